@@ -1,0 +1,137 @@
+"""Duebook: the application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import config as config_module
+from app.extensions import csrf, db, htmx, limiter, login_manager
+
+ROOT_TEMPLATES = "../templates"
+ROOT_STATIC = "../static"
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__, template_folder=ROOT_TEMPLATES, static_folder=ROOT_STATIC)
+    app.config.update(config_module.from_environment() if config is None else config)
+    if app.config.get("TRUSTED_PROXY_HOPS"):
+        hops = app.config["TRUSTED_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_page_helpers(app)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the migrate command reports itself
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from app import models  # noqa: F401  (every model registered before the first query)
+    from app.audit import services as audit_services  # noqa: F401  (the audit recorder)
+    from app.auth.services import load_user_from_session_token
+    from app.messaging import services as messaging_services
+    from tenants import context as tenant_context
+    from tenants.binding import recycle_connections_after
+
+    # The tenant is resolved from the URL before any before_request handler (CSRF included)
+    # runs, so a request for another tenant's URL is a 404 whatever else is wrong with it.
+    tenant_context.init_app(app)
+    db.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = None  # the server-side login session does this job
+    login_manager.user_loader(load_user_from_session_token)
+    messaging_services.init_app(app)
+    with app.app_context():
+        recycle_connections_after(db.engine, app.config["DB_MAX_TENANTS_PER_CONNECTION"])
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.audit.views import blueprint as audit
+    from app.auth.views import blueprint as auth
+    from app.dashboard.views import blueprint as dashboard
+    from app.health.views import blueprint as health
+    from app.sandbox.views import blueprint as sandbox
+    from app.team.views import blueprint as team
+
+    for blueprint in (auth, dashboard, team, audit, health, sandbox):
+        app.register_blueprint(blueprint)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    messages = {
+        400: ("Bad request", "Something in that request was not right."),
+        403: ("Not allowed", "Your role does not allow this. Ask an admin of this workspace."),
+        404: ("Not found", "There is nothing here, or you do not have access to it."),
+        405: ("Not allowed", "That action is not available here."),
+        429: ("Too many attempts", "Please wait a little and try again."),
+        500: ("Something went wrong", "We have been told and are looking into it. "
+                                      "Nothing you saved was lost."),
+    }
+
+    def render_error(error):
+        code = getattr(error, "code", 500) or 500
+        title, text = messages.get(code, messages[500])
+        if isinstance(error, CSRFError):
+            title = "This form has expired"
+            text = ("The form was open too long or was sent from somewhere else. "
+                    "Go back, reload the page and try again.")
+        if code == 500:
+            db.session.rollback()
+        template = "errors/fragment.html" if request.headers.get("HX-Request") else "errors/page.html"
+        response = app.make_response((render_template(template, code=code, title=title,
+                                                       text=text), code))
+        retry_after = getattr(error, "retry_after", None) or (
+            error.get_response().headers.get("Retry-After") if code == 429 else None)
+        if retry_after:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    for code in messages:
+        app.register_error_handler(code, render_error)
+    app.register_error_handler(CSRFError, render_error)
+
+
+def register_commands(app: Flask) -> None:
+    from app.cli import demo_cli, users_cli
+    from tenants.cli import tenants_cli
+
+    app.cli.add_command(tenants_cli)
+    app.cli.add_command(demo_cli)
+    app.cli.add_command(users_cli)
+
+
+def register_page_helpers(app: Flask) -> None:
+    from app import pages
+
+    pages.init_app(app)
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'",
+        )
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(self)")
+        if app.config.get("SESSION_COOKIE_SECURE"):
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if g.get("tenant") is not None or request.path.startswith(("/account", "/tenants")):
+            headers.setdefault("Cache-Control", "no-store")
+        headers.add("Vary", "HX-Request")
+        return response

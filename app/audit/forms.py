@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import DateField, IntegerField, SelectField
+from wtforms.validators import Optional
+
+ACTIONS = [("", "Any change"), ("insert", "Created"), ("update", "Changed"), ("delete", "Deleted")]
+
+
+class AuditFilterForm(FlaskForm):
+    """Filters travel in the query string, so a filtered view is a link to share."""
+
+    class Meta:
+        csrf = False
+
+    entity = SelectField("Record type", choices=[("", "Any record")], validators=[Optional()])
+    action = SelectField("Change", choices=ACTIONS, validators=[Optional()])
+    actor = SelectField("By", choices=[("", "Anyone")], validators=[Optional()])
+    since = DateField("From", validators=[Optional()])
+    until = DateField("To", validators=[Optional()])
+    before = IntegerField(validators=[Optional()])

@@ -1,0 +1,130 @@
+"""Recording and reading the audit log.
+
+Every flush of a tenant-bound session writes one audit row per inserted, updated or deleted
+record: the tenant's own tables, and the shared records that belong to the bound tenant
+(memberships, invitations). Nobody has to remember to call anything.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from decimal import Decimal
+
+from sqlalchemy import event, insert, inspect, select
+from sqlalchemy.orm import Session
+
+from app.audit.models import AuditEntry
+from tenants.base import TenantModel
+from tenants.binding import ACTOR_KEY, TenantSession, bound_tenant_id
+
+HIDDEN_FIELD_MARKERS = ("password", "token", "secret")
+PAGE_SIZE = 50
+
+
+def _is_audited(obj) -> bool:
+    explicit = getattr(type(obj), "__audited__", None)
+    if explicit is not None:
+        return explicit
+    return isinstance(obj, TenantModel)
+
+
+def _belongs_to(obj, tenant_id: int) -> bool:
+    if isinstance(obj, TenantModel):
+        return True
+    return getattr(obj, "tenant_id", None) == tenant_id
+
+
+def _plain(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if value is None or isinstance(value, str | int | float | bool | list | dict):
+        return value
+    return str(value)
+
+
+def _shown(key: str, value):
+    return "(hidden)" if any(m in key for m in HIDDEN_FIELD_MARKERS) else _plain(value)
+
+
+def _changes(obj, action: str) -> dict:
+    state = inspect(obj)
+    changes = {}
+    for attr in state.mapper.column_attrs:
+        key = attr.key
+        history = state.attrs[key].history
+        if action == "insert":
+            value = getattr(obj, key, None)
+            if value is not None:
+                changes[key] = [None, _shown(key, value)]
+        elif action == "delete":
+            old = history.unchanged[0] if history.unchanged else (
+                history.deleted[0] if history.deleted else None)
+            changes[key] = [_shown(key, old), None]
+        elif history.has_changes():
+            old = history.deleted[0] if history.deleted else None
+            new = history.added[0] if history.added else None
+            if old != new:
+                changes[key] = [_shown(key, old), _shown(key, new)]
+    return changes
+
+
+def _entity_id(obj) -> str:
+    identity = inspect(obj).identity
+    return "/".join(str(part) for part in identity) if identity else ""
+
+
+def _record_flush(session: Session, flush_context) -> None:
+    tenant_id = bound_tenant_id(session)
+    if tenant_id is None:
+        return
+    rows = []
+    for action, objects in (("insert", session.new), ("update", session.dirty),
+                            ("delete", session.deleted)):
+        for obj in objects:
+            if not _is_audited(obj) or not _belongs_to(obj, tenant_id):
+                continue
+            if action == "update" and not session.is_modified(obj, include_collections=False):
+                continue
+            changes = _changes(obj, action)
+            if action == "update" and not changes:
+                continue
+            rows.append({
+                "actor_user_id": session.info.get(ACTOR_KEY),
+                "actor_ip": session.info.get("actor_ip"),
+                "action": action,
+                "entity": obj.__tablename__,
+                "entity_id": _entity_id(obj),
+                "changes": changes,
+            })
+    if rows:
+        session.execute(insert(AuditEntry), rows)
+
+
+# after_flush still sees the pre-flush history, and the new rows already have their keys.
+event.listen(TenantSession, "after_flush", _record_flush)
+
+
+def search_entries(session: Session, *, entity: str | None = None, action: str | None = None,
+                   actor_user_id: int | None = None, since: date | None = None,
+                   until: date | None = None, before_id: int | None = None) -> list[AuditEntry]:
+    """Newest first, one page at a time (keyset pagination on id)."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(PAGE_SIZE)
+    if entity:
+        query = query.where(AuditEntry.entity == entity)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    if actor_user_id:
+        query = query.where(AuditEntry.actor_user_id == actor_user_id)
+    if since:
+        query = query.where(AuditEntry.occurred_at >= datetime.combine(since, time.min))
+    if until:
+        query = query.where(AuditEntry.occurred_at < datetime.combine(until, time.max))
+    if before_id:
+        query = query.where(AuditEntry.id < before_id)
+    return list(session.scalars(query))
+
+
+def audited_entities(session: Session) -> list[str]:
+    return list(session.scalars(select(AuditEntry.entity).distinct().order_by(AuditEntry.entity)))

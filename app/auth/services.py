@@ -1,0 +1,175 @@
+"""Account rules: passwords, login sessions kept on the server, reset tokens, sign-up."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.extensions import db
+from tenants.models import LoginSession, User
+
+_hasher = PasswordHasher()
+# Verifying against this when the e-mail is unknown keeps the response time the same.
+_UNKNOWN_USER_HASH = _hasher.hash(secrets.token_urlsafe(16))
+MIN_PASSWORD_LENGTH = 10
+COMMON_PASSWORDS = frozenset("""
+password password1 password12 password123 password1234 passw0rd 123456789 1234567890
+12345678910 qwertyuiop qwerty1234 qwerty12345 1q2w3e4r5t 1qaz2wsx3edc iloveyou12
+letmein123 welcome123 admin12345 administrator abc1234567 abcdefghij 0987654321
+1111111111 0000000000 trustno1234 football123 baseball123 sunshine123 princess123
+""".split())
+
+
+class AccountError(ValueError):
+    """A rule of accounts was broken; the message is meant for the user."""
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def password_problems(password: str, email: str = "") -> list[str]:
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+    lowered = password.lower()
+    if lowered in COMMON_PASSWORDS or len(set(lowered)) < 4:
+        problems.append("This password is too easy to guess; choose a less common one.")
+    local_part = email.split("@")[0].lower()
+    if len(local_part) >= 4 and local_part in lowered:
+        problems.append("Do not use your e-mail address in your password.")
+    return problems
+
+
+def find_user_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    user = find_user_by_email(session, email)
+    try:
+        _hasher.verify(user.password_hash if user else _UNKNOWN_USER_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.active:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def create_user(session: Session, *, email: str, full_name: str, password: str) -> User:
+    if find_user_by_email(session, email) is not None:
+        raise AccountError("An account with this e-mail address exists already. Log in instead.")
+    problems = password_problems(password, email)
+    if problems:
+        raise AccountError(" ".join(problems))
+    user = User(email=email.strip(), full_name=full_name.strip(),
+                password_hash=hash_password(password))
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_login_session(session: Session, user: User, *, ip: str | None,
+                        user_agent: str | None) -> str:
+    """A new server-side session; the cookie gets the token, the database only its hash."""
+    token = secrets.token_urlsafe(32)
+    session.add(LoginSession(token_hash=_token_hash(token), user_id=user.id, ip_address=ip,
+                             user_agent=(user_agent or "")[:255]))
+    user.session_token = token
+    return token
+
+
+def end_login_session(session: Session, token: str | None) -> None:
+    if token:
+        session.execute(delete(LoginSession).where(LoginSession.token_hash == _token_hash(token)))
+
+
+def end_all_login_sessions(session: Session, user_id: int, keep_token: str | None = None) -> None:
+    query = delete(LoginSession).where(LoginSession.user_id == user_id)
+    if keep_token:
+        query = query.where(LoginSession.token_hash != _token_hash(keep_token))
+    session.execute(query)
+
+
+def load_user_from_session_token(token: str) -> User | None:
+    """Flask-Login's user loader: a user only while their login session exists on the server,
+    has not outlived its lifetime, and the account is active."""
+    lifetime = current_app.permanent_session_lifetime
+    user = db.session.scalar(
+        select(User).join(LoginSession, LoginSession.user_id == User.id)
+        .where(LoginSession.token_hash == _token_hash(token), User.active.is_(True),
+               LoginSession.created_at > datetime.now(UTC) - lifetime))
+    if user is not None:
+        user.session_token = token
+    return user
+
+
+def change_password(session: Session, user: User, current: str, new: str,
+                    keep_token: str | None) -> None:
+    try:
+        _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        raise AccountError("Your current password is not right.") from None
+    set_password(session, user, new, keep_token=keep_token)
+
+
+def set_password(session: Session, user: User, new: str, keep_token: str | None = None) -> None:
+    problems = password_problems(new, user.email)
+    if problems:
+        raise AccountError(" ".join(problems))
+    user.password_hash = hash_password(new)
+    user.password_changed_at = datetime.now(UTC)
+    # Every other browser signed in as this user is signed out.
+    end_all_login_sessions(session, user.id, keep_token=keep_token)
+
+
+def _reset_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="password-reset")
+
+
+def make_password_reset_token(user: User) -> str:
+    # The fingerprint of the current hash makes the token single-use: once the password
+    # changes, the token no longer matches.
+    return _reset_serializer().dumps({"u": user.id, "p": user.password_hash[-12:]})
+
+
+def user_for_reset_token(session: Session, token: str) -> User:
+    try:
+        data = _reset_serializer().loads(token, max_age=current_app.config["TOKEN_MAX_AGE_SECONDS"])
+    except SignatureExpired:
+        raise AccountError("This reset link has expired. Ask for a new one.") from None
+    except BadSignature:
+        raise AccountError("This reset link is not valid. Ask for a new one.") from None
+    user = session.get(User, data.get("u"))
+    if user is None or not user.active or user.password_hash[-12:] != data.get("p"):
+        raise AccountError("This reset link has been used already. Ask for a new one.")
+    return user
+
+
+@dataclass
+class ResetEmail:
+    to: str
+    name: str
+    token: str
+
+
+def password_reset_for(session: Session, email: str) -> ResetEmail | None:
+    user = find_user_by_email(session, email)
+    if user is None or not user.active:
+        return None
+    return ResetEmail(to=user.email, name=user.full_name, token=make_password_reset_token(user))

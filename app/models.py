@@ -1,0 +1,12 @@
+"""Every model, imported once so that both metadata collections are complete."""
+
+from app.audit.models import AuditEntry
+from app.messaging.models import OutboxMessage
+from tenants.base import SharedModel, TenantModel
+from tenants.models import Invitation, LoginSession, Membership, Tenant, User
+
+shared_metadata = SharedModel.metadata
+tenant_metadata = TenantModel.metadata
+
+__all__ = ["AuditEntry", "Invitation", "LoginSession", "Membership", "OutboxMessage", "Tenant",
+           "User", "shared_metadata", "tenant_metadata"]

@@ -1,0 +1,1 @@
+"""The tenant's people: members, roles, invitations."""

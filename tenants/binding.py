@@ -1,0 +1,99 @@
+"""Binding a session to one tenant's schema.
+
+Tenant tables are declared in the placeholder schema ``tenant``. A session bound to a tenant
+applies ``schema_translate_map={"tenant": "tenant_<id>"}`` to the connection of each of its
+transactions (SQLAlchemy 2.0 changes a Connection's options in place, and the Connection object
+lives only as long as the transaction), so nothing stays on the pooled DBAPI connection and all
+tenants share one compiled-statement cache. SQL that names the placeholder schema on a
+connection with no translation raises ``TenantNotBound`` before it reaches the database.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.orm import scoped_session
+
+PLACEHOLDER_SCHEMA = "tenant"
+SCHEMA_KEY = "tenant_schema"
+TENANT_ID_KEY = "tenant_id"
+ACTOR_KEY = "actor_user_id"
+_TOUCHED_SCHEMAS = "duebook_tenant_schemas"
+_PLACEHOLDER_IN_SQL = re.compile(r'(?<![\w"])"?tenant"?\.')
+
+
+class TenantNotBound(RuntimeError):
+    """A tenant table was queried by a session that is not bound to a tenant."""
+
+
+class TenantSession(FlaskSQLAlchemySession):
+    def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
+        # Tests join an outer transaction by configuring `bind`; honour it.
+        if bind is None and self.bind is not None:
+            return self.bind
+        return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+
+
+def schema_for_tenant_id(tenant_id: int) -> str:
+    return f"tenant_{int(tenant_id)}"
+
+
+def bind_tenant(session, tenant_id: int, actor_user_id: int | None = None) -> None:
+    """Bind `session` to a tenant for the rest of its life. One tenant per session, ever."""
+    if isinstance(session, scoped_session):
+        session = session()
+    schema = schema_for_tenant_id(tenant_id)
+    current = session.info.get(SCHEMA_KEY)
+    if current is not None and current != schema:
+        raise RuntimeError(f"session already bound to {current}; open a new session instead")
+    session.info[SCHEMA_KEY] = schema
+    session.info[TENANT_ID_KEY] = int(tenant_id)
+    session.info[ACTOR_KEY] = actor_user_id
+    if session.in_transaction():
+        _apply_translation(session.connection(), schema)
+
+
+def bound_tenant_id(session) -> int | None:
+    return session.info.get(TENANT_ID_KEY)
+
+
+def _apply_translation(connection, schema: str | None) -> None:
+    if schema is None:
+        connection.execution_options(schema_translate_map=None)
+        return
+    connection.execution_options(schema_translate_map={PLACEHOLDER_SCHEMA: schema})
+    connection.info.setdefault(_TOUCHED_SCHEMAS, set()).add(schema)
+
+
+@event.listens_for(TenantSession, "after_begin")
+def _translate_schema_for_transaction(session, transaction, connection):
+    _apply_translation(connection, session.info.get(SCHEMA_KEY))
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _refuse_unbound_tenant_sql(conn, cursor, statement, parameters, context, executemany):
+    if conn.get_execution_options().get("schema_translate_map"):
+        return
+    if _PLACEHOLDER_IN_SQL.search(statement):
+        raise TenantNotBound(
+            "a tenant table was queried with no tenant bound; call bind_tenant() first"
+        )
+
+
+def recycle_connections_after(engine: Engine, max_schemas: int) -> None:
+    """Replace a pooled connection once it has touched `max_schemas` tenant schemas.
+
+    PostgreSQL keeps the catalog entries of every schema a backend touched until it
+    disconnects (~175 KiB each), so a long-lived connection serving many tenants grows
+    without bound; raising DisconnectionError at checkout makes the pool open a fresh one.
+    """
+
+    def retire_connection_with_large_catalog_cache(dbapi_connection, record, proxy):
+        if len(record.info.get(_TOUCHED_SCHEMAS, ())) >= max_schemas:
+            raise DisconnectionError("connection touched many tenant schemas; reconnecting")
+
+    event.listen(engine.pool, "checkout", retire_connection_with_large_catalog_cache)

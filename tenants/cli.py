@@ -1,0 +1,60 @@
+"""`flask --app wsgi tenants migrate|create|list`."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from app.extensions import db
+from tenants import services
+from tenants.migrate import migrate_schemas, upgrade_shared
+from tenants.models import Tenant
+
+tenants_cli = AppGroup("tenants", help="Tenants and their schemas.")
+
+
+@tenants_cli.command("migrate")
+@click.option("--tenant", "slugs", multiple=True, help="Only these tenants (by slug).")
+def migrate(slugs: tuple[str, ...]) -> None:
+    """Bring the shared schema and every tenant schema to head. Safe to run again after a
+    crash: each schema records its own version, so the rest is finished."""
+    engine = db.engine
+    with engine.begin() as conn:
+        upgrade_shared(conn)
+    schemas = services.tenant_schemas(db.session, list(slugs) or None)
+    db.session.close()
+    with click.progressbar(length=len(schemas), label=f"Migrating {len(schemas)} tenant schemas",
+                           show_pos=True, item_show_func=lambda s: s or "") as bar:
+        report = migrate_schemas(engine, schemas, on_progress=lambda s: bar.update(1, s))
+    click.echo(f"{len(report.migrated)} migrated, {len(report.unchanged)} already at head.")
+    if report.failed:
+        raise click.ClickException(
+            f"{report.failed} failed: {report.error}\nFix the cause and run this again; "
+            f"the schemas done so far stay done.")
+
+
+@tenants_cli.command("create")
+@click.argument("slug")
+@click.option("--name", required=True)
+@click.option("--country", default="IN", show_default=True)
+@click.option("--region", default=None)
+@click.option("--time-zone", default=None, help="Defaults to the country's.")
+@click.option("--currency", default=None, help="Defaults to the country's.")
+def create(slug: str, name: str, country: str, region: str | None, time_zone: str | None,
+           currency: str | None) -> None:
+    """Create a tenant and its schema at head (no owner: invite one from the app)."""
+    _, default_zone, default_currency = services.COUNTRIES.get(country, (None, None, None))
+    try:
+        tenant = services.create_tenant(db.session, slug=slug, name=name, country=country,
+                                        region=region, time_zone=time_zone or default_zone,
+                                        currency=currency or default_currency)
+    except services.TenantError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Created {tenant.slug} (schema {tenant.schema}).")
+
+
+@tenants_cli.command("list")
+def list_tenants() -> None:
+    for tenant in db.session.scalars(db.select(Tenant).order_by(Tenant.id)):
+        click.echo(f"{tenant.id:>6}  {tenant.slug:<40} {tenant.status:<10} {tenant.name}")

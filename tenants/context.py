@@ -1,0 +1,85 @@
+"""The one place a request gets its tenant: `/t/<tenant_slug>/...`.
+
+The slug is taken out of the URL before any view runs; the tenant and the user's membership are
+loaded from the shared schema, and the request's session is bound to the tenant's schema. An
+unknown slug, a suspended tenant, or a user who is not an active member all get the same 404,
+so nobody can probe for tenant names. Anonymous visitors are sent to log in before any look-up.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import abort, current_app, g, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.extensions import db
+from tenants.binding import bind_tenant
+from tenants.models import Membership, Tenant
+from tenants.roles import role_grants
+from tenants.services import memberships_of
+
+SLUG_ARG = "tenant_slug"
+
+
+def init_app(app) -> None:
+    app.url_value_preprocessor(_resolve_tenant_from_url)
+    app.url_defaults(_fill_in_tenant_slug)
+    app.context_processor(lambda: {"can": can, "current_tenant": g.get("tenant"),
+                                   "current_membership": g.get("membership"),
+                                   "user_memberships": user_memberships})
+
+
+def _resolve_tenant_from_url(endpoint, values) -> None:
+    if not values or SLUG_ARG not in values:
+        return
+    slug = values.pop(SLUG_ARG)
+    if not current_user.is_authenticated:
+        abort(redirect(url_for("auth.login", next=request.full_path.rstrip("?"))))
+    row = db.session.execute(
+        select(Tenant, Membership)
+        .join(Membership, Membership.tenant_id == Tenant.id)
+        .where(Tenant.slug == slug, Membership.user_id == current_user.id,
+               Membership.active.is_(True), Tenant.status == "active")
+    ).first()
+    if row is None:
+        abort(404)
+    g.tenant, g.membership = row
+    bind_tenant(db.session, g.tenant.id, actor_user_id=current_user.id)
+    db.session.info["actor_ip"] = request.remote_addr
+
+
+def _fill_in_tenant_slug(endpoint, values) -> None:
+    if SLUG_ARG in values or "tenant" not in g:
+        return
+    if current_app.url_map.is_endpoint_expecting(endpoint, SLUG_ARG):
+        values[SLUG_ARG] = g.tenant.slug
+
+
+def user_memberships() -> list[Membership]:
+    """The signed-in user's workspaces, for the tenant switcher (once per request)."""
+    if "user_memberships" not in g:
+        g.user_memberships = memberships_of(db.session, current_user)
+    return g.user_memberships
+
+
+def can(permission: str) -> bool:
+    membership = g.get("membership")
+    return membership is not None and role_grants(membership.role, permission)
+
+
+def require_permission(permission: str):
+    """Views of a tenant area state the permission they need; a role without it gets 403."""
+
+    def decorator(view):
+        @wraps(view)
+        def checked(*args, **kwargs):
+            if not can(permission):
+                abort(403)
+            return view(*args, **kwargs)
+
+        checked.required_permission = permission
+        return checked
+
+    return decorator

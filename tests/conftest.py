@@ -1,0 +1,192 @@
+"""Fixtures: real PostgreSQL, Redis and SMTP for the whole run; a rolled-back transaction per
+test; small factories for tenants, users and logins."""
+
+from __future__ import annotations
+
+import os
+import socket
+from email import message_from_bytes, policy
+from unittest import mock
+
+import psycopg
+import pytest
+from redis import Redis
+from rq import SimpleWorker
+from sqlalchemy import make_url
+
+from app import create_app
+from app.auth import services as accounts
+from app.config import from_environment
+from app.devserver import SandboxMailbox, start_services
+from app.extensions import db
+from jobs.queues import QUEUE_NAMES, get_queue
+from tenants import services as tenants
+from tenants.migrate import upgrade_shared
+from tenants.binding import TenantSession
+from tenants.models import Membership
+from tests.helpers import PASSWORD, csrf_token_from, unique
+
+@pytest.fixture(scope="session")
+def service_env():
+    services = start_services("test")
+    yield services.env
+    services.stop()
+
+
+def _fresh_test_database(url: str) -> str:
+    """Tests get their own database next to the configured one, emptied at the start."""
+    parsed = make_url(url)
+    test_name = f"{parsed.database}_test"
+    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{test_name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{test_name}"')
+    return parsed.set(database=test_name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def mailbox(tmp_path_factory):
+    box = SandboxMailbox(tmp_path_factory.mktemp("mail")).start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture(scope="session")
+def app_config(service_env, mailbox) -> dict:
+    redis_url = service_env["REDIS_URL"].rsplit("/", 1)[0] + "/15"
+    env = {"DATABASE_URL": _fresh_test_database(service_env["DATABASE_URL"]),
+           "REDIS_URL": redis_url, "SECRET_KEY": "test-secret-key", "DUEBOOK_ENV": "test",
+           "SMTP_URL": mailbox.url}
+    with mock.patch.dict(os.environ, env):
+        config = from_environment()
+    config["TESTING"] = True
+    return config
+
+
+@pytest.fixture(scope="session")
+def app(app_config):
+    app = create_app(app_config)
+    with app.app_context(), db.engine.begin() as conn:
+        upgrade_shared(conn)
+    return app
+
+
+@pytest.fixture
+def redis(app) -> Redis:
+    with app.app_context():
+        connection = get_queue("default").connection
+    connection.flushdb()  # rate-limit buckets and queued jobs start empty in every test
+    return connection
+
+
+@pytest.fixture
+def db_session(app, redis):
+    """A session for the test's own reads and writes. Requests and jobs get their own sessions
+    (each in its own app context, as in production) on the same connection, inside one outer
+    transaction that is rolled back at the end: nothing a test writes survives it."""
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        db.session.configure(bind=connection, join_transaction_mode="create_savepoint")
+    session = TenantSession(db, bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield session
+    finally:
+        session.close()
+        with app.app_context():
+            db.session.configure(bind=None, join_transaction_mode="conditional_savepoint")
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def client(app, db_session):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(db_session):
+    def make(email: str | None = None, full_name: str = "Test User", password: str = PASSWORD):
+        user = accounts.create_user(db_session, email=email or f"{unique('user')}@example.com",
+                                    full_name=full_name, password=password)
+        db_session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_tenant(db_session, make_user):
+    def make(owner=None, slug: str | None = None, name: str | None = None, **fields):
+        owner = owner or make_user()
+        fields = {"country": "IN", "time_zone": "Asia/Kolkata", "currency": "INR", **fields}
+        tenant = tenants.create_tenant(db_session, slug=slug or unique("t"),
+                                       name=name or "Test Traders", owner=owner, **fields)
+        db_session.commit()
+        return tenant
+
+    return make
+
+
+@pytest.fixture
+def add_member(db_session):
+    def add(tenant, user, role: str = "viewer") -> Membership:
+        membership = Membership(user_id=user.id, tenant_id=tenant.id, role=role)
+        db_session.add(membership)
+        db_session.commit()
+        return membership
+
+    return add
+
+
+@pytest.fixture
+def login(app):
+    def log_in(client, user, password: str = PASSWORD):
+        page = client.get("/login")
+        response = client.post("/login", data={"email": user.email, "password": password,
+                                               "csrf_token": csrf_token_from(page.text)})
+        assert response.status_code == 302, response.text
+        return response
+
+    return log_in
+
+
+@pytest.fixture
+def run_jobs(app):
+    """Run every queued job in this process, as a worker would, until the queues are empty."""
+
+    def run(queues=QUEUE_NAMES) -> None:
+        with app.app_context():
+            queue_objects = [get_queue(name) for name in queues]
+            SimpleWorker(queue_objects, connection=queue_objects[0].connection).work(
+                burst=True, with_scheduler=False)
+
+    return run
+
+
+@pytest.fixture
+def received_mail(mailbox):
+    """The messages the SMTP server received during this test, oldest first."""
+    before = set(mailbox.maildir.glob("*.eml"))
+
+    def read():
+        paths = sorted(set(mailbox.maildir.glob("*.eml")) - before)
+        return [message_from_bytes(p.read_bytes(), policy=policy.default) for p in paths]
+
+    return read
+
+
+@pytest.fixture(autouse=True)
+def no_outside_network(monkeypatch):
+    """Tests talk to 127.0.0.1 only; anything else is a bug in the test or the code."""
+    real_connect = socket.socket.connect
+
+    def guarded_connect(sock, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and not (host.startswith("127.") or host in {"::1", "localhost"}
+                                          or host.startswith("/")):
+            raise RuntimeError(f"test tried to reach {address}; only loopback is allowed")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
