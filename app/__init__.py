@@ -76,8 +76,10 @@ def register_errorhandlers(app: Flask) -> None:
         404: ("Not found", "There is nothing here, or you do not have access to it."),
         405: ("Not allowed", "That action is not available here."),
         429: ("Too many attempts", "Please wait a little and try again."),
-        500: ("Something went wrong", "We have been told and are looking into it. "
-                                      "Nothing you saved was lost."),
+        500: (
+            "Something went wrong",
+            "We have been told and are looking into it. Nothing you saved was lost.",
+        ),
     }
 
     def render_error(error):
@@ -85,15 +87,21 @@ def register_errorhandlers(app: Flask) -> None:
         title, text = messages.get(code, messages[500])
         if isinstance(error, CSRFError):
             title = "This form has expired"
-            text = ("The form was open too long or was sent from somewhere else. "
-                    "Go back, reload the page and try again.")
+            text = (
+                "The form was open too long or was sent from somewhere else. "
+                "Go back, reload the page and try again."
+            )
         if code == 500:
             db.session.rollback()
-        template = "errors/fragment.html" if request.headers.get("HX-Request") else "errors/page.html"
-        response = app.make_response((render_template(template, code=code, title=title,
-                                                       text=text), code))
+        template = (
+            "errors/fragment.html" if request.headers.get("HX-Request") else "errors/page.html"
+        )
+        response = app.make_response(
+            (render_template(template, code=code, title=title, text=text), code)
+        )
         retry_after = getattr(error, "retry_after", None) or (
-            error.get_response().headers.get("Retry-After") if code == 429 else None)
+            error.get_response().headers.get("Retry-After") if code == 429 else None
+        )
         if retry_after:
             response.headers["Retry-After"] = str(retry_after)
         return response

@@ -24,12 +24,20 @@ def seed_demo() -> None:
     """A demo workspace and its owner's login (does nothing when they exist)."""
     user = accounts.find_user_by_email(db.session, DEMO_EMAIL)
     if user is None:
-        user = accounts.create_user(db.session, email=DEMO_EMAIL, full_name="Asha Demo",
-                                    password=DEMO_PASSWORD)
+        user = accounts.create_user(
+            db.session, email=DEMO_EMAIL, full_name="Asha Demo", password=DEMO_PASSWORD
+        )
     if db.session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG)) is None:
-        tenants.create_tenant(db.session, slug=DEMO_SLUG, name="Demo Traders Pvt Ltd",
-                              country="IN", region="Karnataka", time_zone="Asia/Kolkata",
-                              currency="INR", owner=user)
+        tenants.create_tenant(
+            db.session,
+            slug=DEMO_SLUG,
+            name="Demo Traders Pvt Ltd",
+            country="IN",
+            region="Karnataka",
+            time_zone="Asia/Kolkata",
+            currency="INR",
+            owner=user,
+        )
     db.session.commit()
     click.echo(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 

@@ -9,7 +9,7 @@ def _database_url(raw: str) -> str:
     # Accept the usual postgres:// and postgresql:// forms; the app speaks psycopg 3.
     for prefix in ("postgres://", "postgresql://"):
         if raw.startswith(prefix):
-            return "postgresql+psycopg://" + raw[len(prefix):]
+            return "postgresql+psycopg://" + raw[len(prefix) :]
     return raw
 
 
@@ -44,7 +44,9 @@ def from_environment() -> dict:
             # tenant) until it disconnects; see tenants.binding for the per-schema limit.
             "pool_recycle": int(os.environ.get("DB_POOL_RECYCLE_SECONDS", "1800")),
         },
-        "DB_MAX_TENANTS_PER_CONNECTION": int(os.environ.get("DB_MAX_TENANTS_PER_CONNECTION", "200")),
+        "DB_MAX_TENANTS_PER_CONNECTION": int(
+            os.environ.get("DB_MAX_TENANTS_PER_CONNECTION", "200")
+        ),
         "REDIS_URL": redis_url,
         "SMTP_URL": os.environ.get("SMTP_URL", "smtp://127.0.0.1:25"),
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Duebook <no-reply@duebook.local>"),

@@ -41,7 +41,11 @@ POSTGRES_SETTINGS = {
     "log_min_error_statement": "panic",
 }
 # Throwaway data for tests and benchmarks: durability is not worth the fsyncs.
-POSTGRES_THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+POSTGRES_THROWAWAY_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
 
 
 def free_port() -> int:
@@ -153,13 +157,27 @@ class EmbeddedPostgres:
             self.datadir.mkdir(parents=True, exist_ok=True)
             self._give_to_server_user(self.datadir)
             subprocess.run(
-                [bindir / "initdb", "-D", self.datadir, "-U", self.user, "-A", "trust",
-                 "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
-                check=True, stdout=subprocess.DEVNULL, **self._run_as(),
+                [
+                    bindir / "initdb",
+                    "-D",
+                    self.datadir,
+                    "-U",
+                    self.user,
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                **self._run_as(),
             )
         self._stop_leftover()
-        settings = dict(POSTGRES_SETTINGS, port=str(self.port),
-                        unix_socket_directories=str(self.datadir))
+        settings = dict(
+            POSTGRES_SETTINGS, port=str(self.port), unix_socket_directories=str(self.datadir)
+        )
         if self.throwaway:
             settings.update(POSTGRES_THROWAWAY_SETTINGS)
         args = [str(bindir / "postgres"), "-D", str(self.datadir)]
@@ -207,9 +225,23 @@ class EmbeddedRedis:
 
     def start(self) -> EmbeddedRedis:
         self.datadir.mkdir(parents=True, exist_ok=True)
-        args = [str(find_redis_server()), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.datadir), "--save", "", "--appendonly", "no",
-                "--daemonize", "no", "--loglevel", "warning"]
+        args = [
+            str(find_redis_server()),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.datadir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ]
         log = open(self.datadir / "redis.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(args, stdout=log, stderr=log)
         wait_for_port(self.port, 30, self.process)
@@ -266,17 +298,44 @@ class Services:
 
     env: dict[str, str]
     started: list = field(default_factory=list)
+    cleanup: Path | None = None
 
     def stop(self) -> None:
         for service in reversed(self.started):
             service.stop()
         self.started.clear()
+        if self.cleanup is not None:
+            shutil.rmtree(self.cleanup, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _throwaway_base(kind: str) -> Path:
+    """Each test or bench run gets its own data folders, so runs can overlap; folders of runs
+    that died are removed."""
+    parent = VAR / kind
+    parent.mkdir(parents=True, exist_ok=True)
+    for folder in parent.iterdir():
+        if folder.name.isdigit() and not _process_alive(int(folder.name)):
+            shutil.rmtree(folder, ignore_errors=True)
+    return parent / str(os.getpid())
 
 
 def start_services(kind: str, *, mailbox: bool = False) -> Services:
-    """Start embedded servers for `kind` ('run', 'test' or 'bench') where no URL is set."""
+    """Start embedded servers for `kind` ('run', 'test' or 'bench') where no URL is set.
+    'run' keeps its data in var/run; the others start empty and remove their data at stop."""
     services = Services(env={})
-    base = VAR / kind
+    base = VAR / kind if kind == "run" else _throwaway_base(kind)
+    if kind != "run":
+        services.cleanup = base
     try:
         if os.environ.get("DATABASE_URL"):
             services.env["DATABASE_URL"] = os.environ["DATABASE_URL"]
@@ -331,19 +390,36 @@ def run() -> int:
         subprocess.run([*flask, "tenants", "migrate"], env=env, check=True, cwd=ROOT)
         subprocess.run([*flask, "demo", "seed"], env=env, check=True, cwd=ROOT)
         commands = {
-            "web": [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                    "--threads", "4", "--access-logfile", "-", "--reload", "wsgi:app"],
+            "web": [
+                python,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+                "--reload",
+                "wsgi:app",
+            ],
             "worker": [python, "-m", "jobs.worker"],
             "scheduler": [python, "-m", "jobs.scheduler"],
         }
         width = max(map(len, commands))
         for name, command in commands.items():
-            child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
+            child = subprocess.Popen(
+                command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
             children.append((name, child))
             threading.Thread(target=_pump, args=(name, child.stdout, width), daemon=True).start()
-        print(f"\n  Duebook is up: http://127.0.0.1:{port}/   (sandbox inbox: "
-              f"http://127.0.0.1:{port}/sandbox/inbox)   Ctrl-C stops everything.\n", flush=True)
+        print(
+            f"\n  Duebook is up: http://127.0.0.1:{port}/   (sandbox inbox: "
+            f"http://127.0.0.1:{port}/sandbox/inbox)   Ctrl-C stops everything.\n",
+            flush=True,
+        )
         while all(child.poll() is None for _, child in children):
             time.sleep(0.5)
         stopped = [name for name, child in children if child.poll() is not None]

@@ -8,5 +8,14 @@ from tenants.models import Invitation, LoginSession, Membership, Tenant, User
 shared_metadata = SharedModel.metadata
 tenant_metadata = TenantModel.metadata
 
-__all__ = ["AuditEntry", "Invitation", "LoginSession", "Membership", "OutboxMessage", "Tenant",
-           "User", "shared_metadata", "tenant_metadata"]
+__all__ = [
+    "AuditEntry",
+    "Invitation",
+    "LoginSession",
+    "Membership",
+    "OutboxMessage",
+    "Tenant",
+    "User",
+    "shared_metadata",
+    "tenant_metadata",
+]

@@ -41,8 +41,11 @@ def local_datetime(value: datetime | None) -> str:
 def wants_fragment() -> bool:
     """htmx asked for part of a page (not a boosted navigation or a history restore)."""
     headers = request.headers
-    return (headers.get("HX-Request") == "true" and headers.get("HX-Boosted") != "true"
-            and headers.get("HX-History-Restore-Request") != "true")
+    return (
+        headers.get("HX-Request") == "true"
+        and headers.get("HX-Boosted") != "true"
+        and headers.get("HX-History-Restore-Request") != "true"
+    )
 
 
 def render_page(template: str, block: str | None = None, status: int = 200, **context):

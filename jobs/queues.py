@@ -15,8 +15,7 @@ QUEUE_NAMES = ("messages", "default", "bulk", "sync")
 
 @cache
 def _redis(url: str) -> Redis:
-    return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
-                          health_check_interval=30)
+    return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
 
 
 def redis_connection() -> Redis:
@@ -32,6 +31,6 @@ def get_queue(name: str) -> Queue:
 def enqueue_many(queue_name: str, func, argument_tuples: list[tuple], **job_options) -> list:
     """One round trip for many jobs (RQ's enqueue_many), instead of one per job."""
     queue = get_queue(queue_name)
-    return queue.enqueue_many([
-        Queue.prepare_data(func, args=args, **job_options) for args in argument_tuples
-    ])
+    return queue.enqueue_many(
+        [Queue.prepare_data(func, args=args, **job_options) for args in argument_tuples]
+    )

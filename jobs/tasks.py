@@ -12,8 +12,9 @@ from jobs.queues import enqueue_many
 @job
 def deliver_outbox_message(session, message_id: int) -> str:
     config = current_app.config
-    return messaging.deliver(session, message_id, smtp_url=config["SMTP_URL"],
-                             sender=config["MAIL_FROM"])
+    return messaging.deliver(
+        session, message_id, smtp_url=config["SMTP_URL"], sender=config["MAIL_FROM"]
+    )
 
 
 @job

@@ -23,14 +23,19 @@ def migrate(slugs: tuple[str, ...]) -> None:
         upgrade_shared(conn)
     schemas = services.tenant_schemas(db.session, list(slugs) or None)
     db.session.close()
-    with click.progressbar(length=len(schemas), label=f"Migrating {len(schemas)} tenant schemas",
-                           show_pos=True, item_show_func=lambda s: s or "") as bar:
+    with click.progressbar(
+        length=len(schemas),
+        label=f"Migrating {len(schemas)} tenant schemas",
+        show_pos=True,
+        item_show_func=lambda s: s or "",
+    ) as bar:
         report = migrate_schemas(engine, schemas, on_progress=lambda s: bar.update(1, s))
     click.echo(f"{len(report.migrated)} migrated, {len(report.unchanged)} already at head.")
     if report.failed:
         raise click.ClickException(
             f"{report.failed} failed: {report.error}\nFix the cause and run this again; "
-            f"the schemas done so far stay done.")
+            f"the schemas done so far stay done."
+        )
 
 
 @tenants_cli.command("create")
@@ -40,14 +45,26 @@ def migrate(slugs: tuple[str, ...]) -> None:
 @click.option("--region", default=None)
 @click.option("--time-zone", default=None, help="Defaults to the country's.")
 @click.option("--currency", default=None, help="Defaults to the country's.")
-def create(slug: str, name: str, country: str, region: str | None, time_zone: str | None,
-           currency: str | None) -> None:
+def create(
+    slug: str,
+    name: str,
+    country: str,
+    region: str | None,
+    time_zone: str | None,
+    currency: str | None,
+) -> None:
     """Create a tenant and its schema at head (no owner: invite one from the app)."""
     _, default_zone, default_currency = services.COUNTRIES.get(country, (None, None, None))
     try:
-        tenant = services.create_tenant(db.session, slug=slug, name=name, country=country,
-                                        region=region, time_zone=time_zone or default_zone,
-                                        currency=currency or default_currency)
+        tenant = services.create_tenant(
+            db.session,
+            slug=slug,
+            name=name,
+            country=country,
+            region=region,
+            time_zone=time_zone or default_zone,
+            currency=currency or default_currency,
+        )
     except services.TenantError as error:
         raise click.ClickException(str(error)) from None
     db.session.commit()

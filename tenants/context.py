@@ -26,9 +26,14 @@ SLUG_ARG = "tenant_slug"
 def init_app(app) -> None:
     app.url_value_preprocessor(_resolve_tenant_from_url)
     app.url_defaults(_fill_in_tenant_slug)
-    app.context_processor(lambda: {"can": can, "current_tenant": g.get("tenant"),
-                                   "current_membership": g.get("membership"),
-                                   "user_memberships": user_memberships})
+    app.context_processor(
+        lambda: {
+            "can": can,
+            "current_tenant": g.get("tenant"),
+            "current_membership": g.get("membership"),
+            "user_memberships": user_memberships,
+        }
+    )
 
 
 def _resolve_tenant_from_url(endpoint, values) -> None:
@@ -40,8 +45,12 @@ def _resolve_tenant_from_url(endpoint, values) -> None:
     row = db.session.execute(
         select(Tenant, Membership)
         .join(Membership, Membership.tenant_id == Tenant.id)
-        .where(Tenant.slug == slug, Membership.user_id == current_user.id,
-               Membership.active.is_(True), Tenant.status == "active")
+        .where(
+            Tenant.slug == slug,
+            Membership.user_id == current_user.id,
+            Membership.active.is_(True),
+            Tenant.status == "active",
+        )
     ).first()
     if row is None:
         abort(404)

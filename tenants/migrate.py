@@ -43,7 +43,8 @@ class TenantMigrator:
     """Runs the tenant history against one schema at a time, reusing the loaded scripts."""
 
     script: ScriptDirectory = field(
-        default_factory=lambda: ScriptDirectory.from_config(alembic_config("tenant")))
+        default_factory=lambda: ScriptDirectory.from_config(alembic_config("tenant"))
+    )
 
     @property
     def head(self) -> str:
@@ -70,11 +71,11 @@ class TenantMigrator:
 
         config = alembic_config("tenant", connection)
         with EnvironmentContext(config, self.script, fn=steps) as env:
-            env.configure(connection=connection, version_table_schema=schema,
-                          transactional_ddl=True)
+            env.configure(
+                connection=connection, version_table_schema=schema, transactional_ddl=True
+            )
             env.run_migrations()
-        connection.execute(text("SELECT set_config('search_path', :p, true)"),
-                           {"p": previous_path})
+        connection.execute(text("SELECT set_config('search_path', :p, true)"), {"p": previous_path})
         return bool(steps_taken)
 
 
@@ -86,14 +87,19 @@ class MigrateReport:
     error: str | None = None
 
 
-def migrate_schemas(engine: Engine, schemas: Iterable[str], revision: str = "head",
-                    on_progress: Callable[[str], None] | None = None) -> MigrateReport:
+def migrate_schemas(
+    engine: Engine,
+    schemas: Iterable[str],
+    revision: str = "head",
+    on_progress: Callable[[str], None] | None = None,
+) -> MigrateReport:
     """Migrate each schema in its own transaction; stop at the first failure."""
     migrator = TenantMigrator()
     report = MigrateReport()
     with engine.connect() as lock_conn:
-        got_lock = lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
-                                     {"k": MIGRATE_LOCK_KEY}).scalar()
+        got_lock = lock_conn.execute(
+            text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATE_LOCK_KEY}
+        ).scalar()
         if not got_lock:
             raise RuntimeError("another `tenants migrate` is running")
         try:

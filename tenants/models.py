@@ -107,7 +107,8 @@ class LoginSession(SharedModel):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(
-        ForeignKey("public.users.id", ondelete="CASCADE"), index=True)
+        ForeignKey("public.users.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = utcnow_column()
     last_seen_at: Mapped[datetime] = utcnow_column()
     ip_address: Mapped[str | None] = mapped_column(String(64))
@@ -123,7 +124,8 @@ class Invitation(SharedModel):
     role: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     invited_by_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("public.users.id", ondelete="SET NULL"))
+        ForeignKey("public.users.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = utcnow_column()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -14,9 +14,26 @@ from tenants.migrate import TenantMigrator
 from tenants.models import Membership, Tenant, User
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
-RESERVED_SLUGS = frozenset({"admin", "api", "app", "auth", "demo-admin", "help", "login",
-                            "logout", "new", "public", "sandbox", "signup", "static",
-                            "support", "tenant", "www"})
+RESERVED_SLUGS = frozenset(
+    {
+        "admin",
+        "api",
+        "app",
+        "auth",
+        "demo-admin",
+        "help",
+        "login",
+        "logout",
+        "new",
+        "public",
+        "sandbox",
+        "signup",
+        "static",
+        "support",
+        "tenant",
+        "www",
+    }
+)
 
 # Countries Duebook serves first, with the defaults a sign-up starts from.
 COUNTRIES = {
@@ -50,7 +67,7 @@ def slug_from_name(name: str) -> str:
 
 def slug_problem(session: Session, slug: str) -> str | None:
     if not SLUG_PATTERN.match(slug):
-        return ("Use 3 to 40 lowercase letters, digits or hyphens, starting with a letter.")
+        return "Use 3 to 40 lowercase letters, digits or hyphens, starting with a letter."
     if slug in RESERVED_SLUGS:
         return "That address is reserved. Choose another."
     if session.scalar(select(exists().where(Tenant.slug == slug))):
@@ -65,9 +82,17 @@ def provision_schema(connection: Connection, schema: str) -> None:
     TenantMigrator().upgrade(connection, schema)
 
 
-def create_tenant(session: Session, *, slug: str, name: str, country: str,
-                  time_zone: str, currency: str, region: str | None = None,
-                  owner: User | None = None) -> Tenant:
+def create_tenant(
+    session: Session,
+    *,
+    slug: str,
+    name: str,
+    country: str,
+    time_zone: str,
+    currency: str,
+    region: str | None = None,
+    owner: User | None = None,
+) -> Tenant:
     problem = slug_problem(session, slug)
     if problem:
         raise TenantError(problem, field="slug")
@@ -77,8 +102,14 @@ def create_tenant(session: Session, *, slug: str, name: str, country: str,
         raise TenantError("Choose a time zone from the list.", field="time_zone")
     if currency not in CURRENCIES:
         raise TenantError("Choose a currency from the list.", field="currency")
-    tenant = Tenant(slug=slug, name=name.strip(), country=country, region=region or None,
-                    time_zone=time_zone, currency=currency)
+    tenant = Tenant(
+        slug=slug,
+        name=name.strip(),
+        country=country,
+        region=region or None,
+        time_zone=time_zone,
+        currency=currency,
+    )
     session.add(tenant)
     session.flush()
     provision_schema(session.connection(), tenant.schema)
@@ -96,8 +127,15 @@ def tenant_schemas(session: Session, slugs: list[str] | None = None) -> list[str
 
 
 def memberships_of(session: Session, user: User) -> list[Membership]:
-    return list(session.scalars(
-        select(Membership).join(Tenant)
-        .where(Membership.user_id == user.id, Membership.active.is_(True),
-               Tenant.status == "active")
-        .order_by(Tenant.name)))
+    return list(
+        session.scalars(
+            select(Membership)
+            .join(Tenant)
+            .where(
+                Membership.user_id == user.id,
+                Membership.active.is_(True),
+                Tenant.status == "active",
+            )
+            .order_by(Tenant.name)
+        )
+    )

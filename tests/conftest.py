@@ -21,10 +21,11 @@ from app.devserver import SandboxMailbox, start_services
 from app.extensions import db
 from jobs.queues import QUEUE_NAMES, get_queue
 from tenants import services as tenants
-from tenants.migrate import upgrade_shared
 from tenants.binding import TenantSession
+from tenants.migrate import upgrade_shared
 from tenants.models import Membership
 from tests.helpers import PASSWORD, csrf_token_from, unique
+
 
 @pytest.fixture(scope="session")
 def service_env():
@@ -38,7 +39,8 @@ def _fresh_test_database(url: str) -> str:
     parsed = make_url(url)
     test_name = f"{parsed.database}_test"
     admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(
-        hide_password=False)
+        hide_password=False
+    )
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{test_name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{test_name}"')
@@ -55,9 +57,13 @@ def mailbox(tmp_path_factory):
 @pytest.fixture(scope="session")
 def app_config(service_env, mailbox) -> dict:
     redis_url = service_env["REDIS_URL"].rsplit("/", 1)[0] + "/15"
-    env = {"DATABASE_URL": _fresh_test_database(service_env["DATABASE_URL"]),
-           "REDIS_URL": redis_url, "SECRET_KEY": "test-secret-key", "DUEBOOK_ENV": "test",
-           "SMTP_URL": mailbox.url}
+    env = {
+        "DATABASE_URL": _fresh_test_database(service_env["DATABASE_URL"]),
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "test-secret-key",
+        "DUEBOOK_ENV": "test",
+        "SMTP_URL": mailbox.url,
+    }
     with mock.patch.dict(os.environ, env):
         config = from_environment()
     config["TESTING"] = True
@@ -108,8 +114,12 @@ def client(app, db_session):
 @pytest.fixture
 def make_user(db_session):
     def make(email: str | None = None, full_name: str = "Test User", password: str = PASSWORD):
-        user = accounts.create_user(db_session, email=email or f"{unique('user')}@example.com",
-                                    full_name=full_name, password=password)
+        user = accounts.create_user(
+            db_session,
+            email=email or f"{unique('user')}@example.com",
+            full_name=full_name,
+            password=password,
+        )
         db_session.commit()
         return user
 
@@ -121,8 +131,9 @@ def make_tenant(db_session, make_user):
     def make(owner=None, slug: str | None = None, name: str | None = None, **fields):
         owner = owner or make_user()
         fields = {"country": "IN", "time_zone": "Asia/Kolkata", "currency": "INR", **fields}
-        tenant = tenants.create_tenant(db_session, slug=slug or unique("t"),
-                                       name=name or "Test Traders", owner=owner, **fields)
+        tenant = tenants.create_tenant(
+            db_session, slug=slug or unique("t"), name=name or "Test Traders", owner=owner, **fields
+        )
         db_session.commit()
         return tenant
 
@@ -144,8 +155,14 @@ def add_member(db_session):
 def login(app):
     def log_in(client, user, password: str = PASSWORD):
         page = client.get("/login")
-        response = client.post("/login", data={"email": user.email, "password": password,
-                                               "csrf_token": csrf_token_from(page.text)})
+        response = client.post(
+            "/login",
+            data={
+                "email": user.email,
+                "password": password,
+                "csrf_token": csrf_token_from(page.text),
+            },
+        )
         assert response.status_code == 302, response.text
         return response
 
@@ -160,7 +177,8 @@ def run_jobs(app):
         with app.app_context():
             queue_objects = [get_queue(name) for name in queues]
             SimpleWorker(queue_objects, connection=queue_objects[0].connection).work(
-                burst=True, with_scheduler=False)
+                burst=True, with_scheduler=False
+            )
 
     return run
 
@@ -184,8 +202,9 @@ def no_outside_network(monkeypatch):
 
     def guarded_connect(sock, address):
         host = address[0] if isinstance(address, tuple) else address
-        if isinstance(host, str) and not (host.startswith("127.") or host in {"::1", "localhost"}
-                                          or host.startswith("/")):
+        if isinstance(host, str) and not (
+            host.startswith("127.") or host in {"::1", "localhost"} or host.startswith("/")
+        ):
             raise RuntimeError(f"test tried to reach {address}; only loopback is allowed")
         return real_connect(sock, address)
 

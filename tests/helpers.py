@@ -21,12 +21,12 @@ def csrf_token_from(html: str) -> str:
         start = html.find(marker)
     assert start != -1, "no CSRF token in the page"
     start += len(marker)
-    return html[start:html.index('"', start)]
+    return html[start : html.index('"', start)]
 
 
 def mail_link(message, path_prefix: str) -> str:
     body = message.get_body(preferencelist=("plain",)).get_content()
     for word in body.split():
         if path_prefix in word:
-            return word[word.index(path_prefix):]
+            return word[word.index(path_prefix) :]
     raise AssertionError(f"no link with {path_prefix} in:\n{body}")

@@ -15,10 +15,18 @@ from tests.helpers import PASSWORD, csrf_token_from, mail_link, unique
 
 def signup_form(client, **overrides):
     page = client.get("/signup")
-    data = {"organisation": "Sharma Engineering", "slug": unique("sharma"), "country": "IN",
-            "region": "Maharashtra", "time_zone": "Asia/Kolkata", "currency": "INR",
-            "full_name": "Priya Sharma", "email": f"{unique('priya')}@example.com",
-            "password": PASSWORD, "csrf_token": csrf_token_from(page.text)}
+    data = {
+        "organisation": "Sharma Engineering",
+        "slug": unique("sharma"),
+        "country": "IN",
+        "region": "Maharashtra",
+        "time_zone": "Asia/Kolkata",
+        "currency": "INR",
+        "full_name": "Priya Sharma",
+        "email": f"{unique('priya')}@example.com",
+        "password": PASSWORD,
+        "csrf_token": csrf_token_from(page.text),
+    }
     data.update(overrides)
     return data
 
@@ -32,9 +40,15 @@ def test_signup_creates_tenant_schema_and_owner_then_lands_in_it(client, db_sess
     membership = db_session.scalar(select(Membership).where(Membership.tenant_id == tenant.id))
     assert membership.role == "owner"
     assert membership.user.email == data["email"]
-    tables = db_session.connection().exec_driver_sql(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-        (tenant.schema,)).scalars().all()
+    tables = (
+        db_session.connection()
+        .exec_driver_sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            (tenant.schema,),
+        )
+        .scalars()
+        .all()
+    )
     assert "audit_log" in tables
     dashboard = client.get(response.headers["Location"])
     assert dashboard.status_code == 200
@@ -78,23 +92,29 @@ def test_form_without_csrf_token_gets_a_clear_400(client, make_user):
     assert "This form has expired" in response.text
 
 
-def test_login_renews_session_and_logout_ends_it_on_the_server(client, make_user, login,
-                                                               db_session):
+def test_login_renews_session_and_logout_ends_it_on_the_server(
+    client, make_user, login, db_session
+):
     user = make_user()
     make_tenant_free_page = "/account/password"
     client.get("/login")
     cookie_before_login = client.get_cookie("duebook")
     login(client, user)
     cookie = client.get_cookie("duebook")
-    assert cookie is not None and (cookie_before_login is None
-                                   or cookie.value != cookie_before_login.value)
+    assert cookie is not None and (
+        cookie_before_login is None or cookie.value != cookie_before_login.value
+    )
     assert client.get(make_tenant_free_page).status_code == 200
     stolen = cookie.value
 
     page = client.get(make_tenant_free_page)
     client.post("/logout", data={"csrf_token": csrf_token_from(page.text)})
-    assert db_session.scalar(select(func.count()).select_from(LoginSession)
-                             .where(LoginSession.user_id == user.id)) == 0
+    assert (
+        db_session.scalar(
+            select(func.count()).select_from(LoginSession).where(LoginSession.user_id == user.id)
+        )
+        == 0
+    )
 
     replay = client.application.test_client()
     replay.set_cookie("duebook", stolen)
@@ -116,10 +136,13 @@ def test_wrong_password_gets_one_message_for_any_reason(client, make_user):
     user = make_user()
     page = client.get("/login")
     token = csrf_token_from(page.text)
-    wrong_password = client.post("/login", data={"email": user.email, "password": "nope-nope-nope",
-                                                 "csrf_token": token})
-    no_account = client.post("/login", data={"email": "nobody@example.com",
-                                             "password": "nope-nope-nope", "csrf_token": token})
+    wrong_password = client.post(
+        "/login", data={"email": user.email, "password": "nope-nope-nope", "csrf_token": token}
+    )
+    no_account = client.post(
+        "/login",
+        data={"email": "nobody@example.com", "password": "nope-nope-nope", "csrf_token": token},
+    )
     for response in (wrong_password, no_account):
         assert response.status_code == 422
         assert "do not match an account" in response.text
@@ -130,11 +153,13 @@ def test_login_is_rate_limited_per_address_and_email_with_retry_after(app, clien
     token = csrf_token_from(client.get("/login").text)
     limit = int(app.config["LOGIN_RATE_LIMIT"].split()[0])
     for _ in range(limit):
-        response = client.post("/login", data={"email": user.email, "password": "wrong-wrong-1",
-                                               "csrf_token": token})
+        response = client.post(
+            "/login", data={"email": user.email, "password": "wrong-wrong-1", "csrf_token": token}
+        )
         assert response.status_code == 422
-    blocked = client.post("/login", data={"email": user.email, "password": PASSWORD,
-                                          "csrf_token": token})
+    blocked = client.post(
+        "/login", data={"email": user.email, "password": PASSWORD, "csrf_token": token}
+    )
     assert blocked.status_code == 429
     assert int(blocked.headers["Retry-After"]) > 0
     assert "Too many attempts" in blocked.text
@@ -142,17 +167,20 @@ def test_login_is_rate_limited_per_address_and_email_with_retry_after(app, clien
     # Someone failing on purpose from elsewhere does not lock the owner out.
     owner = client.application.test_client()
     token = csrf_token_from(owner.get("/login").text)
-    response = owner.post("/login", data={"email": user.email, "password": PASSWORD,
-                                          "csrf_token": token},
-                          environ_overrides={"REMOTE_ADDR": "127.0.0.9"})
+    response = owner.post(
+        "/login",
+        data={"email": user.email, "password": PASSWORD, "csrf_token": token},
+        environ_overrides={"REMOTE_ADDR": "127.0.0.9"},
+    )
     assert response.status_code == 302
 
 
 def test_password_reset_by_email_link_works_once(client, make_user, run_jobs, received_mail):
     user = make_user()
     page = client.get("/password/forgot")
-    response = client.post("/password/forgot", data={"email": user.email,
-                                                     "csrf_token": csrf_token_from(page.text)})
+    response = client.post(
+        "/password/forgot", data={"email": user.email, "csrf_token": csrf_token_from(page.text)}
+    )
     assert response.status_code == 302
     run_jobs()
     [message] = received_mail()
@@ -161,22 +189,35 @@ def test_password_reset_by_email_link_works_once(client, make_user, run_jobs, re
     form = client.get(link)
     assert form.status_code == 200
     new_password = "a brand new long passphrase"
-    response = client.post(link, data={"password": new_password, "confirm": new_password,
-                                       "csrf_token": csrf_token_from(form.text)})
+    response = client.post(
+        link,
+        data={
+            "password": new_password,
+            "confirm": new_password,
+            "csrf_token": csrf_token_from(form.text),
+        },
+    )
     assert response.status_code == 302
     again = client.get(link)
     assert again.status_code == 400
     assert "used already" in again.text
     token = csrf_token_from(client.get("/login").text)
-    assert client.post("/login", data={"email": user.email, "password": new_password,
-                                       "csrf_token": token}).status_code == 302
+    assert (
+        client.post(
+            "/login", data={"email": user.email, "password": new_password, "csrf_token": token}
+        ).status_code
+        == 302
+    )
 
 
 def test_reset_request_for_unknown_email_looks_the_same_and_sends_nothing(
-        client, run_jobs, received_mail):
+    client, run_jobs, received_mail
+):
     page = client.get("/password/forgot")
-    response = client.post("/password/forgot", data={"email": "ghost@example.com",
-                                                     "csrf_token": csrf_token_from(page.text)})
+    response = client.post(
+        "/password/forgot",
+        data={"email": "ghost@example.com", "csrf_token": csrf_token_from(page.text)},
+    )
     assert response.status_code == 302
     run_jobs()
     assert received_mail() == []
@@ -185,7 +226,8 @@ def test_reset_request_for_unknown_email_looks_the_same_and_sends_nothing(
 def test_forged_and_expired_reset_tokens_are_refused_clearly(app, client, make_user):
     user = make_user()
     forged = URLSafeTimedSerializer("not-our-secret", salt="password-reset").dumps(
-        {"u": user.id, "p": user.password_hash[-12:]})
+        {"u": user.id, "p": user.password_hash[-12:]}
+    )
     response = client.get(f"/password/reset/{forged}")
     assert response.status_code == 400 and "not valid" in response.text
 
@@ -207,9 +249,15 @@ def test_change_password_logs_out_other_browsers(client, app, make_user, login):
     login(client, user)
     page = client.get("/account/password")
     new_password = "another long passphrase here"
-    response = client.post("/account/password", data={
-        "current": PASSWORD, "password": new_password, "confirm": new_password,
-        "csrf_token": csrf_token_from(page.text)})
+    response = client.post(
+        "/account/password",
+        data={
+            "current": PASSWORD,
+            "password": new_password,
+            "confirm": new_password,
+            "csrf_token": csrf_token_from(page.text),
+        },
+    )
     assert response.status_code == 302
     assert client.get("/account/password").status_code == 200
     assert other_browser.get("/account/password").status_code == 302
@@ -219,9 +267,15 @@ def test_change_password_with_wrong_current_password_says_so(client, make_user, 
     user = make_user()
     login(client, user)
     page = client.get("/account/password")
-    response = client.post("/account/password", data={
-        "current": "not my password", "password": "another long passphrase",
-        "confirm": "another long passphrase", "csrf_token": csrf_token_from(page.text)})
+    response = client.post(
+        "/account/password",
+        data={
+            "current": "not my password",
+            "password": "another long passphrase",
+            "confirm": "another long passphrase",
+            "csrf_token": csrf_token_from(page.text),
+        },
+    )
     assert response.status_code == 422
     assert "current password is not right" in response.text
 
@@ -233,6 +287,9 @@ def test_security_headers_and_cookie_flags(client, make_user, login):
     assert "HttpOnly" in cookie_header and "SameSite=Lax" in cookie_header
     page = client.get("/login")
     csp = page.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    assert (
+        "script-src 'self'" in csp
+        and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    )
     assert page.headers["X-Frame-Options"] == "DENY"
     assert page.headers["X-Content-Type-Options"] == "nosniff"

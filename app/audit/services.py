@@ -59,8 +59,11 @@ def _changes(obj, action: str) -> dict:
             if value is not None:
                 changes[key] = [None, _shown(key, value)]
         elif action == "delete":
-            old = history.unchanged[0] if history.unchanged else (
-                history.deleted[0] if history.deleted else None)
+            old = (
+                history.unchanged[0]
+                if history.unchanged
+                else (history.deleted[0] if history.deleted else None)
+            )
             changes[key] = [_shown(key, old), None]
         elif history.has_changes():
             old = history.deleted[0] if history.deleted else None
@@ -71,8 +74,9 @@ def _changes(obj, action: str) -> dict:
 
 
 def _entity_id(obj) -> str:
-    identity = inspect(obj).identity
-    return "/".join(str(part) for part in identity) if identity else ""
+    # New rows have their key values already, but no identity until the flush completes.
+    key = inspect(obj).mapper.primary_key_from_instance(obj)
+    return "/".join(str(part) for part in key)
 
 
 def _record_flush(session: Session, flush_context) -> None:
@@ -80,8 +84,11 @@ def _record_flush(session: Session, flush_context) -> None:
     if tenant_id is None:
         return
     rows = []
-    for action, objects in (("insert", session.new), ("update", session.dirty),
-                            ("delete", session.deleted)):
+    for action, objects in (
+        ("insert", session.new),
+        ("update", session.dirty),
+        ("delete", session.deleted),
+    ):
         for obj in objects:
             if not _is_audited(obj) or not _belongs_to(obj, tenant_id):
                 continue
@@ -90,14 +97,16 @@ def _record_flush(session: Session, flush_context) -> None:
             changes = _changes(obj, action)
             if action == "update" and not changes:
                 continue
-            rows.append({
-                "actor_user_id": session.info.get(ACTOR_KEY),
-                "actor_ip": session.info.get("actor_ip"),
-                "action": action,
-                "entity": obj.__tablename__,
-                "entity_id": _entity_id(obj),
-                "changes": changes,
-            })
+            rows.append(
+                {
+                    "actor_user_id": session.info.get(ACTOR_KEY),
+                    "actor_ip": session.info.get("actor_ip"),
+                    "action": action,
+                    "entity": obj.__tablename__,
+                    "entity_id": _entity_id(obj),
+                    "changes": changes,
+                }
+            )
     if rows:
         session.execute(insert(AuditEntry), rows)
 
@@ -106,9 +115,16 @@ def _record_flush(session: Session, flush_context) -> None:
 event.listen(TenantSession, "after_flush", _record_flush)
 
 
-def search_entries(session: Session, *, entity: str | None = None, action: str | None = None,
-                   actor_user_id: int | None = None, since: date | None = None,
-                   until: date | None = None, before_id: int | None = None) -> list[AuditEntry]:
+def search_entries(
+    session: Session,
+    *,
+    entity: str | None = None,
+    action: str | None = None,
+    actor_user_id: int | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    before_id: int | None = None,
+) -> list[AuditEntry]:
     """Newest first, one page at a time (keyset pagination on id)."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(PAGE_SIZE)
     if entity:

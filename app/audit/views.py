@@ -24,15 +24,27 @@ def index():
     entries = []
     if form.validate():
         entries = services.search_entries(
-            db.session, entity=form.entity.data or None, action=form.action.data or None,
+            db.session,
+            entity=form.entity.data or None,
+            action=form.action.data or None,
             actor_user_id=int(form.actor.data) if form.actor.data else None,
-            since=form.since.data, until=form.until.data, before_id=form.before.data)
+            since=form.since.data,
+            until=form.until.data,
+            before_id=form.before.data,
+        )
     unknown = {e.actor_user_id for e in entries} - people.keys() - {None}
     if unknown:  # former members keep their name in the log
-        people.update(db.session.execute(select(User.id, User.full_name)
-                                          .where(User.id.in_(unknown))).tuples())
+        people.update(
+            db.session.execute(select(User.id, User.full_name).where(User.id.in_(unknown))).tuples()
+        )
     next_args = None
     if len(entries) == services.PAGE_SIZE:
         next_args = {**request.args.to_dict(), "before": entries[-1].id}
-    return render_page("audit/index.html", block="audit_results", form=form, entries=entries,
-                       people=people, next_args=next_args)
+    return render_page(
+        "audit/index.html",
+        block="audit_results",
+        form=form,
+        entries=entries,
+        people=people,
+        next_args=next_args,
+    )

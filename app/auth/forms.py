@@ -14,8 +14,11 @@ CURRENCY_CHOICES = [(code, code) for code in CURRENCIES]
 
 
 def time_zone_choices() -> list[tuple[str, str]]:
-    return [(tz, tz.replace("_", " ")) for tz in sorted(zoneinfo.available_timezones())
-            if "/" in tz and not tz.startswith(("Etc/", "SystemV/", "US/"))]
+    return [
+        (tz, tz.replace("_", " "))
+        for tz in sorted(zoneinfo.available_timezones())
+        if "/" in tz and not tz.startswith(("Etc/", "SystemV/", "US/"))
+    ]
 
 
 class StrongPassword:
@@ -31,9 +34,12 @@ class StrongPassword:
 
 class WorkspaceFields(FlaskForm):
     organisation = StringField("Organisation name", validators=[InputRequired(), Length(2, 191)])
-    slug = StringField("Workspace address", validators=[Optional(), Length(3, 40)],
-                       description="Letters, digits and hyphens; used in your links: /t/<address>/. "
-                                   "Leave empty to make one from the name.")
+    slug = StringField(
+        "Workspace address",
+        validators=[Optional(), Length(3, 40)],
+        description="Letters, digits and hyphens; used in your links: /t/<address>/. "
+        "Leave empty to make one from the name.",
+    )
     country = SelectField("Country", choices=COUNTRY_CHOICES, default="IN")
     region = StringField("State or region", validators=[Optional(), Length(max=64)])
     time_zone = SelectField("Time zone", default="Asia/Kolkata")
@@ -47,8 +53,11 @@ class WorkspaceFields(FlaskForm):
 class SignupForm(WorkspaceFields):
     full_name = StringField("Your name", validators=[InputRequired(), Length(2, 191)])
     email = EmailField("Work e-mail", validators=[InputRequired(), Email(), Length(max=254)])
-    password = PasswordField("Password", validators=[InputRequired(), StrongPassword()],
-                             description="At least 10 characters; a phrase is easiest to remember.")
+    password = PasswordField(
+        "Password",
+        validators=[InputRequired(), StrongPassword()],
+        description="At least 10 characters; a phrase is easiest to remember.",
+    )
 
 
 class NewWorkspaceForm(WorkspaceFields):
@@ -66,17 +75,23 @@ class ForgotPasswordForm(FlaskForm):
 
 class ResetPasswordForm(FlaskForm):
     password = PasswordField("New password", validators=[InputRequired(), StrongPassword(None)])
-    confirm = PasswordField("Repeat the new password",
-                            validators=[InputRequired(), EqualTo("password", "The passwords differ.")])
+    confirm = PasswordField(
+        "Repeat the new password",
+        validators=[InputRequired(), EqualTo("password", "The passwords differ.")],
+    )
 
 
 class ChangePasswordForm(FlaskForm):
     current = PasswordField("Current password", validators=[InputRequired()])
     password = PasswordField("New password", validators=[InputRequired(), StrongPassword(None)])
-    confirm = PasswordField("Repeat the new password",
-                            validators=[InputRequired(), EqualTo("password", "The passwords differ.")])
+    confirm = PasswordField(
+        "Repeat the new password",
+        validators=[InputRequired(), EqualTo("password", "The passwords differ.")],
+    )
 
 
 class AcceptInvitationForm(FlaskForm):
     full_name = StringField("Your name", validators=[InputRequired(), Length(2, 191)])
-    password = PasswordField("Choose a password", validators=[InputRequired(), StrongPassword(None)])
+    password = PasswordField(
+        "Choose a password", validators=[InputRequired(), StrongPassword(None)]
+    )

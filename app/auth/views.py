@@ -2,14 +2,30 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
 from app.auth import services
-from app.auth.forms import (AcceptInvitationForm, ChangePasswordForm, ForgotPasswordForm,
-                            LoginForm, NewWorkspaceForm, ResetPasswordForm, SignupForm)
+from app.auth.forms import (
+    AcceptInvitationForm,
+    ChangePasswordForm,
+    ForgotPasswordForm,
+    LoginForm,
+    NewWorkspaceForm,
+    ResetPasswordForm,
+    SignupForm,
+)
 from app.extensions import db, limiter
 from app.messaging.services import queue_email
 from app.team import services as team
@@ -41,8 +57,9 @@ def _safe_next(default: str) -> str:
 def _sign_in(user) -> None:
     """A fresh server-side session and a fresh cookie: nothing from before log-in survives."""
     session.clear()
-    services.start_login_session(db.session, user, ip=request.remote_addr,
-                                 user_agent=request.user_agent.string)
+    services.start_login_session(
+        db.session, user, ip=request.remote_addr, user_agent=request.user_agent.string
+    )
     session.permanent = True
     login_user(user)
 
@@ -64,9 +81,15 @@ def _workspace_from_form(form, owner) -> Tenant | None:
     try:
         with db.session.begin_nested():
             return tenants.create_tenant(
-                db.session, slug=slug, name=form.organisation.data, country=form.country.data,
-                region=form.region.data, time_zone=form.time_zone.data,
-                currency=form.currency.data, owner=owner)
+                db.session,
+                slug=slug,
+                name=form.organisation.data,
+                country=form.country.data,
+                region=form.region.data,
+                time_zone=form.time_zone.data,
+                currency=form.currency.data,
+                owner=owner,
+            )
     except tenants.TenantError as error:
         field = getattr(form, error.field or "slug")
         field.errors = [*field.errors, str(error)]
@@ -89,9 +112,12 @@ def signup():
         form.time_zone.data = "Asia/Kolkata"
     if form.validate_on_submit():
         try:
-            user = services.create_user(db.session, email=form.email.data,
-                                        full_name=form.full_name.data,
-                                        password=form.password.data)
+            user = services.create_user(
+                db.session,
+                email=form.email.data,
+                full_name=form.full_name.data,
+                password=form.password.data,
+            )
         except services.AccountError as error:
             form.email.errors = [*form.email.errors, str(error)]
             user = None
@@ -136,13 +162,19 @@ def forgot_password():
     if form.validate_on_submit():
         reset = services.password_reset_for(db.session, form.email.data)
         if reset is not None:
-            context = {"name": reset.name,
-                       "url": url_for("auth.reset_password", token=reset.token, _external=True),
-                       "hours": current_app.config["TOKEN_MAX_AGE_SECONDS"] // 3600}
-            queue_email(db.session, to=reset.to, subject="Reset your Duebook password",
-                        text_body=render_template("email/password_reset.txt", **context),
-                        html_body=render_template("email/password_reset.html", **context),
-                        idempotency_key=f"password-reset:{reset.token[-43:]}")
+            context = {
+                "name": reset.name,
+                "url": url_for("auth.reset_password", token=reset.token, _external=True),
+                "hours": current_app.config["TOKEN_MAX_AGE_SECONDS"] // 3600,
+            }
+            queue_email(
+                db.session,
+                to=reset.to,
+                subject="Reset your Duebook password",
+                text_body=render_template("email/password_reset.txt", **context),
+                html_body=render_template("email/password_reset.html", **context),
+                idempotency_key=f"password-reset:{reset.token[-43:]}",
+            )
         # The same answer whether or not the address has an account.
         flash("If that address has an account, a reset link is on its way.", "info")
         return redirect(url_for("auth.login"))
@@ -154,8 +186,9 @@ def reset_password(token: str):
     try:
         user = services.user_for_reset_token(db.session, token)
     except services.AccountError as error:
-        return render_template("auth/token_problem.html", message=str(error),
-                               retry_url=url_for("auth.forgot_password")), 400
+        return render_template(
+            "auth/token_problem.html", message=str(error), retry_url=url_for("auth.forgot_password")
+        ), 400
     form = ResetPasswordForm()
     if form.validate_on_submit():
         services.set_password(db.session, user, form.password.data)
@@ -170,8 +203,13 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            services.change_password(db.session, current_user, form.current.data,
-                                     form.password.data, keep_token=current_user.session_token)
+            services.change_password(
+                db.session,
+                current_user,
+                form.current.data,
+                form.password.data,
+                keep_token=current_user.session_token,
+            )
         except services.AccountError as error:
             form.current.errors = [str(error)]
         else:
@@ -185,8 +223,9 @@ def accept_invitation(token: str):
     try:
         invitation = team.invitation_for_token(db.session, token)
     except team.TeamError as error:
-        return render_template("auth/token_problem.html", message=str(error),
-                               retry_url=url_for("auth.login")), 400
+        return render_template(
+            "auth/token_problem.html", message=str(error), retry_url=url_for("auth.login")
+        ), 400
     existing = services.find_user_by_email(db.session, invitation.email)
     form = AcceptInvitationForm()
     if current_user.is_authenticated:
@@ -199,21 +238,30 @@ def accept_invitation(token: str):
             session["last_tenant"] = invitation.tenant.slug
             flash(f"You have joined {invitation.tenant.name}.", "success")
             return redirect(url_for("dashboard.home", tenant_slug=invitation.tenant.slug))
-        return render_template("auth/accept_invitation.html", invitation=invitation, form=None,
-                               existing=existing)
+        return render_template(
+            "auth/accept_invitation.html", invitation=invitation, form=None, existing=existing
+        )
     if existing is not None:
         flash(f"Log in as {invitation.email} to accept the invitation.", "info")
         return redirect(url_for("auth.login", next=url_for("auth.accept_invitation", token=token)))
     if form.validate_on_submit():
-        user = services.create_user(db.session, email=invitation.email,
-                                    full_name=form.full_name.data, password=form.password.data)
+        user = services.create_user(
+            db.session,
+            email=invitation.email,
+            full_name=form.full_name.data,
+            password=form.password.data,
+        )
         team.accept_invitation(db.session, invitation, user)
         _sign_in(user)
         session["last_tenant"] = invitation.tenant.slug
         flash(f"Welcome to {invitation.tenant.name}.", "success")
         return redirect(url_for("dashboard.home", tenant_slug=invitation.tenant.slug))
-    return (render_template("auth/accept_invitation.html", invitation=invitation, form=form,
-                            existing=None), 422 if form.errors else 200)
+    return (
+        render_template(
+            "auth/accept_invitation.html", invitation=invitation, form=form, existing=None
+        ),
+        422 if form.errors else 200,
+    )
 
 
 @blueprint.get("/tenants")

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import smtplib
 import ssl
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy import event, text, update
@@ -38,15 +39,29 @@ def init_app(app) -> None:
     app.extensions["duebook.enqueue_deliveries"] = _enqueue_with_rq
 
 
-def queue_email(session: Session, *, to: str, subject: str, text_body: str,
-                html_body: str | None = None, tenant_id: int | None = None,
-                idempotency_key: str) -> int | None:
+def queue_email(
+    session: Session,
+    *,
+    to: str,
+    subject: str,
+    text_body: str,
+    html_body: str | None = None,
+    tenant_id: int | None = None,
+    idempotency_key: str,
+) -> int | None:
     """Record an e-mail to send once the caller's transaction commits. A second call with the
     same key changes nothing and returns None."""
     row_id = session.execute(
         insert(OutboxMessage)
-        .values(tenant_id=tenant_id, channel="email", idempotency_key=idempotency_key,
-                recipient=to, subject=subject, body_text=text_body, body_html=html_body)
+        .values(
+            tenant_id=tenant_id,
+            channel="email",
+            idempotency_key=idempotency_key,
+            recipient=to,
+            subject=subject,
+            body_text=text_body,
+            body_html=html_body,
+        )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(OutboxMessage.id)
     ).scalar()
@@ -74,8 +89,11 @@ def enqueue_deliveries(ids: list[int]) -> None:
     try:
         current_app.extensions["duebook.enqueue_deliveries"](ids)
     except Exception:  # Redis down: the rows are committed, the sweeper will deliver them
-        log.warning("could not hand %d outbox message(s) to the queue; the sweeper will",
-                    len(ids), exc_info=True)
+        log.warning(
+            "could not hand %d outbox message(s) to the queue; the sweeper will",
+            len(ids),
+            exc_info=True,
+        )
 
 
 def _enqueue_with_rq(ids: list[int]) -> None:
@@ -90,11 +108,13 @@ def claim(session: Session, message_id: int) -> OutboxMessage | None:
     now = datetime.now(UTC)
     claimed = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.next_attempt_at <= now,
-               (OutboxMessage.status == "pending")
-               | ((OutboxMessage.status == "sending") & (OutboxMessage.locked_until < now)))
-        .values(status="sending", attempts=OutboxMessage.attempts + 1,
-                locked_until=now + LEASE)
+        .where(
+            OutboxMessage.id == message_id,
+            OutboxMessage.next_attempt_at <= now,
+            (OutboxMessage.status == "pending")
+            | ((OutboxMessage.status == "sending") & (OutboxMessage.locked_until < now)),
+        )
+        .values(status="sending", attempts=OutboxMessage.attempts + 1, locked_until=now + LEASE)
         .returning(OutboxMessage.id)
     ).scalar()
     if claimed is None:
@@ -107,16 +127,19 @@ def mark_sent(message: OutboxMessage) -> None:
     message.last_error = None
 
 
-def mark_failed(message: OutboxMessage, error: str, retry_after: float | None = None) -> None:
+def mark_failed(
+    message: OutboxMessage, error: str, *, permanent: bool = False, retry_after: float | None = None
+) -> None:
     message.last_error = error[:2000]
     message.locked_until = None
-    if message.attempts >= MAX_ATTEMPTS:
+    if permanent or message.attempts >= MAX_ATTEMPTS:
         message.status = "dead"
         return
     message.status = "pending"
     message.enqueued_at = None
     message.next_attempt_at = datetime.now(UTC) + timedelta(
-        seconds=retry_after if retry_after is not None else backoff_seconds(message.attempts))
+        seconds=retry_after if retry_after is not None else backoff_seconds(message.attempts)
+    )
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -129,7 +152,9 @@ def due_for_delivery(session: Session, limit: int = 1000) -> list[int]:
     ago and still pending, due retries, expired leases. Marks them enqueued so the next sweep
     does not hand them out twice."""
     now = datetime.now(UTC)
-    return list(session.execute(text("""
+    return list(
+        session.execute(
+            text("""
         UPDATE public.outbox_messages SET enqueued_at = :now
         WHERE id IN (
             SELECT id FROM public.outbox_messages
@@ -138,7 +163,10 @@ def due_for_delivery(session: Session, limit: int = 1000) -> list[int]:
                    OR (status = 'sending' AND locked_until < :now))
             ORDER BY next_attempt_at LIMIT :limit
             FOR UPDATE SKIP LOCKED)
-        RETURNING id"""), {"now": now, "stale": now - REDELIVERY_AFTER, "limit": limit}).scalars())
+        RETURNING id"""),
+            {"now": now, "stale": now - REDELIVERY_AFTER, "limit": limit},
+        ).scalars()
+    )
 
 
 def build_email(message: OutboxMessage, sender: str) -> EmailMessage:
@@ -148,8 +176,8 @@ def build_email(message: OutboxMessage, sender: str) -> EmailMessage:
     email["Subject"] = message.subject
     email["Date"] = formatdate(localtime=False)
     # Derived from the idempotency key: a resend after a crash carries the same Message-ID.
-    email["Message-ID"] = make_msgid(idstring=message.idempotency_key.replace(":", "."),
-                                     domain="duebook.local")
+    local_part = re.sub(r"[^A-Za-z0-9._-]", ".", message.idempotency_key)
+    email["Message-ID"] = f"<{local_part}@duebook.local>"
     email.set_content(message.body_text)
     if message.body_html:
         email.add_alternative(message.body_html, subtype="html")
@@ -162,8 +190,9 @@ def send_over_smtp(smtp_url: str, email: EmailMessage, timeout: float = 30) -> N
     options = parse_qs(parts.query)
     host, port = parts.hostname or "127.0.0.1", parts.port
     if parts.scheme == "smtps":
-        client = smtplib.SMTP_SSL(host, port or 465, timeout=timeout,
-                                  context=ssl.create_default_context())
+        client = smtplib.SMTP_SSL(
+            host, port or 465, timeout=timeout, context=ssl.create_default_context()
+        )
     else:
         client = smtplib.SMTP(host, port or 25, timeout=timeout)
     with client:
@@ -172,6 +201,13 @@ def send_over_smtp(smtp_url: str, email: EmailMessage, timeout: float = 30) -> N
         if parts.username:
             client.login(unquote(parts.username), unquote(parts.password or ""))
         client.send_message(email)
+
+
+def is_permanent_rejection(exc: Exception) -> bool:
+    """5xx answers are final (RFC 5321); 4xx and network errors are worth another try."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(500 <= code < 600 for code, _ in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
 
 
 def deliver(session: Session, message_id: int, *, smtp_url: str, sender: str) -> str:
@@ -184,12 +220,9 @@ def deliver(session: Session, message_id: int, *, smtp_url: str, sender: str) ->
     try:
         send_over_smtp(smtp_url, build_email(message, sender))
     except (smtplib.SMTPException, OSError) as exc:
-        if isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600:
-            message.attempts = MAX_ATTEMPTS  # permanent rejection: no point retrying
-        mark_failed(message, f"{type(exc).__name__}: {exc}")
+        mark_failed(message, f"{type(exc).__name__}: {exc}", permanent=is_permanent_rejection(exc))
         session.commit()
         return message.status
     mark_sent(message)
     session.commit()
     return "sent"
-

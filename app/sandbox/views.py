@@ -41,9 +41,13 @@ def message(name: str):
     email = _read(path)
     text_part = email.get_body(preferencelist=("plain",))
     html_part = email.get_body(preferencelist=("html",))
-    return render_template("sandbox/message.html", name=name, email=email,
-                           text=text_part.get_content() if text_part else "",
-                           has_html=html_part is not None)
+    return render_template(
+        "sandbox/message.html",
+        name=name,
+        email=email,
+        text=text_part.get_content() if text_part else "",
+        has_html=html_part is not None,
+    )
 
 
 @blueprint.get("/inbox/<name>/html")
@@ -58,5 +62,7 @@ def message_html(name: str):
     if html_part is None:
         abort(404)
     response = current_app.make_response(html_part.get_content())
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+    response.headers["Content-Security-Policy"] = (
+        "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+    )
     return response

@@ -1,5 +1,5 @@
-"""Team rules: who may invite whom with which role, and what may never happen (a workspace
-without an owner, an admin editing an owner, a member switching themselves off)."""
+"""Team rules: who may invite whom with which role. A workspace never loses its last owner:
+only an owner may change an owner, and nobody may change their own role or access."""
 
 from __future__ import annotations
 
@@ -26,67 +26,115 @@ def _token_hash(token: str) -> str:
 
 
 def members(session: Session, tenant_id: int) -> list[Membership]:
-    return list(session.scalars(
-        select(Membership).options(joinedload(Membership.user))
-        .where(Membership.tenant_id == tenant_id)
-        .join(User).order_by(Membership.active.desc(), User.full_name)))
+    return list(
+        session.scalars(
+            select(Membership)
+            .options(joinedload(Membership.user))
+            .where(Membership.tenant_id == tenant_id)
+            .join(User)
+            .order_by(Membership.active.desc(), User.full_name)
+        )
+    )
 
 
 def open_invitations(session: Session, tenant_id: int) -> list[Invitation]:
-    return list(session.scalars(
-        select(Invitation).where(Invitation.tenant_id == tenant_id,
-                                 Invitation.accepted_at.is_(None),
-                                 Invitation.revoked_at.is_(None))
-        .order_by(Invitation.created_at.desc())))
+    return list(
+        session.scalars(
+            select(Invitation)
+            .where(
+                Invitation.tenant_id == tenant_id,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+            )
+            .order_by(Invitation.created_at.desc())
+        )
+    )
 
 
 def get_membership(session: Session, tenant_id: int, membership_id: int) -> Membership | None:
-    return session.scalar(select(Membership).where(Membership.id == membership_id,
-                                                   Membership.tenant_id == tenant_id))
+    return session.scalar(
+        select(Membership).where(Membership.id == membership_id, Membership.tenant_id == tenant_id)
+    )
 
 
 def get_invitation(session: Session, tenant_id: int, invitation_id: int) -> Invitation | None:
-    return session.scalar(select(Invitation).where(Invitation.id == invitation_id,
-                                                   Invitation.tenant_id == tenant_id))
+    return session.scalar(
+        select(Invitation).where(Invitation.id == invitation_id, Invitation.tenant_id == tenant_id)
+    )
 
 
-def invite(session: Session, *, tenant: Tenant, inviter: Membership, email: str, role: str,
-           accept_url: Callable[[str], str], valid_days: int) -> Invitation:
+def invite(
+    session: Session,
+    *,
+    tenant: Tenant,
+    inviter: Membership,
+    email: str,
+    role: str,
+    accept_url: Callable[[str], str],
+    valid_days: int,
+) -> Invitation:
     """Invite `email` to the tenant and queue the e-mail with the acceptance link."""
     email = email.strip()
     if role not in roles_assignable_by(inviter.role):
         raise TeamError("Your role cannot give that role.")
     already = session.scalar(
-        select(Membership).join(User)
-        .where(Membership.tenant_id == tenant.id, Membership.active.is_(True),
-               func.lower(User.email) == email.lower()))
+        select(Membership)
+        .join(User)
+        .where(
+            Membership.tenant_id == tenant.id,
+            Membership.active.is_(True),
+            func.lower(User.email) == email.lower(),
+        )
+    )
     if already is not None:
         raise TeamError(f"{email} is a member of {tenant.name} already.")
     now = datetime.now(UTC)
-    session.execute(update(Invitation)
-                    .where(Invitation.tenant_id == tenant.id,
-                           func.lower(Invitation.email) == email.lower(),
-                           Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))
-                    .values(revoked_at=now))
+    session.execute(
+        update(Invitation)
+        .where(
+            Invitation.tenant_id == tenant.id,
+            func.lower(Invitation.email) == email.lower(),
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
     token = secrets.token_urlsafe(32)
-    invitation = Invitation(tenant_id=tenant.id, email=email, role=role,
-                            token_hash=_token_hash(token), invited_by_user_id=inviter.user_id,
-                            expires_at=now + timedelta(days=valid_days))
+    invitation = Invitation(
+        tenant_id=tenant.id,
+        email=email,
+        role=role,
+        token_hash=_token_hash(token),
+        invited_by_user_id=inviter.user_id,
+        expires_at=now + timedelta(days=valid_days),
+    )
     session.add(invitation)
     session.flush()
-    context = {"tenant": tenant, "inviter": inviter.user, "role": ROLE_LABELS[role],
-               "url": accept_url(token), "valid_days": valid_days}
-    queue_email(session, to=email, tenant_id=tenant.id,
-                subject=f"{inviter.user.full_name} invited you to {tenant.name} on Duebook",
-                text_body=render_template("email/invitation.txt", **context),
-                html_body=render_template("email/invitation.html", **context),
-                idempotency_key=f"invitation:{invitation.id}")
+    context = {
+        "tenant": tenant,
+        "inviter": inviter.user,
+        "role": ROLE_LABELS[role],
+        "url": accept_url(token),
+        "valid_days": valid_days,
+    }
+    queue_email(
+        session,
+        to=email,
+        tenant_id=tenant.id,
+        subject=f"{inviter.user.full_name} invited you to {tenant.name} on Duebook",
+        text_body=render_template("email/invitation.txt", **context),
+        html_body=render_template("email/invitation.html", **context),
+        idempotency_key=f"invitation:{invitation.id}",
+    )
     return invitation
 
 
 def invitation_for_token(session: Session, token: str) -> Invitation:
-    invitation = session.scalar(select(Invitation).options(joinedload(Invitation.tenant))
-                                .where(Invitation.token_hash == _token_hash(token)))
+    invitation = session.scalar(
+        select(Invitation)
+        .options(joinedload(Invitation.tenant))
+        .where(Invitation.token_hash == _token_hash(token))
+    )
     if invitation is None:
         raise TeamError("This invitation link is not valid. Ask for a new invitation.")
     if invitation.accepted_at is not None:
@@ -102,13 +150,18 @@ def invitation_for_token(session: Session, token: str) -> Invitation:
 
 def accept_invitation(session: Session, invitation: Invitation, user: User) -> Membership:
     if user.email.lower() != invitation.email.lower():
-        raise TeamError(f"This invitation is for {invitation.email}. "
-                        "Log in with that address to accept it.")
-    membership = session.scalar(select(Membership).where(
-        Membership.user_id == user.id, Membership.tenant_id == invitation.tenant_id))
+        raise TeamError(
+            f"This invitation is for {invitation.email}. Log in with that address to accept it."
+        )
+    membership = session.scalar(
+        select(Membership).where(
+            Membership.user_id == user.id, Membership.tenant_id == invitation.tenant_id
+        )
+    )
     if membership is None:
-        membership = Membership(user_id=user.id, tenant_id=invitation.tenant_id,
-                                role=invitation.role)
+        membership = Membership(
+            user_id=user.id, tenant_id=invitation.tenant_id, role=invitation.role
+        )
         session.add(membership)
     else:
         membership.role, membership.active = invitation.role, True
@@ -122,13 +175,7 @@ def revoke_invitation(invitation: Invitation) -> None:
         invitation.revoked_at = datetime.now(UTC)
 
 
-def _owners(session: Session, tenant_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(Membership).where(
-        Membership.tenant_id == tenant_id, Membership.role == "owner",
-        Membership.active.is_(True)))
-
-
-def _check_may_manage(session: Session, actor: Membership, target: Membership) -> None:
+def _check_may_manage(actor: Membership, target: Membership) -> None:
     if target.id == actor.id:
         raise TeamError("You cannot change your own role or access; ask another admin.")
     if target.role not in roles_assignable_by(actor.role):
@@ -136,18 +183,14 @@ def _check_may_manage(session: Session, actor: Membership, target: Membership) -
 
 
 def change_role(session: Session, actor: Membership, target: Membership, role: str) -> None:
-    _check_may_manage(session, actor, target)
+    _check_may_manage(actor, target)
     if role not in roles_assignable_by(actor.role):
         raise TeamError("Your role cannot give that role.")
-    if target.role == "owner" and role != "owner" and _owners(session, target.tenant_id) <= 1:
-        raise TeamError("A workspace needs at least one owner.")
     target.role = role
     session.flush()
 
 
 def set_access(session: Session, actor: Membership, target: Membership, active: bool) -> None:
-    _check_may_manage(session, actor, target)
-    if not active and target.role == "owner" and _owners(session, target.tenant_id) <= 1:
-        raise TeamError("A workspace needs at least one owner.")
+    _check_may_manage(actor, target)
     target.active = active
     session.flush()

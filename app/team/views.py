@@ -17,10 +17,15 @@ def _page(invite_form=None, status=200):
     assignable = roles_assignable_by(g.membership.role)
     invite_form.role.choices = [(r, ROLE_LABELS[r]) for r in assignable]
     return render_page(
-        "team/index.html", block="team_body", status=status,
+        "team/index.html",
+        block="team_body",
+        status=status,
         members=services.members(db.session, g.tenant.id),
         invitations=services.open_invitations(db.session, g.tenant.id),
-        invite_form=invite_form, role_labels=ROLE_LABELS, assignable=assignable)
+        invite_form=invite_form,
+        role_labels=ROLE_LABELS,
+        assignable=assignable,
+    )
 
 
 def _membership_or_404(membership_id: int):
@@ -44,10 +49,16 @@ def invite():
     if form.validate_on_submit():
         try:
             services.invite(
-                db.session, tenant=g.tenant, inviter=g.membership, email=form.email.data,
-                role=form.role.data, valid_days=current_app.config["INVITATION_DAYS"],
-                accept_url=lambda token: url_for("auth.accept_invitation", token=token,
-                                                 _external=True))
+                db.session,
+                tenant=g.tenant,
+                inviter=g.membership,
+                email=form.email.data,
+                role=form.role.data,
+                valid_days=current_app.config["INVITATION_DAYS"],
+                accept_url=lambda token: url_for(
+                    "auth.accept_invitation", token=token, _external=True
+                ),
+            )
         except services.TeamError as error:
             form.email.errors = [*form.email.errors, str(error)]
         else:

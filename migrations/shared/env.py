@@ -16,9 +16,13 @@ def include_object(obj, name, type_, reflected, compare_to):
 
 
 def run(connection) -> None:
-    context.configure(connection=connection, target_metadata=shared_metadata,
-                      version_table_schema="public", include_object=include_object,
-                      transactional_ddl=True)
+    context.configure(
+        connection=connection,
+        target_metadata=shared_metadata,
+        version_table_schema="public",
+        include_object=include_object,
+        transactional_ddl=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -1,0 +1,46 @@
+"""`python -m bench [NAME ...]`: run the named benchmarks (all of them by default)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+
+from bench import migrate, pages, provision
+from bench.common import bench_environment
+
+BENCHMARKS = {"provision": provision.run, "migrate": migrate.run, "pages": pages.run}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"one of: {', '.join(BENCHMARKS)} (default: all)")
+    names = parser.parse_args(argv).names or list(BENCHMARKS)
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"no benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+
+    started = time.perf_counter()
+    verdicts, crashed = [], []
+    with bench_environment() as environment:
+        for name in names:
+            # One broken benchmark should not hide the figures of the others.
+            try:
+                verdicts += BENCHMARKS[name](environment)
+            except Exception:
+                traceback.print_exc()
+                crashed.append(name)
+
+    print(f"\n=== summary ({time.perf_counter() - started:.0f} s) ===")
+    for verdict in verdicts:
+        print(f"  {verdict.line()}")
+    for name in crashed:
+        print(f"  {name}: CRASHED (traceback above)")
+    # A MISS is a finding, not a failure of the run; only a crash is.
+    return 1 if crashed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,160 @@
+"""The outbox: intents survive Redis being down, a message is sent once even when two workers
+race for it, failures are retried with backoff and give up on permanent rejections."""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, select, update
+
+from app.extensions import db
+from app.messaging import services as messaging
+from app.messaging.models import OutboxMessage
+from jobs.tasks import sweep_outbox
+from tenants.binding import TenantSession
+from tests.helpers import csrf_token_from, unique
+
+
+def queue_test_email(db_session, app, key=None) -> int:
+    with app.app_context():
+        message_id = messaging.queue_email(
+            db_session,
+            to="someone@example.com",
+            subject="Hello",
+            text_body="Body",
+            idempotency_key=key or unique("test:"),
+        )
+        db_session.commit()
+    return message_id
+
+
+def test_redis_down_loses_nothing_the_sweeper_delivers_it(
+    app, client, db_session, make_tenant, make_user, login, run_jobs, received_mail
+):
+    owner = make_user()
+    tenant = make_tenant(owner=owner)
+    login(client, owner)
+
+    def redis_is_down(ids):
+        raise ConnectionError("Redis is down")
+
+    real_enqueue = app.extensions["duebook.enqueue_deliveries"]
+    app.extensions["duebook.enqueue_deliveries"] = redis_is_down
+    try:
+        page = client.get(f"/t/{tenant.slug}/team/")
+        response = client.post(
+            f"/t/{tenant.slug}/team/invitations",
+            data={
+                "email": "kept@example.com",
+                "role": "viewer",
+                "csrf_token": csrf_token_from(page.text),
+            },
+        )
+    finally:
+        app.extensions["duebook.enqueue_deliveries"] = real_enqueue
+    assert response.status_code == 303  # the user's action succeeded
+    run_jobs()
+    assert received_mail() == []  # nothing reached the queue
+
+    # Two minutes later the sweeper finds the intent that never reached a worker.
+    db_session.execute(
+        update(OutboxMessage).values(created_at=datetime.now(UTC) - timedelta(minutes=3))
+    )
+    db_session.commit()
+    with app.app_context():
+        assert sweep_outbox() == 1
+        assert sweep_outbox() == 0  # handed out once, not at every sweep
+    run_jobs()
+    assert [m["To"] for m in received_mail()] == ["kept@example.com"]
+
+
+def test_the_same_intent_twice_is_one_message(app, db_session):
+    key = unique("same:")
+    first = queue_test_email(db_session, app, key)
+    second = queue_test_email(db_session, app, key)
+    assert first is not None and second is None
+    assert (
+        len(
+            db_session.scalars(
+                select(OutboxMessage).where(OutboxMessage.idempotency_key == key)
+            ).all()
+        )
+        == 1
+    )
+
+
+def test_two_workers_racing_for_a_message_send_it_once(app):
+    """Two real connections: the second claim waits for the first's row lock, then finds the
+    message taken. Committed data, removed afterwards."""
+    with app.app_context():
+        engine = db.engine
+        key = unique("race:")
+        with TenantSession(db, bind=engine) as setup:
+            message_id = messaging.queue_email(
+                setup, to="r@example.com", subject="Race", text_body="Body", idempotency_key=key
+            )
+            setup.info.pop("outbox_ids_to_enqueue")  # not for the real queue
+            setup.commit()
+        results = {}
+        first = TenantSession(db, bind=engine)
+        results["first"] = messaging.claim(first, message_id) is not None  # holds the row lock
+
+        def second_worker():
+            with TenantSession(db, bind=engine) as second:
+                results["second"] = messaging.claim(second, message_id) is not None
+                second.commit()
+
+        racer = threading.Thread(target=second_worker)
+        racer.start()
+        racer.join(0.5)
+        assert racer.is_alive()  # blocked on the first worker's claim
+        first.commit()
+        first.close()
+        racer.join(10)
+        with TenantSession(db, bind=engine) as cleanup:
+            cleanup.execute(delete(OutboxMessage).where(OutboxMessage.id == message_id))
+            cleanup.commit()
+    assert results == {"first": True, "second": False}
+
+
+def test_delivery_to_a_dead_server_is_retried_later_with_backoff(app, db_session):
+    message_id = queue_test_email(db_session, app)
+    with app.app_context():
+        status = messaging.deliver(
+            db_session, message_id, smtp_url="smtp://127.0.0.1:9", sender="a@example.com"
+        )
+    message = db_session.get(OutboxMessage, message_id, populate_existing=True)
+    assert status == "pending"
+    assert message.attempts == 1 and "Connection" in message.last_error
+    assert message.next_attempt_at > datetime.now(UTC)
+    with app.app_context():  # not due yet: nobody sends it again now
+        assert (
+            messaging.deliver(
+                db_session, message_id, smtp_url="smtp://127.0.0.1:9", sender="a@example.com"
+            )
+            == "skipped"
+        )
+
+
+def test_permanent_rejection_is_dead_lettered_at_once(app, db_session, monkeypatch):
+    message_id = queue_test_email(db_session, app)
+
+    def reject(url, email, timeout=30):
+        raise smtplib.SMTPRecipientsRefused({"someone@example.com": (550, b"No such user")})
+
+    monkeypatch.setattr(messaging, "send_over_smtp", reject)
+    with app.app_context():
+        assert (
+            messaging.deliver(db_session, message_id, smtp_url="smtp://x", sender="a@example.com")
+            == "dead"
+        )
+    message = db_session.get(OutboxMessage, message_id, populate_existing=True)
+    assert message.attempts == 1 and "No such user" in message.last_error
+
+
+def test_backoff_grows_and_stays_capped():
+    assert all(1 <= messaging.backoff_seconds(1) <= 30 for _ in range(50))
+    assert max(messaging.backoff_seconds(4) for _ in range(200)) > 30
+    assert all(messaging.backoff_seconds(30) <= 3600 for _ in range(50))

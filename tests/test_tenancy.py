@@ -1,0 +1,214 @@
+"""Tenant isolation, enforced by the framework: the URL decides the tenant, membership decides
+access, and a tenant table cannot be read without a tenant bound."""
+
+from __future__ import annotations
+
+import pytest
+from flask import url_for
+from sqlalchemy import create_engine, select, text
+
+from app.audit.models import AuditEntry
+from app.extensions import db
+from tenants.binding import TenantNotBound, TenantSession, bind_tenant, recycle_connections_after
+from tenants.models import Invitation, Membership
+from tests.helpers import unique
+
+# Every URL argument of every route must be listed here, so that a new route cannot escape the
+# walk: record ids get tenant A's records, the rest a fixed value.
+NON_RECORD_ARGS = {
+    "state": "off",
+    "token": "forged-token",
+    "name": "0-00000000.eml",
+    "filename": "css/app.css",
+}
+RECORD_ARGS = ("tenant_slug", "slug", "membership_id", "invitation_id")
+
+
+@pytest.fixture
+def tenant_a_records(db_session, make_tenant, make_user, add_member):
+    owner = make_user(full_name="Owner A")
+    tenant = make_tenant(owner=owner, name="Tenant A")
+    member = add_member(tenant, make_user(full_name="Member A"), role="finance")
+    invitation = Invitation(
+        tenant_id=tenant.id,
+        email="invitee-a@example.com",
+        role="viewer",
+        token_hash=unique("hash").ljust(64, "0"),
+        invited_by_user_id=owner.id,
+        expires_at=db_session.scalar(select(text("now() + interval '1 day'"))),
+    )
+    db_session.add(invitation)
+    db_session.commit()
+    return {
+        "tenant": tenant,
+        "membership_id": member.id,
+        "invitation_id": invitation.id,
+        "tenant_slug": tenant.slug,
+        "slug": tenant.slug,
+    }
+
+
+def _urls_for(app, values_for) -> list[tuple[str, str, str]]:
+    adapter = app.url_map.bind("localhost")
+    urls = []
+    for rule in app.url_map.iter_rules():
+        args = set(rule.arguments)
+        unknown = args - set(RECORD_ARGS) - set(NON_RECORD_ARGS)
+        assert not unknown, (
+            f"route {rule.rule} has arguments {unknown} the isolation walk does "
+            f"not know: add them to RECORD_ARGS or NON_RECORD_ARGS"
+        )
+        if not args & set(RECORD_ARGS):
+            continue
+        values = values_for(args)
+        if values is None:
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            urls.append((method, adapter.build(rule.endpoint, values, method=method), rule.rule))
+    return urls
+
+
+def test_member_of_b_gets_nothing_of_a_by_any_route(
+    app, client, db_session, tenant_a_records, make_tenant, make_user, login
+):
+    a = tenant_a_records
+    b_owner = make_user(full_name="Owner B")
+    tenant_b = make_tenant(owner=b_owner, name="Tenant B")
+    login(client, b_owner)
+    # CSRF is checked after the tenant is resolved; switched off here so that POSTs reach the
+    # view and the view's own lookups are what the walk tests.
+    app.config["WTF_CSRF_ENABLED"] = False
+    try:
+        walked = []
+        # 1) tenant A's URL, A's ids
+        for method, url, rule in _urls_for(
+            app, lambda args: {arg: a[arg] if arg in a else NON_RECORD_ARGS[arg] for arg in args}
+        ):
+            response = client.open(url, method=method, data={"role": "owner", "email": "x@y.z"})
+            assert response.status_code in (403, 404), (
+                f"{method} {url} ({rule}) answered {response.status_code}"
+            )
+            walked.append(rule)
+
+        # 2) tenant B's own URL with A's record ids
+        def b_slug_with_a_ids(args):
+            if not args & {"membership_id", "invitation_id"}:
+                return None
+            values = {arg: a[arg] if arg in a else NON_RECORD_ARGS[arg] for arg in args}
+            values.update({k: tenant_b.slug for k in ("tenant_slug", "slug") if k in args})
+            return values
+
+        for method, url, rule in _urls_for(app, b_slug_with_a_ids):
+            response = client.open(url, method=method, data={"role": "owner"})
+            assert response.status_code in (403, 404), (
+                f"{method} {url} ({rule}) answered {response.status_code}"
+            )
+            walked.append(rule)
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = True
+
+    tenant_routes = {r.rule for r in app.url_map.iter_rules() if "tenant_slug" in r.arguments}
+    assert tenant_routes <= set(walked), f"not walked: {tenant_routes - set(walked)}"
+    member = db_session.get(Membership, a["membership_id"], populate_existing=True)
+    assert (member.role, member.active) == ("finance", True)
+    invitation = db_session.get(Invitation, a["invitation_id"], populate_existing=True)
+    assert invitation.revoked_at is None
+
+
+def test_unknown_tenant_and_non_member_look_the_same(client, make_tenant, make_user, login):
+    tenant = make_tenant()
+    outsider = make_user()
+    login(client, outsider)
+    not_member = client.get(f"/t/{tenant.slug}/")
+    no_such_tenant = client.get("/t/no-such-tenant-here/")
+    assert not_member.status_code == no_such_tenant.status_code == 404
+    assert not_member.text == no_such_tenant.text
+
+
+def test_anonymous_visitor_is_sent_to_log_in_without_a_lookup(client, db_session):
+    response = client.get("/t/whatever-slug/team/")
+    assert response.status_code == 302
+    assert "/login?next=/t/whatever-slug/team/" in response.headers["Location"]
+
+
+def test_removed_member_loses_access_at_once(
+    client, db_session, make_tenant, make_user, add_member, login
+):
+    tenant = make_tenant()
+    user = make_user()
+    membership = add_member(tenant, user, role="finance")
+    login(client, user)
+    assert client.get(f"/t/{tenant.slug}/").status_code == 200
+    membership.active = False
+    db_session.commit()
+    assert client.get(f"/t/{tenant.slug}/").status_code == 404
+
+
+def test_suspended_tenant_is_not_served(client, db_session, make_tenant, make_user, login):
+    owner = make_user()
+    tenant = make_tenant(owner=owner)
+    login(client, owner)
+    tenant.status = "suspended"
+    db_session.commit()
+    assert client.get(f"/t/{tenant.slug}/").status_code == 404
+
+
+def test_url_for_fills_in_the_current_tenant(app, client, make_tenant, make_user, login):
+    owner = make_user()
+    tenant = make_tenant(owner=owner)
+    login(client, owner)
+    page = client.get(f"/t/{tenant.slug}/")
+    assert f'href="/t/{tenant.slug}/team/"' in page.text
+    with app.test_request_context(), pytest.raises(Exception, match="tenant_slug"):
+        url_for("team.index")  # outside a tenant request the slug must be given
+
+
+def test_tenant_table_without_a_bound_tenant_raises(db_session):
+    with pytest.raises(TenantNotBound):
+        db_session.scalars(select(AuditEntry)).all()
+
+
+def test_tenant_table_in_plain_sql_without_a_tenant_raises(db_session):
+    with pytest.raises(TenantNotBound):
+        db_session.execute(text("SELECT count(*) FROM tenant.audit_log"))
+
+
+def test_bound_session_reads_only_its_own_schema(app, db_session, make_tenant):
+    tenant_a, tenant_b = make_tenant(), make_tenant()
+    connection = db_session.connection()
+    for tenant, entity in ((tenant_a, "only-in-a"), (tenant_b, "only-in-b")):
+        connection.exec_driver_sql(
+            f"INSERT INTO {tenant.schema}.audit_log (action, entity, entity_id, changes) "
+            f"VALUES ('insert', '{entity}', '1', '{{}}')"
+        )
+    session = TenantSession(db, bind=connection, join_transaction_mode="create_savepoint")
+    bind_tenant(session, tenant_a.id)
+    entities = set(session.scalars(select(AuditEntry.entity)))
+    assert "only-in-a" in entities and "only-in-b" not in entities
+    with pytest.raises(RuntimeError, match="already bound"):
+        bind_tenant(session, tenant_b.id)
+    session.close()
+
+
+def test_connections_are_replaced_after_touching_many_tenant_schemas(app_config):
+    # Committed schemas of their own (ids far above real tenants'), on an engine of their own.
+    engine = create_engine(app_config["SQLALCHEMY_DATABASE_URI"], pool_size=1, max_overflow=0)
+    tenant_ids = [990_001, 990_002, 990_003]
+    with engine.begin() as conn:
+        for tenant_id in tenant_ids:
+            conn.exec_driver_sql(f"CREATE SCHEMA tenant_{tenant_id}")
+    recycle_connections_after(engine, 2)
+    backend_pids = []
+    try:
+        for tenant_id in tenant_ids:
+            session = TenantSession(db, bind=engine)
+            bind_tenant(session, tenant_id)
+            backend_pids.append(session.execute(text("SELECT pg_backend_pid()")).scalar())
+            session.close()
+    finally:
+        with engine.begin() as conn:
+            for tenant_id in tenant_ids:
+                conn.exec_driver_sql(f"DROP SCHEMA tenant_{tenant_id} CASCADE")
+        engine.dispose()
+    assert backend_pids[0] == backend_pids[1]  # reused while under the limit
+    assert backend_pids[2] != backend_pids[1]  # replaced once it had touched two schemas
