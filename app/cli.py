@@ -15,7 +15,7 @@ demo_cli = AppGroup("demo", help="Demo data for make run.")
 users_cli = AppGroup("users", help="Platform-level user administration.")
 
 DEMO_SLUG = "demo"
-DEMO_EMAIL = "demo@duebook.local"
+DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "paid-on-time-2026"
 
 

@@ -83,13 +83,13 @@ def find_postgres_bindir() -> Path:
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
     candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
-    with contextlib.suppress(ImportError):
-        import pgserver
-
-        candidates.append(Path(pgserver.__file__).parent / "pginstall" / "bin")
     for bindir in candidates:
         if (bindir / "initdb").exists() and (bindir / "postgres").exists():
             return bindir
+    with contextlib.suppress(ImportError):
+        import pgserver  # imported only when needed: it is slow and noisy to import
+
+        return Path(pgserver.__file__).parent / "pginstall" / "bin"
     raise RuntimeError(
         "no PostgreSQL binaries found: install Debian's 'postgresql' package or the "
         "'pgserver' wheel (make does that), or set DATABASE_URL"
@@ -375,8 +375,16 @@ def _pump(name: str, stream, width: int) -> None:
         sys.stdout.flush()
 
 
+def _stop_on_signal(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run() -> int:
     """`make run`: services, migrations, demo data, then web + worker + scheduler."""
+    # Ctrl-C and a process manager's SIGTERM both stop everything this started (a shell that
+    # starts us in the background would otherwise leave SIGINT ignored).
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
     services = start_services("run", mailbox=True)
     env = dict(os.environ, **services.env)
     env.setdefault("SECRET_KEY", _dev_secret_key())

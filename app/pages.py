@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, flash, g, render_template, request
+from flask import Flask, flash, g, render_template, request, session
 from jinja2_fragments.flask import render_block
 
 from app.extensions import db
@@ -23,9 +23,16 @@ def init_app(app: Flask) -> None:
             db.session.commit()
         else:
             db.session.rollback()
-        toasts = g.pop("toasts", None)
-        if toasts and request.headers.get("HX-Request"):
-            response.headers["HX-Trigger"] = json.dumps({"duebook:toast": toasts})
+        toasts = g.pop("toasts", None) or []
+        if request.headers.get("HX-Request"):
+            if toasts and 300 <= response.status_code < 400:
+                # The browser follows a redirect before htmx sees its headers: the toasts go
+                # with the response of the request the redirect leads to.
+                session["toasts"] = session.get("toasts", []) + toasts
+            else:
+                toasts = session.pop("toasts", []) + toasts
+                if toasts:
+                    response.headers["HX-Trigger"] = json.dumps({"duebook:toast": toasts})
         return response
 
 

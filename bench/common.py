@@ -6,15 +6,17 @@ from __future__ import annotations
 import os
 import secrets
 import statistics
+import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from unittest import mock
+from urllib.parse import urlsplit
 
 import psycopg
 from flask import Flask
-from sqlalchemy import Connection, MetaData, make_url, text
+from sqlalchemy import URL, Connection, MetaData, make_url, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -48,20 +50,25 @@ class BenchEnvironment:
                 db.engine.dispose()
 
 
+def _admin_connection(url: URL) -> psycopg.Connection:
+    admin = url.set(drivername="postgresql", database="postgres")
+    return psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True)
+
+
 def _fresh_database(url: str) -> str:
     """A database of our own next to the configured one, emptied at the start of the run."""
     parsed = make_url(url)
     bench_url = parsed.set(database=f"{parsed.database}_bench")
-    _recreate_database(parsed, bench_url.database, create=True)
+    with _admin_connection(parsed) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{bench_url.database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{bench_url.database}"')
     return bench_url.render_as_string(hide_password=False)
 
 
-def _recreate_database(server_url, name: str, *, create: bool) -> None:
-    admin = server_url.set(drivername="postgresql", database="postgres")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if create:
-            conn.execute(f'CREATE DATABASE "{name}"')
+def _drop_database(url: str) -> None:
+    parsed = make_url(url)
+    with _admin_connection(parsed) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
 
 
 @contextmanager
@@ -72,12 +79,16 @@ def bench_environment() -> Iterator[BenchEnvironment]:
     database_url = None
     try:
         database_url = _fresh_database(services.env["DATABASE_URL"])
-        redis_url = f"{services.env['REDIS_URL'].rsplit('/', 1)[0]}/{BENCH_REDIS_DB}"
+        redis_url = urlsplit(services.env["REDIS_URL"])._replace(path=f"/{BENCH_REDIS_DB}")
         # Production settings, except that the test client speaks plain http, so the session
         # cookie must not be marked Secure.
-        env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url,
-               "SECRET_KEY": secrets.token_urlsafe(32), "DUEBOOK_ENV": "production",
-               "COOKIE_SECURE": "0"}
+        env = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url.geturl(),
+            "SECRET_KEY": secrets.token_urlsafe(32),
+            "DUEBOOK_ENV": "production",
+            "COOKIE_SECURE": "0",
+        }
         with mock.patch.dict(os.environ, env):
             environment = BenchEnvironment(from_environment())
         with environment.app() as app, app.app_context(), db.engine.begin() as conn:
@@ -85,8 +96,7 @@ def bench_environment() -> Iterator[BenchEnvironment]:
         yield environment
     finally:
         if database_url:
-            parsed = make_url(database_url)
-            _recreate_database(parsed, parsed.database, create=False)
+            _drop_database(database_url)
         services.stop()
 
 
@@ -125,8 +135,10 @@ class Samples:
         return min(self.seconds)
 
     def describe_ms(self) -> str:
-        return (f"median {self.median * 1e3:8.2f} ms   p95 {self.p95 * 1e3:8.2f} ms   "
-                f"best {self.best * 1e3:8.2f} ms   (n={len(self.seconds)})")
+        return (
+            f"median {self.median * 1e3:6.2f} ms   p95 {self.p95 * 1e3:6.2f} ms   "
+            f"best {self.best * 1e3:6.2f} ms   n={len(self.seconds)}"
+        )
 
 
 # Tenant DDL as plain SQL ---------------------------------------------------------------------
@@ -140,34 +152,50 @@ def tenant_tables_ddl(schema: str) -> list[str]:
     for table in tenant_metadata.sorted_tables:
         table = table.to_metadata(copy, schema=schema)
         statements.append(str(CreateTable(table).compile(dialect=POSTGRESQL)).strip())
-        statements += [str(CreateIndex(index).compile(dialect=POSTGRESQL))
-                       for index in sorted(table.indexes, key=lambda index: index.name)]
+        statements += [
+            str(CreateIndex(index).compile(dialect=POSTGRESQL))
+            for index in sorted(table.indexes, key=lambda index: index.name)
+        ]
     return statements
 
 
 def schema_shape(conn: Connection, schema: str, *, skip_tables: tuple[str, ...] = ()) -> tuple:
     """Columns and index definitions of `schema`, without its name: equal shapes mean a
     baseline built the same tables as the product."""
-    columns = conn.execute(text(
-        "SELECT table_name, column_name, data_type, character_maximum_length, is_nullable,"
-        " column_default, is_identity FROM information_schema.columns"
-        " WHERE table_schema = :schema AND NOT table_name = ANY(:skip) ORDER BY 1, 2"),
-        {"schema": schema, "skip": list(skip_tables)}).all()
-    indexes = conn.execute(text(
-        "SELECT tablename, indexname, replace(indexdef, schemaname || '.', '')"
-        " FROM pg_indexes WHERE schemaname = :schema AND NOT tablename = ANY(:skip)"
-        " ORDER BY 1, 2"), {"schema": schema, "skip": list(skip_tables)}).all()
+    columns = conn.execute(
+        text(
+            "SELECT table_name, column_name, data_type, character_maximum_length, is_nullable,"
+            " column_default, is_identity FROM information_schema.columns"
+            " WHERE table_schema = :schema AND NOT table_name = ANY(:skip) ORDER BY 1, 2"
+        ),
+        {"schema": schema, "skip": list(skip_tables)},
+    ).all()
+    indexes = conn.execute(
+        text(
+            "SELECT tablename, indexname, replace(indexdef, schemaname || '.', '')"
+            " FROM pg_indexes WHERE schemaname = :schema AND NOT tablename = ANY(:skip)"
+            " ORDER BY 1, 2"
+        ),
+        {"schema": schema, "skip": list(skip_tables)},
+    ).all()
     return tuple(map(tuple, columns)), tuple(map(tuple, indexes))
 
 
-def require_same_shape(conn: Connection, product_schema: str, baseline_schema: str,
-                       *, skip_tables: tuple[str, ...] = ()) -> None:
+def require_same_shape(
+    conn: Connection,
+    product_schema: str,
+    baseline_schema: str,
+    *,
+    skip_tables: tuple[str, ...] = (),
+) -> None:
     """A baseline that builds something else than the product would make the ratio a lie."""
     product = schema_shape(conn, product_schema, skip_tables=skip_tables)
     baseline = schema_shape(conn, baseline_schema, skip_tables=skip_tables)
     if product != baseline:
-        raise RuntimeError(f"{baseline_schema} does not have the shape of {product_schema}:\n"
-                           f"  product:  {product}\n  baseline: {baseline}")
+        raise RuntimeError(
+            f"{baseline_schema} does not have the shape of {product_schema}:\n"
+            f"  product:  {product}\n  baseline: {baseline}"
+        )
 
 
 # Reporting ---------------------------------------------------------------------------------
@@ -192,15 +220,12 @@ class Verdict:
 
     def line(self) -> str:
         outcome = "PASS" if self.passed else "MISS  <<<"
-        return (f"{self.name}: ratio {self.ratio:.2f}x   target <= {self.max_ratio:g}x   "
-                f"{outcome}")
+        return f"{self.name}: ratio {self.ratio:.2f}x   target <= {self.max_ratio:g}x   {outcome}"
 
 
 def print_header(title: str, measures: str) -> None:
     print(f"\n=== {title} ===")
-    for line in measures.strip().splitlines():
-        print(f"  {line.strip()}")
-    print(flush=True)
+    print(textwrap.indent(textwrap.dedent(measures).strip("\n"), "  "), end="\n\n", flush=True)
 
 
 def print_figure(label: str, figure: str) -> None:

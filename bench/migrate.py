@@ -14,8 +14,16 @@ from sqlalchemy import Connection
 
 import tenants.migrate
 from app.extensions import db
-from bench.common import (BenchEnvironment, Stopwatch, Verdict, print_figure, print_header,
-                          print_verdict, require_same_shape, tenant_tables_ddl)
+from bench.common import (
+    BenchEnvironment,
+    Stopwatch,
+    Verdict,
+    print_figure,
+    print_header,
+    print_verdict,
+    require_same_shape,
+    tenant_tables_ddl,
+)
 from tenants.migrate import TenantMigrator, migrate_schemas
 from tenants.services import provision_schema
 
@@ -31,7 +39,7 @@ WARMUP_SCHEMAS = 10
 MAX_RATIO = 3.0
 SETUP_BATCH = 50
 REVISION_ID = "bench_add_column"
-REVISION_FILE = '''"""bench: one added column and its index (written by bench/migrate.py for one run)"""
+REVISION_FILE = '''"""bench: one added column and its index (written by bench/migrate.py)"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -58,36 +66,47 @@ def create_schemas_at_head(conn: Connection, schemas: list[str], head: str) -> N
     one by one through Alembic would take most of the time budget."""
     for first in range(0, len(schemas), SETUP_BATCH):
         with conn.begin():
-            for schema in schemas[first:first + SETUP_BATCH]:
+            for schema in schemas[first : first + SETUP_BATCH]:
                 for statement in tenant_tables_ddl(schema):
                     conn.exec_driver_sql(statement)
                 # The table Alembic creates for its version, stamped at head.
                 conn.exec_driver_sql(
                     f'CREATE TABLE "{schema}".alembic_version (version_num VARCHAR(32) NOT NULL,'
-                    f" CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+                    f" CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+                )
                 conn.exec_driver_sql(
-                    f"INSERT INTO \"{schema}\".alembic_version (version_num) VALUES ('{head}')")
+                    f"INSERT INTO \"{schema}\".alembic_version (version_num) VALUES ('{head}')"
+                )
 
 
 def add_column_and_index(conn: Connection, schema: str) -> None:
     with conn.begin():
         conn.exec_driver_sql(f'ALTER TABLE "{schema}".audit_log ADD COLUMN bench_note text')
         conn.exec_driver_sql(
-            f'CREATE INDEX ix_audit_log_bench_note ON "{schema}".audit_log (bench_note)')
+            f'CREATE INDEX ix_audit_log_bench_note ON "{schema}".audit_log (bench_note)'
+        )
 
 
 def copy_migrations_with_bench_revision(into: Path, head: str) -> Path:
     copy = into / "migrations"
-    shutil.copytree(tenants.migrate.MIGRATIONS, copy,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(tenants.migrate.MIGRATIONS, copy, ignore=shutil.ignore_patterns("__pycache__"))
     (copy / "tenant" / "versions" / f"{REVISION_ID}.py").write_text(
-        REVISION_FILE.format(revision=REVISION_ID, down_revision=head))
+        REVISION_FILE.format(revision=REVISION_ID, down_revision=head)
+    )
     return copy
 
 
-def per_schema_seconds(start: float, finish_times: list[float]) -> list[float]:
-    """Each schema's time from the moments consecutive schemas finished."""
-    return [end - begin for begin, end in zip([start, *finish_times], finish_times, strict=False)]
+def describe_run(watch: Stopwatch, finish_times: list[float]) -> str:
+    """Total and per-schema figures; each schema's own time is the gap between the moments
+    consecutive schemas finished."""
+    each = [
+        end - begin
+        for begin, end in zip([watch.started, *finish_times[:-1]], finish_times, strict=True)
+    ]
+    return (
+        f"{watch.seconds:6.2f} s total   mean {watch.seconds / len(each) * 1e3:5.2f} ms/schema"
+        f"   median {statistics.median(each) * 1e3:5.2f} ms/schema"
+    )
 
 
 def run(environment: BenchEnvironment) -> list[Verdict]:
@@ -103,13 +122,17 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         with Stopwatch() as setup, engine.connect() as conn:
             with conn.begin():
                 provision_schema(conn, "bench_migrate_reference")
-            create_schemas_at_head(conn, [*warmup_product, *product_schemas,
-                                          *warmup_baseline, *baseline_schemas], head)
+            create_schemas_at_head(
+                conn, [*warmup_product, *product_schemas, *warmup_baseline, *baseline_schemas], head
+            )
             # The plain-SQL schemas must be what the product would have made, version included.
             with conn.begin():
                 require_same_shape(conn, "bench_migrate_reference", product_schemas[0])
-        print_figure("setup", f"{2 * (SCHEMAS + WARMUP_SCHEMAS) + 1:,} schemas at head in "
-                              f"{setup.seconds:.1f} s (not measured)")
+        print_figure(
+            "setup",
+            f"{2 * (SCHEMAS + WARMUP_SCHEMAS) + 1:,} schemas at head in "
+            f"{setup.seconds:.1f} s (not measured)",
+        )
         # Every run below starts on fresh connections: a backend keeps the catalog of each
         # schema it touched, and the setup's connection has touched them all.
         engine.dispose()
@@ -124,29 +147,36 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
                     baseline_finished.append(time.perf_counter())
         engine.dispose()
 
-        with tempfile.TemporaryDirectory(prefix="duebook-bench-") as scratch, \
-                mock.patch.object(tenants.migrate, "MIGRATIONS",
-                                  copy_migrations_with_bench_revision(Path(scratch), head)):
+        with (
+            tempfile.TemporaryDirectory(prefix="duebook-bench-") as scratch,
+            mock.patch.object(
+                tenants.migrate,
+                "MIGRATIONS",
+                copy_migrations_with_bench_revision(Path(scratch), head),
+            ),
+        ):
             migrate_schemas(engine, warmup_product)
             product_finished = []
-            with Stopwatch() as product:
-                report = migrate_schemas(engine, product_schemas,
-                                         on_progress=lambda _: product_finished.append(
-                                             time.perf_counter()))
-        if report.failed or len(report.migrated) != SCHEMAS:
-            raise RuntimeError(f"migrate_schemas migrated {len(report.migrated)} of {SCHEMAS}; "
-                               f"{report.failed} failed: {report.error}")
-        with engine.connect() as conn, conn.begin():
-            require_same_shape(conn, product_schemas[-1], baseline_schemas[-1],
-                               skip_tables=("alembic_version",))
 
-    product_each = per_schema_seconds(product.started, product_finished)
-    baseline_each = per_schema_seconds(baseline.started, baseline_finished)
-    for label, watch, each in (("product  migrate_schemas", product, product_each),
-                               ("baseline ALTER + CREATE INDEX", baseline, baseline_each)):
-        print_figure(label, f"{watch.seconds:7.2f} s total   {watch.seconds / SCHEMAS * 1e3:6.2f} "
-                            f"ms/schema   median {statistics.median(each) * 1e3:6.2f} ms/schema")
-    verdict = Verdict(f"migrate (totals over {SCHEMAS:,} schemas)", product.seconds,
-                      baseline.seconds, MAX_RATIO)
+            def note_finish(_schema: str) -> None:
+                product_finished.append(time.perf_counter())
+
+            with Stopwatch() as product:
+                report = migrate_schemas(engine, product_schemas, on_progress=note_finish)
+        if report.failed or len(report.migrated) != SCHEMAS:
+            raise RuntimeError(
+                f"migrate_schemas migrated {len(report.migrated)} of {SCHEMAS}; "
+                f"{report.failed} failed: {report.error}"
+            )
+        with engine.connect() as conn, conn.begin():
+            require_same_shape(
+                conn, product_schemas[-1], baseline_schemas[-1], skip_tables=("alembic_version",)
+            )
+
+    print_figure("product  migrate_schemas", describe_run(product, product_finished))
+    print_figure("baseline ALTER + CREATE INDEX", describe_run(baseline, baseline_finished))
+    verdict = Verdict(
+        f"migrate (totals over {SCHEMAS:,} schemas)", product.seconds, baseline.seconds, MAX_RATIO
+    )
     print_verdict(verdict)
     return [verdict]

@@ -12,8 +12,15 @@ from sqlalchemy import text
 
 from app.auth import services as accounts
 from app.extensions import db
-from bench.common import (BenchEnvironment, Samples, Stopwatch, Verdict, print_figure,
-                          print_header, print_verdict)
+from bench.common import (
+    BenchEnvironment,
+    Samples,
+    Stopwatch,
+    Verdict,
+    print_figure,
+    print_header,
+    print_verdict,
+)
 from tenants import services as tenants
 
 MEASURES = """
@@ -49,10 +56,18 @@ def create_owner_and_tenant(app: Flask) -> tuple[str, str]:
     slug = f"bench-{secrets.token_hex(4)}"
     email = f"owner@{slug}.example.com"
     with app.app_context():
-        owner = accounts.create_user(db.session, email=email, full_name="Bench Owner",
-                                     password=PASSWORD)
-        tenants.create_tenant(db.session, slug=slug, name="Bench Traders", country="IN",
-                              time_zone="Asia/Kolkata", currency="INR", owner=owner)
+        owner = accounts.create_user(
+            db.session, email=email, full_name="Bench Owner", password=PASSWORD
+        )
+        tenants.create_tenant(
+            db.session,
+            slug=slug,
+            name="Bench Traders",
+            country="IN",
+            time_zone="Asia/Kolkata",
+            currency="INR",
+            owner=owner,
+        )
         db.session.commit()
     return email, slug
 
@@ -61,8 +76,9 @@ def log_in(client: FlaskClient, email: str) -> None:
     form = CSRF_FIELD.search(client.get("/login").text)
     if form is None:
         raise RuntimeError("no CSRF token on /login")
-    response = client.post("/login", data={"email": email, "password": PASSWORD,
-                                           "csrf_token": form.group(1)})
+    response = client.post(
+        "/login", data={"email": email, "password": PASSWORD, "csrf_token": form.group(1)}
+    )
     if response.status_code != 302:
         raise RuntimeError(f"log-in answered {response.status_code}, not a redirect")
 
@@ -83,8 +99,11 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         email, slug = create_owner_and_tenant(app)
         client = app.test_client()
         log_in(client, email)
-        urls = {"dashboard": f"/t/{slug}/", "tenant SELECT 1": f"/t/{slug}/bench/select1",
-                "plain SELECT 1": "/bench/select1"}
+        urls = {
+            "dashboard": f"/t/{slug}/",
+            "tenant SELECT 1": f"/t/{slug}/bench/select1",
+            "plain SELECT 1": "/bench/select1",
+        }
         seconds = {name: [] for name in urls}
         for number in range(WARMUP_REQUESTS + REQUESTS):
             for name, url in urls.items():
@@ -93,14 +112,21 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
                     seconds[name].append(elapsed)
 
     samples = {name: Samples(values) for name, values in seconds.items()}
-    for name, url in urls.items():
-        print_figure(f"{name:<16} {url.replace(slug, '<slug>')}", samples[name].describe_ms())
+    for name, figures in samples.items():
+        print_figure(name, figures.describe_ms())
     verdicts = [
-        Verdict("pages: dashboard / tenant SELECT 1 (medians)", samples["dashboard"].median,
-                samples["tenant SELECT 1"].median, PAGE_MAX_RATIO),
-        Verdict("pages: tenant SELECT 1 / plain SELECT 1 (medians)",
-                samples["tenant SELECT 1"].median, samples["plain SELECT 1"].median,
-                TENANCY_MAX_RATIO),
+        Verdict(
+            "pages: dashboard / tenant SELECT 1 (medians)",
+            samples["dashboard"].median,
+            samples["tenant SELECT 1"].median,
+            PAGE_MAX_RATIO,
+        ),
+        Verdict(
+            "pages: tenant SELECT 1 / plain SELECT 1 (medians)",
+            samples["tenant SELECT 1"].median,
+            samples["plain SELECT 1"].median,
+            TENANCY_MAX_RATIO,
+        ),
     ]
     for verdict in verdicts:
         print_verdict(verdict)

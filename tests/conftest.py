@@ -7,6 +7,7 @@ import os
 import socket
 from email import message_from_bytes, policy
 from unittest import mock
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -56,7 +57,7 @@ def mailbox(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def app_config(service_env, mailbox) -> dict:
-    redis_url = service_env["REDIS_URL"].rsplit("/", 1)[0] + "/15"
+    redis_url = urlsplit(service_env["REDIS_URL"])._replace(path="/15").geturl()
     env = {
         "DATABASE_URL": _fresh_test_database(service_env["DATABASE_URL"]),
         "REDIS_URL": redis_url,

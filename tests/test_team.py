@@ -206,3 +206,24 @@ def test_nobody_changes_their_own_role_so_the_last_owner_stays(
     client.post(f"/t/{tenant.slug}/team/members/{mine.id}/access/off", data={"csrf_token": token})
     db_session.expire_all()
     assert (mine.role, mine.active) == ("owner", True)
+
+
+def test_htmx_invite_answers_with_the_fragment_and_a_toast(client, make_tenant, make_user, login):
+    owner = make_user()
+    tenant = make_tenant(owner=owner)
+    login(client, owner)
+    htmx = {"HX-Request": "true"}
+    page = client.get(f"/t/{tenant.slug}/team/")
+    bad = client.post(f"/t/{tenant.slug}/team/invitations", headers=htmx,
+                      data={"email": "not-an-email", "role": "finance",
+                            "csrf_token": csrf_token_from(page.text)})
+    assert bad.status_code == 422
+    assert bad.text.lstrip().startswith("<div id=\"team-body\">")  # the block, not the page
+    assert 'id="email-error"' in bad.text
+    sent = client.post(f"/t/{tenant.slug}/team/invitations", headers=htmx,
+                       data={"email": "htmx@example.com", "role": "finance",
+                             "csrf_token": csrf_token_from(page.text)})
+    assert sent.status_code == 303
+    followed = client.get(sent.headers["Location"], headers=htmx)
+    assert "Invitation sent to htmx@example.com" in followed.headers["HX-Trigger"]
+    assert "htmx@example.com" in followed.text and "<html" not in followed.text

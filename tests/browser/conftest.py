@@ -32,6 +32,20 @@ SCREENSHOTS = ROOT / "var" / "screenshots"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
+MISSING_CHROMIUM = (f"{CHROMIUM} is missing: the page tests need Debian's chromium. Install it "
+                    "with `make browser` or, as root, `apt-get update && apt-get install -y "
+                    "chromium`.")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without chromium the page tests are skipped before any server starts, saying why."""
+    if CHROMIUM.exists():
+        return
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.skip(reason=MISSING_CHROMIUM))
+
+
 @dataclass
 class LiveServer:
     url: str
@@ -98,9 +112,7 @@ def browser():
     """One headless chromium for the page tests (closed before the other tests run);
     skipped, saying why, when it is missing."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: the page tests need Debian's chromium. Install it "
-                    "with `make browser` or, as root, `apt-get update && apt-get install -y "
-                    "chromium`.")
+        pytest.skip(MISSING_CHROMIUM)
     sync_api = pytest.importorskip(
         "playwright.sync_api",
         reason="the 'playwright' Python package is missing: pip install -e '.[dev]'")

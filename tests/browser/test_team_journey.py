@@ -6,9 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
 
 from tests.helpers import PASSWORD, unique
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api",
+    reason="the 'playwright' Python package is missing: pip install -e '.[dev]'")
+Page, expect = sync_api.Page, sync_api.expect
 
 pytestmark = pytest.mark.browser
 
