@@ -12,13 +12,11 @@ from functools import wraps
 
 from flask import abort, current_app, g, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from app.extensions import db
 from tenants.binding import bind_tenant
-from tenants.models import Membership, Tenant
+from tenants.models import Membership
 from tenants.roles import role_grants
-from tenants.services import memberships_of
 
 SLUG_ARG = "tenant_slug"
 
@@ -42,19 +40,11 @@ def _resolve_tenant_from_url(endpoint, values) -> None:
     slug = values.pop(SLUG_ARG)
     if not current_user.is_authenticated:
         abort(redirect(url_for("auth.login", next=request.full_path.rstrip("?"))))
-    row = db.session.execute(
-        select(Tenant, Membership)
-        .join(Membership, Membership.tenant_id == Tenant.id)
-        .where(
-            Tenant.slug == slug,
-            Membership.user_id == current_user.id,
-            Membership.active.is_(True),
-            Tenant.status == "active",
-        )
-    ).first()
-    if row is None:
+    # The user loader brought the memberships and their tenants along: no query here.
+    membership = next((m for m in _usable_memberships() if m.tenant.slug == slug), None)
+    if membership is None:
         abort(404)
-    g.tenant, g.membership = row
+    g.tenant, g.membership = membership.tenant, membership
     bind_tenant(db.session, g.tenant.id, actor_user_id=current_user.id)
     db.session.info["actor_ip"] = request.remote_addr
 
@@ -66,11 +56,13 @@ def _fill_in_tenant_slug(endpoint, values) -> None:
         values[SLUG_ARG] = g.tenant.slug
 
 
+def _usable_memberships() -> list[Membership]:
+    return [m for m in current_user.memberships if m.active and m.tenant.is_active]
+
+
 def user_memberships() -> list[Membership]:
-    """The signed-in user's workspaces, for the tenant switcher (once per request)."""
-    if "user_memberships" not in g:
-        g.user_memberships = memberships_of(db.session, current_user)
-    return g.user_memberships
+    """The signed-in user's workspaces, for the tenant switcher."""
+    return sorted(_usable_memberships(), key=lambda m: m.tenant.name.lower())
 
 
 def can(permission: str) -> bool:

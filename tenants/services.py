@@ -10,7 +10,7 @@ from sqlalchemy import Connection, exists, select
 from sqlalchemy.orm import Session
 
 from tenants.binding import schema_for_tenant_id
-from tenants.migrate import TenantMigrator
+from tenants.migrate import tenant_migrator
 from tenants.models import Membership, Tenant, User
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
@@ -79,7 +79,7 @@ def provision_schema(connection: Connection, schema: str) -> None:
     """Create the tenant's schema and bring it to the head of the tenant history, inside the
     caller's transaction: a failed sign-up leaves no half-made schema behind."""
     connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    TenantMigrator().upgrade(connection, schema)
+    tenant_migrator().upgrade(connection, schema, current=None)
 
 
 def create_tenant(

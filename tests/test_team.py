@@ -214,15 +214,23 @@ def test_htmx_invite_answers_with_the_fragment_and_a_toast(client, make_tenant, 
     login(client, owner)
     htmx = {"HX-Request": "true"}
     page = client.get(f"/t/{tenant.slug}/team/")
-    bad = client.post(f"/t/{tenant.slug}/team/invitations", headers=htmx,
-                      data={"email": "not-an-email", "role": "finance",
-                            "csrf_token": csrf_token_from(page.text)})
+    bad = client.post(
+        f"/t/{tenant.slug}/team/invitations",
+        headers=htmx,
+        data={"email": "not-an-email", "role": "finance", "csrf_token": csrf_token_from(page.text)},
+    )
     assert bad.status_code == 422
-    assert bad.text.lstrip().startswith("<div id=\"team-body\">")  # the block, not the page
+    assert bad.text.lstrip().startswith('<div id="team-body">')  # the block, not the page
     assert 'id="email-error"' in bad.text
-    sent = client.post(f"/t/{tenant.slug}/team/invitations", headers=htmx,
-                       data={"email": "htmx@example.com", "role": "finance",
-                             "csrf_token": csrf_token_from(page.text)})
+    sent = client.post(
+        f"/t/{tenant.slug}/team/invitations",
+        headers=htmx,
+        data={
+            "email": "htmx@example.com",
+            "role": "finance",
+            "csrf_token": csrf_token_from(page.text),
+        },
+    )
     assert sent.status_code == 303
     followed = client.get(sent.headers["Location"], headers=htmx)
     assert "Invitation sent to htmx@example.com" in followed.headers["HX-Trigger"]

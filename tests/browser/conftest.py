@@ -25,16 +25,25 @@ from app.devserver import ROOT, free_port
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags chromium tries to reach Google; the network here
 # refuses that, and the tests must only ever talk to 127.0.0.1.
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = ROOT / "var" / "screenshots"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
-MISSING_CHROMIUM = (f"{CHROMIUM} is missing: the page tests need Debian's chromium. Install it "
-                    "with `make browser` or, as root, `apt-get update && apt-get install -y "
-                    "chromium`.")
+MISSING_CHROMIUM = (
+    f"{CHROMIUM} is missing: the page tests need Debian's chromium. Install it "
+    "with `make browser` or, as root, `apt-get update && apt-get install -y "
+    "chromium`."
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -62,15 +71,19 @@ def _wait_for_health(server: LiveServer, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with code {server.process.returncode}:\n"
-                               f"{server.log_tail()}")
-        with (contextlib.suppress(OSError),
-              urllib.request.urlopen(f"{server.url}/healthz", timeout=1) as response):
+            raise RuntimeError(
+                f"gunicorn exited with code {server.process.returncode}:\n{server.log_tail()}"
+            )
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{server.url}/healthz", timeout=1) as response,
+        ):
             if response.status == 200:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f}s:\n"
-                       f"{server.log_tail()}")
+    raise RuntimeError(
+        f"gunicorn did not answer /healthz within {timeout:.0f}s:\n{server.log_tail()}"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -78,21 +91,39 @@ def live_server(app, app_config, tmp_path_factory) -> LiveServer:
     """The app under gunicorn on a free port, on the test database, Redis and SMTP sandbox.
     Depends on `app` so that the shared schema is migrated before the first request."""
     port = free_port()
-    env = dict(os.environ,
-               DATABASE_URL=app_config["SQLALCHEMY_DATABASE_URI"],
-               REDIS_URL=app_config["REDIS_URL"],
-               SMTP_URL=app_config["SMTP_URL"],
-               SECRET_KEY=app_config["SECRET_KEY"],
-               DUEBOOK_ENV="test",
-               PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        DATABASE_URL=app_config["SQLALCHEMY_DATABASE_URI"],
+        REDIS_URL=app_config["REDIS_URL"],
+        SMTP_URL=app_config["SMTP_URL"],
+        SECRET_KEY=app_config["SECRET_KEY"],
+        DUEBOOK_ENV="test",
+        PYTHONUNBUFFERED="1",
+    )
     for name in ("BASE_URL", "SANDBOX_MAILDIR", "COOKIE_SECURE", "TRUSTED_PROXY_HOPS"):
         env.pop(name, None)
     log = tmp_path_factory.mktemp("live-server") / "gunicorn.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(PYTHON), "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "--threads", "4", "--access-logfile", "-", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            [
+                str(PYTHON),
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     server = LiveServer(url=f"http://127.0.0.1:{port}", process=process, log=log)
     try:
         _wait_for_health(server)
@@ -115,7 +146,8 @@ def browser():
         pytest.skip(MISSING_CHROMIUM)
     sync_api = pytest.importorskip(
         "playwright.sync_api",
-        reason="the 'playwright' Python package is missing: pip install -e '.[dev]'")
+        reason="the 'playwright' Python package is missing: pip install -e '.[dev]'",
+    )
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -149,8 +181,9 @@ def new_page(browser, live_server, console):
     contexts = []
 
     def open_page():
-        context = browser.new_context(base_url=live_server.url,
-                                      viewport={"width": 1280, "height": 900})
+        context = browser.new_context(
+            base_url=live_server.url, viewport={"width": 1280, "height": 900}
+        )
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()

@@ -11,15 +11,23 @@ from tests.helpers import PASSWORD, unique
 
 sync_api = pytest.importorskip(
     "playwright.sync_api",
-    reason="the 'playwright' Python package is missing: pip install -e '.[dev]'")
+    reason="the 'playwright' Python package is missing: pip install -e '.[dev]'",
+)
 Page, expect = sync_api.Page, sync_api.expect
 
 pytestmark = pytest.mark.browser
 
 
-def fill_workspace_fields(page: Page, *, organisation: str, slug: str, country: str = "India",
-                          region: str = "", time_zone: str = "Asia/Kolkata",
-                          currency: str = "INR") -> None:
+def fill_workspace_fields(
+    page: Page,
+    *,
+    organisation: str,
+    slug: str,
+    country: str = "India",
+    region: str = "",
+    time_zone: str = "Asia/Kolkata",
+    currency: str = "INR",
+) -> None:
     page.get_by_label("Organisation name").fill(organisation)
     page.get_by_label("Workspace address").fill(slug)
     page.get_by_label("Country").select_option(label=country)
@@ -28,8 +36,16 @@ def fill_workspace_fields(page: Page, *, organisation: str, slug: str, country: 
     page.get_by_label("Currency").select_option(currency)
 
 
-def sign_up(page: Page, *, organisation: str, slug: str, full_name: str, email: str,
-            password: str = PASSWORD, **workspace) -> None:
+def sign_up(
+    page: Page,
+    *,
+    organisation: str,
+    slug: str,
+    full_name: str,
+    email: str,
+    password: str = PASSWORD,
+    **workspace,
+) -> None:
     page.goto("/signup")
     expect(page.get_by_role("heading", name="Create your Duebook workspace")).to_be_visible()
     fill_workspace_fields(page, organisation=organisation, slug=slug, **workspace)
@@ -59,9 +75,14 @@ def invitation_link(message, base_url: str) -> str:
 
 
 def test_sign_up_invite_join_log_in_again_and_switch_workspaces(
-        new_page, live_server, run_jobs, received_mail, console, screenshots_dir):
-    first = {"organisation": "Sharma Engineering", "slug": unique("sharma"),
-             "full_name": "Priya Sharma", "email": f"{unique('priya')}@example.com"}
+    new_page, live_server, run_jobs, received_mail, console, screenshots_dir
+):
+    first = {
+        "organisation": "Sharma Engineering",
+        "slug": unique("sharma"),
+        "full_name": "Priya Sharma",
+        "email": f"{unique('priya')}@example.com",
+    }
     colleague_email = f"{unique('arjun')}@example.com"
     colleague_password = "ledger lanterns by the river"
 
@@ -69,8 +90,11 @@ def test_sign_up_invite_join_log_in_again_and_switch_workspaces(
     owner = new_page()
     sign_up(owner, **first, region="Maharashtra")
     expect_dashboard_of(owner, first["slug"], "Sharma Engineering")
-    expect(owner.get_by_role("status").filter(
-        has_text="Welcome to Duebook. Sharma Engineering is ready.")).to_be_visible()
+    expect(
+        owner.get_by_role("status").filter(
+            has_text="Welcome to Duebook. Sharma Engineering is ready."
+        )
+    ).to_be_visible()
     expect(owner.get_by_text("Asia/Kolkata · INR")).to_be_visible()
 
     # (2) Team: invite a colleague as Finance; a message confirms it, the invitation is listed.
@@ -79,15 +103,18 @@ def test_sign_up_invite_join_log_in_again_and_switch_workspaces(
     expect(owner.get_by_role("heading", name="Team", level=1)).to_be_visible()
     owner.get_by_label("E-mail").fill("arjun at example")  # a slip first: said by the field
     owner.get_by_role("button", name="Send invitation").click()
-    expect(owner.locator(".field", has=owner.locator("#email")).locator("#email-error")
-           ).to_have_text(re.compile("Invalid email address"))
+    expect(
+        owner.locator(".field", has=owner.locator("#email")).locator("#email-error")
+    ).to_have_text(re.compile("Invalid email address"))
     owner.get_by_label("E-mail").fill(colleague_email)
     owner.get_by_label("Role", exact=True).select_option(label="Finance")
     owner.get_by_role("button", name="Send invitation").click()
-    expect(owner.get_by_role("status").filter(
-        has_text=f"Invitation sent to {colleague_email}.")).to_be_visible()
-    invitations = owner.locator("section", has=owner.get_by_role("heading",
-                                                                  name="Open invitations"))
+    expect(
+        owner.get_by_role("status").filter(has_text=f"Invitation sent to {colleague_email}.")
+    ).to_be_visible()
+    invitations = owner.locator(
+        "section", has=owner.get_by_role("heading", name="Open invitations")
+    )
     invited_row = invitations.get_by_role("row").filter(has_text=colleague_email)
     expect(invited_row).to_contain_text("Finance")
     expect(owner.get_by_label("E-mail")).to_have_value("")  # ready for the next invitation
@@ -112,17 +139,20 @@ def test_sign_up_invite_join_log_in_again_and_switch_workspaces(
     colleague.get_by_label("Choose a password").fill(colleague_password)
     colleague.get_by_role("button", name="Join Sharma Engineering").click()
     expect_dashboard_of(colleague, first["slug"], "Sharma Engineering")
-    expect(colleague.get_by_role("status").filter(
-        has_text="Welcome to Sharma Engineering.")).to_be_visible()
+    expect(
+        colleague.get_by_role("status").filter(has_text="Welcome to Sharma Engineering.")
+    ).to_be_visible()
     expect(colleague.locator(".user-menu > summary")).to_have_text("Arjun Mehta")
     # Finance works with the books, not the team.
-    expect(colleague.get_by_role("navigation", name="Workspace")
-           .get_by_role("link", name="Team")).to_have_count(0)
+    expect(
+        colleague.get_by_role("navigation", name="Workspace").get_by_role("link", name="Team")
+    ).to_have_count(0)
 
     # The owner sees the colleague among the members, and the invitation no longer open.
     owner.reload()
     expect(members.get_by_role("row").filter(has_text=colleague_email)).to_contain_text(
-        "Arjun Mehta")
+        "Arjun Mehta"
+    )
     expect(owner.get_by_role("heading", name="Open invitations")).to_have_count(0)
 
     # (4) The colleague logs out, then logs in again with e-mail and password.
@@ -142,20 +172,29 @@ def test_sign_up_invite_join_log_in_again_and_switch_workspaces(
     open_tenant_switcher(colleague)
     colleague.get_by_role("link", name="+ New workspace").click()
     expect(colleague.get_by_role("heading", name="New workspace")).to_be_visible()
-    fill_workspace_fields(colleague, organisation="Kapoor Exports", slug=second_slug,
-                          country="Singapore", time_zone="Asia/Singapore", currency="SGD")
+    fill_workspace_fields(
+        colleague,
+        organisation="Kapoor Exports",
+        slug=second_slug,
+        country="Singapore",
+        time_zone="Asia/Singapore",
+        currency="SGD",
+    )
     colleague.get_by_role("button", name="Create workspace").click()
     expect_dashboard_of(colleague, second_slug, "Kapoor Exports")
-    expect(colleague.get_by_role("status").filter(has_text="Kapoor Exports is ready.")
-           ).to_be_visible()
+    expect(
+        colleague.get_by_role("status").filter(has_text="Kapoor Exports is ready.")
+    ).to_be_visible()
     # The colleague owns this one: the Team page is theirs.
-    expect(colleague.get_by_role("navigation", name="Workspace")
-           .get_by_role("link", name="Team")).to_be_visible()
+    expect(
+        colleague.get_by_role("navigation", name="Workspace").get_by_role("link", name="Team")
+    ).to_be_visible()
 
     open_tenant_switcher(colleague)
     switcher = colleague.get_by_test_id("tenant-switcher")
     expect(switcher.get_by_role("link", name="Kapoor Exports")).to_have_attribute(
-        "aria-current", "true")
+        "aria-current", "true"
+    )
     switcher.get_by_role("link", name="Sharma Engineering").click()
     expect_dashboard_of(colleague, first["slug"], "Sharma Engineering")
 
@@ -166,8 +205,13 @@ def test_sign_up_invite_join_log_in_again_and_switch_workspaces(
 def test_sign_up_mistakes_are_explained_next_to_the_field(new_page, console):
     taken = unique("taken")
     first = new_page()
-    sign_up(first, organisation="Taken Traders", slug=taken, full_name="Meera Iyer",
-            email=f"{unique('meera')}@example.com")
+    sign_up(
+        first,
+        organisation="Taken Traders",
+        slug=taken,
+        full_name="Meera Iyer",
+        email=f"{unique('meera')}@example.com",
+    )
     expect_dashboard_of(first, taken, "Taken Traders")
 
     page = new_page()
@@ -176,21 +220,28 @@ def test_sign_up_mistakes_are_explained_next_to_the_field(new_page, console):
     # The address belongs to someone else: said under the address field, the rest kept.
     sign_up(page, organisation="Rao Textiles", slug=taken, full_name="Ravi Rao", email=email)
     slug_field = page.locator(".field", has=page.locator("#slug"))
-    expect(slug_field.locator("#slug-error")).to_have_text(
-        re.compile("That address is taken"))
+    expect(slug_field.locator("#slug-error")).to_have_text(re.compile("That address is taken"))
     expect(page.locator("#slug")).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#slug")).to_have_attribute("aria-describedby",
-                                                    re.compile(r"\bslug-error\b"))
+    expect(page.locator("#slug")).to_have_attribute(
+        "aria-describedby", re.compile(r"\bslug-error\b")
+    )
     expect(page.get_by_label("Organisation name")).to_have_value("Rao Textiles")
     expect(page.get_by_label("Work e-mail")).to_have_value(email)
     expect(page.locator("#password-error")).to_have_count(0)
 
     # A weak password: said under the password field.
-    sign_up(page, organisation="Rao Textiles", slug=unique("rao"), full_name="Ravi Rao",
-            email=email, password="password1")
+    sign_up(
+        page,
+        organisation="Rao Textiles",
+        slug=unique("rao"),
+        full_name="Ravi Rao",
+        email=email,
+        password="password1",
+    )
     password_field = page.locator(".field", has=page.locator("#password"))
     expect(password_field.locator("#password-error")).to_have_text(
-        re.compile("Use at least 10 characters"))
+        re.compile("Use at least 10 characters")
+    )
     expect(page.locator("#password")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#slug-error")).to_have_count(0)
 
