@@ -7,10 +7,15 @@ import sys
 import time
 import traceback
 
-from bench import migrate, pages, provision
+from bench import migrate, pages, provision, worker
 from bench.common import bench_environment
 
-BENCHMARKS = {"provision": provision.run, "migrate": migrate.run, "pages": pages.run}
+BENCHMARKS = {
+    "provision": provision.run,
+    "migrate": migrate.run,
+    "pages": pages.run,
+    "worker": worker.run,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -9,8 +9,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tenants.binding import PLACEHOLDER_SCHEMA
 
-SHARED_SCHEMA = "public"
-
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -21,9 +19,11 @@ NAMING = {
 
 
 class SharedModel(DeclarativeBase):
-    """Tables of the shared schema (`public`): what belongs to no single tenant."""
+    """Tables of the shared schema (`public`): what belongs to no single tenant. Declared without
+    a schema name, as Alembic recommends for the default schema; tenant migrations keep
+    `public` on their search path, and tenant tables never share a shared table's name."""
 
-    metadata = MetaData(schema=SHARED_SCHEMA, naming_convention=NAMING)
+    metadata = MetaData(naming_convention=NAMING)
 
 
 class TenantModel(DeclarativeBase):

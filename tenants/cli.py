@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import click
+from alembic import command
 from flask.cli import AppGroup
 
 from app.extensions import db
 from tenants import services
-from tenants.migrate import migrate_schemas, upgrade_shared
+from tenants.migrate import alembic_config, migrate_schemas, tenant_migrator, upgrade_shared
 from tenants.models import Tenant
 
 tenants_cli = AppGroup("tenants", help="Tenants and their schemas.")
@@ -36,6 +37,24 @@ def migrate(slugs: tuple[str, ...]) -> None:
             f"{report.failed} failed: {report.error}\nFix the cause and run this again; "
             f"the schemas done so far stay done."
         )
+
+
+@tenants_cli.command("revision")
+@click.argument("tree", type=click.Choice(["shared", "tenant"]))
+@click.option("-m", "--message", required=True, help="What the revision changes.")
+@click.option("--autogenerate", is_flag=True, help="Compare the models with the database.")
+def revision(tree: str, message: str, autogenerate: bool) -> None:
+    """Write a new revision file. For the tenant history, autogenerate compares the models with
+    a scratch schema brought to head inside a transaction that is rolled back."""
+    with db.engine.connect() as conn, conn.begin() as transaction:
+        config = alembic_config(tree, conn)
+        if tree == "tenant":
+            scratch = "tenant_revision_scratch"
+            conn.exec_driver_sql(f'CREATE SCHEMA "{scratch}"')
+            tenant_migrator().upgrade(conn, scratch, current=None)
+            config.attributes["schema"] = scratch
+        command.revision(config, message=message, autogenerate=autogenerate)
+        transaction.rollback()
 
 
 @tenants_cli.command("create")

@@ -83,8 +83,8 @@ class Membership(SharedModel):
     __tablename__ = "memberships"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("public.users.id", ondelete="CASCADE"))
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("public.tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = utcnow_column()
@@ -106,9 +106,7 @@ class LoginSession(SharedModel):
     __tablename__ = "login_sessions"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[int] = mapped_column(
-        ForeignKey("public.users.id", ondelete="CASCADE"), index=True
-    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = utcnow_column()
     last_seen_at: Mapped[datetime] = utcnow_column()
     ip_address: Mapped[str | None] = mapped_column(String(64))
@@ -119,12 +117,12 @@ class Invitation(SharedModel):
     __tablename__ = "invitations"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("public.tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(254))
     role: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     invited_by_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("public.users.id", ondelete="SET NULL")
+        ForeignKey("users.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = utcnow_column()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,7 +1,10 @@
-"""Alembic environment for the tenant history, used by Alembic's commands (autogenerate).
-Applying revisions to tenant schemas is done by tenants.migrate.TenantMigrator, which does not
-need this file. Autogenerate compares the models with the schema named in
-config.attributes["schema"] (a scratch schema brought to head first)."""
+"""Alembic environment for the tenant history, used by Alembic's commands (autogenerate, via
+`flask --app wsgi tenants revision tenant ...`). Applying revisions to tenant schemas is done
+by tenants.migrate.TenantMigrator, which does not need this file.
+
+Autogenerate compares the models with the schema named in config.attributes["schema"] (a
+scratch schema brought to head first), then writes the operations without a schema name,
+the way tenant revisions are written."""
 
 from alembic import context
 from sqlalchemy import MetaData
@@ -12,25 +15,40 @@ config = context.config
 connection = config.attributes["connection"]
 schema = config.attributes["schema"]
 
+# The models name the placeholder schema; compare them as tables of the scratch schema.
+scratch_metadata = MetaData(naming_convention=tenant_metadata.naming_convention)
+for table in tenant_metadata.tables.values():
+    table.to_metadata(scratch_metadata, schema=schema)
+
+
+def include_name(name, type_, parent_names):
+    return type_ != "schema" or name == schema
+
 
 def include_object(obj, name, type_, reflected, compare_to):
     return not (type_ == "table" and name == "alembic_version")
 
 
-# The models name the placeholder schema; compare them as schema-less tables, the way the
-# revisions are written.
-schemaless = MetaData(naming_convention=tenant_metadata.naming_convention)
-for table in tenant_metadata.tables.values():
-    table.to_metadata(schemaless, schema=None)
+def drop_schema_names(migration_context, revision, directives):
+    def clear(operation):
+        if hasattr(operation, "schema"):
+            operation.schema = None
+        for child in getattr(operation, "ops", []):
+            clear(child)
 
-connection.exec_driver_sql(f'SET LOCAL search_path TO "{schema}", public')
+    for directive in directives:
+        clear(directive.upgrade_ops)
+        clear(directive.downgrade_ops)
+
+
 context.configure(
     connection=connection,
-    target_metadata=schemaless,
+    target_metadata=scratch_metadata,
     version_table_schema=schema,
+    include_schemas=True,
+    include_name=include_name,
     include_object=include_object,
-    include_schemas=False,
-    render_as_batch=False,
+    process_revision_directives=drop_schema_names,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 06:55:26.694957
+Create Date: 2026-11-22 07:13:37.136147
 """
 
 import sqlalchemy as sa
@@ -49,14 +49,12 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_messages")),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_outbox_messages_idempotency_key")),
-        schema="public",
     )
     op.create_index(
         "ix_outbox_messages_due",
         "outbox_messages",
         ["next_attempt_at"],
         unique=False,
-        schema="public",
         postgresql_where=sa.text("status IN ('pending', 'sending')"),
     )
     op.create_table(
@@ -79,7 +77,6 @@ def upgrade() -> None:
         sa.CheckConstraint("status IN ('active', 'suspended')", name=op.f("ck_tenants_status")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tenants")),
         sa.UniqueConstraint("slug", name=op.f("uq_tenants_slug")),
-        schema="public",
     )
     op.create_table(
         "users",
@@ -101,14 +98,9 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
-        schema="public",
     )
     op.create_index(
-        "uq_users_email_lower",
-        "users",
-        [sa.literal_column("lower(email)")],
-        unique=True,
-        schema="public",
+        "uq_users_email_lower", "users", [sa.literal_column("lower(email)")], unique=True
     )
     op.create_table(
         "invitations",
@@ -133,23 +125,20 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(
             ["invited_by_user_id"],
-            ["public.users.id"],
+            ["users.id"],
             name=op.f("fk_invitations_invited_by_user_id_users"),
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
-            ["public.tenants.id"],
+            ["tenants.id"],
             name=op.f("fk_invitations_tenant_id_tenants"),
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_invitations")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_invitations_token_hash")),
-        schema="public",
     )
-    op.create_index(
-        "ix_invitations_tenant_id", "invitations", ["tenant_id"], unique=False, schema="public"
-    )
+    op.create_index("ix_invitations_tenant_id", "invitations", ["tenant_id"], unique=False)
     op.create_table(
         "login_sessions",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -170,20 +159,13 @@ def upgrade() -> None:
         sa.Column("user_agent", sa.String(length=255), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
-            ["public.users.id"],
+            ["users.id"],
             name=op.f("fk_login_sessions_user_id_users"),
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_login_sessions")),
-        schema="public",
     )
-    op.create_index(
-        op.f("ix_login_sessions_user_id"),
-        "login_sessions",
-        ["user_id"],
-        unique=False,
-        schema="public",
-    )
+    op.create_index(op.f("ix_login_sessions_user_id"), "login_sessions", ["user_id"], unique=False)
     op.create_table(
         "memberships",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -203,39 +185,32 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
-            ["public.tenants.id"],
+            ["tenants.id"],
             name=op.f("fk_memberships_tenant_id_tenants"),
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["public.users.id"],
-            name=op.f("fk_memberships_user_id_users"),
-            ondelete="CASCADE",
+            ["user_id"], ["users.id"], name=op.f("fk_memberships_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_memberships")),
         sa.UniqueConstraint("user_id", "tenant_id", name=op.f("uq_memberships_user_id_tenant_id")),
-        schema="public",
     )
-    op.create_index(
-        "ix_memberships_tenant_id", "memberships", ["tenant_id"], unique=False, schema="public"
-    )
+    op.create_index("ix_memberships_tenant_id", "memberships", ["tenant_id"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_memberships_tenant_id", table_name="memberships", schema="public")
-    op.drop_table("memberships", schema="public")
-    op.drop_index(op.f("ix_login_sessions_user_id"), table_name="login_sessions", schema="public")
-    op.drop_table("login_sessions", schema="public")
-    op.drop_index("ix_invitations_tenant_id", table_name="invitations", schema="public")
-    op.drop_table("invitations", schema="public")
-    op.drop_index("uq_users_email_lower", table_name="users", schema="public")
-    op.drop_table("users", schema="public")
-    op.drop_table("tenants", schema="public")
+    op.drop_index("ix_memberships_tenant_id", table_name="memberships")
+    op.drop_table("memberships")
+    op.drop_index(op.f("ix_login_sessions_user_id"), table_name="login_sessions")
+    op.drop_table("login_sessions")
+    op.drop_index("ix_invitations_tenant_id", table_name="invitations")
+    op.drop_table("invitations")
+    op.drop_index("uq_users_email_lower", table_name="users")
+    op.drop_table("users")
+    op.drop_table("tenants")
     op.drop_index(
         "ix_outbox_messages_due",
         table_name="outbox_messages",
-        schema="public",
         postgresql_where=sa.text("status IN ('pending', 'sending')"),
     )
-    op.drop_table("outbox_messages", schema="public")
+    op.drop_table("outbox_messages")
