@@ -41,3 +41,26 @@ def test_unknown_page_gets_the_friendly_404(client):
     response = client.get("/no/such/page")
     assert response.status_code == 404
     assert "Not found" in response.text and "<nav" not in response.text
+
+
+def test_a_crash_shows_the_friendly_500_and_keeps_nothing_half_written(app_config):
+    from sqlalchemy import select
+
+    from app.auth import services as accounts
+    from app.extensions import db
+    from tenants.models import User
+    from tests.helpers import PASSWORD, unique
+
+    crashing = create_app(dict(app_config, TESTING=False))
+    email = f"{unique('crash')}@example.com"
+
+    def create_user_then_crash():
+        accounts.create_user(db.session, email=email, full_name="Half", password=PASSWORD)
+        raise RuntimeError("boom")
+
+    crashing.add_url_rule("/crash", "crash", create_user_then_crash)
+    response = crashing.test_client().get("/crash")
+    assert response.status_code == 500
+    assert "Something went wrong" in response.text and "boom" not in response.text
+    with crashing.app_context():
+        assert db.session.scalar(select(User).where(User.email == email)) is None
