@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.auth import services as accounts
 from app.extensions import db
 from tenants import services as tenants
-from tenants.models import Tenant
+from tenants.models import Membership, Tenant
 
 demo_cli = AppGroup("demo", help="Demo data for make run.")
 users_cli = AppGroup("users", help="Platform-level user administration.")
@@ -21,14 +21,15 @@ DEMO_PASSWORD = "paid-on-time-2026"
 
 @demo_cli.command("seed")
 def seed_demo() -> None:
-    """A demo workspace and its owner's login (does nothing when they exist)."""
+    """A demo workspace and its owner's login; whatever of them exists already is kept."""
     user = accounts.find_user_by_email(db.session, DEMO_EMAIL)
     if user is None:
         user = accounts.create_user(
             db.session, email=DEMO_EMAIL, full_name="Asha Demo", password=DEMO_PASSWORD
         )
-    if db.session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG)) is None:
-        tenants.create_tenant(
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG))
+    if tenant is None:
+        tenant = tenants.create_tenant(
             db.session,
             slug=DEMO_SLUG,
             name="Demo Traders Pvt Ltd",
@@ -36,8 +37,12 @@ def seed_demo() -> None:
             region="Karnataka",
             time_zone="Asia/Kolkata",
             currency="INR",
-            owner=user,
         )
+    membership = db.session.scalar(
+        select(Membership).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id)
+    )
+    if membership is None:
+        db.session.add(Membership(user_id=user.id, tenant_id=tenant.id, role="owner"))
     db.session.commit()
     click.echo(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 

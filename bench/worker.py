@@ -23,6 +23,7 @@ from unittest import mock
 from flask import Flask
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job, JobStatus
+from rq.utils import import_attribute
 from sqlalchemy import text
 
 import jobs.context
@@ -50,15 +51,14 @@ the number of jobs.
 Rounds alternate product and baseline, after a warm-up round of each.
 """
 QUEUE_NAME = "bench-worker"
+JOB_PATH = "bench.worker.select_one"  # how RQ finds the job: `python -m bench` runs at the root
 PRODUCT_JOBS = 300
 BASELINE_JOBS = 60  # a fork per job: slow
 WARMUP_JOBS = 10
-ROUNDS = 3
+ROUNDS = 5
 MIN_SPEEDUP = 10.0
 QUIET_LOGGERS = ("rq", "rq.worker", "rq.job", "rq.queue", "rq.scheduler", "jobs")
-SESSIONS_STARTED = text(
-    "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
-)
+SESSIONS_STARTED = text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
 SESSIONS_FLUSH_SECONDS = 5.0
 
 
@@ -116,11 +116,15 @@ def delete_jobs(queue: Queue, enqueued: list[Job]) -> None:
         pipeline.execute()
 
 
-def time_worker(app: Flask, worker_class: type[Worker], queue: Queue, count: int) -> float:
+def time_worker(
+    app: Flask, worker_class: type[SimpleWorker | Worker], queue: Queue, count: int
+) -> float:
     """Seconds per job for `count` jobs drained by a new worker of `worker_class`, run inside
     `app`'s context as jobs/worker.py runs its worker."""
     with app.app_context():
         enqueued = queue.enqueue_many([Queue.prepare_data(select_one) for _ in range(count)])
+        if enqueued[0].func_name != JOB_PATH:
+            raise RuntimeError(f"jobs call {enqueued[0].func_name}, not {JOB_PATH}")
         worker = worker_class([queue], connection=queue.connection)
         if worker_class is not SimpleWorker:
             # Every horse must open its own connection: nothing pooled to inherit at the fork.
@@ -149,7 +153,8 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         f"({BASELINE_JOBS}/round), {ROUNDS} rounds",
         MEASURES,
     )
-    assert QUEUE_NAME not in QUEUE_NAMES
+    if QUEUE_NAME in QUEUE_NAMES or import_attribute(JOB_PATH) is not select_one:
+        raise RuntimeError(f"{QUEUE_NAME} is an app queue, or RQ cannot import {JOB_PATH}")
     product, baseline = [], []
     product_sessions = baseline_sessions = 0
     with (
@@ -161,8 +166,6 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         with product_app.app_context():
             queue = Queue(QUEUE_NAME, connection=redis_connection())
         queue.delete(delete_jobs=True)
-        if select_one.__module__ != __name__ or Queue.prepare_data(select_one).func is None:
-            raise RuntimeError("bench.worker.select_one is not importable by RQ")
         contenders = [
             (product, product_app, SimpleWorker, PRODUCT_JOBS),
             (baseline, baseline_app, Worker, BASELINE_JOBS),

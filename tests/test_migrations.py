@@ -163,3 +163,21 @@ def test_models_and_migrations_agree(app, tmp_path, monkeypatch):
         [written] = [p for p in (copy / "versions").glob("*drift_check*.py")]
         body = written.read_text()
         assert "op." not in body.split("def upgrade")[1], f"{tree} models drifted:\n{body}"
+
+
+def test_demo_seed_gives_a_working_login_and_can_run_again(app):
+    from app.cli import DEMO_EMAIL, DEMO_PASSWORD
+    from tests.helpers import csrf_token_from
+
+    runner = app.test_cli_runner()
+    for _ in range(2):
+        result = runner.invoke(args=["demo", "seed"])
+        assert result.exit_code == 0, result.output
+        assert f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}" in result.output
+    client = app.test_client()
+    token = csrf_token_from(client.get("/login").text)
+    response = client.post(
+        "/login", data={"email": DEMO_EMAIL, "password": DEMO_PASSWORD, "csrf_token": token}
+    )
+    assert response.headers["Location"] == "/t/demo/"
+    assert client.get("/t/demo/").status_code == 200

@@ -18,6 +18,8 @@ from tenants.base import TenantModel
 from tenants.binding import ACTOR_KEY, TenantSession, bound_tenant_id
 
 HIDDEN_FIELD_MARKERS = ("password", "token", "secret")
+# Shown by the entry itself (its record id, its tenant): not repeated among the fields.
+IMPLIED_FIELDS = frozenset({"id", "tenant_id"})
 PAGE_SIZE = 50
 
 
@@ -53,6 +55,8 @@ def _changes(obj, action: str) -> dict:
     changes = {}
     for attr in state.mapper.column_attrs:
         key = attr.key
+        if key in IMPLIED_FIELDS:
+            continue
         history = state.attrs[key].history
         if action == "insert":
             value = getattr(obj, key, None)
