@@ -1,6 +1,16 @@
 """Every model, imported once so that both metadata collections are complete."""
 
 from app.audit.models import AuditEntry
+from app.clients.models import (
+    Client,
+    ClientImport,
+    ClientImportError,
+    Contact,
+    Document,
+    DocumentVersion,
+    Industry,
+    Site,
+)
 from app.messaging.models import OutboxMessage
 from tenants.base import SharedModel, TenantModel
 from tenants.models import Invitation, LoginSession, Membership, Tenant, User
@@ -9,6 +19,14 @@ shared_metadata = SharedModel.metadata
 tenant_metadata = TenantModel.metadata
 
 __all__ = [
+    "Client",
+    "ClientImport",
+    "ClientImportError",
+    "Contact",
+    "Document",
+    "DocumentVersion",
+    "Industry",
+    "Site",
     "AuditEntry",
     "Invitation",
     "LoginSession",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from alembic import command
 from flask.cli import AppGroup
+from sqlalchemy import create_engine
 
 from app.extensions import db
 from tenants import services
@@ -44,17 +45,29 @@ def migrate(slugs: tuple[str, ...]) -> None:
 @click.option("-m", "--message", required=True, help="What the revision changes.")
 @click.option("--autogenerate", is_flag=True, help="Compare the models with the database.")
 def revision(tree: str, message: str, autogenerate: bool) -> None:
-    """Write a new revision file. For the tenant history, autogenerate compares the models with
-    a scratch schema brought to head inside a transaction that is rolled back."""
-    with db.engine.connect() as conn, conn.begin() as transaction:
-        config = alembic_config(tree, conn)
-        if tree == "tenant":
-            scratch = "tenant_revision_scratch"
-            conn.exec_driver_sql(f'CREATE SCHEMA "{scratch}"')
-            tenant_migrator().upgrade(conn, scratch, current=None)
+    """Write a new revision file. For the tenant history, autogenerate compares the models
+    with a scratch schema at head, seen as the default schema of a connection of its own."""
+    if tree == "shared":
+        with db.engine.begin() as conn:
+            command.revision(
+                alembic_config("shared", conn), message=message, autogenerate=autogenerate
+            )
+        return
+    scratch = "tenant_revision_scratch"
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
+        conn.exec_driver_sql(f'CREATE SCHEMA "{scratch}"')
+        tenant_migrator().upgrade(conn, scratch, current=None)
+    engine = create_engine(db.engine.url, connect_args={"options": f"-c search_path={scratch}"})
+    try:
+        with engine.begin() as conn:
+            config = alembic_config("tenant", conn)
             config.attributes["schema"] = scratch
-        command.revision(config, message=message, autogenerate=autogenerate)
-        transaction.rollback()
+            command.revision(config, message=message, autogenerate=autogenerate)
+    finally:
+        engine.dispose()
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{scratch}" CASCADE')
 
 
 @tenants_cli.command("create")

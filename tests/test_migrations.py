@@ -66,6 +66,7 @@ def test_shared_schema_from_empty_to_head_and_back(empty_database):
 def test_tenant_schema_from_empty_to_head_and_back(empty_database):
     migrator = TenantMigrator()
     with empty_database.begin() as conn:
+        upgrade_shared(conn)  # the tenant history builds on it (pg_trgm)
         conn.exec_driver_sql("CREATE SCHEMA tenant_1")
         assert migrator.upgrade(conn, "tenant_1") is True
         assert migrator.upgrade(conn, "tenant_1") is False  # at head already
@@ -77,6 +78,7 @@ def test_tenant_schema_from_empty_to_head_and_back(empty_database):
     with empty_database.begin() as conn:
         migrator.downgrade(conn, "tenant_1", "base")
     assert inspect(empty_database).get_table_names(schema="tenant_1") == ["alembic_version"]
+    assert "audit_log" not in inspect(empty_database).get_table_names(schema="public")
     with empty_database.begin() as conn:
         migrator.upgrade(conn, "tenant_1")
         version = conn.execute(text("SELECT version_num FROM tenant_1.alembic_version")).scalar()

@@ -20,10 +20,13 @@ class AuditEntry(TenantModel):
     action: Mapped[str] = mapped_column(String(16))
     entity: Mapped[str] = mapped_column(String(64))
     entity_id: Mapped[str] = mapped_column(String(64))
+    # The record whose history this belongs to ("clients:42" for a client's contact too).
+    subject: Mapped[str | None] = mapped_column(String(80))
     changes: Mapped[dict] = mapped_column(JSONB, default=dict)
 
     __table_args__ = (
         Index("ix_audit_log_entity_entity_id", "entity", "entity_id"),
         Index("ix_audit_log_actor_user_id", "actor_user_id"),
         Index("ix_audit_log_occurred_at", "occurred_at"),
+        Index("ix_audit_log_subject", "subject", "id"),
     )

@@ -101,13 +101,20 @@ def _record_flush(session: Session, flush_context) -> None:
             changes = _changes(obj, action)
             if action == "update" and not changes:
                 continue
+            entity_id = _entity_id(obj)
+            subject = (
+                obj.audit_subject()
+                if hasattr(obj, "audit_subject")
+                else f"{obj.__tablename__}:{entity_id}"
+            )
             rows.append(
                 {
+                    "subject": subject,
                     "actor_user_id": session.info.get(ACTOR_KEY),
                     "actor_ip": session.info.get("actor_ip"),
                     "action": action,
                     "entity": obj.__tablename__,
-                    "entity_id": _entity_id(obj),
+                    "entity_id": entity_id,
                     "changes": changes,
                 }
             )

@@ -2,12 +2,12 @@
 `flask --app wsgi tenants revision tenant ...`). Applying revisions to tenant schemas is done
 by tenants.migrate.TenantMigrator, which does not need this file.
 
-Autogenerate compares the models with the schema named in config.attributes["schema"] (a
-scratch schema brought to head first), then writes the operations without a schema name,
-the way tenant revisions are written."""
+The connection given here has a scratch tenant schema at head as its default schema, so the
+models are compared as schema-less tables, the way tenant revisions are written."""
 
 from alembic import context
 from sqlalchemy import MetaData
+from sqlalchemy.schema import BLANK_SCHEMA
 
 from app.models import tenant_metadata
 
@@ -15,40 +15,21 @@ config = context.config
 connection = config.attributes["connection"]
 schema = config.attributes["schema"]
 
-# The models name the placeholder schema; compare them as tables of the scratch schema.
-scratch_metadata = MetaData(naming_convention=tenant_metadata.naming_convention)
+# The models name the placeholder schema; compare them without one.
+schemaless = MetaData(naming_convention=tenant_metadata.naming_convention)
 for table in tenant_metadata.tables.values():
-    table.to_metadata(scratch_metadata, schema=schema)
-
-
-def include_name(name, type_, parent_names):
-    return type_ != "schema" or name == schema
+    table.to_metadata(schemaless, schema=None, referred_schema_fn=lambda *a: BLANK_SCHEMA)
 
 
 def include_object(obj, name, type_, reflected, compare_to):
     return not (type_ == "table" and name == "alembic_version")
 
 
-def drop_schema_names(migration_context, revision, directives):
-    def clear(operation):
-        if hasattr(operation, "schema"):
-            operation.schema = None
-        for child in getattr(operation, "ops", []):
-            clear(child)
-
-    for directive in directives:
-        clear(directive.upgrade_ops)
-        clear(directive.downgrade_ops)
-
-
 context.configure(
     connection=connection,
-    target_metadata=scratch_metadata,
+    target_metadata=schemaless,
     version_table_schema=schema,
-    include_schemas=True,
-    include_name=include_name,
     include_object=include_object,
-    process_revision_directives=drop_schema_names,
 )
 with context.begin_transaction():
     context.run_migrations()

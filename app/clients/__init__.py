@@ -1,0 +1,1 @@
+"""Client profiles: clients and prospects, contacts, sites, documents, import and export."""

@@ -1,0 +1,313 @@
+"""Client records of a tenant: clients (and prospects), contacts, sites, documents, imports."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tenants.base import TenantModel, utcnow_column
+
+LOCATIONS = ("local", "foreign")
+STATUSES = ("prospect", "active", "on_hold", "inactive")
+PAYMENT_TERMS = ("net", "mfi", "custom", "immediate")
+CHANNELS = ("email", "whatsapp", "sms", "letter")
+CONTACT_ROLES = ("billing", "primary", "escalation")
+CONSENT_CHANNELS = ("email", "sms", "whatsapp")
+
+
+def _in(values) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+class Industry(TenantModel):
+    """The tenant's managed list of industries (seeded with common ones)."""
+
+    __tablename__ = "industries"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+
+    __table_args__ = (Index("uq_industries_name", func.lower(name), unique=True),)
+
+
+class Client(TenantModel):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    full_name: Mapped[str] = mapped_column(String(191))
+    short_name: Mapped[str] = mapped_column(String(191))
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    location: Mapped[str] = mapped_column(String(8))
+    country: Mapped[str] = mapped_column(String(2))
+    address_line1: Mapped[str | None] = mapped_column(String(191))
+    address_line2: Mapped[str | None] = mapped_column(String(191))
+    city: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(64))
+    postal_code: Mapped[str | None] = mapped_column(String(16))
+    gstin: Mapped[str | None] = mapped_column(String(15))
+    pan: Mapped[str | None] = mapped_column(String(10))
+    abn: Mapped[str | None] = mapped_column(String(11))
+    vat_number: Mapped[str | None] = mapped_column(String(20))
+    tin: Mapped[str | None] = mapped_column(String(32))
+    tax_registration: Mapped[str | None] = mapped_column(Text)
+    remittance_details: Mapped[str | None] = mapped_column(Text)
+    payment_terms: Mapped[str] = mapped_column(String(16), server_default="net")
+    payment_days: Mapped[int | None] = mapped_column(SmallInteger)
+    payment_terms_note: Mapped[str | None] = mapped_column(String(255))
+    engagement_manager_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    new_business_year: Mapped[int | None] = mapped_column(SmallInteger)
+    industry_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.industries.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    credit_limit: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    preferred_language: Mapped[str] = mapped_column(String(8), server_default="en")
+    preferred_channel: Mapped[str] = mapped_column(String(16), server_default="email")
+    tags: Mapped[list[str]] = mapped_column(
+        ARRAY(String(40)), server_default=text("'{}'::varchar[]"), default=list
+    )
+    converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = utcnow_column()
+    updated_at: Mapped[datetime] = utcnow_column(onupdate=func.now())
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    industry: Mapped[Industry | None] = relationship()
+    contacts: Mapped[list[Contact]] = relationship(
+        back_populates="client",
+        primaryjoin="and_(Contact.client_id == Client.id, Contact.deleted_at.is_(None))",
+        order_by="Contact.full_name",
+        viewonly=True,
+    )
+
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_in(STATUSES)})", name="status"),
+        CheckConstraint(f"location IN ({_in(LOCATIONS)})", name="location"),
+        CheckConstraint(f"payment_terms IN ({_in(PAYMENT_TERMS)})", name="payment_terms"),
+        CheckConstraint(f"preferred_channel IN ({_in(CHANNELS)})", name="preferred_channel"),
+        CheckConstraint(
+            "(payment_terms IN ('net', 'mfi')) = (payment_days IS NOT NULL)", name="payment_days"
+        ),
+        CheckConstraint("new_business_year >= 2015", name="new_business_year"),
+        CheckConstraint("credit_limit >= 0", name="credit_limit"),
+        # Names are unique among the clients that are not deleted: a deleted client's names
+        # may be used again.
+        Index(
+            "uq_clients_full_name",
+            func.lower(full_name),
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "uq_clients_short_name",
+            func.lower(short_name),
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "uq_clients_external_id",
+            "external_id",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL AND external_id IS NOT NULL"),
+        ),
+        # The list's sort orders, keyset-paginated: (sort key, id).
+        Index(
+            "ix_clients_list_name",
+            func.lower(full_name),
+            "id",
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index("ix_clients_list_created", "created_at", "id"),
+        Index("ix_clients_tags", "tags", postgresql_using="gin"),
+        Index("ix_clients_engagement_manager", "engagement_manager_user_id"),
+        # Search as you type: trigrams over the names, tax ids and city.
+        Index(
+            "ix_clients_search",
+            text(
+                "lower(full_name || ' ' || short_name || ' ' || coalesce(gstin, '') || ' ' "
+                "|| coalesce(external_id, '') || ' ' || coalesce(city, '')) gin_trgm_ops"
+            ),
+            postgresql_using="gin",
+        ),
+    )
+
+    @property
+    def is_prospect(self) -> bool:
+        return self.status == "prospect"
+
+    def audit_subject(self) -> str:
+        return f"clients:{self.id}"
+
+
+class Contact(TenantModel):
+    __tablename__ = "client_contacts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
+    full_name: Mapped[str] = mapped_column(String(191))
+    job_title: Mapped[str | None] = mapped_column(String(100))
+    roles: Mapped[list[str]] = mapped_column(
+        ARRAY(String(16)), server_default=text("'{}'::varchar[]"), default=list
+    )
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    preferred_language: Mapped[str | None] = mapped_column(String(8))
+    # Per channel: 'opted_in', 'opted_out' or NULL (never asked), when and how it was given.
+    email_consent: Mapped[str | None] = mapped_column(String(10))
+    email_consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    email_consent_source: Mapped[str | None] = mapped_column(String(100))
+    sms_consent: Mapped[str | None] = mapped_column(String(10))
+    sms_consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sms_consent_source: Mapped[str | None] = mapped_column(String(100))
+    whatsapp_consent: Mapped[str | None] = mapped_column(String(10))
+    whatsapp_consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    whatsapp_consent_source: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = utcnow_column()
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    client: Mapped[Client] = relationship(back_populates="contacts")
+
+    __table_args__ = tuple(
+        CheckConstraint(
+            f"{channel}_consent IN ('opted_in', 'opted_out')", name=f"{channel}_consent"
+        )
+        for channel in CONSENT_CHANNELS
+    )
+
+    def audit_subject(self) -> str:
+        return f"clients:{self.client_id}"
+
+
+class Site(TenantModel):
+    """A place where the client is served; its coordinates verify field visits later."""
+
+    __tablename__ = "client_sites"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
+    name: Mapped[str] = mapped_column(String(191))
+    address_line1: Mapped[str | None] = mapped_column(String(191))
+    address_line2: Mapped[str | None] = mapped_column(String(191))
+    city: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(64))
+    postal_code: Mapped[str | None] = mapped_column(String(16))
+    country: Mapped[str | None] = mapped_column(String(2))
+    latitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    site_contact_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.client_contacts.id"))
+    created_at: Mapped[datetime] = utcnow_column()
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    site_contact: Mapped[Contact | None] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude"),
+        CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude"),
+        CheckConstraint("(latitude IS NULL) = (longitude IS NULL)", name="coordinates"),
+    )
+
+    def audit_subject(self) -> str:
+        return f"clients:{self.client_id}"
+
+
+class Document(TenantModel):
+    __tablename__ = "client_documents"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
+    title: Mapped[str] = mapped_column(String(191))
+    category: Mapped[str | None] = mapped_column(String(64))
+    expires_on: Mapped[date | None] = mapped_column(Date, index=True)
+    # The day the engagement manager was told it is about to expire (once per expiry date).
+    expiry_notice_for: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = utcnow_column()
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    versions: Mapped[list[DocumentVersion]] = relationship(
+        back_populates="document", order_by="DocumentVersion.version.desc()"
+    )
+
+    def audit_subject(self) -> str:
+        return f"clients:{self.client_id}"
+
+
+class DocumentVersion(TenantModel):
+    __tablename__ = "client_document_versions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("tenant.client_documents.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    storage_key: Mapped[str] = mapped_column(String(255))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(127))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    uploaded_at: Mapped[datetime] = utcnow_column()
+
+    document: Mapped[Document] = relationship(back_populates="versions")
+
+    __table_args__ = (UniqueConstraint("document_id", "version"),)
+
+
+class ClientImport(TenantModel):
+    """One upload of a client file: its column mapping, progress and outcome."""
+
+    __tablename__ = "client_imports"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="uploaded")
+    filename: Mapped[str] = mapped_column(String(255))
+    storage_key: Mapped[str] = mapped_column(String(255))
+    file_format: Mapped[str] = mapped_column(String(8))
+    headers: Mapped[list] = mapped_column(JSONB, default=list)
+    mapping: Mapped[dict] = mapped_column(JSONB, default=dict)
+    total_rows: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    processed_rows: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    inserted_rows: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    updated_rows: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    failed_rows: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = utcnow_column()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('uploaded', 'mapped', 'queued', 'running', 'done', 'failed')",
+            name="status",
+        ),
+    )
+
+
+class ClientImportError(TenantModel):
+    __tablename__ = "client_import_errors"
+    __audited__ = False  # part of an import's outcome, not a user's change
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    import_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant.client_imports.id", ondelete="CASCADE"), index=True
+    )
+    line: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
