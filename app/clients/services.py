@@ -1,0 +1,532 @@
+"""Client rules that need the database: uniqueness, saving, conversion, the list, bulk actions,
+contacts and consent, sites, and the client's timeline."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from flask import render_template
+from sqlalchemy import Select, func, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from app.audit.models import AuditEntry
+from app.clients.models import CONSENT_CHANNELS, STATUSES, Client, Contact, Industry, Site
+from app.clients.rules import ClientContext, clean_client, clean_contact, clean_site
+from app.messaging.services import queue_email
+from tenants.models import Membership, Tenant, User
+
+PAGE_SIZE = 25
+COUNT_CAP = 10_000  # beyond this the list says "10,000+" instead of counting every row
+
+
+class ClientError(ValueError):
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def client_context(session: Session, tenant: Tenant) -> ClientContext:
+    industries = session.execute(select(Industry.id, Industry.name).where(Industry.active)).all()
+    members = session.scalars(
+        select(Membership.user_id).where(
+            Membership.tenant_id == tenant.id, Membership.active.is_(True)
+        )
+    )
+    return ClientContext(
+        tenant_country=tenant.country,
+        tenant_currency=tenant.currency,
+        today=datetime.now(ZoneInfo(tenant.time_zone)).date(),
+        industries={name.lower(): industry_id for industry_id, name in industries},
+        industry_ids=frozenset(industry_id for industry_id, _ in industries),
+        member_ids=frozenset(members),
+    )
+
+
+def uniqueness_errors(session: Session, values: Mapping, exclude_id: int | None = None) -> dict:
+    """Full name, short name and external id are unique among clients not deleted."""
+    errors = {}
+    checks = [("full_name", "Another client has this full name."),
+              ("short_name", "Another client has this short name.")]  # fmt: skip
+    for key, message in checks:
+        column = getattr(Client, key)
+        query = select(Client.id).where(
+            func.lower(column) == values[key].lower(), Client.deleted_at.is_(None)
+        )
+        if exclude_id:
+            query = query.where(Client.id != exclude_id)
+        if values.get(key) and session.scalar(query.limit(1)) is not None:
+            errors[key] = message
+    if values.get("external_id"):
+        query = select(Client.id).where(
+            Client.external_id == values["external_id"], Client.deleted_at.is_(None)
+        )
+        if exclude_id:
+            query = query.where(Client.id != exclude_id)
+        if session.scalar(query.limit(1)) is not None:
+            errors["external_id"] = "Another client has this external id."
+    return errors
+
+
+def check_client(
+    session: Session, context: ClientContext, raw: Mapping, exclude_id: int | None = None
+) -> dict:
+    values, errors = clean_client(raw, context)
+    errors.update({k: v for k, v in uniqueness_errors(session, values, exclude_id).items()
+                   if k not in errors})  # fmt: skip
+    if errors:
+        raise ClientError(errors)
+    return values
+
+
+@dataclass
+class ManagerNotice:
+    """How to tell a newly assigned engagement manager: the client's URL for them."""
+
+    tenant: Tenant
+    client_url: Callable[[int], str]
+
+
+def create_client(
+    session: Session, context: ClientContext, raw: Mapping, notice: ManagerNotice | None = None
+) -> Client:
+    values = check_client(session, context, raw)
+    client = Client(**values)
+    if client.status != "prospect":
+        client.converted_at = None
+    session.add(client)
+    session.flush()
+    if notice and client.engagement_manager_user_id:
+        notify_engagement_manager(session, client, notice)
+    return client
+
+
+def update_client(
+    session: Session,
+    context: ClientContext,
+    client: Client,
+    raw: Mapping,
+    notice: ManagerNotice | None = None,
+) -> Client:
+    """Apply a full or partial edit: fields not in `raw` keep their current values."""
+    current = client_form_values(client)
+    merged = {**current, **{k: v for k, v in raw.items() if k in current}}
+    values = check_client(session, context, merged, exclude_id=client.id)
+    previous_manager = client.engagement_manager_user_id
+    if client.status == "prospect" and values["status"] != "prospect":
+        client.converted_at = datetime.now(UTC)
+    for key, value in values.items():
+        if getattr(client, key) != value:
+            setattr(client, key, value)
+    session.flush()
+    if notice and client.engagement_manager_user_id not in (None, previous_manager):
+        notify_engagement_manager(session, client, notice)
+    return client
+
+
+def client_form_values(client: Client) -> dict[str, str]:
+    """The client as the raw strings a form would send back unchanged."""
+
+    def text(value) -> str:
+        return "" if value is None else str(value)
+
+    return {
+        "full_name": client.full_name, "short_name": client.short_name,
+        "status": client.status, "location": client.location, "country": client.country,
+        "address_line1": text(client.address_line1), "address_line2": text(client.address_line2),
+        "city": text(client.city), "region": text(client.region),
+        "postal_code": text(client.postal_code), "external_id": text(client.external_id),
+        "gstin": text(client.gstin), "pan": text(client.pan), "abn": text(client.abn),
+        "vat_number": text(client.vat_number), "tin": text(client.tin),
+        "tax_registration": text(client.tax_registration),
+        "remittance_details": text(client.remittance_details),
+        "payment_terms": client.payment_terms, "payment_days": text(client.payment_days),
+        "payment_terms_note": text(client.payment_terms_note),
+        "engagement_manager_user_id": text(client.engagement_manager_user_id),
+        "new_business_year": text(client.new_business_year),
+        "industry_id": text(client.industry_id), "currency": client.currency,
+        "credit_limit": text(client.credit_limit),
+        "preferred_language": client.preferred_language,
+        "preferred_channel": client.preferred_channel, "tags": ", ".join(client.tags or []),
+    }  # fmt: skip
+
+
+def notify_engagement_manager(session: Session, client: Client, notice: ManagerNotice) -> None:
+    manager = session.get(User, client.engagement_manager_user_id)
+    if manager is None or not manager.active:
+        return
+    context = {"manager": manager, "client": client, "tenant": notice.tenant,
+               "url": notice.client_url(client.id)}  # fmt: skip
+    queue_email(
+        session,
+        to=manager.email,
+        tenant_id=notice.tenant.id,
+        subject=f"You are now the engagement manager for {client.short_name}",
+        text_body=render_template("email/engagement_manager.txt", **context),
+        idempotency_key=f"engagement-manager:{notice.tenant.id}:{client.id}:{uuid.uuid4().hex}",
+    )
+
+
+def convert_prospect(session: Session, client: Client) -> None:
+    """A prospect becomes an active client; the record, its id and its history stay."""
+    if client.status != "prospect":
+        raise ClientError({"status": "Only a prospect can be converted."})
+    client.status = "active"
+    client.converted_at = datetime.now(UTC)
+    session.flush()
+
+
+def delete_client(session: Session, client: Client) -> None:
+    """Soft delete: the record stays (and its names may be used again)."""
+    client.deleted_at = datetime.now(UTC)
+    session.flush()
+
+
+def get_client(session: Session, client_id: int) -> Client | None:
+    return session.scalar(select(Client).where(Client.id == client_id, Client.deleted_at.is_(None)))
+
+
+# The list -----------------------------------------------------------------------------------
+
+SORTS = {
+    "name": (func.lower(Client.full_name), "asc"),
+    "-name": (func.lower(Client.full_name), "desc"),
+    "short": (func.lower(Client.short_name), "asc"),
+    "-short": (func.lower(Client.short_name), "desc"),
+    "created": (Client.created_at, "asc"),
+    "-created": (Client.created_at, "desc"),
+}
+DEFAULT_SORT = "name"
+
+
+@dataclass
+class ClientFilters:
+    """What the list shows, all of it carried in the URL so a view can be bookmarked."""
+
+    q: str = ""
+    prospects: bool = False
+    location: str = ""
+    status: str = ""
+    industry_id: int | None = None
+    manager_id: int | None = None
+    tag: str = ""
+    sort: str = DEFAULT_SORT
+
+    @classmethod
+    def from_args(cls, args: Mapping) -> ClientFilters:
+        def number(key):
+            value = (args.get(key) or "").strip()
+            return int(value) if value.isdigit() else None
+
+        sort = args.get("sort") or DEFAULT_SORT
+        return cls(
+            q=(args.get("q") or "").strip()[:100],
+            prospects=args.get("prospects") == "1",
+            location=args.get("location") if args.get("location") in ("local", "foreign") else "",
+            status=args.get("status") if args.get("status") in STATUSES else "",
+            industry_id=number("industry"),
+            manager_id=number("manager"),
+            tag=(args.get("tag") or "").strip().lower()[:40],
+            sort=sort if sort in SORTS else DEFAULT_SORT,
+        )
+
+    def as_args(self) -> dict[str, str]:
+        args = {"q": self.q, "location": self.location, "status": self.status,
+                "industry": self.industry_id or "", "manager": self.manager_id or "",
+                "tag": self.tag, "sort": "" if self.sort == DEFAULT_SORT else self.sort,
+                "prospects": "1" if self.prospects else ""}  # fmt: skip
+        return {k: str(v) for k, v in args.items() if v}
+
+
+def filtered_clients(filters: ClientFilters) -> Select:
+    query = select(Client).where(Client.deleted_at.is_(None))
+    if filters.prospects:
+        query = query.where(Client.status == "prospect")
+    elif filters.status:
+        query = query.where(Client.status == filters.status)
+    else:
+        query = query.where(Client.status != "prospect")
+    if filters.location:
+        query = query.where(Client.location == filters.location)
+    if filters.industry_id:
+        query = query.where(Client.industry_id == filters.industry_id)
+    if filters.manager_id:
+        query = query.where(Client.engagement_manager_user_id == filters.manager_id)
+    if filters.tag:
+        query = query.where(Client.tags.contains([filters.tag]))
+    if filters.q:
+        pattern = "%" + filters.q.lower().replace("\\", "\\\\").replace("%", r"\%").replace(
+            "_", r"\_") + "%"  # fmt: skip
+        haystack = func.lower(
+            Client.full_name
+            + " "
+            + Client.short_name
+            + " "
+            + func.coalesce(Client.gstin, "")
+            + " "
+            + func.coalesce(Client.external_id, "")
+            + " "
+            + func.coalesce(Client.city, "")
+        )  # the expression of ix_clients_search, so the trigram index serves it
+        query = query.where(haystack.like(pattern))
+    return query
+
+
+@dataclass
+class ClientPage:
+    clients: list[Client]
+    total: int
+    total_is_capped: bool
+    next_cursor: str | None
+    previous_cursor: str | None
+    filters: ClientFilters = field(default_factory=ClientFilters)
+
+
+def _encode_cursor(key, client_id: int) -> str:
+    key = key.isoformat() if isinstance(key, datetime) else key
+    return base64.urlsafe_b64encode(json.dumps([key, client_id]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str):
+    try:
+        key, client_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if sort.lstrip("-") == "created":
+            key = datetime.fromisoformat(key)
+        return key, int(client_id)
+    except (ValueError, TypeError):
+        return None
+
+
+def list_clients(
+    session: Session,
+    filters: ClientFilters,
+    after: str | None = None,
+    before: str | None = None,
+    page_size: int = PAGE_SIZE,
+) -> ClientPage:
+    """One page, keyset-paginated on (sort key, id): as fast on page 4,000 as on page 1."""
+    sort_key, direction = SORTS[filters.sort]
+    base = filtered_clients(filters)
+    query = base.add_columns(sort_key.label("sort_key"))
+    cursor = _decode_cursor(before or after or "", filters.sort) if (before or after) else None
+    backwards = bool(before) and cursor is not None
+    ascending = (direction == "asc") != backwards
+    if cursor is not None:
+        key, client_id = cursor
+        row = tuple_(sort_key, Client.id)
+        query = query.where(row > tuple_(key, client_id) if ascending
+                            else row < tuple_(key, client_id))  # fmt: skip
+    order = (sort_key.asc(), Client.id.asc()) if ascending else (sort_key.desc(), Client.id.desc())
+    rows = session.execute(query.order_by(*order).limit(page_size + 1)).all()
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    if backwards:
+        rows.reverse()
+    clients = [row[0] for row in rows]
+    keys = [(row[1], row[0].id) for row in rows]
+    has_next = more if not backwards else True
+    has_previous = (cursor is not None) if not backwards else more
+    capped = session.scalar(
+        select(func.count()).select_from(
+            base.with_only_columns(Client.id).limit(COUNT_CAP + 1).subquery()
+        )  # fmt: skip
+    )
+    return ClientPage(
+        clients=clients,
+        total=min(capped, COUNT_CAP),
+        total_is_capped=capped > COUNT_CAP,
+        next_cursor=_encode_cursor(*keys[-1]) if keys and has_next else None,
+        previous_cursor=_encode_cursor(*keys[0]) if keys and has_previous else None,
+        filters=filters,
+    )
+
+
+# Bulk actions -------------------------------------------------------------------------------
+
+
+def bulk_update(
+    session: Session,
+    client_ids: list[int],
+    *,
+    tag: str | None = None,
+    manager_id: int | None = None,
+    status: str | None = None,
+    context: ClientContext | None = None,
+) -> int:
+    """Tag, assign a manager or set the status of many clients; returns how many changed.
+    Each client is changed through the ORM, so every change is in the audit log."""
+    if manager_id is not None and context is not None and manager_id not in context.member_ids:
+        raise ClientError({"manager": "Choose a member of this workspace."})
+    if status is not None and status not in STATUSES:
+        raise ClientError({"status": "Choose a status from the list."})
+    clients = session.scalars(
+        select(Client).where(Client.id.in_(client_ids), Client.deleted_at.is_(None))
+    ).all()
+    changed = 0
+    for client in clients:
+        before = (list(client.tags), client.engagement_manager_user_id, client.status)
+        if tag and tag not in client.tags:
+            client.tags = [*client.tags, tag]
+        if manager_id is not None:
+            client.engagement_manager_user_id = manager_id
+        if status is not None:
+            if client.status == "prospect" and status != "prospect":
+                client.converted_at = datetime.now(UTC)
+            client.status = status
+        changed += before != (client.tags, client.engagement_manager_user_id, client.status)
+    session.flush()
+    return changed
+
+
+# Contacts and consent -----------------------------------------------------------------------
+
+
+def get_contact(session: Session, client: Client, contact_id: int) -> Contact | None:
+    return session.scalar(
+        select(Contact).where(
+            Contact.id == contact_id, Contact.client_id == client.id, Contact.deleted_at.is_(None)
+        )
+    )
+
+
+def save_contact(
+    session: Session,
+    client: Client,
+    raw: Mapping,
+    default_region: str,
+    contact: Contact | None = None,
+) -> Contact:
+    values, errors = clean_contact(raw, default_region)
+    if errors:
+        raise ClientError(errors)
+    if contact is None:
+        contact = Contact(client_id=client.id, **values)
+        session.add(contact)
+    else:
+        for key, value in values.items():
+            setattr(contact, key, value)
+    session.flush()
+    return contact
+
+
+def set_consent(contact: Contact, channel: str, opted_in: bool, source: str) -> None:
+    """Record an opt-in or opt-out, when and how it was given. An opt-out always wins later:
+    `may_contact` says no until a new opt-in is recorded."""
+    if channel not in CONSENT_CHANNELS:
+        raise ClientError({"channel": "Consent is kept for e-mail, SMS and WhatsApp."})
+    if not source.strip():
+        raise ClientError({"source": "Say how the consent was given (e.g. signed form)."})
+    setattr(contact, f"{channel}_consent", "opted_in" if opted_in else "opted_out")
+    setattr(contact, f"{channel}_consent_at", datetime.now(UTC))
+    setattr(contact, f"{channel}_consent_source", source.strip()[:100])
+
+
+def may_contact(contact: Contact, channel: str) -> bool:
+    """E-mail may go to anyone who has not opted out; SMS and WhatsApp need an opt-in."""
+    state = getattr(contact, f"{channel}_consent", None) if channel in CONSENT_CHANNELS else None
+    if channel == "email":
+        return contact.email is not None and state != "opted_out"
+    if channel in ("sms", "whatsapp"):
+        return contact.phone is not None and state == "opted_in"
+    return True
+
+
+def delete_contact(session: Session, contact: Contact) -> None:
+    contact.deleted_at = datetime.now(UTC)
+    session.execute(update(Site).where(Site.site_contact_id == contact.id)
+                    .values(site_contact_id=None))  # fmt: skip
+    session.flush()
+
+
+# Sites --------------------------------------------------------------------------------------
+
+
+def get_site(session: Session, client: Client, site_id: int) -> Site | None:
+    return session.scalar(
+        select(Site).where(
+            Site.id == site_id, Site.client_id == client.id, Site.deleted_at.is_(None)
+        )
+    )
+
+
+def list_sites(session: Session, client: Client) -> list[Site]:
+    return list(
+        session.scalars(
+            select(Site)
+            .where(Site.client_id == client.id, Site.deleted_at.is_(None))
+            .order_by(Site.name)
+        )
+    )
+
+
+def save_site(session: Session, client: Client, raw: Mapping, site: Site | None = None) -> Site:
+    values, errors = clean_site(raw)
+    if (
+        values.get("site_contact_id")
+        and get_contact(session, client, values["site_contact_id"]) is None
+    ):
+        errors["site_contact_id"] = "Choose one of this client's contacts."
+    if errors:
+        raise ClientError(errors)
+    if site is None:
+        site = Site(client_id=client.id, **values)
+        session.add(site)
+    else:
+        for key, value in values.items():
+            setattr(site, key, value)
+    session.flush()
+    return site
+
+
+def delete_site(session: Session, site: Site) -> None:
+    site.deleted_at = datetime.now(UTC)
+    session.flush()
+
+
+# Timeline and managed lists -----------------------------------------------------------------
+
+
+def timeline(session: Session, client: Client, limit: int = 100) -> list[AuditEntry]:
+    """Every recorded change of the client and of its contacts, sites and documents."""
+    return list(
+        session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.subject == f"clients:{client.id}")
+            .order_by(AuditEntry.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def industries(session: Session) -> list[Industry]:
+    return list(session.scalars(select(Industry).where(Industry.active).order_by(Industry.name)))
+
+
+def add_industry(session: Session, name: str) -> Industry:
+    name = " ".join(name.split())
+    if not 2 <= len(name) <= 100:
+        raise ClientError({"name": "Name the industry (2 to 100 characters)."})
+    existing = session.scalar(select(Industry).where(func.lower(Industry.name) == name.lower()))
+    if existing is not None:
+        existing.active = True
+        return existing
+    industry = Industry(name=name)
+    session.add(industry)
+    session.flush()
+    return industry
+
+
+def members_for_choice(session: Session, tenant_id: int) -> list[tuple[int, str]]:
+    return list(
+        session.execute(
+            select(User.id, User.full_name)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.tenant_id == tenant_id, Membership.active.is_(True))
+            .order_by(User.full_name)
+        ).tuples()
+    )
