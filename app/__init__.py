@@ -60,12 +60,13 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from app.audit.views import blueprint as audit
     from app.auth.views import blueprint as auth
+    from app.clients.views import blueprint as clients
     from app.dashboard.views import blueprint as dashboard
     from app.health.views import blueprint as health
     from app.sandbox.views import blueprint as sandbox
     from app.team.views import blueprint as team
 
-    for blueprint in (auth, dashboard, team, audit, health, sandbox):
+    for blueprint in (auth, dashboard, clients, team, audit, health, sandbox):
         app.register_blueprint(blueprint)
 
 

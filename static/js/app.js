@@ -26,6 +26,13 @@
     showToast("That did not work (" + event.detail.xhr.status + "). Please try again.", "error");
   });
 
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.classList && form.classList.contains("confirm") && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
+  }, true);
+
   document.addEventListener("click", function (event) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {
       if (!menu.contains(event.target)) menu.removeAttribute("open");

@@ -1,0 +1,356 @@
+from __future__ import annotations
+
+from flask import Blueprint, abort, g, redirect, request, url_for
+from werkzeug.datastructures import MultiDict
+
+from app.clients import services
+from app.clients.forms import CONTACT_FIELDS, SECTIONS, SITE_FIELDS
+from app.clients.models import CONSENT_CHANNELS, CONTACT_ROLES
+from app.clients.rules import clean_tags
+from app.extensions import db
+from app.pages import render_page, toast
+from tenants.context import can, require_permission
+
+blueprint = Blueprint("clients", __name__, url_prefix="/t/<tenant_slug>/clients")
+TABS = ("profile", "contacts", "sites", "documents", "timeline", "projects", "invoices",
+        "notices", "payments", "aging")  # fmt: skip
+PLACEHOLDER_TABS = {
+    "projects": "Projects and milestone plans",
+    "invoices": "Invoices",
+    "notices": "Collection notices",
+    "payments": "Payments",
+    "aging": "Aging",
+}
+
+
+def _client_or_404(client_id: int):
+    client = services.get_client(db.session, client_id)
+    if client is None:
+        abort(404)
+    return client
+
+
+def _choices() -> dict:
+    return {
+        "industries": [("", "—"), *((str(i.id), i.name) for i in services.industries(db.session))],
+        "members": [("", "Nobody yet"), *((str(uid), name) for uid, name in
+                                           services.members_for_choice(db.session, g.tenant.id))],
+    }  # fmt: skip
+
+
+def _notice() -> services.ManagerNotice:
+    return services.ManagerNotice(
+        tenant=g.tenant,
+        client_url=lambda client_id: url_for("clients.detail", client_id=client_id,
+                                             _external=True),
+    )  # fmt: skip
+
+
+def _people() -> dict[int, str]:
+    return dict(services.members_for_choice(db.session, g.tenant.id))
+
+
+# The list -----------------------------------------------------------------------------------
+
+
+@blueprint.get("/")
+@require_permission("clients.view")
+def index():
+    filters = services.ClientFilters.from_args(request.args)
+    page = services.list_clients(db.session, filters, after=request.args.get("after"),
+                                 before=request.args.get("before"))  # fmt: skip
+    return render_page("clients/index.html", block="client_results", page=page,
+                       filters=filters, choices=_choices(), people=_people())  # fmt: skip
+
+
+@blueprint.post("/bulk")
+@require_permission("clients.edit")
+def bulk():
+    ids = [int(i) for i in request.form.getlist("client_ids") if i.isdigit()]
+    action = request.form.get("action", "")
+    back = url_for("clients.index", **services.ClientFilters.from_args(request.form).as_args())
+    if not ids:
+        toast("Select at least one client first.", "error")
+        return redirect(back, 303)
+    options = {}
+    if action == "tag":
+        tags, problem = clean_tags(request.form.get("tag", ""))
+        if problem or len(tags) != 1:
+            toast(problem or "Give one tag to add.", "error")
+            return redirect(back, 303)
+        options["tag"] = tags[0]
+    elif action == "manager" and request.form.get("manager", "").isdigit():
+        options["manager_id"] = int(request.form["manager"])
+    elif action == "status":
+        options["status"] = request.form.get("status", "")
+    else:
+        toast("Choose what to do with the selected clients.", "error")
+        return redirect(back, 303)
+    try:
+        changed = services.bulk_update(db.session, ids, context=services.client_context(
+            db.session, g.tenant), **options)  # fmt: skip
+    except services.ClientError as error:
+        toast(" ".join(error.errors.values()), "error")
+        return redirect(back, 303)
+    toast(f"{changed} client{'s' if changed != 1 else ''} updated.")
+    return redirect(back, 303)
+
+
+# Creating and editing -----------------------------------------------------------------------
+
+
+@blueprint.route("/new", methods=["GET", "POST"])
+@require_permission("clients.edit")
+def new():
+    values = {"location": "local", "country": g.tenant.country, "currency": g.tenant.currency,
+              "payment_terms": "net", "payment_days": "30", "status": "active",
+              "preferred_language": "en", "preferred_channel": "email"}  # fmt: skip
+    if request.args.get("prospect") == "1":
+        values["status"] = "prospect"
+    errors = {}
+    if request.method == "POST":
+        values = request.form.to_dict()
+        context = services.client_context(db.session, g.tenant)
+        try:
+            client = services.create_client(db.session, context, request.form, _notice())
+        except services.ClientError as error:
+            errors = error.errors
+        else:
+            toast(f"{client.short_name} is saved.")
+            return redirect(url_for("clients.detail", client_id=client.id), 303)
+    return render_page("clients/new.html", status=422 if errors else 200, values=values,
+                       errors=errors, sections=SECTIONS, choices=_choices())  # fmt: skip
+
+
+@blueprint.get("/<int:client_id>")
+@require_permission("clients.view")
+def detail(client_id: int):
+    client = _client_or_404(client_id)
+    tab = request.args.get("tab", "profile")
+    if tab not in TABS:
+        abort(404)
+    context = {"client": client, "tab": tab, "sections": SECTIONS, "choices": _choices(),
+               "people": _people(), "placeholder": PLACEHOLDER_TABS.get(tab),
+               "values": services.client_form_values(client)}  # fmt: skip
+    if tab == "contacts":
+        context.update(
+            contact_fields=CONTACT_FIELDS,
+            roles=CONTACT_ROLES,
+            channels=CONSENT_CHANNELS,
+            new_contact={},
+            contact_errors={},
+        )
+    elif tab == "sites":
+        context.update(
+            sites=services.list_sites(db.session, client),
+            site_fields=SITE_FIELDS,
+            new_site={},
+            site_errors={},
+        )
+    elif tab == "timeline":
+        context["entries"] = services.timeline(db.session, client)
+    return render_page("clients/detail.html", block="tab_body", **context)
+
+
+@blueprint.route("/<int:client_id>/sections/<section>", methods=["GET", "POST"])
+@require_permission("clients.view")
+def section(client_id: int, section: str):
+    """One section of the profile: shown, or (?edit=1 / POST) edited in place."""
+    client = _client_or_404(client_id)
+    if section not in SECTIONS:
+        abort(404)
+    editing = request.method == "POST" or request.args.get("edit") == "1"
+    if editing and not can("clients.edit"):
+        abort(403)
+    values, errors = services.client_form_values(client), {}
+    if request.method == "POST":
+        submitted = {spec.name: request.form.get(spec.name, "") for spec in SECTIONS[section][1]}
+        context = services.client_context(db.session, g.tenant)
+        try:
+            services.update_client(db.session, context, client, submitted, _notice())
+        except services.ClientError as error:
+            values, errors = {**values, **submitted}, error.errors
+        else:
+            toast(f"{SECTIONS[section][0]} saved.")
+            values, editing = services.client_form_values(client), False
+    return render_page("clients/_section.html", status=422 if errors else 200, client=client,
+                       section=section, editing=editing, values=values, errors=errors,
+                       sections=SECTIONS, choices=_choices(), people=_people())  # fmt: skip
+
+
+@blueprint.post("/<int:client_id>/convert")
+@require_permission("clients.edit")
+def convert(client_id: int):
+    client = _client_or_404(client_id)
+    try:
+        services.convert_prospect(db.session, client)
+    except services.ClientError as error:
+        toast(" ".join(error.errors.values()), "error")
+    else:
+        toast(f"{client.short_name} is now a client.")
+    return redirect(url_for("clients.detail", client_id=client.id), 303)
+
+
+@blueprint.post("/<int:client_id>/delete")
+@require_permission("clients.edit")
+def delete(client_id: int):
+    client = _client_or_404(client_id)
+    services.delete_client(db.session, client)
+    toast(f"{client.short_name} is deleted.")
+    return redirect(url_for("clients.index"), 303)
+
+
+# Contacts -----------------------------------------------------------------------------------
+
+
+def _contacts_tab(client, status=200, new_contact=None, contact_errors=None):
+    return render_page("clients/detail.html", block="tab_body", status=status, client=client,
+                       tab="contacts", contact_fields=CONTACT_FIELDS, roles=CONTACT_ROLES,
+                       channels=CONSENT_CHANNELS, new_contact=new_contact or {},
+                       contact_errors=contact_errors or {}, people=_people())  # fmt: skip
+
+
+@blueprint.post("/<int:client_id>/contacts")
+@require_permission("clients.edit")
+def add_contact(client_id: int):
+    client = _client_or_404(client_id)
+    try:
+        services.save_contact(db.session, client, request.form, g.tenant.country)
+    except services.ClientError as error:
+        submitted = request.form.to_dict()
+        submitted["roles"] = request.form.getlist("roles")
+        return _contacts_tab(client, 422, submitted, error.errors)
+    toast("Contact added.")
+    return redirect(url_for("clients.detail", client_id=client.id, tab="contacts"), 303)
+
+
+@blueprint.route("/<int:client_id>/contacts/<int:contact_id>", methods=["GET", "POST"])
+@require_permission("clients.view")
+def edit_contact(client_id: int, contact_id: int):
+    client = _client_or_404(client_id)
+    contact = services.get_contact(db.session, client, contact_id)
+    if contact is None:
+        abort(404)
+    if request.method == "POST" and not can("clients.edit"):
+        abort(403)
+    values = {spec.name: getattr(contact, spec.name) or "" for spec in CONTACT_FIELDS}
+    values["roles"] = contact.roles
+    errors = {}
+    if request.method == "POST":
+        try:
+            services.save_contact(db.session, client, request.form, g.tenant.country, contact)
+        except services.ClientError as error:
+            values = {**request.form.to_dict(), "roles": request.form.getlist("roles")}
+            errors = error.errors
+        else:
+            toast("Contact saved.")
+            return redirect(url_for("clients.detail", client_id=client.id, tab="contacts"), 303)
+    return render_page("clients/contact.html", status=422 if errors else 200, client=client,
+                       contact=contact, values=values, errors=errors, fields=CONTACT_FIELDS,
+                       roles=CONTACT_ROLES, channels=CONSENT_CHANNELS)  # fmt: skip
+
+
+@blueprint.post("/<int:client_id>/contacts/<int:contact_id>/consent")
+@require_permission("clients.edit")
+def contact_consent(client_id: int, contact_id: int):
+    client = _client_or_404(client_id)
+    contact = services.get_contact(db.session, client, contact_id)
+    if contact is None:
+        abort(404)
+    try:
+        services.set_consent(contact, request.form.get("channel", ""),
+                             request.form.get("state") == "opted_in",
+                             request.form.get("source", ""))  # fmt: skip
+    except services.ClientError as error:
+        toast(" ".join(error.errors.values()), "error")
+    else:
+        toast("Consent recorded.")
+    return redirect(url_for("clients.edit_contact", client_id=client.id,
+                            contact_id=contact.id), 303)  # fmt: skip
+
+
+@blueprint.post("/<int:client_id>/contacts/<int:contact_id>/delete")
+@require_permission("clients.edit")
+def delete_contact(client_id: int, contact_id: int):
+    client = _client_or_404(client_id)
+    contact = services.get_contact(db.session, client, contact_id)
+    if contact is None:
+        abort(404)
+    services.delete_contact(db.session, contact)
+    toast(f"{contact.full_name} removed.")
+    return redirect(url_for("clients.detail", client_id=client.id, tab="contacts"), 303)
+
+
+# Sites --------------------------------------------------------------------------------------
+
+
+@blueprint.post("/<int:client_id>/sites")
+@require_permission("clients.edit")
+def add_site(client_id: int):
+    client = _client_or_404(client_id)
+    try:
+        services.save_site(db.session, client, request.form)
+    except services.ClientError as error:
+        return render_page("clients/detail.html", block="tab_body", status=422, client=client,
+                           tab="sites", sites=services.list_sites(db.session, client),
+                           site_fields=SITE_FIELDS, new_site=request.form.to_dict(),
+                           site_errors=error.errors)  # fmt: skip
+    toast("Site added.")
+    return redirect(url_for("clients.detail", client_id=client.id, tab="sites"), 303)
+
+
+@blueprint.route("/<int:client_id>/sites/<int:site_id>", methods=["GET", "POST"])
+@require_permission("clients.view")
+def edit_site(client_id: int, site_id: int):
+    client = _client_or_404(client_id)
+    site = services.get_site(db.session, client, site_id)
+    if site is None:
+        abort(404)
+    if request.method == "POST" and not can("clients.edit"):
+        abort(403)
+    values = {spec.name: "" if getattr(site, spec.name) is None else str(getattr(site, spec.name))
+              for spec in SITE_FIELDS}  # fmt: skip
+    values["site_contact_id"] = str(site.site_contact_id or "")
+    errors = {}
+    if request.method == "POST":
+        try:
+            services.save_site(db.session, client, request.form, site)
+        except services.ClientError as error:
+            values, errors = request.form.to_dict(), error.errors
+        else:
+            toast("Site saved.")
+            return redirect(url_for("clients.detail", client_id=client.id, tab="sites"), 303)
+    return render_page("clients/site.html", status=422 if errors else 200, client=client,
+                       site=site, values=values, errors=errors, fields=SITE_FIELDS)  # fmt: skip
+
+
+@blueprint.post("/<int:client_id>/sites/<int:site_id>/delete")
+@require_permission("clients.edit")
+def delete_site(client_id: int, site_id: int):
+    client = _client_or_404(client_id)
+    site = services.get_site(db.session, client, site_id)
+    if site is None:
+        abort(404)
+    services.delete_site(db.session, site)
+    toast(f"{site.name} removed.")
+    return redirect(url_for("clients.detail", client_id=client.id, tab="sites"), 303)
+
+
+# The managed list of industries ---------------------------------------------------------------
+
+
+@blueprint.route("/industries", methods=["GET", "POST"])
+@require_permission("settings.manage")
+def industries():
+    errors = {}
+    if request.method == "POST":
+        try:
+            industry = services.add_industry(db.session, request.form.get("name", ""))
+        except services.ClientError as error:
+            errors = error.errors
+        else:
+            toast(f"{industry.name} is on the list.")
+            return redirect(url_for("clients.industries"), 303)
+    return render_page("clients/industries.html", status=422 if errors else 200,
+                       industries=services.industries(db.session), errors=errors,
+                       values=MultiDict(request.form))  # fmt: skip
