@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.clients.rules import COUNTRY_NAMES, GST_STATES, LANGUAGES
+from app.clients.rules import COUNTRY_NAMES, LANGUAGES
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,12 @@ TERMS_CHOICES = (("net", "Net"), ("mfi", "MFI (monthly, first invoice)"), ("cust
                  ("immediate", "Immediate"))  # fmt: skip
 CHANNEL_CHOICES = (("email", "E-mail"), ("whatsapp", "WhatsApp"), ("sms", "SMS"),
                    ("letter", "Letter"))  # fmt: skip
-COUNTRY_CHOICES = tuple(sorted(((code, name) for code, name in COUNTRY_NAMES.items()
-                                if len(code) == 2 and code.isalpha()), key=lambda c: c[1]))  # fmt: skip
-INDIAN_STATE_CHOICES = tuple((code, f"{code} · {name}") for code, name in GST_STATES.items())
+COUNTRY_CHOICES = tuple(
+    sorted(
+        ((code, name) for code, name in COUNTRY_NAMES.items() if len(code) == 2 and code.isalpha()),
+        key=lambda choice: choice[1],
+    )
+)
 
 SECTIONS: dict[str, tuple[str, tuple[FieldSpec, ...]]] = {
     "identity": ("Client", (
