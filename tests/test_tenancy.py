@@ -8,6 +8,14 @@ from flask import url_for
 from sqlalchemy import create_engine, select, text
 
 from app.audit.models import AuditEntry
+from app.clients.models import (
+    Client,
+    ClientImport,
+    Contact,
+    Document,
+    DocumentVersion,
+    Site,
+)
 from app.extensions import db
 from tenants.binding import TenantNotBound, TenantSession, bind_tenant, recycle_connections_after
 from tenants.models import Invitation, Membership
@@ -20,8 +28,11 @@ NON_RECORD_ARGS = {
     "token": "forged-token",
     "name": "0-00000000.eml",
     "filename": "css/app.css",
+    "section": "identity",
+    "fmt": "csv",
 }
-RECORD_ARGS = ("tenant_slug", "slug", "membership_id", "invitation_id")
+RECORD_ARGS = ("tenant_slug", "slug", "membership_id", "invitation_id", "client_id",
+               "contact_id", "site_id", "document_id", "version", "import_id")  # fmt: skip
 
 
 @pytest.fixture
@@ -39,13 +50,45 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     )
     db_session.add(invitation)
     db_session.commit()
-    return {
+    session = TenantSession(db, bind=db_session.connection(),
+                            join_transaction_mode="create_savepoint")  # fmt: skip
+    bind_tenant(session, tenant.id)
+    client = Client(
+        full_name="Client of A",
+        short_name="A-client",
+        location="local",
+        country="IN",
+        currency="INR",
+        payment_terms="net",
+        payment_days=30,
+    )
+    session.add(client)
+    session.flush()
+    contact = Contact(client_id=client.id, full_name="Contact of A", email="a@example.com")
+    site = Site(client_id=client.id, name="Site of A")
+    document = Document(client_id=client.id, title="Contract of A")
+    client_import = ClientImport(filename="a.csv", storage_key="tenant_x/a.csv", file_format="csv")
+    session.add_all([contact, site, document, client_import])
+    session.flush()
+    session.add(DocumentVersion(document_id=document.id, version=1, storage_key="tenant_x/doc",
+                                filename="a.pdf", content_type="application/pdf",
+                                size_bytes=1, sha256="0" * 64))  # fmt: skip
+    session.commit()
+    records = {
         "tenant": tenant,
         "membership_id": member.id,
         "invitation_id": invitation.id,
         "tenant_slug": tenant.slug,
         "slug": tenant.slug,
+        "client_id": client.id,
+        "contact_id": contact.id,
+        "site_id": site.id,
+        "document_id": document.id,
+        "version": 1,
+        "import_id": client_import.id,
     }
+    session.close()
+    return records
 
 
 def _urls_for(app, values_for) -> list[tuple[str, str, str]]:
@@ -92,7 +135,7 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
 
         # 2) tenant B's own URL with A's record ids
         def b_slug_with_a_ids(args):
-            if not args & {"membership_id", "invitation_id"}:
+            if not args & (set(RECORD_ARGS) - {"tenant_slug", "slug", "version"}):
                 return None
             values = {arg: a[arg] if arg in a else NON_RECORD_ARGS[arg] for arg in args}
             values.update({k: tenant_b.slug for k in ("tenant_slug", "slug") if k in args})
@@ -109,6 +152,15 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
 
     tenant_routes = {r.rule for r in app.url_map.iter_rules() if "tenant_slug" in r.arguments}
     assert tenant_routes <= set(walked), f"not walked: {tenant_routes - set(walked)}"
+    session = TenantSession(db, bind=db_session.connection(),
+                            join_transaction_mode="create_savepoint")  # fmt: skip
+    bind_tenant(session, a["tenant"].id)
+    client = session.get(Client, a["client_id"])
+    assert (client.full_name, client.deleted_at, client.status) == ("Client of A", None, "active")
+    assert session.get(Contact, a["contact_id"]).deleted_at is None
+    assert session.get(Site, a["site_id"]).deleted_at is None
+    assert session.get(Document, a["document_id"]).deleted_at is None
+    session.close()
     member = db_session.get(Membership, a["membership_id"], populate_existing=True)
     assert (member.role, member.active) == ("finance", True)
     invitation = db_session.get(Invitation, a["invitation_id"], populate_existing=True)
