@@ -34,6 +34,12 @@ PAYMENT_TERMS = ("net", "mfi", "custom", "immediate")
 CHANNELS = ("email", "whatsapp", "sms", "letter")
 CONTACT_ROLES = ("billing", "primary", "escalation")
 CONSENT_CHANNELS = ("email", "sms", "whatsapp")
+# What search-as-you-type looks in. The list's query uses this same SQL text, so that
+# PostgreSQL matches it to the trigram index (bound constants would not match).
+SEARCH_EXPRESSION = (
+    "lower(full_name || ' ' || short_name || ' ' || coalesce(gstin, '') || ' ' "
+    "|| coalesce(external_id, '') || ' ' || coalesce(city, ''))"
+)
 
 
 def _in(values) -> str:
@@ -142,13 +148,8 @@ class Client(TenantModel):
         Index("ix_clients_engagement_manager", "engagement_manager_user_id"),
         # Search as you type: trigrams over the names, tax ids and city.
         Index(
-            "ix_clients_search",
-            text(
-                "lower(full_name || ' ' || short_name || ' ' || coalesce(gstin, '') || ' ' "
-                "|| coalesce(external_id, '') || ' ' || coalesce(city, '')) gin_trgm_ops"
-            ),
-            postgresql_using="gin",
-        ),
+            "ix_clients_search", text(f"{SEARCH_EXPRESSION} gin_trgm_ops"), postgresql_using="gin"
+        ),  # fmt: skip
     )
 
     @property

@@ -12,11 +12,19 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask import render_template
-from sqlalchemy import Select, func, select, tuple_, update
+from sqlalchemy import Select, func, literal_column, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
-from app.clients.models import CONSENT_CHANNELS, STATUSES, Client, Contact, Industry, Site
+from app.clients.models import (
+    CONSENT_CHANNELS,
+    SEARCH_EXPRESSION,
+    STATUSES,
+    Client,
+    Contact,
+    Industry,
+    Site,
+)
 from app.clients.rules import ClientContext, clean_client, clean_contact, clean_site
 from app.messaging.services import queue_email
 from tenants.models import Membership, Tenant, User
@@ -262,17 +270,7 @@ def filtered_clients(filters: ClientFilters) -> Select:
     if filters.q:
         pattern = "%" + filters.q.lower().replace("\\", "\\\\").replace("%", r"\%").replace(
             "_", r"\_") + "%"  # fmt: skip
-        haystack = func.lower(
-            Client.full_name
-            + " "
-            + Client.short_name
-            + " "
-            + func.coalesce(Client.gstin, "")
-            + " "
-            + func.coalesce(Client.external_id, "")
-            + " "
-            + func.coalesce(Client.city, "")
-        )  # the expression of ix_clients_search, so the trigram index serves it
+        haystack = literal_column(SEARCH_EXPRESSION)
         query = query.where(haystack.like(pattern))
     return query
 

@@ -1,0 +1,123 @@
+"""Target: the client list with 100,000 clients in the tenant (first page, a search, a deep
+page) serves in at most 5x the time of the bare tenant route doing SELECT 1."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask
+from sqlalchemy import text
+
+from app.auth import services as accounts
+from app.extensions import db
+from bench.common import (
+    BenchEnvironment,
+    Samples,
+    Verdict,
+    print_figure,
+    print_header,
+    print_verdict,
+)
+from bench.pages import PASSWORD, log_in, select_one, time_get
+from tenants import services as tenants
+
+CLIENTS = 100_000
+REQUESTS = 150
+WARMUP_REQUESTS = 20
+MAX_RATIO = 5.0
+MEASURES = f"""
+Service time through Flask's test client, logged in as the tenant's owner, with {CLIENTS:,}
+clients in the tenant (loaded with COPY before timing; not measured):
+  first page   GET /t/<slug>/clients/                   the list's first 25, by name
+  search       GET /t/<slug>/clients/?q=<term>          search as you type (trigram index)
+  deep page    GET /t/<slug>/clients/?after=<cursor>    the page after row 90,000, by its URL
+  baseline     GET /t/<slug>/bench/select1              the bare tenant route, SELECT 1
+Each page also counts its rows (capped at 10,000) for the "N clients" line.
+"""
+
+
+def load_clients(app: Flask, schema: str) -> None:
+    """100,000 realistic clients, written by COPY (setup, not the thing measured)."""
+    with app.app_context():
+        raw = db.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            columns = ("full_name", "short_name", "status", "location", "country", "city",
+                       "region", "currency", "payment_terms", "payment_days", "tags")  # fmt: skip
+            copy_sql = f"COPY {schema}.clients ({', '.join(columns)}) FROM STDIN"
+            cities = ("Mumbai", "Pune", "Bengaluru", "Chennai", "Delhi", "Kolkata", "Jaipur")
+            with cursor.copy(copy_sql) as copy:
+                for i in range(CLIENTS):
+                    copy.write_row((
+                        f"Client {i:06d} {cities[i % 7]} Traders Pvt Ltd", f"CL{i:06d}",
+                        "prospect" if i % 20 == 0 else "active", "local", "IN",
+                        cities[i % 7], "27", "INR", "net", 30,
+                        ["north"] if i % 3 == 0 else [],
+                    ))  # fmt: skip
+            cursor.execute(f"ANALYZE {schema}.clients")
+            raw.commit()
+        finally:
+            raw.close()
+
+
+def deep_cursor(app: Flask, schema: str, row: int) -> str:
+    """The list's cursor after `row` rows in name order, as the Next link would carry it."""
+    from app.clients.services import _encode_cursor
+
+    with app.app_context():
+        key, client_id = db.session.execute(text(
+            f"SELECT lower(full_name), id FROM {schema}.clients WHERE deleted_at IS NULL "
+            f"AND status <> 'prospect' ORDER BY lower(full_name), id OFFSET :row LIMIT 1"
+        ), {"row": row}).one()  # fmt: skip
+        db.session.remove()
+    return _encode_cursor(key, client_id)
+
+
+def run(environment: BenchEnvironment) -> list[Verdict]:
+    print_header(f"clients_list: the client list at {CLIENTS:,} clients", MEASURES)
+    with environment.app() as app:
+        app.add_url_rule("/t/<tenant_slug>/bench/select1", "bench_tenant_select1", select_one)
+        slug = f"bench-{secrets.token_hex(4)}"
+        email = f"owner@{slug}.example.com"
+        with app.app_context():
+            owner = accounts.create_user(db.session, email=email, full_name="Bench Owner",
+                                         password=PASSWORD)  # fmt: skip
+            tenant = tenants.create_tenant(db.session, slug=slug, name="Bench Traders",
+                                           country="IN", time_zone="Asia/Kolkata",
+                                           currency="INR", owner=owner)  # fmt: skip
+            db.session.commit()
+            schema = tenant.schema
+        load_clients(app, schema)
+        client = app.test_client()
+        log_in(client, email)
+        urls = {
+            "first page": f"/t/{slug}/clients/",
+            "search": f"/t/{slug}/clients/?q=004217",
+            "deep page": f"/t/{slug}/clients/?after={deep_cursor(app, schema, 90_000)}",
+            "tenant SELECT 1": f"/t/{slug}/bench/select1",
+        }
+        page = client.get(urls["search"]).text
+        if "Client 004217" not in page:
+            raise RuntimeError("the search did not find the client it looks for")
+        seconds = {name: [] for name in urls}
+        for number in range(WARMUP_REQUESTS + REQUESTS):
+            for name, url in urls.items():
+                elapsed = time_get(client, url)
+                if number >= WARMUP_REQUESTS:
+                    seconds[name].append(elapsed)
+
+    samples = {name: Samples(values) for name, values in seconds.items()}
+    for name, figures in samples.items():
+        print_figure(name, figures.describe_ms())
+    verdicts = [
+        Verdict(
+            f"clients_list: {name} / tenant SELECT 1 (medians)",
+            samples[name].median,
+            samples["tenant SELECT 1"].median,
+            MAX_RATIO,
+        )  # fmt: skip
+        for name in ("first page", "search", "deep page")
+    ]
+    for verdict in verdicts:
+        print_verdict(verdict)
+    return verdicts
