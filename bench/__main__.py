@@ -7,7 +7,7 @@ import sys
 import time
 import traceback
 
-from bench import migrate, pages, provision, worker
+from bench import clients_list, migrate, pages, provision, worker
 from bench.common import bench_environment
 
 BENCHMARKS = {
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "migrate": migrate.run,
     "pages": pages.run,
     "worker": worker.run,
+    "clients_list": clients_list.run,
 }
 
 
