@@ -6,12 +6,13 @@ from werkzeug.datastructures import MultiDict
 from app.clients import services
 from app.clients.forms import CONTACT_FIELDS, SECTIONS, SITE_FIELDS
 from app.clients.models import CONSENT_CHANNELS, CONTACT_ROLES
-from app.clients.rules import clean_tags
+from app.clients.rules import GST_STATES, clean_tags
 from app.extensions import db
 from app.pages import render_page, toast
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("clients", __name__, url_prefix="/t/<tenant_slug>/clients")
+blueprint.context_processor(lambda: {"gst_states": GST_STATES})
 TABS = ("profile", "contacts", "sites", "documents", "timeline", "projects", "invoices",
         "notices", "payments", "aging")  # fmt: skip
 PLACEHOLDER_TABS = {
