@@ -402,14 +402,19 @@ def save_contact(
     values, errors = clean_contact(raw, default_region)
     if errors:
         raise ClientError(errors)
-    if contact is None:
-        contact = Contact(client_id=client.id, **values)
-        session.add(contact)
+    return _save_child(session, Contact, client, values, contact)
+
+
+def _save_child(session: Session, model, client: Client, values: dict, existing):
+    """Create a record of the client's (contact, site) or update the one given."""
+    if existing is None:
+        existing = model(client_id=client.id, **values)
+        session.add(existing)
     else:
         for key, value in values.items():
-            setattr(contact, key, value)
+            setattr(existing, key, value)
     session.flush()
-    return contact
+    return existing
 
 
 def set_consent(contact: Contact, channel: str, opted_in: bool, source: str) -> None:
@@ -471,14 +476,7 @@ def save_site(session: Session, client: Client, raw: Mapping, site: Site | None 
         errors["site_contact_id"] = "Choose one of this client's contacts."
     if errors:
         raise ClientError(errors)
-    if site is None:
-        site = Site(client_id=client.id, **values)
-        session.add(site)
-    else:
-        for key, value in values.items():
-            setattr(site, key, value)
-    session.flush()
-    return site
+    return _save_child(session, Site, client, values, site)
 
 
 def delete_site(session: Session, site: Site) -> None:
