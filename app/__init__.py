@@ -60,13 +60,16 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from app.audit.views import blueprint as audit
     from app.auth.views import blueprint as auth
+    from app.clients.document_views import blueprint as client_documents
+    from app.clients.import_views import blueprint as client_files
     from app.clients.views import blueprint as clients
     from app.dashboard.views import blueprint as dashboard
     from app.health.views import blueprint as health
     from app.sandbox.views import blueprint as sandbox
     from app.team.views import blueprint as team
 
-    for blueprint in (auth, dashboard, clients, team, audit, health, sandbox):
+    for blueprint in (auth, dashboard, clients, client_documents, client_files, team, audit,
+                      health, sandbox):  # fmt: skip
         app.register_blueprint(blueprint)
 
 
@@ -76,6 +79,10 @@ def register_errorhandlers(app: Flask) -> None:
         403: ("Not allowed", "Your role does not allow this. Ask an admin of this workspace."),
         404: ("Not found", "There is nothing here, or you do not have access to it."),
         405: ("Not allowed", "That action is not available here."),
+        413: (
+            "File too large",
+            "That file is larger than this form accepts. Split it, or shrink it, and try again.",
+        ),
         429: ("Too many attempts", "Please wait a little and try again."),
         500: (
             "Something went wrong",

@@ -71,4 +71,8 @@ def from_environment() -> dict:
         "TRUSTED_PROXY_HOPS": int(os.environ.get("TRUSTED_PROXY_HOPS", "0")),
         "TOKEN_MAX_AGE_SECONDS": int(os.environ.get("TOKEN_MAX_AGE_SECONDS", "86400")),
         "INVITATION_DAYS": int(os.environ.get("INVITATION_DAYS", "7")),
+        "STORAGE_BACKEND": os.environ.get("STORAGE_BACKEND", "local"),
+        "STORAGE_ROOT": os.environ.get("STORAGE_ROOT") or None,
+        # Uploads (documents, imports) raise this for their own requests.
+        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     }

@@ -7,7 +7,7 @@ import sys
 import time
 import traceback
 
-from bench import clients_list, migrate, pages, provision, worker
+from bench import clients_import, clients_list, migrate, pages, provision, worker
 from bench.common import bench_environment
 
 BENCHMARKS = {
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "pages": pages.run,
     "worker": worker.run,
     "clients_list": clients_list.run,
+    "clients_import": clients_import.run,
 }
 
 

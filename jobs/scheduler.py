@@ -7,11 +7,14 @@ from rq.cron import CronScheduler
 
 from jobs.context import _worker_app
 from jobs.queues import redis_connection
-from jobs.tasks import sweep_outbox
+from jobs.tasks import announce_expiring_documents_all, sweep_outbox
 
 SCHEDULE = [
-    # (job, queue, seconds between runs)
+    # (job, queue, seconds between runs or a cron string in the server's local time)
     (sweep_outbox, "messages", 30),
+    # Daily at 01:30 (07:00 in India on a UTC server); running again the same day (a restart,
+    # a second scheduler) sends nothing twice: each expiry date is announced once.
+    (announce_expiring_documents_all, "default", "30 1 * * *"),
 ]
 
 
@@ -19,8 +22,9 @@ def main() -> None:
     app = _worker_app()
     with app.app_context():
         scheduler = CronScheduler(connection=redis_connection())
-        for func, queue_name, interval in SCHEDULE:
-            scheduler.register(func, queue_name, interval=interval)
+        for func, queue_name, every in SCHEDULE:
+            timing = {"cron": every} if isinstance(every, str) else {"interval": every}
+            scheduler.register(func, queue_name, **timing)
         scheduler.start()
 
 

@@ -26,3 +26,87 @@ def sweep_outbox(session) -> int:
     if ids:
         enqueue_many("messages", deliver_outbox_message, [(i,) for i in ids])
     return len(ids)
+
+
+# Client documents: the daily announcement of documents about to expire ----------------------
+# (imports inside the functions keep this block self-contained at the end of the module)
+
+ANNOUNCE_BATCH = 1000
+
+
+@job
+def announce_expiring_documents_all(session) -> int:
+    """Daily: one announcement job per active tenant, each in its own transaction and with
+    "today" in its own time zone. Returns how many tenant jobs were queued."""
+    from rq import Queue
+    from sqlalchemy import select
+
+    from jobs.queues import get_queue
+    from tenants.models import Tenant
+
+    tenant_ids = list(
+        session.scalars(select(Tenant.id).where(Tenant.status == "active").order_by(Tenant.id))
+    )
+    queue = get_queue("default")
+    for start in range(0, len(tenant_ids), ANNOUNCE_BATCH):
+        queue.enqueue_many(
+            [
+                Queue.prepare_data(
+                    announce_expiring_documents_for_tenant, kwargs={"tenant_id": tenant_id}
+                )
+                for tenant_id in tenant_ids[start : start + ANNOUNCE_BATCH]
+            ]
+        )
+    return len(tenant_ids)
+
+
+@job
+def announce_expiring_documents_for_tenant(session) -> int:
+    """E-mail each engagement manager of this tenant (bound by the job wrapper from the
+    tenant_id keyword) the documents of their clients about to expire, once per expiry date.
+    Returns how many e-mails were queued."""
+    from app.clients import documents
+    from tenants.binding import bound_tenant_id
+    from tenants.models import Tenant
+
+    tenant = session.get(Tenant, bound_tenant_id(session))
+    if tenant is None or not tenant.is_active:
+        return 0
+
+    def document_url(document) -> str:
+        if "clients.detail" in current_app.view_functions:
+            return _external_url("clients.detail", tenant_slug=tenant.slug,
+                                 client_id=document.client_id, tab="documents")  # fmt: skip
+        return _external_url("client_documents.index", tenant_slug=tenant.slug,
+                             client_id=document.client_id)  # fmt: skip
+
+    return documents.announce_expiring_documents(
+        session, tenant, documents.tenant_today(tenant), document_url
+    )
+
+
+def _external_url(endpoint: str, **values) -> str:
+    """A link for an e-mail written outside any request: BASE_URL (the address users reach
+    the product at) or, when unset, the local development server."""
+    import os
+    from urllib.parse import urlsplit
+
+    base = urlsplit(
+        current_app.config.get("BASE_URL") or f"http://127.0.0.1:{os.environ.get('PORT', '5000')}"
+    )
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "https"
+    )
+    return adapter.build(endpoint, values, force_external=True)
+
+
+# Client imports: one job per started (or retried) import, on the "bulk" queue ----------------
+
+
+@job
+def run_client_import(session, import_id: int) -> str | None:
+    """Check and write an uploaded client file in committed chunks; resumes after the chunks
+    an earlier attempt wrote. Returns "done", "failed", or None if it was not queued."""
+    from app.clients.imports import run_import
+
+    return run_import(session, import_id)

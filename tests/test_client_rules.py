@@ -234,3 +234,22 @@ def test_site_coordinates_are_in_range_and_come_in_pairs():
     assert "both" in clean_site({"name": "X site", "latitude": "18.5"})[1]["longitude"]
     assert "decimal degrees" in clean_site({"name": "X site", "latitude": "north",
                                             "longitude": "1"})[1]["latitude"]  # fmt: skip
+
+
+def test_our_check_character_agrees_with_python_stdnum():
+    from stdnum.in_ import gstin
+
+    from app.clients.rules import gstin_check_character
+
+    for body in ("27AAPFU0939F1Z", "29AAPFU0939F1Z", "07AAACR5055K1Z", "33AAACH7409R2Z"):
+        assert gstin.is_valid(body + gstin_check_character(body))
+
+
+def test_ladakh_gstins_are_accepted_with_the_right_check_character():
+    from app.clients.rules import gstin_check_character
+
+    body = "38AAPFU0939F1Z"
+    ladakh = body + gstin_check_character(body)
+    assert values_for(region="38", gstin=ladakh)["region"] == "38"
+    wrong = body + ("A" if ladakh[-1] != "A" else "B")
+    assert "check digit" in errors_for(region="38", gstin=wrong)["gstin"]

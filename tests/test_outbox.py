@@ -158,3 +158,20 @@ def test_backoff_grows_and_stays_capped():
     assert all(1 <= messaging.backoff_seconds(1) <= 30 for _ in range(50))
     assert max(messaging.backoff_seconds(4) for _ in range(200)) > 30
     assert all(messaging.backoff_seconds(30) <= 3600 for _ in range(50))
+
+
+def test_intents_wait_for_the_real_commit_not_a_savepoint(app, db_session):
+    handed_over = []
+    real_enqueue = app.extensions["duebook.enqueue_deliveries"]
+    app.extensions["duebook.enqueue_deliveries"] = handed_over.extend
+    try:
+        with app.app_context():
+            with db_session.begin_nested():
+                message_id = messaging.queue_email(
+                    db_session, to="a@example.com", subject="S", text_body="B",
+                    idempotency_key=unique("nested:"))  # fmt: skip
+            assert handed_over == []  # the savepoint is released, nothing is committed yet
+            db_session.commit()
+    finally:
+        app.extensions["duebook.enqueue_deliveries"] = real_enqueue
+    assert handed_over == [message_id]

@@ -70,7 +70,8 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     client_import = ClientImport(filename="a.csv", storage_key="tenant_x/a.csv", file_format="csv")
     session.add_all([contact, site, document, client_import])
     session.flush()
-    session.add(DocumentVersion(document_id=document.id, version=1, storage_key="tenant_x/doc",
+    key = f"{tenant.schema}/documents/{document.id}/1-x.pdf"
+    session.add(DocumentVersion(document_id=document.id, version=1, storage_key=key,
                                 filename="a.pdf", content_type="application/pdf",
                                 size_bytes=1, sha256="0" * 64))  # fmt: skip
     session.commit()

@@ -21,10 +21,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from tenants.base import TenantModel, utcnow_column
 
@@ -269,6 +270,13 @@ class DocumentVersion(TenantModel):
     document: Mapped[Document] = relationship(back_populates="versions")
 
     __table_args__ = (UniqueConstraint("document_id", "version"),)
+
+    def audit_subject(self) -> str:
+        # A new version may know only its document's id; its history is the client's.
+        client_id = object_session(self).scalar(
+            select(Document.client_id).where(Document.id == self.document_id)
+        )
+        return f"clients:{client_id}"
 
 
 class ClientImport(TenantModel):

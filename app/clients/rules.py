@@ -160,6 +160,34 @@ def _clean_region(values: Mapping, out: dict, errors: dict) -> None:
         out["region"] = _optional(text)
 
 
+GSTIN_FORMAT = re.compile(r"^[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]$")
+BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def gstin_check_character(first_14: str) -> str:
+    """GSTN's check character: base 36, factors 1 and 2 alternating, digits of each product
+    (in base 36) added, then the complement to 36."""
+    total = 0
+    for position, character in enumerate(first_14):
+        product = BASE36.index(character) * (2 if position % 2 else 1)
+        total += product // 36 + product % 36
+    return BASE36[(36 - total % 36) % 36]
+
+
+def validate_gstin(gstin: str) -> None:
+    """python-stdnum's check, and ours for state codes its table lacks (38, Ladakh; 97)."""
+    if gstin[:2] in GST_STATES and gstin[:2] not in in_gstin._STATE_CODES:
+        if len(gstin) != 15:
+            raise stdnum_errors.InvalidLength()
+        if not GSTIN_FORMAT.match(gstin):
+            raise stdnum_errors.InvalidFormat()
+        in_pan.validate(gstin[2:12])
+        if gstin_check_character(gstin[:14]) != gstin[14]:
+            raise stdnum_errors.InvalidChecksum()
+        return
+    in_gstin.validate(gstin)
+
+
 def _stdnum_message(error: Exception, what: str) -> str:
     if isinstance(error, stdnum_errors.InvalidChecksum):
         return f"This {what} has a wrong check digit; check it for a typo."
@@ -177,7 +205,7 @@ def _clean_tax_ids(values: Mapping, out: dict, errors: dict) -> None:
             errors["gstin"] = "A GSTIN belongs to a client in India."
         else:
             try:
-                in_gstin.validate(gstin)
+                validate_gstin(gstin)
             except stdnum_errors.ValidationError as error:
                 errors["gstin"] = _stdnum_message(error, "GSTIN")
             else:

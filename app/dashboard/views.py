@@ -2,14 +2,27 @@ from __future__ import annotations
 
 from flask import Blueprint, g, session
 
+from app.clients import documents
+from app.extensions import db
 from app.pages import render_page
-from tenants.context import require_permission
+from tenants.context import can, require_permission
 
 blueprint = Blueprint("dashboard", __name__, url_prefix="/t/<tenant_slug>")
+EXPIRING_SHOWN = 10
 
 
 @blueprint.get("/")
 @require_permission("dashboard.view")
 def home():
     session["last_tenant"] = g.tenant.slug
-    return render_page("dashboard/home.html")
+    context = {}
+    if can("clients.view"):
+        today = documents.tenant_today(g.tenant)
+        context.update(
+            expiring=documents.expiring_documents(db.session, today),
+            expiring_shown=EXPIRING_SHOWN,
+            expiry_window_days=documents.EXPIRY_WINDOW_DAYS,
+            expiry_badge=documents.expiry_badge,
+            today=today,
+        )
+    return render_page("dashboard/home.html", **context)

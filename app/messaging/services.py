@@ -72,6 +72,9 @@ def queue_email(
 
 @event.listens_for(TenantSession, "after_commit")
 def _hand_to_workers_after_commit(session):
+    # SQLAlchemy reports a released savepoint as a commit too; only the real one counts.
+    if session.in_nested_transaction():
+        return
     ids = session.info.pop(_PENDING_KEY, None)
     if ids:
         enqueue_deliveries(ids)
