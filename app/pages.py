@@ -14,7 +14,6 @@ from app.extensions import db
 
 def init_app(app: Flask) -> None:
     app.add_template_filter(local_datetime)
-    app.jinja_env.globals["url_map_endpoints"] = app.view_functions
 
     @app.after_request
     def commit_or_roll_back(response):

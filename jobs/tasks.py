@@ -74,11 +74,8 @@ def announce_expiring_documents_for_tenant(session) -> int:
         return 0
 
     def document_url(document) -> str:
-        if "clients.detail" in current_app.view_functions:
-            return _external_url("clients.detail", tenant_slug=tenant.slug,
-                                 client_id=document.client_id, tab="documents")  # fmt: skip
-        return _external_url("client_documents.index", tenant_slug=tenant.slug,
-                             client_id=document.client_id)  # fmt: skip
+        return _external_url("clients.detail", tenant_slug=tenant.slug,
+                             client_id=document.client_id, tab="documents")  # fmt: skip
 
     return documents.announce_expiring_documents(
         session, tenant, documents.tenant_today(tenant), document_url

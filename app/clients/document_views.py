@@ -91,9 +91,7 @@ def _document_or_404(client, document_id: int):
     return document
 
 
-def _client_url(client_id: int) -> str | None:
-    if "clients.detail" not in current_app.view_functions:
-        return None
+def _client_url(client_id: int) -> str:
     return url_for("clients.detail", client_id=client_id, tab="documents")
 
 
@@ -101,9 +99,7 @@ def _back_to_documents(client_id: int):
     """htmx swaps the tab fragment; a plain form post goes back to where the tab lives."""
     if request.headers.get("HX-Request"):
         return redirect(url_for("client_documents.index", client_id=client_id), 303)
-    return redirect(
-        _client_url(client_id) or url_for("client_documents.index", client_id=client_id), 303
-    )
+    return redirect(_client_url(client_id), 303)
 
 
 def _page(client, form=None, version_forms=None, status=200):
