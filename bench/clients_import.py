@@ -18,7 +18,7 @@ from stdnum import luhn
 from stdnum.in_ import gstin as in_gstin
 
 from app.auth import services as accounts
-from app.clients import imports
+from app.clients import import_writer, imports
 from app.clients.models import ClientImport
 from app.clients.rules import GST_STATES
 from app.extensions import db
@@ -148,7 +148,7 @@ def run_product(app: Flask, tenant_id: int, owner_id: int, content: bytes, rows:
 
 
 def written_rows(app: Flask, schema: str) -> list[tuple]:
-    columns = ", ".join(imports.CLIENT_COLUMNS)
+    columns = ", ".join(import_writer.CLIENT_COLUMNS)
     with app.app_context(), db.engine.connect() as conn:
         return [tuple(row) for row in conn.exec_driver_sql(
             f'SELECT {columns} FROM "{schema}".clients ORDER BY id')]  # fmt: skip
@@ -156,7 +156,8 @@ def written_rows(app: Flask, schema: str) -> list[tuple]:
 
 def run_baseline(app: Flask, schema: str, rows: list[tuple]) -> float:
     statement = sql.SQL("COPY {}.clients ({}) FROM STDIN").format(
-        sql.Identifier(schema), sql.SQL(", ").join(map(sql.Identifier, imports.CLIENT_COLUMNS))
+        sql.Identifier(schema),
+        sql.SQL(", ").join(map(sql.Identifier, import_writer.CLIENT_COLUMNS)),
     )
     with app.app_context():
         raw = db.engine.raw_connection()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import itertools
 import os
 
+from app.extensions import db
+from tenants.binding import TenantSession, bind_tenant
+
 PASSWORD = "correct horse battery staple"
 _counter = itertools.count(1)
 
@@ -30,3 +33,13 @@ def mail_link(message, path_prefix: str) -> str:
         if path_prefix in word:
             return word[word.index(path_prefix) :]
     raise AssertionError(f"no link with {path_prefix} in:\n{body}")
+
+
+def tenant_session(db_session, tenant, actor_id: int | None = None) -> TenantSession:
+    """A session of the test's own, bound to `tenant`, on the test's connection. It joins the
+    outer transaction without a savepoint of its own ("rollback_only"): left open and closed
+    later by the garbage collector, it cannot roll back a savepoint that a request, a job or
+    db_session still holds."""
+    session = TenantSession(db, bind=db_session.connection(), join_transaction_mode="rollback_only")
+    bind_tenant(session, tenant.id, actor_user_id=actor_id)
+    return session

@@ -5,18 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
-from app.extensions import db
-from tenants.binding import TenantSession, bind_tenant
 from tenants.models import Membership
-from tests.helpers import csrf_token_from
-
-
-def tenant_session(db_session, tenant, actor_id=None):
-    session = TenantSession(
-        db, bind=db_session.connection(), join_transaction_mode="create_savepoint"
-    )
-    bind_tenant(session, tenant.id, actor_user_id=actor_id)
-    return session
+from tests.helpers import csrf_token_from, tenant_session
 
 
 def test_role_change_is_logged_with_actor_and_old_and_new_value(

@@ -13,12 +13,10 @@ from sqlalchemy import select
 
 from app.clients import documents
 from app.clients.models import Client, Document, DocumentVersion
-from app.extensions import db
 from app.storage import get_storage
 from jobs.queues import get_queue
 from jobs.tasks import announce_expiring_documents_all
-from tenants.binding import TenantSession, bind_tenant
-from tests.helpers import csrf_token_from
+from tests.helpers import csrf_token_from, tenant_session
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<<>>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 17
@@ -41,13 +39,6 @@ def storage_root(app, tmp_path):
     app.config["STORAGE_ROOT"] = str(tmp_path / "storage")
     yield tmp_path / "storage"
     app.config["STORAGE_ROOT"] = previous
-
-
-def tenant_session(db_session, tenant, actor_id=None):
-    session = TenantSession(db, bind=db_session.connection(),
-                            join_transaction_mode="create_savepoint")  # fmt: skip
-    bind_tenant(session, tenant.id, actor_user_id=actor_id)
-    return session
 
 
 def add_client(db_session, tenant, short_name="Kaveri", manager=None) -> int:

@@ -13,20 +13,12 @@ from sqlalchemy import func, select
 
 from app.clients import services
 from app.clients.models import Client, ClientImport
-from app.extensions import db
-from tenants.binding import TenantSession, bind_tenant
-from tests.helpers import csrf_token_from
+from tests.helpers import csrf_token_from, tenant_session
 
 
 @pytest.fixture(autouse=True)
 def storage_root(app, tmp_path, monkeypatch):
     monkeypatch.setitem(app.config, "STORAGE_ROOT", str(tmp_path / "storage"))
-
-
-def bound_session(db_session, tenant) -> TenantSession:
-    session = TenantSession(db, bind=db_session.bind, join_transaction_mode="create_savepoint")
-    bind_tenant(session, tenant.id)
-    return session
 
 
 def add_clients(session, tenant, *rows: dict) -> list[Client]:
@@ -43,7 +35,7 @@ def add_clients(session, tenant, *rows: dict) -> list[Client]:
 def clients_of_two_tenants(db_session, make_user, make_tenant):
     owner = make_user(full_name="Asha Owner")
     tenant = make_tenant(owner=owner, name="Kaveri Builders")
-    session = bound_session(db_session, tenant)
+    session = tenant_session(db_session, tenant)
     add_clients(
         session,
         tenant,
@@ -62,7 +54,7 @@ def clients_of_two_tenants(db_session, make_user, make_tenant):
 
     other_owner = make_user()
     other = make_tenant(owner=other_owner, name="Other Traders")
-    other_session = bound_session(db_session, other)
+    other_session = tenant_session(db_session, other)
     add_clients(other_session, other, {"full_name": "Other Vip", "short_name": "OVIP",
                                        "tags": "vip"})  # fmt: skip
     other_session.close()
@@ -163,7 +155,7 @@ def test_an_export_imports_again_without_changes(
         browser.post(f"{detail_url}/start", data={"csrf_token": csrf_token_from(page.text)})
         run_jobs()
 
-        session = bound_session(db_session, tenant)
+        session = tenant_session(db_session, tenant)
         record = session.scalar(select(ClientImport).order_by(ClientImport.id.desc()).limit(1))
         assert record.status == "done"
         assert (record.processed_rows, record.inserted_rows, record.updated_rows,

@@ -13,13 +13,12 @@ from sqlalchemy import func, select
 from stdnum import luhn
 
 from app.audit.models import AuditEntry
-from app.clients import imports
+from app.clients import import_files, import_writer, imports
 from app.clients.models import Client, ClientImport, ClientImportError, Contact
 from app.clients.rules import clean_client
 from app.clients.services import client_context
-from app.extensions import db
-from tenants.binding import TenantSession, bind_tenant
-from tests.helpers import csrf_token_from
+from tenants.binding import bind_tenant
+from tests.helpers import csrf_token_from, tenant_session
 
 GSTIN_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -65,8 +64,7 @@ def workspace(client, db_session, make_user, make_tenant, login):
 @pytest.fixture
 def tenant_db(db_session, workspace):
     """A session bound to the workspace's schema, on the test's connection."""
-    session = TenantSession(db, bind=db_session.bind, join_transaction_mode="create_savepoint")
-    bind_tenant(session, workspace.id)
+    session = tenant_session(db_session, workspace)
     yield session
     session.close()
 
@@ -321,7 +319,7 @@ def test_uploads_that_cannot_be_imported_say_why(client, workspace):
 def test_files_over_the_size_limit_are_refused(client, workspace, monkeypatch, storage_root):
     from app.clients import import_views
 
-    monkeypatch.setattr(imports, "MAX_FILE_BYTES", 1_000)
+    monkeypatch.setattr(import_files, "MAX_FILE_BYTES", 1_000)
     content = b"Name,Short name\n" + b"".join(b"Client %d,C%d\n" % (n, n) for n in range(200))
     response = upload(client, workspace, "big.csv", content)
     assert response.status_code == 422 and "larger than 20 MB" in response.text
@@ -469,5 +467,5 @@ def test_the_import_writes_every_value_clean_client_returns(db_session, workspac
     bind_tenant(db_session, workspace.id)
     context = client_context(db_session, workspace)
     values, _ = clean_client({"full_name": "X Co", "short_name": "XC"}, context)
-    assert set(values) == set(imports.CLIENT_COLUMNS)
+    assert set(values) == set(import_writer.CLIENT_COLUMNS)
     assert context.today <= date.today().replace(year=date.today().year + 1)

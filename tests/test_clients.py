@@ -11,9 +11,7 @@ from sqlalchemy import select
 from app.audit.models import AuditEntry
 from app.clients import services
 from app.clients.models import Client, Contact
-from app.extensions import db
-from tenants.binding import TenantSession, bind_tenant
-from tests.helpers import csrf_token_from
+from tests.helpers import csrf_token_from, tenant_session
 
 GSTIN_MH = "27AAPFU0939F1ZV"
 
@@ -34,13 +32,6 @@ def new_client(http, tenant, token, **fields):
             "gstin": GSTIN_MH, "payment_terms": "net", "payment_days": "30", "currency": "INR",
             "preferred_language": "en", "preferred_channel": "email", **fields}  # fmt: skip
     return http.post(f"/t/{tenant.slug}/clients/new", data=data)
-
-
-def tenant_session(db_session, tenant):
-    session = TenantSession(db, bind=db_session.connection(),
-                            join_transaction_mode="create_savepoint")  # fmt: skip
-    bind_tenant(session, tenant.id)
-    return session
 
 
 def test_create_client_and_see_it_on_its_page(owner_client):

@@ -11,10 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from app.clients.models import Client, DocumentVersion
-from app.extensions import db
 from app.storage import InvalidKey, LocalStorage, check_key, get_storage, tenant_key
-from tenants.binding import TenantSession, bind_tenant
-from tests.helpers import csrf_token_from
+from tests.helpers import csrf_token_from, tenant_session
 
 PDF = b"%PDF-1.7\n1 0 obj << >> endobj\n%%EOF\n"
 
@@ -135,9 +133,7 @@ def test_files_of_two_tenants_never_share_a_path(
         login(client, owner)
         paths = []
         for tenant in tenants:
-            session = TenantSession(db, bind=db_session.connection(),
-                                    join_transaction_mode="create_savepoint")  # fmt: skip
-            bind_tenant(session, tenant.id)
+            session = tenant_session(db_session, tenant)
             # The same client id and document id in both schemas: only the folder differs.
             customer = Client(full_name="Same Name Pvt Ltd", short_name="Same", location="local",
                               country="IN", currency="INR", payment_terms="immediate")  # fmt: skip

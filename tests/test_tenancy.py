@@ -19,7 +19,7 @@ from app.clients.models import (
 from app.extensions import db
 from tenants.binding import TenantNotBound, TenantSession, bind_tenant, recycle_connections_after
 from tenants.models import Invitation, Membership
-from tests.helpers import unique
+from tests.helpers import tenant_session, unique
 
 # Every URL argument of every route must be listed here, so that a new route cannot escape the
 # walk: record ids get tenant A's records, the rest a fixed value.
@@ -50,9 +50,7 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     )
     db_session.add(invitation)
     db_session.commit()
-    session = TenantSession(db, bind=db_session.connection(),
-                            join_transaction_mode="create_savepoint")  # fmt: skip
-    bind_tenant(session, tenant.id)
+    session = tenant_session(db_session, tenant)
     client = Client(
         full_name="Client of A",
         short_name="A-client",
@@ -153,9 +151,7 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
 
     tenant_routes = {r.rule for r in app.url_map.iter_rules() if "tenant_slug" in r.arguments}
     assert tenant_routes <= set(walked), f"not walked: {tenant_routes - set(walked)}"
-    session = TenantSession(db, bind=db_session.connection(),
-                            join_transaction_mode="create_savepoint")  # fmt: skip
-    bind_tenant(session, a["tenant"].id)
+    session = tenant_session(db_session, a["tenant"])
     client = session.get(Client, a["client_id"])
     assert (client.full_name, client.deleted_at, client.status) == ("Client of A", None, "active")
     assert session.get(Contact, a["contact_id"]).deleted_at is None
@@ -234,7 +230,7 @@ def test_bound_session_reads_only_its_own_schema(app, db_session, make_tenant):
             f"INSERT INTO {tenant.schema}.audit_log (action, entity, entity_id, changes) "
             f"VALUES ('insert', '{entity}', '1', '{{}}')"
         )
-    session = TenantSession(db, bind=connection, join_transaction_mode="create_savepoint")
+    session = TenantSession(db, bind=connection, join_transaction_mode="rollback_only")
     bind_tenant(session, tenant_a.id)
     entities = set(session.scalars(select(AuditEntry.entity)))
     assert "only-in-a" in entities and "only-in-b" not in entities

@@ -23,7 +23,7 @@ from flask_wtf.file import FileField, FileRequired
 from werkzeug.routing import BuildError
 from wtforms import SelectField
 
-from app.clients import imports
+from app.clients import exports, import_files, import_mapping, imports
 from app.clients.services import ClientFilters
 from app.extensions import db
 from app.pages import render_page, toast, wants_fragment
@@ -33,7 +33,7 @@ from tenants.context import require_permission
 blueprint = Blueprint("client_files", __name__, url_prefix="/t/<tenant_slug>/clients")
 
 # Room for the form fields around the file; a larger request is refused before it is read.
-REQUEST_LIMIT = imports.MAX_FILE_BYTES + 1024 * 1024
+REQUEST_LIMIT = import_files.MAX_FILE_BYTES + 1024 * 1024
 STATUS_LABELS = {
     "uploaded": "Columns to check",
     "mapped": "Ready to import",
@@ -69,15 +69,15 @@ def mapping_form(record, data=None) -> FlaskForm:
             choices=choices,
             default=str(record.mapping[f.key]) if f.key in (record.mapping or {}) else "",
         )
-        for f in imports.FIELDS
+        for f in import_mapping.FIELDS
     }
     form_class = type("MappingForm", (FlaskForm,), attributes)
     return form_class(formdata=data)
 
 
 def _submitted_mapping(form, record) -> dict[str, int]:
-    raw = {f.key: form[f"map_{f.key}"].data for f in imports.FIELDS}
-    return imports.clean_mapping(
+    raw = {f.key: form[f"map_{f.key}"].data for f in import_mapping.FIELDS}
+    return import_mapping.clean_mapping(
         {k: v for k, v in raw.items() if v != NOT_IN_FILE}, len(record.headers)
     )
 
@@ -113,7 +113,7 @@ def new_import():
             record = imports.create_import(
                 db.session, g.tenant.id, upload.filename or "", upload.stream, current_user.id
             )
-        except imports.ImportFileError as error:
+        except import_files.ImportFileError as error:
             form.file.errors = [*form.file.errors, str(error)]
         else:
             return redirect(url_for("client_files.import_detail", import_id=record.id), 303)
@@ -127,21 +127,21 @@ def _detail(record, form=None, status=200):
     rows, problem, file_error = [], None, None
     if record.status in imports.EDITABLE_STATUSES:
         mapping = _submitted_mapping(form, record)
-        problem = imports.mapping_problem(mapping)
+        problem = import_mapping.mapping_problem(mapping)
         try:
             rows = imports.preview(db.session, g.tenant, record, mapping)
-        except imports.ImportFileError as error:
+        except import_files.ImportFileError as error:
             file_error = str(error)
     return render_page(
         "clients/import_detail.html",
         status=status,
         form=form,
-        client_fields=[f for f in imports.FIELDS if not f.contact],
-        contact_fields=[f for f in imports.FIELDS if f.contact],
+        client_fields=[f for f in import_mapping.FIELDS if not f.contact],
+        contact_fields=[f for f in import_mapping.FIELDS if f.contact],
         rows=rows,
         problem=problem,
         file_error=file_error,
-        field_labels=imports.FIELD_LABELS,
+        field_labels=import_mapping.FIELD_LABELS,
         **_progress_context(record),
     )
 
@@ -171,7 +171,7 @@ def import_detail(import_id: int):
     form = mapping_form(record, request.form)
     if form.validate_on_submit():
         mapping = _submitted_mapping(form, record)
-        problem = imports.mapping_problem(mapping)
+        problem = import_mapping.mapping_problem(mapping)
         if problem is None:
             imports.save_mapping(db.session, record, mapping)
             toast("Columns saved. Check the preview, then start the import.")
@@ -186,7 +186,7 @@ def start_import(import_id: int):
     record = _import_or_404(import_id)
     try:
         imports.start_import(db.session, record)
-    except imports.ImportFileError as error:
+    except import_files.ImportFileError as error:
         toast(str(error), "error")
     else:
         toast(f"Importing {record.filename}. You can leave this page; it goes on.")
@@ -209,14 +209,14 @@ def import_errors(import_id: int):
     rows = [["line", "field", "reason"]] + [
         [
             error.line,
-            imports.safe_cell(imports.error_label(record, error.field)),
-            imports.safe_cell(error.reason),
+            exports.safe_cell(imports.error_label(record, error.field)),
+            exports.safe_cell(error.reason),
         ]
         for error in imports.import_errors(db.session, record.id)
     ]
     stem = record.filename.rsplit(".", 1)[0] or "clients"
     return Response(
-        "\ufeff" + "".join(imports.csv_lines(rows)),
+        "\ufeff" + "".join(exports.csv_lines(rows)),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{_ascii(stem)}-errors.csv"'},
     )
@@ -231,12 +231,12 @@ def _ascii(text: str) -> str:
 @require_permission("clients.view")
 def export(fmt: str):
     filters = ClientFilters.from_args(request.args)
-    names = imports.ExportNames.load(db.session, g.tenant.id)
-    filename = imports.export_filename(g.tenant, fmt)
+    names = exports.ExportNames.load(db.session, g.tenant.id)
+    filename = exports.export_filename(g.tenant, fmt)
     if fmt == "xlsx":
         # send_file closes it once the response is sent.
         out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
-        imports.export_xlsx(db.session, filters, names, out)
+        exports.export_xlsx(db.session, filters, names, out)
         out.seek(0)
         return send_file(
             out,
@@ -251,7 +251,7 @@ def export(fmt: str):
         # fresh app context (so a fresh session): bound again, it reads with a server-side
         # cursor in a transaction of its own, which is rolled back when the context ends.
         bind_tenant(db.session, tenant_id)
-        yield from imports.export_csv(db.session, filters, names)
+        yield from exports.export_csv(db.session, filters, names)
 
     return Response(
         stream_with_context(rows()),
