@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField
 from wtforms.validators import Optional
 
+from app.form_choices import as_choices
+
 ACTIONS = [("", "Any change"), ("insert", "Created"), ("update", "Changed"), ("delete", "Deleted")]
 
 
@@ -13,9 +15,11 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    entity = SelectField("Record type", choices=[("", "Any record")], validators=[Optional()])
-    action = SelectField("Change", choices=ACTIONS, validators=[Optional()])
-    actor = SelectField("By", choices=[("", "Anyone")], validators=[Optional()])
+    entity = SelectField(
+        "Record type", choices=as_choices([("", "Any record")]), validators=[Optional()]
+    )
+    action = SelectField("Change", choices=as_choices(ACTIONS), validators=[Optional()])
+    actor = SelectField("By", choices=as_choices([("", "Anyone")]), validators=[Optional()])
     since = DateField("From", validators=[Optional()])
     until = DateField("To", validators=[Optional()])
     before = IntegerField(validators=[Optional()])

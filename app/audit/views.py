@@ -6,6 +6,7 @@ from sqlalchemy import select
 from app.audit import services
 from app.audit.forms import AuditFilterForm
 from app.extensions import db
+from app.form_choices import as_choices
 from app.pages import render_page
 from app.team.services import members
 from tenants.context import require_permission
@@ -19,8 +20,10 @@ blueprint = Blueprint("audit", __name__, url_prefix="/t/<tenant_slug>/audit")
 def index():
     form = AuditFilterForm(request.args)
     people = {m.user_id: m.user.full_name for m in members(db.session, g.tenant.id)}
-    form.entity.choices += [(e, e.replace("_", " ")) for e in services.audited_entities(db.session)]
-    form.actor.choices += [(str(uid), name) for uid, name in people.items()]
+    form.entity.choices += as_choices(
+        (e, e.replace("_", " ")) for e in services.audited_entities(db.session)
+    )
+    form.actor.choices += as_choices((str(uid), name) for uid, name in people.items())
     entries = []
     if form.validate():
         entries = services.search_entries(
@@ -35,7 +38,7 @@ def index():
     unknown = {e.actor_user_id for e in entries} - people.keys() - {None}
     if unknown:  # former members keep their name in the log
         people.update(
-            db.session.execute(select(User.id, User.full_name).where(User.id.in_(unknown))).tuples()
+            db.session.execute(select(User.id, User.full_name).where(User.id.in_(unknown)))
         )
     next_args = None
     if len(entries) == services.PAGE_SIZE:

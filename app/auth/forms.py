@@ -7,6 +7,7 @@ from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import Email, EqualTo, InputRequired, Length, Optional, ValidationError
 
 from app.auth.services import password_problems
+from app.form_choices import as_choices
 from tenants.services import COUNTRIES, CURRENCIES
 
 COUNTRY_CHOICES = [(code, name) for code, (name, _, _) in COUNTRIES.items()]
@@ -40,14 +41,14 @@ class WorkspaceFields(FlaskForm):
         description="Letters, digits and hyphens; used in your links: /t/<address>/. "
         "Leave empty to make one from the name.",
     )
-    country = SelectField("Country", choices=COUNTRY_CHOICES, default="IN")
+    country = SelectField("Country", choices=as_choices(COUNTRY_CHOICES), default="IN")
     region = StringField("State or region", validators=[Optional(), Length(max=64)])
     time_zone = SelectField("Time zone", default="Asia/Kolkata")
-    currency = SelectField("Currency", choices=CURRENCY_CHOICES, default="INR")
+    currency = SelectField("Currency", choices=as_choices(CURRENCY_CHOICES), default="INR")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.time_zone.choices = time_zone_choices()
+        self.time_zone.choices = as_choices(time_zone_choices())
 
 
 class SignupForm(WorkspaceFields):

@@ -437,7 +437,7 @@ def expiring_documents(
         _expiring(today, within_days).order_by(
             Document.expires_on, func.lower(Client.short_name), Document.id
         )
-    ).tuples()
+    )
     return [ExpiringDocument(d, c, (d.expires_on - today).days) for d, c in rows]
 
 
@@ -461,7 +461,7 @@ def announce_expiring_documents(
         .order_by(Document.expires_on, func.lower(Client.short_name), Document.id)
         # A second run at the same moment waits here, then finds these rows announced.
         .with_for_update(of=Document)
-    ).tuples()
+    )
     by_manager: dict[int, list[tuple[Document, Client]]] = defaultdict(list)
     for document, client in rows:
         by_manager[client.engagement_manager_user_id].append((document, client))

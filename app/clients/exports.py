@@ -67,15 +67,13 @@ class ExportNames:
 
     @classmethod
     def load(cls, session: Session, tenant_id: int) -> ExportNames:
-        industries = dict(session.execute(select(Industry.id, Industry.name)).tuples().all())
+        industries = dict(session.execute(select(Industry.id, Industry.name)).all())
         managers = dict(
             session.execute(
                 select(User.id, User.email)
                 .join(Membership, Membership.user_id == User.id)
                 .where(Membership.tenant_id == tenant_id)
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         return cls(industries, managers)
 

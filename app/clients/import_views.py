@@ -26,6 +26,7 @@ from wtforms import SelectField
 from app.clients import exports, import_files, import_mapping, imports
 from app.clients.services import ClientFilters
 from app.extensions import db
+from app.form_choices import as_choices
 from app.pages import render_page, toast, wants_fragment
 from tenants.binding import bind_tenant
 from tenants.context import require_permission
@@ -60,9 +61,10 @@ class UploadForm(FlaskForm):
 
 def mapping_form(record, data=None) -> FlaskForm:
     """One select per field, each offering the file's columns."""
-    choices = [(NOT_IN_FILE, "— not in the file —")] + [
-        (str(i), header or f"Column {i + 1}") for i, header in enumerate(record.headers)
-    ]
+    choices = as_choices(
+        [(NOT_IN_FILE, "— not in the file —")]
+        + [(str(i), header or f"Column {i + 1}") for i, header in enumerate(record.headers)]
+    )
     attributes = {
         f"map_{f.key}": SelectField(
             f.label,

@@ -524,5 +524,5 @@ def members_for_choice(session: Session, tenant_id: int) -> list[tuple[int, str]
             .join(Membership, Membership.user_id == User.id)
             .where(Membership.tenant_id == tenant_id, Membership.active.is_(True))
             .order_by(User.full_name)
-        ).tuples()
+        )
     )

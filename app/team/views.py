@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, g, redirect, url_for
 
 from app.extensions import db
+from app.form_choices import as_choices
 from app.pages import render_page, toast
 from app.team import services
 from app.team.forms import InviteForm, RoleForm
@@ -15,7 +16,7 @@ blueprint = Blueprint("team", __name__, url_prefix="/t/<tenant_slug>/team")
 def _page(invite_form=None, status=200):
     invite_form = invite_form or InviteForm()
     assignable = roles_assignable_by(g.membership.role)
-    invite_form.role.choices = [(r, ROLE_LABELS[r]) for r in assignable]
+    invite_form.role.choices = as_choices((r, ROLE_LABELS[r]) for r in assignable)
     return render_page(
         "team/index.html",
         block="team_body",
@@ -45,7 +46,9 @@ def index():
 @require_permission("users.manage")
 def invite():
     form = InviteForm()
-    form.role.choices = [(r, ROLE_LABELS[r]) for r in roles_assignable_by(g.membership.role)]
+    form.role.choices = as_choices(
+        (r, ROLE_LABELS[r]) for r in roles_assignable_by(g.membership.role)
+    )
     if form.validate_on_submit():
         try:
             services.invite(
