@@ -9,6 +9,7 @@ from datetime import date
 
 import openpyxl
 import pytest
+from rq import Queue
 from sqlalchemy import func, select
 from stdnum import luhn
 
@@ -469,3 +470,42 @@ def test_the_import_writes_every_value_clean_client_returns(db_session, workspac
     values, _ = clean_client({"full_name": "X Co", "short_name": "XC"}, context)
     assert set(values) == set(import_writer.CLIENT_COLUMNS)
     assert context.today <= date.today().replace(year=date.today().year + 1)
+
+
+def test_an_import_no_worker_has_can_be_started_again(
+    client, workspace, tenant_db, run_jobs, monkeypatch
+):
+    """Redis refused the hand-over: the import says queued, but no job exists. The page says
+    so and offers to start it again; the second start goes through."""
+    tenant = workspace
+    import_id = import_id_of(upload(client, tenant, "clients.csv", MIXED_CSV))
+    assert save_mapping(client, tenant, import_id).status_code == 303
+
+    def redis_down(import_id, tenant_id):
+        raise ConnectionError("Redis is down")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(imports, "enqueue_import", redis_down)
+        assert start(client, tenant, import_id).status_code == 303
+    assert get_import(tenant_db, import_id).status == "queued"
+    progress = client.get(f"{base(tenant)}/imports/{import_id}/progress",
+                          headers={"HX-Request": "true"})  # fmt: skip
+    assert "No worker has this import" in progress.text
+
+    assert start(client, tenant, import_id).status_code == 303
+    run_jobs()
+    assert get_import(tenant_db, import_id).status == "done"
+    assert live_clients(tenant_db)
+
+
+def test_a_queued_import_a_worker_has_is_not_started_twice(client, workspace, tenant_db, redis):
+    tenant = workspace
+    import_id = import_id_of(upload(client, tenant, "clients.csv", MIXED_CSV))
+    save_mapping(client, tenant, import_id)
+    start(client, tenant, import_id)  # queued, its job waiting in Redis
+    progress = client.get(f"{base(tenant)}/imports/{import_id}/progress",
+                          headers={"HX-Request": "true"})  # fmt: skip
+    assert "No worker has this import" not in progress.text
+    start(client, tenant, import_id)
+    assert get_import(tenant_db, import_id).status == "queued"
+    assert Queue("bulk", connection=redis).count == 1  # one job, not two

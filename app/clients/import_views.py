@@ -156,6 +156,7 @@ def _progress_context(record) -> dict:
         "record": record,
         "status_label": STATUS_LABELS.get(record.status, record.status),
         "active": record.status in imports.ACTIVE_STATUSES,
+        "stuck": imports.is_stuck(record, g.tenant.id),
         "unchanged": max(unchanged, 0),
         "clients_url": _clients_list_url(),
     }

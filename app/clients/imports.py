@@ -498,12 +498,17 @@ _PENDING_KEY = "client_imports_to_enqueue"
 
 
 def start_import(session: Session, record: ClientImport) -> None:
-    """Queue the import; the job is handed to a worker once this transaction commits."""
+    """Queue the import; the job is handed to a worker once this transaction commits. An
+    import no worker has any more (the hand-over to Redis failed, or the worker died) may be
+    started again too: it resumes after its last committed chunk."""
     if record.status == "mapped" and mapping_problem(record.mapping):
         raise ImportFileError(mapping_problem(record.mapping))
+    startable = STARTABLE_STATUSES
+    if is_stuck(record, bound_tenant_id(session)):
+        startable = (*STARTABLE_STATUSES, *ACTIVE_STATUSES)
     queued = session.execute(
         update(ClientImport)
-        .where(ClientImport.id == record.id, ClientImport.status.in_(STARTABLE_STATUSES))
+        .where(ClientImport.id == record.id, ClientImport.status.in_(startable))
         .values(status="queued", error=None)
         .returning(ClientImport.id)
         .execution_options(synchronize_session=False)
@@ -537,15 +542,42 @@ def _forget_rolled_back(session, previous_transaction) -> None:
         session.info.pop(_PENDING_KEY, None)
 
 
+def job_id_for(import_id: int, tenant_id: int) -> str:
+    return f"client-import-{tenant_id}-{import_id}"
+
+
 def enqueue_import(import_id: int, tenant_id: int) -> None:
-    """Hand the import to a worker. Safe to call twice: the job claims a queued import once.
-    (Nothing re-queues an import whose hand-over failed yet; calling this again does.)"""
+    """Hand the import to a worker. Safe to call twice: the job claims a queued import once."""
     from jobs.queues import get_queue
     from jobs.tasks import run_client_import
 
     get_queue("bulk").enqueue(
-        run_client_import, import_id, tenant_id=tenant_id, job_timeout=JOB_TIMEOUT
+        run_client_import,
+        import_id,
+        tenant_id=tenant_id,
+        job_timeout=JOB_TIMEOUT,
+        job_id=job_id_for(import_id, tenant_id),
     )
+
+
+def is_stuck(record: ClientImport, tenant_id: int) -> bool:
+    """Queued or running by its own account, but no worker has its job: Redis lost the
+    hand-over, or the worker died (RQ then marks the abandoned job failed)."""
+    from redis.exceptions import RedisError
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from jobs.queues import redis_connection
+
+    if record.status not in ACTIVE_STATUSES:
+        return False
+    try:
+        job = Job.fetch(job_id_for(record.id, tenant_id), connection=redis_connection())
+    except NoSuchJobError:
+        return True
+    except RedisError:
+        return False  # cannot tell: do not offer to start it twice
+    return job.get_status() not in ("queued", "scheduled", "deferred", "started")
 
 
 def import_errors(session: Session, import_id: int) -> Iterator[ClientImportError]:
