@@ -65,11 +65,13 @@ def register_blueprints(app: Flask) -> None:
     from app.clients.views import blueprint as clients
     from app.dashboard.views import blueprint as dashboard
     from app.health.views import blueprint as health
+    from app.library.views import blueprint as library
+    from app.projects.views import blueprint as projects
     from app.sandbox.views import blueprint as sandbox
     from app.team.views import blueprint as team
 
-    for blueprint in (auth, dashboard, clients, client_documents, client_files, team, audit,
-                      health, sandbox):  # fmt: skip
+    for blueprint in (auth, dashboard, clients, client_documents, client_files, projects,
+                      team, audit, health, sandbox, library):  # fmt: skip
         app.register_blueprint(blueprint)
 
 
@@ -121,11 +123,13 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from app.cli import demo_cli, users_cli
+    from app.library.cli import library_cli
     from tenants.cli import tenants_cli
 
     app.cli.add_command(tenants_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(library_cli)
 
 
 def register_page_helpers(app: Flask) -> None:

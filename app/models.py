@@ -11,7 +11,9 @@ from app.clients.models import (
     Industry,
     Site,
 )
+from app.invoicing.models import InvoiceNumberSequence
 from app.messaging.models import OutboxMessage
+from app.projects.models import Milestone, MilestoneTransition, Project
 from tenants.base import SharedModel, TenantModel
 from tenants.models import Invitation, LoginSession, Membership, Tenant, User
 
@@ -19,6 +21,9 @@ shared_metadata = SharedModel.metadata
 tenant_metadata = TenantModel.metadata
 
 __all__ = [
+    "Milestone",
+    "MilestoneTransition",
+    "Project",
     "Client",
     "ClientImport",
     "ClientImportError",
@@ -28,6 +33,7 @@ __all__ = [
     "Industry",
     "Site",
     "AuditEntry",
+    "InvoiceNumberSequence",
     "Invitation",
     "LoginSession",
     "Membership",

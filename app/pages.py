@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from babel.core import UnknownLocaleError
+from babel.numbers import format_currency
 from flask import Flask, flash, g, render_template, request, session
 from jinja2_fragments.flask import render_block
 
@@ -14,6 +16,7 @@ from app.extensions import db
 
 def init_app(app: Flask) -> None:
     app.add_template_filter(local_datetime)
+    app.add_template_filter(money)
 
     @app.after_request
     def commit_or_roll_back(response):
@@ -43,6 +46,18 @@ def local_datetime(value: datetime | None) -> str:
     tenant = g.get("tenant")
     zone = ZoneInfo(tenant.time_zone) if tenant is not None else UTC
     return value.astimezone(zone).strftime("%d %b %Y, %H:%M")
+
+
+def money(amount, currency: str) -> str:
+    """An amount for the tenant's locale: Indian grouping (1,00,000.00) for Indian tenants."""
+    if amount is None:
+        return ""
+    tenant = g.get("tenant")
+    locale = "en_IN" if tenant is None or tenant.country == "IN" else f"en_{tenant.country}"
+    try:
+        return format_currency(amount, currency, locale=locale)
+    except (ValueError, UnknownLocaleError):
+        return format_currency(amount, currency, locale="en_IN")
 
 
 def wants_fragment() -> bool:

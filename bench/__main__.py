@@ -7,7 +7,16 @@ import sys
 import time
 import traceback
 
-from bench import clients_import, clients_list, migrate, pages, provision, worker
+from bench import (
+    clients_import,
+    clients_list,
+    invoice_numbers,
+    migrate,
+    pages,
+    projects,
+    provision,
+    worker,
+)
 from bench.common import bench_environment
 
 BENCHMARKS = {
@@ -17,6 +26,8 @@ BENCHMARKS = {
     "worker": worker.run,
     "clients_list": clients_list.run,
     "clients_import": clients_import.run,
+    "invoice_numbers": invoice_numbers.run,
+    "projects": projects.run,
 }
 
 

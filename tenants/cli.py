@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from sqlalchemy import create_engine
 
 from app.extensions import db
+from app.library.services import load_library
 from tenants import services
 from tenants.migrate import alembic_config, migrate_schemas, tenant_migrator, upgrade_shared
 from tenants.models import Tenant
@@ -23,6 +24,13 @@ def migrate(slugs: tuple[str, ...]) -> None:
     engine = db.engine
     with engine.begin() as conn:
         upgrade_shared(conn)
+    # The template library ships as data files: each deploy brings the shared copy up to date.
+    report = load_library(db.session)
+    db.session.commit()
+    click.echo(
+        f"Template library: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.retired} retired."
+    )
     schemas = services.tenant_schemas(db.session, list(slugs) or None)
     db.session.close()
     with click.progressbar(

@@ -287,7 +287,7 @@ def test_timeline_shows_changes_to_the_client_and_its_contacts(owner_client):
     assert "a contact" in timeline and "Meera Owner" in timeline
 
 
-@pytest.mark.parametrize("tab", ["projects", "invoices", "notices", "payments", "aging"])
+@pytest.mark.parametrize("tab", ["invoices", "notices", "payments", "aging"])
 def test_later_tabs_say_what_will_appear(owner_client, tab):
     http, tenant, _, token = owner_client
     url = new_client(http, tenant, token).headers["Location"]

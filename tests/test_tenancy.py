@@ -3,6 +3,9 @@ access, and a tenant table cannot be read without a tenant bound."""
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
+
 import pytest
 from flask import url_for
 from sqlalchemy import create_engine, select, text
@@ -17,6 +20,7 @@ from app.clients.models import (
     Site,
 )
 from app.extensions import db
+from app.projects.models import Milestone, Project
 from tenants.binding import TenantNotBound, TenantSession, bind_tenant, recycle_connections_after
 from tenants.models import Invitation, Membership
 from tests.helpers import tenant_session, unique
@@ -30,9 +34,11 @@ NON_RECORD_ARGS = {
     "filename": "css/app.css",
     "section": "identity",
     "fmt": "csv",
+    "template_id": 1,
 }
 RECORD_ARGS = ("tenant_slug", "slug", "membership_id", "invitation_id", "client_id",
-               "contact_id", "site_id", "document_id", "version", "import_id")  # fmt: skip
+               "contact_id", "site_id", "document_id", "version", "import_id", "project_id",
+               "milestone_id")  # fmt: skip
 
 
 @pytest.fixture
@@ -68,6 +74,19 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     client_import = ClientImport(filename="a.csv", storage_key="tenant_x/a.csv", file_format="csv")
     session.add_all([contact, site, document, client_import])
     session.flush()
+    project = Project(client_id=client.id, name="Project of A", contract_value=Decimal("1000"),
+                      currency="INR", start_date=date(2027, 1, 4))  # fmt: skip
+    session.add(project)
+    session.flush()
+    milestone = Milestone(
+        project_id=project.id,
+        position=1,
+        name="Milestone of A",
+        amount=Decimal("1000"),
+        due_rule="date",
+        due_date=date(2027, 2, 1),
+    )
+    session.add(milestone)
     key = f"{tenant.schema}/documents/{document.id}/1-x.pdf"
     session.add(DocumentVersion(document_id=document.id, version=1, storage_key=key,
                                 filename="a.pdf", content_type="application/pdf",
@@ -85,6 +104,8 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
         "document_id": document.id,
         "version": 1,
         "import_id": client_import.id,
+        "project_id": project.id,
+        "milestone_id": milestone.id,
     }
     session.close()
     return records
@@ -157,6 +178,8 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     assert session.get(Contact, a["contact_id"]).deleted_at is None
     assert session.get(Site, a["site_id"]).deleted_at is None
     assert session.get(Document, a["document_id"]).deleted_at is None
+    assert session.get(Milestone, a["milestone_id"]).status == "planned"
+    assert session.get(Project, a["project_id"]).deleted_at is None
     session.close()
     member = db_session.get(Membership, a["membership_id"], populate_existing=True)
     assert (member.role, member.active) == ("finance", True)

@@ -9,6 +9,7 @@ from app.clients.models import CONSENT_CHANNELS, CONTACT_ROLES
 from app.clients.rules import GST_STATES, clean_tags
 from app.extensions import db
 from app.pages import render_page, toast
+from app.projects import services as project_services
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("clients", __name__, url_prefix="/t/<tenant_slug>/clients")
@@ -16,7 +17,6 @@ blueprint.context_processor(lambda: {"gst_states": GST_STATES})
 TABS = ("profile", "contacts", "sites", "documents", "timeline", "projects", "invoices",
         "notices", "payments", "aging")  # fmt: skip
 PLACEHOLDER_TABS = {
-    "projects": "Projects and milestone plans",
     "invoices": "Invoices",
     "notices": "Collection notices",
     "payments": "Payments",
@@ -150,6 +150,8 @@ def detail(client_id: int):
         )
     elif tab == "timeline":
         context["entries"] = services.timeline(db.session, client)
+    elif tab == "projects":
+        context["projects"] = project_services.client_projects(db.session, client)
     return render_page("clients/detail.html", block="tab_body", **context)
 
 

@@ -1,0 +1,1 @@
+"""Invoicing: the money core (Decimal money helpers, GST, amounts in words, invoice numbers)."""

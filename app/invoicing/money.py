@@ -1,0 +1,169 @@
+"""Money as `Decimal`, never float: rounding to the cent/paisa and splits that add up exactly.
+
+Every helper works in whole minor units (paise, cents) internally, so that the parts of a split
+always add up to the total to the last minor unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from decimal import ROUND_HALF_UP, Decimal, Inexact, InvalidOperation, localcontext
+from fractions import Fraction
+from typing import TypeVar
+
+CENT = Decimal("0.01")
+HUNDRED = Decimal(100)
+K = TypeVar("K", bound=Hashable)
+
+
+def to_money(value) -> Decimal:
+    """`value` (Decimal, int or str; a float is refused) rounded to 2 places, half up (away from
+    zero: 0.005 -> 0.01, -0.005 -> -0.01). NaN and infinities are refused with ValueError."""
+    if isinstance(value, float):
+        raise TypeError("money must not be a float; pass a Decimal, an int or a string")
+    if isinstance(value, bool):
+        raise TypeError("money must be a Decimal, an int or a string, not a bool")
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not an amount of money") from None
+    if not amount.is_finite():
+        raise ValueError(f"{value!r} is not a finite amount of money")
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+MAX_PRECISION = 1000  # digits: enough to add any percentages a person writes, exactly
+
+
+def _to_minor(amount: Decimal) -> int:
+    return int(to_money(amount) * 100)
+
+
+def _from_minor(minor: int) -> Decimal:
+    return Decimal(minor).scaleb(-2)  # exact, two places: 12345 -> 123.45, 100 -> 1.00
+
+
+def _largest_remainder(total_minor: int, weights: Sequence[Decimal]) -> list[int]:
+    """Whole minor units proportional to `weights` (non-negative, not all zero), adding up to
+    `total_minor` exactly: each part gets the floor of its exact share, then the units left over
+    go one each to the parts with the largest fractional remainders; among equal remainders the
+    earlier part comes first. A negative total is split as its absolute value, sign restored."""
+    sign = -1 if total_minor < 0 else 1
+    magnitude = abs(total_minor)
+    # The weights as whole numbers at one scale (they are finite decimals): exact integer
+    # arithmetic, fast enough for plans of thousands of parts.
+    places = max(max(-w.as_tuple().exponent, 0) for w in weights)
+    scaled = [int(w.scaleb(places)) for w in weights]
+    weight_sum = sum(scaled)
+    floors, remainders = [], []
+    for weight in scaled:
+        part, remainder = divmod(magnitude * weight, weight_sum)
+        floors.append(part)
+        remainders.append(remainder)
+    left = magnitude - sum(floors)
+    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
+    for index in order[:left]:
+        floors[index] += 1
+    return [sign * part for part in floors]
+
+
+def _percentage(value) -> Decimal:
+    if isinstance(value, float):
+        raise TypeError("percentages must not be floats; pass Decimals, ints or strings")
+    try:
+        decimal = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a percentage") from None
+    if not decimal.is_finite() or decimal < 0:
+        raise ValueError(f"each percentage must be a number of 0 or more, not {value!r}")
+    return decimal
+
+
+def split_by_percentages(total, percentages: Sequence) -> list[Decimal]:
+    """`total` split into one part per percentage (e.g. milestones of 30/40/30), each rounded to
+    the cent/paisa, adding up to `total` EXACTLY.
+
+    Method (largest remainder, a.k.a. Hamilton): each part first gets its exact share rounded
+    down to the minor unit; the minor units this leaves over (fewer than the number of parts) go
+    one each to the parts whose exact share lost the most in rounding down. Ties go to the
+    earlier part first, so 100.00 split 1/3 each gives 33.34, 33.33, 33.33. A negative total
+    (a credit) is split the same way with every part negative.
+
+    The percentages (Decimal, int or str; no floats) must each be >= 0 and add up to exactly
+    100, otherwise ValueError.
+    """
+    if not percentages:
+        raise ValueError("give at least one percentage")
+    weights = [_percentage(p) for p in percentages]
+    with localcontext() as exact:  # the sum of decimals is exact, or this raises Inexact
+        exact.prec = MAX_PRECISION
+        exact.traps[Inexact] = True
+        total_percent = sum(weights, Decimal(0))
+    if total_percent != 100:
+        raise ValueError(f"the percentages must add up to 100, not {total_percent.normalize():f}")
+    return [_from_minor(m) for m in _largest_remainder(_to_minor(total), weights)]
+
+
+def split_evenly(total, n: int) -> list[Decimal]:
+    """`total` in `n` equal parts to the cent/paisa, adding up exactly; the leftover minor units
+    go to the first parts (100.00 / 3 -> 33.34, 33.33, 33.33)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of parts must be a whole number of 1 or more, not {n!r}")
+    return [_from_minor(m) for m in _largest_remainder(_to_minor(total), [Decimal(1)] * n)]
+
+
+def allocate_oldest_first(
+    amount, open_items: Sequence[tuple[K, Decimal]]
+) -> tuple[list[tuple[K, Decimal]], Decimal]:
+    """Apply a payment of `amount` to open items (invoices) in the order given — the caller
+    passes them oldest first — each up to its outstanding balance and never more.
+
+    Returns ([(key, allocated), ...] for the items that receive something, in the same order,
+    left_over): left_over is what remains once every item is paid in full (an over-payment,
+    kept as the client's credit). sum(allocated) + left_over == amount, always.
+    `amount` must be >= 0; outstanding balances must be >= 0 (a zero one receives nothing).
+    """
+    remaining = to_money(amount)
+    if remaining < 0:
+        raise ValueError("a payment to allocate cannot be negative")
+    allocations: list[tuple[K, Decimal]] = []
+    seen = set()
+    for key, outstanding in open_items:
+        if key in seen:
+            raise ValueError(f"item {key!r} is listed twice")
+        seen.add(key)
+        outstanding = to_money(outstanding)
+        if outstanding < 0:
+            raise ValueError(f"item {key!r} has a negative outstanding balance")
+        if remaining == 0 or outstanding == 0:
+            continue
+        allocated = min(remaining, outstanding)
+        allocations.append((key, allocated))
+        remaining -= allocated
+    return allocations, remaining
+
+
+def percent_of(amount, rate) -> Decimal:
+    """`rate` per cent of `amount`, rounded half up to the cent/paisa (computed exactly first)."""
+    if isinstance(rate, float):
+        raise TypeError("rates must not be floats; pass Decimals, ints or strings")
+    rate = rate if isinstance(rate, Decimal) else Decimal(str(rate))
+    exact = Fraction(to_money(amount)) * Fraction(rate) / 100
+    # Round the exact fraction half up (away from zero) to whole minor units.
+    minor = exact * 100
+    sign = -1 if minor < 0 else 1
+    magnitude = abs(minor)
+    whole = int(magnitude)
+    if magnitude - whole >= Fraction(1, 2):
+        whole += 1
+    return _from_minor(sign * whole)
+
+
+__all__ = [
+    "CENT",
+    "allocate_oldest_first",
+    "percent_of",
+    "split_by_percentages",
+    "split_evenly",
+    "to_money",
+]

@@ -1,0 +1,1 @@
+"""The template library: global milestone-plan templates shipped with the product."""

@@ -1,0 +1,1 @@
+"""Projects (engagements) and their milestone payment plans."""

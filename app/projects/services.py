@@ -1,0 +1,290 @@
+"""Project and milestone rules: the plan adds up to the contract value to the paisa, due dates
+fall on business days of the tenant's calendar, and every status change is recorded."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.audit.models import AuditEntry
+from app.bulk import copy_rows
+from app.business_days import roll_forward
+from app.clients.models import Client
+from app.clients.rules import CURRENCIES
+from app.invoicing.money import split_by_percentages, to_money
+from app.projects.models import DUE_RULES, Milestone, MilestoneTransition, Project
+
+MAX_VALUE = Decimal("9999999999999999.99")
+MILESTONES_PER_PAGE = 50
+
+# Which status may follow which, and who moves it: people move the work along; invoicing
+# and payments (later) move a milestone from approved/completed to invoiced, partly paid, paid.
+TRANSITIONS = {
+    "planned": ("in_progress", "cancelled"),
+    "in_progress": ("completed", "planned", "cancelled"),
+    "completed": ("approved", "in_progress", "cancelled"),
+    "approved": ("completed",),
+}
+ACTION_LABELS = {"in_progress": "Start", "completed": "Complete", "approved": "Approve",
+                 "planned": "Back to planned", "cancelled": "Cancel"}  # fmt: skip
+
+
+class PlanError(ValueError):
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """The tenant's business days: its country and, where known, its state."""
+
+    country: str
+    subdivision: str | None = None
+
+    def roll(self, day: date) -> date:
+        return roll_forward(day, self.country, self.subdivision)
+
+
+def _money(text: str, field: str, errors: dict) -> Decimal | None:
+    try:
+        value = to_money(str(text).replace(",", "").strip())
+    except (InvalidOperation, ValueError):
+        errors[field] = "Use an amount, e.g. 1500000 or 15,00,000.50."
+        return None
+    if not Decimal("0.01") <= value <= MAX_VALUE:
+        errors[field] = "Use a positive amount."
+        return None
+    return value
+
+
+def clean_project(raw: Mapping, tenant_currency: str) -> tuple[dict, dict[str, str]]:
+    errors: dict[str, str] = {}
+    name = " ".join(str(raw.get("name") or "").split())
+    if not 2 <= len(name) <= 191:
+        errors["name"] = "Name the project (2 to 191 characters)."
+    value = _money(raw.get("contract_value") or "", "contract_value", errors)
+    currency = str(raw.get("currency") or tenant_currency).upper().strip()
+    if currency not in CURRENCIES:
+        errors["currency"] = "Use a three-letter currency code, e.g. INR."
+    try:
+        start = date.fromisoformat(str(raw.get("start_date") or ""))
+    except ValueError:
+        errors["start_date"] = "Give the start date (YYYY-MM-DD)."
+        start = None
+    terms = str(raw.get("payment_terms") or "").lower()
+    days_text = str(raw.get("payment_days") or "").strip()
+    days = None
+    if terms and terms not in ("net", "mfi", "custom", "immediate"):
+        errors["payment_terms"] = "Choose Net, MFI, Custom or Immediate, or leave it to the client."
+    elif terms in ("net", "mfi"):
+        if not days_text.isdigit() or not 1 <= int(days_text) <= 365:
+            errors["payment_days"] = "Use a whole number of days from 1 to 365."
+        else:
+            days = int(days_text)
+    elif days_text:
+        errors["payment_days"] = "Payment days apply to Net and MFI terms only."
+    auto_invoice = str(raw.get("auto_invoice") or "off")
+    if auto_invoice not in ("off", "draft", "issue"):
+        errors["auto_invoice"] = "Choose off, draft or issue."
+    return {
+        "name": name, "contract_value": value, "currency": currency, "start_date": start,
+        "payment_terms": terms or None, "payment_days": days,
+        "requires_approval": str(raw.get("requires_approval") or "") in ("1", "on", "true"),
+        "auto_invoice": auto_invoice,
+    }, errors  # fmt: skip
+
+
+def effective_terms(project: Project) -> tuple[str, int | None]:
+    """The project's own terms when it has them, else its client's."""
+    if project.payment_terms:
+        return project.payment_terms, project.payment_days
+    return project.client.payment_terms, project.client.payment_days
+
+
+def create_project(session: Session, client: Client, raw: Mapping, owner_user_id: int | None,
+                   tenant_currency: str) -> Project:  # fmt: skip
+    values, errors = clean_project(raw, tenant_currency)
+    if errors:
+        raise PlanError(errors)
+    project = Project(client_id=client.id, owner_user_id=owner_user_id, **values)
+    session.add(project)
+    session.flush()
+    return project
+
+
+# The plan -----------------------------------------------------------------------------------
+
+
+@dataclass
+class PlannedMilestone:
+    """One line of a plan as given: an amount or a percentage of the contract, and a due rule."""
+
+    name: str
+    due_rule: str
+    due_days: int | None = None
+    due_date: date | None = None
+    amount: Decimal | None = None
+    percentage: Decimal | None = None
+    description: str | None = None
+    deliverables: str | None = None
+    is_retention: bool = False
+
+
+def plan_rows(project: Project, plan: Sequence[PlannedMilestone], calendar: Calendar,
+              first_position: int = 1, previous_due: date | None = None) -> list[dict]:  # fmt: skip
+    """The milestone rows of a whole plan: amounts that add up to the contract value exactly
+    (percentages split by largest remainder, to the last paisa) and business-day due dates."""
+    if not plan:
+        raise PlanError({"plan": "A plan needs at least one milestone."})
+    by_percentage = [m.percentage is not None for m in plan]
+    if any(by_percentage) and not all(by_percentage):
+        raise PlanError({"plan": "Give every milestone a percentage, or every one an amount."})
+    if all(by_percentage):
+        if sum(m.percentage for m in plan) != 100:
+            raise PlanError({"plan": "The percentages must add up to 100."})
+        amounts = split_by_percentages(project.contract_value, [m.percentage for m in plan])
+    else:
+        amounts = [to_money(m.amount) for m in plan]
+        if sum(amounts) != project.contract_value:
+            raise PlanError({"plan": f"The amounts add up to {sum(amounts)}, not the contract "
+                                     f"value {project.contract_value}."})  # fmt: skip
+    rows, previous = [], previous_due or project.start_date
+    for offset, (milestone, amount) in enumerate(zip(plan, amounts, strict=True)):
+        if milestone.due_rule not in DUE_RULES:
+            raise PlanError({"due_rule": f"Unknown due rule {milestone.due_rule!r}."})
+        if milestone.due_rule == "date":
+            if milestone.due_date is None:
+                raise PlanError({"due_date": f"{milestone.name}: give the due date."})
+            due = milestone.due_date
+        else:
+            base = project.start_date if milestone.due_rule == "days_after_start" else previous
+            due = base + timedelta(days=milestone.due_days or 0)
+        due = calendar.roll(due)
+        previous = due
+        rows.append({
+            "project_id": project.id, "position": first_position + offset,
+            "name": milestone.name[:191], "description": milestone.description,
+            "amount": amount, "percentage": milestone.percentage,
+            "due_rule": milestone.due_rule,
+            "due_days": None if milestone.due_rule == "date" else (milestone.due_days or 0),
+            "due_date": due, "deliverables": milestone.deliverables,
+            "is_retention": milestone.is_retention, "status": "planned",
+        })  # fmt: skip
+    return rows
+
+
+PLAN_COLUMNS = (
+    "project_id", "position", "name", "description", "amount", "percentage", "due_rule",
+    "due_days", "due_date", "deliverables", "is_retention", "status",
+)  # fmt: skip
+_plan_row_values = operator.itemgetter(*PLAN_COLUMNS)
+
+
+def replace_plan(session: Session, project: Project, plan: Sequence[PlannedMilestone],
+                 calendar: Calendar, actor_user_id: int | None = None) -> int:  # fmt: skip
+    """Set the project's milestones from a plan, only while no milestone has started. Written
+    with COPY (a template may make thousands of milestones) and audited as one change."""
+    rows = plan_rows(project, plan, calendar)
+    # One statement removes the old plan and says whether work on it had started (a status
+    # past planned, or a recorded transition the foreign key protects); if so, the savepoint
+    # puts the old plan back.
+    old = Milestone.__table__.delete().where(Milestone.project_id == project.id)
+    started = PlanError({"plan": "Work has started on this plan; change milestones one by one."})
+    try:
+        with session.begin_nested():
+            statuses = session.execute(old.returning(Milestone.status)).scalars().all()
+            if any(status != "planned" for status in statuses):
+                raise started
+    except IntegrityError:
+        raise started from None
+    copy_rows(session, Milestone.__table__, PLAN_COLUMNS, map(_plan_row_values, rows))
+    session.execute(insert(AuditEntry).values(
+        actor_user_id=actor_user_id, action="update", entity="projects",
+        entity_id=str(project.id), subject=f"clients:{project.client_id}",
+        changes={"milestones": [len(statuses), len(rows)],
+                 "planned_total": [None, str(sum(r["amount"] for r in rows))]}))  # fmt: skip
+    return len(rows)
+
+
+def transition(session: Session, milestone: Milestone, to_status: str, *, user_id: int | None,
+               project: Project, today: date, note: str | None = None) -> None:  # fmt: skip
+    """Move a milestone on; `today` is the tenant's date (the acceptance date on completion)."""
+    allowed = TRANSITIONS.get(milestone.status, ())
+    if to_status not in allowed:
+        raise PlanError({"status": f"A {milestone.status.replace('_', ' ')} milestone cannot "
+                                   f"become {to_status.replace('_', ' ')}."})  # fmt: skip
+    if to_status == "approved" and not project.requires_approval:
+        raise PlanError({"status": "This project does not need approvals."})
+    session.add(MilestoneTransition(milestone_id=milestone.id, from_status=milestone.status,
+                                    to_status=to_status, user_id=user_id,
+                                    note=(note or "").strip()[:255] or None))  # fmt: skip
+    if to_status == "completed" and milestone.acceptance_date is None:
+        milestone.acceptance_date = today
+    milestone.status = to_status
+    session.flush()
+
+
+def next_actions(milestone: Milestone, project: Project) -> list[tuple[str, str]]:
+    return [(status, ACTION_LABELS[status]) for status in TRANSITIONS.get(milestone.status, ())
+            if status != "approved" or project.requires_approval]  # fmt: skip
+
+
+# Reading ------------------------------------------------------------------------------------
+
+
+def get_project(session: Session, project_id: int) -> Project | None:
+    return session.scalar(select(Project).where(Project.id == project_id,
+                                                Project.deleted_at.is_(None)))  # fmt: skip
+
+
+def get_milestone(session: Session, project: Project, milestone_id: int) -> Milestone | None:
+    return session.scalar(select(Milestone).where(Milestone.id == milestone_id,
+                                                  Milestone.project_id == project.id))  # fmt: skip
+
+
+def client_projects(session: Session, client: Client) -> list[Project]:
+    return list(
+        session.scalars(
+            select(Project)
+            .where(Project.client_id == client.id, Project.deleted_at.is_(None))
+            .order_by(Project.start_date)
+        )
+    )
+
+
+@dataclass
+class PlanSummary:
+    milestones: int
+    planned_total: Decimal
+    by_status: dict[str, Decimal]
+
+
+def summary(session: Session, project: Project) -> PlanSummary:
+    """Totals computed by the database, so a 10,000-milestone plan costs one query."""
+    rows = session.execute(select(Milestone.status, func.count(), func.sum(Milestone.amount))
+                           .where(Milestone.project_id == project.id)
+                           .group_by(Milestone.status)).all()  # fmt: skip
+    by_status = {status: total for status, _, total in rows}
+    return PlanSummary(milestones=sum(count for _, count, _ in rows),
+                       planned_total=sum(by_status.values(), Decimal("0.00")),
+                       by_status=by_status)  # fmt: skip
+
+
+def milestone_page(
+    session: Session, project: Project, after_position: int = 0, size: int = MILESTONES_PER_PAGE
+) -> tuple[list[Milestone], int | None]:
+    """One page of the plan in order; the position to continue after, or None at the end."""
+    rows = list(session.scalars(select(Milestone).where(
+        Milestone.project_id == project.id, Milestone.position > after_position)
+        .order_by(Milestone.position).limit(size + 1)))  # fmt: skip
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, (rows[-1].position if more else None)

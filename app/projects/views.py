@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, g, redirect, request, url_for
+from flask_login import current_user
+
+from app.business_days import subdivision_for
+from app.clients import services as clients
+from app.extensions import db
+from app.pages import render_page, toast
+from app.projects import services
+from app.projects.models import DUE_RULES
+from tenants.context import can, require_permission
+
+blueprint = Blueprint("projects", __name__, url_prefix="/t/<tenant_slug>/projects")
+PLAN_ROWS = 8
+DUE_RULE_LABELS = {
+    "days_after_start": "days after the start",
+    "days_after_previous": "days after the previous one",
+    "date": "on a date",
+}
+
+
+def _calendar() -> services.Calendar:
+    return services.Calendar(g.tenant.country, subdivision_for(g.tenant.country, g.tenant.region))
+
+
+def _today() -> date:
+    return datetime.now(ZoneInfo(g.tenant.time_zone)).date()
+
+
+def _project_or_404(project_id: int):
+    project = services.get_project(db.session, project_id)
+    if project is None or project.client.deleted_at is not None:
+        abort(404)
+    return project
+
+
+def _page(project, status=200, plan_errors=None, plan_values=None):
+    after = request.args.get("after", "0")
+    milestones, next_after = services.milestone_page(
+        db.session, project, int(after) if after.isdigit() else 0)  # fmt: skip
+    rows = (
+        int(request.args.get("rows", PLAN_ROWS))
+        if request.args.get("rows", "").isdigit()
+        else PLAN_ROWS
+    )
+    return render_page(
+        "projects/detail.html", block="milestones", status=status, project=project,
+        summary=services.summary(db.session, project), milestones=milestones,
+        next_after=next_after, actions={m.id: services.next_actions(m, project)
+                                        for m in milestones},
+        terms=services.effective_terms(project), plan_rows=min(rows, 50),
+        plan_errors=plan_errors or {}, plan_values=plan_values or {},
+        due_rules=DUE_RULE_LABELS,
+    )  # fmt: skip
+
+
+@blueprint.route("/new", methods=["GET", "POST"])
+@require_permission("invoices.edit")
+def new():
+    client_id = request.values.get("client_id", "")
+    client = clients.get_client(db.session, int(client_id)) if client_id.isdigit() else None
+    if client is None:
+        abort(404)
+    values = {"currency": client.currency, "start_date": _today().isoformat()}
+    errors = {}
+    if request.method == "POST":
+        values = request.form.to_dict()
+        try:
+            project = services.create_project(db.session, client, request.form, current_user.id,
+                                              g.tenant.currency)  # fmt: skip
+        except services.PlanError as error:
+            errors = error.errors
+        else:
+            toast(f"{project.name} is saved. Now plan its milestones.")
+            return redirect(url_for("projects.detail", project_id=project.id), 303)
+    return render_page("projects/new.html", status=422 if errors else 200, client=client,
+                       values=values, errors=errors)  # fmt: skip
+
+
+@blueprint.get("/<int:project_id>")
+@require_permission("clients.view")
+def detail(project_id: int):
+    return _page(_project_or_404(project_id))
+
+
+def _plan_from_form(form) -> tuple[list[services.PlannedMilestone], dict[str, str]]:
+    plan, errors = [], {}
+    for i in range(50):
+        name = (form.get(f"name_{i}") or "").strip()
+        if not name:
+            continue
+        share = (form.get(f"share_{i}") or "").replace(",", "").strip()
+        rule = form.get(f"rule_{i}") or "days_after_previous"
+        days = (form.get(f"days_{i}") or "").strip()
+        try:
+            value = Decimal(share)
+        except InvalidOperation:
+            errors[f"share_{i}"] = "Give a percentage or an amount."
+            continue
+        if rule not in DUE_RULES:
+            errors[f"rule_{i}"] = "Choose when it falls due."
+            continue
+        due_date = None
+        if rule == "date":
+            try:
+                due_date = date.fromisoformat(days)
+            except ValueError:
+                errors[f"days_{i}"] = "Give the date as YYYY-MM-DD."
+                continue
+        elif not days.isdigit():
+            errors[f"days_{i}"] = "Give a whole number of days."
+            continue
+        by_percentage = form.get("mode") != "amount"
+        plan.append(services.PlannedMilestone(
+            name=name, due_rule=rule, due_days=int(days) if rule != "date" else None,
+            due_date=due_date, percentage=value if by_percentage else None,
+            amount=None if by_percentage else value,
+            is_retention=form.get(f"retention_{i}") == "1"))  # fmt: skip
+    return plan, errors
+
+
+@blueprint.post("/<int:project_id>/plan")
+@require_permission("invoices.edit")
+def plan(project_id: int):
+    project = _project_or_404(project_id)
+    milestones, errors = _plan_from_form(request.form)
+    if not errors:
+        try:
+            count = services.replace_plan(
+                db.session, project, milestones, _calendar(), actor_user_id=current_user.id
+            )
+        except services.PlanError as error:
+            errors = error.errors
+        else:
+            toast(f"The plan has {count} milestones adding up to the contract value.")
+            return redirect(url_for("projects.detail", project_id=project.id), 303)
+    return _page(project, status=422, plan_errors=errors, plan_values=request.form.to_dict())
+
+
+@blueprint.post("/<int:project_id>/milestones/<int:milestone_id>/status")
+@require_permission("clients.view")
+def move(project_id: int, milestone_id: int):
+    project = _project_or_404(project_id)
+    milestone = services.get_milestone(db.session, project, milestone_id)
+    if milestone is None:
+        abort(404)
+    to_status = request.form.get("status", "")
+    needed = "invoices.edit" if to_status == "approved" else "clients.edit"
+    if not can(needed):
+        abort(403)
+    try:
+        services.transition(
+            db.session,
+            milestone,
+            to_status,
+            user_id=current_user.id,
+            project=project,
+            today=_today(),
+            note=request.form.get("note"),
+        )
+    except services.PlanError as error:
+        toast(" ".join(error.errors.values()), "error")
+    else:
+        toast(f"{milestone.name}: {milestone.status.replace('_', ' ')}.")
+    return redirect(url_for("projects.detail", project_id=project.id), 303)

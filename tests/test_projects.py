@@ -1,0 +1,201 @@
+"""Projects and milestone plans: amounts add up to the contract value to the paisa, due dates
+fall on business days, status changes are recorded, and pages serve large plans in pages."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from app.audit.models import AuditEntry
+from app.business_days import is_business_day, roll_forward, subdivision_for
+from app.clients.models import Client
+from app.projects import services
+from app.projects.models import Milestone, MilestoneTransition, Project
+from tests.helpers import csrf_token_from, tenant_session
+
+INDIA = services.Calendar("IN")
+
+
+def project_with(value: str, start: date = date(2027, 1, 1), approval: bool = False) -> Project:
+    project = Project(id=1, client_id=1, name="Tower A", contract_value=Decimal(value),
+                      currency="INR", start_date=start, requires_approval=approval)  # fmt: skip
+    return project
+
+
+def by_percent(*shares, rule="days_after_previous", days=30):
+    return [
+        services.PlannedMilestone(name=f"M{i}", due_rule=rule, due_days=days,
+                                  percentage=Decimal(s))
+        for i, s in enumerate(shares)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", ["1000001.00", "3333333.33", "0.05", "99999999.99", "100.00"])
+@pytest.mark.parametrize("shares", [("33.3333", "33.3333", "33.3334"), ("10", "40", "45", "5"),
+                                    ("12.5",) * 8, ("100",)])  # fmt: skip
+def test_percentage_plans_add_up_to_the_contract_value_exactly(value, shares):
+    rows = services.plan_rows(project_with(value), by_percent(*shares), INDIA)
+    assert sum(r["amount"] for r in rows) == Decimal(value)
+    assert all(r["amount"] == r["amount"].quantize(Decimal("0.01")) for r in rows)
+
+
+def test_plans_that_do_not_add_up_are_refused_with_the_reason():
+    with pytest.raises(services.PlanError, match="add up to 100"):
+        services.plan_rows(project_with("1000"), by_percent("50", "40"), INDIA)
+    amounts = [
+        services.PlannedMilestone("A", "days_after_start", 0, amount=Decimal("600")),
+        services.PlannedMilestone("B", "days_after_start", 30, amount=Decimal("300")),
+    ]
+    with pytest.raises(services.PlanError, match="900.00, not the contract value 1000"):
+        services.plan_rows(project_with("1000"), amounts, INDIA)
+    mixed = [
+        services.PlannedMilestone("A", "days_after_start", 0, percentage=Decimal("50")),
+        services.PlannedMilestone("B", "days_after_start", 30, amount=Decimal("500")),
+    ]
+    with pytest.raises(services.PlanError, match="every one an amount"):
+        services.plan_rows(project_with("1000"), mixed, INDIA)
+
+
+def test_due_dates_follow_their_rules_and_roll_to_business_days():
+    plan = [services.PlannedMilestone("Advance", "days_after_start", 0, percentage=Decimal(10)),
+            services.PlannedMilestone("Stage 1", "days_after_previous", 25,
+                                      percentage=Decimal(40)),
+            services.PlannedMilestone("Stage 2", "date", None, date(2027, 3, 6),
+                                      percentage=Decimal(50))]  # fmt: skip
+    rows = services.plan_rows(project_with("100000"), plan, INDIA)
+    assert rows[0]["due_date"] == date(2027, 1, 1)
+    assert rows[1]["due_date"] == date(2027, 1, 27)  # 26 Jan is Republic Day (a Tuesday)
+    assert rows[2]["due_date"] == date(2027, 3, 8)  # 6 Mar 2027 is a Saturday
+    assert [r["position"] for r in rows] == [1, 2, 3]
+
+
+def test_the_tenants_state_holidays_count_too():
+    maharashtra = subdivision_for("IN", "Maharashtra")
+    assert maharashtra == "MH" and subdivision_for("IN", "27") == "MH"
+    # Shivaji Jayanti (Friday 19 Feb 2027) is a holiday in Maharashtra, not in Karnataka.
+    assert not is_business_day(date(2027, 2, 19), "IN", "MH")
+    assert is_business_day(date(2027, 2, 19), "IN", "KA")
+    assert roll_forward(date(2027, 2, 19), "IN", "MH") == date(2027, 2, 22)  # then Monday
+
+
+def test_status_workflow_records_who_and_when(db_session, make_tenant, make_user):
+    owner = make_user()
+    tenant = make_tenant(owner=owner)
+    session = tenant_session(db_session, tenant)
+    client = Client(full_name="Kaveri Builders", short_name="Kaveri", location="local",
+                    country="IN", currency="INR", payment_terms="immediate")  # fmt: skip
+    session.add(client)
+    session.flush()
+    project = services.create_project(session, client, {
+        "name": "Tower A", "contract_value": "1000", "start_date": "2027-01-04",
+        "requires_approval": "1"}, owner.id, "INR")  # fmt: skip
+    services.replace_plan(session, project, by_percent("50", "50"), INDIA)
+    first = session.scalars(select(Milestone).order_by(Milestone.position)).first()
+    today = date(2027, 2, 1)
+    with pytest.raises(services.PlanError, match="cannot become completed"):
+        services.transition(session, first, "completed", user_id=owner.id, project=project,
+                            today=today)  # fmt: skip
+    for status in ("in_progress", "completed", "approved"):
+        services.transition(session, first, status, user_id=owner.id, project=project,
+                            today=today)  # fmt: skip
+    assert first.acceptance_date == today
+    moves = session.scalars(select(MilestoneTransition).order_by(MilestoneTransition.id)).all()
+    assert [(m.from_status, m.to_status, m.user_id) for m in moves] == [
+        ("planned", "in_progress", owner.id), ("in_progress", "completed", owner.id),
+        ("completed", "approved", owner.id)]  # fmt: skip
+    with pytest.raises(services.PlanError, match="Work has started"):
+        services.replace_plan(session, project, by_percent("100"), INDIA)
+    assert len(session.scalars(select(Milestone)).all()) == 2  # the started plan is kept
+    [plan_entry] = session.scalars(
+        select(AuditEntry).where(AuditEntry.entity == "projects", AuditEntry.action == "update")
+    )
+    assert plan_entry.changes["milestones"] == [0, 2]  # the whole plan, audited as one change
+    assert plan_entry.subject == f"clients:{client.id}"
+
+
+def test_approval_only_where_the_project_asks_for_it():
+    project = project_with("1000", approval=False)
+    milestone = Milestone(status="completed")
+    assert "approved" not in [s for s, _ in services.next_actions(milestone, project)]
+    project.requires_approval = True
+    assert "approved" in [s for s, _ in services.next_actions(milestone, project)]
+
+
+@pytest.fixture
+def owner_with_client(client, make_tenant, make_user, login):
+    owner = make_user()
+    tenant = make_tenant(owner=owner)
+    login(client, owner)
+    token = csrf_token_from(client.get(f"/t/{tenant.slug}/clients/new").text)
+    response = client.post(f"/t/{tenant.slug}/clients/new", data={
+        "csrf_token": token, "full_name": "Kaveri Builders", "short_name": "Kaveri",
+        "location": "local", "payment_terms": "net", "payment_days": "30"})  # fmt: skip
+    client_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    return client, tenant, token, client_id
+
+
+def test_create_and_plan_a_project_through_the_pages(owner_with_client):
+    http, tenant, token, client_id = owner_with_client
+    bad = http.post(f"/t/{tenant.slug}/projects/new", data={
+        "csrf_token": token, "client_id": client_id, "name": "T", "contract_value": "-5",
+        "start_date": "soon"})  # fmt: skip
+    assert bad.status_code == 422
+    for field in ("name", "contract_value", "start_date"):
+        assert f'id="{field}-error"' in bad.text
+    created = http.post(f"/t/{tenant.slug}/projects/new", data={
+        "csrf_token": token, "client_id": client_id, "name": "Tower A",
+        "contract_value": "10,00,001", "currency": "INR", "start_date": "2027-01-01"})  # fmt: skip
+    url = created.headers["Location"]
+    plan = {"csrf_token": token, "mode": "percentage"}
+    for i, share in enumerate(("33.3333", "33.3333", "33.3334")):
+        plan |= {f"name_{i}": f"Stage {i}", f"share_{i}": share,
+                 f"rule_{i}": "days_after_previous", f"days_{i}": "30"}  # fmt: skip
+    assert http.post(url + "/plan", data=plan).status_code == 303
+    page = http.get(url).text
+    assert "₹10,00,001.00" in page and "does not add up" not in page
+    short = {**plan, "share_2": "30"}
+    refused = http.post(url + "/plan", data=short)
+    assert refused.status_code == 422 and "must add up to 100" in refused.text
+    projects_tab = http.get(f"/t/{tenant.slug}/clients/{client_id}?tab=projects").text
+    assert "Tower A" in projects_tab
+
+
+def test_a_10000_milestone_plan_is_served_in_pages(owner_with_client, db_session):
+    http, tenant, token, client_id = owner_with_client
+    session = tenant_session(db_session, tenant)
+    project = Project(client_id=client_id, name="Big plan", contract_value=Decimal("10000.00"),
+                      currency="INR", start_date=date(2027, 1, 4))  # fmt: skip
+    session.add(project)
+    session.flush()
+    session.execute(Milestone.__table__.insert(), [
+        {"project_id": project.id, "position": i, "name": f"M{i}", "amount": Decimal("1.00"),
+         "due_rule": "days_after_start", "due_days": i, "due_date": date(2027, 1, 4),
+         "status": "planned"} for i in range(1, 10_001)])  # fmt: skip
+    session.commit()
+    page = http.get(f"/t/{tenant.slug}/projects/{project.id}").text
+    table = page[page.index("<h2>Milestones</h2>") :].split("</section>")[0]
+    assert table.count("<tr>") == services.MILESTONES_PER_PAGE + 1
+    assert "10,000 milestones" in page and "₹10,000.00" in page
+    nxt = re.search(r'href="([^"]*after=\d+)"', page).group(1)
+    assert f"M{services.MILESTONES_PER_PAGE + 1}<" in http.get(nxt).text
+
+
+def test_viewer_cannot_plan_or_move_milestones(
+    owner_with_client, make_user, add_member, login, app
+):
+    http, tenant, token, client_id = owner_with_client
+    url = http.post(f"/t/{tenant.slug}/projects/new", data={
+        "csrf_token": token, "client_id": client_id, "name": "Tower A",
+        "contract_value": "1000", "start_date": "2027-01-04"}).headers["Location"]  # fmt: skip
+    viewer = make_user()
+    add_member(tenant, viewer, role="viewer")
+    other = app.test_client()
+    login(other, viewer)
+    page = other.get(url)
+    assert page.status_code == 200 and "Save the plan" not in page.text
+    assert other.post(url + "/plan", data={"csrf_token": csrf_token_from(page.text)}
+                      ).status_code == 403  # fmt: skip
