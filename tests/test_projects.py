@@ -199,3 +199,35 @@ def test_viewer_cannot_plan_or_move_milestones(
     assert page.status_code == 200 and "Save the plan" not in page.text
     assert other.post(url + "/plan", data={"csrf_token": csrf_token_from(page.text)}
                       ).status_code == 403  # fmt: skip
+
+
+def test_a_library_template_becomes_the_projects_plan(owner_with_client, db_session):
+    from app.library import services as library
+    from app.library.models import LibraryTemplate
+
+    http, tenant, token, client_id = owner_with_client
+    library.load_library(db_session)
+    db_session.commit()
+    maharashtra_construction = select(LibraryTemplate).where(
+        LibraryTemplate.industry == "construction", LibraryTemplate.region == "27"
+    )
+    template = db_session.scalars(maharashtra_construction).first()
+    url = http.post(f"/t/{tenant.slug}/projects/new", data={
+        "csrf_token": token, "client_id": client_id, "name": "Tower B",
+        "contract_value": "10,00,001", "start_date": "2027-01-04"}).headers["Location"]  # fmt: skip
+    assert (
+        http.post(
+            url + "/template", data={"csrf_token": token, "template_id": template.id}
+        ).status_code
+        == 303
+    )
+    session = tenant_session(db_session, tenant)
+    project = session.scalars(select(Project).where(Project.name == "Tower B")).one()
+    milestones = session.scalars(select(Milestone).where(Milestone.project_id == project.id)
+                                 .order_by(Milestone.position)).all()  # fmt: skip
+    assert [m.name for m in milestones] == [item.name for item in template.items]
+    assert sum(m.amount for m in milestones) == Decimal("1000001.00")
+    assert all(is_business_day(m.due_date, "IN") for m in milestones)
+    assert (project.template_key, project.template_version) == (template.key, template.version)
+    assert any(m.is_retention for m in milestones)  # construction keeps a retention
+    assert f"This plan came from <code>{template.key}</code>" in http.get(url).text

@@ -19,6 +19,7 @@ from app.business_days import roll_forward
 from app.clients.models import Client
 from app.clients.rules import CURRENCIES
 from app.invoicing.money import split_by_percentages, to_money
+from app.library.models import LibraryTemplate
 from app.projects.models import DUE_RULES, Milestone, MilestoneTransition, Project
 
 MAX_VALUE = Decimal("9999999999999999.99")
@@ -212,6 +213,25 @@ def replace_plan(session: Session, project: Project, plan: Sequence[PlannedMiles
         changes={"milestones": [len(statuses), len(rows)],
                  "planned_total": [None, str(sum(r["amount"] for r in rows))]}))  # fmt: skip
     return len(rows)
+
+
+def apply_template(session: Session, project: Project, template: LibraryTemplate,
+                   calendar: Calendar, actor_user_id: int | None = None) -> int:  # fmt: skip
+    """The template's milestones on this project's contract value and start date; the project
+    keeps the template's key and version, so later library changes leave it as it was."""
+    if template.retired:
+        raise PlanError({"template": "This template is no longer offered."})
+    plan = [PlannedMilestone(
+        name=item.name, description=item.description or None,
+        deliverables=item.deliverables or None, percentage=item.percentage,
+        # the library's "on_start" is day 0 after the start
+        due_rule="days_after_start" if item.due_rule == "on_start" else item.due_rule,
+        due_days=item.due_days or 0, is_retention=item.is_retention,
+    ) for item in template.items]  # fmt: skip
+    count = replace_plan(session, project, plan, calendar, actor_user_id=actor_user_id)
+    project.template_key, project.template_version = template.key, template.version
+    session.flush()
+    return count
 
 
 def transition(session: Session, milestone: Milestone, to_status: str, *, user_id: int | None,

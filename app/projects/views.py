@@ -10,6 +10,7 @@ from flask_login import current_user
 from app.business_days import subdivision_for
 from app.clients import services as clients
 from app.extensions import db
+from app.library import services as library
 from app.pages import render_page, toast
 from app.projects import services
 from app.projects.models import DUE_RULES
@@ -56,6 +57,7 @@ def _page(project, status=200, plan_errors=None, plan_values=None):
         terms=services.effective_terms(project), plan_rows=min(rows, 50),
         plan_errors=plan_errors or {}, plan_values=plan_values or {},
         due_rules=DUE_RULE_LABELS,
+        templates=library.search(db.session, per_page=500).templates,
     )  # fmt: skip
 
 
@@ -140,6 +142,26 @@ def plan(project_id: int):
             toast(f"The plan has {count} milestones adding up to the contract value.")
             return redirect(url_for("projects.detail", project_id=project.id), 303)
     return _page(project, status=422, plan_errors=errors, plan_values=request.form.to_dict())
+
+
+@blueprint.post("/<int:project_id>/template")
+@require_permission("invoices.edit")
+def apply_template(project_id: int):
+    project = _project_or_404(project_id)
+    template_id = request.form.get("template_id", "")
+    template = library.get_template(db.session, int(template_id)) if template_id.isdigit() else None
+    if template is None:
+        toast("Choose a template from the library.", "error")
+        return redirect(url_for("projects.detail", project_id=project.id), 303)
+    try:
+        count = services.apply_template(
+            db.session, project, template, _calendar(), actor_user_id=current_user.id
+        )
+    except services.PlanError as error:
+        toast(" ".join(error.errors.values()), "error")
+    else:
+        toast(f"{template.name}: {count} milestones on this contract value.")
+    return redirect(url_for("projects.detail", project_id=project.id), 303)
 
 
 @blueprint.post("/<int:project_id>/milestones/<int:milestone_id>/status")
