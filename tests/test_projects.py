@@ -230,4 +230,4 @@ def test_a_library_template_becomes_the_projects_plan(owner_with_client, db_sess
     assert all(is_business_day(m.due_date, "IN") for m in milestones)
     assert (project.template_key, project.template_version) == (template.key, template.version)
     assert any(m.is_retention for m in milestones)  # construction keeps a retention
-    assert f"This plan came from <code>{template.key}</code>" in http.get(url).text
+    assert f"This plan came from <code>{template.key}</code>" in http.get(url + "/plan").text

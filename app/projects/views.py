@@ -40,23 +40,26 @@ def _project_or_404(project_id: int):
     return project
 
 
-def _page(project, status=200, plan_errors=None, plan_values=None):
+def _page(project):
     after = request.args.get("after", "0")
     milestones, next_after = services.milestone_page(
         db.session, project, int(after) if after.isdigit() else 0)  # fmt: skip
-    rows = (
-        int(request.args.get("rows", PLAN_ROWS))
-        if request.args.get("rows", "").isdigit()
-        else PLAN_ROWS
-    )
     return render_page(
-        "projects/detail.html", block="milestones", status=status, project=project,
+        "projects/detail.html", block="milestones", project=project,
         summary=services.summary(db.session, project), milestones=milestones,
         next_after=next_after, actions={m.id: services.next_actions(m, project)
                                         for m in milestones},
-        terms=services.effective_terms(project), plan_rows=min(rows, 50),
-        plan_errors=plan_errors or {}, plan_values=plan_values or {},
-        due_rules=DUE_RULE_LABELS,
+        terms=services.effective_terms(project),
+    )  # fmt: skip
+
+
+def _plan_page(project, status=200, plan_errors=None, plan_values=None):
+    asked = request.args.get("rows", "")
+    rows = int(asked) if asked.isdigit() else PLAN_ROWS
+    return render_page(
+        "projects/plan.html", status=status, project=project, plan_rows=min(rows, 50),
+        summary=services.summary(db.session, project), plan_errors=plan_errors or {},
+        plan_values=plan_values or {}, due_rules=DUE_RULE_LABELS,
         templates=library.search(db.session, per_page=500).templates,
     )  # fmt: skip
 
@@ -126,10 +129,12 @@ def _plan_from_form(form) -> tuple[list[services.PlannedMilestone], dict[str, st
     return plan, errors
 
 
-@blueprint.post("/<int:project_id>/plan")
+@blueprint.route("/<int:project_id>/plan", methods=["GET", "POST"])
 @require_permission("invoices.edit")
 def plan(project_id: int):
     project = _project_or_404(project_id)
+    if request.method == "GET":
+        return _plan_page(project)
     milestones, errors = _plan_from_form(request.form)
     if not errors:
         try:
@@ -141,7 +146,8 @@ def plan(project_id: int):
         else:
             toast(f"The plan has {count} milestones adding up to the contract value.")
             return redirect(url_for("projects.detail", project_id=project.id), 303)
-    return _page(project, status=422, plan_errors=errors, plan_values=request.form.to_dict())
+    return _plan_page(project, status=422, plan_errors=errors,
+                      plan_values=request.form.to_dict())  # fmt: skip
 
 
 @blueprint.post("/<int:project_id>/template")
