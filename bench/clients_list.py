@@ -3,12 +3,9 @@ page) serves in at most 5x the time of the bare tenant route doing SELECT 1."""
 
 from __future__ import annotations
 
-import secrets
-
 from flask import Flask
 from sqlalchemy import text
 
-from app.auth import services as accounts
 from app.extensions import db
 from bench.common import (
     BenchEnvironment,
@@ -18,8 +15,8 @@ from bench.common import (
     print_header,
     print_verdict,
 )
-from bench.pages import PASSWORD, log_in, select_one, time_get
-from tenants import services as tenants
+from bench.pages import create_owner_and_tenant, log_in, select_one, time_get
+from tenants.binding import schema_for_tenant_id
 
 CLIENTS = 100_000
 REQUESTS = 150
@@ -77,16 +74,8 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
     print_header(f"clients_list: the client list at {CLIENTS:,} clients", MEASURES)
     with environment.app() as app:
         app.add_url_rule("/t/<tenant_slug>/bench/select1", "bench_tenant_select1", select_one)
-        slug = f"bench-{secrets.token_hex(4)}"
-        email = f"owner@{slug}.example.com"
-        with app.app_context():
-            owner = accounts.create_user(db.session, email=email, full_name="Bench Owner",
-                                         password=PASSWORD)  # fmt: skip
-            tenant = tenants.create_tenant(db.session, slug=slug, name="Bench Traders",
-                                           country="IN", time_zone="Asia/Kolkata",
-                                           currency="INR", owner=owner)  # fmt: skip
-            db.session.commit()
-            schema = tenant.schema
+        email, slug, tenant_id = create_owner_and_tenant(app)
+        schema = schema_for_tenant_id(tenant_id)
         load_clients(app, schema)
         client = app.test_client()
         log_in(client, email)

@@ -60,16 +60,16 @@ def add_bare_routes(app: Flask) -> None:
     app.add_url_rule("/t/<tenant_slug>/bench/select1", "bench_tenant_select1", select_one)
 
 
-def create_owner_and_tenant(app: Flask) -> tuple[str, str]:
-    """A new owner and workspace for every run: a fresh e-mail also starts a fresh login
-    rate-limit bucket."""
+def create_owner_and_tenant(app: Flask) -> tuple[str, str, int]:
+    """A new owner and workspace for every run (a fresh e-mail also starts a fresh login
+    rate-limit bucket): the owner's e-mail, the tenant's slug and id."""
     slug = f"bench-{secrets.token_hex(4)}"
     email = f"owner@{slug}.example.com"
     with app.app_context():
         owner = accounts.create_user(
             db.session, email=email, full_name="Bench Owner", password=PASSWORD
         )
-        tenants.create_tenant(
+        tenant = tenants.create_tenant(
             db.session,
             slug=slug,
             name="Bench Traders",
@@ -79,7 +79,7 @@ def create_owner_and_tenant(app: Flask) -> tuple[str, str]:
             owner=owner,
         )
         db.session.commit()
-    return email, slug
+        return email, slug, tenant.id
 
 
 def log_in(client: FlaskClient, email: str) -> None:
@@ -106,7 +106,7 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
     print_header(f"pages: service time, {REQUESTS} requests each", MEASURES)
     with environment.app() as app:
         add_bare_routes(app)
-        email, slug = create_owner_and_tenant(app)
+        email, slug, _ = create_owner_and_tenant(app)
         client = app.test_client()
         log_in(client, email)
         urls = {

@@ -3,13 +3,11 @@ a project page with 10,000 milestones ≤ 5x the bare tenant route doing SELECT 
 
 from __future__ import annotations
 
-import secrets
 from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import delete
 
-from app.auth import services as accounts
 from app.bulk import copy_rows
 from app.clients.models import Client
 from app.extensions import db
@@ -24,8 +22,7 @@ from bench.common import (
     print_header,
     print_verdict,
 )
-from bench.pages import PASSWORD, log_in, select_one, time_get
-from tenants import services as tenants
+from bench.pages import create_owner_and_tenant, log_in, select_one, time_get
 from tenants.binding import bind_tenant
 
 PLAN_SIZE = 1_000
@@ -57,16 +54,7 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
     print_header("projects: applying a large plan, and a large plan's page", MEASURES)
     with environment.app() as app:
         app.add_url_rule("/t/<tenant_slug>/bench/select1", "bench_tenant_select1", select_one)
-        slug = f"bench-{secrets.token_hex(4)}"
-        email = f"owner@{slug}.example.com"
-        with app.app_context():
-            owner = accounts.create_user(db.session, email=email, full_name="Bench Owner",
-                                         password=PASSWORD)  # fmt: skip
-            tenant = tenants.create_tenant(db.session, slug=slug, name="Bench Builders",
-                                           country="IN", time_zone="Asia/Kolkata",
-                                           currency="INR", owner=owner)  # fmt: skip
-            db.session.commit()
-            tenant_id = tenant.id
+        email, slug, tenant_id = create_owner_and_tenant(app)
         with app.app_context():
             bind_tenant(db.session, tenant_id)
             client = Client(full_name="Bench Client", short_name="Bench", location="local",
