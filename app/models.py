@@ -11,7 +11,7 @@ from app.clients.models import (
     Industry,
     Site,
 )
-from app.invoicing.models import InvoiceNumberSequence
+from app.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from app.messaging.models import OutboxMessage
 from app.projects.models import Milestone, MilestoneTransition, Project
 from tenants.base import SharedModel, TenantModel
@@ -33,6 +33,8 @@ __all__ = [
     "Industry",
     "Site",
     "AuditEntry",
+    "Invoice",
+    "InvoiceLine",
     "InvoiceNumberSequence",
     "Invitation",
     "LoginSession",

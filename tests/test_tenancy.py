@@ -38,7 +38,19 @@ NON_RECORD_ARGS = {
 }
 RECORD_ARGS = ("tenant_slug", "slug", "membership_id", "invitation_id", "client_id",
                "contact_id", "site_id", "document_id", "version", "import_id", "project_id",
-               "milestone_id")  # fmt: skip
+               "milestone_id", "invoice_id")  # fmt: skip
+
+
+def _draft_invoice_of(session, client_id):
+    from app.invoicing.models import Invoice
+
+    zero = Decimal("0.00")
+    invoice = Invoice(client_id=client_id, currency="INR", tax_regime="intra", subtotal=zero,
+                      cgst=zero, sgst=zero, igst=zero, other_tax=zero, total=zero,
+                      amount_in_words="Rupees Zero Only")  # fmt: skip
+    session.add(invoice)
+    session.commit()
+    return invoice
 
 
 @pytest.fixture
@@ -106,6 +118,7 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
         "import_id": client_import.id,
         "project_id": project.id,
         "milestone_id": milestone.id,
+        "invoice_id": _draft_invoice_of(session, client.id).id,
     }
     session.close()
     return records

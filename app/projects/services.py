@@ -243,11 +243,18 @@ def transition(session: Session, milestone: Milestone, to_status: str, *, user_i
                                    f"become {to_status.replace('_', ' ')}."})  # fmt: skip
     if to_status == "approved" and not project.requires_approval:
         raise PlanError({"status": "This project does not need approvals."})
+    if to_status == "completed" and milestone.acceptance_date is None:
+        milestone.acceptance_date = today
+    record_move(session, milestone, to_status, user_id, note)
+
+
+def record_move(session: Session, milestone: Milestone, to_status: str, user_id: int | None,
+                note: str | None = None) -> None:  # fmt: skip
+    """Set a milestone's status and record the move (from, to, who, when). `transition`
+    checks a person's move first; invoicing and payments move milestones by their own rules."""
     session.add(MilestoneTransition(milestone_id=milestone.id, from_status=milestone.status,
                                     to_status=to_status, user_id=user_id,
                                     note=(note or "").strip()[:255] or None))  # fmt: skip
-    if to_status == "completed" and milestone.acceptance_date is None:
-        milestone.acceptance_date = today
     milestone.status = to_status
     session.flush()
 
