@@ -67,12 +67,13 @@ def register_blueprints(app: Flask) -> None:
     from app.health.views import blueprint as health
     from app.invoicing.views import blueprint as invoicing
     from app.library.views import blueprint as library
+    from app.payments.views import blueprint as payments
     from app.projects.views import blueprint as projects
     from app.sandbox.views import blueprint as sandbox
     from app.team.views import blueprint as team
 
     for blueprint in (auth, dashboard, clients, client_documents, client_files, projects,
-                      team, audit, health, sandbox, library, invoicing):  # fmt: skip
+                      team, audit, health, sandbox, library, invoicing, payments):  # fmt: skip
         app.register_blueprint(blueprint)
 
 

@@ -13,6 +13,7 @@ from app.clients.models import (
 )
 from app.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from app.messaging.models import OutboxMessage
+from app.payments.models import Payment, PaymentAllocation
 from app.projects.models import Milestone, MilestoneTransition, Project
 from tenants.base import SharedModel, TenantModel
 from tenants.models import Invitation, LoginSession, Membership, Tenant, User
@@ -40,6 +41,8 @@ __all__ = [
     "LoginSession",
     "Membership",
     "OutboxMessage",
+    "Payment",
+    "PaymentAllocation",
     "Tenant",
     "User",
     "shared_metadata",

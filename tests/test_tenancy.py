@@ -38,7 +38,7 @@ NON_RECORD_ARGS = {
 }
 RECORD_ARGS = ("tenant_slug", "slug", "membership_id", "invitation_id", "client_id",
                "contact_id", "site_id", "document_id", "version", "import_id", "project_id",
-               "milestone_id", "invoice_id")  # fmt: skip
+               "milestone_id", "invoice_id", "payment_id", "allocation_id")  # fmt: skip
 
 
 def _draft_invoice_of(session, client_id):
@@ -51,6 +51,16 @@ def _draft_invoice_of(session, client_id):
     session.add(invoice)
     session.commit()
     return invoice
+
+
+def _payment_of(session, client_id):
+    from app.payments.models import Payment
+
+    payment = Payment(client_id=client_id, received_on=date(2027, 2, 1), amount=Decimal("10.00"),
+                      currency="INR", method="cash")  # fmt: skip
+    session.add(payment)
+    session.commit()
+    return payment.id
 
 
 @pytest.fixture
@@ -119,6 +129,8 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
         "project_id": project.id,
         "milestone_id": milestone.id,
         "invoice_id": _draft_invoice_of(session, client.id).id,
+        "payment_id": _payment_of(session, client.id),
+        "allocation_id": 1,
     }
     session.close()
     return records

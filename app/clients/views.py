@@ -19,7 +19,6 @@ TABS = ("profile", "contacts", "sites", "documents", "timeline", "projects", "in
 PLACEHOLDER_TABS = {
     "invoices": "Invoices",
     "notices": "Collection notices",
-    "payments": "Payments",
     "aging": "Aging",
 }
 
@@ -152,6 +151,11 @@ def detail(client_id: int):
         context["entries"] = services.timeline(db.session, client)
     elif tab == "projects":
         context["projects"] = project_services.client_projects(db.session, client)
+    elif tab == "payments":
+        from app.payments import services as payments
+
+        context.update(balance=payments.client_balance(db.session, client),
+                       payments=payments.client_payments(db.session, client.id))  # fmt: skip
     return render_page("clients/detail.html", block="tab_body", **context)
 
 

@@ -1,0 +1,1 @@
+"""Payments received from clients, allocated across their invoices (cash and TDS)."""

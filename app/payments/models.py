@@ -1,0 +1,93 @@
+"""Payments of a tenant's clients and their allocations to invoices.
+
+What an invoice still owes and what a payment has left unapplied are derived from the live
+allocations (those not removed), never stored."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Numeric,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tenants.base import TenantModel, utcnow_column
+
+PAYMENT_METHODS = ("bank_transfer", "upi", "cheque", "cash", "card", "other")
+
+
+def _in(values) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+class Payment(TenantModel):
+    """Cash received from a client on a day. `amount` is the cash only; TDS the client deducted
+    is recorded on the allocations."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
+    received_on: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    method: Mapped[str] = mapped_column(String(16))
+    reference: Mapped[str | None] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = utcnow_column()
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    allocations: Mapped[list[PaymentAllocation]] = relationship(
+        back_populates="payment", order_by="PaymentAllocation.id"
+    )
+
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(f"method IN ({_in(PAYMENT_METHODS)})", name="method"),
+    )
+
+    def audit_subject(self) -> str:
+        return f"clients:{self.client_id}"
+
+
+class PaymentAllocation(TenantModel):
+    """Part of a payment applied to an invoice: `amount` of cash plus `tds_amount` the client
+    deducted at source (section and rate), tracked until its certificate (Form 16A) arrives.
+    Un-allocating sets `removed_at`; the row stays as history."""
+
+    __tablename__ = "payment_allocations"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("tenant.payments.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("tenant.invoices.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    tds_amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    tds_section: Mapped[str | None] = mapped_column(String(8))
+    tds_rate: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    tds_certificate_received_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = utcnow_column()
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    payment: Mapped[Payment] = relationship(back_populates="allocations")
+
+    __table_args__ = (
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint("tds_amount >= 0", name="tds_amount_not_negative"),
+        CheckConstraint(
+            "tds_amount = 0 OR (tds_section IS NOT NULL AND tds_rate IS NOT NULL)",
+            name="tds_section_and_rate",
+        ),
+    )
+
+    def audit_subject(self) -> str:
+        return f"payments:{self.payment_id}"

@@ -1,0 +1,470 @@
+"""Payments: record what a client paid, allocate it across the client's invoices (cash and TDS
+deducted at source), un-allocate, and the client's balance.
+
+Derived, never stored: an invoice's outstanding is its total less its live allocations' cash
+and TDS; a payment's unapplied cash (the client's credit) is its amount less its live
+allocations' cash. Allocating locks the payment and the invoices (SELECT ... FOR UPDATE) before
+reading those figures, so two concurrent allocations wait for each other and cannot overspend a
+payment or overpay an invoice.
+
+Every change sets the invoice's status (issued -> partly paid -> paid, and back) and moves its
+milestones along (invoiced -> partly_paid -> paid, and back) through
+`app.projects.services.record_move`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.clients.models import Client
+from app.invoicing.models import Invoice, InvoiceLine
+from app.invoicing.money import allocate_oldest_first, to_money
+from app.payments.models import PAYMENT_METHODS, Payment, PaymentAllocation
+from app.projects.models import Milestone
+from app.projects.services import record_move
+
+ZERO = Decimal("0.00")
+METHOD_LABELS = {
+    "bank_transfer": "Bank transfer",
+    "upi": "UPI",
+    "cheque": "Cheque",
+    "cash": "Cash",
+    "card": "Card",
+    "other": "Other",
+}
+# Invoices that can take a payment: issued and not void, not a draft, not written off.
+PAYABLE_STATUSES = ("issued", "sent", "partly_paid", "paid", "overdue", "disputed")
+MILESTONE_FOR = {"issued": "invoiced", "partly_paid": "partly_paid", "paid": "paid"}
+PAID_MILESTONE_STATUSES = ("invoiced", "partly_paid", "paid")
+
+
+class PaymentError(ValueError):
+    """A request the payment rules refuse; the message says why, for the person."""
+
+
+class PaymentInvalid(ValueError):
+    """A payment form with errors, one message per field."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+# Reading ------------------------------------------------------------------------------------
+
+
+def _applied_to_invoices(session: Session, invoice_ids: Iterable[int]) -> dict[int, Decimal]:
+    ids = list(invoice_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(
+            PaymentAllocation.invoice_id,
+            func.sum(PaymentAllocation.amount + PaymentAllocation.tds_amount),
+        )
+        .where(PaymentAllocation.invoice_id.in_(ids), PaymentAllocation.removed_at.is_(None))
+        .group_by(PaymentAllocation.invoice_id)
+    )
+    return {invoice_id: to_money(total) for invoice_id, total in rows}
+
+
+def outstanding(session: Session, invoice: Invoice) -> Decimal:
+    """What the invoice still owes: its total less the live allocations' cash and TDS."""
+    return to_money(invoice.total) - _applied_to_invoices(session, [invoice.id]).get(
+        invoice.id, ZERO
+    )
+
+
+def unapplied(session: Session, payment: Payment) -> Decimal:
+    """The payment's cash not allocated to any invoice: the client's credit."""
+    applied = session.scalar(
+        select(func.coalesce(func.sum(PaymentAllocation.amount), 0)).where(
+            PaymentAllocation.payment_id == payment.id, PaymentAllocation.removed_at.is_(None)
+        )
+    )
+    return to_money(payment.amount) - to_money(applied)
+
+
+def live_allocations(session: Session, payment: Payment) -> list[PaymentAllocation]:
+    return list(
+        session.scalars(
+            select(PaymentAllocation)
+            .where(
+                PaymentAllocation.payment_id == payment.id, PaymentAllocation.removed_at.is_(None)
+            )
+            .order_by(PaymentAllocation.id)
+        )
+    )
+
+
+def all_allocations(session: Session, payment: Payment) -> list[PaymentAllocation]:
+    return list(
+        session.scalars(
+            select(PaymentAllocation)
+            .where(PaymentAllocation.payment_id == payment.id)
+            .order_by(PaymentAllocation.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class OpenInvoice:
+    invoice: Invoice
+    outstanding: Decimal
+
+
+def open_invoices(session: Session, client_id: int) -> list[OpenInvoice]:
+    """The client's issued (not void) invoices that still owe something, oldest issue first."""
+    invoices = list(
+        session.scalars(
+            select(Invoice)
+            .where(Invoice.client_id == client_id, Invoice.status.in_(PAYABLE_STATUSES))
+            .order_by(Invoice.issue_date, Invoice.id)
+        )
+    )
+    applied = _applied_to_invoices(session, [i.id for i in invoices])
+    result = []
+    for invoice in invoices:
+        owed = to_money(invoice.total) - applied.get(invoice.id, ZERO)
+        if owed > 0:
+            result.append(OpenInvoice(invoice, owed))
+    return result
+
+
+def suggest_allocation(
+    session: Session, payment: Payment
+) -> tuple[list[tuple[int, Decimal]], Decimal]:
+    """The payment's unapplied cash over the client's open invoices, oldest first:
+    ([(invoice_id, amount), ...], left over as credit)."""
+    items = [(o.invoice.id, o.outstanding) for o in open_invoices(session, payment.client_id)]
+    return allocate_oldest_first(max(unapplied(session, payment), ZERO), items)
+
+
+def get_payment(session: Session, payment_id: int) -> Payment | None:
+    return session.get(Payment, payment_id)
+
+
+def client_payments(session: Session, client_id: int) -> list[Payment]:
+    return list(
+        session.scalars(
+            select(Payment)
+            .where(Payment.client_id == client_id)
+            .order_by(Payment.received_on.desc(), Payment.id.desc())
+        )
+    )
+
+
+def tds_awaiting_certificate(session: Session, client_id: int) -> list[PaymentAllocation]:
+    return list(
+        session.scalars(
+            select(PaymentAllocation)
+            .join(Payment, Payment.id == PaymentAllocation.payment_id)
+            .where(
+                Payment.client_id == client_id,
+                PaymentAllocation.removed_at.is_(None),
+                PaymentAllocation.tds_amount > 0,
+                PaymentAllocation.tds_certificate_received_on.is_(None),
+            )
+            .order_by(PaymentAllocation.id)
+        )
+    )
+
+
+@dataclass
+class Balance:
+    outstanding: Decimal
+    credit: Decimal
+    tds_awaiting: Decimal
+    open: list[OpenInvoice] = field(default_factory=list)
+    tds_pending: list[PaymentAllocation] = field(default_factory=list)
+
+    @property
+    def net(self) -> Decimal:
+        """What the client owes once its unapplied credit is set against its invoices."""
+        return self.outstanding - self.credit
+
+
+def client_balance(session: Session, client: Client) -> Balance:
+    """Outstanding over open invoices, unapplied credit over live payments, TDS deducted whose
+    certificate has not come yet."""
+    open_ = open_invoices(session, client.id)
+    credit = ZERO
+    for payment in client_payments(session, client.id):
+        if payment.voided_at is None:
+            credit += unapplied(session, payment)
+    pending = tds_awaiting_certificate(session, client.id)
+    return Balance(
+        outstanding=sum((o.outstanding for o in open_), ZERO),
+        credit=credit,
+        tds_awaiting=sum((to_money(a.tds_amount) for a in pending), ZERO),
+        open=open_,
+        tds_pending=pending,
+    )
+
+
+# Recording ----------------------------------------------------------------------------------
+
+
+def _amount(raw, label: str, allow_zero: bool = True) -> Decimal:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return ZERO
+    if isinstance(raw, float):
+        raise PaymentError(f"{label}: amounts must not be floats.")
+    try:
+        value = to_money(raw)
+    except (TypeError, ValueError):
+        raise PaymentError(f"{label}: “{raw}” is not an amount.") from None
+    if value < 0:
+        raise PaymentError(f"{label}: an amount cannot be negative.")
+    if value > Decimal("9999999999999999.99"):
+        raise PaymentError(f"{label}: the amount is too large.")
+    return value
+
+
+def record_payment(session: Session, client: Client, values: dict) -> Payment:
+    """A payment of `client`: amount (> 0, the cash received), received_on (a date, not in the
+    future is not enforced here), method, reference, note. Raises PaymentInvalid."""
+    errors: dict[str, str] = {}
+    amount = None
+    raw_amount = values.get("amount")
+    if raw_amount in (None, ""):
+        errors["amount"] = "Enter the amount received."
+    else:
+        try:
+            amount = _amount(raw_amount, "Amount")
+        except PaymentError as error:
+            errors["amount"] = str(error).removeprefix("Amount: ")
+        else:
+            if amount <= 0:
+                errors["amount"] = "The amount received must be more than zero."
+    received = values.get("received_on")
+    if isinstance(received, str):
+        try:
+            received = date.fromisoformat(received.strip()) if received.strip() else None
+        except ValueError:
+            errors["received_on"] = "Enter the date as YYYY-MM-DD."
+            received = None
+    if received is None and "received_on" not in errors:
+        errors["received_on"] = "Enter the date the payment was received."
+    method = (values.get("method") or "").strip()
+    if method not in PAYMENT_METHODS:
+        errors["method"] = "Choose how the payment was made."
+    reference = (values.get("reference") or "").strip()
+    if len(reference) > 120:
+        errors["reference"] = "Keep the reference to 120 characters."
+    if method in ("bank_transfer", "upi", "cheque") and not reference:
+        errors["reference"] = "Enter the transaction or cheque reference."
+    if errors:
+        raise PaymentInvalid(errors)
+    payment = Payment(
+        client_id=client.id,
+        received_on=received,
+        amount=amount,
+        currency=client.currency or "INR",
+        method=method,
+        reference=reference or None,
+        note=(values.get("note") or "").strip() or None,
+    )
+    session.add(payment)
+    session.flush()
+    return payment
+
+
+# Allocating ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    invoice_id: int
+    amount: Decimal
+    tds_amount: Decimal
+    tds_section: str | None
+    tds_rate: Decimal | None
+
+
+def _row(raw: Sequence) -> Row:
+    invoice_id, amount, tds_amount, section, rate = (list(raw) + [None] * 5)[:5]
+    try:
+        invoice_id = int(invoice_id)
+    except (TypeError, ValueError):
+        raise PaymentError("Choose an invoice for each allocation.") from None
+    cash = _amount(amount, "Cash")
+    tds = _amount(tds_amount, "TDS")
+    section = (section or "").strip().upper() or None
+    rate_value = None
+    if rate not in (None, ""):
+        try:
+            rate_value = to_money(rate)
+        except (TypeError, ValueError):
+            raise PaymentError(f"TDS rate: “{rate}” is not a percentage.") from None
+        if not Decimal(0) < rate_value <= Decimal(100):
+            raise PaymentError("TDS rate: give a percentage above 0 and at most 100.")
+    if tds > 0 and (section is None or rate_value is None):
+        raise PaymentError("TDS needs its section (e.g. 194C, 194J) and its rate.")
+    if section is not None and len(section) > 8:
+        raise PaymentError("TDS section: at most 8 characters, e.g. 194J.")
+    if tds == 0:
+        section, rate_value = None, None
+    return Row(invoice_id, cash, tds, section, rate_value)
+
+
+def _lock_payment(session: Session, payment: Payment) -> Payment:
+    return session.scalars(
+        select(Payment)
+        .where(Payment.id == payment.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def _lock_invoices(session: Session, ids: Iterable[int]) -> dict[int, Invoice]:
+    invoices = session.scalars(
+        select(Invoice)
+        .where(Invoice.id.in_(sorted(set(ids))))
+        .order_by(Invoice.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {invoice.id: invoice for invoice in invoices}
+
+
+def _label(invoice: Invoice) -> str:
+    return invoice.number or f"draft #{invoice.id}"
+
+
+def allocate(
+    session: Session, payment: Payment, rows: Sequence[Sequence], user_id: int | None = None
+) -> list[PaymentAllocation]:
+    """Apply parts of `payment` to invoices: rows of (invoice_id, cash, tds_amount, tds_section,
+    tds_rate). Rows with neither cash nor TDS are skipped. Refused (PaymentError, nothing
+    written): more cash than the payment has unapplied, more than an invoice owes, another
+    client's invoice, a draft or void invoice, a negative amount, TDS without section or rate."""
+    parsed = [_row(raw) for raw in rows]
+    parsed = [row for row in parsed if row.amount > 0 or row.tds_amount > 0]
+    if not parsed:
+        raise PaymentError("Enter an amount for at least one invoice.")
+    if len({row.invoice_id for row in parsed}) != len(parsed):
+        raise PaymentError("Each invoice can appear once in an allocation.")
+    payment = _lock_payment(session, payment)  # first the payment, then invoices by id
+    if payment.voided_at is not None:
+        raise PaymentError("This payment is void; it cannot be allocated.")
+    invoices = _lock_invoices(session, [row.invoice_id for row in parsed])
+    for row in parsed:
+        invoice = invoices.get(row.invoice_id)
+        if invoice is None or invoice.client_id != payment.client_id:
+            raise PaymentError("That invoice is not one of this client's invoices.")
+        if invoice.status == "draft":
+            raise PaymentError(
+                f"Invoice {_label(invoice)} is a draft: issue it before allocating a payment to it."
+            )
+        if invoice.status not in PAYABLE_STATUSES:
+            raise PaymentError(
+                f"Invoice {_label(invoice)} is "
+                f"{invoice.status.replace('_', ' ')}: it cannot take a payment."
+            )
+        if invoice.currency != payment.currency:
+            raise PaymentError(
+                f"Invoice {_label(invoice)} is in {invoice.currency}, the "
+                f"payment in {payment.currency}."
+            )
+    owed = _applied_to_invoices(session, invoices)
+    for row in parsed:
+        invoice = invoices[row.invoice_id]
+        left = to_money(invoice.total) - owed.get(invoice.id, ZERO)
+        if row.amount + row.tds_amount > left:
+            raise PaymentError(
+                f"Invoice {_label(invoice)} owes {left}; "
+                f"{row.amount + row.tds_amount} is more than that."
+            )
+    available = unapplied(session, payment)
+    cash = sum((row.amount for row in parsed), ZERO)
+    if cash > available:
+        raise PaymentError(
+            f"This payment has {available} left to allocate; {cash} is more than that."
+        )
+    created = []
+    for row in parsed:
+        allocation = PaymentAllocation(
+            payment_id=payment.id,
+            invoice_id=row.invoice_id,
+            amount=row.amount,
+            tds_amount=row.tds_amount,
+            tds_section=row.tds_section,
+            tds_rate=row.tds_rate,
+        )
+        session.add(allocation)
+        created.append(allocation)
+    session.flush()
+    for invoice in invoices.values():
+        _settle(session, invoice, user_id)
+    return created
+
+
+def unallocate(
+    session: Session, allocation: PaymentAllocation, user_id: int | None = None
+) -> PaymentAllocation:
+    """Take an allocation back: it stays as history with `removed_at`; the invoice owes again."""
+    _lock_payment(session, allocation.payment)
+    invoice = _lock_invoices(session, [allocation.invoice_id])[allocation.invoice_id]
+    session.refresh(allocation)
+    if allocation.removed_at is not None:
+        raise PaymentError("That allocation was already removed.")
+    allocation.removed_at = datetime.now(UTC)
+    session.flush()
+    _settle(session, invoice, user_id)
+    return allocation
+
+
+def mark_tds_certificate(
+    session: Session, allocation: PaymentAllocation, received_on: date | None
+) -> PaymentAllocation:
+    if allocation.removed_at is not None:
+        raise PaymentError("That allocation was removed.")
+    if to_money(allocation.tds_amount) <= 0:
+        raise PaymentError("No TDS was deducted on that allocation.")
+    if received_on is None:
+        raise PaymentError("Enter the date the TDS certificate was received.")
+    allocation.tds_certificate_received_on = received_on
+    session.flush()
+    return allocation
+
+
+def _settle(session: Session, invoice: Invoice, user_id: int | None) -> None:
+    """The invoice's status from what it still owes, and its milestones to match."""
+    if invoice.status not in PAYABLE_STATUSES:
+        return
+    left = outstanding(session, invoice)
+    total = to_money(invoice.total)
+    if left <= 0 and total > 0:
+        status = "paid"
+    elif left < total:
+        status = "partly_paid"
+    elif invoice.status in ("partly_paid", "paid"):
+        status = "issued"
+    else:
+        status = invoice.status  # sent, overdue, disputed: nothing paid, left as they were
+    invoice.status = status
+    target = MILESTONE_FOR.get(status)
+    if target is None:
+        session.flush()
+        return
+    milestone_ids = select(InvoiceLine.milestone_id).where(
+        InvoiceLine.invoice_id == invoice.id, InvoiceLine.milestone_id.is_not(None)
+    )
+    milestones = session.scalars(
+        select(Milestone)
+        .where(Milestone.id.in_(milestone_ids))
+        .order_by(Milestone.id)
+        .with_for_update()
+    )
+    note = f"invoice {_label(invoice)} {status.replace('_', ' ')}"
+    for milestone in milestones:
+        if milestone.status in PAID_MILESTONE_STATUSES and milestone.status != target:
+            record_move(session, milestone, target, user_id, note)
+    session.flush()

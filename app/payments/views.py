@@ -1,0 +1,149 @@
+"""Payment pages: record a payment, allocate it across invoices, un-allocate, TDS certificates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, g, redirect, request, url_for
+from flask_login import current_user
+
+from app.clients import services as clients
+from app.extensions import db
+from app.invoicing.models import Invoice
+from app.pages import render_page, toast
+from app.payments import services
+from app.payments.models import PAYMENT_METHODS, PaymentAllocation
+from tenants.context import require_permission
+
+blueprint = Blueprint("payments", __name__, url_prefix="/t/<tenant_slug>/payments")
+
+
+def _today() -> date:
+    return datetime.now(ZoneInfo(g.tenant.time_zone)).date()
+
+
+def _client_or_404(client_id):
+    client = clients.get_client(db.session, client_id) if client_id else None
+    if client is None:
+        abort(404)
+    return client
+
+
+def _payment_or_404(payment_id: int):
+    # The session is bound to the URL's tenant: another tenant's id finds nothing here.
+    payment = services.get_payment(db.session, payment_id)
+    if payment is None:
+        abort(404)
+    return payment
+
+
+def _allocation_or_404(payment, allocation_id: int) -> PaymentAllocation:
+    allocation = db.session.get(PaymentAllocation, allocation_id)
+    if allocation is None or allocation.payment_id != payment.id:
+        abort(404)
+    return allocation
+
+
+def _methods() -> list[tuple[str, str]]:
+    return [(m, services.METHOD_LABELS[m]) for m in PAYMENT_METHODS]
+
+
+@blueprint.route("/new", methods=["GET", "POST"])
+@require_permission("payments.record")
+def new():
+    client = _client_or_404(request.values.get("client_id", type=int))
+    values = {"received_on": _today().isoformat(), "method": "bank_transfer"}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        values = request.form.to_dict()
+        try:
+            payment = services.record_payment(db.session, client, values)
+        except services.PaymentInvalid as invalid:
+            errors = invalid.errors
+        else:
+            toast("Payment recorded. Allocate it to the client's invoices.")
+            return redirect(url_for("payments.detail", payment_id=payment.id), 303)
+    return render_page("payments/new.html", status=422 if errors else 200, client=client,
+                       values=values, errors=errors, methods=_methods())  # fmt: skip
+
+
+def _detail(payment, status: int = 200, error: str | None = None, submitted=None):
+    client = _client_or_404(payment.client_id)
+    open_ = services.open_invoices(db.session, payment.client_id)
+    suggestion, _ = services.suggest_allocation(db.session, payment)
+    suggested = dict(suggestion)
+    rows = []
+    for item in open_:
+        key = str(item.invoice.id)
+        if submitted is not None:
+            row = {k: submitted.get(f"{k}_{key}", "") for k in ("cash", "tds", "section", "rate")}
+        else:
+            row = {"cash": str(suggested.get(item.invoice.id, "")), "tds": "", "section": "",
+                   "rate": ""}  # fmt: skip
+        rows.append((item, row))
+    allocations = services.all_allocations(db.session, payment)
+    invoices = {i.id: i for i in db.session.query(Invoice).filter(
+        Invoice.id.in_([a.invoice_id for a in allocations]))} if allocations else {}  # fmt: skip
+    return render_page(
+        "payments/detail.html", status=status, payment=payment, client=client, rows=rows,
+        allocations=allocations, invoices=invoices, error=error,
+        unapplied=services.unapplied(db.session, payment),
+        method_label=services.METHOD_LABELS.get(payment.method, payment.method),
+    )  # fmt: skip
+
+
+@blueprint.get("/<int:payment_id>")
+@require_permission("invoices.view")
+def detail(payment_id: int):
+    return _detail(_payment_or_404(payment_id))
+
+
+@blueprint.post("/<int:payment_id>/allocate")
+@require_permission("payments.record")
+def allocate(payment_id: int):
+    payment = _payment_or_404(payment_id)
+    form = request.form
+    rows = [(invoice_id, form.get(f"cash_{invoice_id}"), form.get(f"tds_{invoice_id}"),
+             form.get(f"section_{invoice_id}"), form.get(f"rate_{invoice_id}"))
+            for invoice_id in form.getlist("invoice_ids")]  # fmt: skip
+    try:
+        created = services.allocate(db.session, payment, rows, user_id=current_user.id)
+    except services.PaymentError as error:
+        return _detail(payment, 422, str(error), form)
+    toast(f"Allocated to {len(created)} invoice{'s' if len(created) != 1 else ''}.")
+    return redirect(url_for("payments.detail", payment_id=payment.id), 303)
+
+
+@blueprint.post("/<int:payment_id>/allocations/<int:allocation_id>/remove")
+@require_permission("payments.record")
+def unallocate(payment_id: int, allocation_id: int):
+    payment = _payment_or_404(payment_id)
+    allocation = _allocation_or_404(payment, allocation_id)
+    try:
+        services.unallocate(db.session, allocation, user_id=current_user.id)
+    except services.PaymentError as error:
+        toast(str(error), "error")
+    else:
+        toast("Allocation removed; the invoice owes that amount again.")
+    return redirect(url_for("payments.detail", payment_id=payment.id), 303)
+
+
+@blueprint.post("/<int:payment_id>/allocations/<int:allocation_id>/certificate")
+@require_permission("payments.record")
+def certificate(payment_id: int, allocation_id: int):
+    payment = _payment_or_404(payment_id)
+    allocation = _allocation_or_404(payment, allocation_id)
+    raw = (request.form.get("received_on") or "").strip()
+    try:
+        day = date.fromisoformat(raw) if raw else _today()
+    except ValueError:
+        toast("Enter the certificate's date as YYYY-MM-DD.", "error")
+        return redirect(url_for("payments.detail", payment_id=payment.id), 303)
+    try:
+        services.mark_tds_certificate(db.session, allocation, day)
+    except services.PaymentError as error:
+        toast(str(error), "error")
+    else:
+        toast("TDS certificate marked as received.")
+    return redirect(url_for("payments.detail", payment_id=payment.id), 303)
