@@ -71,6 +71,7 @@ def test_recording_checks_each_field(books):
     assert "cannot be negative" in errors["amount"]
     payment = pay(session, client, "1234.56")
     assert payment.amount == Decimal("1234.56") and payment.currency == "INR"
+    assert pay(session, client, "20,00,000").amount == Decimal("2000000.00")  # Indian grouping
 
 
 def test_oldest_first_suggestion_and_allocation_adds_up_exactly(books):

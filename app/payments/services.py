@@ -216,6 +216,8 @@ def _amount(raw, label: str, allow_zero: bool = True) -> Decimal:
         return ZERO
     if isinstance(raw, float):
         raise PaymentError(f"{label}: amounts must not be floats.")
+    if isinstance(raw, str):
+        raw = raw.replace(",", "").strip()  # grouping as people write it: 20,00,000 or 2,000,000
     try:
         value = to_money(raw)
     except (TypeError, ValueError):
