@@ -35,3 +35,8 @@ class TenantModel(DeclarativeBase):
 
 def utcnow_column(**kwargs) -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), **kwargs)
+
+
+def sql_list(values) -> str:
+    """Values as an SQL list for CHECK constraints: ('a', 'b')."""
+    return ", ".join(repr(v) for v in values)

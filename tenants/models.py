@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tenants.base import SharedModel, utcnow_column
+from tenants.base import SharedModel, sql_list, utcnow_column
 from tenants.binding import schema_for_tenant_id
 from tenants.roles import ROLES
 
@@ -95,7 +95,7 @@ class Membership(SharedModel):
     __table_args__ = (
         UniqueConstraint("user_id", "tenant_id"),
         Index("ix_memberships_tenant_id", "tenant_id"),
-        CheckConstraint(f"role IN ({', '.join(repr(r) for r in ROLES)})", name="role"),
+        CheckConstraint(f"role IN ({sql_list(ROLES)})", name="role"),
     )
     __audited__ = True
 
@@ -134,7 +134,7 @@ class Invitation(SharedModel):
 
     __table_args__ = (
         Index("ix_invitations_tenant_id", "tenant_id"),
-        CheckConstraint(f"role IN ({', '.join(repr(r) for r in ROLES)})", name="role"),
+        CheckConstraint(f"role IN ({sql_list(ROLES)})", name="role"),
     )
     __audited__ = True
 

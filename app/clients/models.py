@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
-from tenants.base import TenantModel, utcnow_column
+from tenants.base import TenantModel, sql_list, utcnow_column
 
 LOCATIONS = ("local", "foreign")
 STATUSES = ("prospect", "active", "on_hold", "inactive")
@@ -41,10 +41,6 @@ SEARCH_EXPRESSION = (
     "lower(full_name || ' ' || short_name || ' ' || coalesce(gstin, '') || ' ' "
     "|| coalesce(external_id, '') || ' ' || coalesce(city, ''))"
 )
-
-
-def _in(values) -> str:
-    return ", ".join(repr(v) for v in values)
 
 
 class Industry(TenantModel):
@@ -108,10 +104,10 @@ class Client(TenantModel):
     )
 
     __table_args__ = (
-        CheckConstraint(f"status IN ({_in(STATUSES)})", name="status"),
-        CheckConstraint(f"location IN ({_in(LOCATIONS)})", name="location"),
-        CheckConstraint(f"payment_terms IN ({_in(PAYMENT_TERMS)})", name="payment_terms"),
-        CheckConstraint(f"preferred_channel IN ({_in(CHANNELS)})", name="preferred_channel"),
+        CheckConstraint(f"status IN ({sql_list(STATUSES)})", name="status"),
+        CheckConstraint(f"location IN ({sql_list(LOCATIONS)})", name="location"),
+        CheckConstraint(f"payment_terms IN ({sql_list(PAYMENT_TERMS)})", name="payment_terms"),
+        CheckConstraint(f"preferred_channel IN ({sql_list(CHANNELS)})", name="preferred_channel"),
         CheckConstraint(
             "(payment_terms IN ('net', 'mfi')) = (payment_days IS NOT NULL)", name="payment_days"
         ),

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tenants.base import TenantModel, utcnow_column
+from tenants.base import TenantModel, sql_list, utcnow_column
 
 
 class InvoiceNumberSequence(TenantModel):
@@ -41,10 +41,6 @@ class InvoiceNumberSequence(TenantModel):
 
 INVOICE_STATUSES = ("draft", "issued", "sent", "partly_paid", "paid", "overdue", "disputed",
                     "void", "written_off")  # fmt: skip
-
-
-def _in(values) -> str:
-    return ", ".join(repr(v) for v in values)
 
 
 class Invoice(TenantModel):
@@ -87,7 +83,7 @@ class Invoice(TenantModel):
     __table_args__ = (
         # PostgreSQL lets many rows have a NULL number (drafts); a number is used once.
         UniqueConstraint("number", name="uq_invoices_number"),
-        CheckConstraint(f"status IN ({_in(INVOICE_STATUSES)})", name="status"),
+        CheckConstraint(f"status IN ({sql_list(INVOICE_STATUSES)})", name="status"),
         CheckConstraint(
             "tax_regime IN ('intra', 'inter', 'export', 'au_gst', 'other')", name="tax_regime"
         ),

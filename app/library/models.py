@@ -25,15 +25,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tenants.base import SharedModel, utcnow_column
+from tenants.base import SharedModel, sql_list, utcnow_column
 
 COMPLEXITIES = ("simple", "standard", "complex", "enterprise")
 PROJECT_SIZES = ("small", "medium", "large")
 DUE_RULES = ("on_start", "days_after_start", "days_after_previous")
-
-
-def _in(values) -> str:
-    return ", ".join(repr(v) for v in values)
 
 
 class LibraryTemplate(SharedModel):
@@ -63,8 +59,8 @@ class LibraryTemplate(SharedModel):
     )
 
     __table_args__ = (
-        CheckConstraint(f"complexity IN ({_in(COMPLEXITIES)})", name="complexity"),
-        CheckConstraint(f"project_size IN ({_in(PROJECT_SIZES)})", name="project_size"),
+        CheckConstraint(f"complexity IN ({sql_list(COMPLEXITIES)})", name="complexity"),
+        CheckConstraint(f"project_size IN ({sql_list(PROJECT_SIZES)})", name="project_size"),
         CheckConstraint("version >= 1", name="version"),
         Index("ix_library_templates_browse", "industry", "complexity", "project_size"),
     )
@@ -89,7 +85,7 @@ class LibraryTemplateItem(SharedModel):
     __table_args__ = (
         UniqueConstraint("template_id", "position"),
         CheckConstraint("percentage > 0 AND percentage <= 100", name="percentage"),
-        CheckConstraint(f"due_rule IN ({_in(DUE_RULES)})", name="due_rule"),
+        CheckConstraint(f"due_rule IN ({sql_list(DUE_RULES)})", name="due_rule"),
         CheckConstraint("due_days >= 0", name="due_days"),
         CheckConstraint("position >= 1", name="position"),
     )

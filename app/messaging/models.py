@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenants.base import SharedModel, utcnow_column
+from tenants.base import SharedModel, sql_list, utcnow_column
 
 STATUSES = ("pending", "sending", "sent", "dead")
 
@@ -44,7 +44,7 @@ class OutboxMessage(SharedModel):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name="status"),
+        CheckConstraint(f"status IN ({sql_list(STATUSES)})", name="status"),
         Index(
             "ix_outbox_messages_due",
             "next_attempt_at",

@@ -21,13 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tenants.base import TenantModel, utcnow_column
+from tenants.base import TenantModel, sql_list, utcnow_column
 
 PAYMENT_METHODS = ("bank_transfer", "upi", "cheque", "cash", "card", "other")
-
-
-def _in(values) -> str:
-    return ", ".join(repr(v) for v in values)
 
 
 class Payment(TenantModel):
@@ -53,7 +49,7 @@ class Payment(TenantModel):
 
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint(f"method IN ({_in(PAYMENT_METHODS)})", name="method"),
+        CheckConstraint(f"method IN ({sql_list(PAYMENT_METHODS)})", name="method"),
     )
 
     def audit_subject(self) -> str:

@@ -26,16 +26,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clients.models import Client
-from tenants.base import TenantModel, utcnow_column
+from tenants.base import TenantModel, sql_list, utcnow_column
 
 DUE_RULES = ("date", "days_after_start", "days_after_previous")
 MILESTONE_STATUSES = ("planned", "in_progress", "completed", "approved", "invoiced",
                       "partly_paid", "paid", "cancelled")  # fmt: skip
 AUTO_INVOICE = ("off", "draft", "issue")
-
-
-def _in(values) -> str:
-    return ", ".join(repr(v) for v in values)
 
 
 class Project(TenantModel):
@@ -62,7 +58,7 @@ class Project(TenantModel):
 
     __table_args__ = (
         CheckConstraint("contract_value > 0", name="contract_value"),
-        CheckConstraint(f"auto_invoice IN ({_in(AUTO_INVOICE)})", name="auto_invoice"),
+        CheckConstraint(f"auto_invoice IN ({sql_list(AUTO_INVOICE)})", name="auto_invoice"),
         CheckConstraint(
             "payment_terms IS NULL OR payment_terms IN ('net', 'mfi', 'custom', 'immediate')",
             name="payment_terms",
@@ -96,8 +92,8 @@ class Milestone(TenantModel):
     __table_args__ = (
         Index("ix_milestones_project_position", "project_id", "position"),
         CheckConstraint("amount >= 0", name="amount"),
-        CheckConstraint(f"due_rule IN ({_in(DUE_RULES)})", name="due_rule"),
-        CheckConstraint(f"status IN ({_in(MILESTONE_STATUSES)})", name="status"),
+        CheckConstraint(f"due_rule IN ({sql_list(DUE_RULES)})", name="due_rule"),
+        CheckConstraint(f"status IN ({sql_list(MILESTONE_STATUSES)})", name="status"),
         CheckConstraint("(due_rule = 'date') = (due_days IS NULL)", name="due_days"),
     )
 
