@@ -75,6 +75,9 @@ class Invoice(TenantModel):
     amount_in_words: Mapped[str] = mapped_column(String(400))
     created_at: Mapped[datetime] = utcnow_column()
     issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The issued invoice as a PDF in the tenant's storage, rendered by a worker (app.invoicing.pdf).
+    pdf_key: Mapped[str | None] = mapped_column(String(255))
+    pdf_rendered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     lines: Mapped[list[InvoiceLine]] = relationship(
         back_populates="invoice", order_by="InvoiceLine.position"
