@@ -65,16 +65,20 @@ def register_blueprints(app: Flask) -> None:
     from app.clients.views import blueprint as clients
     from app.dashboard.views import blueprint as dashboard
     from app.health.views import blueprint as health
+    from app.invoicing.pdf_views import blueprint as invoice_pdfs
     from app.invoicing.views import blueprint as invoicing
     from app.library.views import blueprint as library
     from app.payments.views import blueprint as payments
     from app.projects.views import blueprint as projects
     from app.sandbox.views import blueprint as sandbox
+    from app.settings.views import blueprint as settings
     from app.team.views import blueprint as team
 
     for blueprint in (auth, dashboard, clients, client_documents, client_files, projects,
                       team, audit, health, sandbox, library, invoicing, payments):  # fmt: skip
         app.register_blueprint(blueprint)
+    app.register_blueprint(settings)
+    app.register_blueprint(invoice_pdfs)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -29,14 +29,14 @@ from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from flask import render_template
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.clients.models import Client, Document, DocumentVersion
 from app.messaging.services import queue_email
-from app.storage import Storage, tenant_key
-from tenants.binding import TenantNotBound, TenantSession, bound_tenant_id
+from app.storage import Storage, save_in_transaction, tenant_key
+from tenants.binding import TenantNotBound, bound_tenant_id
 from tenants.models import Membership, Tenant, User
 
 MAX_FILE_BYTES = 25 * 1024 * 1024
@@ -59,7 +59,6 @@ ACCEPT = ",".join(f".{ext}" for ext in FILE_TYPES)
 CATEGORIES = ("Contract", "Purchase order", "Tax registration", "KYC", "Insurance",
               "Certificate", "Licence", "Other")  # fmt: skip
 _VERSION_CONSTRAINT = "uq_client_document_versions_document_id_version"
-_WRITTEN_KEY = "duebook_storage_keys_written"
 _SNIFF_BYTES = 8192
 
 
@@ -330,8 +329,7 @@ def _store_version(
         key = tenant_key(tenant_id, "documents", document.id,
                          f"{number}-{uuid.uuid4().hex}.{checked.extension}")  # fmt: skip
         checked.stream.seek(0)
-        size, sha256 = storage.save(key, checked.stream)
-        session.info.setdefault(_WRITTEN_KEY, []).append((storage, key))
+        size, sha256 = save_in_transaction(session, storage, key, checked.stream)
         version = DocumentVersion(
             document_id=document.id,
             version=number,
@@ -354,21 +352,6 @@ def _store_version(
         return version
     raise DocumentError({"file": "Others are uploading versions of this document right now. "
                                  "Please try again."})  # fmt: skip
-
-
-@event.listens_for(TenantSession, "after_commit")
-def _keep_written_files(session):
-    # after_commit also fires when a savepoint is released: only the real commit counts.
-    if not session.in_nested_transaction():
-        session.info.pop(_WRITTEN_KEY, None)
-
-
-@event.listens_for(TenantSession, "after_soft_rollback")
-def _remove_files_of_rolled_back_uploads(session, previous_transaction):
-    # Only when the whole transaction rolled back: its rows are gone, so are their files.
-    if not session.in_transaction():
-        for storage, key in session.info.pop(_WRITTEN_KEY, []):
-            storage.delete(key)
 
 
 # Reading ------------------------------------------------------------------------------------

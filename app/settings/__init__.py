@@ -1,0 +1,1 @@
+"""Workspace settings: the supplier on invoices, payment details, branding, billing defaults."""

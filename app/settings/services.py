@@ -1,0 +1,209 @@
+"""Workspace settings: who the tenant is on its invoices (legal name, address, tax ids), how
+it is paid (UPI, bank instructions), its brand (logo, colour) and its billing defaults.
+
+`clean_settings` is the one place the rules live; the page shows its errors next to the
+fields. The logo is kept in the tenant's storage; only PNG and JPEG are taken (an SVG can
+carry script, and the logo is served back to browsers)."""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from sqlalchemy.orm import Session
+from stdnum import exceptions as stdnum_errors
+from stdnum.au import abn as au_abn
+from stdnum.in_ import gstin as in_gstin
+from stdnum.in_ import pan as in_pan
+
+from app.clients.rules import GST_STATE_ALIASES, GST_STATES, region_code, validate_gstin
+from app.invoicing.numbering import NumberFormat, NumberFormatError
+from app.storage import Storage, delete_after_commit, save_in_transaction, tenant_key
+from tenants.models import Tenant
+
+AUTO_INVOICE_CHOICES = (
+    ("off", "No: I raise invoices myself"),
+    ("draft", "Yes, as a draft I check and issue"),
+    ("issue", "Yes, issued at once"),
+)
+# NPCI's virtual payment address: a handle, "@", and the payment service provider's name.
+UPI_VPA = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,255}@[A-Za-z][A-Za-z0-9]{1,63}$")
+BRAND_COLOUR = re.compile(r"^#[0-9a-f]{6}$")
+LOGO_MAX_BYTES = 1024 * 1024
+LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": ("png", "image/png"), b"\xff\xd8\xff": ("jpg", "image/jpeg")}
+FIELDS = ("legal_name", "address", "region", "gstin", "pan", "abn", "tax_number",
+          "lut_reference", "upi_vpa", "payment_instructions", "brand_colour",
+          "invoice_number_format", "approval_required", "auto_invoice")  # fmt: skip
+
+
+class SettingsError(ValueError):
+    """A request the settings rules refuse; the message says why."""
+
+
+def form_values(tenant: Tenant) -> dict[str, str]:
+    values = {name: getattr(tenant, name) for name in FIELDS}
+    values["approval_required"] = "1" if tenant.approval_required else ""
+    return {name: "" if value is None else str(value) for name, value in values.items()}
+
+
+def _text(values: Mapping, name: str, limit: int, errors: dict) -> str | None:
+    text = (values.get(name) or "").strip()
+    if len(text) > limit:
+        errors[name] = f"At most {limit} characters."
+    return text or None
+
+
+def _stdnum_error(error: Exception, what: str) -> str:
+    if isinstance(error, stdnum_errors.InvalidChecksum):
+        return f"This {what} has a wrong check digit; check it for a typo."
+    if isinstance(error, stdnum_errors.InvalidLength):
+        return f"This {what} has the wrong number of characters."
+    return f"This is not a valid {what}."
+
+
+def _clean_indian_ids(values: Mapping, out: dict, errors: dict) -> None:
+    gstin = in_gstin.compact(values.get("gstin") or "")
+    pan = in_pan.compact(values.get("pan") or "")
+    if gstin:
+        try:
+            validate_gstin(gstin)
+        except stdnum_errors.ValidationError as error:
+            errors["gstin"] = _stdnum_error(error, "GSTIN")
+        else:
+            state = GST_STATE_ALIASES.get(gstin[:2], gstin[:2])
+            if out["region"] is None:
+                out["region"] = GST_STATES[state]  # the GSTIN says where the workspace is
+            elif region_code(out["region"]) != state:
+                errors["gstin"] = (
+                    f"This GSTIN is registered in {GST_STATES[state]} ({state}), but the "
+                    f"workspace's state is {out['region']}."
+                )
+            if not pan:
+                pan = gstin[2:12]
+            elif pan != gstin[2:12]:
+                errors["pan"] = "The PAN does not match the one inside the GSTIN."
+    if pan and "pan" not in errors:
+        try:
+            in_pan.validate(pan)
+        except stdnum_errors.ValidationError as error:
+            errors["pan"] = _stdnum_error(error, "PAN")
+    out["gstin"], out["pan"] = gstin or None, pan or None
+
+
+def clean_settings(values: Mapping, tenant: Tenant) -> tuple[dict, dict[str, str]]:
+    """The settings from a submitted form, and the errors by field. Tax ids are checked for
+    the workspace's country: GSTIN and PAN in India, ABN in Australia, a plain tax number
+    anywhere else."""
+    errors: dict[str, str] = {}
+    out: dict = {
+        "legal_name": _text(values, "legal_name", 191, errors),
+        "address": _text(values, "address", 1000, errors),
+        "tax_number": _text(values, "tax_number", 32, errors),
+        "lut_reference": _text(values, "lut_reference", 64, errors),
+        "payment_instructions": _text(values, "payment_instructions", 1000, errors),
+        "gstin": None, "pan": None, "abn": None, "upi_vpa": None,
+    }  # fmt: skip
+    region = _text(values, "region", 64, errors)
+    country = tenant.country.upper()
+    if country == "IN" and region:
+        code = region_code(region)
+        if code is None:
+            errors["region"] = "Choose an Indian state or union territory, e.g. Karnataka or 29."
+        else:
+            region = GST_STATES[code]
+    out["region"] = region
+
+    if country == "IN":
+        _clean_indian_ids(values, out, errors)
+        vpa = (values.get("upi_vpa") or "").strip()
+        if vpa and not UPI_VPA.match(vpa):
+            errors["upi_vpa"] = "A UPI ID looks like name@bank, e.g. acme@okhdfcbank."
+        out["upi_vpa"] = vpa or None
+    else:
+        for name in ("gstin", "pan", "upi_vpa"):
+            if (values.get(name) or "").strip():
+                errors[name] = "Only for workspaces in India."
+    abn = au_abn.compact(values.get("abn") or "")
+    if abn:
+        if country != "AU":
+            errors["abn"] = "Only for workspaces in Australia."
+        else:
+            try:
+                au_abn.validate(abn)
+            except stdnum_errors.ValidationError as error:
+                errors["abn"] = _stdnum_error(error, "ABN")
+    out["abn"] = abn or None
+
+    colour = (values.get("brand_colour") or "").strip().lower()
+    if not BRAND_COLOUR.match(colour):
+        errors["brand_colour"] = "A colour as #rrggbb, e.g. #1f5f8b."
+    out["brand_colour"] = colour
+
+    number_format = (values.get("invoice_number_format") or "").strip()
+    if number_format:
+        try:
+            NumberFormat.for_series(number_format, "INV", country)
+        except NumberFormatError as error:
+            errors["invoice_number_format"] = str(error)
+    out["invoice_number_format"] = number_format or None
+
+    auto_invoice = values.get("auto_invoice") or "off"
+    if auto_invoice not in dict(AUTO_INVOICE_CHOICES):
+        errors["auto_invoice"] = "Choose one of the options."
+    out["auto_invoice"] = auto_invoice
+    out["approval_required"] = bool(values.get("approval_required"))
+    return out, errors
+
+
+def save_settings(session: Session, tenant: Tenant, values: Mapping) -> dict[str, str]:
+    """Apply the settings when they are all valid; otherwise change nothing and return the
+    errors by field."""
+    out, errors = clean_settings(values, tenant)
+    if errors:
+        return errors
+    for name, value in out.items():
+        setattr(tenant, name, value)
+    session.flush()
+    return {}
+
+
+@dataclass(frozen=True)
+class Logo:
+    key: str
+    content_type: str
+
+
+def logo_content_type(key: str) -> str:
+    return "image/png" if key.endswith(".png") else "image/jpeg"
+
+
+def save_logo(session: Session, storage: Storage, tenant: Tenant, stream: BinaryIO) -> Logo:
+    """Store a new logo and point the workspace at it; the previous file goes once this
+    commits."""
+    data = stream.read(LOGO_MAX_BYTES + 1)
+    if not data:
+        raise SettingsError("Choose an image file for the logo.")
+    if len(data) > LOGO_MAX_BYTES:
+        raise SettingsError("The logo must be at most 1 MB.")
+    kind = next((kind for magic, kind in LOGO_TYPES.items() if data.startswith(magic)), None)
+    if kind is None:
+        raise SettingsError("The logo must be a PNG or JPEG image.")
+    extension, content_type = kind
+    key = tenant_key(tenant.id, "branding", f"logo-{secrets.token_hex(6)}.{extension}")
+    save_in_transaction(session, storage, key, io.BytesIO(data))
+    previous, tenant.logo_key = tenant.logo_key, key
+    session.flush()
+    if previous:
+        delete_after_commit(session, storage, previous)
+    return Logo(key, content_type)
+
+
+def remove_logo(session: Session, storage: Storage, tenant: Tenant) -> None:
+    previous, tenant.logo_key = tenant.logo_key, None
+    session.flush()
+    if previous:
+        delete_after_commit(session, storage, previous)

@@ -1,0 +1,76 @@
+"""The workspace settings page (admins): identity and tax ids, payment details, branding,
+billing defaults; the logo upload."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, g, redirect, request, send_file, url_for
+
+from app.extensions import db
+from app.pages import render_page, toast
+from app.settings import services
+from app.storage import get_storage
+from tenants.context import require_permission
+
+blueprint = Blueprint("settings", __name__, url_prefix="/t/<tenant_slug>/settings")
+
+
+def _page(values=None, errors=None, logo_error=None, status=200):
+    return render_page(
+        "settings/index.html", status=status, tenant=g.tenant,
+        values=values or services.form_values(g.tenant), errors=errors or {},
+        logo_error=logo_error, auto_invoice_choices=services.AUTO_INVOICE_CHOICES,
+    )  # fmt: skip
+
+
+@blueprint.get("/")
+@require_permission("settings.manage")
+def index():
+    return _page()
+
+
+@blueprint.post("/")
+@require_permission("settings.manage")
+def save():
+    errors = services.save_settings(db.session, g.tenant, request.form)
+    if errors:
+        return _page(values=request.form.to_dict(), errors=errors, status=422)
+    toast("Settings saved. New invoices use them from now on.")
+    return redirect(url_for("settings.index"), 303)
+
+
+@blueprint.post("/logo")
+@require_permission("settings.manage")
+def upload_logo():
+    upload = request.files.get("logo")
+    try:
+        if upload is None:
+            raise services.SettingsError("Choose an image file for the logo.")
+        services.save_logo(db.session, get_storage(current_app), g.tenant, upload.stream)
+    except services.SettingsError as error:
+        return _page(logo_error=str(error), status=422)
+    toast("Logo saved.")
+    return redirect(url_for("settings.index"), 303)
+
+
+@blueprint.post("/logo/remove")
+@require_permission("settings.manage")
+def remove_logo():
+    services.remove_logo(db.session, get_storage(current_app), g.tenant)
+    toast("Logo removed.")
+    return redirect(url_for("settings.index"), 303)
+
+
+@blueprint.get("/logo")
+@require_permission("dashboard.view")
+def logo():
+    key = g.tenant.logo_key
+    if not key:
+        abort(404)
+    try:
+        stream = get_storage(current_app).open(key)
+    except FileNotFoundError:
+        abort(404)
+    response = send_file(stream, mimetype=services.logo_content_type(key), max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
