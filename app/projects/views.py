@@ -10,10 +10,12 @@ from flask_login import current_user
 from app.business_days import subdivision_for
 from app.clients import services as clients
 from app.extensions import db
+from app.invoicing.auto import invoice_when_done
 from app.library import services as library
 from app.pages import render_page, toast
 from app.projects import services
 from app.projects.models import DUE_RULES
+from app.settings.services import AUTO_INVOICE_CHOICES
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("projects", __name__, url_prefix="/t/<tenant_slug>/projects")
@@ -71,7 +73,9 @@ def new():
     client = clients.get_client(db.session, int(client_id)) if client_id.isdigit() else None
     if client is None:
         abort(404)
-    values = {"currency": client.currency, "start_date": _today().isoformat()}
+    values = {"currency": client.currency, "start_date": _today().isoformat(),
+              "requires_approval": "1" if g.tenant.approval_required else "",
+              "auto_invoice": g.tenant.auto_invoice}  # fmt: skip
     errors = {}
     if request.method == "POST":
         values = request.form.to_dict()
@@ -84,7 +88,8 @@ def new():
             toast(f"{project.name} is saved. Now plan its milestones.")
             return redirect(url_for("projects.detail", project_id=project.id), 303)
     return render_page("projects/new.html", status=422 if errors else 200, client=client,
-                       values=values, errors=errors)  # fmt: skip
+                       values=values, errors=errors,
+                       auto_invoice_choices=AUTO_INVOICE_CHOICES)  # fmt: skip
 
 
 @blueprint.get("/<int:project_id>")
@@ -193,6 +198,13 @@ def move(project_id: int, milestone_id: int):
         )
     except services.PlanError as error:
         toast(" ".join(error.errors.values()), "error")
-    else:
-        toast(f"{milestone.name}: {milestone.status.replace('_', ' ')}.")
+        return redirect(url_for("projects.detail", project_id=project.id), 303)
+    toast(f"{milestone.name}: {milestone.status.replace('_', ' ')}.")
+    raised = invoice_when_done(db.session, g.tenant, project, milestone, _today(), current_user.id)
+    if raised and raised.invoice:
+        number = raised.invoice.number
+        toast(f"Invoice {number} issued." if number else "Draft invoice raised: check, then issue.")
+        return redirect(url_for("invoicing.detail", invoice_id=raised.invoice.id), 303)
+    if raised:
+        toast(f"The invoice was not raised: {raised.refused}", "error")
     return redirect(url_for("projects.detail", project_id=project.id), 303)
