@@ -7,7 +7,11 @@ from rq.cron import CronScheduler
 
 from jobs.context import _worker_app
 from jobs.queues import redis_connection
-from jobs.tasks import announce_expiring_documents_all, sweep_outbox
+from jobs.tasks import (
+    announce_expiring_documents_all,
+    mark_overdue_invoices_all,
+    sweep_outbox,
+)
 
 SCHEDULE = [
     # (job, queue, seconds between runs or a cron string in the server's local time)
@@ -15,6 +19,8 @@ SCHEDULE = [
     # Daily at 01:30 (07:00 in India on a UTC server); running again the same day (a restart,
     # a second scheduler) sends nothing twice: each expiry date is announced once.
     (announce_expiring_documents_all, "default", "30 1 * * *"),
+    # Hourly, at :05: invoices past due turn overdue in each tenant just after its own midnight.
+    (mark_overdue_invoices_all, "default", "5 * * * *"),
 ]
 
 

@@ -107,3 +107,45 @@ def run_client_import(session, import_id: int) -> str | None:
     from app.clients.imports import run_import
 
     return run_import(session, import_id)
+
+
+# Invoices: overdue is a stored status, set once a day per tenant just after its midnight ------
+
+
+@job
+def mark_overdue_invoices_all(session, every_tenant: bool = False) -> int:
+    """Hourly: one job per active tenant whose local time is now between 00:00 and 00:59, so
+    each tenant's invoices turn overdue on the tenant's own calendar day (`every_tenant`: all
+    of them, e.g. after the scheduler was down). Returns how many tenant jobs were queued."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from rq import Queue
+    from sqlalchemy import select
+
+    from jobs.queues import get_queue
+    from tenants.models import Tenant
+
+    now = datetime.now(UTC)
+    tenants = session.execute(
+        select(Tenant.id, Tenant.time_zone).where(Tenant.status == "active").order_by(Tenant.id)
+    ).all()
+    due = [tid for tid, zone in tenants if every_tenant or now.astimezone(ZoneInfo(zone)).hour == 0]
+    queue = get_queue("default")
+    for start in range(0, len(due), ANNOUNCE_BATCH):
+        queue.enqueue_many(
+            [
+                Queue.prepare_data(mark_overdue_invoices_for_tenant, kwargs={"tenant_id": tid})
+                for tid in due[start : start + ANNOUNCE_BATCH]
+            ]
+        )
+    return len(due)
+
+
+@job
+def mark_overdue_invoices_for_tenant(session) -> int:
+    """Issued and sent invoices of this tenant past their due date become overdue (each change
+    audited). Running it again the same day changes nothing. Returns how many changed."""
+    from app.invoicing.services import mark_overdue, tenant_today
+
+    return mark_overdue(session, tenant_today(session))

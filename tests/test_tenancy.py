@@ -38,7 +38,8 @@ NON_RECORD_ARGS = {
 }
 RECORD_ARGS = ("tenant_slug", "slug", "membership_id", "invitation_id", "client_id",
                "contact_id", "site_id", "document_id", "version", "import_id", "project_id",
-               "milestone_id", "invoice_id", "payment_id", "allocation_id")  # fmt: skip
+               "milestone_id", "invoice_id", "payment_id", "allocation_id",
+               "credit_note_id")  # fmt: skip
 
 
 def _draft_invoice_of(session, client_id):
@@ -51,6 +52,20 @@ def _draft_invoice_of(session, client_id):
     session.add(invoice)
     session.commit()
     return invoice
+
+
+def _credit_note_of(session, invoice):
+    from app.invoicing.models import CreditNote
+
+    one, zero = Decimal("1.00"), Decimal("0.00")
+    note = CreditNote(invoice_id=invoice.id, client_id=invoice.client_id, number="CN/26-27/00001",
+                      series="CN", fiscal_year="2026-27", issue_date=date(2027, 2, 1),
+                      reason="Credit of A", currency="INR", subtotal=one, cgst=zero, sgst=zero,
+                      igst=zero, other_tax=zero, total=one,
+                      amount_in_words="Rupees One Only")  # fmt: skip
+    session.add(note)
+    session.commit()
+    return note.id
 
 
 def _payment_of(session, client_id):
@@ -128,7 +143,8 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
         "import_id": client_import.id,
         "project_id": project.id,
         "milestone_id": milestone.id,
-        "invoice_id": _draft_invoice_of(session, client.id).id,
+        "invoice_id": (invoice := _draft_invoice_of(session, client.id)).id,
+        "credit_note_id": _credit_note_of(session, invoice),
         "payment_id": _payment_of(session, client.id),
         "allocation_id": 1,
     }

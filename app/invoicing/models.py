@@ -13,9 +13,11 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     Numeric,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -41,6 +43,8 @@ class InvoiceNumberSequence(TenantModel):
 
 INVOICE_STATUSES = ("draft", "issued", "sent", "partly_paid", "paid", "overdue", "disputed",
                     "void", "written_off")  # fmt: skip
+# Statuses of an invoice that still owes money (what is owed is derived, see payments).
+OWING_STATUSES = ("issued", "sent", "overdue", "partly_paid", "disputed")
 
 
 class Invoice(TenantModel):
@@ -78,6 +82,13 @@ class Invoice(TenantModel):
     # The issued invoice as a PDF in the tenant's storage, rendered by a worker (app.invoicing.pdf).
     pdf_key: Mapped[str | None] = mapped_column(String(255))
     pdf_rendered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The lifecycle (services.mark_sent / dispute / resolve_dispute / write_off): when and why.
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disputed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dispute_reason: Mapped[str | None] = mapped_column(Text)
+    written_off_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    written_off_amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    write_off_reason: Mapped[str | None] = mapped_column(Text)
 
     lines: Mapped[list[InvoiceLine]] = relationship(
         back_populates="invoice", order_by="InvoiceLine.position"
@@ -95,10 +106,27 @@ class Invoice(TenantModel):
             "(status IN ('draft', 'void') OR number IS NOT NULL)",
             name="number_on_issue",
         ),
+        CheckConstraint(
+            "(status <> 'written_off') OR (written_off_amount IS NOT NULL)", name="written_off"
+        ),
+        # The list (newest first, keyset over (issue_date, id); drafts have no date and come
+        # first) and the daily overdue run (open invoices by due date).
+        Index("ix_invoices_list", text("issue_date DESC NULLS FIRST"), text("id DESC")),
+        Index("ix_invoices_status_due", "status", "due_date"),
+        Index(
+            "ix_invoices_number_search", text("lower(number) gin_trgm_ops"), postgresql_using="gin"
+        ),  # fmt: skip
     )
 
     def audit_subject(self) -> str:
         return f"clients:{self.client_id}"
+
+    def resting_status(self, today: date) -> str:
+        """The status of an issued invoice on which nothing has been paid: overdue once past its
+        due date (a day of the tenant's calendar), else sent if it was sent, else issued."""
+        if self.due_date is not None and self.due_date < today:
+            return "overdue"
+        return "sent" if self.sent_at is not None else "issued"
 
 
 class InvoiceLine(TenantModel):
@@ -121,3 +149,62 @@ class InvoiceLine(TenantModel):
     total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+
+class CreditNote(TenantModel):
+    """A GST credit note (CGST Act s.34) against an issued invoice: it reduces what the invoice
+    owes. Numbered in its own series ("CN") per financial year when made; its taxes are split
+    the way the invoice's were (CGST/SGST or IGST or a plain tax), in proportion, and its lines
+    add up to its total exactly (`services.issue_credit_note`)."""
+
+    __tablename__ = "credit_notes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("tenant.invoices.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
+    number: Mapped[str] = mapped_column(String(16))
+    series: Mapped[str] = mapped_column(String(8))
+    fiscal_year: Mapped[str] = mapped_column(String(9))
+    issue_date: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    cgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    sgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    igst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    other_tax: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    amount_in_words: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[datetime] = utcnow_column()
+
+    lines: Mapped[list[CreditNoteLine]] = relationship(
+        back_populates="credit_note", order_by="CreditNoteLine.position"
+    )
+
+    __table_args__ = (
+        UniqueConstraint("number", name="uq_credit_notes_number"),
+        CheckConstraint("total > 0", name="total_positive"),
+    )
+
+    def audit_subject(self) -> str:
+        return f"clients:{self.client_id}"
+
+
+class CreditNoteLine(TenantModel):
+    __tablename__ = "credit_note_lines"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    credit_note_id: Mapped[int] = mapped_column(ForeignKey("tenant.credit_notes.id"), index=True)
+    invoice_line_id: Mapped[int] = mapped_column(ForeignKey("tenant.invoice_lines.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(255))
+    hsn_sac: Mapped[str | None] = mapped_column(String(8))
+    tax_rate: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    taxable_value: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    cgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    sgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    igst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    other_tax: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+
+    credit_note: Mapped[CreditNote] = relationship(back_populates="lines")

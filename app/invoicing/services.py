@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,12 +32,20 @@ from app.clients.rules import GST_STATES, region_code
 from app.invoicing import gst
 from app.invoicing.models import Invoice, InvoiceLine
 from app.invoicing.money import to_money
-from app.invoicing.numbering import NumberFormat, fiscal_year_of, next_invoice_number
+from app.invoicing.numbering import (
+    NumberFormat,
+    NumberFormatError,
+    fiscal_year_of,
+    next_invoice_number,
+)
 from app.invoicing.words import CURRENCIES, amount_in_words
 from app.projects.models import Milestone, Project
 from app.projects.services import effective_terms, record_move
 
 DEFAULT_SERIES = "INV"
+# SAC 9983, "other professional, technical and business services": project work unless a
+# line says otherwise.
+DEFAULT_SAC = "9983"
 DEFAULT_FORMAT = "INV/{fy_short}/{seq:05d}"  # "INV/26-27/00001": 15 characters
 ZERO = Decimal("0.00")
 
@@ -79,6 +88,78 @@ def _place_of_supply(client: Client) -> str | None:
     return _state_of(client.region)
 
 
+@dataclass(frozen=True)
+class TaxSetting:
+    """How a draft of a client is taxed: the regime, the place of supply, the LUT of exports."""
+
+    regime: str
+    place_of_supply: str | None
+    lut_reference: str | None
+
+    def line(self, position: int, description: str, hsn_sac: str | None, quantity, unit_price,
+             rate, milestone_id: int | None = None) -> tuple[InvoiceLine, gst.LineTax]:  # fmt: skip
+        """One line: taxable value = quantity x unit price (rounded), its tax by the regime's
+        rule (`gst.line_tax`); an export is zero-rated whatever rate was asked for."""
+        try:
+            rate = Decimal("0") if self.regime == "export" else Decimal(str(rate).strip())
+            value = to_money(Decimal(quantity) * Decimal(unit_price))
+            tax = gst.line_tax(value, rate, self.regime)
+        except (TypeError, ValueError, ArithmeticError) as error:
+            raise InvoiceError(str(error)) from None
+        line = InvoiceLine(
+            milestone_id=milestone_id, position=position, description=description[:255],
+            hsn_sac=(hsn_sac or "").strip()[:8] or None, quantity=Decimal(quantity),
+            unit_price=to_money(unit_price), taxable_value=value, tax_rate=rate,
+            cgst=tax.cgst, sgst=tax.sgst, igst=tax.igst, other_tax=tax.other,
+            total=value + tax.total,
+        )  # fmt: skip
+        return line, tax
+
+
+def tax_setting(tenant, client: Client, lut_reference: str | None = None) -> TaxSetting:
+    """The regime follows `gst.tax_regime`: the supplier is the tenant (its country and state),
+    the recipient the client (its GSTIN's state, else its state); a client outside India is an
+    export, zero-rated under the tenant's LUT (the workspace's LUT reference unless one is
+    given). Shared by every way of making a draft."""
+    supplier_country = tenant.country.upper()
+    client_country = (client.country or "").upper()
+    place = None
+    if supplier_country == "IN" and client_country == "IN":
+        place = _place_of_supply(client)
+    try:
+        regime = gst.tax_regime(supplier_country, _state_of(tenant.region), client_country,
+                                place, is_export_with_lut=True)  # fmt: skip
+    except ValueError as error:
+        raise InvoiceError(
+            f"Cannot work out the tax: {error}. Give the workspace's state and the client's "
+            "GSTIN or state."
+        ) from None
+    lut = None
+    if regime == "export":
+        lut = lut_reference or getattr(tenant, "lut_reference", None) or None
+    return TaxSetting(regime, place, lut)
+
+
+def _new_draft(tenant, client: Client, setting: TaxSetting, currency: str,
+               project_id: int | None, reverse_charge: bool) -> Invoice:  # fmt: skip
+    return Invoice(
+        client_id=client.id, project_id=project_id, series=DEFAULT_SERIES, status="draft",
+        currency=currency, supplier_gstin=getattr(tenant, "gstin", None) or None,
+        recipient_gstin=client.gstin, place_of_supply=setting.place_of_supply,
+        tax_regime=setting.regime, reverse_charge=reverse_charge,
+        lut_reference=setting.lut_reference,
+    )  # fmt: skip
+
+
+def _finish_draft(session: Session, invoice: Invoice, lines: list[InvoiceLine],
+                  taxes: list[gst.LineTax]) -> Invoice:  # fmt: skip
+    _set_totals(invoice, lines, gst.invoice_tax(taxes))
+    invoice.lines = lines
+    session.add(invoice)
+    session.flush()
+    return invoice
+
+
 def draft_from_milestones(session: Session, tenant, project: Project,
                           milestones: Sequence[Milestone], tax_rate=None,
                           hsn_sac: str | None = None, lut_reference: str | None = None,
@@ -86,9 +167,7 @@ def draft_from_milestones(session: Session, tenant, project: Project,
     """A draft invoice with one line per milestone, in the milestones' plan order.
 
     Only milestones that are done can be invoiced: "completed", or "approved" on a project that
-    requires approval. The tax regime follows `gst.tax_regime`: the supplier is the tenant (its
-    country and state), the recipient the project's client (its GSTIN's state, else its state);
-    a client outside India is an export, zero-rated (under the tenant's LUT)."""
+    requires approval. The tax follows `tax_setting` (the same rules as a draft by hand)."""
     if not milestones:
         raise InvoiceError("Choose at least one milestone to invoice.")
     ids = sorted({m.id for m in milestones})
@@ -111,50 +190,110 @@ def draft_from_milestones(session: Session, tenant, project: Project,
         raise InvoiceError(f"Already on an invoice that is not void: {names}.")
 
     client = project.client
-    supplier_country = tenant.country.upper()
-    client_country = (client.country or "").upper()
-    place = None
-    if supplier_country == "IN" and client_country == "IN":
-        place = _place_of_supply(client)
-    try:
-        regime = gst.tax_regime(supplier_country, _state_of(tenant.region), client_country,
-                                place, is_export_with_lut=True)  # fmt: skip
-    except ValueError as error:
-        raise InvoiceError(
-            f"Cannot work out the tax: {error}. Give the workspace's state and the client's "
-            "GSTIN or state."
-        ) from None
-    rate = default_tax_rate(supplier_country) if tax_rate in (None, "") else tax_rate
-    if regime == "export":
-        rate = Decimal("0")  # zero-rated: the line shows 0%, whatever rate was asked for
-    invoice = Invoice(
-        client_id=client.id, project_id=project.id, series=DEFAULT_SERIES, status="draft",
-        currency=project.currency, supplier_gstin=getattr(tenant, "gstin", None),
-        recipient_gstin=client.gstin, place_of_supply=place, tax_regime=regime,
-        reverse_charge=reverse_charge,
-        lut_reference=(lut_reference or None) if regime == "export" else None,
-    )  # fmt: skip
+    setting = tax_setting(tenant, client, lut_reference)
+    rate = default_tax_rate(tenant.country) if tax_rate in (None, "") else tax_rate
+    if isinstance(rate, float):
+        raise InvoiceError("A tax rate must not be a float.")
+    invoice = _new_draft(tenant, client, setting, project.currency, project.id, reverse_charge)
     lines, taxes = [], []
     for position, milestone in enumerate(locked, start=1):
-        value = to_money(milestone.amount)
-        try:
-            tax = gst.line_tax(value, rate, regime)
-        except (TypeError, ValueError) as error:
-            raise InvoiceError(str(error)) from None
+        line, tax = setting.line(position, f"{project.name}: {milestone.name}", hsn_sac,
+                                 Decimal("1.000"), to_money(milestone.amount), rate,
+                                 milestone_id=milestone.id)  # fmt: skip
+        lines.append(line)
         taxes.append(tax)
-        lines.append(InvoiceLine(
-            milestone_id=milestone.id, position=position,
-            description=f"{project.name}: {milestone.name}"[:255],
-            hsn_sac=(hsn_sac or "").strip()[:8] or None, quantity=Decimal("1.000"),
-            unit_price=value, taxable_value=value, tax_rate=Decimal(str(rate)),
-            cgst=tax.cgst, sgst=tax.sgst, igst=tax.igst, other_tax=tax.other,
-            total=value + tax.total,
-        ))  # fmt: skip
-    _set_totals(invoice, lines, gst.invoice_tax(taxes))
-    invoice.lines = lines
-    session.add(invoice)
-    session.flush()
-    return invoice
+    return _finish_draft(session, invoice, lines, taxes)
+
+
+class InvoiceInvalid(InvoiceError):
+    """A hand-made invoice with errors: one message per field, lines as "lines.<i>.<field>"."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ManualLine:
+    """A line of a hand-made invoice as typed (strings); `draft_by_hand` checks it."""
+
+    description: str = ""
+    hsn_sac: str = ""
+    quantity: str = "1"
+    unit_price: str = ""
+    tax_rate: str = ""
+
+    @property
+    def is_blank(self) -> bool:
+        return not (self.description.strip() or self.unit_price.strip() or self.hsn_sac.strip())
+
+
+def _decimal(raw: str) -> Decimal | None:
+    try:
+        value = Decimal(raw.replace(",", "").strip())
+    except ArithmeticError:
+        return None
+    return value if value.is_finite() else None
+
+
+def draft_by_hand(session: Session, tenant, client: Client | None, lines: Sequence[ManualLine],
+                  reverse_charge: bool = False) -> Invoice:  # fmt: skip
+    """A draft invoice typed by hand: a client and lines (description, HSN/SAC, quantity, unit
+    price, tax rate), taxed by the same rules as a draft from milestones (`tax_setting`,
+    `TaxSetting.line`). Blank rows are skipped. Raises InvoiceInvalid with every error."""
+    errors: dict[str, str] = {}
+    if client is None:
+        errors["client_id"] = "Choose the client to invoice."
+    setting = None
+    if client is not None:
+        try:
+            setting = tax_setting(tenant, client)
+        except InvoiceError as error:
+            errors["client_id"] = str(error)
+    rows = [(i, line) for i, line in enumerate(lines) if not line.is_blank]
+    if not rows:
+        errors["lines"] = "Add at least one line."
+    default_rate = default_tax_rate(tenant.country)
+    built, taxes = [], []
+    for position, (i, row) in enumerate(rows, start=1):
+        key = f"lines.{i}."
+        description = row.description.strip()
+        if not description:
+            errors[key + "description"] = "Describe what is invoiced."
+        elif len(description) > 255:
+            errors[key + "description"] = "Keep the description to 255 characters."
+        hsn = row.hsn_sac.strip()
+        if hsn and not (hsn.isdigit() and len(hsn) in (4, 6, 8)):
+            errors[key + "hsn_sac"] = "An HSN/SAC code is 4, 6 or 8 digits."
+        quantity = _decimal(row.quantity or "1")
+        if quantity is None or quantity <= 0 or quantity != quantity.quantize(Decimal("0.001")):
+            errors[key + "quantity"] = "A quantity above 0, at most 3 decimals."
+        elif quantity >= Decimal("1000000000"):
+            errors[key + "quantity"] = "That quantity is too large."
+        price = _decimal(row.unit_price) if row.unit_price.strip() else None
+        if price is None:
+            errors[key + "unit_price"] = "Enter the unit price, e.g. 25000.00."
+        elif price <= 0 or price != price.quantize(Decimal("0.01")):
+            errors[key + "unit_price"] = "A price above 0, at most 2 decimals."
+        elif price > Decimal("9999999999999"):
+            errors[key + "unit_price"] = "That price is too large."
+        rate = _decimal(row.tax_rate) if row.tax_rate.strip() else default_rate
+        if rate is None or not 0 <= rate <= 100:
+            errors[key + "tax_rate"] = "A tax rate is a percentage from 0 to 100."
+        if setting is None or any(k.startswith(key) for k in errors):
+            continue
+        try:
+            line, tax = setting.line(position, description, hsn or None, quantity, price, rate)
+        except InvoiceError as error:
+            errors[key + "tax_rate"] = str(error).capitalize()
+            continue
+        built.append(line)
+        taxes.append(tax)
+    if errors:
+        raise InvoiceInvalid(errors)
+    currency = client.currency or tenant.currency
+    invoice = _new_draft(tenant, client, setting, currency, None, reverse_charge)
+    return _finish_draft(session, invoice, built, taxes)
 
 
 def _set_totals(invoice: Invoice, lines: Sequence[InvoiceLine], tax: gst.LineTax) -> None:
@@ -202,9 +341,20 @@ def due_date(terms: str | None, days: int | None, issue_day: date, country: str,
 
 
 def number_format(tenant, series: str = DEFAULT_SERIES) -> NumberFormat:
-    return NumberFormat.for_series(DEFAULT_FORMAT if series == DEFAULT_SERIES else
-                                   "{series}/{fy_short}/{seq:05d}", series,
-                                   tenant.country)  # fmt: skip
+    """The invoice series uses the workspace's own format when it has one (checked here again,
+    so a format that could break GST Rule 46 is refused at issue rather than printed); other
+    series (credit notes) keep "{series}/{fy_short}/{seq:05d}", so they never look like an
+    invoice number."""
+    if series == DEFAULT_SERIES:
+        template = getattr(tenant, "invoice_number_format", None) or DEFAULT_FORMAT
+    else:
+        template = "{series}/{fy_short}/{seq:05d}"
+    try:
+        return NumberFormat.for_series(template, series, tenant.country)
+    except NumberFormatError as error:
+        raise InvoiceError(
+            f"The workspace's invoice number format cannot be used: {error}"
+        ) from None
 
 
 def issue(session: Session, tenant, invoice: Invoice, today: date,
@@ -240,11 +390,18 @@ def issue(session: Session, tenant, invoice: Invoice, today: date,
 
 
 def void(session: Session, invoice: Invoice, user_id: int | None = None) -> Invoice:
-    """Void a draft or an issued invoice. An issued one keeps its number (numbers are never
-    used again, GST Rule 46) and its milestones become invoiceable again."""
-    if invoice.status not in ("draft", "issued"):
-        raise InvoiceError(f"A {invoice.status.replace('_', ' ')} invoice cannot be voided.")
-    if invoice.status == "issued":
+    """Void a draft, or an issued invoice on which nothing was paid or credited (a payment is
+    un-allocated first; a credited invoice is settled by credit notes, not voided). It keeps
+    its number (numbers are never used again, GST Rule 46) and its milestones become
+    invoiceable again."""
+    from app.payments.services import outstanding
+
+    if invoice.status not in ("draft", "issued", "sent", "overdue"):
+        raise InvoiceError(f"A {_label(invoice.status)} invoice cannot be voided.")
+    if invoice.status != "draft":
+        if outstanding(session, invoice) != to_money(invoice.total):
+            raise InvoiceError("Payments or credit notes are recorded against this invoice: "
+                               "it cannot be voided.")  # fmt: skip
         project = session.get(Project, invoice.project_id) if invoice.project_id else None
         back = _invoiceable_status(project) if project else "completed"
         ids = [line.milestone_id for line in invoice.lines if line.milestone_id]
@@ -254,6 +411,149 @@ def void(session: Session, invoice: Invoice, user_id: int | None = None) -> Invo
     invoice.status = "void"
     session.flush()
     return invoice
+
+
+# The lifecycle after issuing ----------------------------------------------------------------
+#
+# Statuses: issued -> sent (marked by hand until invoices are e-mailed); overdue is STORED,
+# set by the daily job `mark_overdue` (each tenant at its own midnight) on issued and sent
+# invoices past their due date; a payment makes any of them partly paid or paid and taking it
+# back returns the invoice to what the facts say (`status_after_settling`: overdue when past
+# due, else sent when it was sent, else issued). Disputed holds until resolved (unless the
+# invoice gets paid in full); written off is final. What is owed is never stored: see
+# app.payments.services.outstanding (total - payments - credit notes - written off).
+
+
+def _label(status: str) -> str:
+    return status.replace("_", " ")
+
+
+def tenant_today(session: Session) -> date:
+    """Today in the time zone of the tenant the session is bound to (UTC when unbound)."""
+    from tenants.binding import bound_tenant_id
+    from tenants.models import Tenant
+
+    tenant_id = bound_tenant_id(session)
+    tenant = session.get(Tenant, tenant_id) if tenant_id is not None else None
+    zone = ZoneInfo(tenant.time_zone) if tenant is not None else UTC
+    return datetime.now(zone).date()
+
+
+def status_after_settling(session: Session, invoice: Invoice, paid: Decimal, left: Decimal,
+                          today: date | None = None) -> str:  # fmt: skip
+    """The status of an owing invoice from its money: paid when nothing is left (payments and
+    credit notes together), disputed while a dispute is open, partly paid once something was
+    paid, else its resting status (overdue past due, sent, issued)."""
+    if left <= 0 and to_money(invoice.total) > 0:
+        return "paid"
+    if invoice.status == "disputed":
+        return "disputed"
+    if paid > 0:
+        return "partly_paid"
+    return invoice.resting_status(today or tenant_today(session))
+
+
+def _refuse_unless(invoice: Invoice, allowed: Sequence[str], action: str) -> None:
+    if invoice.status not in allowed:
+        raise InvoiceError(f"This invoice is {_label(invoice.status)}: it cannot be {action}.")
+
+
+def mark_sent(session: Session, invoice: Invoice) -> Invoice:
+    """Record that the invoice went to the client. Only an issued invoice changes status (an
+    overdue or partly paid one keeps its status, with the date it was sent)."""
+    _refuse_unless(invoice, ("issued", "overdue", "partly_paid", "disputed"), "marked as sent")
+    if invoice.sent_at is not None:
+        raise InvoiceError("This invoice was already marked as sent.")
+    invoice.sent_at = datetime.now(UTC)
+    if invoice.status == "issued":
+        invoice.status = "sent"
+    session.flush()
+    return invoice
+
+
+def dispute(session: Session, invoice: Invoice, reason: str) -> Invoice:
+    """The client disputes the invoice: collection pauses until the dispute is resolved."""
+    _refuse_unless(invoice, ("issued", "sent", "overdue", "partly_paid"), "disputed")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvoiceInvalid({"dispute_reason": "Say what the client disputes."})
+    if len(reason) > 2000:
+        raise InvoiceInvalid({"dispute_reason": "Keep the reason to 2,000 characters."})
+    invoice.status = "disputed"
+    invoice.disputed_at = datetime.now(UTC)
+    invoice.dispute_reason = reason
+    session.flush()
+    return invoice
+
+
+def resolve_dispute(session: Session, invoice: Invoice, today: date | None = None) -> Invoice:
+    """The dispute is over: the invoice goes back to what its money and dates say. The reason
+    stays on the invoice (and the change in the audit log)."""
+    from app.invoicing.credits import credited_to_invoices
+    from app.payments.services import outstanding
+
+    _refuse_unless(invoice, ("disputed",), "resolved")
+    left = outstanding(session, invoice)
+    credited = credited_to_invoices(session, [invoice.id]).get(invoice.id, ZERO)
+    paid = to_money(invoice.total) - credited - left
+    invoice.status = "issued"  # leave "disputed" so that the money decides
+    invoice.status = status_after_settling(session, invoice, paid, left, today)
+    invoice.disputed_at = None
+    session.flush()
+    return invoice
+
+
+def write_off(session: Session, invoice: Invoice, reason: str) -> Invoice:
+    """Write off what the invoice still owes (a bad debt): the amount and reason are kept on
+    the invoice, it owes nothing more and takes no more payments. Final."""
+    from app.payments.services import outstanding
+
+    _refuse_unless(invoice, ("issued", "sent", "overdue", "partly_paid"), "written off")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvoiceInvalid({"write_off_reason": "Say why the amount is written off."})
+    if len(reason) > 2000:
+        raise InvoiceInvalid({"write_off_reason": "Keep the reason to 2,000 characters."})
+    invoice = lock_invoice(session, invoice)
+    _refuse_unless(invoice, ("issued", "sent", "overdue", "partly_paid"), "written off")
+    left = outstanding(session, invoice)
+    if left <= 0:
+        raise InvoiceError("Nothing is owed on this invoice: there is nothing to write off.")
+    invoice.written_off_amount = left
+    invoice.written_off_at = datetime.now(UTC)
+    invoice.write_off_reason = reason
+    invoice.status = "written_off"
+    session.flush()
+    return invoice
+
+
+def lock_invoice(session: Session, invoice: Invoice) -> Invoice:
+    """The invoice's row locked and re-read, so that what it owes cannot change under us (the
+    payments take the same lock)."""
+    return session.scalars(
+        select(Invoice)
+        .where(Invoice.id == invoice.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def mark_overdue(session: Session, today: date) -> int:
+    """The daily run: issued and sent invoices past their due date (`today` is the tenant's
+    date) become overdue, each through the ORM so that each change is audited. Returns how
+    many changed."""
+    invoices = session.scalars(
+        select(Invoice)
+        .where(Invoice.status.in_(("issued", "sent")), Invoice.due_date < today)
+        .order_by(Invoice.id)
+        .with_for_update(skip_locked=True)
+    )
+    count = 0
+    for invoice in invoices:
+        invoice.status = "overdue"
+        count += 1
+    session.flush()
+    return count
 
 
 def get_invoice(session: Session, invoice_id: int) -> Invoice | None:

@@ -1,22 +1,30 @@
-"""Invoice pages: draft from a project's milestones, the tax invoice, issue and void."""
+"""Invoice pages: the list, drafts from a project's milestones or by hand, the tax invoice, its
+lifecycle (issue, mark sent, dispute and resolve, write off, void) and credit notes."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, g, redirect, request, url_for
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy import select
 
+from app.clients import services as clients
+from app.clients.models import Client
 from app.extensions import db
-from app.invoicing import services
+from app.invoicing import credits, forms, listing, services
+from app.invoicing.models import Invoice
 from app.pages import render_page, toast
 from app.projects import services as projects
-from app.projects.models import Milestone
+from app.projects.models import Milestone, Project
 from tenants.context import require_permission
 
 blueprint = Blueprint("invoicing", __name__, url_prefix="/t/<tenant_slug>/invoices")
 TAX_INVOICE_COUNTRIES = ("IN", "AU")
+STATUS_LABELS = {"open": "Open (still owed)", "overdue": "Overdue", "draft": "Draft",
+                 "issued": "Issued", "sent": "Sent", "partly_paid": "Partly paid", "paid": "Paid",
+                 "disputed": "Disputed", "written_off": "Written off", "void": "Void"}  # fmt: skip
 
 
 def _today() -> date:
@@ -31,6 +39,41 @@ def _invoice_or_404(invoice_id: int):
     return invoice
 
 
+def _back(invoice) -> str:
+    return url_for("invoicing.detail", invoice_id=invoice.id)
+
+
+# The list -----------------------------------------------------------------------------------
+
+
+@blueprint.get("/")
+@require_permission("invoices.view")
+def index():
+    filters = listing.InvoiceFilters.from_args(request.args)
+    page = listing.list_invoices(db.session, filters, _today(), after=request.args.get("after"))
+    client = clients.get_client(db.session, filters.client_id) if filters.client_id else None
+    return render_page("invoicing/index.html", block="invoice_results", page=page,
+                       filters=filters, client=client, status_labels=STATUS_LABELS)  # fmt: skip
+
+
+@blueprint.get("/client/<int:client_id>")
+@require_permission("invoices.view")
+def client_tab(client_id: int):
+    """The client page's Invoices tab (loaded into the page by htmx): latest invoices, credit
+    notes, and the way to the full list filtered by the client."""
+    client = clients.get_client(db.session, client_id)
+    if client is None:
+        abort(404)
+    filters = listing.InvoiceFilters(client_id=client.id)
+    page = listing.list_invoices(db.session, filters, _today(), page_size=10)
+    return render_template("invoicing/_client_tab.html", client=client, page=page,
+                           credit_notes=credits.credit_notes_of_client(db.session, client.id),
+                           )  # fmt: skip
+
+
+# Drafts -------------------------------------------------------------------------------------
+
+
 @blueprint.post("/from-project/<int:project_id>")
 @require_permission("invoices.edit")
 def draft(project_id: int):
@@ -38,7 +81,7 @@ def draft(project_id: int):
     if project is None or project.client.deleted_at is not None:
         abort(404)
     ids = [int(v) for v in request.form.getlist("milestone_ids") if v.isdigit()]
-    milestones = [m for m in (db.session.get(Milestone, i) for i in ids) if m is not None]
+    milestones = list(db.session.scalars(select(Milestone).where(Milestone.id.in_(ids))))
     try:
         invoice = services.draft_from_milestones(
             db.session, g.tenant, project, milestones,
@@ -48,23 +91,94 @@ def draft(project_id: int):
     except services.InvoiceError as error:
         toast(str(error), "error")
         return redirect(url_for("projects.detail", project_id=project.id), 303)
-    toast("Draft invoice ready. Check it, then issue it.")
+    count = len(invoice.lines)
+    toast(f"Draft invoice ready{f' with {count} milestones' if count > 1 else ''}. "
+          "Check it, then issue it.")  # fmt: skip
     return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
+
+
+def _default_rate() -> str:
+    return str(services.default_tax_rate(g.tenant.country).normalize())
+
+
+@blueprint.route("/new", methods=["GET", "POST"])
+@require_permission("invoices.edit")
+def new():
+    """An invoice by hand: a client and lines. "Add line" works without JavaScript too (it
+    submits the form and gets it back with one more row)."""
+    raw_client = request.values.get("client_id", "")
+    client = clients.get_client(db.session, int(raw_client)) if raw_client.isdigit() else None
+    lines = forms.manual_lines(request.form) if request.method == "POST" else []
+    errors: dict[str, str] = {}
+    if request.method == "POST" and "add_line" not in request.form:
+        try:
+            reverse_charge = request.form.get("reverse_charge") == "1"
+            invoice = services.draft_by_hand(db.session, g.tenant, client, lines, reverse_charge)
+        except services.InvoiceInvalid as invalid:
+            errors = invalid.errors
+        except services.InvoiceError as error:
+            errors = {"client_id": str(error)}
+        else:
+            toast("Draft invoice ready. Check it, then issue it.")
+            return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
+    rows = forms.line_rows(lines, errors, _default_rate())
+    if "add_line" in request.form:
+        rows.append(forms.new_row(_default_rate()))
+    return render_page(
+        "invoicing/new.html", status=422 if errors else 200, client=client, rows=rows,
+        errors=errors, reverse_charge=request.form.get("reverse_charge"),
+        client_choices=_client_choices(request.values.get("client_q", "")),
+        default_rate=_default_rate(),
+    )  # fmt: skip
+
+
+@blueprint.get("/new/line")
+@require_permission("invoices.edit")
+def new_line():
+    """One blank line row for the hand-made invoice (htmx "Add line"); with ?remove=1 an empty
+    answer, which htmx swaps in for the row being removed."""
+    if request.args.get("remove"):
+        return ""
+    return render_template("invoicing/_line.html", row=forms.new_row(_default_rate()))
+
+
+def _client_choices(q: str, limit: int = 50) -> list[Client]:
+    filters = clients.ClientFilters.from_args({"q": q}) if q else clients.ClientFilters()
+    return clients.list_clients(db.session, filters, page_size=limit).clients
+
+
+@blueprint.get("/new/clients")
+@require_permission("invoices.edit")
+def client_options():
+    """The client picker's options for what was typed (htmx, search as you type)."""
+    return render_template("invoicing/_client_options.html",
+                           client_choices=_client_choices(request.args.get("client_q", "")),
+                           selected=None)  # fmt: skip
+
+
+# One invoice --------------------------------------------------------------------------------
+
+
+def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict | None = None):
+    from app.payments.services import outstanding
+
+    owing = invoice.status not in ("draft", "void")
+    return render_page(
+        "invoicing/detail.html", status=status, invoice=invoice,
+        client=db.session.get(Client, invoice.client_id),
+        project=db.session.get(Project, invoice.project_id) if invoice.project_id else None,
+        tax_invoice=g.tenant.country.upper() in TAX_INVOICE_COUNTRIES,
+        place_name=services.state_name(invoice.place_of_supply),
+        outstanding=outstanding(db.session, invoice) if owing else None,
+        credit_notes=credits.credit_notes_of_invoice(db.session, invoice.id),
+        errors=errors or {}, values=values or {}, today=_today(),
+    )  # fmt: skip
 
 
 @blueprint.get("/<int:invoice_id>")
 @require_permission("invoices.view")
 def detail(invoice_id: int):
-    invoice = _invoice_or_404(invoice_id)
-    from app.clients.models import Client
-    from app.projects.models import Project
-
-    return render_page(
-        "invoicing/detail.html", invoice=invoice, client=db.session.get(Client, invoice.client_id),
-        project=db.session.get(Project, invoice.project_id) if invoice.project_id else None,
-        tax_invoice=g.tenant.country.upper() in TAX_INVOICE_COUNTRIES,
-        place_name=services.state_name(invoice.place_of_supply),
-    )  # fmt: skip
+    return _detail(_invoice_or_404(invoice_id))
 
 
 @blueprint.post("/<int:invoice_id>/issue")
@@ -77,7 +191,7 @@ def issue(invoice_id: int):
         toast(str(error), "error")
     else:
         toast(f"Invoice {invoice.number} issued, due {invoice.due_date.strftime('%d %b %Y')}.")
-    return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
+    return redirect(_back(invoice), 303)
 
 
 @blueprint.post("/<int:invoice_id>/void")
@@ -90,4 +204,97 @@ def void(invoice_id: int):
         toast(str(error), "error")
     else:
         toast(f"Invoice {invoice.number or 'draft'} is void.")
-    return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
+    return redirect(_back(invoice), 303)
+
+
+@blueprint.post("/<int:invoice_id>/sent")
+@require_permission("invoices.edit")
+def mark_sent(invoice_id: int):
+    invoice = _invoice_or_404(invoice_id)
+    try:
+        services.mark_sent(db.session, invoice)
+    except services.InvoiceError as error:
+        toast(str(error), "error")
+    else:
+        toast(f"Invoice {invoice.number} marked as sent.")
+    return redirect(_back(invoice), 303)
+
+
+@blueprint.post("/<int:invoice_id>/dispute")
+@require_permission("invoices.edit")
+def dispute(invoice_id: int):
+    invoice = _invoice_or_404(invoice_id)
+    try:
+        services.dispute(db.session, invoice, request.form.get("dispute_reason", ""))
+    except services.InvoiceInvalid as invalid:
+        return _detail(invoice, 422, invalid.errors, request.form.to_dict())
+    except services.InvoiceError as error:
+        toast(str(error), "error")
+    else:
+        toast(f"Invoice {invoice.number} is disputed; collection waits until it is resolved.")
+    return redirect(_back(invoice), 303)
+
+
+@blueprint.post("/<int:invoice_id>/resolve")
+@require_permission("invoices.edit")
+def resolve(invoice_id: int):
+    invoice = _invoice_or_404(invoice_id)
+    try:
+        services.resolve_dispute(db.session, invoice, _today())
+    except services.InvoiceError as error:
+        toast(str(error), "error")
+    else:
+        toast(f"Dispute resolved: invoice {invoice.number} is {invoice.status.replace('_', ' ')}.")
+    return redirect(_back(invoice), 303)
+
+
+@blueprint.post("/<int:invoice_id>/write-off")
+@require_permission("invoices.edit")
+def write_off(invoice_id: int):
+    invoice = _invoice_or_404(invoice_id)
+    try:
+        invoice = services.write_off(db.session, invoice, request.form.get("write_off_reason", ""))
+    except services.InvoiceInvalid as invalid:
+        return _detail(invoice, 422, invalid.errors, request.form.to_dict())
+    except services.InvoiceError as error:
+        toast(str(error), "error")
+    else:
+        toast(f"Invoice {invoice.number}: {invoice.written_off_amount} written off.")
+    return redirect(_back(invoice), 303)
+
+
+# Credit notes -------------------------------------------------------------------------------
+
+
+@blueprint.post("/<int:invoice_id>/credit-notes")
+@require_permission("invoices.edit")
+def new_credit_note(invoice_id: int):
+    invoice = _invoice_or_404(invoice_id)
+    amount = request.form.get("credit_amount", "")
+    try:
+        note = credits.issue_credit_note(db.session, g.tenant, invoice, amount,
+                                         request.form.get("credit_reason", ""), _today(),
+                                         user_id=current_user.id)  # fmt: skip
+    except services.InvoiceInvalid as invalid:
+        errors = {f"credit_{k}": v for k, v in invalid.errors.items()}
+        return _detail(invoice, 422, errors, request.form.to_dict())
+    except services.InvoiceError as error:
+        toast(str(error), "error")
+        return redirect(_back(invoice), 303)
+    toast(f"Credit note {note.number} issued.")
+    return redirect(url_for("invoicing.credit_note", credit_note_id=note.id), 303)
+
+
+@blueprint.get("/credit-notes/<int:credit_note_id>")
+@require_permission("invoices.view")
+def credit_note(credit_note_id: int):
+    note = credits.get_credit_note(db.session, credit_note_id)
+    if note is None:
+        abort(404)
+    invoice = db.session.get(Invoice, note.invoice_id)
+    return render_page(
+        "invoicing/credit_note.html", note=note, invoice=invoice,
+        client=db.session.get(Client, note.client_id),
+        tax_invoice=g.tenant.country.upper() in TAX_INVOICE_COUNTRIES,
+        place_name=services.state_name(invoice.place_of_supply),
+    )  # fmt: skip

@@ -75,9 +75,15 @@ def _applied_to_invoices(session: Session, invoice_ids: Iterable[int]) -> dict[i
 
 
 def outstanding(session: Session, invoice: Invoice) -> Decimal:
-    """What the invoice still owes: its total less the live allocations' cash and TDS."""
-    return to_money(invoice.total) - _applied_to_invoices(session, [invoice.id]).get(
-        invoice.id, ZERO
+    """What the invoice still owes: its total less the live allocations' cash and TDS, its
+    credit notes, and what was written off."""
+    from app.invoicing.credits import credited_to_invoices
+
+    return (
+        to_money(invoice.total)
+        - _applied_to_invoices(session, [invoice.id]).get(invoice.id, ZERO)
+        - credited_to_invoices(session, [invoice.id]).get(invoice.id, ZERO)
+        - to_money(invoice.written_off_amount or ZERO)
     )
 
 
@@ -120,7 +126,10 @@ class OpenInvoice:
 
 
 def open_invoices(session: Session, client_id: int) -> list[OpenInvoice]:
-    """The client's issued (not void) invoices that still owe something, oldest issue first."""
+    """The client's issued (not void) invoices that still owe something (after payments and
+    credit notes), oldest issue first."""
+    from app.invoicing.credits import credited_to_invoices
+
     invoices = list(
         session.scalars(
             select(Invoice)
@@ -129,9 +138,11 @@ def open_invoices(session: Session, client_id: int) -> list[OpenInvoice]:
         )
     )
     applied = _applied_to_invoices(session, [i.id for i in invoices])
+    credited = credited_to_invoices(session, [i.id for i in invoices])
     result = []
     for invoice in invoices:
         owed = to_money(invoice.total) - applied.get(invoice.id, ZERO)
+        owed -= credited.get(invoice.id, ZERO)
         if owed > 0:
             result.append(OpenInvoice(invoice, owed))
     return result
@@ -375,10 +386,9 @@ def allocate(
                 f"Invoice {_label(invoice)} is in {invoice.currency}, the "
                 f"payment in {payment.currency}."
             )
-    owed = _applied_to_invoices(session, invoices)
     for row in parsed:
         invoice = invoices[row.invoice_id]
-        left = to_money(invoice.total) - owed.get(invoice.id, ZERO)
+        left = outstanding(session, invoice)  # credit notes count too
         if row.amount + row.tds_amount > left:
             raise PaymentError(
                 f"Invoice {_label(invoice)} owes {left}; "
@@ -438,24 +448,18 @@ def mark_tds_certificate(
 
 
 def _settle(session: Session, invoice: Invoice, user_id: int | None) -> None:
-    """The invoice's status from what it still owes, and its milestones to match."""
+    """The invoice's status from what it still owes (payments and credit notes), and its
+    milestones to match: paid, partly paid, or back to overdue / sent / issued when nothing is
+    paid any more (`app.invoicing.services.status_after_settling`; a dispute holds)."""
+    from app.invoicing.services import status_after_settling
+
     if invoice.status not in PAYABLE_STATUSES:
         return
     left = outstanding(session, invoice)
-    total = to_money(invoice.total)
-    if left <= 0 and total > 0:
-        status = "paid"
-    elif left < total:
-        status = "partly_paid"
-    elif invoice.status in ("partly_paid", "paid"):
-        status = "issued"
-    else:
-        status = invoice.status  # sent, overdue, disputed: nothing paid, left as they were
+    paid = _applied_to_invoices(session, [invoice.id]).get(invoice.id, ZERO)
+    status = status_after_settling(session, invoice, paid, left)
     invoice.status = status
-    target = MILESTONE_FOR.get(status)
-    if target is None:
-        session.flush()
-        return
+    target = "paid" if status == "paid" else "partly_paid" if paid > 0 else "invoiced"
     milestone_ids = select(InvoiceLine.milestone_id).where(
         InvoiceLine.invoice_id == invoice.id, InvoiceLine.milestone_id.is_not(None)
     )
