@@ -30,19 +30,39 @@ def books(db_session, make_tenant, make_user):
 
     def issued(amounts=("1000.00",), gstin=MH_GSTIN, rate="18"):
         n = next(counter)
-        client = Client(full_name=f"Client {n}", short_name=f"C{n}", location="local",
-                        country="IN", currency="INR", gstin=gstin, payment_terms="net",
-                        payment_days=30)  # fmt: skip
+        client = Client(
+            full_name=f"Client {n}",
+            short_name=f"C{n}",
+            location="local",
+            country="IN",
+            currency="INR",
+            gstin=gstin,
+            payment_terms="net",
+            payment_days=30,
+        )
         session.add(client)
         session.flush()
-        proj = Project(client_id=client.id, name=f"Project {n}",
-                       contract_value=sum(Decimal(a) for a in amounts), currency="INR",
-                       start_date=date(2027, 1, 4))  # fmt: skip
+        proj = Project(
+            client_id=client.id,
+            name=f"Project {n}",
+            contract_value=sum(Decimal(a) for a in amounts),
+            currency="INR",
+            start_date=date(2027, 1, 4),
+        )
         session.add(proj)
         session.flush()
-        milestones = [Milestone(project_id=proj.id, position=i, name=f"Stage {i}",
-                                amount=Decimal(a), due_rule="date", due_date=DAY,
-                                status="completed") for i, a in enumerate(amounts, start=1)]  # fmt: skip
+        milestones = [
+            Milestone(
+                project_id=proj.id,
+                position=i,
+                name=f"Stage {i}",
+                amount=Decimal(a),
+                due_rule="date",
+                due_date=DAY,
+                status="completed",
+            )
+            for i, a in enumerate(amounts, start=1)
+        ]
         session.add_all(milestones)
         session.flush()
         invoice = services.draft_from_milestones(session, tenant, proj, milestones, rate, "998311")
@@ -92,7 +112,9 @@ def test_inter_state_credit_is_all_igst_and_numbers_are_consecutive(books):
     assert first.subtotal == Decimal("84.75")
     assert (first.number, second.number) == ("CN/26-27/00001", "CN/26-27/00002")
     assert [n.id for n in credits.credit_notes_of_invoice(session, invoice.id)] == [
-        first.id, second.id]  # fmt: skip
+        first.id,
+        second.id,
+    ]
     # the invoice numbers are a series of their own, untouched
     assert invoice.number == "INV/26-27/00001"
 
@@ -104,7 +126,11 @@ def test_a_full_credit_mirrors_the_invoice_and_settles_it(books):
     assert note.total == invoice.total
     for line, original in zip(note.lines, invoice.lines, strict=True):
         assert (line.taxable_value, line.cgst, line.sgst, line.total) == (
-            original.taxable_value, original.cgst, original.sgst, original.total)  # fmt: skip
+            original.taxable_value,
+            original.cgst,
+            original.sgst,
+            original.total,
+        )
     assert (note.cgst, note.sgst) == (invoice.cgst, invoice.sgst)
     assert payments.outstanding(session, invoice) == 0
     assert invoice.status == "paid"
@@ -115,8 +141,9 @@ def test_never_more_than_is_still_owed(books):
     tenant, session, issued, _ = books
     invoice, _ = issued(("1000.00",))  # 1,180.00 with GST
     client = session.get(Client, invoice.client_id)
-    payment = payments.record_payment(session, client, {
-        "amount": "1000.00", "received_on": "2027-02-10", "method": "cash"})  # fmt: skip
+    payment = payments.record_payment(
+        session, client, {"amount": "1000.00", "received_on": "2027-02-10", "method": "cash"}
+    )
     payments.allocate(session, payment, [(invoice.id, "1000.00", "", "", "")])
     assert invoice.status == "partly_paid"
     with pytest.raises(services.InvoiceInvalid) as refused:
@@ -142,8 +169,9 @@ def test_a_payment_cannot_overpay_a_credited_invoice_and_the_balance_counts_cred
     invoice, _ = issued(("1000.00",), rate="0")
     credits.issue_credit_note(session, tenant, invoice, "400.00", "Discount", DAY)
     client = session.get(Client, invoice.client_id)
-    payment = payments.record_payment(session, client, {
-        "amount": "1000.00", "received_on": "2027-02-10", "method": "cash"})  # fmt: skip
+    payment = payments.record_payment(
+        session, client, {"amount": "1000.00", "received_on": "2027-02-10", "method": "cash"}
+    )
     with pytest.raises(payments.PaymentError, match="owes 600.00"):
         payments.allocate(session, payment, [(invoice.id, "700.00", "", "", "")])
     suggestion, credit = payments.suggest_allocation(session, payment)
@@ -177,12 +205,16 @@ def test_pages_issue_a_credit_note_and_show_it_on_the_invoice_and_client(
     page = client.get(url).text
     assert "Issue a credit note" in page
     token = csrf_token_from(page)
-    refused = client.post(f"{url}/credit-notes", data={
-        "csrf_token": token, "credit_amount": "5000", "credit_reason": ""})  # fmt: skip
+    refused = client.post(
+        f"{url}/credit-notes",
+        data={"csrf_token": token, "credit_amount": "5000", "credit_reason": ""},
+    )
     assert refused.status_code == 422
     assert 'id="credit_amount-error"' in refused.text and 'id="credit_reason-error"' in refused.text
-    made = client.post(f"{url}/credit-notes", data={
-        "csrf_token": token, "credit_amount": "118.00", "credit_reason": "Late delivery"})  # fmt: skip
+    made = client.post(
+        f"{url}/credit-notes",
+        data={"csrf_token": token, "credit_amount": "118.00", "credit_reason": "Late delivery"},
+    )
     assert made.status_code == 303
     note_page = client.get(made.headers["Location"]).text
     assert "Credit note CN/26-27/00001" in note_page and "Late delivery" in note_page
@@ -197,9 +229,17 @@ def test_pages_issue_a_credit_note_and_show_it_on_the_invoice_and_client(
     other = client.application.test_client()
     login(other, viewer)
     assert "Issue a credit note" not in other.get(url).text
-    assert other.post(f"{url}/credit-notes", data={
-        "csrf_token": csrf_token_from(other.get(url).text), "credit_amount": "1",
-        "credit_reason": "x"}).status_code == 403  # fmt: skip
+    assert (
+        other.post(
+            f"{url}/credit-notes",
+            data={
+                "csrf_token": csrf_token_from(other.get(url).text),
+                "credit_amount": "1",
+                "credit_reason": "x",
+            },
+        ).status_code
+        == 403
+    )
     check = tenant_session(db_session, tenant)
     assert check.query(CreditNote).count() == 1
     assert check.get(Invoice, invoice.id).status == "issued"

@@ -31,7 +31,7 @@ def line_rows(lines: list[ManualLine], errors: Mapping[str, str], default_rate: 
     if not lines:
         lines = [ManualLine(tax_rate=default_rate) for _ in range(BLANK_ROWS)]
     return [
-        {"key": str(i), "values": line,
+        {"key": str(i), "line": line,
          "errors": {f: errors[f"lines.{i}.{f}"] for f in LINE_FIELDS if f"lines.{i}.{f}" in errors}}
         for i, line in enumerate(lines)
     ]  # fmt: skip
@@ -39,5 +39,5 @@ def line_rows(lines: list[ManualLine], errors: Mapping[str, str], default_rate: 
 
 def new_row(default_rate: str) -> dict:
     """A blank row added by htmx: a random key keeps its element ids unique on the page."""
-    return {"key": "n" + secrets.token_hex(4), "values": ManualLine(tax_rate=default_rate),
+    return {"key": "n" + secrets.token_hex(4), "line": ManualLine(tax_rate=default_rate),
             "errors": {}}  # fmt: skip

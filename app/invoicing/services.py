@@ -461,9 +461,9 @@ def _refuse_unless(invoice: Invoice, allowed: Sequence[str], action: str) -> Non
 def mark_sent(session: Session, invoice: Invoice) -> Invoice:
     """Record that the invoice went to the client. Only an issued invoice changes status (an
     overdue or partly paid one keeps its status, with the date it was sent)."""
-    _refuse_unless(invoice, ("issued", "overdue", "partly_paid", "disputed"), "marked as sent")
     if invoice.sent_at is not None:
         raise InvoiceError("This invoice was already marked as sent.")
+    _refuse_unless(invoice, ("issued", "overdue", "partly_paid", "disputed"), "marked as sent")
     invoice.sent_at = datetime.now(UTC)
     if invoice.status == "issued":
         invoice.status = "sent"
