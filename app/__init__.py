@@ -67,6 +67,7 @@ def register_blueprints(app: Flask) -> None:
     from app.health.views import blueprint as health
     from app.invoicing.pdf_views import blueprint as invoice_pdfs
     from app.invoicing.views import blueprint as invoicing
+    from app.library.tenant_views import blueprint as my_templates
     from app.library.views import blueprint as library
     from app.payments.views import blueprint as payments
     from app.projects.views import blueprint as projects
@@ -79,6 +80,7 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     app.register_blueprint(settings)
     app.register_blueprint(invoice_pdfs)
+    app.register_blueprint(my_templates)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -12,6 +12,7 @@ from app.clients.models import (
     Site,
 )
 from app.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
+from app.library.tenant_models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
 from app.messaging.models import OutboxMessage
 from app.payments.models import Payment, PaymentAllocation
 from app.projects.models import Milestone, MilestoneTransition, Project
@@ -44,6 +45,9 @@ __all__ = [
     "Payment",
     "PaymentAllocation",
     "Tenant",
+    "TenantTemplate",
+    "TenantTemplateItem",
+    "TenantTemplateVersion",
     "User",
     "shared_metadata",
     "tenant_metadata",

@@ -39,7 +39,7 @@ NON_RECORD_ARGS = {
 RECORD_ARGS = ("tenant_slug", "slug", "membership_id", "invitation_id", "client_id",
                "contact_id", "site_id", "document_id", "version", "import_id", "project_id",
                "milestone_id", "invoice_id", "payment_id", "allocation_id",
-               "credit_note_id")  # fmt: skip
+               "tenant_template_id", "item_id", "credit_note_id")  # fmt: skip
 
 
 def _draft_invoice_of(session, client_id):
@@ -52,6 +52,28 @@ def _draft_invoice_of(session, client_id):
     session.add(invoice)
     session.commit()
     return invoice
+
+
+def _tenant_template_of(session) -> tuple[int, int]:
+    """A template of the tenant's own: version 1 published, version 2 a draft with one item."""
+    from app.library.tenant_models import (
+        TenantTemplate,
+        TenantTemplateItem,
+        TenantTemplateVersion,
+    )
+
+    def item():
+        return TenantTemplateItem(position=1, name="Item of A", percentage=Decimal(100),
+                                  due_rule="on_start")  # fmt: skip
+
+    template = TenantTemplate(name="Template of A", current_version=1)
+    template.versions = [
+        TenantTemplateVersion(number=1, published_at=date(2027, 1, 1), items=[item()]),
+        TenantTemplateVersion(number=2, items=[item()]),
+    ]
+    session.add(template)
+    session.commit()
+    return template.id, template.versions[1].items[0].id
 
 
 def _credit_note_of(session, invoice):
@@ -148,6 +170,7 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
         "payment_id": _payment_of(session, client.id),
         "allocation_id": 1,
     }
+    records["tenant_template_id"], records["item_id"] = _tenant_template_of(session)
     session.close()
     return records
 
@@ -221,6 +244,9 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     assert session.get(Document, a["document_id"]).deleted_at is None
     assert session.get(Milestone, a["milestone_id"]).status == "planned"
     assert session.get(Project, a["project_id"]).deleted_at is None
+    from app.library.tenant_models import TenantTemplateItem
+
+    assert session.get(TenantTemplateItem, a["item_id"]).name == "Item of A"
     session.close()
     member = db_session.get(Membership, a["membership_id"], populate_existing=True)
     assert (member.role, member.active) == ("finance", True)

@@ -65,6 +65,15 @@ class LibraryTemplate(SharedModel):
         Index("ix_library_templates_browse", "industry", "complexity", "project_size"),
     )
 
+    # The interface `projects.services.apply_template` reads (shared with a tenant's versions).
+    def unavailable_reason(self) -> str | None:
+        return "This template is no longer offered." if self.retired else None
+
+    def provenance(self) -> dict[str, object]:
+        """What a project made from this template records about it."""
+        return {"template_key": self.key, "template_version": self.version,
+                "tenant_template_version_id": None}  # fmt: skip
+
 
 class LibraryTemplateItem(SharedModel):
     __tablename__ = "library_template_items"
@@ -89,3 +98,8 @@ class LibraryTemplateItem(SharedModel):
         CheckConstraint("due_days >= 0", name="due_days"),
         CheckConstraint("position >= 1", name="position"),
     )
+
+    @property
+    def fixed_amount(self) -> Decimal | None:
+        """Library items are shares only: a shipped plan cannot know a contract's value."""
+        return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -427,7 +428,7 @@ class PreviewItem:
     name: str
     description: str
     deliverables: str
-    percentage: Decimal
+    percentage: Decimal | None  # None: a fixed amount (tenant templates)
     amount: Decimal
     due_rule: str
     due_days: int
@@ -435,11 +436,39 @@ class PreviewItem:
     is_retention: bool
 
 
-def preview(template: LibraryTemplate, contract_value: Decimal) -> list[PreviewItem]:
-    """The plan on `contract_value`: amounts that add up to it exactly (largest remainder) and
-    each milestone's due day counted from the start."""
+class PlanShapeError(ValueError):
+    """A template's shares cannot make a plan on this contract value."""
+
+
+def plan_amounts(contract_value: Decimal, items: Sequence) -> list[Decimal]:
+    """Each item's amount on `contract_value`, adding up to it exactly. Fixed amounts come
+    first; the percentages share what is left (largest remainder, to the paisa), so they must
+    add up to 100. Items are anything with `percentage` and `fixed_amount` (one of them None):
+    the library's items and a tenant's."""
+    fixed = [item.fixed_amount for item in items]
+    rest = contract_value - sum((f for f in fixed if f is not None), Decimal(0))
+    if rest < 0:
+        raise PlanShapeError(f"The fixed amounts add up to {contract_value - rest}, more than "
+                             f"the contract value {contract_value}.")  # fmt: skip
+    shares = [item.percentage for item in items if item.fixed_amount is None]
+    if not shares:
+        if rest:
+            raise PlanShapeError(f"The fixed amounts add up to {contract_value - rest}, not the "
+                                 f"contract value {contract_value}.")  # fmt: skip
+        return list(fixed)
+    try:
+        split = iter(split_by_percentages(rest, shares))
+    except ValueError as error:
+        raise PlanShapeError(f"{str(error).capitalize()}.") from None
+    return [f if f is not None else next(split) for f in fixed]
+
+
+def preview(template, contract_value: Decimal) -> list[PreviewItem]:
+    """The plan of `template` (a library template or a tenant's version: anything with
+    `items`) on `contract_value`: amounts that add up to it exactly and each milestone's due
+    day counted from the start."""
     items = sorted(template.items, key=lambda i: i.position)
-    amounts = split_by_percentages(contract_value, [i.percentage for i in items])
+    amounts = plan_amounts(contract_value, items)
     out: list[PreviewItem] = []
     previous = 0
     for item, amount in zip(items, amounts, strict=True):

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Protocol
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +20,7 @@ from app.business_days import roll_forward
 from app.clients.models import Client
 from app.clients.rules import CURRENCIES
 from app.invoicing.money import split_by_percentages, to_money
-from app.library.models import LibraryTemplate
+from app.library.services import PlanShapeError, plan_amounts
 from app.projects.models import DUE_RULES, Milestone, MilestoneTransition, Project
 
 MAX_VALUE = Decimal("9999999999999999.99")
@@ -215,21 +216,46 @@ def replace_plan(session: Session, project: Project, plan: Sequence[PlannedMiles
     return len(rows)
 
 
-def apply_template(session: Session, project: Project, template: LibraryTemplate,
+class PlanTemplate(Protocol):
+    """What a plan can be made from: a library template or a version of a tenant's own.
+    `items` have name, description, deliverables, percentage, fixed_amount, due_rule (the
+    library's: on_start, days_after_start, days_after_previous), due_days and is_retention."""
+
+    name: str
+    items: Sequence
+
+    def unavailable_reason(self) -> str | None: ...
+
+    def provenance(self) -> dict[str, object]: ...
+
+
+def apply_template(session: Session, project: Project, template: PlanTemplate,
                    calendar: Calendar, actor_user_id: int | None = None) -> int:  # fmt: skip
     """The template's milestones on this project's contract value and start date; the project
-    keeps the template's key and version, so later library changes leave it as it was."""
-    if template.retired:
-        raise PlanError({"template": "This template is no longer offered."})
+    records where the plan came from (library key and version, or the tenant template's
+    version), so later changes to the template leave it as it was."""
+    reason = template.unavailable_reason()
+    if reason:
+        raise PlanError({"template": reason})
+    items = sorted(template.items, key=lambda item: item.position)
+    amounts: list = [None] * len(items)
+    if any(item.fixed_amount is not None for item in items):
+        # Fixed amounts first, percentages share the rest: the plan is given in amounts.
+        try:
+            amounts = plan_amounts(project.contract_value, items)
+        except PlanShapeError as error:
+            raise PlanError({"plan": str(error)}) from None
     plan = [PlannedMilestone(
         name=item.name, description=item.description or None,
-        deliverables=item.deliverables or None, percentage=item.percentage,
+        deliverables=item.deliverables or None,
+        percentage=item.percentage if amount is None else None, amount=amount,
         # the library's "on_start" is day 0 after the start
         due_rule="days_after_start" if item.due_rule == "on_start" else item.due_rule,
         due_days=item.due_days or 0, is_retention=item.is_retention,
-    ) for item in template.items]  # fmt: skip
+    ) for item, amount in zip(items, amounts, strict=True)]  # fmt: skip
     count = replace_plan(session, project, plan, calendar, actor_user_id=actor_user_id)
-    project.template_key, project.template_version = template.key, template.version
+    for column, value in template.provenance().items():
+        setattr(project, column, value)
     session.flush()
     return count
 

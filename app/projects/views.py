@@ -12,6 +12,7 @@ from app.clients import services as clients
 from app.extensions import db
 from app.invoicing.auto import invoice_when_done
 from app.library import services as library
+from app.library import tenant_services as my_templates
 from app.pages import render_page, toast
 from app.projects import services
 from app.projects.models import DUE_RULES
@@ -63,6 +64,8 @@ def _plan_page(project, status=200, plan_errors=None, plan_values=None):
         summary=services.summary(db.session, project), plan_errors=plan_errors or {},
         plan_values=plan_values or {}, due_rules=DUE_RULE_LABELS,
         templates=library.search(db.session, per_page=500).templates,
+        own_versions=my_templates.published_versions(db.session),
+        made_from=my_templates.version_of(db.session, project.tenant_template_version_id),
     )  # fmt: skip
 
 
@@ -160,7 +163,13 @@ def plan(project_id: int):
 def apply_template(project_id: int):
     project = _project_or_404(project_id)
     template_id = request.form.get("template_id", "")
-    template = library.get_template(db.session, int(template_id)) if template_id.isdigit() else None
+    version_id = request.form.get("version_id", "")
+    if version_id.isdigit():  # one of the tenant's own templates, a published version
+        template = my_templates.get_published_version(db.session, int(version_id))
+    elif template_id.isdigit():
+        template = library.get_template(db.session, int(template_id))
+    else:
+        template = None
     if template is None:
         toast("Choose a template from the library.", "error")
         return redirect(url_for("projects.detail", project_id=project.id), 303)
