@@ -11,6 +11,7 @@ from bench import (
     clients_import,
     clients_list,
     invoice_numbers,
+    invoice_pdf,
     migrate,
     pages,
     projects,
@@ -27,6 +28,7 @@ BENCHMARKS = {
     "clients_list": clients_list.run,
     "clients_import": clients_import.run,
     "invoice_numbers": invoice_numbers.run,
+    "invoice_pdf": invoice_pdf.run,
     "projects": projects.run,
 }
 

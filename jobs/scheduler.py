@@ -10,6 +10,7 @@ from jobs.queues import redis_connection
 from jobs.tasks import (
     announce_expiring_documents_all,
     mark_overdue_invoices_all,
+    sweep_invoice_pdfs_all,
     sweep_outbox,
 )
 
@@ -19,6 +20,8 @@ SCHEDULE = [
     # Daily at 01:30 (07:00 in India on a UTC server); running again the same day (a restart,
     # a second scheduler) sends nothing twice: each expiry date is announced once.
     (announce_expiring_documents_all, "default", "30 1 * * *"),
+    # Issued invoices whose PDF no worker rendered (Redis down at issue, a worker died).
+    (sweep_invoice_pdfs_all, "bulk", 600),
     # Hourly, at :05: invoices past due turn overdue in each tenant just after its own midnight.
     (mark_overdue_invoices_all, "default", "5 * * * *"),
 ]

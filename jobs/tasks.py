@@ -109,6 +109,60 @@ def run_client_import(session, import_id: int) -> str | None:
     return run_import(session, import_id)
 
 
+# Invoice PDFs: rendered and stored after issue; a sweep renders what no worker did ------------
+
+
+@job
+def render_invoice_pdf(session, invoice_id: int) -> str | None:
+    """Render and store an issued invoice's PDF (tenant bound by the wrapper from the
+    tenant_id keyword). Returns the storage key, or None for a draft, void or missing one."""
+    from app.invoicing.pdf import render_and_store
+    from tenants.binding import bound_tenant_id
+    from tenants.models import Tenant
+
+    tenant = session.get(Tenant, bound_tenant_id(session))
+    if tenant is None or not tenant.is_active:
+        return None
+    return render_and_store(session, tenant, invoice_id)
+
+
+@job
+def sweep_invoice_pdfs_all(session) -> int:
+    """Periodic: one sweep job per active tenant. Returns how many were queued."""
+    from rq import Queue
+    from sqlalchemy import select
+
+    from jobs.queues import get_queue
+    from tenants.models import Tenant
+
+    tenant_ids = list(
+        session.scalars(select(Tenant.id).where(Tenant.status == "active").order_by(Tenant.id))
+    )
+    queue = get_queue("bulk")
+    for start in range(0, len(tenant_ids), ANNOUNCE_BATCH):
+        queue.enqueue_many(
+            [
+                Queue.prepare_data(sweep_invoice_pdfs_for_tenant, kwargs={"tenant_id": tenant_id})
+                for tenant_id in tenant_ids[start : start + ANNOUNCE_BATCH]
+            ]
+        )
+    return len(tenant_ids)
+
+
+@job
+def sweep_invoice_pdfs_for_tenant(session) -> int:
+    """Queue a render for each issued invoice of this tenant that has no PDF yet (Redis was
+    down at issue, or a worker died). Returns how many were queued."""
+    from app.invoicing.pdf import hand_to_workers, invoices_missing_pdf
+    from tenants.binding import bound_tenant_id
+
+    tenant_id = bound_tenant_id(session)
+    ids = invoices_missing_pdf(session)
+    if ids:
+        hand_to_workers([(tenant_id, invoice_id) for invoice_id in ids])
+    return len(ids)
+
+
 # Invoices: overdue is a stored status, set once a day per tenant just after its midnight ------
 
 

@@ -17,6 +17,9 @@ from jobs.queues import QUEUE_NAMES, get_queue
 def main(argv: list[str]) -> None:
     app = _worker_app()
     with app.app_context():
+        from app.invoicing.pdf import warn_if_slow_font_subsetting
+
+        warn_if_slow_font_subsetting()
         queues = [get_queue(name) for name in (argv or QUEUE_NAMES)]
         worker = SimpleWorker(queues, connection=queues[0].connection)
         worker.work(with_scheduler=True)

@@ -386,6 +386,9 @@ def issue(session: Session, tenant, invoice: Invoice, today: date,
     invoice.number = next_invoice_number(session, invoice.series, invoice.fiscal_year, fmt)
     invoice.status = "issued"
     session.flush()
+    from app.invoicing.pdf import request_pdf  # rendered by a worker once this commits
+
+    request_pdf(session, tenant, invoice)
     return invoice
 
 
