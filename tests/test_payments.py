@@ -132,6 +132,29 @@ def test_over_payment_becomes_credit(books):
         Decimal("0.00"), Decimal("300.00"), Decimal("-300.00"))  # fmt: skip
 
 
+def test_voiding_a_payment_makes_its_invoices_owe_again(books):
+    session, client, issued, _ = books
+    first, first_milestone = issued(client, "600.00")
+    second, second_milestone = issued(client, "400.00")
+    payment = pay(session, client, "1200.00")  # 200.00 more than both: client credit
+    services.allocate(session, payment, [(first.id, "600.00", "", "", ""),
+                                         (second.id, "300.00", "", "", "")])  # fmt: skip
+    assert (first.status, second.status) == ("paid", "partly_paid")
+    with pytest.raises(services.PaymentError, match="Say why"):
+        services.void_payment(session, payment, "  ")
+    services.void_payment(session, payment, "Cheque   bounced")
+    assert payment.voided_at is not None and payment.void_reason == "Cheque bounced"
+    assert (first.status, second.status) == ("issued", "issued")
+    assert (first_milestone.status, second_milestone.status) == ("invoiced", "invoiced")
+    balance = services.client_balance(session, client)
+    assert (balance.outstanding, balance.credit) == (Decimal("1000.00"), Decimal("0.00"))
+    assert all(a.removed_at is not None for a in services.all_allocations(session, payment))
+    with pytest.raises(services.PaymentError, match="already void"):
+        services.void_payment(session, payment, "again")
+    with pytest.raises(services.PaymentError):
+        services.allocate(session, payment, [(first.id, "10.00", "", "", "")])
+
+
 def test_refusals_say_why(books):
     session, client, issued, new_client = books
     invoice, _ = issued(client, "500.00")
@@ -207,6 +230,15 @@ def test_pages_record_allocate_and_the_client_tab(
     assert "Balance</dt><dd><strong>-₹500.00" in tab
     check = tenant_session(db_session, tenant)
     assert check.get(Milestone, done.id).status == "paid"
+
+    unexplained = client.post(f"{url}/void", data={"csrf_token": token, "reason": ""})
+    assert unexplained.status_code == 422 and 'id="void-reason-error"' in unexplained.text
+    voided = client.post(f"{url}/void", data={"csrf_token": token, "reason": "Reversed by bank"})
+    assert voided.status_code == 303
+    assert "Voided" in client.get(url).text and "Reversed by bank" in client.get(url).text
+    tab = client.get(f"/t/{tenant.slug}/clients/{customer.id}?tab=payments").text
+    assert "Outstanding on invoices</dt><dd>₹1,000.00" in tab
+    assert "Unapplied credit</dt><dd>₹0.00" in tab
 
     other = app.test_client()
     login(other, viewer)

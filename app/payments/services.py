@@ -433,6 +433,32 @@ def unallocate(
     return allocation
 
 
+def void_payment(session: Session, payment: Payment, reason: str,
+                 user_id: int | None = None) -> Payment:  # fmt: skip
+    """Void a payment that did not happen after all (a bounced cheque, a reversed transfer, an
+    entry made in error): its live allocations are taken back, so every invoice it settled
+    owes again and its status and milestones follow. The payment and its allocations stay
+    as history."""
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise PaymentError("Say why the payment is void, e.g. cheque bounced.")
+    if len(reason) > 255:
+        raise PaymentError("Keep the reason to 255 characters.")
+    payment = _lock_payment(session, payment)
+    if payment.voided_at is not None:
+        raise PaymentError("This payment is already void.")
+    allocations = live_allocations(session, payment)
+    invoices = _lock_invoices(session, {a.invoice_id for a in allocations})
+    now = datetime.now(UTC)
+    for allocation in allocations:
+        allocation.removed_at = now
+    payment.voided_at, payment.void_reason = now, reason
+    session.flush()
+    for invoice in invoices.values():
+        _settle(session, invoice, user_id)
+    return payment
+
+
 def mark_tds_certificate(
     session: Session, allocation: PaymentAllocation, received_on: date | None
 ) -> PaymentAllocation:

@@ -68,7 +68,8 @@ def new():
                        values=values, errors=errors, methods=_methods())  # fmt: skip
 
 
-def _detail(payment, status: int = 200, error: str | None = None, submitted=None):
+def _detail(payment, status: int = 200, error: str | None = None, submitted=None,
+            void_error: str | None = None):  # fmt: skip
     client = _client_or_404(payment.client_id)
     open_ = services.open_invoices(db.session, payment.client_id)
     suggestion, _ = services.suggest_allocation(db.session, payment)
@@ -87,7 +88,7 @@ def _detail(payment, status: int = 200, error: str | None = None, submitted=None
         Invoice.id.in_([a.invoice_id for a in allocations]))} if allocations else {}  # fmt: skip
     return render_page(
         "payments/detail.html", status=status, payment=payment, client=client, rows=rows,
-        allocations=allocations, invoices=invoices, error=error,
+        allocations=allocations, invoices=invoices, error=error, void_error=void_error,
         unapplied=services.unapplied(db.session, payment),
         method_label=services.METHOD_LABELS.get(payment.method, payment.method),
     )  # fmt: skip
@@ -146,4 +147,17 @@ def certificate(payment_id: int, allocation_id: int):
         toast(str(error), "error")
     else:
         toast("TDS certificate marked as received.")
+    return redirect(url_for("payments.detail", payment_id=payment.id), 303)
+
+
+@blueprint.post("/<int:payment_id>/void")
+@require_permission("payments.record")
+def void(payment_id: int):
+    payment = _payment_or_404(payment_id)
+    try:
+        services.void_payment(db.session, payment, request.form.get("reason", ""),
+                              user_id=current_user.id)  # fmt: skip
+    except services.PaymentError as error:
+        return _detail(payment, 422, void_error=str(error))
+    toast("Payment voided; the invoices it settled owe that amount again.")
     return redirect(url_for("payments.detail", payment_id=payment.id), 303)
