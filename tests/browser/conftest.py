@@ -215,3 +215,15 @@ def pytest_runtest_makereport(item, call):
 def screenshots_dir() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+@pytest.fixture(scope="session")
+def library_loaded(app):
+    """The shipped templates in the shared schema, committed (loading is idempotent)."""
+    from app.extensions import db
+    from app.library.services import load_library
+
+    with app.app_context():
+        load_library(db.session)
+        db.session.commit()
+        db.session.remove()

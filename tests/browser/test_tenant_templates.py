@@ -23,18 +23,6 @@ def _names(page) -> list[str]:
     return page.locator("#draft-items .template-item__name").all_inner_texts()
 
 
-@pytest.fixture
-def library_loaded(app):
-    """The shipped templates in the shared schema, committed (loading is idempotent)."""
-    from app.extensions import db
-    from app.library.services import load_library
-
-    with app.app_context():
-        load_library(db.session)
-        db.session.commit()
-        db.session.remove()
-
-
 def test_drag_a_milestone_to_a_new_place(library_loaded, new_page, console, screenshots_dir):
     page = new_page()
     slug = unique("tpl")
