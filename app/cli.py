@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
@@ -44,7 +47,69 @@ def seed_demo() -> None:
     if membership is None:
         db.session.add(Membership(user_id=user.id, tenant_id=tenant.id, role="owner"))
     db.session.commit()
+    _seed_demo_books(tenant.id, user.id)
     click.echo(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+
+
+def _seed_demo_books(tenant_id: int, user_id: int) -> None:
+    """Once, for an empty demo workspace: its GST and payment settings, a client, a project
+    planned from the library's construction template, the first milestone invoiced and part
+    paid with TDS, so every billing page has something to show."""
+    from app.business_days import subdivision_for
+    from app.clients.models import Client
+    from app.invoicing import services as invoicing
+    from app.library.models import LibraryTemplate
+    from app.payments import services as payments
+    from app.projects import services as projects
+    from app.projects.models import Milestone
+    from tenants.binding import TenantSession, bind_tenant
+
+    session = TenantSession(db, bind=db.engine)
+    bind_tenant(session, tenant_id, actor_user_id=user_id)
+    try:
+        if session.scalar(select(Client.id).limit(1)) is not None:
+            return
+        template = session.scalar(select(LibraryTemplate).where(
+            LibraryTemplate.key == "construction/standard/medium"))  # fmt: skip
+        if template is None:
+            return  # the library is loaded by `tenants migrate`; nothing to plan from yet
+        tenant = session.get(Tenant, tenant_id)
+        tenant.legal_name, tenant.gstin, tenant.pan = (
+            "Demo Traders Private Limited", "29AAPFU0939F1ZR", "AAPFU0939F")  # fmt: skip
+        tenant.address = "12 Residency Road\nBengaluru 560025"
+        tenant.upi_vpa = "demotraders@okhdfcbank"
+        tenant.payment_instructions = "HDFC Bank, A/c 50200012345678, IFSC HDFC0000123"
+        client = Client(full_name="Kaveri Builders Pvt Ltd", short_name="Kaveri",
+                        location="local", country="IN", currency="INR", region="29",
+                        payment_terms="net", payment_days=30)  # fmt: skip
+        session.add(client)
+        session.flush()
+        today = datetime.now(ZoneInfo(tenant.time_zone)).date()
+        project = projects.create_project(session, client, {
+            "name": "Whitefield Tower A", "contract_value": "2,50,00,000",
+            "start_date": (today - timedelta(days=60)).isoformat(),
+        }, user_id, tenant.currency)  # fmt: skip
+        calendar = projects.Calendar(tenant.country,
+                                     subdivision_for(tenant.country, tenant.region))  # fmt: skip
+        projects.apply_template(session, project, template, calendar, actor_user_id=user_id)
+        first = session.scalars(select(Milestone).where(Milestone.project_id == project.id)
+                                .order_by(Milestone.position).limit(1)).one()  # fmt: skip
+        for status in ("in_progress", "completed"):
+            projects.transition(session, first, status, user_id=user_id, project=project,
+                                today=today)  # fmt: skip
+        invoice = invoicing.draft_from_milestones(session, tenant, project, [first],
+                                                  hsn_sac=invoicing.DEFAULT_SAC)  # fmt: skip
+        invoicing.issue(session, tenant, invoice, today - timedelta(days=45), user_id=user_id)
+        tds = (invoice.subtotal * 2 / 100).quantize(invoice.subtotal)  # 194C, 2%
+        cash = (invoice.total / 2).quantize(invoice.total)
+        payment = payments.record_payment(session, client, {
+            "amount": str(cash), "received_on": (today - timedelta(days=10)).isoformat(),
+            "method": "bank_transfer", "reference": "UTR HDFCR52026112200417"})  # fmt: skip
+        payments.allocate(session, payment, [(invoice.id, str(cash), str(tds), "194C", "2")],
+                          user_id=user_id)  # fmt: skip
+        session.commit()
+    finally:
+        session.close()
 
 
 @users_cli.command("disable")
