@@ -76,11 +76,9 @@ def register_blueprints(app: Flask) -> None:
     from app.team.views import blueprint as team
 
     for blueprint in (auth, dashboard, clients, client_documents, client_files, projects,
-                      team, audit, health, sandbox, library, invoicing, payments):  # fmt: skip
+                      team, audit, health, sandbox, library, my_templates, invoicing,
+                      invoice_pdfs, payments, settings):  # fmt: skip
         app.register_blueprint(blueprint)
-    app.register_blueprint(settings)
-    app.register_blueprint(invoice_pdfs)
-    app.register_blueprint(my_templates)
 
 
 def register_errorhandlers(app: Flask) -> None:
