@@ -60,7 +60,9 @@ def upgrade() -> None:
         *(sa.Column(name, MONEY, nullable=False) for name in TAX_COLUMNS),
         sa.Column("amount_in_words", sa.String(length=400), nullable=False),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
             nullable=False,
         ),  # fmt: skip
         sa.CheckConstraint("total > 0", name=op.f("ck_credit_notes_total_positive")),
@@ -87,11 +89,13 @@ def upgrade() -> None:
         sa.Column("taxable_value", MONEY, nullable=False),
         *(sa.Column(name, MONEY, nullable=False) for name in TAX_COLUMNS[1:]),
         sa.ForeignKeyConstraint(
-            ["credit_note_id"], ["credit_notes.id"],
+            ["credit_note_id"],
+            ["credit_notes.id"],
             name=op.f("fk_credit_note_lines_credit_note_id_credit_notes"),
         ),  # fmt: skip
         sa.ForeignKeyConstraint(
-            ["invoice_line_id"], ["invoice_lines.id"],
+            ["invoice_line_id"],
+            ["invoice_lines.id"],
             name=op.f("fk_credit_note_lines_invoice_line_id_invoice_lines"),
         ),  # fmt: skip
         sa.PrimaryKeyConstraint("id", name=op.f("pk_credit_note_lines")),
