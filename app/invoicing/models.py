@@ -41,13 +41,24 @@ class InvoiceNumberSequence(TenantModel):
     __table_args__ = (CheckConstraint("next_number >= 1", name="next_number"),)
 
 
+class TaxAmounts:
+    """The tax split and total of an invoice, a credit note or one of their lines: CGST + SGST
+    (intra-state), IGST (inter-state, exports) or one other tax, each rounded to the paisa."""
+
+    cgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    sgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    igst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    other_tax: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+
+
 INVOICE_STATUSES = ("draft", "issued", "sent", "partly_paid", "paid", "overdue", "disputed",
                     "void", "written_off")  # fmt: skip
 # Statuses of an invoice that still owes money (what is owed is derived, see payments).
 OWING_STATUSES = ("issued", "sent", "overdue", "partly_paid", "disputed")
 
 
-class Invoice(TenantModel):
+class Invoice(TaxAmounts, TenantModel):
     """An invoice of a client. A draft has no number, series year or issue date; issuing gives
     it the next number of its series in the financial year (`services.issue`). Money columns
     are the sums of the lines' rounded amounts."""
@@ -71,11 +82,6 @@ class Invoice(TenantModel):
     reverse_charge: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     lut_reference: Mapped[str | None] = mapped_column(String(64))
     subtotal: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    cgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    sgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    igst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    other_tax: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
     amount_in_words: Mapped[str] = mapped_column(String(400))
     created_at: Mapped[datetime] = utcnow_column()
     issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -129,7 +135,7 @@ class Invoice(TenantModel):
         return "sent" if self.sent_at is not None else "issued"
 
 
-class InvoiceLine(TenantModel):
+class InvoiceLine(TaxAmounts, TenantModel):
     __tablename__ = "invoice_lines"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -142,16 +148,11 @@ class InvoiceLine(TenantModel):
     unit_price: Mapped[Decimal] = mapped_column(Numeric(18, 2))
     taxable_value: Mapped[Decimal] = mapped_column(Numeric(18, 2))
     tax_rate: Mapped[Decimal] = mapped_column(Numeric(5, 2))
-    cgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    sgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    igst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    other_tax: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
 
 
-class CreditNote(TenantModel):
+class CreditNote(TaxAmounts, TenantModel):
     """A GST credit note (CGST Act s.34) against an issued invoice: it reduces what the invoice
     owes. Numbered in its own series ("CN") per financial year when made; its taxes are split
     the way the invoice's were (CGST/SGST or IGST or a plain tax), in proportion, and its lines
@@ -169,11 +170,6 @@ class CreditNote(TenantModel):
     reason: Mapped[str] = mapped_column(Text)
     currency: Mapped[str] = mapped_column(String(3))
     subtotal: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    cgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    sgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    igst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    other_tax: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
     amount_in_words: Mapped[str] = mapped_column(String(400))
     created_at: Mapped[datetime] = utcnow_column()
 
@@ -190,7 +186,7 @@ class CreditNote(TenantModel):
         return f"clients:{self.client_id}"
 
 
-class CreditNoteLine(TenantModel):
+class CreditNoteLine(TaxAmounts, TenantModel):
     __tablename__ = "credit_note_lines"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -201,10 +197,5 @@ class CreditNoteLine(TenantModel):
     hsn_sac: Mapped[str | None] = mapped_column(String(8))
     tax_rate: Mapped[Decimal] = mapped_column(Numeric(5, 2))
     taxable_value: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    cgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    sgst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    igst: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    other_tax: Mapped[Decimal] = mapped_column(Numeric(18, 2))
-    total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
 
     credit_note: Mapped[CreditNote] = relationship(back_populates="lines")
