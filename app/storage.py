@@ -40,10 +40,10 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from tenants.binding import TenantSession, schema_for_tenant_id
+from app.transaction_hooks import on_commit, on_rollback
+from tenants.binding import schema_for_tenant_id
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "var" / "storage"
 CHUNK = 1024 * 1024
@@ -142,40 +142,22 @@ def _fsync_directory(directory: Path) -> None:
 # transaction that rolls back is removed, and a file replaced or dropped by a transaction is
 # deleted only once that transaction has committed.
 
-_WRITTEN = "duebook_storage_written"
-_DROPPED = "duebook_storage_dropped"
-
 
 def save_in_transaction(session: Session, storage: Storage, key: str,
                         stream: BinaryIO) -> tuple[int, str]:  # fmt: skip
     """`storage.save`, undone if the session's transaction rolls back."""
     result = storage.save(key, stream)
-    session.info.setdefault(_WRITTEN, []).append((storage, key))
+    on_rollback(session, _delete_files, (storage, key))
     return result
 
 
 def delete_after_commit(session: Session, storage: Storage, key: str) -> None:
     """Delete the file once the session's transaction has committed (never if it rolls back)."""
-    session.info.setdefault(_DROPPED, []).append((storage, key))
+    on_commit(session, _delete_files, (storage, key))
 
 
-@event.listens_for(TenantSession, "after_commit")
-def _settle_files_on_commit(session):
-    # after_commit also fires when a savepoint is released: only the real commit counts.
-    if session.in_nested_transaction():
-        return
-    session.info.pop(_WRITTEN, None)
-    for storage, key in session.info.pop(_DROPPED, []):
-        storage.delete(key)
-
-
-@event.listens_for(TenantSession, "after_soft_rollback")
-def _settle_files_on_rollback(session, previous_transaction):
-    # Only when the whole transaction rolled back: its rows are gone, so are their files.
-    if session.in_transaction():
-        return
-    session.info.pop(_DROPPED, None)
-    for storage, key in session.info.pop(_WRITTEN, []):
+def _delete_files(files: list[tuple[Storage, str]]) -> None:
+    for storage, key in files:
         storage.delete(key)
 
 

@@ -34,3 +34,18 @@ def enqueue_many(queue_name: str, func, argument_tuples: list[tuple], **job_opti
     return queue.enqueue_many(
         [Queue.prepare_data(func, args=args, **job_options) for args in argument_tuples]
     )
+
+
+FAN_OUT_BATCH = 1000  # jobs per enqueue_many round trip when a job fans out over tenants
+
+
+def enqueue_per_tenant(queue_name: str, func, tenant_ids: list[int]) -> int:
+    """One job per tenant, each bound to its tenant by the `tenant_id` keyword (see
+    jobs.context.job), in batches of FAN_OUT_BATCH per round trip. Returns how many."""
+    queue = get_queue(queue_name)
+    for start in range(0, len(tenant_ids), FAN_OUT_BATCH):
+        batch = tenant_ids[start : start + FAN_OUT_BATCH]
+        queue.enqueue_many(
+            [Queue.prepare_data(func, kwargs={"tenant_id": tenant_id}) for tenant_id in batch]
+        )
+    return len(tenant_ids)

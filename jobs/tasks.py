@@ -6,7 +6,7 @@ from flask import current_app
 
 from app.messaging import services as messaging
 from jobs.context import job
-from jobs.queues import enqueue_many
+from jobs.queues import enqueue_many, enqueue_per_tenant
 
 
 @job
@@ -28,36 +28,26 @@ def sweep_outbox(session) -> int:
     return len(ids)
 
 
+def _active_tenants(session) -> list[tuple[int, str]]:
+    """(id, time zone) of every active tenant, for the jobs that fan out one job per tenant."""
+    from sqlalchemy import select
+
+    from tenants.models import Tenant
+
+    query = select(Tenant.id, Tenant.time_zone).where(Tenant.status == "active")
+    return [tuple(row) for row in session.execute(query.order_by(Tenant.id))]
+
+
 # Client documents: the daily announcement of documents about to expire ----------------------
 # (imports inside the functions keep this block self-contained at the end of the module)
-
-ANNOUNCE_BATCH = 1000
 
 
 @job
 def announce_expiring_documents_all(session) -> int:
     """Daily: one announcement job per active tenant, each in its own transaction and with
     "today" in its own time zone. Returns how many tenant jobs were queued."""
-    from rq import Queue
-    from sqlalchemy import select
-
-    from jobs.queues import get_queue
-    from tenants.models import Tenant
-
-    tenant_ids = list(
-        session.scalars(select(Tenant.id).where(Tenant.status == "active").order_by(Tenant.id))
-    )
-    queue = get_queue("default")
-    for start in range(0, len(tenant_ids), ANNOUNCE_BATCH):
-        queue.enqueue_many(
-            [
-                Queue.prepare_data(
-                    announce_expiring_documents_for_tenant, kwargs={"tenant_id": tenant_id}
-                )
-                for tenant_id in tenant_ids[start : start + ANNOUNCE_BATCH]
-            ]
-        )
-    return len(tenant_ids)
+    tenant_ids = [tenant_id for tenant_id, _ in _active_tenants(session)]
+    return enqueue_per_tenant("default", announce_expiring_documents_for_tenant, tenant_ids)
 
 
 @job
@@ -129,24 +119,8 @@ def render_invoice_pdf(session, invoice_id: int) -> str | None:
 @job
 def sweep_invoice_pdfs_all(session) -> int:
     """Periodic: one sweep job per active tenant. Returns how many were queued."""
-    from rq import Queue
-    from sqlalchemy import select
-
-    from jobs.queues import get_queue
-    from tenants.models import Tenant
-
-    tenant_ids = list(
-        session.scalars(select(Tenant.id).where(Tenant.status == "active").order_by(Tenant.id))
-    )
-    queue = get_queue("bulk")
-    for start in range(0, len(tenant_ids), ANNOUNCE_BATCH):
-        queue.enqueue_many(
-            [
-                Queue.prepare_data(sweep_invoice_pdfs_for_tenant, kwargs={"tenant_id": tenant_id})
-                for tenant_id in tenant_ids[start : start + ANNOUNCE_BATCH]
-            ]
-        )
-    return len(tenant_ids)
+    tenant_ids = [tenant_id for tenant_id, _ in _active_tenants(session)]
+    return enqueue_per_tenant("bulk", sweep_invoice_pdfs_for_tenant, tenant_ids)
 
 
 @job
@@ -174,26 +148,10 @@ def mark_overdue_invoices_all(session, every_tenant: bool = False) -> int:
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
-    from rq import Queue
-    from sqlalchemy import select
-
-    from jobs.queues import get_queue
-    from tenants.models import Tenant
-
     now = datetime.now(UTC)
-    tenants = session.execute(
-        select(Tenant.id, Tenant.time_zone).where(Tenant.status == "active").order_by(Tenant.id)
-    ).all()
-    due = [tid for tid, zone in tenants if every_tenant or now.astimezone(ZoneInfo(zone)).hour == 0]
-    queue = get_queue("default")
-    for start in range(0, len(due), ANNOUNCE_BATCH):
-        queue.enqueue_many(
-            [
-                Queue.prepare_data(mark_overdue_invoices_for_tenant, kwargs={"tenant_id": tid})
-                for tid in due[start : start + ANNOUNCE_BATCH]
-            ]
-        )
-    return len(due)
+    due = [tenant_id for tenant_id, zone in _active_tenants(session)
+           if every_tenant or now.astimezone(ZoneInfo(zone)).hour == 0]  # fmt: skip
+    return enqueue_per_tenant("default", mark_overdue_invoices_for_tenant, due)
 
 
 @job

@@ -188,7 +188,7 @@ def validate_gstin(gstin: str) -> None:
     in_gstin.validate(gstin)
 
 
-def _stdnum_message(error: Exception, what: str) -> str:
+def stdnum_message(error: Exception, what: str) -> str:
     if isinstance(error, stdnum_errors.InvalidChecksum):
         return f"This {what} has a wrong check digit; check it for a typo."
     if isinstance(error, stdnum_errors.InvalidLength):
@@ -207,7 +207,7 @@ def _clean_tax_ids(values: Mapping, out: dict, errors: dict) -> None:
             try:
                 validate_gstin(gstin)
             except stdnum_errors.ValidationError as error:
-                errors["gstin"] = _stdnum_message(error, "GSTIN")
+                errors["gstin"] = stdnum_message(error, "GSTIN")
             else:
                 state = GST_STATE_ALIASES.get(gstin[:2], gstin[:2])
                 if out.get("region") is None and "region" not in errors:
@@ -229,7 +229,7 @@ def _clean_tax_ids(values: Mapping, out: dict, errors: dict) -> None:
             try:
                 in_pan.validate(pan)
             except stdnum_errors.ValidationError as error:
-                errors["pan"] = _stdnum_message(error, "PAN")
+                errors["pan"] = stdnum_message(error, "PAN")
     out["gstin"], out["pan"] = gstin or None, pan or None
 
     abn = au_abn.compact(_text(values, "abn")) if _text(values, "abn") else ""
@@ -240,7 +240,7 @@ def _clean_tax_ids(values: Mapping, out: dict, errors: dict) -> None:
             try:
                 au_abn.validate(abn)
             except stdnum_errors.ValidationError as error:
-                errors["abn"] = _stdnum_message(error, "ABN")
+                errors["abn"] = stdnum_message(error, "ABN")
     out["abn"] = abn or None
 
     vat = _text(values, "vat_number").upper().replace(" ", "")
@@ -253,7 +253,7 @@ def _clean_tax_ids(values: Mapping, out: dict, errors: dict) -> None:
             try:
                 vat = module.validate(vat)
             except stdnum_errors.ValidationError as error:
-                errors["vat_number"] = _stdnum_message(error, "VAT number")
+                errors["vat_number"] = stdnum_message(error, "VAT number")
     out["vat_number"] = vat or None
 
     tin = _text(values, "tin")

@@ -32,13 +32,14 @@ from urllib.parse import quote
 from babel.core import UnknownLocaleError
 from babel.numbers import format_currency
 from flask import current_app, has_app_context, render_template
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.invoicing.models import Invoice
 from app.invoicing.money import to_money
 from app.storage import delete_after_commit, get_storage, save_in_transaction, tenant_key
-from tenants.binding import TenantSession, bound_tenant_id
+from app.transaction_hooks import on_commit
+from tenants.binding import bound_tenant_id
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ QR_MASK = 4  # any of 0-7 is valid: see upi_qr_image
 UPI_NOTE_LENGTH = 50  # apps show at most about this much of `tn`
 # An issued invoice without a PDF this long after issue is one no worker rendered.
 SWEEP_GRACE = timedelta(minutes=2)
-_PENDING_KEY = "invoice_pdfs_to_enqueue"
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 DEFAULT_COLOUR = "#1f5f8b"
 _DUE_IN_KEY = re.compile(r"\.due-([0-9]+\.[0-9]{2})\.[0-9a-f]+\.pdf$")
@@ -463,30 +463,19 @@ def request_pdf(session: Session, tenant, invoice: Invoice) -> None:
     rollback forgets the request). Drafts and void invoices are never stored."""
     if not is_storable(invoice):
         return
-    session.info.setdefault(_PENDING_KEY, []).append((tenant.id, invoice.id))
+    on_commit(session, _hand_over_after_commit, (tenant.id, invoice.id))
 
 
-@event.listens_for(TenantSession, "after_commit")
-def _enqueue_after_commit(session) -> None:
-    # SQLAlchemy reports a released savepoint as a commit too; only the real one counts.
-    if session.in_nested_transaction():
-        return
-    pending = session.info.pop(_PENDING_KEY, None)
-    if pending and not has_app_context():
+def _hand_over_after_commit(pending: list[tuple[int, int]]) -> None:
+    if not has_app_context():
         # A script or test issuing outside the app: no queue to hand it to; the sweep will.
         log.info("no app context to queue %d invoice PDF(s); the sweep will", len(pending))
-    elif pending:
-        try:
-            hand_to_workers(pending)
-        except Exception:  # Redis down: the invoice has no pdf_key, so the sweep renders it
-            log.warning("could not queue %d invoice PDF(s); the sweep will", len(pending),
-                        exc_info=True)  # fmt: skip
-
-
-@event.listens_for(TenantSession, "after_soft_rollback")
-def _forget_rolled_back(session, previous_transaction) -> None:
-    if not session.in_transaction():
-        session.info.pop(_PENDING_KEY, None)
+        return
+    try:
+        hand_to_workers(pending)
+    except Exception:  # Redis down: the invoice has no pdf_key, so the sweep renders it
+        log.warning("could not queue %d invoice PDF(s); the sweep will", len(pending),
+                    exc_info=True)  # fmt: skip
 
 
 def hand_to_workers(pending: list[tuple[int, int]]) -> None:

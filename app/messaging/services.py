@@ -19,12 +19,12 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import event, text, update
+from sqlalchemy import text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.messaging.models import OutboxMessage
-from tenants.binding import TenantSession
+from app.transaction_hooks import on_commit
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,6 @@ MAX_ATTEMPTS = 8
 LEASE = timedelta(minutes=5)
 # A row handed to Redis but not picked up within this long is handed out again.
 REDELIVERY_AFTER = timedelta(minutes=2)
-_PENDING_KEY = "outbox_ids_to_enqueue"
 
 
 def init_app(app) -> None:
@@ -66,24 +65,8 @@ def queue_email(
         .returning(OutboxMessage.id)
     ).scalar()
     if row_id is not None:
-        session.info.setdefault(_PENDING_KEY, []).append(row_id)
+        on_commit(session, enqueue_deliveries, row_id)
     return row_id
-
-
-@event.listens_for(TenantSession, "after_commit")
-def _hand_to_workers_after_commit(session):
-    # SQLAlchemy reports a released savepoint as a commit too; only the real one counts.
-    if session.in_nested_transaction():
-        return
-    ids = session.info.pop(_PENDING_KEY, None)
-    if ids:
-        enqueue_deliveries(ids)
-
-
-@event.listens_for(TenantSession, "after_soft_rollback")
-def _forget_rolled_back_intents(session, previous_transaction):
-    if not session.in_transaction():
-        session.info.pop(_PENDING_KEY, None)
 
 
 def enqueue_deliveries(ids: list[int]) -> None:

@@ -20,7 +20,13 @@ from stdnum.au import abn as au_abn
 from stdnum.in_ import gstin as in_gstin
 from stdnum.in_ import pan as in_pan
 
-from app.clients.rules import GST_STATE_ALIASES, GST_STATES, region_code, validate_gstin
+from app.clients.rules import (
+    GST_STATE_ALIASES,
+    GST_STATES,
+    region_code,
+    stdnum_message,
+    validate_gstin,
+)
 from app.invoicing.numbering import NumberFormat, NumberFormatError
 from app.storage import Storage, delete_after_commit, save_in_transaction, tenant_key
 from tenants.models import Tenant
@@ -57,14 +63,6 @@ def _text(values: Mapping, name: str, limit: int, errors: dict) -> str | None:
     return text or None
 
 
-def _stdnum_error(error: Exception, what: str) -> str:
-    if isinstance(error, stdnum_errors.InvalidChecksum):
-        return f"This {what} has a wrong check digit; check it for a typo."
-    if isinstance(error, stdnum_errors.InvalidLength):
-        return f"This {what} has the wrong number of characters."
-    return f"This is not a valid {what}."
-
-
 def _clean_indian_ids(values: Mapping, out: dict, errors: dict) -> None:
     gstin = in_gstin.compact(values.get("gstin") or "")
     pan = in_pan.compact(values.get("pan") or "")
@@ -72,7 +70,7 @@ def _clean_indian_ids(values: Mapping, out: dict, errors: dict) -> None:
         try:
             validate_gstin(gstin)
         except stdnum_errors.ValidationError as error:
-            errors["gstin"] = _stdnum_error(error, "GSTIN")
+            errors["gstin"] = stdnum_message(error, "GSTIN")
         else:
             state = GST_STATE_ALIASES.get(gstin[:2], gstin[:2])
             if out["region"] is None:
@@ -90,7 +88,7 @@ def _clean_indian_ids(values: Mapping, out: dict, errors: dict) -> None:
         try:
             in_pan.validate(pan)
         except stdnum_errors.ValidationError as error:
-            errors["pan"] = _stdnum_error(error, "PAN")
+            errors["pan"] = stdnum_message(error, "PAN")
     out["gstin"], out["pan"] = gstin or None, pan or None
 
 
@@ -135,7 +133,7 @@ def clean_settings(values: Mapping, tenant: Tenant) -> tuple[dict, dict[str, str
             try:
                 au_abn.validate(abn)
             except stdnum_errors.ValidationError as error:
-                errors["abn"] = _stdnum_error(error, "ABN")
+                errors["abn"] = stdnum_message(error, "ABN")
     out["abn"] = abn or None
 
     colour = (values.get("brand_colour") or "").strip().lower()
