@@ -1,0 +1,148 @@
+"""Run one stand-in as a process until SIGTERM or SIGINT:
+
+    python -m app.sandbox.standins whatsapp --port 9101 --record-dir var/sandbox/messages \\
+        --webhook-url http://127.0.0.1:5000/hooks/whatsapp --template 'invoice_due=Hello {{1}}'
+    python -m app.sandbox.standins msg91 --port 9102 --template 'tpl1=Dear ##name##, pay ##amount##'
+    python -m app.sandbox.standins twilio --port 9103 --rate 100 --status-script none
+
+The first line on stdout is the base URL (for scripts); a description goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from . import STANDINS
+from .msg91 import DEFAULT_AUTHKEY
+from .twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+from .whatsapp import (
+    DEFAULT_APP_SECRET,
+    DEFAULT_DISPLAY_NUMBER,
+    DEFAULT_PHONE_NUMBER_ID,
+    DEFAULT_TOKEN,
+    DEFAULT_WABA_ID,
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app.sandbox.standins")
+    sub = parser.add_subparsers(dest="provider", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--host", default="127.0.0.1", help="a loopback address")
+    common.add_argument("--port", type=int, default=0)
+    common.add_argument("--record-dir", help="write each accepted message as JSON here")
+    common.add_argument("--webhook-url", help="POST status callbacks here")
+    common.add_argument("--rate", type=float, help="accepted sends per second (429 above)")
+    common.add_argument(
+        "--status-script",
+        default="default",
+        help="comma-separated statuses, 'none' for no callbacks, 'default' for the provider's",
+    )
+    common.add_argument("--status-delay", type=float, default=0.0, help="seconds between them")
+    common.add_argument("--webhook-retries", type=int, default=3)
+
+    whatsapp = sub.add_parser("whatsapp", parents=[common], help="WhatsApp Cloud API")
+    whatsapp.add_argument("--phone-number-id", default=DEFAULT_PHONE_NUMBER_ID)
+    whatsapp.add_argument("--display-phone-number", default=DEFAULT_DISPLAY_NUMBER)
+    whatsapp.add_argument("--token", default=DEFAULT_TOKEN)
+    whatsapp.add_argument("--waba-id", default=DEFAULT_WABA_ID)
+    whatsapp.add_argument("--app-secret", default=DEFAULT_APP_SECRET)
+    whatsapp.add_argument(
+        "--template",
+        action="append",
+        default=[],
+        metavar="NAME[@LANG][#DOCUMENT]=BODY",
+        help="register an approved template, e.g. 'invoice_due@en_US#DOCUMENT=Hi {{1}}'",
+    )
+    whatsapp.add_argument("--daily-cap", type=int, help="unique recipients per number per 24 h")
+    whatsapp.add_argument("--pair-interval", type=float, help="seconds between sends to one user")
+    whatsapp.add_argument("--batch-statuses", action="store_true")
+
+    msg91 = sub.add_parser("msg91", parents=[common], help="MSG91 Flow API")
+    msg91.add_argument("--authkey", default=DEFAULT_AUTHKEY)
+    msg91.add_argument("--sender", default="DUEBKS")
+    msg91.add_argument(
+        "--template", action="append", default=[], metavar="TEMPLATE_ID=CONTENT with ##var##"
+    )
+
+    twilio = sub.add_parser("twilio", parents=[common], help="Twilio Messaging")
+    twilio.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
+    twilio.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
+    twilio.add_argument("--idempotency-header", help="honour this request header (test aid)")
+    return parser
+
+
+def _whatsapp_template(spec: str) -> dict:
+    head, _, body = spec.partition("=")
+    head, _, header = head.partition("#")
+    name, _, language = head.partition("@")
+    return {
+        "name": name,
+        "body": body,
+        "language": language or "en_US",
+        "header": header.upper() or None,
+    }
+
+
+def build(args: argparse.Namespace):
+    common = {
+        "host": args.host,
+        "port": args.port,
+        "record_dir": args.record_dir,
+        "webhook_url": args.webhook_url,
+        "rate": args.rate,
+        "status_script": args.status_script,
+        "status_delay": args.status_delay,
+        "webhook_retries": args.webhook_retries,
+    }
+    cls = STANDINS[args.provider]
+    if args.provider == "whatsapp":
+        return cls(
+            phone_number_id=args.phone_number_id,
+            display_phone_number=args.display_phone_number,
+            token=args.token,
+            waba_id=args.waba_id,
+            app_secret=args.app_secret,
+            templates=[_whatsapp_template(t) for t in args.template],
+            daily_cap=args.daily_cap,
+            pair_interval=args.pair_interval,
+            batch_statuses=args.batch_statuses,
+            **common,
+        )
+    if args.provider == "msg91":
+        templates = []
+        for spec in args.template:
+            template_id, _, content = spec.partition("=")
+            templates.append(
+                {"template_id": template_id, "content": content, "sender": args.sender}
+            )
+        return cls(authkey=args.authkey, templates=templates, **common)
+    return cls(
+        account_sid=args.account_sid,
+        auth_token=args.auth_token,
+        idempotency_header=args.idempotency_header,
+        **common,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    standin = build(args)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    standin.start()
+    print(standin.url, flush=True)
+    print(f"{args.provider} stand-in serving on {standin.url}", file=sys.stderr, flush=True)
+    try:
+        stopping.wait()
+    finally:
+        standin.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
