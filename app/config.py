@@ -20,6 +20,21 @@ def _flag(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _secrets_keys(secret_key: str, local: bool) -> list[str]:
+    keys = [k.strip() for k in os.environ.get("SECRETS_KEYS", "").split(",") if k.strip()]
+    if keys:
+        return keys
+    if not local:
+        raise RuntimeError(
+            "SECRETS_KEYS is not set: one or more Fernet keys, comma-separated, newest first"
+        )
+    import base64
+    import hashlib
+
+    derived = hashlib.sha256(b"duebook-secrets:" + secret_key.encode()).digest()
+    return [base64.urlsafe_b64encode(derived).decode()]
+
+
 def from_environment() -> dict:
     env = os.environ.get("DUEBOOK_ENV", "production")
     local = env in {"development", "test"}
@@ -73,6 +88,26 @@ def from_environment() -> dict:
         "INVITATION_DAYS": int(os.environ.get("INVITATION_DAYS", "7")),
         "STORAGE_BACKEND": os.environ.get("STORAGE_BACKEND", "local"),
         "STORAGE_ROOT": os.environ.get("STORAGE_ROOT") or None,
+        # Integration credentials are encrypted with the first of these Fernet keys and read
+        # with any of them (rotation: put a new key first, run `flask secrets rotate`, then
+        # drop the old one). Unset outside production: derived from SECRET_KEY.
+        "SECRETS_KEYS": _secrets_keys(secret, local),
+        # Providers' API addresses (tests and `make run` point them at local stand-ins).
+        "WHATSAPP_API_BASE": os.environ.get("WHATSAPP_API_BASE", "https://graph.facebook.com"),
+        "WHATSAPP_API_VERSION": os.environ.get("WHATSAPP_API_VERSION", "v21.0"),
+        "MSG91_API_BASE": os.environ.get("MSG91_API_BASE", "https://control.msg91.com"),
+        "TWILIO_API_BASE": os.environ.get("TWILIO_API_BASE", "https://api.twilio.com"),
+        # The platform's WhatsApp app: its secret signs every webhook Meta sends us, and the
+        # verify token answers Meta's subscription handshake.
+        "WHATSAPP_APP_SECRET": os.environ.get("WHATSAPP_APP_SECRET") or None,
+        "WHATSAPP_VERIFY_TOKEN": os.environ.get("WHATSAPP_VERIFY_TOKEN") or None,
+        # Per tenant and channel: messages a second handed to providers, whatever the provider
+        # allows, so one tenant cannot use up a shared number's or account's capacity.
+        "TENANT_MESSAGES_PER_SECOND": float(os.environ.get("TENANT_MESSAGES_PER_SECOND", "50")),
+        # A claimed message whose worker died is handed out again after this long.
+        "MESSAGE_LEASE_SECONDS": int(os.environ.get("MESSAGE_LEASE_SECONDS", "300")),
+        # An intent handed to Redis but not picked up within this long is handed out again.
+        "MESSAGE_REDELIVERY_SECONDS": int(os.environ.get("MESSAGE_REDELIVERY_SECONDS", "120")),
         # Uploads (documents, imports) raise this for their own requests.
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     }

@@ -1,6 +1,7 @@
 """Every model, imported once so that both metadata collections are complete."""
 
 from app.audit.models import AuditEntry
+from app.campaigns.models import Campaign, MessageTemplate
 from app.clients.models import (
     Client,
     ClientImport,
@@ -11,9 +12,11 @@ from app.clients.models import (
     Industry,
     Site,
 )
+from app.integrations.models import IntegrationConnection
 from app.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from app.library.tenant_models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
-from app.messaging.models import OutboxMessage
+from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
+from app.notifications.models import Notification
 from app.payments.models import Payment, PaymentAllocation
 from app.projects.models import Milestone, MilestoneTransition, Project
 from tenants.base import SharedModel, TenantModel
@@ -35,6 +38,12 @@ __all__ = [
     "Industry",
     "Site",
     "AuditEntry",
+    "Campaign",
+    "IntegrationConnection",
+    "MessageTemplate",
+    "Notification",
+    "ProviderAccount",
+    "WebhookEvent",
     "Invoice",
     "InvoiceLine",
     "InvoiceNumberSequence",

@@ -6,26 +6,44 @@ from flask import current_app
 
 from app.messaging import services as messaging
 from jobs.context import job
-from jobs.queues import enqueue_many, enqueue_per_tenant
+from jobs.queues import enqueue_per_tenant
 
 
 @job
-def deliver_outbox_message(session, message_id: int) -> str:
-    config = current_app.config
-    return messaging.deliver(
-        session, message_id, smtp_url=config["SMTP_URL"], sender=config["MAIL_FROM"]
-    )
+def deliver_outbox_messages(session, message_ids: list[int]) -> dict:
+    """Deliver a batch of one tenant's outbox messages (the tenant bound by the wrapper from
+    the tenant_id keyword; None for platform e-mail). Returns the outcome counts."""
+    from app.messaging.delivery import deliver_batch
+    from jobs.queues import redis_connection
+
+    return dict(deliver_batch(session, message_ids, redis_connection()))
 
 
 @job
 def sweep_outbox(session) -> int:
-    """Hand out what no worker has: intents written while Redis was down, retries now due,
-    messages whose worker died mid-send."""
-    ids = messaging.due_for_delivery(session)
+    """Hand out what no worker has: intents written while Redis was down, retries and
+    put-back messages now due, messages whose worker died mid-send; and webhook events no
+    worker processed."""
+    from app.messaging.webhooks import enqueue_processing, unprocessed_events
+
+    rows = messaging.due_for_delivery(session)
+    events = unprocessed_events(session)
     session.commit()
-    if ids:
-        enqueue_many("messages", deliver_outbox_message, [(i,) for i in ids])
-    return len(ids)
+    if rows:
+        messaging.enqueue_deliveries(rows)
+    if events:
+        enqueue_processing(events)
+    return len(rows)
+
+
+@job
+def process_webhook_event(session, event_id: int) -> int:
+    """Apply one stored provider webhook (status reports, inbound messages) of the bound
+    tenant. Returns how many messages it moved."""
+    from app.messaging.webhooks import process_event
+    from tenants.binding import bound_tenant_id
+
+    return process_event(session, event_id, bound_tenant_id(session))
 
 
 def _active_tenants(session) -> list[tuple[int, str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 
 from flask_login import UserMixin
 from sqlalchemy import (
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    Time,
     UniqueConstraint,
     func,
     text,
@@ -54,12 +55,16 @@ class Tenant(SharedModel):
     invoice_number_format: Mapped[str | None] = mapped_column(String(40))
     approval_required: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     auto_invoice: Mapped[str] = mapped_column(String(8), server_default="off")
+    # Bulk and collection messages go out only inside this window of the recipient's day.
+    send_window_start: Mapped[time] = mapped_column(Time, server_default="09:00")
+    send_window_end: Mapped[time] = mapped_column(Time, server_default="19:00")
 
     __table_args__ = (
         CheckConstraint("status IN ('active', 'suspended')", name="status"),
         CheckConstraint("auto_invoice IN ('off', 'draft', 'issue')", name="auto_invoice"),
         CheckConstraint("brand_colour ~ '^#[0-9a-f]{6}$'", name="brand_colour"),
         CheckConstraint(r"slug ~ '^[a-z][a-z0-9-]{2,39}$'", name="slug_format"),
+        CheckConstraint("send_window_start < send_window_end", name="send_window"),
     )
 
     @property

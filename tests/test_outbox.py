@@ -11,6 +11,8 @@ from sqlalchemy import delete, select, update
 
 from app.extensions import db
 from app.messaging import services as messaging
+from app.messaging.channels import smtp
+from app.messaging.delivery import deliver_batch
 from app.messaging.models import OutboxMessage
 from jobs.tasks import sweep_outbox
 from tenants.binding import TenantSession
@@ -37,7 +39,7 @@ def test_redis_down_loses_nothing_the_sweeper_delivers_it(
     tenant = make_tenant(owner=owner)
     login(client, owner)
 
-    def redis_is_down(ids):
+    def redis_is_down(rows):
         raise ConnectionError("Redis is down")
 
     real_enqueue = app.extensions["duebook.enqueue_deliveries"]
@@ -103,11 +105,12 @@ def test_two_workers_racing_for_a_message_send_it_once(app):
                 app.extensions["duebook.enqueue_deliveries"] = real_enqueue
         results = {}
         first = TenantSession(db, bind=engine)
-        results["first"] = messaging.claim(first, message_id) is not None  # holds the row lock
+        lease = timedelta(minutes=5)
+        results["first"] = messaging.claim(first, message_id, lease) is not None  # row lock
 
         def second_worker():
             with TenantSession(db, bind=engine) as second:
-                results["second"] = messaging.claim(second, message_id) is not None
+                results["second"] = messaging.claim(second, message_id, lease) is not None
                 second.commit()
 
         racer = threading.Thread(target=second_worker)
@@ -123,39 +126,34 @@ def test_two_workers_racing_for_a_message_send_it_once(app):
     assert results == {"first": True, "second": False}
 
 
-def test_delivery_to_a_dead_server_is_retried_later_with_backoff(app, db_session):
+def test_delivery_to_a_dead_server_is_retried_later_with_backoff(app, db_session, redis):
     message_id = queue_test_email(db_session, app)
-    with app.app_context():
-        status = messaging.deliver(
-            db_session, message_id, smtp_url="smtp://127.0.0.1:9", sender="a@example.com"
-        )
-    message = db_session.get(OutboxMessage, message_id, populate_existing=True)
-    assert status == "pending"
-    assert message.attempts == 1 and "Connection" in message.last_error
-    assert message.next_attempt_at > datetime.now(UTC)
-    with app.app_context():  # not due yet: nobody sends it again now
-        assert (
-            messaging.deliver(
-                db_session, message_id, smtp_url="smtp://127.0.0.1:9", sender="a@example.com"
-            )
-            == "skipped"
-        )
+    app.config["SMTP_URL"], real_url = "smtp://127.0.0.1:9", app.config["SMTP_URL"]
+    try:
+        with app.app_context():
+            outcome = deliver_batch(db_session, [message_id], redis)
+            message = db_session.get(OutboxMessage, message_id, populate_existing=True)
+            assert outcome["pending"] == 1
+            assert message.attempts == 1 and "Connection" in message.last_error
+            assert message.next_attempt_at > datetime.now(UTC)
+            # not due yet: nobody sends it again now
+            assert deliver_batch(db_session, [message_id], redis)["skipped"] == 1
+    finally:
+        app.config["SMTP_URL"] = real_url
 
 
-def test_permanent_rejection_is_dead_lettered_at_once(app, db_session, monkeypatch):
+def test_permanent_rejection_is_dead_lettered_at_once(app, db_session, redis, monkeypatch):
     message_id = queue_test_email(db_session, app)
 
     def reject(url, email, timeout=30):
         raise smtplib.SMTPRecipientsRefused({"someone@example.com": (550, b"No such user")})
 
-    monkeypatch.setattr(messaging, "send_over_smtp", reject)
+    monkeypatch.setattr(smtp, "send_over_smtp", reject)
     with app.app_context():
-        assert (
-            messaging.deliver(db_session, message_id, smtp_url="smtp://x", sender="a@example.com")
-            == "dead"
-        )
+        assert deliver_batch(db_session, [message_id], redis)["dead"] == 1
     message = db_session.get(OutboxMessage, message_id, populate_existing=True)
     assert message.attempts == 1 and "No such user" in message.last_error
+    assert message.status == "dead" and message.failed_at is not None
 
 
 def test_backoff_grows_and_stays_capped():
@@ -178,4 +176,4 @@ def test_intents_wait_for_the_real_commit_not_a_savepoint(app, db_session):
             db_session.commit()
     finally:
         app.extensions["duebook.enqueue_deliveries"] = real_enqueue
-    assert handed_over == [message_id]
+    assert handed_over == [(message_id, None, "messages")]

@@ -180,6 +180,11 @@ class Contact(TenantModel):
     whatsapp_consent: Mapped[str | None] = mapped_column(String(10))
     whatsapp_consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     whatsapp_consent_source: Mapped[str | None] = mapped_column(String(100))
+    # A hard bounce stops e-mail to the address until it is changed; the last message the
+    # contact sent on WhatsApp opens the 24-hour window for free-form (session) messages.
+    email_bounced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    email_bounce_reason: Mapped[str | None] = mapped_column(String(255))
+    whatsapp_last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = utcnow_column()
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

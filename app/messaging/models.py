@@ -4,6 +4,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Identity,
@@ -11,30 +12,57 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenants.base import SharedModel, sql_list, utcnow_column
 
-STATUSES = ("pending", "sending", "sent", "dead")
+# pending → sending → sent → delivered → read, as the provider confirms. `failed` and `bounced`
+# are the provider's word that it did not arrive; `suppressed` means we did not send (no
+# consent, unsubscribed, bounced address, no channel connected); `dead` means we gave up
+# after retries or a permanent rejection: the dead letters a user can retry.
+STATUSES = (
+    "pending", "sending", "sent", "delivered", "read", "failed", "bounced", "suppressed", "dead"
+)  # fmt: skip
+CHANNELS = ("email", "whatsapp", "sms")
+QUEUES = ("messages", "bulk")
 
 
 class OutboxMessage(SharedModel):
     """An intent to send, committed with the change that caused it. The idempotency key makes
-    a second intent for the same thing a no-op, and becomes the e-mail's Message-ID."""
+    a second intent for the same thing a no-op; it becomes the e-mail's Message-ID and the
+    provider's idempotency key where the provider has one.
+
+    One shared table for every tenant (rows carry `tenant_id`), so one sweeper query finds
+    every intent left behind; pages always filter by the bound tenant."""
 
     __tablename__ = "outbox_messages"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[int | None] = mapped_column(BigInteger)
     channel: Mapped[str] = mapped_column(String(16), server_default="email")
+    queue: Mapped[str] = mapped_column(String(16), server_default="messages")
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(255))
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
+    # Channel specifics: WhatsApp template name/language/parameters, SMS DLT ids and
+    # variables, e-mail attachments (storage keys) and headers.
+    payload: Mapped[dict | None] = mapped_column(JSONB)
+    # Only inside the tenant's sending window of the recipient's day (bulk and collections).
+    windowed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), default=False)
+    recipient_time_zone: Mapped[str | None] = mapped_column(String(64))
+    client_id: Mapped[int | None] = mapped_column(BigInteger)
+    contact_id: Mapped[int | None] = mapped_column(BigInteger)
+    campaign_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    provider: Mapped[str | None] = mapped_column(String(32))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
     next_attempt_at: Mapped[datetime] = utcnow_column()
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -42,12 +70,79 @@ class OutboxMessage(SharedModel):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = utcnow_column()
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    replied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint(f"status IN ({sql_list(STATUSES)})", name="status"),
+        CheckConstraint(f"queue IN ({sql_list(QUEUES)})", name="queue"),
         Index(
             "ix_outbox_messages_due",
             "next_attempt_at",
             postgresql_where=text("status IN ('pending', 'sending')"),
+        ),
+        Index(
+            "uq_outbox_messages_provider_message",
+            "provider",
+            "provider_message_id",
+            unique=True,
+            postgresql_where=text("provider_message_id IS NOT NULL"),
+        ),
+        Index("ix_outbox_messages_tenant_created", "tenant_id", "created_at"),
+        Index(
+            "ix_outbox_messages_tenant_client",
+            "tenant_id",
+            "client_id",
+            postgresql_where=text("client_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_outbox_messages_tenant_campaign",
+            "tenant_id",
+            "campaign_id",
+            postgresql_where=text("campaign_id IS NOT NULL"),
+        ),
+    )
+
+
+class ProviderAccount(SharedModel):
+    """Routes a provider's webhook to exactly one tenant: WhatsApp's phone_number_id, Twilio's
+    AccountSid, the secret path token of an MSG91 delivery-report URL. A key without a row is
+    acknowledged and dropped, never guessed."""
+
+    __tablename__ = "provider_accounts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    account_key: Mapped[str] = mapped_column(String(128))
+    tenant_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    connection_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = utcnow_column()
+
+    __table_args__ = (UniqueConstraint("provider", "account_key"),)
+
+
+class WebhookEvent(SharedModel):
+    """An inbound webhook, stored (deduplicated by provider and event key) before anything is
+    done with it; a job applies it after the request has answered."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    event_key: Mapped[str] = mapped_column(String(128))
+    tenant_id: Mapped[int | None] = mapped_column(BigInteger)
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = utcnow_column()
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("provider", "event_key"),
+        Index(
+            "ix_webhook_events_unprocessed",
+            "received_at",
+            postgresql_where=text("processed_at IS NULL"),
         ),
     )

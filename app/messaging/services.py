@@ -1,41 +1,90 @@
 """The outbox: write the intent with the business change, hand it to a worker after commit.
 
-Delivery claims a row with one UPDATE (so two workers never send the same message), sends, and
-marks it sent. A worker that dies mid-send leaves the row 'sending' with a lease; the sweeper
-hands it out again when the lease runs out, and the Message-ID derived from the idempotency key
-lets mail systems drop the rare duplicate. Redis being down loses nothing: the sweeper finds
-every due row that was never handed to a worker.
+Every message (e-mail, WhatsApp, SMS) is a row of `outbox_messages` written in the caller's
+transaction; after commit the ids go to RQ in batches, one job per tenant and queue
+(`messages` for transactional messages, `bulk` for campaigns). Delivery claims a row with one
+UPDATE (so two workers never send the same message) and sends it (see `delivery.py`). A worker
+that dies mid-send leaves the row 'sending' with a lease; the sweeper hands it out again when
+the lease runs out, and the provider's idempotency key (or the e-mail's Message-ID), derived
+from our idempotency key, lets the provider drop the rare duplicate. Redis being down loses
+nothing: the sweeper finds every due row that was never handed to a worker.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import re
-import smtplib
-import ssl
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import formatdate
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import text, update
+from flask import current_app
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.messaging.models import OutboxMessage
+from app.messaging.models import CHANNELS, QUEUES, OutboxMessage
 from app.transaction_hooks import on_commit
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-LEASE = timedelta(minutes=5)
-# A row handed to Redis but not picked up within this long is handed out again.
-REDELIVERY_AFTER = timedelta(minutes=2)
+# Ids per delivery job: big enough that a job's fixed costs (binding the tenant, building the
+# connector) are shared, small enough that a killed worker strands few messages.
+BATCH_SIZE = 50
+# Statuses in the order a message moves through them; a provider's report never moves a
+# message backwards (webhooks arrive late, twice, out of order).
+PROGRESS = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
+FINAL_FAILURES = ("failed", "bounced")
 
 
 def init_app(app) -> None:
     app.extensions["duebook.enqueue_deliveries"] = _enqueue_with_rq
+
+
+def queue_message(
+    session: Session,
+    *,
+    channel: str,
+    to: str,
+    subject: str,
+    text_body: str,
+    idempotency_key: str,
+    html_body: str | None = None,
+    payload: dict | None = None,
+    tenant_id: int | None = None,
+    client_id: int | None = None,
+    contact_id: int | None = None,
+    campaign_id: int | None = None,
+    created_by: int | None = None,
+    queue: str = "messages",
+    windowed: bool = False,
+    recipient_time_zone: str | None = None,
+    not_before: datetime | None = None,
+) -> int | None:
+    """Record a message to send once the caller's transaction commits. A second call with the
+    same key changes nothing and returns None. Consent, the sending window and rate limits
+    are checked when it is sent, not here: a contact can opt out in between."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    values = dict(
+        tenant_id=tenant_id, channel=channel, queue=queue, idempotency_key=idempotency_key,
+        recipient=to, subject=subject[:255], body_text=text_body, body_html=html_body,
+        payload=payload, client_id=client_id, contact_id=contact_id, campaign_id=campaign_id,
+        created_by=created_by, windowed=windowed, recipient_time_zone=recipient_time_zone,
+    )  # fmt: skip
+    if not_before is not None:
+        values["next_attempt_at"] = not_before
+    row_id = session.execute(
+        insert(OutboxMessage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(OutboxMessage.id)
+    ).scalar()
+    if row_id is not None and (not_before is None or not_before <= datetime.now(UTC)):
+        on_commit(session, enqueue_deliveries, (row_id, tenant_id, queue))
+    return row_id
 
 
 def queue_email(
@@ -47,49 +96,59 @@ def queue_email(
     html_body: str | None = None,
     tenant_id: int | None = None,
     idempotency_key: str,
+    **extra,
 ) -> int | None:
-    """Record an e-mail to send once the caller's transaction commits. A second call with the
-    same key changes nothing and returns None."""
-    row_id = session.execute(
-        insert(OutboxMessage)
-        .values(
-            tenant_id=tenant_id,
-            channel="email",
-            idempotency_key=idempotency_key,
-            recipient=to,
-            subject=subject,
-            body_text=text_body,
-            body_html=html_body,
-        )
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(OutboxMessage.id)
-    ).scalar()
-    if row_id is not None:
-        on_commit(session, enqueue_deliveries, row_id)
-    return row_id
+    return queue_message(
+        session, channel="email", to=to, subject=subject, text_body=text_body,
+        html_body=html_body, tenant_id=tenant_id, idempotency_key=idempotency_key, **extra,
+    )  # fmt: skip
 
 
-def enqueue_deliveries(ids: list[int]) -> None:
-    from flask import current_app
-
+def enqueue_deliveries(rows: list[tuple[int, int | None, str]]) -> None:
+    """Hand (id, tenant_id, queue) rows to the workers; the rows are committed already."""
     try:
-        current_app.extensions["duebook.enqueue_deliveries"](ids)
+        current_app.extensions["duebook.enqueue_deliveries"](rows)
     except Exception:  # Redis down: the rows are committed, the sweeper will deliver them
         log.warning(
             "could not hand %d outbox message(s) to the queue; the sweeper will",
-            len(ids),
+            len(rows),
             exc_info=True,
         )
 
 
-def _enqueue_with_rq(ids: list[int]) -> None:
-    from jobs.queues import enqueue_many
-    from jobs.tasks import deliver_outbox_message
+def delivery_batches(rows) -> list[tuple[str, int | None, list[int]]]:
+    """(queue, tenant_id, ids) batches of at most BATCH_SIZE ids each."""
+    grouped: dict[tuple[str, int | None], list[int]] = defaultdict(list)
+    for message_id, tenant_id, queue in rows:
+        grouped[(queue, tenant_id)].append(message_id)
+    return [
+        (queue, tenant_id, ids[start : start + BATCH_SIZE])
+        for (queue, tenant_id), ids in grouped.items()
+        for start in range(0, len(ids), BATCH_SIZE)
+    ]
 
-    enqueue_many("messages", deliver_outbox_message, [(i,) for i in ids])
+
+def _enqueue_with_rq(rows) -> None:
+    from rq import Queue
+
+    from jobs.queues import get_queue
+    from jobs.tasks import deliver_outbox_messages
+
+    by_queue = defaultdict(list)
+    for queue_name, tenant_id, ids in delivery_batches(rows):
+        by_queue[queue_name].append(
+            Queue.prepare_data(
+                deliver_outbox_messages,
+                args=(ids,),
+                kwargs={"tenant_id": tenant_id},
+                timeout=600,
+            )  # fmt: skip
+        )
+    for queue_name, jobs in by_queue.items():
+        get_queue(queue_name).enqueue_many(jobs)
 
 
-def claim(session: Session, message_id: int) -> OutboxMessage | None:
+def claim(session: Session, message_id: int, lease: timedelta) -> OutboxMessage | None:
     """Take the message for sending, or None when it is not due or someone else has it."""
     now = datetime.now(UTC)
     claimed = session.execute(
@@ -100,7 +159,7 @@ def claim(session: Session, message_id: int) -> OutboxMessage | None:
             (OutboxMessage.status == "pending")
             | ((OutboxMessage.status == "sending") & (OutboxMessage.locked_until < now)),
         )
-        .values(status="sending", attempts=OutboxMessage.attempts + 1, locked_until=now + LEASE)
+        .values(status="sending", attempts=OutboxMessage.attempts + 1, locked_until=now + lease)
         .returning(OutboxMessage.id)
     ).scalar()
     if claimed is None:
@@ -108,8 +167,9 @@ def claim(session: Session, message_id: int) -> OutboxMessage | None:
     return session.get(OutboxMessage, message_id, populate_existing=True)
 
 
-def mark_sent(message: OutboxMessage) -> None:
+def mark_sent(message: OutboxMessage, provider: str, provider_message_id: str | None) -> None:
     message.status, message.sent_at, message.locked_until = "sent", datetime.now(UTC), None
+    message.provider, message.provider_message_id = provider, provider_message_id
     message.last_error = None
 
 
@@ -120,6 +180,7 @@ def mark_failed(
     message.locked_until = None
     if permanent or message.attempts >= MAX_ATTEMPTS:
         message.status = "dead"
+        message.failed_at = datetime.now(UTC)
         return
     message.status = "pending"
     message.enqueued_at = None
@@ -128,87 +189,68 @@ def mark_failed(
     )
 
 
+def mark_suppressed(message: OutboxMessage, reason: str) -> None:
+    """Not sent on purpose (no consent, unsubscribed, bounced, no channel): never retried."""
+    message.status, message.last_error, message.locked_until = "suppressed", reason, None
+
+
+def put_back(message: OutboxMessage, until: datetime, reason: str | None = None) -> None:
+    """Not now (outside the sending window, over a rate or daily cap): try again at `until`,
+    without counting an attempt."""
+    message.status, message.locked_until, message.enqueued_at = "pending", None, None
+    message.attempts = max(message.attempts - 1, 0)
+    message.next_attempt_at = until
+    if reason:
+        message.last_error = reason
+
+
 def backoff_seconds(attempt: int) -> float:
     """Exponential backoff with full jitter: up to 30 s, 60 s, 120 s ... capped at 1 hour."""
     return random.uniform(1, min(3600, 30 * 2 ** max(attempt - 1, 0)))
 
 
-def due_for_delivery(session: Session, limit: int = 1000) -> list[int]:
-    """Rows no worker has: handed to Redis (or written, when Redis was down) over two minutes
-    ago and still pending, due retries, expired leases. Marks them enqueued so the next sweep
-    does not hand them out twice."""
+def due_for_delivery(
+    session: Session, limit: int = 5000, redelivery_after: timedelta | None = None
+) -> list[tuple[int, int | None, str]]:
+    """(id, tenant_id, queue) of rows no worker has: handed to Redis (or written, when Redis
+    was down) a while ago and still pending, due retries and put-back messages, expired
+    leases. Marks them enqueued so the next sweep does not hand them out twice."""
     now = datetime.now(UTC)
-    return list(
-        session.execute(
+    if redelivery_after is None:
+        redelivery_after = timedelta(seconds=current_app.config["MESSAGE_REDELIVERY_SECONDS"])
+    return [
+        tuple(row)
+        for row in session.execute(
             text("""
         UPDATE public.outbox_messages SET enqueued_at = :now
         WHERE id IN (
             SELECT id FROM public.outbox_messages
             WHERE next_attempt_at <= :now
               AND ((status = 'pending' AND COALESCE(enqueued_at, created_at) < :stale)
+                   OR (status = 'pending' AND enqueued_at IS NULL AND next_attempt_at > created_at)
                    OR (status = 'sending' AND locked_until < :now))
             ORDER BY next_attempt_at LIMIT :limit
             FOR UPDATE SKIP LOCKED)
-        RETURNING id"""),
-            {"now": now, "stale": now - REDELIVERY_AFTER, "limit": limit},
-        ).scalars()
-    )
-
-
-def build_email(message: OutboxMessage, sender: str) -> EmailMessage:
-    email = EmailMessage()
-    email["From"] = sender
-    email["To"] = message.recipient
-    email["Subject"] = message.subject
-    email["Date"] = formatdate(localtime=False)
-    # Derived from the idempotency key: a resend after a crash carries the same Message-ID.
-    local_part = re.sub(r"[^A-Za-z0-9._-]", ".", message.idempotency_key)
-    email["Message-ID"] = f"<{local_part}@duebook.local>"
-    email.set_content(message.body_text)
-    if message.body_html:
-        email.add_alternative(message.body_html, subtype="html")
-    return email
-
-
-def send_over_smtp(smtp_url: str, email: EmailMessage, timeout: float = 30) -> None:
-    """smtp://[user:password@]host[:port][?starttls=1] or smtps://... (implicit TLS)."""
-    parts = urlsplit(smtp_url)
-    options = parse_qs(parts.query)
-    host, port = parts.hostname or "127.0.0.1", parts.port
-    if parts.scheme == "smtps":
-        client = smtplib.SMTP_SSL(
-            host, port or 465, timeout=timeout, context=ssl.create_default_context()
+        RETURNING id, tenant_id, queue"""),
+            {"now": now, "stale": now - redelivery_after, "limit": limit},
         )
-    else:
-        client = smtplib.SMTP(host, port or 25, timeout=timeout)
-    with client:
-        if options.get("starttls", ["0"])[0] in {"1", "true"}:
-            client.starttls(context=ssl.create_default_context())
-        if parts.username:
-            client.login(unquote(parts.username), unquote(parts.password or ""))
-        client.send_message(email)
+    ]
 
 
-def is_permanent_rejection(exc: Exception) -> bool:
-    """5xx answers are final (RFC 5321); 4xx and network errors are worth another try."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return all(500 <= code < 600 for code, _ in exc.recipients.values())
-    return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
-
-
-def deliver(session: Session, message_id: int, *, smtp_url: str, sender: str) -> str:
-    """Send one outbox message. Commits the claim before talking to the mail server, so a
-    crash mid-send is visible as an expired lease rather than a lost message."""
-    message = claim(session, message_id)
-    session.commit()
+def retry_message(session: Session, tenant_id: int, message_id: int) -> OutboxMessage | None:
+    """A dead letter (or a provider-failed message) of this tenant, sent again from scratch."""
+    message = session.scalar(
+        select(OutboxMessage).where(
+            OutboxMessage.id == message_id,
+            OutboxMessage.tenant_id == tenant_id,
+            OutboxMessage.status.in_(("dead", "failed")),
+        )
+    )
     if message is None:
-        return "skipped"
-    try:
-        send_over_smtp(smtp_url, build_email(message, sender))
-    except (smtplib.SMTPException, OSError) as exc:
-        mark_failed(message, f"{type(exc).__name__}: {exc}", permanent=is_permanent_rejection(exc))
-        session.commit()
-        return message.status
-    mark_sent(message)
-    session.commit()
-    return "sent"
+        return None
+    message.status, message.attempts, message.last_error = "pending", 0, None
+    message.next_attempt_at, message.enqueued_at = datetime.now(UTC), None
+    message.failed_at = None
+    message.provider_message_id = None
+    on_commit(session, enqueue_deliveries, (message.id, tenant_id, message.queue))
+    return message

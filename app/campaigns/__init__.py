@@ -1,0 +1,1 @@
+"""Message templates (per channel and language, rendered in a sandbox) and campaigns."""

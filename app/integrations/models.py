@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tenants.base import TenantModel, sql_list, utcnow_column
+
+CONNECTION_STATUSES = ("enabled", "disabled", "disconnected")
+
+
+class IntegrationConnection(TenantModel):
+    """A tenant's connection to one provider. Settings that are not secret (a phone number id,
+    a sender address) are plain JSON; credentials are one encrypted blob that is never shown
+    back and is deleted on disconnect. Health counters are kept by the delivery code."""
+
+    __tablename__ = "integration_connections"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), server_default="enabled")
+    settings: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"), default=dict)
+    secrets_ciphertext: Mapped[str | None] = mapped_column(Text)
+    connected_by: Mapped[int | None] = mapped_column(BigInteger)
+    connected_at: Mapped[datetime] = utcnow_column()
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    success_count: Mapped[int] = mapped_column(Integer, server_default=text("0"), default=0)
+    failure_count: Mapped[int] = mapped_column(Integer, server_default=text("0"), default=0)
+
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_list(CONNECTION_STATUSES)})", name="status"),
+        # One live connection per provider; a disconnected one stays as history.
+        Index(
+            "uq_integration_connections_live_provider",
+            "provider",
+            unique=True,
+            postgresql_where=text("status <> 'disconnected'"),
+        ),
+    )
+
+    def audit_subject(self) -> str:
+        return f"integrations:{self.provider}"

@@ -1,0 +1,1 @@
+"""In-app notifications for users: the bell and its count."""
