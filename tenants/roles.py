@@ -12,13 +12,15 @@ ROLE_LABELS = {
     "viewer": "Viewer",
 }
 
-_VIEW = {"dashboard.view", "clients.view", "invoices.view", "notices.view"}
-_FINANCE = _VIEW | {"clients.edit", "invoices.edit", "payments.record", "notices.manage"}
-_ADMIN = _FINANCE | {"users.manage", "audit.view", "integrations.manage", "settings.manage"}
+_VIEW = {"dashboard.view", "clients.view", "invoices.view", "notices.view", "messages.view"}
+_FINANCE = _VIEW | {"clients.edit", "invoices.edit", "payments.record", "notices.manage",
+                    "messages.send", "campaigns.manage", "templates.manage"}  # fmt: skip
+_ADMIN = _FINANCE | {"users.manage", "audit.view", "integrations.manage", "settings.manage",
+                     "ops.view"}  # fmt: skip
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset(_VIEW),
-    "collector": frozenset(_VIEW | {"notices.manage", "collections.work"}),
+    "collector": frozenset(_VIEW | {"notices.manage", "collections.work", "messages.send"}),
     "finance": frozenset(_FINANCE),
     "admin": frozenset(_ADMIN),
     "owner": frozenset(_ADMIN | {"tenant.own"}),
