@@ -3,7 +3,7 @@ access, and a tenant table cannot be read without a tenant bound."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -35,11 +35,15 @@ NON_RECORD_ARGS = {
     "section": "identity",
     "fmt": "csv",
     "template_id": 1,
+    "provider": "whatsapp_cloud",
+    "job_id": "forged-job",
 }
 RECORD_ARGS = ("tenant_slug", "slug", "membership_id", "invitation_id", "client_id",
                "contact_id", "site_id", "document_id", "version", "import_id", "project_id",
                "milestone_id", "invoice_id", "payment_id", "allocation_id",
-               "tenant_template_id", "item_id", "credit_note_id")  # fmt: skip
+               "tenant_template_id", "item_id", "credit_note_id", "message_id",
+               "connection_id", "message_template_id", "campaign_id",
+               "notification_id")  # fmt: skip
 
 
 def _draft_invoice_of(session, client_id):
@@ -171,8 +175,34 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
         "allocation_id": 1,
     }
     records["tenant_template_id"], records["item_id"] = _tenant_template_of(session)
+    records.update(_messaging_records_of(session, tenant, owner, client.id, contact.id))
     session.close()
     return records
+
+
+def _messaging_records_of(session, tenant, owner, client_id, contact_id) -> dict:
+    """A message, a connection, a message template, a campaign and a notification of A."""
+    from app.campaigns.models import Campaign, MessageTemplate
+    from app.integrations.models import IntegrationConnection
+    from app.messaging.services import queue_message
+    from app.notifications.models import Notification
+
+    connection = IntegrationConnection(provider="whatsapp_cloud", settings={"phone_number_id": "1"})
+    template = MessageTemplate(name="Template of A", channel="email", purpose="campaign",
+                               subject="Hello", body="Hello {{ contact.name }}")  # fmt: skip
+    session.add_all([connection, template])
+    session.flush()
+    campaign = Campaign(name="Campaign of A", channel="email", template_id=template.id)
+    notification = Notification(user_id=owner.id, kind="info", title="Note of A")
+    session.add_all([campaign, notification])
+    message_id = queue_message(session, channel="email", to="a@example.com", subject="Of A",
+                               text_body="Body of A", idempotency_key=unique("a-message:"),
+                               tenant_id=tenant.id, client_id=client_id, contact_id=contact_id,
+                               not_before=datetime.now(UTC) + timedelta(days=30))  # fmt: skip
+    session.commit()
+    return {"message_id": message_id, "connection_id": connection.id,
+            "message_template_id": template.id, "campaign_id": campaign.id,
+            "notification_id": notification.id}  # fmt: skip
 
 
 def _urls_for(app, values_for) -> list[tuple[str, str, str]]:
