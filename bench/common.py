@@ -15,6 +15,7 @@ from unittest import mock
 from urllib.parse import urlsplit
 
 import psycopg
+from cryptography.fernet import Fernet
 from flask import Flask
 from sqlalchemy import URL, Connection, MetaData, make_url, text
 from sqlalchemy.dialects import postgresql
@@ -88,6 +89,8 @@ def bench_environment() -> Iterator[BenchEnvironment]:
             "SECRET_KEY": secrets.token_urlsafe(32),
             "DUEBOOK_ENV": "production",
             "COOKIE_SECURE": "0",
+            # Production requires integration secrets keys; a throwaway one for the run.
+            "SECRETS_KEYS": Fernet.generate_key().decode(),
         }
         with mock.patch.dict(os.environ, env):
             environment = BenchEnvironment(from_environment())
