@@ -71,6 +71,7 @@ def from_environment() -> dict:
         "SMTP_URL": os.environ.get("SMTP_URL", "smtp://127.0.0.1:25"),
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Duebook <no-reply@duebook.local>"),
         "SANDBOX_MAILDIR": os.environ.get("SANDBOX_MAILDIR") or None,
+        "SANDBOX_MESSAGES_DIR": os.environ.get("SANDBOX_MESSAGES_DIR") or None,
         "BASE_URL": os.environ.get("BASE_URL") or None,
         "SESSION_COOKIE_SECURE": _flag("COOKIE_SECURE", not local),
         "SESSION_COOKIE_HTTPONLY": True,

@@ -360,6 +360,49 @@ def start_services(kind: str, *, mailbox: bool = False) -> Services:
     return services
 
 
+class SandboxProviders:
+    """`make run`'s WhatsApp and SMS providers: the local stand-ins (app/sandbox/standins), each
+    a process on 127.0.0.1 that records what it accepts in `folder` (shown at /sandbox/inbox)
+    and reports delivery back to the web app's webhooks, as the real providers would."""
+
+    def __init__(self, folder: Path, web_port: str):
+        self.folder = folder
+        self.web_port = web_port
+        self.processes: list[subprocess.Popen] = []
+        self.env: dict[str, str] = {}
+
+    def start(self, python: str, env: dict) -> SandboxProviders:
+        from app.sandbox.providers import standin_arguments
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        web = f"http://127.0.0.1:{self.web_port}"
+        for provider, setting, extra in standin_arguments(web):
+            port = free_port()
+            args = [python, "-m", "app.sandbox.standins", provider, "--port", str(port),
+                    "--record-dir", str(self.folder), "--status-delay", "1", *extra]  # fmt: skip
+            process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+            self.processes.append(process)
+            wait_for_port(port, 30, process)
+            self.env[setting] = f"http://127.0.0.1:{port}"
+        self.env["SANDBOX_MESSAGES_DIR"] = str(self.folder)
+        return self
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(10)
+
+
+def sandbox_provider_settings() -> dict[str, str]:
+    """The platform's WhatsApp app secret and verify token, as the stand-in signs with them."""
+    from app.sandbox.standins.whatsapp import DEFAULT_APP_SECRET
+
+    return {"WHATSAPP_APP_SECRET": DEFAULT_APP_SECRET, "WHATSAPP_VERIFY_TOKEN": "sandbox-verify"}
+
+
 def _dev_secret_key() -> str:
     path = VAR / "run" / "secret_key"
     if not path.exists():
@@ -393,7 +436,13 @@ def run() -> int:
     port = env.get("PORT", "5000")
     python = sys.executable
     children: list[tuple[str, subprocess.Popen]] = []
+    providers = None
     try:
+        if not os.environ.get("WHATSAPP_API_BASE"):
+            providers = SandboxProviders(VAR / "run" / "sandbox-messages", port).start(python, env)
+            env.update(providers.env)
+            env.update(sandbox_provider_settings())
+        env.setdefault("BASE_URL", f"http://127.0.0.1:{port}")
         flask = [python, "-m", "flask", "--app", "wsgi"]
         subprocess.run([*flask, "tenants", "migrate"], env=env, check=True, cwd=ROOT)
         subprocess.run([*flask, "demo", "seed"], env=env, check=True, cwd=ROOT)
@@ -442,6 +491,8 @@ def run() -> int:
         for _, child in children:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(10)
+        if providers is not None:
+            providers.stop()
         services.stop()
 
 

@@ -3,6 +3,7 @@ lifecycle (issue, mark sent, dispute and resolve, write off, void) and credit no
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from app.clients import services as clients
 from app.clients.models import Client
 from app.extensions import db
-from app.invoicing import credits, forms, listing, services
+from app.invoicing import credits, forms, listing, sending, services
 from app.invoicing.models import Invoice
 from app.pages import render_page, toast
 from app.projects import services as projects
@@ -163,6 +164,7 @@ def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict
     from app.payments.services import outstanding
 
     owing = invoice.status not in ("draft", "void")
+    sendable = invoice.status in sending.SENDABLE_STATUSES
     return render_page(
         "invoicing/detail.html", status=status, invoice=invoice,
         client=db.session.get(Client, invoice.client_id),
@@ -172,6 +174,9 @@ def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict
         outstanding=outstanding(db.session, invoice) if owing else None,
         credit_notes=credits.credit_notes_of_invoice(db.session, invoice.id),
         errors=errors or {}, values=values or {}, today=_today(),
+        recipients=sending.recipients(db.session, invoice) if sendable else [],
+        send_purposes=sending.PURPOSES, send_channels=sending.CHANNEL_NAMES,
+        form_key=secrets.token_urlsafe(18),
     )  # fmt: skip
 
 
@@ -218,6 +223,30 @@ def mark_sent(invoice_id: int):
     else:
         toast(f"Invoice {invoice.number} marked as sent.")
     return redirect(_back(invoice), 303)
+
+
+@blueprint.post("/<int:invoice_id>/send")
+@require_permission("messages.send")
+def send(invoice_id: int):
+    """Send the invoice, or a reminder about it, to a contact (through the outbox)."""
+    invoice = _invoice_or_404(invoice_id)
+    form = request.form
+    contact_id = form.get("contact_id", "")
+    try:
+        message_id = sending.send_about_invoice(
+            db.session, g.tenant, invoice, contact_id=int(contact_id) if contact_id.isdigit()
+            else 0, channel=form.get("channel", ""), purpose=form.get("purpose", ""),
+            form_key=form.get("form_key", ""), user_id=current_user.id,
+        )  # fmt: skip
+    except sending.SendError as problem:
+        return _detail(invoice, 422, problem.errors, form.to_dict())
+    if message_id is None:
+        toast("That was sent already.", "info")
+    else:
+        what = sending.PURPOSES[form["purpose"]].split(" (")[0]
+        toast(f"{what} queued for {sending.CHANNEL_NAMES[form['channel']]}: "
+              "see its progress under Messages.")  # fmt: skip
+    return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
 
 
 @blueprint.post("/<int:invoice_id>/dispute")

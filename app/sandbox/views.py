@@ -1,64 +1,119 @@
-"""The sandbox inbox of `make run`: every e-mail the product sends lands here, as the
-recipient would see it, instead of leaving the machine. Absent unless SANDBOX_MAILDIR is set."""
+"""The sandbox inbox of `make run`: every message the product sends lands here, as the
+recipient would see it, instead of leaving the machine. E-mail comes from the sandbox SMTP
+server (SANDBOX_MAILDIR, one .eml file each); WhatsApp and SMS from the local provider
+stand-ins (SANDBOX_MESSAGES_DIR, one .json file each). Absent unless one of them is set."""
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, render_template
 
 blueprint = Blueprint("sandbox", __name__, url_prefix="/sandbox")
-MESSAGE_NAME = re.compile(r"^[0-9]+-[0-9a-f]{8}\.eml$")
+MESSAGE_NAME = re.compile(r"^[0-9]+-[0-9a-f]{8}\.(eml|json)$")
+SHOWN = 200
 
 
-def _maildir() -> Path:
-    folder = current_app.config.get("SANDBOX_MAILDIR")
-    if not folder:
+@dataclass
+class InboxItem:
+    name: str
+    channel: str  # email, whatsapp, sms
+    received: datetime
+    to: str
+    sender: str
+    summary: str
+
+
+def _folder(key: str) -> Path | None:
+    folder = current_app.config.get(key)
+    return Path(folder) if folder else None
+
+
+def _folders() -> tuple[Path | None, Path | None]:
+    mail, messages = _folder("SANDBOX_MAILDIR"), _folder("SANDBOX_MESSAGES_DIR")
+    if mail is None and messages is None:
         abort(404)
-    return Path(folder)
+    return mail, messages
 
 
-def _read(path: Path):
+def _read_email(path: Path):
     return message_from_bytes(path.read_bytes(), policy=policy.default)
+
+
+def _email_item(path: Path) -> InboxItem:
+    email = _read_email(path)
+    try:
+        received = parsedate_to_datetime(email["Date"])
+    except (TypeError, ValueError):
+        received = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    return InboxItem(path.name, "email", received, email["To"] or "", email["From"] or "",
+                     email["Subject"] or "(no subject)")  # fmt: skip
+
+
+def _recorded_item(path: Path) -> InboxItem:
+    entry = json.loads(path.read_text())
+    text = entry.get("text") or ""
+    return InboxItem(path.name, entry.get("channel", "whatsapp"),
+                     datetime.fromtimestamp(entry["time_ns"] / 1e9, UTC), entry.get("to", ""),
+                     entry.get("from", ""), text[:120])  # fmt: skip
+
+
+def _path_for(name: str) -> Path:
+    if not MESSAGE_NAME.match(name):
+        abort(404)
+    mail, messages = _folders()
+    folder = mail if name.endswith(".eml") else messages
+    if folder is None or not (folder / name).exists():
+        abort(404)
+    return folder / name
 
 
 @blueprint.get("/inbox")
 def inbox():
-    files = sorted(_maildir().glob("*.eml"), reverse=True)[:200]
-    messages = [(f.name, _read(f)) for f in files]
-    return render_template("sandbox/inbox.html", messages=messages)
+    mail, messages = _folders()
+    paths = []
+    if mail is not None and mail.exists():
+        paths += [(p, _email_item) for p in mail.glob("*.eml")]
+    if messages is not None and messages.exists():
+        paths += [(p, _recorded_item) for p in messages.glob("*.json")]
+    # File names start with the time in nanoseconds: newest first without opening them.
+    paths.sort(key=lambda item: int(item[0].name.split("-", 1)[0]), reverse=True)
+    items = [read(path) for path, read in paths[:SHOWN]]
+    return render_template("sandbox/inbox.html", items=items)
 
 
 @blueprint.get("/inbox/<name>")
 def message(name: str):
-    if not MESSAGE_NAME.match(name):
-        abort(404)
-    path = _maildir() / name
-    if not path.exists():
-        abort(404)
-    email = _read(path)
+    path = _path_for(name)
+    if name.endswith(".json"):
+        return render_template("sandbox/phone_message.html", name=name,
+                               entry=json.loads(path.read_text()))  # fmt: skip
+    email = _read_email(path)
     text_part = email.get_body(preferencelist=("plain",))
     html_part = email.get_body(preferencelist=("html",))
+    attachments = [part.get_filename() for part in email.iter_attachments()]
     return render_template(
         "sandbox/message.html",
         name=name,
         email=email,
         text=text_part.get_content() if text_part else "",
         has_html=html_part is not None,
+        attachments=attachments,
     )
 
 
 @blueprint.get("/inbox/<name>/html")
 def message_html(name: str):
     """The HTML part, served alone and sandboxed (no scripts, no outside requests)."""
-    if not MESSAGE_NAME.match(name):
+    if not name.endswith(".eml"):
         abort(404)
-    path = _maildir() / name
-    if not path.exists():
-        abort(404)
-    html_part = _read(path).get_body(preferencelist=("html",))
+    html_part = _read_email(_path_for(name)).get_body(preferencelist=("html",))
     if html_part is None:
         abort(404)
     response = current_app.make_response(html_part.get_content())

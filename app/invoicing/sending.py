@@ -1,0 +1,169 @@
+"""Sending an invoice, or a reminder about it, to one of the client's contacts: e-mail with
+the PDF attached, a WhatsApp template with the PDF as its document header, or an SMS.
+
+The message is written to the outbox in the request's transaction and goes out through the
+workers (consent, the sending window and the provider's rates are checked at send time). The
+PDF is copied to a file of the message's own, so a later re-render of the invoice (after a
+payment) cannot delete what a queued message still has to attach. Reminders (the notice
+levels) wait for the tenant's sending window in the recipient's day; the invoice itself goes
+at once. A form's one-time key makes a double click one message."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.clients.models import Client, Contact
+from app.clients.services import may_contact
+from app.invoicing.models import Invoice
+from app.invoicing.pdf import current_pdf, pdf_filename
+from app.messaging.services import queue_message
+from app.storage import get_storage, save_in_transaction, tenant_key
+
+PURPOSES = {
+    "invoice": "The invoice",
+    "notice_1": "1st notice (reminder)",
+    "notice_2": "2nd notice",
+    "notice_final": "Final notice",
+    "notice_legal": "Legal notice",
+}
+CHANNEL_NAMES = {"email": "E-mail", "whatsapp": "WhatsApp", "sms": "SMS"}
+SENDABLE_STATUSES = ("issued", "sent", "overdue", "partly_paid", "disputed")
+FORM_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+class SendError(ValueError):
+    """What to fix before this can be sent, by form field."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+@dataclass
+class Recipient:
+    contact: Contact
+    channels: dict[str, bool]  # channel -> may be used now (consent and an address)
+
+
+def recipients(session: Session, invoice: Invoice) -> list[Recipient]:
+    """The client's contacts, billing contacts first, with the channels each may get."""
+    contacts = session.scalars(
+        select(Contact)
+        .where(Contact.client_id == invoice.client_id, Contact.deleted_at.is_(None))
+        .order_by(Contact.id)
+    ).all()
+    contacts = sorted(contacts, key=lambda c: "billing" not in (c.roles or []))
+    return [
+        Recipient(contact, {channel: _reachable(contact, channel) for channel in CHANNEL_NAMES})
+        for contact in contacts
+    ]
+
+
+def _reachable(contact: Contact, channel: str) -> bool:
+    if channel == "email" and contact.email_bounced_at is not None:
+        return False
+    return may_contact(contact, channel)
+
+
+def recipient_time_zone(contact: Contact, channel: str, client: Client, tenant) -> str | None:
+    """The recipient's time zone for the sending window: from a phone number when its region
+    has one time zone, else the tenant's when the client is in the tenant's country."""
+    if channel in ("whatsapp", "sms") and contact.phone:
+        try:
+            zones = phonenumbers.timezone.time_zones_for_number(phonenumbers.parse(contact.phone))
+        except phonenumbers.NumberParseException:
+            zones = ()
+        if len(zones) == 1 and zones[0] != "Etc/Unknown":
+            return zones[0]
+    return tenant.time_zone if client.country in (None, tenant.country) else None
+
+
+def send_about_invoice(
+    session: Session, tenant, invoice: Invoice, *, contact_id: int, channel: str,
+    purpose: str, form_key: str, user_id: int | None,
+) -> int | None:  # fmt: skip
+    """Queue the invoice (or a reminder about it) to a contact. Returns the outbox id, or None
+    when this form was already sent (the same form key)."""
+    from app.campaigns.rendering import TemplateProblem, message_context, render_for_channel
+    from app.campaigns.services import template_for
+
+    errors = {}
+    if invoice.status not in SENDABLE_STATUSES:
+        errors["purpose"] = "Only an issued invoice can be sent."
+    if purpose not in PURPOSES:
+        errors["purpose"] = "Choose what to send."
+    if channel not in CHANNEL_NAMES:
+        errors["channel"] = "Choose e-mail, WhatsApp or SMS."
+    contact = session.get(Contact, contact_id) if contact_id else None
+    if contact is None or contact.client_id != invoice.client_id or contact.deleted_at:
+        errors["contact_id"] = "Choose one of the client's contacts."
+    elif channel in CHANNEL_NAMES and not _reachable(contact, channel):
+        errors["channel"] = _unreachable_reason(contact, channel)
+    if not FORM_KEY.match(form_key or ""):
+        errors["form_key"] = "This form has expired; reload the page."
+    if errors:
+        raise SendError(errors)
+
+    client = session.get(Client, invoice.client_id)
+    template = template_for(session, channel, purpose, contact.preferred_language or "en")
+    try:
+        rendered = render_for_channel(
+            template, message_context(session, tenant, client, contact, invoice,
+                                      notice_level=None if purpose == "invoice" else purpose)
+        )  # fmt: skip
+    except TemplateProblem as problem:
+        message = f"The {template.name} template cannot be used: {problem}"
+        raise SendError({"purpose": message}) from problem
+    if channel == "whatsapp" and not rendered.whatsapp.get("name"):
+        raise SendError({"channel": "This WhatsApp template has no approved template name."})
+
+    payload: dict = {"purpose": purpose, "invoice_id": invoice.id}
+    if channel in ("email", "whatsapp"):
+        payload["attachments"] = [_copy_of_pdf(session, tenant, invoice, form_key)]
+    if channel == "whatsapp":
+        document = {k: payload["attachments"][0][k] for k in ("key", "filename")}
+        payload["whatsapp"] = {**rendered.whatsapp, "document": document}
+    if channel == "sms":
+        payload["sms"] = rendered.sms
+    if purpose == "invoice" and invoice.sent_at is None:
+        from app.invoicing.services import mark_sent
+
+        mark_sent(session, invoice)
+    return queue_message(
+        session, channel=channel, tenant_id=tenant.id, client_id=client.id,
+        contact_id=contact.id, created_by=user_id,
+        to=contact.email if channel == "email" else contact.phone,
+        subject=rendered.subject or f"{PURPOSES[purpose]}: {invoice.number}",
+        text_body=rendered.text, html_body=rendered.html, payload=payload,
+        idempotency_key=f"t{tenant.id}:invoice:{invoice.id}:{purpose}:{channel}:{form_key}",
+        windowed=purpose != "invoice",
+        recipient_time_zone=recipient_time_zone(contact, channel, client, tenant),
+    )  # fmt: skip
+
+
+def _unreachable_reason(contact: Contact, channel: str) -> str:
+    if channel == "email":
+        if not contact.email:
+            return f"{contact.full_name} has no e-mail address."
+        if contact.email_bounced_at is not None:
+            return f"{contact.email} bounced; correct the address first."
+        return f"{contact.full_name} opted out of e-mail."
+    if not contact.phone:
+        return f"{contact.full_name} has no phone number."
+    name = CHANNEL_NAMES[channel]
+    return f"{contact.full_name} has not agreed to {name} messages (record their opt-in first)."
+
+
+def _copy_of_pdf(session: Session, tenant, invoice: Invoice, form_key: str) -> dict:
+    data = current_pdf(session, tenant, invoice)
+    filename = pdf_filename(invoice)
+    key = tenant_key(tenant.id, "messages", "invoices", invoice.id, form_key[:32], filename)
+    save_in_transaction(session, get_storage(current_app), key, io.BytesIO(data))
+    return {"key": key, "filename": filename, "content_type": "application/pdf"}
