@@ -69,12 +69,17 @@ def register_blueprints(app: Flask) -> None:
     from app.invoicing.views import blueprint as invoicing
     from app.library.tenant_views import blueprint as my_templates
     from app.library.views import blueprint as library
+    from app.messaging.views import blueprint as messages
+    from app.notifications.views import blueprint as notifications
+    from app.ops.views import blueprint as ops
     from app.payments.views import blueprint as payments
     from app.projects.views import blueprint as projects
     from app.sandbox.views import blueprint as sandbox
     from app.settings.views import blueprint as settings
     from app.team.views import blueprint as team
 
+    for blueprint in (messages, notifications, ops):
+        app.register_blueprint(blueprint)
     for blueprint in (auth, dashboard, clients, client_documents, client_files, projects,
                       team, audit, health, sandbox, library, my_templates, invoicing,
                       invoice_pdfs, payments, settings):  # fmt: skip

@@ -233,6 +233,10 @@ def _put_back(session, message, until: datetime, reason: str) -> str:
 def _failed(session, message, exc: DeliveryError) -> str:
     error = str(exc)[:2000]
     if exc.permanent or message.attempts >= services.MAX_ATTEMPTS:
+        from app.notifications.services import notify_delivery_failed
+
+        # Written before _finish commits, so the dead letter and its notification go together.
+        notify_delivery_failed(session, message.tenant_id, message.id, message.created_by, error)
         outcome = _finish(session, message, status="dead", last_error=error,
                           failed_at=datetime.now(UTC))  # fmt: skip
         log.warning("message %s dead-lettered: %s", message.id, error)

@@ -155,5 +155,9 @@ def _apply(session: Session, tenant_id: int | None, item: StatusUpdate) -> int:
 
 
 def _announce_failure(session, tenant_id, message_id, created_by, item: StatusUpdate) -> None:
-    """Hook for in-app notifications of a failed delivery (see app.notifications)."""
+    """Tell whoever sent the message (or the workspace's admins) that it did not arrive."""
+    from app.notifications.services import notify_delivery_failed
+
     log.info("message %s %s: %s", message_id, item.status, item.error)
+    reason = item.error or ("It bounced." if item.status == "bounced" else "The provider failed it.")
+    notify_delivery_failed(session, tenant_id, message_id, created_by, reason)

@@ -1,0 +1,75 @@
+"""The Messages page: every message this workspace sent or tried to send, its status as the
+provider reported it, what the recipient got, and "Retry" for dead letters."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, g, redirect, request, url_for
+
+from app.extensions import db
+from app.messaging import listing, services
+from app.pages import render_page, toast
+from tenants.context import require_permission
+
+blueprint = Blueprint("messages", __name__, url_prefix="/t/<tenant_slug>/messages")
+
+
+def _message_or_404(message_id: int):
+    # outbox_messages is shared: the bound tenant's id is part of every look-up.
+    message = listing.get_message(db.session, g.tenant.id, message_id)
+    if message is None:
+        abort(404)
+    return message
+
+
+@blueprint.get("/")
+@require_permission("messages.view")
+def index():
+    filters = listing.MessageFilters.from_args(request.args)
+    page = listing.list_messages(db.session, g.tenant.id, filters, after=request.args.get("after"))
+    return render_page(
+        "messaging/index.html", block="message_results", page=page, filters=filters,
+        status_labels=listing.STATUS_LABELS, channel_labels=listing.CHANNEL_LABELS,
+        client_name=listing.client_name(db.session, filters.client_id),
+        campaign_name=listing.campaign_name(db.session, filters.campaign_id),
+    )  # fmt: skip
+
+
+@blueprint.get("/<int:message_id>")
+@require_permission("messages.view")
+def detail(message_id: int):
+    message = _message_or_404(message_id)
+    return render_page(
+        "messaging/detail.html", message=message,
+        history=listing.status_history(message), details=listing.channel_details(message),
+        status_group=listing.GROUP_OF.get(message.status, message.status),
+        status_labels=listing.STATUS_LABELS, channel_labels=listing.CHANNEL_LABELS,
+        retryable=message.status in listing.RETRYABLE,
+    )  # fmt: skip
+
+
+@blueprint.get("/<int:message_id>/html")
+@require_permission("messages.view")
+def message_html(message_id: int):
+    """The HTML the recipient got, served alone for a sandboxed iframe of the detail page: no
+    scripts, no forms, no outside requests, framed by this site only."""
+    message = _message_or_404(message_id)
+    if not message.body_html:
+        abort(404)
+    response = current_app.make_response(message.body_html)
+    response.headers["Content-Security-Policy"] = (
+        "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        "frame-ancestors 'self'"
+    )
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+@blueprint.post("/<int:message_id>/retry")
+@require_permission("messages.send")
+def retry(message_id: int):
+    _message_or_404(message_id)
+    if services.retry_message(db.session, g.tenant.id, message_id) is None:
+        toast("Only a message that failed can be sent again.", "error")
+    else:
+        toast("The message is back in the queue and will be sent again shortly.")
+    return redirect(url_for("messages.detail", message_id=message_id), 303)

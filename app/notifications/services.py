@@ -1,0 +1,154 @@
+"""In-app notifications: something a user of this workspace should look at (a failed
+delivery, a broken promise, a new lead). One row per user; the same event notifies a user
+once (a dedupe key), however many times a worker or a webhook reports it.
+
+The session must be bound to the tenant: notifications are a tenant table, so a user sees
+only the workspace's own, and every query here also filters by the user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.notifications.models import KINDS, Notification
+
+RECENT = 50
+# The bell shows "99+" past this: counting further costs time and says nothing more.
+COUNT_CAP = 99
+
+
+def notify(
+    session: Session,
+    user_ids: Iterable[int],
+    kind: str,
+    title: str,
+    body: str | None = None,
+    link: str | None = None,
+    dedupe_key: str | None = None,
+) -> int:
+    """Tell these users of the bound tenant. Returns how many new notifications were written
+    (a user already told about `dedupe_key` is not told again)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    rows = [
+        {"user_id": user_id, "kind": kind, "title": title[:255], "body": body,
+         "link": link[:500] if link else None, "dedupe_key": dedupe_key}
+        for user_id in dict.fromkeys(user_ids)
+    ]  # fmt: skip
+    if not rows:
+        return 0
+    written = session.execute(
+        insert(Notification)
+        .values(rows)
+        .on_conflict_do_nothing(
+            index_elements=["user_id", "dedupe_key"], index_where=text("dedupe_key IS NOT NULL")
+        )
+        .returning(Notification.id)
+    ).all()
+    return len(written)
+
+
+def unread_count(session: Session, user_id: int) -> int:
+    """Unread notifications of this user, counted up to COUNT_CAP + 1."""
+    unread = (
+        select(Notification.id)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .limit(COUNT_CAP + 1)
+        .subquery()
+    )
+    return session.scalar(select(func.count()).select_from(unread)) or 0
+
+
+def recent(session: Session, user_id: int, limit: int = RECENT) -> list[Notification]:
+    """This user's latest notifications, unread first, newest first."""
+    return list(
+        session.scalars(
+            select(Notification)
+            .where(Notification.user_id == user_id)
+            .order_by(Notification.read_at.is_not(None), Notification.created_at.desc(),
+                      Notification.id.desc())
+            .limit(limit)
+        )
+    )  # fmt: skip
+
+
+def mark_read(session: Session, user_id: int, notification_id: int) -> bool:
+    """Mark one of this user's notifications read. False when it is not theirs (or not
+    there); reading one already read is fine."""
+    found = session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.user_id == user_id)
+        .values(read_at=func.coalesce(Notification.read_at, datetime.now(UTC)))
+        .returning(Notification.id),
+        execution_options={"synchronize_session": False},
+    ).first()
+    return found is not None
+
+
+def mark_all_read(session: Session, user_id: int) -> int:
+    return session.execute(
+        update(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .values(read_at=datetime.now(UTC)),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+
+
+def _admins(session: Session, tenant_id: int) -> list[int]:
+    from tenants.models import Membership
+
+    return list(
+        session.scalars(
+            select(Membership.user_id)
+            .where(Membership.tenant_id == tenant_id, Membership.active.is_(True),
+                   Membership.role.in_(("owner", "admin")))
+            .order_by(Membership.user_id)
+        )
+    )  # fmt: skip
+
+
+def _is_member(session: Session, tenant_id: int, user_id: int) -> bool:
+    from tenants.models import Membership
+
+    return session.scalar(
+        select(Membership.id).where(Membership.tenant_id == tenant_id,
+                                    Membership.user_id == user_id, Membership.active.is_(True))
+    ) is not None  # fmt: skip
+
+
+def notify_delivery_failed(
+    session: Session, tenant_id: int | None, message_id: int, created_by: int | None, reason: str
+) -> int:
+    """A message of this tenant will not arrive (dead-lettered, failed or bounced): tell who
+    sent it or, when nobody did (automatic messages) or they have left, the workspace's
+    admins and owners. Once per message and user."""
+    if tenant_id is None:  # platform e-mail (password resets ...): nobody in a workspace to tell
+        return 0
+    from app.messaging.listing import CHANNEL_LABELS, detail_path
+    from app.messaging.models import OutboxMessage
+    from tenants.models import Tenant
+
+    found = session.execute(
+        select(OutboxMessage.channel, OutboxMessage.recipient, OutboxMessage.subject, Tenant.slug)
+        .join(Tenant, Tenant.id == OutboxMessage.tenant_id)
+        .where(OutboxMessage.id == message_id, OutboxMessage.tenant_id == tenant_id)
+    ).first()
+    if found is None:
+        return 0
+    channel, recipient, subject, slug = found
+    if created_by is not None and _is_member(session, tenant_id, created_by):
+        users = [created_by]
+    else:
+        users = _admins(session, tenant_id)
+    what = f"“{subject}”" if subject else "A message"
+    return notify(
+        session, users, "delivery_failed",
+        title=f"{CHANNEL_LABELS.get(channel, channel)} to {recipient} could not be delivered",
+        body=f"{what}: {reason}"[:2000],
+        link=detail_path(slug, message_id),
+        dedupe_key=f"delivery_failed:{message_id}",
+    )  # fmt: skip

@@ -1,0 +1,56 @@
+"""The bell: a user's own notifications in this workspace, a live unread count, mark read."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from app.extensions import db
+from app.notifications import services
+from app.pages import render_page, toast
+from tenants.context import require_permission
+
+blueprint = Blueprint("notifications", __name__, url_prefix="/t/<tenant_slug>/notifications")
+
+# Every member has dashboard.view: notifications are each user's own, whatever their role.
+MEMBER = "dashboard.view"
+
+
+@blueprint.get("/")
+@require_permission(MEMBER)
+def index():
+    items = services.recent(db.session, current_user.id)
+    return render_page("notifications/index.html", block="notification_list", items=items,
+                       unread=sum(1 for n in items if n.read_at is None))  # fmt: skip
+
+
+@blueprint.get("/count")
+@require_permission(MEMBER)
+def count():
+    """The bell's number, polled by htmx every 30 seconds."""
+    response = render_template(
+        "notifications/_count.html", count=services.unread_count(db.session, current_user.id),
+        cap=services.COUNT_CAP,
+    )  # fmt: skip
+    return response, 200, {"Cache-Control": "no-store"}
+
+
+@blueprint.post("/<int:notification_id>/read")
+@require_permission(MEMBER)
+def read(notification_id: int):
+    if not services.mark_read(db.session, current_user.id, notification_id):
+        abort(404)
+    target = request.form.get("next", "")
+    # Only a path of this site: "open" goes on to the notification's own link.
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return redirect(target, 303)
+    return redirect(url_for("notifications.index"), 303)
+
+
+@blueprint.post("/read-all")
+@require_permission(MEMBER)
+def read_all():
+    marked = services.mark_all_read(db.session, current_user.id)
+    toast(f"{marked} notification{'' if marked == 1 else 's'} marked read." if marked
+          else "Nothing unread.")  # fmt: skip
+    return redirect(url_for("notifications.index"), 303)
