@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import click
@@ -48,6 +48,7 @@ def seed_demo() -> None:
         db.session.add(Membership(user_id=user.id, tenant_id=tenant.id, role="owner"))
     db.session.commit()
     _seed_demo_books(tenant.id, user.id)
+    _seed_demo_messaging(tenant.id, user.id)
     click.echo(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
 
@@ -107,6 +108,44 @@ def _seed_demo_books(tenant_id: int, user_id: int) -> None:
             "method": "bank_transfer", "reference": "UTR HDFCR52026112200417"})  # fmt: skip
         payments.allocate(session, payment, [(invoice.id, str(cash), str(tds), "194C", "2")],
                           user_id=user_id)  # fmt: skip
+        session.commit()
+    finally:
+        session.close()
+
+
+def _seed_demo_messaging(tenant_id: int, user_id: int) -> None:
+    """The demo client's billing contact (e-mail, and WhatsApp and SMS opt-ins) and, when
+    `make run` started the sandbox providers, connections to them; the demo workspace sends
+    reminders at any hour and on any day so that they show in the sandbox inbox at once.
+    Idempotent."""
+    from flask import current_app
+
+    from app.clients.models import Client, Contact
+    from app.clients.services import set_consent
+    from tenants.binding import TenantSession, bind_tenant
+
+    session = TenantSession(db, bind=db.engine)
+    bind_tenant(session, tenant_id, actor_user_id=user_id)
+    try:
+        client = session.scalar(select(Client).where(Client.short_name == "Kaveri"))
+        if (
+            client is not None
+            and session.scalar(select(Contact.id).where(Contact.client_id == client.id).limit(1))
+            is None
+        ):
+            contact = Contact(client_id=client.id, full_name="Ravi Kumar", job_title="Accounts",
+                              roles=["billing", "primary"], email="ravi.kumar@kaveri.example",
+                              phone="+919845012345", preferred_language="en")  # fmt: skip
+            for channel in ("email", "sms", "whatsapp"):
+                set_consent(contact, channel, True, "signed onboarding form")
+            session.add(contact)
+        if current_app.config.get("SANDBOX_MESSAGES_DIR"):
+            from app.sandbox.providers import connect_demo_providers
+
+            tenant = session.get(Tenant, tenant_id)
+            tenant.send_window_start, tenant.send_window_end = time(0), time(23, 59, 59)
+            tenant.send_on_business_days_only = False
+            connect_demo_providers(session, tenant, user_id)
         session.commit()
     finally:
         session.close()

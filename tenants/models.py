@@ -58,6 +58,8 @@ class Tenant(SharedModel):
     # Bulk and collection messages go out only inside this window of the recipient's day.
     send_window_start: Mapped[time] = mapped_column(Time, server_default="09:00")
     send_window_end: Mapped[time] = mapped_column(Time, server_default="19:00")
+    # ... and, unless switched off, only on business days of the tenant's calendar.
+    send_on_business_days_only: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
 
     __table_args__ = (
         CheckConstraint("status IN ('active', 'suspended')", name="status"),

@@ -173,9 +173,10 @@ def test_inside_the_window_a_windowed_message_goes(app, db_session, contact_of, 
     assert outbox_row(db_session, message_id).status == expected
 
 
-def a_tenant(start=time(9), end=time(19)):
+def a_tenant(start=time(9), end=time(19), every_day=False):
     return SimpleNamespace(time_zone="Asia/Kolkata", country="IN", region="29",
-                           send_window_start=start, send_window_end=end)  # fmt: skip
+                           send_window_start=start, send_window_end=end,
+                           send_on_business_days_only=every_day is False)  # fmt: skip
 
 
 def at(zone: str, *parts) -> datetime:
@@ -203,6 +204,15 @@ def test_window_follows_the_tenants_calendar(now, opens):
     assert window_opens_at(a_tenant(), None, now.astimezone(UTC)) == (
         opens.astimezone(UTC) if opens else None
     )
+
+
+def test_a_tenant_that_sends_every_day_only_keeps_the_hours():
+    saturday_11 = at("Asia/Kolkata", 2026, 11, 28, 11, 0).astimezone(UTC)
+    assert window_opens_at(a_tenant(every_day=True), None, saturday_11) is None
+    saturday_20 = at("Asia/Kolkata", 2026, 11, 28, 20, 0).astimezone(UTC)
+    assert window_opens_at(a_tenant(every_day=True), None, saturday_20) == at(
+        "Asia/Kolkata", 2026, 11, 29, 9, 0
+    ).astimezone(UTC)
 
 
 def test_window_is_the_recipients_day_not_the_tenants():

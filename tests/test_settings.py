@@ -30,7 +30,8 @@ def storage_root(app, tmp_path):
 
 
 def valid(**changes) -> dict:
-    return {"brand_colour": "#1f5f8b", "auto_invoice": "off", **changes}
+    return {"brand_colour": "#1f5f8b", "auto_invoice": "off", "send_window_start": "09:00",
+            "send_window_end": "19:00", **changes}  # fmt: skip
 
 
 def test_gstin_gives_state_and_pan(make_tenant):
@@ -53,6 +54,8 @@ def test_gstin_gives_state_and_pan(make_tenant):
         ({"invoice_number_format": "{series}/{fy}/{seq:09d}"}, "invoice_number_format", "16"),
         ({"invoice_number_format": "INV {seq}"}, "invoice_number_format", "letters, digits"),
         ({"auto_invoice": "always"}, "auto_invoice", "Choose"),
+        ({"send_window_start": "9am"}, "send_window_start", "HH:MM"),
+        ({"send_window_start": "20:00"}, "send_window_end", "end after it starts"),
     ],
 )
 def test_wrong_values_are_named_by_field(make_tenant, values, field, message):
@@ -80,7 +83,8 @@ def test_page_saves_all_or_nothing_and_shows_errors_by_field(
     assert page.status_code == 200
     form = {"csrf_token": csrf_token_from(page.text), "legal_name": "Acme Engineering LLP",
             "gstin": KA_GSTIN, "upi_vpa": "acme@okhdfcbank", "brand_colour": "#AA3300",
-            "auto_invoice": "draft", "approval_required": "1"}  # fmt: skip
+            "auto_invoice": "draft", "approval_required": "1", "send_window_start": "08:30",
+            "send_window_end": "20:00"}  # fmt: skip
 
     refused = client.post(url, data={**form, "upi_vpa": "acme"})
     assert refused.status_code == 422

@@ -274,14 +274,17 @@ def consent_refusal(session: Session, message: OutboxMessage) -> str | None:
 
 
 def window_opens_at(tenant, recipient_time_zone: str | None, now: datetime) -> datetime | None:
-    """None when `now` is inside the tenant's sending window (a business day of its calendar,
-    between its start and end time in the recipient's time zone); else when it next opens."""
+    """None when `now` is inside the tenant's sending window (between its start and end time
+    in the recipient's time zone, on a business day of the tenant's calendar unless the
+    tenant sends every day); else when it next opens."""
     zone = ZoneInfo(recipient_time_zone or tenant.time_zone)
     local = now.astimezone(zone)
     start, end = tenant.send_window_start, tenant.send_window_end
     subdivision = subdivision_for(tenant.country, tenant.region)
 
     def open_day(day) -> bool:
+        if not tenant.send_on_business_days_only:
+            return True
         return is_business_day(day, tenant.country, subdivision)
 
     if open_day(local.date()) and start <= local.time().replace(tzinfo=None) < end:
@@ -306,12 +309,17 @@ def _tenant(session: Session, tenant_id: int | None):
 
 def _outgoing(message: OutboxMessage, tenant) -> Outgoing:
     payload = message.payload or {}
+    headers = dict(payload.get("headers") or {})
+    if message.channel == "email" and message.contact_id is not None and tenant is not None:
+        from app.messaging.unsubscribe import headers_for
+
+        headers.update(headers_for(tenant.id, message.contact_id))  # RFC 8058 one-click
     return Outgoing(
         message_id=message.id, idempotency_key=message.idempotency_key,
         tenant_id=message.tenant_id, channel=message.channel, recipient=message.recipient,
         subject=message.subject, text=message.body_text, html=message.body_html,
         payload=payload, attachments=_attachments(message.tenant_id, payload),
-        headers=dict(payload.get("headers") or {}),
+        headers=headers,
     )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import time
 from typing import BinaryIO
 
 from sqlalchemy.orm import Session
@@ -43,7 +44,8 @@ LOGO_MAX_BYTES = 1024 * 1024
 LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": ("png", "image/png"), b"\xff\xd8\xff": ("jpg", "image/jpeg")}
 FIELDS = ("legal_name", "address", "region", "gstin", "pan", "abn", "tax_number",
           "lut_reference", "upi_vpa", "payment_instructions", "brand_colour",
-          "invoice_number_format", "approval_required", "auto_invoice")  # fmt: skip
+          "invoice_number_format", "approval_required", "auto_invoice", "send_window_start",
+          "send_window_end", "send_on_business_days_only")  # fmt: skip
 
 
 class SettingsError(ValueError):
@@ -53,6 +55,9 @@ class SettingsError(ValueError):
 def form_values(tenant: Tenant) -> dict[str, str]:
     values = {name: getattr(tenant, name) for name in FIELDS}
     values["approval_required"] = "1" if tenant.approval_required else ""
+    values["send_on_business_days_only"] = "1" if tenant.send_on_business_days_only else ""
+    for name in ("send_window_start", "send_window_end"):
+        values[name] = getattr(tenant, name).strftime("%H:%M")
     return {name: "" if value is None else str(value) for name, value in values.items()}
 
 
@@ -154,7 +159,23 @@ def clean_settings(values: Mapping, tenant: Tenant) -> tuple[dict, dict[str, str
         errors["auto_invoice"] = "Choose one of the options."
     out["auto_invoice"] = auto_invoice
     out["approval_required"] = bool(values.get("approval_required"))
+    _clean_send_window(values, out, errors)
     return out, errors
+
+
+def _clean_send_window(values: Mapping, out: dict, errors: dict) -> None:
+    """Reminders and campaigns go out only between these times of the recipient's day."""
+    for name in ("send_window_start", "send_window_end"):
+        raw = (values.get(name) or "").strip()
+        try:
+            out[name] = time.fromisoformat(raw)
+        except ValueError:
+            errors[name] = "A time of day as HH:MM, e.g. 09:00."
+    if not errors.keys() & {"send_window_start", "send_window_end"} and (
+        out["send_window_start"] >= out["send_window_end"]
+    ):
+        errors["send_window_end"] = "The window must end after it starts (the same day)."
+    out["send_on_business_days_only"] = bool(values.get("send_on_business_days_only"))
 
 
 def save_settings(session: Session, tenant: Tenant, values: Mapping) -> dict[str, str]:

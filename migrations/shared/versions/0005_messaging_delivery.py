@@ -42,6 +42,9 @@ TENANT_COLUMNS = [
     # Bulk and collection messages go out only inside this window of the recipient's day.
     sa.Column("send_window_start", sa.Time(), server_default="09:00", nullable=False),
     sa.Column("send_window_end", sa.Time(), server_default="19:00", nullable=False),
+    sa.Column(
+        "send_on_business_days_only", sa.Boolean(), server_default=sa.text("true"), nullable=False
+    ),
 ]
 
 

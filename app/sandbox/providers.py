@@ -1,0 +1,108 @@
+"""The sandbox's providers for `make run`: which stand-ins to start and with what, and the
+demo workspace's connections to them. The stand-ins know the same approved WhatsApp templates
+and DLT-registered SMS texts as every workspace's default message templates, so what the demo
+sends is accepted exactly as a provider that approved them would."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.campaigns import defaults
+from app.sandbox.standins.msg91 import DEFAULT_AUTHKEY
+from app.sandbox.standins.whatsapp import (
+    DEFAULT_DISPLAY_NUMBER,
+    DEFAULT_PHONE_NUMBER_ID,
+    DEFAULT_TOKEN,
+    DEFAULT_WABA_ID,
+)
+
+# The secret path of the demo workspace's MSG91 delivery-report URL.
+MSG91_REPORT_TOKEN = "sandbox-msg91-delivery-reports"
+# Purposes whose WhatsApp template carries the invoice PDF as its document header.
+WITH_DOCUMENT = ("invoice", "notice_1", "notice_2", "notice_final", "notice_legal")
+_EXPRESSION = re.compile(r"{{\s*(.+?)\s*}}")
+
+
+def sms_template_id(purpose: str) -> str:
+    return f"sandbox-{purpose}"
+
+
+def dlt_template_id(purpose: str) -> str:
+    """A made-up 19-digit DLT template id, one per purpose."""
+    return "11070000000000" + str(defaults.PURPOSES.index(purpose) + 1).zfill(5)
+
+
+def _dlt_content(body: str) -> str:
+    """The SMS text as registered on the DLT portal: each variable becomes ##varN##."""
+    counter = iter(range(1, 100))
+    return _EXPRESSION.sub(lambda _: f"##var{next(counter)}##", body)
+
+
+def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
+    """(stand-in, config setting that points the app at it, extra arguments) for each."""
+    whatsapp = ["--webhook-url", f"{web_url}/hooks/whatsapp", "--phone-number-id",
+                DEFAULT_PHONE_NUMBER_ID, "--token", DEFAULT_TOKEN]  # fmt: skip
+    for purpose, (approved, _) in defaults.WHATSAPP.items():
+        header = "#DOCUMENT" if purpose in WITH_DOCUMENT else ""
+        whatsapp += ["--template", f"duebook_{purpose}@en{header}={approved}"]
+    msg91 = ["--webhook-url", f"{web_url}/hooks/msg91/{MSG91_REPORT_TOKEN}"]
+    for purpose, body in defaults.SMS.items():
+        msg91 += ["--template", f"{sms_template_id(purpose)}={_dlt_content(body)}"]
+    return [
+        ("whatsapp", "WHATSAPP_API_BASE", whatsapp),
+        ("msg91", "MSG91_API_BASE", msg91),
+        ("twilio", "TWILIO_API_BASE", []),
+    ]
+
+
+def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
+    """Connect the demo workspace to the sandbox WhatsApp number and MSG91 account, and give
+    its default SMS templates the ids the stand-in knows. Idempotent."""
+    from app.campaigns.models import MessageTemplate
+    from app.integrations.crypto import encrypt_secrets
+    from app.integrations.models import IntegrationConnection
+    from app.messaging.models import ProviderAccount
+
+    connections = {
+        "whatsapp_cloud": (
+            {"phone_number_id": DEFAULT_PHONE_NUMBER_ID, "waba_id": DEFAULT_WABA_ID,
+             "display_phone_number": DEFAULT_DISPLAY_NUMBER},
+            {"access_token": DEFAULT_TOKEN}, DEFAULT_PHONE_NUMBER_ID,
+        ),
+        "msg91": (
+            {"sender_id": "DUEBKS", "dlt_entity_id": "1101000000000000001",
+             "report_token": MSG91_REPORT_TOKEN},
+            {"authkey": DEFAULT_AUTHKEY}, MSG91_REPORT_TOKEN,
+        ),
+    }  # fmt: skip
+    for provider, (settings, secrets, account_key) in connections.items():
+        exists = session.scalar(select(IntegrationConnection.id).where(
+            IntegrationConnection.provider == provider,
+            IntegrationConnection.status != "disconnected"))  # fmt: skip
+        if exists:
+            continue
+        connection = IntegrationConnection(provider=provider, settings=settings,
+                                           secrets_ciphertext=encrypt_secrets(secrets),
+                                           connected_by=user_id)  # fmt: skip
+        session.add(connection)
+        session.flush()
+        session.add(ProviderAccount(provider=provider, account_key=account_key,
+                                    tenant_id=tenant.id, connection_id=connection.id))  # fmt: skip
+    defaults.ensure_defaults(session)
+    sms_without_ids = select(MessageTemplate).where(
+        MessageTemplate.channel == "sms", MessageTemplate.gateway_template_id.is_(None)
+    )
+    for template in session.scalars(sms_without_ids):
+        if template.purpose in defaults.SMS:
+            template.gateway_template_id = sms_template_id(template.purpose)
+            template.dlt_template_id = dlt_template_id(template.purpose)
+    # The stand-in approved them all (a real workspace learns this from the template sync).
+    whatsapp_unsynced = select(MessageTemplate).where(
+        MessageTemplate.channel == "whatsapp", MessageTemplate.provider_status.is_(None)
+    )
+    for template in session.scalars(whatsapp_unsynced):
+        template.provider_status = "approved"
+    session.flush()
