@@ -69,6 +69,7 @@ def register_blueprints(app: Flask) -> None:
     from app.invoicing.views import blueprint as invoicing
     from app.library.tenant_views import blueprint as my_templates
     from app.library.views import blueprint as library
+    from app.messaging.email_views import blueprint as email_links
     from app.messaging.views import blueprint as messages
     from app.notifications.views import blueprint as notifications
     from app.ops.views import blueprint as ops
@@ -84,6 +85,7 @@ def register_blueprints(app: Flask) -> None:
                       team, audit, health, sandbox, library, my_templates, invoicing,
                       invoice_pdfs, payments, settings):  # fmt: skip
         app.register_blueprint(blueprint)
+    app.register_blueprint(email_links)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -109,6 +109,16 @@ def from_environment() -> dict:
         "MESSAGE_LEASE_SECONDS": int(os.environ.get("MESSAGE_LEASE_SECONDS", "300")),
         # An intent handed to Redis but not picked up within this long is handed out again.
         "MESSAGE_REDELIVERY_SECONDS": int(os.environ.get("MESSAGE_REDELIVERY_SECONDS", "120")),
+        # E-mail bounces: every message's envelope sender is bounces+<signed token>@ this
+        # domain (unset: the From address's domain), and an inbound-mail relay posts each
+        # bounce report to /hooks/email/bounces/<BOUNCE_WEBHOOK_TOKEN> (unset: hook off).
+        "BOUNCE_DOMAIN": os.environ.get("BOUNCE_DOMAIN") or None,
+        "BOUNCE_WEBHOOK_TOKEN": os.environ.get("BOUNCE_WEBHOOK_TOKEN") or None,
+        # Optional DKIM signature of the platform's own e-mail (tenants with their own SMTP
+        # connection set their own key): d= domain, s= selector, and an RSA key in PEM.
+        "DKIM_DOMAIN": os.environ.get("DKIM_DOMAIN") or None,
+        "DKIM_SELECTOR": os.environ.get("DKIM_SELECTOR") or None,
+        "DKIM_PRIVATE_KEY_FILE": os.environ.get("DKIM_PRIVATE_KEY_FILE") or None,
         # Uploads (documents, imports) raise this for their own requests.
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     }
