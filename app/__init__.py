@@ -71,6 +71,7 @@ def register_blueprints(app: Flask) -> None:
     from app.library.views import blueprint as library
     from app.messaging.email_views import blueprint as email_links
     from app.messaging.views import blueprint as messages
+    from app.messaging.whatsapp_views import blueprint as whatsapp_hooks
     from app.notifications.views import blueprint as notifications
     from app.ops.views import blueprint as ops
     from app.payments.views import blueprint as payments
@@ -83,7 +84,7 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     for blueprint in (auth, dashboard, clients, client_documents, client_files, projects,
                       team, audit, health, sandbox, library, my_templates, invoicing,
-                      invoice_pdfs, payments, settings):  # fmt: skip
+                      invoice_pdfs, payments, settings, whatsapp_hooks):  # fmt: skip
         app.register_blueprint(blueprint)
     app.register_blueprint(email_links)
 

@@ -13,6 +13,8 @@ Contract followed (see /work/shared/reference/providers.md §1 and the sources c
   → `{"id": "<media id>"}`.
 - `GET /{version}/{waba_id}/message_templates` → `{"data": [...], "paging": {"cursors": ...}}`
   with `limit` / `after` / `before` cursors, plus `name` and `status` filters.
+- `GET /{version}/{phone_number_id}` → `{"id", "display_phone_number", "verified_name",
+  "quality_rating"}` (the connector's connection check).
 - Status webhooks (§1.2) `{"object":"whatsapp_business_account","entry":[{"id": WABA,
   "changes":[{"field":"messages","value":{"messaging_product","metadata","statuses":[...]}}]}]}`
   and inbound `messages` webhooks, signed `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(App
@@ -63,6 +65,7 @@ from .base import Fault, Request, Response, StandinServer, json_response, random
 TEMPLATE_STATUSES = ("APPROVED", "PENDING", "REJECTED", "PAUSED")
 PLACEHOLDER = re.compile(r"\{\{(\d+)\}\}")
 ROUTE = re.compile(r"^/(v\d+(?:\.\d+)?)/([^/]+)/(messages|media|message_templates)/?$")
+NODE = re.compile(r"^/(v\d+(?:\.\d+)?)/([^/]+)/?$")
 SESSION_SECONDS = 24 * 3600
 
 DEFAULT_PHONE_NUMBER_ID = "100000000000001"
@@ -147,6 +150,7 @@ class PhoneNumber:
     phone_number_id: str
     token: str
     display_phone_number: str
+    verified_name: str = "Sandbox Business"
 
 
 class _Rejected(Exception):
@@ -312,6 +316,9 @@ class WhatsAppStandin(StandinServer):
         return None
 
     def handle(self, request: Request) -> Response:
+        node = NODE.match(request.path)
+        if node and request.method == "GET":
+            return self._phone_number(request, node.group(2))
         match = ROUTE.match(request.path)
         if not match:
             return graph_error(400, 100, "Unknown path components", request.path)
@@ -620,6 +627,28 @@ class WhatsAppStandin(StandinServer):
             "sha256": hashlib.sha256(data).hexdigest(),
         }
         return json_response(200, {"id": media_id})
+
+    def _phone_number(self, request: Request, phone_number_id: str) -> Response:
+        """`GET /{version}/{phone_number_id}`: the number's profile (a connection check)."""
+        number = self.phone_numbers.get(phone_number_id)
+        if number is None:
+            return graph_error(
+                400,
+                100,
+                f"Unsupported get request. Object with ID '{phone_number_id}' does not exist",
+                "Unknown phone number id.",
+            )
+        if not self._authorized(request, number.token):
+            return self._unauthorized()
+        return json_response(
+            200,
+            {
+                "id": number.phone_number_id,
+                "display_phone_number": number.display_phone_number,
+                "verified_name": number.verified_name,
+                "quality_rating": "GREEN",
+            },
+        )
 
     def _list_templates(self, request: Request, waba_id: str) -> Response:
         tokens = [number.token for number in self.phone_numbers.values()]

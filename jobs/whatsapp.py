@@ -1,0 +1,61 @@
+"""WhatsApp jobs: mirror Meta's template approvals onto the tenants' WhatsApp templates.
+
+Template status webhooks keep them current; this sync is the backfill (WH-4) for webhooks
+that were lost or could not be routed, and what the templates page runs on demand."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from flask import current_app
+from sqlalchemy import select
+
+from jobs.context import job
+from jobs.queues import enqueue_per_tenant
+
+log = logging.getLogger(__name__)
+
+
+@job
+def sync_whatsapp_templates(session) -> dict | None:
+    """Ask Meta for the bound tenant's templates and update provider_status and
+    provider_synced_at of its WhatsApp templates. None when the tenant has no enabled
+    WhatsApp connection; else {"updated": n, "missing": [template names]}."""
+    from app.integrations.crypto import decrypt_secrets
+    from app.integrations.models import IntegrationConnection
+    from app.messaging.channels import DeliveryError
+    from app.messaging.channels.whatsapp import PROVIDER, WhatsAppCloudConnector, sync_templates
+
+    connection = session.scalar(
+        select(IntegrationConnection).where(
+            IntegrationConnection.provider == PROVIDER, IntegrationConnection.status == "enabled"
+        )
+    )
+    if connection is None:
+        return None
+    connector = WhatsAppCloudConnector(
+        settings=connection.settings,
+        secrets=decrypt_secrets(connection.secrets_ciphertext),
+        config=current_app.config,
+    )
+    try:
+        result = sync_templates(session, connector)
+    except DeliveryError as exc:
+        # The page shows the connection's last error; the next run tries again.
+        log.warning("whatsapp template sync failed for connection %s: %s", connection.id, exc)
+        connection.last_error, connection.last_error_at = str(exc)[:2000], datetime.now(UTC)
+        return {"error": str(exc)}
+    finally:
+        connector.close()
+    return {"updated": result.updated, "missing": result.missing}
+
+
+@job
+def sync_whatsapp_templates_all(session) -> int:
+    """Periodic: one sync job per active tenant (tenants without WhatsApp return at once).
+    Returns how many were queued."""
+    from jobs.tasks import _active_tenants
+
+    tenant_ids = [tenant_id for tenant_id, _ in _active_tenants(session)]
+    return enqueue_per_tenant("default", sync_whatsapp_templates, tenant_ids)
