@@ -148,7 +148,13 @@ def detail(client_id: int):
             site_errors={},
         )
     elif tab == "timeline":
-        context["entries"] = services.timeline(db.session, client)
+        from app.messaging.listing import messages_for_client
+
+        # Changes and messages in one story, newest first.
+        changes = [("change", e.occurred_at, e) for e in services.timeline(db.session, client)]
+        messages = [("message", m["at"], m)
+                    for m in messages_for_client(db.session, g.tenant.id, client.id)]  # fmt: skip
+        context["entries"] = sorted(changes + messages, key=lambda e: e[1], reverse=True)
     elif tab == "projects":
         context["projects"] = project_services.client_projects(db.session, client)
     elif tab == "payments":

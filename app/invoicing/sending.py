@@ -73,15 +73,19 @@ def _reachable(contact: Contact, channel: str) -> bool:
 
 
 def recipient_time_zone(contact: Contact, channel: str, client: Client, tenant) -> str | None:
-    """The recipient's time zone for the sending window: from a phone number when its region
-    has one time zone, else the tenant's when the client is in the tenant's country."""
+    """The recipient's time zone for the sending window: the tenant's when the recipient is
+    in the tenant's country (by phone number for WhatsApp and SMS, else by the client's
+    country); else the phone number's region's, when that region has one time zone."""
     if channel in ("whatsapp", "sms") and contact.phone:
         try:
-            zones = phonenumbers.timezone.time_zones_for_number(phonenumbers.parse(contact.phone))
+            number = phonenumbers.parse(contact.phone)
         except phonenumbers.NumberParseException:
-            zones = ()
-        if len(zones) == 1 and zones[0] != "Etc/Unknown":
-            return zones[0]
+            number = None
+        if number is not None:
+            if phonenumbers.region_code_for_number(number) == tenant.country:
+                return tenant.time_zone
+            zones = phonenumbers.timezone.time_zones_for_number(number)
+            return zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else None
     return tenant.time_zone if client.country in (None, tenant.country) else None
 
 

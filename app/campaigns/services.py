@@ -1,0 +1,588 @@
+"""Message templates (checked, previewed with real data, picked for a send) and campaigns
+(recipients by client filters, launch as outbox rows spaced by the throttle, cancel, progress
+counted from the outbox)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from phonenumbers import timezone as phone_zones
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.campaigns import defaults
+from app.campaigns.models import (
+    TEMPLATE_CHANNELS,
+    TEMPLATE_PURPOSES,
+    Campaign,
+    MessageTemplate,
+)
+from app.campaigns.rendering import (
+    INVOICE_VARIABLES,
+    TemplateProblem,
+    message_context,
+    render_for_channel,
+    template_errors,
+    variables_used,
+)
+from app.clients.models import CONTACT_ROLES, Client, Contact
+from app.clients.services import ClientFilters, filtered_clients, may_contact
+from app.messaging.models import OutboxMessage
+from app.messaging.services import enqueue_deliveries
+from app.transaction_hooks import on_commit
+
+PURPOSE_LABELS = {**defaults.NAMES, "campaign": "Campaign"}
+CHANNEL_LABELS = {"email": "E-mail", "whatsapp": "WhatsApp", "sms": "SMS"}
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:[_-][A-Za-z]{2,4})?")
+_META_NAME = re.compile(r"[a-z0-9_]{1,512}")
+
+
+# Templates ---------------------------------------------------------------------------------
+
+
+def list_templates(session: Session) -> list[MessageTemplate]:
+    defaults.ensure_defaults(session)
+    return list(
+        session.scalars(
+            select(MessageTemplate)
+            .where(MessageTemplate.deleted_at.is_(None))
+            .order_by(
+                MessageTemplate.channel,
+                MessageTemplate.purpose,
+                MessageTemplate.language,
+                func.lower(MessageTemplate.name),
+            )  # fmt: skip
+        )
+    )
+
+
+def get_template(session: Session, template_id: int) -> MessageTemplate | None:
+    template = session.get(MessageTemplate, template_id)
+    return template if template is not None and template.deleted_at is None else None
+
+
+def template_for(session: Session, channel: str, purpose: str, language: str = "en"):
+    """The workspace's template for this channel and purpose in `language`, else in English
+    (the defaults are created the first time; a deleted English one is made again, since a
+    send needs words)."""
+    defaults.ensure_defaults(session)
+    for lang in dict.fromkeys((language or "en", "en")):
+        template = session.scalar(
+            select(MessageTemplate)
+            .where(MessageTemplate.channel == channel, MessageTemplate.purpose == purpose,
+                   MessageTemplate.language == lang, MessageTemplate.deleted_at.is_(None))
+            .order_by(MessageTemplate.updated_at.desc(), MessageTemplate.id.desc())
+        )  # fmt: skip
+        if template is not None:
+            return template
+    template = defaults.default_template(channel, purpose)
+    session.add(template)
+    session.flush()
+    return template
+
+
+def template_values(template: MessageTemplate | None) -> dict[str, str]:
+    if template is None:
+        return {"channel": "email", "purpose": "campaign", "language": "en"}
+    return {
+        key: str(getattr(template, key) or "")
+        for key in ("name", "channel", "purpose", "language", "subject", "body",
+                    "provider_template_name", "dlt_template_id", "gateway_template_id")
+    }  # fmt: skip
+
+
+def check_template(
+    session: Session, raw: Mapping, template: MessageTemplate | None = None
+) -> tuple[dict, dict[str, str]]:
+    """Cleaned values and errors by field for a new template or an edit (the channel of an
+    existing template does not change)."""
+    values = {key: (raw.get(key) or "").strip() for key in template_values(None) | {
+        "name": "", "subject": "", "provider_template_name": "", "dlt_template_id": "",
+        "gateway_template_id": ""}}  # fmt: skip
+    values["body"] = (raw.get("body") or "").replace("\r\n", "\n").strip("\n")
+    if template is not None:
+        values["channel"] = template.channel
+    errors: dict[str, str] = {}
+    if values["channel"] not in TEMPLATE_CHANNELS:
+        errors["channel"] = "Choose e-mail, WhatsApp or SMS."
+    if values["purpose"] not in TEMPLATE_PURPOSES:
+        errors["purpose"] = "Choose what the template is for."
+    if not _LANGUAGE.fullmatch(values["language"]):
+        errors["language"] = "A language code such as en, hi or ta."
+    if not 2 <= len(values["name"]) <= 100:
+        errors["name"] = "Give it a name of 2 to 100 characters."
+    elif values["channel"] in TEMPLATE_CHANNELS and _name_taken(session, values, template):
+        errors["name"] = "Another template of this channel and language has this name."
+    if values["channel"] == "whatsapp" and not _META_NAME.fullmatch(
+        values["provider_template_name"]
+    ):
+        errors["provider_template_name"] = (
+            "The template's name at Meta: lower-case letters, digits and underscores."
+        )
+    if values["channel"] != "email":
+        values["subject"] = ""
+    if values["channel"] != "whatsapp":
+        values["provider_template_name"] = ""
+    if values["channel"] != "sms":
+        values["dlt_template_id"] = values["gateway_template_id"] = ""
+    elif values["dlt_template_id"] and not values["dlt_template_id"].isdigit():
+        errors["dlt_template_id"] = "The DLT template id is a number (19 digits, usually)."
+    if values["channel"] in TEMPLATE_CHANNELS:
+        errors.update(template_errors(values["channel"], values["subject"], values["body"]))
+    return values, errors
+
+
+def _name_taken(session: Session, values: dict, template: MessageTemplate | None) -> bool:
+    query = select(MessageTemplate.id).where(
+        MessageTemplate.channel == values["channel"],
+        MessageTemplate.language == values["language"],
+        func.lower(MessageTemplate.name) == values["name"].lower(),
+        MessageTemplate.deleted_at.is_(None),
+    )
+    if template is not None:
+        query = query.where(MessageTemplate.id != template.id)
+    return session.scalar(query) is not None
+
+
+def save_template(
+    session: Session, raw: Mapping, template: MessageTemplate | None = None
+) -> tuple[MessageTemplate | None, dict[str, str]]:
+    values, errors = check_template(session, raw, template)
+    if errors:
+        return None, errors
+    if template is None:
+        template = MessageTemplate(channel=values["channel"])
+        session.add(template)
+    elif template.channel == "whatsapp" and (
+        template.body != values["body"]
+        or template.provider_template_name != values["provider_template_name"]
+    ):
+        # Another text or name is another template at Meta: its approval is not known yet.
+        template.provider_status, template.provider_synced_at = None, None
+    for key in ("name", "purpose", "language", "body"):
+        setattr(template, key, values[key])
+    for key in ("subject", "provider_template_name", "dlt_template_id", "gateway_template_id"):
+        setattr(template, key, values[key] or None)
+    template.updated_at = datetime.now(UTC)
+    session.flush()
+    return template, {}
+
+
+def delete_template(session: Session, template: MessageTemplate) -> str | None:
+    """Soft-delete; refused (with the reason) while an unfinished campaign uses it."""
+    in_use = session.scalar(
+        select(Campaign.name).where(
+            Campaign.template_id == template.id,
+            Campaign.status.in_(("draft", "scheduled", "running")),
+        )
+    )
+    if in_use:
+        return f"The campaign “{in_use}” uses this template; cancel it or pick another first."
+    template.deleted_at = datetime.now(UTC)
+    return None
+
+
+@dataclass
+class Preview:
+    rendered: object | None
+    errors: dict[str, str]
+    client: Client | None
+    contact: Contact | None
+    invoice: object | None
+
+
+def preview(session: Session, tenant, raw: Mapping, template=None) -> Preview:
+    """The message as the chosen (or the most recent) invoice's contact would get it."""
+    from app.campaigns.rendering import sample_records
+
+    values, errors = check_template(session, raw, template)
+    errors.pop("name", None)  # the preview is about the text; the name is checked on saving
+    invoice_id = _int(raw.get("preview_invoice"))
+    contact_id = _int(raw.get("preview_contact"))
+    client, contact, invoice = sample_records(session, invoice_id, contact_id)
+    rendered = None
+    if client is not None and not errors and values["channel"] in TEMPLATE_CHANNELS:
+        draft = MessageTemplate(**{k: values[k] or None for k in (
+            "channel", "subject", "body", "language", "provider_template_name",
+            "dlt_template_id", "gateway_template_id")})  # fmt: skip
+        draft.body = values["body"]
+        try:
+            rendered = render_for_channel(
+                draft, message_context(session, tenant, client, contact, invoice,
+                                       _notice_level(values["purpose"])),
+            )  # fmt: skip
+        except TemplateProblem as problem:
+            errors[problem.field] = problem.message
+    return Preview(rendered, errors, client, contact, invoice)
+
+
+def _notice_level(purpose: str) -> str | None:
+    return purpose if purpose.startswith("notice_") else None
+
+
+def _int(value) -> int | None:
+    value = (value or "").strip() if isinstance(value, str) else value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def preview_choices(session: Session, client: Client | None):
+    """Recent invoices and the contacts of the previewed client, for the preview's pickers."""
+    from app.invoicing.models import Invoice
+
+    invoices = session.execute(
+        select(Invoice.id, Invoice.number, Client.short_name)
+        .join(Client, Client.id == Invoice.client_id)
+        .order_by(Invoice.issue_date.desc().nulls_last(), Invoice.id.desc())
+        .limit(50)
+    ).all()
+    contacts = []
+    if client is not None:
+        contacts = session.scalars(
+            select(Contact)
+            .where(Contact.client_id == client.id, Contact.deleted_at.is_(None))
+            .order_by(Contact.id)
+        ).all()
+    return invoices, contacts
+
+
+# Campaigns: recipients ---------------------------------------------------------------------
+
+FILTER_KEYS = ("status", "location", "industry", "manager", "tag", "city", "region", "overdue",
+               "role")  # fmt: skip
+
+
+def clean_filters(raw: Mapping) -> dict[str, str]:
+    """The campaign's filters as stored: only known keys with a value."""
+    client_filters = ClientFilters.from_args(raw).as_args()
+    filters = {k: client_filters[k] for k in ("status", "location", "industry", "manager", "tag")
+               if k in client_filters}  # fmt: skip
+    city = (raw.get("city") or "").strip()[:100]
+    region = (raw.get("region") or "").strip()[:64]
+    role = raw.get("role") or ""
+    filters.update({"city": city, "region": region,
+                    "overdue": "1" if raw.get("overdue") == "1" else "",
+                    "role": role if role in CONTACT_ROLES else ""})  # fmt: skip
+    return {k: v for k, v in filters.items() if v}
+
+
+def recipients_query(filters: Mapping):
+    """(Contact, Client) of the clients the filters pick (the client list's filters, plus city,
+    state, has overdue invoices) and, optionally, of one contact role; oldest contact first."""
+    from app.invoicing.models import Invoice
+
+    client_filters = ClientFilters.from_args(filters)
+    clients = filtered_clients(client_filters)
+    if filters.get("status") == "prospect":
+        clients = filtered_clients(ClientFilters.from_args({**filters, "prospects": "1"}))
+    if filters.get("city"):
+        clients = clients.where(func.lower(Client.city) == filters["city"].lower())
+    if filters.get("region"):
+        clients = clients.where(Client.region == filters["region"])
+    if filters.get("overdue"):
+        clients = clients.where(
+            exists().where(Invoice.client_id == Client.id, Invoice.status == "overdue")
+        )
+    picked = clients.with_only_columns(Client.id).scalar_subquery()
+    query = (
+        select(Contact, Client)
+        .join(Client, Client.id == Contact.client_id)
+        .where(Contact.client_id.in_(picked), Contact.deleted_at.is_(None))
+        .order_by(Contact.id)
+    )
+    if filters.get("role"):
+        query = query.where(Contact.roles.contains([filters["role"]]))
+    return query
+
+
+def address_of(contact: Contact, channel: str) -> str | None:
+    return contact.email if channel == "email" else contact.phone
+
+
+@dataclass
+class Audience:
+    contacts: int = 0
+    sendable: int = 0
+    no_address: int = 0
+    no_consent: int = 0
+    clients: int = 0
+    skipped_sample: tuple = ()
+
+
+def audience(session: Session, filters: Mapping, channel: str) -> Audience:
+    """How many contacts the filters pick, and who would be skipped (no address for the channel,
+    or no consent as `may_contact` decides today; consent is checked again at send time)."""
+    result = Audience()
+    clients, skipped = set(), []
+    for contact, client in session.execute(recipients_query(filters)):
+        result.contacts += 1
+        clients.add(client.id)
+        if not address_of(contact, channel):
+            result.no_address += 1
+            reason = "no " + ("e-mail address" if channel == "email" else "phone number")
+        elif not may_contact(contact, channel):
+            result.no_consent += 1
+            reason = "no consent" if channel != "email" else "opted out"
+        else:
+            result.sendable += 1
+            continue
+        if len(skipped) < 20:
+            skipped.append((contact.full_name, client.short_name, reason))
+    result.clients, result.skipped_sample = len(clients), tuple(skipped)
+    return result
+
+
+def region_choices(session: Session) -> list[str]:
+    return list(
+        session.scalars(
+            select(Client.region)
+            .where(Client.region.is_not(None), Client.deleted_at.is_(None))
+            .distinct()
+            .order_by(Client.region)
+        )
+    )
+
+
+def recipient_time_zone(phone: str | None, client_country: str | None, tenant) -> str | None:
+    """The phone number's zone when its region has one; else the tenant's when the client is
+    in the tenant's country; else unknown (the window then uses the tenant's zone)."""
+    if phone:
+        try:
+            zones = phone_zones.time_zones_for_number(phonenumbers.parse(phone))
+        except phonenumbers.NumberParseException:
+            zones = ()
+        if len(zones) == 1 and zones[0] != phone_zones.UNKNOWN_TIMEZONE:
+            return zones[0]
+    if client_country and client_country.upper() == (tenant.country or "").upper():
+        return tenant.time_zone
+    return None
+
+
+# Campaigns: lifecycle ----------------------------------------------------------------------
+
+
+def campaign_templates(session: Session, channel: str | None = None) -> list[MessageTemplate]:
+    """Templates a campaign may use: those that need no invoice (campaign ones first)."""
+    templates = [t for t in list_templates(session) if channel in (None, t.channel)]
+    usable = [t for t in templates if not _needs_invoice(t)]
+    return sorted(usable, key=lambda t: (t.purpose != "campaign", t.channel, t.name.lower()))
+
+
+def _needs_invoice(template: MessageTemplate) -> bool:
+    used = variables_used(template.body) | variables_used(template.subject or "")
+    return bool(used & set(INVOICE_VARIABLES))
+
+
+def get_campaign(session: Session, campaign_id: int) -> Campaign | None:
+    return session.get(Campaign, campaign_id)
+
+
+def list_campaigns(session: Session) -> list[Campaign]:
+    return list(session.scalars(select(Campaign).order_by(Campaign.created_at.desc(),
+                                                          Campaign.id.desc())))  # fmt: skip
+
+
+def campaign_values(campaign: Campaign | None, tenant) -> dict[str, str]:
+    if campaign is None:
+        return {"channel": "email", "throttle_per_minute": "60", "schedule": "now"}
+    values = {"name": campaign.name, "channel": campaign.channel,
+              "template_id": str(campaign.template_id),
+              "throttle_per_minute": str(campaign.throttle_per_minute),
+              "schedule": "later" if campaign.scheduled_at else "now",
+              "scheduled_at": campaign.scheduled_at.astimezone(ZoneInfo(tenant.time_zone))
+              .strftime("%Y-%m-%dT%H:%M") if campaign.scheduled_at else ""}  # fmt: skip
+    values.update(campaign.filters or {})
+    return values
+
+
+def save_campaign(
+    session: Session, tenant, raw: Mapping, campaign: Campaign | None = None,
+    user_id: int | None = None, now: datetime | None = None,
+) -> tuple[Campaign | None, dict[str, str]]:  # fmt: skip
+    """Create or edit a draft campaign. The schedule is now, or a date-time in the tenant's
+    time zone that is not in the past."""
+    now = now or datetime.now(UTC)
+    errors: dict[str, str] = {}
+    name = (raw.get("name") or "").strip()
+    if not 2 <= len(name) <= 191:
+        errors["name"] = "Give the campaign a name of 2 to 191 characters."
+    channel = raw.get("channel") or ""
+    if channel not in TEMPLATE_CHANNELS:
+        errors["channel"] = "Choose e-mail, WhatsApp or SMS."
+    template = get_template(session, _int(raw.get("template_id")) or 0)
+    if template is None:
+        errors["template_id"] = "Choose a template."
+    elif template.channel != channel:
+        errors["template_id"] = f"This is a {CHANNEL_LABELS[template.channel]} template."
+    elif _needs_invoice(template):
+        errors["template_id"] = "This template speaks of an invoice; a campaign has none."
+    throttle = _int(raw.get("throttle_per_minute"))
+    if throttle is None or not 1 <= throttle <= 6000:
+        errors["throttle_per_minute"] = "Between 1 and 6,000 messages a minute."
+    scheduled_at = None
+    if raw.get("schedule") == "later":
+        try:
+            local = datetime.fromisoformat((raw.get("scheduled_at") or "").strip())
+            scheduled_at = local.replace(tzinfo=ZoneInfo(tenant.time_zone)).astimezone(UTC)
+        except ValueError:
+            errors["scheduled_at"] = "Pick a date and time."
+        else:
+            if scheduled_at < now - timedelta(minutes=1):
+                errors["scheduled_at"] = "That time has passed; pick a later one or send now."
+    if errors:
+        return None, errors
+    if campaign is None:
+        campaign = Campaign(created_by=user_id)
+        session.add(campaign)
+    campaign.name, campaign.channel, campaign.template_id = name, channel, template.id
+    campaign.filters = clean_filters(raw)
+    campaign.throttle_per_minute, campaign.scheduled_at = throttle, scheduled_at
+    session.flush()
+    return campaign, {}
+
+
+def launch(session: Session, tenant, campaign: Campaign) -> str | None:
+    """Schedule the campaign: a worker writes its messages after commit. Refused (with the
+    reason) unless it is a draft."""
+    if campaign.status != "draft":
+        return f"This campaign is {campaign.status}; only a draft can be launched."
+    campaign.status = "scheduled"
+    on_commit(session, _enqueue_launches, (campaign.id, tenant.id))
+    return None
+
+
+def _enqueue_launches(items: list[tuple[int, int]]) -> None:
+    from jobs.campaigns import launch_campaign
+    from jobs.queues import get_queue
+
+    queue = get_queue("bulk")
+    for campaign_id, tenant_id in items:
+        queue.enqueue(launch_campaign, campaign_id, tenant_id=tenant_id, job_timeout=3600)
+
+
+CHUNK = 1000
+
+
+def write_messages(session: Session, tenant, campaign_id: int, now: datetime | None = None) -> int:
+    """One outbox row per recipient contact (with an address for the channel), spaced by the
+    throttle from the scheduled time, in committed chunks; then the campaign is running.
+    Idempotency keys and the start time kept from the first run make a second run (a relaunch
+    after a crash) add nothing. Returns the number of recipients."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.status != "scheduled":
+        return 0
+    now = now or datetime.now(UTC)
+    if campaign.started_at is None:
+        campaign.started_at = max(campaign.scheduled_at or now, now)
+    start, template, channel = campaign.started_at, campaign.template, campaign.channel
+    spacing = timedelta(minutes=1) / campaign.throttle_per_minute
+    filters, created_by = dict(campaign.filters or {}), campaign.created_by
+    session.commit()
+    rows, position = [], 0
+    for contact, client in session.execute(recipients_query(filters)).all():
+        address = address_of(contact, channel)
+        if not address:
+            continue
+        rendered = render_for_channel(template, message_context(session, tenant, client, contact))
+        rows.append(dict(
+            tenant_id=tenant.id, channel=channel, queue="bulk", windowed=True,
+            idempotency_key=f"campaign:{campaign_id}:contact:{contact.id}:{channel}",
+            recipient=address, subject=rendered.subject[:255], body_text=rendered.text,
+            body_html=rendered.html, payload=rendered.payload(), client_id=client.id,
+            contact_id=contact.id, campaign_id=campaign_id, created_by=created_by,
+            recipient_time_zone=recipient_time_zone(contact.phone, client.country, tenant),
+            next_attempt_at=start + position * spacing,
+        ))  # fmt: skip
+        position += 1
+        if len(rows) == CHUNK:
+            if not _insert_chunk(session, campaign_id, rows, tenant.id, now):
+                return 0
+            rows = []
+    if rows and not _insert_chunk(session, campaign_id, rows, tenant.id, now):
+        return 0
+    campaign = _locked_campaign(session, campaign_id)
+    if campaign.status == "scheduled":
+        campaign.status, campaign.recipients_count = "running", position
+    return position
+
+
+def _locked_campaign(session: Session, campaign_id: int) -> Campaign:
+    # The row lock orders a chunk's insert and a cancel: rows written before a cancel are
+    # suppressed by it; after it, nothing more is written.
+    return session.scalars(
+        select(Campaign).where(Campaign.id == campaign_id).with_for_update(),
+        execution_options={"populate_existing": True},
+    ).one()
+
+
+def _insert_chunk(session: Session, campaign_id: int, rows: list[dict], tenant_id: int,
+                  now: datetime) -> bool:  # fmt: skip
+    """One INSERT for the chunk; rows due now go to the workers after commit, later ones are
+    found by the sweeper when their time comes. False when the campaign was cancelled."""
+    if _locked_campaign(session, campaign_id).status != "scheduled":
+        session.commit()
+        return False
+    inserted = session.execute(
+        insert(OutboxMessage)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(OutboxMessage.id, OutboxMessage.next_attempt_at)
+    ).all()
+    for row_id, at in inserted:
+        if at <= now:
+            on_commit(session, enqueue_deliveries, (row_id, tenant_id, "bulk"))
+    session.commit()
+    return True
+
+
+def cancel(session: Session, tenant_id: int, campaign: Campaign) -> int | None:
+    """Stop what has not been sent: pending messages become suppressed. None when there is
+    nothing to cancel (done or cancelled already)."""
+    if campaign.status in ("done", "cancelled"):
+        return None
+    campaign = _locked_campaign(session, campaign.id)
+    campaign.status, campaign.finished_at = "cancelled", datetime.now(UTC)
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.tenant_id == tenant_id, OutboxMessage.campaign_id == campaign.id,
+               OutboxMessage.status == "pending")
+        .values(status="suppressed", last_error="campaign cancelled", locked_until=None),
+        execution_options={"synchronize_session": False},
+    )  # fmt: skip
+    return result.rowcount
+
+
+RESULT_ORDER = ("queued", "sent", "delivered", "read", "failed", "suppressed", "replied")
+
+
+def progress(session: Session, tenant_id: int, campaign: Campaign) -> dict[str, int]:
+    """Counts of the campaign's messages from the outbox: queued (pending or sending), sent,
+    delivered, read, failed (failed, bounced or dead), suppressed, and replied."""
+    buckets = {"pending": "queued", "sending": "queued", "bounced": "failed", "dead": "failed"}
+    counts = dict.fromkeys(RESULT_ORDER, 0)
+    where = (OutboxMessage.tenant_id == tenant_id, OutboxMessage.campaign_id == campaign.id)
+    for status, n in session.execute(
+        select(OutboxMessage.status, func.count()).where(*where).group_by(OutboxMessage.status)
+    ):
+        counts[buckets.get(status, status)] += n
+    counts["replied"] = session.scalar(
+        select(func.count()).where(*where, OutboxMessage.replied_at.is_not(None))
+    )
+    counts["total"] = sum(counts[k] for k in RESULT_ORDER if k != "replied")
+    return counts
+
+
+def refresh_status(session: Session, tenant_id: int, campaign: Campaign,
+                   counts: dict[str, int] | None = None) -> None:  # fmt: skip
+    """A running campaign (all its messages written) is done when none of them is pending or
+    sending."""
+    if campaign.status != "running":
+        return
+    counts = counts or progress(session, tenant_id, campaign)
+    if counts["queued"] == 0:
+        campaign.status, campaign.finished_at = "done", datetime.now(UTC)

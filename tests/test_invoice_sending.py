@@ -1,0 +1,183 @@
+"""Sending an invoice, or a reminder about it, from the invoice page: the e-mail carries the
+PDF, a double click is one message, a channel the contact has not agreed to is refused next
+to the field, and the client's timeline shows the message and how far it got."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select, update
+
+from app.clients.models import Client, Contact
+from app.clients.services import set_consent
+from app.invoicing import services as invoicing
+from app.invoicing.models import Invoice
+from app.messaging.models import OutboxMessage
+from app.projects.models import Milestone, Project
+from tests.helpers import csrf_token_from, tenant_session
+
+MH_GSTIN = "27AAPFU0939F1ZV"
+
+
+@pytest.fixture
+def storage_root(app, tmp_path):
+    previous = app.config.get("STORAGE_ROOT")
+    app.config["STORAGE_ROOT"] = str(tmp_path / "storage")
+    yield tmp_path / "storage"
+    app.config["STORAGE_ROOT"] = previous
+
+
+@pytest.fixture
+def overdue_invoice(app, db_session, make_tenant, make_user, storage_root):
+    """An issued invoice, past due, of a client whose billing contact has e-mail only."""
+    owner = make_user()
+    tenant = make_tenant(owner=owner, region="27", name="Udyam Works")
+    tenant.legal_name, tenant.gstin = "Udyam Works Private Limited", MH_GSTIN
+    # Reminders may go at any hour in these tests.
+    tenant.send_window_start, tenant.send_window_end = time(0), time(23, 59, 59)
+    tenant.send_on_business_days_only = False
+    db_session.commit()
+    session = tenant_session(db_session, tenant)
+    client = Client(full_name="Kaveri Builders", short_name="Kaveri", location="local",
+                    country="IN", currency="INR", region="27", payment_terms="net",
+                    payment_days=30)  # fmt: skip
+    session.add(client)
+    session.flush()
+    contact = Contact(client_id=client.id, full_name="Ravi Kumar", roles=["billing"],
+                      email="ravi@kaveri.example", phone="+919845012345")  # fmt: skip
+    project = Project(client_id=client.id, name="Tower", contract_value=Decimal("100000"),
+                      currency="INR", start_date=date(2026, 8, 3))  # fmt: skip
+    session.add_all([contact, project])
+    session.flush()
+    milestone = Milestone(project_id=project.id, position=1, name="Foundations",
+                          amount=Decimal("100000"), due_rule="date", due_date=date(2026, 9, 1),
+                          status="completed")  # fmt: skip
+    session.add(milestone)
+    session.flush()
+    with app.app_context():
+        invoice = invoicing.draft_from_milestones(session, tenant, project, [milestone], None,
+                                                  "998311")  # fmt: skip
+        invoicing.issue(session, tenant, invoice, date(2026, 9, 1))
+    session.commit()
+    return tenant, owner, client.id, contact.id, invoice.id, invoice.number
+
+
+def send(client, tenant, invoice_id, **fields):
+    page = client.get(f"/t/{tenant.slug}/invoices/{invoice_id}")
+    form_key = re.search(r'name="form_key" value="([^"]+)"', page.text).group(1)
+    data = {"csrf_token": csrf_token_from(page.text), "form_key": form_key, **fields}
+    return client.post(f"/t/{tenant.slug}/invoices/{invoice_id}/send", data=data), data
+
+
+def test_the_invoice_goes_by_email_with_its_pdf(app, client, db_session, login, overdue_invoice,
+                                                run_jobs, received_mail):  # fmt: skip
+    tenant, owner, client_id, contact_id, invoice_id, number = overdue_invoice
+    login(client, owner)
+    response, data = send(client, tenant, invoice_id, purpose="invoice", channel="email",
+                          contact_id=contact_id)  # fmt: skip
+    assert response.status_code == 303
+    # A second click on the same form is the same message.
+    again = client.post(f"/t/{tenant.slug}/invoices/{invoice_id}/send", data=data)
+    assert again.status_code == 303
+    run_jobs()
+    mails = received_mail()
+    assert len(mails) == 1
+    mail = mails[0]
+    assert mail["To"] == "ravi@kaveri.example"
+    assert number in mail["Subject"]
+    (attachment,) = list(mail.iter_attachments())
+    assert attachment.get_filename() == number.replace("/", "-") + ".pdf"
+    assert attachment.get_content().startswith(b"%PDF-")
+    body = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "Dear Ravi" in body and number in body
+    session = tenant_session(db_session, tenant)
+    assert session.get(Invoice, invoice_id).sent_at is not None  # the invoice counts as sent
+    # The client's timeline shows the message and that it was sent.
+    timeline = client.get(f"/t/{tenant.slug}/clients/{client_id}?tab=timeline")
+    assert number in timeline.text and "Sent" in timeline.text
+
+
+def test_a_reminder_names_what_is_overdue(app, client, db_session, login, overdue_invoice,
+                                          run_jobs, received_mail):  # fmt: skip
+    tenant, owner, _, contact_id, invoice_id, number = overdue_invoice
+    login(client, owner)
+    response, _ = send(client, tenant, invoice_id, purpose="notice_1", channel="email",
+                       contact_id=contact_id)  # fmt: skip
+    assert response.status_code == 303
+    run_jobs()
+    (mail,) = received_mail()
+    assert mail["Subject"].startswith("Reminder: invoice " + number)
+    message = db_session.scalars(
+        select(OutboxMessage).where(OutboxMessage.tenant_id == tenant.id)
+    ).one()
+    assert message.windowed and message.status == "sent"
+    assert message.payload["purpose"] == "notice_1"
+
+
+def test_whatsapp_needs_the_contacts_opt_in(app, client, db_session, login, overdue_invoice):
+    tenant, owner, _, contact_id, invoice_id, _ = overdue_invoice
+    login(client, owner)
+    response, _ = send(client, tenant, invoice_id, purpose="invoice", channel="whatsapp",
+                       contact_id=contact_id)  # fmt: skip
+    assert response.status_code == 422
+    assert 'id="channel-error"' in response.text
+    assert "has not agreed to WhatsApp" in response.text
+    count = db_session.scalars(select(OutboxMessage).where(OutboxMessage.tenant_id == tenant.id))
+    assert count.all() == []
+
+
+def test_an_opt_in_makes_whatsapp_available_with_the_pdf(app, client, db_session, login,
+                                                         overdue_invoice):  # fmt: skip
+    tenant, owner, _, contact_id, invoice_id, number = overdue_invoice
+    session = tenant_session(db_session, tenant)
+    set_consent(session.get(Contact, contact_id), "whatsapp", True, "signed form")
+    session.commit()
+    login(client, owner)
+    app.extensions["duebook.enqueue_deliveries"], real = (
+        list,
+        app.extensions["duebook.enqueue_deliveries"],
+    )
+    try:
+        response, _ = send(client, tenant, invoice_id, purpose="invoice", channel="whatsapp",
+                           contact_id=contact_id)  # fmt: skip
+    finally:
+        app.extensions["duebook.enqueue_deliveries"] = real
+    assert response.status_code == 303
+    message = db_session.scalars(
+        select(OutboxMessage).where(OutboxMessage.tenant_id == tenant.id)
+    ).one()
+    whatsapp = message.payload["whatsapp"]
+    assert (whatsapp["type"], whatsapp["name"]) == ("template", "duebook_invoice")
+    assert number in whatsapp["body_params"]
+    assert whatsapp["document"]["filename"] == number.replace("/", "-") + ".pdf"
+    assert message.recipient == "+919845012345"
+    assert message.recipient_time_zone == "Asia/Kolkata"
+
+
+def test_only_members_who_send_messages_may(client, db_session, make_user, add_member, login,
+                                            overdue_invoice):  # fmt: skip
+    tenant, _, _, contact_id, invoice_id, _ = overdue_invoice
+    viewer = make_user()
+    add_member(tenant, viewer, role="viewer")
+    login(client, viewer)
+    page = client.get(f"/t/{tenant.slug}/invoices/{invoice_id}")
+    assert 'id="invoice-send"' not in page.text
+    response = client.post(f"/t/{tenant.slug}/invoices/{invoice_id}/send",
+                           data={"csrf_token": csrf_token_from(page.text), "channel": "email",
+                                 "purpose": "invoice", "contact_id": contact_id,
+                                 "form_key": "x" * 24})  # fmt: skip
+    assert response.status_code == 403
+
+
+def test_a_void_invoice_is_not_offered_for_sending(app, client, db_session, login,
+                                                   overdue_invoice):  # fmt: skip
+    tenant, owner, _, _, invoice_id, _ = overdue_invoice
+    session = tenant_session(db_session, tenant)
+    session.execute(update(Invoice).where(Invoice.id == invoice_id).values(status="void"))
+    session.commit()
+    login(client, owner)
+    page = client.get(f"/t/{tenant.slug}/invoices/{invoice_id}")
+    assert 'id="invoice-send"' not in page.text
