@@ -60,6 +60,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from app.audit.views import blueprint as audit
     from app.auth.views import blueprint as auth
+    from app.campaigns.views import blueprint as campaigns
     from app.clients.document_views import blueprint as client_documents
     from app.clients.import_views import blueprint as client_files
     from app.clients.views import blueprint as clients
@@ -87,6 +88,7 @@ def register_blueprints(app: Flask) -> None:
                       invoice_pdfs, payments, settings, whatsapp_hooks):  # fmt: skip
         app.register_blueprint(blueprint)
     app.register_blueprint(email_links)
+    app.register_blueprint(campaigns)
 
 
 def register_errorhandlers(app: Flask) -> None:

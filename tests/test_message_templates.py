@@ -223,7 +223,9 @@ def test_the_pages_list_defaults_preview_real_data_and_show_errors_next_to_the_f
     saved = client.post(f"/t/{tenant.slug}/message-templates/", data=form)
     assert saved.status_code == 303
     session = tenant_session(db_session, tenant)
-    template = session.scalar(select(MessageTemplate).where(MessageTemplate.name == "Diwali greetings"))
+    template = session.scalar(
+        select(MessageTemplate).where(MessageTemplate.name == "Diwali greetings")
+    )
     edit = client.get(f"/t/{tenant.slug}/message-templates/{template.id}")
     assert "Diwali greetings" in edit.text and "Dear Asha," in edit.text
 

@@ -75,7 +75,9 @@ _URL = re.compile(r"((?:https?|upi)://[^\s<>\"']+)")
 
 def _environment(autoescape: bool, finalize=None) -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=True,
+        undefined=StrictUndefined,
+        autoescape=autoescape,
+        keep_trailing_newline=True,
         finalize=finalize,
     )
     env.globals.clear()  # no range(), lipsum(), namespace() ...: the dicts given and nothing else
