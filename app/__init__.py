@@ -66,6 +66,7 @@ def register_blueprints(app: Flask) -> None:
     from app.clients.views import blueprint as clients
     from app.dashboard.views import blueprint as dashboard
     from app.health.views import blueprint as health
+    from app.integrations.views import blueprint as integrations
     from app.invoicing.pdf_views import blueprint as invoice_pdfs
     from app.invoicing.views import blueprint as invoicing
     from app.library.tenant_views import blueprint as my_templates
@@ -87,6 +88,7 @@ def register_blueprints(app: Flask) -> None:
                       team, audit, health, sandbox, library, my_templates, invoicing,
                       invoice_pdfs, payments, settings, whatsapp_hooks):  # fmt: skip
         app.register_blueprint(blueprint)
+    app.register_blueprint(integrations)
     app.register_blueprint(email_links)
     app.register_blueprint(campaigns)
 
@@ -139,6 +141,7 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from app.cli import demo_cli, users_cli
+    from app.integrations.cli import secrets_cli
     from app.library.cli import library_cli
     from tenants.cli import tenants_cli
 
@@ -146,6 +149,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(library_cli)
+    app.cli.add_command(secrets_cli)
 
 
 def register_page_helpers(app: Flask) -> None:

@@ -1,0 +1,109 @@
+"""The connectors a tenant can connect, by category, as the integrations page lists them.
+
+An entry with a connector ("module:Class") can be connected: its class gives the form fields,
+the checks and the test. An entry without one is shown as coming later. A new connector
+(accounting, payments, lead sources ...) plugs in by giving its entry the class that
+implements it; the page, the stored credentials and the health figures need nothing else.
+
+Connector classes are imported only when asked for. One that cannot be imported (not
+installed on this server yet) is shown as not available instead of breaking the page."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import import_module
+
+from app.messaging.channels import Connector
+from app.messaging.channels.registry import CONNECTORS as CHANNEL_CONNECTORS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    title: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    provider: str
+    category: str
+    title: str
+    description: str
+    connector: str | None = None  # "module:Class"; None: coming later
+
+    @property
+    def planned(self) -> bool:
+        return self.connector is None
+
+    def connector_class(self) -> type[Connector] | None:
+        """The class, or None when it is planned or not importable on this server."""
+        if self.connector is None:
+            return None
+        module_name, _, class_name = self.connector.partition(":")
+        try:
+            return getattr(import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            log.info("connector %s is not available: %s does not import", self.provider,
+                     self.connector, exc_info=True)  # fmt: skip
+            return None
+
+    @property
+    def channel(self) -> str | None:
+        """The messaging channel it sends on (email, whatsapp, sms), if it is one."""
+        return CHANNEL_CONNECTORS[self.provider][0] if self.provider in CHANNEL_CONNECTORS else None
+
+
+CATEGORIES = (
+    Category("messaging", "Messaging", "How your invoices, reminders and campaigns reach clients."),
+    Category("accounting", "Accounting", "Keep your books in step with Duebook."),
+    Category("payments", "Payments", "Let clients pay online and match what they pay."),
+    Category("leads", "Leads", "New enquiries arrive as prospects."),
+    Category("calendars", "Calendars", "Milestones and follow-ups in your calendar."),
+    Category("storage", "Storage", "Documents kept in your own cloud storage."),
+)
+
+
+# Shown for a messaging connector whose class is not importable here; otherwise the class's own
+# title and description are shown.
+_MESSAGING_NAMES = {
+    "smtp": ("E-mail via your SMTP server", "Send e-mail from your own mail server."),
+    "whatsapp_cloud": ("WhatsApp Business", "Messages through the WhatsApp Business Cloud API."),
+    "msg91": ("SMS India (MSG91)", "Text messages in India with your DLT-registered sender."),
+    "twilio": ("SMS (Twilio)", "Text messages through Twilio."),
+}
+
+# Messaging connectors come from the channel registry: a new channel connector needs only its
+# line there. Every other category lists its providers here.
+ENTRIES = (
+    *(
+        Entry(provider, "messaging", *_MESSAGING_NAMES.get(provider, (provider, "")), path)
+        for provider, (_, path) in CHANNEL_CONNECTORS.items()
+    ),
+    Entry("xero", "accounting", "Xero", "Invoices and payments synced to Xero."),
+    Entry("quickbooks", "accounting", "QuickBooks", "Invoices and payments synced to QuickBooks."),
+    Entry("tally", "accounting", "Tally", "Vouchers exported to Tally."),
+    Entry("zoho_books", "accounting", "Zoho Books", "Invoices and payments synced to Zoho Books."),
+    Entry("razorpay", "payments", "Razorpay", "Payment links and UPI collections."),
+    Entry("stripe", "payments", "Stripe", "Card payments and payment links."),
+    Entry("facebook_lead_ads", "leads", "Facebook Lead Ads",
+          "Leads from your Facebook and Instagram forms."),
+    Entry("google_calendar", "calendars", "Google Calendar", "Due dates and follow-ups."),
+    Entry("google_drive", "storage", "Google Drive", "Invoices and documents in your Drive."),
+)  # fmt: skip
+
+BY_PROVIDER = {entry.provider: entry for entry in ENTRIES}
+
+
+def entry_for(provider: str) -> Entry | None:
+    return BY_PROVIDER.get(provider)
+
+
+def by_category() -> list[tuple[Category, list[Entry]]]:
+    return [
+        (category, [entry for entry in ENTRIES if entry.category == category.key])
+        for category in CATEGORIES
+    ]

@@ -1,0 +1,60 @@
+"""`flask secrets rotate`: re-encrypt every stored credential with the newest key.
+
+Rotation: put a new key first in SECRETS_KEYS (the old ones stay after it), deploy, run this,
+then drop the old keys. Until it has run, the old keys must stay: they still open the
+credentials written before."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select, update
+
+from app.extensions import db
+from app.integrations.crypto import SecretsUnreadable, rotate_ciphertext
+from app.integrations.models import IntegrationConnection
+from jobs.context import job_context
+from tenants.models import Tenant
+
+secrets_cli = AppGroup("secrets", help="Connector credentials stored encrypted.")
+
+
+@secrets_cli.command("rotate")
+def rotate() -> None:
+    """Re-encrypt every connection of every workspace with the first key of SECRETS_KEYS."""
+    tenants = db.session.execute(select(Tenant.id, Tenant.slug).order_by(Tenant.id)).all()
+    db.session.remove()
+    rotated = unreadable = 0
+    for tenant_id, slug in tenants:
+        # One session per tenant (a session is bound to one tenant), committed per tenant.
+        with job_context(tenant_id) as session:
+            rows = session.execute(
+                select(
+                    IntegrationConnection.id,
+                    IntegrationConnection.provider,
+                    IntegrationConnection.secrets_ciphertext,
+                ).where(IntegrationConnection.secrets_ciphertext.is_not(None))
+            ).all()
+            for connection_id, provider, ciphertext in rows:
+                try:
+                    fresh = rotate_ciphertext(ciphertext)
+                except SecretsUnreadable:
+                    unreadable += 1
+                    click.echo(
+                        f"{slug}: the {provider} credentials open with no configured "
+                        "key; left as they are",
+                        err=True,
+                    )
+                    continue
+                session.execute(
+                    update(IntegrationConnection)
+                    .where(IntegrationConnection.id == connection_id)
+                    .values(secrets_ciphertext=fresh)
+                )
+                rotated += 1
+    click.echo(f"Re-encrypted {rotated} credential(s) in {len(tenants)} workspace(s).")
+    if unreadable:
+        raise click.ClickException(
+            f"{unreadable} credential(s) could not be read: keep the old keys until they are "
+            "entered again or the missing key is put back."
+        )

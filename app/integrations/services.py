@@ -1,0 +1,447 @@
+"""Integration settings: a tenant's connectors, connected with credentials that are encrypted
+at rest and never shown back; tested by a worker; enabled, disabled or disconnected (which
+deletes the credentials); and the health figures the page shows.
+
+A request never calls a provider: connecting checks the form and stores it, and "test
+connection" queues a job that calls the connector and records the outcome on the connection.
+Every change of a connection goes through the ORM, so the audit log records it (the
+encrypted credentials as "(hidden)"); the outcome of a test is a health figure like the
+delivery counters and is written the same way, with one UPDATE."""
+
+from __future__ import annotations
+
+import logging
+import secrets as token_source
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import current_app
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.integrations.catalogue import Category, Entry, by_category, entry_for
+from app.integrations.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets
+from app.integrations.models import IntegrationConnection
+from app.messaging.channels import Connector, DeliveryError
+from app.messaging.models import ProviderAccount
+from app.transaction_hooks import on_commit
+from tenants.binding import bound_tenant_id
+
+log = logging.getLogger(__name__)
+
+FORM_ERROR = "_form"  # the key of an error that belongs to the whole form, not one field
+TEST_QUEUE = "default"
+TEST_RESULT_SECONDS = 3600  # how long the page can still show a finished test's outcome
+
+
+class IntegrationError(ValueError):
+    """An action the integration rules refuse; the message says why."""
+
+
+# Reading -----------------------------------------------------------------------------------
+
+
+def live_connections(session: Session) -> dict[str, IntegrationConnection]:
+    """The tenant's connection per provider (enabled or disabled; disconnected ones are
+    history)."""
+    rows = session.scalars(
+        select(IntegrationConnection).where(IntegrationConnection.status != "disconnected")
+    )
+    return {row.provider: row for row in rows}
+
+
+def live_connection(session: Session, provider: str) -> IntegrationConnection | None:
+    return session.scalar(
+        select(IntegrationConnection).where(
+            IntegrationConnection.provider == provider,
+            IntegrationConnection.status != "disconnected",
+        )
+    )
+
+
+def get_connection(session: Session, connection_id: int) -> IntegrationConnection | None:
+    """A live connection of the bound tenant (the session only sees its schema)."""
+    connection = session.get(IntegrationConnection, connection_id)
+    if connection is None or connection.status == "disconnected":
+        return None
+    return connection
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str  # not_connected | enabled | disabled | error
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    successes: int = 0
+    failures: int = 0
+
+    @property
+    def success_rate(self) -> float | None:
+        """Messages the provider took out of all it was given; None before the first."""
+        attempts = self.successes + self.failures
+        return self.successes / attempts if attempts else None
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self.status]
+
+
+STATUS_LABELS = {
+    "not_connected": "Not connected",
+    "enabled": "Enabled",
+    "disabled": "Disabled",
+    "error": "Error",
+}
+
+
+def connection_health(connection: IntegrationConnection | None) -> Health:
+    """Status and figures for the page. An enabled connection whose latest outcome (a message
+    or a test) was an error shows as "error" until something succeeds again."""
+    if connection is None or connection.status == "disconnected":
+        return Health("not_connected")
+    status = connection.status
+    last_error_at, last_success_at = connection.last_error_at, connection.last_success_at
+    if status == "enabled" and last_error_at is not None:
+        status = "error" if last_success_at is None or last_error_at > last_success_at else status
+    return Health(
+        status,
+        last_success_at=connection.last_success_at,
+        last_error=connection.last_error,
+        last_error_at=connection.last_error_at,
+        successes=connection.success_count or 0,
+        failures=connection.failure_count or 0,
+    )
+
+
+@dataclass(frozen=True)
+class Card:
+    """One connector as the page shows it."""
+
+    entry: Entry
+    connector: type[Connector] | None  # None: coming later, or not available on this server
+    connection: IntegrationConnection | None
+    health: Health
+
+    @property
+    def title(self) -> str:
+        return self.connector.title if self.connector else self.entry.title
+
+    @property
+    def description(self) -> str:
+        return self.connector.description if self.connector else self.entry.description
+
+    @property
+    def available(self) -> bool:
+        return self.connector is not None
+
+
+def catalogue_cards(session: Session) -> list[tuple[Category, list[Card]]]:
+    connections = live_connections(session)
+    return [
+        (
+            category,
+            [
+                Card(
+                    entry,
+                    entry.connector_class(),
+                    connections.get(entry.provider),
+                    connection_health(connections.get(entry.provider)),
+                )
+                for entry in entries
+            ],
+        )
+        for category, entries in by_category()
+    ]
+
+
+def connector_for(provider: str) -> type[Connector] | None:
+    """The class behind a provider that can be connected here, else None."""
+    entry = entry_for(provider)
+    return entry.connector_class() if entry else None
+
+
+def form_values(connection: IntegrationConnection | None) -> dict[str, str]:
+    """What the connect form shows: the stored settings, never a secret."""
+    return dict(connection.settings or {}) if connection is not None else {}
+
+
+def stored_secret_names(connection: IntegrationConnection | None) -> set[str]:
+    """The secret fields that have a stored value (the form says "leave empty to keep")."""
+    if connection is None:
+        return set()
+    try:
+        return set(decrypt_secrets(connection.secrets_ciphertext))
+    except SecretsUnreadable:
+        return set()
+
+
+# Connecting --------------------------------------------------------------------------------
+
+
+def save_connection(
+    session: Session, provider: str, raw: Mapping, *, user_id: int | None
+) -> tuple[IntegrationConnection | None, dict[str, str]]:
+    """Connect `provider`, or change the settings of its connection, from the form.
+
+    Returns (connection, {}) or (None, errors by field name). A secret field left empty keeps
+    the stored secret. A provider account (the key its webhooks carry) that another workspace
+    has connected already is refused, and nothing is saved."""
+    connector_class = connector_for(provider)
+    if connector_class is None:
+        raise IntegrationError("This connector is not available.")
+    connection = live_connection(session, provider)
+    stored = _stored_secrets(connection)
+    submitted = {item.name: raw.get(item.name, "") for item in connector_class.fields}
+    for item in connector_class.fields:
+        if item.secret and not (submitted[item.name] or "").strip() and item.name in stored:
+            submitted[item.name] = stored[item.name]
+    settings, secrets, errors = connector_class.clean(submitted)
+    if errors:
+        return None, errors
+    connector = connector_class(settings=settings, secrets=secrets, config=current_app.config)
+    account_key = connector.account_key()
+    tenant_id = bound_tenant_id(session)
+    if account_key and _key_taken_elsewhere(session, provider, account_key, tenant_id):
+        return None, _clash_error(connector_class, settings, secrets, account_key)
+
+    if connection is None:
+        connection = IntegrationConnection(
+            provider=provider, status="enabled", connected_by=user_id
+        )
+        session.add(connection)
+    connection.settings = settings
+    connection.secrets_ciphertext = encrypt_secrets(secrets) if secrets else None
+    session.flush()
+    if not _route_webhooks(session, connection, account_key, tenant_id):
+        return None, _clash_error(connector_class, settings, secrets, account_key)
+    return connection, {}
+
+
+def _stored_secrets(connection: IntegrationConnection | None) -> dict:
+    if connection is None:
+        return {}
+    try:
+        return decrypt_secrets(connection.secrets_ciphertext)
+    except SecretsUnreadable:
+        return {}  # the form then asks for them again, as for a new connection
+
+
+def _key_taken_elsewhere(session: Session, provider: str, key: str, tenant_id: int) -> bool:
+    owner = session.scalar(
+        select(ProviderAccount.tenant_id).where(
+            ProviderAccount.provider == provider, ProviderAccount.account_key == key
+        )
+    )
+    return owner is not None and owner != tenant_id
+
+
+def _clash_error(connector_class, settings: dict, secrets: dict, key: str) -> dict[str, str]:
+    """Shown next to the field that holds the key, else above the form."""
+    message = (
+        f"This {connector_class.title} account is connected to another Duebook workspace. "
+        "Disconnect it there first: each account's replies and delivery reports can go to "
+        "one workspace only."
+    )
+    values = {**settings, **secrets}
+    field = next(
+        (item.name for item in connector_class.fields if values.get(item.name) == key), FORM_ERROR
+    )
+    return {field: message}
+
+
+def _route_webhooks(session: Session, connection, account_key: str | None, tenant_id) -> bool:
+    """Point the provider's webhooks for `account_key` at this connection (and forget a key
+    the connection had before). False when another workspace took the key meanwhile."""
+    session.execute(
+        delete(ProviderAccount).where(
+            ProviderAccount.tenant_id == tenant_id,
+            ProviderAccount.connection_id == connection.id,
+            ProviderAccount.account_key != (account_key or ""),
+        )
+    )
+    if not account_key:
+        return True
+    row = session.scalar(
+        select(ProviderAccount).where(
+            ProviderAccount.provider == connection.provider,
+            ProviderAccount.account_key == account_key,
+        )
+    )
+    if row is not None:
+        if row.tenant_id != tenant_id:
+            return False
+        row.connection_id = connection.id
+        return True
+    try:
+        with session.begin_nested():  # a concurrent connect of the same key by another tenant
+            session.add(
+                ProviderAccount(
+                    provider=connection.provider,
+                    account_key=account_key,
+                    tenant_id=tenant_id,
+                    connection_id=connection.id,
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+# Enable, disable, disconnect ----------------------------------------------------------------
+
+
+def enable(connection: IntegrationConnection) -> None:
+    if connection.status != "disabled":
+        raise IntegrationError("This connection is not disabled.")
+    connection.status = "enabled"
+
+
+def disable(connection: IntegrationConnection) -> None:
+    """Messages stop using it at once: e-mail goes through Duebook's own server, and WhatsApp
+    and SMS messages are not sent ("no channel connected")."""
+    if connection.status != "enabled":
+        raise IntegrationError("This connection is not enabled.")
+    connection.status = "disabled"
+
+
+def disconnect(session: Session, connection: IntegrationConnection) -> None:
+    """Delete the credentials and the webhook routing; the row stays as history."""
+    connection.status = "disconnected"
+    connection.secrets_ciphertext = None
+    session.execute(
+        delete(ProviderAccount).where(
+            ProviderAccount.tenant_id == bound_tenant_id(session),
+            ProviderAccount.connection_id == connection.id,
+        )
+    )
+    session.flush()
+
+
+# Testing -----------------------------------------------------------------------------------
+
+
+def request_test(session: Session, connection: IntegrationConnection) -> str:
+    """Queue a test of the connection for after this transaction commits; returns the job id
+    the page polls."""
+    tenant_id = bound_tenant_id(session)
+    job_id = f"{_test_job_prefix(tenant_id, connection.id)}{token_source.token_hex(6)}"
+    on_commit(session, _enqueue_tests, (connection.id, tenant_id, job_id))
+    return job_id
+
+
+def _test_job_prefix(tenant_id: int, connection_id: int) -> str:
+    return f"integration-test-{tenant_id}-{connection_id}-"
+
+
+def _enqueue_tests(items: list[tuple[int, int, str]]) -> None:
+    from jobs import integrations as integration_jobs
+    from jobs.queues import get_queue
+
+    queue = get_queue(TEST_QUEUE)
+    for connection_id, tenant_id, job_id in items:
+        try:
+            queue.enqueue(
+                integration_jobs.test_connection,
+                connection_id,
+                tenant_id=tenant_id,
+                job_id=job_id,
+                result_ttl=TEST_RESULT_SECONDS,
+                failure_ttl=TEST_RESULT_SECONDS,
+            )
+        except Exception:  # Redis down: the page says the test did not start
+            log.warning("could not queue the test of connection %s", connection_id, exc_info=True)
+
+
+def run_test(session: Session, connection_id: int) -> dict:
+    """In the worker: call the provider and record the outcome. {"ok": bool, "message": str}"""
+    connection = get_connection(session, connection_id)
+    if connection is None:
+        return {"ok": False, "message": "This connection was disconnected."}
+    connector_class = connector_for(connection.provider)
+    if connector_class is None:
+        ok, message = False, "This connector is not available on this server."
+    else:
+        try:
+            connector = connector_class(
+                settings=connection.settings,
+                secrets=decrypt_secrets(connection.secrets_ciphertext),
+                config=current_app.config,
+            )
+        except SecretsUnreadable:
+            ok, message = False, "The saved credentials cannot be read. Enter them again."
+        else:
+            try:
+                ok, message = True, connector.test_connection()
+            except DeliveryError as exc:
+                ok, message = False, str(exc)
+            finally:
+                connector.close()
+    record_test_result(session, connection_id, ok=ok, message=message)
+    return {"ok": ok, "message": message}
+
+
+def record_test_result(session: Session, connection_id: int, *, ok: bool, message: str) -> None:
+    now = datetime.now(UTC)
+    values = (
+        {"last_success_at": now} if ok else {"last_error_at": now, "last_error": message[:2000]}
+    )
+    session.execute(
+        update(IntegrationConnection)
+        .where(IntegrationConnection.id == connection_id)
+        .values(**values)
+    )
+
+
+@dataclass(frozen=True)
+class Progress:
+    state: str  # waiting | done | lost
+    ok: bool = False
+    message: str = ""
+
+
+def test_progress(tenant_id: int, connection_id: int, job_id: str) -> Progress | None:
+    """Where a queued test is; None for a job id that is not a test of this connection."""
+    from redis.exceptions import RedisError
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from jobs.queues import redis_connection
+
+    if not job_id.startswith(_test_job_prefix(tenant_id, connection_id)):
+        return None
+    try:
+        job = Job.fetch(job_id, connection=redis_connection())
+        status = job.get_status()
+    except NoSuchJobError:
+        return Progress(
+            "lost",
+            message="The test did not start: the job queue was not "
+            "reachable, or the result has expired. Try again.",
+        )
+    except RedisError:
+        return Progress("waiting")
+    if status == "finished":
+        result = job.return_value() or {}
+        return Progress("done", ok=bool(result.get("ok")), message=result.get("message", ""))
+    if status in ("failed", "stopped", "canceled"):
+        return Progress("lost", message="The test stopped unexpectedly. Try again.")
+    return Progress("waiting")
+
+
+@dataclass(frozen=True)
+class ShownTest:
+    connection_id: int
+    job_id: str
+    progress: Progress
+
+
+def shown_test(tenant_id: int, job_id: str) -> ShownTest | None:
+    """The test the page was sent back to after "Test connection" (its job id in the URL)."""
+    connection_part = job_id.removeprefix(f"integration-test-{tenant_id}-").partition("-")[0]
+    if not connection_part.isdigit():
+        return None
+    progress = test_progress(tenant_id, int(connection_part), job_id)
+    return ShownTest(int(connection_part), job_id, progress) if progress else None

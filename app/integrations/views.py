@@ -1,0 +1,155 @@
+"""The integrations page (admins): the catalogue of connectors with their status and health;
+connect or edit, test, enable, disable and disconnect."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, g, redirect, request, url_for
+from flask_login import current_user
+
+from app.extensions import db
+from app.integrations import services
+from app.integrations.catalogue import entry_for
+from app.pages import render_page, toast
+from tenants.context import require_permission
+
+blueprint = Blueprint("integrations", __name__, url_prefix="/t/<tenant_slug>/integrations")
+
+
+def _connection_or_404(connection_id: int):
+    connection = services.get_connection(db.session, connection_id)
+    if connection is None:
+        abort(404)
+    return connection
+
+
+def _title(provider: str) -> str:
+    connector = services.connector_for(provider)
+    entry = entry_for(provider)
+    return connector.title if connector else (entry.title if entry else provider)
+
+
+@blueprint.get("/")
+@require_permission("integrations.manage")
+def index():
+    return render_page(
+        "integrations/index.html",
+        categories=services.catalogue_cards(db.session),
+        test_job=services.shown_test(g.tenant.id, request.args.get("job_id", "")),
+    )
+
+
+def _connect_page(provider: str, connector, values: dict, errors: dict, status: int = 200):
+    connection = services.live_connection(db.session, provider)
+    return render_page(
+        "integrations/connect.html",
+        status=status,
+        provider=provider,
+        connector=connector,
+        connection=connection,
+        values=values,
+        errors=errors,
+        stored_secrets=services.stored_secret_names(connection),
+        form_error=services.FORM_ERROR,
+    )
+
+
+@blueprint.get("/<provider>/connect")
+@require_permission("integrations.manage")
+def connect(provider):
+    connector = services.connector_for(provider)
+    if connector is None:
+        abort(404)
+    values = services.form_values(services.live_connection(db.session, provider))
+    return _connect_page(provider, connector, values, {})
+
+
+@blueprint.post("/<provider>/connect")
+@require_permission("integrations.manage")
+def save(provider):
+    connector = services.connector_for(provider)
+    if connector is None:
+        abort(404)
+    connection, errors = services.save_connection(
+        db.session, provider, request.form, user_id=current_user.id
+    )
+    if errors:
+        # Only the settings go back into the form: a secret is never echoed to the browser.
+        values = {
+            item.name: request.form.get(item.name, "")
+            for item in connector.fields
+            if not item.secret
+        }
+        return _connect_page(provider, connector, values, errors, status=422)
+    toast(f"{connector.title}: saved. Use “Test connection” to check it.")
+    return redirect(url_for("integrations.index", _anchor=f"integration-{provider}"), 303)
+
+
+@blueprint.post("/<int:connection_id>/test")
+@require_permission("integrations.manage")
+def test(connection_id):
+    connection = _connection_or_404(connection_id)
+    job_id = services.request_test(db.session, connection)
+    return redirect(
+        url_for("integrations.index", job_id=job_id, _anchor=f"integration-{connection.provider}"),
+        303,
+    )
+
+
+@blueprint.get("/<int:connection_id>/tests/<job_id>")
+@require_permission("integrations.manage")
+def test_result(connection_id, job_id):
+    connection = _connection_or_404(connection_id)
+    progress = services.test_progress(g.tenant.id, connection.id, job_id)
+    if progress is None:
+        abort(404)
+    return render_page(
+        "integrations/test_result.html",
+        block="result",
+        connection=connection,
+        job_id=job_id,
+        progress=progress,
+        title=_title(connection.provider),
+    )
+
+
+@blueprint.post("/<int:connection_id>/enable")
+@require_permission("integrations.manage")
+def enable(connection_id):
+    return _switch(connection_id, services.enable, "enabled")
+
+
+@blueprint.post("/<int:connection_id>/disable")
+@require_permission("integrations.manage")
+def disable(connection_id):
+    return _switch(connection_id, services.disable, "disabled")
+
+
+def _switch(connection_id: int, action, done: str):
+    connection = _connection_or_404(connection_id)
+    title = _title(connection.provider)
+    try:
+        action(connection)
+    except services.IntegrationError as error:
+        toast(str(error), "error")
+    else:
+        toast(f"{title}: {done}.")
+    return redirect(
+        url_for("integrations.index", _anchor=f"integration-{connection.provider}"), 303
+    )
+
+
+@blueprint.route("/<int:connection_id>/disconnect", methods=["GET", "POST"])
+@require_permission("integrations.manage")
+def disconnect(connection_id):
+    connection = _connection_or_404(connection_id)
+    title = _title(connection.provider)
+    if request.method == "GET":
+        return render_page(
+            "integrations/disconnect.html",
+            connection=connection,
+            title=title,
+            channel=getattr(entry_for(connection.provider), "channel", None),
+        )
+    services.disconnect(db.session, connection)
+    toast(f"{title}: disconnected. Its saved credentials are deleted.")
+    return redirect(url_for("integrations.index"), 303)

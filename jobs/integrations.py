@@ -1,0 +1,14 @@
+"""Jobs of the integration settings: checking a connection with its provider."""
+
+from __future__ import annotations
+
+from jobs.context import job
+
+
+@job
+def test_connection(session, connection_id: int) -> dict:
+    """Call the provider with the connection's credentials (a harmless request) and record
+    the outcome on the connection. Returns {"ok": bool, "message": str} for the page."""
+    from app.integrations.services import run_test
+
+    return run_test(session, connection_id)
