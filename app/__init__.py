@@ -72,6 +72,7 @@ def register_blueprints(app: Flask) -> None:
     from app.library.tenant_views import blueprint as my_templates
     from app.library.views import blueprint as library
     from app.messaging.email_views import blueprint as email_links
+    from app.messaging.sms_views import blueprint as sms_hooks
     from app.messaging.views import blueprint as messages
     from app.messaging.whatsapp_views import blueprint as whatsapp_hooks
     from app.notifications.views import blueprint as notifications
@@ -88,6 +89,7 @@ def register_blueprints(app: Flask) -> None:
                       team, audit, health, sandbox, library, my_templates, invoicing,
                       invoice_pdfs, payments, settings, whatsapp_hooks):  # fmt: skip
         app.register_blueprint(blueprint)
+    app.register_blueprint(sms_hooks)
     app.register_blueprint(integrations)
     app.register_blueprint(email_links)
     app.register_blueprint(campaigns)

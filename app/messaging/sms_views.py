@@ -1,0 +1,114 @@
+"""Receivers for SMS delivery reports: MSG91 and Twilio. No login and no CSRF token (the
+providers cannot have either); each request proves itself another way, is stored once with
+`record_webhook` and answered at once. A worker applies it afterwards (forward only).
+
+- MSG91 signs nothing: the secret path token of the connection is the authentication, and
+  finds the tenant. An unknown token is a 404 and nothing is stored.
+- Twilio signs each callback with the account's auth token. The AccountSid finds the tenant
+  and its connection; the auth token is read from that connection's encrypted secrets (the
+  request's session is bound to that tenant for this one look-up), so nothing secret is
+  copied into shared tables. The signed URL is rebuilt from BASE_URL, never from the request
+  (behind a proxy the request's URL is not what Twilio signed). A bad signature is a 403 and
+  nothing is stored; an AccountSid no tenant has connected is acknowledged and dropped (G7).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from urllib.parse import parse_qs
+
+from flask import Blueprint, current_app, request
+
+from app.extensions import csrf, db
+from app.integrations.crypto import SecretsUnreadable, decrypt_secrets
+from app.integrations.models import IntegrationConnection
+from app.messaging.channels import msg91, twilio_sms
+from app.messaging.webhooks import record_webhook, tenant_for_account
+from tenants.binding import bind_tenant
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("sms_hooks", __name__, url_prefix="/hooks")
+csrf.exempt(blueprint)
+
+
+@blueprint.post("/msg91/<token>")
+def msg91_report(token: str):
+    account = (
+        tenant_for_account(db.session, "msg91", token)
+        if msg91.TOKEN_SHAPE.fullmatch(token)
+        else None
+    )
+    if account is None:
+        log.warning("msg91 report to an unknown token rejected from %s", request.remote_addr)
+        return "", 404
+    body = request.get_data(cache=False)
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        text = ""
+    if not _looks_like_msg91_report(text):
+        log.warning("msg91 report for tenant %s is not a report; dropped", account.tenant_id)
+        return "", 400
+    # Keyed per tenant: a report body another tenant could post can never shadow this one.
+    key = f"{account.tenant_id}:{hashlib.sha256(body).hexdigest()}"
+    stored = record_webhook(db.session, "msg91", text, account.tenant_id, event_key=key)
+    db.session.commit()
+    log.info("msg91 report for tenant %s %s", account.tenant_id,
+             "stored" if stored else "was a duplicate")  # fmt: skip
+    return "", 200
+
+
+def _looks_like_msg91_report(text: str) -> bool:
+    """A v3 JSON body, or a v2 form body whose `data` is JSON."""
+    stripped = text.strip()
+    try:
+        if stripped.startswith(("{", "[")):
+            json.loads(stripped)
+            return True
+        data = parse_qs(stripped).get("data")
+        return bool(data) and isinstance(json.loads(data[-1]), list | dict)
+    except ValueError:
+        return False
+
+
+@blueprint.post(twilio_sms.STATUS_PATH.removeprefix("/hooks"))
+def twilio_status():
+    raw = request.get_data(cache=True, as_text=True)  # before .form, so both are kept
+    form = request.form
+    sid = form.get("AccountSid", "")
+    account = tenant_for_account(db.session, "twilio", sid) if sid else None
+    if account is None:
+        log.warning("twilio callback for unknown account %r dropped", sid[:40])
+        return "", 200
+    bind_tenant(db.session, account.tenant_id)
+    connection = db.session.get(IntegrationConnection, account.connection_id)
+    auth_token = None
+    if connection is not None and connection.provider == "twilio":
+        try:
+            auth_token = decrypt_secrets(connection.secrets_ciphertext).get("auth_token")
+        except SecretsUnreadable:
+            log.error("twilio connection %s of tenant %s: secrets unreadable",
+                      connection.id, account.tenant_id)  # fmt: skip
+    url = _public_url()
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not twilio_sms.valid_signature(auth_token or "", url, form, signature):
+        log.warning("twilio callback for tenant %s rejected: bad signature", account.tenant_id)
+        db.session.rollback()
+        return "", 403
+    # One event per message and status: Twilio's retries and repeats of a status change
+    # nothing.
+    key = f"{sid}:{form.get('MessageSid', '')}:{form.get('MessageStatus', '')}"
+    stored = record_webhook(db.session, "twilio", raw, account.tenant_id, event_key=key)
+    db.session.commit()
+    log.info("twilio callback for tenant %s %s", account.tenant_id,
+             "stored" if stored else "was a duplicate")  # fmt: skip
+    return "", 200
+
+
+def _public_url() -> str:
+    base = (current_app.config.get("BASE_URL") or twilio_sms.DEFAULT_BASE_URL).rstrip("/")
+    query = request.query_string.decode("latin-1")
+    return base + request.path + (f"?{query}" if query else "")
