@@ -363,6 +363,48 @@ def test_session_message_needs_a_message_from_the_contact_in_the_last_24_hours(
     assert standin.recorded()[-1]["text"] == "Thanks!"
 
 
+def test_a_resend_after_a_lost_outcome_reaches_the_recipient_once(
+    app, db_session, make_tenant, standin, run_jobs, redis
+):
+    """A worker died after WhatsApp took the message but before recording it: the lease runs
+    out and the message is sent again with the same biz_opaque_callback_data."""
+    tenant = make_tenant()
+    connect(app, db_session, tenant)
+    contact = add_contact(db_session, tenant)
+    message_id = queue(app, db_session, tenant, contact, invoice_template(), pdf=True)
+    run_jobs()
+    first = message(db_session, message_id)
+    wamid = first.provider_message_id
+    first.status, first.provider_message_id = "sending", None
+    first.locked_until = datetime.now(UTC) - timedelta(seconds=1)
+    db_session.commit()
+    with app.app_context():
+        messaging.enqueue_deliveries([(message_id, tenant.id, "messages")])
+    run_jobs()
+    assert message(db_session, message_id).provider_message_id == wamid
+    assert len(standin.recorded()) == 1 and standin.stats()["duplicate_keys"] == 1
+
+
+def test_a_document_goes_out_inside_the_session_window(
+    app, db_session, make_tenant, standin, run_jobs
+):
+    tenant = make_tenant()
+    connect(app, db_session, tenant)
+    contact = add_contact(db_session, tenant)
+    session = tenant_session(db_session, tenant)
+    session.get(Contact, contact.id).whatsapp_last_inbound_at = datetime.now(UTC)
+    session.commit()
+    standin.simulate_inbound(USER, "Please send the invoice again")
+    spec = {"type": "document"}
+    message_id = queue(app, db_session, tenant, contact, spec, pdf=True, text="Your invoice")
+    run_jobs()
+    assert message(db_session, message_id).status == "sent"
+    [seen] = standin.recorded()
+    assert seen["type"] == "document" and seen["text"] == "Your invoice"
+    assert seen["document"]["filename"] == "INV-0042.pdf"
+    assert seen["document"]["size"] == len(PDF)
+
+
 def test_a_reply_marks_the_message_replied_and_stop_opts_out(
     app, client, db_session, make_tenant, standin, capture, run_jobs
 ):
