@@ -271,3 +271,20 @@ def test_the_sweeper_hands_out_put_back_messages_once_due(app, db_session, conta
         assert len(received_mail()) == 1
     ids = db_session.scalars(select(OutboxMessage.id).where(OutboxMessage.id == message_id)).all()
     assert ids == [message_id]
+
+
+def test_a_new_address_clears_a_hard_bounce(db_session, contact_of):
+    from app.clients.services import save_contact
+
+    tenant, snapshot = contact_of()
+    session = tenant_session(db_session, tenant)
+    contact = session.get(Contact, snapshot.id)
+    contact.email_bounced_at, contact.email_bounce_reason = datetime.now(UTC), "550 unknown"
+    session.flush()
+    client = session.get(Client, snapshot.client_id)
+    save_contact(session, client, {"full_name": "Asha Rao", "email": snapshot.email.upper()},
+                 "IN", contact)  # fmt: skip
+    assert contact.email_bounced_at is not None  # the same address, written differently
+    save_contact(session, client, {"full_name": "Asha Rao", "email": "asha.new@example.com"},
+                 "IN", contact)  # fmt: skip
+    assert (contact.email_bounced_at, contact.email_bounce_reason) == (None, None)

@@ -402,6 +402,9 @@ def save_contact(
     values, errors = clean_contact(raw, default_region)
     if errors:
         raise ClientError(errors)
+    if contact is not None and (values.get("email") or "").lower() != (contact.email or "").lower():
+        # A new address has not bounced: e-mail may go to it again.
+        values.update(email_bounced_at=None, email_bounce_reason=None)
     return _save_child(session, Contact, client, values, contact)
 
 

@@ -232,6 +232,17 @@ def _put_back(session, message, until: datetime, reason: str) -> str:
 
 def _failed(session, message, exc: DeliveryError) -> str:
     error = str(exc)[:2000]
+    if exc.bounced:
+        # The address itself was refused: no retry, and no more mail to it until it changes.
+        if message.tenant_id is not None and message.contact_id is not None:
+            from app.messaging.bounces import mark_bounced
+
+            mark_bounced(session, message.contact_id, message.recipient, error)
+        from app.notifications.services import notify_delivery_failed
+
+        notify_delivery_failed(session, message.tenant_id, message.id, message.created_by, error)
+        return _finish(session, message, status="bounced", last_error=error,
+                       failed_at=datetime.now(UTC))  # fmt: skip
     if exc.permanent or message.attempts >= services.MAX_ATTEMPTS:
         from app.notifications.services import notify_delivery_failed
 

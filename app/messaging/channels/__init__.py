@@ -63,7 +63,10 @@ class Sent:
 
 class DeliveryError(Exception):
     """The provider did not take the message. `permanent`: retrying cannot help (a 4xx other
-    than 409/429, a 5xx SMTP reply); `retry_after`: seconds the provider asked us to wait."""
+    than 409/429, a 5xx SMTP reply); `retry_after`: seconds the provider asked us to wait;
+    `bounced`: the recipient's address itself was refused (a hard bounce)."""
+
+    bounced = False
 
     def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
         super().__init__(message)
