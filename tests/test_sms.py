@@ -180,7 +180,9 @@ def test_msg91_sends_the_dlt_template_and_reports_move_it_forward_only(
 ):
     tenant = make_tenant()
     connection = connect_msg91(app, db_session, tenant, msg91)
-    msg91.webhook_url = f"{receiver.url}/hooks/msg91/{connection.key}"
+    settings = {"BASE_URL": receiver.url}
+    msg91.webhook_url = Msg91Connector(settings=connection.settings, secrets={},
+                                       config=settings).report_url()  # fmt: skip
     message_id = queue_sms(app, db_session, tenant, sms=dlt_sms())
     run_jobs()
 

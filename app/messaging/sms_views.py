@@ -34,7 +34,7 @@ blueprint = Blueprint("sms_hooks", __name__, url_prefix="/hooks")
 csrf.exempt(blueprint)
 
 
-@blueprint.post("/msg91/<token>")
+@blueprint.post(msg91.REPORT_PATH.removeprefix("/hooks") + "/<token>")
 def msg91_report(token: str):
     account = (
         tenant_for_account(db.session, "msg91", token)

@@ -44,6 +44,7 @@ from app.messaging.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 FLOW_PATH = "/api/v5/flow"
+REPORT_PATH = "/hooks/msg91"
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")  # secrets.token_urlsafe(24)
 # MSG91 publishes no send rate for the Flow API. 10 requests a second per auth key is a
 # conservative pace for one account (a bulk run of 1,000 SMS takes under two minutes); a 429
@@ -134,6 +135,12 @@ class Msg91Connector(Connector):
 
     def account_key(self) -> str | None:
         return self.settings.get("webhook_token")
+
+    def report_url(self) -> str:
+        """The delivery-report URL the tenant gives MSG91 (its panel's SMS webhook, v3 JSON or
+        v2): BASE_URL, the public address, plus this connection's secret token."""
+        base = (self.config.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+        return f"{base}{REPORT_PATH}/{self.account_key()}"
 
     def rate_limit(self) -> tuple[str, float]:
         # Keyed by a digest of the auth key: tenants sharing one MSG91 account share its pace,
