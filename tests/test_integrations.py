@@ -416,3 +416,29 @@ def test_secrets_rotate_re_encrypts_with_the_new_key(app, db_session, make_tenan
     assert decrypt_secrets(stored, keys=[key_b]) == {"password": "p"}  # the old key dropped
     with pytest.raises(SecretsUnreadable):
         decrypt_secrets(stored, keys=[key_a])
+
+
+def test_msg91_keeps_its_report_url_when_edited_and_one_sms_service_is_used(
+    admin, client, db_session
+):
+    msg91 = {"authkey": "msg91-auth-key", "sender_id": "DUEBKS", "entity_id": "1101234567890123456"}
+    assert post_form(client, admin, "msg91/connect", msg91).status_code == 303
+    token = connection_of(db_session, admin, "msg91").settings["webhook_token"]
+    edited = post_form(client, admin, "msg91/connect", {**msg91, "authkey": "", "route": "4"})
+    assert edited.status_code == 303
+    connection = connection_of(db_session, admin, "msg91")
+    assert (connection.settings["webhook_token"], connection.settings["route"]) == (token, "4")
+    routes = db_session.scalars(
+        select(ProviderAccount).where(ProviderAccount.tenant_id == admin.id)
+    ).all()
+    assert [(r.provider, r.account_key, r.connection_id) for r in routes] == [
+        ("msg91", token, connection.id)
+    ]
+    page = client.get(f"/t/{admin.slug}/integrations/")
+    assert f"/hooks/msg91/{token}" in page.text
+
+    twilio = {"account_sid": "AC" + "0" * 32, "auth_token": "tw-token", "sender": "+15005550006"}
+    assert post_form(client, admin, "twilio/connect", twilio).status_code == 303
+    page = client.get(f"/t/{admin.slug}/integrations/")
+    card = page.text[page.text.index('id="integration-twilio"') :].split("</article>")[0]
+    assert "Not used while SMS in India (MSG91) is enabled" in card

@@ -133,28 +133,47 @@ class Card:
     def description(self) -> str:
         return self.connector.description if self.connector else self.entry.description
 
+    # The title of the enabled connector that sends this card's channel instead of it (the
+    # delivery code uses the oldest enabled connection of a channel).
+    used_instead: str | None = None
+
     @property
     def available(self) -> bool:
         return self.connector is not None
 
+    @property
+    def report_url(self) -> str | None:
+        """The address the tenant gives the provider for delivery reports, for a connector
+        whose reports are addressed per connection (MSG91)."""
+        if self.connection is None or not hasattr(self.connector, "report_url"):
+            return None
+        connector = self.connector(settings=self.connection.settings, secrets={},
+                                   config=current_app.config)  # fmt: skip
+        return connector.report_url()
+
 
 def catalogue_cards(session: Session) -> list[tuple[Category, list[Card]]]:
     connections = live_connections(session)
-    return [
-        (
-            category,
-            [
-                Card(
-                    entry,
-                    entry.connector_class(),
-                    connections.get(entry.provider),
-                    connection_health(connections.get(entry.provider)),
-                )
-                for entry in entries
-            ],
-        )
-        for category, entries in by_category()
-    ]
+    in_use: dict[str, IntegrationConnection] = {}
+    for connection in sorted(connections.values(), key=lambda row: row.id):
+        entry = entry_for(connection.provider)
+        if connection.status == "enabled" and entry and entry.channel:
+            in_use.setdefault(entry.channel, connection)
+    cards = []
+    for category, entries in by_category():
+        row = []
+        for entry in entries:
+            connection = connections.get(entry.provider)
+            connector = entry.connector_class()
+            user = in_use.get(entry.channel) if entry.channel else None
+            used_instead = None
+            if user is not None and connection is not None and user.id != connection.id:
+                other = connector_for(user.provider)
+                used_instead = other.title if other else entry_for(user.provider).title
+            row.append(Card(entry, connector, connection, connection_health(connection),
+                            used_instead))  # fmt: skip
+        cards.append((category, row))
+    return cards
 
 
 def connector_for(provider: str) -> type[Connector] | None:
@@ -194,7 +213,10 @@ def save_connection(
         raise IntegrationError("This connector is not available.")
     connection = live_connection(session, provider)
     stored = _stored_secrets(connection)
-    submitted = {item.name: raw.get(item.name, "") for item in connector_class.fields}
+    # Settings the connector keeps for itself (MSG91's report URL token) stay as they were;
+    # the form's fields replace the rest.
+    submitted = dict(connection.settings or {}) if connection is not None else {}
+    submitted.update({item.name: raw.get(item.name, "") for item in connector_class.fields})
     for item in connector_class.fields:
         if item.secret and not (submitted[item.name] or "").strip() and item.name in stored:
             submitted[item.name] = stored[item.name]
