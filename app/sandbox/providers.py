@@ -20,7 +20,7 @@ from app.sandbox.standins.whatsapp import (
 )
 
 # The secret path of the demo workspace's MSG91 delivery-report URL.
-MSG91_REPORT_TOKEN = "sandbox-msg91-delivery-reports"
+MSG91_REPORT_TOKEN = "sandbox-msg91-delivery-reports01"  # the shape of a generated token
 # Purposes whose WhatsApp template carries the invoice PDF as its document header.
 WITH_DOCUMENT = ("invoice", "notice_1", "notice_2", "notice_final", "notice_legal")
 _EXPRESSION = re.compile(r"{{\s*(.+?)\s*}}")
@@ -73,8 +73,8 @@ def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
             {"access_token": DEFAULT_TOKEN}, DEFAULT_PHONE_NUMBER_ID,
         ),
         "msg91": (
-            {"sender_id": "DUEBKS", "dlt_entity_id": "1101000000000000001",
-             "report_token": MSG91_REPORT_TOKEN},
+            {"sender_id": "DUEBKS", "entity_id": "1101000000000000001",
+             "webhook_token": MSG91_REPORT_TOKEN},
             {"authkey": DEFAULT_AUTHKEY}, MSG91_REPORT_TOKEN,
         ),
     }  # fmt: skip
