@@ -277,12 +277,12 @@ def test_throttled_send_is_put_back_and_delivered_once_later(
     tenant = make_tenant()
     connect(app, db_session, tenant)
     contact = add_contact(db_session, tenant)
-    standin.inject_fault(429, retry_after=2)
+    standin.inject_fault(429, retry_after=60)
     message_id = queue(app, db_session, tenant, contact, invoice_template(), pdf=True)
     run_jobs()
     waiting = message(db_session, message_id)
     assert waiting.status == "pending" and "throttling" in waiting.last_error
-    assert waiting.next_attempt_at > datetime.now(UTC) + timedelta(seconds=1)
+    assert waiting.next_attempt_at > datetime.now(UTC) + timedelta(seconds=30)  # Retry-After
     assert standin.recorded() == []
 
     waiting.next_attempt_at = datetime.now(UTC)  # the back-off has passed

@@ -107,13 +107,19 @@ class WhatsAppCloudConnector(Connector):
         super().__init__(settings=settings, secrets=secrets, config=config)
         self.phone_number_id = str(self.settings["phone_number_id"])
         self.waba_id = str(self.settings.get("waba_id") or "")
-        base = str(config["WHATSAPP_API_BASE"]).rstrip("/")
-        self._http = httpx.Client(
-            base_url=f"{base}/{config['WHATSAPP_API_VERSION']}",
-            headers={"Authorization": f"Bearer {self.secrets.get('access_token', '')}"},
-            timeout=15.0,
-            trust_env=False,
-        )
+        self._client: httpx.Client | None = None
+
+    @property
+    def http(self) -> httpx.Client:
+        """One keep-alive client for every call of a delivery batch, opened on first use."""
+        if self._client is None:
+            base = str(self.config["WHATSAPP_API_BASE"]).rstrip("/")
+            self._client = httpx.Client(
+                base_url=f"{base}/{self.config['WHATSAPP_API_VERSION']}",
+                headers={"Authorization": f"Bearer {self.secrets.get('access_token', '')}"},
+                timeout=15.0,
+            )
+        return self._client
 
     def account_key(self) -> str:
         return self.phone_number_id
@@ -126,7 +132,9 @@ class WhatsAppCloudConnector(Connector):
         return (f"whatsapp-day:{self.phone_number_id}", cap) if cap else None
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -203,7 +211,7 @@ class WhatsAppCloudConnector(Connector):
 
     def _call(self, method: str, path: str, **kwargs) -> dict:
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise DeliveryError(f"Could not reach WhatsApp: {exc.__class__.__name__}.") from exc
         if response.is_success:
