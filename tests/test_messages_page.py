@@ -60,6 +60,8 @@ def test_list_shows_only_this_workspaces_messages_and_filters_work(
     assert page.status_code == 200
     assert "alice@example.com" in page.text and "+919876543210" in page.text
     assert "someone-of-b@example.com" not in page.text
+    fragment = client.get(base, query_string={"channel": "sms"}, headers={"HX-Request": "true"})
+    assert "<html" not in fragment.text and "+919800000001" in fragment.text
 
     def recipients(**args):
         response = client.get(base, query_string=args)
