@@ -145,15 +145,29 @@ def test_delivery_to_a_dead_server_is_retried_later_with_backoff(app, db_session
 def test_permanent_rejection_is_dead_lettered_at_once(app, db_session, redis, monkeypatch):
     message_id = queue_test_email(db_session, app)
 
-    def reject(url, email, timeout=30):
-        raise smtplib.SMTPRecipientsRefused({"someone@example.com": (550, b"No such user")})
+    def reject(*args, **kwargs):
+        raise smtplib.SMTPDataError(554, b"Message refused as spam")
 
     monkeypatch.setattr(smtp, "send_over_smtp", reject)
     with app.app_context():
         assert deliver_batch(db_session, [message_id], redis)["dead"] == 1
     message = db_session.get(OutboxMessage, message_id, populate_existing=True)
-    assert message.attempts == 1 and "No such user" in message.last_error
+    assert message.attempts == 1 and "refused as spam" in message.last_error
     assert message.status == "dead" and message.failed_at is not None
+
+
+def test_a_refused_recipient_is_a_hard_bounce(app, db_session, redis, monkeypatch):
+    message_id = queue_test_email(db_session, app)
+
+    def reject(*args, **kwargs):
+        raise smtplib.SMTPRecipientsRefused({"someone@example.com": (550, b"No such user")})
+
+    monkeypatch.setattr(smtp, "send_over_smtp", reject)
+    with app.app_context():
+        assert deliver_batch(db_session, [message_id], redis)["bounced"] == 1
+    message = db_session.get(OutboxMessage, message_id, populate_existing=True)
+    assert (message.status, message.attempts) == ("bounced", 1)
+    assert "No such user" in message.last_error
 
 
 def test_backoff_grows_and_stays_capped():
