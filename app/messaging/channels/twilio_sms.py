@@ -85,11 +85,12 @@ class TwilioConnector(Connector):
         settings, secrets, errors = super().clean(raw)
         if settings.get("account_sid") and not ACCOUNT_SID.fullmatch(settings["account_sid"]):
             errors["account_sid"] = "The Account SID is AC followed by 32 letters and digits."
-        sender = settings.pop("sender", "")
+        # `sender` stays as typed (the edit form shows it); the send path reads the parsed form.
+        sender = settings.get("sender", "")
         if SERVICE_SID.fullmatch(sender):
             settings["messaging_service_sid"] = sender
         elif E164.fullmatch(sender.replace(" ", "")):
-            settings["from_number"] = sender.replace(" ", "")
+            settings["sender"] = settings["from_number"] = sender.replace(" ", "")
         elif sender:
             errors["sender"] = "Give a number such as +15005550006, or a SID starting MG."
         return settings, secrets, errors
