@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -31,7 +30,7 @@ from rq import Queue
 from sqlalchemy import delete, func, select
 
 from app.extensions import db
-from bench.common import BenchEnvironment, Stopwatch, print_figure, print_header
+from bench.common import BenchEnvironment, Stopwatch, Verdict, print_figure, print_header
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -721,3 +720,162 @@ def _daily_cap(environment: BenchEnvironment) -> Check:
         f"{counts.get('sent', 0)} sent, {tomorrow} put back to tomorrow, "
         f"{sum(n for s, n in counts.items() if s not in ('sent', 'pending'))} failed",
     )
+
+
+# Status webhooks -----------------------------------------------------------------------------
+
+WEBHOOK_MEASURES = """
+gunicorn as `make run` starts it (2 workers x 4 threads, access log on, no --reload), the app
+with bench/pages.py's bare tenant route added. One httpx client (keep-alive, logged in as the
+tenant's owner through /login) drives both URLs from 4 threads; each thread alternates them:
+  product   POST /hooks/whatsapp: a signed (X-Hub-Signature-256) status callback for one
+            message, every body different; verified, routed to the tenant by phone number id,
+            stored, a processing job enqueued after commit (no worker runs), 200
+  baseline  GET /t/<slug>/bench/select1: the bare tenant route (tenant and membership look-up,
+            session bound to the tenant's schema, SELECT 1)
+Latency of each request as the client sees it; 2,000 of each after 100 of each as warm-up.
+"""
+WEBHOOK_REQUESTS = 2_000
+WEBHOOK_WARMUP = 100
+WEBHOOK_THREADS = 4
+WEBHOOK_MAX_RATIO = 2.0
+
+
+def webhook_app() -> Flask:
+    """gunicorn's app for messaging_webhooks: the product's app plus the bare routes."""
+    from app import create_app
+    from bench.pages import add_bare_routes
+
+    app = create_app()
+    add_bare_routes(app)
+    return app
+
+
+def status_body(number: int) -> bytes:
+    status = {
+        "id": f"wamid.bench{number:08d}{secrets.token_hex(8)}",
+        "status": ("sent", "delivered", "read")[number % 3],
+        "timestamp": str(int(time.time())),
+        "recipient_id": f"9198{number:08d}",
+        "biz_opaque_callback_data": f"wh:{number}",
+    }
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550000001", "phone_number_id": PHONE_NUMBER_ID},
+        "statuses": [status],
+    }
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "200000000000001", "changes": [{"field": "messages", "value": value}]}],
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def run_webhooks(environment: BenchEnvironment) -> list:
+    import threading
+
+    from app.devserver import free_port, wait_for_port
+    from app.sandbox.standins.whatsapp import hub_signature
+    from bench.pages import CSRF_FIELD, PASSWORD
+
+    print_header(
+        f"messaging_webhooks: {WEBHOOK_REQUESTS:,} signed status webhooks against the bare "
+        f"tenant route, gunicorn, {WEBHOOK_THREADS} client threads",
+        WEBHOOK_MEASURES,
+    )
+    fresh_redis(environment)
+    port = free_port()
+    env = process_env(environment, WHATSAPP_APP_SECRET=APP_SECRET,
+                      WHATSAPP_VERIFY_TOKEN="bench-verify")  # fmt: skip
+    command = [
+        PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+        "--threads", "4", "--access-logfile", "-", "bench.messaging:webhook_app()",
+    ]  # fmt: skip
+    latencies: dict[str, list[float]] = {"webhook": [], "tenant": []}
+    with environment.app() as app, _log_dir("webhooks") as logs:
+        sender = set_up_sender(app, 1)
+        server = spawn(command, env, logs / "gunicorn.log")
+        try:
+            wait_for_port(port, 60, server)
+            base = f"http://127.0.0.1:{port}"
+            limits = httpx.Limits(max_connections=WEBHOOK_THREADS * 2)
+            with httpx.Client(base_url=base, trust_env=False, limits=limits,
+                              timeout=30) as client:  # fmt: skip
+                form = CSRF_FIELD.search(client.get("/login").text)
+                answer = client.post("/login", data={"email": sender.email, "password": PASSWORD,
+                                                     "csrf_token": form.group(1)})  # fmt: skip
+                if answer.status_code != 302:
+                    raise RuntimeError(f"log-in answered {answer.status_code}")
+                tenant_url = f"/t/{sender.slug}/bench/select1"
+                numbers = iter(range(10**9))
+                lock = threading.Lock()
+                failures: list[str] = []
+
+                def one_webhook(record: bool) -> None:
+                    with lock:
+                        number = next(numbers)
+                    body = status_body(number)
+                    headers = {"Content-Type": "application/json",
+                               "X-Hub-Signature-256": hub_signature(APP_SECRET, body)}  # fmt: skip
+                    started = time.perf_counter()
+                    response = client.post("/hooks/whatsapp", content=body, headers=headers)
+                    elapsed = time.perf_counter() - started
+                    if response.status_code != 200:
+                        failures.append(f"webhook {response.status_code}")
+                    if record:
+                        latencies["webhook"].append(elapsed)
+
+                def one_tenant(record: bool) -> None:
+                    started = time.perf_counter()
+                    response = client.get(tenant_url)
+                    elapsed = time.perf_counter() - started
+                    if response.status_code != 200:
+                        failures.append(f"tenant route {response.status_code}")
+                    if record:
+                        latencies["tenant"].append(elapsed)
+
+                def drive(index: int) -> None:
+                    share = WEBHOOK_REQUESTS // WEBHOOK_THREADS
+                    warm = WEBHOOK_WARMUP // WEBHOOK_THREADS
+                    for number in range(warm + share):
+                        pair = (one_webhook, one_tenant)
+                        for request in pair if (number + index) % 2 else pair[::-1]:
+                            request(number >= warm)
+
+                threads = [threading.Thread(target=drive, args=(index,))
+                           for index in range(WEBHOOK_THREADS)]  # fmt: skip
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                if failures:
+                    raise RuntimeError(f"{len(failures)} failed requests, e.g. {failures[:3]}")
+        finally:
+            stop(server)
+        from app.messaging.models import WebhookEvent
+
+        with app.app_context(), db.engine.connect() as conn:
+            stored = conn.execute(
+                select(func.count()).select_from(WebhookEvent)
+                .where(WebhookEvent.tenant_id == sender.tenant_id)
+            ).scalar_one()  # fmt: skip
+    expected = WEBHOOK_REQUESTS + WEBHOOK_WARMUP
+    if stored != expected:
+        raise RuntimeError(f"{stored} webhook events stored, not {expected}")
+    figures = {}
+    for name, label in (("webhook", "product  POST /hooks/whatsapp"),
+                        ("tenant", "baseline bare tenant route")):  # fmt: skip
+        values = latencies[name]
+        figures[name] = (_percentile(values, 0.5), _percentile(values, 0.99))
+        print_figure(label, f"p50 {figures[name][0] * 1e3:6.2f} ms   p99 "
+                            f"{figures[name][1] * 1e3:6.2f} ms   n={len(values)}")  # fmt: skip
+    print_figure("events stored", f"{stored:,} (one per POST)")
+    verdict = Verdict("messaging_webhooks: webhook p99 / bare tenant route p99",
+                      figures["webhook"][1], figures["tenant"][1], WEBHOOK_MAX_RATIO)  # fmt: skip
+    print_line(verdict)
+    return [verdict]
