@@ -64,10 +64,11 @@ def make_campaign(session, template, filters, throttle=60, scheduled_at=None, st
     return campaign
 
 
-def rows_of(session, campaign_id):
+def rows_of(session, tenant, campaign_id):
+    # Campaign ids are per tenant schema; the outbox is shared.
     return session.scalars(
         select(OutboxMessage)
-        .where(OutboxMessage.campaign_id == campaign_id)
+        .where(OutboxMessage.tenant_id == tenant.id, OutboxMessage.campaign_id == campaign_id)
         .order_by(OutboxMessage.next_attempt_at)
     ).all()
 
@@ -110,13 +111,14 @@ def test_launch_writes_one_row_per_contact_spaced_by_the_throttle_and_relaunch_a
     campaign = make_campaign(session, template, {"city": "Pune"}, throttle=30, scheduled_at=start)
     assert services.write_messages(session, tenant, campaign.id) == 3  # Kiran has no e-mail
     session.commit()
-    rows = rows_of(session, campaign.id)
+    rows = rows_of(session, tenant, campaign.id)
     assert [r.recipient for r in rows] == ["ravi@p1.example", "meera@p1.example",
                                            "sunil@p2.example"]  # fmt: skip
     assert [r.next_attempt_at - start for r in rows] == [timedelta(seconds=s) for s in (0, 2, 4)]
     first = rows[0]
     assert (first.queue, first.windowed, first.channel) == ("bulk", True, "email")
-    assert first.idempotency_key == f"campaign:{campaign.id}:contact:{first.contact_id}:email"
+    key = f"t{tenant.id}:campaign:{campaign.id}:contact:{first.contact_id}:email"
+    assert first.idempotency_key == key
     assert first.recipient_time_zone == "Asia/Kolkata"  # local client, tenant's zone
     assert first.subject == f"Revised rates from {tenant.name}"
     assert "Dear Ravi," in first.body_text and "<p>Dear Ravi,</p>" in first.body_html
@@ -127,7 +129,7 @@ def test_launch_writes_one_row_per_contact_spaced_by_the_throttle_and_relaunch_a
     session.commit()
     assert services.write_messages(session, tenant, campaign.id) == 3
     session.commit()
-    assert len(rows_of(session, campaign.id)) == 3
+    assert len(rows_of(session, tenant, campaign.id)) == 3
 
 
 def test_time_zone_from_the_phone_number_else_the_clients_country():
@@ -149,7 +151,7 @@ def test_cancel_suppresses_what_has_not_been_sent(audience_books):
     session.commit()
     assert services.cancel(session, tenant.id, campaign) == 4
     session.commit()
-    assert {(r.status, r.last_error) for r in rows_of(session, campaign.id)} == {
+    assert {(r.status, r.last_error) for r in rows_of(session, tenant, campaign.id)} == {
         ("suppressed", "campaign cancelled")}  # fmt: skip
     counts = services.progress(session, tenant.id, campaign)
     assert (counts["suppressed"], counts["queued"], counts["total"]) == (4, 0, 4)
@@ -160,7 +162,7 @@ def test_cancel_suppresses_what_has_not_been_sent(audience_books):
     services.cancel(session, tenant.id, second)
     session.commit()
     assert services.write_messages(session, tenant, second.id) == 0
-    assert rows_of(session, second.id) == []
+    assert rows_of(session, tenant, second.id) == []
 
 
 def test_an_email_campaign_reaches_the_mailbox_consent_enforced_and_progress_counted(
@@ -199,7 +201,7 @@ def test_an_email_campaign_reaches_the_mailbox_consent_enforced_and_progress_cou
     # The others are due 0.1 s apart (600 a minute); the sweeper hands them out when due.
     clock.sleep(0.25)
     with app.app_context():
-        assert sweep_outbox() == 2
+        assert sweep_outbox() >= 2  # (and whatever else of other tests is due)
     run_jobs()
     mail = received_mail()
     assert [m["To"] for m in mail] == ["meera@p1.example"]
@@ -207,7 +209,8 @@ def test_an_email_campaign_reaches_the_mailbox_consent_enforced_and_progress_cou
     assert "Dear Meera," in mail[0].get_body(preferencelist=("plain",)).get_content()
 
     session = tenant_session(db_session, tenant)
-    statuses = {r.recipient: (r.status, r.last_error) for r in rows_of(session, campaign_id)}
+    rows = rows_of(session, tenant, campaign_id)
+    statuses = {r.recipient: (r.status, r.last_error) for r in rows}
     assert statuses["meera@p1.example"] == ("sent", None)
     assert statuses["sunil@p2.example"][0] == "suppressed"
     assert statuses["ravi@p1.example"][0] == "suppressed"

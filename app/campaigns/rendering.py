@@ -97,9 +97,9 @@ def _record_output(value):
 TEXT_ENV = _environment(autoescape=False)
 SMS_ENV = _environment(autoescape=False, finalize=_record_output)
 HTML_ENV = _environment(autoescape=True)
+# No style attributes: the same HTML is shown in the preview, under a CSP without inline styles.
 HTML_LAYOUT = HTML_ENV.from_string(
-    '<div style="font-family: Arial, sans-serif; font-size: 15px; line-height: 1.5; '
-    'color: #1f2933; max-width: 600px">\n'
+    "<div>\n"
     "{% for paragraph in paragraphs %}<p>"
     "{% for line in paragraph %}{% if not loop.first %}<br>\n{% endif %}"
     '{% for text, url in line %}{% if url %}<a href="{{ url }}">{{ url }}</a>'

@@ -471,6 +471,8 @@ CHUNK = 1000
 def write_messages(session: Session, tenant, campaign_id: int, now: datetime | None = None) -> int:
     """One outbox row per recipient contact (with an address for the channel), spaced by the
     throttle from the scheduled time, in committed chunks; then the campaign is running.
+    The idempotency key carries the tenant: campaign and contact ids are per tenant schema and
+    the outbox is shared.
     Idempotency keys and the start time kept from the first run make a second run (a relaunch
     after a crash) add nothing. Returns the number of recipients."""
     campaign = session.get(Campaign, campaign_id)
@@ -491,7 +493,7 @@ def write_messages(session: Session, tenant, campaign_id: int, now: datetime | N
         rendered = render_for_channel(template, message_context(session, tenant, client, contact))
         rows.append(dict(
             tenant_id=tenant.id, channel=channel, queue="bulk", windowed=True,
-            idempotency_key=f"campaign:{campaign_id}:contact:{contact.id}:{channel}",
+            idempotency_key=f"t{tenant.id}:campaign:{campaign_id}:contact:{contact.id}:{channel}",
             recipient=address, subject=rendered.subject[:255], body_text=rendered.text,
             body_html=rendered.html, payload=rendered.payload(), client_id=client.id,
             contact_id=contact.id, campaign_id=campaign_id, created_by=created_by,
