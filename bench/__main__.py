@@ -12,6 +12,8 @@ from bench import (
     clients_list,
     invoice_numbers,
     invoice_pdf,
+    messaging,
+    messaging_drill,
     migrate,
     pages,
     projects,
@@ -30,6 +32,11 @@ BENCHMARKS = {
     "invoice_numbers": invoice_numbers.run,
     "invoice_pdf": invoice_pdf.run,
     "projects": projects.run,
+    "messaging_enqueue": messaging.run_enqueue,
+    "messaging_throughput": messaging.run_throughput,
+    "messaging_rate": messaging.run_rate,
+    "messaging_drill": messaging_drill.run,
+    "messaging_webhooks": messaging.run_webhooks,
 }
 
 
