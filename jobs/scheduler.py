@@ -13,6 +13,7 @@ from jobs.tasks import (
     sweep_invoice_pdfs_all,
     sweep_outbox,
 )
+from jobs.whatsapp import sync_whatsapp_templates_all
 
 SCHEDULE = [
     # (job, queue, seconds between runs or a cron string in the server's local time)
@@ -24,6 +25,8 @@ SCHEDULE = [
     (sweep_invoice_pdfs_all, "bulk", 600),
     # Hourly, at :05: invoices past due turn overdue in each tenant just after its own midnight.
     (mark_overdue_invoices_all, "default", "5 * * * *"),
+    # Every 6 hours: WhatsApp templates' approval states, in case a status webhook was missed.
+    (sync_whatsapp_templates_all, "sync", "20 */6 * * *"),
 ]
 
 

@@ -224,10 +224,11 @@ def save_connection(
     if errors:
         return None, errors
     connector = connector_class(settings=settings, secrets=secrets, config=current_app.config)
-    account_key = connector.account_key()
+    account_keys = connector.account_keys()
     tenant_id = bound_tenant_id(session)
-    if account_key and _key_taken_elsewhere(session, provider, account_key, tenant_id):
-        return None, _clash_error(connector_class, settings, secrets, account_key)
+    for key in account_keys:
+        if _key_taken_elsewhere(session, provider, key, tenant_id):
+            return None, _clash_error(connector_class, settings, secrets, key)
 
     if connection is None:
         connection = IntegrationConnection(
@@ -237,8 +238,9 @@ def save_connection(
     connection.settings = settings
     connection.secrets_ciphertext = encrypt_secrets(secrets) if secrets else None
     session.flush()
-    if not _route_webhooks(session, connection, account_key, tenant_id):
-        return None, _clash_error(connector_class, settings, secrets, account_key)
+    clash = _route_webhooks(session, connection, account_keys, tenant_id)
+    if clash is not None:
+        return None, _clash_error(connector_class, settings, secrets, clash)
     return connection, {}
 
 
@@ -274,42 +276,41 @@ def _clash_error(connector_class, settings: dict, secrets: dict, key: str) -> di
     return {field: message}
 
 
-def _route_webhooks(session: Session, connection, account_key: str | None, tenant_id) -> bool:
-    """Point the provider's webhooks for `account_key` at this connection (and forget a key
-    the connection had before). False when another workspace took the key meanwhile."""
+def _route_webhooks(session: Session, connection, account_keys: list[str], tenant_id) -> str | None:
+    """Point the provider's webhooks for these keys at this connection (and forget keys the
+    connection had before). Returns a key another workspace took meanwhile, else None."""
     session.execute(
         delete(ProviderAccount).where(
             ProviderAccount.tenant_id == tenant_id,
             ProviderAccount.connection_id == connection.id,
-            ProviderAccount.account_key != (account_key or ""),
+            ProviderAccount.account_key.not_in(account_keys or [""]),
         )
     )
-    if not account_key:
-        return True
-    row = session.scalar(
-        select(ProviderAccount).where(
-            ProviderAccount.provider == connection.provider,
-            ProviderAccount.account_key == account_key,
-        )
-    )
-    if row is not None:
-        if row.tenant_id != tenant_id:
-            return False
-        row.connection_id = connection.id
-        return True
-    try:
-        with session.begin_nested():  # a concurrent connect of the same key by another tenant
-            session.add(
-                ProviderAccount(
-                    provider=connection.provider,
-                    account_key=account_key,
-                    tenant_id=tenant_id,
-                    connection_id=connection.id,
-                )
+    for account_key in account_keys:
+        row = session.scalar(
+            select(ProviderAccount).where(
+                ProviderAccount.provider == connection.provider,
+                ProviderAccount.account_key == account_key,
             )
-    except IntegrityError:
-        return False
-    return True
+        )
+        if row is not None:
+            if row.tenant_id != tenant_id:
+                return account_key
+            row.connection_id = connection.id
+            continue
+        try:
+            with session.begin_nested():  # a concurrent connect of the same key elsewhere
+                session.add(
+                    ProviderAccount(
+                        provider=connection.provider,
+                        account_key=account_key,
+                        tenant_id=tenant_id,
+                        connection_id=connection.id,
+                    )
+                )
+        except IntegrityError:
+            return account_key
+    return None
 
 
 # Enable, disable, disconnect ----------------------------------------------------------------

@@ -64,21 +64,23 @@ def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
     from app.campaigns.models import MessageTemplate
     from app.integrations.crypto import encrypt_secrets
     from app.integrations.models import IntegrationConnection
+    from app.messaging.channels.whatsapp import waba_account_key
     from app.messaging.models import ProviderAccount
 
     connections = {
         "whatsapp_cloud": (
             {"phone_number_id": DEFAULT_PHONE_NUMBER_ID, "waba_id": DEFAULT_WABA_ID,
              "display_phone_number": DEFAULT_DISPLAY_NUMBER},
-            {"access_token": DEFAULT_TOKEN}, DEFAULT_PHONE_NUMBER_ID,
+            {"access_token": DEFAULT_TOKEN},
+            [DEFAULT_PHONE_NUMBER_ID, waba_account_key(DEFAULT_WABA_ID)],
         ),
         "msg91": (
             {"sender_id": "DUEBKS", "entity_id": "1101000000000000001",
              "webhook_token": MSG91_REPORT_TOKEN},
-            {"authkey": DEFAULT_AUTHKEY}, MSG91_REPORT_TOKEN,
+            {"authkey": DEFAULT_AUTHKEY}, [MSG91_REPORT_TOKEN],
         ),
     }  # fmt: skip
-    for provider, (settings, secrets, account_key) in connections.items():
+    for provider, (settings, secrets, account_keys) in connections.items():
         exists = session.scalar(select(IntegrationConnection.id).where(
             IntegrationConnection.provider == provider,
             IntegrationConnection.status != "disconnected"))  # fmt: skip
@@ -89,8 +91,9 @@ def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
                                            connected_by=user_id)  # fmt: skip
         session.add(connection)
         session.flush()
-        session.add(ProviderAccount(provider=provider, account_key=account_key,
-                                    tenant_id=tenant.id, connection_id=connection.id))  # fmt: skip
+        session.add_all([ProviderAccount(provider=provider, account_key=key,
+                                         tenant_id=tenant.id, connection_id=connection.id)
+                         for key in account_keys])  # fmt: skip
     defaults.ensure_defaults(session)
     sms_without_ids = select(MessageTemplate).where(
         MessageTemplate.channel == "sms", MessageTemplate.gateway_template_id.is_(None)

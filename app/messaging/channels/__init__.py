@@ -116,6 +116,11 @@ class Connector(ABC):
         """The key a provider's webhooks carry that routes them to this tenant, if any."""
         return None
 
+    def account_keys(self) -> list[str]:
+        """Every key that routes this account's webhooks here (the main one first)."""
+        key = self.account_key()
+        return [key] if key else []
+
     def rate_limit(self) -> tuple[str, float] | None:
         """(bucket, messages per second) the provider allows the account or number."""
         return None

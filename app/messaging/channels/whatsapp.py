@@ -124,6 +124,14 @@ class WhatsAppCloudConnector(Connector):
     def account_key(self) -> str:
         return self.phone_number_id
 
+    def account_keys(self) -> list[str]:
+        """The phone number (messages and statuses) and the business account (template status
+        webhooks carry only that)."""
+        keys = [self.account_key()]
+        if self.settings.get("waba_id"):
+            keys.append(waba_account_key(self.settings["waba_id"]))
+        return [key for key in keys if key]
+
     def rate_limit(self) -> tuple[str, float]:
         return f"whatsapp:{self.phone_number_id}", MESSAGES_PER_SECOND
 
