@@ -159,5 +159,7 @@ def _announce_failure(session, tenant_id, message_id, created_by, item: StatusUp
     from app.notifications.services import notify_delivery_failed
 
     log.info("message %s %s: %s", message_id, item.status, item.error)
-    reason = item.error or ("It bounced." if item.status == "bounced" else "The provider failed it.")
+    reason = item.error or (
+        "It bounced." if item.status == "bounced" else "The provider failed it."
+    )
     notify_delivery_failed(session, tenant_id, message_id, created_by, reason)
