@@ -139,6 +139,7 @@ def _seed_demo_messaging(tenant_id: int, user_id: int) -> None:
             for channel in ("email", "sms", "whatsapp"):
                 set_consent(contact, channel, True, "signed onboarding form")
             session.add(contact)
+        _seed_demo_campaign_template(session)
         if current_app.config.get("SANDBOX_MESSAGES_DIR"):
             from app.sandbox.providers import connect_demo_providers
 
@@ -149,6 +150,23 @@ def _seed_demo_messaging(tenant_id: int, user_id: int) -> None:
         session.commit()
     finally:
         session.close()
+
+
+def _seed_demo_campaign_template(session) -> None:
+    """A campaign e-mail (no invoice in it) so that a campaign can be launched at once."""
+    from app.campaigns.models import MessageTemplate
+
+    name = "New bank account for payments"
+    if session.scalar(select(MessageTemplate.id).where(MessageTemplate.name == name)):
+        return
+    session.add(MessageTemplate(
+        name=name, channel="email", purpose="campaign", language="en",
+        subject="{{ tenant.name }}: please note our new bank account",
+        body="Dear {{ contact.first_name }},\n\nFrom 1 December our payments go to a new "
+             "account:\n\nHDFC Bank, A/c 50200012345678, IFSC HDFC0000123\n\nPlease update "
+             "your vendor master before your next payment to {{ tenant.legal_name }}. Payments "
+             "to the old account will be returned.\n\nRegards,\nAccounts team",
+    ))  # fmt: skip
 
 
 @users_cli.command("disable")
