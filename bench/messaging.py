@@ -306,7 +306,8 @@ def set_up_sender(app: Flask, contacts: int, messaging_tier: str = "unlimited") 
                                                app.config["SECRETS_KEYS"]),
         )  # fmt: skip
         client = Client(full_name="Bench Buyers Private Limited", short_name="Bench Buyers",
-                        location="local", country="IN", currency="INR", payment_days=30)  # fmt: skip
+                        location="local", country="IN", currency="INR",
+                        payment_days=30)  # fmt: skip
         session.add_all([connection, client])
         session.flush()
         # The number moves to this workspace (an earlier benchmark's tenant had it).

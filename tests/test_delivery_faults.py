@@ -85,8 +85,10 @@ def _statuses(prefix: str) -> dict[str, int]:
 def committed_tenant(app, redis):
     """A tenant whose rows are committed (a worker process must see them), removed after."""
     with app.app_context():
-        tenant = tenants.create_tenant(db.session, slug=unique("faults"), name="Fault Traders",
-                                       country="IN", time_zone="Asia/Kolkata", currency="INR")  # fmt: skip
+        tenant = tenants.create_tenant(
+            db.session, slug=unique("faults"), name="Fault Co", country="IN",
+            time_zone="Asia/Kolkata", currency="INR",
+        )  # fmt: skip
         tenant_id, schema = tenant.id, tenant.schema
         db.session.commit()
         db.session.remove()
@@ -118,8 +120,10 @@ def test_worker_killed_mid_batch_every_message_delivered_once(app, committed_ten
             "WHATSAPP_API_BASE": standin.url,
             "MESSAGE_LEASE_SECONDS": "1",
         }
-        worker = subprocess.Popen([sys.executable, "-m", "jobs.worker", "messages"], cwd=ROOT,
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "jobs.worker", "messages"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         standin.kill_at, standin.worker_pid = 5, worker.pid
         try:
             assert worker.wait(timeout=15) == -signal.SIGKILL
