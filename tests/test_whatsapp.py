@@ -597,7 +597,7 @@ def test_connect_form_checks_ids_and_tier():
     config = {"WHATSAPP_API_BASE": "http://127.0.0.1:9", "WHATSAPP_API_VERSION": "v21.0"}
     connector = WhatsAppCloudConnector(settings=settings, secrets=secrets, config=config)
     assert connector.daily_cap() == ("whatsapp-day:1", 10000)
-    assert connector.rate_limit() == ("whatsapp:1", 76.0)
+    assert connector.rate_limit() == ("whatsapp:1", 78.0)  # 97.5% of Meta's 80/s
     assert connector.account_key() == "1"
     connector.close()
 

@@ -126,9 +126,11 @@ def deliver_batch(session: Session, message_ids: list[int], redis) -> Counter:
     outcomes = Counter(skipped=len(message_ids) - len(claimed))
     routes = Routes(session, tenant_id, config)
     limiter = RateLimiter(redis)
+    contacts = _contacts_of(session, claimed)
     try:
         for message in claimed:
-            outcomes[_deliver_one(session, message, tenant, routes, limiter, config)] += 1
+            outcome = _deliver_one(session, message, tenant, routes, limiter, config, contacts)
+            outcomes[outcome] += 1
     finally:
         routes.record_health()
         routes.close()
@@ -160,8 +162,23 @@ def claim_batch(
     return sorted(rows, key=lambda row: row.id)
 
 
-def _deliver_one(session, message, tenant, routes: Routes, limiter: RateLimiter, config) -> str:
-    refusal = consent_refusal(session, message)
+def _contacts_of(session: Session, messages: list[OutboxMessage]) -> dict:
+    """The batch's contacts in one query, as they are now (a consent given or withdrawn until
+    this moment counts). Detached: the commits after each message must not reload them."""
+    ids = {m.contact_id for m in messages if m.contact_id is not None}
+    if not ids:
+        return {}
+    from app.clients.models import Contact
+
+    found = session.scalars(select(Contact).where(Contact.id.in_(ids))).all()
+    for contact in found:
+        session.expunge(contact)
+    return {contact.id: contact for contact in found}
+
+
+def _deliver_one(session, message, tenant, routes: Routes, limiter: RateLimiter, config,
+                 contacts: dict) -> str:  # fmt: skip
+    refusal = consent_refusal(message, contacts.get(message.contact_id))
     if refusal:
         return _finish(session, message, status="suppressed", last_error=refusal)
     now = datetime.now(UTC)
@@ -191,19 +208,17 @@ def _deliver_one(session, message, tenant, routes: Routes, limiter: RateLimiter,
 
 
 def _reserve_rates(limiter, message, connector, config) -> float | datetime:
-    """Seconds to wait for a slot in every bucket that applies, or when to try again."""
+    """Seconds to wait for a slot in every bucket that applies (booked in one round trip), or
+    when to try again."""
     now = datetime.now(UTC)
     buckets = [(f"tenant:{message.tenant_id}:{message.channel}",
                 config["TENANT_MESSAGES_PER_SECOND"])]  # fmt: skip
     provider_rate = connector.rate_limit()
     if provider_rate:
         buckets.append(provider_rate)
-    wait = 0.0
-    for bucket, rate in buckets:
-        slot = limiter.reserve(bucket, rate, MAX_RATE_WAIT)
-        if slot < 0:
-            return now + timedelta(seconds=-slot)
-        wait = max(wait, slot)
+    wait = limiter.reserve_all(buckets, MAX_RATE_WAIT)
+    if wait < 0:
+        return now + timedelta(seconds=-wait)
     cap = connector.daily_cap()
     if cap and not limiter.take_daily(*cap):
         return next_utc_midnight(now)
@@ -261,15 +276,13 @@ def _failed(session, message, exc: DeliveryError) -> str:
                    next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay))  # fmt: skip
 
 
-def consent_refusal(session: Session, message: OutboxMessage) -> str | None:
+def consent_refusal(message: OutboxMessage, contact) -> str | None:
     """Why this message may not go to its contact now, or None. Checked at send time: an
     opt-out or a bounce recorded after the message was queued still stops it."""
     if message.contact_id is None:
         return None
-    from app.clients.models import Contact
     from app.clients.services import may_contact
 
-    contact = session.get(Contact, message.contact_id)
     if contact is None or contact.deleted_at is not None:
         return "The contact was deleted."
     if not may_contact(contact, message.channel):
