@@ -282,7 +282,8 @@ class Sender:
     contacts: list[tuple[int, str, str]]  # (contact id, phone, name)
 
 
-def set_up_sender(app: Flask, contacts: int, messaging_tier: str = "unlimited") -> Sender:
+def set_up_sender(app: Flask, contacts: int, messaging_tier: str = "unlimited",
+                  throughput: str = "80") -> Sender:  # fmt: skip
     """A new owner and workspace (as bench/pages.py makes them), its WhatsApp Cloud API
     connection (phone number id routed to it for webhooks) and `contacts` contacts of one
     client who opted in to WhatsApp, each with a phone number of their own."""
@@ -301,7 +302,8 @@ def set_up_sender(app: Flask, contacts: int, messaging_tier: str = "unlimited") 
             provider="whatsapp_cloud",
             status="enabled",
             settings={"phone_number_id": PHONE_NUMBER_ID, "waba_id": "200000000000001",
-                      "messaging_tier": messaging_tier, "default_language": "en_US"},
+                      "messaging_tier": messaging_tier, "throughput": throughput,
+                      "default_language": "en_US"},
             secrets_ciphertext=encrypt_secrets({"access_token": TOKEN},
                                                app.config["SECRETS_KEYS"]),
         )  # fmt: skip
@@ -473,10 +475,11 @@ def captured_requests(config: dict, sender: Sender, prefix: str, count: int) -> 
         settings={"phone_number_id": PHONE_NUMBER_ID, "default_language": "en_US"},
         secrets={"access_token": TOKEN}, config=config,
     )  # fmt: skip
-    connector._http = httpx.Client(
-        base_url=connector._http.base_url, headers=connector._http.headers,
-        transport=httpx.MockTransport(answer),
+    real = connector.http
+    connector._client = httpx.Client(
+        base_url=real.base_url, headers=real.headers, transport=httpx.MockTransport(answer),
     )  # fmt: skip
+    real.close()
     for number in range(count):
         contact_id, phone, name = sender.contacts[number % len(sender.contacts)]
         connector.send(Outgoing(
@@ -552,7 +555,9 @@ def run_throughput(environment: BenchEnvironment) -> list:
         standin("--status-script", "none") as url,
         _log_dir("throughput") as logs,
     ):
-        sender = set_up_sender(app, THROUGHPUT_MESSAGES)
+        # A number Meta has upgraded to 1,000 messages/s: the stand-in here enforces no rate,
+        # so this measures what the delivery path costs, not the default 80/s pacing.
+        sender = set_up_sender(app, THROUGHPUT_MESSAGES, throughput="1000")
         config = {**app.config, "WHATSAPP_API_BASE": url}
         path, headers, bodies = captured_requests(config, sender, "tp", THROUGHPUT_MESSAGES)
         _, _, warmup = captured_requests(config, sender, "tp-warm", 100)

@@ -191,8 +191,8 @@ def _deliver_one(session, message, tenant, routes: Routes, limiter: RateLimiter,
         return _finish(session, message, status="suppressed",
                        last_error=f"No {message.channel} channel is connected.")  # fmt: skip
     wait = _reserve_rates(limiter, message, route.connector, config)
-    if isinstance(wait, datetime):
-        return _put_back(session, message, wait, "over the sending rate; later")
+    if isinstance(wait, tuple):
+        return _put_back(session, message, *wait)
     if wait > 0:
         clock.sleep(wait)
     try:
@@ -207,9 +207,9 @@ def _deliver_one(session, message, tenant, routes: Routes, limiter: RateLimiter,
                    provider_message_id=sent.provider_message_id, last_error=None)  # fmt: skip
 
 
-def _reserve_rates(limiter, message, connector, config) -> float | datetime:
+def _reserve_rates(limiter, message, connector, config) -> float | tuple[datetime, str]:
     """Seconds to wait for a slot in every bucket that applies (booked in one round trip), or
-    when to try again."""
+    when to try again and why."""
     now = datetime.now(UTC)
     buckets = [(f"tenant:{message.tenant_id}:{message.channel}",
                 config["TENANT_MESSAGES_PER_SECOND"])]  # fmt: skip
@@ -218,10 +218,10 @@ def _reserve_rates(limiter, message, connector, config) -> float | datetime:
         buckets.append(provider_rate)
     wait = limiter.reserve_all(buckets, MAX_RATE_WAIT)
     if wait < 0:
-        return now + timedelta(seconds=-wait)
+        return now + timedelta(seconds=-wait), "over the sending rate; a moment later"
     cap = connector.daily_cap()
     if cap and not limiter.take_daily(*cap):
-        return next_utc_midnight(now)
+        return next_utc_midnight(now), "the provider's daily limit is used up; tomorrow"
     return wait
 
 
