@@ -28,6 +28,8 @@ def create_app(config: dict | None = None) -> Flask:
     register_page_helpers(app)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the migrate command reports itself
+    # One line per provider request would cost workers more than the request (and clutter).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return app
 
 
