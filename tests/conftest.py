@@ -171,6 +171,13 @@ def login(app):
 
 
 @pytest.fixture
+def storage_root(app, tmp_path, monkeypatch):
+    """Files written by this test (documents, PDFs, logos) go to a folder of its own."""
+    monkeypatch.setitem(app.config, "STORAGE_ROOT", str(tmp_path / "storage"))
+    return tmp_path / "storage"
+
+
+@pytest.fixture
 def run_jobs(app):
     """Run every queued job in this process, as a worker would, until the queues are empty."""
 

@@ -33,12 +33,9 @@ def docx_bytes() -> bytes:
 
 
 @pytest.fixture(autouse=True)
-def storage_root(app, tmp_path):
+def _own_storage(storage_root):
     """Files of this test go to a folder of its own."""
-    previous = app.config.get("STORAGE_ROOT")
-    app.config["STORAGE_ROOT"] = str(tmp_path / "storage")
-    yield tmp_path / "storage"
-    app.config["STORAGE_ROOT"] = previous
+    return storage_root
 
 
 def add_client(db_session, tenant, short_name="Kaveri", manager=None) -> int:

@@ -17,8 +17,9 @@ from tests.helpers import csrf_token_from, tenant_session
 
 
 @pytest.fixture(autouse=True)
-def storage_root(app, tmp_path, monkeypatch):
-    monkeypatch.setitem(app.config, "STORAGE_ROOT", str(tmp_path / "storage"))
+def _own_storage(storage_root):
+    """Files of this test go to a folder of its own."""
+    return storage_root
 
 
 def add_clients(session, tenant, *rows: dict) -> list[Client]:

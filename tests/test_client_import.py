@@ -49,9 +49,9 @@ MIXED_ERRORS = {(3, "gstin"), (4, "short_name"), (5, "payment_days"), (6, "short
 
 
 @pytest.fixture(autouse=True)
-def storage_root(app, tmp_path, monkeypatch):
-    monkeypatch.setitem(app.config, "STORAGE_ROOT", str(tmp_path / "storage"))
-    return tmp_path / "storage"
+def _own_storage(storage_root):
+    """Files of this test go to a folder of its own."""
+    return storage_root
 
 
 @pytest.fixture

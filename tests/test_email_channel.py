@@ -94,12 +94,6 @@ def dns_with(record: str, domain: str, selector: str):
 
 
 @pytest.fixture
-def storage_root(app, tmp_path, monkeypatch):
-    monkeypatch.setitem(app.config, "STORAGE_ROOT", str(tmp_path / "storage"))
-    return tmp_path / "storage"
-
-
-@pytest.fixture
 def setup(db_session, make_tenant):
     """A tenant with one client and one contact who may be e-mailed."""
     tenant = make_tenant(name="Test Traders")

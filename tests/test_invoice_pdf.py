@@ -47,14 +47,6 @@ def app_context(app):
 
 
 @pytest.fixture
-def storage_root(app, tmp_path):
-    previous = app.config.get("STORAGE_ROOT")
-    app.config["STORAGE_ROOT"] = str(tmp_path / "storage")
-    yield tmp_path / "storage"
-    app.config["STORAGE_ROOT"] = previous
-
-
-@pytest.fixture
 def handed_over(app):
     """The (tenant_id, invoice_id) pairs handed to the workers after commit, instead of RQ."""
     pairs: list[tuple[int, int]] = []

@@ -23,14 +23,6 @@ MH_GSTIN = "27AAPFU0939F1ZV"
 
 
 @pytest.fixture
-def storage_root(app, tmp_path):
-    previous = app.config.get("STORAGE_ROOT")
-    app.config["STORAGE_ROOT"] = str(tmp_path / "storage")
-    yield tmp_path / "storage"
-    app.config["STORAGE_ROOT"] = previous
-
-
-@pytest.fixture
 def overdue_invoice(app, db_session, make_tenant, make_user, storage_root):
     """An issued invoice, past due, of a client whose billing contact has e-mail only."""
     owner = make_user()

@@ -22,11 +22,9 @@ JPEG = b"\xff\xd8\xff\xe0" + bytes(64)
 
 
 @pytest.fixture(autouse=True)
-def storage_root(app, tmp_path):
-    previous = app.config.get("STORAGE_ROOT")
-    app.config["STORAGE_ROOT"] = str(tmp_path / "storage")
-    yield tmp_path / "storage"
-    app.config["STORAGE_ROOT"] = previous
+def _own_storage(storage_root):
+    """Files of this test go to a folder of its own."""
+    return storage_root
 
 
 def valid(**changes) -> dict:

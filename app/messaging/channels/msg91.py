@@ -24,8 +24,6 @@ import json
 import logging
 import re
 import secrets
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs
 
 import httpx
@@ -38,6 +36,7 @@ from app.messaging.channels import (
     Outgoing,
     Sent,
     StatusUpdate,
+    retry_after_seconds,
 )
 from app.messaging.models import OutboxMessage
 
@@ -58,19 +57,6 @@ STATUS_CODES = {"1": "delivered", "2": "failed", "9": "failed", "16": "failed", 
 STATUS_WORDS = {"DELIVERED": "delivered", "SENT": "sent", "SUBMITTED": "sent",
                 "FAILED": "failed", "REJECTED": "failed", "NDNC": "failed",
                 "BLOCKED": "failed", "UNDELIVERED": "failed"}  # fmt: skip
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """Retry-After as seconds (a number or an HTTP date), or None."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 class Msg91Connector(Connector):
@@ -186,8 +172,8 @@ class Msg91Connector(Connector):
         answer = _json(response)
         message = str(answer.get("message") or response.reason_phrase or "")
         if response.status_code == 429 or response.status_code >= 500:
-            raise DeliveryError(f"MSG91 {response.status_code}: {message}",
-                                retry_after=retry_after_seconds(response))  # fmt: skip
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            raise DeliveryError(f"MSG91 {response.status_code}: {message}", retry_after=wait)
         if response.status_code == 401:
             raise DeliveryError(f"MSG91 refused the auth key: {message}", permanent=True)
         if response.status_code >= 400 or answer.get("type") != "success" or not message:

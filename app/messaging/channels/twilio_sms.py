@@ -16,8 +16,6 @@ import base64
 import hashlib
 import hmac
 import re
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -29,6 +27,7 @@ from app.messaging.channels import (
     Outgoing,
     Sent,
     StatusUpdate,
+    retry_after_seconds,
 )
 
 STATUS_PATH = "/hooks/twilio/status"
@@ -45,18 +44,6 @@ E164 = re.compile(r"\+[1-9]\d{6,14}")
 # MessageStatus -> our status; queued/accepted/scheduled/sending say nothing new.
 STATUSES = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed",
             "undelivered": "failed", "canceled": "failed"}  # fmt: skip
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 def status_callback_url(config) -> str:
@@ -149,7 +136,9 @@ class TwilioConnector(Connector):
         code = answer.get("code")
         error = f"Twilio {response.status_code} (error {code}): {answer.get('message', '')}"
         if response.status_code in (409, 429) or code == 20429 or response.status_code >= 500:
-            raise DeliveryError(error, retry_after=retry_after_seconds(response))
+            raise DeliveryError(
+                error, retry_after=retry_after_seconds(response.headers.get("Retry-After"))
+            )
         # 400 (21211 invalid number, 21610 the recipient replied STOP ...), 401, 403, 404:
         # sending the same request again cannot succeed.
         raise DeliveryError(error, permanent=True)

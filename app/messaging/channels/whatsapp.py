@@ -22,7 +22,15 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.messaging.channels import Connector, DeliveryError, Field, Outgoing, Sent, StatusUpdate
+from app.messaging.channels import (
+    Connector,
+    DeliveryError,
+    Field,
+    Outgoing,
+    Sent,
+    StatusUpdate,
+    retry_after_seconds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +328,8 @@ def graph_error(response: httpx.Response) -> DeliveryError:
                ) if isinstance(error, dict) else ""  # fmt: skip
     said = f" (error {code}: {details})" if code else f" (HTTP {response.status_code})"
     if response.status_code == 429 or code in _THROTTLED:
-        wait = _retry_after(response) or _THROTTLED.get(code, THROTTLE_RETRY_SECONDS)
+        said_wait = retry_after_seconds(response.headers.get("Retry-After"))
+        wait = said_wait or _THROTTLED.get(code, THROTTLE_RETRY_SECONDS)
         return DeliveryError(f"WhatsApp is throttling this number; trying again{said}",
                              retry_after=wait)  # fmt: skip
     if code == 131048:  # the daily messaging limit of the number
@@ -332,13 +341,6 @@ def graph_error(response: httpx.Response) -> DeliveryError:
         return DeliveryError(_PERMANENT[190] + said, permanent=True)
     reason = _PERMANENT.get(code, "WhatsApp refused the message")
     return DeliveryError(reason + said, permanent=True)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(float(response.headers.get("Retry-After", "")), 0.0)
-    except ValueError:
-        return None
 
 
 # -- webhooks (run by the worker: jobs.tasks.process_webhook_event) --------------------------
