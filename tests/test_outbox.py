@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 from app.extensions import db
 from app.messaging import services as messaging
 from app.messaging.channels import smtp
-from app.messaging.delivery import deliver_batch
+from app.messaging.delivery import claim_batch, deliver_batch
 from app.messaging.models import OutboxMessage
 from jobs.tasks import sweep_outbox
 from tenants.binding import TenantSession
@@ -106,11 +106,11 @@ def test_two_workers_racing_for_a_message_send_it_once(app):
         results = {}
         first = TenantSession(db, bind=engine)
         lease = timedelta(minutes=5)
-        results["first"] = messaging.claim(first, message_id, lease) is not None  # row lock
+        results["first"] = claim_batch(first, [message_id], None, lease) != []  # row lock
 
         def second_worker():
             with TenantSession(db, bind=engine) as second:
-                results["second"] = messaging.claim(second, message_id, lease) is not None
+                results["second"] = claim_batch(second, [message_id], None, lease) != []
                 second.commit()
 
         racer = threading.Thread(target=second_worker)

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import phonenumbers
-from phonenumbers import timezone as phone_zones
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -34,7 +32,7 @@ from app.campaigns.rendering import (
 from app.clients.models import CONTACT_ROLES, Client, Contact
 from app.clients.services import ClientFilters, filtered_clients, may_contact
 from app.messaging.models import OutboxMessage
-from app.messaging.services import enqueue_deliveries
+from app.messaging.services import enqueue_deliveries, recipient_time_zone
 from app.transaction_hooks import on_commit
 
 PURPOSE_LABELS = {**defaults.NAMES, "campaign": "Campaign"}
@@ -346,21 +344,6 @@ def region_choices(session: Session) -> list[str]:
             .order_by(Client.region)
         )
     )
-
-
-def recipient_time_zone(phone: str | None, client_country: str | None, tenant) -> str | None:
-    """The phone number's zone when its region has one; else the tenant's when the client is
-    in the tenant's country; else unknown (the window then uses the tenant's zone)."""
-    if phone:
-        try:
-            zones = phone_zones.time_zones_for_number(phonenumbers.parse(phone))
-        except phonenumbers.NumberParseException:
-            zones = ()
-        if len(zones) == 1 and zones[0] != phone_zones.UNKNOWN_TIMEZONE:
-            return zones[0]
-    if client_country and client_country.upper() == (tenant.country or "").upper():
-        return tenant.time_zone
-    return None
 
 
 # Campaigns: lifecycle ----------------------------------------------------------------------

@@ -10,11 +10,11 @@ at once. A form's one-time key makes a double click one message."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from dataclasses import dataclass
 
-import phonenumbers
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from app.clients.models import Client, Contact
 from app.clients.services import may_contact
 from app.invoicing.models import Invoice
 from app.invoicing.pdf import current_pdf, pdf_filename
-from app.messaging.services import queue_message
+from app.messaging.services import queue_message, recipient_time_zone
 from app.storage import get_storage, save_in_transaction, tenant_key
 
 PURPOSES = {
@@ -70,23 +70,6 @@ def _reachable(contact: Contact, channel: str) -> bool:
     if channel == "email" and contact.email_bounced_at is not None:
         return False
     return may_contact(contact, channel)
-
-
-def recipient_time_zone(contact: Contact, channel: str, client: Client, tenant) -> str | None:
-    """The recipient's time zone for the sending window: the tenant's when the recipient is
-    in the tenant's country (by phone number for WhatsApp and SMS, else by the client's
-    country); else the phone number's region's, when that region has one time zone."""
-    if channel in ("whatsapp", "sms") and contact.phone:
-        try:
-            number = phonenumbers.parse(contact.phone)
-        except phonenumbers.NumberParseException:
-            number = None
-        if number is not None:
-            if phonenumbers.region_code_for_number(number) == tenant.country:
-                return tenant.time_zone
-            zones = phonenumbers.timezone.time_zones_for_number(number)
-            return zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else None
-    return tenant.time_zone if client.country in (None, tenant.country) else None
 
 
 def send_about_invoice(
@@ -148,7 +131,9 @@ def send_about_invoice(
         text_body=rendered.text, html_body=rendered.html, payload=payload,
         idempotency_key=f"t{tenant.id}:invoice:{invoice.id}:{purpose}:{channel}:{form_key}",
         windowed=purpose != "invoice",
-        recipient_time_zone=recipient_time_zone(contact, channel, client, tenant),
+        recipient_time_zone=recipient_time_zone(
+            contact.phone if channel in ("whatsapp", "sms") else None, client.country, tenant
+        ),
     )  # fmt: skip
 
 
@@ -168,6 +153,8 @@ def _unreachable_reason(contact: Contact, channel: str) -> str:
 def _copy_of_pdf(session: Session, tenant, invoice: Invoice, form_key: str) -> dict:
     data = current_pdf(session, tenant, invoice)
     filename = pdf_filename(invoice)
-    key = tenant_key(tenant.id, "messages", "invoices", invoice.id, form_key[:32], filename)
+    # A folder per form (a digest: the key itself may start with "-", which keys refuse).
+    folder = hashlib.sha256(form_key.encode()).hexdigest()[:32]
+    key = tenant_key(tenant.id, "messages", "invoices", invoice.id, folder, filename)
     save_in_transaction(session, get_storage(current_app), key, io.BytesIO(data))
     return {"key": key, "filename": filename, "content_type": "application/pdf"}

@@ -17,8 +17,10 @@ import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
+import phonenumbers
 from flask import current_app
-from sqlalchemy import select, text, update
+from phonenumbers import timezone as phone_zones
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -31,10 +33,6 @@ MAX_ATTEMPTS = 8
 # Ids per delivery job: big enough that a job's fixed costs (binding the tenant, building the
 # connector) are shared, small enough that a killed worker strands few messages.
 BATCH_SIZE = 50
-# Statuses in the order a message moves through them; a provider's report never moves a
-# message backwards (webhooks arrive late, twice, out of order).
-PROGRESS = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
-FINAL_FAILURES = ("failed", "bounced")
 
 
 def init_app(app) -> None:
@@ -104,6 +102,26 @@ def queue_email(
     )  # fmt: skip
 
 
+def recipient_time_zone(phone: str | None, client_country: str | None, tenant) -> str | None:
+    """The recipient's time zone for the sending window: the tenant's when the phone number
+    (else the client) is in the tenant's country; else the phone number's region's when that
+    region has one time zone; else unknown (the window then uses the tenant's zone)."""
+    if phone:
+        try:
+            number = phonenumbers.parse(phone)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is not None:
+            if phonenumbers.region_code_for_number(number) == (tenant.country or "").upper():
+                return tenant.time_zone
+            zones = phone_zones.time_zones_for_number(number)
+            if len(zones) == 1 and zones[0] != phone_zones.UNKNOWN_TIMEZONE:
+                return zones[0]
+    if client_country and client_country.upper() == (tenant.country or "").upper():
+        return tenant.time_zone
+    return None
+
+
 def enqueue_deliveries(rows: list[tuple[int, int | None, str]]) -> None:
     """Hand (id, tenant_id, queue) rows to the workers; the rows are committed already."""
     try:
@@ -146,62 +164,6 @@ def _enqueue_with_rq(rows) -> None:
         )
     for queue_name, jobs in by_queue.items():
         get_queue(queue_name).enqueue_many(jobs)
-
-
-def claim(session: Session, message_id: int, lease: timedelta) -> OutboxMessage | None:
-    """Take the message for sending, or None when it is not due or someone else has it."""
-    now = datetime.now(UTC)
-    claimed = session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id == message_id,
-            OutboxMessage.next_attempt_at <= now,
-            (OutboxMessage.status == "pending")
-            | ((OutboxMessage.status == "sending") & (OutboxMessage.locked_until < now)),
-        )
-        .values(status="sending", attempts=OutboxMessage.attempts + 1, locked_until=now + lease)
-        .returning(OutboxMessage.id)
-    ).scalar()
-    if claimed is None:
-        return None
-    return session.get(OutboxMessage, message_id, populate_existing=True)
-
-
-def mark_sent(message: OutboxMessage, provider: str, provider_message_id: str | None) -> None:
-    message.status, message.sent_at, message.locked_until = "sent", datetime.now(UTC), None
-    message.provider, message.provider_message_id = provider, provider_message_id
-    message.last_error = None
-
-
-def mark_failed(
-    message: OutboxMessage, error: str, *, permanent: bool = False, retry_after: float | None = None
-) -> None:
-    message.last_error = error[:2000]
-    message.locked_until = None
-    if permanent or message.attempts >= MAX_ATTEMPTS:
-        message.status = "dead"
-        message.failed_at = datetime.now(UTC)
-        return
-    message.status = "pending"
-    message.enqueued_at = None
-    message.next_attempt_at = datetime.now(UTC) + timedelta(
-        seconds=retry_after if retry_after is not None else backoff_seconds(message.attempts)
-    )
-
-
-def mark_suppressed(message: OutboxMessage, reason: str) -> None:
-    """Not sent on purpose (no consent, unsubscribed, bounced, no channel): never retried."""
-    message.status, message.last_error, message.locked_until = "suppressed", reason, None
-
-
-def put_back(message: OutboxMessage, until: datetime, reason: str | None = None) -> None:
-    """Not now (outside the sending window, over a rate or daily cap): try again at `until`,
-    without counting an attempt."""
-    message.status, message.locked_until, message.enqueued_at = "pending", None, None
-    message.attempts = max(message.attempts - 1, 0)
-    message.next_attempt_at = until
-    if reason:
-        message.last_error = reason
 
 
 def backoff_seconds(attempt: int) -> float:
