@@ -60,12 +60,17 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.aging.views import blueprint as aging
     from app.audit.views import blueprint as audit
     from app.auth.views import blueprint as auth
     from app.campaigns.views import blueprint as campaigns
     from app.clients.document_views import blueprint as client_documents
     from app.clients.import_views import blueprint as client_files
     from app.clients.views import blueprint as clients
+    from app.collections.case_views import blueprint as collection_cases
+    from app.collections.notice_views import blueprint as notices
+    from app.collections.views import blueprint as collections
+    from app.collections.work_views import blueprint as collector_work
     from app.dashboard.views import blueprint as dashboard
     from app.health.views import blueprint as health
     from app.integrations.views import blueprint as integrations
@@ -95,6 +100,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(integrations)
     app.register_blueprint(email_links)
     app.register_blueprint(campaigns)
+    for blueprint in (aging, collections, notices, collection_cases, collector_work):
+        app.register_blueprint(blueprint)
 
 
 def register_errorhandlers(app: Flask) -> None:

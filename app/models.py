@@ -12,6 +12,20 @@ from app.clients.models import (
     Industry,
     Site,
 )
+from app.collections.models import (
+    BankRate,
+    CollectionActivity,
+    CollectionHold,
+    CollectionLevel,
+    CollectionNotice,
+    CollectionNoticeInvoice,
+    CollectionPolicy,
+    CollectionRun,
+    CollectionSettings,
+    Dispute,
+    NoticeAttachment,
+    PromiseToPay,
+)
 from app.integrations.models import IntegrationConnection
 from app.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from app.library.tenant_models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
@@ -26,6 +40,18 @@ shared_metadata = SharedModel.metadata
 tenant_metadata = TenantModel.metadata
 
 __all__ = [
+    "BankRate",
+    "CollectionActivity",
+    "CollectionHold",
+    "CollectionLevel",
+    "CollectionNotice",
+    "CollectionNoticeInvoice",
+    "CollectionPolicy",
+    "CollectionRun",
+    "CollectionSettings",
+    "Dispute",
+    "NoticeAttachment",
+    "PromiseToPay",
     "Milestone",
     "MilestoneTransition",
     "Project",

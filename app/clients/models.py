@@ -94,6 +94,18 @@ class Client(TenantModel):
     created_at: Mapped[datetime] = utcnow_column()
     updated_at: Mapped[datetime] = utcnow_column(onupdate=func.now())
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Collections: the policy that chases this client (the tenant's default when empty), the
+    # collector whose work queue it is on, and late-payment interest (contractual simple or
+    # compound at `late_interest_rate` % a year, or MSMED s.16; see app.collections.interest).
+    collection_policy_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenant.collection_policies.id")
+    )
+    collector_user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    late_interest_mode: Mapped[str] = mapped_column(String(8), server_default="none")
+    late_interest_rate: Mapped[Decimal | None] = mapped_column(Numeric(6, 3))
+    # MSMED s.15: with terms agreed in writing, interest runs from the day after the agreed
+    # date (at most 45 days from acceptance); without, from the 16th day after acceptance.
+    payment_agreed_in_writing: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
 
     industry: Mapped[Industry | None] = relationship()
     contacts: Mapped[list[Contact]] = relationship(
@@ -108,6 +120,10 @@ class Client(TenantModel):
         CheckConstraint(f"location IN ({sql_list(LOCATIONS)})", name="location"),
         CheckConstraint(f"payment_terms IN ({sql_list(PAYMENT_TERMS)})", name="payment_terms"),
         CheckConstraint(f"preferred_channel IN ({sql_list(CHANNELS)})", name="preferred_channel"),
+        CheckConstraint(
+            "late_interest_mode IN ('none', 'simple', 'compound', 'msmed')",
+            name="late_interest_mode",
+        ),
         CheckConstraint(
             "(payment_terms IN ('net', 'mfi')) = (payment_days IS NOT NULL)", name="payment_days"
         ),

@@ -95,6 +95,12 @@ class Invoice(TaxAmounts, TenantModel):
     written_off_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     written_off_amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
     write_off_reason: Mapped[str | None] = mapped_column(Text)
+    # Collections: a policy for this invoice alone (else the client's, else the default), and
+    # the day the client accepted the work (MSMED s.15 counts from it; the issue date if empty).
+    collection_policy_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenant.collection_policies.id")
+    )
+    accepted_on: Mapped[date | None] = mapped_column(Date)
 
     lines: Mapped[list[InvoiceLine]] = relationship(
         back_populates="invoice", order_by="InvoiceLine.position"

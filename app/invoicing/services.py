@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from app.business_days import roll_forward, subdivision_for
 from app.clients.models import Client
 from app.clients.rules import GST_STATES, region_code
+from app.collections.hooks import invoice_ended
 from app.invoicing import gst
 from app.invoicing.models import Invoice, InvoiceLine
 from app.invoicing.money import to_money
@@ -413,6 +414,7 @@ def void(session: Session, invoice: Invoice, user_id: int | None = None) -> Invo
                 record_move(session, milestone, back, user_id, f"invoice {invoice.number} voided")
     invoice.status = "void"
     session.flush()
+    invoice_ended(session, invoice, "void", user_id)
     return invoice
 
 
@@ -527,6 +529,7 @@ def write_off(session: Session, invoice: Invoice, reason: str) -> Invoice:
     invoice.write_off_reason = reason
     invoice.status = "written_off"
     session.flush()
+    invoice_ended(session, invoice, "written_off", None)
     return invoice
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
+from app.collections.hooks import invoice_settled
 from app.invoicing.models import Invoice, InvoiceLine
 from app.invoicing.money import allocate_oldest_first, to_money
 from app.payments.models import PAYMENT_METHODS, Payment, PaymentAllocation
@@ -500,3 +501,4 @@ def _settle(session: Session, invoice: Invoice, user_id: int | None) -> None:
         if milestone.status in PAID_MILESTONE_STATUSES and milestone.status != target:
             record_move(session, milestone, target, user_id, note)
     session.flush()
+    invoice_settled(session, invoice, user_id)

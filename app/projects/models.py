@@ -47,6 +47,7 @@ class Project(TenantModel):
     payment_terms: Mapped[str | None] = mapped_column(String(16))
     payment_days: Mapped[int | None] = mapped_column(SmallInteger)
     owner_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    business_unit: Mapped[str | None] = mapped_column(String(64))
     requires_approval: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     auto_invoice: Mapped[str] = mapped_column(String(8), server_default="off")
     template_key: Mapped[str | None] = mapped_column(String(120))

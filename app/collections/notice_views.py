@@ -1,0 +1,5 @@
+"""Pages of this area (being written; see issue 5)."""
+
+from flask import Blueprint
+
+blueprint = Blueprint("notices", __name__, url_prefix="/t/<tenant_slug>/notices")
