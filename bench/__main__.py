@@ -8,8 +8,10 @@ import time
 import traceback
 
 from bench import (
+    aging,
     clients_import,
     clients_list,
+    collections_run,
     invoice_numbers,
     invoice_pdf,
     messaging,
@@ -37,6 +39,8 @@ BENCHMARKS = {
     "messaging_rate": messaging.run_rate,
     "messaging_drill": messaging_drill.run,
     "messaging_webhooks": messaging.run_webhooks,
+    "collections_run": collections_run.run,
+    "aging": aging.run,
 }
 
 
