@@ -43,7 +43,9 @@ RECORD_ARGS = ("tenant_slug", "slug", "membership_id", "invitation_id", "client_
                "milestone_id", "invoice_id", "payment_id", "allocation_id",
                "tenant_template_id", "item_id", "credit_note_id", "message_id",
                "connection_id", "message_template_id", "campaign_id",
-               "notification_id")  # fmt: skip
+               "notification_id", "notice_id", "policy_id", "level_id", "run_id", "promise_id",
+               "dispute_id", "hold_id", "activity_id", "attachment_id",
+               "bank_rate_id")  # fmt: skip
 
 
 def _draft_invoice_of(session, client_id):
@@ -176,6 +178,7 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     }
     records["tenant_template_id"], records["item_id"] = _tenant_template_of(session)
     records.update(_messaging_records_of(session, tenant, owner, client.id, contact.id))
+    records.update(_collections_records_of(session, owner, client.id, records["invoice_id"]))
     session.close()
     return records
 
@@ -203,6 +206,58 @@ def _messaging_records_of(session, tenant, owner, client_id, contact_id) -> dict
     return {"message_id": message_id, "connection_id": connection.id,
             "message_template_id": template.id, "campaign_id": campaign.id,
             "notification_id": notification.id}  # fmt: skip
+
+
+def _collections_records_of(session, owner, client_id, invoice_id) -> dict:
+    """A notice with an invoice and an attachment, a policy and level, a run, a promise, a
+    dispute, a hold, a call and a bank rate of A."""
+    from app.collections.models import (
+        BankRate,
+        CollectionActivity,
+        CollectionHold,
+        CollectionLevel,
+        CollectionNotice,
+        CollectionNoticeInvoice,
+        CollectionPolicy,
+        CollectionRun,
+        Dispute,
+        NoticeAttachment,
+        PromiseToPay,
+    )
+
+    policy = CollectionPolicy(name="Policy of A")
+    policy.levels = [CollectionLevel(position=1, name="Level of A", trigger="after_due",
+                                     trigger_days=1, channels=["email"],
+                                     template_purpose="notice_1")]  # fmt: skip
+    run = CollectionRun(run_date=date(2027, 2, 1))
+    session.add_all([policy, run])
+    session.flush()
+    level = policy.levels[0]
+    notice = CollectionNotice(client_id=client_id, policy_id=policy.id, level_id=level.id,
+                              level_number=1, level_name="Level of A", channel="email",
+                              currency="INR", run_id=run.id, run_date=date(2027, 2, 1),
+                              amount_due=Decimal("10.00"))  # fmt: skip
+    session.add(notice)
+    session.flush()
+    session.add(CollectionNoticeInvoice(notice_id=notice.id, invoice_id=invoice_id, level_number=1,
+                                        channel="email", amount_due=Decimal("10.00"),
+                                        days_overdue=3))  # fmt: skip
+    attachment = NoticeAttachment(notice_id=notice.id, kind="link", title="Link of A",
+                                  url="https://example.com/a")  # fmt: skip
+    promise = PromiseToPay(client_id=client_id, amount=Decimal("10.00"), currency="INR",
+                           promised_on=date(2027, 3, 1))  # fmt: skip
+    dispute = Dispute(client_id=client_id, invoice_id=invoice_id, reason="Dispute of A")
+    hold = CollectionHold(client_id=client_id, reason="Hold of A", starts_on=date(2027, 2, 1))
+    activity = CollectionActivity(client_id=client_id, notice_id=notice.id, kind="call",
+                                  outcome="no_answer", user_id=owner.id,
+                                  occurred_at=datetime(2027, 2, 1, tzinfo=UTC))  # fmt: skip
+    bank_rate = BankRate(effective_from=date(2027, 1, 1), rate=Decimal("5.25"))
+    session.add_all([attachment, promise, dispute, hold, activity, bank_rate])
+    session.commit()
+    return {"notice_id": notice.id, "policy_id": policy.id, "level_id": level.id,
+            "run_id": run.id, "attachment_id": attachment.id, "promise_id": promise.id,
+            "dispute_id": dispute.id, "hold_id": hold.id, "activity_id": activity.id,
+            "bank_rate_id": bank_rate.id}  # fmt: skip
 
 
 def _urls_for(app, values_for) -> list[tuple[str, str, str]]:
