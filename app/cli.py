@@ -49,6 +49,7 @@ def seed_demo() -> None:
     db.session.commit()
     _seed_demo_books(tenant.id, user.id)
     _seed_demo_messaging(tenant.id, user.id)
+    _seed_demo_collections(tenant.id, user.id)
     click.echo(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
 
@@ -147,6 +148,67 @@ def _seed_demo_messaging(tenant_id: int, user_id: int) -> None:
             tenant.send_window_start, tenant.send_window_end = time(0), time(23, 59, 59)
             tenant.send_on_business_days_only = False
             connect_demo_providers(session, tenant, user_id)
+        session.commit()
+    finally:
+        session.close()
+
+
+# Demo clients owing money at different ages, so that aging, the daily run's preview and the
+# collector's queue have something to show: (name, short name, city, [(days ago issued,
+# amount)]).
+DEMO_DEBTORS = (
+    ("Sahyadri Textiles LLP", "Sahyadri", "Pune", "27", [(125, "4,80,000"), (70, "2,15,000")]),
+    ("Godavari Foods Pvt Ltd", "Godavari", "Hyderabad", "36", [(95, "1,90,000"), (48, "75,000")]),
+    ("Nilgiri Logistics", "Nilgiri", "Coimbatore", "33", [(40, "3,10,000"), (10, "55,000")]),
+)
+
+
+def _seed_demo_collections(tenant_id: int, user_id: int) -> None:
+    """Once: the demo workspace is a registered micro enterprise (MSMED interest), the demo
+    user collects from every client, and three more clients owe invoices of different ages
+    with a billing contact each. Automatic sending stays off: the daily run's preview shows
+    what would go out, and the notices wait for approval."""
+    from app.clients.models import Client, Contact
+    from app.clients.services import set_consent
+    from app.collections.models import CollectionSettings
+    from app.invoicing import services as invoicing
+    from tenants.binding import TenantSession, bind_tenant
+
+    session = TenantSession(db, bind=db.engine)
+    bind_tenant(session, tenant_id, actor_user_id=user_id)
+    try:
+        settings = session.get(CollectionSettings, 1)
+        if settings is None or settings.udyam_number is not None:
+            return
+        settings.udyam_number, settings.msme_category = "UDYAM-KR-03-0012345", "micro"
+        tenant = session.get(Tenant, tenant_id)
+        today = datetime.now(ZoneInfo(tenant.time_zone)).date()
+        kaveri = session.scalar(select(Client).where(Client.short_name == "Kaveri"))
+        if kaveri is not None:
+            kaveri.collector_user_id, kaveri.late_interest_mode = user_id, "msmed"
+        for full_name, short_name, city, region, invoices in DEMO_DEBTORS:
+            client = Client(full_name=full_name, short_name=short_name, location="local",
+                            country="IN", currency="INR", city=city, region=region,
+                            address_line1="Plot 7, Industrial Area", payment_terms="net",
+                            payment_days=30, collector_user_id=user_id,
+                            late_interest_mode="msmed")  # fmt: skip
+            session.add(client)
+            session.flush()
+            first = short_name.lower()
+            contact = Contact(client_id=client.id, full_name=f"Accounts, {short_name}",
+                              roles=["billing"], email=f"accounts@{first}.example",
+                              preferred_language="en")  # fmt: skip
+            set_consent(contact, "email", True, "signed onboarding form")
+            session.add(contact)
+            for days_ago, amount in invoices:
+                line = invoicing.ManualLine(description="Services as per work order",
+                                            hsn_sac=invoicing.DEFAULT_SAC,
+                                            unit_price=amount.replace(",", ""))  # fmt: skip
+                invoice = invoicing.draft_by_hand(session, tenant, client, [line])
+                issued = today - timedelta(days=days_ago)
+                invoicing.issue(session, tenant, invoice, issued, user_id=user_id)
+                invoice.accepted_on = issued
+        invoicing.mark_overdue(session, today)
         session.commit()
     finally:
         session.close()

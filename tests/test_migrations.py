@@ -186,3 +186,7 @@ def test_demo_seed_gives_a_working_login_and_can_run_again(app):
     )
     assert response.headers["Location"] == "/t/demo/"
     assert client.get("/t/demo/").status_code == 200
+    # Clients owing at different ages, for aging and the collections pages to show.
+    overdue = client.get("/t/demo/invoices/?status=overdue").text
+    for short_name in ("Sahyadri", "Godavari", "Nilgiri"):
+        assert short_name in overdue
