@@ -1,5 +1,6 @@
 """Every model, imported once so that both metadata collections are complete."""
 
+from app.aging.models import AgingEntry, AgingSales, AgingSnapshot, AgingState, AgingSummary
 from app.audit.models import AuditEntry
 from app.campaigns.models import Campaign, MessageTemplate
 from app.clients.models import (
@@ -40,6 +41,11 @@ shared_metadata = SharedModel.metadata
 tenant_metadata = TenantModel.metadata
 
 __all__ = [
+    "AgingEntry",
+    "AgingSales",
+    "AgingSnapshot",
+    "AgingState",
+    "AgingSummary",
     "BankRate",
     "CollectionActivity",
     "CollectionHold",
