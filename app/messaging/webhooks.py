@@ -151,6 +151,11 @@ def _apply(session: Session, tenant_id: int | None, item: StatusUpdate) -> int:
     if item.status in ("failed", "bounced"):
         for message_id, created_by, _ in result:
             _announce_failure(session, tenant_id, message_id, created_by, item)
+    if result and tenant_id is not None:
+        # A collection notice carried by one of these messages follows its status.
+        from app.collections.notices import follow_messages
+
+        follow_messages(session, tenant_id, [row[0] for row in result])
     return len(result)
 
 

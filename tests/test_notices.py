@@ -1,0 +1,339 @@
+"""Collection notices after the daily run made them: approval and its refusals, sending through
+the outbox exactly once (e-mail with the statement attached reaches the SMTP server), the
+channel's statuses moving the notice forward only, a payment that settles every invoice
+closing it (a part payment does not), one thank-you per payment, letters as PDFs."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from app.clients.models import Client, Contact
+from app.collections import letters, notices
+from app.collections.models import (
+    CollectionLevel,
+    CollectionNotice,
+    CollectionNoticeInvoice,
+    CollectionPolicy,
+    CollectionSettings,
+)
+from app.invoicing import services as invoicing
+from app.messaging.channels import StatusUpdate
+from app.messaging.models import OutboxMessage
+from app.messaging.webhooks import apply_status_updates
+from app.payments import services as payments
+from app.projects.models import Milestone, Project
+from tests.helpers import tenant_session
+
+MH_GSTIN = "27AAPFU0939F1ZV"
+
+
+class Books:
+    """A tenant with a client, its billing contact (e-mail), and issued invoices past due."""
+
+    def __init__(self, app, db_session, tenant, owner):
+        self.app, self.db_session, self.tenant, self.owner = app, db_session, tenant, owner
+        self.session = tenant_session(db_session, tenant)
+        self.counter = iter(range(1, 10_000))
+        self.client = self.new_client()
+        self.contact = Contact(client_id=self.client.id, full_name="Ravi Kumar",
+                               roles=["billing"], email="ravi@kaveri.example")  # fmt: skip
+        self.session.add(self.contact)
+        self.session.flush()
+
+    def new_client(self, name: str = "Kaveri Builders") -> Client:
+        n = next(self.counter)
+        client = Client(full_name=f"{name} {n}", short_name=f"K{n}", location="local",
+                        country="IN", currency="INR", region="27", gstin=MH_GSTIN,
+                        payment_terms="net", payment_days=30)  # fmt: skip
+        self.session.add(client)
+        self.session.flush()
+        return client
+
+    def invoice(self, amount="1000.00", client=None, business_unit=None, issued=date(2026, 7, 1)):
+        client = client or self.client
+        n = next(self.counter)
+        project = Project(client_id=client.id, name=f"Project {n}", currency="INR",
+                          contract_value=Decimal(amount), start_date=date(2026, 6, 1),
+                          business_unit=business_unit)  # fmt: skip
+        self.session.add(project)
+        self.session.flush()
+        milestone = Milestone(project_id=project.id, position=1, name=f"Stage {n}",
+                              amount=Decimal(amount), due_rule="date",
+                              due_date=date(2026, 6, 30), status="completed")  # fmt: skip
+        self.session.add(milestone)
+        self.session.flush()
+        with self.app.app_context():
+            invoice = invoicing.draft_from_milestones(self.session, self.tenant, project,
+                                                      [milestone], "0", "9983")  # fmt: skip
+            invoicing.issue(self.session, self.tenant, invoice, issued)
+        return invoice
+
+    def level(self, position: int = 1) -> CollectionLevel:
+        policy = self.session.scalar(select(CollectionPolicy).where(CollectionPolicy.is_default))
+        return self.session.scalar(
+            select(CollectionLevel).where(CollectionLevel.policy_id == policy.id,
+                                          CollectionLevel.position == position)
+        )  # fmt: skip
+
+    def notice(self, invoices, *, position=1, channel="email", status="draft", client=None):
+        """A notice as the daily run makes it."""
+        level = self.level(position)
+        client = client or self.client
+        notice = CollectionNotice(
+            client_id=client.id, policy_id=level.policy_id, level_id=level.id,
+            level_number=level.position, level_name=level.name, channel=channel,
+            currency="INR", status=status, run_date=date(2026, 9, 1),
+            amount_due=sum((Decimal(i.total) for i in invoices), Decimal("0")),
+            contact_id=self.contact.id if client is self.client else None,
+        )  # fmt: skip
+        self.session.add(notice)
+        self.session.flush()
+        for invoice in invoices:
+            self.session.add(CollectionNoticeInvoice(
+                notice_id=notice.id, invoice_id=invoice.id, level_number=level.position,
+                channel=channel, amount_due=invoice.total, days_overdue=30))  # fmt: skip
+        self.session.flush()
+        self.session.expire(notice, ["items"])
+        return notice
+
+    def reload(self, notice) -> CollectionNotice:
+        return self.db_session.get(CollectionNotice, notice.id, populate_existing=True)
+
+    def pay(self, amount, invoices, day="2026-09-10"):
+        """Record a payment and allocate it to these invoices in full order."""
+        payment = payments.record_payment(
+            self.session, self.session.get(Client, invoices[0].client_id),
+            {"amount": amount, "received_on": day, "method": "upi", "reference": "UTR9"},
+        )  # fmt: skip
+        left = Decimal(amount)
+        rows = []
+        for invoice in invoices:
+            part = min(left, payments.outstanding(self.session, invoice))
+            rows.append((invoice.id, part, "0", None, None))
+            left -= part
+        payments.allocate(self.session, payment, rows)
+        return payment
+
+
+@pytest.fixture
+def books(app, db_session, make_tenant, make_user, storage_root):
+    owner = make_user()
+    tenant = make_tenant(owner=owner, region="27", name="Udyam Works")
+    tenant.legal_name, tenant.gstin = "Udyam Works Private Limited", MH_GSTIN
+    tenant.upi_vpa = "udyam@upi"
+    tenant.send_window_start, tenant.send_window_end = time(0), time(23, 59, 59)
+    tenant.send_on_business_days_only = False
+    db_session.commit()
+    return Books(app, db_session, tenant, owner)
+
+
+def outbox_rows(db_session, tenant) -> list[OutboxMessage]:
+    return list(db_session.scalars(
+        select(OutboxMessage).where(OutboxMessage.tenant_id == tenant.id)
+        .order_by(OutboxMessage.id)
+    ))  # fmt: skip
+
+
+def pdf_text(data: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+
+
+# Lifecycle ------------------------------------------------------------------------------------
+
+
+def test_approve_records_who_and_when_and_refuses_twice(books):
+    s = books.session
+    notice = books.notice([books.invoice()])
+    notices.approve(s, notice, books.owner.id)
+    assert notice.status == "approved" and notice.approved_by == books.owner.id
+    assert notice.approved_at is not None
+    with pytest.raises(notices.NoticeError, match="Only a draft"):
+        notices.approve(s, notice, books.owner.id)
+
+
+def test_a_closed_notice_refuses_every_action(books):
+    s = books.session
+    notice = books.notice([books.invoice()])
+    notices.close(s, notice, "cancelled", "Client went into insolvency", "Asha", date(2026, 9, 2))
+    assert notice.status == "cancelled" and notice.close_reason == "cancelled"
+    assert "insolvency" in notice.notes
+    day = date(2026, 9, 3)
+    for action in (
+        lambda: notices.approve(s, notice, None),
+        lambda: notices.escalate(s, notice, day),
+        lambda: notices.record_response(s, notice, responded_on=day, note="", today=day),
+        lambda: notices.close(s, notice, "paid", "", None, day),
+    ):
+        with pytest.raises(notices.NoticeError, match="cancelled"):
+            action()
+
+
+def test_cancel_needs_a_reason_and_response_a_past_date(books):
+    s = books.session
+    notice = books.notice([books.invoice()], status="sent")
+    with pytest.raises(notices.NoticeError) as refused:
+        notices.close(s, notice, "cancelled", " ", None, date(2026, 9, 2))
+    assert "note" in refused.value.errors
+    with pytest.raises(notices.NoticeError) as refused:
+        notices.record_response(s, notice, responded_on=date(2026, 9, 9), note="",
+                                today=date(2026, 9, 2))  # fmt: skip
+    assert "response_date" in refused.value.errors
+    notices.record_response(s, notice, responded_on=date(2026, 9, 2), note="Will pay Friday",
+                            today=date(2026, 9, 2))  # fmt: skip
+    assert notice.status == "responded" and notice.response_note == "Will pay Friday"
+    notices.escalate(s, notice, date(2026, 9, 3))
+    assert notice.status == "escalated" and notice.escalated_on == date(2026, 9, 3)
+
+
+def test_a_draft_cannot_be_escalated_or_marked_posted(books):
+    s = books.session
+    notice = books.notice([books.invoice()], channel="letter")
+    with pytest.raises(notices.NoticeError, match="before escalating"):
+        notices.escalate(s, notice, date(2026, 9, 3))
+    with pytest.raises(notices.NoticeError, match="printed"):
+        notices.mark_sent(s, notice)
+
+
+# Sending --------------------------------------------------------------------------------------
+
+
+def test_sending_twice_writes_one_message_and_the_mail_carries_the_statement(
+    app, books, db_session, run_jobs, received_mail
+):
+    first, second = books.invoice("1000.00"), books.invoice("2500.00")
+    notice = books.notice([first, second], status="approved")
+    books.session.commit()
+    with app.app_context():
+        notices.send_notices(books.session, books.tenant, [notice.id])
+        books.session.commit()
+        # A retried job (or a second one) finds nothing left to send.
+        notice.status = "approved"  # as if the first run's commit was lost after the insert
+        notices.send_notices(books.session, books.tenant, [notice.id])
+        books.session.commit()
+    rows = outbox_rows(db_session, books.tenant)
+    assert len(rows) == 1
+    assert books.reload(notice).message_id == rows[0].id
+    assert books.reload(notice).status == "queued"
+    assert rows[0].payload["notice_id"] == notice.id
+    run_jobs()
+    (mail,) = received_mail()
+    assert mail["To"] == "ravi@kaveri.example"
+    body = mail.get_body(preferencelist=("plain",)).get_content()
+    assert first.number in body and second.number in body
+    assert "Total now due: ₹3,500.00" in body
+    (attachment,) = list(mail.iter_attachments())
+    assert attachment.get_filename() == f"notice-{notice.id}-1st-notice.pdf"
+    text = pdf_text(attachment.get_content())
+    assert first.number in text and second.number in text and "3,500.00" in text
+    # Delivery marked the message sent; the notice follows when it is looked at.
+    with app.app_context():
+        notices.follow_open_notices(books.session, books.tenant.id)
+        books.session.commit()
+    assert books.reload(notice).status == "sent"
+
+
+def test_status_follows_the_channel_forward_only(app, books, db_session):
+    notice = books.notice([books.invoice()], status="approved")
+    with app.app_context():
+        notices.send_notices(books.session, books.tenant, [notice.id])
+    books.session.commit()
+    (row,) = outbox_rows(db_session, books.tenant)
+    row.status, row.provider, row.provider_message_id = "sent", "smtp", "m-1"
+    db_session.commit()
+    at = datetime(2026, 9, 2, 10, tzinfo=UTC)
+    session = tenant_session(db_session, books.tenant)
+    apply_status_updates(session, books.tenant.id, [StatusUpdate("smtp", "m-1", "read", at)])
+    session.commit()
+    notice = books.reload(notice)
+    assert notice.status == "read" and notice.delivered_at and notice.read_at
+    # A late "delivered" never moves it back.
+    apply_status_updates(session, books.tenant.id, [StatusUpdate("smtp", "m-1", "delivered", at)])
+    session.commit()
+    assert books.reload(notice).status == "read"
+
+
+def test_a_letter_waits_to_be_posted_and_a_call_stays_with_the_collector(app, books):
+    s = books.session
+    letter = books.notice([books.invoice()], channel="letter", status="approved")
+    call = books.notice([books.invoice()], channel="call", status="approved")
+    with app.app_context():
+        outcome = notices.send_notices(s, books.tenant, [letter.id, call.id])
+    assert letter.status == "queued" and letter.letter_key
+    assert call.status == "approved" and outcome[call.id] == "task for a collector"
+    notices.mark_sent(s, letter)
+    assert letter.status == "sent" and letter.sent_at is not None
+
+
+# Closing on payment ---------------------------------------------------------------------------
+
+
+def test_a_payment_settling_every_invoice_closes_the_notice_a_part_payment_does_not(books):
+    first, second = books.invoice("1000.00"), books.invoice("500.00")
+    notice = books.notice([first, second], status="sent")
+    books.pay("1000.00", [first])
+    assert notice.status == "sent"  # the second invoice still owes
+    books.pay("500.00", [second])
+    assert notice.status == "closed" and notice.close_reason == "paid"
+    assert notice.closed_at is not None
+
+
+def test_thank_you_once_per_client_per_payment(app, books, db_session):
+    settings = books.session.get(CollectionSettings, 1)
+    settings.thank_you = True
+    first, second = books.invoice("1000.00"), books.invoice("500.00")
+    one = books.notice([first], status="sent")
+    two = books.notice([second], status="sent", position=2)
+    with app.app_context():
+        books.pay("1500.00", [first, second])
+        books.session.commit()
+    assert one.status == two.status == "closed"
+    thanks = [m for m in outbox_rows(db_session, books.tenant)
+              if (m.payload or {}).get("purpose") == "receipt"]  # fmt: skip
+    assert len(thanks) == 1 and thanks[0].recipient == "ravi@kaveri.example"
+
+
+def test_no_thank_you_unless_switched_on(app, books, db_session):
+    invoice = books.invoice()
+    notice = books.notice([invoice], status="sent")
+    with app.app_context():
+        books.pay("1000.00", [invoice])
+        books.session.commit()
+    assert notice.status == "closed"
+    assert outbox_rows(db_session, books.tenant) == []
+
+
+# Letters --------------------------------------------------------------------------------------
+
+
+def test_statement_and_demand_letter_name_the_invoices_and_totals(app, books):
+    first, second = books.invoice("1000.00"), books.invoice("2000.00")
+    statement = books.notice([first], position=1)
+    demand = books.notice([first, second], position=4)
+    with app.test_request_context():
+        text = pdf_text(letters.render_letter(books.session, books.tenant, statement))
+        assert "Statement of account" in text and first.number in text and "1,000.00" in text
+        text = pdf_text(letters.render_letter(books.session, books.tenant, demand))
+    assert "Notice of demand" in text and second.number in text and "3,000.00" in text
+    assert "within 15 days" in text
+
+
+def test_msefc_pack_for_a_small_enterprise_shows_the_interest_schedule(app, books):
+    settings = books.session.get(CollectionSettings, 1)
+    settings.msme_category, settings.udyam_number = "small", "UDYAM-MH-19-0012345"
+    invoice = books.invoice("100000.00")
+    invoice.accepted_on = date(2026, 7, 1)
+    books.client.late_interest_mode = "msmed"
+    notice = books.notice([invoice], position=4)
+    with app.test_request_context():
+        assert letters.msefc_applies(books.session, books.tenant, notice)
+        text = pdf_text(letters.render_msefc_pack(books.session, books.tenant, notice))
+    assert "UDYAM-MH-19-0012345" in text and invoice.number in text
+    assert "Interest schedule" in text and "Rest from" in text
+    first_notice = books.notice([books.invoice()], position=1)
+    assert not letters.msefc_applies(books.session, books.tenant, first_notice)
