@@ -161,6 +161,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(library_cli)
     app.cli.add_command(secrets_cli)
+    app.cli.add_command(__import__("app.collections.cli", fromlist=["cli"]).collections_cli)
 
 
 def register_page_helpers(app: Flask) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rq.cron import CronScheduler
 
+from jobs.collections import run_collections_all
 from jobs.context import _worker_app
 from jobs.queues import redis_connection
 from jobs.tasks import (
@@ -27,6 +28,9 @@ SCHEDULE = [
     (mark_overdue_invoices_all, "default", "5 * * * *"),
     # Every 6 hours: WhatsApp templates' approval states, in case a status webhook was missed.
     (sync_whatsapp_templates_all, "sync", "20 */6 * * *"),
+    # Hourly, at :10: each tenant's daily collection run once its own day reaches its run hour
+    # (a tenant already run today is skipped; the run itself is exactly-once anyway).
+    (run_collections_all, "default", "10 * * * *"),
 ]
 
 
