@@ -9,8 +9,8 @@ so that a test can put an invoice exactly on a boundary."""
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 import random
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -36,7 +36,8 @@ class Books:
     def client(self, name: str | None = None, currency: str = "INR", **fields) -> Client:
         name = name or unique("Client ")
         client = Client(full_name=name, short_name=name[:60], location="local", country="IN",
-                        currency=currency, payment_terms="net", payment_days=30, **fields)  # fmt: skip
+                        currency=currency, payment_terms="net", payment_days=30,
+                        **fields)  # fmt: skip
         self.session.add(client)
         self.session.flush()
         return client
@@ -168,7 +169,8 @@ def test_dso_is_outstanding_over_90_days_of_credit_sales(books):
 
 
 def test_summary_equals_the_full_recomputation_through_random_changes(books):
-    from app.invoicing import credits, services as invoicing
+    from app.invoicing import credits
+    from app.invoicing import services as invoicing
     from app.payments.models import PaymentAllocation
 
     rng = random.Random(20271)
@@ -195,8 +197,9 @@ def test_summary_equals_the_full_recomputation_through_random_changes(books):
             client = rng.choice(clients)
             due = today + timedelta(days=rng.randint(-150, 40))
             status = "draft" if rng.random() < 0.15 else "issued"
-            invoices.append(books.invoice(client, f"{rng.randint(1, 90000)}.{rng.randint(0, 99):02d}",
-                                          due=due, issued=due - timedelta(days=30), status=status))  # fmt: skip
+            amount = f"{rng.randint(1, 90000)}.{rng.randint(0, 99):02d}"
+            issued = due - timedelta(days=30)
+            invoices.append(books.invoice(client, amount, due=due, issued=issued, status=status))
         elif choice == "pay" and candidates:
             invoice = rng.choice(candidates)
             client = session.get(Client, invoice.client_id)
