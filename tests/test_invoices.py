@@ -556,7 +556,7 @@ def test_lifecycle_pages_refuse_with_a_message(books, client, login, make_user, 
         follow_redirects=True,
     ).text
     assert "disputed: it cannot be written off" in refused
-    client.post(f"{url}/resolve", data={"csrf_token": token})
+    client.post(f"{url}/resolve", data={"csrf_token": token, "resolution_note": "Rate agreed"})
     done = client.post(
         f"{url}/write-off",
         data={"csrf_token": token, "write_off_reason": "Bad debt"},

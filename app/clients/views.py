@@ -15,7 +15,7 @@ from tenants.context import can, require_permission
 blueprint = Blueprint("clients", __name__, url_prefix="/t/<tenant_slug>/clients")
 blueprint.context_processor(lambda: {"gst_states": GST_STATES})
 TABS = ("profile", "contacts", "sites", "documents", "timeline", "projects", "invoices",
-        "notices", "payments", "aging")  # fmt: skip
+        "notices", "payments", "aging", "collections")  # fmt: skip
 PLACEHOLDER_TABS = {
     "invoices": "Invoices",
     "notices": "Collection notices",
@@ -162,6 +162,10 @@ def detail(client_id: int):
 
         context.update(balance=payments.client_balance(db.session, client),
                        payments=payments.client_payments(db.session, client.id))  # fmt: skip
+    elif tab == "collections":
+        from app.collections.case_views import collections_context
+
+        context.update(collections_context(client))
     return render_page("clients/detail.html", block="tab_body", **context)
 
 

@@ -176,8 +176,14 @@ def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict
         errors=errors or {}, values=values or {}, today=_today(),
         recipients=sending.recipients(db.session, invoice) if sendable else [],
         send_purposes=sending.PURPOSES, send_channels=sending.CHANNEL_NAMES,
-        form_key=secrets.token_urlsafe(18),
+        form_key=secrets.token_urlsafe(18), open_dispute=_open_dispute(invoice),
     )  # fmt: skip
+
+
+def _open_dispute(invoice):
+    from app.collections.disputes import open_dispute_of
+
+    return open_dispute_of(db.session, invoice.id) if invoice.status == "disputed" else None
 
 
 @blueprint.get("/<int:invoice_id>")
@@ -252,12 +258,21 @@ def send(invoice_id: int):
 @blueprint.post("/<int:invoice_id>/dispute")
 @require_permission("invoices.edit")
 def dispute(invoice_id: int):
+    """Dispute the invoice: a collections dispute (app.collections.disputes), owned by whoever
+    records it; the one way an invoice becomes disputed."""
+    from app.collections import disputes
+    from app.collections.cases import CaseError, CaseInvalid
+
     invoice = _invoice_or_404(invoice_id)
+    values = {"reason": request.form.get("dispute_reason", ""),
+              "evidence": request.form.get("dispute_evidence", ""),
+              "evidence_url": request.form.get("dispute_evidence_url", "")}  # fmt: skip
     try:
-        services.dispute(db.session, invoice, request.form.get("dispute_reason", ""))
-    except services.InvoiceInvalid as invalid:
-        return _detail(invoice, 422, invalid.errors, request.form.to_dict())
-    except services.InvoiceError as error:
+        disputes.open_dispute(db.session, invoice, values, current_user.id)
+    except CaseInvalid as invalid:
+        errors = {f"dispute_{field}": message for field, message in invalid.errors.items()}
+        return _detail(invoice, 422, errors, request.form.to_dict())
+    except CaseError as error:
         toast(str(error), "error")
     else:
         toast(f"Invoice {invoice.number} is disputed; collection waits until it is resolved.")
@@ -267,13 +282,22 @@ def dispute(invoice_id: int):
 @blueprint.post("/<int:invoice_id>/resolve")
 @require_permission("invoices.edit")
 def resolve(invoice_id: int):
+    """End the invoice's dispute, resolved or rejected, with a note."""
+    from app.collections import disputes
+    from app.collections.cases import CaseError, CaseInvalid
+
     invoice = _invoice_or_404(invoice_id)
     try:
-        services.resolve_dispute(db.session, invoice, _today())
-    except services.InvoiceError as error:
+        disputes.end_invoice_dispute(db.session, invoice,
+                                     request.form.get("outcome", "resolved"),
+                                     request.form.get("resolution_note"), _today(),
+                                     current_user.id)  # fmt: skip
+    except CaseInvalid as invalid:
+        return _detail(invoice, 422, invalid.errors, request.form.to_dict())
+    except CaseError as error:
         toast(str(error), "error")
     else:
-        toast(f"Dispute resolved: invoice {invoice.number} is {invoice.status.replace('_', ' ')}.")
+        toast(f"Dispute ended: invoice {invoice.number} is {invoice.status.replace('_', ' ')}.")
     return redirect(_back(invoice), 303)
 
 
