@@ -99,7 +99,7 @@ def collectors(session: Session, tenant_id: int) -> list[tuple[int, str]]:
                 Membership.role.in_(roles),
             )
             .order_by(User.full_name, User.id)
-        ).tuples()
+        ).all()
     )
 
 
@@ -148,7 +148,7 @@ def flagged_visits(session: Session) -> list[tuple[CollectionActivity, Client]]:
             .join(Client, Client.id == CollectionActivity.client_id)
             .where(CollectionActivity.kind == "visit", CollectionActivity.verification == "flagged")
             .order_by(CollectionActivity.occurred_at, CollectionActivity.id)
-        ).tuples()
+        ).all()
     )
 
 
@@ -241,7 +241,7 @@ def _open_tasks(session: Session, user_id: int, today: date) -> list[tuple]:
                     ),
                 ),
             )
-        ).tuples()
+        ).all()
     )
 
 
@@ -260,7 +260,7 @@ def _follow_ups(session: Session, user_id: int, today: date) -> list[tuple]:
                     later.occurred_at > CollectionActivity.occurred_at,
                 ),
             )
-        ).tuples()
+        ).all()
     )
 
 
@@ -272,7 +272,7 @@ def _last_activity_at(session: Session, client_ids) -> dict[int, datetime]:
             select(CollectionActivity.client_id, func.max(CollectionActivity.occurred_at))
             .where(CollectionActivity.client_id.in_(set(client_ids)))
             .group_by(CollectionActivity.client_id)
-        ).tuples()
+        ).all()
     )
 
 
@@ -287,7 +287,7 @@ def _broken_promises(session: Session, user_id: int, today: date, zone: ZoneInfo
                 Client.collector_user_id == user_id,
                 Client.deleted_at.is_(None),
             )
-        ).tuples()
+        ).all()
     )
     # A broken promise stays on the queue until the collector has been in touch since.
     last = _last_activity_at(session, [client.id for _, client in rows])
@@ -307,7 +307,7 @@ def _disputes(session: Session, user_id: int) -> list[tuple]:
             .join(Invoice, Invoice.id == Dispute.invoice_id)
             .where(Dispute.status == "open", Dispute.owner_user_id == user_id)
             .order_by(Dispute.created_at, Dispute.id)
-        ).tuples()
+        ).all()
     )
 
 
