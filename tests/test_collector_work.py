@@ -275,7 +275,7 @@ def test_pages_collector_logs_manager_verifies_others_are_refused(app, desk, log
     visit = asha.post(f"{base}/clients/{client.id}/visits/new", data=far_away)
     assert visit.status_code == 303
     visit_url = visit.headers["Location"]
-    assert "To verify" in asha.get(visit_url).text
+    assert "Flagged for verification" in asha.get(visit_url).text
     activity_id = int(visit_url.rsplit("/", 1)[1])
     # A collector neither lists nor verifies visits (not even someone else's).
     assert asha.get(f"{base}/visits/to-verify").status_code == 403

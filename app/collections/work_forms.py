@@ -29,7 +29,7 @@ VISIT_OUTCOME_LABELS = {
 }
 VERIFICATION_LABELS = {
     "verified": "Verified",
-    "flagged": "To verify",
+    "flagged": "Flagged for verification",
     "confirmed": "Confirmed by a manager",
     "rejected": "Rejected by a manager",
 }

@@ -113,7 +113,7 @@ def _log(kind: str, client_id: int):
     elif activity.verification == "verified":
         toast(f"Visit to {client.short_name} logged and verified by its position.")
     else:
-        toast(f"Visit to {client.short_name} logged; a manager will verify it.", "error")
+        toast(f"Visit to {client.short_name} logged; a manager will verify it.")
     return redirect(url_for("work.activity", activity_id=activity.id), 303)
 
 
