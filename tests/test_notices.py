@@ -121,8 +121,7 @@ class Books:
         return payment
 
 
-@pytest.fixture
-def books(app, db_session, make_tenant, make_user, storage_root):
+def make_books(app, db_session, make_tenant, make_user) -> Books:
     owner = make_user()
     tenant = make_tenant(owner=owner, region="27", name="Udyam Works")
     tenant.legal_name, tenant.gstin = "Udyam Works Private Limited", MH_GSTIN
@@ -131,6 +130,11 @@ def books(app, db_session, make_tenant, make_user, storage_root):
     tenant.send_on_business_days_only = False
     db_session.commit()
     return Books(app, db_session, tenant, owner)
+
+
+@pytest.fixture
+def books(app, db_session, make_tenant, make_user, storage_root):
+    return make_books(app, db_session, make_tenant, make_user)
 
 
 def outbox_rows(db_session, tenant) -> list[OutboxMessage]:

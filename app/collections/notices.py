@@ -875,3 +875,85 @@ def filter_choices(session: Session) -> dict:
     ).all()  # fmt: skip
     return {"business_units": list(units), "clients": clients, "projects": projects,
             "milestone_statuses": MILESTONE_STATUSES}  # fmt: skip
+
+
+# Attachments --------------------------------------------------------------------------------
+
+LINK_SCHEMES = ("https://", "http://")
+
+
+def get_attachment(session: Session, notice: CollectionNotice, attachment_id: int):
+    from app.collections.models import NoticeAttachment
+
+    attachment = session.get(NoticeAttachment, attachment_id)
+    if attachment is None or attachment.notice_id != notice.id or attachment.removed_at:
+        return None
+    return attachment
+
+
+def _title(raw: str | None, fallback: str) -> str:
+    title = " ".join((raw or "").split()) or fallback
+    return title[:191]
+
+
+def add_file(session: Session, storage, notice: CollectionNotice, *, title: str | None,
+             upload, user_id: int | None):  # fmt: skip
+    """Upload a document to the notice: the client documents' checks (type from the bytes,
+    25 MB at most), stored in the tenant's folder (removed again on rollback)."""
+    import uuid
+
+    from app.clients.documents import check_file
+    from app.collections.models import NoticeAttachment
+    from app.storage import save_in_transaction, tenant_key
+    from tenants.binding import bound_tenant_id
+
+    checked, problem = check_file(upload)
+    if problem:
+        raise NoticeError({"file": problem})
+    key = tenant_key(bound_tenant_id(session), "notices", notice.id, "files",
+                     f"{uuid.uuid4().hex}.{checked.extension}")  # fmt: skip
+    checked.stream.seek(0)
+    size, sha256 = save_in_transaction(session, storage, key, checked.stream)
+    attachment = NoticeAttachment(
+        notice_id=notice.id, kind="file", title=_title(title, checked.filename),
+        storage_key=key, filename=checked.filename, content_type=checked.content_type,
+        size_bytes=size, sha256=sha256, created_by=user_id,
+    )  # fmt: skip
+    session.add(attachment)
+    session.flush()
+    return attachment
+
+
+def add_link(session: Session, notice: CollectionNotice, *, title: str | None, url: str | None,
+             user_id: int | None):  # fmt: skip
+    """A link to a document kept elsewhere (a shared drive, a courier's tracking page)."""
+    from app.collections.models import NoticeAttachment
+
+    url = (url or "").strip()
+    errors = {}
+    if not url.lower().startswith(LINK_SCHEMES) or len(url) > 2048 or any(c.isspace() for c in url):
+        errors["url"] = "Enter a web address starting with https:// (at most 2,048 characters)."
+    if not (title or "").strip():
+        errors["title"] = "Give the link a title."
+    if errors:
+        raise NoticeError(errors)
+    attachment = NoticeAttachment(notice_id=notice.id, kind="link", title=_title(title, url),
+                                  url=url, created_by=user_id)  # fmt: skip
+    session.add(attachment)
+    session.flush()
+    return attachment
+
+
+def remove_attachment(session: Session, attachment, user_id: int | None) -> None:
+    """Soft: the row (and the file) stay, listed no more."""
+    attachment.removed_at, attachment.removed_by = _now(), user_id
+    session.flush()
+
+
+def user_names(session: Session, user_ids) -> dict[int, str]:
+    from tenants.models import User
+
+    ids = {i for i in user_ids if i}
+    if not ids:
+        return {}
+    return dict(session.execute(select(User.id, User.full_name).where(User.id.in_(ids))).all())
