@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -225,3 +226,78 @@ def _first_counts_from_due(session: Session, policy: CollectionPolicy) -> None:
     if first is not None and first.trigger == "after_previous":
         first.trigger = "after_due"
         session.flush()
+
+
+# Test mode ----------------------------------------------------------------------------------
+
+
+def send_test(session: Session, tenant, user, level_id, client_id) -> int | None:
+    """ "Send me a test": the level's e-mail for the client (its open invoices, its billing
+    contact's words) queued to the current user's own address only, subject marked [TEST].
+    No notice and no ladder record are made. Returns the outbox id."""
+    from uuid import uuid4
+
+    from app.campaigns.rendering import (
+        TemplateProblem,
+        email_html,
+        message_context,
+        render_for_channel,
+    )
+    from app.campaigns.services import template_for
+    from app.collections.notices import Line, statement_text, totals
+    from app.invoicing.pdf import format_money
+    from app.invoicing.services import tenant_today
+    from app.messaging.services import queue_message
+    from app.payments.services import open_invoices
+
+    errors = {}
+    level = _by_id(session, CollectionLevel, level_id)
+    if level is None or level.policy.deleted_at is not None:
+        errors["level_id"] = "Choose a level."
+    client = _by_id(session, Client, client_id)
+    if client is None or client.deleted_at is not None:
+        errors["client_id"] = "Choose a client."
+    if errors:
+        raise CollectionsInvalid(errors)
+    owing = [each for each in open_invoices(session, client.id) if each.outstanding > 0]
+    if not owing:
+        raise CollectionsInvalid({"client_id": "This client owes nothing: nothing to show."})
+    today = tenant_today(session)
+    lines = [Line(each.invoice, each.outstanding, Decimal("0.00"),
+                  max((today - each.invoice.due_date).days, 0) if each.invoice.due_date else 0)
+             for each in owing]  # fmt: skip
+    contact = next((c for c in client.contacts if c.deleted_at is None
+                    and "billing" in (c.roles or [])), None) or next(
+        (c for c in client.contacts if c.deleted_at is None), None)  # fmt: skip
+    currency = owing[0].invoice.currency
+    sums = totals([line for line in lines if line.invoice.currency == currency], level.fee_amount)
+
+    def money(amount) -> str:
+        return format_money(amount, currency, tenant.country or "IN")
+
+    context = message_context(session, tenant, client, contact, owing[0].invoice,
+                              notice_level=level.template_purpose)  # fmt: skip
+    context["amount_due"] = money(sums["total"])
+    context["payment_link"] = ""
+    language = (contact.preferred_language if contact else None) or client.preferred_language
+    template = template_for(session, "email", level.template_purpose, language or "en")
+    try:
+        rendered = render_for_channel(template, context)
+    except TemplateProblem as problem:
+        message = f"The {template.name} template cannot be used: {problem}"
+        raise CollectionsInvalid({"level_id": message}) from problem
+    body = rendered.text + "\n\n" + statement_text(lines, sums, money, None)
+    return queue_message(
+        session, channel="email", to=user.email, tenant_id=tenant.id, created_by=user.id,
+        subject=f"[TEST] {rendered.subject or level.name + ': ' + client.full_name}",
+        text_body=body, html_body=email_html(body),
+        idempotency_key=f"t{tenant.id}:collections-test:{uuid4().hex}",
+        payload={"purpose": "collections_test", "level_id": level.id, "client_id": client.id},
+    )  # fmt: skip
+
+
+def _by_id(session: Session, model, raw):
+    try:
+        return session.get(model, int(raw))
+    except (TypeError, ValueError):
+        return None
