@@ -1,0 +1,139 @@
+"""Aging pages: the dashboard and the AR aging report show the right figures (per currency, in
+the tenant's locale), filters, the drill-down as a fragment and as a page, CSV/XLSX/PDF
+exports, the client fragment, the settings form, permissions and other tenants' ids."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from openpyxl import load_workbook
+
+from app.aging import services as aging
+from tests.helpers import csrf_token_from
+from tests.test_aging import Books
+
+
+@pytest.fixture
+def shop(db_session, make_tenant, make_user, client, login):
+    owner = make_user()
+    tenant = make_tenant(owner=owner)
+    books = Books(db_session, tenant)
+    today = aging.local_today(tenant.time_zone)
+    acme = books.client("Acme Builders")
+    zen = books.client("Zenith Exports", currency="USD")
+    books.invoice(acme, "150000.00", due=today - timedelta(days=45))  # 31-60
+    books.invoice(acme, "2500.50", due=today + timedelta(days=10))  # current
+    late = books.invoice(acme, "10000.00", due=today - timedelta(days=120))  # 90+
+    books.pay(acme, late, "4000.00")
+    books.invoice(zen, "1200.00", due=today - timedelta(days=5))  # 1-30
+    books.session.commit()
+    login(client, owner)
+    return tenant, books, acme, zen, f"/t/{tenant.slug}/aging"
+
+
+def test_dashboard_shows_buckets_top_clients_dso_and_trend(client, shop):
+    tenant, books, acme, zen, base = shop
+    page = client.get(f"{base}/")
+    assert page.status_code == 200
+    html = page.text
+    assert "₹1,58,500.50 outstanding" in html  # Indian grouping, INR and USD apart
+    assert "$1,200.00 outstanding" in html
+    assert "₹1,56,000.00" in html  # overdue INR: 1,50,000 + 6,000
+    assert "Acme Builders" in html and "Zenith Exports" in html
+    assert "DSO" in html and "Trend as a table (1 day)" in html
+    assert 'role="img"' in html
+
+
+def test_report_filters_drill_down_and_page(client, shop):
+    tenant, books, acme, zen, base = shop
+    html = client.get(f"{base}/report").text
+    assert "2 client rows" in html and "₹1,50,000.00" in html and "$1,200.00" in html
+    html = client.get(f"{base}/report?currency=USD").text
+    assert "1 client row" in html and "Acme Builders" not in html
+    html = client.get(f"{base}/report?q=acme&min_overdue=100000").text
+    assert "Acme Builders" in html and "Zenith" not in html
+    assert "No client matches" in client.get(f"{base}/report?bucket=1&currency=INR").text
+    bad = client.get(f"{base}/report?min_overdue=lots").text
+    assert "Enter an amount" in bad and "2 client rows" in bad
+    fragment = client.get(f"{base}/clients/{acme.id}/invoices?bucket=4&currency=INR",
+                          headers={"HX-Request": "true"})  # fmt: skip
+    assert fragment.status_code == 200 and "<html" not in fragment.text
+    assert (
+        "₹6,000.00" in fragment.text and "120" in fragment.text and "₹1,50,000" not in fragment.text
+    )
+    full = client.get(f"{base}/clients/{acme.id}/invoices")
+    assert "<html" in full.text and "₹1,50,000.00" in full.text and "₹2,500.50" in full.text
+
+
+def test_exports(client, shop):
+    tenant, books, acme, zen, base = shop
+    response = client.get(f"{base}/report.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
+    assert rows[0] == ["Client", "Currency", "Current", "1–30 days", "31–60 days", "61–90 days",
+                       "90+ days", "Total", "Overdue"]  # fmt: skip
+    assert ["Acme Builders", "INR", "2500.50", "0", "150000.00", "0", "6000.00", "158500.50",
+            "156000.00"] in rows  # fmt: skip
+    assert ["Total INR", "INR", "2500.50", "0", "150000.00", "0", "6000.00", "158500.50",
+            "156000.00"] in rows  # fmt: skip
+    response = client.get(f"{base}/report.xlsx?currency=USD")
+    sheet = load_workbook(io.BytesIO(response.data)).active
+    values = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert values[1][:2] == ["Zenith Exports", "USD"] and values[1][3] == Decimal("1200.00")
+    assert len(values) == 3  # header, Zenith, total
+    response = client.get(f"{base}/report.pdf")
+    assert response.status_code == 200 and response.data.startswith(b"%PDF")
+    assert client.get(f"{base}/report.exe").status_code == 404
+
+
+def test_client_fragment_and_other_tenants_ids(client, shop, make_tenant, db_session):
+    tenant, books, acme, zen, base = shop
+    ours = {acme.id, zen.id}
+    html = client.get(f"{base}/clients/{acme.id}").text
+    assert "<html" not in html and "₹1,58,500.50" in html
+    other = Books(db_session, make_tenant())
+    stranger = other.client("Stranger Ltd")
+    other.session.commit()
+    missing = stranger.id if stranger.id not in ours else 999999
+    assert client.get(f"{base}/clients/{missing}").status_code == 404
+    assert client.get(f"{base}/clients/{missing}/invoices").status_code == 404
+
+
+def test_settings_form_validates_and_rebuilds(client, shop):
+    tenant, books, acme, zen, base = shop
+    page = client.get(f"{base}/settings")
+    assert page.status_code == 200 and 'value="30, 60, 90"' in page.text
+    token = csrf_token_from(page.text)
+    refused = client.post(f"{base}/settings", data={"csrf_token": token, "basis": "due_date",
+                                                    "buckets": "60, 30"})  # fmt: skip
+    assert refused.status_code == 422 and "ascending" in refused.text
+    assert 'aria-invalid="true"' in refused.text
+    saved = client.post(f"{base}/settings", data={"csrf_token": token, "basis": "due_date",
+                                                  "buckets": "15, 45, 100"})  # fmt: skip
+    assert saved.status_code == 302
+    html = client.get(f"{base}/report").text
+    assert "46–100 days" in html and "100+ days" in html
+    rows = list(csv.reader(io.StringIO(client.get(f"{base}/report.csv").data.decode("utf-8-sig"))))
+    # 45 days late is now in 16-45, 120 days in 100+.
+    assert ["Acme Builders", "INR", "2500.50", "0", "150000.00", "0", "6000.00", "158500.50",
+            "156000.00"] in rows  # fmt: skip
+    assert rows[0][3:7] == ["1–15 days", "16–45 days", "46–100 days", "100+ days"]
+
+
+def test_permissions(client, shop, make_user, add_member, login):
+    tenant, books, acme, zen, base = shop
+    viewer = make_user()
+    add_member(tenant, viewer, "viewer")
+    client.get("/logout")
+    login(client, viewer)
+    assert client.get(f"{base}/").status_code == 200
+    assert client.get(f"{base}/report.csv").status_code == 200
+    assert client.get(f"{base}/settings").status_code == 403
+    outsider = make_user()
+    client.get("/logout")
+    login(client, outsider)
+    assert client.get(f"{base}/").status_code == 404
