@@ -107,6 +107,7 @@ def test_buckets_at_their_boundaries_by_due_date(books):
                            Decimal("351.00"), Decimal("691.00")]  # fmt: skip
     assert inr.overdue == inr.outstanding - Decimal("195.00")
     check_summary(session, today)
+    assert aging.maintained_summary(session)[(client.id, "INR", 2)] == (Decimal("700.00"), 1)
     # One day later every boundary invoice has moved on by exactly one day.
     assert aging.roll(session, today + timedelta(days=1)) == 4  # those at days 0, 30, 60, 90
     moved = {d: aging.maintained_invoices(session)[inv.id][3] for d, inv in invoices.items()}
@@ -126,6 +127,7 @@ def test_aging_by_invoice_date_and_other_buckets(books):
     entries = aging.maintained_invoices(session)
     assert (entries[young.id][3], entries[old.id][3]) == (1, 3)  # 10 days: 1-15; 50: 45+
     check_summary(session, today)
+    assert aging.maintained_summary(session)[(client.id, "INR", 2)] == (Decimal("700.00"), 1)
     assert not aging.update_settings(session, "issue_date", (15, 45), today)  # no change
     assert aging.Buckets((15, 45)).labels == ["Current", "1–15", "16–45", "45+"]
 
@@ -259,5 +261,25 @@ def test_summary_equals_the_full_recomputation_through_random_changes(books):
             aging.update_settings(session, rng.choice(["due_date", "issue_date"]), bounds, today)
         operations[choice] += 1
         check_summary(session, today)
+    assert aging.maintained_summary(session)[(client.id, "INR", 2)] == (Decimal("700.00"), 1)
     assert operations["pay"] > 20 and operations["roll"] > 20 and operations["credit"] > 5
     assert aging.maintained_summary(session)  # something is still owed at the end
+
+
+def test_daily_job_rolls_each_tenant_and_keeps_a_snapshot(app, books, run_jobs):
+    from app.aging.models import AgingSnapshot
+    from jobs.aging import roll_aging_all
+
+    session, client = books.session, books.client()
+    today = aging.local_today(books.tenant.time_zone)
+    books.invoice(client, "700.00", due=today - timedelta(days=40))
+    aging.rebuild(session, today - timedelta(days=400), "due_date", (30, 60, 90))  # long ago
+    session.commit()
+    with app.app_context():
+        assert roll_aging_all(every_tenant=True) >= 1
+    run_jobs(["default"])
+    assert aging.current_state(session).as_of == today
+    [snapshot] = session.scalars(select(AgingSnapshot).where(AgingSnapshot.snapshot_on == today))
+    assert snapshot.outstanding == Decimal("700.00") and snapshot.overdue == Decimal("700.00")
+    check_summary(session, today)
+    assert aging.maintained_summary(session)[(client.id, "INR", 2)] == (Decimal("700.00"), 1)

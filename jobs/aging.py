@@ -1,0 +1,37 @@
+"""The daily aging job: each tenant's aging summary rolled to its own date just after its own
+midnight, and the day's snapshot for the trend written."""
+
+from __future__ import annotations
+
+from jobs.context import job
+from jobs.queues import enqueue_per_tenant
+
+
+@job
+def roll_aging_all(session, every_tenant: bool = False) -> int:
+    """Hourly: one job per active tenant whose local time is now between 00:00 and 00:59
+    (`every_tenant`: all of them, e.g. after the scheduler was down). Returns how many tenant
+    jobs were queued."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from jobs.tasks import _active_tenants
+
+    now = datetime.now(UTC)
+    due = [tenant_id for tenant_id, zone in _active_tenants(session)
+           if every_tenant or now.astimezone(ZoneInfo(zone)).hour == 0]  # fmt: skip
+    return enqueue_per_tenant("default", roll_aging_for_tenant, due)
+
+
+@job
+def roll_aging_for_tenant(session) -> int:
+    """Age this tenant's summary to its date (rebuilt instead if the settings changed) and
+    write today's snapshot. Running it again the same day changes nothing. Returns the days
+    it moved on."""
+    from app.aging import services
+    from app.invoicing.services import tenant_today
+
+    today = tenant_today(session)
+    before = services.current_state(session).as_of
+    services.ensure_current(session, today)
+    return (today - before).days
