@@ -327,6 +327,8 @@ def test_collections_tab_records_promises_disputes_holds_and_terms(
     promise = s.scalars(select(PromiseToPay).where(PromiseToPay.client_id == c.id)).one()
     assert promise.created_by == finance.id and promise.invoice_ids == [invoice.id]
     assert c.short_name in client.get(f"{base}/promises/?view=due_soon").text
+    assert c.short_name in client.get(f"{base}/promises/").text
+    assert c.short_name not in client.get(f"{base}/promises/?view=broken").text
     # Terms: compound interest needs a rate; then interest shows on the tab.
     refused = client.post(
         f"{base}/clients/{c.id}/collection-terms",
