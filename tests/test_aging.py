@@ -107,7 +107,6 @@ def test_buckets_at_their_boundaries_by_due_date(books):
                            Decimal("351.00"), Decimal("691.00")]  # fmt: skip
     assert inr.overdue == inr.outstanding - Decimal("195.00")
     check_summary(session, today)
-    assert aging.maintained_summary(session)[(client.id, "INR", 2)] == (Decimal("700.00"), 1)
     # One day later every boundary invoice has moved on by exactly one day.
     assert aging.roll(session, today + timedelta(days=1)) == 4  # those at days 0, 30, 60, 90
     moved = {d: aging.maintained_invoices(session)[inv.id][3] for d, inv in invoices.items()}
@@ -127,7 +126,6 @@ def test_aging_by_invoice_date_and_other_buckets(books):
     entries = aging.maintained_invoices(session)
     assert (entries[young.id][3], entries[old.id][3]) == (1, 3)  # 10 days: 1-15; 50: 45+
     check_summary(session, today)
-    assert aging.maintained_summary(session)[(client.id, "INR", 2)] == (Decimal("700.00"), 1)
     assert not aging.update_settings(session, "issue_date", (15, 45), today)  # no change
     assert aging.Buckets((15, 45)).labels == ["Current", "1–15", "16–45", "45+"]
 
@@ -261,7 +259,6 @@ def test_summary_equals_the_full_recomputation_through_random_changes(books):
             aging.update_settings(session, rng.choice(["due_date", "issue_date"]), bounds, today)
         operations[choice] += 1
         check_summary(session, today)
-    assert aging.maintained_summary(session)[(client.id, "INR", 2)] == (Decimal("700.00"), 1)
     assert operations["pay"] > 20 and operations["roll"] > 20 and operations["credit"] > 5
     assert aging.maintained_summary(session)  # something is still owed at the end
 
