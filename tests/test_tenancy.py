@@ -34,6 +34,7 @@ NON_RECORD_ARGS = {
     "filename": "css/app.css",
     "section": "identity",
     "fmt": "csv",
+    "kind": "csv",
     "template_id": 1,
     "provider": "whatsapp_cloud",
     "job_id": "forged-job",
