@@ -256,6 +256,8 @@ def test_pages_collector_logs_manager_verifies_others_are_refused(app, desk, log
     asha = _page_login(app, login, desk["asha"])
     queue = asha.get(f"{base}/")
     assert queue.status_code == 200 and "My work queue" in queue.text
+    # A collector sees only their own queue, whatever the URL asks for.
+    assert 'name="collector"' not in asha.get(f"{base}/?collector={desk['ravi'].id}").text
     assert f"/clients/{client.id}/calls/new?notice_id={task.id}" in queue.text
     form = asha.get(f"{base}/clients/{client.id}/calls/new?notice_id={task.id}")
     token = csrf_token_from(form.text)
