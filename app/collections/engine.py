@@ -171,6 +171,7 @@ class PlannedInvoice:
     number: str | None
     amount: Decimal
     days_overdue: int
+    reason: str
 
 
 @dataclass
@@ -370,7 +371,8 @@ def plan(session: Session, tenant, today: date) -> Plan:
     notices: dict[tuple, PlannedNotice] = {}
     for row in due:
         client = reach[row.client_id]
-        item = PlannedInvoice(row.id, row.number, row.owing, (today - row.due_date).days)
+        item = PlannedInvoice(row.id, row.number, row.owing, (today - row.due_date).days,
+                              _why(row))  # fmt: skip
         status = "draft" if row.requires_approval or not settings.auto_send else "approved"
         for channel in row.channels:
             contact = None
@@ -395,15 +397,16 @@ def plan(session: Session, tenant, today: date) -> Plan:
                 notice = notices[key] = PlannedNotice(
                     client_id=row.client_id, client_name=row.short_name, policy_id=row.policy_id,
                     level_id=row.level_id, level_number=row.position, level_name=row.level_name,
-                    channel=channel, currency=row.currency, status=status, reason=_why(row),
+                    channel=channel, currency=row.currency, status=status, reason=item.reason,
                     fee_amount=row.fee_amount or Decimal("0.00"),
                     contact_id=contact.id if contact else None,
                     contact_name=contact.full_name if contact else None,
                     assigned_user_id=client.assignee if channel in TASK_CHANNELS else None,
                 )  # fmt: skip
-            elif _why(row) not in notice.reason:
-                notice.reason = f"{notice.reason}; {_why(row)}"
             notice.invoices.append(item)
+    for notice in notices.values():
+        if len(notice.invoices) > 1:  # the oldest invoice's reason speaks for the notice
+            notice.reason = f"{notice.reason}, and {len(notice.invoices) - 1} more invoice(s)"
     return Plan(today, business_day, list(notices.values()), skipped, len(rows))
 
 
