@@ -152,6 +152,7 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from app.cli import demo_cli, users_cli
+    from app.collections.cli import collections_cli
     from app.integrations.cli import secrets_cli
     from app.library.cli import library_cli
     from tenants.cli import tenants_cli
@@ -161,7 +162,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(library_cli)
     app.cli.add_command(secrets_cli)
-    app.cli.add_command(__import__("app.collections.cli", fromlist=["cli"]).collections_cli)
+    app.cli.add_command(collections_cli)
 
 
 def register_page_helpers(app: Flask) -> None:

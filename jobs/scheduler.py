@@ -7,6 +7,7 @@ from rq.cron import CronScheduler
 
 from jobs.collections import run_collections_all
 from jobs.context import _worker_app
+from jobs.notices import sweep_notices_all
 from jobs.queues import redis_connection
 from jobs.tasks import (
     announce_expiring_documents_all,
@@ -31,6 +32,9 @@ SCHEDULE = [
     # Hourly, at :10: each tenant's daily collection run once its own day reaches its run hour
     # (a tenant already run today is skipped; the run itself is exactly-once anyway).
     (run_collections_all, "default", "10 * * * *"),
+    # Approved notices whose send job never reached a worker, and notices following their
+    # messages' statuses (delivery itself does not tell notices).
+    (sweep_notices_all, "messages", 60),
 ]
 
 
