@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rq.cron import CronScheduler
 
+from jobs.aging import roll_aging_all
 from jobs.collections import run_collections_all
 from jobs.context import _worker_app
 from jobs.notices import sweep_notices_all
@@ -35,6 +36,9 @@ SCHEDULE = [
     # Approved notices whose send job never reached a worker, and notices following their
     # messages' statuses (delivery itself does not tell notices).
     (sweep_notices_all, "messages", 60),
+    # Hourly, at :10: each tenant's aging rolled just after its own midnight, with the day's
+    # snapshot for the trend (the pages also roll when they find the summary a day behind).
+    (roll_aging_all, "default", "10 * * * *"),
 ]
 
 
