@@ -346,8 +346,10 @@ def _reach_of_clients(session: Session, client_ids: Sequence[int]) -> dict[int, 
     return reach
 
 
-def plan(session: Session, tenant, today: date) -> Plan:
-    """What goes out today and why; what does not, and why not. Reads only."""
+def plan(session: Session, tenant, today: date, any_day: bool = False) -> Plan:
+    """What goes out today and why; what does not, and why not. Reads only. The scheduled run
+    keeps to the tenant's business days; `any_day` is a person's explicit "run now" on a
+    weekend or holiday."""
     settings = settings_of(session)
     default = default_policy(session)
     rows = session.execute(
@@ -360,7 +362,7 @@ def plan(session: Session, tenant, today: date) -> Plan:
     due = []
     for row in rows:
         skip = _skip_code(row, today, tolerance)
-        if skip is None and not business_day:
+        if skip is None and not business_day and not any_day:
             skip = "not_business_day", "not a business day: the next business day catches up"
         if skip is None:
             due.append(row)
@@ -411,15 +413,15 @@ def plan(session: Session, tenant, today: date) -> Plan:
 
 
 def run(session: Session, tenant, today: date | None = None, now: datetime | None = None,
-        dry_run: bool = False, trigger: str = "scheduler",
-        user_id: int | None = None) -> CollectionRun:  # fmt: skip
+        dry_run: bool = False, trigger: str = "scheduler", user_id: int | None = None,
+        any_day: bool = False) -> CollectionRun:  # fmt: skip
     """The daily run of the tenant the session is bound to. Creates today's notices (none on a
     day that is not a business day), records the run and `last_run_on`; the caller commits.
     Automatically approved notices are handed to the sender after commit. `dry_run` writes
     nothing and returns an unsaved run with the counts."""
     today = today or tenant_today(tenant, now)
     if dry_run:
-        result = plan(session, tenant, today)
+        result = plan(session, tenant, today, any_day)
         return CollectionRun(run_date=today, dry_run=True, trigger=trigger, started_by=user_id,
                              notices_created=len(result.notices),
                              invoices_considered=result.considered,
@@ -431,7 +433,7 @@ def run(session: Session, tenant, today: date | None = None, now: datetime | Non
     record = CollectionRun(run_date=today, trigger=trigger, started_by=user_id)
     session.add(record)
     session.flush()
-    result = plan(session, tenant, today)
+    result = plan(session, tenant, today, any_day)
     created = _write(session, result, record.id, settings.grouping, user_id)
     record.notices_created = len(created)
     record.invoices_considered = result.considered

@@ -43,7 +43,7 @@ def _level_or_404(policy, level_id: int) -> CollectionLevel:
 
 def _index(test_values=None, test_errors=None, status=200):
     today = engine.tenant_today(g.tenant)
-    plan = engine.plan(db.session, g.tenant, today)
+    plan = engine.plan(db.session, g.tenant, today, any_day=True)
     runs = db.session.scalars(
         select(CollectionRun).where(CollectionRun.dry_run.is_(False))
         .order_by(CollectionRun.id.desc()).limit(20))  # fmt: skip
@@ -70,7 +70,9 @@ def index():
 @blueprint.post("/run")
 @require_permission("notices.manage")
 def run_now():
-    record = engine.run(db.session, g.tenant, trigger="manual", user_id=current_user.id)
+    # A person pressing the button means today, even on a weekend or holiday.
+    record = engine.run(db.session, g.tenant, trigger="manual", user_id=current_user.id,
+                        any_day=True)  # fmt: skip
     toast(f"Run for {record.run_date:%d %b %Y}: {record.notices_created} notice(s) created.")
     return redirect(url_for("collections.run_detail", run_id=record.id), 303)
 
