@@ -228,8 +228,23 @@ def test_visits_verified_within_the_radius_else_flagged(desk):
         visit(("91", "-181"))
     assert set(refused.value.errors) == {"latitude", "longitude"}
     with pytest.raises(work.WorkInvalid) as refused:
-        visit(("", ""))
-    assert "allow the browser" in refused.value.errors["latitude"]
+        visit(("19.0", ""))
+    assert set(refused.value.errors) == {"longitude"}
+
+
+def test_a_visit_without_a_position_is_logged_and_flagged(desk):
+    """No signal, or a browser that would not share its position: the visit is still logged,
+    flagged for a manager with the reason, and completes its task."""
+    s, tenant, client, asha = desk["session"], desk["tenant"], desk["client"], desk["asha"].id
+    task = _task(s, client, channel="visit", status="queued")
+    visit = work.log_visit(s, tenant, asha, client.id, notice_id=task.id, outcome="met_promised",
+                           latitude="", longitude=" ", accuracy_m="15")  # fmt: skip
+    s.flush()
+    assert (visit.verification, visit.latitude, visit.longitude) == ("flagged", None, None)
+    assert (visit.accuracy_m, visit.distance_m, visit.site_id) == (None, None, None)
+    assert work.flag_reason(visit, 300) == "No position was given."
+    assert visit in [a for a, _ in work.flagged_visits(s)]
+    assert task.status == "responded"
 
 
 def test_a_visit_completes_its_visit_task(desk):
@@ -317,7 +332,9 @@ def test_pages_collector_logs_manager_verifies_others_are_refused(app, desk, log
     check = tenant_session(s, tenant)
     stored = check.get(CollectionActivity, activity_id)
     assert (stored.verification, stored.verified_by) == ("rejected", desk["mina"].id)
-    assert stored.note.endswith("Rejected by a manager: Shop is 1 km away")
+    # The manager's note is kept apart from the collector's (which had none).
+    assert (stored.verification_note, stored.note) == ("Shop is 1 km away", None)
+    assert "Shop is 1 km away" in mina.get(visit_url).text
     assert check.get(CollectionNotice, task.id).status == "responded"
 
     # Everything lands on the client's timeline.

@@ -37,11 +37,13 @@ TASK_CHANNELS = ("call", "visit")
 # invoice's previous level.
 LEVEL_TRIGGERS = ("before_due", "after_due", "after_previous")
 NOTICE_PURPOSES = ("notice_1", "notice_2", "notice_final", "notice_legal")
-NOTICE_STATUSES = ("draft", "approved", "queued", "sent", "delivered", "read", "responded",
-                   "escalated", "closed", "cancelled")  # fmt: skip
+# "failed": the notice's message did not arrive (failed, bounced, dead or not sent at all); it
+# still chases the money, and a person resends it (app/collections/notices.py).
+NOTICE_STATUSES = ("draft", "approved", "queued", "sent", "delivered", "read", "failed",
+                   "responded", "escalated", "closed", "cancelled")  # fmt: skip
 # Notices still working on the client (a payment that settles their invoices closes them).
-OPEN_NOTICE_STATUSES = ("draft", "approved", "queued", "sent", "delivered", "read", "responded",
-                        "escalated")  # fmt: skip
+OPEN_NOTICE_STATUSES = ("draft", "approved", "queued", "sent", "delivered", "read", "failed",
+                        "responded", "escalated")  # fmt: skip
 NOTICE_CLOSE_REASONS = ("paid", "cancelled", "written_off", "void")
 GROUPINGS = ("client", "invoice")
 INTEREST_MODES = ("none", "simple", "compound", "msmed")
@@ -415,7 +417,8 @@ class CollectionHold(TenantModel):
 
 class CollectionActivity(TenantModel):
     """A collector's call or field visit with its outcome. A visit carries where the collector
-    was (GPS) and whether that is within the tenant's radius of the client's site."""
+    was (GPS) and whether that is within the tenant's radius of the client's site; a visit
+    logged without a position is flagged for a manager, whose note is `verification_note`."""
 
     __tablename__ = "collection_activities"
 
@@ -437,6 +440,8 @@ class CollectionActivity(TenantModel):
     verification: Mapped[str | None] = mapped_column(String(16))
     verified_by: Mapped[int | None] = mapped_column(BigInteger)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the manager who confirmed or rejected a flagged visit checked.
+    verification_note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = utcnow_column()
 
     __table_args__ = (
@@ -446,8 +451,10 @@ class CollectionActivity(TenantModel):
             name="outcome",
         ),
         CheckConstraint(f"verification IN ({sql_list(VISIT_VERIFICATIONS)})", name="verification"),
+        # A position is both coordinates or none, and only a visit has one (a visit without
+        # one is flagged, not refused).
         CheckConstraint(
-            "kind <> 'visit' OR (latitude IS NOT NULL AND longitude IS NOT NULL)",
+            "(latitude IS NULL) = (longitude IS NULL) AND (kind = 'visit' OR latitude IS NULL)",
             name="visit_position",
         ),
     )

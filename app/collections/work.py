@@ -154,6 +154,8 @@ def flagged_visits(session: Session) -> list[tuple[CollectionActivity, Client]]:
 
 def flag_reason(activity: CollectionActivity, radius_m: int) -> str:
     """Why a visit was not verified by its position, in words."""
+    if activity.latitude is None:
+        return "No position was given."
     if activity.accuracy_m is None:
         return "The position was typed in, not taken from the device."
     if activity.distance_m is None:
@@ -591,24 +593,25 @@ def log_visit(session: Session, tenant, user_id: int, client_id: int, *, notice_
               latitude=None, longitude=None, accuracy_m=None) -> CollectionActivity:  # fmt: skip
     """Record a field visit where the collector's device (or the collector) says they were.
     Verified when the position is within the tenant's radius of the client's nearest site and
-    the device vouches for it at that accuracy; otherwise flagged for a manager: no site with
-    coordinates, too far, too inaccurate, or typed in (no accuracy from a device). Against a
-    visit task it completes the task as a call does."""
+    the device vouches for it at that accuracy; otherwise flagged for a manager: no position
+    (a phone without signal or a browser refusing to share it must not stop the visit being
+    logged), no site with coordinates, too far, too inaccurate, or typed in (no accuracy from a
+    device). Against a visit task it completes the task as a call does."""
     client = _client_or_refuse(session, client_id)
     values = {"notice_id": notice_id, "contact_id": contact_id, "outcome": outcome,
               "note": note, "follow_up_on": follow_up_on, "occurred_at": occurred_at}  # fmt: skip
     clean, errors = _clean_common(session, tenant, client, "visit", values, VISIT_OUTCOMES)
     lat = _clean_coordinate(latitude, "latitude", 90, errors)
     lon = _clean_coordinate(longitude, "longitude", 180, errors)
-    if lat is None and "latitude" not in errors:
-        errors["latitude"] = "Give where you were: allow the browser to share it, or type it."
-    if lon is None and "longitude" not in errors:
-        errors["longitude"] = "Give the longitude too."
+    if lat is None and lon is not None and "latitude" not in errors:
+        errors["latitude"] = "Give the latitude too, or leave both empty."
+    if lon is None and lat is not None and "longitude" not in errors:
+        errors["longitude"] = "Give the longitude too, or leave both empty."
     if errors:
         raise WorkInvalid(errors)
-    accuracy = _clean_accuracy(accuracy_m)
+    accuracy = _clean_accuracy(accuracy_m) if lat is not None else None
     radius = visit_radius_m(session)
-    site, metres = nearest_site(session, client.id, lat, lon)
+    site, metres = nearest_site(session, client.id, lat, lon) if lat is not None else (None, None)
     distance = round(metres) if metres is not None else None
     verified = (distance is not None and distance <= radius and accuracy is not None
                 and accuracy <= radius)  # fmt: skip
@@ -623,8 +626,7 @@ def log_visit(session: Session, tenant, user_id: int, client_id: int, *, notice_
 def verify_visit(session: Session, activity: CollectionActivity, user_id: int, decision: str,
                  note: str | None) -> CollectionActivity:  # fmt: skip
     """A manager confirms (the collector was there after all) or rejects a flagged visit, with
-    a note. Nobody verifies their own visit. There is no column for the manager's note, so it
-    is added to the visit's note (the audit log keeps the note as it was)."""
+    a note (kept apart from the collector's own note). Nobody verifies their own visit."""
     if activity.kind != "visit" or activity.verification != "flagged":
         raise WorkRefused("Only a visit waiting for verification can be confirmed or rejected.")
     if activity.user_id == user_id:
@@ -639,8 +641,7 @@ def verify_visit(session: Session, activity: CollectionActivity, user_id: int, d
         errors["verification_note"] = f"Keep the note under {NOTE_MAX:,} characters."
     if errors:
         raise WorkInvalid(errors)
-    word = "Confirmed" if decision == "confirmed" else "Rejected"
-    activity.note = "\n\n".join(filter(None, [activity.note, f"{word} by a manager: {note}"]))
+    activity.verification_note = note
     activity.verification = decision
     activity.verified_by = user_id
     activity.verified_at = datetime.now(UTC)

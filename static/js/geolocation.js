@@ -29,8 +29,8 @@
   function locate(box) {
     var p = parts(box);
     if (!navigator.geolocation) {
-      say(p, "This browser cannot share its position. Type the coordinates from a map: " +
-        "the visit is then checked by a manager.");
+      say(p, "This browser cannot share its position. Type the coordinates from a map, or " +
+        "leave them empty: the visit is then checked by a manager.");
       return;
     }
     say(p, "Asking this device for its position…");
@@ -43,7 +43,8 @@
     }, function (error) {
       p.accuracy.value = "";
       say(p, "No position from this device: " + (REASONS[error.code] || error.message) +
-        ". Type the coordinates from a map: the visit is then checked by a manager.");
+        ". Type the coordinates from a map, or leave them empty: the visit is then checked " +
+        "by a manager.");
     }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
   }
 
