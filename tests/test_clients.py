@@ -287,9 +287,19 @@ def test_timeline_shows_changes_to_the_client_and_its_contacts(owner_client):
     assert "a contact" in timeline and "Meera Owner" in timeline
 
 
-@pytest.mark.parametrize("tab", ["invoices", "notices", "payments", "aging"])
-def test_later_tabs_say_what_will_appear(owner_client, tab):
+@pytest.mark.parametrize(
+    ("tab", "fragment", "shows"),
+    [
+        ("notices", "/notices/client/{id}", "No notices"),
+        ("aging", "/aging/clients/{id}", "Nothing owed"),
+    ],
+)
+def test_notices_and_aging_tabs_load_their_areas_fragments(owner_client, tab, fragment, shows):
     http, tenant, _, token = owner_client
     url = new_client(http, tenant, token).headers["Location"]
     page = http.get(f"{url}?tab={tab}")
-    assert page.status_code == 200 and "will appear here" in page.text
+    client_id = int(url.rstrip("/").rsplit("/", 1)[1])
+    path = f"/t/{tenant.slug}" + fragment.format(id=client_id)
+    assert page.status_code == 200 and f'hx-get="{path}"' in page.text
+    loaded = http.get(path, headers={"HX-Request": "true"})
+    assert loaded.status_code == 200 and shows in loaded.text

@@ -16,11 +16,6 @@ blueprint = Blueprint("clients", __name__, url_prefix="/t/<tenant_slug>/clients"
 blueprint.context_processor(lambda: {"gst_states": GST_STATES})
 TABS = ("profile", "contacts", "sites", "documents", "timeline", "projects", "invoices",
         "notices", "payments", "aging", "collections")  # fmt: skip
-PLACEHOLDER_TABS = {
-    "invoices": "Invoices",
-    "notices": "Collection notices",
-    "aging": "Aging",
-}
 
 
 def _client_or_404(client_id: int):
@@ -130,8 +125,7 @@ def detail(client_id: int):
     if tab not in TABS:
         abort(404)
     context = {"client": client, "tab": tab, "sections": SECTIONS, "choices": _choices(),
-               "people": _people(), "placeholder": PLACEHOLDER_TABS.get(tab),
-               "values": services.client_form_values(client)}  # fmt: skip
+               "people": _people(), "values": services.client_form_values(client)}  # fmt: skip
     if tab == "contacts":
         context.update(
             contact_fields=CONTACT_FIELDS,
