@@ -15,6 +15,7 @@ from app.campaigns.models import MessageTemplate
 from app.campaigns.rendering import (
     TemplateProblem,
     message_context,
+    notice_vars,
     render_for_channel,
     template_errors,
 )
@@ -141,10 +142,11 @@ def test_whatsapp_parameters_and_sms_variables_are_ready_for_the_providers(books
     rendered = render_for_channel(whatsapp, context)
     assert rendered.payload() == {"whatsapp": {
         "type": "template", "name": "duebook_notice_1", "language": "en",
-        "body_params": ["Asha", invoice.number, "₹2,36,000.00",
-                        invoice.due_date.strftime("%d %b %Y"), tenant.name],
+        "body_params": ["Asha", f"invoice {invoice.number}", "₹2,36,000.00", tenant.name],
     }}  # fmt: skip
-    assert rendered.text.startswith(f"Dear Asha, a gentle reminder that invoice {invoice.number}")
+    assert rendered.text.startswith(
+        f"Dear Asha, a gentle reminder that invoice {invoice.number} for a total of ₹2,36,000.00"
+    )
     sms = defaults.default_template("sms", "receipt")
     sms.dlt_template_id, sms.gateway_template_id = "1107161234567890123", "flow42"
     rendered = render_for_channel(sms, context)
@@ -250,3 +252,95 @@ def test_sync_approval_state_asks_a_worker(books, client, login, redis):
     assert [(j.func_name, j.kwargs) for j in jobs] == [
         ("jobs.whatsapp.sync_whatsapp_templates", {"tenant_id": tenant.id})
     ]
+
+
+# Notices of one invoice and of several -------------------------------------------------------
+
+
+def _notice_context(session, tenant, client, contact, invoice, numbers, total, interest):
+    context = message_context(session, tenant, client, contact, invoice, "notice_2")
+    context["notice"] = notice_vars(tenant, "notice_2", "INR", numbers, Decimal(total),
+                                    Decimal(interest))  # fmt: skip
+    return context
+
+
+def test_notice_variables_for_one_invoice_name_it_and_its_balance(books):
+    tenant, _, session, client, contact, invoice = books
+    notice = message_context(session, tenant, client, contact, invoice, "notice_1")["notice"]
+    assert notice == {"level": "notice_1", "name": "first reminder", "total": "₹2,36,000.00",
+                      "invoice_count": 1, "invoice_numbers": invoice.number,
+                      "interest": ""}  # fmt: skip
+    for channel in ("email", "whatsapp", "sms"):
+        text = render_for_channel(defaults.default_template(channel, "notice_2"),
+                                  _notice_context(session, tenant, client, contact, invoice,
+                                                  [invoice.number], "236000", "0")).text  # fmt: skip
+        assert f"invoice {invoice.number}" in text and "₹2,36,000.00" in text
+        assert "1 invoices" not in text and "invoice_count" not in text
+
+
+def test_notice_variables_for_several_invoices_name_them_all_in_the_tenants_locale(books):
+    tenant, _, session, client, contact, invoice = books
+    numbers = [invoice.number, "INV/26-27/00009", "INV/26-27/00012"]
+    context = _notice_context(session, tenant, client, contact, invoice, numbers,
+                              "354123.40", "1240.5")  # fmt: skip
+    assert context["notice"]["total"] == "₹3,54,123.40"  # Indian grouping
+    assert context["notice"]["interest"] == "₹1,240.50"
+    listed = f"3 invoices ({', '.join(numbers)})"
+
+    email = render_for_channel(defaults.default_template("email", "notice_2"), context)
+    assert email.subject == "Second reminder: ₹3,54,123.40 overdue on 3 invoices"
+    assert f"payment of ₹3,54,123.40, including interest of ₹1,240.50 against {listed}" in (
+        email.text
+    )
+    assert "the oldest due on" in email.text
+
+    # WhatsApp: the approved text is fixed, so one parameter carries the varying words; the
+    # parameters keep their number and order whatever the count.
+    whatsapp = render_for_channel(defaults.default_template("whatsapp", "notice_2"), context)
+    params = whatsapp.whatsapp["body_params"]
+    assert params[1:3] == ["₹3,54,123.40", listed] and len(params) == 5
+    assert all("\n" not in p for p in params)
+    assert f"₹3,54,123.40 on {listed} has been overdue since" in whatsapp.text
+
+    # SMS: the same number of MSG91 variables for one invoice as for three (one DLT template).
+    sms = defaults.default_template("sms", "notice_2")
+    several = render_for_channel(sms, context).sms["variables"]
+    one = render_for_channel(sms, _notice_context(session, tenant, client, contact, invoice,
+                                                  [invoice.number], "236000", "0")).sms  # fmt: skip
+    assert several["var2"] == listed and one["variables"]["var2"] == f"invoice {invoice.number}"
+    assert len(several) == len(one["variables"]) == 3
+
+    for purpose in ("notice_1", "notice_final", "notice_legal"):
+        for channel in ("email", "whatsapp", "sms"):
+            text = render_for_channel(defaults.default_template(channel, purpose), context).text
+            assert "3 invoices" in text and "₹3,54,123.40" in text, (channel, purpose)
+
+
+def test_notice_variables_are_known_to_the_checker_and_a_misspelt_one_is_not():
+    body = "{{ notice.total }} on {{ notice.invoice_count }}: {{ notice.invoice_numbers }}"
+    assert template_errors("sms", None, body + " {{ notice.interest }} {{ notice.level }}") == {}
+    assert template_errors("sms", None, "{{ notice.totl }}") == {
+        "body": "unknown variable notice.totl"
+    }
+
+
+def test_the_preview_of_a_notice_template_lists_the_clients_open_invoices(books):
+    tenant, _, session, client, contact, invoice = books
+    project = Project(client_id=client.id, name="Annexe", currency="INR",
+                      contract_value=Decimal("50000"), start_date=date(2026, 10, 1))  # fmt: skip
+    session.add(project)
+    session.flush()
+    milestone = Milestone(project_id=project.id, position=1, name="Slab", amount=Decimal("50000"),
+                          due_rule="date", due_date=date(2026, 10, 20),
+                          status="completed")  # fmt: skip
+    session.add(milestone)
+    session.flush()
+    second = invoicing.draft_from_milestones(session, tenant, project, [milestone], "18", "9954")
+    invoicing.issue(session, tenant, second, date(2026, 10, 20))
+    raw = {"name": "x", "channel": "sms", "purpose": "notice_1", "language": "en",
+           "body": "{{ notice.invoice_count }}|{{ notice.invoice_numbers }}|{{ notice.total }}",
+           "preview_invoice": str(second.id)}  # fmt: skip
+    shown = services.preview(session, tenant, raw)
+    assert shown.errors == {}
+    # Oldest due first; 2,36,000 + 59,000 (50,000 + 18% GST).
+    assert shown.rendered.text == f"2|{invoice.number}, {second.number}|₹2,95,000.00"

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from app.clients.models import Client, Contact
 from app.collections import letters, notices
 from app.collections.models import (
+    OPEN_NOTICE_STATUSES,
     CollectionLevel,
     CollectionNotice,
     CollectionNoticeInvoice,
@@ -341,3 +342,157 @@ def test_msefc_pack_for_a_small_enterprise_shows_the_interest_schedule(app, book
     assert "Interest schedule" in text and "Rest from" in text
     first_notice = books.notice([books.invoice()], position=1)
     assert not letters.msefc_applies(books.session, books.tenant, first_notice)
+
+
+# A message that did not arrive ----------------------------------------------------------------
+
+
+def _sent_notice(app, books, db_session, invoices=None, channel="email"):
+    notice = books.notice(invoices or [books.invoice()], status="approved", channel=channel)
+    with app.app_context():
+        assert notices.send_notices(books.session, books.tenant, [notice.id]) == {
+            notice.id: "queued"
+        }
+    books.session.commit()
+    (row,) = [m for m in outbox_rows(db_session, books.tenant) if m.id == notice.message_id]
+    return notice, row
+
+
+def test_a_failed_message_fails_the_notice_which_is_resent_as_a_new_message(app, books, db_session):
+    from app.audit.models import AuditEntry
+
+    notice, failed = _sent_notice(app, books, db_session)
+    stranger = Contact(client_id=books.new_client().id, full_name="Someone else",
+                       email="else@example.com")  # fmt: skip
+    books.session.add(stranger)
+    books.session.commit()
+    failed.status, failed.last_error = "dead", "550 5.1.1 mailbox unavailable"
+    db_session.commit()
+    s = tenant_session(db_session, books.tenant)
+    notice = s.get(CollectionNotice, notice.id)
+    assert notices.follow_open_notices(s, books.tenant.id) == 1
+    assert notice.status == "failed" and notices.next_step(notice) == "resend"
+    # It still chases the money, and finance finds it by status or by what to do next.
+    assert "failed" in OPEN_NOTICE_STATUSES
+    today = date(2026, 9, 5)
+    for filters in ({"status": "failed"}, {"next": "resend"}):
+        page = notices.list_notices(s, notices.clean_filters(filters), today)
+        assert [row.notice.id for row in page.rows] == [notice.id]
+        assert page.rows[0].next_step == "resend"
+
+    # Resent to another contact of the client: a new message under a key of its own.
+    other = Contact(client_id=books.client.id, full_name="Accounts desk",
+                    email="accounts@kaveri.example")  # fmt: skip
+    s.add(other)
+    s.flush()
+    with pytest.raises(notices.NoticeError) as refused:
+        notices.resend(s, books.tenant, notice, books.owner.id, stranger.id)
+    assert "contact_id" in refused.value.errors
+    with app.app_context():
+        new_id = notices.resend(s, books.tenant, notice, books.owner.id, other.id)
+    s.commit()
+    rows = outbox_rows(db_session, books.tenant)
+    assert [r.id for r in rows] == [failed.id, new_id]
+    resent = rows[1]
+    assert resent.idempotency_key != failed.idempotency_key
+    assert resent.recipient == "accounts@kaveri.example" and resent.status == "pending"
+    assert resent.payload["replaces_message_id"] == failed.id
+    notice = books.reload(notice)
+    assert (notice.status, notice.message_id, notice.contact_id) == ("queued", new_id, other.id)
+    assert notice.sent_at is None
+    # The failed message's id stays in the notice's history.
+    changes = (
+        tenant_session(db_session, books.tenant)
+        .scalars(
+            select(AuditEntry.changes).where(
+                AuditEntry.entity == "collection_notices", AuditEntry.entity_id == str(notice.id)
+            )
+        )
+        .all()
+    )
+    assert [failed.id, new_id] in [c.get("message_id") for c in changes]
+    # Only a failed notice is resent.
+    s = tenant_session(db_session, books.tenant)
+    with pytest.raises(notices.NoticeError, match="whose message failed"):
+        notices.resend(s, books.tenant, s.get(CollectionNotice, notice.id), books.owner.id)
+
+
+def test_failed_sits_beside_the_line_a_later_delivery_moves_the_notice_on(app, books, db_session):
+    notice, row = _sent_notice(app, books, db_session)
+    row.status, row.provider, row.provider_message_id = "sent", "smtp", "m-9"
+    db_session.commit()
+    at = datetime(2026, 9, 2, 10, tzinfo=UTC)
+    session = tenant_session(db_session, books.tenant)
+    bounced = StatusUpdate("smtp", "m-9", "bounced", at, error="No such user")
+    with app.app_context():  # (the sender is told, in the bell)
+        apply_status_updates(session, books.tenant.id, [bounced])
+    session.commit()
+    assert books.reload(notice).status == "failed"
+    # The provider says it was read after all: the notice follows, past the failure.
+    apply_status_updates(session, books.tenant.id, [StatusUpdate("smtp", "m-9", "read", at)])
+    session.commit()
+    notice = books.reload(notice)
+    assert notice.status == "read" and notice.read_at is not None
+    # A read message arrived: a failure reported now does not take that back.
+    row = db_session.get(OutboxMessage, notice.message_id)
+    row.status = "failed"
+    db_session.commit()
+    assert notices.follow_messages(session, books.tenant.id, [row.id]) == 0
+    assert books.reload(notice).status == "read"
+
+
+def test_a_failed_notice_follows_its_message_retried_or_delivered(app, books, db_session):
+    notice, row = _sent_notice(app, books, db_session)
+    steps = [("suppressed", "failed"), ("pending", "queued"), ("failed", "failed"),
+             ("delivered", "delivered")]  # fmt: skip
+    for message_status, notice_status in steps:
+        row.status = message_status
+        db_session.commit()
+        session = tenant_session(db_session, books.tenant)
+        found = session.get(CollectionNotice, notice.id)
+        notices.follow_notices(session, books.tenant.id, [found])
+        session.commit()
+        assert found.status == notice_status, message_status
+    assert found.sent_at is not None and found.delivered_at is not None
+
+
+def test_the_notice_page_shows_the_failure_and_resends(app, books, db_session, client, login):
+    from tests.helpers import csrf_token_from
+
+    notice, row = _sent_notice(app, books, db_session)
+    row.status, row.last_error = "failed", "Recipient address rejected"
+    db_session.commit()
+    login(client, books.owner)
+    url = f"/t/{books.tenant.slug}/notices/{notice.id}"
+    page = client.get(url)
+    assert page.status_code == 200
+    assert 'id="notice-status">Failed<' in page.text
+    assert "Recipient address rejected" in page.text and ">Resend</button>" in page.text
+    assert "ravi@kaveri.example" in page.text  # offered as the contact to send to
+    token = csrf_token_from(page.text)
+    wrong = client.post(f"{url}/resend", data={"csrf_token": token, "contact_id": "999999"})
+    assert wrong.status_code == 422 and 'id="contact_id-error"' in wrong.text
+    done = client.post(f"{url}/resend",
+                       data={"csrf_token": token, "contact_id": str(books.contact.id)})  # fmt: skip
+    assert done.status_code == 303
+    assert books.reload(notice).status == "queued"
+    assert len(outbox_rows(db_session, books.tenant)) == 2
+    again = client.post(f"{url}/resend", data={"csrf_token": token})
+    assert again.status_code == 422 and "whose message failed" in again.text
+
+
+# Notice variables in the messages --------------------------------------------------------------
+
+
+def test_whatsapp_and_sms_of_a_notice_name_all_its_invoices_and_the_total(app, books, db_session):
+    books.contact.phone = "+919876543210"
+    first, second = books.invoice("1000.00"), books.invoice("2500.00")
+    whatsapp, _ = _sent_notice(app, books, db_session, [first, second], channel="whatsapp")
+    sms, _ = _sent_notice(app, books, db_session, [first, second], channel="sms")
+    by_id = {m.id: m for m in outbox_rows(db_session, books.tenant)}
+    listed = f"2 invoices ({first.number}, {second.number})"
+    params = by_id[whatsapp.message_id].payload["whatsapp"]["body_params"]
+    assert params == ["Ravi", listed, "₹3,500.00", books.tenant.name]
+    text = by_id[sms.message_id].body_text
+    assert text.startswith(f"Reminder: ₹3,500.00 on {listed} is past due.")
+    assert by_id[sms.message_id].payload["sms"]["variables"]["var2"] == listed

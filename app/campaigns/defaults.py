@@ -2,9 +2,11 @@
 collection notices and the receipt, in English. Polite at first, firmer as a notice escalates.
 
 WhatsApp bodies follow the format of `rendering.py`: the text as it would be submitted to Meta
-with {{1}}, {{2}} ..., a `---` line, then the variable of each placeholder, one a line. SMS
+with {{1}}, {{2}} ..., a `---` line, then the expression of each placeholder, one a line. SMS
 texts are short enough for two segments and need the tenant's DLT template id before an Indian
-gateway will deliver them.
+gateway will deliver them. The notice texts read right for one invoice and for several: they
+speak of `notice.total` and name the invoices through `notice.invoice_count` and
+`notice.invoice_numbers`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,29 @@ from sqlalchemy.orm import Session
 from app.campaigns.models import MessageTemplate
 
 SIGN_OFF = "Regards,\nAccounts team\n{{ tenant.legal_name }}"
+# A notice names one invoice or several: "invoice INV/7" or "3 invoices (INV/7, INV/9, INV/12)".
+# (`invoice` is the notice's oldest due; `notice.total` what it asks in all.)
+ONE = "notice.invoice_count == 1"
+SEVERAL = "{{ notice.invoice_count }} invoices ({{ notice.invoice_numbers }})"
+WHICH = (
+    "{% if " + ONE + " %}invoice {{ notice.invoice_numbers }}{% else %}" + SEVERAL + "{% endif %}"
+)
+WHICH_SHORT = ("{% if " + ONE + " %}invoice {{ notice.invoice_numbers }}{% else %}"
+               "{{ notice.invoice_count }} invoices{% endif %}")  # fmt: skip
+WHICH_WAS_DUE = ("{% if " + ONE + " %}invoice {{ notice.invoice_numbers }} was due on "
+                 "{{ invoice.due_date }}{% else %}" + SEVERAL + " are past their due dates, the "
+                 "oldest since {{ invoice.due_date }}{% endif %}")  # fmt: skip
+DUE_AND_LATE = ("{% if " + ONE + " %}due on {{ invoice.due_date }} and now "
+                "{{ invoice.days_overdue }} days overdue{% else %}the oldest due on "
+                "{{ invoice.due_date }} and now {{ invoice.days_overdue }} days overdue"
+                "{% endif %}")  # fmt: skip
+INCLUDING = "{% if notice.interest %}, including interest of {{ notice.interest }}{% endif %}"
+# WhatsApp and SMS texts are fixed (approved by Meta, registered on DLT): what varies between one
+# invoice and several has to be one parameter or variable, so it is one expression.
+WHICH_EXPRESSION = (
+    "'invoice ' ~ notice.invoice_numbers if " + ONE + " else "
+    "notice.invoice_count ~ ' invoices (' ~ notice.invoice_numbers ~ ')'"
+)
 
 EMAIL = {
     "invoice": (
@@ -27,40 +52,54 @@ EMAIL = {
         "invoice needs a correction.\n\nThank you for your business.\n\n" + SIGN_OFF,
     ),
     "notice_1": (
-        "Reminder: invoice {{ invoice.number }} was due on {{ invoice.due_date }}",
+        "Reminder: {% if notice.invoice_count == 1 %}invoice {{ notice.invoice_numbers }} was due "
+        "on {{ invoice.due_date }}{% else %}" + SEVERAL + " are past due{% endif %}",
         "Dear {{ contact.first_name }},\n\n"
-        "This is a gentle reminder that invoice {{ invoice.number }} for {{ invoice.total }} was "
-        "due on {{ invoice.due_date }}. Our records show {{ invoice.balance }} as outstanding.\n\n"
+        "This is a gentle reminder that " + WHICH_WAS_DUE + ". Our records show "
+        "{{ notice.total }} as outstanding" + INCLUDING + ".\n\n"
         "{% if payment_link %}You can pay by UPI using this link: {{ payment_link }}\n\n{% endif %}"
         "If you have already made the payment, please share the UTR or cheque details so that we "
         "can update our books, and kindly ignore this reminder.\n\n" + SIGN_OFF,
     ),
     "notice_2": (
-        "Second reminder: {{ invoice.balance }} overdue on invoice {{ invoice.number }}",
+        "Second reminder: {{ notice.total }} overdue on " + WHICH_SHORT,
         "Dear {{ contact.first_name }},\n\n"
-        "We have not yet received payment of {{ invoice.balance }} against invoice "
-        "{{ invoice.number }}, which was due on {{ invoice.due_date }} and is now "
-        "{{ invoice.days_overdue }} days overdue.\n\n"
+        "We have not yet received payment of {{ notice.total }}"
+        + INCLUDING
+        + " against "
+        + WHICH
+        + ", "
+        + DUE_AND_LATE
+        + ".\n\n"
         "We request you to arrange the payment within the next 7 days. If there is any issue "
-        "with the invoice, please let us know at the earliest so that we can resolve it.\n\n"
+        "with the invoices, please let us know at the earliest so that we can resolve it.\n\n"
         "{% if payment_link %}UPI payment link: {{ payment_link }}\n\n{% endif %}" + SIGN_OFF,
     ),
     "notice_final": (
-        "Final notice: invoice {{ invoice.number }} is {{ invoice.days_overdue }} days overdue",
+        "Final notice: {{ notice.total }} overdue on " + WHICH_SHORT,
         "Dear {{ contact.first_name }},\n\n"
-        "Despite our earlier reminders, {{ invoice.balance }} remains unpaid on invoice "
-        "{{ invoice.number }}, due on {{ invoice.due_date }}.\n\n"
+        "Despite our earlier reminders, {{ notice.total }}"
+        + INCLUDING
+        + " remains unpaid on "
+        + WHICH
+        + ", "
+        + DUE_AND_LATE
+        + ".\n\n"
         "This is our final notice. Please clear the outstanding amount within 7 days of this "
         "e-mail. If we do not receive the payment or hear from you by then, we will have to put "
         "further supplies on hold and take the matter forward as per our terms.\n\n"
         "{% if payment_link %}UPI payment link: {{ payment_link }}\n\n{% endif %}" + SIGN_OFF,
     ),
     "notice_legal": (
-        "Notice before legal action: invoice {{ invoice.number }}",
+        "Notice before legal action: {{ notice.total }} unpaid on " + WHICH_SHORT,
         "Dear {{ contact.first_name }},\n\n"
-        "Invoice {{ invoice.number }} for {{ invoice.total }} was due on {{ invoice.due_date }}. "
-        "An amount of {{ invoice.balance }} is still outstanding after {{ invoice.days_overdue }} "
-        "days and several reminders.\n\n"
+        "An amount of {{ notice.total }}"
+        + INCLUDING
+        + " is still outstanding on "
+        + WHICH
+        + ", "
+        + DUE_AND_LATE
+        + ", after several reminders.\n\n"
         "Unless the full amount is paid within 15 days of this notice, we will initiate legal "
         "proceedings for its recovery, together with interest and costs, without any further "
         "reference to you.\n\n"
@@ -91,36 +130,30 @@ WHATSAPP = {
         ],
     ),
     "notice_1": (
-        "Dear {{1}}, a gentle reminder that invoice {{2}} for {{3}} was due on {{4}}. "
-        "If already paid, kindly share the UTR. - {{5}}",
+        "Dear {{1}}, a gentle reminder that {{2}} for a total of {{3}} is past due. "
+        "If already paid, kindly share the UTR. - {{4}}",
+        ["contact.first_name", WHICH_EXPRESSION, "notice.total", "tenant.name"],
+    ),
+    "notice_2": (
+        "Dear {{1}}, {{2}} on {{3}} has been overdue since {{4}}. "
+        "Please arrange the payment within 7 days. - {{5}}",
         [
             "contact.first_name",
-            "invoice.number",
-            "invoice.balance",
+            "notice.total",
+            WHICH_EXPRESSION,
             "invoice.due_date",
             "tenant.name",
         ],
     ),
-    "notice_2": (
-        "Dear {{1}}, {{2}} against invoice {{3}} is now {{4}} days overdue. "
-        "Please arrange the payment within 7 days. - {{5}}",
-        [
-            "contact.first_name",
-            "invoice.balance",
-            "invoice.number",
-            "invoice.days_overdue",
-            "tenant.name",
-        ],
-    ),
     "notice_final": (
-        "Final notice: {{1}} remains unpaid on invoice {{2}}, due on {{3}}. Please pay within "
-        "7 days to avoid supplies being put on hold. - {{4}}",
-        ["invoice.balance", "invoice.number", "invoice.due_date", "tenant.name"],
+        "Final notice: {{1}} remains unpaid on {{2}}. Please pay within "
+        "7 days to avoid supplies being put on hold. - {{3}}",
+        ["notice.total", WHICH_EXPRESSION, "tenant.name"],
     ),
     "notice_legal": (
-        "Notice: {{1}} on invoice {{2}} is {{3}} days overdue. Unless paid within 15 days we "
-        "will initiate legal proceedings for recovery. - {{4}}",
-        ["invoice.balance", "invoice.number", "invoice.days_overdue", "tenant.name"],
+        "Notice: {{1}} on {{2}} has been overdue since {{3}}. Unless paid within 15 days we will "
+        "initiate legal proceedings for recovery. - {{4}}",
+        ["notice.total", WHICH_EXPRESSION, "invoice.due_date", "tenant.name"],
     ),
     "receipt": (
         "Dear {{1}}, thank you. We have received your payment against invoice {{2}}. - {{3}}",
@@ -131,14 +164,14 @@ WHATSAPP = {
 SMS = {
     "invoice": "Dear {{ contact.first_name }}, invoice {{ invoice.number }} for "
     "{{ invoice.total }} is due on {{ invoice.due_date }}. - {{ tenant.name }}",
-    "notice_1": "Reminder: invoice {{ invoice.number }} for {{ invoice.balance }} was due on "
-    "{{ invoice.due_date }}. Please ignore if paid. - {{ tenant.name }}",
-    "notice_2": "{{ invoice.balance }} on invoice {{ invoice.number }} is "
-    "{{ invoice.days_overdue }} days overdue. Kindly pay within 7 days. - {{ tenant.name }}",
-    "notice_final": "FINAL NOTICE: {{ invoice.balance }} unpaid on invoice {{ invoice.number }}. "
+    "notice_1": "Reminder: {{ notice.total }} on {{ " + WHICH_EXPRESSION + " }} is past due. "
+    "Please ignore if paid. - {{ tenant.name }}",
+    "notice_2": "{{ notice.total }} on {{ " + WHICH_EXPRESSION + " }} is overdue. Kindly pay "
+    "within 7 days. - {{ tenant.name }}",
+    "notice_final": "FINAL NOTICE: {{ notice.total }} unpaid on {{ " + WHICH_EXPRESSION + " }}. "
     "Pay within 7 days to avoid supplies on hold. - {{ tenant.name }}",
-    "notice_legal": "{{ invoice.balance }} on invoice {{ invoice.number }} is overdue. Unless paid "
-    "in 15 days we will start legal recovery. - {{ tenant.name }}",
+    "notice_legal": "{{ notice.total }} on {{ " + WHICH_EXPRESSION + " }} is overdue. Unless "
+    "paid in 15 days we will start legal recovery. - {{ tenant.name }}",
     "receipt": "Thank you. Payment received against invoice {{ invoice.number }}. "
     "- {{ tenant.name }}",
 }

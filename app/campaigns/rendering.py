@@ -23,6 +23,7 @@ Channels:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
@@ -44,7 +45,12 @@ VARIABLES: dict[str, tuple[str, ...] | None] = {
     "client": ("name", "short_name"),
     "contact": ("name", "first_name", "email", "phone"),
     "invoice": ("number", "date", "due_date", "total", "balance", "days_overdue"),
-    "notice": ("level", "name"),
+    # A collection notice: `level` its template purpose (notice_1 ... notice_legal), `name` that
+    # in words, `total` what it asks (outstanding + interest + fee, in the tenant's locale),
+    # `invoice_count`, `invoice_numbers` (comma-separated, oldest due first), `interest` (the
+    # late-payment interest in the total; empty when none). About a single invoice (a reminder
+    # sent from the invoice page) they describe that invoice.
+    "notice": ("level", "name", "total", "invoice_count", "invoice_numbers", "interest"),
     "payment_link": None,
     "amount_due": None,
     "due_date": None,
@@ -59,7 +65,9 @@ SAMPLE_CONTEXT = {
                 "phone": "+919876543210"},
     "invoice": {"number": "INV/26-27/00007", "date": "16 Oct 2026", "due_date": "15 Nov 2026",
                 "total": "₹2,36,000.00", "balance": "₹2,36,000.00", "days_overdue": 12},
-    "notice": {"level": "notice_1", "name": "first reminder"},
+    "notice": {"level": "notice_1", "name": "first reminder", "total": "₹3,55,240.00",
+               "invoice_count": 2, "invoice_numbers": "INV/26-27/00007, INV/26-27/00011",
+               "interest": "₹1,240.00"},
     "payment_link": "upi://pay?pa=sample@upi", "amount_due": "₹2,36,000.00",
     "due_date": "15 Nov 2026",
 }  # fmt: skip
@@ -341,11 +349,30 @@ def _empty_invoice() -> dict:
     return dict.fromkeys(VARIABLES["invoice"], "")
 
 
+def notice_vars(tenant, notice_level: str | None, currency: str | None,
+                invoice_numbers: Sequence[str], total=None, interest=None) -> dict:  # fmt: skip
+    """The `notice` variables: its level, the invoices it names and what it asks in all."""
+    from app.invoicing.pdf import format_money
+
+    def money(amount) -> str:
+        if amount is None or currency is None:
+            return ""
+        return format_money(amount, currency, tenant.country or "IN")
+
+    return {"level": notice_level or "", "name": NOTICE_NAMES.get(notice_level or "", ""),
+            "total": money(total), "invoice_count": len(invoice_numbers),
+            # Empty without interest, so that `{% if notice.interest %}` reads naturally.
+            "invoice_numbers": ", ".join(invoice_numbers),
+            "interest": money(interest) if interest else ""}  # fmt: skip
+
+
 def message_context(
     session: Session, tenant, client, contact, invoice=None, notice_level: str | None = None
 ) -> dict:
     """The variables of a message to `contact` of `client`, about `invoice` if any: plain
-    strings and dicts, money in the tenant's locale (Indian grouping for Indian tenants)."""
+    strings and dicts, money in the tenant's locale (Indian grouping for Indian tenants). The
+    `notice` variables describe that one invoice; a notice of several replaces them with
+    `notice_vars` of all of its invoices."""
     from app.invoicing.pdf import format_money, shows_upi_qr, upi_link
     from app.invoicing.services import tenant_today
     from app.payments.services import outstanding
@@ -353,7 +380,7 @@ def message_context(
     context = {
         "tenant": tenant_vars(tenant), "client": client_vars(client),
         "contact": contact_vars(contact), "invoice": _empty_invoice(),
-        "notice": {"level": notice_level or "", "name": NOTICE_NAMES.get(notice_level or "", "")},
+        "notice": notice_vars(tenant, notice_level, None, []),
         "payment_link": "", "amount_due": "", "due_date": "",
     }  # fmt: skip
     if invoice is not None:
@@ -372,9 +399,22 @@ def message_context(
         }  # fmt: skip
         context["amount_due"] = money(balance)
         context["due_date"] = _day(invoice.due_date)
+        interest = _late_interest(session, invoice, today) if issued else Decimal("0.00")
+        context["notice"] = notice_vars(tenant, notice_level, invoice.currency,
+                                        [context["invoice"]["number"]], balance + interest,
+                                        interest)  # fmt: skip
         if shows_upi_qr(tenant, invoice, balance):
             context["payment_link"] = upi_link(tenant, invoice, balance)
     return context
+
+
+def _late_interest(session: Session, invoice, today: date) -> Decimal:
+    """The invoice's late-payment interest to today, by its client's terms."""
+    from app.collections.interest import interest_for_invoices
+    from app.invoicing.money import to_money
+
+    detail = interest_for_invoices(session, [invoice], today).get(invoice.id)
+    return to_money(detail.amount) if detail is not None else Decimal("0.00")
 
 
 def sample_records(session: Session, invoice_id: int | None = None, contact_id: int | None = None):

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, select, update
@@ -210,11 +211,13 @@ def preview(session: Session, tenant, raw: Mapping, template=None) -> Preview:
             "channel", "subject", "body", "language", "provider_template_name",
             "dlt_template_id", "gateway_template_id")})  # fmt: skip
         draft.body = values["body"]
+        context = message_context(session, tenant, client, contact, invoice,
+                                  _notice_level(values["purpose"]))  # fmt: skip
+        if invoice is not None and _notice_level(values["purpose"]):
+            context["notice"] = (_notice_preview(session, tenant, invoice, values["purpose"])
+                                 or context["notice"])  # fmt: skip
         try:
-            rendered = render_for_channel(
-                draft, message_context(session, tenant, client, contact, invoice,
-                                       _notice_level(values["purpose"])),
-            )  # fmt: skip
+            rendered = render_for_channel(draft, context)
         except TemplateProblem as problem:
             errors[problem.field] = problem.message
     return Preview(rendered, errors, client, contact, invoice)
@@ -222,6 +225,29 @@ def preview(session: Session, tenant, raw: Mapping, template=None) -> Preview:
 
 def _notice_level(purpose: str) -> str | None:
     return purpose if purpose.startswith("notice_") else None
+
+
+def _notice_preview(session: Session, tenant, invoice, purpose: str) -> dict | None:
+    """The `notice` variables as a notice to the invoice's client would have them: its open
+    invoices in the invoice's currency, oldest due first, with their late-payment interest.
+    None when the chosen invoice owes nothing (the variables of that invoice alone then)."""
+    from app.campaigns.rendering import notice_vars
+    from app.collections.interest import interest_for_invoices
+    from app.invoicing.money import to_money
+    from app.invoicing.services import tenant_today
+    from app.payments.services import open_invoices
+
+    owing = [o for o in open_invoices(session, invoice.client_id)
+             if o.outstanding > 0 and o.invoice.currency == invoice.currency]  # fmt: skip
+    if invoice.id not in {o.invoice.id for o in owing}:
+        return None
+    owing.sort(key=lambda o: (o.invoice.due_date or date.max, o.invoice.id))
+    interest = interest_for_invoices(session, [o.invoice for o in owing], tenant_today(session))
+    charged = sum((to_money(interest[o.invoice.id].amount) for o in owing
+                   if o.invoice.id in interest), Decimal("0.00"))  # fmt: skip
+    outstanding = sum((o.outstanding for o in owing), Decimal("0.00"))
+    return notice_vars(tenant, purpose, invoice.currency, [o.invoice.number for o in owing],
+                       outstanding + charged, charged)  # fmt: skip
 
 
 def _int(value) -> int | None:

@@ -31,6 +31,11 @@ class CloseForm(_Form):
     note = StringField("Reason (required to cancel)", render_kw={"maxlength": 500})
 
 
+class ResendForm(_Form):
+    # Choices are the client's contacts reachable on the notice's channel, set by the page.
+    contact_id = SelectField("Send to", choices=[], validate_choice=False)
+
+
 class NotesForm(_Form):
     notes = TextAreaField("Notes", render_kw={"maxlength": NOTE_LENGTH, "rows": 4})
 

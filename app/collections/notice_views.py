@@ -21,6 +21,7 @@ from app.collections.notice_forms import (
     FileForm,
     LinkForm,
     NotesForm,
+    ResendForm,
     ResponseForm,
     show_errors,
 )
@@ -104,6 +105,11 @@ def _page(notice, status: int = 200, **forms):
     forms.setdefault("notes_form", NotesForm(formdata=None, notes=notice.notes))
     forms.setdefault("file_form", FileForm(formdata=None))
     forms.setdefault("link_form", LinkForm(formdata=None))
+    forms.setdefault("resend_form", ResendForm(formdata=None, contact_id=str(notice.contact_id)))
+    forms["resend_form"].contact_id.choices = [
+        (str(c.id), f"{c.full_name} · {c.email if notice.channel == 'email' else c.phone}")
+        for c in notices.resend_contacts(session, notice)
+    ]
     forms["response_form"].response_date.render_kw = {"max": today.isoformat()}
     return render_page(
         "notices/detail.html", status=status, notice=notice,
@@ -159,6 +165,18 @@ def send_now(notice_id: int):
         notices.request_sending(db.session, g.tenant.id, [notice.id])
 
     return _act(notice_id, run, "Sending; the status follows on this page.")
+
+
+@blueprint.post("/<int:notice_id>/resend")
+@require_permission("notices.manage")
+def resend(notice_id: int):
+    def run(notice, form):
+        raw = form.contact_id.data or ""
+        notices.resend(db.session, g.tenant, notice, current_user.id,
+                       int(raw) if raw.isdigit() and len(raw) < 19 else None)  # fmt: skip
+
+    done = "Queued again as a new message; the status follows on this page."
+    return _form_action(notice_id, "resend_form", ResendForm(), run, done)
 
 
 @blueprint.post("/<int:notice_id>/posted")

@@ -2,8 +2,8 @@
 client's response, escalation, and closing when the money came in.
 
     draft -> approved -> queued -> sent -> delivered -> read -> responded -> escalated
-                                                      \\-> closed (paid, written off, void)
-                                                       \\-> cancelled (by a person)
+                          \\        \\        \\           \\-> closed (paid, written off, void)
+                           `--------`---------`-> failed  \\-> cancelled (by a person)
 
 - Sending (`send_notices`, run by a worker) writes one outbox message per e-mail, WhatsApp or
   SMS notice, with an idempotency key made from the notice id: a retried job finds the message
@@ -11,7 +11,14 @@ client's response, escalation, and closing when the money came in.
   person marks it posted; a call or a visit is a collector's task and stays approved until the
   collector logs it (`mark_sent`).
 - What the channel reports (sent, delivered, read) moves the notice forward only, never back
-  (`follow_messages`, called by the webhook worker and when a notice is looked at).
+  (`follow_messages`, called by the webhook worker, the periodic sweep and when a notice is
+  looked at). "failed" sits beside that line, not on it: a message that failed, bounced, was
+  given up on (dead) or never sent (suppressed) takes a queued, sent or delivered notice to
+  "failed" (a read message arrived: nothing takes that back); a later report that the message
+  arrived after all (delivered, read) takes a failed notice forward to it, and a message retried
+  from the messages page (pending again) takes it back to "queued". A failed notice still
+  chases the money (it is open); a person resends it (`resend`): a new outbox message, to the
+  same or another contact, the failed one kept in the audit log.
 - A payment, void or write-off that leaves none of a notice's invoices owing closes the notice
   (`close_for_invoices`, called by the payment services in their transaction); a notice with
   an invoice still owing stays open. With the tenant's "thank you" on, the client gets one
@@ -61,7 +68,7 @@ CHASE_DAYS = 7
 STATUS_LABELS = {
     "draft": "Draft", "approved": "Approved", "queued": "Queued", "sent": "Sent",
     "delivered": "Delivered", "read": "Read", "responded": "Responded",
-    "escalated": "Escalated", "closed": "Closed", "cancelled": "Cancelled",
+    "escalated": "Escalated", "closed": "Closed", "cancelled": "Cancelled", "failed": "Failed",
 }  # fmt: skip
 NEXT_STEPS = {
     "approve": "Approve",
@@ -69,6 +76,7 @@ NEXT_STEPS = {
     "log_task": "Log the call or visit",
     "mark_posted": "Mark posted",
     "await_delivery": "Await delivery",
+    "resend": "Resend",
     "chase_response": "Chase a response",
     "escalate": "Escalate",
     "close": "Close",
@@ -119,6 +127,7 @@ def next_step_expression(now: datetime):
         (n.status == "approved", literal("send")),
         (and_(n.status == "queued", n.channel == "letter"), literal("mark_posted")),
         (n.status == "queued", literal("await_delivery")),
+        (n.status == "failed", literal("resend")),
         (
             and_(
                 n.status.in_(("sent", "delivered", "read")),
@@ -141,6 +150,8 @@ def next_step(notice: CollectionNotice, now: datetime | None = None) -> str:
         return "log_task" if channel in TASK_CHANNELS else "send"
     if status == "queued":
         return "mark_posted" if channel == "letter" else "await_delivery"
+    if status == "failed":
+        return "resend"
     if status in ("sent", "delivered", "read"):
         late = notice.sent_at is not None and notice.sent_at < now - timedelta(days=CHASE_DAYS)
         return "escalate" if late else "chase_response"
@@ -240,9 +251,27 @@ def mark_sent(session: Session, notice: CollectionNotice, at: datetime | None = 
     session.flush()
 
 
+def notice_status_for(message_status: str) -> str | None:
+    """What a notice says while its message is in this outbox status: the channel's step,
+    "failed" when it did not arrive (or was never sent), "queued" while it is (again) on its
+    way."""
+    if message_status in FAILED_MESSAGE_STATUSES:
+        return "failed"
+    if message_status in ("pending", "sending"):
+        return "queued"
+    return message_status if message_status in CHANNEL_ORDER else None
+
+
+# The statuses a failure report takes to "failed" (a read message did arrive).
+FAILABLE = ("queued", "sent", "delivered")
+# The notice statuses that follow their message.
+FOLLOWING = (*CHANNEL_ORDER, "failed")
+
+
 def follow_messages(session: Session, tenant_id: int, message_ids: Sequence[int]) -> int:
     """Move the notices carried by these outbox messages to what the channel says (sent,
-    delivered, read), never back. Returns how many notices moved."""
+    delivered, read) never back, or to "failed" (and out of it) by the rules at the top of this
+    module. Returns how many notices moved."""
     ids = list(message_ids)
     if not ids:
         return 0
@@ -263,31 +292,48 @@ def follow_messages(session: Session, tenant_id: int, message_ids: Sequence[int]
     notices = session.scalars(
         select(CollectionNotice).where(
             CollectionNotice.message_id.in_(list(messages)),
-            CollectionNotice.status.in_(CHANNEL_ORDER),
+            CollectionNotice.status.in_(FOLLOWING),
         )
     ).all()
     moved = 0
     for notice in notices:
         message = messages[notice.message_id]
-        target = message.status
-        if target not in CHANNEL_ORDER:
-            continue  # pending, sending, or failed: the page shows the message's own status
-        if CHANNEL_ORDER.index(target) <= CHANNEL_ORDER.index(notice.status):
+        target = notice_status_for(message.status)
+        if not _may_follow(notice.status, target):
             continue
         notice.status = target
+        moved += 1
+        if target in ("queued", "failed"):
+            continue
         notice.sent_at = notice.sent_at or message.sent_at or _now()
         if target in ("delivered", "read"):
             notice.delivered_at = notice.delivered_at or message.delivered_at or _now()
         if target == "read":
             notice.read_at = notice.read_at or message.read_at or _now()
-        moved += 1
     session.flush()
     return moved
 
 
+def _may_follow(current: str, target: str | None) -> bool:
+    if target is None or target == current:
+        return False
+    if target == "failed":
+        return current in FAILABLE
+    if target == "queued":  # a failed message retried from the messages page
+        return current == "failed"
+    if current == "failed":  # it arrived after all
+        return True
+    return CHANNEL_ORDER.index(target) > CHANNEL_ORDER.index(current)
+
+
+# Notices whose message may still change: on its way, or failed (it may yet arrive, or be
+# retried from the messages page).
+WAITING = ("queued", "sent", "delivered", "failed")
+
+
 def follow_notices(session: Session, tenant_id: int, notices: Sequence[CollectionNotice]) -> int:
     """`follow_messages` for these notices' messages (a page catching up with delivery)."""
-    ids = [n.message_id for n in notices if n.message_id and n.status in CHANNEL_ORDER[1:4]]
+    ids = [n.message_id for n in notices if n.message_id and n.status in WAITING]
     return follow_messages(session, tenant_id, ids)
 
 
@@ -296,7 +342,7 @@ def follow_open_notices(session: Session, tenant_id: int) -> int:
     ids = session.scalars(
         select(CollectionNotice.message_id).where(
             CollectionNotice.message_id.is_not(None),
-            CollectionNotice.status.in_(CHANNEL_ORDER[1:4]),
+            CollectionNotice.status.in_(WAITING),
         )
     ).all()
     return follow_messages(session, tenant_id, ids)
@@ -601,12 +647,15 @@ def _store_letter(session: Session, tenant, notice: CollectionNotice) -> dict:
 
 
 def _queue_notice_message(session: Session, tenant, notice: CollectionNotice,
-                          level: CollectionLevel, lines: list[Line]) -> str | None:  # fmt: skip
-    """Write the notice's outbox message; None, or why it cannot be sent."""
+                          level: CollectionLevel, lines: list[Line], key: str | None = None,
+                          created_by: int | None = None) -> str | None:  # fmt: skip
+    """Write the notice's outbox message (under `key`, by default the notice's one key); None,
+    or why it cannot be sent."""
     from app.campaigns.rendering import (
         TemplateProblem,
         email_html,
         message_context,
+        notice_vars,
         render_for_channel,
     )
     from app.campaigns.services import template_for
@@ -628,6 +677,9 @@ def _queue_notice_message(session: Session, tenant, notice: CollectionNotice,
 
     context = message_context(session, tenant, client, contact, lines[0].invoice,
                               notice_level=purpose)  # fmt: skip
+    context["notice"] = notice_vars(tenant, purpose, notice.currency,
+                                    [line.invoice.number for line in lines], sums["total"],
+                                    sums["interest"])  # fmt: skip
     context["amount_due"] = money(sums["total"])
     link = payment_link(tenant, notice, lines, sums["total"])
     context["payment_link"] = link or ""
@@ -651,10 +703,12 @@ def _queue_notice_message(session: Session, tenant, notice: CollectionNotice,
         payload["whatsapp"] = {**rendered.whatsapp, "document": document}
     if channel == "sms":
         payload["sms"] = rendered.sms
-    key = notice_message_key(tenant.id, notice)
+    key = key or notice_message_key(tenant.id, notice)
+    if key != notice_message_key(tenant.id, notice):
+        payload["replaces_message_id"] = notice.message_id
     message_id = queue_message(
         session, channel=channel, tenant_id=tenant.id, client_id=client.id,
-        contact_id=contact.id, created_by=notice.approved_by,
+        contact_id=contact.id, created_by=created_by or notice.approved_by,
         to=contact.email if channel == "email" else contact.phone,
         subject=rendered.subject or f"{notice.level_name}: {client.full_name}",
         text_body=text, html_body=html, payload=payload, idempotency_key=key, windowed=True,
@@ -674,8 +728,56 @@ def _queue_notice_message(session: Session, tenant, notice: CollectionNotice,
 
 
 def notice_message_key(tenant_id: int, notice: CollectionNotice) -> str:
-    """The outbox key of a notice's message: one message per notice, ever."""
+    """The outbox key of a notice's (first) message: one message per notice, however often the
+    job runs. A resend has its own key, naming the failed message it replaces."""
     return f"t{tenant_id}:notice:{notice.id}:{notice.channel}"
+
+
+def resend_contacts(session: Session, notice: CollectionNotice) -> list[Contact]:
+    """The client's contacts with an address on the notice's channel (billing ones first)."""
+    contacts = session.scalars(
+        select(Contact)
+        .where(Contact.client_id == notice.client_id, Contact.deleted_at.is_(None))
+        .order_by(Contact.id)
+    ).all()
+    return sorted((c for c in contacts if _address(c, notice.channel)),
+                  key=lambda c: "billing" not in (c.roles or []))  # fmt: skip
+
+
+def resend(session: Session, tenant, notice: CollectionNotice, user_id: int | None,
+           contact_id: int | None = None) -> int:  # fmt: skip
+    """Send a failed notice again, to its contact or to `contact_id` (another contact of the
+    client with an address on the channel): a new outbox message under a key of its own (the
+    failed one is never reused), the notice back to "queued" and following the new message.
+    The audit log keeps the failed message's id (the notice's message_id before). Returns the
+    new outbox id."""
+    session.refresh(notice, with_for_update=True)
+    _refuse_closed(notice, "resent")
+    if notice.status != "failed" or notice.channel not in MESSAGE_CHANNELS:
+        raise NoticeError("Only a notice whose message failed can be resent.")
+    if contact_id is not None:
+        contact = session.get(Contact, contact_id)
+        if (contact is None or contact.client_id != notice.client_id
+                or contact.deleted_at is not None):  # fmt: skip
+            raise NoticeError({"contact_id": "Choose one of the client's contacts."})
+        if not _address(contact, notice.channel):
+            kind = "an e-mail address" if notice.channel == "email" else "a phone number"
+            raise NoticeError({"contact_id": f"{contact.full_name} has no {kind}."})
+        notice.contact_id = contact.id
+    level = session.get(CollectionLevel, notice.level_id)
+    lines = notice_lines(session, notice, _today(session))
+    notice.interest_amount = sum((line.interest for line in lines), ZERO)
+    failed_id = notice.message_id
+    key = f"{notice_message_key(tenant.id, notice)}:after:{failed_id}"
+    problem = _queue_notice_message(session, tenant, notice, level, lines, key=key,
+                                    created_by=user_id)  # fmt: skip
+    if problem:
+        raise NoticeError({"contact_id": f"Cannot resend: {problem}."})
+    notice.status, notice.queued_at = "queued", _now()
+    # The times were the failed message's; the new one sets its own.
+    notice.sent_at = notice.delivered_at = notice.read_at = None
+    session.flush()
+    return notice.message_id
 
 
 def statement_text(lines: Sequence[Line], sums: dict, money, link: str | None) -> str:

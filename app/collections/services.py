@@ -241,6 +241,7 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
         TemplateProblem,
         email_html,
         message_context,
+        notice_vars,
         render_for_channel,
     )
     from app.campaigns.services import template_for
@@ -277,6 +278,10 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
 
     context = message_context(session, tenant, client, contact, owing[0].invoice,
                               notice_level=level.template_purpose)  # fmt: skip
+    context["notice"] = notice_vars(tenant, level.template_purpose, currency,
+                                    [line.invoice.number for line in lines
+                                     if line.invoice.currency == currency],
+                                    sums["total"], sums["interest"])  # fmt: skip
     context["amount_due"] = money(sums["total"])
     context["payment_link"] = ""
     language = (contact.preferred_language if contact else None) or client.preferred_language
