@@ -271,9 +271,9 @@ def test_notice_variables_for_one_invoice_name_it_and_its_balance(books):
                       "invoice_count": 1, "invoice_numbers": invoice.number,
                       "interest": ""}  # fmt: skip
     for channel in ("email", "whatsapp", "sms"):
-        text = render_for_channel(defaults.default_template(channel, "notice_2"),
-                                  _notice_context(session, tenant, client, contact, invoice,
-                                                  [invoice.number], "236000", "0")).text  # fmt: skip
+        context = _notice_context(session, tenant, client, contact, invoice, [invoice.number],
+                                  "236000", "0")  # fmt: skip
+        text = render_for_channel(defaults.default_template(channel, "notice_2"), context).text
         assert f"invoice {invoice.number}" in text and "₹2,36,000.00" in text
         assert "1 invoices" not in text and "invoice_count" not in text
 

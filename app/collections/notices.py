@@ -2,8 +2,10 @@
 client's response, escalation, and closing when the money came in.
 
     draft -> approved -> queued -> sent -> delivered -> read -> responded -> escalated
-                          \\        \\        \\           \\-> closed (paid, written off, void)
-                           `--------`---------`-> failed  \\-> cancelled (by a person)
+                           |         |         |
+                           +---------+---------+--> failed --(resend)--> queued
+
+    and from any open status: closed (paid, written off, void) or cancelled (by a person)
 
 - Sending (`send_notices`, run by a worker) writes one outbox message per e-mail, WhatsApp or
   SMS notice, with an idempotency key made from the notice id: a retried job finds the message
