@@ -13,7 +13,7 @@ from openpyxl.styles import Font
 
 from app.aging.services import AgingReport, Buckets
 from app.clients.exports import safe_cell
-from app.invoicing.pdf import LOGO_URL, _colour, _logo_key, format_money, html_to_pdf
+from app.invoicing.pdf import LOGO_URL, brand_colour, format_money, html_to_pdf, logo_key
 
 PDF_TEMPLATE = "pdf/aging_report.html"
 
@@ -68,8 +68,8 @@ def report_pdf(tenant, report: AgingReport, buckets: Buckets, today: date,
     doc = {
         "title": "Accounts receivable aging",
         "tenant_name": tenant.legal_name or tenant.name,
-        "brand_colour": _colour(tenant.brand_colour),
-        "has_logo": bool(_logo_key(tenant)),
+        "brand_colour": brand_colour(tenant.brand_colour),
+        "has_logo": bool(logo_key(tenant)),
         "logo_url": LOGO_URL,
         "as_of": today.strftime("%d %b %Y"),
         "filters": filters_text,

@@ -24,17 +24,17 @@ from app.clients.models import Client
 from app.collections.interest import MSME_PROTECTED, acceptance_date, msmed_start
 from app.collections.models import CollectionLevel, CollectionNotice, CollectionSettings
 from app.invoicing.pdf import (
-    DEFAULT_COLOUR,
     LOGO_URL,
+    brand_colour,
     format_money,
     html_to_pdf,
+    logo_key,
     shows_upi_qr,
     upi_qr_image,
 )
 from app.storage import get_storage, save_in_transaction, tenant_key
 
 DEMAND_DAYS = 15
-_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 BASIS_NAMES = {
     "none": "No interest",
     "simple": "Simple interest",
@@ -123,13 +123,12 @@ def letter_document(session: Session, tenant, notice: CollectionNotice,
     if link and lines and shows_upi_qr(tenant, lines[0].invoice, sums["total"]):
         upi = {"link": link, "qr": upi_qr_image(link), "vpa": tenant.upi_vpa,
                "amount": money(sums["total"])}  # fmt: skip
-    colour = tenant.brand_colour if _COLOUR.fullmatch(tenant.brand_colour or "") else None
     legal = bool(level is not None and level.is_legal)
     return {
         "kind": "demand" if legal else "statement",
         "title": "Notice of demand" if legal else "Statement of account",
-        "brand_colour": colour or DEFAULT_COLOUR,
-        "has_logo": bool(tenant.logo_key and tenant.logo_key.startswith(f"{tenant.schema}/")),
+        "brand_colour": brand_colour(tenant.brand_colour),
+        "has_logo": bool(logo_key(tenant)),
         "logo_url": LOGO_URL,
         "supplier": _supplier(tenant),
         "recipient": _recipient(client),

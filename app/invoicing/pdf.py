@@ -85,7 +85,7 @@ def format_money(amount, currency: str, country: str) -> str:
         return format_currency(amount, currency, locale="en_IN")
 
 
-def _colour(value: str | None) -> str:
+def brand_colour(value: str | None) -> str:
     # The column is checked by the database; checked again because it goes into CSS.
     return value if value and _COLOUR.fullmatch(value) else DEFAULT_COLOUR
 
@@ -255,8 +255,8 @@ def invoice_document(session: Session, tenant, invoice: Invoice) -> dict:
         "title": "Tax invoice" if country in TAX_INVOICE_COUNTRIES else "Invoice",
         "mark": {"draft": "DRAFT", "void": "VOID"}.get(invoice.status),
         "country": country,
-        "brand_colour": _colour(tenant.brand_colour),
-        "has_logo": bool(_logo_key(tenant)),
+        "brand_colour": brand_colour(tenant.brand_colour),
+        "has_logo": bool(logo_key(tenant)),
         "logo_url": LOGO_URL,
         "supplier": _supplier(tenant, invoice),
         "recipient": _recipient(client, invoice, country),
@@ -295,7 +295,7 @@ def invoice_document(session: Session, tenant, invoice: Invoice) -> dict:
 # Rendering ---------------------------------------------------------------------------------
 
 
-def _logo_key(tenant) -> str | None:
+def logo_key(tenant) -> str | None:
     key = tenant.logo_key
     # Only a file in this tenant's own folder, whatever the column says.
     if key and key.startswith(f"{tenant.schema}/"):
@@ -304,7 +304,7 @@ def _logo_key(tenant) -> str | None:
 
 
 def _logo_bytes(tenant) -> tuple[bytes, str] | None:
-    key = _logo_key(tenant)
+    key = logo_key(tenant)
     if key is None:
         return None
     try:
