@@ -13,8 +13,11 @@ ROLE_LABELS = {
 }
 
 _VIEW = {"dashboard.view", "clients.view", "invoices.view", "notices.view", "messages.view"}
+# Finance people collect too (in a small business the owner often does) and supervise the
+# collectors: any collector's queue, and the field visits that need verifying.
 _FINANCE = _VIEW | {"clients.edit", "invoices.edit", "payments.record", "notices.manage",
-                    "messages.send", "campaigns.manage", "templates.manage"}  # fmt: skip
+                    "messages.send", "campaigns.manage", "templates.manage", "collections.work",
+                    "collections.supervise"}  # fmt: skip
 _ADMIN = _FINANCE | {"users.manage", "audit.view", "integrations.manage", "settings.manage",
                      "ops.view"}  # fmt: skip
 

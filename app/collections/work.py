@@ -87,8 +87,14 @@ def visit_radius_m(session: Session) -> int:
 
 
 def collectors(session: Session, tenant_id: int) -> list[tuple[int, str]]:
-    """(user id, name) of the tenant's active members who work a collection queue."""
-    roles = [role for role in ROLES if role_grants(role, "collections.work")]
+    """(user id, name) of the tenant's active members who work a collection queue: those with
+    the collector role, and anyone named a client's collector (in a small business the owner
+    or a finance person often collects)."""
+    roles = [role for role in ROLES if role_grants(role, "collections.work")
+             and not role_grants(role, "collections.supervise")]  # fmt: skip
+    named = select(Client.collector_user_id).where(
+        Client.collector_user_id.is_not(None), Client.deleted_at.is_(None)
+    )
     return list(
         session.execute(
             select(User.id, User.full_name)
@@ -96,7 +102,7 @@ def collectors(session: Session, tenant_id: int) -> list[tuple[int, str]]:
             .where(
                 Membership.tenant_id == tenant_id,
                 Membership.active.is_(True),
-                Membership.role.in_(roles),
+                Membership.role.in_(roles) | User.id.in_(named),
             )
             .order_by(User.full_name, User.id)
         ).all()

@@ -22,10 +22,10 @@ blueprint = Blueprint("work", __name__, url_prefix="/t/<tenant_slug>/work")
 
 
 def manages_collectors() -> bool:
-    """Finance, admins and owners manage notices without a queue of their own: they look at
-    any collector's queue and verify flagged visits. A collector (who may manage notices too)
-    works their own queue and never verifies visits."""
-    return can("notices.manage") and not can("collections.work")
+    """Finance, admins and owners supervise: they look at any collector's queue (their own
+    first when they collect too) and verify flagged visits (never their own: the service
+    refuses). A collector works their own queue and never verifies visits."""
+    return can("collections.supervise")
 
 
 blueprint.context_processor(
@@ -67,8 +67,8 @@ def index():
         chosen = request.args.get("collector", "")
         ids = [uid for uid, _ in collectors]
         collector_id = int(chosen) if chosen.isdigit() and int(chosen) in ids else None
-        if collector_id is None and ids:
-            collector_id = ids[0]
+        if collector_id is None and ids:  # a manager who collects too sees their own first
+            collector_id = current_user.id if current_user.id in ids else ids[0]
     today = tenant_today(db.session)
     sections = work.queue(db.session, collector_id, today) if collector_id else []
     return render_page("work/index.html", sections=sections, today=today,
