@@ -3,8 +3,9 @@ state (python-holidays). Dates that decide money (due dates) roll forward to the
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import holidays
 
@@ -18,6 +19,15 @@ GST_TO_ISO = {
     "38": "LA",
 }  # fmt: skip
 WEEKEND = (5, 6)  # Saturday, Sunday
+
+
+def local_date(time_zone: str, now: datetime | None = None) -> date:
+    """The date in `time_zone` at `now` (default: this moment; a naive `now` is UTC). Every
+    date that decides money or chasing is the tenant's calendar day, never the server's."""
+    moment = now or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(time_zone)).date()
 
 
 @lru_cache(maxsize=256)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.aging import services
+from app.business_days import local_date
 from app.extensions import db
 from bench.common import (
     BenchEnvironment,
@@ -106,7 +107,7 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         with app.app_context():
             bind_tenant(db.session, tenant_id)
             tenant = db.session.get(Tenant, tenant_id)
-            today = services.local_today(tenant.time_zone)
+            today = local_date(tenant.time_zone)
             with Stopwatch() as load:
                 _load(schema)
             with Stopwatch() as rebuild:

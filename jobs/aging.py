@@ -12,14 +12,9 @@ def roll_aging_all(session, every_tenant: bool = False) -> int:
     """Hourly: one job per active tenant whose local time is now between 00:00 and 00:59
     (`every_tenant`: all of them, e.g. after the scheduler was down). Returns how many tenant
     jobs were queued."""
-    from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo
+    from jobs.tasks import tenants_past_midnight
 
-    from jobs.tasks import _active_tenants
-
-    now = datetime.now(UTC)
-    due = [tenant_id for tenant_id, zone in _active_tenants(session)
-           if every_tenant or now.astimezone(ZoneInfo(zone)).hour == 0]  # fmt: skip
+    due = tenants_past_midnight(session, every_tenant)
     return enqueue_per_tenant("default", roll_aging_for_tenant, due)
 
 

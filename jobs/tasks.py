@@ -56,6 +56,18 @@ def _active_tenants(session) -> list[tuple[int, str]]:
     return [tuple(row) for row in session.execute(query.order_by(Tenant.id))]
 
 
+def tenants_past_midnight(session, every_tenant: bool = False) -> list[int]:
+    """Ids of the active tenants whose local time is now between 00:00 and 00:59: an hourly
+    job gives each of them its daily work on the tenant's own new day (`every_tenant`: all of
+    them, e.g. after the scheduler was down)."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(UTC)
+    return [tenant_id for tenant_id, zone in _active_tenants(session)
+            if every_tenant or now.astimezone(ZoneInfo(zone)).hour == 0]  # fmt: skip
+
+
 # Client documents: the daily announcement of documents about to expire ----------------------
 # (imports inside the functions keep this block self-contained at the end of the module)
 
@@ -163,12 +175,7 @@ def mark_overdue_invoices_all(session, every_tenant: bool = False) -> int:
     """Hourly: one job per active tenant whose local time is now between 00:00 and 00:59, so
     each tenant's invoices turn overdue on the tenant's own calendar day (`every_tenant`: all
     of them, e.g. after the scheduler was down). Returns how many tenant jobs were queued."""
-    from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo
-
-    now = datetime.now(UTC)
-    due = [tenant_id for tenant_id, zone in _active_tenants(session)
-           if every_tenant or now.astimezone(ZoneInfo(zone)).hour == 0]  # fmt: skip
+    due = tenants_past_midnight(session, every_tenant)
     return enqueue_per_tenant("default", mark_overdue_invoices_for_tenant, due)
 
 

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from app.aging import services as aging
+from app.business_days import local_date
 from app.clients.models import Client
 from app.invoicing.models import Invoice, InvoiceLine
 from app.payments import services as payments
@@ -143,13 +144,13 @@ def test_bucket_boundaries_are_checked():
 def test_the_day_is_the_tenants_own(books):
     """At 00:30 in Kolkata (19:00 UTC the day before) an invoice due "yesterday" is overdue."""
     moment = datetime(2027, 3, 31, 19, 0, tzinfo=UTC)
-    assert aging.local_today("Asia/Kolkata", moment) == date(2027, 4, 1)
-    assert aging.local_today("UTC", moment) == date(2027, 3, 31)
+    assert local_date("Asia/Kolkata", moment) == date(2027, 4, 1)
+    assert local_date("UTC", moment) == date(2027, 3, 31)
     session, client = books.session, books.client()
     invoice = books.invoice(client, due=date(2027, 3, 31))
-    aging.ensure_current(session, aging.local_today("Asia/Kolkata", moment))
+    aging.ensure_current(session, local_date("Asia/Kolkata", moment))
     assert aging.maintained_invoices(session)[invoice.id][3] == 1
-    aging.ensure_current(session, aging.local_today("UTC", moment))  # rolls back a day too
+    aging.ensure_current(session, local_date("UTC", moment))  # rolls back a day too
     assert aging.maintained_invoices(session)[invoice.id][3] == 0
 
 
@@ -268,7 +269,7 @@ def test_daily_job_rolls_each_tenant_and_keeps_a_snapshot(app, books, run_jobs):
     from jobs.aging import roll_aging_all
 
     session, client = books.session, books.client()
-    today = aging.local_today(books.tenant.time_zone)
+    today = local_date(books.tenant.time_zone)
     books.invoice(client, "700.00", due=today - timedelta(days=40))
     aging.rebuild(session, today - timedelta(days=400), "due_date", (30, 60, 90))  # long ago
     session.commit()

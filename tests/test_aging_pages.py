@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from openpyxl import load_workbook
 
-from app.aging import services as aging
+from app.business_days import local_date
 from tests.helpers import csrf_token_from
 from tests.test_aging import Books
 
@@ -22,7 +22,7 @@ def shop(db_session, make_tenant, make_user, client, login):
     owner = make_user()
     tenant = make_tenant(owner=owner)
     books = Books(db_session, tenant)
-    today = aging.local_today(tenant.time_zone)
+    today = local_date(tenant.time_zone)
     acme = books.client("Acme Builders")
     zen = books.client("Zenith Exports", currency="USD")
     books.invoice(acme, "150000.00", due=today - timedelta(days=45))  # 31-60

@@ -25,9 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, exists, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -634,8 +633,3 @@ def maintained_sales(session: Session) -> dict[tuple[date, str], tuple[Decimal, 
     rows = session.execute(select(AgingSales.sale_date, AgingSales.currency, AgingSales.amount,
                                   AgingSales.invoice_count))  # fmt: skip
     return {(d, c): (amount, count) for d, c, amount, count in rows}
-
-
-def local_today(time_zone: str, now: datetime | None = None) -> date:
-    """The tenant's date (its time zone) at `now` (default: this moment)."""
-    return (now or datetime.now(UTC)).astimezone(ZoneInfo(time_zone)).date()

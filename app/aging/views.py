@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.aging import exports, services
 from app.aging.forms import AgingSettingsForm
+from app.business_days import local_date
 from app.clients.models import Client
 from app.extensions import db
 from app.pages import render_page, toast
@@ -27,7 +28,7 @@ EXPORT_TYPES = {
 
 
 def _today() -> date:
-    return services.local_today(g.tenant.time_zone)
+    return local_date(g.tenant.time_zone)
 
 
 def _client_or_404(client_id: int) -> Client:

@@ -26,13 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import BinaryIO
-from zoneinfo import ZoneInfo
 
 from flask import render_template
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from app.business_days import local_date
 from app.clients.models import Client, Document, DocumentVersion
 from app.messaging.services import queue_email
 from app.storage import Storage, save_in_transaction, tenant_key
@@ -95,7 +95,7 @@ class ExpiringDocument:
 
 def tenant_today(tenant: Tenant) -> date:
     """Expiry dates are the tenant's calendar days."""
-    return datetime.now(ZoneInfo(tenant.time_zone)).date()
+    return local_date(tenant.time_zone)
 
 
 def expiry_badge(expires_on: date | None, today: date) -> tuple[str, str] | None:

@@ -18,12 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.business_days import is_business_day, subdivision_for
+from app.business_days import is_business_day, local_date, subdivision_for
 from app.clients.models import Client, Contact
 from app.clients.services import may_contact
 from app.collections import promises
@@ -227,10 +226,7 @@ class Plan:
 
 def tenant_today(tenant, now: datetime | None = None) -> date:
     """The tenant's date at `now` (default: the clock), in its own time zone."""
-    moment = now or datetime.now(UTC)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo(tenant.time_zone)).date()
+    return local_date(tenant.time_zone, now)
 
 
 def is_tenant_business_day(tenant, day: date) -> bool:

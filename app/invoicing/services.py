@@ -21,12 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.business_days import roll_forward, subdivision_for
+from app.business_days import local_date, roll_forward, subdivision_for
 from app.clients.models import Client
 from app.clients.rules import GST_STATES, region_code
 from app.collections.hooks import invoice_ended
@@ -440,8 +439,7 @@ def tenant_today(session: Session) -> date:
 
     tenant_id = bound_tenant_id(session)
     tenant = session.get(Tenant, tenant_id) if tenant_id is not None else None
-    zone = ZoneInfo(tenant.time_zone) if tenant is not None else UTC
-    return datetime.now(zone).date()
+    return local_date(tenant.time_zone if tenant is not None else "UTC")
 
 
 def status_after_settling(session: Session, invoice: Invoice, paid: Decimal, left: Decimal,
