@@ -46,8 +46,6 @@ def sync_whatsapp_templates(session) -> dict | None:
         log.warning("whatsapp template sync failed for connection %s: %s", connection.id, exc)
         connection.last_error, connection.last_error_at = str(exc)[:2000], datetime.now(UTC)
         return {"error": str(exc)}
-    finally:
-        connector.close()
     return {"updated": result.updated, "missing": result.missing}
 
 

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -167,14 +167,17 @@ def test_provider_500_then_429_then_200_delivers_once(app, db_session, make_tena
             db_session.commit()
         seen = []
         for _ in range(3):
+            before = datetime.now(UTC)
             run_jobs(["messages"])
+            after = datetime.now(UTC)
             message = db_session.scalar(
                 select(OutboxMessage)
                 .where(OutboxMessage.idempotency_key == f"{prefix}:0")
                 .execution_options(populate_existing=True)
             )
-            wait = (message.next_attempt_at - datetime.now(UTC)).total_seconds()
-            seen.append((message.status, message.attempts, wait))
+            # The retry's delay, bounded by when the attempt could have failed.
+            delay = (message.next_attempt_at - before, message.next_attempt_at - after)
+            seen.append((message.status, message.attempts, delay))
             if message.status == "sent":
                 break
             # Time passes: the retry is due now (the sweeper hands due retries out).
@@ -186,10 +189,10 @@ def test_provider_500_then_429_then_200_delivers_once(app, db_session, make_tena
     finally:
         app.config["WHATSAPP_API_BASE"] = "https://graph.facebook.com"
         standin.stop()
-    (first, one, _), (second, two, wait), (third, three, _) = seen
+    (first, one, _), (second, two, (at_most, at_least)), (third, three, _) = seen
     assert (first, one) == ("pending", 1)  # 500: temporary, retried with backoff
     assert (second, two) == ("pending", 2)  # 429: throttled, retried ...
-    assert 0 < wait <= 1.0  # ... when its Retry-After says
+    assert at_least <= timedelta(seconds=1) <= at_most  # ... when its Retry-After says
     assert (third, three) == ("sent", 3)
     stats = standin.stats()
     assert stats["requests"] == 3 and stats["accepted"] == 1 and stats["unique_keys"] == 1

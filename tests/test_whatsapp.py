@@ -308,7 +308,6 @@ def test_throttling_without_retry_after_waits_a_few_seconds(app, standin):
         connector.send(outgoing_template("hello"))
     assert not caught.value.permanent and caught.value.retry_after == 6.0
     assert "131056" in str(caught.value)
-    connector.close()
 
 
 def test_wrong_parameter_count_is_dead_lettered_with_a_clear_reason(
@@ -599,7 +598,6 @@ def test_connect_form_checks_ids_and_tier():
     assert connector.daily_cap() == ("whatsapp-day:1", 10000)
     assert connector.rate_limit() == ("whatsapp:1", 78.0)  # 97.5% of Meta's 80/s
     assert connector.account_key() == "1"
-    connector.close()
 
 
 # -- helpers ------------------------------------------------------------------------------------

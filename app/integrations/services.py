@@ -400,8 +400,6 @@ def run_test(session: Session, connection_id: int) -> dict:
                 ok, message = True, connector.test_connection()
             except DeliveryError as exc:
                 ok, message = False, str(exc)
-            finally:
-                connector.close()
     record_test_result(session, connection_id, ok=ok, message=message)
     return {"ok": ok, "message": message}
 

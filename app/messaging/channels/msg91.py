@@ -36,6 +36,7 @@ from app.messaging.channels import (
     Outgoing,
     Sent,
     StatusUpdate,
+    pooled_client,
     retry_after_seconds,
 )
 from app.messaging.models import OutboxMessage
@@ -107,17 +108,12 @@ class Msg91Connector(Connector):
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(
+            self._client = pooled_client(
                 base_url=self.config["MSG91_API_BASE"].rstrip("/"),
                 headers={"authkey": self.secrets["authkey"], "Accept": "application/json"},
                 timeout=TIMEOUT,
             )
         return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
     def account_key(self) -> str | None:
         return self.settings.get("webhook_token")

@@ -27,6 +27,7 @@ from app.messaging.channels import (
     Outgoing,
     Sent,
     StatusUpdate,
+    pooled_client,
     retry_after_seconds,
 )
 
@@ -93,18 +94,13 @@ class TwilioConnector(Connector):
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(
+            self._client = pooled_client(
                 base_url=self.config["TWILIO_API_BASE"].rstrip("/"),
                 auth=(self.sid, self.secrets["auth_token"]),
                 headers={"Accept": "application/json"},
                 timeout=TIMEOUT,
             )
         return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
     def account_key(self) -> str:
         return self.sid

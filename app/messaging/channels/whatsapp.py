@@ -29,6 +29,7 @@ from app.messaging.channels import (
     Outgoing,
     Sent,
     StatusUpdate,
+    pooled_client,
     retry_after_seconds,
 )
 
@@ -130,7 +131,7 @@ class WhatsAppCloudConnector(Connector):
         """One keep-alive client for every call of a delivery batch, opened on first use."""
         if self._client is None:
             base = str(self.config["WHATSAPP_API_BASE"]).rstrip("/")
-            self._client = httpx.Client(
+            self._client = pooled_client(
                 base_url=f"{base}/{self.config['WHATSAPP_API_VERSION']}",
                 headers={"Authorization": f"Bearer {self.secrets.get('access_token', '')}"},
                 timeout=15.0,
@@ -155,11 +156,6 @@ class WhatsAppCloudConnector(Connector):
     def daily_cap(self) -> tuple[str, int] | None:
         cap = TIERS.get(str(self.settings.get("messaging_tier") or "unlimited"))
         return (f"whatsapp-day:{self.phone_number_id}", cap) if cap else None
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
     # -- sending ---------------------------------------------------------------------------
 
