@@ -330,9 +330,10 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     assert session.get(Document, a["document_id"]).deleted_at is None
     assert session.get(Milestone, a["milestone_id"]).status == "planned"
     assert session.get(Project, a["project_id"]).deleted_at is None
-    from app.library.tenant_models import TenantTemplateItem
+    from app.library.tenant_models import TenantTemplate, TenantTemplateItem
 
     assert session.get(TenantTemplateItem, a["item_id"]).name == "Item of A"
+    assert session.get(TenantTemplate, a["tenant_template_id"]).deleted_at is None  # not archived
     session.close()
     member = db_session.get(Membership, a["membership_id"], populate_existing=True)
     assert (member.role, member.active) == ("finance", True)

@@ -1,15 +1,18 @@
-"""A tenant's own templates: cloned exactly from the library, edited as a draft of the next
-version (published versions never change), reordered in one statement, published only when the
-plan adds up, and applied to projects that keep the version they were made from."""
+"""A tenant's own templates: cloned exactly from the library or started blank, edited as a draft
+of the next version (published versions never change), reordered in one statement, published
+only when the plan adds up, applied to projects that keep the version they were made from, and
+archived (out of the lists, read-only) and restored."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
 
+from app.audit.models import AuditEntry
 from app.library import services as library
 from app.library import tenant_services as services
 from app.library.models import LibraryTemplate
@@ -37,7 +40,7 @@ def workspace(client, db_session, make_tenant, make_user, login):
     hx = {"HX-Request": "true", "X-CSRFToken": token}
     return SimpleNamespace(http=client, tenant=tenant, token=token, client_id=client_id,
                            source=source, base=f"/t/{tenant.slug}/library/mine",
-                           db=db_session, hx=hx)  # fmt: skip
+                           db=db_session, hx=hx, owner=owner)  # fmt: skip
 
 
 def _session(ws):
@@ -340,6 +343,151 @@ def test_a_draft_cannot_be_applied(workspace):
     assert project.tenant_template_version_id is None and not _milestones(session, project)
 
 
+# Archiving ----------------------------------------------------------------------------------
+
+
+def _project_named(session, name: str) -> Project:
+    return session.scalars(select(Project).where(Project.name == name)).one()
+
+
+def test_an_archived_template_leaves_the_lists_and_its_projects_keep_their_version(workspace):
+    ws = workspace
+    template_id = _clone(ws)
+    session = _session(ws)
+    v1 = session.scalar(select(TenantTemplateVersion).where(
+        TenantTemplateVersion.template_id == template_id))  # fmt: skip
+    url = _project(ws, "Tower F")
+    assert ws.http.post(url + "/template", data={"csrf_token": ws.token, "version_id": v1.id}
+                        ).status_code == 303  # fmt: skip
+    session = _session(ws)
+    plan = [(m.name, m.amount, m.due_date)
+            for m in _milestones(session, _project_named(session, "Tower F"))]  # fmt: skip
+    draft_items = _draft(ws, template_id)  # a draft in progress waits for the restore
+    page = ws.http.get(f"{ws.base}/{template_id}").text
+    assert f'action="{ws.base}/{template_id}/archive" class="row-form confirm"' in page
+
+    archived = ws.http.post(f"{ws.base}/{template_id}/archive", data={"csrf_token": ws.token})
+    assert archived.status_code == 303 and archived.headers["Location"].endswith(ws.base + "/")
+    session = _session(ws)
+    template = session.get(TenantTemplate, template_id)
+    assert template.deleted_at is not None
+    entry = session.scalars(select(AuditEntry).where(
+        AuditEntry.entity == "tenant_templates", AuditEntry.entity_id == str(template_id),
+        AuditEntry.action == "update")).one()  # fmt: skip
+    assert entry.changes["deleted_at"][0] is None and entry.actor_user_id == ws.owner.id
+    assert "is archived" in ws.http.get(ws.base + "/").text  # the flash message
+    listing = ws.http.get(ws.base + "/").text
+    in_use, archived_part = listing.split('data-testid="archived-templates"')
+    assert ws.source.name not in in_use and "No templates of your own yet" in in_use
+    assert "Archived (1)" in archived_part and f"{ws.base}/{template_id}/restore" in archived_part
+
+    # not offered for a new plan, and refused if posted anyway
+    plan_page = ws.http.get(url + "/plan").text
+    assert f'<option value="{v1.id}">' not in plan_page
+    other = _project(ws, "Tower G")
+    ws.http.post(other + "/template", data={"csrf_token": ws.token, "version_id": v1.id})
+    session = _session(ws)
+    assert not _milestones(session, _project_named(session, "Tower G"))
+    # the project made from it keeps its plan, and still shows (and links to) its version
+    tower_f = _project_named(session, "Tower F")
+    assert tower_f.tenant_template_version_id == v1.id
+    assert [(m.name, m.amount, m.due_date) for m in _milestones(session, tower_f)] == plan
+    assert f"{ws.source.name}, version 1" in plan_page
+    assert f'href="{ws.base}/{template_id}/versions/1"' in plan_page
+    version_page = ws.http.get(f"{ws.base}/{template_id}/versions/1")
+    assert version_page.status_code == 200 and 'data-testid="archived-note"' in version_page.text
+    assert ws.source.items[0].name in version_page.text
+    assert "Continue editing" not in version_page.text and "/archive" not in version_page.text
+
+    # its draft cannot be edited, with or without htmx, and says why
+    editor = ws.http.get(f"{ws.base}/{template_id}/draft")
+    assert editor.status_code == 409 and f"{ws.source.name} is archived" in editor.text
+    added = ws.http.post(f"{ws.base}/{template_id}/draft/items", headers=ws.hx,
+                         data=_item_form(ws, name="Sneaked in"))  # fmt: skip
+    assert added.status_code == 409 and "restore it to edit it" in added.headers["HX-Trigger"]
+    for path in ("/draft", "/draft/publish", "/draft/discard", "/details"):
+        refused = ws.http.post(f"{ws.base}/{template_id}{path}",
+                               data={"csrf_token": ws.token, "name": "Renamed"})  # fmt: skip
+        assert refused.status_code == 409, path
+    session = _session(ws)
+    template = session.get(TenantTemplate, template_id)
+    draft = services.get_draft(session, template)
+    assert template.name == ws.source.name and template.current_version == 1
+    assert _snapshot(draft.items) == _snapshot(draft_items)
+
+    restored = ws.http.post(f"{ws.base}/{template_id}/restore", data={"csrf_token": ws.token})
+    assert restored.status_code == 303
+    assert restored.headers["Location"].endswith(f"{ws.base}/{template_id}")
+    assert _session(ws).get(TenantTemplate, template_id).deleted_at is None
+    listing = ws.http.get(ws.base + "/").text
+    assert ws.source.name in listing and 'data-testid="archived-templates"' not in listing
+    assert f'<option value="{v1.id}">' in ws.http.get(url + "/plan").text
+    assert ws.http.get(f"{ws.base}/{template_id}/draft").status_code == 200
+
+
+# Starting blank -----------------------------------------------------------------------------
+
+
+def test_a_template_started_blank_is_filled_in_the_editor_and_published_when_it_adds_up(
+    workspace,
+):
+    ws = workspace
+    form = ws.http.get(ws.base + "/new")
+    assert form.status_code == 200 and '<option value="construction"' in form.text
+    assert f'href="{ws.base}/new"' in ws.http.get(ws.base + "/").text
+    bad = ws.http.post(ws.base + "/new", data={"csrf_token": ws.token, "name": " x ",
+                                               "industry": "astrology",
+                                               "description": "d" * 2001})  # fmt: skip
+    assert bad.status_code == 422
+    for field in ("name", "industry", "description"):
+        assert f'id="{field}-error"' in bad.text and f'aria-describedby="{field}-error"' in bad.text
+    assert "2 to 191 characters" in bad.text
+    assert not _session(ws).scalars(select(TenantTemplate)).all()
+
+    created = ws.http.post(ws.base + "/new", data={
+        "csrf_token": ws.token, "name": "  Fit-out,   3 stages ", "industry": "construction",
+        "description": "Interiors for offices"})  # fmt: skip
+    assert created.status_code == 303
+    found = re.fullmatch(rf".*{ws.base}/(\d+)/draft", created.headers["Location"])
+    assert found, created.headers["Location"]
+    template_id = int(found[1])
+    session = _session(ws)
+    template = session.get(TenantTemplate, template_id)
+    assert (template.name, template.industry, template.description, template.source_key) == (
+        "Fit-out, 3 stages", "construction", "Interiors for offices", None)  # fmt: skip
+    [draft] = template.versions
+    assert (draft.number, draft.is_published, draft.items) == (1, False, [])
+
+    editor = ws.http.get(created.headers["Location"])
+    assert editor.status_code == 200 and "Editing version 1 of Fit-out, 3 stages" in editor.text
+    assert "No milestones yet" in editor.text
+    detail = ws.http.get(f"{ws.base}/{template_id}")
+    assert detail.status_code == 200 and 'data-testid="not-published"' in detail.text
+    assert "Continue editing version 1 (draft)" in detail.text
+    assert "not published yet" in ws.http.get(ws.base + "/").text
+    url = _project(ws, "Tower H")
+    assert "Fit-out, 3 stages" not in ws.http.get(url + "/plan").text
+
+    # the existing check refuses an empty plan
+    empty = _publish(ws, template_id)
+    assert empty.status_code == 422 and "Add at least one milestone." in empty.text
+    assert not services.get_draft(_session(ws), template).is_published
+
+    for name, share in (("Design", "40"), ("Handover", "60")):
+        added = ws.http.post(f"{ws.base}/{template_id}/draft/items", headers=ws.hx,
+                             data=_item_form(ws, name=name, share=share))  # fmt: skip
+        assert added.status_code == 200
+    assert _publish(ws, template_id, note="First plan").status_code == 303
+    session = _session(ws)
+    template = session.get(TenantTemplate, template_id)
+    [version] = template.versions
+    assert version.is_published and template.current_version == 1
+    assert [i.name for i in version.items] == ["Design", "Handover"]
+    assert f'<option value="{version.id}">' in ws.http.get(url + "/plan").text
+    page = ws.http.get(f"{ws.base}/{template_id}").text
+    assert "Handover" in page and "Edit: make version 2" in page and "started blank" in page
+
+
 # Permissions --------------------------------------------------------------------------------
 
 
@@ -353,6 +501,7 @@ def test_a_viewer_reads_templates_but_cannot_edit_them(workspace, app, make_user
     login(other, viewer)
     page = other.get(f"{ws.base}/{template_id}")
     assert page.status_code == 200 and "Edit: make version" not in page.text
+    assert "/archive" not in page.text
     assert other.get(f"{ws.base}/{template_id}/versions/1").status_code == 200
     assert other.get(ws.base + "/").status_code == 200
     token = csrf_token_from(page.text)
@@ -360,5 +509,13 @@ def test_a_viewer_reads_templates_but_cannot_edit_them(workspace, app, make_user
                       ).status_code == 403  # fmt: skip
     assert other.post(f"{ws.base}/from-library/{ws.source.id}", data={"csrf_token": token}
                       ).status_code == 403  # fmt: skip
+    assert f'href="{ws.base}/new"' not in other.get(ws.base + "/").text
+    assert other.get(ws.base + "/new").status_code == 403
+    assert other.post(ws.base + "/new", data={"csrf_token": token, "name": "Mine"}
+                      ).status_code == 403  # fmt: skip
+    for action in ("archive", "restore"):
+        assert other.post(f"{ws.base}/{template_id}/{action}", data={"csrf_token": token}
+                          ).status_code == 403  # fmt: skip
+    assert _session(ws).get(TenantTemplate, template_id).deleted_at is None
     assert "Clone into my workspace" not in other.get(
         f"/t/{ws.tenant.slug}/library/{ws.source.id}").text  # fmt: skip

@@ -103,7 +103,7 @@ class TenantTemplateVersion(TenantModel):
         if not self.is_published:
             return "A draft cannot be applied: publish it first."
         if self.template.deleted_at is not None:
-            return "This template has been deleted."
+            return "This template has been archived."
         return None
 
     def provenance(self) -> dict[str, object]:

@@ -1,5 +1,6 @@
-"""A tenant's own plan templates: clone from the library, edit a draft of the next version,
-publish it (frozen from then on), and find the published versions a project can be made from.
+"""A tenant's own plan templates: clone from the library or start one blank, edit a draft of the
+next version, publish it (frozen from then on), archive and restore, and find the published
+versions a project can be made from.
 
 Published versions are never changed: every edit goes to the template's one draft, which
 starts as a copy of the newest published version.
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.types import BigInteger, Integer
 
 from app.audit.models import AuditEntry
+from app.library import services as library
 from app.library.models import DUE_RULES, LibraryTemplate
 from app.library.tenant_models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
 
@@ -49,14 +51,33 @@ def list_templates(session: Session) -> list[TenantTemplate]:
     ))  # fmt: skip
 
 
+def archived_templates(session: Session) -> list[TenantTemplate]:
+    """Archived templates, the most recently archived first."""
+    return list(session.scalars(
+        select(TenantTemplate).where(TenantTemplate.deleted_at.is_not(None))
+        .order_by(TenantTemplate.deleted_at.desc(), TenantTemplate.id)
+    ))  # fmt: skip
+
+
 def templates_with_drafts(session: Session) -> set[int]:
     return set(session.scalars(select(TenantTemplateVersion.template_id)
                                .where(TenantTemplateVersion.published_at.is_(None))))  # fmt: skip
 
 
-def get_template(session: Session, template_id: int) -> TenantTemplate | None:
-    return session.scalar(select(TenantTemplate).where(
-        TenantTemplate.id == template_id, TenantTemplate.deleted_at.is_(None)))  # fmt: skip
+def templates_published(session: Session) -> set[int]:
+    """Templates with at least one published version (one started blank has none at first)."""
+    return set(session.scalars(
+        select(TenantTemplateVersion.template_id).distinct()
+        .where(TenantTemplateVersion.published_at.is_not(None))
+    ))  # fmt: skip
+
+
+def get_template(session: Session, template_id: int,
+                 include_archived: bool = False) -> TenantTemplate | None:  # fmt: skip
+    query = select(TenantTemplate).where(TenantTemplate.id == template_id)
+    if not include_archived:
+        query = query.where(TenantTemplate.deleted_at.is_(None))
+    return session.scalar(query)
 
 
 def get_version(session: Session, template: TenantTemplate,
@@ -115,7 +136,7 @@ def version_of(session: Session, version_id: int | None) -> TenantTemplateVersio
     return session.get(TenantTemplateVersion, version_id) if version_id else None
 
 
-# Cloning and drafts -------------------------------------------------------------------------
+# Starting, archiving, drafts ----------------------------------------------------------------
 
 
 def _copy_items(items: Sequence) -> list[TenantTemplateItem]:
@@ -148,6 +169,40 @@ def clone_from_library(session: Session, source: LibraryTemplate,
     session.add(template)
     session.flush()
     return template
+
+
+def start_blank(session: Session, raw: Mapping, user_id: int | None) -> TenantTemplate:
+    """A template of the tenant's own from nothing: its version 1 is an empty draft, to be
+    filled in the editor and published once the plan adds up. Until then `current_version`
+    stays at 1 (the column's floor) with no published version behind it, so the template is
+    listed but not offered to projects."""
+    values, errors = _clean_details(raw)
+    industry = str(raw.get("industry") or "").strip()
+    if industry and industry not in library.industry_labels():
+        errors["industry"] = "Choose an industry from the list, or none."
+    if errors:
+        raise TemplateError(errors)
+    template = TenantTemplate(**values, industry=industry, current_version=1,
+                              created_by_user_id=user_id)  # fmt: skip
+    template.versions.append(TenantTemplateVersion(number=1, created_by_user_id=user_id))
+    session.add(template)
+    session.flush()
+    return template
+
+
+def archive(session: Session, template: TenantTemplate) -> None:
+    """Take a template out of use: it leaves the list and the plan page's choices. Nothing is
+    deleted: projects made from its versions keep their plan and their link to the version, and
+    a draft in progress waits for a restore. The flush writes the audit entry."""
+    if template.deleted_at is None:
+        template.deleted_at = datetime.now(UTC)
+        session.flush()
+
+
+def restore(session: Session, template: TenantTemplate) -> None:
+    if template.deleted_at is not None:
+        template.deleted_at = None
+        session.flush()
 
 
 def start_draft(session: Session, template: TenantTemplate,
@@ -355,7 +410,7 @@ def publish(session: Session, template: TenantTemplate, draft: TenantTemplateVer
     return draft
 
 
-def update_details(session: Session, template: TenantTemplate, raw: Mapping) -> None:
+def _clean_details(raw: Mapping) -> tuple[dict, dict[str, str]]:
     errors = {}
     name = " ".join(str(raw.get("name") or "").split())
     if not 2 <= len(name) <= 191:
@@ -363,7 +418,12 @@ def update_details(session: Session, template: TenantTemplate, raw: Mapping) -> 
     description = str(raw.get("description") or "").strip()
     if len(description) > MAX_TEXT:
         errors["description"] = f"Keep it under {MAX_TEXT} characters."
+    return {"name": name, "description": description}, errors
+
+
+def update_details(session: Session, template: TenantTemplate, raw: Mapping) -> None:
+    values, errors = _clean_details(raw)
     if errors:
         raise TemplateError(errors)
-    template.name, template.description = name, description
+    template.name, template.description = values["name"], values["description"]
     session.flush()

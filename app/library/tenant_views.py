@@ -1,11 +1,15 @@
-"""My templates: the tenant's own plan templates, their versions, and the draft editor (inline
-row edits and drag-to-reorder with htmx)."""
+"""My templates: the tenant's own plan templates (cloned or started blank), their versions,
+archiving and restoring, and the draft editor (inline row edits and drag-to-reorder with htmx).
+
+An archived template's pages still open, read-only, so that a project's link to the version it
+was made from keeps working; its draft cannot be edited (see `_editable_template_or_404`).
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, abort, make_response, redirect, request, url_for
 from flask_login import current_user
 
 from app.extensions import db
@@ -24,9 +28,25 @@ DUE_RULE_CHOICES = {
 
 
 def _template_or_404(tenant_template_id: int):
-    template = services.get_template(db.session, tenant_template_id)
+    """A template to read, archived or not."""
+    template = services.get_template(db.session, tenant_template_id, include_archived=True)
     if template is None:
         abort(404)
+    return template
+
+
+def _editable_template_or_404(tenant_template_id: int):
+    """A template whose draft may be changed. An archived one is refused with 409 Conflict and a
+    page saying it is archived and must be restored first (for htmx, also an error toast, as
+    htmx does not show a 409's body): a bare 404 would suggest it is gone, yet it is there and its
+    pages open."""
+    template = _template_or_404(tenant_template_id)
+    if template.deleted_at is not None:
+        if request.headers.get("HX-Request"):
+            toast(f"{template.name} is archived: restore it to edit it.", "error")
+        body, status = render_page("library/archived.html", block="refusal", status=409,
+                                   my_template=template)  # fmt: skip
+        abort(make_response(body, status))
     return template
 
 
@@ -49,9 +69,28 @@ def _item_or_404(draft, item_id: int):
 def index():
     return render_page(
         "library/mine.html", templates=services.list_templates(db.session),
+        archived=services.archived_templates(db.session),
         drafts=services.templates_with_drafts(db.session),
+        published=services.templates_published(db.session),
         industry_labels=library.industry_labels(),
     )  # fmt: skip
+
+
+@blueprint.route("/new", methods=["GET", "POST"])
+@require_permission("invoices.edit")
+def new():
+    """A template started blank: name and details here, then the milestones in the editor."""
+    values, errors, status = {}, {}, 200
+    if request.method == "POST":
+        try:
+            template = services.start_blank(db.session, request.form, current_user.id)
+        except services.TemplateError as error:
+            values, errors, status = request.form.to_dict(), error.errors, 422
+        else:
+            toast(f"{template.name} is started: add its milestones, then publish version 1.")
+            return redirect(url_for("my_templates.editor", tenant_template_id=template.id), 303)
+    return render_page("library/new_template.html", status=status, values=values, errors=errors,
+                       industries=library.industry_labels())  # fmt: skip
 
 
 @blueprint.post("/from-library/<int:template_id>")
@@ -88,8 +127,12 @@ def _version_page(template, version):
 def detail(tenant_template_id: int):
     template = _template_or_404(tenant_template_id)
     version = services.get_version(db.session, template, template.current_version)
-    if version is None:
-        abort(404)
+    if version is None:  # started blank and not published yet: nothing to preview
+        return render_page(
+            "library/tenant_template.html", my_template=template, version=None, versions=[],
+            draft=services.get_draft(db.session, template),
+            industry_label=library.industry_labels().get(template.industry, template.industry),
+        )  # fmt: skip
     return _version_page(template, version)
 
 
@@ -101,6 +144,25 @@ def version(tenant_template_id: int, version: int):
     if found is None:
         abort(404)
     return _version_page(template, found)
+
+
+@blueprint.post("/<int:tenant_template_id>/archive")
+@require_permission("invoices.edit")
+def archive(tenant_template_id: int):
+    template = _template_or_404(tenant_template_id)
+    services.archive(db.session, template)
+    toast(f"{template.name} is archived: it is no longer offered for new projects. Projects made "
+          "from it keep their plan. Restore it from the archived templates.")  # fmt: skip
+    return redirect(url_for("my_templates.index"), 303)
+
+
+@blueprint.post("/<int:tenant_template_id>/restore")
+@require_permission("invoices.edit")
+def restore(tenant_template_id: int):
+    template = _template_or_404(tenant_template_id)
+    services.restore(db.session, template)
+    toast(f"{template.name} is restored: it is back in your templates.")
+    return redirect(url_for("my_templates.detail", tenant_template_id=template.id), 303)
 
 
 # The editor ---------------------------------------------------------------------------------
@@ -134,7 +196,7 @@ def _draft_answer(template, draft, status=200, **context):
 @blueprint.get("/<int:tenant_template_id>/draft")
 @require_permission("invoices.edit")
 def editor(tenant_template_id: int):
-    template = _template_or_404(tenant_template_id)
+    template = _editable_template_or_404(tenant_template_id)
     draft = services.get_draft(db.session, template)
     if draft is None:  # nothing to edit yet: the template page offers to start a draft
         return redirect(url_for("my_templates.detail", tenant_template_id=template.id), 303)
@@ -148,7 +210,7 @@ def editor(tenant_template_id: int):
 @blueprint.post("/<int:tenant_template_id>/draft")
 @require_permission("invoices.edit")
 def start_draft(tenant_template_id: int):
-    template = _template_or_404(tenant_template_id)
+    template = _editable_template_or_404(tenant_template_id)
     services.start_draft(db.session, template, current_user.id)
     return redirect(url_for("my_templates.editor", tenant_template_id=template.id), 303)
 
@@ -156,7 +218,7 @@ def start_draft(tenant_template_id: int):
 @blueprint.post("/<int:tenant_template_id>/draft/discard")
 @require_permission("invoices.edit")
 def discard(tenant_template_id: int):
-    template = _template_or_404(tenant_template_id)
+    template = _editable_template_or_404(tenant_template_id)
     services.discard_draft(db.session, _draft_or_404(template))
     toast("The draft is discarded; the published versions are as they were.")
     return redirect(url_for("my_templates.detail", tenant_template_id=template.id), 303)
@@ -165,7 +227,7 @@ def discard(tenant_template_id: int):
 @blueprint.post("/<int:tenant_template_id>/details")
 @require_permission("invoices.edit")
 def details(tenant_template_id: int):
-    template = _template_or_404(tenant_template_id)
+    template = _editable_template_or_404(tenant_template_id)
     draft = _draft_or_404(template)
     try:
         services.update_details(db.session, template, request.form)
@@ -179,7 +241,7 @@ def details(tenant_template_id: int):
 @blueprint.post("/<int:tenant_template_id>/draft/items")
 @require_permission("invoices.edit")
 def add_item(tenant_template_id: int):
-    template = _template_or_404(tenant_template_id)
+    template = _editable_template_or_404(tenant_template_id)
     draft = _draft_or_404(template)
     try:
         item = services.add_item(db.session, draft, request.form)
@@ -194,7 +256,7 @@ def add_item(tenant_template_id: int):
 @require_permission("invoices.edit")
 def item(tenant_template_id: int, item_id: int):
     """One milestone of the draft: shown, or (?edit=1 / POST) edited in place."""
-    template = _template_or_404(tenant_template_id)
+    template = _editable_template_or_404(tenant_template_id)
     draft = _draft_or_404(template)
     found = _item_or_404(draft, item_id)
     if request.method == "GET":
@@ -221,7 +283,7 @@ def item(tenant_template_id: int, item_id: int):
 @blueprint.post("/<int:tenant_template_id>/draft/items/<int:item_id>/delete")
 @require_permission("invoices.edit")
 def remove_item(tenant_template_id: int, item_id: int):
-    template = _template_or_404(tenant_template_id)
+    template = _editable_template_or_404(tenant_template_id)
     draft = _draft_or_404(template)
     found = _item_or_404(draft, item_id)
     name = found.name
@@ -239,7 +301,7 @@ def _ids(values) -> list[int]:
 def order(tenant_template_id: int):
     """The new order: every item id in order (after a drag), or one item moved a place up or
     down (the buttons, which work without a mouse and without scripts)."""
-    template = _template_or_404(tenant_template_id)
+    template = _editable_template_or_404(tenant_template_id)
     draft = _draft_or_404(template)
     current = [i.id for i in sorted(draft.items, key=lambda i: i.position)]
     ids = _ids(request.form.getlist("item"))
@@ -259,7 +321,7 @@ def order(tenant_template_id: int):
 @blueprint.post("/<int:tenant_template_id>/draft/publish")
 @require_permission("invoices.edit")
 def publish(tenant_template_id: int):
-    template = _template_or_404(tenant_template_id)
+    template = _editable_template_or_404(tenant_template_id)
     draft = _draft_or_404(template)
     try:
         services.publish(db.session, template, draft, current_user.id, request.form.get("note"))
