@@ -1,6 +1,8 @@
 """Invoice PDFs: what the printed tax invoice says (India intra/inter-state, Australia), the UPI
 QR code and its link, the worker that stores the PDF after issue (and only after commit), the
-sweep, and the download (stored, rendered on demand, draft previews never stored)."""
+sweep, and the download (stored, rendered on demand, draft previews never stored). Credit note
+PDFs (GST credit note, Australian adjustment note, plain elsewhere), their download, and the
+invoice PDF listing its credit notes with the balance after them."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pypdf import PdfReader
 
 from app.clients.models import Client
 from app.extensions import db
-from app.invoicing import pdf
+from app.invoicing import credits, pdf
 from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice
 from app.payments import services as payments
@@ -372,3 +374,140 @@ def test_the_invoice_page_links_to_the_pdf(books, client, login, handed_over):
     page = client.get(f"/t/{tenant.slug}/invoices/{issued.id}")
     assert f'href="/t/{tenant.slug}/invoices/{issued.id}/pdf"' in page.text
     assert "Download PDF" in page.text
+
+
+# Credit notes --------------------------------------------------------------------------------
+
+CREDIT_DAY = date(2027, 3, 5)
+
+
+def test_credit_note_pdf_is_a_gst_credit_note_against_the_invoice(books, handed_over):
+    tenant, session, invoice, _ = books
+    issued = invoice()  # 1,000 + CGST 90 + SGST 90
+    note = credits.issue_credit_note(session, tenant, issued, "118.00", "Late delivery",
+                                     CREDIT_DAY)  # fmt: skip
+    data = pdf.render_credit_note_pdf(session, tenant, note)
+    assert page_count(data) == 1
+    text = pdf_text(data)
+    assert "Credit note" in text and "Tax invoice" not in text
+    assert note.number == "CN/26-27/00001" and "Credit note number: CN/26-27/00001" in text
+    assert "Date: 05 Mar 2027" in text
+    assert "Original invoice: INV/26-27/00001" in text and "Invoice date: 01 Feb 2027" in text
+    assert "Reason: Late delivery" in text
+    assert MH_GSTIN in text and MH_CLIENT_GSTIN in text and "Udyam Works Private Limited" in text
+    assert "HSN/SAC" in text and "998311" in text and "27 – Maharashtra" in text
+    assert "CGST" in text and "SGST" in text and "IGST" not in text
+    assert "₹100.00" in text and text.count("₹9.00") >= 4  # on the line and in the totals
+    assert "Total credited ₹118.00" in text
+    assert "Rupees One Hundred Eighteen Only" in text
+    assert "section 34 of the CGST Act" in text
+    assert "How to pay" not in text and "UPI" not in text  # a credit note asks for nothing
+
+
+def test_inter_state_credit_note_shows_igst(books, handed_over):
+    tenant, session, invoice, _ = books
+    issued = invoice(gstin=KA_GSTIN)
+    note = credits.issue_credit_note(session, tenant, issued, "", "Returned", CREDIT_DAY)
+    text = pdf_text(pdf.render_credit_note_pdf(session, tenant, note))
+    assert "IGST ₹180.00" in text and "SGST" not in text
+    assert "CGST ₹" not in text  # "CGST" only as the Act's name
+    assert "Total credited ₹1,180.00" in text and KA_GSTIN in text and "29 – Karnataka" in text
+
+
+def test_australian_credit_note_is_an_adjustment_note(books, db_session, make_tenant, handed_over):
+    _, _, invoice, _ = books
+    aussie = make_tenant(country="AU", region="NSW", time_zone="Australia/Sydney",
+                         currency="AUD", name="Harbour Tiles")  # fmt: skip
+    aussie.abn = "53004085616"
+    db_session.commit()
+    session = tenant_session(db_session, aussie)
+    issued = invoice(country="AU", gstin=None, currency="AUD", for_tenant=aussie, use=session)
+    note = credits.issue_credit_note(session, aussie, issued, "220.00", "Discount", CREDIT_DAY)
+    text = pdf_text(pdf.render_credit_note_pdf(session, aussie, note))
+    assert "Adjustment note" in text and "Credit note" not in text
+    assert "Adjustment note number:" in text and issued.number in text
+    assert "ABN: 53 004 085 616" in text and "GST" in text and "$20.00" in text
+    assert "Total adjustment (GST inclusive) $220.00" in text and "Reason: Discount" in text
+    assert "HSN/SAC" not in text and "CGST" not in text
+
+
+def test_other_countries_get_a_plain_credit_note(books, db_session, make_tenant, handed_over):
+    _, _, invoice, _ = books
+    luzon = make_tenant(country="PH", time_zone="Asia/Manila", currency="PHP", name="Luzon Co")
+    db_session.commit()
+    session = tenant_session(db_session, luzon)
+    issued = invoice(country="PH", gstin=None, currency="PHP", for_tenant=luzon, use=session)
+    note = credits.issue_credit_note(session, luzon, issued, "100.00", "Goodwill", CREDIT_DAY)
+    text = pdf_text(pdf.render_credit_note_pdf(session, luzon, note))
+    assert "Credit note" in text and "Adjustment note" not in text
+    assert issued.number in text and "Total credited" in text and "Goodwill" in text
+    assert "GSTIN" not in text and "section 34" not in text
+
+
+def test_invoice_pdf_lists_its_credit_notes_and_the_balance_after_them(books, handed_over):
+    tenant, session, invoice, _ = books
+    issued = invoice()  # 1,180.00
+    assert "Credit notes" not in pdf_text(pdf.render_pdf(session, tenant, issued))
+    client = session.get(Client, issued.client_id)
+    values = {"amount": "400.50", "received_on": "2027-03-01", "method": "upi", "reference": "U3"}
+    payment = payments.record_payment(session, client, values)
+    payments.allocate(session, payment, [(issued.id, "400.50", "", "", "")])
+    credits.issue_credit_note(session, tenant, issued, "118.00", "Late delivery", CREDIT_DAY)
+    credits.issue_credit_note(session, tenant, issued, "59.00", "Snag list", date(2027, 3, 9))
+    text = pdf_text(pdf.render_pdf(session, tenant, issued))
+    assert "CN/26-27/00001 05 Mar 2027 ₹118.00" in text
+    assert "CN/26-27/00002 09 Mar 2027 ₹59.00" in text
+    # 1,180.00 - 400.50 paid - 177.00 credited = 602.50, which the QR code asks for too.
+    assert "Paid ₹400.50" in text and "Credit notes ₹177.00" in text
+    assert "Balance due ₹602.50" in text
+    assert "Scan with any UPI app to pay ₹602.50" in text
+
+
+def test_credit_note_download_and_link_and_other_tenants_get_404(
+    books, client, login, handed_over, make_user, add_member, make_tenant
+):
+    tenant, session, invoice, owner = books
+    issued = invoice()
+    note = credits.issue_credit_note(session, tenant, issued, "118.00", "Late delivery",
+                                     CREDIT_DAY)  # fmt: skip
+    session.commit()
+    viewer = make_user()
+    add_member(tenant, viewer, role="viewer")
+    login(client, viewer)
+    url = f"/t/{tenant.slug}/invoices/credit-notes/{note.id}/pdf"
+    response = client.get(url)
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.headers["Content-Disposition"] == "attachment; filename=CN-26-27-00001.pdf"
+    assert response.headers["Cache-Control"] == "private, no-store"
+    text = pdf_text(response.data)
+    assert "Credit note" in text and "CN/26-27/00001" in text and "INV/26-27/00001" in text
+    page = client.get(f"/t/{tenant.slug}/invoices/credit-notes/{note.id}").text
+    assert f'href="{url}"' in page and "Download PDF" in page
+    assert client.get(f"/t/{tenant.slug}/invoices/credit-notes/999999/pdf").status_code == 404
+
+    stranger = make_user()
+    own = make_tenant(owner=stranger)
+    # Requests share the app context this module pushes, and with it `g` (the logged-in user):
+    # a second browser gets an app context of its own.
+    with client.application.app_context():
+        other = client.application.test_client()
+        login(other, stranger)
+        assert other.get(url).status_code == 404  # not a member of this tenant
+        # Their own workspace's URL with this note's id: their schema has no such note.
+        assert other.get(f"/t/{own.slug}/invoices/credit-notes/{note.id}/pdf").status_code == 404
+
+
+def test_a_credit_note_makes_the_next_invoice_download_show_it(
+    books, client, login, db_session, handed_over
+):
+    tenant, session, invoice, owner = books
+    issued = invoice()
+    login(client, owner)
+    first = client.get(f"/t/{tenant.slug}/invoices/{issued.id}/pdf")
+    assert "Credit notes" not in pdf_text(first.data)
+    check = tenant_session(db_session, tenant)
+    credits.issue_credit_note(check, tenant, check.get(Invoice, issued.id), "180.00", "Discount",
+                              CREDIT_DAY)  # fmt: skip
+    check.commit()
+    text = pdf_text(client.get(f"/t/{tenant.slug}/invoices/{issued.id}/pdf").data)
+    assert "CN/26-27/00001" in text and "Balance due ₹1,000.00" in text

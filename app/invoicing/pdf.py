@@ -1,8 +1,12 @@
-"""Invoice PDFs: the printed tax invoice, rendered by WeasyPrint from plain data, stored in the
-tenant's storage by a worker.
+"""Invoice and credit note PDFs: the printed tax invoice, rendered by WeasyPrint from plain data
+and stored in the tenant's storage by a worker, and the credit note (adjustment note in
+Australia), rendered on demand.
 
-- The template (`templates/invoicing/pdf.html`) gets dicts and strings, never models: money is
-  formatted here for the tenant's locale, so a worker renders exactly what a request would.
+- The templates (`templates/invoicing/pdf.html`, `templates/pdf/credit_note.html`, both on
+  `templates/pdf/_tax_document.html`) get dicts and strings, never models: money is formatted
+  here for the tenant's locale, so a worker renders exactly what a request would. Their style
+  (`templates/pdf/tax_document.css`) is parsed once per brand colour, and WeasyPrint's font
+  configuration is kept per thread: both were remade for every PDF (bench/README.md).
 - WeasyPrint fetches nothing on its own: `_fetcher` serves the tenant's logo from the tenant's
   storage and `data:` URLs, and refuses `file:`, `http(s):` and everything else.
 - Indian tenants with a UPI VPA get a UPI QR code on INR invoices (the NPCI deep link, with
@@ -13,18 +17,20 @@ tenant's storage by a worker.
   `pdf_key`): a periodic sweep renders what never reached a worker. The download view renders
   on demand what is missing or out of date, so a download never fails for want of a worker.
 - A stored PDF's key carries the amount due it was rendered for (the QR and the balance line
-  show it), so after a payment the next download renders a fresh one. Keys also carry a random
-  part: a file written by a transaction that rolls back is removed (`save_in_transaction`)
-  without touching a file a committed row points at.
+  show it), so after a payment or a credit note the next download renders a fresh one. Keys
+  also carry a random part: a file written by a transaction that rolls back is removed
+  (`save_in_transaction`) without touching a file a committed row points at.
 - Drafts (marked DRAFT) and void invoices (marked VOID) are rendered on the fly, never stored.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import re
 import secrets
+import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import quote
@@ -35,7 +41,7 @@ from flask import current_app, has_app_context, render_template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.invoicing.models import Invoice
+from app.invoicing.models import CreditNote, Invoice
 from app.invoicing.money import to_money
 from app.storage import delete_after_commit, get_storage, save_in_transaction, tenant_key
 from app.transaction_hooks import on_commit
@@ -44,6 +50,8 @@ from tenants.binding import bound_tenant_id
 log = logging.getLogger(__name__)
 
 TEMPLATE = "invoicing/pdf.html"
+CREDIT_NOTE_TEMPLATE = "pdf/credit_note.html"
+STYLESHEET = "pdf/tax_document.css"  # of both, parsed once per brand colour
 TAX_INVOICE_COUNTRIES = ("IN", "AU")
 UNSTORED_STATUSES = ("draft", "void")  # rendered on the fly with a mark, never stored
 LOGO_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif"}
@@ -56,6 +64,7 @@ SWEEP_GRACE = timedelta(minutes=2)
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 DEFAULT_COLOUR = "#1f5f8b"
 _DUE_IN_KEY = re.compile(r"\.due-([0-9]+\.[0-9]{2})\.[0-9a-f]+\.pdf$")
+_per_thread = threading.local()
 
 
 # The environment ---------------------------------------------------------------------------
@@ -94,8 +103,8 @@ def _day(value: date | None) -> str:
     return value.strftime("%d %b %Y") if value else "—"
 
 
-def pdf_filename(invoice: Invoice) -> str:
-    """INV/26-27/00001 -> INV-26-27-00001.pdf; a draft -> draft-<id>.pdf."""
+def pdf_filename(invoice: Invoice | CreditNote) -> str:
+    """INV/26-27/00001 -> INV-26-27-00001.pdf (CN/... alike); a draft -> draft-<id>.pdf."""
     stem = re.sub(r"[^A-Za-z0-9-]+", "-", invoice.number).strip("-") if invoice.number else ""
     return f"{stem or f'draft-{invoice.id}'}.pdf"
 
@@ -206,11 +215,21 @@ def _recipient(client, invoice: Invoice, supplier_country: str) -> dict:
     return {"name": client.full_name, "address": [line for line in lines if line], "ids": ids}
 
 
-def invoice_document(session: Session, tenant, invoice: Invoice) -> dict:
-    """Everything the printed invoice shows, as plain values."""
+TAX_COLUMNS = {
+    "intra": [("CGST", "cgst"), ("SGST", "sgst")],
+    "inter": [("IGST", "igst")],
+    "export": [("IGST", "igst")],
+    "au_gst": [("GST", "other_tax")],
+    "other": [("Tax", "other_tax")],
+}
+
+
+def _tax_document(session: Session, tenant, invoice: Invoice, lines, totals) -> dict:
+    """What the invoice and its credit notes print alike: the parties, the supply, the lines
+    and the tax totals, with the taxes in the invoice's columns (CGST + SGST, IGST, GST...).
+    `lines` are invoice or credit note lines; `totals` the invoice or the note."""
     from app.clients.models import Client
     from app.invoicing.services import state_name
-    from app.payments.services import outstanding
 
     country = (tenant.country or "").upper()
     currency = invoice.currency
@@ -218,77 +237,126 @@ def invoice_document(session: Session, tenant, invoice: Invoice) -> dict:
     def money(amount) -> str:
         return format_money(amount, currency, country)
 
-    client = session.get(Client, invoice.client_id)
-    issued = invoice.status not in ("draft",)
-    amount_due = outstanding(session, invoice) if issued else to_money(invoice.total)
-    paid = to_money(invoice.total) - amount_due
-    regime = invoice.tax_regime
-    tax_columns = {
-        "intra": [("CGST", "cgst"), ("SGST", "sgst")],
-        "inter": [("IGST", "igst")],
-        "export": [("IGST", "igst")],
-        "au_gst": [("GST", "other_tax")],
-        "other": [("Tax", "other_tax")],
-    }[regime]
-    lines = [
+    columns = TAX_COLUMNS[invoice.tax_regime]
+    # A quantity column only when some line has a quantity other than one: milestone lines are
+    # one of each, and credit note lines have none (they credit an amount).
+    quantities = [getattr(line, "quantity", None) for line in lines]
+    rows = [
         {
             "position": line.position,
             "description": line.description,
             "hsn_sac": line.hsn_sac or "",
-            "quantity": f"{line.quantity.normalize():f}",
+            "quantity": f"{quantity.normalize():f}" if quantity is not None else "",
             "taxable_value": money(line.taxable_value),
             "rate": f"{line.tax_rate:.2f}%",
-            "taxes": [money(getattr(line, field)) for _, field in tax_columns],
+            "taxes": [money(getattr(line, field)) for _, field in columns],
             "total": money(line.total),
         }
-        for line in invoice.lines
+        for line, quantity in zip(lines, quantities, strict=True)
     ]
-    totals = [("Taxable value", money(invoice.subtotal))]
-    totals += [(label, money(getattr(invoice, field))) for label, field in tax_columns]
-    upi = None
-    if shows_upi_qr(tenant, invoice, amount_due):
-        link = upi_link(tenant, invoice, amount_due)
-        upi = {"link": link, "qr": upi_qr_image(link), "vpa": tenant.upi_vpa,
-               "amount": money(amount_due)}  # fmt: skip
-    lut = invoice.lut_reference or tenant.lut_reference
     return {
-        "title": "Tax invoice" if country in TAX_INVOICE_COUNTRIES else "Invoice",
-        "mark": {"draft": "DRAFT", "void": "VOID"}.get(invoice.status),
         "country": country,
         "brand_colour": brand_colour(tenant.brand_colour),
         "has_logo": bool(logo_key(tenant)),
         "logo_url": LOGO_URL,
         "supplier": _supplier(tenant, invoice),
-        "recipient": _recipient(client, invoice, country),
-        "number": invoice.number or "Draft",
-        "issue_date": _day(invoice.issue_date),
-        "due_date": _day(invoice.due_date),
+        "recipient": _recipient(session.get(Client, invoice.client_id), invoice, country),
         "place_of_supply": (
             f"{invoice.place_of_supply} – {state_name(invoice.place_of_supply)}"
             if invoice.place_of_supply
             else None
         ),  # fmt: skip
         "reverse_charge": "Yes" if invoice.reverse_charge else "No",
+        "regime": invoice.tax_regime,
+        "tax_labels": [label for label, _ in columns],
+        "lines": rows,
+        "show_quantity": any(q is not None and q != 1 for q in quantities),
+        "totals": [("Taxable value", money(totals.subtotal))]
+        + [(label, money(getattr(totals, field))) for label, field in columns],
+        "total": money(totals.total),
+        "amount_in_words": totals.amount_in_words,
+    }
+
+
+def invoice_document(session: Session, tenant, invoice: Invoice) -> dict:
+    """Everything the printed invoice shows, as plain values."""
+    from app.invoicing.credits import credit_notes_of_invoice
+    from app.payments.services import outstanding
+
+    document = _tax_document(session, tenant, invoice, invoice.lines, invoice)
+    country = document["country"]
+
+    def money(amount) -> str:
+        return format_money(amount, invoice.currency, country)
+
+    issued = invoice.status not in ("draft",)
+    amount_due = outstanding(session, invoice) if issued else to_money(invoice.total)
+    notes = credit_notes_of_invoice(session, invoice.id) if issued else []
+    credited = sum((to_money(note.total) for note in notes), Decimal("0.00"))
+    written_off = to_money(invoice.written_off_amount or 0)
+    # What the amount due is short of the total by, less credit notes and write-off: cash + TDS.
+    paid = to_money(invoice.total) - amount_due - credited - written_off
+    upi = None
+    if shows_upi_qr(tenant, invoice, amount_due):
+        link = upi_link(tenant, invoice, amount_due)
+        upi = {"link": link, "qr": upi_qr_image(link), "vpa": tenant.upi_vpa,
+               "amount": money(amount_due)}  # fmt: skip
+    lut = invoice.lut_reference or tenant.lut_reference
+    return document | {
+        "title": "Tax invoice" if country in TAX_INVOICE_COUNTRIES else "Invoice",
+        "mark": {"draft": "DRAFT", "void": "VOID"}.get(invoice.status),
+        "number": invoice.number or "Draft",
+        "issue_date": _day(invoice.issue_date),
+        "due_date": _day(invoice.due_date),
         "export_note": (
             "Supply meant for export under LUT without payment of IGST"
             + (f" (LUT {lut})" if lut else "")
-            if regime == "export"
+            if invoice.tax_regime == "export"
             else None
         ),
-        "regime": regime,
-        "tax_labels": [label for label, _ in tax_columns],
-        "lines": lines,
-        # Milestone lines are one of each: a quantity column would only repeat "1".
-        "show_quantity": any(line.quantity != 1 for line in invoice.lines),
-        "totals": totals,
-        "total_label": "Total (GST inclusive)" if regime == "au_gst" else "Total",
-        "total": money(invoice.total),
+        "total_label": "Total (GST inclusive)" if invoice.tax_regime == "au_gst" else "Total",
         "paid": money(paid) if paid > 0 else None,
+        "credit_notes": [
+            {"number": note.number, "date": _day(note.issue_date), "amount": money(note.total)}
+            for note in notes
+        ],
+        "credited": money(credited) if notes else None,
+        "written_off": money(written_off) if written_off > 0 else None,
+        # The balance line shows once anything has reduced what the invoice asks for.
+        "shows_balance": paid > 0 or bool(notes) or written_off > 0,
         "amount_due": money(amount_due),
         "amount_due_value": amount_due,
-        "amount_in_words": invoice.amount_in_words,
         "payment_instructions": tenant.payment_instructions or "",
         "upi": upi,
+    }
+
+
+def credit_note_title(tenant) -> str:
+    # The ATO's name for the document that records a decreasing GST adjustment (GST Act
+    # s.29-75) is "adjustment note"; GST India (CGST Act s.34) and everyone else: credit note.
+    return "Adjustment note" if (tenant.country or "").upper() == "AU" else "Credit note"
+
+
+def credit_note_document(session: Session, tenant, note: CreditNote) -> dict:
+    """Everything the printed credit note shows, as plain values: the invoice's parties, supply
+    and tax columns, the invoice it reduces (number and date) and why."""
+    invoice = session.get(Invoice, note.invoice_id)
+    document = _tax_document(session, tenant, invoice, note.lines, note)
+    adjustment = invoice.tax_regime == "au_gst"
+    legal_note = None
+    if document["country"] == "IN":
+        legal_note = (f"Credit note under section 34 of the CGST Act, 2017: it reduces the "
+                      f"taxable value and tax of invoice {invoice.number}.")  # fmt: skip
+    return document | {
+        "title": credit_note_title(tenant),
+        "mark": None,
+        "number": note.number,
+        "issue_date": _day(note.issue_date),
+        "invoice_number": invoice.number,
+        "invoice_date": _day(invoice.issue_date),
+        "reason": note.reason,
+        "total_label": "Total adjustment (GST inclusive)" if adjustment else "Total credited",
+        "legal_note": legal_note,
     }
 
 
@@ -343,21 +411,60 @@ def _fetcher_for(tenant):
     return TenantAssetFetcher(allowed_protocols={"data"}, allow_redirects=False)
 
 
-def render_html(session: Session, tenant, invoice: Invoice) -> tuple[str, dict]:
-    document = invoice_document(session, tenant, invoice)
-    return render_template(TEMPLATE, doc=document), document
+def _font_config():
+    """WeasyPrint's font configuration, made once per thread and kept. By default WeasyPrint
+    makes one for every PDF: fontconfig's configuration and font list loaded again and a new
+    Pango font map whose font and shaping caches start cold, ~10 ms of each invoice (a tenth of
+    it: bench/README.md, invoice_pdf). One per thread because Pango objects are not
+    thread-safe; it does not grow, as no template declares a web font (`@font-face`)."""
+    config = getattr(_per_thread, "font_config", None)
+    if config is None:
+        from weasyprint.text.fonts import FontConfiguration
+
+        config = _per_thread.font_config = FontConfiguration()
+    return config
 
 
-def html_to_pdf(html: str, tenant) -> bytes:
+@functools.lru_cache(maxsize=64)
+def _parsed_stylesheet(css: str):
+    # WeasyPrint only reads a parsed stylesheet, so one can serve every PDF of every thread.
+    from weasyprint import CSS
+
+    return CSS(string=css)
+
+
+def tax_document_stylesheet(colour: str):
+    """The invoice's and credit note's style in the brand colour, parsed once per colour
+    rather than with every PDF (keyed by its text, so an edited file is parsed anew)."""
+    css = current_app.jinja_env.get_template(STYLESHEET).render(brand=colour)
+    return _parsed_stylesheet(css)
+
+
+def html_to_pdf(html: str, tenant, stylesheet=None) -> bytes:
     from weasyprint import HTML
 
-    return HTML(string=html, url_fetcher=_fetcher_for(tenant)).write_pdf()
+    return HTML(string=html, url_fetcher=_fetcher_for(tenant)).write_pdf(
+        stylesheets=[stylesheet] if stylesheet is not None else None,
+        font_config=_font_config(),
+    )
+
+
+def tax_document_pdf(template: str, document: dict, tenant) -> bytes:
+    """An invoice or credit note document (`invoice_document`, `credit_note_document`) as PDF."""
+    html = render_template(template, doc=document)
+    return html_to_pdf(html, tenant, tax_document_stylesheet(document["brand_colour"]))
 
 
 def render_pdf(session: Session, tenant, invoice: Invoice) -> bytes:
     """The invoice as PDF bytes (A4). Needs an app context (templates, storage)."""
-    html, _ = render_html(session, tenant, invoice)
-    return html_to_pdf(html, tenant)
+    return tax_document_pdf(TEMPLATE, invoice_document(session, tenant, invoice), tenant)
+
+
+def render_credit_note_pdf(session: Session, tenant, note: CreditNote) -> bytes:
+    """The credit note (an adjustment note in Australia) as PDF bytes, rendered on demand: a
+    note never changes once issued, and it is rendered only when someone asks for it."""
+    document = credit_note_document(session, tenant, note)
+    return tax_document_pdf(CREDIT_NOTE_TEMPLATE, document, tenant)
 
 
 # Storing -----------------------------------------------------------------------------------
@@ -382,8 +489,8 @@ def store_pdf(session: Session, tenant, invoice: Invoice) -> bytes:
         raise ValueError(f"a {invoice.status} invoice is rendered on the fly, not stored")
     if bound_tenant_id(session) != tenant.id:
         raise ValueError("the session is not bound to this invoice's tenant")
-    html, document = render_html(session, tenant, invoice)
-    data = html_to_pdf(html, tenant)
+    document = invoice_document(session, tenant, invoice)
+    data = tax_document_pdf(TEMPLATE, document, tenant)
     stem = pdf_filename(invoice).removesuffix(".pdf")
     due = document["amount_due_value"]
     name = f"{stem}.due-{due:.2f}.{secrets.token_hex(6)}.pdf"
