@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -100,6 +101,41 @@ def test_random_splits_add_up_exactly_and_stay_within_a_paisa_of_the_exact_share
         for part, pct in zip(parts, percentages, strict=True):
             assert part.as_tuple().exponent == -2
             assert abs(part - total * pct / 100) < D("0.01")
+
+
+def exact_largest_remainder(total: Decimal, percentages: list[Decimal]) -> list[Decimal]:
+    """The method as stated, on exact fractions, one part at a time: the reference."""
+    minor = int(total * 100)
+    shares = [Fraction(abs(minor)) * Fraction(p) / 100 for p in percentages]
+    parts = [int(share) for share in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] - parts[i]), i))
+    for index in by_remainder[: abs(minor) - sum(parts)]:
+        parts[index] += 1
+    sign = -1 if minor < 0 else 1
+    return [D(sign * part).scaleb(-2) for part in parts]
+
+
+def test_long_plans_of_repeated_shares_split_like_the_method_says():
+    # Plans of thousands of parts repeat a few shares, written in different ways (0.1, 0.10):
+    # equal shares get equal treatment, and leftovers go to the earlier parts first.
+    rng = random.Random(20261122)
+    for _ in range(40):
+        total = D(rng.randint(-(10**9), 10**13)) / 100
+        n = rng.choice([3, 7, 400, 1000, 1500])
+        step = D(100) / n
+        if Fraction(step) * n != 100:  # no exact share: a few kinds, the rest in the last
+            kinds = [D("0.05"), D("0.050"), D("0.0500"), D("0.07"), D("0.1"), D("0.10")]
+            percentages = [rng.choice(kinds) for _ in range(n - 1)]
+            rest = 100 - sum(percentages)
+            if rest < 0:
+                continue
+            percentages.append(rest)
+        else:
+            percentages = [rng.choice([step, step.quantize(D("0.0001"))]) for _ in range(n)]
+        parts = split_by_percentages(total, percentages)
+        assert parts == exact_largest_remainder(total, percentages)
+        assert sum(parts) == total
+        assert all(part.as_tuple().exponent == -2 for part in parts)
 
 
 def test_split_evenly():

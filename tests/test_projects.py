@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.audit.models import AuditEntry
 from app.business_days import is_business_day, roll_forward, subdivision_for
@@ -115,6 +115,87 @@ def test_status_workflow_records_who_and_when(db_session, make_tenant, make_user
     )
     assert plan_entry.changes["milestones"] == [0, 2]  # the whole plan, audited as one change
     assert plan_entry.subject == f"clients:{client.id}"
+
+
+@pytest.fixture
+def tower(db_session, make_tenant, make_user):
+    """A tenant session, its owner and a project of 1,000 without milestones."""
+    owner = make_user()
+    session = tenant_session(db_session, make_tenant(owner=owner))
+    client = Client(full_name="Kaveri Builders", short_name="Kaveri", location="local",
+                    country="IN", currency="INR", payment_terms="immediate")  # fmt: skip
+    session.add(client)
+    session.flush()
+    project = services.create_project(session, client, {
+        "name": "Tower A", "contract_value": "1000", "start_date": "2027-01-04"},
+        owner.id, "INR")  # fmt: skip
+    return session, project, owner
+
+
+def plan_entries(session, project) -> list[AuditEntry]:
+    return list(session.scalars(select(AuditEntry).where(
+        AuditEntry.entity == "projects", AuditEntry.action == "update",
+        AuditEntry.entity_id == str(project.id)).order_by(AuditEntry.id)))  # fmt: skip
+
+
+def milestones_of(session, project) -> list[tuple]:
+    return session.execute(select(Milestone.id, Milestone.name, Milestone.amount, Milestone.status)
+                           .where(Milestone.project_id == project.id)
+                           .order_by(Milestone.position)).all()  # fmt: skip
+
+
+def test_a_plan_not_started_is_replaced_and_both_plans_are_audited(tower):
+    session, project, owner = tower
+    assert services.replace_plan(session, project, by_percent("50", "30", "20"), INDIA,
+                                 actor_user_id=owner.id) == 3  # fmt: skip
+    first_ids = {row.id for row in milestones_of(session, project)}
+    assert services.replace_plan(session, project, by_percent("60", "40"), INDIA,
+                                 actor_user_id=owner.id) == 2  # fmt: skip
+    rows = milestones_of(session, project)
+    assert [(r.name, r.amount, r.status) for r in rows] == [
+        ("M0", Decimal("600.00"), "planned"), ("M1", Decimal("400.00"), "planned")]  # fmt: skip
+    assert not first_ids & {r.id for r in rows}  # the old plan is gone, not kept alongside
+    entries = plan_entries(session, project)
+    assert [e.changes for e in entries] == [
+        {"milestones": [0, 3], "planned_total": [None, "1000.00"]},
+        {"milestones": [3, 2], "planned_total": [None, "1000.00"]},
+    ]
+    assert {(e.actor_user_id, e.subject) for e in entries} == {
+        (owner.id, f"clients:{project.client_id}")}  # fmt: skip
+
+
+@pytest.mark.parametrize("status", ["invoiced", "in_progress", "paid"])
+def test_a_plan_with_a_milestone_past_planned_is_kept(tower, status):
+    session, project, owner = tower
+    services.replace_plan(session, project, by_percent("50", "50"), INDIA)
+    # Invoicing moves a milestone by its own rules: here only the status says work started.
+    session.execute(
+        update(Milestone)
+        .where(Milestone.project_id == project.id, Milestone.position == 2)
+        .values(status=status)
+    )
+    before = milestones_of(session, project)
+    with pytest.raises(services.PlanError, match="Work has started"):
+        services.replace_plan(session, project, by_percent("100"), INDIA)
+    assert milestones_of(session, project) == before
+    assert [e.changes["milestones"] for e in plan_entries(session, project)] == [[0, 2]]
+
+
+def test_a_plan_moved_back_to_planned_is_kept_for_its_recorded_moves(tower):
+    session, project, owner = tower
+    services.replace_plan(session, project, by_percent("50", "50"), INDIA)
+    first = session.scalars(select(Milestone).where(Milestone.project_id == project.id)
+                            .order_by(Milestone.position)).first()  # fmt: skip
+    for status in ("in_progress", "planned"):
+        services.transition(session, first, status, user_id=owner.id, project=project,
+                            today=date(2027, 1, 5))  # fmt: skip
+    before = milestones_of(session, project)
+    assert {row.status for row in before} == {"planned"}
+    with pytest.raises(services.PlanError, match="Work has started"):
+        services.replace_plan(session, project, by_percent("100"), INDIA)
+    # The savepoint kept the transaction usable, and the plan as it was.
+    assert milestones_of(session, project) == before
+    assert len(plan_entries(session, project)) == 1
 
 
 def test_approval_only_where_the_project_asks_for_it():

@@ -51,20 +51,31 @@ def _largest_remainder(total_minor: int, weights: Sequence[Decimal]) -> list[int
     sign = -1 if total_minor < 0 else 1
     magnitude = abs(total_minor)
     # The weights as whole numbers at one scale (they are finite decimals): exact integer
-    # arithmetic, fast enough for plans of thousands of parts.
-    places = max(max(-w.as_tuple().exponent, 0) for w in weights)
-    scaled = [int(w.scaleb(places)) for w in weights]
-    weight_sum = sum(scaled)
-    floors, remainders = [], []
-    for weight in scaled:
-        part, remainder = divmod(magnitude * weight, weight_sum)
-        floors.append(part)
-        remainders.append(remainder)
+    # arithmetic. A plan of thousands of parts repeats a few shares (monthly instalments), so
+    # each distinct weight is scaled and divided once; equal values scale to the same integer
+    # whatever their written places (0.1 and 0.10).
+    distinct = set(weights)
+    places = max(max(-w.as_tuple().exponent, 0) for w in distinct)
+    scaled = {w: int(w.scaleb(places)) for w in distinct}
+    weight_sum = sum(map(scaled.__getitem__, weights))
+    shares = {w: divmod(magnitude * s, weight_sum) for w, s in scaled.items()}
+    parts = [shares[w] for w in weights]
+    floors = [part for part, _ in parts]
     left = magnitude - sum(floors)
-    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
-    for index in order[:left]:
-        floors[index] += 1
-    return [sign * part for part in floors]
+    if left:
+        remainders = [remainder for _, remainder in parts]
+        # sorted() is stable, also in reverse: among equal remainders the earlier part first.
+        order = sorted(range(len(parts)), key=remainders.__getitem__, reverse=True)
+        for index in order[:left]:
+            floors[index] += 1
+    return floors if sign > 0 else [-part for part in floors]
+
+
+def _from_minor_all(minors: Sequence[int]) -> list[Decimal]:
+    """`_from_minor` of each; a split repeats a few amounts, each made once (Decimals are
+    immutable, so the parts may share them)."""
+    made = {minor: _from_minor(minor) for minor in set(minors)}
+    return [made[minor] for minor in minors]
 
 
 def _percentage(value) -> Decimal:
@@ -101,7 +112,7 @@ def split_by_percentages(total, percentages: Sequence) -> list[Decimal]:
         total_percent = sum(weights, Decimal(0))
     if total_percent != 100:
         raise ValueError(f"the percentages must add up to 100, not {total_percent.normalize():f}")
-    return [_from_minor(m) for m in _largest_remainder(_to_minor(total), weights)]
+    return _from_minor_all(_largest_remainder(_to_minor(total), weights))
 
 
 def split_evenly(total, n: int) -> list[Decimal]:
@@ -109,7 +120,7 @@ def split_evenly(total, n: int) -> list[Decimal]:
     go to the first parts (100.00 / 3 -> 33.34, 33.33, 33.33)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"the number of parts must be a whole number of 1 or more, not {n!r}")
-    return [_from_minor(m) for m in _largest_remainder(_to_minor(total), [Decimal(1)] * n)]
+    return _from_minor_all(_largest_remainder(_to_minor(total), [Decimal(1)] * n))
 
 
 def allocate_oldest_first(

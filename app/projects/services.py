@@ -3,14 +3,14 @@ fall on business days of the tenant's calendar, and every status change is recor
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import BigInteger, Select, exists, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -144,76 +144,103 @@ def plan_rows(project: Project, plan: Sequence[PlannedMilestone], calendar: Cale
               first_position: int = 1, previous_due: date | None = None) -> list[dict]:  # fmt: skip
     """The milestone rows of a whole plan: amounts that add up to the contract value exactly
     (percentages split by largest remainder, to the last paisa) and business-day due dates."""
-    if not plan:
-        raise PlanError({"plan": "A plan needs at least one milestone."})
-    by_percentage = [m.percentage is not None for m in plan]
-    if any(by_percentage) and not all(by_percentage):
-        raise PlanError({"plan": "Give every milestone a percentage, or every one an amount."})
-    if all(by_percentage):
-        if sum(m.percentage for m in plan) != 100:
-            raise PlanError({"plan": "The percentages must add up to 100."})
-        amounts = split_by_percentages(project.contract_value, [m.percentage for m in plan])
-    else:
-        amounts = [to_money(m.amount) for m in plan]
-        if sum(amounts) != project.contract_value:
-            raise PlanError({"plan": f"The amounts add up to {sum(amounts)}, not the contract "
-                                     f"value {project.contract_value}."})  # fmt: skip
-    rows, previous = [], previous_due or project.start_date
-    for offset, (milestone, amount) in enumerate(zip(plan, amounts, strict=True)):
-        if milestone.due_rule not in DUE_RULES:
-            raise PlanError({"due_rule": f"Unknown due rule {milestone.due_rule!r}."})
-        if milestone.due_rule == "date":
-            if milestone.due_date is None:
-                raise PlanError({"due_date": f"{milestone.name}: give the due date."})
-            due = milestone.due_date
-        else:
-            base = project.start_date if milestone.due_rule == "days_after_start" else previous
-            due = base + timedelta(days=milestone.due_days or 0)
-        due = calendar.roll(due)
-        previous = due
-        rows.append({
-            "project_id": project.id, "position": first_position + offset,
-            "name": milestone.name[:191], "description": milestone.description,
-            "amount": amount, "percentage": milestone.percentage,
-            "due_rule": milestone.due_rule,
-            "due_days": None if milestone.due_rule == "date" else (milestone.due_days or 0),
-            "due_date": due, "deliverables": milestone.deliverables,
-            "is_retention": milestone.is_retention, "status": "planned",
-        })  # fmt: skip
-    return rows
+    values, _ = _plan_values(project, plan, calendar, first_position, previous_due)
+    return [dict(zip(PLAN_COLUMNS, row, strict=True)) for row in values]
 
 
 PLAN_COLUMNS = (
     "project_id", "position", "name", "description", "amount", "percentage", "due_rule",
     "due_days", "due_date", "deliverables", "is_retention", "status",
 )  # fmt: skip
-_plan_row_values = operator.itemgetter(*PLAN_COLUMNS)
+
+
+def _plan_values(project: Project, plan: Sequence[PlannedMilestone], calendar: Calendar,
+                 first_position: int = 1,
+                 previous_due: date | None = None) -> tuple[list[tuple], Decimal]:  # fmt: skip
+    """`plan_rows` as tuples in PLAN_COLUMNS order, as COPY takes them, and their total: one
+    tuple per milestone and nothing else (a plan may have thousands)."""
+    if not plan:
+        raise PlanError({"plan": "A plan needs at least one milestone."})
+    percentages = [m.percentage for m in plan]
+    by_percentage = [p is not None for p in percentages]
+    if any(by_percentage) and not all(by_percentage):
+        raise PlanError({"plan": "Give every milestone a percentage, or every one an amount."})
+    if all(by_percentage):
+        if sum(percentages) != 100:
+            raise PlanError({"plan": "The percentages must add up to 100."})
+        amounts = split_by_percentages(project.contract_value, percentages)
+        total = sum(amounts)
+    else:
+        amounts = [to_money(m.amount) for m in plan]
+        total = sum(amounts)
+        if total != project.contract_value:
+            raise PlanError({"plan": f"The amounts add up to {total}, not the contract "
+                                     f"value {project.contract_value}."})  # fmt: skip
+    project_id, start = project.id, project.start_date
+    roll, steps = calendar.roll, {}
+    rows, previous = [], previous_due or start
+    for position, (milestone, amount) in enumerate(zip(plan, amounts, strict=True), first_position):
+        rule = milestone.due_rule
+        if rule == "date":
+            if milestone.due_date is None:
+                raise PlanError({"due_date": f"{milestone.name}: give the due date."})
+            days, due = None, milestone.due_date
+        elif rule in DUE_RULES:
+            days = milestone.due_days or 0
+            step = steps.get(days)
+            if step is None:
+                step = steps[days] = timedelta(days=days)
+            due = (start if rule == "days_after_start" else previous) + step
+        else:
+            raise PlanError({"due_rule": f"Unknown due rule {rule!r}."})
+        previous = due = roll(due)
+        rows.append((project_id, position, milestone.name[:191], milestone.description, amount,
+                     milestone.percentage, rule, days, due, milestone.deliverables,
+                     milestone.is_retention, "planned"))  # fmt: skip
+    return rows, total
 
 
 def replace_plan(session: Session, project: Project, plan: Sequence[PlannedMilestone],
                  calendar: Calendar, actor_user_id: int | None = None) -> int:  # fmt: skip
     """Set the project's milestones from a plan, only while no milestone has started. Written
     with COPY (a template may make thousands of milestones) and audited as one change."""
-    rows = plan_rows(project, plan, calendar)
-    # One statement removes the old plan and says whether work on it had started (a status
-    # past planned, or a recorded transition the foreign key protects); if so, the savepoint
-    # puts the old plan back.
-    old = Milestone.__table__.delete().where(Milestone.project_id == project.id)
+    rows, total = _plan_values(project, plan, calendar)
+    entry = (literal(actor_user_id, BigInteger), literal("update"), literal("projects"),
+             literal(str(project.id)), literal(f"clients:{project.client_id}"))  # fmt: skip
+    changes = literal({"milestones": [0, len(rows)], "planned_total": [None, str(total)]}, JSONB)
+    mine = Milestone.project_id == project.id
+    # A project without milestones (a first plan) has nothing to remove or protect: its audit
+    # entry, written only while that is so, is the one statement before the COPY.
+    first_plan = select(*entry, changes).where(~exists().where(mine))
+    if session.execute(_audit(first_plan)).first() is None:
+        # The old plan's size, from the DELETE, replaces the 0.
+        old_size = func.jsonb_build_object(
+            "milestones", func.jsonb_build_array(func.count(), len(rows))
+        )
+        _replace_old_plan(session, mine, select(*entry, changes.op("||")(old_size)))
+    copy_rows(session, Milestone.__table__, PLAN_COLUMNS, rows)
+    return len(rows)
+
+
+def _audit(entry: Select):
+    """INSERT … SELECT of one audit entry: (actor, action, entity, entity id, subject, changes)."""
+    columns = ("actor_user_id", "action", "entity", "entity_id", "subject", "changes")
+    return insert(AuditEntry).from_select(columns, entry).returning(AuditEntry.id)
+
+
+def _replace_old_plan(session: Session, mine, entry: Select) -> None:
+    """Remove the old plan and write its audit entry in one statement, refused when work on it
+    had started: a status past planned (then no entry is written), or a recorded transition
+    the foreign key protects; either way the savepoint puts the old plan back."""
+    old = Milestone.__table__.delete().where(mine).returning(Milestone.status).cte("old")
+    not_started = func.count().filter(old.c.status != "planned") == 0
     started = PlanError({"plan": "Work has started on this plan; change milestones one by one."})
     try:
         with session.begin_nested():
-            statuses = session.execute(old.returning(Milestone.status)).scalars().all()
-            if any(status != "planned" for status in statuses):
+            if session.execute(_audit(entry.select_from(old).having(not_started))).first() is None:
                 raise started
     except IntegrityError:
         raise started from None
-    copy_rows(session, Milestone.__table__, PLAN_COLUMNS, map(_plan_row_values, rows))
-    session.execute(insert(AuditEntry).values(
-        actor_user_id=actor_user_id, action="update", entity="projects",
-        entity_id=str(project.id), subject=f"clients:{project.client_id}",
-        changes={"milestones": [len(statuses), len(rows)],
-                 "planned_total": [None, str(sum(r["amount"] for r in rows))]}))  # fmt: skip
-    return len(rows)
 
 
 class PlanTemplate(Protocol):
