@@ -55,10 +55,11 @@ def seed_demo() -> None:
 
 def _seed_demo_books(tenant_id: int, user_id: int) -> None:
     """Once, for an empty demo workspace: its GST and payment settings, a client, a project
-    planned from the library's construction template, the first milestone invoiced and part
-    paid with TDS, so every billing page has something to show."""
+    planned from the library's construction template, the first milestone invoiced, part paid
+    with TDS and reduced by a credit note, so every billing page has something to show."""
     from app.business_days import subdivision_for
     from app.clients.models import Client
+    from app.invoicing import credits
     from app.invoicing import services as invoicing
     from app.library.models import LibraryTemplate
     from app.payments import services as payments
@@ -109,6 +110,11 @@ def _seed_demo_books(tenant_id: int, user_id: int) -> None:
             "method": "bank_transfer", "reference": "UTR HDFCR52026112200417"})  # fmt: skip
         payments.allocate(session, payment, [(invoice.id, str(cash), str(tds), "194C", "2")],
                           user_id=user_id)  # fmt: skip
+        credits.issue_credit_note(
+            session, tenant, invoice, "59,000",
+            "Shuttering rate revised at the joint site review", today - timedelta(days=5),
+            user_id=user_id,
+        )  # fmt: skip
         session.commit()
     finally:
         session.close()
