@@ -38,6 +38,7 @@ _OUTBOX = OutboxMessage.__table__
 WHATSAPP_SESSION = timedelta(hours=24)
 # Waiting longer than this for a rate slot puts the message back instead of holding a worker.
 MAX_RATE_WAIT = 2.0
+DAILY_LIMIT_REACHED = "the provider's daily limit is used up; tomorrow"
 
 
 @dataclass
@@ -124,18 +125,12 @@ def _outcome_statement(columns: tuple[str, ...]):
     return update(_OUTBOX).where(_OUTBOX.c.id == bindparam("message_id")).values(values)
 
 
-@cache
-def _outcome_sql(columns: tuple[str, ...], dialect) -> str:
-    return str(_outcome_statement(columns).compile(dialect=dialect))
-
-
 class OutcomeWriter:
     """Writes each message's outcome, committed on its own. In a worker the session's bind is
     the engine: outcomes then go through one connection in autocommit, checked out for the
-    batch, as the statement compiled once and handed straight to the driver (one round trip,
-    and none of the per-execution work an ORM session or even a Core execute does). A session
-    bound to a connection (a caller's transaction, as in the tests) writes them through that
-    session and commits, which is all a savepoint allows."""
+    batch (one round trip each, instead of a check-out with its ping, BEGIN, UPDATE and
+    COMMIT). A session bound to a connection (a caller's transaction, as in the tests)
+    writes them through that session and commits, which is all a savepoint allows."""
 
     def __init__(self, session: Session):
         self.session = session
@@ -147,14 +142,11 @@ class OutcomeWriter:
         )
 
     def write(self, message_id: int, values: dict) -> None:
-        columns = tuple(values)
-        parameters = {"message_id": message_id, **values}
         if self.connection is None:
-            self.session.connection().execute(_outcome_statement(columns), parameters)
-            self.session.commit()
+            self.write_with_session(message_id, values)
         else:
-            driver = self.connection.connection.driver_connection
-            driver.execute(_outcome_sql(columns, self.connection.dialect), parameters)
+            statement = _outcome_statement(tuple(values))
+            self.connection.execute(statement, {"message_id": message_id, **values})
 
     def write_with_session(self, message_id: int, values: dict) -> None:
         """The outcome in the session's transaction, with what the session holds (a
@@ -329,9 +321,6 @@ class SendSlots:
                 return next_utc_midnight(now), DAILY_LIMIT_REACHED
         self.booked.extend(booked_at + wait for wait in waits)
         return None
-
-
-DAILY_LIMIT_REACHED = "the provider's daily limit is used up; tomorrow"
 
 
 def _finish(writer: OutcomeWriter, message, *, with_session: bool = False, **values) -> str:
