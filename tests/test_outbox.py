@@ -72,6 +72,28 @@ def test_redis_down_loses_nothing_the_sweeper_delivers_it(
     assert [m["To"] for m in received_mail()] == ["kept@example.com"]
 
 
+def test_a_hand_over_of_several_tenants_lets_them_take_turns(app, redis):
+    from jobs.queues import get_queue
+
+    size = messaging.BATCH_SIZE
+    rows = (
+        [(number, 1, "messages") for number in range(1, 2 * size + 51)]  # a backlog: 3 jobs
+        + [(number, 2, "messages") for number in range(1000, 1000 + size)]
+        + [(number, 3, "bulk") for number in range(2000, 2010)]
+        + [(number, 4, "messages") for number in range(3000, 3005)]
+    )
+    with app.app_context():
+        messaging.enqueue_deliveries(rows)
+        jobs = get_queue("messages").jobs
+        bulk = get_queue("bulk").jobs
+    assert [job.kwargs["tenant_id"] for job in jobs] == [1, 2, 4, 1, 1]
+    assert [len(job.args[0]) for job in jobs] == [size, size, 5, size, 50]
+    assert sorted(i for job in jobs for i in job.args[0]) == sorted(
+        number for number, _, queue in rows if queue == "messages"
+    )
+    assert [(job.kwargs["tenant_id"], len(job.args[0])) for job in bulk] == [(3, 10)]
+
+
 def test_the_same_intent_twice_is_one_message(app, db_session):
     key = unique("same:")
     first = queue_test_email(db_session, app, key)

@@ -16,6 +16,7 @@ import logging
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from itertools import zip_longest
 
 import phonenumbers
 from flask import current_app
@@ -136,15 +137,20 @@ def enqueue_deliveries(rows: list[tuple[int, int | None, str]]) -> None:
 
 
 def delivery_batches(rows) -> list[tuple[str, int | None, list[int]]]:
-    """(queue, tenant_id, ids) batches of at most BATCH_SIZE ids each."""
+    """(queue, tenant_id, ids) batches of at most BATCH_SIZE ids each, the tenants taking
+    turns. When one hand-over carries several tenants' messages (the sweeper after Redis was
+    down, scheduled messages falling due together), a big backlog of one tenant then does not
+    hold the others' back, and the workers do not all queue for one tenant's provider rate
+    while the others' messages wait."""
     grouped: dict[tuple[str, int | None], list[int]] = defaultdict(list)
     for message_id, tenant_id, queue in rows:
         grouped[(queue, tenant_id)].append(message_id)
-    return [
-        (queue, tenant_id, ids[start : start + BATCH_SIZE])
+    per_tenant = [
+        [(queue, tenant_id, ids[start : start + BATCH_SIZE])
+         for start in range(0, len(ids), BATCH_SIZE)]
         for (queue, tenant_id), ids in grouped.items()
-        for start in range(0, len(ids), BATCH_SIZE)
-    ]
+    ]  # fmt: skip
+    return [batch for turn in zip_longest(*per_tenant) for batch in turn if batch is not None]
 
 
 def _enqueue_with_rq(rows) -> None:

@@ -45,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--webhook-retries", type=int, default=3)
 
     whatsapp = sub.add_parser("whatsapp", parents=[common], help="WhatsApp Cloud API")
-    whatsapp.add_argument("--phone-number-id", default=DEFAULT_PHONE_NUMBER_ID)
+    whatsapp.add_argument(
+        "--phone-number-id",
+        action="append",
+        help="a business phone number it serves (repeat for more; all share the token)",
+    )
     whatsapp.add_argument("--display-phone-number", default=DEFAULT_DISPLAY_NUMBER)
     whatsapp.add_argument("--token", default=DEFAULT_TOKEN)
     whatsapp.add_argument("--waba-id", default=DEFAULT_WABA_ID)
@@ -100,8 +104,9 @@ def build(args: argparse.Namespace):
     }
     cls = STANDINS[args.provider]
     if args.provider == "whatsapp":
-        return cls(
-            phone_number_id=args.phone_number_id,
+        first, *more = args.phone_number_id or [DEFAULT_PHONE_NUMBER_ID]
+        standin = cls(
+            phone_number_id=first,
             display_phone_number=args.display_phone_number,
             token=args.token,
             waba_id=args.waba_id,
@@ -112,6 +117,9 @@ def build(args: argparse.Namespace):
             batch_statuses=args.batch_statuses,
             **common,
         )
+        for phone_number_id in more:
+            standin.add_phone_number(phone_number_id, args.token)
+        return standin
     if args.provider == "msg91":
         templates = []
         for spec in args.template:
