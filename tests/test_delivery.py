@@ -302,3 +302,57 @@ def test_a_new_address_clears_a_hard_bounce(db_session, contact_of):
     save_contact(session, client, {"full_name": "Asha Rao", "email": "asha.new@example.com"},
                  "IN", contact)  # fmt: skip
     assert (contact.email_bounced_at, contact.email_bounce_reason) == (None, None)
+
+
+def test_a_batch_out_of_time_hands_its_rest_back(app, db_session, contact_of, run_jobs,
+                                                 received_mail, monkeypatch):  # fmt: skip
+    """A slow mail server: the batch sends while 80% of its lease is left, then puts the rest
+    back (no attempt counted) for the sweeper, so no message waits in a batch past its
+    lease, when the sweeper may give it to another worker."""
+    from app.messaging.channels.smtp import SmtpConnector
+    from jobs.tasks import sweep_outbox
+
+    tenant, contact = contact_of(email=True)
+    monkeypatch.setitem(app.config, "MESSAGE_LEASE_SECONDS", 2)
+    real_send = SmtpConnector.send
+
+    def slow_send(self, outgoing):
+        import time as clock
+
+        clock.sleep(1.0)
+        return real_send(self, outgoing)
+
+    monkeypatch.setattr(SmtpConnector, "send", slow_send)
+    session = tenant_session(db_session, tenant)
+    with app.app_context():
+        ids = [
+            queue_message(session, channel="email", tenant_id=tenant.id,
+                          client_id=contact.client_id, contact_id=contact.id, to=contact.email,
+                          subject=f"Reminder {number}", text_body="Please pay.",
+                          idempotency_key=unique("lease-test:"))
+            for number in range(4)
+        ]  # fmt: skip
+        session.commit()
+    run_jobs()
+    rows = [outbox_row(db_session, message_id) for message_id in ids]
+    assert [row.status for row in rows] == ["sent", "sent", "pending", "pending"]
+    assert {(row.attempts, row.last_error, row.enqueued_at) for row in rows[2:]} == {
+        (0, "its batch ran out of time; handed out again", None)
+    }
+    assert len(received_mail()) == 2
+
+    monkeypatch.setattr(SmtpConnector, "send", real_send)
+    db_session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids[2:]))
+        # now() in these tests is the test transaction's start, when the rows were written
+        .values(next_attempt_at=OutboxMessage.created_at + timedelta(milliseconds=1))
+    )
+    db_session.commit()
+    with app.app_context():
+        assert sweep_outbox() == 2
+    run_jobs()
+    assert [outbox_row(db_session, message_id).status for message_id in ids] == ["sent"] * 4
+    assert sorted(mail["Subject"] for mail in received_mail()) == [
+        f"Reminder {number}" for number in range(4)
+    ]

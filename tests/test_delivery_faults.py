@@ -111,15 +111,7 @@ def test_worker_killed_mid_batch_every_message_delivered_once(app, committed_ten
             _queue(db.session, committed_tenant, prefix, count)
             db.session.commit()  # hands one batch of 12 ids to RQ
             db.session.remove()
-        env = {
-            **os.environ,
-            "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-            "REDIS_URL": app.config["REDIS_URL"],
-            "SECRET_KEY": app.config["SECRET_KEY"],
-            "DUEBOOK_ENV": "test",
-            "WHATSAPP_API_BASE": standin.url,
-            "MESSAGE_LEASE_SECONDS": "1",
-        }
+        env = _worker_env(app, WHATSAPP_API_BASE=standin.url, MESSAGE_LEASE_SECONDS="1")
         worker = subprocess.Popen(
             [sys.executable, "-m", "jobs.worker", "messages"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -149,6 +141,65 @@ def test_worker_killed_mid_batch_every_message_delivered_once(app, committed_ten
         assert stats["duplicate_keys"] == 1  # ...the fifth twice, absorbed by its key
     finally:
         standin.stop()
+
+
+def _worker_env(app, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": app.config["REDIS_URL"],
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "DUEBOOK_ENV": "test",
+        **extra,
+    }
+
+
+# A worker that sends an outcome and is killed before it reads PostgreSQL's answer.
+WRITE_THEN_DIE = """
+import os, signal, sys
+from datetime import UTC, datetime
+from app import create_app
+from app.extensions import db
+from app.messaging.delivery import OutcomeWriter
+from tenants.binding import TenantSession
+
+with create_app().app_context():
+    writer = OutcomeWriter(TenantSession(db, bind=db.engine))
+    writer.write(int(sys.argv[1]), {"status": "sent", "sent_at": datetime.now(UTC),
+                                    "provider": "whatsapp_cloud",
+                                    "provider_message_id": sys.argv[2], "locked_until": None})
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_an_outcome_sent_is_recorded_though_the_worker_dies_before_the_answer(
+    app, committed_tenant
+):
+    """The outcome writer does not wait for PostgreSQL's answer before the next send: what
+    it wrote to the socket must be committed even if the worker is killed at once."""
+    prefix = unique("die")
+    with app.app_context():
+        bind_tenant(db.session, committed_tenant)
+        real_enqueue = app.extensions["duebook.enqueue_deliveries"]
+        app.extensions["duebook.enqueue_deliveries"] = list  # no worker is to send it
+        try:
+            _queue(db.session, committed_tenant, prefix, 1)
+            db.session.commit()
+        finally:
+            app.extensions["duebook.enqueue_deliveries"] = real_enqueue
+        message_id = db.session.scalar(
+            select(OutboxMessage.id).where(OutboxMessage.idempotency_key == f"{prefix}:0")
+        )
+        db.session.remove()
+    worker = subprocess.run(
+        [sys.executable, "-c", WRITE_THEN_DIE, str(message_id), f"wamid.{prefix}"],
+        cwd=ROOT, env=_worker_env(app), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert worker.returncode == -signal.SIGKILL, worker.stderr
+    with app.app_context():
+        row = db.session.get(OutboxMessage, message_id)
+        assert (row.status, row.provider_message_id) == ("sent", f"wamid.{prefix}")
+        db.session.remove()
 
 
 def test_provider_500_then_429_then_200_delivers_once(app, db_session, make_tenant, run_jobs):

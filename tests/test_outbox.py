@@ -7,12 +7,18 @@ import smtplib
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import delete, select, update
 
 from app.extensions import db
 from app.messaging import services as messaging
 from app.messaging.channels import smtp
-from app.messaging.delivery import claim_batch, deliver_batch
+from app.messaging.delivery import (
+    OutcomeNotRecorded,
+    OutcomeWriter,
+    claim_batch,
+    deliver_batch,
+)
 from app.messaging.models import OutboxMessage
 from jobs.tasks import sweep_outbox
 from tenants.binding import TenantSession
@@ -92,6 +98,40 @@ def test_a_hand_over_of_several_tenants_lets_them_take_turns(app, redis):
         number for number, _, queue in rows if queue == "messages"
     )
     assert [(job.kwargs["tenant_id"], len(job.args[0])) for job in bulk] == [(3, 10)]
+
+
+def test_an_outcome_the_database_refuses_stops_the_batch(app):
+    """Outcomes are sent without waiting for the answer; a refused one still surfaces, at
+    the next write or when the batch ends, and nothing after it is taken as recorded."""
+    with app.app_context():
+        engine = db.engine
+        with TenantSession(db, bind=engine) as setup:
+            message_id = messaging.queue_email(
+                setup, to="o@example.com", subject="Outcome", text_body="Body",
+                idempotency_key=unique("outcome:"),
+            )  # fmt: skip
+            real_enqueue = app.extensions["duebook.enqueue_deliveries"]
+            app.extensions["duebook.enqueue_deliveries"] = list  # not for the real queue
+            try:
+                setup.commit()
+            finally:
+                app.extensions["duebook.enqueue_deliveries"] = real_enqueue
+        try:
+            writer = OutcomeWriter(TenantSession(db, bind=engine))
+            writer.write(message_id, {"status": "no such status"})  # the CHECK refuses it
+            with pytest.raises(OutcomeNotRecorded, match="status"):
+                writer.write(message_id, {"status": "sent", "locked_until": None})
+            writer.close()
+            with TenantSession(db, bind=engine) as check:
+                assert check.get(OutboxMessage, message_id).status == "pending"
+            writer = OutcomeWriter(TenantSession(db, bind=engine))
+            writer.write(message_id, {"status": "no such status"})
+            with pytest.raises(OutcomeNotRecorded):
+                writer.close()
+        finally:
+            with TenantSession(db, bind=engine) as cleanup:
+                cleanup.execute(delete(OutboxMessage).where(OutboxMessage.id == message_id))
+                cleanup.commit()
 
 
 def test_the_same_intent_twice_is_one_message(app, db_session):

@@ -10,16 +10,20 @@ one message it was sending in doubt."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time as clock
 from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
+from select import select as wait_for_sockets
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from psycopg import pq
 from sqlalchemy import Engine, Row, bindparam, select, update
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
 from app.business_days import is_business_day, subdivision_for
@@ -39,8 +43,17 @@ WHATSAPP_SESSION = timedelta(hours=24)
 # Waiting longer than this for a rate slot puts the message back instead of holding a worker.
 MAX_RATE_WAIT = 2.0
 DAILY_LIMIT_REACHED = "the provider's daily limit is used up; tomorrow"
-# psycopg prepares a statement after this many runs unless told to at once: in effect never.
-NEVER_BY_ITSELF = 2**31
+# A batch starts no send once this share of its lease is gone (a slow mail server, a low
+# rate): a message whose lease runs out may be handed to another worker by the sweeper, so it
+# must not still be waiting in this batch. What is left goes back for the sweeper.
+LEASE_SHARE_FOR_SENDING = 0.8
+OUT_OF_LEASE = "its batch ran out of time; handed out again"
+# The outcome UPDATE compiled with $1, $2 ... as libpq's prepared statements take them.
+_NUMBERED_PARAMETERS = PGDialect_psycopg(paramstyle="numeric_dollar")
+
+
+class OutcomeNotRecorded(Exception):
+    """The database did not record a message's outcome."""
 
 
 @dataclass
@@ -127,37 +140,92 @@ def _outcome_statement(columns: tuple[str, ...]):
     return update(_OUTBOX).where(_OUTBOX.c.id == bindparam("message_id")).values(values)
 
 
+@dataclass(frozen=True)
+class PreparedOutcome:
+    name: bytes
+    sql: bytes
+    parameters: tuple[str, ...]  # the names behind $1, $2, ...
+
+
 @cache
-def _outcome_sql(columns: tuple[str, ...], dialect) -> str:
-    return str(_outcome_statement(columns).compile(dialect=dialect))
+def _prepared_outcome(columns: tuple[str, ...]) -> PreparedOutcome:
+    compiled = _outcome_statement(columns).compile(dialect=_NUMBERED_PARAMETERS)
+    sql = str(compiled)
+    name = f"duebook_outcome_{hashlib.sha1(sql.encode()).hexdigest()[:12]}"
+    return PreparedOutcome(name.encode(), sql.encode(), tuple(compiled.positiontup))
+
+
+def _as_text(value) -> bytes | None:
+    """A parameter in PostgreSQL's text format (the statement casts it to its column type)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat().encode()
+    return str(value).encode()
 
 
 class OutcomeWriter:
-    """Writes each message's outcome, committed on its own. In a worker the session's bind is
-    the engine: outcomes then go through one connection in autocommit, checked out for the
-    batch, as a prepared statement (one round trip each, and PostgreSQL plans the UPDATE
-    once, instead of a check-out with its ping, BEGIN, a planned UPDATE and COMMIT). The
-    project turns automatic prepared statements off (see app/config.py) for reasons that do
-    not hold here: the outbox is one shared table, and a generic plan for `WHERE id = $1` is
-    the plan. A session bound to a connection (a caller's transaction, as in the tests)
-    writes them through that session and commits, which is all a savepoint allows."""
+    """Writes each message's outcome, committed on its own.
+
+    In a worker the session's bind is the engine, and outcomes go through one connection of
+    the pool, in autocommit, checked out for the batch: each is one prepared UPDATE (planned
+    once per connection, not once per message), sent without waiting for the answer, which
+    is read just before the next outcome is sent, so the database does its part while the
+    next message goes to the provider. Sent is as good as committed for the one failure that
+    matters here, a killed worker: the statement is in the kernel's socket buffer, which
+    outlives the process, and PostgreSQL runs and commits it before it notices the client
+    has gone. So a killed worker still leaves only the message it was sending in doubt. A
+    failed outcome (the database refused it or went away) surfaces at the next write and
+    stops the batch; the sweeper then finds both messages by their leases.
+
+    A session bound to a connection (a caller's transaction, as in the tests) writes them
+    through that session and commits, which is all a savepoint allows."""
 
     def __init__(self, session: Session):
         self.session = session
         bind = session.get_bind()
-        self.connection = self.driver = None
+        self.connection = self.pgconn = None
+        self.waiting = False
         if isinstance(bind, Engine):
             self.connection = bind.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self.driver = self.connection.connection.driver_connection
-            # Explicit prepare=True only; nothing else on the connection gets prepared.
-            self.driver.prepare_threshold = NEVER_BY_ITSELF
+            pooled = self.connection.connection
+            self.pgconn = pooled.driver_connection.pgconn
+            # The statements this connection has prepared live as long as the connection.
+            self.prepared: set[bytes] = pooled.info.setdefault("duebook.prepared_outcomes", set())
 
     def write(self, message_id: int, values: dict) -> None:
-        if self.driver is None:
+        if self.pgconn is None:
             self.write_with_session(message_id, values)
-        else:
-            sql = _outcome_sql(tuple(values), self.connection.dialect)
-            self.driver.execute(sql, {"message_id": message_id, **values}, prepare=True)
+            return
+        outcome = _prepared_outcome(tuple(values))
+        self.wait_for_answer()
+        if outcome.name not in self.prepared:
+            self._check(self.pgconn.prepare(outcome.name, outcome.sql))
+            self.prepared.add(outcome.name)
+        given = {"message_id": message_id, **values}
+        self.pgconn.send_query_prepared(
+            outcome.name, [_as_text(given[name]) for name in outcome.parameters]
+        )
+        while self.pgconn.flush():
+            wait_for_sockets([], [self.pgconn.socket], [])
+        self.waiting = True
+
+    def wait_for_answer(self) -> None:
+        """The previous outcome's answer; raises if it was not recorded."""
+        if not self.waiting:
+            return
+        self.waiting = False
+        failure = None
+        while (result := self.pgconn.get_result()) is not None:
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                failure = failure or result
+        if failure is not None:
+            self._check(failure)
+
+    def _check(self, result) -> None:
+        if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+            message = (result.error_message or self.pgconn.error_message).decode(errors="replace")
+            raise OutcomeNotRecorded(message.strip())
 
     def write_with_session(self, message_id: int, values: dict) -> None:
         """The outcome in the session's transaction, with what the session holds (a
@@ -168,8 +236,10 @@ class OutcomeWriter:
 
     def close(self) -> None:
         if self.connection is not None:
-            self.driver.prepare_threshold = None  # back to the project's setting for the pool
-            self.connection.close()
+            try:
+                self.wait_for_answer()
+            finally:
+                self.connection.close()
 
 
 def deliver_batch(session: Session, message_ids: list[int], redis) -> Counter:
@@ -180,6 +250,7 @@ def deliver_batch(session: Session, message_ids: list[int], redis) -> Counter:
     lease = timedelta(seconds=config["MESSAGE_LEASE_SECONDS"])
     claimed = claim_batch(session, message_ids, tenant_id, lease)
     session.commit()
+    stop_sending_at = clock.monotonic() + lease.total_seconds() * LEASE_SHARE_FOR_SENDING
     outcomes = Counter(skipped=len(message_ids) - len(claimed))
     routes = Routes(session, tenant_id, config)
     limiter = RateLimiter(redis)
@@ -198,7 +269,10 @@ def deliver_batch(session: Session, message_ids: list[int], redis) -> Counter:
             slots = SendSlots(limiter, _buckets(tenant_id, channel, route.connector, config),
                               route.connector.daily_cap(), len(messages))  # fmt: skip
             for message in messages:
-                outcome = _send_one(writer, message, tenant, route, slots)
+                if clock.monotonic() > stop_sending_at:
+                    outcome = _put_back(writer, message, datetime.now(UTC), OUT_OF_LEASE)
+                else:
+                    outcome = _send_one(writer, message, tenant, route, slots)
                 outcomes[outcome] += 1
     finally:
         writer.close()

@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 # Ids per delivery job: big enough that a job's fixed costs (binding the tenant, building the
 # connector, the claim, RQ's own bookkeeping) are shared (100 instead of 50 took ~10% off a
-# worker's time per message), small enough that a killed worker strands few messages.
-BATCH_SIZE = 100
+# worker's time per message, 250 instead of 100 another ~7%). A killed worker's unsent rest
+# waits for its lease (MESSAGE_LEASE_SECONDS) to run out, and a batch too slow for its lease
+# hands its rest back (delivery.LEASE_SHARE_FOR_SENDING).
+BATCH_SIZE = 250
 
 
 def init_app(app) -> None:
