@@ -501,10 +501,14 @@ messages/s, to the WhatsApp stand-in, run in its own process without a rate limi
 status callbacks. Why 4 numbers: the product paces each number at 97.5% of its 1,000/s (the
 rate is measured against the provider in messaging_rate), so through one number no product
 could send faster than 975/s, whatever its delivery path costs; spread over 4, the pacing
-does not bind and what is measured is the delivery path.
-  product   queue_message x 2,500 per workspace, each in a transaction of its own (not
-            timed); the clock starts at the first commit, whose after-commit hand-over puts
-            jobs of 100 ids on "messages" with enqueue_many, and stops at the last message's
+does not bind and what is measured is the delivery path. Why scheduled messages: a commit
+hands over only its own workspace's messages, so four commits would queue one workspace's
+jobs behind another's and both workers would send through one number at a time; scheduled
+messages falling due together go out in one hand-over, the workspaces taking turns.
+  product   queue_message x 2,500 per workspace, each workspace's in a transaction of its
+            own, scheduled for an hour later (not timed), then moved to now; the clock starts
+            as the sweeper (jobs.tasks.sweep_outbox) hands them out (jobs of 250 ids, the
+            workspaces taking turns, with enqueue_many) and stops at the last message's
             sent_at. Two real worker processes (python -m jobs.worker messages: RQ
             SimpleWorker) deliver them: claim, consent, rate slots in Redis, POST, record;
             warmed up with 200 messages first.
@@ -524,7 +528,7 @@ WARMUP_MESSAGES = 200
 
 def captured_requests(config: dict, senders: list[Sender], prefix: str, count: int) -> tuple:
     """(headers, [(path, body)]): what the product's connector POSTs for `count` messages of
-    each sender (keys as `deliver` gives them), taken from its own HTTP client through a
+    each sender (keys as `deliver_falling_due` gives them), taken from its own HTTP client through a
     transport that answers like the stand-in; the senders' requests take turns."""
     from app.messaging.channels import Outgoing
     from app.messaging.channels.whatsapp import WhatsAppCloudConnector
@@ -716,9 +720,9 @@ def run_rate(environment: BenchEnvironment) -> list:
         sender = set_up_sender(app, RATE_MESSAGES, messaging_tier="10000")
         with workers(environment, THROUGHPUT_WORKERS, logs, WHATSAPP_API_BASE=url,
                      TENANT_MESSAGES_PER_SECOND="1000"):  # fmt: skip
-            deliver(app, [sender], "rl-warm", WARMUP_MESSAGES, 60)
+            deliver(app, sender, "rl-warm", WARMUP_MESSAGES, 60)
             before = standin_stats(url)
-            seconds = deliver(app, [sender], "rl", RATE_MESSAGES, 300)
+            seconds = deliver(app, sender, "rl", RATE_MESSAGES, 300)
             after = standin_stats(url)
     calls = after["requests"] - before["requests"]
     throttled = after["throttled"] - before["throttled"]

@@ -5,8 +5,8 @@ sent (consent withdrawn, unsubscribed, a bounced address, a closed WhatsApp sess
 no connected channel); put back what may not be sent *now* (outside the tenant's sending
 window in the recipient's time zone, over the tenant's or the provider's rate, over a daily
 cap); wait for a rate slot; send through the channel's connector; record the outcome. Each
-outcome is committed before the next message is sent, so a killed worker leaves at most the
-one message it was sending in doubt."""
+outcome reaches PostgreSQL before the next message is sent (see OutcomeWriter), so a killed
+worker leaves at most the one message it was sending in doubt."""
 
 from __future__ import annotations
 
