@@ -43,3 +43,14 @@ def tenant_session(db_session, tenant, actor_id: int | None = None) -> TenantSes
     session = TenantSession(db, bind=db_session.connection(), join_transaction_mode="rollback_only")
     bind_tenant(session, tenant.id, actor_user_id=actor_id)
     return session
+
+
+def commit_without_hand_over(app, session) -> None:
+    """Commit for real what `session` holds, without handing its outbox messages to RQ (a
+    test that sends them itself, or not at all)."""
+    real_enqueue = app.extensions["duebook.enqueue_deliveries"]
+    app.extensions["duebook.enqueue_deliveries"] = list
+    try:
+        session.commit()
+    finally:
+        app.extensions["duebook.enqueue_deliveries"] = real_enqueue

@@ -24,7 +24,7 @@ from app.sandbox.standins.whatsapp import WhatsAppStandin
 from jobs.tasks import sweep_outbox
 from tenants import services as tenants
 from tenants.binding import bind_tenant
-from tests.helpers import tenant_session, unique
+from tests.helpers import commit_without_hand_over, tenant_session, unique
 
 ROOT = Path(__file__).resolve().parent.parent
 PHONE_NUMBER_ID = "100000000000777"
@@ -180,13 +180,8 @@ def test_an_outcome_sent_is_recorded_though_the_worker_dies_before_the_answer(
     prefix = unique("die")
     with app.app_context():
         bind_tenant(db.session, committed_tenant)
-        real_enqueue = app.extensions["duebook.enqueue_deliveries"]
-        app.extensions["duebook.enqueue_deliveries"] = list  # no worker is to send it
-        try:
-            _queue(db.session, committed_tenant, prefix, 1)
-            db.session.commit()
-        finally:
-            app.extensions["duebook.enqueue_deliveries"] = real_enqueue
+        _queue(db.session, committed_tenant, prefix, 1)
+        commit_without_hand_over(app, db.session)
         message_id = db.session.scalar(
             select(OutboxMessage.id).where(OutboxMessage.idempotency_key == f"{prefix}:0")
         )

@@ -22,7 +22,7 @@ from app.messaging.delivery import (
 from app.messaging.models import OutboxMessage
 from jobs.tasks import sweep_outbox
 from tenants.binding import TenantSession
-from tests.helpers import csrf_token_from, unique
+from tests.helpers import commit_without_hand_over, csrf_token_from, unique
 
 
 def queue_test_email(db_session, app, key=None) -> int:
@@ -110,12 +110,7 @@ def test_an_outcome_the_database_refuses_stops_the_batch(app):
                 setup, to="o@example.com", subject="Outcome", text_body="Body",
                 idempotency_key=unique("outcome:"),
             )  # fmt: skip
-            real_enqueue = app.extensions["duebook.enqueue_deliveries"]
-            app.extensions["duebook.enqueue_deliveries"] = list  # not for the real queue
-            try:
-                setup.commit()
-            finally:
-                app.extensions["duebook.enqueue_deliveries"] = real_enqueue
+            commit_without_hand_over(app, setup)
         try:
             writer = OutcomeWriter(TenantSession(db, bind=engine))
             writer.write(message_id, {"status": "no such status"})  # the CHECK refuses it
@@ -159,12 +154,7 @@ def test_two_workers_racing_for_a_message_send_it_once(app):
             message_id = messaging.queue_email(
                 setup, to="r@example.com", subject="Race", text_body="Body", idempotency_key=key
             )
-            real_enqueue = app.extensions["duebook.enqueue_deliveries"]
-            app.extensions["duebook.enqueue_deliveries"] = list  # not for the real queue
-            try:
-                setup.commit()
-            finally:
-                app.extensions["duebook.enqueue_deliveries"] = real_enqueue
+            commit_without_hand_over(app, setup)
         results = {}
         first = TenantSession(db, bind=engine)
         lease = timedelta(minutes=5)
