@@ -2,6 +2,7 @@
 
 from app.aging.models import AgingEntry, AgingSales, AgingSnapshot, AgingState, AgingSummary
 from app.audit.models import AuditEntry
+from app.auth.models import PendingSignup
 from app.campaigns.models import Campaign, MessageTemplate
 from app.clients.models import (
     Client,
@@ -83,6 +84,7 @@ __all__ = [
     "LoginSession",
     "Membership",
     "OutboxMessage",
+    "PendingSignup",
     "Payment",
     "PaymentAllocation",
     "Tenant",

@@ -3,12 +3,15 @@ limits: each with the clear message a user gets when it goes wrong."""
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import UTC, datetime, timedelta
 
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from app.auth import services as accounts
+from app.auth.models import PendingSignup
 from tenants.models import LoginSession, Membership, Tenant, User
 from tests.helpers import PASSWORD, csrf_token_from, mail_link, unique
 
@@ -31,9 +34,33 @@ def signup_form(client, **overrides):
     return data
 
 
-def test_signup_creates_tenant_schema_and_owner_then_lands_in_it(client, db_session):
-    data = signup_form(client)
+def mailed_link(run_jobs, received_mail, to: str, path_prefix: str) -> str:
+    run_jobs()
+    [message] = [m for m in received_mail() if m["To"] == to]
+    return mail_link(message, path_prefix)
+
+
+def confirm(client, link, slug, password=PASSWORD):
+    page = client.get(link)
+    assert page.status_code == 200, page.text
+    return client.post(link, data={"slug": slug, "password": password,
+                                   "csrf_token": csrf_token_from(page.text)})  # fmt: skip
+
+
+def sign_up(client, run_jobs, received_mail, **overrides):
+    """Sign up through the form and follow the link of the confirmation e-mail: the form
+    data and the answer to the confirmation."""
+    data = signup_form(client, **overrides)
     response = client.post("/signup", data=data)
+    assert response.status_code == 302 and response.headers["Location"] == "/signup/sent"
+    link = mailed_link(run_jobs, received_mail, data["email"], "/signup/confirm/")
+    return data, confirm(client, link, data["slug"], data["password"])
+
+
+def test_signup_creates_tenant_schema_and_owner_then_lands_in_it(
+    client, db_session, run_jobs, received_mail
+):
+    data, response = sign_up(client, run_jobs, received_mail)
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/t/{data['slug']}/")
     tenant = db_session.scalar(select(Tenant).where(Tenant.slug == data["slug"]))
@@ -55,12 +82,76 @@ def test_signup_creates_tenant_schema_and_owner_then_lands_in_it(client, db_sess
     assert "Sharma Engineering" in dashboard.text
 
 
-def test_signup_rejects_a_taken_address_next_to_the_field(client, make_tenant):
+def test_signup_answers_the_same_whether_or_not_the_email_has_an_account(
+    client, db_session, make_user, run_jobs, received_mail
+):
+    user = make_user()
+    answers = []
+    for email in (user.email.upper(), f"{unique('fresh')}@example.com"):
+        response = client.post("/signup", data=signup_form(client, email=email))
+        followed = client.get(response.headers["Location"])
+        page = re.sub(r'"X-CSRFToken": "[^"]*"', "", followed.text)  # new on every page
+        answers.append((response.status_code, response.headers["Location"],
+                        followed.status_code, page))  # fmt: skip
+    assert answers[0] == answers[1]
+    assert "Check your e-mail" in answers[0][3]
+
+    run_jobs()
+    to_user = [m for m in received_mail() if m["To"] == user.email]
+    assert [m["Subject"] for m in to_user] == ["You already have a Duebook account"]
+    body = to_user[0].get_body(preferencelist=("plain",)).get_content()
+    assert "/login" in body and "/password/forgot" in body and "/signup/confirm/" not in body
+    assert db_session.scalar(select(func.count()).select_from(User).where(
+        func.lower(User.email) == user.email.lower())) == 1  # fmt: skip
+
+
+def test_a_taken_workspace_address_is_explained_only_after_the_email_is_confirmed(
+    client, make_tenant, run_jobs, received_mail
+):
     taken = make_tenant().slug
-    response = client.post("/signup", data=signup_form(client, slug=taken))
+    data = signup_form(client, slug=taken)
+    response = client.post("/signup", data=data)
+    assert response.status_code == 302 and response.headers["Location"] == "/signup/sent"
+
+    link = mailed_link(run_jobs, received_mail, data["email"], "/signup/confirm/")
+    page = client.get(link)
+    assert f"<strong>{taken}</strong> is taken" in page.text
+    assert f'value="{taken}-2"' in page.text
+    refused = confirm(client, link, taken)
+    assert refused.status_code == 422
+    assert "That address is taken" in refused.text and 'id="slug-error"' in refused.text
+    created = confirm(client, link, f"{taken}-2")
+    assert created.status_code == 302 and created.headers["Location"].endswith(f"/t/{taken}-2/")
+
+
+def test_confirming_a_signup_needs_the_password_chosen_at_signup(
+    client, db_session, run_jobs, received_mail
+):
+    """Someone signing up with another person's address cannot have that person confirm an
+    account whose password the impostor knows."""
+    data = signup_form(client)
+    client.post("/signup", data=data)
+    link = mailed_link(run_jobs, received_mail, data["email"], "/signup/confirm/")
+    response = confirm(client, link, data["slug"], password="not the chosen one")
     assert response.status_code == 422
-    assert "That address is taken" in response.text
-    assert 'id="slug-error"' in response.text
+    assert "not the password you chose" in response.text
+    assert db_session.scalar(select(User).where(User.email == data["email"])) is None
+
+
+def test_an_expired_signup_link_is_refused_clearly(client, db_session, run_jobs, received_mail):
+    data = signup_form(client)
+    client.post("/signup", data=data)
+    link = mailed_link(run_jobs, received_mail, data["email"], "/signup/confirm/")
+    pending = db_session.scalar(select(PendingSignup).where(PendingSignup.email == data["email"]))
+    pending.expires_at = datetime.now(UTC) - timedelta(minutes=1)
+    pending_id = pending.id
+    db_session.commit()
+    response = client.get(link)
+    assert response.status_code == 400 and "expired" in response.text
+    # The next sign-up purges it.
+    client.post("/signup", data=signup_form(client))
+    db_session.expunge_all()
+    assert db_session.get(PendingSignup, pending_id) is None
 
 
 def test_signup_rejects_a_weak_password_and_keeps_nothing(client, db_session):
@@ -70,13 +161,6 @@ def test_signup_rejects_a_weak_password_and_keeps_nothing(client, db_session):
     assert "Use at least 10 characters" in response.text
     assert db_session.scalar(select(User).where(User.email == data["email"])) is None
     assert db_session.scalar(select(Tenant).where(Tenant.slug == data["slug"])) is None
-
-
-def test_signup_with_an_existing_email_says_so(client, make_user):
-    user = make_user()
-    response = client.post("/signup", data=signup_form(client, email=user.email.upper()))
-    assert response.status_code == 422
-    assert "exists already" in response.text
 
 
 def test_bad_slug_format_is_explained(client):
@@ -293,3 +377,18 @@ def test_security_headers_and_cookie_flags(client, make_user, login):
     )
     assert page.headers["X-Frame-Options"] == "DENY"
     assert page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_reset_password_containing_the_email_is_refused_next_to_the_field(
+    app, client, make_user
+):
+    user = make_user()
+    with app.test_request_context():
+        link = f"/password/reset/{accounts.make_password_reset_token(user)}"
+    form = client.get(link)
+    password = f"my {user.email.split('@')[0]} passphrase"
+    response = client.post(link, data={"password": password, "confirm": password,
+                                       "csrf_token": csrf_token_from(form.text)})  # fmt: skip
+    assert response.status_code == 422
+    assert "Do not use your e-mail address" in response.text
+    assert 'id="password-error"' in response.text

@@ -235,3 +235,24 @@ def test_htmx_invite_answers_with_the_fragment_and_a_toast(client, make_tenant, 
     followed = client.get(sent.headers["Location"], headers=htmx)
     assert "Invitation sent to htmx@example.com" in followed.headers["HX-Trigger"]
     assert "htmx@example.com" in followed.text and "<html" not in followed.text
+
+
+def test_an_invitation_password_containing_the_email_is_refused_next_to_the_field(
+    app, client, db_session, make_tenant, make_user, login, run_jobs, received_mail
+):
+    owner = make_user()
+    tenant = make_tenant(owner=owner)
+    login(client, owner)
+    invite(client, tenant, "meera.iyer@example.com")
+    run_jobs()
+    link = mail_link(received_mail()[0], "/invitations/")
+    newcomer = app.test_client()
+    form = newcomer.get(link)
+    response = newcomer.post(link, data={"full_name": "Meera Iyer",
+                                         "password": "Meera.Iyer said hello",
+                                         "csrf_token": csrf_token_from(form.text)})  # fmt: skip
+    assert response.status_code == 422
+    assert "Do not use your e-mail address" in response.text
+    assert 'id="password-error"' in response.text
+    assert db_session.scalar(select(Membership).where(Membership.tenant_id == tenant.id,
+                                                      Membership.role == "finance")) is None

@@ -61,6 +61,15 @@ class SignupForm(WorkspaceFields):
     )
 
 
+class ConfirmSignupForm(FlaskForm):
+    slug = StringField(
+        "Workspace address",
+        validators=[InputRequired(), Length(3, 40)],
+        description="Letters, digits and hyphens; used in your links: /t/<address>/.",
+    )
+    password = PasswordField("The password you chose", validators=[InputRequired()])
+
+
 class NewWorkspaceForm(WorkspaceFields):
     pass
 

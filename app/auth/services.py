@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app
+from flask import current_app, render_template
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
+from app.auth.models import PendingSignup
 from app.extensions import db
-from tenants.models import LoginSession, Membership, User
+from app.messaging.secret_links import SECRET_LINK
+from app.messaging.services import queue_email
+from tenants import services as tenants
+from tenants.models import LoginSession, Membership, Tenant, User
 
 _hasher = PasswordHasher()
 # Verifying against this when the e-mail is unknown keeps the response time the same.
@@ -95,14 +100,18 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 
 
 def create_user(session: Session, *, email: str, full_name: str, password: str) -> User:
-    if find_user_by_email(session, email) is not None:
-        raise AccountError("An account with this e-mail address exists already. Log in instead.")
     problems = password_problems(password, email)
     if problems:
         raise AccountError(" ".join(problems))
-    user = User(
-        email=email.strip(), full_name=full_name.strip(), password_hash=hash_password(password)
+    return _add_user(
+        session, email=email, full_name=full_name, password_hash=hash_password(password)
     )
+
+
+def _add_user(session: Session, *, email: str, full_name: str, password_hash: str) -> User:
+    if find_user_by_email(session, email) is not None:
+        raise AccountError("An account with this e-mail address exists already. Log in instead.")
+    user = User(email=email.strip(), full_name=full_name.strip(), password_hash=password_hash)
     session.add(user)
     session.flush()
     return user
@@ -220,3 +229,117 @@ def password_reset_for(session: Session, email: str) -> ResetEmail | None:
     if user is None or not user.active:
         return None
     return ResetEmail(to=user.email, name=user.full_name, token=make_password_reset_token(user))
+
+
+@dataclass
+class SignupLinks:
+    """The addresses a sign-up e-mail points to; `confirm` makes the one-time link of a token."""
+
+    confirm: Callable[[str], str]
+    login: str
+    forgot_password: str
+
+
+def workspace_address_format_problem(slug: str) -> str | None:
+    """What is wrong with a workspace address as written (empty: made from the name later).
+    Whether it is taken is not said before the sign-up's e-mail address is confirmed."""
+    if slug and not tenants.SLUG_PATTERN.match(slug):
+        return "Use 3 to 40 lowercase letters, digits or hyphens, starting with a letter."
+    if slug in tenants.RESERVED_SLUGS:
+        return "That address is reserved. Choose another."
+    return None
+
+
+def request_signup(
+    session: Session, *, email: str, full_name: str, password: str, workspace: dict,
+    links: SignupLinks, valid_for: timedelta,
+) -> None:  # fmt: skip
+    """Answer a sign-up by e-mail only, the same way whether or not the address has an
+    account, so the form tells nobody which addresses (or workspace addresses) exist.
+
+    A new address gets a link that finishes the sign-up: the account and the workspace
+    (`workspace`: organisation, slug, country, region, time_zone, currency) are made when it
+    is followed. An address with an account gets a note saying so, with the log-in and
+    forgotten-password pages, at most one an hour. Expired sign-ups are purged here."""
+    password_hash = hash_password(password)  # in both cases: both answers take as long
+    now = datetime.now(UTC)
+    session.execute(delete(PendingSignup).where(PendingSignup.expires_at < now))
+    email = email.strip()
+    user = find_user_by_email(session, email)
+    if user is not None:
+        context = {"name": user.full_name, "login_url": links.login,
+                   "forgot_url": links.forgot_password}  # fmt: skip
+        queue_email(
+            session,
+            to=user.email,
+            subject="You already have a Duebook account",
+            text_body=render_template("email/signup_existing_account.txt", **context),
+            html_body=render_template("email/signup_existing_account.html", **context),
+            idempotency_key=f"signup-existing:{user.id}:{now:%Y%m%d%H}",
+        )
+        return
+    token = secrets.token_urlsafe(32)
+    pending = PendingSignup(
+        token_hash=_token_hash(token), email=email, full_name=full_name.strip(),
+        password_hash=password_hash, expires_at=now + valid_for, **workspace,
+    )  # fmt: skip
+    session.add(pending)
+    session.flush()
+    context = {"name": pending.full_name, "organisation": pending.organisation,
+               "url": SECRET_LINK, "hours": int(valid_for.total_seconds() // 3600)}  # fmt: skip
+    queue_email(
+        session,
+        to=email,
+        subject="Finish creating your Duebook workspace",
+        text_body=render_template("email/signup_confirm.txt", **context),
+        html_body=render_template("email/signup_confirm.html", **context),
+        idempotency_key=f"signup:{pending.id}",
+        secret_link=links.confirm(token),
+    )
+
+
+def pending_signup_for_token(session: Session, token: str) -> PendingSignup:
+    pending = session.scalar(
+        select(PendingSignup).where(
+            PendingSignup.token_hash == _token_hash(token),
+            PendingSignup.expires_at > datetime.now(UTC),
+        )
+    )
+    if pending is None:
+        raise AccountError("This sign-up link is not valid or has expired. Sign up again.")
+    if find_user_by_email(session, pending.email) is not None:
+        raise AccountError("This e-mail address has an account already. Log in instead.")
+    return pending
+
+
+def suggested_slug(session: Session, pending: PendingSignup) -> str:
+    """The workspace address asked for, or the first free one like it ("acme-2" ...)."""
+    wanted = pending.slug or tenants.slug_from_name(pending.organisation)
+    for number in range(1, 100):
+        candidate = wanted if number == 1 else f"{wanted[:36]}-{number}"
+        if tenants.slug_problem(session, candidate) is None:
+            return candidate
+    return wanted
+
+
+def confirm_signup(
+    session: Session, pending: PendingSignup, *, password: str, slug: str
+) -> tuple[User, Tenant]:
+    """The account and workspace of a sign-up whose link was followed. The password chosen at
+    sign-up is asked again: the link alone proves the mailbox, not that its owner is who
+    signed up (someone may sign up with another person's address and a password of their
+    own, hoping the owner clicks). Raises AccountError (password) or TenantError (slug)."""
+    try:
+        _hasher.verify(pending.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise AccountError("That is not the password you chose when you signed up.") from None
+    user = _add_user(session, email=pending.email, full_name=pending.full_name,
+                     password_hash=pending.password_hash)  # fmt: skip
+    tenant = tenants.create_tenant(
+        session, slug=slug, name=pending.organisation, country=pending.country,
+        region=pending.region, time_zone=pending.time_zone, currency=pending.currency,
+        owner=user,
+    )  # fmt: skip
+    session.delete(pending)
+    session.flush()
+    return user, tenant

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import (
@@ -16,10 +18,12 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
+from app.access_log import HideSecretLinks
 from app.auth import services
 from app.auth.forms import (
     AcceptInvitationForm,
     ChangePasswordForm,
+    ConfirmSignupForm,
     ForgotPasswordForm,
     LoginForm,
     NewWorkspaceForm,
@@ -27,6 +31,7 @@ from app.auth.forms import (
     SignupForm,
 )
 from app.extensions import db, limiter
+from app.messaging.secret_links import SECRET_LINK
 from app.messaging.services import queue_email
 from app.team import services as team
 from tenants import services as tenants
@@ -107,28 +112,81 @@ def index():
 
 @blueprint.route("/signup", methods=["GET", "POST"])
 def signup():
+    """Sign-up answers the same whatever the e-mail or workspace address: everything is
+    done by e-mail (services.request_signup), so the page reveals no account or workspace."""
     form = SignupForm()
     if request.method == "GET" and not form.time_zone.data:
         form.time_zone.data = "Asia/Kolkata"
     if form.validate_on_submit():
-        try:
-            user = services.create_user(
+        slug = (form.slug.data or "").strip().lower()
+        problem = services.workspace_address_format_problem(slug)
+        if problem:
+            form.slug.errors = [*form.slug.errors, problem]
+        else:
+            services.request_signup(
                 db.session,
                 email=form.email.data,
                 full_name=form.full_name.data,
                 password=form.password.data,
-            )
+                workspace={
+                    "organisation": form.organisation.data.strip(), "slug": slug or None,
+                    "country": form.country.data, "region": form.region.data or None,
+                    "time_zone": form.time_zone.data, "currency": form.currency.data,
+                },
+                links=services.SignupLinks(
+                    confirm=lambda token: url_for("auth.confirm_signup", token=token,
+                                                  _external=True),
+                    login=url_for("auth.login", _external=True),
+                    forgot_password=url_for("auth.forgot_password", _external=True),
+                ),
+                valid_for=timedelta(seconds=current_app.config["TOKEN_MAX_AGE_SECONDS"]),
+            )  # fmt: skip
+            return redirect(url_for("auth.signup_sent"))
+    status = 422 if form.errors else 200
+    return render_template("auth/signup.html", form=form), status
+
+
+@blueprint.get("/signup/sent")
+def signup_sent():
+    hours = current_app.config["TOKEN_MAX_AGE_SECONDS"] // 3600
+    return render_template("auth/signup_sent.html", hours=hours)
+
+
+@blueprint.route("/signup/confirm/<token>", methods=["GET", "POST"])
+def confirm_signup(token: str):
+    """Following the link proves the mailbox; the password chosen at sign-up, asked again,
+    proves that its owner is the one who signed up. Only then are account and workspace made;
+    a workspace address taken in the meantime is explained here, with a free one offered."""
+    try:
+        pending = services.pending_signup_for_token(db.session, token)
+    except services.AccountError as error:
+        return render_template(
+            "auth/token_problem.html", message=str(error), retry_url=url_for("auth.signup")
+        ), 400
+    form = ConfirmSignupForm()
+    if request.method == "GET":
+        form.slug.data = services.suggested_slug(db.session, pending)
+    if form.validate_on_submit():
+        slug = form.slug.data.strip().lower()
+        try:
+            with db.session.begin_nested():
+                user, tenant = services.confirm_signup(
+                    db.session, pending, password=form.password.data, slug=slug
+                )
         except services.AccountError as error:
-            form.email.errors = [*form.email.errors, str(error)]
-            user = None
-        tenant = _workspace_from_form(form, user) if user else None
-        if tenant is not None:
+            form.password.errors = [*form.password.errors, str(error)]
+        except tenants.TenantError as error:
+            form.slug.errors = [*form.slug.errors, str(error)]
+        except IntegrityError:  # the same address taken a moment ago by someone else
+            form.slug.errors = [*form.slug.errors, "That address is taken. Choose another."]
+        else:
             _sign_in(user)
             session["last_tenant"] = tenant.slug
             flash(f"Welcome to Duebook. {tenant.name} is ready.", "success")
             return redirect(url_for("dashboard.home", tenant_slug=tenant.slug))
-    status = 422 if form.errors else 200
-    return render_template("auth/signup.html", form=form), status
+    return render_template(
+        "auth/confirm_signup.html", form=form, pending=pending
+    ), 422 if form.errors else 200
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
@@ -164,7 +222,7 @@ def forgot_password():
         if reset is not None:
             context = {
                 "name": reset.name,
-                "url": url_for("auth.reset_password", token=reset.token, _external=True),
+                "url": SECRET_LINK,
                 "hours": current_app.config["TOKEN_MAX_AGE_SECONDS"] // 3600,
             }
             queue_email(
@@ -173,7 +231,9 @@ def forgot_password():
                 subject="Reset your Duebook password",
                 text_body=render_template("email/password_reset.txt", **context),
                 html_body=render_template("email/password_reset.html", **context),
-                idempotency_key=f"password-reset:{reset.token[-43:]}",
+                # A hash: the key is stored in clear and is the e-mail's Message-ID.
+                idempotency_key=f"password-reset:{hashlib.sha256(reset.token.encode()).hexdigest()}",
+                secret_link=url_for("auth.reset_password", token=reset.token, _external=True),
             )
         # The same answer whether or not the address has an account.
         flash("If that address has an account, a reset link is on its way.", "info")
@@ -191,9 +251,13 @@ def reset_password(token: str):
         ), 400
     form = ResetPasswordForm()
     if form.validate_on_submit():
-        services.set_password(db.session, user, form.password.data)
-        flash("Your password is changed. Log in with the new one.", "success")
-        return redirect(url_for("auth.login"))
+        try:
+            services.set_password(db.session, user, form.password.data)
+        except services.AccountError as error:  # the rules that need the e-mail address
+            form.password.errors = [*form.password.errors, str(error)]
+        else:
+            flash("Your password is changed. Log in with the new one.", "success")
+            return redirect(url_for("auth.login"))
     return render_template("auth/reset_password.html", form=form), 422 if form.errors else 200
 
 
@@ -220,6 +284,9 @@ def change_password():
 
 @blueprint.route("/invitations/<token>", methods=["GET", "POST"])
 def accept_invitation(token: str):
+    """Joining by an invitation's link. For an address with no account, the link is all
+    the proof of the mailbox there is, and it is enough only because nobody but the mailbox
+    ever sees it: see team.services.accept_invitation for why that holds."""
     try:
         invitation = team.invitation_for_token(db.session, token)
     except team.TeamError as error:
@@ -245,17 +312,21 @@ def accept_invitation(token: str):
         flash(f"Log in as {invitation.email} to accept the invitation.", "info")
         return redirect(url_for("auth.login", next=url_for("auth.accept_invitation", token=token)))
     if form.validate_on_submit():
-        user = services.create_user(
-            db.session,
-            email=invitation.email,
-            full_name=form.full_name.data,
-            password=form.password.data,
-        )
-        team.accept_invitation(db.session, invitation, user)
-        _sign_in(user)
-        session["last_tenant"] = invitation.tenant.slug
-        flash(f"Welcome to {invitation.tenant.name}.", "success")
-        return redirect(url_for("dashboard.home", tenant_slug=invitation.tenant.slug))
+        try:
+            user = services.create_user(
+                db.session,
+                email=invitation.email,
+                full_name=form.full_name.data,
+                password=form.password.data,
+            )
+        except services.AccountError as error:  # the rules that need the e-mail address
+            form.password.errors = [*form.password.errors, str(error)]
+        else:
+            team.accept_invitation(db.session, invitation, user)
+            _sign_in(user)
+            session["last_tenant"] = invitation.tenant.slug
+            flash(f"Welcome to {invitation.tenant.name}.", "success")
+            return redirect(url_for("dashboard.home", tenant_slug=invitation.tenant.slug))
     return (
         render_template(
             "auth/accept_invitation.html", invitation=invitation, form=form, existing=None
@@ -292,3 +363,10 @@ def switch_workspace(slug: str):
         abort(404)
     session["last_tenant"] = slug
     return redirect(url_for("dashboard.home", tenant_slug=slug))
+
+
+@blueprint.record_once
+def _hide_secret_links_in_the_log(state) -> None:
+    # The links these views serve carry their secret in the path, which Flask's error log
+    # ("Exception on /invitations/<token>") would print.
+    state.app.logger.addFilter(HideSecretLinks())

@@ -27,12 +27,14 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
 from app.business_days import is_business_day, subdivision_for
+from app.integrations.crypto import SecretsUnreadable
 from app.messaging import services
 from app.messaging.channels import Attachment, Connector, DeliveryError, Outgoing
 from app.messaging.channels.registry import connector_class
 from app.messaging.channels.smtp import SmtpConnector
 from app.messaging.models import OutboxMessage
 from app.messaging.ratelimit import RateLimiter, next_utc_midnight
+from app.messaging.secret_links import fill_in, open_link
 from tenants.binding import bound_tenant_id
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,10 @@ DAILY_LIMIT_REACHED = "the provider's daily limit is used up; tomorrow"
 # must not still be waiting in this batch. What is left goes back for the sweeper.
 LEASE_SHARE_FOR_SENDING = 0.8
 OUT_OF_LEASE = "its batch ran out of time; handed out again"
+# The route of e-mails with a one-time link: the platform's mail server, never a workspace's.
+# A workspace's own server is set up by its admins, who could read the link there and so
+# accept an invitation for an address they do not control.
+PLATFORM_EMAIL = "platform-email"
 # The outcome UPDATE compiled with $1, $2 ... as libpq's prepared statements take them.
 _NUMBERED_PARAMETERS = PGDialect_psycopg(paramstyle="numeric_dollar")
 
@@ -72,12 +78,15 @@ class Routes:
         self.session, self.tenant_id, self.config = session, tenant_id, config
         self.routes: dict[str, ChannelRoute | None] = {}
 
-    def get(self, channel: str) -> ChannelRoute | None:
-        if channel not in self.routes:
-            self.routes[channel] = self._build(channel)
-        return self.routes[channel]
+    def get(self, name: str) -> ChannelRoute | None:
+        """The route of a channel, or PLATFORM_EMAIL."""
+        if name not in self.routes:
+            self.routes[name] = self._build(name)
+        return self.routes[name]
 
     def _build(self, channel: str) -> ChannelRoute | None:
+        if channel == PLATFORM_EMAIL:
+            return ChannelRoute(SmtpConnector.platform(self.config), None)
         if self.tenant_id is not None:
             from app.integrations.crypto import decrypt_secrets
             from app.integrations.models import IntegrationConnection
@@ -257,15 +266,15 @@ def deliver_batch(session: Session, message_ids: list[int], redis) -> Counter:
     contacts = _contacts_of(session, claimed)
     writer = OutcomeWriter(session)
     try:
-        by_channel: dict[str, list] = {}
+        by_route: dict[str, list] = {}
         for message in claimed:
             held = _hold_back(writer, message, tenant, routes, contacts)
             if held:
                 outcomes[held] += 1
             else:
-                by_channel.setdefault(message.channel, []).append(message)
-        for channel, messages in by_channel.items():
-            route = routes.get(channel)
+                by_route.setdefault(_route_name(message), []).append(message)
+        for route_name, messages in by_route.items():
+            route, channel = routes.get(route_name), messages[0].channel
             slots = SendSlots(limiter, _buckets(tenant_id, channel, route.connector, config),
                               route.connector.daily_cap(), len(messages))  # fmt: skip
             for message in messages:
@@ -336,10 +345,14 @@ def _hold_back(
         opens = window_opens_at(tenant, message.recipient_time_zone, datetime.now(UTC))
         if opens is not None:
             return _put_back(writer, message, opens, "waits for the sending window")
-    if routes.get(message.channel) is None:
+    if routes.get(_route_name(message)) is None:
         return _finish(writer, message, status="suppressed",
                        last_error=f"No {message.channel} channel is connected.")  # fmt: skip
     return None
+
+
+def _route_name(message) -> str:
+    return PLATFORM_EMAIL if message.carries_secret else message.channel
 
 
 def _send_one(writer: OutcomeWriter, message, tenant, route: ChannelRoute, slots: SendSlots) -> str:
@@ -415,8 +428,11 @@ class SendSlots:
 
 
 def _finish(writer: OutcomeWriter, message, *, with_session: bool = False, **values) -> str:
-    """Record the outcome, committed before the next message is sent."""
+    """Record the outcome, committed before the next message is sent. A one-time link is
+    erased with any outcome but "try again"."""
     values.setdefault("locked_until", None)
+    if message.carries_secret and values["status"] != "pending":
+        values["sealed_secret"] = None
     if with_session:
         writer.write_with_session(message.id, values)
     else:
@@ -522,6 +538,10 @@ def _tenant(session: Session, tenant_id: int | None):
 
 def _outgoing(message: OutboxMessage, tenant) -> Outgoing:
     payload = message.payload or {}
+    text, html = message.body_text, message.body_html
+    if message.carries_secret:
+        link = _one_time_link(message)
+        text, html = fill_in(text, link), fill_in(html, link, html=True)
     headers = dict(payload.get("headers") or {})
     if message.channel == "email" and message.contact_id is not None and tenant is not None:
         from app.messaging.unsubscribe import headers_for
@@ -530,10 +550,19 @@ def _outgoing(message: OutboxMessage, tenant) -> Outgoing:
     return Outgoing(
         message_id=message.id, idempotency_key=message.idempotency_key,
         tenant_id=message.tenant_id, channel=message.channel, recipient=message.recipient,
-        subject=message.subject, text=message.body_text, html=message.body_html,
-        payload=payload, attachments=_attachments(message.tenant_id, payload),
-        headers=headers,
+        subject=message.subject, text=text, html=html, payload=payload,
+        attachments=_attachments(message.tenant_id, payload), headers=headers,
     )  # fmt: skip
+
+
+def _one_time_link(message) -> str:
+    if message.sealed_secret is None:
+        raise DeliveryError("its one-time link was erased; send a new one", permanent=True)
+    try:
+        return open_link(message.sealed_secret)
+    except SecretsUnreadable as exc:
+        raise DeliveryError("no configured key opens its one-time link; send a new one",
+                            permanent=True) from exc  # fmt: skip
 
 
 def _attachments(tenant_id: int | None, payload: dict) -> list[Attachment]:

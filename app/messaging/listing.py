@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.messaging import secret_links
 from app.messaging.models import CHANNELS, OutboxMessage
 
 PAGE_SIZE = 50
@@ -202,6 +203,12 @@ def get_message(session: Session, tenant_id: int, message_id: int) -> OutboxMess
             OutboxMessage.id == message_id, OutboxMessage.tenant_id == tenant_id
         )
     )
+
+
+def shown_bodies(message: OutboxMessage) -> tuple[str, str | None]:
+    """The text and HTML as the Messages pages show them: every member with messages.view
+    reads these pages, so a one-time link (an invitation, a reset) appears only as words."""
+    return secret_links.hidden(message.body_text), secret_links.hidden(message.body_html)
 
 
 def status_history(message: OutboxMessage) -> list[tuple[str, datetime]]:

@@ -53,6 +53,13 @@ class OutboxMessage(SharedModel):
     # Channel specifics: WhatsApp template name/language/parameters, SMS DLT ids and
     # variables, e-mail attachments (storage keys) and headers.
     payload: Mapped[dict | None] = mapped_column(JSONB)
+    # A one-time link (invitation, password reset, sign-up confirmation): the bodies hold
+    # secret_links.SECRET_LINK where it goes, and the link itself is sealed with SECRETS_KEYS
+    # until the message is sent or given up on, then erased (app.messaging.secret_links).
+    carries_secret: Mapped[bool] = mapped_column(
+        Boolean, server_default=text("false"), default=False
+    )
+    sealed_secret: Mapped[str | None] = mapped_column(Text)
     # Only inside the tenant's sending window of the recipient's day (bulk and collections).
     windowed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), default=False)
     recipient_time_zone: Mapped[str | None] = mapped_column(String(64))
@@ -104,6 +111,11 @@ class OutboxMessage(SharedModel):
             postgresql_where=text("campaign_id IS NOT NULL"),
         ),
     )
+
+    @property
+    def secret_erased(self) -> bool:
+        """Its one-time link was erased (sent or given up on): it cannot be sent again."""
+        return self.carries_secret and self.sealed_secret is None
 
 
 class ProviderAccount(SharedModel):

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.messaging.models import CHANNELS, QUEUES, OutboxMessage
+from app.messaging.secret_links import SECRET_LINK, seal_link
 from app.transaction_hooks import on_commit
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,15 @@ def queue_message(
     windowed: bool = False,
     recipient_time_zone: str | None = None,
     not_before: datetime | None = None,
+    secret_link: str | None = None,
 ) -> int | None:
     """Record a message to send once the caller's transaction commits. A second call with the
     same key changes nothing and returns None. Consent, the sending window and rate limits
-    are checked when it is sent, not here: a contact can opt out in between."""
+    are checked when it is sent, not here: a contact can opt out in between.
+
+    A message with a one-time link is written with `secret_links.SECRET_LINK` where the link
+    goes, and the link given as `secret_link`: it is stored sealed, filled in only at send
+    time and erased afterwards, so nobody but the recipient can read it."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
     if queue not in QUEUES:
@@ -76,6 +82,12 @@ def queue_message(
         payload=payload, client_id=client_id, contact_id=contact_id, campaign_id=campaign_id,
         created_by=created_by, windowed=windowed, recipient_time_zone=recipient_time_zone,
     )  # fmt: skip
+    if secret_link is not None:
+        if SECRET_LINK not in text_body:
+            raise ValueError("a message with a one-time link needs SECRET_LINK in its text")
+        if any(secret_link in part for part in (subject, text_body, html_body or "")):
+            raise ValueError("the one-time link itself must not be in the message")
+        values.update(carries_secret=True, sealed_secret=seal_link(secret_link))
     if not_before is not None:
         values["next_attempt_at"] = not_before
     row_id = session.execute(
@@ -217,7 +229,7 @@ def retry_message(session: Session, tenant_id: int, message_id: int) -> OutboxMe
             OutboxMessage.status.in_(("dead", "failed")),
         )
     )
-    if message is None:
+    if message is None or message.secret_erased:
         return None
     message.status, message.attempts, message.last_error = "pending", 0, None
     message.next_attempt_at, message.enqueued_at = datetime.now(UTC), None

@@ -38,12 +38,13 @@ def index():
 @require_permission("messages.view")
 def detail(message_id: int):
     message = _message_or_404(message_id)
+    text, html = listing.shown_bodies(message)
     return render_page(
-        "messaging/detail.html", message=message,
+        "messaging/detail.html", message=message, text=text, has_html=bool(html),
         history=listing.status_history(message), details=listing.channel_details(message),
         status_group=listing.GROUP_OF.get(message.status, message.status),
         status_labels=listing.STATUS_LABELS, channel_labels=listing.CHANNEL_LABELS,
-        retryable=message.status in listing.RETRYABLE,
+        retryable=message.status in listing.RETRYABLE and not message.secret_erased,
     )  # fmt: skip
 
 
@@ -52,10 +53,10 @@ def detail(message_id: int):
 def message_html(message_id: int):
     """The HTML the recipient got, served alone for a sandboxed iframe of the detail page: no
     scripts, no forms, no outside requests, framed by this site only."""
-    message = _message_or_404(message_id)
-    if not message.body_html:
+    html = listing.shown_bodies(_message_or_404(message_id))[1]
+    if not html:
         abort(404)
-    response = current_app.make_response(message.body_html)
+    response = current_app.make_response(html)
     response.headers["Content-Security-Policy"] = (
         "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
         "frame-ancestors 'self'"
@@ -67,8 +68,10 @@ def message_html(message_id: int):
 @blueprint.post("/<int:message_id>/retry")
 @require_permission("messages.send")
 def retry(message_id: int):
-    _message_or_404(message_id)
-    if services.retry_message(db.session, g.tenant.id, message_id) is None:
+    if _message_or_404(message_id).secret_erased:
+        toast("This message's one-time link is not kept after sending, so it cannot be sent "
+              "again. Send a new invitation instead.", "error")  # fmt: skip
+    elif services.retry_message(db.session, g.tenant.id, message_id) is None:
         toast("Only a message that failed can be sent again.", "error")
     else:
         toast("The message is back in the queue and will be sent again shortly.")

@@ -12,6 +12,7 @@ from flask import render_template
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload
 
+from app.messaging.secret_links import SECRET_LINK
 from app.messaging.services import queue_email
 from tenants.models import Invitation, Membership, Tenant, User
 from tenants.roles import ROLE_LABELS, roles_assignable_by
@@ -73,7 +74,12 @@ def invite(
     accept_url: Callable[[str], str],
     valid_days: int,
 ) -> Invitation:
-    """Invite `email` to the tenant and queue the e-mail with the acceptance link."""
+    """Invite `email` to the tenant and queue the e-mail with the acceptance link.
+
+    The link is the proof that its holder controls the mailbox of `email` (accepting it can
+    make a new account for that address, see `accept_invitation`), so only the mailbox may
+    ever see it: the invitations table keeps the token's hash, and the outbox seals the link
+    and fills it in only when the platform's mail server takes the e-mail (secret_links)."""
     email = email.strip()
     if role not in roles_assignable_by(inviter.role):
         raise TeamError("Your role cannot give that role.")
@@ -114,7 +120,7 @@ def invite(
         "tenant": tenant,
         "inviter": inviter.user,
         "role": ROLE_LABELS[role],
-        "url": accept_url(token),
+        "url": SECRET_LINK,
         "valid_days": valid_days,
     }
     queue_email(
@@ -125,6 +131,7 @@ def invite(
         text_body=render_template("email/invitation.txt", **context),
         html_body=render_template("email/invitation.html", **context),
         idempotency_key=f"invitation:{invitation.id}",
+        secret_link=accept_url(token),
     )
     return invitation
 
@@ -149,6 +156,16 @@ def invitation_for_token(session: Session, token: str) -> Invitation:
 
 
 def accept_invitation(session: Session, invitation: Invitation, user: User) -> Membership:
+    """Make `user` a member with the invitation's role; the invitation is used up.
+
+    The caller has a user who either logged in as the invited address, or was created just
+    now for it by whoever followed the link. The second is safe because the token is the proof
+    that the follower reads that mailbox: it is random (32 bytes), stored only as a hash,
+    mailed by the platform's own server (never a workspace's, whose admins could read it
+    there), sealed in the outbox until sent and erased after, shown on no page (the Messages
+    pages print words in its place) and hidden in the access log. An address that has an
+    account already must log in instead, so an invitation never hands out an account that
+    exists."""
     if user.email.lower() != invitation.email.lower():
         raise TeamError(
             f"This invitation is for {invitation.email}. Log in with that address to accept it."

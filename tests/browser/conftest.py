@@ -227,3 +227,31 @@ def library_loaded(app):
         load_library(db.session)
         db.session.commit()
         db.session.remove()
+
+
+@dataclass
+class SignupMail:
+    """Reads the sign-up confirmation e-mail from the sandbox mailbox, as the person would."""
+
+    run_jobs: object
+    maildir: Path
+
+    def link(self, to: str, path_prefix: str = "/signup/confirm/") -> str:
+        """The path of the newest e-mailed link to `to` that starts with `path_prefix`."""
+        from email import message_from_bytes, policy
+
+        from tests.helpers import mail_link
+
+        self.run_jobs()
+        for path in sorted(self.maildir.glob("*.eml"), key=lambda p: p.stat().st_mtime,
+                           reverse=True):  # fmt: skip
+            message = message_from_bytes(path.read_bytes(), policy=policy.default)
+            body = message.get_body(preferencelist=("plain",)).get_content()
+            if to in message["To"] and path_prefix in body:
+                return mail_link(message, path_prefix)
+        raise AssertionError(f"no e-mail to {to} with a {path_prefix} link")
+
+
+@pytest.fixture
+def signup_mail(run_jobs, mailbox) -> SignupMail:
+    return SignupMail(run_jobs, mailbox.maildir)

@@ -25,10 +25,10 @@ TEMPLATE = "IT services: Simple, small project"  # advance 20%, delivery 70%, hy
 
 
 def test_template_to_invoice_to_part_payment_with_tds(library_loaded, new_page, console,
-                                                      screenshots_dir):  # fmt: skip
+                                                      screenshots_dir, signup_mail):  # fmt: skip
     page = new_page()
     slug = unique("bill")
-    sign_up(page, organisation="Deccan Software LLP", slug=slug, full_name="Neha Rao",
+    sign_up(page, signup_mail, organisation="Deccan Software LLP", slug=slug, full_name="Neha Rao",
             email=f"{slug}@example.com", region="Maharashtra")  # fmt: skip
 
     page.get_by_role("link", name="Settings").click()

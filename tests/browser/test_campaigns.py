@@ -39,10 +39,10 @@ def _add_client_with_contact(app, slug: str) -> None:
         session.commit()
 
 
-def test_create_launch_and_watch_a_campaign(app, new_page, console, run_jobs):
+def test_create_launch_and_watch_a_campaign(app, new_page, console, run_jobs, signup_mail):
     page = new_page()
     slug = unique("camp")
-    sign_up(page, organisation="Sahyadri Steel", slug=slug, full_name="Vikram Rane",
+    sign_up(page, signup_mail, organisation="Sahyadri Steel", slug=slug, full_name="Vikram Rane",
             email=f"{slug}@example.com", region="Maharashtra")  # fmt: skip
     _add_client_with_contact(app, slug)
 

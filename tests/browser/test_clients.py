@@ -20,10 +20,12 @@ pytestmark = pytest.mark.browser
 GSTIN_MAHARASHTRA = "27AAPFU0939F1ZV"
 
 
-def test_create_a_client_with_a_gstin_wrong_then_right(new_page, console, screenshots_dir):
+def test_create_a_client_with_a_gstin_wrong_then_right(
+    new_page, console, screenshots_dir, signup_mail
+):
     page = new_page()
     slug = unique("gst")
-    sign_up(page, organisation="Deccan Supplies", slug=slug, full_name="Neha Rao",
+    sign_up(page, signup_mail, organisation="Deccan Supplies", slug=slug, full_name="Neha Rao",
             email=f"{slug}@example.com", region="Maharashtra")  # fmt: skip
     page.get_by_role("link", name="Clients", exact=True).click()
     page.get_by_role("link", name="+ New client").click()

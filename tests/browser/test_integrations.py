@@ -21,10 +21,10 @@ pytestmark = pytest.mark.browser
 
 
 def test_admin_connects_smtp_and_tests_it(new_page, console, app_config, run_jobs,
-                                          screenshots_dir):  # fmt: skip
+                                          screenshots_dir, signup_mail):  # fmt: skip
     page = new_page()
     slug = unique("integ")
-    sign_up(page, organisation="Malabar Exports", slug=slug, full_name="Anil Menon",
+    sign_up(page, signup_mail, organisation="Malabar Exports", slug=slug, full_name="Anil Menon",
             email=f"{slug}@example.com")  # fmt: skip
 
     page.get_by_role("link", name="Integrations").click()

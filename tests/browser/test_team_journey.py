@@ -36,7 +36,7 @@ def fill_workspace_fields(
     page.get_by_label("Currency").select_option(currency)
 
 
-def sign_up(
+def fill_sign_up_form(
     page: Page,
     *,
     organisation: str,
@@ -53,6 +53,23 @@ def sign_up(
     page.get_by_label("Work e-mail").fill(email)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Create workspace").click()
+
+
+def confirm_sign_up(page: Page, signup_mail, *, organisation: str, email: str,
+                    password: str = PASSWORD) -> None:  # fmt: skip
+    """Follow the link of the confirmation e-mail and finish with the password chosen."""
+    page.goto(signup_mail.link(email))
+    expect(page.get_by_role("heading", name=f"Finish creating {organisation}")).to_be_visible()
+    page.get_by_label("The password you chose").fill(password)
+    page.get_by_role("button", name="Create workspace").click()
+
+
+def sign_up(page: Page, signup_mail, *, organisation: str, email: str,
+            password: str = PASSWORD, **fields) -> None:  # fmt: skip
+    """Sign up as a person does: the form, then the link in the e-mail."""
+    fill_sign_up_form(page, organisation=organisation, email=email, password=password, **fields)
+    expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
+    confirm_sign_up(page, signup_mail, organisation=organisation, email=email, password=password)
 
 
 def expect_dashboard_of(page: Page, slug: str, name: str) -> None:
@@ -75,7 +92,7 @@ def invitation_link(message, base_url: str) -> str:
 
 
 def test_sign_up_invite_join_log_in_again_and_switch_workspaces(
-    new_page, live_server, run_jobs, received_mail, console, screenshots_dir
+    new_page, live_server, run_jobs, received_mail, console, screenshots_dir, signup_mail
 ):
     first = {
         "organisation": "Sharma Engineering",
@@ -88,7 +105,7 @@ def test_sign_up_invite_join_log_in_again_and_switch_workspaces(
 
     # (1) The owner signs up and lands on the new workspace's dashboard.
     owner = new_page()
-    sign_up(owner, **first, region="Maharashtra")
+    sign_up(owner, signup_mail, **first, region="Maharashtra")
     expect_dashboard_of(owner, first["slug"], "Sharma Engineering")
     expect(
         owner.get_by_role("status").filter(
@@ -202,11 +219,12 @@ def test_sign_up_invite_join_log_in_again_and_switch_workspaces(
     assert not console.exceptions, console.exceptions
 
 
-def test_sign_up_mistakes_are_explained_next_to_the_field(new_page, console):
+def test_sign_up_mistakes_are_explained_next_to_the_field(new_page, console, signup_mail):
     taken = unique("taken")
     first = new_page()
     sign_up(
         first,
+        signup_mail,
         organisation="Taken Traders",
         slug=taken,
         full_name="Meera Iyer",
@@ -217,20 +235,8 @@ def test_sign_up_mistakes_are_explained_next_to_the_field(new_page, console):
     page = new_page()
     email = f"{unique('ravi')}@example.com"
 
-    # The address belongs to someone else: said under the address field, the rest kept.
-    sign_up(page, organisation="Rao Textiles", slug=taken, full_name="Ravi Rao", email=email)
-    slug_field = page.locator(".field", has=page.locator("#slug"))
-    expect(slug_field.locator("#slug-error")).to_have_text(re.compile("That address is taken"))
-    expect(page.locator("#slug")).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#slug")).to_have_attribute(
-        "aria-describedby", re.compile(r"\bslug-error\b")
-    )
-    expect(page.get_by_label("Organisation name")).to_have_value("Rao Textiles")
-    expect(page.get_by_label("Work e-mail")).to_have_value(email)
-    expect(page.locator("#password-error")).to_have_count(0)
-
-    # A weak password: said under the password field.
-    sign_up(
+    # A weak password: said under the password field, the rest kept.
+    fill_sign_up_form(
         page,
         organisation="Rao Textiles",
         slug=unique("rao"),
@@ -244,10 +250,32 @@ def test_sign_up_mistakes_are_explained_next_to_the_field(new_page, console):
     )
     expect(page.locator("#password")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#slug-error")).to_have_count(0)
+    expect(page.get_by_label("Organisation name")).to_have_value("Rao Textiles")
+    expect(page.get_by_label("Work e-mail")).to_have_value(email)
 
-    # Neither attempt kept anything: the same e-mail signs up once the form is right.
+    # The address belongs to someone else: the sign-up form does not tell (it would tell
+    # anyone which workspaces exist), the confirmation page does, under the address field.
+    fill_sign_up_form(page, organisation="Rao Textiles", slug=taken, full_name="Ravi Rao",
+                      email=email)  # fmt: skip
+    expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
+    page.goto(signup_mail.link(email))
+    expect(page.get_by_label("Workspace address")).to_have_value(f"{taken}-2")  # a free one
+    page.get_by_label("Workspace address").fill(taken)
+    page.get_by_label("The password you chose").fill(PASSWORD)
+    page.get_by_role("button", name="Create workspace").click()
+    slug_field = page.locator(".field", has=page.locator("#slug"))
+    expect(slug_field.locator("#slug-error")).to_have_text(re.compile("That address is taken"))
+    expect(page.locator("#slug")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#slug")).to_have_attribute(
+        "aria-describedby", re.compile(r"\bslug-error\b")
+    )
+    expect(page.locator("#password-error")).to_have_count(0)
+
+    # Nothing was kept: the same e-mail gets its workspace once the address is free.
     rao = unique("rao")
-    sign_up(page, organisation="Rao Textiles", slug=rao, full_name="Ravi Rao", email=email)
+    page.get_by_label("Workspace address").fill(rao)
+    page.get_by_label("The password you chose").fill(PASSWORD)
+    page.get_by_role("button", name="Create workspace").click()
     expect_dashboard_of(page, rao, "Rao Textiles")
 
     assert not console.about_csp(), console.about_csp()

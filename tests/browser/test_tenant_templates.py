@@ -23,10 +23,12 @@ def _names(page) -> list[str]:
     return page.locator("#draft-items .template-item__name").all_inner_texts()
 
 
-def test_drag_a_milestone_to_a_new_place(library_loaded, new_page, console, screenshots_dir):
+def test_drag_a_milestone_to_a_new_place(
+    library_loaded, new_page, console, screenshots_dir, signup_mail
+):
     page = new_page()
     slug = unique("tpl")
-    sign_up(page, organisation="Kaveri Infra", slug=slug, full_name="Arjun Menon",
+    sign_up(page, signup_mail, organisation="Kaveri Infra", slug=slug, full_name="Arjun Menon",
             email=f"{slug}@example.com", region="Karnataka")  # fmt: skip
     page.get_by_role("link", name="Template library").click()
     page.get_by_label("Search").fill("Construction: Standard, medium project")
