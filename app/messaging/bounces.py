@@ -105,10 +105,8 @@ def parse_dsn(raw: bytes) -> list[RecipientReport]:
         if part.get_content_type() != "message/delivery-status":
             continue
         # The parser gives one block per group of fields: first the per-message fields
-        # (Reporting-MTA ...), then one block per recipient. A malformed part gives text
-        # instead: no recipient blocks.
-        blocks = part.get_payload()
-        for block in blocks if isinstance(blocks, list) else []:
+        # (Reporting-MTA ...), then one block per recipient.
+        for block in part.get_payload():
             action = str(block.get("Action") or "").strip().lower()
             if not action:
                 continue

@@ -96,7 +96,7 @@ def _check_tree(data) -> None:
             pending.append((item, depth + 1))
 
 
-def check_shape(value, shape, where: str = "the body") -> None:
+def check_shape(value, shape, where: str = "body") -> None:
     """BadWebhookBody unless `value` has `shape`: a type or a tuple of types (a leaf; a bool
     is not a number), {key: shape} (an object whose listed keys have their shapes when they
     are present and not null; other keys are ignored), or [shape] (a list of such items)."""
