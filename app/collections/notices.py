@@ -7,6 +7,10 @@ client's response, escalation, and closing when the money came in.
 
     and from any open status: closed (paid, written off, void) or cancelled (by a person)
 
+- A person approves a draft (`approve`, `approve_many`). A notice of the legal rung (a demand
+  letter, the MSEFC pack) commits the business to legal action, so approving, sending or
+  resending one needs LEGAL_APPROVAL (owners, admins and finance), not only notices.manage;
+  the views pass the person's check of it and the service refuses without it.
 - Sending (`send_notices`, run by a worker) writes one outbox message per e-mail, WhatsApp or
   SMS notice, with an idempotency key made from the notice id: a retried job finds the message
   it wrote and never writes a second. A printed letter is rendered and waits ("queued") until a
