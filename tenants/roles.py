@@ -14,10 +14,12 @@ ROLE_LABELS = {
 
 _VIEW = {"dashboard.view", "clients.view", "invoices.view", "notices.view", "messages.view"}
 # Finance people collect too (in a small business the owner often does) and supervise the
-# collectors: any collector's queue, and the field visits that need verifying.
+# collectors: any collector's queue, and the field visits that need verifying. Letting a
+# legal-stage notice (a demand letter, the MSEFC pack) go out is theirs too, never a
+# collector's: it commits the business to legal action.
 _FINANCE = _VIEW | {"clients.edit", "invoices.edit", "payments.record", "notices.manage",
-                    "messages.send", "campaigns.manage", "templates.manage", "collections.work",
-                    "collections.supervise"}  # fmt: skip
+                    "notices.approve_legal", "messages.send", "campaigns.manage",
+                    "templates.manage", "collections.work", "collections.supervise"}  # fmt: skip
 _ADMIN = _FINANCE | {"users.manage", "audit.view", "integrations.manage", "settings.manage",
                      "ops.view"}  # fmt: skip
 

@@ -467,6 +467,27 @@ def test_the_bounce_hook_refuses_a_wrong_token_and_drops_forged_addresses(
     assert bounce_events(db_session, tenant.id + 1) == 0
 
 
+def test_a_bounce_report_with_nul_bytes_or_over_2_mb_is_refused_and_stored_nowhere(
+    app, client, db_session, setup, monkeypatch
+):
+    monkeypatch.setitem(app.config, "BOUNCE_WEBHOOK_TOKEN", HOOK_TOKEN)
+    tenant, _, _, email = setup
+    with app.app_context():
+        verp = f"bounces+{verp_token(app.config['SECRET_KEY'], tenant.id, 12345)}@{TENANT_DOMAIN}"
+    report = delivery_report(verp, email, "failed", "5.1.1", "550 user unknown")
+    hook = f"/hooks/email/bounces/{HOOK_TOKEN}"
+    # A genuine VERP address, and a NUL byte PostgreSQL cannot store (was an HTTP 500).
+    nul = report.replace(b"user unknown", b"user\x00unknown")
+    response = client.post(hook, data=nul)
+    assert response.status_code == 400 and response.text == "The report contains a NUL byte."
+    huge = report + b"X" * (2 * 1024 * 1024)
+    response = client.post(hook, data=huge)
+    assert response.status_code == 413 and response.text == "The report is too large."
+    assert bounce_events(db_session, tenant.id) == 0
+    assert client.post(hook, data=report).status_code == 204  # the same report, whole
+    assert bounce_events(db_session, tenant.id) == 1
+
+
 def test_verp_tokens_and_dsn_parsing():
     token = verp_token("secret", 42, 7)
     assert read_verp_token("secret", token) == (42, 7)

@@ -188,3 +188,65 @@ def test_another_tenants_notice_is_not_found(app, books, db_session, client, log
     assert client.get(f"{base}/invoice/{invoice_id}").status_code == 404
     mine = tenant_session(db_session, books.tenant)
     assert mine.get(CollectionNotice, notice_id).status == "draft"
+
+
+def test_only_owners_admins_and_finance_approve_legal_notices(
+    app, books, client, login, make_user, add_member
+):
+    assert books.level(4).is_legal
+    legal = books.notice([books.invoice()], position=4)
+    legal_failed = books.notice([books.invoice()], position=4, status="failed")
+    first = books.notice([books.invoice()])
+    books.session.commit()
+    collector = make_user()
+    add_member(books.tenant, collector, "collector")
+    login(client, collector)
+    base = f"/t/{books.tenant.slug}/notices"
+
+    # The collector sees the legal notice, without the button, and is refused by the server.
+    page = client.get(f"{base}/{legal.id}")
+    assert page.status_code == 200 and "Approve and send" not in page.text
+    assert 'id="legal-approval-note"' in page.text
+    csrf = csrf_token_from(page.text)
+    for action in ("approve", "send"):
+        response = client.post(f"{base}/{legal.id}/{action}", data={"csrf_token": csrf})
+        assert response.status_code == 403
+    assert ">Resend</button>" not in client.get(f"{base}/{legal_failed.id}").text
+    resend = client.post(f"{base}/{legal_failed.id}/resend", data={"csrf_token": csrf})
+    assert resend.status_code == 403
+    listing = client.get(f"{base}/")
+    assert f'id="select-{first.id}"' in listing.text
+    assert f'id="select-{legal.id}"' not in listing.text
+    bulk = {"csrf_token": csrf, "notice_ids": [str(legal.id), str(first.id)]}
+    assert client.post(f"{base}/approve", data=bulk).status_code == 303
+    assert books.reload(legal).status == "draft"
+    assert books.reload(legal_failed).status == "failed"
+    # An earlier stage: as before, the collector approves it.
+    assert books.reload(first).status == "approved"
+
+    finance = make_user()
+    add_member(books.tenant, finance, "finance")
+    as_finance = app.test_client()
+    login(as_finance, finance)
+    page = as_finance.get(f"{base}/{legal.id}")
+    assert "Approve and send" in page.text
+    done = as_finance.post(f"{base}/{legal.id}/approve",
+                           data={"csrf_token": csrf_token_from(page.text)})  # fmt: skip
+    assert done.status_code == 303
+    approved = books.reload(legal)
+    assert (approved.status, approved.approved_by) == ("approved", finance.id)
+
+
+def test_the_service_refuses_a_legal_notice_without_the_permission(books):
+    from app.collections import notices
+    from tenants.roles import role_grants
+
+    legal = books.notice([books.invoice()], position=4)
+    with pytest.raises(notices.LegalApprovalRequired):
+        notices.approve(books.session, legal, books.owner.id)
+    assert legal.status == "draft"
+    notices.approve(books.session, legal, books.owner.id, may_approve_legal=True)
+    assert legal.status == "approved"
+    granted = {role for role in ("owner", "admin", "finance", "collector", "viewer")
+               if role_grants(role, notices.LEGAL_APPROVAL)}  # fmt: skip
+    assert granted == {"owner", "admin", "finance"}

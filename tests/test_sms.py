@@ -525,3 +525,140 @@ def test_sms_with_opt_in_goes_out(app, db_session, make_tenant, run_jobs, msg91)
     run_jobs()
     assert row(db_session, message_id).status == "sent"
     assert msg91.stats()["accepted"] == 1
+
+
+# -- hostile bodies and late failures (issue #14) --------------------------------------------
+
+
+def msg91_report(request_id: str, status: str, desc: str, **extra) -> dict:
+    return {"requestId": request_id, "number": "919876543210", "status": status, "desc": desc,
+            **extra}  # fmt: skip
+
+
+def test_msg91_failed_after_delivered_leaves_the_sms_delivered(
+    app, client, db_session, make_tenant, run_jobs, msg91
+):
+    tenant = make_tenant()
+    connection = connect_msg91(app, db_session, tenant, msg91)
+    message_id = queue_sms(app, db_session, tenant, sms=dlt_sms())
+    run_jobs()
+    request_id = row(db_session, message_id).provider_message_id
+    hook = f"/hooks/msg91/{connection.key}"
+    assert client.post(hook, json=msg91_report(request_id, "1", "DELIVERED")).status_code == 200
+    run_jobs()
+    delivered_at = row(db_session, message_id).delivered_at
+    late = msg91_report(request_id, "2", "FAILED", failedReason="Absent subscriber")
+    assert client.post(hook, json=late).status_code == 200
+    run_jobs()
+    message = row(db_session, message_id)
+    assert (message.status, message.delivered_at) == ("delivered", delivered_at)
+    assert message.failed_at is None and message.last_error is None
+    assert events(db_session) == 2  # the late report is kept among the events
+
+
+def test_a_delivery_reported_after_a_failure_wins(
+    app, client, db_session, make_tenant, run_jobs, msg91
+):
+    tenant = make_tenant()
+    connection = connect_msg91(app, db_session, tenant, msg91)
+    message_id = queue_sms(app, db_session, tenant, sms=dlt_sms())
+    run_jobs()
+    request_id = row(db_session, message_id).provider_message_id
+    hook = f"/hooks/msg91/{connection.key}"
+    assert client.post(hook, json=msg91_report(request_id, "2", "FAILED")).status_code == 200
+    run_jobs()
+    assert row(db_session, message_id).status == "failed"
+    assert client.post(hook, json=msg91_report(request_id, "1", "DELIVERED")).status_code == 200
+    run_jobs()
+    assert row(db_session, message_id).status == "delivered"
+
+
+def deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("body, content_type", [
+    ('{"report":' + deep(100_000) + "}", "application/json"),  # was an HTTP 500
+    ("data=" + deep(100_000), "application/x-www-form-urlencoded"),
+    ('{"report":' + deep(40) + "}", "application/json"),
+    ('["DELIVERED"]', "application/json"),
+    ('"DELIVERED"', "application/json"),
+    ('{"requestId":{"id":"1"},"status":"1"}', "application/json"),
+    ('{"requestId":"1","report":"DELIVERED"}', "application/json"),
+    ('{"requestId":"1","desc":"DELIVERED\\u0000"}', "application/json"),
+    ("data=%5B%7B%22requestId%22%3A%22%00%22%7D%5D", "application/x-www-form-urlencoded"),
+    (b'{"requestId":"\xff"}', "application/json"),
+    ("data=", "application/x-www-form-urlencoded"),
+], ids=["nested-100000", "form-nested-100000", "nested-40", "list-of-strings", "string",
+        "id-object", "report-string", "nul", "form-nul", "latin-1", "form-empty"])  # fmt: skip
+def test_msg91_body_no_provider_sends_is_a_400_and_stored_nowhere(
+    app, client, db_session, make_tenant, msg91, body, content_type
+):
+    connection = connect_msg91(app, db_session, make_tenant(), msg91)
+    before = events(db_session)
+    response = client.post(f"/hooks/msg91/{connection.key}", data=body,
+                           content_type=content_type)  # fmt: skip
+    assert response.status_code == 400 and response.text
+    assert events(db_session) == before
+
+
+def test_an_oversized_sms_report_is_a_413(app, client, db_session, make_tenant, msg91):
+    connection = connect_msg91(app, db_session, make_tenant(), msg91)
+    before = events(db_session)
+    body = json.dumps(msg91_report("r" * 24, "1", "DELIVERED", note="x" * 300_000))
+    response = client.post(f"/hooks/msg91/{connection.key}", data=body,
+                           content_type="application/json")  # fmt: skip
+    assert response.status_code == 413 and response.text == "The body is too large."
+    assert client.post("/hooks/twilio/status", data={"Body": "x" * 300_000}).status_code == 413
+    assert events(db_session) == before
+
+
+def signed_twilio(receiver, params: dict) -> dict:
+    """Headers Twilio would send: the SDK's signature over the public callback URL."""
+    url = receiver.url + "/hooks/twilio/status"
+    return {"X-Twilio-Signature": RequestValidator(DEFAULT_AUTH_TOKEN).compute_signature(
+        url, params)}  # fmt: skip
+
+
+def test_twilio_undelivered_after_delivered_leaves_the_sms_delivered(
+    app, client, db_session, make_tenant, run_jobs, twilio, receiver
+):
+    tenant = make_tenant()
+    connect_twilio(app, db_session, tenant)
+    message_id = queue_sms(app, db_session, tenant, to="+14155550123", text="Reminder")
+    run_jobs()
+    _, delivered_callback = receiver.wait_for(2)
+    assert replay(client, delivered_callback).status_code == 200
+    run_jobs()
+    assert row(db_session, message_id).status == "delivered"
+    late = {"MessageSid": row(db_session, message_id).provider_message_id,
+            "AccountSid": DEFAULT_ACCOUNT_SID, "MessageStatus": "undelivered",
+            "ErrorCode": "30003"}  # fmt: skip
+    response = client.post("/hooks/twilio/status", data=late,
+                           headers=signed_twilio(receiver, late))  # fmt: skip
+    assert response.status_code == 200
+    run_jobs()
+    assert row(db_session, message_id).status == "delivered"
+
+
+def test_twilio_callbacks_no_provider_sends_are_400_and_stored_nowhere(
+    app, client, db_session, make_tenant, twilio, receiver
+):
+    connect_twilio(app, db_session, make_tenant())
+    before = events(db_session)
+    genuine = {"MessageSid": "SM" + "3" * 32, "AccountSid": DEFAULT_ACCOUNT_SID,
+               "MessageStatus": "delivered"}  # fmt: skip
+    # Correctly signed, but with a NUL character PostgreSQL cannot store.
+    nul = {**genuine, "MessageSid": "SM" + "3" * 31 + "\x00"}
+    response = client.post("/hooks/twilio/status", data=nul, headers=signed_twilio(receiver, nul))
+    assert response.status_code == 400
+    # A NUL in the AccountSid used to reach the database (an HTTP 500).
+    unsigned = {**genuine, "AccountSid": "AC\x00"}
+    assert client.post("/hooks/twilio/status", data=unsigned).status_code == 400
+    # JSON instead of Twilio's form, and a form without the message it is about.
+    assert client.post("/hooks/twilio/status", json=genuine).status_code == 400
+    no_sid = {name: value for name, value in genuine.items() if name != "MessageSid"}
+    response = client.post("/hooks/twilio/status", data=no_sid,
+                           headers=signed_twilio(receiver, no_sid))  # fmt: skip
+    assert response.status_code == 400 and response.text == "Not a Twilio status callback."
+    assert events(db_session) == before

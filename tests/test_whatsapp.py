@@ -641,3 +641,100 @@ def two_tenant_body(wamid_a: str, wamid_b: str) -> bytes:
                                  ("999999999999999", "wamid.none", "read")):  # fmt: skip
         entries.extend(json.loads(status_body(phone, wamid, status))["entry"])
     return json.dumps({"object": "whatsapp_business_account", "entry": entries}).encode()
+
+
+# -- hostile bodies and provider clocks (issue #14) ---------------------------------------------
+
+
+def nested(depth: int) -> bytes:
+    return b'{"object":"whatsapp_business_account","entry":' + b"[" * depth + b"]" * depth + b"}"
+
+
+def with_status(phone_number_id: str, **overrides) -> bytes:
+    data = json.loads(status_body(phone_number_id, "wamid.H", "delivered"))
+    data["entry"][0]["changes"][0]["value"].update(overrides)
+    return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize("body", [
+    nested(100_000),  # Python's parser gives up (RecursionError): was an HTTP 500
+    nested(40),  # parses, but no provider nests this deep
+    b"[]",
+    b'"whatsapp_business_account"',
+    with_status(PHONE_A, statuses="delivered"),
+    with_status(PHONE_A, statuses=[{"id": {"wamid": 1}, "status": "delivered"}]),
+    with_status(PHONE_A, messages=[{"from": USER, "text": "not an object"}]),
+    b'{"entry":[{"id":"1","changes":["messages"]}]}',
+    with_status("1000000\u00000000001"),  # a NUL character PostgreSQL cannot store
+    b'{"object":"whatsapp_business_account","entry":[],"x":"\xff"}',  # not UTF-8
+], ids=["nested-100000", "nested-40", "array", "string", "statuses-string", "id-object",
+        "text-string", "change-string", "nul", "latin-1"])  # fmt: skip
+def test_a_signed_body_no_provider_sends_is_a_400_and_stored_nowhere(
+    app, client, db_session, make_tenant, standin, body
+):
+    connect(app, db_session, make_tenant())
+    response = post_hook(client, body)
+    assert response.status_code == 400
+    assert response.text.startswith("Not a WhatsApp webhook body: ")
+    assert stored_events(db_session) == 0
+
+
+def test_one_bad_change_refuses_the_whole_body(app, client, db_session, make_tenant, standin):
+    """Never applied in part: a good report next to a malformed one is refused with it."""
+    connect(app, db_session, make_tenant())
+    good = json.loads(status_body(PHONE_A, "wamid.G", "delivered"))
+    bad = json.loads(with_status(PHONE_A, statuses=[{"id": "wamid.B", "errors": "none"}]))
+    body = json.dumps({**good, "entry": good["entry"] + bad["entry"]}).encode()
+    assert post_hook(client, body).status_code == 400
+    assert stored_events(db_session) == 0
+
+
+def test_a_body_over_3_mb_is_a_413(app, client, db_session, make_tenant, standin):
+    connect(app, db_session, make_tenant())
+    body = with_status(PHONE_A, padding="x" * (3 * 1024 * 1024))
+    response = post_hook(client, body)
+    assert response.status_code == 413 and response.text == "The body is too large."
+    assert stored_events(db_session) == 0
+
+
+def test_an_inbound_message_dated_2100_opens_the_window_from_its_receipt_only(
+    app, client, db_session, make_tenant, standin, capture, run_jobs
+):
+    tenant = make_tenant()
+    connect(app, db_session, tenant)
+    contact = add_contact(db_session, tenant)
+    year_2100 = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
+    standin.simulate_inbound(USER, "Paying Friday", timestamp=year_2100)
+    [(body, signature)] = wait_for_hooks(standin, capture, 1)
+    assert post_hook(client, body, signature).status_code == 200
+    run_jobs()
+    received_at = db_session.scalar(
+        select(WebhookEvent.received_at).where(WebhookEvent.provider == PROVIDER)
+    )
+    last_inbound = tenant_session(db_session, tenant).get(Contact, contact.id)
+    # The 24-hour window runs from this time: it closes at most 24 h after receipt.
+    assert last_inbound.whatsapp_last_inbound_at == received_at
+
+
+def test_status_times_are_clamped_between_a_week_before_receipt_and_receipt(
+    app, client, db_session, make_tenant, standin, capture, run_jobs
+):
+    tenant = make_tenant()
+    connect(app, db_session, tenant)
+    contact = add_contact(db_session, tenant)
+    message_id = queue(app, db_session, tenant, contact, invoice_template(), pdf=True)
+    run_jobs()
+    wamid = message(db_session, message_id).provider_message_id
+    for status, when in (("delivered", "4102444800"), ("read", "1")):  # 2100, and 1970
+        data = json.loads(status_body(PHONE_A, wamid, status))
+        data["entry"][0]["changes"][0]["value"]["statuses"][0]["timestamp"] = when
+        assert post_hook(client, json.dumps(data).encode()).status_code == 200
+    run_jobs()
+    received = db_session.scalars(
+        select(WebhookEvent.received_at).where(WebhookEvent.provider == PROVIDER)
+        .order_by(WebhookEvent.id)
+    ).all()  # fmt: skip
+    row = message(db_session, message_id)
+    assert row.status == "read"
+    assert row.delivered_at == received[0]
+    assert row.read_at == received[1] - timedelta(days=7)

@@ -30,7 +30,7 @@ from app.invoicing.models import Invoice
 from app.invoicing.services import tenant_today
 from app.pages import render_page, toast
 from app.storage import get_storage
-from tenants.context import require_permission
+from tenants.context import can, require_permission
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ def _notice_or_404(notice_id: int):
     return notice
 
 
+def _may_approve_legal() -> bool:
+    return can(notices.LEGAL_APPROVAL)
+
+
 def _back(notice_id: int):
     return redirect(url_for("notices.detail", notice_id=notice_id), 303)
 
@@ -70,7 +74,7 @@ def index():
         "notices/index.html", block="notice_results", filters=filters, page=page,
         choices=notices.filter_choices(db.session), statuses=notices.STATUS_LABELS,
         next_steps=notices.NEXT_STEPS, channels=notices.CHANNEL_LABELS,
-        overdue_ranges=notices.OVERDUE_RANGES,
+        overdue_ranges=notices.OVERDUE_RANGES, may_approve_legal=_may_approve_legal(),
     )  # fmt: skip
 
 
@@ -81,11 +85,16 @@ def approve_selected():
     if not ids:
         toast("Select the drafts to approve.", "error")
         return redirect(url_for("notices.index", **request.args), 303)
-    approved, refused = notices.approve_many(db.session, g.tenant.id, ids, current_user.id)
+    approved, refused = notices.approve_many(db.session, g.tenant.id, ids, current_user.id,
+                                             may_approve_legal=_may_approve_legal())  # fmt: skip
     if approved:
         toast(f"{len(approved)} notice{'' if len(approved) == 1 else 's'} approved and sent.")
-    if refused:
-        toast(f"{len(refused)} not approved: only drafts can be approved.", "error")
+    legal = sum(1 for why in refused.values() if why == notices.LEGAL_APPROVAL_REFUSAL)
+    if len(refused) > legal:
+        toast(f"{len(refused) - legal} not approved: only drafts can be approved.", "error")
+    if legal:
+        toast(f"{legal} legal notice{'' if legal == 1 else 's'} not approved: only owners, "
+              "admins and finance can approve them.", "error")
     return redirect(url_for("notices.index", **request.args), 303)
 
 
@@ -121,6 +130,7 @@ def _page(notice, status: int = 200, **forms):
         close_labels=notices.CLOSE_LABELS,
         attachments=[a for a in notice.attachments if a.removed_at is None],
         msefc=letters.msefc_applies(session, g.tenant, notice),
+        may_send=_may_approve_legal() or not notices.is_legal_stage(session, notice),
         failed=message is not None and message.status in notices.FAILED_MESSAGE_STATUSES,
         **forms,
     )  # fmt: skip
@@ -133,10 +143,13 @@ def detail(notice_id: int):
 
 
 def _act(notice_id: int, action, done: str):
-    """Run one lifecycle action; a refusal is shown on the page (409), nothing changed."""
+    """Run one lifecycle action; a refusal is shown on the page (409), nothing changed. A
+    legal-stage notice that the person may not let go out is a 403."""
     notice = _notice_or_404(notice_id)
     try:
         action(notice)
+    except notices.LegalApprovalRequired:
+        abort(403)
     except notices.NoticeError as error:
         toast(str(error), "error")
         return _page(notice, status=409)
@@ -148,7 +161,8 @@ def _act(notice_id: int, action, done: str):
 @require_permission("notices.manage")
 def approve(notice_id: int):
     def run(notice):
-        notices.approve(db.session, notice, current_user.id)
+        notices.approve(db.session, notice, current_user.id,
+                        may_approve_legal=_may_approve_legal())  # fmt: skip
         notices.request_sending(db.session, g.tenant.id, [notice.id])
 
     return _act(notice_id, run, "Approved; it goes out in a moment.")
@@ -159,9 +173,12 @@ def approve(notice_id: int):
 def send_now(notice_id: int):
     def run(notice):
         if notice.status == "draft":
-            notices.approve(db.session, notice, current_user.id)
+            notices.approve(db.session, notice, current_user.id,
+                            may_approve_legal=_may_approve_legal())  # fmt: skip
         elif notice.status != "approved" or notice.channel in notices.TASK_CHANNELS:
             raise notices.NoticeError("Only an approved message or letter can be sent.")
+        else:
+            notices.check_may_send(db.session, notice, _may_approve_legal())
         notices.request_sending(db.session, g.tenant.id, [notice.id])
 
     return _act(notice_id, run, "Sending; the status follows on this page.")
@@ -173,7 +190,8 @@ def resend(notice_id: int):
     def run(notice, form):
         raw = form.contact_id.data or ""
         notices.resend(db.session, g.tenant, notice, current_user.id,
-                       int(raw) if raw.isdigit() and len(raw) < 19 else None)  # fmt: skip
+                       int(raw) if raw.isdigit() and len(raw) < 19 else None,
+                       may_approve_legal=_may_approve_legal())  # fmt: skip
 
     done = "Queued again as a new message; the status follows on this page."
     return _form_action(notice_id, "resend_form", ResendForm(), run, done)
@@ -203,6 +221,8 @@ def _form_action(notice_id: int, form_name: str, form, action, done: str):
     if not errors:
         try:
             action(notice, form)
+        except notices.LegalApprovalRequired:
+            abort(403)
         except notices.NoticeError as error:
             errors = error.errors
         else:

@@ -2,11 +2,15 @@
 client's response, escalation, and closing when the money came in.
 
     draft -> approved -> queued -> sent -> delivered -> read -> responded -> escalated
-                           |         |         |
-                           +---------+---------+--> failed --(resend)--> queued
+                           |         |
+                           +---------+--> failed --(resend)--> queued
 
     and from any open status: closed (paid, written off, void) or cancelled (by a person)
 
+- A person approves a draft (`approve`, `approve_many`). A notice of the legal rung (a demand
+  letter, the MSEFC pack) commits the business to legal action, so approving, sending or
+  resending one needs LEGAL_APPROVAL (owners, admins and finance), not only notices.manage;
+  the views pass the person's check of it and the service refuses without it.
 - Sending (`send_notices`, run by a worker) writes one outbox message per e-mail, WhatsApp or
   SMS notice, with an idempotency key made from the notice id: a retried job finds the message
   it wrote and never writes a second. A printed letter is rendered and waits ("queued") until a
@@ -15,10 +19,11 @@ client's response, escalation, and closing when the money came in.
 - What the channel reports (sent, delivered, read) moves the notice forward only, never back
   (`follow_messages`, called by the webhook worker, the periodic sweep and when a notice is
   looked at). "failed" sits beside that line, not on it: a message that failed, bounced, was
-  given up on (dead) or never sent (suppressed) takes a queued, sent or delivered notice to
-  "failed" (a read message arrived: nothing takes that back); a later report that the message
-  arrived after all (delivered, read) takes a failed notice forward to it, and a message retried
-  from the messages page (pending again) takes it back to "queued". A failed notice still
+  given up on (dead) or never sent (suppressed) takes a queued or sent notice to "failed" (a
+  delivered or read message arrived: nothing takes that back, the outbox's own rule in
+  app/messaging/webhooks.py); a later report that the message arrived after all (delivered,
+  read) takes a failed notice forward to it, and a message retried from the messages page
+  (pending again) takes it back to "queued". A failed notice still
   chases the money (it is open); a person resends it (`resend`): a new outbox message, to the
   same or another contact, the failed one kept in the audit log.
 - A payment, void or write-off that leaves none of a notice's invoices owing closes the notice
@@ -89,6 +94,10 @@ CHANNEL_LABELS = {"email": "E-mail", "whatsapp": "WhatsApp", "sms": "SMS", "lett
 CLOSE_LABELS = {"paid": "Paid", "cancelled": "Cancelled", "written_off": "Written off",
                 "void": "Void"}  # fmt: skip
 NOTE_LENGTH = 4000
+# The permission (tenants/roles.py) that lets a legal-stage notice go out: approving it,
+# sending it now, resending it. Earlier stages need only notices.manage.
+LEGAL_APPROVAL = "notices.approve_legal"
+LEGAL_APPROVAL_REFUSAL = "Only owners, admins and finance can approve or send a legal notice."
 
 
 class NoticeError(ValueError):
@@ -98,6 +107,13 @@ class NoticeError(ValueError):
         errors = {"": errors} if isinstance(errors, str) else errors
         super().__init__("; ".join(errors.values()))
         self.errors = errors
+
+
+class LegalApprovalRequired(NoticeError):
+    """The notice is at the legal stage and the person lacks LEGAL_APPROVAL."""
+
+    def __init__(self) -> None:
+        super().__init__(LEGAL_APPROVAL_REFUSAL)
 
 
 # Reading ------------------------------------------------------------------------------------
@@ -191,20 +207,39 @@ def _refuse_closed(notice: CollectionNotice, action: str) -> None:
         raise NoticeError(f"This notice is {notice.status}; it cannot be {action}.")
 
 
-def approve(session: Session, notice: CollectionNotice, user_id: int | None) -> None:
-    """A person agrees the draft may go out (who and when are kept)."""
+def is_legal_stage(session: Session, notice: CollectionNotice) -> bool:
+    """The notice is of the policy's legal rung: its level is marked legal, or it uses the
+    legal notice's templates (a level can say either)."""
+    level = session.get(CollectionLevel, notice.level_id)
+    return level is not None and (level.is_legal or level.template_purpose == "notice_legal")
+
+
+def check_may_send(session: Session, notice: CollectionNotice, may_approve_legal: bool) -> None:
+    """Raise LegalApprovalRequired when a legal-stage notice would go out on the word of
+    someone without LEGAL_APPROVAL (`may_approve_legal`: the caller's check of it)."""
+    if not may_approve_legal and is_legal_stage(session, notice):
+        raise LegalApprovalRequired()
+
+
+def approve(session: Session, notice: CollectionNotice, user_id: int | None, *,
+            may_approve_legal: bool = False) -> None:  # fmt: skip
+    """A person agrees the draft may go out (who and when are kept). A legal-stage notice
+    needs someone with LEGAL_APPROVAL (`may_approve_legal`)."""
     _refuse_closed(notice, "approved")
     if notice.status != "draft":
         raise NoticeError(f"Only a draft can be approved; this notice is {notice.status}.")
+    check_may_send(session, notice, may_approve_legal)
     notice.status = "approved"
     notice.approved_by, notice.approved_at = user_id, _now()
     session.flush()
 
 
 def approve_many(session: Session, tenant_id: int, notice_ids: Sequence[int],
-                 user_id: int | None) -> tuple[list[int], dict[int, str]]:  # fmt: skip
-    """Approve the drafts among these notices and ask a worker to send them once this
-    transaction commits. Returns (approved ids, {id: why not} for the others)."""
+                 user_id: int | None, *, may_approve_legal: bool = False,
+                 ) -> tuple[list[int], dict[int, str]]:  # fmt: skip
+    """Approve the drafts among these notices (legal-stage ones only with
+    `may_approve_legal`) and ask a worker to send them once this transaction commits.
+    Returns (approved ids, {id: why not} for the others)."""
     approved, refused = [], {}
     notices = session.scalars(
         select(CollectionNotice)
@@ -214,7 +249,7 @@ def approve_many(session: Session, tenant_id: int, notice_ids: Sequence[int],
     ).all()
     for notice in notices:
         try:
-            approve(session, notice, user_id)
+            approve(session, notice, user_id, may_approve_legal=may_approve_legal)
         except NoticeError as error:
             refused[notice.id] = str(error)
         else:
@@ -264,8 +299,8 @@ def notice_status_for(message_status: str) -> str | None:
     return message_status if message_status in CHANNEL_ORDER else None
 
 
-# The statuses a failure report takes to "failed" (a read message did arrive).
-FAILABLE = ("queued", "sent", "delivered")
+# The statuses a failure report takes to "failed" (a delivered or read message did arrive).
+FAILABLE = ("queued", "sent")
 # The notice statuses that follow their message.
 FOLLOWING = (*CHANNEL_ORDER, "failed")
 
@@ -747,16 +782,18 @@ def resend_contacts(session: Session, notice: CollectionNotice) -> list[Contact]
 
 
 def resend(session: Session, tenant, notice: CollectionNotice, user_id: int | None,
-           contact_id: int | None = None) -> int:  # fmt: skip
+           contact_id: int | None = None, *, may_approve_legal: bool = False) -> int:  # fmt: skip
     """Send a failed notice again, to its contact or to `contact_id` (another contact of the
     client with an address on the channel): a new outbox message under a key of its own (the
     failed one is never reused), the notice back to "queued" and following the new message.
-    The audit log keeps the failed message's id (the notice's message_id before). Returns the
+    The audit log keeps the failed message's id (the notice's message_id before). A
+    legal-stage notice needs `may_approve_legal` (it may go to another person). Returns the
     new outbox id."""
     session.refresh(notice, with_for_update=True)
     _refuse_closed(notice, "resent")
     if notice.status != "failed" or notice.channel not in MESSAGE_CHANNELS:
         raise NoticeError("Only a notice whose message failed can be resent.")
+    check_may_send(session, notice, may_approve_legal)
     if contact_id is not None:
         contact = session.get(Contact, contact_id)
         if (contact is None or contact.client_id != notice.client_id
@@ -882,6 +919,7 @@ class NoticeRow:
     client_name: str
     next_step: str
     days_overdue: int
+    legal: bool  # of the legal rung: approving it needs LEGAL_APPROVAL
 
 
 @dataclass
@@ -906,9 +944,13 @@ def list_notices(session: Session, filters: NoticeFilters, today: date,
         .scalar_subquery()
     )
     overdue = func.greatest(literal(today) - func.coalesce(oldest_due, literal(today)), 0)
-    query = select(CollectionNotice, Client.full_name, step, overdue.label("days_overdue")).join(
-        Client, Client.id == CollectionNotice.client_id
-    )
+    legal = (CollectionLevel.is_legal | (CollectionLevel.template_purpose == "notice_legal"))
+    query = (
+        select(CollectionNotice, Client.full_name, step, overdue.label("days_overdue"),
+               legal.label("legal"))
+        .join(Client, Client.id == CollectionNotice.client_id)
+        .join(CollectionLevel, CollectionLevel.id == CollectionNotice.level_id)
+    )  # fmt: skip
 
     def on_invoices(*conditions):
         return CollectionNotice.id.in_(
@@ -939,7 +981,7 @@ def list_notices(session: Session, filters: NoticeFilters, today: date,
     if filters.before:
         query = query.where(CollectionNotice.id < filters.before)
     found = session.execute(query.order_by(CollectionNotice.id.desc()).limit(PAGE_SIZE + 1)).all()
-    rows = [NoticeRow(n, name, s, d) for n, name, s, d in found[:PAGE_SIZE]]
+    rows = [NoticeRow(*row) for row in found[:PAGE_SIZE]]
     more = len(found) > PAGE_SIZE
     return NoticePage(rows, rows[-1].notice.id if more and rows else None)
 

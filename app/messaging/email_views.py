@@ -2,7 +2,8 @@
 
 Neither needs a login. The unsubscribe link carries a signed token naming the tenant and the
 contact; the bounce hook carries the platform's BOUNCE_WEBHOOK_TOKEN, and each report the
-signed VERP address of the message it is about."""
+signed VERP address of the message it is about. A report over MAX_BOUNCE_BYTES is a 413, one
+with a NUL byte (no mail server sends one) a 400; nothing of either is stored."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import hmac
 import logging
 
 from flask import Blueprint, abort, current_app, redirect, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.extensions import csrf, db
 from app.messaging import unsubscribe as links
@@ -23,6 +25,10 @@ blueprint = Blueprint("email_links", __name__)
 
 ONE_CLICK_SOURCE = "one-click unsubscribe"
 PAGE_SOURCE = "unsubscribe page"
+# A delivery status notification is a few kilobytes; one returning the whole original (with
+# its attachments) can be large, and is refused above this (the headers are what count).
+MAX_BOUNCE_BYTES = 2 * 1024 * 1024
+_TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def _found(token: str):
@@ -67,7 +73,15 @@ def bounce_report(token: str):
     if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
         log.warning("bounce report refused: wrong hook token")
         abort(404)
-    raw = request.get_data()
+    request.max_content_length = MAX_BOUNCE_BYTES
+    try:
+        raw = request.get_data()
+    except RequestEntityTooLarge:
+        log.warning("bounce report refused: over %d bytes", MAX_BOUNCE_BYTES)
+        return "The report is too large.", 413, _TEXT
+    if b"\x00" in raw:
+        log.warning("bounce report refused: it contains NUL bytes")
+        return "The report contains a NUL byte.", 400, _TEXT
     found = find_verp(current_app.config["SECRET_KEY"], raw)
     if found is None:
         # Not about a message of ours (or a forged address): acknowledged, so the relay

@@ -3,35 +3,59 @@ providers cannot have either); each request proves itself another way, is stored
 `record_webhook` and answered at once. A worker applies it afterwards (forward only).
 
 - MSG91 signs nothing: the secret path token of the connection is the authentication, and
-  finds the tenant. An unknown token is a 404 and nothing is stored.
+  finds the tenant. An unknown token is a 404 and nothing is stored; a body that is not a
+  report MSG91 sends (not JSON, nested too deeply, a field of the wrong type, a NUL character)
+  is a 400 and nothing of it is stored.
 - Twilio signs each callback with the account's auth token. The AccountSid finds the tenant
   and its connection; the auth token is read from that connection's encrypted secrets (the
   request's session is bound to that tenant for this one look-up), so nothing secret is
   copied into shared tables. The signed URL is rebuilt from BASE_URL, never from the request
   (behind a proxy the request's URL is not what Twilio signed). A bad signature is a 403 and
   nothing is stored; an AccountSid no tenant has connected is acknowledged and dropped (G7).
+  A form without a well-formed AccountSid, MessageSid and MessageStatus is a 400.
+
+Bodies over MAX_BODY_BYTES (far above anything either provider sends) are a 413.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from urllib.parse import parse_qs
 
 from flask import Blueprint, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.extensions import csrf, db
 from app.integrations.crypto import SecretsUnreadable, decrypt_secrets
 from app.integrations.models import IntegrationConnection
 from app.messaging.channels import msg91, twilio_sms
-from app.messaging.webhooks import record_webhook, tenant_for_account
+from app.messaging.webhooks import BadWebhookBody, record_webhook, tenant_for_account
 from tenants.binding import bind_tenant
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("sms_hooks", __name__, url_prefix="/hooks")
 csrf.exempt(blueprint)
+MAX_BODY_BYTES = 256 * 1024
+
+
+@blueprint.before_request
+def _limit_body_size():
+    request.max_content_length = MAX_BODY_BYTES
+
+
+@blueprint.errorhandler(RequestEntityTooLarge)
+def body_too_large(error):
+    log.warning("sms report rejected from %s: body over %d bytes", request.remote_addr,
+                MAX_BODY_BYTES)  # fmt: skip
+    return "The body is too large.", 413, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@blueprint.errorhandler(BadWebhookBody)
+def bad_body(refusal: BadWebhookBody):
+    log.warning("sms report %s rejected from %s: %s", request.path.split("/")[2],
+                request.remote_addr, refusal)  # fmt: skip
+    return str(refusal), refusal.status, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 @blueprint.post(msg91.REPORT_PATH.removeprefix("/hooks") + "/<token>")
@@ -45,41 +69,23 @@ def msg91_report(token: str):
         log.warning("msg91 report to an unknown token rejected from %s", request.remote_addr)
         return "", 404
     body = request.get_data(cache=False)
-    try:
-        text = body.decode()
-    except UnicodeDecodeError:
-        text = ""
-    if not _looks_like_msg91_report(text):
-        log.warning("msg91 report for tenant %s is not a report; dropped", account.tenant_id)
-        return "", 400
+    msg91.read_reports(body)  # a BadWebhookBody is a 400 (bad_body), nothing stored
     # Keyed per tenant: a report body another tenant could post can never shadow this one.
     key = f"{account.tenant_id}:{hashlib.sha256(body).hexdigest()}"
-    stored = record_webhook(db.session, "msg91", text, account.tenant_id, event_key=key)
+    stored = record_webhook(db.session, "msg91", body, account.tenant_id, event_key=key)
     db.session.commit()
     log.info("msg91 report for tenant %s %s", account.tenant_id,
              "stored" if stored else "was a duplicate")  # fmt: skip
     return "", 200
 
 
-def _looks_like_msg91_report(text: str) -> bool:
-    """A v3 JSON body, or a v2 form body whose `data` is JSON."""
-    stripped = text.strip()
-    try:
-        if stripped.startswith(("{", "[")):
-            json.loads(stripped)
-            return True
-        data = parse_qs(stripped).get("data")
-        return bool(data) and isinstance(json.loads(data[-1]), list | dict)
-    except ValueError:
-        return False
-
-
 @blueprint.post(twilio_sms.STATUS_PATH.removeprefix("/hooks"))
 def twilio_status():
-    raw = request.get_data(cache=True, as_text=True)  # before .form, so both are kept
+    raw = request.get_data(cache=True)  # before .form, so both are kept
     form = request.form
-    sid = form.get("AccountSid", "")
-    account = tenant_for_account(db.session, "twilio", sid) if sid else None
+    twilio_sms.check_status_callback(raw, form)  # a BadWebhookBody is a 400 (bad_body)
+    sid = form["AccountSid"]
+    account = tenant_for_account(db.session, "twilio", sid)
     if account is None:
         log.warning("twilio callback for unknown account %r dropped", sid[:40])
         return "", 200

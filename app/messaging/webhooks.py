@@ -5,11 +5,19 @@ provider account key (never guessing), and calls `record_webhook`, which stores 
 under a unique (provider, event key) and hands it to a worker after commit; a duplicate is
 acknowledged and ignored. Nothing slow happens in the request. The worker calls the
 provider's processor, which turns the body into `StatusUpdate`s (and handles inbound
-messages), and `apply_status_updates` moves each message forward, never back."""
+messages), and `apply_status_updates` moves each message forward, never back.
+
+A provider URL is public, so a body is hostile until proven otherwise, signed or not: each
+receiver caps its size, and `read_json` and `check_shape` refuse (4xx, a short reason, nothing
+stored) what no provider sends: invalid UTF-8, NUL characters (PostgreSQL cannot store them),
+JSON nested deeper than MAX_JSON_DEPTH, or a field of the wrong type. The worker checks a
+stored body the same way before it applies anything, so a body is applied whole or not at
+all. Times a provider claims are clamped by `provider_time`."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from importlib import import_module
@@ -31,6 +39,98 @@ PROCESSORS = {
     "twilio": "app.messaging.channels.twilio_sms:process_webhook",
     "email_bounce": "app.messaging.bounces:process_webhook",
 }
+# Real provider bodies nest 7 levels at most (Meta's statuses[].errors[].error_data).
+MAX_JSON_DEPTH = 32
+# A provider's clock is not ours, and even a signed body can claim any time. A claimed time
+# after we received the report is the time of receipt (a message dated 2100 must not keep
+# WhatsApp's 24-hour window open for good); one more than this before receipt is this long
+# before receipt (Meta retries a webhook for up to 7 days, so nothing older is genuine).
+PROVIDER_CLOCK_FLOOR = timedelta(days=7)
+
+
+class BadWebhookBody(ValueError):
+    """A body no provider sends: refused with `status` and a short reason, nothing stored."""
+
+    def __init__(self, reason: str, status: int = 400):
+        super().__init__(reason)
+        self.status = status
+
+
+def read_json(body: bytes | str):
+    """The JSON value of a webhook body, or BadWebhookBody: not UTF-8, not JSON, a NUL
+    character anywhere, or nested deeper than MAX_JSON_DEPTH."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadWebhookBody("The body is not UTF-8 text.") from exc
+    if "\x00" in body:
+        raise BadWebhookBody("The body contains a NUL character.")
+    try:
+        data = json.loads(body)
+    except RecursionError as exc:  # deep nesting exhausts the parser's stack
+        raise BadWebhookBody("The JSON is nested too deeply.") from exc
+    except ValueError as exc:
+        raise BadWebhookBody("The body is not JSON.") from exc
+    _check_tree(data)
+    return data
+
+
+def _check_tree(data) -> None:
+    """Depth and NUL characters (in keys and strings), without recursion."""
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise BadWebhookBody("The body contains a NUL character.")
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise BadWebhookBody("The JSON is nested too deeply.")
+        items = value.items() if isinstance(value, dict) else ((None, item) for item in value)
+        for key, item in items:
+            if key is not None and "\x00" in key:
+                raise BadWebhookBody("The body contains a NUL character.")
+            pending.append((item, depth + 1))
+
+
+def check_shape(value, shape, where: str = "body") -> None:
+    """BadWebhookBody unless `value` has `shape`: a type or a tuple of types (a leaf; a bool
+    is not a number), {key: shape} (an object whose listed keys have their shapes when they
+    are present and not null; other keys are ignored), or [shape] (a list of such items)."""
+    pending = [(value, shape, where)]
+    while pending:
+        value, shape, where = pending.pop()
+        if isinstance(shape, dict):
+            if not isinstance(value, dict):
+                raise BadWebhookBody(f"{where} is not an object.")
+            pending.extend(
+                (value[key], inner, f"{where}.{key}")
+                for key, inner in shape.items()
+                if value.get(key) is not None
+            )
+        elif isinstance(shape, list):
+            if not isinstance(value, list):
+                raise BadWebhookBody(f"{where} is not a list.")
+            pending.extend((item, shape[0], f"{where}[{n}]") for n, item in enumerate(value))
+        else:
+            types = shape if isinstance(shape, tuple) else (shape,)
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise BadWebhookBody(f"{where} has the wrong type.")
+
+
+def provider_time(claimed: datetime | None, received_at: datetime) -> datetime:
+    """A time a provider claims, clamped to [receipt - PROVIDER_CLOCK_FLOOR, receipt]; the
+    receipt time when it claims none (or nothing readable)."""
+    if claimed is None:
+        return received_at
+    return min(max(claimed, received_at - PROVIDER_CLOCK_FLOOR), received_at)
+
+
+# Delivery statuses in the order a message goes through them; a report only moves a message
+# up this order (see apply_status_updates).
 _RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
 
 
@@ -87,10 +187,16 @@ def process_event(session: Session, event_id: int, tenant_id: int | None) -> int
     if event is None or event.tenant_id != tenant_id:
         return 0
     module_name, _, function = PROCESSORS[event.provider].partition(":")
-    updates = getattr(import_module(module_name), function)(session, event)
-    moved = apply_status_updates(session, tenant_id, updates)
     event.processed_at = datetime.now(UTC)
-    return moved
+    try:
+        updates = getattr(import_module(module_name), function)(session, event)
+    except BadWebhookBody as refusal:
+        # Stored before receivers checked bodies: refused whole (a processor checks the body
+        # before it changes anything), marked processed so that it is not retried forever.
+        log.warning("webhook event %s refused: %s", event.id, refusal)
+        event.error = str(refusal)
+        return 0
+    return apply_status_updates(session, tenant_id, updates)
 
 
 def unprocessed_events(session: Session, older_than: timedelta = timedelta(minutes=2)):
@@ -107,10 +213,21 @@ def _rank(column):
     return case(_RANK, value=column, else_=5)
 
 
+# A failure report ('failed', 'bounced') counts only for a message on its way, never for one
+# the provider confirmed delivered or read (a late MSG91 FAILED must not undo a DELIVERED).
+_FAILABLE = ("sending", "sent")
+# A message that failed, bounced or was given up on, then reported delivered or read, did
+# arrive after all: the arrival wins.
+_NOT_ARRIVED = ("failed", "bounced", "dead")
+
+
 def apply_status_updates(session: Session, tenant_id: int | None, updates) -> int:
-    """Move each message forward: sent < delivered < read. A report never moves a message
-    back (reports arrive late, twice, out of order); 'read' implies delivered; 'failed' and
-    'bounced' are final, except that a later 'read' proves the message arrived after all."""
+    """The one status rule for every provider (WhatsApp, MSG91, Twilio, e-mail bounces): a
+    message only moves forward, pending < sending < sent < delivered < read, however late,
+    twice or out of order its reports arrive; 'read' implies delivered. A failure moves only
+    a message not yet delivered (_FAILABLE); reported after delivery it is logged (the report
+    stays among the stored webhook events) and changes nothing. A delivery or read reported
+    after a failure proves the message arrived."""
     moved = 0
     for item in updates:
         moved += _apply(session, tenant_id, item)
@@ -128,7 +245,7 @@ def _apply(session: Session, tenant_id: int | None, item: StatusUpdate) -> int:
     values: dict = {"status": item.status}
     if item.status in _RANK:
         allowed = (_rank(OutboxMessage.status) < _RANK[item.status]) | (
-            (OutboxMessage.status.in_(("failed", "bounced", "dead"))) & (item.status == "read")
+            OutboxMessage.status.in_(_NOT_ARRIVED) & (_RANK[item.status] >= _RANK["delivered"])
         )
         if item.status in ("delivered", "read"):
             values["delivered_at"] = func.coalesce(OutboxMessage.delivered_at, item.at)
@@ -137,7 +254,7 @@ def _apply(session: Session, tenant_id: int | None, item: StatusUpdate) -> int:
         if item.status == "sent":
             values["sent_at"] = func.coalesce(OutboxMessage.sent_at, item.at)
     elif item.status in ("failed", "bounced"):
-        allowed = OutboxMessage.status.in_(("sending", "sent", "delivered"))
+        allowed = OutboxMessage.status.in_(_FAILABLE)
         values.update(failed_at=item.at, last_error=(item.error or item.status)[:2000])
     else:
         return 0
@@ -151,6 +268,10 @@ def _apply(session: Session, tenant_id: int | None, item: StatusUpdate) -> int:
     if item.status in ("failed", "bounced"):
         for message_id, created_by, _ in result:
             _announce_failure(session, tenant_id, message_id, created_by, item)
+        if not result:
+            log.info("%s report %s for %s %s changed nothing (delivered already, or not ours)",
+                     item.provider, item.status, item.provider_message_id,
+                     item.idempotency_key or "")  # fmt: skip
     if result and tenant_id is not None:
         # A collection notice carried by one of these messages follows its status.
         from app.collections.notices import follow_messages

@@ -20,7 +20,6 @@ provider id.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import secrets
@@ -40,6 +39,7 @@ from app.messaging.channels import (
     retry_after_seconds,
 )
 from app.messaging.models import OutboxMessage
+from app.messaging.webhooks import BadWebhookBody, check_shape, read_json
 
 log = logging.getLogger(__name__)
 
@@ -202,27 +202,35 @@ def _json(response: httpx.Response) -> dict:
 # Delivery reports --------------------------------------------------------------------------
 
 
-def parse_reports(body: str) -> list[dict]:
+_ID = (str, int)
+_REPORT = {"requestId": _ID, "number": _ID, "status": _ID, "desc": str, "failedReason": str,
+           "date": str}  # fmt: skip
+# One request (v3: the whole body, or each item of a list; v2: each item of `data`), with its
+# reports inline (v3) or in a `report` list (v2).
+_REQUEST = {**_REPORT, "report": [_REPORT]}
+
+
+def read_reports(body: bytes | str) -> list[dict]:
     """(requestId, number, status, desc, failedReason) dicts from a v3 JSON report (one object,
     or a list of them) or a v2 form report (`data` = a JSON string: a list of requests, each
-    with a `report` list). Anything else gives no reports: the body is untrusted."""
+    with a `report` list); webhooks.BadWebhookBody for anything else (the body is untrusted:
+    checked at receipt and again before a stored report is applied)."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadWebhookBody("The body is not UTF-8 text.") from exc
     text = body.strip()
-    try:
-        if text.startswith(("{", "[")):
-            data = json.loads(text)
-        else:
-            data = json.loads(parse_qs(text).get("data", ["[]"])[-1])
-    except ValueError:
-        return []
-    items = data if isinstance(data, list) else [data]
+    if not text.startswith(("{", "[")):
+        if "\x00" in text:
+            raise BadWebhookBody("The body contains a NUL character.")
+        text = (parse_qs(text).get("data") or [""])[-1]
+    data = read_json(text)
+    check_shape(data, [_REQUEST] if isinstance(data, list) else _REQUEST)
     reports = []
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        nested = item.get("report")
-        for report in nested if isinstance(nested, list) else [item]:
-            if isinstance(report, dict):
-                reports.append({**report, "requestId": item.get("requestId")})
+    for item in data if isinstance(data, list) else [data]:
+        for report in item["report"] if item.get("report") is not None else [item]:
+            reports.append({**report, "requestId": item.get("requestId")})
     return reports
 
 
@@ -238,7 +246,7 @@ def process_webhook(session, event) -> list[StatusUpdate]:
     counts only when its number is the message's recipient (MSG91 keys reports on request id
     and number; a report naming another number is not about this message)."""
     reports = []
-    for report in parse_reports(event.body):
+    for report in read_reports(event.body):
         status = report_status(report)
         request_id = str(report.get("requestId") or "")
         if status and request_id:

@@ -30,6 +30,7 @@ from app.messaging.channels import (
     pooled_client,
     retry_after_seconds,
 )
+from app.messaging.webhooks import BadWebhookBody
 
 STATUS_PATH = "/hooks/twilio/status"
 # Twilio releases one message segment a second from a long code number (three from a US
@@ -40,6 +41,7 @@ MESSAGES_PER_SECOND = 1.0
 DEFAULT_BASE_URL = "http://127.0.0.1:5000"
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+MESSAGE_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")  # SM... for an SMS, MM... for an MMS
 SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 E164 = re.compile(r"\+[1-9]\d{6,14}")
 # MessageStatus -> our status; queued/accepted/scheduled/sending say nothing new.
@@ -200,12 +202,31 @@ def valid_signature(auth_token: str, url: str, params, signature: str) -> bool:
     )
 
 
+def check_status_callback(raw: bytes | str, form) -> None:
+    """webhooks.BadWebhookBody unless this is a form Twilio sends: UTF-8 without NUL
+    characters, with a well-formed AccountSid and MessageSid (or SmsSid) and a MessageStatus
+    (or SmsStatus). Checked at receipt and again before a stored callback is applied."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadWebhookBody("The body is not UTF-8 text.") from exc
+    pairs = form.items(multi=True) if hasattr(form, "getlist") else form.items()
+    if "\x00" in raw or any("\x00" in name + value for name, value in pairs):
+        raise BadWebhookBody("The body contains a NUL character.")
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    if (not ACCOUNT_SID.fullmatch(form.get("AccountSid") or "") or not MESSAGE_SID.fullmatch(sid)
+            or not (form.get("MessageStatus") or form.get("SmsStatus"))):  # fmt: skip
+        raise BadWebhookBody("Not a Twilio status callback.")
+
+
 def process_webhook(session, event) -> list[StatusUpdate]:
     """The status update in one stored (and verified) status callback."""
     form = {name: values[-1] for name, values in parse_qs(event.body).items()}
+    check_status_callback(event.body, form)
     status = STATUSES.get(form.get("MessageStatus") or form.get("SmsStatus") or "")
     sid = form.get("MessageSid") or form.get("SmsSid")
-    if status is None or not sid:
+    if status is None:
         return []
     error = None
     if status == "failed":

@@ -13,7 +13,6 @@ phone number; if it does not, those updates are dropped and `sync_templates` cat
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from app.messaging.channels import (
     pooled_client,
     retry_after_seconds,
 )
+from app.messaging.webhooks import check_shape, provider_time, read_json
 
 log = logging.getLogger(__name__)
 
@@ -350,10 +350,46 @@ class _Inbound:
     templates: list[dict] = field(default_factory=list)
 
 
+_ID = (str, int)
+# The parts of Meta's webhook body (providers.md §1.4) that are read here or in the receiver;
+# a body where one of them has another type is refused whole (webhooks.check_shape).
+WEBHOOK_SHAPE = {
+    "object": str,
+    "entry": [{
+        "id": _ID,
+        "changes": [{
+            "field": str,
+            "value": {
+                "metadata": {"phone_number_id": _ID},
+                "statuses": [{
+                    "id": _ID, "status": str, "timestamp": _ID, "biz_opaque_callback_data": str,
+                    "errors": [{"code": _ID, "title": str, "message": str,
+                                "error_data": {"details": str}}],
+                }],
+                "messages": [{
+                    "from": _ID, "timestamp": _ID, "type": str, "text": {"body": str},
+                    "button": {"text": str}, "context": {"id": _ID},
+                }],
+                "event": str, "message_template_name": str, "message_template_language": str,
+            },
+        }],
+    }],
+}  # fmt: skip
+
+
+def read_webhook(body: bytes | str) -> dict:
+    """A webhook body as Meta sends it, or webhooks.BadWebhookBody (checked at receipt and
+    again before a stored body is applied)."""
+    data = read_json(body)
+    check_shape(data, WEBHOOK_SHAPE)
+    return data
+
+
 def process_webhook(session: Session, event) -> list[StatusUpdate]:
     """The status reports of one stored webhook body (of the bound tenant), after applying its
     inbound messages (24 h window, replies, STOP) and template status changes."""
-    data = json.loads(event.body)
+    data = read_webhook(event.body)
+    received_at = event.received_at
     updates: list[StatusUpdate] = []
     inbound = _Inbound()
     for entry in data.get("entry") or []:
@@ -365,12 +401,12 @@ def process_webhook(session: Session, event) -> list[StatusUpdate]:
             if change.get("field") != "messages":
                 continue
             for item in value.get("statuses") or []:
-                update_ = _status_update(item)
+                update_ = _status_update(item, received_at)
                 if update_ is not None:
                     updates.append(update_)
             inbound.messages.extend(value.get("messages") or [])
     for message in inbound.messages:
-        _apply_inbound(session, event.tenant_id, message)
+        _apply_inbound(session, event.tenant_id, message, received_at)
     for value in inbound.templates:
         state = TEMPLATE_STATES.get(str(value.get("event", "")).upper())
         if state and value.get("message_template_name"):
@@ -379,14 +415,16 @@ def process_webhook(session: Session, event) -> list[StatusUpdate]:
     return updates
 
 
-def _at(timestamp) -> datetime:
+def _at(timestamp, received_at: datetime) -> datetime:
+    """Meta's Unix timestamp, clamped to the time we received it (webhooks.provider_time)."""
     try:
-        return datetime.fromtimestamp(int(timestamp), UTC)
-    except (TypeError, ValueError):
-        return datetime.now(UTC)
+        claimed = datetime.fromtimestamp(int(timestamp), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):  # missing, or beyond any calendar
+        claimed = None
+    return provider_time(claimed, received_at)
 
 
-def _status_update(item: dict) -> StatusUpdate | None:
+def _status_update(item: dict, received_at: datetime) -> StatusUpdate | None:
     status = item.get("status")
     if status not in STATUSES or not item.get("id"):
         return None  # "deleted", "warning" ... change nothing we track
@@ -402,7 +440,7 @@ def _status_update(item: dict) -> StatusUpdate | None:
         provider=PROVIDER,
         provider_message_id=str(item["id"]),
         status=status,
-        at=_at(item.get("timestamp")),
+        at=_at(item.get("timestamp"), received_at),
         error=error,
         idempotency_key=item.get("biz_opaque_callback_data") or None,
     )
@@ -417,9 +455,11 @@ def _inbound_text(message: dict) -> str:
     return ""
 
 
-def _apply_inbound(session: Session, tenant_id: int | None, message: dict) -> None:
-    """A contact wrote to the tenant's number: the 24 h session window opens, a reply to one
-    of our messages marks it replied, STOP / UNSUBSCRIBE records a WhatsApp opt-out."""
+def _apply_inbound(session: Session, tenant_id: int | None, message: dict,
+                   received_at: datetime) -> None:  # fmt: skip
+    """A contact wrote to the tenant's number: the 24 h session window opens (from the time
+    they wrote, never later than we heard of it), a reply to one of our messages marks it
+    replied, STOP / UNSUBSCRIBE records a WhatsApp opt-out."""
     from app.clients.models import Contact
     from app.clients.services import set_consent
     from app.messaging.models import OutboxMessage
@@ -427,7 +467,7 @@ def _apply_inbound(session: Session, tenant_id: int | None, message: dict) -> No
     sender = str(message.get("from") or "")
     if not sender or tenant_id is None:
         return
-    at = _at(message.get("timestamp"))
+    at = _at(message.get("timestamp"), received_at)
     contacts = session.scalars(
         select(Contact).where(Contact.phone == f"+{sender}", Contact.deleted_at.is_(None))
     ).all()
