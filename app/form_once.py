@@ -78,7 +78,7 @@ def claim(session: Session, key: str) -> str | None:
     ).scalar()  # fmt: skip
     if inserted is None:
         first = session.scalar(select(FormSubmission.result_url).where(FormSubmission.key == key))
-        return first or ""
+        return first or ""  # "" when the key was removed as too old meanwhile: result unknown
     _remove_old_keys(session)
     return None
 
@@ -114,13 +114,13 @@ def once_per_form_key(view):
         if not key:
             return view(*args, **kwargs)
         if not KEY.match(key):
-            abort(400, description="This form has expired. Reload the page and try again.")
+            abort(400)
         first_result = claim(db.session, key)
         if first_result is not None:
             toast(ALREADY_DONE, "info")
             return redirect(first_result or request.root_url, 303)
         response = make_response(view(*args, **kwargs))
-        if response.status_code in (301, 302, 303, 307, 308):
+        if 300 <= response.status_code < 400:
             complete(db.session, key, response.location)
         elif response.status_code < 400:
             give_back(db.session, key)

@@ -187,6 +187,7 @@ def delete_policy(policy_id: int):
 
 @blueprint.post("/policies/<int:policy_id>/levels")
 @require_permission("settings.manage")
+@once_per_form_key
 def add_level(policy_id: int):
     policy = _policy_or_404(policy_id)
     try:
