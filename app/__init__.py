@@ -166,9 +166,10 @@ def register_commands(app: Flask) -> None:
 
 
 def register_page_helpers(app: Flask) -> None:
-    from app import pages
+    from app import form_once, pages
 
     pages.init_app(app)
+    form_once.init_app(app)
 
     @app.after_request
     def security_headers(response):

@@ -28,6 +28,7 @@ from app.collections.models import (
     NoticeAttachment,
     PromiseToPay,
 )
+from app.form_once import FormSubmission
 from app.integrations.models import IntegrationConnection
 from app.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from app.library.tenant_models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
@@ -57,6 +58,7 @@ __all__ = [
     "CollectionRun",
     "CollectionSettings",
     "Dispute",
+    "FormSubmission",
     "NoticeAttachment",
     "PromiseToPay",
     "Milestone",

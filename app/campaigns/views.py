@@ -9,6 +9,7 @@ from flask_login import current_user
 from app.campaigns import forms, services
 from app.campaigns.models import TEMPLATE_CHANNELS, TEMPLATE_PURPOSES
 from app.extensions import db
+from app.form_once import once_per_form_key
 from app.pages import render_page, toast
 from tenants.context import require_permission
 
@@ -57,6 +58,7 @@ def new_template():
 
 @blueprint.post("/message-templates/")
 @require_permission("templates.manage")
+@once_per_form_key
 def create_template():
     template, errors = services.save_template(db.session, request.form)
     if errors:
@@ -168,6 +170,7 @@ def new_campaign():
 
 @blueprint.post("/campaigns/")
 @require_permission("campaigns.manage")
+@once_per_form_key
 def create_campaign():
     campaign, errors = services.save_campaign(
         db.session, g.tenant, request.form, user_id=current_user.id

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from flask import render_template
 from sqlalchemy import Select, func, literal_column, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
@@ -31,6 +32,12 @@ from tenants.models import Membership, Tenant, User
 
 PAGE_SIZE = 25
 COUNT_CAP = 10_000  # beyond this the list says "10,000+" instead of counting every row
+# What a person is told when a unique field is already another client's.
+TAKEN = {
+    "full_name": "Another client has this full name.",
+    "short_name": "Another client has this short name.",
+    "external_id": "Another client has this external id.",
+}
 
 
 class ClientError(ValueError):
@@ -59,9 +66,7 @@ def client_context(session: Session, tenant: Tenant) -> ClientContext:
 def uniqueness_errors(session: Session, values: Mapping, exclude_id: int | None = None) -> dict:
     """Full name, short name and external id are unique among clients not deleted."""
     errors = {}
-    checks = [("full_name", "Another client has this full name."),
-              ("short_name", "Another client has this short name.")]  # fmt: skip
-    for key, message in checks:
+    for key in ("full_name", "short_name"):
         column = getattr(Client, key)
         query = select(Client.id).where(
             func.lower(column) == values[key].lower(), Client.deleted_at.is_(None)
@@ -69,7 +74,7 @@ def uniqueness_errors(session: Session, values: Mapping, exclude_id: int | None 
         if exclude_id:
             query = query.where(Client.id != exclude_id)
         if values.get(key) and session.scalar(query.limit(1)) is not None:
-            errors[key] = message
+            errors[key] = TAKEN[key]
     if values.get("external_id"):
         query = select(Client.id).where(
             Client.external_id == values["external_id"], Client.deleted_at.is_(None)
@@ -77,7 +82,7 @@ def uniqueness_errors(session: Session, values: Mapping, exclude_id: int | None 
         if exclude_id:
             query = query.where(Client.id != exclude_id)
         if session.scalar(query.limit(1)) is not None:
-            errors["external_id"] = "Another client has this external id."
+            errors["external_id"] = TAKEN["external_id"]
     return errors
 
 
@@ -107,8 +112,7 @@ def create_client(
     client = Client(**values)
     if client.status != "prospect":
         client.converted_at = None
-    session.add(client)
-    session.flush()
+    _save_unique(session, client)
     if notice and client.engagement_manager_user_id:
         notify_engagement_manager(session, client, notice)
     return client
@@ -131,10 +135,26 @@ def update_client(
     for key, value in values.items():
         if getattr(client, key) != value:
             setattr(client, key, value)
-    session.flush()
+    _save_unique(session, client)
     if notice and client.engagement_manager_user_id not in (None, previous_manager):
         notify_engagement_manager(session, client, notice)
     return client
+
+
+def _save_unique(session: Session, client: Client) -> None:
+    """Flush the client. Another request may have saved the same name between the check and
+    this write (two tabs, a double click): the unique index refuses it, and the person gets the
+    same form error as when the check finds it, not a server error."""
+    try:
+        with session.begin_nested():
+            session.add(client)
+            session.flush()
+    except IntegrityError as error:
+        index = getattr(getattr(error.orig, "diag", None), "constraint_name", None) or ""
+        field = index.removeprefix("uq_clients_")
+        if not index.startswith("uq_clients_") or field not in TAKEN:
+            raise
+        raise ClientError({field: TAKEN[field]}) from error
 
 
 def client_form_values(client: Client) -> dict[str, str]:

@@ -8,6 +8,7 @@ from app.clients.forms import CONTACT_FIELDS, SECTIONS, SITE_FIELDS
 from app.clients.models import CONSENT_CHANNELS, CONTACT_ROLES
 from app.clients.rules import GST_STATES, clean_tags
 from app.extensions import db
+from app.form_once import once_per_form_key
 from app.pages import render_page, toast
 from app.projects import services as project_services
 from tenants.context import can, require_permission
@@ -96,6 +97,7 @@ def bulk():
 
 @blueprint.route("/new", methods=["GET", "POST"])
 @require_permission("clients.edit")
+@once_per_form_key
 def new():
     values = {"location": "local", "country": g.tenant.country, "currency": g.tenant.currency,
               "payment_terms": "net", "payment_days": "30", "status": "active",
@@ -223,6 +225,7 @@ def _contacts_tab(client, status=200, new_contact=None, contact_errors=None):
 
 @blueprint.post("/<int:client_id>/contacts")
 @require_permission("clients.edit")
+@once_per_form_key
 def add_contact(client_id: int):
     client = _client_or_404(client_id)
     try:
@@ -297,6 +300,7 @@ def delete_contact(client_id: int, contact_id: int):
 
 @blueprint.post("/<int:client_id>/sites")
 @require_permission("clients.edit")
+@once_per_form_key
 def add_site(client_id: int):
     client = _client_or_404(client_id)
     try:

@@ -17,6 +17,7 @@ from app.collections import case_forms, cases, disputes, holds, interest, promis
 from app.collections.cases import CaseError, CaseInvalid
 from app.collections.models import BankRate, CollectionPolicy
 from app.extensions import db
+from app.form_once import once_per_form_key
 from app.invoicing.models import Invoice
 from app.pages import render_page, toast
 from app.payments.services import client_balance
@@ -142,6 +143,7 @@ def acceptance(invoice_id: int):
 
 @blueprint.post("/clients/<int:client_id>/promises")
 @require_permission("notices.manage")
+@once_per_form_key
 def new_promise(client_id: int):
     client = _client_or_404(client_id)
     values = {**request.form.to_dict(), "invoice_ids": request.form.getlist("invoice_ids")}
@@ -184,6 +186,7 @@ def promise_list():
 
 @blueprint.post("/clients/<int:client_id>/disputes")
 @require_permission("notices.manage")
+@once_per_form_key
 def new_dispute(client_id: int):
     client = _client_or_404(client_id)
     values = request.form.to_dict()
@@ -242,6 +245,7 @@ def dispute_list():
 
 @blueprint.post("/clients/<int:client_id>/holds")
 @require_permission("notices.manage")
+@once_per_form_key
 def new_hold(client_id: int):
     client = _client_or_404(client_id)
     try:
@@ -283,6 +287,7 @@ def bank_rates():
 
 @blueprint.post("/bank-rates/")
 @require_permission("settings.manage")
+@once_per_form_key
 def add_bank_rate():
     try:
         rate = cases.add_bank_rate(db.session, request.form, current_user.id)

@@ -11,6 +11,7 @@ from app.clients.models import Client
 from app.collections import engine, forms, services
 from app.collections.models import CollectionLevel, CollectionNotice, CollectionRun
 from app.extensions import db
+from app.form_once import once_per_form_key
 from app.pages import render_page, toast
 from tenants.context import require_permission
 
@@ -121,6 +122,7 @@ def policies():
 
 @blueprint.post("/policies")
 @require_permission("settings.manage")
+@once_per_form_key
 def create_policy():
     try:
         policy = services.save_policy(db.session, request.form)
@@ -185,6 +187,7 @@ def delete_policy(policy_id: int):
 
 @blueprint.post("/policies/<int:policy_id>/levels")
 @require_permission("settings.manage")
+@once_per_form_key
 def add_level(policy_id: int):
     policy = _policy_or_404(policy_id)
     try:

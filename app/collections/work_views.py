@@ -14,6 +14,7 @@ from app.clients.models import Site
 from app.collections import work, work_forms
 from app.collections.models import CollectionNotice
 from app.extensions import db
+from app.form_once import once_per_form_key
 from app.invoicing.services import tenant_today
 from app.pages import render_page, toast
 from tenants.context import can, require_permission
@@ -119,12 +120,14 @@ def _log(kind: str, client_id: int):
 
 @blueprint.route("/clients/<int:client_id>/calls/new", methods=["GET", "POST"])
 @require_permission("collections.work")
+@once_per_form_key
 def new_call(client_id: int):
     return _log("call", client_id)
 
 
 @blueprint.route("/clients/<int:client_id>/visits/new", methods=["GET", "POST"])
 @require_permission("collections.work")
+@once_per_form_key
 def new_visit(client_id: int):
     return _log("visit", client_id)
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from app.clients import services as clients
 from app.clients.models import Client
 from app.extensions import db
+from app.form_once import once_per_form_key
 from app.invoicing import credits, forms, listing, sending, services
 from app.invoicing.models import Invoice
 from app.pages import render_page, toast
@@ -77,6 +78,7 @@ def client_tab(client_id: int):
 
 @blueprint.post("/from-project/<int:project_id>")
 @require_permission("invoices.edit")
+@once_per_form_key
 def draft(project_id: int):
     project = projects.get_project(db.session, project_id)
     if project is None or project.client.deleted_at is not None:
@@ -104,6 +106,7 @@ def _default_rate() -> str:
 
 @blueprint.route("/new", methods=["GET", "POST"])
 @require_permission("invoices.edit")
+@once_per_form_key
 def new():
     """An invoice by hand: a client and lines. "Add line" works without JavaScript too (it
     submits the form and gets it back with one more row)."""
@@ -257,6 +260,7 @@ def send(invoice_id: int):
 
 @blueprint.post("/<int:invoice_id>/dispute")
 @require_permission("invoices.edit")
+@once_per_form_key
 def dispute(invoice_id: int):
     """Dispute the invoice: a collections dispute (app.collections.disputes), owned by whoever
     records it; the one way an invoice becomes disputed."""
@@ -321,6 +325,7 @@ def write_off(invoice_id: int):
 
 @blueprint.post("/<int:invoice_id>/credit-notes")
 @require_permission("invoices.edit")
+@once_per_form_key
 def new_credit_note(invoice_id: int):
     invoice = _invoice_or_404(invoice_id)
     amount = request.form.get("credit_amount", "")

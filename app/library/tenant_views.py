@@ -13,6 +13,7 @@ from flask import Blueprint, abort, make_response, redirect, request, url_for
 from flask_login import current_user
 
 from app.extensions import db
+from app.form_once import once_per_form_key
 from app.library import services as library
 from app.library import tenant_services as services
 from app.library.views import DUE_RULE_LABELS, money, parse_value
@@ -78,6 +79,7 @@ def index():
 
 @blueprint.route("/new", methods=["GET", "POST"])
 @require_permission("invoices.edit")
+@once_per_form_key
 def new():
     """A template started blank: name and details here, then the milestones in the editor."""
     values, errors, status = {}, {}, 200
@@ -95,6 +97,7 @@ def new():
 
 @blueprint.post("/from-library/<int:template_id>")
 @require_permission("invoices.edit")
+@once_per_form_key
 def clone(template_id: int):
     source = library.get_template(db.session, template_id)
     if source is None:

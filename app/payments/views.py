@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from app.clients import services as clients
 from app.extensions import db
+from app.form_once import once_per_form_key
 from app.invoicing.models import Invoice
 from app.pages import render_page, toast
 from app.payments import services
@@ -51,6 +52,7 @@ def _methods() -> list[tuple[str, str]]:
 
 @blueprint.route("/new", methods=["GET", "POST"])
 @require_permission("payments.record")
+@once_per_form_key
 def new():
     client = _client_or_404(request.values.get("client_id", type=int))
     values = {"received_on": _today().isoformat(), "method": "bank_transfer"}

@@ -10,6 +10,7 @@ from flask_login import current_user
 from app.business_days import subdivision_for
 from app.clients import services as clients
 from app.extensions import db
+from app.form_once import once_per_form_key
 from app.invoicing.auto import invoice_when_done
 from app.library import services as library
 from app.library import tenant_services as my_templates
@@ -71,6 +72,7 @@ def _plan_page(project, status=200, plan_errors=None, plan_values=None):
 
 @blueprint.route("/new", methods=["GET", "POST"])
 @require_permission("invoices.edit")
+@once_per_form_key
 def new():
     client_id = request.values.get("client_id", "")
     client = clients.get_client(db.session, int(client_id)) if client_id.isdigit() else None
@@ -139,6 +141,7 @@ def _plan_from_form(form) -> tuple[list[services.PlannedMilestone], dict[str, st
 
 @blueprint.route("/<int:project_id>/plan", methods=["GET", "POST"])
 @require_permission("invoices.edit")
+@once_per_form_key
 def plan(project_id: int):
     project = _project_or_404(project_id)
     if request.method == "GET":
@@ -160,6 +163,7 @@ def plan(project_id: int):
 
 @blueprint.post("/<int:project_id>/template")
 @require_permission("invoices.edit")
+@once_per_form_key
 def apply_template(project_id: int):
     project = _project_or_404(project_id)
     template_id = request.form.get("template_id", "")

@@ -33,6 +33,34 @@
     }
   }, true);
 
+  // A form that creates something (it carries a one-time key) disables its buttons once sent,
+  // so a double click sends it once; the server refuses a second submission anyway. Disabled
+  // after the browser (or htmx) has read the form, so the clicked button's value still goes.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented) return;  // a confirmation was declined
+    if (!form.querySelector || !form.querySelector('input[name="form_key"]')) return;
+    var buttons = form.querySelectorAll("button:not([disabled]), input[type=submit]:not([disabled])");
+    setTimeout(function () {
+      buttons.forEach(function (button) {
+        button.disabled = true;
+        button.dataset.sentOnce = "1";
+      });
+    }, 0);
+  }, true);
+
+  // htmx answered without replacing the form, or the page came back from the history cache.
+  function enableSentButtons() {
+    document.querySelectorAll("[data-sent-once]").forEach(function (button) {
+      button.disabled = false;
+      delete button.dataset.sentOnce;
+    });
+  }
+  document.addEventListener("htmx:afterRequest", enableSentButtons);
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) enableSentButtons();
+  });
+
   document.addEventListener("click", function (event) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {
       if (!menu.contains(event.target)) menu.removeAttribute("open");
