@@ -248,7 +248,8 @@ def save_connection(
         session.add(connection)
     if not account_keys:
         connection.verification = "not_needed"
-    elif previous_keys != account_keys or stored != secrets:
+    elif (previous_keys != account_keys or stored != secrets
+          or connection.verification in ("pending", "refused", "lost")):  # fmt: skip
         connection.verification = "pending"
     connection.settings = settings
     connection.secrets_ciphertext = encrypt_secrets(secrets) if secrets else None
@@ -341,15 +342,11 @@ def verify_and_bind(
     tenant_id = bound_tenant_id(session)
     keys = connector.account_keys()
     for position, key in enumerate(keys):
-        row = session.scalar(
-            select(ProviderAccount)
-            .where(ProviderAccount.provider == connection.provider,
-                   ProviderAccount.account_key == key)
-            .with_for_update()
-        )  # fmt: skip
+        row = _locked_binding(session, connection.provider, key)
         if row is None:
-            _insert_binding(session, connection, key, tenant_id)
-            continue
+            if _insert_binding(session, connection, key, tenant_id):
+                continue
+            row = _locked_binding(session, connection.provider, key)  # bound meanwhile
         if row.tenant_id == tenant_id:
             row.connection_id = connection.id
             continue
@@ -368,17 +365,24 @@ def verify_and_bind(
     return Verification(True, message)
 
 
-def _insert_binding(session: Session, connection, key: str, tenant_id: int) -> None:
-    session.execute(
+def _locked_binding(session: Session, provider: str, key: str) -> ProviderAccount | None:
+    return session.scalar(
+        select(ProviderAccount)
+        .where(ProviderAccount.provider == provider, ProviderAccount.account_key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def _insert_binding(session: Session, connection, key: str, tenant_id: int) -> bool:
+    """Bind a free key; False when another verification bound it meanwhile."""
+    return session.execute(
         insert(ProviderAccount)
         .values(provider=connection.provider, account_key=key, tenant_id=tenant_id,
                 connection_id=connection.id)
-        .on_conflict_do_update(  # bound meanwhile by a verification of this same workspace
-            index_elements=["provider", "account_key"],
-            set_={"connection_id": connection.id},
-            where=ProviderAccount.tenant_id == tenant_id,
-        )
-    )  # fmt: skip
+        .on_conflict_do_nothing(index_elements=["provider", "account_key"])
+        .returning(ProviderAccount.id)
+    ).first() is not None  # fmt: skip
 
 
 def _refuse(session: Session, connection: IntegrationConnection) -> None:

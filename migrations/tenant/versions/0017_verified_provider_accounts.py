@@ -9,7 +9,7 @@ number, a Twilio account, an MSG91 report URL) sends and receives only once a wo
 checked its credentials with the provider. Connections saved before this revision are
 "legacy": they keep working until their next test (which verifies them or, if the provider
 refuses the credentials, unbinds them) or until a workspace whose credentials verify takes
-the account over. New connections start "pending".
+the account over. New connections start "pending"; SMTP connections need no verification.
 """
 
 import sqlalchemy as sa
@@ -28,6 +28,9 @@ def upgrade() -> None:
         "integration_connections",
         sa.Column("verification", sa.String(16), server_default="legacy", nullable=False),
     )
+    # An SMTP server is not an account webhooks are routed by: nothing to verify.
+    op.execute("UPDATE integration_connections SET verification = 'not_needed' "
+               "WHERE provider = 'smtp'")
     op.alter_column("integration_connections", "verification", server_default="pending")
     op.create_check_constraint(
         op.f("ck_integration_connections_verification"),
