@@ -286,3 +286,17 @@ def test_a_connection_saved_before_verification_keeps_working_until_its_test(
     run_jobs()
     assert connection_of(db_session, squatter, PROVIDER).verification == "verified"
     assert bound_to(db_session) == (squatter.id, legacy_id)
+
+
+def test_secrets_verify_checks_every_connection_saved_before_verification(
+    app, client, db_session, squatter, standin, run_jobs
+):
+    legacy_id = saved_before_verification(app, db_session, squatter, GUESSED_TOKEN, [PHONE_A])
+    result = app.test_cli_runner().invoke(args=["secrets", "verify"])
+    assert result.exit_code == 0, result.output
+    assert "Queued" in result.output
+    run_jobs()
+    assert (connection_of(db_session, squatter, PROVIDER).id, bound_to(db_session)) == (
+        legacy_id, None
+    )
+    assert connection_of(db_session, squatter, PROVIDER).verification == "refused"
