@@ -309,9 +309,8 @@ HOLDER_UNCHECKED = (
     "connection again in a few minutes."
 )
 LOST = (
-    "{title} no longer confirms these credentials for this account, and they were proved by "
-    "someone else, so this connection stopped sending and receiving messages. Enter current "
-    "credentials and save them."
+    "{title} no longer confirms these credentials for this account, so this connection "
+    "stopped sending and receiving messages. Enter current credentials and save them."
 )
 
 
