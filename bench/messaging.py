@@ -316,6 +316,7 @@ def set_up_sender(
                       "default_language": "en_US"},
             secrets_ciphertext=encrypt_secrets({"access_token": TOKEN},
                                                app.config["SECRETS_KEYS"]),
+            verification="verified",
         )  # fmt: skip
         client = Client(full_name="Bench Buyers Private Limited", short_name="Bench Buyers",
                         location="local", country="IN", currency="INR",

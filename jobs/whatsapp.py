@@ -29,7 +29,7 @@ def sync_whatsapp_templates(session) -> dict | None:
 
     connection = session.scalar(
         select(IntegrationConnection).where(
-            IntegrationConnection.provider == PROVIDER, IntegrationConnection.status == "enabled"
+            IntegrationConnection.provider == PROVIDER, IntegrationConnection.in_use()
         )
     )
     if connection is None:

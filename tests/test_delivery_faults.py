@@ -58,6 +58,7 @@ def _connection(app) -> IntegrationConnection:
         status="enabled",
         settings={"phone_number_id": PHONE_NUMBER_ID, "waba_id": "200000000000777"},
         secrets_ciphertext=encrypt_secrets({"access_token": TOKEN}, app.config["SECRETS_KEYS"]),
+        verification="verified",
     )
 
 

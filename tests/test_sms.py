@@ -117,7 +117,8 @@ def connect(app, db_session, tenant, provider: str, raw: dict) -> SimpleNamespac
     session = tenant_session(db_session, tenant)
     ciphertext = encrypt_secrets(secrets, app.config["SECRETS_KEYS"])
     connection = IntegrationConnection(provider=provider, settings=settings,
-                                       secrets_ciphertext=ciphertext)  # fmt: skip
+                                       secrets_ciphertext=ciphertext,
+                                       verification="verified")  # fmt: skip
     session.add(connection)
     session.flush()
     key = cls(settings=settings, secrets=secrets, config={}).account_key()

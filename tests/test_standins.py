@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
@@ -607,3 +608,152 @@ def test_runs_as_a_process_until_sigterm(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+# -- account checks against the published API documents (tests/contracts) ------------------
+
+CONTRACTS = ROOT / "tests" / "contracts"
+
+
+def _openapi(name: str) -> dict:
+    return json.loads((CONTRACTS / name).read_text())
+
+
+def _nullable_as_json_schema(node):
+    """OpenAPI 3.0's `nullable: true` as JSON Schema's `type: [t, "null"]` (3.1 needs none)."""
+    if isinstance(node, dict):
+        node = {key: _nullable_as_json_schema(value) for key, value in node.items()}
+        if node.pop("nullable", False) and isinstance(node.get("type"), str):
+            node["type"] = [node["type"], "null"]
+        return node
+    if isinstance(node, list):
+        return [_nullable_as_json_schema(value) for value in node]
+    return node
+
+
+def _check(spec: dict, component: str, instance) -> None:
+    """Validate `instance` against a schema of the spec's components (refs resolved in it)."""
+    document = _nullable_as_json_schema(spec) if spec["openapi"].startswith("3.0") else spec
+    schema = {"$ref": f"#/components/schemas/{component}", "components": document["components"]}
+    Draft202012Validator(schema).validate(instance)
+
+
+def _check_path(spec: dict, template: str, method: str, path: str) -> dict:
+    """The path parameters of `path` as the spec's operation defines them, each checked
+    against its schema; fails when the path does not fit the template."""
+    operation = spec["paths"][template][method]
+    parameters = {p["name"]: p for p in _parameters(spec, operation) if p["in"] == "path"}
+    pattern = re.escape(template)
+    for name in parameters:
+        group = f"(?P<{name.replace('-', '_')}>[^/]+)"
+        pattern = pattern.replace(re.escape("{" + name + "}"), group)
+    match = re.fullmatch(pattern, path)
+    assert match, f"{path} does not fit {template}"
+    values = {name: match.group(name.replace("-", "_")) for name in parameters}
+    for name, value in values.items():
+        Draft202012Validator(parameters[name]["schema"]).validate(value)
+    return values
+
+
+def _parameters(spec: dict, operation: dict) -> list[dict]:
+    found = []
+    for parameter in operation.get("parameters", []):
+        if "$ref" in parameter:
+            parameter = spec["components"]["parameters"][parameter["$ref"].rsplit("/", 1)[1]]
+        found.append(parameter)
+    return found
+
+
+class RecordingTransport(httpx.HTTPTransport):
+    """The connectors' shared transport, keeping each request they send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[httpx.Request] = []
+
+    def handle_request(self, request):
+        self.requests.append(request)
+        return super().handle_request(request)
+
+
+@pytest.fixture
+def connector_requests(monkeypatch):
+    from app.messaging import channels
+
+    transport = RecordingTransport()
+    monkeypatch.setattr(channels, "_transport", transport)
+    return transport.requests
+
+
+def test_whatsapp_number_check_follows_the_published_contract(connector_requests):
+    from app.messaging.channels import DeliveryError
+    from app.messaging.channels.whatsapp import WhatsAppCloudConnector
+
+    spec = _openapi("whatsapp_phone_number.openapi.json")
+    template = "/{Version}/{Phone-Number-ID}"
+    with WhatsAppStandin(phone_number_id=PHONE_ID, token=TOKEN, waba_id="200000000000001",
+                         templates=[]) as standin:  # fmt: skip
+        config = {"WHATSAPP_API_BASE": standin.url, "WHATSAPP_API_VERSION": "v21.0"}
+        settings = {"phone_number_id": PHONE_ID, "waba_id": "200000000000001"}
+        connector = WhatsAppCloudConnector(settings=settings, secrets={"access_token": TOKEN},
+                                           config=config)  # fmt: skip
+        assert "Connected to WhatsApp number" in connector.test_connection()
+        squatter = WhatsAppCloudConnector(settings=settings, secrets={"access_token": "guess"},
+                                          config=config)  # fmt: skip
+        with pytest.raises(DeliveryError) as refused:
+            squatter.test_connection()
+        with _client(standin) as http:
+            answer = http.get(f"/v21.0/{PHONE_ID}")
+        with _client(standin, token="guess") as http:
+            refusal = http.get(f"/v21.0/{PHONE_ID}")
+
+    number_check = connector_requests[0]
+    assert number_check.method == "GET"
+    values = _check_path(spec, template, "get", number_check.url.path)
+    assert values["Phone-Number-ID"] == PHONE_ID
+    authorization = next(p for p in _parameters(spec, spec["paths"][template]["get"])
+                         if p["name"] == "Authorization")  # fmt: skip
+    Draft202012Validator(authorization["schema"]).validate(number_check.headers["Authorization"])
+    assert isinstance(number_check.url.params["fields"], str)
+    _check(spec, "PhoneNumberInfo", answer.json())
+    assert answer.json()["id"] == PHONE_ID
+    assert refusal.status_code == 401
+    _check(spec, "GraphAPIError", refusal.json())
+    assert refused.value.permanent
+
+
+def test_twilio_account_check_follows_the_published_contract(connector_requests):
+    from app.messaging.channels import DeliveryError
+    from app.messaging.channels.twilio_sms import TwilioConnector
+
+    spec = _openapi("twilio_account.openapi.json")
+    with TwilioStandin() as standin:
+        config = {"TWILIO_API_BASE": standin.url}
+        settings = {"account_sid": standin.account_sid, "sender": "+15005550006"}
+        connector = TwilioConnector(settings=settings,
+                                    secrets={"auth_token": standin.auth_token}, config=config)
+        assert "accepted" in connector.test_connection()
+        squatter = TwilioConnector(settings=settings, secrets={"auth_token": "guess"},
+                                   config=config)  # fmt: skip
+        with pytest.raises(DeliveryError) as refused:
+            squatter.test_connection()
+        # The official SDK as the oracle: it fetches the account the same way.
+        oracle = Client(standin.account_sid, standin.auth_token,
+                        http_client=StandinHttpClient(standin.url))  # fmt: skip
+        account = oracle.api.v2010.accounts(standin.account_sid).fetch()
+        wrong = Client(standin.account_sid, "guess", http_client=StandinHttpClient(standin.url))
+        with pytest.raises(TwilioRestException) as unauthorized:
+            wrong.api.v2010.accounts(standin.account_sid).fetch()
+        answer = httpx.get(f"{standin.url}/2010-04-01/Accounts/{standin.account_sid}.json",
+                           auth=(standin.account_sid, standin.auth_token))  # fmt: skip
+
+    account_check = connector_requests[0]
+    assert account_check.method == "GET"
+    values = _check_path(spec, "/2010-04-01/Accounts/{Sid}.json", "get", account_check.url.path)
+    assert values["Sid"] == standin.account_sid
+    assert spec["components"]["securitySchemes"]["accountSid_authToken"]["scheme"] == "basic"
+    assert account_check.headers["Authorization"].startswith("Basic ")
+    _check(spec, "api.v2010.account", answer.json())
+    assert (account.sid, account.status) == (standin.account_sid, "active")
+    assert (unauthorized.value.status, unauthorized.value.code) == (401, 20003)
+    assert refused.value.permanent

@@ -122,6 +122,7 @@ def connect(app, db_session, tenant, phone_number_id=PHONE_A, token=TOKEN_A, **s
         settings={"phone_number_id": phone_number_id, "waba_id": WABA,
                   "default_language": "en_US", **settings},
         secrets_ciphertext=ciphertext,
+        verification="verified",
     )  # fmt: skip
     session.add(connection)
     session.flush()

@@ -1,4 +1,6 @@
 """`flask secrets rotate`: re-encrypt every stored credential with the newest key.
+`flask secrets verify`: have the provider check the credentials of every connection saved
+before provider accounts were verified.
 
 Rotation: put a new key first in SECRETS_KEYS (the old ones stay after it), deploy, run this,
 then drop the old keys. Until it has run, the old keys must stay: they still open the
@@ -11,6 +13,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select, update
 
 from app.extensions import db
+from app.integrations import services
 from app.integrations.crypto import SecretsUnreadable, rotate_ciphertext
 from app.integrations.models import IntegrationConnection
 from jobs.context import job_context
@@ -58,3 +61,24 @@ def rotate() -> None:
             f"{unreadable} credential(s) could not be read: keep the old keys until they are "
             "entered again or the missing key is put back."
         )
+
+
+@secrets_cli.command("verify")
+def verify() -> None:
+    """Queue a provider check of every connection saved before accounts were verified (they
+    keep working until it answers; credentials the provider refuses lose their account)."""
+    tenants = db.session.execute(select(Tenant.id).order_by(Tenant.id)).scalars().all()
+    db.session.remove()
+    queued = 0
+    for tenant_id in tenants:
+        with job_context(tenant_id) as session:
+            legacy = session.scalars(
+                select(IntegrationConnection).where(
+                    IntegrationConnection.verification == "legacy",
+                    IntegrationConnection.status != "disconnected",
+                )
+            ).all()
+            for connection in legacy:
+                services.request_test(session, connection)
+                queued += 1
+    click.echo(f"Queued {queued} check(s) in {len(tenants)} workspace(s); a worker runs them.")

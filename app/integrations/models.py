@@ -11,6 +11,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    and_,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -19,6 +20,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tenants.base import TenantModel, sql_list, utcnow_column
 
 CONNECTION_STATUSES = ("enabled", "disabled", "disconnected")
+# Whether the provider confirmed that the credentials own the account the connection binds (a
+# WhatsApp number, a Twilio account ...), checked by a worker (services.run_test):
+#   not_needed  the connector binds no account (SMTP)
+#   pending     saved; the check has not answered yet
+#   verified    the provider accepted the credentials for the account; it is bound here
+#   refused     the provider refused them, or a workspace whose credentials work holds it
+#   lost        the account was taken over by a workspace that proved it controls it
+#   legacy      saved before accounts were verified: used until its next test or take-over
+VERIFICATION_STATES = ("not_needed", "pending", "verified", "refused", "lost", "legacy")
+USABLE_VERIFICATION = ("not_needed", "verified", "legacy")
 
 
 class IntegrationConnection(TenantModel):
@@ -31,6 +42,8 @@ class IntegrationConnection(TenantModel):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     provider: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), server_default="enabled")
+    verification: Mapped[str] = mapped_column(String(16), server_default="pending",
+                                              default="pending")  # fmt: skip
     settings: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"), default=dict)
     secrets_ciphertext: Mapped[str | None] = mapped_column(Text)
     connected_by: Mapped[int | None] = mapped_column(BigInteger)
@@ -43,6 +56,9 @@ class IntegrationConnection(TenantModel):
 
     __table_args__ = (
         CheckConstraint(f"status IN ({sql_list(CONNECTION_STATUSES)})", name="status"),
+        CheckConstraint(
+            f"verification IN ({sql_list(VERIFICATION_STATES)})", name="verification"
+        ),
         # One live connection per provider; a disconnected one stays as history.
         Index(
             "uq_integration_connections_live_provider",
@@ -51,6 +67,15 @@ class IntegrationConnection(TenantModel):
             postgresql_where=text("status <> 'disconnected'"),
         ),
     )
+
+    @classmethod
+    def in_use(cls):
+        """SQL: the connection may send, and its account's webhooks are routed to it."""
+        return and_(cls.status == "enabled", cls.verification.in_(USABLE_VERIFICATION))
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "enabled" and self.verification in USABLE_VERIFICATION
 
     def audit_subject(self) -> str:
         return f"integrations:{self.provider}"

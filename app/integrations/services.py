@@ -4,6 +4,11 @@ deletes the credentials); and the health figures the page shows.
 
 A request never calls a provider: connecting checks the form and stores it, and "test
 connection" queues a job that calls the connector and records the outcome on the connection.
+A connector whose webhooks are routed by a provider account (a WhatsApp number, a Twilio
+account) is used only once that job has proved, with the provider, that the credentials
+control the account: until then it sends nothing and receives nothing, and the account is
+bound to the workspace that proved it (`verify_and_bind`).
+
 Every change of a connection goes through the ORM, so the audit log records it (the
 encrypted credentials as "(hidden)"); the outcome of a test is a health figure like the
 delivery counters and is written the same way, with one UPDATE."""
@@ -17,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import current_app
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.integrations.catalogue import Category, Entry, by_category, entry_for
@@ -27,7 +32,7 @@ from app.integrations.models import IntegrationConnection
 from app.messaging.channels import Connector, DeliveryError
 from app.messaging.models import ProviderAccount
 from app.transaction_hooks import on_commit
-from tenants.binding import bound_tenant_id
+from tenants.binding import PLACEHOLDER_SCHEMA, bound_tenant_id, schema_for_tenant_id
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +76,7 @@ def get_connection(session: Session, connection_id: int) -> IntegrationConnectio
 
 @dataclass(frozen=True)
 class Health:
-    status: str  # not_connected | enabled | disabled | error
+    status: str  # not_connected | enabled | disabled | error | pending | attention
     last_success_at: datetime | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
@@ -94,17 +99,24 @@ STATUS_LABELS = {
     "enabled": "Enabled",
     "disabled": "Disabled",
     "error": "Error",
+    "pending": "Pending verification",
+    "attention": "Needs attention",
 }
 
 
 def connection_health(connection: IntegrationConnection | None) -> Health:
-    """Status and figures for the page. An enabled connection whose latest outcome (a message
-    or a test) was an error shows as "error" until something succeeds again."""
+    """Status and figures for the page. A connection whose account the provider has not
+    confirmed shows as "pending" or "attention"; an enabled connection whose latest outcome (a
+    message or a test) was an error shows as "error" until something succeeds again."""
     if connection is None or connection.status == "disconnected":
         return Health("not_connected")
     status = connection.status
     last_error_at, last_success_at = connection.last_error_at, connection.last_success_at
-    if status == "enabled" and last_error_at is not None:
+    if connection.verification == "pending":
+        status = "pending"
+    elif connection.verification in ("refused", "lost"):
+        status = "attention"
+    elif status == "enabled" and last_error_at is not None:
         status = "error" if last_success_at is None or last_error_at > last_success_at else status
     return Health(
         status,
@@ -157,7 +169,7 @@ def catalogue_cards(session: Session) -> list[tuple[Category, list[Card]]]:
     in_use: dict[str, IntegrationConnection] = {}
     for connection in sorted(connections.values(), key=lambda row: row.id):
         entry = entry_for(connection.provider)
-        if connection.status == "enabled" and entry and entry.channel:
+        if connection.usable and entry and entry.channel:
             in_use.setdefault(entry.channel, connection)
     cards = []
     for category, entries in by_category():
@@ -206,8 +218,10 @@ def save_connection(
     """Connect `provider`, or change the settings of its connection, from the form.
 
     Returns (connection, {}) or (None, errors by field name). A secret field left empty keeps
-    the stored secret. A provider account (the key its webhooks carry) that another workspace
-    has connected already is refused, and nothing is saved."""
+    the stored secret. Saving never binds a provider account (a WhatsApp number, a Twilio
+    account) and never says whether another workspace uses it: new or changed credentials of
+    a connector that binds one leave the connection "pending" until a worker has checked
+    them with the provider (`awaits_verification`, `run_test`)."""
     connector_class = connector_for(provider)
     if connector_class is None:
         raise IntegrationError("This connector is not available.")
@@ -225,23 +239,29 @@ def save_connection(
         return None, errors
     connector = connector_class(settings=settings, secrets=secrets, config=current_app.config)
     account_keys = connector.account_keys()
-    tenant_id = bound_tenant_id(session)
-    for key in account_keys:
-        if _key_taken_elsewhere(session, provider, key, tenant_id):
-            return None, _clash_error(connector_class, settings, secrets, key)
+    previous_keys = _account_keys_of(connection) if connection is not None else None
 
     if connection is None:
         connection = IntegrationConnection(
             provider=provider, status="enabled", connected_by=user_id
         )
         session.add(connection)
+    if not account_keys:
+        connection.verification = "not_needed"
+    elif (previous_keys != account_keys or stored != secrets
+          or connection.verification in ("pending", "refused", "lost")):  # fmt: skip
+        connection.verification = "pending"
     connection.settings = settings
     connection.secrets_ciphertext = encrypt_secrets(secrets) if secrets else None
     session.flush()
-    clash = _route_webhooks(session, connection, account_keys, tenant_id)
-    if clash is not None:
-        return None, _clash_error(connector_class, settings, secrets, clash)
+    # Keys the connection no longer names stop routing here at once; keys it keeps stay bound
+    # (this workspace proved them) until the check of the new credentials answers.
+    _unbind(session, connection, keep=account_keys)
     return connection, {}
+
+
+def awaits_verification(connection: IntegrationConnection) -> bool:
+    return connection.verification == "pending"
 
 
 def _stored_secrets(connection: IntegrationConnection | None) -> dict:
@@ -253,64 +273,216 @@ def _stored_secrets(connection: IntegrationConnection | None) -> dict:
         return {}  # the form then asks for them again, as for a new connection
 
 
-def _key_taken_elsewhere(session: Session, provider: str, key: str, tenant_id: int) -> bool:
-    owner = session.scalar(
-        select(ProviderAccount.tenant_id).where(
-            ProviderAccount.provider == provider, ProviderAccount.account_key == key
-        )
-    )
-    return owner is not None and owner != tenant_id
+def _account_keys_of(connection: IntegrationConnection) -> list[str]:
+    connector_class = connector_for(connection.provider)
+    if connector_class is None:
+        return []
+    connector = connector_class(settings=connection.settings, secrets={},
+                                config=current_app.config)  # fmt: skip
+    return connector.account_keys()
 
 
-def _clash_error(connector_class, settings: dict, secrets: dict, key: str) -> dict[str, str]:
-    """Shown next to the field that holds the key, else above the form."""
-    message = (
-        f"This {connector_class.title} account is connected to another Duebook workspace. "
-        "Disconnect it there first: each account's replies and delivery reports can go to "
-        "one workspace only."
-    )
-    values = {**settings, **secrets}
-    field = next(
-        (item.name for item in connector_class.fields if values.get(item.name) == key), FORM_ERROR
-    )
-    return {field: message}
-
-
-def _route_webhooks(session: Session, connection, account_keys: list[str], tenant_id) -> str | None:
-    """Point the provider's webhooks for these keys at this connection (and forget keys the
-    connection had before). Returns a key another workspace took meanwhile, else None."""
+def _unbind(session: Session, connection: IntegrationConnection, keep: list[str] = ()) -> None:
+    """Stop routing the provider's webhooks to this connection, except for the keys in
+    `keep`."""
     session.execute(
         delete(ProviderAccount).where(
-            ProviderAccount.tenant_id == tenant_id,
+            ProviderAccount.tenant_id == bound_tenant_id(session),
             ProviderAccount.connection_id == connection.id,
-            ProviderAccount.account_key.not_in(account_keys or [""]),
+            ProviderAccount.account_key.not_in(list(keep) or [""]),
         )
     )
-    for account_key in account_keys:
-        row = session.scalar(
-            select(ProviderAccount).where(
-                ProviderAccount.provider == connection.provider,
-                ProviderAccount.account_key == account_key,
-            )
-        )
-        if row is not None:
-            if row.tenant_id != tenant_id:
-                return account_key
+
+
+# Verifying and binding provider accounts ------------------------------------------------------
+
+# What a workspace is told. None of them names another workspace; only a workspace whose
+# own credentials the provider has just accepted learns that the account is in use elsewhere.
+REFUSED = "{title} did not confirm that these credentials control this account: {reason}"
+IN_USE = (
+    "{title} confirmed these credentials, but this account is already connected to another "
+    "Duebook workspace whose credentials still work. Disconnect it there first: replies and "
+    "delivery reports of an account can go to one workspace only."
+)
+HOLDER_UNCHECKED = (
+    "{title} confirmed these credentials, but the check could not be finished. Test the "
+    "connection again in a few minutes."
+)
+LOST = (
+    "{title} no longer confirms these credentials for this account, so this connection "
+    "stopped sending and receiving messages. Enter current credentials and save them."
+)
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    message: str
+
+
+def verify_and_bind(
+    session: Session, connection: IntegrationConnection, connector: Connector
+) -> Verification:
+    """In the worker: check the credentials with the provider, then bind the accounts they
+    control to this connection.
+
+    An account is bound to one workspace. A workspace that proves control of an account takes
+    it over from a holder whose credentials the provider no longer accepts (or never did:
+    connections saved before verification existed); a holder whose credentials still work
+    keeps it. The main account (the first key) must be bound for the connection to be used;
+    another (WhatsApp's business account, for template updates) is bound when it can be."""
+    title = connector.title
+    try:
+        message = connector.test_connection()
+    except DeliveryError as exc:
+        if exc.permanent:
+            _refuse(session, connection)
+        return Verification(False, REFUSED.format(title=title, reason=exc))
+    tenant_id = bound_tenant_id(session)
+    keys = connector.account_keys()
+    for position, key in enumerate(keys):
+        row = _locked_binding(session, connection.provider, key)
+        if row is None:
+            if _insert_binding(session, connection, key, tenant_id):
+                continue
+            row = _locked_binding(session, connection.provider, key)  # bound meanwhile
+        if row.tenant_id == tenant_id:
             row.connection_id = connection.id
             continue
-        try:
-            with session.begin_nested():  # a concurrent connect of the same key elsewhere
-                session.add(
-                    ProviderAccount(
-                        provider=connection.provider,
-                        account_key=account_key,
-                        tenant_id=tenant_id,
-                        connection_id=connection.id,
-                    )
-                )
-        except IntegrityError:
-            return account_key
-    return None
+        holder = _holder_verifies(session, row)
+        if holder is None or holder:
+            if position > 0:
+                continue
+            if holder:
+                _refuse(session, connection)
+            return Verification(
+                False, (IN_USE if holder else HOLDER_UNCHECKED).format(title=title)
+            )
+        _take_over(session, row, connection, tenant_id, title)
+    _unbind(session, connection, keep=keys)
+    connection.verification = "verified"
+    return Verification(True, message)
+
+
+def _locked_binding(session: Session, provider: str, key: str) -> ProviderAccount | None:
+    return session.scalar(
+        select(ProviderAccount)
+        .where(ProviderAccount.provider == provider, ProviderAccount.account_key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def _insert_binding(session: Session, connection, key: str, tenant_id: int) -> bool:
+    """Bind a free key; False when another verification bound it meanwhile."""
+    return session.execute(
+        insert(ProviderAccount)
+        .values(provider=connection.provider, account_key=key, tenant_id=tenant_id,
+                connection_id=connection.id)
+        .on_conflict_do_nothing(index_elements=["provider", "account_key"])
+        .returning(ProviderAccount.id)
+    ).first() is not None  # fmt: skip
+
+
+def _refuse(session: Session, connection: IntegrationConnection) -> None:
+    """The connection binds nothing and sends nothing until credentials are saved again."""
+    connection.verification = "refused"
+    _unbind(session, connection)
+
+
+def _holder_verifies(session: Session, row: ProviderAccount) -> bool | None:
+    """Whether the connection of another workspace that holds this account still controls
+    it: True, False, or None when its provider could not be asked (it keeps the account)."""
+    holder = _read_holder(session, row)
+    if holder is None or holder.status == "disconnected":
+        return False
+    connector_class = connector_for(holder.provider)
+    if connector_class is None:
+        return None
+    try:
+        connector = connector_class(settings=holder.settings,
+                                    secrets=decrypt_secrets(holder.secrets_ciphertext),
+                                    config=current_app.config)  # fmt: skip
+        if row.account_key not in connector.account_keys():
+            return False
+        connector.test_connection()
+    except SecretsUnreadable:
+        return None
+    except DeliveryError as exc:
+        return None if not exc.permanent else False
+    return True
+
+
+def _in_schema_of(tenant_id: int) -> dict:
+    """Execution options that run a statement on another workspace's tables: a take-over
+    changes two workspaces in one transaction, and a session is bound to one of them."""
+    return {"schema_translate_map": {PLACEHOLDER_SCHEMA: schema_for_tenant_id(tenant_id)}}
+
+
+def _read_holder(session: Session, row: ProviderAccount):
+    return session.execute(
+        select(
+            IntegrationConnection.provider,
+            IntegrationConnection.status,
+            IntegrationConnection.settings,
+            IntegrationConnection.secrets_ciphertext,
+        ).where(IntegrationConnection.id == row.connection_id),
+        execution_options=_in_schema_of(row.tenant_id),
+    ).first()
+
+
+def _take_over(session: Session, row: ProviderAccount, connection, tenant_id: int, title: str):
+    """The account moves to `connection`; the connection that held it loses every account it
+    bound, stops sending, and its workspace's admins are told it needs attention."""
+    loser_tenant, loser_connection = row.tenant_id, row.connection_id
+    log.info("provider account %s/%s taken over by tenant %s from tenant %s",
+             connection.provider, row.id, tenant_id, loser_tenant)  # fmt: skip
+    row.tenant_id, row.connection_id = tenant_id, connection.id
+    session.flush()
+    session.execute(
+        delete(ProviderAccount).where(
+            ProviderAccount.tenant_id == loser_tenant,
+            ProviderAccount.connection_id == loser_connection,
+        )
+    )
+    message = LOST.format(title=title)
+    session.execute(
+        update(IntegrationConnection)
+        .where(IntegrationConnection.id == loser_connection)
+        .values(verification="lost", last_error=message, last_error_at=datetime.now(UTC)),
+        execution_options=_in_schema_of(loser_tenant),
+    )
+    _notify_admins(session, loser_tenant, loser_connection, title, message)
+
+
+def _notify_admins(session: Session, tenant_id: int, connection_id: int, title: str,
+                   message: str) -> None:  # fmt: skip
+    """Tell the owners and admins of that workspace (those who can manage integrations)."""
+    from app.notifications.models import Notification
+    from tenants.models import Membership, Tenant
+
+    slug = session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
+    admins = session.scalars(
+        select(Membership.user_id).where(
+            Membership.tenant_id == tenant_id,
+            Membership.active.is_(True),
+            Membership.role.in_(("owner", "admin")),
+        )
+    )
+    rows = [
+        {"user_id": user_id, "kind": "info", "title": f"{title} needs attention",
+         "body": message, "link": f"/t/{slug}/integrations/",
+         "dedupe_key": f"integration_lost:{connection_id}"}
+        for user_id in admins
+    ]  # fmt: skip
+    if rows:
+        session.execute(
+            insert(Notification).values(rows).on_conflict_do_nothing(
+                index_elements=["user_id", "dedupe_key"],
+                index_where=text("dedupe_key IS NOT NULL"),
+            ),
+            execution_options=_in_schema_of(tenant_id),
+        )
 
 
 # Enable, disable, disconnect ----------------------------------------------------------------
@@ -334,12 +506,7 @@ def disconnect(session: Session, connection: IntegrationConnection) -> None:
     """Delete the credentials and the webhook routing; the row stays as history."""
     connection.status = "disconnected"
     connection.secrets_ciphertext = None
-    session.execute(
-        delete(ProviderAccount).where(
-            ProviderAccount.tenant_id == bound_tenant_id(session),
-            ProviderAccount.connection_id == connection.id,
-        )
-    )
+    _unbind(session, connection)
     session.flush()
 
 
@@ -379,7 +546,9 @@ def _enqueue_tests(items: list[tuple[int, int, str]]) -> None:
 
 
 def run_test(session: Session, connection_id: int) -> dict:
-    """In the worker: call the provider and record the outcome. {"ok": bool, "message": str}"""
+    """In the worker: call the provider and record the outcome; for a connector that binds a
+    provider account, this is the check that binds it (`verify_and_bind`).
+    {"ok": bool, "message": str}"""
     connection = get_connection(session, connection_id)
     if connection is None:
         return {"ok": False, "message": "This connection was disconnected."}
@@ -396,10 +565,14 @@ def run_test(session: Session, connection_id: int) -> dict:
         except SecretsUnreadable:
             ok, message = False, "The saved credentials cannot be read. Enter them again."
         else:
-            try:
-                ok, message = True, connector.test_connection()
-            except DeliveryError as exc:
-                ok, message = False, str(exc)
+            if connector.account_keys():
+                verification = verify_and_bind(session, connection, connector)
+                ok, message = verification.ok, verification.message
+            else:
+                try:
+                    ok, message = True, connector.test_connection()
+                except DeliveryError as exc:
+                    ok, message = False, str(exc)
     record_test_result(session, connection_id, ok=ok, message=message)
     return {"ok": ok, "message": message}
 

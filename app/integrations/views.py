@@ -80,6 +80,13 @@ def save(provider):
             if not item.secret
         }
         return _connect_page(provider, connector, values, errors, status=422)
+    if services.awaits_verification(connection):
+        # Nothing is sent or received until the provider has confirmed the credentials.
+        job_id = services.request_test(db.session, connection)
+        toast(f"{connector.title}: saved. Checking the credentials with the provider…")
+        return redirect(
+            url_for("integrations.index", job_id=job_id, _anchor=f"integration-{provider}"), 303
+        )
     toast(f"{connector.title}: saved. Use “Test connection” to check it.")
     return redirect(url_for("integrations.index", _anchor=f"integration-{provider}"), 303)
 

@@ -96,7 +96,7 @@ class Routes:
             connection = self.session.scalar(
                 select(IntegrationConnection)
                 .where(IntegrationConnection.provider.in_(providers),
-                       IntegrationConnection.status == "enabled")
+                       IntegrationConnection.in_use())
                 .order_by(IntegrationConnection.id)
                 .limit(1)
             )  # fmt: skip

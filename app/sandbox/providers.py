@@ -86,9 +86,12 @@ def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
             IntegrationConnection.status != "disconnected"))  # fmt: skip
         if exists:
             continue
+        # Verified: the stand-ins accept exactly these credentials (a real workspace's
+        # connection is verified by its first test, services.verify_and_bind).
         connection = IntegrationConnection(provider=provider, settings=settings,
                                            secrets_ciphertext=encrypt_secrets(secrets),
-                                           connected_by=user_id)  # fmt: skip
+                                           connected_by=user_id,
+                                           verification="verified")  # fmt: skip
         session.add(connection)
         session.flush()
         session.add_all([ProviderAccount(provider=provider, account_key=key,

@@ -142,18 +142,22 @@ class TwilioConnector(Connector):
         raise DeliveryError(error, permanent=True)
 
     def test_connection(self) -> str:
-        # Fetching a message that does not exist changes nothing: Twilio checks the
-        # credentials first (401) and then answers 404.
+        """Fetch the account itself (`GET /2010-04-01/Accounts/{AccountSid}.json`): Twilio
+        answers it only to that account's own SID and auth token, so a pass proves the
+        credentials control the account whose status callbacks get routed here."""
         try:
-            response = self.client.get(
-                f"/2010-04-01/Accounts/{self.sid}/Messages/SM{'0' * 32}.json"
-            )
+            response = self.client.get(f"/2010-04-01/Accounts/{self.sid}.json")
         except httpx.TransportError as exc:
             raise DeliveryError(f"Twilio unreachable: {type(exc).__name__}: {exc}") from exc
-        if response.status_code in (401, 403):
+        if response.status_code in (401, 403, 404):
             raise DeliveryError("Twilio refused the Account SID and auth token.", permanent=True)
-        if response.status_code >= 500:
+        if response.status_code >= 500 or response.status_code == 429:
             raise DeliveryError(f"Twilio answered {response.status_code}; try again later.")
+        account = _json(response)
+        if not response.is_success or account.get("sid") != self.sid:
+            raise DeliveryError("Twilio did not confirm this account.", permanent=True)
+        if account.get("status") not in (None, "active"):
+            raise DeliveryError(f"The Twilio account is {account['status']}.", permanent=True)
         return "Twilio accepted the Account SID and auth token."
 
 

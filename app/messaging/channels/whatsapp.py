@@ -250,6 +250,10 @@ class WhatsAppCloudConnector(Connector):
             f"/{self.phone_number_id}",
             params={"fields": "display_phone_number,verified_name,quality_rating"},
         )
+        # Graph answers a number's details only to a token with access to it: this is what
+        # proves the connection controls the number whose webhooks get routed here.
+        if str(number.get("id", self.phone_number_id)) != self.phone_number_id:
+            raise DeliveryError("WhatsApp answered for another phone number.", permanent=True)
         templates = self.fetch_templates()
         approved = sum(1 for item in templates if item.status == "APPROVED")
         name = number.get("verified_name") or "no verified name"

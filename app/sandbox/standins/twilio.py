@@ -11,6 +11,9 @@ this server as in §0.2):
   `error_code` null, `account_sid`, `uri`, ...
 - `GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json` returns the resource with its
   latest scripted status.
+- `GET /2010-04-01/Accounts/{Sid}.json` (fetch the account; the connector's verification)
+  answers the `api.v2010.account` resource of `twilio_api_v2010.json` to the account's own
+  SID and auth token only, else 401 code 20003.
 - Errors are Twilio's JSON `{"code", "message", "more_info", "status"}`: 401 code 20003
   "Authenticate"; 400 code 21211 invalid `To`; 400 21602 missing `Body`; 400 21603 missing
   `From`/`MessagingServiceSid`; 400 21609 bad `StatusCallback`; 429 code 20429 "Too Many
@@ -52,6 +55,7 @@ from .base import Fault, Request, Response, StandinServer, json_response
 
 API = "/2010-04-01"
 SEND = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})/Messages\.json$")
+ACCOUNT = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})\.json$")
 FETCH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})/Messages/(SM[0-9a-f]{32})\.json$")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 GSM_BASIC = set(
@@ -145,6 +149,11 @@ class TwilioStandin(StandinServer):
             elif answer.status >= 400:
                 self.stats_counters.add("rejected")
             return answer
+        account = ACCOUNT.match(request.path)
+        if account and request.method == "GET":
+            if not self._authorized(request, account.group(1)):
+                return self._unauthorized()
+            return json_response(200, self._account())
         fetch = FETCH.match(request.path)
         if fetch and request.method == "GET":
             if not self._authorized(request, fetch.group(1)):
@@ -155,6 +164,23 @@ class TwilioStandin(StandinServer):
                 return twilio_error(404, 20404, "The requested resource was not found")
             return json_response(200, message)
         return twilio_error(404, 20404, "The requested resource was not found")
+
+    def _account(self) -> dict:
+        """The Account resource as Twilio's fetch answers it (its example in the spec)."""
+        created = formatdate(self.clock(), usegmt=False).replace("-0000", "+0000")
+        uri = f"{API}/Accounts/{self.account_sid}"
+        return {
+            "auth_token": self.auth_token,
+            "date_created": created,
+            "date_updated": created,
+            "friendly_name": "Stand-in account",
+            "owner_account_sid": self.account_sid,
+            "sid": self.account_sid,
+            "status": "active",
+            "subresource_uris": {"messages": f"{uri}/Messages.json"},
+            "type": "Full",
+            "uri": f"{uri}.json",
+        }
 
     def fault_response(self, fault: Fault) -> Response:
         if fault.status == 429:
