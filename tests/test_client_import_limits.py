@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import io
 import struct
+import time
 import tracemalloc
 import zipfile
 
@@ -332,3 +333,54 @@ def test_a_double_submitted_start_starts_one_import(
     )
     assert tenant_db.scalar(audits) == 1
     assert tenant_db.scalar(select(func.count(Client.id))) == 2
+
+
+def test_a_workbook_of_too_many_parts_is_refused(client, workspace, app, monkeypatch):
+    monkeypatch.setitem(app.config, "IMPORT_XLSX_MAX_ENTRIES", 3)
+    response = upload(client, workspace, "clients.xlsx", workbook_bomb(0))
+    assert response.status_code == 422 and "holds 5 parts" in response.text
+
+
+def test_reading_a_file_is_stopped_after_the_job_timeout(
+    client, workspace, tenant_db, monkeypatch
+):
+    monkeypatch.setattr(imports, "READ_JOB_TIMEOUT", 1)
+
+    def never_ending(*args, **kwargs):
+        time.sleep(30)
+
+    monkeypatch.setattr(imports, "inspect_file", never_ending)
+    import_id = import_id_of(upload(client, workspace, "clients.csv", MIXED_CSV))
+    record = get_import(tenant_db, import_id)
+    assert record.status == "unreadable" and "took too long" in record.error
+
+
+def test_a_double_submitted_upload_racing_the_first_one_makes_one_import(
+    client, workspace, tenant_db, storage_root, monkeypatch
+):
+    """The second post checks for the form's key before the first one committed: the unique
+    key stops its insert, its file is removed, and it answers with the first import."""
+    page = client.get(f"{base(workspace)}/imports/new")
+    form = {"csrf_token": csrf_token_from(page.text),
+            "upload_key": form_key_from(page.text, "upload_key")}  # fmt: skip
+
+    def post():
+        return client.post(f"{base(workspace)}/imports/new",
+                           data={**form, "file": (io.BytesIO(MIXED_CSV), "clients.csv")},
+                           content_type="multipart/form-data")  # fmt: skip
+
+    first = post()
+    real_lookup = imports._import_with_upload_key
+    looked_up = []
+
+    def not_committed_yet_the_first_time(session, key):
+        looked_up.append(key)
+        return real_lookup(session, key) if len(looked_up) > 1 else None
+
+    monkeypatch.setattr(imports, "_import_with_upload_key", not_committed_yet_the_first_time)
+    second = post()
+    assert len(looked_up) == 2  # not found before the insert, found after it failed
+    assert second.status_code == 303
+    assert second.headers["Location"] == first.headers["Location"]
+    assert tenant_db.scalar(select(func.count(ClientImport.id))) == 1
+    assert len(stored_files(storage_root)) == 1

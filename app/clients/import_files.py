@@ -32,8 +32,6 @@ from app.clients.import_mapping import suggest_mapping
 from app.clients.import_xlsx import NotAWorkbook, check_workbook_directory, first_sheet_rows
 from tenants.binding import schema_for_tenant_id
 
-__all__ = ["ImportFileError", "ImportLimits"]
-
 MAX_FILE_BYTES = 20 * 1024 * 1024
 FORMATS = ("csv", "xlsx")
 # A spreadsheet runs a cell starting with one of these as a formula; exports put a ' before.

@@ -1,5 +1,12 @@
 """Client import (CSV or XLSX: upload, column mapping, preview, background job): the import
-records and their lifecycle, the row checks, the job and its queueing.
+records and their lifecycle, the row checks, the jobs and their queueing.
+
+The upload request only stores the file (after checking a workbook's zip directory) and
+queues a read job on "bulk" (`read_import_file`): a worker reads the file within the
+ImportLimits, keeps its headers, row count and first rows, and the page (polling) then shows
+the columns and the preview, which checks those kept rows; no request parses a file. Status:
+reading -> uploaded (or unreadable, with the reason) -> mapped -> queued -> running -> done or
+failed.
 
 An import reads the stored file (app.clients.import_files), checks every row with
 `rules.clean_client` (one ClientContext for the whole file), and writes in chunks of CHUNK_SIZE
