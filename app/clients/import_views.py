@@ -210,7 +210,7 @@ def import_detail(import_id: int):
 def start_import(import_id: int):
     record = _import_or_404(import_id)
     try:
-        # A repeat of the same form (False) answers as the first post did.
+        # A repeat of the same form changes nothing and is answered as the first post was.
         imports.start_import(db.session, record, _form_key(request.form.get("form_key")))
     except import_files.ImportFileError as error:
         toast(str(error), "error")

@@ -573,18 +573,18 @@ def run_import(session: Session, import_id: int, chunk_size: int | None = None) 
 _PENDING_KEY = "client_imports_to_enqueue"
 
 
-def start_import(session: Session, record: ClientImport, form_key: str | None = None) -> bool:
+def start_import(session: Session, record: ClientImport, form_key: str | None = None) -> None:
     """Queue the import; the job is handed to a worker once this transaction commits. An
     import no worker has any more (the hand-over to Redis failed, or the worker died) may be
     started again too: it resumes after its last committed chunk.
 
     The start form's one-time key is kept with the transition, in the same conditional
     UPDATE: the same form posted again (a double click, even while the first post is still
-    being handed to Redis) changes nothing and returns False; True when this post started it."""
+    being handed to Redis) changes nothing, and is answered as the first post was."""
     if record.status == "mapped" and mapping_problem(record.mapping):
         raise ImportFileError(mapping_problem(record.mapping))
     if form_key and record.start_key == form_key:
-        return False
+        return
     startable = STARTABLE_STATUSES
     if is_stuck(record, bound_tenant_id(session)):
         startable = (*STARTABLE_STATUSES, *ACTIVE_STATUSES)
@@ -601,15 +601,14 @@ def start_import(session: Session, record: ClientImport, form_key: str | None = 
     session.refresh(record)
     if queued is None:
         if form_key and record.start_key == form_key:
-            return False  # the other post of this form started it
+            return  # the other post of this form started it
         raise ImportFileError(
             "Save the columns first."
-            if record.status == "uploaded"
+            if record.status in ("reading", "uploaded")
             else "This import has started already."
         )
     tenant_id = bound_tenant_id(session)
     session.info.setdefault(_PENDING_KEY, []).append(("run", record.id, tenant_id))
-    return True
 
 
 @event.listens_for(TenantSession, "after_commit")
