@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from app.clients.import_limits import SETTINGS as IMPORT_LIMIT_SETTINGS
+
 
 def _database_url(raw: str) -> str:
     # Accept the usual postgres:// and postgresql:// forms; the app speaks psycopg 3.
@@ -121,4 +123,6 @@ def from_environment() -> dict:
         "DKIM_PRIVATE_KEY_FILE": os.environ.get("DKIM_PRIVATE_KEY_FILE") or None,
         # Uploads (documents, imports) raise this for their own requests.
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+        # What a client import file may hold (defaults: app.clients.import_limits).
+        **{name: int(os.environ[name]) for name in IMPORT_LIMIT_SETTINGS if name in os.environ},
     }

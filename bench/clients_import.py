@@ -122,6 +122,8 @@ def _stored_import(app: Flask, tenant_id: int, owner_id: int, content: bytes) ->
         record = imports.create_import(
             db.session, tenant_id, "clients.csv", io.BytesIO(content), owner_id
         )
+        db.session.commit()
+        imports.read_import_file(db.session, record.id)  # what the upload's read job does
         record.status = "queued"
         db.session.commit()
         return record.id

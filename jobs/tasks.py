@@ -117,7 +117,18 @@ def _external_url(endpoint: str, **values) -> str:
     return adapter.build(endpoint, values, force_external=True)
 
 
-# Client imports: one job per started (or retried) import, on the "bulk" queue ----------------
+# Client imports: a job reads each upload, one job per started (or retried) import; "bulk" ----
+
+
+@job
+def read_client_import_file(session, import_id: int) -> str | None:
+    """Read an uploaded client file within the import limits (never in the request): its
+    headers, row count and first rows for the preview. Returns "uploaded" or "unreadable",
+    or None if it was not waiting to be read."""
+    from app.clients.imports import read_import_file
+
+    return read_import_file(session, import_id)
+
 
 
 @job

@@ -144,6 +144,7 @@ def test_an_export_imports_again_without_changes(
             content_type="multipart/form-data",
         )  # fmt: skip
         assert response.status_code == 303, response.text
+        run_jobs()  # a worker reads the upload (headers, rows, preview)
         detail_url = response.headers["Location"]
         page = browser.get(detail_url)
         # Every exported column is recognised by its header.

@@ -3,6 +3,8 @@ export of the client list as filtered (CSV or XLSX)."""
 
 from __future__ import annotations
 
+import re
+import secrets
 import tempfile
 
 from flask import (
@@ -21,7 +23,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from werkzeug.routing import BuildError
-from wtforms import SelectField
+from wtforms import HiddenField, SelectField
 
 from app.clients import exports, import_files, import_mapping, imports
 from app.clients.services import ClientFilters
@@ -36,6 +38,8 @@ blueprint = Blueprint("client_files", __name__, url_prefix="/t/<tenant_slug>/cli
 # Room for the form fields around the file; a larger request is refused before it is read.
 REQUEST_LIMIT = import_files.MAX_FILE_BYTES + 1024 * 1024
 STATUS_LABELS = {
+    "reading": "Reading the file",
+    "unreadable": "The file cannot be imported",
     "uploaded": "Columns to check",
     "mapped": "Ready to import",
     "queued": "Waiting for a worker",
@@ -44,6 +48,16 @@ STATUS_LABELS = {
     "failed": "Stopped",
 }
 NOT_IN_FILE = ""
+# A form's one-time key (upload, start): a double submit carries the same one.
+FORM_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def new_form_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def _form_key(value: str | None) -> str | None:
+    return value if value and FORM_KEY.match(value) else None
 
 
 class UploadForm(FlaskForm):
@@ -57,6 +71,7 @@ class UploadForm(FlaskForm):
         render_kw={"accept": ".csv,.xlsx,text/csv,"
                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
     )  # fmt: skip
+    upload_key = HiddenField(default=new_form_key)
 
 
 def mapping_form(record, data=None) -> FlaskForm:
@@ -113,7 +128,8 @@ def new_import():
         upload = form.file.data
         try:
             record = imports.create_import(
-                db.session, g.tenant.id, upload.filename or "", upload.stream, current_user.id
+                db.session, g.tenant.id, upload.filename or "", upload.stream, current_user.id,
+                upload_key=_form_key(form.upload_key.data),
             )
         except import_files.ImportFileError as error:
             form.file.errors = [*form.file.errors, str(error)]
@@ -126,7 +142,11 @@ def new_import():
 
 def _detail(record, form=None, status=200):
     form = form or mapping_form(record)
-    rows, problem, file_error = [], None, None
+    rows, problem, file_error, upload_form = [], None, None, None
+    if record.status == "unreadable":
+        # The worker refused the file: the reason next to a new upload.
+        upload_form = UploadForm(formdata=None)
+        upload_form.file.errors = [record.error or "This file cannot be imported."]
     if record.status in imports.EDITABLE_STATUSES:
         mapping = _submitted_mapping(form, record)
         problem = import_mapping.mapping_problem(mapping)
@@ -144,6 +164,7 @@ def _detail(record, form=None, status=200):
         problem=problem,
         file_error=file_error,
         field_labels=import_mapping.FIELD_LABELS,
+        upload_form=upload_form,
         **_progress_context(record),
     )
 
@@ -155,10 +176,11 @@ def _progress_context(record) -> dict:
     return {
         "record": record,
         "status_label": STATUS_LABELS.get(record.status, record.status),
-        "active": record.status in imports.ACTIVE_STATUSES,
+        "active": record.status in (*imports.ACTIVE_STATUSES, "reading"),
         "stuck": imports.is_stuck(record, g.tenant.id),
         "unchanged": max(unchanged, 0),
         "clients_url": _clients_list_url(),
+        "form_key": new_form_key(),
     }
 
 
@@ -188,7 +210,8 @@ def import_detail(import_id: int):
 def start_import(import_id: int):
     record = _import_or_404(import_id)
     try:
-        imports.start_import(db.session, record)
+        # A repeat of the same form changes nothing and is answered as the first post was.
+        imports.start_import(db.session, record, _form_key(request.form.get("form_key")))
     except import_files.ImportFileError as error:
         toast(str(error), "error")
     else:
@@ -202,6 +225,11 @@ def import_progress(import_id: int):
     record = _import_or_404(import_id)
     if not wants_fragment():
         return redirect(url_for("client_files.import_detail", import_id=record.id))
+    if record.status == "reading":
+        return render_template("clients/_import_reading.html", **_progress_context(record))
+    if request.args.get("reading"):
+        # Read (or refused): the whole page changes, to the columns and the preview.
+        return Response("", headers={"HX-Refresh": "true"})
     return render_template("clients/_import_progress.html", **_progress_context(record))
 
 

@@ -1,5 +1,12 @@
 """Client import (CSV or XLSX: upload, column mapping, preview, background job): the import
-records and their lifecycle, the row checks, the job and its queueing.
+records and their lifecycle, the row checks, the jobs and their queueing.
+
+The upload request only stores the file (after checking a workbook's zip directory) and
+queues a read job on "bulk" (`read_import_file`): a worker reads the file within the
+ImportLimits, keeps its headers, row count and first rows, and the page (polling) then shows
+the columns and the preview, which checks those kept rows; no request parses a file. Status:
+reading -> uploaded (or unreadable, with the reason) -> mapped -> queued -> running -> done or
+failed.
 
 An import reads the stored file (app.clients.import_files), checks every row with
 `rules.clean_client` (one ClientContext for the whole file), and writes in chunks of CHUNK_SIZE
@@ -37,12 +44,15 @@ from typing import IO
 
 from sqlalchemy import String, any_, event, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
 from app.clients.import_files import (
     FORMULA_START,
     ImportFileError,
+    check_upload,
+    current_limits,
     delete_upload,
     file_format_for,
     inspect_file,
@@ -66,8 +76,14 @@ from tenants.models import Membership, Tenant, User
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 5_000
+# A chunk is also cut at this many characters of cells, so that what a chunk holds in memory
+# is bounded whatever its rows hold (5,000 rows of 100 cells of 4,000 characters would not be).
+CHUNK_CHARS = 20_000_000
 PREVIEW_ROWS = 20
 JOB_TIMEOUT = 3 * 60 * 60  # seconds; a 20 MB file takes well under a minute
+# Reading a file for the preview: 50,000 rows take a few seconds; a file that needs more
+# than this is refused (the job is stopped by RQ, the import marked unreadable).
+READ_JOB_TIMEOUT = 120
 EDITABLE_STATUSES = ("uploaded", "mapped")
 STARTABLE_STATUSES = ("mapped", "failed")
 ACTIVE_STATUSES = ("queued", "running")
@@ -79,33 +95,99 @@ _CONTACT_KEYS = {"full_name": "contact_name", "job_title": "contact_job_title",
 
 
 def create_import(
-    session: Session, tenant_id: int, filename: str, stream: IO[bytes], user_id: int | None
+    session: Session,
+    tenant_id: int,
+    filename: str,
+    stream: IO[bytes],
+    user_id: int | None,
+    upload_key: str | None = None,
 ) -> ClientImport:
+    """Keep the upload and queue a worker to read it (`read_import_file`): the request checks
+    only what costs nothing (the name, the size, a workbook's zip directory). The upload form's
+    one-time key makes a double submit return the import the first submit made."""
     file_format = file_format_for(filename)
     if file_format is None:
         raise ImportFileError(
             "Upload a .csv or .xlsx file (an old .xls workbook: save it as .xlsx first)."
         )
+    if upload_key:
+        earlier = _import_with_upload_key(session, upload_key)
+        if earlier is not None:
+            return earlier
     key = save_upload(tenant_id, stream, file_format)
     try:
         with open_upload(tenant_id, key) as stored:
-            headers, count = inspect_file(stored, file_format)
+            check_upload(stored, file_format, current_limits())
+        record = ClientImport(
+            status="reading",
+            filename=Path(filename).name[:255],
+            storage_key=key,
+            file_format=file_format,
+            headers=[],
+            mapping={},
+            total_rows=0,
+            created_by_user_id=user_id,
+            upload_key=upload_key or None,
+        )
+        with session.begin_nested():
+            session.add(record)
+            session.flush()
     except ImportFileError:
         delete_upload(key)
         raise
-    record = ClientImport(
-        status="uploaded",
-        filename=Path(filename).name[:255],
-        storage_key=key,
-        file_format=file_format,
-        headers=headers,
-        mapping=suggest_mapping(headers),
-        total_rows=count,
-        created_by_user_id=user_id,
-    )
-    session.add(record)
-    session.flush()
+    except IntegrityError:  # the same form's other submit made its import meanwhile
+        delete_upload(key)
+        return _import_with_upload_key(session, upload_key)
+    session.info.setdefault(_PENDING_KEY, []).append(("read", record.id, tenant_id))
     return record
+
+
+def _import_with_upload_key(session: Session, upload_key: str) -> ClientImport | None:
+    return session.scalar(select(ClientImport).where(ClientImport.upload_key == upload_key))
+
+
+def read_import_file(session: Session, import_id: int) -> str | None:
+    """What the read job does: read the stored file row by row within the limits, and keep
+    its headers, suggested mapping, exact row count and first rows (for the preview); or mark
+    it unreadable with the reason. Returns the new status, None when it was not waiting.
+
+    Memory is bounded by construction (see import_xlsx and ImportLimits: one row at a time,
+    PREVIEW_ROWS kept) rather than by an OS limit: the worker is RQ's SimpleWorker, which runs
+    jobs in its own process, so an RLIMIT_AS would cap that whole process (its other jobs, its
+    connection pool) and stay lowered after this job. Time is bounded by READ_JOB_TIMEOUT."""
+    from rq.timeouts import JobTimeoutException
+
+    tenant_id = bound_tenant_id(session)
+    record = session.get(ClientImport, import_id)
+    if record is None or record.status != "reading":
+        return None
+    key, file_format = record.storage_key, record.file_format
+    try:
+        with open_upload(tenant_id, key) as stream:
+            summary = inspect_file(stream, file_format, current_limits(), PREVIEW_ROWS)
+    except (ImportFileError, JobTimeoutException) as error:
+        message = str(error)
+        if isinstance(error, JobTimeoutException):
+            message = (
+                "Reading this file took too long. Split it into smaller files, or save it "
+                "as CSV, and upload again."
+            )
+        _set_import(session, import_id, status="unreadable", error=message,
+                    finished_at=func.now())  # fmt: skip
+        session.commit()
+        delete_upload(key)
+        return "unreadable"
+    _set_import(
+        session,
+        import_id,
+        status="uploaded",
+        headers=summary.headers,
+        mapping=suggest_mapping(summary.headers),
+        total_rows=summary.total_rows,
+        preview_rows=[[line, cells] for line, cells in summary.first_rows],
+    )
+    session.commit()
+    return "uploaded"
 
 
 def get_import(session: Session, import_id: int) -> ClientImport | None:
@@ -126,18 +208,10 @@ def save_mapping(session: Session, record: ClientImport, mapping: dict[str, int]
 
 
 def preview(session: Session, tenant: Tenant, record: ClientImport, mapping: dict) -> list:
-    """The first PREVIEW_ROWS rows checked as the import will check them (nothing written)."""
+    """The first rows, as the worker read them, checked as the import will check them
+    (nothing written, the file not opened)."""
     checker = RowChecker(session, tenant, mapping)
-    with (
-        open_upload(tenant.id, record.storage_key) as stream,
-        open_table(stream, record.file_format) as table,
-    ):
-        rows = []
-        for row in table.rows:
-            rows.append(row)
-            if len(rows) == PREVIEW_ROWS:
-                break
-    return checker.check(rows)
+    return checker.check([(line, cells) for line, cells in record.preview_rows or []])
 
 
 # Checking rows ---------------------------------------------------------------------------
@@ -355,13 +429,15 @@ class RowChecker:
 # Running an import (the job) -------------------------------------------------------------
 
 
-def _batches(rows: Iterable, size: int) -> Iterator[list]:
-    batch = []
+def _batches(rows: Iterable, size: int, max_chars: int = CHUNK_CHARS) -> Iterator[list]:
+    """Rows in chunks of `size`, or fewer when their cells reach `max_chars` characters."""
+    batch, chars = [], 0
     for row in rows:
         batch.append(row)
-        if len(batch) == size:
+        chars += sum(map(len, row[1]))
+        if len(batch) == size or chars >= max_chars:
             yield batch
-            batch = []
+            batch, chars = [], 0
     if batch:
         yield batch
 
@@ -422,7 +498,7 @@ def run_import(session: Session, import_id: int, chunk_size: int | None = None) 
         pending: list[RowResult] | None = None  # checked, to be written
         with (
             open_upload(tenant_id, key) as stream,
-            open_table(stream, file_format) as table,
+            open_table(stream, file_format, current_limits()) as table,
             _no_cyclic_gc(),
         ):
             for batch in itertools.chain(_batches(table.rows, size), [None]):
@@ -497,31 +573,42 @@ def run_import(session: Session, import_id: int, chunk_size: int | None = None) 
 _PENDING_KEY = "client_imports_to_enqueue"
 
 
-def start_import(session: Session, record: ClientImport) -> None:
+def start_import(session: Session, record: ClientImport, form_key: str | None = None) -> None:
     """Queue the import; the job is handed to a worker once this transaction commits. An
     import no worker has any more (the hand-over to Redis failed, or the worker died) may be
-    started again too: it resumes after its last committed chunk."""
+    started again too: it resumes after its last committed chunk.
+
+    The start form's one-time key is kept with the transition, in the same conditional
+    UPDATE: the same form posted again (a double click, even while the first post is still
+    being handed to Redis) changes nothing, and is answered as the first post was."""
     if record.status == "mapped" and mapping_problem(record.mapping):
         raise ImportFileError(mapping_problem(record.mapping))
+    if form_key and record.start_key == form_key:
+        return
     startable = STARTABLE_STATUSES
     if is_stuck(record, bound_tenant_id(session)):
         startable = (*STARTABLE_STATUSES, *ACTIVE_STATUSES)
+    conditions = [ClientImport.id == record.id, ClientImport.status.in_(startable)]
+    if form_key:
+        conditions.append(ClientImport.start_key.is_distinct_from(form_key))
     queued = session.execute(
         update(ClientImport)
-        .where(ClientImport.id == record.id, ClientImport.status.in_(startable))
-        .values(status="queued", error=None)
+        .where(*conditions)
+        .values(status="queued", error=None, start_key=form_key or None)
         .returning(ClientImport.id)
         .execution_options(synchronize_session=False)
     ).first()
+    session.refresh(record)
     if queued is None:
+        if form_key and record.start_key == form_key:
+            return  # the other post of this form started it
         raise ImportFileError(
             "Save the columns first."
-            if record.status == "uploaded"
+            if record.status in ("reading", "uploaded")
             else "This import has started already."
         )
-    session.refresh(record)
     tenant_id = bound_tenant_id(session)
-    session.info.setdefault(_PENDING_KEY, []).append((record.id, tenant_id))
+    session.info.setdefault(_PENDING_KEY, []).append(("run", record.id, tenant_id))
 
 
 @event.listens_for(TenantSession, "after_commit")
@@ -529,10 +616,10 @@ def _enqueue_after_commit(session) -> None:
     # SQLAlchemy reports a released savepoint as a commit too; only the real one counts.
     if session.in_nested_transaction():
         return
-    for import_id, tenant_id in session.info.pop(_PENDING_KEY, None) or ():
+    for job, import_id, tenant_id in session.info.pop(_PENDING_KEY, None) or ():
         try:
-            enqueue_import(import_id, tenant_id)
-        except Exception:  # Redis down: the import stays "queued" (see enqueue_import)
+            (enqueue_read if job == "read" else enqueue_import)(import_id, tenant_id)
+        except Exception:  # Redis down: the import stays as it is (see is_stuck)
             log.warning("could not queue client import %s", import_id, exc_info=True)
 
 
@@ -544,6 +631,10 @@ def _forget_rolled_back(session, previous_transaction) -> None:
 
 def job_id_for(import_id: int, tenant_id: int) -> str:
     return f"client-import-{tenant_id}-{import_id}"
+
+
+def read_job_id_for(import_id: int, tenant_id: int) -> str:
+    return f"client-import-read-{tenant_id}-{import_id}"
 
 
 def enqueue_import(import_id: int, tenant_id: int) -> None:
@@ -560,8 +651,23 @@ def enqueue_import(import_id: int, tenant_id: int) -> None:
     )
 
 
+def enqueue_read(import_id: int, tenant_id: int) -> None:
+    """Hand the uploaded file to a worker to read. Safe to call twice: the job reads an
+    import that is still "reading" only."""
+    from jobs.queues import get_queue
+    from jobs.tasks import read_client_import_file
+
+    get_queue("bulk").enqueue(
+        read_client_import_file,
+        import_id,
+        tenant_id=tenant_id,
+        job_timeout=READ_JOB_TIMEOUT,
+        job_id=read_job_id_for(import_id, tenant_id),
+    )
+
+
 def is_stuck(record: ClientImport, tenant_id: int) -> bool:
-    """Queued or running by its own account, but no worker has its job: Redis lost the
+    """Being read, queued or running by its own account, but no worker has its job: Redis lost the
     hand-over, or the worker died (RQ then marks the abandoned job failed)."""
     from redis.exceptions import RedisError
     from rq.exceptions import NoSuchJobError
@@ -569,10 +675,14 @@ def is_stuck(record: ClientImport, tenant_id: int) -> bool:
 
     from jobs.queues import redis_connection
 
-    if record.status not in ACTIVE_STATUSES:
+    if record.status == "reading":
+        job_id = read_job_id_for(record.id, tenant_id)
+    elif record.status in ACTIVE_STATUSES:
+        job_id = job_id_for(record.id, tenant_id)
+    else:
         return False
     try:
-        job = Job.fetch(job_id_for(record.id, tenant_id), connection=redis_connection())
+        job = Job.fetch(job_id, connection=redis_connection())
     except NoSuchJobError:
         return True
     except RedisError:

@@ -308,6 +308,13 @@ class ClientImport(TenantModel):
     file_format: Mapped[str] = mapped_column(String(8))
     headers: Mapped[list] = mapped_column(JSONB, default=list)
     mapping: Mapped[dict] = mapped_column(JSONB, default=dict)
+    # The first rows as read by the worker ([line, cells] each), checked again for the preview
+    # with the current mapping: a request never parses the file.
+    preview_rows: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
+    # One-time keys of the upload form and of the last start form that went through: a
+    # double-submitted form makes one import and starts it once.
+    upload_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    start_key: Mapped[str | None] = mapped_column(String(64))
     total_rows: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     processed_rows: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     inserted_rows: Mapped[int] = mapped_column(Integer, server_default=text("0"))
@@ -320,7 +327,8 @@ class ClientImport(TenantModel):
 
     __table_args__ = (
         CheckConstraint(
-            "status IN ('uploaded', 'mapped', 'queued', 'running', 'done', 'failed')",
+            "status IN ('reading', 'unreadable', 'uploaded', 'mapped', 'queued', 'running', "
+            "'done', 'failed')",
             name="status",
         ),
     )
