@@ -19,6 +19,7 @@ from app.invoicing.models import Invoice
 from app.pages import render_page, toast
 from app.projects import services as projects
 from app.projects.models import Milestone, Project
+from app.request_input import row_id
 from tenants.context import require_permission
 
 blueprint = Blueprint("invoicing", __name__, url_prefix="/t/<tenant_slug>/invoices")
@@ -81,7 +82,7 @@ def draft(project_id: int):
     project = projects.get_project(db.session, project_id)
     if project is None or project.client.deleted_at is not None:
         abort(404)
-    ids = [int(v) for v in request.form.getlist("milestone_ids") if v.isdigit()]
+    ids = [found for found in map(row_id, request.form.getlist("milestone_ids")) if found]
     milestones = list(db.session.scalars(select(Milestone).where(Milestone.id.in_(ids))))
     try:
         invoice = services.draft_from_milestones(
@@ -107,8 +108,8 @@ def _default_rate() -> str:
 def new():
     """An invoice by hand: a client and lines. "Add line" works without JavaScript too (it
     submits the form and gets it back with one more row)."""
-    raw_client = request.values.get("client_id", "")
-    client = clients.get_client(db.session, int(raw_client)) if raw_client.isdigit() else None
+    client_id = row_id(request.values.get("client_id"))
+    client = clients.get_client(db.session, client_id) if client_id else None
     lines = forms.manual_lines(request.form) if request.method == "POST" else []
     errors: dict[str, str] = {}
     if request.method == "POST" and "add_line" not in request.form:

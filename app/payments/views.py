@@ -14,6 +14,7 @@ from app.invoicing.models import Invoice
 from app.pages import render_page, toast
 from app.payments import services
 from app.payments.models import PAYMENT_METHODS, PaymentAllocation
+from app.request_input import row_id
 from tenants.context import require_permission
 
 blueprint = Blueprint("payments", __name__, url_prefix="/t/<tenant_slug>/payments")
@@ -52,7 +53,7 @@ def _methods() -> list[tuple[str, str]]:
 @blueprint.route("/new", methods=["GET", "POST"])
 @require_permission("payments.record")
 def new():
-    client = _client_or_404(request.values.get("client_id", type=int))
+    client = _client_or_404(row_id(request.values.get("client_id")))
     values = {"received_on": _today().isoformat(), "method": "bank_transfer"}
     errors: dict[str, str] = {}
     if request.method == "POST":
