@@ -238,11 +238,10 @@ def send(invoice_id: int):
     """Send the invoice, or a reminder about it, to a contact (through the outbox)."""
     invoice = _invoice_or_404(invoice_id)
     form = request.form
-    contact_id = form.get("contact_id", "")
     try:
         message_id = sending.send_about_invoice(
-            db.session, g.tenant, invoice, contact_id=int(contact_id) if contact_id.isdigit()
-            else 0, channel=form.get("channel", ""), purpose=form.get("purpose", ""),
+            db.session, g.tenant, invoice, contact_id=row_id(form.get("contact_id")) or 0,
+            channel=form.get("channel", ""), purpose=form.get("purpose", ""),
             form_key=form.get("form_key", ""), user_id=current_user.id,
         )  # fmt: skip
     except sending.SendError as problem:

@@ -162,12 +162,12 @@ def plan(project_id: int):
 @require_permission("invoices.edit")
 def apply_template(project_id: int):
     project = _project_or_404(project_id)
-    template_id = request.form.get("template_id", "")
-    version_id = request.form.get("version_id", "")
-    if version_id.isdigit():  # one of the tenant's own templates, a published version
-        template = my_templates.get_published_version(db.session, int(version_id))
-    elif template_id.isdigit():
-        template = library.get_template(db.session, int(template_id))
+    template_id = row_id(request.form.get("template_id"))
+    version_id = row_id(request.form.get("version_id"))
+    if version_id:  # one of the tenant's own templates, a published version
+        template = my_templates.get_published_version(db.session, version_id)
+    elif template_id:
+        template = library.get_template(db.session, template_id)
     else:
         template = None
     if template is None:
