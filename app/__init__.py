@@ -6,9 +6,12 @@ import logging
 
 from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError
+from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as config_module
+from app import request_input
 from app.extensions import csrf, db, htmx, limiter, login_manager
 
 ROOT_TEMPLATES = "../templates"
@@ -44,6 +47,7 @@ def register_extensions(app: Flask) -> None:
     # The tenant is resolved from the URL before any before_request handler (CSRF included)
     # runs, so a request for another tenant's URL is a 404 whatever else is wrong with it.
     tenant_context.init_app(app)
+    request_input.init_app(app)  # before CSRFProtect reads a form, and before any URL rule
     db.init_app(app)
     csrf.init_app(app)
     htmx.init_app(app)
@@ -124,6 +128,8 @@ def register_errorhandlers(app: Flask) -> None:
     def render_error(error):
         code = getattr(error, "code", 500) or 500
         title, text = messages.get(code, messages[500])
+        if isinstance(error, request_input.UnsavableCharacter):
+            title, text = error.title, error.text
         if isinstance(error, CSRFError):
             title = "This form has expired"
             text = (
@@ -145,9 +151,19 @@ def register_errorhandlers(app: Flask) -> None:
             response.headers["Retry-After"] = str(retry_after)
         return response
 
+    def refuse_data_the_database_refused(error):
+        # A value that got past the forms' checks (a number out of range, say) and that the
+        # database refused: the request was wrong, not the server.
+        db.session.rollback()
+        logging.getLogger(__name__).warning(
+            "database refused a value from %s %s: %s", request.method, request.path, error.orig
+        )
+        return render_error(BadRequest())
+
     for code in messages:
         app.register_error_handler(code, render_error)
     app.register_error_handler(CSRFError, render_error)
+    app.register_error_handler(DataError, refuse_data_the_database_refused)
 
 
 def register_commands(app: Flask) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from app.clients.import_limits import SETTINGS as IMPORT_LIMIT_SETTINGS
+
+ENVIRONMENTS = ("production", "development", "test")
 
 
 def _database_url(raw: str) -> str:
@@ -37,8 +40,50 @@ def _secrets_keys(secret_key: str, local: bool) -> list[str]:
     return [base64.urlsafe_b64encode(derived).decode()]
 
 
+def _proxy_hops(local: bool) -> int:
+    # The README's production runs behind one TLS proxy: without trusting its X-Forwarded-For,
+    # every client would share the proxy's address and its log-in limits. Locally, no proxy.
+    raw = os.environ.get("TRUSTED_PROXY_HOPS", "0" if local else "1").strip()
+    if not raw.isdigit():
+        raise RuntimeError(
+            f"TRUSTED_PROXY_HOPS is {raw!r}: it must be the number of proxies in front of the "
+            "web server that set X-Forwarded-For (0 or more; 1 behind one TLS proxy)"
+        )
+    return int(raw)
+
+
+def _rate_limit(name: str, default: str) -> str:
+    from limits import parse_many
+
+    value = os.environ.get(name, default)
+    try:
+        parse_many(value)
+    except ValueError:
+        raise RuntimeError(f"{name} is {value!r}: write it like '10 per minute'") from None
+    return value
+
+
+def _refuse_inconsistent_production(config: dict) -> None:
+    """Production is served over TLS (the README's proxy, or gunicorn's own). A public address
+    without it contradicts the Secure cookie: no browser would keep the login cookie."""
+    base_url = config["BASE_URL"]
+    if config["SESSION_COOKIE_SECURE"] and base_url and not base_url.startswith("https://"):
+        raise RuntimeError(
+            f"BASE_URL is {base_url!r} but cookies are Secure (production): serve it over "
+            "https:// behind the TLS proxy"
+        )
+    if not config["SESSION_COOKIE_SECURE"]:
+        # Allowed for benchmarks of production over plain http on one machine, never meant
+        # for users.
+        logging.getLogger(__name__).warning(
+            "COOKIE_SECURE is off in production: login cookies travel without TLS"
+        )
+
+
 def from_environment() -> dict:
     env = os.environ.get("DUEBOOK_ENV", "production")
+    if env not in ENVIRONMENTS:
+        raise RuntimeError(f"DUEBOOK_ENV is {env!r}: one of {', '.join(ENVIRONMENTS)}")
     local = env in {"development", "test"}
     secret = os.environ.get("SECRET_KEY")
     if not secret:
@@ -49,7 +94,7 @@ def from_environment() -> dict:
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
         raise RuntimeError("REDIS_URL is not set (make run starts an embedded Redis)")
-    return {
+    config = {
         "DUEBOOK_ENV": env,
         "SECRET_KEY": secret,
         "SQLALCHEMY_DATABASE_URI": _database_url(database_url),
@@ -85,8 +130,16 @@ def from_environment() -> dict:
         "RATELIMIT_STORAGE_URI": redis_url,
         "RATELIMIT_KEY_PREFIX": "duebook-limits",
         "RATELIMIT_HEADERS_ENABLED": True,
-        "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
-        "TRUSTED_PROXY_HOPS": int(os.environ.get("TRUSTED_PROXY_HOPS", "0")),
+        # Log-in attempts: from one browser or address at one account (all attempts); failed
+        # ones from one address at any account (spraying); failed ones at one account from
+        # browsers that never logged in to it (guessing from many addresses). A browser that
+        # logged in to the account before is judged by its own budget only, so an attack on
+        # an account never locks its owner out (see app/auth/devices.py).
+        "LOGIN_RATE_LIMIT": _rate_limit("LOGIN_RATE_LIMIT", "10 per minute"),
+        "LOGIN_ADDRESS_RATE_LIMIT": _rate_limit("LOGIN_ADDRESS_RATE_LIMIT", "20 per 10 minutes"),
+        "LOGIN_ACCOUNT_RATE_LIMIT": _rate_limit("LOGIN_ACCOUNT_RATE_LIMIT", "20 per 10 minutes"),
+        "LOGIN_DEVICE_DAYS": int(os.environ.get("LOGIN_DEVICE_DAYS", "180")),
+        "TRUSTED_PROXY_HOPS": _proxy_hops(local),
         "TOKEN_MAX_AGE_SECONDS": int(os.environ.get("TOKEN_MAX_AGE_SECONDS", "86400")),
         "INVITATION_DAYS": int(os.environ.get("INVITATION_DAYS", "7")),
         "STORAGE_BACKEND": os.environ.get("STORAGE_BACKEND", "local"),
@@ -126,3 +179,6 @@ def from_environment() -> dict:
         # What a client import file may hold (defaults: app.clients.import_limits).
         **{name: int(os.environ[name]) for name in IMPORT_LIMIT_SETTINGS if name in os.environ},
     }
+    if not local:
+        _refuse_inconsistent_production(config)
+    return config

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField
-from wtforms.validators import Optional
+from wtforms.validators import NumberRange, Optional
 
 from app.form_choices import as_choices
 
@@ -22,4 +22,4 @@ class AuditFilterForm(FlaskForm):
     actor = SelectField("By", choices=as_choices([("", "Anyone")]), validators=[Optional()])
     since = DateField("From", validators=[Optional()])
     until = DateField("To", validators=[Optional()])
-    before = IntegerField(validators=[Optional()])
+    before = IntegerField(validators=[Optional(), NumberRange(min=1, max=2**63 - 1)])  # BIGINT ids

@@ -19,7 +19,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
 from app.access_log import HideSecretLinks
-from app.auth import services
+from app.auth import devices, services
 from app.auth.forms import (
     AcceptInvitationForm,
     ChangePasswordForm,
@@ -40,15 +40,48 @@ from tenants.models import Tenant
 blueprint = Blueprint("auth", __name__)
 
 
+def _submitted_email() -> str:
+    return (request.form.get("email") or "").strip().lower()
+
+
 def _login_attempt_key() -> str:
-    # Per address *and* e-mail: guessing at one account from one place is slowed down, while
-    # nobody elsewhere can lock the real owner out by failing on purpose.
-    email = (request.form.get("email") or "").strip().lower()
-    return f"login:{request.remote_addr}:{email}"
+    # Every attempt at one account from one browser it knows, or else from one address.
+    email = _submitted_email()
+    device = devices.known_device(email)
+    return f"login:device:{device}" if device else f"login:{request.remote_addr}:{email}"
 
 
 def _login_rate_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _login_address_key() -> str:
+    # Failures from one address at any account: slows down trying one password on many.
+    return f"login-address:{request.remote_addr}"
+
+
+def _login_address_rate_limit() -> str:
+    return current_app.config["LOGIN_ADDRESS_RATE_LIMIT"]
+
+
+def _login_account_key() -> str:
+    # Failures at one account from browsers it does not know, wherever they are (guessing from
+    # many addresses); a browser it knows has a budget of its own, so the owner still gets in.
+    email = _submitted_email()
+    device = devices.known_device(email)
+    return f"login-account:device:{device}" if device else f"login-account:{email}"
+
+
+def _login_account_rate_limit() -> str:
+    return current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"]
+
+
+def _from_known_device() -> bool:
+    return devices.known_device(_submitted_email()) is not None
+
+
+def _login_failed(response) -> bool:
+    return response.status_code != 302
 
 
 def _safe_next(default: str) -> str:
@@ -191,13 +224,19 @@ def confirm_signup(token: str):
 
 @blueprint.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_rate_limit, key_func=_login_attempt_key, methods=["POST"])
+@limiter.limit(_login_address_rate_limit, key_func=_login_address_key, methods=["POST"],
+               deduct_when=_login_failed, exempt_when=_from_known_device)  # fmt: skip
+@limiter.limit(_login_account_rate_limit, key_func=_login_account_key, methods=["POST"],
+               deduct_when=_login_failed)  # fmt: skip
 def login():
     form = LoginForm()
     if form.validate_on_submit():
         user = services.authenticate(db.session, form.email.data, form.password.data)
         if user is not None:
             _sign_in(user)
-            return redirect(_safe_next(_home_for(user)))
+            response = redirect(_safe_next(_home_for(user)))
+            devices.remember_device(response, user.email)
+            return response
         form.password.errors = ["That e-mail and password do not match an account."]
     status = 422 if form.errors else 200
     return render_template("auth/login.html", form=form), status

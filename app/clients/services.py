@@ -28,6 +28,7 @@ from app.clients.models import (
 )
 from app.clients.rules import ClientContext, clean_client, clean_contact, clean_site
 from app.messaging.services import queue_email
+from app.request_input import row_id
 from tenants.models import Membership, Tenant, User
 
 PAGE_SIZE = 25
@@ -248,8 +249,7 @@ class ClientFilters:
     @classmethod
     def from_args(cls, args: Mapping) -> ClientFilters:
         def number(key):
-            value = (args.get(key) or "").strip()
-            return int(value) if value.isdigit() else None
+            return row_id(args.get(key))
 
         sort = args.get("sort") or DEFAULT_SORT
         return cls(
@@ -315,7 +315,8 @@ def _decode_cursor(cursor: str, sort: str):
         key, client_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if sort.lstrip("-") == "created":
             key = datetime.fromisoformat(key)
-        return key, int(client_id)
+        client_id = row_id(client_id)
+        return (key, client_id) if client_id else None
     except (ValueError, TypeError):
         return None
 

@@ -11,6 +11,7 @@ from app.extensions import db
 from app.form_once import once_per_form_key
 from app.pages import render_page, toast
 from app.projects import services as project_services
+from app.request_input import row_id
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("clients", __name__, url_prefix="/t/<tenant_slug>/clients")
@@ -62,7 +63,7 @@ def index():
 @blueprint.post("/bulk")
 @require_permission("clients.edit")
 def bulk():
-    ids = [int(i) for i in request.form.getlist("client_ids") if i.isdigit()]
+    ids = [found for found in map(row_id, request.form.getlist("client_ids")) if found]
     action = request.form.get("action", "")
     back = url_for("clients.index", **services.ClientFilters.from_args(request.form).as_args())
     if not ids:
@@ -75,8 +76,8 @@ def bulk():
             toast(problem or "Give one tag to add.", "error")
             return redirect(back, 303)
         options["tag"] = tags[0]
-    elif action == "manager" and request.form.get("manager", "").isdigit():
-        options["manager_id"] = int(request.form["manager"])
+    elif action == "manager" and row_id(request.form.get("manager")):
+        options["manager_id"] = row_id(request.form.get("manager"))
     elif action == "status":
         options["status"] = request.form.get("status", "")
     else:

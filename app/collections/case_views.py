@@ -21,6 +21,7 @@ from app.form_once import once_per_form_key
 from app.invoicing.models import Invoice
 from app.pages import render_page, toast
 from app.payments.services import client_balance
+from app.request_input import row_id
 from tenants.context import require_permission
 
 blueprint = Blueprint("cases", __name__, url_prefix="/t/<tenant_slug>")
@@ -230,8 +231,7 @@ def resolve_dispute(dispute_id: int):
 @blueprint.get("/disputes/")
 @require_permission("notices.view")
 def dispute_list():
-    owner_raw = request.args.get("owner", "")
-    owner = int(owner_raw) if owner_raw.isdigit() else None
+    owner = row_id(request.args.get("owner"))
     rows = disputes.open_disputes(db.session, owner)
     zone, today = ZoneInfo(g.tenant.time_zone), _today()
     return render_page("cases/disputes.html", block="dispute_results", rows=rows, owner=owner,

@@ -61,6 +61,7 @@ from app.collections.models import (
 from app.invoicing.models import Invoice
 from app.invoicing.money import to_money
 from app.messaging.models import OutboxMessage
+from app.request_input import row_id
 from app.transaction_hooks import on_commit, on_rollback
 
 log = logging.getLogger(__name__)
@@ -896,8 +897,7 @@ def clean_filters(raw) -> NoticeFilters:
     from app.projects.models import MILESTONE_STATUSES
 
     def number(name):
-        value = (raw.get(name) or "").strip()
-        return int(value) if value.isdigit() and len(value) < 19 else None
+        return row_id(raw.get(name))
 
     def one_of(name, allowed):
         value = (raw.get(name) or "").strip()

@@ -30,6 +30,7 @@ from app.collections.models import (
 )
 from app.invoicing.models import OWING_STATUSES, Invoice
 from app.payments.services import open_invoices
+from app.request_input import row_id
 from tenants.models import Membership, User
 from tenants.roles import ROLES, role_grants
 
@@ -504,8 +505,8 @@ def _clean_common(session: Session, tenant, client: Client, kind: str, values: M
     raw_notice = values.get("notice_id")
     if not _blank(raw_notice):
         notice = None
-        if str(raw_notice).isdigit():
-            notice = session.get(CollectionNotice, int(raw_notice))
+        if row_id(raw_notice):
+            notice = session.get(CollectionNotice, row_id(raw_notice))
         if notice is None or notice.client_id != client.id or notice.channel != kind:
             errors["notice_id"] = f"Choose one of this client's {kind} tasks."
             notice = None

@@ -25,6 +25,7 @@ from app.invoicing.models import INVOICE_STATUSES, OWING_STATUSES, CreditNote, I
 from app.invoicing.money import to_money
 from app.payments.models import PaymentAllocation
 from app.projects.models import Project
+from app.request_input import row_id
 
 PAGE_SIZE = 50
 ZERO = Decimal("0.00")
@@ -55,7 +56,7 @@ class InvoiceFilters:
         client = (args.get("client_id") or "").strip()
         return cls(
             status=status if status in STATUS_FILTERS else "",
-            client_id=int(client) if client.isdigit() else None,
+            client_id=row_id(client),
             q=(args.get("q") or "").strip()[:100],
             issued_from=_date(args.get("from")),
             issued_to=_date(args.get("to")),
@@ -140,9 +141,9 @@ def _after(cursor: str | None):
     """The keyset condition for the rows after `cursor` in (issue_date DESC NULLS FIRST,
     id DESC) order; None when the cursor is not one of ours (the first page then)."""
     day, _, raw_id = (cursor or "").partition(".")
-    if not raw_id.isdigit():
+    last_id = row_id(raw_id)
+    if last_id is None:
         return None
-    last_id = int(raw_id)
     if day == "draft":
         return or_(and_(Invoice.issue_date.is_(None), Invoice.id < last_id),
                    Invoice.issue_date.is_not(None))  # fmt: skip

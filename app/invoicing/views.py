@@ -20,6 +20,7 @@ from app.invoicing.models import Invoice
 from app.pages import render_page, toast
 from app.projects import services as projects
 from app.projects.models import Milestone, Project
+from app.request_input import row_id
 from tenants.context import require_permission
 
 blueprint = Blueprint("invoicing", __name__, url_prefix="/t/<tenant_slug>/invoices")
@@ -83,7 +84,7 @@ def draft(project_id: int):
     project = projects.get_project(db.session, project_id)
     if project is None or project.client.deleted_at is not None:
         abort(404)
-    ids = [int(v) for v in request.form.getlist("milestone_ids") if v.isdigit()]
+    ids = [found for found in map(row_id, request.form.getlist("milestone_ids")) if found]
     milestones = list(db.session.scalars(select(Milestone).where(Milestone.id.in_(ids))))
     try:
         invoice = services.draft_from_milestones(
@@ -110,8 +111,8 @@ def _default_rate() -> str:
 def new():
     """An invoice by hand: a client and lines. "Add line" works without JavaScript too (it
     submits the form and gets it back with one more row)."""
-    raw_client = request.values.get("client_id", "")
-    client = clients.get_client(db.session, int(raw_client)) if raw_client.isdigit() else None
+    client_id = row_id(request.values.get("client_id"))
+    client = clients.get_client(db.session, client_id) if client_id else None
     lines = forms.manual_lines(request.form) if request.method == "POST" else []
     errors: dict[str, str] = {}
     if request.method == "POST" and "add_line" not in request.form:
@@ -240,11 +241,10 @@ def send(invoice_id: int):
     """Send the invoice, or a reminder about it, to a contact (through the outbox)."""
     invoice = _invoice_or_404(invoice_id)
     form = request.form
-    contact_id = form.get("contact_id", "")
     try:
         message_id = sending.send_about_invoice(
-            db.session, g.tenant, invoice, contact_id=int(contact_id) if contact_id.isdigit()
-            else 0, channel=form.get("channel", ""), purpose=form.get("purpose", ""),
+            db.session, g.tenant, invoice, contact_id=row_id(form.get("contact_id")) or 0,
+            channel=form.get("channel", ""), purpose=form.get("purpose", ""),
             form_key=form.get("form_key", ""), user_id=current_user.id,
         )  # fmt: skip
     except sending.SendError as problem:

@@ -18,6 +18,7 @@ from app.library import services as library
 from app.library import tenant_services as services
 from app.library.views import DUE_RULE_LABELS, money, parse_value
 from app.pages import render_page, toast
+from app.request_input import row_id
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("my_templates", __name__, url_prefix="/t/<tenant_slug>/library/mine")
@@ -203,8 +204,8 @@ def editor(tenant_template_id: int):
     draft = services.get_draft(db.session, template)
     if draft is None:  # nothing to edit yet: the template page offers to start a draft
         return redirect(url_for("my_templates.detail", tenant_template_id=template.id), 303)
-    editing = request.args.get("edit", "")
-    found = services.get_draft_item(db.session, draft, int(editing)) if editing.isdigit() else None
+    editing = row_id(request.args.get("edit"))
+    found = services.get_draft_item(db.session, draft, editing) if editing else None
     if found is None:
         return _editor(template, draft)
     return _editor(template, draft, editing_id=found.id, values=_item_values(found), errors={})
@@ -296,7 +297,7 @@ def remove_item(tenant_template_id: int, item_id: int):
 
 
 def _ids(values) -> list[int]:
-    return [int(v) for v in values if str(v).isdigit()]
+    return [found for found in map(row_id, values) if found]
 
 
 @blueprint.post("/<int:tenant_template_id>/draft/order")

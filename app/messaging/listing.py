@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.messaging import secret_links
 from app.messaging.models import CHANNELS, OutboxMessage
+from app.request_input import row_id
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
@@ -41,11 +42,6 @@ CHANNEL_LABELS = {"email": "E-mail", "whatsapp": "WhatsApp", "sms": "SMS"}
 RETRYABLE = ("dead", "failed")
 
 
-def _int(raw) -> int | None:
-    raw = (raw or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
-
-
 @dataclass(frozen=True)
 class MessageFilters:
     """What the list shows, all in the URL so a view can be bookmarked."""
@@ -63,8 +59,8 @@ class MessageFilters:
         return cls(
             channel=channel if channel in CHANNELS else "",
             status=status if status in STATUS_GROUPS else "",
-            campaign_id=_int(args.get("campaign_id")),
-            client_id=_int(args.get("client_id")),
+            campaign_id=row_id(args.get("campaign_id")),
+            client_id=row_id(args.get("client_id")),
             q=(args.get("q") or "").strip()[:100],
         )
 

@@ -15,6 +15,7 @@ from app.invoicing.models import Invoice
 from app.pages import render_page, toast
 from app.payments import services
 from app.payments.models import PAYMENT_METHODS, PaymentAllocation
+from app.request_input import row_id
 from tenants.context import require_permission
 
 blueprint = Blueprint("payments", __name__, url_prefix="/t/<tenant_slug>/payments")
@@ -54,7 +55,7 @@ def _methods() -> list[tuple[str, str]]:
 @require_permission("payments.record")
 @once_per_form_key
 def new():
-    client = _client_or_404(request.values.get("client_id", type=int))
+    client = _client_or_404(row_id(request.values.get("client_id")))
     values = {"received_on": _today().isoformat(), "method": "bank_transfer"}
     errors: dict[str, str] = {}
     if request.method == "POST":

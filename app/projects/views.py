@@ -17,6 +17,7 @@ from app.library import tenant_services as my_templates
 from app.pages import render_page, toast
 from app.projects import services
 from app.projects.models import DUE_RULES
+from app.request_input import row_id
 from app.settings.services import AUTO_INVOICE_CHOICES
 from tenants.context import can, require_permission
 
@@ -45,9 +46,8 @@ def _project_or_404(project_id: int):
 
 
 def _page(project):
-    after = request.args.get("after", "0")
     milestones, next_after = services.milestone_page(
-        db.session, project, int(after) if after.isdigit() else 0)  # fmt: skip
+        db.session, project, row_id(request.args.get("after")) or 0)  # fmt: skip
     return render_page(
         "projects/detail.html", block="milestones", project=project,
         summary=services.summary(db.session, project), milestones=milestones,
@@ -74,8 +74,8 @@ def _plan_page(project, status=200, plan_errors=None, plan_values=None):
 @require_permission("invoices.edit")
 @once_per_form_key
 def new():
-    client_id = request.values.get("client_id", "")
-    client = clients.get_client(db.session, int(client_id)) if client_id.isdigit() else None
+    client_id = row_id(request.values.get("client_id"))
+    client = clients.get_client(db.session, client_id) if client_id else None
     if client is None:
         abort(404)
     values = {"currency": client.currency, "start_date": _today().isoformat(),
@@ -166,12 +166,12 @@ def plan(project_id: int):
 @once_per_form_key
 def apply_template(project_id: int):
     project = _project_or_404(project_id)
-    template_id = request.form.get("template_id", "")
-    version_id = request.form.get("version_id", "")
-    if version_id.isdigit():  # one of the tenant's own templates, a published version
-        template = my_templates.get_published_version(db.session, int(version_id))
-    elif template_id.isdigit():
-        template = library.get_template(db.session, int(template_id))
+    template_id = row_id(request.form.get("template_id"))
+    version_id = row_id(request.form.get("version_id"))
+    if version_id:  # one of the tenant's own templates, a published version
+        template = my_templates.get_published_version(db.session, version_id)
+    elif template_id:
+        template = library.get_template(db.session, template_id)
     else:
         template = None
     if template is None:

@@ -1,7 +1,9 @@
 """The sandbox inbox of `make run`: every message the product sends lands here, as the
 recipient would see it, instead of leaving the machine. E-mail comes from the sandbox SMTP
 server (SANDBOX_MAILDIR, one .eml file each); WhatsApp and SMS from the local provider
-stand-ins (SANDBOX_MESSAGES_DIR, one .json file each). Absent unless one of them is set."""
+stand-ins (SANDBOX_MESSAGES_DIR, one .json file each). Absent unless one of them is set, and
+only for a logged-in user: `make run` is often reachable on a LAN, and the inbox holds every
+workspace's mail, reset links included."""
 
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, render_template
+from flask_login import current_user
+
+from app.extensions import login_manager
 
 blueprint = Blueprint("sandbox", __name__, url_prefix="/sandbox")
 MESSAGE_NAME = re.compile(r"^[0-9]+-[0-9a-f]{8}\.(eml|json)$")
@@ -40,6 +45,14 @@ def _folders() -> tuple[Path | None, Path | None]:
     if mail is None and messages is None:
         abort(404)
     return mail, messages
+
+
+@blueprint.before_request
+def require_login():
+    _folders()  # without a sandbox (production) the inbox does not exist, logged in or not
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
 
 
 def _read_email(path: Path):
