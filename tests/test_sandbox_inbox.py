@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import csrf_token_from
+
 
 @pytest.fixture
 def sandbox(app, tmp_path, monkeypatch):
@@ -36,3 +38,22 @@ def test_without_a_sandbox_the_inbox_does_not_exist_logged_in_or_not(client, mak
     assert client.get("/sandbox/inbox").status_code == 404
     login(client, make_user())
     assert client.get("/sandbox/inbox").status_code == 404
+
+
+def test_a_visitor_who_asked_for_a_link_sees_only_their_own_mail(client, sandbox):
+    """Someone who just asked for a reset (or signed up) in `make run` can read the link sent
+    to the address they typed, and nothing sent to anyone else."""
+    (sandbox / "1700000000000000001-0123abce.eml").write_text(
+        "From: Duebook <no-reply@duebook.local>\nTo: Someone Else <other@example.com>\n"
+        "Subject: You are invited\nDate: Tue, 14 Nov 2023 22:13:21 +0000\n\nAnother link\n"
+    )
+    token = csrf_token_from(client.get("/password/forgot").text)
+    client.post("/password/forgot", data={"csrf_token": token, "email": "Ravi@example.com"})
+    inbox = client.get("/sandbox/inbox")
+    assert inbox.status_code == 200
+    assert "Reset your Duebook password" in inbox.text
+    assert "You are invited" not in inbox.text
+    assert client.get("/sandbox/inbox/1700000000000000000-0123abcd.eml").status_code == 200
+    for path in ("/sandbox/inbox/1700000000000000001-0123abce.eml",
+                 "/sandbox/inbox/1700000000000000001-0123abce.eml/html"):  # fmt: skip
+        assert client.get(path).status_code == 404, path

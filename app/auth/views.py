@@ -19,7 +19,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
 from app.access_log import HideSecretLinks
-from app.auth import devices, services
+from app.auth import AWAITING_MAIL_FOR, devices, services
 from app.auth.forms import (
     AcceptInvitationForm,
     ChangePasswordForm,
@@ -143,6 +143,14 @@ def index():
     return redirect(url_for("auth.login"))
 
 
+def _awaiting_mail_for(email: str) -> None:
+    """Remember, in this browser's signed session only, the addresses it was told to look in
+    for a link: the sandbox inbox of `make run` shows a visitor who is not logged in the mail
+    sent to them and nothing else (they typed the address themselves, so nothing leaks)."""
+    addresses = [a for a in session.get(AWAITING_MAIL_FOR, []) if a != email.strip().lower()]
+    session[AWAITING_MAIL_FOR] = [email.strip().lower(), *addresses][:3]
+
+
 @blueprint.route("/signup", methods=["GET", "POST"])
 def signup():
     """Sign-up answers the same whatever the e-mail or workspace address: everything is
@@ -174,6 +182,7 @@ def signup():
                 ),
                 valid_for=timedelta(seconds=current_app.config["TOKEN_MAX_AGE_SECONDS"]),
             )  # fmt: skip
+            _awaiting_mail_for(form.email.data)
             return redirect(url_for("auth.signup_sent"))
     status = 422 if form.errors else 200
     return render_template("auth/signup.html", form=form), status
@@ -274,6 +283,7 @@ def forgot_password():
                 idempotency_key=f"password-reset:{hashlib.sha256(reset.token.encode()).hexdigest()}",
                 secret_link=url_for("auth.reset_password", token=reset.token, _external=True),
             )
+        _awaiting_mail_for(form.email.data)
         # The same answer whether or not the address has an account.
         flash("If that address has an account, a reset link is on its way.", "info")
         return redirect(url_for("auth.login"))

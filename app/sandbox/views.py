@@ -3,7 +3,9 @@ recipient would see it, instead of leaving the machine. E-mail comes from the sa
 server (SANDBOX_MAILDIR, one .eml file each); WhatsApp and SMS from the local provider
 stand-ins (SANDBOX_MESSAGES_DIR, one .json file each). Absent unless one of them is set, and
 only for a logged-in user: `make run` is often reachable on a LAN, and the inbox holds every
-workspace's mail, reset links included."""
+workspace's mail, reset links included. A visitor who is not logged in (someone who just
+signed up or asked for a password reset in this browser) sees only the mail sent to the
+addresses this browser typed (kept in its signed session by the auth views)."""
 
 from __future__ import annotations
 
@@ -12,12 +14,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
-from email.utils import parsedate_to_datetime
+from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, render_template
+from flask import Blueprint, abort, current_app, render_template, session
 from flask_login import current_user
 
+from app.auth import AWAITING_MAIL_FOR
 from app.extensions import login_manager
 
 blueprint = Blueprint("sandbox", __name__, url_prefix="/sandbox")
@@ -47,12 +50,27 @@ def _folders() -> tuple[Path | None, Path | None]:
     return mail, messages
 
 
+def _visitor_addresses() -> set[str] | None:
+    """None for a logged-in user (every message); else the addresses this browser waits on."""
+    if current_user.is_authenticated:
+        return None
+    return {address.lower() for address in session.get(AWAITING_MAIL_FOR, [])}
+
+
 @blueprint.before_request
 def require_login():
     _folders()  # without a sandbox (production) the inbox does not exist, logged in or not
-    if not current_user.is_authenticated:
+    if not current_user.is_authenticated and not _visitor_addresses():
         return login_manager.unauthorized()
     return None
+
+
+def _visible(item: InboxItem, addresses: set[str] | None) -> bool:
+    if addresses is None:
+        return True
+    return item.channel == "email" and any(
+        address.lower() in addresses for _, address in getaddresses([item.to])
+    )
 
 
 def _read_email(path: Path):
@@ -84,6 +102,9 @@ def _path_for(name: str) -> Path:
     folder = mail if name.endswith(".eml") else messages
     if folder is None or not (folder / name).exists():
         abort(404)
+    addresses = _visitor_addresses()
+    if addresses is not None and not _visible(_email_item(folder / name), addresses):
+        abort(404)
     return folder / name
 
 
@@ -97,8 +118,10 @@ def inbox():
         paths += [(p, _recorded_item) for p in messages.glob("*.json")]
     # File names start with the time in nanoseconds: newest first without opening them.
     paths.sort(key=lambda item: int(item[0].name.split("-", 1)[0]), reverse=True)
-    items = [read(path) for path, read in paths[:SHOWN]]
-    return render_template("sandbox/inbox.html", items=items)
+    addresses = _visitor_addresses()
+    items = [item for item in (read(path) for path, read in paths[:SHOWN])
+             if _visible(item, addresses)]  # fmt: skip
+    return render_template("sandbox/inbox.html", items=items, visitor=addresses is not None)
 
 
 @blueprint.get("/inbox/<name>")
