@@ -186,6 +186,10 @@ def test_an_outcome_sent_is_recorded_though_the_worker_dies_before_the_answer(
         message_id = db.session.scalar(
             select(OutboxMessage.id).where(OutboxMessage.idempotency_key == f"{prefix}:0")
         )
+        # Claimed, as a worker writes outcomes only of the messages it is sending.
+        db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
+                           .values(status="sending"))  # fmt: skip
+        db.session.commit()
         db.session.remove()
     worker = subprocess.run(
         [sys.executable, "-c", WRITE_THEN_DIE, str(message_id), f"wamid.{prefix}"],

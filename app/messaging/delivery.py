@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from psycopg import pq
-from sqlalchemy import Engine, Row, bindparam, select, update
+from sqlalchemy import Engine, Row, bindparam, case, literal_column, select, update
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
@@ -141,9 +141,16 @@ class Routes:
 @cache
 def _outcome_statement(columns: tuple[str, ...]):
     """One UPDATE per set of columns an outcome writes, built once: building the statement
-    for every message cost more than executing it. `attempts_back` gives back the attempt
-    of a message put back unsent."""
+    for every message cost more than executing it. The status changes only from "sending".
+    `attempts_back` gives back the attempt of a message put back unsent."""
     values = {name: bindparam(name) for name in columns if name != "attempts_back"}
+    if "status" in columns:
+        # Only a message still being sent takes the worker's outcome: a provider's report
+        # applied meanwhile (delivered, read, failed) is later news than "sent" and stays.
+        values["status"] = case(
+            (_OUTBOX.c.status == literal_column("'sending'"), bindparam("status")),
+            else_=_OUTBOX.c.status,
+        )
     if "attempts_back" in columns:
         values["attempts"] = _OUTBOX.c.attempts - bindparam("attempts_back")
     return update(_OUTBOX).where(_OUTBOX.c.id == bindparam("message_id")).values(values)

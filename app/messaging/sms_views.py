@@ -39,8 +39,10 @@ csrf.exempt(blueprint)
 MAX_BODY_BYTES = 256 * 1024
 
 
-@blueprint.before_request
-def _limit_body_size():
+@blueprint.url_value_preprocessor
+def _limit_body_size(endpoint, values):
+    # Before any before_request handler: the app's NUL guard reads form bodies, and the
+    # limit must apply to that first read.
     request.max_content_length = MAX_BODY_BYTES
 
 
