@@ -224,6 +224,9 @@ def save_connection(
     if errors:
         return None, errors
     connector = connector_class(settings=settings, secrets=secrets, config=current_app.config)
+    errors = connector.destination_errors()
+    if errors:
+        return None, errors
     account_keys = connector.account_keys()
     tenant_id = bound_tenant_id(session)
     for key in account_keys:
