@@ -275,7 +275,10 @@ class SmtpConnector(Connector):
                            f"{quote(self.secrets.get('password', ''), safe='')}@")  # fmt: skip
         port = f":{self.settings['port']}" if self.settings.get("port") else ""
         query = "?starttls=1" if security == "starttls" else ""
-        return f"{scheme}://{credentials}{self.settings['host']}{port}{query}"
+        host = self.settings["host"]
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 address, written bare in the form
+        return f"{scheme}://{credentials}{host}{port}{query}"
 
     def bounce_domain(self) -> str:
         """BOUNCE_DOMAIN (where the platform receives bounce reports), else the From domain."""
