@@ -6,6 +6,7 @@ import logging
 import os
 
 from app.clients.import_limits import SETTINGS as IMPORT_LIMIT_SETTINGS
+from app.outbound import parse_networks
 
 ENVIRONMENTS = ("production", "development", "test")
 
@@ -148,6 +149,14 @@ def from_environment() -> dict:
         # with any of them (rotation: put a new key first, run `flask secrets rotate`, then
         # drop the old one). Unset outside production: derived from SECRET_KEY.
         "SECRETS_KEYS": _secrets_keys(secret, local),
+        # Destinations a tenant sets (its SMTP server) must be public addresses, checked when
+        # connecting; these networks (comma-separated CIDRs, e.g. "127.0.0.0/8,::1") are let
+        # through anyway. Empty by default; `make run` and the tests allow loopback, where
+        # their sandbox servers listen. The platform's own settings (SMTP_URL, the API bases
+        # below) are not checked.
+        "OUTBOUND_ALLOWED_NETWORKS": parse_networks(
+            os.environ.get("OUTBOUND_ALLOWED_NETWORKS", "")
+        ),
         # Providers' API addresses (tests and `make run` point them at local stand-ins).
         "WHATSAPP_API_BASE": os.environ.get("WHATSAPP_API_BASE", "https://graph.facebook.com"),
         "WHATSAPP_API_VERSION": os.environ.get("WHATSAPP_API_VERSION", "v21.0"),

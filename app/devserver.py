@@ -432,6 +432,9 @@ def run() -> int:
     env = dict(os.environ, **services.env)
     env.setdefault("SECRET_KEY", _dev_secret_key())
     env.setdefault("DUEBOOK_ENV", "development")
+    # Sandbox servers (the mailbox, stand-ins) listen on loopback, where a tenant's own SMTP
+    # connection may then point too.
+    env.setdefault("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8,::1")
     env.setdefault("PYTHONUNBUFFERED", "1")
     port = env.get("PORT", "5000")
     python = sys.executable

@@ -64,6 +64,8 @@ def app_config(service_env, mailbox) -> dict:
         "SECRET_KEY": "test-secret-key",
         "DUEBOOK_ENV": "test",
         "SMTP_URL": mailbox.url,
+        # The sandbox SMTP server and stand-ins a tenant's connection may point at.
+        "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8,::1",
     }
     with mock.patch.dict(os.environ, env):
         config = from_environment()

@@ -236,3 +236,25 @@ def test_the_form_checks_each_field(audience_books, client, login):
     for message in ("2 to 191 characters", "speaks of an invoice", "Between 1 and 6,000",
                     "That time has passed"):  # fmt: skip
         assert message in response.text
+
+
+def test_a_campaign_does_not_send_a_message_its_template_makes_too_long(
+    audience_books,
+):
+    """A template saved before these limits (or whose output only grows with one contact's
+    details) fails that contact's message with the reason instead of sending it."""
+    tenant, _, session, contacts, template, _ = audience_books
+    template.body = ("Dear {{ contact.first_name }},\n{% if contact.first_name == 'Ravi' %}"
+                     "{{ 'x' * 200000 }}{% endif %}")  # fmt: skip
+    session.commit()
+    campaign = make_campaign(session, template, {"city": "Pune"},
+                             scheduled_at=datetime.now(UTC) + timedelta(days=1))  # fmt: skip
+    assert services.write_messages(session, tenant, campaign.id) == 3
+    session.commit()
+    rows = {row.recipient: row for row in rows_of(session, tenant, campaign.id)}
+    ravi = rows["ravi@p1.example"]
+    assert ravi.status == "suppressed" and ravi.body_text == ""
+    assert "Price revision template cannot be used" in ravi.last_error
+    assert "longer than 100,000 characters" in ravi.last_error
+    assert rows["meera@p1.example"].status == "pending"
+    assert "Dear Meera," in rows["meera@p1.example"].body_text

@@ -264,12 +264,15 @@ def test_test_connection_to_a_dead_port_shows_the_error(
     post_form(client, admin, "smtp/connect", smtp_form(mailbox, port=str(free_port())))
     connection = connection_of(db_session, admin)
     fragment = run_test_from_page(client, admin, connection, run_jobs)
-    assert "Test failed: ConnectionRefusedError" in fragment.text
+    # Coarse on purpose: a closed port reads like a refused or unreachable address.
+    coarse = "Could not connect to the mail server at that address and port."
+    assert f"Test failed: {coarse}" in fragment.text
     connection = connection_of(db_session, admin)
-    assert "ConnectionRefusedError" in connection.last_error
+    assert connection.last_error == coarse
     page = client.get(f"/t/{admin.slug}/integrations/")
     card = page.text[page.text.index('id="integration-smtp"') :].split("</article>")[0]
-    assert "integration-status--error" in card and "ConnectionRefusedError" in card
+    assert "integration-status--error" in card and coarse in card
+    assert "ConnectionRefusedError" not in card
 
 
 def test_a_forged_test_job_id_is_not_found(admin, client, db_session, mailbox):

@@ -344,3 +344,26 @@ def test_the_preview_of_a_notice_template_lists_the_clients_open_invoices(books)
     assert shown.errors == {}
     # Oldest due first; 2,36,000 + 59,000 (50,000 + 18% GST).
     assert shown.rendered.text == f"2|{invoice.number}, {second.number}|₹2,95,000.00"
+
+
+def test_a_template_too_large_or_too_slow_to_render_is_refused_in_preview_and_save(
+    books, client, login
+):
+    tenant, owner, *_ = books
+    nested_loops = "{% for a in contact.name %}" * 6 + "{{ a }}" + "{% endfor %}" * 6
+    login(client, owner)
+    new = client.get(f"/t/{tenant.slug}/message-templates/new?channel=email")
+    form = {"csrf_token": csrf_token_from(new.text), "channel": "email", "purpose": "campaign",
+            "language": "en", "name": "Huge", "subject": "Hello",
+            "body": "{{ 'a' * 50000000 }}"}  # fmt: skip
+    preview = client.post(f"/t/{tenant.slug}/message-templates/preview", data=form,
+                          headers={"HX-Request": "true"})  # fmt: skip
+    assert preview.status_code == 200
+    assert "longer than 100,000 characters" in preview.text and "aaaaaaaaaa" not in preview.text
+    for body in ("{{ 'x' * 5000000 }}", nested_loops):
+        saved = client.post(f"/t/{tenant.slug}/message-templates/", data={**form, "body": body})
+        assert saved.status_code == 422
+        assert 'id="body-error"' in saved.text
+    slow = client.post(f"/t/{tenant.slug}/message-templates/",
+                       data={**form, "body": nested_loops})  # fmt: skip
+    assert "takes too long to render" in slow.text

@@ -32,11 +32,18 @@ from functools import lru_cache
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.campaigns.sandbox import TOO_BIG, LimitedSandbox, RenderLimit, meter_template, metered
+
 MAX_BODY = 10_000
+MAX_SUBJECT = 1_000  # of the subject as written; rendered, it is cut to one line (998)
+# The most a rendered message may hold, by channel: WhatsApp's template body takes 1,024
+# characters, Twilio's SMS Body 1,600 (ten segments); an e-mail is generous but bounded.
+MAX_RENDERED = {"email": 100_000, "whatsapp": 1_024, "sms": 1_600}
+MAX_RENDERED_SUBJECT = 998  # one header line (RFC 5322)
+CHANNEL_NAMES = {"email": "an e-mail", "whatsapp": "a WhatsApp message", "sms": "an SMS"}
 WHATSAPP_SEPARATOR = "---"
 
 # Every variable a template may use, with the keys of the dict ones.
@@ -81,8 +88,9 @@ _PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 _URL = re.compile(r"((?:https?|upi)://[^\s<>\"']+)")
 
 
-def _environment(autoescape: bool, finalize=None) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def _environment(autoescape: bool, finalize=None) -> LimitedSandbox:
+    # The immutable sandbox, limited: every render is metered (app.campaigns.sandbox).
+    env = LimitedSandbox(
         undefined=StrictUndefined,
         autoescape=autoescape,
         keep_trailing_newline=True,
@@ -177,7 +185,7 @@ def _compile(env, source: str, field_name: str):
     try:
         tree = env.parse(source)
         _check_names(tree)
-        return env.from_string(tree)
+        return env.from_string(meter_template(tree))
     except TemplateSyntaxError as exc:
         raise TemplateProblem(field_name, f"line {exc.lineno}: {exc.message}") from None
     except (UndefinedError, SecurityError) as exc:
@@ -210,6 +218,8 @@ def template_errors(channel: str, subject: str | None, body: str) -> dict[str, s
     if channel == "email":
         if not (subject or "").strip():
             errors["subject"] = "An e-mail needs a subject."
+        elif len(subject) > MAX_SUBJECT:
+            errors["subject"] = f"At most {MAX_SUBJECT:,} characters ({len(subject):,} now)."
         else:
             try:
                 _compile(TEXT_ENV, subject, "subject")
@@ -257,13 +267,31 @@ def _compiled_body(channel: str, body: str):
 # Rendering ---------------------------------------------------------------------------------
 
 
-def _run(template, context: dict, field_name: str) -> str:
+def _too_long(channel: str, field_name: str, limit: int) -> TemplateProblem:
+    what = "The subject" if field_name == "subject" else "This message"
+    return TemplateProblem(field_name, f"{what} would be longer than {limit:,} characters, the "
+                                       f"most {CHANNEL_NAMES[channel]} can have.")  # fmt: skip
+
+
+def _run(template, context: dict, field_name: str, channel: str, limit: int) -> str:
+    """The template rendered within its budget and `limit` characters (TemplateProblem if
+    not: too slow, too long, or not renderable)."""
     try:
-        return template.render(context)
+        with metered():
+            text = template.render(context)
+    except RenderLimit as exc:
+        if str(exc) == TOO_BIG:
+            raise _too_long(channel, field_name, limit) from None
+        raise TemplateProblem(field_name, str(exc)) from None
+    except RecursionError:
+        raise TemplateProblem(field_name, "A macro calls itself without end.") from None
     except (UndefinedError, SecurityError) as exc:
         raise TemplateProblem(field_name, str(exc)) from None
     except Exception as exc:  # a filter given the wrong kind of value, a division by zero...
         raise TemplateProblem(field_name, f"cannot render: {exc}") from None
+    if len(text) > limit:
+        raise _too_long(channel, field_name, limit)
+    return text
 
 
 def email_html(text: str) -> str:
@@ -285,31 +313,38 @@ def render_for_channel(template, context: dict) -> Rendered:
     channel = template.channel
     if len(template.body or "") > MAX_BODY:
         raise TemplateProblem("body", f"At most {MAX_BODY:,} characters.")
+    if len(template.subject or "") > MAX_SUBJECT:
+        raise TemplateProblem("subject", f"At most {MAX_SUBJECT:,} characters.")
+    limit = MAX_RENDERED.get(channel, MAX_RENDERED["email"])
     subject = ""
     if template.subject:
-        subject = " ".join(
-            _run(_compile(TEXT_ENV, template.subject, "subject"), context, "subject").split()
-        )
+        compiled = _compile(TEXT_ENV, template.subject, "subject")
+        subject = " ".join(_run(compiled, context, "subject", channel, MAX_RENDERED["email"])
+                           .split())  # fmt: skip
+        if len(subject) > MAX_RENDERED_SUBJECT:
+            raise _too_long(channel, "subject", MAX_RENDERED_SUBJECT)
     if channel == "whatsapp":
         text, _ = whatsapp_parts(template.body)
         params = [
             # Meta refuses parameters with new lines, tabs or runs of spaces.
-            " ".join(_run(compiled, context, "body").split())
+            " ".join(_run(compiled, context, "body", channel, limit).split())
             for compiled in _compiled_body(channel, template.body)
         ]
         filled = _PLACEHOLDER.sub(lambda m: params[int(m.group(1)) - 1], text)
+        if len(filled) > limit:
+            raise _too_long(channel, "body", limit)
         return Rendered(
             subject=subject, text=filled, channel=channel,
             whatsapp={"type": "template", "name": template.provider_template_name or "",
                       "language": template.language or "en", "body_params": params},
         )  # fmt: skip
-    text = _run(_compiled_body(channel, template.body), context, "body").strip()
+    text = _run(_compiled_body(channel, template.body), context, "body", channel, limit).strip()
     if channel == "sms":
         compiled = _compile(SMS_ENV, template.body, "body")  # (constants are folded in here)
         outputs: list[str] = []
         token = _SMS_OUTPUTS.set(outputs)
         try:
-            _run(compiled, context, "body")
+            _run(compiled, context, "body", channel, limit)
         finally:
             _SMS_OUTPUTS.reset(token)
         variables = {f"var{i}": value for i, value in enumerate(outputs, start=1)}

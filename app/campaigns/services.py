@@ -499,16 +499,28 @@ def write_messages(session: Session, tenant, campaign_id: int, now: datetime | N
         address = address_of(contact, channel)
         if not address:
             continue
-        rendered = render_for_channel(template, message_context(session, tenant, client, contact))
-        rows.append(dict(
+        row = dict(
             tenant_id=tenant.id, channel=channel, queue="bulk", windowed=True,
             idempotency_key=f"t{tenant.id}:campaign:{campaign_id}:contact:{contact.id}:{channel}",
-            recipient=address, subject=rendered.subject[:255], body_text=rendered.text,
-            body_html=rendered.html, payload=rendered.payload(), client_id=client.id,
+            recipient=address, client_id=client.id,
             contact_id=contact.id, campaign_id=campaign_id, created_by=created_by,
             recipient_time_zone=recipient_time_zone(contact.phone, client.country, tenant),
             next_attempt_at=start + position * spacing,
-        ))  # fmt: skip
+        )  # fmt: skip
+        try:
+            rendered = render_for_channel(
+                template, message_context(session, tenant, client, contact)
+            )
+        except TemplateProblem as problem:
+            # This contact's message is not sent (too long or too slow with their details):
+            # the row says why, and the others still go.
+            row.update(status="suppressed", subject="", body_text="", body_html=None,
+                       payload=None,
+                       last_error=f"The {template.name} template cannot be used: {problem}")
+        else:  # (a multi-row insert needs the same keys in every row)
+            row.update(status="pending", subject=rendered.subject[:255], body_text=rendered.text,
+                       body_html=rendered.html, payload=rendered.payload(), last_error=None)
+        rows.append(row)
         position += 1
         if len(rows) == CHUNK:
             if not _insert_chunk(session, campaign_id, rows, tenant.id, now):
@@ -542,10 +554,10 @@ def _insert_chunk(session: Session, campaign_id: int, rows: list[dict], tenant_i
         insert(OutboxMessage)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(OutboxMessage.id, OutboxMessage.next_attempt_at)
+        .returning(OutboxMessage.id, OutboxMessage.next_attempt_at, OutboxMessage.status)
     ).all()
-    for row_id, at in inserted:
-        if at <= now:
+    for row_id, at, status in inserted:
+        if status == "pending" and at <= now:
             on_commit(session, enqueue_deliveries, (row_id, tenant_id, "bulk"))
     session.commit()
     return True

@@ -238,6 +238,9 @@ def save_connection(
     if errors:
         return None, errors
     connector = connector_class(settings=settings, secrets=secrets, config=current_app.config)
+    errors = connector.destination_errors()
+    if errors:
+        return None, errors
     account_keys = connector.account_keys()
     previous_keys = _account_keys_of(connection) if connection is not None else None
 

@@ -145,6 +145,11 @@ class Connector(ABC):
                 (secrets if item.secret else settings)[item.name] = value
         return settings, secrets, errors
 
+    def destination_errors(self) -> dict[str, str]:
+        """Errors by field for a server address the tenant entered that is refused outright (a
+        private or local address: app.outbound); the binding check is at connect time."""
+        return {}
+
     def account_key(self) -> str | None:
         """The key a provider's webhooks carry that routes them to this tenant, if any."""
         return None

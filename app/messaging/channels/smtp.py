@@ -20,6 +20,7 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app import outbound
 from app.messaging.bounces import verp_address
 from app.messaging.channels import Connector, DeliveryError, Field, Outgoing, Sent
 
@@ -104,18 +105,61 @@ class Envelope:
     data: bytes
 
 
-def send_over_smtp(smtp_url: str, envelope: Envelope, timeout: float = 30) -> None:
-    """smtp://[user:password@]host[:port][?starttls=1] or smtps://... (implicit TLS)."""
+# All a tenant learns when its server cannot be reached: whether the address was refused, the
+# port closed or filtered, or something else answered, is not for it to tell apart.
+UNREACHABLE = "Could not connect to the mail server at that address and port."
+
+
+class ServerUnreachable(OSError):
+    """A tenant's mail server could not be connected to (UNREACHABLE, the cause chained)."""
+
+
+class _CheckedSMTP(smtplib.SMTP):
+    """smtplib's client connecting through app.outbound: to an address checked as public (or
+    in OUTBOUND_ALLOWED_NETWORKS) and to no other, even if the name resolves anew."""
+
+    def __init__(self, *args, allowed_networks, **kwargs):
+        self.allowed_networks = allowed_networks
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        return outbound.connect(host, port, timeout, self.allowed_networks)
+
+
+class _CheckedSMTPSSL(smtplib.SMTP_SSL, _CheckedSMTP):
+    """The same over implicit TLS: SMTP_SSL wraps the socket _CheckedSMTP connected."""
+
+    def __init__(self, *args, allowed_networks, **kwargs):
+        self.allowed_networks = allowed_networks
+        smtplib.SMTP_SSL.__init__(self, *args, **kwargs)
+
+
+def open_smtp(smtp_url: str, timeout: float, allowed_networks=None) -> smtplib.SMTP:
+    """A client connected to smtp://[user:password@]host[:port][?starttls=1] or smtps://...
+    (implicit TLS), greeting read. With `allowed_networks` (a tenant's server) the address is
+    checked (app.outbound), and any failure to connect is ServerUnreachable; without (the
+    platform's SMTP_URL) it is not."""
+    parts = urlsplit(smtp_url)
+    host, implicit_tls = parts.hostname or "127.0.0.1", parts.scheme == "smtps"
+    port = parts.port or (465 if implicit_tls else 25)
+    options = {"timeout": timeout}
+    if implicit_tls:
+        options["context"] = ssl.create_default_context()
+    if allowed_networks is None:
+        return (smtplib.SMTP_SSL if implicit_tls else smtplib.SMTP)(host, port, **options)
+    client_class = _CheckedSMTPSSL if implicit_tls else _CheckedSMTP
+    try:
+        return client_class(host, port, allowed_networks=allowed_networks, **options)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise ServerUnreachable(UNREACHABLE) from exc
+
+
+def send_over_smtp(smtp_url: str, envelope: Envelope, timeout: float = 30,
+                   allowed_networks=None) -> None:  # fmt: skip
+    """Send one envelope through the server of `smtp_url` (see `open_smtp`)."""
     parts = urlsplit(smtp_url)
     options = parse_qs(parts.query)
-    host, port = parts.hostname or "127.0.0.1", parts.port
-    if parts.scheme == "smtps":
-        client = smtplib.SMTP_SSL(
-            host, port or 465, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        client = smtplib.SMTP(host, port or 25, timeout=timeout)
-    with client:
+    with open_smtp(smtp_url, timeout, allowed_networks) as client:
         if options.get("starttls", ["0"])[0] in {"1", "true"}:
             client.starttls(context=ssl.create_default_context())
         if parts.username:
@@ -177,7 +221,9 @@ class SmtpConnector(Connector):
     @classmethod
     def clean(cls, raw):
         settings, secrets, errors = super().clean(raw)
-        if settings.get("port") and not settings["port"].isdigit():
+        if settings.get("port") and not (
+            settings["port"].isdigit() and 0 < int(settings["port"]) < 65536
+        ):
             errors["port"] = "The port is a number, such as 587."
         if settings.get("security", "starttls") not in {"starttls", "tls", "none"}:
             errors["security"] = "Choose starttls, tls or none."
@@ -205,6 +251,19 @@ class SmtpConnector(Connector):
                             dkim_selector=config.get("DKIM_SELECTOR") or "duebook")  # fmt: skip
         return cls(settings=settings, secrets=secrets, config=config)
 
+    def allowed_networks(self):
+        """None for the platform's server (its SMTP_URL is the operator's, not checked); for a
+        tenant's, the networks let through besides public addresses."""
+        if self.settings.get("url"):
+            return None
+        return self.config.get("OUTBOUND_ALLOWED_NETWORKS", ())
+
+    def destination_errors(self) -> dict[str, str]:
+        if outbound.obvious_refusal(self.settings.get("host", ""), self.allowed_networks() or ()):
+            return {"host": "Enter the address of a mail server on the internet; private and "
+                            "local network addresses cannot be used."}  # fmt: skip
+        return {}
+
     def smtp_url(self) -> str:
         if self.settings.get("url"):
             return self.settings["url"]
@@ -216,7 +275,10 @@ class SmtpConnector(Connector):
                            f"{quote(self.secrets.get('password', ''), safe='')}@")  # fmt: skip
         port = f":{self.settings['port']}" if self.settings.get("port") else ""
         query = "?starttls=1" if security == "starttls" else ""
-        return f"{scheme}://{credentials}{self.settings['host']}{port}{query}"
+        host = self.settings["host"]
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 address, written bare in the form
+        return f"{scheme}://{credentials}{host}{port}{query}"
 
     def bounce_domain(self) -> str:
         """BOUNCE_DOMAIN (where the platform receives bounce reports), else the From domain."""
@@ -238,8 +300,12 @@ class SmtpConnector(Connector):
                                      outgoing.message_id, self.bounce_domain())  # fmt: skip
         try:
             send_over_smtp(
-                self.smtp_url(), Envelope(envelope_from, outgoing.recipient, self.wire_bytes(email))
+                self.smtp_url(),
+                Envelope(envelope_from, outgoing.recipient, self.wire_bytes(email)),
+                allowed_networks=self.allowed_networks(),
             )
+        except ServerUnreachable as exc:
+            raise DeliveryError(str(exc)) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             if is_permanent_rejection(exc):
                 raise RecipientRefused(f"{type(exc).__name__}: {exc}", permanent=True) from exc
@@ -251,19 +317,19 @@ class SmtpConnector(Connector):
         return Sent(provider_message_id=email["Message-ID"].strip("<>"))
 
     def test_connection(self) -> str:
-        parts = urlsplit(self.smtp_url())
+        url = self.smtp_url()
+        parts = urlsplit(url)
         try:
-            if parts.scheme == "smtps":
-                client = smtplib.SMTP_SSL(parts.hostname, parts.port or 465, timeout=10,
-                                          context=ssl.create_default_context())  # fmt: skip
-            else:
-                client = smtplib.SMTP(parts.hostname, parts.port or 25, timeout=10)
-            with client:
+            with open_smtp(url, timeout=10, allowed_networks=self.allowed_networks()) as client:
                 if "starttls=1" in parts.query:
                     client.starttls(context=ssl.create_default_context())
                 if parts.username:
                     client.login(unquote(parts.username), unquote(parts.password or ""))
                 client.noop()
+        except ServerUnreachable as exc:
+            raise DeliveryError(str(exc)) from exc
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError("The mail server refused the user name or password.") from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         return f"Connected to {parts.hostname} and logged in."
