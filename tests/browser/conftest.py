@@ -99,6 +99,9 @@ def live_server(app, app_config, tmp_path_factory) -> LiveServer:
         SECRET_KEY=app_config["SECRET_KEY"],
         DUEBOOK_ENV="test",
         PYTHONUNBUFFERED="1",
+        # The sandbox SMTP server and stand-ins listen on loopback, as in the in-process app.
+        OUTBOUND_ALLOWED_NETWORKS=",".join(str(net) for net in
+                                           app_config["OUTBOUND_ALLOWED_NETWORKS"]),
     )
     for name in ("BASE_URL", "SANDBOX_MAILDIR", "COOKIE_SECURE", "TRUSTED_PROXY_HOPS"):
         env.pop(name, None)
