@@ -63,6 +63,7 @@ def test_a_viewer_cannot_take_over_an_admin_invitation(
         assert token not in page.text and "/invitations/" not in page.text
     assert "(link hidden: only the recipient can see it)" in detail.text
     assert "(link hidden: only the recipient can see it)" in html.text
+    assert 'href="(link hidden' not in html.text  # the button leads nowhere, not to a bad URL
 
     # The real recipient's link works and makes them an admin.
     recipient = app.test_client()

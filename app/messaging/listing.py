@@ -204,7 +204,8 @@ def get_message(session: Session, tenant_id: int, message_id: int) -> OutboxMess
 def shown_bodies(message: OutboxMessage) -> tuple[str, str | None]:
     """The text and HTML as the Messages pages show them: every member with messages.view
     reads these pages, so a one-time link (an invitation, a reset) appears only as words."""
-    return secret_links.hidden(message.body_text), secret_links.hidden(message.body_html)
+    return (secret_links.hidden(message.body_text),
+            secret_links.hidden(message.body_html, html=True))
 
 
 def status_history(message: OutboxMessage) -> list[tuple[str, datetime]]:

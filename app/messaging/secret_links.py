@@ -45,10 +45,13 @@ def fill_in(body: str | None, link: str, *, html: bool = False) -> str | None:
     return body.replace(SECRET_LINK, escape(link) if html else link)
 
 
-def hidden(body: str | None) -> str | None:
-    """The body as anyone but the recipient may see it."""
+def hidden(body: str | None, *, html: bool = False) -> str | None:
+    """The body as anyone but the recipient may see it. In HTML a link whose address is the
+    secret loses its address (it stays readable, and leads nowhere), and the title says why."""
     if body is None:
         return None
+    if html:
+        body = body.replace(f'href="{SECRET_LINK}"', f'title="{HIDDEN_LINK}"')
     return body.replace(SECRET_LINK, HIDDEN_LINK)
 
 
