@@ -26,6 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     register_extensions(app)
     register_blueprints(app)
+    register_area_hooks(app)
     register_errorhandlers(app)
     register_commands(app)
     register_page_helpers(app)
@@ -106,6 +107,16 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(campaigns)
     for blueprint in (aging, collections, notices, collection_cases, collector_work):
         app.register_blueprint(blueprint)
+
+
+def register_area_hooks(app: Flask) -> None:
+    """Areas that react to what lower areas do (`app.signals`) connect here, so the lower
+    areas never import them."""
+    from app.collections import hooks as collections_hooks
+    from app.notifications import hooks as notifications_hooks
+
+    collections_hooks.init_app(app)
+    notifications_hooks.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.messaging.channels import StatusUpdate
 from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
+from app.signals import announce_message_failed
 from app.transaction_hooks import on_commit
 
 log = logging.getLogger(__name__)
@@ -262,12 +263,13 @@ def _apply(session: Session, tenant_id: int | None, item: StatusUpdate) -> int:
         update(OutboxMessage)
         .where(match, owner, allowed)
         .values(**values)
-        .returning(OutboxMessage.id, OutboxMessage.created_by, OutboxMessage.status),
+        .returning(OutboxMessage.id, OutboxMessage.created_by, OutboxMessage.status,
+                   OutboxMessage.channel),
         execution_options={"synchronize_session": False},
     ).all()
     if item.status in ("failed", "bounced"):
-        for message_id, created_by, _ in result:
-            _announce_failure(session, tenant_id, message_id, created_by, item)
+        for message_id, created_by, _, channel in result:
+            _announce_failure(session, tenant_id, message_id, channel, created_by, item)
         if not result:
             log.info("%s report %s for %s %s changed nothing (delivered already, or not ours)",
                      item.provider, item.status, item.provider_message_id,
@@ -280,12 +282,13 @@ def _apply(session: Session, tenant_id: int | None, item: StatusUpdate) -> int:
     return len(result)
 
 
-def _announce_failure(session, tenant_id, message_id, created_by, item: StatusUpdate) -> None:
-    """Tell whoever sent the message (or the workspace's admins) that it did not arrive."""
-    from app.notifications.services import notify_delivery_failed
-
+def _announce_failure(session, tenant_id, message_id, channel, created_by,
+                      item: StatusUpdate) -> None:  # fmt: skip
+    """Tell whoever listens (the sender's notifications) that the message did not arrive."""
     log.info("message %s %s: %s", message_id, item.status, item.error)
     reason = item.error or (
         "It bounced." if item.status == "bounced" else "The provider failed it."
     )
-    notify_delivery_failed(session, tenant_id, message_id, created_by, reason)
+    announce_message_failed(session, tenant_id=tenant_id, message_id=message_id,
+                            channel=channel, status=item.status, reason=reason,
+                            created_by=created_by)  # fmt: skip
