@@ -41,6 +41,9 @@ payment_recorded = events.signal("payment-recorded")
 # A payment was voided (its allocations taken back; each invoice's invoice_balance_changed
 # follows): tenant_id, payment_id, client_id, amount, currency, reason, user_id.
 payment_voided = events.signal("payment-voided")
+# A provider reported on messages of a tenant and their status moved (sent, delivered, read,
+# failed, bounced; statuses only move forward): tenant_id, message_ids, status.
+messages_reported = events.signal("messages-reported")
 # A message will not arrive (bounced, dead-lettered, or failed as the provider reports):
 # tenant_id (None for platform e-mail), message_id, channel, status, reason, created_by.
 message_failed = events.signal("message-failed")
@@ -149,3 +152,9 @@ def announce_message_failed(
         reason=reason,
         created_by=created_by,
     )
+
+
+def announce_messages_reported(
+    session, *, tenant_id: int, message_ids: list[int], status: str
+) -> None:
+    messages_reported.send(session, tenant_id=tenant_id, message_ids=message_ids, status=status)

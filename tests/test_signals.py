@@ -177,7 +177,7 @@ def test_a_dead_letter_sends_message_failed(app, db_session, make_tenant, make_u
     assert "refused" in reason.lower()
 
 
-def test_a_bounce_reported_by_the_provider_sends_message_failed(
+def test_a_bounce_reported_by_the_provider_sends_message_failed_and_messages_reported(
     app, db_session, make_tenant, make_user
 ):
     owner = make_user()
@@ -190,9 +190,11 @@ def test_a_bounce_reported_by_the_provider_sends_message_failed(
             status="sent", provider="smtp", provider_message_id=provider_id))  # fmt: skip
         report = StatusUpdate(provider="smtp", provider_message_id=provider_id, status="bounced",
                               at=datetime.now(UTC), error="550 mailbox unavailable")  # fmt: skip
-        with caught(signals.message_failed) as failed:
+        with caught(signals.message_failed) as failed, caught(signals.messages_reported) as moved:
             assert apply_status_updates(session, tenant.id, [report]) == 1
         session.rollback()
+    assert moved == [(session, {"tenant_id": tenant.id, "message_ids": [message_id],
+                                "status": "bounced"})]  # fmt: skip
     assert failed == [(session, {
         "tenant_id": tenant.id, "message_id": message_id, "channel": "email",
         "status": "bounced", "reason": "550 mailbox unavailable", "created_by": None,

@@ -1,6 +1,7 @@
-"""What collections does when an invoice changes: it listens to the signals of invoicing and
+"""What collections does when invoices or messages change: it listens to the signals of invoicing and
 payments (`app.signals`) and reacts inside their transaction, so a notice never outlives the
-debt it chased and a promise is checked against the money the moment it arrives. Also fills
+debt it chased and a promise is checked against the money the moment it arrives; and to
+the reports on messages, so a notice follows the message that carries it. Also fills
 the client page's Collections tab. Connected by `create_app`."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def init_app(app: Flask) -> None:
     signals.invoice_balance_changed.connect(check_promises_after_payment)
     signals.invoice_voided.connect(close_notices_of_voided_invoice)
     signals.invoice_written_off.connect(close_notices_of_written_off_invoice)
+    signals.messages_reported.connect(follow_notice_messages)
     register_tab("collections", collections_context)
 
 
@@ -39,3 +41,7 @@ def close_notices_of_voided_invoice(session, *, invoice_id: int, user_id: int | 
 def close_notices_of_written_off_invoice(session, *, invoice_id: int, user_id: int | None,
                                          **facts) -> None:
     notices.close_for_invoices(session, [invoice_id], "written_off", user_id)
+
+
+def follow_notice_messages(session, *, tenant_id: int, message_ids: list[int], **facts) -> None:
+    notices.follow_messages(session, tenant_id, message_ids)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.messaging.channels import StatusUpdate
 from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
-from app.signals import announce_message_failed
+from app.signals import announce_message_failed, announce_messages_reported
 from app.transaction_hooks import on_commit
 
 log = logging.getLogger(__name__)
@@ -275,10 +275,10 @@ def _apply(session: Session, tenant_id: int | None, item: StatusUpdate) -> int:
                      item.provider, item.status, item.provider_message_id,
                      item.idempotency_key or "")  # fmt: skip
     if result and tenant_id is not None:
-        # A collection notice carried by one of these messages follows its status.
-        from app.collections.notices import follow_messages
-
-        follow_messages(session, tenant_id, [row[0] for row in result])
+        # What these messages carry (a collection notice, say) follows their status.
+        announce_messages_reported(session, tenant_id=tenant_id,
+                                   message_ids=[row[0] for row in result],
+                                   status=item.status)  # fmt: skip
     return len(result)
 
 
