@@ -72,10 +72,10 @@ def register_blueprints(app: Flask) -> None:
     from app.clients.document_views import blueprint as client_documents
     from app.clients.import_views import blueprint as client_files
     from app.clients.views import blueprint as clients
-    from app.collections.case_views import blueprint as collection_cases
-    from app.collections.notice_views import blueprint as notices
-    from app.collections.views import blueprint as collections
-    from app.collections.work_views import blueprint as collector_work
+    from app.collections.cases.views import blueprint as collection_cases
+    from app.collections.engine.views import blueprint as collections
+    from app.collections.notices.views import blueprint as notices
+    from app.collections.work.views import blueprint as collector_work
     from app.dashboard.views import blueprint as dashboard
     from app.health.views import blueprint as health
     from app.integrations.views import blueprint as integrations
@@ -179,7 +179,7 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from app.cli import demo_cli, users_cli
-    from app.collections.cli import collections_cli
+    from app.collections.engine.cli import collections_cli
     from app.integrations.cli import secrets_cli
     from app.library.cli import library_cli
     from tenants.cli import tenants_cli

@@ -445,7 +445,7 @@ def message_context(
 
 def _late_interest(session: Session, invoice, today: date) -> Decimal:
     """The invoice's late-payment interest to today, by its client's terms."""
-    from app.collections.interest import interest_for_invoices
+    from app.collections.cases.interest import interest_for_invoices
     from app.invoicing.money import to_money
 
     detail = interest_for_invoices(session, [invoice], today).get(invoice.id)

@@ -232,7 +232,7 @@ def _notice_preview(session: Session, tenant, invoice, purpose: str) -> dict | N
     invoices in the invoice's currency, oldest due first, with their late-payment interest.
     None when the chosen invoice owes nothing (the variables of that invoice alone then)."""
     from app.campaigns.rendering import notice_vars
-    from app.collections.interest import interest_for_invoices
+    from app.collections.cases.interest import interest_for_invoices
     from app.invoicing.money import to_money
     from app.invoicing.services import tenant_today
     from app.payments.services import open_invoices

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
-from app.collections.cases import CaseError, CaseInvalid, read_amount, read_date, read_text
+from app.collections.cases.services import CaseError, CaseInvalid, read_amount, read_date, read_text
 from app.collections.models import PromiseToPay
 from app.invoicing.models import Invoice
 from app.invoicing.money import to_money

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
-from app.collections.cases import CaseError, CaseInvalid, read_text, read_url
+from app.collections.cases.services import CaseError, CaseInvalid, read_text, read_url
 from app.collections.models import Dispute
 from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice

@@ -1,5 +1,5 @@
 """How the call and visit forms are shown: outcome labels and choices, the fields a form
-sends. Validation is in app/collections/work.py (the same rules for any caller)."""
+sends. Validation is in app/collections/work/services.py (the same rules for any caller)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ KIND_LABELS = {"call": "Call", "visit": "Field visit"}
 if set(CALL_OUTCOME_LABELS) != set(CALL_OUTCOMES) or set(VISIT_OUTCOME_LABELS) != set(
     VISIT_OUTCOMES
 ):
-    raise RuntimeError("an outcome code has no label in app/collections/work_forms.py")
+    raise RuntimeError("an outcome code has no label in app/collections/work/forms.py")
 
 COMMON_FIELDS = ("notice_id", "contact_id", "outcome", "note", "follow_up_on", "occurred_at")
 VISIT_FIELDS = (*COMMON_FIELDS, "latitude", "longitude", "accuracy_m")

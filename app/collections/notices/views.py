@@ -14,9 +14,10 @@ from wtforms import DateField
 
 from app.clients.documents import MAX_FILE_BYTES, MAX_FILE_LABEL, UploadedFile
 from app.clients.models import Client
-from app.collections import letters, notices
 from app.collections.models import CollectionLevel
-from app.collections.notice_forms import (
+from app.collections.notices import letters
+from app.collections.notices import services as notices
+from app.collections.notices.forms import (
     CloseForm,
     FileForm,
     LinkForm,

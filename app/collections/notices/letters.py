@@ -21,7 +21,7 @@ from flask import current_app, render_template
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
-from app.collections.interest import MSME_PROTECTED, acceptance_date, msmed_start
+from app.collections.cases.interest import MSME_PROTECTED, acceptance_date, msmed_start
 from app.collections.models import CollectionLevel, CollectionNotice, CollectionSettings
 from app.invoicing.pdf import (
     LOGO_URL,
@@ -104,7 +104,7 @@ def _recipient(client: Client) -> dict:
 def letter_document(session: Session, tenant, notice: CollectionNotice,
                     as_of: date | None = None) -> dict:  # fmt: skip
     """Everything a notice's letter shows, as plain values."""
-    from app.collections.notices import notice_lines, payment_link, totals
+    from app.collections.notices.services import notice_lines, payment_link, totals
     from app.invoicing.services import tenant_today
 
     as_of = as_of or tenant_today(session)
@@ -165,7 +165,7 @@ def msefc_document(session: Session, tenant, notice: CollectionNotice,
                    as_of: date | None = None) -> dict:  # fmt: skip
     """The MSEFC-ready pack: the letter's data plus the Udyam details, each invoice's acceptance
     and s.15 dates and its s.16 interest schedule."""
-    from app.collections.notices import notice_lines
+    from app.collections.notices.services import notice_lines
 
     document = letter_document(session, tenant, notice, as_of)
     settings = _settings(session)

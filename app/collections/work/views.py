@@ -11,8 +11,9 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.clients.models import Site
-from app.collections import work, work_forms
 from app.collections.models import CollectionNotice
+from app.collections.work import forms as work_forms
+from app.collections.work import services as work
 from app.extensions import db
 from app.form_once import once_per_form_key
 from app.invoicing.services import tenant_today

@@ -8,7 +8,8 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.clients.models import Client
-from app.collections import engine, forms, services
+from app.collections.engine import forms, services
+from app.collections.engine import run as engine
 from app.collections.models import CollectionLevel, CollectionNotice, CollectionRun
 from app.extensions import db
 from app.form_once import once_per_form_key

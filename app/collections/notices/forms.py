@@ -9,7 +9,7 @@ from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from app.clients.documents import ACCEPT, FILE_TYPES_LABEL, MAX_FILE_LABEL
-from app.collections.notices import CLOSE_LABELS, NOTE_LENGTH
+from app.collections.notices.services import CLOSE_LABELS, NOTE_LENGTH
 from app.form_choices import as_choices
 
 

@@ -13,8 +13,10 @@ from sqlalchemy import select
 
 from app.clients import services as clients
 from app.clients.models import Client
-from app.collections import case_forms, cases, disputes, holds, interest, promises
-from app.collections.cases import CaseError, CaseInvalid
+from app.collections.cases import disputes, holds, interest, promises
+from app.collections.cases import forms as case_forms
+from app.collections.cases import services as cases
+from app.collections.cases.services import CaseError, CaseInvalid
 from app.collections.models import BankRate, CollectionPolicy
 from app.extensions import db
 from app.form_once import once_per_form_key

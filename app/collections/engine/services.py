@@ -1,5 +1,5 @@
 """Collection settings, policies and their ladders of levels: read, validate, save. The daily
-run that uses them is in `engine.py`."""
+run that uses them is in `run.py`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
-from app.collections import forms
+from app.collections.engine import forms
 from app.collections.models import CollectionLevel, CollectionPolicy, CollectionSettings
 from app.invoicing.models import Invoice
 
@@ -245,7 +245,7 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
         render_for_channel,
     )
     from app.campaigns.services import template_for
-    from app.collections.notices import Line, statement_text, totals
+    from app.collections.notices.services import Line, statement_text, totals
     from app.invoicing.pdf import format_money
     from app.invoicing.services import tenant_today
     from app.messaging.services import queue_message

@@ -27,7 +27,7 @@ collections_cli = AppGroup("collections", help="The daily collection run.")
 @click.option("--tenant", "slug", default=None, help="Only this tenant (its slug).")
 def run_command(day, dry_run: bool, slug: str | None) -> None:  # fmt: skip
     """Run (or preview) the daily collection run of every active tenant, or of one."""
-    from app.collections import engine
+    from app.collections.engine import run as engine
 
     query = select(Tenant.id).where(Tenant.status == "active").order_by(Tenant.id)
     if slug:
@@ -73,6 +73,6 @@ def _report(tenant, today: date, record, plan) -> None:
 
 
 def engine_label(code: str) -> str:
-    from app.collections.engine import SKIP_LABELS
+    from app.collections.engine.run import SKIP_LABELS
 
     return SKIP_LABELS.get(code, code)

@@ -47,7 +47,7 @@ from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.clients.models import Client, Contact
-from app.collections.interest import Interest, interest_for_invoices
+from app.collections.cases.interest import Interest, interest_for_invoices
 from app.collections.models import (
     MESSAGE_CHANNELS,
     NOTICE_CLOSE_REASONS,
@@ -676,7 +676,7 @@ def send_notices(session: Session, tenant, notice_ids: Sequence[int]) -> dict[in
 
 
 def _store_letter(session: Session, tenant, notice: CollectionNotice) -> dict:
-    from app.collections import letters
+    from app.collections.notices import letters
 
     if notice.letter_key is None:
         notice.letter_key = letters.store_letter(session, tenant, notice)

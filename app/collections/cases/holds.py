@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
-from app.collections.cases import CaseError, CaseInvalid, read_date, read_text
+from app.collections.cases.services import CaseError, CaseInvalid, read_date, read_text
 from app.collections.models import CollectionHold
 from app.invoicing.models import Invoice
 
