@@ -70,7 +70,7 @@ def register_blueprints(app: Flask) -> None:
     from app.auth.views import blueprint as auth
     from app.campaigns.views import blueprint as campaigns
     from app.clients.document_views import blueprint as client_documents
-    from app.clients.import_views import blueprint as client_files
+    from app.clients.imports.views import blueprint as client_files
     from app.clients.views import blueprint as clients
     from app.collections.cases.views import blueprint as collection_cases
     from app.collections.engine.views import blueprint as collections
@@ -81,7 +81,7 @@ def register_blueprints(app: Flask) -> None:
     from app.integrations.views import blueprint as integrations
     from app.invoicing.pdf_views import blueprint as invoice_pdfs
     from app.invoicing.views import blueprint as invoicing
-    from app.library.tenant_views import blueprint as my_templates
+    from app.library.tenant.views import blueprint as my_templates
     from app.library.views import blueprint as library
     from app.messaging.email_views import blueprint as email_links
     from app.messaging.sms_views import blueprint as sms_hooks

@@ -24,8 +24,8 @@ from app.collections.models import (
 )
 from app.collections.notices import letters
 from app.collections.notices import services as notices
+from app.integrations.connectors import StatusUpdate
 from app.invoicing import services as invoicing
-from app.messaging.channels import StatusUpdate
 from app.messaging.models import OutboxMessage
 from app.messaging.webhooks import apply_status_updates
 from app.payments import services as payments

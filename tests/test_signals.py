@@ -13,9 +13,9 @@ from sqlalchemy import update
 
 from app import signals
 from app.clients.models import Client
+from app.integrations.connectors import StatusUpdate
 from app.invoicing import credits
 from app.invoicing import services as invoicing
-from app.messaging.channels import StatusUpdate
 from app.messaging.models import OutboxMessage
 from app.messaging.services import MAX_ATTEMPTS, queue_message
 from app.messaging.webhooks import apply_status_updates

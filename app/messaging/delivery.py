@@ -27,11 +27,11 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
 from app.business_days import is_business_day, subdivision_for
+from app.integrations.connectors import Attachment, Connector, DeliveryError, Outgoing
+from app.integrations.connectors.registry import connector_class
+from app.integrations.connectors.smtp import SmtpConnector
 from app.integrations.crypto import SecretsUnreadable
 from app.messaging import services
-from app.messaging.channels import Attachment, Connector, DeliveryError, Outgoing
-from app.messaging.channels.registry import connector_class
-from app.messaging.channels.smtp import SmtpConnector
 from app.messaging.models import OutboxMessage
 from app.messaging.ratelimit import RateLimiter, next_utc_midnight
 from app.messaging.secret_links import fill_in, open_link
@@ -89,9 +89,9 @@ class Routes:
         if channel == PLATFORM_EMAIL:
             return ChannelRoute(SmtpConnector.platform(self.config), None)
         if self.tenant_id is not None:
+            from app.integrations.connectors.registry import providers_for
             from app.integrations.crypto import decrypt_secrets
             from app.integrations.models import IntegrationConnection
-            from app.messaging.channels.registry import providers_for
 
             providers = providers_for(channel)
             connection = self.session.scalar(

@@ -26,7 +26,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.messaging.channels import StatusUpdate
+from app.integrations.connectors import StatusUpdate
 from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
 from app.signals import announce_message_failed, announce_messages_reported
 from app.transaction_hooks import on_commit
@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 
 # provider -> "module:function(session, event) -> list[StatusUpdate]"
 PROCESSORS = {
-    "whatsapp_cloud": "app.messaging.channels.whatsapp:process_webhook",
-    "msg91": "app.messaging.channels.msg91:process_webhook",
-    "twilio": "app.messaging.channels.twilio_sms:process_webhook",
+    "whatsapp_cloud": "app.integrations.connectors.whatsapp:process_webhook",
+    "msg91": "app.integrations.connectors.msg91:process_webhook",
+    "twilio": "app.integrations.connectors.twilio_sms:process_webhook",
     "email_bounce": "app.messaging.bounces:process_webhook",
 }
 # Real provider bodies nest 7 levels at most (Meta's statuses[].errors[].error_data).

@@ -237,17 +237,17 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
     No notice and no ladder record are made. Returns the outbox id."""
     from uuid import uuid4
 
-    from app.campaigns.rendering import (
+    from app.collections.notices.services import Line, statement_text, totals
+    from app.invoicing.pdf import format_money
+    from app.invoicing.services import tenant_today
+    from app.message_templates.rendering import (
         TemplateProblem,
         email_html,
         message_context,
         notice_vars,
         render_for_channel,
     )
-    from app.campaigns.services import template_for
-    from app.collections.notices.services import Line, statement_text, totals
-    from app.invoicing.pdf import format_money
-    from app.invoicing.services import tenant_today
+    from app.message_templates.services import template_for
     from app.messaging.services import queue_message
     from app.payments.services import open_invoices
 

@@ -539,8 +539,8 @@ def _forget_thanked(sets: list[set]) -> None:
 
 def _queue_thank_you(session: Session, notice: CollectionNotice, invoice_ids: list[int],
                      user_id: int | None) -> None:  # fmt: skip
-    from app.campaigns.rendering import TemplateProblem, message_context, render_for_channel
-    from app.campaigns.services import template_for
+    from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
+    from app.message_templates.services import template_for
     from app.messaging.services import queue_message, recipient_time_zone
     from tenants.binding import bound_tenant_id
     from tenants.models import Tenant
@@ -558,7 +558,7 @@ def _queue_thank_you(session: Session, notice: CollectionNotice, invoice_ids: li
         subject, text, html = rendered.subject, rendered.text, rendered.html
     except TemplateProblem:
         # The tenant's receipt template cannot be used: a plain thank-you rather than none.
-        from app.campaigns.rendering import email_html
+        from app.message_templates.rendering import email_html
 
         subject = f"Thank you for your payment – {tenant.name}"
         text = (f"Dear {context['contact']['first_name'] or client.full_name},\n\nThank you. "
@@ -689,15 +689,15 @@ def _queue_notice_message(session: Session, tenant, notice: CollectionNotice,
                           created_by: int | None = None) -> str | None:  # fmt: skip
     """Write the notice's outbox message (under `key`, by default the notice's one key); None,
     or why it cannot be sent."""
-    from app.campaigns.rendering import (
+    from app.invoicing.pdf import format_money
+    from app.message_templates.rendering import (
         TemplateProblem,
         email_html,
         message_context,
         notice_vars,
         render_for_channel,
     )
-    from app.campaigns.services import template_for
-    from app.invoicing.pdf import format_money
+    from app.message_templates.services import template_for
     from app.messaging.services import queue_message, recipient_time_zone
 
     channel = notice.channel

@@ -4,7 +4,7 @@ COPYed into a temporary table, then one UPDATE ... FROM changes the matched clie
 something differs), one INSERT ... SELECT adds the new ones, and one INSERT ... SELECT their
 contacts; the chunk's row errors are COPYed into client_import_errors, and the import's counters
 are updated. These statements pass the ORM audit listener by: the job records one audit entry
-per import instead (see app.clients.imports)."""
+per import instead (see app.clients.imports.services)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from psycopg import sql
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
-    from app.clients.imports import RowResult
+    from app.clients.imports.services import RowResult
 
 # The values clean_client returns, in the order they are written.
 CLIENT_COLUMNS = (

@@ -1,4 +1,4 @@
-"""Channels: every provider (SMTP, WhatsApp Cloud API, MSG91, Twilio ...) is a connector class
+"""Connectors: every provider (SMTP, WhatsApp Cloud API, MSG91, Twilio ...) is a connector class
 behind one interface. The delivery code builds the connector of the tenant's enabled
 connection for a message's channel (or the platform's e-mail), hands it an `Outgoing`, and
 gets back a `Sent` with the provider's message id or a `DeliveryError` that says whether to

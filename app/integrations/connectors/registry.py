@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from app.messaging.channels import Connector
+from app.integrations.connectors import Connector
 
 # provider -> (channel, "module:Class")
 CONNECTORS = {
-    "smtp": ("email", "app.messaging.channels.smtp:SmtpConnector"),
-    "whatsapp_cloud": ("whatsapp", "app.messaging.channels.whatsapp:WhatsAppCloudConnector"),
-    "msg91": ("sms", "app.messaging.channels.msg91:Msg91Connector"),
-    "twilio": ("sms", "app.messaging.channels.twilio_sms:TwilioConnector"),
+    "smtp": ("email", "app.integrations.connectors.smtp:SmtpConnector"),
+    "whatsapp_cloud": ("whatsapp", "app.integrations.connectors.whatsapp:WhatsAppCloudConnector"),
+    "msg91": ("sms", "app.integrations.connectors.msg91:Msg91Connector"),
+    "twilio": ("sms", "app.integrations.connectors.twilio_sms:TwilioConnector"),
 }
 
 

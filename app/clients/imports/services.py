@@ -8,12 +8,12 @@ the columns and the preview, which checks those kept rows; no request parses a f
 reading -> uploaded (or unreadable, with the reason) -> mapped -> queued -> running -> done or
 failed.
 
-An import reads the stored file (app.clients.import_files), checks every row with
+An import reads the stored file (app.clients.imports.files), checks every row with
 `rules.clean_client` (one ClientContext for the whole file), and writes in chunks of CHUNK_SIZE
-rows, one transaction each (app.clients.import_writer: the valid rows through COPY and
+rows, one transaction each (app.clients.imports.writer: the valid rows through COPY and
 set-based statements, the row errors through COPY, with the import's counters in the same
 transaction). A crash leaves whole chunks only, and a retry resumes after the last one. The
-fields a column can be mapped to, and the mapping, are in app.clients.import_mapping.
+fields a column can be mapped to, and the mapping, are in app.clients.imports.mapping.
 
 A row matches an existing client (not deleted) by external id first, then by short name
 (case-insensitive): it updates that client instead of adding one, so a re-run of the same file
@@ -48,7 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
-from app.clients.import_files import (
+from app.clients.imports.files import (
     FORMULA_START,
     ImportFileError,
     check_upload,
@@ -60,13 +60,13 @@ from app.clients.import_files import (
     open_upload,
     save_upload,
 )
-from app.clients.import_mapping import (
+from app.clients.imports.mapping import (
     CONTACT_FIELDS,
     FIELD_LABELS,
     mapping_problem,
     suggest_mapping,
 )
-from app.clients.import_writer import ChunkOutcome, ChunkStatements, write_chunk
+from app.clients.imports.writer import ChunkOutcome, ChunkStatements, write_chunk
 from app.clients.models import Client, ClientImport, ClientImportError
 from app.clients.rules import COUNTRY_NAMES, ClientContext, clean_client, clean_contact
 from app.clients.services import client_context, client_form_values

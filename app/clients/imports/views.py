@@ -25,7 +25,10 @@ from flask_wtf.file import FileField, FileRequired
 from werkzeug.routing import BuildError
 from wtforms import HiddenField, SelectField
 
-from app.clients import exports, import_files, import_mapping, imports
+from app.clients import exports
+from app.clients.imports import files as import_files
+from app.clients.imports import mapping as import_mapping
+from app.clients.imports import services as imports
 from app.clients.services import ClientFilters
 from app.extensions import db
 from app.form_choices import as_choices

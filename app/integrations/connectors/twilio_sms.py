@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from app.messaging.channels import (
+from app.integrations.connectors import (
     Connector,
     DeliveryError,
     Field,

@@ -15,7 +15,7 @@ from flask_login import current_user
 from app.extensions import db
 from app.form_once import once_per_form_key
 from app.library import services as library
-from app.library import tenant_services as services
+from app.library.tenant import services
 from app.library.views import DUE_RULE_LABELS, money, parse_value
 from app.pages import render_page, toast
 from app.request_input import row_id

@@ -30,7 +30,7 @@ from xml.parsers import expat
 from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
 from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
 
-from app.clients.import_limits import ImportFileError, ImportLimits
+from app.clients.imports.limits import ImportFileError, ImportLimits
 
 READ_BLOCK = 64 * 1024
 # The shared string table is the one part held whole (cells refer to it by position): about

@@ -21,7 +21,7 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.messaging.channels import (
+from app.integrations.connectors import (
     Connector,
     DeliveryError,
     Field,
@@ -504,7 +504,7 @@ def _language_matches(ours: str, theirs: str) -> bool:
 
 
 def _whatsapp_templates(session: Session, name: str | None = None):
-    from app.campaigns.models import MessageTemplate
+    from app.message_templates.models import MessageTemplate
 
     query = select(MessageTemplate).where(
         MessageTemplate.channel == "whatsapp",

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 import httpx
 from sqlalchemy import select
 
-from app.messaging.channels import (
+from app.integrations.connectors import (
     Connector,
     DeliveryError,
     Field,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.campaigns.models import MessageTemplate
+from app.message_templates.models import MessageTemplate
 
 SIGN_OFF = "Regards,\nAccounts team\n{{ tenant.legal_name }}"
 # A notice names one invoice or several: "invoice INV/7" or "3 invoices (INV/7, INV/9, INV/12)".

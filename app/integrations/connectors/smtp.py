@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app import outbound
+from app.integrations.connectors import Connector, DeliveryError, Field, Outgoing, Sent
 from app.messaging.bounces import verp_address
-from app.messaging.channels import Connector, DeliveryError, Field, Outgoing, Sent
 
 # No folding below the RFC 5322 limit: the default policy folds a header with a long word
 # (the unsubscribe link) into RFC 2047 encoded words, which breaks List-Unsubscribe.

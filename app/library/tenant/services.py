@@ -22,7 +22,7 @@ from sqlalchemy.types import BigInteger, Integer
 from app.audit.models import AuditEntry
 from app.library import services as library
 from app.library.models import DUE_RULES, LibraryTemplate
-from app.library.tenant_models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
+from app.library.tenant.models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
 
 HUNDRED = Decimal(100)
 PCT_UNIT = Decimal("0.0001")

@@ -27,9 +27,9 @@ from flask import current_app
 from openpyxl.utils.cell import get_column_letter
 
 from app import storage
-from app.clients.import_limits import ImportFileError, ImportLimits
-from app.clients.import_mapping import suggest_mapping
-from app.clients.import_xlsx import NotAWorkbook, check_workbook_directory, first_sheet_rows
+from app.clients.imports.limits import ImportFileError, ImportLimits
+from app.clients.imports.mapping import suggest_mapping
+from app.clients.imports.xlsx import NotAWorkbook, check_workbook_directory, first_sheet_rows
 from tenants.binding import schema_for_tenant_id
 
 MAX_FILE_BYTES = 20 * 1024 * 1024

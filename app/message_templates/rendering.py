@@ -35,7 +35,13 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.campaigns.sandbox import TOO_BIG, LimitedSandbox, RenderLimit, meter_template, metered
+from app.message_templates.sandbox import (
+    TOO_BIG,
+    LimitedSandbox,
+    RenderLimit,
+    meter_template,
+    metered,
+)
 
 MAX_BODY = 10_000
 MAX_SUBJECT = 1_000  # of the subject as written; rendered, it is cut to one line (998)
@@ -89,7 +95,7 @@ _URL = re.compile(r"((?:https?|upi)://[^\s<>\"']+)")
 
 
 def _environment(autoescape: bool, finalize=None) -> LimitedSandbox:
-    # The immutable sandbox, limited: every render is metered (app.campaigns.sandbox).
+    # The immutable sandbox, limited: every render is metered (app.message_templates.sandbox).
     env = LimitedSandbox(
         undefined=StrictUndefined,
         autoescape=autoescape,
