@@ -26,6 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     register_extensions(app)
     register_blueprints(app)
+    register_area_hooks(app)
     register_errorhandlers(app)
     register_commands(app)
     register_page_helpers(app)
@@ -69,18 +70,18 @@ def register_blueprints(app: Flask) -> None:
     from app.auth.views import blueprint as auth
     from app.campaigns.views import blueprint as campaigns
     from app.clients.document_views import blueprint as client_documents
-    from app.clients.import_views import blueprint as client_files
+    from app.clients.imports.views import blueprint as client_files
     from app.clients.views import blueprint as clients
-    from app.collections.case_views import blueprint as collection_cases
-    from app.collections.notice_views import blueprint as notices
-    from app.collections.views import blueprint as collections
-    from app.collections.work_views import blueprint as collector_work
+    from app.collections.cases.views import blueprint as collection_cases
+    from app.collections.engine.views import blueprint as collections
+    from app.collections.notices.views import blueprint as notices
+    from app.collections.work.views import blueprint as collector_work
     from app.dashboard.views import blueprint as dashboard
     from app.health.views import blueprint as health
     from app.integrations.views import blueprint as integrations
     from app.invoicing.pdf_views import blueprint as invoice_pdfs
     from app.invoicing.views import blueprint as invoicing
-    from app.library.tenant_views import blueprint as my_templates
+    from app.library.tenant.views import blueprint as my_templates
     from app.library.views import blueprint as library
     from app.messaging.email_views import blueprint as email_links
     from app.messaging.sms_views import blueprint as sms_hooks
@@ -106,6 +107,16 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(campaigns)
     for blueprint in (aging, collections, notices, collection_cases, collector_work):
         app.register_blueprint(blueprint)
+
+
+def register_area_hooks(app: Flask) -> None:
+    """Areas that react to what lower areas do (`app.signals`) connect here, so the lower
+    areas never import them."""
+    from app.collections import hooks as collections_hooks
+    from app.notifications import hooks as notifications_hooks
+
+    collections_hooks.init_app(app)
+    notifications_hooks.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -168,7 +179,7 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from app.cli import demo_cli, users_cli
-    from app.collections.cli import collections_cli
+    from app.collections.engine.cli import collections_cli
     from app.integrations.cli import secrets_cli
     from app.library.cli import library_cli
     from tenants.cli import tenants_cli

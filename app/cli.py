@@ -222,7 +222,7 @@ def _seed_demo_collections(tenant_id: int, user_id: int) -> None:
 
 def _seed_demo_campaign_template(session) -> None:
     """A campaign e-mail (no invoice in it) so that a campaign can be launched at once."""
-    from app.campaigns.models import MessageTemplate
+    from app.message_templates.models import MessageTemplate
 
     name = "New bank account for payments"
     if session.scalar(select(MessageTemplate.id).where(MessageTemplate.name == name)):

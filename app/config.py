@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from app.clients.import_limits import SETTINGS as IMPORT_LIMIT_SETTINGS
+from app.clients.imports.limits import SETTINGS as IMPORT_LIMIT_SETTINGS
 from app.outbound import parse_networks
 
 ENVIRONMENTS = ("production", "development", "test")
@@ -185,7 +185,7 @@ def from_environment() -> dict:
         "DKIM_PRIVATE_KEY_FILE": os.environ.get("DKIM_PRIVATE_KEY_FILE") or None,
         # Uploads (documents, imports) raise this for their own requests.
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
-        # What a client import file may hold (defaults: app.clients.import_limits).
+        # What a client import file may hold (defaults: app.clients.imports.limits).
         **{name: int(os.environ[name]) for name in IMPORT_LIMIT_SETTINGS if name in os.environ},
     }
     if not local:

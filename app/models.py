@@ -3,7 +3,7 @@
 from app.aging.models import AgingEntry, AgingSales, AgingSnapshot, AgingState, AgingSummary
 from app.audit.models import AuditEntry
 from app.auth.models import PendingSignup
-from app.campaigns.models import Campaign, MessageTemplate
+from app.campaigns.models import Campaign
 from app.clients.models import (
     Client,
     ClientImport,
@@ -31,7 +31,8 @@ from app.collections.models import (
 from app.form_once import FormSubmission
 from app.integrations.models import IntegrationConnection
 from app.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
-from app.library.tenant_models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
+from app.library.tenant.models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
+from app.message_templates.models import MessageTemplate
 from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
 from app.notifications.models import Notification
 from app.payments.models import Payment, PaymentAllocation

@@ -18,7 +18,8 @@ from stdnum import luhn
 from stdnum.in_ import gstin as in_gstin
 
 from app.auth import services as accounts
-from app.clients import import_writer, imports
+from app.clients.imports import services as imports
+from app.clients.imports import writer as import_writer
 from app.clients.models import ClientImport
 from app.clients.rules import GST_STATES
 from app.extensions import db
@@ -176,7 +177,7 @@ def run_baseline(app: Flask, schema: str, rows: list[tuple]) -> float:
 
 def run(environment: BenchEnvironment) -> list[Verdict]:
     print_header(f"clients_import: {ROWS:,} client rows, import against plain COPY", MEASURES)
-    quiet = [logging.getLogger(name) for name in ("jobs", "rq", "app.clients.imports")]
+    quiet = [logging.getLogger(name) for name in ("jobs", "rq", "app.clients.imports.services")]
     levels = [logger.level for logger in quiet]
     with environment.app() as app, tempfile.TemporaryDirectory() as storage_root:
         app.config["STORAGE_ROOT"] = str(Path(storage_root))

@@ -8,7 +8,7 @@ from datetime import date
 
 from sqlalchemy import text
 
-from app.collections import engine
+from app.collections.engine import run as engine
 from app.extensions import db
 from bench.common import (
     BenchEnvironment,
@@ -29,7 +29,7 @@ TODAY = date(2027, 3, 4)  # a Thursday, a business day in Maharashtra
 MAX_RATIO = 3.0
 WARM_UP_TENANTS = 10
 MEASURES = f"""
-product   app.collections.engine.run for each of {TENANTS} tenants ({CLIENTS} clients with a
+product   app.collections.engine.run.run for each of {TENANTS} tenants ({CLIENTS} clients with a
           consenting billing contact, {CLIENTS * INVOICES_PER_CLIENT:,} overdue invoices each):
           advisory lock, broken promises, the set-based plan (owing, policy, rung, holds,
           disputes, promises, last contact), contacts by consent, notices + items (ON CONFLICT

@@ -531,8 +531,8 @@ def captured_requests(config: dict, senders: list[Sender], prefix: str, count: i
     """(headers, [(path, body)]): what the product's connector POSTs for `count` messages of
     each sender (keys as `deliver_falling_due` gives them), taken from its own HTTP client through a
     transport that answers like the stand-in; the senders' requests take turns."""
-    from app.messaging.channels import Outgoing
-    from app.messaging.channels.whatsapp import WhatsAppCloudConnector
+    from app.integrations.connectors import Outgoing
+    from app.integrations.connectors.whatsapp import WhatsAppCloudConnector
 
     seen: list[httpx.Request] = []
 

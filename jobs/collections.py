@@ -52,8 +52,8 @@ def run_collections_all(session, now: datetime | None = None) -> int:
 def run_collections(session) -> int:
     """The daily run of the bound tenant (its own today); a second job the same day finds
     the run done and creates nothing. Returns how many notices it created."""
-    from app.collections import engine
-    from app.collections.services import settings_of
+    from app.collections.engine import run as engine
+    from app.collections.engine.services import settings_of
     from tenants.binding import bound_tenant_id
     from tenants.models import Tenant
 

@@ -36,7 +36,7 @@ def enqueue_sending(pending: list[tuple[int, int]]) -> None:
 def send_notices(session, notice_ids: list[int]) -> dict:
     """Send these approved notices of the bound tenant (messages, letters). Running it again
     sends nothing twice. Returns {notice id: what happened}."""
-    from app.collections import notices
+    from app.collections.notices import services as notices
     from tenants.binding import bound_tenant_id
     from tenants.models import Tenant
 
@@ -57,7 +57,7 @@ def sweep_notices_all(session) -> int:
 def sweep_notices(session) -> dict:
     """Approved notices no worker sent (Redis was down when they were approved) are sent now;
     notices follow their messages' delivery status."""
-    from app.collections import notices
+    from app.collections.notices import services as notices
     from tenants.binding import bound_tenant_id
     from tenants.models import Tenant
 

@@ -125,7 +125,7 @@ def read_client_import_file(session, import_id: int) -> str | None:
     """Read an uploaded client file within the import limits (never in the request): its
     headers, row count and first rows for the preview. Returns "uploaded" or "unreadable",
     or None if it was not waiting to be read."""
-    from app.clients.imports import read_import_file
+    from app.clients.imports.services import read_import_file
 
     return read_import_file(session, import_id)
 
@@ -135,7 +135,7 @@ def read_client_import_file(session, import_id: int) -> str | None:
 def run_client_import(session, import_id: int) -> str | None:
     """Check and write an uploaded client file in committed chunks; resumes after the chunks
     an earlier attempt wrote. Returns "done", "failed", or None if it was not queued."""
-    from app.clients.imports import run_import
+    from app.clients.imports.services import run_import
 
     return run_import(session, import_id)
 

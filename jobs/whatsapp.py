@@ -22,10 +22,14 @@ def sync_whatsapp_templates(session) -> dict | None:
     """Ask Meta for the bound tenant's templates and update provider_status and
     provider_synced_at of its WhatsApp templates. None when the tenant has no enabled
     WhatsApp connection; else {"updated": n, "missing": [template names]}."""
+    from app.integrations.connectors import DeliveryError
+    from app.integrations.connectors.whatsapp import (
+        PROVIDER,
+        WhatsAppCloudConnector,
+        sync_templates,
+    )
     from app.integrations.crypto import decrypt_secrets
     from app.integrations.models import IntegrationConnection
-    from app.messaging.channels import DeliveryError
-    from app.messaging.channels.whatsapp import PROVIDER, WhatsAppCloudConnector, sync_templates
 
     connection = session.scalar(
         select(IntegrationConnection).where(

@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from app.campaigns import services
-from app.campaigns.models import Campaign, MessageTemplate
+from app.campaigns.models import Campaign
+from app.message_templates.models import MessageTemplate
+from app.message_templates.services import template_for
 from app.messaging.models import OutboxMessage
 from jobs.tasks import sweep_outbox
 from tests.helpers import csrf_token_from, tenant_session
@@ -226,7 +228,7 @@ def test_the_form_checks_each_field(audience_books, client, login):
     tenant, owner, session, *_ = audience_books
     login(client, owner)
     new = client.get(f"/t/{tenant.slug}/campaigns/new")
-    notice = services.template_for(session, "email", "notice_1")
+    notice = template_for(session, "email", "notice_1")
     session.commit()
     response = client.post(f"/t/{tenant.slug}/campaigns/", data={
         "csrf_token": csrf_token_from(new.text), "name": "x", "channel": "email",

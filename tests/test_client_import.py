@@ -14,7 +14,9 @@ from sqlalchemy import func, select
 from stdnum import luhn
 
 from app.audit.models import AuditEntry
-from app.clients import import_files, import_writer, imports
+from app.clients.imports import files as import_files
+from app.clients.imports import services as imports
+from app.clients.imports import writer as import_writer
 from app.clients.models import Client, ClientImport, ClientImportError, Contact
 from app.clients.rules import clean_client
 from app.clients.services import client_context
@@ -351,7 +353,7 @@ def test_uploads_that_cannot_be_imported_say_why(client, workspace, tenant_db):
 
 
 def test_files_over_the_size_limit_are_refused(client, workspace, monkeypatch, storage_root):
-    from app.clients import import_views
+    from app.clients.imports import views as import_views
 
     monkeypatch.setattr(import_files, "MAX_FILE_BYTES", 1_000)
     content = b"Name,Short name\n" + b"".join(b"Client %d,C%d\n" % (n, n) for n in range(200))

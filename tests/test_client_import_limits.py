@@ -16,8 +16,9 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
-from app.clients import import_files, imports
-from app.clients.import_limits import ImportLimits
+from app.clients.imports import files as import_files
+from app.clients.imports import services as imports
+from app.clients.imports.limits import ImportLimits
 from app.clients.models import Client, ClientImport
 from tests import test_client_import as import_tests
 from tests.helpers import csrf_token_from

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.clients.models import Client
-from app.collections import services
+from app.collections.engine import services
 from app.collections.models import CollectionLevel, CollectionPolicy
 from app.invoicing.models import Invoice
 from app.messaging.models import OutboxMessage
@@ -214,7 +214,7 @@ def test_the_preview_page_says_why_and_run_now_records_a_run(admin_site):
     from datetime import timedelta
 
     from app.clients.models import Contact
-    from app.collections.engine import tenant_today
+    from app.collections.engine.run import tenant_today
 
     client, base, token, session, owner, tenant = admin_site
     customer = Client(full_name="Preview Client", short_name="PC", location="local",

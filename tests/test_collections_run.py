@@ -15,7 +15,8 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from app.clients.models import Contact
-from app.collections import engine
+from app.collections.engine import run as engine
+from app.collections.engine.services import default_policy, settings_of
 from app.collections.models import (
     CollectionHold,
     CollectionLevel,
@@ -25,7 +26,6 @@ from app.collections.models import (
     Dispute,
     PromiseToPay,
 )
-from app.collections.services import default_policy, settings_of
 from app.extensions import db
 from app.invoicing import services as invoicing
 from app.payments import services as payments

@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEntry
 from app.clients.models import Client, Contact, Site
-from app.collections import work
 from app.collections.models import (
     CollectionActivity,
     CollectionLevel,
@@ -22,6 +21,7 @@ from app.collections.models import (
     Dispute,
     PromiseToPay,
 )
+from app.collections.work import services as work
 from app.invoicing import services as invoicing
 from app.invoicing.services import tenant_today
 from app.projects.models import Milestone, Project

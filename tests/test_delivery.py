@@ -324,7 +324,7 @@ def test_a_batch_out_of_time_hands_its_rest_back(app, db_session, contact_of, ru
     """A slow mail server: the batch sends while 80% of its lease is left, then puts the rest
     back (no attempt counted) for the sweeper, so no message waits in a batch past its
     lease, when the sweeper may give it to another worker."""
-    from app.messaging.channels.smtp import SmtpConnector
+    from app.integrations.connectors.smtp import SmtpConnector
     from jobs.tasks import sweep_outbox
 
     tenant, contact = contact_of(email=True)
@@ -377,7 +377,7 @@ def test_a_report_applied_while_sending_is_not_undone_by_sent(app, db_session, c
                                                               run_jobs, monkeypatch):  # fmt: skip
     """A provider can report "delivered" before the worker has written "sent" (its webhook
     is applied by another worker meanwhile): the later news stays, and sent_at is still kept."""
-    from app.messaging.channels.smtp import SmtpConnector
+    from app.integrations.connectors.smtp import SmtpConnector
 
     tenant, contact = contact_of()
     real_send = SmtpConnector.send

@@ -15,9 +15,9 @@ from sqlalchemy import select, text
 from app.audit.models import AuditEntry
 from app.devserver import free_port
 from app.integrations import catalogue
+from app.integrations.connectors import Connector, Field, Sent
 from app.integrations.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets
 from app.integrations.models import IntegrationConnection
-from app.messaging.channels import Connector, Field, Sent
 from app.messaging.models import ProviderAccount
 from app.messaging.services import queue_message
 from app.sandbox.standins import Msg91Standin
@@ -120,7 +120,7 @@ def test_a_connector_that_does_not_import_shows_as_not_available(admin, client, 
         "messaging",
         "Nowhere SMS",
         "Not built here.",
-        "app.messaging.channels.nowhere:NowhereConnector",
+        "app.integrations.connectors.nowhere:NowhereConnector",
     )
     monkeypatch.setattr(catalogue, "ENTRIES", (*catalogue.ENTRIES, missing))
     monkeypatch.setitem(catalogue.BY_PROVIDER, "nowhere_sms", missing)

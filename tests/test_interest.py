@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.collections import interest
+from app.collections.cases import interest
 from app.collections.models import BankRate, CollectionSettings
 from app.payments import services as payments
 from tests.test_payments import books, pay  # noqa: F401  (books: the fixture)

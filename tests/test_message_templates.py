@@ -10,17 +10,18 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from app.campaigns import defaults, services
-from app.campaigns.models import MessageTemplate
-from app.campaigns.rendering import (
+from app.campaigns.services import delete_template
+from app.clients.models import Client, Contact
+from app.invoicing import services as invoicing
+from app.message_templates import defaults, services
+from app.message_templates.models import MessageTemplate
+from app.message_templates.rendering import (
     TemplateProblem,
     message_context,
     notice_vars,
     render_for_channel,
     template_errors,
 )
-from app.clients.models import Client, Contact
-from app.invoicing import services as invoicing
 from app.projects.models import Milestone, Project
 from tests.helpers import csrf_token_from, tenant_session
 
@@ -172,7 +173,7 @@ def test_defaults_are_created_once_and_each_renders(books):
         invoice.due_date.strftime("%d %b %Y")
     )
     # A deleted default stays deleted; the send still gets words.
-    services.delete_template(session, email)
+    delete_template(session, email)
     assert defaults.ensure_defaults(session) == 0
     assert services.template_for(session, "email", "notice_1").id != email.id
 

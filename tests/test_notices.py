@@ -14,7 +14,6 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from app.clients.models import Client, Contact
-from app.collections import letters, notices
 from app.collections.models import (
     OPEN_NOTICE_STATUSES,
     CollectionLevel,
@@ -23,8 +22,10 @@ from app.collections.models import (
     CollectionPolicy,
     CollectionSettings,
 )
+from app.collections.notices import letters
+from app.collections.notices import services as notices
+from app.integrations.connectors import StatusUpdate
 from app.invoicing import services as invoicing
-from app.messaging.channels import StatusUpdate
 from app.messaging.models import OutboxMessage
 from app.messaging.webhooks import apply_status_updates
 from app.payments import services as payments

@@ -238,7 +238,7 @@ def test_only_owners_admins_and_finance_approve_legal_notices(
 
 
 def test_the_service_refuses_a_legal_notice_without_the_permission(books):
-    from app.collections import notices
+    from app.collections.notices import services as notices
     from tenants.roles import role_grants
 
     legal = books.notice([books.invoice()], position=4)

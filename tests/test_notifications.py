@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
-from app.messaging.channels import StatusUpdate
+from app.integrations.connectors import StatusUpdate
 from app.messaging.models import OutboxMessage
 from app.messaging.services import MAX_ATTEMPTS, queue_message
 from app.messaging.webhooks import apply_status_updates

@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from app import outbound
 from app.devserver import free_port
+from app.integrations.connectors import DeliveryError, Outgoing
+from app.integrations.connectors.smtp import UNREACHABLE, SmtpConnector
 from app.integrations.models import IntegrationConnection
-from app.messaging.channels import DeliveryError, Outgoing
-from app.messaging.channels.smtp import UNREACHABLE, SmtpConnector
 from tests.helpers import csrf_token_from, tenant_session
 
 LOOPBACK = outbound.parse_networks("127.0.0.0/8,::1")

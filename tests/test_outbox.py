@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from app.extensions import db
+from app.integrations.connectors import smtp
 from app.messaging import services as messaging
-from app.messaging.channels import smtp
 from app.messaging.delivery import (
     OutcomeNotRecorded,
     OutcomeWriter,

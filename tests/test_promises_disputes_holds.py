@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from app.clients.models import Client
-from app.collections import cases, disputes, holds, promises
-from app.collections.cases import CaseError, CaseInvalid
+from app.collections.cases import disputes, holds, promises
+from app.collections.cases import services as cases
+from app.collections.cases.services import CaseError, CaseInvalid
 from app.collections.models import BankRate, Dispute, PromiseToPay
 from app.invoicing import services as invoicing
 from app.notifications.models import Notification

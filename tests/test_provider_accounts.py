@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.clients.models import Contact
+from app.integrations.connectors.whatsapp import PROVIDER, waba_account_key
 from app.integrations.crypto import encrypt_secrets
 from app.integrations.models import IntegrationConnection
-from app.messaging.channels.whatsapp import PROVIDER, waba_account_key
 from app.messaging.models import ProviderAccount, WebhookEvent
 from app.notifications.models import Notification
 from app.sandbox.standins import WhatsAppStandin

@@ -21,11 +21,15 @@ from werkzeug.datastructures import MultiDict
 
 from app.clients.models import Client, Contact
 from app.clients.services import set_consent
+from app.integrations.connectors.msg91 import Msg91Connector
+from app.integrations.connectors.registry import connector_class
+from app.integrations.connectors.twilio_sms import (
+    TwilioConnector,
+    compute_signature,
+    valid_signature,
+)
 from app.integrations.crypto import encrypt_secrets
 from app.integrations.models import IntegrationConnection
-from app.messaging.channels.msg91 import Msg91Connector
-from app.messaging.channels.registry import connector_class
-from app.messaging.channels.twilio_sms import TwilioConnector, compute_signature, valid_signature
 from app.messaging.delivery import deliver_batch
 from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
 from app.messaging.services import queue_message

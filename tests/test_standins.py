@@ -678,7 +678,7 @@ class RecordingTransport(httpx.HTTPTransport):
 
 @pytest.fixture
 def connector_requests(monkeypatch):
-    from app.messaging import channels
+    from app.integrations import connectors as channels
 
     transport = RecordingTransport()
     monkeypatch.setattr(channels, "_transport", transport)
@@ -686,8 +686,8 @@ def connector_requests(monkeypatch):
 
 
 def test_whatsapp_number_check_follows_the_published_contract(connector_requests):
-    from app.messaging.channels import DeliveryError
-    from app.messaging.channels.whatsapp import WhatsAppCloudConnector
+    from app.integrations.connectors import DeliveryError
+    from app.integrations.connectors.whatsapp import WhatsAppCloudConnector
 
     spec = _openapi("whatsapp_phone_number.openapi.json")
     template = "/{Version}/{Phone-Number-ID}"
@@ -723,8 +723,8 @@ def test_whatsapp_number_check_follows_the_published_contract(connector_requests
 
 
 def test_twilio_account_check_follows_the_published_contract(connector_requests):
-    from app.messaging.channels import DeliveryError
-    from app.messaging.channels.twilio_sms import TwilioConnector
+    from app.integrations.connectors import DeliveryError
+    from app.integrations.connectors.twilio_sms import TwilioConnector
 
     spec = _openapi("twilio_account.openapi.json")
     with TwilioStandin() as standin:

@@ -9,14 +9,14 @@ import tracemalloc
 
 import pytest
 
-from app.campaigns.models import MessageTemplate
-from app.campaigns.rendering import (
+from app.message_templates.models import MessageTemplate
+from app.message_templates.rendering import (
     SAMPLE_CONTEXT,
     TemplateProblem,
     render_for_channel,
     template_errors,
 )
-from app.campaigns.sandbox import TOO_SLOW
+from app.message_templates.sandbox import TOO_SLOW
 
 FIFTY_MB = "{{ 'a' * 50000000 }}"
 NESTED_LOOPS = "{% for a in contact.name %}" * 6 + "{{ a }}" + "{% endfor %}" * 6

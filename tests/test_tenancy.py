@@ -63,7 +63,7 @@ def _draft_invoice_of(session, client_id):
 
 def _tenant_template_of(session) -> tuple[int, int]:
     """A template of the tenant's own: version 1 published, version 2 a draft with one item."""
-    from app.library.tenant_models import (
+    from app.library.tenant.models import (
         TenantTemplate,
         TenantTemplateItem,
         TenantTemplateVersion,
@@ -186,8 +186,9 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
 
 def _messaging_records_of(session, tenant, owner, client_id, contact_id) -> dict:
     """A message, a connection, a message template, a campaign and a notification of A."""
-    from app.campaigns.models import Campaign, MessageTemplate
+    from app.campaigns.models import Campaign
     from app.integrations.models import IntegrationConnection
+    from app.message_templates.models import MessageTemplate
     from app.messaging.services import queue_message
     from app.notifications.models import Notification
 
@@ -330,7 +331,7 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     assert session.get(Document, a["document_id"]).deleted_at is None
     assert session.get(Milestone, a["milestone_id"]).status == "planned"
     assert session.get(Project, a["project_id"]).deleted_at is None
-    from app.library.tenant_models import TenantTemplate, TenantTemplateItem
+    from app.library.tenant.models import TenantTemplate, TenantTemplateItem
 
     assert session.get(TenantTemplateItem, a["item_id"]).name == "Item of A"
     assert session.get(TenantTemplate, a["tenant_template_id"]).deleted_at is None  # not archived

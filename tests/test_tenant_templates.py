@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEntry
 from app.library import services as library
-from app.library import tenant_services as services
 from app.library.models import LibraryTemplate
-from app.library.tenant_models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
+from app.library.tenant import services
+from app.library.tenant.models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
 from app.projects.models import Milestone, Project
 from tests.helpers import csrf_token_from, tenant_session
 

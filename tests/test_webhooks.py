@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.clients.models import Client, Contact
-from app.messaging.channels import StatusUpdate
+from app.integrations.connectors import StatusUpdate
 from app.messaging.models import OutboxMessage, WebhookEvent
 from app.messaging.webhooks import apply_status_updates, process_event
 from tests.helpers import tenant_session, unique

@@ -21,18 +21,18 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
-from app.campaigns.models import MessageTemplate
 from app.clients import services as clients
 from app.clients.models import Contact
-from app.integrations.crypto import encrypt_secrets
-from app.integrations.models import IntegrationConnection
-from app.messaging import services as messaging
-from app.messaging.channels import DeliveryError, Outgoing
-from app.messaging.channels.whatsapp import (
+from app.integrations.connectors import DeliveryError, Outgoing
+from app.integrations.connectors.whatsapp import (
     PROVIDER,
     WhatsAppCloudConnector,
     waba_account_key,
 )
+from app.integrations.crypto import encrypt_secrets
+from app.integrations.models import IntegrationConnection
+from app.message_templates.models import MessageTemplate
+from app.messaging import services as messaging
 from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
 from app.sandbox.standins import WhatsAppStandin, hub_signature
 from app.storage import get_storage, tenant_key

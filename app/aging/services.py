@@ -117,7 +117,7 @@ def _call(session: Session, function: str, **params):
 
 
 def settings_of(session: Session) -> CollectionSettings:
-    from app.collections.services import settings_of as collection_settings
+    from app.collections.engine.services import settings_of as collection_settings
 
     return collection_settings(session)
 

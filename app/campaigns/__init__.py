@@ -1,1 +1,1 @@
-"""Message templates (per channel and language, rendered in a sandbox) and campaigns."""
+"""Campaigns: one message template sent to many clients' contacts."""

@@ -11,6 +11,7 @@ from app.campaigns import services
 from app.clients.models import CONTACT_ROLES, STATUSES
 from app.clients.services import industries, members_for_choice
 from app.invoicing.services import state_name
+from app.message_templates import services as message_templates
 
 RESULT_LABELS = {
     "queued": "Queued",
@@ -31,7 +32,7 @@ def region_label(tenant, code: str) -> str:
 def campaign_choices(session: Session, tenant) -> dict:
     return {
         "templates": services.campaign_templates(session),
-        "channels": services.CHANNEL_LABELS,
+        "channels": message_templates.CHANNEL_LABELS,
         "statuses": STATUSES,
         "locations": LOCATIONS,
         "industries": [(i.id, i.name) for i in industries(session)],

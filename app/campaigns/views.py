@@ -7,9 +7,10 @@ from flask import Blueprint, abort, g, redirect, request, url_for
 from flask_login import current_user
 
 from app.campaigns import forms, services
-from app.campaigns.models import TEMPLATE_CHANNELS, TEMPLATE_PURPOSES
 from app.extensions import db
 from app.form_once import once_per_form_key
+from app.message_templates import services as message_templates
+from app.message_templates.models import TEMPLATE_CHANNELS, TEMPLATE_PURPOSES
 from app.pages import render_page, toast
 from tenants.context import require_permission
 
@@ -23,24 +24,24 @@ blueprint = Blueprint("campaigns", __name__, url_prefix="/t/<tenant_slug>")
 @require_permission("templates.manage")
 def templates():
     return render_page(
-        "campaigns/templates.html", templates=services.list_templates(db.session),
-        channels=services.CHANNEL_LABELS, purposes=services.PURPOSE_LABELS,
+        "campaigns/templates.html", templates=message_templates.list_templates(db.session),
+        channels=message_templates.CHANNEL_LABELS, purposes=message_templates.PURPOSE_LABELS,
     )  # fmt: skip
 
 
 def _template_page(template, values, errors=None, status=200):
-    shown = services.preview(db.session, g.tenant, values, template)
-    invoices, contacts = services.preview_choices(db.session, shown.client)
+    shown = message_templates.preview(db.session, g.tenant, values, template)
+    invoices, contacts = message_templates.preview_choices(db.session, shown.client)
     return render_page(
         "campaigns/template_form.html", status=status, message_template=template, values=values,
         errors=errors or {}, shown=shown, invoices=invoices, contacts=contacts,
-        channels=services.CHANNEL_LABELS, purposes=services.PURPOSE_LABELS,
+        channels=message_templates.CHANNEL_LABELS, purposes=message_templates.PURPOSE_LABELS,
         purpose_choices=TEMPLATE_PURPOSES,
     )  # fmt: skip
 
 
 def _owned_template(message_template_id: int):
-    template = services.get_template(db.session, message_template_id)
+    template = message_templates.get_template(db.session, message_template_id)
     if template is None:
         abort(404)
     return template
@@ -52,7 +53,7 @@ def new_template():
     channel = request.args.get("channel", "email")
     if channel not in TEMPLATE_CHANNELS:
         abort(404)
-    values = {**services.template_values(None), "channel": channel}
+    values = {**message_templates.template_values(None), "channel": channel}
     return _template_page(None, values)
 
 
@@ -60,7 +61,7 @@ def new_template():
 @require_permission("templates.manage")
 @once_per_form_key
 def create_template():
-    template, errors = services.save_template(db.session, request.form)
+    template, errors = message_templates.save_template(db.session, request.form)
     if errors:
         return _template_page(None, request.form.to_dict(), errors, status=422)
     toast(f"Template “{template.name}” saved.")
@@ -71,14 +72,14 @@ def create_template():
 @require_permission("templates.manage")
 def edit_template(message_template_id: int):
     template = _owned_template(message_template_id)
-    return _template_page(template, services.template_values(template))
+    return _template_page(template, message_templates.template_values(template))
 
 
 @blueprint.post("/message-templates/<int:message_template_id>")
 @require_permission("templates.manage")
 def update_template(message_template_id: int):
     template = _owned_template(message_template_id)
-    saved, errors = services.save_template(db.session, request.form, template)
+    saved, errors = message_templates.save_template(db.session, request.form, template)
     if errors:
         return _template_page(template, request.form.to_dict(), errors, status=422)
     toast(f"Template “{saved.name}” saved.")
@@ -98,8 +99,8 @@ def preview_template(message_template_id: int):
 
 
 def _preview(template):
-    shown = services.preview(db.session, g.tenant, request.form, template)
-    invoices, contacts = services.preview_choices(db.session, shown.client)
+    shown = message_templates.preview(db.session, g.tenant, request.form, template)
+    invoices, contacts = message_templates.preview_choices(db.session, shown.client)
     return render_page(
         "campaigns/template_form.html", "preview", shown=shown, values=request.form.to_dict(),
         invoices=invoices, contacts=contacts, message_template=template,
@@ -139,7 +140,7 @@ def sync_whatsapp():
 def index():
     campaigns = services.list_campaigns(db.session)
     return render_page("campaigns/index.html", campaigns=campaigns,
-                       channels=services.CHANNEL_LABELS)  # fmt: skip
+                       channels=message_templates.CHANNEL_LABELS)  # fmt: skip
 
 
 def _campaign_form(campaign, values, errors=None, status=200):
@@ -199,7 +200,7 @@ def show(campaign_id: int):
         audience = services.audience(db.session, campaign.filters or {}, campaign.channel)
     return render_page(
         "campaigns/show.html", "progress", campaign=campaign, counts=counts, audience=audience,
-        channels=services.CHANNEL_LABELS, labels=forms.RESULT_LABELS,
+        channels=message_templates.CHANNEL_LABELS, labels=forms.RESULT_LABELS,
         filters=forms.describe_filters(db.session, g.tenant, campaign.filters or {}),
     )  # fmt: skip
 

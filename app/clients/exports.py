@@ -16,8 +16,8 @@ from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.clients.import_files import FORMULA_START
-from app.clients.import_mapping import FIELD_LABELS
+from app.clients.imports.files import FORMULA_START
+from app.clients.imports.mapping import FIELD_LABELS
 from app.clients.models import Client, Industry
 from app.clients.services import SORTS, ClientFilters, filtered_clients
 from tenants.models import Membership, Tenant, User

@@ -96,7 +96,8 @@ class Client(TenantModel):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Collections: the policy that chases this client (the tenant's default when empty), the
     # collector whose work queue it is on, and late-payment interest (contractual simple or
-    # compound at `late_interest_rate` % a year, or MSMED s.16; see app.collections.interest).
+    # compound at `late_interest_rate` % a year, or MSMED s.16; see
+    # app.collections.cases.interest).
     collection_policy_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenant.collection_policies.id")
     )

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, abort, g, redirect, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from app.clients import services
 from app.clients.forms import CONTACT_FIELDS, SECTIONS, SITE_FIELDS
-from app.clients.models import CONSENT_CHANNELS, CONTACT_ROLES
+from app.clients.models import CONSENT_CHANNELS, CONTACT_ROLES, Client
 from app.clients.rules import GST_STATES, clean_tags
 from app.extensions import db
 from app.form_once import once_per_form_key
@@ -18,6 +20,16 @@ blueprint = Blueprint("clients", __name__, url_prefix="/t/<tenant_slug>/clients"
 blueprint.context_processor(lambda: {"gst_states": GST_STATES})
 TABS = ("profile", "contacts", "sites", "documents", "timeline", "projects", "invoices",
         "notices", "payments", "aging", "collections")  # fmt: skip
+# Tabs whose content an area above clients provides (collections): it registers a function
+# of the client giving the tab's template context when the app is created, so this page
+# shows it without importing that area.
+_TAB_CONTEXTS: dict[str, Callable[[Client], dict]] = {}
+
+
+def register_tab(tab: str, context: Callable[[Client], dict]) -> None:
+    if tab not in TABS:
+        raise ValueError(f"the client page has no tab {tab!r}")
+    _TAB_CONTEXTS[tab] = context
 
 
 def _client_or_404(client_id: int):
@@ -159,10 +171,8 @@ def detail(client_id: int):
 
         context.update(balance=payments.client_balance(db.session, client),
                        payments=payments.client_payments(db.session, client.id))  # fmt: skip
-    elif tab == "collections":
-        from app.collections.case_views import collections_context
-
-        context.update(collections_context(client))
+    elif tab in _TAB_CONTEXTS:
+        context.update(_TAB_CONTEXTS[tab](client))
     return render_page("clients/detail.html", block="tab_body", **context)
 
 

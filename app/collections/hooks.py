@@ -1,26 +1,48 @@
-"""What collections does when what an invoice owes changes: called by the payments and
-invoicing services inside their transaction, so a notice never outlives the debt it chased and
-a promise is checked against the money the moment it arrives."""
+"""What collections does when invoices or messages change: it listens to the signals of
+invoicing and payments (`app.signals`) and reacts inside their transaction, so a notice never
+outlives the debt it chased and a promise is checked against the money the moment it arrives;
+and to the reports on messages, so a notice follows the message that carries it. Also fills
+the client page's Collections tab. Connected by `create_app`."""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
+from flask import Flask
 
-from app.invoicing.models import Invoice
-
-
-def invoice_settled(session: Session, invoice: Invoice, user_id: int | None) -> None:
-    """A payment, un-allocation, void of a payment or credit note changed what the invoice
-    owes (its status is already set)."""
-    from app.collections import notices, promises
-
-    if invoice.status == "paid":
-        notices.close_for_invoices(session, [invoice.id], "paid", user_id)
-    promises.check_after_payment(session, invoice.client_id, user_id)
+from app import signals
+from app.clients.views import register_tab
+from app.collections.cases import promises
+from app.collections.cases.views import collections_context
+from app.collections.notices import services as notices
 
 
-def invoice_ended(session: Session, invoice: Invoice, reason: str, user_id: int | None) -> None:
-    """The invoice was voided or written off: nothing is chased on it any more."""
-    from app.collections import notices
+def init_app(app: Flask) -> None:
+    signals.invoice_paid.connect(close_notices_of_paid_invoice)
+    signals.invoice_balance_changed.connect(check_promises_after_payment)
+    signals.invoice_voided.connect(close_notices_of_voided_invoice)
+    signals.invoice_written_off.connect(close_notices_of_written_off_invoice)
+    signals.messages_reported.connect(follow_notice_messages)
+    register_tab("collections", collections_context)
 
-    notices.close_for_invoices(session, [invoice.id], reason, user_id)
+
+def close_notices_of_paid_invoice(session, *, invoice_id: int, user_id: int | None,
+                                  **facts) -> None:
+    notices.close_for_invoices(session, [invoice_id], "paid", user_id)
+
+
+def check_promises_after_payment(session, *, client_id: int, user_id: int | None,
+                                 **facts) -> None:
+    promises.check_after_payment(session, client_id, user_id)
+
+
+def close_notices_of_voided_invoice(session, *, invoice_id: int, user_id: int | None,
+                                    **facts) -> None:
+    notices.close_for_invoices(session, [invoice_id], "void", user_id)
+
+
+def close_notices_of_written_off_invoice(session, *, invoice_id: int, user_id: int | None,
+                                         **facts) -> None:
+    notices.close_for_invoices(session, [invoice_id], "written_off", user_id)
+
+
+def follow_notice_messages(session, *, tenant_id: int, message_ids: list[int], **facts) -> None:
+    notices.follow_messages(session, tenant_id, message_ids)

@@ -38,7 +38,7 @@ TASK_CHANNELS = ("call", "visit")
 LEVEL_TRIGGERS = ("before_due", "after_due", "after_previous")
 NOTICE_PURPOSES = ("notice_1", "notice_2", "notice_final", "notice_legal")
 # "failed": the notice's message did not arrive (failed, bounced, dead or not sent at all); it
-# still chases the money, and a person resends it (app/collections/notices.py).
+# still chases the money, and a person resends it (app/collections/notices/services.py).
 NOTICE_STATUSES = ("draft", "approved", "queued", "sent", "delivered", "read", "failed",
                    "responded", "escalated", "closed", "cancelled")  # fmt: skip
 # Notices still working on the client (a payment that settles their invoices closes them).
@@ -64,7 +64,7 @@ VISIT_VERIFICATIONS = ("verified", "flagged", "confirmed", "rejected")
 
 class CollectionSettings(TenantModel):
     """The tenant's collection settings: one row (id 1), made with the defaults when first read
-    (`app.collections.services.settings_of`)."""
+    (`app.collections.engine.services.settings_of`)."""
 
     __tablename__ = "collection_settings"
 

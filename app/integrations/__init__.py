@@ -1,2 +1,3 @@
-"""Integration settings: the connectors a tenant connects (messaging channels first; accounting,
+"""Integrations: the connectors themselves (`connectors/`: one class per provider behind one
+interface) and the settings of those a tenant connects (messaging channels first; accounting,
 payments and lead sources later), their encrypted credentials and their health."""

@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from importlib import import_module
 
-from app.messaging.channels import Connector
-from app.messaging.channels.registry import CONNECTORS as CHANNEL_CONNECTORS
+from app.integrations.connectors import Connector
+from app.integrations.connectors.registry import CONNECTORS as CHANNEL_CONNECTORS
 
 log = logging.getLogger(__name__)
 

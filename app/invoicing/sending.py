@@ -78,8 +78,8 @@ def send_about_invoice(
 ) -> int | None:  # fmt: skip
     """Queue the invoice (or a reminder about it) to a contact. Returns the outbox id, or None
     when this form was already sent (the same form key)."""
-    from app.campaigns.rendering import TemplateProblem, message_context, render_for_channel
-    from app.campaigns.services import template_for
+    from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
+    from app.message_templates.services import template_for
 
     errors = {}
     if invoice.status not in SENDABLE_STATUSES:

@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 from app.business_days import local_date, roll_forward, subdivision_for
 from app.clients.models import Client
 from app.clients.rules import GST_STATES, region_code
-from app.collections.hooks import invoice_ended
 from app.invoicing import gst
 from app.invoicing.models import Invoice, InvoiceLine
 from app.invoicing.money import to_money
@@ -41,6 +40,11 @@ from app.invoicing.numbering import (
 from app.invoicing.words import CURRENCIES, amount_in_words
 from app.projects.models import Milestone, Project
 from app.projects.services import effective_terms, record_move
+from app.signals import (
+    announce_invoice_issued,
+    announce_invoice_voided,
+    announce_invoice_written_off,
+)
 
 DEFAULT_SERIES = "INV"
 # SAC 9983, "other professional, technical and business services": project work unless a
@@ -386,6 +390,7 @@ def issue(session: Session, tenant, invoice: Invoice, today: date,
     invoice.number = next_invoice_number(session, invoice.series, invoice.fiscal_year, fmt)
     invoice.status = "issued"
     session.flush()
+    announce_invoice_issued(session, invoice, user_id)
     from app.invoicing.pdf import request_pdf  # rendered by a worker once this commits
 
     request_pdf(session, tenant, invoice)
@@ -413,7 +418,7 @@ def void(session: Session, invoice: Invoice, user_id: int | None = None) -> Invo
                 record_move(session, milestone, back, user_id, f"invoice {invoice.number} voided")
     invoice.status = "void"
     session.flush()
-    invoice_ended(session, invoice, "void", user_id)
+    announce_invoice_voided(session, invoice, user_id)
     return invoice
 
 
@@ -527,7 +532,7 @@ def write_off(session: Session, invoice: Invoice, reason: str) -> Invoice:
     invoice.write_off_reason = reason
     invoice.status = "written_off"
     session.flush()
-    invoice_ended(session, invoice, "written_off", None)
+    announce_invoice_written_off(session, invoice, None)
     return invoice
 
 

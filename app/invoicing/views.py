@@ -185,7 +185,7 @@ def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict
 
 
 def _open_dispute(invoice):
-    from app.collections.disputes import open_dispute_of
+    from app.collections.cases.disputes import open_dispute_of
 
     return open_dispute_of(db.session, invoice.id) if invoice.status == "disputed" else None
 
@@ -262,10 +262,10 @@ def send(invoice_id: int):
 @require_permission("invoices.edit")
 @once_per_form_key
 def dispute(invoice_id: int):
-    """Dispute the invoice: a collections dispute (app.collections.disputes), owned by whoever
+    """Dispute the invoice: a collections dispute (app.collections.cases.disputes), owned by whoever
     records it; the one way an invoice becomes disputed."""
-    from app.collections import disputes
-    from app.collections.cases import CaseError, CaseInvalid
+    from app.collections.cases import disputes
+    from app.collections.cases.services import CaseError, CaseInvalid
 
     invoice = _invoice_or_404(invoice_id)
     values = {"reason": request.form.get("dispute_reason", ""),
@@ -287,8 +287,8 @@ def dispute(invoice_id: int):
 @require_permission("invoices.edit")
 def resolve(invoice_id: int):
     """End the invoice's dispute, resolved or rejected, with a note."""
-    from app.collections import disputes
-    from app.collections.cases import CaseError, CaseInvalid
+    from app.collections.cases import disputes
+    from app.collections.cases.services import CaseError, CaseInvalid
 
     invoice = _invoice_or_404(invoice_id)
     try:

@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.messaging.channels import StatusUpdate
+from app.integrations.connectors import StatusUpdate
 from app.messaging.models import OutboxMessage
 
 log = logging.getLogger(__name__)

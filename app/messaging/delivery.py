@@ -27,14 +27,15 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
 from app.business_days import is_business_day, subdivision_for
+from app.integrations.connectors import Attachment, Connector, DeliveryError, Outgoing
+from app.integrations.connectors.registry import connector_class
+from app.integrations.connectors.smtp import SmtpConnector
 from app.integrations.crypto import SecretsUnreadable
 from app.messaging import services
-from app.messaging.channels import Attachment, Connector, DeliveryError, Outgoing
-from app.messaging.channels.registry import connector_class
-from app.messaging.channels.smtp import SmtpConnector
 from app.messaging.models import OutboxMessage
 from app.messaging.ratelimit import RateLimiter, next_utc_midnight
 from app.messaging.secret_links import fill_in, open_link
+from app.signals import announce_message_failed
 from tenants.binding import bound_tenant_id
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,9 @@ class Routes:
         if channel == PLATFORM_EMAIL:
             return ChannelRoute(SmtpConnector.platform(self.config), None)
         if self.tenant_id is not None:
+            from app.integrations.connectors.registry import providers_for
             from app.integrations.crypto import decrypt_secrets
             from app.integrations.models import IntegrationConnection
-            from app.messaging.channels.registry import providers_for
 
             providers = providers_for(channel)
             connection = self.session.scalar(
@@ -464,17 +465,13 @@ def _failed(writer: OutcomeWriter, message, exc: DeliveryError) -> str:
             from app.messaging.bounces import mark_bounced
 
             mark_bounced(session, message.contact_id, message.recipient, error)
-        from app.notifications.services import notify_delivery_failed
-
-        notify_delivery_failed(session, message.tenant_id, message.id, message.created_by, error)
+        _announce_failure(session, message, "bounced", error)
         return _finish(writer, message, with_session=True, status="bounced", last_error=error,
                        failed_at=datetime.now(UTC))  # fmt: skip
     if exc.permanent or message.attempts >= services.MAX_ATTEMPTS:
-        from app.notifications.services import notify_delivery_failed
-
-        # Written in one commit with the outcome: the dead letter and its notification go
-        # together.
-        notify_delivery_failed(session, message.tenant_id, message.id, message.created_by, error)
+        # Written in one commit with the outcome: the dead letter and what its receivers
+        # write (the sender's notification) go together.
+        _announce_failure(session, message, "dead", error)
         outcome = _finish(writer, message, with_session=True, status="dead", last_error=error,
                           failed_at=datetime.now(UTC))  # fmt: skip
         log.warning("message %s dead-lettered: %s", message.id, error)
@@ -486,6 +483,12 @@ def _failed(writer: OutcomeWriter, message, exc: DeliveryError) -> str:
     )
     return _finish(writer, message, status="pending", last_error=error, enqueued_at=None,
                    next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay))  # fmt: skip
+
+
+def _announce_failure(session, message, status: str, reason: str) -> None:
+    announce_message_failed(session, tenant_id=message.tenant_id, message_id=message.id,
+                            channel=message.channel, status=status, reason=reason,
+                            created_by=message.created_by)  # fmt: skip
 
 
 def consent_refusal(message: OutboxMessage, contact) -> str | None:

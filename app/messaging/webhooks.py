@@ -26,17 +26,18 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.messaging.channels import StatusUpdate
+from app.integrations.connectors import StatusUpdate
 from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
+from app.signals import announce_message_failed, announce_messages_reported
 from app.transaction_hooks import on_commit
 
 log = logging.getLogger(__name__)
 
 # provider -> "module:function(session, event) -> list[StatusUpdate]"
 PROCESSORS = {
-    "whatsapp_cloud": "app.messaging.channels.whatsapp:process_webhook",
-    "msg91": "app.messaging.channels.msg91:process_webhook",
-    "twilio": "app.messaging.channels.twilio_sms:process_webhook",
+    "whatsapp_cloud": "app.integrations.connectors.whatsapp:process_webhook",
+    "msg91": "app.integrations.connectors.msg91:process_webhook",
+    "twilio": "app.integrations.connectors.twilio_sms:process_webhook",
     "email_bounce": "app.messaging.bounces:process_webhook",
 }
 # Real provider bodies nest 7 levels at most (Meta's statuses[].errors[].error_data).
@@ -262,30 +263,32 @@ def _apply(session: Session, tenant_id: int | None, item: StatusUpdate) -> int:
         update(OutboxMessage)
         .where(match, owner, allowed)
         .values(**values)
-        .returning(OutboxMessage.id, OutboxMessage.created_by, OutboxMessage.status),
+        .returning(OutboxMessage.id, OutboxMessage.created_by, OutboxMessage.status,
+                   OutboxMessage.channel),
         execution_options={"synchronize_session": False},
     ).all()
     if item.status in ("failed", "bounced"):
-        for message_id, created_by, _ in result:
-            _announce_failure(session, tenant_id, message_id, created_by, item)
+        for message_id, created_by, _, channel in result:
+            _announce_failure(session, tenant_id, message_id, channel, created_by, item)
         if not result:
             log.info("%s report %s for %s %s changed nothing (delivered already, or not ours)",
                      item.provider, item.status, item.provider_message_id,
                      item.idempotency_key or "")  # fmt: skip
     if result and tenant_id is not None:
-        # A collection notice carried by one of these messages follows its status.
-        from app.collections.notices import follow_messages
-
-        follow_messages(session, tenant_id, [row[0] for row in result])
+        # What these messages carry (a collection notice, say) follows their status.
+        announce_messages_reported(session, tenant_id=tenant_id,
+                                   message_ids=[row[0] for row in result],
+                                   status=item.status)  # fmt: skip
     return len(result)
 
 
-def _announce_failure(session, tenant_id, message_id, created_by, item: StatusUpdate) -> None:
-    """Tell whoever sent the message (or the workspace's admins) that it did not arrive."""
-    from app.notifications.services import notify_delivery_failed
-
+def _announce_failure(session, tenant_id, message_id, channel, created_by,
+                      item: StatusUpdate) -> None:  # fmt: skip
+    """Tell whoever listens (the sender's notifications) that the message did not arrive."""
     log.info("message %s %s: %s", message_id, item.status, item.error)
     reason = item.error or (
         "It bounced." if item.status == "bounced" else "The provider failed it."
     )
-    notify_delivery_failed(session, tenant_id, message_id, created_by, reason)
+    announce_message_failed(session, tenant_id=tenant_id, message_id=message_id,
+                            channel=channel, status=item.status, reason=reason,
+                            created_by=created_by)  # fmt: skip

@@ -20,7 +20,7 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.extensions import csrf, db
-from app.messaging.channels.whatsapp import PROVIDER, read_webhook, waba_account_key
+from app.integrations.connectors.whatsapp import PROVIDER, read_webhook, waba_account_key
 from app.messaging.webhooks import BadWebhookBody, record_webhook, tenant_for_account
 
 log = logging.getLogger(__name__)

@@ -23,12 +23,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
-from app.collections.hooks import invoice_settled
 from app.invoicing.models import Invoice, InvoiceLine
 from app.invoicing.money import allocate_oldest_first, to_money
 from app.payments.models import PAYMENT_METHODS, Payment, PaymentAllocation
 from app.projects.models import Milestone
 from app.projects.services import record_move
+from app.signals import (
+    announce_invoice_balance_changed,
+    announce_payment_recorded,
+    announce_payment_voided,
+)
 
 ZERO = Decimal("0.00")
 METHOD_LABELS = {
@@ -287,6 +291,7 @@ def record_payment(session: Session, client: Client, values: dict) -> Payment:
     )
     session.add(payment)
     session.flush()
+    announce_payment_recorded(session, payment)
     return payment
 
 
@@ -455,6 +460,7 @@ def void_payment(session: Session, payment: Payment, reason: str,
         allocation.removed_at = now
     payment.voided_at, payment.void_reason = now, reason
     session.flush()
+    announce_payment_voided(session, payment, user_id)
     for invoice in invoices.values():
         _settle(session, invoice, user_id)
     return payment
@@ -501,4 +507,4 @@ def _settle(session: Session, invoice: Invoice, user_id: int | None) -> None:
         if milestone.status in PAID_MILESTONE_STATUSES and milestone.status != target:
             record_move(session, milestone, target, user_id, note)
     session.flush()
-    invoice_settled(session, invoice, user_id)
+    announce_invoice_balance_changed(session, invoice, left, user_id)

@@ -52,7 +52,7 @@ class Project(TenantModel):
     auto_invoice: Mapped[str] = mapped_column(String(8), server_default="off")
     template_key: Mapped[str | None] = mapped_column(String(120))
     template_version: Mapped[int | None] = mapped_column(Integer)
-    # Made from a version of one of the tenant's own templates (app/library/tenant_models.py).
+    # Made from a version of one of the tenant's own templates (app/library/tenant/models.py).
     tenant_template_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenant.tenant_template_versions.id")
     )

@@ -13,7 +13,7 @@ from app.extensions import db
 from app.form_once import once_per_form_key
 from app.invoicing.auto import invoice_when_done
 from app.library import services as library
-from app.library import tenant_services as my_templates
+from app.library.tenant import services as my_templates
 from app.pages import render_page, toast
 from app.projects import services
 from app.projects.models import DUE_RULES

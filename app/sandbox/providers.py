@@ -10,7 +10,7 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.campaigns import defaults
+from app.message_templates import defaults
 from app.sandbox.standins.msg91 import DEFAULT_AUTHKEY
 from app.sandbox.standins.whatsapp import (
     DEFAULT_DISPLAY_NUMBER,
@@ -61,10 +61,10 @@ def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
 def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
     """Connect the demo workspace to the sandbox WhatsApp number and MSG91 account, and give
     its default SMS templates the ids the stand-in knows. Idempotent."""
-    from app.campaigns.models import MessageTemplate
+    from app.integrations.connectors.whatsapp import waba_account_key
     from app.integrations.crypto import encrypt_secrets
     from app.integrations.models import IntegrationConnection
-    from app.messaging.channels.whatsapp import waba_account_key
+    from app.message_templates.models import MessageTemplate
     from app.messaging.models import ProviderAccount
 
     connections = {

@@ -1,0 +1,1105 @@
+"""Notices after the daily run made them: approval, sending, what the channel says, the
+client's response, escalation, and closing when the money came in.
+
+    draft -> approved -> queued -> sent -> delivered -> read -> responded -> escalated
+                           |         |
+                           +---------+--> failed --(resend)--> queued
+
+    and from any open status: closed (paid, written off, void) or cancelled (by a person)
+
+- A person approves a draft (`approve`, `approve_many`). A notice of the legal rung (a demand
+  letter, the MSEFC pack) commits the business to legal action, so approving, sending or
+  resending one needs LEGAL_APPROVAL (owners, admins and finance), not only notices.manage;
+  the views pass the person's check of it and the service refuses without it.
+- Sending (`send_notices`, run by a worker) writes one outbox message per e-mail, WhatsApp or
+  SMS notice, with an idempotency key made from the notice id: a retried job finds the message
+  it wrote and never writes a second. A printed letter is rendered and waits ("queued") until a
+  person marks it posted; a call or a visit is a collector's task and stays approved until the
+  collector logs it (`mark_sent`).
+- What the channel reports (sent, delivered, read) moves the notice forward only, never back
+  (`follow_messages`, called by the webhook worker, the periodic sweep and when a notice is
+  looked at). "failed" sits beside that line, not on it: a message that failed, bounced, was
+  given up on (dead) or never sent (suppressed) takes a queued or sent notice to "failed" (a
+  delivered or read message arrived: nothing takes that back, the outbox's own rule in
+  app/messaging/webhooks.py); a later report that the message arrived after all (delivered,
+  read) takes a failed notice forward to it, and a message retried from the messages page
+  (pending again) takes it back to "queued". A failed notice still
+  chases the money (it is open); a person resends it (`resend`): a new outbox message, to the
+  same or another contact, the failed one kept in the audit log.
+- A payment, void or write-off that leaves none of a notice's invoices owing closes the notice
+  (`close_for_invoices`, called by the payment services in their transaction); a notice with
+  an invoice still owing stays open. With the tenant's "thank you" on, the client gets one
+  e-mail per payment, however many notices it closed.
+
+Every change goes through the ORM, so each lands in the audit log and on the client's
+timeline."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+
+from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy.orm import Session, selectinload
+
+from app.clients.models import Client, Contact
+from app.collections.cases.interest import Interest, interest_for_invoices
+from app.collections.models import (
+    MESSAGE_CHANNELS,
+    NOTICE_CLOSE_REASONS,
+    OPEN_NOTICE_STATUSES,
+    TASK_CHANNELS,
+    CollectionLevel,
+    CollectionNotice,
+    CollectionNoticeInvoice,
+    CollectionSettings,
+)
+from app.invoicing.models import Invoice
+from app.invoicing.money import to_money
+from app.messaging.models import OutboxMessage
+from app.request_input import row_id
+from app.transaction_hooks import on_commit, on_rollback
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal("0.00")
+# The channel moves a notice along this order, never back.
+CHANNEL_ORDER = ("approved", "queued", "sent", "delivered", "read")
+SETTLED_INVOICE_STATUSES = ("paid", "void", "written_off")
+FAILED_MESSAGE_STATUSES = ("failed", "bounced", "dead", "suppressed")
+# A sent notice nobody answered this long is due for the next rung.
+CHASE_DAYS = 7
+STATUS_LABELS = {
+    "draft": "Draft", "approved": "Approved", "queued": "Queued", "sent": "Sent",
+    "delivered": "Delivered", "read": "Read", "responded": "Responded",
+    "escalated": "Escalated", "closed": "Closed", "cancelled": "Cancelled", "failed": "Failed",
+}  # fmt: skip
+NEXT_STEPS = {
+    "approve": "Approve",
+    "send": "Send",
+    "log_task": "Log the call or visit",
+    "mark_posted": "Mark posted",
+    "await_delivery": "Await delivery",
+    "resend": "Resend",
+    "chase_response": "Chase a response",
+    "escalate": "Escalate",
+    "close": "Close",
+    "none": "Nothing (closed)",
+}
+CHANNEL_LABELS = {"email": "E-mail", "whatsapp": "WhatsApp", "sms": "SMS", "letter": "Letter",
+                  "call": "Call", "visit": "Visit"}  # fmt: skip
+CLOSE_LABELS = {"paid": "Paid", "cancelled": "Cancelled", "written_off": "Written off",
+                "void": "Void"}  # fmt: skip
+NOTE_LENGTH = 4000
+# The permission (tenants/roles.py) that lets a legal-stage notice go out: approving it,
+# sending it now, resending it. Earlier stages need only notices.manage.
+LEGAL_APPROVAL = "notices.approve_legal"
+LEGAL_APPROVAL_REFUSAL = "Only owners, admins and finance can approve or send a legal notice."
+
+
+class NoticeError(ValueError):
+    """Why this cannot be done to the notice, by form field ("" for the whole notice)."""
+
+    def __init__(self, errors: dict[str, str] | str):
+        errors = {"": errors} if isinstance(errors, str) else errors
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+class LegalApprovalRequired(NoticeError):
+    """The notice is at the legal stage and the person lacks LEGAL_APPROVAL."""
+
+    def __init__(self) -> None:
+        super().__init__(LEGAL_APPROVAL_REFUSAL)
+
+
+# Reading ------------------------------------------------------------------------------------
+
+
+def get_notice(session: Session, notice_id: int) -> CollectionNotice | None:
+    return session.scalar(
+        select(CollectionNotice)
+        .where(CollectionNotice.id == notice_id)
+        .options(selectinload(CollectionNotice.items), selectinload(CollectionNotice.attachments))
+    )
+
+
+def notice_invoices(session: Session, notice: CollectionNotice) -> list[Invoice]:
+    ids = [item.invoice_id for item in notice.items]
+    if not ids:
+        return []
+    found = {i.id: i for i in session.scalars(select(Invoice).where(Invoice.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]
+
+
+def next_step_expression(now: datetime):
+    """What happens next to a notice, as SQL (the list filters on it) — `next_step` says the
+    same in Python."""
+    n = CollectionNotice
+    return case(
+        (n.status == "draft", literal("approve")),
+        (and_(n.status == "approved", n.channel.in_(TASK_CHANNELS)), literal("log_task")),
+        (n.status == "approved", literal("send")),
+        (and_(n.status == "queued", n.channel == "letter"), literal("mark_posted")),
+        (n.status == "queued", literal("await_delivery")),
+        (n.status == "failed", literal("resend")),
+        (
+            and_(
+                n.status.in_(("sent", "delivered", "read")),
+                n.sent_at < now - timedelta(days=CHASE_DAYS),
+            ),
+            literal("escalate"),
+        ),  # fmt: skip
+        (n.status.in_(("sent", "delivered", "read")), literal("chase_response")),
+        (n.status.in_(("responded", "escalated")), literal("close")),
+        else_=literal("none"),
+    )
+
+
+def next_step(notice: CollectionNotice, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    status, channel = notice.status, notice.channel
+    if status == "draft":
+        return "approve"
+    if status == "approved":
+        return "log_task" if channel in TASK_CHANNELS else "send"
+    if status == "queued":
+        return "mark_posted" if channel == "letter" else "await_delivery"
+    if status == "failed":
+        return "resend"
+    if status in ("sent", "delivered", "read"):
+        late = notice.sent_at is not None and notice.sent_at < now - timedelta(days=CHASE_DAYS)
+        return "escalate" if late else "chase_response"
+    if status in ("responded", "escalated"):
+        return "close"
+    return "none"
+
+
+def outbox_message(session: Session, tenant_id: int, message_id: int | None):
+    """The notice's message in the shared outbox: only ever this tenant's row."""
+    if message_id is None:
+        return None
+    return session.scalar(
+        select(OutboxMessage).where(
+            OutboxMessage.id == message_id, OutboxMessage.tenant_id == tenant_id
+        )
+    )
+
+
+# The lifecycle ------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _today(session: Session) -> date:
+    from app.invoicing.services import tenant_today
+
+    return tenant_today(session)
+
+
+def _refuse_closed(notice: CollectionNotice, action: str) -> None:
+    if notice.status in ("closed", "cancelled"):
+        raise NoticeError(f"This notice is {notice.status}; it cannot be {action}.")
+
+
+def is_legal_stage(session: Session, notice: CollectionNotice) -> bool:
+    """The notice is of the policy's legal rung: its level is marked legal, or it uses the
+    legal notice's templates (a level can say either)."""
+    level = session.get(CollectionLevel, notice.level_id)
+    return level is not None and (level.is_legal or level.template_purpose == "notice_legal")
+
+
+def check_may_send(session: Session, notice: CollectionNotice, may_approve_legal: bool) -> None:
+    """Raise LegalApprovalRequired when a legal-stage notice would go out on the word of
+    someone without LEGAL_APPROVAL (`may_approve_legal`: the caller's check of it)."""
+    if not may_approve_legal and is_legal_stage(session, notice):
+        raise LegalApprovalRequired()
+
+
+def approve(session: Session, notice: CollectionNotice, user_id: int | None, *,
+            may_approve_legal: bool = False) -> None:  # fmt: skip
+    """A person agrees the draft may go out (who and when are kept). A legal-stage notice
+    needs someone with LEGAL_APPROVAL (`may_approve_legal`)."""
+    _refuse_closed(notice, "approved")
+    if notice.status != "draft":
+        raise NoticeError(f"Only a draft can be approved; this notice is {notice.status}.")
+    check_may_send(session, notice, may_approve_legal)
+    notice.status = "approved"
+    notice.approved_by, notice.approved_at = user_id, _now()
+    session.flush()
+
+
+def approve_many(session: Session, tenant_id: int, notice_ids: Sequence[int],
+                 user_id: int | None, *, may_approve_legal: bool = False,
+                 ) -> tuple[list[int], dict[int, str]]:  # fmt: skip
+    """Approve the drafts among these notices (legal-stage ones only with
+    `may_approve_legal`) and ask a worker to send them once this transaction commits.
+    Returns (approved ids, {id: why not} for the others)."""
+    approved, refused = [], {}
+    notices = session.scalars(
+        select(CollectionNotice)
+        .where(CollectionNotice.id.in_(list(notice_ids)))
+        .order_by(CollectionNotice.id)
+        .with_for_update()
+    ).all()
+    for notice in notices:
+        try:
+            approve(session, notice, user_id, may_approve_legal=may_approve_legal)
+        except NoticeError as error:
+            refused[notice.id] = str(error)
+        else:
+            approved.append(notice.id)
+    request_sending(session, tenant_id, approved)
+    return approved, refused
+
+
+def request_sending(session: Session, tenant_id: int, notice_ids: Sequence[int]) -> None:
+    """Hand the notices to the `send_notices` job after this transaction commits (a rollback
+    forgets it). The durable intent is the notice itself: approved, not yet queued."""
+    for notice_id in notice_ids:
+        on_commit(session, _enqueue_sending, (tenant_id, notice_id))
+
+
+def _enqueue_sending(pending: list[tuple[int, int]]) -> None:
+    from jobs.notices import enqueue_sending
+
+    try:
+        enqueue_sending(pending)
+    except Exception:  # Redis down: the notices stay approved; "Send now" or the run retries
+        log.warning("could not queue %d notice(s) for sending", len(pending), exc_info=True)
+
+
+def mark_sent(session: Session, notice: CollectionNotice, at: datetime | None = None) -> None:
+    """The notice went out by hand: a letter was posted, a collector called or visited."""
+    _refuse_closed(notice, "marked sent")
+    if notice.channel == "letter" and notice.status != "queued":
+        raise NoticeError("Only a letter that was printed (queued) can be marked posted.")
+    if notice.channel in TASK_CHANNELS and notice.status not in ("approved", "queued"):
+        raise NoticeError(f"This {notice.channel} was already logged.")
+    if notice.channel in MESSAGE_CHANNELS:
+        raise NoticeError("A message is marked sent by its channel, not by hand.")
+    notice.status = "sent"
+    notice.sent_at = at or _now()
+    session.flush()
+
+
+def notice_status_for(message_status: str) -> str | None:
+    """What a notice says while its message is in this outbox status: the channel's step,
+    "failed" when it did not arrive (or was never sent), "queued" while it is (again) on its
+    way."""
+    if message_status in FAILED_MESSAGE_STATUSES:
+        return "failed"
+    if message_status in ("pending", "sending"):
+        return "queued"
+    return message_status if message_status in CHANNEL_ORDER else None
+
+
+# The statuses a failure report takes to "failed" (a delivered or read message did arrive).
+FAILABLE = ("queued", "sent")
+# The notice statuses that follow their message.
+FOLLOWING = (*CHANNEL_ORDER, "failed")
+
+
+def follow_messages(session: Session, tenant_id: int, message_ids: Sequence[int]) -> int:
+    """Move the notices carried by these outbox messages to what the channel says (sent,
+    delivered, read) never back, or to "failed" (and out of it) by the rules at the top of this
+    module. Returns how many notices moved."""
+    ids = list(message_ids)
+    if not ids:
+        return 0
+    messages = {
+        row.id: row
+        for row in session.execute(
+            select(
+                OutboxMessage.id,
+                OutboxMessage.status,
+                OutboxMessage.sent_at,
+                OutboxMessage.delivered_at,
+                OutboxMessage.read_at,
+            ).where(OutboxMessage.id.in_(ids), OutboxMessage.tenant_id == tenant_id)
+        )  # fmt: skip
+    }
+    if not messages:
+        return 0
+    notices = session.scalars(
+        select(CollectionNotice).where(
+            CollectionNotice.message_id.in_(list(messages)),
+            CollectionNotice.status.in_(FOLLOWING),
+        )
+    ).all()
+    moved = 0
+    for notice in notices:
+        message = messages[notice.message_id]
+        target = notice_status_for(message.status)
+        if not _may_follow(notice.status, target):
+            continue
+        notice.status = target
+        moved += 1
+        if target in ("queued", "failed"):
+            continue
+        notice.sent_at = notice.sent_at or message.sent_at or _now()
+        if target in ("delivered", "read"):
+            notice.delivered_at = notice.delivered_at or message.delivered_at or _now()
+        if target == "read":
+            notice.read_at = notice.read_at or message.read_at or _now()
+    session.flush()
+    return moved
+
+
+def _may_follow(current: str, target: str | None) -> bool:
+    if target is None or target == current:
+        return False
+    if target == "failed":
+        return current in FAILABLE
+    if target == "queued":  # a failed message retried from the messages page
+        return current == "failed"
+    if current == "failed":  # it arrived after all
+        return True
+    return CHANNEL_ORDER.index(target) > CHANNEL_ORDER.index(current)
+
+
+# Notices whose message may still change: on its way, or failed (it may yet arrive, or be
+# retried from the messages page).
+WAITING = ("queued", "sent", "delivered", "failed")
+
+
+def follow_notices(session: Session, tenant_id: int, notices: Sequence[CollectionNotice]) -> int:
+    """`follow_messages` for these notices' messages (a page catching up with delivery)."""
+    ids = [n.message_id for n in notices if n.message_id and n.status in WAITING]
+    return follow_messages(session, tenant_id, ids)
+
+
+def follow_open_notices(session: Session, tenant_id: int) -> int:
+    """`follow_messages` for every notice still waiting on its channel (the periodic sweep)."""
+    ids = session.scalars(
+        select(CollectionNotice.message_id).where(
+            CollectionNotice.message_id.is_not(None),
+            CollectionNotice.status.in_(WAITING),
+        )
+    ).all()
+    return follow_messages(session, tenant_id, ids)
+
+
+def stranded_notices(session: Session, older_than: timedelta = timedelta(minutes=2),
+                     limit: int = 500) -> list[int]:  # fmt: skip
+    """Approved messages and letters that no worker sent a while after approval."""
+    return list(session.scalars(
+        select(CollectionNotice.id)
+        .where(CollectionNotice.status == "approved",
+               CollectionNotice.channel.not_in(TASK_CHANNELS),
+               func.coalesce(CollectionNotice.approved_at, CollectionNotice.created_at)
+               < _now() - older_than)
+        .order_by(CollectionNotice.id).limit(limit)
+    ))  # fmt: skip
+
+
+def record_response(session: Session, notice: CollectionNotice, *, responded_on: date | None,
+                    note: str | None, today: date) -> None:  # fmt: skip
+    """The client answered (a call back, a letter, a promise): when, and what they said."""
+    _refuse_closed(notice, "answered")
+    errors = {}
+    if notice.status in ("draft", "approved") and notice.channel not in TASK_CHANNELS:
+        errors[""] = "The notice has not gone out yet."
+    if responded_on is None:
+        errors["response_date"] = "Enter the date of the response."
+    elif responded_on > today:
+        errors["response_date"] = "The response date cannot be in the future."
+    note = (note or "").strip()
+    if len(note) > NOTE_LENGTH:
+        errors["response_note"] = f"Keep the note to {NOTE_LENGTH:,} characters."
+    if errors:
+        raise NoticeError(errors)
+    notice.response_date, notice.response_note = responded_on, note or None
+    if notice.status != "escalated":
+        notice.status = "responded"
+    session.flush()
+
+
+def escalate(session: Session, notice: CollectionNotice, today: date) -> None:
+    """Take the next rung now: the daily run moves the notice's invoices up at once."""
+    _refuse_closed(notice, "escalated")
+    if notice.status in ("draft", "approved"):
+        raise NoticeError("Send the notice before escalating it.")
+    if notice.status == "escalated":
+        raise NoticeError("This notice is escalated already.")
+    notice.status, notice.escalated_on = "escalated", today
+    session.flush()
+
+
+def close(session: Session, notice: CollectionNotice, reason: str, note: str | None,
+          user_name: str | None, today: date) -> None:  # fmt: skip
+    """Close a notice by hand: cancelled (nothing more to chase; the note says why) or one of
+    the settled reasons."""
+    _refuse_closed(notice, "closed")
+    errors = {}
+    if reason not in NOTICE_CLOSE_REASONS:
+        errors["reason"] = "Choose why the notice ends."
+    note = " ".join((note or "").split())
+    if reason == "cancelled" and not note:
+        errors["note"] = "Say why the notice is cancelled."
+    elif len(note) > 500:
+        errors["note"] = "Keep the reason to 500 characters."
+    if errors:
+        raise NoticeError(errors)
+    _close(notice, reason)
+    if note:
+        line = f"{CLOSE_LABELS[reason]} on {today:%d %b %Y}" + (f" by {user_name}" if user_name
+                                                                 else "") + f": {note}"  # fmt: skip
+        notice.notes = f"{notice.notes}\n{line}" if notice.notes else line
+    session.flush()
+
+
+def save_notes(session: Session, notice: CollectionNotice, notes: str | None) -> None:
+    notes = (notes or "").strip()
+    if len(notes) > NOTE_LENGTH:
+        raise NoticeError({"notes": f"Keep the notes to {NOTE_LENGTH:,} characters."})
+    notice.notes = notes or None
+    session.flush()
+
+
+def _close(notice: CollectionNotice, reason: str) -> None:
+    notice.status = "cancelled" if reason == "cancelled" else "closed"
+    notice.close_reason = reason
+    notice.closed_at = _now()
+
+
+# Closing on payment -------------------------------------------------------------------------
+
+_THANKED = "duebook_notice_thanked_clients"
+
+
+def close_for_invoices(session: Session, invoice_ids: Sequence[int], reason: str,
+                       user_id: int | None) -> None:  # fmt: skip
+    """Close the open notices of these invoices that have nothing left owing: every invoice on
+    them paid, void or written off. A notice with an invoice still owing stays open. Called in
+    the transaction of the payment (or void, write-off) that settled them."""
+    ids = list(invoice_ids)
+    if not ids:
+        return
+    notices = session.scalars(
+        select(CollectionNotice)
+        .where(
+            CollectionNotice.status.in_(OPEN_NOTICE_STATUSES),
+            CollectionNotice.id.in_(
+                select(CollectionNoticeInvoice.notice_id).where(
+                    CollectionNoticeInvoice.invoice_id.in_(ids)
+                )
+            ),
+        )
+        .order_by(CollectionNotice.id)
+        .options(selectinload(CollectionNotice.items))
+        .with_for_update(of=CollectionNotice)
+    ).all()
+    if not notices:
+        return
+    all_ids = {item.invoice_id for notice in notices for item in notice.items}
+    statuses = dict(session.execute(select(Invoice.id, Invoice.status)
+                                    .where(Invoice.id.in_(all_ids))).all())  # fmt: skip
+    closed = []
+    for notice in notices:
+        if all(statuses.get(item.invoice_id) in SETTLED_INVOICE_STATUSES for item in notice.items):
+            _close(notice, reason if reason in NOTICE_CLOSE_REASONS else "paid")
+            closed.append(notice)
+    session.flush()
+    if reason == "paid" and closed:
+        _thank(session, closed, ids, user_id)
+
+
+def _thank(session: Session, closed: list[CollectionNotice], invoice_ids: list[int],
+           user_id: int | None) -> None:  # fmt: skip
+    """One thank-you e-mail per client per payment: the payment services call us once per
+    invoice they settle, all in one transaction, so the clients thanked in this transaction
+    are remembered until it ends. The key names the first notice the payment closed: a replay
+    of the same closing writes nothing new."""
+    settings = session.get(CollectionSettings, 1)
+    if settings is None or not settings.thank_you:
+        return
+    thanked = session.info.get(_THANKED)
+    if thanked is None:
+        thanked = session.info[_THANKED] = set()
+        on_commit(session, _forget_thanked, thanked)
+        on_rollback(session, _forget_thanked, thanked)
+    for notice in closed:
+        if notice.client_id in thanked:
+            continue
+        thanked.add(notice.client_id)
+        _queue_thank_you(session, notice, invoice_ids, user_id)
+
+
+def _forget_thanked(sets: list[set]) -> None:
+    for thanked in sets:
+        thanked.clear()
+
+
+def _queue_thank_you(session: Session, notice: CollectionNotice, invoice_ids: list[int],
+                     user_id: int | None) -> None:  # fmt: skip
+    from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
+    from app.message_templates.services import template_for
+    from app.messaging.services import queue_message, recipient_time_zone
+    from tenants.binding import bound_tenant_id
+    from tenants.models import Tenant
+
+    tenant = session.get(Tenant, bound_tenant_id(session))
+    client = session.get(Client, notice.client_id)
+    contact = _contact_for(session, notice, "email")
+    if contact is None:
+        return
+    invoice = session.get(Invoice, invoice_ids[0])
+    context = message_context(session, tenant, client, contact, invoice)
+    template = template_for(session, "email", "receipt", contact.preferred_language or "en")
+    try:
+        rendered = render_for_channel(template, context)
+        subject, text, html = rendered.subject, rendered.text, rendered.html
+    except TemplateProblem:
+        # The tenant's receipt template cannot be used: a plain thank-you rather than none.
+        from app.message_templates.rendering import email_html
+
+        subject = f"Thank you for your payment – {tenant.name}"
+        text = (f"Dear {context['contact']['first_name'] or client.full_name},\n\nThank you. "
+                f"We have received your payment against invoice {context['invoice']['number']}."
+                f"\n\nRegards,\n{tenant.legal_name or tenant.name}")  # fmt: skip
+        html = email_html(text)
+    queue_message(
+        session, channel="email", tenant_id=tenant.id, client_id=client.id,
+        contact_id=contact.id, created_by=user_id, to=contact.email, subject=subject,
+        text_body=text, html_body=html, payload={"purpose": "receipt", "notice_id": notice.id},
+        idempotency_key=f"t{tenant.id}:notice-thanks:{notice.id}",
+        recipient_time_zone=recipient_time_zone(None, client.country, tenant),
+    )  # fmt: skip
+
+
+# Sending ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    """An invoice of a notice as the message and the letter show it."""
+
+    invoice: Invoice
+    outstanding: Decimal
+    interest: Decimal
+    days_overdue: int
+    interest_detail: Interest | None = None
+
+
+def notice_lines(session: Session, notice: CollectionNotice, as_of: date) -> list[Line]:
+    """Each invoice with what it owes now, its late-payment interest to `as_of` (contractual or
+    MSMED s.16, by the client's terms) and how late it is, oldest due first."""
+    from app.payments.services import outstanding
+
+    invoices = notice_invoices(session, notice)
+    interest = interest_for_invoices(session, invoices, as_of)
+    lines = []
+    for invoice in invoices:
+        detail = interest.get(invoice.id)
+        lines.append(Line(
+            invoice, outstanding(session, invoice),
+            to_money(detail.amount) if detail is not None else ZERO,
+            max((as_of - invoice.due_date).days, 0) if invoice.due_date else 0, detail,
+        ))  # fmt: skip
+    return sorted(lines, key=lambda line: (line.invoice.due_date or date.max, line.invoice.id))
+
+
+def totals(lines: Sequence[Line], fee: Decimal | None) -> dict[str, Decimal]:
+    outstanding = sum((line.outstanding for line in lines), ZERO)
+    interest = sum((line.interest for line in lines), ZERO)
+    fee = to_money(fee or ZERO)
+    return {"outstanding": outstanding, "interest": interest, "fee": fee,
+            "total": outstanding + interest + fee}  # fmt: skip
+
+
+def _contact_for(session: Session, notice: CollectionNotice, channel: str) -> Contact | None:
+    """The notice's contact, else the client's billing contact (then any) with an address on
+    the channel. Consent is the delivery's to check, at send time."""
+    if notice.contact_id:
+        contact = session.get(Contact, notice.contact_id)
+        if contact is not None and contact.deleted_at is None:
+            return contact if _address(contact, channel) else None
+    contacts = session.scalars(
+        select(Contact)
+        .where(Contact.client_id == notice.client_id, Contact.deleted_at.is_(None))
+        .order_by(Contact.id)
+    ).all()
+    contacts = sorted(contacts, key=lambda c: "billing" not in (c.roles or []))
+    return next((c for c in contacts if _address(c, channel)), None)
+
+
+def _address(contact: Contact, channel: str) -> str | None:
+    return contact.email if channel in ("email", "letter") else contact.phone
+
+
+def send_notices(session: Session, tenant, notice_ids: Sequence[int]) -> dict[int, str]:
+    """Send the approved notices among these ids: a message through the outbox, a printed
+    letter waiting to be posted, or (calls and visits) nothing — the collector's task. Run by
+    a worker; running it again changes nothing. Returns {notice id: what happened}."""
+    outcome: dict[int, str] = {}
+    notices = session.scalars(
+        select(CollectionNotice)
+        .where(CollectionNotice.id.in_(list(notice_ids)))
+        .order_by(CollectionNotice.id)
+        .options(selectinload(CollectionNotice.items))
+        .with_for_update(of=CollectionNotice)
+    ).all()
+    today = _today(session)
+    for notice in notices:
+        if notice.status != "approved":
+            outcome[notice.id] = f"skipped ({notice.status})"
+            continue
+        if notice.channel in TASK_CHANNELS:
+            outcome[notice.id] = "task for a collector"
+            continue
+        level = session.get(CollectionLevel, notice.level_id)
+        lines = notice_lines(session, notice, today)
+        for item in notice.items:
+            item.interest_amount = next(
+                (line.interest for line in lines if line.invoice.id == item.invoice_id), ZERO
+            )
+        notice.interest_amount = sum((line.interest for line in lines), ZERO)
+        if notice.channel == "letter":
+            _store_letter(session, tenant, notice)
+            outcome[notice.id] = "letter printed"
+        else:
+            problem = _queue_notice_message(session, tenant, notice, level, lines)
+            if problem:
+                outcome[notice.id] = problem
+                continue
+            outcome[notice.id] = "queued"
+        notice.status, notice.queued_at = "queued", _now()
+    session.flush()
+    return outcome
+
+
+def _store_letter(session: Session, tenant, notice: CollectionNotice) -> dict:
+    from app.collections.notices import letters
+
+    if notice.letter_key is None:
+        notice.letter_key = letters.store_letter(session, tenant, notice)
+    return {"key": notice.letter_key, "filename": letters.letter_filename(notice),
+            "content_type": "application/pdf"}  # fmt: skip
+
+
+def _queue_notice_message(session: Session, tenant, notice: CollectionNotice,
+                          level: CollectionLevel, lines: list[Line], key: str | None = None,
+                          created_by: int | None = None) -> str | None:  # fmt: skip
+    """Write the notice's outbox message (under `key`, by default the notice's one key); None,
+    or why it cannot be sent."""
+    from app.invoicing.pdf import format_money
+    from app.message_templates.rendering import (
+        TemplateProblem,
+        email_html,
+        message_context,
+        notice_vars,
+        render_for_channel,
+    )
+    from app.message_templates.services import template_for
+    from app.messaging.services import queue_message, recipient_time_zone
+
+    channel = notice.channel
+    contact = _contact_for(session, notice, channel)
+    if contact is None:
+        return f"no contact with {'an e-mail address' if channel == 'email' else 'a phone'}"
+    if not lines:
+        return "no invoices"
+    client = session.get(Client, notice.client_id)
+    purpose = level.template_purpose if level is not None else "notice_1"
+    sums = totals(lines, notice.fee_amount)
+
+    def money(amount) -> str:
+        return format_money(amount, notice.currency, tenant.country or "IN")
+
+    context = message_context(session, tenant, client, contact, lines[0].invoice,
+                              notice_level=purpose)  # fmt: skip
+    context["notice"] = notice_vars(tenant, purpose, notice.currency,
+                                    [line.invoice.number for line in lines], sums["total"],
+                                    sums["interest"])  # fmt: skip
+    context["amount_due"] = money(sums["total"])
+    link = payment_link(tenant, notice, lines, sums["total"])
+    context["payment_link"] = link or ""
+    template = template_for(session, channel, purpose, contact.preferred_language or "en")
+    try:
+        rendered = render_for_channel(template, context)
+    except TemplateProblem as problem:
+        return f"the {template.name} template cannot be used: {problem}"
+    if channel == "whatsapp" and not rendered.whatsapp.get("name"):
+        return "the WhatsApp template has no approved template name"
+    payload: dict = {"purpose": purpose, "notice_id": notice.id,
+                     "invoice_ids": [line.invoice.id for line in lines]}  # fmt: skip
+    text, html = rendered.text, rendered.html
+    if channel == "email":
+        text = text + "\n\n" + statement_text(lines, sums, money, link)
+        html = email_html(text)
+    if channel in ("email", "whatsapp"):
+        payload["attachments"] = [_store_letter(session, tenant, notice)]
+    if channel == "whatsapp":
+        document = {k: payload["attachments"][0][k] for k in ("key", "filename")}
+        payload["whatsapp"] = {**rendered.whatsapp, "document": document}
+    if channel == "sms":
+        payload["sms"] = rendered.sms
+    key = key or notice_message_key(tenant.id, notice)
+    if key != notice_message_key(tenant.id, notice):
+        payload["replaces_message_id"] = notice.message_id
+    message_id = queue_message(
+        session, channel=channel, tenant_id=tenant.id, client_id=client.id,
+        contact_id=contact.id, created_by=created_by or notice.approved_by,
+        to=contact.email if channel == "email" else contact.phone,
+        subject=rendered.subject or f"{notice.level_name}: {client.full_name}",
+        text_body=text, html_body=html, payload=payload, idempotency_key=key, windowed=True,
+        recipient_time_zone=recipient_time_zone(
+            contact.phone if channel in ("whatsapp", "sms") else None, client.country, tenant
+        ),
+    )  # fmt: skip
+    if message_id is None:  # written by an earlier try of this job: the same message
+        message_id = session.scalar(
+            select(OutboxMessage.id).where(
+                OutboxMessage.idempotency_key == key, OutboxMessage.tenant_id == tenant.id
+            )
+        )
+    notice.message_id = message_id
+    notice.contact_id = contact.id
+    return None
+
+
+def notice_message_key(tenant_id: int, notice: CollectionNotice) -> str:
+    """The outbox key of a notice's (first) message: one message per notice, however often the
+    job runs. A resend has its own key, naming the failed message it replaces."""
+    return f"t{tenant_id}:notice:{notice.id}:{notice.channel}"
+
+
+def resend_contacts(session: Session, notice: CollectionNotice) -> list[Contact]:
+    """The client's contacts with an address on the notice's channel (billing ones first)."""
+    contacts = session.scalars(
+        select(Contact)
+        .where(Contact.client_id == notice.client_id, Contact.deleted_at.is_(None))
+        .order_by(Contact.id)
+    ).all()
+    return sorted((c for c in contacts if _address(c, notice.channel)),
+                  key=lambda c: "billing" not in (c.roles or []))  # fmt: skip
+
+
+def resend(session: Session, tenant, notice: CollectionNotice, user_id: int | None,
+           contact_id: int | None = None, *, may_approve_legal: bool = False) -> int:  # fmt: skip
+    """Send a failed notice again, to its contact or to `contact_id` (another contact of the
+    client with an address on the channel): a new outbox message under a key of its own (the
+    failed one is never reused), the notice back to "queued" and following the new message.
+    The audit log keeps the failed message's id (the notice's message_id before). A
+    legal-stage notice needs `may_approve_legal` (it may go to another person). Returns the
+    new outbox id."""
+    session.refresh(notice, with_for_update=True)
+    _refuse_closed(notice, "resent")
+    if notice.status != "failed" or notice.channel not in MESSAGE_CHANNELS:
+        raise NoticeError("Only a notice whose message failed can be resent.")
+    check_may_send(session, notice, may_approve_legal)
+    if contact_id is not None:
+        contact = session.get(Contact, contact_id)
+        if (contact is None or contact.client_id != notice.client_id
+                or contact.deleted_at is not None):  # fmt: skip
+            raise NoticeError({"contact_id": "Choose one of the client's contacts."})
+        if not _address(contact, notice.channel):
+            kind = "an e-mail address" if notice.channel == "email" else "a phone number"
+            raise NoticeError({"contact_id": f"{contact.full_name} has no {kind}."})
+        notice.contact_id = contact.id
+    level = session.get(CollectionLevel, notice.level_id)
+    lines = notice_lines(session, notice, _today(session))
+    notice.interest_amount = sum((line.interest for line in lines), ZERO)
+    failed_id = notice.message_id
+    key = f"{notice_message_key(tenant.id, notice)}:after:{failed_id}"
+    problem = _queue_notice_message(session, tenant, notice, level, lines, key=key,
+                                    created_by=user_id)  # fmt: skip
+    if problem:
+        raise NoticeError({"contact_id": f"Cannot resend: {problem}."})
+    notice.status, notice.queued_at = "queued", _now()
+    # The times were the failed message's; the new one sets its own.
+    notice.sent_at = notice.delivered_at = notice.read_at = None
+    session.flush()
+    return notice.message_id
+
+
+def statement_text(lines: Sequence[Line], sums: dict, money, link: str | None) -> str:
+    """The invoices of the notice as plain text under the e-mail's own words."""
+    rows = ["Statement of the invoices on this notice:"]
+    for line in lines:
+        invoice = line.invoice
+        row = (f"- {invoice.number}, dated {_day(invoice.issue_date)}, due {_day(invoice.due_date)}"
+               f": outstanding {money(line.outstanding)}")  # fmt: skip
+        if line.interest:
+            row += f", interest {money(line.interest)}"
+        if line.days_overdue:
+            row += f" ({line.days_overdue} days overdue)"
+        rows.append(row)
+    if sums["interest"]:
+        rows.append(f"Interest: {money(sums['interest'])}")
+    if sums["fee"]:
+        rows.append(f"Fee: {money(sums['fee'])}")
+    rows.append(f"Total now due: {money(sums['total'])}")
+    if link:
+        rows.append(f"Pay by UPI: {link}")
+    rows.append("The attached statement lists the same.")
+    return "\n".join(rows)
+
+
+def _day(value: date | None) -> str:
+    return value.strftime("%d %b %Y") if value else "—"
+
+
+def payment_link(tenant, notice: CollectionNotice, lines: Sequence[Line], total: Decimal
+                 ) -> str | None:  # fmt: skip
+    """A UPI link for what the notice asks (Indian tenants with a UPI id, INR): for one invoice
+    its own link, for several one link for the total, referenced by the notice."""
+    from app.invoicing.pdf import shows_upi_qr, upi_link
+
+    if not lines or total <= 0:
+        return None
+    first = lines[0].invoice
+    if not shows_upi_qr(tenant, first, total):
+        return None
+    reference = first if len(lines) == 1 else SimpleNamespace(number=f"NOTICE-{notice.id}")
+    return upi_link(tenant, reference, total)
+
+
+# Listing ------------------------------------------------------------------------------------
+
+OVERDUE_RANGES = {
+    "0-30": (0, 30),
+    "31-60": (31, 60),
+    "61-90": (61, 90),
+    "91+": (91, None),
+}
+PAGE_SIZE = 50
+
+
+@dataclass
+class NoticeFilters:
+    business_unit: str = ""
+    project_id: int | None = None
+    client_id: int | None = None
+    status: str = ""
+    next: str = ""
+    overdue: str = ""
+    milestone_status: str = ""
+    before: int | None = None
+
+    def as_args(self) -> dict:
+        values = {"business_unit": self.business_unit, "project_id": self.project_id,
+                  "client_id": self.client_id, "status": self.status, "next": self.next,
+                  "overdue": self.overdue, "milestone_status": self.milestone_status}  # fmt: skip
+        return {k: v for k, v in values.items() if v not in (None, "")}
+
+
+def clean_filters(raw) -> NoticeFilters:
+    """Filters from the URL; anything unknown is dropped rather than refused (a bookmark of an
+    old filter still opens the list)."""
+    from app.projects.models import MILESTONE_STATUSES
+
+    def number(name):
+        return row_id(raw.get(name))
+
+    def one_of(name, allowed):
+        value = (raw.get(name) or "").strip()
+        return value if value in allowed else ""
+
+    return NoticeFilters(
+        business_unit=" ".join((raw.get("business_unit") or "").split())[:64],
+        project_id=number("project_id"), client_id=number("client_id"),
+        status=one_of("status", STATUS_LABELS), next=one_of("next", NEXT_STEPS),
+        overdue=one_of("overdue", OVERDUE_RANGES),
+        milestone_status=one_of("milestone_status", MILESTONE_STATUSES),
+        before=number("before"),
+    )  # fmt: skip
+
+
+@dataclass
+class NoticeRow:
+    notice: CollectionNotice
+    client_name: str
+    next_step: str
+    days_overdue: int
+    legal: bool  # of the legal rung: approving it needs LEGAL_APPROVAL
+
+
+@dataclass
+class NoticePage:
+    rows: list[NoticeRow]
+    next_before: int | None
+
+
+def list_notices(session: Session, filters: NoticeFilters, today: date,
+                 now: datetime | None = None) -> NoticePage:  # fmt: skip
+    """Newest first, a keyset page of PAGE_SIZE (ids below `before`)."""
+    from app.invoicing.models import InvoiceLine
+    from app.projects.models import Milestone, Project
+
+    now = now or _now()
+    step = next_step_expression(now).label("next_step")
+    items = CollectionNoticeInvoice
+    oldest_due = (
+        select(func.min(Invoice.due_date))
+        .join(items, items.invoice_id == Invoice.id)
+        .where(items.notice_id == CollectionNotice.id)
+        .scalar_subquery()
+    )
+    overdue = func.greatest(literal(today) - func.coalesce(oldest_due, literal(today)), 0)
+    legal = (CollectionLevel.is_legal | (CollectionLevel.template_purpose == "notice_legal"))
+    query = (
+        select(CollectionNotice, Client.full_name, step, overdue.label("days_overdue"),
+               legal.label("legal"))
+        .join(Client, Client.id == CollectionNotice.client_id)
+        .join(CollectionLevel, CollectionLevel.id == CollectionNotice.level_id)
+    )  # fmt: skip
+
+    def on_invoices(*conditions):
+        return CollectionNotice.id.in_(
+            select(items.notice_id).join(Invoice, Invoice.id == items.invoice_id).where(*conditions)
+        )
+
+    if filters.client_id:
+        query = query.where(CollectionNotice.client_id == filters.client_id)
+    if filters.status:
+        query = query.where(CollectionNotice.status == filters.status)
+    if filters.next:
+        query = query.where(next_step_expression(now) == filters.next)
+    if filters.project_id:
+        query = query.where(on_invoices(Invoice.project_id == filters.project_id))
+    if filters.business_unit:
+        query = query.where(on_invoices(Invoice.project_id.in_(
+            select(Project.id).where(func.lower(Project.business_unit)
+                                     == filters.business_unit.lower()))))  # fmt: skip
+    if filters.milestone_status:
+        query = query.where(on_invoices(Invoice.id.in_(
+            select(InvoiceLine.invoice_id).join(Milestone, Milestone.id == InvoiceLine.milestone_id)
+            .where(Milestone.status == filters.milestone_status))))  # fmt: skip
+    if filters.overdue:
+        low, high = OVERDUE_RANGES[filters.overdue]
+        query = query.where(overdue >= low)
+        if high is not None:
+            query = query.where(overdue <= high)
+    if filters.before:
+        query = query.where(CollectionNotice.id < filters.before)
+    found = session.execute(query.order_by(CollectionNotice.id.desc()).limit(PAGE_SIZE + 1)).all()
+    rows = [NoticeRow(*row) for row in found[:PAGE_SIZE]]
+    more = len(found) > PAGE_SIZE
+    return NoticePage(rows, rows[-1].notice.id if more and rows else None)
+
+
+def notices_of(session: Session, *, client_id: int | None = None, invoice_id: int | None = None,
+               limit: int = 50) -> list[CollectionNotice]:  # fmt: skip
+    """A client's (or an invoice's) notices, newest first."""
+    query = select(CollectionNotice)
+    if client_id is not None:
+        query = query.where(CollectionNotice.client_id == client_id)
+    if invoice_id is not None:
+        query = query.where(CollectionNotice.id.in_(
+            select(CollectionNoticeInvoice.notice_id)
+            .where(CollectionNoticeInvoice.invoice_id == invoice_id)))  # fmt: skip
+    return list(session.scalars(query.order_by(CollectionNotice.id.desc()).limit(limit)))
+
+
+def filter_choices(session: Session) -> dict:
+    """What the list's filters offer: business units, clients and projects with notices."""
+    from app.projects.models import MILESTONE_STATUSES, Project
+
+    units = session.scalars(
+        select(Project.business_unit).where(Project.business_unit.is_not(None))
+        .distinct().order_by(Project.business_unit)
+    ).all()  # fmt: skip
+    clients = session.execute(
+        select(Client.id, Client.full_name)
+        .where(Client.id.in_(select(CollectionNotice.client_id)))
+        .order_by(Client.full_name)
+    ).all()
+    projects = session.execute(
+        select(Project.id, Project.name)
+        .where(Project.id.in_(
+            select(Invoice.project_id).join(CollectionNoticeInvoice,
+                                            CollectionNoticeInvoice.invoice_id == Invoice.id)))
+        .order_by(Project.name)
+    ).all()  # fmt: skip
+    return {"business_units": list(units), "clients": clients, "projects": projects,
+            "milestone_statuses": MILESTONE_STATUSES}  # fmt: skip
+
+
+# Attachments --------------------------------------------------------------------------------
+
+LINK_SCHEMES = ("https://", "http://")
+
+
+def get_attachment(session: Session, notice: CollectionNotice, attachment_id: int):
+    from app.collections.models import NoticeAttachment
+
+    attachment = session.get(NoticeAttachment, attachment_id)
+    if attachment is None or attachment.notice_id != notice.id or attachment.removed_at:
+        return None
+    return attachment
+
+
+def _title(raw: str | None, fallback: str) -> str:
+    title = " ".join((raw or "").split()) or fallback
+    return title[:191]
+
+
+def add_file(session: Session, storage, notice: CollectionNotice, *, title: str | None,
+             upload, user_id: int | None):  # fmt: skip
+    """Upload a document to the notice: the client documents' checks (type from the bytes,
+    25 MB at most), stored in the tenant's folder (removed again on rollback)."""
+    import uuid
+
+    from app.clients.documents import check_file
+    from app.collections.models import NoticeAttachment
+    from app.storage import save_in_transaction, tenant_key
+    from tenants.binding import bound_tenant_id
+
+    checked, problem = check_file(upload)
+    if problem:
+        raise NoticeError({"file": problem})
+    key = tenant_key(bound_tenant_id(session), "notices", notice.id, "files",
+                     f"{uuid.uuid4().hex}.{checked.extension}")  # fmt: skip
+    checked.stream.seek(0)
+    size, sha256 = save_in_transaction(session, storage, key, checked.stream)
+    attachment = NoticeAttachment(
+        notice_id=notice.id, kind="file", title=_title(title, checked.filename),
+        storage_key=key, filename=checked.filename, content_type=checked.content_type,
+        size_bytes=size, sha256=sha256, created_by=user_id,
+    )  # fmt: skip
+    session.add(attachment)
+    session.flush()
+    return attachment
+
+
+def add_link(session: Session, notice: CollectionNotice, *, title: str | None, url: str | None,
+             user_id: int | None):  # fmt: skip
+    """A link to a document kept elsewhere (a shared drive, a courier's tracking page)."""
+    from app.collections.models import NoticeAttachment
+
+    url = (url or "").strip()
+    errors = {}
+    if not url.lower().startswith(LINK_SCHEMES) or len(url) > 2048 or any(c.isspace() for c in url):
+        errors["url"] = "Enter a web address starting with https:// (at most 2,048 characters)."
+    if not (title or "").strip():
+        errors["title"] = "Give the link a title."
+    if errors:
+        raise NoticeError(errors)
+    attachment = NoticeAttachment(notice_id=notice.id, kind="link", title=_title(title, url),
+                                  url=url, created_by=user_id)  # fmt: skip
+    session.add(attachment)
+    session.flush()
+    return attachment
+
+
+def remove_attachment(session: Session, attachment, user_id: int | None) -> None:
+    """Soft: the row (and the file) stay, listed no more."""
+    attachment.removed_at, attachment.removed_by = _now(), user_id
+    session.flush()
+
+
+def user_names(session: Session, user_ids) -> dict[int, str]:
+    from tenants.models import User
+
+    ids = {i for i in user_ids if i}
+    if not ids:
+        return {}
+    return dict(session.execute(select(User.id, User.full_name).where(User.id.in_(ids))).all())

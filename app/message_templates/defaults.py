@@ -1,0 +1,230 @@
+"""The templates every workspace starts with: e-mail, WhatsApp and SMS for the invoice, the four
+collection notices and the receipt, in English. Polite at first, firmer as a notice escalates.
+
+WhatsApp bodies follow the format of `rendering.py`: the text as it would be submitted to Meta
+with {{1}}, {{2}} ..., a `---` line, then the expression of each placeholder, one a line. SMS
+texts are short enough for two segments and need the tenant's DLT template id before an Indian
+gateway will deliver them. The notice texts read right for one invoice and for several: they
+speak of `notice.total` and name the invoices through `notice.invoice_count` and
+`notice.invoice_numbers`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from app.message_templates.models import MessageTemplate
+
+SIGN_OFF = "Regards,\nAccounts team\n{{ tenant.legal_name }}"
+# A notice names one invoice or several: "invoice INV/7" or "3 invoices (INV/7, INV/9, INV/12)".
+# (`invoice` is the notice's oldest due; `notice.total` what it asks in all.)
+ONE = "notice.invoice_count == 1"
+SEVERAL = "{{ notice.invoice_count }} invoices ({{ notice.invoice_numbers }})"
+WHICH = (
+    "{% if " + ONE + " %}invoice {{ notice.invoice_numbers }}{% else %}" + SEVERAL + "{% endif %}"
+)
+WHICH_SHORT = ("{% if " + ONE + " %}invoice {{ notice.invoice_numbers }}{% else %}"
+               "{{ notice.invoice_count }} invoices{% endif %}")  # fmt: skip
+WHICH_WAS_DUE = ("{% if " + ONE + " %}invoice {{ notice.invoice_numbers }} was due on "
+                 "{{ invoice.due_date }}{% else %}" + SEVERAL + " are past their due dates, the "
+                 "oldest since {{ invoice.due_date }}{% endif %}")  # fmt: skip
+DUE_AND_LATE = ("{% if " + ONE + " %}due on {{ invoice.due_date }} and now "
+                "{{ invoice.days_overdue }} days overdue{% else %}the oldest due on "
+                "{{ invoice.due_date }} and now {{ invoice.days_overdue }} days overdue"
+                "{% endif %}")  # fmt: skip
+INCLUDING = "{% if notice.interest %}, including interest of {{ notice.interest }}{% endif %}"
+# WhatsApp and SMS texts are fixed (approved by Meta, registered on DLT): what varies between one
+# invoice and several has to be one parameter or variable, so it is one expression.
+WHICH_EXPRESSION = (
+    "'invoice ' ~ notice.invoice_numbers if " + ONE + " else "
+    "notice.invoice_count ~ ' invoices (' ~ notice.invoice_numbers ~ ')'"
+)
+
+EMAIL = {
+    "invoice": (
+        "Invoice {{ invoice.number }} from {{ tenant.name }} for {{ invoice.total }}",
+        "Dear {{ contact.first_name }},\n\n"
+        "Please find our invoice {{ invoice.number }} dated {{ invoice.date }} for "
+        "{{ invoice.total }}, payable by {{ invoice.due_date }}.\n\n"
+        "{% if payment_link %}You can pay by UPI using this link: {{ payment_link }}\n\n{% endif %}"
+        "Kindly quote the invoice number with your payment. Do write to us if anything in the "
+        "invoice needs a correction.\n\nThank you for your business.\n\n" + SIGN_OFF,
+    ),
+    "notice_1": (
+        "Reminder: {% if notice.invoice_count == 1 %}invoice {{ notice.invoice_numbers }} was due "
+        "on {{ invoice.due_date }}{% else %}" + SEVERAL + " are past due{% endif %}",
+        "Dear {{ contact.first_name }},\n\n"
+        "This is a gentle reminder that " + WHICH_WAS_DUE + ". Our records show "
+        "{{ notice.total }} as outstanding" + INCLUDING + ".\n\n"
+        "{% if payment_link %}You can pay by UPI using this link: {{ payment_link }}\n\n{% endif %}"
+        "If you have already made the payment, please share the UTR or cheque details so that we "
+        "can update our books, and kindly ignore this reminder.\n\n" + SIGN_OFF,
+    ),
+    "notice_2": (
+        "Second reminder: {{ notice.total }} overdue on " + WHICH_SHORT,
+        "Dear {{ contact.first_name }},\n\n"
+        "We have not yet received payment of {{ notice.total }}"
+        + INCLUDING
+        + " against "
+        + WHICH
+        + ", "
+        + DUE_AND_LATE
+        + ".\n\n"
+        "We request you to arrange the payment within the next 7 days. If there is any issue "
+        "with the invoices, please let us know at the earliest so that we can resolve it.\n\n"
+        "{% if payment_link %}UPI payment link: {{ payment_link }}\n\n{% endif %}" + SIGN_OFF,
+    ),
+    "notice_final": (
+        "Final notice: {{ notice.total }} overdue on " + WHICH_SHORT,
+        "Dear {{ contact.first_name }},\n\n"
+        "Despite our earlier reminders, {{ notice.total }}"
+        + INCLUDING
+        + " remains unpaid on "
+        + WHICH
+        + ", "
+        + DUE_AND_LATE
+        + ".\n\n"
+        "This is our final notice. Please clear the outstanding amount within 7 days of this "
+        "e-mail. If we do not receive the payment or hear from you by then, we will have to put "
+        "further supplies on hold and take the matter forward as per our terms.\n\n"
+        "{% if payment_link %}UPI payment link: {{ payment_link }}\n\n{% endif %}" + SIGN_OFF,
+    ),
+    "notice_legal": (
+        "Notice before legal action: {{ notice.total }} unpaid on " + WHICH_SHORT,
+        "Dear {{ contact.first_name }},\n\n"
+        "An amount of {{ notice.total }}"
+        + INCLUDING
+        + " is still outstanding on "
+        + WHICH
+        + ", "
+        + DUE_AND_LATE
+        + ", after several reminders.\n\n"
+        "Unless the full amount is paid within 15 days of this notice, we will initiate legal "
+        "proceedings for its recovery, together with interest and costs, without any further "
+        "reference to you.\n\n"
+        "If the payment has been made, please send us the proof of payment immediately.\n\n"
+        + SIGN_OFF,
+    ),
+    "receipt": (
+        "Payment received for invoice {{ invoice.number }}",
+        "Dear {{ contact.first_name }},\n\n"
+        "Thank you. We have received your payment against invoice {{ invoice.number }}. "
+        "{% if invoice.balance != invoice.total %}The balance now due on it is "
+        "{{ invoice.balance }}.{% endif %}\n\n"
+        "We appreciate your prompt payment.\n\n" + SIGN_OFF,
+    ),
+}
+
+# (approved text with numbered placeholders, parameters one a line)
+WHATSAPP = {
+    "invoice": (
+        "Dear {{1}}, invoice {{2}} for {{3}} from {{4}} is payable by {{5}}. "
+        "Thank you for your business.",
+        [
+            "contact.first_name",
+            "invoice.number",
+            "invoice.total",
+            "tenant.name",
+            "invoice.due_date",
+        ],
+    ),
+    "notice_1": (
+        "Dear {{1}}, a gentle reminder that {{2}} for a total of {{3}} is past due. "
+        "If already paid, kindly share the UTR. - {{4}}",
+        ["contact.first_name", WHICH_EXPRESSION, "notice.total", "tenant.name"],
+    ),
+    "notice_2": (
+        "Dear {{1}}, {{2}} on {{3}} has been overdue since {{4}}. "
+        "Please arrange the payment within 7 days. - {{5}}",
+        [
+            "contact.first_name",
+            "notice.total",
+            WHICH_EXPRESSION,
+            "invoice.due_date",
+            "tenant.name",
+        ],
+    ),
+    "notice_final": (
+        "Final notice: {{1}} remains unpaid on {{2}}. Please pay within "
+        "7 days to avoid supplies being put on hold. - {{3}}",
+        ["notice.total", WHICH_EXPRESSION, "tenant.name"],
+    ),
+    "notice_legal": (
+        "Notice: {{1}} on {{2}} has been overdue since {{3}}. Unless paid within 15 days we will "
+        "initiate legal proceedings for recovery. - {{4}}",
+        ["notice.total", WHICH_EXPRESSION, "invoice.due_date", "tenant.name"],
+    ),
+    "receipt": (
+        "Dear {{1}}, thank you. We have received your payment against invoice {{2}}. - {{3}}",
+        ["contact.first_name", "invoice.number", "tenant.name"],
+    ),
+}
+
+SMS = {
+    "invoice": "Dear {{ contact.first_name }}, invoice {{ invoice.number }} for "
+    "{{ invoice.total }} is due on {{ invoice.due_date }}. - {{ tenant.name }}",
+    "notice_1": "Reminder: {{ notice.total }} on {{ " + WHICH_EXPRESSION + " }} is past due. "
+    "Please ignore if paid. - {{ tenant.name }}",
+    "notice_2": "{{ notice.total }} on {{ " + WHICH_EXPRESSION + " }} is overdue. Kindly pay "
+    "within 7 days. - {{ tenant.name }}",
+    "notice_final": "FINAL NOTICE: {{ notice.total }} unpaid on {{ " + WHICH_EXPRESSION + " }}. "
+    "Pay within 7 days to avoid supplies on hold. - {{ tenant.name }}",
+    "notice_legal": "{{ notice.total }} on {{ " + WHICH_EXPRESSION + " }} is overdue. Unless "
+    "paid in 15 days we will start legal recovery. - {{ tenant.name }}",
+    "receipt": "Thank you. Payment received against invoice {{ invoice.number }}. "
+    "- {{ tenant.name }}",
+}
+
+NAMES = {
+    "invoice": "Invoice",
+    "notice_1": "1st notice",
+    "notice_2": "2nd notice",
+    "notice_final": "Final notice",
+    "notice_legal": "Legal notice",
+    "receipt": "Receipt",
+}
+PURPOSES = tuple(NAMES)
+
+
+def default_template(channel: str, purpose: str) -> MessageTemplate:
+    """A new (unsaved) default template of this channel and purpose, in English."""
+    template = MessageTemplate(name=NAMES[purpose], channel=channel, purpose=purpose,
+                               language="en")  # fmt: skip
+    if channel == "email":
+        template.subject, template.body = EMAIL[purpose]
+    elif channel == "whatsapp":
+        approved, params = WHATSAPP[purpose]
+        template.body = approved + "\n---\n" + "\n".join(f"{{{{ {p} }}}}" for p in params)
+        template.provider_template_name = f"duebook_{purpose}"
+    else:
+        template.body = SMS[purpose]
+    return template
+
+
+def ensure_defaults(session: Session) -> int:
+    """Create the defaults this workspace never had (idempotent: a default that was edited or
+    deleted is not brought back). Returns how many were created."""
+    from tenants.binding import bound_tenant_id
+
+    # Two first visits at once must not both create the set.
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('message_template_defaults'), :tenant)"),
+        {"tenant": bound_tenant_id(session) or 0},
+    )
+    existing = set(
+        session.execute(
+            select(MessageTemplate.channel, MessageTemplate.purpose)
+            .where(MessageTemplate.language == "en")
+            .group_by(MessageTemplate.channel, MessageTemplate.purpose)
+        ).all()
+    )
+    created = 0
+    for channel in ("email", "whatsapp", "sms"):
+        for purpose in PURPOSES:
+            if (channel, purpose) not in existing:
+                session.add(default_template(channel, purpose))
+                created += 1
+    if created:
+        session.flush()
+    return created

@@ -1,0 +1,160 @@
+"""What happened in the business, for whoever above wants to react: the one way a lower area
+lets a higher one know (invoicing and payments tell collections, delivery tells
+notifications) without importing it. The public API, outbound webhooks and integrations hang
+on the same signals, so their names and payloads are a contract: add facts, never rename or
+remove one.
+
+Every signal is sent with the SQLAlchemy session of the change as its sender, and receivers
+run at once in that session, inside the sender's transaction: what they write commits or
+rolls back with the change, and they never commit. The facts are plain values (ids, the
+tenant's id, statuses, `Decimal` amounts, dates), never ORM objects, so a receiver can hand
+them to a job or a webhook as they are. This module imports no area.
+
+Receivers connect when the app is created (`create_app` calls each area's `init_app`)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from blinker import Namespace
+
+from tenants.binding import bound_tenant_id
+
+events = Namespace()
+
+# An invoice was issued: tenant_id, invoice_id, client_id, number, currency, total, issue_date,
+# due_date, user_id.
+invoice_issued = events.signal("invoice-issued")
+# What an invoice owes changed (a payment allocated or taken back, a payment voided, a credit
+# note): tenant_id, invoice_id, client_id, status (after the change), amount_due, user_id.
+invoice_balance_changed = events.signal("invoice-balance-changed")
+# An invoice's balance change left it paid (sent before invoice_balance_changed): the same facts.
+invoice_paid = events.signal("invoice-paid")
+# An invoice was voided: tenant_id, invoice_id, client_id, number, user_id.
+invoice_voided = events.signal("invoice-voided")
+# What an invoice still owed was written off: tenant_id, invoice_id, client_id, number,
+# amount_written_off, reason, user_id.
+invoice_written_off = events.signal("invoice-written-off")
+# A payment was recorded (before it is allocated): tenant_id, payment_id, client_id, amount,
+# currency, received_on, method.
+payment_recorded = events.signal("payment-recorded")
+# A payment was voided (its allocations taken back; each invoice's invoice_balance_changed
+# follows): tenant_id, payment_id, client_id, amount, currency, reason, user_id.
+payment_voided = events.signal("payment-voided")
+# A provider reported on messages of a tenant and their status moved (sent, delivered, read,
+# failed, bounced; statuses only move forward): tenant_id, message_ids, status.
+messages_reported = events.signal("messages-reported")
+# A message will not arrive (bounced, dead-lettered, or failed as the provider reports):
+# tenant_id (None for platform e-mail), message_id, channel, status, reason, created_by.
+message_failed = events.signal("message-failed")
+
+
+def announce_invoice_issued(session, invoice, user_id: int | None) -> None:
+    invoice_issued.send(
+        session,
+        tenant_id=bound_tenant_id(session),
+        invoice_id=invoice.id,
+        client_id=invoice.client_id,
+        number=invoice.number,
+        currency=invoice.currency,
+        total=Decimal(invoice.total),
+        issue_date=invoice.issue_date,
+        due_date=invoice.due_date,
+        user_id=user_id,
+    )
+
+
+def announce_invoice_balance_changed(
+    session, invoice, amount_due: Decimal, user_id: int | None
+) -> None:
+    """After the invoice's status was set from what it now owes."""
+    facts = {
+        "tenant_id": bound_tenant_id(session),
+        "invoice_id": invoice.id,
+        "client_id": invoice.client_id,
+        "status": invoice.status,
+        "amount_due": amount_due,
+        "user_id": user_id,
+    }
+    if invoice.status == "paid":
+        invoice_paid.send(session, **facts)
+    invoice_balance_changed.send(session, **facts)
+
+
+def announce_invoice_voided(session, invoice, user_id: int | None) -> None:
+    invoice_voided.send(
+        session,
+        tenant_id=bound_tenant_id(session),
+        invoice_id=invoice.id,
+        client_id=invoice.client_id,
+        number=invoice.number,
+        user_id=user_id,
+    )
+
+
+def announce_invoice_written_off(session, invoice, user_id: int | None) -> None:
+    invoice_written_off.send(
+        session,
+        tenant_id=bound_tenant_id(session),
+        invoice_id=invoice.id,
+        client_id=invoice.client_id,
+        number=invoice.number,
+        amount_written_off=Decimal(invoice.written_off_amount),
+        reason=invoice.write_off_reason,
+        user_id=user_id,
+    )
+
+
+def announce_payment_recorded(session, payment) -> None:
+    payment_recorded.send(
+        session,
+        tenant_id=bound_tenant_id(session),
+        payment_id=payment.id,
+        client_id=payment.client_id,
+        amount=Decimal(payment.amount),
+        currency=payment.currency,
+        received_on=payment.received_on,
+        method=payment.method,
+    )
+
+
+def announce_payment_voided(session, payment, user_id: int | None) -> None:
+    payment_voided.send(
+        session,
+        tenant_id=bound_tenant_id(session),
+        payment_id=payment.id,
+        client_id=payment.client_id,
+        amount=Decimal(payment.amount),
+        currency=payment.currency,
+        reason=payment.void_reason,
+        user_id=user_id,
+    )
+
+
+def announce_message_failed(
+    session,
+    *,
+    tenant_id: int | None,
+    message_id: int,
+    channel: str,
+    status: str,
+    reason: str,
+    created_by: int | None,
+) -> None:
+    """Sent by delivery and the provider webhooks; the tenant is the message's own (the
+    delivery worker's session may serve several tenants)."""
+    message_failed.send(
+        session,
+        tenant_id=tenant_id,
+        message_id=message_id,
+        channel=channel,
+        status=status,
+        reason=reason,
+        created_by=created_by,
+    )
+
+
+def announce_messages_reported(
+    session, *, tenant_id: int, message_ids: list[int], status: str
+) -> None:
+    messages_reported.send(session, tenant_id=tenant_id, message_ids=message_ids, status=status)
