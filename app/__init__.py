@@ -30,11 +30,19 @@ def create_app(config: dict | None = None) -> Flask:
     register_errorhandlers(app)
     register_commands(app)
     register_page_helpers(app)
+    register_jobs()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the migrate command reports itself
     # One line per provider request would cost workers more than the request (and clutter).
     logging.getLogger("httpx").setLevel(logging.WARNING)
     return app
+
+
+def register_jobs() -> None:
+    # The composition root knows the jobs by name for the hand-over; no area imports jobs/.
+    from jobs import load_jobs
+
+    load_jobs()
 
 
 def register_extensions(app: Flask) -> None:

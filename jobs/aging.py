@@ -4,21 +4,18 @@ midnight, and the day's snapshot for the trend written."""
 from __future__ import annotations
 
 from jobs.context import job
-from jobs.queues import enqueue_per_tenant
+from jobs.queues import fan_out, tenants_past_midnight
 
 
-@job
+@job("default")
 def roll_aging_all(session, every_tenant: bool = False) -> int:
     """Hourly: one job per active tenant whose local time is now between 00:00 and 00:59
     (`every_tenant`: all of them, e.g. after the scheduler was down). Returns how many tenant
     jobs were queued."""
-    from jobs.tasks import tenants_past_midnight
-
-    due = tenants_past_midnight(session, every_tenant)
-    return enqueue_per_tenant("default", roll_aging_for_tenant, due)
+    return fan_out(session, "roll_aging_for_tenant", tenants_past_midnight(session, every_tenant))
 
 
-@job
+@job("default")
 def roll_aging_for_tenant(session) -> int:
     """Age this tenant's summary to its date (rebuilt instead if the settings changed) and
     write today's snapshot. Running it again the same day changes nothing. Returns the days

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 
 from jobs.context import job
-from jobs.queues import enqueue_per_tenant
+from jobs.queues import active_tenants, fan_out
 
 # Schemas read per query when the fan-out looks at every tenant's settings.
 SETTINGS_CHUNK = 500
@@ -37,18 +37,15 @@ def tenants_due(session, tenants: list[tuple[int, str]], now: datetime) -> list[
     return due
 
 
-@job
+@job("default")
 def run_collections_all(session, now: datetime | None = None) -> int:
     """Hourly: one `run_collections` job per active tenant that is due (see `tenants_due`).
     Returns how many were queued."""
-    from jobs.tasks import _active_tenants
-
-    due = tenants_due(session, _active_tenants(session), now or datetime.now(UTC))
-    session.commit()
-    return enqueue_per_tenant("default", run_collections, due)
+    due = tenants_due(session, active_tenants(session), now or datetime.now(UTC))
+    return fan_out(session, "run_collections", due)
 
 
-@job
+@job("default")
 def run_collections(session) -> int:
     """The daily run of the bound tenant (its own today); a second job the same day finds
     the run done and creates nothing. Returns how many notices it created."""

@@ -1,4 +1,5 @@
-"""The one wrapper every job runs in: an app context, an optional tenant, a clean session."""
+"""The one wrapper every job runs in (an app context, an optional tenant, a clean session), and
+the decorator that declares a job: its name, queue, timeout and retry."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from flask import current_app, has_app_context
 from rq import get_current_job
 
 from app.extensions import db
-from tenants.binding import bind_tenant
+from app.handover import JobSpec, register_job
+from tenants.binding import tenant_context
 
 log = logging.getLogger("jobs")
 
@@ -26,27 +28,26 @@ def _worker_app():
 def job_context(tenant_id: int | None = None):
     # Inside tests (and `flask` commands) the job runs in the caller's application.
     app = current_app._get_current_object() if has_app_context() else _worker_app()
-    with app.app_context():
-        if tenant_id is not None:
-            bind_tenant(db.session, tenant_id)
-        try:
-            yield db.session
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
-        finally:
-            db.session.remove()
+    with app.app_context(), tenant_context(db.session, tenant_id) as session:
+        yield session
 
 
-def job(func):
-    """Jobs take ids and an explicit tenant_id keyword, never ORM objects or request state."""
+def job(queue: str, *, timeout: int | None = None, retry: int = 0, result_ttl: int | None = None):
+    """`@job("messages", timeout=600)`: the function becomes the job named after it, queued on
+    `queue` by `app.handover` (RQ's timeout; `retry` more attempts after a failure; how long
+    its result is kept). Jobs take ids and an explicit tenant_id keyword, never ORM objects or
+    request state."""
 
-    @wraps(func)
-    def run(*args, tenant_id: int | None = None, **kwargs):
-        current = get_current_job()
-        log.info("job %s %s tenant=%s", current.id if current else "-", func.__name__, tenant_id)
-        with job_context(tenant_id) as session:
-            return func(session, *args, **kwargs)
+    def declare(func):
+        @wraps(func)
+        def run(*args, tenant_id: int | None = None, **kwargs):
+            current_id = current.id if (current := get_current_job()) else "-"
+            log.info("job %s %s tenant=%s", current_id, func.__name__, tenant_id)
+            with job_context(tenant_id) as session:
+                return func(session, *args, **kwargs)
 
-    return run
+        path = f"{func.__module__}.{func.__name__}"
+        register_job(JobSpec(func.__name__, path, queue, timeout, retry, result_ttl))
+        return run
+
+    return declare

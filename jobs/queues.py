@@ -1,51 +1,49 @@
-"""Purpose-named queues on one Redis connection per process."""
+"""The workers' side of the queues (defined with the hand-over in `app.handover`), and the
+periodic per-tenant fan-out, written once: a periodic job picks its tenants and queues one job
+per tenant."""
 
 from __future__ import annotations
 
-from functools import cache
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
-from flask import current_app
-from redis import Redis
-from rq import Queue
+from sqlalchemy import select
 
-# By urgency: transactional messages first, then ordinary work, bulk (campaigns, imports),
-# and syncs with outside systems.
-QUEUE_NAMES = ("messages", "default", "bulk", "sync")
+from app.handover import QUEUE_NAMES, Work, enqueue, get_queue, redis_connection
+from tenants.models import Tenant
 
-
-@cache
-def _redis(url: str) -> Redis:
-    return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
-
-
-def redis_connection() -> Redis:
-    return _redis(current_app.config["REDIS_URL"])
-
-
-def get_queue(name: str) -> Queue:
-    if name not in QUEUE_NAMES:
-        raise ValueError(f"unknown queue {name!r}")
-    return Queue(name, connection=redis_connection())
-
-
-def enqueue_many(queue_name: str, func, argument_tuples: list[tuple], **job_options) -> list:
-    """One round trip for many jobs (RQ's enqueue_many), instead of one per job."""
-    queue = get_queue(queue_name)
-    return queue.enqueue_many(
-        [Queue.prepare_data(func, args=args, **job_options) for args in argument_tuples]
-    )
-
+__all__ = ["QUEUE_NAMES", "get_queue", "redis_connection", "fan_out", "active_tenants"]
 
 FAN_OUT_BATCH = 1000  # jobs per enqueue_many round trip when a job fans out over tenants
 
 
-def enqueue_per_tenant(queue_name: str, func, tenant_ids: list[int]) -> int:
-    """One job per tenant, each bound to its tenant by the `tenant_id` keyword (see
-    jobs.context.job), in batches of FAN_OUT_BATCH per round trip. Returns how many."""
-    queue = get_queue(queue_name)
+def active_tenants(session) -> list[tuple[int, str]]:
+    """(id, time zone) of every active tenant, for the jobs that fan out one job per tenant."""
+    query = select(Tenant.id, Tenant.time_zone).where(Tenant.status == "active")
+    return [tuple(row) for row in session.execute(query.order_by(Tenant.id))]
+
+
+def tenants_past_midnight(session, every_tenant: bool = False) -> list[int]:
+    """Ids of the active tenants whose local time is now between 00:00 and 00:59: an hourly
+    job gives each of them its daily work on the tenant's own new day (`every_tenant`: all of
+    them, e.g. after the scheduler was down)."""
+    now = datetime.now(UTC)
+    return [
+        tenant_id
+        for tenant_id, zone in active_tenants(session)
+        if every_tenant or now.astimezone(ZoneInfo(zone)).hour == 0
+    ]
+
+
+def fan_out(session, job_name: str, tenant_ids: list[int] | None = None) -> int:
+    """Queue the job `job_name` once per tenant (every active tenant unless `tenant_ids` says
+    which), each bound to its tenant by the `tenant_id` keyword, FAN_OUT_BATCH jobs per round
+    trip. The session's reads are committed first, so no transaction stays open meanwhile.
+    Returns how many jobs were queued."""
+    if tenant_ids is None:
+        tenant_ids = [tenant_id for tenant_id, _ in active_tenants(session)]
+    session.commit()
     for start in range(0, len(tenant_ids), FAN_OUT_BATCH):
         batch = tenant_ids[start : start + FAN_OUT_BATCH]
-        queue.enqueue_many(
-            [Queue.prepare_data(func, kwargs={"tenant_id": tenant_id}) for tenant_id in batch]
-        )
+        enqueue([Work(job_name, tenant_id=tenant_id) for tenant_id in batch])
     return len(tenant_ids)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from rq.cron import CronScheduler
 
+from app.handover import job_spec
 from jobs.aging import roll_aging_all
+from jobs.campaigns import sweep_campaign_launches_all
 from jobs.collections import run_collections_all
 from jobs.context import _worker_app
 from jobs.notices import sweep_notices_all
@@ -19,26 +21,29 @@ from jobs.tasks import (
 from jobs.whatsapp import sync_whatsapp_templates_all
 
 SCHEDULE = [
-    # (job, queue, seconds between runs or a cron string in the server's local time)
-    (sweep_outbox, "messages", 30),
+    # (job, seconds between runs or a cron string in the server's local time); each job runs on
+    # the queue it declares
+    (sweep_outbox, 30),
     # Daily at 01:30 (07:00 in India on a UTC server); running again the same day (a restart,
     # a second scheduler) sends nothing twice: each expiry date is announced once.
-    (announce_expiring_documents_all, "default", "30 1 * * *"),
+    (announce_expiring_documents_all, "30 1 * * *"),
     # Issued invoices whose PDF no worker rendered (Redis down at issue, a worker died).
-    (sweep_invoice_pdfs_all, "bulk", 600),
+    (sweep_invoice_pdfs_all, 600),
+    # Scheduled campaigns whose messages no worker wrote (Redis down at launch, a worker died).
+    (sweep_campaign_launches_all, 600),
     # Hourly, at :05: invoices past due turn overdue in each tenant just after its own midnight.
-    (mark_overdue_invoices_all, "default", "5 * * * *"),
+    (mark_overdue_invoices_all, "5 * * * *"),
     # Every 6 hours: WhatsApp templates' approval states, in case a status webhook was missed.
-    (sync_whatsapp_templates_all, "sync", "20 */6 * * *"),
+    (sync_whatsapp_templates_all, "20 */6 * * *"),
     # Hourly, at :10: each tenant's daily collection run once its own day reaches its run hour
     # (a tenant already run today is skipped; the run itself is exactly-once anyway).
-    (run_collections_all, "default", "10 * * * *"),
+    (run_collections_all, "10 * * * *"),
     # Approved notices whose send job never reached a worker, and notices following their
     # messages' statuses (delivery itself does not tell notices).
-    (sweep_notices_all, "messages", 60),
+    (sweep_notices_all, 60),
     # Hourly, at :10: each tenant's aging rolled just after its own midnight, with the day's
     # snapshot for the trend (the pages also roll when they find the summary a day behind).
-    (roll_aging_all, "default", "10 * * * *"),
+    (roll_aging_all, "10 * * * *"),
 ]
 
 
@@ -46,9 +51,9 @@ def main() -> None:
     app = _worker_app()
     with app.app_context():
         scheduler = CronScheduler(connection=redis_connection())
-        for func, queue_name, every in SCHEDULE:
+        for func, every in SCHEDULE:
             timing = {"cron": every} if isinstance(every, str) else {"interval": every}
-            scheduler.register(func, queue_name, **timing)
+            scheduler.register(func, job_spec(func.__name__).queue, **timing)
         scheduler.start()
 
 

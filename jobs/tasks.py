@@ -6,20 +6,20 @@ from flask import current_app
 
 from app.messaging import services as messaging
 from jobs.context import job
-from jobs.queues import enqueue_per_tenant
+from jobs.queues import fan_out, tenants_past_midnight
 
 
-@job
+@job("messages", timeout=600)
 def deliver_outbox_messages(session, message_ids: list[int]) -> dict:
     """Deliver a batch of one tenant's outbox messages (the tenant bound by the wrapper from
     the tenant_id keyword; None for platform e-mail). Returns the outcome counts."""
+    from app.handover import redis_connection
     from app.messaging.delivery import deliver_batch
-    from jobs.queues import redis_connection
 
     return dict(deliver_batch(session, message_ids, redis_connection()))
 
 
-@job
+@job("messages")
 def sweep_outbox(session) -> int:
     """Hand out what no worker has: intents written while Redis was down, retries and
     put-back messages now due, messages whose worker died mid-send; and webhook events no
@@ -36,7 +36,7 @@ def sweep_outbox(session) -> int:
     return len(rows)
 
 
-@job
+@job("messages")
 def process_webhook_event(session, event_id: int) -> int:
     """Apply one stored provider webhook (status reports, inbound messages) of the bound
     tenant. Returns how many messages it moved."""
@@ -46,41 +46,18 @@ def process_webhook_event(session, event_id: int) -> int:
     return process_event(session, event_id, bound_tenant_id(session))
 
 
-def _active_tenants(session) -> list[tuple[int, str]]:
-    """(id, time zone) of every active tenant, for the jobs that fan out one job per tenant."""
-    from sqlalchemy import select
-
-    from tenants.models import Tenant
-
-    query = select(Tenant.id, Tenant.time_zone).where(Tenant.status == "active")
-    return [tuple(row) for row in session.execute(query.order_by(Tenant.id))]
-
-
-def tenants_past_midnight(session, every_tenant: bool = False) -> list[int]:
-    """Ids of the active tenants whose local time is now between 00:00 and 00:59: an hourly
-    job gives each of them its daily work on the tenant's own new day (`every_tenant`: all of
-    them, e.g. after the scheduler was down)."""
-    from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo
-
-    now = datetime.now(UTC)
-    return [tenant_id for tenant_id, zone in _active_tenants(session)
-            if every_tenant or now.astimezone(ZoneInfo(zone)).hour == 0]  # fmt: skip
-
-
 # Client documents: the daily announcement of documents about to expire ----------------------
 # (imports inside the functions keep this block self-contained at the end of the module)
 
 
-@job
+@job("default")
 def announce_expiring_documents_all(session) -> int:
     """Daily: one announcement job per active tenant, each in its own transaction and with
     "today" in its own time zone. Returns how many tenant jobs were queued."""
-    tenant_ids = [tenant_id for tenant_id, _ in _active_tenants(session)]
-    return enqueue_per_tenant("default", announce_expiring_documents_for_tenant, tenant_ids)
+    return fan_out(session, "announce_expiring_documents_for_tenant")
 
 
-@job
+@job("default")
 def announce_expiring_documents_for_tenant(session) -> int:
     """E-mail each engagement manager of this tenant (bound by the job wrapper from the
     tenant_id keyword) the documents of their clients about to expire, once per expiry date.
@@ -120,7 +97,7 @@ def _external_url(endpoint: str, **values) -> str:
 # Client imports: a job reads each upload, one job per started (or retried) import; "bulk" ----
 
 
-@job
+@job("bulk")
 def read_client_import_file(session, import_id: int) -> str | None:
     """Read an uploaded client file within the import limits (never in the request): its
     headers, row count and first rows for the preview. Returns "uploaded" or "unreadable",
@@ -130,8 +107,7 @@ def read_client_import_file(session, import_id: int) -> str | None:
     return read_import_file(session, import_id)
 
 
-
-@job
+@job("bulk")
 def run_client_import(session, import_id: int) -> str | None:
     """Check and write an uploaded client file in committed chunks; resumes after the chunks
     an earlier attempt wrote. Returns "done", "failed", or None if it was not queued."""
@@ -143,7 +119,7 @@ def run_client_import(session, import_id: int) -> str | None:
 # Invoice PDFs: rendered and stored after issue; a sweep renders what no worker did ------------
 
 
-@job
+@job("default")
 def render_invoice_pdf(session, invoice_id: int) -> str | None:
     """Render and store an issued invoice's PDF (tenant bound by the wrapper from the
     tenant_id keyword). Returns the storage key, or None for a draft, void or missing one."""
@@ -157,14 +133,13 @@ def render_invoice_pdf(session, invoice_id: int) -> str | None:
     return render_and_store(session, tenant, invoice_id)
 
 
-@job
+@job("bulk")
 def sweep_invoice_pdfs_all(session) -> int:
     """Periodic: one sweep job per active tenant. Returns how many were queued."""
-    tenant_ids = [tenant_id for tenant_id, _ in _active_tenants(session)]
-    return enqueue_per_tenant("bulk", sweep_invoice_pdfs_for_tenant, tenant_ids)
+    return fan_out(session, "sweep_invoice_pdfs_for_tenant")
 
 
-@job
+@job("bulk")
 def sweep_invoice_pdfs_for_tenant(session) -> int:
     """Queue a render for each issued invoice of this tenant that has no PDF yet (Redis was
     down at issue, or a worker died). Returns how many were queued."""
@@ -181,16 +156,16 @@ def sweep_invoice_pdfs_for_tenant(session) -> int:
 # Invoices: overdue is a stored status, set once a day per tenant just after its midnight ------
 
 
-@job
+@job("default")
 def mark_overdue_invoices_all(session, every_tenant: bool = False) -> int:
     """Hourly: one job per active tenant whose local time is now between 00:00 and 00:59, so
     each tenant's invoices turn overdue on the tenant's own calendar day (`every_tenant`: all
     of them, e.g. after the scheduler was down). Returns how many tenant jobs were queued."""
     due = tenants_past_midnight(session, every_tenant)
-    return enqueue_per_tenant("default", mark_overdue_invoices_for_tenant, due)
+    return fan_out(session, "mark_overdue_invoices_for_tenant", due)
 
 
-@job
+@job("default")
 def mark_overdue_invoices_for_tenant(session) -> int:
     """Issued and sent invoices of this tenant past their due date become overdue (each change
     audited). Running it again the same day changes nothing. Returns how many changed."""

@@ -12,12 +12,12 @@ from flask import current_app
 from sqlalchemy import select
 
 from jobs.context import job
-from jobs.queues import enqueue_per_tenant
+from jobs.queues import fan_out
 
 log = logging.getLogger(__name__)
 
 
-@job
+@job("sync")
 def sync_whatsapp_templates(session) -> dict | None:
     """Ask Meta for the bound tenant's templates and update provider_status and
     provider_synced_at of its WhatsApp templates. None when the tenant has no enabled
@@ -53,11 +53,8 @@ def sync_whatsapp_templates(session) -> dict | None:
     return {"updated": result.updated, "missing": result.missing}
 
 
-@job
+@job("sync")
 def sync_whatsapp_templates_all(session) -> int:
     """Periodic: one sync job per active tenant (tenants without WhatsApp return at once).
     Returns how many were queued."""
-    from jobs.tasks import _active_tenants
-
-    tenant_ids = [tenant_id for tenant_id, _ in _active_tenants(session)]
-    return enqueue_per_tenant("default", sync_whatsapp_templates, tenant_ids)
+    return fan_out(session, "sync_whatsapp_templates")

@@ -11,6 +11,8 @@ connection with no translation raises ``TenantNotBound`` before it reaches the d
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from sqlalchemy import event
@@ -55,6 +57,24 @@ def bind_tenant(session, tenant_id: int, actor_user_id: int | None = None) -> No
     session.info[ACTOR_KEY] = actor_user_id
     if session.in_transaction():
         _apply_translation(session.connection(), schema)
+
+
+@contextmanager
+def tenant_context(session, tenant_id: int | None, actor_user_id: int | None = None) -> Iterator:
+    """Work as one tenant outside a request (a job, a command, a script): `session` bound to the
+    tenant's schema (None: platform work, no tenant), committed when the block ends, rolled
+    back when it raises, and ended afterwards (removed when it is a scoped session), since a
+    session serves one tenant only."""
+    if tenant_id is not None:
+        bind_tenant(session, tenant_id, actor_user_id)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.remove() if isinstance(session, scoped_session) else session.close()
 
 
 def bound_tenant_id(session) -> int | None:

@@ -288,7 +288,8 @@ def test_approval_levels_start_as_draft_and_auto_send_approves_and_enqueues(app,
         session.commit()  # the sending job is handed over only once the notices are committed
     jobs = Queue("messages", connection=redis).get_jobs()
     assert [(job.func_name, job.args, job.kwargs) for job in jobs] == [
-        (engine.SEND_JOB, ([notice.id],), {"tenant_id": tenant_of(session).id})]  # fmt: skip
+        ("jobs.notices.send_notices", ([notice.id],), {"tenant_id": tenant_of(session).id})
+    ]
 
     legal = session.scalars(select(CollectionLevel).where(CollectionLevel.position == 2)).one()
     legal.requires_approval = True

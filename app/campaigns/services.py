@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.campaigns.models import Campaign
 from app.clients.models import CONTACT_ROLES, Client, Contact
 from app.clients.services import ClientFilters, filtered_clients, may_contact
+from app.handover import hand_over
 from app.message_templates.models import TEMPLATE_CHANNELS, MessageTemplate
 from app.message_templates.rendering import (
     INVOICE_VARIABLES,
@@ -236,17 +237,15 @@ def launch(session: Session, tenant, campaign: Campaign) -> str | None:
     if campaign.status != "draft":
         return f"This campaign is {campaign.status}; only a draft can be launched."
     campaign.status = "scheduled"
-    on_commit(session, _enqueue_launches, (campaign.id, tenant.id))
+    hand_over(session, "launch_campaign", campaign.id, tenant_id=tenant.id)
     return None
 
 
-def _enqueue_launches(items: list[tuple[int, int]]) -> None:
-    from jobs.campaigns import launch_campaign
-    from jobs.queues import get_queue
-
-    queue = get_queue("bulk")
-    for campaign_id, tenant_id in items:
-        queue.enqueue(launch_campaign, campaign_id, tenant_id=tenant_id, job_timeout=3600)
+def campaigns_to_launch(session: Session) -> list[int]:
+    """Scheduled campaigns whose messages are not all written yet: the durable intent of a
+    launch. The sweeper hands them to the workers again (Redis was down at launch, or a worker
+    died); a second run writes no message twice (the outbox's unique idempotency key)."""
+    return list(session.scalars(select(Campaign.id).where(Campaign.status == "scheduled")))
 
 
 CHUNK = 1000

@@ -9,6 +9,7 @@ from flask_login import current_user
 from app.campaigns import forms, services
 from app.extensions import db
 from app.form_once import once_per_form_key
+from app.handover import hand_over
 from app.message_templates import services as message_templates
 from app.message_templates.models import TEMPLATE_CHANNELS, TEMPLATE_PURPOSES
 from app.pages import render_page, toast
@@ -122,12 +123,9 @@ def delete_template(message_template_id: int):
 @blueprint.post("/message-templates/sync-whatsapp")
 @require_permission("templates.manage")
 def sync_whatsapp():
-    # The job talks to Meta; the request only asks for it (imported here: the WhatsApp
-    # module is only needed by this action).
-    from jobs.queues import get_queue
-    from jobs.whatsapp import sync_whatsapp_templates
-
-    get_queue("sync").enqueue(sync_whatsapp_templates, tenant_id=g.tenant.id)
+    # The job talks to Meta; the request only asks for it (the periodic sync catches up when
+    # Redis is down).
+    hand_over(db.session, "sync_whatsapp_templates", tenant_id=g.tenant.id)
     toast("Asked Meta for the approval state of your WhatsApp templates; refresh in a minute.")
     return redirect(url_for("campaigns.templates"), 303)
 

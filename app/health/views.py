@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 from sqlalchemy import text
 
 from app.extensions import db
-from jobs.queues import redis_connection
+from app.handover import redis_connection
 
 blueprint = Blueprint("health", __name__)
 

@@ -16,7 +16,7 @@ from app.extensions import db
 from app.integrations import services
 from app.integrations.crypto import SecretsUnreadable, rotate_ciphertext
 from app.integrations.models import IntegrationConnection
-from jobs.context import job_context
+from tenants.binding import tenant_context
 from tenants.models import Tenant
 
 secrets_cli = AppGroup("secrets", help="Connector credentials stored encrypted.")
@@ -30,7 +30,7 @@ def rotate() -> None:
     rotated = unreadable = 0
     for tenant_id, slug in tenants:
         # One session per tenant (a session is bound to one tenant), committed per tenant.
-        with job_context(tenant_id) as session:
+        with tenant_context(db.session, tenant_id) as session:
             rows = session.execute(
                 select(
                     IntegrationConnection.id,
@@ -71,7 +71,7 @@ def verify() -> None:
     db.session.remove()
     queued = 0
     for tenant_id in tenants:
-        with job_context(tenant_id) as session:
+        with tenant_context(db.session, tenant_id) as session:
             legacy = session.scalars(
                 select(IntegrationConnection).where(
                     IntegrationConnection.verification == "legacy",

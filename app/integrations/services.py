@@ -26,19 +26,17 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.handover import hand_over, redis_connection
 from app.integrations.catalogue import Category, Entry, by_category, entry_for
 from app.integrations.connectors import Connector, DeliveryError
 from app.integrations.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets
 from app.integrations.models import IntegrationConnection
 from app.messaging.models import ProviderAccount
-from app.transaction_hooks import on_commit
 from tenants.binding import PLACEHOLDER_SCHEMA, bound_tenant_id, schema_for_tenant_id
 
 log = logging.getLogger(__name__)
 
 FORM_ERROR = "_form"  # the key of an error that belongs to the whole form, not one field
-TEST_QUEUE = "default"
-TEST_RESULT_SECONDS = 3600  # how long the page can still show a finished test's outcome
 
 
 class IntegrationError(ValueError):
@@ -521,31 +519,12 @@ def request_test(session: Session, connection: IntegrationConnection) -> str:
     the page polls."""
     tenant_id = bound_tenant_id(session)
     job_id = f"{_test_job_prefix(tenant_id, connection.id)}{token_source.token_hex(6)}"
-    on_commit(session, _enqueue_tests, (connection.id, tenant_id, job_id))
+    hand_over(session, "test_connection", connection.id, tenant_id=tenant_id, job_id=job_id)
     return job_id
 
 
 def _test_job_prefix(tenant_id: int, connection_id: int) -> str:
     return f"integration-test-{tenant_id}-{connection_id}-"
-
-
-def _enqueue_tests(items: list[tuple[int, int, str]]) -> None:
-    from jobs import integrations as integration_jobs
-    from jobs.queues import get_queue
-
-    queue = get_queue(TEST_QUEUE)
-    for connection_id, tenant_id, job_id in items:
-        try:
-            queue.enqueue(
-                integration_jobs.test_connection,
-                connection_id,
-                tenant_id=tenant_id,
-                job_id=job_id,
-                result_ttl=TEST_RESULT_SECONDS,
-                failure_ttl=TEST_RESULT_SECONDS,
-            )
-        except Exception:  # Redis down: the page says the test did not start
-            log.warning("could not queue the test of connection %s", connection_id, exc_info=True)
 
 
 def run_test(session: Session, connection_id: int) -> dict:
@@ -604,8 +583,6 @@ def test_progress(tenant_id: int, connection_id: int, job_id: str) -> Progress |
     from redis.exceptions import RedisError
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
-
-    from jobs.queues import redis_connection
 
     if not job_id.startswith(_test_job_prefix(tenant_id, connection_id)):
         return None

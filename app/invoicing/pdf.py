@@ -41,6 +41,7 @@ from flask import current_app, has_app_context, render_template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.handover import Work, enqueue
 from app.invoicing.models import CreditNote, Invoice
 from app.invoicing.money import to_money
 from app.storage import delete_after_commit, get_storage, save_in_transaction, tenant_key
@@ -592,19 +593,8 @@ def hand_to_workers(pending: list[tuple[int, int]]) -> None:
 
 def enqueue_renders(pending: list[tuple[int, int]]) -> None:
     """Hand (tenant_id, invoice_id) pairs to RQ in one round trip."""
-    from rq import Queue
-
-    from jobs.queues import get_queue
-    from jobs.tasks import render_invoice_pdf
-
-    get_queue("default").enqueue_many(
-        [
-            Queue.prepare_data(
-                render_invoice_pdf, args=(invoice_id,), kwargs={"tenant_id": tenant_id}
-            )
-            for tenant_id, invoice_id in pending
-        ]
-    )
+    enqueue([Work("render_invoice_pdf", (invoice_id,), tenant_id)
+             for tenant_id, invoice_id in pending])
 
 
 def warn_if_slow_font_subsetting() -> bool:

@@ -25,6 +25,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.handover import Work, enqueue
 from app.messaging.models import CHANNELS, QUEUES, OutboxMessage
 from app.messaging.secret_links import SECRET_LINK, seal_link
 from app.transaction_hooks import on_commit
@@ -168,23 +169,8 @@ def delivery_batches(rows) -> list[tuple[str, int | None, list[int]]]:
 
 
 def _enqueue_with_rq(rows) -> None:
-    from rq import Queue
-
-    from jobs.queues import get_queue
-    from jobs.tasks import deliver_outbox_messages
-
-    by_queue = defaultdict(list)
-    for queue_name, tenant_id, ids in delivery_batches(rows):
-        by_queue[queue_name].append(
-            Queue.prepare_data(
-                deliver_outbox_messages,
-                args=(ids,),
-                kwargs={"tenant_id": tenant_id},
-                timeout=600,
-            )  # fmt: skip
-        )
-    for queue_name, jobs in by_queue.items():
-        get_queue(queue_name).enqueue_many(jobs)
+    enqueue([Work("deliver_outbox_messages", (ids,), tenant_id, queue=queue_name)
+             for queue_name, tenant_id, ids in delivery_batches(rows)])
 
 
 def backoff_seconds(attempt: int) -> float:

@@ -26,6 +26,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.handover import Work, enqueue
 from app.integrations.connectors import StatusUpdate
 from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
 from app.signals import announce_message_failed, announce_messages_reported
@@ -162,16 +163,9 @@ def record_webhook(
 
 
 def enqueue_processing(rows: list[tuple[int, int | None]]) -> None:
-    from rq import Queue
-
-    from jobs.queues import get_queue
-    from jobs.tasks import process_webhook_event
-
     try:
-        get_queue("messages").enqueue_many(
-            [Queue.prepare_data(process_webhook_event, args=(event_id,),
-                                kwargs={"tenant_id": tenant_id}) for event_id, tenant_id in rows]
-        )  # fmt: skip
+        enqueue([Work("process_webhook_event", (event_id,), tenant_id)
+                 for event_id, tenant_id in rows])
     except Exception:  # Redis down: stored already; the sweeper processes it
         log.warning("could not queue %d webhook event(s); the sweeper will", len(rows),
                     exc_info=True)  # fmt: skip

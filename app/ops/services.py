@@ -17,8 +17,8 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from app.handover import QUEUE_NAMES, get_queue
 from app.messaging.models import OutboxMessage, WebhookEvent
-from jobs.queues import QUEUE_NAMES, get_queue
 
 # Failed jobs read per queue, newest first: enough to find a tenant's recent failures without
 # reading an unbounded registry on every page view.

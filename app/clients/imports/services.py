@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import String, any_, event, func, literal, or_, select, update
+from sqlalchemy import String, any_, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -70,7 +70,9 @@ from app.clients.imports.writer import ChunkOutcome, ChunkStatements, write_chun
 from app.clients.models import Client, ClientImport, ClientImportError
 from app.clients.rules import COUNTRY_NAMES, ClientContext, clean_client, clean_contact
 from app.clients.services import client_context, client_form_values
-from tenants.binding import TenantSession, bound_tenant_id, schema_for_tenant_id
+from app.handover import Work, enqueue, redis_connection
+from app.transaction_hooks import on_commit
+from tenants.binding import bound_tenant_id, schema_for_tenant_id
 from tenants.models import Membership, Tenant, User
 
 log = logging.getLogger(__name__)
@@ -138,7 +140,7 @@ def create_import(
     except IntegrityError:  # the same form's other submit made its import meanwhile
         delete_upload(key)
         return _import_with_upload_key(session, upload_key)
-    session.info.setdefault(_PENDING_KEY, []).append(("read", record.id, tenant_id))
+    on_commit(session, _hand_imports_over, ("read", record.id, tenant_id))
     return record
 
 
@@ -570,9 +572,6 @@ def run_import(session: Session, import_id: int, chunk_size: int | None = None) 
 
 # Queueing --------------------------------------------------------------------------------
 
-_PENDING_KEY = "client_imports_to_enqueue"
-
-
 def start_import(session: Session, record: ClientImport, form_key: str | None = None) -> None:
     """Queue the import; the job is handed to a worker once this transaction commits. An
     import no worker has any more (the hand-over to Redis failed, or the worker died) may be
@@ -607,26 +606,17 @@ def start_import(session: Session, record: ClientImport, form_key: str | None = 
             if record.status in ("reading", "uploaded")
             else "This import has started already."
         )
-    tenant_id = bound_tenant_id(session)
-    session.info.setdefault(_PENDING_KEY, []).append(("run", record.id, tenant_id))
+    on_commit(session, _hand_imports_over, ("run", record.id, bound_tenant_id(session)))
 
 
-@event.listens_for(TenantSession, "after_commit")
-def _enqueue_after_commit(session) -> None:
-    # SQLAlchemy reports a released savepoint as a commit too; only the real one counts.
-    if session.in_nested_transaction():
-        return
-    for job, import_id, tenant_id in session.info.pop(_PENDING_KEY, None) or ():
+def _hand_imports_over(items: list[tuple[str, int, int]]) -> None:
+    # One at a time, each under its own job id: the page asks Redis whether that job is still
+    # there (is_stuck), and offers to start again an import whose hand-over failed.
+    for job, import_id, tenant_id in items:
         try:
             (enqueue_read if job == "read" else enqueue_import)(import_id, tenant_id)
         except Exception:  # Redis down: the import stays as it is (see is_stuck)
             log.warning("could not queue client import %s", import_id, exc_info=True)
-
-
-@event.listens_for(TenantSession, "after_soft_rollback")
-def _forget_rolled_back(session, previous_transaction) -> None:
-    if not session.in_transaction():
-        session.info.pop(_PENDING_KEY, None)
 
 
 def job_id_for(import_id: int, tenant_id: int) -> str:
@@ -639,31 +629,15 @@ def read_job_id_for(import_id: int, tenant_id: int) -> str:
 
 def enqueue_import(import_id: int, tenant_id: int) -> None:
     """Hand the import to a worker. Safe to call twice: the job claims a queued import once."""
-    from jobs.queues import get_queue
-    from jobs.tasks import run_client_import
-
-    get_queue("bulk").enqueue(
-        run_client_import,
-        import_id,
-        tenant_id=tenant_id,
-        job_timeout=JOB_TIMEOUT,
-        job_id=job_id_for(import_id, tenant_id),
-    )
+    job_id = job_id_for(import_id, tenant_id)
+    enqueue([Work("run_client_import", (import_id,), tenant_id, job_id, JOB_TIMEOUT)])
 
 
 def enqueue_read(import_id: int, tenant_id: int) -> None:
     """Hand the uploaded file to a worker to read. Safe to call twice: the job reads an
     import that is still "reading" only."""
-    from jobs.queues import get_queue
-    from jobs.tasks import read_client_import_file
-
-    get_queue("bulk").enqueue(
-        read_client_import_file,
-        import_id,
-        tenant_id=tenant_id,
-        job_timeout=READ_JOB_TIMEOUT,
-        job_id=read_job_id_for(import_id, tenant_id),
-    )
+    job_id = read_job_id_for(import_id, tenant_id)
+    enqueue([Work("read_client_import_file", (import_id,), tenant_id, job_id, READ_JOB_TIMEOUT)])
 
 
 def is_stuck(record: ClientImport, tenant_id: int) -> bool:
@@ -672,8 +646,6 @@ def is_stuck(record: ClientImport, tenant_id: int) -> bool:
     from redis.exceptions import RedisError
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
-
-    from jobs.queues import redis_connection
 
     if record.status == "reading":
         job_id = read_job_id_for(record.id, tenant_id)

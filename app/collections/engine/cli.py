@@ -9,7 +9,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.extensions import db
-from tenants.binding import bind_tenant
+from tenants.binding import tenant_context
 from tenants.models import Tenant
 
 collections_cli = AppGroup("collections", help="The daily collection run.")
@@ -37,17 +37,13 @@ def run_command(day, dry_run: bool, slug: str | None) -> None:  # fmt: skip
     if slug and not tenant_ids:
         raise click.ClickException(f"no tenant {slug!r}")
     for tenant_id in tenant_ids:
-        bind_tenant(db.session, tenant_id)
-        try:
-            tenant = db.session.get(Tenant, tenant_id)
+        with tenant_context(db.session, tenant_id) as session:
+            tenant = session.get(Tenant, tenant_id)
             today = day.date() if day else engine.tenant_today(tenant)
-            plan = engine.plan(db.session, tenant, today) if dry_run else None
-            record = engine.run(db.session, tenant, today=today, dry_run=dry_run,
-                                trigger="command")  # fmt: skip
-            db.session.commit()
+            plan = engine.plan(session, tenant, today) if dry_run else None
+            record = engine.run(session, tenant, today=today, dry_run=dry_run, trigger="command")
+            session.commit()
             _report(tenant, today, record, plan)
-        finally:
-            db.session.remove()
 
 
 def _report(tenant, today: date, record, plan) -> None:

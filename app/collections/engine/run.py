@@ -28,12 +28,11 @@ from app.clients.services import may_contact
 from app.collections.cases import promises
 from app.collections.engine.services import default_policy, settings_of
 from app.collections.models import MESSAGE_CHANNELS, TASK_CHANNELS, CollectionRun
-from app.transaction_hooks import on_commit
+from app.handover import hand_over
 from tenants.binding import bound_tenant_id, schema_for_tenant_id
 
 # pg_advisory_xact_lock(RUN_LOCK_CLASS, tenant id): one daily run of a tenant at a time.
 RUN_LOCK_CLASS = 0x436F_6C6C  # "Coll"
-SEND_JOB = "jobs.notices.send_notices"
 CANDIDATE_STATUSES = ("issued", "sent", "overdue", "partly_paid", "disputed")
 SKIP_LABELS = {
     "paid": "paid",
@@ -439,7 +438,7 @@ def run(session: Session, tenant, today: date | None = None, now: datetime | Non
     session.flush()
     approved = [notice_id for notice_id, status in created if status == "approved"]
     if approved:
-        on_commit(session, _hand_to_sender, (tenant.id, approved))
+        hand_over(session, "send_notices", approved, tenant_id=tenant.id)
     return record
 
 
@@ -475,11 +474,3 @@ def _write(session: Session, result: Plan, run_id: int, grouping: str,
                     {"actor": actor, "ids": [notice_id for notice_id, _ in kept]})  # fmt: skip
     return kept
 
-
-def _hand_to_sender(batches: list[tuple[int, list[int]]]) -> None:
-    """After commit: the approved notices go to the sending job (messages, letters, tasks)."""
-    from jobs.queues import get_queue
-
-    queue = get_queue("messages")
-    for tenant_id, notice_ids in batches:
-        queue.enqueue(SEND_JOB, notice_ids, tenant_id=tenant_id)

@@ -58,6 +58,7 @@ from app.collections.models import (
     CollectionNoticeInvoice,
     CollectionSettings,
 )
+from app.handover import hand_over
 from app.invoicing.models import Invoice
 from app.invoicing.money import to_money
 from app.messaging.models import OutboxMessage
@@ -259,20 +260,15 @@ def approve_many(session: Session, tenant_id: int, notice_ids: Sequence[int],
     return approved, refused
 
 
+SEND_BATCH = 100  # notices per send job
+
+
 def request_sending(session: Session, tenant_id: int, notice_ids: Sequence[int]) -> None:
     """Hand the notices to the `send_notices` job after this transaction commits (a rollback
     forgets it). The durable intent is the notice itself: approved, not yet queued."""
-    for notice_id in notice_ids:
-        on_commit(session, _enqueue_sending, (tenant_id, notice_id))
-
-
-def _enqueue_sending(pending: list[tuple[int, int]]) -> None:
-    from jobs.notices import enqueue_sending
-
-    try:
-        enqueue_sending(pending)
-    except Exception:  # Redis down: the notices stay approved; "Send now" or the run retries
-        log.warning("could not queue %d notice(s) for sending", len(pending), exc_info=True)
+    ids = list(notice_ids)
+    for start in range(0, len(ids), SEND_BATCH):
+        hand_over(session, "send_notices", ids[start : start + SEND_BATCH], tenant_id=tenant_id)
 
 
 def mark_sent(session: Session, notice: CollectionNotice, at: datetime | None = None) -> None:
