@@ -20,7 +20,7 @@ from stdnum.in_ import gstin as in_gstin
 from app.auth import services as accounts
 from app.clients import import_writer, imports
 from app.clients.models import ClientImport
-from app.clients.rules import GST_STATES
+from app.core.regions import GST_STATES
 from app.extensions import db
 from bench.common import (
     BenchEnvironment,

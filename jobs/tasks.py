@@ -86,6 +86,7 @@ def announce_expiring_documents_for_tenant(session) -> int:
     tenant_id keyword) the documents of their clients about to expire, once per expiry date.
     Returns how many e-mails were queued."""
     from app.clients import documents
+    from app.core.clock import tenant_today
     from tenants.binding import bound_tenant_id
     from tenants.models import Tenant
 
@@ -98,7 +99,7 @@ def announce_expiring_documents_for_tenant(session) -> int:
                              client_id=document.client_id, tab="documents")  # fmt: skip
 
     return documents.announce_expiring_documents(
-        session, tenant, documents.tenant_today(tenant), document_url
+        session, tenant, tenant_today(session), document_url
     )
 
 
@@ -194,6 +195,7 @@ def mark_overdue_invoices_all(session, every_tenant: bool = False) -> int:
 def mark_overdue_invoices_for_tenant(session) -> int:
     """Issued and sent invoices of this tenant past their due date become overdue (each change
     audited). Running it again the same day changes nothing. Returns how many changed."""
-    from app.invoicing.services import mark_overdue, tenant_today
+    from app.core.clock import tenant_today
+    from app.invoicing.services import mark_overdue
 
     return mark_overdue(session, tenant_today(session))

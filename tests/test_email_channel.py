@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
 from app.clients.models import Client, Contact
+from app.core.storage import get_storage, tenant_key
 from app.devserver import free_port
 from app.integrations.crypto import encrypt_secrets
 from app.integrations.models import IntegrationConnection
@@ -28,7 +29,6 @@ from app.messaging.bounces import parse_dsn, read_verp_token, verp_token
 from app.messaging.channels import Outgoing
 from app.messaging.channels.smtp import RecipientRefused, SmtpConnector
 from app.messaging.models import OutboxMessage, WebhookEvent
-from app.storage import get_storage, tenant_key
 from tests.helpers import csrf_token_from, tenant_session, unique
 
 HOOK_TOKEN = "bounce-hook-token-for-tests"

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from app.campaigns.models import MessageTemplate
 from app.clients import services as clients
 from app.clients.models import Contact
+from app.core.storage import get_storage, tenant_key
 from app.integrations.crypto import encrypt_secrets
 from app.integrations.models import IntegrationConnection
 from app.messaging import services as messaging
@@ -35,7 +36,6 @@ from app.messaging.channels.whatsapp import (
 )
 from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
 from app.sandbox.standins import WhatsAppStandin, hub_signature
-from app.storage import get_storage, tenant_key
 from jobs.whatsapp import sync_whatsapp_templates
 from tests.helpers import tenant_session, unique
 

@@ -32,9 +32,9 @@ from app.campaigns.rendering import (
 )
 from app.clients.models import CONTACT_ROLES, Client, Contact
 from app.clients.services import ClientFilters, filtered_clients, may_contact
+from app.core.transaction_hooks import on_commit
 from app.messaging.models import OutboxMessage
 from app.messaging.services import enqueue_deliveries, recipient_time_zone
-from app.transaction_hooks import on_commit
 
 PURPOSE_LABELS = {**defaults.NAMES, "campaign": "Campaign"}
 CHANNEL_LABELS = {"email": "E-mail", "whatsapp": "WhatsApp", "sms": "SMS"}
@@ -233,9 +233,9 @@ def _notice_preview(session: Session, tenant, invoice, purpose: str) -> dict | N
     None when the chosen invoice owes nothing (the variables of that invoice alone then)."""
     from app.campaigns.rendering import notice_vars
     from app.collections.interest import interest_for_invoices
-    from app.invoicing.money import to_money
-    from app.invoicing.services import tenant_today
-    from app.payments.services import open_invoices
+    from app.core.clock import tenant_today
+    from app.core.money import to_money
+    from app.invoicing.balance import open_invoices
 
     owing = [o for o in open_invoices(session, invoice.client_id)
              if o.outstanding > 0 and o.invoice.currency == invoice.currency]  # fmt: skip

@@ -8,9 +8,9 @@ from flask_login import current_user
 
 from app.campaigns import forms, services
 from app.campaigns.models import TEMPLATE_CHANNELS, TEMPLATE_PURPOSES
+from app.core.form_once import once_per_form_key
+from app.core.pages import render_page, toast
 from app.extensions import db
-from app.form_once import once_per_form_key
-from app.pages import render_page, toast
 from tenants.context import require_permission
 
 blueprint = Blueprint("campaigns", __name__, url_prefix="/t/<tenant_slug>")

@@ -27,9 +27,9 @@ from wtforms import HiddenField, SelectField
 
 from app.clients import exports, import_files, import_mapping, imports
 from app.clients.services import ClientFilters
+from app.core.pages import render_page, toast, wants_fragment
 from app.extensions import db
 from app.form_choices import as_choices
-from app.pages import render_page, toast, wants_fragment
 from tenants.binding import bind_tenant
 from tenants.context import require_permission
 

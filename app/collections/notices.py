@@ -58,11 +58,11 @@ from app.collections.models import (
     CollectionNoticeInvoice,
     CollectionSettings,
 )
+from app.core.money import to_money
+from app.core.request_input import row_id
+from app.core.transaction_hooks import on_commit, on_rollback
 from app.invoicing.models import Invoice
-from app.invoicing.money import to_money
 from app.messaging.models import OutboxMessage
-from app.request_input import row_id
-from app.transaction_hooks import on_commit, on_rollback
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def _now() -> datetime:
 
 
 def _today(session: Session) -> date:
-    from app.invoicing.services import tenant_today
+    from app.core.clock import tenant_today
 
     return tenant_today(session)
 
@@ -591,7 +591,7 @@ class Line:
 def notice_lines(session: Session, notice: CollectionNotice, as_of: date) -> list[Line]:
     """Each invoice with what it owes now, its late-payment interest to `as_of` (contractual or
     MSMED s.16, by the client's terms) and how late it is, oldest due first."""
-    from app.payments.services import outstanding
+    from app.invoicing.balance import outstanding
 
     invoices = notice_invoices(session, notice)
     interest = interest_for_invoices(session, invoices, as_of)
@@ -697,7 +697,7 @@ def _queue_notice_message(session: Session, tenant, notice: CollectionNotice,
         render_for_channel,
     )
     from app.campaigns.services import template_for
-    from app.invoicing.pdf import format_money
+    from app.core.money import format_money
     from app.messaging.services import queue_message, recipient_time_zone
 
     channel = notice.channel
@@ -1050,7 +1050,7 @@ def add_file(session: Session, storage, notice: CollectionNotice, *, title: str 
 
     from app.clients.documents import check_file
     from app.collections.models import NoticeAttachment
-    from app.storage import save_in_transaction, tenant_key
+    from app.core.storage import save_in_transaction, tenant_key
     from tenants.binding import bound_tenant_id
 
     checked, problem = check_file(upload)

@@ -246,10 +246,10 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
     )
     from app.campaigns.services import template_for
     from app.collections.notices import Line, statement_text, totals
-    from app.invoicing.pdf import format_money
-    from app.invoicing.services import tenant_today
+    from app.core.clock import tenant_today
+    from app.core.money import format_money
+    from app.invoicing.balance import open_invoices
     from app.messaging.services import queue_message
-    from app.payments.services import open_invoices
 
     errors = {}
     level = _by_id(session, CollectionLevel, level_id)

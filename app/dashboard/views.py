@@ -3,8 +3,8 @@ from __future__ import annotations
 from flask import Blueprint, g, session
 
 from app.clients import documents
+from app.core.pages import render_page
 from app.extensions import db
-from app.pages import render_page
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("dashboard", __name__, url_prefix="/t/<tenant_slug>")

@@ -26,12 +26,12 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.core.transaction_hooks import on_commit
 from app.integrations.catalogue import Category, Entry, by_category, entry_for
 from app.integrations.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets
 from app.integrations.models import IntegrationConnection
 from app.messaging.channels import Connector, DeliveryError
 from app.messaging.models import ProviderAccount
-from app.transaction_hooks import on_commit
 from tenants.binding import PLACEHOLDER_SCHEMA, bound_tenant_id, schema_for_tenant_id
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, Row, bindparam, case, literal_column, select, upd
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
-from app.business_days import is_business_day, subdivision_for
+from app.core.clock import is_business_day, subdivision_for
 from app.integrations.crypto import SecretsUnreadable
 from app.messaging import services
 from app.messaging.channels import Attachment, Connector, DeliveryError, Outgoing
@@ -577,7 +577,7 @@ def _attachments(tenant_id: int | None, payload: dict) -> list[Attachment]:
     items = payload.get("attachments") or []
     if not items:
         return []
-    from app.storage import check_key, get_storage
+    from app.core.storage import check_key, get_storage
     from tenants.binding import schema_for_tenant_id
 
     storage = get_storage(current_app)

@@ -26,9 +26,9 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.core.transaction_hooks import on_commit
 from app.messaging.channels import StatusUpdate
 from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
-from app.transaction_hooks import on_commit
 
 log = logging.getLogger(__name__)
 
