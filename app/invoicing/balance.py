@@ -17,7 +17,17 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, Numeric, Select, column, func, select, table
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    MetaData,
+    Numeric,
+    Select,
+    Table,
+    func,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from app.collections.hooks import invoice_settled
@@ -34,14 +44,15 @@ ZERO = Decimal("0.00")
 PAYABLE_STATUSES = ("issued", "sent", "partly_paid", "paid", "overdue", "disputed")
 PAID_MILESTONE_STATUSES = ("invoiced", "partly_paid", "paid")
 
-# The columns of app.payments.models.PaymentAllocation that a balance reads.
-_allocations = table(
+# The columns of app.payments.models.PaymentAllocation that a balance reads, described on a
+# metadata of their own (the model's metadata declares the table; migrations read that one).
+_allocations = Table(
     "payment_allocations",
-    column("invoice_id", BigInteger),
-    column("amount", Numeric(18, 2)),
-    column("tds_amount", Numeric(18, 2)),
-    column("removed_at", DateTime(timezone=True)),
-    schema=PLACEHOLDER_SCHEMA,
+    MetaData(schema=PLACEHOLDER_SCHEMA),
+    Column("invoice_id", BigInteger),
+    Column("amount", Numeric(18, 2)),
+    Column("tds_amount", Numeric(18, 2)),
+    Column("removed_at", DateTime(timezone=True)),
 )
 
 
