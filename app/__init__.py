@@ -11,7 +11,7 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as config_module
-from app import request_input
+from app.core import request_input
 from app.extensions import csrf, db, htmx, limiter, login_manager
 
 ROOT_TEMPLATES = "../templates"
@@ -118,7 +118,7 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_area_hooks(app: Flask) -> None:
-    """Areas that react to what lower areas do (`app.signals`) connect here, so the lower
+    """Areas that react to what lower areas do (`app.core.signals`) connect here, so the lower
     areas never import them."""
     from app.collections import hooks as collections_hooks
     from app.notifications import hooks as notifications_hooks
@@ -201,7 +201,7 @@ def register_commands(app: Flask) -> None:
 
 
 def register_page_helpers(app: Flask) -> None:
-    from app import form_once, pages
+    from app.core import form_once, pages
 
     pages.init_app(app)
     form_once.init_app(app)

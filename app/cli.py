@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import time, timedelta
 
 import click
 from flask.cli import AppGroup
@@ -57,8 +56,8 @@ def _seed_demo_books(tenant_id: int, user_id: int) -> None:
     """Once, for an empty demo workspace: its GST and payment settings, a client, a project
     planned from the library's construction template, the first milestone invoiced, part paid
     with TDS and reduced by a credit note, so every billing page has something to show."""
-    from app.business_days import subdivision_for
     from app.clients.models import Client
+    from app.core.clock import local_date, subdivision_for
     from app.invoicing import credits
     from app.invoicing import services as invoicing
     from app.library.models import LibraryTemplate
@@ -87,7 +86,7 @@ def _seed_demo_books(tenant_id: int, user_id: int) -> None:
                         payment_terms="net", payment_days=30)  # fmt: skip
         session.add(client)
         session.flush()
-        today = datetime.now(ZoneInfo(tenant.time_zone)).date()
+        today = local_date(tenant.time_zone)
         project = projects.create_project(session, client, {
             "name": "Whitefield Tower A", "contract_value": "2,50,00,000",
             "start_date": (today - timedelta(days=60)).isoformat(),
@@ -177,6 +176,7 @@ def _seed_demo_collections(tenant_id: int, user_id: int) -> None:
     from app.clients.models import Client, Contact
     from app.clients.services import set_consent
     from app.collections.models import CollectionSettings
+    from app.core.clock import local_date
     from app.invoicing import services as invoicing
     from tenants.binding import TenantSession, bind_tenant
 
@@ -188,7 +188,7 @@ def _seed_demo_collections(tenant_id: int, user_id: int) -> None:
             return
         settings.udyam_number, settings.msme_category = "UDYAM-KR-03-0012345", "micro"
         tenant = session.get(Tenant, tenant_id)
-        today = datetime.now(ZoneInfo(tenant.time_zone)).date()
+        today = local_date(tenant.time_zone)
         kaveri = session.scalar(select(Client).where(Client.short_name == "Kaveri"))
         if kaveri is not None:
             kaveri.collector_user_id, kaveri.late_interest_mode = user_id, "msmed"

@@ -5,10 +5,20 @@ from __future__ import annotations
 import logging
 import os
 
-from app.clients.imports.limits import SETTINGS as IMPORT_LIMIT_SETTINGS
-from app.outbound import parse_networks
+from app.core.outbound import parse_networks
 
 ENVIRONMENTS = ("production", "development", "test")
+# What a client import file may hold: one setting per limit of
+# app.clients.imports.limits.ImportLimits, named after it (the defaults are there).
+IMPORT_LIMIT_SETTINGS = (
+    "IMPORT_MAX_ROWS",
+    "IMPORT_MAX_COLUMNS",
+    "IMPORT_MAX_CELL_CHARS",
+    "IMPORT_XLSX_MAX_ENTRIES",
+    "IMPORT_XLSX_MAX_ENTRY_BYTES",
+    "IMPORT_XLSX_MAX_TOTAL_BYTES",
+    "IMPORT_XLSX_MAX_RATIO",
+)
 
 
 def _database_url(raw: str) -> str:
@@ -185,7 +195,7 @@ def from_environment() -> dict:
         "DKIM_PRIVATE_KEY_FILE": os.environ.get("DKIM_PRIVATE_KEY_FILE") or None,
         # Uploads (documents, imports) raise this for their own requests.
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
-        # What a client import file may hold (defaults: app.clients.imports.limits).
+
         **{name: int(os.environ[name]) for name in IMPORT_LIMIT_SETTINGS if name in os.environ},
     }
     if not local:

@@ -28,7 +28,7 @@ from app.collections.models import (
     NoticeAttachment,
     PromiseToPay,
 )
-from app.form_once import FormSubmission
+from app.core.form_once import FormSubmission
 from app.integrations.models import IntegrationConnection
 from app.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from app.library.tenant.models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion

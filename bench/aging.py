@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.aging import services
-from app.business_days import local_date
+from app.core.clock import local_date
 from app.extensions import db
 from bench.common import (
     BenchEnvironment,

@@ -21,7 +21,7 @@ from app.auth import services as accounts
 from app.clients.imports import services as imports
 from app.clients.imports import writer as import_writer
 from app.clients.models import ClientImport
-from app.clients.rules import GST_STATES
+from app.core.regions import GST_STATES
 from app.extensions import db
 from bench.common import (
     BenchEnvironment,

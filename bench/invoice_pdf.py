@@ -102,7 +102,7 @@ def _set_up(session, tenant: Tenant, invoices: int) -> list[int]:
     """A fully configured tenant and `invoices` issued 15-line invoices."""
     from flask import current_app
 
-    from app.storage import get_storage, tenant_key
+    from app.core.storage import get_storage, tenant_key
 
     key = tenant_key(tenant.id, "branding", "logo.png")
     get_storage(current_app).save(key, io.BytesIO(_logo_png()))

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 from sqlalchemy import delete
 
-from app.bulk import copy_rows
 from app.clients.models import Client
+from app.core.bulk import copy_rows
 from app.extensions import db
 from app.projects import services
 from app.projects.models import Milestone, Project

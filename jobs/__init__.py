@@ -4,5 +4,5 @@ an app context, binds a tenant when it has one, and calls an area's service)."""
 
 def load_jobs() -> None:
     """Import every job module, so that each job is registered under its name: the web
-    process hands work over by name (`app.handover`) and never calls a job itself."""
+    process hands work over by name (`app.core.handover`) and never calls a job itself."""
     from jobs import aging, campaigns, collections, integrations, notices, tasks, whatsapp  # noqa: F401

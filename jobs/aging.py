@@ -21,7 +21,7 @@ def roll_aging_for_tenant(session) -> int:
     write today's snapshot. Running it again the same day changes nothing. Returns the days
     it moved on."""
     from app.aging import services
-    from app.invoicing.services import tenant_today
+    from app.core.clock import tenant_today
 
     today = tenant_today(session)
     before = services.current_state(session).as_of

@@ -4,7 +4,7 @@ sweep that launches again what no worker finished."""
 from __future__ import annotations
 
 from app.campaigns.services import campaigns_to_launch, write_messages
-from app.handover import Work, enqueue
+from app.core.handover import Work, enqueue
 from jobs.context import job
 from jobs.queues import fan_out
 from tenants.models import Tenant

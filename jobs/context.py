@@ -10,8 +10,8 @@ from functools import cache, wraps
 from flask import current_app, has_app_context
 from rq import get_current_job
 
+from app.core.handover import JobSpec, register_job
 from app.extensions import db
-from app.handover import JobSpec, register_job
 from tenants.binding import tenant_context
 
 log = logging.getLogger("jobs")
@@ -34,7 +34,7 @@ def job_context(tenant_id: int | None = None):
 
 def job(queue: str, *, timeout: int | None = None, retry: int = 0, result_ttl: int | None = None):
     """`@job("messages", timeout=600)`: the function becomes the job named after it, queued on
-    `queue` by `app.handover` (RQ's timeout; `retry` more attempts after a failure; how long
+    `queue` by `app.core.handover` (RQ's timeout; `retry` more attempts after a failure; how long
     its result is kept). Jobs take ids and an explicit tenant_id keyword, never ORM objects or
     request state."""
 

@@ -1,4 +1,4 @@
-"""The workers' side of the queues (defined with the hand-over in `app.handover`), and the
+"""The workers' side of the queues (defined with the hand-over in `app.core.handover`), and the
 periodic per-tenant fan-out, written once: a periodic job picks its tenants and queues one job
 per tenant."""
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from app.handover import QUEUE_NAMES, Work, enqueue, get_queue, redis_connection
+from app.core.handover import QUEUE_NAMES, Work, enqueue, get_queue, redis_connection
 from tenants.models import Tenant
 
 __all__ = ["QUEUE_NAMES", "get_queue", "redis_connection", "fan_out", "active_tenants"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rq.cron import CronScheduler
 
-from app.handover import job_spec
+from app.core.handover import job_spec
 from jobs.aging import roll_aging_all
 from jobs.campaigns import sweep_campaign_launches_all
 from jobs.collections import run_collections_all

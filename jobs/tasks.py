@@ -13,7 +13,7 @@ from jobs.queues import fan_out, tenants_past_midnight
 def deliver_outbox_messages(session, message_ids: list[int]) -> dict:
     """Deliver a batch of one tenant's outbox messages (the tenant bound by the wrapper from
     the tenant_id keyword; None for platform e-mail). Returns the outcome counts."""
-    from app.handover import redis_connection
+    from app.core.handover import redis_connection
     from app.messaging.delivery import deliver_batch
 
     return dict(deliver_batch(session, message_ids, redis_connection()))
@@ -63,6 +63,7 @@ def announce_expiring_documents_for_tenant(session) -> int:
     tenant_id keyword) the documents of their clients about to expire, once per expiry date.
     Returns how many e-mails were queued."""
     from app.clients import documents
+    from app.core.clock import tenant_today
     from tenants.binding import bound_tenant_id
     from tenants.models import Tenant
 
@@ -75,7 +76,7 @@ def announce_expiring_documents_for_tenant(session) -> int:
                              client_id=document.client_id, tab="documents")  # fmt: skip
 
     return documents.announce_expiring_documents(
-        session, tenant, documents.tenant_today(tenant), document_url
+        session, tenant, tenant_today(session), document_url
     )
 
 
@@ -169,6 +170,7 @@ def mark_overdue_invoices_all(session, every_tenant: bool = False) -> int:
 def mark_overdue_invoices_for_tenant(session) -> int:
     """Issued and sent invoices of this tenant past their due date become overdue (each change
     audited). Running it again the same day changes nothing. Returns how many changed."""
-    from app.invoicing.services import mark_overdue, tenant_today
+    from app.core.clock import tenant_today
+    from app.invoicing.services import mark_overdue
 
     return mark_overdue(session, tenant_today(session))

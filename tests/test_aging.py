@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import select
 
 from app.aging import services as aging
-from app.business_days import local_date
 from app.clients.models import Client
+from app.core.clock import local_date
 from app.invoicing.models import Invoice, InvoiceLine
 from app.payments import services as payments
 from tests.helpers import tenant_session, unique

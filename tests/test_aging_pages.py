@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from openpyxl import load_workbook
 
-from app.business_days import local_date
+from app.core.clock import local_date
 from tests.helpers import csrf_token_from
 from tests.test_aging import Books
 

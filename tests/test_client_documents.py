@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from app.clients import documents
 from app.clients.models import Client, Document, DocumentVersion
-from app.storage import get_storage
+from app.core.clock import local_date
+from app.core.storage import get_storage
 from jobs.queues import get_queue
 from jobs.tasks import announce_expiring_documents_all
 from tests.helpers import csrf_token_from, tenant_session
@@ -112,7 +113,7 @@ def stored_files(root) -> list:
 def test_upload_then_download_returns_the_same_bytes(owner, db_session, storage_root):
     http, tenant, user, token = owner
     client_id = add_client(db_session, tenant)
-    expires = documents.tenant_today(tenant) + timedelta(days=12)
+    expires = local_date(tenant.time_zone) + timedelta(days=12)
     response = upload(http, tenant, client_id, token, expires_on=expires.isoformat())
     assert response.status_code == 303
 
@@ -231,7 +232,7 @@ def test_validation_errors_are_shown_next_to_the_field(
     http, tenant, _, token = owner
     client_id = add_client(db_session, tenant)
     if fields.get("expires_on") == "past":
-        fields = {**fields, "expires_on": (documents.tenant_today(tenant) - timedelta(days=1))
+        fields = {**fields, "expires_on": (local_date(tenant.time_zone) - timedelta(days=1))
                   .isoformat()}  # fmt: skip
     response = upload(http, tenant, client_id, token, **fields)
     assert response.status_code == 422
@@ -299,7 +300,7 @@ def test_soft_deleted_document_disappears_but_is_kept(owner, db_session, storage
 def test_dashboard_lists_documents_expiring_within_30_days(owner, db_session):
     http, tenant, _, token = owner
     client_id = add_client(db_session, tenant, "Godavari")
-    today = documents.tenant_today(tenant)
+    today = local_date(tenant.time_zone)
     for title, days in (("Insurance soon", 10), ("Licence later", 60)):
         response = upload(http, tenant, client_id, token, title=title,
                           expires_on=(today + timedelta(days=days)).isoformat())  # fmt: skip
@@ -327,7 +328,7 @@ def test_a_duplicate_version_number_takes_the_next_one(app, db_session, make_ten
     session.scalar = lambda statement: next(stale, None) or real_scalar(statement)
     with app.app_context():
         version = documents.upload_version(
-            session, storage, document, today=documents.tenant_today(tenant),
+            session, storage, document, today=local_date(tenant.time_zone),
             upload=documents.UploadedFile("v.pdf", io.BytesIO(PDF)),
         )  # fmt: skip
     assert version.version == 3
@@ -349,7 +350,7 @@ def test_scheduled_announcement_mails_the_engagement_manager_once(
     tenant = make_tenant(owner=owner, name="Kaveri Traders")
     manager = make_user(full_name="Ravi Manager")
     add_member(tenant, manager, role="finance")
-    today = documents.tenant_today(tenant)
+    today = local_date(tenant.time_zone)
     managed = add_client(db_session, tenant, "Godavari", manager=manager)
     unmanaged = add_client(db_session, tenant, "Krishna")
     soon = add_document(db_session, tenant, managed, "Insurance policy", today + timedelta(10))
@@ -388,7 +389,7 @@ def test_a_new_expiry_date_is_announced_again(
     tenant = make_tenant()
     manager = make_user()
     add_member(tenant, manager, role="admin")
-    today = documents.tenant_today(tenant)
+    today = local_date(tenant.time_zone)
     client_id = add_client(db_session, tenant, manager=manager)
     add_document(db_session, tenant, client_id, "Fire NOC", today + timedelta(2),
                  notice_for=today + timedelta(2))  # fmt: skip
@@ -414,7 +415,7 @@ def test_a_manager_who_left_the_workspace_is_not_told(
     db_session.commit()
     client_id = add_client(db_session, tenant, manager=manager)
     document_id = add_document(db_session, tenant, client_id, "Contract",
-                               documents.tenant_today(tenant) + timedelta(7))  # fmt: skip
+                               local_date(tenant.time_zone) + timedelta(7))  # fmt: skip
     enqueue_daily_announcement(app)
     run_jobs()
     assert received_mail() == []

@@ -239,14 +239,14 @@ def test_site_coordinates_are_in_range_and_come_in_pairs():
 def test_our_check_character_agrees_with_python_stdnum():
     from stdnum.in_ import gstin
 
-    from app.clients.rules import gstin_check_character
+    from app.core.tax_ids import gstin_check_character
 
     for body in ("27AAPFU0939F1Z", "29AAPFU0939F1Z", "07AAACR5055K1Z", "33AAACH7409R2Z"):
         assert gstin.is_valid(body + gstin_check_character(body))
 
 
 def test_ladakh_gstins_are_accepted_with_the_right_check_character():
-    from app.clients.rules import gstin_check_character
+    from app.core.tax_ids import gstin_check_character
 
     body = "38AAPFU0939F1Z"
     ladakh = body + gstin_check_character(body)

@@ -22,8 +22,8 @@ from app.collections.models import (
     PromiseToPay,
 )
 from app.collections.work import services as work
+from app.core.clock import tenant_today
 from app.invoicing import services as invoicing
-from app.invoicing.services import tenant_today
 from app.projects.models import Milestone, Project
 from tests.helpers import csrf_token_from, tenant_session
 

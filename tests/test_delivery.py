@@ -168,7 +168,7 @@ def test_inside_the_window_a_windowed_message_goes(app, db_session, contact_of, 
     today = datetime.now(KOLKATA).date()
     message_id = queue_to(app, db_session, tenant, contact, windowed=True, queue="bulk")
     run_jobs()
-    from app.business_days import is_business_day
+    from app.core.clock import is_business_day
 
     expected = "sent" if is_business_day(today, "IN") else "pending"
     assert outbox_row(db_session, message_id).status == expected
@@ -293,7 +293,7 @@ def test_the_sweeper_hands_out_put_back_messages_once_due(app, db_session, conta
     with app.app_context():
         assert sweep_outbox() == 1
     run_jobs()
-    from app.business_days import is_business_day
+    from app.core.clock import is_business_day
 
     if is_business_day(datetime.now(KOLKATA).date(), "IN"):
         assert outbox_row(db_session, message_id).status == "sent"

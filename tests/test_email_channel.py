@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
 from app.clients.models import Client, Contact
+from app.core.storage import get_storage, tenant_key
 from app.devserver import free_port
 from app.integrations.connectors import Outgoing
 from app.integrations.connectors.smtp import RecipientRefused, SmtpConnector
@@ -28,7 +29,6 @@ from app.integrations.models import IntegrationConnection
 from app.messaging import services as messaging
 from app.messaging.bounces import parse_dsn, read_verp_token, verp_token
 from app.messaging.models import OutboxMessage, WebhookEvent
-from app.storage import get_storage, tenant_key
 from tests.helpers import csrf_token_from, tenant_session, unique
 
 HOOK_TOKEN = "bounce-hook-token-for-tests"

@@ -15,12 +15,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import delete, func, select, text
 
-from app import form_once
 from app.auth import services as accounts
 from app.clients.models import Client, Contact
 from app.collections.models import PromiseToPay
+from app.core import form_once
+from app.core.form_once import FormSubmission
 from app.extensions import db
-from app.form_once import FormSubmission
 from app.invoicing import services as invoicing
 from app.invoicing.models import CreditNote, Invoice
 from app.payments.models import Payment

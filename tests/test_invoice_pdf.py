@@ -228,7 +228,7 @@ def test_no_qr_without_a_vpa_or_once_paid(books, handed_over):
 def test_logo_is_embedded_from_the_tenants_storage_only(books, storage_root, handed_over):
     from PIL import Image
 
-    from app.storage import tenant_key
+    from app.core.storage import tenant_key
 
     tenant, session, invoice, _ = books
     issued = invoice()

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from app.core.money import percent_of
 from app.invoicing.gst import (
     LineTax,
     invoice_tax,
@@ -14,7 +15,6 @@ from app.invoicing.gst import (
     place_of_supply_from_gstin,
     tax_regime,
 )
-from app.invoicing.money import percent_of
 
 D = Decimal
 

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from app.invoicing.money import (
+from app.core.money import (
     allocate_oldest_first,
     percent_of,
     split_by_percentages,

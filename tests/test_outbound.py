@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from app import outbound
+from app.core import outbound
 from app.devserver import free_port
 from app.integrations.connectors import DeliveryError, Outgoing
 from app.integrations.connectors.smtp import UNREACHABLE, SmtpConnector

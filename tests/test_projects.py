@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select, update
 
 from app.audit.models import AuditEntry
-from app.business_days import is_business_day, roll_forward, subdivision_for
 from app.clients.models import Client
+from app.core.clock import is_business_day, roll_forward, subdivision_for
 from app.projects import services
 from app.projects.models import Milestone, MilestoneTransition, Project
 from tests.helpers import csrf_token_from, tenant_session

@@ -8,9 +8,9 @@ import io
 
 import pytest
 
-from app.clients.rules import gstin_check_character
+from app.core.storage import get_storage
+from app.core.tax_ids import gstin_check_character
 from app.settings import services
-from app.storage import get_storage
 from tenants.models import Tenant
 from tests.helpers import csrf_token_from, tenant_session
 

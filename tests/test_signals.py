@@ -1,4 +1,4 @@
-"""The signals lower areas send (`app.signals`): each is sent once per change, with the
+"""The signals lower areas send (`app.core.signals`): each is sent once per change, with the
 session of the change as sender and plain facts (ids, the tenant, amounts) as its payload.
 Collections and notifications react to them (their own tests cover the reactions)."""
 
@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import update
 
-from app import signals
 from app.clients.models import Client
+from app.core import signals
 from app.integrations.connectors import StatusUpdate
 from app.invoicing import credits
 from app.invoicing import services as invoicing

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.clients.models import Client, DocumentVersion
-from app.storage import InvalidKey, LocalStorage, check_key, get_storage, tenant_key
+from app.core.storage import InvalidKey, LocalStorage, check_key, get_storage, tenant_key
 from tests.helpers import csrf_token_from, tenant_session
 
 PDF = b"%PDF-1.7\n1 0 obj << >> endobj\n%%EOF\n"

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from app.clients import services as clients
 from app.clients.models import Contact
+from app.core.storage import get_storage, tenant_key
 from app.integrations.connectors import DeliveryError, Outgoing
 from app.integrations.connectors.whatsapp import (
     PROVIDER,
@@ -35,7 +36,6 @@ from app.message_templates.models import MessageTemplate
 from app.messaging import services as messaging
 from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
 from app.sandbox.standins import WhatsAppStandin, hub_signature
-from app.storage import get_storage, tenant_key
 from jobs.whatsapp import sync_whatsapp_templates
 from tests.helpers import tenant_session, unique
 

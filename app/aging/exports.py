@@ -13,7 +13,8 @@ from openpyxl.styles import Font
 
 from app.aging.services import AgingReport, Buckets
 from app.clients.exports import safe_cell
-from app.invoicing.pdf import LOGO_URL, brand_colour, format_money, html_to_pdf, logo_key
+from app.core.money import format_money
+from app.invoicing.pdf import LOGO_URL, brand_colour, html_to_pdf, logo_key
 
 PDF_TEMPLATE = "pdf/aging_report.html"
 

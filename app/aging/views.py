@@ -5,17 +5,15 @@ tenant's date (`services.ensure_current`)."""
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import Blueprint, Response, abort, g, redirect, request, url_for
 from sqlalchemy import select
 
 from app.aging import exports, services
 from app.aging.forms import AgingSettingsForm
-from app.business_days import local_date
 from app.clients.models import Client
+from app.core.clock import tenant_today
+from app.core.pages import render_page, toast
 from app.extensions import db
-from app.pages import render_page, toast
 from tenants.context import require_permission
 from tenants.models import User
 
@@ -25,10 +23,6 @@ EXPORT_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "pdf": "application/pdf",
 }
-
-
-def _today() -> date:
-    return local_date(g.tenant.time_zone)
 
 
 def _client_or_404(client_id: int) -> Client:
@@ -53,7 +47,7 @@ def _collectors() -> dict[int, str]:
 @blueprint.get("/")
 @require_permission("invoices.view")
 def index():
-    today = _today()
+    today = tenant_today(db.session)
     buckets = services.ensure_current(db.session, today)
     return render_page(
         "aging/index.html",
@@ -67,7 +61,7 @@ def index():
 
 
 def _report(page_size: int | None = 50):
-    today = _today()
+    today = tenant_today(db.session)
     buckets = services.ensure_current(db.session, today)
     filters = services.AgingFilters.from_args(request.args, buckets)
     report = services.client_rows(db.session, buckets, filters, page_size=page_size)
@@ -122,7 +116,7 @@ def client_invoices(client_id: int):
     """The drill-down: a client's invoices that owe money, in one bucket (or all); a fragment
     for htmx (expanded under the report's row), the whole page for a normal link."""
     client = _client_or_404(client_id)
-    today = _today()
+    today = tenant_today(db.session)
     buckets = services.ensure_current(db.session, today)
     raw = request.args.get("bucket", "")
     bucket = int(raw) if raw.isdigit() and int(raw) < len(buckets) else None
@@ -138,7 +132,7 @@ def client_invoices(client_id: int):
 def client_aging(client_id: int):
     """One client's buckets per currency: a fragment the client page includes."""
     client = _client_or_404(client_id)
-    today = _today()
+    today = tenant_today(db.session)
     buckets = services.ensure_current(db.session, today)
     return render_page("aging/_client_aging.html", client=client, buckets=buckets,
                        agings=services.client_aging(db.session, client.id, buckets))  # fmt: skip
@@ -154,7 +148,8 @@ def settings():
     if request.method == "POST":
         form = AgingSettingsForm()
         if form.validate_on_submit():
-            changed = services.update_settings(db.session, form.basis.data, form.bounds, _today())
+            today = tenant_today(db.session)
+            changed = services.update_settings(db.session, form.basis.data, form.bounds, today)
             toast("Aging settings saved; the aging is rebuilt." if changed else "Nothing changed.")
             return redirect(url_for("aging.index"))
         return render_page("aging/settings.html", form=form, status=422)

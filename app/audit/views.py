@@ -5,9 +5,9 @@ from sqlalchemy import select
 
 from app.audit import services
 from app.audit.forms import AuditFilterForm
+from app.core.pages import render_page
 from app.extensions import db
 from app.form_choices import as_choices
-from app.pages import render_page
 from app.team.services import members
 from tenants.context import require_permission
 from tenants.models import User

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from app.campaigns.models import Campaign
 from app.clients.models import CONTACT_ROLES, Client, Contact
 from app.clients.services import ClientFilters, filtered_clients, may_contact
-from app.handover import hand_over
+from app.core.handover import hand_over
+from app.core.transaction_hooks import on_commit
 from app.message_templates.models import TEMPLATE_CHANNELS, MessageTemplate
 from app.message_templates.rendering import (
     INVOICE_VARIABLES,
@@ -27,7 +28,6 @@ from app.message_templates.rendering import (
 from app.message_templates.services import CHANNEL_LABELS, get_template, list_templates
 from app.messaging.models import OutboxMessage
 from app.messaging.services import enqueue_deliveries, recipient_time_zone
-from app.transaction_hooks import on_commit
 
 # Templates in use ---------------------------------------------------------------------------
 

@@ -7,12 +7,12 @@ from flask import Blueprint, abort, g, redirect, request, url_for
 from flask_login import current_user
 
 from app.campaigns import forms, services
+from app.core.form_once import once_per_form_key
+from app.core.handover import hand_over
+from app.core.pages import render_page, toast
 from app.extensions import db
-from app.form_once import once_per_form_key
-from app.handover import hand_over
 from app.message_templates import services as message_templates
 from app.message_templates.models import TEMPLATE_CHANNELS, TEMPLATE_PURPOSES
-from app.pages import render_page, toast
 from tenants.context import require_permission
 
 blueprint = Blueprint("campaigns", __name__, url_prefix="/t/<tenant_slug>")

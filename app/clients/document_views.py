@@ -9,7 +9,6 @@ from flask import (
     Blueprint,
     abort,
     current_app,
-    g,
     redirect,
     render_template,
     request,
@@ -24,9 +23,10 @@ from wtforms import DateField, StringField
 from wtforms.validators import Optional
 
 from app.clients import documents, services
+from app.core.clock import tenant_today
+from app.core.pages import render_page, toast
+from app.core.storage import get_storage
 from app.extensions import db
-from app.pages import render_page, toast
-from app.storage import get_storage
 from tenants.context import can, require_permission
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def _back_to_documents(client_id: int):
 
 
 def _page(client, form=None, version_forms=None, status=200):
-    today = documents.tenant_today(g.tenant)
+    today = tenant_today(db.session)
     form = form or DocumentForm(formdata=None)
     form.expires_on.render_kw = {"min": today.isoformat()}
     rows = documents.list_documents(db.session, client)
@@ -152,7 +152,7 @@ def upload(client_id: int):
     client = _client_or_404(client_id)
     form = DocumentForm()
     form.validate()  # parses the date; the rules are the service's
-    today = documents.tenant_today(g.tenant)
+    today = tenant_today(db.session)
     fields = {"title": form.title.data, "category": form.category.data,
               "expires_on": form.expires_on.data, "upload": _uploaded(form.file)}  # fmt: skip
     if form.expires_on.errors:
@@ -187,7 +187,7 @@ def upload_version(client_id: int, document_id: int):
         try:
             version = documents.upload_version(
                 db.session, _storage(), document, upload=_uploaded(form.file),
-                today=documents.tenant_today(g.tenant), expires_on=form.expires_on.data,
+                today=tenant_today(db.session), expires_on=form.expires_on.data,
                 uploaded_by_user_id=current_user.id,
             )  # fmt: skip
         except documents.DocumentError as error:

@@ -1,7 +1,7 @@
 """Client documents: upload, versions, download, soft delete, and the expiry warnings.
 
 A document (title, category, optional expiry date) has numbered versions; each version is one
-file in storage (`app.storage`), under a key inside the tenant's folder. Version numbers are
+file in storage (`app.core.storage`), under a key inside the tenant's folder. Version numbers are
 guarded by UNIQUE(document_id, version): two uploads racing for the same number cannot both
 win, the loser takes the next number. Files are written before the row that points at them;
 when the transaction rolls back, the files it wrote are removed again.
@@ -32,10 +32,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from app.business_days import local_date
 from app.clients.models import Client, Document, DocumentVersion
+from app.core.storage import Storage, save_in_transaction, tenant_key
 from app.messaging.services import queue_email
-from app.storage import Storage, save_in_transaction, tenant_key
 from tenants.binding import TenantNotBound, bound_tenant_id
 from tenants.models import Membership, Tenant, User
 
@@ -91,11 +90,6 @@ class ExpiringDocument:
     document: Document
     client: Client
     days_left: int
-
-
-def tenant_today(tenant: Tenant) -> date:
-    """Expiry dates are the tenant's calendar days."""
-    return local_date(tenant.time_zone)
 
 
 def expiry_badge(expires_on: date | None, today: date) -> tuple[str, str] | None:

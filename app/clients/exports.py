@@ -7,9 +7,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import IO
-from zoneinfo import ZoneInfo
 
 import openpyxl
 from openpyxl.cell import WriteOnlyCell
@@ -20,6 +18,7 @@ from app.clients.imports.files import FORMULA_START
 from app.clients.imports.mapping import FIELD_LABELS
 from app.clients.models import Client, Industry
 from app.clients.services import SORTS, ClientFilters, filtered_clients
+from app.core.clock import local_date
 from tenants.models import Membership, Tenant, User
 
 
@@ -129,5 +128,5 @@ def export_xlsx(
 
 
 def export_filename(tenant: Tenant, file_format: str) -> str:
-    today = datetime.now(UTC).astimezone(ZoneInfo(tenant.time_zone)).date()
+    today = local_date(tenant.time_zone)
     return f"clients-{tenant.slug}-{today.isoformat()}.{file_format}"

@@ -14,36 +14,21 @@ from decimal import Decimal, InvalidOperation
 
 import phonenumbers
 from babel.core import Locale
-from babel.numbers import list_currencies
 from email_validator import EmailNotValidError, validate_email
 from stdnum import exceptions as stdnum_errors
-from stdnum.au import abn as au_abn
 from stdnum.eu import vat as eu_vat
 from stdnum.in_ import gstin as in_gstin
 from stdnum.in_ import pan as in_pan
 from stdnum.util import get_cc_module
 
 from app.clients.models import CHANNELS, CONTACT_ROLES, LOCATIONS, PAYMENT_TERMS, STATUSES
+from app.core.money import CURRENCIES
+from app.core.regions import GST_STATES, region_code
+from app.core.tax_ids import check_abn, check_gstin_and_pan, stdnum_message
 
-# GST state codes (first two characters of a GSTIN), current names.
-GST_STATES = {
-    "01": "Jammu and Kashmir", "02": "Himachal Pradesh", "03": "Punjab", "04": "Chandigarh",
-    "05": "Uttarakhand", "06": "Haryana", "07": "Delhi", "08": "Rajasthan",
-    "09": "Uttar Pradesh", "10": "Bihar", "11": "Sikkim", "12": "Arunachal Pradesh",
-    "13": "Nagaland", "14": "Manipur", "15": "Mizoram", "16": "Tripura", "17": "Meghalaya",
-    "18": "Assam", "19": "West Bengal", "20": "Jharkhand", "21": "Odisha",
-    "22": "Chhattisgarh", "23": "Madhya Pradesh", "24": "Gujarat",
-    "26": "Dadra and Nagar Haveli and Daman and Diu", "27": "Maharashtra",
-    "29": "Karnataka", "30": "Goa", "31": "Lakshadweep", "32": "Kerala", "33": "Tamil Nadu",
-    "34": "Puducherry", "35": "Andaman and Nicobar Islands", "36": "Telangana",
-    "37": "Andhra Pradesh", "38": "Ladakh", "97": "Other Territory",
-}  # fmt: skip
-# Codes still found on older registrations, read as today's state.
-GST_STATE_ALIASES = {"25": "26", "28": "37"}
 LANGUAGES = {"en": "English", "hi": "Hindi", "bn": "Bengali", "gu": "Gujarati",
              "kn": "Kannada", "ml": "Malayalam", "mr": "Marathi", "ta": "Tamil",
              "te": "Telugu", "fil": "Filipino"}  # fmt: skip
-CURRENCIES = frozenset(list_currencies())
 COUNTRY_NAMES = Locale("en").territories
 EU_COUNTRIES = frozenset(
     "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
@@ -74,17 +59,6 @@ def _text(values: Mapping, key: str) -> str:
 
 def _optional(text: str) -> str | None:
     return text or None
-
-
-def region_code(text: str) -> str | None:
-    """An Indian state by GST code ('29', '29-Karnataka') or name ('Karnataka')."""
-    candidate = text.strip()
-    code = candidate.split("-", 1)[0].strip().zfill(2) if candidate[:2].isdigit() else None
-    if code:
-        code = GST_STATE_ALIASES.get(code, code)
-        return code if code in GST_STATES else None
-    lowered = candidate.lower()
-    return next((c for c, name in GST_STATES.items() if name.lower() == lowered), None)
 
 
 def clean_client(values: Mapping, context: ClientContext) -> tuple[dict, dict[str, str]]:
@@ -160,87 +134,37 @@ def _clean_region(values: Mapping, out: dict, errors: dict) -> None:
         out["region"] = _optional(text)
 
 
-GSTIN_FORMAT = re.compile(r"^[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]$")
-BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def gstin_check_character(first_14: str) -> str:
-    """GSTN's check character: base 36, factors 1 and 2 alternating, digits of each product
-    (in base 36) added, then the complement to 36."""
-    total = 0
-    for position, character in enumerate(first_14):
-        product = BASE36.index(character) * (2 if position % 2 else 1)
-        total += product // 36 + product % 36
-    return BASE36[(36 - total % 36) % 36]
-
-
-def validate_gstin(gstin: str) -> None:
-    """python-stdnum's check, and ours for state codes its table lacks (38, Ladakh; 97)."""
-    if gstin[:2] in GST_STATES and gstin[:2] not in in_gstin._STATE_CODES:
-        if len(gstin) != 15:
-            raise stdnum_errors.InvalidLength()
-        if not GSTIN_FORMAT.match(gstin):
-            raise stdnum_errors.InvalidFormat()
-        in_pan.validate(gstin[2:12])
-        if gstin_check_character(gstin[:14]) != gstin[14]:
-            raise stdnum_errors.InvalidChecksum()
-        return
-    in_gstin.validate(gstin)
-
-
-def stdnum_message(error: Exception, what: str) -> str:
-    if isinstance(error, stdnum_errors.InvalidChecksum):
-        return f"This {what} has a wrong check digit; check it for a typo."
-    if isinstance(error, stdnum_errors.InvalidLength):
-        return f"This {what} has the wrong number of characters."
-    return f"This is not a valid {what}."
-
-
 def _clean_tax_ids(values: Mapping, out: dict, errors: dict) -> None:
     country = out["country"]
-    gstin = in_gstin.compact(_text(values, "gstin")) if _text(values, "gstin") else ""
-    pan = in_pan.compact(_text(values, "pan")) if _text(values, "pan") else ""
-    if gstin:
-        if country != "IN":
+    gstin_text, pan_text = _text(values, "gstin"), _text(values, "pan")
+    if country == "IN":
+        ids = check_gstin_and_pan(gstin_text, pan_text)
+        errors.update(ids.errors)
+        state = ids.gstin_state
+        if state is not None:
+            if out.get("region") is None and "region" not in errors:
+                out["region"] = state  # the GSTIN says where the client is registered
+            elif out.get("region") and out["region"] != state:
+                errors["gstin"] = (
+                    f"This GSTIN is registered in {GST_STATES.get(state, state)} ({state}), "
+                    f"but the billing state is {GST_STATES.get(out['region'])} "
+                    f"({out['region']})."
+                )
+        gstin, pan = ids.gstin, ids.pan
+    else:
+        gstin = in_gstin.compact(gstin_text) if gstin_text else ""
+        pan = in_pan.compact(pan_text) if pan_text else ""
+        if gstin:
             errors["gstin"] = "A GSTIN belongs to a client in India."
-        else:
-            try:
-                validate_gstin(gstin)
-            except stdnum_errors.ValidationError as error:
-                errors["gstin"] = stdnum_message(error, "GSTIN")
-            else:
-                state = GST_STATE_ALIASES.get(gstin[:2], gstin[:2])
-                if out.get("region") is None and "region" not in errors:
-                    out["region"] = state  # the GSTIN says where the client is registered
-                elif out.get("region") and out["region"] != state:
-                    errors["gstin"] = (
-                        f"This GSTIN is registered in {GST_STATES.get(state, state)} ({state}), "
-                        f"but the billing state is {GST_STATES.get(out['region'])} "
-                        f"({out['region']})."
-                    )
-                if not pan:
-                    pan = gstin[2:12]
-                elif pan != gstin[2:12]:
-                    errors["pan"] = "The PAN does not match the one inside the GSTIN."
-    if pan and "pan" not in errors:
-        if country != "IN":
+        if pan:
             errors["pan"] = "A PAN belongs to a client in India."
-        else:
-            try:
-                in_pan.validate(pan)
-            except stdnum_errors.ValidationError as error:
-                errors["pan"] = stdnum_message(error, "PAN")
     out["gstin"], out["pan"] = gstin or None, pan or None
 
-    abn = au_abn.compact(_text(values, "abn")) if _text(values, "abn") else ""
-    if abn:
-        if country != "AU":
-            errors["abn"] = "An ABN belongs to a client in Australia."
-        else:
-            try:
-                au_abn.validate(abn)
-            except stdnum_errors.ValidationError as error:
-                errors["abn"] = stdnum_message(error, "ABN")
+    abn, problem = check_abn(_text(values, "abn"))
+    if abn and country != "AU":
+        errors["abn"] = "An ABN belongs to a client in Australia."
+    elif problem:
+        errors["abn"] = problem
     out["abn"] = abn or None
 
     vat = _text(values, "vat_number").upper().replace(" ", "")

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from flask import render_template
 from sqlalchemy import Select, func, literal_column, select, tuple_, update
@@ -27,8 +26,9 @@ from app.clients.models import (
     Site,
 )
 from app.clients.rules import ClientContext, clean_client, clean_contact, clean_site
+from app.core.clock import local_date
+from app.core.request_input import row_id
 from app.messaging.services import queue_email
-from app.request_input import row_id
 from tenants.models import Membership, Tenant, User
 
 PAGE_SIZE = 25
@@ -57,7 +57,7 @@ def client_context(session: Session, tenant: Tenant) -> ClientContext:
     return ClientContext(
         tenant_country=tenant.country,
         tenant_currency=tenant.currency,
-        today=datetime.now(ZoneInfo(tenant.time_zone)).date(),
+        today=local_date(tenant.time_zone),
         industries={name.lower(): industry_id for industry_id, name in industries},
         industry_ids=frozenset(industry_id for industry_id, _ in industries),
         member_ids=frozenset(members),

@@ -9,11 +9,11 @@ from app.clients import services
 from app.clients.forms import CONTACT_FIELDS, SECTIONS, SITE_FIELDS
 from app.clients.models import CONSENT_CHANNELS, CONTACT_ROLES, Client
 from app.clients.rules import GST_STATES, clean_tags
+from app.core.form_once import once_per_form_key
+from app.core.pages import render_page, toast
+from app.core.request_input import row_id
 from app.extensions import db
-from app.form_once import once_per_form_key
-from app.pages import render_page, toast
 from app.projects import services as project_services
-from app.request_input import row_id
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("clients", __name__, url_prefix="/t/<tenant_slug>/clients")

@@ -1,5 +1,5 @@
 """What collections does when invoices or messages change: it listens to the signals of
-invoicing and payments (`app.signals`) and reacts inside their transaction, so a notice never
+invoicing and payments (`app.core.signals`) and reacts inside their transaction, so a notice never
 outlives the debt it chased and a promise is checked against the money the moment it arrives;
 and to the reports on messages, so a notice follows the message that carries it. Also fills
 the client page's Collections tab. Connected by `create_app`."""
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app import signals
 from app.clients.views import register_tab
 from app.collections.cases import promises
 from app.collections.cases.views import collections_context
 from app.collections.notices import services as notices
+from app.core import signals
 
 
 def init_app(app: Flask) -> None:

@@ -3,8 +3,9 @@ from __future__ import annotations
 from flask import Blueprint, g, session
 
 from app.clients import documents
+from app.core.clock import tenant_today
+from app.core.pages import render_page
 from app.extensions import db
-from app.pages import render_page
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("dashboard", __name__, url_prefix="/t/<tenant_slug>")
@@ -17,7 +18,7 @@ def home():
     session["last_tenant"] = g.tenant.slug
     context = {}
     if can("clients.view"):
-        today = documents.tenant_today(g.tenant)
+        today = tenant_today(db.session)
         context.update(
             expiring=documents.expiring_documents(db.session, today),
             expiring_shown=EXPIRING_SHOWN,

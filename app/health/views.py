@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
+from app.core.handover import redis_connection
 from app.extensions import db
-from app.handover import redis_connection
 
 blueprint = Blueprint("health", __name__)
 

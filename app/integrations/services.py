@@ -26,7 +26,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.handover import hand_over, redis_connection
+from app.core.handover import hand_over, redis_connection
 from app.integrations.catalogue import Category, Entry, by_category, entry_for
 from app.integrations.connectors import Connector, DeliveryError
 from app.integrations.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets

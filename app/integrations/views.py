@@ -6,10 +6,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, g, redirect, request, url_for
 from flask_login import current_user
 
+from app.core.pages import render_page, toast
 from app.extensions import db
 from app.integrations import services
 from app.integrations.catalogue import entry_for
-from app.pages import render_page, toast
 from tenants.context import require_permission
 
 blueprint = Blueprint("integrations", __name__, url_prefix="/t/<tenant_slug>/integrations")

@@ -1,1 +1,2 @@
-"""Invoicing: the money core (Decimal money helpers, GST, amounts in words, invoice numbers)."""
+"""Invoicing: invoices and credit notes (GST, amounts in words, numbers, PDFs) and what each
+invoice still owes (its balance)."""

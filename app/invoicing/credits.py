@@ -13,20 +13,20 @@
   statement as invoices: no gaps, no duplicates).
 - Status: a note that clears the balance makes the invoice "paid" (nothing is left to collect;
   the page shows what settled it); otherwise the invoice keeps its status (payments decide
-  partly paid). The decision is the payments' `_settle`, as for any change of what is owed.
+  partly paid). The decision is `app.invoicing.balance.settle`, as for any change of what is owed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.money import CENT, split_by_weights, to_money
+from app.invoicing.balance import outstanding, settle
 from app.invoicing.models import OWING_STATUSES, CreditNote, CreditNoteLine, Invoice
-from app.invoicing.money import CENT, _from_minor, _largest_remainder, _to_minor, to_money
 from app.invoicing.numbering import fiscal_year_of, next_invoice_number
 from app.invoicing.services import InvoiceError, InvoiceInvalid, lock_invoice, number_format
 from app.invoicing.words import CURRENCIES, amount_in_words
@@ -34,19 +34,6 @@ from app.invoicing.words import CURRENCIES, amount_in_words
 CREDIT_NOTE_SERIES = "CN"
 ZERO = Decimal("0.00")
 PARTS = ("taxable_value", "cgst", "sgst", "igst", "other_tax")
-
-
-def credited_to_invoices(session: Session, invoice_ids: Iterable[int]) -> dict[int, Decimal]:
-    """The total of the credit notes of each invoice (absent: none)."""
-    ids = list(invoice_ids)
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(CreditNote.invoice_id, func.sum(CreditNote.total))
-        .where(CreditNote.invoice_id.in_(ids))
-        .group_by(CreditNote.invoice_id)
-    )
-    return {invoice_id: to_money(total) for invoice_id, total in rows}
 
 
 def credit_notes_of_invoice(session: Session, invoice_id: int) -> list[CreditNote]:
@@ -69,23 +56,16 @@ def get_credit_note(session: Session, credit_note_id: int) -> CreditNote | None:
     return session.get(CreditNote, credit_note_id)
 
 
-def _split(amount: Decimal, weights: list[Decimal]) -> list[Decimal]:
-    """`amount` in parts proportional to `weights`, adding up exactly (largest remainder)."""
-    if not any(weights):
-        return [ZERO for _ in weights]
-    return [_from_minor(m) for m in _largest_remainder(_to_minor(amount), weights)]
-
-
 def credit_lines(invoice: Invoice, amount: Decimal) -> list[CreditNoteLine]:
     """The lines of a credit note of `amount` against `invoice` (see the module's rules)."""
     lines = list(invoice.lines)
-    shares = _split(amount, [to_money(line.total) for line in lines])
+    shares = split_by_weights(amount, [to_money(line.total) for line in lines])
     result = []
     for line, share in zip(lines, shares, strict=True):
         if share <= 0:
             continue
         value = to_money(line.taxable_value)
-        taxable, tax = _split(share, [value, to_money(line.total) - value])
+        taxable, tax = split_by_weights(share, [value, to_money(line.total) - value])
         taxes = {"cgst": ZERO, "sgst": ZERO, "igst": ZERO, "other_tax": ZERO}
         if line.cgst or line.sgst:  # the invoice's rule: CGST = half, the odd paisa on CGST
             taxes["cgst"] = (tax / 2).quantize(CENT, rounding=ROUND_HALF_UP)
@@ -115,8 +95,6 @@ def issue_credit_note(session: Session, tenant, invoice: Invoice, amount, reason
                       today: date, user_id: int | None = None) -> CreditNote:  # fmt: skip
     """A credit note of `amount` (tax included; "" or None: all that is still owed) against an
     issued invoice, numbered now. Raises InvoiceInvalid (field errors) or InvoiceError."""
-    from app.payments.services import _settle, outstanding
-
     if invoice.status not in OWING_STATUSES:
         raise InvoiceError(
             f"This invoice is {invoice.status.replace('_', ' ')}: a credit note can be made "
@@ -157,5 +135,5 @@ def issue_credit_note(session: Session, tenant, invoice: Invoice, amount, reason
                                       number_format(tenant, CREDIT_NOTE_SERIES))  # fmt: skip
     session.add(note)
     session.flush()
-    _settle(session, invoice, user_id)
+    settle(session, invoice, user_id)
     return note

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from app.clients.rules import GST_STATE_ALIASES, GST_STATES
-from app.invoicing.money import CENT, percent_of, to_money
+from app.core.money import CENT, percent_of, to_money
+from app.core.regions import GST_STATE_ALIASES, GST_STATES
 
 REGIMES = ("intra", "inter", "export", "au_gst", "other")
 AU_GST_RATE = Decimal("10")
@@ -132,8 +132,8 @@ def invoice_tax(lines: Iterable[LineTax]) -> LineTax:
 
 def place_of_supply_from_gstin(gstin: str) -> str:
     """The GST state code a GSTIN is registered in (its first two digits; old codes 25 and 28
-    read as 26 and 37), e.g. "27" for "27AAPFU0939F1ZV". The check character is the client
-    rules' business (`app.clients.rules.validate_gstin`); here the shape and state are checked."""
+    read as 26 and 37), e.g. "27" for "27AAPFU0939F1ZV". The check character is the tax ids'
+    check's business (`app.core.tax_ids.validate_gstin`); here the shape and state are checked."""
     value = (gstin or "").strip().upper()
     if not GSTIN_SHAPE.match(value):
         raise ValueError(f"{gstin!r} is not a GSTIN (15 characters, starting with a state code)")

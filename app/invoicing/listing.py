@@ -21,11 +21,11 @@ from sqlalchemy import and_, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import SEARCH_EXPRESSION, Client
+from app.core.money import to_money
+from app.core.request_input import row_id
+from app.invoicing.balance import applied_per_invoice, applied_to_invoices, credited_to_invoices
 from app.invoicing.models import INVOICE_STATUSES, OWING_STATUSES, CreditNote, Invoice
-from app.invoicing.money import to_money
-from app.payments.models import PaymentAllocation
 from app.projects.models import Project
-from app.request_input import row_id
 
 PAGE_SIZE = 50
 ZERO = Decimal("0.00")
@@ -154,14 +154,6 @@ def _after(cursor: str | None):
                and_(Invoice.issue_date == last_day, Invoice.id < last_id))  # fmt: skip
 
 
-def _sums(model_column, key_column, ids, extra=()):
-    return (
-        select(key_column, func.sum(model_column))
-        .where(key_column.in_(ids), *extra)
-        .group_by(key_column)
-    )
-
-
 def list_invoices(session: Session, filters: InvoiceFilters, today: date,
                   after: str | None = None, page_size: int = PAGE_SIZE) -> InvoicePage:  # fmt: skip
     query = (
@@ -178,12 +170,8 @@ def list_invoices(session: Session, filters: InvoiceFilters, today: date,
     more = len(found) > page_size
     found = found[:page_size]
     ids = [invoice.id for invoice, _, _ in found]
-    paid, credited = {}, {}
-    if ids:
-        paid = dict(session.execute(_sums(
-            PaymentAllocation.amount + PaymentAllocation.tds_amount, PaymentAllocation.invoice_id,
-            ids, (PaymentAllocation.removed_at.is_(None),))).all())  # fmt: skip
-        credited = dict(session.execute(_sums(CreditNote.total, CreditNote.invoice_id, ids)).all())
+    paid = applied_to_invoices(session, ids)
+    credited = credited_to_invoices(session, ids)
     rows = []
     for invoice, client_name, project_name in found:
         owed = None
@@ -203,13 +191,7 @@ def list_invoices(session: Session, filters: InvoiceFilters, today: date,
 def totals(session: Session, filters: InvoiceFilters, today: date) -> list[Totals]:
     """Count, total and outstanding of the whole filtered set, one line per currency. Drafts and
     void invoices count in the number and total, never in what is outstanding."""
-    paid = (
-        select(PaymentAllocation.invoice_id.label("invoice_id"),
-               func.sum(PaymentAllocation.amount + PaymentAllocation.tds_amount).label("amount"))
-        .where(PaymentAllocation.removed_at.is_(None))
-        .group_by(PaymentAllocation.invoice_id)
-        .subquery()
-    )  # fmt: skip
+    paid = applied_per_invoice().subquery()
     credited = (
         select(CreditNote.invoice_id.label("invoice_id"),
                func.sum(CreditNote.total).label("amount"))

@@ -35,17 +35,16 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import quote
 
-from babel.core import UnknownLocaleError
-from babel.numbers import format_currency
 from flask import current_app, has_app_context, render_template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.handover import Work, enqueue
+from app.core.handover import Work, enqueue
+from app.core.money import format_money, to_money
+from app.core.storage import delete_after_commit, get_storage, save_in_transaction, tenant_key
+from app.core.transaction_hooks import on_commit
+from app.invoicing.balance import outstanding
 from app.invoicing.models import CreditNote, Invoice
-from app.invoicing.money import to_money
-from app.storage import delete_after_commit, get_storage, save_in_transaction, tenant_key
-from app.transaction_hooks import on_commit
 from tenants.binding import bound_tenant_id
 
 log = logging.getLogger(__name__)
@@ -82,17 +81,6 @@ def fast_font_subsetting() -> bool:
 
 
 # Plain data for the template ---------------------------------------------------------------
-
-
-def _locale(country: str) -> str:
-    return "en_IN" if country.upper() == "IN" else f"en_{country.upper()}"
-
-
-def format_money(amount, currency: str, country: str) -> str:
-    try:
-        return format_currency(amount, currency, locale=_locale(country))
-    except (ValueError, UnknownLocaleError):
-        return format_currency(amount, currency, locale="en_IN")
 
 
 def brand_colour(value: str | None) -> str:
@@ -282,7 +270,6 @@ def _tax_document(session: Session, tenant, invoice: Invoice, lines, totals) -> 
 def invoice_document(session: Session, tenant, invoice: Invoice) -> dict:
     """Everything the printed invoice shows, as plain values."""
     from app.invoicing.credits import credit_notes_of_invoice
-    from app.payments.services import outstanding
 
     document = _tax_document(session, tenant, invoice, invoice.lines, invoice)
     country = document["country"]
@@ -521,8 +508,6 @@ def current_pdf(session: Session, tenant, invoice: Invoice) -> bytes:
     stored, for an issued invoice). Drafts and void invoices are always rendered now."""
     if not is_storable(invoice):
         return render_pdf(session, tenant, invoice)
-    from app.payments.services import outstanding
-
     if stored_pdf_is_current(invoice, outstanding(session, invoice)):
         data = read_stored_pdf(invoice)
         if data is not None:
@@ -533,8 +518,6 @@ def current_pdf(session: Session, tenant, invoice: Invoice) -> bytes:
 def render_and_store(session: Session, tenant, invoice_id: int) -> str | None:
     """The worker's part: store the PDF of an issued invoice unless a current one is stored.
     Returns the key, or None when there is nothing to store (a draft, void, or gone)."""
-    from app.payments.services import outstanding
-
     invoice = session.get(Invoice, invoice_id)
     if invoice is None or not is_storable(invoice):
         return None

@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from app.clients.models import Client, Contact
 from app.clients.services import may_contact
+from app.core.storage import get_storage, save_in_transaction, tenant_key
 from app.invoicing.models import Invoice
 from app.invoicing.pdf import current_pdf, pdf_filename
 from app.messaging.services import queue_message, recipient_time_zone
-from app.storage import get_storage, save_in_transaction, tenant_key
 
 PURPOSES = {
     "invoice": "The invoice",

@@ -25,12 +25,18 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.business_days import local_date, roll_forward, subdivision_for
 from app.clients.models import Client
 from app.clients.rules import GST_STATES, region_code
+from app.core.clock import roll_forward, subdivision_for
+from app.core.money import to_money
+from app.core.signals import (
+    announce_invoice_issued,
+    announce_invoice_voided,
+    announce_invoice_written_off,
+)
 from app.invoicing import gst
+from app.invoicing.balance import credited_to_invoices, outstanding, status_after_settling
 from app.invoicing.models import Invoice, InvoiceLine
-from app.invoicing.money import to_money
 from app.invoicing.numbering import (
     NumberFormat,
     NumberFormatError,
@@ -40,11 +46,6 @@ from app.invoicing.numbering import (
 from app.invoicing.words import CURRENCIES, amount_in_words
 from app.projects.models import Milestone, Project
 from app.projects.services import effective_terms, record_move
-from app.signals import (
-    announce_invoice_issued,
-    announce_invoice_voided,
-    announce_invoice_written_off,
-)
 
 DEFAULT_SERIES = "INV"
 # SAC 9983, "other professional, technical and business services": project work unless a
@@ -402,8 +403,6 @@ def void(session: Session, invoice: Invoice, user_id: int | None = None) -> Invo
     un-allocated first; a credited invoice is settled by credit notes, not voided). It keeps
     its number (numbers are never used again, GST Rule 46) and its milestones become
     invoiceable again."""
-    from app.payments.services import outstanding
-
     if invoice.status not in ("draft", "issued", "sent", "overdue"):
         raise InvoiceError(f"A {_label(invoice.status)} invoice cannot be voided.")
     if invoice.status != "draft":
@@ -427,38 +426,14 @@ def void(session: Session, invoice: Invoice, user_id: int | None = None) -> Invo
 # Statuses: issued -> sent (marked by hand until invoices are e-mailed); overdue is STORED,
 # set by the daily job `mark_overdue` (each tenant at its own midnight) on issued and sent
 # invoices past their due date; a payment makes any of them partly paid or paid and taking it
-# back returns the invoice to what the facts say (`status_after_settling`: overdue when past
-# due, else sent when it was sent, else issued). Disputed holds until resolved (unless the
+# back returns the invoice to what the facts say (`balance.status_after_settling`: overdue when
+# past due, else sent when it was sent, else issued). Disputed holds until resolved (unless the
 # invoice gets paid in full); written off is final. What is owed is never stored: see
-# app.payments.services.outstanding (total - payments - credit notes - written off).
+# app.invoicing.balance.outstanding (total - payments - credit notes - written off).
 
 
 def _label(status: str) -> str:
     return status.replace("_", " ")
-
-
-def tenant_today(session: Session) -> date:
-    """Today in the time zone of the tenant the session is bound to (UTC when unbound)."""
-    from tenants.binding import bound_tenant_id
-    from tenants.models import Tenant
-
-    tenant_id = bound_tenant_id(session)
-    tenant = session.get(Tenant, tenant_id) if tenant_id is not None else None
-    return local_date(tenant.time_zone if tenant is not None else "UTC")
-
-
-def status_after_settling(session: Session, invoice: Invoice, paid: Decimal, left: Decimal,
-                          today: date | None = None) -> str:  # fmt: skip
-    """The status of an owing invoice from its money: paid when nothing is left (payments and
-    credit notes together), disputed while a dispute is open, partly paid once something was
-    paid, else its resting status (overdue past due, sent, issued)."""
-    if left <= 0 and to_money(invoice.total) > 0:
-        return "paid"
-    if invoice.status == "disputed":
-        return "disputed"
-    if paid > 0:
-        return "partly_paid"
-    return invoice.resting_status(today or tenant_today(session))
 
 
 def _refuse_unless(invoice: Invoice, allowed: Sequence[str], action: str) -> None:
@@ -497,9 +472,6 @@ def dispute(session: Session, invoice: Invoice, reason: str) -> Invoice:
 def resolve_dispute(session: Session, invoice: Invoice, today: date | None = None) -> Invoice:
     """The dispute is over: the invoice goes back to what its money and dates say. The reason
     stays on the invoice (and the change in the audit log)."""
-    from app.invoicing.credits import credited_to_invoices
-    from app.payments.services import outstanding
-
     _refuse_unless(invoice, ("disputed",), "resolved")
     left = outstanding(session, invoice)
     credited = credited_to_invoices(session, [invoice.id]).get(invoice.id, ZERO)
@@ -514,8 +486,6 @@ def resolve_dispute(session: Session, invoice: Invoice, today: date | None = Non
 def write_off(session: Session, invoice: Invoice, reason: str) -> Invoice:
     """Write off what the invoice still owes (a bad debt): the amount and reason are kept on
     the invoice, it owes nothing more and takes no more payments. Final."""
-    from app.payments.services import outstanding
-
     _refuse_unless(invoice, ("issued", "sent", "overdue", "partly_paid"), "written off")
     reason = (reason or "").strip()
     if not reason:

@@ -4,8 +4,6 @@ lifecycle (issue, mark sent, dispute and resolve, write off, void) and credit no
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -13,14 +11,16 @@ from sqlalchemy import select
 
 from app.clients import services as clients
 from app.clients.models import Client
+from app.core.clock import tenant_today
+from app.core.form_once import once_per_form_key
+from app.core.pages import render_page, toast
+from app.core.request_input import row_id
 from app.extensions import db
-from app.form_once import once_per_form_key
 from app.invoicing import credits, forms, listing, sending, services
+from app.invoicing.balance import outstanding
 from app.invoicing.models import Invoice
-from app.pages import render_page, toast
 from app.projects import services as projects
 from app.projects.models import Milestone, Project
-from app.request_input import row_id
 from tenants.context import require_permission
 
 blueprint = Blueprint("invoicing", __name__, url_prefix="/t/<tenant_slug>/invoices")
@@ -28,10 +28,6 @@ TAX_INVOICE_COUNTRIES = ("IN", "AU")
 STATUS_LABELS = {"open": "Open (still owed)", "overdue": "Overdue", "draft": "Draft",
                  "issued": "Issued", "sent": "Sent", "partly_paid": "Partly paid", "paid": "Paid",
                  "disputed": "Disputed", "written_off": "Written off", "void": "Void"}  # fmt: skip
-
-
-def _today() -> date:
-    return datetime.now(ZoneInfo(g.tenant.time_zone)).date()
 
 
 def _invoice_or_404(invoice_id: int):
@@ -53,7 +49,8 @@ def _back(invoice) -> str:
 @require_permission("invoices.view")
 def index():
     filters = listing.InvoiceFilters.from_args(request.args)
-    page = listing.list_invoices(db.session, filters, _today(), after=request.args.get("after"))
+    today = tenant_today(db.session)
+    page = listing.list_invoices(db.session, filters, today, after=request.args.get("after"))
     client = clients.get_client(db.session, filters.client_id) if filters.client_id else None
     return render_page("invoicing/index.html", block="invoice_results", page=page,
                        filters=filters, client=client, status_labels=STATUS_LABELS)  # fmt: skip
@@ -68,7 +65,7 @@ def client_tab(client_id: int):
     if client is None:
         abort(404)
     filters = listing.InvoiceFilters(client_id=client.id)
-    page = listing.list_invoices(db.session, filters, _today(), page_size=10)
+    page = listing.list_invoices(db.session, filters, tenant_today(db.session), page_size=10)
     return render_template("invoicing/_client_tab.html", client=client, page=page,
                            credit_notes=credits.credit_notes_of_client(db.session, client.id),
                            )  # fmt: skip
@@ -165,8 +162,6 @@ def client_options():
 
 
 def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict | None = None):
-    from app.payments.services import outstanding
-
     owing = invoice.status not in ("draft", "void")
     sendable = invoice.status in sending.SENDABLE_STATUSES
     return render_page(
@@ -177,7 +172,7 @@ def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict
         place_name=services.state_name(invoice.place_of_supply),
         outstanding=outstanding(db.session, invoice) if owing else None,
         credit_notes=credits.credit_notes_of_invoice(db.session, invoice.id),
-        errors=errors or {}, values=values or {}, today=_today(),
+        errors=errors or {}, values=values or {}, today=tenant_today(db.session),
         recipients=sending.recipients(db.session, invoice) if sendable else [],
         send_purposes=sending.PURPOSES, send_channels=sending.CHANNEL_NAMES,
         form_key=secrets.token_urlsafe(18), open_dispute=_open_dispute(invoice),
@@ -201,7 +196,8 @@ def detail(invoice_id: int):
 def issue(invoice_id: int):
     invoice = _invoice_or_404(invoice_id)
     try:
-        services.issue(db.session, g.tenant, invoice, _today(), user_id=current_user.id)
+        today = tenant_today(db.session)
+        services.issue(db.session, g.tenant, invoice, today, user_id=current_user.id)
     except services.InvoiceError as error:
         toast(str(error), "error")
     else:
@@ -294,8 +290,8 @@ def resolve(invoice_id: int):
     try:
         disputes.end_invoice_dispute(db.session, invoice,
                                      request.form.get("outcome", "resolved"),
-                                     request.form.get("resolution_note"), _today(),
-                                     current_user.id)  # fmt: skip
+                                     request.form.get("resolution_note"),
+                                     tenant_today(db.session), current_user.id)  # fmt: skip
     except CaseInvalid as invalid:
         return _detail(invoice, 422, invalid.errors, request.form.to_dict())
     except CaseError as error:
@@ -331,7 +327,8 @@ def new_credit_note(invoice_id: int):
     amount = request.form.get("credit_amount", "")
     try:
         note = credits.issue_credit_note(db.session, g.tenant, invoice, amount,
-                                         request.form.get("credit_reason", ""), _today(),
+                                         request.form.get("credit_reason", ""),
+                                         tenant_today(db.session),
                                          user_id=current_user.id)  # fmt: skip
     except services.InvoiceInvalid as invalid:
         errors = {f"credit_{k}": v for k, v in invalid.errors.items()}

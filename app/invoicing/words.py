@@ -16,7 +16,7 @@ Negative amounts are refused (a credit note shows a positive amount).
 
 from __future__ import annotations
 
-from app.invoicing.money import to_money
+from app.core.money import to_money
 
 ONES = (
     "Zero One Two Three Four Five Six Seven Eight Nine Ten Eleven Twelve Thirteen Fourteen "

@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.invoicing.money import split_by_percentages
+from app.core.money import split_by_percentages
 from app.library.models import (
     COMPLEXITIES,
     DUE_RULES,

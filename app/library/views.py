@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from babel.numbers import format_currency
 from flask import Blueprint, abort, g, request
 
-from app.clients.rules import GST_STATES
+from app.core.money import format_money
+from app.core.pages import render_page
+from app.core.regions import GST_STATES
 from app.extensions import db
 from app.library import services
 from app.library.models import COMPLEXITIES, PROJECT_SIZES
-from app.pages import render_page
 from tenants.context import require_permission
 
 blueprint = Blueprint("library", __name__, url_prefix="/t/<tenant_slug>/library")
@@ -32,9 +32,11 @@ def region_label(region: str | None) -> str:
 
 
 def money(amount: Decimal) -> str:
-    currency = g.tenant.currency if g.get("tenant") is not None else "INR"
-    locale = "en_IN" if currency == "INR" else "en"
-    return format_currency(amount, currency, locale=locale)
+    """An amount in the tenant's currency, as its country writes it (rupees outside a tenant)."""
+    tenant = g.get("tenant")
+    if tenant is None:
+        return format_money(amount, "INR")
+    return format_money(amount, tenant.currency, tenant.country)
 
 
 @blueprint.app_template_filter("library_region")

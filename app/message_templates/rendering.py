@@ -393,7 +393,7 @@ def _empty_invoice() -> dict:
 def notice_vars(tenant, notice_level: str | None, currency: str | None,
                 invoice_numbers: Sequence[str], total=None, interest=None) -> dict:  # fmt: skip
     """The `notice` variables: its level, the invoices it names and what it asks in all."""
-    from app.invoicing.pdf import format_money
+    from app.core.money import format_money
 
     def money(amount) -> str:
         if amount is None or currency is None:
@@ -414,9 +414,10 @@ def message_context(
     strings and dicts, money in the tenant's locale (Indian grouping for Indian tenants). The
     `notice` variables describe that one invoice; a notice of several replaces them with
     `notice_vars` of all of its invoices."""
-    from app.invoicing.pdf import format_money, shows_upi_qr, upi_link
-    from app.invoicing.services import tenant_today
-    from app.payments.services import outstanding
+    from app.core.clock import tenant_today
+    from app.core.money import format_money
+    from app.invoicing.balance import outstanding
+    from app.invoicing.pdf import shows_upi_qr, upi_link
 
     context = {
         "tenant": tenant_vars(tenant), "client": client_vars(client),
@@ -452,7 +453,7 @@ def message_context(
 def _late_interest(session: Session, invoice, today: date) -> Decimal:
     """The invoice's late-payment interest to today, by its client's terms."""
     from app.collections.cases.interest import interest_for_invoices
-    from app.invoicing.money import to_money
+    from app.core.money import to_money
 
     detail = interest_for_invoices(session, [invoice], today).get(invoice.id)
     return to_money(detail.amount) if detail is not None else Decimal("0.00")

@@ -205,10 +205,10 @@ def _notice_preview(session: Session, tenant, invoice, purpose: str) -> dict | N
     invoices in the invoice's currency, oldest due first, with their late-payment interest.
     None when the chosen invoice owes nothing (the variables of that invoice alone then)."""
     from app.collections.cases.interest import interest_for_invoices
-    from app.invoicing.money import to_money
-    from app.invoicing.services import tenant_today
+    from app.core.clock import tenant_today
+    from app.core.money import to_money
+    from app.invoicing.balance import open_invoices
     from app.message_templates.rendering import notice_vars
-    from app.payments.services import open_invoices
 
     owing = [o for o in open_invoices(session, invoice.client_id)
              if o.outstanding > 0 and o.invoice.currency == invoice.currency]  # fmt: skip

@@ -26,7 +26,8 @@ from sqlalchemy import Engine, Row, bindparam, case, literal_column, select, upd
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
-from app.business_days import is_business_day, subdivision_for
+from app.core.clock import is_business_day, subdivision_for
+from app.core.signals import announce_message_failed
 from app.integrations.connectors import Attachment, Connector, DeliveryError, Outgoing
 from app.integrations.connectors.registry import connector_class
 from app.integrations.connectors.smtp import SmtpConnector
@@ -35,7 +36,6 @@ from app.messaging import services
 from app.messaging.models import OutboxMessage
 from app.messaging.ratelimit import RateLimiter, next_utc_midnight
 from app.messaging.secret_links import fill_in, open_link
-from app.signals import announce_message_failed
 from tenants.binding import bound_tenant_id
 
 log = logging.getLogger(__name__)
@@ -580,7 +580,7 @@ def _attachments(tenant_id: int | None, payload: dict) -> list[Attachment]:
     items = payload.get("attachments") or []
     if not items:
         return []
-    from app.storage import check_key, get_storage
+    from app.core.storage import check_key, get_storage
     from tenants.binding import schema_for_tenant_id
 
     storage = get_storage(current_app)

@@ -13,11 +13,11 @@ import logging
 from flask import Blueprint, abort, current_app, redirect, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.core.pages import render_page
 from app.extensions import csrf, db
 from app.messaging import unsubscribe as links
 from app.messaging.bounces import find_verp
 from app.messaging.webhooks import record_webhook
-from app.pages import render_page
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from flask import current_app
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.core.request_input import row_id
 from app.messaging import secret_links
 from app.messaging.models import CHANNELS, OutboxMessage
-from app.request_input import row_id
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000

@@ -25,10 +25,10 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.handover import Work, enqueue
+from app.core.handover import Work, enqueue
+from app.core.transaction_hooks import on_commit
 from app.messaging.models import CHANNELS, QUEUES, OutboxMessage
 from app.messaging.secret_links import SECRET_LINK, seal_link
-from app.transaction_hooks import on_commit
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, g, redirect, request, url_for
 
+from app.core.pages import render_page, toast
 from app.extensions import db
 from app.messaging import listing, services
-from app.pages import render_page, toast
 from tenants.context import require_permission
 
 blueprint = Blueprint("messages", __name__, url_prefix="/t/<tenant_slug>/messages")

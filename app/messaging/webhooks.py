@@ -26,11 +26,11 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.handover import Work, enqueue
+from app.core.handover import Work, enqueue
+from app.core.signals import announce_message_failed, announce_messages_reported
+from app.core.transaction_hooks import on_commit
 from app.integrations.connectors import StatusUpdate
 from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
-from app.signals import announce_message_failed, announce_messages_reported
-from app.transaction_hooks import on_commit
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """What notifications does when something happens elsewhere: it listens to the signals of
-the lower areas (`app.signals`) and writes in their transaction. Connected by `create_app`."""
+the lower areas (`app.core.signals`) and writes in their transaction. Connected by `create_app`."""
 
 from __future__ import annotations
 
 from flask import Flask
 
-from app import signals
+from app.core import signals
 from app.notifications.services import notify_delivery_failed
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app.core.pages import render_page, toast
 from app.extensions import db
 from app.notifications import services
-from app.pages import render_page, toast
 from tenants.context import require_permission
 
 blueprint = Blueprint("notifications", __name__, url_prefix="/t/<tenant_slug>/notifications")

@@ -17,7 +17,7 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from app.handover import QUEUE_NAMES, get_queue
+from app.core.handover import QUEUE_NAMES, get_queue
 from app.messaging.models import OutboxMessage, WebhookEvent
 
 # Failed jobs read per queue, newest first: enough to find a tenant's recent failures without

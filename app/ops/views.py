@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, g, redirect, url_for
 
+from app.core.pages import render_page, toast
 from app.extensions import db
 from app.ops import services
-from app.pages import render_page, toast
 from tenants.context import require_permission
 
 blueprint = Blueprint("ops", __name__, url_prefix="/t/<tenant_slug>/ops")

@@ -1,15 +1,14 @@
 """Payments: record what a client paid, allocate it across the client's invoices (cash and TDS
 deducted at source), un-allocate, and the client's balance.
 
-Derived, never stored: an invoice's outstanding is its total less its live allocations' cash
-and TDS; a payment's unapplied cash (the client's credit) is its amount less its live
-allocations' cash. Allocating locks the payment and the invoices (SELECT ... FOR UPDATE) before
-reading those figures, so two concurrent allocations wait for each other and cannot overspend a
-payment or overpay an invoice.
+Derived, never stored: what an invoice still owes (`app.invoicing.balance.outstanding`: its total
+less its live allocations' cash and TDS, credit notes and write-off); a payment's unapplied cash
+(the client's credit) is its amount less its live allocations' cash. Allocating locks the
+payment and the invoices (SELECT ... FOR UPDATE) before reading those figures, so two concurrent
+allocations wait for each other and cannot overspend a payment or overpay an invoice.
 
-Every change sets the invoice's status (issued -> partly paid -> paid, and back) and moves its
-milestones along (invoiced -> partly_paid -> paid, and back) through
-`app.projects.services.record_move`.
+Every change settles the invoice (`app.invoicing.balance.settle`): its status (issued -> partly
+paid -> paid, and back) and its milestones (invoiced -> partly_paid -> paid, and back).
 """
 
 from __future__ import annotations
@@ -23,16 +22,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
-from app.invoicing.models import Invoice, InvoiceLine
-from app.invoicing.money import allocate_oldest_first, to_money
-from app.payments.models import PAYMENT_METHODS, Payment, PaymentAllocation
-from app.projects.models import Milestone
-from app.projects.services import record_move
-from app.signals import (
-    announce_invoice_balance_changed,
+from app.core.money import allocate_oldest_first, to_money
+from app.core.signals import (
     announce_payment_recorded,
     announce_payment_voided,
 )
+from app.invoicing.balance import PAYABLE_STATUSES, OpenInvoice, open_invoices, outstanding, settle
+from app.invoicing.models import Invoice
+from app.payments.models import PAYMENT_METHODS, Payment, PaymentAllocation
 
 ZERO = Decimal("0.00")
 METHOD_LABELS = {
@@ -43,10 +40,6 @@ METHOD_LABELS = {
     "card": "Card",
     "other": "Other",
 }
-# Invoices that can take a payment: issued and not void, not a draft, not written off.
-PAYABLE_STATUSES = ("issued", "sent", "partly_paid", "paid", "overdue", "disputed")
-MILESTONE_FOR = {"issued": "invoiced", "partly_paid": "partly_paid", "paid": "paid"}
-PAID_MILESTONE_STATUSES = ("invoiced", "partly_paid", "paid")
 
 
 class PaymentError(ValueError):
@@ -62,34 +55,6 @@ class PaymentInvalid(ValueError):
 
 
 # Reading ------------------------------------------------------------------------------------
-
-
-def _applied_to_invoices(session: Session, invoice_ids: Iterable[int]) -> dict[int, Decimal]:
-    ids = list(invoice_ids)
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(
-            PaymentAllocation.invoice_id,
-            func.sum(PaymentAllocation.amount + PaymentAllocation.tds_amount),
-        )
-        .where(PaymentAllocation.invoice_id.in_(ids), PaymentAllocation.removed_at.is_(None))
-        .group_by(PaymentAllocation.invoice_id)
-    )
-    return {invoice_id: to_money(total) for invoice_id, total in rows}
-
-
-def outstanding(session: Session, invoice: Invoice) -> Decimal:
-    """What the invoice still owes: its total less the live allocations' cash and TDS, its
-    credit notes, and what was written off."""
-    from app.invoicing.credits import credited_to_invoices
-
-    return (
-        to_money(invoice.total)
-        - _applied_to_invoices(session, [invoice.id]).get(invoice.id, ZERO)
-        - credited_to_invoices(session, [invoice.id]).get(invoice.id, ZERO)
-        - to_money(invoice.written_off_amount or ZERO)
-    )
 
 
 def unapplied(session: Session, payment: Payment) -> Decimal:
@@ -122,35 +87,6 @@ def all_allocations(session: Session, payment: Payment) -> list[PaymentAllocatio
             .order_by(PaymentAllocation.id)
         )
     )
-
-
-@dataclass(frozen=True)
-class OpenInvoice:
-    invoice: Invoice
-    outstanding: Decimal
-
-
-def open_invoices(session: Session, client_id: int) -> list[OpenInvoice]:
-    """The client's issued (not void) invoices that still owe something (after payments and
-    credit notes), oldest issue first."""
-    from app.invoicing.credits import credited_to_invoices
-
-    invoices = list(
-        session.scalars(
-            select(Invoice)
-            .where(Invoice.client_id == client_id, Invoice.status.in_(PAYABLE_STATUSES))
-            .order_by(Invoice.issue_date, Invoice.id)
-        )
-    )
-    applied = _applied_to_invoices(session, [i.id for i in invoices])
-    credited = credited_to_invoices(session, [i.id for i in invoices])
-    result = []
-    for invoice in invoices:
-        owed = to_money(invoice.total) - applied.get(invoice.id, ZERO)
-        owed -= credited.get(invoice.id, ZERO)
-        if owed > 0:
-            result.append(OpenInvoice(invoice, owed))
-    return result
 
 
 def suggest_allocation(
@@ -420,7 +356,7 @@ def allocate(
         created.append(allocation)
     session.flush()
     for invoice in invoices.values():
-        _settle(session, invoice, user_id)
+        settle(session, invoice, user_id)
     return created
 
 
@@ -435,7 +371,7 @@ def unallocate(
         raise PaymentError("That allocation was already removed.")
     allocation.removed_at = datetime.now(UTC)
     session.flush()
-    _settle(session, invoice, user_id)
+    settle(session, invoice, user_id)
     return allocation
 
 
@@ -462,7 +398,7 @@ def void_payment(session: Session, payment: Payment, reason: str,
     session.flush()
     announce_payment_voided(session, payment, user_id)
     for invoice in invoices.values():
-        _settle(session, invoice, user_id)
+        settle(session, invoice, user_id)
     return payment
 
 
@@ -478,33 +414,3 @@ def mark_tds_certificate(
     allocation.tds_certificate_received_on = received_on
     session.flush()
     return allocation
-
-
-def _settle(session: Session, invoice: Invoice, user_id: int | None) -> None:
-    """The invoice's status from what it still owes (payments and credit notes), and its
-    milestones to match: paid, partly paid, or back to overdue / sent / issued when nothing is
-    paid any more (`app.invoicing.services.status_after_settling`; a dispute holds)."""
-    from app.invoicing.services import status_after_settling
-
-    if invoice.status not in PAYABLE_STATUSES:
-        return
-    left = outstanding(session, invoice)
-    paid = _applied_to_invoices(session, [invoice.id]).get(invoice.id, ZERO)
-    status = status_after_settling(session, invoice, paid, left)
-    invoice.status = status
-    target = "paid" if status == "paid" else "partly_paid" if paid > 0 else "invoiced"
-    milestone_ids = select(InvoiceLine.milestone_id).where(
-        InvoiceLine.invoice_id == invoice.id, InvoiceLine.milestone_id.is_not(None)
-    )
-    milestones = session.scalars(
-        select(Milestone)
-        .where(Milestone.id.in_(milestone_ids))
-        .order_by(Milestone.id)
-        .with_for_update()
-    )
-    note = f"invoice {_label(invoice)} {status.replace('_', ' ')}"
-    for milestone in milestones:
-        if milestone.status in PAID_MILESTONE_STATUSES and milestone.status != target:
-            record_move(session, milestone, target, user_id, note)
-    session.flush()
-    announce_invoice_balance_changed(session, invoice, left, user_id)

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
-from flask import Blueprint, abort, g, redirect, request, url_for
+from flask import Blueprint, abort, redirect, request, url_for
 from flask_login import current_user
 
 from app.clients import services as clients
+from app.core.clock import tenant_today
+from app.core.form_once import once_per_form_key
+from app.core.pages import render_page, toast
+from app.core.request_input import row_id
 from app.extensions import db
-from app.form_once import once_per_form_key
 from app.invoicing.models import Invoice
-from app.pages import render_page, toast
 from app.payments import services
 from app.payments.models import PAYMENT_METHODS, PaymentAllocation
-from app.request_input import row_id
 from tenants.context import require_permission
 
 blueprint = Blueprint("payments", __name__, url_prefix="/t/<tenant_slug>/payments")
-
-
-def _today() -> date:
-    return datetime.now(ZoneInfo(g.tenant.time_zone)).date()
 
 
 def _client_or_404(client_id):
@@ -56,7 +52,7 @@ def _methods() -> list[tuple[str, str]]:
 @once_per_form_key
 def new():
     client = _client_or_404(row_id(request.values.get("client_id")))
-    values = {"received_on": _today().isoformat(), "method": "bank_transfer"}
+    values = {"received_on": tenant_today(db.session).isoformat(), "method": "bank_transfer"}
     errors: dict[str, str] = {}
     if request.method == "POST":
         values = request.form.to_dict()
@@ -140,7 +136,7 @@ def certificate(payment_id: int, allocation_id: int):
     allocation = _allocation_or_404(payment, allocation_id)
     raw = (request.form.get("received_on") or "").strip()
     try:
-        day = date.fromisoformat(raw) if raw else _today()
+        day = date.fromisoformat(raw) if raw else tenant_today(db.session)
     except ValueError:
         toast("Enter the certificate's date as YYYY-MM-DD.", "error")
         return redirect(url_for("payments.detail", payment_id=payment.id), 303)

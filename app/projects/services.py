@@ -15,11 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
-from app.bulk import copy_rows
-from app.business_days import roll_forward
 from app.clients.models import Client
-from app.clients.rules import CURRENCIES
-from app.invoicing.money import split_by_percentages, to_money
+from app.core.bulk import copy_rows
+from app.core.clock import roll_forward
+from app.core.money import CURRENCIES, split_by_percentages, to_money
 from app.library.services import PlanShapeError, plan_amounts
 from app.projects.models import DUE_RULES, Milestone, MilestoneTransition, Project
 

@@ -1,23 +1,22 @@
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, g, redirect, request, url_for
 from flask_login import current_user
 
-from app.business_days import subdivision_for
 from app.clients import services as clients
+from app.core.clock import subdivision_for, tenant_today
+from app.core.form_once import once_per_form_key
+from app.core.pages import render_page, toast
+from app.core.request_input import row_id
 from app.extensions import db
-from app.form_once import once_per_form_key
 from app.invoicing.auto import invoice_when_done
 from app.library import services as library
 from app.library.tenant import services as my_templates
-from app.pages import render_page, toast
 from app.projects import services
 from app.projects.models import DUE_RULES
-from app.request_input import row_id
 from app.settings.services import AUTO_INVOICE_CHOICES
 from tenants.context import can, require_permission
 
@@ -32,10 +31,6 @@ DUE_RULE_LABELS = {
 
 def _calendar() -> services.Calendar:
     return services.Calendar(g.tenant.country, subdivision_for(g.tenant.country, g.tenant.region))
-
-
-def _today() -> date:
-    return datetime.now(ZoneInfo(g.tenant.time_zone)).date()
 
 
 def _project_or_404(project_id: int):
@@ -78,7 +73,8 @@ def new():
     client = clients.get_client(db.session, client_id) if client_id else None
     if client is None:
         abort(404)
-    values = {"currency": client.currency, "start_date": _today().isoformat(),
+    values = {"currency": client.currency,
+              "start_date": tenant_today(db.session).isoformat(),
               "requires_approval": "1" if g.tenant.approval_required else "",
               "auto_invoice": g.tenant.auto_invoice}  # fmt: skip
     errors = {}
@@ -206,14 +202,15 @@ def move(project_id: int, milestone_id: int):
             to_status,
             user_id=current_user.id,
             project=project,
-            today=_today(),
+            today=tenant_today(db.session),
             note=request.form.get("note"),
         )
     except services.PlanError as error:
         toast(" ".join(error.errors.values()), "error")
         return redirect(url_for("projects.detail", project_id=project.id), 303)
     toast(f"{milestone.name}: {milestone.status.replace('_', ' ')}.")
-    raised = invoice_when_done(db.session, g.tenant, project, milestone, _today(), current_user.id)
+    today = tenant_today(db.session)
+    raised = invoice_when_done(db.session, g.tenant, project, milestone, today, current_user.id)
     if raised and raised.invoice:
         number = raised.invoice.number
         toast(f"Invoice {number} issued." if number else "Draft invoice raised: check, then issue.")

@@ -16,20 +16,11 @@ from datetime import time
 from typing import BinaryIO
 
 from sqlalchemy.orm import Session
-from stdnum import exceptions as stdnum_errors
-from stdnum.au import abn as au_abn
-from stdnum.in_ import gstin as in_gstin
-from stdnum.in_ import pan as in_pan
 
-from app.clients.rules import (
-    GST_STATE_ALIASES,
-    GST_STATES,
-    region_code,
-    stdnum_message,
-    validate_gstin,
-)
+from app.core.regions import GST_STATES, region_code
+from app.core.storage import Storage, delete_after_commit, save_in_transaction, tenant_key
+from app.core.tax_ids import check_abn, check_gstin_and_pan
 from app.invoicing.numbering import NumberFormat, NumberFormatError
-from app.storage import Storage, delete_after_commit, save_in_transaction, tenant_key
 from tenants.models import Tenant
 
 AUTO_INVOICE_CHOICES = (
@@ -69,32 +60,18 @@ def _text(values: Mapping, name: str, limit: int, errors: dict) -> str | None:
 
 
 def _clean_indian_ids(values: Mapping, out: dict, errors: dict) -> None:
-    gstin = in_gstin.compact(values.get("gstin") or "")
-    pan = in_pan.compact(values.get("pan") or "")
-    if gstin:
-        try:
-            validate_gstin(gstin)
-        except stdnum_errors.ValidationError as error:
-            errors["gstin"] = stdnum_message(error, "GSTIN")
-        else:
-            state = GST_STATE_ALIASES.get(gstin[:2], gstin[:2])
-            if out["region"] is None:
-                out["region"] = GST_STATES[state]  # the GSTIN says where the workspace is
-            elif region_code(out["region"]) != state:
-                errors["gstin"] = (
-                    f"This GSTIN is registered in {GST_STATES[state]} ({state}), but the "
-                    f"workspace's state is {out['region']}."
-                )
-            if not pan:
-                pan = gstin[2:12]
-            elif pan != gstin[2:12]:
-                errors["pan"] = "The PAN does not match the one inside the GSTIN."
-    if pan and "pan" not in errors:
-        try:
-            in_pan.validate(pan)
-        except stdnum_errors.ValidationError as error:
-            errors["pan"] = stdnum_message(error, "PAN")
-    out["gstin"], out["pan"] = gstin or None, pan or None
+    ids = check_gstin_and_pan(values.get("gstin") or "", values.get("pan") or "")
+    errors.update(ids.errors)
+    state = ids.gstin_state
+    if state is not None:
+        if out["region"] is None:
+            out["region"] = GST_STATES[state]  # the GSTIN says where the workspace is
+        elif region_code(out["region"]) != state:
+            errors["gstin"] = (
+                f"This GSTIN is registered in {GST_STATES[state]} ({state}), but the "
+                f"workspace's state is {out['region']}."
+            )
+    out["gstin"], out["pan"] = ids.gstin or None, ids.pan or None
 
 
 def clean_settings(values: Mapping, tenant: Tenant) -> tuple[dict, dict[str, str]]:
@@ -130,15 +107,11 @@ def clean_settings(values: Mapping, tenant: Tenant) -> tuple[dict, dict[str, str
         for name in ("gstin", "pan", "upi_vpa"):
             if (values.get(name) or "").strip():
                 errors[name] = "Only for workspaces in India."
-    abn = au_abn.compact(values.get("abn") or "")
-    if abn:
-        if country != "AU":
-            errors["abn"] = "Only for workspaces in Australia."
-        else:
-            try:
-                au_abn.validate(abn)
-            except stdnum_errors.ValidationError as error:
-                errors["abn"] = stdnum_message(error, "ABN")
+    abn, problem = check_abn(values.get("abn") or "")
+    if abn and country != "AU":
+        errors["abn"] = "Only for workspaces in Australia."
+    elif problem:
+        errors["abn"] = problem
     out["abn"] = abn or None
 
     colour = (values.get("brand_colour") or "").strip().lower()

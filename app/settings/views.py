@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, g, redirect, request, send_file, url_for
 
+from app.core.pages import render_page, toast
+from app.core.storage import get_storage
 from app.extensions import db
-from app.pages import render_page, toast
 from app.settings import services
-from app.storage import get_storage
 from tenants.context import require_permission
 
 blueprint = Blueprint("settings", __name__, url_prefix="/t/<tenant_slug>/settings")

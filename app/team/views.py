@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, g, redirect, url_for
 
+from app.core.pages import render_page, toast
 from app.extensions import db
 from app.form_choices import as_choices
-from app.pages import render_page, toast
 from app.team import services
 from app.team.forms import InviteForm, RoleForm
 from tenants.context import require_permission

@@ -3,7 +3,7 @@ header row, then the data rows with their line numbers) as a stream of rows with
 ImportLimits, the check that the first row names the columns, `check_upload` (what the upload
 request may check: a workbook's zip directory, nothing decompressed) and `inspect_file` (what
 a worker reads: the headers, the exact row count, the first rows for the preview); and the
-stored upload (save, open, delete through app.storage), at most MAX_FILE_BYTES.
+stored upload (save, open, delete through app.core.storage), at most MAX_FILE_BYTES.
 ImportFileError carries the message for the user when a file (or a step of an import) cannot
 go on."""
 
@@ -26,10 +26,10 @@ from typing import IO
 from flask import current_app
 from openpyxl.utils.cell import get_column_letter
 
-from app import storage
 from app.clients.imports.limits import ImportFileError, ImportLimits
 from app.clients.imports.mapping import suggest_mapping
 from app.clients.imports.xlsx import NotAWorkbook, check_workbook_directory, first_sheet_rows
+from app.core import storage
 from tenants.binding import schema_for_tenant_id
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -246,7 +246,7 @@ def inspect_file(
 
 
 # Storage ---------------------------------------------------------------------------------
-# Uploads are kept through app.storage under <tenant schema>/imports/<uuid>.<csv|xlsx>.
+# Uploads are kept through app.core.storage under <tenant schema>/imports/<uuid>.<csv|xlsx>.
 
 
 class _Limited:

@@ -46,6 +46,3 @@ class ImportLimits:
 
 def setting_name(field_name: str) -> str:
     return f"IMPORT_{field_name.upper()}"
-
-
-SETTINGS = tuple(setting_name(f.name) for f in fields(ImportLimits))

@@ -70,8 +70,8 @@ from app.clients.imports.writer import ChunkOutcome, ChunkStatements, write_chun
 from app.clients.models import Client, ClientImport, ClientImportError
 from app.clients.rules import COUNTRY_NAMES, ClientContext, clean_client, clean_contact
 from app.clients.services import client_context, client_form_values
-from app.handover import Work, enqueue, redis_connection
-from app.transaction_hooks import on_commit
+from app.core.handover import Work, enqueue, redis_connection
+from app.core.transaction_hooks import on_commit
 from tenants.binding import bound_tenant_id, schema_for_tenant_id
 from tenants.models import Membership, Tenant, User
 

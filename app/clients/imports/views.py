@@ -30,9 +30,9 @@ from app.clients.imports import files as import_files
 from app.clients.imports import mapping as import_mapping
 from app.clients.imports import services as imports
 from app.clients.services import ClientFilters
+from app.core.pages import render_page, toast, wants_fragment
 from app.extensions import db
 from app.form_choices import as_choices
-from app.pages import render_page, toast, wants_fragment
 from tenants.binding import bind_tenant
 from tenants.context import require_permission
 

@@ -44,8 +44,8 @@ from sqlalchemy.orm import Session
 
 from app.clients.models import Client
 from app.collections.models import BankRate, CollectionSettings
+from app.core.money import CENT, to_money
 from app.invoicing.models import CreditNote, Invoice
-from app.invoicing.money import CENT, to_money
 from app.payments.models import Payment, PaymentAllocation
 
 ZERO = Decimal("0.00")

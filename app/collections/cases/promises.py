@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client
 from app.collections.cases.services import CaseError, CaseInvalid, read_amount, read_date, read_text
 from app.collections.models import PromiseToPay
+from app.core.money import to_money
+from app.invoicing.balance import open_invoices, outstanding
 from app.invoicing.models import Invoice
-from app.invoicing.money import to_money
 from app.payments.models import PaymentAllocation
-from app.payments.services import open_invoices, outstanding
 
 ZERO = Decimal("0.00")
 DUE_SOON_DAYS = 7

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from app.invoicing.money import to_money
+from app.core.money import to_money
 
 MAX_TEXT = 2000
 MAX_URL = 2048

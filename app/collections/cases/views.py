@@ -18,12 +18,12 @@ from app.collections.cases import forms as case_forms
 from app.collections.cases import services as cases
 from app.collections.cases.services import CaseError, CaseInvalid
 from app.collections.models import BankRate, CollectionPolicy
+from app.core.form_once import once_per_form_key
+from app.core.pages import render_page, toast
+from app.core.request_input import row_id
 from app.extensions import db
-from app.form_once import once_per_form_key
 from app.invoicing.models import Invoice
-from app.pages import render_page, toast
 from app.payments.services import client_balance
-from app.request_input import row_id
 from tenants.context import require_permission
 
 blueprint = Blueprint("cases", __name__, url_prefix="/t/<tenant_slug>")

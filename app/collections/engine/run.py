@@ -22,13 +22,13 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.business_days import is_business_day, local_date, subdivision_for
 from app.clients.models import Client, Contact
 from app.clients.services import may_contact
 from app.collections.cases import promises
 from app.collections.engine.services import default_policy, settings_of
 from app.collections.models import MESSAGE_CHANNELS, TASK_CHANNELS, CollectionRun
-from app.handover import hand_over
+from app.core.clock import is_business_day, local_date, subdivision_for
+from app.core.handover import hand_over
 from tenants.binding import bound_tenant_id, schema_for_tenant_id
 
 # pg_advisory_xact_lock(RUN_LOCK_CLASS, tenant id): one daily run of a tenant at a time.

@@ -238,8 +238,9 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
     from uuid import uuid4
 
     from app.collections.notices.services import Line, statement_text, totals
-    from app.invoicing.pdf import format_money
-    from app.invoicing.services import tenant_today
+    from app.core.clock import tenant_today
+    from app.core.money import format_money
+    from app.invoicing.balance import open_invoices
     from app.message_templates.rendering import (
         TemplateProblem,
         email_html,
@@ -249,7 +250,6 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
     )
     from app.message_templates.services import template_for
     from app.messaging.services import queue_message
-    from app.payments.services import open_invoices
 
     errors = {}
     level = _by_id(session, CollectionLevel, level_id)

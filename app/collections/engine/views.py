@@ -11,9 +11,9 @@ from app.clients.models import Client
 from app.collections.engine import forms, services
 from app.collections.engine import run as engine
 from app.collections.models import CollectionLevel, CollectionNotice, CollectionRun
+from app.core.form_once import once_per_form_key
+from app.core.pages import render_page, toast
 from app.extensions import db
-from app.form_once import once_per_form_key
-from app.pages import render_page, toast
 from tenants.context import require_permission
 
 blueprint = Blueprint("collections", __name__, url_prefix="/t/<tenant_slug>/collections")

@@ -23,16 +23,16 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client
 from app.collections.cases.interest import MSME_PROTECTED, acceptance_date, msmed_start
 from app.collections.models import CollectionLevel, CollectionNotice, CollectionSettings
+from app.core.money import format_money
+from app.core.storage import get_storage, save_in_transaction, tenant_key
 from app.invoicing.pdf import (
     LOGO_URL,
     brand_colour,
-    format_money,
     html_to_pdf,
     logo_key,
     shows_upi_qr,
     upi_qr_image,
 )
-from app.storage import get_storage, save_in_transaction, tenant_key
 
 DEMAND_DAYS = 15
 BASIS_NAMES = {
@@ -105,7 +105,7 @@ def letter_document(session: Session, tenant, notice: CollectionNotice,
                     as_of: date | None = None) -> dict:  # fmt: skip
     """Everything a notice's letter shows, as plain values."""
     from app.collections.notices.services import notice_lines, payment_link, totals
-    from app.invoicing.services import tenant_today
+    from app.core.clock import tenant_today
 
     as_of = as_of or tenant_today(session)
     country = (tenant.country or "IN").upper()
@@ -179,7 +179,7 @@ def msefc_document(session: Session, tenant, notice: CollectionNotice,
         return f"{value.normalize():f}%"
 
     invoices = []
-    from app.invoicing.services import tenant_today
+    from app.core.clock import tenant_today
 
     for line in notice_lines(session, notice, as_of or tenant_today(session)):
         invoice, detail = line.invoice, line.interest_detail

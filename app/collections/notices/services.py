@@ -58,12 +58,12 @@ from app.collections.models import (
     CollectionNoticeInvoice,
     CollectionSettings,
 )
-from app.handover import hand_over
+from app.core.handover import hand_over
+from app.core.money import to_money
+from app.core.request_input import row_id
+from app.core.transaction_hooks import on_commit, on_rollback
 from app.invoicing.models import Invoice
-from app.invoicing.money import to_money
 from app.messaging.models import OutboxMessage
-from app.request_input import row_id
-from app.transaction_hooks import on_commit, on_rollback
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def _now() -> datetime:
 
 
 def _today(session: Session) -> date:
-    from app.invoicing.services import tenant_today
+    from app.core.clock import tenant_today
 
     return tenant_today(session)
 
@@ -587,7 +587,7 @@ class Line:
 def notice_lines(session: Session, notice: CollectionNotice, as_of: date) -> list[Line]:
     """Each invoice with what it owes now, its late-payment interest to `as_of` (contractual or
     MSMED s.16, by the client's terms) and how late it is, oldest due first."""
-    from app.payments.services import outstanding
+    from app.invoicing.balance import outstanding
 
     invoices = notice_invoices(session, notice)
     interest = interest_for_invoices(session, invoices, as_of)
@@ -685,7 +685,7 @@ def _queue_notice_message(session: Session, tenant, notice: CollectionNotice,
                           created_by: int | None = None) -> str | None:  # fmt: skip
     """Write the notice's outbox message (under `key`, by default the notice's one key); None,
     or why it cannot be sent."""
-    from app.invoicing.pdf import format_money
+    from app.core.money import format_money
     from app.message_templates.rendering import (
         TemplateProblem,
         email_html,
@@ -1046,7 +1046,7 @@ def add_file(session: Session, storage, notice: CollectionNotice, *, title: str 
 
     from app.clients.documents import check_file
     from app.collections.models import NoticeAttachment
-    from app.storage import save_in_transaction, tenant_key
+    from app.core.storage import save_in_transaction, tenant_key
     from tenants.binding import bound_tenant_id
 
     checked, problem = check_file(upload)

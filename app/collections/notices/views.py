@@ -26,11 +26,11 @@ from app.collections.notices.forms import (
     ResponseForm,
     show_errors,
 )
+from app.core.clock import tenant_today
+from app.core.pages import render_page, toast
+from app.core.storage import get_storage
 from app.extensions import db
 from app.invoicing.models import Invoice
-from app.invoicing.services import tenant_today
-from app.pages import render_page, toast
-from app.storage import get_storage
 from tenants.context import can, require_permission
 
 log = logging.getLogger(__name__)

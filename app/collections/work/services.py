@@ -28,9 +28,9 @@ from app.collections.models import (
     Dispute,
     PromiseToPay,
 )
+from app.core.request_input import row_id
+from app.invoicing.balance import open_invoices
 from app.invoicing.models import OWING_STATUSES, Invoice
-from app.payments.services import open_invoices
-from app.request_input import row_id
 from tenants.models import Membership, User
 from tenants.roles import ROLES, role_grants
 

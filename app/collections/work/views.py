@@ -14,10 +14,10 @@ from app.clients.models import Site
 from app.collections.models import CollectionNotice
 from app.collections.work import forms as work_forms
 from app.collections.work import services as work
+from app.core.clock import tenant_today
+from app.core.form_once import once_per_form_key
+from app.core.pages import render_page, toast
 from app.extensions import db
-from app.form_once import once_per_form_key
-from app.invoicing.services import tenant_today
-from app.pages import render_page, toast
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("work", __name__, url_prefix="/t/<tenant_slug>/work")

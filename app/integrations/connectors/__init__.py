@@ -147,7 +147,7 @@ class Connector(ABC):
 
     def destination_errors(self) -> dict[str, str]:
         """Errors by field for a server address the tenant entered that is refused outright (a
-        private or local address: app.outbound); the binding check is at connect time."""
+        private or local address: app.core.outbound); the binding check is at connect time."""
         return {}
 
     def account_key(self) -> str | None:

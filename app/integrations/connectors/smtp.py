@@ -20,7 +20,7 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app import outbound
+from app.core import outbound
 from app.integrations.connectors import Connector, DeliveryError, Field, Outgoing, Sent
 from app.messaging.bounces import verp_address
 
@@ -115,7 +115,7 @@ class ServerUnreachable(OSError):
 
 
 class _CheckedSMTP(smtplib.SMTP):
-    """smtplib's client connecting through app.outbound: to an address checked as public (or
+    """smtplib's client connecting through app.core.outbound: to an address checked as public (or
     in OUTBOUND_ALLOWED_NETWORKS) and to no other, even if the name resolves anew."""
 
     def __init__(self, *args, allowed_networks, **kwargs):
@@ -137,7 +137,7 @@ class _CheckedSMTPSSL(smtplib.SMTP_SSL, _CheckedSMTP):
 def open_smtp(smtp_url: str, timeout: float, allowed_networks=None) -> smtplib.SMTP:
     """A client connected to smtp://[user:password@]host[:port][?starttls=1] or smtps://...
     (implicit TLS), greeting read. With `allowed_networks` (a tenant's server) the address is
-    checked (app.outbound), and any failure to connect is ServerUnreachable; without (the
+    checked (app.core.outbound), and any failure to connect is ServerUnreachable; without (the
     platform's SMTP_URL) it is not."""
     parts = urlsplit(smtp_url)
     host, implicit_tls = parts.hostname or "127.0.0.1", parts.scheme == "smtps"

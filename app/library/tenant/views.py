@@ -12,13 +12,13 @@ from decimal import Decimal
 from flask import Blueprint, abort, make_response, redirect, request, url_for
 from flask_login import current_user
 
+from app.core.form_once import once_per_form_key
+from app.core.pages import render_page, toast
+from app.core.request_input import row_id
 from app.extensions import db
-from app.form_once import once_per_form_key
 from app.library import services as library
 from app.library.tenant import services
 from app.library.views import DUE_RULE_LABELS, money, parse_value
-from app.pages import render_page, toast
-from app.request_input import row_id
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("my_templates", __name__, url_prefix="/t/<tenant_slug>/library/mine")

@@ -9,7 +9,7 @@ The functions carry `SET search_path FROM CURRENT`: the migration runs with the 
 on the search path, so each schema's functions and triggers find that schema's tables at run
 time, while the application binds schemas by schema_translate_map (never search_path).
 
-What an invoice owes (the same rule as app.payments.services.outstanding): total - live
+What an invoice owes (the same rule as app.invoicing.balance.outstanding): total - live
 allocations (cash + TDS) - credit notes - written off; only invoices in an owing status
 (issued, sent, overdue, partly paid, disputed) with something left are aged.
 """

@@ -5,7 +5,7 @@ Revises: 0014
 Create Date: 2026-12-04 22:45:00
 
 A create form's hidden key is inserted here in the same transaction as the record it creates
-(app/form_once.py); the primary key makes a second submission of the same form find the first
+(app/core/form_once.py); the primary key makes a second submission of the same form find the first
 one's result instead of creating again.
 """
 

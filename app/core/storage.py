@@ -42,7 +42,7 @@ from typing import BinaryIO, Protocol
 
 from sqlalchemy.orm import Session
 
-from app.transaction_hooks import on_commit, on_rollback
+from app.core.transaction_hooks import on_commit, on_rollback
 from tenants.binding import schema_for_tenant_id
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "var" / "storage"

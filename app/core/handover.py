@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry
 from sqlalchemy.orm import Session
 
-from app.transaction_hooks import on_commit
+from app.core.transaction_hooks import on_commit
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
-"""Business days in a tenant's calendar: weekends and the public holidays of its country and
-state (python-holidays). Dates that decide money (due dates) roll forward to the next one."""
+"""The tenant's clock: today in its time zone, and business days in its calendar (weekends and
+the public holidays of its country and state, from python-holidays). Dates that decide money
+(due dates) roll forward to the next business day."""
 
 from __future__ import annotations
 
@@ -8,16 +9,12 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
+from sqlalchemy.orm import Session
 
-# GST state code -> ISO 3166-2 subdivision, as python-holidays names Indian states.
-GST_TO_ISO = {
-    "01": "JK", "02": "HP", "03": "PB", "04": "CH", "05": "UK", "06": "HR", "07": "DL",
-    "08": "RJ", "09": "UP", "10": "BR", "11": "SK", "12": "AR", "13": "NL", "14": "MN",
-    "15": "MZ", "16": "TR", "17": "ML", "18": "AS", "19": "WB", "20": "JH", "21": "OD",
-    "22": "CG", "23": "MP", "24": "GJ", "26": "DH", "27": "MH", "29": "KA", "30": "GA",
-    "31": "LD", "32": "KL", "33": "TN", "34": "PY", "35": "AN", "36": "TS", "37": "AP",
-    "38": "LA",
-}  # fmt: skip
+from app.core.regions import GST_TO_ISO, region_code
+from tenants.binding import bound_tenant_id
+from tenants.models import Tenant
+
 WEEKEND = (5, 6)  # Saturday, Sunday
 
 
@@ -28,6 +25,14 @@ def local_date(time_zone: str, now: datetime | None = None) -> date:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(ZoneInfo(time_zone)).date()
+
+
+def tenant_today(session: Session) -> date:
+    """Today in the time zone of the tenant `session` is bound to (UTC when unbound): the day
+    every view, job and service of a tenant counts from."""
+    tenant_id = bound_tenant_id(session)
+    tenant = session.get(Tenant, tenant_id) if tenant_id is not None else None
+    return local_date(tenant.time_zone if tenant is not None else "UTC")
 
 
 @lru_cache(maxsize=256)
@@ -46,8 +51,6 @@ def subdivision_for(country: str, region: str | None) -> str | None:
         return None
     code = region.strip().upper()
     if country == "IN":
-        from app.clients.rules import region_code
-
         code = GST_TO_ISO.get(region_code(region) or "", "")
     try:
         known = holidays.country_holidays(country).subdivisions

@@ -1,4 +1,5 @@
-"""Money as `Decimal`, never float: rounding to the cent/paisa and splits that add up exactly.
+"""Money as `Decimal`, never float: rounding to the cent/paisa, splits that add up exactly, and
+amounts written for people (`format_money`).
 
 Every helper works in whole minor units (paise, cents) internally, so that the parts of a split
 always add up to the total to the last minor unit.
@@ -11,9 +12,13 @@ from decimal import ROUND_HALF_UP, Decimal, Inexact, InvalidOperation, localcont
 from fractions import Fraction
 from typing import TypeVar
 
+from babel.core import UnknownLocaleError
+from babel.numbers import format_currency, list_currencies
+
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
 K = TypeVar("K", bound=Hashable)
+CURRENCIES = frozenset(list_currencies())  # ISO 4217 codes
 
 
 def to_money(value) -> Decimal:
@@ -90,15 +95,26 @@ def _percentage(value) -> Decimal:
     return decimal
 
 
-def split_by_percentages(total, percentages: Sequence) -> list[Decimal]:
-    """`total` split into one part per percentage (e.g. milestones of 30/40/30), each rounded to
-    the cent/paisa, adding up to `total` EXACTLY.
+def split_by_weights(total, weights: Sequence[Decimal]) -> list[Decimal]:
+    """`total` in one part per weight (Decimals >= 0), proportional to the weights, each rounded
+    to the cent/paisa, adding up to `total` EXACTLY. The one splitter: percentages, equal parts
+    and a credit note over its invoice's lines all split through it.
 
     Method (largest remainder, a.k.a. Hamilton): each part first gets its exact share rounded
     down to the minor unit; the minor units this leaves over (fewer than the number of parts) go
     one each to the parts whose exact share lost the most in rounding down. Ties go to the
     earlier part first, so 100.00 split 1/3 each gives 33.34, 33.33, 33.33. A negative total
-    (a credit) is split the same way with every part negative.
+    (a credit) is split the same way with every part negative. With every weight zero there is
+    nothing to be proportional to: every part is zero.
+    """
+    if not any(weights):
+        return [Decimal("0.00") for _ in weights]
+    return _from_minor_all(_largest_remainder(_to_minor(total), weights))
+
+
+def split_by_percentages(total, percentages: Sequence) -> list[Decimal]:
+    """`total` split into one part per percentage (e.g. milestones of 30/40/30), each rounded to
+    the cent/paisa, adding up to `total` EXACTLY (`split_by_weights`).
 
     The percentages (Decimal, int or str; no floats) must each be >= 0 and add up to exactly
     100, otherwise ValueError.
@@ -112,7 +128,7 @@ def split_by_percentages(total, percentages: Sequence) -> list[Decimal]:
         total_percent = sum(weights, Decimal(0))
     if total_percent != 100:
         raise ValueError(f"the percentages must add up to 100, not {total_percent.normalize():f}")
-    return _from_minor_all(_largest_remainder(_to_minor(total), weights))
+    return split_by_weights(total, weights)
 
 
 def split_evenly(total, n: int) -> list[Decimal]:
@@ -120,7 +136,7 @@ def split_evenly(total, n: int) -> list[Decimal]:
     go to the first parts (100.00 / 3 -> 33.34, 33.33, 33.33)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"the number of parts must be a whole number of 1 or more, not {n!r}")
-    return _from_minor_all(_largest_remainder(_to_minor(total), [Decimal(1)] * n))
+    return split_by_weights(total, [Decimal(1)] * n)
 
 
 def allocate_oldest_first(
@@ -170,11 +186,24 @@ def percent_of(amount, rate) -> Decimal:
     return _from_minor(sign * whole)
 
 
+def format_money(amount, currency: str, country: str | None = None) -> str:
+    """`amount` with the symbol of `currency`, written as in `country` (the tenant's): Indian
+    grouping for India (₹1,00,000.00), and for no country or one with no English locale."""
+    code = (country or "IN").upper()
+    try:
+        return format_currency(amount, currency, locale="en_IN" if code == "IN" else f"en_{code}")
+    except (ValueError, UnknownLocaleError):
+        return format_currency(amount, currency, locale="en_IN")
+
+
 __all__ = [
     "CENT",
+    "CURRENCIES",
     "allocate_oldest_first",
+    "format_money",
     "percent_of",
     "split_by_percentages",
+    "split_by_weights",
     "split_evenly",
     "to_money",
 ]

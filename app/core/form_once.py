@@ -33,8 +33,8 @@ from sqlalchemy import DateTime, String, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from app.core.pages import toast
 from app.extensions import db
-from app.pages import toast
 from tenants.base import TenantModel
 
 FIELD = "form_key"

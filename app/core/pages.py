@@ -6,11 +6,10 @@ import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from babel.core import UnknownLocaleError
-from babel.numbers import format_currency
 from flask import Flask, flash, g, render_template, request, session
 from jinja2_fragments.flask import render_block
 
+from app.core.money import format_money
 from app.extensions import db
 
 
@@ -49,15 +48,11 @@ def local_datetime(value: datetime | None) -> str:
 
 
 def money(amount, currency: str) -> str:
-    """An amount for the tenant's locale: Indian grouping (1,00,000.00) for Indian tenants."""
+    """The template filter: an amount as the tenant's country writes it (`format_money`)."""
     if amount is None:
         return ""
     tenant = g.get("tenant")
-    locale = "en_IN" if tenant is None or tenant.country == "IN" else f"en_{tenant.country}"
-    try:
-        return format_currency(amount, currency, locale=locale)
-    except (ValueError, UnknownLocaleError):
-        return format_currency(amount, currency, locale="en_IN")
+    return format_money(amount, currency, tenant.country if tenant is not None else None)
 
 
 def wants_fragment() -> bool:

@@ -1,0 +1,172 @@
+"""An invoice's balance: what it still owes, and settling it when that changes.
+
+What is owed is derived, never stored: the invoice's total less the cash and TDS applied to it
+by live payment allocations, less its credit notes, less what was written off. Settling sets
+the invoice's status from that balance (paid, partly paid, or back to overdue / sent / issued;
+a dispute holds) and moves its milestones along (invoiced -> partly_paid -> paid, and back).
+
+Payments are recorded and allocated by `app.payments`, which sits above invoicing: invoicing
+reads only the sums the allocations applied to each invoice, through the description of their
+table below, and never imports the payments area.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    MetaData,
+    Numeric,
+    Select,
+    Table,
+    func,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from app.core.clock import tenant_today
+from app.core.money import to_money
+from app.core.signals import announce_invoice_balance_changed
+from app.invoicing.models import CreditNote, Invoice, InvoiceLine
+from app.projects.models import Milestone
+from app.projects.services import record_move
+from tenants.binding import PLACEHOLDER_SCHEMA
+
+ZERO = Decimal("0.00")
+# Invoices that can take a payment (issued, not void, not a draft, not written off): their
+# balance decides their status.
+PAYABLE_STATUSES = ("issued", "sent", "partly_paid", "paid", "overdue", "disputed")
+PAID_MILESTONE_STATUSES = ("invoiced", "partly_paid", "paid")
+
+# The columns of app.payments.models.PaymentAllocation that a balance reads, described on a
+# metadata of their own (the model's metadata declares the table; migrations read that one).
+_allocations = Table(
+    "payment_allocations",
+    MetaData(schema=PLACEHOLDER_SCHEMA),
+    Column("invoice_id", BigInteger),
+    Column("amount", Numeric(18, 2)),
+    Column("tds_amount", Numeric(18, 2)),
+    Column("removed_at", DateTime(timezone=True)),
+)
+
+
+def applied_per_invoice() -> Select:
+    """(invoice_id, amount): the cash and TDS that live allocations applied to each invoice."""
+    return (
+        select(
+            _allocations.c.invoice_id.label("invoice_id"),
+            func.sum(_allocations.c.amount + _allocations.c.tds_amount).label("amount"),
+        )
+        .where(_allocations.c.removed_at.is_(None))
+        .group_by(_allocations.c.invoice_id)
+    )
+
+
+def applied_to_invoices(session: Session, invoice_ids: Iterable[int]) -> dict[int, Decimal]:
+    """The payments applied to each invoice (absent: none)."""
+    ids = list(invoice_ids)
+    if not ids:
+        return {}
+    rows = session.execute(applied_per_invoice().where(_allocations.c.invoice_id.in_(ids)))
+    return {invoice_id: to_money(total) for invoice_id, total in rows}
+
+
+def credited_to_invoices(session: Session, invoice_ids: Iterable[int]) -> dict[int, Decimal]:
+    """The total of the credit notes of each invoice (absent: none)."""
+    ids = list(invoice_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(CreditNote.invoice_id, func.sum(CreditNote.total))
+        .where(CreditNote.invoice_id.in_(ids))
+        .group_by(CreditNote.invoice_id)
+    )
+    return {invoice_id: to_money(total) for invoice_id, total in rows}
+
+
+def outstanding(session: Session, invoice: Invoice) -> Decimal:
+    """What the invoice still owes: its total less the live allocations' cash and TDS, its
+    credit notes, and what was written off."""
+    return (
+        to_money(invoice.total)
+        - applied_to_invoices(session, [invoice.id]).get(invoice.id, ZERO)
+        - credited_to_invoices(session, [invoice.id]).get(invoice.id, ZERO)
+        - to_money(invoice.written_off_amount or ZERO)
+    )
+
+
+@dataclass(frozen=True)
+class OpenInvoice:
+    invoice: Invoice
+    outstanding: Decimal
+
+
+def open_invoices(session: Session, client_id: int) -> list[OpenInvoice]:
+    """The client's issued (not void) invoices that still owe something (after payments and
+    credit notes), oldest issue first."""
+    invoices = list(
+        session.scalars(
+            select(Invoice)
+            .where(Invoice.client_id == client_id, Invoice.status.in_(PAYABLE_STATUSES))
+            .order_by(Invoice.issue_date, Invoice.id)
+        )
+    )
+    applied = applied_to_invoices(session, [i.id for i in invoices])
+    credited = credited_to_invoices(session, [i.id for i in invoices])
+    result = []
+    for invoice in invoices:
+        owed = to_money(invoice.total) - applied.get(invoice.id, ZERO)
+        owed -= credited.get(invoice.id, ZERO)
+        if owed > 0:
+            result.append(OpenInvoice(invoice, owed))
+    return result
+
+
+def status_after_settling(session: Session, invoice: Invoice, paid: Decimal, left: Decimal,
+                          today: date | None = None) -> str:  # fmt: skip
+    """The status of an owing invoice from its money: paid when nothing is left (payments and
+    credit notes together), disputed while a dispute is open, partly paid once something was
+    paid, else its resting status (overdue past due, sent, issued)."""
+    if left <= 0 and to_money(invoice.total) > 0:
+        return "paid"
+    if invoice.status == "disputed":
+        return "disputed"
+    if paid > 0:
+        return "partly_paid"
+    return invoice.resting_status(today or tenant_today(session))
+
+
+def settle(session: Session, invoice: Invoice, user_id: int | None) -> None:
+    """The invoice's status from what it still owes (payments and credit notes), and its
+    milestones to match: paid, partly paid, or back to overdue / sent / issued when nothing is
+    paid any more (`status_after_settling`; a dispute holds). Called after every change of
+    what is owed."""
+    if invoice.status not in PAYABLE_STATUSES:
+        return
+    left = outstanding(session, invoice)
+    paid = applied_to_invoices(session, [invoice.id]).get(invoice.id, ZERO)
+    status = status_after_settling(session, invoice, paid, left)
+    invoice.status = status
+    target = "paid" if status == "paid" else "partly_paid" if paid > 0 else "invoiced"
+    milestone_ids = select(InvoiceLine.milestone_id).where(
+        InvoiceLine.invoice_id == invoice.id, InvoiceLine.milestone_id.is_not(None)
+    )
+    milestones = session.scalars(
+        select(Milestone)
+        .where(Milestone.id.in_(milestone_ids))
+        .order_by(Milestone.id)
+        .with_for_update()
+    )
+    label = invoice.number or f"draft #{invoice.id}"
+    note = f"invoice {label} {status.replace('_', ' ')}"
+    for milestone in milestones:
+        if milestone.status in PAID_MILESTONE_STATUSES and milestone.status != target:
+            record_move(session, milestone, target, user_id, note)
+    session.flush()
+    announce_invoice_balance_changed(session, invoice, left, user_id)
