@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test bench lint audit browser system-packages clean
+.PHONY: run test bench lint imports audit browser system-packages clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Duebook needs Python 3.11 or newer")'
@@ -19,16 +19,24 @@ $(STAMP): pyproject.toml
 run: $(STAMP) system-packages
 	$(BIN)/python -m app.devserver run
 
-## make test: the whole suite against real PostgreSQL, Redis, SMTP and chromium.
-test: $(STAMP) browser system-packages
+## make test: the import contracts (the floor plan), then the whole suite against real
+## PostgreSQL, Redis, SMTP and chromium; pytest's last line gives the suite's time.
+test: $(STAMP) browser system-packages imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make bench: the benchmarks in bench/, each printing product figure, baseline and ratio.
 bench: $(STAMP) system-packages
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-lint: $(STAMP)
+## make lint: ruff (style and mistakes) and the import contracts of pyproject.toml.
+lint: $(STAMP) imports
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## The layers (tenants < app.core < areas < web and jobs) and the seams between areas, as
+## import-linter contracts in pyproject.toml: a new upward import fails here.
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 ## make audit: the installed dependency set against known vulnerabilities (OSV's PyPI export
 ## when given as OSV_EXPORT=/path/to/all.zip, else PyPI's JSON API); whatever no reachable

@@ -105,9 +105,25 @@ def register_blueprints(app: Flask) -> None:
 
     for blueprint in (messages, notifications, ops):
         app.register_blueprint(blueprint)
-    for blueprint in (auth, dashboard, clients, client_documents, client_files, projects,
-                      team, audit, health, sandbox, library, my_templates, invoicing,
-                      invoice_pdfs, payments, settings, whatsapp_hooks):  # fmt: skip
+    for blueprint in (
+        auth,
+        dashboard,
+        clients,
+        client_documents,
+        client_files,
+        projects,
+        team,
+        audit,
+        health,
+        sandbox,
+        library,
+        my_templates,
+        invoicing,
+        invoice_pdfs,
+        payments,
+        settings,
+        whatsapp_hooks,
+    ):
         app.register_blueprint(blueprint)
     app.register_blueprint(sms_hooks)
     app.register_blueprint(integrations)
@@ -190,7 +206,7 @@ def register_commands(app: Flask) -> None:
     from app.collections.engine.cli import collections_cli
     from app.integrations.cli import secrets_cli
     from app.library.cli import library_cli
-    from tenants.cli import tenants_cli
+    from app.tenants_cli import tenants_cli
 
     app.cli.add_command(tenants_cli)
     app.cli.add_command(demo_cli)

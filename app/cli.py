@@ -71,49 +71,84 @@ def _seed_demo_books(tenant_id: int, user_id: int) -> None:
     try:
         if session.scalar(select(Client.id).limit(1)) is not None:
             return
-        template = session.scalar(select(LibraryTemplate).where(
-            LibraryTemplate.key == "construction/standard/medium"))  # fmt: skip
+        template = session.scalar(
+            select(LibraryTemplate).where(LibraryTemplate.key == "construction/standard/medium")
+        )
         if template is None:
             return  # the library is loaded by `tenants migrate`; nothing to plan from yet
         tenant = session.get(Tenant, tenant_id)
         tenant.legal_name, tenant.gstin, tenant.pan = (
-            "Demo Traders Private Limited", "29AAPFU0939F1ZR", "AAPFU0939F")  # fmt: skip
+            "Demo Traders Private Limited",
+            "29AAPFU0939F1ZR",
+            "AAPFU0939F",
+        )
         tenant.address = "12 Residency Road\nBengaluru 560025"
         tenant.upi_vpa = "demotraders@okhdfcbank"
         tenant.payment_instructions = "HDFC Bank, A/c 50200012345678, IFSC HDFC0000123"
-        client = Client(full_name="Kaveri Builders Pvt Ltd", short_name="Kaveri",
-                        location="local", country="IN", currency="INR", region="29",
-                        payment_terms="net", payment_days=30)  # fmt: skip
+        client = Client(
+            full_name="Kaveri Builders Pvt Ltd",
+            short_name="Kaveri",
+            location="local",
+            country="IN",
+            currency="INR",
+            region="29",
+            payment_terms="net",
+            payment_days=30,
+        )
         session.add(client)
         session.flush()
         today = local_date(tenant.time_zone)
-        project = projects.create_project(session, client, {
-            "name": "Whitefield Tower A", "contract_value": "2,50,00,000",
-            "start_date": (today - timedelta(days=60)).isoformat(),
-        }, user_id, tenant.currency)  # fmt: skip
-        calendar = projects.Calendar(tenant.country,
-                                     subdivision_for(tenant.country, tenant.region))  # fmt: skip
+        project = projects.create_project(
+            session,
+            client,
+            {
+                "name": "Whitefield Tower A",
+                "contract_value": "2,50,00,000",
+                "start_date": (today - timedelta(days=60)).isoformat(),
+            },
+            user_id,
+            tenant.currency,
+        )
+        calendar = projects.Calendar(tenant.country, subdivision_for(tenant.country, tenant.region))
         projects.apply_template(session, project, template, calendar, actor_user_id=user_id)
-        first = session.scalars(select(Milestone).where(Milestone.project_id == project.id)
-                                .order_by(Milestone.position).limit(1)).one()  # fmt: skip
+        first = session.scalars(
+            select(Milestone)
+            .where(Milestone.project_id == project.id)
+            .order_by(Milestone.position)
+            .limit(1)
+        ).one()
         for status in ("in_progress", "completed"):
-            projects.transition(session, first, status, user_id=user_id, project=project,
-                                today=today)  # fmt: skip
-        invoice = invoicing.draft_from_milestones(session, tenant, project, [first],
-                                                  hsn_sac=invoicing.DEFAULT_SAC)  # fmt: skip
+            projects.transition(
+                session, first, status, user_id=user_id, project=project, today=today
+            )
+        invoice = invoicing.draft_from_milestones(
+            session, tenant, project, [first], hsn_sac=invoicing.DEFAULT_SAC
+        )
         invoicing.issue(session, tenant, invoice, today - timedelta(days=45), user_id=user_id)
         tds = (invoice.subtotal * 2 / 100).quantize(invoice.subtotal)  # 194C, 2%
         cash = (invoice.total / 2).quantize(invoice.total)
-        payment = payments.record_payment(session, client, {
-            "amount": str(cash), "received_on": (today - timedelta(days=10)).isoformat(),
-            "method": "bank_transfer", "reference": "UTR HDFCR52026112200417"})  # fmt: skip
-        payments.allocate(session, payment, [(invoice.id, str(cash), str(tds), "194C", "2")],
-                          user_id=user_id)  # fmt: skip
+        payment = payments.record_payment(
+            session,
+            client,
+            {
+                "amount": str(cash),
+                "received_on": (today - timedelta(days=10)).isoformat(),
+                "method": "bank_transfer",
+                "reference": "UTR HDFCR52026112200417",
+            },
+        )
+        payments.allocate(
+            session, payment, [(invoice.id, str(cash), str(tds), "194C", "2")], user_id=user_id
+        )
         credits.issue_credit_note(
-            session, tenant, invoice, "59,000",
-            "Shuttering rate revised at the joint site review", today - timedelta(days=5),
+            session,
+            tenant,
+            invoice,
+            "59,000",
+            "Shuttering rate revised at the joint site review",
+            today - timedelta(days=5),
             user_id=user_id,
-        )  # fmt: skip
+        )
         session.commit()
     finally:
         session.close()
@@ -139,9 +174,15 @@ def _seed_demo_messaging(tenant_id: int, user_id: int) -> None:
             and session.scalar(select(Contact.id).where(Contact.client_id == client.id).limit(1))
             is None
         ):
-            contact = Contact(client_id=client.id, full_name="Ravi Kumar", job_title="Accounts",
-                              roles=["billing", "primary"], email="ravi.kumar@kaveri.example",
-                              phone="+919845012345", preferred_language="en")  # fmt: skip
+            contact = Contact(
+                client_id=client.id,
+                full_name="Ravi Kumar",
+                job_title="Accounts",
+                roles=["billing", "primary"],
+                email="ravi.kumar@kaveri.example",
+                phone="+919845012345",
+                preferred_language="en",
+            )
             for channel in ("email", "sms", "whatsapp"):
                 set_consent(contact, channel, True, "signed onboarding form")
             session.add(contact)
@@ -193,23 +234,38 @@ def _seed_demo_collections(tenant_id: int, user_id: int) -> None:
         if kaveri is not None:
             kaveri.collector_user_id, kaveri.late_interest_mode = user_id, "msmed"
         for full_name, short_name, city, region, invoices in DEMO_DEBTORS:
-            client = Client(full_name=full_name, short_name=short_name, location="local",
-                            country="IN", currency="INR", city=city, region=region,
-                            address_line1="Plot 7, Industrial Area", payment_terms="net",
-                            payment_days=30, collector_user_id=user_id,
-                            late_interest_mode="msmed")  # fmt: skip
+            client = Client(
+                full_name=full_name,
+                short_name=short_name,
+                location="local",
+                country="IN",
+                currency="INR",
+                city=city,
+                region=region,
+                address_line1="Plot 7, Industrial Area",
+                payment_terms="net",
+                payment_days=30,
+                collector_user_id=user_id,
+                late_interest_mode="msmed",
+            )
             session.add(client)
             session.flush()
             first = short_name.lower()
-            contact = Contact(client_id=client.id, full_name=f"Accounts, {short_name}",
-                              roles=["billing"], email=f"accounts@{first}.example",
-                              preferred_language="en")  # fmt: skip
+            contact = Contact(
+                client_id=client.id,
+                full_name=f"Accounts, {short_name}",
+                roles=["billing"],
+                email=f"accounts@{first}.example",
+                preferred_language="en",
+            )
             set_consent(contact, "email", True, "signed onboarding form")
             session.add(contact)
             for days_ago, amount in invoices:
-                line = invoicing.ManualLine(description="Services as per work order",
-                                            hsn_sac=invoicing.DEFAULT_SAC,
-                                            unit_price=amount.replace(",", ""))  # fmt: skip
+                line = invoicing.ManualLine(
+                    description="Services as per work order",
+                    hsn_sac=invoicing.DEFAULT_SAC,
+                    unit_price=amount.replace(",", ""),
+                )
                 invoice = invoicing.draft_by_hand(session, tenant, client, [line])
                 issued = today - timedelta(days=days_ago)
                 invoicing.issue(session, tenant, invoice, issued, user_id=user_id)
@@ -227,14 +283,19 @@ def _seed_demo_campaign_template(session) -> None:
     name = "New bank account for payments"
     if session.scalar(select(MessageTemplate.id).where(MessageTemplate.name == name)):
         return
-    session.add(MessageTemplate(
-        name=name, channel="email", purpose="campaign", language="en",
-        subject="{{ tenant.name }}: please note our new bank account",
-        body="Dear {{ contact.first_name }},\n\nFrom 1 December our payments go to a new "
-             "account:\n\nHDFC Bank, A/c 50200012345678, IFSC HDFC0000123\n\nPlease update "
-             "your vendor master before your next payment to {{ tenant.legal_name }}. Payments "
-             "to the old account will be returned.\n\nRegards,\nAccounts team",
-    ))  # fmt: skip
+    session.add(
+        MessageTemplate(
+            name=name,
+            channel="email",
+            purpose="campaign",
+            language="en",
+            subject="{{ tenant.name }}: please note our new bank account",
+            body="Dear {{ contact.first_name }},\n\nFrom 1 December our payments go to a new "
+            "account:\n\nHDFC Bank, A/c 50200012345678, IFSC HDFC0000123\n\nPlease update "
+            "your vendor master before your next payment to {{ tenant.legal_name }}. Payments "
+            "to the old account will be returned.\n\nRegards,\nAccounts team",
+        )
+    )
 
 
 @users_cli.command("disable")

@@ -195,7 +195,6 @@ def from_environment() -> dict:
         "DKIM_PRIVATE_KEY_FILE": os.environ.get("DKIM_PRIVATE_KEY_FILE") or None,
         # Uploads (documents, imports) raise this for their own requests.
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
-
         **{name: int(os.environ[name]) for name in IMPORT_LIMIT_SETTINGS if name in os.environ},
     }
     if not local:

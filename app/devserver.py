@@ -378,8 +378,19 @@ class SandboxProviders:
         web = f"http://127.0.0.1:{self.web_port}"
         for provider, setting, extra in standin_arguments(web):
             port = free_port()
-            args = [python, "-m", "app.sandbox.standins", provider, "--port", str(port),
-                    "--record-dir", str(self.folder), "--status-delay", "1", *extra]  # fmt: skip
+            args = [
+                python,
+                "-m",
+                "app.sandbox.standins",
+                provider,
+                "--port",
+                str(port),
+                "--record-dir",
+                str(self.folder),
+                "--status-delay",
+                "1",
+                *extra,
+            ]
             process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
             self.processes.append(process)
             wait_for_port(port, 30, process)

@@ -160,11 +160,19 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
     print_figure("page queries alone", queries.describe_ms())
     print_figure("report page (info)", report.describe_ms())
     verdicts = [
-        Verdict("aging: 1M-invoice aging page / 500 ms page budget (median)",
-                page.median, PAGE_BUDGET, 0.5),
-        Verdict("aging: 1M-invoice aging page / full-scan aging SQL (medians)",
-                page.median, full.median, 0.10),
-    ]  # fmt: skip
+        Verdict(
+            "aging: 1M-invoice aging page / 500 ms page budget (median)",
+            page.median,
+            PAGE_BUDGET,
+            0.5,
+        ),
+        Verdict(
+            "aging: 1M-invoice aging page / full-scan aging SQL (medians)",
+            page.median,
+            full.median,
+            0.10,
+        ),
+    ]
     for verdict in verdicts:
         print_verdict(verdict)
     return verdicts

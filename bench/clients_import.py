@@ -57,28 +57,88 @@ then {ROUNDS} rounds alternating who goes first; verdict on the medians (the sam
 target of >= {MIN_SHARE:.0%} of COPY's rows/s is a time ratio of <= {1 / MIN_SHARE:g}x).
 """
 
-CITIES = {"27": ("Mumbai", "Pune", "Nagpur"), "29": ("Bengaluru", "Mysuru"),
-          "33": ("Chennai", "Coimbatore"), "07": ("New Delhi",), "24": ("Ahmedabad", "Surat"),
-          "36": ("Hyderabad",), "19": ("Kolkata",), "08": ("Jaipur", "Udaipur"),
-          "09": ("Lucknow", "Noida"), "32": ("Kochi",)}  # fmt: skip
-FOREIGN = (("US", "USD", "New York"), ("GB", "GBP", "London"), ("AE", "AED", "Dubai"),
-           ("SG", "SGD", "Singapore"), ("AU", "AUD", "Sydney"))  # fmt: skip
-WORDS = ("Shree", "Ganesh", "Lakshmi", "Kaveri", "Sagar", "Everest", "Vardhman", "Apex",
-         "Bharat", "Sunrise", "Orchid", "Trident", "Nirmal", "Pragati", "Sai",
-         "Tirupati")  # fmt: skip
-TRADES = ("Traders", "Logistics", "Textiles", "Steel", "Pharma", "Foods", "Infotech",
-          "Constructions", "Agencies", "Exports", "Polymers", "Motors")  # fmt: skip
+CITIES = {
+    "27": ("Mumbai", "Pune", "Nagpur"),
+    "29": ("Bengaluru", "Mysuru"),
+    "33": ("Chennai", "Coimbatore"),
+    "07": ("New Delhi",),
+    "24": ("Ahmedabad", "Surat"),
+    "36": ("Hyderabad",),
+    "19": ("Kolkata",),
+    "08": ("Jaipur", "Udaipur"),
+    "09": ("Lucknow", "Noida"),
+    "32": ("Kochi",),
+}
+FOREIGN = (
+    ("US", "USD", "New York"),
+    ("GB", "GBP", "London"),
+    ("AE", "AED", "Dubai"),
+    ("SG", "SGD", "Singapore"),
+    ("AU", "AUD", "Sydney"),
+)
+WORDS = (
+    "Shree",
+    "Ganesh",
+    "Lakshmi",
+    "Kaveri",
+    "Sagar",
+    "Everest",
+    "Vardhman",
+    "Apex",
+    "Bharat",
+    "Sunrise",
+    "Orchid",
+    "Trident",
+    "Nirmal",
+    "Pragati",
+    "Sai",
+    "Tirupati",
+)
+TRADES = (
+    "Traders",
+    "Logistics",
+    "Textiles",
+    "Steel",
+    "Pharma",
+    "Foods",
+    "Infotech",
+    "Constructions",
+    "Agencies",
+    "Exports",
+    "Polymers",
+    "Motors",
+)
 INDUSTRIES = ("Logistics", "Manufacturing", "IT services", "Construction", "")
-HEADER = ["Client name", "Short name", "External ID", "GSTIN", "Address", "City", "State",
-          "Postal code", "Country", "Currency", "Payment terms", "Payment days",
-          "Payment terms note", "Credit limit", "Tags", "Industry"]  # fmt: skip
+HEADER = [
+    "Client name",
+    "Short name",
+    "External ID",
+    "GSTIN",
+    "Address",
+    "City",
+    "State",
+    "Postal code",
+    "Country",
+    "Currency",
+    "Payment terms",
+    "Payment days",
+    "Payment terms note",
+    "Credit limit",
+    "Tags",
+    "Industry",
+]
 GSTIN_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _gstin(rng: random.Random, state: str) -> str:
-    pan = ("".join(rng.choices(LETTERS, k=3)) + rng.choice("PCFHAT") + rng.choice(LETTERS)
-           + f"{rng.randrange(1, 10_000):04d}" + rng.choice(LETTERS))  # fmt: skip
+    pan = (
+        "".join(rng.choices(LETTERS, k=3))
+        + rng.choice("PCFHAT")
+        + rng.choice(LETTERS)
+        + f"{rng.randrange(1, 10_000):04d}"
+        + rng.choice(LETTERS)
+    )
     body = f"{state}{pan}{rng.choice('123456789')}Z"
     return body + luhn.calc_check_digit(body, GSTIN_ALPHABET)
 
@@ -109,9 +169,24 @@ def client_csv(rows: int, seed: int = 7) -> bytes:
         note = "50% advance, rest on delivery" if terms == "Custom" else ""
         limit = f"{rng.randrange(1, 500) * 10_000}" if n % 4 else ""
         tags = rng.choice(("", "", "key account", "north, retail", "export"))
-        row = [name, short, external, gstin, f"{rng.randrange(1, 400)}, Main Road", city, state,
-               postal, country, currency, terms, days, note, limit, tags,
-               rng.choice(INDUSTRIES)]  # fmt: skip
+        row = [
+            name,
+            short,
+            external,
+            gstin,
+            f"{rng.randrange(1, 400)}, Main Road",
+            city,
+            state,
+            postal,
+            country,
+            currency,
+            terms,
+            days,
+            note,
+            limit,
+            tags,
+            rng.choice(INDUSTRIES),
+        ]
         out.write(",".join(f'"{v}"' if "," in v else v for v in row) + "\n")
     return out.getvalue().encode()
 
@@ -153,8 +228,10 @@ def run_product(app: Flask, tenant_id: int, owner_id: int, content: bytes, rows:
 def written_rows(app: Flask, schema: str) -> list[tuple]:
     columns = ", ".join(import_writer.CLIENT_COLUMNS)
     with app.app_context(), db.engine.connect() as conn:
-        return [tuple(row) for row in conn.exec_driver_sql(
-            f'SELECT {columns} FROM "{schema}".clients ORDER BY id')]  # fmt: skip
+        return [
+            tuple(row)
+            for row in conn.exec_driver_sql(f'SELECT {columns} FROM "{schema}".clients ORDER BY id')
+        ]
 
 
 def run_baseline(app: Flask, schema: str, rows: list[tuple]) -> float:
@@ -228,7 +305,7 @@ def _run(app: Flask) -> tuple[list[float], list[float]]:
                 time_zone="Asia/Kolkata",
                 currency="INR",
                 owner=owner,
-            )  # fmt: skip
+            )
             for side in ("product", "baseline")
         ]
         db.session.commit()

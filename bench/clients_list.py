@@ -39,18 +39,38 @@ def load_clients(app: Flask, schema: str) -> None:
         raw = db.engine.raw_connection()
         try:
             cursor = raw.cursor()
-            columns = ("full_name", "short_name", "status", "location", "country", "city",
-                       "region", "currency", "payment_terms", "payment_days", "tags")  # fmt: skip
+            columns = (
+                "full_name",
+                "short_name",
+                "status",
+                "location",
+                "country",
+                "city",
+                "region",
+                "currency",
+                "payment_terms",
+                "payment_days",
+                "tags",
+            )
             copy_sql = f"COPY {schema}.clients ({', '.join(columns)}) FROM STDIN"
             cities = ("Mumbai", "Pune", "Bengaluru", "Chennai", "Delhi", "Kolkata", "Jaipur")
             with cursor.copy(copy_sql) as copy:
                 for i in range(CLIENTS):
-                    copy.write_row((
-                        f"Client {i:06d} {cities[i % 7]} Traders Pvt Ltd", f"CL{i:06d}",
-                        "prospect" if i % 20 == 0 else "active", "local", "IN",
-                        cities[i % 7], "27", "INR", "net", 30,
-                        ["north"] if i % 3 == 0 else [],
-                    ))  # fmt: skip
+                    copy.write_row(
+                        (
+                            f"Client {i:06d} {cities[i % 7]} Traders Pvt Ltd",
+                            f"CL{i:06d}",
+                            "prospect" if i % 20 == 0 else "active",
+                            "local",
+                            "IN",
+                            cities[i % 7],
+                            "27",
+                            "INR",
+                            "net",
+                            30,
+                            ["north"] if i % 3 == 0 else [],
+                        )
+                    )
             cursor.execute(f"ANALYZE {schema}.clients")
             raw.commit()
         finally:
@@ -62,10 +82,13 @@ def deep_cursor(app: Flask, schema: str, row: int) -> str:
     from app.clients.services import _encode_cursor
 
     with app.app_context():
-        key, client_id = db.session.execute(text(
-            f"SELECT lower(full_name), id FROM {schema}.clients WHERE deleted_at IS NULL "
-            f"AND status <> 'prospect' ORDER BY lower(full_name), id OFFSET :row LIMIT 1"
-        ), {"row": row}).one()  # fmt: skip
+        key, client_id = db.session.execute(
+            text(
+                f"SELECT lower(full_name), id FROM {schema}.clients WHERE deleted_at IS NULL "
+                f"AND status <> 'prospect' ORDER BY lower(full_name), id OFFSET :row LIMIT 1"
+            ),
+            {"row": row},
+        ).one()
         db.session.remove()
     return _encode_cursor(key, client_id)
 
@@ -104,7 +127,7 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
             samples[name].median,
             samples["tenant SELECT 1"].median,
             MAX_RATIO,
-        )  # fmt: skip
+        )
         for name in ("first page", "search", "deep page")
     ]
     for verdict in verdicts:

@@ -142,9 +142,11 @@ GROUP BY n.id ORDER BY n.client_id, n.channel
 
 def _sql(statement: str, tenant_id: int) -> str:
     return statement.format(
-        s=f'"{schema_for_tenant_id(tenant_id)}"', today=TODAY.isoformat(), clients=CLIENTS,
+        s=f'"{schema_for_tenant_id(tenant_id)}"',
+        today=TODAY.isoformat(),
+        clients=CLIENTS,
         per_client=INVOICES_PER_CLIENT,
-    )  # fmt: skip
+    )
 
 
 def _provision(app) -> list[int]:
@@ -153,11 +155,13 @@ def _provision(app) -> list[int]:
         for number in range(TENANTS):
             with db.engine.begin() as conn:
                 tenant_id = conn.execute(
-                    text("INSERT INTO public.tenants (slug, name, country, region, time_zone,"
-                         " currency) VALUES (:slug, :name, 'IN', '27', 'Asia/Kolkata', 'INR')"
-                         " RETURNING id"),
+                    text(
+                        "INSERT INTO public.tenants (slug, name, country, region, time_zone,"
+                        " currency) VALUES (:slug, :name, 'IN', '27', 'Asia/Kolkata', 'INR')"
+                        " RETURNING id"
+                    ),
                     {"slug": f"bench-coll-{number}", "name": f"Bench {number}"},
-                ).scalar_one()  # fmt: skip
+                ).scalar_one()
                 provision_schema(conn, schema_for_tenant_id(tenant_id))
                 conn.exec_driver_sql(_sql(SEED_SQL, tenant_id))
             ids.append(tenant_id)
@@ -194,8 +198,9 @@ def _product(session, tenant) -> int:
 def run(environment: BenchEnvironment) -> list[Verdict]:
     print_header(
         f"collections_run: the daily run over {TENANTS} tenants x "
-        f"{CLIENTS * INVOICES_PER_CLIENT:,} overdue invoices", MEASURES,
-    )  # fmt: skip
+        f"{CLIENTS * INVOICES_PER_CLIENT:,} overdue invoices",
+        MEASURES,
+    )
     with environment.app() as app:
         with Stopwatch() as setup:
             tenant_ids = _provision(app)
@@ -222,12 +227,13 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
 
     notices = sum(created)
     items = sum(row.items for rows in made for row in rows)
-    print_figure("product  engine.run", f"{product.seconds:6.2f} s  ({notices:,} notices, "
-                                        f"{items:,} items, same as the baseline's)")  # fmt: skip
+    print_figure(
+        "product  engine.run",
+        f"{product.seconds:6.2f} s  ({notices:,} notices, {items:,} items, same as the baseline's)",
+    )
     print_figure("baseline INSERT ... SELECT", f"{baseline.seconds:6.2f} s")
     print_figure("second product run", f"{again.seconds:6.2f} s, created {sum(second)} notices")
-    verdict = Verdict("collections_run (100 tenants)", product.seconds, baseline.seconds,
-                      MAX_RATIO)  # fmt: skip
+    verdict = Verdict("collections_run (100 tenants)", product.seconds, baseline.seconds, MAX_RATIO)
     print_verdict(verdict)
     if sum(second):
         raise RuntimeError(f"the second run created {sum(second)} notices")

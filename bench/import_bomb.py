@@ -169,23 +169,40 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
     refusal, upload = Samples(product), Samples(baseline)
     print_figure("bomb refused (422)", refusal.describe_ms())
     print_figure("good upload (303)", upload.describe_ms())
-    print_figure("peak Python memory", f"bomb {bomb_peak / 1024:,.0f} KB, good "
-                                       f"{good_peak / 1024:,.0f} KB")  # fmt: skip
-    print_figure("web process RSS change", f"{resident_growth / 2**20:+.1f} MB over "
-                                           f"{2 * ROUNDS} uploads")  # fmt: skip
+    print_figure(
+        "peak Python memory", f"bomb {bomb_peak / 1024:,.0f} KB, good {good_peak / 1024:,.0f} KB"
+    )
+    print_figure(
+        "web process RSS change", f"{resident_growth / 2**20:+.1f} MB over {2 * ROUNDS} uploads"
+    )
     print_figure("stored files", f"{stored / 1024:,.0f} KB (good uploads only)")
     verdicts = [
-        Verdict("import_bomb: bomb refusal / good upload (medians)", refusal.median,
-                upload.median, MAX_TIME_RATIO),  # fmt: skip
+        Verdict(
+            "import_bomb: bomb refusal / good upload (medians)",
+            refusal.median,
+            upload.median,
+            MAX_TIME_RATIO,
+        ),
         # The absolute targets as ratios to their bound: seconds, then bytes.
-        Verdict(f"import_bomb: bomb refusal (median) / {MAX_REFUSAL_SECONDS:g} s",
-                refusal.median, MAX_REFUSAL_SECONDS, 1.0),  # fmt: skip
-        Verdict("import_bomb: peak Python memory, bomb / good upload", bomb_peak, good_peak,
-                MAX_MEMORY_RATIO),  # fmt: skip
-        Verdict(f"import_bomb: RSS growth / {FLAT_RSS_BYTES // 2**20} MB",
-                max(resident_growth, 0), FLAT_RSS_BYTES, 1.0),  # fmt: skip
+        Verdict(
+            f"import_bomb: bomb refusal (median) / {MAX_REFUSAL_SECONDS:g} s",
+            refusal.median,
+            MAX_REFUSAL_SECONDS,
+            1.0,
+        ),
+        Verdict(
+            "import_bomb: peak Python memory, bomb / good upload",
+            bomb_peak,
+            good_peak,
+            MAX_MEMORY_RATIO,
+        ),
+        Verdict(
+            f"import_bomb: RSS growth / {FLAT_RSS_BYTES // 2**20} MB",
+            max(resident_growth, 0),
+            FLAT_RSS_BYTES,
+            1.0,
+        ),
     ]
     for verdict in verdicts:
         print_verdict(verdict)
     return verdicts
-

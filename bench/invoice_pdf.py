@@ -112,27 +112,49 @@ def _set_up(session, tenant: Tenant, invoices: int) -> list[int]:
     tenant.gstin, tenant.pan, tenant.upi_vpa = SUPPLIER_GSTIN, "AAPFU0939F", "bench@okhdfc"
     tenant.payment_instructions = "NEFT to HDFC Bank, A/c 50200012345678, IFSC HDFC0000001"
     tenant.brand_colour, tenant.logo_key = "#7a2e8c", key
-    client = Client(full_name="Kaveri Builders Private Limited", short_name="Kaveri",
-                    location="local", country="IN", currency="INR", gstin=CLIENT_GSTIN,
-                    address_line1="4 MG Road", city="Pune", region="27",
-                    payment_terms="net", payment_days=30)  # fmt: skip
+    client = Client(
+        full_name="Kaveri Builders Private Limited",
+        short_name="Kaveri",
+        location="local",
+        country="IN",
+        currency="INR",
+        gstin=CLIENT_GSTIN,
+        address_line1="4 MG Road",
+        city="Pune",
+        region="27",
+        payment_terms="net",
+        payment_days=30,
+    )
     session.add(client)
     session.flush()
     ids = []
     for n in range(invoices):
-        project = Project(client_id=client.id, name=f"Tower {n}", currency="INR",
-                          contract_value=Decimal("123456.78") * LINES,
-                          start_date=date(2027, 1, 4))  # fmt: skip
+        project = Project(
+            client_id=client.id,
+            name=f"Tower {n}",
+            currency="INR",
+            contract_value=Decimal("123456.78") * LINES,
+            start_date=date(2027, 1, 4),
+        )
         session.add(project)
         session.flush()
-        milestones = [Milestone(project_id=project.id, position=i, amount=Decimal("123456.78"),
-                                name=f"Stage {i}: structural works, level {i}", due_rule="date",
-                                due_date=date(2027, 2, 1), status="completed")
-                      for i in range(1, LINES + 1)]  # fmt: skip
+        milestones = [
+            Milestone(
+                project_id=project.id,
+                position=i,
+                amount=Decimal("123456.78"),
+                name=f"Stage {i}: structural works, level {i}",
+                due_rule="date",
+                due_date=date(2027, 2, 1),
+                status="completed",
+            )
+            for i in range(1, LINES + 1)
+        ]
         session.add_all(milestones)
         session.flush()
-        invoice = invoicing.draft_from_milestones(session, tenant, project, milestones, "18",
-                                                  "998311")  # fmt: skip
+        invoice = invoicing.draft_from_milestones(
+            session, tenant, project, milestones, "18", "998311"
+        )
         invoicing.issue(session, tenant, invoice, date(2027, 2, 1))
         ids.append(invoice.id)
     session.commit()
@@ -208,8 +230,11 @@ def _single_render(app, tenant_id: int, invoice_id: int) -> tuple[Samples, Sampl
             product_pdf, baseline_pdf, _ = product(), baseline(), baseline_kept_fonts()
         product_times, baseline_times, kept_times = [], [], []
         for i in range(RUNS):
-            contenders = [(product, product_times), (baseline, baseline_times),
-                          (baseline_kept_fonts, kept_times)]  # fmt: skip
+            contenders = [
+                (product, product_times),
+                (baseline, baseline_times),
+                (baseline_kept_fonts, kept_times),
+            ]
             for func, times in contenders[i % 3 :] + contenders[: i % 3]:
                 with Stopwatch() as watch:
                     func()
@@ -239,8 +264,9 @@ def _worker_process(config, tenant_id, warm_invoice_id, ready, go, finished) -> 
     with app.app_context():
         with TenantSession(db, bind=db.engine) as session:
             bind_tenant(session, tenant_id)
-            pdf.render_pdf(session, session.get(Tenant, tenant_id),
-                           session.get(Invoice, warm_invoice_id))  # fmt: skip
+            pdf.render_pdf(
+                session, session.get(Tenant, tenant_id), session.get(Invoice, warm_invoice_id)
+            )
         connection = Redis.from_url(config["REDIS_URL"])
         worker = SimpleWorker([Queue(QUEUE, connection=connection)], connection=connection)
         ready.set()
@@ -257,19 +283,28 @@ def _worker_round(context, config, tenant_id, warm_id, invoice_ids, processes: i
 
     with db.engine.begin() as conn, TenantSession(db, bind=conn) as session:
         bind_tenant(session, tenant_id)
-        session.execute(update(Invoice).where(Invoice.id.in_(invoice_ids))
-                        .values(pdf_key=None, pdf_rendered_at=None))  # fmt: skip
+        session.execute(
+            update(Invoice)
+            .where(Invoice.id.in_(invoice_ids))
+            .values(pdf_key=None, pdf_rendered_at=None)
+        )
         session.commit()
     queue = Queue(QUEUE, connection=Redis.from_url(config["REDIS_URL"]))
     queue.empty()
-    queue.enqueue_many([Queue.prepare_data(render_invoice_pdf, args=(i,),
-                                           kwargs={"tenant_id": tenant_id})
-                        for i in invoice_ids])  # fmt: skip
+    queue.enqueue_many(
+        [
+            Queue.prepare_data(render_invoice_pdf, args=(i,), kwargs={"tenant_id": tenant_id})
+            for i in invoice_ids
+        ]
+    )
     go, finished = context.Event(), context.Queue()
     readies = [context.Event() for _ in range(processes)]
-    workers = [context.Process(target=_worker_process,
-                               args=(config, tenant_id, warm_id, ready, go, finished))
-               for ready in readies]  # fmt: skip
+    workers = [
+        context.Process(
+            target=_worker_process, args=(config, tenant_id, warm_id, ready, go, finished)
+        )
+        for ready in readies
+    ]
     for worker in workers:
         worker.start()
     for ready in readies:
@@ -284,8 +319,11 @@ def _worker_round(context, config, tenant_id, warm_id, invoice_ids, processes: i
         raise RuntimeError(f"{queue.failed_job_registry.count} PDF jobs failed, {len(queue)} left")
     with db.engine.connect() as conn, TenantSession(db, bind=conn) as session:
         bind_tenant(session, tenant_id)
-        stored = session.query(Invoice).filter(Invoice.id.in_(invoice_ids),
-                                               Invoice.pdf_key.is_not(None)).count()  # fmt: skip
+        stored = (
+            session.query(Invoice)
+            .filter(Invoice.id.in_(invoice_ids), Invoice.pdf_key.is_not(None))
+            .count()
+        )
     if stored != len(invoice_ids):
         raise RuntimeError(f"only {stored} of {len(invoice_ids)} PDFs stored")
     return max(r[0] for r in results) - started
@@ -305,8 +343,12 @@ def run(environment: BenchEnvironment) -> list:
             bind_tenant(session, tenant_id)
             ids = _set_up(session, session.get(Tenant, tenant_id), WORKER_INVOICES + 2)
             session.close()
-            print_figure("fast font subsetting", "yes (HarfBuzz)" if pdf.fast_font_subsetting()
-                         else "NO: fontTools fallback, ~4x slower")  # fmt: skip
+            print_figure(
+                "fast font subsetting",
+                "yes (HarfBuzz)"
+                if pdf.fast_font_subsetting()
+                else "NO: fontTools fallback, ~4x slower",
+            )
         product, baseline, kept_fonts, facts = _single_render(app, tenant_id, ids[0])
         for label, figure in facts.items():
             print_figure(label, figure)
@@ -314,8 +356,9 @@ def run(environment: BenchEnvironment) -> list:
         print_figure("baseline (plain HTML)", baseline.describe_ms())
         print_figure("plain HTML, font config kept", kept_fonts.describe_ms())
         print_figure("product / that (information)", f"{product.median / kept_fonts.median:.2f}x")
-        verdict = Verdict("invoice_pdf render vs plain WeasyPrint", product.median,
-                          baseline.median, 1.25)  # fmt: skip
+        verdict = Verdict(
+            "invoice_pdf render vs plain WeasyPrint", product.median, baseline.median, 1.25
+        )
         print_verdict(verdict)
         verdicts.append(verdict)
 
@@ -326,14 +369,22 @@ def run(environment: BenchEnvironment) -> list:
             for round_ in range(WORKER_ROUNDS):
                 order = ((1, one), (2, two)) if round_ % 2 == 0 else ((2, two), (1, one))
                 for processes, times in order:
-                    times.append(_worker_round(context, config, tenant_id, warm_id, invoice_ids,
-                                               processes))  # fmt: skip
+                    times.append(
+                        _worker_round(context, config, tenant_id, warm_id, invoice_ids, processes)
+                    )
         for label, times in (("1 worker", one), ("2 workers", two)):
             rates = ", ".join(f"{len(invoice_ids) / t:.1f}" for t in times)
-            print_figure(label, f"median {statistics.median(times):.2f} s for {len(invoice_ids)} "
-                                f"PDFs   ({rates} PDFs/s per round)")  # fmt: skip
-        speedup = Speedup("invoice_pdf 2 workers vs 1", statistics.median(one),
-                          statistics.median(two), MIN_SPEEDUP)  # fmt: skip
+            print_figure(
+                label,
+                f"median {statistics.median(times):.2f} s for {len(invoice_ids)} "
+                f"PDFs   ({rates} PDFs/s per round)",
+            )
+        speedup = Speedup(
+            "invoice_pdf 2 workers vs 1",
+            statistics.median(one),
+            statistics.median(two),
+            MIN_SPEEDUP,
+        )
         print(f"  -> {speedup.line()}", flush=True)
         verdicts.append(speedup)
     return verdicts

@@ -139,10 +139,21 @@ def standin(
     would be) serving these business phone numbers; yields its base URL."""
     numbers = [option for number in phone_numbers for option in ("--phone-number-id", number)]
     command = [
-        PYTHON, "-m", "app.sandbox.standins", "whatsapp", "--port", "0", *numbers,
-        "--token", TOKEN, "--app-secret", APP_SECRET,
-        "--template", f"{TEMPLATE}={TEMPLATE_BODY}", *options,
-    ]  # fmt: skip
+        PYTHON,
+        "-m",
+        "app.sandbox.standins",
+        "whatsapp",
+        "--port",
+        "0",
+        *numbers,
+        "--token",
+        TOKEN,
+        "--app-secret",
+        APP_SECRET,
+        "--template",
+        f"{TEMPLATE}={TEMPLATE_BODY}",
+        *options,
+    ]
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
@@ -185,11 +196,13 @@ def _delivery_job_data(count: int, tenant_id: int = 1) -> list:
 
     return [
         Queue.prepare_data(
-            deliver_outbox_messages, args=([number],), kwargs={"tenant_id": tenant_id},
+            deliver_outbox_messages,
+            args=([number],),
+            kwargs={"tenant_id": tenant_id},
             timeout=600,
         )
         for number in range(1, count + 1)
-    ]  # fmt: skip
+    ]
 
 
 def run_enqueue(environment: BenchEnvironment) -> list:
@@ -207,8 +220,9 @@ def run_enqueue(environment: BenchEnvironment) -> list:
 
         def one_by_one(data) -> None:
             for item in data:
-                queue.enqueue(item.func, args=item.args, kwargs=item.kwargs,
-                              job_timeout=item.timeout)  # fmt: skip
+                queue.enqueue(
+                    item.func, args=item.args, kwargs=item.kwargs, job_timeout=item.timeout
+                )
 
         contenders = [(batch, enqueue_many), (single, one_by_one)]
         for number in range(1 + ENQUEUE_ROUNDS):
@@ -263,11 +277,12 @@ def run_enqueue(environment: BenchEnvironment) -> list:
         Share("messaging_enqueue: enqueue_many / one-by-one rate", batch_rate, single_rate, 1.0),
         Check(
             "messaging_enqueue: the outbox hand-over uses enqueue_many",
-            calls["enqueue_many"] >= 1 and calls["enqueue"] == 0
+            calls["enqueue_many"] >= 1
+            and calls["enqueue"] == 0
             and calls["jobs"] == -(-ENQUEUE_JOBS // services.BATCH_SIZE),
             f"{calls['enqueue_many']} batch call(s), {calls['enqueue']} single",
         ),
-    ]  # fmt: skip
+    ]
     for verdict in verdicts:
         print_line(verdict)
     return verdicts
@@ -311,44 +326,70 @@ def set_up_sender(
         connection = IntegrationConnection(
             provider="whatsapp_cloud",
             status="enabled",
-            settings={"phone_number_id": phone_number_id, "waba_id": "200000000000001",
-                      "messaging_tier": messaging_tier, "throughput": throughput,
-                      "default_language": "en_US"},
-            secrets_ciphertext=encrypt_secrets({"access_token": TOKEN},
-                                               app.config["SECRETS_KEYS"]),
+            settings={
+                "phone_number_id": phone_number_id,
+                "waba_id": "200000000000001",
+                "messaging_tier": messaging_tier,
+                "throughput": throughput,
+                "default_language": "en_US",
+            },
+            secrets_ciphertext=encrypt_secrets({"access_token": TOKEN}, app.config["SECRETS_KEYS"]),
             verification="verified",
-        )  # fmt: skip
-        client = Client(full_name="Bench Buyers Private Limited", short_name="Bench Buyers",
-                        location="local", country="IN", currency="INR",
-                        payment_days=30)  # fmt: skip
+        )
+        client = Client(
+            full_name="Bench Buyers Private Limited",
+            short_name="Bench Buyers",
+            location="local",
+            country="IN",
+            currency="INR",
+            payment_days=30,
+        )
         session.add_all([connection, client])
         session.flush()
         # The number moves to this workspace (an earlier benchmark's tenant had it).
         session.execute(
             delete(ProviderAccount).where(ProviderAccount.account_key == phone_number_id)
         )
-        session.add(ProviderAccount(provider="whatsapp_cloud", account_key=phone_number_id,
-                                    tenant_id=tenant_id, connection_id=connection.id))  # fmt: skip
+        session.add(
+            ProviderAccount(
+                provider="whatsapp_cloud",
+                account_key=phone_number_id,
+                tenant_id=tenant_id,
+                connection_id=connection.id,
+            )
+        )
         rows = [
-            {"client_id": client.id, "full_name": f"Contact {number}",
-             "phone": f"+9198{number:08d}", "whatsapp_consent": "opted_in",
-             "whatsapp_consent_source": "bench"}
+            {
+                "client_id": client.id,
+                "full_name": f"Contact {number}",
+                "phone": f"+9198{number:08d}",
+                "whatsapp_consent": "opted_in",
+                "whatsapp_consent_source": "bench",
+            }
             for number in range(contacts)
-        ]  # fmt: skip
+        ]
         ids = session.scalars(
             Contact.__table__.insert().returning(Contact.__table__.c.id), rows
         ).all()
         session.commit()
         db.session.remove()
-    people = [(contact_id, row["phone"], row["full_name"])
-              for contact_id, row in zip(ids, rows, strict=True)]  # fmt: skip
+    people = [
+        (contact_id, row["phone"], row["full_name"])
+        for contact_id, row in zip(ids, rows, strict=True)
+    ]
     return Sender(email, slug, tenant_id, people, phone_number_id)
 
 
 def whatsapp_payload(name: str, number: int) -> dict:
     params = [name, f"INV-{number:06d}", f"₹{1000 + number:,}.00", "30 Nov 2026"]
-    return {"whatsapp": {"type": "template", "name": TEMPLATE, "language": "en_US",
-                         "body_params": params}}  # fmt: skip
+    return {
+        "whatsapp": {
+            "type": "template",
+            "name": TEMPLATE,
+            "language": "en_US",
+            "body_params": params,
+        }
+    }
 
 
 def queue_whatsapp(
@@ -366,12 +407,20 @@ def queue_whatsapp(
     ids = []
     for number in range(count):
         contact_id, phone, name = sender.contacts[number % len(sender.contacts)]
-        ids.append(queue_message(
-            session, channel="whatsapp", to=phone, subject="Payment reminder",
-            text_body=f"Hello {name}, invoice INV-{number:06d} is due.",
-            idempotency_key=f"{prefix}:{number}", payload=whatsapp_payload(name, number),
-            tenant_id=sender.tenant_id, contact_id=contact_id, not_before=not_before,
-        ))  # fmt: skip
+        ids.append(
+            queue_message(
+                session,
+                channel="whatsapp",
+                to=phone,
+                subject="Payment reminder",
+                text_body=f"Hello {name}, invoice INV-{number:06d} is due.",
+                idempotency_key=f"{prefix}:{number}",
+                payload=whatsapp_payload(name, number),
+                tenant_id=sender.tenant_id,
+                contact_id=contact_id,
+                not_before=not_before,
+            )
+        )
     return session, ids
 
 
@@ -392,9 +441,10 @@ def last_sent_at(app: Flask, prefix: str) -> datetime:
 
     with app.app_context(), db.engine.connect() as conn:
         return conn.scalar(
-            select(func.max(OutboxMessage.sent_at))
-            .where(OutboxMessage.idempotency_key.like(f"{prefix}:%"))
-        )  # fmt: skip
+            select(func.max(OutboxMessage.sent_at)).where(
+                OutboxMessage.idempotency_key.like(f"{prefix}:%")
+            )
+        )
 
 
 def wait_until_sent(app: Flask, prefix: str, count: int, timeout: float) -> datetime:
@@ -464,10 +514,13 @@ def workers(environment: BenchEnvironment, count: int, log_dir: Path, **env: str
 
     environment_vars = process_env(environment, **env)
     processes = [
-        spawn([PYTHON, "-m", "jobs.worker", "messages"], environment_vars,
-              log_dir / f"worker-{number}.log")
+        spawn(
+            [PYTHON, "-m", "jobs.worker", "messages"],
+            environment_vars,
+            log_dir / f"worker-{number}.log",
+        )
         for number in range(count)
-    ]  # fmt: skip
+    ]
     try:
         with environment.app() as app, app.app_context():
             queue = get_queue("messages")
@@ -544,23 +597,31 @@ def captured_requests(config: dict, senders: list[Sender], prefix: str, count: i
     for sender in senders:
         connector = WhatsAppCloudConnector(
             settings={"phone_number_id": sender.phone_number_id, "default_language": "en_US"},
-            secrets={"access_token": TOKEN}, config=config,
-        )  # fmt: skip
+            secrets={"access_token": TOKEN},
+            config=config,
+        )
         real = connector.http
         connector._client = httpx.Client(
-            base_url=real.base_url, headers=real.headers, transport=httpx.MockTransport(answer),
-        )  # fmt: skip
+            base_url=real.base_url,
+            headers=real.headers,
+            transport=httpx.MockTransport(answer),
+        )
         connectors.append(connector)
     for number in range(count):
         for index, (sender, connector) in enumerate(zip(senders, connectors, strict=True)):
             contact_id, phone, name = sender.contacts[number % len(sender.contacts)]
-            connector.send(Outgoing(
-                message_id=number, idempotency_key=f"{prefix}:{index}:{number}",
-                tenant_id=sender.tenant_id, channel="whatsapp", recipient=phone,
-                subject="Payment reminder",
-                text=f"Hello {name}, invoice INV-{number:06d} is due.",
-                payload=whatsapp_payload(name, number),
-            ))  # fmt: skip
+            connector.send(
+                Outgoing(
+                    message_id=number,
+                    idempotency_key=f"{prefix}:{index}:{number}",
+                    tenant_id=sender.tenant_id,
+                    channel="whatsapp",
+                    recipient=phone,
+                    subject="Payment reminder",
+                    text=f"Hello {name}, invoice INV-{number:06d} is due.",
+                    payload=whatsapp_payload(name, number),
+                )
+            )
     wanted = ("authorization", "content-type", "user-agent", "accept")
     headers = {name: value for name, value in seen[0].headers.items() if name.lower() in wanted}
     return headers, [(request.url.raw_path.decode(), request.content) for request in seen]
@@ -595,10 +656,9 @@ def bare_loop(url: str, headers: dict, warmup: list, requests: list) -> float:
     warmups = [warmup[index::THROUGHPUT_WORKERS] for index in range(THROUGHPUT_WORKERS)]
     readies = [context.Event() for _ in halves]
     processes = [
-        context.Process(target=_bare_loop,
-                        args=(url, headers, warm, half, ready, go, results))
+        context.Process(target=_bare_loop, args=(url, headers, warm, half, ready, go, results))
         for warm, half, ready in zip(warmups, halves, readies, strict=True)
-    ]  # fmt: skip
+    ]
     for process in processes:
         process.start()
     try:
@@ -643,8 +703,13 @@ def run_throughput(environment: BenchEnvironment) -> list:
         standin_reset(url)
         # The tenant's own cap (TENANT_MESSAGES_PER_SECOND, 50/s by default) would pace the
         # run: this measures what the delivery path costs, not a configured rate.
-        with workers(environment, THROUGHPUT_WORKERS, logs, WHATSAPP_API_BASE=url,
-                     TENANT_MESSAGES_PER_SECOND="1000000"):  # fmt: skip
+        with workers(
+            environment,
+            THROUGHPUT_WORKERS,
+            logs,
+            WHATSAPP_API_BASE=url,
+            TENANT_MESSAGES_PER_SECOND="1000000",
+        ):
             deliver_falling_due(app, senders, "tp-warm", WARMUP_MESSAGES, 60)
             product_seconds = deliver_falling_due(app, senders, "tp", THROUGHPUT_MESSAGES, 600)
         product_stats = standin_stats(url)
@@ -662,8 +727,12 @@ def run_throughput(environment: BenchEnvironment) -> list:
         f"{baseline_rate:7,.0f} messages/s   ({baseline_seconds:.2f} s; stand-in accepted "
         f"{baseline_stats['accepted'] - 100:,})",
     )
-    verdict = Share("messaging_throughput: 2 workers / bare loop", product_rate, baseline_rate,
-                    THROUGHPUT_MIN_SHARE)  # fmt: skip
+    verdict = Share(
+        "messaging_throughput: 2 workers / bare loop",
+        product_rate,
+        baseline_rate,
+        THROUGHPUT_MIN_SHARE,
+    )
     print_line(verdict)
     return [verdict]
 
@@ -714,13 +783,19 @@ def run_rate(environment: BenchEnvironment) -> list:
     fresh_redis(environment)
     with (
         environment.app() as app,
-        standin("--status-script", "none", "--rate", str(PROVIDER_RATE),
-                "--daily-cap", "10000") as url,
+        standin(
+            "--status-script", "none", "--rate", str(PROVIDER_RATE), "--daily-cap", "10000"
+        ) as url,
         _log_dir("rate") as logs,
-    ):  # fmt: skip
+    ):
         sender = set_up_sender(app, RATE_MESSAGES, messaging_tier="10000")
-        with workers(environment, THROUGHPUT_WORKERS, logs, WHATSAPP_API_BASE=url,
-                     TENANT_MESSAGES_PER_SECOND="1000"):  # fmt: skip
+        with workers(
+            environment,
+            THROUGHPUT_WORKERS,
+            logs,
+            WHATSAPP_API_BASE=url,
+            TENANT_MESSAGES_PER_SECOND="1000",
+        ):
             deliver(app, sender, "rl-warm", WARMUP_MESSAGES, 60)
             before = standin_stats(url)
             seconds = deliver(app, sender, "rl", RATE_MESSAGES, 300)
@@ -733,9 +808,12 @@ def run_rate(environment: BenchEnvironment) -> list:
     print_figure("throttled calls", f"{throttled} of {calls:,} ({throttled / calls:.2%})")
     verdicts = [
         Share("messaging_rate: achieved / allowed rate", rate, PROVIDER_RATE, RATE_MIN_SHARE),
-        Check("messaging_rate: throttled calls < 0.1%", throttled / calls < THROTTLED_MAX,
-              f"{throttled} of {calls:,}"),
-    ]  # fmt: skip
+        Check(
+            "messaging_rate: throttled calls < 0.1%",
+            throttled / calls < THROTTLED_MAX,
+            f"{throttled} of {calls:,}",
+        ),
+    ]
     verdicts.append(_daily_cap(environment))
     for verdict in verdicts:
         print_line(verdict)
@@ -750,17 +828,23 @@ def _daily_cap(environment: BenchEnvironment) -> Check:
     fresh_redis(environment)
     with (
         environment.app() as app,
-        standin("--status-script", "none", "--rate", str(PROVIDER_RATE),
-                "--daily-cap", str(CAP_LEFT)) as url,
+        standin(
+            "--status-script", "none", "--rate", str(PROVIDER_RATE), "--daily-cap", str(CAP_LEFT)
+        ) as url,
         _log_dir("cap") as logs,
-    ):  # fmt: skip
+    ):
         sender = set_up_sender(app, CAP_MESSAGES, messaging_tier=str(CAP_TIER))
         with app.app_context():
             limiter = RateLimiter(redis_connection())
             for _ in range(CAP_TIER - CAP_LEFT):  # what the number sent earlier today
                 limiter.take_daily(f"whatsapp-day:{PHONE_NUMBER_ID}", CAP_TIER)
-        with workers(environment, THROUGHPUT_WORKERS, logs, WHATSAPP_API_BASE=url,
-                     TENANT_MESSAGES_PER_SECOND="1000"):  # fmt: skip
+        with workers(
+            environment,
+            THROUGHPUT_WORKERS,
+            logs,
+            WHATSAPP_API_BASE=url,
+            TENANT_MESSAGES_PER_SECOND="1000",
+        ):
             with app.app_context():
                 session, _ = queue_whatsapp(app, sender, "cap", CAP_MESSAGES)
                 session.commit()
@@ -778,11 +862,12 @@ def _daily_cap(environment: BenchEnvironment) -> Check:
         stats = standin_stats(url)
         with app.app_context(), db.engine.connect() as conn:
             waiting = conn.execute(
-                select(OutboxMessage.next_attempt_at, OutboxMessage.attempts,
-                       OutboxMessage.last_error)
-                .where(OutboxMessage.idempotency_key.like("cap:%"),
-                       OutboxMessage.status == "pending")
-            ).all()  # fmt: skip
+                select(
+                    OutboxMessage.next_attempt_at, OutboxMessage.attempts, OutboxMessage.last_error
+                ).where(
+                    OutboxMessage.idempotency_key.like("cap:%"), OutboxMessage.status == "pending"
+                )
+            ).all()
         counts = outbox_counts(app, "cap")
     midnight = next_utc_midnight(datetime.now(UTC))
     tomorrow = sum(1 for row in waiting if row.next_attempt_at == midnight and row.attempts == 0)
@@ -793,8 +878,12 @@ def _daily_cap(environment: BenchEnvironment) -> Check:
         f"({waiting[0].last_error if waiting else '-'}); stand-in accepted {stats['accepted']}, "
         f"refused {stats['rejected']}",
     )
-    passed = (counts.get("sent") == CAP_LEFT and tomorrow == CAP_MESSAGES - CAP_LEFT
-              and set(counts) == {"sent", "pending"} and stats["rejected"] == 0)  # fmt: skip
+    passed = (
+        counts.get("sent") == CAP_LEFT
+        and tomorrow == CAP_MESSAGES - CAP_LEFT
+        and set(counts) == {"sent", "pending"}
+        and stats["rejected"] == 0
+    )
     return Check(
         "messaging_rate: over the daily cap waits for tomorrow",
         passed,
@@ -871,12 +960,23 @@ def run_webhooks(environment: BenchEnvironment) -> list:
     )
     fresh_redis(environment)
     port = free_port()
-    env = process_env(environment, WHATSAPP_APP_SECRET=APP_SECRET,
-                      WHATSAPP_VERIFY_TOKEN="bench-verify")  # fmt: skip
+    env = process_env(
+        environment, WHATSAPP_APP_SECRET=APP_SECRET, WHATSAPP_VERIFY_TOKEN="bench-verify"
+    )
     command = [
-        PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-        "--threads", "4", "--access-logfile", "-", "bench.messaging:webhook_app()",
-    ]  # fmt: skip
+        PYTHON,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--threads",
+        "4",
+        "--access-logfile",
+        "-",
+        "bench.messaging:webhook_app()",
+    ]
     latencies: dict[str, list[float]] = {"webhook": [], "tenant": []}
     with environment.app() as app, _log_dir("webhooks") as logs:
         sender = set_up_sender(app, 1)
@@ -885,11 +985,12 @@ def run_webhooks(environment: BenchEnvironment) -> list:
             wait_for_port(port, 60, server)
             base = f"http://127.0.0.1:{port}"
             limits = httpx.Limits(max_connections=WEBHOOK_THREADS * 2)
-            with httpx.Client(base_url=base, trust_env=False, limits=limits,
-                              timeout=30) as client:  # fmt: skip
+            with httpx.Client(base_url=base, trust_env=False, limits=limits, timeout=30) as client:
                 form = CSRF_FIELD.search(client.get("/login").text)
-                answer = client.post("/login", data={"email": sender.email, "password": PASSWORD,
-                                                     "csrf_token": form.group(1)})  # fmt: skip
+                answer = client.post(
+                    "/login",
+                    data={"email": sender.email, "password": PASSWORD, "csrf_token": form.group(1)},
+                )
                 if answer.status_code != 302:
                     raise RuntimeError(f"log-in answered {answer.status_code}")
                 tenant_url = f"/t/{sender.slug}/bench/select1"
@@ -901,8 +1002,10 @@ def run_webhooks(environment: BenchEnvironment) -> list:
                     with lock:
                         number = next(numbers)
                     body = status_body(number)
-                    headers = {"Content-Type": "application/json",
-                               "X-Hub-Signature-256": hub_signature(APP_SECRET, body)}  # fmt: skip
+                    headers = {
+                        "Content-Type": "application/json",
+                        "X-Hub-Signature-256": hub_signature(APP_SECRET, body),
+                    }
                     started = time.perf_counter()
                     response = client.post("/hooks/whatsapp", content=body, headers=headers)
                     elapsed = time.perf_counter() - started
@@ -928,8 +1031,10 @@ def run_webhooks(environment: BenchEnvironment) -> list:
                         for request in pair if (number + index) % 2 else pair[::-1]:
                             request(number >= warm)
 
-                threads = [threading.Thread(target=drive, args=(index,))
-                           for index in range(WEBHOOK_THREADS)]  # fmt: skip
+                threads = [
+                    threading.Thread(target=drive, args=(index,))
+                    for index in range(WEBHOOK_THREADS)
+                ]
                 for thread in threads:
                     thread.start()
                 for thread in threads:
@@ -942,21 +1047,31 @@ def run_webhooks(environment: BenchEnvironment) -> list:
 
         with app.app_context(), db.engine.connect() as conn:
             stored = conn.execute(
-                select(func.count()).select_from(WebhookEvent)
+                select(func.count())
+                .select_from(WebhookEvent)
                 .where(WebhookEvent.tenant_id == sender.tenant_id)
-            ).scalar_one()  # fmt: skip
+            ).scalar_one()
     expected = WEBHOOK_REQUESTS + WEBHOOK_WARMUP
     if stored != expected:
         raise RuntimeError(f"{stored} webhook events stored, not {expected}")
     figures = {}
-    for name, label in (("webhook", "product  POST /hooks/whatsapp"),
-                        ("tenant", "baseline bare tenant route")):  # fmt: skip
+    for name, label in (
+        ("webhook", "product  POST /hooks/whatsapp"),
+        ("tenant", "baseline bare tenant route"),
+    ):
         values = latencies[name]
         figures[name] = (_percentile(values, 0.5), _percentile(values, 0.99))
-        print_figure(label, f"p50 {figures[name][0] * 1e3:6.2f} ms   p99 "
-                            f"{figures[name][1] * 1e3:6.2f} ms   n={len(values)}")  # fmt: skip
+        print_figure(
+            label,
+            f"p50 {figures[name][0] * 1e3:6.2f} ms   p99 "
+            f"{figures[name][1] * 1e3:6.2f} ms   n={len(values)}",
+        )
     print_figure("events stored", f"{stored:,} (one per POST)")
-    verdict = Verdict("messaging_webhooks: webhook p99 / bare tenant route p99",
-                      figures["webhook"][1], figures["tenant"][1], WEBHOOK_MAX_RATIO)  # fmt: skip
+    verdict = Verdict(
+        "messaging_webhooks: webhook p99 / bare tenant route p99",
+        figures["webhook"][1],
+        figures["tenant"][1],
+        WEBHOOK_MAX_RATIO,
+    )
     print_line(verdict)
     return [verdict]

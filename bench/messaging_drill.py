@@ -53,8 +53,9 @@ TIMEOUT = 240
 
 
 def run(environment: BenchEnvironment) -> list:
-    print_header(f"messaging_drill: {MESSAGES:,} messages, {KILLS} SIGKILLs, a Redis restart",
-                 MEASURES)  # fmt: skip
+    print_header(
+        f"messaging_drill: {MESSAGES:,} messages, {KILLS} SIGKILLs, a Redis restart", MEASURES
+    )
     with tempfile.TemporaryDirectory(prefix="bench-drill-redis-") as folder:
         redis_server = EmbeddedRedis(Path(folder))
         redis_server.start()
@@ -65,24 +66,34 @@ def run(environment: BenchEnvironment) -> list:
 
 
 def _drill(environment: BenchEnvironment, redis_server: EmbeddedRedis) -> list:
-    settings = {"REDIS_URL": redis_server.url, "MESSAGE_LEASE_SECONDS": LEASE_SECONDS,
-                "MESSAGE_REDELIVERY_SECONDS": REDELIVERY_SECONDS}  # fmt: skip
+    settings = {
+        "REDIS_URL": redis_server.url,
+        "MESSAGE_LEASE_SECONDS": LEASE_SECONDS,
+        "MESSAGE_REDELIVERY_SECONDS": REDELIVERY_SECONDS,
+    }
     app = create_app({**environment.config, **settings})
     rng = random.Random(6)
     events: list[str] = []
     with standin("--status-script", "none") as url, _log_dir("drill") as logs:
         sender = set_up_sender(app, MESSAGES)
-        env = process_env(environment, REDIS_URL=redis_server.url, WHATSAPP_API_BASE=url,
-                          TENANT_MESSAGES_PER_SECOND="1000",
-                          MESSAGE_LEASE_SECONDS=str(LEASE_SECONDS),
-                          MESSAGE_REDELIVERY_SECONDS=str(REDELIVERY_SECONDS))  # fmt: skip
+        env = process_env(
+            environment,
+            REDIS_URL=redis_server.url,
+            WHATSAPP_API_BASE=url,
+            TENANT_MESSAGES_PER_SECOND="1000",
+            MESSAGE_LEASE_SECONDS=str(LEASE_SECONDS),
+            MESSAGE_REDELIVERY_SECONDS=str(REDELIVERY_SECONDS),
+        )
         started_workers = 0
 
         def new_worker():
             nonlocal started_workers
             started_workers += 1
-            return spawn([PYTHON, "-m", "jobs.worker", "messages"], env,
-                         logs / f"worker-{started_workers}.log")  # fmt: skip
+            return spawn(
+                [PYTHON, "-m", "jobs.worker", "messages"],
+                env,
+                logs / f"worker-{started_workers}.log",
+            )
 
         pool = [new_worker() for _ in range(THROUGHPUT_WORKERS)]
         done = threading.Event()
@@ -135,8 +146,10 @@ def _drill(environment: BenchEnvironment, redis_server: EmbeddedRedis) -> list:
                         time.sleep(1.0)
                         redis_server.start()
                         redis_restarted = True
-                        events.append(f"{time.perf_counter() - watch.started:5.1f}s Redis "
-                                      "stopped for 1 s and started again (empty)")  # fmt: skip
+                        events.append(
+                            f"{time.perf_counter() - watch.started:5.1f}s Redis "
+                            "stopped for 1 s and started again (empty)"
+                        )
                 time.sleep(0.1)
         done.set()
         sweeping.join(5)
@@ -151,19 +164,34 @@ def _drill(environment: BenchEnvironment, redis_server: EmbeddedRedis) -> list:
     lost = MESSAGES - sent
     print_figure("events", "\n" + "\n".join(f"{'':34}{line}" for line in events))
     print_figure("wall time", f"{watch.seconds:.1f} s (queueing to all sent)")
-    print_figure("kills / Redis restarts", f"{kills} SIGKILLs, {int(redis_restarted)} Redis "
-                                           f"restart, {deaths} other worker exits")  # fmt: skip
-    print_figure("sweeper", f"{sweeps['runs']} runs, {sweeps['handed_out']} messages handed out "
-                            f"again, {sweeps['errors']} runs failed (Redis down)")  # fmt: skip
+    print_figure(
+        "kills / Redis restarts",
+        f"{kills} SIGKILLs, {int(redis_restarted)} Redis restart, {deaths} other worker exits",
+    )
+    print_figure(
+        "sweeper",
+        f"{sweeps['runs']} runs, {sweeps['handed_out']} messages handed out "
+        f"again, {sweeps['errors']} runs failed (Redis down)",
+    )
     print_figure("outbox", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    print_figure("stand-in", f"{stats['unique_keys']} unique keys, {stats['accepted']} accepted, "
-                             f"{stats['duplicate_keys']} duplicate-key requests absorbed, "
-                             f"{stats['requests']} requests")  # fmt: skip
-    print_figure("delivered / duplicates / lost",
-                 f"{stats['unique_keys']} / {stats['accepted'] - stats['unique_keys']} "
-                 f"(+{stats['duplicate_keys']} absorbed by the key) / {lost}")  # fmt: skip
-    passed = (stats["unique_keys"] == MESSAGES and stats["accepted"] == MESSAGES
-              and sent == MESSAGES and kills == KILLS and redis_restarted)  # fmt: skip
+    print_figure(
+        "stand-in",
+        f"{stats['unique_keys']} unique keys, {stats['accepted']} accepted, "
+        f"{stats['duplicate_keys']} duplicate-key requests absorbed, "
+        f"{stats['requests']} requests",
+    )
+    print_figure(
+        "delivered / duplicates / lost",
+        f"{stats['unique_keys']} / {stats['accepted'] - stats['unique_keys']} "
+        f"(+{stats['duplicate_keys']} absorbed by the key) / {lost}",
+    )
+    passed = (
+        stats["unique_keys"] == MESSAGES
+        and stats["accepted"] == MESSAGES
+        and sent == MESSAGES
+        and kills == KILLS
+        and redis_restarted
+    )
     verdict = Check(
         "messaging_drill: 1,000 delivered once through 10 kills and a Redis restart",
         passed,

@@ -44,10 +44,11 @@ plan page    GET /t/<slug>/projects/<id> of a project with {BIG_PLAN:,} mileston
 def _plan(size: int) -> list[services.PlannedMilestone]:
     share = Decimal(100) / size
     return [
-        services.PlannedMilestone(name=f"Stage {i + 1}", due_rule="days_after_previous",
-                                  due_days=7, percentage=share)
+        services.PlannedMilestone(
+            name=f"Stage {i + 1}", due_rule="days_after_previous", due_days=7, percentage=share
+        )
         for i in range(size)
-    ]  # fmt: skip
+    ]
 
 
 def run(environment: BenchEnvironment) -> list[Verdict]:
@@ -57,14 +58,26 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         email, slug, tenant_id = create_owner_and_tenant(app)
         with app.app_context():
             bind_tenant(db.session, tenant_id)
-            client = Client(full_name="Bench Client", short_name="Bench", location="local",
-                            country="IN", currency="INR", payment_terms="immediate")  # fmt: skip
+            client = Client(
+                full_name="Bench Client",
+                short_name="Bench",
+                location="local",
+                country="IN",
+                currency="INR",
+                payment_terms="immediate",
+            )
             db.session.add(client)
             db.session.flush()
-            projects = [Project(client_id=client.id, name=name, currency="INR",
-                                contract_value=Decimal("123456789.01"),
-                                start_date=date(2027, 1, 4))
-                        for name in ("plan", "copy", "big")]  # fmt: skip
+            projects = [
+                Project(
+                    client_id=client.id,
+                    name=name,
+                    currency="INR",
+                    contract_value=Decimal("123456789.01"),
+                    start_date=date(2027, 1, 4),
+                )
+                for name in ("plan", "copy", "big")
+            ]
             db.session.add_all(projects)
             db.session.commit()
             plan_project, copy_project, big_project = (p.id for p in projects)
@@ -96,8 +109,10 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
 
         http = app.test_client()
         log_in(http, email)
-        urls = {"plan page": f"/t/{slug}/projects/{big_project}",
-                "tenant SELECT 1": f"/t/{slug}/bench/select1"}  # fmt: skip
+        urls = {
+            "plan page": f"/t/{slug}/projects/{big_project}",
+            "tenant SELECT 1": f"/t/{slug}/bench/select1",
+        }
         page = http.get(urls["plan page"]).text
         if "10,000 milestones" not in page:
             raise RuntimeError("the plan page does not show the 10,000-milestone plan")
@@ -115,11 +130,19 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
     for name, figures in pages.items():
         print_figure(name, figures.describe_ms())
     verdicts = [
-        Verdict("projects: apply a 1,000-milestone plan / COPY of its rows (medians)",
-                apply_samples.median, copy_samples.median, 1.5),
-        Verdict("projects: 10,000-milestone plan page / tenant SELECT 1 (medians)",
-                pages["plan page"].median, pages["tenant SELECT 1"].median, 5.0),
-    ]  # fmt: skip
+        Verdict(
+            "projects: apply a 1,000-milestone plan / COPY of its rows (medians)",
+            apply_samples.median,
+            copy_samples.median,
+            1.5,
+        ),
+        Verdict(
+            "projects: 10,000-milestone plan page / tenant SELECT 1 (medians)",
+            pages["plan page"].median,
+            pages["tenant SELECT 1"].median,
+            5.0,
+        ),
+    ]
     for verdict in verdicts:
         print_verdict(verdict)
     return verdicts

@@ -26,10 +26,10 @@ def tenants_due(session, tenants: list[tuple[int, str]], now: datetime) -> list[
     for start in range(0, len(ids), SETTINGS_CHUNK):
         chunk = ids[start : start + SETTINGS_CHUNK]
         query = " UNION ALL ".join(
-            f'SELECT {int(tenant_id)} AS tenant_id, run_hour, last_run_on '
+            f"SELECT {int(tenant_id)} AS tenant_id, run_hour, last_run_on "
             f'FROM "{schema_for_tenant_id(tenant_id)}".collection_settings'
             for tenant_id in chunk
-        )  # fmt: skip
+        )
         for tenant_id, run_hour, last_run_on in session.execute(text(query)):
             local = now.astimezone(ZoneInfo(zones[tenant_id]))
             if local.hour >= run_hour and (last_run_on is None or last_run_on < local.date()):

@@ -72,8 +72,9 @@ def announce_expiring_documents_for_tenant(session) -> int:
         return 0
 
     def document_url(document) -> str:
-        return _external_url("clients.detail", tenant_slug=tenant.slug,
-                             client_id=document.client_id, tab="documents")  # fmt: skip
+        return _external_url(
+            "clients.detail", tenant_slug=tenant.slug, client_id=document.client_id, tab="documents"
+        )
 
     return documents.announce_expiring_documents(
         session, tenant, tenant_today(session), document_url

@@ -17,11 +17,25 @@ _VIEW = {"dashboard.view", "clients.view", "invoices.view", "notices.view", "mes
 # collectors: any collector's queue, and the field visits that need verifying. Letting a
 # legal-stage notice (a demand letter, the MSEFC pack) go out is theirs too, never a
 # collector's: it commits the business to legal action.
-_FINANCE = _VIEW | {"clients.edit", "invoices.edit", "payments.record", "notices.manage",
-                    "notices.approve_legal", "messages.send", "campaigns.manage",
-                    "templates.manage", "collections.work", "collections.supervise"}  # fmt: skip
-_ADMIN = _FINANCE | {"users.manage", "audit.view", "integrations.manage", "settings.manage",
-                     "ops.view"}  # fmt: skip
+_FINANCE = _VIEW | {
+    "clients.edit",
+    "invoices.edit",
+    "payments.record",
+    "notices.manage",
+    "notices.approve_legal",
+    "messages.send",
+    "campaigns.manage",
+    "templates.manage",
+    "collections.work",
+    "collections.supervise",
+}
+_ADMIN = _FINANCE | {
+    "users.manage",
+    "audit.view",
+    "integrations.manage",
+    "settings.manage",
+    "ops.view",
+}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset(_VIEW),

@@ -43,8 +43,9 @@ def mailed_link(run_jobs, received_mail, to: str, path_prefix: str) -> str:
 def confirm(client, link, slug, password=PASSWORD):
     page = client.get(link)
     assert page.status_code == 200, page.text
-    return client.post(link, data={"slug": slug, "password": password,
-                                   "csrf_token": csrf_token_from(page.text)})  # fmt: skip
+    return client.post(
+        link, data={"slug": slug, "password": password, "csrf_token": csrf_token_from(page.text)}
+    )
 
 
 def sign_up(client, run_jobs, received_mail, **overrides):
@@ -91,8 +92,9 @@ def test_signup_answers_the_same_whether_or_not_the_email_has_an_account(
         response = client.post("/signup", data=signup_form(client, email=email))
         followed = client.get(response.headers["Location"])
         page = re.sub(r'"X-CSRFToken": "[^"]*"', "", followed.text)  # new on every page
-        answers.append((response.status_code, response.headers["Location"],
-                        followed.status_code, page))  # fmt: skip
+        answers.append(
+            (response.status_code, response.headers["Location"], followed.status_code, page)
+        )
     assert answers[0] == answers[1]
     assert "Check your e-mail" in answers[0][3]
 
@@ -101,8 +103,14 @@ def test_signup_answers_the_same_whether_or_not_the_email_has_an_account(
     assert [m["Subject"] for m in to_user] == ["You already have a Duebook account"]
     body = to_user[0].get_body(preferencelist=("plain",)).get_content()
     assert "/login" in body and "/password/forgot" in body and "/signup/confirm/" not in body
-    assert db_session.scalar(select(func.count()).select_from(User).where(
-        func.lower(User.email) == user.email.lower())) == 1  # fmt: skip
+    assert (
+        db_session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(func.lower(User.email) == user.email.lower())
+        )
+        == 1
+    )
 
 
 def test_a_taken_workspace_address_is_explained_only_after_the_email_is_confirmed(
@@ -379,16 +387,16 @@ def test_security_headers_and_cookie_flags(client, make_user, login):
     assert page.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_a_reset_password_containing_the_email_is_refused_next_to_the_field(
-    app, client, make_user
-):
+def test_a_reset_password_containing_the_email_is_refused_next_to_the_field(app, client, make_user):
     user = make_user()
     with app.test_request_context():
         link = f"/password/reset/{accounts.make_password_reset_token(user)}"
     form = client.get(link)
     password = f"my {user.email.split('@')[0]} passphrase"
-    response = client.post(link, data={"password": password, "confirm": password,
-                                       "csrf_token": csrf_token_from(form.text)})  # fmt: skip
+    response = client.post(
+        link,
+        data={"password": password, "confirm": password, "csrf_token": csrf_token_from(form.text)},
+    )
     assert response.status_code == 422
     assert "Do not use your e-mail address" in response.text
     assert 'id="password-error"' in response.text

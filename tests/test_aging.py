@@ -36,40 +36,74 @@ class Books:
 
     def client(self, name: str | None = None, currency: str = "INR", **fields) -> Client:
         name = name or unique("Client ")
-        client = Client(full_name=name, short_name=name[:60], location="local", country="IN",
-                        currency=currency, payment_terms="net", payment_days=30,
-                        **fields)  # fmt: skip
+        client = Client(
+            full_name=name,
+            short_name=name[:60],
+            location="local",
+            country="IN",
+            currency=currency,
+            payment_terms="net",
+            payment_days=30,
+            **fields,
+        )
         self.session.add(client)
         self.session.flush()
         return client
 
-    def invoice(self, client: Client, amount: str = "1000.00", due: date | None = None,
-                issued: date | None = None, status: str = "issued") -> Invoice:  # fmt: skip
+    def invoice(
+        self,
+        client: Client,
+        amount: str = "1000.00",
+        due: date | None = None,
+        issued: date | None = None,
+        status: str = "issued",
+    ) -> Invoice:
         total = Decimal(amount)
         issued = issued or due or date(2027, 1, 1)
         number = None if status == "draft" else f"AG/{next(_numbers):06d}"
         invoice = Invoice(
-            client_id=client.id, number=number, status=status, currency=client.currency,
+            client_id=client.id,
+            number=number,
+            status=status,
+            currency=client.currency,
             issue_date=None if status == "draft" else issued,
-            due_date=None if status == "draft" else (due or issued), tax_regime="other",
-            subtotal=total, cgst=ZERO, sgst=ZERO, igst=ZERO, other_tax=ZERO, total=total,
+            due_date=None if status == "draft" else (due or issued),
+            tax_regime="other",
+            subtotal=total,
+            cgst=ZERO,
+            sgst=ZERO,
+            igst=ZERO,
+            other_tax=ZERO,
+            total=total,
             amount_in_words="",
-        )  # fmt: skip
+        )
         invoice.lines = [
-            InvoiceLine(position=1, description="Work", quantity=Decimal(1), unit_price=total,
-                        taxable_value=total, tax_rate=ZERO, cgst=ZERO, sgst=ZERO, igst=ZERO,
-                        other_tax=ZERO, total=total)
-        ]  # fmt: skip
+            InvoiceLine(
+                position=1,
+                description="Work",
+                quantity=Decimal(1),
+                unit_price=total,
+                taxable_value=total,
+                tax_rate=ZERO,
+                cgst=ZERO,
+                sgst=ZERO,
+                igst=ZERO,
+                other_tax=ZERO,
+                total=total,
+            )
+        ]
         self.session.add(invoice)
         self.session.flush()
         return invoice
 
     def pay(self, client: Client, invoice: Invoice, amount: str, tds: str = "0"):
-        payment = payments.record_payment(self.session, client, {
-            "amount": amount, "received_on": "2027-03-01", "method": "cash"})  # fmt: skip
+        payment = payments.record_payment(
+            self.session, client, {"amount": amount, "received_on": "2027-03-01", "method": "cash"}
+        )
         section, rate = ("194J", "10") if Decimal(tds) > 0 else (None, None)
-        [allocation] = payments.allocate(self.session, payment,
-                                         [(invoice.id, amount, tds, section, rate)])  # fmt: skip
+        [allocation] = payments.allocate(
+            self.session, payment, [(invoice.id, amount, tds, section, rate)]
+        )
         return payment, allocation
 
 
@@ -94,8 +128,15 @@ def test_buckets_at_their_boundaries_by_due_date(books):
     today = date(2027, 4, 30)
     aging.ensure_current(session, today)
     days = [-5, 0, 1, 30, 31, 60, 61, 90, 91, 400]
-    invoices = {d: books.invoice(client, f"{100 + d}.00", due=today - timedelta(days=d),
-                                 issued=today - timedelta(days=d + 30)) for d in days}  # fmt: skip
+    invoices = {
+        d: books.invoice(
+            client,
+            f"{100 + d}.00",
+            due=today - timedelta(days=d),
+            issued=today - timedelta(days=d + 30),
+        )
+        for d in days
+    }
     buckets = aging.Buckets((30, 60, 90))
     assert buckets.labels == ["Current", "1–30", "31–60", "61–90", "90+"]
     expected = {-5: 0, 0: 0, 1: 1, 30: 1, 31: 2, 60: 2, 61: 3, 90: 3, 91: 4, 400: 4}
@@ -104,8 +145,13 @@ def test_buckets_at_their_boundaries_by_due_date(books):
     assert {d: buckets.of(d) for d in days} == expected
     [inr] = aging.bucket_totals(session, buckets, today)
     assert inr.counts == [2, 2, 2, 2, 2]
-    assert inr.amounts == [Decimal("195.00"), Decimal("231.00"), Decimal("291.00"),
-                           Decimal("351.00"), Decimal("691.00")]  # fmt: skip
+    assert inr.amounts == [
+        Decimal("195.00"),
+        Decimal("231.00"),
+        Decimal("291.00"),
+        Decimal("351.00"),
+        Decimal("691.00"),
+    ]
     assert inr.overdue == inr.outstanding - Decimal("195.00")
     check_summary(session, today)
     # One day later every boundary invoice has moved on by exactly one day.
@@ -120,8 +166,9 @@ def test_aging_by_invoice_date_and_other_buckets(books):
     today = date(2027, 6, 1)
     aging.ensure_current(session, today)
     young = books.invoice(client, "100.00", issued=today - timedelta(days=10), due=today)
-    old = books.invoice(client, "200.00", issued=today - timedelta(days=50),
-                        due=today + timedelta(days=5))  # fmt: skip
+    old = books.invoice(
+        client, "200.00", issued=today - timedelta(days=50), due=today + timedelta(days=5)
+    )
     assert {e[3] for e in aging.maintained_invoices(session).values()} == {0}  # nothing due
     assert aging.update_settings(session, "issue_date", (15, 45), today)
     entries = aging.maintained_invoices(session)
@@ -134,9 +181,16 @@ def test_aging_by_invoice_date_and_other_buckets(books):
 def test_bucket_boundaries_are_checked():
     assert aging.parse_bounds("30, 60, 90") == (30, 60, 90)
     assert aging.parse_bounds("7") == (7,)
-    for raw, message in [("", "at least one"), ("60, 30", "ascending"), ("30, 30", "ascending"),
-                         ("0, 30", "1 or more"), ("x", "whole number"), ("1.5", "whole number"),
-                         ("1,2,3,4,5,6,7,8,9", "At most 8"), ("9999", "at most")]:  # fmt: skip
+    for raw, message in [
+        ("", "at least one"),
+        ("60, 30", "ascending"),
+        ("30, 30", "ascending"),
+        ("0, 30", "1 or more"),
+        ("x", "whole number"),
+        ("1.5", "whole number"),
+        ("1,2,3,4,5,6,7,8,9", "At most 8"),
+        ("9999", "at most"),
+    ]:
         with pytest.raises(ValueError, match=message):
             aging.parse_bounds(raw)
 
@@ -176,8 +230,12 @@ def test_summary_equals_the_full_recomputation_through_random_changes(books):
 
     rng = random.Random(20271)
     session = books.session
-    clients = [books.client(currency="INR"), books.client(currency="INR"),
-               books.client(currency="USD"), books.client(currency="USD")]  # fmt: skip
+    clients = [
+        books.client(currency="INR"),
+        books.client(currency="INR"),
+        books.client(currency="USD"),
+        books.client(currency="USD"),
+    ]
     today = date(2027, 3, 1)
     aging.ensure_current(session, today)
     invoices, payments_made = [], []
@@ -190,9 +248,26 @@ def test_summary_equals_the_full_recomputation_through_random_changes(books):
 
     operations = Counter()
     for _ in range(250):
-        choice = rng.choice(["invoice", "invoice", "pay", "pay", "unallocate", "void_payment",
-                             "credit", "write_off", "void", "dispute", "resolve", "due_date",
-                             "issue_draft", "roll", "roll", "settings"])  # fmt: skip
+        choice = rng.choice(
+            [
+                "invoice",
+                "invoice",
+                "pay",
+                "pay",
+                "unallocate",
+                "void_payment",
+                "credit",
+                "write_off",
+                "void",
+                "dispute",
+                "resolve",
+                "due_date",
+                "issue_draft",
+                "roll",
+                "roll",
+                "settings",
+            ]
+        )
         candidates = owing()
         if choice == "invoice" or not invoices:
             client = rng.choice(clients)
@@ -210,8 +285,9 @@ def test_summary_equals_the_full_recomputation_through_random_changes(books):
             if Decimal(cash) + Decimal(tds) <= left and Decimal(cash) > 0:
                 payments_made.append(books.pay(client, invoice, cash, tds)[0])
         elif choice == "unallocate":
-            live = session.scalars(select(PaymentAllocation).where(
-                PaymentAllocation.removed_at.is_(None))).all()  # fmt: skip
+            live = session.scalars(
+                select(PaymentAllocation).where(PaymentAllocation.removed_at.is_(None))
+            ).all()
             if live:
                 payments.unallocate(session, rng.choice(live))
         elif choice == "void_payment":
@@ -228,13 +304,18 @@ def test_summary_equals_the_full_recomputation_through_random_changes(books):
             if allowed:
                 invoicing.write_off(session, rng.choice(allowed), "bad debt")
         elif choice == "void":
-            allowed = [i for i in invoices if i.status in ("draft", "issued", "sent", "overdue")
-                       and payments.outstanding(session, i) == i.total]  # fmt: skip
+            allowed = [
+                i
+                for i in invoices
+                if i.status in ("draft", "issued", "sent", "overdue")
+                and payments.outstanding(session, i) == i.total
+            ]
             if allowed:
                 invoicing.void(session, rng.choice(allowed))
         elif choice == "dispute":
-            allowed = [i for i in invoices if i.status in ("issued", "sent", "overdue",
-                                                           "partly_paid")]  # fmt: skip
+            allowed = [
+                i for i in invoices if i.status in ("issued", "sent", "overdue", "partly_paid")
+            ]
             if allowed:
                 invoicing.dispute(session, rng.choice(allowed), "wrong quantity")
         elif choice == "resolve":

@@ -59,8 +59,9 @@ def test_report_filters_drill_down_and_page(client, shop):
     assert "No client matches" in client.get(f"{base}/report?bucket=1&currency=INR").text
     bad = client.get(f"{base}/report?min_overdue=lots").text
     assert "Enter an amount" in bad and "2 client rows" in bad
-    fragment = client.get(f"{base}/clients/{acme.id}/invoices?bucket=4&currency=INR",
-                          headers={"HX-Request": "true"})  # fmt: skip
+    fragment = client.get(
+        f"{base}/clients/{acme.id}/invoices?bucket=4&currency=INR", headers={"HX-Request": "true"}
+    )
     assert fragment.status_code == 200 and "<html" not in fragment.text
     assert (
         "₹6,000.00" in fragment.text and "120" in fragment.text and "₹1,50,000" not in fragment.text
@@ -74,12 +75,39 @@ def test_exports(client, shop):
     response = client.get(f"{base}/report.csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
-    assert rows[0] == ["Client", "Currency", "Current", "1–30 days", "31–60 days", "61–90 days",
-                       "90+ days", "Total", "Overdue"]  # fmt: skip
-    assert ["Acme Builders", "INR", "2500.50", "0", "150000.00", "0", "6000.00", "158500.50",
-            "156000.00"] in rows  # fmt: skip
-    assert ["Total INR", "INR", "2500.50", "0", "150000.00", "0", "6000.00", "158500.50",
-            "156000.00"] in rows  # fmt: skip
+    assert rows[0] == [
+        "Client",
+        "Currency",
+        "Current",
+        "1–30 days",
+        "31–60 days",
+        "61–90 days",
+        "90+ days",
+        "Total",
+        "Overdue",
+    ]
+    assert [
+        "Acme Builders",
+        "INR",
+        "2500.50",
+        "0",
+        "150000.00",
+        "0",
+        "6000.00",
+        "158500.50",
+        "156000.00",
+    ] in rows
+    assert [
+        "Total INR",
+        "INR",
+        "2500.50",
+        "0",
+        "150000.00",
+        "0",
+        "6000.00",
+        "158500.50",
+        "156000.00",
+    ] in rows
     response = client.get(f"{base}/report.xlsx?currency=USD")
     sheet = load_workbook(io.BytesIO(response.data)).active
     values = [[c.value for c in row] for row in sheet.iter_rows()]
@@ -108,19 +136,31 @@ def test_settings_form_validates_and_rebuilds(client, shop):
     page = client.get(f"{base}/settings")
     assert page.status_code == 200 and 'value="30, 60, 90"' in page.text
     token = csrf_token_from(page.text)
-    refused = client.post(f"{base}/settings", data={"csrf_token": token, "basis": "due_date",
-                                                    "buckets": "60, 30"})  # fmt: skip
+    refused = client.post(
+        f"{base}/settings", data={"csrf_token": token, "basis": "due_date", "buckets": "60, 30"}
+    )
     assert refused.status_code == 422 and "ascending" in refused.text
     assert 'aria-invalid="true"' in refused.text
-    saved = client.post(f"{base}/settings", data={"csrf_token": token, "basis": "due_date",
-                                                  "buckets": "15, 45, 100"})  # fmt: skip
+    saved = client.post(
+        f"{base}/settings",
+        data={"csrf_token": token, "basis": "due_date", "buckets": "15, 45, 100"},
+    )
     assert saved.status_code == 302
     html = client.get(f"{base}/report").text
     assert "46–100 days" in html and "100+ days" in html
     rows = list(csv.reader(io.StringIO(client.get(f"{base}/report.csv").data.decode("utf-8-sig"))))
     # 45 days late is now in 16-45, 120 days in 100+.
-    assert ["Acme Builders", "INR", "2500.50", "0", "150000.00", "0", "6000.00", "158500.50",
-            "156000.00"] in rows  # fmt: skip
+    assert [
+        "Acme Builders",
+        "INR",
+        "2500.50",
+        "0",
+        "150000.00",
+        "0",
+        "6000.00",
+        "158500.50",
+        "156000.00",
+    ] in rows
     assert rows[0][3:7] == ["1–15 days", "16–45 days", "46–100 days", "100+ days"]
 
 

@@ -29,26 +29,48 @@ def workspace(client, db_session, make_tenant, make_user, login):
     session = tenant_session(db_session, tenant)
 
     def project(auto_invoice: str, approval: bool = False, region: str | None = "29"):
-        customer = Client(full_name="Kaveri Builders", short_name="Kaveri", location="local",
-                          country="IN", currency="INR", region=region, payment_terms="net",
-                          payment_days=30)  # fmt: skip
+        customer = Client(
+            full_name="Kaveri Builders",
+            short_name="Kaveri",
+            location="local",
+            country="IN",
+            currency="INR",
+            region=region,
+            payment_terms="net",
+            payment_days=30,
+        )
         session.add(customer)
         session.flush()
-        made = services.create_project(session, customer, {
-            "name": "Tower A", "contract_value": "1000", "start_date": "2027-01-04",
-            "requires_approval": "1" if approval else "", "auto_invoice": auto_invoice,
-        }, owner.id, "INR")  # fmt: skip
-        plan = [services.PlannedMilestone(name=name, percentage=Decimal(share),
-                                          due_rule="days_after_start", due_days=30)
-                for name, share in (("Design", "60"), ("Build", "40"))]  # fmt: skip
+        made = services.create_project(
+            session,
+            customer,
+            {
+                "name": "Tower A",
+                "contract_value": "1000",
+                "start_date": "2027-01-04",
+                "requires_approval": "1" if approval else "",
+                "auto_invoice": auto_invoice,
+            },
+            owner.id,
+            "INR",
+        )
+        plan = [
+            services.PlannedMilestone(
+                name=name, percentage=Decimal(share), due_rule="days_after_start", due_days=30
+            )
+            for name, share in (("Design", "60"), ("Build", "40"))
+        ]
         services.replace_plan(session, made, plan, INDIA)
-        first = session.scalars(select(Milestone).where(Milestone.project_id == made.id)
-                                .order_by(Milestone.position)).first()  # fmt: skip
+        first = session.scalars(
+            select(Milestone).where(Milestone.project_id == made.id).order_by(Milestone.position)
+        ).first()
         return made, first
 
     def move(project_, milestone, status):
-        return client.post(f"/t/{tenant.slug}/projects/{project_.id}/milestones/{milestone.id}"
-                           "/status", data={"csrf_token": token, "status": status})  # fmt: skip
+        return client.post(
+            f"/t/{tenant.slug}/projects/{project_.id}/milestones/{milestone.id}/status",
+            data={"csrf_token": token, "status": status},
+        )
 
     def fresh():
         # A request leaves the shared test connection unbound: read with a new bound session.
@@ -71,7 +93,10 @@ def test_completing_a_milestone_issues_its_invoice(workspace):
     assert done.headers["Location"].endswith(f"/invoices/{invoice.id}")
     assert invoice.status == "issued" and invoice.number
     assert (invoice.subtotal, invoice.cgst, invoice.sgst) == (
-        Decimal("600.00"), Decimal("54.00"), Decimal("54.00"))  # fmt: skip
+        Decimal("600.00"),
+        Decimal("54.00"),
+        Decimal("54.00"),
+    )
     assert session.get(Milestone, first.id).status == "invoiced"
 
 

@@ -26,8 +26,11 @@ def owner_client(client, make_tenant, make_user, login):
 @pytest.mark.parametrize("client_id", [HUGE, PAST_INTEGER])
 def test_an_id_past_the_integer_range_is_not_found(owner_client, client_id):
     http, tenant, _ = owner_client
-    for path in (f"/clients/{client_id}", f"/invoices/{client_id}",
-                 f"/payments/new?client_id={client_id}"):  # fmt: skip
+    for path in (
+        f"/clients/{client_id}",
+        f"/invoices/{client_id}",
+        f"/payments/new?client_id={client_id}",
+    ):
         response = http.get(f"/t/{tenant.slug}{path}")
         assert response.status_code == 404, path
         assert "Not found" in response.text
@@ -38,10 +41,16 @@ def test_a_filter_past_the_integer_range_is_ignored(owner_client, client_id):
     http, tenant, token = owner_client
     assert new_client(http, tenant, token).status_code == 303
     for path in ("/invoices/", "/messages/", "/notices/", "/clients/"):
-        response = http.get(f"/t/{tenant.slug}{path}",
-                            query_string={"client_id": client_id, "industry": client_id,
-                                          "campaign_id": client_id, "project_id": client_id,
-                                          "owner": client_id})  # fmt: skip
+        response = http.get(
+            f"/t/{tenant.slug}{path}",
+            query_string={
+                "client_id": client_id,
+                "industry": client_id,
+                "campaign_id": client_id,
+                "project_id": client_id,
+                "owner": client_id,
+            },
+        )
         assert response.status_code == 200, path
     clients = http.get(f"/t/{tenant.slug}/clients/", query_string={"industry": client_id})
     assert "Kaveri Builders Pvt Ltd" in clients.text  # the filter that cannot match is dropped

@@ -39,28 +39,37 @@ def audience_books(db_session, make_tenant, make_user):
         "p1_billing": add_contact(session, pune[0], "Ravi Kulkarni", "ravi@p1.example"),
         "p1_primary": add_contact(
             session, pune[0], "Meera Joshi", "meera@p1.example", roles=("primary",)
-        ),  # fmt: skip
+        ),
         "p2_billing": add_contact(
             session, pune[1], "Sunil Patil", "sunil@p2.example", email_consent="opted_out"
-        ),  # fmt: skip
+        ),
         "p2_phone_only": add_contact(session, pune[1], "Kiran More", None, "+919876543210"),
         "mumbai": add_contact(session, mumbai, "Farah Shaikh", "farah@m.example"),
     }
     template = MessageTemplate(
-        name="Price revision", channel="email", purpose="campaign", language="en",
+        name="Price revision",
+        channel="email",
+        purpose="campaign",
+        language="en",
         subject="Revised rates from {{ tenant.name }}",
         body="Dear {{ contact.first_name }},\n\nOur rates for {{ client.short_name }} change "
-             "from 1 April.\n\nRegards",
-    )  # fmt: skip
+        "from 1 April.\n\nRegards",
+    )
     session.add(template)
     session.commit()
     return tenant, owner, session, contacts, template, (pune, mumbai)
 
 
 def make_campaign(session, template, filters, throttle=60, scheduled_at=None, status="scheduled"):
-    campaign = Campaign(name="Rates", channel=template.channel, template_id=template.id,
-                        filters=filters, throttle_per_minute=throttle, status=status,
-                        scheduled_at=scheduled_at)  # fmt: skip
+    campaign = Campaign(
+        name="Rates",
+        channel=template.channel,
+        template_id=template.id,
+        filters=filters,
+        throttle_per_minute=throttle,
+        status=status,
+        scheduled_at=scheduled_at,
+    )
     session.add(campaign)
     session.commit()
     return campaign
@@ -87,7 +96,9 @@ def test_recipients_by_filters_and_role_with_who_is_skipped(audience_books):
     assert (everyone.contacts, everyone.sendable, everyone.clients) == (5, 3, 3)
     assert (everyone.no_address, everyone.no_consent) == (1, 1)
     assert {(name, reason) for name, _, reason in everyone.skipped_sample} == {
-        ("Sunil Patil", "opted out"), ("Kiran More", "no e-mail address")}  # fmt: skip
+        ("Sunil Patil", "opted out"),
+        ("Kiran More", "no e-mail address"),
+    }
 
     pune_only = services.audience(session, services.clean_filters({"city": "pune"}), "email")
     assert (pune_only.contacts, pune_only.clients) == (4, 2)
@@ -114,8 +125,11 @@ def test_launch_writes_one_row_per_contact_spaced_by_the_throttle_and_relaunch_a
     assert services.write_messages(session, tenant, campaign.id) == 3  # Kiran has no e-mail
     session.commit()
     rows = rows_of(session, tenant, campaign.id)
-    assert [r.recipient for r in rows] == ["ravi@p1.example", "meera@p1.example",
-                                           "sunil@p2.example"]  # fmt: skip
+    assert [r.recipient for r in rows] == [
+        "ravi@p1.example",
+        "meera@p1.example",
+        "sunil@p2.example",
+    ]
     assert [r.next_attempt_at - start for r in rows] == [timedelta(seconds=s) for s in (0, 2, 4)]
     first = rows[0]
     assert (first.queue, first.windowed, first.channel) == ("bulk", True, "email")
@@ -154,7 +168,8 @@ def test_cancel_suppresses_what_has_not_been_sent(audience_books):
     assert services.cancel(session, tenant.id, campaign) == 4
     session.commit()
     assert {(r.status, r.last_error) for r in rows_of(session, tenant, campaign.id)} == {
-        ("suppressed", "campaign cancelled")}  # fmt: skip
+        ("suppressed", "campaign cancelled")
+    }
     counts = services.progress(session, tenant.id, campaign)
     assert (counts["suppressed"], counts["queued"], counts["total"]) == (4, 0, 4)
     assert services.cancel(session, tenant.id, campaign) is None  # once
@@ -168,20 +183,33 @@ def test_cancel_suppresses_what_has_not_been_sent(audience_books):
 
 
 def test_an_email_campaign_reaches_the_mailbox_consent_enforced_and_progress_counted(
-    audience_books, app, client, login, db_session, run_jobs, received_mail,
+    audience_books,
+    app,
+    client,
+    login,
+    db_session,
+    run_jobs,
+    received_mail,
     every_day_is_a_business_day,
-):  # fmt: skip
+):
     tenant, owner, _, contacts, template, _ = audience_books
     login(client, owner)
     new = client.get(f"/t/{tenant.slug}/campaigns/new")
     assert new.status_code == 200 and "Price revision" in new.text
     # Templates about an invoice are not offered to a campaign.
     assert "1st notice" not in new.text
-    form = {"csrf_token": csrf_token_from(new.text), "name": "April rates", "channel": "email",
-            "template_id": str(template.id), "city": "Pune", "schedule": "now",
-            "throttle_per_minute": "600"}  # fmt: skip
-    audience = client.post(f"/t/{tenant.slug}/campaigns/audience", data=form,
-                           headers={"HX-Request": "true"})  # fmt: skip
+    form = {
+        "csrf_token": csrf_token_from(new.text),
+        "name": "April rates",
+        "channel": "email",
+        "template_id": str(template.id),
+        "city": "Pune",
+        "schedule": "now",
+        "throttle_per_minute": "600",
+    }
+    audience = client.post(
+        f"/t/{tenant.slug}/campaigns/audience", data=form, headers={"HX-Request": "true"}
+    )
     assert "<strong>2</strong> contact(s) will get it" in audience.text
     assert "1 without an address for this channel, 1 without consent" in audience.text
 
@@ -230,13 +258,25 @@ def test_the_form_checks_each_field(audience_books, client, login):
     new = client.get(f"/t/{tenant.slug}/campaigns/new")
     notice = template_for(session, "email", "notice_1")
     session.commit()
-    response = client.post(f"/t/{tenant.slug}/campaigns/", data={
-        "csrf_token": csrf_token_from(new.text), "name": "x", "channel": "email",
-        "template_id": str(notice.id), "schedule": "later", "scheduled_at": "2020-01-01T10:00",
-        "throttle_per_minute": "0"})  # fmt: skip
+    response = client.post(
+        f"/t/{tenant.slug}/campaigns/",
+        data={
+            "csrf_token": csrf_token_from(new.text),
+            "name": "x",
+            "channel": "email",
+            "template_id": str(notice.id),
+            "schedule": "later",
+            "scheduled_at": "2020-01-01T10:00",
+            "throttle_per_minute": "0",
+        },
+    )
     assert response.status_code == 422
-    for message in ("2 to 191 characters", "speaks of an invoice", "Between 1 and 6,000",
-                    "That time has passed"):  # fmt: skip
+    for message in (
+        "2 to 191 characters",
+        "speaks of an invoice",
+        "Between 1 and 6,000",
+        "That time has passed",
+    ):
         assert message in response.text
 
 
@@ -246,11 +286,14 @@ def test_a_campaign_does_not_send_a_message_its_template_makes_too_long(
     """A template saved before these limits (or whose output only grows with one contact's
     details) fails that contact's message with the reason instead of sending it."""
     tenant, _, session, contacts, template, _ = audience_books
-    template.body = ("Dear {{ contact.first_name }},\n{% if contact.first_name == 'Ravi' %}"
-                     "{{ 'x' * 200000 }}{% endif %}")  # fmt: skip
+    template.body = (
+        "Dear {{ contact.first_name }},\n{% if contact.first_name == 'Ravi' %}"
+        "{{ 'x' * 200000 }}{% endif %}"
+    )
     session.commit()
-    campaign = make_campaign(session, template, {"city": "Pune"},
-                             scheduled_at=datetime.now(UTC) + timedelta(days=1))  # fmt: skip
+    campaign = make_campaign(
+        session, template, {"city": "Pune"}, scheduled_at=datetime.now(UTC) + timedelta(days=1)
+    )
     assert services.write_messages(session, tenant, campaign.id) == 3
     session.commit()
     rows = {row.recipient: row for row in rows_of(session, tenant, campaign.id)}

@@ -27,8 +27,10 @@ def docx_bytes() -> bytes:
     """The same bytes at every call: zip entries stamped with a fixed time, not the clock."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in (("[Content_Types].xml", "<Types/>"),
-                              ("word/document.xml", "<w:document/>")):  # fmt: skip
+        for name, content in (
+            ("[Content_Types].xml", "<Types/>"),
+            ("word/document.xml", "<w:document/>"),
+        ):
             archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), content)
     return buffer.getvalue()
 
@@ -41,9 +43,15 @@ def _own_storage(storage_root):
 
 def add_client(db_session, tenant, short_name="Kaveri", manager=None) -> int:
     session = tenant_session(db_session, tenant)
-    client = Client(full_name=f"{short_name} Builders Pvt Ltd", short_name=short_name,
-                    location="local", country="IN", currency="INR", payment_terms="immediate",
-                    engagement_manager_user_id=manager.id if manager else None)  # fmt: skip
+    client = Client(
+        full_name=f"{short_name} Builders Pvt Ltd",
+        short_name=short_name,
+        location="local",
+        country="IN",
+        currency="INR",
+        payment_terms="immediate",
+        engagement_manager_user_id=manager.id if manager else None,
+    )
     session.add(client)
     session.commit()
     client_id = client.id
@@ -53,14 +61,22 @@ def add_client(db_session, tenant, short_name="Kaveri", manager=None) -> int:
 
 def add_document(db_session, tenant, client_id, title, expires_on, notice_for=None) -> int:
     session = tenant_session(db_session, tenant)
-    document = Document(client_id=client_id, title=title, expires_on=expires_on,
-                        expiry_notice_for=notice_for)  # fmt: skip
+    document = Document(
+        client_id=client_id, title=title, expires_on=expires_on, expiry_notice_for=notice_for
+    )
     session.add(document)
     session.flush()
-    session.add(DocumentVersion(document_id=document.id, version=1,
-                                storage_key=f"{tenant.schema}/documents/{document.id}/1-x.pdf",
-                                filename="x.pdf", content_type="application/pdf", size_bytes=1,
-                                sha256="0" * 64))  # fmt: skip
+    session.add(
+        DocumentVersion(
+            document_id=document.id,
+            version=1,
+            storage_key=f"{tenant.schema}/documents/{document.id}/1-x.pdf",
+            filename="x.pdf",
+            content_type="application/pdf",
+            size_bytes=1,
+            sha256="0" * 64,
+        )
+    )
     session.commit()
     document_id = document.id
     session.close()
@@ -81,21 +97,42 @@ def docs_url(tenant, client_id) -> str:
     return f"/t/{tenant.slug}/clients/{client_id}/documents/"
 
 
-def upload(http, tenant, client_id, token, *, title="Master services agreement",
-           filename="contract.pdf", content=PDF, expires_on="", category="Contract",
-           headers=None, with_file=True):  # fmt: skip
+def upload(
+    http,
+    tenant,
+    client_id,
+    token,
+    *,
+    title="Master services agreement",
+    filename="contract.pdf",
+    content=PDF,
+    expires_on="",
+    category="Contract",
+    headers=None,
+    with_file=True,
+):
     data = {"csrf_token": token, "title": title, "category": category, "expires_on": expires_on}
     if with_file:
         data["file"] = (io.BytesIO(content), filename)
-    return http.post(docs_url(tenant, client_id), data=data, headers=headers or {},
-                     content_type="multipart/form-data")  # fmt: skip
+    return http.post(
+        docs_url(tenant, client_id),
+        data=data,
+        headers=headers or {},
+        content_type="multipart/form-data",
+    )
 
 
 def upload_version(http, tenant, client_id, document_id, token, content, filename, **fields):
-    data = {"csrf_token": token, f"v{document_id}-file": (io.BytesIO(content), filename),
-            **{f"v{document_id}-{k}": v for k, v in fields.items()}}  # fmt: skip
-    return http.post(f"{docs_url(tenant, client_id)}{document_id}/versions", data=data,
-                     content_type="multipart/form-data")  # fmt: skip
+    data = {
+        "csrf_token": token,
+        f"v{document_id}-file": (io.BytesIO(content), filename),
+        **{f"v{document_id}-{k}": v for k, v in fields.items()},
+    }
+    return http.post(
+        f"{docs_url(tenant, client_id)}{document_id}/versions",
+        data=data,
+        content_type="multipart/form-data",
+    )
 
 
 def download_url(tenant, client_id, document_id, version) -> str:
@@ -123,7 +160,10 @@ def test_upload_then_download_returns_the_same_bytes(owner, db_session, storage_
     document = only_document(db_session, tenant)
     [version] = document.versions
     assert (version.version, version.filename, version.uploaded_by_user_id) == (
-        1, "contract.pdf", user.id)  # fmt: skip
+        1,
+        "contract.pdf",
+        user.id,
+    )
     assert version.storage_key.startswith(f"{tenant.schema}/documents/{document.id}/1-")
     assert (storage_root / version.storage_key).read_bytes() == PDF
 
@@ -140,8 +180,15 @@ def test_tab_is_a_fragment_for_htmx_and_keeps_the_original_file_name(owner, db_s
     http, tenant, _, token = owner
     client_id = add_client(db_session, tenant)
     htmx = {"HX-Request": "true"}
-    response = upload(http, tenant, client_id, token, title="Angebot",
-                      filename="Angebot für Kunde.pdf", headers=htmx)  # fmt: skip
+    response = upload(
+        http,
+        tenant,
+        client_id,
+        token,
+        title="Angebot",
+        filename="Angebot für Kunde.pdf",
+        headers=htmx,
+    )
     assert response.status_code == 303
     fragment = http.get(response.headers["Location"], headers=htmx)
     assert fragment.status_code == 200 and "<html" not in fragment.text
@@ -149,8 +196,10 @@ def test_tab_is_a_fragment_for_htmx_and_keeps_the_original_file_name(owner, db_s
     assert "Angebot uploaded." in fragment.headers["HX-Trigger"]
     document = only_document(db_session, tenant)
     download = http.get(download_url(tenant, client_id, document.id, 1))
-    assert "filename*=UTF-8''Angebot%20f%C3%BCr%20Kunde.pdf" in (
-        download.headers["Content-Disposition"])  # fmt: skip
+    assert (
+        "filename*=UTF-8''Angebot%20f%C3%BCr%20Kunde.pdf"
+        in (download.headers["Content-Disposition"])
+    )
 
 
 def test_new_version_becomes_latest_and_old_versions_stay_downloadable(owner, db_session):
@@ -160,8 +209,9 @@ def test_new_version_becomes_latest_and_old_versions_stay_downloadable(owner, db
     document_id = only_document(db_session, tenant).id
     response = upload_version(http, tenant, client_id, document_id, token, PNG, "plan-v2.png")
     assert response.status_code == 303
-    response = upload_version(http, tenant, client_id, document_id, token, docx_bytes(),
-                              "plan-v3.docx")  # fmt: skip
+    response = upload_version(
+        http, tenant, client_id, document_id, token, docx_bytes(), "plan-v3.docx"
+    )
     assert response.status_code == 303
 
     document = only_document(db_session, tenant)
@@ -170,7 +220,8 @@ def test_new_version_becomes_latest_and_old_versions_stay_downloadable(owner, db
     assert "plan-v3.docx" in page and "3 versions" in page
     latest = http.get(download_url(tenant, client_id, document_id, 3))
     assert latest.data == docx_bytes() and latest.headers["Content-Type"] == (
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document")  # fmt: skip
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    )
     assert http.get(download_url(tenant, client_id, document_id, 2)).data == PNG
     assert http.get(download_url(tenant, client_id, document_id, 1)).data == PDF
     assert http.get(download_url(tenant, client_id, document_id, 4)).status_code == 404
@@ -194,10 +245,15 @@ def test_viewer_can_download_but_not_upload_or_delete(
     assert "Upload a document" not in page.text and "Upload a new version" not in page.text
     assert viewer.get(download_url(tenant, client_id, document_id, 1)).data == PDF
     assert upload(viewer, tenant, client_id, viewer_token).status_code == 403
-    assert upload_version(viewer, tenant, client_id, document_id, viewer_token, PDF,
-                          "x.pdf").status_code == 403  # fmt: skip
-    deleted = viewer.post(f"{docs_url(tenant, client_id)}{document_id}/delete",
-                          data={"csrf_token": viewer_token})  # fmt: skip
+    assert (
+        upload_version(
+            viewer, tenant, client_id, document_id, viewer_token, PDF, "x.pdf"
+        ).status_code
+        == 403
+    )
+    deleted = viewer.post(
+        f"{docs_url(tenant, client_id)}{document_id}/delete", data={"csrf_token": viewer_token}
+    )
     assert deleted.status_code == 403
     document = only_document(db_session, tenant)
     assert document.deleted_at is None and len(document.versions) == 1
@@ -208,38 +264,67 @@ def test_viewer_can_download_but_not_upload_or_delete(
     [
         ({"content": b""}, "file", "The file is empty."),
         ({"with_file": False}, "file", "Choose a file to upload."),
-        ({"filename": "setup.exe", "content": b"MZ\x90\x00"}, "file",
-         "Upload a PDF, PNG, JPG, DOCX, XLSX, CSV or TXT file."),
-        ({"filename": "invoice.pdf", "content": b"<html><script>alert(1)</script>"}, "file",
-         "This file&#39;s content is not a valid .pdf file."),
-        ({"filename": "sheet.xlsx", "content": docx_bytes()}, "file",
-         "This file&#39;s content is not a valid .xlsx file."),
-        ({"filename": "notes.txt", "content": b"\x00\x01binary"}, "file",
-         "This file&#39;s content is not a valid .txt file."),
-        ({"content": b"%PDF-" + b"0" * (documents.MAX_FILE_BYTES - 4)}, "file",
-         "The file is larger than 25 MB."),
+        (
+            {"filename": "setup.exe", "content": b"MZ\x90\x00"},
+            "file",
+            "Upload a PDF, PNG, JPG, DOCX, XLSX, CSV or TXT file.",
+        ),
+        (
+            {"filename": "invoice.pdf", "content": b"<html><script>alert(1)</script>"},
+            "file",
+            "This file&#39;s content is not a valid .pdf file.",
+        ),
+        (
+            {"filename": "sheet.xlsx", "content": docx_bytes()},
+            "file",
+            "This file&#39;s content is not a valid .xlsx file.",
+        ),
+        (
+            {"filename": "notes.txt", "content": b"\x00\x01binary"},
+            "file",
+            "This file&#39;s content is not a valid .txt file.",
+        ),
+        (
+            {"content": b"%PDF-" + b"0" * (documents.MAX_FILE_BYTES - 4)},
+            "file",
+            "The file is larger than 25 MB.",
+        ),
         ({"expires_on": "past"}, "expires_on", "The expiry date cannot be in the past."),
         ({"expires_on": "31/12/2030"}, "expires_on", "Enter the date as YYYY-MM-DD."),
         ({"title": " x "}, "title", "The title needs 2 to 191 characters."),
         ({"title": ""}, "title", "Give the document a title."),
     ],
-    ids=["empty", "missing", "wrong-type", "pdf-that-is-not", "docx-named-xlsx", "binary-txt",
-         "oversized", "past-expiry", "unreadable-date", "short-title", "no-title"],
-)  # fmt: skip
+    ids=[
+        "empty",
+        "missing",
+        "wrong-type",
+        "pdf-that-is-not",
+        "docx-named-xlsx",
+        "binary-txt",
+        "oversized",
+        "past-expiry",
+        "unreadable-date",
+        "short-title",
+        "no-title",
+    ],
+)
 def test_validation_errors_are_shown_next_to_the_field(
     owner, db_session, storage_root, fields, field, message
 ):
     http, tenant, _, token = owner
     client_id = add_client(db_session, tenant)
     if fields.get("expires_on") == "past":
-        fields = {**fields, "expires_on": (local_date(tenant.time_zone) - timedelta(days=1))
-                  .isoformat()}  # fmt: skip
+        fields = {
+            **fields,
+            "expires_on": (local_date(tenant.time_zone) - timedelta(days=1)).isoformat(),
+        }
     response = upload(http, tenant, client_id, token, **fields)
     assert response.status_code == 422
     error = response.text.split(f'id="{field}-error"', 1)[1].split("</p>", 1)[0]
     assert message in error
     assert f'aria-describedby="{field}-hint {field}-error"' in response.text or (
-        f'aria-describedby="{field}-error"' in response.text)  # fmt: skip
+        f'aria-describedby="{field}-error"' in response.text
+    )
     assert tenant_session(db_session, tenant).scalars(select(Document)).all() == []
     assert stored_files(storage_root) == []
 
@@ -285,8 +370,9 @@ def test_soft_deleted_document_disappears_but_is_kept(owner, db_session, storage
     client_id = add_client(db_session, tenant)
     upload(http, tenant, client_id, token, title="Old lease")
     document_id = only_document(db_session, tenant).id
-    response = http.post(f"{docs_url(tenant, client_id)}{document_id}/delete",
-                         data={"csrf_token": token})  # fmt: skip
+    response = http.post(
+        f"{docs_url(tenant, client_id)}{document_id}/delete", data={"csrf_token": token}
+    )
     assert response.status_code == 303
     page = http.get(docs_url(tenant, client_id)).text
     assert "Old lease deleted." in page  # the flash message
@@ -302,8 +388,14 @@ def test_dashboard_lists_documents_expiring_within_30_days(owner, db_session):
     client_id = add_client(db_session, tenant, "Godavari")
     today = local_date(tenant.time_zone)
     for title, days in (("Insurance soon", 10), ("Licence later", 60)):
-        response = upload(http, tenant, client_id, token, title=title,
-                          expires_on=(today + timedelta(days=days)).isoformat())  # fmt: skip
+        response = upload(
+            http,
+            tenant,
+            client_id,
+            token,
+            title=title,
+            expires_on=(today + timedelta(days=days)).isoformat(),
+        )
         assert response.status_code == 303
     page = http.get(f"/t/{tenant.slug}/").text
     tile = page.split('id="expiring-documents"', 1)[1].split("</article>", 1)[0]
@@ -319,18 +411,29 @@ def test_a_duplicate_version_number_takes_the_next_one(app, db_session, make_ten
     session = tenant_session(db_session, tenant)
     storage = get_storage(app)
     document = session.get(Document, document_id)
-    session.add(DocumentVersion(document_id=document_id, version=2, storage_key="tenant_1/x",
-                                filename="x.pdf", content_type="application/pdf", size_bytes=1,
-                                sha256="0" * 64))  # fmt: skip
+    session.add(
+        DocumentVersion(
+            document_id=document_id,
+            version=2,
+            storage_key="tenant_1/x",
+            filename="x.pdf",
+            content_type="application/pdf",
+            size_bytes=1,
+            sha256="0" * 64,
+        )
+    )
     session.flush()
     # Another upload committed version 2 after this one read the latest number (1).
     real_scalar, stale = session.scalar, iter([1])
     session.scalar = lambda statement: next(stale, None) or real_scalar(statement)
     with app.app_context():
         version = documents.upload_version(
-            session, storage, document, today=local_date(tenant.time_zone),
+            session,
+            storage,
+            document,
+            today=local_date(tenant.time_zone),
             upload=documents.UploadedFile("v.pdf", io.BytesIO(PDF)),
-        )  # fmt: skip
+        )
     assert version.version == 3
     assert [p.name.split("-")[0] for p in stored_files(storage.root)] == ["3"]  # no orphan
     session.rollback()  # the transaction's files go with it
@@ -355,8 +458,14 @@ def test_scheduled_announcement_mails_the_engagement_manager_once(
     unmanaged = add_client(db_session, tenant, "Krishna")
     soon = add_document(db_session, tenant, managed, "Insurance policy", today + timedelta(10))
     add_document(db_session, tenant, managed, "Trade licence", today + timedelta(60))
-    add_document(db_session, tenant, managed, "Told already", today + timedelta(5),
-                 notice_for=today + timedelta(5))  # fmt: skip
+    add_document(
+        db_session,
+        tenant,
+        managed,
+        "Told already",
+        today + timedelta(5),
+        notice_for=today + timedelta(5),
+    )
     add_document(db_session, tenant, unmanaged, "Unmanaged lease", today + timedelta(3))
 
     enqueue_daily_announcement(app)
@@ -391,10 +500,22 @@ def test_a_new_expiry_date_is_announced_again(
     add_member(tenant, manager, role="admin")
     today = local_date(tenant.time_zone)
     client_id = add_client(db_session, tenant, manager=manager)
-    add_document(db_session, tenant, client_id, "Fire NOC", today + timedelta(2),
-                 notice_for=today + timedelta(2))  # fmt: skip
-    renewed = add_document(db_session, tenant, client_id, "Pollution certificate",
-                           today + timedelta(20), notice_for=today + timedelta(1))  # fmt: skip
+    add_document(
+        db_session,
+        tenant,
+        client_id,
+        "Fire NOC",
+        today + timedelta(2),
+        notice_for=today + timedelta(2),
+    )
+    renewed = add_document(
+        db_session,
+        tenant,
+        client_id,
+        "Pollution certificate",
+        today + timedelta(20),
+        notice_for=today + timedelta(1),
+    )
     enqueue_daily_announcement(app)
     run_jobs()
     [message] = received_mail()
@@ -414,8 +535,9 @@ def test_a_manager_who_left_the_workspace_is_not_told(
     membership.active = False
     db_session.commit()
     client_id = add_client(db_session, tenant, manager=manager)
-    document_id = add_document(db_session, tenant, client_id, "Contract",
-                               local_date(tenant.time_zone) + timedelta(7))  # fmt: skip
+    document_id = add_document(
+        db_session, tenant, client_id, "Contract", local_date(tenant.time_zone) + timedelta(7)
+    )
     enqueue_daily_announcement(app)
     run_jobs()
     assert received_mail() == []

@@ -40,15 +40,26 @@ def clients_of_two_tenants(db_session, make_user, make_tenant):
     add_clients(
         session,
         tenant,
-        {"full_name": "Vip One Pvt Ltd", "short_name": "VIP1", "tags": "vip, north",
-         "credit_limit": "500000", "gstin": "27AAPFU0939F1ZV", "industry": "Logistics"},
-        {"full_name": "=HYPERLINK(\"http://evil.example\")", "short_name": "VIP2", "tags": "vip",
-         "engagement_manager_user_id": str(owner.id)},
+        {
+            "full_name": "Vip One Pvt Ltd",
+            "short_name": "VIP1",
+            "tags": "vip, north",
+            "credit_limit": "500000",
+            "gstin": "27AAPFU0939F1ZV",
+            "industry": "Logistics",
+        },
+        {
+            "full_name": '=HYPERLINK("http://evil.example")',
+            "short_name": "VIP2",
+            "tags": "vip",
+            "engagement_manager_user_id": str(owner.id),
+        },
         {"full_name": "Plain Client", "short_name": "PLAIN"},
         {"full_name": "Vip Prospect", "short_name": "VIPP", "tags": "vip", "status": "prospect"},
-    )  # fmt: skip
-    [gone] = add_clients(session, tenant, {"full_name": "Vip Gone", "short_name": "GONE",
-                                           "tags": "vip"})  # fmt: skip
+    )
+    [gone] = add_clients(
+        session, tenant, {"full_name": "Vip Gone", "short_name": "GONE", "tags": "vip"}
+    )
     services.delete_client(session, gone)
     session.commit()
     session.close()
@@ -56,8 +67,9 @@ def clients_of_two_tenants(db_session, make_user, make_tenant):
     other_owner = make_user()
     other = make_tenant(owner=other_owner, name="Other Traders")
     other_session = tenant_session(db_session, other)
-    add_clients(other_session, other, {"full_name": "Other Vip", "short_name": "OVIP",
-                                       "tags": "vip"})  # fmt: skip
+    add_clients(
+        other_session, other, {"full_name": "Other Vip", "short_name": "OVIP", "tags": "vip"}
+    )
     other_session.close()
     return {"tenant": tenant, "owner": owner, "other": other, "other_owner": other_owner}
 
@@ -139,17 +151,25 @@ def test_an_export_imports_again_without_changes(
         page = browser.get(f"/t/{tenant.slug}/clients/imports/new")
         response = browser.post(
             f"/t/{tenant.slug}/clients/imports/new",
-            data={"file": (io.BytesIO(exported), f"export.{fmt}"),
-                  "csrf_token": csrf_token_from(page.text)},
+            data={
+                "file": (io.BytesIO(exported), f"export.{fmt}"),
+                "csrf_token": csrf_token_from(page.text),
+            },
             content_type="multipart/form-data",
-        )  # fmt: skip
+        )
         assert response.status_code == 303, response.text
         run_jobs()  # a worker reads the upload (headers, rows, preview)
         detail_url = response.headers["Location"]
         page = browser.get(detail_url)
         # Every exported column is recognised by its header.
-        mapping = dict(re.findall(r'name="(map_[a-z_0-9]+)"[^>]*>(?:(?!</select>).)*?'
-                                  r'<option selected value="(\d+)"', page.text, re.S))  # fmt: skip
+        mapping = dict(
+            re.findall(
+                r'name="(map_[a-z_0-9]+)"[^>]*>(?:(?!</select>).)*?'
+                r'<option selected value="(\d+)"',
+                page.text,
+                re.S,
+            )
+        )
         assert len(mapping) == 29, mapping
         mapping["csrf_token"] = csrf_token_from(page.text)
         response = browser.post(detail_url, data=mapping)
@@ -160,7 +180,11 @@ def test_an_export_imports_again_without_changes(
         session = tenant_session(db_session, tenant)
         record = session.scalar(select(ClientImport).order_by(ClientImport.id.desc()).limit(1))
         assert record.status == "done"
-        assert (record.processed_rows, record.inserted_rows, record.updated_rows,
-                record.failed_rows) == (3, 0, 0, 0), fmt  # fmt: skip
+        assert (
+            record.processed_rows,
+            record.inserted_rows,
+            record.updated_rows,
+            record.failed_rows,
+        ) == (3, 0, 0, 0), fmt
         assert session.scalar(select(func.count(Client.id))) == 5
         session.close()

@@ -98,8 +98,11 @@ def upload(client, tenant, filename: str, content: bytes):
     assert page.status_code == 200
     response = client.post(
         f"{base(tenant)}/imports/new",
-        data={"file": (io.BytesIO(content), filename), "csrf_token": csrf_token_from(page.text),
-              "upload_key": form_key_from(page.text, "upload_key")},  # fmt: skip
+        data={
+            "file": (io.BytesIO(content), filename),
+            "csrf_token": csrf_token_from(page.text),
+            "upload_key": form_key_from(page.text, "upload_key"),
+        },
         content_type="multipart/form-data",
     )
     if response.status_code == 303:
@@ -113,8 +116,10 @@ def import_id_of(response) -> int:
 
 
 SELECT = re.compile(r'<select[^>]*name="(map_[a-z_0-9]+)"[^>]*>(.*?)</select>', re.S)
-SELECTED = re.compile(r'<option[^>]*\bselected\b[^>]*value="([^"]*)"|'
-                      r'<option[^>]*value="([^"]*)"[^>]*\bselected\b')  # fmt: skip
+SELECTED = re.compile(
+    r'<option[^>]*\bselected\b[^>]*value="([^"]*)"|'
+    r'<option[^>]*value="([^"]*)"[^>]*\bselected\b'
+)
 
 
 def suggested(html: str) -> dict[str, str]:
@@ -138,8 +143,10 @@ def start(client, tenant, import_id: int):
     page = client.get(f"{base(tenant)}/imports/{import_id}")
     return client.post(
         f"{base(tenant)}/imports/{import_id}/start",
-        data={"csrf_token": csrf_token_from(page.text),
-              "form_key": form_key_from(page.text, "form_key")},  # fmt: skip
+        data={
+            "csrf_token": csrf_token_from(page.text),
+            "form_key": form_key_from(page.text, "form_key"),
+        },
     )
 
 
@@ -196,8 +203,12 @@ def test_good_rows_go_in_and_each_bad_row_is_reported_with_line_and_field(
 
     record = get_import(tenant_db, import_id)
     assert record.status == "done" and record.finished_at is not None
-    assert (record.processed_rows, record.inserted_rows, record.updated_rows,
-            record.failed_rows) == (6, 2, 0, 4)  # fmt: skip
+    assert (
+        record.processed_rows,
+        record.inserted_rows,
+        record.updated_rows,
+        record.failed_rows,
+    ) == (6, 2, 0, 4)
     assert errors_of(tenant_db, import_id) == MIXED_ERRORS
 
     asha, fortune = live_clients(tenant_db)
@@ -221,8 +232,12 @@ def test_good_rows_go_in_and_each_bad_row_is_reported_with_line_and_field(
         tenant_db.scalar(select(func.count(AuditEntry.id)).where(AuditEntry.entity == "clients"))
         == 0
     )
-    assert audit.changes == {"inserted": [None, 2], "updated": [None, 0], "failed": [None, 4],
-                             "contacts": [None, 1]}  # fmt: skip
+    assert audit.changes == {
+        "inserted": [None, 2],
+        "updated": [None, 0],
+        "failed": [None, 4],
+        "contacts": [None, 1],
+    }
     assert audit.actor_user_id == record.created_by_user_id
 
     report = client.get(f"{base(tenant)}/imports/{import_id}/errors.csv")
@@ -230,7 +245,11 @@ def test_good_rows_go_in_and_each_bad_row_is_reported_with_line_and_field(
     lines = list(csv.reader(io.StringIO(report.get_data(as_text=True).lstrip("\ufeff"))))
     assert lines[0] == ["line", "field", "reason"]
     assert [(int(line), field) for line, field, _ in lines[1:]] == [
-        (3, "GST No"), (4, "Short"), (5, "Payment days"), (6, "Short")]  # fmt: skip
+        (3, "GST No"),
+        (4, "Short"),
+        (5, "Payment days"),
+        (6, "Short"),
+    ]
     assert "check digit" in lines[1][2] and "Line 2" in lines[4][2]
 
     fragment = client.get(
@@ -297,14 +316,55 @@ def test_xlsx_workbooks_import_like_csv(client, workspace, tenant_db, run_jobs):
     tenant = workspace
     workbook = openpyxl.Workbook()
     sheet = workbook.active
-    sheet.append(["Company", "Code", "State", "Location", "Country", "Currency",
-                  "Credit days", "Credit limit", "Client since", "Industry", "Phone",
-                  "Contact person"])  # fmt: skip
-    sheet.append(["Jaipur Gems", "JGEMS", "Rajasthan", None, None, None, 30, 250000.5, 2020,
-                  "Manufacturing", "+91 98765 43210", "Meena Joshi"])  # fmt: skip
+    sheet.append(
+        [
+            "Company",
+            "Code",
+            "State",
+            "Location",
+            "Country",
+            "Currency",
+            "Credit days",
+            "Credit limit",
+            "Client since",
+            "Industry",
+            "Phone",
+            "Contact person",
+        ]
+    )
+    sheet.append(
+        [
+            "Jaipur Gems",
+            "JGEMS",
+            "Rajasthan",
+            None,
+            None,
+            None,
+            30,
+            250000.5,
+            2020,
+            "Manufacturing",
+            "+91 98765 43210",
+            "Meena Joshi",
+        ]
+    )
     sheet.append([])  # a blank row keeps its line number
-    sheet.append(["Kiwi Exports Ltd", "KIWI", None, "Foreign", "NZ", "NZD", 45.0, None, None,
-                  None, None, None])  # fmt: skip
+    sheet.append(
+        [
+            "Kiwi Exports Ltd",
+            "KIWI",
+            None,
+            "Foreign",
+            "NZ",
+            "NZD",
+            45.0,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ]
+    )
     sheet.append(["Lotus Labs", "LOTUS", None, None, None, None, 30, -5, 2099, None, None, None])
     content = io.BytesIO()
     workbook.save(content)
@@ -320,7 +380,11 @@ def test_xlsx_workbooks_import_like_csv(client, workspace, tenant_db, run_jobs):
     [contact] = tenant_db.scalars(select(Contact).where(Contact.client_id == jaipur.id))
     assert contact.phone == "+919876543210"
     assert (kiwi.location, kiwi.country, kiwi.currency, kiwi.payment_days) == (
-        "foreign", "NZ", "NZD", 45)  # fmt: skip
+        "foreign",
+        "NZ",
+        "NZD",
+        45,
+    )
 
 
 def test_uploads_that_cannot_be_imported_say_why(client, workspace, tenant_db):
@@ -425,8 +489,13 @@ def test_a_chunk_the_database_refuses_is_not_half_written(
     import_file(
         client, tenant, run_jobs, "one.csv", b"Name,Short name,Payment days\nTaken Co,TAKEN,30\n"
     )
-    rows = ["Name,Short name,Payment days", "New One,N1,30", "New Two,N2,30",
-            "New Three,N3,30", "Taken Again Co,TAKEN,45"]  # fmt: skip
+    rows = [
+        "Name,Short name,Payment days",
+        "New One,N1,30",
+        "New Two,N2,30",
+        "New Three,N3,30",
+        "Taken Again Co,TAKEN,45",
+    ]
     monkeypatch.setattr(imports, "CHUNK_SIZE", 2)
     real_lookup = imports.RowChecker.lookup
 
@@ -482,8 +551,11 @@ def test_import_needs_the_edit_permission(client, workspace, make_user, add_memb
     )
     assert response.status_code == 403
     import_id = import_id_of(upload(client, tenant, "c.csv", MIXED_CSV))
-    for url in (f"/imports/{import_id}", f"/imports/{import_id}/errors.csv",
-                f"/imports/{import_id}/progress"):  # fmt: skip
+    for url in (
+        f"/imports/{import_id}",
+        f"/imports/{import_id}/errors.csv",
+        f"/imports/{import_id}/progress",
+    ):
         assert other.get(base(tenant) + url).status_code == 403
     response = other.post(f"{base(tenant)}/imports/{import_id}/start", data={"csrf_token": token})
     assert response.status_code == 403
@@ -523,8 +595,9 @@ def test_an_import_no_worker_has_can_be_started_again(
         patch.setattr(imports, "enqueue_import", redis_down)
         assert start(client, tenant, import_id).status_code == 303
     assert get_import(tenant_db, import_id).status == "queued"
-    progress = client.get(f"{base(tenant)}/imports/{import_id}/progress",
-                          headers={"HX-Request": "true"})  # fmt: skip
+    progress = client.get(
+        f"{base(tenant)}/imports/{import_id}/progress", headers={"HX-Request": "true"}
+    )
     assert "No worker has this import" in progress.text
 
     assert start(client, tenant, import_id).status_code == 303
@@ -538,8 +611,9 @@ def test_a_queued_import_a_worker_has_is_not_started_twice(client, workspace, te
     import_id = import_id_of(upload(client, tenant, "clients.csv", MIXED_CSV))
     save_mapping(client, tenant, import_id)
     start(client, tenant, import_id)  # queued, its job waiting in Redis
-    progress = client.get(f"{base(tenant)}/imports/{import_id}/progress",
-                          headers={"HX-Request": "true"})  # fmt: skip
+    progress = client.get(
+        f"{base(tenant)}/imports/{import_id}/progress", headers={"HX-Request": "true"}
+    )
     assert "No worker has this import" not in progress.text
     start(client, tenant, import_id)
     assert get_import(tenant_db, import_id).status == "queued"

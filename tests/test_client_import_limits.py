@@ -36,7 +36,10 @@ from tests.test_client_import import (
 # The fixtures of the import tests: files in a folder of the test's own, a workspace with its
 # owner logged in, a session bound to it.
 _own_storage, workspace, tenant_db = (
-    import_tests._own_storage, import_tests.workspace, import_tests.tenant_db)  # fmt: skip
+    import_tests._own_storage,
+    import_tests.workspace,
+    import_tests.tenant_db,
+)
 
 MB = 1024 * 1024
 CONTENT_TYPES = (
@@ -92,8 +95,10 @@ def workbook_bomb(unpacked_bytes: int) -> bytes:
         archive.writestr("xl/workbook.xml", WORKBOOK)
         archive.writestr("xl/_rels/workbook.xml.rels", WORKBOOK_RELS)
         with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=False) as sheet:
-            sheet.write(b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
-                        b'2006/main"><sheetData>' + HEADER_ROW.encode())  # fmt: skip
+            sheet.write(
+                b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
+                b'2006/main"><sheetData>' + HEADER_ROW.encode()
+            )
             block = CLIENT_ROW * (MB // len(CLIENT_ROW))
             for _ in range(unpacked_bytes // len(block)):
                 sheet.write(block)
@@ -124,17 +129,21 @@ def test_a_workbook_bomb_is_refused_by_the_upload_without_unpacking_it(
     assert unpacked / len(bomb) >= 600  # the 600x expansion the 20 MB limit allowed
     opened = []
     real_open = zipfile.ZipFile.open
-    monkeypatch.setattr(zipfile.ZipFile, "open",
-                        lambda self, name, *a, **k: opened.append(name) or real_open(
-                            self, name, *a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        zipfile.ZipFile,
+        "open",
+        lambda self, name, *a, **k: opened.append(name) or real_open(self, name, *a, **k),
+    )
 
     page = client.get(f"{base(workspace)}/imports/new")
     tracemalloc.start()
     try:
         response = client.post(
             f"{base(workspace)}/imports/new",
-            data={"file": (io.BytesIO(bomb), "clients.xlsx"),
-                  "csrf_token": csrf_token_from(page.text)},  # fmt: skip
+            data={
+                "file": (io.BytesIO(bomb), "clients.xlsx"),
+                "csrf_token": csrf_token_from(page.text),
+            },
             content_type="multipart/form-data",
         )
         _, peak = tracemalloc.get_traced_memory()
@@ -200,8 +209,10 @@ def test_a_csv_with_too_many_rows_is_refused_naming_the_limit(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"Name,Short name," + b",".join(b"x%d" % n for n in range(120)) + b"\nA Co,AC\n",
-         "Line 1 has more than 100 columns"),
+        (
+            b"Name,Short name," + b",".join(b"x%d" % n for n in range(120)) + b"\nA Co,AC\n",
+            "Line 1 has more than 100 columns",
+        ),
         (b"Name,Short name\nA Co," + b"A" * 5_000 + b"\n", "Line 2, column B: a cell holds"),
         (b"Name,Short name\n" + b"," * 1_000_000 + b"\n", "Line 2 is longer than"),
     ],
@@ -221,22 +232,26 @@ def test_the_upload_request_only_stores_the_file_and_a_worker_reads_it(
     page = client.get(f"{base(workspace)}/imports/new")
     response = client.post(
         f"{base(workspace)}/imports/new",
-        data={"file": (io.BytesIO(b"\n\n"), "clients.csv"),  # not usable: found by the worker
-              "csrf_token": csrf_token_from(page.text)},  # fmt: skip
+        data={
+            "file": (io.BytesIO(b"\n\n"), "clients.csv"),  # not usable: found by the worker
+            "csrf_token": csrf_token_from(page.text),
+        },
         content_type="multipart/form-data",
     )
     import_id = import_id_of(response)
     assert get_import(tenant_db, import_id).status == "reading"
     detail = client.get(f"{base(workspace)}/imports/{import_id}")
     assert "Reading the file" in detail.text and 'hx-trigger="every 1s"' in detail.text
-    polled = client.get(f"{base(workspace)}/imports/{import_id}/progress?reading=1",
-                        headers={"HX-Request": "true"})  # fmt: skip
+    polled = client.get(
+        f"{base(workspace)}/imports/{import_id}/progress?reading=1", headers={"HX-Request": "true"}
+    )
     assert "HX-Refresh" not in polled.headers and 'hx-trigger="every 1s"' in polled.text
 
     read_uploads(app)
     assert get_import(tenant_db, import_id).status == "unreadable"
-    polled = client.get(f"{base(workspace)}/imports/{import_id}/progress?reading=1",
-                        headers={"HX-Request": "true"})  # fmt: skip
+    polled = client.get(
+        f"{base(workspace)}/imports/{import_id}/progress?reading=1", headers={"HX-Request": "true"}
+    )
     assert polled.headers["HX-Refresh"] == "true"  # the page shows the outcome
     assert "first row is empty" in client.get(f"{base(workspace)}/imports/{import_id}").text
 
@@ -266,8 +281,7 @@ def test_the_workbook_reader_reads_values_as_openpyxl_does(app):
 
     expected = []
     # As the import read workbooks until issue 14: a formula's value is the one Excel saved.
-    reread = openpyxl.load_workbook(io.BytesIO(content.getvalue()), read_only=True,
-                                    data_only=True)  # fmt: skip
+    reread = openpyxl.load_workbook(io.BytesIO(content.getvalue()), read_only=True, data_only=True)
     for line, values in enumerate(reread.active.iter_rows(values_only=True), start=1):
         cells = [import_files._cell_text(v) for v in values]
         while cells and not cells[-1]:
@@ -288,12 +302,16 @@ def test_a_chunk_is_cut_by_characters_as_well_as_rows():
 
 def test_a_double_submitted_upload_makes_one_import(client, workspace, tenant_db, storage_root):
     page = client.get(f"{base(workspace)}/imports/new")
-    form = {"csrf_token": csrf_token_from(page.text),
-            "upload_key": form_key_from(page.text, "upload_key")}  # fmt: skip
+    form = {
+        "csrf_token": csrf_token_from(page.text),
+        "upload_key": form_key_from(page.text, "upload_key"),
+    }
     responses = [
-        client.post(f"{base(workspace)}/imports/new",
-                    data={**form, "file": (io.BytesIO(MIXED_CSV), "clients.csv")},
-                    content_type="multipart/form-data")  # fmt: skip
+        client.post(
+            f"{base(workspace)}/imports/new",
+            data={**form, "file": (io.BytesIO(MIXED_CSV), "clients.csv")},
+            content_type="multipart/form-data",
+        )
         for _ in range(2)
     ]
     assert [r.status_code for r in responses] == [303, 303]
@@ -312,11 +330,16 @@ def test_a_double_submitted_start_starts_one_import(
     assert save_mapping(client, workspace, import_id).status_code == 303
     handed_over = []
     page = client.get(f"{base(workspace)}/imports/{import_id}")
-    form = {"csrf_token": csrf_token_from(page.text),
-            "form_key": form_key_from(page.text, "form_key")}  # fmt: skip
+    form = {
+        "csrf_token": csrf_token_from(page.text),
+        "form_key": form_key_from(page.text, "form_key"),
+    }
     with monkeypatch.context() as patch:
-        patch.setattr(imports, "enqueue_import",
-                      lambda import_id, tenant_id: handed_over.append((import_id, tenant_id)))
+        patch.setattr(
+            imports,
+            "enqueue_import",
+            lambda import_id, tenant_id: handed_over.append((import_id, tenant_id)),
+        )
         for _ in range(2):
             response = client.post(f"{base(workspace)}/imports/{import_id}/start", data=form)
             assert response.status_code == 303
@@ -342,9 +365,7 @@ def test_a_workbook_of_too_many_parts_is_refused(client, workspace, app, monkeyp
     assert response.status_code == 422 and "holds 5 parts" in response.text
 
 
-def test_reading_a_file_is_stopped_after_the_job_timeout(
-    client, workspace, tenant_db, monkeypatch
-):
+def test_reading_a_file_is_stopped_after_the_job_timeout(client, workspace, tenant_db, monkeypatch):
     monkeypatch.setattr(imports, "READ_JOB_TIMEOUT", 1)
 
     def never_ending(*args, **kwargs):
@@ -362,13 +383,17 @@ def test_a_double_submitted_upload_racing_the_first_one_makes_one_import(
     """The second post checks for the form's key before the first one committed: the unique
     key stops its insert, its file is removed, and it answers with the first import."""
     page = client.get(f"{base(workspace)}/imports/new")
-    form = {"csrf_token": csrf_token_from(page.text),
-            "upload_key": form_key_from(page.text, "upload_key")}  # fmt: skip
+    form = {
+        "csrf_token": csrf_token_from(page.text),
+        "upload_key": form_key_from(page.text, "upload_key"),
+    }
 
     def post():
-        return client.post(f"{base(workspace)}/imports/new",
-                           data={**form, "file": (io.BytesIO(MIXED_CSV), "clients.csv")},
-                           content_type="multipart/form-data")  # fmt: skip
+        return client.post(
+            f"{base(workspace)}/imports/new",
+            data={**form, "file": (io.BytesIO(MIXED_CSV), "clients.csv")},
+            content_type="multipart/form-data",
+        )
 
     first = post()
     real_lookup = imports._import_with_upload_key

@@ -162,9 +162,15 @@ def test_engagement_manager_must_be_a_member():
 
 @pytest.mark.parametrize(
     ("year", "ok"),
-    [("2015", True), ("2026", True), ("2014", False), ("2027", False), ("15", False),
-     ("20x5", False)],
-)  # fmt: skip
+    [
+        ("2015", True),
+        ("2026", True),
+        ("2014", False),
+        ("2027", False),
+        ("15", False),
+        ("20x5", False),
+    ],
+)
 def test_new_business_year_is_four_digits_from_2015_and_not_in_the_future(year, ok):
     if ok:
         assert values_for(new_business_year=year)["new_business_year"] == int(year)
@@ -202,10 +208,17 @@ def test_tags_are_tidied_and_bounded():
 
 def test_contact_email_phone_and_roles():
     values, errors = clean_contact(
-        MultiDict([("full_name", "Ravi Kumar"), ("email", "Ravi@Example.com"),
-                   ("phone", "098765 43210"), ("roles", "billing"), ("roles", "primary")]),
+        MultiDict(
+            [
+                ("full_name", "Ravi Kumar"),
+                ("email", "Ravi@Example.com"),
+                ("phone", "098765 43210"),
+                ("roles", "billing"),
+                ("roles", "primary"),
+            ]
+        ),
         "IN",
-    )  # fmt: skip
+    )
     assert errors == {}
     assert values["phone"] == "+919876543210" and values["roles"] == ["billing", "primary"]
     assert values["email"] == "Ravi@example.com"
@@ -213,8 +226,9 @@ def test_contact_email_phone_and_roles():
     assert set(errors) == {"full_name", "email", "phone"}
     _, errors = clean_contact({"full_name": "Ravi Kumar"}, "IN")
     assert "e-mail address or a phone" in errors["email"]
-    _, errors = clean_contact(MultiDict([("full_name", "Ravi"), ("email", "r@example.com"),
-                                         ("roles", "boss")]), "IN")  # fmt: skip
+    _, errors = clean_contact(
+        MultiDict([("full_name", "Ravi"), ("email", "r@example.com"), ("roles", "boss")]), "IN"
+    )
     assert "billing, primary and escalation" in errors["roles"]
 
 
@@ -224,16 +238,19 @@ def test_phone_default_region_is_the_tenants_country():
 
 
 def test_site_coordinates_are_in_range_and_come_in_pairs():
-    values, errors = clean_site({"name": "Pune works", "latitude": "18.520430",
-                                 "longitude": "73.856744"})  # fmt: skip
+    values, errors = clean_site(
+        {"name": "Pune works", "latitude": "18.520430", "longitude": "73.856744"}
+    )
     assert errors == {} and values["latitude"] == Decimal("18.520430")
     assert (
         "-90 to 90"
         in clean_site({"name": "X site", "latitude": "91", "longitude": "0"})[1]["latitude"]
     )
     assert "both" in clean_site({"name": "X site", "latitude": "18.5"})[1]["longitude"]
-    assert "decimal degrees" in clean_site({"name": "X site", "latitude": "north",
-                                            "longitude": "1"})[1]["latitude"]  # fmt: skip
+    assert (
+        "decimal degrees"
+        in clean_site({"name": "X site", "latitude": "north", "longitude": "1"})[1]["latitude"]
+    )
 
 
 def test_our_check_character_agrees_with_python_stdnum():

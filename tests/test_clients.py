@@ -27,10 +27,22 @@ def owner_client(client, make_tenant, make_user, login):
 
 
 def new_client(http, tenant, token, **fields):
-    data = {"csrf_token": token, "full_name": "Kaveri Builders Pvt Ltd", "short_name": "Kaveri",
-            "status": "active", "location": "local", "country": "IN", "region": "27",
-            "gstin": GSTIN_MH, "payment_terms": "net", "payment_days": "30", "currency": "INR",
-            "preferred_language": "en", "preferred_channel": "email", **fields}  # fmt: skip
+    data = {
+        "csrf_token": token,
+        "full_name": "Kaveri Builders Pvt Ltd",
+        "short_name": "Kaveri",
+        "status": "active",
+        "location": "local",
+        "country": "IN",
+        "region": "27",
+        "gstin": GSTIN_MH,
+        "payment_terms": "net",
+        "payment_days": "30",
+        "currency": "INR",
+        "preferred_language": "en",
+        "preferred_channel": "email",
+        **fields,
+    }
     return http.post(f"/t/{tenant.slug}/clients/new", data=data)
 
 
@@ -54,8 +66,9 @@ def test_wrong_gstin_is_explained_next_to_the_field_and_nothing_is_saved(owner_c
 def test_names_are_unique_among_clients_not_deleted(owner_client, db_session):
     http, tenant, _, token = owner_client
     first = new_client(http, tenant, token)
-    again = new_client(http, tenant, token, full_name="kaveri builders pvt ltd",
-                       short_name="KAVERI")  # fmt: skip
+    again = new_client(
+        http, tenant, token, full_name="kaveri builders pvt ltd", short_name="KAVERI"
+    )
     assert again.status_code == 422
     assert "Another client has this full name" in again.text
     assert "Another client has this short name" in again.text
@@ -87,9 +100,16 @@ def test_inline_section_edit_saves_and_shows_errors_in_place(owner_client, db_se
     assert bad.status_code == 422
     assert 'id="terms-payment_days-error"' in bad.text
     assert 'id="terms-payment_terms_note-error"' in bad.text
-    good = http.post(url + "/sections/terms", headers=htmx,
-                     data={"csrf_token": token, "payment_terms": "immediate",
-                           "payment_days": "", "payment_terms_note": ""})  # fmt: skip
+    good = http.post(
+        url + "/sections/terms",
+        headers=htmx,
+        data={
+            "csrf_token": token,
+            "payment_terms": "immediate",
+            "payment_days": "",
+            "payment_terms_note": "",
+        },
+    )
     assert good.status_code == 200 and "Immediate" in good.text
     assert "Payment terms saved" in good.headers["HX-Trigger"]
     saved = tenant_session(db_session, tenant).scalars(select(Client)).one()
@@ -128,8 +148,15 @@ def test_engagement_manager_is_told_by_email(
     body = mail.get_body(preferencelist=("plain",)).get_content()
     assert url in body
     outsider = make_user()
-    bad = new_client(http, tenant, token, full_name="Other Co", short_name="Other",
-                     gstin="", engagement_manager_user_id=str(outsider.id))  # fmt: skip
+    bad = new_client(
+        http,
+        tenant,
+        token,
+        full_name="Other Co",
+        short_name="Other",
+        gstin="",
+        engagement_manager_user_id=str(outsider.id),
+    )
     assert bad.status_code == 422 and "member of this workspace" in bad.text
 
 
@@ -138,12 +165,19 @@ def many_clients(owner_client, db_session):
     http, tenant, owner, token = owner_client
     session = tenant_session(db_session, tenant)
     for i in range(60):
-        session.add(Client(full_name=f"Client {i:03d} Pvt Ltd", short_name=f"C{i:03d}",
-                           location="local" if i % 3 else "foreign",
-                           country="IN" if i % 3 else "AU", currency="INR",
-                           payment_terms="net", payment_days=30,
-                           tags=["north"] if i % 2 else [],
-                           status="prospect" if i % 10 == 0 else "active"))  # fmt: skip
+        session.add(
+            Client(
+                full_name=f"Client {i:03d} Pvt Ltd",
+                short_name=f"C{i:03d}",
+                location="local" if i % 3 else "foreign",
+                country="IN" if i % 3 else "AU",
+                currency="INR",
+                payment_terms="net",
+                payment_days=30,
+                tags=["north"] if i % 2 else [],
+                status="prospect" if i % 10 == 0 else "active",
+            )
+        )
     session.commit()
     session.close()
     return http, tenant, owner, token
@@ -173,8 +207,9 @@ def test_list_pages_forward_and_back_without_gaps_or_repeats(many_clients):
 def test_search_filters_and_sort_are_in_the_url(many_clients):
     http, tenant, _, _ = many_clients
     base = f"/t/{tenant.slug}/clients/"
-    assert names_on(http.get(base + "?q=client 01").text) == [f"Client {i:03d}" for i in
-                                                              range(11, 20)]  # fmt: skip
+    assert names_on(http.get(base + "?q=client 01").text) == [
+        f"Client {i:03d}" for i in range(11, 20)
+    ]
     foreign = names_on(http.get(base + "?location=foreign").text)
     assert foreign and all(int(n[-3:]) % 3 == 0 for n in foreign)
     tagged = http.get(base + "?tag=north&sort=-name")
@@ -192,15 +227,21 @@ def test_bulk_actions_tag_assign_and_set_status(many_clients, db_session, make_u
     session = tenant_session(db_session, tenant)
     ids = [str(c.id) for c in session.scalars(select(Client).order_by(Client.id).limit(3))]
     base = f"/t/{tenant.slug}/clients/bulk"
-    for data in ({"action": "tag", "tag": "Priority"},
-                 {"action": "manager", "manager": str(manager.id)},
-                 {"action": "status", "status": "on_hold"}):  # fmt: skip
+    for data in (
+        {"action": "tag", "tag": "Priority"},
+        {"action": "manager", "manager": str(manager.id)},
+        {"action": "status", "status": "on_hold"},
+    ):
         response = http.post(base, data={"csrf_token": token, "client_ids": ids, **data})
         assert response.status_code == 303
     session.expire_all()
     changed = session.scalars(select(Client).where(Client.id.in_([int(i) for i in ids]))).all()
-    assert all("priority" in c.tags and c.engagement_manager_user_id == manager.id
-               and c.status == "on_hold" for c in changed)  # fmt: skip
+    assert all(
+        "priority" in c.tags
+        and c.engagement_manager_user_id == manager.id
+        and c.status == "on_hold"
+        for c in changed
+    )
     audited = session.scalars(
         select(AuditEntry).where(AuditEntry.entity == "clients", AuditEntry.action == "update")
     ).all()
@@ -211,25 +252,50 @@ def test_bulk_actions_tag_assign_and_set_status(many_clients, db_session, make_u
 def test_contacts_with_consent_and_opt_out_honoured(owner_client, db_session):
     http, tenant, _, token = owner_client
     url = new_client(http, tenant, token).headers["Location"]
-    bad = http.post(url + "/contacts", data={"csrf_token": token, "full_name": "Ravi",
-                                             "email": "ravi@", "phone": "12"})  # fmt: skip
+    bad = http.post(
+        url + "/contacts",
+        data={"csrf_token": token, "full_name": "Ravi", "email": "ravi@", "phone": "12"},
+    )
     assert bad.status_code == 422 and 'id="contact-email-error"' in bad.text
     assert 'id="contact-phone-error"' in bad.text
-    http.post(url + "/contacts", data={"csrf_token": token, "full_name": "Ravi Kumar",
-                                       "email": "ravi@example.com", "phone": "9876543210",
-                                       "roles": ["billing", "escalation"]})  # fmt: skip
+    http.post(
+        url + "/contacts",
+        data={
+            "csrf_token": token,
+            "full_name": "Ravi Kumar",
+            "email": "ravi@example.com",
+            "phone": "9876543210",
+            "roles": ["billing", "escalation"],
+        },
+    )
     session = tenant_session(db_session, tenant)
     contact = session.scalars(select(Contact)).one()
     assert contact.phone == "+919876543210" and contact.roles == ["billing", "escalation"]
     assert services.may_contact(contact, "email") and not services.may_contact(contact, "sms")
     consent = f"{url}/contacts/{contact.id}/consent"
-    http.post(consent, data={"csrf_token": token, "channel": "whatsapp", "state": "opted_in",
-                             "source": "signed form"})  # fmt: skip
-    http.post(consent, data={"csrf_token": token, "channel": "email", "state": "opted_out",
-                             "source": "replied STOP"})  # fmt: skip
-    no_source = http.post(consent, data={"csrf_token": token, "channel": "sms",
-                                         "state": "opted_in", "source": ""},
-                          follow_redirects=True)  # fmt: skip
+    http.post(
+        consent,
+        data={
+            "csrf_token": token,
+            "channel": "whatsapp",
+            "state": "opted_in",
+            "source": "signed form",
+        },
+    )
+    http.post(
+        consent,
+        data={
+            "csrf_token": token,
+            "channel": "email",
+            "state": "opted_out",
+            "source": "replied STOP",
+        },
+    )
+    no_source = http.post(
+        consent,
+        data={"csrf_token": token, "channel": "sms", "state": "opted_in", "source": ""},
+        follow_redirects=True,
+    )
     assert "Say how the consent was given" in no_source.text
     session.expire_all()
     assert (
@@ -245,12 +311,21 @@ def test_contacts_with_consent_and_opt_out_honoured(owner_client, db_session):
 def test_sites_keep_coordinates_and_a_site_contact(owner_client, db_session):
     http, tenant, _, token = owner_client
     url = new_client(http, tenant, token).headers["Location"]
-    bad = http.post(url + "/sites", data={"csrf_token": token, "name": "Pune works",
-                                          "latitude": "95", "longitude": "73.8"})  # fmt: skip
+    bad = http.post(
+        url + "/sites",
+        data={"csrf_token": token, "name": "Pune works", "latitude": "95", "longitude": "73.8"},
+    )
     assert bad.status_code == 422 and 'id="site-latitude-error"' in bad.text
-    ok = http.post(url + "/sites", data={"csrf_token": token, "name": "Pune works",
-                                         "city": "Pune", "latitude": "18.520430",
-                                         "longitude": "73.856744"})  # fmt: skip
+    ok = http.post(
+        url + "/sites",
+        data={
+            "csrf_token": token,
+            "name": "Pune works",
+            "city": "Pune",
+            "latitude": "18.520430",
+            "longitude": "73.856744",
+        },
+    )
     assert ok.status_code == 303
     assert "18.520430, 73.856744" in http.get(url + "?tab=sites").text
 
@@ -277,11 +352,20 @@ def test_viewer_sees_clients_but_cannot_change_them(
 def test_timeline_shows_changes_to_the_client_and_its_contacts(owner_client):
     http, tenant, _, token = owner_client
     url = new_client(http, tenant, token).headers["Location"]
-    http.post(url + "/sections/identity", data={"csrf_token": token, "full_name": "Kaveri Infra",
-                                                "short_name": "Kaveri", "status": "active",
-                                                "external_id": ""})  # fmt: skip
-    http.post(url + "/contacts", data={"csrf_token": token, "full_name": "Ravi Kumar",
-                                       "email": "ravi@example.com"})  # fmt: skip
+    http.post(
+        url + "/sections/identity",
+        data={
+            "csrf_token": token,
+            "full_name": "Kaveri Infra",
+            "short_name": "Kaveri",
+            "status": "active",
+            "external_id": "",
+        },
+    )
+    http.post(
+        url + "/contacts",
+        data={"csrf_token": token, "full_name": "Ravi Kumar", "email": "ravi@example.com"},
+    )
     timeline = http.get(url + "?tab=timeline").text
     assert "Kaveri Builders Pvt Ltd" in timeline and "Kaveri Infra" in timeline
     assert "a contact" in timeline and "Meera Owner" in timeline

@@ -16,9 +16,15 @@ from app.invoicing.models import Invoice
 from app.messaging.models import OutboxMessage
 from tests.helpers import csrf_token_from, tenant_session
 
-LEVEL = {"name": "Friendly reminder", "trigger": "before_due", "trigger_days": "2",
-         "channels": ["email", "sms"], "template_purpose": "notice_1", "min_gap_days": "1",
-         "fee_amount": ""}  # fmt: skip
+LEVEL = {
+    "name": "Friendly reminder",
+    "trigger": "before_due",
+    "trigger_days": "2",
+    "channels": ["email", "sms"],
+    "template_purpose": "notice_1",
+    "min_gap_days": "1",
+    "fee_amount": "",
+}
 
 
 @pytest.fixture
@@ -69,46 +75,72 @@ def test_levels_added_with_errors_next_to_fields_edited_reordered_and_removed(ad
     client, base, token, session, *_ = admin_site
     policy = policy_named(session, "Standard")
     url = f"{base}/policies/{policy.id}/levels"
-    bad = client.post(url, data={"csrf_token": token, **LEVEL, "name": "", "trigger_days": "x",
-                                 "channels": ["fax"], "fee_amount": "-1"})  # fmt: skip
+    bad = client.post(
+        url,
+        data={
+            "csrf_token": token,
+            **LEVEL,
+            "name": "",
+            "trigger_days": "x",
+            "channels": ["fax"],
+            "fee_amount": "-1",
+        },
+    )
     assert bad.status_code == 422
-    for field, message in (("new-name", "Enter a name."),
-                           ("new-trigger_days", "whole number"),
-                           ("new-channels", "at least one channel"),
-                           ("new-fee_amount", "zero or more")):  # fmt: skip
+    for field, message in (
+        ("new-name", "Enter a name."),
+        ("new-trigger_days", "whole number"),
+        ("new-channels", "at least one channel"),
+        ("new-fee_amount", "zero or more"),
+    ):
         assert f'id="{field}-error"' in bad.text and message in bad.text
     assert client.post(url, data={"csrf_token": token, **LEVEL}).status_code == 303
     levels = policy_named(session, "Standard").levels
     assert [level.position for level in levels] == [1, 2, 3, 4, 5]
     added = levels[-1]
     assert (added.name, added.channels, added.trigger) == (
-        "Friendly reminder", ["email", "sms"], "before_due")  # fmt: skip
+        "Friendly reminder",
+        ["email", "sms"],
+        "before_due",
+    )
 
     edit = f"{url}/{added.id}"
     assert client.get(edit).status_code == 200
-    saved = client.post(edit, data={"csrf_token": token, **LEVEL, "fee_amount": "250.00",
-                                    "requires_approval": "1"})  # fmt: skip
+    saved = client.post(
+        edit, data={"csrf_token": token, **LEVEL, "fee_amount": "250.00", "requires_approval": "1"}
+    )
     assert saved.status_code == 303
     session.expire_all()
     assert session.get(CollectionLevel, added.id).fee_amount == 250
     assert session.get(CollectionLevel, added.id).requires_approval
 
-    moved = client.post(f"{edit}/move", data={"csrf_token": token, "direction": "up"},
-                        headers={"HX-Request": "true"})  # fmt: skip
+    moved = client.post(
+        f"{edit}/move",
+        data={"csrf_token": token, "direction": "up"},
+        headers={"HX-Request": "true"},
+    )
     assert moved.status_code == 200 and "<html" not in moved.text
     assert "4. Friendly reminder" in moved.text
     session.expire_all()
     names = [level.name for level in policy_named(session, "Standard").levels]
-    assert names == ["1st notice", "2nd notice", "Final notice", "Friendly reminder",
-                     "Legal action"]  # fmt: skip
+    assert names == [
+        "1st notice",
+        "2nd notice",
+        "Final notice",
+        "Friendly reminder",
+        "Legal action",
+    ]
     first = policy_named(session, "Standard").levels[0]
-    removed = client.post(f"{url}/{first.id}/delete", data={"csrf_token": token},
-                          headers={"HX-Request": "true"})  # fmt: skip
+    removed = client.post(
+        f"{url}/{first.id}/delete", data={"csrf_token": token}, headers={"HX-Request": "true"}
+    )
     assert removed.status_code == 200
     session.expire_all()
     ladder = policy_named(session, "Standard").levels
     assert [(level.position, level.name) for level in ladder][:2] == [
-        (1, "2nd notice"), (2, "Final notice")]  # fmt: skip
+        (1, "2nd notice"),
+        (2, "Final notice"),
+    ]
     assert ladder[0].trigger == "after_due"  # a first level counts from the due date
 
 
@@ -128,38 +160,56 @@ def test_only_admins_edit_policies_everyone_sees_them(
     assert (
         client.post(f"{base}/policies", data={"csrf_token": token, "name": "X"}).status_code == 403
     )
-    assert client.post(f"{base}/policies/{policy.id}/levels",
-                       data={"csrf_token": token, **LEVEL}).status_code == 403  # fmt: skip
+    assert (
+        client.post(
+            f"{base}/policies/{policy.id}/levels", data={"csrf_token": token, **LEVEL}
+        ).status_code
+        == 403
+    )
     assert client.get(f"{base}/settings").status_code == 403
     assert client.get(f"{base}/").status_code == 200
 
 
 def test_settings_record_who_switched_automatic_sending_and_check_udyam(admin_site):
     client, base, token, session, owner, _ = admin_site
-    form = {"csrf_token": token, "run_hour": "8", "tolerance_amount": "10.00",
-            "grouping": "invoice", "visit_radius_m": "250",
-            "msme_rate_basis": "per_rest"}  # fmt: skip
-    bad = client.post(f"{base}/settings", data={**form, "udyam_number": "UDYAM-MH-1-12",
-                                                "msme_category": "small",
-                                                "run_hour": "24"})  # fmt: skip
+    form = {
+        "csrf_token": token,
+        "run_hour": "8",
+        "tolerance_amount": "10.00",
+        "grouping": "invoice",
+        "visit_radius_m": "250",
+        "msme_rate_basis": "per_rest",
+    }
+    bad = client.post(
+        f"{base}/settings",
+        data={**form, "udyam_number": "UDYAM-MH-1-12", "msme_category": "small", "run_hour": "24"},
+    )
     assert bad.status_code == 422
     assert 'id="udyam_number-error"' in bad.text and "UDYAM-XX-00-0000000" in bad.text
     assert 'id="run_hour-error"' in bad.text
-    ok = client.post(f"{base}/settings", data={**form, "auto_send": "1",
-                                               "udyam_number": "udyam-mh-19-0001234",
-                                               "msme_category": "micro"})  # fmt: skip
+    ok = client.post(
+        f"{base}/settings",
+        data={
+            **form,
+            "auto_send": "1",
+            "udyam_number": "udyam-mh-19-0001234",
+            "msme_category": "micro",
+        },
+    )
     assert ok.status_code == 303
     session.expire_all()
     settings = services.settings_of(session)
     assert settings.auto_send and settings.auto_send_changed_by == owner.id
     assert settings.auto_send_changed_at is not None
     assert (settings.udyam_number, settings.msme_category, settings.grouping) == (
-        "UDYAM-MH-19-0001234", "micro", "invoice")  # fmt: skip
+        "UDYAM-MH-19-0001234",
+        "micro",
+        "invoice",
+    )
     assert str(settings.tolerance_amount) == "10.00" and settings.run_hour == 8
 
 
-def test_policy_for_prefers_the_invoice_then_the_client_then_the_default(db_session,
-                                                                        make_tenant):  # fmt: skip
+def test_policy_for_prefers_the_invoice_then_the_client_then_the_default(db_session, make_tenant):
     session = tenant_session(db_session, make_tenant())
     standard = services.default_policy(session)
     strict = services.save_policy(session, {"name": "Strict"})
@@ -181,13 +231,22 @@ def test_send_me_a_test_goes_to_me_only_and_records_nothing(admin_site):
     from tests.test_collections_run import notice_count
 
     client, base, token, session, owner, tenant = admin_site
-    customer = Client(full_name="Test Client", short_name="TC", location="local", country="IN",
-                      currency="INR", payment_terms="net",
-                      payment_days=30)  # fmt: skip
+    customer = Client(
+        full_name="Test Client",
+        short_name="TC",
+        location="local",
+        country="IN",
+        currency="INR",
+        payment_terms="net",
+        payment_days=30,
+    )
     session.add(customer)
     session.flush()
-    session.add(Contact(client_id=customer.id, full_name="Ravi", roles=["billing"],
-                        email="ravi@example.com"))  # fmt: skip
+    session.add(
+        Contact(
+            client_id=customer.id, full_name="Ravi", roles=["billing"], email="ravi@example.com"
+        )
+    )
     level = services.default_policy(session).levels[0]
     session.commit()
     form = {"csrf_token": token, "level_id": level.id, "client_id": customer.id}
@@ -196,10 +255,24 @@ def test_send_me_a_test_goes_to_me_only_and_records_nothing(admin_site):
     missing = client.post(f"{base}/test", data={"csrf_token": token})
     assert 'id="level_id-error"' in missing.text and 'id="client_id-error"' in missing.text
 
-    session.add(Invoice(client_id=customer.id, number="TST-1", status="overdue",
-                        issue_date=date(2026, 1, 1), due_date=date(2026, 1, 31), currency="INR",
-                        tax_regime="intra", subtotal=5000, cgst=0, sgst=0, igst=0, other_tax=0,
-                        total=5000, amount_in_words="Five thousand"))  # fmt: skip
+    session.add(
+        Invoice(
+            client_id=customer.id,
+            number="TST-1",
+            status="overdue",
+            issue_date=date(2026, 1, 1),
+            due_date=date(2026, 1, 31),
+            currency="INR",
+            tax_regime="intra",
+            subtotal=5000,
+            cgst=0,
+            sgst=0,
+            igst=0,
+            other_tax=0,
+            total=5000,
+            amount_in_words="Five thousand",
+        )
+    )
     session.commit()
     sent = client.post(f"{base}/test", data=form)
     assert sent.status_code == 303
@@ -217,19 +290,42 @@ def test_the_preview_page_says_why_and_run_now_records_a_run(admin_site):
     from app.collections.engine.run import tenant_today
 
     client, base, token, session, owner, tenant = admin_site
-    customer = Client(full_name="Preview Client", short_name="PC", location="local",
-                      country="IN", currency="INR", payment_terms="net",
-                      payment_days=30)  # fmt: skip
+    customer = Client(
+        full_name="Preview Client",
+        short_name="PC",
+        location="local",
+        country="IN",
+        currency="INR",
+        payment_terms="net",
+        payment_days=30,
+    )
     session.add(customer)
     session.flush()
-    session.add(Contact(client_id=customer.id, full_name="Asha", roles=["billing"],
-                        email="asha@example.com"))  # fmt: skip
+    session.add(
+        Contact(
+            client_id=customer.id, full_name="Asha", roles=["billing"], email="asha@example.com"
+        )
+    )
     today = tenant_today(tenant)
     for number, due in (("PRV-1", today - timedelta(days=3)), ("PRV-2", today + timedelta(days=9))):
-        session.add(Invoice(client_id=customer.id, number=number, status="overdue",
-                            issue_date=due - timedelta(days=30), due_date=due, currency="INR",
-                            tax_regime="intra", subtotal=100, cgst=0, sgst=0, igst=0,
-                            other_tax=0, total=100, amount_in_words="Hundred"))  # fmt: skip
+        session.add(
+            Invoice(
+                client_id=customer.id,
+                number=number,
+                status="overdue",
+                issue_date=due - timedelta(days=30),
+                due_date=due,
+                currency="INR",
+                tax_regime="intra",
+                subtotal=100,
+                cgst=0,
+                sgst=0,
+                igst=0,
+                other_tax=0,
+                total=100,
+                amount_in_words="Hundred",
+            )
+        )
     session.commit()
     page = client.get(f"{base}/")
     assert page.status_code == 200

@@ -42,9 +42,16 @@ def ledger(books):  # noqa: F811
     session, client, issued, new_client = books
 
     def reachable(client):
-        session.add(Contact(client_id=client.id, full_name=f"Billing {client.short_name}",
-                            roles=["billing"], email=f"billing{client.id}@example.com",
-                            phone="+919812345678", whatsapp_consent="opted_in"))  # fmt: skip
+        session.add(
+            Contact(
+                client_id=client.id,
+                full_name=f"Billing {client.short_name}",
+                roles=["billing"],
+                email=f"billing{client.id}@example.com",
+                phone="+919812345678",
+                whatsapp_consent="opted_in",
+            )
+        )
         session.flush()
         return client
 
@@ -176,8 +183,11 @@ def test_holds_pause_the_client_or_one_invoice_and_an_expired_hold_chases_again(
     session, client, invoice, _ = ledger
     kept, held = invoice(), invoice()
     day = DUE + timedelta(days=3)
-    session.add(CollectionHold(client_id=client.id, invoice_id=held.id, reason="audit",
-                               starts_on=DUE, ends_on=day))  # fmt: skip
+    session.add(
+        CollectionHold(
+            client_id=client.id, invoice_id=held.id, reason="audit", starts_on=DUE, ends_on=day
+        )
+    )
     session.flush()
     run_on(session, day)
     assert rungs(session, kept) == [(1, "email")] and rungs(session, held) == []
@@ -195,14 +205,23 @@ def test_holds_pause_the_client_or_one_invoice_and_an_expired_hold_chases_again(
 def test_an_open_promise_pauses_and_a_broken_one_resumes(ledger):
     session, client, invoice, _ = ledger
     bill, other = invoice(), invoice()
-    session.add(PromiseToPay(client_id=client.id, invoice_ids=[bill.id], amount=Decimal("1000"),
-                             currency="INR", promised_on=DUE + timedelta(days=7)))  # fmt: skip
+    session.add(
+        PromiseToPay(
+            client_id=client.id,
+            invoice_ids=[bill.id],
+            amount=Decimal("1000"),
+            currency="INR",
+            promised_on=DUE + timedelta(days=7),
+        )
+    )
     session.flush()
     run_on(session, DUE + timedelta(days=3))
     assert rungs(session, bill) == [] and rungs(session, other) == [(1, "email")]
     skipped = engine.plan(session, tenant_of(session), DUE + timedelta(days=7)).skipped
-    assert any(s.invoice_id == bill.id and s.code == "promised" and "8 Mar 2027" in s.reason
-               for s in skipped)  # fmt: skip
+    assert any(
+        s.invoice_id == bill.id and s.code == "promised" and "8 Mar 2027" in s.reason
+        for s in skipped
+    )
     run_on(session, DUE + timedelta(days=8))  # the promised day passed unpaid: chased again
     assert rungs(session, bill) == [(1, "email")]
 
@@ -210,8 +229,14 @@ def test_an_open_promise_pauses_and_a_broken_one_resumes(ledger):
 def test_a_promise_for_all_invoices_covers_every_one(ledger):
     session, client, invoice, _ = ledger
     invoice(), invoice()
-    session.add(PromiseToPay(client_id=client.id, amount=Decimal("2000"), currency="INR",
-                             promised_on=DUE + timedelta(days=30)))  # fmt: skip
+    session.add(
+        PromiseToPay(
+            client_id=client.id,
+            amount=Decimal("2000"),
+            currency="INR",
+            promised_on=DUE + timedelta(days=30),
+        )
+    )
     session.flush()
     assert run_on(session, DUE + timedelta(days=3)).notices_created == 0
 
@@ -245,7 +270,9 @@ def test_grouping_per_client_or_per_invoice(ledger):
     run_on(session, DUE + timedelta(days=3))
     notices = session.scalars(select(CollectionNotice).order_by(CollectionNotice.id)).all()
     assert [(n.client_id, n.amount_due, len(n.items)) for n in notices] == [
-        (client.id, Decimal("350.50"), 2), (other.id, Decimal("1000.00"), 1)]  # fmt: skip
+        (client.id, Decimal("350.50"), 2),
+        (other.id, Decimal("1000.00"), 1),
+    ]
 
     session2_client = new_client()
     settings_of(session).grouping = "invoice"
@@ -321,16 +348,17 @@ def test_a_day_that_is_not_a_business_day_creates_nothing_and_the_next_catches_u
 def test_the_preview_lists_what_goes_out_and_why_and_writes_nothing(ledger):
     session, client, invoice, _ = ledger
     due, early = invoice(), invoice(due=DUE + timedelta(days=10))
-    preview = engine.run(session, tenant_of(session), today=DUE + timedelta(days=3),
-                         dry_run=True)  # fmt: skip
+    preview = engine.run(session, tenant_of(session), today=DUE + timedelta(days=3), dry_run=True)
     assert preview.notices_created == 1 and preview.id is None
     assert notice_count(session) == 0
     assert session.scalar(select(func.count()).select_from(CollectionRun)) == 0
     plan = engine.plan(session, tenant_of(session), DUE + timedelta(days=3))
     assert [(n.invoices[0].invoice_id, n.reason) for n in plan.notices] == [
-        (due.id, "3 days after due (1 Mar 2027)")]  # fmt: skip
+        (due.id, "3 days after due (1 Mar 2027)")
+    ]
     assert [(s.invoice_id, s.reason) for s in plan.skipped] == [
-        (early.id, "not yet due: 1st notice on 14 Mar 2027")]  # fmt: skip
+        (early.id, "not yet due: 1st notice on 14 Mar 2027")
+    ]
 
 
 def test_runs_record_what_they_did(ledger):
@@ -356,8 +384,7 @@ def test_two_concurrent_runs_create_each_notice_once(app):
 
     tenant_id = 910_000_000 + os.getpid() % 100_000
     schema = schema_for_tenant_id(tenant_id)
-    tenant = Tenant(id=tenant_id, slug="race", time_zone="Asia/Kolkata", country="IN",
-                    region="27")  # fmt: skip
+    tenant = Tenant(id=tenant_id, slug="race", time_zone="Asia/Kolkata", country="IN", region="27")
     with app.app_context():
         engine_ = db.engine
         with engine_.begin() as conn:
@@ -367,19 +394,43 @@ def test_two_concurrent_runs_create_each_notice_once(app):
             with TenantSession(db, bind=engine_) as session:
                 bind_tenant(session, tenant_id)
                 for n in range(3):
-                    client = Client(full_name=f"Race client {n}", short_name=f"R{n}",
-                                    location="local", country="IN", currency="INR",
-                                    payment_days=30)  # fmt: skip
+                    client = Client(
+                        full_name=f"Race client {n}",
+                        short_name=f"R{n}",
+                        location="local",
+                        country="IN",
+                        currency="INR",
+                        payment_days=30,
+                    )
                     session.add(client)
                     session.flush()
-                    session.add(Contact(client_id=client.id, full_name="Billing",
-                                        roles=["billing"], email=f"r{n}@example.com"))  # fmt: skip
+                    session.add(
+                        Contact(
+                            client_id=client.id,
+                            full_name="Billing",
+                            roles=["billing"],
+                            email=f"r{n}@example.com",
+                        )
+                    )
                     session.add_all(
-                        Invoice(client_id=client.id, number=f"R{n}-{k}", status="overdue",
-                                issue_date=DUE - timedelta(days=30), due_date=DUE, currency="INR",
-                                tax_regime="intra", subtotal=100, cgst=0, sgst=0, igst=0,
-                                other_tax=0, total=100, amount_in_words="Hundred")
-                        for k in range(4))  # fmt: skip
+                        Invoice(
+                            client_id=client.id,
+                            number=f"R{n}-{k}",
+                            status="overdue",
+                            issue_date=DUE - timedelta(days=30),
+                            due_date=DUE,
+                            currency="INR",
+                            tax_regime="intra",
+                            subtotal=100,
+                            cgst=0,
+                            sgst=0,
+                            igst=0,
+                            other_tax=0,
+                            total=100,
+                            amount_in_words="Hundred",
+                        )
+                        for k in range(4)
+                    )
                 session.commit()
 
             results, errors = [], []

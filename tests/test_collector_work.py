@@ -41,8 +41,12 @@ def desk(db_session, make_tenant, make_user, add_member):
     other clients and of issued invoices (no tax: an invoice's total is its amount)."""
     people = {"owner": make_user(full_name="Owner")}
     tenant = make_tenant(owner=people["owner"], region="27")
-    for name, role in (("asha", "collector"), ("ravi", "collector"), ("mina", "finance"),
-                       ("vik", "viewer")):  # fmt: skip
+    for name, role in (
+        ("asha", "collector"),
+        ("ravi", "collector"),
+        ("mina", "finance"),
+        ("vik", "viewer"),
+    ):
         people[name] = make_user(full_name=name.title())
         add_member(tenant, people[name], role=role)
     session = tenant_session(db_session, tenant)
@@ -51,50 +55,91 @@ def desk(db_session, make_tenant, make_user, add_member):
 
     def new_client(collector=None):
         n = next(counter)
-        client = Client(full_name=f"Client {n}", short_name=f"C{n}", location="local",
-                        country="IN", currency="INR", region="27", payment_terms="net",
-                        payment_days=30, collector_user_id=collector)  # fmt: skip
+        client = Client(
+            full_name=f"Client {n}",
+            short_name=f"C{n}",
+            location="local",
+            country="IN",
+            currency="INR",
+            region="27",
+            payment_terms="net",
+            payment_days=30,
+            collector_user_id=collector,
+        )
         session.add(client)
         session.flush()
         return client
 
     def issued(client, amount, day):
         n = next(counter)
-        project = Project(client_id=client.id, name=f"Project {n}", currency="INR",
-                          contract_value=Decimal(amount), start_date=day)  # fmt: skip
+        project = Project(
+            client_id=client.id,
+            name=f"Project {n}",
+            currency="INR",
+            contract_value=Decimal(amount),
+            start_date=day,
+        )
         session.add(project)
         session.flush()
-        milestone = Milestone(project_id=project.id, position=1, name=f"Stage {n}",
-                              amount=Decimal(amount), due_rule="date", due_date=day,
-                              status="completed")  # fmt: skip
+        milestone = Milestone(
+            project_id=project.id,
+            position=1,
+            name=f"Stage {n}",
+            amount=Decimal(amount),
+            due_rule="date",
+            due_date=day,
+            status="completed",
+        )
         session.add(milestone)
         session.flush()
-        invoice = invoicing.draft_from_milestones(session, tenant, project, [milestone], "0",
-                                                  "9983")  # fmt: skip
+        invoice = invoicing.draft_from_milestones(
+            session, tenant, project, [milestone], "0", "9983"
+        )
         return invoicing.issue(session, tenant, invoice, day)
 
     client = new_client(collector=people["asha"].id)
     issued(client, "5000.00", today - timedelta(days=60))
-    session.add(Site(client_id=client.id, name="Head office", latitude=SITE[0],
-                     longitude=SITE[1]))  # fmt: skip
+    session.add(Site(client_id=client.id, name="Head office", latitude=SITE[0], longitude=SITE[1]))
     session.flush()
-    return {"session": session, "tenant": tenant, "client": client, "issued": issued,
-            "new_client": new_client, "today": today, **people}  # fmt: skip
+    return {
+        "session": session,
+        "tenant": tenant,
+        "client": client,
+        "issued": issued,
+        "new_client": new_client,
+        "today": today,
+        **people,
+    }
 
 
-def _task(session, client, channel="call", status="approved", assigned=None, amount="5000.00",
-          run_date=None):  # fmt: skip
+def _task(
+    session,
+    client,
+    channel="call",
+    status="approved",
+    assigned=None,
+    amount="5000.00",
+    run_date=None,
+):
     policy = session.scalar(select(CollectionPolicy).where(CollectionPolicy.is_default))
     level = session.scalar(
         select(CollectionLevel).where(
             CollectionLevel.policy_id == policy.id, CollectionLevel.position == 2
         )
     )
-    notice = CollectionNotice(client_id=client.id, policy_id=policy.id, level_id=level.id,
-                              level_number=2, level_name=level.name, channel=channel,
-                              currency="INR", status=status, amount_due=Decimal(amount),
-                              run_date=run_date or tenant_today(session),
-                              assigned_user_id=assigned)  # fmt: skip
+    notice = CollectionNotice(
+        client_id=client.id,
+        policy_id=policy.id,
+        level_id=level.id,
+        level_number=2,
+        level_name=level.name,
+        channel=channel,
+        currency="INR",
+        status=status,
+        amount_due=Decimal(amount),
+        run_date=run_date or tenant_today(session),
+        assigned_user_id=assigned,
+    )
     session.add(notice)
     session.flush()
     return notice
@@ -116,16 +161,25 @@ def test_queue_holds_each_collectors_own_work(desk):
     s, client, today = desk["session"], desk["client"], desk["today"]
     asha, ravi = desk["asha"].id, desk["ravi"].id
     mine = _task(s, client)  # unassigned, on Asha's client
-    assigned_to_asha = _task(s, other := desk["new_client"](), channel="visit", assigned=asha,
-                             amount="9000.00")  # fmt: skip
+    assigned_to_asha = _task(
+        s, other := desk["new_client"](), channel="visit", assigned=asha, amount="9000.00"
+    )
     given_to_ravi = _task(s, client, channel="visit", assigned=ravi)
     _task(s, client, status="draft")  # not approved yet: nobody's task
     _task(s, client, run_date=today + timedelta(days=1))  # tomorrow's
-    s.add(PromiseToPay(client_id=client.id, amount=Decimal("2000.00"), currency="INR",
-                       promised_on=today - timedelta(days=3), status="broken"))  # fmt: skip
+    s.add(
+        PromiseToPay(
+            client_id=client.id,
+            amount=Decimal("2000.00"),
+            currency="INR",
+            promised_on=today - timedelta(days=3),
+            status="broken",
+        )
+    )
     invoice = desk["issued"](other, "700.00", today - timedelta(days=10))
-    s.add(Dispute(client_id=other.id, invoice_id=invoice.id, reason="Wrong rate",
-                  owner_user_id=asha))  # fmt: skip
+    s.add(
+        Dispute(client_id=other.id, invoice_id=invoice.id, reason="Wrong rate", owner_user_id=asha)
+    )
     s.flush()
 
     sections = work.queue(s, asha, today)
@@ -139,13 +193,16 @@ def test_queue_holds_each_collectors_own_work(desk):
 
     ravis = work.queue(s, ravi, today)
     assert [i.notice.id for i in _section(ravis, "tasks").items] == [given_to_ravi.id]
-    assert all(_section(ravis, key).count == 0 for key in
-               ("follow_ups", "broken_promises", "disputes", "no_contact"))  # fmt: skip
+    assert all(
+        _section(ravis, key).count == 0
+        for key in ("follow_ups", "broken_promises", "disputes", "no_contact")
+    )
 
     # A call today with a follow-up: the client is no longer quiet, the promise is chased;
     # the follow-up comes back on its day and leaves once someone is in touch again.
-    work.log_call(s, desk["tenant"], asha, client.id, outcome="call_back",
-                  follow_up_on=today.isoformat())  # fmt: skip
+    work.log_call(
+        s, desk["tenant"], asha, client.id, outcome="call_back", follow_up_on=today.isoformat()
+    )
     sections = work.queue(s, asha, today)
     assert _section(sections, "no_contact").count == 0
     assert _section(sections, "broken_promises").count == 0
@@ -158,12 +215,27 @@ def test_queue_holds_each_collectors_own_work(desk):
 def test_a_call_completes_its_task_and_records_the_answer(desk):
     s, tenant, client, asha = desk["session"], desk["tenant"], desk["client"], desk["asha"].id
     task = _task(s, client)
-    first = work.log_call(s, tenant, asha, client.id, notice_id=str(task.id),
-                          outcome="no_answer", occurred_at="2026-01-05T10:30")  # fmt: skip
+    first = work.log_call(
+        s,
+        tenant,
+        asha,
+        client.id,
+        notice_id=str(task.id),
+        outcome="no_answer",
+        occurred_at="2026-01-05T10:30",
+    )
     assert (task.status, task.response_date) == ("sent", None)
     assert task.sent_at == first.occurred_at == datetime(2026, 1, 5, 5, 0, tzinfo=UTC)  # IST
-    work.log_call(s, tenant, asha, client.id, notice_id=task.id, outcome="promised",
-                  note="Will pay Friday", occurred_at="2026-01-06T23:45")  # fmt: skip
+    work.log_call(
+        s,
+        tenant,
+        asha,
+        client.id,
+        notice_id=task.id,
+        outcome="promised",
+        note="Will pay Friday",
+        occurred_at="2026-01-06T23:45",
+    )
     assert task.status == "responded"
     assert (task.response_date.isoformat(), task.response_note) == ("2026-01-06", "Will pay Friday")
     assert task.sent_at == first.occurred_at  # sent once, by the first call
@@ -183,12 +255,27 @@ def test_call_form_errors_are_per_field(desk):
     s.add(stranger)
     s.flush()
     with pytest.raises(work.WorkInvalid) as refused:
-        work.log_call(s, tenant, asha, client.id, outcome="shouted", contact_id=str(stranger.id),
-                      occurred_at="2099-01-01T10:00", follow_up_on="soon")  # fmt: skip
+        work.log_call(
+            s,
+            tenant,
+            asha,
+            client.id,
+            outcome="shouted",
+            contact_id=str(stranger.id),
+            occurred_at="2099-01-01T10:00",
+            follow_up_on="soon",
+        )
     assert set(refused.value.errors) == {"outcome", "contact_id", "occurred_at", "follow_up_on"}
     with pytest.raises(work.WorkInvalid) as refused:
-        work.log_call(s, tenant, asha, client.id, outcome="other",
-                      occurred_at="2026-03-01T10:00", follow_up_on="2026-02-01")  # fmt: skip
+        work.log_call(
+            s,
+            tenant,
+            asha,
+            client.id,
+            outcome="other",
+            occurred_at="2026-03-01T10:00",
+            follow_up_on="2026-02-01",
+        )
     assert set(refused.value.errors) == {"note", "follow_up_on"}
     assert "before the call" in refused.value.errors["follow_up_on"]
     assert s.scalar(select(CollectionActivity.id)) is None  # nothing half-written
@@ -198,8 +285,16 @@ def test_visits_verified_within_the_radius_else_flagged(desk):
     s, tenant, client, asha = desk["session"], desk["tenant"], desk["client"], desk["asha"].id
 
     def visit(position, accuracy="12", on=client):
-        return work.log_visit(s, tenant, asha, on.id, outcome="met_promised", latitude=position[0],
-                              longitude=position[1], accuracy_m=accuracy)  # fmt: skip
+        return work.log_visit(
+            s,
+            tenant,
+            asha,
+            on.id,
+            outcome="met_promised",
+            latitude=position[0],
+            longitude=position[1],
+            accuracy_m=accuracy,
+        )
 
     near = visit(NEAR)
     assert (near.verification, near.distance_m) == ("verified", 100)
@@ -212,8 +307,14 @@ def test_visits_verified_within_the_radius_else_flagged(desk):
     assert typed.verification == "flagged" and "typed in" in work.flag_reason(typed, 300)
 
     # A closer site counts; a deleted one does not.
-    s.add(Site(client_id=client.id, name="Warehouse", latitude=Decimal(FAR[0]),
-               longitude=Decimal(FAR[1])))  # fmt: skip
+    s.add(
+        Site(
+            client_id=client.id,
+            name="Warehouse",
+            latitude=Decimal(FAR[0]),
+            longitude=Decimal(FAR[1]),
+        )
+    )
     s.flush()
     assert visit(FAR).verification == "verified"
     s.scalar(select(Site).where(Site.name == "Warehouse")).deleted_at = datetime.now(UTC)
@@ -237,8 +338,17 @@ def test_a_visit_without_a_position_is_logged_and_flagged(desk):
     flagged for a manager with the reason, and completes its task."""
     s, tenant, client, asha = desk["session"], desk["tenant"], desk["client"], desk["asha"].id
     task = _task(s, client, channel="visit", status="queued")
-    visit = work.log_visit(s, tenant, asha, client.id, notice_id=task.id, outcome="met_promised",
-                           latitude="", longitude=" ", accuracy_m="15")  # fmt: skip
+    visit = work.log_visit(
+        s,
+        tenant,
+        asha,
+        client.id,
+        notice_id=task.id,
+        outcome="met_promised",
+        latitude="",
+        longitude=" ",
+        accuracy_m="15",
+    )
     s.flush()
     assert (visit.verification, visit.latitude, visit.longitude) == ("flagged", None, None)
     assert (visit.accuracy_m, visit.distance_m, visit.site_id) == (None, None, None)
@@ -250,9 +360,18 @@ def test_a_visit_without_a_position_is_logged_and_flagged(desk):
 def test_a_visit_completes_its_visit_task(desk):
     s, tenant, client, asha = desk["session"], desk["tenant"], desk["client"], desk["asha"].id
     task = _task(s, client, channel="visit", status="queued")
-    work.log_visit(s, tenant, asha, client.id, notice_id=task.id, outcome="met_disputed",
-                   note="Says the rate is wrong", latitude=NEAR[0], longitude=NEAR[1],
-                   accuracy_m="20")  # fmt: skip
+    work.log_visit(
+        s,
+        tenant,
+        asha,
+        client.id,
+        notice_id=task.id,
+        outcome="met_disputed",
+        note="Says the rate is wrong",
+        latitude=NEAR[0],
+        longitude=NEAR[1],
+        accuracy_m="20",
+    )
     assert (task.status, task.response_note) == ("responded", "Says the rate is wrong")
 
 
@@ -290,18 +409,31 @@ def test_pages_collector_logs_manager_verifies_others_are_refused(app, desk, log
     form = asha.get(f"{base}/clients/{client.id}/calls/new?notice_id={task.id}")
     token = csrf_token_from(form.text)
     assert f'<option value="{task.id}" selected>' in form.text
-    bad = asha.post(f"{base}/clients/{client.id}/calls/new",
-                    data={"csrf_token": token, "outcome": "", "notice_id": task.id})  # fmt: skip
+    bad = asha.post(
+        f"{base}/clients/{client.id}/calls/new",
+        data={"csrf_token": token, "outcome": "", "notice_id": task.id},
+    )
     assert bad.status_code == 422 and 'id="outcome-error"' in bad.text
-    done = asha.post(f"{base}/clients/{client.id}/calls/new",
-                     data={"csrf_token": token, "outcome": "promised", "notice_id": task.id,
-                           "note": "By the 30th"})  # fmt: skip
+    done = asha.post(
+        f"{base}/clients/{client.id}/calls/new",
+        data={
+            "csrf_token": token,
+            "outcome": "promised",
+            "notice_id": task.id,
+            "note": "By the 30th",
+        },
+    )
     assert done.status_code == 303
     page = asha.get(done.headers["Location"]).text
     assert "Promised to pay" in page and "Record the promise to pay" in page
     assert "now responded" in page
-    far_away = {"csrf_token": token, "outcome": "premises_closed", "latitude": FAR[0],
-                "longitude": FAR[1], "accuracy_m": "15"}  # fmt: skip
+    far_away = {
+        "csrf_token": token,
+        "outcome": "premises_closed",
+        "latitude": FAR[0],
+        "longitude": FAR[1],
+        "accuracy_m": "15",
+    }
     visit = asha.post(f"{base}/clients/{client.id}/visits/new", data=far_away)
     assert visit.status_code == 303
     visit_url = visit.headers["Location"]
@@ -310,8 +442,12 @@ def test_pages_collector_logs_manager_verifies_others_are_refused(app, desk, log
     # A collector neither lists nor verifies visits (not even someone else's).
     assert asha.get(f"{base}/visits/to-verify").status_code == 403
     verify = f"{base}/activities/{activity_id}/verify"
-    assert asha.post(verify, data={"csrf_token": token, "decision": "confirmed",
-                                   "verification_note": "x"}).status_code == 403  # fmt: skip
+    assert (
+        asha.post(
+            verify, data={"csrf_token": token, "decision": "confirmed", "verification_note": "x"}
+        ).status_code
+        == 403
+    )
     fragment = asha.get(f"{base}/clients/{client.id}/activities").text
     assert "Premises closed" in fragment and "Promised to pay" in fragment
 
@@ -352,8 +488,9 @@ def test_pages_collector_logs_manager_verifies_others_are_refused(app, desk, log
     assert check.get(CollectionNotice, task.id).status == "responded"
 
     # Everything lands on the client's timeline.
-    entities = set(check.scalars(select(AuditEntry.entity).where(
-        AuditEntry.subject == f"clients:{client.id}")))  # fmt: skip
+    entities = set(
+        check.scalars(select(AuditEntry.entity).where(AuditEntry.subject == f"clients:{client.id}"))
+    )
     assert {"collection_activities", "collection_notices"} <= entities
 
     viewer = _page_login(app, login, desk["vik"])
@@ -362,8 +499,9 @@ def test_pages_collector_logs_manager_verifies_others_are_refused(app, desk, log
     assert viewer.get(f"{base}/activities/{activity_id}").status_code == 200  # reading is fine
 
 
-def test_another_tenants_records_are_not_found(app, desk, login, make_tenant, make_user,
-                                               add_member):  # fmt: skip
+def test_another_tenants_records_are_not_found(
+    app, desk, login, make_tenant, make_user, add_member
+):
     s, client = desk["session"], desk["client"]
     activity = work.log_call(s, desk["tenant"], desk["asha"].id, client.id, outcome="no_answer")
     s.commit()
@@ -372,8 +510,11 @@ def test_another_tenants_records_are_not_found(app, desk, login, make_tenant, ma
     add_member(other, outsider, role="collector")
     browser = _page_login(app, login, outsider)
     base = f"/t/{other.slug}/work"
-    for url in (f"{base}/activities/{activity.id}", f"{base}/clients/{client.id}/calls/new",
-                f"{base}/clients/{client.id}/visits/new",
-                f"{base}/clients/{client.id}/activities"):  # fmt: skip
+    for url in (
+        f"{base}/activities/{activity.id}",
+        f"{base}/clients/{client.id}/calls/new",
+        f"{base}/clients/{client.id}/visits/new",
+        f"{base}/clients/{client.id}/activities",
+    ):
         assert browser.get(url).status_code == 404, url
     assert work.queue(tenant_session(s, other), outsider.id, desk["today"])[0].count == 0

@@ -30,19 +30,30 @@ def contact_of(db_session, make_tenant):
     def make(tenant=None, **consent):
         tenant = tenant or make_tenant()
         session = tenant_session(db_session, tenant)
-        client = Client(full_name=unique("Client "), short_name=unique("c"),
-                        location="local", country="IN", currency="INR",
-                        payment_terms="net", payment_days=30)  # fmt: skip
+        client = Client(
+            full_name=unique("Client "),
+            short_name=unique("c"),
+            location="local",
+            country="IN",
+            currency="INR",
+            payment_terms="net",
+            payment_days=30,
+        )
         session.add(client)
         session.flush()
-        contact = Contact(client_id=client.id, full_name="Asha Rao",
-                          email=f"{unique('asha')}@example.com", phone="+919876543210")  # fmt: skip
+        contact = Contact(
+            client_id=client.id,
+            full_name="Asha Rao",
+            email=f"{unique('asha')}@example.com",
+            phone="+919876543210",
+        )
         for channel, opted_in in consent.items():
             set_consent(contact, channel, opted_in, "signed form")
         session.add(contact)
         session.commit()
-        snapshot = SimpleNamespace(id=contact.id, client_id=client.id, email=contact.email,
-                                   phone=contact.phone)  # fmt: skip
+        snapshot = SimpleNamespace(
+            id=contact.id, client_id=client.id, email=contact.email, phone=contact.phone
+        )
         return tenant, snapshot
 
     return make
@@ -52,11 +63,17 @@ def queue_to(app, db_session, tenant, contact, channel="email", **options) -> in
     session = tenant_session(db_session, tenant)
     with app.app_context():
         message_id = queue_message(
-            session, channel=channel, tenant_id=tenant.id, client_id=contact.client_id,
-        contact_id=contact.id, to=contact.email if channel == "email" else contact.phone,
-        subject="Invoice INV/26-27/00001", text_body="Your invoice is attached.",
-            idempotency_key=unique("delivery-test:"), **options,
-        )  # fmt: skip
+            session,
+            channel=channel,
+            tenant_id=tenant.id,
+            client_id=contact.client_id,
+            contact_id=contact.id,
+            to=contact.email if channel == "email" else contact.phone,
+            subject="Invoice INV/26-27/00001",
+            text_body="Your invoice is attached.",
+            idempotency_key=unique("delivery-test:"),
+            **options,
+        )
         session.commit()
     return message_id
 
@@ -66,8 +83,11 @@ def outbox_row(db_session, message_id) -> OutboxMessage:
 
 
 def set_window(db_session, tenant, start: time, end: time) -> None:
-    db_session.execute(update(Tenant).where(Tenant.id == tenant.id)
-                       .values(send_window_start=start, send_window_end=end))  # fmt: skip
+    db_session.execute(
+        update(Tenant)
+        .where(Tenant.id == tenant.id)
+        .values(send_window_start=start, send_window_end=end)
+    )
     db_session.commit()
 
 
@@ -79,8 +99,9 @@ def never_open(db_session, tenant) -> None:
     set_window(db_session, tenant, time(0), time(0, 0, 1))
 
 
-def test_an_opt_out_after_queueing_stops_the_message(app, db_session, contact_of, run_jobs,
-                                                     received_mail):  # fmt: skip
+def test_an_opt_out_after_queueing_stops_the_message(
+    app, db_session, contact_of, run_jobs, received_mail
+):
     tenant, contact = contact_of()
     app.extensions["duebook.enqueue_deliveries"], real = (
         list,
@@ -93,8 +114,11 @@ def test_an_opt_out_after_queueing_stops_the_message(app, db_session, contact_of
     session = tenant_session(db_session, tenant)
     set_consent(session.get(Contact, contact.id), "email", False, "asked on the phone")
     session.commit()
-    db_session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
-                       .values(created_at=datetime.now(UTC) - timedelta(minutes=5)))  # fmt: skip
+    db_session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+    )
     db_session.commit()
     from jobs.tasks import sweep_outbox
 
@@ -116,8 +140,9 @@ def test_whatsapp_and_sms_need_an_opt_in(app, db_session, contact_of, run_jobs):
         assert "has not agreed" in row.last_error and row.sent_at is None
 
 
-def test_a_hard_bounced_address_is_not_mailed_again(app, db_session, contact_of, run_jobs,
-                                                    received_mail):  # fmt: skip
+def test_a_hard_bounced_address_is_not_mailed_again(
+    app, db_session, contact_of, run_jobs, received_mail
+):
     tenant, contact = contact_of()
     session = tenant_session(db_session, tenant)
     bounced = session.get(Contact, contact.id)
@@ -129,8 +154,9 @@ def test_a_hard_bounced_address_is_not_mailed_again(app, db_session, contact_of,
     assert received_mail() == []
 
 
-def test_whatsapp_without_a_connection_is_suppressed_with_a_reason(app, db_session, contact_of,
-                                                                   run_jobs):  # fmt: skip
+def test_whatsapp_without_a_connection_is_suppressed_with_a_reason(
+    app, db_session, contact_of, run_jobs
+):
     tenant, contact = contact_of(whatsapp=True)
     message_id = queue_to(app, db_session, tenant, contact, "whatsapp")
     run_jobs()
@@ -138,8 +164,7 @@ def test_whatsapp_without_a_connection_is_suppressed_with_a_reason(app, db_sessi
     assert (row.status, row.last_error) == ("suppressed", "No whatsapp channel is connected.")
 
 
-def test_transactional_mail_goes_at_any_hour(app, db_session, contact_of, run_jobs,
-                                             received_mail):  # fmt: skip
+def test_transactional_mail_goes_at_any_hour(app, db_session, contact_of, run_jobs, received_mail):
     tenant, contact = contact_of()
     never_open(db_session, tenant)
     message_id = queue_to(app, db_session, tenant, contact)
@@ -148,8 +173,9 @@ def test_transactional_mail_goes_at_any_hour(app, db_session, contact_of, run_jo
     assert [m["To"] for m in received_mail()] == [contact.email]
 
 
-def test_a_windowed_message_waits_for_the_window(app, db_session, contact_of, run_jobs,
-                                                 received_mail):  # fmt: skip
+def test_a_windowed_message_waits_for_the_window(
+    app, db_session, contact_of, run_jobs, received_mail
+):
     tenant, contact = contact_of()
     never_open(db_session, tenant)
     message_id = queue_to(app, db_session, tenant, contact, windowed=True, queue="bulk")
@@ -161,8 +187,9 @@ def test_a_windowed_message_waits_for_the_window(app, db_session, contact_of, ru
     assert received_mail() == []
 
 
-def test_inside_the_window_a_windowed_message_goes(app, db_session, contact_of, run_jobs,
-                                                   received_mail):  # fmt: skip
+def test_inside_the_window_a_windowed_message_goes(
+    app, db_session, contact_of, run_jobs, received_mail
+):
     tenant, contact = contact_of()
     open_all_day(db_session, tenant)
     today = datetime.now(KOLKATA).date()
@@ -175,9 +202,14 @@ def test_inside_the_window_a_windowed_message_goes(app, db_session, contact_of, 
 
 
 def a_tenant(start=time(9), end=time(19), every_day=False):
-    return SimpleNamespace(time_zone="Asia/Kolkata", country="IN", region="29",
-                           send_window_start=start, send_window_end=end,
-                           send_on_business_days_only=every_day is False)  # fmt: skip
+    return SimpleNamespace(
+        time_zone="Asia/Kolkata",
+        country="IN",
+        region="29",
+        send_window_start=start,
+        send_window_end=end,
+        send_on_business_days_only=every_day is False,
+    )
 
 
 def at(zone: str, *parts) -> datetime:
@@ -272,8 +304,9 @@ def test_daily_cap_counts_per_day(redis):
     assert limiter.take_daily("test:cap", 3, day + timedelta(days=1)) is True
 
 
-def test_the_sweeper_hands_out_put_back_messages_once_due(app, db_session, contact_of, run_jobs,
-                                                          received_mail):  # fmt: skip
+def test_the_sweeper_hands_out_put_back_messages_once_due(
+    app, db_session, contact_of, run_jobs, received_mail
+):
     tenant, contact = contact_of()
     never_open(db_session, tenant)
     message_id = queue_to(app, db_session, tenant, contact, windowed=True, queue="bulk")
@@ -311,16 +344,19 @@ def test_a_new_address_clears_a_hard_bounce(db_session, contact_of):
     contact.email_bounced_at, contact.email_bounce_reason = datetime.now(UTC), "550 unknown"
     session.flush()
     client = session.get(Client, snapshot.client_id)
-    save_contact(session, client, {"full_name": "Asha Rao", "email": snapshot.email.upper()},
-                 "IN", contact)  # fmt: skip
+    save_contact(
+        session, client, {"full_name": "Asha Rao", "email": snapshot.email.upper()}, "IN", contact
+    )
     assert contact.email_bounced_at is not None  # the same address, written differently
-    save_contact(session, client, {"full_name": "Asha Rao", "email": "asha.new@example.com"},
-                 "IN", contact)  # fmt: skip
+    save_contact(
+        session, client, {"full_name": "Asha Rao", "email": "asha.new@example.com"}, "IN", contact
+    )
     assert (contact.email_bounced_at, contact.email_bounce_reason) == (None, None)
 
 
-def test_a_batch_out_of_time_hands_its_rest_back(app, db_session, contact_of, run_jobs,
-                                                 received_mail, monkeypatch):  # fmt: skip
+def test_a_batch_out_of_time_hands_its_rest_back(
+    app, db_session, contact_of, run_jobs, received_mail, monkeypatch
+):
     """A slow mail server: the batch sends while 80% of its lease is left, then puts the rest
     back (no attempt counted) for the sweeper, so no message waits in a batch past its
     lease, when the sweeper may give it to another worker."""
@@ -341,12 +377,19 @@ def test_a_batch_out_of_time_hands_its_rest_back(app, db_session, contact_of, ru
     session = tenant_session(db_session, tenant)
     with app.app_context():
         ids = [
-            queue_message(session, channel="email", tenant_id=tenant.id,
-                          client_id=contact.client_id, contact_id=contact.id, to=contact.email,
-                          subject=f"Reminder {number}", text_body="Please pay.",
-                          idempotency_key=unique("lease-test:"))
+            queue_message(
+                session,
+                channel="email",
+                tenant_id=tenant.id,
+                client_id=contact.client_id,
+                contact_id=contact.id,
+                to=contact.email,
+                subject=f"Reminder {number}",
+                text_body="Please pay.",
+                idempotency_key=unique("lease-test:"),
+            )
             for number in range(4)
-        ]  # fmt: skip
+        ]
         session.commit()
     run_jobs()
     rows = [outbox_row(db_session, message_id) for message_id in ids]
@@ -373,8 +416,9 @@ def test_a_batch_out_of_time_hands_its_rest_back(app, db_session, contact_of, ru
     ]
 
 
-def test_a_report_applied_while_sending_is_not_undone_by_sent(app, db_session, contact_of,
-                                                              run_jobs, monkeypatch):  # fmt: skip
+def test_a_report_applied_while_sending_is_not_undone_by_sent(
+    app, db_session, contact_of, run_jobs, monkeypatch
+):
     """A provider can report "delivered" before the worker has written "sent" (its webhook
     is applied by another worker meanwhile): the later news stays, and sent_at is still kept."""
     from app.integrations.connectors.smtp import SmtpConnector
@@ -384,8 +428,11 @@ def test_a_report_applied_while_sending_is_not_undone_by_sent(app, db_session, c
 
     def send_then_report_delivered(self, outgoing, *args, **kwargs):
         result = real_send(self, outgoing, *args, **kwargs)
-        db_session.execute(update(OutboxMessage).where(OutboxMessage.status == "sending")
-                           .values(status="delivered"))  # fmt: skip
+        db_session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "sending")
+            .values(status="delivered")
+        )
         return result
 
     monkeypatch.setattr(SmtpConnector, "send", send_then_report_delivered)

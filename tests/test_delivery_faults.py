@@ -48,8 +48,9 @@ class KillingStandin(WhatsAppStandin):
 
 
 def _standin(cls=WhatsAppStandin) -> WhatsAppStandin:
-    return cls(phone_number_id=PHONE_NUMBER_ID, token=TOKEN, status_script="none",
-               templates=[TEMPLATE]).start()  # fmt: skip
+    return cls(
+        phone_number_id=PHONE_NUMBER_ID, token=TOKEN, status_script="none", templates=[TEMPLATE]
+    ).start()
 
 
 def _connection(app) -> IntegrationConnection:
@@ -65,11 +66,21 @@ def _connection(app) -> IntegrationConnection:
 def _queue(session, tenant_id: int, prefix: str, count: int) -> None:
     for number in range(count):
         messaging.queue_message(
-            session, channel="whatsapp", to=f"+9198{number:08d}", subject="Reminder",
-            text_body="Hello", idempotency_key=f"{prefix}:{number}", tenant_id=tenant_id,
-            payload={"whatsapp": {"type": "template", "name": "reminder",
-                                  "body_params": [f"Client {number}"]}},
-        )  # fmt: skip
+            session,
+            channel="whatsapp",
+            to=f"+9198{number:08d}",
+            subject="Reminder",
+            text_body="Hello",
+            idempotency_key=f"{prefix}:{number}",
+            tenant_id=tenant_id,
+            payload={
+                "whatsapp": {
+                    "type": "template",
+                    "name": "reminder",
+                    "body_params": [f"Client {number}"],
+                }
+            },
+        )
 
 
 def _statuses(prefix: str) -> dict[str, int]:
@@ -87,9 +98,13 @@ def committed_tenant(app, redis):
     """A tenant whose rows are committed (a worker process must see them), removed after."""
     with app.app_context():
         tenant = tenants.create_tenant(
-            db.session, slug=unique("faults"), name="Fault Co", country="IN",
-            time_zone="Asia/Kolkata", currency="INR",
-        )  # fmt: skip
+            db.session,
+            slug=unique("faults"),
+            name="Fault Co",
+            country="IN",
+            time_zone="Asia/Kolkata",
+            currency="INR",
+        )
         tenant_id, schema = tenant.id, tenant.schema
         db.session.commit()
         db.session.remove()
@@ -115,8 +130,11 @@ def test_worker_killed_mid_batch_every_message_delivered_once(app, committed_ten
         env = _worker_env(app, WHATSAPP_API_BASE=standin.url, MESSAGE_LEASE_SECONDS="1")
         worker = subprocess.Popen(
             [sys.executable, "-m", "jobs.worker", "messages"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         standin.kill_at, standin.worker_pid = 5, worker.pid
         try:
             assert worker.wait(timeout=15) == -signal.SIGKILL
@@ -187,14 +205,19 @@ def test_an_outcome_sent_is_recorded_though_the_worker_dies_before_the_answer(
             select(OutboxMessage.id).where(OutboxMessage.idempotency_key == f"{prefix}:0")
         )
         # Claimed, as a worker writes outcomes only of the messages it is sending.
-        db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
-                           .values(status="sending"))  # fmt: skip
+        db.session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == message_id).values(status="sending")
+        )
         db.session.commit()
         db.session.remove()
     worker = subprocess.run(
         [sys.executable, "-c", WRITE_THEN_DIE, str(message_id), f"wamid.{prefix}"],
-        cwd=ROOT, env=_worker_env(app), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=_worker_env(app),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert worker.returncode == -signal.SIGKILL, worker.stderr
     with app.app_context():
         row = db.session.get(OutboxMessage, message_id)
@@ -232,8 +255,11 @@ def test_provider_500_then_429_then_200_delivers_once(app, db_session, make_tena
             if message.status == "sent":
                 break
             # Time passes: the retry is due now (the sweeper hands due retries out).
-            db_session.execute(update(OutboxMessage).where(OutboxMessage.id == message.id)
-                               .values(next_attempt_at=datetime.now(UTC)))  # fmt: skip
+            db_session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message.id)
+                .values(next_attempt_at=datetime.now(UTC))
+            )
             db_session.commit()
             with app.app_context():
                 assert sweep_outbox() == 1

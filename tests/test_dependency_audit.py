@@ -20,21 +20,36 @@ def _osv_export(tmp_path):
         {
             "id": "PYSEC-0000-1",
             "aliases": ["CVE-0000-0001"],
-            "affected": [{
-                "package": {"ecosystem": "PyPI", "name": "Example_Pkg"},
-                "ranges": [{"type": "ECOSYSTEM", "events": [
-                    {"introduced": "0"}, {"fixed": "2.0"},
-                    {"introduced": "3.0"}, {"last_affected": "3.1"},
-                ]}],
-            }],
+            "affected": [
+                {
+                    "package": {"ecosystem": "PyPI", "name": "Example_Pkg"},
+                    "ranges": [
+                        {
+                            "type": "ECOSYSTEM",
+                            "events": [
+                                {"introduced": "0"},
+                                {"fixed": "2.0"},
+                                {"introduced": "3.0"},
+                                {"last_affected": "3.1"},
+                            ],
+                        }
+                    ],
+                }
+            ],
         },
         {
             "id": "GHSA-xxxx",
-            "affected": [{"package": {"ecosystem": "PyPI", "name": "listed"},
-                          "versions": ["1.0.1"]}],
+            "affected": [
+                {"package": {"ecosystem": "PyPI", "name": "listed"}, "versions": ["1.0.1"]}
+            ],
         },
-        {"id": "WITHDRAWN-1", "withdrawn": "2024-01-01T00:00:00Z", "affected": [{
-            "package": {"ecosystem": "PyPI", "name": "listed"}, "versions": ["1.0.0"]}]},
+        {
+            "id": "WITHDRAWN-1",
+            "withdrawn": "2024-01-01T00:00:00Z",
+            "affected": [
+                {"package": {"ecosystem": "PyPI", "name": "listed"}, "versions": ["1.0.0"]}
+            ],
+        },
     ]
     path = tmp_path / "all.zip"
     with zipfile.ZipFile(path, "w") as archive:
@@ -64,8 +79,10 @@ class _PypiStandIn(BaseHTTPRequestHandler):
     """PyPI's JSON API as seen from a network that answers only the project endpoint."""
 
     projects = {
-        "latest-vulnerable": {"info": {"version": "2.0"}, "vulnerabilities": [
-            {"id": "GHSA-aaaa", "aliases": ["CVE-1"], "fixed_in": ["2.1"]}]},
+        "latest-vulnerable": {
+            "info": {"version": "2.0"},
+            "vulnerabilities": [{"id": "GHSA-aaaa", "aliases": ["CVE-1"], "fixed_in": ["2.1"]}],
+        },
         "latest-clean": {"info": {"version": "5.0"}, "vulnerabilities": []},
         "old-release": {"info": {"version": "9.0"}, "vulnerabilities": []},
     }

@@ -76,8 +76,9 @@ def own_server(smtp_server):
 def dkim_key():
     """(private key PEM in PKCS#8, as `openssl genpkey` writes it; DNS TXT record value)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()  # fmt: skip
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     public = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -98,9 +99,15 @@ def setup(db_session, make_tenant):
     """A tenant with one client and one contact who may be e-mailed."""
     tenant = make_tenant(name="Test Traders")
     session = tenant_session(db_session, tenant)
-    client = Client(full_name="Kaveri Builders", short_name="Kaveri", location="local",
-                    country="IN", currency="INR", payment_terms="net",
-                    payment_days=30)  # fmt: skip
+    client = Client(
+        full_name="Kaveri Builders",
+        short_name="Kaveri",
+        location="local",
+        country="IN",
+        currency="INR",
+        payment_terms="net",
+        payment_days=30,
+    )
     session.add(client)
     session.flush()
     contact = Contact(client_id=client.id, full_name="Asha Rao", email=f"{unique('asha')}@ex.org")
@@ -110,9 +117,13 @@ def setup(db_session, make_tenant):
 
 
 def connect_own_smtp(app, db_session, tenant, port, dkim_pem=None):
-    raw = {"host": "127.0.0.1", "port": str(port), "security": "none",
-           "from_address": f"Accounts <accounts@{TENANT_DOMAIN}>",
-           "password": "kept-encrypted"}  # fmt: skip
+    raw = {
+        "host": "127.0.0.1",
+        "port": str(port),
+        "security": "none",
+        "from_address": f"Accounts <accounts@{TENANT_DOMAIN}>",
+        "password": "kept-encrypted",
+    }
     if dkim_pem:
         raw.update(dkim_domain=TENANT_DOMAIN, dkim_selector="duebook", dkim_private_key=dkim_pem)
     settings, secrets, errors = SmtpConnector.clean(raw)
@@ -120,9 +131,9 @@ def connect_own_smtp(app, db_session, tenant, port, dkim_pem=None):
     with app.app_context():
         ciphertext = encrypt_secrets(secrets)
     session = tenant_session(db_session, tenant)
-    connection = IntegrationConnection(provider="smtp", settings=settings,
-                                       secrets_ciphertext=ciphertext,
-                                       verification="not_needed")  # fmt: skip
+    connection = IntegrationConnection(
+        provider="smtp", settings=settings, secrets_ciphertext=ciphertext, verification="not_needed"
+    )
     session.add(connection)
     session.commit()
     return connection.id
@@ -132,12 +143,17 @@ def queue_to_contact(app, db_session, setup, **extra) -> int:
     tenant, client_id, contact_id, email = setup
     with app.app_context():
         message_id = messaging.queue_email(
-            db_session, to=email, subject="Invoice INV-0007 from Test Traders",
+            db_session,
+            to=email,
+            subject="Invoice INV-0007 from Test Traders",
             text_body="Your invoice INV-0007 is attached.",
             html_body="<p>Your invoice <b>INV-0007</b> is attached.</p>",
-            tenant_id=tenant.id, client_id=client_id, contact_id=contact_id,
-            idempotency_key=unique("invoice-mail:"), **extra,
-        )  # fmt: skip
+            tenant_id=tenant.id,
+            client_id=client_id,
+            contact_id=contact_id,
+            idempotency_key=unique("invoice-mail:"),
+            **extra,
+        )
         db_session.commit()
     return message_id
 
@@ -202,8 +218,9 @@ def test_tenant_smtp_connection_sends_dkim_signed_mail_covering_the_unsubscribe_
     assert received_mail() == []  # not through the platform's server
     [(mail_from, rcpt_tos, raw)] = server.envelopes
     assert rcpt_tos == [setup[3]]
-    assert re.fullmatch(rf"bounces\+{tenant.id}-{message_id}-[0-9a-f]{{20}}@{TENANT_DOMAIN}",
-                        mail_from)  # fmt: skip
+    assert re.fullmatch(
+        rf"bounces\+{tenant.id}-{message_id}-[0-9a-f]{{20}}@{TENANT_DOMAIN}", mail_from
+    )
     mail = message_from_bytes(raw, policy=policy.default)
     assert mail["From"] == f"Accounts <accounts@{TENANT_DOMAIN}>"
     assert re.fullmatch(r"<https?://[^>]+/u/[^>]+>", mail["List-Unsubscribe"])
@@ -213,8 +230,10 @@ def test_tenant_smtp_connection_sends_dkim_signed_mail_covering_the_unsubscribe_
         signed_header_names(raw)
     )
     # Changing a signed header breaks the signature: receivers can trust both headers.
-    tampered = raw.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
-                           b"List-Unsubscribe-Post: List-Unsubscribe=One-Clack")  # fmt: skip
+    tampered = raw.replace(
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Clack",
+    )
     assert not dkim.verify(tampered, dnsfunc=dns_with(record, TENANT_DOMAIN, "duebook"))
     assert message_row(db_session, message_id).status == "sent"
     connection = tenant_session(db_session, tenant).get(IntegrationConnection, connection_id)
@@ -227,14 +246,22 @@ def test_platform_mail_is_signed_with_the_configured_key(
     server, port = own_server
     pem, record = dkim_key
     (tmp_path / "dkim.pem").write_text(pem)
-    for name, value in {"SMTP_URL": f"smtp://127.0.0.1:{port}", "DKIM_DOMAIN": "duebook.example",
-                        "DKIM_SELECTOR": "mail2025",
-                        "DKIM_PRIVATE_KEY_FILE": str(tmp_path / "dkim.pem"),
-                        "BOUNCE_DOMAIN": "bounces.duebook.example"}.items():  # fmt: skip
+    for name, value in {
+        "SMTP_URL": f"smtp://127.0.0.1:{port}",
+        "DKIM_DOMAIN": "duebook.example",
+        "DKIM_SELECTOR": "mail2025",
+        "DKIM_PRIVATE_KEY_FILE": str(tmp_path / "dkim.pem"),
+        "BOUNCE_DOMAIN": "bounces.duebook.example",
+    }.items():
         monkeypatch.setitem(app.config, name, value)
     with app.app_context():
-        messaging.queue_email(db_session, to="new.user@ex.org", subject="Welcome",
-                              text_body="Hello", idempotency_key=unique("welcome:"))  # fmt: skip
+        messaging.queue_email(
+            db_session,
+            to="new.user@ex.org",
+            subject="Welcome",
+            text_body="Hello",
+            idempotency_key=unique("welcome:"),
+        )
         db_session.commit()
 
     run_jobs()
@@ -246,13 +273,22 @@ def test_platform_mail_is_signed_with_the_configured_key(
 
 def test_dkim_key_is_checked_when_the_connection_is_saved(dkim_key):
     pem, _ = dkim_key
-    base = {"host": "smtp.example.com", "port": "587", "security": "starttls",
-            "from_address": "a@example.com"}  # fmt: skip
+    base = {
+        "host": "smtp.example.com",
+        "port": "587",
+        "security": "starttls",
+        "from_address": "a@example.com",
+    }
 
-    _, _, errors = SmtpConnector.clean({**base, "dkim_domain": "example.com",
-                                        "dkim_selector": "s1",
-                                        "dkim_private_key": "-----BEGIN PRIVATE KEY-----\n"
-                                        "bm90IGEga2V5\n-----END PRIVATE KEY-----"})  # fmt: skip
+    _, _, errors = SmtpConnector.clean(
+        {
+            **base,
+            "dkim_domain": "example.com",
+            "dkim_selector": "s1",
+            "dkim_private_key": "-----BEGIN PRIVATE KEY-----\n"
+            "bm90IGEga2V5\n-----END PRIVATE KEY-----",
+        }
+    )
     assert "not a readable private key" in errors["dkim_private_key"]
     _, _, errors = SmtpConnector.clean({**base, "dkim_private_key": "just some words"})
     assert "BEGIN" in errors["dkim_private_key"]
@@ -263,9 +299,9 @@ def test_dkim_key_is_checked_when_the_connection_is_saved(dkim_key):
     # Pasted into a one-line password field, the key loses its line breaks: still accepted,
     # and stored in the form dkimpy reads.
     one_line = " ".join(pem.splitlines())
-    settings, secrets, errors = SmtpConnector.clean({**base, "dkim_domain": "example.com",
-                                                     "dkim_selector": "s1",
-                                                     "dkim_private_key": one_line})  # fmt: skip
+    settings, secrets, errors = SmtpConnector.clean(
+        {**base, "dkim_domain": "example.com", "dkim_selector": "s1", "dkim_private_key": one_line}
+    )
     assert errors == {}
     assert secrets["dkim_private_key"].startswith("-----BEGIN RSA PRIVATE KEY-----\n")
     assert settings["dkim_domain"] == "example.com"
@@ -274,11 +310,20 @@ def test_dkim_key_is_checked_when_the_connection_is_saved(dkim_key):
 def test_a_refused_recipient_is_a_permanent_bounce(app, own_server):
     server, port = own_server
     server.refuse.add("gone@ex.org")
-    connector = SmtpConnector(settings={"url": f"smtp://127.0.0.1:{port}",
-                                        "from_address": "a@duebook.example"},
-                              secrets={}, config=app.config)  # fmt: skip
-    outgoing = Outgoing(message_id=1, idempotency_key="k1", tenant_id=None, channel="email",
-                        recipient="gone@ex.org", subject="Hi", text="Hello")  # fmt: skip
+    connector = SmtpConnector(
+        settings={"url": f"smtp://127.0.0.1:{port}", "from_address": "a@duebook.example"},
+        secrets={},
+        config=app.config,
+    )
+    outgoing = Outgoing(
+        message_id=1,
+        idempotency_key="k1",
+        tenant_id=None,
+        channel="email",
+        recipient="gone@ex.org",
+        subject="Hi",
+        text="Hello",
+    )
     with pytest.raises(RecipientRefused) as refused:
         connector.send(outgoing)
     assert refused.value.permanent and refused.value.bounced
@@ -313,10 +358,15 @@ def test_one_click_unsubscribe_needs_no_cookie_is_idempotent_and_stops_later_mai
     assert contact.email_consent == "opted_out"
     assert contact.email_consent_source == "one-click unsubscribe"
     first_recorded = contact.email_consent_at
-    audit = tenant_session(db_session, tenant).scalars(
-        select(AuditEntry).where(AuditEntry.entity == "client_contacts",
-                                 AuditEntry.entity_id == str(contact_id))
-    ).all()  # fmt: skip
+    audit = (
+        tenant_session(db_session, tenant)
+        .scalars(
+            select(AuditEntry).where(
+                AuditEntry.entity == "client_contacts", AuditEntry.entity_id == str(contact_id)
+            )
+        )
+        .all()
+    )
     assert any(entry.changes.get("email_consent") == [None, "opted_out"] for entry in audit)
 
     again = mailbox_provider.post(path, data=one_click)
@@ -365,8 +415,9 @@ def test_the_unsubscribe_page_asks_first_and_its_button_unsubscribes(
     assert response.status_code == 303
     contact = contact_row(db_session, tenant, contact_id)
     assert (contact.email_consent, contact.email_consent_source) == (
-        "opted_out", "unsubscribe page"
-    )  # fmt: skip
+        "opted_out",
+        "unsubscribe page",
+    )
     assert "will get no more e-mail from Test Traders" in client.get(path).text
 
 
@@ -406,10 +457,10 @@ def delivery_report(verp: str, recipient: str, action: str, status: str, diagnos
 
 def bounce_events(db_session, tenant_id) -> int:
     return db_session.scalar(
-        select(func.count()).select_from(WebhookEvent).where(
-            WebhookEvent.provider == "email_bounce", WebhookEvent.tenant_id == tenant_id
-        )
-    )  # fmt: skip
+        select(func.count())
+        .select_from(WebhookEvent)
+        .where(WebhookEvent.provider == "email_bounce", WebhookEvent.tenant_id == tenant_id)
+    )
 
 
 def test_a_hard_bounce_marks_message_and_contact_and_a_delay_does_not(
@@ -430,8 +481,9 @@ def test_a_hard_bounce_marks_message_and_contact_and_a_delay_does_not(
     assert message_row(db_session, message_id).status == "sent"
     assert contact_row(db_session, tenant, contact_id).email_bounced_at is None
 
-    failed = delivery_report(verp, email, "failed", "5.1.1 (bad mailbox)",
-                             "550 5.1.1 <x>: user unknown")  # fmt: skip
+    failed = delivery_report(
+        verp, email, "failed", "5.1.1 (bad mailbox)", "550 5.1.1 <x>: user unknown"
+    )
     assert client.post(hook, data=failed).status_code == 204
     assert client.post(hook, data=failed).status_code == 204  # the relay retried: stored once
     assert bounce_events(db_session, tenant.id) == 2
@@ -498,8 +550,9 @@ def test_verp_tokens_and_dsn_parsing():
     assert read_verp_token("secret", verp_token("secret", None, 7)) == (None, 7)
     assert len(f"bounces+{verp_token('secret', 10**9, 10**12)}") <= 64  # RFC 5321 local part
 
-    report = delivery_report("bounces+x@ex.org", "a@ex.org", "failed", "5.2.2",
-                             "552 5.2.2 mailbox full")  # fmt: skip
+    report = delivery_report(
+        "bounces+x@ex.org", "a@ex.org", "failed", "5.2.2", "552 5.2.2 mailbox full"
+    )
     [failed] = parse_dsn(report)
     assert (failed.recipient, failed.action, failed.status) == ("a@ex.org", "failed", "5.2.2")
     assert failed.diagnostic == "552 5.2.2 mailbox full" and failed.hard_bounce

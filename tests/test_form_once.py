@@ -49,18 +49,36 @@ def books(db_session, make_tenant, make_user, client, login):
     owner = make_user()
     tenant = make_tenant(owner=owner, region="27")
     session = tenant_session(db_session, tenant)
-    customer = Client(full_name="Kaveri Builders", short_name="Kaveri", location="local",
-                      country="IN", currency="INR", gstin=MH_GSTIN, payment_terms="net",
-                      payment_days=30)  # fmt: skip
+    customer = Client(
+        full_name="Kaveri Builders",
+        short_name="Kaveri",
+        location="local",
+        country="IN",
+        currency="INR",
+        gstin=MH_GSTIN,
+        payment_terms="net",
+        payment_days=30,
+    )
     session.add(customer)
     session.flush()
-    project = Project(client_id=customer.id, name="Tower A", contract_value=Decimal("1000.00"),
-                      currency="INR", start_date=date(2027, 1, 4))  # fmt: skip
+    project = Project(
+        client_id=customer.id,
+        name="Tower A",
+        contract_value=Decimal("1000.00"),
+        currency="INR",
+        start_date=date(2027, 1, 4),
+    )
     session.add(project)
     session.flush()
-    milestone = Milestone(project_id=project.id, position=1, name="Slab",
-                          amount=Decimal("1000.00"), due_rule="date", due_date=date(2027, 2, 1),
-                          status="completed")  # fmt: skip
+    milestone = Milestone(
+        project_id=project.id,
+        position=1,
+        name="Slab",
+        amount=Decimal("1000.00"),
+        due_rule="date",
+        due_date=date(2027, 2, 1),
+        status="completed",
+    )
     session.add(milestone)
     session.flush()
     invoice = invoicing.draft_from_milestones(session, tenant, project, [milestone], "18", "9983")
@@ -82,9 +100,15 @@ def test_a_double_clicked_record_payment_records_one_payment(books):
     http, tenant, session, customer, _ = books
     url = f"/t/{tenant.slug}/payments/new"
     page = http.get(f"{url}?client_id={customer.id}").text
-    data = {"csrf_token": csrf_token_from(page), "form_key": key_of(page),
-            "client_id": customer.id, "amount": "500", "received_on": "2027-03-01",
-            "method": "upi", "reference": "UTR1"}  # fmt: skip
+    data = {
+        "csrf_token": csrf_token_from(page),
+        "form_key": key_of(page),
+        "client_id": customer.id,
+        "amount": "500",
+        "received_on": "2027-03-01",
+        "method": "upi",
+        "reference": "UTR1",
+    }
     first = submit_twice(http, url, data)
     assert count(session, Payment) == 1
     assert "This form was submitted already." in http.get(first.headers["Location"]).text
@@ -94,9 +118,15 @@ def test_a_double_submitted_new_client_creates_one_client(books):
     http, tenant, session, _, _ = books
     url = f"/t/{tenant.slug}/clients/new"
     page = http.get(url).text
-    data = {"csrf_token": csrf_token_from(page), "form_key": key_of(page),
-            "full_name": "Godavari Traders", "short_name": "Godavari", "location": "local",
-            "payment_terms": "net", "payment_days": "30"}  # fmt: skip
+    data = {
+        "csrf_token": csrf_token_from(page),
+        "form_key": key_of(page),
+        "full_name": "Godavari Traders",
+        "short_name": "Godavari",
+        "location": "local",
+        "payment_terms": "net",
+        "payment_days": "30",
+    }
     submit_twice(http, url, data)
     assert count(session, Client) == 2  # the fixture's and this one
 
@@ -105,9 +135,16 @@ def test_a_double_submitted_invoice_by_hand_makes_one_draft(books):
     http, tenant, session, customer, _ = books
     url = f"/t/{tenant.slug}/invoices/new"
     page = http.get(f"{url}?client_id={customer.id}").text
-    data = {"csrf_token": csrf_token_from(page), "form_key": key_of(page),
-            "client_id": customer.id, "description": "Survey", "hsn_sac": "998311",
-            "quantity": "1", "unit_price": "100", "tax_rate": "18"}  # fmt: skip
+    data = {
+        "csrf_token": csrf_token_from(page),
+        "form_key": key_of(page),
+        "client_id": customer.id,
+        "description": "Survey",
+        "hsn_sac": "998311",
+        "quantity": "1",
+        "unit_price": "100",
+        "tax_rate": "18",
+    }
     before = count(session, Invoice)
     submit_twice(http, url, data)
     assert count(session, Invoice) == before + 1
@@ -117,9 +154,12 @@ def test_a_double_submitted_credit_note_issues_one(books):
     http, tenant, session, _, invoice = books
     url = f"/t/{tenant.slug}/invoices/{invoice.id}"
     page = http.get(url).text
-    data = {"csrf_token": csrf_token_from(page),
-            "form_key": key_of(page, f"{url}/credit-notes"),
-            "credit_amount": "118.00", "credit_reason": "Late delivery"}  # fmt: skip
+    data = {
+        "csrf_token": csrf_token_from(page),
+        "form_key": key_of(page, f"{url}/credit-notes"),
+        "credit_amount": "118.00",
+        "credit_reason": "Late delivery",
+    }
     submit_twice(http, f"{url}/credit-notes", data)
     assert count(session, CreditNote) == 1
 
@@ -134,14 +174,22 @@ def test_a_double_submitted_plan_from_a_template_applies_once(books, db_session)
     template = db_session.scalars(
         select(LibraryTemplate).where(LibraryTemplate.industry == "construction")
     ).first()
-    project = Project(client_id=customer.id, name="Tower B", contract_value=Decimal("100000"),
-                      currency="INR", start_date=date(2027, 1, 4))  # fmt: skip
+    project = Project(
+        client_id=customer.id,
+        name="Tower B",
+        contract_value=Decimal("100000"),
+        currency="INR",
+        start_date=date(2027, 1, 4),
+    )
     session.add(project)
     session.commit()
     url = f"/t/{tenant.slug}/projects/{project.id}"
     page = http.get(f"{url}/plan").text
-    data = {"csrf_token": csrf_token_from(page), "template_id": template.id,
-            "form_key": key_of(page, f"{url}/template")}  # fmt: skip
+    data = {
+        "csrf_token": csrf_token_from(page),
+        "template_id": template.id,
+        "form_key": key_of(page, f"{url}/template"),
+    }
     plan = select(Milestone.id).where(Milestone.project_id == project.id)
     assert http.post(f"{url}/template", data=data).status_code == 303
     planned = set(session.scalars(plan))
@@ -154,15 +202,25 @@ def test_double_submitted_contact_and_promise_create_one_each(books):
     http, tenant, session, customer, invoice = books
     client_url = f"/t/{tenant.slug}/clients/{customer.id}"
     page = http.get(f"{client_url}?tab=contacts").text
-    data = {"csrf_token": csrf_token_from(page), "form_key": key_of(page, f"{client_url}/contacts"),
-            "full_name": "Ravi Kumar", "email": "ravi@example.com", "roles": "billing"}  # fmt: skip
+    data = {
+        "csrf_token": csrf_token_from(page),
+        "form_key": key_of(page, f"{client_url}/contacts"),
+        "full_name": "Ravi Kumar",
+        "email": "ravi@example.com",
+        "roles": "billing",
+    }
     submit_twice(http, f"{client_url}/contacts", data)
     assert count(session, Contact) == 1
 
     promises_url = f"/t/{tenant.slug}/clients/{customer.id}/promises"
     page = http.get(f"{client_url}?tab=collections").text
-    data = {"csrf_token": csrf_token_from(page), "form_key": key_of(page, promises_url),
-            "amount": "1180", "promised_on": "2099-01-31", "invoice_ids": invoice.id}  # fmt: skip
+    data = {
+        "csrf_token": csrf_token_from(page),
+        "form_key": key_of(page, promises_url),
+        "amount": "1180",
+        "promised_on": "2099-01-31",
+        "invoice_ids": invoice.id,
+    }
     submit_twice(http, promises_url, data)
     assert count(session, PromiseToPay) == 1
 
@@ -171,9 +229,15 @@ def test_a_form_with_errors_keeps_its_key_for_the_corrected_submission(books):
     http, tenant, session, customer, _ = books
     url = f"/t/{tenant.slug}/payments/new"
     page = http.get(f"{url}?client_id={customer.id}").text
-    data = {"csrf_token": csrf_token_from(page), "form_key": key_of(page),
-            "client_id": customer.id, "amount": "-5", "received_on": "2027-03-01",
-            "method": "upi", "reference": "UTR1"}  # fmt: skip
+    data = {
+        "csrf_token": csrf_token_from(page),
+        "form_key": key_of(page),
+        "client_id": customer.id,
+        "amount": "-5",
+        "received_on": "2027-03-01",
+        "method": "upi",
+        "reference": "UTR1",
+    }
     assert http.post(url, data=data).status_code == 422
     assert http.post(url, data={**data, "amount": "500"}).status_code == 303
     assert count(session, Payment) == 1
@@ -183,9 +247,16 @@ def test_add_line_does_not_use_the_key_up(books):
     http, tenant, session, customer, _ = books
     url = f"/t/{tenant.slug}/invoices/new"
     page = http.get(f"{url}?client_id={customer.id}").text
-    data = {"csrf_token": csrf_token_from(page), "form_key": key_of(page),
-            "client_id": customer.id, "description": "Survey", "hsn_sac": "998311",
-            "quantity": "1", "unit_price": "100", "tax_rate": "18"}  # fmt: skip
+    data = {
+        "csrf_token": csrf_token_from(page),
+        "form_key": key_of(page),
+        "client_id": customer.id,
+        "description": "Survey",
+        "hsn_sac": "998311",
+        "quantity": "1",
+        "unit_price": "100",
+        "tax_rate": "18",
+    }
     before = count(session, Invoice)
     assert http.post(url, data={**data, "add_line": "1"}).status_code == 200
     assert http.post(url, data=data).status_code == 303
@@ -196,9 +267,14 @@ def test_a_malformed_key_is_refused_and_creates_nothing(books):
     http, tenant, session, customer, _ = books
     url = f"/t/{tenant.slug}/payments/new"
     page = http.get(f"{url}?client_id={customer.id}").text
-    data = {"csrf_token": csrf_token_from(page), "form_key": "no good\x00",
-            "client_id": customer.id, "amount": "500", "received_on": "2027-03-01",
-            "method": "upi"}  # fmt: skip
+    data = {
+        "csrf_token": csrf_token_from(page),
+        "form_key": "no good\x00",
+        "client_id": customer.id,
+        "amount": "500",
+        "received_on": "2027-03-01",
+        "method": "upi",
+    }
     assert http.post(url, data=data).status_code == 400
     assert count(session, Payment) == 0
 
@@ -207,8 +283,9 @@ def test_keys_older_than_a_week_are_removed_by_later_submissions(db_session, mak
     tenant = make_tenant()
     session = tenant_session(db_session, tenant)
     for key, days in (("old-key-000000000000", 8), ("recent-key-0000000000", 6)):
-        session.add(FormSubmission(key=key, result_url="/x",
-                                   created_at=func.now() - timedelta(days=days)))  # fmt: skip
+        session.add(
+            FormSubmission(key=key, result_url="/x", created_at=func.now() - timedelta(days=days))
+        )
     session.flush()
     assert form_once.claim(session, form_once.new_form_key()) is None
     assert set(session.scalars(select(FormSubmission.key))) >= {"recent-key-0000000000"}
@@ -223,9 +300,12 @@ def _waiting_for_locks(engine, expected: int) -> None:
     time: a synchronisation point so both requests are past their checks)."""
     for _ in range(600):
         with engine.connect() as conn:
-            waiting = conn.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"))  # fmt: skip
+            waiting = conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
         if waiting >= expected:
             return
         time.sleep(0.05)
@@ -277,11 +357,21 @@ def committed_owner(app, redis):
     """An owner and a tenant whose rows are committed (requests on other connections see them),
     removed after."""
     with app.app_context():
-        owner = accounts.create_user(db.session, email=f"{unique('once')}@example.com",
-                                     full_name="Once Owner", password=PASSWORD)  # fmt: skip
-        tenant = tenants.create_tenant(db.session, slug=unique("once"), name="Once Co",
-                                       country="IN", time_zone="Asia/Kolkata", currency="INR",
-                                       owner=owner)  # fmt: skip
+        owner = accounts.create_user(
+            db.session,
+            email=f"{unique('once')}@example.com",
+            full_name="Once Owner",
+            password=PASSWORD,
+        )
+        tenant = tenants.create_tenant(
+            db.session,
+            slug=unique("once"),
+            name="Once Co",
+            country="IN",
+            time_zone="Asia/Kolkata",
+            currency="INR",
+            owner=owner,
+        )
         ids = (owner.id, tenant.id, tenant.slug, tenant.schema)
         db.session.commit()
         db.session.remove()
@@ -296,8 +386,9 @@ def committed_owner(app, redis):
 
 
 @pytest.mark.parametrize("same_key", [True, False], ids=["double-click", "two-tabs"])
-def test_create_client_posted_twice_at_once_never_answers_500(app, committed_owner, login,
-                                                              same_key):  # fmt: skip
+def test_create_client_posted_twice_at_once_never_answers_500(
+    app, committed_owner, login, same_key
+):
     """Both requests pass the name check before either writes (the test holds the clients
     table until both wait); then one creates the client and the other answers with the first
     result (same key) or a form error (another key): one client, never a server error."""
@@ -310,9 +401,17 @@ def test_create_client_posted_twice_at_once_never_answers_500(app, committed_own
     for http in browsers:
         login(http, owner)
         page = http.get(f"/t/{slug}/clients/new").text
-        forms.append({"csrf_token": csrf_token_from(page), "form_key": key_of(page),
-                      "full_name": "Narmada Steel", "short_name": "Narmada", "location": "local",
-                      "payment_terms": "net", "payment_days": "30"})  # fmt: skip
+        forms.append(
+            {
+                "csrf_token": csrf_token_from(page),
+                "form_key": key_of(page),
+                "full_name": "Narmada Steel",
+                "short_name": "Narmada",
+                "location": "local",
+                "payment_terms": "net",
+                "payment_days": "30",
+            }
+        )
     if same_key:
         forms[1]["form_key"] = forms[0]["form_key"]
 
@@ -328,8 +427,9 @@ def test_create_client_posted_twice_at_once_never_answers_500(app, committed_own
         engine = db.engine
     with engine.connect() as holder:
         holder.exec_driver_sql(f'LOCK TABLE "{schema}".clients IN SHARE ROW EXCLUSIVE MODE')
-        threads = [threading.Thread(target=submit, args=pair)
-                   for pair in zip(browsers, forms, strict=True)]  # fmt: skip
+        threads = [
+            threading.Thread(target=submit, args=pair) for pair in zip(browsers, forms, strict=True)
+        ]
         for thread in threads:
             thread.start()
         _waiting_for_locks(engine, 2)

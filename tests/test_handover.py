@@ -17,15 +17,28 @@ CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 
 
 def test_a_campaign_launched_while_redis_is_down_is_delivered_after_it_returns(
-    audience_books, app, client, login, db_session, run_jobs, received_mail, monkeypatch,
+    audience_books,
+    app,
+    client,
+    login,
+    db_session,
+    run_jobs,
+    received_mail,
+    monkeypatch,
     every_day_is_a_business_day,
-):  # fmt: skip
+):
     tenant, owner, _, _, template, _ = audience_books
     login(client, owner)
     new = client.get(f"/t/{tenant.slug}/campaigns/new")
-    form = {"csrf_token": csrf_token_from(new.text), "name": "Rates while down",
-            "channel": "email", "template_id": str(template.id), "city": "Pune",
-            "schedule": "now", "throttle_per_minute": "6000"}  # fmt: skip
+    form = {
+        "csrf_token": csrf_token_from(new.text),
+        "name": "Rates while down",
+        "channel": "email",
+        "template_id": str(template.id),
+        "city": "Pune",
+        "schedule": "now",
+        "throttle_per_minute": "6000",
+    }
     show_url = client.post(f"/t/{tenant.slug}/campaigns/", data=form).headers["Location"]
 
     with monkeypatch.context() as redis_down:

@@ -368,9 +368,12 @@ def test_a_provider_account_belongs_to_one_workspace(
     session = tenant_session(db_session, first)
     with app.app_context():
         ciphertext = encrypt_secrets({"api_key": "key-1"})
-    connection = IntegrationConnection(provider="keyed_sms", settings={"account_id": account},
-                                       secrets_ciphertext=ciphertext,
-                                       verification="verified")  # fmt: skip
+    connection = IntegrationConnection(
+        provider="keyed_sms",
+        settings={"account_id": account},
+        secrets_ciphertext=ciphertext,
+        verification="verified",
+    )
     session.add(connection)
     session.flush()
     session.add(
@@ -438,8 +441,7 @@ def test_msg91_keeps_its_report_url_when_edited_and_one_sms_service_is_used(
 ):
     standin = Msg91Standin().start()
     monkeypatch.setitem(app.config, "MSG91_API_BASE", standin.url)
-    msg91 = {"authkey": standin.authkey, "sender_id": "DUEBKS",
-             "entity_id": "1101234567890123456"}  # fmt: skip
+    msg91 = {"authkey": standin.authkey, "sender_id": "DUEBKS", "entity_id": "1101234567890123456"}
     try:
         assert post_form(client, admin, "msg91/connect", msg91).status_code == 303
         token = connection_of(db_session, admin, "msg91").settings["webhook_token"]

@@ -72,28 +72,56 @@ def books(db_session, make_tenant, make_user, storage_root):
     session = tenant_session(db_session, tenant)
     counter = iter(range(1, 1000))
 
-    def invoice(lines=1, gstin=MH_CLIENT_GSTIN, country="IN", issue=True, amount="1000.00",
-                currency="INR", for_tenant=None, use=None):  # fmt: skip
+    def invoice(
+        lines=1,
+        gstin=MH_CLIENT_GSTIN,
+        country="IN",
+        issue=True,
+        amount="1000.00",
+        currency="INR",
+        for_tenant=None,
+        use=None,
+    ):
         owner_tenant = for_tenant or tenant
         use = use or session
         n = next(counter)
-        client = Client(full_name=f"Kaveri Builders {n}", short_name=f"K{n}",
-                        location="local" if country == owner_tenant.country else "foreign",
-                        country=country, currency=currency, gstin=gstin,
-                        abn=ABN if country == "AU" else None, address_line1="4 MG Road",
-                        city="Bengaluru" if country == "IN" else "Sydney",
-                        payment_terms="net", payment_days=30)  # fmt: skip
+        client = Client(
+            full_name=f"Kaveri Builders {n}",
+            short_name=f"K{n}",
+            location="local" if country == owner_tenant.country else "foreign",
+            country=country,
+            currency=currency,
+            gstin=gstin,
+            abn=ABN if country == "AU" else None,
+            address_line1="4 MG Road",
+            city="Bengaluru" if country == "IN" else "Sydney",
+            payment_terms="net",
+            payment_days=30,
+        )
         use.add(client)
         use.flush()
         value = Decimal(amount) * lines
-        proj = Project(client_id=client.id, name=f"Tower {n}", contract_value=value,
-                       currency=currency, start_date=date(2027, 1, 4))  # fmt: skip
+        proj = Project(
+            client_id=client.id,
+            name=f"Tower {n}",
+            contract_value=value,
+            currency=currency,
+            start_date=date(2027, 1, 4),
+        )
         use.add(proj)
         use.flush()
-        milestones = [Milestone(project_id=proj.id, position=i, name=f"Stage {i}",
-                                amount=Decimal(amount), due_rule="date",
-                                due_date=date(2027, 2, 1), status="completed")
-                      for i in range(1, lines + 1)]  # fmt: skip
+        milestones = [
+            Milestone(
+                project_id=proj.id,
+                position=i,
+                name=f"Stage {i}",
+                amount=Decimal(amount),
+                due_rule="date",
+                due_date=date(2027, 2, 1),
+                status="completed",
+            )
+            for i in range(1, lines + 1)
+        ]
         use.add_all(milestones)
         use.flush()
         made = invoicing.draft_from_milestones(use, owner_tenant, proj, milestones, None, "998311")
@@ -125,8 +153,7 @@ def test_fifteen_lines_fit_on_one_a4_page(books, handed_over):
     data = pdf.render_pdf(session, tenant, invoice(lines=15))
     assert page_count(data) == 1
     box = PdfReader(io.BytesIO(data)).pages[0].mediabox
-    assert (round(float(box.width) / 72 * 25.4), round(float(box.height) / 72 * 25.4)) == (
-        210, 297)  # fmt: skip
+    assert (round(float(box.width) / 72 * 25.4), round(float(box.height) / 72 * 25.4)) == (210, 297)
 
 
 def test_inter_state_invoice_shows_igst(books, handed_over):
@@ -148,8 +175,13 @@ def test_australian_tenant_gets_a_tax_invoice_with_abn_and_gst(
     books, db_session, make_tenant, handed_over
 ):
     _, _, invoice, _ = books
-    aussie = make_tenant(country="AU", region="NSW", time_zone="Australia/Sydney",
-                         currency="AUD", name="Harbour Tiles")  # fmt: skip
+    aussie = make_tenant(
+        country="AU",
+        region="NSW",
+        time_zone="Australia/Sydney",
+        currency="AUD",
+        name="Harbour Tiles",
+    )
     aussie.abn = "53004085616"
     aussie.upi_vpa = "never@shown"  # not an Indian tenant: no UPI
     db_session.commit()
@@ -169,15 +201,30 @@ def test_other_countries_get_a_plain_invoice(db_session, make_tenant, storage_ro
     tenant.tax_number = "123-456-789-000"
     db_session.commit()
     session = tenant_session(db_session, tenant)
-    client = Client(full_name="Cebu Traders", short_name="Cebu", location="local",
-                    country="PH", currency="PHP", payment_terms="net", payment_days=30)  # fmt: skip
+    client = Client(
+        full_name="Cebu Traders",
+        short_name="Cebu",
+        location="local",
+        country="PH",
+        currency="PHP",
+        payment_terms="net",
+        payment_days=30,
+    )
     session.add(client)
     session.flush()
     zero = Decimal("0.00")
-    draft = Invoice(client_id=client.id, currency="PHP", tax_regime="other",
-                    subtotal=Decimal("500.00"), cgst=zero, sgst=zero, igst=zero,
-                    other_tax=Decimal("60.00"), total=Decimal("560.00"),
-                    amount_in_words="Five Hundred Sixty Pesos Only")  # fmt: skip
+    draft = Invoice(
+        client_id=client.id,
+        currency="PHP",
+        tax_regime="other",
+        subtotal=Decimal("500.00"),
+        cgst=zero,
+        sgst=zero,
+        igst=zero,
+        other_tax=Decimal("60.00"),
+        total=Decimal("560.00"),
+        amount_in_words="Five Hundred Sixty Pesos Only",
+    )
     session.add(draft)
     session.flush()
     text = pdf_text(pdf.render_pdf(session, tenant, draft))
@@ -200,9 +247,14 @@ def test_upi_link_prefills_payee_amount_still_owed_and_number(books, handed_over
     assert link.startswith("upi://pay?pa=udyam@okhdfc&pn=Udyam%20Works%20%26%20Sons&")
     assert "&tr=INV%2F26-27%2F00001" in link and "&tn=Invoice%20INV%2F26-27%2F00001" in link
     params = dict(parse_qsl(urlsplit(link).query))
-    assert params == {"pa": "udyam@okhdfc", "pn": "Udyam Works & Sons", "am": "779.50",
-                      "cu": "INR", "tn": "Invoice INV/26-27/00001",
-                      "tr": "INV/26-27/00001"}  # fmt: skip
+    assert params == {
+        "pa": "udyam@okhdfc",
+        "pn": "Udyam Works & Sons",
+        "am": "779.50",
+        "cu": "INR",
+        "tn": "Invoice INV/26-27/00001",
+        "tr": "INV/26-27/00001",
+    }
 
     document = pdf.invoice_document(session, tenant, issued)
     assert document["upi"]["link"] == link
@@ -257,8 +309,9 @@ def test_issue_hands_the_render_to_a_worker_only_after_commit(books, handed_over
     tenant, _, invoice, _ = books
     draft = invoice(issue=False)
     # A session that rolls back only its own savepoint, as a request's does in the tests.
-    session = TenantSession(db, bind=db_session.connection(),
-                            join_transaction_mode="create_savepoint")  # fmt: skip
+    session = TenantSession(
+        db, bind=db_session.connection(), join_transaction_mode="create_savepoint"
+    )
     bind_tenant(session, tenant.id)
     draft = session.get(Invoice, draft.id)
     assert handed_over == []
@@ -384,8 +437,7 @@ CREDIT_DAY = date(2027, 3, 5)
 def test_credit_note_pdf_is_a_gst_credit_note_against_the_invoice(books, handed_over):
     tenant, session, invoice, _ = books
     issued = invoice()  # 1,000 + CGST 90 + SGST 90
-    note = credits.issue_credit_note(session, tenant, issued, "118.00", "Late delivery",
-                                     CREDIT_DAY)  # fmt: skip
+    note = credits.issue_credit_note(session, tenant, issued, "118.00", "Late delivery", CREDIT_DAY)
     data = pdf.render_credit_note_pdf(session, tenant, note)
     assert page_count(data) == 1
     text = pdf_text(data)
@@ -416,8 +468,13 @@ def test_inter_state_credit_note_shows_igst(books, handed_over):
 
 def test_australian_credit_note_is_an_adjustment_note(books, db_session, make_tenant, handed_over):
     _, _, invoice, _ = books
-    aussie = make_tenant(country="AU", region="NSW", time_zone="Australia/Sydney",
-                         currency="AUD", name="Harbour Tiles")  # fmt: skip
+    aussie = make_tenant(
+        country="AU",
+        region="NSW",
+        time_zone="Australia/Sydney",
+        currency="AUD",
+        name="Harbour Tiles",
+    )
     aussie.abn = "53004085616"
     db_session.commit()
     session = tenant_session(db_session, aussie)
@@ -468,8 +525,7 @@ def test_credit_note_download_and_link_and_other_tenants_get_404(
 ):
     tenant, session, invoice, owner = books
     issued = invoice()
-    note = credits.issue_credit_note(session, tenant, issued, "118.00", "Late delivery",
-                                     CREDIT_DAY)  # fmt: skip
+    note = credits.issue_credit_note(session, tenant, issued, "118.00", "Late delivery", CREDIT_DAY)
     session.commit()
     viewer = make_user()
     add_member(tenant, viewer, role="viewer")
@@ -506,8 +562,9 @@ def test_a_credit_note_makes_the_next_invoice_download_show_it(
     first = client.get(f"/t/{tenant.slug}/invoices/{issued.id}/pdf")
     assert "Credit notes" not in pdf_text(first.data)
     check = tenant_session(db_session, tenant)
-    credits.issue_credit_note(check, tenant, check.get(Invoice, issued.id), "180.00", "Discount",
-                              CREDIT_DAY)  # fmt: skip
+    credits.issue_credit_note(
+        check, tenant, check.get(Invoice, issued.id), "180.00", "Discount", CREDIT_DAY
+    )
     check.commit()
     text = pdf_text(client.get(f"/t/{tenant.slug}/invoices/{issued.id}/pdf").data)
     assert "CN/26-27/00001" in text and "Balance due ₹1,000.00" in text

@@ -33,25 +33,49 @@ def overdue_invoice(app, db_session, make_tenant, make_user, storage_root):
     tenant.send_on_business_days_only = False
     db_session.commit()
     session = tenant_session(db_session, tenant)
-    client = Client(full_name="Kaveri Builders", short_name="Kaveri", location="local",
-                    country="IN", currency="INR", region="27", payment_terms="net",
-                    payment_days=30)  # fmt: skip
+    client = Client(
+        full_name="Kaveri Builders",
+        short_name="Kaveri",
+        location="local",
+        country="IN",
+        currency="INR",
+        region="27",
+        payment_terms="net",
+        payment_days=30,
+    )
     session.add(client)
     session.flush()
-    contact = Contact(client_id=client.id, full_name="Ravi Kumar", roles=["billing"],
-                      email="ravi@kaveri.example", phone="+919845012345")  # fmt: skip
-    project = Project(client_id=client.id, name="Tower", contract_value=Decimal("100000"),
-                      currency="INR", start_date=date(2026, 8, 3))  # fmt: skip
+    contact = Contact(
+        client_id=client.id,
+        full_name="Ravi Kumar",
+        roles=["billing"],
+        email="ravi@kaveri.example",
+        phone="+919845012345",
+    )
+    project = Project(
+        client_id=client.id,
+        name="Tower",
+        contract_value=Decimal("100000"),
+        currency="INR",
+        start_date=date(2026, 8, 3),
+    )
     session.add_all([contact, project])
     session.flush()
-    milestone = Milestone(project_id=project.id, position=1, name="Foundations",
-                          amount=Decimal("100000"), due_rule="date", due_date=date(2026, 9, 1),
-                          status="completed")  # fmt: skip
+    milestone = Milestone(
+        project_id=project.id,
+        position=1,
+        name="Foundations",
+        amount=Decimal("100000"),
+        due_rule="date",
+        due_date=date(2026, 9, 1),
+        status="completed",
+    )
     session.add(milestone)
     session.flush()
     with app.app_context():
-        invoice = invoicing.draft_from_milestones(session, tenant, project, [milestone], None,
-                                                  "998311")  # fmt: skip
+        invoice = invoicing.draft_from_milestones(
+            session, tenant, project, [milestone], None, "998311"
+        )
         invoicing.issue(session, tenant, invoice, date(2026, 9, 1))
     session.commit()
     return tenant, owner, client.id, contact.id, invoice.id, invoice.number
@@ -64,12 +88,14 @@ def send(client, tenant, invoice_id, **fields):
     return client.post(f"/t/{tenant.slug}/invoices/{invoice_id}/send", data=data), data
 
 
-def test_the_invoice_goes_by_email_with_its_pdf(app, client, db_session, login, overdue_invoice,
-                                                run_jobs, received_mail):  # fmt: skip
+def test_the_invoice_goes_by_email_with_its_pdf(
+    app, client, db_session, login, overdue_invoice, run_jobs, received_mail
+):
     tenant, owner, client_id, contact_id, invoice_id, number = overdue_invoice
     login(client, owner)
-    response, data = send(client, tenant, invoice_id, purpose="invoice", channel="email",
-                          contact_id=contact_id)  # fmt: skip
+    response, data = send(
+        client, tenant, invoice_id, purpose="invoice", channel="email", contact_id=contact_id
+    )
     assert response.status_code == 303
     # A second click on the same form is the same message.
     again = client.post(f"/t/{tenant.slug}/invoices/{invoice_id}/send", data=data)
@@ -92,12 +118,14 @@ def test_the_invoice_goes_by_email_with_its_pdf(app, client, db_session, login, 
     assert number in timeline.text and "Sent" in timeline.text
 
 
-def test_a_reminder_names_what_is_overdue(app, client, db_session, login, overdue_invoice,
-                                          run_jobs, received_mail):  # fmt: skip
+def test_a_reminder_names_what_is_overdue(
+    app, client, db_session, login, overdue_invoice, run_jobs, received_mail
+):
     tenant, owner, _, contact_id, invoice_id, number = overdue_invoice
     login(client, owner)
-    response, _ = send(client, tenant, invoice_id, purpose="notice_1", channel="email",
-                       contact_id=contact_id)  # fmt: skip
+    response, _ = send(
+        client, tenant, invoice_id, purpose="notice_1", channel="email", contact_id=contact_id
+    )
     assert response.status_code == 303
     run_jobs()
     (mail,) = received_mail()
@@ -112,8 +140,9 @@ def test_a_reminder_names_what_is_overdue(app, client, db_session, login, overdu
 def test_whatsapp_needs_the_contacts_opt_in(app, client, db_session, login, overdue_invoice):
     tenant, owner, _, contact_id, invoice_id, _ = overdue_invoice
     login(client, owner)
-    response, _ = send(client, tenant, invoice_id, purpose="invoice", channel="whatsapp",
-                       contact_id=contact_id)  # fmt: skip
+    response, _ = send(
+        client, tenant, invoice_id, purpose="invoice", channel="whatsapp", contact_id=contact_id
+    )
     assert response.status_code == 422
     assert 'id="channel-error"' in response.text
     assert "has not agreed to WhatsApp" in response.text
@@ -121,8 +150,9 @@ def test_whatsapp_needs_the_contacts_opt_in(app, client, db_session, login, over
     assert count.all() == []
 
 
-def test_an_opt_in_makes_whatsapp_available_with_the_pdf(app, client, db_session, login,
-                                                         overdue_invoice):  # fmt: skip
+def test_an_opt_in_makes_whatsapp_available_with_the_pdf(
+    app, client, db_session, login, overdue_invoice
+):
     tenant, owner, _, contact_id, invoice_id, number = overdue_invoice
     session = tenant_session(db_session, tenant)
     set_consent(session.get(Contact, contact_id), "whatsapp", True, "signed form")
@@ -133,8 +163,9 @@ def test_an_opt_in_makes_whatsapp_available_with_the_pdf(app, client, db_session
         app.extensions["duebook.enqueue_deliveries"],
     )
     try:
-        response, _ = send(client, tenant, invoice_id, purpose="invoice", channel="whatsapp",
-                           contact_id=contact_id)  # fmt: skip
+        response, _ = send(
+            client, tenant, invoice_id, purpose="invoice", channel="whatsapp", contact_id=contact_id
+        )
     finally:
         app.extensions["duebook.enqueue_deliveries"] = real
     assert response.status_code == 303
@@ -149,23 +180,29 @@ def test_an_opt_in_makes_whatsapp_available_with_the_pdf(app, client, db_session
     assert message.recipient_time_zone == "Asia/Kolkata"
 
 
-def test_only_members_who_send_messages_may(client, db_session, make_user, add_member, login,
-                                            overdue_invoice):  # fmt: skip
+def test_only_members_who_send_messages_may(
+    client, db_session, make_user, add_member, login, overdue_invoice
+):
     tenant, _, _, contact_id, invoice_id, _ = overdue_invoice
     viewer = make_user()
     add_member(tenant, viewer, role="viewer")
     login(client, viewer)
     page = client.get(f"/t/{tenant.slug}/invoices/{invoice_id}")
     assert 'id="invoice-send"' not in page.text
-    response = client.post(f"/t/{tenant.slug}/invoices/{invoice_id}/send",
-                           data={"csrf_token": csrf_token_from(page.text), "channel": "email",
-                                 "purpose": "invoice", "contact_id": contact_id,
-                                 "form_key": "x" * 24})  # fmt: skip
+    response = client.post(
+        f"/t/{tenant.slug}/invoices/{invoice_id}/send",
+        data={
+            "csrf_token": csrf_token_from(page.text),
+            "channel": "email",
+            "purpose": "invoice",
+            "contact_id": contact_id,
+            "form_key": "x" * 24,
+        },
+    )
     assert response.status_code == 403
 
 
-def test_a_void_invoice_is_not_offered_for_sending(app, client, db_session, login,
-                                                   overdue_invoice):  # fmt: skip
+def test_a_void_invoice_is_not_offered_for_sending(app, client, db_session, login, overdue_invoice):
     tenant, owner, _, _, invoice_id, _ = overdue_invoice
     session = tenant_session(db_session, tenant)
     session.execute(update(Invoice).where(Invoice.id == invoice_id).values(status="void"))

@@ -13,12 +13,30 @@ from app.config import IMPORT_LIMIT_SETTINGS
 
 APP = Path(__file__).resolve().parent.parent / "app"
 # The business areas: every package of app/ but the bottom layer.
-AREAS = frozenset({
-    "aging", "audit", "auth", "campaigns", "clients", "collections", "dashboard", "health",
-    "integrations", "invoicing", "library", "message_templates", "messaging", "notifications",
-    "ops", "payments",
-    "projects", "sandbox", "settings", "team",
-})  # fmt: skip
+AREAS = frozenset(
+    {
+        "aging",
+        "audit",
+        "auth",
+        "campaigns",
+        "clients",
+        "collections",
+        "dashboard",
+        "health",
+        "integrations",
+        "invoicing",
+        "library",
+        "message_templates",
+        "messaging",
+        "notifications",
+        "ops",
+        "payments",
+        "projects",
+        "sandbox",
+        "settings",
+        "team",
+    }
+)
 # What app/core may import of this project: itself, the unbound extensions and tenancy.
 CORE_MAY_IMPORT = ("app.core", "app.extensions", "tenants")
 PROJECT_PACKAGES = ("app", "jobs", "tenants")
@@ -72,8 +90,11 @@ def test_core_imports_no_business_area():
         for path in python_files(APP / "core")
         for line, module in imported_modules(path)
         if area_of(module)
-        or (within(module, PROJECT_PACKAGES) and module != "app"
-            and not within(module, CORE_MAY_IMPORT))  # fmt: skip
+        or (
+            within(module, PROJECT_PACKAGES)
+            and module != "app"
+            and not within(module, CORE_MAY_IMPORT)
+        )
     ]
     assert not wrong, "app/core imports only itself, app.extensions and tenants:\n" + "\n".join(
         wrong

@@ -15,9 +15,17 @@ from app.library.models import COMPLEXITIES, LibraryTemplate, LibraryTemplateIte
 from app.library.views import parse_value
 
 REQUIRED_INDUSTRIES = {
-    "construction", "manufacturing", "it_services", "healthcare", "education", "retail",
-    "financial_services", "logistics", "agriculture", "textiles",
-}  # fmt: skip
+    "construction",
+    "manufacturing",
+    "it_services",
+    "healthcare",
+    "education",
+    "retail",
+    "financial_services",
+    "logistics",
+    "agriculture",
+    "textiles",
+}
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +64,18 @@ def test_every_template_adds_up_to_exactly_100(definitions):
 
 def test_stored_templates_add_up_to_exactly_100_too(loaded):
     totals = loaded.execute(
-        select(LibraryTemplateItem.template_id, func.sum(LibraryTemplateItem.percentage))
-        .group_by(LibraryTemplateItem.template_id)
-    ).all()  # fmt: skip
+        select(LibraryTemplateItem.template_id, func.sum(LibraryTemplateItem.percentage)).group_by(
+            LibraryTemplateItem.template_id
+        )
+    ).all()
     assert len(totals) >= 80
     assert {total for _, total in totals} == {Decimal("100.0000")}
 
 
 def test_required_industries_at_every_complexity_and_two_sizes(definitions):
-    found = {(t.industry, t.complexity, t.project_size) for t in definitions if t.region in
-             (None, "IN")}  # fmt: skip
+    found = {
+        (t.industry, t.complexity, t.project_size) for t in definitions if t.region in (None, "IN")
+    }
     for industry in REQUIRED_INDUSTRIES:
         for complexity in COMPLEXITIES:
             sizes = {s for i, c, s in found if (i, c) == (industry, complexity)}
@@ -93,9 +103,17 @@ def test_construction_has_mobilisation_running_bills_and_retention(definitions):
 
 
 def test_a_file_that_does_not_add_up_is_refused():
-    data = {"industry": "x", "name": "X", "sizes": {"small": {"label": "Small"}},
-            "levels": {"simple": {"summary": "s", "phases": [
-                {"name": "a", "pct": "60"}, {"name": "b", "pct": "30"}]}}}  # fmt: skip
+    data = {
+        "industry": "x",
+        "name": "X",
+        "sizes": {"small": {"label": "Small"}},
+        "levels": {
+            "simple": {
+                "summary": "s",
+                "phases": [{"name": "a", "pct": "60"}, {"name": "b", "pct": "30"}],
+            }
+        },
+    }
     with pytest.raises(services.LibraryDataError, match="add up to 90"):
         services.expand_file(data)
 
@@ -117,8 +135,11 @@ def test_a_changed_item_bumps_the_version_and_a_dropped_template_is_retired(load
     key = "construction/simple/small"
     before = by_key(loaded, key)
     version, template_id = before.version, before.id
-    changed = [services.TemplateDef(**{**t.__dict__, "items": list(t.items)}) for t in definitions
-               if t.key != "retail/simple/small"]  # fmt: skip
+    changed = [
+        services.TemplateDef(**{**t.__dict__, "items": list(t.items)})
+        for t in definitions
+        if t.key != "retail/simple/small"
+    ]
     target = next(t for t in changed if t.key == key)
     target.items[1] = services.ItemDef(**{**target.items[1].__dict__, "name": "Completion bill"})
     report = services.load_library(loaded, changed)
@@ -167,20 +188,28 @@ def test_search_by_each_filter(loaded):
     regions = {t.region for t in maharashtra.templates}
     assert "27" in regions and "IN" in regions and not regions & {"29", "33"}
     # the state's own templates come before the country-wide ones of the same level and size
-    standard_medium = [t.region for t in maharashtra.templates
-                       if (t.complexity, t.project_size) == ("standard", "medium")]  # fmt: skip
+    standard_medium = [
+        t.region
+        for t in maharashtra.templates
+        if (t.complexity, t.project_size) == ("standard", "medium")
+    ]
     assert standard_medium == ["27", "IN"]
 
     retention = services.search(loaded, q="defects liability", per_page=500)
     assert retention.total > 0
-    assert all("defects liability" in (t.name + t.description + t.notes).lower()
-               for t in retention.templates)  # fmt: skip
+    assert all(
+        "defects liability" in (t.name + t.description + t.notes).lower()
+        for t in retention.templates
+    )
     assert services.search(loaded, q="100%_no such thing").total == 0
 
-    combined = services.search(loaded, industry="textiles", region="33", size="small",
-                               complexity="standard")  # fmt: skip
-    assert [t.key for t in combined.templates] == ["textiles/standard/small/in-tn",
-                                                    "textiles/standard/small"]  # fmt: skip
+    combined = services.search(
+        loaded, industry="textiles", region="33", size="small", complexity="standard"
+    )
+    assert [t.key for t in combined.templates] == [
+        "textiles/standard/small/in-tn",
+        "textiles/standard/small",
+    ]
 
 
 def test_search_pages(loaded):
@@ -240,8 +269,9 @@ def test_viewer_browses_the_library_with_filters(viewer_client):
     assert "Template library" in page.text and "Construction: Standard, medium project" in page.text
     assert 'aria-current="page">Template library' in page.text
 
-    filtered = http.get(f"/t/{tenant.slug}/library/?industry=construction&region=29"
-                        "&size=large&complexity=complex")  # fmt: skip
+    filtered = http.get(
+        f"/t/{tenant.slug}/library/?industry=construction&region=29&size=large&complexity=complex"
+    )
     assert "Construction: Complex, large project — Karnataka" in filtered.text
     assert "Maharashtra" not in filtered.text.split('id="library-results"')[1]
     assert 'value="29" selected' in filtered.text
@@ -263,8 +293,9 @@ def test_detail_previews_on_a_sample_value(viewer_client, loaded):
     assert "₹10,00,000.00" in page.text  # the default value, Indian grouping
     assert "Guidance, not legal advice" in page.text and "MahaRERA" in page.text
 
-    preview = http.get(f"/t/{tenant.slug}/library/{template.id}?value=33,33,333.33",
-                       headers={"HX-Request": "true"})  # fmt: skip
+    preview = http.get(
+        f"/t/{tenant.slug}/library/{template.id}?value=33,33,333.33", headers={"HX-Request": "true"}
+    )
     assert preview.status_code == 200 and "<html" not in preview.text
     assert 'data-testid="preview-total">₹33,33,333.33<' in preview.text
 

@@ -53,29 +53,41 @@ class Browser:
         self.token = csrf_token_from(self._send("GET", {}).text)
 
     def _send(self, method: str, data: dict):
-        return self.client.open("/login", method=method, data=data, base_url=HTTPS,
-                                environ_base={"REMOTE_ADDR": "10.0.0.2"},  # the proxy
-                                headers={"X-Forwarded-For": self.address,
-                                         "X-Forwarded-Proto": "https",
-                                         "Referer": f"{HTTPS}/login"})  # fmt: skip
+        return self.client.open(
+            "/login",
+            method=method,
+            data=data,
+            base_url=HTTPS,
+            environ_base={"REMOTE_ADDR": "10.0.0.2"},  # the proxy
+            headers={
+                "X-Forwarded-For": self.address,
+                "X-Forwarded-Proto": "https",
+                "Referer": f"{HTTPS}/login",
+            },
+        )
 
     def log_in(self, email: str, password: str) -> int:
         data = {"email": email, "password": password, "csrf_token": self.token}
         return self._send("POST", data).status_code
 
     def log_out(self) -> None:
-        proxied = {"X-Forwarded-For": self.address, "X-Forwarded-Proto": "https",
-                   "Referer": f"{HTTPS}/"}  # fmt: skip
+        proxied = {
+            "X-Forwarded-For": self.address,
+            "X-Forwarded-Proto": "https",
+            "Referer": f"{HTTPS}/",
+        }
         page = self.client.get("/account/password", base_url=HTTPS, headers=proxied)
-        response = self.client.post("/logout", data={"csrf_token": csrf_token_from(page.text)},
-                                    base_url=HTTPS, headers=proxied)  # fmt: skip
+        response = self.client.post(
+            "/logout",
+            data={"csrf_token": csrf_token_from(page.text)},
+            base_url=HTTPS,
+            headers=proxied,
+        )
         assert response.status_code == 302
         self.token = csrf_token_from(self._send("GET", {}).text)
 
 
-def test_an_attacker_behind_the_proxy_does_not_stop_the_owner_logging_in(
-    production_app, make_user
-):
+def test_an_attacker_behind_the_proxy_does_not_stop_the_owner_logging_in(production_app, make_user):
     owner = make_user()
     attacker = Browser(production_app, "203.0.113.66")
     tries = [attacker.log_in(owner.email, f"wrong-guess-{i}") for i in range(12)]
@@ -101,9 +113,7 @@ def test_trying_thirty_accounts_from_one_address_is_throttled(production_app, db
     assert tries[0] == 422
 
 
-def test_the_owners_known_browser_logs_in_while_the_account_is_attacked(
-    production_app, make_user
-):
+def test_the_owners_known_browser_logs_in_while_the_account_is_attacked(production_app, make_user):
     owner = make_user()
     her_browser = Browser(production_app, OWNER_ADDRESS)
     assert her_browser.log_in(owner.email, PASSWORD) == 302  # she has logged in here before
@@ -154,7 +164,8 @@ def test_production_trusts_one_proxy_by_default_and_development_none(app_config)
 )
 def test_production_refuses_to_start_with_an_inconsistent_setting(app_config, setting, value):
     environment = production_environment(app_config, **{setting: value})
-    with mock.patch.dict(os.environ, environment, clear=True), pytest.raises(
-        RuntimeError, match=setting
+    with (
+        mock.patch.dict(os.environ, environment, clear=True),
+        pytest.raises(RuntimeError, match=setting),
     ):
         create_app()

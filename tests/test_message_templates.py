@@ -29,9 +29,17 @@ MH_GSTIN = "27AAPFU0939F1ZV"
 
 
 def add_client(session, name="Shree Ganesh Builders", short=None, **fields):
-    values = dict(full_name=name, short_name=short or name.split()[0], location="local",
-                  country="IN", currency="INR", gstin=MH_GSTIN, payment_terms="net",
-                  payment_days=30, region="27")  # fmt: skip
+    values = dict(
+        full_name=name,
+        short_name=short or name.split()[0],
+        location="local",
+        country="IN",
+        currency="INR",
+        gstin=MH_GSTIN,
+        payment_terms="net",
+        payment_days=30,
+        region="27",
+    )
     values.update(fields)
     client = Client(**values)
     session.add(client)
@@ -40,21 +48,33 @@ def add_client(session, name="Shree Ganesh Builders", short=None, **fields):
 
 
 def add_contact(session, client, name, email=None, phone=None, roles=("billing",), **consent):
-    contact = Contact(client_id=client.id, full_name=name, email=email, phone=phone,
-                      roles=list(roles), **consent)  # fmt: skip
+    contact = Contact(
+        client_id=client.id, full_name=name, email=email, phone=phone, roles=list(roles), **consent
+    )
     session.add(contact)
     session.flush()
     return contact
 
 
 def issue_invoice(session, tenant, client, amount="200000.00", day=date(2026, 10, 16)):
-    project = Project(client_id=client.id, name=f"Tower {client.id}", currency="INR",
-                      contract_value=Decimal(amount), start_date=date(2026, 10, 1))  # fmt: skip
+    project = Project(
+        client_id=client.id,
+        name=f"Tower {client.id}",
+        currency="INR",
+        contract_value=Decimal(amount),
+        start_date=date(2026, 10, 1),
+    )
     session.add(project)
     session.flush()
-    milestone = Milestone(project_id=project.id, position=1, name="Foundation",
-                          amount=Decimal(amount), due_rule="date", due_date=day,
-                          status="completed")  # fmt: skip
+    milestone = Milestone(
+        project_id=project.id,
+        position=1,
+        name="Foundation",
+        amount=Decimal(amount),
+        due_rule="date",
+        due_date=day,
+        status="completed",
+    )
     session.add(milestone)
     session.flush()
     invoice = invoicing.draft_from_milestones(session, tenant, project, [milestone], "18", "9954")
@@ -109,13 +129,18 @@ def test_rendering_refuses_an_escape_even_if_it_was_stored():
 
 def test_html_part_escapes_what_names_contain_and_links_the_payment_link():
     template = MessageTemplate(
-        channel="email", subject="For {{ client.name }}",
+        channel="email",
+        subject="For {{ client.name }}",
         body="Dear {{ contact.first_name }},\n\nPay here: {{ payment_link }}",
-    )  # fmt: skip
-    rendered = render_for_channel(template, {
-        "client": {"name": "A & B <Traders>"}, "contact": {"first_name": "<script>x</script>"},
-        "payment_link": "upi://pay?pa=a@b&am=1.00",
-    })  # fmt: skip
+    )
+    rendered = render_for_channel(
+        template,
+        {
+            "client": {"name": "A & B <Traders>"},
+            "contact": {"first_name": "<script>x</script>"},
+            "payment_link": "upi://pay?pa=a@b&am=1.00",
+        },
+    )
     assert rendered.subject == "For A & B <Traders>"  # a subject is text, not HTML
     assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
     assert '<a href="upi://pay?pa=a@b&amp;am=1.00">' in rendered.html
@@ -141,20 +166,27 @@ def test_whatsapp_parameters_and_sms_variables_are_ready_for_the_providers(books
     context = message_context(session, tenant, client, contact, invoice)
     whatsapp = defaults.default_template("whatsapp", "notice_1")
     rendered = render_for_channel(whatsapp, context)
-    assert rendered.payload() == {"whatsapp": {
-        "type": "template", "name": "duebook_notice_1", "language": "en",
-        "body_params": ["Asha", f"invoice {invoice.number}", "₹2,36,000.00", tenant.name],
-    }}  # fmt: skip
+    assert rendered.payload() == {
+        "whatsapp": {
+            "type": "template",
+            "name": "duebook_notice_1",
+            "language": "en",
+            "body_params": ["Asha", f"invoice {invoice.number}", "₹2,36,000.00", tenant.name],
+        }
+    }
     assert rendered.text.startswith(
         f"Dear Asha, a gentle reminder that invoice {invoice.number} for a total of ₹2,36,000.00"
     )
     sms = defaults.default_template("sms", "receipt")
     sms.dlt_template_id, sms.gateway_template_id = "1107161234567890123", "flow42"
     rendered = render_for_channel(sms, context)
-    assert rendered.payload() == {"sms": {
-        "gateway_template_id": "flow42", "dlt_template_id": "1107161234567890123",
-        "variables": {"var1": invoice.number, "var2": tenant.name},
-    }}  # fmt: skip
+    assert rendered.payload() == {
+        "sms": {
+            "gateway_template_id": "flow42",
+            "dlt_template_id": "1107161234567890123",
+            "variables": {"var1": invoice.number, "var2": tenant.name},
+        }
+    }
     mismatch = "Dear {{1}} and {{2}}\n---\n{{ contact.first_name }}"
     assert "1 parameter line" in template_errors("whatsapp", None, mismatch)["body"]
 
@@ -180,8 +212,13 @@ def test_defaults_are_created_once_and_each_renders(books):
 
 def test_template_for_prefers_the_contacts_language_then_english(books):
     _, _, session, *_ = books
-    hindi = MessageTemplate(name="Smaran", channel="sms", purpose="notice_1", language="hi",
-                            body="{{ contact.first_name }} ji, kripya bhugtan karein.")  # fmt: skip
+    hindi = MessageTemplate(
+        name="Smaran",
+        channel="sms",
+        purpose="notice_1",
+        language="hi",
+        body="{{ contact.first_name }} ji, kripya bhugtan karein.",
+    )
     session.add(hindi)
     session.flush()
     assert services.template_for(session, "sms", "notice_1", "hi").id == hindi.id
@@ -206,20 +243,28 @@ def test_the_pages_list_defaults_preview_real_data_and_show_errors_next_to_the_f
 
     new = client.get(f"/t/{tenant.slug}/message-templates/new?channel=email")
     token = csrf_token_from(new.text)
-    form = {"csrf_token": token, "channel": "email", "purpose": "campaign", "language": "en",
-            "name": "Diwali greetings", "subject": "Season's greetings, {{ client.short_name }}",
-            "body": "Dear {{ contact.first_name }},\n\nYour invoice {{ invoice.number }} "
-                    "of {{ invoice.total }}."}  # fmt: skip
-    preview = client.post(f"/t/{tenant.slug}/message-templates/preview", data=form,
-                          headers={"HX-Request": "true"})  # fmt: skip
+    form = {
+        "csrf_token": token,
+        "channel": "email",
+        "purpose": "campaign",
+        "language": "en",
+        "name": "Diwali greetings",
+        "subject": "Season's greetings, {{ client.short_name }}",
+        "body": "Dear {{ contact.first_name }},\n\nYour invoice {{ invoice.number }} "
+        "of {{ invoice.total }}.",
+    }
+    preview = client.post(
+        f"/t/{tenant.slug}/message-templates/preview", data=form, headers={"HX-Request": "true"}
+    )
     assert preview.status_code == 200
     assert 'id="preview"' in preview.text and "<form" not in preview.text  # the fragment only
     assert "Season&#39;s greetings, Shree" in preview.text
     assert "Dear Asha," in preview.text
     assert f"Your invoice {invoice.number} of ₹2,36,000.00." in preview.text
 
-    bad = client.post(f"/t/{tenant.slug}/message-templates/",
-                      data={**form, "body": "Dear {{ contact.nmae }}"})  # fmt: skip
+    bad = client.post(
+        f"/t/{tenant.slug}/message-templates/", data={**form, "body": "Dear {{ contact.nmae }}"}
+    )
     assert bad.status_code == 422
     assert 'id="body-error"' in bad.text and "unknown variable contact.nmae" in bad.text
 
@@ -232,8 +277,9 @@ def test_the_pages_list_defaults_preview_real_data_and_show_errors_next_to_the_f
     edit = client.get(f"/t/{tenant.slug}/message-templates/{template.id}")
     assert "Diwali greetings" in edit.text and "Dear Asha," in edit.text
 
-    deleted = client.post(f"/t/{tenant.slug}/message-templates/{template.id}/delete",
-                          data={"csrf_token": token})  # fmt: skip
+    deleted = client.post(
+        f"/t/{tenant.slug}/message-templates/{template.id}/delete", data={"csrf_token": token}
+    )
     assert deleted.status_code == 303
     assert client.get(f"/t/{tenant.slug}/message-templates/{template.id}").status_code == 404
 
@@ -245,8 +291,9 @@ def test_sync_approval_state_asks_a_worker(books, client, login, redis):
     tenant, owner, *_ = books
     login(client, owner)
     token = csrf_token_from(client.get(f"/t/{tenant.slug}/message-templates/").text)
-    response = client.post(f"/t/{tenant.slug}/message-templates/sync-whatsapp",
-                           data={"csrf_token": token})  # fmt: skip
+    response = client.post(
+        f"/t/{tenant.slug}/message-templates/sync-whatsapp", data={"csrf_token": token}
+    )
     assert response.status_code == 303
     with client.application.app_context():
         jobs = get_queue("sync").get_jobs()
@@ -260,20 +307,27 @@ def test_sync_approval_state_asks_a_worker(books, client, login, redis):
 
 def _notice_context(session, tenant, client, contact, invoice, numbers, total, interest):
     context = message_context(session, tenant, client, contact, invoice, "notice_2")
-    context["notice"] = notice_vars(tenant, "notice_2", "INR", numbers, Decimal(total),
-                                    Decimal(interest))  # fmt: skip
+    context["notice"] = notice_vars(
+        tenant, "notice_2", "INR", numbers, Decimal(total), Decimal(interest)
+    )
     return context
 
 
 def test_notice_variables_for_one_invoice_name_it_and_its_balance(books):
     tenant, _, session, client, contact, invoice = books
     notice = message_context(session, tenant, client, contact, invoice, "notice_1")["notice"]
-    assert notice == {"level": "notice_1", "name": "first reminder", "total": "₹2,36,000.00",
-                      "invoice_count": 1, "invoice_numbers": invoice.number,
-                      "interest": ""}  # fmt: skip
+    assert notice == {
+        "level": "notice_1",
+        "name": "first reminder",
+        "total": "₹2,36,000.00",
+        "invoice_count": 1,
+        "invoice_numbers": invoice.number,
+        "interest": "",
+    }
     for channel in ("email", "whatsapp", "sms"):
-        context = _notice_context(session, tenant, client, contact, invoice, [invoice.number],
-                                  "236000", "0")  # fmt: skip
+        context = _notice_context(
+            session, tenant, client, contact, invoice, [invoice.number], "236000", "0"
+        )
         text = render_for_channel(defaults.default_template(channel, "notice_2"), context).text
         assert f"invoice {invoice.number}" in text and "₹2,36,000.00" in text
         assert "1 invoices" not in text and "invoice_count" not in text
@@ -282,8 +336,9 @@ def test_notice_variables_for_one_invoice_name_it_and_its_balance(books):
 def test_notice_variables_for_several_invoices_name_them_all_in_the_tenants_locale(books):
     tenant, _, session, client, contact, invoice = books
     numbers = [invoice.number, "INV/26-27/00009", "INV/26-27/00012"]
-    context = _notice_context(session, tenant, client, contact, invoice, numbers,
-                              "354123.40", "1240.5")  # fmt: skip
+    context = _notice_context(
+        session, tenant, client, contact, invoice, numbers, "354123.40", "1240.5"
+    )
     assert context["notice"]["total"] == "₹3,54,123.40"  # Indian grouping
     assert context["notice"]["interest"] == "₹1,240.50"
     listed = f"3 invoices ({', '.join(numbers)})"
@@ -306,8 +361,10 @@ def test_notice_variables_for_several_invoices_name_them_all_in_the_tenants_loca
     # SMS: the same number of MSG91 variables for one invoice as for three (one DLT template).
     sms = defaults.default_template("sms", "notice_2")
     several = render_for_channel(sms, context).sms["variables"]
-    one = render_for_channel(sms, _notice_context(session, tenant, client, contact, invoice,
-                                                  [invoice.number], "236000", "0")).sms  # fmt: skip
+    one = render_for_channel(
+        sms,
+        _notice_context(session, tenant, client, contact, invoice, [invoice.number], "236000", "0"),
+    ).sms
     assert several["var2"] == listed and one["variables"]["var2"] == f"invoice {invoice.number}"
     assert len(several) == len(one["variables"]) == 3
 
@@ -327,20 +384,36 @@ def test_notice_variables_are_known_to_the_checker_and_a_misspelt_one_is_not():
 
 def test_the_preview_of_a_notice_template_lists_the_clients_open_invoices(books):
     tenant, _, session, client, contact, invoice = books
-    project = Project(client_id=client.id, name="Annexe", currency="INR",
-                      contract_value=Decimal("50000"), start_date=date(2026, 10, 1))  # fmt: skip
+    project = Project(
+        client_id=client.id,
+        name="Annexe",
+        currency="INR",
+        contract_value=Decimal("50000"),
+        start_date=date(2026, 10, 1),
+    )
     session.add(project)
     session.flush()
-    milestone = Milestone(project_id=project.id, position=1, name="Slab", amount=Decimal("50000"),
-                          due_rule="date", due_date=date(2026, 10, 20),
-                          status="completed")  # fmt: skip
+    milestone = Milestone(
+        project_id=project.id,
+        position=1,
+        name="Slab",
+        amount=Decimal("50000"),
+        due_rule="date",
+        due_date=date(2026, 10, 20),
+        status="completed",
+    )
     session.add(milestone)
     session.flush()
     second = invoicing.draft_from_milestones(session, tenant, project, [milestone], "18", "9954")
     invoicing.issue(session, tenant, second, date(2026, 10, 20))
-    raw = {"name": "x", "channel": "sms", "purpose": "notice_1", "language": "en",
-           "body": "{{ notice.invoice_count }}|{{ notice.invoice_numbers }}|{{ notice.total }}",
-           "preview_invoice": str(second.id)}  # fmt: skip
+    raw = {
+        "name": "x",
+        "channel": "sms",
+        "purpose": "notice_1",
+        "language": "en",
+        "body": "{{ notice.invoice_count }}|{{ notice.invoice_numbers }}|{{ notice.total }}",
+        "preview_invoice": str(second.id),
+    }
     shown = services.preview(session, tenant, raw)
     assert shown.errors == {}
     # Oldest due first; 2,36,000 + 59,000 (50,000 + 18% GST).
@@ -354,17 +427,23 @@ def test_a_template_too_large_or_too_slow_to_render_is_refused_in_preview_and_sa
     nested_loops = "{% for a in contact.name %}" * 6 + "{{ a }}" + "{% endfor %}" * 6
     login(client, owner)
     new = client.get(f"/t/{tenant.slug}/message-templates/new?channel=email")
-    form = {"csrf_token": csrf_token_from(new.text), "channel": "email", "purpose": "campaign",
-            "language": "en", "name": "Huge", "subject": "Hello",
-            "body": "{{ 'a' * 50000000 }}"}  # fmt: skip
-    preview = client.post(f"/t/{tenant.slug}/message-templates/preview", data=form,
-                          headers={"HX-Request": "true"})  # fmt: skip
+    form = {
+        "csrf_token": csrf_token_from(new.text),
+        "channel": "email",
+        "purpose": "campaign",
+        "language": "en",
+        "name": "Huge",
+        "subject": "Hello",
+        "body": "{{ 'a' * 50000000 }}",
+    }
+    preview = client.post(
+        f"/t/{tenant.slug}/message-templates/preview", data=form, headers={"HX-Request": "true"}
+    )
     assert preview.status_code == 200
     assert "longer than 100,000 characters" in preview.text and "aaaaaaaaaa" not in preview.text
     for body in ("{{ 'x' * 5000000 }}", nested_loops):
         saved = client.post(f"/t/{tenant.slug}/message-templates/", data={**form, "body": body})
         assert saved.status_code == 422
         assert 'id="body-error"' in saved.text
-    slow = client.post(f"/t/{tenant.slug}/message-templates/",
-                       data={**form, "body": nested_loops})  # fmt: skip
+    slow = client.post(f"/t/{tenant.slug}/message-templates/", data={**form, "body": nested_loops})
     assert "takes too long to render" in slow.text

@@ -19,22 +19,40 @@ LATER = datetime.now(UTC) + timedelta(days=30)  # not due: no worker picks these
 
 def add_message(db_session, app, tenant, status="sent", **fields) -> int:
     """A message of `tenant` in `status` (written as the outbox writes it, then moved)."""
-    values = {"channel": "email", "to": f"{unique('r')}@example.com", "subject": "Hello",
-              "text_body": "Body text", **fields}  # fmt: skip
+    values = {
+        "channel": "email",
+        "to": f"{unique('r')}@example.com",
+        "subject": "Hello",
+        "text_body": "Body text",
+        **fields,
+    }
     with app.app_context():
         session = tenant_session(db_session, tenant)
-        message_id = queue_message(session, idempotency_key=unique("page:"), tenant_id=tenant.id,
-                                   not_before=LATER, **values)  # fmt: skip
-        session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
-                        .values(status=status))  # fmt: skip
+        message_id = queue_message(
+            session,
+            idempotency_key=unique("page:"),
+            tenant_id=tenant.id,
+            not_before=LATER,
+            **values,
+        )
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == message_id).values(status=status)
+        )
         session.commit()
     return message_id
 
 
 def add_client(db_session, tenant, name="Acme Builders") -> int:
     session = tenant_session(db_session, tenant)
-    client = Client(full_name=name, short_name=name.split()[0], location="local", country="IN",
-                    currency="INR", payment_terms="net", payment_days=30)  # fmt: skip
+    client = Client(
+        full_name=name,
+        short_name=name.split()[0],
+        location="local",
+        country="IN",
+        currency="INR",
+        payment_terms="net",
+        payment_days=30,
+    )
     session.add(client)
     session.commit()
     return client.id
@@ -47,10 +65,19 @@ def test_list_shows_only_this_workspaces_messages_and_filters_work(
     tenant = make_tenant(owner=owner)
     other = make_tenant()
     client_id = add_client(db_session, tenant)
-    add_message(db_session, app, tenant, to="alice@example.com", status="delivered",
-                client_id=client_id)  # fmt: skip
-    add_message(db_session, app, tenant, channel="whatsapp", to="+919876543210", status="dead",
-                payload={"whatsapp": {"name": "invoice_due"}}, campaign_id=4242)  # fmt: skip
+    add_message(
+        db_session, app, tenant, to="alice@example.com", status="delivered", client_id=client_id
+    )
+    add_message(
+        db_session,
+        app,
+        tenant,
+        channel="whatsapp",
+        to="+919876543210",
+        status="dead",
+        payload={"whatsapp": {"name": "invoice_due"}},
+        campaign_id=4242,
+    )
     add_message(db_session, app, tenant, channel="sms", to="+919800000001", status="pending")
     add_message(db_session, app, other, to="someone-of-b@example.com")
     login(client, owner)
@@ -66,8 +93,9 @@ def test_list_shows_only_this_workspaces_messages_and_filters_work(
     def recipients(**args):
         response = client.get(base, query_string=args)
         assert response.status_code == 200
-        found = [r for r in ("alice@example.com", "+919876543210", "+919800000001")
-                 if r in response.text]  # fmt: skip
+        found = [
+            r for r in ("alice@example.com", "+919876543210", "+919800000001") if r in response.text
+        ]
         return found, response.text
 
     assert recipients(channel="whatsapp")[0] == ["+919876543210"]
@@ -109,25 +137,58 @@ def test_detail_shows_what_the_recipient_got_on_each_channel(
     owner = make_user()
     tenant = make_tenant(owner=owner)
     email = add_message(
-        db_session, app, tenant, subject="Invoice INV/1", html_body="<p><b>Pay</b> soon</p>",
-        payload={"attachments": [{"key": f"{tenant.schema}/invoices/1/a.pdf",
-                                  "filename": "INV-1.pdf"}]},
-    )  # fmt: skip
+        db_session,
+        app,
+        tenant,
+        subject="Invoice INV/1",
+        html_body="<p><b>Pay</b> soon</p>",
+        payload={
+            "attachments": [{"key": f"{tenant.schema}/invoices/1/a.pdf", "filename": "INV-1.pdf"}]
+        },
+    )
     whatsapp = add_message(
-        db_session, app, tenant, channel="whatsapp", to="+919876543210", subject="Reminder",
-        payload={"whatsapp": {"type": "template", "name": "payment_reminder", "language": "en",
-                              "body_params": ["Acme", "₹1,000"]}},
-    )  # fmt: skip
+        db_session,
+        app,
+        tenant,
+        channel="whatsapp",
+        to="+919876543210",
+        subject="Reminder",
+        payload={
+            "whatsapp": {
+                "type": "template",
+                "name": "payment_reminder",
+                "language": "en",
+                "body_params": ["Acme", "₹1,000"],
+            }
+        },
+    )
     sms = add_message(
-        db_session, app, tenant, channel="sms", to="+919800000001", subject="SMS",
-        payload={"sms": {"dlt_template_id": "1107160000000000001", "gateway_template_id": "f1",
-                         "variables": {"var1": "Acme"}}},
-    )  # fmt: skip
+        db_session,
+        app,
+        tenant,
+        channel="sms",
+        to="+919800000001",
+        subject="SMS",
+        payload={
+            "sms": {
+                "dlt_template_id": "1107160000000000001",
+                "gateway_template_id": "f1",
+                "variables": {"var1": "Acme"},
+            }
+        },
+    )
     with app.app_context():
         session = tenant_session(db_session, tenant)
-        session.execute(update(OutboxMessage).where(OutboxMessage.id == email).values(
-            provider="smtp", provider_message_id="<abc@duebook>", attempts=1,
-            sent_at=datetime.now(UTC)))  # fmt: skip
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == email)
+            .values(
+                provider="smtp",
+                provider_message_id="<abc@duebook>",
+                attempts=1,
+                sent_at=datetime.now(UTC),
+            )
+        )
         session.commit()
     login(client, owner)
     base = f"/t/{tenant.slug}/messages"
@@ -162,8 +223,9 @@ def test_another_workspaces_message_is_not_found(
     assert client.get(f"/t/{tenant.slug}/messages/{theirs}").status_code == 404
     assert client.get(f"/t/{tenant.slug}/messages/{theirs}/html").status_code == 404
     page = client.get(f"/t/{tenant.slug}/messages/")
-    response = client.post(f"/t/{tenant.slug}/messages/{theirs}/retry",
-                           data={"csrf_token": csrf_token_from(page.text)})  # fmt: skip
+    response = client.post(
+        f"/t/{tenant.slug}/messages/{theirs}/retry", data={"csrf_token": csrf_token_from(page.text)}
+    )
     assert response.status_code == 404
 
 
@@ -172,17 +234,22 @@ def test_retry_puts_a_dead_letter_back_and_it_is_delivered(
 ):
     owner = make_user()
     tenant = make_tenant(owner=owner)
-    dead = add_message(db_session, app, tenant, to="retry-me@example.com", status="dead",
-                       subject="Your invoice")  # fmt: skip
-    db_session.execute(update(OutboxMessage).where(OutboxMessage.id == dead).values(
-        attempts=8, last_error="Connection refused", failed_at=datetime.now(UTC)))  # fmt: skip
+    dead = add_message(
+        db_session, app, tenant, to="retry-me@example.com", status="dead", subject="Your invoice"
+    )
+    db_session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == dead)
+        .values(attempts=8, last_error="Connection refused", failed_at=datetime.now(UTC))
+    )
     db_session.commit()
     login(client, owner)
     page = client.get(f"/t/{tenant.slug}/messages/{dead}")
     assert "Connection refused" in page.text and ">Retry</button>" in page.text
 
-    response = client.post(f"/t/{tenant.slug}/messages/{dead}/retry",
-                           data={"csrf_token": csrf_token_from(page.text)})  # fmt: skip
+    response = client.post(
+        f"/t/{tenant.slug}/messages/{dead}/retry", data={"csrf_token": csrf_token_from(page.text)}
+    )
     assert response.status_code == 303
     followed = client.get(response.headers["Location"])
     assert "back in the queue" in followed.text
@@ -205,8 +272,9 @@ def test_a_viewer_sees_messages_but_cannot_retry(
     login(client, viewer)
     page = client.get(f"/t/{tenant.slug}/messages/{dead}")
     assert page.status_code == 200 and ">Retry</button>" not in page.text
-    response = client.post(f"/t/{tenant.slug}/messages/{dead}/retry",
-                           data={"csrf_token": csrf_token_from(page.text)})  # fmt: skip
+    response = client.post(
+        f"/t/{tenant.slug}/messages/{dead}/retry", data={"csrf_token": csrf_token_from(page.text)}
+    )
     assert response.status_code == 403
     assert db_session.get(OutboxMessage, dead, populate_existing=True).status == "dead"
 
@@ -214,8 +282,9 @@ def test_a_viewer_sees_messages_but_cannot_retry(
 def test_a_clients_messages_for_its_timeline(app, db_session, make_tenant):
     tenant = make_tenant()
     client_id = add_client(db_session, tenant)
-    mine = add_message(db_session, app, tenant, client_id=client_id, status="read",
-                       subject="Statement")  # fmt: skip
+    mine = add_message(
+        db_session, app, tenant, client_id=client_id, status="read", subject="Statement"
+    )
     add_message(db_session, app, tenant, subject="Not this client's")
     add_message(db_session, app, make_tenant(), client_id=client_id, subject="Other workspace")
     with app.app_context():

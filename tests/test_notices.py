@@ -43,16 +43,28 @@ class Books:
         self.session = tenant_session(db_session, tenant)
         self.counter = iter(range(1, 10_000))
         self.client = self.new_client()
-        self.contact = Contact(client_id=self.client.id, full_name="Ravi Kumar",
-                               roles=["billing"], email="ravi@kaveri.example")  # fmt: skip
+        self.contact = Contact(
+            client_id=self.client.id,
+            full_name="Ravi Kumar",
+            roles=["billing"],
+            email="ravi@kaveri.example",
+        )
         self.session.add(self.contact)
         self.session.flush()
 
     def new_client(self, name: str = "Kaveri Builders") -> Client:
         n = next(self.counter)
-        client = Client(full_name=f"{name} {n}", short_name=f"K{n}", location="local",
-                        country="IN", currency="INR", region="27", gstin=MH_GSTIN,
-                        payment_terms="net", payment_days=30)  # fmt: skip
+        client = Client(
+            full_name=f"{name} {n}",
+            short_name=f"K{n}",
+            location="local",
+            country="IN",
+            currency="INR",
+            region="27",
+            gstin=MH_GSTIN,
+            payment_terms="net",
+            payment_days=30,
+        )
         self.session.add(client)
         self.session.flush()
         return client
@@ -60,46 +72,72 @@ class Books:
     def invoice(self, amount="1000.00", client=None, business_unit=None, issued=date(2026, 7, 1)):
         client = client or self.client
         n = next(self.counter)
-        project = Project(client_id=client.id, name=f"Project {n}", currency="INR",
-                          contract_value=Decimal(amount), start_date=date(2026, 6, 1),
-                          business_unit=business_unit)  # fmt: skip
+        project = Project(
+            client_id=client.id,
+            name=f"Project {n}",
+            currency="INR",
+            contract_value=Decimal(amount),
+            start_date=date(2026, 6, 1),
+            business_unit=business_unit,
+        )
         self.session.add(project)
         self.session.flush()
-        milestone = Milestone(project_id=project.id, position=1, name=f"Stage {n}",
-                              amount=Decimal(amount), due_rule="date",
-                              due_date=date(2026, 6, 30), status="completed")  # fmt: skip
+        milestone = Milestone(
+            project_id=project.id,
+            position=1,
+            name=f"Stage {n}",
+            amount=Decimal(amount),
+            due_rule="date",
+            due_date=date(2026, 6, 30),
+            status="completed",
+        )
         self.session.add(milestone)
         self.session.flush()
         with self.app.app_context():
-            invoice = invoicing.draft_from_milestones(self.session, self.tenant, project,
-                                                      [milestone], "0", "9983")  # fmt: skip
+            invoice = invoicing.draft_from_milestones(
+                self.session, self.tenant, project, [milestone], "0", "9983"
+            )
             invoicing.issue(self.session, self.tenant, invoice, issued)
         return invoice
 
     def level(self, position: int = 1) -> CollectionLevel:
         policy = self.session.scalar(select(CollectionPolicy).where(CollectionPolicy.is_default))
         return self.session.scalar(
-            select(CollectionLevel).where(CollectionLevel.policy_id == policy.id,
-                                          CollectionLevel.position == position)
-        )  # fmt: skip
+            select(CollectionLevel).where(
+                CollectionLevel.policy_id == policy.id, CollectionLevel.position == position
+            )
+        )
 
     def notice(self, invoices, *, position=1, channel="email", status="draft", client=None):
         """A notice as the daily run makes it."""
         level = self.level(position)
         client = client or self.client
         notice = CollectionNotice(
-            client_id=client.id, policy_id=level.policy_id, level_id=level.id,
-            level_number=level.position, level_name=level.name, channel=channel,
-            currency="INR", status=status, run_date=date(2026, 9, 1),
+            client_id=client.id,
+            policy_id=level.policy_id,
+            level_id=level.id,
+            level_number=level.position,
+            level_name=level.name,
+            channel=channel,
+            currency="INR",
+            status=status,
+            run_date=date(2026, 9, 1),
             amount_due=sum((Decimal(i.total) for i in invoices), Decimal("0")),
             contact_id=self.contact.id if client is self.client else None,
-        )  # fmt: skip
+        )
         self.session.add(notice)
         self.session.flush()
         for invoice in invoices:
-            self.session.add(CollectionNoticeInvoice(
-                notice_id=notice.id, invoice_id=invoice.id, level_number=level.position,
-                channel=channel, amount_due=invoice.total, days_overdue=30))  # fmt: skip
+            self.session.add(
+                CollectionNoticeInvoice(
+                    notice_id=notice.id,
+                    invoice_id=invoice.id,
+                    level_number=level.position,
+                    channel=channel,
+                    amount_due=invoice.total,
+                    days_overdue=30,
+                )
+            )
         self.session.flush()
         self.session.expire(notice, ["items"])
         return notice
@@ -110,9 +148,10 @@ class Books:
     def pay(self, amount, invoices, day="2026-09-10"):
         """Record a payment and allocate it to these invoices in full order."""
         payment = payments.record_payment(
-            self.session, self.session.get(Client, invoices[0].client_id),
+            self.session,
+            self.session.get(Client, invoices[0].client_id),
             {"amount": amount, "received_on": day, "method": "upi", "reference": "UTR9"},
-        )  # fmt: skip
+        )
         left = Decimal(amount)
         rows = []
         for invoice in invoices:
@@ -140,10 +179,13 @@ def books(app, db_session, make_tenant, make_user, storage_root):
 
 
 def outbox_rows(db_session, tenant) -> list[OutboxMessage]:
-    return list(db_session.scalars(
-        select(OutboxMessage).where(OutboxMessage.tenant_id == tenant.id)
-        .order_by(OutboxMessage.id)
-    ))  # fmt: skip
+    return list(
+        db_session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.tenant_id == tenant.id)
+            .order_by(OutboxMessage.id)
+        )
+    )
 
 
 def pdf_text(data: bytes) -> str:
@@ -187,11 +229,13 @@ def test_cancel_needs_a_reason_and_response_a_past_date(books):
         notices.close(s, notice, "cancelled", " ", None, date(2026, 9, 2))
     assert "note" in refused.value.errors
     with pytest.raises(notices.NoticeError) as refused:
-        notices.record_response(s, notice, responded_on=date(2026, 9, 9), note="",
-                                today=date(2026, 9, 2))  # fmt: skip
+        notices.record_response(
+            s, notice, responded_on=date(2026, 9, 9), note="", today=date(2026, 9, 2)
+        )
     assert "response_date" in refused.value.errors
-    notices.record_response(s, notice, responded_on=date(2026, 9, 2), note="Will pay Friday",
-                            today=date(2026, 9, 2))  # fmt: skip
+    notices.record_response(
+        s, notice, responded_on=date(2026, 9, 2), note="Will pay Friday", today=date(2026, 9, 2)
+    )
     assert notice.status == "responded" and notice.response_note == "Will pay Friday"
     notices.escalate(s, notice, date(2026, 9, 3))
     assert notice.status == "escalated" and notice.escalated_on == date(2026, 9, 3)
@@ -299,8 +343,11 @@ def test_thank_you_once_per_client_per_payment(app, books, db_session):
         books.pay("1500.00", [first, second])
         books.session.commit()
     assert one.status == two.status == "closed"
-    thanks = [m for m in outbox_rows(db_session, books.tenant)
-              if (m.payload or {}).get("purpose") == "receipt"]  # fmt: skip
+    thanks = [
+        m
+        for m in outbox_rows(db_session, books.tenant)
+        if (m.payload or {}).get("purpose") == "receipt"
+    ]
     assert len(thanks) == 1 and thanks[0].recipient == "ravi@kaveri.example"
 
 
@@ -363,8 +410,9 @@ def test_a_failed_message_fails_the_notice_which_is_resent_as_a_new_message(app,
     from app.audit.models import AuditEntry
 
     notice, failed = _sent_notice(app, books, db_session)
-    stranger = Contact(client_id=books.new_client().id, full_name="Someone else",
-                       email="else@example.com")  # fmt: skip
+    stranger = Contact(
+        client_id=books.new_client().id, full_name="Someone else", email="else@example.com"
+    )
     books.session.add(stranger)
     books.session.commit()
     failed.status, failed.last_error = "dead", "550 5.1.1 mailbox unavailable"
@@ -382,8 +430,9 @@ def test_a_failed_message_fails_the_notice_which_is_resent_as_a_new_message(app,
         assert page.rows[0].next_step == "resend"
 
     # Resent to another contact of the client: a new message under a key of its own.
-    other = Contact(client_id=books.client.id, full_name="Accounts desk",
-                    email="accounts@kaveri.example")  # fmt: skip
+    other = Contact(
+        client_id=books.client.id, full_name="Accounts desk", email="accounts@kaveri.example"
+    )
     s.add(other)
     s.flush()
     with pytest.raises(notices.NoticeError) as refused:
@@ -444,8 +493,12 @@ def test_failed_sits_beside_the_line_a_later_delivery_moves_the_notice_on(app, b
 
 def test_a_failed_notice_follows_its_message_retried_or_delivered(app, books, db_session):
     notice, row = _sent_notice(app, books, db_session)
-    steps = [("suppressed", "failed"), ("pending", "queued"), ("failed", "failed"),
-             ("delivered", "delivered")]  # fmt: skip
+    steps = [
+        ("suppressed", "failed"),
+        ("pending", "queued"),
+        ("failed", "failed"),
+        ("delivered", "delivered"),
+    ]
     for message_status, notice_status in steps:
         row.status = message_status
         db_session.commit()
@@ -473,8 +526,9 @@ def test_the_notice_page_shows_the_failure_and_resends(app, books, db_session, c
     token = csrf_token_from(page.text)
     wrong = client.post(f"{url}/resend", data={"csrf_token": token, "contact_id": "999999"})
     assert wrong.status_code == 422 and 'id="contact_id-error"' in wrong.text
-    done = client.post(f"{url}/resend",
-                       data={"csrf_token": token, "contact_id": str(books.contact.id)})  # fmt: skip
+    done = client.post(
+        f"{url}/resend", data={"csrf_token": token, "contact_id": str(books.contact.id)}
+    )
     assert done.status_code == 303
     assert books.reload(notice).status == "queued"
     assert len(outbox_rows(db_session, books.tenant)) == 2

@@ -55,9 +55,11 @@ def test_bulk_approve_sends_the_drafts(app, books, client, login, db_session, ru
     signed_in = client
     response = signed_in.post(
         f"/t/{books.tenant.slug}/notices/approve",
-        data={"csrf_token": token(signed_in, books),
-              "notice_ids": [str(one.id), str(two.id), str(sent.id)]},
-    )  # fmt: skip
+        data={
+            "csrf_token": token(signed_in, books),
+            "notice_ids": [str(one.id), str(two.id), str(sent.id)],
+        },
+    )
     assert response.status_code == 303
     run_jobs()
     assert books.reload(one).status == books.reload(two).status == "queued"
@@ -83,14 +85,22 @@ def test_page_actions_and_errors_next_to_the_field(books, client, login):
     csrf = csrf_token_from(page.text)
     bad = signed_in.post(url + "/response", data={"csrf_token": csrf, "response_date": "soon"})
     assert bad.status_code == 422 and 'id="response_date-error"' in bad.text
-    ok = signed_in.post(url + "/response", data={"csrf_token": csrf, "response_date": "2026-09-02",
-                                                 "response_note": "Cheque next week"})  # fmt: skip
+    ok = signed_in.post(
+        url + "/response",
+        data={
+            "csrf_token": csrf,
+            "response_date": "2026-09-02",
+            "response_note": "Cheque next week",
+        },
+    )
     assert ok.status_code == 303 and books.reload(notice).status == "responded"
     refused = signed_in.post(url + "/close", data={"csrf_token": csrf, "reason": "cancelled"})
     assert refused.status_code == 422 and 'id="note-error"' in refused.text
     assert books.reload(notice).status == "responded"
-    closed = signed_in.post(url + "/close", data={"csrf_token": csrf, "reason": "cancelled",
-                                                  "note": "Settled in person"})  # fmt: skip
+    closed = signed_in.post(
+        url + "/close",
+        data={"csrf_token": csrf, "reason": "cancelled", "note": "Settled in person"},
+    )
     assert closed.status_code == 303 and books.reload(notice).status == "cancelled"
     # A closed notice cannot be approved or escalated.
     again = signed_in.post(url + "/escalate", data={"csrf_token": csrf})
@@ -104,22 +114,32 @@ def test_attachments_upload_link_remove_and_download(books, client, login, db_se
     signed_in = client
     url = f"/t/{books.tenant.slug}/notices/{notice.id}"
     csrf = token(signed_in, books, notice.id)
-    wrong = signed_in.post(url + "/attachments", data={
-        "csrf_token": csrf, "file": (io.BytesIO(b"MZ not a pdf"), "proof.pdf")})  # fmt: skip
+    wrong = signed_in.post(
+        url + "/attachments",
+        data={"csrf_token": csrf, "file": (io.BytesIO(b"MZ not a pdf"), "proof.pdf")},
+    )
     assert wrong.status_code == 422 and "not a valid .pdf" in wrong.text
-    upload = {"csrf_token": csrf, "title": "Courier receipt",
-              "file": (io.BytesIO(PDF), "receipt.pdf")}  # fmt: skip
+    upload = {
+        "csrf_token": csrf,
+        "title": "Courier receipt",
+        "file": (io.BytesIO(PDF), "receipt.pdf"),
+    }
     uploaded = signed_in.post(url + "/attachments", data=upload)
     assert uploaded.status_code == 303
-    link = signed_in.post(url + "/links", data={"csrf_token": csrf, "title": "Tracking",
-                                                "url": "javascript:alert(1)"})  # fmt: skip
+    link = signed_in.post(
+        url + "/links", data={"csrf_token": csrf, "title": "Tracking", "url": "javascript:alert(1)"}
+    )
     assert link.status_code == 422 and 'id="url-error"' in link.text
-    link = signed_in.post(url + "/links", data={"csrf_token": csrf, "title": "Tracking",
-                                                "url": "https://track.example/123"})  # fmt: skip
+    link = signed_in.post(
+        url + "/links",
+        data={"csrf_token": csrf, "title": "Tracking", "url": "https://track.example/123"},
+    )
     assert link.status_code == 303
     file_row, link_row = db_session.scalars(
-        select(NoticeAttachment).where(NoticeAttachment.notice_id == notice.id)
-        .order_by(NoticeAttachment.id)).all()  # fmt: skip
+        select(NoticeAttachment)
+        .where(NoticeAttachment.notice_id == notice.id)
+        .order_by(NoticeAttachment.id)
+    ).all()
     download = signed_in.get(f"{url}/attachments/{file_row.id}/download")
     assert download.status_code == 200 and download.data == PDF
     page = signed_in.get(url)
@@ -173,8 +193,9 @@ def test_a_viewer_sees_but_cannot_act(books, client, login, make_user, add_membe
     assert books.reload(notice).status == "draft"
 
 
-def test_another_tenants_notice_is_not_found(app, books, db_session, client, login, make_tenant,
-                                             make_user, storage_root):  # fmt: skip
+def test_another_tenants_notice_is_not_found(
+    app, books, db_session, client, login, make_tenant, make_user, storage_root
+):
     invoice = books.invoice()
     notice = books.notice([invoice])
     notice_id, invoice_id = notice.id, invoice.id
@@ -230,8 +251,9 @@ def test_only_owners_admins_and_finance_approve_legal_notices(
     login(as_finance, finance)
     page = as_finance.get(f"{base}/{legal.id}")
     assert "Approve and send" in page.text
-    done = as_finance.post(f"{base}/{legal.id}/approve",
-                           data={"csrf_token": csrf_token_from(page.text)})  # fmt: skip
+    done = as_finance.post(
+        f"{base}/{legal.id}/approve", data={"csrf_token": csrf_token_from(page.text)}
+    )
     assert done.status_code == 303
     approved = books.reload(legal)
     assert (approved.status, approved.approved_by) == ("approved", finance.id)
@@ -247,6 +269,9 @@ def test_the_service_refuses_a_legal_notice_without_the_permission(books):
     assert legal.status == "draft"
     notices.approve(books.session, legal, books.owner.id, may_approve_legal=True)
     assert legal.status == "approved"
-    granted = {role for role in ("owner", "admin", "finance", "collector", "viewer")
-               if role_grants(role, notices.LEGAL_APPROVAL)}  # fmt: skip
+    granted = {
+        role
+        for role in ("owner", "admin", "finance", "collector", "viewer")
+        if role_grants(role, notices.LEGAL_APPROVAL)
+    }
     assert granted == {"owner", "admin", "finance"}

@@ -21,9 +21,15 @@ def queue(db_session, app, tenant, created_by=None, to="nobody@example.com") -> 
     with app.app_context():
         session = tenant_session(db_session, tenant)
         message_id = queue_message(
-            session, channel="email", to=to, subject="Invoice INV/7", text_body="Body",
-            idempotency_key=unique("notify:"), tenant_id=tenant.id, created_by=created_by,
-        )  # fmt: skip
+            session,
+            channel="email",
+            to=to,
+            subject="Invoice INV/7",
+            text_body="Body",
+            idempotency_key=unique("notify:"),
+            tenant_id=tenant.id,
+            created_by=created_by,
+        )
         session.commit()
     return message_id
 
@@ -49,8 +55,11 @@ def test_a_dead_letter_tells_its_sender_once_and_nobody_else(
     other_workspace = make_tenant(owner=sender)
     message_id = queue(db_session, app, tenant, created_by=sender.id)
     # Its last attempt, against a mail server that is not there: it becomes a dead letter.
-    db_session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
-                       .values(attempts=MAX_ATTEMPTS - 1))  # fmt: skip
+    db_session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(attempts=MAX_ATTEMPTS - 1)
+    )
     db_session.commit()
     app.config["SMTP_URL"], real_url = "smtp://127.0.0.1:9", app.config["SMTP_URL"]
     try:
@@ -101,11 +110,19 @@ def test_an_automatic_message_that_bounces_tells_the_admins_and_owners(
     message_id = queue(db_session, app, tenant, created_by=None)
     with app.app_context():
         session = tenant_session(db_session, tenant)
-        session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
-            status="sent", provider="smtp", provider_message_id=unique("pm")))  # fmt: skip
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(status="sent", provider="smtp", provider_message_id=unique("pm"))
+        )
         provider_id = session.get(OutboxMessage, message_id).provider_message_id
-        report = StatusUpdate(provider="smtp", provider_message_id=provider_id, status="bounced",
-                              at=datetime.now(UTC), error="550 mailbox unavailable")  # fmt: skip
+        report = StatusUpdate(
+            provider="smtp",
+            provider_message_id=provider_id,
+            status="bounced",
+            at=datetime.now(UTC),
+            error="550 mailbox unavailable",
+        )
         assert apply_status_updates(session, tenant.id, [report]) == 1
         session.commit()
     for user, told in ((owner, 1), (admin, 1), (finance, 0), (gone, 0)):
@@ -137,8 +154,7 @@ def test_mark_read_and_mark_all_read_touch_only_ones_own(
     token = csrf_token_from(page.text)
     base = f"/t/{tenant.slug}/notifications"
     assert client.post(f"{base}/{theirs.id}/read", data={"csrf_token": token}).status_code == 404
-    opened = client.post(f"{base}/{first.id}/read",
-                         data={"csrf_token": token, "next": first.link})  # fmt: skip
+    opened = client.post(f"{base}/{first.id}/read", data={"csrf_token": token, "next": first.link})
     assert opened.status_code == 303 and opened.headers["Location"] == "/t/x/clients/"
     assert 'aria-label="1 unread notification"' in bell(client, tenant)
     outside = {"csrf_token": token, "next": "https://evil.example/"}

@@ -54,8 +54,9 @@ def test_ops_lists_only_this_workspaces_failed_jobs_and_retries_them(
         assert mine not in queue.failed_job_registry.get_job_ids()
 
 
-def test_ops_shows_the_workspaces_outbox_backlog(app, client, db_session, make_tenant, make_user,
-                                                 login):  # fmt: skip
+def test_ops_shows_the_workspaces_outbox_backlog(
+    app, client, db_session, make_tenant, make_user, login
+):
     from tests.test_messages_page import add_message
 
     owner = make_user()
@@ -81,6 +82,7 @@ def test_finance_cannot_see_or_use_the_ops_page(
     assert client.get(f"/t/{tenant.slug}/ops/").status_code == 403
     page = client.get(f"/t/{tenant.slug}/")
     assert "Operations" not in page.text
-    response = client.post(f"/t/{tenant.slug}/ops/jobs/{job_id}/retry",
-                           data={"csrf_token": csrf_token_from(page.text)})  # fmt: skip
+    response = client.post(
+        f"/t/{tenant.slug}/ops/jobs/{job_id}/retry", data={"csrf_token": csrf_token_from(page.text)}
+    )
     assert response.status_code == 403

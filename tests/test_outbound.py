@@ -22,8 +22,17 @@ from app.integrations.models import IntegrationConnection
 from tests.helpers import csrf_token_from, tenant_session
 
 LOOPBACK = outbound.parse_networks("127.0.0.0/8,::1")
-REFUSED_HOSTS = ["127.0.0.1", "10.0.0.1", "169.254.169.254", "[::1]", "::1", "localhost",
-                 "metadata.google.internal", "::ffff:127.0.0.1", "100.64.0.1"]  # fmt: skip
+REFUSED_HOSTS = [
+    "127.0.0.1",
+    "10.0.0.1",
+    "169.254.169.254",
+    "[::1]",
+    "::1",
+    "localhost",
+    "metadata.google.internal",
+    "::ffff:127.0.0.1",
+    "100.64.0.1",
+]
 
 
 class Listener:
@@ -76,22 +85,32 @@ def connects(monkeypatch):
 
 def tenant_smtp(app, host: str, port: int, allowed=()) -> SmtpConnector:
     return SmtpConnector(
-        settings={"host": host, "port": str(port), "security": "none",
-                  "from_address": "Acme <a@acme.example>"},
-        secrets={}, config={**app.config, "OUTBOUND_ALLOWED_NETWORKS": allowed},
-    )  # fmt: skip
+        settings={
+            "host": host,
+            "port": str(port),
+            "security": "none",
+            "from_address": "Acme <a@acme.example>",
+        },
+        secrets={},
+        config={**app.config, "OUTBOUND_ALLOWED_NETWORKS": allowed},
+    )
 
 
 @pytest.mark.parametrize("host", REFUSED_HOSTS)
-def test_a_private_or_local_smtp_host_is_refused_without_connecting(
-    app, host, listener, connects
-):
+def test_a_private_or_local_smtp_host_is_refused_without_connecting(app, host, listener, connects):
     connector = tenant_smtp(app, host, listener.port)
     with pytest.raises(DeliveryError) as refused:
         connector.test_connection()
     assert str(refused.value) == UNREACHABLE
-    outgoing = Outgoing(message_id=1, idempotency_key="k1", tenant_id=1, channel="email",
-                        recipient="someone@example.com", subject="Hi", text="Hello")  # fmt: skip
+    outgoing = Outgoing(
+        message_id=1,
+        idempotency_key="k1",
+        tenant_id=1,
+        channel="email",
+        recipient="someone@example.com",
+        subject="Hi",
+        text="Hello",
+    )
     with pytest.raises(DeliveryError) as not_sent:
         connector.send(outgoing)
     assert str(not_sent.value) == UNREACHABLE
@@ -100,8 +119,10 @@ def test_a_private_or_local_smtp_host_is_refused_without_connecting(
 
 def test_the_allow_list_lets_the_sandbox_server_through(app, mailbox):
     port = urlsplit(mailbox.url).port
-    assert tenant_smtp(app, "127.0.0.1", port, LOOPBACK).test_connection().startswith(
-        "Connected to 127.0.0.1"
+    assert (
+        tenant_smtp(app, "127.0.0.1", port, LOOPBACK)
+        .test_connection()
+        .startswith("Connected to 127.0.0.1")
     )
     assert tenant_smtp(app, "localhost", port, LOOPBACK).test_connection()
     # The tests' own configuration is that allow-list.
@@ -113,10 +134,12 @@ def test_refused_closed_and_non_mail_ports_read_the_same(app):
     not_mail = Listener(greeting=b"-ERR wrong protocol\r\n")
     try:
         messages = set()
-        for host, port, allowed in (("10.255.255.1", 25, ()),  # unroutable and refused
-                                    ("169.254.169.254", 80, ()),
-                                    ("127.0.0.1", closed, LOOPBACK),  # closed port
-                                    ("127.0.0.1", not_mail.port, LOOPBACK)):  # fmt: skip
+        for host, port, allowed in (
+            ("10.255.255.1", 25, ()),  # unroutable and refused
+            ("169.254.169.254", 80, ()),
+            ("127.0.0.1", closed, LOOPBACK),  # closed port
+            ("127.0.0.1", not_mail.port, LOOPBACK),
+        ):
             with pytest.raises(DeliveryError) as failed:
                 tenant_smtp(app, host, port, allowed).test_connection()
             messages.add(str(failed.value))
@@ -155,10 +178,28 @@ def test_the_name_is_resolved_once_and_the_checked_address_connected(
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "169.254.169.254",
-     "0.0.0.0", "224.0.0.1", "240.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fc00::1",
-     "fd12::1", "ff02::1", "::ffff:10.0.0.1", "2002:a00:1::", "64:ff9b::a9fe:a9fe"],
-)  # fmt: skip
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "100.64.0.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "224.0.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "fd12::1",
+        "ff02::1",
+        "::ffff:10.0.0.1",
+        "2002:a00:1::",
+        "64:ff9b::a9fe:a9fe",
+    ],
+)
 def test_non_public_addresses_in_every_form_are_refused(address):
     assert not outbound.is_public(ipaddress.ip_address(address))
 
@@ -171,7 +212,9 @@ def test_public_addresses_pass():
 def test_the_allow_list_setting_is_read_and_checked():
     assert outbound.parse_networks("") == ()
     assert [str(n) for n in outbound.parse_networks(" 127.0.0.0/8 , ::1")] == [
-        "127.0.0.0/8", "::1/128"]  # fmt: skip
+        "127.0.0.0/8",
+        "::1/128",
+    ]
     with pytest.raises(ValueError, match="not a network"):
         outbound.parse_networks("127.0.0.0/8,localhost")
 
@@ -187,10 +230,14 @@ def test_the_form_refuses_an_obviously_private_host_next_to_the_field(
     for host in ("10.0.0.1", "169.254.169.254", "localhost", "metadata.google.internal"):
         answer = client.post(
             f"/t/{tenant.slug}/integrations/smtp/connect",
-            data={"host": host, "port": "587", "security": "starttls",
-                  "from_address": "Acme <a@acme.example>",
-                  "csrf_token": csrf_token_from(page.text)},
-        )  # fmt: skip
+            data={
+                "host": host,
+                "port": "587",
+                "security": "starttls",
+                "from_address": "Acme <a@acme.example>",
+                "csrf_token": csrf_token_from(page.text),
+            },
+        )
         assert answer.status_code == 422
         assert "private and local network addresses cannot be used" in answer.text
     saved = tenant_session(db_session, tenant).scalars(select(IntegrationConnection)).all()

@@ -107,12 +107,16 @@ def test_an_outcome_the_database_refuses_stops_the_batch(app):
         engine = db.engine
         with TenantSession(db, bind=engine) as setup:
             message_id = messaging.queue_email(
-                setup, to="o@example.com", subject="Outcome", text_body="Body",
+                setup,
+                to="o@example.com",
+                subject="Outcome",
+                text_body="Body",
                 idempotency_key=unique("outcome:"),
-            )  # fmt: skip
+            )
             # Claimed, as a worker writes outcomes only of the messages it is sending.
-            setup.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
-                          .values(status="sending"))  # fmt: skip
+            setup.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message_id).values(status="sending")
+            )
             commit_without_hand_over(app, setup)
         try:
             writer = OutcomeWriter(TenantSession(db, bind=engine))
@@ -239,8 +243,12 @@ def test_intents_wait_for_the_real_commit_not_a_savepoint(app, db_session):
         with app.app_context():
             with db_session.begin_nested():
                 message_id = messaging.queue_email(
-                    db_session, to="a@example.com", subject="S", text_body="B",
-                    idempotency_key=unique("nested:"))  # fmt: skip
+                    db_session,
+                    to="a@example.com",
+                    subject="S",
+                    text_body="B",
+                    idempotency_key=unique("nested:"),
+                )
             assert handed_over == []  # the savepoint is released, nothing is committed yet
             db_session.commit()
     finally:

@@ -30,22 +30,40 @@ def books(db_session, make_tenant, make_user):
 
     def new_client():
         n = next(counter)
-        client = Client(full_name=f"Client {n}", short_name=f"C{n}", location="local",
-                        country="IN", currency="INR", gstin=MH_GSTIN, payment_terms="net",
-                        payment_days=30)  # fmt: skip
+        client = Client(
+            full_name=f"Client {n}",
+            short_name=f"C{n}",
+            location="local",
+            country="IN",
+            currency="INR",
+            gstin=MH_GSTIN,
+            payment_terms="net",
+            payment_days=30,
+        )
         session.add(client)
         session.flush()
         return client
 
     def issued(client, amount="1000.00", day=date(2027, 2, 1)):
         n = next(counter)
-        proj = Project(client_id=client.id, name=f"Project {n}", contract_value=Decimal(amount),
-                       currency="INR", start_date=date(2027, 1, 4))  # fmt: skip
+        proj = Project(
+            client_id=client.id,
+            name=f"Project {n}",
+            contract_value=Decimal(amount),
+            currency="INR",
+            start_date=date(2027, 1, 4),
+        )
         session.add(proj)
         session.flush()
-        milestone = Milestone(project_id=proj.id, position=1, name=f"Stage {n}",
-                              amount=Decimal(amount), due_rule="date", due_date=date(2027, 2, 1),
-                              status="completed")  # fmt: skip
+        milestone = Milestone(
+            project_id=proj.id,
+            position=1,
+            name=f"Stage {n}",
+            amount=Decimal(amount),
+            due_rule="date",
+            due_date=date(2027, 2, 1),
+            status="completed",
+        )
         session.add(milestone)
         session.flush()
         invoice = invoicing.draft_from_milestones(session, tenant, proj, [milestone], "0", "9983")
@@ -64,8 +82,9 @@ def pay(session, client, amount, day="2027-03-01"):
 def test_recording_checks_each_field(books):
     session, client, _, _ = books
     with pytest.raises(services.PaymentInvalid) as refused:
-        services.record_payment(session, client, {"amount": "-5", "received_on": "1 March",
-                                                  "method": "barter"})  # fmt: skip
+        services.record_payment(
+            session, client, {"amount": "-5", "received_on": "1 March", "method": "barter"}
+        )
     errors = refused.value.errors
     assert set(errors) == {"amount", "received_on", "method"}
     assert "cannot be negative" in errors["amount"]
@@ -109,8 +128,9 @@ def test_cash_plus_tds_settles_the_invoice_and_tds_waits_for_its_certificate(boo
     session, client, issued, _ = books
     invoice, milestone = issued(client, "1000.00")
     payment = pay(session, client, "900.00")
-    [allocation] = services.allocate(session, payment,
-                                     [(invoice.id, "900.00", "100.00", "194J", "10")])  # fmt: skip
+    [allocation] = services.allocate(
+        session, payment, [(invoice.id, "900.00", "100.00", "194J", "10")]
+    )
     assert (invoice.status, milestone.status) == ("paid", "paid")
     balance = services.client_balance(session, client)
     assert balance.outstanding == Decimal("0.00") and balance.tds_awaiting == Decimal("100.00")
@@ -129,7 +149,10 @@ def test_over_payment_becomes_credit(books):
     services.allocate(session, payment, [(invoice.id, "500.00", None, None, None)])
     balance = services.client_balance(session, client)
     assert (balance.outstanding, balance.credit, balance.net) == (
-        Decimal("0.00"), Decimal("300.00"), Decimal("-300.00"))  # fmt: skip
+        Decimal("0.00"),
+        Decimal("300.00"),
+        Decimal("-300.00"),
+    )
 
 
 def test_voiding_a_payment_makes_its_invoices_owe_again(books):
@@ -137,8 +160,9 @@ def test_voiding_a_payment_makes_its_invoices_owe_again(books):
     first, first_milestone = issued(client, "600.00")
     second, second_milestone = issued(client, "400.00")
     payment = pay(session, client, "1200.00")  # 200.00 more than both: client credit
-    services.allocate(session, payment, [(first.id, "600.00", "", "", ""),
-                                         (second.id, "300.00", "", "", "")])  # fmt: skip
+    services.allocate(
+        session, payment, [(first.id, "600.00", "", "", ""), (second.id, "300.00", "", "", "")]
+    )
     assert (first.status, second.status) == ("paid", "partly_paid")
     with pytest.raises(services.PaymentError, match="Say why"):
         services.void_payment(session, payment, "  ")
@@ -186,17 +210,36 @@ def test_pages_record_allocate_and_the_client_tab(
     viewer = make_user()
     add_member(tenant, viewer, role="viewer")
     session = tenant_session(db_session, tenant)
-    customer = Client(full_name="Kaveri Builders", short_name="Kaveri", location="local",
-                      country="IN", currency="INR", gstin=MH_GSTIN, payment_terms="net",
-                      payment_days=30)  # fmt: skip
+    customer = Client(
+        full_name="Kaveri Builders",
+        short_name="Kaveri",
+        location="local",
+        country="IN",
+        currency="INR",
+        gstin=MH_GSTIN,
+        payment_terms="net",
+        payment_days=30,
+    )
     session.add(customer)
     session.flush()
-    proj = Project(client_id=customer.id, name="Tower A", contract_value=Decimal("1000"),
-                   currency="INR", start_date=date(2027, 1, 4))  # fmt: skip
+    proj = Project(
+        client_id=customer.id,
+        name="Tower A",
+        contract_value=Decimal("1000"),
+        currency="INR",
+        start_date=date(2027, 1, 4),
+    )
     session.add(proj)
     session.flush()
-    done = Milestone(project_id=proj.id, position=1, name="Foundation", amount=Decimal("1000"),
-                     due_rule="date", due_date=date(2027, 2, 1), status="completed")  # fmt: skip
+    done = Milestone(
+        project_id=proj.id,
+        position=1,
+        name="Foundation",
+        amount=Decimal("1000"),
+        due_rule="date",
+        due_date=date(2027, 2, 1),
+        status="completed",
+    )
     session.add(done)
     session.flush()
     invoice = invoicing.draft_from_milestones(session, tenant, proj, [done], "0", "9983")
@@ -208,22 +251,40 @@ def test_pages_record_allocate_and_the_client_tab(
     form = client.get(f"{base}/new?client_id={customer.id}")
     assert form.status_code == 200
     token = csrf_token_from(form.text)
-    bad = client.post(f"{base}/new?client_id={customer.id}",
-                      data={"csrf_token": token, "amount": "", "received_on": "2027-03-01",
-                            "method": "upi", "reference": "UTR9"})  # fmt: skip
+    bad = client.post(
+        f"{base}/new?client_id={customer.id}",
+        data={
+            "csrf_token": token,
+            "amount": "",
+            "received_on": "2027-03-01",
+            "method": "upi",
+            "reference": "UTR9",
+        },
+    )
     assert bad.status_code == 422 and "Enter the amount received." in bad.text
-    made = client.post(f"{base}/new?client_id={customer.id}",
-                       data={"csrf_token": token, "amount": "1500", "received_on": "2027-03-01",
-                             "method": "upi", "reference": "UTR9"})  # fmt: skip
+    made = client.post(
+        f"{base}/new?client_id={customer.id}",
+        data={
+            "csrf_token": token,
+            "amount": "1500",
+            "received_on": "2027-03-01",
+            "method": "upi",
+            "reference": "UTR9",
+        },
+    )
     assert made.status_code == 303
     url = made.headers["Location"]
     page = client.get(url).text
     assert f'name="cash_{invoice.id}" value="1000.00"' in page  # the oldest-first suggestion
-    over = client.post(f"{url}/allocate", data={"csrf_token": token, "invoice_ids": invoice.id,
-                                                f"cash_{invoice.id}": "1200"})  # fmt: skip
+    over = client.post(
+        f"{url}/allocate",
+        data={"csrf_token": token, "invoice_ids": invoice.id, f"cash_{invoice.id}": "1200"},
+    )
     assert over.status_code == 422 and "owes 1000.00" in over.text
-    done_ = client.post(f"{url}/allocate", data={"csrf_token": token, "invoice_ids": invoice.id,
-                                                 f"cash_{invoice.id}": "1000.00"})  # fmt: skip
+    done_ = client.post(
+        f"{url}/allocate",
+        data={"csrf_token": token, "invoice_ids": invoice.id, f"cash_{invoice.id}": "1000.00"},
+    )
     assert done_.status_code == 303
     tab = client.get(f"/t/{tenant.slug}/clients/{customer.id}?tab=payments").text
     assert "Unapplied credit</dt><dd>₹500.00" in tab
@@ -244,8 +305,14 @@ def test_pages_record_allocate_and_the_client_tab(
     login(other, viewer)
     assert other.get(url).status_code == 200
     viewer_token = csrf_token_from(other.get(url).text)
-    refused = other.post(f"{base}/new?client_id={customer.id}",
-                         data={"csrf_token": viewer_token, "amount": "5",
-                               "received_on": "2027-03-01", "method": "cash"})  # fmt: skip
+    refused = other.post(
+        f"{base}/new?client_id={customer.id}",
+        data={
+            "csrf_token": viewer_token,
+            "amount": "5",
+            "received_on": "2027-03-01",
+            "method": "cash",
+        },
+    )
     assert refused.status_code == 403
     assert other.get(f"{base}/new?client_id={customer.id}").status_code == 403

@@ -21,22 +21,29 @@ INDIA = services.Calendar("IN")
 
 
 def project_with(value: str, start: date = date(2027, 1, 1), approval: bool = False) -> Project:
-    project = Project(id=1, client_id=1, name="Tower A", contract_value=Decimal(value),
-                      currency="INR", start_date=start, requires_approval=approval)  # fmt: skip
+    project = Project(
+        id=1,
+        client_id=1,
+        name="Tower A",
+        contract_value=Decimal(value),
+        currency="INR",
+        start_date=start,
+        requires_approval=approval,
+    )
     return project
 
 
 def by_percent(*shares, rule="days_after_previous", days=30):
     return [
-        services.PlannedMilestone(name=f"M{i}", due_rule=rule, due_days=days,
-                                  percentage=Decimal(s))
+        services.PlannedMilestone(name=f"M{i}", due_rule=rule, due_days=days, percentage=Decimal(s))
         for i, s in enumerate(shares)
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.parametrize("value", ["1000001.00", "3333333.33", "0.05", "99999999.99", "100.00"])
-@pytest.mark.parametrize("shares", [("33.3333", "33.3333", "33.3334"), ("10", "40", "45", "5"),
-                                    ("12.5",) * 8, ("100",)])  # fmt: skip
+@pytest.mark.parametrize(
+    "shares", [("33.3333", "33.3333", "33.3334"), ("10", "40", "45", "5"), ("12.5",) * 8, ("100",)]
+)
 def test_percentage_plans_add_up_to_the_contract_value_exactly(value, shares):
     rows = services.plan_rows(project_with(value), by_percent(*shares), INDIA)
     assert sum(r["amount"] for r in rows) == Decimal(value)
@@ -61,11 +68,13 @@ def test_plans_that_do_not_add_up_are_refused_with_the_reason():
 
 
 def test_due_dates_follow_their_rules_and_roll_to_business_days():
-    plan = [services.PlannedMilestone("Advance", "days_after_start", 0, percentage=Decimal(10)),
-            services.PlannedMilestone("Stage 1", "days_after_previous", 25,
-                                      percentage=Decimal(40)),
-            services.PlannedMilestone("Stage 2", "date", None, date(2027, 3, 6),
-                                      percentage=Decimal(50))]  # fmt: skip
+    plan = [
+        services.PlannedMilestone("Advance", "days_after_start", 0, percentage=Decimal(10)),
+        services.PlannedMilestone("Stage 1", "days_after_previous", 25, percentage=Decimal(40)),
+        services.PlannedMilestone(
+            "Stage 2", "date", None, date(2027, 3, 6), percentage=Decimal(50)
+        ),
+    ]
     rows = services.plan_rows(project_with("100000"), plan, INDIA)
     assert rows[0]["due_date"] == date(2027, 1, 1)
     assert rows[1]["due_date"] == date(2027, 1, 27)  # 26 Jan is Republic Day (a Tuesday)
@@ -86,27 +95,44 @@ def test_status_workflow_records_who_and_when(db_session, make_tenant, make_user
     owner = make_user()
     tenant = make_tenant(owner=owner)
     session = tenant_session(db_session, tenant)
-    client = Client(full_name="Kaveri Builders", short_name="Kaveri", location="local",
-                    country="IN", currency="INR", payment_terms="immediate")  # fmt: skip
+    client = Client(
+        full_name="Kaveri Builders",
+        short_name="Kaveri",
+        location="local",
+        country="IN",
+        currency="INR",
+        payment_terms="immediate",
+    )
     session.add(client)
     session.flush()
-    project = services.create_project(session, client, {
-        "name": "Tower A", "contract_value": "1000", "start_date": "2027-01-04",
-        "requires_approval": "1"}, owner.id, "INR")  # fmt: skip
+    project = services.create_project(
+        session,
+        client,
+        {
+            "name": "Tower A",
+            "contract_value": "1000",
+            "start_date": "2027-01-04",
+            "requires_approval": "1",
+        },
+        owner.id,
+        "INR",
+    )
     services.replace_plan(session, project, by_percent("50", "50"), INDIA)
     first = session.scalars(select(Milestone).order_by(Milestone.position)).first()
     today = date(2027, 2, 1)
     with pytest.raises(services.PlanError, match="cannot become completed"):
-        services.transition(session, first, "completed", user_id=owner.id, project=project,
-                            today=today)  # fmt: skip
+        services.transition(
+            session, first, "completed", user_id=owner.id, project=project, today=today
+        )
     for status in ("in_progress", "completed", "approved"):
-        services.transition(session, first, status, user_id=owner.id, project=project,
-                            today=today)  # fmt: skip
+        services.transition(session, first, status, user_id=owner.id, project=project, today=today)
     assert first.acceptance_date == today
     moves = session.scalars(select(MilestoneTransition).order_by(MilestoneTransition.id)).all()
     assert [(m.from_status, m.to_status, m.user_id) for m in moves] == [
-        ("planned", "in_progress", owner.id), ("in_progress", "completed", owner.id),
-        ("completed", "approved", owner.id)]  # fmt: skip
+        ("planned", "in_progress", owner.id),
+        ("in_progress", "completed", owner.id),
+        ("completed", "approved", owner.id),
+    ]
     with pytest.raises(services.PlanError, match="Work has started"):
         services.replace_plan(session, project, by_percent("100"), INDIA)
     assert len(session.scalars(select(Milestone)).all()) == 2  # the started plan is kept
@@ -122,38 +148,68 @@ def tower(db_session, make_tenant, make_user):
     """A tenant session, its owner and a project of 1,000 without milestones."""
     owner = make_user()
     session = tenant_session(db_session, make_tenant(owner=owner))
-    client = Client(full_name="Kaveri Builders", short_name="Kaveri", location="local",
-                    country="IN", currency="INR", payment_terms="immediate")  # fmt: skip
+    client = Client(
+        full_name="Kaveri Builders",
+        short_name="Kaveri",
+        location="local",
+        country="IN",
+        currency="INR",
+        payment_terms="immediate",
+    )
     session.add(client)
     session.flush()
-    project = services.create_project(session, client, {
-        "name": "Tower A", "contract_value": "1000", "start_date": "2027-01-04"},
-        owner.id, "INR")  # fmt: skip
+    project = services.create_project(
+        session,
+        client,
+        {"name": "Tower A", "contract_value": "1000", "start_date": "2027-01-04"},
+        owner.id,
+        "INR",
+    )
     return session, project, owner
 
 
 def plan_entries(session, project) -> list[AuditEntry]:
-    return list(session.scalars(select(AuditEntry).where(
-        AuditEntry.entity == "projects", AuditEntry.action == "update",
-        AuditEntry.entity_id == str(project.id)).order_by(AuditEntry.id)))  # fmt: skip
+    return list(
+        session.scalars(
+            select(AuditEntry)
+            .where(
+                AuditEntry.entity == "projects",
+                AuditEntry.action == "update",
+                AuditEntry.entity_id == str(project.id),
+            )
+            .order_by(AuditEntry.id)
+        )
+    )
 
 
 def milestones_of(session, project) -> list[tuple]:
-    return session.execute(select(Milestone.id, Milestone.name, Milestone.amount, Milestone.status)
-                           .where(Milestone.project_id == project.id)
-                           .order_by(Milestone.position)).all()  # fmt: skip
+    return session.execute(
+        select(Milestone.id, Milestone.name, Milestone.amount, Milestone.status)
+        .where(Milestone.project_id == project.id)
+        .order_by(Milestone.position)
+    ).all()
 
 
 def test_a_plan_not_started_is_replaced_and_both_plans_are_audited(tower):
     session, project, owner = tower
-    assert services.replace_plan(session, project, by_percent("50", "30", "20"), INDIA,
-                                 actor_user_id=owner.id) == 3  # fmt: skip
+    assert (
+        services.replace_plan(
+            session, project, by_percent("50", "30", "20"), INDIA, actor_user_id=owner.id
+        )
+        == 3
+    )
     first_ids = {row.id for row in milestones_of(session, project)}
-    assert services.replace_plan(session, project, by_percent("60", "40"), INDIA,
-                                 actor_user_id=owner.id) == 2  # fmt: skip
+    assert (
+        services.replace_plan(
+            session, project, by_percent("60", "40"), INDIA, actor_user_id=owner.id
+        )
+        == 2
+    )
     rows = milestones_of(session, project)
     assert [(r.name, r.amount, r.status) for r in rows] == [
-        ("M0", Decimal("600.00"), "planned"), ("M1", Decimal("400.00"), "planned")]  # fmt: skip
+        ("M0", Decimal("600.00"), "planned"),
+        ("M1", Decimal("400.00"), "planned"),
+    ]
     assert not first_ids & {r.id for r in rows}  # the old plan is gone, not kept alongside
     entries = plan_entries(session, project)
     assert [e.changes for e in entries] == [
@@ -161,7 +217,8 @@ def test_a_plan_not_started_is_replaced_and_both_plans_are_audited(tower):
         {"milestones": [3, 2], "planned_total": [None, "1000.00"]},
     ]
     assert {(e.actor_user_id, e.subject) for e in entries} == {
-        (owner.id, f"clients:{project.client_id}")}  # fmt: skip
+        (owner.id, f"clients:{project.client_id}")
+    }
 
 
 @pytest.mark.parametrize("status", ["invoiced", "in_progress", "paid"])
@@ -184,11 +241,13 @@ def test_a_plan_with_a_milestone_past_planned_is_kept(tower, status):
 def test_a_plan_moved_back_to_planned_is_kept_for_its_recorded_moves(tower):
     session, project, owner = tower
     services.replace_plan(session, project, by_percent("50", "50"), INDIA)
-    first = session.scalars(select(Milestone).where(Milestone.project_id == project.id)
-                            .order_by(Milestone.position)).first()  # fmt: skip
+    first = session.scalars(
+        select(Milestone).where(Milestone.project_id == project.id).order_by(Milestone.position)
+    ).first()
     for status in ("in_progress", "planned"):
-        services.transition(session, first, status, user_id=owner.id, project=project,
-                            today=date(2027, 1, 5))  # fmt: skip
+        services.transition(
+            session, first, status, user_id=owner.id, project=project, today=date(2027, 1, 5)
+        )
     before = milestones_of(session, project)
     assert {row.status for row in before} == {"planned"}
     with pytest.raises(services.PlanError, match="Work has started"):
@@ -212,29 +271,56 @@ def owner_with_client(client, make_tenant, make_user, login):
     tenant = make_tenant(owner=owner)
     login(client, owner)
     token = csrf_token_from(client.get(f"/t/{tenant.slug}/clients/new").text)
-    response = client.post(f"/t/{tenant.slug}/clients/new", data={
-        "csrf_token": token, "full_name": "Kaveri Builders", "short_name": "Kaveri",
-        "location": "local", "payment_terms": "net", "payment_days": "30"})  # fmt: skip
+    response = client.post(
+        f"/t/{tenant.slug}/clients/new",
+        data={
+            "csrf_token": token,
+            "full_name": "Kaveri Builders",
+            "short_name": "Kaveri",
+            "location": "local",
+            "payment_terms": "net",
+            "payment_days": "30",
+        },
+    )
     client_id = int(response.headers["Location"].rsplit("/", 1)[1])
     return client, tenant, token, client_id
 
 
 def test_create_and_plan_a_project_through_the_pages(owner_with_client):
     http, tenant, token, client_id = owner_with_client
-    bad = http.post(f"/t/{tenant.slug}/projects/new", data={
-        "csrf_token": token, "client_id": client_id, "name": "T", "contract_value": "-5",
-        "start_date": "soon"})  # fmt: skip
+    bad = http.post(
+        f"/t/{tenant.slug}/projects/new",
+        data={
+            "csrf_token": token,
+            "client_id": client_id,
+            "name": "T",
+            "contract_value": "-5",
+            "start_date": "soon",
+        },
+    )
     assert bad.status_code == 422
     for field in ("name", "contract_value", "start_date"):
         assert f'id="{field}-error"' in bad.text
-    created = http.post(f"/t/{tenant.slug}/projects/new", data={
-        "csrf_token": token, "client_id": client_id, "name": "Tower A",
-        "contract_value": "10,00,001", "currency": "INR", "start_date": "2027-01-01"})  # fmt: skip
+    created = http.post(
+        f"/t/{tenant.slug}/projects/new",
+        data={
+            "csrf_token": token,
+            "client_id": client_id,
+            "name": "Tower A",
+            "contract_value": "10,00,001",
+            "currency": "INR",
+            "start_date": "2027-01-01",
+        },
+    )
     url = created.headers["Location"]
     plan = {"csrf_token": token, "mode": "percentage"}
     for i, share in enumerate(("33.3333", "33.3333", "33.3334")):
-        plan |= {f"name_{i}": f"Stage {i}", f"share_{i}": share,
-                 f"rule_{i}": "days_after_previous", f"days_{i}": "30"}  # fmt: skip
+        plan |= {
+            f"name_{i}": f"Stage {i}",
+            f"share_{i}": share,
+            f"rule_{i}": "days_after_previous",
+            f"days_{i}": "30",
+        }
     assert http.post(url + "/plan", data=plan).status_code == 303
     page = http.get(url).text
     assert "₹10,00,001.00" in page and "does not add up" not in page
@@ -248,14 +334,31 @@ def test_create_and_plan_a_project_through_the_pages(owner_with_client):
 def test_a_10000_milestone_plan_is_served_in_pages(owner_with_client, db_session):
     http, tenant, token, client_id = owner_with_client
     session = tenant_session(db_session, tenant)
-    project = Project(client_id=client_id, name="Big plan", contract_value=Decimal("10000.00"),
-                      currency="INR", start_date=date(2027, 1, 4))  # fmt: skip
+    project = Project(
+        client_id=client_id,
+        name="Big plan",
+        contract_value=Decimal("10000.00"),
+        currency="INR",
+        start_date=date(2027, 1, 4),
+    )
     session.add(project)
     session.flush()
-    session.execute(Milestone.__table__.insert(), [
-        {"project_id": project.id, "position": i, "name": f"M{i}", "amount": Decimal("1.00"),
-         "due_rule": "days_after_start", "due_days": i, "due_date": date(2027, 1, 4),
-         "status": "planned"} for i in range(1, 10_001)])  # fmt: skip
+    session.execute(
+        Milestone.__table__.insert(),
+        [
+            {
+                "project_id": project.id,
+                "position": i,
+                "name": f"M{i}",
+                "amount": Decimal("1.00"),
+                "due_rule": "days_after_start",
+                "due_days": i,
+                "due_date": date(2027, 1, 4),
+                "status": "planned",
+            }
+            for i in range(1, 10_001)
+        ],
+    )
     session.commit()
     page = http.get(f"/t/{tenant.slug}/projects/{project.id}").text
     table = page[page.index("<h2>Milestones</h2>") :].split("</section>")[0]
@@ -269,17 +372,26 @@ def test_viewer_cannot_plan_or_move_milestones(
     owner_with_client, make_user, add_member, login, app
 ):
     http, tenant, token, client_id = owner_with_client
-    url = http.post(f"/t/{tenant.slug}/projects/new", data={
-        "csrf_token": token, "client_id": client_id, "name": "Tower A",
-        "contract_value": "1000", "start_date": "2027-01-04"}).headers["Location"]  # fmt: skip
+    url = http.post(
+        f"/t/{tenant.slug}/projects/new",
+        data={
+            "csrf_token": token,
+            "client_id": client_id,
+            "name": "Tower A",
+            "contract_value": "1000",
+            "start_date": "2027-01-04",
+        },
+    ).headers["Location"]
     viewer = make_user()
     add_member(tenant, viewer, role="viewer")
     other = app.test_client()
     login(other, viewer)
     page = other.get(url)
     assert page.status_code == 200 and "Save the plan" not in page.text
-    assert other.post(url + "/plan", data={"csrf_token": csrf_token_from(page.text)}
-                      ).status_code == 403  # fmt: skip
+    assert (
+        other.post(url + "/plan", data={"csrf_token": csrf_token_from(page.text)}).status_code
+        == 403
+    )
 
 
 def test_a_library_template_becomes_the_projects_plan(owner_with_client, db_session):
@@ -293,9 +405,16 @@ def test_a_library_template_becomes_the_projects_plan(owner_with_client, db_sess
         LibraryTemplate.industry == "construction", LibraryTemplate.region == "27"
     )
     template = db_session.scalars(maharashtra_construction).first()
-    url = http.post(f"/t/{tenant.slug}/projects/new", data={
-        "csrf_token": token, "client_id": client_id, "name": "Tower B",
-        "contract_value": "10,00,001", "start_date": "2027-01-04"}).headers["Location"]  # fmt: skip
+    url = http.post(
+        f"/t/{tenant.slug}/projects/new",
+        data={
+            "csrf_token": token,
+            "client_id": client_id,
+            "name": "Tower B",
+            "contract_value": "10,00,001",
+            "start_date": "2027-01-04",
+        },
+    ).headers["Location"]
     assert (
         http.post(
             url + "/template", data={"csrf_token": token, "template_id": template.id}
@@ -304,8 +423,9 @@ def test_a_library_template_becomes_the_projects_plan(owner_with_client, db_sess
     )
     session = tenant_session(db_session, tenant)
     project = session.scalars(select(Project).where(Project.name == "Tower B")).one()
-    milestones = session.scalars(select(Milestone).where(Milestone.project_id == project.id)
-                                 .order_by(Milestone.position)).all()  # fmt: skip
+    milestones = session.scalars(
+        select(Milestone).where(Milestone.project_id == project.id).order_by(Milestone.position)
+    ).all()
     assert [m.name for m in milestones] == [item.name for item in template.items]
     assert sum(m.amount for m in milestones) == Decimal("1000001.00")
     assert all(is_business_day(m.due_date, "IN") for m in milestones)

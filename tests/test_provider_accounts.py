@@ -41,8 +41,12 @@ from tests.test_whatsapp import (
 
 GUESSED_TOKEN = "a-guessed-token"
 OWNER_NAME = "Genuine Owner Industries"
-TEXT = {"type": "template", "name": "invoice_due", "language": "en_US",
-        "body_params": ["Asha", "INV-1", "₹ 100.00", "15 Aug 2026"]}  # fmt: skip
+TEXT = {
+    "type": "template",
+    "name": "invoice_due",
+    "language": "en_US",
+    "body_params": ["Asha", "INV-1", "₹ 100.00", "15 Aug 2026"],
+}
 
 
 @pytest.fixture
@@ -56,10 +60,14 @@ def capture():
 def standin(app, capture, monkeypatch):
     """The real owner's number PHONE_A answers only TOKEN_A (PHONE_B only TOKEN_B)."""
     server = WhatsAppStandin(
-        phone_number_id=PHONE_A, token=TOKEN_A, waba_id=WABA, app_secret=SECRET,
-        webhook_url=capture.url, webhook_retries=0,
+        phone_number_id=PHONE_A,
+        token=TOKEN_A,
+        waba_id=WABA,
+        app_secret=SECRET,
+        webhook_url=capture.url,
+        webhook_retries=0,
         templates=[{"name": "invoice_due", "body": "Dear {{1}}, {{2}} of {{3}} is due on {{4}}."}],
-    ).start()  # fmt: skip
+    ).start()
     server.add_phone_number(PHONE_B, TOKEN_B)
     for name, value in {
         "WHATSAPP_API_BASE": server.url,
@@ -103,13 +111,21 @@ def saved_before_verification(app, db_session, tenant, token: str, keys) -> int:
     with app.app_context():
         ciphertext = encrypt_secrets({"access_token": token})
     connection = IntegrationConnection(
-        provider=PROVIDER, settings={"phone_number_id": PHONE_A, "waba_id": WABA},
-        verification="legacy", secrets_ciphertext=ciphertext,
-    )  # fmt: skip
+        provider=PROVIDER,
+        settings={"phone_number_id": PHONE_A, "waba_id": WABA},
+        verification="legacy",
+        secrets_ciphertext=ciphertext,
+    )
     session.add(connection)
     session.flush()
-    session.add_all([ProviderAccount(provider=PROVIDER, account_key=key, tenant_id=tenant.id,
-                                     connection_id=connection.id) for key in keys])  # fmt: skip
+    session.add_all(
+        [
+            ProviderAccount(
+                provider=PROVIDER, account_key=key, tenant_id=tenant.id, connection_id=connection.id
+            )
+            for key in keys
+        ]
+    )
     session.commit()
     return connection.id
 
@@ -126,9 +142,9 @@ def bound_to(db_session, key=PHONE_A):
 
 def events_of(db_session, tenant) -> int:
     return db_session.scalar(
-        select(func.count()).select_from(WebhookEvent).where(
-            WebhookEvent.provider == PROVIDER, WebhookEvent.tenant_id == tenant.id
-        )
+        select(func.count())
+        .select_from(WebhookEvent)
+        .where(WebhookEvent.provider == PROVIDER, WebhookEvent.tenant_id == tenant.id)
     )
 
 
@@ -179,8 +195,12 @@ def test_the_owner_proves_the_number_and_its_replies_reach_the_owner_only(
     app, client, db_session, squatter, owner_client, standin, capture, run_jobs
 ):
     owner = owner_client.tenant
-    assert post_form(client, squatter, f"{PROVIDER}/connect",
-                     whatsapp_form(token=GUESSED_TOKEN)).status_code == 303  # fmt: skip
+    assert (
+        post_form(
+            client, squatter, f"{PROVIDER}/connect", whatsapp_form(token=GUESSED_TOKEN)
+        ).status_code
+        == 303
+    )
     run_jobs()
 
     saved = post_form(owner_client, owner, f"{PROVIDER}/connect", whatsapp_form())
@@ -190,9 +210,10 @@ def test_the_owner_proves_the_number_and_its_replies_reach_the_owner_only(
     assert owner_connection.verification == "verified"
     assert bound_to(db_session) == (owner.id, owner_connection.id)
     assert bound_to(db_session, waba_account_key(WABA)) == (owner.id, owner_connection.id)
-    assert "Test passed: Connected to WhatsApp number" in owner_client.get(
-        saved.headers["Location"]
-    ).text
+    assert (
+        "Test passed: Connected to WhatsApp number"
+        in owner_client.get(saved.headers["Location"]).text
+    )
 
     contact = add_contact(db_session, owner)
     message_id = queue(app, db_session, owner, contact, TEXT)
@@ -297,6 +318,7 @@ def test_secrets_verify_checks_every_connection_saved_before_verification(
     assert "Queued" in result.output
     run_jobs()
     assert (connection_of(db_session, squatter, PROVIDER).id, bound_to(db_session)) == (
-        legacy_id, None
+        legacy_id,
+        None,
     )
     assert connection_of(db_session, squatter, PROVIDER).verification == "refused"

@@ -21,8 +21,11 @@ def sandbox(app, tmp_path, monkeypatch):
 
 
 def test_the_inbox_asks_a_visitor_to_log_in(client, sandbox):
-    for path in ("/sandbox/inbox", "/sandbox/inbox/1700000000000000000-0123abcd.eml",
-                 "/sandbox/inbox/1700000000000000000-0123abcd.eml/html"):  # fmt: skip
+    for path in (
+        "/sandbox/inbox",
+        "/sandbox/inbox/1700000000000000000-0123abcd.eml",
+        "/sandbox/inbox/1700000000000000000-0123abcd.eml/html",
+    ):
         response = client.get(path)
         assert response.status_code == 302, path
         assert "/login" in response.headers["Location"]
@@ -54,6 +57,8 @@ def test_a_visitor_who_asked_for_a_link_sees_only_their_own_mail(client, sandbox
     assert "Reset your Duebook password" in inbox.text
     assert "You are invited" not in inbox.text
     assert client.get("/sandbox/inbox/1700000000000000000-0123abcd.eml").status_code == 200
-    for path in ("/sandbox/inbox/1700000000000000001-0123abce.eml",
-                 "/sandbox/inbox/1700000000000000001-0123abce.eml/html"):  # fmt: skip
+    for path in (
+        "/sandbox/inbox/1700000000000000001-0123abce.eml",
+        "/sandbox/inbox/1700000000000000001-0123abce.eml/html",
+    ):
         assert client.get(path).status_code == 404, path

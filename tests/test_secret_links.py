@@ -68,16 +68,20 @@ def test_a_viewer_cannot_take_over_an_admin_invitation(
     # The real recipient's link works and makes them an admin.
     recipient = app.test_client()
     form = recipient.get(link)
-    response = recipient.post(link, data={"full_name": "New Admin", "password": PASSWORD,
-                                          "csrf_token": csrf_token_from(form.text)})  # fmt: skip
+    response = recipient.post(
+        link,
+        data={
+            "full_name": "New Admin",
+            "password": PASSWORD,
+            "csrf_token": csrf_token_from(form.text),
+        },
+    )
     assert response.status_code == 302
     membership = db_session.scalar(
         select(Membership).join(User).where(User.email == "new.admin@example.com")
     )
     assert (membership.tenant_id, membership.role) == (tenant.id, "admin")
-    viewer_membership = db_session.scalar(
-        select(Membership).where(Membership.user_id == viewer.id)
-    )
+    viewer_membership = db_session.scalar(select(Membership).where(Membership.user_id == viewer.id))
     assert viewer_membership.role == "viewer"
 
 
@@ -86,8 +90,9 @@ def test_a_password_reset_link_is_sealed_in_the_outbox_and_erased_once_sent(
 ):
     user = make_user()
     page = client.get("/password/forgot")
-    client.post("/password/forgot", data={"email": user.email,
-                                          "csrf_token": csrf_token_from(page.text)})  # fmt: skip
+    client.post(
+        "/password/forgot", data={"email": user.email, "csrf_token": csrf_token_from(page.text)}
+    )
     message = db_session.scalar(select(OutboxMessage).where(OutboxMessage.recipient == user.email))
     stored_before_sending = outbox_row_as_text(db_session, message.id)
     assert "/password/reset/" not in stored_before_sending
@@ -115,9 +120,16 @@ def workspace_mail_server():
 
 
 def test_invitations_go_by_the_platforms_mail_server_not_the_workspaces(
-    app, client, db_session, make_tenant, make_user, login, run_jobs, received_mail,
+    app,
+    client,
+    db_session,
+    make_tenant,
+    make_user,
+    login,
+    run_jobs,
+    received_mail,
     workspace_mail_server,
-):  # fmt: skip
+):
     """A workspace's own SMTP server is run by its admins: an invitation mailed through it
     would let them read the link and make an account for an address they do not control."""
     server, port = workspace_mail_server
@@ -146,9 +158,11 @@ def test_a_sent_invitation_cannot_be_sent_again_from_the_messages_page(
     db_session.commit()
     page = client.get(f"/t/{tenant.slug}/messages/{message.id}")
     assert ">Retry</button>" not in page.text
-    response = client.post(f"/t/{tenant.slug}/messages/{message.id}/retry",
-                           data={"csrf_token": csrf_token_from(page.text)},
-                           follow_redirects=True)  # fmt: skip
+    response = client.post(
+        f"/t/{tenant.slug}/messages/{message.id}/retry",
+        data={"csrf_token": csrf_token_from(page.text)},
+        follow_redirects=True,
+    )
     assert "Send a new invitation instead" in response.text
     db_session.refresh(message)
     assert message.status == "failed"
@@ -157,19 +171,30 @@ def test_a_sent_invitation_cannot_be_sent_again_from_the_messages_page(
 def test_the_logs_hide_the_secret_part_of_one_time_links():
     token = "Zm9vYmFyYmF6cXV4cXV1eHF1dXpfLWFiY2RlZmdoaWprbG1u"
     environ = {
-        "REQUEST_METHOD": "GET", "RAW_URI": f"/login?next=%2Finvitations%2F{token}",
-        "PATH_INFO": "/login", "QUERY_STRING": f"next=%2Finvitations%2F{token}",
-        "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"/login?next=%2Finvitations%2F{token}",
+        "PATH_INFO": "/login",
+        "QUERY_STRING": f"next=%2Finvitations%2F{token}",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
         "HTTP_REFERER": f"http://127.0.0.1:5000/password/reset/{token}.abc.def",
-    }  # fmt: skip
-    response = SimpleNamespace(status="200 OK", headers=[("Location", f"/invitations/{token}")],
-                               sent=10)  # fmt: skip
+    }
+    response = SimpleNamespace(
+        status="200 OK", headers=[("Location", f"/invitations/{token}")], sent=10
+    )
     atoms = RedactingLogger(Config()).atoms(response, [], environ, timedelta(milliseconds=3))
     logged = " ".join(str(value) for value in atoms.values())
     assert token not in logged
     assert "%2Finvitations%2F[hidden]" in atoms["r"] and "/password/reset/[hidden]" in atoms["f"]
 
-    record = logging.LogRecord("app", logging.ERROR, __file__, 1, "Exception on %s [%s]",
-                               (f"/invitations/{token}", "POST"), None)  # fmt: skip
+    record = logging.LogRecord(
+        "app",
+        logging.ERROR,
+        __file__,
+        1,
+        "Exception on %s [%s]",
+        (f"/invitations/{token}", "POST"),
+        None,
+    )
     assert HideSecretLinks().filter(record)
     assert record.getMessage() == "Exception on /invitations/[hidden] [POST]"

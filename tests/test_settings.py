@@ -28,8 +28,13 @@ def _own_storage(storage_root):
 
 
 def valid(**changes) -> dict:
-    return {"brand_colour": "#1f5f8b", "auto_invoice": "off", "send_window_start": "09:00",
-            "send_window_end": "19:00", **changes}  # fmt: skip
+    return {
+        "brand_colour": "#1f5f8b",
+        "auto_invoice": "off",
+        "send_window_start": "09:00",
+        "send_window_end": "19:00",
+        **changes,
+    }
 
 
 def test_gstin_gives_state_and_pan(make_tenant):
@@ -79,10 +84,17 @@ def test_page_saves_all_or_nothing_and_shows_errors_by_field(
     url = f"/t/{tenant.slug}/settings/"
     page = client.get(url)
     assert page.status_code == 200
-    form = {"csrf_token": csrf_token_from(page.text), "legal_name": "Acme Engineering LLP",
-            "gstin": KA_GSTIN, "upi_vpa": "acme@okhdfcbank", "brand_colour": "#AA3300",
-            "auto_invoice": "draft", "approval_required": "1", "send_window_start": "08:30",
-            "send_window_end": "20:00"}  # fmt: skip
+    form = {
+        "csrf_token": csrf_token_from(page.text),
+        "legal_name": "Acme Engineering LLP",
+        "gstin": KA_GSTIN,
+        "upi_vpa": "acme@okhdfcbank",
+        "brand_colour": "#AA3300",
+        "auto_invoice": "draft",
+        "approval_required": "1",
+        "send_window_start": "08:30",
+        "send_window_end": "20:00",
+    }
 
     refused = client.post(url, data={**form, "upi_vpa": "acme"})
     assert refused.status_code == 422
@@ -102,7 +114,10 @@ def test_page_saves_all_or_nothing_and_shows_errors_by_field(
         "acme@okhdfcbank",
     )
     assert (stored.brand_colour, stored.auto_invoice, stored.approval_required) == (
-        "#aa3300", "draft", True)  # fmt: skip
+        "#aa3300",
+        "draft",
+        True,
+    )
 
 
 @pytest.mark.parametrize("role", ["finance", "collector", "viewer"])
@@ -118,8 +133,9 @@ def test_only_admins_change_settings(client, make_tenant, make_user, add_member,
     assert changed.status_code == 403
 
 
-def test_logo_upload_replace_and_refusals(app, client, make_tenant, make_user, login,
-                                          db_session, storage_root):  # fmt: skip
+def test_logo_upload_replace_and_refusals(
+    app, client, make_tenant, make_user, login, db_session, storage_root
+):
     owner = make_user()
     tenant = make_tenant(owner=owner)
     login(client, owner)
@@ -127,8 +143,11 @@ def test_logo_upload_replace_and_refusals(app, client, make_tenant, make_user, l
     upload = f"/t/{tenant.slug}/settings/logo"
 
     def send(data: bytes, name: str):
-        return client.post(upload, data={"csrf_token": token, "logo": (io.BytesIO(data), name)},
-                           content_type="multipart/form-data")  # fmt: skip
+        return client.post(
+            upload,
+            data={"csrf_token": token, "logo": (io.BytesIO(data), name)},
+            content_type="multipart/form-data",
+        )
 
     refused = send(b"<svg onload='alert(1)'/>", "logo.svg")
     assert refused.status_code == 422 and "PNG or JPEG" in refused.text
@@ -146,8 +165,9 @@ def test_logo_upload_replace_and_refusals(app, client, make_tenant, make_user, l
     assert client.get(upload).data == JPEG
 
 
-def test_a_logo_written_in_a_rolled_back_transaction_is_removed(app, make_tenant, db_session,
-                                                                storage_root):  # fmt: skip
+def test_a_logo_written_in_a_rolled_back_transaction_is_removed(
+    app, make_tenant, db_session, storage_root
+):
     tenant = make_tenant()
     session = tenant_session(db_session, tenant)
     with app.app_context():

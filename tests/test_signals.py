@@ -42,21 +42,40 @@ def books(db_session, make_tenant, make_user):
     owner = make_user()
     tenant = make_tenant(owner=owner, region="27")
     session = tenant_session(db_session, tenant)
-    client = Client(full_name="Signal Client", short_name="Signals", location="local", region="27",
-                    country="IN", currency="INR", payment_terms="net", payment_days=30)  # fmt: skip
+    client = Client(
+        full_name="Signal Client",
+        short_name="Signals",
+        location="local",
+        region="27",
+        country="IN",
+        currency="INR",
+        payment_terms="net",
+        payment_days=30,
+    )
     session.add(client)
     session.flush()
     counter = iter(range(1, 100))
 
     def issued(amount="1000.00", user_id=None):
         n = next(counter)
-        project = Project(client_id=client.id, name=f"Project {n}", currency="INR",
-                          contract_value=Decimal(amount), start_date=date(2027, 1, 4))  # fmt: skip
+        project = Project(
+            client_id=client.id,
+            name=f"Project {n}",
+            currency="INR",
+            contract_value=Decimal(amount),
+            start_date=date(2027, 1, 4),
+        )
         session.add(project)
         session.flush()
-        milestone = Milestone(project_id=project.id, position=1, name=f"Stage {n}",
-                              amount=Decimal(amount), due_rule="date", due_date=date(2027, 2, 1),
-                              status="completed")  # fmt: skip
+        milestone = Milestone(
+            project_id=project.id,
+            position=1,
+            name=f"Stage {n}",
+            amount=Decimal(amount),
+            due_rule="date",
+            due_date=date(2027, 2, 1),
+            status="completed",
+        )
         session.add(milestone)
         session.flush()
         draft = invoicing.draft_from_milestones(session, tenant, project, [milestone], "0", "9983")
@@ -74,11 +93,22 @@ def test_issuing_an_invoice_sends_invoice_issued(books):
     session, tenant, owner, client, issued = books
     with caught(signals.invoice_issued) as sent:
         invoice = issued("1000.00", user_id=owner.id)
-    assert sent == [(session, {
-        "tenant_id": tenant.id, "invoice_id": invoice.id, "client_id": client.id,
-        "number": invoice.number, "currency": "INR", "total": Decimal("1000.00"),
-        "issue_date": date(2027, 2, 1), "due_date": invoice.due_date, "user_id": owner.id,
-    })]  # fmt: skip
+    assert sent == [
+        (
+            session,
+            {
+                "tenant_id": tenant.id,
+                "invoice_id": invoice.id,
+                "client_id": client.id,
+                "number": invoice.number,
+                "currency": "INR",
+                "total": Decimal("1000.00"),
+                "issue_date": date(2027, 2, 1),
+                "due_date": invoice.due_date,
+                "user_id": owner.id,
+            },
+        )
+    ]
 
 
 def test_payments_send_payment_recorded_balance_changed_paid_and_payment_voided(books):
@@ -86,43 +116,72 @@ def test_payments_send_payment_recorded_balance_changed_paid_and_payment_voided(
     first, second = issued("600.00"), issued("400.00")
     with caught(signals.payment_recorded) as recorded:
         payment = pay(session, client, "900.00")
-    assert recorded == [(session, {
-        "tenant_id": tenant.id, "payment_id": payment.id, "client_id": client.id,
-        "amount": Decimal("900.00"), "currency": "INR", "received_on": date(2027, 3, 1),
-        "method": "upi",
-    })]  # fmt: skip
+    assert recorded == [
+        (
+            session,
+            {
+                "tenant_id": tenant.id,
+                "payment_id": payment.id,
+                "client_id": client.id,
+                "amount": Decimal("900.00"),
+                "currency": "INR",
+                "received_on": date(2027, 3, 1),
+                "method": "upi",
+            },
+        )
+    ]
 
     with caught(signals.invoice_balance_changed) as changed, caught(signals.invoice_paid) as paid:
-        payments.allocate(session, payment, [(first.id, "600.00", "", "", ""),
-                                             (second.id, "300.00", "", "", "")],
-                          user_id=owner.id)  # fmt: skip
+        payments.allocate(
+            session,
+            payment,
+            [(first.id, "600.00", "", "", ""), (second.id, "300.00", "", "", "")],
+            user_id=owner.id,
+        )
     common = {"tenant_id": tenant.id, "client_id": client.id, "user_id": owner.id}
     assert [facts for _, facts in changed] == [
         {**common, "invoice_id": first.id, "status": "paid", "amount_due": Decimal("0.00")},
-        {**common, "invoice_id": second.id, "status": "partly_paid",
-         "amount_due": Decimal("100.00")},
-    ]  # fmt: skip
+        {
+            **common,
+            "invoice_id": second.id,
+            "status": "partly_paid",
+            "amount_due": Decimal("100.00"),
+        },
+    ]
     assert paid == [changed[0]]  # sent for the invoice that is now paid only
     assert all(sender is session for sender, _ in changed)
 
     with caught(signals.payment_voided) as voided, caught(signals.invoice_balance_changed) as back:
         payments.void_payment(session, payment, "Cheque bounced", user_id=owner.id)
-    assert voided == [(session, {
-        "tenant_id": tenant.id, "payment_id": payment.id, "client_id": client.id,
-        "amount": Decimal("900.00"), "currency": "INR", "reason": "Cheque bounced",
-        "user_id": owner.id,
-    })]  # fmt: skip
-    assert sorted((f["invoice_id"], f["status"], f["amount_due"]) for _, f in back) == sorted([
-        (first.id, "issued", Decimal("600.00")), (second.id, "issued", Decimal("400.00")),
-    ])  # fmt: skip
+    assert voided == [
+        (
+            session,
+            {
+                "tenant_id": tenant.id,
+                "payment_id": payment.id,
+                "client_id": client.id,
+                "amount": Decimal("900.00"),
+                "currency": "INR",
+                "reason": "Cheque bounced",
+                "user_id": owner.id,
+            },
+        )
+    ]
+    assert sorted((f["invoice_id"], f["status"], f["amount_due"]) for _, f in back) == sorted(
+        [
+            (first.id, "issued", Decimal("600.00")),
+            (second.id, "issued", Decimal("400.00")),
+        ]
+    )
 
 
 def test_a_credit_note_that_clears_an_invoice_sends_invoice_paid(books):
     session, tenant, owner, client, issued = books
     invoice = issued("500.00")
     with caught(signals.invoice_paid) as paid:
-        credits.issue_credit_note(session, tenant, invoice, "", "Returned", date(2027, 2, 5),
-                                  user_id=owner.id)  # fmt: skip
+        credits.issue_credit_note(
+            session, tenant, invoice, "", "Returned", date(2027, 2, 5), user_id=owner.id
+        )
     assert [facts["invoice_id"] for _, facts in paid] == [invoice.id]
     assert paid[0][1]["amount_due"] == Decimal("0.00")
 
@@ -132,27 +191,49 @@ def test_voiding_and_writing_off_send_their_signals(books):
     voided_invoice, written_off_invoice = issued("300.00"), issued("700.00")
     with caught(signals.invoice_voided) as voided:
         invoicing.void(session, voided_invoice, owner.id)
-    assert voided == [(session, {
-        "tenant_id": tenant.id, "invoice_id": voided_invoice.id, "client_id": client.id,
-        "number": voided_invoice.number, "user_id": owner.id,
-    })]  # fmt: skip
+    assert voided == [
+        (
+            session,
+            {
+                "tenant_id": tenant.id,
+                "invoice_id": voided_invoice.id,
+                "client_id": client.id,
+                "number": voided_invoice.number,
+                "user_id": owner.id,
+            },
+        )
+    ]
     with caught(signals.invoice_written_off) as written_off:
         invoicing.write_off(session, written_off_invoice, "Client closed down")
-    assert written_off == [(session, {
-        "tenant_id": tenant.id, "invoice_id": written_off_invoice.id, "client_id": client.id,
-        "number": written_off_invoice.number, "amount_written_off": Decimal("700.00"),
-        "reason": "Client closed down", "user_id": None,
-    })]  # fmt: skip
+    assert written_off == [
+        (
+            session,
+            {
+                "tenant_id": tenant.id,
+                "invoice_id": written_off_invoice.id,
+                "client_id": client.id,
+                "number": written_off_invoice.number,
+                "amount_written_off": Decimal("700.00"),
+                "reason": "Client closed down",
+                "user_id": None,
+            },
+        )
+    ]
 
 
 def _queued(db_session, app, tenant, created_by) -> int:
     with app.app_context():
         session = tenant_session(db_session, tenant)
         message_id = queue_message(
-            session, channel="email", to="nobody@example.com", subject="Invoice INV/9",
-            text_body="Body", idempotency_key=unique("signal:"), tenant_id=tenant.id,
+            session,
+            channel="email",
+            to="nobody@example.com",
+            subject="Invoice INV/9",
+            text_body="Body",
+            idempotency_key=unique("signal:"),
+            tenant_id=tenant.id,
             created_by=created_by,
-        )  # fmt: skip
+        )
         session.commit()
     return message_id
 
@@ -161,8 +242,11 @@ def test_a_dead_letter_sends_message_failed(app, db_session, make_tenant, make_u
     owner = make_user()
     tenant = make_tenant(owner=owner)
     message_id = _queued(db_session, app, tenant, owner.id)
-    db_session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
-                       .values(attempts=MAX_ATTEMPTS - 1))  # fmt: skip
+    db_session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(attempts=MAX_ATTEMPTS - 1)
+    )
     db_session.commit()
     app.config["SMTP_URL"], real_url = "smtp://127.0.0.1:9", app.config["SMTP_URL"]
     try:
@@ -172,8 +256,13 @@ def test_a_dead_letter_sends_message_failed(app, db_session, make_tenant, make_u
         app.config["SMTP_URL"] = real_url
     [(_, facts)] = failed
     reason = facts.pop("reason")
-    assert facts == {"tenant_id": tenant.id, "message_id": message_id, "channel": "email",
-                     "status": "dead", "created_by": owner.id}  # fmt: skip
+    assert facts == {
+        "tenant_id": tenant.id,
+        "message_id": message_id,
+        "channel": "email",
+        "status": "dead",
+        "created_by": owner.id,
+    }
     assert "refused" in reason.lower()
 
 
@@ -186,16 +275,34 @@ def test_a_bounce_reported_by_the_provider_sends_message_failed_and_messages_rep
     with app.app_context():
         session = tenant_session(db_session, tenant)
         provider_id = unique("pm")
-        session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
-            status="sent", provider="smtp", provider_message_id=provider_id))  # fmt: skip
-        report = StatusUpdate(provider="smtp", provider_message_id=provider_id, status="bounced",
-                              at=datetime.now(UTC), error="550 mailbox unavailable")  # fmt: skip
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(status="sent", provider="smtp", provider_message_id=provider_id)
+        )
+        report = StatusUpdate(
+            provider="smtp",
+            provider_message_id=provider_id,
+            status="bounced",
+            at=datetime.now(UTC),
+            error="550 mailbox unavailable",
+        )
         with caught(signals.message_failed) as failed, caught(signals.messages_reported) as moved:
             assert apply_status_updates(session, tenant.id, [report]) == 1
         session.rollback()
-    assert moved == [(session, {"tenant_id": tenant.id, "message_ids": [message_id],
-                                "status": "bounced"})]  # fmt: skip
-    assert failed == [(session, {
-        "tenant_id": tenant.id, "message_id": message_id, "channel": "email",
-        "status": "bounced", "reason": "550 mailbox unavailable", "created_by": None,
-    })]  # fmt: skip
+    assert moved == [
+        (session, {"tenant_id": tenant.id, "message_ids": [message_id], "status": "bounced"})
+    ]
+    assert failed == [
+        (
+            session,
+            {
+                "tenant_id": tenant.id,
+                "message_id": message_id,
+                "channel": "email",
+                "status": "bounced",
+                "reason": "550 mailbox unavailable",
+                "created_by": None,
+            },
+        )
+    ]

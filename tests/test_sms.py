@@ -71,8 +71,9 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()  # fmt: skip
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[dict]:
@@ -95,8 +96,16 @@ def receiver():
 
 @pytest.fixture
 def msg91(app, monkeypatch):
-    standin = Msg91Standin(templates=[{"template_id": FLOW, "content": TEXT, "sender": "DUEBKS",
-                                       "dlt_template_id": DLT_TEMPLATE}]).start()  # fmt: skip
+    standin = Msg91Standin(
+        templates=[
+            {
+                "template_id": FLOW,
+                "content": TEXT,
+                "sender": "DUEBKS",
+                "dlt_template_id": DLT_TEMPLATE,
+            }
+        ]
+    ).start()
     monkeypatch.setitem(app.config, "MSG91_API_BASE", standin.url)
     yield standin
     standin.stop()
@@ -120,14 +129,17 @@ def connect(app, db_session, tenant, provider: str, raw: dict) -> SimpleNamespac
     assert errors == {}
     session = tenant_session(db_session, tenant)
     ciphertext = encrypt_secrets(secrets, app.config["SECRETS_KEYS"])
-    connection = IntegrationConnection(provider=provider, settings=settings,
-                                       secrets_ciphertext=ciphertext,
-                                       verification="verified")  # fmt: skip
+    connection = IntegrationConnection(
+        provider=provider, settings=settings, secrets_ciphertext=ciphertext, verification="verified"
+    )
     session.add(connection)
     session.flush()
     key = cls(settings=settings, secrets=secrets, config={}).account_key()
-    session.add(ProviderAccount(provider=provider, account_key=key, tenant_id=tenant.id,
-                                connection_id=connection.id))  # fmt: skip
+    session.add(
+        ProviderAccount(
+            provider=provider, account_key=key, tenant_id=tenant.id, connection_id=connection.id
+        )
+    )
     session.commit()
     return SimpleNamespace(id=connection.id, key=key, settings=settings)
 
@@ -146,10 +158,16 @@ def queue_sms(app, db_session, tenant, to=INDIAN, sms=None, contact_id=None, tex
     session = tenant_session(db_session, tenant)
     with app.app_context():
         message_id = queue_message(
-            session, channel="sms", tenant_id=tenant.id, to=to, subject="Invoice due",
-            text_body=text, idempotency_key=unique("sms-test:"), contact_id=contact_id,
+            session,
+            channel="sms",
+            tenant_id=tenant.id,
+            to=to,
+            subject="Invoice due",
+            text_body=text,
+            idempotency_key=unique("sms-test:"),
+            contact_id=contact_id,
             payload={"sms": sms} if sms is not None else None,
-        )  # fmt: skip
+        )
         session.commit()
     return message_id
 
@@ -160,7 +178,7 @@ def dlt_sms(**overrides) -> dict:
         "dlt_template_id": DLT_TEMPLATE,
         "variables": {"var1": "Asha", "var2": "INV/26-27/00012", "var3": "11,800.00"},
     }
-    return {**sms, **overrides}  # fmt: skip
+    return {**sms, **overrides}
 
 
 def row(db_session, message_id) -> OutboxMessage:
@@ -172,8 +190,11 @@ def events(db_session) -> int:
 
 
 def replay(client, call: dict, path: str | None = None):
-    headers = {name: value for name, value in call["headers"].items()
-               if name.lower() in ("content-type", "x-twilio-signature")}  # fmt: skip
+    headers = {
+        name: value
+        for name, value in call["headers"].items()
+        if name.lower() in ("content-type", "x-twilio-signature")
+    }
     return client.post(path or call["path"], data=call["body"], headers=headers)
 
 
@@ -186,8 +207,9 @@ def test_msg91_sends_the_dlt_template_and_reports_move_it_forward_only(
     tenant = make_tenant()
     connection = connect_msg91(app, db_session, tenant, msg91)
     settings = {"BASE_URL": receiver.url}
-    msg91.webhook_url = Msg91Connector(settings=connection.settings, secrets={},
-                                       config=settings).report_url()  # fmt: skip
+    msg91.webhook_url = Msg91Connector(
+        settings=connection.settings, secrets={}, config=settings
+    ).report_url()
     message_id = queue_sms(app, db_session, tenant, sms=dlt_sms())
     run_jobs()
 
@@ -220,11 +242,25 @@ def test_msg91_v2_form_report_with_a_failure_reason(
     message_id = queue_sms(app, db_session, tenant, sms=dlt_sms())
     run_jobs()
     request_id = row(db_session, message_id).provider_message_id
-    data = json.dumps([{"senderId": "DUEBKS", "requestId": request_id, "userId": "1",
-                        "campaignName": "API",
-                        "report": [{"date": "2026-05-04 15:31:58", "number": "919876543210",
-                                    "status": "2", "desc": "FAILED",
-                                    "failedReason": "Number out of service"}]}])  # fmt: skip
+    data = json.dumps(
+        [
+            {
+                "senderId": "DUEBKS",
+                "requestId": request_id,
+                "userId": "1",
+                "campaignName": "API",
+                "report": [
+                    {
+                        "date": "2026-05-04 15:31:58",
+                        "number": "919876543210",
+                        "status": "2",
+                        "desc": "FAILED",
+                        "failedReason": "Number out of service",
+                    }
+                ],
+            }
+        ]
+    )
     response = client.post(f"/hooks/msg91/{connection.key}", data={"data": data})
     assert response.status_code == 200
     run_jobs()
@@ -240,8 +276,7 @@ def test_msg91_report_naming_another_number_changes_nothing(
     message_id = queue_sms(app, db_session, tenant, sms=dlt_sms())
     run_jobs()
     request_id = row(db_session, message_id).provider_message_id
-    report = {"requestId": request_id, "number": "919999999999", "status": "1",
-              "desc": "DELIVERED"}  # fmt: skip
+    report = {"requestId": request_id, "number": "919999999999", "status": "1", "desc": "DELIVERED"}
     assert client.post(f"/hooks/msg91/{connection.key}", json=report).status_code == 200
     run_jobs()
     assert row(db_session, message_id).status == "sent"
@@ -331,7 +366,7 @@ def test_msg91_429_is_retried_after_the_wait_and_sent_once(
             .where(OutboxMessage.id == message_id)
             .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
         )
-        db_session.commit()  # fmt: skip
+        db_session.commit()
         assert deliver_batch(session, [message_id], redis)["sent"] == 1
         assert deliver_batch(session, [message_id], redis)["skipped"] == 1
     assert row(db_session, message_id).status == "sent"
@@ -346,15 +381,23 @@ def test_twilio_sends_the_text_and_signed_callbacks_move_it_forward_only(
 ):
     tenant = make_tenant()
     connect_twilio(app, db_session, tenant)
-    message_id = queue_sms(app, db_session, tenant, to="+14155550123",
-                           text="Invoice INV-12 for $118.00 is due on 30 June.")  # fmt: skip
+    message_id = queue_sms(
+        app,
+        db_session,
+        tenant,
+        to="+14155550123",
+        text="Invoice INV-12 for $118.00 is due on 30 June.",
+    )
     run_jobs()
     [sent] = twilio.recorded()
     assert (sent["to"], sent["from"]) == ("+14155550123", FROM)
     assert sent["text"] == "Invoice INV-12 for $118.00 is due on 30 June."
     message = row(db_session, message_id)
     assert (message.status, message.provider, message.provider_message_id) == (
-        "sent", "twilio", sent["message_id"])  # fmt: skip
+        "sent",
+        "twilio",
+        sent["message_id"],
+    )
 
     sent_callback, delivered_callback = receiver.wait_for(2)
     assert sent_callback["path"] == "/hooks/twilio/status"  # our StatusCallback
@@ -387,8 +430,13 @@ def test_forged_twilio_callbacks_are_403_and_stored_nowhere(
 ):
     tenant = make_tenant()
     connect_twilio(app, db_session, tenant)
-    params = {"MessageSid": "SM" + "1" * 32, "AccountSid": DEFAULT_ACCOUNT_SID,
-              "MessageStatus": "delivered", "To": "+14155550123", "From": FROM}  # fmt: skip
+    params = {
+        "MessageSid": "SM" + "1" * 32,
+        "AccountSid": DEFAULT_ACCOUNT_SID,
+        "MessageStatus": "delivered",
+        "To": "+14155550123",
+        "From": FROM,
+    }
     public_url = receiver.url + "/hooks/twilio/status"
     before = events(db_session)
     forgeries = [
@@ -399,28 +447,38 @@ def test_forged_twilio_callbacks_are_403_and_stored_nowhere(
         "",
     ]
     for signature in forgeries:
-        response = client.post("/hooks/twilio/status", data=params,
-                               headers={"X-Twilio-Signature": signature})  # fmt: skip
+        response = client.post(
+            "/hooks/twilio/status", data=params, headers={"X-Twilio-Signature": signature}
+        )
         assert response.status_code == 403
     assert events(db_session) == before
     good = compute_signature(DEFAULT_AUTH_TOKEN, public_url, params)
-    response = client.post("/hooks/twilio/status", data=params,
-                           headers={"X-Twilio-Signature": good})  # fmt: skip
+    response = client.post(
+        "/hooks/twilio/status", data=params, headers={"X-Twilio-Signature": good}
+    )
     assert response.status_code == 200 and events(db_session) == before + 1
 
 
 def test_twilio_callback_for_an_unconnected_account_is_acknowledged_and_dropped(client, db_session):
     before = events(db_session)
-    params = {"MessageSid": "SM" + "2" * 32, "AccountSid": "AC" + "9" * 32,
-              "MessageStatus": "delivered"}  # fmt: skip
+    params = {
+        "MessageSid": "SM" + "2" * 32,
+        "AccountSid": "AC" + "9" * 32,
+        "MessageStatus": "delivered",
+    }
     assert client.post("/hooks/twilio/status", data=params).status_code == 200
     assert events(db_session) == before
 
 
 def test_twilio_signature_matches_the_published_vector_and_the_sdk():
     url = "https://mycompany.com/myapp.php?foo=1&bar=2"
-    params = {"CallSid": "CA1234567890ABCDE", "Caller": "+12349013030", "Digits": "1234",
-              "From": "+12349013030", "To": "+18005551212"}  # fmt: skip
+    params = {
+        "CallSid": "CA1234567890ABCDE",
+        "Caller": "+12349013030",
+        "Digits": "1234",
+        "From": "+12349013030",
+        "To": "+18005551212",
+    }
     vector = "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
     assert compute_signature("12345", url, params) == vector
     assert valid_signature("12345", url, params, vector)
@@ -430,8 +488,10 @@ def test_twilio_signature_matches_the_published_vector_and_the_sdk():
     # The SDK as oracle: repeated names, ports, unicode.
     oracle = RequestValidator("s3cret")
     form = MultiDict([("b", "2"), ("a", "x"), ("b", "1"), ("b", "2"), ("Body", "नमस्ते ₹")])
-    for address in ("https://example.com/hooks/twilio/status?x=1",
-                    "http://127.0.0.1:8000/hooks/twilio/status"):  # fmt: skip
+    for address in (
+        "https://example.com/hooks/twilio/status?x=1",
+        "http://127.0.0.1:8000/hooks/twilio/status",
+    ):
         assert compute_signature("s3cret", address, form) == oracle.compute_signature(address, form)
     signed_with_port = oracle.compute_signature("https://example.com:443/h", {"a": "1"})
     assert valid_signature("s3cret", "https://example.com/h", {"a": "1"}, signed_with_port)
@@ -455,7 +515,7 @@ def test_twilio_429_puts_the_message_back_and_it_is_delivered_once_later(
             .where(OutboxMessage.id == message_id)
             .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
         )
-        db_session.commit()  # fmt: skip
+        db_session.commit()
         assert deliver_batch(session, [message_id], redis)["sent"] == 1
     assert row(db_session, message_id).status == "sent"
     assert twilio.stats()["accepted"] == 1 and len(twilio.recorded()) == 1
@@ -489,8 +549,15 @@ def test_twilio_connect_form():
 
 def contact(db_session, tenant, **consent) -> int:
     session = tenant_session(db_session, tenant)
-    client = Client(full_name=unique("Client "), short_name=unique("c"), location="local",
-                    country="IN", currency="INR", payment_terms="net", payment_days=30)  # fmt: skip
+    client = Client(
+        full_name=unique("Client "),
+        short_name=unique("c"),
+        location="local",
+        country="IN",
+        currency="INR",
+        payment_terms="net",
+        payment_days=30,
+    )
     session.add(client)
     session.flush()
     person = Contact(client_id=client.id, full_name="Asha Rao", phone=INDIAN)
@@ -536,8 +603,13 @@ def test_sms_with_opt_in_goes_out(app, db_session, make_tenant, run_jobs, msg91)
 
 
 def msg91_report(request_id: str, status: str, desc: str, **extra) -> dict:
-    return {"requestId": request_id, "number": "919876543210", "status": status, "desc": desc,
-            **extra}  # fmt: skip
+    return {
+        "requestId": request_id,
+        "number": "919876543210",
+        "status": status,
+        "desc": desc,
+        **extra,
+    }
 
 
 def test_msg91_failed_after_delivered_leaves_the_sms_delivered(
@@ -582,27 +654,41 @@ def deep(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
-@pytest.mark.parametrize("body, content_type", [
-    ('{"report":' + deep(100_000) + "}", "application/json"),  # was an HTTP 500
-    ("data=" + deep(100_000), "application/x-www-form-urlencoded"),
-    ('{"report":' + deep(40) + "}", "application/json"),
-    ('["DELIVERED"]', "application/json"),
-    ('"DELIVERED"', "application/json"),
-    ('{"requestId":{"id":"1"},"status":"1"}', "application/json"),
-    ('{"requestId":"1","report":"DELIVERED"}', "application/json"),
-    ('{"requestId":"1","desc":"DELIVERED\\u0000"}', "application/json"),
-    ("data=%5B%7B%22requestId%22%3A%22%00%22%7D%5D", "application/x-www-form-urlencoded"),
-    (b'{"requestId":"\xff"}', "application/json"),
-    ("data=", "application/x-www-form-urlencoded"),
-], ids=["nested-100000", "form-nested-100000", "nested-40", "list-of-strings", "string",
-        "id-object", "report-string", "nul", "form-nul", "latin-1", "form-empty"])  # fmt: skip
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        ('{"report":' + deep(100_000) + "}", "application/json"),  # was an HTTP 500
+        ("data=" + deep(100_000), "application/x-www-form-urlencoded"),
+        ('{"report":' + deep(40) + "}", "application/json"),
+        ('["DELIVERED"]', "application/json"),
+        ('"DELIVERED"', "application/json"),
+        ('{"requestId":{"id":"1"},"status":"1"}', "application/json"),
+        ('{"requestId":"1","report":"DELIVERED"}', "application/json"),
+        ('{"requestId":"1","desc":"DELIVERED\\u0000"}', "application/json"),
+        ("data=%5B%7B%22requestId%22%3A%22%00%22%7D%5D", "application/x-www-form-urlencoded"),
+        (b'{"requestId":"\xff"}', "application/json"),
+        ("data=", "application/x-www-form-urlencoded"),
+    ],
+    ids=[
+        "nested-100000",
+        "form-nested-100000",
+        "nested-40",
+        "list-of-strings",
+        "string",
+        "id-object",
+        "report-string",
+        "nul",
+        "form-nul",
+        "latin-1",
+        "form-empty",
+    ],
+)
 def test_msg91_body_no_provider_sends_is_a_400_and_stored_nowhere(
     app, client, db_session, make_tenant, msg91, body, content_type
 ):
     connection = connect_msg91(app, db_session, make_tenant(), msg91)
     before = events(db_session)
-    response = client.post(f"/hooks/msg91/{connection.key}", data=body,
-                           content_type=content_type)  # fmt: skip
+    response = client.post(f"/hooks/msg91/{connection.key}", data=body, content_type=content_type)
     assert response.status_code == 400 and response.text
     assert events(db_session) == before
 
@@ -611,8 +697,9 @@ def test_an_oversized_sms_report_is_a_413(app, client, db_session, make_tenant, 
     connection = connect_msg91(app, db_session, make_tenant(), msg91)
     before = events(db_session)
     body = json.dumps(msg91_report("r" * 24, "1", "DELIVERED", note="x" * 300_000))
-    response = client.post(f"/hooks/msg91/{connection.key}", data=body,
-                           content_type="application/json")  # fmt: skip
+    response = client.post(
+        f"/hooks/msg91/{connection.key}", data=body, content_type="application/json"
+    )
     assert response.status_code == 413 and response.text == "The body is too large."
     assert client.post("/hooks/twilio/status", data={"Body": "x" * 300_000}).status_code == 413
     assert events(db_session) == before
@@ -621,8 +708,9 @@ def test_an_oversized_sms_report_is_a_413(app, client, db_session, make_tenant, 
 def signed_twilio(receiver, params: dict) -> dict:
     """Headers Twilio would send: the SDK's signature over the public callback URL."""
     url = receiver.url + "/hooks/twilio/status"
-    return {"X-Twilio-Signature": RequestValidator(DEFAULT_AUTH_TOKEN).compute_signature(
-        url, params)}  # fmt: skip
+    return {
+        "X-Twilio-Signature": RequestValidator(DEFAULT_AUTH_TOKEN).compute_signature(url, params)
+    }
 
 
 def test_twilio_undelivered_after_delivered_leaves_the_sms_delivered(
@@ -636,11 +724,13 @@ def test_twilio_undelivered_after_delivered_leaves_the_sms_delivered(
     assert replay(client, delivered_callback).status_code == 200
     run_jobs()
     assert row(db_session, message_id).status == "delivered"
-    late = {"MessageSid": row(db_session, message_id).provider_message_id,
-            "AccountSid": DEFAULT_ACCOUNT_SID, "MessageStatus": "undelivered",
-            "ErrorCode": "30003"}  # fmt: skip
-    response = client.post("/hooks/twilio/status", data=late,
-                           headers=signed_twilio(receiver, late))  # fmt: skip
+    late = {
+        "MessageSid": row(db_session, message_id).provider_message_id,
+        "AccountSid": DEFAULT_ACCOUNT_SID,
+        "MessageStatus": "undelivered",
+        "ErrorCode": "30003",
+    }
+    response = client.post("/hooks/twilio/status", data=late, headers=signed_twilio(receiver, late))
     assert response.status_code == 200
     run_jobs()
     assert row(db_session, message_id).status == "delivered"
@@ -651,8 +741,11 @@ def test_twilio_callbacks_no_provider_sends_are_400_and_stored_nowhere(
 ):
     connect_twilio(app, db_session, make_tenant())
     before = events(db_session)
-    genuine = {"MessageSid": "SM" + "3" * 32, "AccountSid": DEFAULT_ACCOUNT_SID,
-               "MessageStatus": "delivered"}  # fmt: skip
+    genuine = {
+        "MessageSid": "SM" + "3" * 32,
+        "AccountSid": DEFAULT_ACCOUNT_SID,
+        "MessageStatus": "delivered",
+    }
     # Correctly signed, but with a NUL character PostgreSQL cannot store.
     nul = {**genuine, "MessageSid": "SM" + "3" * 31 + "\x00"}
     response = client.post("/hooks/twilio/status", data=nul, headers=signed_twilio(receiver, nul))
@@ -663,7 +756,8 @@ def test_twilio_callbacks_no_provider_sends_are_400_and_stored_nowhere(
     # JSON instead of Twilio's form, and a form without the message it is about.
     assert client.post("/hooks/twilio/status", json=genuine).status_code == 400
     no_sid = {name: value for name, value in genuine.items() if name != "MessageSid"}
-    response = client.post("/hooks/twilio/status", data=no_sid,
-                           headers=signed_twilio(receiver, no_sid))  # fmt: skip
+    response = client.post(
+        "/hooks/twilio/status", data=no_sid, headers=signed_twilio(receiver, no_sid)
+    )
     assert response.status_code == 400 and response.text == "Not a Twilio status callback."
     assert events(db_session) == before

@@ -691,15 +691,18 @@ def test_whatsapp_number_check_follows_the_published_contract(connector_requests
 
     spec = _openapi("whatsapp_phone_number.openapi.json")
     template = "/{Version}/{Phone-Number-ID}"
-    with WhatsAppStandin(phone_number_id=PHONE_ID, token=TOKEN, waba_id="200000000000001",
-                         templates=[]) as standin:  # fmt: skip
+    with WhatsAppStandin(
+        phone_number_id=PHONE_ID, token=TOKEN, waba_id="200000000000001", templates=[]
+    ) as standin:
         config = {"WHATSAPP_API_BASE": standin.url, "WHATSAPP_API_VERSION": "v21.0"}
         settings = {"phone_number_id": PHONE_ID, "waba_id": "200000000000001"}
-        connector = WhatsAppCloudConnector(settings=settings, secrets={"access_token": TOKEN},
-                                           config=config)  # fmt: skip
+        connector = WhatsAppCloudConnector(
+            settings=settings, secrets={"access_token": TOKEN}, config=config
+        )
         assert "Connected to WhatsApp number" in connector.test_connection()
-        squatter = WhatsAppCloudConnector(settings=settings, secrets={"access_token": "guess"},
-                                          config=config)  # fmt: skip
+        squatter = WhatsAppCloudConnector(
+            settings=settings, secrets={"access_token": "guess"}, config=config
+        )
         with pytest.raises(DeliveryError) as refused:
             squatter.test_connection()
         with _client(standin) as http:
@@ -711,8 +714,9 @@ def test_whatsapp_number_check_follows_the_published_contract(connector_requests
     assert number_check.method == "GET"
     values = _check_path(spec, template, "get", number_check.url.path)
     assert values["Phone-Number-ID"] == PHONE_ID
-    authorization = next(p for p in _parameters(spec, spec["paths"][template]["get"])
-                         if p["name"] == "Authorization")  # fmt: skip
+    authorization = next(
+        p for p in _parameters(spec, spec["paths"][template]["get"]) if p["name"] == "Authorization"
+    )
     Draft202012Validator(authorization["schema"]).validate(number_check.headers["Authorization"])
     assert isinstance(number_check.url.params["fields"], str)
     _check(spec, "PhoneNumberInfo", answer.json())
@@ -730,22 +734,27 @@ def test_twilio_account_check_follows_the_published_contract(connector_requests)
     with TwilioStandin() as standin:
         config = {"TWILIO_API_BASE": standin.url}
         settings = {"account_sid": standin.account_sid, "sender": "+15005550006"}
-        connector = TwilioConnector(settings=settings,
-                                    secrets={"auth_token": standin.auth_token}, config=config)
+        connector = TwilioConnector(
+            settings=settings, secrets={"auth_token": standin.auth_token}, config=config
+        )
         assert "accepted" in connector.test_connection()
-        squatter = TwilioConnector(settings=settings, secrets={"auth_token": "guess"},
-                                   config=config)  # fmt: skip
+        squatter = TwilioConnector(
+            settings=settings, secrets={"auth_token": "guess"}, config=config
+        )
         with pytest.raises(DeliveryError) as refused:
             squatter.test_connection()
         # The official SDK as the oracle: it fetches the account the same way.
-        oracle = Client(standin.account_sid, standin.auth_token,
-                        http_client=StandinHttpClient(standin.url))  # fmt: skip
+        oracle = Client(
+            standin.account_sid, standin.auth_token, http_client=StandinHttpClient(standin.url)
+        )
         account = oracle.api.v2010.accounts(standin.account_sid).fetch()
         wrong = Client(standin.account_sid, "guess", http_client=StandinHttpClient(standin.url))
         with pytest.raises(TwilioRestException) as unauthorized:
             wrong.api.v2010.accounts(standin.account_sid).fetch()
-        answer = httpx.get(f"{standin.url}/2010-04-01/Accounts/{standin.account_sid}.json",
-                           auth=(standin.account_sid, standin.auth_token))  # fmt: skip
+        answer = httpx.get(
+            f"{standin.url}/2010-04-01/Accounts/{standin.account_sid}.json",
+            auth=(standin.account_sid, standin.auth_token),
+        )
 
     account_check = connector_requests[0]
     assert account_check.method == "GET"

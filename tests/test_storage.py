@@ -135,17 +135,26 @@ def test_files_of_two_tenants_never_share_a_path(
         for tenant in tenants:
             session = tenant_session(db_session, tenant)
             # The same client id and document id in both schemas: only the folder differs.
-            customer = Client(full_name="Same Name Pvt Ltd", short_name="Same", location="local",
-                              country="IN", currency="INR", payment_terms="immediate")  # fmt: skip
+            customer = Client(
+                full_name="Same Name Pvt Ltd",
+                short_name="Same",
+                location="local",
+                country="IN",
+                currency="INR",
+                payment_terms="immediate",
+            )
             session.add(customer)
             session.commit()
             token = csrf_token_from(client.get(f"/t/{tenant.slug}/").text)
             response = client.post(
                 f"/t/{tenant.slug}/clients/{customer.id}/documents/",
-                data={"csrf_token": token, "title": "Contract",
-                      "file": (io.BytesIO(PDF), "contract.pdf")},
+                data={
+                    "csrf_token": token,
+                    "title": "Contract",
+                    "file": (io.BytesIO(PDF), "contract.pdf"),
+                },
                 content_type="multipart/form-data",
-            )  # fmt: skip
+            )
             assert response.status_code == 303
             version = session.scalars(select(DocumentVersion)).one()
             assert version.storage_key.startswith(f"tenant_{tenant.id}/documents/")

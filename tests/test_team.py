@@ -248,11 +248,22 @@ def test_an_invitation_password_containing_the_email_is_refused_next_to_the_fiel
     link = mail_link(received_mail()[0], "/invitations/")
     newcomer = app.test_client()
     form = newcomer.get(link)
-    response = newcomer.post(link, data={"full_name": "Meera Iyer",
-                                         "password": "Meera.Iyer said hello",
-                                         "csrf_token": csrf_token_from(form.text)})  # fmt: skip
+    response = newcomer.post(
+        link,
+        data={
+            "full_name": "Meera Iyer",
+            "password": "Meera.Iyer said hello",
+            "csrf_token": csrf_token_from(form.text),
+        },
+    )
     assert response.status_code == 422
     assert "Do not use your e-mail address" in response.text
     assert 'id="password-error"' in response.text
-    assert db_session.scalar(select(Membership).where(Membership.tenant_id == tenant.id,
-                                                      Membership.role == "finance")) is None
+    assert (
+        db_session.scalar(
+            select(Membership).where(
+                Membership.tenant_id == tenant.id, Membership.role == "finance"
+            )
+        )
+        is None
+    )

@@ -78,8 +78,10 @@ def test_repetition_padding_formatting_and_joins_are_limited(body):
 
 def test_each_channel_has_its_own_rendered_length():
     whatsapp = "Hello {{1}}\n---\n{{ contact.name * 200 }}"  # 1,600 characters
-    assert "1,024 characters, the most a WhatsApp message can have" in errors_of(
-        whatsapp, "whatsapp")["body"]  # fmt: skip
+    assert (
+        "1,024 characters, the most a WhatsApp message can have"
+        in errors_of(whatsapp, "whatsapp")["body"]
+    )
     sms = "Dear {{ contact.name * 250 }}"
     assert "1,600 characters, the most an SMS can have" in errors_of(sms, "sms")["body"]
     assert errors_of("{{ contact.name * 250 }}", "email") == {}  # 2,000: fine for an e-mail
@@ -90,21 +92,26 @@ def test_each_channel_has_its_own_rendered_length():
 
 
 def test_ordinary_templates_render_as_before():
-    body = ("Dear {{ contact.first_name | title }},\n{{ '%.2f' | format(12.5) }} "
-            "{{ '{:,}'.format(1234567) }} {{ client.name | truncate(10) }} "
-            "{{ [tenant.name, client.short_name] | join(', ') }} {{ 3 * 4 }}")  # fmt: skip
-    rendered = render_for_channel(_draft("email", "Hi {{ contact.first_name }}", body),
-                                  SAMPLE_CONTEXT)  # fmt: skip
-    assert rendered.text == ("Dear Asha,\n12.50 1,234,567 Sample... "
-                             "Sample Traders, Sample 12")  # fmt: skip
-    sms = render_for_channel(_draft("sms", None, "Hi {{ contact.first_name }}, pay "
-                                                 "{{ amount_due }} today."), SAMPLE_CONTEXT)
+    body = (
+        "Dear {{ contact.first_name | title }},\n{{ '%.2f' | format(12.5) }} "
+        "{{ '{:,}'.format(1234567) }} {{ client.name | truncate(10) }} "
+        "{{ [tenant.name, client.short_name] | join(', ') }} {{ 3 * 4 }}"
+    )
+    rendered = render_for_channel(
+        _draft("email", "Hi {{ contact.first_name }}", body), SAMPLE_CONTEXT
+    )
+    assert rendered.text == ("Dear Asha,\n12.50 1,234,567 Sample... Sample Traders, Sample 12")
+    sms = render_for_channel(
+        _draft("sms", None, "Hi {{ contact.first_name }}, pay {{ amount_due }} today."),
+        SAMPLE_CONTEXT,
+    )
     assert sms.sms["variables"] == {"var1": "Asha", "var2": "₹2,36,000.00"}
 
 
 def _draft(channel, subject, body):
-    return MessageTemplate(name="Draft", channel=channel, purpose="campaign", language="en",
-                           subject=subject, body=body)  # fmt: skip
+    return MessageTemplate(
+        name="Draft", channel=channel, purpose="campaign", language="en", subject=subject, body=body
+    )
 
 
 def test_render_for_channel_refuses_at_send_time_too():

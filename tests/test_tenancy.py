@@ -39,23 +39,59 @@ NON_RECORD_ARGS = {
     "provider": "whatsapp_cloud",
     "job_id": "forged-job",
 }
-RECORD_ARGS = ("tenant_slug", "slug", "membership_id", "invitation_id", "client_id",
-               "contact_id", "site_id", "document_id", "version", "import_id", "project_id",
-               "milestone_id", "invoice_id", "payment_id", "allocation_id",
-               "tenant_template_id", "item_id", "credit_note_id", "message_id",
-               "connection_id", "message_template_id", "campaign_id",
-               "notification_id", "notice_id", "policy_id", "level_id", "run_id", "promise_id",
-               "dispute_id", "hold_id", "activity_id", "attachment_id",
-               "bank_rate_id")  # fmt: skip
+RECORD_ARGS = (
+    "tenant_slug",
+    "slug",
+    "membership_id",
+    "invitation_id",
+    "client_id",
+    "contact_id",
+    "site_id",
+    "document_id",
+    "version",
+    "import_id",
+    "project_id",
+    "milestone_id",
+    "invoice_id",
+    "payment_id",
+    "allocation_id",
+    "tenant_template_id",
+    "item_id",
+    "credit_note_id",
+    "message_id",
+    "connection_id",
+    "message_template_id",
+    "campaign_id",
+    "notification_id",
+    "notice_id",
+    "policy_id",
+    "level_id",
+    "run_id",
+    "promise_id",
+    "dispute_id",
+    "hold_id",
+    "activity_id",
+    "attachment_id",
+    "bank_rate_id",
+)
 
 
 def _draft_invoice_of(session, client_id):
     from app.invoicing.models import Invoice
 
     zero = Decimal("0.00")
-    invoice = Invoice(client_id=client_id, currency="INR", tax_regime="intra", subtotal=zero,
-                      cgst=zero, sgst=zero, igst=zero, other_tax=zero, total=zero,
-                      amount_in_words="Rupees Zero Only")  # fmt: skip
+    invoice = Invoice(
+        client_id=client_id,
+        currency="INR",
+        tax_regime="intra",
+        subtotal=zero,
+        cgst=zero,
+        sgst=zero,
+        igst=zero,
+        other_tax=zero,
+        total=zero,
+        amount_in_words="Rupees Zero Only",
+    )
     session.add(invoice)
     session.commit()
     return invoice
@@ -70,8 +106,9 @@ def _tenant_template_of(session) -> tuple[int, int]:
     )
 
     def item():
-        return TenantTemplateItem(position=1, name="Item of A", percentage=Decimal(100),
-                                  due_rule="on_start")  # fmt: skip
+        return TenantTemplateItem(
+            position=1, name="Item of A", percentage=Decimal(100), due_rule="on_start"
+        )
 
     template = TenantTemplate(name="Template of A", current_version=1)
     template.versions = [
@@ -87,11 +124,23 @@ def _credit_note_of(session, invoice):
     from app.invoicing.models import CreditNote
 
     one, zero = Decimal("1.00"), Decimal("0.00")
-    note = CreditNote(invoice_id=invoice.id, client_id=invoice.client_id, number="CN/26-27/00001",
-                      series="CN", fiscal_year="2026-27", issue_date=date(2027, 2, 1),
-                      reason="Credit of A", currency="INR", subtotal=one, cgst=zero, sgst=zero,
-                      igst=zero, other_tax=zero, total=one,
-                      amount_in_words="Rupees One Only")  # fmt: skip
+    note = CreditNote(
+        invoice_id=invoice.id,
+        client_id=invoice.client_id,
+        number="CN/26-27/00001",
+        series="CN",
+        fiscal_year="2026-27",
+        issue_date=date(2027, 2, 1),
+        reason="Credit of A",
+        currency="INR",
+        subtotal=one,
+        cgst=zero,
+        sgst=zero,
+        igst=zero,
+        other_tax=zero,
+        total=one,
+        amount_in_words="Rupees One Only",
+    )
     session.add(note)
     session.commit()
     return note.id
@@ -100,8 +149,13 @@ def _credit_note_of(session, invoice):
 def _payment_of(session, client_id):
     from app.payments.models import Payment
 
-    payment = Payment(client_id=client_id, received_on=date(2027, 2, 1), amount=Decimal("10.00"),
-                      currency="INR", method="cash")  # fmt: skip
+    payment = Payment(
+        client_id=client_id,
+        received_on=date(2027, 2, 1),
+        amount=Decimal("10.00"),
+        currency="INR",
+        method="cash",
+    )
     session.add(payment)
     session.commit()
     return payment.id
@@ -140,8 +194,13 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     client_import = ClientImport(filename="a.csv", storage_key="tenant_x/a.csv", file_format="csv")
     session.add_all([contact, site, document, client_import])
     session.flush()
-    project = Project(client_id=client.id, name="Project of A", contract_value=Decimal("1000"),
-                      currency="INR", start_date=date(2027, 1, 4))  # fmt: skip
+    project = Project(
+        client_id=client.id,
+        name="Project of A",
+        contract_value=Decimal("1000"),
+        currency="INR",
+        start_date=date(2027, 1, 4),
+    )
     session.add(project)
     session.flush()
     milestone = Milestone(
@@ -154,9 +213,17 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     )
     session.add(milestone)
     key = f"{tenant.schema}/documents/{document.id}/1-x.pdf"
-    session.add(DocumentVersion(document_id=document.id, version=1, storage_key=key,
-                                filename="a.pdf", content_type="application/pdf",
-                                size_bytes=1, sha256="0" * 64))  # fmt: skip
+    session.add(
+        DocumentVersion(
+            document_id=document.id,
+            version=1,
+            storage_key=key,
+            filename="a.pdf",
+            content_type="application/pdf",
+            size_bytes=1,
+            sha256="0" * 64,
+        )
+    )
     session.commit()
     records = {
         "tenant": tenant,
@@ -193,21 +260,38 @@ def _messaging_records_of(session, tenant, owner, client_id, contact_id) -> dict
     from app.notifications.models import Notification
 
     connection = IntegrationConnection(provider="whatsapp_cloud", settings={"phone_number_id": "1"})
-    template = MessageTemplate(name="Template of A", channel="email", purpose="campaign",
-                               subject="Hello", body="Hello {{ contact.name }}")  # fmt: skip
+    template = MessageTemplate(
+        name="Template of A",
+        channel="email",
+        purpose="campaign",
+        subject="Hello",
+        body="Hello {{ contact.name }}",
+    )
     session.add_all([connection, template])
     session.flush()
     campaign = Campaign(name="Campaign of A", channel="email", template_id=template.id)
     notification = Notification(user_id=owner.id, kind="info", title="Note of A")
     session.add_all([campaign, notification])
-    message_id = queue_message(session, channel="email", to="a@example.com", subject="Of A",
-                               text_body="Body of A", idempotency_key=unique("a-message:"),
-                               tenant_id=tenant.id, client_id=client_id, contact_id=contact_id,
-                               not_before=datetime.now(UTC) + timedelta(days=30))  # fmt: skip
+    message_id = queue_message(
+        session,
+        channel="email",
+        to="a@example.com",
+        subject="Of A",
+        text_body="Body of A",
+        idempotency_key=unique("a-message:"),
+        tenant_id=tenant.id,
+        client_id=client_id,
+        contact_id=contact_id,
+        not_before=datetime.now(UTC) + timedelta(days=30),
+    )
     session.commit()
-    return {"message_id": message_id, "connection_id": connection.id,
-            "message_template_id": template.id, "campaign_id": campaign.id,
-            "notification_id": notification.id}  # fmt: skip
+    return {
+        "message_id": message_id,
+        "connection_id": connection.id,
+        "message_template_id": template.id,
+        "campaign_id": campaign.id,
+        "notification_id": notification.id,
+    }
 
 
 def _collections_records_of(session, owner, client_id, invoice_id) -> dict:
@@ -228,38 +312,75 @@ def _collections_records_of(session, owner, client_id, invoice_id) -> dict:
     )
 
     policy = CollectionPolicy(name="Policy of A")
-    policy.levels = [CollectionLevel(position=1, name="Level of A", trigger="after_due",
-                                     trigger_days=1, channels=["email"],
-                                     template_purpose="notice_1")]  # fmt: skip
+    policy.levels = [
+        CollectionLevel(
+            position=1,
+            name="Level of A",
+            trigger="after_due",
+            trigger_days=1,
+            channels=["email"],
+            template_purpose="notice_1",
+        )
+    ]
     run = CollectionRun(run_date=date(2027, 2, 1))
     session.add_all([policy, run])
     session.flush()
     level = policy.levels[0]
-    notice = CollectionNotice(client_id=client_id, policy_id=policy.id, level_id=level.id,
-                              level_number=1, level_name="Level of A", channel="email",
-                              currency="INR", run_id=run.id, run_date=date(2027, 2, 1),
-                              amount_due=Decimal("10.00"))  # fmt: skip
+    notice = CollectionNotice(
+        client_id=client_id,
+        policy_id=policy.id,
+        level_id=level.id,
+        level_number=1,
+        level_name="Level of A",
+        channel="email",
+        currency="INR",
+        run_id=run.id,
+        run_date=date(2027, 2, 1),
+        amount_due=Decimal("10.00"),
+    )
     session.add(notice)
     session.flush()
-    session.add(CollectionNoticeInvoice(notice_id=notice.id, invoice_id=invoice_id, level_number=1,
-                                        channel="email", amount_due=Decimal("10.00"),
-                                        days_overdue=3))  # fmt: skip
-    attachment = NoticeAttachment(notice_id=notice.id, kind="link", title="Link of A",
-                                  url="https://example.com/a")  # fmt: skip
-    promise = PromiseToPay(client_id=client_id, amount=Decimal("10.00"), currency="INR",
-                           promised_on=date(2027, 3, 1))  # fmt: skip
+    session.add(
+        CollectionNoticeInvoice(
+            notice_id=notice.id,
+            invoice_id=invoice_id,
+            level_number=1,
+            channel="email",
+            amount_due=Decimal("10.00"),
+            days_overdue=3,
+        )
+    )
+    attachment = NoticeAttachment(
+        notice_id=notice.id, kind="link", title="Link of A", url="https://example.com/a"
+    )
+    promise = PromiseToPay(
+        client_id=client_id, amount=Decimal("10.00"), currency="INR", promised_on=date(2027, 3, 1)
+    )
     dispute = Dispute(client_id=client_id, invoice_id=invoice_id, reason="Dispute of A")
     hold = CollectionHold(client_id=client_id, reason="Hold of A", starts_on=date(2027, 2, 1))
-    activity = CollectionActivity(client_id=client_id, notice_id=notice.id, kind="call",
-                                  outcome="no_answer", user_id=owner.id,
-                                  occurred_at=datetime(2027, 2, 1, tzinfo=UTC))  # fmt: skip
+    activity = CollectionActivity(
+        client_id=client_id,
+        notice_id=notice.id,
+        kind="call",
+        outcome="no_answer",
+        user_id=owner.id,
+        occurred_at=datetime(2027, 2, 1, tzinfo=UTC),
+    )
     bank_rate = BankRate(effective_from=date(2027, 1, 1), rate=Decimal("5.25"))
     session.add_all([attachment, promise, dispute, hold, activity, bank_rate])
     session.commit()
-    return {"notice_id": notice.id, "policy_id": policy.id, "level_id": level.id,
-            "run_id": run.id, "attachment_id": attachment.id, "promise_id": promise.id,
-            "dispute_id": dispute.id, "hold_id": hold.id, "activity_id": activity.id,
-            "bank_rate_id": bank_rate.id}  # fmt: skip
+    return {
+        "notice_id": notice.id,
+        "policy_id": policy.id,
+        "level_id": level.id,
+        "run_id": run.id,
+        "attachment_id": attachment.id,
+        "promise_id": promise.id,
+        "dispute_id": dispute.id,
+        "hold_id": hold.id,
+        "activity_id": activity.id,
+        "bank_rate_id": bank_rate.id,
+    }
 
 
 def _urls_for(app, values_for) -> list[tuple[str, str, str]]:

@@ -32,15 +32,31 @@ def workspace(client, db_session, make_tenant, make_user, login):
     tenant = make_tenant(owner=owner)
     login(client, owner)
     token = csrf_token_from(client.get(f"/t/{tenant.slug}/clients/new").text)
-    response = client.post(f"/t/{tenant.slug}/clients/new", data={
-        "csrf_token": token, "full_name": "Kaveri Builders", "short_name": "Kaveri",
-        "location": "local", "payment_terms": "net", "payment_days": "30"})  # fmt: skip
+    response = client.post(
+        f"/t/{tenant.slug}/clients/new",
+        data={
+            "csrf_token": token,
+            "full_name": "Kaveri Builders",
+            "short_name": "Kaveri",
+            "location": "local",
+            "payment_terms": "net",
+            "payment_days": "30",
+        },
+    )
     client_id = int(response.headers["Location"].rsplit("/", 1)[1])
     source = db_session.scalar(select(LibraryTemplate).where(LibraryTemplate.key == SOURCE_KEY))
     hx = {"HX-Request": "true", "X-CSRFToken": token}
-    return SimpleNamespace(http=client, tenant=tenant, token=token, client_id=client_id,
-                           source=source, base=f"/t/{tenant.slug}/library/mine",
-                           db=db_session, hx=hx, owner=owner)  # fmt: skip
+    return SimpleNamespace(
+        http=client,
+        tenant=tenant,
+        token=token,
+        client_id=client_id,
+        source=source,
+        base=f"/t/{tenant.slug}/library/mine",
+        db=db_session,
+        hx=hx,
+        owner=owner,
+    )
 
 
 def _session(ws):
@@ -54,40 +70,70 @@ def _clone(ws) -> int:
 
 
 def _items(session, template_id: int, number: int) -> list[TenantTemplateItem]:
-    version = session.scalar(select(TenantTemplateVersion).where(
-        TenantTemplateVersion.template_id == template_id,
-        TenantTemplateVersion.number == number))  # fmt: skip
+    version = session.scalar(
+        select(TenantTemplateVersion).where(
+            TenantTemplateVersion.template_id == template_id, TenantTemplateVersion.number == number
+        )
+    )
     return sorted(version.items, key=lambda i: i.position)
 
 
 def _snapshot(items) -> list[tuple]:
-    return [(i.position, i.name, i.description, i.percentage, i.fixed_amount, i.due_rule,
-             i.due_days, i.deliverables, i.is_retention) for i in items]  # fmt: skip
+    return [
+        (
+            i.position,
+            i.name,
+            i.description,
+            i.percentage,
+            i.fixed_amount,
+            i.due_rule,
+            i.due_days,
+            i.deliverables,
+            i.is_retention,
+        )
+        for i in items
+    ]
 
 
 def _draft(ws, template_id: int) -> list[TenantTemplateItem]:
-    assert ws.http.post(f"{ws.base}/{template_id}/draft",
-                        data={"csrf_token": ws.token}).status_code == 303  # fmt: skip
+    assert (
+        ws.http.post(f"{ws.base}/{template_id}/draft", data={"csrf_token": ws.token}).status_code
+        == 303
+    )
     session = _session(ws)
     template = session.get(TenantTemplate, template_id)
     return sorted(services.get_draft(session, template).items, key=lambda i: i.position)
 
 
 def _item_form(ws, **changes) -> dict:
-    form = {"csrf_token": ws.token, "name": "Handover", "share_kind": "percentage",
-            "share": "5", "due_rule": "days_after_previous", "due_days": "30"}  # fmt: skip
+    form = {
+        "csrf_token": ws.token,
+        "name": "Handover",
+        "share_kind": "percentage",
+        "share": "5",
+        "due_rule": "days_after_previous",
+        "due_days": "30",
+    }
     return form | changes
 
 
 def _publish(ws, template_id: int, note: str = ""):
-    return ws.http.post(f"{ws.base}/{template_id}/draft/publish",
-                        data={"csrf_token": ws.token, "note": note})  # fmt: skip
+    return ws.http.post(
+        f"{ws.base}/{template_id}/draft/publish", data={"csrf_token": ws.token, "note": note}
+    )
 
 
 def _project(ws, name: str, value: str = "10,00,001") -> str:
-    response = ws.http.post(f"/t/{ws.tenant.slug}/projects/new", data={
-        "csrf_token": ws.token, "client_id": ws.client_id, "name": name,
-        "contract_value": value, "start_date": "2027-01-04"})  # fmt: skip
+    response = ws.http.post(
+        f"/t/{ws.tenant.slug}/projects/new",
+        data={
+            "csrf_token": ws.token,
+            "client_id": ws.client_id,
+            "name": name,
+            "contract_value": value,
+            "start_date": "2027-01-04",
+        },
+    )
     return response.headers["Location"]
 
 
@@ -101,14 +147,38 @@ def test_clone_copies_the_library_template_exactly(workspace):
     template = session.get(TenantTemplate, template_id)
     assert (template.source_key, template.source_version) == (SOURCE_KEY, ws.source.version)
     assert (template.name, template.industry, template.current_version) == (
-        ws.source.name, "construction", 1)  # fmt: skip
+        ws.source.name,
+        "construction",
+        1,
+    )
     [version] = template.versions
     assert version.number == 1 and version.is_published
     copied = _items(session, template_id, 1)
-    assert [(i.position, i.name, i.description, i.percentage, i.due_rule, i.due_days,
-             i.deliverables, i.is_retention) for i in copied] == [
-        (i.position, i.name, i.description, i.percentage, i.due_rule, i.due_days,
-         i.deliverables, i.is_retention) for i in ws.source.items]  # fmt: skip
+    assert [
+        (
+            i.position,
+            i.name,
+            i.description,
+            i.percentage,
+            i.due_rule,
+            i.due_days,
+            i.deliverables,
+            i.is_retention,
+        )
+        for i in copied
+    ] == [
+        (
+            i.position,
+            i.name,
+            i.description,
+            i.percentage,
+            i.due_rule,
+            i.due_days,
+            i.deliverables,
+            i.is_retention,
+        )
+        for i in ws.source.items
+    ]
     assert all(i.fixed_amount is None for i in copied)
     listing = ws.http.get(ws.base + "/")
     assert ws.source.name in listing.text and 'aria-current="page">My templates' in listing.text
@@ -132,10 +202,18 @@ def test_editing_works_on_a_draft_and_never_changes_a_published_version(workspac
     assert _snapshot(draft_items) == published  # the draft starts as a copy
     first, second = draft_items[0], draft_items[1]
 
-    edited = ws.http.post(f"{ws.base}/{template_id}/draft/items/{first.id}", headers=ws.hx,
-                          data=_item_form(ws, name="Mobilisation advance (revised)",
-                                          share=f"{first.percentage}", due_rule="on_start",
-                                          due_days="0", is_retention=""))  # fmt: skip
+    edited = ws.http.post(
+        f"{ws.base}/{template_id}/draft/items/{first.id}",
+        headers=ws.hx,
+        data=_item_form(
+            ws,
+            name="Mobilisation advance (revised)",
+            share=f"{first.percentage}",
+            due_rule="on_start",
+            due_days="0",
+            is_retention="",
+        ),
+    )
     assert edited.status_code == 200
     assert edited.headers["HX-Retarget"] == "#draft-body"
     assert "Mobilisation advance (revised)" in edited.text and "<html" not in edited.text
@@ -152,15 +230,22 @@ def test_editing_works_on_a_draft_and_never_changes_a_published_version(workspac
     assert [i.position for i in draft] == list(range(1, len(draft) + 1))
     assert draft[-1].name == "Extra stage" and second.name not in [i.name for i in draft]
     # a second "edit" continues the same draft
-    assert ws.http.post(f"{ws.base}/{template_id}/draft", data={"csrf_token": ws.token}
-                        ).status_code == 303  # fmt: skip
-    versions = session.scalars(select(TenantTemplateVersion.number).where(
-        TenantTemplateVersion.template_id == template_id)).all()  # fmt: skip
+    assert (
+        ws.http.post(f"{ws.base}/{template_id}/draft", data={"csrf_token": ws.token}).status_code
+        == 303
+    )
+    versions = session.scalars(
+        select(TenantTemplateVersion.number).where(TenantTemplateVersion.template_id == template_id)
+    ).all()
     assert sorted(versions) == [1, 2]
     # published items cannot be reached through the draft's routes
     first_published = _items(session, template_id, 1)[0]
-    assert ws.http.post(f"{ws.base}/{template_id}/draft/items/{first_published.id}",
-                        data=_item_form(ws)).status_code == 404  # fmt: skip
+    assert (
+        ws.http.post(
+            f"{ws.base}/{template_id}/draft/items/{first_published.id}", data=_item_form(ws)
+        ).status_code
+        == 404
+    )
 
 
 def test_a_bad_row_shows_its_errors_next_to_the_fields(workspace):
@@ -170,8 +255,9 @@ def test_a_bad_row_shows_its_errors_next_to_the_fields(workspace):
     url = f"{ws.base}/{template_id}/draft/items/{item.id}"
     form = ws.http.get(url + "?edit=1", headers=ws.hx)
     assert form.status_code == 200 and f'id="item-{item.id}-name"' in form.text
-    bad = ws.http.post(url, headers=ws.hx, data=_item_form(ws, name="", share="120",
-                                                        due_days="soon"))  # fmt: skip
+    bad = ws.http.post(
+        url, headers=ws.hx, data=_item_form(ws, name="", share="120", due_days="soon")
+    )
     assert bad.status_code == 422
     for field in ("name", "share", "due_days"):
         assert f'id="item-{item.id}-{field}-error"' in bad.text
@@ -181,8 +267,9 @@ def test_a_bad_row_shows_its_errors_next_to_the_fields(workspace):
         url, headers=ws.hx, data=_item_form(ws, share_kind="amount", share="10.005")
     )
     assert fixed.status_code == 422 and "two decimal places" in fixed.text
-    new = ws.http.post(f"{ws.base}/{template_id}/draft/items", headers=ws.hx,
-                       data=_item_form(ws, share="0"))  # fmt: skip
+    new = ws.http.post(
+        f"{ws.base}/{template_id}/draft/items", headers=ws.hx, data=_item_form(ws, share="0")
+    )
     assert new.status_code == 422 and 'id="new-share-error"' in new.text
     session = _session(ws)
     assert session.get(TenantTemplateItem, item.id).name == item.name
@@ -201,10 +288,15 @@ def test_reorder_is_saved_in_one_statement_and_persists(workspace):
     session = _session(ws)
     draft = _items(session, template_id, 2)
     assert [i.id for i in draft] == reordered and [i.position for i in draft] == list(
-        range(1, len(ids) + 1))  # fmt: skip
+        range(1, len(ids) + 1)
+    )
     # one item a place down, with the buttons
-    assert ws.http.post(url, data={"csrf_token": ws.token, "move": reordered[0],
-                                   "direction": "down"}).status_code == 303  # fmt: skip
+    assert (
+        ws.http.post(
+            url, data={"csrf_token": ws.token, "move": reordered[0], "direction": "down"}
+        ).status_code
+        == 303
+    )
     expected = [reordered[1], reordered[0], *reordered[2:]]
     assert [i.id for i in _items(_session(ws), template_id, 2)] == expected
     # a stale or forged list changes nothing
@@ -220,8 +312,11 @@ def test_publish_refuses_a_plan_that_does_not_add_up(workspace):
     template_id = _clone(ws)
     item = _draft(ws, template_id)[0]
     short = item.percentage - 1
-    ws.http.post(f"{ws.base}/{template_id}/draft/items/{item.id}", headers=ws.hx,
-                 data=_item_form(ws, name=item.name, share=f"{short}"))  # fmt: skip
+    ws.http.post(
+        f"{ws.base}/{template_id}/draft/items/{item.id}",
+        headers=ws.hx,
+        data=_item_form(ws, name=item.name, share=f"{short}"),
+    )
     refused = _publish(ws, template_id)
     assert refused.status_code == 422
     assert "The percentages add up to 99%, not 100%" in refused.text
@@ -230,8 +325,11 @@ def test_publish_refuses_a_plan_that_does_not_add_up(workspace):
     assert session.get(TenantTemplate, template_id).current_version == 1
     assert not services.get_draft(session, session.get(TenantTemplate, template_id)).is_published
 
-    ws.http.post(f"{ws.base}/{template_id}/draft/items", headers=ws.hx,
-                 data=_item_form(ws, name="Top-up", share="1"))  # fmt: skip
+    ws.http.post(
+        f"{ws.base}/{template_id}/draft/items",
+        headers=ws.hx,
+        data=_item_form(ws, name="Top-up", share="1"),
+    )
     published = _publish(ws, template_id, note="Advance one point lower")
     assert published.status_code == 303
     session = _session(ws)
@@ -245,14 +343,18 @@ def test_publish_refuses_a_plan_that_does_not_add_up(workspace):
 
 def test_check_plan_with_fixed_amounts():
     def item(pct=None, fixed=None):
-        return SimpleNamespace(percentage=None if pct is None else Decimal(pct),
-                               fixed_amount=None if fixed is None else Decimal(fixed))  # fmt: skip
+        return SimpleNamespace(
+            percentage=None if pct is None else Decimal(pct),
+            fixed_amount=None if fixed is None else Decimal(fixed),
+        )
 
     assert services.check_plan([item("60"), item("40")]).problem is None
     assert services.check_plan([item(fixed="50000"), item("100")]).problem is None
     assert services.check_plan([item(fixed="50000")]).problem is None
-    assert "of what the fixed amounts leave" in services.check_plan(
-        [item(fixed="50000"), item("90")]).problem  # fmt: skip
+    assert (
+        "of what the fixed amounts leave"
+        in services.check_plan([item(fixed="50000"), item("90")]).problem
+    )
     assert services.check_plan([]).problem == "Add at least one milestone."
     # fixed first, the percentages share the rest to the paisa
     shares = [item(fixed="10000"), item("33.3333"), item("33.3333"), item("33.3334")]
@@ -268,22 +370,30 @@ def test_check_plan_with_fixed_amounts():
 
 
 def _milestones(session, project: Project) -> list[Milestone]:
-    return list(session.scalars(select(Milestone).where(Milestone.project_id == project.id)
-                                .order_by(Milestone.position)))  # fmt: skip
+    return list(
+        session.scalars(
+            select(Milestone).where(Milestone.project_id == project.id).order_by(Milestone.position)
+        )
+    )
 
 
 def test_a_version_applied_to_a_project_adds_up_and_the_project_keeps_it(workspace):
     ws = workspace
     template_id = _clone(ws)
     session = _session(ws)
-    v1 = session.scalar(select(TenantTemplateVersion).where(
-        TenantTemplateVersion.template_id == template_id))  # fmt: skip
+    v1 = session.scalar(
+        select(TenantTemplateVersion).where(TenantTemplateVersion.template_id == template_id)
+    )
     v1_names = [i.name for i in _items(session, template_id, 1)]
     url = _project(ws, "Tower C", "10,00,001")
     plan_page = ws.http.get(url + "/plan").text
     assert f'<option value="{v1.id}">' in _own_template_picker(plan_page)
-    assert ws.http.post(url + "/template", data={"csrf_token": ws.token, "version_id": v1.id}
-                        ).status_code == 303  # fmt: skip
+    assert (
+        ws.http.post(
+            url + "/template", data={"csrf_token": ws.token, "version_id": v1.id}
+        ).status_code
+        == 303
+    )
     session = _session(ws)
     project = session.scalars(select(Project).where(Project.name == "Tower C")).one()
     milestones = _milestones(session, project)
@@ -296,12 +406,15 @@ def test_a_version_applied_to_a_project_adds_up_and_the_project_keeps_it(workspa
     items = _draft(ws, template_id)
     renamed = _item_form(ws, name="Renamed stage", share=f"{items[0].percentage}")
     ws.http.post(f"{ws.base}/{template_id}/draft/items/{items[0].id}", headers=ws.hx, data=renamed)
-    ws.http.post(f"{ws.base}/{template_id}/draft/items", headers=ws.hx,
-                 data=_item_form(ws, name="Mobilisation fee", share_kind="amount",
-                                 share="25,000.50"))  # fmt: skip
+    ws.http.post(
+        f"{ws.base}/{template_id}/draft/items",
+        headers=ws.hx,
+        data=_item_form(ws, name="Mobilisation fee", share_kind="amount", share="25,000.50"),
+    )
     ids = [i.id for i in _items(_session(ws), template_id, 2)]
-    ws.http.post(f"{ws.base}/{template_id}/draft/order", headers=ws.hx,
-                 data={"item": [ids[-1], *ids[:-1]]})  # fmt: skip
+    ws.http.post(
+        f"{ws.base}/{template_id}/draft/order", headers=ws.hx, data={"item": [ids[-1], *ids[:-1]]}
+    )
     assert _publish(ws, template_id).status_code == 303
 
     session = _session(ws)
@@ -310,12 +423,18 @@ def test_a_version_applied_to_a_project_adds_up_and_the_project_keeps_it(workspa
     assert [(m.name, m.amount, m.due_date) for m in _milestones(session, project)] == before
     assert f"{ws.source.name}, version 1" in ws.http.get(url + "/plan").text
 
-    v2 = session.scalar(select(TenantTemplateVersion).where(
-        TenantTemplateVersion.template_id == template_id,
-        TenantTemplateVersion.number == 2))  # fmt: skip
+    v2 = session.scalar(
+        select(TenantTemplateVersion).where(
+            TenantTemplateVersion.template_id == template_id, TenantTemplateVersion.number == 2
+        )
+    )
     other = _project(ws, "Tower D", "7,77,777.77")
-    assert ws.http.post(other + "/template", data={"csrf_token": ws.token, "version_id": v2.id}
-                        ).status_code == 303  # fmt: skip
+    assert (
+        ws.http.post(
+            other + "/template", data={"csrf_token": ws.token, "version_id": v2.id}
+        ).status_code
+        == 303
+    )
     session = _session(ws)
     tower_d = session.scalars(select(Project).where(Project.name == "Tower D")).one()
     milestones = _milestones(session, tower_d)
@@ -324,8 +443,12 @@ def test_a_version_applied_to_a_project_adds_up_and_the_project_keeps_it(workspa
     assert milestones[0].amount == Decimal("25000.50")
     assert sum(m.amount for m in milestones) == Decimal("777777.77")
     # the older version can still be chosen and gives its own plan
-    assert ws.http.post(other + "/template", data={"csrf_token": ws.token, "version_id": v1.id}
-                        ).status_code == 303  # fmt: skip
+    assert (
+        ws.http.post(
+            other + "/template", data={"csrf_token": ws.token, "version_id": v1.id}
+        ).status_code
+        == 303
+    )
     session = _session(ws)
     assert [m.name for m in _milestones(session, tower_d)] == v1_names
 
@@ -354,14 +477,21 @@ def test_an_archived_template_leaves_the_lists_and_its_projects_keep_their_versi
     ws = workspace
     template_id = _clone(ws)
     session = _session(ws)
-    v1 = session.scalar(select(TenantTemplateVersion).where(
-        TenantTemplateVersion.template_id == template_id))  # fmt: skip
+    v1 = session.scalar(
+        select(TenantTemplateVersion).where(TenantTemplateVersion.template_id == template_id)
+    )
     url = _project(ws, "Tower F")
-    assert ws.http.post(url + "/template", data={"csrf_token": ws.token, "version_id": v1.id}
-                        ).status_code == 303  # fmt: skip
+    assert (
+        ws.http.post(
+            url + "/template", data={"csrf_token": ws.token, "version_id": v1.id}
+        ).status_code
+        == 303
+    )
     session = _session(ws)
-    plan = [(m.name, m.amount, m.due_date)
-            for m in _milestones(session, _project_named(session, "Tower F"))]  # fmt: skip
+    plan = [
+        (m.name, m.amount, m.due_date)
+        for m in _milestones(session, _project_named(session, "Tower F"))
+    ]
     draft_items = _draft(ws, template_id)  # a draft in progress waits for the restore
     page = ws.http.get(f"{ws.base}/{template_id}").text
     assert f'action="{ws.base}/{template_id}/archive" class="row-form confirm"' in page
@@ -371,9 +501,13 @@ def test_an_archived_template_leaves_the_lists_and_its_projects_keep_their_versi
     session = _session(ws)
     template = session.get(TenantTemplate, template_id)
     assert template.deleted_at is not None
-    entry = session.scalars(select(AuditEntry).where(
-        AuditEntry.entity == "tenant_templates", AuditEntry.entity_id == str(template_id),
-        AuditEntry.action == "update")).one()  # fmt: skip
+    entry = session.scalars(
+        select(AuditEntry).where(
+            AuditEntry.entity == "tenant_templates",
+            AuditEntry.entity_id == str(template_id),
+            AuditEntry.action == "update",
+        )
+    ).one()
     assert entry.changes["deleted_at"][0] is None and entry.actor_user_id == ws.owner.id
     assert "is archived" in ws.http.get(ws.base + "/").text  # the flash message
     listing = ws.http.get(ws.base + "/").text
@@ -402,12 +536,16 @@ def test_an_archived_template_leaves_the_lists_and_its_projects_keep_their_versi
     # its draft cannot be edited, with or without htmx, and says why
     editor = ws.http.get(f"{ws.base}/{template_id}/draft")
     assert editor.status_code == 409 and f"{ws.source.name} is archived" in editor.text
-    added = ws.http.post(f"{ws.base}/{template_id}/draft/items", headers=ws.hx,
-                         data=_item_form(ws, name="Sneaked in"))  # fmt: skip
+    added = ws.http.post(
+        f"{ws.base}/{template_id}/draft/items",
+        headers=ws.hx,
+        data=_item_form(ws, name="Sneaked in"),
+    )
     assert added.status_code == 409 and "restore it to edit it" in added.headers["HX-Trigger"]
     for path in ("/draft", "/draft/publish", "/draft/discard", "/details"):
-        refused = ws.http.post(f"{ws.base}/{template_id}{path}",
-                               data={"csrf_token": ws.token, "name": "Renamed"})  # fmt: skip
+        refused = ws.http.post(
+            f"{ws.base}/{template_id}{path}", data={"csrf_token": ws.token, "name": "Renamed"}
+        )
         assert refused.status_code == 409, path
     session = _session(ws)
     template = session.get(TenantTemplate, template_id)
@@ -435,18 +573,30 @@ def test_a_template_started_blank_is_filled_in_the_editor_and_published_when_it_
     form = ws.http.get(ws.base + "/new")
     assert form.status_code == 200 and '<option value="construction"' in form.text
     assert f'href="{ws.base}/new"' in ws.http.get(ws.base + "/").text
-    bad = ws.http.post(ws.base + "/new", data={"csrf_token": ws.token, "name": " x ",
-                                               "industry": "astrology",
-                                               "description": "d" * 2001})  # fmt: skip
+    bad = ws.http.post(
+        ws.base + "/new",
+        data={
+            "csrf_token": ws.token,
+            "name": " x ",
+            "industry": "astrology",
+            "description": "d" * 2001,
+        },
+    )
     assert bad.status_code == 422
     for field in ("name", "industry", "description"):
         assert f'id="{field}-error"' in bad.text and f'aria-describedby="{field}-error"' in bad.text
     assert "2 to 191 characters" in bad.text
     assert not _session(ws).scalars(select(TenantTemplate)).all()
 
-    created = ws.http.post(ws.base + "/new", data={
-        "csrf_token": ws.token, "name": "  Fit-out,   3 stages ", "industry": "construction",
-        "description": "Interiors for offices"})  # fmt: skip
+    created = ws.http.post(
+        ws.base + "/new",
+        data={
+            "csrf_token": ws.token,
+            "name": "  Fit-out,   3 stages ",
+            "industry": "construction",
+            "description": "Interiors for offices",
+        },
+    )
     assert created.status_code == 303
     found = re.fullmatch(rf".*{ws.base}/(\d+)/draft", created.headers["Location"])
     assert found, created.headers["Location"]
@@ -454,7 +604,11 @@ def test_a_template_started_blank_is_filled_in_the_editor_and_published_when_it_
     session = _session(ws)
     template = session.get(TenantTemplate, template_id)
     assert (template.name, template.industry, template.description, template.source_key) == (
-        "Fit-out, 3 stages", "construction", "Interiors for offices", None)  # fmt: skip
+        "Fit-out, 3 stages",
+        "construction",
+        "Interiors for offices",
+        None,
+    )
     [draft] = template.versions
     assert (draft.number, draft.is_published, draft.items) == (1, False, [])
 
@@ -474,8 +628,11 @@ def test_a_template_started_blank_is_filled_in_the_editor_and_published_when_it_
     assert not services.get_draft(_session(ws), template).is_published
 
     for name, share in (("Design", "40"), ("Handover", "60")):
-        added = ws.http.post(f"{ws.base}/{template_id}/draft/items", headers=ws.hx,
-                             data=_item_form(ws, name=name, share=share))  # fmt: skip
+        added = ws.http.post(
+            f"{ws.base}/{template_id}/draft/items",
+            headers=ws.hx,
+            data=_item_form(ws, name=name, share=share),
+        )
         assert added.status_code == 200
     assert _publish(ws, template_id, note="First plan").status_code == 303
     session = _session(ws)
@@ -491,8 +648,9 @@ def test_a_template_started_blank_is_filled_in_the_editor_and_published_when_it_
 # Permissions --------------------------------------------------------------------------------
 
 
-def test_a_viewer_reads_templates_but_cannot_edit_them(workspace, app, make_user, add_member,
-                                                        login):  # fmt: skip
+def test_a_viewer_reads_templates_but_cannot_edit_them(
+    workspace, app, make_user, add_member, login
+):
     ws = workspace
     template_id = _clone(ws)
     viewer = make_user()
@@ -505,20 +663,28 @@ def test_a_viewer_reads_templates_but_cannot_edit_them(workspace, app, make_user
     assert other.get(f"{ws.base}/{template_id}/versions/1").status_code == 200
     assert other.get(ws.base + "/").status_code == 200
     token = csrf_token_from(page.text)
-    assert other.post(f"{ws.base}/{template_id}/draft", data={"csrf_token": token}
-                      ).status_code == 403  # fmt: skip
-    assert other.post(f"{ws.base}/from-library/{ws.source.id}", data={"csrf_token": token}
-                      ).status_code == 403  # fmt: skip
+    assert (
+        other.post(f"{ws.base}/{template_id}/draft", data={"csrf_token": token}).status_code == 403
+    )
+    assert (
+        other.post(f"{ws.base}/from-library/{ws.source.id}", data={"csrf_token": token}).status_code
+        == 403
+    )
     assert f'href="{ws.base}/new"' not in other.get(ws.base + "/").text
     assert other.get(ws.base + "/new").status_code == 403
-    assert other.post(ws.base + "/new", data={"csrf_token": token, "name": "Mine"}
-                      ).status_code == 403  # fmt: skip
+    assert (
+        other.post(ws.base + "/new", data={"csrf_token": token, "name": "Mine"}).status_code == 403
+    )
     for action in ("archive", "restore"):
-        assert other.post(f"{ws.base}/{template_id}/{action}", data={"csrf_token": token}
-                          ).status_code == 403  # fmt: skip
+        assert (
+            other.post(f"{ws.base}/{template_id}/{action}", data={"csrf_token": token}).status_code
+            == 403
+        )
     assert _session(ws).get(TenantTemplate, template_id).deleted_at is None
-    assert "Clone into my workspace" not in other.get(
-        f"/t/{ws.tenant.slug}/library/{ws.source.id}").text  # fmt: skip
+    assert (
+        "Clone into my workspace"
+        not in other.get(f"/t/{ws.tenant.slug}/library/{ws.source.id}").text
+    )
 
 
 def _own_template_picker(plan_page: str) -> str:

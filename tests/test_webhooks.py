@@ -20,18 +20,30 @@ AT = datetime(2026, 9, 2, 10, tzinfo=UTC)
 
 def outbox_row(db_session, tenant, provider: str, status: str) -> OutboxMessage:
     row = OutboxMessage(
-        tenant_id=tenant.id, channel="email" if provider == "smtp" else "sms",
-        idempotency_key=unique("rule:"), recipient="+919876543210", subject="Invoice due",
-        body_text="Hi", status=status, provider=provider, provider_message_id=unique("id-"),
-    )  # fmt: skip
+        tenant_id=tenant.id,
+        channel="email" if provider == "smtp" else "sms",
+        idempotency_key=unique("rule:"),
+        recipient="+919876543210",
+        subject="Invoice due",
+        body_text="Hi",
+        status=status,
+        provider=provider,
+        provider_message_id=unique("id-"),
+    )
     db_session.add(row)
     db_session.commit()
     return row
 
 
-@pytest.mark.parametrize("provider, failure", [
-    ("whatsapp_cloud", "failed"), ("msg91", "failed"), ("twilio", "failed"), ("smtp", "bounced"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "provider, failure",
+    [
+        ("whatsapp_cloud", "failed"),
+        ("msg91", "failed"),
+        ("twilio", "failed"),
+        ("smtp", "bounced"),
+    ],
+)
 def test_a_failure_reported_after_delivery_leaves_the_message_delivered(
     app, db_session, make_tenant, provider, failure
 ):
@@ -46,7 +58,11 @@ def test_a_failure_reported_after_delivery_leaves_the_message_delivered(
     session.commit()
     db_session.refresh(row)
     assert (row.status, row.delivered_at, row.failed_at, row.last_error) == (
-        "delivered", AT, None, None)  # fmt: skip
+        "delivered",
+        AT,
+        None,
+        None,
+    )
     # Nor does anything else move it back.
     for status in ("sent", "delivered"):
         earlier = StatusUpdate(provider, row.provider_message_id, status, AT)
@@ -72,18 +88,28 @@ def test_a_stored_body_of_the_wrong_shape_is_refused_whole_and_not_retried(
     malformed status list. Nothing of it is applied, and it is marked processed with why."""
     tenant = make_tenant()
     session = tenant_session(db_session, tenant)
-    client = Client(full_name="Asha Constructions", short_name=unique("AC"), location="local",
-                    country="IN", currency="INR", payment_terms="net", payment_days=30)
+    client = Client(
+        full_name="Asha Constructions",
+        short_name=unique("AC"),
+        location="local",
+        country="IN",
+        currency="INR",
+        payment_terms="net",
+        payment_days=30,
+    )
     session.add(client)
     session.flush()
     contact = Contact(client_id=client.id, full_name="Asha Rao", phone="+919876543210")
     session.add(contact)
     session.commit()
-    body = ('{"entry":[{"changes":[{"field":"messages","value":{"messages":[{"from":'
-            '"919876543210","timestamp":"1790000000","type":"text","text":{"body":"hi"}}],'
-            '"statuses":"delivered"}}]}]}')  # fmt: skip
-    event = WebhookEvent(provider="whatsapp_cloud", event_key=unique("legacy"),
-                         tenant_id=tenant.id, body=body)  # fmt: skip
+    body = (
+        '{"entry":[{"changes":[{"field":"messages","value":{"messages":[{"from":'
+        '"919876543210","timestamp":"1790000000","type":"text","text":{"body":"hi"}}],'
+        '"statuses":"delivered"}}]}]}'
+    )
+    event = WebhookEvent(
+        provider="whatsapp_cloud", event_key=unique("legacy"), tenant_id=tenant.id, body=body
+    )
     db_session.add(event)
     db_session.commit()
     assert process_event(session, event.id, tenant.id) == 0

@@ -97,9 +97,14 @@ def capture():
 @pytest.fixture
 def standin(app, capture, monkeypatch, tmp_path):
     server = WhatsAppStandin(
-        phone_number_id=PHONE_A, token=TOKEN_A, waba_id=WABA, app_secret=SECRET,
-        webhook_url=capture.url, webhook_retries=0, templates=[TEMPLATE],
-    ).start()  # fmt: skip
+        phone_number_id=PHONE_A,
+        token=TOKEN_A,
+        waba_id=WABA,
+        app_secret=SECRET,
+        webhook_url=capture.url,
+        webhook_retries=0,
+        templates=[TEMPLATE],
+    ).start()
     server.add_phone_number(PHONE_B, TOKEN_B)
     for name, value in {
         "WHATSAPP_API_BASE": server.url,
@@ -119,15 +124,25 @@ def connect(app, db_session, tenant, phone_number_id=PHONE_A, token=TOKEN_A, **s
         ciphertext = encrypt_secrets({"access_token": token})
     connection = IntegrationConnection(
         provider=PROVIDER,
-        settings={"phone_number_id": phone_number_id, "waba_id": WABA,
-                  "default_language": "en_US", **settings},
+        settings={
+            "phone_number_id": phone_number_id,
+            "waba_id": WABA,
+            "default_language": "en_US",
+            **settings,
+        },
         secrets_ciphertext=ciphertext,
         verification="verified",
-    )  # fmt: skip
+    )
     session.add(connection)
     session.flush()
-    session.add(ProviderAccount(provider=PROVIDER, account_key=phone_number_id,
-                                tenant_id=tenant.id, connection_id=connection.id))  # fmt: skip
+    session.add(
+        ProviderAccount(
+            provider=PROVIDER,
+            account_key=phone_number_id,
+            tenant_id=tenant.id,
+            connection_id=connection.id,
+        )
+    )
     session.commit()
     return connection.id
 
@@ -135,10 +150,16 @@ def connect(app, db_session, tenant, phone_number_id=PHONE_A, token=TOKEN_A, **s
 def add_contact(db_session, tenant, phone=f"+{USER}", consent=True) -> SimpleNamespace:
     session = tenant_session(db_session, tenant)
     client = clients.create_client(
-        session, clients.client_context(session, tenant),
-        {"full_name": "Asha Constructions", "short_name": unique("AC"), "location": "local",
-         "payment_terms": "net", "payment_days": "30"},
-    )  # fmt: skip
+        session,
+        clients.client_context(session, tenant),
+        {
+            "full_name": "Asha Constructions",
+            "short_name": unique("AC"),
+            "location": "local",
+            "payment_terms": "net",
+            "payment_days": "30",
+        },
+    )
     contact = Contact(client_id=client.id, full_name="Asha Rao", phone=phone)
     session.add(contact)
     session.flush()
@@ -159,20 +180,30 @@ def queue(app, db_session, tenant, contact, whatsapp: dict, *, pdf: bool = False
         ]
     with app.app_context():
         message_id = messaging.queue_message(
-            session, channel="whatsapp", to=contact.phone, subject="Invoice due",
-            text_body=text, idempotency_key=unique("wa:"), payload=payload,
-            tenant_id=tenant.id, client_id=contact.client_id, contact_id=contact.id,
-        )  # fmt: skip
+            session,
+            channel="whatsapp",
+            to=contact.phone,
+            subject="Invoice due",
+            text_body=text,
+            idempotency_key=unique("wa:"),
+            payload=payload,
+            tenant_id=tenant.id,
+            client_id=contact.client_id,
+            contact_id=contact.id,
+        )
         session.commit()
     return message_id
 
 
 def invoice_template(**extra) -> dict:
     return {
-        "type": "template", "name": "invoice_due", "language": "en_US",
+        "type": "template",
+        "name": "invoice_due",
+        "language": "en_US",
         "body_params": ["Asha", "INV-0042", "₹ 1,18,000.00", "15 Aug 2026"],
-        "document": {"filename": "INV-0042.pdf"}, **extra,
-    }  # fmt: skip
+        "document": {"filename": "INV-0042.pdf"},
+        **extra,
+    }
 
 
 def message(db_session, message_id) -> OutboxMessage:
@@ -257,8 +288,12 @@ def test_sent_then_delivered_then_read_in_order(
 def test_failed_status_with_errors_is_recorded(
     app, client, db_session, make_tenant, standin, capture, run_jobs
 ):
-    standin.fail_recipient(USER, code=131026, title="Message undeliverable",
-                           details="Receiver is incapable of receiving this message")  # fmt: skip
+    standin.fail_recipient(
+        USER,
+        code=131026,
+        title="Message undeliverable",
+        details="Receiver is incapable of receiving this message",
+    )
     tenant = make_tenant()
     connect(app, db_session, tenant)
     contact = add_contact(db_session, tenant)
@@ -514,10 +549,11 @@ def test_tenant_a_number_never_touches_tenant_b_messages(
     assert message(db_session, message_a).status == "delivered"
     assert message(db_session, message_b).status == "read"
     phones = {
-        tenant_id: {c["value"]["metadata"]["phone_number_id"]
-                    for e in body["entry"] for c in e["changes"]}
+        tenant_id: {
+            c["value"]["metadata"]["phone_number_id"] for e in body["entry"] for c in e["changes"]
+        }
         for tenant_id, body in split.items()
-    }  # fmt: skip
+    }
     assert phones == {tenant_a.id: {PHONE_A}, tenant_b.id: {PHONE_B}}
 
 
@@ -533,16 +569,39 @@ def test_template_approvals_are_synced_and_followed_by_webhook(
     connection_id = connect(app, db_session, tenant)
     session = tenant_session(db_session, tenant)
     rows = {
-        "due": MessageTemplate(name="Invoice due", channel="whatsapp", purpose="invoice",
-                               language="en", body="x", provider_template_name="invoice_due"),
-        "receipt": MessageTemplate(name="Receipt", channel="whatsapp", purpose="receipt",
-                                   language="en_US", body="x",
-                                   provider_template_name="payment_receipt"),
-        "notice": MessageTemplate(name="Notice", channel="whatsapp", purpose="notice_1",
-                                  language="hi", body="x", provider_template_name="old_notice"),
-        "gone": MessageTemplate(name="Gone", channel="whatsapp", purpose="campaign",
-                                language="en", body="x", provider_template_name="nothing"),
-    }  # fmt: skip
+        "due": MessageTemplate(
+            name="Invoice due",
+            channel="whatsapp",
+            purpose="invoice",
+            language="en",
+            body="x",
+            provider_template_name="invoice_due",
+        ),
+        "receipt": MessageTemplate(
+            name="Receipt",
+            channel="whatsapp",
+            purpose="receipt",
+            language="en_US",
+            body="x",
+            provider_template_name="payment_receipt",
+        ),
+        "notice": MessageTemplate(
+            name="Notice",
+            channel="whatsapp",
+            purpose="notice_1",
+            language="hi",
+            body="x",
+            provider_template_name="old_notice",
+        ),
+        "gone": MessageTemplate(
+            name="Gone",
+            channel="whatsapp",
+            purpose="campaign",
+            language="en",
+            body="x",
+            provider_template_name="nothing",
+        ),
+    }
     session.add_all(rows.values())
     session.commit()
     ids = {key: row.id for key, row in rows.items()}
@@ -552,18 +611,46 @@ def test_template_approvals_are_synced_and_followed_by_webhook(
     session = tenant_session(db_session, tenant)
     states = {key: session.get(MessageTemplate, row_id) for key, row_id in ids.items()}
     assert {key: row.provider_status for key, row in states.items()} == {
-        "due": "approved", "receipt": "pending", "notice": "paused", "gone": None}  # fmt: skip
+        "due": "approved",
+        "receipt": "pending",
+        "notice": "paused",
+        "gone": None,
+    }
     assert all(row.provider_synced_at is not None for row in states.values())
 
     # Meta approves the receipt template: its status webhook (routed by the WABA id) says so.
-    session.add(ProviderAccount(provider=PROVIDER, account_key=waba_account_key(WABA),
-                                tenant_id=tenant.id, connection_id=connection_id))  # fmt: skip
+    session.add(
+        ProviderAccount(
+            provider=PROVIDER,
+            account_key=waba_account_key(WABA),
+            tenant_id=tenant.id,
+            connection_id=connection_id,
+        )
+    )
     session.commit()
-    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": WABA, "time": 1,
-        "changes": [{"field": "message_template_status_update", "value": {
-            "event": "APPROVED", "message_template_id": 1, "message_template_name":
-            "payment_receipt", "message_template_language": "en_US", "reason": "NONE"}}]}]},
-    ).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": WABA,
+                    "time": 1,
+                    "changes": [
+                        {
+                            "field": "message_template_status_update",
+                            "value": {
+                                "event": "APPROVED",
+                                "message_template_id": 1,
+                                "message_template_name": "payment_receipt",
+                                "message_template_language": "en_US",
+                                "reason": "NONE",
+                            },
+                        }
+                    ],
+                }
+            ],
+        },
+    ).encode()
     assert post_hook(client, body).status_code == 200
     run_jobs()
     session = tenant_session(db_session, tenant)
@@ -587,8 +674,8 @@ def test_network_errors_are_retried(app, standin, monkeypatch):
 
 def test_connect_form_checks_ids_and_tier():
     settings, secrets, errors = WhatsAppCloudConnector.clean(
-        {"phone_number_id": "12ab", "waba_id": "200", "access_token": "t",
-         "messaging_tier": "5000"})  # fmt: skip
+        {"phone_number_id": "12ab", "waba_id": "200", "access_token": "t", "messaging_tier": "5000"}
+    )
     assert set(errors) == {"phone_number_id", "messaging_tier"}
     settings, secrets, errors = WhatsAppCloudConnector.clean(
         {"phone_number_id": "1", "waba_id": "2", "access_token": "t", "messaging_tier": "10,000"}
@@ -606,40 +693,58 @@ def test_connect_form_checks_ids_and_tier():
 
 def connector_for(app, token=TOKEN_A) -> WhatsAppCloudConnector:
     return WhatsAppCloudConnector(
-        settings={"phone_number_id": PHONE_A, "waba_id": WABA}, secrets={"access_token": token},
+        settings={"phone_number_id": PHONE_A, "waba_id": WABA},
+        secrets={"access_token": token},
         config=app.config,
-    )  # fmt: skip
+    )
 
 
 def outgoing_text():
-    return Outgoing(message_id=1, idempotency_key=unique("k"), tenant_id=None,
-                    channel="whatsapp", recipient=f"+{USER}", subject="", text="Hi",
-                    payload={"whatsapp": {"type": "text"}})  # fmt: skip
+    return Outgoing(
+        message_id=1,
+        idempotency_key=unique("k"),
+        tenant_id=None,
+        channel="whatsapp",
+        recipient=f"+{USER}",
+        subject="",
+        text="Hi",
+        payload={"whatsapp": {"type": "text"}},
+    )
 
 
 def outgoing_template(name: str):
-    return Outgoing(message_id=1, idempotency_key=unique("k"), tenant_id=None,
-                    channel="whatsapp", recipient=f"+{USER}", subject="", text="",
-                    payload={"whatsapp": {"type": "template", "name": name}})  # fmt: skip
+    return Outgoing(
+        message_id=1,
+        idempotency_key=unique("k"),
+        tenant_id=None,
+        channel="whatsapp",
+        recipient=f"+{USER}",
+        subject="",
+        text="",
+        payload={"whatsapp": {"type": "template", "name": name}},
+    )
 
 
 def status_body(phone_number_id: str, wamid: str, status: str, key: str | None = None) -> bytes:
-    item = {"id": wamid, "status": status, "timestamp": str(int(time.time())),
-            "recipient_id": USER}  # fmt: skip
+    item = {"id": wamid, "status": status, "timestamp": str(int(time.time())), "recipient_id": USER}
     if key:
         item["biz_opaque_callback_data"] = key
-    value = {"messaging_product": "whatsapp",
-             "metadata": {"display_phone_number": "15550000001",
-                          "phone_number_id": phone_number_id},
-             "statuses": [item]}  # fmt: skip
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550000001", "phone_number_id": phone_number_id},
+        "statuses": [item],
+    }
     entry = {"id": WABA, "changes": [{"field": "messages", "value": value}]}
     return json.dumps({"object": "whatsapp_business_account", "entry": [entry]}).encode()
 
 
 def two_tenant_body(wamid_a: str, wamid_b: str) -> bytes:
     entries = []
-    for phone, wamid, status in ((PHONE_A, wamid_a, "delivered"), (PHONE_B, wamid_b, "read"),
-                                 ("999999999999999", "wamid.none", "read")):  # fmt: skip
+    for phone, wamid, status in (
+        (PHONE_A, wamid_a, "delivered"),
+        (PHONE_B, wamid_b, "read"),
+        ("999999999999999", "wamid.none", "read"),
+    ):
         entries.extend(json.loads(status_body(phone, wamid, status))["entry"])
     return json.dumps({"object": "whatsapp_business_account", "entry": entries}).encode()
 
@@ -657,19 +762,33 @@ def with_status(phone_number_id: str, **overrides) -> bytes:
     return json.dumps(data).encode()
 
 
-@pytest.mark.parametrize("body", [
-    nested(100_000),  # Python's parser gives up (RecursionError): was an HTTP 500
-    nested(40),  # parses, but no provider nests this deep
-    b"[]",
-    b'"whatsapp_business_account"',
-    with_status(PHONE_A, statuses="delivered"),
-    with_status(PHONE_A, statuses=[{"id": {"wamid": 1}, "status": "delivered"}]),
-    with_status(PHONE_A, messages=[{"from": USER, "text": "not an object"}]),
-    b'{"entry":[{"id":"1","changes":["messages"]}]}',
-    with_status("1000000\u00000000001"),  # a NUL character PostgreSQL cannot store
-    b'{"object":"whatsapp_business_account","entry":[],"x":"\xff"}',  # not UTF-8
-], ids=["nested-100000", "nested-40", "array", "string", "statuses-string", "id-object",
-        "text-string", "change-string", "nul", "latin-1"])  # fmt: skip
+@pytest.mark.parametrize(
+    "body",
+    [
+        nested(100_000),  # Python's parser gives up (RecursionError): was an HTTP 500
+        nested(40),  # parses, but no provider nests this deep
+        b"[]",
+        b'"whatsapp_business_account"',
+        with_status(PHONE_A, statuses="delivered"),
+        with_status(PHONE_A, statuses=[{"id": {"wamid": 1}, "status": "delivered"}]),
+        with_status(PHONE_A, messages=[{"from": USER, "text": "not an object"}]),
+        b'{"entry":[{"id":"1","changes":["messages"]}]}',
+        with_status("1000000\u00000000001"),  # a NUL character PostgreSQL cannot store
+        b'{"object":"whatsapp_business_account","entry":[],"x":"\xff"}',  # not UTF-8
+    ],
+    ids=[
+        "nested-100000",
+        "nested-40",
+        "array",
+        "string",
+        "statuses-string",
+        "id-object",
+        "text-string",
+        "change-string",
+        "nul",
+        "latin-1",
+    ],
+)
 def test_a_signed_body_no_provider_sends_is_a_400_and_stored_nowhere(
     app, client, db_session, make_tenant, standin, body
 ):
@@ -732,9 +851,10 @@ def test_status_times_are_clamped_between_a_week_before_receipt_and_receipt(
         assert post_hook(client, json.dumps(data).encode()).status_code == 200
     run_jobs()
     received = db_session.scalars(
-        select(WebhookEvent.received_at).where(WebhookEvent.provider == PROVIDER)
+        select(WebhookEvent.received_at)
+        .where(WebhookEvent.provider == PROVIDER)
         .order_by(WebhookEvent.id)
-    ).all()  # fmt: skip
+    ).all()
     row = message(db_session, message_id)
     assert row.status == "read"
     assert row.delivered_at == received[0]

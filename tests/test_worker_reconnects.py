@@ -37,13 +37,23 @@ def own_redis(tmp_path):
 
 def test_the_worker_keeps_working_after_redis_restarts(app_config, own_redis, tmp_path):
     log_path = tmp_path / "worker.log"
-    env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"],
-           "REDIS_URL": own_redis.url, "SECRET_KEY": app_config["SECRET_KEY"],
-           "DUEBOOK_ENV": "test"}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": own_redis.url,
+        "SECRET_KEY": app_config["SECRET_KEY"],
+        "DUEBOOK_ENV": "test",
+    }
     with log_path.open("wb") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "jobs.worker", "default"], cwd=ROOT,
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "jobs.worker", "default"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
+
         def logged(text: str) -> bool:
             return text in log_path.read_text(errors="replace")
 

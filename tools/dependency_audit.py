@@ -157,14 +157,14 @@ class OsvExport:
 
     def check(self, name: str, version: str) -> Verdict:
         advisories = [
-            Advisory(record["id"], _osv_fixed_versions(record, name),
-                     tuple(record.get("aliases", [])))
+            Advisory(
+                record["id"], _osv_fixed_versions(record, name), tuple(record.get("aliases", []))
+            )
             for record in self.records.get(name, [])
             if osv_affects(record, name, version)
         ]
         source = f"OSV export {self.path.name}"
-        return Verdict(name, version, "vulnerable" if advisories else "clean", source,
-                       advisories)
+        return Verdict(name, version, "vulnerable" if advisories else "clean", source, advisories)
 
 
 class PypiAdvisories:
@@ -177,8 +177,9 @@ class PypiAdvisories:
     @staticmethod
     def _advisories(body: Mapping) -> list[Advisory]:
         return [
-            Advisory(item["id"], tuple(item.get("fixed_in") or ()),
-                     tuple(item.get("aliases") or ()))
+            Advisory(
+                item["id"], tuple(item.get("fixed_in") or ()), tuple(item.get("aliases") or ())
+            )
             for item in body.get("vulnerabilities") or []
             if not item.get("withdrawn")
         ]
@@ -200,26 +201,36 @@ class PypiAdvisories:
         release = self._get(f"{name}/{version}/json")
         if release is not None:
             found = self._advisories(release)
-            return Verdict(name, version, "vulnerable" if found else "clean",
-                           "PyPI release advisories", found)
+            return Verdict(
+                name, version, "vulnerable" if found else "clean", "PyPI release advisories", found
+            )
         project = self._get(f"{name}/json")
         if project is None:
-            return Verdict(name, version, "unchecked",
-                           reason="PyPI's JSON API did not answer for this project")
+            return Verdict(
+                name, version, "unchecked", reason="PyPI's JSON API did not answer for this project"
+            )
         latest = project.get("info", {}).get("version", "")
         if latest != version:
             return Verdict(
-                name, version, "unchecked",
+                name,
+                version,
+                "unchecked",
                 reason=f"PyPI answers here only for the latest release ({latest}), "
-                       "not for this one; give an OSV export to check it",
+                "not for this one; give an OSV export to check it",
             )
         found = self._advisories(project)
-        return Verdict(name, version, "vulnerable" if found else "clean",
-                       "PyPI advisories of the latest release", found)
+        return Verdict(
+            name,
+            version,
+            "vulnerable" if found else "clean",
+            "PyPI advisories of the latest release",
+            found,
+        )
 
 
-def audit(installed: Mapping[str, str], osv: OsvExport | None,
-          pypi: PypiAdvisories | None) -> list[Verdict]:
+def audit(
+    installed: Mapping[str, str], osv: OsvExport | None, pypi: PypiAdvisories | None
+) -> list[Verdict]:
     def one(item: tuple[str, str]) -> Verdict:
         name, version = item
         if osv is not None:
@@ -266,10 +277,16 @@ def report(verdicts: Iterable[Verdict], out=sys.stdout) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--osv-export", default=os.environ.get("OSV_EXPORT") or None,
-                        help="path to OSV's PyPI all.zip export (offline, complete)")
-    parser.add_argument("--pypi-json", default=os.environ.get("PYPI_JSON_BASE", PYPI_JSON_BASE),
-                        help="base of PyPI's JSON API")
+    parser.add_argument(
+        "--osv-export",
+        default=os.environ.get("OSV_EXPORT") or None,
+        help="path to OSV's PyPI all.zip export (offline, complete)",
+    )
+    parser.add_argument(
+        "--pypi-json",
+        default=os.environ.get("PYPI_JSON_BASE", PYPI_JSON_BASE),
+        help="base of PyPI's JSON API",
+    )
     args = parser.parse_args(argv)
     osv = OsvExport(Path(args.osv_export)) if args.osv_export else None
     pypi = None if osv else PypiAdvisories(args.pypi_json)

@@ -27,8 +27,13 @@ def _rows(report: AgingReport, buckets: Buckets):
     for row in report.rows:
         yield [safe_cell(row.name), row.currency, *row.amounts, row.total, row.overdue]
     for total in report.totals:
-        yield [f"Total {total.currency}", total.currency, *total.amounts, total.outstanding,
-               total.overdue]  # fmt: skip
+        yield [
+            f"Total {total.currency}",
+            total.currency,
+            *total.amounts,
+            total.outstanding,
+            total.overdue,
+        ]
 
 
 def report_csv(report: AgingReport, buckets: Buckets) -> bytes:
@@ -58,8 +63,9 @@ def report_xlsx(report: AgingReport, buckets: Buckets, today: date) -> bytes:
     return out.getvalue()
 
 
-def report_pdf(tenant, report: AgingReport, buckets: Buckets, today: date,
-               filters_text: str) -> bytes:  # fmt: skip
+def report_pdf(
+    tenant, report: AgingReport, buckets: Buckets, today: date, filters_text: str
+) -> bytes:
     """The report printed on A4 landscape, branded like the invoice (logo, brand colour), from
     plain already-formatted values."""
 
@@ -76,15 +82,21 @@ def report_pdf(tenant, report: AgingReport, buckets: Buckets, today: date,
         "filters": filters_text,
         "labels": buckets.long_labels,
         "rows": [
-            {"name": r.name, "currency": r.currency,
-             "amounts": [money(a, r.currency) if a else "—" for a in r.amounts],
-             "total": money(r.total, r.currency)}
+            {
+                "name": r.name,
+                "currency": r.currency,
+                "amounts": [money(a, r.currency) if a else "—" for a in r.amounts],
+                "total": money(r.total, r.currency),
+            }
             for r in report.rows
         ],
         "totals": [
-            {"currency": t.currency, "amounts": [money(a, t.currency) for a in t.amounts],
-             "total": money(t.outstanding, t.currency)}
+            {
+                "currency": t.currency,
+                "amounts": [money(a, t.currency) for a in t.amounts],
+                "total": money(t.outstanding, t.currency),
+            }
             for t in report.totals
         ],
-    }  # fmt: skip
+    }
     return html_to_pdf(render_template(PDF_TEMPLATE, doc=doc), tenant)

@@ -239,10 +239,13 @@ def bucket_totals(session: Session, buckets: Buckets, today: date) -> list[Curre
     sales behind DSO."""
     found: dict[str, CurrencyAging] = {}
     rows = session.execute(
-        select(AgingSummary.currency, AgingSummary.bucket, func.sum(AgingSummary.amount),
-               func.sum(AgingSummary.invoice_count))
-        .group_by(AgingSummary.currency, AgingSummary.bucket)
-    )  # fmt: skip
+        select(
+            AgingSummary.currency,
+            AgingSummary.bucket,
+            func.sum(AgingSummary.amount),
+            func.sum(AgingSummary.invoice_count),
+        ).group_by(AgingSummary.currency, AgingSummary.bucket)
+    )
     for currency, bucket, amount, count in rows:
         aging = found.setdefault(
             currency, CurrencyAging(currency, [ZERO] * len(buckets), [0] * len(buckets))
@@ -366,13 +369,23 @@ def _client_rows_query(buckets: Buckets, filters: AgingFilters):
     ]
     overdue = func.coalesce(func.sum(amount).filter(AgingSummary.bucket >= 1), 0)
     query = (
-        select(AgingSummary.client_id, Client.full_name, AgingSummary.currency,
-               Client.collector_user_id, *per_bucket, func.sum(amount).label("total"),
-               overdue.label("overdue"))
+        select(
+            AgingSummary.client_id,
+            Client.full_name,
+            AgingSummary.currency,
+            Client.collector_user_id,
+            *per_bucket,
+            func.sum(amount).label("total"),
+            overdue.label("overdue"),
+        )
         .join(Client, Client.id == AgingSummary.client_id)
-        .group_by(AgingSummary.client_id, Client.full_name, AgingSummary.currency,
-                  Client.collector_user_id)
-    )  # fmt: skip
+        .group_by(
+            AgingSummary.client_id,
+            Client.full_name,
+            AgingSummary.currency,
+            Client.collector_user_id,
+        )
+    )
     if filters.currency:
         query = query.where(AgingSummary.currency == filters.currency)
     if filters.q:
@@ -401,8 +414,9 @@ def _row(record, buckets: Buckets) -> ClientAging:
     )
 
 
-def client_rows(session: Session, buckets: Buckets, filters: AgingFilters,
-                page_size: int | None = 50) -> AgingReport:  # fmt: skip
+def client_rows(
+    session: Session, buckets: Buckets, filters: AgingFilters, page_size: int | None = 50
+) -> AgingReport:
     """The AR aging report: one row per client and currency, bucket columns, sorted (most
     overdue first by default), a page of them (all with `page_size=None`), and the totals of
     every row the filters keep."""
@@ -417,18 +431,27 @@ def client_rows(session: Session, buckets: Buckets, filters: AgingFilters,
         page_query = page_query.limit(page_size).offset((filters.page - 1) * page_size)
     rows = [_row(r, buckets) for r in session.execute(page_query)]
     sums = session.execute(
-        select(query.c.currency, func.count(),
-               *[func.sum(query.c[f"b{i}"]) for i in range(len(buckets))])
+        select(
+            query.c.currency,
+            func.count(),
+            *[func.sum(query.c[f"b{i}"]) for i in range(len(buckets))],
+        )
         .group_by(query.c.currency)
         .order_by(func.sum(query.c.total).desc())
-    ).all()  # fmt: skip
+    ).all()
     totals = [CurrencyAging(r[0], [to for to in r[2:]], [0] * len(buckets)) for r in sums]
-    return AgingReport(rows=rows, totals=totals, client_count=sum(r[1] for r in sums),
-                       page=filters.page, page_size=page_size or max(1, len(rows)))  # fmt: skip
+    return AgingReport(
+        rows=rows,
+        totals=totals,
+        client_count=sum(r[1] for r in sums),
+        page=filters.page,
+        page_size=page_size or max(1, len(rows)),
+    )
 
 
-def top_overdue_clients(session: Session, buckets: Buckets,
-                        limit: int = TOP_CLIENTS) -> list[ClientAging]:  # fmt: skip
+def top_overdue_clients(
+    session: Session, buckets: Buckets, limit: int = TOP_CLIENTS
+) -> list[ClientAging]:
     """The clients owing the most past due, per currency (at most `limit` each)."""
     filters = AgingFilters(min_overdue=Decimal("0.01"))
     query = _client_rows_query(buckets, filters).subquery()
@@ -448,10 +471,13 @@ def client_aging(session: Session, client_id: int, buckets: Buckets) -> list[Cur
     """One client's buckets, per currency."""
     found: dict[str, CurrencyAging] = {}
     rows = session.execute(
-        select(AgingSummary.currency, AgingSummary.bucket, AgingSummary.amount,
-               AgingSummary.invoice_count)
-        .where(AgingSummary.client_id == client_id)
-    )  # fmt: skip
+        select(
+            AgingSummary.currency,
+            AgingSummary.bucket,
+            AgingSummary.amount,
+            AgingSummary.invoice_count,
+        ).where(AgingSummary.client_id == client_id)
+    )
     for currency, bucket, amount, count in rows:
         aging = found.setdefault(
             currency, CurrencyAging(currency, [ZERO] * len(buckets), [0] * len(buckets))
@@ -474,8 +500,9 @@ class AgedInvoice:
     bucket: int
 
 
-def invoices_of(session: Session, client_id: int, bucket: int | None = None,
-                currency: str | None = None) -> list[AgedInvoice]:  # fmt: skip
+def invoices_of(
+    session: Session, client_id: int, bucket: int | None = None, currency: str | None = None
+) -> list[AgedInvoice]:
     """The drill-down: the client's invoices that owe money (in one bucket, one currency),
     oldest basis date first, with how many days past it they are on the summary's day."""
     as_of = select(AgingState.as_of).where(AgingState.id == 1).scalar_subquery()
@@ -490,11 +517,20 @@ def invoices_of(session: Session, client_id: int, bucket: int | None = None,
     if currency:
         query = query.where(AgingEntry.currency == currency)
     return [
-        AgedInvoice(entry.invoice_id, number, status, entry.currency, entry.issue_date,
-                    entry.due_date, total, entry.amount, (day - entry.basis_date).days,
-                    entry.bucket)
+        AgedInvoice(
+            entry.invoice_id,
+            number,
+            status,
+            entry.currency,
+            entry.issue_date,
+            entry.due_date,
+            total,
+            entry.amount,
+            (day - entry.basis_date).days,
+            entry.bucket,
+        )
         for entry, number, status, total, day in session.execute(query)
-    ]  # fmt: skip
+    ]
 
 
 # Snapshots and the trend -------------------------------------------------------------------
@@ -506,20 +542,29 @@ def write_snapshot(session: Session, today: date, replace: bool = False) -> None
     state = session.execute(select(AgingState.buckets)).scalar_one()
     buckets = Buckets(tuple(state))
     rows = [
-        {"snapshot_on": today, "currency": a.currency, "buckets": list(buckets.bounds),
-         "amounts": a.amounts, "outstanding": a.outstanding, "overdue": a.overdue,
-         "credit_sales_90": a.credit_sales_90, "dso": a.dso}
+        {
+            "snapshot_on": today,
+            "currency": a.currency,
+            "buckets": list(buckets.bounds),
+            "amounts": a.amounts,
+            "outstanding": a.outstanding,
+            "overdue": a.overdue,
+            "credit_sales_90": a.credit_sales_90,
+            "dso": a.dso,
+        }
         for a in bucket_totals(session, buckets, today)
-    ]  # fmt: skip
+    ]
     if not rows:
         return
     statement = pg_insert(AgingSnapshot).values(rows)
     if replace:
         statement = statement.on_conflict_do_update(
             index_elements=["snapshot_on", "currency"],
-            set_={c: statement.excluded[c] for c in ("buckets", "amounts", "outstanding",
-                                                     "overdue", "credit_sales_90", "dso")},
-        )  # fmt: skip
+            set_={
+                c: statement.excluded[c]
+                for c in ("buckets", "amounts", "outstanding", "overdue", "credit_sales_90", "dso")
+            },
+        )
     else:
         statement = statement.on_conflict_do_nothing()
     session.execute(statement)
@@ -544,12 +589,14 @@ def _open_invoices_query(today: date, basis: str, buckets: Buckets):
     """Every invoice that owes money with its open amount and bucket on `today`, computed
     from invoices, live allocations and credit notes alone."""
     applied = (
-        select(PaymentAllocation.invoice_id,
-               func.sum(PaymentAllocation.amount + PaymentAllocation.tds_amount).label("sum"))
+        select(
+            PaymentAllocation.invoice_id,
+            func.sum(PaymentAllocation.amount + PaymentAllocation.tds_amount).label("sum"),
+        )
         .where(PaymentAllocation.removed_at.is_(None))
         .group_by(PaymentAllocation.invoice_id)
         .subquery()
-    )  # fmt: skip
+    )
     credited = (
         select(CreditNote.invoice_id, func.sum(CreditNote.total).label("sum"))
         .group_by(CreditNote.invoice_id)
@@ -574,19 +621,24 @@ def _open_invoices_query(today: date, basis: str, buckets: Buckets):
         - func.coalesce(credited.c.sum, 0)
     )
     inner = (
-        select(Invoice.id.label("invoice_id"), Invoice.client_id, Invoice.currency,
-               open_amount.label("amount"),
-               case(*whens, else_=len(buckets) - 1).label("bucket"))
+        select(
+            Invoice.id.label("invoice_id"),
+            Invoice.client_id,
+            Invoice.currency,
+            open_amount.label("amount"),
+            case(*whens, else_=len(buckets) - 1).label("bucket"),
+        )
         .outerjoin(applied, applied.c.invoice_id == Invoice.id)
         .outerjoin(credited, credited.c.invoice_id == Invoice.id)
         .where(Invoice.status.in_(OWING_STATUSES), basis_date.is_not(None))
         .subquery()
-    )  # fmt: skip
+    )
     return select(inner).where(inner.c.amount > 0)
 
 
-def full_recomputation(session: Session, today: date, basis: str | None = None,
-                       bounds: Sequence[int] | None = None) -> dict:  # fmt: skip
+def full_recomputation(
+    session: Session, today: date, basis: str | None = None, bounds: Sequence[int] | None = None
+) -> dict:
     """{(client_id, currency, bucket): (amount, invoice_count)} from the base tables, grouped
     in the database (one scan of invoices, allocations and credit notes)."""
     if basis is None or bounds is None:
@@ -598,26 +650,35 @@ def full_recomputation(session: Session, today: date, basis: str | None = None,
     return {(c, cur, b): (amount, count) for c, cur, b, amount, count in session.execute(grouped)}
 
 
-def recomputed_invoices(session: Session, today: date, basis: str,
-                        bounds: Sequence[int]) -> dict[int, tuple]:  # fmt: skip
+def recomputed_invoices(
+    session: Session, today: date, basis: str, bounds: Sequence[int]
+) -> dict[int, tuple]:
     """{invoice_id: (client_id, currency, amount, bucket)} from the base tables."""
     query = _open_invoices_query(today, basis, Buckets(tuple(bounds)))
-    return {r.invoice_id: (r.client_id, r.currency, r.amount, r.bucket)
-            for r in session.execute(query)}  # fmt: skip
+    return {
+        r.invoice_id: (r.client_id, r.currency, r.amount, r.bucket) for r in session.execute(query)
+    }
 
 
 def maintained_summary(session: Session) -> dict:
     """The maintained summary in the shape of `full_recomputation`."""
     rows = session.execute(
-        select(AgingSummary.client_id, AgingSummary.currency, AgingSummary.bucket,
-               AgingSummary.amount, AgingSummary.invoice_count)
-    )  # fmt: skip
+        select(
+            AgingSummary.client_id,
+            AgingSummary.currency,
+            AgingSummary.bucket,
+            AgingSummary.amount,
+            AgingSummary.invoice_count,
+        )
+    )
     return {(c, cur, b): (amount, count) for c, cur, b, amount, count in rows}
 
 
 def maintained_invoices(session: Session) -> dict[int, tuple]:
-    return {e.invoice_id: (e.client_id, e.currency, e.amount, e.bucket)
-            for e in session.scalars(select(AgingEntry))}  # fmt: skip
+    return {
+        e.invoice_id: (e.client_id, e.currency, e.amount, e.bucket)
+        for e in session.scalars(select(AgingEntry))
+    }
 
 
 def recomputed_sales(session: Session) -> dict[tuple[date, str], tuple[Decimal, int]]:
@@ -630,6 +691,9 @@ def recomputed_sales(session: Session) -> dict[tuple[date, str], tuple[Decimal, 
 
 
 def maintained_sales(session: Session) -> dict[tuple[date, str], tuple[Decimal, int]]:
-    rows = session.execute(select(AgingSales.sale_date, AgingSales.currency, AgingSales.amount,
-                                  AgingSales.invoice_count))  # fmt: skip
+    rows = session.execute(
+        select(
+            AgingSales.sale_date, AgingSales.currency, AgingSales.amount, AgingSales.invoice_count
+        )
+    )
     return {(d, c): (amount, count) for d, c, amount, count in rows}

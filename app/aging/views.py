@@ -72,9 +72,15 @@ def _report(page_size: int | None = 50):
 @require_permission("invoices.view")
 def report():
     today, buckets, filters, report = _report()
-    return render_page("aging/report.html", block="aging_results", today=today,
-                       buckets=buckets, filters=filters, report=report,
-                       collectors=_collectors())  # fmt: skip
+    return render_page(
+        "aging/report.html",
+        block="aging_results",
+        today=today,
+        buckets=buckets,
+        filters=filters,
+        report=report,
+        collectors=_collectors(),
+    )
 
 
 def _filters_text(filters: services.AgingFilters, buckets: services.Buckets) -> str:
@@ -103,11 +109,13 @@ def export(kind: str):
     elif kind == "xlsx":
         body = exports.report_xlsx(report, buckets, today)
     else:
-        body = exports.report_pdf(g.tenant, report, buckets, today,
-                                  _filters_text(filters, buckets))  # fmt: skip
+        body = exports.report_pdf(g.tenant, report, buckets, today, _filters_text(filters, buckets))
     name = f"ar-aging-{today.isoformat()}.{kind}"
-    return Response(body, mimetype=EXPORT_TYPES[kind],
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+    return Response(
+        body,
+        mimetype=EXPORT_TYPES[kind],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @blueprint.get("/clients/<int:client_id>/invoices")
@@ -122,9 +130,16 @@ def client_invoices(client_id: int):
     bucket = int(raw) if raw.isdigit() and int(raw) < len(buckets) else None
     currency = (request.args.get("currency") or "").upper()[:3] or None
     rows = services.invoices_of(db.session, client.id, bucket, currency)
-    return render_page("aging/client_invoices.html", block="drill_down", client=client,
-                       rows=rows, bucket=bucket, currency=currency, buckets=buckets,
-                       today=today)  # fmt: skip
+    return render_page(
+        "aging/client_invoices.html",
+        block="drill_down",
+        client=client,
+        rows=rows,
+        bucket=bucket,
+        currency=currency,
+        buckets=buckets,
+        today=today,
+    )
 
 
 @blueprint.get("/clients/<int:client_id>")
@@ -134,8 +149,12 @@ def client_aging(client_id: int):
     client = _client_or_404(client_id)
     today = tenant_today(db.session)
     buckets = services.ensure_current(db.session, today)
-    return render_page("aging/_client_aging.html", client=client, buckets=buckets,
-                       agings=services.client_aging(db.session, client.id, buckets))  # fmt: skip
+    return render_page(
+        "aging/_client_aging.html",
+        client=client,
+        buckets=buckets,
+        agings=services.client_aging(db.session, client.id, buckets),
+    )
 
 
 @blueprint.route("/settings", methods=["GET", "POST"])

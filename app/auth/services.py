@@ -251,9 +251,15 @@ def workspace_address_format_problem(slug: str) -> str | None:
 
 
 def request_signup(
-    session: Session, *, email: str, full_name: str, password: str, workspace: dict,
-    links: SignupLinks, valid_for: timedelta,
-) -> None:  # fmt: skip
+    session: Session,
+    *,
+    email: str,
+    full_name: str,
+    password: str,
+    workspace: dict,
+    links: SignupLinks,
+    valid_for: timedelta,
+) -> None:
     """Answer a sign-up by e-mail only, the same way whether or not the address has an
     account, so the form tells nobody which addresses (or workspace addresses) exist.
 
@@ -267,8 +273,11 @@ def request_signup(
     email = email.strip()
     user = find_user_by_email(session, email)
     if user is not None:
-        context = {"name": user.full_name, "login_url": links.login,
-                   "forgot_url": links.forgot_password}  # fmt: skip
+        context = {
+            "name": user.full_name,
+            "login_url": links.login,
+            "forgot_url": links.forgot_password,
+        }
         queue_email(
             session,
             to=user.email,
@@ -280,13 +289,21 @@ def request_signup(
         return
     token = secrets.token_urlsafe(32)
     pending = PendingSignup(
-        token_hash=_token_hash(token), email=email, full_name=full_name.strip(),
-        password_hash=password_hash, expires_at=now + valid_for, **workspace,
-    )  # fmt: skip
+        token_hash=_token_hash(token),
+        email=email,
+        full_name=full_name.strip(),
+        password_hash=password_hash,
+        expires_at=now + valid_for,
+        **workspace,
+    )
     session.add(pending)
     session.flush()
-    context = {"name": pending.full_name, "organisation": pending.organisation,
-               "url": SECRET_LINK, "hours": int(valid_for.total_seconds() // 3600)}  # fmt: skip
+    context = {
+        "name": pending.full_name,
+        "organisation": pending.organisation,
+        "url": SECRET_LINK,
+        "hours": int(valid_for.total_seconds() // 3600),
+    }
     queue_email(
         session,
         to=email,
@@ -333,13 +350,22 @@ def confirm_signup(
         _hasher.verify(pending.password_hash, password)
     except (VerificationError, InvalidHashError):
         raise AccountError("That is not the password you chose when you signed up.") from None
-    user = _add_user(session, email=pending.email, full_name=pending.full_name,
-                     password_hash=pending.password_hash)  # fmt: skip
+    user = _add_user(
+        session,
+        email=pending.email,
+        full_name=pending.full_name,
+        password_hash=pending.password_hash,
+    )
     tenant = tenants.create_tenant(
-        session, slug=slug, name=pending.organisation, country=pending.country,
-        region=pending.region, time_zone=pending.time_zone, currency=pending.currency,
+        session,
+        slug=slug,
+        name=pending.organisation,
+        country=pending.country,
+        region=pending.region,
+        time_zone=pending.time_zone,
+        currency=pending.currency,
         owner=user,
-    )  # fmt: skip
+    )
     session.delete(pending)
     session.flush()
     return user, tenant

@@ -170,18 +170,22 @@ def signup():
                 full_name=form.full_name.data,
                 password=form.password.data,
                 workspace={
-                    "organisation": form.organisation.data.strip(), "slug": slug or None,
-                    "country": form.country.data, "region": form.region.data or None,
-                    "time_zone": form.time_zone.data, "currency": form.currency.data,
+                    "organisation": form.organisation.data.strip(),
+                    "slug": slug or None,
+                    "country": form.country.data,
+                    "region": form.region.data or None,
+                    "time_zone": form.time_zone.data,
+                    "currency": form.currency.data,
                 },
                 links=services.SignupLinks(
-                    confirm=lambda token: url_for("auth.confirm_signup", token=token,
-                                                  _external=True),
+                    confirm=lambda token: url_for(
+                        "auth.confirm_signup", token=token, _external=True
+                    ),
                     login=url_for("auth.login", _external=True),
                     forgot_password=url_for("auth.forgot_password", _external=True),
                 ),
                 valid_for=timedelta(seconds=current_app.config["TOKEN_MAX_AGE_SECONDS"]),
-            )  # fmt: skip
+            )
             _awaiting_mail_for(form.email.data)
             return redirect(url_for("auth.signup_sent"))
     status = 422 if form.errors else 200
@@ -233,10 +237,19 @@ def confirm_signup(token: str):
 
 @blueprint.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_rate_limit, key_func=_login_attempt_key, methods=["POST"])
-@limiter.limit(_login_address_rate_limit, key_func=_login_address_key, methods=["POST"],
-               deduct_when=_login_failed, exempt_when=_from_known_device)  # fmt: skip
-@limiter.limit(_login_account_rate_limit, key_func=_login_account_key, methods=["POST"],
-               deduct_when=_login_failed)  # fmt: skip
+@limiter.limit(
+    _login_address_rate_limit,
+    key_func=_login_address_key,
+    methods=["POST"],
+    deduct_when=_login_failed,
+    exempt_when=_from_known_device,
+)
+@limiter.limit(
+    _login_account_rate_limit,
+    key_func=_login_account_key,
+    methods=["POST"],
+    deduct_when=_login_failed,
+)
 def login():
     form = LoginForm()
     if form.validate_on_submit():

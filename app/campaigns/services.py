@@ -53,21 +53,38 @@ def _int(value) -> int | None:
 
 # Campaigns: recipients ---------------------------------------------------------------------
 
-FILTER_KEYS = ("status", "location", "industry", "manager", "tag", "city", "region", "overdue",
-               "role")  # fmt: skip
+FILTER_KEYS = (
+    "status",
+    "location",
+    "industry",
+    "manager",
+    "tag",
+    "city",
+    "region",
+    "overdue",
+    "role",
+)
 
 
 def clean_filters(raw: Mapping) -> dict[str, str]:
     """The campaign's filters as stored: only known keys with a value."""
     client_filters = ClientFilters.from_args(raw).as_args()
-    filters = {k: client_filters[k] for k in ("status", "location", "industry", "manager", "tag")
-               if k in client_filters}  # fmt: skip
+    filters = {
+        k: client_filters[k]
+        for k in ("status", "location", "industry", "manager", "tag")
+        if k in client_filters
+    }
     city = (raw.get("city") or "").strip()[:100]
     region = (raw.get("region") or "").strip()[:64]
     role = raw.get("role") or ""
-    filters.update({"city": city, "region": region,
-                    "overdue": "1" if raw.get("overdue") == "1" else "",
-                    "role": role if role in CONTACT_ROLES else ""})  # fmt: skip
+    filters.update(
+        {
+            "city": city,
+            "region": region,
+            "overdue": "1" if raw.get("overdue") == "1" else "",
+            "role": role if role in CONTACT_ROLES else "",
+        }
+    )
     return {k: v for k, v in filters.items() if v}
 
 
@@ -168,27 +185,38 @@ def get_campaign(session: Session, campaign_id: int) -> Campaign | None:
 
 
 def list_campaigns(session: Session) -> list[Campaign]:
-    return list(session.scalars(select(Campaign).order_by(Campaign.created_at.desc(),
-                                                          Campaign.id.desc())))  # fmt: skip
+    return list(
+        session.scalars(select(Campaign).order_by(Campaign.created_at.desc(), Campaign.id.desc()))
+    )
 
 
 def campaign_values(campaign: Campaign | None, tenant) -> dict[str, str]:
     if campaign is None:
         return {"channel": "email", "throttle_per_minute": "60", "schedule": "now"}
-    values = {"name": campaign.name, "channel": campaign.channel,
-              "template_id": str(campaign.template_id),
-              "throttle_per_minute": str(campaign.throttle_per_minute),
-              "schedule": "later" if campaign.scheduled_at else "now",
-              "scheduled_at": campaign.scheduled_at.astimezone(ZoneInfo(tenant.time_zone))
-              .strftime("%Y-%m-%dT%H:%M") if campaign.scheduled_at else ""}  # fmt: skip
+    values = {
+        "name": campaign.name,
+        "channel": campaign.channel,
+        "template_id": str(campaign.template_id),
+        "throttle_per_minute": str(campaign.throttle_per_minute),
+        "schedule": "later" if campaign.scheduled_at else "now",
+        "scheduled_at": campaign.scheduled_at.astimezone(ZoneInfo(tenant.time_zone)).strftime(
+            "%Y-%m-%dT%H:%M"
+        )
+        if campaign.scheduled_at
+        else "",
+    }
     values.update(campaign.filters or {})
     return values
 
 
 def save_campaign(
-    session: Session, tenant, raw: Mapping, campaign: Campaign | None = None,
-    user_id: int | None = None, now: datetime | None = None,
-) -> tuple[Campaign | None, dict[str, str]]:  # fmt: skip
+    session: Session,
+    tenant,
+    raw: Mapping,
+    campaign: Campaign | None = None,
+    user_id: int | None = None,
+    now: datetime | None = None,
+) -> tuple[Campaign | None, dict[str, str]]:
     """Create or edit a draft campaign. The schedule is now, or a date-time in the tenant's
     time zone that is not in the past."""
     now = now or datetime.now(UTC)
@@ -274,13 +302,19 @@ def write_messages(session: Session, tenant, campaign_id: int, now: datetime | N
         if not address:
             continue
         row = dict(
-            tenant_id=tenant.id, channel=channel, queue="bulk", windowed=True,
+            tenant_id=tenant.id,
+            channel=channel,
+            queue="bulk",
+            windowed=True,
             idempotency_key=f"t{tenant.id}:campaign:{campaign_id}:contact:{contact.id}:{channel}",
-            recipient=address, client_id=client.id,
-            contact_id=contact.id, campaign_id=campaign_id, created_by=created_by,
+            recipient=address,
+            client_id=client.id,
+            contact_id=contact.id,
+            campaign_id=campaign_id,
+            created_by=created_by,
             recipient_time_zone=recipient_time_zone(contact.phone, client.country, tenant),
             next_attempt_at=start + position * spacing,
-        )  # fmt: skip
+        )
         try:
             rendered = render_for_channel(
                 template, message_context(session, tenant, client, contact)
@@ -288,12 +322,23 @@ def write_messages(session: Session, tenant, campaign_id: int, now: datetime | N
         except TemplateProblem as problem:
             # This contact's message is not sent (too long or too slow with their details):
             # the row says why, and the others still go.
-            row.update(status="suppressed", subject="", body_text="", body_html=None,
-                       payload=None,
-                       last_error=f"The {template.name} template cannot be used: {problem}")
+            row.update(
+                status="suppressed",
+                subject="",
+                body_text="",
+                body_html=None,
+                payload=None,
+                last_error=f"The {template.name} template cannot be used: {problem}",
+            )
         else:  # (a multi-row insert needs the same keys in every row)
-            row.update(status="pending", subject=rendered.subject[:255], body_text=rendered.text,
-                       body_html=rendered.html, payload=rendered.payload(), last_error=None)
+            row.update(
+                status="pending",
+                subject=rendered.subject[:255],
+                body_text=rendered.text,
+                body_html=rendered.html,
+                payload=rendered.payload(),
+                last_error=None,
+            )
         rows.append(row)
         position += 1
         if len(rows) == CHUNK:
@@ -317,8 +362,9 @@ def _locked_campaign(session: Session, campaign_id: int) -> Campaign:
     ).one()
 
 
-def _insert_chunk(session: Session, campaign_id: int, rows: list[dict], tenant_id: int,
-                  now: datetime) -> bool:  # fmt: skip
+def _insert_chunk(
+    session: Session, campaign_id: int, rows: list[dict], tenant_id: int, now: datetime
+) -> bool:
     """One INSERT for the chunk; rows due now go to the workers after commit, later ones are
     found by the sweeper when their time comes. False when the campaign was cancelled."""
     if _locked_campaign(session, campaign_id).status != "scheduled":
@@ -346,11 +392,14 @@ def cancel(session: Session, tenant_id: int, campaign: Campaign) -> int | None:
     campaign.status, campaign.finished_at = "cancelled", datetime.now(UTC)
     result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.tenant_id == tenant_id, OutboxMessage.campaign_id == campaign.id,
-               OutboxMessage.status == "pending")
+        .where(
+            OutboxMessage.tenant_id == tenant_id,
+            OutboxMessage.campaign_id == campaign.id,
+            OutboxMessage.status == "pending",
+        )
         .values(status="suppressed", last_error="campaign cancelled", locked_until=None),
         execution_options={"synchronize_session": False},
-    )  # fmt: skip
+    )
     return result.rowcount
 
 
@@ -374,8 +423,9 @@ def progress(session: Session, tenant_id: int, campaign: Campaign) -> dict[str, 
     return counts
 
 
-def refresh_status(session: Session, tenant_id: int, campaign: Campaign,
-                   counts: dict[str, int] | None = None) -> None:  # fmt: skip
+def refresh_status(
+    session: Session, tenant_id: int, campaign: Campaign, counts: dict[str, int] | None = None
+) -> None:
     """A running campaign (all its messages written) is done when none of them is pending or
     sending."""
     if campaign.status != "running":

@@ -25,20 +25,29 @@ blueprint = Blueprint("campaigns", __name__, url_prefix="/t/<tenant_slug>")
 @require_permission("templates.manage")
 def templates():
     return render_page(
-        "campaigns/templates.html", templates=message_templates.list_templates(db.session),
-        channels=message_templates.CHANNEL_LABELS, purposes=message_templates.PURPOSE_LABELS,
-    )  # fmt: skip
+        "campaigns/templates.html",
+        templates=message_templates.list_templates(db.session),
+        channels=message_templates.CHANNEL_LABELS,
+        purposes=message_templates.PURPOSE_LABELS,
+    )
 
 
 def _template_page(template, values, errors=None, status=200):
     shown = message_templates.preview(db.session, g.tenant, values, template)
     invoices, contacts = message_templates.preview_choices(db.session, shown.client)
     return render_page(
-        "campaigns/template_form.html", status=status, message_template=template, values=values,
-        errors=errors or {}, shown=shown, invoices=invoices, contacts=contacts,
-        channels=message_templates.CHANNEL_LABELS, purposes=message_templates.PURPOSE_LABELS,
+        "campaigns/template_form.html",
+        status=status,
+        message_template=template,
+        values=values,
+        errors=errors or {},
+        shown=shown,
+        invoices=invoices,
+        contacts=contacts,
+        channels=message_templates.CHANNEL_LABELS,
+        purposes=message_templates.PURPOSE_LABELS,
         purpose_choices=TEMPLATE_PURPOSES,
-    )  # fmt: skip
+    )
 
 
 def _owned_template(message_template_id: int):
@@ -103,9 +112,14 @@ def _preview(template):
     shown = message_templates.preview(db.session, g.tenant, request.form, template)
     invoices, contacts = message_templates.preview_choices(db.session, shown.client)
     return render_page(
-        "campaigns/template_form.html", "preview", shown=shown, values=request.form.to_dict(),
-        invoices=invoices, contacts=contacts, message_template=template,
-    )  # fmt: skip
+        "campaigns/template_form.html",
+        "preview",
+        shown=shown,
+        values=request.form.to_dict(),
+        invoices=invoices,
+        contacts=contacts,
+        message_template=template,
+    )
 
 
 @blueprint.post("/message-templates/<int:message_template_id>/delete")
@@ -137,16 +151,21 @@ def sync_whatsapp():
 @require_permission("campaigns.manage")
 def index():
     campaigns = services.list_campaigns(db.session)
-    return render_page("campaigns/index.html", campaigns=campaigns,
-                       channels=message_templates.CHANNEL_LABELS)  # fmt: skip
+    return render_page(
+        "campaigns/index.html", campaigns=campaigns, channels=message_templates.CHANNEL_LABELS
+    )
 
 
 def _campaign_form(campaign, values, errors=None, status=200):
     return render_page(
-        "campaigns/campaign_form.html", status=status, campaign=campaign, values=values,
-        errors=errors or {}, audience=_audience(values),
+        "campaigns/campaign_form.html",
+        status=status,
+        campaign=campaign,
+        values=values,
+        errors=errors or {},
+        audience=_audience(values),
         **forms.campaign_choices(db.session, g.tenant),
-    )  # fmt: skip
+    )
 
 
 def _audience(values):
@@ -183,8 +202,12 @@ def create_campaign():
 @blueprint.post("/campaigns/audience")
 @require_permission("campaigns.manage")
 def audience():
-    return render_page("campaigns/campaign_form.html", "audience",
-                       audience=_audience(request.form), values=request.form.to_dict())  # fmt: skip
+    return render_page(
+        "campaigns/campaign_form.html",
+        "audience",
+        audience=_audience(request.form),
+        values=request.form.to_dict(),
+    )
 
 
 @blueprint.get("/campaigns/<int:campaign_id>")
@@ -197,10 +220,15 @@ def show(campaign_id: int):
     if campaign.status == "draft":
         audience = services.audience(db.session, campaign.filters or {}, campaign.channel)
     return render_page(
-        "campaigns/show.html", "progress", campaign=campaign, counts=counts, audience=audience,
-        channels=message_templates.CHANNEL_LABELS, labels=forms.RESULT_LABELS,
+        "campaigns/show.html",
+        "progress",
+        campaign=campaign,
+        counts=counts,
+        audience=audience,
+        channels=message_templates.CHANNEL_LABELS,
+        labels=forms.RESULT_LABELS,
         filters=forms.describe_filters(db.session, g.tenant, campaign.filters or {}),
-    )  # fmt: skip
+    )
 
 
 @blueprint.get("/campaigns/<int:campaign_id>/edit")

@@ -153,17 +153,25 @@ def upload(client_id: int):
     form = DocumentForm()
     form.validate()  # parses the date; the rules are the service's
     today = tenant_today(db.session)
-    fields = {"title": form.title.data, "category": form.category.data,
-              "expires_on": form.expires_on.data, "upload": _uploaded(form.file)}  # fmt: skip
+    fields = {
+        "title": form.title.data,
+        "category": form.category.data,
+        "expires_on": form.expires_on.data,
+        "upload": _uploaded(form.file),
+    }
     if form.expires_on.errors:
         _, errors = documents.check_document(today=today, **{**fields, "expires_on": None})
         errors["expires_on"] = BAD_DATE
     else:
         try:
             document = documents.upload_document(
-                db.session, _storage(), client, today=today,
-                uploaded_by_user_id=current_user.id, **fields,
-            )  # fmt: skip
+                db.session,
+                _storage(),
+                client,
+                today=today,
+                uploaded_by_user_id=current_user.id,
+                **fields,
+            )
         except documents.DocumentError as error:
             errors = error.errors
         else:
@@ -186,10 +194,14 @@ def upload_version(client_id: int, document_id: int):
     if not errors:
         try:
             version = documents.upload_version(
-                db.session, _storage(), document, upload=_uploaded(form.file),
-                today=tenant_today(db.session), expires_on=form.expires_on.data,
+                db.session,
+                _storage(),
+                document,
+                upload=_uploaded(form.file),
+                today=tenant_today(db.session),
+                expires_on=form.expires_on.data,
                 uploaded_by_user_id=current_user.id,
-            )  # fmt: skip
+            )
         except documents.DocumentError as error:
             errors = error.errors
         else:
@@ -212,8 +224,9 @@ def download(client_id: int, document_id: int, version: int):
     try:
         stream = documents.open_version(_storage(), found)
     except FileNotFoundError:
-        log.error("file of document %s version %s is missing: %s", document.id, version,
-                  found.storage_key)  # fmt: skip
+        log.error(
+            "file of document %s version %s is missing: %s", document.id, version, found.storage_key
+        )
         abort(404)
     response = send_file(
         stream,
@@ -246,8 +259,9 @@ def upload_too_large(error):
     client_id = (request.view_args or {}).get("client_id")
     client = services.get_client(db.session, client_id) if client_id else None
     if client is None or not can("clients.edit"):
-        return render_template("errors/page.html", code=413, title="Too large",
-                               text="That upload is too large."), 413  # fmt: skip
+        return render_template(
+            "errors/page.html", code=413, title="Too large", text="That upload is too large."
+        ), 413
     message = f"The file is larger than {documents.MAX_FILE_LABEL}."
     document_id = (request.view_args or {}).get("document_id")
     document = documents.get_document(db.session, client, document_id) if document_id else None

@@ -55,8 +55,16 @@ FILE_TYPES = {
 }
 FILE_TYPES_LABEL = "PDF, PNG, JPG, DOCX, XLSX, CSV or TXT"
 ACCEPT = ",".join(f".{ext}" for ext in FILE_TYPES)
-CATEGORIES = ("Contract", "Purchase order", "Tax registration", "KYC", "Insurance",
-              "Certificate", "Licence", "Other")  # fmt: skip
+CATEGORIES = (
+    "Contract",
+    "Purchase order",
+    "Tax registration",
+    "KYC",
+    "Insurance",
+    "Certificate",
+    "Licence",
+    "Other",
+)
 _VERSION_CONSTRAINT = "uq_client_document_versions_document_id_version"
 _SNIFF_BYTES = 8192
 
@@ -112,8 +120,9 @@ def clean_filename(raw: str) -> str:
     """The last part of the name the browser sent, without control characters, at most 255
     characters (keeping the extension)."""
     name = re.split(r"[/\\]", raw or "")[-1]
-    name = "".join(ch for ch in unicodedata.normalize("NFC", name)
-                   if unicodedata.category(ch)[0] != "C")  # fmt: skip
+    name = "".join(
+        ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C"
+    )
     name = " ".join(name.split()).strip(" .")
     if len(name) > 255:
         stem, dot, extension = name.rpartition(".")
@@ -267,8 +276,12 @@ def upload_document(
     )
     if errors:
         raise DocumentError(errors)
-    document = Document(client_id=client.id, title=values["title"],
-                        category=values["category"], expires_on=values["expires_on"])  # fmt: skip
+    document = Document(
+        client_id=client.id,
+        title=values["title"],
+        category=values["category"],
+        expires_on=values["expires_on"],
+    )
     session.add(document)
     session.flush()
     _store_version(session, storage, document, values["file"], uploaded_by_user_id)
@@ -320,8 +333,9 @@ def _store_version(
             )
         )
         number = (latest or 0) + 1
-        key = tenant_key(tenant_id, "documents", document.id,
-                         f"{number}-{uuid.uuid4().hex}.{checked.extension}")  # fmt: skip
+        key = tenant_key(
+            tenant_id, "documents", document.id, f"{number}-{uuid.uuid4().hex}.{checked.extension}"
+        )
         checked.stream.seek(0)
         size, sha256 = save_in_transaction(session, storage, key, checked.stream)
         version = DocumentVersion(
@@ -344,8 +358,9 @@ def _store_version(
             continue  # someone else took this number a moment ago: take the next one
         session.expire(document, ["versions"])
         return version
-    raise DocumentError({"file": "Others are uploading versions of this document right now. "
-                                 "Please try again."})  # fmt: skip
+    raise DocumentError(
+        {"file": "Others are uploading versions of this document right now. Please try again."}
+    )
 
 
 # Reading ------------------------------------------------------------------------------------
@@ -465,15 +480,20 @@ def announce_expiring_documents(
             "tenant": tenant,
             "within_days": within_days,
             "items": [
-                {"client": c.short_name, "title": d.title,
-                 "expires_on": d.expires_on.strftime("%d %b %Y"),
-                 "days_left": (d.expires_on - today).days, "url": document_url(d)}
+                {
+                    "client": c.short_name,
+                    "title": d.title,
+                    "expires_on": d.expires_on.strftime("%d %b %Y"),
+                    "days_left": (d.expires_on - today).days,
+                    "url": document_url(d),
+                }
                 for d, c in items
             ],
-        }  # fmt: skip
+        }
         count = len(items)
-        subject = (f"{count} client document{'s' if count != 1 else ''} "
-                   f"about to expire · {tenant.name}")  # fmt: skip
+        subject = (
+            f"{count} client document{'s' if count != 1 else ''} about to expire · {tenant.name}"
+        )
         queue_email(
             session,
             to=manager.email,

@@ -36,19 +36,46 @@ def csv_lines(rows: Iterable[Iterable]) -> Iterator[str]:
 
 
 EXPORT_COLUMNS = (
-    "full_name", "short_name", "external_id", "status", "location", "country",
-    "address_line1", "address_line2", "city", "region", "postal_code", "gstin", "pan", "abn",
-    "vat_number", "tin", "tax_registration", "remittance_details", "payment_terms",
-    "payment_days", "payment_terms_note", "engagement_manager_user_id", "new_business_year",
-    "industry_id", "currency", "credit_limit", "preferred_language", "preferred_channel", "tags",
-)  # fmt: skip
+    "full_name",
+    "short_name",
+    "external_id",
+    "status",
+    "location",
+    "country",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "gstin",
+    "pan",
+    "abn",
+    "vat_number",
+    "tin",
+    "tax_registration",
+    "remittance_details",
+    "payment_terms",
+    "payment_days",
+    "payment_terms_note",
+    "engagement_manager_user_id",
+    "new_business_year",
+    "industry_id",
+    "currency",
+    "credit_limit",
+    "preferred_language",
+    "preferred_channel",
+    "tags",
+)
 EXPORT_HEADERS = [FIELD_LABELS[key] for key in EXPORT_COLUMNS]
 
 
 def export_query(filters: ClientFilters):
     sort_key, direction = SORTS[filters.sort]
-    order = (sort_key.asc(), Client.id.asc()) if direction == "asc" else (
-        sort_key.desc(), Client.id.desc())  # fmt: skip
+    order = (
+        (sort_key.asc(), Client.id.asc())
+        if direction == "asc"
+        else (sort_key.desc(), Client.id.desc())
+    )
     return (
         filtered_clients(filters)
         .with_only_columns(*(getattr(Client, key) for key in EXPORT_COLUMNS))

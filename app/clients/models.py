@@ -163,7 +163,7 @@ class Client(TenantModel):
         # Search as you type: trigrams over the names, tax ids and city.
         Index(
             "ix_clients_search", text(f"{SEARCH_EXPRESSION} gin_trgm_ops"), postgresql_using="gin"
-        ),  # fmt: skip
+        ),
     )
 
     @property

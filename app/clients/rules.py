@@ -26,9 +26,18 @@ from app.core.money import CURRENCIES
 from app.core.regions import GST_STATES, region_code
 from app.core.tax_ids import check_abn, check_gstin_and_pan, stdnum_message
 
-LANGUAGES = {"en": "English", "hi": "Hindi", "bn": "Bengali", "gu": "Gujarati",
-             "kn": "Kannada", "ml": "Malayalam", "mr": "Marathi", "ta": "Tamil",
-             "te": "Telugu", "fil": "Filipino"}  # fmt: skip
+LANGUAGES = {
+    "en": "English",
+    "hi": "Hindi",
+    "bn": "Bengali",
+    "gu": "Gujarati",
+    "kn": "Kannada",
+    "ml": "Malayalam",
+    "mr": "Marathi",
+    "ta": "Tamil",
+    "te": "Telugu",
+    "fil": "Filipino",
+}
 COUNTRY_NAMES = Locale("en").territories
 EU_COUNTRIES = frozenset(
     "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()

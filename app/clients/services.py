@@ -91,8 +91,9 @@ def check_client(
     session: Session, context: ClientContext, raw: Mapping, exclude_id: int | None = None
 ) -> dict:
     values, errors = clean_client(raw, context)
-    errors.update({k: v for k, v in uniqueness_errors(session, values, exclude_id).items()
-                   if k not in errors})  # fmt: skip
+    errors.update(
+        {k: v for k, v in uniqueness_errors(session, values, exclude_id).items() if k not in errors}
+    )
     if errors:
         raise ClientError(errors)
     return values
@@ -165,32 +166,48 @@ def client_form_values(client: Client) -> dict[str, str]:
         return "" if value is None else str(value)
 
     return {
-        "full_name": client.full_name, "short_name": client.short_name,
-        "status": client.status, "location": client.location, "country": client.country,
-        "address_line1": text(client.address_line1), "address_line2": text(client.address_line2),
-        "city": text(client.city), "region": text(client.region),
-        "postal_code": text(client.postal_code), "external_id": text(client.external_id),
-        "gstin": text(client.gstin), "pan": text(client.pan), "abn": text(client.abn),
-        "vat_number": text(client.vat_number), "tin": text(client.tin),
+        "full_name": client.full_name,
+        "short_name": client.short_name,
+        "status": client.status,
+        "location": client.location,
+        "country": client.country,
+        "address_line1": text(client.address_line1),
+        "address_line2": text(client.address_line2),
+        "city": text(client.city),
+        "region": text(client.region),
+        "postal_code": text(client.postal_code),
+        "external_id": text(client.external_id),
+        "gstin": text(client.gstin),
+        "pan": text(client.pan),
+        "abn": text(client.abn),
+        "vat_number": text(client.vat_number),
+        "tin": text(client.tin),
         "tax_registration": text(client.tax_registration),
         "remittance_details": text(client.remittance_details),
-        "payment_terms": client.payment_terms, "payment_days": text(client.payment_days),
+        "payment_terms": client.payment_terms,
+        "payment_days": text(client.payment_days),
         "payment_terms_note": text(client.payment_terms_note),
         "engagement_manager_user_id": text(client.engagement_manager_user_id),
         "new_business_year": text(client.new_business_year),
-        "industry_id": text(client.industry_id), "currency": client.currency,
+        "industry_id": text(client.industry_id),
+        "currency": client.currency,
         "credit_limit": text(client.credit_limit),
         "preferred_language": client.preferred_language,
-        "preferred_channel": client.preferred_channel, "tags": ", ".join(client.tags or []),
-    }  # fmt: skip
+        "preferred_channel": client.preferred_channel,
+        "tags": ", ".join(client.tags or []),
+    }
 
 
 def notify_engagement_manager(session: Session, client: Client, notice: ManagerNotice) -> None:
     manager = session.get(User, client.engagement_manager_user_id)
     if manager is None or not manager.active:
         return
-    context = {"manager": manager, "client": client, "tenant": notice.tenant,
-               "url": notice.client_url(client.id)}  # fmt: skip
+    context = {
+        "manager": manager,
+        "client": client,
+        "tenant": notice.tenant,
+        "url": notice.client_url(client.id),
+    }
     queue_email(
         session,
         to=manager.email,
@@ -264,10 +281,16 @@ class ClientFilters:
         )
 
     def as_args(self) -> dict[str, str]:
-        args = {"q": self.q, "location": self.location, "status": self.status,
-                "industry": self.industry_id or "", "manager": self.manager_id or "",
-                "tag": self.tag, "sort": "" if self.sort == DEFAULT_SORT else self.sort,
-                "prospects": "1" if self.prospects else ""}  # fmt: skip
+        args = {
+            "q": self.q,
+            "location": self.location,
+            "status": self.status,
+            "industry": self.industry_id or "",
+            "manager": self.manager_id or "",
+            "tag": self.tag,
+            "sort": "" if self.sort == DEFAULT_SORT else self.sort,
+            "prospects": "1" if self.prospects else "",
+        }
         return {k: str(v) for k, v in args.items() if v}
 
 
@@ -288,8 +311,11 @@ def filtered_clients(filters: ClientFilters) -> Select:
     if filters.tag:
         query = query.where(Client.tags.contains([filters.tag]))
     if filters.q:
-        pattern = "%" + filters.q.lower().replace("\\", "\\\\").replace("%", r"\%").replace(
-            "_", r"\_") + "%"  # fmt: skip
+        pattern = (
+            "%"
+            + filters.q.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+            + "%"
+        )
         haystack = literal_column(SEARCH_EXPRESSION)
         query = query.where(haystack.like(pattern))
     return query
@@ -338,8 +364,9 @@ def list_clients(
     if cursor is not None:
         key, client_id = cursor
         row = tuple_(sort_key, Client.id)
-        query = query.where(row > tuple_(key, client_id) if ascending
-                            else row < tuple_(key, client_id))  # fmt: skip
+        query = query.where(
+            row > tuple_(key, client_id) if ascending else row < tuple_(key, client_id)
+        )
     order = (sort_key.asc(), Client.id.asc()) if ascending else (sort_key.desc(), Client.id.desc())
     rows = session.execute(query.order_by(*order).limit(page_size + 1)).all()
     more = len(rows) > page_size
@@ -353,7 +380,7 @@ def list_clients(
     capped = session.scalar(
         select(func.count()).select_from(
             base.with_only_columns(Client.id).limit(COUNT_CAP + 1).subquery()
-        )  # fmt: skip
+        )
     )
     return ClientPage(
         clients=clients,
@@ -465,8 +492,9 @@ def may_contact(contact: Contact, channel: str) -> bool:
 
 def delete_contact(session: Session, contact: Contact) -> None:
     contact.deleted_at = datetime.now(UTC)
-    session.execute(update(Site).where(Site.site_contact_id == contact.id)
-                    .values(site_contact_id=None))  # fmt: skip
+    session.execute(
+        update(Site).where(Site.site_contact_id == contact.id).values(site_contact_id=None)
+    )
     session.flush()
 
 

@@ -18,8 +18,19 @@ from tenants.context import can, require_permission
 
 blueprint = Blueprint("clients", __name__, url_prefix="/t/<tenant_slug>/clients")
 blueprint.context_processor(lambda: {"gst_states": GST_STATES})
-TABS = ("profile", "contacts", "sites", "documents", "timeline", "projects", "invoices",
-        "notices", "payments", "aging", "collections")  # fmt: skip
+TABS = (
+    "profile",
+    "contacts",
+    "sites",
+    "documents",
+    "timeline",
+    "projects",
+    "invoices",
+    "notices",
+    "payments",
+    "aging",
+    "collections",
+)
 # Tabs whose content an area above clients provides (collections): it registers a function
 # of the client giving the tab's template context when the app is created, so this page
 # shows it without importing that area.
@@ -42,17 +53,21 @@ def _client_or_404(client_id: int):
 def _choices() -> dict:
     return {
         "industries": [("", "—"), *((str(i.id), i.name) for i in services.industries(db.session))],
-        "members": [("", "Nobody yet"), *((str(uid), name) for uid, name in
-                                           services.members_for_choice(db.session, g.tenant.id))],
-    }  # fmt: skip
+        "members": [
+            ("", "Nobody yet"),
+            *(
+                (str(uid), name)
+                for uid, name in services.members_for_choice(db.session, g.tenant.id)
+            ),
+        ],
+    }
 
 
 def _notice() -> services.ManagerNotice:
     return services.ManagerNotice(
         tenant=g.tenant,
-        client_url=lambda client_id: url_for("clients.detail", client_id=client_id,
-                                             _external=True),
-    )  # fmt: skip
+        client_url=lambda client_id: url_for("clients.detail", client_id=client_id, _external=True),
+    )
 
 
 def _people() -> dict[int, str]:
@@ -66,10 +81,17 @@ def _people() -> dict[int, str]:
 @require_permission("clients.view")
 def index():
     filters = services.ClientFilters.from_args(request.args)
-    page = services.list_clients(db.session, filters, after=request.args.get("after"),
-                                 before=request.args.get("before"))  # fmt: skip
-    return render_page("clients/index.html", block="client_results", page=page,
-                       filters=filters, choices=_choices(), people=_people())  # fmt: skip
+    page = services.list_clients(
+        db.session, filters, after=request.args.get("after"), before=request.args.get("before")
+    )
+    return render_page(
+        "clients/index.html",
+        block="client_results",
+        page=page,
+        filters=filters,
+        choices=_choices(),
+        people=_people(),
+    )
 
 
 @blueprint.post("/bulk")
@@ -96,8 +118,9 @@ def bulk():
         toast("Choose what to do with the selected clients.", "error")
         return redirect(back, 303)
     try:
-        changed = services.bulk_update(db.session, ids, context=services.client_context(
-            db.session, g.tenant), **options)  # fmt: skip
+        changed = services.bulk_update(
+            db.session, ids, context=services.client_context(db.session, g.tenant), **options
+        )
     except services.ClientError as error:
         toast(" ".join(error.errors.values()), "error")
         return redirect(back, 303)
@@ -112,9 +135,16 @@ def bulk():
 @require_permission("clients.edit")
 @once_per_form_key
 def new():
-    values = {"location": "local", "country": g.tenant.country, "currency": g.tenant.currency,
-              "payment_terms": "net", "payment_days": "30", "status": "active",
-              "preferred_language": "en", "preferred_channel": "email"}  # fmt: skip
+    values = {
+        "location": "local",
+        "country": g.tenant.country,
+        "currency": g.tenant.currency,
+        "payment_terms": "net",
+        "payment_days": "30",
+        "status": "active",
+        "preferred_language": "en",
+        "preferred_channel": "email",
+    }
     if request.args.get("prospect") == "1":
         values["status"] = "prospect"
     errors = {}
@@ -128,8 +158,14 @@ def new():
         else:
             toast(f"{client.short_name} is saved.")
             return redirect(url_for("clients.detail", client_id=client.id), 303)
-    return render_page("clients/new.html", status=422 if errors else 200, values=values,
-                       errors=errors, sections=SECTIONS, choices=_choices())  # fmt: skip
+    return render_page(
+        "clients/new.html",
+        status=422 if errors else 200,
+        values=values,
+        errors=errors,
+        sections=SECTIONS,
+        choices=_choices(),
+    )
 
 
 @blueprint.get("/<int:client_id>")
@@ -139,8 +175,14 @@ def detail(client_id: int):
     tab = request.args.get("tab", "profile")
     if tab not in TABS:
         abort(404)
-    context = {"client": client, "tab": tab, "sections": SECTIONS, "choices": _choices(),
-               "people": _people(), "values": services.client_form_values(client)}  # fmt: skip
+    context = {
+        "client": client,
+        "tab": tab,
+        "sections": SECTIONS,
+        "choices": _choices(),
+        "people": _people(),
+        "values": services.client_form_values(client),
+    }
     if tab == "contacts":
         context.update(
             contact_fields=CONTACT_FIELDS,
@@ -161,16 +203,19 @@ def detail(client_id: int):
 
         # Changes and messages in one story, newest first.
         changes = [("change", e.occurred_at, e) for e in services.timeline(db.session, client)]
-        messages = [("message", m["at"], m)
-                    for m in messages_for_client(db.session, g.tenant.id, client.id)]  # fmt: skip
+        messages = [
+            ("message", m["at"], m) for m in messages_for_client(db.session, g.tenant.id, client.id)
+        ]
         context["entries"] = sorted(changes + messages, key=lambda e: e[1], reverse=True)
     elif tab == "projects":
         context["projects"] = project_services.client_projects(db.session, client)
     elif tab == "payments":
         from app.payments import services as payments
 
-        context.update(balance=payments.client_balance(db.session, client),
-                       payments=payments.client_payments(db.session, client.id))  # fmt: skip
+        context.update(
+            balance=payments.client_balance(db.session, client),
+            payments=payments.client_payments(db.session, client.id),
+        )
     elif tab in _TAB_CONTEXTS:
         context.update(_TAB_CONTEXTS[tab](client))
     return render_page("clients/detail.html", block="tab_body", **context)
@@ -197,9 +242,18 @@ def section(client_id: int, section: str):
         else:
             toast(f"{SECTIONS[section][0]} saved.")
             values, editing = services.client_form_values(client), False
-    return render_page("clients/_section.html", status=422 if errors else 200, client=client,
-                       section=section, editing=editing, values=values, errors=errors,
-                       sections=SECTIONS, choices=_choices(), people=_people())  # fmt: skip
+    return render_page(
+        "clients/_section.html",
+        status=422 if errors else 200,
+        client=client,
+        section=section,
+        editing=editing,
+        values=values,
+        errors=errors,
+        sections=SECTIONS,
+        choices=_choices(),
+        people=_people(),
+    )
 
 
 @blueprint.post("/<int:client_id>/convert")
@@ -228,10 +282,19 @@ def delete(client_id: int):
 
 
 def _contacts_tab(client, status=200, new_contact=None, contact_errors=None):
-    return render_page("clients/detail.html", block="tab_body", status=status, client=client,
-                       tab="contacts", contact_fields=CONTACT_FIELDS, roles=CONTACT_ROLES,
-                       channels=CONSENT_CHANNELS, new_contact=new_contact or {},
-                       contact_errors=contact_errors or {}, people=_people())  # fmt: skip
+    return render_page(
+        "clients/detail.html",
+        block="tab_body",
+        status=status,
+        client=client,
+        tab="contacts",
+        contact_fields=CONTACT_FIELDS,
+        roles=CONTACT_ROLES,
+        channels=CONSENT_CHANNELS,
+        new_contact=new_contact or {},
+        contact_errors=contact_errors or {},
+        people=_people(),
+    )
 
 
 @blueprint.post("/<int:client_id>/contacts")
@@ -270,9 +333,17 @@ def edit_contact(client_id: int, contact_id: int):
         else:
             toast("Contact saved.")
             return redirect(url_for("clients.detail", client_id=client.id, tab="contacts"), 303)
-    return render_page("clients/contact.html", status=422 if errors else 200, client=client,
-                       contact=contact, values=values, errors=errors, fields=CONTACT_FIELDS,
-                       roles=CONTACT_ROLES, channels=CONSENT_CHANNELS)  # fmt: skip
+    return render_page(
+        "clients/contact.html",
+        status=422 if errors else 200,
+        client=client,
+        contact=contact,
+        values=values,
+        errors=errors,
+        fields=CONTACT_FIELDS,
+        roles=CONTACT_ROLES,
+        channels=CONSENT_CHANNELS,
+    )
 
 
 @blueprint.post("/<int:client_id>/contacts/<int:contact_id>/consent")
@@ -283,15 +354,19 @@ def contact_consent(client_id: int, contact_id: int):
     if contact is None:
         abort(404)
     try:
-        services.set_consent(contact, request.form.get("channel", ""),
-                             request.form.get("state") == "opted_in",
-                             request.form.get("source", ""))  # fmt: skip
+        services.set_consent(
+            contact,
+            request.form.get("channel", ""),
+            request.form.get("state") == "opted_in",
+            request.form.get("source", ""),
+        )
     except services.ClientError as error:
         toast(" ".join(error.errors.values()), "error")
     else:
         toast("Consent recorded.")
-    return redirect(url_for("clients.edit_contact", client_id=client.id,
-                            contact_id=contact.id), 303)  # fmt: skip
+    return redirect(
+        url_for("clients.edit_contact", client_id=client.id, contact_id=contact.id), 303
+    )
 
 
 @blueprint.post("/<int:client_id>/contacts/<int:contact_id>/delete")
@@ -317,10 +392,17 @@ def add_site(client_id: int):
     try:
         services.save_site(db.session, client, request.form)
     except services.ClientError as error:
-        return render_page("clients/detail.html", block="tab_body", status=422, client=client,
-                           tab="sites", sites=services.list_sites(db.session, client),
-                           site_fields=SITE_FIELDS, new_site=request.form.to_dict(),
-                           site_errors=error.errors)  # fmt: skip
+        return render_page(
+            "clients/detail.html",
+            block="tab_body",
+            status=422,
+            client=client,
+            tab="sites",
+            sites=services.list_sites(db.session, client),
+            site_fields=SITE_FIELDS,
+            new_site=request.form.to_dict(),
+            site_errors=error.errors,
+        )
     toast("Site added.")
     return redirect(url_for("clients.detail", client_id=client.id, tab="sites"), 303)
 
@@ -334,8 +416,10 @@ def edit_site(client_id: int, site_id: int):
         abort(404)
     if request.method == "POST" and not can("clients.edit"):
         abort(403)
-    values = {spec.name: "" if getattr(site, spec.name) is None else str(getattr(site, spec.name))
-              for spec in SITE_FIELDS}  # fmt: skip
+    values = {
+        spec.name: "" if getattr(site, spec.name) is None else str(getattr(site, spec.name))
+        for spec in SITE_FIELDS
+    }
     values["site_contact_id"] = str(site.site_contact_id or "")
     errors = {}
     if request.method == "POST":
@@ -346,8 +430,15 @@ def edit_site(client_id: int, site_id: int):
         else:
             toast("Site saved.")
             return redirect(url_for("clients.detail", client_id=client.id, tab="sites"), 303)
-    return render_page("clients/site.html", status=422 if errors else 200, client=client,
-                       site=site, values=values, errors=errors, fields=SITE_FIELDS)  # fmt: skip
+    return render_page(
+        "clients/site.html",
+        status=422 if errors else 200,
+        client=client,
+        site=site,
+        values=values,
+        errors=errors,
+        fields=SITE_FIELDS,
+    )
 
 
 @blueprint.post("/<int:client_id>/sites/<int:site_id>/delete")
@@ -377,6 +468,10 @@ def industries():
         else:
             toast(f"{industry.name} is on the list.")
             return redirect(url_for("clients.industries"), 303)
-    return render_page("clients/industries.html", status=422 if errors else 200,
-                       industries=services.industries(db.session), errors=errors,
-                       values=MultiDict(request.form))  # fmt: skip
+    return render_page(
+        "clients/industries.html",
+        status=422 if errors else 200,
+        industries=services.industries(db.session),
+        errors=errors,
+        values=MultiDict(request.form),
+    )

@@ -24,23 +24,25 @@ def init_app(app: Flask) -> None:
     register_tab("collections", collections_context)
 
 
-def close_notices_of_paid_invoice(session, *, invoice_id: int, user_id: int | None,
-                                  **facts) -> None:
+def close_notices_of_paid_invoice(
+    session, *, invoice_id: int, user_id: int | None, **facts
+) -> None:
     notices.close_for_invoices(session, [invoice_id], "paid", user_id)
 
 
-def check_promises_after_payment(session, *, client_id: int, user_id: int | None,
-                                 **facts) -> None:
+def check_promises_after_payment(session, *, client_id: int, user_id: int | None, **facts) -> None:
     promises.check_after_payment(session, client_id, user_id)
 
 
-def close_notices_of_voided_invoice(session, *, invoice_id: int, user_id: int | None,
-                                    **facts) -> None:
+def close_notices_of_voided_invoice(
+    session, *, invoice_id: int, user_id: int | None, **facts
+) -> None:
     notices.close_for_invoices(session, [invoice_id], "void", user_id)
 
 
-def close_notices_of_written_off_invoice(session, *, invoice_id: int, user_id: int | None,
-                                         **facts) -> None:
+def close_notices_of_written_off_invoice(
+    session, *, invoice_id: int, user_id: int | None, **facts
+) -> None:
     notices.close_for_invoices(session, [invoice_id], "written_off", user_id)
 
 

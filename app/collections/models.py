@@ -39,11 +39,31 @@ LEVEL_TRIGGERS = ("before_due", "after_due", "after_previous")
 NOTICE_PURPOSES = ("notice_1", "notice_2", "notice_final", "notice_legal")
 # "failed": the notice's message did not arrive (failed, bounced, dead or not sent at all); it
 # still chases the money, and a person resends it (app/collections/notices/services.py).
-NOTICE_STATUSES = ("draft", "approved", "queued", "sent", "delivered", "read", "failed",
-                   "responded", "escalated", "closed", "cancelled")  # fmt: skip
+NOTICE_STATUSES = (
+    "draft",
+    "approved",
+    "queued",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "responded",
+    "escalated",
+    "closed",
+    "cancelled",
+)
 # Notices still working on the client (a payment that settles their invoices closes them).
-OPEN_NOTICE_STATUSES = ("draft", "approved", "queued", "sent", "delivered", "read", "failed",
-                        "responded", "escalated")  # fmt: skip
+OPEN_NOTICE_STATUSES = (
+    "draft",
+    "approved",
+    "queued",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "responded",
+    "escalated",
+)
 NOTICE_CLOSE_REASONS = ("paid", "cancelled", "written_off", "void")
 GROUPINGS = ("client", "invoice")
 INTEREST_MODES = ("none", "simple", "compound", "msmed")
@@ -55,10 +75,26 @@ AGING_BASES = ("due_date", "issue_date")
 PROMISE_STATUSES = ("open", "kept", "broken", "cancelled")
 DISPUTE_STATUSES = ("open", "resolved", "rejected")
 ACTIVITY_KINDS = ("call", "visit")
-CALL_OUTCOMES = ("promised", "paid_claimed", "disputed", "no_answer", "call_back", "wrong_number",
-                 "refused", "left_message", "other")  # fmt: skip
-VISIT_OUTCOMES = ("met_promised", "met_paid", "met_disputed", "met_refused", "not_available",
-                  "premises_closed", "other")  # fmt: skip
+CALL_OUTCOMES = (
+    "promised",
+    "paid_claimed",
+    "disputed",
+    "no_answer",
+    "call_back",
+    "wrong_number",
+    "refused",
+    "left_message",
+    "other",
+)
+VISIT_OUTCOMES = (
+    "met_promised",
+    "met_paid",
+    "met_disputed",
+    "met_refused",
+    "not_available",
+    "premises_closed",
+    "other",
+)
 VISIT_VERIFICATIONS = ("verified", "flagged", "confirmed", "rejected")
 
 
@@ -261,7 +297,7 @@ class CollectionNotice(TenantModel):
         CheckConstraint(f"close_reason IN ({sql_list(NOTICE_CLOSE_REASONS)})", name="close_reason"),
         CheckConstraint(
             "(status IN ('closed', 'cancelled')) = (closed_at IS NOT NULL)", name="closed_at"
-        ),  # fmt: skip
+        ),
         Index("ix_collection_notices_status_run", "status", text("run_date DESC")),
     )
 

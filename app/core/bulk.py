@@ -13,14 +13,17 @@ from sqlalchemy.orm import Session
 from tenants.binding import SCHEMA_KEY, TenantNotBound
 
 
-def copy_rows(session: Session, table: Table, columns: Sequence[str],
-              rows: Iterable[Sequence]) -> None:  # fmt: skip
+def copy_rows(
+    session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence]
+) -> None:
     schema = session.info.get(SCHEMA_KEY)
     if schema is None:
         raise TenantNotBound("copy_rows writes a tenant table: bind a tenant first")
     statement = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
-        sql.Identifier(schema), sql.Identifier(table.name),
-        sql.SQL(", ").join(map(sql.Identifier, columns)))  # fmt: skip
+        sql.Identifier(schema),
+        sql.Identifier(table.name),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+    )
     cursor = session.connection().connection.driver_connection.cursor()
     with cursor.copy(statement) as copy:
         for row in rows:

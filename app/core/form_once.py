@@ -73,9 +73,11 @@ def claim(session: Session, key: str) -> str | None:
     the first submission's result URL when the key was used already (after waiting for a
     concurrent submission with the same key to commit or roll back)."""
     inserted = session.execute(
-        insert(FormSubmission).values(key=key).on_conflict_do_nothing().returning(
-            FormSubmission.key)
-    ).scalar()  # fmt: skip
+        insert(FormSubmission)
+        .values(key=key)
+        .on_conflict_do_nothing()
+        .returning(FormSubmission.key)
+    ).scalar()
     if inserted is None:
         first = session.scalar(select(FormSubmission.result_url).where(FormSubmission.key == key))
         return first or ""  # "" when the key was removed as too old meanwhile: result unknown

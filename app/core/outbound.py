@@ -26,11 +26,20 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Names that reach a cloud's instance metadata service without an address in them.
-METADATA_HOSTS = frozenset({
-    "metadata", "metadata.google.internal", "metadata.goog", "metadata.azure.com",
-    "instance-data", "instance-data.ec2.internal", "metadata.tencentyun.com",
-    "metadata.platformequinix.com", "kubernetes.default", "kubernetes.default.svc",
-})  # fmt: skip
+METADATA_HOSTS = frozenset(
+    {
+        "metadata",
+        "metadata.google.internal",
+        "metadata.goog",
+        "metadata.azure.com",
+        "instance-data",
+        "instance-data.ec2.internal",
+        "metadata.tencentyun.com",
+        "metadata.platformequinix.com",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+    }
+)
 # Beyond what `is_global` already excludes: shared address space (CGNAT, RFC 6598) is not
 # global in Python's table either, but spell out the ones this rule exists for.
 _NEVER_PUBLIC = tuple(

@@ -143,8 +143,9 @@ def _fsync_directory(directory: Path) -> None:
 # deleted only once that transaction has committed.
 
 
-def save_in_transaction(session: Session, storage: Storage, key: str,
-                        stream: BinaryIO) -> tuple[int, str]:  # fmt: skip
+def save_in_transaction(
+    session: Session, storage: Storage, key: str, stream: BinaryIO
+) -> tuple[int, str]:
     """`storage.save`, undone if the session's transaction rolls back."""
     result = storage.save(key, stream)
     on_rollback(session, _delete_files, (storage, key))

@@ -64,8 +64,10 @@ class IndianTaxIds:
 
 
 def check_gstin_and_pan(gstin_text: str, pan_text: str) -> IndianTaxIds:
-    ids = IndianTaxIds(in_gstin.compact(gstin_text) if gstin_text else "",
-                       in_pan.compact(pan_text) if pan_text else "")  # fmt: skip
+    ids = IndianTaxIds(
+        in_gstin.compact(gstin_text) if gstin_text else "",
+        in_pan.compact(pan_text) if pan_text else "",
+    )
     if ids.gstin:
         try:
             validate_gstin(ids.gstin)

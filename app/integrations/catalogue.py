@@ -47,8 +47,12 @@ class Entry:
         try:
             return getattr(import_module(module_name), class_name)
         except (ImportError, AttributeError):
-            log.info("connector %s is not available: %s does not import", self.provider,
-                     self.connector, exc_info=True)  # fmt: skip
+            log.info(
+                "connector %s is not available: %s does not import",
+                self.provider,
+                self.connector,
+                exc_info=True,
+            )
             return None
 
     @property
@@ -89,11 +93,15 @@ ENTRIES = (
     Entry("zoho_books", "accounting", "Zoho Books", "Invoices and payments synced to Zoho Books."),
     Entry("razorpay", "payments", "Razorpay", "Payment links and UPI collections."),
     Entry("stripe", "payments", "Stripe", "Card payments and payment links."),
-    Entry("facebook_lead_ads", "leads", "Facebook Lead Ads",
-          "Leads from your Facebook and Instagram forms."),
+    Entry(
+        "facebook_lead_ads",
+        "leads",
+        "Facebook Lead Ads",
+        "Leads from your Facebook and Instagram forms.",
+    ),
     Entry("google_calendar", "calendars", "Google Calendar", "Due dates and follow-ups."),
     Entry("google_drive", "storage", "Google Drive", "Invoices and documents in your Drive."),
-)  # fmt: skip
+)
 
 BY_PROVIDER = {entry.provider: entry for entry in ENTRIES}
 

@@ -42,8 +42,9 @@ class IntegrationConnection(TenantModel):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     provider: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), server_default="enabled")
-    verification: Mapped[str] = mapped_column(String(16), server_default="pending",
-                                              default="pending")  # fmt: skip
+    verification: Mapped[str] = mapped_column(
+        String(16), server_default="pending", default="pending"
+    )
     settings: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"), default=dict)
     secrets_ciphertext: Mapped[str | None] = mapped_column(Text)
     connected_by: Mapped[int | None] = mapped_column(BigInteger)
@@ -56,9 +57,7 @@ class IntegrationConnection(TenantModel):
 
     __table_args__ = (
         CheckConstraint(f"status IN ({sql_list(CONNECTION_STATUSES)})", name="status"),
-        CheckConstraint(
-            f"verification IN ({sql_list(VERIFICATION_STATES)})", name="verification"
-        ),
+        CheckConstraint(f"verification IN ({sql_list(VERIFICATION_STATES)})", name="verification"),
         # One live connection per provider; a disconnected one stays as history.
         Index(
             "uq_integration_connections_live_provider",

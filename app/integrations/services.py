@@ -157,8 +157,9 @@ class Card:
         whose reports are addressed per connection (MSG91)."""
         if self.connection is None or not hasattr(self.connector, "report_url"):
             return None
-        connector = self.connector(settings=self.connection.settings, secrets={},
-                                   config=current_app.config)  # fmt: skip
+        connector = self.connector(
+            settings=self.connection.settings, secrets={}, config=current_app.config
+        )
         return connector.report_url()
 
 
@@ -180,8 +181,9 @@ def catalogue_cards(session: Session) -> list[tuple[Category, list[Card]]]:
             if user is not None and connection is not None and user.id != connection.id:
                 other = connector_for(user.provider)
                 used_instead = other.title if other else entry_for(user.provider).title
-            row.append(Card(entry, connector, connection, connection_health(connection),
-                            used_instead))  # fmt: skip
+            row.append(
+                Card(entry, connector, connection, connection_health(connection), used_instead)
+            )
         cards.append((category, row))
     return cards
 
@@ -249,8 +251,11 @@ def save_connection(
         session.add(connection)
     if not account_keys:
         connection.verification = "not_needed"
-    elif (previous_keys != account_keys or stored != secrets
-          or connection.verification in ("pending", "refused", "lost")):  # fmt: skip
+    elif (
+        previous_keys != account_keys
+        or stored != secrets
+        or connection.verification in ("pending", "refused", "lost")
+    ):
         connection.verification = "pending"
     connection.settings = settings
     connection.secrets_ciphertext = encrypt_secrets(secrets) if secrets else None
@@ -278,8 +283,7 @@ def _account_keys_of(connection: IntegrationConnection) -> list[str]:
     connector_class = connector_for(connection.provider)
     if connector_class is None:
         return []
-    connector = connector_class(settings=connection.settings, secrets={},
-                                config=current_app.config)  # fmt: skip
+    connector = connector_class(settings=connection.settings, secrets={}, config=current_app.config)
     return connector.account_keys()
 
 
@@ -356,9 +360,7 @@ def verify_and_bind(
                 continue
             if holder:
                 _refuse(session, connection)
-            return Verification(
-                False, (IN_USE if holder else HOLDER_UNCHECKED).format(title=title)
-            )
+            return Verification(False, (IN_USE if holder else HOLDER_UNCHECKED).format(title=title))
         _take_over(session, row, connection, tenant_id, title)
     _unbind(session, connection, keep=keys)
     connection.verification = "verified"
@@ -376,13 +378,20 @@ def _locked_binding(session: Session, provider: str, key: str) -> ProviderAccoun
 
 def _insert_binding(session: Session, connection, key: str, tenant_id: int) -> bool:
     """Bind a free key; False when another verification bound it meanwhile."""
-    return session.execute(
-        insert(ProviderAccount)
-        .values(provider=connection.provider, account_key=key, tenant_id=tenant_id,
-                connection_id=connection.id)
-        .on_conflict_do_nothing(index_elements=["provider", "account_key"])
-        .returning(ProviderAccount.id)
-    ).first() is not None  # fmt: skip
+    return (
+        session.execute(
+            insert(ProviderAccount)
+            .values(
+                provider=connection.provider,
+                account_key=key,
+                tenant_id=tenant_id,
+                connection_id=connection.id,
+            )
+            .on_conflict_do_nothing(index_elements=["provider", "account_key"])
+            .returning(ProviderAccount.id)
+        ).first()
+        is not None
+    )
 
 
 def _refuse(session: Session, connection: IntegrationConnection) -> None:
@@ -401,9 +410,11 @@ def _holder_verifies(session: Session, row: ProviderAccount) -> bool | None:
     if connector_class is None:
         return None
     try:
-        connector = connector_class(settings=holder.settings,
-                                    secrets=decrypt_secrets(holder.secrets_ciphertext),
-                                    config=current_app.config)  # fmt: skip
+        connector = connector_class(
+            settings=holder.settings,
+            secrets=decrypt_secrets(holder.secrets_ciphertext),
+            config=current_app.config,
+        )
         if row.account_key not in connector.account_keys():
             return False
         connector.test_connection()
@@ -436,8 +447,13 @@ def _take_over(session: Session, row: ProviderAccount, connection, tenant_id: in
     """The account moves to `connection`; the connection that held it loses every account it
     bound, stops sending, and its workspace's admins are told it needs attention."""
     loser_tenant, loser_connection = row.tenant_id, row.connection_id
-    log.info("provider account %s/%s taken over by tenant %s from tenant %s",
-             connection.provider, row.id, tenant_id, loser_tenant)  # fmt: skip
+    log.info(
+        "provider account %s/%s taken over by tenant %s from tenant %s",
+        connection.provider,
+        row.id,
+        tenant_id,
+        loser_tenant,
+    )
     row.tenant_id, row.connection_id = tenant_id, connection.id
     session.flush()
     session.execute(
@@ -456,8 +472,9 @@ def _take_over(session: Session, row: ProviderAccount, connection, tenant_id: in
     _notify_admins(session, loser_tenant, loser_connection, title, message)
 
 
-def _notify_admins(session: Session, tenant_id: int, connection_id: int, title: str,
-                   message: str) -> None:  # fmt: skip
+def _notify_admins(
+    session: Session, tenant_id: int, connection_id: int, title: str, message: str
+) -> None:
     """Tell the owners and admins of that workspace (those who can manage integrations)."""
     from app.notifications.models import Notification
     from tenants.models import Membership, Tenant
@@ -471,14 +488,21 @@ def _notify_admins(session: Session, tenant_id: int, connection_id: int, title: 
         )
     )
     rows = [
-        {"user_id": user_id, "kind": "info", "title": f"{title} needs attention",
-         "body": message, "link": f"/t/{slug}/integrations/",
-         "dedupe_key": f"integration_lost:{connection_id}"}
+        {
+            "user_id": user_id,
+            "kind": "info",
+            "title": f"{title} needs attention",
+            "body": message,
+            "link": f"/t/{slug}/integrations/",
+            "dedupe_key": f"integration_lost:{connection_id}",
+        }
         for user_id in admins
-    ]  # fmt: skip
+    ]
     if rows:
         session.execute(
-            insert(Notification).values(rows).on_conflict_do_nothing(
+            insert(Notification)
+            .values(rows)
+            .on_conflict_do_nothing(
                 index_elements=["user_id", "dedupe_key"],
                 index_where=text("dedupe_key IS NOT NULL"),
             ),

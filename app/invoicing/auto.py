@@ -24,8 +24,14 @@ class AutoInvoice:
     refused: str | None = None
 
 
-def invoice_when_done(session: Session, tenant, project: Project, milestone: Milestone,
-                      today: date, user_id: int | None) -> AutoInvoice | None:  # fmt: skip
+def invoice_when_done(
+    session: Session,
+    tenant,
+    project: Project,
+    milestone: Milestone,
+    today: date,
+    user_id: int | None,
+) -> AutoInvoice | None:
     """The invoice raised for a milestone that has just become invoiceable, or None when the
     project does not raise invoices by itself (or the milestone is not done yet)."""
     wanted = "approved" if project.requires_approval else "completed"
@@ -34,9 +40,13 @@ def invoice_when_done(session: Session, tenant, project: Project, milestone: Mil
     try:
         with session.begin_nested():
             invoice = services.draft_from_milestones(
-                session, tenant, project, [milestone], hsn_sac=services.DEFAULT_SAC,
+                session,
+                tenant,
+                project,
+                [milestone],
+                hsn_sac=services.DEFAULT_SAC,
                 lut_reference=tenant.lut_reference,
-            )  # fmt: skip
+            )
             if project.auto_invoice == "issue":
                 services.issue(session, tenant, invoice, today, user_id=user_id)
     except services.InvoiceError as error:

@@ -128,8 +128,9 @@ def open_invoices(session: Session, client_id: int) -> list[OpenInvoice]:
     return result
 
 
-def status_after_settling(session: Session, invoice: Invoice, paid: Decimal, left: Decimal,
-                          today: date | None = None) -> str:  # fmt: skip
+def status_after_settling(
+    session: Session, invoice: Invoice, paid: Decimal, left: Decimal, today: date | None = None
+) -> str:
     """The status of an owing invoice from its money: paid when nothing is left (payments and
     credit notes together), disputed while a dispute is open, partly paid once something was
     paid, else its resting status (overdue past due, sent, issued)."""

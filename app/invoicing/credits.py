@@ -46,10 +46,14 @@ def credit_notes_of_invoice(session: Session, invoice_id: int) -> list[CreditNot
 
 def credit_notes_of_client(session: Session, client_id: int) -> list[tuple[CreditNote, str]]:
     """The client's credit notes, newest first, each with its invoice's number."""
-    return list(session.execute(
-        select(CreditNote, Invoice.number).join(Invoice, Invoice.id == CreditNote.invoice_id)
-        .where(CreditNote.client_id == client_id)
-        .order_by(CreditNote.issue_date.desc(), CreditNote.id.desc())).all())  # fmt: skip
+    return list(
+        session.execute(
+            select(CreditNote, Invoice.number)
+            .join(Invoice, Invoice.id == CreditNote.invoice_id)
+            .where(CreditNote.client_id == client_id)
+            .order_by(CreditNote.issue_date.desc(), CreditNote.id.desc())
+        ).all()
+    )
 
 
 def get_credit_note(session: Session, credit_note_id: int) -> CreditNote | None:
@@ -74,10 +78,18 @@ def credit_lines(invoice: Invoice, amount: Decimal) -> list[CreditNoteLine]:
             taxes["igst"] = tax
         else:
             taxes["other_tax"] = tax
-        result.append(CreditNoteLine(
-            invoice_line_id=line.id, position=len(result) + 1, description=line.description,
-            hsn_sac=line.hsn_sac, tax_rate=line.tax_rate, taxable_value=taxable, total=share,
-            **taxes))  # fmt: skip
+        result.append(
+            CreditNoteLine(
+                invoice_line_id=line.id,
+                position=len(result) + 1,
+                description=line.description,
+                hsn_sac=line.hsn_sac,
+                tax_rate=line.tax_rate,
+                taxable_value=taxable,
+                total=share,
+                **taxes,
+            )
+        )
     return result
 
 
@@ -91,8 +103,15 @@ def _amount(raw) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def issue_credit_note(session: Session, tenant, invoice: Invoice, amount, reason: str,
-                      today: date, user_id: int | None = None) -> CreditNote:  # fmt: skip
+def issue_credit_note(
+    session: Session,
+    tenant,
+    invoice: Invoice,
+    amount,
+    reason: str,
+    today: date,
+    user_id: int | None = None,
+) -> CreditNote:
     """A credit note of `amount` (tax included; "" or None: all that is still owed) against an
     issued invoice, numbered now. Raises InvoiceInvalid (field errors) or InvoiceError."""
     if invoice.status not in OWING_STATUSES:
@@ -115,24 +134,35 @@ def issue_credit_note(session: Session, tenant, invoice: Invoice, amount, reason
     elif value <= 0 or value != value.quantize(Decimal("0.01")):
         errors["amount"] = "An amount above 0, at most 2 decimals."
     elif value > left:
-        errors["amount"] = (f"At most what the invoice still owes ({left}); {value} is more "
-                            "than that.")  # fmt: skip
+        errors["amount"] = (
+            f"At most what the invoice still owes ({left}); {value} is more than that."
+        )
     if errors:
         raise InvoiceInvalid(errors)
     lines = credit_lines(invoice, value)
     sums = {p: sum((getattr(line, p) for line in lines), ZERO) for p in PARTS}
     note = CreditNote(
-        invoice_id=invoice.id, client_id=invoice.client_id, series=CREDIT_NOTE_SERIES,
-        fiscal_year=fiscal_year_of(today, tenant.country), issue_date=today, reason=reason,
-        currency=invoice.currency, subtotal=sums["taxable_value"], cgst=sums["cgst"],
-        sgst=sums["sgst"], igst=sums["igst"], other_tax=sums["other_tax"], total=value,
-    )  # fmt: skip
+        invoice_id=invoice.id,
+        client_id=invoice.client_id,
+        series=CREDIT_NOTE_SERIES,
+        fiscal_year=fiscal_year_of(today, tenant.country),
+        issue_date=today,
+        reason=reason,
+        currency=invoice.currency,
+        subtotal=sums["taxable_value"],
+        cgst=sums["cgst"],
+        sgst=sums["sgst"],
+        igst=sums["igst"],
+        other_tax=sums["other_tax"],
+        total=value,
+    )
     assert note.subtotal + note.cgst + note.sgst + note.igst + note.other_tax == value
     currency = invoice.currency if invoice.currency in CURRENCIES else None
     note.amount_in_words = amount_in_words(value, currency) if currency else ""
     note.lines = lines
-    note.number = next_invoice_number(session, note.series, note.fiscal_year,
-                                      number_format(tenant, CREDIT_NOTE_SERIES))  # fmt: skip
+    note.number = next_invoice_number(
+        session, note.series, note.fiscal_year, number_format(tenant, CREDIT_NOTE_SERIES)
+    )
     session.add(note)
     session.flush()
     settle(session, invoice, user_id)

@@ -20,10 +20,14 @@ def manual_lines(form) -> list[ManualLine]:
     columns = {name: form.getlist(name) for name in LINE_FIELDS}
     count = min(max((len(values) for values in columns.values()), default=0), MAX_LINES)
     return [
-        ManualLine(**{name: (columns[name][i] if i < len(columns[name]) else "") or ""
-                      for name in LINE_FIELDS})
+        ManualLine(
+            **{
+                name: (columns[name][i] if i < len(columns[name]) else "") or ""
+                for name in LINE_FIELDS
+            }
+        )
         for i in range(count)
-    ]  # fmt: skip
+    ]
 
 
 def line_rows(lines: list[ManualLine], errors: Mapping[str, str], default_rate: str):
@@ -31,13 +35,21 @@ def line_rows(lines: list[ManualLine], errors: Mapping[str, str], default_rate: 
     if not lines:
         lines = [ManualLine(tax_rate=default_rate) for _ in range(BLANK_ROWS)]
     return [
-        {"key": str(i), "line": line,
-         "errors": {f: errors[f"lines.{i}.{f}"] for f in LINE_FIELDS if f"lines.{i}.{f}" in errors}}
+        {
+            "key": str(i),
+            "line": line,
+            "errors": {
+                f: errors[f"lines.{i}.{f}"] for f in LINE_FIELDS if f"lines.{i}.{f}" in errors
+            },
+        }
         for i, line in enumerate(lines)
-    ]  # fmt: skip
+    ]
 
 
 def new_row(default_rate: str) -> dict:
     """A blank row added by htmx: a random key keeps its element ids unique on the page."""
-    return {"key": "n" + secrets.token_hex(4), "line": ManualLine(tax_rate=default_rate),
-            "errors": {}}  # fmt: skip
+    return {
+        "key": "n" + secrets.token_hex(4),
+        "line": ManualLine(tax_rate=default_rate),
+        "errors": {},
+    }

@@ -94,8 +94,11 @@ def _filtered(query, filters: InvoiceFilters, today: date):
     if filters.issued_to:
         query = query.where(Invoice.issue_date <= filters.issued_to)
     if filters.q:
-        pattern = "%" + filters.q.lower().replace("\\", "\\\\").replace("%", r"\%").replace(
-            "_", r"\_") + "%"  # fmt: skip
+        pattern = (
+            "%"
+            + filters.q.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+            + "%"
+        )
         # Both sides use a trigram index: the invoice number's, and the clients' search text.
         clients = select(Client.id).where(literal_column(SEARCH_EXPRESSION).like(pattern))
         query = query.where(
@@ -145,17 +148,25 @@ def _after(cursor: str | None):
     if last_id is None:
         return None
     if day == "draft":
-        return or_(and_(Invoice.issue_date.is_(None), Invoice.id < last_id),
-                   Invoice.issue_date.is_not(None))  # fmt: skip
+        return or_(
+            and_(Invoice.issue_date.is_(None), Invoice.id < last_id),
+            Invoice.issue_date.is_not(None),
+        )
     last_day = _date(day)
     if last_day is None:
         return None
-    return or_(Invoice.issue_date < last_day,
-               and_(Invoice.issue_date == last_day, Invoice.id < last_id))  # fmt: skip
+    return or_(
+        Invoice.issue_date < last_day, and_(Invoice.issue_date == last_day, Invoice.id < last_id)
+    )
 
 
-def list_invoices(session: Session, filters: InvoiceFilters, today: date,
-                  after: str | None = None, page_size: int = PAGE_SIZE) -> InvoicePage:  # fmt: skip
+def list_invoices(
+    session: Session,
+    filters: InvoiceFilters,
+    today: date,
+    after: str | None = None,
+    page_size: int = PAGE_SIZE,
+) -> InvoicePage:
     query = (
         select(Invoice, Client.full_name, Project.name)
         .join(Client, Client.id == Invoice.client_id)
@@ -177,8 +188,11 @@ def list_invoices(session: Session, filters: InvoiceFilters, today: date,
         owed = None
         days = 0
         if invoice.status in OWING_STATUSES:
-            owed = (to_money(invoice.total) - to_money(paid.get(invoice.id) or 0)
-                    - to_money(credited.get(invoice.id) or 0))  # fmt: skip
+            owed = (
+                to_money(invoice.total)
+                - to_money(paid.get(invoice.id) or 0)
+                - to_money(credited.get(invoice.id) or 0)
+            )
             if invoice.due_date and invoice.due_date < today and invoice.status != "disputed":
                 days = (today - invoice.due_date).days
         elif invoice.status == "paid":
@@ -193,25 +207,34 @@ def totals(session: Session, filters: InvoiceFilters, today: date) -> list[Total
     void invoices count in the number and total, never in what is outstanding."""
     paid = applied_per_invoice().subquery()
     credited = (
-        select(CreditNote.invoice_id.label("invoice_id"),
-               func.sum(CreditNote.total).label("amount"))
+        select(
+            CreditNote.invoice_id.label("invoice_id"), func.sum(CreditNote.total).label("amount")
+        )
         .group_by(CreditNote.invoice_id)
         .subquery()
-    )  # fmt: skip
+    )
     owed = case(
-        (Invoice.status.in_(OWING_STATUSES),
-         Invoice.total - func.coalesce(paid.c.amount, 0) - func.coalesce(credited.c.amount, 0)),
+        (
+            Invoice.status.in_(OWING_STATUSES),
+            Invoice.total - func.coalesce(paid.c.amount, 0) - func.coalesce(credited.c.amount, 0),
+        ),
         else_=0,
-    )  # fmt: skip
+    )
     query = (
-        select(Invoice.currency, func.count(), func.coalesce(func.sum(Invoice.total), 0),
-               func.coalesce(func.sum(owed), 0))
+        select(
+            Invoice.currency,
+            func.count(),
+            func.coalesce(func.sum(Invoice.total), 0),
+            func.coalesce(func.sum(owed), 0),
+        )
         .select_from(Invoice)
         .outerjoin(paid, paid.c.invoice_id == Invoice.id)
         .outerjoin(credited, credited.c.invoice_id == Invoice.id)
         .group_by(Invoice.currency)
         .order_by(func.count().desc())
-    )  # fmt: skip
+    )
     query = _filtered(query, filters, today)
-    return [Totals(currency, count, to_money(total), to_money(outstanding))
-            for currency, count, total, outstanding in session.execute(query)]  # fmt: skip
+    return [
+        Totals(currency, count, to_money(total), to_money(outstanding))
+        for currency, count, total, outstanding in session.execute(query)
+    ]

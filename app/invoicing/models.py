@@ -52,8 +52,17 @@ class TaxAmounts:
     total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
 
 
-INVOICE_STATUSES = ("draft", "issued", "sent", "partly_paid", "paid", "overdue", "disputed",
-                    "void", "written_off")  # fmt: skip
+INVOICE_STATUSES = (
+    "draft",
+    "issued",
+    "sent",
+    "partly_paid",
+    "paid",
+    "overdue",
+    "disputed",
+    "void",
+    "written_off",
+)
 # Statuses of an invoice that still owes money (what is owed is derived, see payments).
 OWING_STATUSES = ("issued", "sent", "overdue", "partly_paid", "disputed")
 
@@ -127,7 +136,7 @@ class Invoice(TaxAmounts, TenantModel):
         Index("ix_invoices_status_due", "status", "due_date"),
         Index(
             "ix_invoices_number_search", text("lower(number) gin_trgm_ops"), postgresql_using="gin"
-        ),  # fmt: skip
+        ),
     )
 
     def audit_subject(self) -> str:

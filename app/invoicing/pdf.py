@@ -128,8 +128,9 @@ def upi_link(tenant, invoice: Invoice, amount_due: Decimal) -> str:
         ("tr", invoice.number),
     ]
     # `@` stays readable in the VPA; everything else that is not unreserved is encoded.
-    query = "&".join(f"{name}={quote(value, safe='@' if name == 'pa' else '')}"
-                     for name, value in params)  # fmt: skip
+    query = "&".join(
+        f"{name}={quote(value, safe='@' if name == 'pa' else '')}" for name, value in params
+    )
     return f"upi://pay?{query}"
 
 
@@ -187,11 +188,13 @@ def _supplier(tenant, invoice: Invoice) -> dict:
 def _recipient(client, invoice: Invoice, supplier_country: str) -> dict:
     from app.invoicing.services import state_name
 
-    lines = [client.address_line1, client.address_line2,
-             " ".join(p for p in (client.city, client.postal_code) if p),
-             state_name(client.region) or client.region if client.country == "IN"
-             else client.region,
-             client.country if client.country != supplier_country else None]  # fmt: skip
+    lines = [
+        client.address_line1,
+        client.address_line2,
+        " ".join(p for p in (client.city, client.postal_code) if p),
+        state_name(client.region) or client.region if client.country == "IN" else client.region,
+        client.country if client.country != supplier_country else None,
+    ]
     ids = []
     if invoice.recipient_gstin:
         ids.append(("GSTIN", invoice.recipient_gstin))
@@ -254,7 +257,7 @@ def _tax_document(session: Session, tenant, invoice: Invoice, lines, totals) -> 
             f"{invoice.place_of_supply} – {state_name(invoice.place_of_supply)}"
             if invoice.place_of_supply
             else None
-        ),  # fmt: skip
+        ),
         "reverse_charge": "Yes" if invoice.reverse_charge else "No",
         "regime": invoice.tax_regime,
         "tax_labels": [label for label, _ in columns],
@@ -287,8 +290,12 @@ def invoice_document(session: Session, tenant, invoice: Invoice) -> dict:
     upi = None
     if shows_upi_qr(tenant, invoice, amount_due):
         link = upi_link(tenant, invoice, amount_due)
-        upi = {"link": link, "qr": upi_qr_image(link), "vpa": tenant.upi_vpa,
-               "amount": money(amount_due)}  # fmt: skip
+        upi = {
+            "link": link,
+            "qr": upi_qr_image(link),
+            "vpa": tenant.upi_vpa,
+            "amount": money(amount_due),
+        }
     lut = invoice.lut_reference or tenant.lut_reference
     return document | {
         "title": "Tax invoice" if country in TAX_INVOICE_COUNTRIES else "Invoice",
@@ -333,8 +340,10 @@ def credit_note_document(session: Session, tenant, note: CreditNote) -> dict:
     adjustment = invoice.tax_regime == "au_gst"
     legal_note = None
     if document["country"] == "IN":
-        legal_note = (f"Credit note under section 34 of the CGST Act, 2017: it reduces the "
-                      f"taxable value and tax of invoice {invoice.number}.")  # fmt: skip
+        legal_note = (
+            f"Credit note under section 34 of the CGST Act, 2017: it reduces the "
+            f"taxable value and tax of invoice {invoice.number}."
+        )
     return document | {
         "title": credit_note_title(tenant),
         "mark": None,
@@ -370,8 +379,9 @@ def _logo_bytes(tenant) -> tuple[bytes, str] | None:
         log.warning("logo %s of tenant %s is missing; rendering without it", key, tenant.id)
         return None
     if len(data) > MAX_LOGO_BYTES:
-        log.warning("logo of tenant %s is over %d bytes; rendering without it", tenant.id,
-                    MAX_LOGO_BYTES)  # fmt: skip
+        log.warning(
+            "logo of tenant %s is over %d bytes; rendering without it", tenant.id, MAX_LOGO_BYTES
+        )
         return None
     head = data[:16].lstrip()
     mime = next((m for magic, m in LOGO_TYPES.items() if data.startswith(magic)), None)
@@ -565,8 +575,9 @@ def _hand_over_after_commit(pending: list[tuple[int, int]]) -> None:
     try:
         hand_to_workers(pending)
     except Exception:  # Redis down: the invoice has no pdf_key, so the sweep renders it
-        log.warning("could not queue %d invoice PDF(s); the sweep will", len(pending),
-                    exc_info=True)  # fmt: skip
+        log.warning(
+            "could not queue %d invoice PDF(s); the sweep will", len(pending), exc_info=True
+        )
 
 
 def hand_to_workers(pending: list[tuple[int, int]]) -> None:
@@ -576,8 +587,9 @@ def hand_to_workers(pending: list[tuple[int, int]]) -> None:
 
 def enqueue_renders(pending: list[tuple[int, int]]) -> None:
     """Hand (tenant_id, invoice_id) pairs to RQ in one round trip."""
-    enqueue([Work("render_invoice_pdf", (invoice_id,), tenant_id)
-             for tenant_id, invoice_id in pending])
+    enqueue(
+        [Work("render_invoice_pdf", (invoice_id,), tenant_id) for tenant_id, invoice_id in pending]
+    )
 
 
 def warn_if_slow_font_subsetting() -> bool:

@@ -73,9 +73,16 @@ def _reachable(contact: Contact, channel: str) -> bool:
 
 
 def send_about_invoice(
-    session: Session, tenant, invoice: Invoice, *, contact_id: int, channel: str,
-    purpose: str, form_key: str, user_id: int | None,
-) -> int | None:  # fmt: skip
+    session: Session,
+    tenant,
+    invoice: Invoice,
+    *,
+    contact_id: int,
+    channel: str,
+    purpose: str,
+    form_key: str,
+    user_id: int | None,
+) -> int | None:
     """Queue the invoice (or a reminder about it) to a contact. Returns the outbox id, or None
     when this form was already sent (the same form key)."""
     from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
@@ -102,9 +109,16 @@ def send_about_invoice(
     template = template_for(session, channel, purpose, contact.preferred_language or "en")
     try:
         rendered = render_for_channel(
-            template, message_context(session, tenant, client, contact, invoice,
-                                      notice_level=None if purpose == "invoice" else purpose)
-        )  # fmt: skip
+            template,
+            message_context(
+                session,
+                tenant,
+                client,
+                contact,
+                invoice,
+                notice_level=None if purpose == "invoice" else purpose,
+            ),
+        )
     except TemplateProblem as problem:
         message = f"The {template.name} template cannot be used: {problem}"
         raise SendError({"purpose": message}) from problem
@@ -124,17 +138,23 @@ def send_about_invoice(
 
         mark_sent(session, invoice)
     return queue_message(
-        session, channel=channel, tenant_id=tenant.id, client_id=client.id,
-        contact_id=contact.id, created_by=user_id,
+        session,
+        channel=channel,
+        tenant_id=tenant.id,
+        client_id=client.id,
+        contact_id=contact.id,
+        created_by=user_id,
         to=contact.email if channel == "email" else contact.phone,
         subject=rendered.subject or f"{PURPOSES[purpose]}: {invoice.number}",
-        text_body=rendered.text, html_body=rendered.html, payload=payload,
+        text_body=rendered.text,
+        html_body=rendered.html,
+        payload=payload,
         idempotency_key=f"t{tenant.id}:invoice:{invoice.id}:{purpose}:{channel}:{form_key}",
         windowed=purpose != "invoice",
         recipient_time_zone=recipient_time_zone(
             contact.phone if channel in ("whatsapp", "sms") else None, client.country, tenant
         ),
-    )  # fmt: skip
+    )
 
 
 def _unreachable_reason(contact: Contact, channel: str) -> str:

@@ -101,8 +101,16 @@ class TaxSetting:
     place_of_supply: str | None
     lut_reference: str | None
 
-    def line(self, position: int, description: str, hsn_sac: str | None, quantity, unit_price,
-             rate, milestone_id: int | None = None) -> tuple[InvoiceLine, gst.LineTax]:  # fmt: skip
+    def line(
+        self,
+        position: int,
+        description: str,
+        hsn_sac: str | None,
+        quantity,
+        unit_price,
+        rate,
+        milestone_id: int | None = None,
+    ) -> tuple[InvoiceLine, gst.LineTax]:
         """One line: taxable value = quantity x unit price (rounded), its tax by the regime's
         rule (`gst.line_tax`); an export is zero-rated whatever rate was asked for."""
         try:
@@ -112,12 +120,20 @@ class TaxSetting:
         except (TypeError, ValueError, ArithmeticError) as error:
             raise InvoiceError(str(error)) from None
         line = InvoiceLine(
-            milestone_id=milestone_id, position=position, description=description[:255],
-            hsn_sac=(hsn_sac or "").strip()[:8] or None, quantity=Decimal(quantity),
-            unit_price=to_money(unit_price), taxable_value=value, tax_rate=rate,
-            cgst=tax.cgst, sgst=tax.sgst, igst=tax.igst, other_tax=tax.other,
+            milestone_id=milestone_id,
+            position=position,
+            description=description[:255],
+            hsn_sac=(hsn_sac or "").strip()[:8] or None,
+            quantity=Decimal(quantity),
+            unit_price=to_money(unit_price),
+            taxable_value=value,
+            tax_rate=rate,
+            cgst=tax.cgst,
+            sgst=tax.sgst,
+            igst=tax.igst,
+            other_tax=tax.other,
             total=value + tax.total,
-        )  # fmt: skip
+        )
         return line, tax
 
 
@@ -132,8 +148,13 @@ def tax_setting(tenant, client: Client, lut_reference: str | None = None) -> Tax
     if supplier_country == "IN" and client_country == "IN":
         place = _place_of_supply(client)
     try:
-        regime = gst.tax_regime(supplier_country, _state_of(tenant.region), client_country,
-                                place, is_export_with_lut=True)  # fmt: skip
+        regime = gst.tax_regime(
+            supplier_country,
+            _state_of(tenant.region),
+            client_country,
+            place,
+            is_export_with_lut=True,
+        )
     except ValueError as error:
         raise InvoiceError(
             f"Cannot work out the tax: {error}. Give the workspace's state and the client's "
@@ -145,19 +166,32 @@ def tax_setting(tenant, client: Client, lut_reference: str | None = None) -> Tax
     return TaxSetting(regime, place, lut)
 
 
-def _new_draft(tenant, client: Client, setting: TaxSetting, currency: str,
-               project_id: int | None, reverse_charge: bool) -> Invoice:  # fmt: skip
+def _new_draft(
+    tenant,
+    client: Client,
+    setting: TaxSetting,
+    currency: str,
+    project_id: int | None,
+    reverse_charge: bool,
+) -> Invoice:
     return Invoice(
-        client_id=client.id, project_id=project_id, series=DEFAULT_SERIES, status="draft",
-        currency=currency, supplier_gstin=getattr(tenant, "gstin", None) or None,
-        recipient_gstin=client.gstin, place_of_supply=setting.place_of_supply,
-        tax_regime=setting.regime, reverse_charge=reverse_charge,
+        client_id=client.id,
+        project_id=project_id,
+        series=DEFAULT_SERIES,
+        status="draft",
+        currency=currency,
+        supplier_gstin=getattr(tenant, "gstin", None) or None,
+        recipient_gstin=client.gstin,
+        place_of_supply=setting.place_of_supply,
+        tax_regime=setting.regime,
+        reverse_charge=reverse_charge,
         lut_reference=setting.lut_reference,
-    )  # fmt: skip
+    )
 
 
-def _finish_draft(session: Session, invoice: Invoice, lines: list[InvoiceLine],
-                  taxes: list[gst.LineTax]) -> Invoice:  # fmt: skip
+def _finish_draft(
+    session: Session, invoice: Invoice, lines: list[InvoiceLine], taxes: list[gst.LineTax]
+) -> Invoice:
     _set_totals(invoice, lines, gst.invoice_tax(taxes))
     invoice.lines = lines
     session.add(invoice)
@@ -165,10 +199,16 @@ def _finish_draft(session: Session, invoice: Invoice, lines: list[InvoiceLine],
     return invoice
 
 
-def draft_from_milestones(session: Session, tenant, project: Project,
-                          milestones: Sequence[Milestone], tax_rate=None,
-                          hsn_sac: str | None = None, lut_reference: str | None = None,
-                          reverse_charge: bool = False) -> Invoice:  # fmt: skip
+def draft_from_milestones(
+    session: Session,
+    tenant,
+    project: Project,
+    milestones: Sequence[Milestone],
+    tax_rate=None,
+    hsn_sac: str | None = None,
+    lut_reference: str | None = None,
+    reverse_charge: bool = False,
+) -> Invoice:
     """A draft invoice with one line per milestone, in the milestones' plan order.
 
     Only milestones that are done can be invoiced: "completed", or "approved" on a project that
@@ -176,9 +216,14 @@ def draft_from_milestones(session: Session, tenant, project: Project,
     if not milestones:
         raise InvoiceError("Choose at least one milestone to invoice.")
     ids = sorted({m.id for m in milestones})
-    locked = list(session.scalars(
-        select(Milestone).where(Milestone.id.in_(ids)).order_by(Milestone.position)
-        .with_for_update()))  # fmt: skip
+    locked = list(
+        session.scalars(
+            select(Milestone)
+            .where(Milestone.id.in_(ids))
+            .order_by(Milestone.position)
+            .with_for_update()
+        )
+    )
     wanted = _invoiceable_status(project)
     for milestone in locked:
         if milestone.project_id != project.id:
@@ -202,9 +247,15 @@ def draft_from_milestones(session: Session, tenant, project: Project,
     invoice = _new_draft(tenant, client, setting, project.currency, project.id, reverse_charge)
     lines, taxes = [], []
     for position, milestone in enumerate(locked, start=1):
-        line, tax = setting.line(position, f"{project.name}: {milestone.name}", hsn_sac,
-                                 Decimal("1.000"), to_money(milestone.amount), rate,
-                                 milestone_id=milestone.id)  # fmt: skip
+        line, tax = setting.line(
+            position,
+            f"{project.name}: {milestone.name}",
+            hsn_sac,
+            Decimal("1.000"),
+            to_money(milestone.amount),
+            rate,
+            milestone_id=milestone.id,
+        )
         lines.append(line)
         taxes.append(tax)
     return _finish_draft(session, invoice, lines, taxes)
@@ -241,8 +292,13 @@ def _decimal(raw: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def draft_by_hand(session: Session, tenant, client: Client | None, lines: Sequence[ManualLine],
-                  reverse_charge: bool = False) -> Invoice:  # fmt: skip
+def draft_by_hand(
+    session: Session,
+    tenant,
+    client: Client | None,
+    lines: Sequence[ManualLine],
+    reverse_charge: bool = False,
+) -> Invoice:
     """A draft invoice typed by hand: a client and lines (description, HSN/SAC, quantity, unit
     price, tax rate), taxed by the same rules as a draft from milestones (`tax_setting`,
     `TaxSetting.line`). Blank rows are skipped. Raises InvoiceInvalid with every error."""
@@ -305,7 +361,11 @@ def _set_totals(invoice: Invoice, lines: Sequence[InvoiceLine], tax: gst.LineTax
     """Totals are the sums of the rounded lines, so the invoice adds up to its lines exactly."""
     invoice.subtotal = sum((line.taxable_value for line in lines), ZERO)
     invoice.cgst, invoice.sgst, invoice.igst, invoice.other_tax = (
-        tax.cgst, tax.sgst, tax.igst, tax.other)  # fmt: skip
+        tax.cgst,
+        tax.sgst,
+        tax.igst,
+        tax.other,
+    )
     invoice.total = sum((line.total for line in lines), ZERO)
     assert invoice.total == invoice.subtotal + tax.total
     currency = invoice.currency if invoice.currency in CURRENCIES else None
@@ -321,8 +381,13 @@ class Due:
     note: str  # how it was worked out, for the page
 
 
-def due_date(terms: str | None, days: int | None, issue_day: date, country: str,
-             subdivision: str | None = None) -> Due:  # fmt: skip
+def due_date(
+    terms: str | None,
+    days: int | None,
+    issue_day: date,
+    country: str,
+    subdivision: str | None = None,
+) -> Due:
     """When an invoice issued on `issue_day` falls due, rolled forward to a business day of the
     tenant's calendar:
 
@@ -335,8 +400,7 @@ def due_date(terms: str | None, days: int | None, issue_day: date, country: str,
     if terms == "net":
         day, note = issue_day + timedelta(days=days or 0), f"Net {days or 0}"
     elif terms == "mfi":
-        last = issue_day.replace(day=month_calendar.monthrange(issue_day.year,
-                                                               issue_day.month)[1])  # fmt: skip
+        last = issue_day.replace(day=month_calendar.monthrange(issue_day.year, issue_day.month)[1])
         day, note = last + timedelta(days=days or 0), f"{days or 0} days after month end"
     elif terms == "custom":
         day, note = issue_day, "as agreed"
@@ -362,25 +426,34 @@ def number_format(tenant, series: str = DEFAULT_SERIES) -> NumberFormat:
         ) from None
 
 
-def issue(session: Session, tenant, invoice: Invoice, today: date,
-          fmt: NumberFormat | None = None, user_id: int | None = None) -> Invoice:  # fmt: skip
+def issue(
+    session: Session,
+    tenant,
+    invoice: Invoice,
+    today: date,
+    fmt: NumberFormat | None = None,
+    user_id: int | None = None,
+) -> Invoice:
     """Issue a draft: `today` is the tenant's date (its time zone). The number is taken last,
     so the series' counter is locked for as short a time as possible."""
     if invoice.status != "draft":
         raise InvoiceError(f"Only drafts can be issued; this invoice is {invoice.status}.")
     project = session.get(Project, invoice.project_id) if invoice.project_id else None
     client = session.get(Client, invoice.client_id)
-    terms, days = effective_terms(project) if project else (client.payment_terms,
-                                                             client.payment_days)  # fmt: skip
+    terms, days = (
+        effective_terms(project) if project else (client.payment_terms, client.payment_days)
+    )
     subdivision = subdivision_for(tenant.country, tenant.region)
     due = due_date(terms, days, today, tenant.country, subdivision)
     milestone_ids = [line.milestone_id for line in invoice.lines if line.milestone_id]
-    milestones = list(session.scalars(select(Milestone).where(Milestone.id.in_(milestone_ids))
-                                      .with_for_update()))  # fmt: skip
+    milestones = list(
+        session.scalars(select(Milestone).where(Milestone.id.in_(milestone_ids)).with_for_update())
+    )
     for milestone in milestones:
         if project is not None and milestone.status != _invoiceable_status(project):
-            raise InvoiceError(f"{milestone.name} is {milestone.status.replace('_', ' ')} now; "
-                               "make a new draft.")  # fmt: skip
+            raise InvoiceError(
+                f"{milestone.name} is {milestone.status.replace('_', ' ')} now; make a new draft."
+            )
     for milestone in milestones:
         record_move(session, milestone, "invoiced", user_id, "invoice issued")
     invoice.fiscal_year = fiscal_year_of(today, tenant.country)
@@ -407,8 +480,9 @@ def void(session: Session, invoice: Invoice, user_id: int | None = None) -> Invo
         raise InvoiceError(f"A {_label(invoice.status)} invoice cannot be voided.")
     if invoice.status != "draft":
         if outstanding(session, invoice) != to_money(invoice.total):
-            raise InvoiceError("Payments or credit notes are recorded against this invoice: "
-                               "it cannot be voided.")  # fmt: skip
+            raise InvoiceError(
+                "Payments or credit notes are recorded against this invoice: it cannot be voided."
+            )
         project = session.get(Project, invoice.project_id) if invoice.project_id else None
         back = _invoiceable_status(project) if project else "completed"
         ids = [line.milestone_id for line in invoice.lines if line.milestone_id]

@@ -25,9 +25,18 @@ from tenants.context import require_permission
 
 blueprint = Blueprint("invoicing", __name__, url_prefix="/t/<tenant_slug>/invoices")
 TAX_INVOICE_COUNTRIES = ("IN", "AU")
-STATUS_LABELS = {"open": "Open (still owed)", "overdue": "Overdue", "draft": "Draft",
-                 "issued": "Issued", "sent": "Sent", "partly_paid": "Partly paid", "paid": "Paid",
-                 "disputed": "Disputed", "written_off": "Written off", "void": "Void"}  # fmt: skip
+STATUS_LABELS = {
+    "open": "Open (still owed)",
+    "overdue": "Overdue",
+    "draft": "Draft",
+    "issued": "Issued",
+    "sent": "Sent",
+    "partly_paid": "Partly paid",
+    "paid": "Paid",
+    "disputed": "Disputed",
+    "written_off": "Written off",
+    "void": "Void",
+}
 
 
 def _invoice_or_404(invoice_id: int):
@@ -52,8 +61,14 @@ def index():
     today = tenant_today(db.session)
     page = listing.list_invoices(db.session, filters, today, after=request.args.get("after"))
     client = clients.get_client(db.session, filters.client_id) if filters.client_id else None
-    return render_page("invoicing/index.html", block="invoice_results", page=page,
-                       filters=filters, client=client, status_labels=STATUS_LABELS)  # fmt: skip
+    return render_page(
+        "invoicing/index.html",
+        block="invoice_results",
+        page=page,
+        filters=filters,
+        client=client,
+        status_labels=STATUS_LABELS,
+    )
 
 
 @blueprint.get("/client/<int:client_id>")
@@ -66,9 +81,12 @@ def client_tab(client_id: int):
         abort(404)
     filters = listing.InvoiceFilters(client_id=client.id)
     page = listing.list_invoices(db.session, filters, tenant_today(db.session), page_size=10)
-    return render_template("invoicing/_client_tab.html", client=client, page=page,
-                           credit_notes=credits.credit_notes_of_client(db.session, client.id),
-                           )  # fmt: skip
+    return render_template(
+        "invoicing/_client_tab.html",
+        client=client,
+        page=page,
+        credit_notes=credits.credit_notes_of_client(db.session, client.id),
+    )
 
 
 # Drafts -------------------------------------------------------------------------------------
@@ -85,16 +103,21 @@ def draft(project_id: int):
     milestones = list(db.session.scalars(select(Milestone).where(Milestone.id.in_(ids))))
     try:
         invoice = services.draft_from_milestones(
-            db.session, g.tenant, project, milestones,
+            db.session,
+            g.tenant,
+            project,
+            milestones,
             tax_rate=request.form.get("tax_rate") or None,
             hsn_sac=request.form.get("hsn_sac") or "9983",
-        )  # fmt: skip
+        )
     except services.InvoiceError as error:
         toast(str(error), "error")
         return redirect(url_for("projects.detail", project_id=project.id), 303)
     count = len(invoice.lines)
-    toast(f"Draft invoice ready{f' with {count} milestones' if count > 1 else ''}. "
-          "Check it, then issue it.")  # fmt: skip
+    toast(
+        f"Draft invoice ready{f' with {count} milestones' if count > 1 else ''}. "
+        "Check it, then issue it."
+    )
     return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
 
 
@@ -127,11 +150,15 @@ def new():
     if "add_line" in request.form:
         rows.append(forms.new_row(_default_rate()))
     return render_page(
-        "invoicing/new.html", status=422 if errors else 200, client=client, rows=rows,
-        errors=errors, reverse_charge=request.form.get("reverse_charge"),
+        "invoicing/new.html",
+        status=422 if errors else 200,
+        client=client,
+        rows=rows,
+        errors=errors,
+        reverse_charge=request.form.get("reverse_charge"),
         client_choices=_client_choices(request.values.get("client_q", "")),
         default_rate=_default_rate(),
-    )  # fmt: skip
+    )
 
 
 @blueprint.get("/new/line")
@@ -153,9 +180,11 @@ def _client_choices(q: str, limit: int = 50) -> list[Client]:
 @require_permission("invoices.edit")
 def client_options():
     """The client picker's options for what was typed (htmx, search as you type)."""
-    return render_template("invoicing/_client_options.html",
-                           client_choices=_client_choices(request.args.get("client_q", "")),
-                           selected=None)  # fmt: skip
+    return render_template(
+        "invoicing/_client_options.html",
+        client_choices=_client_choices(request.args.get("client_q", "")),
+        selected=None,
+    )
 
 
 # One invoice --------------------------------------------------------------------------------
@@ -165,18 +194,24 @@ def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict
     owing = invoice.status not in ("draft", "void")
     sendable = invoice.status in sending.SENDABLE_STATUSES
     return render_page(
-        "invoicing/detail.html", status=status, invoice=invoice,
+        "invoicing/detail.html",
+        status=status,
+        invoice=invoice,
         client=db.session.get(Client, invoice.client_id),
         project=db.session.get(Project, invoice.project_id) if invoice.project_id else None,
         tax_invoice=g.tenant.country.upper() in TAX_INVOICE_COUNTRIES,
         place_name=services.state_name(invoice.place_of_supply),
         outstanding=outstanding(db.session, invoice) if owing else None,
         credit_notes=credits.credit_notes_of_invoice(db.session, invoice.id),
-        errors=errors or {}, values=values or {}, today=tenant_today(db.session),
+        errors=errors or {},
+        values=values or {},
+        today=tenant_today(db.session),
         recipients=sending.recipients(db.session, invoice) if sendable else [],
-        send_purposes=sending.PURPOSES, send_channels=sending.CHANNEL_NAMES,
-        form_key=secrets.token_urlsafe(18), open_dispute=_open_dispute(invoice),
-    )  # fmt: skip
+        send_purposes=sending.PURPOSES,
+        send_channels=sending.CHANNEL_NAMES,
+        form_key=secrets.token_urlsafe(18),
+        open_dispute=_open_dispute(invoice),
+    )
 
 
 def _open_dispute(invoice):
@@ -239,18 +274,25 @@ def send(invoice_id: int):
     form = request.form
     try:
         message_id = sending.send_about_invoice(
-            db.session, g.tenant, invoice, contact_id=row_id(form.get("contact_id")) or 0,
-            channel=form.get("channel", ""), purpose=form.get("purpose", ""),
-            form_key=form.get("form_key", ""), user_id=current_user.id,
-        )  # fmt: skip
+            db.session,
+            g.tenant,
+            invoice,
+            contact_id=row_id(form.get("contact_id")) or 0,
+            channel=form.get("channel", ""),
+            purpose=form.get("purpose", ""),
+            form_key=form.get("form_key", ""),
+            user_id=current_user.id,
+        )
     except sending.SendError as problem:
         return _detail(invoice, 422, problem.errors, form.to_dict())
     if message_id is None:
         toast("That was sent already.", "info")
     else:
         what = sending.PURPOSES[form["purpose"]].split(" (")[0]
-        toast(f"{what} queued for {sending.CHANNEL_NAMES[form['channel']]}: "
-              "see its progress under Messages.")  # fmt: skip
+        toast(
+            f"{what} queued for {sending.CHANNEL_NAMES[form['channel']]}: "
+            "see its progress under Messages."
+        )
     return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
 
 
@@ -264,9 +306,11 @@ def dispute(invoice_id: int):
     from app.collections.cases.services import CaseError, CaseInvalid
 
     invoice = _invoice_or_404(invoice_id)
-    values = {"reason": request.form.get("dispute_reason", ""),
-              "evidence": request.form.get("dispute_evidence", ""),
-              "evidence_url": request.form.get("dispute_evidence_url", "")}  # fmt: skip
+    values = {
+        "reason": request.form.get("dispute_reason", ""),
+        "evidence": request.form.get("dispute_evidence", ""),
+        "evidence_url": request.form.get("dispute_evidence_url", ""),
+    }
     try:
         disputes.open_dispute(db.session, invoice, values, current_user.id)
     except CaseInvalid as invalid:
@@ -288,10 +332,14 @@ def resolve(invoice_id: int):
 
     invoice = _invoice_or_404(invoice_id)
     try:
-        disputes.end_invoice_dispute(db.session, invoice,
-                                     request.form.get("outcome", "resolved"),
-                                     request.form.get("resolution_note"),
-                                     tenant_today(db.session), current_user.id)  # fmt: skip
+        disputes.end_invoice_dispute(
+            db.session,
+            invoice,
+            request.form.get("outcome", "resolved"),
+            request.form.get("resolution_note"),
+            tenant_today(db.session),
+            current_user.id,
+        )
     except CaseInvalid as invalid:
         return _detail(invoice, 422, invalid.errors, request.form.to_dict())
     except CaseError as error:
@@ -326,10 +374,15 @@ def new_credit_note(invoice_id: int):
     invoice = _invoice_or_404(invoice_id)
     amount = request.form.get("credit_amount", "")
     try:
-        note = credits.issue_credit_note(db.session, g.tenant, invoice, amount,
-                                         request.form.get("credit_reason", ""),
-                                         tenant_today(db.session),
-                                         user_id=current_user.id)  # fmt: skip
+        note = credits.issue_credit_note(
+            db.session,
+            g.tenant,
+            invoice,
+            amount,
+            request.form.get("credit_reason", ""),
+            tenant_today(db.session),
+            user_id=current_user.id,
+        )
     except services.InvoiceInvalid as invalid:
         errors = {f"credit_{k}": v for k, v in invalid.errors.items()}
         return _detail(invoice, 422, errors, request.form.to_dict())
@@ -348,8 +401,10 @@ def credit_note(credit_note_id: int):
         abort(404)
     invoice = db.session.get(Invoice, note.invoice_id)
     return render_page(
-        "invoicing/credit_note.html", note=note, invoice=invoice,
+        "invoicing/credit_note.html",
+        note=note,
+        invoice=invoice,
         client=db.session.get(Client, note.client_id),
         tax_invoice=g.tenant.country.upper() in TAX_INVOICE_COUNTRIES,
         place_name=services.state_name(invoice.place_of_supply),
-    )  # fmt: skip
+    )

@@ -71,8 +71,11 @@ class LibraryTemplate(SharedModel):
 
     def provenance(self) -> dict[str, object]:
         """What a project made from this template records about it."""
-        return {"template_key": self.key, "template_version": self.version,
-                "tenant_template_version_id": None}  # fmt: skip
+        return {
+            "template_key": self.key,
+            "template_version": self.version,
+            "tenant_template_version_id": None,
+        }
 
 
 class LibraryTemplateItem(SharedModel):

@@ -59,10 +59,15 @@ class ItemDef:
     is_retention: bool = False
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "percentage": f"{self.percentage:.4f}",
-                "due_rule": self.due_rule, "due_days": self.due_days,
-                "description": self.description, "deliverables": self.deliverables,
-                "is_retention": self.is_retention}  # fmt: skip
+        return {
+            "name": self.name,
+            "percentage": f"{self.percentage:.4f}",
+            "due_rule": self.due_rule,
+            "due_days": self.due_days,
+            "description": self.description,
+            "deliverables": self.deliverables,
+            "is_retention": self.is_retention,
+        }
 
 
 @dataclass
@@ -78,10 +83,16 @@ class TemplateDef:
     items: list[ItemDef] = field(default_factory=list)
 
     def content_hash(self) -> str:
-        content = {"name": self.name, "industry": self.industry, "complexity": self.complexity,
-                   "project_size": self.project_size, "region": self.region,
-                   "description": self.description, "notes": self.notes,
-                   "items": [i.as_dict() for i in self.items]}  # fmt: skip
+        content = {
+            "name": self.name,
+            "industry": self.industry,
+            "complexity": self.complexity,
+            "project_size": self.project_size,
+            "region": self.region,
+            "description": self.description,
+            "notes": self.notes,
+            "items": [i.as_dict() for i in self.items],
+        }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     def check(self) -> None:
@@ -146,10 +157,12 @@ def _items(phases: list[dict], size: dict) -> list[ItemDef]:
         days = int(phase.get("days", 0))
         if not phase.get("fixed") and phase.get("rule", "on_start") != "on_start":
             days = int((Decimal(days) * factor).to_integral_value())
-        common = {"due_rule": phase.get("rule", "on_start"),
-                  "description": phase.get("description", ""),
-                  "deliverables": phase.get("deliverables", ""),
-                  "is_retention": bool(phase.get("retention", False))}  # fmt: skip
+        common = {
+            "due_rule": phase.get("rule", "on_start"),
+            "description": phase.get("description", ""),
+            "deliverables": phase.get("deliverables", ""),
+            "is_retention": bool(phase.get("retention", False)),
+        }
         if phase.get("repeat"):
             count = int(size.get("repeat", 1))
             for n, share in enumerate(_split_percentage(pct, count), start=1):
@@ -175,16 +188,20 @@ def expand_file(data: dict) -> list[TemplateDef]:
             sizes = level.get("sizes")
             if sizes and size_name not in sizes:
                 continue
-            templates.append(TemplateDef(
-                key=f"{industry}/{level_name}/{size_name}",
-                name=f"{label}: {level.get('title', level_name.capitalize())}, "
-                     f"{size['label'].lower()} project",
-                industry=industry, complexity=level_name, project_size=size_name,
-                region=data.get("region"),
-                description=f"{level['summary']} {size.get('summary', '')}".strip(),
-                notes=_notes(data.get("notes", []), level.get("notes", [])),
-                items=_items(level["phases"], size),
-            ))  # fmt: skip
+            templates.append(
+                TemplateDef(
+                    key=f"{industry}/{level_name}/{size_name}",
+                    name=f"{label}: {level.get('title', level_name.capitalize())}, "
+                    f"{size['label'].lower()} project",
+                    industry=industry,
+                    complexity=level_name,
+                    project_size=size_name,
+                    region=data.get("region"),
+                    description=f"{level['summary']} {size.get('summary', '')}".strip(),
+                    notes=_notes(data.get("notes", []), level.get("notes", [])),
+                    items=_items(level["phases"], size),
+                )
+            )
     for variant in data.get("variants", []):
         for level_name in variant["levels"]:
             level = data["levels"][level_name]
@@ -195,17 +212,22 @@ def expand_file(data: dict) -> list[TemplateDef]:
                 )
             for size_name in variant["sizes"]:
                 size = data["sizes"][size_name]
-                templates.append(TemplateDef(
-                    key=f"{industry}/{level_name}/{size_name}/{variant['slug']}",
-                    name=f"{label}: {level.get('title', level_name.capitalize())}, "
-                         f"{size['label'].lower()} project — {variant['state']}",
-                    industry=industry, complexity=level_name, project_size=size_name,
-                    region=variant["region"],
-                    description=f"{level['summary']} {variant.get('summary', '')}".strip(),
-                    notes=_notes(variant.get("notes", []), data.get("notes", []),
-                                 level.get("notes", [])),
-                    items=_items(phases, size),
-                ))  # fmt: skip
+                templates.append(
+                    TemplateDef(
+                        key=f"{industry}/{level_name}/{size_name}/{variant['slug']}",
+                        name=f"{label}: {level.get('title', level_name.capitalize())}, "
+                        f"{size['label'].lower()} project — {variant['state']}",
+                        industry=industry,
+                        complexity=level_name,
+                        project_size=size_name,
+                        region=variant["region"],
+                        description=f"{level['summary']} {variant.get('summary', '')}".strip(),
+                        notes=_notes(
+                            variant.get("notes", []), data.get("notes", []), level.get("notes", [])
+                        ),
+                        items=_items(phases, size),
+                    )
+                )
     for template in templates:
         template.check()
     return templates
@@ -249,8 +271,15 @@ class LoadReport:
 
 
 def _fill(row: LibraryTemplate, definition: TemplateDef, digest: str, items: bool) -> None:
-    for name in ("name", "industry", "complexity", "project_size", "region", "description",
-                 "notes"):  # fmt: skip
+    for name in (
+        "name",
+        "industry",
+        "complexity",
+        "project_size",
+        "region",
+        "description",
+        "notes",
+    ):
         setattr(row, name, getattr(definition, name))
     row.content_hash = digest
     row.retired = False
@@ -267,9 +296,12 @@ def load_library(session: Session, definitions: list[TemplateDef] | None = None)
     """Upsert the shipped templates by key; flushes, the caller commits. Running it again
     changes nothing; a changed template gets version + 1; one no longer shipped is retired."""
     definitions = read_library() if definitions is None else definitions
-    existing = {t.key: t for t in session.scalars(
-        select(LibraryTemplate).options(selectinload(LibraryTemplate.items))
-    )}  # fmt: skip
+    existing = {
+        t.key: t
+        for t in session.scalars(
+            select(LibraryTemplate).options(selectinload(LibraryTemplate.items))
+        )
+    }
     report = LoadReport()
     for definition in definitions:
         digest = definition.content_hash()
@@ -329,8 +361,14 @@ class LibraryFilters:
         )
 
     def as_args(self, **changes) -> dict[str, str]:
-        values = {"industry": self.industry, "region": self.region, "size": self.size,
-                  "complexity": self.complexity, "q": self.q, "page": self.page}  # fmt: skip
+        values = {
+            "industry": self.industry,
+            "region": self.region,
+            "size": self.size,
+            "complexity": self.complexity,
+            "q": self.q,
+            "page": self.page,
+        }
         values.update(changes)
         return {k: str(v) for k, v in values.items() if v and not (k == "page" and v == 1)}
 
@@ -359,9 +397,16 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search(session: Session, industry: str = "", region: str = "", size: str = "",
-           complexity: str = "", q: str = "", page: int = 1,
-           per_page: int = PER_PAGE) -> LibraryPage:  # fmt: skip
+def search(
+    session: Session,
+    industry: str = "",
+    region: str = "",
+    size: str = "",
+    complexity: str = "",
+    q: str = "",
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> LibraryPage:
     """Templates in use (not retired), filtered; the most specific region first within each
     industry, level and size. Offset pages: the library holds hundreds of rows, not millions."""
     query = select(LibraryTemplate).where(LibraryTemplate.retired.is_(False))
@@ -379,36 +424,63 @@ def search(session: Session, industry: str = "", region: str = "", size: str = "
         query = query.where(LibraryTemplate.complexity == complexity)
     if q:
         pattern = f"%{_escape_like(q)}%"
-        query = query.where(or_(*(column.ilike(pattern, escape="\\") for column in (
-            LibraryTemplate.name, LibraryTemplate.description, LibraryTemplate.notes,
-            LibraryTemplate.key))))  # fmt: skip
+        query = query.where(
+            or_(
+                *(
+                    column.ilike(pattern, escape="\\")
+                    for column in (
+                        LibraryTemplate.name,
+                        LibraryTemplate.description,
+                        LibraryTemplate.notes,
+                        LibraryTemplate.key,
+                    )
+                )
+            )
+        )
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     pages = max(1, -(-total // per_page))
     page = min(max(page, 1), pages)
     level = case({c: n for n, c in enumerate(COMPLEXITIES)}, value=LibraryTemplate.complexity)
-    size_order = case({s: n for n, s in enumerate(PROJECT_SIZES)},
-                      value=LibraryTemplate.project_size)  # fmt: skip
-    specific = case((LibraryTemplate.region.is_(None), 2), (LibraryTemplate.region.in_(
-        list(COUNTRIES)), 1), else_=0)  # fmt: skip
-    query = query.order_by(LibraryTemplate.industry, level, size_order, specific,
-                           LibraryTemplate.region, LibraryTemplate.id)  # fmt: skip
+    size_order = case(
+        {s: n for n, s in enumerate(PROJECT_SIZES)}, value=LibraryTemplate.project_size
+    )
+    specific = case(
+        (LibraryTemplate.region.is_(None), 2),
+        (LibraryTemplate.region.in_(list(COUNTRIES)), 1),
+        else_=0,
+    )
+    query = query.order_by(
+        LibraryTemplate.industry,
+        level,
+        size_order,
+        specific,
+        LibraryTemplate.region,
+        LibraryTemplate.id,
+    )
     rows = session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
     return LibraryPage(templates=list(rows), total=total, page=page, pages=pages)
 
 
 def industries(session: Session) -> list[str]:
-    return list(session.scalars(
-        select(LibraryTemplate.industry).where(LibraryTemplate.retired.is_(False))
-        .distinct().order_by(LibraryTemplate.industry)
-    ))  # fmt: skip
+    return list(
+        session.scalars(
+            select(LibraryTemplate.industry)
+            .where(LibraryTemplate.retired.is_(False))
+            .distinct()
+            .order_by(LibraryTemplate.industry)
+        )
+    )
 
 
 def regions(session: Session) -> list[str]:
-    return list(session.scalars(
-        select(LibraryTemplate.region).where(LibraryTemplate.retired.is_(False),
-                                             LibraryTemplate.region.is_not(None))
-        .distinct().order_by(LibraryTemplate.region)
-    ))  # fmt: skip
+    return list(
+        session.scalars(
+            select(LibraryTemplate.region)
+            .where(LibraryTemplate.retired.is_(False), LibraryTemplate.region.is_not(None))
+            .distinct()
+            .order_by(LibraryTemplate.region)
+        )
+    )
 
 
 def get_template(session: Session, template_id: int) -> LibraryTemplate | None:
@@ -448,13 +520,17 @@ def plan_amounts(contract_value: Decimal, items: Sequence) -> list[Decimal]:
     fixed = [item.fixed_amount for item in items]
     rest = contract_value - sum((f for f in fixed if f is not None), Decimal(0))
     if rest < 0:
-        raise PlanShapeError(f"The fixed amounts add up to {contract_value - rest}, more than "
-                             f"the contract value {contract_value}.")  # fmt: skip
+        raise PlanShapeError(
+            f"The fixed amounts add up to {contract_value - rest}, more than "
+            f"the contract value {contract_value}."
+        )
     shares = [item.percentage for item in items if item.fixed_amount is None]
     if not shares:
         if rest:
-            raise PlanShapeError(f"The fixed amounts add up to {contract_value - rest}, not the "
-                                 f"contract value {contract_value}.")  # fmt: skip
+            raise PlanShapeError(
+                f"The fixed amounts add up to {contract_value - rest}, not the "
+                f"contract value {contract_value}."
+            )
         return list(fixed)
     try:
         split = iter(split_by_percentages(rest, shares))
@@ -479,9 +555,18 @@ def preview(template, contract_value: Decimal) -> list[PreviewItem]:
         else:
             offset = previous + item.due_days
         previous = offset
-        out.append(PreviewItem(position=item.position, name=item.name,
-                               description=item.description, deliverables=item.deliverables,
-                               percentage=item.percentage, amount=amount,
-                               due_rule=item.due_rule, due_days=item.due_days,
-                               offset_days=offset, is_retention=item.is_retention))  # fmt: skip
+        out.append(
+            PreviewItem(
+                position=item.position,
+                name=item.name,
+                description=item.description,
+                deliverables=item.deliverables,
+                percentage=item.percentage,
+                amount=amount,
+                due_rule=item.due_rule,
+                due_days=item.due_days,
+                offset_days=offset,
+                is_retention=item.is_retention,
+            )
+        )
     return out

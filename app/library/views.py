@@ -59,11 +59,22 @@ def _choices() -> dict:
 @require_permission("clients.view")
 def index():
     filters = services.LibraryFilters.from_args(request.args)
-    page = services.search(db.session, industry=filters.industry, region=filters.region,
-                           size=filters.size, complexity=filters.complexity, q=filters.q,
-                           page=filters.page)  # fmt: skip
-    return render_page("library/index.html", block="library_results", page=page,
-                       filters=filters, choices=_choices())  # fmt: skip
+    page = services.search(
+        db.session,
+        industry=filters.industry,
+        region=filters.region,
+        size=filters.size,
+        complexity=filters.complexity,
+        q=filters.q,
+        page=filters.page,
+    )
+    return render_page(
+        "library/index.html",
+        block="library_results",
+        page=page,
+        filters=filters,
+        choices=_choices(),
+    )
 
 
 def parse_value(raw: str | None) -> tuple[Decimal, str | None]:

@@ -24,15 +24,21 @@ SEVERAL = "{{ notice.invoice_count }} invoices ({{ notice.invoice_numbers }})"
 WHICH = (
     "{% if " + ONE + " %}invoice {{ notice.invoice_numbers }}{% else %}" + SEVERAL + "{% endif %}"
 )
-WHICH_SHORT = ("{% if " + ONE + " %}invoice {{ notice.invoice_numbers }}{% else %}"
-               "{{ notice.invoice_count }} invoices{% endif %}")  # fmt: skip
-WHICH_WAS_DUE = ("{% if " + ONE + " %}invoice {{ notice.invoice_numbers }} was due on "
-                 "{{ invoice.due_date }}{% else %}" + SEVERAL + " are past their due dates, the "
-                 "oldest since {{ invoice.due_date }}{% endif %}")  # fmt: skip
-DUE_AND_LATE = ("{% if " + ONE + " %}due on {{ invoice.due_date }} and now "
-                "{{ invoice.days_overdue }} days overdue{% else %}the oldest due on "
-                "{{ invoice.due_date }} and now {{ invoice.days_overdue }} days overdue"
-                "{% endif %}")  # fmt: skip
+WHICH_SHORT = (
+    "{% if " + ONE + " %}invoice {{ notice.invoice_numbers }}{% else %}"
+    "{{ notice.invoice_count }} invoices{% endif %}"
+)
+WHICH_WAS_DUE = (
+    "{% if " + ONE + " %}invoice {{ notice.invoice_numbers }} was due on "
+    "{{ invoice.due_date }}{% else %}" + SEVERAL + " are past their due dates, the "
+    "oldest since {{ invoice.due_date }}{% endif %}"
+)
+DUE_AND_LATE = (
+    "{% if " + ONE + " %}due on {{ invoice.due_date }} and now "
+    "{{ invoice.days_overdue }} days overdue{% else %}the oldest due on "
+    "{{ invoice.due_date }} and now {{ invoice.days_overdue }} days overdue"
+    "{% endif %}"
+)
 INCLUDING = "{% if notice.interest %}, including interest of {{ notice.interest }}{% endif %}"
 # WhatsApp and SMS texts are fixed (approved by Meta, registered on DLT): what varies between one
 # invoice and several has to be one parameter or variable, so it is one expression.
@@ -189,8 +195,7 @@ PURPOSES = tuple(NAMES)
 
 def default_template(channel: str, purpose: str) -> MessageTemplate:
     """A new (unsaved) default template of this channel and purpose, in English."""
-    template = MessageTemplate(name=NAMES[purpose], channel=channel, purpose=purpose,
-                               language="en")  # fmt: skip
+    template = MessageTemplate(name=NAMES[purpose], channel=channel, purpose=purpose, language="en")
     if channel == "email":
         template.subject, template.body = EMAIL[purpose]
     elif channel == "whatsapp":

@@ -23,8 +23,14 @@ TEMPLATE_CHANNELS = ("email", "whatsapp", "sms")
 # What a template is for: the product picks the tenant's template by channel, purpose and the
 # contact's language (falling back to English).
 TEMPLATE_PURPOSES = (
-    "invoice", "notice_1", "notice_2", "notice_final", "notice_legal", "receipt", "campaign"
-)  # fmt: skip
+    "invoice",
+    "notice_1",
+    "notice_2",
+    "notice_final",
+    "notice_legal",
+    "receipt",
+    "campaign",
+)
 # WhatsApp templates are approved by Meta; the provider's state is mirrored here.
 PROVIDER_STATUSES = ("pending", "approved", "rejected", "paused", "disabled")
 

@@ -71,19 +71,39 @@ VARIABLES: dict[str, tuple[str, ...] | None] = {
 # Variables that only make sense with an invoice; campaigns have none.
 INVOICE_VARIABLES = ("invoice", "notice", "payment_link", "amount_due", "due_date")
 SAMPLE_CONTEXT = {
-    "tenant": {"name": "Sample Traders", "legal_name": "Sample Traders Pvt Ltd",
-               "gstin": "27AAPFU0939F1ZV", "upi_vpa": "sample@upi"},
+    "tenant": {
+        "name": "Sample Traders",
+        "legal_name": "Sample Traders Pvt Ltd",
+        "gstin": "27AAPFU0939F1ZV",
+        "upi_vpa": "sample@upi",
+    },
     "client": {"name": "Sample Client Pvt Ltd", "short_name": "Sample"},
-    "contact": {"name": "Asha Rao", "first_name": "Asha", "email": "asha@example.com",
-                "phone": "+919876543210"},
-    "invoice": {"number": "INV/26-27/00007", "date": "16 Oct 2026", "due_date": "15 Nov 2026",
-                "total": "₹2,36,000.00", "balance": "₹2,36,000.00", "days_overdue": 12},
-    "notice": {"level": "notice_1", "name": "first reminder", "total": "₹3,55,240.00",
-               "invoice_count": 2, "invoice_numbers": "INV/26-27/00007, INV/26-27/00011",
-               "interest": "₹1,240.00"},
-    "payment_link": "upi://pay?pa=sample@upi", "amount_due": "₹2,36,000.00",
+    "contact": {
+        "name": "Asha Rao",
+        "first_name": "Asha",
+        "email": "asha@example.com",
+        "phone": "+919876543210",
+    },
+    "invoice": {
+        "number": "INV/26-27/00007",
+        "date": "16 Oct 2026",
+        "due_date": "15 Nov 2026",
+        "total": "₹2,36,000.00",
+        "balance": "₹2,36,000.00",
+        "days_overdue": 12,
+    },
+    "notice": {
+        "level": "notice_1",
+        "name": "first reminder",
+        "total": "₹3,55,240.00",
+        "invoice_count": 2,
+        "invoice_numbers": "INV/26-27/00007, INV/26-27/00011",
+        "interest": "₹1,240.00",
+    },
+    "payment_link": "upi://pay?pa=sample@upi",
+    "amount_due": "₹2,36,000.00",
     "due_date": "15 Nov 2026",
-}  # fmt: skip
+}
 NOTICE_NAMES = {
     "notice_1": "first reminder",
     "notice_2": "second reminder",
@@ -275,8 +295,11 @@ def _compiled_body(channel: str, body: str):
 
 def _too_long(channel: str, field_name: str, limit: int) -> TemplateProblem:
     what = "The subject" if field_name == "subject" else "This message"
-    return TemplateProblem(field_name, f"{what} would be longer than {limit:,} characters, the "
-                                       f"most {CHANNEL_NAMES[channel]} can have.")  # fmt: skip
+    return TemplateProblem(
+        field_name,
+        f"{what} would be longer than {limit:,} characters, the "
+        f"most {CHANNEL_NAMES[channel]} can have.",
+    )
 
 
 def _run(template, context: dict, field_name: str, channel: str, limit: int) -> str:
@@ -325,8 +348,9 @@ def render_for_channel(template, context: dict) -> Rendered:
     subject = ""
     if template.subject:
         compiled = _compile(TEXT_ENV, template.subject, "subject")
-        subject = " ".join(_run(compiled, context, "subject", channel, MAX_RENDERED["email"])
-                           .split())  # fmt: skip
+        subject = " ".join(
+            _run(compiled, context, "subject", channel, MAX_RENDERED["email"]).split()
+        )
         if len(subject) > MAX_RENDERED_SUBJECT:
             raise _too_long(channel, "subject", MAX_RENDERED_SUBJECT)
     if channel == "whatsapp":
@@ -340,10 +364,16 @@ def render_for_channel(template, context: dict) -> Rendered:
         if len(filled) > limit:
             raise _too_long(channel, "body", limit)
         return Rendered(
-            subject=subject, text=filled, channel=channel,
-            whatsapp={"type": "template", "name": template.provider_template_name or "",
-                      "language": template.language or "en", "body_params": params},
-        )  # fmt: skip
+            subject=subject,
+            text=filled,
+            channel=channel,
+            whatsapp={
+                "type": "template",
+                "name": template.provider_template_name or "",
+                "language": template.language or "en",
+                "body_params": params,
+            },
+        )
     text = _run(_compiled_body(channel, template.body), context, "body", channel, limit).strip()
     if channel == "sms":
         compiled = _compile(SMS_ENV, template.body, "body")  # (constants are folded in here)
@@ -355,10 +385,15 @@ def render_for_channel(template, context: dict) -> Rendered:
             _SMS_OUTPUTS.reset(token)
         variables = {f"var{i}": value for i, value in enumerate(outputs, start=1)}
         return Rendered(
-            subject=subject, text=text, channel=channel,
-            sms={"gateway_template_id": template.gateway_template_id or "",
-                 "dlt_template_id": template.dlt_template_id or "", "variables": variables},
-        )  # fmt: skip
+            subject=subject,
+            text=text,
+            channel=channel,
+            sms={
+                "gateway_template_id": template.gateway_template_id or "",
+                "dlt_template_id": template.dlt_template_id or "",
+                "variables": variables,
+            },
+        )
     return Rendered(subject=subject, text=text, html=email_html(text), channel=channel)
 
 
@@ -370,8 +405,12 @@ def _day(value: date | None) -> str:
 
 
 def tenant_vars(tenant) -> dict:
-    return {"name": tenant.name, "legal_name": tenant.legal_name or tenant.name,
-            "gstin": tenant.gstin or "", "upi_vpa": tenant.upi_vpa or ""}  # fmt: skip
+    return {
+        "name": tenant.name,
+        "legal_name": tenant.legal_name or tenant.name,
+        "gstin": tenant.gstin or "",
+        "upi_vpa": tenant.upi_vpa or "",
+    }
 
 
 def client_vars(client) -> dict:
@@ -382,16 +421,26 @@ def contact_vars(contact) -> dict:
     if contact is None:
         return {"name": "", "first_name": "", "email": "", "phone": ""}
     name = contact.full_name.strip()
-    return {"name": name, "first_name": name.split()[0] if name else "",
-            "email": contact.email or "", "phone": contact.phone or ""}  # fmt: skip
+    return {
+        "name": name,
+        "first_name": name.split()[0] if name else "",
+        "email": contact.email or "",
+        "phone": contact.phone or "",
+    }
 
 
 def _empty_invoice() -> dict:
     return dict.fromkeys(VARIABLES["invoice"], "")
 
 
-def notice_vars(tenant, notice_level: str | None, currency: str | None,
-                invoice_numbers: Sequence[str], total=None, interest=None) -> dict:  # fmt: skip
+def notice_vars(
+    tenant,
+    notice_level: str | None,
+    currency: str | None,
+    invoice_numbers: Sequence[str],
+    total=None,
+    interest=None,
+) -> dict:
     """The `notice` variables: its level, the invoices it names and what it asks in all."""
     from app.core.money import format_money
 
@@ -400,11 +449,15 @@ def notice_vars(tenant, notice_level: str | None, currency: str | None,
             return ""
         return format_money(amount, currency, tenant.country or "IN")
 
-    return {"level": notice_level or "", "name": NOTICE_NAMES.get(notice_level or "", ""),
-            "total": money(total), "invoice_count": len(invoice_numbers),
-            # Empty without interest, so that `{% if notice.interest %}` reads naturally.
-            "invoice_numbers": ", ".join(invoice_numbers),
-            "interest": money(interest) if interest else ""}  # fmt: skip
+    return {
+        "level": notice_level or "",
+        "name": NOTICE_NAMES.get(notice_level or "", ""),
+        "total": money(total),
+        "invoice_count": len(invoice_numbers),
+        # Empty without interest, so that `{% if notice.interest %}` reads naturally.
+        "invoice_numbers": ", ".join(invoice_numbers),
+        "interest": money(interest) if interest else "",
+    }
 
 
 def message_context(
@@ -420,11 +473,15 @@ def message_context(
     from app.invoicing.pdf import shows_upi_qr, upi_link
 
     context = {
-        "tenant": tenant_vars(tenant), "client": client_vars(client),
-        "contact": contact_vars(contact), "invoice": _empty_invoice(),
+        "tenant": tenant_vars(tenant),
+        "client": client_vars(client),
+        "contact": contact_vars(contact),
+        "invoice": _empty_invoice(),
         "notice": notice_vars(tenant, notice_level, None, []),
-        "payment_link": "", "amount_due": "", "due_date": "",
-    }  # fmt: skip
+        "payment_link": "",
+        "amount_due": "",
+        "due_date": "",
+    }
     if invoice is not None:
         issued = invoice.status != "draft"
         balance = outstanding(session, invoice) if issued else Decimal(invoice.total)
@@ -435,16 +492,24 @@ def message_context(
             return format_money(amount, invoice.currency, tenant.country or "IN")
 
         context["invoice"] = {
-            "number": invoice.number or "(draft)", "date": _day(invoice.issue_date),
-            "due_date": _day(invoice.due_date), "total": money(invoice.total),
-            "balance": money(balance), "days_overdue": max(overdue, 0),
-        }  # fmt: skip
+            "number": invoice.number or "(draft)",
+            "date": _day(invoice.issue_date),
+            "due_date": _day(invoice.due_date),
+            "total": money(invoice.total),
+            "balance": money(balance),
+            "days_overdue": max(overdue, 0),
+        }
         context["amount_due"] = money(balance)
         context["due_date"] = _day(invoice.due_date)
         interest = _late_interest(session, invoice, today) if issued else Decimal("0.00")
-        context["notice"] = notice_vars(tenant, notice_level, invoice.currency,
-                                        [context["invoice"]["number"]], balance + interest,
-                                        interest)  # fmt: skip
+        context["notice"] = notice_vars(
+            tenant,
+            notice_level,
+            invoice.currency,
+            [context["invoice"]["number"]],
+            balance + interest,
+            interest,
+        )
         if shows_upi_qr(tenant, invoice, balance):
             context["payment_link"] = upi_link(tenant, invoice, balance)
     return context

@@ -166,11 +166,16 @@ def _filter_truncate(value, length=255, killwords=False, end="...", leeway=None)
 
 
 FILTER_CHECKS = {
-    "center": _filter_center, "indent": _filter_indent, "wordwrap": _filter_wordwrap,
-    "join": _filter_join, "format": _filter_format, "batch": _filter_batch,
-    "slice": _filter_slice, "truncate": _filter_truncate,
+    "center": _filter_center,
+    "indent": _filter_indent,
+    "wordwrap": _filter_wordwrap,
+    "join": _filter_join,
+    "format": _filter_format,
+    "batch": _filter_batch,
+    "slice": _filter_slice,
+    "truncate": _filter_truncate,
     "replace": lambda value, old, new, count=None, *_: _check_replace(value, old, new, count),
-}  # fmt: skip
+}
 STRING_METHOD_CHECKS = {
     "center": lambda text, width, *_: _width(width),
     "ljust": lambda text, width, *_: _width(width),
@@ -238,8 +243,9 @@ class _Meter(NodeTransformer):
     def visit_For(self, node: nodes.For) -> nodes.For:
         # The template's own text in the loop is written on every pass; counting it here
         # keeps it out of the output filter (and so out of an SMS's variables).
-        text = sum(len(data.data) for child in node.body
-                   for data in child.find_all(nodes.TemplateData))  # fmt: skip
+        text = sum(
+            len(data.data) for child in node.body for data in child.find_all(nodes.TemplateData)
+        )
         node = self.generic_visit(node)
         weight = nodes.Const(text, lineno=node.lineno)
         node.iter = _filter_node(node.iter, METERED_LOOP, node.lineno, [weight])
@@ -247,13 +253,13 @@ class _Meter(NodeTransformer):
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Filter:
         node = self.generic_visit(node)
-        return _filter_node(nodes.List(node.nodes, lineno=node.lineno), METERED_CONCAT,
-                            node.lineno)  # fmt: skip
+        return _filter_node(nodes.List(node.nodes, lineno=node.lineno), METERED_CONCAT, node.lineno)
 
     def visit_Output(self, node: nodes.Output) -> nodes.Output:
         node = self.generic_visit(node)
         node.nodes = [
-            child if isinstance(child, nodes.TemplateData)
+            child
+            if isinstance(child, nodes.TemplateData)
             else _filter_node(child, METERED_OUTPUT, child.lineno)
             for child in node.nodes
         ]
@@ -281,8 +287,9 @@ def _check_binop(operator_name: str, left, right) -> None:
             raise RenderLimit(TOO_BIG)
     elif operator_name == "%" and isinstance(left, str):
         _check_percent_format(left)
-    elif operator_name == "+" and all(isinstance(side, str | list | tuple)
-                                      for side in (left, right)):  # fmt: skip
+    elif operator_name == "+" and all(
+        isinstance(side, str | list | tuple) for side in (left, right)
+    ):
         _ensure(len(left) + len(right))
 
 
@@ -294,8 +301,9 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, **options):
         super().__init__(**options)
-        self.filters = {name: _checked_filter(name, function)
-                        for name, function in self.filters.items()}  # fmt: skip
+        self.filters = {
+            name: _checked_filter(name, function) for name, function in self.filters.items()
+        }
         self.filters[METERED_LOOP] = _metered_loop
         self.filters[METERED_OUTPUT] = _metered_output
         self.filters[METERED_CONCAT] = _metered_concat

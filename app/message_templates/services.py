@@ -28,7 +28,6 @@ _LANGUAGE = re.compile(r"[a-z]{2,3}(?:[_-][A-Za-z]{2,4})?")
 _META_NAME = re.compile(r"[a-z0-9_]{1,512}")
 
 
-
 # Templates ---------------------------------------------------------------------------------
 
 
@@ -43,7 +42,7 @@ def list_templates(session: Session) -> list[MessageTemplate]:
                 MessageTemplate.purpose,
                 MessageTemplate.language,
                 func.lower(MessageTemplate.name),
-            )  # fmt: skip
+            )
         )
     )
 
@@ -61,10 +60,14 @@ def template_for(session: Session, channel: str, purpose: str, language: str = "
     for lang in dict.fromkeys((language or "en", "en")):
         template = session.scalar(
             select(MessageTemplate)
-            .where(MessageTemplate.channel == channel, MessageTemplate.purpose == purpose,
-                   MessageTemplate.language == lang, MessageTemplate.deleted_at.is_(None))
+            .where(
+                MessageTemplate.channel == channel,
+                MessageTemplate.purpose == purpose,
+                MessageTemplate.language == lang,
+                MessageTemplate.deleted_at.is_(None),
+            )
             .order_by(MessageTemplate.updated_at.desc(), MessageTemplate.id.desc())
-        )  # fmt: skip
+        )
         if template is not None:
             return template
     template = defaults.default_template(channel, purpose)
@@ -78,9 +81,18 @@ def template_values(template: MessageTemplate | None) -> dict[str, str]:
         return {"channel": "email", "purpose": "campaign", "language": "en"}
     return {
         key: str(getattr(template, key) or "")
-        for key in ("name", "channel", "purpose", "language", "subject", "body",
-                    "provider_template_name", "dlt_template_id", "gateway_template_id")
-    }  # fmt: skip
+        for key in (
+            "name",
+            "channel",
+            "purpose",
+            "language",
+            "subject",
+            "body",
+            "provider_template_name",
+            "dlt_template_id",
+            "gateway_template_id",
+        )
+    }
 
 
 def check_template(
@@ -88,9 +100,17 @@ def check_template(
 ) -> tuple[dict, dict[str, str]]:
     """Cleaned values and errors by field for a new template or an edit (the channel of an
     existing template does not change)."""
-    values = {key: (raw.get(key) or "").strip() for key in template_values(None) | {
-        "name": "", "subject": "", "provider_template_name": "", "dlt_template_id": "",
-        "gateway_template_id": ""}}  # fmt: skip
+    values = {
+        key: (raw.get(key) or "").strip()
+        for key in template_values(None)
+        | {
+            "name": "",
+            "subject": "",
+            "provider_template_name": "",
+            "dlt_template_id": "",
+            "gateway_template_id": "",
+        }
+    }
     values["body"] = (raw.get("body") or "").replace("\r\n", "\n").strip("\n")
     if template is not None:
         values["channel"] = template.channel
@@ -180,15 +200,28 @@ def preview(session: Session, tenant, raw: Mapping, template=None) -> Preview:
     client, contact, invoice = sample_records(session, invoice_id, contact_id)
     rendered = None
     if client is not None and not errors and values["channel"] in TEMPLATE_CHANNELS:
-        draft = MessageTemplate(**{k: values[k] or None for k in (
-            "channel", "subject", "body", "language", "provider_template_name",
-            "dlt_template_id", "gateway_template_id")})  # fmt: skip
+        draft = MessageTemplate(
+            **{
+                k: values[k] or None
+                for k in (
+                    "channel",
+                    "subject",
+                    "body",
+                    "language",
+                    "provider_template_name",
+                    "dlt_template_id",
+                    "gateway_template_id",
+                )
+            }
+        )
         draft.body = values["body"]
-        context = message_context(session, tenant, client, contact, invoice,
-                                  _notice_level(values["purpose"]))  # fmt: skip
+        context = message_context(
+            session, tenant, client, contact, invoice, _notice_level(values["purpose"])
+        )
         if invoice is not None and _notice_level(values["purpose"]):
-            context["notice"] = (_notice_preview(session, tenant, invoice, values["purpose"])
-                                 or context["notice"])  # fmt: skip
+            context["notice"] = (
+                _notice_preview(session, tenant, invoice, values["purpose"]) or context["notice"]
+            )
         try:
             rendered = render_for_channel(draft, context)
         except TemplateProblem as problem:
@@ -210,17 +243,28 @@ def _notice_preview(session: Session, tenant, invoice, purpose: str) -> dict | N
     from app.invoicing.balance import open_invoices
     from app.message_templates.rendering import notice_vars
 
-    owing = [o for o in open_invoices(session, invoice.client_id)
-             if o.outstanding > 0 and o.invoice.currency == invoice.currency]  # fmt: skip
+    owing = [
+        o
+        for o in open_invoices(session, invoice.client_id)
+        if o.outstanding > 0 and o.invoice.currency == invoice.currency
+    ]
     if invoice.id not in {o.invoice.id for o in owing}:
         return None
     owing.sort(key=lambda o: (o.invoice.due_date or date.max, o.invoice.id))
     interest = interest_for_invoices(session, [o.invoice for o in owing], tenant_today(session))
-    charged = sum((to_money(interest[o.invoice.id].amount) for o in owing
-                   if o.invoice.id in interest), Decimal("0.00"))  # fmt: skip
+    charged = sum(
+        (to_money(interest[o.invoice.id].amount) for o in owing if o.invoice.id in interest),
+        Decimal("0.00"),
+    )
     outstanding = sum((o.outstanding for o in owing), Decimal("0.00"))
-    return notice_vars(tenant, purpose, invoice.currency, [o.invoice.number for o in owing],
-                       outstanding + charged, charged)  # fmt: skip
+    return notice_vars(
+        tenant,
+        purpose,
+        invoice.currency,
+        [o.invoice.number for o in owing],
+        outstanding + charged,
+        charged,
+    )
 
 
 def _int(value) -> int | None:

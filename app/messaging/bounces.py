@@ -35,8 +35,7 @@ _SIGNATURE_HEX = 20  # 80 bits
 
 
 def _signature(secret_key: str, tenant_part: str, message_id: str) -> str:
-    mac = hmac.new(secret_key.encode(), f"verp:{tenant_part}:{message_id}".encode(),
-                   hashlib.sha256)  # fmt: skip
+    mac = hmac.new(secret_key.encode(), f"verp:{tenant_part}:{message_id}".encode(), hashlib.sha256)
     return mac.hexdigest()[:_SIGNATURE_HEX]
 
 
@@ -142,8 +141,11 @@ def process_webhook(session: Session, event) -> list[StatusUpdate]:
     if found is None or found[0] != event.tenant_id:
         return []
     tenant_id, message_id = found
-    owner = (OutboxMessage.tenant_id.is_(None) if tenant_id is None
-             else OutboxMessage.tenant_id == tenant_id)  # fmt: skip
+    owner = (
+        OutboxMessage.tenant_id.is_(None)
+        if tenant_id is None
+        else OutboxMessage.tenant_id == tenant_id
+    )
     message = session.scalar(select(OutboxMessage).where(OutboxMessage.id == message_id, owner))
     if message is None:
         return []
@@ -155,13 +157,22 @@ def process_webhook(session: Session, event) -> list[StatusUpdate]:
         if report.action != "failed":
             continue
         error = report.diagnostic or f"undeliverable (status {report.status or 'unknown'})"
-        updates.append(StatusUpdate(
-            provider="smtp", provider_message_id=message.provider_message_id or "",
-            status="bounced" if report.hard_bounce else "failed", at=now, error=error,
-            idempotency_key=message.idempotency_key,
-        ))  # fmt: skip
+        updates.append(
+            StatusUpdate(
+                provider="smtp",
+                provider_message_id=message.provider_message_id or "",
+                status="bounced" if report.hard_bounce else "failed",
+                at=now,
+                error=error,
+                idempotency_key=message.idempotency_key,
+            )
+        )
         if report.hard_bounce and message.contact_id is not None and tenant_id is not None:
             mark_bounced(session, message.contact_id, message.recipient, error)
-    log.info("bounce report for message %s of tenant %s: %s", message_id, tenant_id,
-             [update.status for update in updates] or "informational")  # fmt: skip
+    log.info(
+        "bounce report for message %s of tenant %s: %s",
+        message_id,
+        tenant_id,
+        [update.status for update in updates] or "informational",
+    )
     return updates

@@ -96,11 +96,12 @@ class Routes:
             providers = providers_for(channel)
             connection = self.session.scalar(
                 select(IntegrationConnection)
-                .where(IntegrationConnection.provider.in_(providers),
-                       IntegrationConnection.in_use())
+                .where(
+                    IntegrationConnection.provider.in_(providers), IntegrationConnection.in_use()
+                )
                 .order_by(IntegrationConnection.id)
                 .limit(1)
-            )  # fmt: skip
+            )
             if connection is not None:
                 connector = connector_class(connection.provider)(
                     settings=connection.settings,
@@ -283,8 +284,12 @@ def deliver_batch(session: Session, message_ids: list[int], redis) -> Counter:
                 by_route.setdefault(_route_name(message), []).append(message)
         for route_name, messages in by_route.items():
             route, channel = routes.get(route_name), messages[0].channel
-            slots = SendSlots(limiter, _buckets(tenant_id, channel, route.connector, config),
-                              route.connector.daily_cap(), len(messages))  # fmt: skip
+            slots = SendSlots(
+                limiter,
+                _buckets(tenant_id, channel, route.connector, config),
+                route.connector.daily_cap(),
+                len(messages),
+            )
             for message in messages:
                 if clock.monotonic() > stop_sending_at:
                     outcome = _put_back(writer, message, datetime.now(UTC), OUT_OF_LEASE)
@@ -332,12 +337,20 @@ def _contacts_of(session: Session, messages: list[Row]) -> dict:
     from app.clients.models import Contact
 
     found = session.execute(
-        select(Contact.id, Contact.full_name, Contact.email, Contact.phone, Contact.deleted_at,
-               Contact.email_consent, Contact.sms_consent, Contact.whatsapp_consent,
-               Contact.email_bounced_at, Contact.email_bounce_reason,
-               Contact.whatsapp_last_inbound_at)
-        .where(Contact.id.in_(ids))
-    ).all()  # fmt: skip
+        select(
+            Contact.id,
+            Contact.full_name,
+            Contact.email,
+            Contact.phone,
+            Contact.deleted_at,
+            Contact.email_consent,
+            Contact.sms_consent,
+            Contact.whatsapp_consent,
+            Contact.email_bounced_at,
+            Contact.email_bounce_reason,
+            Contact.whatsapp_last_inbound_at,
+        ).where(Contact.id.in_(ids))
+    ).all()
     return {contact.id: contact for contact in found}
 
 
@@ -354,8 +367,12 @@ def _hold_back(
         if opens is not None:
             return _put_back(writer, message, opens, "waits for the sending window")
     if routes.get(_route_name(message)) is None:
-        return _finish(writer, message, status="suppressed",
-                       last_error=f"No {message.channel} channel is connected.")  # fmt: skip
+        return _finish(
+            writer,
+            message,
+            status="suppressed",
+            last_error=f"No {message.channel} channel is connected.",
+        )
     return None
 
 
@@ -376,9 +393,15 @@ def _send_one(writer: OutcomeWriter, message, tenant, route: ChannelRoute, slots
         route.last_error = str(exc)[:2000]
         return _failed(writer, message, exc)
     route.successes += 1
-    return _finish(writer, message, status="sent", sent_at=datetime.now(UTC),
-                   provider=route.connector.provider,
-                   provider_message_id=sent.provider_message_id, last_error=None)  # fmt: skip
+    return _finish(
+        writer,
+        message,
+        status="sent",
+        sent_at=datetime.now(UTC),
+        provider=route.connector.provider,
+        provider_message_id=sent.provider_message_id,
+        last_error=None,
+    )
 
 
 def _buckets(tenant_id: int | None, channel: str, connector: Connector, config) -> list:
@@ -449,10 +472,17 @@ def _finish(writer: OutcomeWriter, message, *, with_session: bool = False, **val
 
 
 def _put_back(writer: OutcomeWriter, message, until: datetime, reason: str) -> str:
-    writer.write(message.id, {
-        "status": "pending", "locked_until": None, "enqueued_at": None,
-        "next_attempt_at": until, "attempts_back": 1, "last_error": reason,
-    })  # fmt: skip
+    writer.write(
+        message.id,
+        {
+            "status": "pending",
+            "locked_until": None,
+            "enqueued_at": None,
+            "next_attempt_at": until,
+            "attempts_back": 1,
+            "last_error": reason,
+        },
+    )
     return "deferred"
 
 
@@ -466,14 +496,26 @@ def _failed(writer: OutcomeWriter, message, exc: DeliveryError) -> str:
 
             mark_bounced(session, message.contact_id, message.recipient, error)
         _announce_failure(session, message, "bounced", error)
-        return _finish(writer, message, with_session=True, status="bounced", last_error=error,
-                       failed_at=datetime.now(UTC))  # fmt: skip
+        return _finish(
+            writer,
+            message,
+            with_session=True,
+            status="bounced",
+            last_error=error,
+            failed_at=datetime.now(UTC),
+        )
     if exc.permanent or message.attempts >= services.MAX_ATTEMPTS:
         # Written in one commit with the outcome: the dead letter and what its receivers
         # write (the sender's notification) go together.
         _announce_failure(session, message, "dead", error)
-        outcome = _finish(writer, message, with_session=True, status="dead", last_error=error,
-                          failed_at=datetime.now(UTC))  # fmt: skip
+        outcome = _finish(
+            writer,
+            message,
+            with_session=True,
+            status="dead",
+            last_error=error,
+            failed_at=datetime.now(UTC),
+        )
         log.warning("message %s dead-lettered: %s", message.id, error)
         return outcome
     delay = (
@@ -481,14 +523,26 @@ def _failed(writer: OutcomeWriter, message, exc: DeliveryError) -> str:
         if exc.retry_after is not None
         else services.backoff_seconds(message.attempts)
     )
-    return _finish(writer, message, status="pending", last_error=error, enqueued_at=None,
-                   next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay))  # fmt: skip
+    return _finish(
+        writer,
+        message,
+        status="pending",
+        last_error=error,
+        enqueued_at=None,
+        next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay),
+    )
 
 
 def _announce_failure(session, message, status: str, reason: str) -> None:
-    announce_message_failed(session, tenant_id=message.tenant_id, message_id=message.id,
-                            channel=message.channel, status=status, reason=reason,
-                            created_by=message.created_by)  # fmt: skip
+    announce_message_failed(
+        session,
+        tenant_id=message.tenant_id,
+        message_id=message.id,
+        channel=message.channel,
+        status=status,
+        reason=reason,
+        created_by=message.created_by,
+    )
 
 
 def consent_refusal(message: OutboxMessage, contact) -> str | None:
@@ -558,11 +612,18 @@ def _outgoing(message: OutboxMessage, tenant) -> Outgoing:
 
         headers.update(headers_for(tenant.id, message.contact_id))  # RFC 8058 one-click
     return Outgoing(
-        message_id=message.id, idempotency_key=message.idempotency_key,
-        tenant_id=message.tenant_id, channel=message.channel, recipient=message.recipient,
-        subject=message.subject, text=text, html=html, payload=payload,
-        attachments=_attachments(message.tenant_id, payload), headers=headers,
-    )  # fmt: skip
+        message_id=message.id,
+        idempotency_key=message.idempotency_key,
+        tenant_id=message.tenant_id,
+        channel=message.channel,
+        recipient=message.recipient,
+        subject=message.subject,
+        text=text,
+        html=html,
+        payload=payload,
+        attachments=_attachments(message.tenant_id, payload),
+        headers=headers,
+    )
 
 
 def _one_time_link(message) -> str:
@@ -571,8 +632,9 @@ def _one_time_link(message) -> str:
     try:
         return open_link(message.sealed_secret)
     except SecretsUnreadable as exc:
-        raise DeliveryError("no configured key opens its one-time link; send a new one",
-                            permanent=True) from exc  # fmt: skip
+        raise DeliveryError(
+            "no configured key opens its one-time link; send a new one", permanent=True
+        ) from exc
 
 
 def _attachments(tenant_id: int | None, payload: dict) -> list[Attachment]:

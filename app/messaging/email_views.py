@@ -43,8 +43,9 @@ def unsubscribe_page(token: str):
     """Only asks: mail scanners open links, so a GET never unsubscribes anyone."""
     tenant, contact, channel = _found(token)
     done = getattr(contact, f"{channel}_consent") == "opted_out"
-    return render_page("messaging/unsubscribe.html", tenant=tenant, contact=contact,
-                       done=done, token=token)  # fmt: skip
+    return render_page(
+        "messaging/unsubscribe.html", tenant=tenant, contact=contact, done=done, token=token
+    )
 
 
 # CSRF is checked below for everything but the one-click request, which a mailbox provider
@@ -57,11 +58,17 @@ def unsubscribe(token: str):
         csrf.protect()  # the button on the page: an ordinary form with its CSRF token
     tenant, contact, channel = _found(token)
     links.opt_out(db.session, contact, channel, ONE_CLICK_SOURCE if one_click else PAGE_SOURCE)
-    log.info("contact %s of tenant %s unsubscribed from %s (%s)", contact.id, tenant.id,
-             channel, "one-click" if one_click else "page")  # fmt: skip
+    log.info(
+        "contact %s of tenant %s unsubscribed from %s (%s)",
+        contact.id,
+        tenant.id,
+        channel,
+        "one-click" if one_click else "page",
+    )
     if one_click:
-        return render_page("messaging/unsubscribe.html", tenant=tenant, contact=contact,
-                           done=True, token=token)  # fmt: skip
+        return render_page(
+            "messaging/unsubscribe.html", tenant=tenant, contact=contact, done=True, token=token
+        )
     return redirect(url_for("email_links.unsubscribe_page", token=token), 303)
 
 
@@ -90,8 +97,11 @@ def bounce_report(token: str):
         return "", 204
     tenant_id, message_id = found
     # Reports are ASCII but a returned original may carry 8-bit bytes; stored as text.
-    event_id = record_webhook(db.session, "email_bounce", raw.decode("utf-8", "replace"),
-                              tenant_id)  # fmt: skip
-    log.info("bounce report for message %s of tenant %s %s", message_id, tenant_id,
-             "stored" if event_id else "was a duplicate")  # fmt: skip
+    event_id = record_webhook(db.session, "email_bounce", raw.decode("utf-8", "replace"), tenant_id)
+    log.info(
+        "bounce report for message %s of tenant %s %s",
+        message_id,
+        tenant_id,
+        "stored" if event_id else "was a duplicate",
+    )
     return "", 204

@@ -35,8 +35,15 @@ STATUS_GROUPS: dict[str, tuple[str, ...]] = {
     "bounced": ("bounced",),
     "suppressed": ("suppressed",),
 }
-STATUS_LABELS = {"queued": "Queued", "sent": "Sent", "delivered": "Delivered", "read": "Read",
-                 "failed": "Failed", "bounced": "Bounced", "suppressed": "Not sent"}  # fmt: skip
+STATUS_LABELS = {
+    "queued": "Queued",
+    "sent": "Sent",
+    "delivered": "Delivered",
+    "read": "Read",
+    "failed": "Failed",
+    "bounced": "Bounced",
+    "suppressed": "Not sent",
+}
 GROUP_OF = {status: group for group, statuses in STATUS_GROUPS.items() for status in statuses}
 CHANNEL_LABELS = {"email": "E-mail", "whatsapp": "WhatsApp", "sms": "SMS"}
 RETRYABLE = ("dead", "failed")
@@ -87,8 +94,11 @@ def _filtered(query, tenant_id: int, filters: MessageFilters, with_status: bool 
     if filters.client_id:
         query = query.where(OutboxMessage.client_id == filters.client_id)
     if filters.q:
-        pattern = "%" + filters.q.lower().replace("\\", "\\\\").replace("%", r"\%").replace(
-            "_", r"\_") + "%"  # fmt: skip
+        pattern = (
+            "%"
+            + filters.q.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+            + "%"
+        )
         query = query.where(func.lower(OutboxMessage.recipient).like(pattern))
     return query
 
@@ -132,8 +142,10 @@ def _after(cursor: str | None):
     micros, last_id = int(raw_time), int(raw_id)
     seconds, fraction = divmod(micros, 1_000_000)
     moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=fraction)
-    return or_(OutboxMessage.created_at < moment,
-               and_(OutboxMessage.created_at == moment, OutboxMessage.id < last_id))  # fmt: skip
+    return or_(
+        OutboxMessage.created_at < moment,
+        and_(OutboxMessage.created_at == moment, OutboxMessage.id < last_id),
+    )
 
 
 def _names(session: Session, model, ids) -> dict[int, str]:
@@ -157,8 +169,13 @@ def campaign_name(session: Session, campaign_id: int | None) -> str | None:
     return _names(session, Campaign, [campaign_id]).get(campaign_id) if campaign_id else None
 
 
-def list_messages(session: Session, tenant_id: int, filters: MessageFilters,
-                  after: str | None = None, page_size: int = PAGE_SIZE) -> MessagePage:  # fmt: skip
+def list_messages(
+    session: Session,
+    tenant_id: int,
+    filters: MessageFilters,
+    after: str | None = None,
+    page_size: int = PAGE_SIZE,
+) -> MessagePage:
     from app.campaigns.models import Campaign
     from app.clients.models import Client
 
@@ -204,16 +221,23 @@ def get_message(session: Session, tenant_id: int, message_id: int) -> OutboxMess
 def shown_bodies(message: OutboxMessage) -> tuple[str, str | None]:
     """The text and HTML as the Messages pages show them: every member with messages.view
     reads these pages, so a one-time link (an invitation, a reset) appears only as words."""
-    return (secret_links.hidden(message.body_text),
-            secret_links.hidden(message.body_html, html=True))
+    return (
+        secret_links.hidden(message.body_text),
+        secret_links.hidden(message.body_html, html=True),
+    )
 
 
 def status_history(message: OutboxMessage) -> list[tuple[str, datetime]]:
     """The moments a message reached, in order: queued, sent, delivered, read, failed ..."""
     failed_label = {"bounced": "Bounced", "dead": "Gave up"}.get(message.status, "Failed")
-    moments = [("Queued", message.created_at), ("Sent", message.sent_at),
-               ("Delivered", message.delivered_at), ("Read", message.read_at),
-               (failed_label, message.failed_at), ("Replied", message.replied_at)]  # fmt: skip
+    moments = [
+        ("Queued", message.created_at),
+        ("Sent", message.sent_at),
+        ("Delivered", message.delivered_at),
+        ("Read", message.read_at),
+        (failed_label, message.failed_at),
+        ("Replied", message.replied_at),
+    ]
     return sorted(((label, at) for label, at in moments if at is not None), key=lambda m: m[1])
 
 
@@ -225,15 +249,21 @@ def channel_details(message: OutboxMessage) -> dict:
     sms = payload.get("sms") or {}
     document = whatsapp.get("document")
     return {
-        "attachments": [item.get("filename") or item.get("key", "")
-                        for item in payload.get("attachments") or []],  # fmt: skip
+        "attachments": [
+            item.get("filename") or item.get("key", "") for item in payload.get("attachments") or []
+        ],
         "whatsapp": {
             "type": whatsapp.get("type", "template"),
             "template": whatsapp.get("name"),
             "language": whatsapp.get("language"),
             "parameters": [str(value) for value in whatsapp.get("body_params") or []],
-            "document": (document.get("filename") if isinstance(document, dict)
-                         else whatsapp.get("filename") if document else None),
+            "document": (
+                document.get("filename")
+                if isinstance(document, dict)
+                else whatsapp.get("filename")
+                if document
+                else None
+            ),
         }
         if message.channel == "whatsapp"
         else None,
@@ -245,7 +275,7 @@ def channel_details(message: OutboxMessage) -> dict:
         }
         if message.channel == "sms"
         else None,
-    }  # fmt: skip
+    }
 
 
 def detail_path(tenant_slug: str, message_id: int) -> str:
@@ -254,8 +284,9 @@ def detail_path(tenant_slug: str, message_id: int) -> str:
     return adapter.build("messages.detail", {"tenant_slug": tenant_slug, "message_id": message_id})
 
 
-def messages_for_client(session: Session, tenant_id: int, client_id: int,
-                        limit: int = 50) -> list[dict]:  # fmt: skip
+def messages_for_client(
+    session: Session, tenant_id: int, client_id: int, limit: int = 50
+) -> list[dict]:
     """A client's latest messages, newest first, for its timeline: plain dicts with the
     channel, recipient, subject, status, the moments it reached and the path of its page."""
     from tenants.models import Tenant

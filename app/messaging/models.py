@@ -25,8 +25,16 @@ from tenants.base import SharedModel, sql_list, utcnow_column
 # consent, unsubscribed, bounced address, no channel connected); `dead` means we gave up
 # after retries or a permanent rejection: the dead letters a user can retry.
 STATUSES = (
-    "pending", "sending", "sent", "delivered", "read", "failed", "bounced", "suppressed", "dead"
-)  # fmt: skip
+    "pending",
+    "sending",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "bounced",
+    "suppressed",
+    "dead",
+)
 CHANNELS = ("email", "whatsapp", "sms")
 QUEUES = ("messages", "bulk")
 

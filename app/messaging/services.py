@@ -78,11 +78,22 @@ def queue_message(
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
     values = dict(
-        tenant_id=tenant_id, channel=channel, queue=queue, idempotency_key=idempotency_key,
-        recipient=to, subject=subject[:255], body_text=text_body, body_html=html_body,
-        payload=payload, client_id=client_id, contact_id=contact_id, campaign_id=campaign_id,
-        created_by=created_by, windowed=windowed, recipient_time_zone=recipient_time_zone,
-    )  # fmt: skip
+        tenant_id=tenant_id,
+        channel=channel,
+        queue=queue,
+        idempotency_key=idempotency_key,
+        recipient=to,
+        subject=subject[:255],
+        body_text=text_body,
+        body_html=html_body,
+        payload=payload,
+        client_id=client_id,
+        contact_id=contact_id,
+        campaign_id=campaign_id,
+        created_by=created_by,
+        windowed=windowed,
+        recipient_time_zone=recipient_time_zone,
+    )
     if secret_link is not None:
         if SECRET_LINK not in text_body:
             raise ValueError("a message with a one-time link needs SECRET_LINK in its text")
@@ -114,9 +125,16 @@ def queue_email(
     **extra,
 ) -> int | None:
     return queue_message(
-        session, channel="email", to=to, subject=subject, text_body=text_body,
-        html_body=html_body, tenant_id=tenant_id, idempotency_key=idempotency_key, **extra,
-    )  # fmt: skip
+        session,
+        channel="email",
+        to=to,
+        subject=subject,
+        text_body=text_body,
+        html_body=html_body,
+        tenant_id=tenant_id,
+        idempotency_key=idempotency_key,
+        **extra,
+    )
 
 
 def recipient_time_zone(phone: str | None, client_country: str | None, tenant) -> str | None:
@@ -161,16 +179,22 @@ def delivery_batches(rows) -> list[tuple[str, int | None, list[int]]]:
     for message_id, tenant_id, queue in rows:
         grouped[(queue, tenant_id)].append(message_id)
     per_tenant = [
-        [(queue, tenant_id, ids[start : start + BATCH_SIZE])
-         for start in range(0, len(ids), BATCH_SIZE)]
+        [
+            (queue, tenant_id, ids[start : start + BATCH_SIZE])
+            for start in range(0, len(ids), BATCH_SIZE)
+        ]
         for (queue, tenant_id), ids in grouped.items()
-    ]  # fmt: skip
+    ]
     return [batch for turn in zip_longest(*per_tenant) for batch in turn if batch is not None]
 
 
 def _enqueue_with_rq(rows) -> None:
-    enqueue([Work("deliver_outbox_messages", (ids,), tenant_id, queue=queue_name)
-             for queue_name, tenant_id, ids in delivery_batches(rows)])
+    enqueue(
+        [
+            Work("deliver_outbox_messages", (ids,), tenant_id, queue=queue_name)
+            for queue_name, tenant_id, ids in delivery_batches(rows)
+        ]
+    )
 
 
 def backoff_seconds(attempt: int) -> float:

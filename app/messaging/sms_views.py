@@ -48,15 +48,20 @@ def _limit_body_size(endpoint, values):
 
 @blueprint.errorhandler(RequestEntityTooLarge)
 def body_too_large(error):
-    log.warning("sms report rejected from %s: body over %d bytes", request.remote_addr,
-                MAX_BODY_BYTES)  # fmt: skip
+    log.warning(
+        "sms report rejected from %s: body over %d bytes", request.remote_addr, MAX_BODY_BYTES
+    )
     return "The body is too large.", 413, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 @blueprint.errorhandler(BadWebhookBody)
 def bad_body(refusal: BadWebhookBody):
-    log.warning("sms report %s rejected from %s: %s", request.path.split("/")[2],
-                request.remote_addr, refusal)  # fmt: skip
+    log.warning(
+        "sms report %s rejected from %s: %s",
+        request.path.split("/")[2],
+        request.remote_addr,
+        refusal,
+    )
     return str(refusal), refusal.status, {"Content-Type": "text/plain; charset=utf-8"}
 
 
@@ -76,8 +81,11 @@ def msg91_report(token: str):
     key = f"{account.tenant_id}:{hashlib.sha256(body).hexdigest()}"
     stored = record_webhook(db.session, "msg91", body, account.tenant_id, event_key=key)
     db.session.commit()
-    log.info("msg91 report for tenant %s %s", account.tenant_id,
-             "stored" if stored else "was a duplicate")  # fmt: skip
+    log.info(
+        "msg91 report for tenant %s %s",
+        account.tenant_id,
+        "stored" if stored else "was a duplicate",
+    )
     return "", 200
 
 
@@ -98,8 +106,11 @@ def twilio_status():
         try:
             auth_token = decrypt_secrets(connection.secrets_ciphertext).get("auth_token")
         except SecretsUnreadable:
-            log.error("twilio connection %s of tenant %s: secrets unreadable",
-                      connection.id, account.tenant_id)  # fmt: skip
+            log.error(
+                "twilio connection %s of tenant %s: secrets unreadable",
+                connection.id,
+                account.tenant_id,
+            )
     url = _public_url()
     signature = request.headers.get("X-Twilio-Signature", "")
     if not twilio_sms.valid_signature(auth_token or "", url, form, signature):
@@ -111,8 +122,11 @@ def twilio_status():
     key = f"{sid}:{form.get('MessageSid', '')}:{form.get('MessageStatus', '')}"
     stored = record_webhook(db.session, "twilio", raw, account.tenant_id, event_key=key)
     db.session.commit()
-    log.info("twilio callback for tenant %s %s", account.tenant_id,
-             "stored" if stored else "was a duplicate")  # fmt: skip
+    log.info(
+        "twilio callback for tenant %s %s",
+        account.tenant_id,
+        "stored" if stored else "was a duplicate",
+    )
     return "", 200
 
 

@@ -46,9 +46,11 @@ def unsubscribe_url(tenant_id: int, contact_id: int, channel: str = "email") -> 
     adapter = current_app.url_map.bind(
         base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "https"
     )
-    return adapter.build("email_links.unsubscribe_page",
-                         {"token": make_token(tenant_id, contact_id, channel)},
-                         force_external=True)  # fmt: skip
+    return adapter.build(
+        "email_links.unsubscribe_page",
+        {"token": make_token(tenant_id, contact_id, channel)},
+        force_external=True,
+    )
 
 
 def headers_for(tenant_id: int, contact_id: int) -> dict[str, str]:

@@ -27,11 +27,15 @@ def index():
     filters = listing.MessageFilters.from_args(request.args)
     page = listing.list_messages(db.session, g.tenant.id, filters, after=request.args.get("after"))
     return render_page(
-        "messaging/index.html", block="message_results", page=page, filters=filters,
-        status_labels=listing.STATUS_LABELS, channel_labels=listing.CHANNEL_LABELS,
+        "messaging/index.html",
+        block="message_results",
+        page=page,
+        filters=filters,
+        status_labels=listing.STATUS_LABELS,
+        channel_labels=listing.CHANNEL_LABELS,
         client_name=listing.client_name(db.session, filters.client_id),
         campaign_name=listing.campaign_name(db.session, filters.campaign_id),
-    )  # fmt: skip
+    )
 
 
 @blueprint.get("/<int:message_id>")
@@ -40,12 +44,17 @@ def detail(message_id: int):
     message = _message_or_404(message_id)
     text, html = listing.shown_bodies(message)
     return render_page(
-        "messaging/detail.html", message=message, text=text, has_html=bool(html),
-        history=listing.status_history(message), details=listing.channel_details(message),
+        "messaging/detail.html",
+        message=message,
+        text=text,
+        has_html=bool(html),
+        history=listing.status_history(message),
+        details=listing.channel_details(message),
         status_group=listing.GROUP_OF.get(message.status, message.status),
-        status_labels=listing.STATUS_LABELS, channel_labels=listing.CHANNEL_LABELS,
+        status_labels=listing.STATUS_LABELS,
+        channel_labels=listing.CHANNEL_LABELS,
         retryable=message.status in listing.RETRYABLE and not message.secret_erased,
-    )  # fmt: skip
+    )
 
 
 @blueprint.get("/<int:message_id>/html")
@@ -69,8 +78,11 @@ def message_html(message_id: int):
 @require_permission("messages.send")
 def retry(message_id: int):
     if _message_or_404(message_id).secret_erased:
-        toast("This message's one-time link is not kept after sending, so it cannot be sent "
-              "again. Send a new invitation instead.", "error")  # fmt: skip
+        toast(
+            "This message's one-time link is not kept after sending, so it cannot be sent "
+            "again. Send a new invitation instead.",
+            "error",
+        )
     elif services.retry_message(db.session, g.tenant.id, message_id) is None:
         toast("Only a message that failed can be sent again.", "error")
     else:

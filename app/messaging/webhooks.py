@@ -145,9 +145,12 @@ def tenant_for_account(session: Session, provider: str, account_key: str) -> Pro
 
 
 def record_webhook(
-    session: Session, provider: str, body: bytes | str, tenant_id: int | None,
+    session: Session,
+    provider: str,
+    body: bytes | str,
+    tenant_id: int | None,
     event_key: str | None = None,
-) -> int | None:  # fmt: skip
+) -> int | None:
     """Store an inbound event once; returns its id, or None for a duplicate."""
     raw = body.decode() if isinstance(body, bytes) else body
     key = event_key or hashlib.sha256(raw.encode()).hexdigest()
@@ -164,11 +167,13 @@ def record_webhook(
 
 def enqueue_processing(rows: list[tuple[int, int | None]]) -> None:
     try:
-        enqueue([Work("process_webhook_event", (event_id,), tenant_id)
-                 for event_id, tenant_id in rows])
+        enqueue(
+            [Work("process_webhook_event", (event_id,), tenant_id) for event_id, tenant_id in rows]
+        )
     except Exception:  # Redis down: stored already; the sweeper processes it
-        log.warning("could not queue %d webhook event(s); the sweeper will", len(rows),
-                    exc_info=True)  # fmt: skip
+        log.warning(
+            "could not queue %d webhook event(s); the sweeper will", len(rows), exc_info=True
+        )
 
 
 def process_event(session: Session, event_id: int, tenant_id: int | None) -> int:
@@ -197,11 +202,15 @@ def process_event(session: Session, event_id: int, tenant_id: int | None) -> int
 def unprocessed_events(session: Session, older_than: timedelta = timedelta(minutes=2)):
     """(id, tenant_id) of events no worker processed (Redis was down, a worker died)."""
     cutoff = datetime.now(UTC) - older_than
-    return [tuple(row) for row in session.execute(
-        select(WebhookEvent.id, WebhookEvent.tenant_id)
-        .where(WebhookEvent.processed_at.is_(None), WebhookEvent.received_at < cutoff)
-        .order_by(WebhookEvent.id).limit(5000)
-    )]  # fmt: skip
+    return [
+        tuple(row)
+        for row in session.execute(
+            select(WebhookEvent.id, WebhookEvent.tenant_id)
+            .where(WebhookEvent.processed_at.is_(None), WebhookEvent.received_at < cutoff)
+            .order_by(WebhookEvent.id)
+            .limit(5000)
+        )
+    ]
 
 
 def _rank(column):
@@ -235,8 +244,11 @@ def _apply(session: Session, tenant_id: int | None, item: StatusUpdate) -> int:
     )
     if item.idempotency_key:
         match = match | (OutboxMessage.idempotency_key == item.idempotency_key)
-    owner = (OutboxMessage.tenant_id.is_(None) if tenant_id is None
-             else OutboxMessage.tenant_id == tenant_id)  # fmt: skip
+    owner = (
+        OutboxMessage.tenant_id.is_(None)
+        if tenant_id is None
+        else OutboxMessage.tenant_id == tenant_id
+    )
     values: dict = {"status": item.status}
     if item.status in _RANK:
         allowed = (_rank(OutboxMessage.status) < _RANK[item.status]) | (
@@ -257,32 +269,44 @@ def _apply(session: Session, tenant_id: int | None, item: StatusUpdate) -> int:
         update(OutboxMessage)
         .where(match, owner, allowed)
         .values(**values)
-        .returning(OutboxMessage.id, OutboxMessage.created_by, OutboxMessage.status,
-                   OutboxMessage.channel),
+        .returning(
+            OutboxMessage.id, OutboxMessage.created_by, OutboxMessage.status, OutboxMessage.channel
+        ),
         execution_options={"synchronize_session": False},
     ).all()
     if item.status in ("failed", "bounced"):
         for message_id, created_by, _, channel in result:
             _announce_failure(session, tenant_id, message_id, channel, created_by, item)
         if not result:
-            log.info("%s report %s for %s %s changed nothing (delivered already, or not ours)",
-                     item.provider, item.status, item.provider_message_id,
-                     item.idempotency_key or "")  # fmt: skip
+            log.info(
+                "%s report %s for %s %s changed nothing (delivered already, or not ours)",
+                item.provider,
+                item.status,
+                item.provider_message_id,
+                item.idempotency_key or "",
+            )
     if result and tenant_id is not None:
         # What these messages carry (a collection notice, say) follows their status.
-        announce_messages_reported(session, tenant_id=tenant_id,
-                                   message_ids=[row[0] for row in result],
-                                   status=item.status)  # fmt: skip
+        announce_messages_reported(
+            session, tenant_id=tenant_id, message_ids=[row[0] for row in result], status=item.status
+        )
     return len(result)
 
 
-def _announce_failure(session, tenant_id, message_id, channel, created_by,
-                      item: StatusUpdate) -> None:  # fmt: skip
+def _announce_failure(
+    session, tenant_id, message_id, channel, created_by, item: StatusUpdate
+) -> None:
     """Tell whoever listens (the sender's notifications) that the message did not arrive."""
     log.info("message %s %s: %s", message_id, item.status, item.error)
     reason = item.error or (
         "It bounced." if item.status == "bounced" else "The provider failed it."
     )
-    announce_message_failed(session, tenant_id=tenant_id, message_id=message_id,
-                            channel=channel, status=item.status, reason=reason,
-                            created_by=created_by)  # fmt: skip
+    announce_message_failed(
+        session,
+        tenant_id=tenant_id,
+        message_id=message_id,
+        channel=channel,
+        status=item.status,
+        reason=reason,
+        created_by=created_by,
+    )

@@ -65,8 +65,9 @@ def receive():
     request.max_content_length = MAX_BODY_BYTES
     body = request.get_data(cache=False)
     if not signature_valid(app_secret, body, request.headers.get("X-Hub-Signature-256")):
-        log.warning("whatsapp webhook rejected: bad or missing signature from %s",
-                    request.remote_addr)  # fmt: skip
+        log.warning(
+            "whatsapp webhook rejected: bad or missing signature from %s", request.remote_addr
+        )
         return _text("Invalid signature.", 401)
     try:
         data = read_webhook(body)
@@ -76,13 +77,22 @@ def receive():
     by_tenant, dropped = _changes_by_tenant(data.get("entry") or [])
     digest = hashlib.sha256(body).hexdigest()
     for tenant_id, tenant_entries in by_tenant.items():
-        stored = body if len(by_tenant) == 1 and not dropped else json.dumps(
-            {"object": data.get("object"), "entry": tenant_entries}, separators=(",", ":")
-        )  # fmt: skip
-        event_id = record_webhook(db.session, PROVIDER, stored, tenant_id,
-                                  event_key=f"{digest}:{tenant_id}")  # fmt: skip
-        log.info("whatsapp webhook accepted tenant=%s event=%s%s", tenant_id, event_id,
-                 "" if event_id else " (duplicate)")  # fmt: skip
+        stored = (
+            body
+            if len(by_tenant) == 1 and not dropped
+            else json.dumps(
+                {"object": data.get("object"), "entry": tenant_entries}, separators=(",", ":")
+            )
+        )
+        event_id = record_webhook(
+            db.session, PROVIDER, stored, tenant_id, event_key=f"{digest}:{tenant_id}"
+        )
+        log.info(
+            "whatsapp webhook accepted tenant=%s event=%s%s",
+            tenant_id,
+            event_id,
+            "" if event_id else " (duplicate)",
+        )
     db.session.commit()
     return _text("OK", 200)
 
@@ -104,9 +114,11 @@ def _changes_by_tenant(entries: list) -> tuple[dict[int, list[dict]], int]:
         for change in entry.get("changes") or []:
             value = change.get("value") or {}
             phone_number_id = (value.get("metadata") or {}).get("phone_number_id")
-            key = str(phone_number_id) if phone_number_id else waba_account_key(
-                str(entry.get("id") or "")
-            )  # fmt: skip
+            key = (
+                str(phone_number_id)
+                if phone_number_id
+                else waba_account_key(str(entry.get("id") or ""))
+            )
             if key not in tenants:
                 account = tenant_for_account(db.session, PROVIDER, key)
                 tenants[key] = account.tenant_id if account else None

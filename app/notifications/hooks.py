@@ -13,6 +13,7 @@ def init_app(app: Flask) -> None:
     signals.message_failed.connect(tell_sender_message_failed)
 
 
-def tell_sender_message_failed(session, *, tenant_id: int | None, message_id: int,
-                               created_by: int | None, reason: str, **facts) -> None:
+def tell_sender_message_failed(
+    session, *, tenant_id: int | None, message_id: int, created_by: int | None, reason: str, **facts
+) -> None:
     notify_delivery_failed(session, tenant_id, message_id, created_by, reason)

@@ -33,12 +33,12 @@ class Notification(TenantModel):
             "user_id",
             "created_at",
             postgresql_where=text("read_at IS NULL"),
-        ),  # fmt: skip
+        ),
         Index(
             "uq_notifications_user_dedupe",
             "user_id",
             "dedupe_key",
             unique=True,
             postgresql_where=text("dedupe_key IS NOT NULL"),
-        ),  # fmt: skip
+        ),
     )

@@ -35,10 +35,16 @@ def notify(
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
     rows = [
-        {"user_id": user_id, "kind": kind, "title": title[:255], "body": body,
-         "link": link[:500] if link else None, "dedupe_key": dedupe_key}
+        {
+            "user_id": user_id,
+            "kind": kind,
+            "title": title[:255],
+            "body": body,
+            "link": link[:500] if link else None,
+            "dedupe_key": dedupe_key,
+        }
         for user_id in dict.fromkeys(user_ids)
-    ]  # fmt: skip
+    ]
     if not rows:
         return 0
     written = session.execute(
@@ -69,11 +75,14 @@ def recent(session: Session, user_id: int, limit: int = RECENT) -> list[Notifica
         session.scalars(
             select(Notification)
             .where(Notification.user_id == user_id)
-            .order_by(Notification.read_at.is_not(None), Notification.created_at.desc(),
-                      Notification.id.desc())
+            .order_by(
+                Notification.read_at.is_not(None),
+                Notification.created_at.desc(),
+                Notification.id.desc(),
+            )
             .limit(limit)
         )
-    )  # fmt: skip
+    )
 
 
 def mark_read(session: Session, user_id: int, notification_id: int) -> bool:
@@ -104,20 +113,29 @@ def _admins(session: Session, tenant_id: int) -> list[int]:
     return list(
         session.scalars(
             select(Membership.user_id)
-            .where(Membership.tenant_id == tenant_id, Membership.active.is_(True),
-                   Membership.role.in_(("owner", "admin")))
+            .where(
+                Membership.tenant_id == tenant_id,
+                Membership.active.is_(True),
+                Membership.role.in_(("owner", "admin")),
+            )
             .order_by(Membership.user_id)
         )
-    )  # fmt: skip
+    )
 
 
 def _is_member(session: Session, tenant_id: int, user_id: int) -> bool:
     from tenants.models import Membership
 
-    return session.scalar(
-        select(Membership.id).where(Membership.tenant_id == tenant_id,
-                                    Membership.user_id == user_id, Membership.active.is_(True))
-    ) is not None  # fmt: skip
+    return (
+        session.scalar(
+            select(Membership.id).where(
+                Membership.tenant_id == tenant_id,
+                Membership.user_id == user_id,
+                Membership.active.is_(True),
+            )
+        )
+        is not None
+    )
 
 
 def notify_delivery_failed(
@@ -146,9 +164,11 @@ def notify_delivery_failed(
         users = _admins(session, tenant_id)
     what = f"“{subject}”" if subject else "A message"
     return notify(
-        session, users, "delivery_failed",
+        session,
+        users,
+        "delivery_failed",
         title=f"{CHANNEL_LABELS.get(channel, channel)} to {recipient} could not be delivered",
         body=f"{what}: {reason}"[:2000],
         link=detail_path(slug, message_id),
         dedupe_key=f"delivery_failed:{message_id}",
-    )  # fmt: skip
+    )

@@ -20,8 +20,12 @@ MEMBER = "dashboard.view"
 @require_permission(MEMBER)
 def index():
     items = services.recent(db.session, current_user.id)
-    return render_page("notifications/index.html", block="notification_list", items=items,
-                       unread=sum(1 for n in items if n.read_at is None))  # fmt: skip
+    return render_page(
+        "notifications/index.html",
+        block="notification_list",
+        items=items,
+        unread=sum(1 for n in items if n.read_at is None),
+    )
 
 
 @blueprint.get("/count")
@@ -29,9 +33,10 @@ def index():
 def count():
     """The bell's number, polled by htmx every 30 seconds."""
     response = render_template(
-        "notifications/_count.html", count=services.unread_count(db.session, current_user.id),
+        "notifications/_count.html",
+        count=services.unread_count(db.session, current_user.id),
         cap=services.COUNT_CAP,
-    )  # fmt: skip
+    )
     return response, 200, {"Cache-Control": "no-store"}
 
 
@@ -51,6 +56,9 @@ def read(notification_id: int):
 @require_permission(MEMBER)
 def read_all():
     marked = services.mark_all_read(db.session, current_user.id)
-    toast(f"{marked} notification{'' if marked == 1 else 's'} marked read." if marked
-          else "Nothing unread.")  # fmt: skip
+    toast(
+        f"{marked} notification{'' if marked == 1 else 's'} marked read."
+        if marked
+        else "Nothing unread."
+    )
     return redirect(url_for("notifications.index"), 303)

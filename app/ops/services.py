@@ -39,8 +39,15 @@ def queue_depths() -> list[QueueDepth]:
     for name in QUEUE_NAMES:
         queue = get_queue(name)
         later = queue.scheduled_job_registry.count + queue.deferred_job_registry.count
-        depths.append(QueueDepth(name, queue.count, queue.started_job_registry.count, later,
-                                 queue.failed_job_registry.count))  # fmt: skip
+        depths.append(
+            QueueDepth(
+                name,
+                queue.count,
+                queue.started_job_registry.count,
+                later,
+                queue.failed_job_registry.count,
+            )
+        )
     return depths
 
 
@@ -54,19 +61,31 @@ def outbox_backlog(session: Session, tenant_id: int) -> dict[str, int]:
             func.count().filter(pending, OutboxMessage.next_attempt_at <= now),
             func.count().filter(pending, OutboxMessage.next_attempt_at > now),
             func.count().filter(OutboxMessage.status == "dead"),
-            func.min(case((pending & (OutboxMessage.next_attempt_at <= now),
-                           OutboxMessage.next_attempt_at))),
-        ).where(OutboxMessage.tenant_id == tenant_id,
-                OutboxMessage.status.in_(("pending", "sending", "dead")))
-    ).one()  # fmt: skip
+            func.min(
+                case(
+                    (
+                        pending & (OutboxMessage.next_attempt_at <= now),
+                        OutboxMessage.next_attempt_at,
+                    )
+                )
+            ),
+        ).where(
+            OutboxMessage.tenant_id == tenant_id,
+            OutboxMessage.status.in_(("pending", "sending", "dead")),
+        )
+    ).one()
     return {"due": row[0], "waiting": row[1], "dead": row[2], "oldest_due": row[3]}
 
 
 def unprocessed_webhooks(session: Session, tenant_id: int) -> int:
-    return session.scalar(
-        select(func.count()).where(WebhookEvent.tenant_id == tenant_id,
-                                   WebhookEvent.processed_at.is_(None))
-    ) or 0  # fmt: skip
+    return (
+        session.scalar(
+            select(func.count()).where(
+                WebhookEvent.tenant_id == tenant_id, WebhookEvent.processed_at.is_(None)
+            )
+        )
+        or 0
+    )
 
 
 @dataclass(frozen=True)
@@ -97,8 +116,15 @@ def failed_jobs(tenant_id: int) -> list[FailedJob]:
         ids = registry.get_job_ids(0, FAILED_SCAN - 1, desc=True)
         for job in Job.fetch_many(ids, connection=registry.connection):
             if _belongs(job, tenant_id):
-                found.append(FailedJob(job.id, name, (job.func_name or "").rpartition(".")[2],
-                                       _aware(job.ended_at), _summary(job)))  # fmt: skip
+                found.append(
+                    FailedJob(
+                        job.id,
+                        name,
+                        (job.func_name or "").rpartition(".")[2],
+                        _aware(job.ended_at),
+                        _summary(job),
+                    )
+                )
     epoch = datetime.min.replace(tzinfo=UTC)
     return sorted(found, key=lambda j: j.failed_at or epoch, reverse=True)
 

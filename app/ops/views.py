@@ -16,11 +16,12 @@ blueprint = Blueprint("ops", __name__, url_prefix="/t/<tenant_slug>/ops")
 @require_permission("ops.view")
 def view():
     return render_page(
-        "ops/index.html", queues=services.queue_depths(),
+        "ops/index.html",
+        queues=services.queue_depths(),
         backlog=services.outbox_backlog(db.session, g.tenant.id),
         webhooks=services.unprocessed_webhooks(db.session, g.tenant.id),
         failed=services.failed_jobs(g.tenant.id),
-    )  # fmt: skip
+    )
 
 
 @blueprint.post("/jobs/<job_id>/retry")

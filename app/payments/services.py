@@ -375,8 +375,9 @@ def unallocate(
     return allocation
 
 
-def void_payment(session: Session, payment: Payment, reason: str,
-                 user_id: int | None = None) -> Payment:  # fmt: skip
+def void_payment(
+    session: Session, payment: Payment, reason: str, user_id: int | None = None
+) -> Payment:
     """Void a payment that did not happen after all (a bounced cheque, a reversed transfer, an
     entry made in error): its live allocations are taken back, so every invoice it settled
     owes again and its status and milestones follow. The payment and its allocations stay

@@ -63,12 +63,23 @@ def new():
         else:
             toast("Payment recorded. Allocate it to the client's invoices.")
             return redirect(url_for("payments.detail", payment_id=payment.id), 303)
-    return render_page("payments/new.html", status=422 if errors else 200, client=client,
-                       values=values, errors=errors, methods=_methods())  # fmt: skip
+    return render_page(
+        "payments/new.html",
+        status=422 if errors else 200,
+        client=client,
+        values=values,
+        errors=errors,
+        methods=_methods(),
+    )
 
 
-def _detail(payment, status: int = 200, error: str | None = None, submitted=None,
-            void_error: str | None = None):  # fmt: skip
+def _detail(
+    payment,
+    status: int = 200,
+    error: str | None = None,
+    submitted=None,
+    void_error: str | None = None,
+):
     client = _client_or_404(payment.client_id)
     open_ = services.open_invoices(db.session, payment.client_id)
     suggestion, _ = services.suggest_allocation(db.session, payment)
@@ -79,18 +90,37 @@ def _detail(payment, status: int = 200, error: str | None = None, submitted=None
         if submitted is not None:
             row = {k: submitted.get(f"{k}_{key}", "") for k in ("cash", "tds", "section", "rate")}
         else:
-            row = {"cash": str(suggested.get(item.invoice.id, "")), "tds": "", "section": "",
-                   "rate": ""}  # fmt: skip
+            row = {
+                "cash": str(suggested.get(item.invoice.id, "")),
+                "tds": "",
+                "section": "",
+                "rate": "",
+            }
         rows.append((item, row))
     allocations = services.all_allocations(db.session, payment)
-    invoices = {i.id: i for i in db.session.query(Invoice).filter(
-        Invoice.id.in_([a.invoice_id for a in allocations]))} if allocations else {}  # fmt: skip
+    invoices = (
+        {
+            i.id: i
+            for i in db.session.query(Invoice).filter(
+                Invoice.id.in_([a.invoice_id for a in allocations])
+            )
+        }
+        if allocations
+        else {}
+    )
     return render_page(
-        "payments/detail.html", status=status, payment=payment, client=client, rows=rows,
-        allocations=allocations, invoices=invoices, error=error, void_error=void_error,
+        "payments/detail.html",
+        status=status,
+        payment=payment,
+        client=client,
+        rows=rows,
+        allocations=allocations,
+        invoices=invoices,
+        error=error,
+        void_error=void_error,
         unapplied=services.unapplied(db.session, payment),
         method_label=services.METHOD_LABELS.get(payment.method, payment.method),
-    )  # fmt: skip
+    )
 
 
 @blueprint.get("/<int:payment_id>")
@@ -104,9 +134,16 @@ def detail(payment_id: int):
 def allocate(payment_id: int):
     payment = _payment_or_404(payment_id)
     form = request.form
-    rows = [(invoice_id, form.get(f"cash_{invoice_id}"), form.get(f"tds_{invoice_id}"),
-             form.get(f"section_{invoice_id}"), form.get(f"rate_{invoice_id}"))
-            for invoice_id in form.getlist("invoice_ids")]  # fmt: skip
+    rows = [
+        (
+            invoice_id,
+            form.get(f"cash_{invoice_id}"),
+            form.get(f"tds_{invoice_id}"),
+            form.get(f"section_{invoice_id}"),
+            form.get(f"rate_{invoice_id}"),
+        )
+        for invoice_id in form.getlist("invoice_ids")
+    ]
     try:
         created = services.allocate(db.session, payment, rows, user_id=current_user.id)
     except services.PaymentError as error:
@@ -154,8 +191,9 @@ def certificate(payment_id: int, allocation_id: int):
 def void(payment_id: int):
     payment = _payment_or_404(payment_id)
     try:
-        services.void_payment(db.session, payment, request.form.get("reason", ""),
-                              user_id=current_user.id)  # fmt: skip
+        services.void_payment(
+            db.session, payment, request.form.get("reason", ""), user_id=current_user.id
+        )
     except services.PaymentError as error:
         return _detail(payment, 422, void_error=str(error))
     toast("Payment voided; the invoices it settled owe that amount again.")

@@ -29,8 +29,16 @@ from app.clients.models import Client
 from tenants.base import TenantModel, sql_list, utcnow_column
 
 DUE_RULES = ("date", "days_after_start", "days_after_previous")
-MILESTONE_STATUSES = ("planned", "in_progress", "completed", "approved", "invoiced",
-                      "partly_paid", "paid", "cancelled")  # fmt: skip
+MILESTONE_STATUSES = (
+    "planned",
+    "in_progress",
+    "completed",
+    "approved",
+    "invoiced",
+    "partly_paid",
+    "paid",
+    "cancelled",
+)
 AUTO_INVOICE = ("off", "draft", "issue")
 
 

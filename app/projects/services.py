@@ -33,8 +33,13 @@ TRANSITIONS = {
     "completed": ("approved", "in_progress", "cancelled"),
     "approved": ("completed",),
 }
-ACTION_LABELS = {"in_progress": "Start", "completed": "Complete", "approved": "Approve",
-                 "planned": "Back to planned", "cancelled": "Cancel"}  # fmt: skip
+ACTION_LABELS = {
+    "in_progress": "Start",
+    "completed": "Complete",
+    "approved": "Approve",
+    "planned": "Back to planned",
+    "cancelled": "Cancel",
+}
 
 
 class PlanError(ValueError):
@@ -96,11 +101,15 @@ def clean_project(raw: Mapping, tenant_currency: str) -> tuple[dict, dict[str, s
     if auto_invoice not in ("off", "draft", "issue"):
         errors["auto_invoice"] = "Choose off, draft or issue."
     return {
-        "name": name, "contract_value": value, "currency": currency, "start_date": start,
-        "payment_terms": terms or None, "payment_days": days,
+        "name": name,
+        "contract_value": value,
+        "currency": currency,
+        "start_date": start,
+        "payment_terms": terms or None,
+        "payment_days": days,
         "requires_approval": str(raw.get("requires_approval") or "") in ("1", "on", "true"),
         "auto_invoice": auto_invoice,
-    }, errors  # fmt: skip
+    }, errors
 
 
 def effective_terms(project: Project) -> tuple[str, int | None]:
@@ -110,8 +119,9 @@ def effective_terms(project: Project) -> tuple[str, int | None]:
     return project.client.payment_terms, project.client.payment_days
 
 
-def create_project(session: Session, client: Client, raw: Mapping, owner_user_id: int | None,
-                   tenant_currency: str) -> Project:  # fmt: skip
+def create_project(
+    session: Session, client: Client, raw: Mapping, owner_user_id: int | None, tenant_currency: str
+) -> Project:
     values, errors = clean_project(raw, tenant_currency)
     if errors:
         raise PlanError(errors)
@@ -139,8 +149,13 @@ class PlannedMilestone:
     is_retention: bool = False
 
 
-def plan_rows(project: Project, plan: Sequence[PlannedMilestone], calendar: Calendar,
-              first_position: int = 1, previous_due: date | None = None) -> list[dict]:  # fmt: skip
+def plan_rows(
+    project: Project,
+    plan: Sequence[PlannedMilestone],
+    calendar: Calendar,
+    first_position: int = 1,
+    previous_due: date | None = None,
+) -> list[dict]:
     """The milestone rows of a whole plan: amounts that add up to the contract value exactly
     (percentages split by largest remainder, to the last paisa) and business-day due dates."""
     values, _ = _plan_values(project, plan, calendar, first_position, previous_due)
@@ -148,14 +163,28 @@ def plan_rows(project: Project, plan: Sequence[PlannedMilestone], calendar: Cale
 
 
 PLAN_COLUMNS = (
-    "project_id", "position", "name", "description", "amount", "percentage", "due_rule",
-    "due_days", "due_date", "deliverables", "is_retention", "status",
-)  # fmt: skip
+    "project_id",
+    "position",
+    "name",
+    "description",
+    "amount",
+    "percentage",
+    "due_rule",
+    "due_days",
+    "due_date",
+    "deliverables",
+    "is_retention",
+    "status",
+)
 
 
-def _plan_values(project: Project, plan: Sequence[PlannedMilestone], calendar: Calendar,
-                 first_position: int = 1,
-                 previous_due: date | None = None) -> tuple[list[tuple], Decimal]:  # fmt: skip
+def _plan_values(
+    project: Project,
+    plan: Sequence[PlannedMilestone],
+    calendar: Calendar,
+    first_position: int = 1,
+    previous_due: date | None = None,
+) -> tuple[list[tuple], Decimal]:
     """`plan_rows` as tuples in PLAN_COLUMNS order, as COPY takes them, and their total: one
     tuple per milestone and nothing else (a plan may have thousands)."""
     if not plan:
@@ -173,8 +202,12 @@ def _plan_values(project: Project, plan: Sequence[PlannedMilestone], calendar: C
         amounts = [to_money(m.amount) for m in plan]
         total = sum(amounts)
         if total != project.contract_value:
-            raise PlanError({"plan": f"The amounts add up to {total}, not the contract "
-                                     f"value {project.contract_value}."})  # fmt: skip
+            raise PlanError(
+                {
+                    "plan": f"The amounts add up to {total}, not the contract "
+                    f"value {project.contract_value}."
+                }
+            )
     project_id, start = project.id, project.start_date
     roll, steps = calendar.roll, {}
     rows, previous = [], previous_due or start
@@ -193,19 +226,42 @@ def _plan_values(project: Project, plan: Sequence[PlannedMilestone], calendar: C
         else:
             raise PlanError({"due_rule": f"Unknown due rule {rule!r}."})
         previous = due = roll(due)
-        rows.append((project_id, position, milestone.name[:191], milestone.description, amount,
-                     milestone.percentage, rule, days, due, milestone.deliverables,
-                     milestone.is_retention, "planned"))  # fmt: skip
+        rows.append(
+            (
+                project_id,
+                position,
+                milestone.name[:191],
+                milestone.description,
+                amount,
+                milestone.percentage,
+                rule,
+                days,
+                due,
+                milestone.deliverables,
+                milestone.is_retention,
+                "planned",
+            )
+        )
     return rows, total
 
 
-def replace_plan(session: Session, project: Project, plan: Sequence[PlannedMilestone],
-                 calendar: Calendar, actor_user_id: int | None = None) -> int:  # fmt: skip
+def replace_plan(
+    session: Session,
+    project: Project,
+    plan: Sequence[PlannedMilestone],
+    calendar: Calendar,
+    actor_user_id: int | None = None,
+) -> int:
     """Set the project's milestones from a plan, only while no milestone has started. Written
     with COPY (a template may make thousands of milestones) and audited as one change."""
     rows, total = _plan_values(project, plan, calendar)
-    entry = (literal(actor_user_id, BigInteger), literal("update"), literal("projects"),
-             literal(str(project.id)), literal(f"clients:{project.client_id}"))  # fmt: skip
+    entry = (
+        literal(actor_user_id, BigInteger),
+        literal("update"),
+        literal("projects"),
+        literal(str(project.id)),
+        literal(f"clients:{project.client_id}"),
+    )
     changes = literal({"milestones": [0, len(rows)], "planned_total": [None, str(total)]}, JSONB)
     mine = Milestone.project_id == project.id
     # A project without milestones (a first plan) has nothing to remove or protect: its audit
@@ -255,8 +311,13 @@ class PlanTemplate(Protocol):
     def provenance(self) -> dict[str, object]: ...
 
 
-def apply_template(session: Session, project: Project, template: PlanTemplate,
-                   calendar: Calendar, actor_user_id: int | None = None) -> int:  # fmt: skip
+def apply_template(
+    session: Session,
+    project: Project,
+    template: PlanTemplate,
+    calendar: Calendar,
+    actor_user_id: int | None = None,
+) -> int:
     """The template's milestones on this project's contract value and start date; the project
     records where the plan came from (library key and version, or the tenant template's
     version), so later changes to the template leave it as it was."""
@@ -271,14 +332,20 @@ def apply_template(session: Session, project: Project, template: PlanTemplate,
             amounts = plan_amounts(project.contract_value, items)
         except PlanShapeError as error:
             raise PlanError({"plan": str(error)}) from None
-    plan = [PlannedMilestone(
-        name=item.name, description=item.description or None,
-        deliverables=item.deliverables or None,
-        percentage=item.percentage if amount is None else None, amount=amount,
-        # the library's "on_start" is day 0 after the start
-        due_rule="days_after_start" if item.due_rule == "on_start" else item.due_rule,
-        due_days=item.due_days or 0, is_retention=item.is_retention,
-    ) for item, amount in zip(items, amounts, strict=True)]  # fmt: skip
+    plan = [
+        PlannedMilestone(
+            name=item.name,
+            description=item.description or None,
+            deliverables=item.deliverables or None,
+            percentage=item.percentage if amount is None else None,
+            amount=amount,
+            # the library's "on_start" is day 0 after the start
+            due_rule="days_after_start" if item.due_rule == "on_start" else item.due_rule,
+            due_days=item.due_days or 0,
+            is_retention=item.is_retention,
+        )
+        for item, amount in zip(items, amounts, strict=True)
+    ]
     count = replace_plan(session, project, plan, calendar, actor_user_id=actor_user_id)
     for column, value in template.provenance().items():
         setattr(project, column, value)
@@ -286,13 +353,25 @@ def apply_template(session: Session, project: Project, template: PlanTemplate,
     return count
 
 
-def transition(session: Session, milestone: Milestone, to_status: str, *, user_id: int | None,
-               project: Project, today: date, note: str | None = None) -> None:  # fmt: skip
+def transition(
+    session: Session,
+    milestone: Milestone,
+    to_status: str,
+    *,
+    user_id: int | None,
+    project: Project,
+    today: date,
+    note: str | None = None,
+) -> None:
     """Move a milestone on; `today` is the tenant's date (the acceptance date on completion)."""
     allowed = TRANSITIONS.get(milestone.status, ())
     if to_status not in allowed:
-        raise PlanError({"status": f"A {milestone.status.replace('_', ' ')} milestone cannot "
-                                   f"become {to_status.replace('_', ' ')}."})  # fmt: skip
+        raise PlanError(
+            {
+                "status": f"A {milestone.status.replace('_', ' ')} milestone cannot "
+                f"become {to_status.replace('_', ' ')}."
+            }
+        )
     if to_status == "approved" and not project.requires_approval:
         raise PlanError({"status": "This project does not need approvals."})
     if to_status == "completed" and milestone.acceptance_date is None:
@@ -300,33 +379,49 @@ def transition(session: Session, milestone: Milestone, to_status: str, *, user_i
     record_move(session, milestone, to_status, user_id, note)
 
 
-def record_move(session: Session, milestone: Milestone, to_status: str, user_id: int | None,
-                note: str | None = None) -> None:  # fmt: skip
+def record_move(
+    session: Session,
+    milestone: Milestone,
+    to_status: str,
+    user_id: int | None,
+    note: str | None = None,
+) -> None:
     """Set a milestone's status and record the move (from, to, who, when). `transition`
     checks a person's move first; invoicing and payments move milestones by their own rules."""
-    session.add(MilestoneTransition(milestone_id=milestone.id, from_status=milestone.status,
-                                    to_status=to_status, user_id=user_id,
-                                    note=(note or "").strip()[:255] or None))  # fmt: skip
+    session.add(
+        MilestoneTransition(
+            milestone_id=milestone.id,
+            from_status=milestone.status,
+            to_status=to_status,
+            user_id=user_id,
+            note=(note or "").strip()[:255] or None,
+        )
+    )
     milestone.status = to_status
     session.flush()
 
 
 def next_actions(milestone: Milestone, project: Project) -> list[tuple[str, str]]:
-    return [(status, ACTION_LABELS[status]) for status in TRANSITIONS.get(milestone.status, ())
-            if status != "approved" or project.requires_approval]  # fmt: skip
+    return [
+        (status, ACTION_LABELS[status])
+        for status in TRANSITIONS.get(milestone.status, ())
+        if status != "approved" or project.requires_approval
+    ]
 
 
 # Reading ------------------------------------------------------------------------------------
 
 
 def get_project(session: Session, project_id: int) -> Project | None:
-    return session.scalar(select(Project).where(Project.id == project_id,
-                                                Project.deleted_at.is_(None)))  # fmt: skip
+    return session.scalar(
+        select(Project).where(Project.id == project_id, Project.deleted_at.is_(None))
+    )
 
 
 def get_milestone(session: Session, project: Project, milestone_id: int) -> Milestone | None:
-    return session.scalar(select(Milestone).where(Milestone.id == milestone_id,
-                                                  Milestone.project_id == project.id))  # fmt: skip
+    return session.scalar(
+        select(Milestone).where(Milestone.id == milestone_id, Milestone.project_id == project.id)
+    )
 
 
 def client_projects(session: Session, client: Client) -> list[Project]:
@@ -348,22 +443,31 @@ class PlanSummary:
 
 def summary(session: Session, project: Project) -> PlanSummary:
     """Totals computed by the database, so a 10,000-milestone plan costs one query."""
-    rows = session.execute(select(Milestone.status, func.count(), func.sum(Milestone.amount))
-                           .where(Milestone.project_id == project.id)
-                           .group_by(Milestone.status)).all()  # fmt: skip
+    rows = session.execute(
+        select(Milestone.status, func.count(), func.sum(Milestone.amount))
+        .where(Milestone.project_id == project.id)
+        .group_by(Milestone.status)
+    ).all()
     by_status = {status: total for status, _, total in rows}
-    return PlanSummary(milestones=sum(count for _, count, _ in rows),
-                       planned_total=sum(by_status.values(), Decimal("0.00")),
-                       by_status=by_status)  # fmt: skip
+    return PlanSummary(
+        milestones=sum(count for _, count, _ in rows),
+        planned_total=sum(by_status.values(), Decimal("0.00")),
+        by_status=by_status,
+    )
 
 
 def milestone_page(
     session: Session, project: Project, after_position: int = 0, size: int = MILESTONES_PER_PAGE
 ) -> tuple[list[Milestone], int | None]:
     """One page of the plan in order; the position to continue after, or None at the end."""
-    rows = list(session.scalars(select(Milestone).where(
-        Milestone.project_id == project.id, Milestone.position > after_position)
-        .order_by(Milestone.position).limit(size + 1)))  # fmt: skip
+    rows = list(
+        session.scalars(
+            select(Milestone)
+            .where(Milestone.project_id == project.id, Milestone.position > after_position)
+            .order_by(Milestone.position)
+            .limit(size + 1)
+        )
+    )
     more = len(rows) > size
     rows = rows[:size]
     return rows, (rows[-1].position if more else None)

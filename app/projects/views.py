@@ -42,27 +42,36 @@ def _project_or_404(project_id: int):
 
 def _page(project):
     milestones, next_after = services.milestone_page(
-        db.session, project, row_id(request.args.get("after")) or 0)  # fmt: skip
+        db.session, project, row_id(request.args.get("after")) or 0
+    )
     return render_page(
-        "projects/detail.html", block="milestones", project=project,
-        summary=services.summary(db.session, project), milestones=milestones,
-        next_after=next_after, actions={m.id: services.next_actions(m, project)
-                                        for m in milestones},
+        "projects/detail.html",
+        block="milestones",
+        project=project,
+        summary=services.summary(db.session, project),
+        milestones=milestones,
+        next_after=next_after,
+        actions={m.id: services.next_actions(m, project) for m in milestones},
         terms=services.effective_terms(project),
-    )  # fmt: skip
+    )
 
 
 def _plan_page(project, status=200, plan_errors=None, plan_values=None):
     asked = request.args.get("rows", "")
     rows = int(asked) if asked.isdigit() else PLAN_ROWS
     return render_page(
-        "projects/plan.html", status=status, project=project, plan_rows=min(rows, 50),
-        summary=services.summary(db.session, project), plan_errors=plan_errors or {},
-        plan_values=plan_values or {}, due_rules=DUE_RULE_LABELS,
+        "projects/plan.html",
+        status=status,
+        project=project,
+        plan_rows=min(rows, 50),
+        summary=services.summary(db.session, project),
+        plan_errors=plan_errors or {},
+        plan_values=plan_values or {},
+        due_rules=DUE_RULE_LABELS,
         templates=library.search(db.session, per_page=500).templates,
         own_versions=my_templates.published_versions(db.session),
         made_from=my_templates.version_of(db.session, project.tenant_template_version_id),
-    )  # fmt: skip
+    )
 
 
 @blueprint.route("/new", methods=["GET", "POST"])
@@ -73,24 +82,32 @@ def new():
     client = clients.get_client(db.session, client_id) if client_id else None
     if client is None:
         abort(404)
-    values = {"currency": client.currency,
-              "start_date": tenant_today(db.session).isoformat(),
-              "requires_approval": "1" if g.tenant.approval_required else "",
-              "auto_invoice": g.tenant.auto_invoice}  # fmt: skip
+    values = {
+        "currency": client.currency,
+        "start_date": tenant_today(db.session).isoformat(),
+        "requires_approval": "1" if g.tenant.approval_required else "",
+        "auto_invoice": g.tenant.auto_invoice,
+    }
     errors = {}
     if request.method == "POST":
         values = request.form.to_dict()
         try:
-            project = services.create_project(db.session, client, request.form, current_user.id,
-                                              g.tenant.currency)  # fmt: skip
+            project = services.create_project(
+                db.session, client, request.form, current_user.id, g.tenant.currency
+            )
         except services.PlanError as error:
             errors = error.errors
         else:
             toast(f"{project.name} is saved. Now plan its milestones.")
             return redirect(url_for("projects.detail", project_id=project.id), 303)
-    return render_page("projects/new.html", status=422 if errors else 200, client=client,
-                       values=values, errors=errors,
-                       auto_invoice_choices=AUTO_INVOICE_CHOICES)  # fmt: skip
+    return render_page(
+        "projects/new.html",
+        status=422 if errors else 200,
+        client=client,
+        values=values,
+        errors=errors,
+        auto_invoice_choices=AUTO_INVOICE_CHOICES,
+    )
 
 
 @blueprint.get("/<int:project_id>")
@@ -127,11 +144,17 @@ def _plan_from_form(form) -> tuple[list[services.PlannedMilestone], dict[str, st
             errors[f"days_{i}"] = "Give a whole number of days."
             continue
         by_percentage = form.get("mode") != "amount"
-        plan.append(services.PlannedMilestone(
-            name=name, due_rule=rule, due_days=int(days) if rule != "date" else None,
-            due_date=due_date, percentage=value if by_percentage else None,
-            amount=None if by_percentage else value,
-            is_retention=form.get(f"retention_{i}") == "1"))  # fmt: skip
+        plan.append(
+            services.PlannedMilestone(
+                name=name,
+                due_rule=rule,
+                due_days=int(days) if rule != "date" else None,
+                due_date=due_date,
+                percentage=value if by_percentage else None,
+                amount=None if by_percentage else value,
+                is_retention=form.get(f"retention_{i}") == "1",
+            )
+        )
     return plan, errors
 
 
@@ -153,8 +176,7 @@ def plan(project_id: int):
         else:
             toast(f"The plan has {count} milestones adding up to the contract value.")
             return redirect(url_for("projects.detail", project_id=project.id), 303)
-    return _plan_page(project, status=422, plan_errors=errors,
-                      plan_values=request.form.to_dict())  # fmt: skip
+    return _plan_page(project, status=422, plan_errors=errors, plan_values=request.form.to_dict())
 
 
 @blueprint.post("/<int:project_id>/template")

@@ -43,8 +43,14 @@ def _dlt_content(body: str) -> str:
 
 def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
     """(stand-in, config setting that points the app at it, extra arguments) for each."""
-    whatsapp = ["--webhook-url", f"{web_url}/hooks/whatsapp", "--phone-number-id",
-                DEFAULT_PHONE_NUMBER_ID, "--token", DEFAULT_TOKEN]  # fmt: skip
+    whatsapp = [
+        "--webhook-url",
+        f"{web_url}/hooks/whatsapp",
+        "--phone-number-id",
+        DEFAULT_PHONE_NUMBER_ID,
+        "--token",
+        DEFAULT_TOKEN,
+    ]
     for purpose, (approved, _) in defaults.WHATSAPP.items():
         header = "#DOCUMENT" if purpose in WITH_DOCUMENT else ""
         whatsapp += ["--template", f"duebook_{purpose}@en{header}={approved}"]
@@ -69,34 +75,55 @@ def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
 
     connections = {
         "whatsapp_cloud": (
-            {"phone_number_id": DEFAULT_PHONE_NUMBER_ID, "waba_id": DEFAULT_WABA_ID,
-             "display_phone_number": DEFAULT_DISPLAY_NUMBER},
+            {
+                "phone_number_id": DEFAULT_PHONE_NUMBER_ID,
+                "waba_id": DEFAULT_WABA_ID,
+                "display_phone_number": DEFAULT_DISPLAY_NUMBER,
+            },
             {"access_token": DEFAULT_TOKEN},
             [DEFAULT_PHONE_NUMBER_ID, waba_account_key(DEFAULT_WABA_ID)],
         ),
         "msg91": (
-            {"sender_id": "DUEBKS", "entity_id": "1101000000000000001",
-             "webhook_token": MSG91_REPORT_TOKEN},
-            {"authkey": DEFAULT_AUTHKEY}, [MSG91_REPORT_TOKEN],
+            {
+                "sender_id": "DUEBKS",
+                "entity_id": "1101000000000000001",
+                "webhook_token": MSG91_REPORT_TOKEN,
+            },
+            {"authkey": DEFAULT_AUTHKEY},
+            [MSG91_REPORT_TOKEN],
         ),
-    }  # fmt: skip
+    }
     for provider, (settings, secrets, account_keys) in connections.items():
-        exists = session.scalar(select(IntegrationConnection.id).where(
-            IntegrationConnection.provider == provider,
-            IntegrationConnection.status != "disconnected"))  # fmt: skip
+        exists = session.scalar(
+            select(IntegrationConnection.id).where(
+                IntegrationConnection.provider == provider,
+                IntegrationConnection.status != "disconnected",
+            )
+        )
         if exists:
             continue
         # Verified: the stand-ins accept exactly these credentials (a real workspace's
         # connection is verified by its first test, services.verify_and_bind).
-        connection = IntegrationConnection(provider=provider, settings=settings,
-                                           secrets_ciphertext=encrypt_secrets(secrets),
-                                           connected_by=user_id,
-                                           verification="verified")  # fmt: skip
+        connection = IntegrationConnection(
+            provider=provider,
+            settings=settings,
+            secrets_ciphertext=encrypt_secrets(secrets),
+            connected_by=user_id,
+            verification="verified",
+        )
         session.add(connection)
         session.flush()
-        session.add_all([ProviderAccount(provider=provider, account_key=key,
-                                         tenant_id=tenant.id, connection_id=connection.id)
-                         for key in account_keys])  # fmt: skip
+        session.add_all(
+            [
+                ProviderAccount(
+                    provider=provider,
+                    account_key=key,
+                    tenant_id=tenant.id,
+                    connection_id=connection.id,
+                )
+                for key in account_keys
+            ]
+        )
     defaults.ensure_defaults(session)
     sms_without_ids = select(MessageTemplate).where(
         MessageTemplate.channel == "sms", MessageTemplate.gateway_template_id.is_(None)

@@ -83,16 +83,27 @@ def _email_item(path: Path) -> InboxItem:
         received = parsedate_to_datetime(email["Date"])
     except (TypeError, ValueError):
         received = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    return InboxItem(path.name, "email", received, email["To"] or "", email["From"] or "",
-                     email["Subject"] or "(no subject)")  # fmt: skip
+    return InboxItem(
+        path.name,
+        "email",
+        received,
+        email["To"] or "",
+        email["From"] or "",
+        email["Subject"] or "(no subject)",
+    )
 
 
 def _recorded_item(path: Path) -> InboxItem:
     entry = json.loads(path.read_text())
     text = entry.get("text") or ""
-    return InboxItem(path.name, entry.get("channel", "whatsapp"),
-                     datetime.fromtimestamp(entry["time_ns"] / 1e9, UTC), entry.get("to", ""),
-                     entry.get("from", ""), text[:120])  # fmt: skip
+    return InboxItem(
+        path.name,
+        entry.get("channel", "whatsapp"),
+        datetime.fromtimestamp(entry["time_ns"] / 1e9, UTC),
+        entry.get("to", ""),
+        entry.get("from", ""),
+        text[:120],
+    )
 
 
 def _path_for(name: str) -> Path:
@@ -119,8 +130,9 @@ def inbox():
     # File names start with the time in nanoseconds: newest first without opening them.
     paths.sort(key=lambda item: int(item[0].name.split("-", 1)[0]), reverse=True)
     addresses = _visitor_addresses()
-    items = [item for item in (read(path) for path, read in paths[:SHOWN])
-             if _visible(item, addresses)]  # fmt: skip
+    items = [
+        item for item in (read(path) for path, read in paths[:SHOWN]) if _visible(item, addresses)
+    ]
     return render_template("sandbox/inbox.html", items=items, visitor=addresses is not None)
 
 
@@ -128,8 +140,9 @@ def inbox():
 def message(name: str):
     path = _path_for(name)
     if name.endswith(".json"):
-        return render_template("sandbox/phone_message.html", name=name,
-                               entry=json.loads(path.read_text()))  # fmt: skip
+        return render_template(
+            "sandbox/phone_message.html", name=name, entry=json.loads(path.read_text())
+        )
     email = _read_email(path)
     text_part = email.get_body(preferencelist=("plain",))
     html_part = email.get_body(preferencelist=("html",))

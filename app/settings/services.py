@@ -33,10 +33,25 @@ UPI_VPA = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,255}@[A-Za-z][A-Za-z0-9]{1,6
 BRAND_COLOUR = re.compile(r"^#[0-9a-f]{6}$")
 LOGO_MAX_BYTES = 1024 * 1024
 LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": ("png", "image/png"), b"\xff\xd8\xff": ("jpg", "image/jpeg")}
-FIELDS = ("legal_name", "address", "region", "gstin", "pan", "abn", "tax_number",
-          "lut_reference", "upi_vpa", "payment_instructions", "brand_colour",
-          "invoice_number_format", "approval_required", "auto_invoice", "send_window_start",
-          "send_window_end", "send_on_business_days_only")  # fmt: skip
+FIELDS = (
+    "legal_name",
+    "address",
+    "region",
+    "gstin",
+    "pan",
+    "abn",
+    "tax_number",
+    "lut_reference",
+    "upi_vpa",
+    "payment_instructions",
+    "brand_colour",
+    "invoice_number_format",
+    "approval_required",
+    "auto_invoice",
+    "send_window_start",
+    "send_window_end",
+    "send_on_business_days_only",
+)
 
 
 class SettingsError(ValueError):
@@ -85,8 +100,11 @@ def clean_settings(values: Mapping, tenant: Tenant) -> tuple[dict, dict[str, str
         "tax_number": _text(values, "tax_number", 32, errors),
         "lut_reference": _text(values, "lut_reference", 64, errors),
         "payment_instructions": _text(values, "payment_instructions", 1000, errors),
-        "gstin": None, "pan": None, "abn": None, "upi_vpa": None,
-    }  # fmt: skip
+        "gstin": None,
+        "pan": None,
+        "abn": None,
+        "upi_vpa": None,
+    }
     region = _text(values, "region", 64, errors)
     country = tenant.country.upper()
     if country == "IN" and region:

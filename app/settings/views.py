@@ -16,10 +16,14 @@ blueprint = Blueprint("settings", __name__, url_prefix="/t/<tenant_slug>/setting
 
 def _page(values=None, errors=None, logo_error=None, status=200):
     return render_page(
-        "settings/index.html", status=status, tenant=g.tenant,
-        values=values or services.form_values(g.tenant), errors=errors or {},
-        logo_error=logo_error, auto_invoice_choices=services.AUTO_INVOICE_CHOICES,
-    )  # fmt: skip
+        "settings/index.html",
+        status=status,
+        tenant=g.tenant,
+        values=values or services.form_values(g.tenant),
+        errors=errors or {},
+        logo_error=logo_error,
+        auto_invoice_choices=services.AUTO_INVOICE_CHOICES,
+    )
 
 
 @blueprint.get("/")

@@ -100,8 +100,9 @@ def live_server(app, app_config, tmp_path_factory) -> LiveServer:
         DUEBOOK_ENV="test",
         PYTHONUNBUFFERED="1",
         # The sandbox SMTP server and stand-ins listen on loopback, as in the in-process app.
-        OUTBOUND_ALLOWED_NETWORKS=",".join(str(net) for net in
-                                           app_config["OUTBOUND_ALLOWED_NETWORKS"]),
+        OUTBOUND_ALLOWED_NETWORKS=",".join(
+            str(net) for net in app_config["OUTBOUND_ALLOWED_NETWORKS"]
+        ),
     )
     for name in ("BASE_URL", "SANDBOX_MAILDIR", "COOKIE_SECURE", "TRUSTED_PROXY_HOPS"):
         env.pop(name, None)
@@ -246,8 +247,9 @@ class SignupMail:
         from tests.helpers import mail_link
 
         self.run_jobs()
-        for path in sorted(self.maildir.glob("*.eml"), key=lambda p: p.stat().st_mtime,
-                           reverse=True):  # fmt: skip
+        for path in sorted(
+            self.maildir.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True
+        ):
             message = message_from_bytes(path.read_bytes(), policy=policy.default)
             body = message.get_body(preferencelist=("plain",)).get_content()
             if to in message["To"] and path_prefix in body:

@@ -24,12 +24,20 @@ SUPPLIER_GSTIN = "27AAPFU0939F1ZV"  # Maharashtra
 TEMPLATE = "IT services: Simple, small project"  # advance 20%, delivery 70%, hypercare 10%
 
 
-def test_template_to_invoice_to_part_payment_with_tds(library_loaded, new_page, console,
-                                                      screenshots_dir, signup_mail):  # fmt: skip
+def test_template_to_invoice_to_part_payment_with_tds(
+    library_loaded, new_page, console, screenshots_dir, signup_mail
+):
     page = new_page()
     slug = unique("bill")
-    sign_up(page, signup_mail, organisation="Deccan Software LLP", slug=slug, full_name="Neha Rao",
-            email=f"{slug}@example.com", region="Maharashtra")  # fmt: skip
+    sign_up(
+        page,
+        signup_mail,
+        organisation="Deccan Software LLP",
+        slug=slug,
+        full_name="Neha Rao",
+        email=f"{slug}@example.com",
+        region="Maharashtra",
+    )
 
     page.get_by_role("link", name="Settings").click()
     page.get_by_label("GSTIN", exact=True).fill(SUPPLIER_GSTIN)

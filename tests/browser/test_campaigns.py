@@ -29,21 +29,42 @@ def _add_client_with_contact(app, slug: str) -> None:
     with app.app_context(), TenantSession(db, bind=db.engine) as session:
         tenant_id = session.query(Tenant.id).filter(Tenant.slug == slug).scalar()
         bind_tenant(session, tenant_id)
-        client = Client(full_name="Deccan Fabricators", short_name="Deccan", location="local",
-                        country="IN", currency="INR", city="Pune", region="27",
-                        payment_terms="net", payment_days=30)  # fmt: skip
+        client = Client(
+            full_name="Deccan Fabricators",
+            short_name="Deccan",
+            location="local",
+            country="IN",
+            currency="INR",
+            city="Pune",
+            region="27",
+            payment_terms="net",
+            payment_days=30,
+        )
         session.add(client)
         session.flush()
-        session.add(Contact(client_id=client.id, full_name="Nisha Deshpande",
-                            email="nisha@deccan.example", roles=["billing"]))  # fmt: skip
+        session.add(
+            Contact(
+                client_id=client.id,
+                full_name="Nisha Deshpande",
+                email="nisha@deccan.example",
+                roles=["billing"],
+            )
+        )
         session.commit()
 
 
 def test_create_launch_and_watch_a_campaign(app, new_page, console, run_jobs, signup_mail):
     page = new_page()
     slug = unique("camp")
-    sign_up(page, signup_mail, organisation="Sahyadri Steel", slug=slug, full_name="Vikram Rane",
-            email=f"{slug}@example.com", region="Maharashtra")  # fmt: skip
+    sign_up(
+        page,
+        signup_mail,
+        organisation="Sahyadri Steel",
+        slug=slug,
+        full_name="Vikram Rane",
+        email=f"{slug}@example.com",
+        region="Maharashtra",
+    )
     _add_client_with_contact(app, slug)
 
     page.get_by_role("link", name="Message templates").click()

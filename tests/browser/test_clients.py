@@ -25,8 +25,15 @@ def test_create_a_client_with_a_gstin_wrong_then_right(
 ):
     page = new_page()
     slug = unique("gst")
-    sign_up(page, signup_mail, organisation="Deccan Supplies", slug=slug, full_name="Neha Rao",
-            email=f"{slug}@example.com", region="Maharashtra")  # fmt: skip
+    sign_up(
+        page,
+        signup_mail,
+        organisation="Deccan Supplies",
+        slug=slug,
+        full_name="Neha Rao",
+        email=f"{slug}@example.com",
+        region="Maharashtra",
+    )
     page.get_by_role("link", name="Clients", exact=True).click()
     page.get_by_role("link", name="+ New client").click()
 

@@ -34,26 +34,49 @@ def _collector_with_client(app, slug: str) -> tuple[str, int]:
     another process; the test database is thrown away)."""
     with app.app_context():
         email = f"{slug}@example.com"
-        owner = accounts.create_user(db.session, email=f"owner-{email}", full_name="Owner",
-                                     password=PASSWORD)  # fmt: skip
-        collector = accounts.create_user(db.session, email=email, full_name="Asha Kulkarni",
-                                         password=PASSWORD)  # fmt: skip
-        tenant = tenants.create_tenant(db.session, slug=slug, name="Konkan Traders", country="IN",
-                                       time_zone="Asia/Kolkata", currency="INR", region="27",
-                                       owner=owner)  # fmt: skip
+        owner = accounts.create_user(
+            db.session, email=f"owner-{email}", full_name="Owner", password=PASSWORD
+        )
+        collector = accounts.create_user(
+            db.session, email=email, full_name="Asha Kulkarni", password=PASSWORD
+        )
+        tenant = tenants.create_tenant(
+            db.session,
+            slug=slug,
+            name="Konkan Traders",
+            country="IN",
+            time_zone="Asia/Kolkata",
+            currency="INR",
+            region="27",
+            owner=owner,
+        )
         db.session.add(Membership(user_id=collector.id, tenant_id=tenant.id, role="collector"))
         db.session.commit()
         tenant_id, collector_id = tenant.id, collector.id
         db.session.remove()
     with app.app_context(), TenantSession(db, bind=db.engine) as session:
         bind_tenant(session, tenant_id)
-        client = Client(full_name="Sahyadri Hardware", short_name="Sahyadri", location="local",
-                        country="IN", currency="INR", region="27", payment_terms="net",
-                        payment_days=30, collector_user_id=collector_id)  # fmt: skip
+        client = Client(
+            full_name="Sahyadri Hardware",
+            short_name="Sahyadri",
+            location="local",
+            country="IN",
+            currency="INR",
+            region="27",
+            payment_terms="net",
+            payment_days=30,
+            collector_user_id=collector_id,
+        )
         session.add(client)
         session.flush()
-        session.add(Site(client_id=client.id, name="Shop, Dadar", latitude=Decimal(str(SITE[0])),
-                         longitude=Decimal(str(SITE[1]))))  # fmt: skip
+        session.add(
+            Site(
+                client_id=client.id,
+                name="Shop, Dadar",
+                latitude=Decimal(str(SITE[0])),
+                longitude=Decimal(str(SITE[1])),
+            )
+        )
         session.commit()
         return email, client.id
 

@@ -20,12 +20,19 @@ expect = sync_api.expect
 pytestmark = pytest.mark.browser
 
 
-def test_admin_connects_smtp_and_tests_it(new_page, console, app_config, run_jobs,
-                                          screenshots_dir, signup_mail):  # fmt: skip
+def test_admin_connects_smtp_and_tests_it(
+    new_page, console, app_config, run_jobs, screenshots_dir, signup_mail
+):
     page = new_page()
     slug = unique("integ")
-    sign_up(page, signup_mail, organisation="Malabar Exports", slug=slug, full_name="Anil Menon",
-            email=f"{slug}@example.com")  # fmt: skip
+    sign_up(
+        page,
+        signup_mail,
+        organisation="Malabar Exports",
+        slug=slug,
+        full_name="Anil Menon",
+        email=f"{slug}@example.com",
+    )
 
     page.get_by_role("link", name="Integrations").click()
     card = page.locator("#integration-smtp")

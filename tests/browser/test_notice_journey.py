@@ -33,11 +33,19 @@ def _owing_client(app, slug: str) -> tuple[str, str]:
     owing one invoice issued 40 days ago on 30 days' terms: committed, for the live server."""
     with app.app_context():
         email = f"{slug}@example.com"
-        owner = accounts.create_user(db.session, email=email, full_name="Meera Iyer",
-                                     password=PASSWORD)  # fmt: skip
-        tenant = tenants.create_tenant(db.session, slug=slug, name="Konkan Traders", country="IN",
-                                       time_zone="Asia/Kolkata", currency="INR", region="27",
-                                       owner=owner)  # fmt: skip
+        owner = accounts.create_user(
+            db.session, email=email, full_name="Meera Iyer", password=PASSWORD
+        )
+        tenant = tenants.create_tenant(
+            db.session,
+            slug=slug,
+            name="Konkan Traders",
+            country="IN",
+            time_zone="Asia/Kolkata",
+            currency="INR",
+            region="27",
+            owner=owner,
+        )
         tenant.gstin = "27AAPFU0939F1ZV"
         tenant.send_window_start, tenant.send_window_end = time(0), time(23, 59, 59)
         tenant.send_on_business_days_only = False
@@ -47,18 +55,30 @@ def _owing_client(app, slug: str) -> tuple[str, str]:
     with app.app_context(), TenantSession(db, bind=db.engine) as session:
         bind_tenant(session, tenant_id)
         tenant = session.get(tenants.Tenant, tenant_id)
-        client = Client(full_name="Ratnagiri Cement Works", short_name="Ratnagiri",
-                        location="local", country="IN", currency="INR", region="27",
-                        payment_terms="net", payment_days=30)  # fmt: skip
+        client = Client(
+            full_name="Ratnagiri Cement Works",
+            short_name="Ratnagiri",
+            location="local",
+            country="IN",
+            currency="INR",
+            region="27",
+            payment_terms="net",
+            payment_days=30,
+        )
         session.add(client)
         session.flush()
-        contact = Contact(client_id=client.id, full_name="Sunil Patil", roles=["billing"],
-                          email=f"accounts-{slug}@ratnagiri.example")  # fmt: skip
+        contact = Contact(
+            client_id=client.id,
+            full_name="Sunil Patil",
+            roles=["billing"],
+            email=f"accounts-{slug}@ratnagiri.example",
+        )
         set_consent(contact, "email", True, "contract")
         session.add(contact)
         today = datetime.now(ZoneInfo(tenant.time_zone)).date()
-        line = invoicing.ManualLine(description="Cement, 400 bags", hsn_sac="2523",
-                                    unit_price="150000", tax_rate="28")  # fmt: skip
+        line = invoicing.ManualLine(
+            description="Cement, 400 bags", hsn_sac="2523", unit_price="150000", tax_rate="28"
+        )
         invoice = invoicing.draft_by_hand(session, tenant, client, [line])
         invoicing.issue(session, tenant, invoice, today - timedelta(days=40))
         invoicing.mark_overdue(session, today)

@@ -55,8 +55,9 @@ def fill_sign_up_form(
     page.get_by_role("button", name="Create workspace").click()
 
 
-def confirm_sign_up(page: Page, signup_mail, *, organisation: str, email: str,
-                    password: str = PASSWORD) -> None:  # fmt: skip
+def confirm_sign_up(
+    page: Page, signup_mail, *, organisation: str, email: str, password: str = PASSWORD
+) -> None:
     """Follow the link of the confirmation e-mail and finish with the password chosen."""
     page.goto(signup_mail.link(email))
     expect(page.get_by_role("heading", name=f"Finish creating {organisation}")).to_be_visible()
@@ -64,8 +65,9 @@ def confirm_sign_up(page: Page, signup_mail, *, organisation: str, email: str,
     page.get_by_role("button", name="Create workspace").click()
 
 
-def sign_up(page: Page, signup_mail, *, organisation: str, email: str,
-            password: str = PASSWORD, **fields) -> None:  # fmt: skip
+def sign_up(
+    page: Page, signup_mail, *, organisation: str, email: str, password: str = PASSWORD, **fields
+) -> None:
     """Sign up as a person does: the form, then the link in the e-mail."""
     fill_sign_up_form(page, organisation=organisation, email=email, password=password, **fields)
     expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
@@ -255,8 +257,9 @@ def test_sign_up_mistakes_are_explained_next_to_the_field(new_page, console, sig
 
     # The address belongs to someone else: the sign-up form does not tell (it would tell
     # anyone which workspaces exist), the confirmation page does, under the address field.
-    fill_sign_up_form(page, organisation="Rao Textiles", slug=taken, full_name="Ravi Rao",
-                      email=email)  # fmt: skip
+    fill_sign_up_form(
+        page, organisation="Rao Textiles", slug=taken, full_name="Ravi Rao", email=email
+    )
     expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
     page.goto(signup_mail.link(email))
     expect(page.get_by_label("Workspace address")).to_have_value(f"{taken}-2")  # a free one

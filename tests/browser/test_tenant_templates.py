@@ -28,12 +28,20 @@ def test_drag_a_milestone_to_a_new_place(
 ):
     page = new_page()
     slug = unique("tpl")
-    sign_up(page, signup_mail, organisation="Kaveri Infra", slug=slug, full_name="Arjun Menon",
-            email=f"{slug}@example.com", region="Karnataka")  # fmt: skip
+    sign_up(
+        page,
+        signup_mail,
+        organisation="Kaveri Infra",
+        slug=slug,
+        full_name="Arjun Menon",
+        email=f"{slug}@example.com",
+        region="Karnataka",
+    )
     page.get_by_role("link", name="Template library").click()
     page.get_by_label("Search").fill("Construction: Standard, medium project")
     page.locator("#library-results").get_by_role(
-        "link", name="Construction: Standard, medium project", exact=True).click()  # fmt: skip
+        "link", name="Construction: Standard, medium project", exact=True
+    ).click()
     page.get_by_role("button", name="Clone into my workspace").click()
     expect(page.get_by_test_id("version-badge")).to_have_text("v1")
     page.get_by_role("button", name="Edit: make version 2").click()

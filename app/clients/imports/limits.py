@@ -33,9 +33,9 @@ class ImportLimits:
 
     @classmethod
     def from_config(cls, config: Mapping) -> ImportLimits:
-        return cls(**{
-            f.name: int(config.get(setting_name(f.name), f.default)) for f in fields(cls)
-        })  # fmt: skip
+        return cls(
+            **{f.name: int(config.get(setting_name(f.name), f.default)) for f in fields(cls)}
+        )
 
     @property
     def max_row_chars(self) -> int:

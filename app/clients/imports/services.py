@@ -89,8 +89,12 @@ READ_JOB_TIMEOUT = 120
 EDITABLE_STATUSES = ("uploaded", "mapped")
 STARTABLE_STATUSES = ("mapped", "failed")
 ACTIVE_STATUSES = ("queued", "running")
-_CONTACT_KEYS = {"full_name": "contact_name", "job_title": "contact_job_title",
-                 "email": "contact_email", "phone": "contact_phone"}  # fmt: skip
+_CONTACT_KEYS = {
+    "full_name": "contact_name",
+    "job_title": "contact_job_title",
+    "email": "contact_email",
+    "phone": "contact_phone",
+}
 
 
 # Creating and preparing an import --------------------------------------------------------
@@ -174,8 +178,7 @@ def read_import_file(session: Session, import_id: int) -> str | None:
                 "Reading this file took too long. Split it into smaller files, or save it "
                 "as CSV, and upload again."
             )
-        _set_import(session, import_id, status="unreadable", error=message,
-                    finished_at=func.now())  # fmt: skip
+        _set_import(session, import_id, status="unreadable", error=message, finished_at=func.now())
         session.commit()
         delete_upload(key)
         return "unreadable"
@@ -263,16 +266,23 @@ class RowChecker:
     def __post_init__(self) -> None:
         if self.context is None:
             self.context = client_context(self.session, self.tenant)
-        self.columns = [(key, int(index)) for key, index in self.mapping.items()
-                        if key in FIELD_LABELS and key not in CONTACT_FIELDS]  # fmt: skip
-        self.contact_columns = [(key, int(index)) for key, index in self.mapping.items()
-                                if key in CONTACT_FIELDS]  # fmt: skip
+        self.columns = [
+            (key, int(index))
+            for key, index in self.mapping.items()
+            if key in FIELD_LABELS and key not in CONTACT_FIELDS
+        ]
+        self.contact_columns = [
+            (key, int(index)) for key, index in self.mapping.items() if key in CONTACT_FIELDS
+        ]
         self.has_contacts = "contact_name" in self.mapping or any(
             key in self.mapping for key in ("contact_email", "contact_phone")
         )
         self.managers = self._managers() if "engagement_manager_user_id" in self.mapping else {}
-        self.countries = {name.lower(): code for code, name in COUNTRY_NAMES.items()
-                          if len(code) == 2 and code.isalpha()}  # fmt: skip
+        self.countries = {
+            name.lower(): code
+            for code, name in COUNTRY_NAMES.items()
+            if len(code) == 2 and code.isalpha()
+        }
         self.countries.update({"uk": "GB", "usa": "US", "u.s.a.": "US", "uae": "AE"})
 
     def _managers(self) -> dict[str, str]:
@@ -365,9 +375,18 @@ class RowChecker:
                 if target_id is not None and external:
                     current_external = found.clients[target_id][1]
                     if current_external not in (None, external):
-                        results.append(RowResult(line, {}, {"external_id": (
-                            f"The client with this short name has external id "
-                            f"{current_external}.")}))  # fmt: skip
+                        results.append(
+                            RowResult(
+                                line,
+                                {},
+                                {
+                                    "external_id": (
+                                        f"The client with this short name has external id "
+                                        f"{current_external}."
+                                    )
+                                },
+                            )
+                        )
                         continue
             if target_id is not None:
                 target_name, _, merged = found.clients[target_id]
@@ -534,8 +553,13 @@ def run_import(session: Session, import_id: int, chunk_size: int | None = None) 
                 position += len(batch)
                 pending = results
         record = session.get(ClientImport, import_id, populate_existing=True)
-        _set_import(session, import_id, status="done", finished_at=func.now(),
-                    total_rows=ClientImport.processed_rows)  # fmt: skip
+        _set_import(
+            session,
+            import_id,
+            status="done",
+            finished_at=func.now(),
+            total_rows=ClientImport.processed_rows,
+        )
         changes = {
             "inserted": [None, record.inserted_rows],
             "updated": [None, record.updated_rows],
@@ -571,6 +595,7 @@ def run_import(session: Session, import_id: int, chunk_size: int | None = None) 
 
 
 # Queueing --------------------------------------------------------------------------------
+
 
 def start_import(session: Session, record: ClientImport, form_key: str | None = None) -> None:
     """Queue the import; the job is handed to a worker once this transaction commits. An

@@ -71,9 +71,11 @@ class UploadForm(FlaskForm):
             "A .csv (UTF-8; comma, semicolon or tab separated) or .xlsx file of up to 20 MB. "
             "The first row names the columns."
         ),
-        render_kw={"accept": ".csv,.xlsx,text/csv,"
-                   "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
-    )  # fmt: skip
+        render_kw={
+            "accept": ".csv,.xlsx,text/csv,"
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        },
+    )
     upload_key = HiddenField(default=new_form_key)
 
 
@@ -131,7 +133,11 @@ def new_import():
         upload = form.file.data
         try:
             record = imports.create_import(
-                db.session, g.tenant.id, upload.filename or "", upload.stream, current_user.id,
+                db.session,
+                g.tenant.id,
+                upload.filename or "",
+                upload.stream,
+                current_user.id,
                 upload_key=_form_key(form.upload_key.data),
             )
         except import_files.ImportFileError as error:
@@ -174,8 +180,12 @@ def _detail(record, form=None, status=200):
 
 def _progress_context(record) -> dict:
     processed = record.processed_rows or 0
-    unchanged = processed - (record.inserted_rows or 0) - (record.updated_rows or 0) - (
-        record.failed_rows or 0)  # fmt: skip
+    unchanged = (
+        processed
+        - (record.inserted_rows or 0)
+        - (record.updated_rows or 0)
+        - (record.failed_rows or 0)
+    )
     return {
         "record": record,
         "status_label": STATUS_LABELS.get(record.status, record.status),

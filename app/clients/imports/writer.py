@@ -22,12 +22,36 @@ if TYPE_CHECKING:
 
 # The values clean_client returns, in the order they are written.
 CLIENT_COLUMNS = (
-    "external_id", "full_name", "short_name", "status", "location", "country",
-    "address_line1", "address_line2", "city", "region", "postal_code", "gstin", "pan", "abn",
-    "vat_number", "tin", "tax_registration", "remittance_details", "payment_terms",
-    "payment_days", "payment_terms_note", "engagement_manager_user_id", "new_business_year",
-    "industry_id", "currency", "credit_limit", "preferred_language", "preferred_channel", "tags",
-)  # fmt: skip
+    "external_id",
+    "full_name",
+    "short_name",
+    "status",
+    "location",
+    "country",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "gstin",
+    "pan",
+    "abn",
+    "vat_number",
+    "tin",
+    "tax_registration",
+    "remittance_details",
+    "payment_terms",
+    "payment_days",
+    "payment_terms_note",
+    "engagement_manager_user_id",
+    "new_business_year",
+    "industry_id",
+    "currency",
+    "credit_limit",
+    "preferred_language",
+    "preferred_channel",
+    "tags",
+)
 _client_values = operator.itemgetter(*CLIENT_COLUMNS)
 
 
@@ -147,9 +171,8 @@ class ChunkWrite:
         with self.connection.cursor() as cursor:
             cursor.execute(
                 statements.progress,
-                (outcome.processed, outcome.inserted, outcome.updated, outcome.failed,
-                 import_id),
-            )  # fmt: skip
+                (outcome.processed, outcome.inserted, outcome.updated, outcome.failed, import_id),
+            )
         return outcome
 
     def abandon(self) -> None:
@@ -174,11 +197,18 @@ def write_chunk(
     for result in results:
         if result.errors:
             outcome.failed += 1
-            errors.extend((import_id, result.line, key, reason)
-                          for key, reason in result.errors.items())  # fmt: skip
+            errors.extend(
+                (import_id, result.line, key, reason) for key, reason in result.errors.items()
+            )
         else:
-            valid.append((result.line, result.target_id, *_client_values(result.values),
-                          *(result.contact or (None, None, None, None))))  # fmt: skip
+            valid.append(
+                (
+                    result.line,
+                    result.target_id,
+                    *_client_values(result.values),
+                    *(result.contact or (None, None, None, None)),
+                )
+            )
     connection = session.connection().connection.driver_connection
     with connection.cursor() as cursor:
         if valid:

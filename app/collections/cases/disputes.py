@@ -27,19 +27,26 @@ def open_dispute_of(session: Session, invoice_id: int) -> Dispute | None:
     )
 
 
-def open_dispute(session: Session, invoice: Invoice, values, user_id: int | None = None,
-                 member_ids: set[int] | None = None) -> Dispute:  # fmt: skip
+def open_dispute(
+    session: Session,
+    invoice: Invoice,
+    values,
+    user_id: int | None = None,
+    member_ids: set[int] | None = None,
+) -> Dispute:
     """Dispute an invoice from form values: reason (required), evidence, evidence_url,
     owner_user_id (a member of `member_ids` when given; the person disputing by default)."""
     errors: dict[str, str] = {}
-    reason = read_text(values.get("reason"), "reason", errors,
-                       required="Say what the client disputes.")  # fmt: skip
+    reason = read_text(
+        values.get("reason"), "reason", errors, required="Say what the client disputes."
+    )
     evidence = read_text(values.get("evidence"), "evidence", errors)
     evidence_url = read_url(values.get("evidence_url"), "evidence_url", errors)
     owner_raw = str(values.get("owner_user_id") or "").strip()
     owner = int(owner_raw) if owner_raw.isdigit() else user_id
-    if owner_raw and (not owner_raw.isdigit() or (member_ids is not None
-                                                  and owner not in member_ids)):  # fmt: skip
+    if owner_raw and (
+        not owner_raw.isdigit() or (member_ids is not None and owner not in member_ids)
+    ):
         errors["owner_user_id"] = "Choose a member of this workspace."
     if errors:
         raise CaseInvalid(errors)
@@ -52,9 +59,15 @@ def open_dispute(session: Session, invoice: Invoice, values, user_id: int | None
         raise CaseInvalid({"reason": invalid.errors.get("dispute_reason", str(invalid))}) from None
     except invoicing.InvoiceError as error:
         raise CaseError(str(error)) from None
-    dispute = Dispute(client_id=invoice.client_id, invoice_id=invoice.id, reason=reason,
-                      evidence=evidence, evidence_url=evidence_url, owner_user_id=owner,
-                      created_by=user_id)  # fmt: skip
+    dispute = Dispute(
+        client_id=invoice.client_id,
+        invoice_id=invoice.id,
+        reason=reason,
+        evidence=evidence,
+        evidence_url=evidence_url,
+        owner_user_id=owner,
+        created_by=user_id,
+    )
     session.add(dispute)
     try:
         with session.begin_nested():
@@ -64,15 +77,15 @@ def open_dispute(session: Session, invoice: Invoice, values, user_id: int | None
     return dispute
 
 
-def end_dispute(session: Session, dispute: Dispute, outcome: str, note, today: date,
-                user_id: int | None = None) -> Dispute:  # fmt: skip
+def end_dispute(
+    session: Session, dispute: Dispute, outcome: str, note, today: date, user_id: int | None = None
+) -> Dispute:
     """Resolve or reject an open dispute with a note (required); the invoice leaves
     "disputed"."""
     errors: dict[str, str] = {}
     if outcome not in ENDINGS:
         errors["outcome"] = "Choose resolved or rejected."
-    note = read_text(note, "resolution_note", errors,
-                     required="Say how the dispute ended.")  # fmt: skip
+    note = read_text(note, "resolution_note", errors, required="Say how the dispute ended.")
     if errors:
         raise CaseInvalid(errors)
     if dispute.status != "open":
@@ -88,8 +101,9 @@ def end_dispute(session: Session, dispute: Dispute, outcome: str, note, today: d
     return dispute
 
 
-def end_invoice_dispute(session: Session, invoice: Invoice, outcome: str, note, today: date,
-                        user_id: int | None = None) -> Dispute | None:  # fmt: skip
+def end_invoice_dispute(
+    session: Session, invoice: Invoice, outcome: str, note, today: date, user_id: int | None = None
+) -> Dispute | None:
     """End the invoice's open dispute (the invoice page's action). An invoice disputed before
     disputes were recorded has no record: the note is still required, and the invoice is put
     back all the same."""
@@ -116,22 +130,30 @@ def get_dispute(session: Session, dispute_id: int) -> Dispute | None:
 
 def client_disputes(session: Session, client_id: int) -> list[tuple[Dispute, Invoice]]:
     """The client's disputes with their invoice, open first, newest first."""
-    return [tuple(r) for r in session.execute(
-        select(Dispute, Invoice).join(Invoice, Invoice.id == Dispute.invoice_id)
-        .where(Dispute.client_id == client_id)
-        .order_by(Dispute.status != "open", Dispute.created_at.desc(), Dispute.id.desc())
-    )]  # fmt: skip
+    return [
+        tuple(r)
+        for r in session.execute(
+            select(Dispute, Invoice)
+            .join(Invoice, Invoice.id == Dispute.invoice_id)
+            .where(Dispute.client_id == client_id)
+            .order_by(Dispute.status != "open", Dispute.created_at.desc(), Dispute.id.desc())
+        )
+    ]
 
 
 def invoice_disputes(session: Session, invoice_id: int) -> list[Dispute]:
-    return list(session.scalars(
-        select(Dispute).where(Dispute.invoice_id == invoice_id)
-        .order_by(Dispute.created_at.desc(), Dispute.id.desc())
-    ))  # fmt: skip
+    return list(
+        session.scalars(
+            select(Dispute)
+            .where(Dispute.invoice_id == invoice_id)
+            .order_by(Dispute.created_at.desc(), Dispute.id.desc())
+        )
+    )
 
 
-def open_disputes(session: Session, owner_user_id: int | None = None,
-                  limit: int = 500) -> list[tuple[Dispute, Invoice, Client]]:  # fmt: skip
+def open_disputes(
+    session: Session, owner_user_id: int | None = None, limit: int = 500
+) -> list[tuple[Dispute, Invoice, Client]]:
     """Open disputes, oldest first (the longest waiting at the top), optionally one owner's."""
     query = (
         select(Dispute, Invoice, Client)

@@ -26,18 +26,23 @@ def active_condition(today: date):
 
 
 def is_active(hold: CollectionHold, today: date) -> bool:
-    return (hold.released_at is None and hold.starts_on <= today
-            and (hold.ends_on is None or hold.ends_on >= today))  # fmt: skip
+    return (
+        hold.released_at is None
+        and hold.starts_on <= today
+        and (hold.ends_on is None or hold.ends_on >= today)
+    )
 
 
-def place_hold(session: Session, client: Client, values, today: date,
-               user_id: int | None = None) -> CollectionHold:  # fmt: skip
+def place_hold(
+    session: Session, client: Client, values, today: date, user_id: int | None = None
+) -> CollectionHold:
     """A hold from form values: reason (required), invoice_id (one of the client's invoices;
     empty = the whole client), starts_on (today when empty; not in the past), ends_on
     (optional, not before the start)."""
     errors: dict[str, str] = {}
-    reason = read_text(values.get("reason"), "reason", errors,
-                       required="Say why collection is on hold.")  # fmt: skip
+    reason = read_text(
+        values.get("reason"), "reason", errors, required="Say why collection is on hold."
+    )
     starts_on = read_date(values.get("starts_on"), "starts_on", errors, "start date") or today
     ends_on = read_date(values.get("ends_on"), "ends_on", errors, "end date")
     if "starts_on" not in errors and starts_on < today:
@@ -54,15 +59,22 @@ def place_hold(session: Session, client: Client, values, today: date,
             invoice_id = invoice.id
     if errors:
         raise CaseInvalid(errors)
-    hold = CollectionHold(client_id=client.id, invoice_id=invoice_id, reason=reason,
-                          starts_on=starts_on, ends_on=ends_on, created_by=user_id)  # fmt: skip
+    hold = CollectionHold(
+        client_id=client.id,
+        invoice_id=invoice_id,
+        reason=reason,
+        starts_on=starts_on,
+        ends_on=ends_on,
+        created_by=user_id,
+    )
     session.add(hold)
     session.flush()
     return hold
 
 
-def release_hold(session: Session, hold: CollectionHold, user_id: int | None = None,
-                 today: date | None = None) -> CollectionHold:  # fmt: skip
+def release_hold(
+    session: Session, hold: CollectionHold, user_id: int | None = None, today: date | None = None
+) -> CollectionHold:
     if hold.released_at is not None:
         raise CaseError("This hold was released already.")
     if today is not None and hold.ends_on is not None and hold.ends_on < today:
@@ -79,15 +91,20 @@ def get_hold(session: Session, hold_id: int) -> CollectionHold | None:
 
 def client_holds(session: Session, client_id: int) -> list[CollectionHold]:
     """The client's holds (its own and its invoices'), newest first."""
-    return list(session.scalars(
-        select(CollectionHold).where(CollectionHold.client_id == client_id)
-        .order_by(CollectionHold.starts_on.desc(), CollectionHold.id.desc())
-    ))  # fmt: skip
+    return list(
+        session.scalars(
+            select(CollectionHold)
+            .where(CollectionHold.client_id == client_id)
+            .order_by(CollectionHold.starts_on.desc(), CollectionHold.id.desc())
+        )
+    )
 
 
 def active_holds(session: Session, client_id: int, today: date) -> list[CollectionHold]:
-    return list(session.scalars(
-        select(CollectionHold).where(CollectionHold.client_id == client_id,
-                                     *active_condition(today))
-        .order_by(CollectionHold.id)
-    ))  # fmt: skip
+    return list(
+        session.scalars(
+            select(CollectionHold)
+            .where(CollectionHold.client_id == client_id, *active_condition(today))
+            .order_by(CollectionHold.id)
+        )
+    )

@@ -135,9 +135,7 @@ class RateTable:
 
     @classmethod
     def of(cls, rows: Iterable) -> RateTable:
-        pairs = sorted(
-            (r if isinstance(r, tuple) else (r.effective_from, r.rate)) for r in rows
-        )  # fmt: skip
+        pairs = sorted((r if isinstance(r, tuple) else (r.effective_from, r.rate)) for r in rows)
         return cls(tuple(d for d, _ in pairs), tuple(Decimal(r) for _, r in pairs))
 
     def on(self, day: date) -> Decimal | None:
@@ -213,7 +211,7 @@ def schedule(
             rests.append(
                 InterestRest(
                     start, end, annual, opening_principal, opening, interest, principal + carried
-                )  # fmt: skip
+                )
             )
             k += 1
     return tuple(rests)

@@ -37,10 +37,13 @@ def paid_on(session: Session, invoice_ids: Sequence[int]) -> Decimal:
     if not invoice_ids:
         return ZERO
     total = session.scalar(
-        select(func.coalesce(func.sum(PaymentAllocation.amount + PaymentAllocation.tds_amount), 0))
-        .where(PaymentAllocation.invoice_id.in_(list(invoice_ids)),
-               PaymentAllocation.removed_at.is_(None))
-    )  # fmt: skip
+        select(
+            func.coalesce(func.sum(PaymentAllocation.amount + PaymentAllocation.tds_amount), 0)
+        ).where(
+            PaymentAllocation.invoice_id.in_(list(invoice_ids)),
+            PaymentAllocation.removed_at.is_(None),
+        )
+    )
     return to_money(total)
 
 
@@ -68,8 +71,9 @@ def is_kept(session: Session, promise: PromiseToPay) -> bool:
 # Making and ending --------------------------------------------------------------------------
 
 
-def create_promise(session: Session, client: Client, values, today: date,
-                   user_id: int | None = None) -> PromiseToPay:  # fmt: skip
+def create_promise(
+    session: Session, client: Client, values, today: date, user_id: int | None = None
+) -> PromiseToPay:
     """A promise from form values: amount, promised_on (today or later), invoice_ids (a list
     of ids among the client's open invoices; empty = all of them), note. The covered invoices
     are stored by id, so an invoice issued later is not covered."""
@@ -94,9 +98,16 @@ def create_promise(session: Session, client: Client, values, today: date,
     if errors:
         raise CaseInvalid(errors)
     ids = [o.invoice.id for o in covered]
-    promise = PromiseToPay(client_id=client.id, invoice_ids=ids, amount=amount,
-                           currency=currencies.pop(), promised_on=promised_on, note=note,
-                           paid_before=paid_on(session, ids), created_by=user_id)  # fmt: skip
+    promise = PromiseToPay(
+        client_id=client.id,
+        invoice_ids=ids,
+        amount=amount,
+        currency=currencies.pop(),
+        promised_on=promised_on,
+        note=note,
+        paid_before=paid_on(session, ids),
+        created_by=user_id,
+    )
     session.add(promise)
     session.flush()
     return promise
@@ -161,8 +172,11 @@ def people_to_tell(session: Session, client: Client) -> list[int]:
     for user_id in (client.collector_user_id, client.engagement_manager_user_id):
         if user_id is not None and session.scalar(active.where(Membership.user_id == user_id)):
             return [user_id]
-    return list(session.scalars(active.where(Membership.role.in_(FALLBACK_ROLES))
-                                .order_by(Membership.user_id)))  # fmt: skip
+    return list(
+        session.scalars(
+            active.where(Membership.role.in_(FALLBACK_ROLES)).order_by(Membership.user_id)
+        )
+    )
 
 
 def _tell_collector(session: Session, promise: PromiseToPay) -> None:
@@ -174,14 +188,18 @@ def _tell_collector(session: Session, promise: PromiseToPay) -> None:
     slug = session.get(Tenant, bound_tenant_id(session)).slug
     short = to_money(promise.amount) - max(paid_since(session, promise), ZERO)
     notify(
-        session, people_to_tell(session, client), "broken_promise",
+        session,
+        people_to_tell(session, client),
+        "broken_promise",
         title=f"{client.short_name} broke a promise to pay",
-        body=(f"{promise.currency} {to_money(promise.amount):,} was promised by "
-              f"{promise.promised_on:%d %b %Y}; {promise.currency} {short:,} did not come. "
-              "Collection has resumed."),
+        body=(
+            f"{promise.currency} {to_money(promise.amount):,} was promised by "
+            f"{promise.promised_on:%d %b %Y}; {promise.currency} {short:,} did not come. "
+            "Collection has resumed."
+        ),
         link=f"/t/{slug}/clients/{client.id}?tab=collections",
         dedupe_key=f"broken_promise:{promise.id}",
-    )  # fmt: skip
+    )
 
 
 # Reading ------------------------------------------------------------------------------------
@@ -193,24 +211,32 @@ def get_promise(session: Session, promise_id: int) -> PromiseToPay | None:
 
 def client_promises(session: Session, client_id: int) -> list[PromiseToPay]:
     """The client's promises, open first, then newest."""
-    return list(session.scalars(
-        select(PromiseToPay).where(PromiseToPay.client_id == client_id)
-        .order_by((PromiseToPay.status != "open"), PromiseToPay.promised_on.desc(),
-                  PromiseToPay.id.desc())
-    ))  # fmt: skip
+    return list(
+        session.scalars(
+            select(PromiseToPay)
+            .where(PromiseToPay.client_id == client_id)
+            .order_by(
+                (PromiseToPay.status != "open"),
+                PromiseToPay.promised_on.desc(),
+                PromiseToPay.id.desc(),
+            )
+        )
+    )
 
 
 PROMISE_VIEWS = {"open": "Open", "due_soon": "Due within a week", "broken": "Broken"}
 
 
-def list_promises(session: Session, view: str, today: date,
-                  limit: int = 500) -> list[tuple[PromiseToPay, Client]]:  # fmt: skip
+def list_promises(
+    session: Session, view: str, today: date, limit: int = 500
+) -> list[tuple[PromiseToPay, Client]]:
     """The promises of the list page: open (by date), due soon (open, due within a week), or
     broken (latest first)."""
     query = select(PromiseToPay, Client).join(Client, Client.id == PromiseToPay.client_id)
     if view == "broken":
         query = query.where(PromiseToPay.status == "broken").order_by(
-            PromiseToPay.resolved_at.desc(), PromiseToPay.id.desc())  # fmt: skip
+            PromiseToPay.resolved_at.desc(), PromiseToPay.id.desc()
+        )
     else:
         query = query.where(PromiseToPay.status == "open")
         if view == "due_soon":

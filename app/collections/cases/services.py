@@ -58,8 +58,9 @@ def read_amount(raw, field: str, errors: dict[str, str]) -> Decimal | None:
     return value
 
 
-def read_text(raw, field: str, errors: dict[str, str], *, required: str | None = None,
-              limit: int = MAX_TEXT) -> str | None:  # fmt: skip
+def read_text(
+    raw, field: str, errors: dict[str, str], *, required: str | None = None, limit: int = MAX_TEXT
+) -> str | None:
     """Trimmed text, None when empty; `required` is the message when it must be given."""
     text = (raw or "").strip()
     if not text:
@@ -89,8 +90,9 @@ INTEREST_MODE_LABELS = {
 MAX_INTEREST_RATE = Decimal("100")
 
 
-def update_collection_terms(session, client, values, policy_ids: set[int],
-                            member_ids: set[int]) -> None:  # fmt: skip
+def update_collection_terms(
+    session, client, values, policy_ids: set[int], member_ids: set[int]
+) -> None:
     """A client's collection policy (empty = the workspace's default), collector, late-payment
     interest (mode and rate) and whether payment terms were agreed in writing."""
     errors: dict[str, str] = {}

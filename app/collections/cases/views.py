@@ -49,27 +49,32 @@ def _members() -> list[tuple[int, str]]:
 
 
 def _policies() -> list[CollectionPolicy]:
-    return list(db.session.scalars(
-        select(CollectionPolicy).where(CollectionPolicy.deleted_at.is_(None))
-        .order_by(CollectionPolicy.is_default.desc(), CollectionPolicy.name)
-    ))  # fmt: skip
+    return list(
+        db.session.scalars(
+            select(CollectionPolicy)
+            .where(CollectionPolicy.deleted_at.is_(None))
+            .order_by(CollectionPolicy.is_default.desc(), CollectionPolicy.name)
+        )
+    )
 
 
 # The client page's Collections tab ----------------------------------------------------------
 
 
-def collections_context(client: Client, form: str | None = None, values=None,
-                        errors=None) -> dict:  # fmt: skip
+def collections_context(client: Client, form: str | None = None, values=None, errors=None) -> dict:
     """What templates/clients/_collections.html needs; `form` names the form whose `values`
     and `errors` are shown (the others start empty)."""
     today = _today()
     balance = client_balance(db.session, client)
     open_ = [o.invoice for o in balance.open]
-    invoices = list(db.session.scalars(
-        select(Invoice).where(Invoice.client_id == client.id,
-                              Invoice.status.not_in(("draft", "void")))
-        .order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(200)
-    ))  # fmt: skip
+    invoices = list(
+        db.session.scalars(
+            select(Invoice)
+            .where(Invoice.client_id == client.id, Invoice.status.not_in(("draft", "void")))
+            .order_by(Invoice.issue_date.desc(), Invoice.id.desc())
+            .limit(200)
+        )
+    )
     forms = {name: ({}, {}) for name in case_forms.TAB_FORMS}
     if form:
         forms[form] = (values or {}, errors or {})
@@ -94,8 +99,12 @@ def collections_context(client: Client, form: str | None = None, values=None,
 
 
 def _tab(client: Client, form: str | None = None, values=None, errors=None, status: int = 200):
-    return render_page("cases/client.html", block="collections", status=status,
-                       **collections_context(client, form, values, errors))  # fmt: skip
+    return render_page(
+        "cases/client.html",
+        block="collections",
+        status=status,
+        **collections_context(client, form, values, errors),
+    )
 
 
 def _back_to_tab(client_id: int):
@@ -113,9 +122,13 @@ def client_collections(client_id: int):
 def collection_terms(client_id: int):
     client = _client_or_404(client_id)
     try:
-        cases.update_collection_terms(db.session, client, request.form,
-                                      {p.id for p in _policies()},
-                                      {uid for uid, _ in _members()})  # fmt: skip
+        cases.update_collection_terms(
+            db.session,
+            client,
+            request.form,
+            {p.id for p in _policies()},
+            {uid for uid, _ in _members()},
+        )
     except CaseInvalid as invalid:
         return _tab(client, "terms", request.form.to_dict(), invalid.errors, 422)
     toast("Collection terms saved.")
@@ -154,8 +167,9 @@ def new_promise(client_id: int):
         promise = promises.create_promise(db.session, client, values, _today(), current_user.id)
     except CaseInvalid as invalid:
         return _tab(client, "promise", values, invalid.errors, 422)
-    toast(f"Promise recorded: collection on its invoices waits until "
-          f"{promise.promised_on:%d %b %Y}.")  # fmt: skip
+    toast(
+        f"Promise recorded: collection on its invoices waits until {promise.promised_on:%d %b %Y}."
+    )
     return _back_to_tab(client.id)
 
 
@@ -180,8 +194,14 @@ def promise_list():
         view = "open"
     today = _today()
     rows = promises.list_promises(db.session, view, today)
-    return render_page("cases/promises.html", block="promise_results", rows=rows, view=view,
-                       views=promises.PROMISE_VIEWS, today=today)  # fmt: skip
+    return render_page(
+        "cases/promises.html",
+        block="promise_results",
+        rows=rows,
+        view=view,
+        views=promises.PROMISE_VIEWS,
+        today=today,
+    )
 
 
 # Disputes -----------------------------------------------------------------------------------
@@ -198,8 +218,9 @@ def new_dispute(client_id: int):
     if invoice is None or invoice.client_id != client.id:
         return _tab(client, "dispute", values, {"invoice_id": "Choose the invoice disputed."}, 422)
     try:
-        disputes.open_dispute(db.session, invoice, values, current_user.id,
-                              {uid for uid, _ in _members()})  # fmt: skip
+        disputes.open_dispute(
+            db.session, invoice, values, current_user.id, {uid for uid, _ in _members()}
+        )
     except CaseInvalid as invalid:
         return _tab(client, "dispute", values, invalid.errors, 422)
     except CaseError as error:
@@ -214,17 +235,24 @@ def resolve_dispute(dispute_id: int):
     dispute = _found(disputes.get_dispute(db.session, dispute_id))
     client = _client_or_404(dispute.client_id)
     try:
-        disputes.end_dispute(db.session, dispute, request.form.get("outcome", ""),
-                             request.form.get("resolution_note"), _today(),
-                             current_user.id)  # fmt: skip
+        disputes.end_dispute(
+            db.session,
+            dispute,
+            request.form.get("outcome", ""),
+            request.form.get("resolution_note"),
+            _today(),
+            current_user.id,
+        )
     except CaseInvalid as invalid:
         values = {**request.form.to_dict(), "dispute_id": dispute.id}
         return _tab(client, "resolve", values, invalid.errors, 422)
     except CaseError as error:
         toast(str(error), "error")
         return _back_to_tab(client.id)
-    toast(f"Dispute {disputes.ENDINGS[dispute.status].lower()}; collection on the invoice "
-          "resumes if it is still owed.")  # fmt: skip
+    toast(
+        f"Dispute {disputes.ENDINGS[dispute.status].lower()}; collection on the invoice "
+        "resumes if it is still owed."
+    )
     if request.form.get("back") == "disputes":
         return redirect(url_for("cases.dispute_list"), 303)
     return _back_to_tab(client.id)
@@ -236,10 +264,15 @@ def dispute_list():
     owner = row_id(request.args.get("owner"))
     rows = disputes.open_disputes(db.session, owner)
     zone, today = ZoneInfo(g.tenant.time_zone), _today()
-    return render_page("cases/disputes.html", block="dispute_results", rows=rows, owner=owner,
-                       members=_members(), people=dict(_members()),
-                       age_of=lambda d: (today - d.created_at.astimezone(zone).date()).days,
-                       )  # fmt: skip
+    return render_page(
+        "cases/disputes.html",
+        block="dispute_results",
+        rows=rows,
+        owner=owner,
+        members=_members(),
+        people=dict(_members()),
+        age_of=lambda d: (today - d.created_at.astimezone(zone).date()).days,
+    )
 
 
 # Holds --------------------------------------------------------------------------------------
@@ -276,9 +309,15 @@ def release_hold(hold_id: int):
 
 def _bank_rates(values=None, errors=None, status: int = 200):
     rates = list(db.session.scalars(select(BankRate).order_by(BankRate.effective_from.desc())))
-    return render_page("cases/bank_rates.html", status=status, rates=rates,
-                       values=values or {}, errors=errors or {}, today=_today(),
-                       in_force=interest.RateTable.of(rates).on(_today()))  # fmt: skip
+    return render_page(
+        "cases/bank_rates.html",
+        status=status,
+        rates=rates,
+        values=values or {},
+        errors=errors or {},
+        today=_today(),
+        in_force=interest.RateTable.of(rates).on(_today()),
+    )
 
 
 @blueprint.get("/bank-rates/")

@@ -25,7 +25,7 @@ collections_cli = AppGroup("collections", help="The daily collection run.")
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be created; write nothing.")
 @click.option("--tenant", "slug", default=None, help="Only this tenant (its slug).")
-def run_command(day, dry_run: bool, slug: str | None) -> None:  # fmt: skip
+def run_command(day, dry_run: bool, slug: str | None) -> None:
     """Run (or preview) the daily collection run of every active tenant, or of one."""
     from app.collections.engine import run as engine
 
@@ -50,20 +50,38 @@ def _report(tenant, today: date, record, plan) -> None:
     from app.collections.models import CollectionNotice
 
     verb = "would create" if plan is not None else "created"
-    click.echo(f"{tenant.slug} {today.isoformat()}: {verb} {record.notices_created} notice(s)"
-               f" from {record.invoices_considered} owing invoice(s)")  # fmt: skip
+    click.echo(
+        f"{tenant.slug} {today.isoformat()}: {verb} {record.notices_created} notice(s)"
+        f" from {record.invoices_considered} owing invoice(s)"
+    )
     if plan is not None:
-        lines = [(n.client_name, n.level_name, n.channel, n.currency, n.amount_due,
-                  len(n.invoices), n.reason) for n in plan.notices]  # fmt: skip
+        lines = [
+            (
+                n.client_name,
+                n.level_name,
+                n.channel,
+                n.currency,
+                n.amount_due,
+                len(n.invoices),
+                n.reason,
+            )
+            for n in plan.notices
+        ]
     else:
         notices = db.session.scalars(
-            select(CollectionNotice).where(CollectionNotice.run_id == record.id)
-            .order_by(CollectionNotice.id))  # fmt: skip
-        lines = [(n.client_id, n.level_name, n.channel, n.currency, n.amount_due, len(n.items),
-                  n.reason) for n in notices]  # fmt: skip
+            select(CollectionNotice)
+            .where(CollectionNotice.run_id == record.id)
+            .order_by(CollectionNotice.id)
+        )
+        lines = [
+            (n.client_id, n.level_name, n.channel, n.currency, n.amount_due, len(n.items), n.reason)
+            for n in notices
+        ]
     for client, level, channel, currency, amount, count, reason in lines:
-        click.echo(f"  {client} · {level} · {channel} · {amount} {currency} · "
-                   f"{count} invoice(s) · {reason}")  # fmt: skip
+        click.echo(
+            f"  {client} · {level} · {channel} · {amount} {currency} · "
+            f"{count} invoice(s) · {reason}"
+        )
     for code, count in sorted(record.skipped.items()):
         click.echo(f"  skipped {count}: {engine_label(code)}")
 

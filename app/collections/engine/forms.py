@@ -17,18 +17,34 @@ from app.collections.models import (
 )
 
 UDYAM_NUMBER = re.compile(r"^UDYAM-[A-Z]{2}-\d{2}-\d{7}$")
-CHANNEL_LABELS = {"email": "E-mail", "whatsapp": "WhatsApp", "sms": "SMS", "letter": "Letter",
-                  "call": "Call (task)", "visit": "Visit (task)"}  # fmt: skip
-TRIGGER_LABELS = {"before_due": "days before the due date",
-                  "after_due": "days after the due date",
-                  "after_previous": "days after the previous level"}  # fmt: skip
-PURPOSE_LABELS = {"notice_1": "1st notice", "notice_2": "2nd notice",
-                  "notice_final": "Final notice", "notice_legal": "Legal notice"}  # fmt: skip
-GROUPING_LABELS = {"client": "One notice per client (all its invoices at that level)",
-                   "invoice": "One notice per invoice"}  # fmt: skip
+CHANNEL_LABELS = {
+    "email": "E-mail",
+    "whatsapp": "WhatsApp",
+    "sms": "SMS",
+    "letter": "Letter",
+    "call": "Call (task)",
+    "visit": "Visit (task)",
+}
+TRIGGER_LABELS = {
+    "before_due": "days before the due date",
+    "after_due": "days after the due date",
+    "after_previous": "days after the previous level",
+}
+PURPOSE_LABELS = {
+    "notice_1": "1st notice",
+    "notice_2": "2nd notice",
+    "notice_final": "Final notice",
+    "notice_legal": "Legal notice",
+}
+GROUPING_LABELS = {
+    "client": "One notice per client (all its invoices at that level)",
+    "invoice": "One notice per invoice",
+}
 MSME_CATEGORY_LABELS = {"micro": "Micro", "small": "Small", "medium": "Medium"}
-RATE_BASIS_LABELS = {"per_rest": "Bank rate in force at each monthly rest",
-                     "appointed_day": "Bank rate on the appointed day"}  # fmt: skip
+RATE_BASIS_LABELS = {
+    "per_rest": "Bank rate in force at each monthly rest",
+    "appointed_day": "Bank rate on the appointed day",
+}
 
 
 def _flag(values: Mapping, name: str) -> bool:
@@ -149,19 +165,27 @@ def clean_level(values: Mapping) -> tuple[dict, dict[str, str]]:
 def level_values(level) -> dict:
     """A level as form values (for the edit form)."""
     return {
-        "name": level.name, "trigger": level.trigger, "trigger_days": str(level.trigger_days),
-        "channels": list(level.channels), "template_purpose": level.template_purpose,
+        "name": level.name,
+        "trigger": level.trigger,
+        "trigger_days": str(level.trigger_days),
+        "channels": list(level.channels),
+        "template_purpose": level.template_purpose,
         "min_gap_days": str(level.min_gap_days),
         "fee_amount": "" if level.fee_amount is None else str(level.fee_amount),
-        "requires_approval": level.requires_approval, "is_legal": level.is_legal,
-    }  # fmt: skip
+        "requires_approval": level.requires_approval,
+        "is_legal": level.is_legal,
+    }
 
 
 def settings_values(settings) -> dict:
     return {
-        "auto_send": settings.auto_send, "thank_you": settings.thank_you,
-        "run_hour": str(settings.run_hour), "tolerance_amount": str(settings.tolerance_amount),
-        "grouping": settings.grouping, "visit_radius_m": str(settings.visit_radius_m),
-        "udyam_number": settings.udyam_number or "", "msme_category": settings.msme_category or "",
+        "auto_send": settings.auto_send,
+        "thank_you": settings.thank_you,
+        "run_hour": str(settings.run_hour),
+        "tolerance_amount": str(settings.tolerance_amount),
+        "grouping": settings.grouping,
+        "visit_radius_m": str(settings.visit_radius_m),
+        "udyam_number": settings.udyam_number or "",
+        "msme_category": settings.msme_category or "",
         "msme_rate_basis": settings.msme_rate_basis,
-    }  # fmt: skip
+    }

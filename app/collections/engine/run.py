@@ -49,8 +49,14 @@ SKIP_LABELS = {
     "no_address": "no address for a letter",
     "not_business_day": "not a business day",
 }
-CHANNEL_WORDS = {"email": "e-mail", "whatsapp": "WhatsApp", "sms": "SMS", "letter": "letter",
-                 "call": "call", "visit": "visit"}  # fmt: skip
+CHANNEL_WORDS = {
+    "email": "e-mail",
+    "whatsapp": "WhatsApp",
+    "sms": "SMS",
+    "letter": "letter",
+    "call": "call",
+    "visit": "visit",
+}
 
 # Every owing invoice of the tenant with the facts the rules need. {s} is the tenant's schema
 # (text SQL is not schema-translated); the only parameters are values.
@@ -244,9 +250,11 @@ def _rung_due_on(row) -> date:
     if row.trigger == "before_due":
         return row.due_date - timedelta(days=row.trigger_days)
     if row.trigger == "after_previous" and row.previous_on is not None:
-        return row.previous_on if row.previous_escalated else (
-            row.previous_on + timedelta(days=row.trigger_days)
-        )  # fmt: skip
+        return (
+            row.previous_on
+            if row.previous_escalated
+            else (row.previous_on + timedelta(days=row.trigger_days))
+        )
     return row.due_date + timedelta(days=row.trigger_days)
 
 
@@ -287,7 +295,7 @@ def _skip_code(row, today: date, tolerance: Decimal) -> tuple[str, str] | None:
         return "min_gap", (
             f"minimum gap: last contact {_short(row.last_contact_on)}, "
             f"next contact from {_short(allowed)}"
-        )  # fmt: skip
+        )
     return None
 
 
@@ -306,10 +314,16 @@ def _reach_of_clients(session: Session, client_ids: Sequence[int]) -> dict[int, 
     the rest; consent from `may_contact`, a bounced address is not reachable by e-mail)."""
     if not client_ids:
         return {}
-    clients = session.query(
-        Client.id, Client.address_line1, Client.collector_user_id,
-        Client.engagement_manager_user_id,
-    ).filter(Client.id.in_(client_ids)).all()  # fmt: skip
+    clients = (
+        session.query(
+            Client.id,
+            Client.address_line1,
+            Client.collector_user_id,
+            Client.engagement_manager_user_id,
+        )
+        .filter(Client.id.in_(client_ids))
+        .all()
+    )
     contacts = (
         session.query(Contact)
         .filter(Contact.client_id.in_(client_ids), Contact.deleted_at.is_(None))
@@ -334,10 +348,11 @@ def _reach_of_clients(session: Session, client_ids: Sequence[int]) -> dict[int, 
                     per_channel[channel] = contact
                     break
         reach[client_id] = _Reach(
-            contacts=per_channel, has_address=bool(address and address.strip()),
+            contacts=per_channel,
+            has_address=bool(address and address.strip()),
             assignee=collector or manager,
             phone_contact=next((c for c in ranked if c.phone), None),
-        )  # fmt: skip
+        )
     return reach
 
 
@@ -362,28 +377,42 @@ def plan(session: Session, tenant, today: date, any_day: bool = False) -> Plan:
         if skip is None:
             due.append(row)
         else:
-            skipped.append(SkippedInvoice(row.id, row.number, row.client_id, row.short_name,
-                                          *skip))  # fmt: skip
+            skipped.append(SkippedInvoice(row.id, row.number, row.client_id, row.short_name, *skip))
     reach = _reach_of_clients(session, sorted({row.client_id for row in due}))
     notices: dict[tuple, PlannedNotice] = {}
     for row in due:
         client = reach[row.client_id]
-        item = PlannedInvoice(row.id, row.number, row.owing, (today - row.due_date).days,
-                              _why(row))  # fmt: skip
+        item = PlannedInvoice(row.id, row.number, row.owing, (today - row.due_date).days, _why(row))
         status = "draft" if row.requires_approval or not settings.auto_send else "approved"
         for channel in row.channels:
             contact = None
             if channel in MESSAGE_CHANNELS:
                 contact = client.contacts.get(channel)
                 if contact is None:
-                    skipped.append(SkippedInvoice(
-                        row.id, row.number, row.client_id, row.short_name, "no_contact",
-                        f"no contact reachable by {CHANNEL_WORDS[channel]}", channel))  # fmt: skip
+                    skipped.append(
+                        SkippedInvoice(
+                            row.id,
+                            row.number,
+                            row.client_id,
+                            row.short_name,
+                            "no_contact",
+                            f"no contact reachable by {CHANNEL_WORDS[channel]}",
+                            channel,
+                        )
+                    )
                     continue
             elif channel == "letter" and not client.has_address:
-                skipped.append(SkippedInvoice(
-                    row.id, row.number, row.client_id, row.short_name, "no_address",
-                    "no address for a letter", channel))  # fmt: skip
+                skipped.append(
+                    SkippedInvoice(
+                        row.id,
+                        row.number,
+                        row.client_id,
+                        row.short_name,
+                        "no_address",
+                        "no address for a letter",
+                        channel,
+                    )
+                )
                 continue
             elif channel == "call":
                 contact = client.phone_contact
@@ -392,14 +421,21 @@ def plan(session: Session, tenant, today: date, any_day: bool = False) -> Plan:
             notice = notices.get(key)
             if notice is None:
                 notice = notices[key] = PlannedNotice(
-                    client_id=row.client_id, client_name=row.short_name, policy_id=row.policy_id,
-                    level_id=row.level_id, level_number=row.position, level_name=row.level_name,
-                    channel=channel, currency=row.currency, status=status, reason=item.reason,
+                    client_id=row.client_id,
+                    client_name=row.short_name,
+                    policy_id=row.policy_id,
+                    level_id=row.level_id,
+                    level_number=row.position,
+                    level_name=row.level_name,
+                    channel=channel,
+                    currency=row.currency,
+                    status=status,
+                    reason=item.reason,
                     fee_amount=row.fee_amount or Decimal("0.00"),
                     contact_id=contact.id if contact else None,
                     contact_name=contact.full_name if contact else None,
                     assigned_user_id=client.assignee if channel in TASK_CHANNELS else None,
-                )  # fmt: skip
+                )
             notice.invoices.append(item)
     for notice in notices.values():
         if len(notice.invoices) > 1:  # the oldest invoice's reason speaks for the notice
@@ -407,9 +443,16 @@ def plan(session: Session, tenant, today: date, any_day: bool = False) -> Plan:
     return Plan(today, business_day, list(notices.values()), skipped, len(rows))
 
 
-def run(session: Session, tenant, today: date | None = None, now: datetime | None = None,
-        dry_run: bool = False, trigger: str = "scheduler", user_id: int | None = None,
-        any_day: bool = False) -> CollectionRun:  # fmt: skip
+def run(
+    session: Session,
+    tenant,
+    today: date | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    trigger: str = "scheduler",
+    user_id: int | None = None,
+    any_day: bool = False,
+) -> CollectionRun:
     """The daily run of the tenant the session is bound to. Creates today's notices (none on a
     day that is not a business day), records the run and `last_run_on`; the caller commits.
     Automatically approved notices are handed to the sender after commit. `dry_run` writes
@@ -417,12 +460,18 @@ def run(session: Session, tenant, today: date | None = None, now: datetime | Non
     today = today or tenant_today(tenant, now)
     if dry_run:
         result = plan(session, tenant, today, any_day)
-        return CollectionRun(run_date=today, dry_run=True, trigger=trigger, started_by=user_id,
-                             notices_created=len(result.notices),
-                             invoices_considered=result.considered,
-                             skipped=result.skipped_counts())  # fmt: skip
-    session.execute(text("SELECT pg_advisory_xact_lock(:k, :t)"),
-                    {"k": RUN_LOCK_CLASS, "t": tenant.id % 2**31})  # fmt: skip
+        return CollectionRun(
+            run_date=today,
+            dry_run=True,
+            trigger=trigger,
+            started_by=user_id,
+            notices_created=len(result.notices),
+            invoices_considered=result.considered,
+            skipped=result.skipped_counts(),
+        )
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:k, :t)"), {"k": RUN_LOCK_CLASS, "t": tenant.id % 2**31}
+    )
     promises.mark_broken(session, today)
     settings = settings_of(session)
     record = CollectionRun(run_date=today, trigger=trigger, started_by=user_id)
@@ -442,8 +491,9 @@ def run(session: Session, tenant, today: date | None = None, now: datetime | Non
     return record
 
 
-def _write(session: Session, result: Plan, run_id: int, grouping: str,
-           actor: int | None) -> list[tuple[int, str]]:  # fmt: skip
+def _write(
+    session: Session, result: Plan, run_id: int, grouping: str, actor: int | None
+) -> list[tuple[int, str]]:
     """Insert the planned notices and their invoices; returns (id, status) of those kept."""
     notices = result.notices
     if not notices:
@@ -452,25 +502,57 @@ def _write(session: Session, result: Plan, run_id: int, grouping: str,
     def column(name):
         return [getattr(notice, name) for notice in notices]
 
-    ids = session.execute(_sql(session, INSERT_NOTICES_SQL), {
-        "grouping": grouping, "run_id": run_id, "today": result.today,
-        **{name: column(name) for name in (
-            "client_id", "policy_id", "level_id", "level_number", "level_name", "channel",
-            "currency", "status", "reason", "amount_due", "fee_amount", "contact_id",
-            "assigned_user_id")},
-    }).scalars().all()  # fmt: skip
-    items = [(notice_id, item) for notice_id, notice in zip(ids, notices, strict=True)
-             for item in notice.invoices]  # fmt: skip
-    session.execute(_sql(session, INSERT_ITEMS_SQL), {
-        "notice_id": [notice_id for notice_id, _ in items],
-        "invoice_id": [item.invoice_id for _, item in items],
-        "amount_due": [item.amount for _, item in items],
-        "days_overdue": [item.days_overdue for _, item in items],
-    })  # fmt: skip
+    ids = (
+        session.execute(
+            _sql(session, INSERT_NOTICES_SQL),
+            {
+                "grouping": grouping,
+                "run_id": run_id,
+                "today": result.today,
+                **{
+                    name: column(name)
+                    for name in (
+                        "client_id",
+                        "policy_id",
+                        "level_id",
+                        "level_number",
+                        "level_name",
+                        "channel",
+                        "currency",
+                        "status",
+                        "reason",
+                        "amount_due",
+                        "fee_amount",
+                        "contact_id",
+                        "assigned_user_id",
+                    )
+                },
+            },
+        )
+        .scalars()
+        .all()
+    )
+    items = [
+        (notice_id, item)
+        for notice_id, notice in zip(ids, notices, strict=True)
+        for item in notice.invoices
+    ]
+    session.execute(
+        _sql(session, INSERT_ITEMS_SQL),
+        {
+            "notice_id": [notice_id for notice_id, _ in items],
+            "invoice_id": [item.invoice_id for _, item in items],
+            "amount_due": [item.amount for _, item in items],
+            "days_overdue": [item.days_overdue for _, item in items],
+        },
+    )
     dropped = set(session.execute(_sql(session, DROP_EMPTY_SQL), {"ids": ids}).scalars())
-    kept = [(notice_id, notice.status) for notice_id, notice in zip(ids, notices, strict=True)
-            if notice_id not in dropped]  # fmt: skip
-    session.execute(_sql(session, AUDIT_SQL),
-                    {"actor": actor, "ids": [notice_id for notice_id, _ in kept]})  # fmt: skip
+    kept = [
+        (notice_id, notice.status)
+        for notice_id, notice in zip(ids, notices, strict=True)
+        if notice_id not in dropped
+    ]
+    session.execute(
+        _sql(session, AUDIT_SQL), {"actor": actor, "ids": [notice_id for notice_id, _ in kept]}
+    )
     return kept
-

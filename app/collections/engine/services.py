@@ -113,8 +113,9 @@ def _name_taken(session: Session, name: str, policy: CollectionPolicy | None) ->
     return session.scalar(query) is not None
 
 
-def save_policy(session: Session, values: Mapping,
-                policy: CollectionPolicy | None = None) -> CollectionPolicy:  # fmt: skip
+def save_policy(
+    session: Session, values: Mapping, policy: CollectionPolicy | None = None
+) -> CollectionPolicy:
     """Create a policy (its ladder starts empty) or rename / describe one."""
     clean, errors = forms.clean_policy(values)
     if not errors and _name_taken(session, clean["name"], policy):
@@ -161,8 +162,12 @@ def get_level(session: Session, policy: CollectionPolicy, level_id: int) -> Coll
     return level if level is not None and level.policy_id == policy.id else None
 
 
-def save_level(session: Session, policy: CollectionPolicy, values: Mapping,
-               level: CollectionLevel | None = None) -> CollectionLevel:  # fmt: skip
+def save_level(
+    session: Session,
+    policy: CollectionPolicy,
+    values: Mapping,
+    level: CollectionLevel | None = None,
+) -> CollectionLevel:
     """Add a level at the top of the ladder, or edit one in place."""
     clean, errors = forms.clean_level(values)
     if (
@@ -264,24 +269,35 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
     if not owing:
         raise CollectionsInvalid({"client_id": "This client owes nothing: nothing to show."})
     today = tenant_today(session)
-    lines = [Line(each.invoice, each.outstanding, Decimal("0.00"),
-                  max((today - each.invoice.due_date).days, 0) if each.invoice.due_date else 0)
-             for each in owing]  # fmt: skip
-    contact = next((c for c in client.contacts if c.deleted_at is None
-                    and "billing" in (c.roles or [])), None) or next(
-        (c for c in client.contacts if c.deleted_at is None), None)  # fmt: skip
+    lines = [
+        Line(
+            each.invoice,
+            each.outstanding,
+            Decimal("0.00"),
+            max((today - each.invoice.due_date).days, 0) if each.invoice.due_date else 0,
+        )
+        for each in owing
+    ]
+    contact = next(
+        (c for c in client.contacts if c.deleted_at is None and "billing" in (c.roles or [])), None
+    ) or next((c for c in client.contacts if c.deleted_at is None), None)
     currency = owing[0].invoice.currency
     sums = totals([line for line in lines if line.invoice.currency == currency], level.fee_amount)
 
     def money(amount) -> str:
         return format_money(amount, currency, tenant.country or "IN")
 
-    context = message_context(session, tenant, client, contact, owing[0].invoice,
-                              notice_level=level.template_purpose)  # fmt: skip
-    context["notice"] = notice_vars(tenant, level.template_purpose, currency,
-                                    [line.invoice.number for line in lines
-                                     if line.invoice.currency == currency],
-                                    sums["total"], sums["interest"])  # fmt: skip
+    context = message_context(
+        session, tenant, client, contact, owing[0].invoice, notice_level=level.template_purpose
+    )
+    context["notice"] = notice_vars(
+        tenant,
+        level.template_purpose,
+        currency,
+        [line.invoice.number for line in lines if line.invoice.currency == currency],
+        sums["total"],
+        sums["interest"],
+    )
     context["amount_due"] = money(sums["total"])
     context["payment_link"] = ""
     language = (contact.preferred_language if contact else None) or client.preferred_language
@@ -293,12 +309,17 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
         raise CollectionsInvalid({"level_id": message}) from problem
     body = rendered.text + "\n\n" + statement_text(lines, sums, money, None)
     return queue_message(
-        session, channel="email", to=user.email, tenant_id=tenant.id, created_by=user.id,
+        session,
+        channel="email",
+        to=user.email,
+        tenant_id=tenant.id,
+        created_by=user.id,
         subject=f"[TEST] {rendered.subject or level.name + ': ' + client.full_name}",
-        text_body=body, html_body=email_html(body),
+        text_body=body,
+        html_body=email_html(body),
         idempotency_key=f"t{tenant.id}:collections-test:{uuid4().hex}",
         payload={"purpose": "collections_test", "level_id": level.id, "client_id": client.id},
-    )  # fmt: skip
+    )
 
 
 def _by_id(session: Session, model, raw):

@@ -19,11 +19,14 @@ from tenants.context import require_permission
 blueprint = Blueprint("collections", __name__, url_prefix="/t/<tenant_slug>/collections")
 
 CHOICES = {
-    "channels": forms.CHANNEL_LABELS, "triggers": forms.TRIGGER_LABELS,
-    "purposes": forms.PURPOSE_LABELS, "groupings": forms.GROUPING_LABELS,
-    "msme_categories": forms.MSME_CATEGORY_LABELS, "rate_bases": forms.RATE_BASIS_LABELS,
+    "channels": forms.CHANNEL_LABELS,
+    "triggers": forms.TRIGGER_LABELS,
+    "purposes": forms.PURPOSE_LABELS,
+    "groupings": forms.GROUPING_LABELS,
+    "msme_categories": forms.MSME_CATEGORY_LABELS,
+    "rate_bases": forms.RATE_BASIS_LABELS,
     "skip_labels": engine.SKIP_LABELS,
-}  # fmt: skip
+}
 
 
 def _policy_or_404(policy_id: int):
@@ -47,20 +50,36 @@ def _index(test_values=None, test_errors=None, status=200):
     today = engine.tenant_today(g.tenant)
     plan = engine.plan(db.session, g.tenant, today, any_day=True)
     runs = db.session.scalars(
-        select(CollectionRun).where(CollectionRun.dry_run.is_(False))
-        .order_by(CollectionRun.id.desc()).limit(20))  # fmt: skip
+        select(CollectionRun)
+        .where(CollectionRun.dry_run.is_(False))
+        .order_by(CollectionRun.id.desc())
+        .limit(20)
+    )
     levels = db.session.execute(
         select(CollectionLevel.id, CollectionLevel.name, CollectionLevel.position)
-        .join(CollectionLevel.policy).where(CollectionLevel.policy.has(deleted_at=None))
-        .order_by(CollectionLevel.policy_id, CollectionLevel.position)).all()  # fmt: skip
+        .join(CollectionLevel.policy)
+        .where(CollectionLevel.policy.has(deleted_at=None))
+        .order_by(CollectionLevel.policy_id, CollectionLevel.position)
+    ).all()
     clients = db.session.execute(
-        select(Client.id, Client.short_name).where(Client.deleted_at.is_(None))
-        .order_by(Client.short_name).limit(500)).all()  # fmt: skip
+        select(Client.id, Client.short_name)
+        .where(Client.deleted_at.is_(None))
+        .order_by(Client.short_name)
+        .limit(500)
+    ).all()
     return render_page(
-        "collections/index.html", status=status, plan=plan, today=today, runs=list(runs),
-        settings=services.settings_of(db.session), levels=levels, clients=clients,
-        test_values=test_values or {}, test_errors=test_errors or {}, **CHOICES,
-    )  # fmt: skip
+        "collections/index.html",
+        status=status,
+        plan=plan,
+        today=today,
+        runs=list(runs),
+        settings=services.settings_of(db.session),
+        levels=levels,
+        clients=clients,
+        test_values=test_values or {},
+        test_errors=test_errors or {},
+        **CHOICES,
+    )
 
 
 @blueprint.get("/")
@@ -73,8 +92,9 @@ def index():
 @require_permission("notices.manage")
 def run_now():
     # A person pressing the button means today, even on a weekend or holiday.
-    record = engine.run(db.session, g.tenant, trigger="manual", user_id=current_user.id,
-                        any_day=True)  # fmt: skip
+    record = engine.run(
+        db.session, g.tenant, trigger="manual", user_id=current_user.id, any_day=True
+    )
     toast(f"Run for {record.run_date:%d %b %Y}: {record.notices_created} notice(s) created.")
     return redirect(url_for("collections.run_detail", run_id=record.id), 303)
 
@@ -89,7 +109,8 @@ def run_detail(run_id: int):
         select(CollectionNotice, Client.short_name)
         .join(Client, Client.id == CollectionNotice.client_id)
         .where(CollectionNotice.run_id == record.id)
-        .order_by(CollectionNotice.id)).all()  # fmt: skip
+        .order_by(CollectionNotice.id)
+    ).all()
     return render_page("collections/run.html", record=record, notices=notices, **CHOICES)
 
 
@@ -98,8 +119,9 @@ def run_detail(run_id: int):
 def send_test():
     values = request.form.to_dict()
     try:
-        services.send_test(db.session, g.tenant, current_user, values.get("level_id"),
-                          values.get("client_id"))  # fmt: skip
+        services.send_test(
+            db.session, g.tenant, current_user, values.get("level_id"), values.get("client_id")
+        )
     except services.CollectionsInvalid as error:
         return _index(test_values=values, test_errors=error.errors, status=422)
     toast(f"Test queued to {current_user.email}. Nothing was recorded on the ladder.")
@@ -110,9 +132,14 @@ def send_test():
 
 
 def _policies(values=None, errors=None, status=200):
-    return render_page("collections/policies.html", status=status,
-                       policies=services.list_policies(db.session), values=values or {},
-                       errors=errors or {}, **CHOICES)  # fmt: skip
+    return render_page(
+        "collections/policies.html",
+        status=status,
+        policies=services.list_policies(db.session),
+        values=values or {},
+        errors=errors or {},
+        **CHOICES,
+    )
 
 
 @blueprint.get("/policies")
@@ -133,16 +160,35 @@ def create_policy():
     return redirect(url_for("collections.policy", policy_id=policy.id), 303)
 
 
-def _policy_page(policy, values=None, errors=None, level_values=None, level_errors=None,
-                 editing=None, status=200, block=None):  # fmt: skip
+def _policy_page(
+    policy,
+    values=None,
+    errors=None,
+    level_values=None,
+    level_errors=None,
+    editing=None,
+    status=200,
+    block=None,
+):
     return render_page(
-        "collections/policy.html", block=block, status=status, policy=policy,
+        "collections/policy.html",
+        block=block,
+        status=status,
+        policy=policy,
         values=values or {"name": policy.name, "description": policy.description or ""},
-        errors=errors or {}, level_values=level_values or {"channels": ["email"],
-        "trigger": "after_due", "trigger_days": "3", "min_gap_days": "3",
-        "template_purpose": "notice_1"}, level_errors=level_errors or {}, editing=editing,
+        errors=errors or {},
+        level_values=level_values
+        or {
+            "channels": ["email"],
+            "trigger": "after_due",
+            "trigger_days": "3",
+            "min_gap_days": "3",
+            "template_purpose": "notice_1",
+        },
+        level_errors=level_errors or {},
+        editing=editing,
         **CHOICES,
-    )  # fmt: skip
+    )
 
 
 @blueprint.get("/policies/<int:policy_id>")
@@ -158,8 +204,7 @@ def save_policy(policy_id: int):
     try:
         services.save_policy(db.session, request.form, policy)
     except services.CollectionsInvalid as error:
-        return _policy_page(policy, values=request.form.to_dict(), errors=error.errors,
-                            status=422)  # fmt: skip
+        return _policy_page(policy, values=request.form.to_dict(), errors=error.errors, status=422)
     toast("Policy saved.")
     return redirect(url_for("collections.policy", policy_id=policy.id), 303)
 
@@ -194,8 +239,9 @@ def add_level(policy_id: int):
     try:
         services.save_level(db.session, policy, request.form)
     except services.CollectionsInvalid as error:
-        return _policy_page(policy, level_values=_form_values(), level_errors=error.errors,
-                            status=422)  # fmt: skip
+        return _policy_page(
+            policy, level_values=_form_values(), level_errors=error.errors, status=422
+        )
     toast("Level added.")
     return redirect(url_for("collections.policy", policy_id=policy.id), 303)
 
@@ -211,8 +257,14 @@ def _form_values() -> dict:
 def edit_level(policy_id: int, level_id: int):
     policy = _policy_or_404(policy_id)
     level = _level_or_404(policy, level_id)
-    return render_page("collections/level_edit.html", policy=policy, level=level,
-                       values=forms.level_values(level), errors={}, **CHOICES)  # fmt: skip
+    return render_page(
+        "collections/level_edit.html",
+        policy=policy,
+        level=level,
+        values=forms.level_values(level),
+        errors={},
+        **CHOICES,
+    )
 
 
 @blueprint.post("/policies/<int:policy_id>/levels/<int:level_id>")
@@ -223,8 +275,15 @@ def save_level(policy_id: int, level_id: int):
     try:
         services.save_level(db.session, policy, request.form, level)
     except services.CollectionsInvalid as error:
-        return render_page("collections/level_edit.html", status=422, policy=policy, level=level,
-                           values=_form_values(), errors=error.errors, **CHOICES)  # fmt: skip
+        return render_page(
+            "collections/level_edit.html",
+            status=422,
+            policy=policy,
+            level=level,
+            values=_form_values(),
+            errors=error.errors,
+            **CHOICES,
+        )
     toast(f"{level.name} saved.")
     return redirect(url_for("collections.policy", policy_id=policy.id), 303)
 
@@ -262,8 +321,13 @@ def move_level(policy_id: int, level_id: int):
 @require_permission("settings.manage")
 def settings():
     current = services.settings_of(db.session)
-    return render_page("collections/settings.html", settings=current,
-                       values=forms.settings_values(current), errors={}, **CHOICES)  # fmt: skip
+    return render_page(
+        "collections/settings.html",
+        settings=current,
+        values=forms.settings_values(current),
+        errors={},
+        **CHOICES,
+    )
 
 
 @blueprint.post("/settings")
@@ -272,9 +336,13 @@ def save_settings():
     try:
         services.save_settings(db.session, request.form, current_user.id)
     except services.CollectionsInvalid as error:
-        return render_page("collections/settings.html", status=422,
-                           settings=services.settings_of(db.session),
-                           values=request.form.to_dict(), errors=error.errors,
-                           **CHOICES)  # fmt: skip
+        return render_page(
+            "collections/settings.html",
+            status=422,
+            settings=services.settings_of(db.session),
+            values=request.form.to_dict(),
+            errors=error.errors,
+            **CHOICES,
+        )
     toast("Collection settings saved.")
     return redirect(url_for("collections.settings"), 303)

@@ -20,14 +20,19 @@ class _Form(FlaskForm):
 
 class ResponseForm(_Form):
     response_date = DateField("Response date", validators=[Optional()])
-    response_note = TextAreaField("What the client said", render_kw={"maxlength": NOTE_LENGTH,
-                                                                     "rows": 3})  # fmt: skip
+    response_note = TextAreaField(
+        "What the client said", render_kw={"maxlength": NOTE_LENGTH, "rows": 3}
+    )
 
 
 class CloseForm(_Form):
-    reason = SelectField("Why it ends", choices=as_choices(
-        [("cancelled", "Cancel: nothing more to chase")]
-        + [(k, f"Close: {v}") for k, v in CLOSE_LABELS.items() if k != "cancelled"]))  # fmt: skip
+    reason = SelectField(
+        "Why it ends",
+        choices=as_choices(
+            [("cancelled", "Cancel: nothing more to chase")]
+            + [(k, f"Close: {v}") for k, v in CLOSE_LABELS.items() if k != "cancelled"]
+        ),
+    )
     note = StringField("Reason (required to cancel)", render_kw={"maxlength": 500})
 
 
@@ -42,8 +47,11 @@ class NotesForm(_Form):
 
 class FileForm(_Form):
     title = StringField("Title (optional)", render_kw={"maxlength": 191})
-    file = FileField("File", description=f"{FILE_TYPES_LABEL}; up to {MAX_FILE_LABEL}.",
-                     render_kw={"accept": ACCEPT})  # fmt: skip
+    file = FileField(
+        "File",
+        description=f"{FILE_TYPES_LABEL}; up to {MAX_FILE_LABEL}.",
+        render_kw={"accept": ACCEPT},
+    )
 
 
 class LinkForm(_Form):

@@ -94,15 +94,23 @@ def _recipient(client: Client) -> dict:
     from app.invoicing.services import state_name
 
     region = state_name(client.region) or client.region if client.country == "IN" else client.region
-    lines = [client.address_line1, client.address_line2,
-             " ".join(p for p in (client.city, client.postal_code) if p), region]  # fmt: skip
-    ids = [(label, value) for label, value in (("GSTIN", client.gstin), ("PAN", client.pan),
-                                               ("ABN", client.abn)) if value]  # fmt: skip
+    lines = [
+        client.address_line1,
+        client.address_line2,
+        " ".join(p for p in (client.city, client.postal_code) if p),
+        region,
+    ]
+    ids = [
+        (label, value)
+        for label, value in (("GSTIN", client.gstin), ("PAN", client.pan), ("ABN", client.abn))
+        if value
+    ]
     return {"name": client.full_name, "address": [line for line in lines if line], "ids": ids}
 
 
-def letter_document(session: Session, tenant, notice: CollectionNotice,
-                    as_of: date | None = None) -> dict:  # fmt: skip
+def letter_document(
+    session: Session, tenant, notice: CollectionNotice, as_of: date | None = None
+) -> dict:
     """Everything a notice's letter shows, as plain values."""
     from app.collections.notices.services import notice_lines, payment_link, totals
     from app.core.clock import tenant_today
@@ -121,8 +129,12 @@ def letter_document(session: Session, tenant, notice: CollectionNotice,
     upi = None
     link = payment_link(tenant, notice, lines, sums["total"])
     if link and lines and shows_upi_qr(tenant, lines[0].invoice, sums["total"]):
-        upi = {"link": link, "qr": upi_qr_image(link), "vpa": tenant.upi_vpa,
-               "amount": money(sums["total"])}  # fmt: skip
+        upi = {
+            "link": link,
+            "qr": upi_qr_image(link),
+            "vpa": tenant.upi_vpa,
+            "amount": money(sums["total"]),
+        }
     legal = bool(level is not None and level.is_legal)
     return {
         "kind": "demand" if legal else "statement",
@@ -150,19 +162,25 @@ def letter_document(session: Session, tenant, notice: CollectionNotice,
             }
             for line in lines
         ],
-        "interest_bases": sorted({BASIS_NAMES.get(line.interest_detail.basis, "")
-                                  for line in lines if line.interest and line.interest_detail}),
+        "interest_bases": sorted(
+            {
+                BASIS_NAMES.get(line.interest_detail.basis, "")
+                for line in lines
+                if line.interest and line.interest_detail
+            }
+        ),
         "outstanding": money(sums["outstanding"]),
         "interest": money(sums["interest"]) if sums["interest"] else None,
         "fee": money(sums["fee"]) if sums["fee"] else None,
         "total": money(sums["total"]),
         "payment_instructions": tenant.payment_instructions or "",
         "upi": upi,
-    }  # fmt: skip
+    }
 
 
-def msefc_document(session: Session, tenant, notice: CollectionNotice,
-                   as_of: date | None = None) -> dict:  # fmt: skip
+def msefc_document(
+    session: Session, tenant, notice: CollectionNotice, as_of: date | None = None
+) -> dict:
     """The MSEFC-ready pack: the letter's data plus the Udyam details, each invoice's acceptance
     and s.15 dates and its s.16 interest schedule."""
     from app.collections.notices.services import notice_lines
@@ -184,33 +202,41 @@ def msefc_document(session: Session, tenant, notice: CollectionNotice,
     for line in notice_lines(session, notice, as_of or tenant_today(session)):
         invoice, detail = line.invoice, line.interest_detail
         starts_on, _ = msmed_start(invoice, client.payment_agreed_in_writing)
-        invoices.append({
-            "number": invoice.number or "",
-            "issue_date": _day(invoice.issue_date),
-            "accepted_on": _day(acceptance_date(invoice)),
-            "acceptance_note": "" if invoice.accepted_on else "(issue date)",
-            "s15_due": _day(starts_on - timedelta(days=1) if starts_on else None),
-            "amount": money(invoice.total),
-            "paid": money(Decimal(invoice.total) - line.outstanding),
-            "outstanding": money(line.outstanding),
-            "interest": money(line.interest),
-            "basis": detail.description if detail else "",
-            "schedule": [
-                {"start": _day(rest.start), "end": _day(rest.end),
-                 "annual_rate": rate(rest.annual_rate),
-                 "monthly_rate": rate((rest.annual_rate / 12).quantize(Decimal("0.0001"))),
-                 "opening": money(rest.opening), "interest": money(rest.interest),
-                 "closing": money(rest.closing)}
-                for rest in (detail.schedule if detail else ())
-            ],
-        })  # fmt: skip
-    document.update({
-        "title": "MSME Samadhaan / MSEFC reference",
-        "udyam_number": settings.udyam_number if settings else "",
-        "msme_category": (settings.msme_category or "").title() if settings else "",
-        "agreed_in_writing": client.payment_agreed_in_writing,
-        "invoices": invoices,
-    })  # fmt: skip
+        invoices.append(
+            {
+                "number": invoice.number or "",
+                "issue_date": _day(invoice.issue_date),
+                "accepted_on": _day(acceptance_date(invoice)),
+                "acceptance_note": "" if invoice.accepted_on else "(issue date)",
+                "s15_due": _day(starts_on - timedelta(days=1) if starts_on else None),
+                "amount": money(invoice.total),
+                "paid": money(Decimal(invoice.total) - line.outstanding),
+                "outstanding": money(line.outstanding),
+                "interest": money(line.interest),
+                "basis": detail.description if detail else "",
+                "schedule": [
+                    {
+                        "start": _day(rest.start),
+                        "end": _day(rest.end),
+                        "annual_rate": rate(rest.annual_rate),
+                        "monthly_rate": rate((rest.annual_rate / 12).quantize(Decimal("0.0001"))),
+                        "opening": money(rest.opening),
+                        "interest": money(rest.interest),
+                        "closing": money(rest.closing),
+                    }
+                    for rest in (detail.schedule if detail else ())
+                ],
+            }
+        )
+    document.update(
+        {
+            "title": "MSME Samadhaan / MSEFC reference",
+            "udyam_number": settings.udyam_number if settings else "",
+            "msme_category": (settings.msme_category or "").title() if settings else "",
+            "agreed_in_writing": client.payment_agreed_in_writing,
+            "invoices": invoices,
+        }
+    )
     return document
 
 

@@ -75,10 +75,18 @@ FAILED_MESSAGE_STATUSES = ("failed", "bounced", "dead", "suppressed")
 # A sent notice nobody answered this long is due for the next rung.
 CHASE_DAYS = 7
 STATUS_LABELS = {
-    "draft": "Draft", "approved": "Approved", "queued": "Queued", "sent": "Sent",
-    "delivered": "Delivered", "read": "Read", "responded": "Responded",
-    "escalated": "Escalated", "closed": "Closed", "cancelled": "Cancelled", "failed": "Failed",
-}  # fmt: skip
+    "draft": "Draft",
+    "approved": "Approved",
+    "queued": "Queued",
+    "sent": "Sent",
+    "delivered": "Delivered",
+    "read": "Read",
+    "responded": "Responded",
+    "escalated": "Escalated",
+    "closed": "Closed",
+    "cancelled": "Cancelled",
+    "failed": "Failed",
+}
 NEXT_STEPS = {
     "approve": "Approve",
     "send": "Send",
@@ -91,10 +99,20 @@ NEXT_STEPS = {
     "close": "Close",
     "none": "Nothing (closed)",
 }
-CHANNEL_LABELS = {"email": "E-mail", "whatsapp": "WhatsApp", "sms": "SMS", "letter": "Letter",
-                  "call": "Call", "visit": "Visit"}  # fmt: skip
-CLOSE_LABELS = {"paid": "Paid", "cancelled": "Cancelled", "written_off": "Written off",
-                "void": "Void"}  # fmt: skip
+CHANNEL_LABELS = {
+    "email": "E-mail",
+    "whatsapp": "WhatsApp",
+    "sms": "SMS",
+    "letter": "Letter",
+    "call": "Call",
+    "visit": "Visit",
+}
+CLOSE_LABELS = {
+    "paid": "Paid",
+    "cancelled": "Cancelled",
+    "written_off": "Written off",
+    "void": "Void",
+}
 NOTE_LENGTH = 4000
 # The permission (tenants/roles.py) that lets a legal-stage notice go out: approving it,
 # sending it now, resending it. Earlier stages need only notices.manage.
@@ -154,7 +172,7 @@ def next_step_expression(now: datetime):
                 n.sent_at < now - timedelta(days=CHASE_DAYS),
             ),
             literal("escalate"),
-        ),  # fmt: skip
+        ),
         (n.status.in_(("sent", "delivered", "read")), literal("chase_response")),
         (n.status.in_(("responded", "escalated")), literal("close")),
         else_=literal("none"),
@@ -223,8 +241,13 @@ def check_may_send(session: Session, notice: CollectionNotice, may_approve_legal
         raise LegalApprovalRequired()
 
 
-def approve(session: Session, notice: CollectionNotice, user_id: int | None, *,
-            may_approve_legal: bool = False) -> None:  # fmt: skip
+def approve(
+    session: Session,
+    notice: CollectionNotice,
+    user_id: int | None,
+    *,
+    may_approve_legal: bool = False,
+) -> None:
     """A person agrees the draft may go out (who and when are kept). A legal-stage notice
     needs someone with LEGAL_APPROVAL (`may_approve_legal`)."""
     _refuse_closed(notice, "approved")
@@ -236,9 +259,14 @@ def approve(session: Session, notice: CollectionNotice, user_id: int | None, *,
     session.flush()
 
 
-def approve_many(session: Session, tenant_id: int, notice_ids: Sequence[int],
-                 user_id: int | None, *, may_approve_legal: bool = False,
-                 ) -> tuple[list[int], dict[int, str]]:  # fmt: skip
+def approve_many(
+    session: Session,
+    tenant_id: int,
+    notice_ids: Sequence[int],
+    user_id: int | None,
+    *,
+    may_approve_legal: bool = False,
+) -> tuple[list[int], dict[int, str]]:
     """Approve the drafts among these notices (legal-stage ones only with
     `may_approve_legal`) and ask a worker to send them once this transaction commits.
     Returns (approved ids, {id: why not} for the others)."""
@@ -319,7 +347,7 @@ def follow_messages(session: Session, tenant_id: int, message_ids: Sequence[int]
                 OutboxMessage.delivered_at,
                 OutboxMessage.read_at,
             ).where(OutboxMessage.id.in_(ids), OutboxMessage.tenant_id == tenant_id)
-        )  # fmt: skip
+        )
     }
     if not messages:
         return 0
@@ -382,21 +410,33 @@ def follow_open_notices(session: Session, tenant_id: int) -> int:
     return follow_messages(session, tenant_id, ids)
 
 
-def stranded_notices(session: Session, older_than: timedelta = timedelta(minutes=2),
-                     limit: int = 500) -> list[int]:  # fmt: skip
+def stranded_notices(
+    session: Session, older_than: timedelta = timedelta(minutes=2), limit: int = 500
+) -> list[int]:
     """Approved messages and letters that no worker sent a while after approval."""
-    return list(session.scalars(
-        select(CollectionNotice.id)
-        .where(CollectionNotice.status == "approved",
-               CollectionNotice.channel.not_in(TASK_CHANNELS),
-               func.coalesce(CollectionNotice.approved_at, CollectionNotice.created_at)
-               < _now() - older_than)
-        .order_by(CollectionNotice.id).limit(limit)
-    ))  # fmt: skip
+    return list(
+        session.scalars(
+            select(CollectionNotice.id)
+            .where(
+                CollectionNotice.status == "approved",
+                CollectionNotice.channel.not_in(TASK_CHANNELS),
+                func.coalesce(CollectionNotice.approved_at, CollectionNotice.created_at)
+                < _now() - older_than,
+            )
+            .order_by(CollectionNotice.id)
+            .limit(limit)
+        )
+    )
 
 
-def record_response(session: Session, notice: CollectionNotice, *, responded_on: date | None,
-                    note: str | None, today: date) -> None:  # fmt: skip
+def record_response(
+    session: Session,
+    notice: CollectionNotice,
+    *,
+    responded_on: date | None,
+    note: str | None,
+    today: date,
+) -> None:
     """The client answered (a call back, a letter, a promise): when, and what they said."""
     _refuse_closed(notice, "answered")
     errors = {}
@@ -428,8 +468,14 @@ def escalate(session: Session, notice: CollectionNotice, today: date) -> None:
     session.flush()
 
 
-def close(session: Session, notice: CollectionNotice, reason: str, note: str | None,
-          user_name: str | None, today: date) -> None:  # fmt: skip
+def close(
+    session: Session,
+    notice: CollectionNotice,
+    reason: str,
+    note: str | None,
+    user_name: str | None,
+    today: date,
+) -> None:
     """Close a notice by hand: cancelled (nothing more to chase; the note says why) or one of
     the settled reasons."""
     _refuse_closed(notice, "closed")
@@ -445,8 +491,11 @@ def close(session: Session, notice: CollectionNotice, reason: str, note: str | N
         raise NoticeError(errors)
     _close(notice, reason)
     if note:
-        line = f"{CLOSE_LABELS[reason]} on {today:%d %b %Y}" + (f" by {user_name}" if user_name
-                                                                 else "") + f": {note}"  # fmt: skip
+        line = (
+            f"{CLOSE_LABELS[reason]} on {today:%d %b %Y}"
+            + (f" by {user_name}" if user_name else "")
+            + f": {note}"
+        )
         notice.notes = f"{notice.notes}\n{line}" if notice.notes else line
     session.flush()
 
@@ -470,8 +519,9 @@ def _close(notice: CollectionNotice, reason: str) -> None:
 _THANKED = "duebook_notice_thanked_clients"
 
 
-def close_for_invoices(session: Session, invoice_ids: Sequence[int], reason: str,
-                       user_id: int | None) -> None:  # fmt: skip
+def close_for_invoices(
+    session: Session, invoice_ids: Sequence[int], reason: str, user_id: int | None
+) -> None:
     """Close the open notices of these invoices that have nothing left owing: every invoice on
     them paid, void or written off. A notice with an invoice still owing stays open. Called in
     the transaction of the payment (or void, write-off) that settled them."""
@@ -495,8 +545,9 @@ def close_for_invoices(session: Session, invoice_ids: Sequence[int], reason: str
     if not notices:
         return
     all_ids = {item.invoice_id for notice in notices for item in notice.items}
-    statuses = dict(session.execute(select(Invoice.id, Invoice.status)
-                                    .where(Invoice.id.in_(all_ids))).all())  # fmt: skip
+    statuses = dict(
+        session.execute(select(Invoice.id, Invoice.status).where(Invoice.id.in_(all_ids))).all()
+    )
     closed = []
     for notice in notices:
         if all(statuses.get(item.invoice_id) in SETTLED_INVOICE_STATUSES for item in notice.items):
@@ -507,8 +558,9 @@ def close_for_invoices(session: Session, invoice_ids: Sequence[int], reason: str
         _thank(session, closed, ids, user_id)
 
 
-def _thank(session: Session, closed: list[CollectionNotice], invoice_ids: list[int],
-           user_id: int | None) -> None:  # fmt: skip
+def _thank(
+    session: Session, closed: list[CollectionNotice], invoice_ids: list[int], user_id: int | None
+) -> None:
     """One thank-you e-mail per client per payment: the payment services call us once per
     invoice they settle, all in one transaction, so the clients thanked in this transaction
     are remembered until it ends. The key names the first notice the payment closed: a replay
@@ -533,8 +585,9 @@ def _forget_thanked(sets: list[set]) -> None:
         thanked.clear()
 
 
-def _queue_thank_you(session: Session, notice: CollectionNotice, invoice_ids: list[int],
-                     user_id: int | None) -> None:  # fmt: skip
+def _queue_thank_you(
+    session: Session, notice: CollectionNotice, invoice_ids: list[int], user_id: int | None
+) -> None:
     from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
     from app.message_templates.services import template_for
     from app.messaging.services import queue_message, recipient_time_zone
@@ -557,17 +610,27 @@ def _queue_thank_you(session: Session, notice: CollectionNotice, invoice_ids: li
         from app.message_templates.rendering import email_html
 
         subject = f"Thank you for your payment – {tenant.name}"
-        text = (f"Dear {context['contact']['first_name'] or client.full_name},\n\nThank you. "
-                f"We have received your payment against invoice {context['invoice']['number']}."
-                f"\n\nRegards,\n{tenant.legal_name or tenant.name}")  # fmt: skip
+        text = (
+            f"Dear {context['contact']['first_name'] or client.full_name},\n\nThank you. "
+            f"We have received your payment against invoice {context['invoice']['number']}."
+            f"\n\nRegards,\n{tenant.legal_name or tenant.name}"
+        )
         html = email_html(text)
     queue_message(
-        session, channel="email", tenant_id=tenant.id, client_id=client.id,
-        contact_id=contact.id, created_by=user_id, to=contact.email, subject=subject,
-        text_body=text, html_body=html, payload={"purpose": "receipt", "notice_id": notice.id},
+        session,
+        channel="email",
+        tenant_id=tenant.id,
+        client_id=client.id,
+        contact_id=contact.id,
+        created_by=user_id,
+        to=contact.email,
+        subject=subject,
+        text_body=text,
+        html_body=html,
+        payload={"purpose": "receipt", "notice_id": notice.id},
         idempotency_key=f"t{tenant.id}:notice-thanks:{notice.id}",
         recipient_time_zone=recipient_time_zone(None, client.country, tenant),
-    )  # fmt: skip
+    )
 
 
 # Sending ------------------------------------------------------------------------------------
@@ -594,11 +657,15 @@ def notice_lines(session: Session, notice: CollectionNotice, as_of: date) -> lis
     lines = []
     for invoice in invoices:
         detail = interest.get(invoice.id)
-        lines.append(Line(
-            invoice, outstanding(session, invoice),
-            to_money(detail.amount) if detail is not None else ZERO,
-            max((as_of - invoice.due_date).days, 0) if invoice.due_date else 0, detail,
-        ))  # fmt: skip
+        lines.append(
+            Line(
+                invoice,
+                outstanding(session, invoice),
+                to_money(detail.amount) if detail is not None else ZERO,
+                max((as_of - invoice.due_date).days, 0) if invoice.due_date else 0,
+                detail,
+            )
+        )
     return sorted(lines, key=lambda line: (line.invoice.due_date or date.max, line.invoice.id))
 
 
@@ -606,8 +673,12 @@ def totals(lines: Sequence[Line], fee: Decimal | None) -> dict[str, Decimal]:
     outstanding = sum((line.outstanding for line in lines), ZERO)
     interest = sum((line.interest for line in lines), ZERO)
     fee = to_money(fee or ZERO)
-    return {"outstanding": outstanding, "interest": interest, "fee": fee,
-            "total": outstanding + interest + fee}  # fmt: skip
+    return {
+        "outstanding": outstanding,
+        "interest": interest,
+        "fee": fee,
+        "total": outstanding + interest + fee,
+    }
 
 
 def _contact_for(session: Session, notice: CollectionNotice, channel: str) -> Contact | None:
@@ -676,13 +747,22 @@ def _store_letter(session: Session, tenant, notice: CollectionNotice) -> dict:
 
     if notice.letter_key is None:
         notice.letter_key = letters.store_letter(session, tenant, notice)
-    return {"key": notice.letter_key, "filename": letters.letter_filename(notice),
-            "content_type": "application/pdf"}  # fmt: skip
+    return {
+        "key": notice.letter_key,
+        "filename": letters.letter_filename(notice),
+        "content_type": "application/pdf",
+    }
 
 
-def _queue_notice_message(session: Session, tenant, notice: CollectionNotice,
-                          level: CollectionLevel, lines: list[Line], key: str | None = None,
-                          created_by: int | None = None) -> str | None:  # fmt: skip
+def _queue_notice_message(
+    session: Session,
+    tenant,
+    notice: CollectionNotice,
+    level: CollectionLevel,
+    lines: list[Line],
+    key: str | None = None,
+    created_by: int | None = None,
+) -> str | None:
     """Write the notice's outbox message (under `key`, by default the notice's one key); None,
     or why it cannot be sent."""
     from app.core.money import format_money
@@ -709,11 +789,17 @@ def _queue_notice_message(session: Session, tenant, notice: CollectionNotice,
     def money(amount) -> str:
         return format_money(amount, notice.currency, tenant.country or "IN")
 
-    context = message_context(session, tenant, client, contact, lines[0].invoice,
-                              notice_level=purpose)  # fmt: skip
-    context["notice"] = notice_vars(tenant, purpose, notice.currency,
-                                    [line.invoice.number for line in lines], sums["total"],
-                                    sums["interest"])  # fmt: skip
+    context = message_context(
+        session, tenant, client, contact, lines[0].invoice, notice_level=purpose
+    )
+    context["notice"] = notice_vars(
+        tenant,
+        purpose,
+        notice.currency,
+        [line.invoice.number for line in lines],
+        sums["total"],
+        sums["interest"],
+    )
     context["amount_due"] = money(sums["total"])
     link = payment_link(tenant, notice, lines, sums["total"])
     context["payment_link"] = link or ""
@@ -724,8 +810,11 @@ def _queue_notice_message(session: Session, tenant, notice: CollectionNotice,
         return f"the {template.name} template cannot be used: {problem}"
     if channel == "whatsapp" and not rendered.whatsapp.get("name"):
         return "the WhatsApp template has no approved template name"
-    payload: dict = {"purpose": purpose, "notice_id": notice.id,
-                     "invoice_ids": [line.invoice.id for line in lines]}  # fmt: skip
+    payload: dict = {
+        "purpose": purpose,
+        "notice_id": notice.id,
+        "invoice_ids": [line.invoice.id for line in lines],
+    }
     text, html = rendered.text, rendered.html
     if channel == "email":
         text = text + "\n\n" + statement_text(lines, sums, money, link)
@@ -741,15 +830,23 @@ def _queue_notice_message(session: Session, tenant, notice: CollectionNotice,
     if key != notice_message_key(tenant.id, notice):
         payload["replaces_message_id"] = notice.message_id
     message_id = queue_message(
-        session, channel=channel, tenant_id=tenant.id, client_id=client.id,
-        contact_id=contact.id, created_by=created_by or notice.approved_by,
+        session,
+        channel=channel,
+        tenant_id=tenant.id,
+        client_id=client.id,
+        contact_id=contact.id,
+        created_by=created_by or notice.approved_by,
         to=contact.email if channel == "email" else contact.phone,
         subject=rendered.subject or f"{notice.level_name}: {client.full_name}",
-        text_body=text, html_body=html, payload=payload, idempotency_key=key, windowed=True,
+        text_body=text,
+        html_body=html,
+        payload=payload,
+        idempotency_key=key,
+        windowed=True,
         recipient_time_zone=recipient_time_zone(
             contact.phone if channel in ("whatsapp", "sms") else None, client.country, tenant
         ),
-    )  # fmt: skip
+    )
     if message_id is None:  # written by an earlier try of this job: the same message
         message_id = session.scalar(
             select(OutboxMessage.id).where(
@@ -774,12 +871,21 @@ def resend_contacts(session: Session, notice: CollectionNotice) -> list[Contact]
         .where(Contact.client_id == notice.client_id, Contact.deleted_at.is_(None))
         .order_by(Contact.id)
     ).all()
-    return sorted((c for c in contacts if _address(c, notice.channel)),
-                  key=lambda c: "billing" not in (c.roles or []))  # fmt: skip
+    return sorted(
+        (c for c in contacts if _address(c, notice.channel)),
+        key=lambda c: "billing" not in (c.roles or []),
+    )
 
 
-def resend(session: Session, tenant, notice: CollectionNotice, user_id: int | None,
-           contact_id: int | None = None, *, may_approve_legal: bool = False) -> int:  # fmt: skip
+def resend(
+    session: Session,
+    tenant,
+    notice: CollectionNotice,
+    user_id: int | None,
+    contact_id: int | None = None,
+    *,
+    may_approve_legal: bool = False,
+) -> int:
     """Send a failed notice again, to its contact or to `contact_id` (another contact of the
     client with an address on the channel): a new outbox message under a key of its own (the
     failed one is never reused), the notice back to "queued" and following the new message.
@@ -793,8 +899,11 @@ def resend(session: Session, tenant, notice: CollectionNotice, user_id: int | No
     check_may_send(session, notice, may_approve_legal)
     if contact_id is not None:
         contact = session.get(Contact, contact_id)
-        if (contact is None or contact.client_id != notice.client_id
-                or contact.deleted_at is not None):  # fmt: skip
+        if (
+            contact is None
+            or contact.client_id != notice.client_id
+            or contact.deleted_at is not None
+        ):
             raise NoticeError({"contact_id": "Choose one of the client's contacts."})
         if not _address(contact, notice.channel):
             kind = "an e-mail address" if notice.channel == "email" else "a phone number"
@@ -805,8 +914,9 @@ def resend(session: Session, tenant, notice: CollectionNotice, user_id: int | No
     notice.interest_amount = sum((line.interest for line in lines), ZERO)
     failed_id = notice.message_id
     key = f"{notice_message_key(tenant.id, notice)}:after:{failed_id}"
-    problem = _queue_notice_message(session, tenant, notice, level, lines, key=key,
-                                    created_by=user_id)  # fmt: skip
+    problem = _queue_notice_message(
+        session, tenant, notice, level, lines, key=key, created_by=user_id
+    )
     if problem:
         raise NoticeError({"contact_id": f"Cannot resend: {problem}."})
     notice.status, notice.queued_at = "queued", _now()
@@ -821,8 +931,10 @@ def statement_text(lines: Sequence[Line], sums: dict, money, link: str | None) -
     rows = ["Statement of the invoices on this notice:"]
     for line in lines:
         invoice = line.invoice
-        row = (f"- {invoice.number}, dated {_day(invoice.issue_date)}, due {_day(invoice.due_date)}"
-               f": outstanding {money(line.outstanding)}")  # fmt: skip
+        row = (
+            f"- {invoice.number}, dated {_day(invoice.issue_date)}, due {_day(invoice.due_date)}"
+            f": outstanding {money(line.outstanding)}"
+        )
         if line.interest:
             row += f", interest {money(line.interest)}"
         if line.days_overdue:
@@ -843,8 +955,9 @@ def _day(value: date | None) -> str:
     return value.strftime("%d %b %Y") if value else "—"
 
 
-def payment_link(tenant, notice: CollectionNotice, lines: Sequence[Line], total: Decimal
-                 ) -> str | None:  # fmt: skip
+def payment_link(
+    tenant, notice: CollectionNotice, lines: Sequence[Line], total: Decimal
+) -> str | None:
     """A UPI link for what the notice asks (Indian tenants with a UPI id, INR): for one invoice
     its own link, for several one link for the total, referenced by the notice."""
     from app.invoicing.pdf import shows_upi_qr, upi_link
@@ -881,9 +994,15 @@ class NoticeFilters:
     before: int | None = None
 
     def as_args(self) -> dict:
-        values = {"business_unit": self.business_unit, "project_id": self.project_id,
-                  "client_id": self.client_id, "status": self.status, "next": self.next,
-                  "overdue": self.overdue, "milestone_status": self.milestone_status}  # fmt: skip
+        values = {
+            "business_unit": self.business_unit,
+            "project_id": self.project_id,
+            "client_id": self.client_id,
+            "status": self.status,
+            "next": self.next,
+            "overdue": self.overdue,
+            "milestone_status": self.milestone_status,
+        }
         return {k: v for k, v in values.items() if v not in (None, "")}
 
 
@@ -901,12 +1020,14 @@ def clean_filters(raw) -> NoticeFilters:
 
     return NoticeFilters(
         business_unit=" ".join((raw.get("business_unit") or "").split())[:64],
-        project_id=number("project_id"), client_id=number("client_id"),
-        status=one_of("status", STATUS_LABELS), next=one_of("next", NEXT_STEPS),
+        project_id=number("project_id"),
+        client_id=number("client_id"),
+        status=one_of("status", STATUS_LABELS),
+        next=one_of("next", NEXT_STEPS),
         overdue=one_of("overdue", OVERDUE_RANGES),
         milestone_status=one_of("milestone_status", MILESTONE_STATUSES),
         before=number("before"),
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -924,8 +1045,9 @@ class NoticePage:
     next_before: int | None
 
 
-def list_notices(session: Session, filters: NoticeFilters, today: date,
-                 now: datetime | None = None) -> NoticePage:  # fmt: skip
+def list_notices(
+    session: Session, filters: NoticeFilters, today: date, now: datetime | None = None
+) -> NoticePage:
     """Newest first, a keyset page of PAGE_SIZE (ids below `before`)."""
     from app.invoicing.models import InvoiceLine
     from app.projects.models import Milestone, Project
@@ -940,13 +1062,18 @@ def list_notices(session: Session, filters: NoticeFilters, today: date,
         .scalar_subquery()
     )
     overdue = func.greatest(literal(today) - func.coalesce(oldest_due, literal(today)), 0)
-    legal = (CollectionLevel.is_legal | (CollectionLevel.template_purpose == "notice_legal"))
+    legal = CollectionLevel.is_legal | (CollectionLevel.template_purpose == "notice_legal")
     query = (
-        select(CollectionNotice, Client.full_name, step, overdue.label("days_overdue"),
-               legal.label("legal"))
+        select(
+            CollectionNotice,
+            Client.full_name,
+            step,
+            overdue.label("days_overdue"),
+            legal.label("legal"),
+        )
         .join(Client, Client.id == CollectionNotice.client_id)
         .join(CollectionLevel, CollectionLevel.id == CollectionNotice.level_id)
-    )  # fmt: skip
+    )
 
     def on_invoices(*conditions):
         return CollectionNotice.id.in_(
@@ -962,13 +1089,25 @@ def list_notices(session: Session, filters: NoticeFilters, today: date,
     if filters.project_id:
         query = query.where(on_invoices(Invoice.project_id == filters.project_id))
     if filters.business_unit:
-        query = query.where(on_invoices(Invoice.project_id.in_(
-            select(Project.id).where(func.lower(Project.business_unit)
-                                     == filters.business_unit.lower()))))  # fmt: skip
+        query = query.where(
+            on_invoices(
+                Invoice.project_id.in_(
+                    select(Project.id).where(
+                        func.lower(Project.business_unit) == filters.business_unit.lower()
+                    )
+                )
+            )
+        )
     if filters.milestone_status:
-        query = query.where(on_invoices(Invoice.id.in_(
-            select(InvoiceLine.invoice_id).join(Milestone, Milestone.id == InvoiceLine.milestone_id)
-            .where(Milestone.status == filters.milestone_status))))  # fmt: skip
+        query = query.where(
+            on_invoices(
+                Invoice.id.in_(
+                    select(InvoiceLine.invoice_id)
+                    .join(Milestone, Milestone.id == InvoiceLine.milestone_id)
+                    .where(Milestone.status == filters.milestone_status)
+                )
+            )
+        )
     if filters.overdue:
         low, high = OVERDUE_RANGES[filters.overdue]
         query = query.where(overdue >= low)
@@ -982,16 +1121,25 @@ def list_notices(session: Session, filters: NoticeFilters, today: date,
     return NoticePage(rows, rows[-1].notice.id if more and rows else None)
 
 
-def notices_of(session: Session, *, client_id: int | None = None, invoice_id: int | None = None,
-               limit: int = 50) -> list[CollectionNotice]:  # fmt: skip
+def notices_of(
+    session: Session,
+    *,
+    client_id: int | None = None,
+    invoice_id: int | None = None,
+    limit: int = 50,
+) -> list[CollectionNotice]:
     """A client's (or an invoice's) notices, newest first."""
     query = select(CollectionNotice)
     if client_id is not None:
         query = query.where(CollectionNotice.client_id == client_id)
     if invoice_id is not None:
-        query = query.where(CollectionNotice.id.in_(
-            select(CollectionNoticeInvoice.notice_id)
-            .where(CollectionNoticeInvoice.invoice_id == invoice_id)))  # fmt: skip
+        query = query.where(
+            CollectionNotice.id.in_(
+                select(CollectionNoticeInvoice.notice_id).where(
+                    CollectionNoticeInvoice.invoice_id == invoice_id
+                )
+            )
+        )
     return list(session.scalars(query.order_by(CollectionNotice.id.desc()).limit(limit)))
 
 
@@ -1000,9 +1148,11 @@ def filter_choices(session: Session) -> dict:
     from app.projects.models import MILESTONE_STATUSES, Project
 
     units = session.scalars(
-        select(Project.business_unit).where(Project.business_unit.is_not(None))
-        .distinct().order_by(Project.business_unit)
-    ).all()  # fmt: skip
+        select(Project.business_unit)
+        .where(Project.business_unit.is_not(None))
+        .distinct()
+        .order_by(Project.business_unit)
+    ).all()
     clients = session.execute(
         select(Client.id, Client.full_name)
         .where(Client.id.in_(select(CollectionNotice.client_id)))
@@ -1010,13 +1160,21 @@ def filter_choices(session: Session) -> dict:
     ).all()
     projects = session.execute(
         select(Project.id, Project.name)
-        .where(Project.id.in_(
-            select(Invoice.project_id).join(CollectionNoticeInvoice,
-                                            CollectionNoticeInvoice.invoice_id == Invoice.id)))
+        .where(
+            Project.id.in_(
+                select(Invoice.project_id).join(
+                    CollectionNoticeInvoice, CollectionNoticeInvoice.invoice_id == Invoice.id
+                )
+            )
+        )
         .order_by(Project.name)
-    ).all()  # fmt: skip
-    return {"business_units": list(units), "clients": clients, "projects": projects,
-            "milestone_statuses": MILESTONE_STATUSES}  # fmt: skip
+    ).all()
+    return {
+        "business_units": list(units),
+        "clients": clients,
+        "projects": projects,
+        "milestone_statuses": MILESTONE_STATUSES,
+    }
 
 
 # Attachments --------------------------------------------------------------------------------
@@ -1038,8 +1196,15 @@ def _title(raw: str | None, fallback: str) -> str:
     return title[:191]
 
 
-def add_file(session: Session, storage, notice: CollectionNotice, *, title: str | None,
-             upload, user_id: int | None):  # fmt: skip
+def add_file(
+    session: Session,
+    storage,
+    notice: CollectionNotice,
+    *,
+    title: str | None,
+    upload,
+    user_id: int | None,
+):
     """Upload a document to the notice: the client documents' checks (type from the bytes,
     25 MB at most), stored in the tenant's folder (removed again on rollback)."""
     import uuid
@@ -1052,22 +1217,39 @@ def add_file(session: Session, storage, notice: CollectionNotice, *, title: str 
     checked, problem = check_file(upload)
     if problem:
         raise NoticeError({"file": problem})
-    key = tenant_key(bound_tenant_id(session), "notices", notice.id, "files",
-                     f"{uuid.uuid4().hex}.{checked.extension}")  # fmt: skip
+    key = tenant_key(
+        bound_tenant_id(session),
+        "notices",
+        notice.id,
+        "files",
+        f"{uuid.uuid4().hex}.{checked.extension}",
+    )
     checked.stream.seek(0)
     size, sha256 = save_in_transaction(session, storage, key, checked.stream)
     attachment = NoticeAttachment(
-        notice_id=notice.id, kind="file", title=_title(title, checked.filename),
-        storage_key=key, filename=checked.filename, content_type=checked.content_type,
-        size_bytes=size, sha256=sha256, created_by=user_id,
-    )  # fmt: skip
+        notice_id=notice.id,
+        kind="file",
+        title=_title(title, checked.filename),
+        storage_key=key,
+        filename=checked.filename,
+        content_type=checked.content_type,
+        size_bytes=size,
+        sha256=sha256,
+        created_by=user_id,
+    )
     session.add(attachment)
     session.flush()
     return attachment
 
 
-def add_link(session: Session, notice: CollectionNotice, *, title: str | None, url: str | None,
-             user_id: int | None):  # fmt: skip
+def add_link(
+    session: Session,
+    notice: CollectionNotice,
+    *,
+    title: str | None,
+    url: str | None,
+    user_id: int | None,
+):
     """A link to a document kept elsewhere (a shared drive, a courier's tracking page)."""
     from app.collections.models import NoticeAttachment
 
@@ -1079,8 +1261,9 @@ def add_link(session: Session, notice: CollectionNotice, *, title: str | None, u
         errors["title"] = "Give the link a title."
     if errors:
         raise NoticeError(errors)
-    attachment = NoticeAttachment(notice_id=notice.id, kind="link", title=_title(title, url),
-                                  url=url, created_by=user_id)  # fmt: skip
+    attachment = NoticeAttachment(
+        notice_id=notice.id, kind="link", title=_title(title, url), url=url, created_by=user_id
+    )
     session.add(attachment)
     session.flush()
     return attachment

@@ -72,11 +72,17 @@ def index():
     page = notices.list_notices(db.session, filters, tenant_today(db.session))
     notices.follow_notices(db.session, g.tenant.id, [row.notice for row in page.rows])
     return render_page(
-        "notices/index.html", block="notice_results", filters=filters, page=page,
-        choices=notices.filter_choices(db.session), statuses=notices.STATUS_LABELS,
-        next_steps=notices.NEXT_STEPS, channels=notices.CHANNEL_LABELS,
-        overdue_ranges=notices.OVERDUE_RANGES, may_approve_legal=_may_approve_legal(),
-    )  # fmt: skip
+        "notices/index.html",
+        block="notice_results",
+        filters=filters,
+        page=page,
+        choices=notices.filter_choices(db.session),
+        statuses=notices.STATUS_LABELS,
+        next_steps=notices.NEXT_STEPS,
+        channels=notices.CHANNEL_LABELS,
+        overdue_ranges=notices.OVERDUE_RANGES,
+        may_approve_legal=_may_approve_legal(),
+    )
 
 
 @blueprint.post("/approve")
@@ -86,16 +92,20 @@ def approve_selected():
     if not ids:
         toast("Select the drafts to approve.", "error")
         return redirect(url_for("notices.index", **request.args), 303)
-    approved, refused = notices.approve_many(db.session, g.tenant.id, ids, current_user.id,
-                                             may_approve_legal=_may_approve_legal())  # fmt: skip
+    approved, refused = notices.approve_many(
+        db.session, g.tenant.id, ids, current_user.id, may_approve_legal=_may_approve_legal()
+    )
     if approved:
         toast(f"{len(approved)} notice{'' if len(approved) == 1 else 's'} approved and sent.")
     legal = sum(1 for why in refused.values() if why == notices.LEGAL_APPROVAL_REFUSAL)
     if len(refused) > legal:
         toast(f"{len(refused) - legal} not approved: only drafts can be approved.", "error")
     if legal:
-        toast(f"{legal} legal notice{'' if legal == 1 else 's'} not approved: only owners, "
-              "admins and finance can approve them.", "error")
+        toast(
+            f"{legal} legal notice{'' if legal == 1 else 's'} not approved: only owners, "
+            "admins and finance can approve them.",
+            "error",
+        )
     return redirect(url_for("notices.index", **request.args), 303)
 
 
@@ -108,8 +118,10 @@ def _page(notice, status: int = 200, **forms):
     today = tenant_today(session)
     lines = notices.notice_lines(session, notice, today)
     message = notices.outbox_message(session, g.tenant.id, notice.message_id)
-    names = notices.user_names(session, [notice.approved_by, notice.assigned_user_id]
-                               + [a.created_by for a in notice.attachments])  # fmt: skip
+    names = notices.user_names(
+        session,
+        [notice.approved_by, notice.assigned_user_id] + [a.created_by for a in notice.attachments],
+    )
     forms.setdefault("response_form", ResponseForm(formdata=None))
     forms.setdefault("close_form", CloseForm(formdata=None))
     forms.setdefault("notes_form", NotesForm(formdata=None, notes=notice.notes))
@@ -122,19 +134,26 @@ def _page(notice, status: int = 200, **forms):
     ]
     forms["response_form"].response_date.render_kw = {"max": today.isoformat()}
     return render_page(
-        "notices/detail.html", status=status, notice=notice,
+        "notices/detail.html",
+        status=status,
+        notice=notice,
         client=session.get(Client, notice.client_id),
-        level=session.get(CollectionLevel, notice.level_id), lines=lines,
-        sums=notices.totals(lines, notice.fee_amount), message=message, names=names,
-        next_step=notices.next_step(notice), next_steps=notices.NEXT_STEPS,
-        statuses=notices.STATUS_LABELS, channels=notices.CHANNEL_LABELS,
+        level=session.get(CollectionLevel, notice.level_id),
+        lines=lines,
+        sums=notices.totals(lines, notice.fee_amount),
+        message=message,
+        names=names,
+        next_step=notices.next_step(notice),
+        next_steps=notices.NEXT_STEPS,
+        statuses=notices.STATUS_LABELS,
+        channels=notices.CHANNEL_LABELS,
         close_labels=notices.CLOSE_LABELS,
         attachments=[a for a in notice.attachments if a.removed_at is None],
         msefc=letters.msefc_applies(session, g.tenant, notice),
         may_send=_may_approve_legal() or not notices.is_legal_stage(session, notice),
         failed=message is not None and message.status in notices.FAILED_MESSAGE_STATUSES,
         **forms,
-    )  # fmt: skip
+    )
 
 
 @blueprint.get("/<int:notice_id>")
@@ -162,8 +181,7 @@ def _act(notice_id: int, action, done: str):
 @require_permission("notices.manage")
 def approve(notice_id: int):
     def run(notice):
-        notices.approve(db.session, notice, current_user.id,
-                        may_approve_legal=_may_approve_legal())  # fmt: skip
+        notices.approve(db.session, notice, current_user.id, may_approve_legal=_may_approve_legal())
         notices.request_sending(db.session, g.tenant.id, [notice.id])
 
     return _act(notice_id, run, "Approved; it goes out in a moment.")
@@ -174,8 +192,9 @@ def approve(notice_id: int):
 def send_now(notice_id: int):
     def run(notice):
         if notice.status == "draft":
-            notices.approve(db.session, notice, current_user.id,
-                            may_approve_legal=_may_approve_legal())  # fmt: skip
+            notices.approve(
+                db.session, notice, current_user.id, may_approve_legal=_may_approve_legal()
+            )
         elif notice.status != "approved" or notice.channel in notices.TASK_CHANNELS:
             raise notices.NoticeError("Only an approved message or letter can be sent.")
         else:
@@ -190,9 +209,14 @@ def send_now(notice_id: int):
 def resend(notice_id: int):
     def run(notice, form):
         raw = form.contact_id.data or ""
-        notices.resend(db.session, g.tenant, notice, current_user.id,
-                       int(raw) if raw.isdigit() and len(raw) < 19 else None,
-                       may_approve_legal=_may_approve_legal())  # fmt: skip
+        notices.resend(
+            db.session,
+            g.tenant,
+            notice,
+            current_user.id,
+            int(raw) if raw.isdigit() and len(raw) < 19 else None,
+            may_approve_legal=_may_approve_legal(),
+        )
 
     done = "Queued again as a new message; the status follows on this page."
     return _form_action(notice_id, "resend_form", ResendForm(), run, done)
@@ -208,17 +232,21 @@ def mark_posted(notice_id: int):
 @require_permission("notices.manage")
 def escalate(notice_id: int):
     return _act(
-        notice_id, lambda n: notices.escalate(db.session, n, tenant_today(db.session)),
+        notice_id,
+        lambda n: notices.escalate(db.session, n, tenant_today(db.session)),
         "Escalated: the next level is taken at the next run.",
-    )  # fmt: skip
+    )
 
 
 def _form_action(notice_id: int, form_name: str, form, action, done: str):
     """A form's action: errors next to their fields (422), else back to the notice."""
     notice = _notice_or_404(notice_id)
     form.validate()
-    errors = {name: BAD_DATE if isinstance(f, DateField) else f.errors[0]
-              for name, f in form._fields.items() if f.errors}  # fmt: skip
+    errors = {
+        name: BAD_DATE if isinstance(f, DateField) else f.errors[0]
+        for name, f in form._fields.items()
+        if f.errors
+    }
     if not errors:
         try:
             action(notice, form)
@@ -242,9 +270,12 @@ def _form_action(notice_id: int, form_name: str, form, action, done: str):
 def record_response(notice_id: int):
     def run(notice, form):
         notices.record_response(
-            db.session, notice, responded_on=form.response_date.data,
-            note=form.response_note.data, today=tenant_today(db.session),
-        )  # fmt: skip
+            db.session,
+            notice,
+            responded_on=form.response_date.data,
+            note=form.response_note.data,
+            today=tenant_today(db.session),
+        )
 
     return _form_action(notice_id, "response_form", ResponseForm(), run, "Response recorded.")
 
@@ -253,8 +284,14 @@ def record_response(notice_id: int):
 @require_permission("notices.manage")
 def close(notice_id: int):
     def run(notice, form):
-        notices.close(db.session, notice, form.reason.data, form.note.data,
-                      current_user.full_name, tenant_today(db.session))  # fmt: skip
+        notices.close(
+            db.session,
+            notice,
+            form.reason.data,
+            form.note.data,
+            current_user.full_name,
+            tenant_today(db.session),
+        )
 
     return _form_action(notice_id, "close_form", CloseForm(), run, "Notice closed.")
 
@@ -276,10 +313,19 @@ def save_notes(notice_id: int):
 def upload(notice_id: int):
     def run(notice, form):
         data = form.file.data
-        upload = (UploadedFile(filename=data.filename, stream=data.stream)
-                  if data is not None and getattr(data, "filename", None) else None)  # fmt: skip
-        notices.add_file(db.session, get_storage(current_app), notice, title=form.title.data,
-                         upload=upload, user_id=current_user.id)  # fmt: skip
+        upload = (
+            UploadedFile(filename=data.filename, stream=data.stream)
+            if data is not None and getattr(data, "filename", None)
+            else None
+        )
+        notices.add_file(
+            db.session,
+            get_storage(current_app),
+            notice,
+            title=form.title.data,
+            upload=upload,
+            user_id=current_user.id,
+        )
 
     return _form_action(notice_id, "file_form", FileForm(), run, "File attached.")
 
@@ -288,8 +334,9 @@ def upload(notice_id: int):
 @require_permission("notices.manage")
 def add_link(notice_id: int):
     def run(notice, form):
-        notices.add_link(db.session, notice, title=form.title.data, url=form.url.data,
-                         user_id=current_user.id)  # fmt: skip
+        notices.add_link(
+            db.session, notice, title=form.title.data, url=form.url.data, user_id=current_user.id
+        )
 
     return _form_action(notice_id, "link_form", LinkForm(), run, "Link added.")
 
@@ -323,8 +370,13 @@ def download_attachment(notice_id: int, attachment_id: int):
     except (FileNotFoundError, ValueError):
         log.error("file of notice attachment %s is missing", attachment.id)
         abort(404)
-    response = send_file(stream, mimetype=attachment.content_type, as_attachment=True,
-                         download_name=attachment.filename, etag=attachment.sha256)  # fmt: skip
+    response = send_file(
+        stream,
+        mimetype=attachment.content_type,
+        as_attachment=True,
+        download_name=attachment.filename,
+        etag=attachment.sha256,
+    )
     return _locked_down(response)
 
 
@@ -350,8 +402,9 @@ def upload_too_large(error):
 
 
 def _pdf(data: bytes, filename: str):
-    response = send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
-                         download_name=filename)  # fmt: skip
+    response = send_file(
+        io.BytesIO(data), mimetype="application/pdf", as_attachment=True, download_name=filename
+    )
     return _locked_down(response)
 
 
@@ -378,10 +431,15 @@ def msefc_pack_pdf(notice_id: int):
 
 def _fragment(rows, empty: str, **context):
     return render_page(
-        "notices/_notices_fragment.html", rows=rows, empty=empty,
-        statuses=notices.STATUS_LABELS, channels=notices.CHANNEL_LABELS,
-        next_steps=notices.NEXT_STEPS, next_step=notices.next_step, **context,
-    )  # fmt: skip
+        "notices/_notices_fragment.html",
+        rows=rows,
+        empty=empty,
+        statuses=notices.STATUS_LABELS,
+        channels=notices.CHANNEL_LABELS,
+        next_steps=notices.NEXT_STEPS,
+        next_step=notices.next_step,
+        **context,
+    )
 
 
 @blueprint.get("/client/<int:client_id>")

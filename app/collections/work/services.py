@@ -35,8 +35,9 @@ from tenants.models import Membership, User
 from tenants.roles import ROLES, role_grants
 
 # Outcomes in which the client answered the notice: the task becomes "responded".
-RESPONSE_OUTCOMES = frozenset({"promised", "paid_claimed", "disputed", "met_promised", "met_paid",
-                               "met_disputed"})  # fmt: skip
+RESPONSE_OUTCOMES = frozenset(
+    {"promised", "paid_claimed", "disputed", "met_promised", "met_paid", "met_disputed"}
+)
 # Outcomes after which the collector is offered to record a promise to pay.
 PROMISE_OUTCOMES = frozenset({"promised", "met_promised"})
 # A task (a call or visit notice) can be worked in these states.
@@ -91,8 +92,11 @@ def collectors(session: Session, tenant_id: int) -> list[tuple[int, str]]:
     """(user id, name) of the tenant's active members who work a collection queue: those with
     the collector role, and anyone named a client's collector (in a small business the owner
     or a finance person often collects)."""
-    roles = [role for role in ROLES if role_grants(role, "collections.work")
-             and not role_grants(role, "collections.supervise")]  # fmt: skip
+    roles = [
+        role
+        for role in ROLES
+        if role_grants(role, "collections.work") and not role_grants(role, "collections.supervise")
+    ]
     named = select(Client.collector_user_id).where(
         Client.collector_user_id.is_not(None), Client.deleted_at.is_(None)
     )
@@ -367,28 +371,47 @@ def queue(session: Session, user_id: int, today: date) -> list[Section]:
     promises = _broken_promises(session, user_id, today, zone)
     disputes = _disputes(session, user_id)
     quiet = _without_contact(session, user_id, today, zone)
-    client_ids = ([c.id for _, c in tasks] + [c.id for _, c in follow_ups]
-                  + [c.id for _, c in promises] + [c.id for _, c, _ in disputes]
-                  + [c.id for c in quiet])  # fmt: skip
+    client_ids = (
+        [c.id for _, c in tasks]
+        + [c.id for _, c in follow_ups]
+        + [c.id for _, c in promises]
+        + [c.id for _, c, _ in disputes]
+        + [c.id for c in quiet]
+    )
     owed = _owed_by_client(session, client_ids, today)
     last = _last_activity_at(session, [c.id for c in quiet])
 
-    calls_visits = [QueueItem(client, owed[client.id], notice.run_date, notice=notice)
-                    for notice, client in tasks]  # fmt: skip
+    calls_visits = [
+        QueueItem(client, owed[client.id], notice.run_date, notice=notice)
+        for notice, client in tasks
+    ]
     calls_visits.sort(key=lambda i: (-i.notice.amount_due, i.since, i.notice.id))
-    due_follow_ups = [QueueItem(client, owed[client.id], activity.follow_up_on,
-                                activity=activity)
-                      for activity, client in follow_ups]  # fmt: skip
+    due_follow_ups = [
+        QueueItem(client, owed[client.id], activity.follow_up_on, activity=activity)
+        for activity, client in follow_ups
+    ]
     due_follow_ups.sort(key=lambda i: (i.since, -i.owed.rank, i.activity.id))
-    broken = [QueueItem(client, owed[client.id], promise.promised_on, promise=promise)
-              for promise, client in promises]  # fmt: skip
+    broken = [
+        QueueItem(client, owed[client.id], promise.promised_on, promise=promise)
+        for promise, client in promises
+    ]
     broken.sort(key=lambda i: (-i.promise.amount, i.since, i.promise.id))
-    chase = [QueueItem(client, owed[client.id], dispute.created_at.astimezone(zone).date(),
-                       dispute=dispute, invoice=invoice)
-             for dispute, client, invoice in disputes]  # fmt: skip
-    silent = [QueueItem(client, owed[client.id], owed[client.id].oldest_due,
-                        last_contact=last.get(client.id))
-              for client in quiet]  # fmt: skip
+    chase = [
+        QueueItem(
+            client,
+            owed[client.id],
+            dispute.created_at.astimezone(zone).date(),
+            dispute=dispute,
+            invoice=invoice,
+        )
+        for dispute, client, invoice in disputes
+    ]
+    silent = [
+        QueueItem(
+            client, owed[client.id], owed[client.id].oldest_due, last_contact=last.get(client.id)
+        )
+        for client in quiet
+    ]
     silent.sort(key=lambda i: (-i.owed.rank, i.since or today, i.client.id))
     return [
         Section("tasks", "Calls and visits due", calls_visits),
@@ -477,8 +500,9 @@ def _clean_accuracy(raw) -> int | None:
     return value if 0 <= value < 10_000_000 else None
 
 
-def _clean_common(session: Session, tenant, client: Client, kind: str, values: Mapping,
-                  outcomes: tuple[str, ...]) -> tuple[dict, dict]:  # fmt: skip
+def _clean_common(
+    session: Session, tenant, client: Client, kind: str, values: Mapping, outcomes: tuple[str, ...]
+) -> tuple[dict, dict]:
     errors: dict[str, str] = {}
     zone = _zone(tenant)
     outcome = (values.get("outcome") or "").strip()
@@ -513,13 +537,20 @@ def _clean_common(session: Session, tenant, client: Client, kind: str, values: M
         elif notice.status in ("draft", "closed", "cancelled"):
             errors["notice_id"] = f"This task is {notice.status}: log the {kind} without it."
             notice = None
-    clean = {"outcome": outcome, "note": note, "occurred_at": occurred_at,
-             "follow_up_on": follow_up_on, "contact_id": contact_id, "notice": notice}  # fmt: skip
+    clean = {
+        "outcome": outcome,
+        "note": note,
+        "occurred_at": occurred_at,
+        "follow_up_on": follow_up_on,
+        "contact_id": contact_id,
+        "notice": notice,
+    }
     return clean, errors
 
 
-def _complete_task(session: Session, notice: CollectionNotice, activity: CollectionActivity,
-                   zone: ZoneInfo) -> None:  # fmt: skip
+def _complete_task(
+    session: Session, notice: CollectionNotice, activity: CollectionActivity, zone: ZoneInfo
+) -> None:
     """A call or visit done against its task: the notice is "sent" (when the call or visit
     happened) and, when the client answered (a promise, a claim of payment, a dispute),
     "responded". Only ever forward along the lifecycle: a notice that is further on (or
@@ -536,8 +567,9 @@ def _complete_task(session: Session, notice: CollectionNotice, activity: Collect
     notice.updated_at = datetime.now(UTC)
 
 
-def _record(session: Session, tenant, user_id: int, client: Client, kind: str, clean: dict,
-            **position) -> CollectionActivity:  # fmt: skip
+def _record(
+    session: Session, tenant, user_id: int, client: Client, kind: str, clean: dict, **position
+) -> CollectionActivity:
     activity = CollectionActivity(
         client_id=client.id,
         notice_id=clean["notice"].id if clean["notice"] is not None else None,
@@ -564,15 +596,31 @@ def _client_or_refuse(session: Session, client_id: int) -> Client:
     return client
 
 
-def log_call(session: Session, tenant, user_id: int, client_id: int, *, notice_id=None,
-             contact_id=None, outcome=None, note=None, follow_up_on=None,
-             occurred_at=None) -> CollectionActivity:  # fmt: skip
+def log_call(
+    session: Session,
+    tenant,
+    user_id: int,
+    client_id: int,
+    *,
+    notice_id=None,
+    contact_id=None,
+    outcome=None,
+    note=None,
+    follow_up_on=None,
+    occurred_at=None,
+) -> CollectionActivity:
     """Record a call to a client (values as typed in the form, or typed values). Against a
     call task (`notice_id`) it completes the task. Raises WorkInvalid with an error per field;
     LookupError when the client is not the tenant's."""
     client = _client_or_refuse(session, client_id)
-    values = {"notice_id": notice_id, "contact_id": contact_id, "outcome": outcome,
-              "note": note, "follow_up_on": follow_up_on, "occurred_at": occurred_at}  # fmt: skip
+    values = {
+        "notice_id": notice_id,
+        "contact_id": contact_id,
+        "outcome": outcome,
+        "note": note,
+        "follow_up_on": follow_up_on,
+        "occurred_at": occurred_at,
+    }
     clean, errors = _clean_common(session, tenant, client, "call", values, CALL_OUTCOMES)
     if errors:
         raise WorkInvalid(errors)
@@ -595,9 +643,22 @@ def nearest_site(session: Session, client_id: int, latitude, longitude) -> tuple
     return best
 
 
-def log_visit(session: Session, tenant, user_id: int, client_id: int, *, notice_id=None,
-              contact_id=None, outcome=None, note=None, follow_up_on=None, occurred_at=None,
-              latitude=None, longitude=None, accuracy_m=None) -> CollectionActivity:  # fmt: skip
+def log_visit(
+    session: Session,
+    tenant,
+    user_id: int,
+    client_id: int,
+    *,
+    notice_id=None,
+    contact_id=None,
+    outcome=None,
+    note=None,
+    follow_up_on=None,
+    occurred_at=None,
+    latitude=None,
+    longitude=None,
+    accuracy_m=None,
+) -> CollectionActivity:
     """Record a field visit where the collector's device (or the collector) says they were.
     Verified when the position is within the tenant's radius of the client's nearest site and
     the device vouches for it at that accuracy; otherwise flagged for a manager: no position
@@ -605,8 +666,14 @@ def log_visit(session: Session, tenant, user_id: int, client_id: int, *, notice_
     logged), no site with coordinates, too far, too inaccurate, or typed in (no accuracy from a
     device). Against a visit task it completes the task as a call does."""
     client = _client_or_refuse(session, client_id)
-    values = {"notice_id": notice_id, "contact_id": contact_id, "outcome": outcome,
-              "note": note, "follow_up_on": follow_up_on, "occurred_at": occurred_at}  # fmt: skip
+    values = {
+        "notice_id": notice_id,
+        "contact_id": contact_id,
+        "outcome": outcome,
+        "note": note,
+        "follow_up_on": follow_up_on,
+        "occurred_at": occurred_at,
+    }
     clean, errors = _clean_common(session, tenant, client, "visit", values, VISIT_OUTCOMES)
     lat = _clean_coordinate(latitude, "latitude", 90, errors)
     lon = _clean_coordinate(longitude, "longitude", 180, errors)
@@ -620,18 +687,28 @@ def log_visit(session: Session, tenant, user_id: int, client_id: int, *, notice_
     radius = visit_radius_m(session)
     site, metres = nearest_site(session, client.id, lat, lon) if lat is not None else (None, None)
     distance = round(metres) if metres is not None else None
-    verified = (distance is not None and distance <= radius and accuracy is not None
-                and accuracy <= radius)  # fmt: skip
+    verified = (
+        distance is not None and distance <= radius and accuracy is not None and accuracy <= radius
+    )
     return _record(
-        session, tenant, user_id, client, "visit", clean,
-        latitude=lat, longitude=lon, accuracy_m=accuracy, distance_m=distance,
+        session,
+        tenant,
+        user_id,
+        client,
+        "visit",
+        clean,
+        latitude=lat,
+        longitude=lon,
+        accuracy_m=accuracy,
+        distance_m=distance,
         site_id=site.id if site is not None else None,
         verification="verified" if verified else "flagged",
-    )  # fmt: skip
+    )
 
 
-def verify_visit(session: Session, activity: CollectionActivity, user_id: int, decision: str,
-                 note: str | None) -> CollectionActivity:  # fmt: skip
+def verify_visit(
+    session: Session, activity: CollectionActivity, user_id: int, decision: str, note: str | None
+) -> CollectionActivity:
     """A manager confirms (the collector was there after all) or rejects a flagged visit, with
     a note (kept apart from the collector's own note). Nobody verifies their own visit."""
     if activity.kind != "visit" or activity.verification != "flagged":

@@ -73,9 +73,14 @@ def index():
             collector_id = current_user.id if current_user.id in ids else ids[0]
     today = tenant_today(db.session)
     sections = work.queue(db.session, collector_id, today) if collector_id else []
-    return render_page("work/index.html", sections=sections, today=today,
-                       collectors=collectors, collector_id=collector_id,
-                       own=collector_id == current_user.id)  # fmt: skip
+    return render_page(
+        "work/index.html",
+        sections=sections,
+        today=today,
+        collectors=collectors,
+        collector_id=collector_id,
+        own=collector_id == current_user.id,
+    )
 
 
 # Calls and visits ---------------------------------------------------------------------------
@@ -84,10 +89,15 @@ def index():
 def _form_page(kind: str, client, values: dict, errors: dict, status: int = 200):
     zone = ZoneInfo(g.tenant.time_zone)
     values.setdefault("occurred_at", datetime.now(zone).strftime("%Y-%m-%dT%H:%M"))
-    context = {"client": client, "kind": kind, "values": values, "errors": errors,
-               "outcomes": work_forms.outcome_choices(kind),
-               "tasks": work.open_tasks_of_client(db.session, client.id, kind),
-               "contacts": client.contacts}  # fmt: skip
+    context = {
+        "client": client,
+        "kind": kind,
+        "values": values,
+        "errors": errors,
+        "outcomes": work_forms.outcome_choices(kind),
+        "tasks": work.open_tasks_of_client(db.session, client.id, kind),
+        "contacts": client.contacts,
+    }
     if kind == "visit":
         context["radius"] = work.visit_radius_m(db.session)
         context["sites"] = list(
@@ -106,8 +116,13 @@ def _log(kind: str, client_id: int):
         return _form_page(kind, client, {"notice_id": request.args.get("notice_id", "")}, {})
     log = work.log_call if kind == "call" else work.log_visit
     try:
-        activity = log(db.session, g.tenant, current_user.id, client.id,
-                       **work_forms.submitted(request.form, kind))  # fmt: skip
+        activity = log(
+            db.session,
+            g.tenant,
+            current_user.id,
+            client.id,
+            **work_forms.submitted(request.form, kind),
+        )
     except work.WorkInvalid as error:
         return _form_page(kind, client, request.form.to_dict(), error.errors, 422)
     if kind == "call":
@@ -138,9 +153,12 @@ def new_visit(client_id: int):
 def client_activities(client_id: int):
     """The client's calls and visits, for the client page (loaded by htmx)."""
     client = _client_or_404(client_id)
-    return render_template("work/_client_activities.html", client=client,
-                           activities=work.client_activities(db.session, client.id),
-                           people=_people())  # fmt: skip
+    return render_template(
+        "work/_client_activities.html",
+        client=client,
+        activities=work.client_activities(db.session, client.id),
+        people=_people(),
+    )
 
 
 def _activity_page(activity, errors=None, values=None, status=200):
@@ -149,11 +167,20 @@ def _activity_page(activity, errors=None, values=None, status=200):
     notice = db.session.get(CollectionNotice, activity.notice_id) if activity.notice_id else None
     contact = next((c for c in client.contacts if c.id == activity.contact_id), None)
     radius = work.visit_radius_m(db.session)
-    return render_page("work/activity.html", status=status, activity=activity, client=client,
-                       site=site, notice=notice, contact=contact, people=_people(),
-                       flag_reason=work.flag_reason(activity, radius),
-                       offer_promise=activity.outcome in work.PROMISE_OUTCOMES,
-                       errors=errors or {}, values=values or {})  # fmt: skip
+    return render_page(
+        "work/activity.html",
+        status=status,
+        activity=activity,
+        client=client,
+        site=site,
+        notice=notice,
+        contact=contact,
+        people=_people(),
+        flag_reason=work.flag_reason(activity, radius),
+        offer_promise=activity.outcome in work.PROMISE_OUTCOMES,
+        errors=errors or {},
+        values=values or {},
+    )
 
 
 @blueprint.get("/activities/<int:activity_id>")
@@ -182,8 +209,13 @@ def verify(activity_id: int):
     if not manages_collectors():
         abort(403)
     try:
-        work.verify_visit(db.session, activity, current_user.id, request.form.get("decision", ""),
-                          request.form.get("verification_note"))  # fmt: skip
+        work.verify_visit(
+            db.session,
+            activity,
+            current_user.id,
+            request.form.get("decision", ""),
+            request.form.get("verification_note"),
+        )
     except work.WorkRefused as refused:
         toast(str(refused), "error")
         return redirect(url_for("work.activity", activity_id=activity.id), 303)

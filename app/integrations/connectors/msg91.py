@@ -53,11 +53,24 @@ MESSAGES_PER_SECOND = 10.0
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 # Report status codes from MSG91's webhook help page: 1 delivered, 2 failed, 9 NDNC (a
 # promotional SMS to a do-not-disturb number), 16 and 25 rejected, 17 blocked number.
-STATUS_CODES = {"1": "delivered", "2": "failed", "9": "failed", "16": "failed", "17": "failed",
-                "25": "failed"}  # fmt: skip
-STATUS_WORDS = {"DELIVERED": "delivered", "SENT": "sent", "SUBMITTED": "sent",
-                "FAILED": "failed", "REJECTED": "failed", "NDNC": "failed",
-                "BLOCKED": "failed", "UNDELIVERED": "failed"}  # fmt: skip
+STATUS_CODES = {
+    "1": "delivered",
+    "2": "failed",
+    "9": "failed",
+    "16": "failed",
+    "17": "failed",
+    "25": "failed",
+}
+STATUS_WORDS = {
+    "DELIVERED": "delivered",
+    "SENT": "sent",
+    "SUBMITTED": "sent",
+    "FAILED": "failed",
+    "REJECTED": "failed",
+    "NDNC": "failed",
+    "BLOCKED": "failed",
+    "UNDELIVERED": "failed",
+}
 
 
 class Msg91Connector(Connector):
@@ -69,16 +82,33 @@ class Msg91Connector(Connector):
         "be a template approved on DLT and added to MSG91 as a Flow template."
     )
     fields = (
-        Field("authkey", "Auth key", secret=True,
-              help="MSG91 panel, Authkey. Kept encrypted and never shown again."),
-        Field("sender_id", "Sender id", placeholder="DUEBKS",
-              help="The 6-letter header registered on DLT for your business."),
-        Field("entity_id", "DLT entity id (PE id)", placeholder="1101234567890123456",
-              help="The principal entity id of your DLT registration; it must be the one "
-                   "set in MSG91."),
-        Field("route", "Route", required=False, placeholder="4",
-              help="Leave empty to use the route of each MSG91 template."),
-    )  # fmt: skip
+        Field(
+            "authkey",
+            "Auth key",
+            secret=True,
+            help="MSG91 panel, Authkey. Kept encrypted and never shown again.",
+        ),
+        Field(
+            "sender_id",
+            "Sender id",
+            placeholder="DUEBKS",
+            help="The 6-letter header registered on DLT for your business.",
+        ),
+        Field(
+            "entity_id",
+            "DLT entity id (PE id)",
+            placeholder="1101234567890123456",
+            help="The principal entity id of your DLT registration; it must be the one "
+            "set in MSG91.",
+        ),
+        Field(
+            "route",
+            "Route",
+            required=False,
+            placeholder="4",
+            help="Leave empty to use the route of each MSG91 template.",
+        ),
+    )
 
     @classmethod
     def clean(cls, raw):
@@ -203,8 +233,14 @@ def _json(response: httpx.Response) -> dict:
 
 
 _ID = (str, int)
-_REPORT = {"requestId": _ID, "number": _ID, "status": _ID, "desc": str, "failedReason": str,
-           "date": str}  # fmt: skip
+_REPORT = {
+    "requestId": _ID,
+    "number": _ID,
+    "status": _ID,
+    "desc": str,
+    "failedReason": str,
+    "date": str,
+}
 # One request (v3: the whole body, or each item of a list; v2: each item of `data`), with its
 # reports inline (v3) or in a `report` list (v2).
 _REQUEST = {**_REPORT, "report": [_REPORT]}
@@ -266,8 +302,12 @@ def process_webhook(session, event) -> list[StatusUpdate]:
     for request_id, number, status, report in reports:
         recipient = recipients.get(request_id)
         if recipient is None or _digits(recipient) != number:
-            log.info("msg91 report for %s/%s matches no message of tenant %s",
-                     request_id, number, event.tenant_id)  # fmt: skip
+            log.info(
+                "msg91 report for %s/%s matches no message of tenant %s",
+                request_id,
+                number,
+                event.tenant_id,
+            )
             continue
         error = None
         if status == "failed":

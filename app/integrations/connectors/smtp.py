@@ -27,8 +27,15 @@ from app.messaging.bounces import verp_address
 # No folding below the RFC 5322 limit: the default policy folds a header with a long word
 # (the unsubscribe link) into RFC 2047 encoded words, which breaks List-Unsubscribe.
 WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
-DKIM_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"list-unsubscribe",
-                b"list-unsubscribe-post")  # fmt: skip
+DKIM_HEADERS = (
+    b"from",
+    b"to",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+)
 MIN_DKIM_KEY_BITS = 1024  # what verifiers accept (RFC 8301); 2048 is the usual size
 
 
@@ -74,13 +81,16 @@ def normalise_dkim_key(text: str) -> str:
     try:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError) as exc:
-        raise ValueError("That is not a readable private key (an unencrypted RSA key in PEM "
-                         "form is needed).") from exc  # fmt: skip
+        raise ValueError(
+            "That is not a readable private key (an unencrypted RSA key in PEM form is needed)."
+        ) from exc
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError("DKIM signing here needs an RSA key.")
     if key.key_size < MIN_DKIM_KEY_BITS:
-        raise ValueError(f"The key has {key.key_size} bits; receivers need at least "
-                         f"{MIN_DKIM_KEY_BITS} (2048 is usual).")  # fmt: skip
+        raise ValueError(
+            f"The key has {key.key_size} bits; receivers need at least "
+            f"{MIN_DKIM_KEY_BITS} (2048 is usual)."
+        )
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,
@@ -90,8 +100,13 @@ def normalise_dkim_key(text: str) -> str:
 
 def dkim_sign(data: bytes, domain: str, selector: str, private_key_pem: str) -> bytes:
     """The message with a DKIM-Signature header in front."""
-    signature = dkim.sign(data, selector.encode(), domain.encode(), private_key_pem.encode(),
-                          include_headers=list(DKIM_HEADERS))  # fmt: skip
+    signature = dkim.sign(
+        data,
+        selector.encode(),
+        domain.encode(),
+        private_key_pem.encode(),
+        include_headers=list(DKIM_HEADERS),
+    )
     return signature + data
 
 
@@ -154,8 +169,9 @@ def open_smtp(smtp_url: str, timeout: float, allowed_networks=None) -> smtplib.S
         raise ServerUnreachable(UNREACHABLE) from exc
 
 
-def send_over_smtp(smtp_url: str, envelope: Envelope, timeout: float = 30,
-                   allowed_networks=None) -> None:  # fmt: skip
+def send_over_smtp(
+    smtp_url: str, envelope: Envelope, timeout: float = 30, allowed_networks=None
+) -> None:
     """Send one envelope through the server of `smtp_url` (see `open_smtp`)."""
     parts = urlsplit(smtp_url)
     options = parse_qs(parts.query)
@@ -169,8 +185,9 @@ def send_over_smtp(smtp_url: str, envelope: Envelope, timeout: float = 30,
         # which keeps reports (and the stored webhook bodies) small.
         mail_options = ["RET=HDRS"] if client.has_extn("dsn") else []
         # One recipient: a refusal raises SMTPRecipientsRefused rather than returning it.
-        client.sendmail(envelope.sender, [envelope.recipient], envelope.data,
-                        mail_options=mail_options)  # fmt: skip
+        client.sendmail(
+            envelope.sender, [envelope.recipient], envelope.data, mail_options=mail_options
+        )
 
 
 def is_permanent_rejection(exc: Exception) -> bool:
@@ -247,8 +264,10 @@ class SmtpConnector(Connector):
         if config.get("DKIM_DOMAIN") and config.get("DKIM_PRIVATE_KEY_FILE"):
             with open(config["DKIM_PRIVATE_KEY_FILE"], encoding="ascii") as key_file:
                 secrets["dkim_private_key"] = normalise_dkim_key(key_file.read())
-            settings.update(dkim_domain=config["DKIM_DOMAIN"],
-                            dkim_selector=config.get("DKIM_SELECTOR") or "duebook")  # fmt: skip
+            settings.update(
+                dkim_domain=config["DKIM_DOMAIN"],
+                dkim_selector=config.get("DKIM_SELECTOR") or "duebook",
+            )
         return cls(settings=settings, secrets=secrets, config=config)
 
     def allowed_networks(self):
@@ -260,8 +279,10 @@ class SmtpConnector(Connector):
 
     def destination_errors(self) -> dict[str, str]:
         if outbound.obvious_refusal(self.settings.get("host", ""), self.allowed_networks() or ()):
-            return {"host": "Enter the address of a mail server on the internet; private and "
-                            "local network addresses cannot be used."}  # fmt: skip
+            return {
+                "host": "Enter the address of a mail server on the internet; private and "
+                "local network addresses cannot be used."
+            }
         return {}
 
     def smtp_url(self) -> str:
@@ -271,8 +292,10 @@ class SmtpConnector(Connector):
         scheme = "smtps" if security == "tls" else "smtp"
         credentials = ""
         if self.settings.get("username"):
-            credentials = (f"{quote(self.settings['username'], safe='')}:"
-                           f"{quote(self.secrets.get('password', ''), safe='')}@")  # fmt: skip
+            credentials = (
+                f"{quote(self.settings['username'], safe='')}:"
+                f"{quote(self.secrets.get('password', ''), safe='')}@"
+            )
         port = f":{self.settings['port']}" if self.settings.get("port") else ""
         query = "?starttls=1" if security == "starttls" else ""
         host = self.settings["host"]
@@ -290,14 +313,19 @@ class SmtpConnector(Connector):
         """The message as it goes on the wire, DKIM-signed when a key is set up."""
         data = email.as_bytes(policy=WIRE_POLICY)
         if self.secrets.get("dkim_private_key"):
-            data = dkim_sign(data, self.settings["dkim_domain"], self.settings["dkim_selector"],
-                             self.secrets["dkim_private_key"])  # fmt: skip
+            data = dkim_sign(
+                data,
+                self.settings["dkim_domain"],
+                self.settings["dkim_selector"],
+                self.secrets["dkim_private_key"],
+            )
         return data
 
     def send(self, outgoing: Outgoing) -> Sent:
         email = build_email(outgoing, self.settings["from_address"])
-        envelope_from = verp_address(self.config["SECRET_KEY"], outgoing.tenant_id,
-                                     outgoing.message_id, self.bounce_domain())  # fmt: skip
+        envelope_from = verp_address(
+            self.config["SECRET_KEY"], outgoing.tenant_id, outgoing.message_id, self.bounce_domain()
+        )
         try:
             send_over_smtp(
                 self.smtp_url(),

@@ -45,8 +45,14 @@ MESSAGE_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")  # SM... for an SMS, MM... 
 SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
 E164 = re.compile(r"\+[1-9]\d{6,14}")
 # MessageStatus -> our status; queued/accepted/scheduled/sending say nothing new.
-STATUSES = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed",
-            "undelivered": "failed", "canceled": "failed"}  # fmt: skip
+STATUSES = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+    "undelivered": "failed",
+    "canceled": "failed",
+}
 
 
 def status_callback_url(config) -> str:
@@ -61,14 +67,22 @@ class TwilioConnector(Connector):
     title = "SMS (Twilio)"
     description = "Send SMS worldwide from your Twilio number or Messaging Service."
     fields = (
-        Field("account_sid", "Account SID", placeholder="AC…",
-              help="Twilio Console, Account Info."),
-        Field("auth_token", "Auth token", secret=True,
-              help="Kept encrypted and never shown again; it also checks Twilio's callbacks."),
-        Field("sender", "From", placeholder="+15005550006",
-              help="Your Twilio number in international format, or a Messaging Service SID "
-                   "(MG…)."),
-    )  # fmt: skip
+        Field(
+            "account_sid", "Account SID", placeholder="AC…", help="Twilio Console, Account Info."
+        ),
+        Field(
+            "auth_token",
+            "Auth token",
+            secret=True,
+            help="Kept encrypted and never shown again; it also checks Twilio's callbacks.",
+        ),
+        Field(
+            "sender",
+            "From",
+            placeholder="+15005550006",
+            help="Your Twilio number in international format, or a Messaging Service SID (MG…).",
+        ),
+    )
 
     @classmethod
     def clean(cls, raw):
@@ -124,8 +138,7 @@ class TwilioConnector(Connector):
         else:
             form["From"] = self.settings["from_number"]
         try:
-            response = self.client.post(f"/2010-04-01/Accounts/{self.sid}/Messages.json",
-                                        data=form)  # fmt: skip
+            response = self.client.post(f"/2010-04-01/Accounts/{self.sid}/Messages.json", data=form)
         except httpx.TransportError as exc:
             raise DeliveryError(f"Twilio unreachable: {type(exc).__name__}: {exc}") from exc
         answer = _json(response)
@@ -176,9 +189,11 @@ def compute_signature(auth_token: str, url: str, params) -> str:
     """X-Twilio-Signature: base64(HMAC-SHA1(auth token, URL + each parameter name followed by
     its value, names sorted, a repeated name's distinct values sorted)). `params` is a dict
     or a MultiDict (form posts can repeat a name)."""
-    lists = params.to_dict(flat=False) if hasattr(params, "to_dict") else {
-        name: [value] for name, value in params.items()
-    }  # fmt: skip
+    lists = (
+        params.to_dict(flat=False)
+        if hasattr(params, "to_dict")
+        else {name: [value] for name, value in params.items()}
+    )
     payload = url + "".join(
         name + value for name in sorted(lists) for value in sorted(set(lists[name]))
     )
@@ -219,8 +234,11 @@ def check_status_callback(raw: bytes | str, form) -> None:
     if "\x00" in raw or any("\x00" in name + value for name, value in pairs):
         raise BadWebhookBody("The body contains a NUL character.")
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
-    if (not ACCOUNT_SID.fullmatch(form.get("AccountSid") or "") or not MESSAGE_SID.fullmatch(sid)
-            or not (form.get("MessageStatus") or form.get("SmsStatus"))):  # fmt: skip
+    if (
+        not ACCOUNT_SID.fullmatch(form.get("AccountSid") or "")
+        or not MESSAGE_SID.fullmatch(sid)
+        or not (form.get("MessageStatus") or form.get("SmsStatus"))
+    ):
         raise BadWebhookBody("Not a Twilio status callback.")
 
 

@@ -84,23 +84,50 @@ class WhatsAppCloudConnector(Connector):
     title = "WhatsApp Business (Cloud API)"
     description = "Template messages and replies from your own WhatsApp Business number, via Meta."
     fields = (
-        Field("phone_number_id", "Phone number ID",
-              help="WhatsApp Manager → API setup: the ID of the number you send from."),
-        Field("waba_id", "WhatsApp Business Account ID",
-              help="The account that owns the number and its message templates."),
-        Field("display_phone_number", "Display phone number", required=False,
-              placeholder="+91 98765 43210"),
-        Field("access_token", "Access token", secret=True,
-              help="A permanent system-user token with whatsapp_business_messaging."),
-        Field("messaging_tier", "Messaging limit per day", required=False,
-              help="1000, 10000, 100000 or unlimited (WhatsApp Manager → Insights).",
-              placeholder="1000"),
-        Field("throughput", "Throughput (messages a second)", required=False,
-              help="80, or 1000 once Meta has upgraded the number.", placeholder="80"),
-        Field("default_language", "Template language", required=False,
-              help="Language code of your templates when a message names none, e.g. en_US.",
-              placeholder="en_US"),
-    )  # fmt: skip
+        Field(
+            "phone_number_id",
+            "Phone number ID",
+            help="WhatsApp Manager → API setup: the ID of the number you send from.",
+        ),
+        Field(
+            "waba_id",
+            "WhatsApp Business Account ID",
+            help="The account that owns the number and its message templates.",
+        ),
+        Field(
+            "display_phone_number",
+            "Display phone number",
+            required=False,
+            placeholder="+91 98765 43210",
+        ),
+        Field(
+            "access_token",
+            "Access token",
+            secret=True,
+            help="A permanent system-user token with whatsapp_business_messaging.",
+        ),
+        Field(
+            "messaging_tier",
+            "Messaging limit per day",
+            required=False,
+            help="1000, 10000, 100000 or unlimited (WhatsApp Manager → Insights).",
+            placeholder="1000",
+        ),
+        Field(
+            "throughput",
+            "Throughput (messages a second)",
+            required=False,
+            help="80, or 1000 once Meta has upgraded the number.",
+            placeholder="80",
+        ),
+        Field(
+            "default_language",
+            "Template language",
+            required=False,
+            help="Language code of your templates when a message names none, e.g. en_US.",
+            placeholder="en_US",
+        ),
+    )
 
     @classmethod
     def clean(cls, raw):
@@ -199,9 +226,11 @@ class WhatsAppCloudConnector(Connector):
         params = spec.get("body_params") or []
         if params:
             components.append(
-                {"type": "body",
-                 "parameters": [{"type": "text", "text": str(value)} for value in params]}
-            )  # fmt: skip
+                {
+                    "type": "body",
+                    "parameters": [{"type": "text", "text": str(value)} for value in params],
+                }
+            )
         template = {"name": spec["name"], "language": {"code": language}}
         if components:
             template["components"] = components
@@ -217,8 +246,9 @@ class WhatsAppCloudConnector(Connector):
     def _upload(self, outgoing: Outgoing) -> str:
         """Upload the message's first attachment; its WhatsApp media id."""
         if not outgoing.attachments:
-            raise DeliveryError("The document to send with this WhatsApp message is missing.",
-                                permanent=True)  # fmt: skip
+            raise DeliveryError(
+                "The document to send with this WhatsApp message is missing.", permanent=True
+            )
         item = outgoing.attachments[0]
         answer = self._call(
             "POST",
@@ -324,17 +354,23 @@ def graph_error(response: httpx.Response) -> DeliveryError:
     except (ValueError, AttributeError):
         error = {}
     code = error.get("code") if isinstance(error, dict) else None
-    details = ((error.get("error_data") or {}).get("details") or error.get("message") or ""
-               ) if isinstance(error, dict) else ""  # fmt: skip
+    details = (
+        ((error.get("error_data") or {}).get("details") or error.get("message") or "")
+        if isinstance(error, dict)
+        else ""
+    )
     said = f" (error {code}: {details})" if code else f" (HTTP {response.status_code})"
     if response.status_code == 429 or code in _THROTTLED:
         said_wait = retry_after_seconds(response.headers.get("Retry-After"))
         wait = said_wait or _THROTTLED.get(code, THROTTLE_RETRY_SECONDS)
-        return DeliveryError(f"WhatsApp is throttling this number; trying again{said}",
-                             retry_after=wait)  # fmt: skip
+        return DeliveryError(
+            f"WhatsApp is throttling this number; trying again{said}", retry_after=wait
+        )
     if code == 131048:  # the daily messaging limit of the number
-        return DeliveryError(f"The WhatsApp number reached its daily messaging limit{said}",
-                             retry_after=DAILY_LIMIT_RETRY_SECONDS)  # fmt: skip
+        return DeliveryError(
+            f"The WhatsApp number reached its daily messaging limit{said}",
+            retry_after=DAILY_LIMIT_RETRY_SECONDS,
+        )
     if response.status_code >= 500 or code in _TRANSIENT:
         return DeliveryError(f"WhatsApp had a temporary problem{said}")
     if response.status_code == 401 or code == 190:
@@ -359,26 +395,49 @@ _ID = (str, int)
 # a body where one of them has another type is refused whole (webhooks.check_shape).
 WEBHOOK_SHAPE = {
     "object": str,
-    "entry": [{
-        "id": _ID,
-        "changes": [{
-            "field": str,
-            "value": {
-                "metadata": {"phone_number_id": _ID},
-                "statuses": [{
-                    "id": _ID, "status": str, "timestamp": _ID, "biz_opaque_callback_data": str,
-                    "errors": [{"code": _ID, "title": str, "message": str,
-                                "error_data": {"details": str}}],
-                }],
-                "messages": [{
-                    "from": _ID, "timestamp": _ID, "type": str, "text": {"body": str},
-                    "button": {"text": str}, "context": {"id": _ID},
-                }],
-                "event": str, "message_template_name": str, "message_template_language": str,
-            },
-        }],
-    }],
-}  # fmt: skip
+    "entry": [
+        {
+            "id": _ID,
+            "changes": [
+                {
+                    "field": str,
+                    "value": {
+                        "metadata": {"phone_number_id": _ID},
+                        "statuses": [
+                            {
+                                "id": _ID,
+                                "status": str,
+                                "timestamp": _ID,
+                                "biz_opaque_callback_data": str,
+                                "errors": [
+                                    {
+                                        "code": _ID,
+                                        "title": str,
+                                        "message": str,
+                                        "error_data": {"details": str},
+                                    }
+                                ],
+                            }
+                        ],
+                        "messages": [
+                            {
+                                "from": _ID,
+                                "timestamp": _ID,
+                                "type": str,
+                                "text": {"body": str},
+                                "button": {"text": str},
+                                "context": {"id": _ID},
+                            }
+                        ],
+                        "event": str,
+                        "message_template_name": str,
+                        "message_template_language": str,
+                    },
+                }
+            ],
+        }
+    ],
+}
 
 
 def read_webhook(body: bytes | str) -> dict:
@@ -434,12 +493,18 @@ def _status_update(item: dict, received_at: datetime) -> StatusUpdate | None:
         return None  # "deleted", "warning" ... change nothing we track
     error = None
     if status == "failed":
-        error = "; ".join(
-            f"{e.get('code')} {e.get('title') or e.get('message') or ''}".strip()
-            + (f": {(e.get('error_data') or {}).get('details')}"
-               if (e.get("error_data") or {}).get("details") else "")
-            for e in item.get("errors") or []
-        ) or "WhatsApp reported the message as failed"  # fmt: skip
+        error = (
+            "; ".join(
+                f"{e.get('code')} {e.get('title') or e.get('message') or ''}".strip()
+                + (
+                    f": {(e.get('error_data') or {}).get('details')}"
+                    if (e.get("error_data") or {}).get("details")
+                    else ""
+                )
+                for e in item.get("errors") or []
+            )
+            or "WhatsApp reported the message as failed"
+        )
     return StatusUpdate(
         provider=PROVIDER,
         provider_message_id=str(item["id"]),
@@ -459,8 +524,9 @@ def _inbound_text(message: dict) -> str:
     return ""
 
 
-def _apply_inbound(session: Session, tenant_id: int | None, message: dict,
-                   received_at: datetime) -> None:  # fmt: skip
+def _apply_inbound(
+    session: Session, tenant_id: int | None, message: dict, received_at: datetime
+) -> None:
     """A contact wrote to the tenant's number: the 24 h session window opens (from the time
     they wrote, never later than we heard of it), a reply to one of our messages marks it
     replied, STOP / UNSUBSCRIBE records a WhatsApp opt-out."""
@@ -485,11 +551,14 @@ def _apply_inbound(session: Session, tenant_id: int | None, message: dict,
     if replied_to:
         session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.tenant_id == tenant_id, OutboxMessage.provider == PROVIDER,
-                   OutboxMessage.provider_message_id == str(replied_to))
+            .where(
+                OutboxMessage.tenant_id == tenant_id,
+                OutboxMessage.provider == PROVIDER,
+                OutboxMessage.provider_message_id == str(replied_to),
+            )
             .values(replied_at=func.coalesce(OutboxMessage.replied_at, at)),
             execution_options={"synchronize_session": False},
-        )  # fmt: skip
+        )
     session.flush()
 
 

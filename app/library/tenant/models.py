@@ -108,8 +108,11 @@ class TenantTemplateVersion(TenantModel):
 
     def provenance(self) -> dict[str, object]:
         """What a project made from this version records about it."""
-        return {"template_key": None, "template_version": None,
-                "tenant_template_version_id": self.id}  # fmt: skip
+        return {
+            "template_key": None,
+            "template_version": None,
+            "tenant_template_version_id": self.id,
+        }
 
 
 class TenantTemplateItem(TenantModel):

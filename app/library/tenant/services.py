@@ -31,8 +31,16 @@ MAX_AMOUNT = Decimal("9999999999999999.99")
 MAX_ITEMS = 2000
 MAX_DAYS = 3650
 MAX_TEXT = 2000
-ITEM_FIELDS = ("name", "description", "percentage", "fixed_amount", "due_rule", "due_days",
-               "deliverables", "is_retention")  # fmt: skip
+ITEM_FIELDS = (
+    "name",
+    "description",
+    "percentage",
+    "fixed_amount",
+    "due_rule",
+    "due_days",
+    "deliverables",
+    "is_retention",
+)
 
 
 class TemplateError(ValueError):
@@ -45,87 +53,119 @@ class TemplateError(ValueError):
 
 
 def list_templates(session: Session) -> list[TenantTemplate]:
-    return list(session.scalars(
-        select(TenantTemplate).where(TenantTemplate.deleted_at.is_(None))
-        .order_by(func.lower(TenantTemplate.name), TenantTemplate.id)
-    ))  # fmt: skip
+    return list(
+        session.scalars(
+            select(TenantTemplate)
+            .where(TenantTemplate.deleted_at.is_(None))
+            .order_by(func.lower(TenantTemplate.name), TenantTemplate.id)
+        )
+    )
 
 
 def archived_templates(session: Session) -> list[TenantTemplate]:
     """Archived templates, the most recently archived first."""
-    return list(session.scalars(
-        select(TenantTemplate).where(TenantTemplate.deleted_at.is_not(None))
-        .order_by(TenantTemplate.deleted_at.desc(), TenantTemplate.id)
-    ))  # fmt: skip
+    return list(
+        session.scalars(
+            select(TenantTemplate)
+            .where(TenantTemplate.deleted_at.is_not(None))
+            .order_by(TenantTemplate.deleted_at.desc(), TenantTemplate.id)
+        )
+    )
 
 
 def templates_with_drafts(session: Session) -> set[int]:
-    return set(session.scalars(select(TenantTemplateVersion.template_id)
-                               .where(TenantTemplateVersion.published_at.is_(None))))  # fmt: skip
+    return set(
+        session.scalars(
+            select(TenantTemplateVersion.template_id).where(
+                TenantTemplateVersion.published_at.is_(None)
+            )
+        )
+    )
 
 
 def templates_published(session: Session) -> set[int]:
     """Templates with at least one published version (one started blank has none at first)."""
-    return set(session.scalars(
-        select(TenantTemplateVersion.template_id).distinct()
-        .where(TenantTemplateVersion.published_at.is_not(None))
-    ))  # fmt: skip
+    return set(
+        session.scalars(
+            select(TenantTemplateVersion.template_id)
+            .distinct()
+            .where(TenantTemplateVersion.published_at.is_not(None))
+        )
+    )
 
 
-def get_template(session: Session, template_id: int,
-                 include_archived: bool = False) -> TenantTemplate | None:  # fmt: skip
+def get_template(
+    session: Session, template_id: int, include_archived: bool = False
+) -> TenantTemplate | None:
     query = select(TenantTemplate).where(TenantTemplate.id == template_id)
     if not include_archived:
         query = query.where(TenantTemplate.deleted_at.is_(None))
     return session.scalar(query)
 
 
-def get_version(session: Session, template: TenantTemplate,
-                number: int) -> TenantTemplateVersion | None:  # fmt: skip
+def get_version(
+    session: Session, template: TenantTemplate, number: int
+) -> TenantTemplateVersion | None:
     """A published version by its number (a draft is reached through `get_draft`)."""
     return session.scalar(
         select(TenantTemplateVersion)
-        .where(TenantTemplateVersion.template_id == template.id,
-               TenantTemplateVersion.number == number,
-               TenantTemplateVersion.published_at.is_not(None))
+        .where(
+            TenantTemplateVersion.template_id == template.id,
+            TenantTemplateVersion.number == number,
+            TenantTemplateVersion.published_at.is_not(None),
+        )
         .options(selectinload(TenantTemplateVersion.items))
-    )  # fmt: skip
+    )
 
 
 def get_draft(session: Session, template: TenantTemplate) -> TenantTemplateVersion | None:
     return session.scalar(
         select(TenantTemplateVersion)
-        .where(TenantTemplateVersion.template_id == template.id,
-               TenantTemplateVersion.published_at.is_(None))
+        .where(
+            TenantTemplateVersion.template_id == template.id,
+            TenantTemplateVersion.published_at.is_(None),
+        )
         .options(selectinload(TenantTemplateVersion.items))
-    )  # fmt: skip
+    )
 
 
-def get_draft_item(session: Session, draft: TenantTemplateVersion,
-                   item_id: int) -> TenantTemplateItem | None:  # fmt: skip
-    return session.scalar(select(TenantTemplateItem).where(
-        TenantTemplateItem.id == item_id, TenantTemplateItem.version_id == draft.id))  # fmt: skip
+def get_draft_item(
+    session: Session, draft: TenantTemplateVersion, item_id: int
+) -> TenantTemplateItem | None:
+    return session.scalar(
+        select(TenantTemplateItem).where(
+            TenantTemplateItem.id == item_id, TenantTemplateItem.version_id == draft.id
+        )
+    )
 
 
 def published_versions(session: Session) -> list[TenantTemplateVersion]:
     """Every published version of every template in use, newest first within a template: what
     the plan page offers."""
-    return list(session.scalars(
-        select(TenantTemplateVersion).join(TenantTemplateVersion.template)
-        .where(TenantTemplate.deleted_at.is_(None),
-               TenantTemplateVersion.published_at.is_not(None))
-        .order_by(func.lower(TenantTemplate.name), TenantTemplate.id,
-                  TenantTemplateVersion.number.desc())
-    ))  # fmt: skip
+    return list(
+        session.scalars(
+            select(TenantTemplateVersion)
+            .join(TenantTemplateVersion.template)
+            .where(
+                TenantTemplate.deleted_at.is_(None), TenantTemplateVersion.published_at.is_not(None)
+            )
+            .order_by(
+                func.lower(TenantTemplate.name),
+                TenantTemplate.id,
+                TenantTemplateVersion.number.desc(),
+            )
+        )
+    )
 
 
 def get_published_version(session: Session, version_id: int) -> TenantTemplateVersion | None:
     version = session.scalar(
         select(TenantTemplateVersion)
-        .where(TenantTemplateVersion.id == version_id,
-               TenantTemplateVersion.published_at.is_not(None))
+        .where(
+            TenantTemplateVersion.id == version_id, TenantTemplateVersion.published_at.is_not(None)
+        )
         .options(selectinload(TenantTemplateVersion.items))
-    )  # fmt: skip
+    )
     if version is None or version.template.deleted_at is not None:
         return None
     return version
@@ -146,16 +186,22 @@ def _copy_items(items: Sequence) -> list[TenantTemplateItem]:
     ]
 
 
-def clone_from_library(session: Session, source: LibraryTemplate,
-                       user_id: int | None) -> TenantTemplate:  # fmt: skip
+def clone_from_library(
+    session: Session, source: LibraryTemplate, user_id: int | None
+) -> TenantTemplate:
     """The library template as the tenant's own, version 1 (published: it is the library's
     plan exactly), remembering the source key and version."""
     if source.retired:
         raise TemplateError({"template": "This template is no longer offered."})
-    template = TenantTemplate(name=source.name, industry=source.industry,
-                              description=source.description, source_key=source.key,
-                              source_version=source.version, current_version=1,
-                              created_by_user_id=user_id)  # fmt: skip
+    template = TenantTemplate(
+        name=source.name,
+        industry=source.industry,
+        description=source.description,
+        source_key=source.key,
+        source_version=source.version,
+        current_version=1,
+        created_by_user_id=user_id,
+    )
     now = datetime.now(UTC)
     version = TenantTemplateVersion(
         number=1,
@@ -182,8 +228,9 @@ def start_blank(session: Session, raw: Mapping, user_id: int | None) -> TenantTe
         errors["industry"] = "Choose an industry from the list, or none."
     if errors:
         raise TemplateError(errors)
-    template = TenantTemplate(**values, industry=industry, current_version=1,
-                              created_by_user_id=user_id)  # fmt: skip
+    template = TenantTemplate(
+        **values, industry=industry, current_version=1, created_by_user_id=user_id
+    )
     template.versions.append(TenantTemplateVersion(number=1, created_by_user_id=user_id))
     session.add(template)
     session.flush()
@@ -205,20 +252,27 @@ def restore(session: Session, template: TenantTemplate) -> None:
         session.flush()
 
 
-def start_draft(session: Session, template: TenantTemplate,
-                user_id: int | None) -> TenantTemplateVersion:  # fmt: skip
+def start_draft(
+    session: Session, template: TenantTemplate, user_id: int | None
+) -> TenantTemplateVersion:
     """The template's draft: the existing one, or a new one copied from the newest published
     version (number + 1). The published version itself is left as it is."""
     draft = get_draft(session, template)
     if draft is not None:
         return draft
     current = get_version(session, template, template.current_version)
-    newest = session.scalar(select(func.max(TenantTemplateVersion.number))
-                            .where(TenantTemplateVersion.template_id == template.id))  # fmt: skip
+    newest = session.scalar(
+        select(func.max(TenantTemplateVersion.number)).where(
+            TenantTemplateVersion.template_id == template.id
+        )
+    )
     number = (newest or 0) + 1
-    draft = TenantTemplateVersion(template_id=template.id, number=number,
-                                  created_by_user_id=user_id,
-                                  items=_copy_items(current.items if current else []))  # fmt: skip
+    draft = TenantTemplateVersion(
+        template_id=template.id,
+        number=number,
+        created_by_user_id=user_id,
+        items=_copy_items(current.items if current else []),
+    )
     try:
         with session.begin_nested():
             session.add(draft)
@@ -287,8 +341,15 @@ def clean_item(raw: Mapping) -> tuple[dict, dict[str, str]]:
         if len(texts[field]) > MAX_TEXT:
             errors[field] = f"Keep it under {MAX_TEXT} characters."
     retention = str(raw.get("is_retention") or "") in ("1", "on", "true")
-    return {"name": name, "percentage": percentage, "fixed_amount": fixed, "due_rule": rule,
-            "due_days": days, "is_retention": retention, **texts}, errors  # fmt: skip
+    return {
+        "name": name,
+        "percentage": percentage,
+        "fixed_amount": fixed,
+        "due_rule": rule,
+        "due_days": days,
+        "is_retention": retention,
+        **texts,
+    }, errors
 
 
 def add_item(session: Session, draft: TenantTemplateVersion, raw: Mapping) -> TenantTemplateItem:
@@ -318,9 +379,11 @@ def remove_item(session: Session, draft: TenantTemplateVersion, item: TenantTemp
     draft.items.remove(item)
     session.flush()
     table = TenantTemplateItem.__table__
-    session.execute(update(table).where(table.c.version_id == draft.id,
-                                        table.c.position > position)
-                    .values(position=table.c.position - 1))  # fmt: skip
+    session.execute(
+        update(table)
+        .where(table.c.version_id == draft.id, table.c.position > position)
+        .values(position=table.c.position - 1)
+    )
     _reload_items(session, draft)
 
 
@@ -331,14 +394,17 @@ def _reload_items(session: Session, draft: TenantTemplateVersion) -> None:
     session.expire(draft, ["items"])
 
 
-def reorder(session: Session, draft: TenantTemplateVersion, item_ids: Sequence[int],
-            actor_user_id: int | None = None) -> None:  # fmt: skip
+def reorder(
+    session: Session,
+    draft: TenantTemplateVersion,
+    item_ids: Sequence[int],
+    actor_user_id: int | None = None,
+) -> None:
     """Put the draft's items in the order of `item_ids` (every item once), in one UPDATE; the
     position constraint is checked at the end of the statement. Audited as one change."""
     current = [item.id for item in sorted(draft.items, key=lambda i: i.position)]
     if sorted(item_ids) != sorted(current) or len(set(item_ids)) != len(item_ids):
-        raise TemplateError({"order": "The list changed meanwhile: reload the page and try "
-                                      "again."})  # fmt: skip
+        raise TemplateError({"order": "The list changed meanwhile: reload the page and try again."})
     if list(item_ids) == current:
         return
     table = TenantTemplateItem.__table__
@@ -350,14 +416,21 @@ def reorder(session: Session, draft: TenantTemplateVersion, item_ids: Sequence[i
         .render_derived(name="new_order")
     )
     session.execute(
-        update(table).where(table.c.version_id == draft.id, table.c.id == order.c.id)
+        update(table)
+        .where(table.c.version_id == draft.id, table.c.id == order.c.id)
         .values(position=order.c.position),
         {"ids": list(item_ids), "positions": list(range(1, len(item_ids) + 1))},
-    )  # fmt: skip
-    session.execute(insert(AuditEntry).values(
-        actor_user_id=actor_user_id, action="update", entity="tenant_template_versions",
-        entity_id=str(draft.id), subject=f"tenant_templates:{draft.template_id}",
-        changes={"order": [current, list(item_ids)]}))  # fmt: skip
+    )
+    session.execute(
+        insert(AuditEntry).values(
+            actor_user_id=actor_user_id,
+            action="update",
+            entity="tenant_template_versions",
+            entity_id=str(draft.id),
+            subject=f"tenant_templates:{draft.template_id}",
+            changes={"order": [current, list(item_ids)]},
+        )
+    )
     _reload_items(session, draft)
 
 
@@ -385,15 +458,27 @@ def check_plan(items: Sequence) -> PlanCheck:
         problem = "Add at least one milestone."
     elif percentages and pct_total != HUNDRED:
         whole = "of what the fixed amounts leave " if fixed else ""
-        problem = (f"The percentages add up to {pct_total.normalize():f}%, not 100%: they "
-                   f"share 100% {whole}of the contract value. Change them before "
-                   "publishing.")  # fmt: skip
-    return PlanCheck(percentage_total=pct_total, fixed_total=sum(fixed, Decimal(0)),
-                     shares=len(percentages), fixed=len(fixed), problem=problem)  # fmt: skip
+        problem = (
+            f"The percentages add up to {pct_total.normalize():f}%, not 100%: they "
+            f"share 100% {whole}of the contract value. Change them before "
+            "publishing."
+        )
+    return PlanCheck(
+        percentage_total=pct_total,
+        fixed_total=sum(fixed, Decimal(0)),
+        shares=len(percentages),
+        fixed=len(fixed),
+        problem=problem,
+    )
 
 
-def publish(session: Session, template: TenantTemplate, draft: TenantTemplateVersion,
-            user_id: int | None, note: str = "") -> TenantTemplateVersion:  # fmt: skip
+def publish(
+    session: Session,
+    template: TenantTemplate,
+    draft: TenantTemplateVersion,
+    user_id: int | None,
+    note: str = "",
+) -> TenantTemplateVersion:
     """Freeze the draft as the template's newest version. Projects made from older versions
     keep theirs."""
     check = check_plan(draft.items)

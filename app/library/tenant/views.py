@@ -46,8 +46,9 @@ def _editable_template_or_404(tenant_template_id: int):
     if template.deleted_at is not None:
         if request.headers.get("HX-Request"):
             toast(f"{template.name} is archived: restore it to edit it.", "error")
-        body, status = render_page("library/archived.html", block="refusal", status=409,
-                                   my_template=template)  # fmt: skip
+        body, status = render_page(
+            "library/archived.html", block="refusal", status=409, my_template=template
+        )
         abort(make_response(body, status))
     return template
 
@@ -70,12 +71,13 @@ def _item_or_404(draft, item_id: int):
 @require_permission("clients.view")
 def index():
     return render_page(
-        "library/mine.html", templates=services.list_templates(db.session),
+        "library/mine.html",
+        templates=services.list_templates(db.session),
         archived=services.archived_templates(db.session),
         drafts=services.templates_with_drafts(db.session),
         published=services.templates_published(db.session),
         industry_labels=library.industry_labels(),
-    )  # fmt: skip
+    )
 
 
 @blueprint.route("/new", methods=["GET", "POST"])
@@ -92,8 +94,13 @@ def new():
         else:
             toast(f"{template.name} is started: add its milestones, then publish version 1.")
             return redirect(url_for("my_templates.editor", tenant_template_id=template.id), 303)
-    return render_page("library/new_template.html", status=status, values=values, errors=errors,
-                       industries=library.industry_labels())  # fmt: skip
+    return render_page(
+        "library/new_template.html",
+        status=status,
+        values=values,
+        errors=errors,
+        industries=library.industry_labels(),
+    )
 
 
 @blueprint.post("/from-library/<int:template_id>")
@@ -116,14 +123,22 @@ def _version_page(template, version):
     except library.PlanShapeError as shape:  # fixed amounts above the sample value
         items, error = [], str(shape)
     return render_page(
-        "library/tenant_template.html", block="version_preview", status=422 if error else 200,
-        my_template=template, version=version, items=items, value=value,
-        raw_value=raw if error else None, error=error, money=money, rule_labels=DUE_RULE_LABELS,
+        "library/tenant_template.html",
+        block="version_preview",
+        status=422 if error else 200,
+        my_template=template,
+        version=version,
+        items=items,
+        value=value,
+        raw_value=raw if error else None,
+        error=error,
+        money=money,
+        rule_labels=DUE_RULE_LABELS,
         total=sum((i.amount for i in items), Decimal(0)),
         draft=services.get_draft(db.session, template),
         versions=[v for v in template.versions if v.is_published],
         industry_label=library.industry_labels().get(template.industry, template.industry),
-    )  # fmt: skip
+    )
 
 
 @blueprint.get("/<int:tenant_template_id>")
@@ -133,10 +148,13 @@ def detail(tenant_template_id: int):
     version = services.get_version(db.session, template, template.current_version)
     if version is None:  # started blank and not published yet: nothing to preview
         return render_page(
-            "library/tenant_template.html", my_template=template, version=None, versions=[],
+            "library/tenant_template.html",
+            my_template=template,
+            version=None,
+            versions=[],
             draft=services.get_draft(db.session, template),
             industry_label=library.industry_labels().get(template.industry, template.industry),
-        )  # fmt: skip
+        )
     return _version_page(template, version)
 
 
@@ -155,8 +173,10 @@ def version(tenant_template_id: int, version: int):
 def archive(tenant_template_id: int):
     template = _template_or_404(tenant_template_id)
     services.archive(db.session, template)
-    toast(f"{template.name} is archived: it is no longer offered for new projects. Projects made "
-          "from it keep their plan. Restore it from the archived templates.")  # fmt: skip
+    toast(
+        f"{template.name} is archived: it is no longer offered for new projects. Projects made "
+        "from it keep their plan. Restore it from the archived templates."
+    )
     return redirect(url_for("my_templates.index"), 303)
 
 
@@ -173,16 +193,25 @@ def restore(tenant_template_id: int):
 
 
 def _editor(template, draft, status=200, block=None, **context):
-    context.setdefault("new_values", {"share_kind": "percentage", "due_rule": "days_after_previous",
-                                      "due_days": "30"})  # fmt: skip
+    context.setdefault(
+        "new_values",
+        {"share_kind": "percentage", "due_rule": "days_after_previous", "due_days": "30"},
+    )
     context.setdefault("new_errors", {})
     context.setdefault("publish_errors", {})
     context.setdefault("details_errors", {})
     return render_page(
-        "library/editor.html", block=block, status=status, my_template=template, draft=draft,
-        check=services.check_plan(draft.items), rules=DUE_RULE_CHOICES,
-        rule_labels=DUE_RULE_LABELS, money=money, **context,
-    )  # fmt: skip
+        "library/editor.html",
+        block=block,
+        status=status,
+        my_template=template,
+        draft=draft,
+        check=services.check_plan(draft.items),
+        rules=DUE_RULE_CHOICES,
+        rule_labels=DUE_RULE_LABELS,
+        money=money,
+        **context,
+    )
 
 
 def _draft_answer(template, draft, status=200, **context):
@@ -236,8 +265,13 @@ def details(tenant_template_id: int):
     try:
         services.update_details(db.session, template, request.form)
     except services.TemplateError as error:
-        return _editor(template, draft, status=422, details_errors=error.errors,
-                       details_values=request.form.to_dict())  # fmt: skip
+        return _editor(
+            template,
+            draft,
+            status=422,
+            details_errors=error.errors,
+            details_values=request.form.to_dict(),
+        )
     toast("Name and description saved.")
     return redirect(url_for("my_templates.editor", tenant_template_id=template.id), 303)
 
@@ -250,8 +284,9 @@ def add_item(tenant_template_id: int):
     try:
         item = services.add_item(db.session, draft, request.form)
     except services.TemplateError as error:
-        return _draft_answer(template, draft, status=422, new_values=request.form.to_dict(),
-                             new_errors=error.errors)  # fmt: skip
+        return _draft_answer(
+            template, draft, status=422, new_values=request.form.to_dict(), new_errors=error.errors
+        )
     toast(f"{item.name} added.")
     return _draft_answer(template, draft)
 
@@ -265,20 +300,38 @@ def item(tenant_template_id: int, item_id: int):
     found = _item_or_404(draft, item_id)
     if request.method == "GET":
         if not request.args.get("edit"):
-            return render_page("library/_item.html", item=found, editing=False,
-                               **_row_context(template))  # fmt: skip
-        return render_page("library/_item.html", item=found, editing=True,
-                           values=_item_values(found), errors={},
-                           **_row_context(template))  # fmt: skip
+            return render_page(
+                "library/_item.html", item=found, editing=False, **_row_context(template)
+            )
+        return render_page(
+            "library/_item.html",
+            item=found,
+            editing=True,
+            values=_item_values(found),
+            errors={},
+            **_row_context(template),
+        )
     try:
         services.update_item(db.session, found, request.form)
     except services.TemplateError as error:
         if not request.headers.get("HX-Request"):
-            return _editor(template, draft, status=422, editing_id=found.id,
-                           values=request.form.to_dict(), errors=error.errors)  # fmt: skip
-        return render_page("library/_item.html", status=422, item=found, editing=True,
-                           values=request.form.to_dict(), errors=error.errors,
-                           **_row_context(template))  # fmt: skip
+            return _editor(
+                template,
+                draft,
+                status=422,
+                editing_id=found.id,
+                values=request.form.to_dict(),
+                errors=error.errors,
+            )
+        return render_page(
+            "library/_item.html",
+            status=422,
+            item=found,
+            editing=True,
+            values=request.form.to_dict(),
+            errors=error.errors,
+            **_row_context(template),
+        )
     toast(f"{found.name} saved.")
     # The whole draft: the totals and the publish check change with the row.
     return _draft_answer(template, draft)
@@ -330,8 +383,13 @@ def publish(tenant_template_id: int):
     try:
         services.publish(db.session, template, draft, current_user.id, request.form.get("note"))
     except services.TemplateError as error:
-        return _editor(template, draft, status=422, publish_errors=error.errors,
-                       publish_note=request.form.get("note", ""))  # fmt: skip
+        return _editor(
+            template,
+            draft,
+            status=422,
+            publish_errors=error.errors,
+            publish_note=request.form.get("note", ""),
+        )
     toast(f"Version {draft.number} is published. Projects made from earlier versions keep theirs.")
     return redirect(url_for("my_templates.detail", tenant_template_id=template.id), 303)
 
@@ -339,12 +397,23 @@ def publish(tenant_template_id: int):
 def _item_values(item) -> dict:
     amount = item.fixed_amount is not None
     share = item.fixed_amount if amount else item.percentage.normalize()
-    return {"name": item.name, "description": item.description, "deliverables": item.deliverables,
-            "share_kind": "amount" if amount else "percentage", "share": f"{share:f}",
-            "due_rule": item.due_rule, "due_days": str(item.due_days),
-            "is_retention": "1" if item.is_retention else ""}  # fmt: skip
+    return {
+        "name": item.name,
+        "description": item.description,
+        "deliverables": item.deliverables,
+        "share_kind": "amount" if amount else "percentage",
+        "share": f"{share:f}",
+        "due_rule": item.due_rule,
+        "due_days": str(item.due_days),
+        "is_retention": "1" if item.is_retention else "",
+    }
 
 
 def _row_context(template) -> dict:
-    return {"my_template": template, "rules": DUE_RULE_CHOICES, "rule_labels": DUE_RULE_LABELS,
-            "money": money, "editable": can("invoices.edit")}  # fmt: skip
+    return {
+        "my_template": template,
+        "rules": DUE_RULE_CHOICES,
+        "rule_labels": DUE_RULE_LABELS,
+        "money": money,
+        "editable": can("invoices.edit"),
+    }

@@ -141,13 +141,19 @@ def downgrade() -> None:
     op.drop_table("webhook_events")
     op.drop_index(op.f("ix_provider_accounts_tenant_id"), table_name="provider_accounts")
     op.drop_table("provider_accounts")
-    for name in ("ix_outbox_messages_tenant_campaign", "ix_outbox_messages_tenant_client",
-                 "ix_outbox_messages_tenant_created", "uq_outbox_messages_provider_message"):  # fmt: skip
+    for name in (
+        "ix_outbox_messages_tenant_campaign",
+        "ix_outbox_messages_tenant_client",
+        "ix_outbox_messages_tenant_created",
+        "uq_outbox_messages_provider_message",
+    ):
         op.drop_index(name, table_name="outbox_messages")
     op.drop_constraint(op.f("ck_outbox_messages_queue"), "outbox_messages")
     op.drop_constraint(op.f("ck_outbox_messages_status"), "outbox_messages")
-    op.execute("UPDATE outbox_messages SET status = 'sent' WHERE status IN "
-               "('delivered', 'read', 'failed', 'bounced')")  # fmt: skip
+    op.execute(
+        "UPDATE outbox_messages SET status = 'sent' WHERE status IN "
+        "('delivered', 'read', 'failed', 'bounced')"
+    )
     op.execute("UPDATE outbox_messages SET status = 'dead' WHERE status = 'suppressed'")
     op.create_check_constraint(op.f("ck_outbox_messages_status"), "outbox_messages", OLD_STATUSES)
     for column in reversed(OUTBOX_COLUMNS):

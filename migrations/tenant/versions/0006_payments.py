@@ -83,13 +83,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payment_allocations")),
     )
     op.create_index(
-        op.f("ix_payment_allocations_payment_id"), "payment_allocations", ["payment_id"],
+        op.f("ix_payment_allocations_payment_id"),
+        "payment_allocations",
+        ["payment_id"],
         unique=False,
-    )  # fmt: skip
+    )
     op.create_index(
-        op.f("ix_payment_allocations_invoice_id"), "payment_allocations", ["invoice_id"],
+        op.f("ix_payment_allocations_invoice_id"),
+        "payment_allocations",
+        ["invoice_id"],
         unique=False,
-    )  # fmt: skip
+    )
 
 
 def downgrade() -> None:

@@ -64,7 +64,7 @@ def upgrade() -> None:
             sa.DateTime(timezone=True),
             server_default=sa.text("now()"),
             nullable=False,
-        ),  # fmt: skip
+        ),
         sa.CheckConstraint("total > 0", name=op.f("ck_credit_notes_total_positive")),
         sa.ForeignKeyConstraint(
             ["client_id"], ["clients.id"], name=op.f("fk_credit_notes_client_id_clients")
@@ -92,12 +92,12 @@ def upgrade() -> None:
             ["credit_note_id"],
             ["credit_notes.id"],
             name=op.f("fk_credit_note_lines_credit_note_id_credit_notes"),
-        ),  # fmt: skip
+        ),
         sa.ForeignKeyConstraint(
             ["invoice_line_id"],
             ["invoice_lines.id"],
             name=op.f("fk_credit_note_lines_invoice_line_id_invoice_lines"),
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_credit_note_lines")),
     )
     op.create_index(
@@ -112,6 +112,12 @@ def downgrade() -> None:
     op.drop_index("ix_invoices_status_due", table_name="invoices")
     op.drop_index("ix_invoices_list", table_name="invoices")
     op.drop_constraint(op.f("ck_invoices_written_off"), "invoices", type_="check")
-    for column in ("write_off_reason", "written_off_amount", "written_off_at", "dispute_reason",
-                   "disputed_at", "sent_at"):  # fmt: skip
+    for column in (
+        "write_off_reason",
+        "written_off_amount",
+        "written_off_at",
+        "dispute_reason",
+        "disputed_at",
+        "sent_at",
+    ):
         op.drop_column("invoices", column)

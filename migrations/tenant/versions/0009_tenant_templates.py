@@ -30,7 +30,7 @@ def upgrade() -> None:
             sa.DateTime(timezone=True),
             server_default=sa.text("now()"),
             nullable=False,
-        ),  # fmt: skip
+        ),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "current_version >= 1", name=op.f("ck_tenant_templates_current_version")
@@ -49,7 +49,7 @@ def upgrade() -> None:
             sa.DateTime(timezone=True),
             server_default=sa.text("now()"),
             nullable=False,
-        ),  # fmt: skip
+        ),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("published_by_user_id", sa.BigInteger(), nullable=True),
         sa.CheckConstraint("number >= 1", name=op.f("ck_tenant_template_versions_number")),
@@ -57,16 +57,19 @@ def upgrade() -> None:
             ["template_id"],
             ["tenant_templates.id"],
             name=op.f("fk_tenant_template_versions_template_id_tenant_templates"),
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tenant_template_versions")),
         sa.UniqueConstraint(
             "template_id", "number", name=op.f("uq_tenant_template_versions_template_id_number")
         ),
     )
     op.create_index(
-        "ix_tenant_template_versions_one_draft", "tenant_template_versions", ["template_id"],
-        unique=True, postgresql_where=sa.text("published_at IS NULL"),
-    )  # fmt: skip
+        "ix_tenant_template_versions_one_draft",
+        "tenant_template_versions",
+        ["template_id"],
+        unique=True,
+        postgresql_where=sa.text("published_at IS NULL"),
+    )
     op.create_table(
         "tenant_template_items",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -99,7 +102,7 @@ def upgrade() -> None:
             ["tenant_template_versions.id"],
             ondelete="CASCADE",
             name=op.f("fk_tenant_template_items_version_id_tenant_template_versions"),
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tenant_template_items")),
         sa.UniqueConstraint(
             "version_id",
@@ -107,22 +110,26 @@ def upgrade() -> None:
             deferrable=True,
             initially="IMMEDIATE",
             name=op.f("uq_tenant_template_items_version_id_position"),
-        ),  # fmt: skip
+        ),
     )
     op.add_column(
         "projects", sa.Column("tenant_template_version_id", sa.BigInteger(), nullable=True)
     )
     op.create_foreign_key(
-        op.f("fk_projects_tenant_template_version_id_tenant_template_versions"), "projects",
-        "tenant_template_versions", ["tenant_template_version_id"], ["id"],
-    )  # fmt: skip
+        op.f("fk_projects_tenant_template_version_id_tenant_template_versions"),
+        "projects",
+        "tenant_template_versions",
+        ["tenant_template_version_id"],
+        ["id"],
+    )
 
 
 def downgrade() -> None:
     op.drop_constraint(
-        op.f("fk_projects_tenant_template_version_id_tenant_template_versions"), "projects",
+        op.f("fk_projects_tenant_template_version_id_tenant_template_versions"),
+        "projects",
         type_="foreignkey",
-    )  # fmt: skip
+    )
     op.drop_column("projects", "tenant_template_version_id")
     op.drop_table("tenant_template_items")
     op.drop_index("ix_tenant_template_versions_one_draft", table_name="tenant_template_versions")

@@ -19,10 +19,14 @@ down_revision = "0013"
 branch_labels = None
 depends_on = None
 
-STATUSES_BEFORE = ("'draft', 'approved', 'queued', 'sent', 'delivered', 'read', 'responded', "
-                   "'escalated', 'closed', 'cancelled'")  # fmt: skip
-STATUSES_AFTER = ("'draft', 'approved', 'queued', 'sent', 'delivered', 'read', 'failed', "
-                  "'responded', 'escalated', 'closed', 'cancelled'")  # fmt: skip
+STATUSES_BEFORE = (
+    "'draft', 'approved', 'queued', 'sent', 'delivered', 'read', 'responded', "
+    "'escalated', 'closed', 'cancelled'"
+)
+STATUSES_AFTER = (
+    "'draft', 'approved', 'queued', 'sent', 'delivered', 'read', 'failed', "
+    "'responded', 'escalated', 'closed', 'cancelled'"
+)
 POSITION_BEFORE = "kind <> 'visit' OR (latitude IS NOT NULL AND longitude IS NOT NULL)"
 POSITION_AFTER = "(latitude IS NULL) = (longitude IS NULL) AND (kind = 'visit' OR latitude IS NULL)"
 # How verify_visit wrote the manager's note into the visit's note (after a blank line, or alone).

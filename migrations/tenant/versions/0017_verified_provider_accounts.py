@@ -29,8 +29,9 @@ def upgrade() -> None:
         sa.Column("verification", sa.String(16), server_default="legacy", nullable=False),
     )
     # An SMTP server is not an account webhooks are routed by: nothing to verify.
-    op.execute("UPDATE integration_connections SET verification = 'not_needed' "
-               "WHERE provider = 'smtp'")
+    op.execute(
+        "UPDATE integration_connections SET verification = 'not_needed' WHERE provider = 'smtp'"
+    )
     op.alter_column("integration_connections", "verification", server_default="pending")
     op.create_check_constraint(
         op.f("ck_integration_connections_verification"),
