@@ -254,3 +254,31 @@ def test_intents_wait_for_the_real_commit_not_a_savepoint(app, db_session):
     finally:
         app.extensions["duebook.enqueue_deliveries"] = real_enqueue
     assert handed_over == [(message_id, None, "messages")]
+
+
+def test_the_outbox_scope_sees_one_workspace_or_only_the_platforms_own_mail(
+    app, db_session, make_tenant
+):
+    """The outbox is one shared table: OutboxMessage.of_tenant is the one filter every
+    workspace's query uses, and the platform's own mail (no workspace) is seen by none."""
+    a, b = make_tenant(), make_tenant()
+    ids = {}
+    with app.app_context():
+        for owner in (a.id, b.id, None):
+            ids[owner] = messaging.queue_email(
+                db_session,
+                to="scope@example.com",
+                subject="Scope",
+                text_body="Body",
+                tenant_id=owner,
+                idempotency_key=unique("scope:"),
+            )
+    for owner in (a.id, b.id, None):
+        seen = set(
+            db_session.scalars(
+                select(OutboxMessage.id).where(
+                    OutboxMessage.of_tenant(owner), OutboxMessage.id.in_(ids.values())
+                )
+            )
+        )
+        assert seen == {ids[owner]}

@@ -393,7 +393,7 @@ def cancel(session: Session, tenant_id: int, campaign: Campaign) -> int | None:
     result = session.execute(
         update(OutboxMessage)
         .where(
-            OutboxMessage.tenant_id == tenant_id,
+            OutboxMessage.of_tenant(tenant_id),
             OutboxMessage.campaign_id == campaign.id,
             OutboxMessage.status == "pending",
         )
@@ -411,7 +411,7 @@ def progress(session: Session, tenant_id: int, campaign: Campaign) -> dict[str, 
     delivered, read, failed (failed, bounced or dead), suppressed, and replied."""
     buckets = {"pending": "queued", "sending": "queued", "bounced": "failed", "dead": "failed"}
     counts = dict.fromkeys(RESULT_ORDER, 0)
-    where = (OutboxMessage.tenant_id == tenant_id, OutboxMessage.campaign_id == campaign.id)
+    where = (OutboxMessage.of_tenant(tenant_id), OutboxMessage.campaign_id == campaign.id)
     for status, n in session.execute(
         select(OutboxMessage.status, func.count()).where(*where).group_by(OutboxMessage.status)
     ):

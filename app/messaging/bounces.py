@@ -141,11 +141,7 @@ def process_webhook(session: Session, event) -> list[StatusUpdate]:
     if found is None or found[0] != event.tenant_id:
         return []
     tenant_id, message_id = found
-    owner = (
-        OutboxMessage.tenant_id.is_(None)
-        if tenant_id is None
-        else OutboxMessage.tenant_id == tenant_id
-    )
+    owner = OutboxMessage.of_tenant(tenant_id)
     message = session.scalar(select(OutboxMessage).where(OutboxMessage.id == message_id, owner))
     if message is None:
         return []

@@ -84,7 +84,7 @@ class MessageFilters:
 
 
 def _filtered(query, tenant_id: int, filters: MessageFilters, with_status: bool = True):
-    query = query.where(OutboxMessage.tenant_id == tenant_id)
+    query = query.where(OutboxMessage.of_tenant(tenant_id))
     if filters.channel:
         query = query.where(OutboxMessage.channel == filters.channel)
     if with_status and filters.status:
@@ -213,7 +213,7 @@ def status_counts(session: Session, tenant_id: int, filters: MessageFilters):
 def get_message(session: Session, tenant_id: int, message_id: int) -> OutboxMessage | None:
     return session.scalar(
         select(OutboxMessage).where(
-            OutboxMessage.id == message_id, OutboxMessage.tenant_id == tenant_id
+            OutboxMessage.id == message_id, OutboxMessage.of_tenant(tenant_id)
         )
     )
 
@@ -294,7 +294,7 @@ def messages_for_client(
     slug = session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
     found = session.scalars(
         select(OutboxMessage)
-        .where(OutboxMessage.tenant_id == tenant_id, OutboxMessage.client_id == client_id)
+        .where(OutboxMessage.of_tenant(tenant_id), OutboxMessage.client_id == client_id)
         .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
         .limit(limit)
     )

@@ -120,6 +120,13 @@ class OutboxMessage(SharedModel):
         ),
     )
 
+    @classmethod
+    def of_tenant(cls, tenant_id: int | None):
+        """The condition that scopes this shared table to one workspace (None: the platform's
+        own mail, which belongs to no workspace). Every query that serves a workspace, a page
+        or a job, goes through it, so none can forget the filter or write it another way."""
+        return cls.tenant_id.is_(None) if tenant_id is None else cls.tenant_id == tenant_id
+
     @property
     def secret_erased(self) -> bool:
         """Its one-time link was erased (sent or given up on): it cannot be sent again."""

@@ -235,7 +235,7 @@ def retry_message(session: Session, tenant_id: int, message_id: int) -> OutboxMe
     message = session.scalar(
         select(OutboxMessage).where(
             OutboxMessage.id == message_id,
-            OutboxMessage.tenant_id == tenant_id,
+            OutboxMessage.of_tenant(tenant_id),
             OutboxMessage.status.in_(("dead", "failed")),
         )
     )

@@ -244,11 +244,7 @@ def _apply(session: Session, tenant_id: int | None, item: StatusUpdate) -> int:
     )
     if item.idempotency_key:
         match = match | (OutboxMessage.idempotency_key == item.idempotency_key)
-    owner = (
-        OutboxMessage.tenant_id.is_(None)
-        if tenant_id is None
-        else OutboxMessage.tenant_id == tenant_id
-    )
+    owner = OutboxMessage.of_tenant(tenant_id)
     values: dict = {"status": item.status}
     if item.status in _RANK:
         allowed = (_rank(OutboxMessage.status) < _RANK[item.status]) | (

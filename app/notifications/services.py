@@ -153,7 +153,7 @@ def notify_delivery_failed(
     found = session.execute(
         select(OutboxMessage.channel, OutboxMessage.recipient, OutboxMessage.subject, Tenant.slug)
         .join(Tenant, Tenant.id == OutboxMessage.tenant_id)
-        .where(OutboxMessage.id == message_id, OutboxMessage.tenant_id == tenant_id)
+        .where(OutboxMessage.id == message_id, OutboxMessage.of_tenant(tenant_id))
     ).first()
     if found is None:
         return 0

@@ -70,7 +70,7 @@ def outbox_backlog(session: Session, tenant_id: int) -> dict[str, int]:
                 )
             ),
         ).where(
-            OutboxMessage.tenant_id == tenant_id,
+            OutboxMessage.of_tenant(tenant_id),
             OutboxMessage.status.in_(("pending", "sending", "dead")),
         )
     ).one()

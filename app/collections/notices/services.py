@@ -204,7 +204,7 @@ def outbox_message(session: Session, tenant_id: int, message_id: int | None):
         return None
     return session.scalar(
         select(OutboxMessage).where(
-            OutboxMessage.id == message_id, OutboxMessage.tenant_id == tenant_id
+            OutboxMessage.id == message_id, OutboxMessage.of_tenant(tenant_id)
         )
     )
 
@@ -346,7 +346,7 @@ def follow_messages(session: Session, tenant_id: int, message_ids: Sequence[int]
                 OutboxMessage.sent_at,
                 OutboxMessage.delivered_at,
                 OutboxMessage.read_at,
-            ).where(OutboxMessage.id.in_(ids), OutboxMessage.tenant_id == tenant_id)
+            ).where(OutboxMessage.id.in_(ids), OutboxMessage.of_tenant(tenant_id))
         )
     }
     if not messages:
@@ -850,7 +850,7 @@ def _queue_notice_message(
     if message_id is None:  # written by an earlier try of this job: the same message
         message_id = session.scalar(
             select(OutboxMessage.id).where(
-                OutboxMessage.idempotency_key == key, OutboxMessage.tenant_id == tenant.id
+                OutboxMessage.idempotency_key == key, OutboxMessage.of_tenant(tenant.id)
             )
         )
     notice.message_id = message_id

@@ -292,7 +292,7 @@ def process_webhook(session, event) -> list[StatusUpdate]:
     recipients = dict(
         session.execute(
             select(OutboxMessage.provider_message_id, OutboxMessage.recipient).where(
-                OutboxMessage.tenant_id == event.tenant_id,
+                OutboxMessage.of_tenant(event.tenant_id),
                 OutboxMessage.provider == "msg91",
                 OutboxMessage.provider_message_id.in_({r[0] for r in reports}),
             )

@@ -552,7 +552,7 @@ def _apply_inbound(
         session.execute(
             update(OutboxMessage)
             .where(
-                OutboxMessage.tenant_id == tenant_id,
+                OutboxMessage.of_tenant(tenant_id),
                 OutboxMessage.provider == PROVIDER,
                 OutboxMessage.provider_message_id == str(replied_to),
             )
