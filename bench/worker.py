@@ -60,7 +60,7 @@ SESSIONS_STARTED = text("SELECT sessions FROM pg_stat_database WHERE datname = c
 SESSIONS_FLUSH_SECONDS = 5.0
 
 
-@job
+@job("default")  # queued by the benchmark itself, on its own queue
 def select_one(session) -> None:
     """The small DB job; RQ imports it as bench.worker.select_one."""
     session.execute(text("SELECT 1"))
