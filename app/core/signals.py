@@ -49,18 +49,42 @@ messages_reported = events.signal("messages-reported")
 message_failed = events.signal("message-failed")
 
 
+def _invoice_facts(session, invoice, user_id: int | None, **more) -> dict:
+    """What every invoice signal carries, and the facts of the one being sent."""
+    return {
+        "tenant_id": bound_tenant_id(session),
+        "invoice_id": invoice.id,
+        "client_id": invoice.client_id,
+        **more,
+        "user_id": user_id,
+    }
+
+
+def _payment_facts(session, payment, **more) -> dict:
+    """What every payment signal carries, and the facts of the one being sent."""
+    return {
+        "tenant_id": bound_tenant_id(session),
+        "payment_id": payment.id,
+        "client_id": payment.client_id,
+        "amount": Decimal(payment.amount),
+        "currency": payment.currency,
+        **more,
+    }
+
+
 def announce_invoice_issued(session, invoice, user_id: int | None) -> None:
     invoice_issued.send(
         session,
-        tenant_id=bound_tenant_id(session),
-        invoice_id=invoice.id,
-        client_id=invoice.client_id,
-        number=invoice.number,
-        currency=invoice.currency,
-        total=Decimal(invoice.total),
-        issue_date=invoice.issue_date,
-        due_date=invoice.due_date,
-        user_id=user_id,
+        **_invoice_facts(
+            session,
+            invoice,
+            user_id,
+            number=invoice.number,
+            currency=invoice.currency,
+            total=Decimal(invoice.total),
+            issue_date=invoice.issue_date,
+            due_date=invoice.due_date,
+        ),
     )
 
 
@@ -68,66 +92,40 @@ def announce_invoice_balance_changed(
     session, invoice, amount_due: Decimal, user_id: int | None
 ) -> None:
     """After the invoice's status was set from what it now owes."""
-    facts = {
-        "tenant_id": bound_tenant_id(session),
-        "invoice_id": invoice.id,
-        "client_id": invoice.client_id,
-        "status": invoice.status,
-        "amount_due": amount_due,
-        "user_id": user_id,
-    }
+    facts = _invoice_facts(session, invoice, user_id, status=invoice.status, amount_due=amount_due)
     if invoice.status == "paid":
         invoice_paid.send(session, **facts)
     invoice_balance_changed.send(session, **facts)
 
 
 def announce_invoice_voided(session, invoice, user_id: int | None) -> None:
-    invoice_voided.send(
-        session,
-        tenant_id=bound_tenant_id(session),
-        invoice_id=invoice.id,
-        client_id=invoice.client_id,
-        number=invoice.number,
-        user_id=user_id,
-    )
+    invoice_voided.send(session, **_invoice_facts(session, invoice, user_id, number=invoice.number))
 
 
 def announce_invoice_written_off(session, invoice, user_id: int | None) -> None:
     invoice_written_off.send(
         session,
-        tenant_id=bound_tenant_id(session),
-        invoice_id=invoice.id,
-        client_id=invoice.client_id,
-        number=invoice.number,
-        amount_written_off=Decimal(invoice.written_off_amount),
-        reason=invoice.write_off_reason,
-        user_id=user_id,
+        **_invoice_facts(
+            session,
+            invoice,
+            user_id,
+            number=invoice.number,
+            amount_written_off=Decimal(invoice.written_off_amount),
+            reason=invoice.write_off_reason,
+        ),
     )
 
 
 def announce_payment_recorded(session, payment) -> None:
     payment_recorded.send(
         session,
-        tenant_id=bound_tenant_id(session),
-        payment_id=payment.id,
-        client_id=payment.client_id,
-        amount=Decimal(payment.amount),
-        currency=payment.currency,
-        received_on=payment.received_on,
-        method=payment.method,
+        **_payment_facts(session, payment, received_on=payment.received_on, method=payment.method),
     )
 
 
 def announce_payment_voided(session, payment, user_id: int | None) -> None:
     payment_voided.send(
-        session,
-        tenant_id=bound_tenant_id(session),
-        payment_id=payment.id,
-        client_id=payment.client_id,
-        amount=Decimal(payment.amount),
-        currency=payment.currency,
-        reason=payment.void_reason,
-        user_id=user_id,
+        session, **_payment_facts(session, payment, reason=payment.void_reason, user_id=user_id)
     )
 
 
