@@ -8,8 +8,9 @@ import threading
 
 from sqlalchemy import text
 
+from app.core.number_formats import NumberFormat
 from app.extensions import db
-from app.invoicing.numbering import NumberFormat, next_invoice_number
+from app.invoicing.numbering import next_invoice_number
 from bench.common import BenchEnvironment, Stopwatch, Verdict, print_figure, print_header
 from tenants.binding import TenantSession, bind_tenant, schema_for_tenant_id
 from tenants.services import provision_schema
