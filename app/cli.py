@@ -64,11 +64,11 @@ def _seed_demo_books(tenant_id: int, user_id: int) -> None:
     from app.payments import services as payments
     from app.projects import services as projects
     from app.projects.models import Milestone
-    from tenants.binding import TenantSession, bind_tenant
+    from tenants.binding import TenantSession, tenant_context
 
-    session = TenantSession(db, bind=db.engine)
-    bind_tenant(session, tenant_id, actor_user_id=user_id)
-    try:
+    with tenant_context(
+        TenantSession(db, bind=db.engine), tenant_id, actor_user_id=user_id
+    ) as session:
         if session.scalar(select(Client.id).limit(1)) is not None:
             return
         template = session.scalar(
@@ -149,9 +149,6 @@ def _seed_demo_books(tenant_id: int, user_id: int) -> None:
             today - timedelta(days=5),
             user_id=user_id,
         )
-        session.commit()
-    finally:
-        session.close()
 
 
 def _seed_demo_messaging(tenant_id: int, user_id: int) -> None:
@@ -163,11 +160,11 @@ def _seed_demo_messaging(tenant_id: int, user_id: int) -> None:
 
     from app.clients.models import Client, Contact
     from app.clients.services import set_consent
-    from tenants.binding import TenantSession, bind_tenant
+    from tenants.binding import TenantSession, tenant_context
 
-    session = TenantSession(db, bind=db.engine)
-    bind_tenant(session, tenant_id, actor_user_id=user_id)
-    try:
+    with tenant_context(
+        TenantSession(db, bind=db.engine), tenant_id, actor_user_id=user_id
+    ) as session:
         client = session.scalar(select(Client).where(Client.short_name == "Kaveri"))
         if (
             client is not None
@@ -194,9 +191,6 @@ def _seed_demo_messaging(tenant_id: int, user_id: int) -> None:
             tenant.send_window_start, tenant.send_window_end = time(0), time(23, 59, 59)
             tenant.send_on_business_days_only = False
             connect_demo_providers(session, tenant, user_id)
-        session.commit()
-    finally:
-        session.close()
 
 
 # Demo clients owing money at different ages, so that aging, the daily run's preview and the
@@ -219,11 +213,11 @@ def _seed_demo_collections(tenant_id: int, user_id: int) -> None:
     from app.collections.models import CollectionSettings
     from app.core.clock import local_date
     from app.invoicing import services as invoicing
-    from tenants.binding import TenantSession, bind_tenant
+    from tenants.binding import TenantSession, tenant_context
 
-    session = TenantSession(db, bind=db.engine)
-    bind_tenant(session, tenant_id, actor_user_id=user_id)
-    try:
+    with tenant_context(
+        TenantSession(db, bind=db.engine), tenant_id, actor_user_id=user_id
+    ) as session:
         settings = session.get(CollectionSettings, 1)
         if settings is None or settings.udyam_number is not None:
             return
@@ -271,9 +265,6 @@ def _seed_demo_collections(tenant_id: int, user_id: int) -> None:
                 invoicing.issue(session, tenant, invoice, issued, user_id=user_id)
                 invoice.accepted_on = issued
         invoicing.mark_overdue(session, today)
-        session.commit()
-    finally:
-        session.close()
 
 
 def _seed_demo_campaign_template(session) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine
 from app.extensions import db
 from app.library.services import load_library
 from tenants import services
+from tenants.binding import quoted_schema
 from tenants.migrate import alembic_config, migrate_schemas, tenant_migrator, upgrade_shared
 from tenants.models import Tenant
 
@@ -63,8 +64,8 @@ def revision(tree: str, message: str, autogenerate: bool) -> None:
         return
     scratch = "tenant_revision_scratch"
     with db.engine.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
-        conn.exec_driver_sql(f'CREATE SCHEMA "{scratch}"')
+        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quoted_schema(scratch)} CASCADE")
+        conn.exec_driver_sql(f"CREATE SCHEMA {quoted_schema(scratch)}")
         tenant_migrator().upgrade(conn, scratch, current=None)
     engine = create_engine(db.engine.url, connect_args={"options": f"-c search_path={scratch}"})
     try:
@@ -75,7 +76,7 @@ def revision(tree: str, message: str, autogenerate: bool) -> None:
     finally:
         engine.dispose()
         with db.engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{scratch}" CASCADE')
+            conn.exec_driver_sql(f"DROP SCHEMA {quoted_schema(scratch)} CASCADE")
 
 
 @tenants_cli.command("create")

@@ -18,7 +18,7 @@ from bench.common import (
     print_verdict,
 )
 from bench.pages import create_owner_and_tenant, log_in, time_get
-from tenants.binding import bind_tenant, schema_for_tenant_id
+from tenants.binding import bind_tenant, qualified, quoted_schema, schema_for_tenant_id
 from tenants.models import Tenant
 
 INVOICES = 1_000_000
@@ -75,7 +75,7 @@ AGING_TABLES = ("invoices", "payment_allocations", "credit_notes")
 
 
 def _load(schema: str) -> None:
-    s = f'"{schema}"'
+    s = quoted_schema(schema)
     connection = db.session.connection()
     for table in AGING_TABLES:
         connection.exec_driver_sql(f"ALTER TABLE {s}.{table} DISABLE TRIGGER USER")
@@ -113,8 +113,8 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
             with Stopwatch() as rebuild:
                 services.rebuild(db.session, today, "due_date", (30, 60, 90))
                 db.session.commit()
-            db.session.connection().exec_driver_sql(f'ANALYZE "{schema}".aging_entries')
-            db.session.connection().exec_driver_sql(f'ANALYZE "{schema}".aging_summary')
+            db.session.connection().exec_driver_sql(f"ANALYZE {qualified(schema, 'aging_entries')}")
+            db.session.connection().exec_driver_sql(f"ANALYZE {qualified(schema, 'aging_summary')}")
             db.session.commit()
             summary = services.maintained_summary(db.session)
             full_times = []

@@ -35,7 +35,7 @@ from bench.common import (
 )
 from jobs.tasks import run_client_import
 from tenants import services as tenants
-from tenants.binding import bind_tenant
+from tenants.binding import bind_tenant, qualified
 
 ROWS = 50_000
 WARMUP_ROWS = 2_000
@@ -208,7 +208,7 @@ def _stored_import(app: Flask, tenant_id: int, owner_id: int, content: bytes) ->
 def _truncate(app: Flask, *schemas: str) -> None:
     with app.app_context(), db.engine.begin() as conn:
         for schema in schemas:
-            conn.execute(text(f'TRUNCATE "{schema}".clients RESTART IDENTITY CASCADE'))
+            conn.execute(text(f"TRUNCATE {qualified(schema, 'clients')} RESTART IDENTITY CASCADE"))
 
 
 def run_product(app: Flask, tenant_id: int, owner_id: int, content: bytes, rows: int) -> float:
@@ -230,13 +230,15 @@ def written_rows(app: Flask, schema: str) -> list[tuple]:
     with app.app_context(), db.engine.connect() as conn:
         return [
             tuple(row)
-            for row in conn.exec_driver_sql(f'SELECT {columns} FROM "{schema}".clients ORDER BY id')
+            for row in conn.exec_driver_sql(
+                f"SELECT {columns} FROM {qualified(schema, 'clients')} ORDER BY id"
+            )
         ]
 
 
 def run_baseline(app: Flask, schema: str, rows: list[tuple]) -> float:
-    statement = sql.SQL("COPY {}.clients ({}) FROM STDIN").format(
-        sql.Identifier(schema),
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.SQL(qualified(schema, "clients")),
         sql.SQL(", ").join(map(sql.Identifier, import_writer.CLIENT_COLUMNS)),
     )
     with app.app_context():

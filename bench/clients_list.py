@@ -16,7 +16,7 @@ from bench.common import (
     print_verdict,
 )
 from bench.pages import create_owner_and_tenant, log_in, select_one, time_get
-from tenants.binding import schema_for_tenant_id
+from tenants.binding import qualified, schema_for_tenant_id
 
 CLIENTS = 100_000
 REQUESTS = 150
@@ -52,7 +52,7 @@ def load_clients(app: Flask, schema: str) -> None:
                 "payment_days",
                 "tags",
             )
-            copy_sql = f"COPY {schema}.clients ({', '.join(columns)}) FROM STDIN"
+            copy_sql = f"COPY {qualified(schema, 'clients')} ({', '.join(columns)}) FROM STDIN"
             cities = ("Mumbai", "Pune", "Bengaluru", "Chennai", "Delhi", "Kolkata", "Jaipur")
             with cursor.copy(copy_sql) as copy:
                 for i in range(CLIENTS):
@@ -71,7 +71,7 @@ def load_clients(app: Flask, schema: str) -> None:
                             ["north"] if i % 3 == 0 else [],
                         )
                     )
-            cursor.execute(f"ANALYZE {schema}.clients")
+            cursor.execute(f"ANALYZE {qualified(schema, 'clients')}")
             raw.commit()
         finally:
             raw.close()
@@ -84,8 +84,9 @@ def deep_cursor(app: Flask, schema: str, row: int) -> str:
     with app.app_context():
         key, client_id = db.session.execute(
             text(
-                f"SELECT lower(full_name), id FROM {schema}.clients WHERE deleted_at IS NULL "
-                f"AND status <> 'prospect' ORDER BY lower(full_name), id OFFSET :row LIMIT 1"
+                f"SELECT lower(full_name), id FROM {qualified(schema, 'clients')} "
+                "WHERE deleted_at IS NULL AND status <> 'prospect' "
+                "ORDER BY lower(full_name), id OFFSET :row LIMIT 1"
             ),
             {"row": row},
         ).one()

@@ -18,7 +18,7 @@ from bench.common import (
     print_header,
     print_verdict,
 )
-from tenants.binding import TenantSession, bind_tenant, schema_for_tenant_id
+from tenants.binding import TenantSession, bind_tenant, quoted_schema, schema_for_tenant_id
 from tenants.models import Tenant
 from tenants.services import provision_schema
 
@@ -142,7 +142,7 @@ GROUP BY n.id ORDER BY n.client_id, n.channel
 
 def _sql(statement: str, tenant_id: int) -> str:
     return statement.format(
-        s=f'"{schema_for_tenant_id(tenant_id)}"',
+        s=quoted_schema(schema_for_tenant_id(tenant_id)),
         today=TODAY.isoformat(),
         clients=CLIENTS,
         per_client=INVOICES_PER_CLIENT,

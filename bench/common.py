@@ -26,6 +26,7 @@ from app.config import from_environment
 from app.devserver import start_services
 from app.extensions import db
 from app.models import tenant_metadata
+from tenants.binding import quoted_schema
 from tenants.migrate import upgrade_shared
 
 POSTGRESQL = postgresql.dialect()
@@ -151,7 +152,7 @@ def tenant_tables_ddl(schema: str) -> list[str]:
     """CREATE SCHEMA and the tenant tables with their indexes, as the models declare them,
     for `schema`: compiled here so that running them costs only the database's work."""
     copy = MetaData(naming_convention=tenant_metadata.naming_convention)
-    statements = [f'CREATE SCHEMA "{schema}"']
+    statements = [f"CREATE SCHEMA {quoted_schema(schema)}"]
     for table in tenant_metadata.sorted_tables:
         table = table.to_metadata(copy, schema=schema)
         statements.append(str(CreateTable(table).compile(dialect=POSTGRESQL)).strip())

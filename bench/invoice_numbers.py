@@ -8,10 +8,11 @@ import threading
 
 from sqlalchemy import text
 
+from app.core.number_formats import NumberFormat
 from app.extensions import db
-from app.invoicing.numbering import NumberFormat, next_invoice_number
+from app.invoicing.numbering import next_invoice_number
 from bench.common import BenchEnvironment, Stopwatch, Verdict, print_figure, print_header
-from tenants.binding import TenantSession, bind_tenant, schema_for_tenant_id
+from tenants.binding import TenantSession, bind_tenant, qualified, schema_for_tenant_id
 from tenants.services import provision_schema
 
 MEASURES = """
@@ -34,7 +35,9 @@ def _issue(engine, tenant_id: int, schema: str, series: str, worker: int) -> str
         bind_tenant(session, tenant_id)
         number = next_invoice_number(session, series, "2026-27", FORMAT)
         session.execute(
-            text(f'INSERT INTO "{schema}".bench_issued (number, worker) VALUES (:n, :w)'),
+            text(
+                f"INSERT INTO {qualified(schema, 'bench_issued')} (number, worker) VALUES (:n, :w)"
+            ),
             {"n": number, "w": worker},
         )
         session.commit()
@@ -49,7 +52,8 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         with engine.begin() as conn:
             provision_schema(conn, schema)
             conn.exec_driver_sql(
-                f'CREATE TABLE "{schema}".bench_issued (number varchar(16) NOT NULL, worker int)'
+                f"CREATE TABLE {qualified(schema, 'bench_issued')} "
+                "(number varchar(16) NOT NULL, worker int)"
             )
         for _ in range(WARMUP_ISSUES):  # warm-up on another series: connections, caches
             _issue(engine, TENANT_ID, schema, "WARM", -1)
@@ -82,7 +86,10 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
 
         with engine.connect() as conn:
             rows = conn.execute(
-                text(f'SELECT number, worker FROM "{schema}".bench_issued WHERE worker >= 0')
+                text(
+                    f"SELECT number, worker FROM {qualified(schema, 'bench_issued')} "
+                    "WHERE worker >= 0"
+                )
             ).all()
     numbers = [int(number.rsplit("/", 1)[1]) for number, _ in rows]
     issued = len(numbers)

@@ -24,6 +24,7 @@ from bench.common import (
     require_same_shape,
     tenant_tables_ddl,
 )
+from tenants.binding import qualified
 from tenants.migrate import TenantMigrator, migrate_schemas
 from tenants.services import provision_schema
 
@@ -70,21 +71,19 @@ def create_schemas_at_head(conn: Connection, schemas: list[str], head: str) -> N
                 for statement in tenant_tables_ddl(schema):
                     conn.exec_driver_sql(statement)
                 # The table Alembic creates for its version, stamped at head.
+                version_table = qualified(schema, "alembic_version")
                 conn.exec_driver_sql(
-                    f'CREATE TABLE "{schema}".alembic_version (version_num VARCHAR(32) NOT NULL,'
+                    f"CREATE TABLE {version_table} (version_num VARCHAR(32) NOT NULL,"
                     f" CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
                 )
-                conn.exec_driver_sql(
-                    f"INSERT INTO \"{schema}\".alembic_version (version_num) VALUES ('{head}')"
-                )
+                conn.exec_driver_sql(f"INSERT INTO {version_table} (version_num) VALUES ('{head}')")
 
 
 def add_column_and_index(conn: Connection, schema: str) -> None:
     with conn.begin():
-        conn.exec_driver_sql(f'ALTER TABLE "{schema}".audit_log ADD COLUMN bench_note text')
-        conn.exec_driver_sql(
-            f'CREATE INDEX ix_audit_log_bench_note ON "{schema}".audit_log (bench_note)'
-        )
+        audit_log = qualified(schema, "audit_log")
+        conn.exec_driver_sql(f"ALTER TABLE {audit_log} ADD COLUMN bench_note text")
+        conn.exec_driver_sql(f"CREATE INDEX ix_audit_log_bench_note ON {audit_log} (bench_note)")
 
 
 def copy_migrations_with_bench_revision(into: Path, head: str) -> Path:

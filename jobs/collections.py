@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from jobs.context import job
 from jobs.queues import active_tenants, fan_out
+from tenants.binding import qualified, schema_for_tenant_id
 
 # Schemas read per query when the fan-out looks at every tenant's settings.
 SETTINGS_CHUNK = 500
@@ -18,8 +19,6 @@ SETTINGS_CHUNK = 500
 def tenants_due(session, tenants: list[tuple[int, str]], now: datetime) -> list[int]:
     """Of (tenant id, time zone) pairs, those whose local hour has reached their run hour and
     whose last run was before their local today."""
-    from tenants.binding import schema_for_tenant_id
-
     due = []
     zones = dict(tenants)
     ids = list(zones)
@@ -27,7 +26,7 @@ def tenants_due(session, tenants: list[tuple[int, str]], now: datetime) -> list[
         chunk = ids[start : start + SETTINGS_CHUNK]
         query = " UNION ALL ".join(
             f"SELECT {int(tenant_id)} AS tenant_id, run_hour, last_run_on "
-            f'FROM "{schema_for_tenant_id(tenant_id)}".collection_settings'
+            f"FROM {qualified(schema_for_tenant_id(tenant_id), 'collection_settings')}"
             for tenant_id in chunk
         )
         for tenant_id, run_hour, last_run_on in session.execute(text(query)):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from functools import cache, wraps
+from functools import wraps
 
-from flask import current_app, has_app_context
+from flask import Flask, current_app, has_app_context
 from rq import get_current_job
 
 from app.core.handover import JobSpec, register_job
@@ -16,19 +16,28 @@ from tenants.binding import tenant_context
 
 log = logging.getLogger("jobs")
 
+# The app jobs run in when they find no app context: the worker's and the scheduler's entry
+# points make it (jobs/ never imports the app factory, which imports every job).
+_worker_app: Flask | None = None
 
-@cache
-def _worker_app():
-    from app import create_app
 
-    return create_app()
+def use_app(app: Flask) -> None:
+    global _worker_app
+    _worker_app = app
+
+
+def _job_app() -> Flask:
+    # Inside tests (and `flask` commands) the job runs in the caller's application.
+    if has_app_context():
+        return current_app._get_current_object()
+    if _worker_app is None:
+        raise RuntimeError("no app to run the job in: the worker's entry point calls use_app()")
+    return _worker_app
 
 
 @contextmanager
 def job_context(tenant_id: int | None = None):
-    # Inside tests (and `flask` commands) the job runs in the caller's application.
-    app = current_app._get_current_object() if has_app_context() else _worker_app()
-    with app.app_context(), tenant_context(db.session, tenant_id) as session:
+    with _job_app().app_context(), tenant_context(db.session, tenant_id) as session:
         yield session
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from rq.cron import CronScheduler
 
+from app import create_app
 from app.core.handover import job_spec
 from jobs.aging import roll_aging_all
 from jobs.campaigns import sweep_campaign_launches_all
 from jobs.collections import run_collections_all
-from jobs.context import _worker_app
 from jobs.notices import sweep_notices_all
 from jobs.queues import redis_connection
 from jobs.tasks import (
@@ -48,7 +48,7 @@ SCHEDULE = [
 
 
 def main() -> None:
-    app = _worker_app()
+    app = create_app()
     with app.app_context():
         scheduler = CronScheduler(connection=redis_connection())
         for func, every in SCHEDULE:

@@ -22,7 +22,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker
 
-from jobs.context import _worker_app
+from app import create_app
+from jobs.context import use_app
 from jobs.queues import QUEUE_NAMES, get_queue
 
 log = logging.getLogger("jobs.worker")
@@ -69,7 +70,8 @@ def work_until_stopped(queues) -> None:
 
 
 def main(argv: list[str]) -> None:
-    app = _worker_app()
+    app = create_app()
+    use_app(app)
     with app.app_context():
         from app.invoicing.pdf import warn_if_slow_font_subsetting
 

@@ -26,6 +26,9 @@ TENANT_ID_KEY = "tenant_id"
 ACTOR_KEY = "actor_user_id"
 _TOUCHED_SCHEMAS = "duebook_tenant_schemas"
 _PLACEHOLDER_IN_SQL = re.compile(r'(?<![\w"])"?tenant"?\.')
+# The schema names raw SQL may carry: plain lowercase identifiers, as tenant schemas are
+# (tenant_<id>) and the scratch and benchmark schemas made beside them.
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class TenantNotBound(RuntimeError):
@@ -42,6 +45,30 @@ class TenantSession(FlaskSQLAlchemySession):
 
 def schema_for_tenant_id(tenant_id: int) -> str:
     return f"tenant_{int(tenant_id)}"
+
+
+def quoted_schema(schema: str) -> str:
+    """`schema` as raw SQL names it: `text()` and COPY are not schema-translated, so raw SQL
+    names a tenant's schema itself, always through here. A name that is not a plain lowercase
+    identifier is refused rather than escaped, so nothing else can reach the statement."""
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ValueError(f"{schema!r} is not a schema name")
+    return f'"{schema}"'
+
+
+def qualified(schema: str, name: str) -> str:
+    """`"tenant_7".clients`: a table or function of `schema`, for raw SQL."""
+    return f"{quoted_schema(schema)}.{name}"
+
+
+def bound_schema(session) -> str:
+    """The schema of the tenant `session` is bound to, for raw SQL that works on its tables."""
+    if isinstance(session, scoped_session):
+        session = session()
+    schema = session.info.get(SCHEMA_KEY)
+    if schema is None:
+        raise TenantNotBound("raw SQL on a tenant's tables: bind a tenant first")
+    return schema
 
 
 def bind_tenant(session, tenant_id: int, actor_user_id: int | None = None) -> None:
@@ -61,10 +88,10 @@ def bind_tenant(session, tenant_id: int, actor_user_id: int | None = None) -> No
 
 @contextmanager
 def tenant_context(session, tenant_id: int | None, actor_user_id: int | None = None) -> Iterator:
-    """Work as one tenant outside a request (a job, a command, a script): `session` bound to the
-    tenant's schema (None: platform work, no tenant), committed when the block ends, rolled
-    back when it raises, and ended afterwards (removed when it is a scoped session), since a
-    session serves one tenant only."""
+    """Work as one tenant outside a request (a job, a command, a script, a response streamed
+    after its request): `session` bound to the tenant's schema (None: platform work, no
+    tenant), committed when the block ends, rolled back when it raises, and ended afterwards
+    (removed when it is a scoped session), since a session serves one tenant only."""
     if tenant_id is not None:
         bind_tenant(session, tenant_id, actor_user_id)
     try:

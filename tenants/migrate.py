@@ -21,6 +21,8 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
+from tenants.binding import qualified, quoted_schema
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # One migrate run at a time: two would race on the same schemas.
 MIGRATE_LOCK_KEY = 0x6475656D  # "duem"
@@ -70,12 +72,12 @@ class TenantMigrator:
 
     def current_revision(self, connection: Connection, schema: str) -> str | None:
         table = connection.execute(
-            text("SELECT to_regclass(:t)"), {"t": f'"{schema}".alembic_version'}
+            text("SELECT to_regclass(:t)"), {"t": qualified(schema, "alembic_version")}
         ).scalar()
         if table is None:
             return None
         return connection.exec_driver_sql(
-            f'SELECT version_num FROM "{schema}".alembic_version'
+            f"SELECT version_num FROM {qualified(schema, 'alembic_version')}"
         ).scalar()
 
     def upgrade(
@@ -97,8 +99,8 @@ class TenantMigrator:
             return self._run_online(connection, schema, revision, self.script._upgrade_revs)
         # One statement batch, no parameters: the DBAPI cursor sends it in one round trip.
         batch = (
-            f'SET LOCAL search_path TO "{schema}", public;\n'
-            + sql.replace(SCHEMA_STAND_IN, f'"{schema}"')
+            f"SET LOCAL search_path TO {quoted_schema(schema)}, public;\n"
+            + sql.replace(SCHEMA_STAND_IN, quoted_schema(schema))
             + "\nSET LOCAL search_path TO DEFAULT;"
         )
         with connection.connection.cursor() as cursor:
@@ -152,7 +154,7 @@ class TenantMigrator:
     def _run_online(self, connection: Connection, schema: str, revision: str, plan) -> bool:
         # Alembic's own upgrade/downgrade commands plan their steps with these same calls.
         previous_path = connection.exec_driver_sql("SHOW search_path").scalar()
-        connection.exec_driver_sql(f'SET LOCAL search_path TO "{schema}", public')
+        connection.exec_driver_sql(f"SET LOCAL search_path TO {quoted_schema(schema)}, public")
         steps_taken = []
 
         def steps(current, context):

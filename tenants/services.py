@@ -9,7 +9,7 @@ import zoneinfo
 from sqlalchemy import Connection, exists, select
 from sqlalchemy.orm import Session
 
-from tenants.binding import schema_for_tenant_id
+from tenants.binding import quoted_schema, schema_for_tenant_id
 from tenants.migrate import tenant_migrator
 from tenants.models import Membership, Tenant, User
 
@@ -78,7 +78,7 @@ def slug_problem(session: Session, slug: str) -> str | None:
 def provision_schema(connection: Connection, schema: str) -> None:
     """Create the tenant's schema and bring it to the head of the tenant history, inside the
     caller's transaction: a failed sign-up leaves no half-made schema behind."""
-    connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    connection.exec_driver_sql(f"CREATE SCHEMA {quoted_schema(schema)}")
     tenant_migrator().upgrade(connection, schema, current=None)
 
 

@@ -11,16 +11,16 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import text
 
-from app.extensions import db
-from app.invoicing.models import InvoiceNumberSequence
-from app.invoicing.numbering import (
+from app.core.number_formats import (
     NumberFormat,
     NumberFormatError,
     NumberingExhausted,
     fiscal_year_at,
     fiscal_year_of,
-    next_invoice_number,
 )
+from app.extensions import db
+from app.invoicing.models import InvoiceNumberSequence
+from app.invoicing.numbering import next_invoice_number
 from tenants.binding import TenantSession, bind_tenant, schema_for_tenant_id
 from tenants.services import provision_schema
 from tests.helpers import tenant_session

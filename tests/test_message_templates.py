@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
 
 from app.campaigns.services import delete_template
 from app.clients.models import Client, Contact
+from app.collections.cases.interest import interest_for_invoices
 from app.invoicing import services as invoicing
-from app.message_templates import defaults, services
+from app.message_templates import defaults, facts, services
 from app.message_templates.models import MessageTemplate
 from app.message_templates.rendering import (
     TemplateProblem,
@@ -447,3 +449,13 @@ def test_a_template_too_large_or_too_slow_to_render_is_refused_in_preview_and_sa
         assert 'id="body-error"' in saved.text
     slow = client.post(f"/t/{tenant.slug}/message-templates/", data={**form, "body": nested_loops})
     assert "takes too long to render" in slow.text
+
+
+def test_collections_tells_templates_the_interest_and_without_it_there_is_none(app, monkeypatch):
+    assert facts._interest_calculation is interest_for_invoices  # registered by create_app
+    monkeypatch.setattr(facts, "_interest_calculation", None)
+    invoices = [SimpleNamespace(id=7), SimpleNamespace(id=8)]
+    assert facts.late_interest(None, invoices, date(2026, 12, 1)) == {
+        7: Decimal("0.00"),
+        8: Decimal("0.00"),
+    }

@@ -21,7 +21,15 @@ from app.clients.models import (
 )
 from app.extensions import db
 from app.projects.models import Milestone, Project
-from tenants.binding import TenantNotBound, TenantSession, bind_tenant, recycle_connections_after
+from tenants.binding import (
+    TenantNotBound,
+    TenantSession,
+    bind_tenant,
+    qualified,
+    quoted_schema,
+    recycle_connections_after,
+    schema_for_tenant_id,
+)
 from tenants.models import Invitation, Membership
 from tests.helpers import tenant_session, unique
 
@@ -560,3 +568,10 @@ def test_connections_are_replaced_after_touching_many_tenant_schemas(app_config)
         engine.dispose()
     assert backend_pids[0] == backend_pids[1]  # reused while under the limit
     assert backend_pids[2] != backend_pids[1]  # replaced once it had touched two schemas
+
+
+def test_raw_sql_names_a_schema_only_when_it_is_a_plain_name():
+    assert qualified(schema_for_tenant_id(7), "clients") == '"tenant_7".clients'
+    for name in ('tenant_7"; DROP SCHEMA public; --', "Tenant_7", "", "tenant 7"):
+        with pytest.raises(ValueError, match="not a schema name"):
+            quoted_schema(name)

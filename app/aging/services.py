@@ -37,7 +37,7 @@ from app.clients.models import Client
 from app.collections.models import AGING_BASES, CollectionSettings
 from app.invoicing.models import OWING_STATUSES, CreditNote, Invoice
 from app.payments.models import PaymentAllocation
-from tenants.binding import SCHEMA_KEY, TenantNotBound
+from tenants.binding import bound_schema, qualified
 
 ZERO = Decimal("0.00")
 DSO_DAYS = 90
@@ -109,11 +109,9 @@ def parse_bounds(raw: str) -> tuple[int, ...]:
 def _call(session: Session, function: str, **params):
     """Call one of the schema's aging functions: raw SQL is not schema-translated, so the
     schema comes from the session's tenant binding."""
-    schema = session.info.get(SCHEMA_KEY)
-    if schema is None:
-        raise TenantNotBound("aging works on a tenant's tables: bind a tenant first")
     args = ", ".join(f":{name}" for name in params)
-    return session.execute(text(f'SELECT "{schema}".{function}({args})'), params).scalar()
+    call = f"SELECT {qualified(bound_schema(session), function)}({args})"
+    return session.execute(text(call), params).scalar()
 
 
 def settings_of(session: Session) -> CollectionSettings:

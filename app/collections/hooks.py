@@ -2,7 +2,8 @@
 invoicing and payments (`app.core.signals`) and reacts inside their transaction, so a notice never
 outlives the debt it chased and a promise is checked against the money the moment it arrives;
 and to the reports on messages, so a notice follows the message that carries it. Also fills
-the client page's Collections tab. Connected by `create_app`."""
+the client page's Collections tab, and tells message templates the late-payment interest their
+notices show. Connected by `create_app`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from flask import Flask
 
 from app.clients.views import register_tab
 from app.collections.cases import promises
+from app.collections.cases.interest import interest_for_invoices
 from app.collections.cases.views import collections_context
 from app.collections.notices import services as notices
 from app.core import signals
+from app.message_templates import facts
 
 
 def init_app(app: Flask) -> None:
@@ -22,6 +25,7 @@ def init_app(app: Flask) -> None:
     signals.invoice_written_off.connect(close_notices_of_written_off_invoice)
     signals.messages_reported.connect(follow_notice_messages)
     register_tab("collections", collections_context)
+    facts.register_interest(interest_for_invoices)
 
 
 def close_notices_of_paid_invoice(

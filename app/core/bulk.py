@@ -10,18 +10,14 @@ from psycopg import sql
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
-from tenants.binding import SCHEMA_KEY, TenantNotBound
+from tenants.binding import bound_schema, qualified
 
 
 def copy_rows(
     session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence]
 ) -> None:
-    schema = session.info.get(SCHEMA_KEY)
-    if schema is None:
-        raise TenantNotBound("copy_rows writes a tenant table: bind a tenant first")
-    statement = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
-        sql.Identifier(schema),
-        sql.Identifier(table.name),
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.SQL(qualified(bound_schema(session), table.name)),
         sql.SQL(", ").join(map(sql.Identifier, columns)),
     )
     cursor = session.connection().connection.driver_connection.cursor()

@@ -25,9 +25,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.money import CENT, split_by_weights, to_money
+from app.core.number_formats import fiscal_year_of
 from app.invoicing.balance import outstanding, settle
 from app.invoicing.models import OWING_STATUSES, CreditNote, CreditNoteLine, Invoice
-from app.invoicing.numbering import fiscal_year_of, next_invoice_number
+from app.invoicing.numbering import next_invoice_number
 from app.invoicing.services import InvoiceError, InvoiceInvalid, lock_invoice, number_format
 from app.invoicing.words import CURRENCIES, amount_in_words
 

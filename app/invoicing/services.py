@@ -29,6 +29,7 @@ from app.clients.models import Client
 from app.clients.rules import GST_STATES, region_code
 from app.core.clock import roll_forward, subdivision_for
 from app.core.money import to_money
+from app.core.number_formats import NumberFormat, NumberFormatError, fiscal_year_of
 from app.core.signals import (
     announce_invoice_issued,
     announce_invoice_voided,
@@ -37,12 +38,7 @@ from app.core.signals import (
 from app.invoicing import gst
 from app.invoicing.balance import credited_to_invoices, outstanding, status_after_settling
 from app.invoicing.models import Invoice, InvoiceLine
-from app.invoicing.numbering import (
-    NumberFormat,
-    NumberFormatError,
-    fiscal_year_of,
-    next_invoice_number,
-)
+from app.invoicing.numbering import next_invoice_number
 from app.invoicing.words import CURRENCIES, amount_in_words
 from app.projects.models import Milestone, Project
 from app.projects.services import effective_terms, record_move

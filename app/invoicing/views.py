@@ -16,9 +16,10 @@ from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
 from app.extensions import db
-from app.invoicing import credits, forms, listing, sending, services
+from app.invoicing import credits, forms, listing, services
 from app.invoicing.balance import outstanding
 from app.invoicing.models import Invoice
+from app.message_templates import invoice_mail
 from app.projects import services as projects
 from app.projects.models import Milestone, Project
 from tenants.context import require_permission
@@ -192,7 +193,7 @@ def client_options():
 
 def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict | None = None):
     owing = invoice.status not in ("draft", "void")
-    sendable = invoice.status in sending.SENDABLE_STATUSES
+    sendable = invoice.status in invoice_mail.SENDABLE_STATUSES
     return render_page(
         "invoicing/detail.html",
         status=status,
@@ -206,9 +207,9 @@ def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict
         errors=errors or {},
         values=values or {},
         today=tenant_today(db.session),
-        recipients=sending.recipients(db.session, invoice) if sendable else [],
-        send_purposes=sending.PURPOSES,
-        send_channels=sending.CHANNEL_NAMES,
+        recipients=invoice_mail.recipients(db.session, invoice) if sendable else [],
+        send_purposes=invoice_mail.PURPOSES,
+        send_channels=invoice_mail.CHANNEL_NAMES,
         form_key=secrets.token_urlsafe(18),
         open_dispute=_open_dispute(invoice),
     )
@@ -273,7 +274,7 @@ def send(invoice_id: int):
     invoice = _invoice_or_404(invoice_id)
     form = request.form
     try:
-        message_id = sending.send_about_invoice(
+        message_id = invoice_mail.send_about_invoice(
             db.session,
             g.tenant,
             invoice,
@@ -283,14 +284,14 @@ def send(invoice_id: int):
             form_key=form.get("form_key", ""),
             user_id=current_user.id,
         )
-    except sending.SendError as problem:
+    except invoice_mail.SendError as problem:
         return _detail(invoice, 422, problem.errors, form.to_dict())
     if message_id is None:
         toast("That was sent already.", "info")
     else:
-        what = sending.PURPOSES[form["purpose"]].split(" (")[0]
+        what = invoice_mail.PURPOSES[form["purpose"]].split(" (")[0]
         toast(
-            f"{what} queued for {sending.CHANNEL_NAMES[form['channel']]}: "
+            f"{what} queued for {invoice_mail.CHANNEL_NAMES[form['channel']]}: "
             "see its progress under Messages."
         )
     return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)

@@ -35,6 +35,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.message_templates.facts import late_interest
 from app.message_templates.sandbox import (
     TOO_BIG,
     LimitedSandbox,
@@ -517,11 +518,7 @@ def message_context(
 
 def _late_interest(session: Session, invoice, today: date) -> Decimal:
     """The invoice's late-payment interest to today, by its client's terms."""
-    from app.collections.cases.interest import interest_for_invoices
-    from app.core.money import to_money
-
-    detail = interest_for_invoices(session, [invoice], today).get(invoice.id)
-    return to_money(detail.amount) if detail is not None else Decimal("0.00")
+    return late_interest(session, [invoice], today)[invoice.id]
 
 
 def sample_records(session: Session, invoice_id: int | None = None, contact_id: int | None = None):

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.clients.models import Client, Contact
 from app.message_templates import defaults
+from app.message_templates.facts import late_interest
 from app.message_templates.models import TEMPLATE_CHANNELS, TEMPLATE_PURPOSES, MessageTemplate
 from app.message_templates.rendering import (
     TemplateProblem,
@@ -237,9 +238,7 @@ def _notice_preview(session: Session, tenant, invoice, purpose: str) -> dict | N
     """The `notice` variables as a notice to the invoice's client would have them: its open
     invoices in the invoice's currency, oldest due first, with their late-payment interest.
     None when the chosen invoice owes nothing (the variables of that invoice alone then)."""
-    from app.collections.cases.interest import interest_for_invoices
     from app.core.clock import tenant_today
-    from app.core.money import to_money
     from app.invoicing.balance import open_invoices
     from app.message_templates.rendering import notice_vars
 
@@ -251,11 +250,8 @@ def _notice_preview(session: Session, tenant, invoice, purpose: str) -> dict | N
     if invoice.id not in {o.invoice.id for o in owing}:
         return None
     owing.sort(key=lambda o: (o.invoice.due_date or date.max, o.invoice.id))
-    interest = interest_for_invoices(session, [o.invoice for o in owing], tenant_today(session))
-    charged = sum(
-        (to_money(interest[o.invoice.id].amount) for o in owing if o.invoice.id in interest),
-        Decimal("0.00"),
-    )
+    interest = late_interest(session, [o.invoice for o in owing], tenant_today(session))
+    charged = sum(interest.values(), Decimal("0.00"))
     outstanding = sum((o.outstanding for o in owing), Decimal("0.00"))
     return notice_vars(
         tenant,

@@ -17,10 +17,10 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
+from app.core.number_formats import NumberFormat, NumberFormatError
 from app.core.regions import GST_STATES, region_code
 from app.core.storage import Storage, delete_after_commit, save_in_transaction, tenant_key
 from app.core.tax_ids import check_abn, check_gstin_and_pan
-from app.invoicing.numbering import NumberFormat, NumberFormatError
 from tenants.models import Tenant
 
 AUTO_INVOICE_CHOICES = (

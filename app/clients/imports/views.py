@@ -33,7 +33,7 @@ from app.clients.services import ClientFilters
 from app.core.pages import render_page, toast, wants_fragment
 from app.extensions import db
 from app.form_choices import as_choices
-from tenants.binding import bind_tenant
+from tenants.binding import tenant_context
 from tenants.context import require_permission
 
 blueprint = Blueprint("client_files", __name__, url_prefix="/t/<tenant_slug>/clients")
@@ -293,9 +293,9 @@ def export(fmt: str):
     def rows():
         # Runs while the response is sent, after the request's transaction has ended, in a
         # fresh app context (so a fresh session): bound again, it reads with a server-side
-        # cursor in a transaction of its own, which is rolled back when the context ends.
-        bind_tenant(db.session, tenant_id)
-        yield from exports.export_csv(db.session, filters, names)
+        # cursor in a transaction of its own, which ends with the stream.
+        with tenant_context(db.session, tenant_id) as session:
+            yield from exports.export_csv(session, filters, names)
 
     return Response(
         stream_with_context(rows()),

@@ -17,6 +17,8 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.orm import Session
 
+from tenants.binding import quoted_schema
+
 if TYPE_CHECKING:
     from app.clients.imports.services import RowResult
 
@@ -68,7 +70,7 @@ class ChunkStatements:
 
     @classmethod
     def for_schema(cls, schema: str) -> ChunkStatements:
-        s = sql.Identifier(schema)
+        s = sql.SQL(quoted_schema(schema))
         cols = sql.SQL(", ").join(map(sql.Identifier, CLIENT_COLUMNS))
         c_cols = sql.SQL(", ").join(sql.Identifier("c", c) for c in CLIENT_COLUMNS)
         r_cols = sql.SQL(", ").join(sql.Identifier("r", c) for c in CLIENT_COLUMNS)

@@ -29,7 +29,7 @@ from app.collections.engine.services import default_policy, settings_of
 from app.collections.models import MESSAGE_CHANNELS, TASK_CHANNELS, CollectionRun
 from app.core.clock import is_business_day, local_date, subdivision_for
 from app.core.handover import hand_over
-from tenants.binding import bound_tenant_id, schema_for_tenant_id
+from tenants.binding import bound_schema, quoted_schema
 
 # pg_advisory_xact_lock(RUN_LOCK_CLASS, tenant id): one daily run of a tenant at a time.
 RUN_LOCK_CLASS = 0x436F_6C6C  # "Coll"
@@ -239,7 +239,7 @@ def is_tenant_business_day(tenant, day: date) -> bool:
 
 
 def _sql(session: Session, statement: str):
-    return text(statement.format(s=f'"{schema_for_tenant_id(bound_tenant_id(session))}"'))
+    return text(statement.format(s=quoted_schema(bound_schema(session))))
 
 
 def _short(day: date) -> str:

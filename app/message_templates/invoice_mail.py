@@ -1,5 +1,7 @@
 """Sending an invoice, or a reminder about it, to one of the client's contacts: e-mail with
-the PDF attached, a WhatsApp template with the PDF as its document header, or an SMS.
+the PDF attached, a WhatsApp template with the PDF as its document header, or an SMS, each
+written from the tenant's template for its channel, purpose and language (hence here, with the
+templates; the invoice page calls it).
 
 The message is written to the outbox in the request's transaction and goes out through the
 workers (consent, the sending window and the provider's rates are checked at send time). The
@@ -24,6 +26,9 @@ from app.clients.services import may_contact
 from app.core.storage import get_storage, save_in_transaction, tenant_key
 from app.invoicing.models import Invoice
 from app.invoicing.pdf import current_pdf, pdf_filename
+from app.invoicing.services import mark_sent
+from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
+from app.message_templates.services import template_for
 from app.messaging.services import queue_message, recipient_time_zone
 
 PURPOSES = {
@@ -85,9 +90,6 @@ def send_about_invoice(
 ) -> int | None:
     """Queue the invoice (or a reminder about it) to a contact. Returns the outbox id, or None
     when this form was already sent (the same form key)."""
-    from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
-    from app.message_templates.services import template_for
-
     errors = {}
     if invoice.status not in SENDABLE_STATUSES:
         errors["purpose"] = "Only an issued invoice can be sent."
@@ -134,8 +136,6 @@ def send_about_invoice(
     if channel == "sms":
         payload["sms"] = rendered.sms
     if purpose == "invoice" and invoice.sent_at is None:
-        from app.invoicing.services import mark_sent
-
         mark_sent(session, invoice)
     return queue_message(
         session,
