@@ -26,6 +26,9 @@ from tenants.roles import ROLES
 
 
 class Tenant(SharedModel):
+    """A workspace's identity only. What it prints, how it is paid and billed and when it
+    sends are its settings, a row of `workspace_settings` that app.settings owns."""
+
     __tablename__ = "tenants"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
