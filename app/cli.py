@@ -64,6 +64,7 @@ def _seed_demo_books(tenant_id: int, user_id: int) -> None:
     from app.payments import services as payments
     from app.projects import services as projects
     from app.projects.models import Milestone
+    from app.settings.services import workspace_settings
     from tenants.binding import TenantSession, tenant_context
 
     with tenant_context(
@@ -77,14 +78,15 @@ def _seed_demo_books(tenant_id: int, user_id: int) -> None:
         if template is None:
             return  # the library is loaded by `tenants migrate`; nothing to plan from yet
         tenant = session.get(Tenant, tenant_id)
-        tenant.legal_name, tenant.gstin, tenant.pan = (
+        workspace = workspace_settings(session, tenant_id)
+        workspace.legal_name, workspace.gstin, workspace.pan = (
             "Demo Traders Private Limited",
             "29AAPFU0939F1ZR",
             "AAPFU0939F",
         )
-        tenant.address = "12 Residency Road\nBengaluru 560025"
-        tenant.upi_vpa = "demotraders@okhdfcbank"
-        tenant.payment_instructions = "HDFC Bank, A/c 50200012345678, IFSC HDFC0000123"
+        workspace.address = "12 Residency Road\nBengaluru 560025"
+        workspace.upi_vpa = "demotraders@okhdfcbank"
+        workspace.payment_instructions = "HDFC Bank, A/c 50200012345678, IFSC HDFC0000123"
         client = Client(
             full_name="Kaveri Builders Pvt Ltd",
             short_name="Kaveri",
@@ -160,6 +162,7 @@ def _seed_demo_messaging(tenant_id: int, user_id: int) -> None:
 
     from app.clients.models import Client, Contact
     from app.clients.services import set_consent
+    from app.settings.services import workspace_settings
     from tenants.binding import TenantSession, tenant_context
 
     with tenant_context(
@@ -188,8 +191,9 @@ def _seed_demo_messaging(tenant_id: int, user_id: int) -> None:
             from app.sandbox.providers import connect_demo_providers
 
             tenant = session.get(Tenant, tenant_id)
-            tenant.send_window_start, tenant.send_window_end = time(0), time(23, 59, 59)
-            tenant.send_on_business_days_only = False
+            workspace = workspace_settings(session, tenant_id)
+            workspace.send_window_start, workspace.send_window_end = time(0), time(23, 59, 59)
+            workspace.send_on_business_days_only = False
             connect_demo_providers(session, tenant, user_id)
 
 

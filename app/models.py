@@ -37,6 +37,7 @@ from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
 from app.notifications.models import Notification
 from app.payments.models import Payment, PaymentAllocation
 from app.projects.models import Milestone, MilestoneTransition, Project
+from app.settings.models import WorkspaceSettings
 from tenants.base import SharedModel, TenantModel
 from tenants.models import Invitation, LoginSession, Membership, Tenant, User
 
@@ -95,6 +96,7 @@ __all__ = [
     "TenantTemplateItem",
     "TenantTemplateVersion",
     "User",
+    "WorkspaceSettings",
     "shared_metadata",
     "tenant_metadata",
 ]

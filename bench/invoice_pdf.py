@@ -103,15 +103,17 @@ def _set_up(session, tenant: Tenant, invoices: int) -> list[int]:
     from flask import current_app
 
     from app.core.storage import get_storage, tenant_key
+    from app.settings.services import workspace_settings
 
     key = tenant_key(tenant.id, "branding", "logo.png")
     get_storage(current_app).save(key, io.BytesIO(_logo_png()))
-    tenant.legal_name = "Bench Traders Private Limited"
     tenant.region = "27"
-    tenant.address = "12 Senapati Bapat Road\nPune 411016\nMaharashtra"
-    tenant.gstin, tenant.pan, tenant.upi_vpa = SUPPLIER_GSTIN, "AAPFU0939F", "bench@okhdfc"
-    tenant.payment_instructions = "NEFT to HDFC Bank, A/c 50200012345678, IFSC HDFC0000001"
-    tenant.brand_colour, tenant.logo_key = "#7a2e8c", key
+    workspace = workspace_settings(session, tenant.id)
+    workspace.legal_name = "Bench Traders Private Limited"
+    workspace.address = "12 Senapati Bapat Road\nPune 411016\nMaharashtra"
+    workspace.gstin, workspace.pan, workspace.upi_vpa = SUPPLIER_GSTIN, "AAPFU0939F", "bench@okhdfc"
+    workspace.payment_instructions = "NEFT to HDFC Bank, A/c 50200012345678, IFSC HDFC0000001"
+    workspace.brand_colour, workspace.logo_key = "#7a2e8c", key
     client = Client(
         full_name="Kaveri Builders Private Limited",
         short_name="Kaveri",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 
 from flask_login import UserMixin
 from sqlalchemy import (
@@ -14,8 +14,6 @@ from sqlalchemy import (
     Identity,
     Index,
     String,
-    Text,
-    Time,
     UniqueConstraint,
     func,
     text,
@@ -28,6 +26,9 @@ from tenants.roles import ROLES
 
 
 class Tenant(SharedModel):
+    """A workspace's identity only. What it prints, how it is paid and billed and when it
+    sends are its settings, a row of `workspace_settings` that app.settings owns."""
+
     __tablename__ = "tenants"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -39,34 +40,10 @@ class Tenant(SharedModel):
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(16), server_default="active")
     created_at: Mapped[datetime] = utcnow_column()
-    # Workspace settings (app.settings): who the supplier is on invoices, how it is paid, its
-    # brand, and billing defaults for new projects.
-    legal_name: Mapped[str | None] = mapped_column(String(191))
-    address: Mapped[str | None] = mapped_column(Text)
-    gstin: Mapped[str | None] = mapped_column(String(15))
-    pan: Mapped[str | None] = mapped_column(String(10))
-    abn: Mapped[str | None] = mapped_column(String(11))
-    tax_number: Mapped[str | None] = mapped_column(String(32))
-    lut_reference: Mapped[str | None] = mapped_column(String(64))
-    upi_vpa: Mapped[str | None] = mapped_column(String(64))
-    payment_instructions: Mapped[str | None] = mapped_column(Text)
-    brand_colour: Mapped[str] = mapped_column(String(7), server_default="#1f5f8b")
-    logo_key: Mapped[str | None] = mapped_column(String(255))
-    invoice_number_format: Mapped[str | None] = mapped_column(String(40))
-    approval_required: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    auto_invoice: Mapped[str] = mapped_column(String(8), server_default="off")
-    # Bulk and collection messages go out only inside this window of the recipient's day.
-    send_window_start: Mapped[time] = mapped_column(Time, server_default="09:00")
-    send_window_end: Mapped[time] = mapped_column(Time, server_default="19:00")
-    # ... and, unless switched off, only on business days of the tenant's calendar.
-    send_on_business_days_only: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
 
     __table_args__ = (
         CheckConstraint("status IN ('active', 'suspended')", name="status"),
-        CheckConstraint("auto_invoice IN ('off', 'draft', 'issue')", name="auto_invoice"),
-        CheckConstraint("brand_colour ~ '^#[0-9a-f]{6}$'", name="brand_colour"),
         CheckConstraint(r"slug ~ '^[a-z][a-z0-9-]{2,39}$'", name="slug_format"),
-        CheckConstraint("send_window_start < send_window_end", name="send_window"),
     )
 
     @property

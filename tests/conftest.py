@@ -20,6 +20,8 @@ from app.auth import services as accounts
 from app.config import from_environment
 from app.devserver import SandboxMailbox, start_services
 from app.extensions import db
+from app.settings.models import WorkspaceSettings
+from app.settings.services import workspace_settings
 from jobs.queues import QUEUE_NAMES, get_queue
 from tenants import services as tenants
 from tenants.binding import TenantSession
@@ -134,9 +136,15 @@ def make_tenant(db_session, make_user):
     def make(owner=None, slug: str | None = None, name: str | None = None, **fields):
         owner = owner or make_user()
         fields = {"country": "IN", "time_zone": "Asia/Kolkata", "currency": "INR", **fields}
+        # Identity goes to the tenant, the rest (legal name, GSTIN...) to its settings row.
+        settings = {f: fields.pop(f) for f in list(fields) if f in WorkspaceSettings.__table__.c}
         tenant = tenants.create_tenant(
             db_session, slug=slug or unique("t"), name=name or "Test Traders", owner=owner, **fields
         )
+        if settings:
+            workspace = workspace_settings(db_session, tenant.id)
+            for field, value in settings.items():
+                setattr(workspace, field, value)
         db_session.commit()
         return tenant
 

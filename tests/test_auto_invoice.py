@@ -12,7 +12,7 @@ from app.clients.models import Client
 from app.invoicing.models import Invoice
 from app.projects import services
 from app.projects.models import Milestone
-from tenants.models import Tenant
+from app.settings.services import workspace_settings
 from tests.helpers import csrf_token_from, tenant_session
 
 INDIA = services.Calendar("IN")
@@ -135,7 +135,7 @@ def test_a_refused_invoice_leaves_the_milestone_done_and_says_why(workspace, cli
 def test_new_projects_take_the_workspace_defaults(workspace, client, db_session):
     tenant, fresh, project, move = workspace
     made, _ = project("off")
-    stored = db_session.get(Tenant, tenant.id)
+    stored = workspace_settings(db_session, tenant.id)
     stored.approval_required, stored.auto_invoice = True, "issue"
     db_session.commit()
     page = client.get(f"/t/{tenant.slug}/projects/new?client_id={made.client_id}").text

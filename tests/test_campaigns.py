@@ -26,9 +26,9 @@ def audience_books(db_session, make_tenant, make_user):
     """Pune clients tagged 'steel' with a billing and a primary contact each, a Mumbai client,
     an opted-out contact, one without e-mail, and a campaign template."""
     owner = make_user()
-    tenant = make_tenant(owner=owner, region="27")
-    tenant.send_window_start, tenant.send_window_end = time(0, 0), time(23, 59, 59)
-    db_session.commit()
+    tenant = make_tenant(
+        owner=owner, region="27", send_window_start=time(0, 0), send_window_end=time(23, 59, 59)
+    )
     session = tenant_session(db_session, tenant)
     pune = [
         add_client(session, f"Pune Steel {n}", f"PS{n}", city="Pune", tags=["steel"])

@@ -17,7 +17,7 @@ from app.messaging.delivery import window_opens_at
 from app.messaging.models import OutboxMessage
 from app.messaging.ratelimit import RateLimiter
 from app.messaging.services import queue_message
-from tenants.models import Tenant
+from app.settings.services import workspace_settings
 from tests.helpers import tenant_session, unique
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -83,11 +83,8 @@ def outbox_row(db_session, message_id) -> OutboxMessage:
 
 
 def set_window(db_session, tenant, start: time, end: time) -> None:
-    db_session.execute(
-        update(Tenant)
-        .where(Tenant.id == tenant.id)
-        .values(send_window_start=start, send_window_end=end)
-    )
+    workspace = workspace_settings(db_session, tenant.id)
+    workspace.send_window_start, workspace.send_window_end = start, end
     db_session.commit()
 
 
@@ -201,11 +198,12 @@ def test_inside_the_window_a_windowed_message_goes(
     assert outbox_row(db_session, message_id).status == expected
 
 
-def a_tenant(start=time(9), end=time(19), every_day=False):
+def a_tenant():
+    return SimpleNamespace(time_zone="Asia/Kolkata", country="IN", region="29")
+
+
+def a_workspace(start=time(9), end=time(19), every_day=False):
     return SimpleNamespace(
-        time_zone="Asia/Kolkata",
-        country="IN",
-        region="29",
         send_window_start=start,
         send_window_end=end,
         send_on_business_days_only=every_day is False,
@@ -234,16 +232,16 @@ def at(zone: str, *parts) -> datetime:
     ],
 )
 def test_window_follows_the_tenants_calendar(now, opens):
-    assert window_opens_at(a_tenant(), None, now.astimezone(UTC)) == (
+    assert window_opens_at(a_tenant(), a_workspace(), None, now.astimezone(UTC)) == (
         opens.astimezone(UTC) if opens else None
     )
 
 
 def test_a_tenant_that_sends_every_day_only_keeps_the_hours():
     saturday_11 = at("Asia/Kolkata", 2026, 11, 28, 11, 0).astimezone(UTC)
-    assert window_opens_at(a_tenant(every_day=True), None, saturday_11) is None
+    assert window_opens_at(a_tenant(), a_workspace(every_day=True), None, saturday_11) is None
     saturday_20 = at("Asia/Kolkata", 2026, 11, 28, 20, 0).astimezone(UTC)
-    assert window_opens_at(a_tenant(every_day=True), None, saturday_20) == at(
+    assert window_opens_at(a_tenant(), a_workspace(every_day=True), None, saturday_20) == at(
         "Asia/Kolkata", 2026, 11, 29, 9, 0
     ).astimezone(UTC)
 
@@ -251,13 +249,15 @@ def test_a_tenant_that_sends_every_day_only_keeps_the_hours():
 def test_window_is_the_recipients_day_not_the_tenants():
     # 10:00 in Kolkata is 15:30 in Sydney: inside for a Kolkata recipient and a Sydney one.
     wednesday_10_kolkata = at("Asia/Kolkata", 2026, 11, 25, 10, 0).astimezone(UTC)
-    assert window_opens_at(a_tenant(), "Australia/Sydney", wednesday_10_kolkata) is None
+    assert (
+        window_opens_at(a_tenant(), a_workspace(), "Australia/Sydney", wednesday_10_kolkata) is None
+    )
     # 16:00 in Kolkata is 21:30 in Sydney: closed there, opens 09:00 Sydney time next day.
     wednesday_16_kolkata = at("Asia/Kolkata", 2026, 11, 25, 16, 0).astimezone(UTC)
-    assert window_opens_at(a_tenant(), None, wednesday_16_kolkata) is None
-    assert window_opens_at(a_tenant(), "Australia/Sydney", wednesday_16_kolkata) == at(
-        "Australia/Sydney", 2026, 11, 26, 9, 0
-    ).astimezone(UTC)
+    assert window_opens_at(a_tenant(), a_workspace(), None, wednesday_16_kolkata) is None
+    assert window_opens_at(
+        a_tenant(), a_workspace(), "Australia/Sydney", wednesday_16_kolkata
+    ) == at("Australia/Sydney", 2026, 11, 26, 9, 0).astimezone(UTC)
 
 
 def test_rate_slots_are_shared_and_paced(redis):

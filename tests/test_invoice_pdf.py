@@ -21,6 +21,7 @@ from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice
 from app.payments import services as payments
 from app.projects.models import Milestone, Project
+from app.settings.services import workspace_settings
 from tenants.binding import TenantSession, bind_tenant
 from tests.helpers import tenant_session
 
@@ -61,14 +62,17 @@ def handed_over(app):
 def books(db_session, make_tenant, make_user, storage_root):
     """A Maharashtra tenant with its workspace settings, and a factory of invoices."""
     owner = make_user()
-    tenant = make_tenant(owner=owner, region="27", name="Udyam Works")
-    tenant.legal_name = "Udyam Works Private Limited"
-    tenant.address = "12 Senapati Bapat Road\nPune 411016"
-    tenant.gstin = MH_GSTIN
-    tenant.pan = "AAPFU0939F"
-    tenant.upi_vpa = "udyam@okhdfc"
-    tenant.payment_instructions = "NEFT to HDFC Bank, A/c 50200012345678, IFSC HDFC0000001"
-    db_session.commit()
+    tenant = make_tenant(
+        owner=owner,
+        region="27",
+        name="Udyam Works",
+        legal_name="Udyam Works Private Limited",
+        address="12 Senapati Bapat Road\nPune 411016",
+        gstin=MH_GSTIN,
+        pan="AAPFU0939F",
+        upi_vpa="udyam@okhdfc",
+        payment_instructions="NEFT to HDFC Bank, A/c 50200012345678, IFSC HDFC0000001",
+    )
     session = tenant_session(db_session, tenant)
     counter = iter(range(1, 1000))
 
@@ -165,7 +169,7 @@ def test_inter_state_invoice_shows_igst(books, handed_over):
 
 def test_export_invoice_carries_the_lut_line(books, handed_over):
     tenant, session, invoice, _ = books
-    tenant.lut_reference = "AD270324000123X"
+    workspace_settings(session, tenant.id).lut_reference = "AD270324000123X"
     text = pdf_text(pdf.render_pdf(session, tenant, invoice(country="US", gstin=None)))
     assert "Supply meant for export under LUT without payment of IGST" in text
     assert "AD270324000123X" in text
@@ -181,10 +185,9 @@ def test_australian_tenant_gets_a_tax_invoice_with_abn_and_gst(
         time_zone="Australia/Sydney",
         currency="AUD",
         name="Harbour Tiles",
+        abn="53004085616",
+        upi_vpa="never@shown",  # not an Indian tenant: no UPI
     )
-    aussie.abn = "53004085616"
-    aussie.upi_vpa = "never@shown"  # not an Indian tenant: no UPI
-    db_session.commit()
     session = tenant_session(db_session, aussie)
     issued = invoice(country="AU", gstin=None, currency="AUD", for_tenant=aussie, use=session)
     assert issued.tax_regime == "au_gst"
@@ -197,9 +200,13 @@ def test_australian_tenant_gets_a_tax_invoice_with_abn_and_gst(
 
 
 def test_other_countries_get_a_plain_invoice(db_session, make_tenant, storage_root):
-    tenant = make_tenant(country="PH", time_zone="Asia/Manila", currency="PHP", name="Luzon Co")
-    tenant.tax_number = "123-456-789-000"
-    db_session.commit()
+    tenant = make_tenant(
+        country="PH",
+        time_zone="Asia/Manila",
+        currency="PHP",
+        name="Luzon Co",
+        tax_number="123-456-789-000",
+    )
     session = tenant_session(db_session, tenant)
     client = Client(
         full_name="Cebu Traders",
@@ -234,7 +241,8 @@ def test_other_countries_get_a_plain_invoice(db_session, make_tenant, storage_ro
 
 def test_upi_link_prefills_payee_amount_still_owed_and_number(books, handed_over):
     tenant, session, invoice, _ = books
-    tenant.legal_name = "Udyam Works & Sons"
+    workspace = workspace_settings(session, tenant.id)
+    workspace.legal_name = "Udyam Works & Sons"
     issued = invoice(amount="1000.00")  # 1,180.00 with GST
     client = session.get(Client, issued.client_id)
     values = {"amount": "400.50", "received_on": "2027-03-01", "method": "upi", "reference": "U1"}
@@ -243,7 +251,7 @@ def test_upi_link_prefills_payee_amount_still_owed_and_number(books, handed_over
     due = payments.outstanding(session, issued)
     assert due == Decimal("779.50")
 
-    link = pdf.upi_link(tenant, issued, due)
+    link = pdf.upi_link(tenant, workspace, issued, due)
     assert link.startswith("upi://pay?pa=udyam@okhdfc&pn=Udyam%20Works%20%26%20Sons&")
     assert "&tr=INV%2F26-27%2F00001" in link and "&tn=Invoice%20INV%2F26-27%2F00001" in link
     params = dict(parse_qsl(urlsplit(link).query))
@@ -269,12 +277,13 @@ def test_no_qr_without_a_vpa_or_once_paid(books, handed_over):
     issued = invoice()
     with_vpa = PdfReader(io.BytesIO(pdf.render_pdf(session, tenant, issued)))
     assert len(with_vpa.pages[0].images) == 1  # the QR code (no logo in these books)
-    tenant.upi_vpa = None
+    workspace = workspace_settings(session, tenant.id)
+    workspace.upi_vpa = None
     assert pdf.invoice_document(session, tenant, issued)["upi"] is None
     data = pdf.render_pdf(session, tenant, issued)
     assert "Scan with any UPI app" not in pdf_text(data)
     assert len(PdfReader(io.BytesIO(data)).pages[0].images) == 0
-    assert not pdf.shows_upi_qr(tenant, issued, Decimal("0.00"))
+    assert not pdf.shows_upi_qr(tenant, workspace, issued, Decimal("0.00"))
 
 
 def test_logo_is_embedded_from_the_tenants_storage_only(books, storage_root, handed_over):
@@ -289,17 +298,18 @@ def test_logo_is_embedded_from_the_tenants_storage_only(books, storage_root, han
     key = tenant_key(tenant.id, "branding", "logo.png")
     (storage_root / key).parent.mkdir(parents=True)
     (storage_root / key).write_bytes(buffer.getvalue())
-    tenant.logo_key = key
+    workspace = workspace_settings(session, tenant.id)
+    workspace.logo_key = key
     with_logo = PdfReader(io.BytesIO(pdf.render_pdf(session, tenant, issued)))
     assert len(with_logo.pages[0].images) == 2  # the logo and the UPI QR code
-    tenant.logo_key = "tenant_999999/branding/logo.png"  # another tenant's folder: ignored
+    workspace.logo_key = "tenant_999999/branding/logo.png"  # another tenant's folder: ignored
     without = PdfReader(io.BytesIO(pdf.render_pdf(session, tenant, issued)))
     assert len(without.pages[0].images) == 1
 
 
 def test_the_fetcher_refuses_files_and_outside_urls(books):
-    tenant, *_ = books
-    fetch = pdf._fetcher_for(tenant)
+    tenant, session, *_ = books
+    fetch = pdf._fetcher_for(workspace_settings(session, tenant.id))
     for url in ("file:///etc/passwd", "http://example.com/logo.png", "https://x/y.css"):
         with pytest.raises(ValueError):
             fetch(url)
@@ -474,9 +484,8 @@ def test_australian_credit_note_is_an_adjustment_note(books, db_session, make_te
         time_zone="Australia/Sydney",
         currency="AUD",
         name="Harbour Tiles",
+        abn="53004085616",
     )
-    aussie.abn = "53004085616"
-    db_session.commit()
     session = tenant_session(db_session, aussie)
     issued = invoice(country="AU", gstin=None, currency="AUD", for_tenant=aussie, use=session)
     note = credits.issue_credit_note(session, aussie, issued, "220.00", "Discount", CREDIT_DAY)

@@ -26,12 +26,17 @@ MH_GSTIN = "27AAPFU0939F1ZV"
 def overdue_invoice(app, db_session, make_tenant, make_user, storage_root):
     """An issued invoice, past due, of a client whose billing contact has e-mail only."""
     owner = make_user()
-    tenant = make_tenant(owner=owner, region="27", name="Udyam Works")
-    tenant.legal_name, tenant.gstin = "Udyam Works Private Limited", MH_GSTIN
-    # Reminders may go at any hour in these tests.
-    tenant.send_window_start, tenant.send_window_end = time(0), time(23, 59, 59)
-    tenant.send_on_business_days_only = False
-    db_session.commit()
+    tenant = make_tenant(
+        owner=owner,
+        region="27",
+        name="Udyam Works",
+        legal_name="Udyam Works Private Limited",
+        gstin=MH_GSTIN,
+        # Reminders may go at any hour in these tests.
+        send_window_start=time(0),
+        send_window_end=time(23, 59, 59),
+        send_on_business_days_only=False,
+    )
     session = tenant_session(db_session, tenant)
     client = Client(
         full_name="Kaveri Builders",

@@ -14,6 +14,7 @@ from app.clients.models import Client
 from app.invoicing import services
 from app.invoicing.models import Invoice
 from app.projects.models import Milestone, MilestoneTransition, Project
+from app.settings.services import workspace_settings
 from tests.helpers import csrf_token_from, tenant_session
 
 MH_GSTIN = "27AAPFU0939F1ZV"  # Maharashtra
@@ -361,7 +362,7 @@ def test_an_invoice_by_hand_follows_the_same_tax_rules(books):
     assert invoice.total == sum(line.total for line in invoice.lines)
     assert invoice.subtotal + invoice.cgst + invoice.sgst == invoice.total
 
-    tenant.lut_reference = "AD270000123456X"
+    workspace_settings(session, tenant.id).lut_reference = "AD270000123456X"
     foreign, _ = project(country="US", gstin=None)
     export = services.draft_by_hand(
         session, tenant, foreign.client, _lines(("Design", "998391", "1", "1000", "18"))
@@ -513,20 +514,21 @@ def test_dispute_resolve_and_write_off(books, db_session):
 
 def test_the_workspace_settings_number_format_gstin_and_lut(books):
     tenant, session, project = books
-    tenant.invoice_number_format = "AC-{fy_short}-{seq:04d}"
-    tenant.gstin = "27AAAAA0000A1Z5"
+    workspace = workspace_settings(session, tenant.id)
+    workspace.invoice_number_format = "AC-{fy_short}-{seq:04d}"
+    workspace.gstin = "27AAAAA0000A1Z5"
     proj, milestones = project()
     invoice = services.draft_from_milestones(session, tenant, proj, milestones, "18", "9983")
     assert invoice.supplier_gstin == "27AAAAA0000A1Z5"
     services.issue(session, tenant, invoice, date(2027, 1, 5))
     assert invoice.number == "AC-26-27-0001"
-    tenant.invoice_number_format = "{series}/{fy}/{fy}/{seq}"  # could exceed 16 characters
+    workspace.invoice_number_format = "{series}/{fy}/{fy}/{seq}"  # could exceed 16 characters
     other, more = project()
     draft = services.draft_from_milestones(session, tenant, other, more, "18", "9983")
     with pytest.raises(services.InvoiceError, match="number format cannot be used"):
         services.issue(session, tenant, draft, date(2027, 1, 5))
-    tenant.invoice_number_format = None
-    assert services.number_format(tenant).template == services.DEFAULT_FORMAT
+    workspace.invoice_number_format = None
+    assert services.number_format(session, tenant).template == services.DEFAULT_FORMAT
 
 
 def test_lifecycle_pages_refuse_with_a_message(books, client, login, make_user, add_member):

@@ -86,9 +86,9 @@ def issue_invoice(session, tenant, client, amount="200000.00", day=date(2026, 10
 @pytest.fixture
 def books(db_session, make_tenant, make_user):
     owner = make_user()
-    tenant = make_tenant(owner=owner, region="27")
-    tenant.upi_vpa, tenant.legal_name = "shree@okhdfc", "Shree Traders Pvt Ltd"
-    db_session.commit()
+    tenant = make_tenant(
+        owner=owner, region="27", upi_vpa="shree@okhdfc", legal_name="Shree Traders Pvt Ltd"
+    )
     session = tenant_session(db_session, tenant)
     client = add_client(session)
     contact = add_contact(session, client, "Asha Rao", email="asha@example.com")

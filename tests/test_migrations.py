@@ -4,6 +4,7 @@ over many tenants, finishing the rest after a failure."""
 from __future__ import annotations
 
 import shutil
+from datetime import time
 
 import psycopg
 import pytest
@@ -27,6 +28,7 @@ SHARED_TABLES = {
     "login_sessions",
     "invitations",
     "outbox_messages",
+    "workspace_settings",
 }
 
 
@@ -61,6 +63,55 @@ def test_shared_schema_from_empty_to_head_and_back(empty_database):
     with empty_database.begin() as conn:
         upgrade_shared(conn)
     assert set(inspect(empty_database).get_table_names(schema="public")) >= SHARED_TABLES
+
+
+def test_workspace_settings_move_to_their_own_table_and_back_with_their_values(empty_database):
+    """Revision 0007 takes each tenant's settings off `tenants` into `workspace_settings`; its
+    downgrade puts them back."""
+    values = {
+        "legal_name": "Udyam Works Private Limited",
+        "gstin": "27AAPFU0939F1ZV",
+        "upi_vpa": "udyam@okhdfc",
+        "brand_colour": "#7a2e8c",
+        "auto_invoice": "issue",
+        "send_window_start": time(8, 30),
+        "send_on_business_days_only": False,
+    }
+    names = ", ".join(values)
+    with empty_database.begin() as conn:
+        upgrade_shared(conn, "0006")
+        conn.execute(
+            text(
+                "INSERT INTO tenants (slug, name, country, time_zone, currency, "
+                f"{names}) VALUES ('udyam', 'Udyam', 'IN', 'Asia/Kolkata', 'INR', "
+                + ", ".join(f":{name}" for name in values)
+                + ")"
+            ),
+            values,
+        )
+        conn.execute(
+            text(
+                "INSERT INTO tenants (slug, name, country, time_zone, currency)"
+                " VALUES ('plain', 'Plain', 'IN', 'Asia/Kolkata', 'INR')"
+            )
+        )
+        upgrade_shared(conn, "0007")
+        moved = conn.execute(
+            text(
+                f"SELECT t.slug, {names}, s.send_window_end FROM workspace_settings s"
+                " JOIN tenants t ON t.id = s.tenant_id ORDER BY t.slug"
+            )
+        ).all()
+    assert [tuple(row) for row in moved] == [
+        ("plain", None, None, None, "#1f5f8b", "off", time(9), True, time(19)),
+        ("udyam", *values.values(), time(19)),
+    ]
+    assert "gstin" not in {c["name"] for c in inspect(empty_database).get_columns("tenants")}
+    with empty_database.begin() as conn:
+        downgrade_shared(conn, "0006")
+        back = conn.execute(text(f"SELECT {names} FROM tenants WHERE slug = 'udyam'")).one()
+    assert tuple(back) == tuple(values.values())
+    assert "workspace_settings" not in inspect(empty_database).get_table_names(schema="public")
 
 
 def test_tenant_schema_from_empty_to_head_and_back(empty_database):

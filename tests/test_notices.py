@@ -164,12 +164,17 @@ class Books:
 
 def make_books(app, db_session, make_tenant, make_user) -> Books:
     owner = make_user()
-    tenant = make_tenant(owner=owner, region="27", name="Udyam Works")
-    tenant.legal_name, tenant.gstin = "Udyam Works Private Limited", MH_GSTIN
-    tenant.upi_vpa = "udyam@upi"
-    tenant.send_window_start, tenant.send_window_end = time(0), time(23, 59, 59)
-    tenant.send_on_business_days_only = False
-    db_session.commit()
+    tenant = make_tenant(
+        owner=owner,
+        region="27",
+        name="Udyam Works",
+        legal_name="Udyam Works Private Limited",
+        gstin=MH_GSTIN,
+        upi_vpa="udyam@upi",
+        send_window_start=time(0),
+        send_window_end=time(23, 59, 59),
+        send_on_business_days_only=False,
+    )
     return Books(app, db_session, tenant, owner)
 
 

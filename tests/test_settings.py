@@ -5,12 +5,14 @@ file following the transaction (removed on rollback, the old one deleted after c
 from __future__ import annotations
 
 import io
+from datetime import time
 
 import pytest
 
 from app.core.storage import get_storage
 from app.core.tax_ids import gstin_check_character
 from app.settings import services
+from app.settings.models import WorkspaceSettings
 from tenants.models import Tenant
 from tests.helpers import csrf_token_from, tenant_session
 
@@ -101,13 +103,14 @@ def test_page_saves_all_or_nothing_and_shows_errors_by_field(
     assert 'id="upi_vpa-error"' in refused.text and "name@bank" in refused.text
     assert 'value="Acme Engineering LLP"' in refused.text  # what was typed is kept
     db_session.expire_all()
-    assert db_session.get(Tenant, tenant.id).legal_name is None
+    assert services.workspace_settings(db_session, tenant.id).legal_name is None
 
     saved = client.post(url, data=form)
     assert saved.status_code == 303
     db_session.expire_all()
-    stored = db_session.get(Tenant, tenant.id)
-    assert (stored.legal_name, stored.gstin, stored.region, stored.upi_vpa) == (
+    stored = services.workspace_settings(db_session, tenant.id)
+    region = db_session.get(Tenant, tenant.id).region
+    assert (stored.legal_name, stored.gstin, region, stored.upi_vpa) == (
         "Acme Engineering LLP",
         KA_GSTIN,
         "Karnataka",
@@ -153,13 +156,13 @@ def test_logo_upload_replace_and_refusals(
     assert refused.status_code == 422 and "PNG or JPEG" in refused.text
     assert send(PNG, "logo.png").status_code == 303
     db_session.expire_all()
-    first = db_session.get(Tenant, tenant.id).logo_key
+    first = services.workspace_settings(db_session, tenant.id).logo_key
     shown = client.get(upload)
     assert (shown.status_code, shown.mimetype, shown.data) == (200, "image/png", PNG)
 
     assert send(JPEG, "logo.jpg").status_code == 303
     db_session.expire_all()
-    second = db_session.get(Tenant, tenant.id).logo_key
+    second = services.workspace_settings(db_session, tenant.id).logo_key
     assert second != first and second.endswith(".jpg")
     assert not (storage_root / first).exists()  # the old file went with the commit
     assert client.get(upload).data == JPEG
@@ -177,3 +180,21 @@ def test_a_logo_written_in_a_rolled_back_transaction_is_removed(
     assert (storage_root / logo.key).exists()
     session.rollback()
     assert not (storage_root / logo.key).exists()
+
+
+def test_a_new_workspace_gets_its_settings_row_with_the_defaults_on_first_use(
+    make_tenant, db_session
+):
+    tenant, other = make_tenant(), make_tenant(legal_name="Other Traders LLP")
+    assert db_session.get(WorkspaceSettings, tenant.id) is None  # create_tenant makes none
+    workspace = services.workspace_settings(db_session, tenant.id)
+    assert workspace.tenant_id == tenant.id and workspace.legal_name is None
+    assert (workspace.brand_colour, workspace.auto_invoice, workspace.approval_required) == (
+        "#1f5f8b",
+        "off",
+        False,
+    )
+    assert (workspace.send_window_start, workspace.send_window_end) == (time(9), time(19))
+    assert workspace.send_on_business_days_only is True
+    assert services.workspace_settings(db_session, tenant.id) is workspace  # loaded once
+    assert services.workspace_settings(db_session, other.id).legal_name == "Other Traders LLP"

@@ -15,6 +15,7 @@ from app.aging.services import AgingReport, Buckets
 from app.clients.exports import safe_cell
 from app.core.money import format_money
 from app.invoicing.pdf import LOGO_URL, brand_colour, html_to_pdf, logo_key
+from app.settings.models import WorkspaceSettings
 
 PDF_TEMPLATE = "pdf/aging_report.html"
 
@@ -64,7 +65,12 @@ def report_xlsx(report: AgingReport, buckets: Buckets, today: date) -> bytes:
 
 
 def report_pdf(
-    tenant, report: AgingReport, buckets: Buckets, today: date, filters_text: str
+    tenant,
+    workspace: WorkspaceSettings,
+    report: AgingReport,
+    buckets: Buckets,
+    today: date,
+    filters_text: str,
 ) -> bytes:
     """The report printed on A4 landscape, branded like the invoice (logo, brand colour), from
     plain already-formatted values."""
@@ -74,9 +80,9 @@ def report_pdf(
 
     doc = {
         "title": "Accounts receivable aging",
-        "tenant_name": tenant.legal_name or tenant.name,
-        "brand_colour": brand_colour(tenant.brand_colour),
-        "has_logo": bool(logo_key(tenant)),
+        "tenant_name": workspace.legal_name or tenant.name,
+        "brand_colour": brand_colour(workspace.brand_colour),
+        "has_logo": bool(logo_key(workspace)),
         "logo_url": LOGO_URL,
         "as_of": today.strftime("%d %b %Y"),
         "filters": filters_text,
@@ -99,4 +105,4 @@ def report_pdf(
             for t in report.totals
         ],
     }
-    return html_to_pdf(render_template(PDF_TEMPLATE, doc=doc), tenant)
+    return html_to_pdf(render_template(PDF_TEMPLATE, doc=doc), workspace)

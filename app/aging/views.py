@@ -14,6 +14,7 @@ from app.clients.models import Client
 from app.core.clock import tenant_today
 from app.core.pages import render_page, toast
 from app.extensions import db
+from app.settings.services import workspace_settings
 from tenants.context import require_permission
 from tenants.models import User
 
@@ -109,7 +110,14 @@ def export(kind: str):
     elif kind == "xlsx":
         body = exports.report_xlsx(report, buckets, today)
     else:
-        body = exports.report_pdf(g.tenant, report, buckets, today, _filters_text(filters, buckets))
+        body = exports.report_pdf(
+            g.tenant,
+            workspace_settings(db.session, g.tenant.id),
+            report,
+            buckets,
+            today,
+            _filters_text(filters, buckets),
+        )
     name = f"ar-aging-{today.isoformat()}.{kind}"
     return Response(
         body,

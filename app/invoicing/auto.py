@@ -45,7 +45,6 @@ def invoice_when_done(
                 project,
                 [milestone],
                 hsn_sac=services.DEFAULT_SAC,
-                lut_reference=tenant.lut_reference,
             )
             if project.auto_invoice == "issue":
                 services.issue(session, tenant, invoice, today, user_id=user_id)

@@ -162,7 +162,7 @@ def issue_credit_note(
     note.amount_in_words = amount_in_words(value, currency) if currency else ""
     note.lines = lines
     note.number = next_invoice_number(
-        session, note.series, note.fiscal_year, number_format(tenant, CREDIT_NOTE_SERIES)
+        session, note.series, note.fiscal_year, number_format(session, tenant, CREDIT_NOTE_SERIES)
     )
     session.add(note)
     session.flush()

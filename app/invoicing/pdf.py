@@ -45,7 +45,9 @@ from app.core.storage import delete_after_commit, get_storage, save_in_transacti
 from app.core.transaction_hooks import on_commit
 from app.invoicing.balance import outstanding
 from app.invoicing.models import CreditNote, Invoice
-from tenants.binding import bound_tenant_id
+from app.settings.models import WorkspaceSettings
+from app.settings.services import workspace_settings
+from tenants.binding import bound_tenant_id, schema_for_tenant_id
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +100,12 @@ def pdf_filename(invoice: Invoice | CreditNote) -> str:
     return f"{stem or f'draft-{invoice.id}'}.pdf"
 
 
-def shows_upi_qr(tenant, invoice: Invoice, amount_due: Decimal) -> bool:
+def shows_upi_qr(
+    tenant, workspace: WorkspaceSettings, invoice: Invoice, amount_due: Decimal
+) -> bool:
     return bool(
         (tenant.country or "").upper() == "IN"
-        and tenant.upi_vpa
+        and workspace.upi_vpa
         and invoice.currency == "INR"
         and invoice.number
         and invoice.status not in UNSTORED_STATUSES
@@ -109,19 +113,19 @@ def shows_upi_qr(tenant, invoice: Invoice, amount_due: Decimal) -> bool:
     )
 
 
-def payee_name(tenant) -> str:
-    return tenant.legal_name or tenant.name
+def payee_name(tenant, workspace: WorkspaceSettings) -> str:
+    return workspace.legal_name or tenant.name
 
 
-def upi_link(tenant, invoice: Invoice, amount_due: Decimal) -> str:
+def upi_link(tenant, workspace: WorkspaceSettings, invoice: Invoice, amount_due: Decimal) -> str:
     """The NPCI UPI deep link (UPI Linking Specification): payee address and name, the amount
     still owed with two decimals, INR, a note and the invoice number as the reference. Every
     value is percent-encoded (a space is %20, `/` in the number is %2F): UPI apps parse the
     query themselves and not all of them read `+` as a space."""
     note = f"Invoice {invoice.number}"[:UPI_NOTE_LENGTH]
     params = [
-        ("pa", tenant.upi_vpa.strip()),
-        ("pn", payee_name(tenant)),
+        ("pa", workspace.upi_vpa.strip()),
+        ("pn", payee_name(tenant, workspace)),
         ("am", f"{to_money(amount_due):.2f}"),
         ("cu", "INR"),
         ("tn", note),
@@ -162,25 +166,25 @@ def _tax_id(country: str, abn: str | None) -> str | None:
     return abn
 
 
-def _supplier(tenant, invoice: Invoice) -> dict:
+def _supplier(tenant, workspace: WorkspaceSettings, invoice: Invoice) -> dict:
     country = (tenant.country or "").upper()
     ids = []
     if country == "IN":
-        gstin = invoice.supplier_gstin or tenant.gstin
+        gstin = invoice.supplier_gstin or workspace.gstin
         if gstin:
             ids.append(("GSTIN", gstin))
-        if tenant.pan:
-            ids.append(("PAN", tenant.pan))
-    elif country == "AU" and tenant.abn:
-        ids.append(("ABN", _tax_id("AU", tenant.abn)))
-    if tenant.tax_number and not ids:
-        ids.append(("Tax number", tenant.tax_number))
+        if workspace.pan:
+            ids.append(("PAN", workspace.pan))
+    elif country == "AU" and workspace.abn:
+        ids.append(("ABN", _tax_id("AU", workspace.abn)))
+    if workspace.tax_number and not ids:
+        ids.append(("Tax number", workspace.tax_number))
     return {
-        "name": tenant.legal_name or tenant.name,
+        "name": workspace.legal_name or tenant.name,
         "trading_name": tenant.name
-        if tenant.legal_name and tenant.legal_name != tenant.name
+        if workspace.legal_name and workspace.legal_name != tenant.name
         else None,
-        "address": tenant.address or "",
+        "address": workspace.address or "",
         "ids": ids,
     }
 
@@ -225,6 +229,7 @@ def _tax_document(session: Session, tenant, invoice: Invoice, lines, totals) -> 
 
     country = (tenant.country or "").upper()
     currency = invoice.currency
+    workspace = workspace_settings(session, tenant.id)
 
     def money(amount) -> str:
         return format_money(amount, currency, country)
@@ -248,10 +253,10 @@ def _tax_document(session: Session, tenant, invoice: Invoice, lines, totals) -> 
     ]
     return {
         "country": country,
-        "brand_colour": brand_colour(tenant.brand_colour),
-        "has_logo": bool(logo_key(tenant)),
+        "brand_colour": brand_colour(workspace.brand_colour),
+        "has_logo": bool(logo_key(workspace)),
         "logo_url": LOGO_URL,
-        "supplier": _supplier(tenant, invoice),
+        "supplier": _supplier(tenant, workspace, invoice),
         "recipient": _recipient(session.get(Client, invoice.client_id), invoice, country),
         "place_of_supply": (
             f"{invoice.place_of_supply} – {state_name(invoice.place_of_supply)}"
@@ -287,16 +292,17 @@ def invoice_document(session: Session, tenant, invoice: Invoice) -> dict:
     written_off = to_money(invoice.written_off_amount or 0)
     # What the amount due is short of the total by, less credit notes and write-off: cash + TDS.
     paid = to_money(invoice.total) - amount_due - credited - written_off
+    workspace = workspace_settings(session, tenant.id)
     upi = None
-    if shows_upi_qr(tenant, invoice, amount_due):
-        link = upi_link(tenant, invoice, amount_due)
+    if shows_upi_qr(tenant, workspace, invoice, amount_due):
+        link = upi_link(tenant, workspace, invoice, amount_due)
         upi = {
             "link": link,
             "qr": upi_qr_image(link),
-            "vpa": tenant.upi_vpa,
+            "vpa": workspace.upi_vpa,
             "amount": money(amount_due),
         }
-    lut = invoice.lut_reference or tenant.lut_reference
+    lut = invoice.lut_reference or workspace.lut_reference
     return document | {
         "title": "Tax invoice" if country in TAX_INVOICE_COUNTRIES else "Invoice",
         "mark": {"draft": "DRAFT", "void": "VOID"}.get(invoice.status),
@@ -321,7 +327,7 @@ def invoice_document(session: Session, tenant, invoice: Invoice) -> dict:
         "shows_balance": paid > 0 or bool(notes) or written_off > 0,
         "amount_due": money(amount_due),
         "amount_due_value": amount_due,
-        "payment_instructions": tenant.payment_instructions or "",
+        "payment_instructions": workspace.payment_instructions or "",
         "upi": upi,
     }
 
@@ -360,27 +366,31 @@ def credit_note_document(session: Session, tenant, note: CreditNote) -> dict:
 # Rendering ---------------------------------------------------------------------------------
 
 
-def logo_key(tenant) -> str | None:
-    key = tenant.logo_key
+def logo_key(workspace: WorkspaceSettings) -> str | None:
+    key = workspace.logo_key
     # Only a file in this tenant's own folder, whatever the column says.
-    if key and key.startswith(f"{tenant.schema}/"):
+    if key and key.startswith(f"{schema_for_tenant_id(workspace.tenant_id)}/"):
         return key
     return None
 
 
-def _logo_bytes(tenant) -> tuple[bytes, str] | None:
-    key = logo_key(tenant)
+def _logo_bytes(workspace: WorkspaceSettings) -> tuple[bytes, str] | None:
+    key = logo_key(workspace)
     if key is None:
         return None
     try:
         with get_storage(current_app).open(key) as stream:
             data = stream.read(MAX_LOGO_BYTES + 1)
     except (FileNotFoundError, ValueError):
-        log.warning("logo %s of tenant %s is missing; rendering without it", key, tenant.id)
+        log.warning(
+            "logo %s of tenant %s is missing; rendering without it", key, workspace.tenant_id
+        )
         return None
     if len(data) > MAX_LOGO_BYTES:
         log.warning(
-            "logo of tenant %s is over %d bytes; rendering without it", tenant.id, MAX_LOGO_BYTES
+            "logo of tenant %s is over %d bytes; rendering without it",
+            workspace.tenant_id,
+            MAX_LOGO_BYTES,
         )
         return None
     head = data[:16].lstrip()
@@ -392,7 +402,7 @@ def _logo_bytes(tenant) -> tuple[bytes, str] | None:
     return data, mime
 
 
-def _fetcher_for(tenant):
+def _fetcher_for(workspace: WorkspaceSettings):
     """WeasyPrint's only way out: the tenant's logo and inline `data:` URLs, nothing else
     (`file:`, `http(s):` and the rest are refused before any handler sees them)."""
     from weasyprint.urls import URLFetcher, URLFetcherResponse
@@ -400,7 +410,7 @@ def _fetcher_for(tenant):
     class TenantAssetFetcher(URLFetcher):
         def fetch(self, url, headers=None):
             if url == LOGO_URL:
-                logo = _logo_bytes(tenant)
+                logo = _logo_bytes(workspace)
                 if logo is None:
                     raise ValueError("no logo")
                 return URLFetcherResponse(url, logo[0], {"Content-Type": logo[1]})
@@ -438,31 +448,33 @@ def tax_document_stylesheet(colour: str):
     return _parsed_stylesheet(css)
 
 
-def html_to_pdf(html: str, tenant, stylesheet=None) -> bytes:
+def html_to_pdf(html: str, workspace: WorkspaceSettings, stylesheet=None) -> bytes:
+    """The page as PDF; it may show the workspace's logo and nothing else from outside."""
     from weasyprint import HTML
 
-    return HTML(string=html, url_fetcher=_fetcher_for(tenant)).write_pdf(
+    return HTML(string=html, url_fetcher=_fetcher_for(workspace)).write_pdf(
         stylesheets=[stylesheet] if stylesheet is not None else None,
         font_config=_font_config(),
     )
 
 
-def tax_document_pdf(template: str, document: dict, tenant) -> bytes:
+def tax_document_pdf(template: str, document: dict, workspace: WorkspaceSettings) -> bytes:
     """An invoice or credit note document (`invoice_document`, `credit_note_document`) as PDF."""
     html = render_template(template, doc=document)
-    return html_to_pdf(html, tenant, tax_document_stylesheet(document["brand_colour"]))
+    return html_to_pdf(html, workspace, tax_document_stylesheet(document["brand_colour"]))
 
 
 def render_pdf(session: Session, tenant, invoice: Invoice) -> bytes:
     """The invoice as PDF bytes (A4). Needs an app context (templates, storage)."""
-    return tax_document_pdf(TEMPLATE, invoice_document(session, tenant, invoice), tenant)
+    document = invoice_document(session, tenant, invoice)
+    return tax_document_pdf(TEMPLATE, document, workspace_settings(session, tenant.id))
 
 
 def render_credit_note_pdf(session: Session, tenant, note: CreditNote) -> bytes:
     """The credit note (an adjustment note in Australia) as PDF bytes, rendered on demand: a
     note never changes once issued, and it is rendered only when someone asks for it."""
     document = credit_note_document(session, tenant, note)
-    return tax_document_pdf(CREDIT_NOTE_TEMPLATE, document, tenant)
+    return tax_document_pdf(CREDIT_NOTE_TEMPLATE, document, workspace_settings(session, tenant.id))
 
 
 # Storing -----------------------------------------------------------------------------------
@@ -488,7 +500,7 @@ def store_pdf(session: Session, tenant, invoice: Invoice) -> bytes:
     if bound_tenant_id(session) != tenant.id:
         raise ValueError("the session is not bound to this invoice's tenant")
     document = invoice_document(session, tenant, invoice)
-    data = tax_document_pdf(TEMPLATE, document, tenant)
+    data = tax_document_pdf(TEMPLATE, document, workspace_settings(session, tenant.id))
     stem = pdf_filename(invoice).removesuffix(".pdf")
     due = document["amount_due_value"]
     name = f"{stem}.due-{due:.2f}.{secrets.token_hex(6)}.pdf"

@@ -42,6 +42,8 @@ from app.invoicing.numbering import next_invoice_number
 from app.invoicing.words import CURRENCIES, amount_in_words
 from app.projects.models import Milestone, Project
 from app.projects.services import effective_terms, record_move
+from app.settings.models import WorkspaceSettings
+from app.settings.services import workspace_settings
 
 DEFAULT_SERIES = "INV"
 # SAC 9983, "other professional, technical and business services": project work unless a
@@ -133,7 +135,9 @@ class TaxSetting:
         return line, tax
 
 
-def tax_setting(tenant, client: Client, lut_reference: str | None = None) -> TaxSetting:
+def tax_setting(
+    tenant, workspace: WorkspaceSettings, client: Client, lut_reference: str | None = None
+) -> TaxSetting:
     """The regime follows `gst.tax_regime`: the supplier is the tenant (its country and state),
     the recipient the client (its GSTIN's state, else its state); a client outside India is an
     export, zero-rated under the tenant's LUT (the workspace's LUT reference unless one is
@@ -158,12 +162,12 @@ def tax_setting(tenant, client: Client, lut_reference: str | None = None) -> Tax
         ) from None
     lut = None
     if regime == "export":
-        lut = lut_reference or getattr(tenant, "lut_reference", None) or None
+        lut = lut_reference or workspace.lut_reference or None
     return TaxSetting(regime, place, lut)
 
 
 def _new_draft(
-    tenant,
+    workspace: WorkspaceSettings,
     client: Client,
     setting: TaxSetting,
     currency: str,
@@ -176,7 +180,7 @@ def _new_draft(
         series=DEFAULT_SERIES,
         status="draft",
         currency=currency,
-        supplier_gstin=getattr(tenant, "gstin", None) or None,
+        supplier_gstin=workspace.gstin or None,
         recipient_gstin=client.gstin,
         place_of_supply=setting.place_of_supply,
         tax_regime=setting.regime,
@@ -236,11 +240,12 @@ def draft_from_milestones(
         raise InvoiceError(f"Already on an invoice that is not void: {names}.")
 
     client = project.client
-    setting = tax_setting(tenant, client, lut_reference)
+    workspace = workspace_settings(session, tenant.id)
+    setting = tax_setting(tenant, workspace, client, lut_reference)
     rate = default_tax_rate(tenant.country) if tax_rate in (None, "") else tax_rate
     if isinstance(rate, float):
         raise InvoiceError("A tax rate must not be a float.")
-    invoice = _new_draft(tenant, client, setting, project.currency, project.id, reverse_charge)
+    invoice = _new_draft(workspace, client, setting, project.currency, project.id, reverse_charge)
     lines, taxes = [], []
     for position, milestone in enumerate(locked, start=1):
         line, tax = setting.line(
@@ -302,9 +307,10 @@ def draft_by_hand(
     if client is None:
         errors["client_id"] = "Choose the client to invoice."
     setting = None
+    workspace = workspace_settings(session, tenant.id)
     if client is not None:
         try:
-            setting = tax_setting(tenant, client)
+            setting = tax_setting(tenant, workspace, client)
         except InvoiceError as error:
             errors["client_id"] = str(error)
     rows = [(i, line) for i, line in enumerate(lines) if not line.is_blank]
@@ -349,7 +355,7 @@ def draft_by_hand(
     if errors:
         raise InvoiceInvalid(errors)
     currency = client.currency or tenant.currency
-    invoice = _new_draft(tenant, client, setting, currency, None, reverse_charge)
+    invoice = _new_draft(workspace, client, setting, currency, None, reverse_charge)
     return _finish_draft(session, invoice, built, taxes)
 
 
@@ -405,13 +411,13 @@ def due_date(
     return Due(roll_forward(day, country, subdivision), note)
 
 
-def number_format(tenant, series: str = DEFAULT_SERIES) -> NumberFormat:
+def number_format(session: Session, tenant, series: str = DEFAULT_SERIES) -> NumberFormat:
     """The invoice series uses the workspace's own format when it has one (checked here again,
     so a format that could break GST Rule 46 is refused at issue rather than printed); other
     series (credit notes) keep "{series}/{fy_short}/{seq:05d}", so they never look like an
     invoice number."""
     if series == DEFAULT_SERIES:
-        template = getattr(tenant, "invoice_number_format", None) or DEFAULT_FORMAT
+        template = workspace_settings(session, tenant.id).invoice_number_format or DEFAULT_FORMAT
     else:
         template = "{series}/{fy_short}/{seq:05d}"
     try:
@@ -456,7 +462,7 @@ def issue(
     invoice.issue_date = today
     invoice.due_date = due.day
     invoice.issued_at = datetime.now(UTC)
-    fmt = fmt or number_format(tenant, invoice.series)
+    fmt = fmt or number_format(session, tenant, invoice.series)
     invoice.number = next_invoice_number(session, invoice.series, invoice.fiscal_year, fmt)
     invoice.status = "issued"
     session.flush()

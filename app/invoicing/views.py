@@ -22,6 +22,7 @@ from app.invoicing.models import Invoice
 from app.message_templates import invoice_mail
 from app.projects import services as projects
 from app.projects.models import Milestone, Project
+from app.settings.services import workspace_settings
 from tenants.context import require_permission
 
 blueprint = Blueprint("invoicing", __name__, url_prefix="/t/<tenant_slug>/invoices")
@@ -210,6 +211,7 @@ def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict
         recipients=invoice_mail.recipients(db.session, invoice) if sendable else [],
         send_purposes=invoice_mail.PURPOSES,
         send_channels=invoice_mail.CHANNEL_NAMES,
+        workspace=workspace_settings(db.session, g.tenant.id),
         form_key=secrets.token_urlsafe(18),
         open_dispute=_open_dispute(invoice),
     )

@@ -43,6 +43,8 @@ from app.message_templates.sandbox import (
     meter_template,
     metered,
 )
+from app.settings.models import WorkspaceSettings
+from app.settings.services import workspace_settings
 
 MAX_BODY = 10_000
 MAX_SUBJECT = 1_000  # of the subject as written; rendered, it is cut to one line (998)
@@ -405,12 +407,12 @@ def _day(value: date | None) -> str:
     return value.strftime("%d %b %Y") if value else ""
 
 
-def tenant_vars(tenant) -> dict:
+def tenant_vars(tenant, workspace: WorkspaceSettings) -> dict:
     return {
         "name": tenant.name,
-        "legal_name": tenant.legal_name or tenant.name,
-        "gstin": tenant.gstin or "",
-        "upi_vpa": tenant.upi_vpa or "",
+        "legal_name": workspace.legal_name or tenant.name,
+        "gstin": workspace.gstin or "",
+        "upi_vpa": workspace.upi_vpa or "",
     }
 
 
@@ -473,8 +475,9 @@ def message_context(
     from app.invoicing.balance import outstanding
     from app.invoicing.pdf import shows_upi_qr, upi_link
 
+    workspace = workspace_settings(session, tenant.id)
     context = {
-        "tenant": tenant_vars(tenant),
+        "tenant": tenant_vars(tenant, workspace),
         "client": client_vars(client),
         "contact": contact_vars(contact),
         "invoice": _empty_invoice(),
@@ -511,8 +514,8 @@ def message_context(
             balance + interest,
             interest,
         )
-        if shows_upi_qr(tenant, invoice, balance):
-            context["payment_link"] = upi_link(tenant, invoice, balance)
+        if shows_upi_qr(tenant, workspace, invoice, balance):
+            context["payment_link"] = upi_link(tenant, workspace, invoice, balance)
     return context
 
 

@@ -36,6 +36,8 @@ from app.messaging import services
 from app.messaging.models import OutboxMessage
 from app.messaging.ratelimit import RateLimiter, next_utc_midnight
 from app.messaging.secret_links import fill_in, open_link
+from app.settings.models import WorkspaceSettings
+from app.settings.services import workspace_settings
 from tenants.binding import bound_tenant_id
 
 log = logging.getLogger(__name__)
@@ -265,6 +267,7 @@ def deliver_batch(session: Session, message_ids: list[int], redis) -> Counter:
     config = current_app.config
     tenant_id = bound_tenant_id(session)
     tenant = _tenant(session, tenant_id)
+    workspace = workspace_settings(session, tenant_id) if tenant is not None else None
     lease = timedelta(seconds=config["MESSAGE_LEASE_SECONDS"])
     claimed = claim_batch(session, message_ids, tenant_id, lease)
     session.commit()
@@ -277,7 +280,7 @@ def deliver_batch(session: Session, message_ids: list[int], redis) -> Counter:
     try:
         by_route: dict[str, list] = {}
         for message in claimed:
-            held = _hold_back(writer, message, tenant, routes, contacts)
+            held = _hold_back(writer, message, tenant, workspace, routes, contacts)
             if held:
                 outcomes[held] += 1
             else:
@@ -355,7 +358,12 @@ def _contacts_of(session: Session, messages: list[Row]) -> dict:
 
 
 def _hold_back(
-    writer: OutcomeWriter, message, tenant, routes: Routes, contacts: dict
+    writer: OutcomeWriter,
+    message,
+    tenant,
+    workspace: WorkspaceSettings | None,
+    routes: Routes,
+    contacts: dict,
 ) -> str | None:
     """The outcome of a message that may not go now (no consent, outside the sending window,
     no connected channel), recorded; None for one that may go."""
@@ -363,7 +371,7 @@ def _hold_back(
     if refusal:
         return _finish(writer, message, status="suppressed", last_error=refusal)
     if message.windowed and tenant is not None:
-        opens = window_opens_at(tenant, message.recipient_time_zone, datetime.now(UTC))
+        opens = window_opens_at(tenant, workspace, message.recipient_time_zone, datetime.now(UTC))
         if opens is not None:
             return _put_back(writer, message, opens, "waits for the sending window")
     if routes.get(_route_name(message)) is None:
@@ -566,17 +574,19 @@ def consent_refusal(message: OutboxMessage, contact) -> str | None:
     return None
 
 
-def window_opens_at(tenant, recipient_time_zone: str | None, now: datetime) -> datetime | None:
+def window_opens_at(
+    tenant, workspace: WorkspaceSettings, recipient_time_zone: str | None, now: datetime
+) -> datetime | None:
     """None when `now` is inside the tenant's sending window (between its start and end time
     in the recipient's time zone, on a business day of the tenant's calendar unless the
-    tenant sends every day); else when it next opens."""
+    tenant sends every day: the workspace's settings); else when it next opens."""
     zone = ZoneInfo(recipient_time_zone or tenant.time_zone)
     local = now.astimezone(zone)
-    start, end = tenant.send_window_start, tenant.send_window_end
+    start, end = workspace.send_window_start, workspace.send_window_end
     subdivision = subdivision_for(tenant.country, tenant.region)
 
     def open_day(day) -> bool:
-        if not tenant.send_on_business_days_only:
+        if not workspace.send_on_business_days_only:
             return True
         return is_business_day(day, tenant.country, subdivision)
 

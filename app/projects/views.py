@@ -17,7 +17,7 @@ from app.library import services as library
 from app.library.tenant import services as my_templates
 from app.projects import services
 from app.projects.models import DUE_RULES
-from app.settings.services import AUTO_INVOICE_CHOICES
+from app.settings.services import AUTO_INVOICE_CHOICES, workspace_settings
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("projects", __name__, url_prefix="/t/<tenant_slug>/projects")
@@ -82,11 +82,12 @@ def new():
     client = clients.get_client(db.session, client_id) if client_id else None
     if client is None:
         abort(404)
+    workspace = workspace_settings(db.session, g.tenant.id)
     values = {
         "currency": client.currency,
         "start_date": tenant_today(db.session).isoformat(),
-        "requires_approval": "1" if g.tenant.approval_required else "",
-        "auto_invoice": g.tenant.auto_invoice,
+        "requires_approval": "1" if workspace.approval_required else "",
+        "auto_invoice": workspace.auto_invoice,
     }
     errors = {}
     if request.method == "POST":

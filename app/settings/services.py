@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from datetime import time
 from typing import BinaryIO
 
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.core.number_formats import NumberFormat, NumberFormatError
 from app.core.regions import GST_STATES, region_code
 from app.core.storage import Storage, delete_after_commit, save_in_transaction, tenant_key
 from app.core.tax_ids import check_abn, check_gstin_and_pan
+from app.settings.models import WorkspaceSettings
 from tenants.models import Tenant
 
 AUTO_INVOICE_CHOICES = (
@@ -58,12 +60,28 @@ class SettingsError(ValueError):
     """A request the settings rules refuse; the message says why."""
 
 
-def form_values(tenant: Tenant) -> dict[str, str]:
-    values = {name: getattr(tenant, name) for name in FIELDS}
-    values["approval_required"] = "1" if tenant.approval_required else ""
-    values["send_on_business_days_only"] = "1" if tenant.send_on_business_days_only else ""
+def workspace_settings(session: Session, tenant_id: int) -> WorkspaceSettings:
+    """The workspace's settings row, made with the defaults on first use (a new tenant has
+    none: the tenancy core that creates it knows nothing of settings). The row is looked up by
+    its key, the tenant id, so a request or job that asks again gets the one already loaded."""
+    found = session.get(WorkspaceSettings, tenant_id)
+    if found is None:
+        session.execute(
+            insert(WorkspaceSettings)
+            .values(tenant_id=tenant_id)
+            .on_conflict_do_nothing(index_elements=[WorkspaceSettings.tenant_id])
+        )
+        found = session.get(WorkspaceSettings, tenant_id)
+    return found
+
+
+def form_values(tenant: Tenant, workspace: WorkspaceSettings) -> dict[str, str]:
+    values = {name: getattr(workspace, name) for name in FIELDS if name != "region"}
+    values["region"] = tenant.region
+    values["approval_required"] = "1" if workspace.approval_required else ""
+    values["send_on_business_days_only"] = "1" if workspace.send_on_business_days_only else ""
     for name in ("send_window_start", "send_window_end"):
-        values[name] = getattr(tenant, name).strftime("%H:%M")
+        values[name] = getattr(workspace, name).strftime("%H:%M")
     return {name: "" if value is None else str(value) for name, value in values.items()}
 
 
@@ -175,8 +193,10 @@ def save_settings(session: Session, tenant: Tenant, values: Mapping) -> dict[str
     out, errors = clean_settings(values, tenant)
     if errors:
         return errors
+    tenant.region = out.pop("region")  # part of the workspace's identity, kept on the tenant
+    workspace = workspace_settings(session, tenant.id)
     for name, value in out.items():
-        setattr(tenant, name, value)
+        setattr(workspace, name, value)
     session.flush()
     return {}
 
@@ -205,7 +225,8 @@ def save_logo(session: Session, storage: Storage, tenant: Tenant, stream: Binary
     extension, content_type = kind
     key = tenant_key(tenant.id, "branding", f"logo-{secrets.token_hex(6)}.{extension}")
     save_in_transaction(session, storage, key, io.BytesIO(data))
-    previous, tenant.logo_key = tenant.logo_key, key
+    workspace = workspace_settings(session, tenant.id)
+    previous, workspace.logo_key = workspace.logo_key, key
     session.flush()
     if previous:
         delete_after_commit(session, storage, previous)
@@ -213,7 +234,8 @@ def save_logo(session: Session, storage: Storage, tenant: Tenant, stream: Binary
 
 
 def remove_logo(session: Session, storage: Storage, tenant: Tenant) -> None:
-    previous, tenant.logo_key = tenant.logo_key, None
+    workspace = workspace_settings(session, tenant.id)
+    previous, workspace.logo_key = workspace.logo_key, None
     session.flush()
     if previous:
         delete_after_commit(session, storage, previous)

@@ -15,11 +15,13 @@ blueprint = Blueprint("settings", __name__, url_prefix="/t/<tenant_slug>/setting
 
 
 def _page(values=None, errors=None, logo_error=None, status=200):
+    workspace = services.workspace_settings(db.session, g.tenant.id)
     return render_page(
         "settings/index.html",
         status=status,
         tenant=g.tenant,
-        values=values or services.form_values(g.tenant),
+        workspace=workspace,
+        values=values or services.form_values(g.tenant, workspace),
         errors=errors or {},
         logo_error=logo_error,
         auto_invoice_choices=services.AUTO_INVOICE_CHOICES,
@@ -67,7 +69,7 @@ def remove_logo():
 @blueprint.get("/logo")
 @require_permission("dashboard.view")
 def logo():
-    key = g.tenant.logo_key
+    key = services.workspace_settings(db.session, g.tenant.id).logo_key
     if not key:
         abort(404)
     try:

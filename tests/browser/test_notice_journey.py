@@ -15,6 +15,7 @@ from app.clients.models import Client, Contact
 from app.clients.services import set_consent
 from app.extensions import db
 from app.invoicing import services as invoicing
+from app.settings.services import workspace_settings
 from tenants import services as tenants
 from tenants.binding import TenantSession, bind_tenant
 from tests.helpers import PASSWORD, unique
@@ -46,9 +47,10 @@ def _owing_client(app, slug: str) -> tuple[str, str]:
             region="27",
             owner=owner,
         )
-        tenant.gstin = "27AAPFU0939F1ZV"
-        tenant.send_window_start, tenant.send_window_end = time(0), time(23, 59, 59)
-        tenant.send_on_business_days_only = False
+        workspace = workspace_settings(db.session, tenant.id)
+        workspace.gstin = "27AAPFU0939F1ZV"
+        workspace.send_window_start, workspace.send_window_end = time(0), time(23, 59, 59)
+        workspace.send_on_business_days_only = False
         db.session.commit()
         tenant_id = tenant.id
         db.session.remove()

@@ -33,6 +33,8 @@ from app.invoicing.pdf import (
     shows_upi_qr,
     upi_qr_image,
 )
+from app.settings.models import WorkspaceSettings
+from app.settings.services import workspace_settings
 
 DEMAND_DAYS = 15
 BASIS_NAMES = {
@@ -75,19 +77,23 @@ def msefc_applies(session: Session, tenant, notice: CollectionNotice) -> bool:
     )
 
 
-def _supplier(tenant) -> dict:
+def _supplier(tenant, workspace: WorkspaceSettings) -> dict:
     country = (tenant.country or "").upper()
     ids = []
     if country == "IN":
-        if tenant.gstin:
-            ids.append(("GSTIN", tenant.gstin))
-        if tenant.pan:
-            ids.append(("PAN", tenant.pan))
-    elif country == "AU" and tenant.abn:
-        ids.append(("ABN", tenant.abn))
-    elif tenant.tax_number:
-        ids.append(("Tax number", tenant.tax_number))
-    return {"name": tenant.legal_name or tenant.name, "address": tenant.address or "", "ids": ids}
+        if workspace.gstin:
+            ids.append(("GSTIN", workspace.gstin))
+        if workspace.pan:
+            ids.append(("PAN", workspace.pan))
+    elif country == "AU" and workspace.abn:
+        ids.append(("ABN", workspace.abn))
+    elif workspace.tax_number:
+        ids.append(("Tax number", workspace.tax_number))
+    return {
+        "name": workspace.legal_name or tenant.name,
+        "address": workspace.address or "",
+        "ids": ids,
+    }
 
 
 def _recipient(client: Client) -> dict:
@@ -126,23 +132,24 @@ def letter_document(
     client = session.get(Client, notice.client_id)
     lines = notice_lines(session, notice, as_of)
     sums = totals(lines, notice.fee_amount)
+    workspace = workspace_settings(session, tenant.id)
     upi = None
-    link = payment_link(tenant, notice, lines, sums["total"])
-    if link and lines and shows_upi_qr(tenant, lines[0].invoice, sums["total"]):
+    link = payment_link(tenant, workspace, notice, lines, sums["total"])
+    if link and lines and shows_upi_qr(tenant, workspace, lines[0].invoice, sums["total"]):
         upi = {
             "link": link,
             "qr": upi_qr_image(link),
-            "vpa": tenant.upi_vpa,
+            "vpa": workspace.upi_vpa,
             "amount": money(sums["total"]),
         }
     legal = bool(level is not None and level.is_legal)
     return {
         "kind": "demand" if legal else "statement",
         "title": "Notice of demand" if legal else "Statement of account",
-        "brand_colour": brand_colour(tenant.brand_colour),
-        "has_logo": bool(logo_key(tenant)),
+        "brand_colour": brand_colour(workspace.brand_colour),
+        "has_logo": bool(logo_key(workspace)),
         "logo_url": LOGO_URL,
-        "supplier": _supplier(tenant),
+        "supplier": _supplier(tenant, workspace),
         "recipient": _recipient(client),
         "reference": f"Notice {notice.id} · {notice.level_name}",
         "date": _day(as_of),
@@ -173,7 +180,7 @@ def letter_document(
         "interest": money(sums["interest"]) if sums["interest"] else None,
         "fee": money(sums["fee"]) if sums["fee"] else None,
         "total": money(sums["total"]),
-        "payment_instructions": tenant.payment_instructions or "",
+        "payment_instructions": workspace.payment_instructions or "",
         "upi": upi,
     }
 
@@ -244,12 +251,14 @@ def render_letter(session: Session, tenant, notice: CollectionNotice) -> bytes:
     """The notice's letter (statement of account, or the demand letter of the legal level)."""
     document = letter_document(session, tenant, notice)
     template = f"pdf/notice_{document['kind']}.html"
-    return html_to_pdf(render_template(template, doc=document), tenant)
+    workspace = workspace_settings(session, tenant.id)
+    return html_to_pdf(render_template(template, doc=document), workspace)
 
 
 def render_msefc_pack(session: Session, tenant, notice: CollectionNotice) -> bytes:
     document = msefc_document(session, tenant, notice)
-    return html_to_pdf(render_template("pdf/notice_msefc.html", doc=document), tenant)
+    workspace = workspace_settings(session, tenant.id)
+    return html_to_pdf(render_template("pdf/notice_msefc.html", doc=document), workspace)
 
 
 def store_letter(session: Session, tenant, notice: CollectionNotice) -> str:

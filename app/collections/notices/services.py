@@ -64,6 +64,8 @@ from app.core.request_input import row_id
 from app.core.transaction_hooks import on_commit, on_rollback
 from app.invoicing.models import Invoice
 from app.messaging.models import OutboxMessage
+from app.settings.models import WorkspaceSettings
+from app.settings.services import workspace_settings
 
 log = logging.getLogger(__name__)
 
@@ -613,7 +615,7 @@ def _queue_thank_you(
         text = (
             f"Dear {context['contact']['first_name'] or client.full_name},\n\nThank you. "
             f"We have received your payment against invoice {context['invoice']['number']}."
-            f"\n\nRegards,\n{tenant.legal_name or tenant.name}"
+            f"\n\nRegards,\n{workspace_settings(session, tenant.id).legal_name or tenant.name}"
         )
         html = email_html(text)
     queue_message(
@@ -801,7 +803,8 @@ def _queue_notice_message(
         sums["interest"],
     )
     context["amount_due"] = money(sums["total"])
-    link = payment_link(tenant, notice, lines, sums["total"])
+    workspace = workspace_settings(session, tenant.id)
+    link = payment_link(tenant, workspace, notice, lines, sums["total"])
     context["payment_link"] = link or ""
     template = template_for(session, channel, purpose, contact.preferred_language or "en")
     try:
@@ -956,7 +959,11 @@ def _day(value: date | None) -> str:
 
 
 def payment_link(
-    tenant, notice: CollectionNotice, lines: Sequence[Line], total: Decimal
+    tenant,
+    workspace: WorkspaceSettings,
+    notice: CollectionNotice,
+    lines: Sequence[Line],
+    total: Decimal,
 ) -> str | None:
     """A UPI link for what the notice asks (Indian tenants with a UPI id, INR): for one invoice
     its own link, for several one link for the total, referenced by the notice."""
@@ -965,10 +972,10 @@ def payment_link(
     if not lines or total <= 0:
         return None
     first = lines[0].invoice
-    if not shows_upi_qr(tenant, first, total):
+    if not shows_upi_qr(tenant, workspace, first, total):
         return None
     reference = first if len(lines) == 1 else SimpleNamespace(number=f"NOTICE-{notice.id}")
-    return upi_link(tenant, reference, total)
+    return upi_link(tenant, workspace, reference, total)
 
 
 # Listing ------------------------------------------------------------------------------------
