@@ -313,7 +313,7 @@ def set_up_sender(
     connection (the phone number id routed to it for webhooks) and `contacts` contacts of one
     client who opted in to WhatsApp, each with a phone number of their own."""
     from app.clients.models import Client, Contact
-    from app.integrations.crypto import encrypt_secrets
+    from app.core.crypto import encrypt_secrets
     from app.integrations.models import IntegrationConnection
     from app.messaging.models import ProviderAccount
     from bench.pages import create_owner_and_tenant

@@ -28,7 +28,7 @@ def sync_whatsapp_templates(session) -> dict | None:
         WhatsAppCloudConnector,
         sync_templates,
     )
-    from app.integrations.crypto import decrypt_secrets
+    from app.core.crypto import decrypt_secrets
     from app.integrations.models import IntegrationConnection
 
     connection = session.scalar(

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import delete, func, select, text, update
 
 from app.extensions import db
-from app.integrations.crypto import encrypt_secrets
+from app.core.crypto import encrypt_secrets
 from app.integrations.models import IntegrationConnection
 from app.messaging import services as messaging
 from app.messaging.models import OutboxMessage

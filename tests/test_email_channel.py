@@ -24,7 +24,7 @@ from app.core.storage import get_storage, tenant_key
 from app.devserver import free_port
 from app.integrations.connectors import Outgoing
 from app.integrations.connectors.smtp import RecipientRefused, SmtpConnector
-from app.integrations.crypto import encrypt_secrets
+from app.core.crypto import encrypt_secrets
 from app.integrations.models import IntegrationConnection
 from app.messaging import services as messaging
 from app.messaging.bounces import parse_dsn, read_verp_token, verp_token

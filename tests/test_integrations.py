@@ -16,7 +16,7 @@ from app.audit.models import AuditEntry
 from app.devserver import free_port
 from app.integrations import catalogue
 from app.integrations.connectors import Connector, Field, Sent
-from app.integrations.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets
+from app.core.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets
 from app.integrations.models import IntegrationConnection
 from app.messaging.models import ProviderAccount
 from app.messaging.services import queue_message

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from app.clients.models import Contact
 from app.integrations.connectors.whatsapp import PROVIDER, waba_account_key
-from app.integrations.crypto import encrypt_secrets
+from app.core.crypto import encrypt_secrets
 from app.integrations.models import IntegrationConnection
 from app.messaging.models import ProviderAccount, WebhookEvent
 from app.notifications.models import Notification

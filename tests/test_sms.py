@@ -28,7 +28,7 @@ from app.integrations.connectors.twilio_sms import (
     compute_signature,
     valid_signature,
 )
-from app.integrations.crypto import encrypt_secrets
+from app.core.crypto import encrypt_secrets
 from app.integrations.models import IntegrationConnection
 from app.messaging.delivery import deliver_batch
 from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent

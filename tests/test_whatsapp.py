@@ -30,7 +30,7 @@ from app.integrations.connectors.whatsapp import (
     WhatsAppCloudConnector,
     waba_account_key,
 )
-from app.integrations.crypto import encrypt_secrets
+from app.core.crypto import encrypt_secrets
 from app.integrations.models import IntegrationConnection
 from app.message_templates.models import MessageTemplate
 from app.messaging import services as messaging

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from app.core.handover import hand_over, redis_connection
 from app.integrations.catalogue import Category, Entry, by_category, entry_for
 from app.integrations.connectors import Connector, DeliveryError
-from app.integrations.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets
+from app.core.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets
 from app.integrations.models import IntegrationConnection
 from app.messaging.models import ProviderAccount
 from tenants.binding import PLACEHOLDER_SCHEMA, bound_tenant_id, schema_for_tenant_id

@@ -27,7 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.extensions import csrf, db
 from app.integrations.connectors import msg91, twilio_sms
-from app.integrations.crypto import SecretsUnreadable, decrypt_secrets
+from app.core.crypto import SecretsUnreadable, decrypt_secrets
 from app.integrations.models import IntegrationConnection
 from app.messaging.webhooks import BadWebhookBody, record_webhook, tenant_for_account
 from tenants.binding import bind_tenant
