@@ -24,7 +24,7 @@ from app.clients.services import may_contact
 from app.core.storage import get_storage, save_in_transaction, tenant_key
 from app.invoicing.models import Invoice
 from app.invoicing.pdf import current_pdf, pdf_filename
-from app.messaging.services import queue_message, recipient_time_zone
+from app.outbox.services import queue_message, recipient_time_zone
 
 PURPOSES = {
     "invoice": "The invoice",

@@ -28,11 +28,11 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
 from app.core.clock import is_business_day, subdivision_for
+from app.core.crypto import SecretsUnreadable
 from app.core.signals import announce_message_failed
 from app.integrations.connectors import Attachment, Connector, DeliveryError, Outgoing
 from app.integrations.connectors.registry import connector_class
 from app.integrations.connectors.smtp import SmtpConnector
-from app.core.crypto import SecretsUnreadable
 from app.messaging.ratelimit import RateLimiter, next_utc_midnight
 from app.outbox.models import OutboxMessage
 from app.outbox.secret_links import fill_in, open_link
@@ -91,8 +91,8 @@ class Routes:
         if channel == PLATFORM_EMAIL:
             return ChannelRoute(SmtpConnector.platform(self.config), None)
         if self.tenant_id is not None:
-            from app.integrations.connectors.registry import providers_for
             from app.core.crypto import decrypt_secrets
+            from app.integrations.connectors.registry import providers_for
             from app.integrations.models import IntegrationConnection
 
             providers = providers_for(channel)
@@ -525,11 +525,7 @@ def _failed(writer: OutcomeWriter, message, exc: DeliveryError) -> str:
         )
         log.warning("message %s dead-lettered: %s", message.id, error)
         return outcome
-    delay = (
-        exc.retry_after
-        if exc.retry_after is not None
-        else backoff_seconds(message.attempts)
-    )
+    delay = exc.retry_after if exc.retry_after is not None else backoff_seconds(message.attempts)
     return _finish(
         writer,
         message,

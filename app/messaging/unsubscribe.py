@@ -76,6 +76,8 @@ def contact_for_token(session, token: str):
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         return None
+    # Bound for the rest of the request, not a tenant_context block: the page shows the contact
+    # and the opt-out that follows writes it (audited) in this session, committed by the view.
     bind_tenant(session, tenant_id)
     contact = session.get(Contact, contact_id)
     if contact is None or contact.deleted_at is not None:

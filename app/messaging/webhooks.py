@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # provider -> "module:function(session, event) -> list[StatusUpdate]"
 PROCESSORS = {
-    "whatsapp_cloud": "app.integrations.connectors.whatsapp:process_webhook",
+    "whatsapp_cloud": "app.messaging.inbound:process_whatsapp_webhook",
     "msg91": "app.integrations.connectors.msg91:process_webhook",
     "twilio": "app.integrations.connectors.twilio_sms:process_webhook",
     "email_bounce": "app.messaging.bounces:process_webhook",

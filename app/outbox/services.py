@@ -1,13 +1,15 @@
-"""The outbox, the write side of messages: write the intent with the business change, hand it to a worker after commit.
+"""The outbox, the write side of messages: write the intent with the business change, hand it
+to a worker after commit.
 
 Every message (e-mail, WhatsApp, SMS) is a row of `outbox_messages` written in the caller's
 transaction; after commit the ids go to RQ in batches, one job per tenant and queue
 (`messages` for transactional messages, `bulk` for campaigns). Delivery claims a row with one
-UPDATE (so two workers never send the same message) and sends it (see `app.messaging.delivery`). A worker
-that dies mid-send leaves the row 'sending' with a lease; the sweeper hands it out again when
-the lease runs out, and the provider's idempotency key (or the e-mail's Message-ID), derived
-from our idempotency key, lets the provider drop the rare duplicate. Redis being down loses
-nothing: the sweeper finds every due row that was never handed to a worker.
+UPDATE (so two workers never send the same message) and sends it (app.messaging.delivery). A
+worker that dies mid-send leaves the row 'sending' with a lease; the sweeper hands it out
+again when the lease runs out, and the provider's idempotency key (or the e-mail's
+Message-ID), derived from our idempotency key, lets the provider drop the rare duplicate.
+Redis being down loses nothing: the sweeper finds every due row that was never handed to a
+worker.
 """
 
 from __future__ import annotations

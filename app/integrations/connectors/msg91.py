@@ -38,8 +38,8 @@ from app.integrations.connectors import (
     pooled_client,
     retry_after_seconds,
 )
-from app.outbox.models import OutboxMessage
 from app.integrations.connectors.wire import BadWebhookBody, check_shape, read_json
+from app.outbox.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
