@@ -21,6 +21,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.clients.models import Contact
 from app.integrations.connectors import StatusUpdate
 from app.integrations.connectors.verp import find_verp
 from app.outbox.models import OutboxMessage
@@ -78,8 +79,6 @@ def parse_dsn(raw: bytes) -> list[RecipientReport]:
 def mark_bounced(session: Session, contact_id: int, address: str, reason: str) -> bool:
     """Refuse e-mail to a contact's address after a hard bounce, unless the contact has a
     different address by now. The session is bound to the contact's tenant (audited)."""
-    from app.clients.models import Contact
-
     contact = session.get(Contact, contact_id)
     if contact is None or (contact.email or "").lower() != address.lower():
         return False

@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.clients.models import Client
 from app.core.request_input import row_id
 from app.outbox import secret_links
 from app.outbox.models import CHANNELS, OutboxMessage
@@ -149,8 +150,6 @@ def _after(cursor: str | None):
 
 def _client_names(session: Session, ids) -> dict[int, str]:
     """Names of the page's clients (a tenant table: the bound tenant's only)."""
-    from app.clients.models import Client
-
     ids = {i for i in ids if i is not None}
     if not ids:
         return {}
