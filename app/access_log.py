@@ -10,7 +10,7 @@ import logging
 
 from gunicorn.glogging import Logger
 
-from app.messaging.secret_links import redact_secret_paths
+from app.outbox.secret_links import redact_secret_paths
 
 
 class RedactingLogger(Logger):

@@ -29,12 +29,13 @@ from app.collections.models import (
     PromiseToPay,
 )
 from app.core.form_once import FormSubmission
-from app.integrations.models import IntegrationConnection
+from app.integrations.models import IntegrationConnection, ProviderAccount
 from app.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from app.library.tenant.models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
 from app.message_templates.models import MessageTemplate
-from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
+from app.messaging.models import WebhookEvent
 from app.notifications.models import Notification
+from app.outbox.models import OutboxMessage
 from app.payments.models import Payment, PaymentAllocation
 from app.projects.models import Milestone, MilestoneTransition, Project
 from app.settings.models import WorkspaceSettings

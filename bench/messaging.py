@@ -182,7 +182,7 @@ keyword, as the product prepares them) put on the queue "messages" (no worker ru
   product   Queue.enqueue_many of all of them (one pipeline)
   baseline  Queue.enqueue, one call (round trips) per job
 3 rounds each, alternating, the queue emptied after each; jobs/s of the medians. Then the
-product's after-commit hand-over (app.messaging.services._enqueue_with_rq) is given 10,000
+product's after-commit hand-over (app.outbox.services._enqueue_with_rq) is given 10,000
 committed ids, and the calls it makes to RQ are counted.
 """
 ENQUEUE_JOBS = 10_000
@@ -207,7 +207,7 @@ def _delivery_job_data(count: int, tenant_id: int = 1) -> list:
 
 def run_enqueue(environment: BenchEnvironment) -> list:
     print_header(f"messaging_enqueue: {ENQUEUE_JOBS:,} delivery jobs", ENQUEUE_MEASURES)
-    from app.messaging import services
+    from app.outbox import services
     from jobs.queues import get_queue
 
     batch, single = [], []
@@ -313,9 +313,8 @@ def set_up_sender(
     connection (the phone number id routed to it for webhooks) and `contacts` contacts of one
     client who opted in to WhatsApp, each with a phone number of their own."""
     from app.clients.models import Client, Contact
-    from app.integrations.crypto import encrypt_secrets
-    from app.integrations.models import IntegrationConnection
-    from app.messaging.models import ProviderAccount
+    from app.core.crypto import encrypt_secrets
+    from app.integrations.models import IntegrationConnection, ProviderAccount
     from bench.pages import create_owner_and_tenant
     from tenants.binding import bind_tenant
 
@@ -395,11 +394,11 @@ def whatsapp_payload(name: str, number: int) -> dict:
 def queue_whatsapp(
     app: Flask, sender: Sender, prefix: str, count: int, not_before: datetime | None = None
 ) -> tuple:
-    """`count` template messages through app.messaging.services.queue_message, in one
+    """`count` template messages through app.outbox.services.queue_message, in one
     transaction that is returned uncommitted: committing it hands them to RQ (unless they
     are for later). Returns (session, ids); the caller commits (and times from there) and
     removes the session."""
-    from app.messaging.services import queue_message
+    from app.outbox.services import queue_message
     from tenants.binding import bind_tenant
 
     session = db.session
@@ -425,7 +424,7 @@ def queue_whatsapp(
 
 
 def outbox_counts(app: Flask, prefix: str) -> dict[str, int]:
-    from app.messaging.models import OutboxMessage
+    from app.outbox.models import OutboxMessage
 
     with app.app_context(), db.engine.connect() as conn:
         rows = conn.execute(
@@ -437,7 +436,7 @@ def outbox_counts(app: Flask, prefix: str) -> dict[str, int]:
 
 
 def last_sent_at(app: Flask, prefix: str) -> datetime:
-    from app.messaging.models import OutboxMessage
+    from app.outbox.models import OutboxMessage
 
     with app.app_context(), db.engine.connect() as conn:
         return conn.scalar(
@@ -480,7 +479,7 @@ def deliver_falling_due(
     hour later (so no commit hands them over), then moved to now (the hour has passed). The
     clock starts as the sweeper (jobs.tasks.sweep_outbox, as the scheduler runs it) hands
     them out, as many sweeps as that takes, and stops at the last message's `sent_at`."""
-    from app.messaging.models import OutboxMessage
+    from app.outbox.models import OutboxMessage
     from jobs.tasks import sweep_outbox
 
     later = datetime.now(UTC) + timedelta(hours=1)
@@ -821,8 +820,8 @@ def run_rate(environment: BenchEnvironment) -> list:
 
 
 def _daily_cap(environment: BenchEnvironment) -> Check:
-    from app.messaging.models import OutboxMessage
     from app.messaging.ratelimit import RateLimiter, next_utc_midnight
+    from app.outbox.models import OutboxMessage
     from jobs.queues import redis_connection
 
     fresh_redis(environment)

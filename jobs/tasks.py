@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from app.messaging import services as messaging
+from app.outbox import services as outbox
 from jobs.context import job
 from jobs.queues import fan_out, tenants_past_midnight
 
@@ -26,11 +26,11 @@ def sweep_outbox(session) -> int:
     worker processed."""
     from app.messaging.webhooks import enqueue_processing, unprocessed_events
 
-    rows = messaging.due_for_delivery(session)
+    rows = outbox.due_for_delivery(session)
     events = unprocessed_events(session)
     session.commit()
     if rows:
-        messaging.enqueue_deliveries(rows)
+        outbox.enqueue_deliveries(rows)
     if events:
         enqueue_processing(events)
     return len(rows)

@@ -22,14 +22,11 @@ def sync_whatsapp_templates(session) -> dict | None:
     """Ask Meta for the bound tenant's templates and update provider_status and
     provider_synced_at of its WhatsApp templates. None when the tenant has no enabled
     WhatsApp connection; else {"updated": n, "missing": [template names]}."""
+    from app.core.crypto import decrypt_secrets
     from app.integrations.connectors import DeliveryError
-    from app.integrations.connectors.whatsapp import (
-        PROVIDER,
-        WhatsAppCloudConnector,
-        sync_templates,
-    )
-    from app.integrations.crypto import decrypt_secrets
+    from app.integrations.connectors.whatsapp import PROVIDER, WhatsAppCloudConnector
     from app.integrations.models import IntegrationConnection
+    from app.message_templates.provider_status import sync_templates
 
     connection = session.scalar(
         select(IntegrationConnection).where(
@@ -44,7 +41,7 @@ def sync_whatsapp_templates(session) -> dict | None:
         config=current_app.config,
     )
     try:
-        result = sync_templates(session, connector)
+        result = sync_templates(session, connector.fetch_templates())
     except DeliveryError as exc:
         # The page shows the connection's last error; the next run tries again.
         log.warning("whatsapp template sync failed for connection %s: %s", connection.id, exc)

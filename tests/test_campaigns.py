@@ -15,7 +15,7 @@ from app.campaigns import services
 from app.campaigns.models import Campaign
 from app.message_templates.models import MessageTemplate
 from app.message_templates.services import template_for
-from app.messaging.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from jobs.tasks import sweep_outbox
 from tests.helpers import csrf_token_from, tenant_session
 from tests.test_message_templates import add_client, add_contact, issue_invoice

@@ -13,7 +13,7 @@ from app.clients.models import Client
 from app.collections.engine import services
 from app.collections.models import CollectionLevel, CollectionPolicy
 from app.invoicing.models import Invoice
-from app.messaging.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from tests.helpers import csrf_token_from, tenant_session
 
 LEVEL = {

@@ -14,9 +14,9 @@ from sqlalchemy import select, update
 from app.clients.models import Client, Contact
 from app.clients.services import set_consent
 from app.messaging.delivery import window_opens_at
-from app.messaging.models import OutboxMessage
 from app.messaging.ratelimit import RateLimiter
-from app.messaging.services import queue_message
+from app.outbox.models import OutboxMessage
+from app.outbox.services import queue_message
 from app.settings.services import workspace_settings
 from tests.helpers import tenant_session, unique
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select, text, update
 
+from app.core.crypto import encrypt_secrets
 from app.extensions import db
-from app.integrations.crypto import encrypt_secrets
 from app.integrations.models import IntegrationConnection
-from app.messaging import services as messaging
-from app.messaging.models import OutboxMessage
+from app.outbox import services as outbox
+from app.outbox.models import OutboxMessage
 from app.sandbox.standins.whatsapp import WhatsAppStandin
 from jobs.tasks import sweep_outbox
 from tenants import services as tenants
@@ -65,7 +65,7 @@ def _connection(app) -> IntegrationConnection:
 
 def _queue(session, tenant_id: int, prefix: str, count: int) -> None:
     for number in range(count):
-        messaging.queue_message(
+        outbox.queue_message(
             session,
             channel="whatsapp",
             to=f"+9198{number:08d}",

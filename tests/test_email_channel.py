@@ -20,15 +20,17 @@ from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
 from app.clients.models import Client, Contact
+from app.core.crypto import encrypt_secrets
 from app.core.storage import get_storage, tenant_key
 from app.devserver import free_port
 from app.integrations.connectors import Outgoing
 from app.integrations.connectors.smtp import RecipientRefused, SmtpConnector
-from app.integrations.crypto import encrypt_secrets
+from app.integrations.connectors.verp import read_verp_token, verp_token
 from app.integrations.models import IntegrationConnection
-from app.messaging import services as messaging
-from app.messaging.bounces import parse_dsn, read_verp_token, verp_token
-from app.messaging.models import OutboxMessage, WebhookEvent
+from app.messaging.bounces import parse_dsn
+from app.messaging.models import WebhookEvent
+from app.outbox import services as outbox
+from app.outbox.models import OutboxMessage
 from tests.helpers import csrf_token_from, tenant_session, unique
 
 HOOK_TOKEN = "bounce-hook-token-for-tests"
@@ -142,7 +144,7 @@ def connect_own_smtp(app, db_session, tenant, port, dkim_pem=None):
 def queue_to_contact(app, db_session, setup, **extra) -> int:
     tenant, client_id, contact_id, email = setup
     with app.app_context():
-        message_id = messaging.queue_email(
+        message_id = outbox.queue_email(
             db_session,
             to=email,
             subject="Invoice INV-0007 from Test Traders",
@@ -255,7 +257,7 @@ def test_platform_mail_is_signed_with_the_configured_key(
     }.items():
         monkeypatch.setitem(app.config, name, value)
     with app.app_context():
-        messaging.queue_email(
+        outbox.queue_email(
             db_session,
             to="new.user@ex.org",
             subject="Welcome",

@@ -13,13 +13,12 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
 from app.audit.models import AuditEntry
+from app.core.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets
 from app.devserver import free_port
 from app.integrations import catalogue
 from app.integrations.connectors import Connector, Field, Sent
-from app.integrations.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets
-from app.integrations.models import IntegrationConnection
-from app.messaging.models import ProviderAccount
-from app.messaging.services import queue_message
+from app.integrations.models import IntegrationConnection, ProviderAccount
+from app.outbox.services import queue_message
 from app.sandbox.standins import Msg91Standin
 from tests.helpers import csrf_token_from, tenant_session, unique
 

@@ -15,7 +15,7 @@ from app.clients.models import Client, Contact
 from app.clients.services import set_consent
 from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice
-from app.messaging.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from app.projects.models import Milestone, Project
 from tests.helpers import csrf_token_from, tenant_session
 

@@ -10,8 +10,8 @@ from sqlalchemy import update
 
 from app.clients.models import Client
 from app.messaging import listing
-from app.messaging.models import OutboxMessage
-from app.messaging.services import queue_message
+from app.outbox.models import OutboxMessage
+from app.outbox.services import queue_message
 from tests.helpers import csrf_token_from, tenant_session, unique
 
 LATER = datetime.now(UTC) + timedelta(days=30)  # not due: no worker picks these up by itself

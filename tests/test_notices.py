@@ -26,8 +26,8 @@ from app.collections.notices import letters
 from app.collections.notices import services as notices
 from app.integrations.connectors import StatusUpdate
 from app.invoicing import services as invoicing
-from app.messaging.models import OutboxMessage
 from app.messaging.webhooks import apply_status_updates
+from app.outbox.models import OutboxMessage
 from app.payments import services as payments
 from app.projects.models import Milestone, Project
 from tests.helpers import tenant_session

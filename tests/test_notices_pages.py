@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.collections.models import CollectionNotice, NoticeAttachment
-from app.messaging.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from tests.helpers import csrf_token_from, tenant_session
 from tests.test_notices import make_books, pdf_text
 

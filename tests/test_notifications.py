@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 
 from app.integrations.connectors import StatusUpdate
-from app.messaging.models import OutboxMessage
-from app.messaging.services import MAX_ATTEMPTS, queue_message
+from app.messaging.delivery import MAX_ATTEMPTS
 from app.messaging.webhooks import apply_status_updates
 from app.notifications import services
 from app.notifications.models import Notification
+from app.outbox.models import OutboxMessage
+from app.outbox.services import queue_message
 from tests.helpers import csrf_token_from, tenant_session, unique
 
 

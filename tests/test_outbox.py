@@ -12,14 +12,15 @@ from sqlalchemy import delete, select, update
 
 from app.extensions import db
 from app.integrations.connectors import smtp
-from app.messaging import services as messaging
 from app.messaging.delivery import (
     OutcomeNotRecorded,
     OutcomeWriter,
+    backoff_seconds,
     claim_batch,
     deliver_batch,
 )
-from app.messaging.models import OutboxMessage
+from app.outbox import services as outbox
+from app.outbox.models import OutboxMessage
 from jobs.tasks import sweep_outbox
 from tenants.binding import TenantSession
 from tests.helpers import commit_without_hand_over, csrf_token_from, unique
@@ -27,7 +28,7 @@ from tests.helpers import commit_without_hand_over, csrf_token_from, unique
 
 def queue_test_email(db_session, app, key=None) -> int:
     with app.app_context():
-        message_id = messaging.queue_email(
+        message_id = outbox.queue_email(
             db_session,
             to="someone@example.com",
             subject="Hello",
@@ -81,7 +82,7 @@ def test_redis_down_loses_nothing_the_sweeper_delivers_it(
 def test_a_hand_over_of_several_tenants_lets_them_take_turns(app, redis):
     from jobs.queues import get_queue
 
-    size = messaging.BATCH_SIZE
+    size = outbox.BATCH_SIZE
     rows = (
         [(number, 1, "messages") for number in range(1, 2 * size + 51)]  # a backlog: 3 jobs
         + [(number, 2, "messages") for number in range(1000, 1000 + size)]
@@ -89,7 +90,7 @@ def test_a_hand_over_of_several_tenants_lets_them_take_turns(app, redis):
         + [(number, 4, "messages") for number in range(3000, 3005)]
     )
     with app.app_context():
-        messaging.enqueue_deliveries(rows)
+        outbox.enqueue_deliveries(rows)
         jobs = get_queue("messages").jobs
         bulk = get_queue("bulk").jobs
     assert [job.kwargs["tenant_id"] for job in jobs] == [1, 2, 4, 1, 1]
@@ -106,7 +107,7 @@ def test_an_outcome_the_database_refuses_stops_the_batch(app):
     with app.app_context():
         engine = db.engine
         with TenantSession(db, bind=engine) as setup:
-            message_id = messaging.queue_email(
+            message_id = outbox.queue_email(
                 setup,
                 to="o@example.com",
                 subject="Outcome",
@@ -158,7 +159,7 @@ def test_two_workers_racing_for_a_message_send_it_once(app):
         engine = db.engine
         key = unique("race:")
         with TenantSession(db, bind=engine) as setup:
-            message_id = messaging.queue_email(
+            message_id = outbox.queue_email(
                 setup, to="r@example.com", subject="Race", text_body="Body", idempotency_key=key
             )
             commit_without_hand_over(app, setup)
@@ -230,9 +231,9 @@ def test_a_refused_recipient_is_a_hard_bounce(app, db_session, redis, monkeypatc
 
 
 def test_backoff_grows_and_stays_capped():
-    assert all(1 <= messaging.backoff_seconds(1) <= 30 for _ in range(50))
-    assert max(messaging.backoff_seconds(4) for _ in range(200)) > 30
-    assert all(messaging.backoff_seconds(30) <= 3600 for _ in range(50))
+    assert all(1 <= backoff_seconds(1) <= 30 for _ in range(50))
+    assert max(backoff_seconds(4) for _ in range(200)) > 30
+    assert all(backoff_seconds(30) <= 3600 for _ in range(50))
 
 
 def test_intents_wait_for_the_real_commit_not_a_savepoint(app, db_session):
@@ -242,7 +243,7 @@ def test_intents_wait_for_the_real_commit_not_a_savepoint(app, db_session):
     try:
         with app.app_context():
             with db_session.begin_nested():
-                message_id = messaging.queue_email(
+                message_id = outbox.queue_email(
                     db_session,
                     to="a@example.com",
                     subject="S",
@@ -265,7 +266,7 @@ def test_the_outbox_scope_sees_one_workspace_or_only_the_platforms_own_mail(
     ids = {}
     with app.app_context():
         for owner in (a.id, b.id, None):
-            ids[owner] = messaging.queue_email(
+            ids[owner] = outbox.queue_email(
                 db_session,
                 to="scope@example.com",
                 subject="Scope",

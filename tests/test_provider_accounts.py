@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.clients.models import Contact
+from app.core.crypto import encrypt_secrets
 from app.integrations.connectors.whatsapp import PROVIDER, waba_account_key
-from app.integrations.crypto import encrypt_secrets
-from app.integrations.models import IntegrationConnection
-from app.messaging.models import ProviderAccount, WebhookEvent
+from app.integrations.models import IntegrationConnection, ProviderAccount
+from app.messaging.models import WebhookEvent
 from app.notifications.models import Notification
 from app.sandbox.standins import WhatsAppStandin
 from tests.helpers import tenant_session

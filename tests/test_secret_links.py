@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 
 from app.access_log import HideSecretLinks, RedactingLogger
 from app.devserver import free_port
-from app.messaging.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from tenants.models import Membership, User
 from tests.helpers import PASSWORD, csrf_token_from, mail_link
 from tests.test_email_channel import RecordingServer, connect_own_smtp

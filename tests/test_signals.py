@@ -16,9 +16,10 @@ from app.core import signals
 from app.integrations.connectors import StatusUpdate
 from app.invoicing import credits
 from app.invoicing import services as invoicing
-from app.messaging.models import OutboxMessage
-from app.messaging.services import MAX_ATTEMPTS, queue_message
+from app.messaging.delivery import MAX_ATTEMPTS
 from app.messaging.webhooks import apply_status_updates
+from app.outbox.models import OutboxMessage
+from app.outbox.services import queue_message
 from app.payments import services as payments
 from app.projects.models import Milestone, Project
 from tests.helpers import tenant_session, unique

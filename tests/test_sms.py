@@ -21,6 +21,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.clients.models import Client, Contact
 from app.clients.services import set_consent
+from app.core.crypto import encrypt_secrets
 from app.integrations.connectors.msg91 import Msg91Connector
 from app.integrations.connectors.registry import connector_class
 from app.integrations.connectors.twilio_sms import (
@@ -28,11 +29,11 @@ from app.integrations.connectors.twilio_sms import (
     compute_signature,
     valid_signature,
 )
-from app.integrations.crypto import encrypt_secrets
-from app.integrations.models import IntegrationConnection
+from app.integrations.models import IntegrationConnection, ProviderAccount
 from app.messaging.delivery import deliver_batch
-from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
-from app.messaging.services import queue_message
+from app.messaging.models import WebhookEvent
+from app.outbox.models import OutboxMessage
+from app.outbox.services import queue_message
 from app.sandbox.standins import Msg91Standin, TwilioStandin
 from app.sandbox.standins.twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 from tests.helpers import tenant_session, unique

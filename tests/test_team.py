@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from app.messaging.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from tenants.models import Invitation, Membership
 from tests.helpers import PASSWORD, csrf_token_from, mail_link
 

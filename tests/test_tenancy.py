@@ -264,8 +264,8 @@ def _messaging_records_of(session, tenant, owner, client_id, contact_id) -> dict
     from app.campaigns.models import Campaign
     from app.integrations.models import IntegrationConnection
     from app.message_templates.models import MessageTemplate
-    from app.messaging.services import queue_message
     from app.notifications.models import Notification
+    from app.outbox.services import queue_message
 
     connection = IntegrationConnection(provider="whatsapp_cloud", settings={"phone_number_id": "1"})
     template = MessageTemplate(

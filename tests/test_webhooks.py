@@ -11,8 +11,9 @@ import pytest
 
 from app.clients.models import Client, Contact
 from app.integrations.connectors import StatusUpdate
-from app.messaging.models import OutboxMessage, WebhookEvent
+from app.messaging.models import WebhookEvent
 from app.messaging.webhooks import apply_status_updates, process_event
+from app.outbox.models import OutboxMessage
 from tests.helpers import tenant_session, unique
 
 AT = datetime(2026, 9, 2, 10, tzinfo=UTC)

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from app.clients import services as clients
 from app.clients.models import Contact
+from app.core.crypto import encrypt_secrets
 from app.core.storage import get_storage, tenant_key
 from app.integrations.connectors import DeliveryError, Outgoing
 from app.integrations.connectors.whatsapp import (
@@ -30,11 +31,11 @@ from app.integrations.connectors.whatsapp import (
     WhatsAppCloudConnector,
     waba_account_key,
 )
-from app.integrations.crypto import encrypt_secrets
-from app.integrations.models import IntegrationConnection
+from app.integrations.models import IntegrationConnection, ProviderAccount
 from app.message_templates.models import MessageTemplate
-from app.messaging import services as messaging
-from app.messaging.models import OutboxMessage, ProviderAccount, WebhookEvent
+from app.messaging.models import WebhookEvent
+from app.outbox import services as outbox
+from app.outbox.models import OutboxMessage
 from app.sandbox.standins import WhatsAppStandin, hub_signature
 from jobs.whatsapp import sync_whatsapp_templates
 from tests.helpers import tenant_session, unique
@@ -179,7 +180,7 @@ def queue(app, db_session, tenant, contact, whatsapp: dict, *, pdf: bool = False
             {"key": key, "filename": "INV-0042.pdf", "content_type": "application/pdf"}
         ]
     with app.app_context():
-        message_id = messaging.queue_message(
+        message_id = outbox.queue_message(
             session,
             channel="whatsapp",
             to=contact.phone,
@@ -324,7 +325,7 @@ def test_throttled_send_is_put_back_and_delivered_once_later(
     waiting.next_attempt_at = datetime.now(UTC)  # the back-off has passed
     db_session.commit()
     with app.app_context():
-        messaging.enqueue_deliveries([(message_id, tenant.id, "messages")])
+        outbox.enqueue_deliveries([(message_id, tenant.id, "messages")])
     run_jobs()
     assert message(db_session, message_id).status == "sent"
     assert len(standin.recorded()) == 1
@@ -414,7 +415,7 @@ def test_a_resend_after_a_lost_outcome_reaches_the_recipient_once(
     first.locked_until = datetime.now(UTC) - timedelta(seconds=1)
     db_session.commit()
     with app.app_context():
-        messaging.enqueue_deliveries([(message_id, tenant.id, "messages")])
+        outbox.enqueue_deliveries([(message_id, tenant.id, "messages")])
     run_jobs()
     assert message(db_session, message_id).provider_message_id == wamid
     assert len(standin.recorded()) == 1 and standin.stats()["duplicate_keys"] == 1

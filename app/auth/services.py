@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, joinedload
 
 from app.auth.models import PendingSignup
 from app.extensions import db
-from app.messaging.secret_links import SECRET_LINK
-from app.messaging.services import queue_email
+from app.outbox.secret_links import SECRET_LINK
+from app.outbox.services import queue_email
 from tenants import services as tenants
 from tenants.models import LoginSession, Membership, Tenant, User
 

@@ -31,8 +31,8 @@ from app.auth.forms import (
     SignupForm,
 )
 from app.extensions import db, limiter
-from app.messaging.secret_links import SECRET_LINK
-from app.messaging.services import queue_email
+from app.outbox.secret_links import SECRET_LINK
+from app.outbox.services import queue_email
 from app.team import services as team
 from tenants import services as tenants
 from tenants.models import Tenant

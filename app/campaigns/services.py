@@ -26,8 +26,8 @@ from app.message_templates.rendering import (
     variables_used,
 )
 from app.message_templates.services import CHANNEL_LABELS, get_template, list_templates
-from app.messaging.models import OutboxMessage
-from app.messaging.services import enqueue_deliveries, recipient_time_zone
+from app.outbox.models import OutboxMessage
+from app.outbox.services import enqueue_deliveries, recipient_time_zone
 
 # Templates in use ---------------------------------------------------------------------------
 
@@ -182,6 +182,16 @@ def _needs_invoice(template: MessageTemplate) -> bool:
 
 def get_campaign(session: Session, campaign_id: int) -> Campaign | None:
     return session.get(Campaign, campaign_id)
+
+
+def campaign_names(session: Session, campaign_ids) -> dict[int, str]:
+    """{id: name} of these campaigns of the bound tenant (the Messages page names them)."""
+    ids = {i for i in campaign_ids if i is not None}
+    if not ids:
+        return {}
+    return dict(
+        session.execute(select(Campaign.id, Campaign.name).where(Campaign.id.in_(ids))).all()
+    )
 
 
 def list_campaigns(session: Session) -> list[Campaign]:

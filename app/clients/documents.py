@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.clients.models import Client, Document, DocumentVersion
 from app.core.storage import Storage, save_in_transaction, tenant_key
-from app.messaging.services import queue_email
+from app.outbox.services import queue_email
 from tenants.binding import TenantNotBound, bound_tenant_id
 from tenants.models import Membership, Tenant, User
 

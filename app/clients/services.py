@@ -28,7 +28,7 @@ from app.clients.models import (
 from app.clients.rules import ClientContext, clean_client, clean_contact, clean_site
 from app.core.clock import local_date
 from app.core.request_input import row_id
-from app.messaging.services import queue_email
+from app.outbox.services import queue_email
 from tenants.models import Membership, Tenant, User
 
 PAGE_SIZE = 25

@@ -1,7 +1,7 @@
 """What happened in the business, for whoever above wants to react: the one way a lower area
-lets a higher one know (invoicing and payments tell collections, delivery tells
-notifications) without importing it. The public API, outbound webhooks and integrations hang
-on the same signals, so their names and payloads are a contract: add facts, never rename or
+lets a higher one know (invoicing and payments tell collections, delivery and integrations
+tell notifications) without importing it. The public API, outbound webhooks and integrations
+hang on the same signals, so their names and payloads are a contract: add facts, never rename or
 remove one.
 
 Every signal is sent with the SQLAlchemy session of the change as its sender, and receivers
@@ -47,6 +47,10 @@ messages_reported = events.signal("messages-reported")
 # A message will not arrive (bounced, dead-lettered, or failed as the provider reports):
 # tenant_id (None for platform e-mail), message_id, channel, status, reason, created_by.
 message_failed = events.signal("message-failed")
+# A workspace's integration connection lost its provider account to a workspace that proved it
+# controls the account, and stopped sending and receiving: tenant_id (the workspace that lost
+# it), connection_id, provider, title (the provider's name as shown), reason.
+integration_lost = events.signal("integration-lost")
 
 
 def _invoice_facts(session, invoice, user_id: int | None, **more) -> dict:
@@ -156,3 +160,18 @@ def announce_messages_reported(
     session, *, tenant_id: int, message_ids: list[int], status: str
 ) -> None:
     messages_reported.send(session, tenant_id=tenant_id, message_ids=message_ids, status=status)
+
+
+def announce_integration_lost(
+    session, *, tenant_id: int, connection_id: int, provider: str, title: str, reason: str
+) -> None:
+    """Sent by integrations on a take-over; the tenant is the losing workspace, not the one the
+    session is bound to (a take-over changes both in one transaction)."""
+    integration_lost.send(
+        session,
+        tenant_id=tenant_id,
+        connection_id=connection_id,
+        provider=provider,
+        title=title,
+        reason=reason,
+    )

@@ -12,9 +12,9 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select, update
 
+from app.core.crypto import SecretsUnreadable, rotate_ciphertext
 from app.extensions import db
 from app.integrations import services
-from app.integrations.crypto import SecretsUnreadable, rotate_ciphertext
 from app.integrations.models import IntegrationConnection
 from tenants.binding import tenant_context
 from tenants.models import Tenant

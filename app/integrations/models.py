@@ -11,13 +11,14 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     and_,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenants.base import TenantModel, sql_list, utcnow_column
+from tenants.base import SharedModel, TenantModel, sql_list, utcnow_column
 
 CONNECTION_STATUSES = ("enabled", "disabled", "disconnected")
 # Whether the provider confirmed that the credentials own the account the connection binds (a
@@ -78,3 +79,20 @@ class IntegrationConnection(TenantModel):
 
     def audit_subject(self) -> str:
         return f"integrations:{self.provider}"
+
+
+class ProviderAccount(SharedModel):
+    """Routes a provider's webhook to exactly one tenant: WhatsApp's phone_number_id, Twilio's
+    AccountSid, the secret path token of an MSG91 delivery-report URL. A key without a row is
+    acknowledged and dropped, never guessed."""
+
+    __tablename__ = "provider_accounts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    account_key: Mapped[str] = mapped_column(String(128))
+    tenant_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    connection_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = utcnow_column()
+
+    __table_args__ = (UniqueConstraint("provider", "account_key"),)

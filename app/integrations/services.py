@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import current_app
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.core.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets
 from app.core.handover import hand_over, redis_connection
+from app.core.signals import announce_integration_lost
 from app.integrations.catalogue import Category, Entry, by_category, entry_for
 from app.integrations.connectors import Connector, DeliveryError
-from app.integrations.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets
-from app.integrations.models import IntegrationConnection
-from app.messaging.models import ProviderAccount
+from app.integrations.models import IntegrationConnection, ProviderAccount
 from tenants.binding import PLACEHOLDER_SCHEMA, bound_tenant_id, schema_for_tenant_id
 
 log = logging.getLogger(__name__)
@@ -445,7 +445,8 @@ def _read_holder(session: Session, row: ProviderAccount):
 
 def _take_over(session: Session, row: ProviderAccount, connection, tenant_id: int, title: str):
     """The account moves to `connection`; the connection that held it loses every account it
-    bound, stops sending, and its workspace's admins are told it needs attention."""
+    bound, stops sending, and its workspace hears of it (signals.integration_lost: notifications
+    tells its admins)."""
     loser_tenant, loser_connection = row.tenant_id, row.connection_id
     log.info(
         "provider account %s/%s taken over by tenant %s from tenant %s",
@@ -469,45 +470,14 @@ def _take_over(session: Session, row: ProviderAccount, connection, tenant_id: in
         .values(verification="lost", last_error=message, last_error_at=datetime.now(UTC)),
         execution_options=_in_schema_of(loser_tenant),
     )
-    _notify_admins(session, loser_tenant, loser_connection, title, message)
-
-
-def _notify_admins(
-    session: Session, tenant_id: int, connection_id: int, title: str, message: str
-) -> None:
-    """Tell the owners and admins of that workspace (those who can manage integrations)."""
-    from app.notifications.models import Notification
-    from tenants.models import Membership, Tenant
-
-    slug = session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
-    admins = session.scalars(
-        select(Membership.user_id).where(
-            Membership.tenant_id == tenant_id,
-            Membership.active.is_(True),
-            Membership.role.in_(("owner", "admin")),
-        )
+    announce_integration_lost(
+        session,
+        tenant_id=loser_tenant,
+        connection_id=loser_connection,
+        provider=connection.provider,
+        title=title,
+        reason=message,
     )
-    rows = [
-        {
-            "user_id": user_id,
-            "kind": "info",
-            "title": f"{title} needs attention",
-            "body": message,
-            "link": f"/t/{slug}/integrations/",
-            "dedupe_key": f"integration_lost:{connection_id}",
-        }
-        for user_id in admins
-    ]
-    if rows:
-        session.execute(
-            insert(Notification)
-            .values(rows)
-            .on_conflict_do_nothing(
-                index_elements=["user_id", "dedupe_key"],
-                index_where=text("dedupe_key IS NOT NULL"),
-            ),
-            execution_options=_in_schema_of(tenant_id),
-        )
 
 
 # Enable, disable, disconnect ----------------------------------------------------------------

@@ -29,7 +29,7 @@ from app.invoicing.pdf import current_pdf, pdf_filename
 from app.invoicing.services import mark_sent
 from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
 from app.message_templates.services import template_for
-from app.messaging.services import queue_message, recipient_time_zone
+from app.outbox.services import queue_message, recipient_time_zone
 
 PURPOSES = {
     "invoice": "The invoice",

@@ -1,2 +1,3 @@
-"""Outbound messages: written to the outbox with the business change, delivered by a worker
-through the connectors of `app.integrations.connectors`, tracked through provider webhooks."""
+"""Outbound messages, the read and deliver side of the outbox (`app.outbox`): delivery through
+the connectors of `app.integrations.connectors`, provider webhooks (statuses, inbound WhatsApp
+messages, bounces), unsubscribe links, rate limits and the Messages pages."""

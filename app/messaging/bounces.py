@@ -1,7 +1,8 @@
 """Bounces: which message an undeliverable-mail report is about, and what it means.
 
 Every e-mail leaves with a VERP envelope sender, `bounces+<token>@<bounce domain>`, where the
-token names the tenant and the outbox message and carries an HMAC of both. Mail servers send
+token names the tenant and the outbox message and carries an HMAC of both
+(`app.integrations.connectors.verp`: the SMTP connector writes it). Mail servers send
 their delivery status notifications (RFC 3464) to that address; an inbound-mail relay posts
 each one raw to `/hooks/email/bounces/<webhook token>` (email_views.py), which finds the
 tenant from the VERP token (a forged one is dropped) and stores the report. A worker then
@@ -11,10 +12,7 @@ message; `delayed` and the other actions are informational."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -23,52 +21,12 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.clients.models import Contact
 from app.integrations.connectors import StatusUpdate
-from app.messaging.models import OutboxMessage
+from app.integrations.connectors.verp import find_verp
+from app.outbox.models import OutboxMessage
 
 log = logging.getLogger(__name__)
-
-# Lower-case letters, digits and '-' only: some mail servers change the case of local parts,
-# and a local part may not exceed 64 characters (RFC 5321), so no base64 here.
-_VERP = re.compile(rb"bounces\+((?:p|\d+)-\d+-[0-9a-f]{20})@", re.IGNORECASE)
-_SIGNATURE_HEX = 20  # 80 bits
-
-
-def _signature(secret_key: str, tenant_part: str, message_id: str) -> str:
-    mac = hmac.new(secret_key.encode(), f"verp:{tenant_part}:{message_id}".encode(), hashlib.sha256)
-    return mac.hexdigest()[:_SIGNATURE_HEX]
-
-
-def verp_token(secret_key: str, tenant_id: int | None, message_id: int) -> str:
-    tenant_part = "p" if tenant_id is None else str(int(tenant_id))  # p: the platform's mail
-    return f"{tenant_part}-{int(message_id)}-{_signature(secret_key, tenant_part, str(message_id))}"
-
-
-def verp_address(secret_key: str, tenant_id: int | None, message_id: int, domain: str) -> str:
-    """The envelope sender (MAIL FROM) of one outbox message: bounces come back to it."""
-    return f"bounces+{verp_token(secret_key, tenant_id, message_id)}@{domain}"
-
-
-def read_verp_token(secret_key: str, token: str) -> tuple[int | None, int] | None:
-    """(tenant_id or None for the platform, message id), or None when the token is forged."""
-    tenant_part, _, rest = token.lower().partition("-")
-    message_id, _, signature = rest.partition("-")
-    if not message_id.isdigit() or not (tenant_part == "p" or tenant_part.isdigit()):
-        return None
-    if not hmac.compare_digest(signature, _signature(secret_key, tenant_part, message_id)):
-        return None
-    return (None if tenant_part == "p" else int(tenant_part)), int(message_id)
-
-
-def find_verp(secret_key: str, raw: bytes) -> tuple[int | None, int] | None:
-    """The message a raw report is about: the first genuine VERP address in it. Relays put
-    the address in different headers (To, Delivered-To, X-Original-To), and the returned
-    headers of the original carry it as Return-Path, so the whole report is searched."""
-    for match in _VERP.finditer(raw):
-        found = read_verp_token(secret_key, match.group(1).decode())
-        if found is not None:
-            return found
-    return None
 
 
 @dataclass(frozen=True)
@@ -121,8 +79,6 @@ def parse_dsn(raw: bytes) -> list[RecipientReport]:
 def mark_bounced(session: Session, contact_id: int, address: str, reason: str) -> bool:
     """Refuse e-mail to a contact's address after a hard bounce, unless the contact has a
     different address by now. The session is bound to the contact's tenant (audited)."""
-    from app.clients.models import Contact
-
     contact = session.get(Contact, contact_id)
     if contact is None or (contact.email or "").lower() != address.lower():
         return False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import time as clock
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -27,15 +28,14 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
 from app.core.clock import is_business_day, subdivision_for
+from app.core.crypto import SecretsUnreadable
 from app.core.signals import announce_message_failed
 from app.integrations.connectors import Attachment, Connector, DeliveryError, Outgoing
 from app.integrations.connectors.registry import connector_class
 from app.integrations.connectors.smtp import SmtpConnector
-from app.integrations.crypto import SecretsUnreadable
-from app.messaging import services
-from app.messaging.models import OutboxMessage
 from app.messaging.ratelimit import RateLimiter, next_utc_midnight
-from app.messaging.secret_links import fill_in, open_link
+from app.outbox.models import OutboxMessage
+from app.outbox.secret_links import fill_in, open_link
 from app.settings.models import WorkspaceSettings
 from app.settings.services import workspace_settings
 from tenants.binding import bound_tenant_id
@@ -47,6 +47,8 @@ _OUTBOX = OutboxMessage.__table__
 WHATSAPP_SESSION = timedelta(hours=24)
 # Waiting longer than this for a rate slot puts the message back instead of holding a worker.
 MAX_RATE_WAIT = 2.0
+# A message that failed this many times (with backoff_seconds between tries) is a dead letter.
+MAX_ATTEMPTS = 8
 DAILY_LIMIT_REACHED = "the provider's daily limit is used up; tomorrow"
 # A batch starts no send once this share of its lease is gone (a slow mail server, a low
 # rate): a message whose lease runs out may be handed to another worker by the sweeper, so it
@@ -91,8 +93,8 @@ class Routes:
         if channel == PLATFORM_EMAIL:
             return ChannelRoute(SmtpConnector.platform(self.config), None)
         if self.tenant_id is not None:
+            from app.core.crypto import decrypt_secrets
             from app.integrations.connectors.registry import providers_for
-            from app.integrations.crypto import decrypt_secrets
             from app.integrations.models import IntegrationConnection
 
             providers = providers_for(channel)
@@ -494,6 +496,11 @@ def _put_back(writer: OutcomeWriter, message, until: datetime, reason: str) -> s
     return "deferred"
 
 
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with full jitter: up to 30 s, 60 s, 120 s ... capped at 1 hour."""
+    return random.uniform(1, min(3600, 30 * 2 ** max(attempt - 1, 0)))
+
+
 def _failed(writer: OutcomeWriter, message, exc: DeliveryError) -> str:
     session = writer.session
     error = str(exc)[:2000]
@@ -512,7 +519,7 @@ def _failed(writer: OutcomeWriter, message, exc: DeliveryError) -> str:
             last_error=error,
             failed_at=datetime.now(UTC),
         )
-    if exc.permanent or message.attempts >= services.MAX_ATTEMPTS:
+    if exc.permanent or message.attempts >= MAX_ATTEMPTS:
         # Written in one commit with the outcome: the dead letter and what its receivers
         # write (the sender's notification) go together.
         _announce_failure(session, message, "dead", error)
@@ -526,11 +533,7 @@ def _failed(writer: OutcomeWriter, message, exc: DeliveryError) -> str:
         )
         log.warning("message %s dead-lettered: %s", message.id, error)
         return outcome
-    delay = (
-        exc.retry_after
-        if exc.retry_after is not None
-        else services.backoff_seconds(message.attempts)
-    )
+    delay = exc.retry_after if exc.retry_after is not None else backoff_seconds(message.attempts)
     return _finish(
         writer,
         message,

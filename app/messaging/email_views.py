@@ -15,8 +15,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.core.pages import render_page
 from app.extensions import csrf, db
+from app.integrations.connectors.verp import find_verp
 from app.messaging import unsubscribe as links
-from app.messaging.bounces import find_verp
 from app.messaging.webhooks import record_webhook
 
 log = logging.getLogger(__name__)

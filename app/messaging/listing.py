@@ -18,9 +18,10 @@ from flask import current_app
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.clients.models import Client
 from app.core.request_input import row_id
-from app.messaging import secret_links
-from app.messaging.models import CHANNELS, OutboxMessage
+from app.outbox import secret_links
+from app.outbox.models import CHANNELS, OutboxMessage
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
@@ -107,7 +108,6 @@ def _filtered(query, tenant_id: int, filters: MessageFilters, with_status: bool 
 class MessageRow:
     message: OutboxMessage
     client_name: str | None
-    campaign_name: str | None
 
     @property
     def status_group(self) -> str:
@@ -148,25 +148,18 @@ def _after(cursor: str | None):
     )
 
 
-def _names(session: Session, model, ids) -> dict[int, str]:
-    """Names of the page's clients or campaigns (tenant tables: the bound tenant's only)."""
+def _client_names(session: Session, ids) -> dict[int, str]:
+    """Names of the page's clients (a tenant table: the bound tenant's only)."""
     ids = {i for i in ids if i is not None}
     if not ids:
         return {}
-    column = model.short_name if hasattr(model, "short_name") else model.name
-    return dict(session.execute(select(model.id, column).where(model.id.in_(ids))).all())
+    return dict(
+        session.execute(select(Client.id, Client.short_name).where(Client.id.in_(ids))).all()
+    )
 
 
 def client_name(session: Session, client_id: int | None) -> str | None:
-    from app.clients.models import Client
-
-    return _names(session, Client, [client_id]).get(client_id) if client_id else None
-
-
-def campaign_name(session: Session, campaign_id: int | None) -> str | None:
-    from app.campaigns.models import Campaign
-
-    return _names(session, Campaign, [campaign_id]).get(campaign_id) if campaign_id else None
+    return _client_names(session, [client_id]).get(client_id) if client_id else None
 
 
 def list_messages(
@@ -176,9 +169,6 @@ def list_messages(
     after: str | None = None,
     page_size: int = PAGE_SIZE,
 ) -> MessagePage:
-    from app.campaigns.models import Campaign
-    from app.clients.models import Client
-
     query = _filtered(select(OutboxMessage), tenant_id, filters)
     condition = _after(after)
     if condition is not None:
@@ -187,9 +177,8 @@ def list_messages(
     found = list(session.scalars(query.limit(page_size + 1)))
     more = len(found) > page_size
     found = found[:page_size]
-    clients = _names(session, Client, (m.client_id for m in found))
-    campaigns = _names(session, Campaign, (m.campaign_id for m in found))
-    rows = [MessageRow(m, clients.get(m.client_id), campaigns.get(m.campaign_id)) for m in found]
+    clients = _client_names(session, (m.client_id for m in found))
+    rows = [MessageRow(m, clients.get(m.client_id)) for m in found]
     counts, capped = status_counts(session, tenant_id, filters)
     return MessagePage(rows, _cursor(found[-1]) if more and found else None, counts, capped)
 

@@ -25,12 +25,13 @@ import logging
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.core.crypto import SecretsUnreadable, decrypt_secrets
 from app.extensions import csrf, db
 from app.integrations.connectors import msg91, twilio_sms
-from app.integrations.crypto import SecretsUnreadable, decrypt_secrets
+from app.integrations.connectors.wire import BadWebhookBody
 from app.integrations.models import IntegrationConnection
-from app.messaging.webhooks import BadWebhookBody, record_webhook, tenant_for_account
-from tenants.binding import bind_tenant
+from app.messaging.webhooks import record_webhook, tenant_for_account
+from tenants.binding import tenant_context
 
 log = logging.getLogger(__name__)
 
@@ -99,35 +100,38 @@ def twilio_status():
     if account is None:
         log.warning("twilio callback for unknown account %r dropped", sid[:40])
         return "", 200
-    bind_tenant(db.session, account.tenant_id)
-    connection = db.session.get(IntegrationConnection, account.connection_id)
-    auth_token = None
-    if connection is not None and connection.provider == "twilio":
-        try:
-            auth_token = decrypt_secrets(connection.secrets_ciphertext).get("auth_token")
-        except SecretsUnreadable:
-            log.error(
-                "twilio connection %s of tenant %s: secrets unreadable",
-                connection.id,
-                account.tenant_id,
-            )
+    tenant_id = account.tenant_id
+    auth_token = _auth_token(tenant_id, account.connection_id)
     url = _public_url()
     signature = request.headers.get("X-Twilio-Signature", "")
     if not twilio_sms.valid_signature(auth_token or "", url, form, signature):
-        log.warning("twilio callback for tenant %s rejected: bad signature", account.tenant_id)
-        db.session.rollback()
+        log.warning("twilio callback for tenant %s rejected: bad signature", tenant_id)
         return "", 403
     # One event per message and status: Twilio's retries and repeats of a status change
-    # nothing.
+    # nothing. The event is a shared row: storing it needs no tenant binding.
     key = f"{sid}:{form.get('MessageSid', '')}:{form.get('MessageStatus', '')}"
-    stored = record_webhook(db.session, "twilio", raw, account.tenant_id, event_key=key)
+    stored = record_webhook(db.session, "twilio", raw, tenant_id, event_key=key)
     db.session.commit()
     log.info(
-        "twilio callback for tenant %s %s",
-        account.tenant_id,
-        "stored" if stored else "was a duplicate",
+        "twilio callback for tenant %s %s", tenant_id, "stored" if stored else "was a duplicate"
     )
     return "", 200
+
+
+def _auth_token(tenant_id: int, connection_id: int) -> str | None:
+    """The auth token of the tenant's Twilio connection, read in a session bound to the tenant
+    only for that (the rest of the request stores a shared row)."""
+    with tenant_context(db.session, tenant_id):
+        connection = db.session.get(IntegrationConnection, connection_id)
+        if connection is None or connection.provider != "twilio":
+            return None
+        try:
+            return decrypt_secrets(connection.secrets_ciphertext).get("auth_token")
+        except SecretsUnreadable:
+            log.error(
+                "twilio connection %s of tenant %s: secrets unreadable", connection.id, tenant_id
+            )
+            return None
 
 
 def _public_url() -> str:

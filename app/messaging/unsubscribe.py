@@ -16,6 +16,11 @@ from urllib.parse import urlsplit
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from app.clients.models import Contact
+from app.clients.services import set_consent
+from tenants.binding import bind_tenant
+from tenants.models import Tenant
+
 _SALT = "duebook.unsubscribe"
 
 
@@ -64,10 +69,6 @@ def headers_for(tenant_id: int, contact_id: int) -> dict[str, str]:
 def contact_for_token(session, token: str):
     """(tenant, contact, channel) a token names, with `session` bound to that tenant; None
     for a forged token or a contact or tenant that no longer exists."""
-    from app.clients.models import Contact
-    from tenants.binding import bind_tenant
-    from tenants.models import Tenant
-
     found = read_token(token)
     if found is None:
         return None
@@ -76,6 +77,8 @@ def contact_for_token(session, token: str):
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         return None
+    # Bound for the rest of the request, not a tenant_context block: the page shows the contact
+    # and the opt-out that follows writes it (audited) in this session, committed by the view.
     bind_tenant(session, tenant_id)
     contact = session.get(Contact, contact_id)
     if contact is None or contact.deleted_at is not None:
@@ -86,8 +89,6 @@ def contact_for_token(session, token: str):
 def opt_out(session, contact, channel: str, source: str) -> bool:
     """Record the opt-out once (audited through the tenant-bound session); a repeat keeps the
     first record and changes nothing. True when this call recorded it."""
-    from app.clients.services import set_consent
-
     if getattr(contact, f"{channel}_consent") == "opted_out":
         return False
     set_consent(contact, channel, False, source)

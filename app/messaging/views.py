@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, g, redirect, request, url_for
 
+from app.campaigns.services import campaign_names
 from app.core.pages import render_page, toast
 from app.extensions import db
-from app.messaging import listing, services
+from app.messaging import listing
+from app.outbox.services import retry_message
 from tenants.context import require_permission
 
 blueprint = Blueprint("messages", __name__, url_prefix="/t/<tenant_slug>/messages")
@@ -26,6 +28,10 @@ def _message_or_404(message_id: int):
 def index():
     filters = listing.MessageFilters.from_args(request.args)
     page = listing.list_messages(db.session, g.tenant.id, filters, after=request.args.get("after"))
+    # Campaigns sit above messaging: the page (web layer) asks them for the names it shows.
+    campaigns = campaign_names(
+        db.session, [filters.campaign_id, *(row.message.campaign_id for row in page.rows)]
+    )
     return render_page(
         "messaging/index.html",
         block="message_results",
@@ -34,7 +40,8 @@ def index():
         status_labels=listing.STATUS_LABELS,
         channel_labels=listing.CHANNEL_LABELS,
         client_name=listing.client_name(db.session, filters.client_id),
-        campaign_name=listing.campaign_name(db.session, filters.campaign_id),
+        campaign_names=campaigns,
+        campaign_name=campaigns.get(filters.campaign_id),
     )
 
 
@@ -83,7 +90,7 @@ def retry(message_id: int):
             "again. Send a new invitation instead.",
             "error",
         )
-    elif services.retry_message(db.session, g.tenant.id, message_id) is None:
+    elif retry_message(db.session, g.tenant.id, message_id) is None:
         toast("Only a message that failed can be sent again.", "error")
     else:
         toast("The message is back in the queue and will be sent again shortly.")

@@ -21,7 +21,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.extensions import csrf, db
 from app.integrations.connectors.whatsapp import PROVIDER, read_webhook, waba_account_key
-from app.messaging.webhooks import BadWebhookBody, record_webhook, tenant_for_account
+from app.integrations.connectors.wire import BadWebhookBody
+from app.messaging.webhooks import record_webhook, tenant_for_account
 
 log = logging.getLogger(__name__)
 

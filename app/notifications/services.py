@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.notifications.models import KINDS, Notification
+from tenants.binding import PLACEHOLDER_SCHEMA, schema_for_tenant_id
 
 RECENT = 50
 # The bell shows "99+" past this: counting further costs time and says nothing more.
@@ -29,9 +30,11 @@ def notify(
     body: str | None = None,
     link: str | None = None,
     dedupe_key: str | None = None,
+    tenant_id: int | None = None,
 ) -> int:
-    """Tell these users of the bound tenant. Returns how many new notifications were written
-    (a user already told about `dedupe_key` is not told again)."""
+    """Tell these users of the bound tenant (or, given `tenant_id`, of that workspace: a change
+    that concerns two workspaces is made in a session bound to one). Returns how many new
+    notifications were written (a user already told about `dedupe_key` is not told again)."""
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
     rows = [
@@ -53,9 +56,14 @@ def notify(
         .on_conflict_do_nothing(
             index_elements=["user_id", "dedupe_key"], index_where=text("dedupe_key IS NOT NULL")
         )
-        .returning(Notification.id)
+        .returning(Notification.id),
+        execution_options=_in_schema_of(tenant_id) if tenant_id is not None else {},
     ).all()
     return len(written)
+
+
+def _in_schema_of(tenant_id: int) -> dict:
+    return {"schema_translate_map": {PLACEHOLDER_SCHEMA: schema_for_tenant_id(tenant_id)}}
 
 
 def unread_count(session: Session, user_id: int) -> int:
@@ -147,7 +155,7 @@ def notify_delivery_failed(
     if tenant_id is None:  # platform e-mail (password resets ...): nobody in a workspace to tell
         return 0
     from app.messaging.listing import CHANNEL_LABELS, detail_path
-    from app.messaging.models import OutboxMessage
+    from app.outbox.models import OutboxMessage
     from tenants.models import Tenant
 
     found = session.execute(
@@ -171,4 +179,25 @@ def notify_delivery_failed(
         body=f"{what}: {reason}"[:2000],
         link=detail_path(slug, message_id),
         dedupe_key=f"delivery_failed:{message_id}",
+    )
+
+
+def notify_integration_lost(
+    session: Session, tenant_id: int, connection_id: int, title: str, reason: str
+) -> int:
+    """A connection of workspace `tenant_id` lost its provider account to a workspace that
+    proved it controls it: tell that workspace's owners and admins (those who can manage
+    integrations), once per connection. The session is the other workspace's."""
+    from tenants.models import Tenant
+
+    slug = session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
+    return notify(
+        session,
+        _admins(session, tenant_id),
+        "info",
+        title=f"{title} needs attention",
+        body=reason,
+        link=f"/t/{slug}/integrations/",
+        dedupe_key=f"integration_lost:{connection_id}",
+        tenant_id=tenant_id,
     )

@@ -18,7 +18,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.core.handover import QUEUE_NAMES, get_queue
-from app.messaging.models import OutboxMessage, WebhookEvent
+from app.messaging.models import WebhookEvent
+from app.outbox.models import OutboxMessage
 
 # Failed jobs read per queue, newest first: enough to find a tenant's recent failures without
 # reading an unbounded registry on every page view.

@@ -67,11 +67,10 @@ def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
 def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
     """Connect the demo workspace to the sandbox WhatsApp number and MSG91 account, and give
     its default SMS templates the ids the stand-in knows. Idempotent."""
+    from app.core.crypto import encrypt_secrets
     from app.integrations.connectors.whatsapp import waba_account_key
-    from app.integrations.crypto import encrypt_secrets
-    from app.integrations.models import IntegrationConnection
+    from app.integrations.models import IntegrationConnection, ProviderAccount
     from app.message_templates.models import MessageTemplate
-    from app.messaging.models import ProviderAccount
 
     connections = {
         "whatsapp_cloud": (

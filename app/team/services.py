@@ -12,8 +12,8 @@ from flask import render_template
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload
 
-from app.messaging.secret_links import SECRET_LINK
-from app.messaging.services import queue_email
+from app.outbox.secret_links import SECRET_LINK
+from app.outbox.services import queue_email
 from tenants.models import Invitation, Membership, Tenant, User
 from tenants.roles import ROLE_LABELS, roles_assignable_by
 

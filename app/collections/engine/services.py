@@ -254,7 +254,7 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
         render_for_channel,
     )
     from app.message_templates.services import template_for
-    from app.messaging.services import queue_message
+    from app.outbox.services import queue_message
 
     errors = {}
     level = _by_id(session, CollectionLevel, level_id)

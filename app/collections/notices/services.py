@@ -63,7 +63,7 @@ from app.core.money import to_money
 from app.core.request_input import row_id
 from app.core.transaction_hooks import on_commit, on_rollback
 from app.invoicing.models import Invoice
-from app.messaging.models import OutboxMessage
+from app.outbox.models import OutboxMessage
 from app.settings.models import WorkspaceSettings
 from app.settings.services import workspace_settings
 
@@ -592,7 +592,7 @@ def _queue_thank_you(
 ) -> None:
     from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
     from app.message_templates.services import template_for
-    from app.messaging.services import queue_message, recipient_time_zone
+    from app.outbox.services import queue_message, recipient_time_zone
     from tenants.binding import bound_tenant_id
     from tenants.models import Tenant
 
@@ -776,7 +776,7 @@ def _queue_notice_message(
         render_for_channel,
     )
     from app.message_templates.services import template_for
-    from app.messaging.services import queue_message, recipient_time_zone
+    from app.outbox.services import queue_message, recipient_time_zone
 
     channel = notice.channel
     contact = _contact_for(session, notice, channel)

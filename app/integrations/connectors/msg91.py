@@ -38,8 +38,8 @@ from app.integrations.connectors import (
     pooled_client,
     retry_after_seconds,
 )
-from app.messaging.models import OutboxMessage
-from app.messaging.webhooks import BadWebhookBody, check_shape, read_json
+from app.integrations.connectors.wire import BadWebhookBody, check_shape, read_json
+from app.outbox.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ _REQUEST = {**_REPORT, "report": [_REPORT]}
 def read_reports(body: bytes | str) -> list[dict]:
     """(requestId, number, status, desc, failedReason) dicts from a v3 JSON report (one object,
     or a list of them) or a v2 form report (`data` = a JSON string: a list of requests, each
-    with a `report` list); webhooks.BadWebhookBody for anything else (the body is untrusted:
+    with a `report` list); wire.BadWebhookBody for anything else (the body is untrusted:
     checked at receipt and again before a stored report is applied)."""
     if isinstance(body, bytes):
         try:

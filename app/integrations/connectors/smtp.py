@@ -1,9 +1,9 @@
 """E-mail over SMTP: the tenant's own server, or the platform's (SMTP_URL) by default.
 
-Each message leaves with a VERP envelope sender (app.messaging.bounces) so that bounce
-reports find it, and, when a DKIM key is set up (the connection's, or the platform's
-DKIM_* settings), with a DKIM signature whose h= covers the List-Unsubscribe headers, as
-RFC 8058 requires for one-click unsubscribe."""
+Each message leaves with a VERP envelope sender (connectors.verp) so that bounce reports
+find it (app.messaging.bounces reads them), and, when a DKIM key is set up (the connection's,
+or the platform's DKIM_* settings), with a DKIM signature whose h= covers the
+List-Unsubscribe headers, as RFC 8058 requires for one-click unsubscribe."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.core import outbound
 from app.integrations.connectors import Connector, DeliveryError, Field, Outgoing, Sent
-from app.messaging.bounces import verp_address
+from app.integrations.connectors.verp import verp_address
 
 # No folding below the RFC 5322 limit: the default policy folds a header with a long word
 # (the unsubscribe link) into RFC 2047 encoded words, which breaks List-Unsubscribe.

@@ -30,7 +30,7 @@ from app.integrations.connectors import (
     pooled_client,
     retry_after_seconds,
 )
-from app.messaging.webhooks import BadWebhookBody
+from app.integrations.connectors.wire import BadWebhookBody
 
 STATUS_PATH = "/hooks/twilio/status"
 # Twilio releases one message segment a second from a long code number (three from a US
@@ -222,7 +222,7 @@ def valid_signature(auth_token: str, url: str, params, signature: str) -> bool:
 
 
 def check_status_callback(raw: bytes | str, form) -> None:
-    """webhooks.BadWebhookBody unless this is a form Twilio sends: UTF-8 without NUL
+    """wire.BadWebhookBody unless this is a form Twilio sends: UTF-8 without NUL
     characters, with a well-formed AccountSid and MessageSid (or SmsSid) and a MessageStatus
     (or SmsStatus). Checked at receipt and again before a stored callback is applied."""
     if isinstance(raw, bytes):

@@ -1,5 +1,7 @@
 """WhatsApp Business Cloud API (Meta Graph API): send template, session-text and document
-messages from a tenant's own WhatsApp number, read its webhooks, mirror template approvals.
+messages from a tenant's own WhatsApp number, parse its webhooks, list its templates (what
+they mean for contacts and templates is applied by app.messaging.inbound and
+app.message_templates.provider_status).
 
 Contract (/work/shared/reference/providers.md §1): `POST /{version}/{phone_number_id}/messages`
 with a Bearer token; a document is uploaded first (`POST /{phone_number_id}/media`, multipart)
@@ -9,7 +11,7 @@ echoes in status webhooks, so a report finds its message even before the wamid i
 Webhooks carry `metadata.phone_number_id` (statuses, inbound messages: routed to the tenant by
 `account_key()`), or only the WhatsApp Business Account id in `entry[].id` (template status
 updates: routed by `waba_account_key(waba_id)`, which the connect code registers next to the
-phone number; if it does not, those updates are dropped and `sync_templates` catches up)."""
+phone number; if it does not, those updates are dropped and the template sync catches up)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
 
 from app.integrations.connectors import (
     Connector,
@@ -31,7 +31,7 @@ from app.integrations.connectors import (
     pooled_client,
     retry_after_seconds,
 )
-from app.messaging.webhooks import check_shape, provider_time, read_json
+from app.integrations.connectors.wire import check_shape, provider_time, read_json
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,6 @@ TEMPLATE_STATES = {
     "ARCHIVED": "disabled",
 }
 STATUSES = ("sent", "delivered", "read", "failed")
-OPT_OUT_WORDS = ("STOP", "UNSUBSCRIBE")
 
 
 def waba_account_key(waba_id: str) -> str:
@@ -379,20 +378,40 @@ def graph_error(response: httpx.Response) -> DeliveryError:
     return DeliveryError(reason + said, permanent=True)
 
 
-# -- webhooks (run by the worker: jobs.tasks.process_webhook_event) --------------------------
+# -- webhooks (parsed for app.messaging.inbound, run by the worker) ---------------------------
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A contact wrote to the tenant's number."""
+
+    sender: str  # the number as Meta gives it: E.164 digits without the "+"
+    at: datetime  # when they wrote, clamped to when we heard of it (wire.provider_time)
+    text: str  # a text message's body or a quick-reply button's text; "" for other kinds
+    replied_to: str | None  # the id (wamid) of our message it answers, if it answers one
+
+
+@dataclass(frozen=True)
+class TemplateStatusChange:
+    """Meta changed the state of a template of the business account."""
+
+    name: str
+    language: str  # Meta's code ("en_US"); "" when the event names none
+    state: str  # one of the TEMPLATE_STATES values
 
 
 @dataclass
-class _Inbound:
-    """What one webhook body says beyond message statuses."""
+class WebhookReport:
+    """What one webhook body says: message statuses, inbound messages, template changes."""
 
-    messages: list[dict] = field(default_factory=list)
-    templates: list[dict] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    messages: list[InboundMessage] = field(default_factory=list)
+    templates: list[TemplateStatusChange] = field(default_factory=list)
 
 
 _ID = (str, int)
 # The parts of Meta's webhook body (providers.md §1.4) that are read here or in the receiver;
-# a body where one of them has another type is refused whole (webhooks.check_shape).
+# a body where one of them has another type is refused whole (wire.check_shape).
 WEBHOOK_SHAPE = {
     "object": str,
     "entry": [
@@ -441,45 +460,48 @@ WEBHOOK_SHAPE = {
 
 
 def read_webhook(body: bytes | str) -> dict:
-    """A webhook body as Meta sends it, or webhooks.BadWebhookBody (checked at receipt and
-    again before a stored body is applied)."""
+    """A webhook body as Meta sends it, or wire.BadWebhookBody (checked at receipt and again
+    before a stored body is applied)."""
     data = read_json(body)
     check_shape(data, WEBHOOK_SHAPE)
     return data
 
 
-def process_webhook(session: Session, event) -> list[StatusUpdate]:
-    """The status reports of one stored webhook body (of the bound tenant), after applying its
-    inbound messages (24 h window, replies, STOP) and template status changes."""
-    data = read_webhook(event.body)
-    received_at = event.received_at
-    updates: list[StatusUpdate] = []
-    inbound = _Inbound()
+def parse_webhook(body: bytes | str, received_at: datetime) -> WebhookReport:
+    """Everything one webhook body reports, as plain values (wire.BadWebhookBody for a body
+    Meta does not send); app.messaging.inbound applies them."""
+    data = read_webhook(body)
+    report = WebhookReport()
     for entry in data.get("entry") or []:
         for change in entry.get("changes") or []:
             value = change.get("value") or {}
             if change.get("field") == "message_template_status_update":
-                inbound.templates.append(value)
+                template_change = _template_change(value)
+                if template_change is not None:
+                    report.templates.append(template_change)
                 continue
             if change.get("field") != "messages":
                 continue
             for item in value.get("statuses") or []:
                 update_ = _status_update(item, received_at)
                 if update_ is not None:
-                    updates.append(update_)
-            inbound.messages.extend(value.get("messages") or [])
-    for message in inbound.messages:
-        _apply_inbound(session, event.tenant_id, message, received_at)
-    for value in inbound.templates:
-        state = TEMPLATE_STATES.get(str(value.get("event", "")).upper())
-        if state and value.get("message_template_name"):
-            language = str(value.get("message_template_language") or "")
-            set_template_status(session, value["message_template_name"], language, state)
-    return updates
+                    report.statuses.append(update_)
+            report.messages.extend(
+                _inbound_message(message, received_at) for message in value.get("messages") or []
+            )
+    return report
+
+
+def _template_change(value: dict) -> TemplateStatusChange | None:
+    state = TEMPLATE_STATES.get(str(value.get("event", "")).upper())
+    if not state or not value.get("message_template_name"):
+        return None
+    language = str(value.get("message_template_language") or "")
+    return TemplateStatusChange(value["message_template_name"], language, state)
 
 
 def _at(timestamp, received_at: datetime) -> datetime:
-    """Meta's Unix timestamp, clamped to the time we received it (webhooks.provider_time)."""
+    """Meta's Unix timestamp, clamped to the time we received it (wire.provider_time)."""
     try:
         claimed = datetime.fromtimestamp(int(timestamp), UTC)
     except (TypeError, ValueError, OverflowError, OSError):  # missing, or beyond any calendar
@@ -524,105 +546,11 @@ def _inbound_text(message: dict) -> str:
     return ""
 
 
-def _apply_inbound(
-    session: Session, tenant_id: int | None, message: dict, received_at: datetime
-) -> None:
-    """A contact wrote to the tenant's number: the 24 h session window opens (from the time
-    they wrote, never later than we heard of it), a reply to one of our messages marks it
-    replied, STOP / UNSUBSCRIBE records a WhatsApp opt-out."""
-    from app.clients.models import Contact
-    from app.clients.services import set_consent
-    from app.messaging.models import OutboxMessage
-
-    sender = str(message.get("from") or "")
-    if not sender or tenant_id is None:
-        return
-    at = _at(message.get("timestamp"), received_at)
-    contacts = session.scalars(
-        select(Contact).where(Contact.phone == f"+{sender}", Contact.deleted_at.is_(None))
-    ).all()
-    opt_out = _inbound_text(message).strip().strip(".!").upper() in OPT_OUT_WORDS
-    for contact in contacts:
-        if contact.whatsapp_last_inbound_at is None or contact.whatsapp_last_inbound_at < at:
-            contact.whatsapp_last_inbound_at = at
-        if opt_out and contact.whatsapp_consent != "opted_out":
-            set_consent(contact, "whatsapp", False, "WhatsApp STOP reply")
+def _inbound_message(message: dict, received_at: datetime) -> InboundMessage:
     replied_to = (message.get("context") or {}).get("id")
-    if replied_to:
-        session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.of_tenant(tenant_id),
-                OutboxMessage.provider == PROVIDER,
-                OutboxMessage.provider_message_id == str(replied_to),
-            )
-            .values(replied_at=func.coalesce(OutboxMessage.replied_at, at)),
-            execution_options={"synchronize_session": False},
-        )
-    session.flush()
-
-
-# -- template approvals -----------------------------------------------------------------------
-
-
-def _language_matches(ours: str, theirs: str) -> bool:
-    """Our template language ("en", "en_US") against Meta's ("en_US"): exact, or the same
-    base language when ours names no region."""
-    ours, theirs = ours.replace("-", "_"), theirs.replace("-", "_")
-    return ours == theirs or ("_" not in ours and theirs.split("_")[0] == ours)
-
-
-def _whatsapp_templates(session: Session, name: str | None = None):
-    from app.message_templates.models import MessageTemplate
-
-    query = select(MessageTemplate).where(
-        MessageTemplate.channel == "whatsapp",
-        MessageTemplate.deleted_at.is_(None),
-        MessageTemplate.provider_template_name.is_not(None),
+    return InboundMessage(
+        sender=str(message.get("from") or ""),
+        at=_at(message.get("timestamp"), received_at),
+        text=_inbound_text(message),
+        replied_to=str(replied_to) if replied_to else None,
     )
-    if name is not None:
-        query = query.where(MessageTemplate.provider_template_name == name)
-    return session.scalars(query).all()
-
-
-def set_template_status(session: Session, name: str, language: str, state: str) -> int:
-    """A template status webhook: the bound tenant's templates of that name and language."""
-    now, changed = datetime.now(UTC), 0
-    for template in _whatsapp_templates(session, name):
-        if not language or _language_matches(template.language, language):
-            template.provider_status, template.provider_synced_at = state, now
-            changed += 1
-    session.flush()
-    return changed
-
-
-@dataclass
-class SyncResult:
-    updated: int = 0
-    # Names of our templates with no template of that name and language at Meta: their
-    # provider_status is cleared (provider_synced_at set), so the page can say "not found".
-    missing: list[str] = field(default_factory=list)
-
-
-def sync_templates(session: Session, connector: WhatsAppCloudConnector) -> SyncResult:
-    """Mirror Meta's approval state onto the bound tenant's WhatsApp templates, matched by
-    provider_template_name and language (an exact language first, else the same base
-    language). Raises DeliveryError when Meta cannot be asked."""
-    remote = connector.fetch_templates()
-    now, result = datetime.now(UTC), SyncResult()
-    for template in _whatsapp_templates(session):
-        same_name = [r for r in remote if r.name == template.provider_template_name]
-        match = next((r for r in same_name if r.language == template.language), None) or next(
-            (r for r in same_name if _language_matches(template.language, r.language)), None
-        )
-        template.provider_synced_at = now
-        if match is None:
-            template.provider_status = None
-            result.missing.append(template.name)
-            continue
-        state = TEMPLATE_STATES.get(match.status)
-        if state:
-            template.provider_status = state
-        result.updated += 1
-    session.flush()
-    return result

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from html import escape
 
-from app.integrations.crypto import decrypt_secrets, encrypt_secrets
+from app.core.crypto import decrypt_secrets, encrypt_secrets
 
 SECRET_LINK = "[[one-time-link]]"
 HIDDEN_LINK = "(link hidden: only the recipient can see it)"

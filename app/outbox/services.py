@@ -1,19 +1,20 @@
-"""The outbox: write the intent with the business change, hand it to a worker after commit.
+"""The outbox, the write side of messages: write the intent with the business change, hand it
+to a worker after commit.
 
 Every message (e-mail, WhatsApp, SMS) is a row of `outbox_messages` written in the caller's
 transaction; after commit the ids go to RQ in batches, one job per tenant and queue
 (`messages` for transactional messages, `bulk` for campaigns). Delivery claims a row with one
-UPDATE (so two workers never send the same message) and sends it (see `delivery.py`). A worker
-that dies mid-send leaves the row 'sending' with a lease; the sweeper hands it out again when
-the lease runs out, and the provider's idempotency key (or the e-mail's Message-ID), derived
-from our idempotency key, lets the provider drop the rare duplicate. Redis being down loses
-nothing: the sweeper finds every due row that was never handed to a worker.
+UPDATE (so two workers never send the same message) and sends it (app.messaging.delivery). A
+worker that dies mid-send leaves the row 'sending' with a lease; the sweeper hands it out
+again when the lease runs out, and the provider's idempotency key (or the e-mail's
+Message-ID), derived from our idempotency key, lets the provider drop the rare duplicate.
+Redis being down loses nothing: the sweeper finds every due row that was never handed to a
+worker.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from itertools import zip_longest
@@ -27,12 +28,11 @@ from sqlalchemy.orm import Session
 
 from app.core.handover import Work, enqueue
 from app.core.transaction_hooks import on_commit
-from app.messaging.models import CHANNELS, QUEUES, OutboxMessage
-from app.messaging.secret_links import SECRET_LINK, seal_link
+from app.outbox.models import CHANNELS, QUEUES, OutboxMessage
+from app.outbox.secret_links import SECRET_LINK, seal_link
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
 # Ids per delivery job: big enough that a job's fixed costs (binding the tenant, building the
 # connector, the claim, RQ's own bookkeeping) are shared (100 instead of 50 took ~10% off a
 # worker's time per message, 250 instead of 100 another ~7%). A killed worker's unsent rest
@@ -195,11 +195,6 @@ def _enqueue_with_rq(rows) -> None:
             for queue_name, tenant_id, ids in delivery_batches(rows)
         ]
     )
-
-
-def backoff_seconds(attempt: int) -> float:
-    """Exponential backoff with full jitter: up to 30 s, 60 s, 120 s ... capped at 1 hour."""
-    return random.uniform(1, min(3600, 30 * 2 ** max(attempt - 1, 0)))
 
 
 def due_for_delivery(

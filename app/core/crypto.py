@@ -1,4 +1,5 @@
-"""Credentials at rest: Fernet (AES-128-CBC + HMAC-SHA256) with rotatable keys.
+"""Secrets at rest (integration credentials, the sealed one-time links of the outbox): Fernet
+(AES-128-CBC + HMAC-SHA256) with rotatable keys.
 
 The first key of SECRETS_KEYS encrypts; every key decrypts, so a new key can be put in front
 while old ciphertexts are still readable, and `flask secrets rotate` re-encrypts them all."""
