@@ -13,6 +13,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import config as config_module
 from app.core import request_input
 from app.extensions import csrf, db, htmx, limiter, login_manager
+from jobs import load_jobs
+from tenants.binding import recycle_connections_after
 
 ROOT_TEMPLATES = "../templates"
 ROOT_STATIC = "../static"
@@ -40,7 +42,6 @@ def create_app(config: dict | None = None) -> Flask:
 
 def register_jobs() -> None:
     # The composition root knows the jobs by name for the hand-over; no area imports jobs/.
-    from jobs import load_jobs
 
     load_jobs()
 
@@ -51,7 +52,6 @@ def register_extensions(app: Flask) -> None:
     from app.auth.services import load_user_from_session_token
     from app.outbox import services as outbox_services
     from tenants import context as tenant_context
-    from tenants.binding import recycle_connections_after
 
     # The tenant is resolved from the URL before any before_request handler (CSRF included)
     # runs, so a request for another tenant's URL is a 404 whatever else is wrong with it.

@@ -5,12 +5,27 @@ from __future__ import annotations
 from datetime import time, timedelta
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.auth import services as accounts
+from app.clients.models import Client, Contact
+from app.clients.services import set_consent
+from app.collections.models import CollectionSettings
+from app.core.clock import local_date, subdivision_for
 from app.extensions import db
+from app.invoicing import credits
+from app.invoicing import services as invoicing
+from app.library.models import LibraryTemplate
+from app.message_templates.models import MessageTemplate
+from app.payments import services as payments
+from app.projects import services as projects
+from app.projects.models import Milestone
+from app.sandbox.providers import connect_demo_providers
+from app.settings.services import workspace_settings
 from tenants import services as tenants
+from tenants.binding import TenantSession, tenant_context
 from tenants.models import Membership, Tenant
 
 demo_cli = AppGroup("demo", help="Demo data for make run.")
@@ -56,16 +71,6 @@ def _seed_demo_books(tenant_id: int, user_id: int) -> None:
     """Once, for an empty demo workspace: its GST and payment settings, a client, a project
     planned from the library's construction template, the first milestone invoiced, part paid
     with TDS and reduced by a credit note, so every billing page has something to show."""
-    from app.clients.models import Client
-    from app.core.clock import local_date, subdivision_for
-    from app.invoicing import credits
-    from app.invoicing import services as invoicing
-    from app.library.models import LibraryTemplate
-    from app.payments import services as payments
-    from app.projects import services as projects
-    from app.projects.models import Milestone
-    from app.settings.services import workspace_settings
-    from tenants.binding import TenantSession, tenant_context
 
     with tenant_context(
         TenantSession(db, bind=db.engine), tenant_id, actor_user_id=user_id
@@ -158,12 +163,6 @@ def _seed_demo_messaging(tenant_id: int, user_id: int) -> None:
     `make run` started the sandbox providers, connections to them; the demo workspace sends
     reminders at any hour and on any day so that they show in the sandbox inbox at once.
     Idempotent."""
-    from flask import current_app
-
-    from app.clients.models import Client, Contact
-    from app.clients.services import set_consent
-    from app.settings.services import workspace_settings
-    from tenants.binding import TenantSession, tenant_context
 
     with tenant_context(
         TenantSession(db, bind=db.engine), tenant_id, actor_user_id=user_id
@@ -188,8 +187,6 @@ def _seed_demo_messaging(tenant_id: int, user_id: int) -> None:
             session.add(contact)
         _seed_demo_campaign_template(session)
         if current_app.config.get("SANDBOX_MESSAGES_DIR"):
-            from app.sandbox.providers import connect_demo_providers
-
             tenant = session.get(Tenant, tenant_id)
             workspace = workspace_settings(session, tenant_id)
             workspace.send_window_start, workspace.send_window_end = time(0), time(23, 59, 59)
@@ -212,12 +209,6 @@ def _seed_demo_collections(tenant_id: int, user_id: int) -> None:
     user collects from every client, and three more clients owe invoices of different ages
     with a billing contact each. Automatic sending stays off: the daily run's preview shows
     what would go out, and the notices wait for approval."""
-    from app.clients.models import Client, Contact
-    from app.clients.services import set_consent
-    from app.collections.models import CollectionSettings
-    from app.core.clock import local_date
-    from app.invoicing import services as invoicing
-    from tenants.binding import TenantSession, tenant_context
 
     with tenant_context(
         TenantSession(db, bind=db.engine), tenant_id, actor_user_id=user_id
@@ -273,7 +264,6 @@ def _seed_demo_collections(tenant_id: int, user_id: int) -> None:
 
 def _seed_demo_campaign_template(session) -> None:
     """A campaign e-mail (no invoice in it) so that a campaign can be launched at once."""
-    from app.message_templates.models import MessageTemplate
 
     name = "New bank account for payments"
     if session.scalar(select(MessageTemplate.id).where(MessageTemplate.name == name)):

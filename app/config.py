@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
+
+from limits import parse_many
 
 from app.core.outbound import parse_networks
 
@@ -44,8 +48,6 @@ def _secrets_keys(secret_key: str, local: bool) -> list[str]:
         raise RuntimeError(
             "SECRETS_KEYS is not set: one or more Fernet keys, comma-separated, newest first"
         )
-    import base64
-    import hashlib
 
     derived = hashlib.sha256(b"duebook-secrets:" + secret_key.encode()).digest()
     return [base64.urlsafe_b64encode(derived).decode()]
@@ -64,7 +66,6 @@ def _proxy_hops(local: bool) -> int:
 
 
 def _rate_limit(name: str, default: str) -> str:
-    from limits import parse_many
 
     value = os.environ.get(name, default)
     try:

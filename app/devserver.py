@@ -27,6 +27,9 @@ from email import message_from_bytes
 from email.utils import formatdate
 from pathlib import Path
 
+from app.sandbox.providers import standin_arguments
+from app.sandbox.standins.whatsapp import DEFAULT_APP_SECRET
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 
@@ -372,7 +375,6 @@ class SandboxProviders:
         self.env: dict[str, str] = {}
 
     def start(self, python: str, env: dict) -> SandboxProviders:
-        from app.sandbox.providers import standin_arguments
 
         self.folder.mkdir(parents=True, exist_ok=True)
         web = f"http://127.0.0.1:{self.web_port}"
@@ -409,7 +411,6 @@ class SandboxProviders:
 
 def sandbox_provider_settings() -> dict[str, str]:
     """The platform's WhatsApp app secret and verify token, as the stand-in signs with them."""
-    from app.sandbox.standins.whatsapp import DEFAULT_APP_SECRET
 
     return {"WHATSAPP_APP_SECRET": DEFAULT_APP_SECRET, "WHATSAPP_VERIFY_TOKEN": "sandbox-verify"}
 

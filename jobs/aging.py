@@ -3,6 +3,8 @@ midnight, and the day's snapshot for the trend written."""
 
 from __future__ import annotations
 
+from app.aging import services
+from app.core.clock import tenant_today
 from jobs.context import job
 from jobs.queues import fan_out, tenants_past_midnight
 
@@ -20,8 +22,6 @@ def roll_aging_for_tenant(session) -> int:
     """Age this tenant's summary to its date (rebuilt instead if the settings changed) and
     write today's snapshot. Running it again the same day changes nothing. Returns the days
     it moved on."""
-    from app.aging import services
-    from app.core.clock import tenant_today
 
     today = tenant_today(session)
     before = services.current_state(session).as_of

@@ -7,13 +7,13 @@ from app.campaigns.services import campaigns_to_launch, write_messages
 from app.core.handover import Work, enqueue
 from jobs.context import job
 from jobs.queues import fan_out
+from tenants.binding import bound_tenant_id
 from tenants.models import Tenant
 
 
 @job("bulk", timeout=3600)
 def launch_campaign(session, campaign_id: int) -> int:
     """Idempotent: a run after a crash (or twice) writes no message twice."""
-    from tenants.binding import bound_tenant_id
 
     tenant = session.get(Tenant, bound_tenant_id(session))
     return write_messages(session, tenant, campaign_id)
@@ -29,7 +29,6 @@ def sweep_campaign_launches_all(session) -> int:
 def sweep_campaign_launches(session) -> int:
     """Hand the launches no worker finished (Redis was down at launch, a worker died) to the
     workers again. Returns how many."""
-    from tenants.binding import bound_tenant_id
 
     tenant_id = bound_tenant_id(session)
     ids = campaigns_to_launch(session)

@@ -8,9 +8,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
+from app.collections.engine import run as engine
+from app.collections.engine.services import settings_of
 from jobs.context import job
 from jobs.queues import active_tenants, fan_out
-from tenants.binding import qualified, schema_for_tenant_id
+from tenants.binding import bound_tenant_id, qualified, schema_for_tenant_id
+from tenants.models import Tenant
 
 # Schemas read per query when the fan-out looks at every tenant's settings.
 SETTINGS_CHUNK = 500
@@ -48,10 +51,6 @@ def run_collections_all(session, now: datetime | None = None) -> int:
 def run_collections(session) -> int:
     """The daily run of the bound tenant (its own today); a second job the same day finds
     the run done and creates nothing. Returns how many notices it created."""
-    from app.collections.engine import run as engine
-    from app.collections.engine.services import settings_of
-    from tenants.binding import bound_tenant_id
-    from tenants.models import Tenant
 
     tenant = session.get(Tenant, bound_tenant_id(session))
     if tenant is None or not tenant.is_active:

@@ -3,17 +3,17 @@ knows (delivery writes "sent" on the message; a notice follows it here or when l
 
 from __future__ import annotations
 
+from app.collections.notices import services as notices
 from jobs.context import job
 from jobs.queues import fan_out
+from tenants.binding import bound_tenant_id
+from tenants.models import Tenant
 
 
 @job("messages", timeout=900)
 def send_notices(session, notice_ids: list[int]) -> dict:
     """Send these approved notices of the bound tenant (messages, letters). Running it again
     sends nothing twice. Returns {notice id: what happened}."""
-    from app.collections.notices import services as notices
-    from tenants.binding import bound_tenant_id
-    from tenants.models import Tenant
 
     tenant = session.get(Tenant, bound_tenant_id(session))
     return notices.send_notices(session, tenant, notice_ids)
@@ -29,9 +29,6 @@ def sweep_notices_all(session) -> int:
 def sweep_notices(session) -> dict:
     """Approved notices no worker sent (Redis was down when they were approved) are sent now;
     notices follow their messages' delivery status."""
-    from app.collections.notices import services as notices
-    from tenants.binding import bound_tenant_id
-    from tenants.models import Tenant
 
     tenant = session.get(Tenant, bound_tenant_id(session))
     stranded = notices.stranded_notices(session)

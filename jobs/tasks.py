@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import os
+from urllib.parse import urlsplit
+
 from flask import current_app
 
+from app.clients import documents
+from app.clients.imports.services import read_import_file, run_import
+from app.core.clock import tenant_today
+from app.core.handover import redis_connection
+from app.invoicing.pdf import render_and_store
+from app.invoicing.pdf_requests import hand_to_workers, invoices_missing_pdf
+from app.invoicing.services import mark_overdue
+from app.messaging.delivery import deliver_batch
+from app.messaging.webhooks import enqueue_processing, process_event, unprocessed_events
 from app.outbox import services as outbox
 from jobs.context import job
 from jobs.queues import fan_out, tenants_past_midnight
+from tenants.binding import bound_tenant_id
+from tenants.models import Tenant
 
 
 @job("messages", timeout=600)
 def deliver_outbox_messages(session, message_ids: list[int]) -> dict:
     """Deliver a batch of one tenant's outbox messages (the tenant bound by the wrapper from
     the tenant_id keyword; None for platform e-mail). Returns the outcome counts."""
-    from app.core.handover import redis_connection
-    from app.messaging.delivery import deliver_batch
 
     return dict(deliver_batch(session, message_ids, redis_connection()))
 
@@ -24,7 +36,6 @@ def sweep_outbox(session) -> int:
     """Hand out what no worker has: intents written while Redis was down, retries and
     put-back messages now due, messages whose worker died mid-send; and webhook events no
     worker processed."""
-    from app.messaging.webhooks import enqueue_processing, unprocessed_events
 
     rows = outbox.due_for_delivery(session)
     events = unprocessed_events(session)
@@ -40,8 +51,6 @@ def sweep_outbox(session) -> int:
 def process_webhook_event(session, event_id: int) -> int:
     """Apply one stored provider webhook (status reports, inbound messages) of the bound
     tenant. Returns how many messages it moved."""
-    from app.messaging.webhooks import process_event
-    from tenants.binding import bound_tenant_id
 
     return process_event(session, event_id, bound_tenant_id(session))
 
@@ -62,10 +71,6 @@ def announce_expiring_documents_for_tenant(session) -> int:
     """E-mail each engagement manager of this tenant (bound by the job wrapper from the
     tenant_id keyword) the documents of their clients about to expire, once per expiry date.
     Returns how many e-mails were queued."""
-    from app.clients import documents
-    from app.core.clock import tenant_today
-    from tenants.binding import bound_tenant_id
-    from tenants.models import Tenant
 
     tenant = session.get(Tenant, bound_tenant_id(session))
     if tenant is None or not tenant.is_active:
@@ -84,8 +89,6 @@ def announce_expiring_documents_for_tenant(session) -> int:
 def _external_url(endpoint: str, **values) -> str:
     """A link for an e-mail written outside any request: BASE_URL (the address users reach
     the product at) or, when unset, the local development server."""
-    import os
-    from urllib.parse import urlsplit
 
     base = urlsplit(
         current_app.config.get("BASE_URL") or f"http://127.0.0.1:{os.environ.get('PORT', '5000')}"
@@ -104,7 +107,6 @@ def read_client_import_file(session, import_id: int) -> str | None:
     """Read an uploaded client file within the import limits (never in the request): its
     headers, row count and first rows for the preview. Returns "uploaded" or "unreadable",
     or None if it was not waiting to be read."""
-    from app.clients.imports.services import read_import_file
 
     return read_import_file(session, import_id)
 
@@ -113,7 +115,6 @@ def read_client_import_file(session, import_id: int) -> str | None:
 def run_client_import(session, import_id: int) -> str | None:
     """Check and write an uploaded client file in committed chunks; resumes after the chunks
     an earlier attempt wrote. Returns "done", "failed", or None if it was not queued."""
-    from app.clients.imports.services import run_import
 
     return run_import(session, import_id)
 
@@ -125,9 +126,6 @@ def run_client_import(session, import_id: int) -> str | None:
 def render_invoice_pdf(session, invoice_id: int) -> str | None:
     """Render and store an issued invoice's PDF (tenant bound by the wrapper from the
     tenant_id keyword). Returns the storage key, or None for a draft, void or missing one."""
-    from app.invoicing.pdf import render_and_store
-    from tenants.binding import bound_tenant_id
-    from tenants.models import Tenant
 
     tenant = session.get(Tenant, bound_tenant_id(session))
     if tenant is None or not tenant.is_active:
@@ -145,8 +143,6 @@ def sweep_invoice_pdfs_all(session) -> int:
 def sweep_invoice_pdfs_for_tenant(session) -> int:
     """Queue a render for each issued invoice of this tenant that has no PDF yet (Redis was
     down at issue, or a worker died). Returns how many were queued."""
-    from app.invoicing.pdf import hand_to_workers, invoices_missing_pdf
-    from tenants.binding import bound_tenant_id
 
     tenant_id = bound_tenant_id(session)
     ids = invoices_missing_pdf(session)
@@ -171,7 +167,5 @@ def mark_overdue_invoices_all(session, every_tenant: bool = False) -> int:
 def mark_overdue_invoices_for_tenant(session) -> int:
     """Issued and sent invoices of this tenant past their due date become overdue (each change
     audited). Running it again the same day changes nothing. Returns how many changed."""
-    from app.core.clock import tenant_today
-    from app.invoicing.services import mark_overdue
 
     return mark_overdue(session, tenant_today(session))

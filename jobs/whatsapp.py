@@ -11,6 +11,11 @@ from datetime import UTC, datetime
 from flask import current_app
 from sqlalchemy import select
 
+from app.core.crypto import decrypt_secrets
+from app.integrations.connectors import DeliveryError
+from app.integrations.connectors.whatsapp import PROVIDER, WhatsAppCloudConnector
+from app.integrations.models import IntegrationConnection
+from app.message_templates.provider_status import sync_templates
 from jobs.context import job
 from jobs.queues import fan_out
 
@@ -22,11 +27,6 @@ def sync_whatsapp_templates(session) -> dict | None:
     """Ask Meta for the bound tenant's templates and update provider_status and
     provider_synced_at of its WhatsApp templates. None when the tenant has no enabled
     WhatsApp connection; else {"updated": n, "missing": [template names]}."""
-    from app.core.crypto import decrypt_secrets
-    from app.integrations.connectors import DeliveryError
-    from app.integrations.connectors.whatsapp import PROVIDER, WhatsAppCloudConnector
-    from app.integrations.models import IntegrationConnection
-    from app.message_templates.provider_status import sync_templates
 
     connection = session.scalar(
         select(IntegrationConnection).where(

@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker
 
 from app import create_app
+from app.invoicing.pdf import warn_if_slow_font_subsetting
 from jobs.context import use_app
 from jobs.queues import QUEUE_NAMES, get_queue
 
@@ -73,8 +74,6 @@ def main(argv: list[str]) -> None:
     app = create_app()
     use_app(app)
     with app.app_context():
-        from app.invoicing.pdf import warn_if_slow_font_subsetting
-
         warn_if_slow_font_subsetting()
         work_until_stopped([get_queue(name) for name in (argv or QUEUE_NAMES)])
 

@@ -16,7 +16,7 @@ from pypdf import PdfReader
 
 from app.clients.models import Client
 from app.extensions import db
-from app.invoicing import credits, pdf
+from app.invoicing import credits, pdf, pdf_requests
 from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice
 from app.payments import services as payments
@@ -360,7 +360,7 @@ def test_the_sweep_finds_issued_invoices_without_a_pdf(books, handed_over, db_se
     draft = invoice(issue=False)
     old.issued_at = datetime.now(UTC) - timedelta(minutes=10)
     session.commit()
-    assert pdf.invoices_missing_pdf(session) == [old.id]
+    assert pdf_requests.invoices_missing_pdf(session) == [old.id]
     from jobs.tasks import render_invoice_pdf, sweep_invoice_pdfs_for_tenant
 
     handed_over.clear()
@@ -369,7 +369,7 @@ def test_the_sweep_finds_issued_invoices_without_a_pdf(books, handed_over, db_se
     assert render_invoice_pdf(old.id, tenant_id=tenant.id) is not None
     assert render_invoice_pdf(draft.id, tenant_id=tenant.id) is None
     check = tenant_session(db_session, tenant)
-    assert pdf.invoices_missing_pdf(check) == []
+    assert pdf_requests.invoices_missing_pdf(check) == []
     assert check.get(Invoice, fresh.id).pdf_key is None
 
 

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from app.aging.models import AgingEntry, AgingSales, AgingSnapshot, AgingState, AgingSummary
 from app.clients.models import Client
+from app.collections.engine.services import settings_of as collection_settings
 from app.collections.models import AGING_BASES, CollectionSettings
 from app.invoicing.models import OWING_STATUSES, CreditNote, Invoice
 from app.payments.models import PaymentAllocation
@@ -115,7 +116,6 @@ def _call(session: Session, function: str, **params):
 
 
 def settings_of(session: Session) -> CollectionSettings:
-    from app.collections.engine.services import settings_of as collection_settings
 
     return collection_settings(session)
 

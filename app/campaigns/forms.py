@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.campaigns import services
 from app.clients.models import CONTACT_ROLES, STATUSES
 from app.clients.services import industries, members_for_choice
-from app.invoicing.services import state_name
+from app.core.regions import state_name
 from app.message_templates import services as message_templates
 
 RESULT_LABELS = {

@@ -17,6 +17,7 @@ from app.clients.models import CONTACT_ROLES, Client, Contact
 from app.clients.services import ClientFilters, filtered_clients, may_contact
 from app.core.handover import hand_over
 from app.core.transaction_hooks import on_commit
+from app.invoicing.models import Invoice
 from app.message_templates.models import TEMPLATE_CHANNELS, MessageTemplate
 from app.message_templates.rendering import (
     INVOICE_VARIABLES,
@@ -91,7 +92,6 @@ def clean_filters(raw: Mapping) -> dict[str, str]:
 def recipients_query(filters: Mapping):
     """(Contact, Client) of the clients the filters pick (the client list's filters, plus city,
     state, has overdue invoices) and, optionally, of one contact role; oldest contact first."""
-    from app.invoicing.models import Invoice
 
     client_filters = ClientFilters.from_args(filters)
     clients = filtered_clients(client_filters)

@@ -13,6 +13,8 @@ from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
 from app.extensions import db
+from app.messaging.listing import messages_for_client
+from app.payments import services as payments
 from app.projects import services as project_services
 from tenants.context import can, require_permission
 
@@ -199,8 +201,6 @@ def detail(client_id: int):
             site_errors={},
         )
     elif tab == "timeline":
-        from app.messaging.listing import messages_for_client
-
         # Changes and messages in one story, newest first.
         changes = [("change", e.occurred_at, e) for e in services.timeline(db.session, client)]
         messages = [
@@ -210,8 +210,6 @@ def detail(client_id: int):
     elif tab == "projects":
         context["projects"] = project_services.client_projects(db.session, client)
     elif tab == "payments":
-        from app.payments import services as payments
-
         context.update(
             balance=payments.client_balance(db.session, client),
             payments=payments.client_payments(db.session, client.id),

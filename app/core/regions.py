@@ -95,3 +95,8 @@ def region_code(text: str) -> str | None:
         return code if code in GST_STATES else None
     lowered = candidate.lower()
     return next((c for c, name in GST_STATES.items() if name.lower() == lowered), None)
+
+
+def state_name(code: str | None) -> str:
+    """An Indian state's name by its GST state code ("" when unknown)."""
+    return GST_STATES.get(code or "", "")

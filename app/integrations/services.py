@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import current_app
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -574,9 +577,6 @@ class Progress:
 
 def test_progress(tenant_id: int, connection_id: int, job_id: str) -> Progress | None:
     """Where a queued test is; None for a job id that is not a test of this connection."""
-    from redis.exceptions import RedisError
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
 
     if not job_id.startswith(_test_job_prefix(tenant_id, connection_id)):
         return None

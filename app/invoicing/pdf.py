@@ -12,10 +12,9 @@ Australia), rendered on demand.
 - Indian tenants with a UPI VPA get a UPI QR code on INR invoices (the NPCI deep link, with
   the amount still owed and the invoice number prefilled), drawn from a PNG of one pixel per
   module without interpolation: as sharp as an SVG and much cheaper to render.
-- Issuing asks for the PDF (`request_pdf`); the job is handed to RQ only once the issuing
-  transaction has really committed. The durable intent is the invoice row itself (issued, no
-  `pdf_key`): a periodic sweep renders what never reached a worker. The download view renders
-  on demand what is missing or out of date, so a download never fails for want of a worker.
+- Issuing asks for the PDF and a sweep catches what never reached a worker
+  (`app.invoicing.pdf_requests`). The download view renders on demand what is missing or out
+  of date, so a download never fails for want of a worker.
 - A stored PDF's key carries the amount due it was rendered for (the QR and the balance line
   show it), so after a payment or a credit note the next download renders a fresh one. Keys
   also carry a random part: a file written by a transaction that rolls back is removed
@@ -31,20 +30,21 @@ import logging
 import re
 import secrets
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from urllib.parse import quote
 
-from flask import current_app, has_app_context, render_template
-from sqlalchemy import select
+from flask import current_app, render_template
 from sqlalchemy.orm import Session
 
-from app.core.handover import Work, enqueue
+from app.clients.models import Client
 from app.core.money import format_money, to_money
+from app.core.regions import state_name
 from app.core.storage import delete_after_commit, get_storage, save_in_transaction, tenant_key
-from app.core.transaction_hooks import on_commit
 from app.invoicing.balance import outstanding
+from app.invoicing.credits import credit_notes_of_invoice
 from app.invoicing.models import CreditNote, Invoice
+from app.invoicing.pdf_requests import UNSTORED_STATUSES, is_storable
 from app.settings.models import WorkspaceSettings
 from app.settings.services import workspace_settings
 from tenants.binding import bound_tenant_id, schema_for_tenant_id
@@ -55,14 +55,12 @@ TEMPLATE = "invoicing/pdf.html"
 CREDIT_NOTE_TEMPLATE = "pdf/credit_note.html"
 STYLESHEET = "pdf/tax_document.css"  # of both, parsed once per brand colour
 TAX_INVOICE_COUNTRIES = ("IN", "AU")
-UNSTORED_STATUSES = ("draft", "void")  # rendered on the fly with a mark, never stored
 LOGO_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif"}
 LOGO_URL = "tenant-asset:logo"
 MAX_LOGO_BYTES = 2 * 1024 * 1024
 QR_MASK = 4  # any of 0-7 is valid: see upi_qr_image
 UPI_NOTE_LENGTH = 50  # apps show at most about this much of `tn`
 # An issued invoice without a PDF this long after issue is one no worker rendered.
-SWEEP_GRACE = timedelta(minutes=2)
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 DEFAULT_COLOUR = "#1f5f8b"
 _DUE_IN_KEY = re.compile(r"\.due-([0-9]+\.[0-9]{2})\.[0-9a-f]+\.pdf$")
@@ -190,7 +188,6 @@ def _supplier(tenant, workspace: WorkspaceSettings, invoice: Invoice) -> dict:
 
 
 def _recipient(client, invoice: Invoice, supplier_country: str) -> dict:
-    from app.invoicing.services import state_name
 
     lines = [
         client.address_line1,
@@ -224,8 +221,6 @@ def _tax_document(session: Session, tenant, invoice: Invoice, lines, totals) -> 
     """What the invoice and its credit notes print alike: the parties, the supply, the lines
     and the tax totals, with the taxes in the invoice's columns (CGST + SGST, IGST, GST...).
     `lines` are invoice or credit note lines; `totals` the invoice or the note."""
-    from app.clients.models import Client
-    from app.invoicing.services import state_name
 
     country = (tenant.country or "").upper()
     currency = invoice.currency
@@ -277,7 +272,6 @@ def _tax_document(session: Session, tenant, invoice: Invoice, lines, totals) -> 
 
 def invoice_document(session: Session, tenant, invoice: Invoice) -> dict:
     """Everything the printed invoice shows, as plain values."""
-    from app.invoicing.credits import credit_notes_of_invoice
 
     document = _tax_document(session, tenant, invoice, invoice.lines, invoice)
     country = document["country"]
@@ -480,10 +474,6 @@ def render_credit_note_pdf(session: Session, tenant, note: CreditNote) -> bytes:
 # Storing -----------------------------------------------------------------------------------
 
 
-def is_storable(invoice: Invoice) -> bool:
-    return invoice.status not in UNSTORED_STATUSES and invoice.number is not None
-
-
 def stored_pdf_is_current(invoice: Invoice, amount_due: Decimal) -> bool:
     """The stored PDF was rendered for this amount due (the key says which)."""
     if not invoice.pdf_key:
@@ -549,59 +539,7 @@ def render_and_store(session: Session, tenant, invoice_id: int) -> str | None:
     return invoice.pdf_key
 
 
-def invoices_missing_pdf(session: Session, limit: int = 500) -> list[int]:
-    """Issued invoices no worker has rendered (Redis was down, a worker died), oldest first,
-    leaving the ones just issued to the job their issue queued."""
-    cutoff = datetime.now(UTC) - SWEEP_GRACE
-    return list(
-        session.scalars(
-            select(Invoice.id)
-            .where(
-                Invoice.pdf_key.is_(None),
-                Invoice.number.is_not(None),
-                Invoice.status.not_in(UNSTORED_STATUSES),
-                Invoice.issued_at < cutoff,
-            )
-            .order_by(Invoice.issued_at)
-            .limit(limit)
-        )
-    )
-
-
 # Handing the job to a worker after commit --------------------------------------------------
-
-
-def request_pdf(session: Session, tenant, invoice: Invoice) -> None:
-    """Ask a worker to render and store the invoice's PDF once this transaction commits (a
-    rollback forgets the request). Drafts and void invoices are never stored."""
-    if not is_storable(invoice):
-        return
-    on_commit(session, _hand_over_after_commit, (tenant.id, invoice.id))
-
-
-def _hand_over_after_commit(pending: list[tuple[int, int]]) -> None:
-    if not has_app_context():
-        # A script or test issuing outside the app: no queue to hand it to; the sweep will.
-        log.info("no app context to queue %d invoice PDF(s); the sweep will", len(pending))
-        return
-    try:
-        hand_to_workers(pending)
-    except Exception:  # Redis down: the invoice has no pdf_key, so the sweep renders it
-        log.warning(
-            "could not queue %d invoice PDF(s); the sweep will", len(pending), exc_info=True
-        )
-
-
-def hand_to_workers(pending: list[tuple[int, int]]) -> None:
-    """Queue a render per (tenant_id, invoice_id); tests swap in their own hand-over."""
-    current_app.extensions.get("duebook.enqueue_invoice_pdfs", enqueue_renders)(pending)
-
-
-def enqueue_renders(pending: list[tuple[int, int]]) -> None:
-    """Hand (tenant_id, invoice_id) pairs to RQ in one round trip."""
-    enqueue(
-        [Work("render_invoice_pdf", (invoice_id,), tenant_id) for tenant_id, invoice_id in pending]
-    )
 
 
 def warn_if_slow_font_subsetting() -> bool:

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
-from app.clients.rules import GST_STATES, region_code
+from app.clients.rules import region_code
 from app.core.clock import roll_forward, subdivision_for
 from app.core.money import to_money
 from app.core.number_formats import NumberFormat, NumberFormatError, fiscal_year_of
@@ -39,6 +39,7 @@ from app.invoicing import gst
 from app.invoicing.balance import credited_to_invoices, outstanding, status_after_settling
 from app.invoicing.models import Invoice, InvoiceLine
 from app.invoicing.numbering import next_invoice_number
+from app.invoicing.pdf_requests import request_pdf
 from app.invoicing.words import CURRENCIES, amount_in_words
 from app.projects.models import Milestone, Project
 from app.projects.services import effective_terms, record_move
@@ -59,10 +60,6 @@ class InvoiceError(ValueError):
 
 def default_tax_rate(country: str) -> Decimal:
     return {"IN": Decimal("18"), "AU": gst.AU_GST_RATE}.get(country.upper(), Decimal("0"))
-
-
-def state_name(code: str | None) -> str:
-    return GST_STATES.get(code or "", "")
 
 
 def _state_of(region: str | None) -> str | None:
@@ -467,9 +464,7 @@ def issue(
     invoice.status = "issued"
     session.flush()
     announce_invoice_issued(session, invoice, user_id)
-    from app.invoicing.pdf import request_pdf  # rendered by a worker once this commits
-
-    request_pdf(session, tenant, invoice)
+    request_pdf(session, tenant, invoice)  # rendered by a worker once this commits
     return invoice
 
 

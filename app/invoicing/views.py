@@ -11,9 +11,13 @@ from sqlalchemy import select
 
 from app.clients import services as clients
 from app.clients.models import Client
+from app.collections.cases import disputes
+from app.collections.cases.disputes import open_dispute_of
+from app.collections.cases.services import CaseError, CaseInvalid
 from app.core.clock import tenant_today
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
+from app.core.regions import state_name
 from app.core.request_input import row_id
 from app.extensions import db
 from app.invoicing import credits, forms, listing, services
@@ -202,7 +206,7 @@ def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict
         client=db.session.get(Client, invoice.client_id),
         project=db.session.get(Project, invoice.project_id) if invoice.project_id else None,
         tax_invoice=g.tenant.country.upper() in TAX_INVOICE_COUNTRIES,
-        place_name=services.state_name(invoice.place_of_supply),
+        place_name=state_name(invoice.place_of_supply),
         outstanding=outstanding(db.session, invoice) if owing else None,
         credit_notes=credits.credit_notes_of_invoice(db.session, invoice.id),
         errors=errors or {},
@@ -218,7 +222,6 @@ def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict
 
 
 def _open_dispute(invoice):
-    from app.collections.cases.disputes import open_dispute_of
 
     return open_dispute_of(db.session, invoice.id) if invoice.status == "disputed" else None
 
@@ -305,8 +308,6 @@ def send(invoice_id: int):
 def dispute(invoice_id: int):
     """Dispute the invoice: a collections dispute (app.collections.cases.disputes), owned by whoever
     records it; the one way an invoice becomes disputed."""
-    from app.collections.cases import disputes
-    from app.collections.cases.services import CaseError, CaseInvalid
 
     invoice = _invoice_or_404(invoice_id)
     values = {
@@ -330,8 +331,6 @@ def dispute(invoice_id: int):
 @require_permission("invoices.edit")
 def resolve(invoice_id: int):
     """End the invoice's dispute, resolved or rejected, with a note."""
-    from app.collections.cases import disputes
-    from app.collections.cases.services import CaseError, CaseInvalid
 
     invoice = _invoice_or_404(invoice_id)
     try:
@@ -409,5 +408,5 @@ def credit_note(credit_note_id: int):
         invoice=invoice,
         client=db.session.get(Client, note.client_id),
         tax_invoice=g.tenant.country.upper() in TAX_INVOICE_COUNTRIES,
-        place_name=services.state_name(invoice.place_of_supply),
+        place_name=state_name(invoice.place_of_supply),
     )

@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.message_templates.models import MessageTemplate
+from tenants.binding import bound_tenant_id
 
 SIGN_OFF = "Regards,\nAccounts team\n{{ tenant.legal_name }}"
 # A notice names one invoice or several: "invoice INV/7" or "3 invoices (INV/7, INV/9, INV/12)".
@@ -210,7 +211,6 @@ def default_template(channel: str, purpose: str) -> MessageTemplate:
 def ensure_defaults(session: Session) -> int:
     """Create the defaults this workspace never had (idempotent: a default that was edited or
     deleted is not brought back). Returns how many were created."""
-    from tenants.binding import bound_tenant_id
 
     # Two first visits at once must not both create the set.
     session.execute(

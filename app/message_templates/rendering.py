@@ -35,6 +35,12 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.clients.models import Client, Contact
+from app.core.clock import tenant_today
+from app.core.money import format_money
+from app.invoicing.balance import outstanding
+from app.invoicing.models import Invoice
+from app.invoicing.pdf import shows_upi_qr, upi_link
 from app.message_templates.facts import late_interest
 from app.message_templates.sandbox import (
     TOO_BIG,
@@ -445,7 +451,6 @@ def notice_vars(
     interest=None,
 ) -> dict:
     """The `notice` variables: its level, the invoices it names and what it asks in all."""
-    from app.core.money import format_money
 
     def money(amount) -> str:
         if amount is None or currency is None:
@@ -470,10 +475,6 @@ def message_context(
     strings and dicts, money in the tenant's locale (Indian grouping for Indian tenants). The
     `notice` variables describe that one invoice; a notice of several replaces them with
     `notice_vars` of all of its invoices."""
-    from app.core.clock import tenant_today
-    from app.core.money import format_money
-    from app.invoicing.balance import outstanding
-    from app.invoicing.pdf import shows_upi_qr, upi_link
 
     workspace = workspace_settings(session, tenant.id)
     context = {
@@ -528,8 +529,6 @@ def sample_records(session: Session, invoice_id: int | None = None, contact_id: 
     """(client, contact, invoice) for a preview with real data: the chosen invoice (else the
     tenant's most recent one) and the chosen contact of its client (else its billing contact,
     else its first). Without invoices: the first client. All None in an empty workspace."""
-    from app.clients.models import Client, Contact
-    from app.invoicing.models import Invoice
 
     invoice = None
     if invoice_id:

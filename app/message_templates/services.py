@@ -13,13 +13,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client, Contact
+from app.core.clock import tenant_today
+from app.invoicing.balance import open_invoices
+from app.invoicing.models import Invoice
 from app.message_templates import defaults
 from app.message_templates.facts import late_interest
 from app.message_templates.models import TEMPLATE_CHANNELS, TEMPLATE_PURPOSES, MessageTemplate
 from app.message_templates.rendering import (
     TemplateProblem,
     message_context,
+    notice_vars,
     render_for_channel,
+    sample_records,
     template_errors,
 )
 
@@ -192,7 +197,6 @@ class Preview:
 
 def preview(session: Session, tenant, raw: Mapping, template=None) -> Preview:
     """The message as the chosen (or the most recent) invoice's contact would get it."""
-    from app.message_templates.rendering import sample_records
 
     values, errors = check_template(session, raw, template)
     errors.pop("name", None)  # the preview is about the text; the name is checked on saving
@@ -238,9 +242,6 @@ def _notice_preview(session: Session, tenant, invoice, purpose: str) -> dict | N
     """The `notice` variables as a notice to the invoice's client would have them: its open
     invoices in the invoice's currency, oldest due first, with their late-payment interest.
     None when the chosen invoice owes nothing (the variables of that invoice alone then)."""
-    from app.core.clock import tenant_today
-    from app.invoicing.balance import open_invoices
-    from app.message_templates.rendering import notice_vars
 
     owing = [
         o
@@ -270,7 +271,6 @@ def _int(value) -> int | None:
 
 def preview_choices(session: Session, client: Client | None):
     """Recent invoices and the contacts of the previewed client, for the preview's pickers."""
-    from app.invoicing.models import Invoice
 
     invoices = session.execute(
         select(Invoice.id, Invoice.number, Client.short_name)

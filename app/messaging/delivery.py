@@ -27,18 +27,25 @@ from sqlalchemy import Engine, Row, bindparam, case, literal_column, select, upd
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
+from app.clients.models import Contact
+from app.clients.services import may_contact
 from app.core.clock import is_business_day, subdivision_for
-from app.core.crypto import SecretsUnreadable
+from app.core.crypto import SecretsUnreadable, decrypt_secrets
 from app.core.signals import announce_message_failed
+from app.core.storage import check_key, get_storage
 from app.integrations.connectors import Attachment, Connector, DeliveryError, Outgoing
-from app.integrations.connectors.registry import connector_class
+from app.integrations.connectors.registry import connector_class, providers_for
 from app.integrations.connectors.smtp import SmtpConnector
+from app.integrations.models import IntegrationConnection
+from app.messaging.bounces import mark_bounced
 from app.messaging.ratelimit import RateLimiter, next_utc_midnight
+from app.messaging.unsubscribe import headers_for
 from app.outbox.models import OutboxMessage
 from app.outbox.secret_links import fill_in, open_link
 from app.settings.models import WorkspaceSettings
 from app.settings.services import workspace_settings
-from tenants.binding import bound_tenant_id
+from tenants.binding import bound_tenant_id, schema_for_tenant_id
+from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +100,6 @@ class Routes:
         if channel == PLATFORM_EMAIL:
             return ChannelRoute(SmtpConnector.platform(self.config), None)
         if self.tenant_id is not None:
-            from app.core.crypto import decrypt_secrets
-            from app.integrations.connectors.registry import providers_for
-            from app.integrations.models import IntegrationConnection
-
             providers = providers_for(channel)
             connection = self.session.scalar(
                 select(IntegrationConnection)
@@ -119,7 +122,6 @@ class Routes:
 
     def record_health(self) -> None:
         """One UPDATE per connection for the batch: success and failure counts, last error."""
-        from app.integrations.models import IntegrationConnection
 
         now = datetime.now(UTC)
         for route in self.routes.values():
@@ -339,7 +341,6 @@ def _contacts_of(session: Session, messages: list[Row]) -> dict:
     ids = {m.contact_id for m in messages if m.contact_id is not None}
     if not ids:
         return {}
-    from app.clients.models import Contact
 
     found = session.execute(
         select(
@@ -507,8 +508,6 @@ def _failed(writer: OutcomeWriter, message, exc: DeliveryError) -> str:
     if exc.bounced:
         # The address itself was refused: no retry, and no more mail to it until it changes.
         if message.tenant_id is not None and message.contact_id is not None:
-            from app.messaging.bounces import mark_bounced
-
             mark_bounced(session, message.contact_id, message.recipient, error)
         _announce_failure(session, message, "bounced", error)
         return _finish(
@@ -561,7 +560,6 @@ def consent_refusal(message: OutboxMessage, contact) -> str | None:
     opt-out or a bounce recorded after the message was queued still stops it."""
     if message.contact_id is None:
         return None
-    from app.clients.services import may_contact
 
     if contact is None or contact.deleted_at is not None:
         return "The contact was deleted."
@@ -608,7 +606,6 @@ def window_opens_at(
 def _tenant(session: Session, tenant_id: int | None):
     if tenant_id is None:
         return None
-    from tenants.models import Tenant
 
     return session.get(Tenant, tenant_id)
 
@@ -621,8 +618,6 @@ def _outgoing(message: OutboxMessage, tenant) -> Outgoing:
         text, html = fill_in(text, link), fill_in(html, link, html=True)
     headers = dict(payload.get("headers") or {})
     if message.channel == "email" and message.contact_id is not None and tenant is not None:
-        from app.messaging.unsubscribe import headers_for
-
         headers.update(headers_for(tenant.id, message.contact_id))  # RFC 8058 one-click
     return Outgoing(
         message_id=message.id,
@@ -655,8 +650,6 @@ def _attachments(tenant_id: int | None, payload: dict) -> list[Attachment]:
     items = payload.get("attachments") or []
     if not items:
         return []
-    from app.core.storage import check_key, get_storage
-    from tenants.binding import schema_for_tenant_id
 
     storage = get_storage(current_app)
     own_prefix = f"{schema_for_tenant_id(tenant_id)}/" if tenant_id is not None else None

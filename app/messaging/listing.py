@@ -22,6 +22,7 @@ from app.clients.models import Client
 from app.core.request_input import row_id
 from app.outbox import secret_links
 from app.outbox.models import CHANNELS, OutboxMessage
+from tenants.models import Tenant
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
@@ -278,7 +279,6 @@ def messages_for_client(
 ) -> list[dict]:
     """A client's latest messages, newest first, for its timeline: plain dicts with the
     channel, recipient, subject, status, the moments it reached and the path of its page."""
-    from tenants.models import Tenant
 
     slug = session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
     found = session.scalars(

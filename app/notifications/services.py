@@ -14,8 +14,11 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.messaging.listing import CHANNEL_LABELS, detail_path
 from app.notifications.models import KINDS, Notification
+from app.outbox.models import OutboxMessage
 from tenants.binding import PLACEHOLDER_SCHEMA, schema_for_tenant_id
+from tenants.models import Membership, Tenant
 
 RECENT = 50
 # The bell shows "99+" past this: counting further costs time and says nothing more.
@@ -116,7 +119,6 @@ def mark_all_read(session: Session, user_id: int) -> int:
 
 
 def _admins(session: Session, tenant_id: int) -> list[int]:
-    from tenants.models import Membership
 
     return list(
         session.scalars(
@@ -132,7 +134,6 @@ def _admins(session: Session, tenant_id: int) -> list[int]:
 
 
 def _is_member(session: Session, tenant_id: int, user_id: int) -> bool:
-    from tenants.models import Membership
 
     return (
         session.scalar(
@@ -154,9 +155,6 @@ def notify_delivery_failed(
     admins and owners. Once per message and user."""
     if tenant_id is None:  # platform e-mail (password resets ...): nobody in a workspace to tell
         return 0
-    from app.messaging.listing import CHANNEL_LABELS, detail_path
-    from app.outbox.models import OutboxMessage
-    from tenants.models import Tenant
 
     found = session.execute(
         select(OutboxMessage.channel, OutboxMessage.recipient, OutboxMessage.subject, Tenant.slug)
@@ -188,7 +186,6 @@ def notify_integration_lost(
     """A connection of workspace `tenant_id` lost its provider account to a workspace that
     proved it controls it: tell that workspace's owners and admins (those who can manage
     integrations), once per connection. The session is the other workspace's."""
-    from tenants.models import Tenant
 
     slug = session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
     return notify(

@@ -10,7 +10,11 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.crypto import encrypt_secrets
+from app.integrations.connectors.whatsapp import waba_account_key
+from app.integrations.models import IntegrationConnection, ProviderAccount
 from app.message_templates import defaults
+from app.message_templates.models import MessageTemplate
 from app.sandbox.standins.msg91 import DEFAULT_AUTHKEY
 from app.sandbox.standins.whatsapp import (
     DEFAULT_DISPLAY_NUMBER,
@@ -67,10 +71,6 @@ def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
 def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
     """Connect the demo workspace to the sandbox WhatsApp number and MSG91 account, and give
     its default SMS templates the ids the stand-in knows. Idempotent."""
-    from app.core.crypto import encrypt_secrets
-    from app.integrations.connectors.whatsapp import waba_account_key
-    from app.integrations.models import IntegrationConnection, ProviderAccount
-    from app.message_templates.models import MessageTemplate
 
     connections = {
         "whatsapp_cloud": (

@@ -42,6 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import String, any_, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
@@ -66,7 +70,7 @@ from app.clients.imports.mapping import (
     mapping_problem,
     suggest_mapping,
 )
-from app.clients.imports.writer import ChunkOutcome, ChunkStatements, write_chunk
+from app.clients.imports.writer import ChunkOutcome, ChunkStatements, RowResult, write_chunk
 from app.clients.models import Client, ClientImport, ClientImportError
 from app.clients.rules import COUNTRY_NAMES, ClientContext, clean_client, clean_contact
 from app.clients.services import client_context, client_form_values
@@ -161,7 +165,6 @@ def read_import_file(session: Session, import_id: int) -> str | None:
     PREVIEW_ROWS kept) rather than by an OS limit: the worker is RQ's SimpleWorker, which runs
     jobs in its own process, so an RLIMIT_AS would cap that whole process (its other jobs, its
     connection pool) and stay lowered after this job. Time is bounded by READ_JOB_TIMEOUT."""
-    from rq.timeouts import JobTimeoutException
 
     tenant_id = bound_tenant_id(session)
     record = session.get(ClientImport, import_id)
@@ -220,20 +223,6 @@ def preview(session: Session, tenant: Tenant, record: ClientImport, mapping: dic
 
 
 # Checking rows ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class RowResult:
-    line: int
-    values: dict
-    errors: dict[str, str]
-    target_id: int | None = None  # the existing client the row updates
-    target_name: str | None = None  # its short name (before the update)
-    contact: tuple | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
 
 @dataclass
@@ -668,9 +657,6 @@ def enqueue_read(import_id: int, tenant_id: int) -> None:
 def is_stuck(record: ClientImport, tenant_id: int) -> bool:
     """Being read, queued or running by its own account, but no worker has its job: Redis lost the
     hand-over, or the worker died (RQ then marks the abandoned job failed)."""
-    from redis.exceptions import RedisError
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
 
     if record.status == "reading":
         job_id = read_job_id_for(record.id, tenant_id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import operator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
@@ -19,8 +18,21 @@ from sqlalchemy.orm import Session
 
 from tenants.binding import quoted_schema
 
-if TYPE_CHECKING:
-    from app.clients.imports.services import RowResult
+
+# A checked row of the file, as the writer takes it: its values, or its errors by column.
+@dataclass(slots=True)
+class RowResult:
+    line: int
+    values: dict
+    errors: dict[str, str]
+    target_id: int | None = None  # the existing client the row updates
+    target_name: str | None = None  # its short name (before the update)
+    contact: tuple | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
 
 # The values clean_client returns, in the order they are written.
 CLIENT_COLUMNS = (

@@ -23,7 +23,10 @@ from app.collections.models import PromiseToPay
 from app.core.money import to_money
 from app.invoicing.balance import open_invoices, outstanding
 from app.invoicing.models import Invoice
+from app.notifications.services import notify
 from app.payments.models import PaymentAllocation
+from tenants.binding import bound_tenant_id
+from tenants.models import Membership, Tenant
 
 ZERO = Decimal("0.00")
 DUE_SOON_DAYS = 7
@@ -162,8 +165,6 @@ def mark_broken(session: Session, today: date) -> list[PromiseToPay]:
 def people_to_tell(session: Session, client: Client) -> list[int]:
     """The client's collector, else its engagement manager, else the workspace's finance
     people, admins and owners — active members only."""
-    from tenants.binding import bound_tenant_id
-    from tenants.models import Membership
 
     tenant_id = bound_tenant_id(session)
     active = select(Membership.user_id).where(
@@ -180,9 +181,6 @@ def people_to_tell(session: Session, client: Client) -> list[int]:
 
 
 def _tell_collector(session: Session, promise: PromiseToPay) -> None:
-    from app.notifications.services import notify
-    from tenants.binding import bound_tenant_id
-    from tenants.models import Tenant
 
     client = session.get(Client, promise.client_id)
     slug = session.get(Tenant, bound_tenant_id(session)).slug

@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from sqlalchemy import select
+
+from app.collections.models import BankRate
 from app.core.money import to_money
 
 MAX_TEXT = 2000
@@ -149,9 +152,6 @@ def set_acceptance(session, invoice, raw, today: date) -> None:
 def add_bank_rate(session, values, user_id: int | None = None):
     """A new RBI bank rate from a date: effective_from (one rate per date), rate (% a year,
     more than 0 and under 50, two decimals), note."""
-    from sqlalchemy import select
-
-    from app.collections.models import BankRate
 
     errors: dict[str, str] = {}
     day = read_date(values.get("effective_from"), "effective_from", errors, "date")

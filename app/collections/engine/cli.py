@@ -8,6 +8,9 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from app.collections.engine import run as engine
+from app.collections.engine.run import SKIP_LABELS
+from app.collections.models import CollectionNotice
 from app.extensions import db
 from tenants.binding import tenant_context
 from tenants.models import Tenant
@@ -27,7 +30,6 @@ collections_cli = AppGroup("collections", help="The daily collection run.")
 @click.option("--tenant", "slug", default=None, help="Only this tenant (its slug).")
 def run_command(day, dry_run: bool, slug: str | None) -> None:
     """Run (or preview) the daily collection run of every active tenant, or of one."""
-    from app.collections.engine import run as engine
 
     query = select(Tenant.id).where(Tenant.status == "active").order_by(Tenant.id)
     if slug:
@@ -47,7 +49,6 @@ def run_command(day, dry_run: bool, slug: str | None) -> None:
 
 
 def _report(tenant, today: date, record, plan) -> None:
-    from app.collections.models import CollectionNotice
 
     verb = "would create" if plan is not None else "created"
     click.echo(
@@ -87,6 +88,5 @@ def _report(tenant, today: date, record, plan) -> None:
 
 
 def engine_label(code: str) -> str:
-    from app.collections.engine.run import SKIP_LABELS
 
     return SKIP_LABELS.get(code, code)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from uuid import uuid4
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,7 +14,20 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client
 from app.collections.engine import forms
 from app.collections.models import CollectionLevel, CollectionPolicy, CollectionSettings
+from app.collections.notices.statement import Line, statement_text, totals
+from app.core.clock import tenant_today
+from app.core.money import format_money
+from app.invoicing.balance import open_invoices
 from app.invoicing.models import Invoice
+from app.message_templates.rendering import (
+    TemplateProblem,
+    email_html,
+    message_context,
+    notice_vars,
+    render_for_channel,
+)
+from app.message_templates.services import template_for
+from app.outbox.services import queue_message
 
 # A rung number no real ladder reaches: a level parks there while two levels swap places
 # (the (policy, position) unique constraint is checked row by row).
@@ -240,21 +254,6 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
     """ "Send me a test": the level's e-mail for the client (its open invoices, its billing
     contact's words) queued to the current user's own address only, subject marked [TEST].
     No notice and no ladder record are made. Returns the outbox id."""
-    from uuid import uuid4
-
-    from app.collections.notices.services import Line, statement_text, totals
-    from app.core.clock import tenant_today
-    from app.core.money import format_money
-    from app.invoicing.balance import open_invoices
-    from app.message_templates.rendering import (
-        TemplateProblem,
-        email_html,
-        message_context,
-        notice_vars,
-        render_for_channel,
-    )
-    from app.message_templates.services import template_for
-    from app.outbox.services import queue_message
 
     errors = {}
     level = _by_id(session, CollectionLevel, level_id)

@@ -23,7 +23,10 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client
 from app.collections.cases.interest import MSME_PROTECTED, acceptance_date, msmed_start
 from app.collections.models import CollectionLevel, CollectionNotice, CollectionSettings
+from app.collections.notices.statement import notice_lines, payment_link, totals
+from app.core.clock import tenant_today
 from app.core.money import format_money
+from app.core.regions import state_name
 from app.core.storage import get_storage, save_in_transaction, tenant_key
 from app.invoicing.pdf import (
     LOGO_URL,
@@ -97,7 +100,6 @@ def _supplier(tenant, workspace: WorkspaceSettings) -> dict:
 
 
 def _recipient(client: Client) -> dict:
-    from app.invoicing.services import state_name
 
     region = state_name(client.region) or client.region if client.country == "IN" else client.region
     lines = [
@@ -118,8 +120,6 @@ def letter_document(
     session: Session, tenant, notice: CollectionNotice, as_of: date | None = None
 ) -> dict:
     """Everything a notice's letter shows, as plain values."""
-    from app.collections.notices.services import notice_lines, payment_link, totals
-    from app.core.clock import tenant_today
 
     as_of = as_of or tenant_today(session)
     country = (tenant.country or "IN").upper()
@@ -190,7 +190,6 @@ def msefc_document(
 ) -> dict:
     """The MSEFC-ready pack: the letter's data plus the Udyam details, each invoice's acceptance
     and s.15 dates and its s.16 interest schedule."""
-    from app.collections.notices.services import notice_lines
 
     document = letter_document(session, tenant, notice, as_of)
     settings = _settings(session)
@@ -204,7 +203,6 @@ def msefc_document(
         return f"{value.normalize():f}%"
 
     invoices = []
-    from app.core.clock import tenant_today
 
     for line in notice_lines(session, notice, as_of or tenant_today(session)):
         invoice, detail = line.invoice, line.interest_detail

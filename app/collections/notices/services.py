@@ -37,17 +37,17 @@ timeline."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 
 from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.clients.documents import check_file
 from app.clients.models import Client, Contact
-from app.collections.cases.interest import Interest, interest_for_invoices
 from app.collections.models import (
     MESSAGE_CHANNELS,
     NOTICE_CLOSE_REASONS,
@@ -57,15 +57,37 @@ from app.collections.models import (
     CollectionNotice,
     CollectionNoticeInvoice,
     CollectionSettings,
+    NoticeAttachment,
 )
+from app.collections.notices import letters
+from app.collections.notices.statement import (
+    Line,
+    notice_lines,
+    payment_link,
+    statement_text,
+    totals,
+)
+from app.core.clock import tenant_today
 from app.core.handover import hand_over
-from app.core.money import to_money
+from app.core.money import format_money
 from app.core.request_input import row_id
+from app.core.storage import save_in_transaction, tenant_key
 from app.core.transaction_hooks import on_commit, on_rollback
-from app.invoicing.models import Invoice
+from app.invoicing.models import Invoice, InvoiceLine
+from app.message_templates.rendering import (
+    TemplateProblem,
+    email_html,
+    message_context,
+    notice_vars,
+    render_for_channel,
+)
+from app.message_templates.services import template_for
 from app.outbox.models import OutboxMessage
-from app.settings.models import WorkspaceSettings
+from app.outbox.services import queue_message, recipient_time_zone
+from app.projects.models import MILESTONE_STATUSES, Milestone, Project
 from app.settings.services import workspace_settings
+from tenants.binding import bound_tenant_id
+from tenants.models import Tenant, User
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +171,6 @@ def get_notice(session: Session, notice_id: int) -> CollectionNotice | None:
     )
 
 
-def notice_invoices(session: Session, notice: CollectionNotice) -> list[Invoice]:
-    ids = [item.invoice_id for item in notice.items]
-    if not ids:
-        return []
-    found = {i.id: i for i in session.scalars(select(Invoice).where(Invoice.id.in_(ids)))}
-    return [found[i] for i in ids if i in found]
-
-
 def next_step_expression(now: datetime):
     """What happens next to a notice, as SQL (the list filters on it) — `next_step` says the
     same in Python."""
@@ -219,7 +233,6 @@ def _now() -> datetime:
 
 
 def _today(session: Session) -> date:
-    from app.core.clock import tenant_today
 
     return tenant_today(session)
 
@@ -590,11 +603,6 @@ def _forget_thanked(sets: list[set]) -> None:
 def _queue_thank_you(
     session: Session, notice: CollectionNotice, invoice_ids: list[int], user_id: int | None
 ) -> None:
-    from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
-    from app.message_templates.services import template_for
-    from app.outbox.services import queue_message, recipient_time_zone
-    from tenants.binding import bound_tenant_id
-    from tenants.models import Tenant
 
     tenant = session.get(Tenant, bound_tenant_id(session))
     client = session.get(Client, notice.client_id)
@@ -609,7 +617,6 @@ def _queue_thank_you(
         subject, text, html = rendered.subject, rendered.text, rendered.html
     except TemplateProblem:
         # The tenant's receipt template cannot be used: a plain thank-you rather than none.
-        from app.message_templates.rendering import email_html
 
         subject = f"Thank you for your payment – {tenant.name}"
         text = (
@@ -636,51 +643,6 @@ def _queue_thank_you(
 
 
 # Sending ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Line:
-    """An invoice of a notice as the message and the letter show it."""
-
-    invoice: Invoice
-    outstanding: Decimal
-    interest: Decimal
-    days_overdue: int
-    interest_detail: Interest | None = None
-
-
-def notice_lines(session: Session, notice: CollectionNotice, as_of: date) -> list[Line]:
-    """Each invoice with what it owes now, its late-payment interest to `as_of` (contractual or
-    MSMED s.16, by the client's terms) and how late it is, oldest due first."""
-    from app.invoicing.balance import outstanding
-
-    invoices = notice_invoices(session, notice)
-    interest = interest_for_invoices(session, invoices, as_of)
-    lines = []
-    for invoice in invoices:
-        detail = interest.get(invoice.id)
-        lines.append(
-            Line(
-                invoice,
-                outstanding(session, invoice),
-                to_money(detail.amount) if detail is not None else ZERO,
-                max((as_of - invoice.due_date).days, 0) if invoice.due_date else 0,
-                detail,
-            )
-        )
-    return sorted(lines, key=lambda line: (line.invoice.due_date or date.max, line.invoice.id))
-
-
-def totals(lines: Sequence[Line], fee: Decimal | None) -> dict[str, Decimal]:
-    outstanding = sum((line.outstanding for line in lines), ZERO)
-    interest = sum((line.interest for line in lines), ZERO)
-    fee = to_money(fee or ZERO)
-    return {
-        "outstanding": outstanding,
-        "interest": interest,
-        "fee": fee,
-        "total": outstanding + interest + fee,
-    }
 
 
 def _contact_for(session: Session, notice: CollectionNotice, channel: str) -> Contact | None:
@@ -745,8 +707,6 @@ def send_notices(session: Session, tenant, notice_ids: Sequence[int]) -> dict[in
 
 
 def _store_letter(session: Session, tenant, notice: CollectionNotice) -> dict:
-    from app.collections.notices import letters
-
     if notice.letter_key is None:
         notice.letter_key = letters.store_letter(session, tenant, notice)
     return {
@@ -767,16 +727,6 @@ def _queue_notice_message(
 ) -> str | None:
     """Write the notice's outbox message (under `key`, by default the notice's one key); None,
     or why it cannot be sent."""
-    from app.core.money import format_money
-    from app.message_templates.rendering import (
-        TemplateProblem,
-        email_html,
-        message_context,
-        notice_vars,
-        render_for_channel,
-    )
-    from app.message_templates.services import template_for
-    from app.outbox.services import queue_message, recipient_time_zone
 
     channel = notice.channel
     contact = _contact_for(session, notice, channel)
@@ -929,55 +879,6 @@ def resend(
     return notice.message_id
 
 
-def statement_text(lines: Sequence[Line], sums: dict, money, link: str | None) -> str:
-    """The invoices of the notice as plain text under the e-mail's own words."""
-    rows = ["Statement of the invoices on this notice:"]
-    for line in lines:
-        invoice = line.invoice
-        row = (
-            f"- {invoice.number}, dated {_day(invoice.issue_date)}, due {_day(invoice.due_date)}"
-            f": outstanding {money(line.outstanding)}"
-        )
-        if line.interest:
-            row += f", interest {money(line.interest)}"
-        if line.days_overdue:
-            row += f" ({line.days_overdue} days overdue)"
-        rows.append(row)
-    if sums["interest"]:
-        rows.append(f"Interest: {money(sums['interest'])}")
-    if sums["fee"]:
-        rows.append(f"Fee: {money(sums['fee'])}")
-    rows.append(f"Total now due: {money(sums['total'])}")
-    if link:
-        rows.append(f"Pay by UPI: {link}")
-    rows.append("The attached statement lists the same.")
-    return "\n".join(rows)
-
-
-def _day(value: date | None) -> str:
-    return value.strftime("%d %b %Y") if value else "—"
-
-
-def payment_link(
-    tenant,
-    workspace: WorkspaceSettings,
-    notice: CollectionNotice,
-    lines: Sequence[Line],
-    total: Decimal,
-) -> str | None:
-    """A UPI link for what the notice asks (Indian tenants with a UPI id, INR): for one invoice
-    its own link, for several one link for the total, referenced by the notice."""
-    from app.invoicing.pdf import shows_upi_qr, upi_link
-
-    if not lines or total <= 0:
-        return None
-    first = lines[0].invoice
-    if not shows_upi_qr(tenant, workspace, first, total):
-        return None
-    reference = first if len(lines) == 1 else SimpleNamespace(number=f"NOTICE-{notice.id}")
-    return upi_link(tenant, workspace, reference, total)
-
-
 # Listing ------------------------------------------------------------------------------------
 
 OVERDUE_RANGES = {
@@ -1016,7 +917,6 @@ class NoticeFilters:
 def clean_filters(raw) -> NoticeFilters:
     """Filters from the URL; anything unknown is dropped rather than refused (a bookmark of an
     old filter still opens the list)."""
-    from app.projects.models import MILESTONE_STATUSES
 
     def number(name):
         return row_id(raw.get(name))
@@ -1056,8 +956,6 @@ def list_notices(
     session: Session, filters: NoticeFilters, today: date, now: datetime | None = None
 ) -> NoticePage:
     """Newest first, a keyset page of PAGE_SIZE (ids below `before`)."""
-    from app.invoicing.models import InvoiceLine
-    from app.projects.models import Milestone, Project
 
     now = now or _now()
     step = next_step_expression(now).label("next_step")
@@ -1152,7 +1050,6 @@ def notices_of(
 
 def filter_choices(session: Session) -> dict:
     """What the list's filters offer: business units, clients and projects with notices."""
-    from app.projects.models import MILESTONE_STATUSES, Project
 
     units = session.scalars(
         select(Project.business_unit)
@@ -1190,7 +1087,6 @@ LINK_SCHEMES = ("https://", "http://")
 
 
 def get_attachment(session: Session, notice: CollectionNotice, attachment_id: int):
-    from app.collections.models import NoticeAttachment
 
     attachment = session.get(NoticeAttachment, attachment_id)
     if attachment is None or attachment.notice_id != notice.id or attachment.removed_at:
@@ -1214,12 +1110,6 @@ def add_file(
 ):
     """Upload a document to the notice: the client documents' checks (type from the bytes,
     25 MB at most), stored in the tenant's folder (removed again on rollback)."""
-    import uuid
-
-    from app.clients.documents import check_file
-    from app.collections.models import NoticeAttachment
-    from app.core.storage import save_in_transaction, tenant_key
-    from tenants.binding import bound_tenant_id
 
     checked, problem = check_file(upload)
     if problem:
@@ -1258,7 +1148,6 @@ def add_link(
     user_id: int | None,
 ):
     """A link to a document kept elsewhere (a shared drive, a courier's tracking page)."""
-    from app.collections.models import NoticeAttachment
 
     url = (url or "").strip()
     errors = {}
@@ -1283,7 +1172,6 @@ def remove_attachment(session: Session, attachment, user_id: int | None) -> None
 
 
 def user_names(session: Session, user_ids) -> dict[int, str]:
-    from tenants.models import User
 
     ids = {i for i in user_ids if i}
     if not ids:

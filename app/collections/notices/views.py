@@ -15,7 +15,7 @@ from wtforms import DateField
 from app.clients.documents import MAX_FILE_BYTES, MAX_FILE_LABEL, UploadedFile
 from app.clients.models import Client
 from app.collections.models import CollectionLevel
-from app.collections.notices import letters
+from app.collections.notices import letters, statement
 from app.collections.notices import services as notices
 from app.collections.notices.forms import (
     CloseForm,
@@ -116,7 +116,7 @@ def _page(notice, status: int = 200, **forms):
     session = db.session
     notices.follow_notices(session, g.tenant.id, [notice])
     today = tenant_today(session)
-    lines = notices.notice_lines(session, notice, today)
+    lines = statement.notice_lines(session, notice, today)
     message = notices.outbox_message(session, g.tenant.id, notice.message_id)
     names = notices.user_names(
         session,
@@ -140,7 +140,7 @@ def _page(notice, status: int = 200, **forms):
         client=session.get(Client, notice.client_id),
         level=session.get(CollectionLevel, notice.level_id),
         lines=lines,
-        sums=notices.totals(lines, notice.fee_amount),
+        sums=statement.totals(lines, notice.fee_amount),
         message=message,
         names=names,
         next_step=notices.next_step(notice),

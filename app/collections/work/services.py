@@ -31,7 +31,8 @@ from app.collections.models import (
 from app.core.request_input import row_id
 from app.invoicing.balance import open_invoices
 from app.invoicing.models import OWING_STATUSES, Invoice
-from tenants.models import Membership, User
+from tenants.binding import bound_tenant_id
+from tenants.models import Membership, Tenant, User
 from tenants.roles import ROLES, role_grants
 
 # Outcomes in which the client answered the notice: the task becomes "responded".
@@ -71,8 +72,6 @@ def _zone(tenant) -> ZoneInfo:
 
 
 def _bound_zone(session: Session) -> ZoneInfo:
-    from tenants.binding import bound_tenant_id
-    from tenants.models import Tenant
 
     tenant_id = bound_tenant_id(session)
     tenant = session.get(Tenant, tenant_id) if tenant_id is not None else None

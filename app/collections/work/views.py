@@ -11,6 +11,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.clients.models import Site
+from app.clients.services import members_for_choice
 from app.collections.models import CollectionNotice
 from app.collections.work import forms as work_forms
 from app.collections.work import services as work
@@ -50,7 +51,6 @@ def _activity_or_404(activity_id: int):
 
 
 def _people() -> dict[int, str]:
-    from app.clients.services import members_for_choice
 
     return dict(members_for_choice(db.session, g.tenant.id))
 
