@@ -1,4 +1,9 @@
-"""Duebook: the application factory."""
+"""Duebook: the application factory, the composition root that wires the areas together.
+
+The areas, their pages, hooks and commands are imported inside the register_* functions, not
+at the top of this module: every module of the app is a submodule of this package, so an
+import at the top here would load every area (and the job modules) whenever any one module of
+the app is imported, and would tie each area into one cycle with this file."""
 
 from __future__ import annotations
 
@@ -13,8 +18,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import config as config_module
 from app.core import request_input
 from app.extensions import csrf, db, htmx, limiter, login_manager
-from jobs import load_jobs
-from tenants.binding import recycle_connections_after
 
 ROOT_TEMPLATES = "../templates"
 ROOT_STATIC = "../static"
@@ -42,6 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 def register_jobs() -> None:
     # The composition root knows the jobs by name for the hand-over; no area imports jobs/.
+    from jobs import load_jobs
 
     load_jobs()
 
@@ -52,6 +56,7 @@ def register_extensions(app: Flask) -> None:
     from app.auth.services import load_user_from_session_token
     from app.outbox import services as outbox_services
     from tenants import context as tenant_context
+    from tenants.binding import recycle_connections_after
 
     # The tenant is resolved from the URL before any before_request handler (CSRF included)
     # runs, so a request for another tenant's URL is a 404 whatever else is wrong with it.

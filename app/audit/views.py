@@ -8,9 +8,9 @@ from app.audit.forms import AuditFilterForm
 from app.core.pages import render_page
 from app.extensions import db
 from app.form_choices import as_choices
-from app.team.services import members
 from tenants.context import require_permission
 from tenants.models import User
+from tenants.services import members
 
 blueprint = Blueprint("audit", __name__, url_prefix="/t/<tenant_slug>/audit")
 

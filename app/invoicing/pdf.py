@@ -34,8 +34,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from urllib.parse import quote
 
+import segno
 from flask import current_app, render_template
 from sqlalchemy.orm import Session
+from stdnum.au import abn as au_abn
 
 from app.clients.models import Client
 from app.core.money import format_money, to_money
@@ -75,7 +77,11 @@ def fast_font_subsetting() -> bool:
     4.1+). Without it WeasyPrint falls back to fontTools, about four times slower per PDF.
     WeasyPrint looks the library up once, at import, with cffi's dlopen (`text/ffi.py`), and
     `pdf/fonts.py` uses it when present and new enough; this asks the same two questions."""
-    from weasyprint.text.ffi import harfbuzz, harfbuzz_subset
+    # WeasyPrint takes ~0.65 s to import: only a process that renders a PDF pays it.
+    from weasyprint.text.ffi import (
+        harfbuzz,
+        harfbuzz_subset,
+    )
 
     return harfbuzz_subset is not None and bool(harfbuzz.hb_version_atleast(4, 1, 0))
 
@@ -142,8 +148,6 @@ def upi_qr_image(link: str) -> str:
     edges at any size, as a vector would be). Measured: an inline SVG of the same code cost
     ~60 ms more per PDF (WeasyPrint parses the HTML and the SVG path in Python), twice the
     rest of the template's overhead over a plain invoice (bench/README.md, invoice_pdf)."""
-    import segno
-
     # Error correction M: survives a crease or a smudge on paper, still small enough to scan.
     # A fixed mask pattern: scanners read all eight, and scoring the eight to pick the "best"
     # (segno's default) was most of this function's ~10 ms per invoice.
@@ -155,8 +159,6 @@ def _tax_id(country: str, abn: str | None) -> str | None:
     if not abn:
         return None
     if country == "AU":
-        from stdnum.au import abn as au_abn
-
         try:
             return au_abn.format(abn)
         except Exception:
@@ -399,7 +401,11 @@ def _logo_bytes(workspace: WorkspaceSettings) -> tuple[bytes, str] | None:
 def _fetcher_for(workspace: WorkspaceSettings):
     """WeasyPrint's only way out: the tenant's logo and inline `data:` URLs, nothing else
     (`file:`, `http(s):` and the rest are refused before any handler sees them)."""
-    from weasyprint.urls import URLFetcher, URLFetcherResponse
+    # WeasyPrint takes ~0.65 s to import: only a process that renders a PDF pays it.
+    from weasyprint.urls import (
+        URLFetcher,
+        URLFetcherResponse,
+    )
 
     class TenantAssetFetcher(URLFetcher):
         def fetch(self, url, headers=None):
@@ -421,7 +427,10 @@ def _font_config():
     thread-safe; it does not grow, as no template declares a web font (`@font-face`)."""
     config = getattr(_per_thread, "font_config", None)
     if config is None:
-        from weasyprint.text.fonts import FontConfiguration
+        # WeasyPrint takes ~0.65 s to import: only a process that renders a PDF pays it.
+        from weasyprint.text.fonts import (
+            FontConfiguration,
+        )
 
         config = _per_thread.font_config = FontConfiguration()
     return config
@@ -430,6 +439,7 @@ def _font_config():
 @functools.lru_cache(maxsize=64)
 def _parsed_stylesheet(css: str):
     # WeasyPrint only reads a parsed stylesheet, so one can serve every PDF of every thread.
+    # WeasyPrint takes ~0.65 s to import: only a process that renders a PDF pays it.
     from weasyprint import CSS
 
     return CSS(string=css)
@@ -444,6 +454,7 @@ def tax_document_stylesheet(colour: str):
 
 def html_to_pdf(html: str, workspace: WorkspaceSettings, stylesheet=None) -> bytes:
     """The page as PDF; it may show the workspace's logo and nothing else from outside."""
+    # WeasyPrint takes ~0.65 s to import: only a process that renders a PDF pays it.
     from weasyprint import HTML
 
     return HTML(string=html, url_fetcher=_fetcher_for(workspace)).write_pdf(

@@ -26,18 +26,6 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def members(session: Session, tenant_id: int) -> list[Membership]:
-    return list(
-        session.scalars(
-            select(Membership)
-            .options(joinedload(Membership.user))
-            .where(Membership.tenant_id == tenant_id)
-            .join(User)
-            .order_by(Membership.active.desc(), User.full_name)
-        )
-    )
-
-
 def open_invitations(session: Session, tenant_id: int) -> list[Invitation]:
     return list(
         session.scalars(

@@ -9,6 +9,7 @@ from app.team import services
 from app.team.forms import InviteForm, RoleForm
 from tenants.context import require_permission
 from tenants.roles import ROLE_LABELS, roles_assignable_by
+from tenants.services import members
 
 blueprint = Blueprint("team", __name__, url_prefix="/t/<tenant_slug>/team")
 
@@ -21,7 +22,7 @@ def _page(invite_form=None, status=200):
         "team/index.html",
         block="team_body",
         status=status,
-        members=services.members(db.session, g.tenant.id),
+        members=members(db.session, g.tenant.id),
         invitations=services.open_invitations(db.session, g.tenant.id),
         invite_form=invite_form,
         role_labels=ROLE_LABELS,
