@@ -27,6 +27,8 @@ from tenants.migrate import upgrade_shared
 from tenants.models import Membership
 from tests.helpers import PASSWORD, csrf_token_from, unique
 
+pytest_plugins = ["tests.factories"]  # clients, invoices, payments, notices
+
 
 @pytest.fixture(scope="session")
 def service_env():
