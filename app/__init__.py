@@ -53,7 +53,7 @@ def register_jobs() -> None:
 def register_extensions(app: Flask) -> None:
     from app import models  # noqa: F401  (every model registered before the first query)
     from app.audit import services as audit_services  # noqa: F401  (the audit recorder)
-    from app.auth.services import load_user_from_session_token
+    from app.auth import services as accounts
     from app.outbox import services as outbox_services
     from tenants import context as tenant_context
     from tenants.binding import recycle_connections_after
@@ -71,7 +71,8 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please log in to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = None  # the server-side login session does this job
-    login_manager.user_loader(load_user_from_session_token)
+    login_manager.user_loader(accounts.load_user_from_session_token)
+    accounts.init_app(app)
     outbox_services.init_app(app)
     with app.app_context():
         recycle_connections_after(db.engine, app.config["DB_MAX_TENANTS_PER_CONNECTION"])

@@ -29,6 +29,8 @@ from tenants.migrate import upgrade_shared
 from tenants.models import Membership
 from tests.helpers import PASSWORD, csrf_token_from, unique
 
+pytest_plugins = ["tests.factories"]  # clients, invoices, payments, notices
+
 
 @pytest.fixture(scope="session")
 def service_env():
@@ -68,6 +70,11 @@ def app_config(service_env, mailbox) -> dict:
         "SMTP_URL": mailbox.url,
         # The sandbox SMTP server and stand-ins a tenant's connection may point at.
         "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8,::1",
+        # argon2's cheapest cost: at the production cost every user made and every log-in
+        # took a quarter of a second. test_accounts checks the production cost.
+        "PASSWORD_HASH_TIME_COST": "1",
+        "PASSWORD_HASH_MEMORY_COST": "8",
+        "PASSWORD_HASH_PARALLELISM": "1",
     }
     with mock.patch.dict(os.environ, env):
         config = from_environment()
@@ -117,14 +124,15 @@ def client(app, db_session):
 
 
 @pytest.fixture
-def make_user(db_session):
+def make_user(app, db_session):
     def make(email: str | None = None, full_name: str = "Test User", password: str = PASSWORD):
-        user = accounts.create_user(
-            db_session,
-            email=email or f"{unique('user')}@example.com",
-            full_name=full_name,
-            password=password,
-        )
+        with app.app_context():  # the app's password hashing settings
+            user = accounts.create_user(
+                db_session,
+                email=email or f"{unique('user')}@example.com",
+                full_name=full_name,
+                password=password,
+            )
         db_session.commit()
         return user
 

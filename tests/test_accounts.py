@@ -3,15 +3,19 @@ limits: each with the clear message a user gets when it goes wrong."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
+import argon2
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from app.auth import services as accounts
 from app.auth.models import PendingSignup
+from app.config import from_environment
 from tenants.models import LoginSession, Membership, Tenant, User
 from tests.helpers import PASSWORD, csrf_token_from, mail_link, unique
 
@@ -222,6 +226,37 @@ def test_disabled_user_is_logged_out_at_once(client, make_user, login, db_sessio
     db_session.commit()
     response = client.get("/account/password")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_production_hashes_passwords_at_argon2s_own_default_cost():
+    environment = {
+        "DUEBOOK_ENV": "production",
+        "SECRET_KEY": "k",
+        "SECRETS_KEYS": "a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5LWtleS0=",
+        "DATABASE_URL": "postgresql://db/duebook",
+        "REDIS_URL": "redis://redis/0",
+    }
+    with mock.patch.dict(os.environ, environment, clear=True):
+        config = from_environment()
+    strong = argon2.profiles.RFC_9106_LOW_MEMORY
+    assert config["PASSWORD_HASH_TIME_COST"] == strong.time_cost == 3
+    assert config["PASSWORD_HASH_MEMORY_COST"] == strong.memory_cost == 64 * 1024
+    assert config["PASSWORD_HASH_PARALLELISM"] == strong.parallelism == 4
+
+
+def test_a_hash_made_at_a_weaker_cost_is_made_again_at_the_next_login(
+    app, client, make_user, login, db_session, monkeypatch
+):
+    user = make_user()  # at the tests' cost, argon2's cheapest
+    weak_hash = user.password_hash
+    monkeypatch.setitem(app.config, "PASSWORD_HASH_TIME_COST", 2)
+    monkeypatch.setitem(app.extensions, "duebook.password_hashing", None)
+    accounts.init_app(app)
+    login(client, user)
+    db_session.refresh(user)
+    assert user.password_hash != weak_hash
+    assert argon2.extract_parameters(user.password_hash).time_cost == 2
+    login(app.test_client(), user)  # the new hash opens the account
 
 
 def test_wrong_password_gets_one_message_for_any_reason(client, make_user):

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
-from app.clients.models import Client, Contact, Site
+from app.clients.models import Contact, Site
 from app.collections.models import (
     CollectionActivity,
     CollectionLevel,
@@ -23,8 +23,6 @@ from app.collections.models import (
 )
 from app.collections.work import services as work
 from app.core.clock import tenant_today
-from app.invoicing import services as invoicing
-from app.projects.models import Milestone, Project
 from tests.helpers import csrf_token_from, tenant_session
 
 # A site in Mumbai and points at known distances from it along its meridian: 0.001° of
@@ -35,7 +33,7 @@ FAR = ("19.086000", "72.877700")  # 1.11 km north
 
 
 @pytest.fixture
-def desk(db_session, make_tenant, make_user, add_member):
+def desk(db_session, make_tenant, make_user, add_member, make_client, make_invoice):
     """A tenant in Maharashtra with two collectors (Asha, Ravi), a finance manager (Mina) and a
     viewer (Vik); Asha's client owes an invoice 30 days overdue and has a site; a factory of
     other clients and of issued invoices (no tax: an invoice's total is its amount)."""
@@ -51,51 +49,12 @@ def desk(db_session, make_tenant, make_user, add_member):
         add_member(tenant, people[name], role=role)
     session = tenant_session(db_session, tenant)
     today = tenant_today(session)
-    counter = iter(range(1, 1000))
 
     def new_client(collector=None):
-        n = next(counter)
-        client = Client(
-            full_name=f"Client {n}",
-            short_name=f"C{n}",
-            location="local",
-            country="IN",
-            currency="INR",
-            region="27",
-            payment_terms="net",
-            payment_days=30,
-            collector_user_id=collector,
-        )
-        session.add(client)
-        session.flush()
-        return client
+        return make_client(session, gstin=None, region="27", collector_user_id=collector)
 
     def issued(client, amount, day):
-        n = next(counter)
-        project = Project(
-            client_id=client.id,
-            name=f"Project {n}",
-            currency="INR",
-            contract_value=Decimal(amount),
-            start_date=day,
-        )
-        session.add(project)
-        session.flush()
-        milestone = Milestone(
-            project_id=project.id,
-            position=1,
-            name=f"Stage {n}",
-            amount=Decimal(amount),
-            due_rule="date",
-            due_date=day,
-            status="completed",
-        )
-        session.add(milestone)
-        session.flush()
-        invoice = invoicing.draft_from_milestones(
-            session, tenant, project, [milestone], "0", "9983"
-        )
-        return invoicing.issue(session, tenant, invoice, day)
+        return make_invoice(session, tenant, client, (amount,), issued_on=day, started_on=day)
 
     client = new_client(collector=people["asha"].id)
     issued(client, "5000.00", today - timedelta(days=60))

@@ -13,7 +13,7 @@ from app.clients.models import Client
 from app.invoicing import credits, services
 from app.invoicing.models import CreditNote, Invoice
 from app.payments import services as payments
-from app.projects.models import Milestone, Project
+from tests.factories import invoice_milestones
 from tests.helpers import csrf_token_from, tenant_session
 
 MH_GSTIN = "27AAPFU0939F1ZV"  # Maharashtra, like the tenant: CGST + SGST
@@ -22,52 +22,17 @@ DAY = date(2027, 2, 1)
 
 
 @pytest.fixture
-def books(db_session, make_tenant, make_user):
+def books(db_session, make_tenant, make_user, make_client, make_invoice):
     owner = make_user()
     tenant = make_tenant(owner=owner, region="27")
     session = tenant_session(db_session, tenant)
-    counter = iter(range(1, 1000))
 
     def issued(amounts=("1000.00",), gstin=MH_GSTIN, rate="18"):
-        n = next(counter)
-        client = Client(
-            full_name=f"Client {n}",
-            short_name=f"C{n}",
-            location="local",
-            country="IN",
-            currency="INR",
-            gstin=gstin,
-            payment_terms="net",
-            payment_days=30,
+        client = make_client(session, gstin=gstin)
+        invoice = make_invoice(
+            session, tenant, client, amounts, issued_on=DAY, tax_rate=rate, sac="998311"
         )
-        session.add(client)
-        session.flush()
-        proj = Project(
-            client_id=client.id,
-            name=f"Project {n}",
-            contract_value=sum(Decimal(a) for a in amounts),
-            currency="INR",
-            start_date=date(2027, 1, 4),
-        )
-        session.add(proj)
-        session.flush()
-        milestones = [
-            Milestone(
-                project_id=proj.id,
-                position=i,
-                name=f"Stage {i}",
-                amount=Decimal(a),
-                due_rule="date",
-                due_date=DAY,
-                status="completed",
-            )
-            for i, a in enumerate(amounts, start=1)
-        ]
-        session.add_all(milestones)
-        session.flush()
-        invoice = services.draft_from_milestones(session, tenant, proj, milestones, rate, "998311")
-        services.issue(session, tenant, invoice, DAY)
-        return invoice, milestones
+        return invoice, invoice_milestones(session, invoice)
 
     return tenant, session, issued, owner
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, date, datetime, time
-from decimal import Decimal
 
 import pytest
 from pypdf import PdfReader
@@ -18,18 +17,14 @@ from app.collections.models import (
     OPEN_NOTICE_STATUSES,
     CollectionLevel,
     CollectionNotice,
-    CollectionNoticeInvoice,
-    CollectionPolicy,
     CollectionSettings,
 )
 from app.collections.notices import letters
 from app.collections.notices import services as notices
 from app.integrations.connectors import StatusUpdate
-from app.invoicing import services as invoicing
 from app.messaging.webhooks import apply_status_updates
 from app.outbox.models import OutboxMessage
-from app.payments import services as payments
-from app.projects.models import Milestone, Project
+from tests.factories import default_level
 from tests.helpers import tenant_session
 
 MH_GSTIN = "27AAPFU0939F1ZV"
@@ -38,131 +33,57 @@ MH_GSTIN = "27AAPFU0939F1ZV"
 class Books:
     """A tenant with a client, its billing contact (e-mail), and issued invoices past due."""
 
-    def __init__(self, app, db_session, tenant, owner):
+    def __init__(self, app, db_session, tenant, owner, request):
         self.app, self.db_session, self.tenant, self.owner = app, db_session, tenant, owner
+        self.make = request.getfixturevalue  # the factories of tests/factories.py
         self.session = tenant_session(db_session, tenant)
-        self.counter = iter(range(1, 10_000))
         self.client = self.new_client()
-        self.contact = Contact(
-            client_id=self.client.id,
-            full_name="Ravi Kumar",
-            roles=["billing"],
-            email="ravi@kaveri.example",
-        )
-        self.session.add(self.contact)
-        self.session.flush()
+        self.contact = self.make("make_contact")(self.session, self.client)
 
     def new_client(self, name: str = "Kaveri Builders") -> Client:
-        n = next(self.counter)
-        client = Client(
-            full_name=f"{name} {n}",
-            short_name=f"K{n}",
-            location="local",
-            country="IN",
-            currency="INR",
-            region="27",
-            gstin=MH_GSTIN,
-            payment_terms="net",
-            payment_days=30,
-        )
-        self.session.add(client)
-        self.session.flush()
-        return client
+        return self.make("make_client")(self.session, name=name, short_name="K", region="27")
 
     def invoice(self, amount="1000.00", client=None, business_unit=None, issued=date(2026, 7, 1)):
-        client = client or self.client
-        n = next(self.counter)
-        project = Project(
-            client_id=client.id,
-            name=f"Project {n}",
-            currency="INR",
-            contract_value=Decimal(amount),
-            start_date=date(2026, 6, 1),
-            business_unit=business_unit,
-        )
-        self.session.add(project)
-        self.session.flush()
-        milestone = Milestone(
-            project_id=project.id,
-            position=1,
-            name=f"Stage {n}",
-            amount=Decimal(amount),
-            due_rule="date",
-            due_date=date(2026, 6, 30),
-            status="completed",
-        )
-        self.session.add(milestone)
-        self.session.flush()
         with self.app.app_context():
-            invoice = invoicing.draft_from_milestones(
-                self.session, self.tenant, project, [milestone], "0", "9983"
+            return self.make("make_invoice")(
+                self.session,
+                self.tenant,
+                client or self.client,
+                (amount,),
+                issued_on=issued,
+                due_on=date(2026, 6, 30),
+                started_on=date(2026, 6, 1),
+                business_unit=business_unit,
             )
-            invoicing.issue(self.session, self.tenant, invoice, issued)
-        return invoice
 
     def level(self, position: int = 1) -> CollectionLevel:
-        policy = self.session.scalar(select(CollectionPolicy).where(CollectionPolicy.is_default))
-        return self.session.scalar(
-            select(CollectionLevel).where(
-                CollectionLevel.policy_id == policy.id, CollectionLevel.position == position
-            )
-        )
+        return default_level(self.session, position)
 
     def notice(self, invoices, *, position=1, channel="email", status="draft", client=None):
         """A notice as the daily run makes it."""
-        level = self.level(position)
         client = client or self.client
-        notice = CollectionNotice(
-            client_id=client.id,
-            policy_id=level.policy_id,
-            level_id=level.id,
-            level_number=level.position,
-            level_name=level.name,
+        return self.make("make_notice")(
+            self.session,
+            client,
+            invoices,
+            contact=self.contact if client is self.client else None,
+            position=position,
             channel=channel,
-            currency="INR",
             status=status,
-            run_date=date(2026, 9, 1),
-            amount_due=sum((Decimal(i.total) for i in invoices), Decimal("0")),
-            contact_id=self.contact.id if client is self.client else None,
         )
-        self.session.add(notice)
-        self.session.flush()
-        for invoice in invoices:
-            self.session.add(
-                CollectionNoticeInvoice(
-                    notice_id=notice.id,
-                    invoice_id=invoice.id,
-                    level_number=level.position,
-                    channel=channel,
-                    amount_due=invoice.total,
-                    days_overdue=30,
-                )
-            )
-        self.session.flush()
-        self.session.expire(notice, ["items"])
-        return notice
 
     def reload(self, notice) -> CollectionNotice:
         return self.db_session.get(CollectionNotice, notice.id, populate_existing=True)
 
     def pay(self, amount, invoices, day="2026-09-10"):
         """Record a payment and allocate it to these invoices in full order."""
-        payment = payments.record_payment(
-            self.session,
-            self.session.get(Client, invoices[0].client_id),
-            {"amount": amount, "received_on": day, "method": "upi", "reference": "UTR9"},
+        client = self.session.get(Client, invoices[0].client_id)
+        return self.make("make_payment")(
+            self.session, client, amount, day, allocate_to=invoices, reference="UTR9"
         )
-        left = Decimal(amount)
-        rows = []
-        for invoice in invoices:
-            part = min(left, payments.outstanding(self.session, invoice))
-            rows.append((invoice.id, part, "0", None, None))
-            left -= part
-        payments.allocate(self.session, payment, rows)
-        return payment
 
 
-def make_books(app, db_session, make_tenant, make_user) -> Books:
+def make_books(app, db_session, make_tenant, make_user, request) -> Books:
     owner = make_user()
     tenant = make_tenant(
         owner=owner,
@@ -175,12 +96,12 @@ def make_books(app, db_session, make_tenant, make_user) -> Books:
         send_window_end=time(23, 59, 59),
         send_on_business_days_only=False,
     )
-    return Books(app, db_session, tenant, owner)
+    return Books(app, db_session, tenant, owner, request)
 
 
 @pytest.fixture
-def books(app, db_session, make_tenant, make_user, storage_root):
-    return make_books(app, db_session, make_tenant, make_user)
+def books(app, db_session, make_tenant, make_user, storage_root, request):
+    return make_books(app, db_session, make_tenant, make_user, request)
 
 
 def outbox_rows(db_session, tenant) -> list[OutboxMessage]:

@@ -18,8 +18,8 @@ PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
 
 @pytest.fixture
-def books(app, db_session, make_tenant, make_user, storage_root):
-    return make_books(app, db_session, make_tenant, make_user)
+def books(app, db_session, make_tenant, make_user, storage_root, request):
+    return make_books(app, db_session, make_tenant, make_user, request)
 
 
 def token(client, books, notice_id=None) -> str:

@@ -14,60 +14,28 @@ from app.invoicing import services as invoicing
 from app.payments import services
 from app.payments.models import PaymentAllocation
 from app.projects.models import Milestone, Project
+from tests.factories import invoice_milestones
 from tests.helpers import csrf_token_from, tenant_session
 
 MH_GSTIN = "27AAPFU0939F1ZV"
 
 
 @pytest.fixture
-def books(db_session, make_tenant, make_user):
+def books(db_session, make_tenant, make_user, make_client, make_invoice):
     """A tenant in Maharashtra, a client, and a factory of issued invoices (no tax, so that an
     invoice's total is its milestones' sum)."""
     owner = make_user()
     tenant = make_tenant(owner=owner, region="27")
     session = tenant_session(db_session, tenant)
-    counter = iter(range(1, 1000))
 
     def new_client():
-        n = next(counter)
-        client = Client(
-            full_name=f"Client {n}",
-            short_name=f"C{n}",
-            location="local",
-            country="IN",
-            currency="INR",
-            gstin=MH_GSTIN,
-            payment_terms="net",
-            payment_days=30,
-        )
-        session.add(client)
-        session.flush()
-        return client
+        return make_client(session)
 
     def issued(client, amount="1000.00", day=date(2027, 2, 1)):
-        n = next(counter)
-        proj = Project(
-            client_id=client.id,
-            name=f"Project {n}",
-            contract_value=Decimal(amount),
-            currency="INR",
-            start_date=date(2027, 1, 4),
+        invoice = make_invoice(
+            session, tenant, client, (amount,), issued_on=day, due_on=date(2027, 2, 1)
         )
-        session.add(proj)
-        session.flush()
-        milestone = Milestone(
-            project_id=proj.id,
-            position=1,
-            name=f"Stage {n}",
-            amount=Decimal(amount),
-            due_rule="date",
-            due_date=date(2027, 2, 1),
-            status="completed",
-        )
-        session.add(milestone)
-        session.flush()
-        invoice = invoicing.draft_from_milestones(session, tenant, proj, [milestone], "0", "9983")
-        invoicing.issue(session, tenant, invoice, day)
+        (milestone,) = invoice_milestones(session, invoice)
         return invoice, milestone
 
     client = new_client()

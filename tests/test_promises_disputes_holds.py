@@ -12,70 +12,29 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from app.clients.models import Client
 from app.collections.cases import disputes, holds, promises
 from app.collections.cases import services as cases
 from app.collections.cases.services import CaseError, CaseInvalid
 from app.collections.models import BankRate, Dispute, PromiseToPay
-from app.invoicing import services as invoicing
 from app.notifications.models import Notification
 from app.payments import services as payments
-from app.projects.models import Milestone, Project
 from tests.helpers import csrf_token_from, tenant_session
 
-MH_GSTIN = "27AAPFU0939F1ZV"
 TODAY = date(2027, 3, 10)
 
 
 @pytest.fixture
-def desk(db_session, make_tenant, make_user):
+def desk(db_session, make_tenant, make_user, make_client, make_invoice):
     """A tenant with its owner, a client with a collector, and a maker of issued invoices."""
     owner = make_user(full_name="Owner O")
     tenant = make_tenant(owner=owner, region="27")
     session = tenant_session(db_session, tenant)
-    counter = iter(range(1, 1000))
 
     def new_client(**fields):
-        n = next(counter)
-        client = Client(
-            full_name=f"Client {n}",
-            short_name=f"C{n}",
-            location="local",
-            country="IN",
-            currency="INR",
-            gstin=MH_GSTIN,
-            payment_terms="net",
-            payment_days=30,
-            **fields,
-        )
-        session.add(client)
-        session.flush()
-        return client
+        return make_client(session, **fields)
 
     def issued(client, amount="1000.00", day=date(2027, 2, 1)):
-        n = next(counter)
-        proj = Project(
-            client_id=client.id,
-            name=f"Project {n}",
-            contract_value=Decimal(amount),
-            currency="INR",
-            start_date=date(2027, 1, 4),
-        )
-        session.add(proj)
-        session.flush()
-        milestone = Milestone(
-            project_id=proj.id,
-            position=1,
-            name=f"Stage {n}",
-            amount=Decimal(amount),
-            due_rule="date",
-            due_date=day,
-            status="completed",
-        )
-        session.add(milestone)
-        session.flush()
-        invoice = invoicing.draft_from_milestones(session, tenant, proj, [milestone], "0", "9983")
-        return invoicing.issue(session, tenant, invoice, day)
+        return make_invoice(session, tenant, client, (amount,), issued_on=day)
 
     class Desk:
         pass

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app, render_template
+from flask import Flask, current_app, render_template
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload
@@ -22,9 +22,6 @@ from app.outbox.services import queue_email
 from tenants import services as tenants
 from tenants.models import LoginSession, Membership, Tenant, User
 
-_hasher = PasswordHasher()
-# Verifying against this when the e-mail is unknown keeps the response time the same.
-_UNKNOWN_USER_HASH = _hasher.hash(secrets.token_urlsafe(16))
 MIN_PASSWORD_LENGTH = 10
 COMMON_PASSWORDS = frozenset(
     [
@@ -65,8 +62,33 @@ class AccountError(ValueError):
     """A rule of accounts was broken; the message is meant for the user."""
 
 
+@dataclass(frozen=True)
+class PasswordHashing:
+    """The app's argon2 hasher (cost from the PASSWORD_HASH_* settings) and a hash it made of
+    a random password: verifying against that when the e-mail is unknown keeps the response
+    time the same."""
+
+    hasher: PasswordHasher
+    unknown_user_hash: str
+
+
+def init_app(app: Flask) -> None:
+    hasher = PasswordHasher(
+        time_cost=app.config["PASSWORD_HASH_TIME_COST"],
+        memory_cost=app.config["PASSWORD_HASH_MEMORY_COST"],
+        parallelism=app.config["PASSWORD_HASH_PARALLELISM"],
+    )
+    app.extensions["duebook.password_hashing"] = PasswordHashing(
+        hasher, hasher.hash(secrets.token_urlsafe(16))
+    )
+
+
+def _hashing() -> PasswordHashing:
+    return current_app.extensions["duebook.password_hashing"]
+
+
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hashing().hasher.hash(password)
 
 
 def password_problems(password: str, email: str = "") -> list[str]:
@@ -88,13 +110,15 @@ def find_user_by_email(session: Session, email: str) -> User | None:
 
 def authenticate(session: Session, email: str, password: str) -> User | None:
     user = find_user_by_email(session, email)
+    hashing = _hashing()
     try:
-        _hasher.verify(user.password_hash if user else _UNKNOWN_USER_HASH, password)
+        hashing.hasher.verify(user.password_hash if user else hashing.unknown_user_hash, password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or not user.active:
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
+    # A hash made with other parameters (an older, cheaper cost) is made again at today's.
+    if hashing.hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
 
@@ -178,7 +202,7 @@ def change_password(
     session: Session, user: User, current: str, new: str, keep_token: str | None
 ) -> None:
     try:
-        _hasher.verify(user.password_hash, current)
+        _hashing().hasher.verify(user.password_hash, current)
     except (VerificationError, InvalidHashError):
         raise AccountError("Your current password is not right.") from None
     set_password(session, user, new, keep_token=keep_token)
@@ -347,7 +371,7 @@ def confirm_signup(
     signed up (someone may sign up with another person's address and a password of their
     own, hoping the owner clicks). Raises AccountError (password) or TenantError (slug)."""
     try:
-        _hasher.verify(pending.password_hash, password)
+        _hashing().hasher.verify(pending.password_hash, password)
     except (VerificationError, InvalidHashError):
         raise AccountError("That is not the password you chose when you signed up.") from None
     user = _add_user(

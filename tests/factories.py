@@ -1,0 +1,226 @@
+"""Domain factories as fixtures (a pytest plugin named in conftest's `pytest_plugins`): a client
+with its contact, an issued invoice that owes money, a payment against invoices, a collection
+notice. Invoices and payments go through the services the app uses (draft from milestones,
+issue, record and allocate); clients, contacts, projects and notices are the rows those
+services start from. Each factory takes the tenant session to write with (see
+tests.helpers.tenant_session), so one test can fill several tenants."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from app.clients.models import Client, Contact
+from app.collections.models import (
+    CollectionLevel,
+    CollectionNotice,
+    CollectionNoticeInvoice,
+    CollectionPolicy,
+)
+from app.invoicing import services as invoicing
+from app.invoicing.models import Invoice
+from app.payments import services as payments
+from app.payments.models import Payment
+from app.projects.models import Milestone, Project
+
+MH_GSTIN = "27AAPFU0939F1ZV"  # Maharashtra, the state of the tenants the factories bill from
+
+
+@pytest.fixture
+def numbering() -> Iterator[int]:
+    """One count per test for the names of what the factories make ("Client 1", "Project 2")."""
+    return itertools.count(1)
+
+
+@pytest.fixture
+def make_client(numbering) -> Callable[..., Client]:
+    def make(session, name: str = "Client", short_name: str = "C", **fields) -> Client:
+        """A client in India on 30 days' terms with Maharashtra's GSTIN; `fields` override."""
+        n = next(numbering)
+        country = fields.get("country", "IN")
+        values = {
+            "full_name": f"{name} {n}",
+            "short_name": f"{short_name}{n}",
+            "location": "local" if country == "IN" else "foreign",
+            "country": country,
+            "currency": "INR",
+            "gstin": MH_GSTIN,
+            "payment_terms": "net",
+            "payment_days": 30,
+            **fields,
+        }
+        client = Client(**values)
+        session.add(client)
+        session.flush()
+        return client
+
+    return make
+
+
+@pytest.fixture
+def make_contact() -> Callable[..., Contact]:
+    def make(session, client: Client, **fields) -> Contact:
+        """The client's billing contact, reachable by e-mail; `fields` override."""
+        values = {
+            "full_name": "Ravi Kumar",
+            "roles": ["billing"],
+            "email": "ravi@kaveri.example",
+            **fields,
+        }
+        contact = Contact(client_id=client.id, **values)
+        session.add(contact)
+        session.flush()
+        return contact
+
+    return make
+
+
+@pytest.fixture
+def make_invoice(numbering) -> Callable[..., Invoice]:
+    def make(
+        session,
+        tenant,
+        client: Client,
+        amounts: Sequence[str] = ("1000.00",),
+        *,
+        issued_on: date = date(2027, 2, 1),
+        due_on: date | None = None,
+        started_on: date = date(2027, 1, 4),
+        tax_rate: str = "0",
+        sac: str = "9983",
+        **project_fields,
+    ) -> Invoice:
+        """An invoice issued on `issued_on` for a project of `client` whose milestones (one
+        per amount, due on `due_on`, default the issue day) are done: it owes their sum plus
+        tax at `tax_rate` (none by default, so that its total is the amounts' sum)."""
+        project = Project(
+            client_id=client.id,
+            name=f"Project {next(numbering)}",
+            contract_value=sum(Decimal(a) for a in amounts),
+            currency="INR",
+            start_date=started_on,
+            **project_fields,
+        )
+        session.add(project)
+        session.flush()
+        milestones = [
+            Milestone(
+                project_id=project.id,
+                position=position,
+                name=f"Stage {position}",
+                amount=Decimal(amount),
+                due_rule="date",
+                due_date=due_on or issued_on,
+                status="completed",
+            )
+            for position, amount in enumerate(amounts, start=1)
+        ]
+        session.add_all(milestones)
+        session.flush()
+        invoice = invoicing.draft_from_milestones(
+            session, tenant, project, milestones, tax_rate, sac
+        )
+        return invoicing.issue(session, tenant, invoice, issued_on)
+
+    return make
+
+
+def invoice_milestones(session, invoice: Invoice) -> list[Milestone]:
+    """The milestones `invoice` bills, in their order."""
+    ids = [line.milestone_id for line in invoice.lines]
+    milestones = session.scalars(select(Milestone).where(Milestone.id.in_(ids)))
+    return sorted(milestones, key=lambda m: m.position)
+
+
+@pytest.fixture
+def make_payment() -> Callable[..., Payment]:
+    def make(
+        session,
+        client: Client,
+        amount: str,
+        received_on: str = "2027-03-01",
+        *,
+        allocate_to: Sequence[Invoice] = (),
+        reference: str = "UTR1",
+    ) -> Payment:
+        """A UPI payment from `client`, applied to `allocate_to` in their order, each
+        invoice getting what it still owes until the amount is used up."""
+        payment = payments.record_payment(
+            session,
+            client,
+            {"amount": amount, "received_on": received_on, "method": "upi", "reference": reference},
+        )
+        if allocate_to:
+            left, rows = Decimal(amount), []
+            for invoice in allocate_to:
+                part = min(left, payments.outstanding(session, invoice))
+                rows.append((invoice.id, part, "0", None, None))
+                left -= part
+            payments.allocate(session, payment, rows)
+        return payment
+
+    return make
+
+
+def default_level(session, position: int = 1) -> CollectionLevel:
+    """The level at `position` of the tenant's default collection policy."""
+    policy = session.scalar(select(CollectionPolicy).where(CollectionPolicy.is_default))
+    return session.scalar(
+        select(CollectionLevel).where(
+            CollectionLevel.policy_id == policy.id, CollectionLevel.position == position
+        )
+    )
+
+
+@pytest.fixture
+def make_notice() -> Callable[..., CollectionNotice]:
+    def make(
+        session,
+        client: Client,
+        invoices: Sequence[Invoice],
+        *,
+        contact: Contact | None = None,
+        position: int = 1,
+        channel: str = "email",
+        status: str = "draft",
+        run_date: date = date(2026, 9, 1),
+    ) -> CollectionNotice:
+        """A notice of the default policy's level `position` for `invoices`, 30 days overdue,
+        as the daily run makes it."""
+        level = default_level(session, position)
+        notice = CollectionNotice(
+            client_id=client.id,
+            policy_id=level.policy_id,
+            level_id=level.id,
+            level_number=level.position,
+            level_name=level.name,
+            channel=channel,
+            currency="INR",
+            status=status,
+            run_date=run_date,
+            amount_due=sum((Decimal(i.total) for i in invoices), Decimal("0")),
+            contact_id=contact.id if contact else None,
+        )
+        session.add(notice)
+        session.flush()
+        for invoice in invoices:
+            session.add(
+                CollectionNoticeInvoice(
+                    notice_id=notice.id,
+                    invoice_id=invoice.id,
+                    level_number=level.position,
+                    channel=channel,
+                    amount_due=invoice.total,
+                    days_overdue=30,
+                )
+            )
+        session.flush()
+        session.expire(notice, ["items"])
+        return notice
+
+    return make
