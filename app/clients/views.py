@@ -38,7 +38,8 @@ _TAB_CONTEXTS: dict[str, Callable[[Client], dict]] = {}
 # What areas above clients add to the client's timeline (messaging: the messages sent to it),
 # each a function of the client giving (kind, moment, entry) triples; the timeline template
 # shows each kind its own way.
-_TIMELINE_SOURCES: list[Callable[[Client], list[tuple[str, datetime, object]]]] = []
+TimelineSource = Callable[[Client], list[tuple[str, datetime, object]]]
+_TIMELINE_SOURCES: list[TimelineSource] = []
 
 
 def register_tab(tab: str, context: Callable[[Client], dict]) -> None:
@@ -47,7 +48,7 @@ def register_tab(tab: str, context: Callable[[Client], dict]) -> None:
     _TAB_CONTEXTS[tab] = context
 
 
-def register_timeline_source(source: Callable[[Client], list[tuple[str, datetime, object]]]):
+def register_timeline_source(source: TimelineSource) -> None:
     if source not in _TIMELINE_SOURCES:
         _TIMELINE_SOURCES.append(source)
 
