@@ -97,6 +97,7 @@ def register_blueprints(app: Flask) -> None:
     from app.invoicing.views import blueprint as invoicing
     from app.library.tenant.views import blueprint as my_templates
     from app.library.views import blueprint as library
+    from app.message_templates.views import blueprint as message_templates
     from app.messaging.email_views import blueprint as email_links
     from app.messaging.sms_views import blueprint as sms_hooks
     from app.messaging.views import blueprint as messages
@@ -126,6 +127,7 @@ def register_blueprints(app: Flask) -> None:
         my_templates,
         invoicing,
         invoice_pdfs,
+        message_templates,
         payments,
         settings,
         whatsapp_hooks,
@@ -140,13 +142,29 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_area_hooks(app: Flask) -> None:
-    """Areas that react to what lower areas do (`app.core.signals`) connect here, so the lower
-    areas never import them."""
+    """Areas that react to what lower areas do (`app.core.signals`), or fill the slots of lower
+    areas' pages (a client page tab, an invoice page panel), connect here, so the lower areas
+    never import them."""
+    from app.campaigns import hooks as campaigns_hooks
     from app.collections import hooks as collections_hooks
+    from app.invoicing import hooks as invoicing_hooks
+    from app.message_templates import hooks as message_templates_hooks
+    from app.messaging import hooks as messaging_hooks
     from app.notifications import hooks as notifications_hooks
+    from app.payments import hooks as payments_hooks
+    from app.projects import hooks as projects_hooks
 
-    collections_hooks.init_app(app)
-    notifications_hooks.init_app(app)
+    for hooks in (
+        invoicing_hooks,
+        projects_hooks,
+        payments_hooks,
+        message_templates_hooks,
+        messaging_hooks,
+        campaigns_hooks,
+        collections_hooks,
+        notifications_hooks,
+    ):
+        hooks.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -1,6 +1,6 @@
 """The floor plan holds: the import contracts of pyproject.toml (run by `make lint` and `make
 test`) name every area of app/, and they refuse an area that imports one above it, also when
-the import is written inside a function."""
+the import is written inside a function or in a page."""
 
 from __future__ import annotations
 
@@ -62,9 +62,13 @@ def test_an_area_importing_one_above_it_breaks_the_contract(tmp_path):
         + "\n\ndef _overdue_rate():\n    from app.collections.models import BankRate\n\n"
         + "    return BankRate\n"
     )
+    # A page is no exception: the client page reaching into payments (above clients).
+    views = tmp_path / "app" / "clients" / "views.py"
+    views.write_text(views.read_text() + "\nfrom app.payments import services as payments\n")
     result = lint_imports(tmp_path)
     assert result.returncode == 1
     assert "app.clients.rules -> app.collections.models" in result.stdout
+    assert "app.clients.views -> app.payments.services" in result.stdout
 
 
 def test_config_reads_every_import_limit_without_importing_the_area():

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from flask import Blueprint, abort, g, redirect, request, url_for
 from werkzeug.datastructures import MultiDict
@@ -13,9 +14,6 @@ from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
 from app.extensions import db
-from app.messaging.listing import messages_for_client
-from app.payments import services as payments
-from app.projects import services as project_services
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("clients", __name__, url_prefix="/t/<tenant_slug>/clients")
@@ -33,16 +31,26 @@ TABS = (
     "aging",
     "collections",
 )
-# Tabs whose content an area above clients provides (collections): it registers a function
-# of the client giving the tab's template context when the app is created, so this page
-# shows it without importing that area.
+# Tabs whose content an area above clients provides (projects, payments, collections): it
+# registers a function of the client giving the tab's template context when the app is
+# created, so this page shows it without importing that area.
 _TAB_CONTEXTS: dict[str, Callable[[Client], dict]] = {}
+# What areas above clients add to the client's timeline (messaging: the messages sent to it),
+# each a function of the client giving (kind, moment, entry) triples; the timeline template
+# shows each kind its own way.
+TimelineSource = Callable[[Client], list[tuple[str, datetime, object]]]
+_TIMELINE_SOURCES: list[TimelineSource] = []
 
 
 def register_tab(tab: str, context: Callable[[Client], dict]) -> None:
     if tab not in TABS:
         raise ValueError(f"the client page has no tab {tab!r}")
     _TAB_CONTEXTS[tab] = context
+
+
+def register_timeline_source(source: TimelineSource) -> None:
+    if source not in _TIMELINE_SOURCES:
+        _TIMELINE_SOURCES.append(source)
 
 
 def _client_or_404(client_id: int):
@@ -201,19 +209,11 @@ def detail(client_id: int):
             site_errors={},
         )
     elif tab == "timeline":
-        # Changes and messages in one story, newest first.
-        changes = [("change", e.occurred_at, e) for e in services.timeline(db.session, client)]
-        messages = [
-            ("message", m["at"], m) for m in messages_for_client(db.session, g.tenant.id, client.id)
-        ]
-        context["entries"] = sorted(changes + messages, key=lambda e: e[1], reverse=True)
-    elif tab == "projects":
-        context["projects"] = project_services.client_projects(db.session, client)
-    elif tab == "payments":
-        context.update(
-            balance=payments.client_balance(db.session, client),
-            payments=payments.client_payments(db.session, client.id),
-        )
+        # Changes and what the other areas add (messages) in one story, newest first.
+        entries = [("change", e.occurred_at, e) for e in services.timeline(db.session, client)]
+        for source in _TIMELINE_SOURCES:
+            entries.extend(source(client))
+        context["entries"] = sorted(entries, key=lambda e: e[1], reverse=True)
     elif tab in _TAB_CONTEXTS:
         context.update(_TAB_CONTEXTS[tab](client))
     return render_page("clients/detail.html", block="tab_body", **context)

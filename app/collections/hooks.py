@@ -3,7 +3,7 @@ invoicing and payments (`app.core.signals`) and reacts inside their transaction,
 outlives the debt it chased and a promise is checked against the money the moment it arrives;
 and to the reports on messages, so a notice follows the message that carries it. Also fills
 the client page's Collections tab, and tells message templates the late-payment interest their
-notices show. Connected by `create_app`."""
+notices show, and adds the dispute panel to the invoice page. Connected by `create_app`."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from flask import Flask
 from app.clients.views import register_tab
 from app.collections.cases import promises
 from app.collections.cases.interest import interest_for_invoices
-from app.collections.cases.views import collections_context
+from app.collections.cases.views import collections_context, invoice_dispute_panel
 from app.collections.notices import services as notices
 from app.core import signals
+from app.invoicing.views import register_panel
 from app.message_templates import facts
 
 
@@ -25,6 +26,7 @@ def init_app(app: Flask) -> None:
     signals.invoice_written_off.connect(close_notices_of_written_off_invoice)
     signals.messages_reported.connect(follow_notice_messages)
     register_tab("collections", collections_context)
+    register_panel(invoice_dispute_panel)
     facts.register_interest(interest_for_invoices)
 
 

@@ -6,7 +6,8 @@ remove one.
 
 Every signal is sent with the SQLAlchemy session of the change as its sender, and receivers
 run at once in that session, inside the sender's transaction: what they write commits or
-rolls back with the change, and they never commit. The facts are plain values (ids, the
+rolls back with the change, and they never commit. Receivers answer nothing, except where a
+signal documents an answer (milestone_done). The facts are plain values (ids, the
 tenant's id, statuses, `Decimal` amounts, dates), never ORM objects, so a receiver can hand
 them to a job or a webhook as they are. This module imports no area.
 
@@ -14,6 +15,7 @@ Receivers connect when the app is created (`create_app` calls each area's `init_
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from blinker import Namespace
@@ -35,6 +37,11 @@ invoice_voided = events.signal("invoice-voided")
 # What an invoice still owed was written off: tenant_id, invoice_id, client_id, number,
 # amount_written_off, reason, user_id.
 invoice_written_off = events.signal("invoice-written-off")
+# A milestone is done: it reached the status its invoice is raised from ("approved" on a
+# project that requires approval, else "completed"): tenant_id, project_id, milestone_id,
+# user_id. Invoicing answers with a `MilestoneInvoice` when the project raises its invoices by
+# itself (its auto_invoice, taken from the workspace's default), None otherwise.
+milestone_done = events.signal("milestone-done")
 # A payment was recorded (before it is allocated): tenant_id, payment_id, client_id, amount,
 # currency, received_on, method.
 payment_recorded = events.signal("payment-recorded")
@@ -51,6 +58,16 @@ message_failed = events.signal("message-failed")
 # controls the account, and stopped sending and receiving: tenant_id (the workspace that lost
 # it), connection_id, provider, title (the provider's name as shown), reason.
 integration_lost = events.signal("integration-lost")
+
+
+@dataclass(frozen=True)
+class MilestoneInvoice:
+    """Invoicing's answer to milestone_done: the invoice it raised for the milestone (number
+    None while a draft), or, with no invoice, why the invoicing rules refused it."""
+
+    invoice_id: int | None = None
+    number: str | None = None
+    refused: str | None = None
 
 
 def _invoice_facts(session, invoice, user_id: int | None, **more) -> dict:
@@ -118,6 +135,21 @@ def announce_invoice_written_off(session, invoice, user_id: int | None) -> None:
             reason=invoice.write_off_reason,
         ),
     )
+
+
+def announce_milestone_done(
+    session, *, project_id: int, milestone_id: int, user_id: int | None
+) -> MilestoneInvoice | None:
+    """Sent by projects when a person's move makes a milestone done; gives the invoice raised
+    for it by itself, if the project asks for that."""
+    replies = milestone_done.send(
+        session,
+        tenant_id=bound_tenant_id(session),
+        project_id=project_id,
+        milestone_id=milestone_id,
+        user_id=user_id,
+    )
+    return next((reply for _, reply in replies if reply is not None), None)
 
 
 def announce_payment_recorded(session, payment) -> None:

@@ -42,7 +42,7 @@ from app.invoicing.numbering import next_invoice_number
 from app.invoicing.pdf_requests import request_pdf
 from app.invoicing.words import CURRENCIES, amount_in_words
 from app.projects.models import Milestone, Project
-from app.projects.services import effective_terms, record_move
+from app.projects.services import done_status, effective_terms, record_move
 from app.settings.models import WorkspaceSettings
 from app.settings.services import workspace_settings
 
@@ -64,10 +64,6 @@ def default_tax_rate(country: str) -> Decimal:
 
 def _state_of(region: str | None) -> str | None:
     return region_code(region) if region else None
-
-
-def _invoiceable_status(project: Project) -> str:
-    return "approved" if project.requires_approval else "completed"
 
 
 def on_live_invoice(session: Session, milestone_ids: Sequence[int]) -> set[int]:
@@ -221,7 +217,7 @@ def draft_from_milestones(
             .with_for_update()
         )
     )
-    wanted = _invoiceable_status(project)
+    wanted = done_status(project)
     for milestone in locked:
         if milestone.project_id != project.id:
             raise InvoiceError(f"{milestone.name} is not a milestone of {project.name}.")
@@ -449,7 +445,7 @@ def issue(
         session.scalars(select(Milestone).where(Milestone.id.in_(milestone_ids)).with_for_update())
     )
     for milestone in milestones:
-        if project is not None and milestone.status != _invoiceable_status(project):
+        if project is not None and milestone.status != done_status(project):
             raise InvoiceError(
                 f"{milestone.name} is {milestone.status.replace('_', ' ')} now; make a new draft."
             )
@@ -481,7 +477,7 @@ def void(session: Session, invoice: Invoice, user_id: int | None = None) -> Invo
                 "Payments or credit notes are recorded against this invoice: it cannot be voided."
             )
         project = session.get(Project, invoice.project_id) if invoice.project_id else None
-        back = _invoiceable_status(project) if project else "completed"
+        back = done_status(project) if project else "completed"
         ids = [line.milestone_id for line in invoice.lines if line.milestone_id]
         for milestone in session.scalars(select(Milestone).where(Milestone.id.in_(ids))):
             if milestone.status == "invoiced":

@@ -1,9 +1,11 @@
 """Invoice pages: the list, drafts from a project's milestones or by hand, the tax invoice, its
-lifecycle (issue, mark sent, dispute and resolve, write off, void) and credit notes."""
+lifecycle (issue, mark sent, write off, void) and credit notes. Areas above invoicing add
+panels to the invoice page (collections: its dispute; message templates: sending it) and own
+the routes those panels post to."""
 
 from __future__ import annotations
 
-import secrets
+from collections.abc import Callable
 
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -11,9 +13,6 @@ from sqlalchemy import select
 
 from app.clients import services as clients
 from app.clients.models import Client
-from app.collections.cases import disputes
-from app.collections.cases.disputes import open_dispute_of
-from app.collections.cases.services import CaseError, CaseInvalid
 from app.core.clock import tenant_today
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
@@ -23,10 +22,8 @@ from app.extensions import db
 from app.invoicing import credits, forms, listing, services
 from app.invoicing.balance import outstanding
 from app.invoicing.models import Invoice
-from app.message_templates import invoice_mail
 from app.projects import services as projects
 from app.projects.models import Milestone, Project
-from app.settings.services import workspace_settings
 from tenants.context import require_permission
 
 blueprint = Blueprint("invoicing", __name__, url_prefix="/t/<tenant_slug>/invoices")
@@ -43,9 +40,17 @@ STATUS_LABELS = {
     "written_off": "Written off",
     "void": "Void",
 }
+# Panels an area above invoicing adds to the invoice page: each registers a function of the
+# invoice giving its part of the page's template context when the app is created.
+_PANELS: list[Callable[[Invoice], dict]] = []
 
 
-def _invoice_or_404(invoice_id: int):
+def register_panel(context: Callable[[Invoice], dict]) -> None:
+    if context not in _PANELS:
+        _PANELS.append(context)
+
+
+def invoice_or_404(invoice_id: int) -> Invoice:
     # The session is bound to the URL's tenant: another tenant's id finds nothing here.
     invoice = services.get_invoice(db.session, invoice_id)
     if invoice is None:
@@ -196,9 +201,14 @@ def client_options():
 # One invoice --------------------------------------------------------------------------------
 
 
-def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict | None = None):
+def invoice_page(
+    invoice: Invoice, status: int = 200, errors: dict | None = None, values: dict | None = None
+):
+    """The invoice page; the routes of its panels render it again with their form's errors."""
     owing = invoice.status not in ("draft", "void")
-    sendable = invoice.status in invoice_mail.SENDABLE_STATUSES
+    panels = {}
+    for panel in _PANELS:
+        panels.update(panel(invoice))
     return render_page(
         "invoicing/detail.html",
         status=status,
@@ -212,30 +222,20 @@ def _detail(invoice, status: int = 200, errors: dict | None = None, values: dict
         errors=errors or {},
         values=values or {},
         today=tenant_today(db.session),
-        recipients=invoice_mail.recipients(db.session, invoice) if sendable else [],
-        send_purposes=invoice_mail.PURPOSES,
-        send_channels=invoice_mail.CHANNEL_NAMES,
-        workspace=workspace_settings(db.session, g.tenant.id),
-        form_key=secrets.token_urlsafe(18),
-        open_dispute=_open_dispute(invoice),
+        **panels,
     )
-
-
-def _open_dispute(invoice):
-
-    return open_dispute_of(db.session, invoice.id) if invoice.status == "disputed" else None
 
 
 @blueprint.get("/<int:invoice_id>")
 @require_permission("invoices.view")
 def detail(invoice_id: int):
-    return _detail(_invoice_or_404(invoice_id))
+    return invoice_page(invoice_or_404(invoice_id))
 
 
 @blueprint.post("/<int:invoice_id>/issue")
 @require_permission("invoices.edit")
 def issue(invoice_id: int):
-    invoice = _invoice_or_404(invoice_id)
+    invoice = invoice_or_404(invoice_id)
     try:
         today = tenant_today(db.session)
         services.issue(db.session, g.tenant, invoice, today, user_id=current_user.id)
@@ -249,7 +249,7 @@ def issue(invoice_id: int):
 @blueprint.post("/<int:invoice_id>/void")
 @require_permission("invoices.edit")
 def void(invoice_id: int):
-    invoice = _invoice_or_404(invoice_id)
+    invoice = invoice_or_404(invoice_id)
     try:
         services.void(db.session, invoice, user_id=current_user.id)
     except services.InvoiceError as error:
@@ -262,7 +262,7 @@ def void(invoice_id: int):
 @blueprint.post("/<int:invoice_id>/sent")
 @require_permission("invoices.edit")
 def mark_sent(invoice_id: int):
-    invoice = _invoice_or_404(invoice_id)
+    invoice = invoice_or_404(invoice_id)
     try:
         services.mark_sent(db.session, invoice)
     except services.InvoiceError as error:
@@ -272,93 +272,14 @@ def mark_sent(invoice_id: int):
     return redirect(_back(invoice), 303)
 
 
-@blueprint.post("/<int:invoice_id>/send")
-@require_permission("messages.send")
-def send(invoice_id: int):
-    """Send the invoice, or a reminder about it, to a contact (through the outbox)."""
-    invoice = _invoice_or_404(invoice_id)
-    form = request.form
-    try:
-        message_id = invoice_mail.send_about_invoice(
-            db.session,
-            g.tenant,
-            invoice,
-            contact_id=row_id(form.get("contact_id")) or 0,
-            channel=form.get("channel", ""),
-            purpose=form.get("purpose", ""),
-            form_key=form.get("form_key", ""),
-            user_id=current_user.id,
-        )
-    except invoice_mail.SendError as problem:
-        return _detail(invoice, 422, problem.errors, form.to_dict())
-    if message_id is None:
-        toast("That was sent already.", "info")
-    else:
-        what = invoice_mail.PURPOSES[form["purpose"]].split(" (")[0]
-        toast(
-            f"{what} queued for {invoice_mail.CHANNEL_NAMES[form['channel']]}: "
-            "see its progress under Messages."
-        )
-    return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
-
-
-@blueprint.post("/<int:invoice_id>/dispute")
-@require_permission("invoices.edit")
-@once_per_form_key
-def dispute(invoice_id: int):
-    """Dispute the invoice: a collections dispute (app.collections.cases.disputes), owned by whoever
-    records it; the one way an invoice becomes disputed."""
-
-    invoice = _invoice_or_404(invoice_id)
-    values = {
-        "reason": request.form.get("dispute_reason", ""),
-        "evidence": request.form.get("dispute_evidence", ""),
-        "evidence_url": request.form.get("dispute_evidence_url", ""),
-    }
-    try:
-        disputes.open_dispute(db.session, invoice, values, current_user.id)
-    except CaseInvalid as invalid:
-        errors = {f"dispute_{field}": message for field, message in invalid.errors.items()}
-        return _detail(invoice, 422, errors, request.form.to_dict())
-    except CaseError as error:
-        toast(str(error), "error")
-    else:
-        toast(f"Invoice {invoice.number} is disputed; collection waits until it is resolved.")
-    return redirect(_back(invoice), 303)
-
-
-@blueprint.post("/<int:invoice_id>/resolve")
-@require_permission("invoices.edit")
-def resolve(invoice_id: int):
-    """End the invoice's dispute, resolved or rejected, with a note."""
-
-    invoice = _invoice_or_404(invoice_id)
-    try:
-        disputes.end_invoice_dispute(
-            db.session,
-            invoice,
-            request.form.get("outcome", "resolved"),
-            request.form.get("resolution_note"),
-            tenant_today(db.session),
-            current_user.id,
-        )
-    except CaseInvalid as invalid:
-        return _detail(invoice, 422, invalid.errors, request.form.to_dict())
-    except CaseError as error:
-        toast(str(error), "error")
-    else:
-        toast(f"Dispute ended: invoice {invoice.number} is {invoice.status.replace('_', ' ')}.")
-    return redirect(_back(invoice), 303)
-
-
 @blueprint.post("/<int:invoice_id>/write-off")
 @require_permission("invoices.edit")
 def write_off(invoice_id: int):
-    invoice = _invoice_or_404(invoice_id)
+    invoice = invoice_or_404(invoice_id)
     try:
         invoice = services.write_off(db.session, invoice, request.form.get("write_off_reason", ""))
     except services.InvoiceInvalid as invalid:
-        return _detail(invoice, 422, invalid.errors, request.form.to_dict())
+        return invoice_page(invoice, 422, invalid.errors, request.form.to_dict())
     except services.InvoiceError as error:
         toast(str(error), "error")
     else:
@@ -373,7 +294,7 @@ def write_off(invoice_id: int):
 @require_permission("invoices.edit")
 @once_per_form_key
 def new_credit_note(invoice_id: int):
-    invoice = _invoice_or_404(invoice_id)
+    invoice = invoice_or_404(invoice_id)
     amount = request.form.get("credit_amount", "")
     try:
         note = credits.issue_credit_note(
@@ -387,7 +308,7 @@ def new_credit_note(invoice_id: int):
         )
     except services.InvoiceInvalid as invalid:
         errors = {f"credit_{k}": v for k, v in invalid.errors.items()}
-        return _detail(invoice, 422, errors, request.form.to_dict())
+        return invoice_page(invoice, 422, errors, request.form.to_dict())
     except services.InvoiceError as error:
         toast(str(error), "error")
         return redirect(_back(invoice), 303)

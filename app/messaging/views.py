@@ -3,9 +3,13 @@ provider reported it, what the recipient got, and "Retry" for dead letters."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, g, redirect, request, url_for
+from collections.abc import Callable, Iterable
+from datetime import datetime
 
-from app.campaigns.services import campaign_names
+from flask import Blueprint, abort, current_app, g, redirect, request, url_for
+from sqlalchemy.orm import Session
+
+from app.clients.models import Client
 from app.core.pages import render_page, toast
 from app.extensions import db
 from app.messaging import listing
@@ -13,6 +17,27 @@ from app.outbox.services import retry_message
 from tenants.context import require_permission
 
 blueprint = Blueprint("messages", __name__, url_prefix="/t/<tenant_slug>/messages")
+CampaignNames = Callable[[Session, Iterable[int | None]], dict[int, str]]
+# Campaigns sit above messaging: when the app is created they register how to name the
+# campaigns the page shows (the filter's title, the Campaign column). Unnamed, a campaign
+# shows as "Campaign #id".
+_campaign_names: list[CampaignNames] = []
+
+
+def register_campaign_names(names: CampaignNames) -> None:
+    _campaign_names[:] = [names]
+
+
+def _names_of_campaigns(ids: Iterable[int | None]) -> dict[int, str]:
+    return _campaign_names[0](db.session, ids) if _campaign_names else {}
+
+
+def client_timeline_messages(client: Client) -> list[tuple[str, datetime, dict]]:
+    """The client page's timeline source: the messages sent to the client."""
+    return [
+        ("message", m["at"], m)
+        for m in listing.messages_for_client(db.session, g.tenant.id, client.id)
+    ]
 
 
 def _message_or_404(message_id: int):
@@ -28,9 +53,8 @@ def _message_or_404(message_id: int):
 def index():
     filters = listing.MessageFilters.from_args(request.args)
     page = listing.list_messages(db.session, g.tenant.id, filters, after=request.args.get("after"))
-    # Campaigns sit above messaging: the page (web layer) asks them for the names it shows.
-    campaigns = campaign_names(
-        db.session, [filters.campaign_id, *(row.message.campaign_id for row in page.rows)]
+    campaigns = _names_of_campaigns(
+        [filters.campaign_id, *(row.message.campaign_id for row in page.rows)]
     )
     return render_page(
         "messaging/index.html",

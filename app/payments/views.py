@@ -8,6 +8,7 @@ from flask import Blueprint, abort, redirect, request, url_for
 from flask_login import current_user
 
 from app.clients import services as clients
+from app.clients.models import Client
 from app.core.clock import tenant_today
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
@@ -26,6 +27,14 @@ def _client_or_404(client_id):
     if client is None:
         abort(404)
     return client
+
+
+def client_tab_context(client: Client) -> dict:
+    """What the client page's Payments tab (templates/payments/_client_tab.html) shows."""
+    return {
+        "balance": services.client_balance(db.session, client),
+        "payments": services.client_payments(db.session, client.id),
+    }
 
 
 def _payment_or_404(payment_id: int):

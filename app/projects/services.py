@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
 from app.clients.models import Client
+from app.core import signals
 from app.core.bulk import copy_rows
 from app.core.clock import roll_forward
 from app.core.money import CURRENCIES, split_by_percentages, to_money
@@ -362,8 +363,10 @@ def transition(
     project: Project,
     today: date,
     note: str | None = None,
-) -> None:
-    """Move a milestone on; `today` is the tenant's date (the acceptance date on completion)."""
+) -> signals.MilestoneInvoice | None:
+    """Move a milestone on; `today` is the tenant's date (the acceptance date on completion).
+    A milestone that becomes done is announced (`signals.milestone_done`): the invoice raised
+    for it by itself, when its project asks for that, is returned."""
     allowed = TRANSITIONS.get(milestone.status, ())
     if to_status not in allowed:
         raise PlanError(
@@ -377,6 +380,16 @@ def transition(
     if to_status == "completed" and milestone.acceptance_date is None:
         milestone.acceptance_date = today
     record_move(session, milestone, to_status, user_id, note)
+    if to_status != done_status(project):
+        return None
+    return signals.announce_milestone_done(
+        session, project_id=project.id, milestone_id=milestone.id, user_id=user_id
+    )
+
+
+def done_status(project: Project) -> str:
+    """The status at which a milestone is done and its invoice is raised from."""
+    return "approved" if project.requires_approval else "completed"
 
 
 def record_move(

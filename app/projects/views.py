@@ -7,12 +7,12 @@ from flask import Blueprint, abort, g, redirect, request, url_for
 from flask_login import current_user
 
 from app.clients import services as clients
+from app.clients.models import Client
 from app.core.clock import subdivision_for, tenant_today
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
 from app.extensions import db
-from app.invoicing.auto import invoice_when_done
 from app.library import services as library
 from app.library.tenant import services as my_templates
 from app.projects import services
@@ -31,6 +31,11 @@ DUE_RULE_LABELS = {
 
 def _calendar() -> services.Calendar:
     return services.Calendar(g.tenant.country, subdivision_for(g.tenant.country, g.tenant.region))
+
+
+def client_tab_context(client: Client) -> dict:
+    """What the client page's Projects tab (templates/clients/_projects.html) shows."""
+    return {"projects": services.client_projects(db.session, client)}
 
 
 def _project_or_404(project_id: int):
@@ -219,7 +224,7 @@ def move(project_id: int, milestone_id: int):
     if not can(needed):
         abort(403)
     try:
-        services.transition(
+        raised = services.transition(
             db.session,
             milestone,
             to_status,
@@ -232,12 +237,10 @@ def move(project_id: int, milestone_id: int):
         toast(" ".join(error.errors.values()), "error")
         return redirect(url_for("projects.detail", project_id=project.id), 303)
     toast(f"{milestone.name}: {milestone.status.replace('_', ' ')}.")
-    today = tenant_today(db.session)
-    raised = invoice_when_done(db.session, g.tenant, project, milestone, today, current_user.id)
-    if raised and raised.invoice:
-        number = raised.invoice.number
+    if raised and raised.invoice_id:
+        number = raised.number
         toast(f"Invoice {number} issued." if number else "Draft invoice raised: check, then issue.")
-        return redirect(url_for("invoicing.detail", invoice_id=raised.invoice.id), 303)
+        return redirect(url_for("invoicing.detail", invoice_id=raised.invoice_id), 303)
     if raised:
         toast(f"The invoice was not raised: {raised.refused}", "error")
     return redirect(url_for("projects.detail", project_id=project.id), 303)

@@ -18,11 +18,13 @@ from app.collections.cases import forms as case_forms
 from app.collections.cases import services as cases
 from app.collections.cases.services import CaseError, CaseInvalid
 from app.collections.models import BankRate, CollectionPolicy
+from app.core.clock import tenant_today
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
 from app.extensions import db
 from app.invoicing.models import Invoice
+from app.invoicing.views import invoice_or_404, invoice_page
 from app.payments.services import client_balance
 from tenants.context import require_permission
 
@@ -256,6 +258,63 @@ def resolve_dispute(dispute_id: int):
     if request.form.get("back") == "disputes":
         return redirect(url_for("cases.dispute_list"), 303)
     return _back_to_tab(client.id)
+
+
+# The invoice page's dispute (a panel of invoicing's page, registered by
+# app.collections.hooks) -----------------------------------------------------------------------
+
+
+def invoice_dispute_panel(invoice: Invoice) -> dict:
+    """The open dispute of a disputed invoice, whose evidence the page shows."""
+    disputed = invoice.status == "disputed"
+    return {"open_dispute": disputes.open_dispute_of(db.session, invoice.id) if disputed else None}
+
+
+@blueprint.post("/invoices/<int:invoice_id>/dispute")
+@require_permission("invoices.edit")
+@once_per_form_key
+def dispute_invoice(invoice_id: int):
+    """Dispute the invoice from its page: a dispute owned by whoever records it; the one way an
+    invoice becomes disputed."""
+    invoice = invoice_or_404(invoice_id)
+    values = {
+        "reason": request.form.get("dispute_reason", ""),
+        "evidence": request.form.get("dispute_evidence", ""),
+        "evidence_url": request.form.get("dispute_evidence_url", ""),
+    }
+    try:
+        disputes.open_dispute(db.session, invoice, values, current_user.id)
+    except CaseInvalid as invalid:
+        errors = {f"dispute_{field}": message for field, message in invalid.errors.items()}
+        return invoice_page(invoice, 422, errors, request.form.to_dict())
+    except CaseError as error:
+        toast(str(error), "error")
+    else:
+        toast(f"Invoice {invoice.number} is disputed; collection waits until it is resolved.")
+    return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
+
+
+@blueprint.post("/invoices/<int:invoice_id>/resolve")
+@require_permission("invoices.edit")
+def resolve_invoice_dispute(invoice_id: int):
+    """End the invoice's dispute from its page, resolved or rejected, with a note."""
+    invoice = invoice_or_404(invoice_id)
+    try:
+        disputes.end_invoice_dispute(
+            db.session,
+            invoice,
+            request.form.get("outcome", "resolved"),
+            request.form.get("resolution_note"),
+            tenant_today(db.session),
+            current_user.id,
+        )
+    except CaseInvalid as invalid:
+        return invoice_page(invoice, 422, invalid.errors, request.form.to_dict())
+    except CaseError as error:
+        toast(str(error), "error")
+    else:
+        toast(f"Dispute ended: invoice {invoice.number} is {invoice.status.replace('_', ' ')}.")
+    return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
 
 
 @blueprint.get("/disputes/")
