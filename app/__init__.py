@@ -2,8 +2,10 @@
 
 The areas, their pages, hooks and commands are imported inside the register_* functions, not
 at the top of this module: every module of the app is a submodule of this package, so an
-import at the top here would load every area (and the job modules) whenever any one module of
-the app is imported, and would tie each area into one cycle with this file."""
+import at the top here would load every area whenever any one module of
+the app is imported, and would tie each area into one cycle with this file. The job modules
+are not loaded here (they use this factory): each process's entry point loads them
+(`wsgi.py`, `jobs/worker.py`, `jobs/scheduler.py`)."""
 
 from __future__ import annotations
 
@@ -35,19 +37,11 @@ def create_app(config: dict | None = None) -> Flask:
     register_errorhandlers(app)
     register_commands(app)
     register_page_helpers(app)
-    register_jobs()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the migrate command reports itself
     # One line per provider request would cost workers more than the request (and clutter).
     logging.getLogger("httpx").setLevel(logging.WARNING)
     return app
-
-
-def register_jobs() -> None:
-    # The composition root knows the jobs by name for the hand-over; no area imports jobs/.
-    from jobs import load_jobs
-
-    load_jobs()
 
 
 def register_extensions(app: Flask) -> None:

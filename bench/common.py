@@ -26,6 +26,7 @@ from app.config import from_environment
 from app.devserver import start_services
 from app.extensions import db
 from app.models import tenant_metadata
+from jobs import load_jobs
 from tenants.binding import quoted_schema
 from tenants.migrate import upgrade_shared
 
@@ -45,6 +46,7 @@ class BenchEnvironment:
         """A new app (so routes may still be added before its first request); its pooled
         connections are closed afterwards so that the next benchmark starts from none."""
         app = create_app(self.config)
+        load_jobs()
         try:
             yield app
         finally:

@@ -914,8 +914,10 @@ def webhook_app() -> Flask:
     """gunicorn's app for messaging_webhooks: the product's app plus the bare routes."""
     from app import create_app
     from bench.pages import add_bare_routes
+    from jobs import load_jobs
 
     app = create_app()
+    load_jobs()
     add_bare_routes(app)
     return app
 

@@ -7,6 +7,7 @@ from rq.cron import CronScheduler
 
 from app import create_app
 from app.core.handover import job_spec
+from jobs import load_jobs
 from jobs.aging import roll_aging_all
 from jobs.campaigns import sweep_campaign_launches_all
 from jobs.collections import run_collections_all
@@ -49,6 +50,7 @@ SCHEDULE = [
 
 def main() -> None:
     app = create_app()
+    load_jobs()
     with app.app_context():
         scheduler = CronScheduler(connection=redis_connection())
         for func, every in SCHEDULE:

@@ -24,6 +24,7 @@ from rq import SimpleWorker
 
 from app import create_app
 from app.invoicing.pdf import warn_if_slow_font_subsetting
+from jobs import load_jobs
 from jobs.context import use_app
 from jobs.queues import QUEUE_NAMES, get_queue
 
@@ -72,6 +73,7 @@ def work_until_stopped(queues) -> None:
 
 def main(argv: list[str]) -> None:
     app = create_app()
+    load_jobs()  # a job may hand work on to another
     use_app(app)
     with app.app_context():
         warn_if_slow_font_subsetting()

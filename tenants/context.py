@@ -13,7 +13,6 @@ from functools import wraps
 from flask import abort, current_app, g, redirect, request, url_for
 from flask_login import current_user
 
-from app.extensions import db
 from tenants.binding import bind_tenant
 from tenants.models import Membership
 from tenants.roles import role_grants
@@ -45,8 +44,11 @@ def _resolve_tenant_from_url(endpoint, values) -> None:
     if membership is None:
         abort(404)
     g.tenant, g.membership = membership.tenant, membership
-    bind_tenant(db.session, g.tenant.id, actor_user_id=current_user.id)
-    db.session.info["actor_ip"] = request.remote_addr
+    # The app's Flask-SQLAlchemy, found where it registers itself: the tenancy core imports
+    # nothing of the app.
+    session = current_app.extensions["sqlalchemy"].session
+    bind_tenant(session, g.tenant.id, actor_user_id=current_user.id)
+    session.info["actor_ip"] = request.remote_addr
 
 
 def _fill_in_tenant_slug(endpoint, values) -> None:

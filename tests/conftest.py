@@ -22,6 +22,7 @@ from app.devserver import SandboxMailbox, start_services
 from app.extensions import db
 from app.settings.models import WorkspaceSettings
 from app.settings.services import workspace_settings
+from jobs import load_jobs
 from jobs.queues import QUEUE_NAMES, get_queue
 from tenants import services as tenants
 from tenants.binding import TenantSession
@@ -85,6 +86,7 @@ def app_config(service_env, mailbox) -> dict:
 @pytest.fixture(scope="session")
 def app(app_config):
     app = create_app(app_config)
+    load_jobs()  # as the web and worker entry points do
     with app.app_context(), db.engine.begin() as conn:
         upgrade_shared(conn)
     return app
