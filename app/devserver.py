@@ -89,7 +89,7 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
     raise RuntimeError("running as root and neither a 'postgres' nor a 'nobody' user exists")
 
 
-def traversable(path: Path, uid: int, gids: set[int]) -> bool:
+def traversable(path: Path, uid: int, gids: set[int], lookup=os.stat) -> bool:
     """Whether a process of `uid` (with groups `gids`) may search every directory from / down to
     `path` by the mode bits: the owner's bits for the owner, else the group's, else others'."""
     if uid == 0:
@@ -97,7 +97,7 @@ def traversable(path: Path, uid: int, gids: set[int]) -> bool:
     path = Path(os.path.abspath(path))
     for directory in [*reversed(path.parents), path]:
         try:
-            info = os.stat(directory)
+            info = lookup(directory)
         except OSError:
             return False
         if info.st_uid == uid:
@@ -475,18 +475,16 @@ def _throwaway_base(kind: str) -> Path:
     return parent / str(os.getpid())
 
 
-POSTGRES_LOCATION = VAR / "run" / "postgres-location"
-
-
 def _note_postgres_location(pg_base: Path) -> None:
     """`make run`'s data outside the clone: var/run/postgres-location says where it is."""
+    note = VAR / "run" / "postgres-location"
     if pg_base == VAR / "run":
-        POSTGRES_LOCATION.unlink(missing_ok=True)
+        note.unlink(missing_ok=True)
         return
-    POSTGRES_LOCATION.write_text(f"{pg_base / 'postgres'}\n")
+    note.write_text(f"{pg_base / 'postgres'}\n")
     print(
         f"PostgreSQL's data is in {pg_base / 'postgres'} (its user cannot reach {VAR}); "
-        f"{POSTGRES_LOCATION.relative_to(ROOT)} says so.",
+        f"{note} says so.",
         flush=True,
     )
 
