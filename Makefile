@@ -82,6 +82,9 @@ system-packages:
 clean:
 	@if [ -f var/run/postgres-location ]; then \
 		kept="$$(dirname "$$(cat var/run/postgres-location)")"; \
-		echo "rm -rf $$kept"; rm -rf "$$kept"; \
+		case "$$kept" in \
+			/*/duebook-[0-9a-f]*) echo "rm -rf $$kept"; rm -rf "$$kept" ;; \
+			*) echo "NOTE: not removing $$kept (not a Duebook data folder)" ;; \
+		esac; \
 	fi
 	rm -rf var
