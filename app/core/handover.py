@@ -5,6 +5,9 @@ An area never imports `jobs/`: it names the job by string,
 `hand_over(session, "launch_campaign", campaign.id, tenant_id=tenant.id)`, and the job is
 queued once the transaction commits (a rollback forgets it). Each job declares its queue,
 timeout and retry where it is defined (`jobs.context.job`), which registers it here by name.
+Work that is batched (the outbox's messages, many ids per job) is gathered per transaction
+with `hand_over_gathered` and turned into jobs at commit by the area's own batching rule.
+Sweepers hand over what they found with `hand_over_now` (or `enqueue`, raising, in a job).
 
 Redis going away after the commit is logged and nothing more: every kind of work has a durable
 intent in PostgreSQL (an outbox row, a scheduled campaign, an approved notice, an invoice with
