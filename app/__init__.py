@@ -18,7 +18,7 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as config_module
-from app.core import request_input
+from app.core import handover, request_input
 from app.extensions import csrf, db, htmx, limiter, login_manager
 
 ROOT_TEMPLATES = "../templates"
@@ -48,7 +48,6 @@ def register_extensions(app: Flask) -> None:
     from app import models  # noqa: F401  (every model registered before the first query)
     from app.audit import services as audit_services  # noqa: F401  (the audit recorder)
     from app.auth import services as accounts
-    from app.outbox import services as outbox_services
     from tenants import context as tenant_context
     from tenants.binding import recycle_connections_after
 
@@ -67,7 +66,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = None  # the server-side login session does this job
     login_manager.user_loader(accounts.load_user_from_session_token)
     accounts.init_app(app)
-    outbox_services.init_app(app)
+    handover.init_app(app)
     with app.app_context():
         recycle_connections_after(db.engine, app.config["DB_MAX_TENANTS_PER_CONNECTION"])
 

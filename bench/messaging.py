@@ -30,6 +30,7 @@ from flask import Flask
 from rq import Queue
 from sqlalchemy import delete, func, select, update
 
+from app.core.handover import enqueue
 from app.extensions import db
 from bench.common import BenchEnvironment, Stopwatch, Verdict, print_figure, print_header
 
@@ -182,8 +183,9 @@ keyword, as the product prepares them) put on the queue "messages" (no worker ru
   product   Queue.enqueue_many of all of them (one pipeline)
   baseline  Queue.enqueue, one call (round trips) per job
 3 rounds each, alternating, the queue emptied after each; jobs/s of the medians. Then the
-product's after-commit hand-over (app.outbox.services._enqueue_with_rq) is given 10,000
-committed ids, and the calls it makes to RQ are counted.
+product's hand-over of committed rows (app.outbox.services.delivery_jobs, then
+app.core.handover.enqueue) is given 10,000 committed ids, and the calls it makes to RQ are
+counted.
 """
 ENQUEUE_JOBS = 10_000
 ENQUEUE_ROUNDS = 3
@@ -257,7 +259,7 @@ def run_enqueue(environment: BenchEnvironment) -> list:
             mock.patch.object(Queue, "enqueue", counted_one),
             Stopwatch() as handover,
         ):
-            services._enqueue_with_rq(rows)
+            enqueue(services.delivery_jobs(rows))
         get_queue("messages").delete(delete_jobs=True)
 
     import statistics

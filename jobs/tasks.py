@@ -10,12 +10,12 @@ from flask import current_app
 from app.clients import documents
 from app.clients.imports.services import read_import_file, run_import
 from app.core.clock import tenant_today
-from app.core.handover import redis_connection
+from app.core.handover import Work, enqueue, hand_over_now, redis_connection
 from app.invoicing.pdf import render_and_store
-from app.invoicing.pdf_requests import hand_to_workers, invoices_missing_pdf
+from app.invoicing.pdf_requests import invoices_missing_pdf
 from app.invoicing.services import mark_overdue
 from app.messaging.delivery import deliver_batch
-from app.messaging.webhooks import enqueue_processing, process_event, unprocessed_events
+from app.messaging.webhooks import process_event, processing_jobs, unprocessed_events
 from app.outbox import services as outbox
 from jobs.context import job
 from jobs.queues import fan_out, tenants_past_midnight
@@ -40,10 +40,7 @@ def sweep_outbox(session) -> int:
     rows = outbox.due_for_delivery(session)
     events = unprocessed_events(session)
     session.commit()
-    if rows:
-        outbox.enqueue_deliveries(rows)
-    if events:
-        enqueue_processing(events)
+    hand_over_now(outbox.delivery_jobs(rows) + processing_jobs(events))
     return len(rows)
 
 
@@ -146,8 +143,7 @@ def sweep_invoice_pdfs_for_tenant(session) -> int:
 
     tenant_id = bound_tenant_id(session)
     ids = invoices_missing_pdf(session)
-    if ids:
-        hand_to_workers([(tenant_id, invoice_id) for invoice_id in ids])
+    enqueue([Work("render_invoice_pdf", (invoice_id,), tenant_id) for invoice_id in ids])
     return len(ids)
 
 

@@ -46,11 +46,11 @@ def tenant_session(db_session, tenant, actor_id: int | None = None) -> TenantSes
 
 
 def commit_without_hand_over(app, session) -> None:
-    """Commit for real what `session` holds, without handing its outbox messages to RQ (a
-    test that sends them itself, or not at all)."""
-    real_enqueue = app.extensions["duebook.enqueue_deliveries"]
-    app.extensions["duebook.enqueue_deliveries"] = list
+    """Commit for real what `session` holds, without handing its work (outbox messages) to
+    RQ (a test that sends them itself, or not at all)."""
+    real_enqueue = app.extensions["duebook.enqueue"]
+    app.extensions["duebook.enqueue"] = list
     try:
         session.commit()
     finally:
-        app.extensions["duebook.enqueue_deliveries"] = real_enqueue
+        app.extensions["duebook.enqueue"] = real_enqueue

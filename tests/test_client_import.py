@@ -580,7 +580,7 @@ def test_the_import_writes_every_value_clean_client_returns(db_session, workspac
 
 
 def test_an_import_no_worker_has_can_be_started_again(
-    client, workspace, tenant_db, run_jobs, monkeypatch
+    app, client, workspace, tenant_db, run_jobs, monkeypatch
 ):
     """Redis refused the hand-over: the import says queued, but no job exists. The page says
     so and offers to start it again; the second start goes through."""
@@ -588,11 +588,11 @@ def test_an_import_no_worker_has_can_be_started_again(
     import_id = import_id_of(upload(client, tenant, "clients.csv", MIXED_CSV))
     assert save_mapping(client, tenant, import_id).status_code == 303
 
-    def redis_down(import_id, tenant_id):
+    def redis_down(works):
         raise ConnectionError("Redis is down")
 
     with monkeypatch.context() as patch:
-        patch.setattr(imports, "enqueue_import", redis_down)
+        patch.setitem(app.extensions, "duebook.enqueue", redis_down)
         assert start(client, tenant, import_id).status_code == 303
     assert get_import(tenant_db, import_id).status == "queued"
     progress = client.get(

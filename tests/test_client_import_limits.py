@@ -20,6 +20,7 @@ from app.clients.imports import files as import_files
 from app.clients.imports import services as imports
 from app.clients.imports.limits import ImportLimits
 from app.clients.models import Client, ClientImport
+from app.core.handover import enqueue
 from tests import test_client_import as import_tests
 from tests.helpers import csrf_token_from
 from tests.test_client_import import (
@@ -335,19 +336,14 @@ def test_a_double_submitted_start_starts_one_import(
         "form_key": form_key_from(page.text, "form_key"),
     }
     with monkeypatch.context() as patch:
-        patch.setattr(
-            imports,
-            "enqueue_import",
-            lambda import_id, tenant_id: handed_over.append((import_id, tenant_id)),
-        )
+        patch.setitem(app.extensions, "duebook.enqueue", handed_over.extend)
         for _ in range(2):
             response = client.post(f"{base(workspace)}/imports/{import_id}/start", data=form)
             assert response.status_code == 303
-    assert len(handed_over) == 1
+    assert [work.name for work in handed_over] == ["run_client_import"]
 
     with app.app_context():
-        for started in handed_over:
-            imports.enqueue_import(*started)
+        enqueue(handed_over)
     assert Queue("bulk", connection=redis).count == 1
     run_jobs()
     record = get_import(tenant_db, import_id)

@@ -100,14 +100,14 @@ def test_an_opt_out_after_queueing_stops_the_message(
     app, db_session, contact_of, run_jobs, received_mail
 ):
     tenant, contact = contact_of()
-    app.extensions["duebook.enqueue_deliveries"], real = (
+    app.extensions["duebook.enqueue"], real = (
         list,
-        app.extensions["duebook.enqueue_deliveries"],
+        app.extensions["duebook.enqueue"],
     )
     try:
         message_id = queue_to(app, db_session, tenant, contact)
     finally:
-        app.extensions["duebook.enqueue_deliveries"] = real
+        app.extensions["duebook.enqueue"] = real
     session = tenant_session(db_session, tenant)
     set_consent(session.get(Contact, contact.id), "email", False, "asked on the phone")
     session.commit()

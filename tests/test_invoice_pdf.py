@@ -51,11 +51,16 @@ def app_context(app):
 
 @pytest.fixture
 def handed_over(app):
-    """The (tenant_id, invoice_id) pairs handed to the workers after commit, instead of RQ."""
+    """The (tenant_id, invoice_id) of the PDF renders handed to the workers, instead of RQ."""
     pairs: list[tuple[int, int]] = []
-    app.extensions["duebook.enqueue_invoice_pdfs"] = pairs.extend
+
+    def record_renders(works) -> None:
+        pairs.extend((w.tenant_id, *w.args) for w in works if w.name == "render_invoice_pdf")
+
+    real_enqueue = app.extensions["duebook.enqueue"]
+    app.extensions["duebook.enqueue"] = record_renders
     yield pairs
-    app.extensions.pop("duebook.enqueue_invoice_pdfs", None)
+    app.extensions["duebook.enqueue"] = real_enqueue
 
 
 @pytest.fixture

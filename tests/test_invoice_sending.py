@@ -163,16 +163,16 @@ def test_an_opt_in_makes_whatsapp_available_with_the_pdf(
     set_consent(session.get(Contact, contact_id), "whatsapp", True, "signed form")
     session.commit()
     login(client, owner)
-    app.extensions["duebook.enqueue_deliveries"], real = (
+    app.extensions["duebook.enqueue"], real = (
         list,
-        app.extensions["duebook.enqueue_deliveries"],
+        app.extensions["duebook.enqueue"],
     )
     try:
         response, _ = send(
             client, tenant, invoice_id, purpose="invoice", channel="whatsapp", contact_id=contact_id
         )
     finally:
-        app.extensions["duebook.enqueue_deliveries"] = real
+        app.extensions["duebook.enqueue"] = real
     assert response.status_code == 303
     message = db_session.scalars(
         select(OutboxMessage).where(OutboxMessage.tenant_id == tenant.id)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, select, update
 
+from app.core.handover import Work, hand_over_now
 from app.extensions import db
 from app.integrations.connectors import smtp
 from app.messaging.delivery import (
@@ -46,11 +47,11 @@ def test_redis_down_loses_nothing_the_sweeper_delivers_it(
     tenant = make_tenant(owner=owner)
     login(client, owner)
 
-    def redis_is_down(rows):
+    def redis_is_down(works):
         raise ConnectionError("Redis is down")
 
-    real_enqueue = app.extensions["duebook.enqueue_deliveries"]
-    app.extensions["duebook.enqueue_deliveries"] = redis_is_down
+    real_enqueue = app.extensions["duebook.enqueue"]
+    app.extensions["duebook.enqueue"] = redis_is_down
     try:
         page = client.get(f"/t/{tenant.slug}/team/")
         response = client.post(
@@ -62,7 +63,7 @@ def test_redis_down_loses_nothing_the_sweeper_delivers_it(
             },
         )
     finally:
-        app.extensions["duebook.enqueue_deliveries"] = real_enqueue
+        app.extensions["duebook.enqueue"] = real_enqueue
     assert response.status_code == 303  # the user's action succeeded
     run_jobs()
     assert received_mail() == []  # nothing reached the queue
@@ -90,7 +91,7 @@ def test_a_hand_over_of_several_tenants_lets_them_take_turns(app, redis):
         + [(number, 4, "messages") for number in range(3000, 3005)]
     )
     with app.app_context():
-        outbox.enqueue_deliveries(rows)
+        hand_over_now(outbox.delivery_jobs(rows))
         jobs = get_queue("messages").jobs
         bulk = get_queue("bulk").jobs
     assert [job.kwargs["tenant_id"] for job in jobs] == [1, 2, 4, 1, 1]
@@ -238,8 +239,8 @@ def test_backoff_grows_and_stays_capped():
 
 def test_intents_wait_for_the_real_commit_not_a_savepoint(app, db_session):
     handed_over = []
-    real_enqueue = app.extensions["duebook.enqueue_deliveries"]
-    app.extensions["duebook.enqueue_deliveries"] = handed_over.extend
+    real_enqueue = app.extensions["duebook.enqueue"]
+    app.extensions["duebook.enqueue"] = handed_over.extend
     try:
         with app.app_context():
             with db_session.begin_nested():
@@ -253,8 +254,8 @@ def test_intents_wait_for_the_real_commit_not_a_savepoint(app, db_session):
             assert handed_over == []  # the savepoint is released, nothing is committed yet
             db_session.commit()
     finally:
-        app.extensions["duebook.enqueue_deliveries"] = real_enqueue
-    assert handed_over == [(message_id, None, "messages")]
+        app.extensions["duebook.enqueue"] = real_enqueue
+    assert handed_over == [Work("deliver_outbox_messages", ([message_id],), None, queue="messages")]
 
 
 def test_the_outbox_scope_sees_one_workspace_or_only_the_platforms_own_mail(

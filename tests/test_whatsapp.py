@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from app.clients import services as clients
 from app.clients.models import Contact
 from app.core.crypto import encrypt_secrets
+from app.core.handover import hand_over_now
 from app.core.storage import get_storage, tenant_key
 from app.integrations.connectors import DeliveryError, Outgoing
 from app.integrations.connectors.whatsapp import (
@@ -325,7 +326,7 @@ def test_throttled_send_is_put_back_and_delivered_once_later(
     waiting.next_attempt_at = datetime.now(UTC)  # the back-off has passed
     db_session.commit()
     with app.app_context():
-        outbox.enqueue_deliveries([(message_id, tenant.id, "messages")])
+        hand_over_now(outbox.delivery_jobs([(message_id, tenant.id, "messages")]))
     run_jobs()
     assert message(db_session, message_id).status == "sent"
     assert len(standin.recorded()) == 1
@@ -415,7 +416,7 @@ def test_a_resend_after_a_lost_outcome_reaches_the_recipient_once(
     first.locked_until = datetime.now(UTC) - timedelta(seconds=1)
     db_session.commit()
     with app.app_context():
-        outbox.enqueue_deliveries([(message_id, tenant.id, "messages")])
+        hand_over_now(outbox.delivery_jobs([(message_id, tenant.id, "messages")]))
     run_jobs()
     assert message(db_session, message_id).provider_message_id == wamid
     assert len(standin.recorded()) == 1 and standin.stats()["duplicate_keys"] == 1

@@ -16,7 +16,6 @@ from app.campaigns.models import Campaign
 from app.clients.models import CONTACT_ROLES, Client, Contact
 from app.clients.services import ClientFilters, filtered_clients, may_contact
 from app.core.handover import hand_over
-from app.core.transaction_hooks import on_commit
 from app.invoicing.models import Invoice
 from app.message_templates.models import TEMPLATE_CHANNELS, MessageTemplate
 from app.message_templates.rendering import (
@@ -28,7 +27,7 @@ from app.message_templates.rendering import (
 )
 from app.message_templates.services import CHANNEL_LABELS, get_template, list_templates
 from app.outbox.models import OutboxMessage
-from app.outbox.services import enqueue_deliveries, recipient_time_zone
+from app.outbox.services import deliver_after_commit, recipient_time_zone
 
 # Templates in use ---------------------------------------------------------------------------
 
@@ -388,7 +387,7 @@ def _insert_chunk(
     ).all()
     for row_id, at, status in inserted:
         if status == "pending" and at <= now:
-            on_commit(session, enqueue_deliveries, (row_id, tenant_id, "bulk"))
+            deliver_after_commit(session, row_id, tenant_id, "bulk")
     session.commit()
     return True
 

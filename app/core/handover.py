@@ -5,20 +5,25 @@ An area never imports `jobs/`: it names the job by string,
 `hand_over(session, "launch_campaign", campaign.id, tenant_id=tenant.id)`, and the job is
 queued once the transaction commits (a rollback forgets it). Each job declares its queue,
 timeout and retry where it is defined (`jobs.context.job`), which registers it here by name.
+Work that is batched (the outbox's messages, many ids per job) is gathered per transaction
+with `hand_over_gathered` and turned into jobs at commit by the area's own batching rule.
+Sweepers hand over what they found with `hand_over_now` (or `enqueue`, raising, in a job).
 
 Redis going away after the commit is logged and nothing more: every kind of work has a durable
 intent in PostgreSQL (an outbox row, a scheduled campaign, an approved notice, an invoice with
-no PDF, a queued import) that a sweeper hands over again, so nothing is raised to the user and
-nothing is lost."""
+no PDF, a webhook event not processed) that a sweeper hands over again (a queued import the page
+offers to start again), so nothing is raised to the user and nothing is lost. Work issued
+outside the app (a script) is left to the sweepers the same way."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from flask import current_app
+from flask import current_app, has_app_context
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
@@ -42,6 +47,12 @@ def _redis(url: str) -> Redis:
 
 def redis_connection() -> Redis:
     return _redis(current_app.config["REDIS_URL"])
+
+
+def init_app(app) -> None:
+    """The one test seam of the hand-over: a test swaps `app.extensions["duebook.enqueue"]`
+    for its own function to see, keep or refuse the work instead of RQ."""
+    app.extensions["duebook.enqueue"] = enqueue_with_rq
 
 
 def get_queue(name: str) -> Queue:
@@ -93,6 +104,14 @@ class Work:
     queue: str | None = None
 
 
+@dataclass(frozen=True)
+class _Gathered:
+    """An item of work that becomes a job only with the others of its kind at commit."""
+
+    into_jobs: Callable[[list], list[Work]]
+    item: object
+
+
 def hand_over(
     session: Session,
     name: str,
@@ -105,15 +124,40 @@ def hand_over(
     """Queue the job `name` once this transaction commits; all the work handed over in one
     transaction goes in one round trip per queue."""
     work = Work(name, args, tenant_id, job_id, timeout, queue)
-    on_commit(session, _enqueue_after_commit, work)
+    on_commit(session, _hand_over_after_commit, work)
 
 
-def _enqueue_after_commit(works: list[Work]) -> None:
+def hand_over_gathered(session: Session, item, into_jobs: Callable[[list], list[Work]]) -> None:
+    """Gather `item` with the others handed over with the same `into_jobs` in this
+    transaction; once it commits, `into_jobs` turns them all into jobs at once (the outbox
+    batches its messages per tenant and queue)."""
+    on_commit(session, _hand_over_after_commit, _Gathered(into_jobs, item))
+
+
+def _hand_over_after_commit(handed: list[Work | _Gathered]) -> None:
+    works = [each for each in handed if isinstance(each, Work)]
+    gathered: dict[Callable, list] = defaultdict(list)
+    for each in handed:
+        if isinstance(each, _Gathered):
+            gathered[each.into_jobs].append(each.item)
+    for into_jobs, items in gathered.items():
+        works.extend(into_jobs(items))
+    hand_over_now(works)
+
+
+def hand_over_now(works: list[Work]) -> None:
+    """Queue work whose rows are committed already (after a commit, or a sweeper's find). If
+    Redis does not answer, or there is no app to queue with (a script issuing outside it), it
+    is logged and nothing more: the sweeper of each kind of work hands it over again."""
+    if not works:
+        return
+    names = ", ".join(sorted({work.name for work in works}))
+    if not has_app_context():
+        log.info("no app context to queue %d job(s) (%s); left to the sweeper", len(works), names)
+        return
     try:
         enqueue(works)
     except HAND_OVER_FAILURES:
-        # The rows are committed: the sweeper of this kind of work hands it over again.
-        names = ", ".join(sorted({work.name for work in works}))
         log.warning(
             "could not queue %d job(s) (%s); left to the sweeper", len(works), names, exc_info=True
         )
@@ -121,7 +165,13 @@ def _enqueue_after_commit(works: list[Work]) -> None:
 
 def enqueue(works: list[Work]) -> None:
     """Queue now (no transaction to wait for: a sweeper, a fan-out, a job). Raises when Redis
-    does not answer."""
+    does not answer. Every hand-over comes through here (and through the test seam, see
+    `init_app`)."""
+    current_app.extensions["duebook.enqueue"](works)
+
+
+def enqueue_with_rq(works: list[Work]) -> None:
+    """Queue on RQ, one round trip per queue."""
     by_queue: dict[str, list] = defaultdict(list)
     for work in works:
         spec = job_spec(work.name)

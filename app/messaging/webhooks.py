@@ -24,9 +24,8 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.core.handover import Work, enqueue
+from app.core.handover import Work, hand_over
 from app.core.signals import announce_message_failed, announce_messages_reported
-from app.core.transaction_hooks import on_commit
 from app.integrations.connectors import StatusUpdate
 from app.integrations.connectors.wire import BadWebhookBody
 from app.integrations.models import ProviderAccount
@@ -72,19 +71,13 @@ def record_webhook(
         .returning(WebhookEvent.id)
     ).scalar()
     if event_id is not None:
-        on_commit(session, enqueue_processing, (event_id, tenant_id))
+        hand_over(session, "process_webhook_event", event_id, tenant_id=tenant_id)
     return event_id
 
 
-def enqueue_processing(rows: list[tuple[int, int | None]]) -> None:
-    try:
-        enqueue(
-            [Work("process_webhook_event", (event_id,), tenant_id) for event_id, tenant_id in rows]
-        )
-    except Exception:  # Redis down: stored already; the sweeper processes it
-        log.warning(
-            "could not queue %d webhook event(s); the sweeper will", len(rows), exc_info=True
-        )
+def processing_jobs(rows: list[tuple[int, int | None]]) -> list[Work]:
+    """The jobs that process stored (event_id, tenant_id) events, one each."""
+    return [Work("process_webhook_event", (event_id,), tenant_id) for event_id, tenant_id in rows]
 
 
 def process_event(session: Session, event_id: int, tenant_id: int | None) -> int:

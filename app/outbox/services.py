@@ -14,7 +14,6 @@ worker.
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from itertools import zip_longest
@@ -26,12 +25,9 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.core.handover import Work, enqueue
-from app.core.transaction_hooks import on_commit
+from app.core.handover import Work, hand_over_gathered
 from app.outbox.models import CHANNELS, QUEUES, OutboxMessage
 from app.outbox.secret_links import SECRET_LINK, seal_link
-
-log = logging.getLogger(__name__)
 
 # Ids per delivery job: big enough that a job's fixed costs (binding the tenant, building the
 # connector, the claim, RQ's own bookkeeping) are shared (100 instead of 50 took ~10% off a
@@ -39,10 +35,6 @@ log = logging.getLogger(__name__)
 # waits for its lease (MESSAGE_LEASE_SECONDS) to run out, and a batch too slow for its lease
 # hands its rest back (delivery.LEASE_SHARE_FOR_SENDING).
 BATCH_SIZE = 250
-
-
-def init_app(app) -> None:
-    app.extensions["duebook.enqueue_deliveries"] = _enqueue_with_rq
 
 
 def queue_message(
@@ -109,7 +101,7 @@ def queue_message(
         .returning(OutboxMessage.id)
     ).scalar()
     if row_id is not None and (not_before is None or not_before <= datetime.now(UTC)):
-        on_commit(session, enqueue_deliveries, (row_id, tenant_id, queue))
+        deliver_after_commit(session, row_id, tenant_id, queue)
     return row_id
 
 
@@ -157,16 +149,12 @@ def recipient_time_zone(phone: str | None, client_country: str | None, tenant) -
     return None
 
 
-def enqueue_deliveries(rows: list[tuple[int, int | None, str]]) -> None:
-    """Hand (id, tenant_id, queue) rows to the workers; the rows are committed already."""
-    try:
-        current_app.extensions["duebook.enqueue_deliveries"](rows)
-    except Exception:  # Redis down: the rows are committed, the sweeper will deliver them
-        log.warning(
-            "could not hand %d outbox message(s) to the queue; the sweeper will",
-            len(rows),
-            exc_info=True,
-        )
+def deliver_after_commit(
+    session: Session, message_id: int, tenant_id: int | None, queue: str
+) -> None:
+    """Hand the message to a worker once this transaction commits, batched with the others
+    the transaction wrote (`delivery_jobs`)."""
+    hand_over_gathered(session, (message_id, tenant_id, queue), delivery_jobs)
 
 
 def delivery_batches(rows) -> list[tuple[str, int | None, list[int]]]:
@@ -188,13 +176,12 @@ def delivery_batches(rows) -> list[tuple[str, int | None, list[int]]]:
     return [batch for turn in zip_longest(*per_tenant) for batch in turn if batch is not None]
 
 
-def _enqueue_with_rq(rows) -> None:
-    enqueue(
-        [
-            Work("deliver_outbox_messages", (ids,), tenant_id, queue=queue_name)
-            for queue_name, tenant_id, ids in delivery_batches(rows)
-        ]
-    )
+def delivery_jobs(rows) -> list[Work]:
+    """The delivery jobs for committed (id, tenant_id, queue) rows, one per batch."""
+    return [
+        Work("deliver_outbox_messages", (ids,), tenant_id, queue=queue_name)
+        for queue_name, tenant_id, ids in delivery_batches(rows)
+    ]
 
 
 def due_for_delivery(
@@ -240,5 +227,5 @@ def retry_message(session: Session, tenant_id: int, message_id: int) -> OutboxMe
     message.next_attempt_at, message.enqueued_at = datetime.now(UTC), None
     message.failed_at = None
     message.provider_message_id = None
-    on_commit(session, enqueue_deliveries, (message.id, tenant_id, message.queue))
+    deliver_after_commit(session, message.id, tenant_id, message.queue)
     return message

@@ -74,8 +74,7 @@ from app.clients.imports.writer import ChunkOutcome, ChunkStatements, RowResult,
 from app.clients.models import Client, ClientImport, ClientImportError
 from app.clients.rules import COUNTRY_NAMES, ClientContext, clean_client, clean_contact
 from app.clients.services import client_context, client_form_values
-from app.core.handover import Work, enqueue, redis_connection
-from app.core.transaction_hooks import on_commit
+from app.core.handover import hand_over, redis_connection
 from tenants.binding import bound_tenant_id, schema_for_tenant_id
 from tenants.models import Membership, Tenant, User
 
@@ -148,7 +147,7 @@ def create_import(
     except IntegrityError:  # the same form's other submit made its import meanwhile
         delete_upload(key)
         return _import_with_upload_key(session, upload_key)
-    on_commit(session, _hand_imports_over, ("read", record.id, tenant_id))
+    _hand_over_read(session, record.id, tenant_id)
     return record
 
 
@@ -620,17 +619,12 @@ def start_import(session: Session, record: ClientImport, form_key: str | None = 
             if record.status in ("reading", "uploaded")
             else "This import has started already."
         )
-    on_commit(session, _hand_imports_over, ("run", record.id, bound_tenant_id(session)))
+    _hand_over_run(session, record.id, bound_tenant_id(session))
 
 
-def _hand_imports_over(items: list[tuple[str, int, int]]) -> None:
-    # One at a time, each under its own job id: the page asks Redis whether that job is still
-    # there (is_stuck), and offers to start again an import whose hand-over failed.
-    for job, import_id, tenant_id in items:
-        try:
-            (enqueue_read if job == "read" else enqueue_import)(import_id, tenant_id)
-        except Exception:  # Redis down: the import stays as it is (see is_stuck)
-            log.warning("could not queue client import %s", import_id, exc_info=True)
+# Each under its own job id: the page asks Redis whether that job is still there (is_stuck),
+# and offers to start again an import whose hand-over failed. Safe to hand over twice: the
+# read job reads an import that is still "reading" only, the run claims a queued import once.
 
 
 def job_id_for(import_id: int, tenant_id: int) -> str:
@@ -641,17 +635,28 @@ def read_job_id_for(import_id: int, tenant_id: int) -> str:
     return f"client-import-read-{tenant_id}-{import_id}"
 
 
-def enqueue_import(import_id: int, tenant_id: int) -> None:
-    """Hand the import to a worker. Safe to call twice: the job claims a queued import once."""
-    job_id = job_id_for(import_id, tenant_id)
-    enqueue([Work("run_client_import", (import_id,), tenant_id, job_id, JOB_TIMEOUT)])
-
-
-def enqueue_read(import_id: int, tenant_id: int) -> None:
-    """Hand the uploaded file to a worker to read. Safe to call twice: the job reads an
-    import that is still "reading" only."""
+def _hand_over_read(session: Session, import_id: int, tenant_id: int) -> None:
     job_id = read_job_id_for(import_id, tenant_id)
-    enqueue([Work("read_client_import_file", (import_id,), tenant_id, job_id, READ_JOB_TIMEOUT)])
+    hand_over(
+        session,
+        "read_client_import_file",
+        import_id,
+        tenant_id=tenant_id,
+        job_id=job_id,
+        timeout=READ_JOB_TIMEOUT,
+    )
+
+
+def _hand_over_run(session: Session, import_id: int, tenant_id: int) -> None:
+    job_id = job_id_for(import_id, tenant_id)
+    hand_over(
+        session,
+        "run_client_import",
+        import_id,
+        tenant_id=tenant_id,
+        job_id=job_id,
+        timeout=JOB_TIMEOUT,
+    )
 
 
 def is_stuck(record: ClientImport, tenant_id: int) -> bool:
