@@ -13,7 +13,8 @@ from types import SimpleNamespace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.collections.cases.interest import Interest, interest_for_invoices
+from app.collections.cases.interest import Interest, interest_for_invoices, rounding_sentence
+from app.collections.cases.interest_claims import settled_interest
 from app.collections.models import (
     CollectionNotice,
 )
@@ -47,10 +48,13 @@ class Line:
 
 def notice_lines(session: Session, notice: CollectionNotice, as_of: date) -> list[Line]:
     """Each invoice with what it owes now, its late-payment interest to `as_of` (contractual or
-    MSMED s.16, by the client's terms) and how late it is, oldest due first."""
+    MSMED s.16, by the client's terms, less interest already paid, waived or written off) and
+    how late it is, oldest due first."""
 
     invoices = notice_invoices(session, notice)
     interest = interest_for_invoices(session, invoices, as_of)
+    # Interest already paid, waived or written off is not demanded again.
+    settled = settled_interest(session, [invoice.id for invoice in invoices])
     lines = []
     for invoice in invoices:
         detail = interest.get(invoice.id)
@@ -58,7 +62,9 @@ def notice_lines(session: Session, notice: CollectionNotice, as_of: date) -> lis
             Line(
                 invoice,
                 outstanding(session, invoice),
-                to_money(detail.amount) if detail is not None else ZERO,
+                max(to_money(detail.amount) - settled[invoice.id], ZERO)
+                if detail is not None
+                else ZERO,
                 max((as_of - invoice.due_date).days, 0) if invoice.due_date else 0,
                 detail,
             )
@@ -78,6 +84,17 @@ def totals(lines: Sequence[Line], fee: Decimal | None) -> dict[str, Decimal]:
     }
 
 
+def interest_methods(lines: Sequence[Line]) -> list[str]:
+    """How the interest of these lines was compounded and rounded, one sentence per method."""
+    return sorted(
+        {
+            rounding_sentence(line.interest_detail)
+            for line in lines
+            if line.interest and line.interest_detail is not None
+        }
+    )
+
+
 def statement_text(lines: Sequence[Line], sums: dict, money, link: str | None) -> str:
     """The invoices of the notice as plain text under the e-mail's own words."""
     rows = ["Statement of the invoices on this notice:"]
@@ -94,6 +111,7 @@ def statement_text(lines: Sequence[Line], sums: dict, money, link: str | None) -
         rows.append(row)
     if sums["interest"]:
         rows.append(f"Interest: {money(sums['interest'])}")
+        rows.extend(interest_methods(lines))
     if sums["fee"]:
         rows.append(f"Fee: {money(sums['fee'])}")
     rows.append(f"Total now due: {money(sums['total'])}")
