@@ -31,7 +31,8 @@ How the figure is made (one rule for every basis):
   ₹21,347.12 rounded once. The notice's statement, its letter and the MSEFC pack say which
   was used (`rounding_sentence`).
 - Once the principal is nil (paid, credited or written off), interest stops: what accrued until
-  then is what the late payment cost. Void and draft invoices carry none.
+  then is what the late payment cost. Void and draft invoices carry none. Interest a notice
+  demanded stays owed until it is paid, waived or written off (`interest_claims`).
 """
 
 from __future__ import annotations
