@@ -11,10 +11,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from app.collections.cases import interest
+from app.collections.cases import interest, interest_claims
 from app.collections.models import BankRate, CollectionNoticeInvoice, CollectionSettings
 from app.collections.notices import letters, statement
 from app.collections.notices import services as notices
+from app.core.clock import tenant_today
 from app.core.money import format_money
 from app.invoicing.balance import outstanding
 from app.invoicing.models import Invoice
@@ -171,3 +172,30 @@ def test_each_rest_or_once_at_the_end_gives_the_issues_two_figures(app, books): 
     lines = statement.notice_lines(books.session, notice, as_of)
     text = statement.statement_text(lines, statement.totals(lines, None), money, None)
     assert EACH_REST in text
+
+
+def test_interest_waived_is_not_demanded_again_by_the_next_notice(app, books):  # noqa: F811
+    """While the principal is still owed, part of the interest claimed is waived: the first
+    notice's claim is lowered by it, and the next notice demands the interest less it."""
+    books.client.late_interest_mode, books.client.late_interest_rate = "compound", Decimal(18)
+    invoice = books.invoice("100000.00")
+    first = books.notice([invoice], status="approved")
+    books.session.commit()
+    with app.app_context():
+        notices.send_notices(books.session, books.tenant, [first.id])
+    claim = interest_claims.interest_claims(books.session, invoice_ids=[invoice.id])[invoice.id]
+    assert claim.notice_id == first.id and claim.unpaid == claim.claimed > Decimal("100.00")
+    interest_claims.settle_claim(
+        books.session,
+        invoice,
+        {"kind": "waived", "amount": "100.00", "reason": "Agreed on the phone"},
+        "IN",
+        books.owner.id,
+    )
+    claim = interest_claims.interest_claims(books.session, invoice_ids=[invoice.id])[invoice.id]
+    assert claim.unpaid == claim.claimed - Decimal("100.00")
+    today = tenant_today(books.session)
+    gross = interest.invoice_interest(books.session, invoice, today).amount
+    second = books.notice([invoice], position=2)
+    (line,) = statement.notice_lines(books.session, second, today)
+    assert line.interest == gross - Decimal("100.00")

@@ -14,8 +14,8 @@ again.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
@@ -23,6 +23,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
+from app.collections.cases.interest import Interest, interest_for_invoices
 from app.collections.cases.services import CaseError, CaseInvalid, read_amount, read_text
 from app.collections.models import (
     INTEREST_SETTLEMENT_KINDS,
@@ -85,6 +86,21 @@ def settled_interest(
         if claims is None or claims[invoice_id] == notice_id:
             found[invoice_id] += to_money(amount)
     return found
+
+
+def interest_owed(
+    session: Session, invoices: Sequence[Invoice], as_of: date
+) -> dict[int, Interest]:
+    """`interest_for_invoices` less the interest already paid, waived or written off on each
+    invoice: what a notice or a message demands, never asking for the same interest twice."""
+    computed = interest_for_invoices(session, invoices, as_of)
+    settled = settled_interest(session, list(computed))
+    return {
+        invoice_id: replace(detail, amount=max(to_money(detail.amount) - settled[invoice_id], ZERO))
+        if settled[invoice_id]
+        else detail
+        for invoice_id, detail in computed.items()
+    }
 
 
 def interest_claims(

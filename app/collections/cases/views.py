@@ -83,7 +83,7 @@ def collections_context(client: Client, form: str | None = None, values=None, er
         "client": client,
         "today": today,
         "balance": balance,
-        "interest": interest.interest_for_invoices(db.session, open_, today),
+        "interest": interest_claims.interest_owed(db.session, open_, today),
         **_claims_context(client),
         "invoices": invoices,
         "promises": promises.client_promises(db.session, client.id),

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.collections.cases.interest import Interest, interest_for_invoices, rounding_sentence
-from app.collections.cases.interest_claims import settled_interest
+from app.collections.cases.interest import Interest, rounding_sentence
+from app.collections.cases.interest_claims import interest_owed
 from app.collections.models import (
     CollectionNotice,
 )
@@ -52,9 +52,7 @@ def notice_lines(session: Session, notice: CollectionNotice, as_of: date) -> lis
     how late it is, oldest due first."""
 
     invoices = notice_invoices(session, notice)
-    interest = interest_for_invoices(session, invoices, as_of)
-    # Interest already paid, waived or written off is not demanded again.
-    settled = settled_interest(session, [invoice.id for invoice in invoices])
+    interest = interest_owed(session, invoices, as_of)
     lines = []
     for invoice in invoices:
         detail = interest.get(invoice.id)
@@ -62,9 +60,7 @@ def notice_lines(session: Session, notice: CollectionNotice, as_of: date) -> lis
             Line(
                 invoice,
                 outstanding(session, invoice),
-                max(to_money(detail.amount) - settled[invoice.id], ZERO)
-                if detail is not None
-                else ZERO,
+                to_money(detail.amount) if detail is not None else ZERO,
                 max((as_of - invoice.due_date).days, 0) if invoice.due_date else 0,
                 detail,
             )
