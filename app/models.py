@@ -25,6 +25,7 @@ from app.collections.models import (
     CollectionRun,
     CollectionSettings,
     Dispute,
+    InterestSettlement,
     NoticeAttachment,
     PromiseToPay,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "CollectionSettings",
     "Dispute",
     "FormSubmission",
+    "InterestSettlement",
     "NoticeAttachment",
     "PromiseToPay",
     "Milestone",

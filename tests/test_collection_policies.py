@@ -182,9 +182,16 @@ def test_settings_record_who_switched_automatic_sending_and_check_udyam(admin_si
     }
     bad = client.post(
         f"{base}/settings",
-        data={**form, "udyam_number": "UDYAM-MH-1-12", "msme_category": "small", "run_hour": "24"},
+        data={
+            **form,
+            "udyam_number": "UDYAM-MH-1-12",
+            "msme_category": "small",
+            "run_hour": "24",
+            "interest_rounding": "sometimes",
+        },
     )
     assert bad.status_code == 422
+    assert 'id="interest_rounding-error"' in bad.text
     assert 'id="udyam_number-error"' in bad.text and "UDYAM-XX-00-0000000" in bad.text
     assert 'id="run_hour-error"' in bad.text
     ok = client.post(
@@ -194,6 +201,7 @@ def test_settings_record_who_switched_automatic_sending_and_check_udyam(admin_si
             "auto_send": "1",
             "udyam_number": "udyam-mh-19-0001234",
             "msme_category": "micro",
+            "interest_rounding": "at_end",
         },
     )
     assert ok.status_code == 303
@@ -207,6 +215,7 @@ def test_settings_record_who_switched_automatic_sending_and_check_udyam(admin_si
         "invoice",
     )
     assert str(settings.tolerance_amount) == "10.00" and settings.run_hour == 8
+    assert settings.interest_rounding == "at_end"
 
 
 def test_policy_for_prefers_the_invoice_then_the_client_then_the_default(db_session, make_tenant):

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from app.campaigns.services import delete_template
 from app.clients.models import Client, Contact
-from app.collections.cases.interest import interest_for_invoices
+from app.collections.cases.interest_claims import interest_owed
 from app.invoicing import services as invoicing
 from app.message_templates import defaults, facts, services
 from app.message_templates.models import MessageTemplate
@@ -452,7 +452,8 @@ def test_a_template_too_large_or_too_slow_to_render_is_refused_in_preview_and_sa
 
 
 def test_collections_tells_templates_the_interest_and_without_it_there_is_none(app, monkeypatch):
-    assert facts._interest_calculation is interest_for_invoices  # registered by create_app
+    # Registered by create_app: the interest still owed (less any paid, waived or written off).
+    assert facts._interest_calculation is interest_owed
     monkeypatch.setattr(facts, "_interest_calculation", None)
     invoices = [SimpleNamespace(id=7), SimpleNamespace(id=8)]
     assert facts.late_interest(None, invoices, date(2026, 12, 1)) == {

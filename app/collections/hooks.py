@@ -11,7 +11,7 @@ from flask import Flask
 
 from app.clients.views import register_tab
 from app.collections.cases import promises
-from app.collections.cases.interest import interest_for_invoices
+from app.collections.cases.interest_claims import interest_owed
 from app.collections.cases.views import collections_context, invoice_dispute_panel
 from app.collections.notices import services as notices
 from app.core import signals
@@ -27,7 +27,7 @@ def init_app(app: Flask) -> None:
     signals.messages_reported.connect(follow_notice_messages)
     register_tab("collections", collections_context)
     register_panel(invoice_dispute_panel)
-    facts.register_interest(interest_for_invoices)
+    facts.register_interest(interest_owed)
 
 
 def close_notices_of_paid_invoice(

@@ -71,7 +71,13 @@ MSME_CATEGORIES = ("micro", "small", "medium")
 # MSMED s.16 "three times the bank rate": the rate in force at each monthly rest (default), or
 # the rate on the appointed day for the whole period (the other reading courts have taken).
 MSME_RATE_BASES = ("per_rest", "appointed_day")
+# How late-payment interest is rounded: each monthly rest's interest to the paisa (default), or
+# the total once at the end (app/collections/cases/interest.py).
+INTEREST_ROUNDINGS = ("each_rest", "at_end")
 AGING_BASES = ("due_date", "issue_date")
+# How interest a notice claimed stops being owed: paid (cash allocated to it), waived, or
+# written off.
+INTEREST_SETTLEMENT_KINDS = ("paid", "waived", "written_off")
 PROMISE_STATUSES = ("open", "kept", "broken", "cancelled")
 DISPUTE_STATUSES = ("open", "resolved", "rejected")
 ACTIVITY_KINDS = ("call", "visit")
@@ -124,6 +130,7 @@ class CollectionSettings(TenantModel):
     udyam_number: Mapped[str | None] = mapped_column(String(19))
     msme_category: Mapped[str | None] = mapped_column(String(8))
     msme_rate_basis: Mapped[str] = mapped_column(String(16), server_default="per_rest")
+    interest_rounding: Mapped[str] = mapped_column(String(16), server_default="each_rest")
     aging_basis: Mapped[str] = mapped_column(String(16), server_default="due_date")
     # Upper bounds (days) of the overdue buckets after "current": 30, 60, 90 -> current, 1-30,
     # 31-60, 61-90, 90+.
@@ -137,6 +144,9 @@ class CollectionSettings(TenantModel):
         CheckConstraint(f"grouping IN ({sql_list(GROUPINGS)})", name="grouping"),
         CheckConstraint(f"msme_category IN ({sql_list(MSME_CATEGORIES)})", name="msme_category"),
         CheckConstraint(f"msme_rate_basis IN ({sql_list(MSME_RATE_BASES)})", name="rate_basis"),
+        CheckConstraint(
+            f"interest_rounding IN ({sql_list(INTEREST_ROUNDINGS)})", name="interest_rounding"
+        ),
         CheckConstraint(f"aging_basis IN ({sql_list(AGING_BASES)})", name="aging_basis"),
         CheckConstraint("tolerance_amount >= 0", name="tolerance"),
         CheckConstraint("run_hour BETWEEN 0 AND 23", name="run_hour"),
@@ -513,3 +523,35 @@ class BankRate(TenantModel):
     created_at: Mapped[datetime] = utcnow_column()
 
     __table_args__ = (CheckConstraint("rate > 0 AND rate < 50", name="rate"),)
+
+
+class InterestSettlement(TenantModel):
+    """Late-payment interest a notice claimed on an invoice that stopped being owed: paid (a
+    payment's allocation of cash to the interest), waived or written off, with the reason. What
+    is still claimable is the last claim less these (a paid one only while its allocation is
+    live), so voiding the payment makes the interest claimable again."""
+
+    __tablename__ = "interest_settlements"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("tenant.invoices.id"), index=True)
+    # The notice whose claim it settles: a later notice demands the interest less this, so
+    # only settlements of the latest claim lower what that claim leaves unpaid.
+    notice_id: Mapped[int] = mapped_column(ForeignKey("tenant.collection_notices.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    reason: Mapped[str] = mapped_column(Text)
+    allocation_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.payment_allocations.id"))
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = utcnow_column()
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({sql_list(INTEREST_SETTLEMENT_KINDS)})", name="kind"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("length(btrim(reason)) > 0", name="reason"),
+        CheckConstraint("(kind = 'paid') = (allocation_id IS NOT NULL)", name="paid_by_allocation"),
+    )
+
+    def audit_subject(self) -> str:
+        return f"clients:{self.client_id}"

@@ -60,7 +60,9 @@ class Payment(TenantModel):
 class PaymentAllocation(TenantModel):
     """Part of a payment applied to an invoice: `amount` of cash plus `tds_amount` the client
     deducted at source (section and rate), tracked until its certificate (Form 16A) arrives.
-    Un-allocating sets `removed_at`; the row stays as history."""
+    `interest_amount` is cash applied to the invoice's late-payment interest rather than to what
+    it owes (its balance never counts it; the payment's unapplied cash does). Un-allocating sets
+    `removed_at`; the row stays as history."""
 
     __tablename__ = "payment_allocations"
 
@@ -69,6 +71,7 @@ class PaymentAllocation(TenantModel):
     invoice_id: Mapped[int] = mapped_column(ForeignKey("tenant.invoices.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
     tds_amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    interest_amount: Mapped[Decimal] = mapped_column(Numeric(18, 2), server_default="0")
     tds_section: Mapped[str | None] = mapped_column(String(8))
     tds_rate: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
     tds_certificate_received_on: Mapped[date | None] = mapped_column(Date)
@@ -80,6 +83,7 @@ class PaymentAllocation(TenantModel):
     __table_args__ = (
         CheckConstraint("amount >= 0", name="amount_not_negative"),
         CheckConstraint("tds_amount >= 0", name="tds_amount_not_negative"),
+        CheckConstraint("interest_amount >= 0", name="interest_amount_not_negative"),
         CheckConstraint(
             "tds_amount = 0 OR (tds_section IS NOT NULL AND tds_rate IS NOT NULL)",
             name="tds_section_and_rate",

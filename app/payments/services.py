@@ -3,7 +3,8 @@ deducted at source), un-allocate, and the client's balance.
 
 Derived, never stored: what an invoice still owes (`app.invoicing.balance.outstanding`: its total
 less its live allocations' cash and TDS, credit notes and write-off); a payment's unapplied cash
-(the client's credit) is its amount less its live allocations' cash. Allocating locks the
+(the client's credit) is its amount less its live allocations' cash, that applied to invoices
+and that applied to their late-payment interest (`allocate_to_interest`). Allocating locks the
 payment and the invoices (SELECT ... FOR UPDATE) before reading those figures, so two concurrent
 allocations wait for each other and cannot overspend a payment or overpay an invoice.
 
@@ -22,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
-from app.core.money import allocate_oldest_first, to_money
+from app.core.money import allocate_oldest_first, format_money, to_money
 from app.core.signals import (
     announce_payment_recorded,
     announce_payment_voided,
@@ -58,11 +59,11 @@ class PaymentInvalid(ValueError):
 
 
 def unapplied(session: Session, payment: Payment) -> Decimal:
-    """The payment's cash not allocated to any invoice: the client's credit."""
+    """The payment's cash not allocated to any invoice or its interest: the client's credit."""
     applied = session.scalar(
-        select(func.coalesce(func.sum(PaymentAllocation.amount), 0)).where(
-            PaymentAllocation.payment_id == payment.id, PaymentAllocation.removed_at.is_(None)
-        )
+        select(
+            func.coalesce(func.sum(PaymentAllocation.amount + PaymentAllocation.interest_amount), 0)
+        ).where(PaymentAllocation.payment_id == payment.id, PaymentAllocation.removed_at.is_(None))
     )
     return to_money(payment.amount) - to_money(applied)
 
@@ -358,6 +359,42 @@ def allocate(
     for invoice in invoices.values():
         settle(session, invoice, user_id)
     return created
+
+
+def allocate_to_interest(
+    session: Session, payment: Payment, invoice_id: int, amount: Decimal
+) -> PaymentAllocation:
+    """Apply `amount` of the payment's unapplied cash to an invoice's late-payment interest
+    (how much interest is owed is the caller's to check: collections). The invoice's balance
+    does not change. Refused (PaymentError): a void payment, another client's invoice, another
+    currency, more than the payment has unapplied."""
+    payment = _lock_payment(session, payment)
+    if payment.voided_at is not None:
+        raise PaymentError("This payment is void; it cannot be allocated.")
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None or invoice.client_id != payment.client_id:
+        raise PaymentError("That invoice is not one of this client's invoices.")
+    if invoice.currency != payment.currency:
+        raise PaymentError(
+            f"Invoice {_label(invoice)} is in {invoice.currency}, "
+            f"the payment in {payment.currency}."
+        )
+    available = unapplied(session, payment)
+    if amount > available:
+        raise PaymentError(
+            f"This payment has {format_money(available, payment.currency)} left to allocate; "
+            f"{format_money(amount, payment.currency)} is more than that."
+        )
+    allocation = PaymentAllocation(
+        payment_id=payment.id,
+        invoice_id=invoice.id,
+        amount=ZERO,
+        tds_amount=ZERO,
+        interest_amount=amount,
+    )
+    session.add(allocation)
+    session.flush()
+    return allocation
 
 
 def unallocate(

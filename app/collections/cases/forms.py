@@ -7,8 +7,9 @@ from __future__ import annotations
 from app.clients.models import Client
 
 # terms: policy, collector, interest; acceptance: an invoice's acceptance date; promise,
-# dispute, hold: new ones; resolve: ending a dispute.
-TAB_FORMS = ("terms", "acceptance", "promise", "dispute", "resolve", "hold")
+# dispute, hold: new ones; resolve: ending a dispute; interest: settling interest a notice
+# claimed.
+TAB_FORMS = ("terms", "acceptance", "promise", "dispute", "resolve", "hold", "interest")
 
 
 def terms_values(client: Client) -> dict[str, str]:

@@ -24,9 +24,15 @@ How the figure is made (one rule for every basis):
   interest from its day on.
 - Compound: the interest of each rest is added to the balance that earns interest in the next
   rests (monthly capitalisation). Simple: interest is on the principal only.
-- Money is rounded to the paisa only at the end of each rest (half up).
+- Rounding (`CollectionSettings.interest_rounding`): "each_rest" (the default) rounds the interest
+  of each rest to the paisa (half up) before it is capitalised or added up; "at_end" keeps every
+  rest's interest unrounded and rounds the total once. They can differ by a paisa or so:
+  ₹2,50,000 at 16.5% compound over six full rests is ₹21,347.13 rounded at each rest and
+  ₹21,347.12 rounded once. The notice's statement, its letter and the MSEFC pack say which
+  was used (`rounding_sentence`).
 - Once the principal is nil (paid, credited or written off), interest stops: what accrued until
-  then is what the late payment cost. Void and draft invoices carry none.
+  then is what the late payment cost. Void and draft invoices carry none. Interest a notice
+  demanded stays owed until it is paid, waived or written off (`interest_claims`).
 """
 
 from __future__ import annotations
@@ -81,10 +87,30 @@ class Interest:
     starts_on: date | None
     description: str
     schedule: tuple[InterestRest, ...]
+    rounding: str = "each_rest"  # INTEREST_ROUNDINGS
 
 
 def no_interest(description: str) -> Interest:
     return Interest(ZERO, "none", None, description, ())
+
+
+def rounding_sentence(interest: Interest) -> str:
+    """How the figure was rounded (and compounded), in one sentence for the client."""
+    compounded = interest.basis in ("compound", "msmed")
+    if interest.rounding == "at_end":
+        return (
+            "Interest was compounded monthly without rounding, and the total rounded once to "
+            "the nearest 0.01."
+            if compounded
+            else "Interest was worked out for each monthly rest without rounding, and the total "
+            "rounded once to the nearest 0.01."
+        )
+    return (
+        "Interest was compounded monthly, each month's interest rounded to the nearest 0.01 "
+        "before being added to the balance."
+        if compounded
+        else "Interest was worked out for each monthly rest, each rounded to the nearest 0.01."
+    )
 
 
 # Dates -----------------------------------------------------------------------------------
@@ -161,10 +187,12 @@ def schedule(
     as_of: date,
     rate_for_rest,
     compound: bool,
+    round_each_rest: bool = True,
 ) -> tuple[InterestRest, ...]:
     """The monthly rests from `starts_on` to `as_of` (inclusive) on an invoice of `total`
     reduced by (day, amount) movements; `rate_for_rest(first_day)` gives the annual rate (%)
-    of a rest. Stops once the principal is nil."""
+    of a rest. Stops once the principal is nil. Without `round_each_rest` a rest's interest
+    (and so its closing balance) is left unrounded: the caller rounds the total once."""
     changes: dict[date, Decimal] = defaultdict(lambda: ZERO)
     principal = to_money(total)
     for day, amount in reductions:
@@ -206,7 +234,7 @@ def schedule(
             principal = max(principal, ZERO)
             if end < start:  # paid off on the rest's first day
                 break
-            interest = _round(accrued)
+            interest = _round(accrued) if round_each_rest else accrued
             carried += interest
             rests.append(
                 InterestRest(
@@ -222,7 +250,7 @@ def schedule(
 
 def _settings(session: Session) -> CollectionSettings:
     return session.get(CollectionSettings, 1) or CollectionSettings(
-        msme_category=None, msme_rate_basis="per_rest"
+        msme_category=None, msme_rate_basis="per_rest", interest_rounding="each_rest"
     )
 
 
@@ -314,9 +342,18 @@ def _compute(
         def rate_for_rest(day: date) -> Decimal:
             return Decimal(rate)
 
-    rests = schedule(invoice.total, movements, starts_on, as_of, rate_for_rest, compound)
-    amount = sum((r.interest for r in rests), ZERO)
-    return Interest(amount, mode, starts_on, description, rests)
+    rounding = settings.interest_rounding or "each_rest"
+    rests = schedule(
+        invoice.total,
+        movements,
+        starts_on,
+        as_of,
+        rate_for_rest,
+        compound,
+        round_each_rest=rounding != "at_end",
+    )
+    amount = _round(sum((r.interest for r in rests), ZERO))
+    return Interest(amount, mode, starts_on, description, rests, rounding)
 
 
 def invoice_interest(

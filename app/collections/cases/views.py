@@ -13,13 +13,14 @@ from sqlalchemy import select
 
 from app.clients import services as clients
 from app.clients.models import Client
-from app.collections.cases import disputes, holds, interest, promises
+from app.collections.cases import disputes, holds, interest, interest_claims, promises
 from app.collections.cases import forms as case_forms
 from app.collections.cases import services as cases
 from app.collections.cases.services import CaseError, CaseInvalid
 from app.collections.models import BankRate, CollectionPolicy
 from app.core.clock import tenant_today
 from app.core.form_once import once_per_form_key
+from app.core.money import format_money
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
 from app.extensions import db
@@ -84,7 +85,8 @@ def collections_context(client: Client, form: str | None = None, values=None, er
         "client": client,
         "today": today,
         "balance": balance,
-        "interest": interest.interest_for_invoices(db.session, open_, today),
+        "interest": interest_claims.interest_owed(db.session, open_, today),
+        **_claims_context(client),
         "invoices": invoices,
         "promises": promises.client_promises(db.session, client.id),
         "disputes": disputes.client_disputes(db.session, client.id),
@@ -97,6 +99,33 @@ def collections_context(client: Client, form: str | None = None, values=None, er
         "terms": case_forms.terms_values(client),
         "interest_modes": cases.INTEREST_MODE_LABELS,
         "outcomes": disputes.ENDINGS,
+    }
+
+
+def _claims_context(client: Client) -> dict:
+    """The interest notices claimed that is still unpaid (principal paid or not), with what
+    the Interest claimed form offers."""
+    claims = interest_claims.interest_claims(db.session, client_id=client.id)
+    numbers = dict(
+        db.session.execute(
+            select(Invoice.id, Invoice.number).where(Invoice.id.in_(list(claims)))
+        ).all()
+    )
+    return {
+        "interest_claims": [(claim, numbers.get(claim.invoice_id)) for claim in claims.values()],
+        "interest_claimed_unpaid": sum((c.unpaid for c in claims.values()), interest.ZERO),
+        "interest_settlements": interest_claims.settlements_of(db.session, client.id),
+        "settlement_kinds": interest_claims.SETTLEMENT_LABELS,
+        "payment_choices": [
+            (
+                payment.id,
+                f"{payment.received_on:%d %b %Y} · "
+                f"{format_money(left, payment.currency, g.tenant.country)} left",
+            )
+            for payment, left in (
+                interest_claims.payments_with_credit(db.session, client.id) if claims else []
+            )
+        ],
     }
 
 
@@ -153,6 +182,29 @@ def acceptance(invoice_id: int):
     toast(f"Acceptance date of invoice {invoice.number} saved.")
     if request.form.get("back") == "invoice":
         return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
+    return _back_to_tab(client.id)
+
+
+@blueprint.post("/invoices/<int:invoice_id>/interest-settlements")
+@require_permission("notices.manage")
+@once_per_form_key
+def settle_interest(invoice_id: int):
+    """Interest a notice claimed on the invoice: paid (from a payment), waived or written off."""
+    invoice = _found(db.session.get(Invoice, invoice_id))
+    client = _client_or_404(invoice.client_id)
+    try:
+        settlement = interest_claims.settle_claim(
+            db.session, invoice, request.form, g.tenant.country, current_user.id
+        )
+    except CaseInvalid as invalid:
+        values = {**request.form.to_dict(), "invoice_id": invoice.id}
+        return _tab(client, "interest", values, invalid.errors, 422)
+    except CaseError as error:
+        toast(str(error), "error")
+        return _back_to_tab(client.id)
+    label = interest_claims.SETTLEMENT_LABELS[settlement.kind].lower()
+    amount = format_money(settlement.amount, invoice.currency, g.tenant.country)
+    toast(f"Interest on invoice {invoice.number}: {amount} {label}.")
     return _back_to_tab(client.id)
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 
 from app.collections.models import (
     GROUPINGS,
+    INTEREST_ROUNDINGS,
     LEVEL_CHANNELS,
     LEVEL_TRIGGERS,
     MSME_CATEGORIES,
@@ -44,6 +45,10 @@ MSME_CATEGORY_LABELS = {"micro": "Micro", "small": "Small", "medium": "Medium"}
 RATE_BASIS_LABELS = {
     "per_rest": "Bank rate in force at each monthly rest",
     "appointed_day": "Bank rate on the appointed day",
+}
+INTEREST_ROUNDING_LABELS = {
+    "each_rest": "Round each monthly rest to the paisa",
+    "at_end": "Round once, at the end",
 }
 
 
@@ -115,6 +120,10 @@ def clean_settings(values: Mapping) -> tuple[dict, dict[str, str]]:
     if basis not in MSME_RATE_BASES:
         errors["msme_rate_basis"] = "Choose how the bank rate is applied."
     out["msme_rate_basis"] = basis
+    rounding = _text(values, "interest_rounding") or "each_rest"
+    if rounding not in INTEREST_ROUNDINGS:
+        errors["interest_rounding"] = "Choose how interest is rounded."
+    out["interest_rounding"] = rounding
     return out, errors
 
 
@@ -188,4 +197,5 @@ def settings_values(settings) -> dict:
         "udyam_number": settings.udyam_number or "",
         "msme_category": settings.msme_category or "",
         "msme_rate_basis": settings.msme_rate_basis,
+        "interest_rounding": settings.interest_rounding,
     }

@@ -25,6 +25,7 @@ CHOICES = {
     "groupings": forms.GROUPING_LABELS,
     "msme_categories": forms.MSME_CATEGORY_LABELS,
     "rate_bases": forms.RATE_BASIS_LABELS,
+    "interest_roundings": forms.INTEREST_ROUNDING_LABELS,
     "skip_labels": engine.SKIP_LABELS,
 }
 

@@ -21,9 +21,19 @@ from flask import current_app, render_template
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
-from app.collections.cases.interest import MSME_PROTECTED, acceptance_date, msmed_start
+from app.collections.cases.interest import (
+    MSME_PROTECTED,
+    acceptance_date,
+    msmed_start,
+    rounding_sentence,
+)
 from app.collections.models import CollectionLevel, CollectionNotice, CollectionSettings
-from app.collections.notices.statement import notice_lines, payment_link, totals
+from app.collections.notices.statement import (
+    interest_methods,
+    notice_lines,
+    payment_link,
+    totals,
+)
 from app.core.clock import tenant_today
 from app.core.money import format_money
 from app.core.regions import state_name
@@ -176,6 +186,7 @@ def letter_document(
                 if line.interest and line.interest_detail
             }
         ),
+        "interest_methods": interest_methods(lines),
         "outstanding": money(sums["outstanding"]),
         "interest": money(sums["interest"]) if sums["interest"] else None,
         "fee": money(sums["fee"]) if sums["fee"] else None,
@@ -219,6 +230,7 @@ def msefc_document(
                 "outstanding": money(line.outstanding),
                 "interest": money(line.interest),
                 "basis": detail.description if detail else "",
+                "rounding": rounding_sentence(detail) if detail and detail.schedule else "",
                 "schedule": [
                     {
                         "start": _day(rest.start),

@@ -687,11 +687,7 @@ def send_notices(session: Session, tenant, notice_ids: Sequence[int]) -> dict[in
             continue
         level = session.get(CollectionLevel, notice.level_id)
         lines = notice_lines(session, notice, today)
-        for item in notice.items:
-            item.interest_amount = next(
-                (line.interest for line in lines if line.invoice.id == item.invoice_id), ZERO
-            )
-        notice.interest_amount = sum((line.interest for line in lines), ZERO)
+        _record_claimed_interest(notice, lines)
         if notice.channel == "letter":
             _store_letter(session, tenant, notice)
             outcome[notice.id] = "letter printed"
@@ -704,6 +700,16 @@ def send_notices(session: Session, tenant, notice_ids: Sequence[int]) -> dict[in
         notice.status, notice.queued_at = "queued", _now()
     session.flush()
     return outcome
+
+
+def _record_claimed_interest(notice: CollectionNotice, lines: list[Line]) -> None:
+    """What the notice demands as interest, per invoice and in all, as it goes out: the claim
+    that stays owed after the principal is paid (app/collections/cases/interest_claims.py)."""
+    for item in notice.items:
+        item.interest_amount = next(
+            (line.interest for line in lines if line.invoice.id == item.invoice_id), ZERO
+        )
+    notice.interest_amount = sum((line.interest for line in lines), ZERO)
 
 
 def _store_letter(session: Session, tenant, notice: CollectionNotice) -> dict:
@@ -864,7 +870,7 @@ def resend(
         notice.contact_id = contact.id
     level = session.get(CollectionLevel, notice.level_id)
     lines = notice_lines(session, notice, _today(session))
-    notice.interest_amount = sum((line.interest for line in lines), ZERO)
+    _record_claimed_interest(notice, lines)
     failed_id = notice.message_id
     key = f"{notice_message_key(tenant.id, notice)}:after:{failed_id}"
     problem = _queue_notice_message(

@@ -13,7 +13,8 @@ from types import SimpleNamespace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.collections.cases.interest import Interest, interest_for_invoices
+from app.collections.cases.interest import Interest, rounding_sentence
+from app.collections.cases.interest_claims import interest_owed
 from app.collections.models import (
     CollectionNotice,
 )
@@ -47,10 +48,11 @@ class Line:
 
 def notice_lines(session: Session, notice: CollectionNotice, as_of: date) -> list[Line]:
     """Each invoice with what it owes now, its late-payment interest to `as_of` (contractual or
-    MSMED s.16, by the client's terms) and how late it is, oldest due first."""
+    MSMED s.16, by the client's terms, less interest already paid, waived or written off) and
+    how late it is, oldest due first."""
 
     invoices = notice_invoices(session, notice)
-    interest = interest_for_invoices(session, invoices, as_of)
+    interest = interest_owed(session, invoices, as_of)
     lines = []
     for invoice in invoices:
         detail = interest.get(invoice.id)
@@ -78,6 +80,17 @@ def totals(lines: Sequence[Line], fee: Decimal | None) -> dict[str, Decimal]:
     }
 
 
+def interest_methods(lines: Sequence[Line]) -> list[str]:
+    """How the interest of these lines was compounded and rounded, one sentence per method."""
+    return sorted(
+        {
+            rounding_sentence(line.interest_detail)
+            for line in lines
+            if line.interest and line.interest_detail is not None
+        }
+    )
+
+
 def statement_text(lines: Sequence[Line], sums: dict, money, link: str | None) -> str:
     """The invoices of the notice as plain text under the e-mail's own words."""
     rows = ["Statement of the invoices on this notice:"]
@@ -94,6 +107,7 @@ def statement_text(lines: Sequence[Line], sums: dict, money, link: str | None) -
         rows.append(row)
     if sums["interest"]:
         rows.append(f"Interest: {money(sums['interest'])}")
+        rows.extend(interest_methods(lines))
     if sums["fee"]:
         rows.append(f"Fee: {money(sums['fee'])}")
     rows.append(f"Total now due: {money(sums['total'])}")

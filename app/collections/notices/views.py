@@ -14,6 +14,7 @@ from wtforms import DateField
 
 from app.clients.documents import MAX_FILE_BYTES, MAX_FILE_LABEL, UploadedFile
 from app.clients.models import Client
+from app.collections.cases import interest_claims
 from app.collections.models import CollectionLevel
 from app.collections.notices import letters, statement
 from app.collections.notices import services as notices
@@ -141,6 +142,10 @@ def _page(notice, status: int = 200, **forms):
         level=session.get(CollectionLevel, notice.level_id),
         lines=lines,
         sums=statement.totals(lines, notice.fee_amount),
+        interest_methods=statement.interest_methods(lines),
+        claims=interest_claims.interest_claims(
+            session, invoice_ids=[item.invoice_id for item in notice.items]
+        ),
         message=message,
         names=names,
         next_step=notices.next_step(notice),
