@@ -176,6 +176,8 @@ def make_tenant(app, db_session, make_user, tenant_schema_pool):
             tenant_schema_pool.append(_provision_pooled_schema(app))
         tenant_id = tenant_schema_pool[handed_out]
         handed_out += 1
+        # The rows tenants.create_tenant writes, on the pooled schema (sign-up tests cover
+        # create_tenant itself: its checks and the schema it provisions).
         tenant = Tenant(
             id=tenant_id, slug=slug or unique("t"), name=name or "Test Traders", **fields
         )
