@@ -1,5 +1,5 @@
 """Fixtures: real PostgreSQL, Redis and SMTP for the whole run; a rolled-back transaction per
-test; small factories for tenants, users and logins."""
+test; small factories for tenants (on schemas provisioned once per run), users and logins."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from redis import Redis
 from rq import SimpleWorker
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 
 from app import create_app
 from app.auth import services as accounts
@@ -25,9 +25,9 @@ from app.settings.services import workspace_settings
 from jobs import load_jobs
 from jobs.queues import QUEUE_NAMES, get_queue
 from tenants import services as tenants
-from tenants.binding import TenantSession
+from tenants.binding import TenantSession, schema_for_tenant_id
 from tenants.migrate import upgrade_shared
-from tenants.models import Membership
+from tenants.models import Membership, Tenant
 from tests.helpers import PASSWORD, csrf_token_from, unique
 
 pytest_plugins = ["tests.factories"]  # clients, invoices, payments, notices
@@ -141,16 +141,50 @@ def make_user(app, db_session):
     return make
 
 
+@pytest.fixture(scope="session")
+def tenant_schema_pool(app) -> list[int]:
+    """Ids of tenant schemas provisioned once for the whole run and shared by the tests.
+
+    Provisioning a schema (the head DDL batch) costs about 0.4 s, and most tests only need some
+    tenant at head. Each pooled schema is committed with no tenant row: the id is taken from
+    the tenants' identity sequence, so no tenant made otherwise ever gets it. `make_tenant`
+    writes the row inside the test's rolled-back transaction, so walks over tenants (sweepers,
+    fan-outs, `tenants migrate`) see exactly the tenants the test made, and whatever the test
+    writes into the schema is rolled back with it. The pool grows to the most tenants any one
+    test makes."""
+    return []
+
+
+def _provision_pooled_schema(app) -> int:
+    # Its own committed transaction, beside the test's: the schema outlives the test.
+    with app.app_context(), db.engine.begin() as conn:
+        tenant_id = conn.scalar(text("SELECT nextval(pg_get_serial_sequence('tenants', 'id'))"))
+        tenants.provision_schema(conn, schema_for_tenant_id(tenant_id))
+    return tenant_id
+
+
 @pytest.fixture
-def make_tenant(db_session, make_user):
+def make_tenant(app, db_session, make_user, tenant_schema_pool):
+    """A new active tenant, its owner a member, on a pooled schema this test has not used yet."""
+    handed_out = 0
+
     def make(owner=None, slug: str | None = None, name: str | None = None, **fields):
+        nonlocal handed_out
         owner = owner or make_user()
         fields = {"country": "IN", "time_zone": "Asia/Kolkata", "currency": "INR", **fields}
         # Identity goes to the tenant, the rest (legal name, GSTIN...) to its settings row.
         settings = {f: fields.pop(f) for f in list(fields) if f in WorkspaceSettings.__table__.c}
-        tenant = tenants.create_tenant(
-            db_session, slug=slug or unique("t"), name=name or "Test Traders", owner=owner, **fields
+        if handed_out == len(tenant_schema_pool):
+            tenant_schema_pool.append(_provision_pooled_schema(app))
+        tenant_id = tenant_schema_pool[handed_out]
+        handed_out += 1
+        # The rows tenants.create_tenant writes, on the pooled schema (sign-up tests cover
+        # create_tenant itself: its checks and the schema it provisions).
+        tenant = Tenant(
+            id=tenant_id, slug=slug or unique("t"), name=name or "Test Traders", **fields
         )
+        db_session.add(tenant)
+        db_session.add(Membership(user_id=owner.id, tenant_id=tenant.id, role="owner"))
         if settings:
             workspace = workspace_settings(db_session, tenant.id)
             for field, value in settings.items():
