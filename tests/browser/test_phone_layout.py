@@ -232,7 +232,7 @@ def test_without_javascript_the_navigation_stays_open_on_a_phone(
         context.close()
 
 
-def test_desktop_pages_show_the_whole_navigation_grouped(new_page, demo_workspace):
+def test_desktop_pages_show_the_whole_navigation_grouped(new_page, demo_workspace, screenshots_dir):
     page = new_page()
     page.set_viewport_size(DESKTOP)
     log_in(page)
@@ -258,6 +258,8 @@ def test_desktop_pages_show_the_whole_navigation_grouped(new_page, demo_workspac
             "links => links.map(a => a.getBoundingClientRect().width > 0)"
         )
         assert len(shown) > 20 and all(shown), f"{name}: {shown.count(False)} links hidden"
+        if name == "invoices":
+            page.screenshot(path=str(screenshots_dir / "desktop-invoices.png"))
 
     wide = visit_all(page, check)
     assert wide == {}, "\n".join(f"{name} is {why}" for name, why in wide.items())
