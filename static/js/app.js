@@ -1,4 +1,5 @@
-// Duebook's only script besides htmx: toasts, and closing open menus on outside clicks.
+// Duebook's only script besides htmx: toasts, closing open menus on outside clicks, and the
+// Menu button that opens the navigation on a phone.
 // Kept in a file because the Content-Security-Policy forbids inline scripts.
 (function () {
   "use strict";
@@ -59,6 +60,25 @@
   document.addEventListener("htmx:afterRequest", enableSentButtons);
   window.addEventListener("pageshow", function (event) {
     if (event.persisted) enableSentButtons();
+  });
+
+  // The Menu button (shown on narrow screens only) opens and closes the navigation it controls;
+  // Escape closes it and gives the focus back to the button.
+  function setNavOpen(toggle, open) {
+    var nav = document.getElementById(toggle.getAttribute("aria-controls"));
+    if (!nav) return;
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    nav.classList.toggle("is-open", open);
+  }
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest && event.target.closest(".nav-toggle");
+    if (toggle) setNavOpen(toggle, toggle.getAttribute("aria-expanded") !== "true");
+  });
+  document.addEventListener("keydown", function (event) {
+    var toggle = document.querySelector('.nav-toggle[aria-expanded="true"]');
+    if (event.key !== "Escape" || !toggle) return;
+    setNavOpen(toggle, false);
+    toggle.focus();
   });
 
   document.addEventListener("click", function (event) {

@@ -87,9 +87,10 @@ def _wait_for_health(server: LiveServer, timeout: float = 30) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_server(app, app_config, tmp_path_factory) -> LiveServer:
-    """The app under gunicorn on a free port, on the test database, Redis and SMTP sandbox.
-    Depends on `app` so that the shared schema is migrated before the first request."""
+def live_server(app, app_config, mailbox, tmp_path_factory) -> LiveServer:
+    """The app under gunicorn on a free port, on the test database, Redis and SMTP sandbox
+    (whose mail its sandbox inbox shows, as under `make run`). Depends on `app` so that the
+    shared schema is migrated before the first request."""
     port = free_port()
     env = dict(
         os.environ,
@@ -106,6 +107,7 @@ def live_server(app, app_config, tmp_path_factory) -> LiveServer:
     )
     for name in ("BASE_URL", "SANDBOX_MAILDIR", "COOKIE_SECURE", "TRUSTED_PROXY_HOPS"):
         env.pop(name, None)
+    env["SANDBOX_MAILDIR"] = str(mailbox.maildir)
     log = tmp_path_factory.mktemp("live-server") / "gunicorn.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
