@@ -47,6 +47,9 @@ PH_TIN_PATTERN = re.compile(r"^\d{9}(\d{3}|\d{5})?$")
 MAX_TAGS = 20
 MAX_CREDIT_LIMIT = Decimal("9999999999999999.99")
 FIRST_NEW_BUSINESS_YEAR = 2015
+# A new client's terms when nothing says otherwise (an import without terms columns): Net 30,
+# as the new-client form proposes.
+DEFAULT_PAYMENT_DAYS = 30
 
 
 @dataclass
