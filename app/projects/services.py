@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.audit.models import AuditEntry
 from app.clients.models import Client
 from app.core.bulk import copy_rows
-from app.core.clock import roll_forward
+from app.core.clock import DATE_RANGE_TEXT, LATEST_DATE, roll_forward, typed_date
 from app.core.money import CURRENCIES, format_money, split_by_percentages, to_money
 from app.library.services import PlanShapeError, plan_amounts
 from app.projects.models import DUE_RULES, Milestone, MilestoneTransition, Project
@@ -28,9 +28,6 @@ PLAN_FORM_ROWS = 50  # the most rows the plan form offers
 MILESTONE_NAME_LIMIT = 191
 PERCENT_UNIT = Decimal("0.0001")  # a milestone's percentage is kept to four places
 MAX_DUE_DAYS = 3650
-# Dates a plan can hold: the calendar (business days) and the later steps stay within range.
-EARLIEST_DATE = date(2000, 1, 1)
-LATEST_DATE = date(2099, 12, 31)
 
 # Which status may follow which, and who moves it: people move the work along; invoicing
 # and payments (later) move a milestone from approved/completed to invoiced, partly paid, paid.
@@ -87,11 +84,9 @@ def clean_project(raw: Mapping, tenant_currency: str) -> tuple[dict, dict[str, s
     currency = str(raw.get("currency") or tenant_currency).upper().strip()
     if currency not in CURRENCIES:
         errors["currency"] = "Use a three-letter currency code, e.g. INR."
-    start = _due_date(str(raw.get("start_date") or "").strip())
+    start = typed_date(raw.get("start_date"))
     if start is None:
-        errors["start_date"] = (
-            f"Give the start date, from {EARLIEST_DATE:%d %b %Y} to {LATEST_DATE:%d %b %Y}."
-        )
+        errors["start_date"] = f"Give the start date {DATE_RANGE_TEXT}."
     terms = str(raw.get("payment_terms") or "").lower()
     days_text = str(raw.get("payment_days") or "").strip()
     days = None
@@ -181,12 +176,9 @@ def read_plan(form: Mapping, rows: int = PLAN_FORM_ROWS) -> tuple[list[PlannedMi
         if rule not in DUE_RULES:
             row_errors[f"rule_{i}"] = "Choose when it falls due."
         elif rule == "date":
-            due_date = _due_date(days_text)
+            due_date = typed_date(days_text)
             if due_date is None:
-                row_errors[f"days_{i}"] = (
-                    f"Give a date from {EARLIEST_DATE:%d %b %Y} to {LATEST_DATE:%d %b %Y}, "
-                    "as YYYY-MM-DD."
-                )
+                row_errors[f"days_{i}"] = f"Give a date {DATE_RANGE_TEXT}, as YYYY-MM-DD."
         elif not (days_text.isascii() and days_text.isdigit()) or int(days_text) > MAX_DUE_DAYS:
             row_errors[f"days_{i}"] = f"Give a whole number of days from 0 to {MAX_DUE_DAYS:,}."
         else:
@@ -227,14 +219,6 @@ def _share(text: str, by_percentage: bool) -> Decimal | str:
     if value != value.quantize(Decimal("0.01")):
         return "Use at most two decimal places."
     return value
-
-
-def _due_date(text: str) -> date | None:
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        return None
-    return day if EARLIEST_DATE <= day <= LATEST_DATE else None
 
 
 def plan_rows(
