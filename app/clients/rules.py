@@ -288,7 +288,8 @@ def _clean_commercial(values: Mapping, context: ClientContext, out: dict, errors
             errors["credit_limit"] = "Use an amount, e.g. 500000 or 500000.50."
         else:
             if (
-                amount < 0
+                not amount.is_finite()
+                or amount < 0
                 or amount > MAX_CREDIT_LIMIT
                 or amount != amount.quantize(Decimal("0.01"))
             ):
@@ -407,7 +408,7 @@ def clean_site(values: Mapping) -> tuple[dict, dict[str, str]]:
             except InvalidOperation:
                 errors[key] = "Use decimal degrees, e.g. 12.971599."
                 continue
-            if not -bound <= value <= bound:
+            if not value.is_finite() or not -bound <= value <= bound:
                 errors[key] = f"Use a value from -{bound} to {bound}."
             else:
                 coordinates[key] = value.quantize(Decimal("0.000001"))
