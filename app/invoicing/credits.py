@@ -24,7 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.money import CENT, split_by_weights, to_money
+from app.core.money import CENT, format_money, split_by_weights, to_money
 from app.core.number_formats import fiscal_year_of
 from app.invoicing.balance import outstanding, settle
 from app.invoicing.models import OWING_STATUSES, CreditNote, CreditNoteLine, Invoice
@@ -136,7 +136,8 @@ def issue_credit_note(
         errors["amount"] = "An amount above 0, at most 2 decimals."
     elif value > left:
         errors["amount"] = (
-            f"At most what the invoice still owes ({left}); {value} is more than that."
+            f"At most what the invoice still owes ({format_money(left, invoice.currency)}); "
+            f"{format_money(value, invoice.currency)} is more than that."
         )
     if errors:
         raise InvoiceInvalid(errors)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.clients.models import Client
 from app.core.clock import DATE_RANGE_TEXT, typed_date
-from app.core.money import allocate_oldest_first, to_money
+from app.core.money import allocate_oldest_first, format_money, to_money
 from app.core.signals import (
     announce_payment_recorded,
     announce_payment_voided,
@@ -337,14 +337,15 @@ def allocate(
         left = outstanding(session, invoice)  # credit notes count too
         if row.amount + row.tds_amount > left:
             raise PaymentError(
-                f"Invoice {_label(invoice)} owes {left}; "
-                f"{row.amount + row.tds_amount} is more than that."
+                f"Invoice {_label(invoice)} owes {format_money(left, invoice.currency)}; "
+                f"{format_money(row.amount + row.tds_amount, invoice.currency)} is more than that."
             )
     available = unapplied(session, payment)
     cash = sum((row.amount for row in parsed), ZERO)
     if cash > available:
         raise PaymentError(
-            f"This payment has {available} left to allocate; {cash} is more than that."
+            f"This payment has {format_money(available, payment.currency)} left to allocate; "
+            f"{format_money(cash, payment.currency)} is more than that."
         )
     created = []
     for row in parsed:

@@ -414,7 +414,7 @@ def apply_template(
     if any(item.fixed_amount is not None for item in items):
         # Fixed amounts first, percentages share the rest: the plan is given in amounts.
         try:
-            amounts = plan_amounts(project.contract_value, items)
+            amounts = plan_amounts(project.contract_value, items, project.currency)
         except PlanShapeError as error:
             raise PlanError({"plan": str(error)}) from None
     plan = [
