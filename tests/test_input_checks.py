@@ -22,7 +22,7 @@ BAD_DATES = ["2027-02-31", "99999-01-01", "0001-01-01", "soon", ""]
 @pytest.fixture
 def books(client, db_session, make_tenant, make_user, make_client, login):
     owner = make_user()
-    tenant = make_tenant(owner=owner)
+    tenant = make_tenant(owner=owner, region="27")
     session = tenant_session(db_session, tenant)
     kaveri = make_client(session, "Kaveri Builders", "Kaveri")
     session.commit()
@@ -213,3 +213,21 @@ def test_a_contact_refuses_text_too_long_instead_of_cutting_it(books, field, typ
         f"/t/{tenant.slug}/clients/{client_id}/contacts", data=form | {field: typed}
     )
     refused_beside(response, f"contact-{field}-error", typed)
+
+
+CREDIT_CASES = [("amount", t) for t in ["-5", TOO_BIG, PAST_PRECISION, "NaN", "lots", "0", "0.001"]]
+CREDIT_CASES += [("amount", "5000"), ("reason", "R" * 2001)]
+
+
+@pytest.mark.parametrize(("field", "typed"), CREDIT_CASES)
+def test_a_credit_note_refuses_what_it_cannot_take(books, make_invoice, field, typed):
+    http, tenant, token, client_id, session = books
+    invoice = make_invoice(session, tenant, session.get(Client, client_id))
+    session.commit()
+    form = {"csrf_token": token, "credit_amount": "100", "credit_reason": "Late delivery"}
+    response = http.post(
+        f"/t/{tenant.slug}/invoices/{invoice.id}/credit-notes",
+        data=form | {f"credit_{field}": typed},
+    )
+    assert response.status_code == 422
+    assert f'id="credit_{field}-error"' in response.text

@@ -132,13 +132,12 @@ def issue_credit_note(
     value = left if full else _amount(amount)
     if value is None:
         errors["amount"] = "Enter the amount to credit, e.g. 5000.00."
+    elif value > left:  # before rounding: a number as long as 1e30 cannot be rounded
+        errors["amount"] = (
+            f"At most what the invoice still owes: {format_money(left, invoice.currency)}."
+        )
     elif value <= 0 or value != value.quantize(Decimal("0.01")):
         errors["amount"] = "An amount above 0, at most 2 decimals."
-    elif value > left:
-        errors["amount"] = (
-            f"At most what the invoice still owes ({format_money(left, invoice.currency)}); "
-            f"{format_money(value, invoice.currency)} is more than that."
-        )
     if errors:
         raise InvoiceInvalid(errors)
     lines = credit_lines(invoice, value)
