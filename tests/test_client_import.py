@@ -618,3 +618,60 @@ def test_a_queued_import_a_worker_has_is_not_started_twice(client, workspace, te
     start(client, tenant, import_id)
     assert get_import(tenant_db, import_id).status == "queued"
     assert Queue("bulk", connection=redis).count == 1  # one job, not two
+
+
+EMAIL_CSV = "\n".join(
+    ["Name,Short name,Email"]
+    + [
+        f"{name} Pvt Ltd,{name.upper()},accounts@{name.lower()}.example.com"
+        for name in ("Asha", "Bharat", "Chola", "Deccan", "Eastern", "Fortune", "Ganga", "Hind")
+    ]
+).encode()
+
+
+def start_button(html: str) -> str:
+    match = re.search(r"/start\".*?<button[^>]*>([^<]*)</button>", html, re.S)
+    return match.group(1).strip() if match else ""
+
+
+def test_a_client_file_with_only_an_email_column_imports_its_contacts(
+    client, workspace, tenant_db, run_jobs
+):
+    """The e-mail column maps to the optional contact; with no contact-name column the contact
+    is named after the client, so the rows go in with their e-mails instead of all failing."""
+    tenant = workspace
+    import_id = import_id_of(upload(client, tenant, "clients.csv", EMAIL_CSV))
+    mapping = suggested(client.get(f"{base(tenant)}/imports/{import_id}").text)
+    assert mapping["map_contact_email"] == "2" and mapping["map_contact_name"] == ""
+    assert save_mapping(client, tenant, import_id).status_code == 303
+    page = client.get(f"{base(tenant)}/imports/{import_id}")
+    assert 'data-field="contact_name"' not in page.text
+    assert start_button(page.text) == "Import 8 rows"
+
+    assert start(client, tenant, import_id).status_code == 303
+    run_jobs()
+    record = get_import(tenant_db, import_id)
+    assert (record.status, record.inserted_rows, record.failed_rows) == ("done", 8, 0)
+    contacts = tenant_db.execute(
+        select(Client.short_name, Contact.full_name, Contact.email)
+        .join(Contact, Contact.client_id == Client.id)
+        .order_by(Client.short_name)
+    ).all()
+    assert len(contacts) == 8
+    assert contacts[0] == ("ASHA", "Asha Pvt Ltd", "accounts@asha.example.com")
+
+
+def test_the_start_button_counts_only_the_rows_that_will_import(client, workspace):
+    tenant = workspace
+    import_id = import_id_of(upload(client, tenant, "clients.csv", MIXED_CSV))
+    assert save_mapping(client, tenant, import_id).status_code == 303
+    page = client.get(f"{base(tenant)}/imports/{import_id}")
+    assert start_button(page.text) == "Import 2 rows"  # of 6: four have problems
+    assert "4 rows have problems" in page.text
+
+    bad = b"Name,Short name,Email\nAsha Pvt Ltd,ASHA,not-an-e-mail\nB,,\n"
+    import_id = import_id_of(upload(client, tenant, "bad.csv", bad))
+    assert save_mapping(client, tenant, import_id).status_code == 303
+    page = client.get(f"{base(tenant)}/imports/{import_id}")
+    assert start_button(page.text) == ""
+    assert "None of the rows can be imported" in page.text

@@ -137,7 +137,7 @@ def test_a_payment_cannot_overpay_a_credited_invoice_and_the_balance_counts_cred
     payment = payments.record_payment(
         session, client, {"amount": "1000.00", "received_on": "2027-02-10", "method": "cash"}
     )
-    with pytest.raises(payments.PaymentError, match="owes 600.00"):
+    with pytest.raises(payments.PaymentError, match="owes ₹600.00"):
         payments.allocate(session, payment, [(invoice.id, "700.00", "", "", "")])
     suggestion, credit = payments.suggest_allocation(session, payment)
     assert suggestion == [(invoice.id, Decimal("600.00"))] and credit == Decimal("400.00")

@@ -228,14 +228,14 @@ def test_search_pages(loaded):
 def test_preview_adds_up_exactly_for_awkward_values(loaded, value):
     total = Decimal(value)
     for template in loaded.scalars(select(LibraryTemplate)):
-        items = services.preview(template, total)
+        items = services.preview(template, total, "INR")
         assert sum(i.amount for i in items) == total, template.key
         assert all(i.amount == i.amount.quantize(Decimal("0.01")) for i in items)
 
 
 def test_preview_counts_due_days_from_the_start(loaded):
     template = by_key(loaded, "construction/standard/medium")
-    items = services.preview(template, Decimal("1000001"))
+    items = services.preview(template, Decimal("1000001"), "INR")
     assert items[0].offset_days == 0 and items[0].amount == Decimal("100000.10")
     assert [i.offset_days for i in items[1:7]] == [30, 60, 90, 120, 150, 180]
     assert items[-1].offset_days == 180 + 30 + 365

@@ -151,9 +151,9 @@ def test_refusals_say_why(books):
     session, client, issued, new_client = books
     invoice, _ = issued(client, "500.00")
     payment = pay(session, client, "300.00")
-    with pytest.raises(services.PaymentError, match="has 300.00 left to allocate"):
+    with pytest.raises(services.PaymentError, match="has ₹300.00 left to allocate"):
         services.allocate(session, payment, [(invoice.id, "400.00", None, None, None)])
-    with pytest.raises(services.PaymentError, match="owes 500.00"):
+    with pytest.raises(services.PaymentError, match="owes ₹500.00"):
         services.allocate(session, payment, [(invoice.id, "300.00", "250.00", "194C", "2")])
     with pytest.raises(services.PaymentError, match="section .* and its rate"):
         services.allocate(session, payment, [(invoice.id, "100.00", "10.00", "", "")])
@@ -248,7 +248,7 @@ def test_pages_record_allocate_and_the_client_tab(
         f"{url}/allocate",
         data={"csrf_token": token, "invoice_ids": invoice.id, f"cash_{invoice.id}": "1200"},
     )
-    assert over.status_code == 422 and "owes 1000.00" in over.text
+    assert over.status_code == 422 and "owes ₹1,000.00" in over.text
     done_ = client.post(
         f"{url}/allocate",
         data={"csrf_token": token, "invoice_ids": invoice.id, f"cash_{invoice.id}": "1000.00"},

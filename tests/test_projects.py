@@ -57,7 +57,7 @@ def test_plans_that_do_not_add_up_are_refused_with_the_reason():
         services.PlannedMilestone("A", "days_after_start", 0, amount=Decimal("600")),
         services.PlannedMilestone("B", "days_after_start", 30, amount=Decimal("300")),
     ]
-    with pytest.raises(services.PlanError, match="900.00, not the contract value 1000"):
+    with pytest.raises(services.PlanError, match="₹900.00, not the contract value ₹1,000.00"):
         services.plan_rows(project_with("1000"), amounts, INDIA)
     mixed = [
         services.PlannedMilestone("A", "days_after_start", 0, percentage=Decimal("50")),
@@ -329,6 +329,97 @@ def test_create_and_plan_a_project_through_the_pages(owner_with_client):
     assert refused.status_code == 422 and "must add up to 100" in refused.text
     projects_tab = http.get(f"/t/{tenant.slug}/clients/{client_id}?tab=projects").text
     assert "Tower A" in projects_tab
+
+
+def new_project(http, tenant, token, client_id, value="1,000") -> str:
+    created = http.post(
+        f"/t/{tenant.slug}/projects/new",
+        data={
+            "csrf_token": token,
+            "client_id": client_id,
+            "name": "Tower A",
+            "contract_value": value,
+            "currency": "INR",
+            "start_date": "2027-01-01",
+        },
+    )
+    assert created.status_code == 303, created.text
+    return created.headers["Location"]
+
+
+def plan_form(token, mode, *rows) -> dict:
+    form = {"csrf_token": token, "mode": mode}
+    for i, (name, share, days) in enumerate(rows):
+        form |= {f"name_{i}": name, f"share_{i}": share, f"rule_{i}": "days_after_previous"}
+        form[f"days_{i}"] = days
+    return form
+
+
+@pytest.mark.parametrize(
+    ("mode", "shares"), [("percentage", ("-50", "100")), ("amount", ("-500", "1,500"))]
+)
+def test_a_negative_share_is_an_error_beside_it_and_keeps_what_was_typed(
+    owner_with_client, db_session, mode, shares
+):
+    http, tenant, token, client_id = owner_with_client
+    url = new_project(http, tenant, token, client_id)
+    form = plan_form(token, mode, ("Advance", shares[0], "0"), ("Handover", shares[1], "30"))
+    refused = http.post(url + "/plan", data=form)
+    assert refused.status_code == 422
+    assert re.search(r'id="share_0"[^>]*aria-invalid="true"', refused.text)
+    assert 'id="share_0-error"' in refused.text and 'id="share_1-error"' not in refused.text
+    assert f'value="{shares[0]}"' in refused.text and f'value="{shares[1]}"' in refused.text
+    session = tenant_session(db_session, tenant)
+    assert session.scalars(select(Milestone)).all() == []
+
+
+def test_an_over_long_milestone_name_is_an_error_not_cut(owner_with_client, db_session):
+    http, tenant, token, client_id = owner_with_client
+    url = new_project(http, tenant, token, client_id)
+    page = http.get(url + "/plan").text
+    assert re.search(r'id="name_0"[^>]*maxlength="191"[^>]*data-counter', page)
+    form = plan_form(token, "percentage", ("M" * 10_000, "100", "30"))
+    refused = http.post(url + "/plan", data=form)
+    assert refused.status_code == 422
+    assert "Use at most 191 characters (this has 10,000)." in refused.text
+    assert 'id="name_0-error"' in refused.text
+    session = tenant_session(db_session, tenant)
+    assert session.scalars(select(Milestone)).all() == []
+
+
+@pytest.mark.parametrize(
+    ("field", "typed"),
+    [
+        ("share_0", "1e309"),
+        ("share_0", "NaN"),
+        ("share_0", "Infinity"),
+        ("share_0", ""),
+        ("share_0", "half"),
+        ("share_0", "12.123456"),
+        ("days_0", "-3"),
+        ("days_0", "99999999999"),
+        ("days_0", "٣"),  # an Arabic-Indic digit: isdigit() says yes, int() would too
+    ],
+)
+def test_a_share_or_day_count_the_plan_cannot_take_is_an_error_beside_it(
+    owner_with_client, field, typed
+):
+    http, tenant, token, client_id = owner_with_client
+    url = new_project(http, tenant, token, client_id)
+    form = plan_form(token, "percentage", ("Advance", "100", "30")) | {field: typed}
+    refused = http.post(url + "/plan", data=form)
+    assert refused.status_code == 422
+    assert f'id="{field}-error"' in refused.text
+
+
+@pytest.mark.parametrize("typed", ["2027-02-31", "99999-01-01", "1900-01-01", "tomorrow", ""])
+def test_a_due_date_the_plan_cannot_take_is_an_error_beside_it(owner_with_client, typed):
+    http, tenant, token, client_id = owner_with_client
+    url = new_project(http, tenant, token, client_id)
+    form = plan_form(token, "percentage", ("Advance", "100", typed)) | {"rule_0": "date"}
+    refused = http.post(url + "/plan", data=form)
+    assert refused.status_code == 422
+    assert 'id="days_0-error"' in refused.text
 
 
 def test_a_10000_milestone_plan_is_served_in_pages(owner_with_client, db_session):

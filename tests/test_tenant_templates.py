@@ -358,12 +358,15 @@ def test_check_plan_with_fixed_amounts():
     assert services.check_plan([]).problem == "Add at least one milestone."
     # fixed first, the percentages share the rest to the paisa
     shares = [item(fixed="10000"), item("33.3333"), item("33.3333"), item("33.3334")]
-    amounts = library.plan_amounts(Decimal("100000.01"), shares)
+    amounts = library.plan_amounts(Decimal("100000.01"), shares, "INR")
     assert amounts[0] == Decimal("10000") and sum(amounts) == Decimal("100000.01")
-    with pytest.raises(library.PlanShapeError, match="more than the contract value"):
-        library.plan_amounts(Decimal("1000"), [item(fixed="5000"), item("100")])
-    with pytest.raises(library.PlanShapeError, match="not the contract value"):
-        library.plan_amounts(Decimal("1000"), [item(fixed="500")])
+    with pytest.raises(
+        library.PlanShapeError,
+        match="add up to ₹5,000.00, more than the contract value ₹1,000.00",
+    ):
+        library.plan_amounts(Decimal("1000"), [item(fixed="5000"), item("100")], "INR")
+    with pytest.raises(library.PlanShapeError, match=r"not the contract value A\$1,000\.00"):
+        library.plan_amounts(Decimal("1000"), [item(fixed="500")], "AUD")
 
 
 # Applying -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.clients.rules import COUNTRY_NAMES, LANGUAGES
+from app.clients.rules import COUNTRY_NAMES, LANGUAGES, TEXT_LIMITS
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,11 @@ class FieldSpec:
     hint: str = ""
     choices: tuple[tuple[str, str], ...] = ()
     dynamic_choices: str = ""  # filled per request: "industries", "members"
+
+    @property
+    def max_length(self) -> int | None:
+        """The form's maxlength (with a counter) for free text; the rules check it too."""
+        return TEXT_LIMITS.get(self.name) if self.kind in ("text", "textarea") else None
 
 
 STATUS_CHOICES = (

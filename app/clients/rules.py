@@ -45,8 +45,29 @@ EU_COUNTRIES = frozenset(
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9 _-]{0,39}$")
 PH_TIN_PATTERN = re.compile(r"^\d{9}(\d{3}|\d{5})?$")
 MAX_TAGS = 20
+# The longest text each field holds (as the forms' maxlength too); a longer one is an error
+# beside its field, never cut.
+TEXT_LIMITS = {
+    "full_name": 191,
+    "short_name": 191,
+    "name": 191,
+    "address_line1": 191,
+    "address_line2": 191,
+    "city": 100,
+    "region": 64,
+    "postal_code": 16,
+    "external_id": 64,
+    "tax_registration": 2000,
+    "remittance_details": 2000,
+    "payment_terms_note": 255,
+    "job_title": 100,
+    "email": 254,
+}
 MAX_CREDIT_LIMIT = Decimal("9999999999999999.99")
 FIRST_NEW_BUSINESS_YEAR = 2015
+# A new client's terms when nothing says otherwise (an import without terms columns): Net 30,
+# as the new-client form proposes.
+DEFAULT_PAYMENT_DAYS = 30
 
 
 @dataclass
@@ -68,6 +89,14 @@ def _text(values: Mapping, key: str) -> str:
 
 def _optional(text: str) -> str | None:
     return text or None
+
+
+def _limited_text(values: Mapping, key: str, errors: dict[str, str]) -> str:
+    text = _text(values, key)
+    limit = TEXT_LIMITS[key]
+    if len(text) > limit:
+        errors[key] = f"At most {limit:,} characters (this has {len(text):,})."
+    return text
 
 
 def clean_client(values: Mapping, context: ClientContext) -> tuple[dict, dict[str, str]]:
@@ -109,22 +138,13 @@ def clean_client(values: Mapping, context: ClientContext) -> tuple[dict, dict[st
         errors["country"] = f"A client in {COUNTRY_NAMES[country]} is Local, not Foreign."
     out["country"] = country
 
-    for key, limit in (
-        ("address_line1", 191),
-        ("address_line2", 191),
-        ("city", 100),
-        ("postal_code", 16),
-        ("external_id", 64),
-    ):
-        text = _text(values, key)
-        if len(text) > limit:
-            errors[key] = f"At most {limit} characters."
-        out[key] = _optional(text)
+    for key in ("address_line1", "address_line2", "city", "postal_code", "external_id"):
+        out[key] = _optional(_limited_text(values, key, errors))
 
     _clean_region(values, out, errors)
     _clean_tax_ids(values, out, errors)
     for key in ("tax_registration", "remittance_details"):
-        out[key] = _optional(_text(values, key))
+        out[key] = _optional(_limited_text(values, key, errors))
     _clean_payment_terms(values, out, errors)
     _clean_commercial(values, context, out, errors)
     return out, errors
@@ -218,8 +238,8 @@ def _clean_payment_terms(values: Mapping, out: dict, errors: dict) -> None:
     note = _text(values, "payment_terms_note")
     if terms == "custom" and not note:
         errors["payment_terms_note"] = "Describe the custom terms."
-    elif len(note) > 255:
-        errors["payment_terms_note"] = "At most 255 characters."
+    elif len(note) > TEXT_LIMITS["payment_terms_note"]:
+        errors["payment_terms_note"] = f"At most {TEXT_LIMITS['payment_terms_note']} characters."
     out.update(payment_terms=terms, payment_days=days, payment_terms_note=_optional(note))
 
 
@@ -268,7 +288,8 @@ def _clean_commercial(values: Mapping, context: ClientContext, out: dict, errors
             errors["credit_limit"] = "Use an amount, e.g. 500000 or 500000.50."
         else:
             if (
-                amount < 0
+                not amount.is_finite()
+                or amount < 0
                 or amount > MAX_CREDIT_LIMIT
                 or amount != amount.quantize(Decimal("0.01"))
             ):
@@ -312,7 +333,7 @@ def clean_contact(values: Mapping, default_region: str) -> tuple[dict, dict[str,
     if not 2 <= len(name) <= 191:
         errors["full_name"] = "Name is required (2 to 191 characters)."
     out["full_name"] = name
-    out["job_title"] = _optional(_text(values, "job_title")[:100])
+    out["job_title"] = _optional(_limited_text(values, "job_title", errors))
 
     roles = values.getlist("roles") if hasattr(values, "getlist") else values.get("roles") or []
     if isinstance(roles, str):
@@ -387,7 +408,7 @@ def clean_site(values: Mapping) -> tuple[dict, dict[str, str]]:
             except InvalidOperation:
                 errors[key] = "Use decimal degrees, e.g. 12.971599."
                 continue
-            if not -bound <= value <= bound:
+            if not value.is_finite() or not -bound <= value <= bound:
                 errors[key] = f"Use a value from -{bound} to {bound}."
             else:
                 coordinates[key] = value.quantize(Decimal("0.000001"))

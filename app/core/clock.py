@@ -16,6 +16,22 @@ from tenants.binding import bound_tenant_id
 from tenants.models import Tenant
 
 WEEKEND = (5, 6)  # Saturday, Sunday
+# The dates a person may type where money depends on them (a project's start, a due date, a
+# payment's date): a slip such as 0202 or 20255 is an error beside the field, and the calendar
+# (holidays, steps of days) is only ever asked about years it can answer.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2099, 12, 31)
+DATE_RANGE_TEXT = f"from {EARLIEST_DATE:%d %b %Y} to {LATEST_DATE:%d %b %Y}"
+
+
+def typed_date(text) -> date | None:
+    """The date in `text` (YYYY-MM-DD, as a date input sends it) when it is a real date from
+    EARLIEST_DATE to LATEST_DATE; None otherwise (31 Feb, year 99999, words, nothing)."""
+    try:
+        day = date.fromisoformat(str(text or "").strip())
+    except ValueError:
+        return None
+    return day if EARLIEST_DATE <= day <= LATEST_DATE else None
 
 
 def local_date(time_zone: str, now: datetime | None = None) -> date:

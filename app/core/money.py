@@ -23,7 +23,8 @@ CURRENCIES = frozenset(list_currencies())  # ISO 4217 codes
 
 def to_money(value) -> Decimal:
     """`value` (Decimal, int or str; a float is refused) rounded to 2 places, half up (away from
-    zero: 0.005 -> 0.01, -0.005 -> -0.01). NaN and infinities are refused with ValueError."""
+    zero: 0.005 -> 0.01, -0.005 -> -0.01). NaN, infinities and amounts past 26 digits are
+    refused with ValueError."""
     if isinstance(value, float):
         raise TypeError("money must not be a float; pass a Decimal, an int or a string")
     if isinstance(value, bool):
@@ -34,7 +35,10 @@ def to_money(value) -> Decimal:
         raise ValueError(f"{value!r} is not an amount of money") from None
     if not amount.is_finite():
         raise ValueError(f"{value!r} is not a finite amount of money")
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    try:
+        return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than the context holds, e.g. 1e30 typed in a form
+        raise ValueError(f"{value!r} is too large to be an amount of money") from None
 
 
 MAX_PRECISION = 1000  # digits: enough to add any percentages a person writes, exactly

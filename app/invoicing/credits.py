@@ -24,7 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.money import CENT, split_by_weights, to_money
+from app.core.money import CENT, format_money, split_by_weights, to_money
 from app.core.number_formats import fiscal_year_of
 from app.invoicing.balance import outstanding, settle
 from app.invoicing.models import OWING_STATUSES, CreditNote, CreditNoteLine, Invoice
@@ -132,12 +132,12 @@ def issue_credit_note(
     value = left if full else _amount(amount)
     if value is None:
         errors["amount"] = "Enter the amount to credit, e.g. 5000.00."
+    elif value > left:  # before rounding: a number as long as 1e30 cannot be rounded
+        errors["amount"] = (
+            f"At most what the invoice still owes: {format_money(left, invoice.currency)}."
+        )
     elif value <= 0 or value != value.quantize(Decimal("0.01")):
         errors["amount"] = "An amount above 0, at most 2 decimals."
-    elif value > left:
-        errors["amount"] = (
-            f"At most what the invoice still owes ({left}); {value} is more than that."
-        )
     if errors:
         raise InvoiceInvalid(errors)
     lines = credit_lines(invoice, value)

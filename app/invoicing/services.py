@@ -322,17 +322,18 @@ def draft_by_hand(
         if hsn and not (hsn.isdigit() and len(hsn) in (4, 6, 8)):
             errors[key + "hsn_sac"] = "An HSN/SAC code is 4, 6 or 8 digits."
         quantity = _decimal(row.quantity or "1")
-        if quantity is None or quantity <= 0 or quantity != quantity.quantize(Decimal("0.001")):
-            errors[key + "quantity"] = "A quantity above 0, at most 3 decimals."
-        elif quantity >= Decimal("1000000000"):
+        # The size first: rounding a number as long as 1e30 to places raises.
+        if quantity is not None and quantity >= Decimal("1000000000"):
             errors[key + "quantity"] = "That quantity is too large."
+        elif quantity is None or quantity <= 0 or quantity != quantity.quantize(Decimal("0.001")):
+            errors[key + "quantity"] = "A quantity above 0, at most 3 decimals."
         price = _decimal(row.unit_price) if row.unit_price.strip() else None
         if price is None:
             errors[key + "unit_price"] = "Enter the unit price, e.g. 25000.00."
-        elif price <= 0 or price != price.quantize(Decimal("0.01")):
-            errors[key + "unit_price"] = "A price above 0, at most 2 decimals."
         elif price > Decimal("9999999999999"):
             errors[key + "unit_price"] = "That price is too large."
+        elif price <= 0 or price != price.quantize(Decimal("0.01")):
+            errors[key + "unit_price"] = "A price above 0, at most 2 decimals."
         rate = _decimal(row.tax_rate) if row.tax_rate.strip() else default_rate
         if rate is None or not 0 <= rate <= 100:
             errors[key + "tax_rate"] = "A tax rate is a percentage from 0 to 100."

@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.core.money import split_by_percentages
+from app.core.money import format_money, split_by_percentages
 from app.library.models import (
     COMPLEXITIES,
     DUE_RULES,
@@ -512,8 +512,9 @@ class PlanShapeError(ValueError):
     """A template's shares cannot make a plan on this contract value."""
 
 
-def plan_amounts(contract_value: Decimal, items: Sequence) -> list[Decimal]:
-    """Each item's amount on `contract_value`, adding up to it exactly. Fixed amounts come
+def plan_amounts(contract_value: Decimal, items: Sequence, currency: str) -> list[Decimal]:
+    """Each item's amount on `contract_value` (in `currency`, for the errors' figures), adding
+    up to it exactly. Fixed amounts come
     first; the percentages share what is left (largest remainder, to the paisa), so they must
     add up to 100. Items are anything with `percentage` and `fixed_amount` (one of them None):
     the library's items and a tenant's."""
@@ -521,15 +522,15 @@ def plan_amounts(contract_value: Decimal, items: Sequence) -> list[Decimal]:
     rest = contract_value - sum((f for f in fixed if f is not None), Decimal(0))
     if rest < 0:
         raise PlanShapeError(
-            f"The fixed amounts add up to {contract_value - rest}, more than "
-            f"the contract value {contract_value}."
+            f"The fixed amounts add up to {format_money(contract_value - rest, currency)}, "
+            f"more than the contract value {format_money(contract_value, currency)}."
         )
     shares = [item.percentage for item in items if item.fixed_amount is None]
     if not shares:
         if rest:
             raise PlanShapeError(
-                f"The fixed amounts add up to {contract_value - rest}, not the "
-                f"contract value {contract_value}."
+                f"The fixed amounts add up to {format_money(contract_value - rest, currency)}, "
+                f"not the contract value {format_money(contract_value, currency)}."
             )
         return list(fixed)
     try:
@@ -539,12 +540,12 @@ def plan_amounts(contract_value: Decimal, items: Sequence) -> list[Decimal]:
     return [f if f is not None else next(split) for f in fixed]
 
 
-def preview(template, contract_value: Decimal) -> list[PreviewItem]:
+def preview(template, contract_value: Decimal, currency: str) -> list[PreviewItem]:
     """The plan of `template` (a library template or a tenant's version: anything with
     `items`) on `contract_value`: amounts that add up to it exactly and each milestone's due
     day counted from the start."""
     items = sorted(template.items, key=lambda i: i.position)
-    amounts = plan_amounts(contract_value, items)
+    amounts = plan_amounts(contract_value, items, currency)
     out: list[PreviewItem] = []
     previous = 0
     for item, amount in zip(items, amounts, strict=True):

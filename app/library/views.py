@@ -104,7 +104,7 @@ def detail(template_id: int):
         abort(404)
     raw = request.args.get("value")
     value, error = parse_value(raw)
-    items = services.preview(template, value)
+    items = services.preview(template, value, g.tenant.currency)
     return render_page(
         "library/detail.html",
         block="library_preview",

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
+from app.core.clock import DATE_RANGE_TEXT, typed_date
 from app.core.money import allocate_oldest_first, format_money, to_money
 from app.core.signals import (
     announce_payment_recorded,
@@ -33,6 +34,7 @@ from app.invoicing.models import Invoice
 from app.payments.models import PAYMENT_METHODS, Payment, PaymentAllocation
 
 ZERO = Decimal("0.00")
+NOTE_LIMIT = 2000
 METHOD_LABELS = {
     "bank_transfer": "Bank transfer",
     "upi": "UPI",
@@ -200,11 +202,10 @@ def record_payment(session: Session, client: Client, values: dict) -> Payment:
                 errors["amount"] = "The amount received must be more than zero."
     received = values.get("received_on")
     if isinstance(received, str):
-        try:
-            received = date.fromisoformat(received.strip()) if received.strip() else None
-        except ValueError:
-            errors["received_on"] = "Enter the date as YYYY-MM-DD."
-            received = None
+        text = received.strip()
+        received = typed_date(text) if text else None
+        if text and received is None:
+            errors["received_on"] = f"Enter a date {DATE_RANGE_TEXT}, as YYYY-MM-DD."
     if received is None and "received_on" not in errors:
         errors["received_on"] = "Enter the date the payment was received."
     method = (values.get("method") or "").strip()
@@ -215,6 +216,9 @@ def record_payment(session: Session, client: Client, values: dict) -> Payment:
         errors["reference"] = "Keep the reference to 120 characters."
     if method in ("bank_transfer", "upi", "cheque") and not reference:
         errors["reference"] = "Enter the transaction or cheque reference."
+    note = (values.get("note") or "").strip()
+    if len(note) > NOTE_LIMIT:
+        errors["note"] = f"Keep the note to {NOTE_LIMIT:,} characters (it has {len(note):,})."
     if errors:
         raise PaymentInvalid(errors)
     payment = Payment(
@@ -224,7 +228,7 @@ def record_payment(session: Session, client: Client, values: dict) -> Payment:
         currency=client.currency or "INR",
         method=method,
         reference=reference or None,
-        note=(values.get("note") or "").strip() or None,
+        note=note or None,
     )
     session.add(payment)
     session.flush()
@@ -334,14 +338,15 @@ def allocate(
         left = outstanding(session, invoice)  # credit notes count too
         if row.amount + row.tds_amount > left:
             raise PaymentError(
-                f"Invoice {_label(invoice)} owes {left}; "
-                f"{row.amount + row.tds_amount} is more than that."
+                f"Invoice {_label(invoice)} owes {format_money(left, invoice.currency)}; "
+                f"{format_money(row.amount + row.tds_amount, invoice.currency)} is more than that."
             )
     available = unapplied(session, payment)
     cash = sum((row.amount for row in parsed), ZERO)
     if cash > available:
         raise PaymentError(
-            f"This payment has {available} left to allocate; {cash} is more than that."
+            f"This payment has {format_money(available, payment.currency)} left to allocate; "
+            f"{format_money(cash, payment.currency)} is more than that."
         )
     created = []
     for row in parsed:

@@ -18,13 +18,17 @@ from app.audit.models import AuditEntry
 from app.clients.models import Client
 from app.core import signals
 from app.core.bulk import copy_rows
-from app.core.clock import roll_forward
-from app.core.money import CURRENCIES, split_by_percentages, to_money
+from app.core.clock import DATE_RANGE_TEXT, LATEST_DATE, roll_forward, typed_date
+from app.core.money import CURRENCIES, format_money, split_by_percentages, to_money
 from app.library.services import PlanShapeError, plan_amounts
 from app.projects.models import DUE_RULES, Milestone, MilestoneTransition, Project
 
 MAX_VALUE = Decimal("9999999999999999.99")
 MILESTONES_PER_PAGE = 50
+PLAN_FORM_ROWS = 50  # the most rows the plan form offers
+MILESTONE_NAME_LIMIT = 191
+PERCENT_UNIT = Decimal("0.0001")  # a milestone's percentage is kept to four places
+MAX_DUE_DAYS = 3650
 
 # Which status may follow which, and who moves it: people move the work along; invoicing
 # and payments (later) move a milestone from approved/completed to invoiced, partly paid, paid.
@@ -81,11 +85,9 @@ def clean_project(raw: Mapping, tenant_currency: str) -> tuple[dict, dict[str, s
     currency = str(raw.get("currency") or tenant_currency).upper().strip()
     if currency not in CURRENCIES:
         errors["currency"] = "Use a three-letter currency code, e.g. INR."
-    try:
-        start = date.fromisoformat(str(raw.get("start_date") or ""))
-    except ValueError:
-        errors["start_date"] = "Give the start date (YYYY-MM-DD)."
-        start = None
+    start = typed_date(raw.get("start_date"))
+    if start is None:
+        errors["start_date"] = f"Give the start date {DATE_RANGE_TEXT}."
     terms = str(raw.get("payment_terms") or "").lower()
     days_text = str(raw.get("payment_days") or "").strip()
     days = None
@@ -150,6 +152,76 @@ class PlannedMilestone:
     is_retention: bool = False
 
 
+def read_plan(form: Mapping, rows: int = PLAN_FORM_ROWS) -> tuple[list[PlannedMilestone], dict]:
+    """The plan form's filled rows (name_<i>, share_<i>, rule_<i>, days_<i>, retention_<i>, and
+    mode: percentage or amount) as milestones, and the errors keyed by the field beside which
+    they are shown. Nothing is cut or guessed: a share, day count or date the plan cannot take
+    is an error on its row."""
+    by_percentage = form.get("mode") != "amount"
+    plan, errors = [], {}
+    for i in range(rows):
+        name = " ".join(str(form.get(f"name_{i}") or "").split())
+        if not name:
+            continue
+        row_errors = {}
+        if len(name) > MILESTONE_NAME_LIMIT:
+            row_errors[f"name_{i}"] = (
+                f"Use at most {MILESTONE_NAME_LIMIT} characters (this has {len(name):,})."
+            )
+        share = _share(str(form.get(f"share_{i}") or ""), by_percentage)
+        if isinstance(share, str):
+            row_errors[f"share_{i}"] = share
+        rule = str(form.get(f"rule_{i}") or "days_after_previous")
+        days_text = str(form.get(f"days_{i}") or "").strip()
+        due_days = due_date = None
+        if rule not in DUE_RULES:
+            row_errors[f"rule_{i}"] = "Choose when it falls due."
+        elif rule == "date":
+            due_date = typed_date(days_text)
+            if due_date is None:
+                row_errors[f"days_{i}"] = f"Give a date {DATE_RANGE_TEXT}, as YYYY-MM-DD."
+        elif not (days_text.isascii() and days_text.isdigit()) or int(days_text) > MAX_DUE_DAYS:
+            row_errors[f"days_{i}"] = f"Give a whole number of days from 0 to {MAX_DUE_DAYS:,}."
+        else:
+            due_days = int(days_text)
+        errors.update(row_errors)
+        if row_errors:
+            continue
+        plan.append(
+            PlannedMilestone(
+                name=name,
+                due_rule=rule,
+                due_days=due_days,
+                due_date=due_date,
+                percentage=share if by_percentage else None,
+                amount=None if by_percentage else share,
+                is_retention=form.get(f"retention_{i}") == "1",
+            )
+        )
+    return plan, errors
+
+
+def _share(text: str, by_percentage: bool) -> Decimal | str:
+    """A milestone's share as typed (a percentage, or an amount with grouping commas), or
+    the reason it cannot be one."""
+    cleaned = text.replace(",", "").replace("%", "").strip()
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        value = None
+    if by_percentage:
+        if value is None or not value.is_finite() or not 0 < value <= 100:
+            return "Give a percentage above 0 and at most 100, e.g. 25 or 12.5."
+        if value != value.quantize(PERCENT_UNIT):
+            return "Use at most four decimal places."
+        return value
+    if value is None or not value.is_finite() or not Decimal("0.01") <= value <= MAX_VALUE:
+        return "Give an amount above zero, e.g. 5,00,000."
+    if value != value.quantize(Decimal("0.01")):
+        return "Use at most two decimal places."
+    return value
+
+
 def plan_rows(
     project: Project,
     plan: Sequence[PlannedMilestone],
@@ -195,18 +267,23 @@ def _plan_values(
     if any(by_percentage) and not all(by_percentage):
         raise PlanError({"plan": "Give every milestone a percentage, or every one an amount."})
     if all(by_percentage):
+        if any(p <= 0 for p in percentages):
+            raise PlanError({"plan": "Give every milestone a percentage above 0."})
         if sum(percentages) != 100:
             raise PlanError({"plan": "The percentages must add up to 100."})
         amounts = split_by_percentages(project.contract_value, percentages)
         total = sum(amounts)
     else:
         amounts = [to_money(m.amount) for m in plan]
+        if any(amount <= 0 for amount in amounts):
+            raise PlanError({"plan": "Give every milestone an amount above zero."})
         total = sum(amounts)
         if total != project.contract_value:
+            currency = project.currency
             raise PlanError(
                 {
-                    "plan": f"The amounts add up to {total}, not the contract "
-                    f"value {project.contract_value}."
+                    "plan": f"The amounts add up to {format_money(total, currency)}, not the "
+                    f"contract value {format_money(project.contract_value, currency)}."
                 }
             )
     project_id, start = project.id, project.start_date
@@ -227,11 +304,19 @@ def _plan_values(
         else:
             raise PlanError({"due_rule": f"Unknown due rule {rule!r}."})
         previous = due = roll(due)
+        if due > LATEST_DATE:
+            raise PlanError(
+                {"plan": f"{milestone.name}: falls due after {LATEST_DATE:%d %b %Y}; plan less."}
+            )
+        if len(milestone.name) > MILESTONE_NAME_LIMIT:
+            raise PlanError(
+                {"plan": f"Name each milestone in at most {MILESTONE_NAME_LIMIT} characters."}
+            )
         rows.append(
             (
                 project_id,
                 position,
-                milestone.name[:191],
+                milestone.name,
                 milestone.description,
                 amount,
                 milestone.percentage,
@@ -330,7 +415,7 @@ def apply_template(
     if any(item.fixed_amount is not None for item in items):
         # Fixed amounts first, percentages share the rest: the plan is given in amounts.
         try:
-            amounts = plan_amounts(project.contract_value, items)
+            amounts = plan_amounts(project.contract_value, items, project.currency)
         except PlanShapeError as error:
             raise PlanError({"plan": str(error)}) from None
     plan = [

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal, InvalidOperation
-
 from flask import Blueprint, abort, g, redirect, request, url_for
 from flask_login import current_user
 
@@ -16,7 +13,6 @@ from app.extensions import db
 from app.library import services as library
 from app.library.tenant import services as my_templates
 from app.projects import services
-from app.projects.models import DUE_RULES
 from app.settings.services import AUTO_INVOICE_CHOICES, workspace_settings
 from tenants.context import can, require_permission
 
@@ -68,7 +64,8 @@ def _plan_page(project, status=200, plan_errors=None, plan_values=None):
         "projects/plan.html",
         status=status,
         project=project,
-        plan_rows=min(rows, 50),
+        plan_rows=min(rows, services.PLAN_FORM_ROWS),
+        name_limit=services.MILESTONE_NAME_LIMIT,
         summary=services.summary(db.session, project),
         plan_errors=plan_errors or {},
         plan_values=plan_values or {},
@@ -122,48 +119,6 @@ def detail(project_id: int):
     return _page(_project_or_404(project_id))
 
 
-def _plan_from_form(form) -> tuple[list[services.PlannedMilestone], dict[str, str]]:
-    plan, errors = [], {}
-    for i in range(50):
-        name = (form.get(f"name_{i}") or "").strip()
-        if not name:
-            continue
-        share = (form.get(f"share_{i}") or "").replace(",", "").strip()
-        rule = form.get(f"rule_{i}") or "days_after_previous"
-        days = (form.get(f"days_{i}") or "").strip()
-        try:
-            value = Decimal(share)
-        except InvalidOperation:
-            errors[f"share_{i}"] = "Give a percentage or an amount."
-            continue
-        if rule not in DUE_RULES:
-            errors[f"rule_{i}"] = "Choose when it falls due."
-            continue
-        due_date = None
-        if rule == "date":
-            try:
-                due_date = date.fromisoformat(days)
-            except ValueError:
-                errors[f"days_{i}"] = "Give the date as YYYY-MM-DD."
-                continue
-        elif not days.isdigit():
-            errors[f"days_{i}"] = "Give a whole number of days."
-            continue
-        by_percentage = form.get("mode") != "amount"
-        plan.append(
-            services.PlannedMilestone(
-                name=name,
-                due_rule=rule,
-                due_days=int(days) if rule != "date" else None,
-                due_date=due_date,
-                percentage=value if by_percentage else None,
-                amount=None if by_percentage else value,
-                is_retention=form.get(f"retention_{i}") == "1",
-            )
-        )
-    return plan, errors
-
-
 @blueprint.route("/<int:project_id>/plan", methods=["GET", "POST"])
 @require_permission("invoices.edit")
 @once_per_form_key
@@ -171,7 +126,7 @@ def plan(project_id: int):
     project = _project_or_404(project_id)
     if request.method == "GET":
         return _plan_page(project)
-    milestones, errors = _plan_from_form(request.form)
+    milestones, errors = services.read_plan(request.form)
     if not errors:
         try:
             count = services.replace_plan(

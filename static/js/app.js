@@ -1,5 +1,5 @@
-// Duebook's only script besides htmx: toasts, closing open menus on outside clicks, and the
-// Menu button that opens the navigation on a phone.
+// Duebook's only script besides htmx: toasts, length counters on limited text fields, closing
+// open menus on outside clicks, and the Menu button that opens the navigation on a phone.
 // Kept in a file because the Content-Security-Policy forbids inline scripts.
 (function () {
   "use strict";
@@ -80,6 +80,33 @@
     setNavOpen(toggle, false);
     toggle.focus();
   });
+
+  // A text field with a length limit (maxlength and data-counter) shows how much of it is
+  // used, so a long text is shortened while typing rather than refused on saving.
+  function attachCounter(field) {
+    if (field.dataset.counterReady) return;
+    field.dataset.counterReady = "1";
+    var counter = document.createElement("span");
+    counter.className = "char-counter";
+    counter.id = (field.id || field.name) + "-counter";
+    counter.setAttribute("aria-live", "polite");
+    var described = field.getAttribute("aria-describedby");
+    field.setAttribute("aria-describedby", (described ? described + " " : "") + counter.id);
+    field.insertAdjacentElement("afterend", counter);
+    function update() {
+      var limit = field.maxLength;
+      var used = field.value.length;
+      counter.textContent = used.toLocaleString() + " / " + limit.toLocaleString();
+      counter.classList.toggle("char-counter--full", used >= limit);
+    }
+    field.addEventListener("input", update);
+    update();
+  }
+  function attachCounters(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll("[maxlength][data-counter]").forEach(attachCounter);
+  }
+  document.addEventListener("DOMContentLoaded", function () { attachCounters(document); });
+  document.addEventListener("htmx:load", function (event) { attachCounters(event.target); });
 
   document.addEventListener("click", function (event) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {

@@ -72,7 +72,13 @@ from app.clients.imports.mapping import (
 )
 from app.clients.imports.writer import ChunkOutcome, ChunkStatements, RowResult, write_chunk
 from app.clients.models import Client, ClientImport, ClientImportError
-from app.clients.rules import COUNTRY_NAMES, ClientContext, clean_client, clean_contact
+from app.clients.rules import (
+    COUNTRY_NAMES,
+    DEFAULT_PAYMENT_DAYS,
+    ClientContext,
+    clean_client,
+    clean_contact,
+)
 from app.clients.services import client_context, client_form_values
 from app.core.handover import hand_over, redis_connection
 from tenants.binding import bound_tenant_id, schema_for_tenant_id
@@ -386,6 +392,8 @@ class RowChecker:
                 if not raw.get("location"):
                     country = (raw.get("country") or tenant_country).upper()
                     raw["location"] = "local" if country == tenant_country else "foreign"
+                if not raw.get("payment_terms") and not raw.get("payment_days"):
+                    raw["payment_days"] = str(DEFAULT_PAYMENT_DAYS)
                 values, errors = clean_client(raw, context)
 
             full = values["full_name"].lower()
@@ -427,6 +435,10 @@ class RowChecker:
         if not any(given.values()):
             return None
         raw = {contact_key: given.get(key, "") for contact_key, key in _CONTACT_KEYS.items()}
+        if not raw["full_name"]:
+            # A client file often has only the accounts e-mail or phone: the contact is then
+            # the client itself (rules.clean_contact needs a name to show in the contact list).
+            raw["full_name"] = values.get("full_name") or raw["email"].partition("@")[0]
         country = values.get("country") or ""
         region = country if country in COUNTRY_NAMES else self.context.tenant_country
         contact, contact_errors = clean_contact(raw, region)

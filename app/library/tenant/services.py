@@ -339,7 +339,7 @@ def clean_item(raw: Mapping) -> tuple[dict, dict[str, str]]:
     for field in ("description", "deliverables"):
         texts[field] = str(raw.get(field) or "").strip()
         if len(texts[field]) > MAX_TEXT:
-            errors[field] = f"Keep it under {MAX_TEXT} characters."
+            errors[field] = f"Keep it to {MAX_TEXT:,} characters (it has {len(texts[field]):,})."
     retention = str(raw.get("is_retention") or "") in ("1", "on", "true")
     return {
         "name": name,
@@ -502,7 +502,7 @@ def _clean_details(raw: Mapping) -> tuple[dict, dict[str, str]]:
         errors["name"] = "Name the template (2 to 191 characters)."
     description = str(raw.get("description") or "").strip()
     if len(description) > MAX_TEXT:
-        errors["description"] = f"Keep it under {MAX_TEXT} characters."
+        errors["description"] = f"Keep it to {MAX_TEXT:,} characters (it has {len(description):,})."
     return {"name": name, "description": description}, errors
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, abort, make_response, redirect, request, url_for
+from flask import Blueprint, abort, g, make_response, redirect, request, url_for
 from flask_login import current_user
 
 from app.core.form_once import once_per_form_key
@@ -119,7 +119,7 @@ def _version_page(template, version):
     raw = request.args.get("value")
     value, error = parse_value(raw)
     try:
-        items = library.preview(version, value)
+        items = library.preview(version, value, g.tenant.currency)
     except library.PlanShapeError as shape:  # fixed amounts above the sample value
         items, error = [], str(shape)
     return render_page(
