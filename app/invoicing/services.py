@@ -479,11 +479,14 @@ def number_format(session: Session, tenant, series: str = DEFAULT_SERIES) -> Num
         ) from None
 
 
-def last_issue_date(session: Session, series: str) -> date | None:
-    """The latest issue date of the series' invoices (void ones too: their numbers stand)."""
+def last_issue_date(session: Session, invoice: Invoice) -> date | None:
+    """The latest issue date of the other invoices of the invoice's series (void ones too:
+    their numbers stand)."""
     return session.scalar(
         select(func.max(Invoice.issue_date)).where(
-            Invoice.series == series, Invoice.number.is_not(None)
+            Invoice.series == invoice.series,
+            Invoice.number.is_not(None),
+            Invoice.id != invoice.id,
         )
     )
 
@@ -495,7 +498,7 @@ def _check_issue_date(session: Session, invoice: Invoice, chosen: date, today: d
     of that date."""
     if chosen > today:
         raise InvoiceInvalid({"issue_date": "An invoice cannot be dated after today."})
-    last = last_issue_date(session, invoice.series)
+    last = last_issue_date(session, invoice)
     if last is not None and chosen < last:
         raise InvoiceInvalid(
             {
@@ -550,10 +553,10 @@ def issue(
     invoice.issued_at = datetime.now(UTC)
     fmt = fmt or number_format(session, tenant, invoice.series)
     invoice.number = next_invoice_number(session, invoice.series, invoice.fiscal_year, fmt)
-    if chosen is not None:
-        _check_issue_date(session, invoice, chosen, today)  # again, now that the series waits
     invoice.status = "issued"
     session.flush()
+    if chosen is not None:
+        _check_issue_date(session, invoice, chosen, today)  # again, now that the series waits
     announce_invoice_issued(session, invoice, user_id)
     request_pdf(session, tenant, invoice)  # rendered by a worker once this commits
     return invoice

@@ -152,7 +152,9 @@ def list_payments(
                 filtered.c.currency,
                 func.count(),
                 func.sum(filtered.c.amount),
-                func.sum(filtered.c.unapplied).filter(filtered.c.voided_at.is_(None)),
+                func.coalesce(
+                    func.sum(filtered.c.unapplied).filter(filtered.c.voided_at.is_(None)), 0
+                ),
             )
             .group_by(filtered.c.currency)
             .order_by(filtered.c.currency)
