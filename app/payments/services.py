@@ -281,6 +281,11 @@ def record_payment_for_invoice(
     try:
         owed = outstanding(session, invoice)
         cash = min(to_money(payment.amount), max(owed - _amount(tds, "TDS"), ZERO))
+        if owed <= 0:
+            raise PaymentError(
+                f"Invoice {_label(invoice)} owes nothing now: record the payment from the "
+                "client's Payments tab to keep it as the client's credit."
+            )
         row = (invoice.id, cash, tds, values.get("tds_section"), values.get("tds_rate"))
         allocate(session, payment, [row], user_id=user_id)
     except PaymentError as error:
