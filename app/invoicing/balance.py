@@ -90,15 +90,34 @@ def credited_to_invoices(session: Session, invoice_ids: Iterable[int]) -> dict[i
     return {invoice_id: to_money(total) for invoice_id, total in rows}
 
 
+@dataclass(frozen=True)
+class Statement:
+    """An invoice's money as the invoice page states it, each part shown so that they add up:
+    total - credit notes - payments (cash and TDS) - written off = still owed."""
+
+    total: Decimal
+    credited: Decimal
+    paid: Decimal
+    written_off: Decimal
+
+    @property
+    def owed(self) -> Decimal:
+        return self.total - self.credited - self.paid - self.written_off
+
+
+def statement(session: Session, invoice: Invoice) -> Statement:
+    return Statement(
+        total=to_money(invoice.total),
+        credited=credited_to_invoices(session, [invoice.id]).get(invoice.id, ZERO),
+        paid=applied_to_invoices(session, [invoice.id]).get(invoice.id, ZERO),
+        written_off=to_money(invoice.written_off_amount or ZERO),
+    )
+
+
 def outstanding(session: Session, invoice: Invoice) -> Decimal:
     """What the invoice still owes: its total less the live allocations' cash and TDS, its
     credit notes, and what was written off."""
-    return (
-        to_money(invoice.total)
-        - applied_to_invoices(session, [invoice.id]).get(invoice.id, ZERO)
-        - credited_to_invoices(session, [invoice.id]).get(invoice.id, ZERO)
-        - to_money(invoice.written_off_amount or ZERO)
-    )
+    return statement(session, invoice).owed
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 
+from app.invoicing.models import Invoice
 from app.invoicing.services import ManualLine
 
-LINE_FIELDS = ("description", "hsn_sac", "quantity", "unit_price", "tax_rate")
+LINE_FIELDS = ("description", "hsn_sac", "quantity", "unit_price", "tax_rate", "milestone_id")
 MAX_LINES = 100
 BLANK_ROWS = 3
 
@@ -27,6 +28,21 @@ def manual_lines(form) -> list[ManualLine]:
             }
         )
         for i in range(count)
+    ]
+
+
+def lines_of(invoice: Invoice) -> list[ManualLine]:
+    """A draft's lines as the edit form shows them."""
+    return [
+        ManualLine(
+            description=line.description,
+            hsn_sac=line.hsn_sac or "",
+            quantity=f"{line.quantity.normalize():f}",
+            unit_price=str(line.unit_price),
+            tax_rate=f"{line.tax_rate.normalize():f}",
+            milestone_id=str(line.milestone_id or ""),
+        )
+        for line in invoice.lines
     ]
 
 

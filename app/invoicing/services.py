@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import calendar as month_calendar
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
@@ -272,6 +272,8 @@ class ManualLine:
     quantity: str = "1"
     unit_price: str = ""
     tax_rate: str = ""
+    # A line of a draft from milestones keeps its milestone through an edit ("" by hand).
+    milestone_id: str = ""
 
     @property
     def is_blank(self) -> bool:
@@ -286,16 +288,11 @@ def _decimal(raw: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def draft_by_hand(
-    session: Session,
-    tenant,
-    client: Client | None,
-    lines: Sequence[ManualLine],
-    reverse_charge: bool = False,
-) -> Invoice:
-    """A draft invoice typed by hand: a client and lines (description, HSN/SAC, quantity, unit
-    price, tax rate), taxed by the same rules as a draft from milestones (`tax_setting`,
-    `TaxSetting.line`). Blank rows are skipped. Raises InvoiceInvalid with every error."""
+def _checked_lines(
+    session: Session, tenant, client: Client | None, lines: Sequence[ManualLine]
+) -> tuple[WorkspaceSettings, TaxSetting | None, list[InvoiceLine], list, dict[str, str]]:
+    """The typed lines of a draft checked and taxed for `client` (`tax_setting`,
+    `TaxSetting.line`), blank rows skipped: (workspace, setting, lines, taxes, errors)."""
     errors: dict[str, str] = {}
     if client is None:
         errors["client_id"] = "Choose the client to invoice."
@@ -339,17 +336,78 @@ def draft_by_hand(
             errors[key + "tax_rate"] = "A tax rate is a percentage from 0 to 100."
         if setting is None or any(k.startswith(key) for k in errors):
             continue
+        milestone_id = int(row.milestone_id) if row.milestone_id.strip().isdigit() else None
         try:
-            line, tax = setting.line(position, description, hsn or None, quantity, price, rate)
+            line, tax = setting.line(
+                position, description, hsn or None, quantity, price, rate, milestone_id
+            )
         except InvoiceError as error:
             errors[key + "tax_rate"] = str(error).capitalize()
             continue
         built.append(line)
         taxes.append(tax)
+    return workspace, setting, built, taxes, errors
+
+
+def draft_by_hand(
+    session: Session,
+    tenant,
+    client: Client | None,
+    lines: Sequence[ManualLine],
+    reverse_charge: bool = False,
+) -> Invoice:
+    """A draft invoice typed by hand: a client and lines (description, HSN/SAC, quantity, unit
+    price, tax rate), taxed by the same rules as a draft from milestones. Blank rows are
+    skipped. Raises InvoiceInvalid with every error."""
+    lines = [replace(line, milestone_id="") for line in lines]  # by hand: no milestone
+    workspace, setting, built, taxes, errors = _checked_lines(session, tenant, client, lines)
     if errors:
         raise InvoiceInvalid(errors)
     currency = client.currency or tenant.currency
     invoice = _new_draft(workspace, client, setting, currency, None, reverse_charge)
+    return _finish_draft(session, invoice, built, taxes)
+
+
+def update_draft(
+    session: Session,
+    tenant,
+    invoice: Invoice,
+    client: Client | None,
+    lines: Sequence[ManualLine],
+    reverse_charge: bool = False,
+) -> Invoice:
+    """Change a draft: its client, lines and reverse charge, checked and taxed as a new draft
+    is. An issued invoice never changes (GST: a credit note corrects it). A draft from a
+    project's milestones stays with the project's client, and its lines may keep or drop its
+    milestones but not take others (a dropped one can be invoiced again). Raises InvoiceError
+    or InvoiceInvalid with every error."""
+    invoice = lock_invoice(session, invoice)
+    if invoice.status != "draft":
+        raise InvoiceError(f"Only drafts can be changed; this invoice is {invoice.status}.")
+    own_milestones = {line.milestone_id for line in invoice.lines if line.milestone_id}
+    workspace, setting, built, taxes, errors = _checked_lines(session, tenant, client, lines)
+    if invoice.project_id is not None and client is not None and client.id != invoice.client_id:
+        errors["client_id"] = (
+            "This draft bills a project's milestones: it stays with the project's client."
+        )
+    if any(line.milestone_id not in own_milestones for line in built if line.milestone_id):
+        errors["lines"] = "A line can keep only a milestone this draft already bills."
+    if errors:
+        raise InvoiceInvalid(errors)
+    for line in list(invoice.lines):
+        session.delete(line)
+    session.flush()
+    session.expire(invoice, ["lines"])
+    invoice.client_id = client.id
+    invoice.currency = (
+        invoice.currency if invoice.project_id else (client.currency or tenant.currency)
+    )
+    invoice.supplier_gstin = workspace.gstin or None
+    invoice.recipient_gstin = client.gstin
+    invoice.place_of_supply = setting.place_of_supply
+    invoice.tax_regime = setting.regime
+    invoice.reverse_charge = reverse_charge
+    invoice.lut_reference = setting.lut_reference
     return _finish_draft(session, invoice, built, taxes)
 
 
@@ -422,6 +480,36 @@ def number_format(session: Session, tenant, series: str = DEFAULT_SERIES) -> Num
         ) from None
 
 
+def last_issue_date(session: Session, invoice: Invoice) -> date | None:
+    """The latest issue date of the other invoices of the invoice's series (void ones too:
+    their numbers stand)."""
+    return session.scalar(
+        select(func.max(Invoice.issue_date)).where(
+            Invoice.series == invoice.series,
+            Invoice.number.is_not(None),
+            Invoice.id != invoice.id,
+        )
+    )
+
+
+def _check_issue_date(session: Session, invoice: Invoice, chosen: date, today: date) -> None:
+    """An invoice dated by the person issuing it: not after today (the tenant's date), and not
+    before the series' last issued invoice, so that numbers follow dates (GST Rule 46: one
+    consecutive series per financial year). Its number is then taken in the financial year
+    of that date."""
+    if chosen > today:
+        raise InvoiceInvalid({"issue_date": "An invoice cannot be dated after today."})
+    last = last_issue_date(session, invoice)
+    if last is not None and chosen < last:
+        raise InvoiceInvalid(
+            {
+                "issue_date": f"The last invoice of this series is dated "
+                f"{last.strftime('%d %b %Y')}: date this one on or after it, so that numbers "
+                "follow dates."
+            }
+        )
+
+
 def issue(
     session: Session,
     tenant,
@@ -429,18 +517,26 @@ def issue(
     today: date,
     fmt: NumberFormat | None = None,
     user_id: int | None = None,
+    issue_date: date | None = None,
 ) -> Invoice:
-    """Issue a draft: `today` is the tenant's date (its time zone). The number is taken last,
-    so the series' counter is locked for as short a time as possible."""
+    """Issue a draft: `today` is the tenant's date (its time zone); `issue_date`, a date the
+    person chose (`_check_issue_date`), else today. The number is taken last, so the series'
+    counter is locked for as short a time as possible, and the date is checked against the
+    series once that lock is held, so two people issuing at once cannot put numbers out of
+    date order. Today needs no such check: no invoice is dated after today."""
     if invoice.status != "draft":
         raise InvoiceError(f"Only drafts can be issued; this invoice is {invoice.status}.")
+    chosen = issue_date
+    if chosen is not None:
+        _check_issue_date(session, invoice, chosen, today)  # early, before any lock
+    day = chosen or today
     project = session.get(Project, invoice.project_id) if invoice.project_id else None
     client = session.get(Client, invoice.client_id)
     terms, days = (
         effective_terms(project) if project else (client.payment_terms, client.payment_days)
     )
     subdivision = subdivision_for(tenant.country, tenant.region)
-    due = due_date(terms, days, today, tenant.country, subdivision)
+    due = due_date(terms, days, day, tenant.country, subdivision)
     milestone_ids = [line.milestone_id for line in invoice.lines if line.milestone_id]
     milestones = list(
         session.scalars(select(Milestone).where(Milestone.id.in_(milestone_ids)).with_for_update())
@@ -452,14 +548,16 @@ def issue(
             )
     for milestone in milestones:
         record_move(session, milestone, "invoiced", user_id, "invoice issued")
-    invoice.fiscal_year = fiscal_year_of(today, tenant.country)
-    invoice.issue_date = today
+    invoice.fiscal_year = fiscal_year_of(day, tenant.country)
+    invoice.issue_date = day
     invoice.due_date = due.day
     invoice.issued_at = datetime.now(UTC)
     fmt = fmt or number_format(session, tenant, invoice.series)
     invoice.number = next_invoice_number(session, invoice.series, invoice.fiscal_year, fmt)
     invoice.status = "issued"
     session.flush()
+    if chosen is not None:
+        _check_issue_date(session, invoice, chosen, today)  # again, now that the series waits
     announce_invoice_issued(session, invoice, user_id)
     request_pdf(session, tenant, invoice)  # rendered by a worker once this commits
     return invoice

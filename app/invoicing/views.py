@@ -6,6 +6,7 @@ the routes those panels post to."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -20,7 +21,7 @@ from app.core.regions import state_name
 from app.core.request_input import row_id
 from app.extensions import db
 from app.invoicing import credits, forms, listing, services
-from app.invoicing.balance import outstanding
+from app.invoicing.balance import statement
 from app.invoicing.models import Invoice
 from app.projects import services as projects
 from app.projects.models import Milestone, Project
@@ -172,6 +173,50 @@ def new():
     )
 
 
+@blueprint.route("/<int:invoice_id>/edit", methods=["GET", "POST"])
+@require_permission("invoices.edit")
+def edit(invoice_id: int):
+    """Change a draft's client, lines and reverse charge (never an issued invoice's)."""
+    invoice = invoice_or_404(invoice_id)
+    if invoice.status != "draft":
+        toast("Only drafts can be changed. Correct an issued invoice with a credit note.", "error")
+        return redirect(_back(invoice), 303)
+    if request.method == "POST":
+        client_id = row_id(request.form.get("client_id"))
+        lines = forms.manual_lines(request.form)
+        reverse_charge = request.form.get("reverse_charge") == "1"
+    else:
+        client_id = invoice.client_id
+        lines = forms.lines_of(invoice)
+        reverse_charge = invoice.reverse_charge
+    client = clients.get_client(db.session, client_id) if client_id else None
+    errors: dict[str, str] = {}
+    if request.method == "POST" and "add_line" not in request.form:
+        try:
+            services.update_draft(db.session, g.tenant, invoice, client, lines, reverse_charge)
+        except services.InvoiceInvalid as invalid:
+            errors = invalid.errors
+        except services.InvoiceError as error:
+            errors = {"client_id": str(error)}
+        else:
+            toast("Draft saved. Check it, then issue it.")
+            return redirect(_back(invoice), 303)
+    rows = forms.line_rows(lines, errors, _default_rate())
+    if "add_line" in request.form:
+        rows.append(forms.new_row(_default_rate()))
+    return render_page(
+        "invoicing/new.html",
+        status=422 if errors else 200,
+        invoice=invoice,
+        client=client,
+        rows=rows,
+        errors=errors,
+        reverse_charge=reverse_charge,
+        client_choices=_client_choices(request.values.get("client_q", "")),
+        default_rate=_default_rate(),
+    )
+
+
 @blueprint.get("/new/line")
 @require_permission("invoices.edit")
 def new_line():
@@ -206,6 +251,7 @@ def invoice_page(
 ):
     """The invoice page; the routes of its panels render it again with their form's errors."""
     owing = invoice.status not in ("draft", "void")
+    figures = statement(db.session, invoice) if owing else None
     panels = {}
     for panel in _PANELS:
         panels.update(panel(invoice))
@@ -217,7 +263,8 @@ def invoice_page(
         project=db.session.get(Project, invoice.project_id) if invoice.project_id else None,
         tax_invoice=g.tenant.country.upper() in TAX_INVOICE_COUNTRIES,
         place_name=state_name(invoice.place_of_supply),
-        outstanding=outstanding(db.session, invoice) if owing else None,
+        statement=figures,
+        outstanding=figures.owed if owing else None,
         credit_notes=credits.credit_notes_of_invoice(db.session, invoice.id),
         errors=errors or {},
         values=values or {},
@@ -236,9 +283,19 @@ def detail(invoice_id: int):
 @require_permission("invoices.edit")
 def issue(invoice_id: int):
     invoice = invoice_or_404(invoice_id)
+    raw = (request.form.get("issue_date") or "").strip()
+    try:
+        chosen = date.fromisoformat(raw) if raw else None
+    except ValueError:
+        errors = {"issue_date": "Enter the invoice date as a date, e.g. 2027-03-31."}
+        return invoice_page(invoice, 422, errors, request.form.to_dict())
     try:
         today = tenant_today(db.session)
-        services.issue(db.session, g.tenant, invoice, today, user_id=current_user.id)
+        services.issue(
+            db.session, g.tenant, invoice, today, user_id=current_user.id, issue_date=chosen
+        )
+    except services.InvoiceInvalid as invalid:
+        return invoice_page(invoice, 422, invalid.errors, request.form.to_dict())
     except services.InvoiceError as error:
         toast(str(error), "error")
     else:

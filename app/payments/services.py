@@ -115,6 +115,35 @@ def client_payments(session: Session, client_id: int) -> list[Payment]:
     )
 
 
+def invoice_allocations(
+    session: Session, invoice_id: int
+) -> list[tuple[PaymentAllocation, Payment]]:
+    """The live allocations to an invoice with their payments, oldest payment first: what the
+    invoice page lists under what was paid."""
+    return list(
+        session.execute(
+            select(PaymentAllocation, Payment)
+            .join(Payment, Payment.id == PaymentAllocation.payment_id)
+            .where(
+                PaymentAllocation.invoice_id == invoice_id,
+                PaymentAllocation.removed_at.is_(None),
+            )
+            .order_by(Payment.received_on, Payment.id, PaymentAllocation.id)
+        ).all()
+    )
+
+
+def paying_clients(session: Session) -> list[tuple[int, str]]:
+    """(id, short name) of the clients that have a payment: the payments list's client filter."""
+    return list(
+        session.execute(
+            select(Client.id, Client.short_name)
+            .where(Client.id.in_(select(Payment.client_id)))
+            .order_by(func.lower(Client.short_name))
+        ).all()
+    )
+
+
 def tds_awaiting_certificate(session: Session, client_id: int) -> list[PaymentAllocation]:
     return list(
         session.scalars(
@@ -233,6 +262,39 @@ def record_payment(session: Session, client: Client, values: dict) -> Payment:
     session.add(payment)
     session.flush()
     announce_payment_recorded(session, payment)
+    return payment
+
+
+def record_payment_for_invoice(
+    session: Session, invoice: Invoice, values: dict, user_id: int | None = None
+) -> Payment:
+    """A payment of the invoice's client, applied to that invoice: its cash up to what the
+    invoice still owes, with the TDS the client deducted (tds_amount, tds_section, tds_rate)
+    when given; cash beyond that stays on the payment as the client's credit. Raises
+    PaymentInvalid, one message per field (nothing written)."""
+    if invoice.status not in PAYABLE_STATUSES:
+        raise PaymentInvalid(
+            {
+                "amount": f"Invoice {_label(invoice)} is {invoice.status.replace('_', ' ')}: "
+                "it cannot take a payment."
+            }
+        )
+    client = session.get(Client, invoice.client_id)
+    payment = record_payment(session, client, values)
+    tds = values.get("tds_amount") or ""
+    try:
+        owed = outstanding(session, invoice)
+        cash = min(to_money(payment.amount), max(owed - _amount(tds, "TDS"), ZERO))
+        if owed <= 0:
+            raise PaymentError(
+                f"Invoice {_label(invoice)} owes nothing now: record the payment from the "
+                "client's Payments tab to keep it as the client's credit."
+            )
+        row = (invoice.id, cash, tds, values.get("tds_section"), values.get("tds_rate"))
+        allocate(session, payment, [row], user_id=user_id)
+    except PaymentError as error:
+        field = "tds_amount" if str(error).startswith("TDS") else "amount"
+        raise PaymentInvalid({field: str(error)}) from None
     return payment
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, Response, abort, redirect, request, url_for
 from flask_login import current_user
 
 from app.clients import services as clients
@@ -14,8 +14,9 @@ from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
 from app.extensions import db
+from app.invoicing.balance import PAYABLE_STATUSES, outstanding
 from app.invoicing.models import Invoice
-from app.payments import services
+from app.payments import listing, services
 from app.payments.models import PAYMENT_METHODS, PaymentAllocation
 from tenants.context import require_permission
 
@@ -34,6 +35,19 @@ def client_tab_context(client: Client) -> dict:
     return {
         "balance": services.client_balance(db.session, client),
         "payments": services.client_payments(db.session, client.id),
+    }
+
+
+def invoice_panel(invoice: Invoice) -> dict:
+    """The invoice page's payments (templates/payments/_invoice_panel.html): each live
+    allocation with its payment, and the way to record one."""
+    return {
+        "payments_panel": {
+            "template": "payments/_invoice_panel.html",
+            "allocations": services.invoice_allocations(db.session, invoice.id),
+            "methods": services.METHOD_LABELS,
+            "payable": invoice.status in PAYABLE_STATUSES,
+        }
     }
 
 
@@ -56,26 +70,81 @@ def _methods() -> list[tuple[str, str]]:
     return [(m, services.METHOD_LABELS[m]) for m in PAYMENT_METHODS]
 
 
+@blueprint.get("/")
+@require_permission("invoices.view")
+def index():
+    filters = listing.PaymentFilters.from_args(request.args)
+    page_number = row_id(request.args.get("page")) or 1
+    return render_page(
+        "payments/index.html",
+        block="payment_results",
+        page=listing.list_payments(db.session, filters, page_number),
+        filters=filters,
+        clients=services.paying_clients(db.session),
+        methods=_methods(),
+        statuses=listing.STATUSES,
+        method_labels=services.METHOD_LABELS,
+    )
+
+
+@blueprint.get("/export.csv")
+@require_permission("invoices.view")
+def export():
+    filters = listing.PaymentFilters.from_args(request.args)
+    today = tenant_today(db.session)
+    return Response(
+        listing.export_csv(db.session, filters, services.METHOD_LABELS),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="payments-{today}.csv"'},
+    )
+
+
+def _payable_invoice_or_404(invoice_id: int | None) -> Invoice | None:
+    """The invoice a payment is recorded from, if any: one of this tenant's that can take a
+    payment (the session is bound to the URL's tenant)."""
+    if invoice_id is None:
+        return None
+    invoice = db.session.get(Invoice, invoice_id)
+    if invoice is None or invoice.status not in PAYABLE_STATUSES:
+        abort(404)
+    return invoice
+
+
 @blueprint.route("/new", methods=["GET", "POST"])
 @require_permission("payments.record")
 @once_per_form_key
 def new():
-    client = _client_or_404(row_id(request.values.get("client_id")))
+    """Record a payment of a client (then allocate it), or, from an invoice's page, a payment
+    of that invoice: pre-filled with what it still owes and applied to it at once."""
+    invoice = _payable_invoice_or_404(row_id(request.values.get("invoice_id")))
+    client_id = invoice.client_id if invoice else row_id(request.values.get("client_id"))
+    client = _client_or_404(client_id)
     values = {"received_on": tenant_today(db.session).isoformat(), "method": "bank_transfer"}
+    if invoice is not None:
+        values["amount"] = str(outstanding(db.session, invoice))
     errors: dict[str, str] = {}
     if request.method == "POST":
         values = request.form.to_dict()
         try:
-            payment = services.record_payment(db.session, client, values)
+            if invoice is not None:
+                payment = services.record_payment_for_invoice(
+                    db.session, invoice, values, user_id=current_user.id
+                )
+            else:
+                payment = services.record_payment(db.session, client, values)
         except services.PaymentInvalid as invalid:
             errors = invalid.errors
         else:
+            if invoice is not None:
+                toast(f"Payment recorded against invoice {invoice.number}.")
+                return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
             toast("Payment recorded. Allocate it to the client's invoices.")
             return redirect(url_for("payments.detail", payment_id=payment.id), 303)
     return render_page(
         "payments/new.html",
         status=422 if errors else 200,
         client=client,
+        invoice=invoice,
         values=values,
         errors=errors,
         methods=_methods(),

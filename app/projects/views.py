@@ -12,7 +12,7 @@ from app.core.request_input import row_id
 from app.extensions import db
 from app.library import services as library
 from app.library.tenant import services as my_templates
-from app.projects import services
+from app.projects import listing, services
 from app.settings.services import AUTO_INVOICE_CHOICES, workspace_settings
 from tenants.context import can, require_permission
 
@@ -73,6 +73,20 @@ def _plan_page(project, status=200, plan_errors=None, plan_values=None):
         templates=library.search(db.session, per_page=500).templates,
         own_versions=my_templates.published_versions(db.session),
         made_from=my_templates.version_of(db.session, project.tenant_template_version_id),
+    )
+
+
+@blueprint.get("/")
+@require_permission("clients.view")
+def index():
+    filters = listing.ProjectFilters.from_args(request.args)
+    return render_page(
+        "projects/index.html",
+        block="project_results",
+        page=listing.list_projects(db.session, filters, row_id(request.args.get("page")) or 1),
+        filters=filters,
+        clients=listing.clients_with_projects(db.session),
+        statuses=listing.STATUSES,
     )
 
 

@@ -54,7 +54,7 @@ def test_template_to_invoice_to_part_payment_with_tds(
     expect(page).to_have_url(re.compile(r"/clients/\d+$"))
     client_url = page.url
 
-    page.get_by_role("link", name="Projects", exact=True).click()
+    page.get_by_role("navigation", name="Client").get_by_role("link", name="Projects").click()
     page.get_by_role("link", name="+ New project").click()
     page.get_by_label("Project name").fill("ERP roll-out")
     page.get_by_label("Contract value").fill("10,00,000")

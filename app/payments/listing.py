@@ -1,0 +1,211 @@
+"""The payments list: filters carried in the URL (client, received between two dates, method,
+live or void, with cash left unapplied), newest first in numbered pages, totals of the filtered
+set per currency, and the same filtered set as CSV.
+
+A payment's unapplied cash (the client's credit) is derived, never stored: its amount less the
+cash of its live allocations (to invoices and to their interest), computed here by one
+aggregate joined to the page, so the list costs the same few queries whatever its length."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.clients.exports import safe_cell
+from app.clients.models import Client
+from app.core.money import to_money
+from app.core.request_input import row_id
+from app.payments.models import PAYMENT_METHODS, Payment, PaymentAllocation
+
+PAGE_SIZE = 50
+STATUSES = {"live": "Received", "void": "Void", "all": "Any, void included"}
+
+
+def _date(raw: str | None) -> date | None:
+    try:
+        return date.fromisoformat((raw or "").strip()) if (raw or "").strip() else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class PaymentFilters:
+    """What the list shows, all of it in the URL so a view can be bookmarked and exported.
+    By default void payments are left out (they did not happen)."""
+
+    client_id: int | None = None
+    received_from: date | None = None
+    received_to: date | None = None
+    method: str = ""
+    status: str = "live"
+    unallocated: bool = False
+
+    @classmethod
+    def from_args(cls, args: Mapping) -> PaymentFilters:
+        method = (args.get("method") or "").strip()
+        status = (args.get("status") or "").strip()
+        return cls(
+            client_id=row_id(args.get("client_id")),
+            received_from=_date(args.get("from")),
+            received_to=_date(args.get("to")),
+            method=method if method in PAYMENT_METHODS else "",
+            status=status if status in STATUSES else "live",
+            unallocated=args.get("unallocated") == "1",
+        )
+
+    def as_args(self) -> dict[str, str]:
+        values = {
+            "client_id": str(self.client_id) if self.client_id else "",
+            "from": self.received_from.isoformat() if self.received_from else "",
+            "to": self.received_to.isoformat() if self.received_to else "",
+            "method": self.method,
+            "status": "" if self.status == "live" else self.status,
+            "unallocated": "1" if self.unallocated else "",
+        }
+        return {key: value for key, value in values.items() if value}
+
+
+def _applied():
+    """(payment_id, applied): the cash of each payment's live allocations."""
+    return (
+        select(
+            PaymentAllocation.payment_id,
+            func.sum(PaymentAllocation.amount + PaymentAllocation.interest_amount).label("applied"),
+        )
+        .where(PaymentAllocation.removed_at.is_(None))
+        .group_by(PaymentAllocation.payment_id)
+        .subquery()
+    )
+
+
+def _filtered(filters: PaymentFilters):
+    applied = _applied()
+    unapplied = Payment.amount - func.coalesce(applied.c.applied, 0)
+    query = (
+        select(Payment, Client.short_name, unapplied.label("unapplied"))
+        .join(Client, Client.id == Payment.client_id)
+        .outerjoin(applied, applied.c.payment_id == Payment.id)
+    )
+    if filters.status == "live":
+        query = query.where(Payment.voided_at.is_(None))
+    elif filters.status == "void":
+        query = query.where(Payment.voided_at.is_not(None))
+    if filters.client_id:
+        query = query.where(Payment.client_id == filters.client_id)
+    if filters.received_from:
+        query = query.where(Payment.received_on >= filters.received_from)
+    if filters.received_to:
+        query = query.where(Payment.received_on <= filters.received_to)
+    if filters.method:
+        query = query.where(Payment.method == filters.method)
+    if filters.unallocated:
+        query = query.where(Payment.voided_at.is_(None), unapplied > 0)
+    return query
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    payment: Payment
+    client_name: str
+    unapplied: Decimal
+
+
+@dataclass(frozen=True)
+class Totals:
+    currency: str
+    count: int
+    amount: Decimal
+    unapplied: Decimal
+
+
+@dataclass
+class PaymentPage:
+    rows: list[PaymentRow]
+    page: int
+    pages: int
+    totals: list[Totals]
+
+
+def _rows(session: Session, query) -> Iterator[PaymentRow]:
+    for payment, client_name, unapplied in session.execute(query):
+        # A void payment has nothing left to apply: its allocations were taken back.
+        left = to_money(unapplied) if payment.voided_at is None else to_money(0)
+        yield PaymentRow(payment, client_name, left)
+
+
+def list_payments(
+    session: Session, filters: PaymentFilters, page: int = 1, page_size: int = PAGE_SIZE
+) -> PaymentPage:
+    """One page of the filtered payments, newest first, and the filtered set's totals."""
+    filtered = _filtered(filters).subquery()
+    totals = [
+        Totals(currency, count, to_money(amount), to_money(unapplied))
+        for currency, count, amount, unapplied in session.execute(
+            select(
+                filtered.c.currency,
+                func.count(),
+                func.sum(filtered.c.amount),
+                func.coalesce(
+                    func.sum(filtered.c.unapplied).filter(filtered.c.voided_at.is_(None)), 0
+                ),
+            )
+            .group_by(filtered.c.currency)
+            .order_by(filtered.c.currency)
+        )
+    ]
+    count = sum(t.count for t in totals)
+    pages = max(1, -(-count // page_size))
+    page = min(max(page, 1), pages)
+    query = (
+        _filtered(filters)
+        .order_by(Payment.received_on.desc(), Payment.id.desc())
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    return PaymentPage(list(_rows(session, query)), page, pages, totals)
+
+
+EXPORT_HEADER = (
+    "Received on",
+    "Client",
+    "Amount",
+    "Currency",
+    "Method",
+    "Reference",
+    "Unapplied",
+    "Void on",
+    "Void reason",
+    "Note",
+)
+
+
+def export_csv(session: Session, filters: PaymentFilters, method_labels: Mapping) -> bytes:
+    """The filtered payments (every page), newest first, as CSV for a spreadsheet."""
+    out = io.StringIO()
+    out.write("\ufeff")  # a byte-order mark, so that Excel reads the file as UTF-8
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_HEADER)
+    query = _filtered(filters).order_by(Payment.received_on.desc(), Payment.id.desc())
+    for row in _rows(session, query):
+        payment = row.payment
+        values = (
+            payment.received_on.isoformat(),
+            row.client_name,
+            to_money(payment.amount),
+            payment.currency,
+            method_labels.get(payment.method, payment.method),
+            payment.reference or "",
+            row.unapplied,
+            payment.voided_at.date().isoformat() if payment.voided_at else "",
+            payment.void_reason or "",
+            payment.note or "",
+        )
+        writer.writerow([safe_cell(value) for value in values])
+    return out.getvalue().encode("utf-8")

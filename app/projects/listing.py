@@ -1,0 +1,141 @@
+"""The projects list: every project of the workspace with its client, contract value, how far
+its plan has come and what of it was paid, filtered by client and status (in the URL), in
+numbered pages.
+
+A project has no stored status: it is read from its milestones, in one aggregate per page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from app.clients.models import Client
+from app.core.money import to_money
+from app.core.request_input import row_id
+from app.projects.models import Milestone, Project
+
+PAGE_SIZE = 50
+STATUSES = {
+    "not_started": "Not started",
+    "in_progress": "In progress",
+    "done": "Work done",
+    "paid": "Paid",
+}
+# Milestones whose work is over (done, billed or paid) or that will not be done.
+FINISHED = ("completed", "approved", "invoiced", "partly_paid", "paid", "cancelled")
+SETTLED = ("paid", "cancelled")
+
+
+@dataclass(frozen=True)
+class ProjectFilters:
+    client_id: int | None = None
+    status: str = ""
+
+    @classmethod
+    def from_args(cls, args: Mapping) -> ProjectFilters:
+        status = (args.get("status") or "").strip()
+        return cls(
+            client_id=row_id(args.get("client_id")),
+            status=status if status in STATUSES else "",
+        )
+
+    def as_args(self) -> dict[str, str]:
+        values = {"client_id": str(self.client_id) if self.client_id else "", "status": self.status}
+        return {key: value for key, value in values.items() if value}
+
+
+def _progress():
+    """Per project: its status from its milestones, and the amounts paid."""
+    count = func.count(Milestone.id)
+    planned = func.count(Milestone.id).filter(Milestone.status == "planned")
+    finished = func.count(Milestone.id).filter(Milestone.status.in_(FINISHED))
+    settled = func.count(Milestone.id).filter(Milestone.status.in_(SETTLED))
+    status = case(
+        (count == planned, "not_started"),
+        (count == settled, "paid"),
+        (count == finished, "done"),
+        else_="in_progress",
+    )
+    return (
+        select(
+            Project.id.label("project_id"),
+            status.label("status"),
+            count.label("milestones"),
+            func.coalesce(func.sum(Milestone.amount).filter(Milestone.status == "paid"), 0).label(
+                "paid"
+            ),
+        )
+        .outerjoin(Milestone, Milestone.project_id == Project.id)
+        .group_by(Project.id)
+        .subquery()
+    )
+
+
+@dataclass(frozen=True)
+class ProjectRow:
+    project: Project
+    client_name: str
+    status: str
+    milestones: int
+    paid: Decimal
+
+
+@dataclass
+class ProjectPage:
+    rows: list[ProjectRow]
+    page: int
+    pages: int
+    count: int
+
+
+def list_projects(
+    session: Session, filters: ProjectFilters, page: int = 1, page_size: int = PAGE_SIZE
+) -> ProjectPage:
+    """One page of the filtered projects (not deleted, of clients not deleted), newest start
+    first."""
+    progress = _progress()
+    query = (
+        select(
+            Project, Client.short_name, progress.c.status, progress.c.milestones, progress.c.paid
+        )
+        .join(Client, Client.id == Project.client_id)
+        .join(progress, progress.c.project_id == Project.id)
+        .where(Project.deleted_at.is_(None), Client.deleted_at.is_(None))
+    )
+    if filters.client_id:
+        query = query.where(Project.client_id == filters.client_id)
+    if filters.status:
+        query = query.where(progress.c.status == filters.status)
+    count = session.scalar(select(func.count()).select_from(query.subquery()))
+    pages = max(1, -(-count // page_size))
+    page = min(max(page, 1), pages)
+    rows = session.execute(
+        query.order_by(Project.start_date.desc(), Project.id.desc())
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    return ProjectPage(
+        [ProjectRow(p, name, status, n, to_money(paid)) for p, name, status, n, paid in rows],
+        page,
+        pages,
+        count,
+    )
+
+
+def clients_with_projects(session: Session) -> list[tuple[int, str]]:
+    """(id, short name) of the clients that have a project: the list's client filter."""
+    return list(
+        session.execute(
+            select(Client.id, Client.short_name)
+            .where(
+                Client.deleted_at.is_(None),
+                Client.id.in_(select(Project.client_id).where(Project.deleted_at.is_(None))),
+            )
+            .order_by(func.lower(Client.short_name))
+        ).all()
+    )
