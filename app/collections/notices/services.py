@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.clients.documents import check_file
 from app.clients.models import Client, Contact
 from app.collections.models import (
+    CLIENT_ARCHIVED,
     MESSAGE_CHANNELS,
     NOTICE_CLOSE_REASONS,
     OPEN_NOTICE_STATUSES,
@@ -137,6 +138,7 @@ CLOSE_LABELS = {
     "cancelled": "Cancelled",
     "written_off": "Written off",
     "void": "Void",
+    CLIENT_ARCHIVED: "Client archived",
 }
 NOTE_LENGTH = 4000
 # The permission (tenants/roles.py) that lets a legal-stage notice go out: approving it,
@@ -529,8 +531,12 @@ def close(
             + (f" by {user_name}" if user_name else "")
             + f": {note}"
         )
-        notice.notes = f"{notice.notes}\n{line}" if notice.notes else line
+        _add_note(notice, line)
     session.flush()
+
+
+def _add_note(notice: CollectionNotice, line: str) -> None:
+    notice.notes = f"{notice.notes}\n{line}" if notice.notes else line
 
 
 def save_notes(session: Session, notice: CollectionNotice, notes: str | None) -> None:
@@ -548,8 +554,9 @@ def _close(notice: CollectionNotice, reason: str) -> None:
 
 
 def close_for_archived_client(session: Session, client_id: int) -> None:
-    """Cancel the client's open notices, the reason noted: an archived client is no longer
-    chased. Called in the transaction that archives it."""
+    """Close the client's open notices: an archived client is no longer chased. Closed, not
+    cancelled: the interest a notice that went out claimed stays owed. Called in the
+    transaction that archives it."""
     notices = session.scalars(
         select(CollectionNotice)
         .where(
@@ -561,7 +568,9 @@ def close_for_archived_client(session: Session, client_id: int) -> None:
     ).all()
     today = _today(session)
     for notice in notices:
-        close(session, notice, "cancelled", "client archived", None, today)
+        _close(notice, CLIENT_ARCHIVED)
+        _add_note(notice, f"Closed on {today:%d %b %Y}: client archived")
+    session.flush()
 
 
 def deletion_blockers(session: Session, client_id: int) -> list[DeletionBlocker]:
