@@ -7,6 +7,7 @@ still owing, is shown as deleted on the aging report instead of linking to a mis
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy import func
 from app.aging import services as aging
 from app.clients import services as clients
 from app.clients.models import Client
+from app.collections.cases.interest_claims import interest_claims
 from app.collections.notices import services as notices
 from app.core.clock import tenant_today
 from app.core.money import format_money
@@ -104,6 +106,22 @@ def test_archiving_closes_the_open_notices_and_keeps_the_client_in_the_aging(boo
     token = csrf_token_from(client.get(url).text)
     assert client.post(url + "/restore", data={"csrf_token": token}).status_code == 303
     assert "Kaveri Builders" in client.get(base).text
+
+
+def test_interest_claimed_outlives_archiving_and_keeps_the_client_from_being_deleted(books):
+    s = books.session
+    invoice = books.invoice()
+    notice = books.notice([invoice], status="sent")
+    notice.queued_at = datetime.now(UTC)
+    notice.items[0].interest_amount = Decimal("1243.46")
+    s.flush()
+    clients.archive_client(s, books.client, books.owner.id)
+    assert books.reload(notice).status == "closed"
+    [claim] = interest_claims(s, client_id=books.client.id).values()
+    assert claim.unpaid == Decimal("1243.46")
+    books.pay(invoice.total, [invoice])  # the principal is paid, the interest is not
+    with pytest.raises(clients.ClientStillHeld, match="₹1,243.46 of interest claimed and unpaid"):
+        clients.delete_client(s, books.client)
 
 
 def test_a_notice_of_an_archived_client_cannot_be_approved_or_sent(app, books, db_session):

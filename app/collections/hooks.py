@@ -2,16 +2,17 @@
 invoicing and payments (`app.core.signals`) and reacts inside their transaction, so a notice never
 outlives the debt it chased and a promise is checked against the money the moment it arrives;
 to the reports on messages, so a notice follows the message that carries it; and to clients:
-archiving one closes its notices, and its open notices keep it from being deleted. Also fills
-the client page's Collections tab, and tells message templates the late-payment interest their
-notices show, and adds the dispute panel to the invoice page. Connected by `create_app`."""
+archiving one closes its notices, and its open notices and unpaid interest claims keep it from
+being deleted. Also fills the client page's Collections tab, and tells message templates the
+late-payment interest their notices show, and adds the dispute panel to the invoice page.
+Connected by `create_app`."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from app.clients.views import register_tab
-from app.collections.cases import promises
+from app.collections.cases import interest_claims, promises
 from app.collections.cases.interest_claims import interest_owed
 from app.collections.cases.views import collections_context, invoice_dispute_panel
 from app.collections.notices import services as notices
@@ -28,6 +29,7 @@ def init_app(app: Flask) -> None:
     signals.messages_reported.connect(follow_notice_messages)
     signals.client_archived.connect(close_notices_of_archived_client)
     signals.client_deletion_asked.connect(notices_holding_client)
+    signals.client_deletion_asked.connect(interest_holding_client)
     register_tab("collections", collections_context)
     register_panel(invoice_dispute_panel)
     facts.register_interest(interest_owed)
@@ -65,3 +67,7 @@ def close_notices_of_archived_client(session, *, client_id: int, **facts) -> Non
 
 def notices_holding_client(session, *, client_id: int, **facts) -> list[signals.DeletionBlocker]:
     return notices.deletion_blockers(session, client_id)
+
+
+def interest_holding_client(session, *, client_id: int, **facts) -> list[signals.DeletionBlocker]:
+    return interest_claims.deletion_blockers(session, client_id)
