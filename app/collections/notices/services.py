@@ -30,6 +30,10 @@ client's response, escalation, and closing when the money came in.
   (`close_for_invoices`, called by the payment services in their transaction); a notice with
   an invoice still owing stays open. With the tenant's "thank you" on, the client gets one
   e-mail per payment, however many notices it closed.
+- An archived client is chased no more: archiving closes its open notices
+  (`close_for_archived_client`; closed, not cancelled, so interest they claimed stays owed), and
+  no notice of an archived or deleted client is approved or sent (`check_may_send`; the send job
+  cancels one approved before its client went).
 
 Every change goes through the ORM, so each lands in the audit log and on the client's
 timeline."""
