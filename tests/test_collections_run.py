@@ -14,6 +14,7 @@ import pytest
 from rq import Queue
 from sqlalchemy import func, select
 
+from app.clients import services as clients
 from app.clients.models import Contact
 from app.collections.engine import run as engine
 from app.collections.engine.services import default_policy, settings_of
@@ -177,6 +178,19 @@ def test_never_chases_paid_void_small_disputed_on_hold_or_held(ledger):
     assert codes[on_hold.id] == "client_on_hold"
     assert paid.id not in codes and voided.id not in codes  # not owing: not even considered
     assert run_on(session, DUE + timedelta(days=3)).notices_created == 0
+
+
+def test_an_archived_client_is_not_chased_and_the_preview_says_why(ledger):
+    session, client, invoice, new_client = ledger
+    archived_client = new_client()
+    kept, archived = invoice(), invoice(client=archived_client)
+    clients.archive_client(session, archived_client, None)
+    plan = engine.plan(session, tenant_of(session), DUE + timedelta(days=3))
+    assert {item.invoice_id: item.reason for item in plan.skipped} == {
+        archived.id: "client archived"
+    }
+    assert run_on(session, DUE + timedelta(days=3)).notices_created == 1
+    assert rungs(session, kept) == [(1, "email")] and rungs(session, archived) == []
 
 
 def test_holds_pause_the_client_or_one_invoice_and_an_expired_hold_chases_again(ledger):

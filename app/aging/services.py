@@ -267,6 +267,9 @@ class ClientAging:
     currency: str
     amounts: list[Decimal]
     collector_user_id: int | None = None
+    # A client deleted while it still owed (before deletion was refused): its money stays in
+    # the report, but it has no page to link to.
+    client_deleted: bool = False
 
     @property
     def total(self) -> Decimal:
@@ -372,6 +375,7 @@ def _client_rows_query(buckets: Buckets, filters: AgingFilters):
             Client.full_name,
             AgingSummary.currency,
             Client.collector_user_id,
+            Client.deleted_at.is_not(None).label("client_deleted"),
             *per_bucket,
             func.sum(amount).label("total"),
             overdue.label("overdue"),
@@ -382,6 +386,7 @@ def _client_rows_query(buckets: Buckets, filters: AgingFilters):
             Client.full_name,
             AgingSummary.currency,
             Client.collector_user_id,
+            Client.deleted_at,
         )
     )
     if filters.currency:
@@ -409,6 +414,7 @@ def _row(record, buckets: Buckets) -> ClientAging:
         currency=record.currency,
         amounts=[getattr(record, f"b{i}") for i in range(len(buckets))],
         collector_user_id=record.collector_user_id,
+        client_deleted=record.client_deleted,
     )
 
 

@@ -27,9 +27,10 @@ EXPORT_TYPES = {
 
 
 def _client_or_404(client_id: int) -> Client:
-    # The session is bound to the URL's tenant: another tenant's id finds nothing here.
+    # The session is bound to the URL's tenant: another tenant's id finds nothing here. A
+    # deleted client is found: what it still owes is in the aging, so its drill-down is too.
     client = db.session.get(Client, client_id)
-    if client is None or client.deleted_at is not None:
+    if client is None:
         abort(404)
     return client
 

@@ -94,6 +94,9 @@ class Client(TenantModel):
     created_at: Mapped[datetime] = utcnow_column()
     updated_at: Mapped[datetime] = utcnow_column(onupdate=func.now())
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Archived: out of the list and no longer chased (its notices were closed), but its
+    # invoices stay in the books and the aging; `archive_client` in app/clients/services.py.
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Collections: the policy that chases this client (the tenant's default when empty), the
     # collector whose work queue it is on, and late-payment interest (contractual simple or
     # compound at `late_interest_rate` % a year, or MSMED s.16; see
@@ -169,6 +172,10 @@ class Client(TenantModel):
     @property
     def is_prospect(self) -> bool:
         return self.status == "prospect"
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
 
     def audit_subject(self) -> str:
         return f"clients:{self.id}"

@@ -28,6 +28,11 @@ from app.clients.models import (
 from app.clients.rules import ClientContext, clean_client, clean_contact, clean_site
 from app.core.clock import local_date
 from app.core.request_input import row_id
+from app.core.signals import (
+    DeletionBlocker,
+    announce_client_archived,
+    ask_client_deletion_blockers,
+)
 from app.outbox.services import queue_email
 from tenants.models import Membership, Tenant, User
 
@@ -227,9 +232,43 @@ def convert_prospect(session: Session, client: Client) -> None:
     session.flush()
 
 
+class ClientStillHeld(ValueError):
+    """The client cannot be deleted: the areas above still hold something of it (open
+    invoices, open notices), each a `DeletionBlocker` saying what and how to settle it."""
+
+    def __init__(self, blockers: list[DeletionBlocker]):
+        super().__init__("; ".join(blocker.holds for blocker in blockers))
+        self.blockers = blockers
+
+
 def delete_client(session: Session, client: Client) -> None:
-    """Soft delete: the record stays (and its names may be used again)."""
+    """Soft delete: the record stays (and its names may be used again). Refused while money
+    is owed or a notice is open (ClientStillHeld): a deleted client would drop out of the
+    collections while its invoices stay in the books. Archive it instead, or settle first."""
+    blockers = ask_client_deletion_blockers(session, client)
+    if blockers:
+        raise ClientStillHeld(blockers)
     client.deleted_at = datetime.now(UTC)
+    session.flush()
+
+
+def archive_client(session: Session, client: Client, user_id: int | None) -> None:
+    """The client leaves the list and is no longer chased; its invoices stay in the books
+    (the aging, payments) and its open notices are closed in this transaction by whoever
+    listens to client_archived (collections)."""
+    if client.is_archived:
+        raise ClientError({"": f"{client.short_name} is archived already."})
+    client.archived_at = datetime.now(UTC)
+    session.flush()
+    announce_client_archived(session, client, user_id)
+
+
+def restore_client(session: Session, client: Client) -> None:
+    """Back in the list and chased again by the next daily run (its closed notices stay
+    closed: the run makes new ones for what is still owed)."""
+    if not client.is_archived:
+        raise ClientError({"": f"{client.short_name} is not archived."})
+    client.archived_at = None
     session.flush()
 
 
@@ -256,6 +295,7 @@ class ClientFilters:
 
     q: str = ""
     prospects: bool = False
+    archived: bool = False
     location: str = ""
     status: str = ""
     industry_id: int | None = None
@@ -272,6 +312,7 @@ class ClientFilters:
         return cls(
             q=(args.get("q") or "").strip()[:100],
             prospects=args.get("prospects") == "1",
+            archived=args.get("archived") == "1",
             location=args.get("location") if args.get("location") in ("local", "foreign") else "",
             status=args.get("status") if args.get("status") in STATUSES else "",
             industry_id=number("industry"),
@@ -290,12 +331,17 @@ class ClientFilters:
             "tag": self.tag,
             "sort": "" if self.sort == DEFAULT_SORT else self.sort,
             "prospects": "1" if self.prospects else "",
+            "archived": "1" if self.archived else "",
         }
         return {k: str(v) for k, v in args.items() if v}
 
 
 def filtered_clients(filters: ClientFilters) -> Select:
     query = select(Client).where(Client.deleted_at.is_(None))
+    # Archived clients have a list of their own; every other list leaves them out.
+    query = query.where(
+        Client.archived_at.is_not(None) if filters.archived else Client.archived_at.is_(None)
+    )
     if filters.prospects:
         query = query.where(Client.status == "prospect")
     elif filters.status:

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from flask import Blueprint, abort, g, redirect, request, url_for
+from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
 from app.clients import services
@@ -185,6 +186,10 @@ def detail(client_id: int):
     tab = request.args.get("tab", "profile")
     if tab not in TABS:
         abort(404)
+    return render_page("clients/detail.html", block="tab_body", **_detail_context(client, tab))
+
+
+def _detail_context(client: Client, tab: str) -> dict:
     context = {
         "client": client,
         "tab": tab,
@@ -216,7 +221,7 @@ def detail(client_id: int):
         context["entries"] = sorted(entries, key=lambda e: e[1], reverse=True)
     elif tab in _TAB_CONTEXTS:
         context.update(_TAB_CONTEXTS[tab](client))
-    return render_page("clients/detail.html", block="tab_body", **context)
+    return context
 
 
 @blueprint.route("/<int:client_id>/sections/<section>", methods=["GET", "POST"])
@@ -271,9 +276,44 @@ def convert(client_id: int):
 @require_permission("clients.edit")
 def delete(client_id: int):
     client = _client_or_404(client_id)
-    services.delete_client(db.session, client)
+    try:
+        services.delete_client(db.session, client)
+    except services.ClientStillHeld as refusal:
+        # The client's page again, saying what holds it and where to settle each thing.
+        return render_page(
+            "clients/detail.html",
+            status=409,
+            delete_blockers=refusal.blockers,
+            **_detail_context(client, "profile"),
+        )
     toast(f"{client.short_name} is deleted.")
     return redirect(url_for("clients.index"), 303)
+
+
+@blueprint.post("/<int:client_id>/archive")
+@require_permission("clients.edit")
+def archive(client_id: int):
+    client = _client_or_404(client_id)
+    try:
+        services.archive_client(db.session, client, current_user.id)
+    except services.ClientError as error:
+        toast(" ".join(error.errors.values()), "error")
+    else:
+        toast(f"{client.short_name} is archived; its open notices are closed.")
+    return redirect(url_for("clients.detail", client_id=client.id), 303)
+
+
+@blueprint.post("/<int:client_id>/restore")
+@require_permission("clients.edit")
+def restore(client_id: int):
+    client = _client_or_404(client_id)
+    try:
+        services.restore_client(db.session, client)
+    except services.ClientError as error:
+        toast(" ".join(error.errors.values()), "error")
+    else:
+        toast(f"{client.short_name} is back in the list and will be chased again.")
+    return redirect(url_for("clients.detail", client_id=client.id), 303)
 
 
 # Contacts -----------------------------------------------------------------------------------

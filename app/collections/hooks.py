@@ -1,16 +1,18 @@
 """What collections does when invoices or messages change: it listens to the signals of
 invoicing and payments (`app.core.signals`) and reacts inside their transaction, so a notice never
 outlives the debt it chased and a promise is checked against the money the moment it arrives;
-and to the reports on messages, so a notice follows the message that carries it. Also fills
-the client page's Collections tab, and tells message templates the late-payment interest their
-notices show, and adds the dispute panel to the invoice page. Connected by `create_app`."""
+to the reports on messages, so a notice follows the message that carries it; and to clients:
+archiving one closes its notices, and its open notices and unpaid interest claims keep it from
+being deleted. Also fills the client page's Collections tab, and tells message templates the
+late-payment interest their notices show, and adds the dispute panel to the invoice page.
+Connected by `create_app`."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from app.clients.views import register_tab
-from app.collections.cases import promises
+from app.collections.cases import interest_claims, promises
 from app.collections.cases.interest_claims import interest_owed
 from app.collections.cases.views import collections_context, invoice_dispute_panel
 from app.collections.notices import services as notices
@@ -25,6 +27,9 @@ def init_app(app: Flask) -> None:
     signals.invoice_voided.connect(close_notices_of_voided_invoice)
     signals.invoice_written_off.connect(close_notices_of_written_off_invoice)
     signals.messages_reported.connect(follow_notice_messages)
+    signals.client_archived.connect(close_notices_of_archived_client)
+    signals.client_deletion_asked.connect(notices_holding_client)
+    signals.client_deletion_asked.connect(interest_holding_client)
     register_tab("collections", collections_context)
     register_panel(invoice_dispute_panel)
     facts.register_interest(interest_owed)
@@ -54,3 +59,15 @@ def close_notices_of_written_off_invoice(
 
 def follow_notice_messages(session, *, tenant_id: int, message_ids: list[int], **facts) -> None:
     notices.follow_messages(session, tenant_id, message_ids)
+
+
+def close_notices_of_archived_client(session, *, client_id: int, **facts) -> None:
+    notices.close_for_archived_client(session, client_id)
+
+
+def notices_holding_client(session, *, client_id: int, **facts) -> list[signals.DeletionBlocker]:
+    return notices.deletion_blockers(session, client_id)
+
+
+def interest_holding_client(session, *, client_id: int, **facts) -> list[signals.DeletionBlocker]:
+    return interest_claims.deletion_blockers(session, client_id)

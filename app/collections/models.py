@@ -64,7 +64,11 @@ OPEN_NOTICE_STATUSES = (
     "responded",
     "escalated",
 )
+# Why a person (or a payment, void, write-off) ends a notice.
 NOTICE_CLOSE_REASONS = ("paid", "cancelled", "written_off", "void")
+# Archiving the client ends its notices: closed, not cancelled, so the interest a notice that
+# went out claimed stays owed (app/collections/cases/interest_claims.py).
+CLIENT_ARCHIVED = "client_archived"
 GROUPINGS = ("client", "invoice")
 INTEREST_MODES = ("none", "simple", "compound", "msmed")
 MSME_CATEGORIES = ("micro", "small", "medium")
@@ -304,7 +308,10 @@ class CollectionNotice(TenantModel):
         CheckConstraint(f"channel IN ({sql_list(LEVEL_CHANNELS)})", name="channel"),
         CheckConstraint(f"status IN ({sql_list(NOTICE_STATUSES)})", name="status"),
         CheckConstraint(f"grouping IN ({sql_list(GROUPINGS)})", name="grouping"),
-        CheckConstraint(f"close_reason IN ({sql_list(NOTICE_CLOSE_REASONS)})", name="close_reason"),
+        CheckConstraint(
+            f"close_reason IN ({sql_list((*NOTICE_CLOSE_REASONS, CLIENT_ARCHIVED))})",
+            name="close_reason",
+        ),
         CheckConstraint(
             "(status IN ('closed', 'cancelled')) = (closed_at IS NOT NULL)", name="closed_at"
         ),

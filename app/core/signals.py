@@ -58,6 +58,13 @@ message_failed = events.signal("message-failed")
 # controls the account, and stopped sending and receiving: tenant_id (the workspace that lost
 # it), connection_id, provider, title (the provider's name as shown), reason.
 integration_lost = events.signal("integration-lost")
+# A client was archived (it stays in the books but is no longer chased): tenant_id, client_id,
+# user_id. Collections closes the client's open notices.
+client_archived = events.signal("client-archived")
+# Clients asks, before it deletes a client, what the areas above still hold of it: tenant_id,
+# client_id. Each receiver answers a list of `DeletionBlocker` (empty: nothing); any blocker
+# refuses the deletion.
+client_deletion_asked = events.signal("client-deletion-asked")
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,17 @@ class MilestoneInvoice:
     invoice_id: int | None = None
     number: str | None = None
     refused: str | None = None
+
+
+@dataclass(frozen=True)
+class DeletionBlocker:
+    """An answer to client_deletion_asked: what an area still holds of the client, in words
+    ("3 open invoices owing ₹3,12,700.00"), what to do about it ("Settle or write them off"),
+    and the tab of the client's page where that is done."""
+
+    holds: str
+    remedy: str
+    tab: str
 
 
 def _invoice_facts(session, invoice, user_id: int | None, **more) -> dict:
@@ -207,3 +225,17 @@ def announce_integration_lost(
         title=title,
         reason=reason,
     )
+
+
+def announce_client_archived(session, client, user_id: int | None) -> None:
+    client_archived.send(
+        session, tenant_id=bound_tenant_id(session), client_id=client.id, user_id=user_id
+    )
+
+
+def ask_client_deletion_blockers(session, client) -> list[DeletionBlocker]:
+    """What keeps the client from being deleted, from every area that answers."""
+    replies = client_deletion_asked.send(
+        session, tenant_id=bound_tenant_id(session), client_id=client.id
+    )
+    return [blocker for _, reply in replies for blocker in reply or ()]

@@ -31,12 +31,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.core.clock import tenant_today
-from app.core.money import to_money
-from app.core.signals import announce_invoice_balance_changed
+from app.core.money import format_money, to_money
+from app.core.signals import DeletionBlocker, announce_invoice_balance_changed
 from app.invoicing.models import CreditNote, Invoice, InvoiceLine
 from app.projects.models import Milestone
 from app.projects.services import record_move
-from tenants.binding import PLACEHOLDER_SCHEMA
+from tenants.binding import PLACEHOLDER_SCHEMA, bound_tenant_id
+from tenants.models import Tenant
 
 ZERO = Decimal("0.00")
 # Invoices that can take a payment (issued, not void, not a draft, not written off): their
@@ -145,6 +146,30 @@ def open_invoices(session: Session, client_id: int) -> list[OpenInvoice]:
         if owed > 0:
             result.append(OpenInvoice(invoice, owed))
     return result
+
+
+def deletion_blockers(session: Session, client_id: int) -> list[DeletionBlocker]:
+    """invoicing's answer when a client is about to be deleted: its invoices that still owe
+    money hold it (deleted, it would stop being chased while the books still count it)."""
+    owing = open_invoices(session, client_id)
+    if not owing:
+        return []
+    per_currency: dict[str, Decimal] = {}
+    for each in owing:
+        currency = each.invoice.currency
+        per_currency[currency] = per_currency.get(currency, ZERO) + each.outstanding
+    country = session.get(Tenant, bound_tenant_id(session)).country
+    amounts = " and ".join(
+        format_money(amount, currency, country) for currency, amount in sorted(per_currency.items())
+    )
+    count = len(owing)
+    return [
+        DeletionBlocker(
+            holds=f"{count} open invoice{'' if count == 1 else 's'} owing {amounts}",
+            remedy=f"Settle or write off {'it' if count == 1 else 'them'} (with the reason)",
+            tab="invoices",
+        )
+    ]
 
 
 def status_after_settling(

@@ -32,9 +32,12 @@ from app.collections.models import (
     InterestSettlement,
 )
 from app.core.money import format_money, to_money
+from app.core.signals import DeletionBlocker
 from app.invoicing.models import Invoice
 from app.payments.models import Payment, PaymentAllocation
 from app.payments.services import PaymentError, allocate_to_interest, unapplied
+from tenants.binding import bound_tenant_id
+from tenants.models import Tenant
 
 ZERO = Decimal("0.00")
 SETTLEMENT_LABELS = {
@@ -153,6 +156,33 @@ def interest_claims(
         for row in latest
     }
     return {i: c for i, c in claims.items() if c.unpaid > 0 or not unpaid_only}
+
+
+def deletion_blockers(session: Session, client_id: int) -> list[DeletionBlocker]:
+    """Collections' answer when a client is about to be deleted: interest its notices claimed
+    and nobody paid, waived or wrote off holds it, as owing principal does."""
+    claims = interest_claims(session, client_id=client_id)
+    if not claims:
+        return []
+    currencies = dict(
+        session.execute(
+            select(Invoice.id, Invoice.currency).where(Invoice.id.in_(list(claims)))
+        ).all()
+    )
+    per_currency: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for invoice_id, claim in claims.items():
+        per_currency[currencies[invoice_id]] += claim.unpaid
+    country = session.get(Tenant, bound_tenant_id(session)).country
+    amounts = " and ".join(
+        format_money(amount, currency, country) for currency, amount in sorted(per_currency.items())
+    )
+    return [
+        DeletionBlocker(
+            holds=f"{amounts} of interest claimed and unpaid",
+            remedy="Record it paid, waive it or write it off (with the reason)",
+            tab="collections",
+        )
+    ]
 
 
 def payments_with_credit(session: Session, client_id: int) -> list[tuple[Payment, Decimal]]:

@@ -39,6 +39,7 @@ SKIP_LABELS = {
     "under_tolerance": "owes less than the tolerance",
     "disputed": "disputed",
     "client_on_hold": "client on hold",
+    "client_archived": "client archived",
     "on_hold": "on hold",
     "promised": "promise to pay",
     "no_policy": "no collection policy",
@@ -67,7 +68,7 @@ WITH inv AS (
          coalesce(pi.id, pc.id, :default_policy_id) AS policy_id,
          i.total - coalesce(paid.amount, 0) - coalesce(credited.amount, 0)
            - coalesce(i.written_off_amount, 0) AS owing,
-         c.short_name, c.status AS client_status
+         c.short_name, c.status AS client_status, c.archived_at IS NOT NULL AS client_archived
   FROM {s}.invoices i
   JOIN {s}.clients c ON c.id = i.client_id AND c.deleted_at IS NULL
   LEFT JOIN {s}.collection_policies pi
@@ -96,7 +97,8 @@ WITH inv AS (
   ) r ON true
 )
 SELECT rung.id, rung.client_id, rung.number, rung.currency, rung.status, rung.due_date,
-       rung.owing, rung.short_name, rung.client_status, rung.rung, rung.previous_on,
+       rung.owing, rung.short_name, rung.client_status, rung.client_archived, rung.rung,
+       rung.previous_on,
        coalesce(rung.previous_escalated, false) AS previous_escalated, rung.policy_id,
        l.id AS level_id, l.position, l.name AS level_name, l.trigger, l.trigger_days,
        l.channels, l.min_gap_days, l.fee_amount, l.requires_approval,
@@ -275,6 +277,8 @@ def _skip_code(row, today: date, tolerance: Decimal) -> tuple[str, str] | None:
         return "paid", "paid"
     if owing < tolerance:
         return "under_tolerance", f"owes {owing} {row.currency}, under the tolerance"
+    if row.client_archived:
+        return "client_archived", "client archived"
     if row.status == "disputed" or row.open_dispute:
         return "disputed", "disputed"
     if row.client_status == "on_hold":

@@ -9,6 +9,7 @@ from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from app.clients.documents import ACCEPT, FILE_TYPES_LABEL, MAX_FILE_LABEL
+from app.collections.models import NOTICE_CLOSE_REASONS
 from app.collections.notices.services import CLOSE_LABELS, NOTE_LENGTH
 from app.form_choices import as_choices
 
@@ -30,7 +31,7 @@ class CloseForm(_Form):
         "Why it ends",
         choices=as_choices(
             [("cancelled", "Cancel: nothing more to chase")]
-            + [(k, f"Close: {v}") for k, v in CLOSE_LABELS.items() if k != "cancelled"]
+            + [(k, f"Close: {CLOSE_LABELS[k]}") for k in NOTICE_CLOSE_REASONS if k != "cancelled"]
         ),
     )
     note = StringField("Reason (required to cancel)", render_kw={"maxlength": 500})

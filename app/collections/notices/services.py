@@ -30,6 +30,10 @@ client's response, escalation, and closing when the money came in.
   (`close_for_invoices`, called by the payment services in their transaction); a notice with
   an invoice still owing stays open. With the tenant's "thank you" on, the client gets one
   e-mail per payment, however many notices it closed.
+- An archived client is chased no more: archiving closes its open notices
+  (`close_for_archived_client`; closed, not cancelled, so interest they claimed stays owed), and
+  no notice of an archived or deleted client is approved or sent (`check_may_send`; the send job
+  cancels one approved before its client went).
 
 Every change goes through the ORM, so each lands in the audit log and on the client's
 timeline."""
@@ -49,6 +53,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.clients.documents import check_file
 from app.clients.models import Client, Contact
 from app.collections.models import (
+    CLIENT_ARCHIVED,
     MESSAGE_CHANNELS,
     NOTICE_CLOSE_REASONS,
     OPEN_NOTICE_STATUSES,
@@ -71,6 +76,7 @@ from app.core.clock import tenant_today
 from app.core.handover import hand_over
 from app.core.money import format_money
 from app.core.request_input import row_id
+from app.core.signals import DeletionBlocker
 from app.core.storage import save_in_transaction, tenant_key
 from app.core.transaction_hooks import on_commit, on_rollback
 from app.invoicing.models import Invoice, InvoiceLine
@@ -136,6 +142,7 @@ CLOSE_LABELS = {
     "cancelled": "Cancelled",
     "written_off": "Written off",
     "void": "Void",
+    CLIENT_ARCHIVED: "Client archived",
 }
 NOTE_LENGTH = 4000
 # The permission (tenants/roles.py) that lets a legal-stage notice go out: approving it,
@@ -249,9 +256,26 @@ def is_legal_stage(session: Session, notice: CollectionNotice) -> bool:
     return level is not None and (level.is_legal or level.template_purpose == "notice_legal")
 
 
+def client_gone(session: Session, notice: CollectionNotice) -> str | None:
+    """Why the notice's client is no longer chased ("client archived", "client deleted"), or
+    None while it is."""
+    client = session.get(Client, notice.client_id)
+    if client.deleted_at is not None:
+        return "client deleted"
+    if client.archived_at is not None:
+        return "client archived"
+    return None
+
+
 def check_may_send(session: Session, notice: CollectionNotice, may_approve_legal: bool) -> None:
-    """Raise LegalApprovalRequired when a legal-stage notice would go out on the word of
+    """Raise NoticeError when the notice's client was archived or deleted (nobody chases it
+    any more), LegalApprovalRequired when a legal-stage notice would go out on the word of
     someone without LEGAL_APPROVAL (`may_approve_legal`: the caller's check of it)."""
+    gone = client_gone(session, notice)
+    if gone == "client archived":
+        raise NoticeError("The client is archived, so this notice can no longer go out.")
+    if gone == "client deleted":
+        raise NoticeError("The client was deleted, so this notice can no longer go out.")
     if not may_approve_legal and is_legal_stage(session, notice):
         raise LegalApprovalRequired()
 
@@ -511,8 +535,12 @@ def close(
             + (f" by {user_name}" if user_name else "")
             + f": {note}"
         )
-        notice.notes = f"{notice.notes}\n{line}" if notice.notes else line
+        _add_note(notice, line)
     session.flush()
+
+
+def _add_note(notice: CollectionNotice, line: str) -> None:
+    notice.notes = f"{notice.notes}\n{line}" if notice.notes else line
 
 
 def save_notes(session: Session, notice: CollectionNotice, notes: str | None) -> None:
@@ -527,6 +555,48 @@ def _close(notice: CollectionNotice, reason: str) -> None:
     notice.status = "cancelled" if reason == "cancelled" else "closed"
     notice.close_reason = reason
     notice.closed_at = _now()
+
+
+def close_for_archived_client(session: Session, client_id: int) -> None:
+    """Close the client's open notices: an archived client is no longer chased. Closed, not
+    cancelled: the interest a notice that went out claimed stays owed. Called in the
+    transaction that archives it."""
+    notices = session.scalars(
+        select(CollectionNotice)
+        .where(
+            CollectionNotice.client_id == client_id,
+            CollectionNotice.status.in_(OPEN_NOTICE_STATUSES),
+        )
+        .order_by(CollectionNotice.id)
+        .with_for_update()
+    ).all()
+    today = _today(session)
+    for notice in notices:
+        _close(notice, CLIENT_ARCHIVED)
+        _add_note(notice, f"Closed on {today:%d %b %Y}: client archived")
+    session.flush()
+
+
+def deletion_blockers(session: Session, client_id: int) -> list[DeletionBlocker]:
+    """Collections' answer when a client is about to be deleted: its open notices hold it
+    (they would go on chasing a client nobody can see)."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(CollectionNotice)
+        .where(
+            CollectionNotice.client_id == client_id,
+            CollectionNotice.status.in_(OPEN_NOTICE_STATUSES),
+        )
+    )
+    if not count:
+        return []
+    return [
+        DeletionBlocker(
+            holds=f"{count} open notice{'' if count == 1 else 's'}",
+            remedy=f"Close {'it' if count == 1 else 'them'} (with the reason)",
+            tab="notices",
+        )
+    ]
 
 
 # Closing on payment -------------------------------------------------------------------------
@@ -681,6 +751,13 @@ def send_notices(session: Session, tenant, notice_ids: Sequence[int]) -> dict[in
     for notice in notices:
         if notice.status != "approved":
             outcome[notice.id] = f"skipped ({notice.status})"
+            continue
+        gone = client_gone(session, notice)
+        if gone:
+            # Approved before its client was archived or deleted: it ends here, not in the
+            # client's inbox (and not stranded, retried by every sweep).
+            close(session, notice, "cancelled", gone, None, today)
+            outcome[notice.id] = f"cancelled ({gone})"
             continue
         if notice.channel in TASK_CHANNELS:
             outcome[notice.id] = "task for a collector"
