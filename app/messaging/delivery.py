@@ -43,7 +43,7 @@ from app.messaging.unsubscribe import headers_for
 from app.outbox.models import OutboxMessage
 from app.outbox.secret_links import fill_in, open_link
 from app.settings.models import WorkspaceSettings
-from app.settings.services import workspace_settings
+from app.settings.services import sender_name, workspace_settings
 from tenants.binding import bound_tenant_id, schema_for_tenant_id
 from tenants.models import Tenant
 
@@ -301,7 +301,7 @@ def deliver_batch(session: Session, message_ids: list[int], redis) -> Counter:
                 if clock.monotonic() > stop_sending_at:
                     outcome = _put_back(writer, message, datetime.now(UTC), OUT_OF_LEASE)
                 else:
-                    outcome = _send_one(writer, message, tenant, route, slots)
+                    outcome = _send_one(writer, message, tenant, workspace, route, slots)
                 outcomes[outcome] += 1
     finally:
         writer.close()
@@ -391,14 +391,16 @@ def _route_name(message) -> str:
     return PLATFORM_EMAIL if message.carries_secret else message.channel
 
 
-def _send_one(writer: OutcomeWriter, message, tenant, route: ChannelRoute, slots: SendSlots) -> str:
+def _send_one(
+    writer: OutcomeWriter, message, tenant, workspace, route: ChannelRoute, slots: SendSlots
+) -> str:
     wait = slots.take()
     if isinstance(wait, tuple):
         return _put_back(writer, message, *wait)
     if wait > 0:
         clock.sleep(wait)
     try:
-        sent = route.connector.send(_outgoing(message, tenant))
+        sent = route.connector.send(_outgoing(message, tenant, workspace))
     except DeliveryError as exc:
         route.failures += 1
         route.last_error = str(exc)[:2000]
@@ -610,7 +612,7 @@ def _tenant(session: Session, tenant_id: int | None):
     return session.get(Tenant, tenant_id)
 
 
-def _outgoing(message: OutboxMessage, tenant) -> Outgoing:
+def _outgoing(message: OutboxMessage, tenant, workspace: WorkspaceSettings | None) -> Outgoing:
     payload = message.payload or {}
     text, html = message.body_text, message.body_html
     if message.carries_secret:
@@ -619,6 +621,14 @@ def _outgoing(message: OutboxMessage, tenant) -> Outgoing:
     headers = dict(payload.get("headers") or {})
     if message.channel == "email" and message.contact_id is not None and tenant is not None:
         headers.update(headers_for(tenant.id, message.contact_id))  # RFC 8058 one-click
+    chosen_name = workspace_name = None
+    if message.channel == "email" and tenant is not None:
+        # A workspace's e-mail comes from its own name and takes replies at its own address,
+        # as its settings say when it goes out; the From address stays the sending server's
+        # (app.integrations.connectors.smtp.from_header).
+        chosen_name, workspace_name = workspace.sender_name, sender_name(tenant, workspace)
+        if workspace.reply_to:
+            headers["Reply-To"] = workspace.reply_to
     return Outgoing(
         message_id=message.id,
         idempotency_key=message.idempotency_key,
@@ -631,6 +641,8 @@ def _outgoing(message: OutboxMessage, tenant) -> Outgoing:
         payload=payload,
         attachments=_attachments(message.tenant_id, payload),
         headers=headers,
+        sender_name=chosen_name,
+        workspace_name=workspace_name,
     )
 
 
