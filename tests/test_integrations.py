@@ -7,7 +7,6 @@ re-encrypted when the key is rotated."""
 from __future__ import annotations
 
 from email.utils import parseaddr
-
 from urllib.parse import parse_qs, urlsplit
 
 import pytest

@@ -3,7 +3,8 @@ invoicing and payments (`app.core.signals`) and reacts inside their transaction,
 outlives the debt it chased and a promise is checked against the money the moment it arrives;
 and to the reports on messages, so a notice follows the message that carries it. Also fills
 the client page's Collections tab, and tells message templates the late-payment interest their
-notices show, and adds the dispute panel to the invoice page. Connected by `create_app`."""
+notices show, writes a notice's message again when it goes out (`app.outbox.composing`), and
+adds the dispute panel to the invoice page. Connected by `create_app`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from app.collections.notices import services as notices
 from app.core import signals
 from app.invoicing.views import register_panel
 from app.message_templates import facts
+from app.outbox.composing import register_composer
 
 
 def init_app(app: Flask) -> None:
@@ -28,6 +30,7 @@ def init_app(app: Flask) -> None:
     register_tab("collections", collections_context)
     register_panel(invoice_dispute_panel)
     facts.register_interest(interest_owed)
+    register_composer(notices.NOTICE_COMPOSER, notices.compose_notice_message)
 
 
 def close_notices_of_paid_invoice(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from select import select as wait_for_sockets
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -40,6 +41,7 @@ from app.integrations.models import IntegrationConnection
 from app.messaging.bounces import mark_bounced
 from app.messaging.ratelimit import RateLimiter, next_utc_midnight
 from app.messaging.unsubscribe import headers_for
+from app.outbox.composing import compose_now
 from app.outbox.models import OutboxMessage
 from app.outbox.secret_links import fill_in, open_link
 from app.settings.models import WorkspaceSettings
@@ -301,7 +303,9 @@ def deliver_batch(session: Session, message_ids: list[int], redis) -> Counter:
                 if clock.monotonic() > stop_sending_at:
                     outcome = _put_back(writer, message, datetime.now(UTC), OUT_OF_LEASE)
                 else:
-                    outcome = _send_one(writer, message, tenant, workspace, route, slots)
+                    message, outcome = _composed_now(writer, message, tenant)
+                    if message is not None:
+                        outcome = _send_one(writer, message, tenant, workspace, route, slots)
                 outcomes[outcome] += 1
     finally:
         writer.close()
@@ -385,6 +389,40 @@ def _hold_back(
             last_error=f"No {message.channel} channel is connected.",
         )
     return None
+
+
+def _composed_now(writer: OutcomeWriter, message, tenant) -> tuple[object | None, str | None]:
+    """The message as it goes now: a message about money owed is written again by the area
+    that wrote it (app.outbox.composing) with the figures of this moment (what is still owed,
+    the due date, interest to today), so one that waited for the sending window, a retry or a
+    resend never quotes what was owed when it was queued. The new text is stored before it is
+    sent: the message's page shows what the client got. Returns (message, None), or (None,
+    outcome) for a message withdrawn because nothing is owed any more."""
+    if tenant is None:
+        return message, None
+    session = writer.session
+    composed = compose_now(session, tenant, message)
+    if composed is None:
+        return message, None
+    if composed.withdrawn:
+        outcome = _finish(
+            writer,
+            message,
+            with_session=True,
+            status="suppressed",
+            last_error=f"Not sent: {composed.withdrawn}.",
+        )
+        return None, outcome
+    values = {
+        "subject": composed.subject[:255],
+        "body_text": composed.text,
+        "body_html": composed.html,
+        "payload": {**(message.payload or {}), **composed.payload},
+    }
+    session.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(values))
+    # One commit with what the composer recorded (a notice's interest claim as it goes out).
+    session.commit()
+    return SimpleNamespace(**{**message._asdict(), **values}), None
 
 
 def _route_name(message) -> str:
