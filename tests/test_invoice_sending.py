@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 
 from app.clients.models import Client, Contact
 from app.clients.services import set_consent
-from app.invoicing import services as invoicing
 from app.core.money import format_money
+from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice
 from app.messaging.delivery import deliver_batch
 from app.outbox.models import OutboxMessage

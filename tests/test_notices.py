@@ -21,8 +21,8 @@ from app.collections.models import (
 )
 from app.collections.notices import letters
 from app.collections.notices import services as notices
-from app.integrations.connectors import StatusUpdate
 from app.core.storage import get_storage
+from app.integrations.connectors import StatusUpdate
 from app.invoicing.models import Invoice
 from app.messaging.webhooks import apply_status_updates
 from app.outbox.composing import compose_now
