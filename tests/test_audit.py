@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 
+from app.audit import wording
 from app.audit.models import AuditEntry
 from tenants.models import Membership
 from tests.helpers import csrf_token_from, tenant_session
@@ -160,3 +163,51 @@ def test_one_requests_changes_are_one_entry_with_values_as_people_read_them(
     assert "formerly Kaveri Builders Pvt Ltd" in page  # whole in the raw diff
     everything = client.get(f"/t/{tenant.slug}/audit/").text
     assert everything.count('class="audit-action"') == 2  # the creation, and the update
+
+
+def test_money_dates_people_and_records_are_said_as_people_read_them(
+    app, db_session, make_tenant, make_user, make_client
+):
+    asha, ravi = make_user(full_name="Asha Rao"), make_user(full_name="Ravi Kumar")
+    tenant = make_tenant(owner=asha)
+    session = tenant_session(db_session, tenant)
+    kaveri = make_client(session, short_name="Kaveri")
+    moment = datetime(2026, 9, 1, 6, 30, tzinfo=UTC)
+    invoice = AuditEntry(
+        id=2,
+        occurred_at=moment,
+        actor_user_id=asha.id,
+        action="update",
+        entity="invoices",
+        entity_id="999999",
+        changes={
+            "number": ["INV/26-27/00007", "INV/26-27/00007"],
+            "currency": ["INR", "INR"],
+            "written_off_amount": ["0.00", "100000.00"],
+            "due_date": ["2026-09-01", "2026-10-15"],
+            "client_id": [None, kaveri.id],
+            "token_hash": ["(hidden)", "(hidden)"],
+        },
+    )
+    client_entry = AuditEntry(
+        id=1,
+        occurred_at=moment,
+        actor_user_id=asha.id,
+        action="update",
+        entity="clients",
+        entity_id=str(kaveri.id),
+        changes={"engagement_manager_user_id": [None, ravi.id], "notes": ["", "x" * 500]},
+    )
+    people = {asha.id: "Asha Rao", ravi.id: "Ravi Kumar"}
+    with app.app_context():
+        [action] = wording.describe(session, [invoice, client_entry], people, "IN", "Asia/Kolkata")
+    sentence = action.sentence
+    assert sentence.startswith(f"Asha Rao updated client {kaveri.short_name}: ")  # done first
+    assert "engagement manager (none) → Ravi Kumar" in sentence
+    assert "notes (none) → " + "x" * 59 + "…" in sentence
+    assert "invoice INV/26-27/00007: " in sentence
+    assert "written off amount ₹0.00 → ₹1,00,000.00" in sentence
+    assert "due date 01 Sep 2026 → 15 Oct 2026" in sentence
+    assert f"client (none) → {kaveri.short_name}" in sentence
+    assert "token hash (hidden) → (hidden)" in sentence  # changed, and not shown
+    assert "currency" not in sentence  # recorded beside the amounts, not changed

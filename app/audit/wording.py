@@ -10,12 +10,13 @@ column names made readable."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Numeric, select
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
@@ -55,21 +56,61 @@ class Wording:
 
 
 _wordings: dict[str, Wording] = {}
+# Columns that name a record, in order of preference, for tables nobody registered.
+NAMING_COLUMNS = ("short_name", "name", "full_name", "number", "title", "reference")
 
 
 def register_wording(table: str, wording: Wording) -> None:
     _wordings[table] = wording
+    wording_of.cache_clear()
 
 
+@cache
 def wording_of(table: str) -> Wording:
-    if table in _wordings:
-        return _wordings[table]
+    """How a table's records are said: what its area registered, the rest read from the
+    table itself (see `_read_from_table`)."""
+    read = _read_from_table(table)
+    registered = _wordings.get(table)
+    if registered is None:
+        return read
+    given = {
+        f.name: getattr(registered, f.name)
+        for f in fields(Wording)
+        if getattr(registered, f.name) not in (None, (), frozenset(), {})
+    }
+    return replace(read, **given)
+
+
+def _read_from_table(table: str) -> Wording:
+    """Its name made singular, the first naming column it has, its two-decimal amounts as
+    money in its `currency`, and its foreign keys said as the records they point to."""
     noun = table.replace("_", " ")
     if noun.endswith("ies"):
         noun = noun[:-3] + "y"
     elif noun.endswith("s") and not noun.endswith("ss"):
         noun = noun[:-1]
-    return Wording(noun=noun)
+    found = TenantModel.metadata.tables.get(f"tenant.{table}")
+    if found is None:
+        return Wording(noun=noun)
+    columns = found.c
+    has_currency = "currency" in columns
+    return Wording(
+        noun=noun,
+        name_field=next((name for name in NAMING_COLUMNS if name in columns), None),
+        money_fields=frozenset(
+            c.name
+            for c in columns
+            if has_currency and isinstance(c.type, Numeric) and c.type.scale == 2
+        ),
+        currency_field="currency" if has_currency else None,
+        references={
+            # "tenant.clients.id": read from the key's text, as the table it names may not
+            # be loaded in this process.
+            c.name: next(iter(c.foreign_keys)).target_fullname.split(".")[-2]
+            for c in columns
+            if len(c.foreign_keys) == 1
+        },
+    )
 
 
 def fields_kept_together(table: str, changed: Iterable[str]) -> set[str]:
@@ -194,6 +235,8 @@ def _describe_entry(entry, names, people, country, zone) -> Described:
                 said.append(Change(group.label, old, new))
         for key, pair in changes.items():
             if key in grouped or key in UNSAID_FIELDS or not isinstance(pair, list):
+                continue
+            if pair[0] == pair[1] != HIDDEN:  # kept beside a changed field for the sentence
                 continue
             label = wording.labels.get(key) or _readable(key)
             said.append(Change(label.lower(), say(key, pair[0]), say(key, pair[1])))
