@@ -139,6 +139,7 @@ def register_area_hooks(app: Flask) -> None:
     areas' pages (a client page tab, an invoice page panel), connect here, so the lower areas
     never import them."""
     from app.campaigns import hooks as campaigns_hooks
+    from app.clients import hooks as clients_hooks
     from app.collections import hooks as collections_hooks
     from app.invoicing import hooks as invoicing_hooks
     from app.message_templates import hooks as message_templates_hooks
@@ -148,6 +149,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.projects import hooks as projects_hooks
 
     for hooks in (
+        clients_hooks,
         invoicing_hooks,
         projects_hooks,
         payments_hooks,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 
+from app.audit import wording
 from app.audit.models import AuditEntry
 from tenants.models import Membership
 from tests.helpers import csrf_token_from, tenant_session
@@ -83,16 +86,128 @@ def test_audit_page_pages_through_older_entries(client, db_session, make_tenant,
     tenant = make_tenant(owner=owner)
     session = tenant_session(db_session, tenant, actor_id=owner.id)
     session.connection().exec_driver_sql(
-        f"INSERT INTO {tenant.schema}.audit_log (action, entity, entity_id, changes) "
-        f"SELECT 'update', 'memberships', g::text, '{{}}' "
+        f"INSERT INTO {tenant.schema}.audit_log (occurred_at, action, entity, entity_id, changes) "
+        f"SELECT now() - g * interval '1 second', 'update', 'memberships', g::text, '{{}}' "
         f"FROM generate_series(1, {PAGE_SIZE + 5}) g"
     )
     session.commit()
     session.close()
     login(client, owner)
     first = client.get(f"/t/{tenant.slug}/audit/")
-    assert first.text.count("<tr>") == PAGE_SIZE + 1  # header row + one page
+    assert first.text.count('class="audit-action"') == PAGE_SIZE  # one page
     older = first.text.split("Older entries")[0].rsplit('href="', 1)[1].split('"')[0]
     second = client.get(older.replace("&amp;", "&"))
-    assert second.text.count("<tr>") == 5 + 1
+    assert second.text.count('class="audit-action"') == 5
     assert "Older entries" not in second.text
+
+
+# In words (issue 16, finding 10) ---------------------------------------------------------------
+
+
+def _client_with_terms(client, make_tenant, make_user, login):
+    owner = make_user(full_name="Asha Rao")
+    tenant = make_tenant(owner=owner)
+    login(client, owner)
+    token = csrf_token_from(client.get(f"/t/{tenant.slug}/clients/new").text)
+    created = client.post(
+        f"/t/{tenant.slug}/clients/new",
+        data={
+            "csrf_token": token,
+            "full_name": "Kaveri Builders Pvt Ltd",
+            "short_name": "Kaveri",
+            "status": "prospect",
+            "location": "local",
+            "country": "IN",
+            "payment_terms": "net",
+            "payment_days": "30",
+            "currency": "INR",
+            "preferred_language": "en",
+            "preferred_channel": "email",
+        },
+    )
+    return tenant, created.headers["Location"], token
+
+
+def test_the_audit_page_says_a_change_in_words_with_the_raw_diff_a_click_away(
+    client, db_session, make_tenant, make_user, login
+):
+    tenant, url, token = _client_with_terms(client, make_tenant, make_user, login)
+    terms = {"csrf_token": token, "payment_terms": "net", "payment_days": "45"}
+    assert client.post(url + "/sections/terms", data=terms).status_code in (200, 303)
+
+    page = client.get(f"/t/{tenant.slug}/audit/?action=update").text
+    assert "Asha Rao changed the payment terms of client Kaveri from Net 30 to Net 45" in page
+    # The recorded row itself, behind a disclosure.
+    raw = page.split('class="audit-raw"', 1)[1].split("</details>", 1)[0]
+    assert "payment_days" in raw and "<del>30</del>" in raw and "<ins>45</ins>" in raw
+
+
+def test_one_requests_changes_are_one_entry_with_values_as_people_read_them(
+    client, db_session, make_tenant, make_user, login
+):
+    tenant, url, token = _client_with_terms(client, make_tenant, make_user, login)
+    identity = {
+        "csrf_token": token,
+        "full_name": "Kaveri Infra Projects Private Limited, formerly Kaveri Builders Pvt Ltd",
+        "short_name": "Kaveri",
+        "status": "active",
+        "external_id": "",
+    }
+    assert client.post(url + "/sections/identity", data=identity).status_code in (200, 303)
+
+    page = client.get(f"/t/{tenant.slug}/audit/?action=update").text
+    said = page.split("Asha Rao updated client Kaveri: ", 1)[1].split("<", 1)[0]
+    assert "full name Kaveri Builders Pvt Ltd → Kaveri Infra" in said
+    assert "status Prospect → Active" in said  # the choice's label, not its value
+    assert "…" in said and "formerly Kaveri Builders Pvt Ltd" not in said  # cut in the sentence
+    assert "formerly Kaveri Builders Pvt Ltd" in page  # whole in the raw diff
+    everything = client.get(f"/t/{tenant.slug}/audit/").text
+    assert everything.count('class="audit-action"') == 2  # the creation, and the update
+
+
+def test_money_dates_people_and_records_are_said_as_people_read_them(
+    app, db_session, make_tenant, make_user, make_client
+):
+    asha, ravi = make_user(full_name="Asha Rao"), make_user(full_name="Ravi Kumar")
+    tenant = make_tenant(owner=asha)
+    session = tenant_session(db_session, tenant)
+    kaveri = make_client(session, short_name="Kaveri")
+    moment = datetime(2026, 9, 1, 6, 30, tzinfo=UTC)
+    invoice = AuditEntry(
+        id=2,
+        occurred_at=moment,
+        actor_user_id=asha.id,
+        action="update",
+        entity="invoices",
+        entity_id="999999",
+        changes={
+            "number": ["INV/26-27/00007", "INV/26-27/00007"],
+            "currency": ["INR", "INR"],
+            "written_off_amount": ["0.00", "100000.00"],
+            "due_date": ["2026-09-01", "2026-10-15"],
+            "client_id": [None, kaveri.id],
+            "token_hash": ["(hidden)", "(hidden)"],
+        },
+    )
+    client_entry = AuditEntry(
+        id=1,
+        occurred_at=moment,
+        actor_user_id=asha.id,
+        action="update",
+        entity="clients",
+        entity_id=str(kaveri.id),
+        changes={"engagement_manager_user_id": [None, ravi.id], "notes": ["", "x" * 500]},
+    )
+    people = {asha.id: "Asha Rao", ravi.id: "Ravi Kumar"}
+    with app.app_context():
+        [action] = wording.describe(session, [invoice, client_entry], people, "IN", "Asia/Kolkata")
+    sentence = action.sentence
+    assert sentence.startswith(f"Asha Rao updated client {kaveri.short_name}: ")  # done first
+    assert "engagement manager (none) → Ravi Kumar" in sentence
+    assert "notes (none) → " + "x" * 59 + "…" in sentence
+    assert "invoice INV/26-27/00007: " in sentence
+    assert "written off amount ₹0.00 → ₹1,00,000.00" in sentence
+    assert "due date 01 Sep 2026 → 15 Oct 2026" in sentence
+    assert f"client (none) → {kaveri.short_name}" in sentence
+    assert "token hash (hidden) → (hidden)" in sentence  # changed, and not shown
+    assert "currency" not in sentence  # recorded beside the amounts, not changed

@@ -368,7 +368,34 @@ def test_timeline_shows_changes_to_the_client_and_its_contacts(owner_client):
     )
     timeline = http.get(url + "?tab=timeline").text
     assert "Kaveri Builders Pvt Ltd" in timeline and "Kaveri Infra" in timeline
-    assert "a contact" in timeline and "Meera Owner" in timeline
+    assert "Meera Owner added contact Ravi Kumar" in timeline
+
+
+def test_the_timeline_says_changes_in_words_with_the_raw_diff_a_click_away(owner_client):
+    """Issue 16, finding 10."""
+    http, tenant, _, token = owner_client
+    url = new_client(http, tenant, token).headers["Location"]
+    terms = {"csrf_token": token, "payment_terms": "net", "payment_days": "45"}
+    http.post(url + "/sections/terms", data=terms)
+    commercial = {
+        "csrf_token": token,
+        "currency": "INR",
+        "credit_limit": "200000",
+        "preferred_language": "en",
+        "preferred_channel": "email",
+        "engagement_manager_user_id": "",
+        "industry_id": "",
+        "new_business_year": "",
+        "tags": "",
+    }
+    http.post(url + "/sections/commercial", data=commercial)
+    timeline = http.get(url + "?tab=timeline").text
+    assert (
+        "Meera Owner changed the payment terms of client Kaveri from Net 30 to Net 45" in timeline
+    )
+    assert "credit limit of client Kaveri from (none) to ₹2,00,000.00" in timeline
+    raw = timeline.split("Net 45", 1)[1].split("</details>", 1)[0]
+    assert "<details" in raw and "payment_days" in raw and "<ins>45</ins>" in raw
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import base64
 import io
 import re
 from email import message_from_bytes, policy
+from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 import dkim
@@ -31,6 +32,7 @@ from app.messaging.bounces import parse_dsn
 from app.messaging.models import WebhookEvent
 from app.outbox import services as outbox
 from app.outbox.models import OutboxMessage
+from app.settings.services import workspace_settings
 from tests.helpers import csrf_token_from, tenant_session, unique
 
 HOOK_TOKEN = "bounce-hook-token-for-tests"
@@ -201,6 +203,30 @@ def test_invoice_mail_arrives_with_html_text_and_the_pdf(
     assert part.get_filename() == "INV-0007.pdf" and part.get_content() == pdf
     row = message_row(db_session, message_id)
     assert row.status == "sent" and row.provider == "smtp"
+
+
+# Who the e-mail comes from (issue 16, finding 9) ----------------------------------------------
+
+
+def test_a_clients_mail_comes_from_the_workspaces_name_at_the_platforms_address_with_its_reply_to(
+    app, db_session, setup, run_jobs, received_mail
+):
+    tenant = setup[0]
+    queue_to_contact(app, db_session, setup)
+    run_jobs()
+    [unnamed] = received_mail()
+    platform_address = parseaddr(app.config["MAIL_FROM"])[1]
+    assert unnamed["From"] == f"Test Traders <{platform_address}>"  # not "Duebook"
+    assert unnamed["Reply-To"] is None
+
+    settings = workspace_settings(db_session, tenant.id)
+    settings.sender_name, settings.reply_to = "Kaveri Accounts", "accounts@kaveri.example"
+    db_session.commit()
+    queue_to_contact(app, db_session, setup)
+    run_jobs()
+    named = received_mail()[-1]
+    assert named["From"] == f"Kaveri Accounts <{platform_address}>"
+    assert named["Reply-To"] == "accounts@kaveri.example"
 
 
 # The tenant's own server, DKIM (EM-1) -------------------------------------------------------

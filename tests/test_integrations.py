@@ -6,6 +6,7 @@ re-encrypted when the key is rotated."""
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -312,7 +313,9 @@ def test_disabled_connection_is_skipped_and_the_platform_server_sends(
     assert post_form(client, admin, f"{connection.id}/disable", {}).status_code == 303
     assert connection_of(db_session, admin).status == "disabled"
     second = send_tenant_email(app, db_session, admin, run_jobs, received_mail)
-    assert second["From"] == app.config["MAIL_FROM"]
+    # The platform's address, under the workspace's name (not the platform's).
+    assert second["From"].addresses[0].addr_spec == parseaddr(app.config["MAIL_FROM"])[1]
+    assert second["From"].addresses[0].display_name == admin.name
     assert connection_of(db_session, admin).success_count == 1  # not through the tenant's
 
     page = client.get(f"/t/{admin.slug}/integrations/")

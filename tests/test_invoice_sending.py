@@ -13,8 +13,10 @@ from sqlalchemy import select, update
 
 from app.clients.models import Client, Contact
 from app.clients.services import set_consent
+from app.core.money import format_money
 from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice
+from app.messaging.delivery import deliver_batch
 from app.outbox.models import OutboxMessage
 from app.projects.models import Milestone, Project
 from tests.helpers import csrf_token_from, tenant_session
@@ -215,3 +217,84 @@ def test_a_void_invoice_is_not_offered_for_sending(app, client, db_session, logi
     login(client, owner)
     page = client.get(f"/t/{tenant.slug}/invoices/{invoice_id}")
     assert 'id="invoice-send"' not in page.text
+
+
+def test_a_reminder_goes_out_and_again_with_what_is_still_owed_and_the_due_date_of_then(
+    app, client, db_session, login, overdue_invoice, make_payment, redis, received_mail, run_jobs
+):
+    """Issue 16, finding 9: a reminder is written when it goes out, not when it was queued; a
+    failed one sent again is written again."""
+    tenant, owner, client_id, contact_id, invoice_id, number = overdue_invoice
+    login(client, owner)
+    app.extensions["duebook.enqueue"], real = list, app.extensions["duebook.enqueue"]
+    try:  # queued, and not delivered yet (as when it waits for the sending window)
+        response, _ = send(
+            client, tenant, invoice_id, purpose="notice_1", channel="email", contact_id=contact_id
+        )
+    finally:
+        app.extensions["duebook.enqueue"] = real
+    assert response.status_code == 303
+    session = tenant_session(db_session, tenant)
+    message = db_session.scalars(
+        select(OutboxMessage).where(OutboxMessage.tenant_id == tenant.id)
+    ).one()
+    invoice = session.get(Invoice, invoice_id)
+    full = format_money(invoice.total, "INR", "IN")
+    assert full in message.body_text
+    make_payment(session, session.get(Client, client_id), "40000.00", allocate_to=[invoice])
+    invoice.due_date = date(2026, 10, 15)  # the client was given until then
+    session.commit()
+
+    with app.app_context():
+        assert deliver_batch(session, [message.id], redis)["sent"] == 1
+    [mail] = received_mail()
+    body = mail.get_body(preferencelist=("plain",)).get_content()
+    owed = invoice.total - Decimal("40000.00")
+    assert format_money(owed, "INR", "IN") in body and full not in body
+    assert "15 Oct 2026" in mail["Subject"] and "01 Oct 2026" not in mail["Subject"]
+    stored = db_session.get(OutboxMessage, message.id, populate_existing=True)
+    assert format_money(owed, "INR", "IN") in stored.body_text  # the page shows what was sent
+
+    # It bounced back as failed; sent again after another payment, it quotes the new balance.
+    db_session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == message.id).values(status="dead")
+    )
+    db_session.commit()
+    make_payment(
+        session, session.get(Client, client_id), "8000.00", allocate_to=[invoice], reference="U2"
+    )
+    session.commit()
+    page = client.get(f"/t/{tenant.slug}/messages/{message.id}")
+    retried = client.post(
+        f"/t/{tenant.slug}/messages/{message.id}/retry",
+        data={"csrf_token": csrf_token_from(page.text)},
+    )
+    assert retried.status_code == 303
+    run_jobs()
+    assert len(received_mail()) == 2
+    again = received_mail()[-1].get_body(preferencelist=("plain",)).get_content()
+    assert format_money(owed - Decimal("8000.00"), "INR", "IN") in again
+
+
+def test_a_reminder_about_an_invoice_paid_meanwhile_is_not_sent(
+    app, client, db_session, login, overdue_invoice, make_payment, redis, received_mail
+):
+    tenant, owner, client_id, contact_id, invoice_id, _ = overdue_invoice
+    login(client, owner)
+    app.extensions["duebook.enqueue"], real = list, app.extensions["duebook.enqueue"]
+    try:
+        send(client, tenant, invoice_id, purpose="notice_1", channel="email", contact_id=contact_id)
+    finally:
+        app.extensions["duebook.enqueue"] = real
+    session = tenant_session(db_session, tenant)
+    invoice = session.get(Invoice, invoice_id)
+    make_payment(session, session.get(Client, client_id), str(invoice.total), allocate_to=[invoice])
+    session.commit()
+    message = db_session.scalars(
+        select(OutboxMessage).where(OutboxMessage.tenant_id == tenant.id)
+    ).one()
+    with app.app_context():
+        assert deliver_batch(session, [message.id], redis)["suppressed"] == 1
+    assert received_mail() == []
+    stored = db_session.get(OutboxMessage, message.id, populate_existing=True)
+    assert "owes nothing now" in stored.last_error

@@ -21,8 +21,11 @@ from app.collections.models import (
 )
 from app.collections.notices import letters
 from app.collections.notices import services as notices
+from app.core.storage import get_storage
 from app.integrations.connectors import StatusUpdate
+from app.invoicing.models import Invoice
 from app.messaging.webhooks import apply_status_updates
+from app.outbox.composing import compose_now
 from app.outbox.models import OutboxMessage
 from tests.factories import default_level
 from tests.helpers import tenant_session
@@ -477,3 +480,63 @@ def test_whatsapp_and_sms_of_a_notice_name_all_its_invoices_and_the_total(app, b
     text = by_id[sms.message_id].body_text
     assert text.startswith(f"Reminder: ₹3,500.00 on {listed} is past due.")
     assert by_id[sms.message_id].payload["sms"]["variables"]["var2"] == listed
+
+
+# Written when it goes out (issue 16, finding 9) -----------------------------------------------
+
+
+def _failed_whatsapp_notice(app, books, db_session, invoice, position):
+    books.contact.phone = "+919876543210"
+    notice = books.notice([invoice], status="approved", channel="whatsapp", position=position)
+    with app.app_context():
+        notices.send_notices(books.session, books.tenant, [notice.id])
+    books.session.commit()
+    (failed,) = [m for m in outbox_rows(db_session, books.tenant) if m.id == notice.message_id]
+    return notice, failed
+
+
+def test_a_notice_resent_after_a_part_payment_states_what_is_owed_and_the_due_date_now(
+    app, books, db_session
+):
+    invoice = books.invoice("1000.00")
+    notice, failed = _failed_whatsapp_notice(app, books, db_session, invoice, position=2)
+    params = failed.payload["whatsapp"]["body_params"]
+    assert "₹1,000.00" in params and "31 Jul 2026" in params
+    books.pay("400.00", [invoice])
+    books.session.commit()
+    failed.status = "dead"
+    db_session.commit()
+    s = tenant_session(db_session, books.tenant)
+    s.get(Invoice, invoice.id).due_date = date(2026, 8, 20)  # the due date as it stands now
+    notice = s.get(CollectionNotice, notice.id)
+    notices.follow_open_notices(s, books.tenant.id)
+    with app.app_context():
+        new_id = notices.resend(s, books.tenant, notice, books.owner.id)
+    s.commit()
+    resent = db_session.get(OutboxMessage, new_id)
+    params = resent.payload["whatsapp"]["body_params"]
+    assert "₹600.00" in params and "20 Aug 2026" in params
+    # The statement it carries is a new one, with the figures of now.
+    letter = resent.payload["attachments"][0]["key"]
+    assert letter != failed.payload["attachments"][0]["key"]
+    with get_storage(app).open(letter) as stream:
+        text = pdf_text(stream.read())
+    assert "Total due ₹600.00" in text
+
+
+def test_a_queued_notice_is_written_again_with_the_figures_of_when_it_goes_out(
+    app, books, db_session
+):
+    invoice = books.invoice("1000.00")
+    notice, queued = _failed_whatsapp_notice(app, books, db_session, invoice, position=2)
+    books.pay("250.00", [invoice])
+    books.session.commit()
+    with app.app_context():
+        composed = compose_now(books.session, books.tenant, queued)
+    params = composed.payload["whatsapp"]["body_params"]
+    assert "₹750.00" in params and "₹1,000.00" not in params
+    assert composed.payload["whatsapp"]["document"] == queued.payload["whatsapp"]["document"]
+    books.pay("750.00", [invoice], day="2026-09-11")
+    books.session.commit()
+    with app.app_context():
+        assert compose_now(books.session, books.tenant, queued).withdrawn

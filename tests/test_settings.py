@@ -61,6 +61,9 @@ def test_gstin_gives_state_and_pan(make_tenant):
         ({"auto_invoice": "always"}, "auto_invoice", "Choose"),
         ({"send_window_start": "9am"}, "send_window_start", "HH:MM"),
         ({"send_window_start": "20:00"}, "send_window_end", "end after it starts"),
+        ({"reply_to": "accounts at kaveri"}, "reply_to", "not valid"),
+        ({"sender_name": "Kaveri <billing@kaveri.in>"}, "sender_name", "A name only"),
+        ({"sender_name": "Kaveri\r\nBcc: x@y.in"}, "sender_name", "A name only"),
     ],
 )
 def test_wrong_values_are_named_by_field(make_tenant, values, field, message):

@@ -7,13 +7,14 @@ record: the tenant's own tables, and the shared records that belong to the bound
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 from sqlalchemy import event, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
+from app.audit.wording import fields_kept_together
 from tenants.base import TenantModel
 from tenants.binding import ACTOR_KEY, TenantSession, bound_tenant_id
 
@@ -21,6 +22,10 @@ HIDDEN_FIELD_MARKERS = ("password", "token", "secret")
 # Shown by the entry itself (its record id, its tenant): not repeated among the fields.
 IMPLIED_FIELDS = frozenset({"id", "tenant_id"})
 PAGE_SIZE = 50
+# The moment of the first audited flush of a session's transaction: every row that
+# transaction writes carries it, so the log shows one request's (or job's) changes as one
+# action (app.audit.wording). Forgotten when the transaction ends.
+MOMENT_KEY = "duebook.audit_moment"
 
 
 def _is_audited(obj) -> bool:
@@ -74,6 +79,12 @@ def _changes(obj, action: str) -> dict:
             new = history.added[0] if history.added else None
             if old != new:
                 changes[key] = [_shown(key, old), _shown(key, new)]
+    if action == "update" and changes:
+        # Unchanged fields said with a changed one ("Net 30 → Net 45" needs the terms too).
+        for key in fields_kept_together(obj.__tablename__, changes):
+            if key in state.mapper.column_attrs:
+                value = _shown(key, getattr(obj, key, None))
+                changes[key] = [value, value]
     return changes
 
 
@@ -119,11 +130,20 @@ def _record_flush(session: Session, flush_context) -> None:
                 }
             )
     if rows:
+        moment = session.info.setdefault(MOMENT_KEY, datetime.now(UTC))
+        for row in rows:
+            row["occurred_at"] = moment
         session.execute(insert(AuditEntry), rows)
+
+
+def _forget_moment(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(MOMENT_KEY, None)
 
 
 # after_flush still sees the pre-flush history, and the new rows already have their keys.
 event.listen(TenantSession, "after_flush", _record_flush)
+event.listen(TenantSession, "after_transaction_end", _forget_moment)
 
 
 def search_entries(

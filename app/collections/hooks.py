@@ -3,14 +3,16 @@ invoicing and payments (`app.core.signals`) and reacts inside their transaction,
 outlives the debt it chased and a promise is checked against the money the moment it arrives;
 to the reports on messages, so a notice follows the message that carries it; and to clients:
 archiving one closes its notices, and its open notices and unpaid interest claims keep it from
-being deleted. Also fills the client page's Collections tab, and tells message templates the
-late-payment interest their notices show, and adds the dispute panel to the invoice page.
-Connected by `create_app`."""
+being deleted. Also fills the client page's Collections tab, tells message templates the
+late-payment interest their notices show, writes a notice's message again when it goes out
+(`app.outbox.composing`), names its records in the audit log, and adds the dispute panel to the
+invoice page. Connected by `create_app`."""
 
 from __future__ import annotations
 
 from flask import Flask
 
+from app.audit.wording import Wording, register_wording
 from app.clients.views import register_tab
 from app.collections.cases import interest_claims, promises
 from app.collections.cases.interest_claims import interest_owed
@@ -19,6 +21,7 @@ from app.collections.notices import services as notices
 from app.core import signals
 from app.invoicing.views import register_panel
 from app.message_templates import facts
+from app.outbox.composing import register_composer
 
 
 def init_app(app: Flask) -> None:
@@ -33,6 +36,12 @@ def init_app(app: Flask) -> None:
     register_tab("collections", collections_context)
     register_panel(invoice_dispute_panel)
     facts.register_interest(interest_owed)
+    register_composer(notices.NOTICE_COMPOSER, notices.compose_notice_message)
+    # The audit log's words where the table's name does not say it (app.audit.wording).
+    register_wording("promises_to_pay", Wording(noun="promise to pay"))
+    register_wording(
+        "collection_activities", Wording(noun="collection activity", name_field="kind")
+    )
 
 
 def close_notices_of_paid_invoice(

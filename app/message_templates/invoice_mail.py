@@ -24,11 +24,13 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client, Contact
 from app.clients.services import may_contact
 from app.core.storage import get_storage, save_in_transaction, tenant_key
+from app.invoicing.balance import outstanding
 from app.invoicing.models import Invoice
 from app.invoicing.pdf import current_pdf, pdf_filename
 from app.invoicing.services import mark_sent
 from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
 from app.message_templates.services import template_for
+from app.outbox.composing import Composed
 from app.outbox.services import queue_message, recipient_time_zone
 
 PURPOSES = {
@@ -41,6 +43,8 @@ PURPOSES = {
 CHANNEL_NAMES = {"email": "E-mail", "whatsapp": "WhatsApp", "sms": "SMS"}
 SENDABLE_STATUSES = ("issued", "sent", "overdue", "partly_paid", "disputed")
 FORM_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+# The name under which invoice messages are composed again when they go out (app.outbox.composing).
+COMPOSER = "invoice"
 
 
 class SendError(ValueError):
@@ -108,26 +112,16 @@ def send_about_invoice(
         raise SendError(errors)
 
     client = session.get(Client, invoice.client_id)
-    template = template_for(session, channel, purpose, contact.preferred_language or "en")
     try:
-        rendered = render_for_channel(
-            template,
-            message_context(
-                session,
-                tenant,
-                client,
-                contact,
-                invoice,
-                notice_level=None if purpose == "invoice" else purpose,
-            ),
-        )
+        rendered = _render(session, tenant, invoice, client, contact, channel, purpose)
     except TemplateProblem as problem:
-        message = f"The {template.name} template cannot be used: {problem}"
-        raise SendError({"purpose": message}) from problem
+        raise SendError({"purpose": str(problem)}) from problem
     if channel == "whatsapp" and not rendered.whatsapp.get("name"):
         raise SendError({"channel": "This WhatsApp template has no approved template name."})
 
-    payload: dict = {"purpose": purpose, "invoice_id": invoice.id}
+    # Written now for the record and the preview, and again with the figures of the moment it
+    # goes out (compose_invoice_message).
+    payload: dict = {"purpose": purpose, "invoice_id": invoice.id, "composer": COMPOSER}
     if channel in ("email", "whatsapp"):
         payload["attachments"] = [_copy_of_pdf(session, tenant, invoice, form_key)]
     if channel == "whatsapp":
@@ -154,6 +148,59 @@ def send_about_invoice(
         recipient_time_zone=recipient_time_zone(
             contact.phone if channel in ("whatsapp", "sms") else None, client.country, tenant
         ),
+    )
+
+
+def _render(session: Session, tenant, invoice: Invoice, client, contact, channel, purpose):
+    """The message from the tenant's template and the invoice's figures as they are now (what
+    it still owes, its due date, its interest to today). Raises TemplateProblem naming the
+    template."""
+    template = template_for(session, channel, purpose, contact.preferred_language or "en")
+    context = message_context(
+        session,
+        tenant,
+        client,
+        contact,
+        invoice,
+        notice_level=None if purpose == "invoice" else purpose,
+    )
+    try:
+        return render_for_channel(template, context)
+    except TemplateProblem as problem:
+        raise TemplateProblem(f"The {template.name} template cannot be used: {problem}") from None
+
+
+def compose_invoice_message(session: Session, tenant, message) -> Composed:
+    """A queued invoice message as it goes out: written again from the invoice's figures of
+    this moment, so a reminder held for the sending window, retried after a failure or sent
+    again quotes what is still owed and the current due date. A reminder about an invoice
+    that no longer owes anything (paid, credited, written off, voided meanwhile) is
+    withdrawn. The attached PDF is the copy made when it was queued (see `_copy_of_pdf`)."""
+    payload = message.payload or {}
+    purpose = payload.get("purpose", "invoice")
+    invoice = session.get(Invoice, payload["invoice_id"])
+    contact = session.get(Contact, message.contact_id) if message.contact_id else None
+    if invoice is None or contact is None:
+        return Composed(withdrawn="its invoice or contact no longer exists")
+    if purpose != "invoice" and (
+        invoice.status not in SENDABLE_STATUSES or outstanding(session, invoice) <= 0
+    ):
+        return Composed(withdrawn=f"invoice {invoice.number} owes nothing now")
+    client = session.get(Client, invoice.client_id)
+    try:
+        rendered = _render(session, tenant, invoice, client, contact, message.channel, purpose)
+    except TemplateProblem as problem:
+        return Composed(withdrawn=str(problem))
+    changed = {}
+    if message.channel == "whatsapp":
+        changed["whatsapp"] = {**payload.get("whatsapp", {}), **rendered.whatsapp}
+    if message.channel == "sms":
+        changed["sms"] = rendered.sms
+    return Composed(
+        subject=rendered.subject or message.subject,
+        text=rendered.text,
+        html=rendered.html,
+        payload=changed,
     )
 
 

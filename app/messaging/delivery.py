@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from select import select as wait_for_sockets
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -40,10 +41,11 @@ from app.integrations.models import IntegrationConnection
 from app.messaging.bounces import mark_bounced
 from app.messaging.ratelimit import RateLimiter, next_utc_midnight
 from app.messaging.unsubscribe import headers_for
+from app.outbox.composing import compose_now
 from app.outbox.models import OutboxMessage
 from app.outbox.secret_links import fill_in, open_link
 from app.settings.models import WorkspaceSettings
-from app.settings.services import workspace_settings
+from app.settings.services import sender_name, workspace_settings
 from tenants.binding import bound_tenant_id, schema_for_tenant_id
 from tenants.models import Tenant
 
@@ -301,7 +303,9 @@ def deliver_batch(session: Session, message_ids: list[int], redis) -> Counter:
                 if clock.monotonic() > stop_sending_at:
                     outcome = _put_back(writer, message, datetime.now(UTC), OUT_OF_LEASE)
                 else:
-                    outcome = _send_one(writer, message, tenant, route, slots)
+                    message, outcome = _composed_now(writer, message, tenant)
+                    if message is not None:
+                        outcome = _send_one(writer, message, tenant, workspace, route, slots)
                 outcomes[outcome] += 1
     finally:
         writer.close()
@@ -387,18 +391,54 @@ def _hold_back(
     return None
 
 
+def _composed_now(writer: OutcomeWriter, message, tenant) -> tuple[object | None, str | None]:
+    """The message as it goes now: a message about money owed is written again by the area
+    that wrote it (app.outbox.composing) with the figures of this moment (what is still owed,
+    the due date, interest to today), so one that waited for the sending window, a retry or a
+    resend never quotes what was owed when it was queued. The new text is stored before it is
+    sent: the message's page shows what the client got. Returns (message, None), or (None,
+    outcome) for a message withdrawn because nothing is owed any more."""
+    if tenant is None:
+        return message, None
+    session = writer.session
+    composed = compose_now(session, tenant, message)
+    if composed is None:
+        return message, None
+    if composed.withdrawn:
+        outcome = _finish(
+            writer,
+            message,
+            with_session=True,
+            status="suppressed",
+            last_error=f"Not sent: {composed.withdrawn}.",
+        )
+        return None, outcome
+    values = {
+        "subject": composed.subject[:255],
+        "body_text": composed.text,
+        "body_html": composed.html,
+        "payload": {**(message.payload or {}), **composed.payload},
+    }
+    session.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(values))
+    # One commit with what the composer recorded (a notice's interest claim as it goes out).
+    session.commit()
+    return SimpleNamespace(**{**message._asdict(), **values}), None
+
+
 def _route_name(message) -> str:
     return PLATFORM_EMAIL if message.carries_secret else message.channel
 
 
-def _send_one(writer: OutcomeWriter, message, tenant, route: ChannelRoute, slots: SendSlots) -> str:
+def _send_one(
+    writer: OutcomeWriter, message, tenant, workspace, route: ChannelRoute, slots: SendSlots
+) -> str:
     wait = slots.take()
     if isinstance(wait, tuple):
         return _put_back(writer, message, *wait)
     if wait > 0:
         clock.sleep(wait)
     try:
-        sent = route.connector.send(_outgoing(message, tenant))
+        sent = route.connector.send(_outgoing(message, tenant, workspace))
     except DeliveryError as exc:
         route.failures += 1
         route.last_error = str(exc)[:2000]
@@ -610,7 +650,7 @@ def _tenant(session: Session, tenant_id: int | None):
     return session.get(Tenant, tenant_id)
 
 
-def _outgoing(message: OutboxMessage, tenant) -> Outgoing:
+def _outgoing(message: OutboxMessage, tenant, workspace: WorkspaceSettings | None) -> Outgoing:
     payload = message.payload or {}
     text, html = message.body_text, message.body_html
     if message.carries_secret:
@@ -619,6 +659,14 @@ def _outgoing(message: OutboxMessage, tenant) -> Outgoing:
     headers = dict(payload.get("headers") or {})
     if message.channel == "email" and message.contact_id is not None and tenant is not None:
         headers.update(headers_for(tenant.id, message.contact_id))  # RFC 8058 one-click
+    chosen_name = workspace_name = None
+    if message.channel == "email" and tenant is not None:
+        # A workspace's e-mail comes from its own name and takes replies at its own address,
+        # as its settings say when it goes out; the From address stays the sending server's
+        # (app.integrations.connectors.smtp.from_header).
+        chosen_name, workspace_name = workspace.sender_name, sender_name(tenant, workspace)
+        if workspace.reply_to:
+            headers["Reply-To"] = workspace.reply_to
     return Outgoing(
         message_id=message.id,
         idempotency_key=message.idempotency_key,
@@ -631,6 +679,8 @@ def _outgoing(message: OutboxMessage, tenant) -> Outgoing:
         payload=payload,
         attachments=_attachments(message.tenant_id, payload),
         headers=headers,
+        sender_name=chosen_name,
+        workspace_name=workspace_name,
     )
 
 

@@ -47,6 +47,10 @@ class WorkspaceSettings(SharedModel):
     send_window_end: Mapped[time] = mapped_column(Time, server_default="19:00")
     # ... and, unless switched off, only on business days of the tenant's calendar.
     send_on_business_days_only: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # The name clients see as the sender of its e-mail (empty: the legal name, else the
+    # workspace's name) and where their replies go (empty: no Reply-To).
+    sender_name: Mapped[str | None] = mapped_column(String(100))
+    reply_to: Mapped[str | None] = mapped_column(String(254))
     updated_at: Mapped[datetime] = utcnow_column(onupdate=func.now())
 
     __table_args__ = (

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import time
 from typing import BinaryIO
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -53,7 +54,11 @@ FIELDS = (
     "send_window_start",
     "send_window_end",
     "send_on_business_days_only",
+    "sender_name",
+    "reply_to",
 )
+# A display name that a mail header cannot be made to carry a second header or address with.
+SENDER_NAME_REFUSED = re.compile(r"[\r\n<>@\"]")
 
 
 class SettingsError(ValueError):
@@ -169,7 +174,30 @@ def clean_settings(values: Mapping, tenant: Tenant) -> tuple[dict, dict[str, str
     out["auto_invoice"] = auto_invoice
     out["approval_required"] = bool(values.get("approval_required"))
     _clean_send_window(values, out, errors)
+    _clean_sender(values, out, errors)
     return out, errors
+
+
+def _clean_sender(values: Mapping, out: dict, errors: dict) -> None:
+    """Who the workspace's e-mail comes from, in the clients' eyes: a display name, and the
+    address their replies go to."""
+    name = _text(values, "sender_name", 100, errors)
+    if name and SENDER_NAME_REFUSED.search(name):
+        errors["sender_name"] = "A name only, without an e-mail address, quotes or < >."
+    out["sender_name"] = name
+    reply_to = (values.get("reply_to") or "").strip()
+    out["reply_to"] = None
+    if reply_to:
+        try:
+            out["reply_to"] = validate_email(reply_to, check_deliverability=False).normalized
+        except EmailNotValidError as error:
+            errors["reply_to"] = f"This e-mail address is not valid: {error}"
+
+
+def sender_name(tenant: Tenant, workspace: WorkspaceSettings) -> str:
+    """The name the workspace's e-mail comes from: the one it chose, else its legal name, else
+    its name."""
+    return workspace.sender_name or workspace.legal_name or tenant.name
 
 
 def _clean_send_window(values: Mapping, out: dict, errors: dict) -> None:

@@ -3,6 +3,8 @@ billing defaults; the logo upload."""
 
 from __future__ import annotations
 
+from email.utils import parseaddr
+
 from flask import Blueprint, abort, current_app, g, redirect, request, send_file, url_for
 
 from app.core.pages import render_page, toast
@@ -25,6 +27,7 @@ def _page(values=None, errors=None, logo_error=None, status=200):
         errors=errors or {},
         logo_error=logo_error,
         auto_invoice_choices=services.AUTO_INVOICE_CHOICES,
+        mail_address=parseaddr(current_app.config["MAIL_FROM"])[1],
     )
 
 

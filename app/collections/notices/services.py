@@ -88,6 +88,7 @@ from app.message_templates.rendering import (
     render_for_channel,
 )
 from app.message_templates.services import template_for
+from app.outbox.composing import Composed
 from app.outbox.models import OutboxMessage
 from app.outbox.services import queue_message, recipient_time_zone
 from app.projects.models import MILESTONE_STATUSES, Milestone, Project
@@ -230,6 +231,11 @@ def outbox_message(session: Session, tenant_id: int, message_id: int | None):
             OutboxMessage.id == message_id, OutboxMessage.of_tenant(tenant_id)
         )
     )
+
+
+# The name under which notice messages are composed again when they go out
+# (app.outbox.composing).
+NOTICE_COMPOSER = "notice"
 
 
 # The lifecycle ------------------------------------------------------------------------------
@@ -799,24 +805,26 @@ def _store_letter(session: Session, tenant, notice: CollectionNotice) -> dict:
     }
 
 
-def _queue_notice_message(
+@dataclass(frozen=True)
+class NoticeText:
+    subject: str
+    text: str
+    html: str | None
+    whatsapp: dict
+    sms: dict
+
+
+def _compose_notice(
     session: Session,
     tenant,
     notice: CollectionNotice,
-    level: CollectionLevel,
+    level: CollectionLevel | None,
     lines: list[Line],
-    key: str | None = None,
-    created_by: int | None = None,
-) -> str | None:
-    """Write the notice's outbox message (under `key`, by default the notice's one key); None,
-    or why it cannot be sent."""
-
+    contact: Contact,
+) -> NoticeText | str:
+    """The notice's message to `contact` from these lines (what each invoice owes now, its
+    interest to today); or why it cannot be written."""
     channel = notice.channel
-    contact = _contact_for(session, notice, channel)
-    if contact is None:
-        return f"no contact with {'an e-mail address' if channel == 'email' else 'a phone'}"
-    if not lines:
-        return "no invoices"
     client = session.get(Client, notice.client_id)
     purpose = level.template_purpose if level is not None else "notice_1"
     sums = totals(lines, notice.fee_amount)
@@ -846,22 +854,55 @@ def _queue_notice_message(
         return f"the {template.name} template cannot be used: {problem}"
     if channel == "whatsapp" and not rendered.whatsapp.get("name"):
         return "the WhatsApp template has no approved template name"
-    payload: dict = {
-        "purpose": purpose,
-        "notice_id": notice.id,
-        "invoice_ids": [line.invoice.id for line in lines],
-    }
     text, html = rendered.text, rendered.html
     if channel == "email":
         text = text + "\n\n" + statement_text(lines, sums, money, link)
         html = email_html(text)
+    return NoticeText(
+        rendered.subject or f"{notice.level_name}: {client.full_name}",
+        text,
+        html,
+        rendered.whatsapp,
+        rendered.sms,
+    )
+
+
+def _queue_notice_message(
+    session: Session,
+    tenant,
+    notice: CollectionNotice,
+    level: CollectionLevel,
+    lines: list[Line],
+    key: str | None = None,
+    created_by: int | None = None,
+) -> str | None:
+    """Write the notice's outbox message (under `key`, by default the notice's one key); None,
+    or why it cannot be sent. It is written again with the figures of the moment it goes out
+    (compose_notice_message)."""
+
+    channel = notice.channel
+    contact = _contact_for(session, notice, channel)
+    if contact is None:
+        return f"no contact with {'an e-mail address' if channel == 'email' else 'a phone'}"
+    if not lines:
+        return "no invoices"
+    composed = _compose_notice(session, tenant, notice, level, lines, contact)
+    if isinstance(composed, str):
+        return composed
+    client = session.get(Client, notice.client_id)
+    payload: dict = {
+        "purpose": level.template_purpose if level is not None else "notice_1",
+        "notice_id": notice.id,
+        "invoice_ids": [line.invoice.id for line in lines],
+        "composer": NOTICE_COMPOSER,
+    }
     if channel in ("email", "whatsapp"):
         payload["attachments"] = [_store_letter(session, tenant, notice)]
     if channel == "whatsapp":
         document = {k: payload["attachments"][0][k] for k in ("key", "filename")}
-        payload["whatsapp"] = {**rendered.whatsapp, "document": document}
+        payload["whatsapp"] = {**composed.whatsapp, "document": document}
     if channel == "sms":
-        payload["sms"] = rendered.sms
+        payload["sms"] = composed.sms
     key = key or notice_message_key(tenant.id, notice)
     if key != notice_message_key(tenant.id, notice):
         payload["replaces_message_id"] = notice.message_id
@@ -873,9 +914,9 @@ def _queue_notice_message(
         contact_id=contact.id,
         created_by=created_by or notice.approved_by,
         to=contact.email if channel == "email" else contact.phone,
-        subject=rendered.subject or f"{notice.level_name}: {client.full_name}",
-        text_body=text,
-        html_body=html,
+        subject=composed.subject,
+        text_body=composed.text,
+        html_body=composed.html,
         payload=payload,
         idempotency_key=key,
         windowed=True,
@@ -892,6 +933,34 @@ def _queue_notice_message(
     notice.message_id = message_id
     notice.contact_id = contact.id
     return None
+
+
+def compose_notice_message(session: Session, tenant, message) -> Composed:
+    """A queued notice message as it goes out: written again from what its invoices owe at
+    this moment, with interest to today (and that interest recorded as the notice's claim), so
+    a notice held for the sending window or retried after a failure never quotes stale
+    figures. A notice closed meanwhile (its invoices paid) is withdrawn. The attached letter
+    is the one stored when it was queued; a resend stores a new one."""
+    notice = session.get(CollectionNotice, (message.payload or {}).get("notice_id"))
+    contact = session.get(Contact, message.contact_id) if message.contact_id else None
+    if notice is None or contact is None:
+        return Composed(withdrawn="its notice or contact no longer exists")
+    if notice.status in ("closed", "cancelled"):
+        return Composed(withdrawn=f"the notice was {notice.status} meanwhile")
+    lines = notice_lines(session, notice, _today(session))
+    if sum((line.outstanding for line in lines), ZERO) <= 0:
+        return Composed(withdrawn="its invoices owe nothing now")
+    _record_claimed_interest(notice, lines)
+    level = session.get(CollectionLevel, notice.level_id)
+    composed = _compose_notice(session, tenant, notice, level, lines, contact)
+    if isinstance(composed, str):
+        return Composed(withdrawn=composed)
+    changed = {}
+    if message.channel == "whatsapp":
+        changed["whatsapp"] = {**(message.payload or {}).get("whatsapp", {}), **composed.whatsapp}
+    if message.channel == "sms":
+        changed["sms"] = composed.sms
+    return Composed(composed.subject, composed.text, composed.html, changed)
 
 
 def notice_message_key(tenant_id: int, notice: CollectionNotice) -> str:
@@ -948,6 +1017,9 @@ def resend(
     level = session.get(CollectionLevel, notice.level_id)
     lines = notice_lines(session, notice, _today(session))
     _record_claimed_interest(notice, lines)
+    # The failed message's letter has the figures of then; the new one states those of now
+    # (the old file stays: the failed message and the audit log name it).
+    notice.letter_key = None
     failed_id = notice.message_id
     key = f"{notice_message_key(tenant.id, notice)}:after:{failed_id}"
     problem = _queue_notice_message(

@@ -85,8 +85,12 @@ class Outgoing:
     # Where the provider should report this message's status, for providers that take it per
     # message (Twilio's StatusCallback); None when the provider is configured once.
     status_callback_url: str | None = None
-    # Headers every e-mail of this message carries (List-Unsubscribe ...).
+    # Headers every e-mail of this message carries (List-Unsubscribe, Reply-To ...).
     headers: dict[str, str] = field(default_factory=dict)
+    # The display name of an e-mail's From: the sender name the workspace chose, else (unless
+    # its own mail account names itself) its name. The address stays the connector's own.
+    sender_name: str | None = None
+    workspace_name: str | None = None
 
 
 @dataclass

@@ -13,7 +13,7 @@ import ssl
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.utils import formataddr, formatdate, parseaddr
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import dkim
@@ -46,9 +46,9 @@ class RecipientRefused(DeliveryError):
     bounced = True
 
 
-def build_email(outgoing: Outgoing, sender: str) -> EmailMessage:
+def build_email(outgoing: Outgoing, sender: str, platform: bool = False) -> EmailMessage:
     email = EmailMessage()
-    email["From"] = sender
+    email["From"] = from_header(sender, outgoing, platform)
     email["To"] = outgoing.recipient
     email["Subject"] = outgoing.subject
     email["Date"] = formatdate(localtime=False)
@@ -66,6 +66,20 @@ def build_email(outgoing: Outgoing, sender: str) -> EmailMessage:
             attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
         )
     return email
+
+
+def from_header(sender: str, outgoing: Outgoing, platform: bool) -> str:
+    """The From of a workspace's message: the connector's address (the platform's, or the
+    mail account the workspace connected) under the sender name the workspace chose; without
+    one, under its own mail account's name, else the workspace's name. The platform's own
+    name ("Duebook") never fronts a workspace's message. Only the name is the workspace's: the
+    platform never sends from a domain it does not control (an address at the workspace's
+    domain sent through our server would fail SPF and DMARC, and land in spam or be refused)."""
+    own_name, address = parseaddr(sender)
+    name = outgoing.sender_name or (None if platform else own_name) or outgoing.workspace_name
+    if not name:
+        return sender
+    return formataddr((name, address))
 
 
 def normalise_dkim_key(text: str) -> str:
@@ -322,7 +336,9 @@ class SmtpConnector(Connector):
         return data
 
     def send(self, outgoing: Outgoing) -> Sent:
-        email = build_email(outgoing, self.settings["from_address"])
+        email = build_email(
+            outgoing, self.settings["from_address"], platform=bool(self.settings.get("url"))
+        )
         envelope_from = verp_address(
             self.config["SECRET_KEY"], outgoing.tenant_id, outgoing.message_id, self.bounce_domain()
         )
