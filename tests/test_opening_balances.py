@@ -163,6 +163,12 @@ def test_a_csv_of_open_invoices_imports_with_clients_matched_and_created(
     assert (record.status, record.inserted_rows, record.failed_rows) == ("done", 3, 0)
     assert record.clients_created == 1
     check_good_rows_imported(tenant_db, asha)
+    progress = client.get(
+        f"/t/{workspace.slug}/opening-balances/{import_id}/progress",
+        headers={"HX-Request": "true"},
+    )
+    assert progress.status_code == 200
+    assert 'data-count="inserted">3<' in progress.text
 
 
 def test_an_xlsx_of_open_invoices_imports(client, workspace, tenant_db, asha):
@@ -200,11 +206,12 @@ def test_bad_rows_are_reported_with_their_line_and_good_rows_go_in(
         ["T-101", "10/05/2026", "10/06/2026", "ASHA", "100", "0", "100", "", ""],  # 8: again
         [duebook_invoice.number, "10/05/2026", "10/06/2026", "ASHA", "100", "0", "100", "", ""],
         ["T-206", "10/05/2026", "10/06/2026", "", "100", "0", "100", "", ""],  # 10: no client
-        GOOD_ROWS[1],  # line 11
+        ["T-207", "01/01/2099", "01/02/2099", "ASHA", "100", "0", "100", "", ""],  # 11: future
+        GOOD_ROWS[1],  # line 12
     ]
     import_id = import_file(client, workspace, "mixed.csv", csv_file(rows))
     record = tenant_db.get(OpeningBalanceImport, import_id)
-    assert (record.status, record.inserted_rows, record.failed_rows) == ("done", 2, 8)
+    assert (record.status, record.inserted_rows, record.failed_rows) == ("done", 2, 9)
     assert set(opening_invoices(tenant_db)) == {"T-101", "T-102"}
 
     report = client.get(f"/t/{workspace.slug}/opening-balances/{import_id}/errors.csv")
@@ -221,6 +228,7 @@ def test_bad_rows_are_reported_with_their_line_and_good_rows_go_in(
         (8, "Invoice number"),
         (9, "Invoice number"),
         (10, "Client"),
+        (11, "Invoice date"),
     }
     reasons = {int(line): reason for line, _, reason in lines[1:]}
     assert "Line 2" in reasons[8]
@@ -258,3 +266,38 @@ def test_duebook_numbering_is_unaffected(client, workspace, tenant_db, asha, mak
     assert int(second.number.rsplit("/", 1)[-1]) == int(first.number.rsplit("/", 1)[-1]) + 1
     series = set(tenant_db.scalars(select(InvoiceNumberSequence.series)))
     assert series == {"INV"}, "imported invoices take no number of a Duebook series"
+
+
+def test_a_wrong_file_or_a_missing_column_is_said_next_to_its_field(client, workspace):
+    base = f"/t/{workspace.slug}/opening-balances"
+    page = client.get(f"{base}/")
+    refused = client.post(
+        f"{base}/",
+        data={
+            "file": (io.BytesIO(b"%PDF-1.4"), "invoices.pdf"),
+            "csrf_token": csrf_token_from(page.text),
+            "upload_key": form_key_from(page.text, "upload_key"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422
+    assert "Upload a .csv or .xlsx file" in refused.text
+
+    page = client.get(f"{base}/")
+    response = client.post(
+        f"{base}/",
+        data={
+            "file": (io.BytesIO(csv_file(GOOD_ROWS)), "tally.csv"),
+            "csrf_token": csrf_token_from(page.text),
+            "upload_key": form_key_from(page.text, "upload_key"),
+        },
+        content_type="multipart/form-data",
+    )
+    import_id = int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    run_bulk_jobs(client.application)
+    page = client.get(f"{base}/{import_id}")
+    data = {**suggested(page.text), "map_due_date": "", "csrf_token": csrf_token_from(page.text)}
+    answer = client.post(f"{base}/{import_id}", data=data)
+    assert answer.status_code == 422
+    assert "Choose the columns with the due date." in answer.text
+    assert 'data-testid="opening-preview"' not in answer.text

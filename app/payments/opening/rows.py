@@ -20,12 +20,14 @@ from sqlalchemy.orm import Session
 
 from app.clients.imports.files import FORMULA_START
 from app.clients.models import Client
+from app.core.clock import tenant_today
 from app.core.money import CURRENCIES, to_money
 from app.invoicing.models import OPENING_SERIES, Invoice
 from tenants.models import Tenant
 
 NUMBER_MAX = 16  # invoices.number
 TOLERANCE = Decimal("0.01")
+LARGEST = Decimal("1e16")  # NUMERIC(18, 2)
 DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d-%b-%Y", "%d %b %Y", "%d/%m/%y")
 _NOT_AMOUNT = re.compile(r"[^0-9.\-]")
 
@@ -78,6 +80,9 @@ class RowChecker:
     tenant: Tenant
     mapping: Mapping
     seen_numbers: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.today = tenant_today(self.session)
 
     def _raw(self, cells: list[str]) -> dict[str, str]:
         width = len(cells)
@@ -163,6 +168,10 @@ class RowChecker:
             elif day is None:
                 errors[key] = f"{text} is not a date (use 31/03/2026 or 2026-03-31)."
             values[key] = day
+        if values["issue_date"] and values["issue_date"] > self.today:
+            errors["issue_date"] = (
+                "The invoice date is after today: bring in invoices already issued."
+            )
         if (
             values["issue_date"]
             and values["due_date"]
@@ -197,6 +206,8 @@ class RowChecker:
                 errors[key] = f"{text} is not an amount."
             elif amount is not None and amount < 0:
                 errors[key] = f"The {label} cannot be negative."
+            elif amount is not None and amount >= LARGEST:
+                errors[key] = f"The {label} is larger than any invoice can be."
             amounts[key] = amount
         total, subtotal, tax = amounts["total"], amounts["subtotal"], amounts["tax"]
         if total is None and "total" not in errors:

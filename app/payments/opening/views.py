@@ -10,7 +10,13 @@ from wtforms import SelectField
 
 from app.clients import exports
 from app.clients.imports import files as import_files
-from app.clients.imports.views import NOT_IN_FILE, REQUEST_LIMIT, UploadForm, _ascii, _form_key
+from app.clients.imports.views import (
+    NOT_IN_FILE,
+    REQUEST_LIMIT,
+    UploadForm,
+    ascii_stem,
+    form_key_or_none,
+)
 from app.core.pages import render_page, toast, wants_fragment
 from app.extensions import db
 from app.form_choices import as_choices
@@ -83,7 +89,7 @@ def index():
                 upload.filename or "",
                 upload.stream,
                 current_user.id,
-                upload_key=_form_key(form.upload_key.data),
+                upload_key=form_key_or_none(form.upload_key.data),
             )
         except import_files.ImportFileError as error:
             form.file.errors = [*form.file.errors, str(error)]
@@ -191,5 +197,5 @@ def errors(opening_import_id: int):
     return Response(
         "\ufeff" + "".join(exports.csv_lines(rows)),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{_ascii(stem)}-problems.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{ascii_stem(stem)}-problems.csv"'},
     )
