@@ -97,6 +97,7 @@ def register_blueprints(app: Flask) -> None:
     from app.messaging.whatsapp_views import blueprint as whatsapp_hooks
     from app.notifications.views import blueprint as notifications
     from app.ops.views import blueprint as ops
+    from app.payments.opening.views import blueprint as opening_balances
     from app.payments.views import blueprint as payments
     from app.projects.views import blueprint as projects
     from app.sandbox.views import blueprint as sandbox
@@ -122,6 +123,7 @@ def register_blueprints(app: Flask) -> None:
         invoice_pdfs,
         message_templates,
         payments,
+        opening_balances,
         settings,
         whatsapp_hooks,
     ):

@@ -38,6 +38,7 @@ from app.messaging.models import WebhookEvent
 from app.notifications.models import Notification
 from app.outbox.models import OutboxMessage
 from app.payments.models import Payment, PaymentAllocation
+from app.payments.opening.models import OpeningBalanceImport, OpeningBalanceImportError
 from app.projects.models import Milestone, MilestoneTransition, Project
 from app.settings.models import WorkspaceSettings
 from tenants.base import SharedModel, TenantModel
@@ -92,6 +93,8 @@ __all__ = [
     "Membership",
     "OutboxMessage",
     "PendingSignup",
+    "OpeningBalanceImport",
+    "OpeningBalanceImportError",
     "Payment",
     "PaymentAllocation",
     "Tenant",

@@ -17,6 +17,7 @@ from app.invoicing.services import mark_overdue
 from app.messaging.delivery import deliver_batch
 from app.messaging.webhooks import process_event, processing_jobs, unprocessed_events
 from app.outbox import services as outbox
+from app.payments.opening import services as opening_balances
 from jobs.context import job
 from jobs.queues import fan_out, tenants_past_midnight
 from tenants.binding import bound_tenant_id
@@ -114,6 +115,24 @@ def run_client_import(session, import_id: int) -> str | None:
     an earlier attempt wrote. Returns "done", "failed", or None if it was not queued."""
 
     return run_import(session, import_id)
+
+
+# Opening balances: the open invoices of the old books, read and imported as client files are ---
+
+
+@job("bulk")
+def read_opening_balance_file(session, import_id: int) -> str | None:
+    """Read an uploaded file of open invoices within the import limits, for the preview."""
+
+    return opening_balances.read_import_file(session, import_id)
+
+
+@job("bulk")
+def run_opening_balance_import(session, import_id: int) -> str | None:
+    """Check and write an uploaded file of open invoices. Returns "done", "failed", or None
+    if it was not queued."""
+
+    return opening_balances.run_import(session, import_id)
 
 
 # Invoice PDFs: rendered and stored after issue; a sweep renders what no worker did ------------

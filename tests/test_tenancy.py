@@ -20,6 +20,7 @@ from app.clients.models import (
     Site,
 )
 from app.extensions import db
+from app.payments.opening.models import OpeningBalanceImport
 from app.projects.models import Milestone, Project
 from tenants.binding import (
     TenantNotBound,
@@ -58,6 +59,7 @@ RECORD_ARGS = (
     "document_id",
     "version",
     "import_id",
+    "opening_import_id",
     "project_id",
     "milestone_id",
     "invoice_id",
@@ -200,7 +202,10 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     site = Site(client_id=client.id, name="Site of A")
     document = Document(client_id=client.id, title="Contract of A")
     client_import = ClientImport(filename="a.csv", storage_key="tenant_x/a.csv", file_format="csv")
-    session.add_all([contact, site, document, client_import])
+    opening_import = OpeningBalanceImport(
+        filename="a.csv", storage_key="tenant_x/a.csv", file_format="csv", status="done"
+    )
+    session.add_all([contact, site, document, client_import, opening_import])
     session.flush()
     project = Project(
         client_id=client.id,
@@ -245,6 +250,7 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
         "document_id": document.id,
         "version": 1,
         "import_id": client_import.id,
+        "opening_import_id": opening_import.id,
         "project_id": project.id,
         "milestone_id": milestone.id,
         "invoice_id": (invoice := _draft_invoice_of(session, client.id)).id,

@@ -63,6 +63,9 @@ INVOICE_STATUSES = (
     "void",
     "written_off",
 )
+# The series of the invoices brought from the old books with their own numbers: Duebook's
+# series (and their counters, InvoiceNumberSequence) never see them.
+OPENING_SERIES = "OPENING"
 # Statuses of an invoice that still owes money (what is owed is derived, see payments).
 OWING_STATUSES = ("issued", "sent", "overdue", "partly_paid", "disputed")
 
@@ -110,6 +113,11 @@ class Invoice(TaxAmounts, TenantModel):
         ForeignKey("tenant.collection_policies.id")
     )
     accepted_on: Mapped[date | None] = mapped_column(Date)
+    # An open invoice of the old books brought in by an opening-balance import (series
+    # OPENING_SERIES, its own number kept; app.payments.opening), else NULL.
+    opening_import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenant.opening_balance_imports.id")
+    )
 
     lines: Mapped[list[InvoiceLine]] = relationship(
         back_populates="invoice", order_by="InvoiceLine.position"

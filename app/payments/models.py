@@ -43,6 +43,11 @@ class Payment(TenantModel):
     created_at: Mapped[datetime] = utcnow_column()
     voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     void_reason: Mapped[str | None] = mapped_column(String(255))
+    # What was already paid of an invoice brought from the old books (app.payments.opening),
+    # else NULL.
+    opening_import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenant.opening_balance_imports.id")
+    )
 
     allocations: Mapped[list[PaymentAllocation]] = relationship(
         back_populates="payment", order_by="PaymentAllocation.id"

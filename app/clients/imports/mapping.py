@@ -7,7 +7,7 @@ beats another field's synonym), cleaned of unknown fields and columns, and check
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -228,32 +228,49 @@ def _normalise_header(text: str) -> str:
     return " ".join(_NOT_WORD.sub(" ", str(text).lower()).split())
 
 
-_HEADER_FIELDS: dict[str, str] = {}
-for _field in FIELDS:  # labels and keys first, then synonyms: "Contact name" beats "name"
-    for _name in (_field.label, _field.key):
-        _HEADER_FIELDS.setdefault(_normalise_header(_name), _field.key)
-for _field in FIELDS:
-    for _name in _field.synonyms:
-        _HEADER_FIELDS.setdefault(_normalise_header(_name), _field.key)
+def header_names(fields: Iterable[ImportField]) -> dict[str, str]:
+    """Normalised header -> field key, for `suggest_columns`: labels and keys first, then
+    synonyms, so that "Contact name" beats "name". Shared with the other imports
+    (app.payments.opening), each with its own fields."""
+    fields = tuple(fields)
+    names: dict[str, str] = {}
+    for each in fields:
+        for name in (each.label, each.key):
+            names.setdefault(_normalise_header(name), each.key)
+    for each in fields:
+        for name in each.synonyms:
+            names.setdefault(_normalise_header(name), each.key)
+    return names
 
 
-def suggest_mapping(headers: list[str]) -> dict[str, int]:
+def suggest_columns(names: Mapping[str, str], headers: list[str]) -> dict[str, int]:
     """Field -> column index, from the headers' names (the first column of a name wins)."""
     mapping: dict[str, int] = {}
     for index, header in enumerate(headers):
-        key = _HEADER_FIELDS.get(_normalise_header(header))
+        key = names.get(_normalise_header(header))
         if key is not None and key not in mapping:
             mapping[key] = index
     return mapping
 
 
-def clean_mapping(raw: Mapping, column_count: int) -> dict[str, int]:
-    """A stored or submitted mapping, with unknown fields and columns left out."""
+def clean_columns(raw: Mapping, known: Mapping, column_count: int) -> dict[str, int]:
+    """A stored or submitted mapping, with fields not in `known` and unknown columns left out."""
     mapping = {}
     for key, value in raw.items():
-        if key in FIELD_LABELS and str(value).isdigit() and int(value) < column_count:
+        if key in known and str(value).isdigit() and int(value) < column_count:
             mapping[key] = int(value)
     return mapping
+
+
+_HEADER_FIELDS = header_names(FIELDS)
+
+
+def suggest_mapping(headers: list[str]) -> dict[str, int]:
+    return suggest_columns(_HEADER_FIELDS, headers)
+
+
+def clean_mapping(raw: Mapping, column_count: int) -> dict[str, int]:
+    return clean_columns(raw, FIELD_LABELS, column_count)
 
 
 def mapping_problem(mapping: Mapping) -> str | None:

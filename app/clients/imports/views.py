@@ -59,7 +59,7 @@ def new_form_key() -> str:
     return secrets.token_urlsafe(18)
 
 
-def _form_key(value: str | None) -> str | None:
+def form_key_or_none(value: str | None) -> str | None:
     return value if value and FORM_KEY.match(value) else None
 
 
@@ -138,7 +138,7 @@ def new_import():
                 upload.filename or "",
                 upload.stream,
                 current_user.id,
-                upload_key=_form_key(form.upload_key.data),
+                upload_key=form_key_or_none(form.upload_key.data),
             )
         except import_files.ImportFileError as error:
             form.file.errors = [*form.file.errors, str(error)]
@@ -224,7 +224,7 @@ def start_import(import_id: int):
     record = _import_or_404(import_id)
     try:
         # A repeat of the same form changes nothing and is answered as the first post was.
-        imports.start_import(db.session, record, _form_key(request.form.get("form_key")))
+        imports.start_import(db.session, record, form_key_or_none(request.form.get("form_key")))
     except import_files.ImportFileError as error:
         toast(str(error), "error")
     else:
@@ -262,11 +262,11 @@ def import_errors(import_id: int):
     return Response(
         "\ufeff" + "".join(exports.csv_lines(rows)),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{_ascii(stem)}-errors.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{ascii_stem(stem)}-errors.csv"'},
     )
 
 
-def _ascii(text: str) -> str:
+def ascii_stem(text: str) -> str:
     cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "-" for c in text)
     return cleaned.strip("-")[:80] or "clients"
 
