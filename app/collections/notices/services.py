@@ -1109,6 +1109,14 @@ def list_notices(
     return NoticePage(rows, rows[-1].notice.id if more and rows else None)
 
 
+def awaiting_approval(session: Session) -> int:
+    """How many notices wait for someone to approve them (drafts): what the list filtered by
+    status=draft shows; counted on the status index."""
+    return session.scalar(
+        select(func.count()).select_from(CollectionNotice).where(CollectionNotice.status == "draft")
+    )
+
+
 def notices_of(
     session: Session,
     *,
