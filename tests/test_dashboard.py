@@ -179,3 +179,26 @@ def test_an_empty_workspace_shows_first_steps_not_zeros(client, login, make_tena
     assert "Import opening balances" in steps
     assert 'id="receivables"' not in html and 'id="cash"' not in html
     assert "₹0.00" not in html
+
+
+def test_top_overdue_clients_are_the_five_owing_most_past_due(
+    db_session, client, login, make_tenant, make_user
+):
+    owner = make_user()
+    tenant = make_tenant(owner=owner)
+    books = Books(db_session, tenant)
+    today = local_date(tenant.time_zone)
+    for number, amount in enumerate(("500", "7000", "300", "9000", "100", "8000", "2000")):
+        books.invoice(books.client(f"Client {number}"), amount, due=today - timedelta(days=40))
+    owing_later = books.client("Not yet due")
+    books.invoice(owing_later, "99999", due=today + timedelta(days=5))
+    books.session.commit()
+    login(client, owner)
+    top = _tile(client.get(f"/t/{tenant.slug}/").text, "top-overdue")
+    assert re.findall(r">(Client \d|Not yet due)</a>", top) == [
+        "Client 3",
+        "Client 5",
+        "Client 1",
+        "Client 6",
+        "Client 0",
+    ]
