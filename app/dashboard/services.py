@@ -1,9 +1,9 @@
 """The dashboard's figures, each read from what already keeps it small, so that the page costs
 the same with ten invoices or a million: receivables from the aging summary the database
 maintains (no invoice is read), the DSO trend from the daily aging snapshots, cash from one
-grouped query over two months of payments, notices and promises from counts on their indexes,
-and a collector's work from the counts of their queue. Which of them a person sees is the
-view's business (their permissions)."""
+grouped query over two months of payments (payments.listing), notices and promises from
+counts on their indexes asked in one round trip, and a collector's work from the counts of
+their queue. Which of them a person sees is the view's business (their permissions)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from app.aging import services as aging
 from app.clients.models import Client
+from app.collections.cases import promises
+from app.collections.notices import services as notices
 from app.invoicing.models import Invoice
 
 TOP_OVERDUE_SHOWN = 5
@@ -55,16 +57,26 @@ def receivables(session: Session, today: date) -> Receivables:
 
 
 @dataclass(frozen=True)
-class Beginnings:
-    """How far a new workspace has come: until its first invoice the dashboard shows the first
-    steps instead of figures that would all be zero."""
+class Counts:
+    """Whether the workspace has begun (until its first invoice the dashboard shows the first
+    steps instead of figures that would all be zero) and the collections counts: one round
+    trip for all of them."""
 
     has_clients: bool
     has_invoices: bool
+    notices_awaiting_approval: int
+    promises_due_today: int
+    promises_broken: int
 
 
-def beginnings(session: Session) -> Beginnings:
-    has_clients, has_invoices = session.execute(
-        select(exists().where(Client.id.is_not(None)), exists().where(Invoice.id.is_not(None)))
+def counts(session: Session, today: date) -> Counts:
+    row = session.execute(
+        select(
+            exists().where(Client.id.is_not(None)),
+            exists().where(Invoice.id.is_not(None)),
+            notices.awaiting_approval_count(),
+            promises.due_today_count(today),
+            promises.broken_lately_count(today),
+        )
     ).one()
-    return Beginnings(has_clients, has_invoices)
+    return Counts(*row)

@@ -7,7 +7,6 @@ from flask_login import current_user
 
 from app.clients import documents
 from app.collections.cases import promises
-from app.collections.notices import services as notices
 from app.collections.work import services as work
 from app.core.clock import tenant_today
 from app.core.pages import render_page
@@ -33,9 +32,9 @@ def _opening_balances_url() -> str | None:
 def home():
     session["last_tenant"] = g.tenant.slug
     today = tenant_today(db.session)
-    started = services.beginnings(db.session)
-    context = {"today": today, "started": started}
-    if not started.has_invoices:
+    counts = services.counts(db.session, today)
+    context = {"today": today, "started": counts}
+    if not counts.has_invoices:
         context["opening_balances_url"] = _opening_balances_url()
     elif can("invoices.view"):
         this_month, last_month = payments.month_starts(today)
@@ -46,11 +45,8 @@ def home():
             last_month=last_month,
             last_month_end=this_month - timedelta(days=1),
         )
-    if started.has_invoices and can("notices.view"):
-        context["awaiting_approval"] = notices.awaiting_approval(db.session)
-        context["promises_due_today"], context["promises_broken"] = promises.promise_counts(
-            db.session, today
-        )
+    if counts.has_invoices and can("notices.view"):
+        context["collections"] = counts
         context["broken_lately_days"] = promises.BROKEN_LATELY_DAYS
         if can("collections.work"):
             context["my_work"] = work.queue_counts(db.session, current_user.id, today)

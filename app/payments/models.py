@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Index,
     Numeric,
     String,
     Text,
@@ -34,8 +35,7 @@ class Payment(TenantModel):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
-    # Indexed: the dashboard sums cash by month and the payments list filters by date.
-    received_on: Mapped[date] = mapped_column(Date, index=True)
+    received_on: Mapped[date] = mapped_column(Date)
     amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
     currency: Mapped[str] = mapped_column(String(3))
     method: Mapped[str] = mapped_column(String(16))
@@ -52,6 +52,13 @@ class Payment(TenantModel):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint(f"method IN ({sql_list(PAYMENT_METHODS)})", name="method"),
+        # The dashboard sums the cash of this month and last on every visit, the payments list
+        # filters by date: with what the sums need in the index they read no table rows.
+        Index(
+            "ix_payments_received_on",
+            "received_on",
+            postgresql_include=["currency", "amount", "voided_at"],
+        ),
     )
 
     def audit_subject(self) -> str:

@@ -252,20 +252,26 @@ def list_promises(
     return [tuple(row) for row in session.execute(query.limit(limit))]
 
 
-def promise_counts(session: Session, today: date) -> tuple[int, int]:
-    """(open promises due `today`, promises broken in the last BROKEN_LATELY_DAYS): two counts
-    on the partial indexes of open and broken promises."""
-    due_today = session.scalar(
+def due_today_count(today: date):
+    """Open promises due `today`, as a scalar subquery on the open promises' index (a page asks
+    it along with other counts in one round trip)."""
+    return (
         select(func.count())
         .select_from(PromiseToPay)
         .where(PromiseToPay.status == "open", PromiseToPay.promised_on == today)
+        .scalar_subquery()
     )
-    broken = session.scalar(
+
+
+def broken_lately_count(today: date):
+    """Promises broken in the last BROKEN_LATELY_DAYS, as a scalar subquery on the broken
+    promises' index."""
+    return (
         select(func.count())
         .select_from(PromiseToPay)
         .where(
             PromiseToPay.status == "broken",
             PromiseToPay.promised_on >= today - timedelta(days=BROKEN_LATELY_DAYS),
         )
+        .scalar_subquery()
     )
-    return due_today, broken
