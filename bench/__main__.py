@@ -12,6 +12,7 @@ from bench import (
     clients_import,
     clients_list,
     collections_run,
+    dashboard,
     import_bomb,
     invoice_numbers,
     invoice_pdf,
@@ -43,6 +44,7 @@ BENCHMARKS = {
     "messaging_webhooks": messaging.run_webhooks,
     "collections_run": collections_run.run,
     "aging": aging.run,
+    "dashboard": dashboard.run,
 }
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import case, exists, func, select, text
+from sqlalchemy import case, exists, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -456,17 +456,34 @@ def client_rows(
 def top_overdue_clients(
     session: Session, buckets: Buckets, limit: int = TOP_CLIENTS
 ) -> list[ClientAging]:
-    """The clients owing the most past due, per currency (at most `limit` each)."""
-    filters = AgingFilters(min_overdue=Decimal("0.01"))
-    query = _client_rows_query(buckets, filters).subquery()
-    ranked = select(
-        query,
-        func.row_number()
-        .over(partition_by=query.c.currency, order_by=(query.c.overdue.desc(), query.c.client_id))
-        .label("rank"),
-    ).subquery()
+    """The clients owing the most past due, per currency (at most `limit` each). Ranked on the
+    summary's past-due rows alone; only the winners are joined to their clients (the
+    dashboard asks on every visit)."""
+    overdue = func.sum(AgingSummary.amount)
+    ranked = (
+        select(
+            AgingSummary.client_id,
+            AgingSummary.currency,
+            func.row_number()
+            .over(
+                partition_by=AgingSummary.currency,
+                order_by=(overdue.desc(), AgingSummary.client_id),
+            )
+            .label("rank"),
+        )
+        .where(AgingSummary.bucket >= 1)
+        .group_by(AgingSummary.client_id, AgingSummary.currency)
+        .having(overdue > 0)
+        .subquery()
+    )
+    winners = select(ranked.c.client_id, ranked.c.currency).where(ranked.c.rank <= limit)
+    query = (
+        _client_rows_query(buckets, AgingFilters())
+        .where(tuple_(AgingSummary.client_id, AgingSummary.currency).in_(winners))
+        .subquery()
+    )
     records = session.execute(
-        select(ranked).where(ranked.c.rank <= limit).order_by(ranked.c.currency, ranked.c.rank)
+        select(query).order_by(query.c.currency, query.c.overdue.desc(), query.c.client_id)
     )
     return [_row(r, buckets) for r in records]
 

@@ -285,7 +285,9 @@ class CollectionNotice(TenantModel):
     approved_by: Mapped[int | None] = mapped_column(BigInteger)
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Indexed: a collector's queue (and so the dashboard) asks which clients had a notice sent
+    # lately, on every visit.
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     response_date: Mapped[date | None] = mapped_column(Date)
@@ -405,6 +407,10 @@ class PromiseToPay(TenantModel):
         CheckConstraint(f"status IN ({sql_list(PROMISE_STATUSES)})", name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
         Index("ix_promises_to_pay_open", "promised_on", postgresql_where=text("status = 'open'")),
+        # The dashboard counts the promises broken lately without reading the kept ones.
+        Index(
+            "ix_promises_to_pay_broken", "promised_on", postgresql_where=text("status = 'broken'")
+        ),
     )
 
     def audit_subject(self) -> str:

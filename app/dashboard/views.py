@@ -1,29 +1,61 @@
 from __future__ import annotations
 
-from flask import Blueprint, g, session
+from datetime import timedelta
+
+from flask import Blueprint, current_app, g, session, url_for
+from flask_login import current_user
 
 from app.clients import documents
+from app.collections.cases import promises
+from app.collections.work import services as work
 from app.core.clock import tenant_today
 from app.core.pages import render_page
+from app.dashboard import services
 from app.extensions import db
+from app.payments import listing as payments
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("dashboard", __name__, url_prefix="/t/<tenant_slug>")
 EXPIRING_SHOWN = 10
+# Built by another part of issue 16: linked only once the app has the page.
+OPENING_BALANCES_ENDPOINT = "opening_balances.index"
+
+
+def _opening_balances_url() -> str | None:
+    if OPENING_BALANCES_ENDPOINT not in current_app.view_functions:
+        return None
+    return url_for(OPENING_BALANCES_ENDPOINT)
 
 
 @blueprint.get("/")
 @require_permission("dashboard.view")
 def home():
     session["last_tenant"] = g.tenant.slug
-    context = {}
+    today = tenant_today(db.session)
+    counts = services.counts(db.session, today)
+    context = {"today": today, "started": counts}
+    if not counts.has_invoices:
+        context["opening_balances_url"] = _opening_balances_url()
+    elif can("invoices.view"):
+        this_month, last_month = payments.month_starts(today)
+        context.update(
+            receivables=services.receivables(db.session, today),
+            cash=payments.cash_by_month(db.session, today),
+            this_month=this_month,
+            last_month=last_month,
+            last_month_end=this_month - timedelta(days=1),
+        )
+    if counts.has_invoices and can("notices.view"):
+        context["collections"] = counts
+        context["broken_lately_days"] = promises.BROKEN_LATELY_DAYS
+        if can("collections.work"):
+            context["my_work"] = work.queue_counts(db.session, current_user.id, today)
+            context["work_titles"] = work.SECTION_TITLES
     if can("clients.view"):
-        today = tenant_today(db.session)
         context.update(
             expiring=documents.expiring_documents(db.session, today),
             expiring_shown=EXPIRING_SHOWN,
             expiry_window_days=documents.EXPIRY_WINDOW_DAYS,
             expiry_badge=documents.expiry_badge,
-            today=today,
         )
     return render_page("dashboard/home.html", **context)

@@ -12,7 +12,7 @@ import csv
 import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -170,6 +170,40 @@ def list_payments(
         .offset((page - 1) * page_size)
     )
     return PaymentPage(list(_rows(session, query)), page, pages, totals)
+
+
+@dataclass(frozen=True)
+class MonthlyCash:
+    """Live cash received in one currency this month (from its first day on: what the list
+    filtered from that day shows) and in the whole of last month."""
+
+    currency: str
+    this_month: Decimal
+    last_month: Decimal
+
+
+def month_starts(today: date) -> tuple[date, date]:
+    """The first day of `today`'s month and of the month before."""
+    this_month = today.replace(day=1)
+    return this_month, (this_month - timedelta(days=1)).replace(day=1)
+
+
+def cash_by_month(session: Session, today: date) -> list[MonthlyCash]:
+    """This month's cash against last month's, per currency (largest this month first): one
+    grouped query reading two months of payments through the received_on index."""
+    this_month, last_month = month_starts(today)
+    in_this_month = Payment.received_on >= this_month
+    rows = session.execute(
+        select(
+            Payment.currency,
+            func.coalesce(func.sum(Payment.amount).filter(in_this_month), 0),
+            func.coalesce(func.sum(Payment.amount).filter(~in_this_month), 0),
+        )
+        .where(Payment.voided_at.is_(None), Payment.received_on >= last_month)
+        .group_by(Payment.currency)
+    )
+    found = [MonthlyCash(c, to_money(now), to_money(before)) for c, now, before in rows]
+    return sorted(found, key=lambda m: (-m.this_month, m.currency))
 
 
 EXPORT_HEADER = (

@@ -222,14 +222,21 @@ def client_promises(session: Session, client_id: int) -> list[PromiseToPay]:
     )
 
 
-PROMISE_VIEWS = {"open": "Open", "due_soon": "Due within a week", "broken": "Broken"}
+PROMISE_VIEWS = {
+    "open": "Open",
+    "due_today": "Due today",
+    "due_soon": "Due within a week",
+    "broken": "Broken",
+}
+# The dashboard counts the promises broken this recently: older ones are history, not work.
+BROKEN_LATELY_DAYS = 30
 
 
 def list_promises(
     session: Session, view: str, today: date, limit: int = 500
 ) -> list[tuple[PromiseToPay, Client]]:
-    """The promises of the list page: open (by date), due soon (open, due within a week), or
-    broken (latest first)."""
+    """The promises of the list page: open (by date), due today, due soon (open, due within a
+    week), or broken (latest first)."""
     query = select(PromiseToPay, Client).join(Client, Client.id == PromiseToPay.client_id)
     if view == "broken":
         query = query.where(PromiseToPay.status == "broken").order_by(
@@ -237,7 +244,34 @@ def list_promises(
         )
     else:
         query = query.where(PromiseToPay.status == "open")
-        if view == "due_soon":
+        if view == "due_today":
+            query = query.where(PromiseToPay.promised_on == today)
+        elif view == "due_soon":
             query = query.where(PromiseToPay.promised_on <= today + timedelta(DUE_SOON_DAYS))
         query = query.order_by(PromiseToPay.promised_on, PromiseToPay.id)
     return [tuple(row) for row in session.execute(query.limit(limit))]
+
+
+def due_today_count(today: date):
+    """Open promises due `today`, as a scalar subquery on the open promises' index (a page asks
+    it along with other counts in one round trip)."""
+    return (
+        select(func.count())
+        .select_from(PromiseToPay)
+        .where(PromiseToPay.status == "open", PromiseToPay.promised_on == today)
+        .scalar_subquery()
+    )
+
+
+def broken_lately_count(today: date):
+    """Promises broken in the last BROKEN_LATELY_DAYS, as a scalar subquery on the broken
+    promises' index."""
+    return (
+        select(func.count())
+        .select_from(PromiseToPay)
+        .where(
+            PromiseToPay.status == "broken",
+            PromiseToPay.promised_on >= today - timedelta(days=BROKEN_LATELY_DAYS),
+        )
+        .scalar_subquery()
+    )

@@ -1181,6 +1181,18 @@ def list_notices(
     return NoticePage(rows, rows[-1].notice.id if more and rows else None)
 
 
+def awaiting_approval_count():
+    """How many notices wait for someone to approve them (drafts: what the list filtered by
+    status=draft shows), as a scalar subquery counted on the status index, so that a page can
+    ask it along with other counts in one round trip."""
+    return (
+        select(func.count())
+        .select_from(CollectionNotice)
+        .where(CollectionNotice.status == "draft")
+        .scalar_subquery()
+    )
+
+
 def notices_of(
     session: Session,
     *,

@@ -361,15 +361,37 @@ def _without_contact(session: Session, user_id: int, today: date, zone: ZoneInfo
     return clients
 
 
+SECTION_TITLES = {
+    "tasks": "Calls and visits due",
+    "follow_ups": "Follow-ups due",
+    "broken_promises": "Broken promises",
+    "disputes": "Disputes to chase",
+    "no_contact": f"Overdue, no contact for {NO_CONTACT_DAYS} days",
+}
+
+
+def _queue_rows(session: Session, user_id: int, today: date, zone: ZoneInfo) -> tuple:
+    return (
+        _open_tasks(session, user_id, today),
+        _follow_ups(session, user_id, today),
+        _broken_promises(session, user_id, today, zone),
+        _disputes(session, user_id),
+        _without_contact(session, user_id, today, zone),
+    )
+
+
+def queue_counts(session: Session, user_id: int, today: date) -> dict[str, int]:
+    """How many items each section of `user_id`'s queue holds (keys of SECTION_TITLES): the
+    dashboard's summary, without what each client owes (the queue page's costly part)."""
+    rows = _queue_rows(session, user_id, today, _bound_zone(session))
+    return {key: len(found) for key, found in zip(SECTION_TITLES, rows, strict=True)}
+
+
 def queue(session: Session, user_id: int, today: date) -> list[Section]:
     """What `user_id` has to do on `today` (a day of the tenant's calendar), in sections, each
     biggest debt first (follow-ups by their date, disputes oldest first)."""
     zone = _bound_zone(session)
-    tasks = _open_tasks(session, user_id, today)
-    follow_ups = _follow_ups(session, user_id, today)
-    promises = _broken_promises(session, user_id, today, zone)
-    disputes = _disputes(session, user_id)
-    quiet = _without_contact(session, user_id, today, zone)
+    tasks, follow_ups, promises, disputes, quiet = _queue_rows(session, user_id, today, zone)
     client_ids = (
         [c.id for _, c in tasks]
         + [c.id for _, c in follow_ups]
@@ -412,12 +434,10 @@ def queue(session: Session, user_id: int, today: date) -> list[Section]:
         for client in quiet
     ]
     silent.sort(key=lambda i: (-i.owed.rank, i.since or today, i.client.id))
+    items = (calls_visits, due_follow_ups, broken, chase, silent)
     return [
-        Section("tasks", "Calls and visits due", calls_visits),
-        Section("follow_ups", "Follow-ups due", due_follow_ups),
-        Section("broken_promises", "Broken promises", broken),
-        Section("disputes", "Disputes to chase", chase),
-        Section("no_contact", f"Overdue, no contact for {NO_CONTACT_DAYS} days", silent),
+        Section(key, title, found)
+        for (key, title), found in zip(SECTION_TITLES.items(), items, strict=True)
     ]
 
 
