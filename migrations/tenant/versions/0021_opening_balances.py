@@ -1,7 +1,7 @@
 """opening balances: open invoices of the old books imported from a file
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 Create Date: 2026-12-05 02:40:00
 
 - opening_balance_imports, opening_balance_import_errors: an upload of open invoices and the
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0021"
-down_revision = "0019"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
