@@ -176,7 +176,7 @@ def test_an_empty_workspace_shows_first_steps_not_zeros(client, login, make_tena
     steps = re.search(r'id="first-steps">(.*?)</section>', html, re.S).group(1)
     assert f'href="/t/{tenant.slug}/clients/new"' in steps
     assert f'href="/t/{tenant.slug}/invoices/new"' in steps
-    assert "Import opening balances" in steps
+    assert f'href="/t/{tenant.slug}/opening-balances/"' in steps
     assert 'id="receivables"' not in html and 'id="cash"' not in html
     assert "₹0.00" not in html
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, current_app, g, session, url_for
+from flask import Blueprint, g, session
 from flask_login import current_user
 
 from app.clients import documents
@@ -17,16 +17,6 @@ from tenants.context import can, require_permission
 
 blueprint = Blueprint("dashboard", __name__, url_prefix="/t/<tenant_slug>")
 EXPIRING_SHOWN = 10
-# Built by another part of issue 16: linked only once the app has the page.
-OPENING_BALANCES_ENDPOINT = "opening_balances.index"
-
-
-def _opening_balances_url() -> str | None:
-    if OPENING_BALANCES_ENDPOINT not in current_app.view_functions:
-        return None
-    return url_for(OPENING_BALANCES_ENDPOINT)
-
-
 @blueprint.get("/")
 @require_permission("dashboard.view")
 def home():
@@ -34,9 +24,7 @@ def home():
     today = tenant_today(db.session)
     counts = services.counts(db.session, today)
     context = {"today": today, "started": counts}
-    if not counts.has_invoices:
-        context["opening_balances_url"] = _opening_balances_url()
-    elif can("invoices.view"):
+    if counts.has_invoices and can("invoices.view"):
         this_month, last_month = payments.month_starts(today)
         context.update(
             receivables=services.receivables(db.session, today),
