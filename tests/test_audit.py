@@ -211,3 +211,43 @@ def test_money_dates_people_and_records_are_said_as_people_read_them(
     assert f"client (none) → {kaveri.short_name}" in sentence
     assert "token hash (hidden) → (hidden)" in sentence  # changed, and not shown
     assert "currency" not in sentence  # recorded beside the amounts, not changed
+
+
+def test_an_action_that_wrote_many_records_is_counted_and_file_keys_are_not_spelled_out(
+    app, db_session, make_tenant, make_user
+):
+    asha = make_user(full_name="Asha Rao")
+    tenant = make_tenant(owner=asha)
+    session = tenant_session(db_session, tenant)
+    moment = datetime(2026, 9, 1, 6, 30, tzinfo=UTC)
+    added = [
+        AuditEntry(
+            id=10 + n,
+            occurred_at=moment,
+            actor_user_id=asha.id,
+            action="insert",
+            entity="invoices",
+            entity_id=str(900 + n),
+            changes={"number": [None, f"OB-{n}"]},
+        )
+        for n in range(6)
+    ]
+    stored = AuditEntry(
+        id=1,
+        occurred_at=datetime(2026, 9, 1, 7, 0, tzinfo=UTC),
+        actor_user_id=None,
+        action="update",
+        entity="invoices",
+        entity_id="900",
+        changes={"pdf_key": [None, "tenant_7/invoices/900/OB-0.due-100.00.ab12.pdf"]},
+    )
+    with app.app_context():
+        pdf, seeded = wording.describe(
+            session, [stored, *reversed(added)], {asha.id: "Asha Rao"}, "IN", "Asia/Kolkata"
+        )
+    # One import of six invoices is one line of counts, not six clauses (the details list all).
+    assert seeded.sentence == "Asha Rao made 6 changes: added 6 invoices"
+    assert len(seeded.parts) == 6
+    # Where a file is stored is bookkeeping: said as a file, the path only in the details.
+    assert pdf.sentence == "System changed the pdf of invoice #900 from (none) to a stored file"
+    assert "tenant_7/" not in pdf.sentence

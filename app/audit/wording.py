@@ -29,6 +29,10 @@ SENTENCE_VALUE_CHARS = 60
 # Bookkeeping every row has: in the raw diff, not worth a sentence.
 UNSAID_FIELDS = frozenset({"created_at", "updated_at", "created_by", "updated_by"})
 VERBS = {"insert": "added", "update": "updated", "delete": "removed"}
+# An action that wrote more records than this is said as counts per kind; its details list all.
+SPELLED_OUT_PARTS = 5
+# Where a stored file lives is bookkeeping: the sentence says a file was stored or removed.
+FILE_KEY_SUFFIX = "_key"
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ class Described:
     """One audit row in words: the sentence about its record and the raw entry it came from."""
 
     entry: AuditEntry
+    noun: str  # "client"
     record: str  # "client Kaveri"
     changes: list[Change]
 
@@ -160,6 +165,8 @@ class Action:
 
     @property
     def sentence(self) -> str:
+        if len(self.parts) > SPELLED_OUT_PARTS:  # an import, a seeding, a daily run: counted
+            return f"{self.actor} {self.summary()}"
         if len(self.parts) == 1 and self.parts[0].entry.action == "update":
             part = self.parts[0]
             if len(part.changes) == 1:  # "Asha changed the payment terms of client Kaveri ..."
@@ -169,6 +176,22 @@ class Action:
                     f"from {change.old} to {change.new}"
                 )
         return f"{self.actor} " + "; and ".join(part.clause() for part in self.parts)
+
+    def summary(self) -> str:
+        """ "made 120 changes: added 40 invoices, updated 12 clients, ..." by verb and kind."""
+        counts: dict[tuple[str, str], int] = {}
+        for part in self.parts:
+            key = (part.verb, part.noun)
+            counts[key] = counts.get(key, 0) + 1
+        said = ", ".join(
+            f"{verb} {count} {noun if count == 1 else plural(noun)}"
+            for (verb, noun), count in counts.items()
+        )
+        return f"made {len(self.parts):,} changes: {said}"
+
+
+def plural(noun: str) -> str:
+    return noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
 
 
 def describe(
@@ -238,9 +261,9 @@ def _describe_entry(entry, names, people, country, zone) -> Described:
                 continue
             if pair[0] == pair[1] != HIDDEN:  # kept beside a changed field for the sentence
                 continue
-            label = wording.labels.get(key) or _readable(key)
+            label = wording.labels.get(key) or _readable(key.removesuffix(FILE_KEY_SUFFIX))
             said.append(Change(label.lower(), say(key, pair[0]), say(key, pair[1])))
-    return Described(entry, record, said)
+    return Described(entry, wording.noun, record, said)
 
 
 def _say(wording, key, value, names, people, country, currency, zone) -> str:
@@ -249,6 +272,8 @@ def _say(wording, key, value, names, people, country, currency, zone) -> str:
         return "(none)"
     if value == HIDDEN:
         return HIDDEN
+    if key.endswith(FILE_KEY_SUFFIX):
+        return "a stored file"
     if key in wording.choices:
         return _cut(wording.choices[key].get(str(value), str(value)))
     if key in wording.people_fields:

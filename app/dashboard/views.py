@@ -17,6 +17,8 @@ from tenants.context import can, require_permission
 
 blueprint = Blueprint("dashboard", __name__, url_prefix="/t/<tenant_slug>")
 EXPIRING_SHOWN = 10
+
+
 @blueprint.get("/")
 @require_permission("dashboard.view")
 def home():
