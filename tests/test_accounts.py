@@ -133,7 +133,9 @@ def test_a_taken_workspace_address_is_explained_only_after_the_email_is_confirme
     assert refused.status_code == 422
     assert "That address is taken" in refused.text and 'id="slug-error"' in refused.text
     created = confirm(client, link, f"{taken}-2")
-    assert created.status_code == 302 and created.headers["Location"].endswith(f"/t/{taken}-2/")
+    assert created.status_code == 302 and created.headers["Location"].endswith(
+        f"/t/{taken}-2/setup/"
+    )
 
 
 def test_confirming_a_signup_needs_the_password_chosen_at_signup(
