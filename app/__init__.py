@@ -102,6 +102,7 @@ def register_blueprints(app: Flask) -> None:
     from app.projects.views import blueprint as projects
     from app.sandbox.views import blueprint as sandbox
     from app.settings.views import blueprint as settings
+    from app.setup.views import blueprint as setup
     from app.team.views import blueprint as team
 
     for blueprint in (messages, notifications, ops):
@@ -125,6 +126,7 @@ def register_blueprints(app: Flask) -> None:
         payments,
         opening_balances,
         settings,
+        setup,
         whatsapp_hooks,
     ):
         app.register_blueprint(blueprint)

@@ -67,7 +67,7 @@ def test_signup_creates_tenant_schema_and_owner_then_lands_in_it(
 ):
     data, response = sign_up(client, run_jobs, received_mail)
     assert response.status_code == 302
-    assert response.headers["Location"].endswith(f"/t/{data['slug']}/")
+    assert response.headers["Location"].endswith(f"/t/{data['slug']}/setup/")
     tenant = db_session.scalar(select(Tenant).where(Tenant.slug == data["slug"]))
     membership = db_session.scalar(select(Membership).where(Membership.tenant_id == tenant.id))
     assert membership.role == "owner"
@@ -82,9 +82,9 @@ def test_signup_creates_tenant_schema_and_owner_then_lands_in_it(
         .all()
     )
     assert "audit_log" in tables
-    dashboard = client.get(response.headers["Location"])
-    assert dashboard.status_code == 200
-    assert "Sharma Engineering" in dashboard.text
+    setup = client.get(response.headers["Location"], follow_redirects=True)
+    assert setup.status_code == 200
+    assert "Set up Sharma Engineering" in setup.text
 
 
 def test_signup_answers_the_same_whether_or_not_the_email_has_an_account(
@@ -133,7 +133,9 @@ def test_a_taken_workspace_address_is_explained_only_after_the_email_is_confirme
     assert refused.status_code == 422
     assert "That address is taken" in refused.text and 'id="slug-error"' in refused.text
     created = confirm(client, link, f"{taken}-2")
-    assert created.status_code == 302 and created.headers["Location"].endswith(f"/t/{taken}-2/")
+    assert created.status_code == 302 and created.headers["Location"].endswith(
+        f"/t/{taken}-2/setup/"
+    )
 
 
 def test_confirming_a_signup_needs_the_password_chosen_at_signup(

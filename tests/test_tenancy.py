@@ -42,6 +42,7 @@ NON_RECORD_ARGS = {
     "name": "0-00000000.eml",
     "filename": "css/app.css",
     "section": "identity",
+    "step_name": "identity",
     "fmt": "csv",
     "kind": "csv",
     "template_id": 1,

@@ -229,7 +229,8 @@ def confirm_signup(token: str):
             _sign_in(user)
             session["last_tenant"] = tenant.slug
             flash(f"Welcome to Duebook. {tenant.name} is ready.", "success")
-            return redirect(url_for("dashboard.home", tenant_slug=tenant.slug))
+            # A new workspace starts with the short guided setup (it can be skipped).
+            return redirect(url_for("setup.index", tenant_slug=tenant.slug))
     return render_template(
         "auth/confirm_signup.html", form=form, pending=pending
     ), 422 if form.errors else 200

@@ -13,6 +13,7 @@ from app.core.pages import render_page
 from app.dashboard import services
 from app.extensions import db
 from app.payments import listing as payments
+from app.setup import services as setup
 from tenants.context import can, require_permission
 
 blueprint = Blueprint("dashboard", __name__, url_prefix="/t/<tenant_slug>")
@@ -48,4 +49,7 @@ def home():
             expiry_window_days=documents.EXPIRY_WINDOW_DAYS,
             expiry_badge=documents.expiry_badge,
         )
+    if can("settings.manage"):
+        context["setup_left"] = setup.progress(db.session, g.tenant.id).left
+        context["setup_steps"] = len(setup.STEPS)
     return render_page("dashboard/home.html", **context)

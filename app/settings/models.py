@@ -17,6 +17,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenants.base import SharedModel, utcnow_column
@@ -51,6 +52,11 @@ class WorkspaceSettings(SharedModel):
     # workspace's name) and where their replies go (empty: no Reply-To).
     sender_name: Mapped[str | None] = mapped_column(String(100))
     reply_to: Mapped[str | None] = mapped_column(String(254))
+    # The first-run setup's steps this workspace has done or skipped, by step name (the steps
+    # themselves are the setup area's): a step not named here is still open.
+    setup_progress: Mapped[dict[str, str]] = mapped_column(
+        JSONB, server_default=text("'{}'::jsonb")
+    )
     updated_at: Mapped[datetime] = utcnow_column(onupdate=func.now())
 
     __table_args__ = (

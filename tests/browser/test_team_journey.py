@@ -80,6 +80,12 @@ def expect_dashboard_of(page: Page, slug: str, name: str) -> None:
     expect(page.locator(".tenant-switcher > summary")).to_have_text(name)
 
 
+def expect_setup_of(page: Page, slug: str, name: str) -> None:
+    """A new workspace's owner lands on the first step of the setup."""
+    expect(page).to_have_url(re.compile(rf"/t/{re.escape(slug)}/setup/identity$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Set up {name}")
+
+
 def open_tenant_switcher(page: Page) -> None:
     page.get_by_test_id("tenant-switcher").locator("summary").click()
 
@@ -105,15 +111,17 @@ def test_sign_up_invite_join_log_in_again_and_switch_workspaces(
     colleague_email = f"{unique('arjun')}@example.com"
     colleague_password = "ledger lanterns by the river"
 
-    # (1) The owner signs up and lands on the new workspace's dashboard.
+    # (1) The owner signs up, lands on the setup and goes on to the dashboard.
     owner = new_page()
     sign_up(owner, signup_mail, **first, region="Maharashtra")
-    expect_dashboard_of(owner, first["slug"], "Sharma Engineering")
+    expect_setup_of(owner, first["slug"], "Sharma Engineering")
     expect(
         owner.get_by_role("status").filter(
             has_text="Welcome to Duebook. Sharma Engineering is ready."
         )
     ).to_be_visible()
+    owner.get_by_role("navigation", name="Workspace").get_by_role("link", name="Dashboard").click()
+    expect_dashboard_of(owner, first["slug"], "Sharma Engineering")
     expect(owner.get_by_text("Asia/Kolkata · INR")).to_be_visible()
 
     # (2) Team: invite a colleague as Finance; a message confirms it, the invitation is listed.
@@ -232,7 +240,7 @@ def test_sign_up_mistakes_are_explained_next_to_the_field(new_page, console, sig
         full_name="Meera Iyer",
         email=f"{unique('meera')}@example.com",
     )
-    expect_dashboard_of(first, taken, "Taken Traders")
+    expect_setup_of(first, taken, "Taken Traders")
 
     page = new_page()
     email = f"{unique('ravi')}@example.com"
@@ -279,7 +287,7 @@ def test_sign_up_mistakes_are_explained_next_to_the_field(new_page, console, sig
     page.get_by_label("Workspace address").fill(rao)
     page.get_by_label("The password you chose").fill(PASSWORD)
     page.get_by_role("button", name="Create workspace").click()
-    expect_dashboard_of(page, rao, "Rao Textiles")
+    expect_setup_of(page, rao, "Rao Textiles")
 
     assert not console.about_csp(), console.about_csp()
     assert not console.exceptions, console.exceptions
