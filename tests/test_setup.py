@@ -139,6 +139,10 @@ def test_skipped_steps_are_passed_over_then_offered_again(
 
     for step in ("brand", "payment", "email"):
         post_step(client, tenant, step, action="/skip")
+    # The clients step offers every way in: one by one, a client file, or the old books' open
+    # invoices (their clients come with them).
+    clients_step = client.get(f"/t/{tenant.slug}/setup/clients").text
+    assert f'href="/t/{tenant.slug}/opening-balances/"' in clients_step
     last = post_step(client, tenant, "clients", action="/skip")
     assert last.headers["Location"] == f"/t/{tenant.slug}/"  # nothing open: the dashboard
     # Coming back, the setup offers the first step put off.
