@@ -1,5 +1,5 @@
-"""aging totals for the dashboard: per currency and bucket, per client past due; an index
-for a collector's overdue clients
+"""totals for the dashboard: aging per currency and bucket, per client past due, cash per day;
+an index for a collector's overdue clients
 
 Revision ID: 0022
 Revises: 0021
@@ -16,6 +16,10 @@ visit. A trigger on the summary now keeps, as it changes:
   amount for "the clients owing most past due".
 ix_invoices_owing_client_due: a collector's clients with an owing invoice past due, one index
 probe per client.
+payment_days: live cash per day received and currency, kept by statement-level triggers on
+payments (one grouped upsert per statement, in day order; a day's row is shared by that day's
+payments as aging_sales' is by that day's invoices); the dashboard's cash of two months adds
+up some sixty rows instead of every payment.
 """
 
 import sqlalchemy as sa
@@ -78,6 +82,52 @@ BEGIN
 END
 $fn$
 """,
+    # Each change as arrays of day, currency, amount and count (+1 a live payment in, -1 out).
+    """
+CREATE FUNCTION payment_days_add(p_days date[], p_currencies varchar[], p_amounts numeric[],
+                                 p_counts integer[]) RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+    INSERT INTO payment_days AS d (received_on, currency, amount, payment_count)
+    SELECT c.day, c.currency, sum(c.amount), sum(c.n)
+      FROM unnest(p_days, p_currencies, p_amounts, p_counts) AS c(day, currency, amount, n)
+     GROUP BY c.day, c.currency
+    HAVING sum(c.n) <> 0 OR sum(c.amount) <> 0
+     ORDER BY c.day, c.currency
+    ON CONFLICT (received_on, currency) DO UPDATE
+        SET amount = d.amount + EXCLUDED.amount,
+            payment_count = d.payment_count + EXCLUDED.payment_count;
+    DELETE FROM payment_days d
+     USING unnest(p_days, p_currencies) AS c(day, currency)
+     WHERE d.received_on = c.day AND d.currency = c.currency AND d.payment_count = 0;
+END
+$fn$
+""",
+    """
+CREATE FUNCTION payments_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM payment_days_add(array_agg(received_on), array_agg(currency),
+                                 array_agg(amount), array_agg(1))
+           FROM new_rows WHERE voided_at IS NULL;
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM payment_days_add(array_agg(received_on), array_agg(currency),
+                                 array_agg(-amount), array_agg(-1))
+           FROM old_rows WHERE voided_at IS NULL;
+    ELSE
+        PERFORM payment_days_add(array_agg(received_on), array_agg(currency),
+                                 array_agg(amount), array_agg(n))
+           FROM (SELECT received_on, currency, -amount AS amount, -1 AS n
+                   FROM old_rows WHERE voided_at IS NULL
+                 UNION ALL
+                 SELECT received_on, currency, amount, 1 FROM new_rows
+                  WHERE voided_at IS NULL) AS c;
+    END IF;
+    RETURN NULL;
+END
+$fn$
+""",
     # Called by a roll or a rebuild, which hold the state row: no writer is in flight.
     """
 CREATE FUNCTION aging_fold_totals() RETURNS void
@@ -94,11 +144,27 @@ $fn$
 """,
 ]
 
-TRIGGER = """
+TRIGGERS = [
+    """
 CREATE TRIGGER aging_summary_totals
 AFTER INSERT OR DELETE OR UPDATE ON aging_summary
 FOR EACH ROW EXECUTE FUNCTION aging_summary_changed()
-"""
+""",
+    # A trigger with transition tables has one event: three of them.
+    """
+CREATE TRIGGER payment_days_inserted AFTER INSERT ON payments
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION payments_changed()
+""",
+    """
+CREATE TRIGGER payment_days_deleted AFTER DELETE ON payments
+REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION payments_changed()
+""",
+    """
+CREATE TRIGGER payment_days_updated AFTER UPDATE ON payments
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION payments_changed()
+""",
+]
 
 
 def upgrade() -> None:
@@ -133,6 +199,14 @@ def upgrade() -> None:
         ["currency", sa.text("amount DESC"), "client_id"],
         unique=False,
     )
+    op.create_table(
+        "payment_days",
+        sa.Column("received_on", sa.Date(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("amount", sa.Numeric(precision=18, scale=2), nullable=False),
+        sa.Column("payment_count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("received_on", "currency", name=op.f("pk_payment_days")),
+    )
     op.create_index(
         "ix_invoices_owing_client_due",
         "invoices",
@@ -140,8 +214,13 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text(f"status IN {OWING}"),
     )
-    for statement in (*FUNCTIONS, TRIGGER):
+    for statement in FUNCTIONS + TRIGGERS:
         op.execute(statement)
+    op.execute(
+        "INSERT INTO payment_days (received_on, currency, amount, payment_count) "
+        "SELECT received_on, currency, sum(amount), count(*) FROM payments "
+        "WHERE voided_at IS NULL GROUP BY received_on, currency"
+    )
     op.execute(
         "INSERT INTO aging_client_overdue (client_id, currency, amount, invoice_count) "
         "SELECT client_id, currency, sum(amount), sum(invoice_count) FROM aging_summary "
@@ -151,12 +230,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER payment_days_updated ON payments")
+    op.execute("DROP TRIGGER payment_days_deleted ON payments")
+    op.execute("DROP TRIGGER payment_days_inserted ON payments")
     op.execute("DROP TRIGGER aging_summary_totals ON aging_summary")
     op.execute("DROP FUNCTION aging_fold_totals()")
     op.execute("DROP FUNCTION aging_summary_changed()")
+    op.execute("DROP FUNCTION payments_changed()")
+    op.execute("DROP FUNCTION payment_days_add(date[], varchar[], numeric[], integer[])")
     op.execute("DROP FUNCTION aging_add_client_overdue(bigint, varchar, numeric, integer)")
     op.drop_index("ix_invoices_owing_client_due", table_name="invoices")
     op.drop_index("ix_aging_client_overdue_rank", table_name="aging_client_overdue")
+    op.drop_table("payment_days")
     op.drop_table("aging_client_overdue")
     op.drop_table("aging_total_changes")
     op.drop_table("aging_totals")
