@@ -113,10 +113,13 @@ def books(db_session, make_tenant):
 
 
 def check_summary(session, today):
-    """The maintained summary, entries and sales equal the full recomputation, exactly."""
+    """The maintained summary, entries, sales and the dashboard's totals (per currency and
+    bucket, per client past due) equal the full recomputation, exactly."""
     settings = aging.settings_of(session)
     basis, bounds = settings.aging_basis, settings.aging_buckets
-    assert aging.maintained_summary(session) == aging.full_recomputation(session, today)
+    recomputed = aging.full_recomputation(session, today)
+    assert aging.maintained_summary(session) == recomputed
+    assert aging.maintained_totals(session) == aging.totals_of(recomputed)
     assert aging.maintained_invoices(session) == aging.recomputed_invoices(
         session, today, basis, bounds
     )

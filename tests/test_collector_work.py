@@ -477,3 +477,47 @@ def test_another_tenants_records_are_not_found(
     ):
         assert browser.get(url).status_code == 404, url
     assert work.queue(tenant_session(s, other), outsider.id, desk["today"])[0].count == 0
+
+
+def test_the_dashboards_counts_are_the_queues_section_sizes(desk):
+    """The dashboard counts each section in one query; the queue page reads the rows: the
+    two must agree, section by section, for every collector and as the day's work changes."""
+    s, client, today = desk["session"], desk["client"], desk["today"]
+    asha, ravi = desk["asha"].id, desk["ravi"].id
+    other = desk["new_client"]()
+    _task(s, client)
+    _task(s, other, channel="visit", assigned=asha)
+    _task(s, client, channel="visit", assigned=ravi)
+    s.add(
+        PromiseToPay(
+            client_id=client.id,
+            amount=Decimal("2000.00"),
+            currency="INR",
+            promised_on=today - timedelta(days=3),
+            status="broken",
+        )
+    )
+    invoice = desk["issued"](other, "700.00", today - timedelta(days=10))
+    s.add(Dispute(client_id=other.id, invoice_id=invoice.id, reason="Late", owner_user_id=asha))
+    s.flush()
+
+    def sizes(user_id):
+        return {section.key: section.count for section in work.queue(s, user_id, today)}
+
+    assert (
+        work.queue_counts(s, asha, today)
+        == sizes(asha)
+        == {
+            "tasks": 2,
+            "follow_ups": 0,
+            "broken_promises": 1,
+            "disputes": 1,
+            "no_contact": 1,
+        }
+    )
+    assert work.queue_counts(s, ravi, today) == sizes(ravi)
+    work.log_call(
+        s, desk["tenant"], asha, client.id, outcome="call_back", follow_up_on=today.isoformat()
+    )
+    assert work.queue_counts(s, asha, today) == sizes(asha)
+    assert work.queue_counts(s, asha, today)["follow_ups"] == 1

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
+    Identity,
     Index,
     Integer,
     Numeric,
@@ -76,6 +77,50 @@ class AgingSummary(TenantModel):
     bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
     invoice_count: Mapped[int] = mapped_column(Integer)
+
+
+class AgingTotal(TenantModel):
+    """Open amount and invoice count per currency and bucket, as the summary held them when
+    they were last folded (by each roll and rebuild): with the changes since
+    (`AgingTotalChange`) they are the summary's sums, read without reading its rows."""
+
+    __tablename__ = "aging_totals"
+
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    invoice_count: Mapped[int] = mapped_column(Integer)
+
+
+class AgingTotalChange(TenantModel):
+    """One change of a summary row since the totals were last folded, appended by a trigger
+    on the summary. Appended rather than added to the totals' row: every write to any
+    client's invoices would otherwise wait on (and could deadlock over) the same few rows."""
+
+    __tablename__ = "aging_total_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    bucket: Mapped[int] = mapped_column(SmallInteger)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    invoice_count: Mapped[int] = mapped_column(Integer)
+
+
+class AgingClientOverdue(TenantModel):
+    """What each client owes past due per currency (the summary's overdue buckets added up),
+    kept by a trigger on the summary: the clients owing most are read from an index. Rows
+    with no overdue invoice are removed."""
+
+    __tablename__ = "aging_client_overdue"
+
+    client_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    invoice_count: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_aging_client_overdue_rank", "currency", text("amount DESC"), "client_id"),
+    )
 
 
 class AgingSales(TenantModel):

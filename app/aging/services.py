@@ -28,11 +28,20 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import case, exists, func, select, text, tuple_
+from sqlalchemy import case, exists, func, select, text, true, tuple_, union, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from app.aging.models import AgingEntry, AgingSales, AgingSnapshot, AgingState, AgingSummary
+from app.aging.models import (
+    AgingClientOverdue,
+    AgingEntry,
+    AgingSales,
+    AgingSnapshot,
+    AgingState,
+    AgingSummary,
+    AgingTotal,
+    AgingTotalChange,
+)
 from app.clients.models import Client
 from app.collections.engine.services import settings_of as collection_settings
 from app.collections.models import AGING_BASES, CollectionSettings
@@ -131,6 +140,7 @@ def roll(session: Session, today: date) -> int:
     with their amounts; then today's snapshot (if not written yet). Returns how many entries
     moved."""
     moved = _call(session, "aging_roll", day=today)
+    _call(session, "aging_fold_totals")
     write_snapshot(session, today)
     return moved
 
@@ -138,6 +148,7 @@ def roll(session: Session, today: date) -> int:
 def rebuild(session: Session, today: date, basis: str, bounds: Sequence[int]) -> None:
     """The summary again from the base tables, on `basis` with `bounds`, aged to `today`."""
     _call(session, "aging_rebuild", day=today, basis=basis, bounds=list(bounds))
+    _call(session, "aging_fold_totals")
     write_snapshot(session, today, replace=True)
 
 
@@ -232,18 +243,35 @@ def credit_sales(session: Session, today: date, days: int = DSO_DAYS) -> dict[st
     return {currency: amount for currency, amount in rows}
 
 
+def _totals_query():
+    """Per currency and bucket, the summary's sums: the folded totals plus the changes since
+    (a few rows either way, whatever the size of the summary)."""
+    parts = union_all(
+        select(AgingTotal.currency, AgingTotal.bucket, AgingTotal.amount, AgingTotal.invoice_count),
+        select(
+            AgingTotalChange.currency,
+            AgingTotalChange.bucket,
+            AgingTotalChange.amount,
+            AgingTotalChange.invoice_count,
+        ),
+    ).subquery()
+    return (
+        select(
+            parts.c.currency,
+            parts.c.bucket,
+            func.sum(parts.c.amount),
+            func.sum(parts.c.invoice_count),
+        )
+        .group_by(parts.c.currency, parts.c.bucket)
+        .having(func.sum(parts.c.invoice_count) != 0)
+    )
+
+
 def bucket_totals(session: Session, buckets: Buckets, today: date) -> list[CurrencyAging]:
     """Per currency (largest outstanding first): amounts and counts per bucket, and the credit
     sales behind DSO."""
     found: dict[str, CurrencyAging] = {}
-    rows = session.execute(
-        select(
-            AgingSummary.currency,
-            AgingSummary.bucket,
-            func.sum(AgingSummary.amount),
-            func.sum(AgingSummary.invoice_count),
-        ).group_by(AgingSummary.currency, AgingSummary.bucket)
-    )
+    rows = session.execute(_totals_query())
     for currency, bucket, amount, count in rows:
         aging = found.setdefault(
             currency, CurrencyAging(currency, [ZERO] * len(buckets), [0] * len(buckets))
@@ -456,27 +484,20 @@ def client_rows(
 def top_overdue_clients(
     session: Session, buckets: Buckets, limit: int = TOP_CLIENTS
 ) -> list[ClientAging]:
-    """The clients owing the most past due, per currency (at most `limit` each). Ranked on the
-    summary's past-due rows alone; only the winners are joined to their clients (the
-    dashboard asks on every visit)."""
-    overdue = func.sum(AgingSummary.amount)
+    """The clients owing the most past due, per currency (at most `limit` each): for each
+    currency the first `limit` entries of the past-due totals' index; only the winners are
+    joined to their clients (the dashboard asks on every visit)."""
+    currencies = union(select(AgingTotal.currency), select(AgingTotalChange.currency)).subquery()
     ranked = (
-        select(
-            AgingSummary.client_id,
-            AgingSummary.currency,
-            func.row_number()
-            .over(
-                partition_by=AgingSummary.currency,
-                order_by=(overdue.desc(), AgingSummary.client_id),
-            )
-            .label("rank"),
-        )
-        .where(AgingSummary.bucket >= 1)
-        .group_by(AgingSummary.client_id, AgingSummary.currency)
-        .having(overdue > 0)
-        .subquery()
+        select(AgingClientOverdue.client_id, AgingClientOverdue.currency)
+        .where(AgingClientOverdue.currency == currencies.c.currency)
+        .order_by(AgingClientOverdue.amount.desc(), AgingClientOverdue.client_id)
+        .limit(limit)
+        .lateral()
     )
-    winners = select(ranked.c.client_id, ranked.c.currency).where(ranked.c.rank <= limit)
+    winners = (
+        select(ranked.c.client_id, ranked.c.currency).select_from(currencies).join(ranked, true())
+    )
     query = (
         _client_rows_query(buckets, AgingFilters())
         .where(tuple_(AgingSummary.client_id, AgingSummary.currency).in_(winners))
@@ -693,6 +714,28 @@ def maintained_summary(session: Session) -> dict:
         )
     )
     return {(c, cur, b): (amount, count) for c, cur, b, amount, count in rows}
+
+
+def maintained_totals(session: Session) -> dict[str, tuple]:
+    """{"currency/bucket": (amount, invoice_count)} and {"overdue client/currency": ...} as
+    the dashboard reads them (the kept totals), for comparison with `totals_of`."""
+    found = {
+        f"{c}/{b}": (amount, count) for c, b, amount, count in session.execute(_totals_query())
+    }
+    for row in session.scalars(select(AgingClientOverdue)):
+        found[f"overdue {row.client_id}/{row.currency}"] = (row.amount, row.invoice_count)
+    return found
+
+
+def totals_of(summary: Mapping[tuple, tuple]) -> dict[str, tuple]:
+    """The same totals added up from a summary shaped as `full_recomputation`'s."""
+    found: dict[str, tuple] = {}
+    for (client_id, currency, bucket), (amount, count) in summary.items():
+        keys = [f"{currency}/{bucket}"] + ([f"overdue {client_id}/{currency}"] if bucket else [])
+        for key in keys:
+            was_amount, was_count = found.get(key, (ZERO, 0))
+            found[key] = (was_amount + amount, was_count + count)
+    return found
 
 
 def maintained_invoices(session: Session) -> dict[int, tuple]:

@@ -142,6 +142,14 @@ class Invoice(TaxAmounts, TenantModel):
         # first) and the daily overdue run (open invoices by due date).
         Index("ix_invoices_list", text("issue_date DESC NULLS FIRST"), text("id DESC")),
         Index("ix_invoices_status_due", "status", "due_date"),
+        # A collector's overdue clients (the dashboard's "no contact" count): one probe per
+        # client instead of reading its invoices.
+        Index(
+            "ix_invoices_owing_client_due",
+            "client_id",
+            "due_date",
+            postgresql_where=text(f"status IN ({sql_list(OWING_STATUSES)})"),
+        ),
         Index(
             "ix_invoices_number_search", text("lower(number) gin_trgm_ops"), postgresql_using="gin"
         ),

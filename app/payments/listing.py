@@ -22,7 +22,7 @@ from app.clients.exports import safe_cell
 from app.clients.models import Client
 from app.core.money import to_money
 from app.core.request_input import row_id
-from app.payments.models import PAYMENT_METHODS, Payment, PaymentAllocation
+from app.payments.models import PAYMENT_METHODS, Payment, PaymentAllocation, PaymentDay
 
 PAGE_SIZE = 50
 STATUSES = {"live": "Received", "void": "Void", "all": "Any, void included"}
@@ -190,17 +190,17 @@ def month_starts(today: date) -> tuple[date, date]:
 
 def cash_by_month(session: Session, today: date) -> list[MonthlyCash]:
     """This month's cash against last month's, per currency (largest this month first): one
-    grouped query reading two months of payments through the received_on index."""
+    grouped query over the daily cash totals of two months (voided payments are not in them)."""
     this_month, last_month = month_starts(today)
-    in_this_month = Payment.received_on >= this_month
+    in_this_month = PaymentDay.received_on >= this_month
     rows = session.execute(
         select(
-            Payment.currency,
-            func.coalesce(func.sum(Payment.amount).filter(in_this_month), 0),
-            func.coalesce(func.sum(Payment.amount).filter(~in_this_month), 0),
+            PaymentDay.currency,
+            func.coalesce(func.sum(PaymentDay.amount).filter(in_this_month), 0),
+            func.coalesce(func.sum(PaymentDay.amount).filter(~in_this_month), 0),
         )
-        .where(Payment.voided_at.is_(None), Payment.received_on >= last_month)
-        .group_by(Payment.currency)
+        .where(PaymentDay.received_on >= last_month)
+        .group_by(PaymentDay.currency)
     )
     found = [MonthlyCash(c, to_money(now), to_money(before)) for c, now, before in rows]
     return sorted(found, key=lambda m: (-m.this_month, m.currency))

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    Integer,
     Numeric,
     String,
     Text,
@@ -68,6 +69,20 @@ class Payment(TenantModel):
 
     def audit_subject(self) -> str:
         return f"clients:{self.client_id}"
+
+
+class PaymentDay(TenantModel):
+    """Live (not voided) cash received per day and currency, kept by statement-level triggers
+    on payments (migration 0022): the dashboard's cash of this month and last adds up some
+    sixty of these instead of every payment of two months. Days with no live payment are
+    removed."""
+
+    __tablename__ = "payment_days"
+
+    received_on: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    payment_count: Mapped[int] = mapped_column(Integer)
 
 
 class PaymentAllocation(TenantModel):
