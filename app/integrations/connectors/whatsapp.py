@@ -3,7 +3,7 @@ messages from a tenant's own WhatsApp number, parse its webhooks, list its templ
 they mean for contacts and templates is applied by app.messaging.inbound and
 app.message_templates.provider_status).
 
-Contract (/work/shared/reference/providers.md §1): `POST /{version}/{phone_number_id}/messages`
+Contract (the shared reference providers.md §1): `POST /{version}/{phone_number_id}/messages`
 with a Bearer token; a document is uploaded first (`POST /{phone_number_id}/media`, multipart)
 and sent by media id. Our idempotency key rides in `biz_opaque_callback_data`, which Meta
 echoes in status webhooks, so a report finds its message even before the wamid is committed.

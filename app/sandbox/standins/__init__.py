@@ -1,7 +1,7 @@
 """Local stand-ins for the messaging providers (WhatsApp Cloud API, MSG91, Twilio).
 
 They follow each provider's published contract (see each module's docstring and
-/work/shared/reference/providers.md §1 and §7), bind 127.0.0.1 only, and serve tests, the
+the shared reference providers.md §1 and §7), bind 127.0.0.1 only, and serve tests, the
 `make run` sandbox (recorded messages for the inbox page) and benchmarks. Run one as a process
 with `python -m app.sandbox.standins <whatsapp|msg91|twilio> --port N ...`.
 """

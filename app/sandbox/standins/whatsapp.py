@@ -1,7 +1,7 @@
 """Local stand-in for the WhatsApp Business Cloud API (Meta Graph API), for tests, the `make run`
 sandbox and benchmarks.
 
-Contract followed (see /work/shared/reference/providers.md §1 and the sources cited there):
+Contract followed (see the shared reference providers.md §1 and the sources cited there):
 - `POST /{version}/{phone_number_id}/messages` with `Authorization: Bearer <token>` and a JSON
   body as built by the official Node SDK (`WhatsApp/WhatsApp-Nodejs-SDK src/api/messages.ts`):
   `type` `template`, `text` or `document`. Success is the §1.1 answer
