@@ -36,7 +36,7 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,8 +171,25 @@ def read_import_file(session: Session, import_id: int) -> str | None:
     jobs in its own process, so an RLIMIT_AS would cap that whole process (its other jobs, its
     connection pool) and stay lowered after this job. Time is bounded by READ_JOB_TIMEOUT."""
 
+    return read_stored_upload(
+        session,
+        ClientImport,
+        import_id,
+        suggest_mapping,
+        "Reading this file took too long. Split it into smaller files, or save it as CSV, and "
+        "upload again.",
+    )
+
+
+def read_stored_upload(
+    session: Session, model, import_id: int, suggest: Callable[[list[str]], dict], too_slow: str
+) -> str | None:
+    """The read job of any import of an uploaded file (`model`: its import record, with the
+    same status, storage and preview columns): the file's headers, the columns `suggest`
+    proposes, its exact row count and first rows; or "unreadable" with the reason (`too_slow`
+    when the job ran out of time). None when the record was not waiting to be read."""
     tenant_id = bound_tenant_id(session)
-    record = session.get(ClientImport, import_id)
+    record = session.get(model, import_id)
     if record is None or record.status != "reading":
         return None
     key, file_format = record.storage_key, record.file_format
@@ -180,22 +197,20 @@ def read_import_file(session: Session, import_id: int) -> str | None:
         with open_upload(tenant_id, key) as stream:
             summary = inspect_file(stream, file_format, current_limits(), PREVIEW_ROWS)
     except (ImportFileError, JobTimeoutException) as error:
-        message = str(error)
-        if isinstance(error, JobTimeoutException):
-            message = (
-                "Reading this file took too long. Split it into smaller files, or save it "
-                "as CSV, and upload again."
-            )
-        _set_import(session, import_id, status="unreadable", error=message, finished_at=func.now())
+        message = too_slow if isinstance(error, JobTimeoutException) else str(error)
+        set_import_fields(
+            session, model, import_id, status="unreadable", error=message, finished_at=func.now()
+        )
         session.commit()
         delete_upload(key)
         return "unreadable"
-    _set_import(
+    set_import_fields(
         session,
+        model,
         import_id,
         status="uploaded",
         headers=summary.headers,
-        mapping=suggest_mapping(summary.headers),
+        mapping=suggest(summary.headers),
         total_rows=summary.total_rows,
         preview_rows=[[line, cells] for line, cells in summary.first_rows],
     )
@@ -479,9 +494,14 @@ def _no_cyclic_gc() -> Iterator[None]:
 
 
 def _set_import(session: Session, import_id: int, **values) -> None:
+    set_import_fields(session, ClientImport, import_id, **values)
+
+
+def set_import_fields(session: Session, model, import_id: int, **values) -> None:
+    """Update an import record by id without loading it (the job commits chunk by chunk)."""
     session.execute(
-        update(ClientImport)
-        .where(ClientImport.id == import_id)
+        update(model)
+        .where(model.id == import_id)
         .values(**values)
         .execution_options(synchronize_session=False)
     )

@@ -35,7 +35,6 @@ from typing import IO
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
-from rq.timeouts import JobTimeoutException
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -47,11 +46,11 @@ from app.clients.imports.files import (
     current_limits,
     delete_upload,
     file_format_for,
-    inspect_file,
     open_table,
     open_upload,
     save_upload,
 )
+from app.clients.imports.services import read_stored_upload, set_import_fields
 from app.clients.models import Client
 from app.clients.services import ClientError, client_context, create_client
 from app.core.handover import hand_over, redis_connection
@@ -80,12 +79,7 @@ LINE_DESCRIPTION = "Opening balance brought from the previous books"
 
 
 def _set_import(session: Session, import_id: int, **values) -> None:
-    session.execute(
-        update(OpeningBalanceImport)
-        .where(OpeningBalanceImport.id == import_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    set_import_fields(session, OpeningBalanceImport, import_id, **values)
 
 
 def get_import(session: Session, import_id: int) -> OpeningBalanceImport | None:
@@ -158,33 +152,13 @@ def _with_upload_key(session: Session, upload_key: str) -> OpeningBalanceImport 
 def read_import_file(session: Session, import_id: int) -> str | None:
     """The read job: the file's headers, suggested mapping, row count and first rows, read
     within the import limits; or "unreadable" with the reason."""
-    tenant_id = bound_tenant_id(session)
-    record = session.get(OpeningBalanceImport, import_id)
-    if record is None or record.status != "reading":
-        return None
-    key, file_format = record.storage_key, record.file_format
-    try:
-        with open_upload(tenant_id, key) as stream:
-            summary = inspect_file(stream, file_format, current_limits(), PREVIEW_ROWS)
-    except (ImportFileError, JobTimeoutException) as error:
-        message = str(error)
-        if isinstance(error, JobTimeoutException):
-            message = "Reading this file took too long. Save it as CSV and upload again."
-        _set_import(session, import_id, status="unreadable", error=message, finished_at=func.now())
-        session.commit()
-        delete_upload(key)
-        return "unreadable"
-    _set_import(
+    return read_stored_upload(
         session,
+        OpeningBalanceImport,
         import_id,
-        status="uploaded",
-        headers=summary.headers,
-        mapping=suggest_mapping(summary.headers),
-        total_rows=summary.total_rows,
-        preview_rows=[[line, cells] for line, cells in summary.first_rows],
+        suggest_mapping,
+        "Reading this file took too long. Save it as CSV and upload again.",
     )
-    session.commit()
-    return "uploaded"
 
 
 def save_mapping(session: Session, record: OpeningBalanceImport, mapping: dict) -> None:
