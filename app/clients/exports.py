@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.clients.imports.files import FORMULA_START
 from app.clients.imports.mapping import FIELD_LABELS
+from app.clients.imports.writer import CLIENT_COLUMNS
 from app.clients.models import Client, Industry
 from app.clients.services import SORTS, ClientFilters, filtered_clients
 from app.core.clock import local_date
@@ -35,37 +36,9 @@ def csv_lines(rows: Iterable[Iterable]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-EXPORT_COLUMNS = (
-    "full_name",
-    "short_name",
-    "external_id",
-    "status",
-    "location",
-    "country",
-    "address_line1",
-    "address_line2",
-    "city",
-    "region",
-    "postal_code",
-    "gstin",
-    "pan",
-    "abn",
-    "vat_number",
-    "tin",
-    "tax_registration",
-    "remittance_details",
-    "payment_terms",
-    "payment_days",
-    "payment_terms_note",
-    "engagement_manager_user_id",
-    "new_business_year",
-    "industry_id",
-    "currency",
-    "credit_limit",
-    "preferred_language",
-    "preferred_channel",
-    "tags",
-)
+# The export's columns are the fields a client import writes, in the order a person reads them:
+# an exported file imports back as it is.
+EXPORT_COLUMNS = CLIENT_COLUMNS
 EXPORT_HEADERS = [FIELD_LABELS[key] for key in EXPORT_COLUMNS]
 
 

@@ -34,11 +34,12 @@ class RowResult:
         return not self.errors
 
 
-# The values clean_client returns, in the order they are written.
+# The values clean_client returns, in the order they are written (and the client export's
+# columns, in the order people read them).
 CLIENT_COLUMNS = (
-    "external_id",
     "full_name",
     "short_name",
+    "external_id",
     "status",
     "location",
     "country",
