@@ -189,3 +189,15 @@ def test_the_dashboard_stops_asking_once_every_step_is_done(
     make_client(tenant_session(db_session, tenant))
     assert "Finish setting up" not in client.get(f"/t/{tenant.slug}/").text
     assert client.get(f"/t/{tenant.slug}/setup/").headers["Location"] == f"/t/{tenant.slug}/"
+
+
+def test_settings_given_before_the_setup_existed_count_as_done(client, db_session, owner_in):
+    # A workspace that filled its settings page before this setup existed (or seeded ones)
+    # is not asked for them again: its business, payment and e-mail steps are done.
+    tenant = owner_in(
+        legal_name="Udyam Works Private Limited", upi_vpa="udyam@upi", sender_name="Udyam Works"
+    )
+    done = [name for name, state in states(db_session, tenant).items() if state == services.DONE]
+    assert done == ["identity", "payment", "email"]
+    page = client.get(f"/t/{tenant.slug}/").text
+    assert "Finish setting up: 2 of 5 steps left" in page

@@ -63,9 +63,24 @@ class Progress:
         return self.next_open() or next(iter(self.left), None)
 
 
+# What shows a step's settings were given already (under Settings, before this setup existed,
+# or by the demo seeding): such a step is done whatever was recorded. A brand colour is always
+# there (it has a default), so the brand step counts as given by its logo.
+GIVEN = {
+    "identity": ("legal_name", "address", "gstin", "pan", "abn", "tax_number"),
+    "brand": ("logo_key",),
+    "payment": ("upi_vpa", "payment_instructions"),
+    "email": ("sender_name", "reply_to"),
+}
+
+
 def progress(session: Session, tenant_id: int) -> Progress:
-    recorded = settings.workspace_settings(session, tenant_id).setup_progress
+    workspace = settings.workspace_settings(session, tenant_id)
+    recorded = workspace.setup_progress
     states = {step.name: recorded.get(step.name) for step in STEPS}
+    for name, fields in GIVEN.items():
+        if any(getattr(workspace, field) for field in fields):
+            states[name] = DONE
     if states["clients"] != DONE and session.scalar(select(exists().where(Client.id.is_not(None)))):
         states["clients"] = DONE
     return Progress(states)
