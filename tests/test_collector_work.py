@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -521,3 +522,40 @@ def test_the_dashboards_counts_are_the_queues_section_sizes(desk):
     )
     assert work.queue_counts(s, asha, today) == sizes(asha)
     assert work.queue_counts(s, asha, today)["follow_ups"] == 1
+
+
+def test_a_broken_promise_stays_until_someone_is_in_touch_after_it_broke(desk):
+    """A promise with no recorded break time broke at the start of its day in the tenant's own
+    zone: a call the evening before does not clear it, a call just after that midnight does
+    (a UTC midnight would get both wrong by 5½ hours in India). The dashboard's count agrees."""
+    s, client, today, asha = desk["session"], desk["client"], desk["today"], desk["asha"].id
+    zone = ZoneInfo(desk["tenant"].time_zone)
+    promised_on = today - timedelta(days=3)
+    s.add(
+        PromiseToPay(
+            client_id=client.id,
+            amount=Decimal("2000.00"),
+            currency="INR",
+            promised_on=promised_on,
+            status="broken",
+        )
+    )
+    midnight = datetime.combine(promised_on, datetime.min.time(), zone)
+
+    def call_at(moment):
+        s.add(
+            CollectionActivity(
+                client_id=client.id,
+                kind="call",
+                outcome="no_answer",
+                occurred_at=moment,
+                user_id=asha,
+            )
+        )
+        s.flush()
+        return _section(work.queue(s, asha, today), "broken_promises").count, work.queue_counts(
+            s, asha, today
+        )["broken_promises"]
+
+    assert call_at(midnight - timedelta(minutes=30)) == (1, 1)
+    assert call_at(midnight + timedelta(minutes=30)) == (0, 0)

@@ -27,8 +27,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 
-from sqlalchemy import case, exists, func, select, text, true, tuple_, union, union_all
+from sqlalchemy import (
+    Date,
+    bindparam,
+    case,
+    exists,
+    func,
+    select,
+    text,
+    true,
+    tuple_,
+    union,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -152,22 +166,35 @@ def rebuild(session: Session, today: date, basis: str, bounds: Sequence[int]) ->
     write_snapshot(session, today, replace=True)
 
 
-def ensure_current(session: Session, today: date) -> Buckets:
-    """What a page calls first: rebuild when the settings changed underneath, roll when the
-    tenant's day moved on, write today's snapshot when missing. Returns the buckets."""
-    settings = settings_of(session)
-    row = session.execute(
+@cache
+def _state_and_settings():
+    """Where the summary stands and what the settings ask for, in one round trip (the dashboard
+    asks on every visit); the settings' columns are None while their row is not written."""
+    return (
         select(
             AgingState.as_of,
             AgingState.basis,
             AgingState.buckets,
-            exists().where(AgingSnapshot.snapshot_on == today),
+            exists().where(AgingSnapshot.snapshot_on == bindparam("today", type_=Date)),
+            CollectionSettings.aging_basis,
+            CollectionSettings.aging_buckets,
         )
-    ).one()
-    as_of, basis, bounds, has_snapshot = row
-    if basis != settings.aging_basis or list(bounds) != list(settings.aging_buckets):
-        rebuild(session, today, settings.aging_basis, settings.aging_buckets)
-        bounds = settings.aging_buckets
+        .outerjoin(CollectionSettings, CollectionSettings.id == 1)
+        .where(AgingState.id == 1)
+    )
+
+
+def ensure_current(session: Session, today: date) -> Buckets:
+    """What a page calls first: rebuild when the settings changed underneath, roll when the
+    tenant's day moved on, write today's snapshot when missing. Returns the buckets."""
+    row = session.execute(_state_and_settings(), {"today": today}).one()
+    as_of, basis, bounds, has_snapshot, wanted_basis, wanted_bounds = row
+    if wanted_basis is None:
+        settings = settings_of(session)
+        wanted_basis, wanted_bounds = settings.aging_basis, settings.aging_buckets
+    if basis != wanted_basis or list(bounds) != list(wanted_bounds):
+        rebuild(session, today, wanted_basis, wanted_bounds)
+        bounds = wanted_bounds
     elif as_of != today:
         roll(session, today)
     elif not has_snapshot:
@@ -233,16 +260,25 @@ def days_sales_outstanding(outstanding: Decimal, credit_sales: Decimal) -> Decim
     return (outstanding / credit_sales * DSO_DAYS).quantize(Decimal("0.1"), ROUND_HALF_UP)
 
 
-def credit_sales(session: Session, today: date, days: int = DSO_DAYS) -> dict[str, Decimal]:
-    """Totals of the invoices issued in the `days` ending `today`, per currency."""
-    rows = session.execute(
+@cache
+def _credit_sales_query():
+    return (
         select(AgingSales.currency, func.sum(AgingSales.amount))
-        .where(AgingSales.sale_date > today - timedelta(days=days), AgingSales.sale_date <= today)
+        .where(
+            AgingSales.sale_date > bindparam("sales_after", type_=Date),
+            AgingSales.sale_date <= bindparam("today", type_=Date),
+        )
         .group_by(AgingSales.currency)
     )
-    return {currency: amount for currency, amount in rows}
 
 
+def credit_sales(session: Session, today: date, days: int = DSO_DAYS) -> dict[str, Decimal]:
+    """Totals of the invoices issued in the `days` ending `today`, per currency."""
+    values = {"sales_after": today - timedelta(days=days), "today": today}
+    return dict(session.execute(_credit_sales_query(), values).all())
+
+
+@cache
 def _totals_query():
     """Per currency and bucket, the summary's sums: the folded totals plus the changes since
     (a few rows either way, whatever the size of the summary)."""
@@ -481,12 +517,11 @@ def client_rows(
     )
 
 
-def top_overdue_clients(
-    session: Session, buckets: Buckets, limit: int = TOP_CLIENTS
-) -> list[ClientAging]:
-    """The clients owing the most past due, per currency (at most `limit` each): for each
-    currency the first `limit` entries of the past-due totals' index; only the winners are
-    joined to their clients (the dashboard asks on every visit)."""
+@cache
+def _top_overdue_query(bucket_count: int, limit: int):
+    """For each currency the first `limit` entries of the past-due totals' index; only the
+    winners are joined to their clients. Built once per shape (the dashboard asks on every
+    visit)."""
     currencies = union(select(AgingTotal.currency), select(AgingTotalChange.currency)).subquery()
     ranked = (
         select(AgingClientOverdue.client_id, AgingClientOverdue.currency)
@@ -499,14 +534,46 @@ def top_overdue_clients(
         select(ranked.c.client_id, ranked.c.currency).select_from(currencies).join(ranked, true())
     )
     query = (
-        _client_rows_query(buckets, AgingFilters())
+        # The columns depend only on how many buckets there are, not where their bounds lie.
+        _client_rows_query(Buckets(tuple(range(1, bucket_count - 1))), AgingFilters())
         .where(tuple_(AgingSummary.client_id, AgingSummary.currency).in_(winners))
         .subquery()
     )
-    records = session.execute(
-        select(query).order_by(query.c.currency, query.c.overdue.desc(), query.c.client_id)
-    )
+    return select(query).order_by(query.c.currency, query.c.overdue.desc(), query.c.client_id)
+
+
+def top_overdue_clients(
+    session: Session, buckets: Buckets, limit: int = TOP_CLIENTS
+) -> list[ClientAging]:
+    """The clients owing the most past due, per currency (at most `limit` each)."""
+    records = session.execute(_top_overdue_query(len(buckets), limit))
     return [_row(r, buckets) for r in records]
+
+
+@dataclass(frozen=True)
+class TrendStart:
+    """Where DSO stood on the oldest snapshot inside the trend's window."""
+
+    currency: str
+    snapshot_on: date
+    dso: Decimal | None
+
+
+@cache
+def _trend_starts_query():
+    return (
+        select(AgingSnapshot.currency, AgingSnapshot.snapshot_on, AgingSnapshot.dso)
+        .where(AgingSnapshot.snapshot_on > bindparam("window_after", type_=Date))
+        .order_by(AgingSnapshot.currency, AgingSnapshot.snapshot_on)
+        .ext(distinct_on(AgingSnapshot.currency))
+    )
+
+
+def trend_starts(session: Session, today: date, days: int = TREND_DAYS) -> list[TrendStart]:
+    """Per currency, the first snapshot of the last `days` days (what `trend` would list
+    first), without reading the rest of the window."""
+    values = {"window_after": today - timedelta(days=days)}
+    return [TrendStart(*row) for row in session.execute(_trend_starts_query(), values)]
 
 
 def client_aging(session: Session, client_id: int, buckets: Buckets) -> list[CurrencyAging]:

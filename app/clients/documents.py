@@ -25,10 +25,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import BinaryIO
 
 from flask import render_template
-from sqlalchemy import func, select
+from sqlalchemy import Date, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -409,27 +410,33 @@ def delete_document(session: Session, document: Document) -> None:
 # Expiry -------------------------------------------------------------------------------------
 
 
-def _expiring(today: date, within_days: int):
+def _expiring(first_day, last_day):
+    """Documents expiring from `first_day` to `last_day` (dates, or bound parameters of them)."""
     return (
         select(Document, Client)
         .join(Client, Client.id == Document.client_id)
         .where(
             Document.deleted_at.is_(None),
             Client.deleted_at.is_(None),
-            Document.expires_on.between(today, today + timedelta(days=within_days)),
+            Document.expires_on.between(first_day, last_day),
         )
+    )
+
+
+@cache
+def _expiring_soonest_first():
+    return _expiring(bindparam("today", type_=Date), bindparam("until", type_=Date)).order_by(
+        Document.expires_on, func.lower(Client.short_name), Document.id
     )
 
 
 def expiring_documents(
     session: Session, today: date, within_days: int = EXPIRY_WINDOW_DAYS
 ) -> list[ExpiringDocument]:
-    """Documents expiring between today and `within_days` from now, soonest first."""
-    rows = session.execute(
-        _expiring(today, within_days).order_by(
-            Document.expires_on, func.lower(Client.short_name), Document.id
-        )
-    )
+    """Documents expiring between today and `within_days` from now, soonest first (the
+    statement built once: the dashboard asks on every visit)."""
+    values = {"today": today, "until": today + timedelta(days=within_days)}
+    rows = session.execute(_expiring_soonest_first(), values)
     return [ExpiringDocument(d, c, (d.expires_on - today).days) for d, c in rows]
 
 
@@ -445,7 +452,7 @@ def announce_expiring_documents(
     queued. Documents of clients without a manager (or whose manager left the workspace) are
     not announced, and are announced later if a manager is assigned in time."""
     rows = session.execute(
-        _expiring(today, within_days)
+        _expiring(today, today + timedelta(days=within_days))
         .where(
             Document.expiry_notice_for.is_distinct_from(Document.expires_on),
             Client.engagement_manager_user_id.is_not(None),

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from decimal import ROUND_HALF_UP, Decimal, Inexact, InvalidOperation, localcontext
 from fractions import Fraction
+from functools import cache
 from typing import TypeVar
 
-from babel.core import UnknownLocaleError
+from babel.core import Locale, UnknownLocaleError
 from babel.numbers import format_currency, list_currencies
 
 CENT = Decimal("0.01")
@@ -193,11 +194,17 @@ def percent_of(amount, rate) -> Decimal:
 def format_money(amount, currency: str, country: str | None = None) -> str:
     """`amount` with the symbol of `currency`, written as in `country` (the tenant's): Indian
     grouping for India (₹1,00,000.00), and for no country or one with no English locale."""
-    code = (country or "IN").upper()
+    return format_currency(amount, currency, locale=_locale_of((country or "IN").upper()))
+
+
+@cache
+def _locale_of(country: str) -> Locale:
+    """The English locale of `country` (India's for a country with none), parsed once: a page
+    formats dozens of amounts."""
     try:
-        return format_currency(amount, currency, locale="en_IN" if code == "IN" else f"en_{code}")
+        return Locale.parse("en_IN" if country == "IN" else f"en_{country}")
     except (ValueError, UnknownLocaleError):
-        return format_currency(amount, currency, locale="en_IN")
+        return Locale.parse("en_IN")
 
 
 __all__ = [

@@ -8,10 +8,11 @@ their queue. Which of them a person sees is the view's business (their permissio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
+from functools import cache
 
-from sqlalchemy import exists, select
+from sqlalchemy import Date, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from app.aging import services as aging
@@ -44,9 +45,9 @@ def receivables(session: Session, today: date) -> Receivables:
     where DSO stood when the trend's window began; the summary brought to `today` first."""
     buckets = aging.ensure_current(session, today)
     dso_then = {
-        currency: DsoChange(points[0].snapshot_on, points[0].dso)
-        for currency, points in aging.trend(session, today).items()
-        if points[0].snapshot_on < today
+        start.currency: DsoChange(start.snapshot_on, start.dso)
+        for start in aging.trend_starts(session, today)
+        if start.snapshot_on < today
     }
     return Receivables(
         buckets=buckets,
@@ -69,14 +70,21 @@ class Counts:
     promises_broken: int
 
 
+@cache
+def _counts_query():
+    """Built once, its dates bound at execution: the dashboard asks on every visit."""
+    return select(
+        exists().where(Client.id.is_not(None)),
+        exists().where(Invoice.id.is_not(None)),
+        notices.awaiting_approval_count(),
+        promises.due_today_count(bindparam("today", type_=Date)),
+        promises.broken_lately_count(bindparam("broken_since", type_=Date)),
+    )
+
+
 def counts(session: Session, today: date) -> Counts:
-    row = session.execute(
-        select(
-            exists().where(Client.id.is_not(None)),
-            exists().where(Invoice.id.is_not(None)),
-            notices.awaiting_approval_count(),
-            promises.due_today_count(today),
-            promises.broken_lately_count(today),
-        )
-    ).one()
-    return Counts(*row)
+    values = {
+        "today": today,
+        "broken_since": today - timedelta(days=promises.BROKEN_LATELY_DAYS),
+    }
+    return Counts(*session.execute(_counts_query(), values).one())

@@ -50,6 +50,6 @@ def home():
             expiry_badge=documents.expiry_badge,
         )
     if can("settings.manage"):
-        context["setup_left"] = setup.progress(db.session, g.tenant.id).left
+        context["setup_left"] = setup.progress(db.session, g.tenant.id, counts.has_clients).left
         context["setup_steps"] = len(setup.STEPS)
     return render_page("dashboard/home.html", **context)

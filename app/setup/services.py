@@ -74,15 +74,20 @@ GIVEN = {
 }
 
 
-def progress(session: Session, tenant_id: int) -> Progress:
+def progress(session: Session, tenant_id: int, has_clients: bool | None = None) -> Progress:
+    """Each step's state; `has_clients` when the caller knows already (the dashboard counts
+    them anyway)."""
     workspace = settings.workspace_settings(session, tenant_id)
     recorded = workspace.setup_progress
     states = {step.name: recorded.get(step.name) for step in STEPS}
     for name, fields in GIVEN.items():
         if any(getattr(workspace, field) for field in fields):
             states[name] = DONE
-    if states["clients"] != DONE and session.scalar(select(exists().where(Client.id.is_not(None)))):
-        states["clients"] = DONE
+    if states["clients"] != DONE:
+        if has_clients is None:
+            has_clients = session.scalar(select(exists().where(Client.id.is_not(None))))
+        if has_clients:
+            states["clients"] = DONE
     return Progress(states)
 
 

@@ -252,9 +252,9 @@ def list_promises(
     return [tuple(row) for row in session.execute(query.limit(limit))]
 
 
-def due_today_count(today: date):
-    """Open promises due `today`, as a scalar subquery on the open promises' index (a page asks
-    it along with other counts in one round trip)."""
+def due_today_count(today):
+    """Open promises due `today` (a date, or a bound parameter of one), as a scalar subquery on
+    the open promises' index (a page asks it along with other counts in one round trip)."""
     return (
         select(func.count())
         .select_from(PromiseToPay)
@@ -263,15 +263,15 @@ def due_today_count(today: date):
     )
 
 
-def broken_lately_count(today: date):
-    """Promises broken in the last BROKEN_LATELY_DAYS, as a scalar subquery on the broken
-    promises' index."""
+def broken_lately_count(broken_since):
+    """Promises broken since `broken_since` (a date, or a bound parameter of one: the caller's
+    today less BROKEN_LATELY_DAYS), as a scalar subquery on the broken promises' index."""
     return (
         select(func.count())
         .select_from(PromiseToPay)
         .where(
             PromiseToPay.status == "broken",
-            PromiseToPay.promised_on >= today - timedelta(days=BROKEN_LATELY_DAYS),
+            PromiseToPay.promised_on >= broken_since,
         )
         .scalar_subquery()
     )

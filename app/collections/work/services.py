@@ -11,9 +11,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, exists, func, literal, or_, select
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session, aliased
 
 from app.clients.models import Client, Contact, Site
@@ -236,38 +251,55 @@ def _owed_by_client(session: Session, client_ids, today: date) -> dict[int, Owed
 
 
 # Each section is a statement: the queue page reads its rows, the dashboard's counts ask for
-# the sizes of all of them in one round trip.
+# the sizes of all of them in one round trip. The statements are built once, their values bound
+# at execution (`_section_values`): the dashboard asks on every visit, and building these
+# statements cost more than PostgreSQL spends running them.
+USER = bindparam("user_id", type_=Integer)
+TODAY = bindparam("today", type_=Date)
+ZONE = bindparam("zone", type_=String)
+NO_CONTACT_SINCE = bindparam("no_contact_since", type_=DateTime(timezone=True))
+BROKEN_SINCE = bindparam("broken_since", type_=Date)
 
 
-def _open_tasks(user_id: int, today: date) -> Select:
+def _section_values(session: Session, user_id: int, today: date) -> dict:
+    zone = _bound_zone(session)
+    return {
+        "user_id": user_id,
+        "today": today,
+        "zone": zone.key,
+        "no_contact_since": _local_midnight(today - timedelta(days=NO_CONTACT_DAYS), zone),
+        "broken_since": today - timedelta(days=BROKEN_PROMISE_DAYS),
+    }
+
+
+@cache
+def _open_tasks() -> Select:
     return (
         select(CollectionNotice, Client)
         .join(Client, Client.id == CollectionNotice.client_id)
         .where(
             CollectionNotice.channel.in_(TASK_CHANNELS),
             CollectionNotice.status.in_(OPEN_TASK_STATUSES),
-            CollectionNotice.run_date <= today,
+            CollectionNotice.run_date <= TODAY,
             Client.deleted_at.is_(None),
             or_(
-                CollectionNotice.assigned_user_id == user_id,
-                and_(
-                    CollectionNotice.assigned_user_id.is_(None),
-                    Client.collector_user_id == user_id,
-                ),
+                CollectionNotice.assigned_user_id == USER,
+                and_(CollectionNotice.assigned_user_id.is_(None), Client.collector_user_id == USER),
             ),
         )
     )
 
 
-def _follow_ups(user_id: int, today: date) -> Select:
+@cache
+def _follow_ups() -> Select:
     later = aliased(CollectionActivity)
     return (
         select(CollectionActivity, Client)
         .join(Client, Client.id == CollectionActivity.client_id)
         .where(
-            CollectionActivity.follow_up_on <= today,
+            CollectionActivity.follow_up_on <= TODAY,
             Client.deleted_at.is_(None),
-            or_(CollectionActivity.user_id == user_id, Client.collector_user_id == user_id),
+            or_(CollectionActivity.user_id == USER, Client.collector_user_id == USER),
             ~exists().where(
                 later.client_id == CollectionActivity.client_id,
                 later.occurred_at > CollectionActivity.occurred_at,
@@ -288,63 +320,65 @@ def _last_activity_at(session: Session, client_ids) -> dict[int, datetime]:
     )
 
 
-def _broken_promises(session: Session, user_id: int, today: date, zone: ZoneInfo) -> list:
-    rows = list(
-        session.execute(
-            select(PromiseToPay, Client)
-            .join(Client, Client.id == PromiseToPay.client_id)
-            .where(
-                PromiseToPay.status == "broken",
-                PromiseToPay.promised_on >= today - timedelta(days=BROKEN_PROMISE_DAYS),
-                Client.collector_user_id == user_id,
-                Client.deleted_at.is_(None),
-            )
-        ).all()
+@cache
+def _broken_promises() -> Select:
+    """Promises broken in the last BROKEN_PROMISE_DAYS: each stays on the queue until the
+    collector has been in touch since it broke (when it was marked broken, else the start of
+    its day in the tenant's zone)."""
+    broke_at = func.coalesce(
+        PromiseToPay.resolved_at, func.timezone(ZONE, cast(PromiseToPay.promised_on, DateTime()))
     )
-    # A broken promise stays on the queue until the collector has been in touch since.
-    last = _last_activity_at(session, [client.id for _, client in rows])
-    chased = []
-    for promise, client in rows:
-        broke_at = promise.resolved_at or _local_midnight(promise.promised_on, zone)
-        if client.id not in last or last[client.id] < broke_at:
-            chased.append((promise, client))
-    return chased
+    return (
+        select(PromiseToPay, Client)
+        .join(Client, Client.id == PromiseToPay.client_id)
+        .where(
+            PromiseToPay.status == "broken",
+            PromiseToPay.promised_on >= BROKEN_SINCE,
+            Client.collector_user_id == USER,
+            Client.deleted_at.is_(None),
+            ~exists().where(
+                CollectionActivity.client_id == PromiseToPay.client_id,
+                CollectionActivity.occurred_at >= broke_at,
+            ),
+        )
+    )
 
 
-def _disputes(user_id: int) -> Select:
+@cache
+def _disputes() -> Select:
     return (
         select(Dispute, Client, Invoice)
         .join(Client, Client.id == Dispute.client_id)
         .join(Invoice, Invoice.id == Dispute.invoice_id)
-        .where(Dispute.status == "open", Dispute.owner_user_id == user_id)
-        .order_by(Dispute.created_at, Dispute.id)
+        .where(Dispute.status == "open", Dispute.owner_user_id == USER)
     )
 
 
-def _without_contact(user_id: int, today: date, zone: ZoneInfo) -> Select:
+@cache
+def _without_contact() -> Select:
     """Overdue clients of the collector nobody has called, visited or sent a notice to in the
     last 14 days (not on hold)."""
-    since = _local_midnight(today - timedelta(days=NO_CONTACT_DAYS), zone)
     overdue = exists().where(
         Invoice.client_id == Client.id,
         Invoice.status.in_(OWING_STATUSES),
-        Invoice.due_date < today,
+        Invoice.due_date < TODAY,
     )
     contacted = exists().where(
-        CollectionActivity.client_id == Client.id, CollectionActivity.occurred_at >= since
+        CollectionActivity.client_id == Client.id,
+        CollectionActivity.occurred_at >= NO_CONTACT_SINCE,
     )
     noticed = exists().where(
-        CollectionNotice.client_id == Client.id, CollectionNotice.sent_at >= since
+        CollectionNotice.client_id == Client.id, CollectionNotice.sent_at >= NO_CONTACT_SINCE
     )
     held = exists().where(
         CollectionHold.client_id == Client.id,
         CollectionHold.invoice_id.is_(None),
         CollectionHold.released_at.is_(None),
-        CollectionHold.starts_on <= today,
-        or_(CollectionHold.ends_on.is_(None), CollectionHold.ends_on >= today),
+        CollectionHold.starts_on <= TODAY,
+        or_(CollectionHold.ends_on.is_(None), CollectionHold.ends_on >= TODAY),
     )
     return select(Client).where(
-        Client.collector_user_id == user_id,
+        Client.collector_user_id == USER,
         Client.deleted_at.is_(None),
         Client.status.notin_(("on_hold", "prospect")),
         overdue,
@@ -361,54 +395,49 @@ SECTION_TITLES = {
     "disputes": "Disputes to chase",
     "no_contact": f"Overdue, no contact for {NO_CONTACT_DAYS} days",
 }
+SECTIONS = {
+    "tasks": _open_tasks,
+    "follow_ups": _follow_ups,
+    "broken_promises": _broken_promises,
+    "disputes": _disputes,
+    "no_contact": _without_contact,
+}
 
 
-def _queue_rows(session: Session, user_id: int, today: date, zone: ZoneInfo) -> tuple:
-    return (
-        session.execute(_open_tasks(user_id, today)).all(),
-        session.execute(_follow_ups(user_id, today)).all(),
-        _broken_promises(session, user_id, today, zone),
-        session.execute(_disputes(user_id)).all(),
-        list(session.scalars(_without_contact(user_id, today, zone))),
+@cache
+def _section_sizes() -> Select:
+    """Every section's size in one statement, each counted on a constant rather than its rows'
+    columns: the statement stays short (the driver re-parses, uncached, any statement longer
+    than 4 kB on every execution)."""
+    return select(
+        *(
+            select(func.count())
+            .select_from(
+                rows().with_only_columns(literal(1), maintain_column_froms=True).subquery()
+            )
+            .scalar_subquery()
+            for rows in SECTIONS.values()
+        )
     )
 
 
 def queue_counts(session: Session, user_id: int, today: date) -> dict[str, int]:
     """How many items each section of `user_id`'s queue holds (keys of SECTION_TITLES): the
-    dashboard's summary, without what each client owes (the queue page's costly part). The
-    sections' sizes in one query; broken promises apart, as they are filtered after reading
-    (by the collector's last contact against when each promise broke, in the tenant's zone)."""
-    zone = _bound_zone(session)
-    sections = {
-        "tasks": _open_tasks(user_id, today),
-        "follow_ups": _follow_ups(user_id, today),
-        "disputes": _disputes(user_id).order_by(None),
-        "no_contact": _without_contact(user_id, today, zone),
-    }
-    # Each section counted on a constant, not its rows' columns: the query stays short (the
-    # driver re-parses, uncached, any statement longer than 4 kB on every execution).
-    sizes = session.execute(
-        select(
-            *(
-                select(func.count())
-                .select_from(
-                    rows.with_only_columns(literal(1), maintain_column_froms=True).subquery()
-                )
-                .scalar_subquery()
-                for rows in sections.values()
-            )
-        )
-    ).one()
-    counts = dict(zip(sections, sizes, strict=True))
-    counts["broken_promises"] = len(_broken_promises(session, user_id, today, zone))
-    return {key: counts[key] for key in SECTION_TITLES}
+    dashboard's summary, without what each client owes (the queue page's costly part)."""
+    sizes = session.execute(_section_sizes(), _section_values(session, user_id, today)).one()
+    return dict(zip(SECTIONS, sizes, strict=True))
 
 
 def queue(session: Session, user_id: int, today: date) -> list[Section]:
     """What `user_id` has to do on `today` (a day of the tenant's calendar), in sections, each
     biggest debt first (follow-ups by their date, disputes oldest first)."""
     zone = _bound_zone(session)
-    tasks, follow_ups, promises, disputes, quiet = _queue_rows(session, user_id, today, zone)
+    values = _section_values(session, user_id, today)
+    tasks, follow_ups, promises, disputes, quiet = (
+        session.execute(rows(), values).all() for rows in SECTIONS.values()
+    )
+    quiet = [client for (client,) in quiet]
+    disputes.sort(key=lambda row: (row[0].created_at, row[0].id))
     client_ids = (
         [c.id for _, c in tasks]
         + [c.id for _, c in follow_ups]
