@@ -206,10 +206,11 @@ def check_spf(lookups: Lookups, domain: str, server: str) -> Finding:
             "SPF", OK, f"The SPF record of {domain} lets {server} send its mail.", found=(record,)
         )
     missing = [_mechanism_for(address) for address in refused]
+    sender = server if refused == [server] else f"{server} ({', '.join(refused)})"
     return Finding(
         "SPF",
         BAD,
-        f"The SPF record of {domain} does not let {server} ({', '.join(refused)}) send its "
+        f"The SPF record of {domain} does not let {sender} send its "
         f"mail, so receivers may reject it or file it as spam. Add {' '.join(missing)} to the "
         "record; with it, the record reads:",
         found=(record,),
