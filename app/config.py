@@ -181,6 +181,10 @@ def from_environment() -> dict:
         "OUTBOUND_ALLOWED_NETWORKS": parse_networks(
             os.environ.get("OUTBOUND_ALLOWED_NETWORKS", "")
         ),
+        # The DNS server the "Your domain" check asks (SPF, DKIM, DMARC of a workspace's own
+        # mail domain), as "host:port"; empty: the system's resolver. Tests point it at the
+        # DNS stand-in (app/sandbox/standins/dns.py).
+        "DNS_RESOLVER": os.environ.get("DNS_RESOLVER", "").strip(),
         # Providers' API addresses (tests and `make run` point them at local stand-ins).
         "WHATSAPP_API_BASE": os.environ.get("WHATSAPP_API_BASE", "https://graph.facebook.com"),
         "WHATSAPP_API_VERSION": os.environ.get("WHATSAPP_API_VERSION", "v21.0"),

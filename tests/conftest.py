@@ -20,6 +20,7 @@ from app.auth import services as accounts
 from app.config import from_environment
 from app.devserver import SandboxMailbox, start_services
 from app.extensions import db
+from app.sandbox.standins.dns import DnsStandin
 from app.settings.models import WorkspaceSettings
 from app.settings.services import workspace_settings
 from jobs import load_jobs
@@ -61,7 +62,16 @@ def mailbox(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def app_config(service_env, mailbox) -> dict:
+def dns_server():
+    """The DNS the app asks (DNS_RESOLVER): empty until a test gives it a zone
+    (tests/test_mail_domain.py's `zone`), so a page that looks a domain up answers at once."""
+    server = DnsStandin().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def app_config(service_env, mailbox, dns_server) -> dict:
     redis_url = urlsplit(service_env["REDIS_URL"])._replace(path="/15").geturl()
     env = {
         "DATABASE_URL": _fresh_test_database(service_env["DATABASE_URL"]),
@@ -71,6 +81,7 @@ def app_config(service_env, mailbox) -> dict:
         "SMTP_URL": mailbox.url,
         # The sandbox SMTP server and stand-ins a tenant's connection may point at.
         "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8,::1",
+        "DNS_RESOLVER": dns_server.address,
         # argon2's cheapest cost: at the production cost every user made and every log-in
         # took a quarter of a second. test_accounts checks the production cost.
         "PASSWORD_HASH_TIME_COST": "1",

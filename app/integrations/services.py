@@ -20,6 +20,7 @@ import secrets as token_source
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parseaddr
 
 from flask import current_app
 from redis.exceptions import RedisError
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 from app.core.crypto import SecretsUnreadable, decrypt_secrets, encrypt_secrets
 from app.core.handover import hand_over, redis_connection
 from app.core.signals import announce_integration_lost
+from app.integrations import mail_domain
 from app.integrations.catalogue import Category, Entry, by_category, entry_for
 from app.integrations.connectors import Connector, DeliveryError
 from app.integrations.models import IntegrationConnection, ProviderAccount
@@ -613,3 +615,28 @@ def shown_test(tenant_id: int, job_id: str) -> ShownTest | None:
         return None
     progress = test_progress(tenant_id, int(connection_part), job_id)
     return ShownTest(int(connection_part), job_id, progress) if progress else None
+
+
+# The "Your domain" check ----------------------------------------------------------------------
+
+
+def sending_mail_server(session: Session) -> IntegrationConnection | None:
+    """The workspace's own mail server when its e-mail goes through it (an enabled SMTP
+    connection); None when the platform's server sends it."""
+    connection = live_connection(session, "smtp")
+    return connection if connection is not None and connection.status == "enabled" else None
+
+
+def mail_domain_report(connection: IntegrationConnection) -> mail_domain.DomainReport:
+    """SPF, DKIM and DMARC of the domain the connection's From address is at, for its server,
+    read from DNS now (never stored: DNS changes outside Duebook)."""
+    settings = connection.settings
+    secrets = _stored_secrets(connection)
+    return mail_domain.check_mail_domain(
+        current_app.config.get("DNS_RESOLVER", ""),
+        domain=parseaddr(settings.get("from_address", ""))[1].rpartition("@")[2],
+        server=settings.get("host", ""),
+        dkim_domain=settings.get("dkim_domain", ""),
+        dkim_selector=settings.get("dkim_selector", ""),
+        dkim_private_key=secrets.get("dkim_private_key", ""),
+    )

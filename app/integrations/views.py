@@ -38,11 +38,29 @@ def index():
     )
 
 
-def _connect_page(provider: str, connector, values: dict, errors: dict, status: int = 200):
+def _connect_page(
+    provider: str,
+    connector,
+    values: dict,
+    errors: dict,
+    status: int = 200,
+    block: str | None = None,
+    checked_domain: bool = False,
+):
+    """The connection's form; with `checked_domain`, an SMTP connection's page also gets the
+    "Your domain" panel (read from DNS now, so only where it is asked for)."""
     connection = services.live_connection(db.session, provider)
+    report = None
+    if checked_domain and provider == "smtp" and connection is not None:
+        report = services.mail_domain_report(connection)
     return render_page(
         "integrations/connect.html",
+        block=block,
         status=status,
+        domain_report=report,
+        domain_check_url=url_for("integrations.check_domain", connection_id=connection.id)
+        if report
+        else None,
         provider=provider,
         connector=connector,
         connection=connection,
@@ -60,7 +78,19 @@ def connect(provider):
     if connector is None:
         abort(404)
     values = services.form_values(services.live_connection(db.session, provider))
-    return _connect_page(provider, connector, values, {})
+    return _connect_page(provider, connector, values, {}, checked_domain=True)
+
+
+@blueprint.post("/<int:connection_id>/domain-check")
+@require_permission("integrations.manage")
+def check_domain(connection_id):
+    """ "Check again" on the "Your domain" panel: the panel for htmx, else the whole page."""
+    connection = _connection_or_404(connection_id)
+    if connection.provider != "smtp":
+        abort(404)
+    connector = services.connector_for("smtp")
+    values = services.form_values(connection)
+    return _connect_page("smtp", connector, values, {}, block="mail_domain", checked_domain=True)
 
 
 @blueprint.post("/<provider>/connect")

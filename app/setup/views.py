@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, g, redirect, request, url_for
 from app.core.pages import render_page, toast
 from app.core.storage import get_storage
 from app.extensions import db
+from app.integrations import services as integrations
 from app.settings import services as settings
 from app.setup import services
 from tenants.context import require_permission
@@ -32,11 +33,18 @@ def _onwards():
     return redirect(url_for("setup.step", step_name=step.name), 303)
 
 
-def _page(step: services.Step, values=None, errors=None, status=200):
+def _page(step: services.Step, values=None, errors=None, status=200, block=None):
     workspace = settings.workspace_settings(db.session, g.tenant.id)
+    # The e-mail step checks the DNS of the workspace's own mail domain, when it sends through
+    # its own server; through the platform's, its domain's DNS plays no part.
+    mail_server = integrations.sending_mail_server(db.session) if step.name == "email" else None
     return render_page(
         "setup/step.html",
+        block=block,
         status=status,
+        own_mail_server=mail_server,
+        domain_report=integrations.mail_domain_report(mail_server) if mail_server else None,
+        domain_check_url=url_for("setup.check_domain"),
         tenant=g.tenant,
         workspace=workspace,
         step=step,
@@ -45,7 +53,9 @@ def _page(step: services.Step, values=None, errors=None, status=200):
         progress=services.progress(db.session, g.tenant.id),
         values=values or settings.form_values(g.tenant, workspace),
         errors=errors or {},
-        mail_address=parseaddr(current_app.config["MAIL_FROM"])[1],
+        mail_address=parseaddr(
+            mail_server.settings["from_address"] if mail_server else current_app.config["MAIL_FROM"]
+        )[1],
     )
 
 
@@ -80,6 +90,14 @@ def save(step_name: str):
         return _page(step, values=request.form.to_dict(), errors=errors, status=422)
     toast(f"{step.title}: saved.")
     return _onwards()
+
+
+@blueprint.post("/email/domain-check")
+@require_permission("settings.manage")
+def check_domain():
+    """ "Check again" on the e-mail step's "Your domain" panel: the panel for htmx, else the
+    whole step."""
+    return _page(services.BY_NAME["email"], block="mail_domain")
 
 
 @blueprint.post("/<step_name>/skip")

@@ -104,6 +104,8 @@ def live_server(app, app_config, mailbox, tmp_path_factory) -> LiveServer:
         OUTBOUND_ALLOWED_NETWORKS=",".join(
             str(net) for net in app_config["OUTBOUND_ALLOWED_NETWORKS"]
         ),
+        # DNS lookups (the "Your domain" check) go to the DNS stand-in, as in-process.
+        DNS_RESOLVER=app_config["DNS_RESOLVER"],
     )
     for name in ("BASE_URL", "SANDBOX_MAILDIR", "COOKIE_SECURE", "TRUSTED_PROXY_HOPS"):
         env.pop(name, None)
