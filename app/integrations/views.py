@@ -47,19 +47,19 @@ def _connect_page(
     block: str | None = None,
     checked_domain: bool = False,
 ):
-    """The connection's form; with `checked_domain`, an SMTP connection's page also gets the
-    "Your domain" panel (read from DNS now, so only where it is asked for)."""
+    """The connection's form; an SMTP connection's page also has the "Your domain" panel, which
+    asks for its DNS check once shown (`checked_domain`: the check is run now, for that ask)."""
     connection = services.live_connection(db.session, provider)
-    report = None
-    if checked_domain and provider == "smtp" and connection is not None:
-        report = services.mail_domain_report(connection)
+    has_domain_panel = provider == "smtp" and connection is not None
     return render_page(
         "integrations/connect.html",
         block=block,
         status=status,
-        domain_report=report,
+        domain_report=services.mail_domain_report(connection)
+        if checked_domain and has_domain_panel
+        else None,
         domain_check_url=url_for("integrations.check_domain", connection_id=connection.id)
-        if report
+        if has_domain_panel
         else None,
         provider=provider,
         connector=connector,
@@ -78,7 +78,7 @@ def connect(provider):
     if connector is None:
         abort(404)
     values = services.form_values(services.live_connection(db.session, provider))
-    return _connect_page(provider, connector, values, {}, checked_domain=True)
+    return _connect_page(provider, connector, values, {})
 
 
 @blueprint.post("/<int:connection_id>/domain-check")

@@ -33,7 +33,10 @@ def _onwards():
     return redirect(url_for("setup.step", step_name=step.name), 303)
 
 
-def _page(step: services.Step, values=None, errors=None, status=200, block=None):
+def _page(step: services.Step, values=None, errors=None, status=200, block=None, checked=False):
+    """The step's page; on the e-mail step of a workspace with its own mail server, the "Your
+    domain" panel, which asks for its DNS check once shown (`checked`: run it now, for that
+    ask)."""
     workspace = settings.workspace_settings(db.session, g.tenant.id)
     # The e-mail step checks the DNS of the workspace's own mail domain, when it sends through
     # its own server; through the platform's, its domain's DNS plays no part.
@@ -43,8 +46,10 @@ def _page(step: services.Step, values=None, errors=None, status=200, block=None)
         block=block,
         status=status,
         own_mail_server=mail_server,
-        domain_report=integrations.mail_domain_report(mail_server) if mail_server else None,
-        domain_check_url=url_for("setup.check_domain"),
+        domain_report=integrations.mail_domain_report(mail_server)
+        if mail_server and checked
+        else None,
+        domain_check_url=url_for("setup.check_domain") if mail_server else None,
         tenant=g.tenant,
         workspace=workspace,
         step=step,
@@ -97,7 +102,7 @@ def save(step_name: str):
 def check_domain():
     """ "Check again" on the e-mail step's "Your domain" panel: the panel for htmx, else the
     whole step."""
-    return _page(services.BY_NAME["email"], block="mail_domain")
+    return _page(services.BY_NAME["email"], block="mail_domain", checked=True)
 
 
 @blueprint.post("/<step_name>/skip")
