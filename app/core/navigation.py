@@ -161,18 +161,21 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
     ),
 )
 LINKS = tuple(link for _, links in GROUPS for link in links)
+PERMISSIONS = frozenset(permission for link in LINKS for permission in link.needs)
 
 
 @lru_cache(maxsize=4096)
-def _rendered(role: str, current: int | None, tenant_slug: str, script_root: str) -> Markup:
-    """The navigation for `role` with link number `current` marked; the workspace and the
-    app's mount point are in the key because the links' addresses carry them."""
+def _rendered(
+    granted: frozenset[str], current: int | None, tenant_slug: str, script_root: str
+) -> Markup:
+    """The navigation for a person `granted` these permissions, link number `current` marked.
+    Keyed by the permissions rather than the role's name, so that a role whose grants change
+    gets its new navigation; the workspace and the app's mount point are in the key because
+    the links' addresses carry them."""
     groups = []
     for heading, links in GROUPS:
         shown = [
-            (link, LINKS.index(link) == current)
-            for link in links
-            if all(role_grants(role, permission) for permission in link.needs)
+            (link, LINKS.index(link) == current) for link in links if granted.issuperset(link.needs)
         ]
         if shown:
             groups.append((heading, shown))
@@ -186,9 +189,13 @@ def workspace_navigation() -> Markup:
     if tenant is None:
         return Markup("")
     membership = g.get("membership")
-    role = membership.role if membership is not None else ""
+    granted = frozenset(
+        permission
+        for permission in PERMISSIONS
+        if membership is not None and role_grants(membership.role, permission)
+    )
     current = next((number for number, link in enumerate(LINKS) if link.current()), None)
-    return _rendered(role, current, tenant.slug, request.script_root)
+    return _rendered(granted, current, tenant.slug, request.script_root)
 
 
 def init_app(app: Flask) -> None:
