@@ -11,7 +11,7 @@ from unittest import mock
 
 import argon2
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.auth import services as accounts
 from app.auth.models import PendingSignup
@@ -225,6 +225,28 @@ def test_disabled_user_is_logged_out_at_once(client, make_user, login, db_sessio
     login(client, user)
     assert client.get("/account/password").status_code == 200
     user.active = False
+    db_session.commit()
+    response = client.get("/account/password")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_login_session_ends_when_it_outlives_its_lifetime(client, make_user, login, db_session):
+    user = make_user()
+    login(client, user)
+    assert client.get("/account/password").status_code == 200
+    lifetime = client.application.permanent_session_lifetime
+    db_session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user.id)
+        .values(created_at=func.now() - lifetime + timedelta(minutes=1))
+    )
+    db_session.commit()
+    assert client.get("/account/password").status_code == 200  # a minute left
+    db_session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user.id)
+        .values(created_at=func.now() - lifetime - timedelta(minutes=1))
+    )
     db_session.commit()
     response = client.get("/account/password")
     assert response.status_code == 302 and "/login" in response.headers["Location"]

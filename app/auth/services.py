@@ -7,12 +7,13 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, current_app, render_template
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import delete, func, select
+from sqlalchemy import DateTime, String, bindparam, delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from app.auth.models import PendingSignup
@@ -174,25 +175,30 @@ def end_all_login_sessions(session: Session, user_id: int, keep_token: str | Non
     session.execute(query)
 
 
+@cache
+def _user_of_session():
+    """Built once (every request asks it), its values bound when it runs."""
+    return (
+        select(User)
+        .join(LoginSession, LoginSession.user_id == User.id)
+        .where(
+            LoginSession.token_hash == bindparam("token_hash", type_=String),
+            User.active.is_(True),
+            LoginSession.created_at > bindparam("not_before", type_=DateTime(timezone=True)),
+        )
+        .options(joinedload(User.memberships).joinedload(Membership.tenant))
+    )
+
+
 def load_user_from_session_token(token: str) -> User | None:
     """Flask-Login's user loader: a user only while their login session exists on the server,
     has not outlived its lifetime, and the account is active. Their memberships and tenants
     come in the same query: resolving the tenant of a request then costs no round trip."""
-    lifetime = current_app.permanent_session_lifetime
-    user = (
-        db.session.scalars(
-            select(User)
-            .join(LoginSession, LoginSession.user_id == User.id)
-            .where(
-                LoginSession.token_hash == _token_hash(token),
-                User.active.is_(True),
-                LoginSession.created_at > datetime.now(UTC) - lifetime,
-            )
-            .options(joinedload(User.memberships).joinedload(Membership.tenant))
-        )
-        .unique()
-        .first()
-    )
+    values = {
+        "token_hash": _token_hash(token),
+        "not_before": datetime.now(UTC) - current_app.permanent_session_lifetime,
+    }
+    user = db.session.scalars(_user_of_session(), values).unique().first()
     if user is not None:
         user.session_token = token
     return user
