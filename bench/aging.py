@@ -84,6 +84,8 @@ def _load(schema: str) -> None:
         connection.exec_driver_sql(sql.replace("%", "%%"))  # a driver-level placeholder
     for table in AGING_TABLES:
         connection.exec_driver_sql(f"ALTER TABLE {s}.{table} ENABLE TRIGGER USER")
+    # The allocations went in with their triggers off: the cash kept per day, again.
+    connection.exec_driver_sql(f"SELECT {s}.payment_days_rebuild()")
     db.session.commit()
     for table in ("clients", "invoices", "payments", "payment_allocations", "credit_notes"):
         db.session.connection().exec_driver_sql(f"ANALYZE {s}.{table}")

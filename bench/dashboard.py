@@ -102,6 +102,8 @@ def _load(schema: str, owner_id: int) -> None:
         connection.exec_driver_sql(sql.replace("%", "%%"))  # a driver-level placeholder
     for table in AGING_TABLES:
         connection.exec_driver_sql(f"ALTER TABLE {s}.{table} ENABLE TRIGGER USER")
+    # The allocations went in with their triggers off: the cash kept per day, again.
+    connection.exec_driver_sql(f"SELECT {s}.payment_days_rebuild()")
     connection.exec_driver_sql(
         f"UPDATE {s}.clients SET collector_user_id = {int(owner_id)} "
         f"WHERE id < (SELECT min(id) FROM {s}.clients) + {OWNER_CLIENTS}"

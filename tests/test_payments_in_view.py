@@ -17,6 +17,7 @@ from app.core.clock import tenant_today
 from app.invoicing import credits
 from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice
+from app.payments import listing
 from app.payments import services as payments
 from app.payments.models import PaymentAllocation
 from app.projects.models import Milestone, Project
@@ -63,6 +64,7 @@ def test_the_payments_list_filters_pages_and_exports(
     assert "UTR-A" in page.text and "UTR-R" in page.text
     assert "CHQ-9" not in page.text  # a void payment did not happen: not listed by default
     assert "2 payments" in page.text and "₹1,250.00" in page.text  # totals of the filtered set
+    assert "not yet allocated <strong>₹250.00" in page.text
     assert 'href="/t/' + tenant.slug + '/payments/"' in client.get(f"{base}/").text  # in the nav
 
     by_client = client.get(f"{base}/payments/?client_id={ravi.id}").text
@@ -72,6 +74,9 @@ def test_the_payments_list_filters_pages_and_exports(
     assert "not yet allocated <strong>₹250.00" in waiting
     in_may = client.get(f"{base}/payments/?from=2026-05-01&to=2026-05-31").text
     assert "UTR-A" in in_may and "UTR-R" not in in_may
+    assert "1 payment</dt>" in in_may and "not yet allocated <strong>₹0.00" in in_may
+    from_june = client.get(f"{base}/payments/?from=2026-06-01").text
+    assert "1 payment</dt>" in from_june and "received ₹250.00" in from_june
     void = client.get(f"{base}/payments/?status=void").text
     assert "CHQ-9" in void and "UTR-R" not in void
     assert "UTR-A" not in client.get(f"{base}/payments/?method=cash").text
@@ -295,3 +300,22 @@ def test_the_projects_list_filters_by_client_and_status(shop, client, make_clien
     assert "Warehouse" in started and "Rolling mill" not in started
     assert "Office fit-out" in client.get(f"{base}/projects/?status=paid").text
     assert "Office fit-out" not in client.get(f"{base}/projects/?status=not_started").text
+
+
+def test_a_filter_matching_too_many_payments_asks_for_a_narrower_one(
+    shop, client, make_client, make_payment, monkeypatch
+):
+    """Totals the database does not keep are added up over at most COUNT_CAP payments: past
+    that the list says so instead of adding up every payment of the workspace on each view."""
+    tenant, session, base, db = shop
+    asha = make_client(session, name="Asha Foods", short_name="Asha")
+    for number, day in enumerate(("2026-05-01", "2026-05-02", "2026-05-03")):
+        make_payment(session, asha, "100.00", day, reference=f"UTR-{number}")
+    session.commit()
+    monkeypatch.setattr(listing, "COUNT_CAP", 2)
+    capped = client.get(f"{base}/payments/?method=upi").text
+    assert "More than 2 payments match" in capped and "payment-totals" in capped
+    assert "3 payments" not in capped
+    # Received payments by date and one client's payments are totalled whatever their number.
+    assert "3 payments" in client.get(f"{base}/payments/").text
+    assert "3 payments" in client.get(f"{base}/payments/?client_id={asha.id}").text

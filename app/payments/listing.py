@@ -2,9 +2,16 @@
 live or void, with cash left unapplied), newest first in numbered pages, totals of the filtered
 set per currency, and the same filtered set as CSV.
 
-A payment's unapplied cash (the client's credit) is derived, never stored: its amount less the
-cash of its live allocations (to invoices and to their interest), computed here by one
-aggregate joined to the page, so the list costs the same few queries whatever its length."""
+A payment's unapplied cash (the client's credit) is its amount less the cash of its live
+allocations (to invoices and to their interest), computed for the rows of a page by one
+aggregate joined to it. The totals must not add up every payment on each view (they grew with
+the workspace), so they come from where they are already small:
+- received payments, all of them or between two dates: from the cash the database keeps per
+  day and currency (`payment_days`, migrations 0022 and 0024), whatever the number of payments;
+- one client's payments: added up from that client's own (an index walk);
+- any other filter (a method, void payments, only those with cash left): added up over the
+  newest COUNT_CAP + 1 matches at most; beyond that the list says "10,000+" and asks for a
+  narrower filter instead of totals it would take seconds to add up."""
 
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from functools import cache
 
-from sqlalchemy import Date, bindparam, func, select
+from sqlalchemy import Date, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.clients.exports import safe_cell
@@ -26,6 +33,7 @@ from app.core.request_input import row_id
 from app.payments.models import PAYMENT_METHODS, Payment, PaymentAllocation, PaymentDay
 
 PAGE_SIZE = 50
+COUNT_CAP = 10_000
 STATUSES = {"live": "Received", "void": "Void", "all": "Any, void included"}
 
 
@@ -74,25 +82,22 @@ class PaymentFilters:
 
 
 def _applied():
-    """(payment_id, applied): the cash of each payment's live allocations."""
+    """The cash of a payment's live allocations, asked per payment row (an index probe each):
+    a page of 50 reads 50 payments' allocations, not every allocation of the workspace."""
     return (
         select(
-            PaymentAllocation.payment_id,
-            func.sum(PaymentAllocation.amount + PaymentAllocation.interest_amount).label("applied"),
+            func.coalesce(func.sum(PaymentAllocation.amount + PaymentAllocation.interest_amount), 0)
         )
-        .where(PaymentAllocation.removed_at.is_(None))
-        .group_by(PaymentAllocation.payment_id)
-        .subquery()
+        .where(PaymentAllocation.payment_id == Payment.id, PaymentAllocation.removed_at.is_(None))
+        .correlate(Payment)
+        .scalar_subquery()
     )
 
 
 def _filtered(filters: PaymentFilters):
-    applied = _applied()
-    unapplied = Payment.amount - func.coalesce(applied.c.applied, 0)
-    query = (
-        select(Payment, Client.short_name, unapplied.label("unapplied"))
-        .join(Client, Client.id == Payment.client_id)
-        .outerjoin(applied, applied.c.payment_id == Payment.id)
+    unapplied = Payment.amount - _applied()
+    query = select(Payment, Client.short_name, unapplied.label("unapplied")).join(
+        Client, Client.id == Payment.client_id
     )
     if filters.status == "live":
         query = query.where(Payment.voided_at.is_(None))
@@ -132,6 +137,8 @@ class PaymentPage:
     page: int
     pages: int
     totals: list[Totals]
+    # More than COUNT_CAP payments match a filter whose totals are not kept: no totals shown.
+    capped: bool = False
 
 
 def _rows(session: Session, query) -> Iterator[PaymentRow]:
@@ -141,14 +148,49 @@ def _rows(session: Session, query) -> Iterator[PaymentRow]:
         yield PaymentRow(payment, client_name, left)
 
 
-def list_payments(
-    session: Session, filters: PaymentFilters, page: int = 1, page_size: int = PAGE_SIZE
-) -> PaymentPage:
-    """One page of the filtered payments, newest first, and the filtered set's totals."""
-    filtered = _filtered(filters).subquery()
-    totals = [
-        Totals(currency, count, to_money(amount), to_money(unapplied))
-        for currency, count, amount, unapplied in session.execute(
+@cache
+def _kept_totals_query():
+    """The totals of received payments between two dates (either end open), per currency, from
+    the days the database keeps."""
+    after, until = bindparam("after", type_=Date), bindparam("until", type_=Date)
+    return (
+        select(
+            PaymentDay.currency,
+            func.sum(PaymentDay.payment_count),
+            func.sum(PaymentDay.amount),
+            func.sum(PaymentDay.unapplied),
+        )
+        .where(
+            or_(after.is_(None), PaymentDay.received_on >= after),
+            or_(until.is_(None), PaymentDay.received_on <= until),
+        )
+        .group_by(PaymentDay.currency)
+        .order_by(PaymentDay.currency)
+    )
+
+
+def _kept(filters: PaymentFilters) -> bool:
+    """Whether the filtered set's totals are kept by the database: received payments, at most
+    bounded by dates."""
+    return filters.status == "live" and not (
+        filters.client_id or filters.method or filters.unallocated
+    )
+
+
+def _totals(session: Session, filters: PaymentFilters) -> tuple[list[Totals], bool]:
+    """The filtered set's totals per currency, and whether they were left out because more
+    than COUNT_CAP payments match (see the module's docstring)."""
+    if _kept(filters):
+        values = {"after": filters.received_from, "until": filters.received_to}
+        rows = session.execute(_kept_totals_query(), values)
+    else:
+        filtered = _filtered(filters)
+        if not filters.client_id:
+            filtered = filtered.order_by(Payment.received_on.desc(), Payment.id.desc()).limit(
+                COUNT_CAP + 1
+            )
+        filtered = filtered.subquery()
+        rows = session.execute(
             select(
                 filtered.c.currency,
                 func.count(),
@@ -160,8 +202,21 @@ def list_payments(
             .group_by(filtered.c.currency)
             .order_by(filtered.c.currency)
         )
+    totals = [
+        Totals(currency, int(count), to_money(amount), to_money(unapplied))
+        for currency, count, amount, unapplied in rows
     ]
-    count = sum(t.count for t in totals)
+    if not filters.client_id and not _kept(filters) and sum(t.count for t in totals) > COUNT_CAP:
+        return [], True
+    return totals, False
+
+
+def list_payments(
+    session: Session, filters: PaymentFilters, page: int = 1, page_size: int = PAGE_SIZE
+) -> PaymentPage:
+    """One page of the filtered payments, newest first, and the filtered set's totals."""
+    totals, capped = _totals(session, filters)
+    count = COUNT_CAP + 1 if capped else sum(t.count for t in totals)
     pages = max(1, -(-count // page_size))
     page = min(max(page, 1), pages)
     query = (
@@ -170,7 +225,7 @@ def list_payments(
         .limit(page_size)
         .offset((page - 1) * page_size)
     )
-    return PaymentPage(list(_rows(session, query)), page, pages, totals)
+    return PaymentPage(list(_rows(session, query)), page, pages, totals, capped)
 
 
 @dataclass(frozen=True)

@@ -58,13 +58,9 @@ class Payment(TenantModel):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint(f"method IN ({sql_list(PAYMENT_METHODS)})", name="method"),
-        # The dashboard sums the cash of this month and last on every visit, the payments list
-        # filters by date: with what the sums need in the index they read no table rows.
-        Index(
-            "ix_payments_received_on",
-            "received_on",
-            postgresql_include=["currency", "amount", "voided_at"],
-        ),
+        # The payments list, newest first (ties by id) and filtered by date: a page reads its
+        # rows in index order and stops, however many payments share a day.
+        Index("ix_payments_received_on_id", "received_on", "id"),
     )
 
     def audit_subject(self) -> str:
@@ -72,10 +68,11 @@ class Payment(TenantModel):
 
 
 class PaymentDay(TenantModel):
-    """Live (not voided) cash received per day and currency, kept by statement-level triggers
-    on payments (migration 0022): the dashboard's cash of this month and last adds up some
-    sixty of these instead of every payment of two months. Days with no live payment are
-    removed."""
+    """Live (not voided) cash received per day and currency, and how much of it is not yet
+    allocated, kept by statement-level triggers on payments and their allocations (migrations
+    0022 and 0024): the dashboard's cash of this month and last adds up some sixty of these
+    instead of every payment of two months, and the payments list's totals some hundreds
+    instead of every payment and allocation. Days with no live payment are removed."""
 
     __tablename__ = "payment_days"
 
@@ -83,6 +80,7 @@ class PaymentDay(TenantModel):
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
     payment_count: Mapped[int] = mapped_column(Integer)
+    unapplied: Mapped[Decimal] = mapped_column(Numeric(18, 2), server_default="0")
 
 
 class PaymentAllocation(TenantModel):

@@ -79,6 +79,7 @@ def index():
         "payments/index.html",
         block="payment_results",
         page=listing.list_payments(db.session, filters, page_number),
+        count_cap=listing.COUNT_CAP,
         filters=filters,
         clients=services.paying_clients(db.session),
         methods=_methods(),
