@@ -39,15 +39,13 @@ def options_of(page: str, select_id: str) -> list[tuple[str, str, bool]]:
 @pytest.fixture
 def crowd(db_session, make_tenant, make_user, make_client, make_notice):
     """A workspace whose CLIENTS clients all have a payment, a notice and a project, so every
-    list's client filter could offer them all; the last by name is "Zenith Works <n>" (short
-name "ZW<n>"), with a GSTIN of its own."""
+        list's client filter could offer them all; the last by name is "Zenith Works <n>" (short
+    name "ZW<n>"), with a GSTIN of its own."""
     owner = make_user()
     tenant = make_tenant(owner=owner)
     session = tenant_session(db_session, tenant)
     clients = [make_client(session, "Client", "C") for _ in range(CLIENTS - 1)]
-    clients.append(
-        make_client(session, "Zenith Works", "ZW", gstin=GSTIN)
-    )
+    clients.append(make_client(session, "Zenith Works", "ZW", gstin=GSTIN))
     for client in clients:
         session.add(
             Payment(
@@ -170,9 +168,7 @@ def test_every_role_may_pick_a_client_and_only_a_member_of_the_workspace(
     assert own.status_code == 200 and "Zenith" not in own.text
 
 
-def test_the_collections_test_form_finds_any_client_and_keeps_what_was_typed(
-    crowd, client, login
-):
+def test_the_collections_test_form_finds_any_client_and_keeps_what_was_typed(crowd, client, login):
     tenant, owner, _, clients = crowd
     zenith = clients[-1]
     login(client, owner)
