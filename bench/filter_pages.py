@@ -36,8 +36,11 @@ Load         {CLIENTS:,} clients, each with payments ({PAYMENTS:,}), collection 
 notices      GET /t/<slug>/notices/ as the owner (filters and the first page of notices)
 payments     GET /t/<slug>/payments/
 projects     GET /t/<slug>/projects/
+payments, searched  GET /t/<slug>/payments/?client_q=client 4321 (a filter searched without
+             JavaScript: the picker's options narrowed to the one match)
+picker       GET /t/<slug>/clients/pick?client_q=client 4321&any=1 (the options as typed)
 tenant SELECT 1  GET /t/<slug>/bench/select1 (tenant resolution, then SELECT 1).
-The four alternate, request by request; {REQUESTS} each after {WARMUP_REQUESTS} warm-ups.
+They alternate, request by request; {REQUESTS} each after {WARMUP_REQUESTS} warm-ups.
 Each page's count of <option> elements is printed with it.
 """
 
@@ -106,8 +109,15 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
             "payments": f"/t/{slug}/payments/",
             "projects": f"/t/{slug}/projects/",
         }
-        urls = {**pages, "tenant SELECT 1": f"/t/{slug}/bench/select1"}
-        options = {name: len(OPTION.findall(http.get(url).text)) for name, url in pages.items()}
+        searches = {
+            "payments, searched": f"/t/{slug}/payments/?client_q=client+4321",
+            "picker": f"/t/{slug}/clients/pick?client_q=client+4321&any=1",
+        }
+        urls = {**pages, **searches, "tenant SELECT 1": f"/t/{slug}/bench/select1"}
+        options = {
+            name: len(OPTION.findall(http.get(url).text))
+            for name, url in {**pages, **searches}.items()
+        }
         seconds = {name: [] for name in urls}
         for number in range(WARMUP_REQUESTS + REQUESTS):
             for name, url in urls.items():
@@ -121,12 +131,12 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         print_figure(name, figures.describe_ms() + shown)
     verdicts = [
         Verdict(
-            f"filter_pages: {name} list at {CLIENTS:,} clients / tenant SELECT 1 (medians)",
+            f"filter_pages: {name} at {CLIENTS:,} clients / tenant SELECT 1 (medians)",
             samples[name].median,
             samples["tenant SELECT 1"].median,
             MAX_RATIO,
         )
-        for name in pages
+        for name in {**pages, **searches}
     ]
     for verdict in verdicts:
         print_verdict(verdict)
