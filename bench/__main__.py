@@ -13,6 +13,7 @@ from bench import (
     clients_list,
     collections_run,
     dashboard,
+    filter_pages,
     import_bomb,
     invoice_numbers,
     invoice_pdf,
@@ -45,6 +46,7 @@ BENCHMARKS = {
     "collections_run": collections_run.run,
     "aging": aging.run,
     "dashboard": dashboard.run,
+    "filter_pages": filter_pages.run,
 }
 
 

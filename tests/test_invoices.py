@@ -411,7 +411,7 @@ def test_the_hand_made_invoice_page_adds_lines_and_shows_errors_next_to_them(
     row = client.get(f"/t/{tenant.slug}/invoices/new/line", headers={"HX-Request": "true"}).text
     assert row.count("<tr data-line>") == 1 and 'name="unit_price"' in row
     assert client.get(f"/t/{tenant.slug}/invoices/new/line?remove=1").text == ""
-    options = client.get(f"/t/{tenant.slug}/invoices/new/clients?client_q={proj.client.short_name}")
+    options = client.get(f"/t/{tenant.slug}/clients/pick?client_q={proj.client.short_name}")
     assert f'value="{proj.client_id}"' in options.text
     token = csrf_token_from(page)
     form = {

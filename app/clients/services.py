@@ -357,14 +357,17 @@ def filtered_clients(filters: ClientFilters) -> Select:
     if filters.tag:
         query = query.where(Client.tags.contains([filters.tag]))
     if filters.q:
-        pattern = (
-            "%"
-            + filters.q.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-            + "%"
-        )
-        haystack = literal_column(SEARCH_EXPRESSION)
-        query = query.where(haystack.like(pattern))
+        query = query.where(SEARCH_HAYSTACK.like(search_pattern(filters.q)))
     return query
+
+
+# Names, short names, tax ids, external ids and cities; trigram-indexed (ix_clients_search).
+SEARCH_HAYSTACK = literal_column(SEARCH_EXPRESSION)
+
+
+def search_pattern(q: str) -> str:
+    """The LIKE pattern finding `q` anywhere in SEARCH_HAYSTACK, its wildcards taken literally."""
+    return "%" + q.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
 
 
 @dataclass

@@ -3,13 +3,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from flask import Blueprint, abort, g, redirect, request, url_for
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
 from app.clients import services
 from app.clients.forms import CONTACT_FIELDS, SECTIONS, SITE_FIELDS
 from app.clients.models import CONSENT_CHANNELS, CONTACT_ROLES, Client
+from app.clients.picker import SEARCH_FIELD, client_picker
 from app.clients.rules import GST_STATES, clean_tags
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
@@ -103,6 +104,23 @@ def index():
         choices=_choices(),
         people=_people(),
     )
+
+
+@blueprint.get("/pick")
+@require_permission("clients.view")
+def pick_options():
+    """The client picker's options for what was typed (htmx, search as you type), the chosen
+    client kept. Every role may see the client list, and every page with a picker names
+    clients anyway, so the list's permission fits them all."""
+    field = request.args.get("field") or "client_id"
+    offer_any = request.args.get("any") == "1"
+    picker = client_picker(
+        db.session,
+        request.args.get(SEARCH_FIELD),
+        row_id(request.args.get(field)),
+        every_client=offer_any,
+    )
+    return render_template("clients/_picker_options.html", picker=picker, offer_any=offer_any)
 
 
 @blueprint.post("/bulk")

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from app.clients import services as clients
 from app.clients.models import Client
+from app.clients.picker import SEARCH_FIELD, client_picker
 from app.core.clock import tenant_today
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
@@ -168,7 +169,9 @@ def new():
         rows=rows,
         errors=errors,
         reverse_charge=request.form.get("reverse_charge"),
-        client_choices=_client_choices(request.values.get("client_q", "")),
+        picker=client_picker(
+            db.session, request.values.get(SEARCH_FIELD), client_id, every_client=False
+        ),
         default_rate=_default_rate(),
     )
 
@@ -212,7 +215,9 @@ def edit(invoice_id: int):
         rows=rows,
         errors=errors,
         reverse_charge=reverse_charge,
-        client_choices=_client_choices(request.values.get("client_q", "")),
+        picker=client_picker(
+            db.session, request.values.get(SEARCH_FIELD), client_id, every_client=False
+        ),
         default_rate=_default_rate(),
     )
 
@@ -225,22 +230,6 @@ def new_line():
     if request.args.get("remove"):
         return ""
     return render_template("invoicing/_line.html", row=forms.new_row(_default_rate()))
-
-
-def _client_choices(q: str, limit: int = 50) -> list[Client]:
-    filters = clients.ClientFilters.from_args({"q": q}) if q else clients.ClientFilters()
-    return clients.list_clients(db.session, filters, page_size=limit).clients
-
-
-@blueprint.get("/new/clients")
-@require_permission("invoices.edit")
-def client_options():
-    """The client picker's options for what was typed (htmx, search as you type)."""
-    return render_template(
-        "invoicing/_client_options.html",
-        client_choices=_client_choices(request.args.get("client_q", "")),
-        selected=None,
-    )
 
 
 # One invoice --------------------------------------------------------------------------------

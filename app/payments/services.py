@@ -133,17 +133,6 @@ def invoice_allocations(
     )
 
 
-def paying_clients(session: Session) -> list[tuple[int, str]]:
-    """(id, short name) of the clients that have a payment: the payments list's client filter."""
-    return list(
-        session.execute(
-            select(Client.id, Client.short_name)
-            .where(Client.id.in_(select(Payment.client_id)))
-            .order_by(func.lower(Client.short_name))
-        ).all()
-    )
-
-
 def tds_awaiting_certificate(session: Session, client_id: int) -> list[PaymentAllocation]:
     return list(
         session.scalars(

@@ -9,6 +9,7 @@ from flask_login import current_user
 
 from app.clients import services as clients
 from app.clients.models import Client
+from app.clients.picker import SEARCH_FIELD, client_picker
 from app.core.clock import tenant_today
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
@@ -81,7 +82,9 @@ def index():
         page=listing.list_payments(db.session, filters, page_number),
         count_cap=listing.COUNT_CAP,
         filters=filters,
-        clients=services.paying_clients(db.session),
+        picker=client_picker(
+            db.session, request.args.get(SEARCH_FIELD), filters.client_id, every_client=True
+        ),
         methods=_methods(),
         statuses=listing.STATUSES,
         method_labels=services.METHOD_LABELS,

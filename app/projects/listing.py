@@ -125,17 +125,3 @@ def list_projects(
         pages,
         count,
     )
-
-
-def clients_with_projects(session: Session) -> list[tuple[int, str]]:
-    """(id, short name) of the clients that have a project: the list's client filter."""
-    return list(
-        session.execute(
-            select(Client.id, Client.short_name)
-            .where(
-                Client.deleted_at.is_(None),
-                Client.id.in_(select(Project.client_id).where(Project.deleted_at.is_(None))),
-            )
-            .order_by(func.lower(Client.short_name))
-        ).all()
-    )

@@ -5,6 +5,7 @@ from flask_login import current_user
 
 from app.clients import services as clients
 from app.clients.models import Client
+from app.clients.picker import SEARCH_FIELD, client_picker
 from app.core.clock import subdivision_for, tenant_today
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
@@ -85,7 +86,9 @@ def index():
         block="project_results",
         page=listing.list_projects(db.session, filters, row_id(request.args.get("page")) or 1),
         filters=filters,
-        clients=listing.clients_with_projects(db.session),
+        picker=client_picker(
+            db.session, request.args.get(SEARCH_FIELD), filters.client_id, every_client=True
+        ),
         statuses=listing.STATUSES,
     )
 

@@ -8,11 +8,13 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.clients.models import Client
+from app.clients.picker import SEARCH_FIELD, client_picker
 from app.collections.engine import forms, services
 from app.collections.engine import run as engine
 from app.collections.models import CollectionLevel, CollectionNotice, CollectionRun
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
+from app.core.request_input import row_id
 from app.extensions import db
 from tenants.context import require_permission
 
@@ -62,12 +64,6 @@ def _index(test_values=None, test_errors=None, status=200):
         .where(CollectionLevel.policy.has(deleted_at=None))
         .order_by(CollectionLevel.policy_id, CollectionLevel.position)
     ).all()
-    clients = db.session.execute(
-        select(Client.id, Client.short_name)
-        .where(Client.deleted_at.is_(None))
-        .order_by(Client.short_name)
-        .limit(500)
-    ).all()
     return render_page(
         "collections/index.html",
         status=status,
@@ -76,7 +72,12 @@ def _index(test_values=None, test_errors=None, status=200):
         runs=list(runs),
         settings=services.settings_of(db.session),
         levels=levels,
-        clients=clients,
+        picker=client_picker(
+            db.session,
+            (test_values or {}).get(SEARCH_FIELD),
+            row_id((test_values or {}).get("client_id")),
+            every_client=False,
+        ),
         test_values=test_values or {},
         test_errors=test_errors or {},
         **CHOICES,

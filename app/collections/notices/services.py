@@ -1216,18 +1216,14 @@ def notices_of(
 
 
 def filter_choices(session: Session) -> dict:
-    """What the list's filters offer: business units, clients and projects with notices."""
+    """What the list's filters offer: business units and projects with notices (the client
+    filter is the client picker, app/clients/picker.py)."""
 
     units = session.scalars(
         select(Project.business_unit)
         .where(Project.business_unit.is_not(None))
         .distinct()
         .order_by(Project.business_unit)
-    ).all()
-    clients = session.execute(
-        select(Client.id, Client.full_name)
-        .where(Client.id.in_(select(CollectionNotice.client_id)))
-        .order_by(Client.full_name)
     ).all()
     projects = session.execute(
         select(Project.id, Project.name)
@@ -1242,7 +1238,6 @@ def filter_choices(session: Session) -> dict:
     ).all()
     return {
         "business_units": list(units),
-        "clients": clients,
         "projects": projects,
         "milestone_statuses": MILESTONE_STATUSES,
     }

@@ -14,6 +14,7 @@ from wtforms import DateField
 
 from app.clients.documents import MAX_FILE_BYTES, MAX_FILE_LABEL, UploadedFile
 from app.clients.models import Client
+from app.clients.picker import SEARCH_FIELD, client_picker
 from app.collections.cases import interest_claims
 from app.collections.models import CollectionLevel
 from app.collections.notices import letters, statement
@@ -78,6 +79,9 @@ def index():
         filters=filters,
         page=page,
         choices=notices.filter_choices(db.session),
+        picker=client_picker(
+            db.session, request.args.get(SEARCH_FIELD), filters.client_id, every_client=True
+        ),
         statuses=notices.STATUS_LABELS,
         next_steps=notices.NEXT_STEPS,
         channels=notices.CHANNEL_LABELS,
