@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.collections.models import CollectionNotice, NoticeAttachment
+from app.collections.notices import services as notices
 from app.outbox.models import OutboxMessage
 from tests.helpers import csrf_token_from, tenant_session
 from tests.test_notices import make_books, pdf_text
@@ -44,6 +45,17 @@ def test_filters_by_business_unit_status_and_next_step(books, client, login):
     assert "<html" not in fragment.text
     page = signed_in.get(base + "?overdue=91%2B")
     assert f">#{north.id}<" in page.text  # due 30 Jun 2026: long overdue
+
+
+def test_the_business_unit_filter_offers_each_unit_in_use_once_in_order(books, client, login):
+    for unit in ("South", "North", "East", None, "North"):
+        books.invoice(business_unit=unit)
+    books.session.commit()
+    assert notices.filter_choices(books.session)["business_units"] == ["East", "North", "South"]
+    login(client, books.owner)
+    page = client.get(f"/t/{books.tenant.slug}/notices/").text
+    offered = page[page.index('id="f-business_unit"') :].split("</select>")[0]
+    assert offered.count(">North<") == 1 and offered.index(">East<") < offered.index(">South<")
 
 
 def test_bulk_approve_sends_the_drafts(app, books, client, login, db_session, run_jobs):

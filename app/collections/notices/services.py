@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 
 from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session, selectinload
@@ -1215,16 +1216,29 @@ def notices_of(
     return list(session.scalars(query.order_by(CollectionNotice.id.desc()).limit(limit)))
 
 
+@cache
+def _business_units_query():
+    """The business units in use, in order, by a loose index scan: each step asks the index
+    for the next unit after the last one found, so the cost follows the number of units (a
+    handful), not of projects (a DISTINCT read every project: 48 ms at 100,000)."""
+    first = select(func.min(Project.business_unit).label("unit")).where(
+        Project.business_unit.is_not(None)
+    )
+    units = first.cte("units", recursive=True)
+    after = (
+        select(func.min(Project.business_unit))
+        .where(Project.business_unit > units.c.unit)
+        .scalar_subquery()
+    )
+    units = units.union_all(select(after).where(units.c.unit.is_not(None)))
+    return select(units.c.unit).where(units.c.unit.is_not(None)).order_by(units.c.unit)
+
+
 def filter_choices(session: Session) -> dict:
     """What the list's filters offer: business units and projects with notices (the client
     filter is the client picker, app/clients/picker.py)."""
 
-    units = session.scalars(
-        select(Project.business_unit)
-        .where(Project.business_unit.is_not(None))
-        .distinct()
-        .order_by(Project.business_unit)
-    ).all()
+    units = session.scalars(_business_units_query()).all()
     projects = session.execute(
         select(Project.id, Project.name)
         .where(
