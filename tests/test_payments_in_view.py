@@ -20,6 +20,7 @@ from app.invoicing.models import Invoice
 from app.payments import listing
 from app.payments import services as payments
 from app.payments.models import PaymentAllocation
+from app.projects import listing as project_listing
 from app.projects.models import Milestone, Project
 from tests.helpers import csrf_token_from, tenant_session
 
@@ -258,7 +259,7 @@ def test_a_draft_is_changed_and_an_issued_invoice_is_not(shop, client, make_clie
         invoicing.update_draft(check, tenant, changed, first, [])
 
 
-def test_the_projects_list_filters_by_client_and_status(shop, client, make_client):
+def test_the_projects_list_filters_by_client_and_status(shop, client, make_client, monkeypatch):
     tenant, session, base, db = shop
     asha = make_client(session, name="Asha Foods", short_name="Asha")
     ravi = make_client(session, name="Ravi Steel", short_name="Ravi")
@@ -300,6 +301,11 @@ def test_the_projects_list_filters_by_client_and_status(shop, client, make_clien
     assert "Warehouse" in started and "Rolling mill" not in started
     assert "Office fit-out" in client.get(f"{base}/projects/?status=paid").text
     assert "Office fit-out" not in client.get(f"{base}/projects/?status=not_started").text
+    assert "3 projects" in page.text and "2 projects" in by_client
+    # Past the cap the list stops counting and says so.
+    monkeypatch.setattr(project_listing, "COUNT_CAP", 2)
+    assert "2+ projects" in client.get(f"{base}/projects/").text
+    assert "1 project<" in client.get(f"{base}/projects/?status=paid").text
 
 
 def test_a_filter_matching_too_many_payments_asks_for_a_narrower_one(

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, true
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
@@ -20,6 +20,7 @@ from app.core.request_input import row_id
 from app.projects.models import Milestone, Project
 
 PAGE_SIZE = 50
+COUNT_CAP = 10_000  # beyond this the list says "10,000+" instead of counting every project
 STATUSES = {
     "not_started": "Not started",
     "in_progress": "In progress",
@@ -50,7 +51,9 @@ class ProjectFilters:
 
 
 def _progress():
-    """Per project: its status from its milestones, and the amounts paid."""
+    """Per project row: its status from its milestones, and the amounts paid. Asked for each
+    project the page lists (an index walk of its milestones), not grouped over every
+    project's milestones on each view."""
     count = func.count(Milestone.id)
     planned = func.count(Milestone.id).filter(Milestone.status == "planned")
     finished = func.count(Milestone.id).filter(Milestone.status.in_(FINISHED))
@@ -63,16 +66,14 @@ def _progress():
     )
     return (
         select(
-            Project.id.label("project_id"),
             status.label("status"),
             count.label("milestones"),
             func.coalesce(func.sum(Milestone.amount).filter(Milestone.status == "paid"), 0).label(
                 "paid"
             ),
         )
-        .outerjoin(Milestone, Milestone.project_id == Project.id)
-        .group_by(Project.id)
-        .subquery()
+        .where(Milestone.project_id == Project.id)
+        .lateral("progress")
     )
 
 
@@ -91,31 +92,38 @@ class ProjectPage:
     page: int
     pages: int
     count: int
+    count_is_capped: bool = False
 
 
 def list_projects(
     session: Session, filters: ProjectFilters, page: int = 1, page_size: int = PAGE_SIZE
 ) -> ProjectPage:
     """One page of the filtered projects (not deleted, of clients not deleted), newest start
-    first."""
+    first; counted up to COUNT_CAP ("10,000+" beyond)."""
     progress = _progress()
-    query = (
+    conditions = [Project.deleted_at.is_(None), Client.deleted_at.is_(None)]
+    if filters.client_id:
+        conditions.append(Project.client_id == filters.client_id)
+    matching = select(Project.id).join(Client, Client.id == Project.client_id)
+    if filters.status:
+        # Only a status filter needs each project's milestones to count it.
+        matching = matching.join(progress, true())
+        conditions.append(progress.c.status == filters.status)
+    counted = session.scalar(
+        select(func.count()).select_from(
+            matching.where(*conditions).limit(COUNT_CAP + 1).subquery()
+        )
+    )
+    pages = max(1, -(-counted // page_size))
+    page = min(max(page, 1), pages)
+    rows = session.execute(
         select(
             Project, Client.short_name, progress.c.status, progress.c.milestones, progress.c.paid
         )
         .join(Client, Client.id == Project.client_id)
-        .join(progress, progress.c.project_id == Project.id)
-        .where(Project.deleted_at.is_(None), Client.deleted_at.is_(None))
-    )
-    if filters.client_id:
-        query = query.where(Project.client_id == filters.client_id)
-    if filters.status:
-        query = query.where(progress.c.status == filters.status)
-    count = session.scalar(select(func.count()).select_from(query.subquery()))
-    pages = max(1, -(-count // page_size))
-    page = min(max(page, 1), pages)
-    rows = session.execute(
-        query.order_by(Project.start_date.desc(), Project.id.desc())
+        .join(progress, true())
+        .where(*conditions)
+        .order_by(Project.start_date.desc(), Project.id.desc())
         .limit(page_size)
         .offset((page - 1) * page_size)
     )
@@ -123,5 +131,6 @@ def list_projects(
         [ProjectRow(p, name, status, n, to_money(paid)) for p, name, status, n, paid in rows],
         page,
         pages,
-        count,
+        min(counted, COUNT_CAP),
+        counted > COUNT_CAP,
     )

@@ -79,6 +79,8 @@ class Project(TenantModel):
         # The notices list offers every business unit in use: a few, read by skipping along
         # this index from one unit to the next (notices.filter_choices), not by reading every
         # project.
+        # The projects list, newest start first: a page reads its projects in index order.
+        Index("ix_projects_start_date_id", "start_date", "id"),
         Index(
             "ix_projects_business_unit",
             "business_unit",
