@@ -22,6 +22,7 @@ from bench import (
     pages,
     projects,
     provision,
+    sweep,
     worker,
 )
 from bench.common import bench_environment
@@ -45,6 +46,7 @@ BENCHMARKS = {
     "collections_run": collections_run.run,
     "aging": aging.run,
     "dashboard": dashboard.run,
+    "sweep": sweep.run,
 }
 
 
