@@ -87,7 +87,7 @@ AGING_SUMMARY_TABLES = (
 )
 
 
-SIZES = {
+ROWS = {  # how many of each the load writes
     "clients": CLIENTS,
     "invoices": INVOICES,
     "payments": PAYMENTS,
@@ -174,7 +174,7 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
             owner_id = db.session.scalar(select(User.id).where(User.email == email))
             today = local_date(tenant.time_zone)
             with Stopwatch() as load:
-                load_tenant(schema, owner_id, SIZES)
+                load_tenant(schema, owner_id, ROWS)
             rebuild = rebuild_aging(schema, today)
             bind_tenant(db.session, tenant_id)
             parts = _time_parts(owner_id, today)

@@ -79,10 +79,11 @@ REQUESTS = 30
 WARMUP_REQUESTS = 5
 MAX_RATIO = 5.0
 SEARCH = "777"  # a client number every size has: "Bench client 777"
+SIZE_LINES = "\n             ".join(f"{name:<7} {size.label}" for name, size in SIZES.items())
 MEASURES = f"""
-Sizes        {", ".join(f"{name} = {size.label}" for name, size in SIZES.items())};
-             run a subset with {SIZES_VARIABLE}=small,medium. One new workspace per size,
-             dropped after it is measured.
+Sizes        {SIZE_LINES}
+             (a subset: {SIZES_VARIABLE}=small,medium). One new workspace per size, dropped
+             once measured.
 Load         the dashboard benchmark's rows (clients, invoices with payments, allocations and
              credit notes; payments, notices with drafts, promises; the owner collects for
              {OWNER_CLIENTS} clients) in its proportions to the invoices, plus messages in the
@@ -90,8 +91,8 @@ Load         the dashboard benchmark's rows (clients, invoices with payments, al
              {MILESTONES:,} milestones. Set-based INSERT ... SELECT with the aging triggers
              off, the aging summary rebuilt, VACUUM ANALYZE.
 Pages        each page's GET as the owner, checked once for 200 and a sign it shows its rows,
-             then {WARMUP_REQUESTS} warm-ups and {REQUESTS} requests, each followed by one of
-             the bare tenant route (GET /t/<slug>/bench/select1); the ratio is the page's median
+             then {WARMUP_REQUESTS} warm-ups and {REQUESTS} requests, each followed by one of the
+             bare tenant route (GET /t/<slug>/bench/select1); the ratio is the page's median
              over the bare route's median at that size.
 Verdicts     per page: PASS when <= {MAX_RATIO:g}x at every size (the worst size is judged);
              "growth": the ratio at the largest size over the smallest, allowed
