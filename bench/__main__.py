@@ -23,6 +23,7 @@ from bench import (
     pages,
     projects,
     provision,
+    sweep,
     worker,
 )
 from bench.common import bench_environment
@@ -47,6 +48,7 @@ BENCHMARKS = {
     "aging": aging.run,
     "dashboard": dashboard.run,
     "filter_pages": filter_pages.run,
+    "sweep": sweep.run,
 }
 
 
