@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from app.audit import services as audit
 from app.audit import wording
 from app.audit.models import AuditEntry
 from tenants.models import Membership
@@ -59,6 +60,10 @@ def test_inserts_and_deletes_of_tenant_records_are_logged(db_session, make_tenan
         )
     ]
     assert actions == [("insert", [None, "collector"]), ("delete", ["collector", None])]
+    # The log's filter offers each kind of record in it once, in order.
+    kinds = audit.audited_entities(session)
+    assert "memberships" in kinds and kinds == sorted(set(kinds))
+    assert kinds == list(session.scalars(select(AuditEntry.entity).distinct().order_by("entity")))
     session.close()
 
 

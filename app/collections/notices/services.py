@@ -74,6 +74,7 @@ from app.collections.notices.statement import (
     totals,
 )
 from app.core.clock import tenant_today
+from app.core.distinct_values import distinct_values
 from app.core.handover import hand_over
 from app.core.money import format_money
 from app.core.request_input import row_id
@@ -1218,20 +1219,9 @@ def notices_of(
 
 @cache
 def _business_units_query():
-    """The business units in use, in order, by a loose index scan: each step asks the index
-    for the next unit after the last one found, so the cost follows the number of units (a
-    handful), not of projects (a DISTINCT read every project: 48 ms at 100,000)."""
-    first = select(func.min(Project.business_unit).label("unit")).where(
-        Project.business_unit.is_not(None)
-    )
-    units = first.cte("units", recursive=True)
-    after = (
-        select(func.min(Project.business_unit))
-        .where(Project.business_unit > units.c.unit)
-        .scalar_subquery()
-    )
-    units = units.union_all(select(after).where(units.c.unit.is_not(None)))
-    return select(units.c.unit).where(units.c.unit.is_not(None)).order_by(units.c.unit)
+    """The business units in use: a handful, found on their index (a DISTINCT read every
+    project: 48 ms at 100,000)."""
+    return distinct_values(Project.business_unit)
 
 
 def filter_choices(session: Session) -> dict:
