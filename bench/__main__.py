@@ -16,6 +16,7 @@ from bench import (
     import_bomb,
     invoice_numbers,
     invoice_pdf,
+    load,
     messaging,
     messaging_drill,
     migrate,
@@ -45,6 +46,7 @@ BENCHMARKS = {
     "collections_run": collections_run.run,
     "aging": aging.run,
     "dashboard": dashboard.run,
+    "load": load.run,
 }
 
 
