@@ -59,6 +59,12 @@ CONFIGS = {
         "--threads=2",
         "--keep-alive=2",
     ],
+    "gthread 4x2 no keep-alive": [
+        "--worker-class=gthread",
+        "--workers=4",
+        "--threads=2",
+        "--keep-alive=0",
+    ],
     "gthread 2x4 reuse-port": [
         "--worker-class=gthread",
         "--workers=2",
@@ -66,9 +72,7 @@ CONFIGS = {
         "--keep-alive=2",
         "--reuse-port",
     ],
-    "sync 3": ["--worker-class=sync", "--workers=3"],
     "sync 4": ["--worker-class=sync", "--workers=4"],
-    "sync 6": ["--worker-class=sync", "--workers=6"],
 }
 DEFAULT_CONFIGS = ("gunicorn.conf.py", "gthread 2x4 keep-alive 2 (before)")
 MEASURES = f"""
@@ -199,12 +203,16 @@ class User:
         self.writer: asyncio.StreamWriter | None = None
 
     async def get(self, path: str) -> tuple[int, str]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        self.writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {self.cookie}\r\n\r\n".encode()
-        )
-        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {self.cookie}\r\n\r\n"
+        reused = self.writer is not None
+        try:
+            head = await self._send(request.encode())
+        except (asyncio.IncompleteReadError, ConnectionError):
+            # The server closed an idle keep-alive connection: a browser asks again on a new one.
+            self.close()
+            if not reused:
+                raise
+            head = await self._send(request.encode())
         status = int(head[0].split(" ", 2)[1])
         headers = {}
         for line in head[1:]:
@@ -219,6 +227,12 @@ class User:
         if headers.get("connection", "").lower() == "close":
             self.close()
         return status, headers.get(PID_HEADER.lower(), "?")
+
+    async def _send(self, request: bytes) -> list[str]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writer.write(request)
+        return (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
 
     def _keep_cookie(self, value: str) -> None:
         name, _, rest = value.strip().partition("=")
@@ -411,6 +425,11 @@ def _curve(environment, app, tenancy, config, logs) -> dict:
                 step = _measure(config, kind, users, tenancy, master, postgres)
                 steps[kind, count] = step
                 _print_step(step)
+        medians = _unloaded(steps["mix", 1])
+        print(
+            "        unloaded medians: "
+            + ", ".join(f"{page} {medians[page] * 1e3:.1f} ms" for page in PAGES)
+        )
         results = {"steps": steps}
         for kind in ("mix", "bare"):
             saturated = max((steps[kind, count] for count in USERS), key=lambda step: step.rate)
