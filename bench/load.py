@@ -65,6 +65,14 @@ CONFIGS = {
         "--threads=2",
         "--keep-alive=0",
     ],
+    "gthread 4x2 keep-alive 2 max-requests 1000": [
+        "--worker-class=gthread",
+        "--workers=4",
+        "--threads=2",
+        "--keep-alive=2",
+        "--max-requests=1000",
+        "--max-requests-jitter=100",
+    ],
     "gthread 2x4 reuse-port": [
         "--worker-class=gthread",
         "--workers=2",
@@ -250,35 +258,48 @@ async def _drive(
     users: list[User],
     tenancy: Tenancy,
     pages: tuple[str, ...],
-    seconds: float,
-    think: float = 0.0,
-) -> list[Answer]:
+    window: tuple[float, float],
+    think: float,
+    snapshot,
+) -> tuple[list[Answer], list]:
+    """Users walk `pages` from now until the end of `window` (seconds from now); the answers to
+    the requests sent inside the window, and `snapshot()` taken at its start and at its end."""
     answers: list[Answer] = []
-    deadline = time.perf_counter() + seconds
+    now = time.perf_counter()
+    start, end = now + window[0], now + window[1]
+    snapshots = []
+
+    async def take_snapshots() -> None:
+        for moment in (start, end):
+            await asyncio.sleep(moment - time.perf_counter())
+            snapshots.append(snapshot())
 
     async def walk(index: int, user: User) -> None:
         number = index
         chance = random.Random(index)
         if think:  # users who think do not all click at the same instant
             await asyncio.sleep(chance.uniform(0, think))
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < end:
             page = pages[number % len(pages)]
             started = time.perf_counter()
             status, worker = await user.get(_urls(tenancy, page, number))
             elapsed = time.perf_counter() - started
             if status != 200:
                 raise RuntimeError(f"{page} answered {status}")
-            answers.append(Answer(page, started, elapsed, worker))
+            if started >= start:
+                answers.append(Answer(page, started, elapsed, worker))
             number += 1
             if think:
                 await asyncio.sleep(chance.expovariate(1 / think))
 
     try:
-        await asyncio.gather(*(walk(index, user) for index, user in enumerate(users)))
+        await asyncio.gather(
+            take_snapshots(), *(walk(index, user) for index, user in enumerate(users))
+        )
     finally:
         for user in users:
             user.close()
-    return answers
+    return answers, snapshots
 
 
 # CPU accounting ------------------------------------------------------------------------------
@@ -351,30 +372,37 @@ def _measure(
     think: float = 0.0,
 ) -> Step:
     pages = ("bare",) if kind == "bare" else PAGES
-    asyncio.run(_drive(users, tenancy, pages, WARMUP_SECONDS, think))
-    machine = psutil.cpu_times()
-    server_before, postgres_before = _tree_seconds(server), _tree_seconds(postgres)
-    generator_before = time.process_time()
-    with Stopwatch() as watch:
-        answers = asyncio.run(_drive(users, tenancy, pages, STEP_SECONDS, think))
-    generator = time.process_time() - generator_before
-    server_seconds = _tree_seconds(server) - server_before
-    postgres_seconds = _tree_seconds(postgres) - postgres_before
-    machine_after = psutil.cpu_times()
-    busy = sum(machine_after) - machine_after.idle - (sum(machine) - machine.idle)
-    total = sum(machine_after) - sum(machine)
+    # Thinking users need a few of their think times before they all click at their pace.
+    warmup = max(WARMUP_SECONDS, 2 * think)
+    seconds = max(STEP_SECONDS, 5 * think)
+
+    def snapshot() -> tuple:
+        return (
+            time.perf_counter(),
+            _tree_seconds(server),
+            _tree_seconds(postgres),
+            time.process_time(),
+            psutil.cpu_times(),
+        )
+
+    answers, (before, after) = asyncio.run(
+        _drive(users, tenancy, pages, (warmup, warmup + seconds), think, snapshot)
+    )
+    wall, server_seconds, postgres_seconds, generator = (
+        end - begin for end, begin in zip(after[:4], before[:4], strict=True)
+    )
+    busy = sum(after[4]) - after[4].idle - (sum(before[4]) - before[4].idle)
     cores = psutil.cpu_count()
-    wall = watch.seconds * cores
     return Step(
         config,
         kind,
         len(users),
         answers,
-        watch.seconds,
-        server_seconds / wall,
-        postgres_seconds / wall,
-        generator / wall,
-        busy / total,
+        wall,
+        server_seconds / (wall * cores),
+        postgres_seconds / (wall * cores),
+        generator / (wall * cores),
+        busy / (sum(after[4]) - sum(before[4])),
         os.getloadavg()[0],
         think,
         Counter(answer.worker for answer in answers),
@@ -430,6 +458,8 @@ def _curve(environment, app, tenancy, config, logs) -> dict:
             "        unloaded medians: "
             + ", ".join(f"{page} {medians[page] * 1e3:.1f} ms" for page in PAGES)
         )
+        rss = [child.memory_info().rss for child in master.children()]
+        print(f"        worker memory after the curve: {', '.join(f'{r >> 20} MiB' for r in rss)}")
         results = {"steps": steps}
         for kind in ("mix", "bare"):
             saturated = max((steps[kind, count] for count in USERS), key=lambda step: step.rate)
