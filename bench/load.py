@@ -40,32 +40,32 @@ HALF_LOAD = 0.5
 # GUNICORN_CMD_ARGS does in production). By default the chosen one (the file as it is) and the
 # one `make run` used before issue 17; LOAD_CONFIGS=all tries every one.
 CONFIGS = {
-    "gunicorn.conf.py": [],
-    "gthread 2x4 keep-alive 2 (before)": [
+    "the file": [],
+    "2x4 ka 2 (before)": [
         "--worker-class=gthread",
         "--workers=2",
         "--threads=4",
         "--keep-alive=2",
     ],
-    "gthread 2x4 no keep-alive": [
+    "2x4 ka 0": [
         "--worker-class=gthread",
         "--workers=2",
         "--threads=4",
         "--keep-alive=0",
     ],
-    "gthread 4x2 keep-alive 2": [
+    "4x2 ka 2": [
         "--worker-class=gthread",
         "--workers=4",
         "--threads=2",
         "--keep-alive=2",
     ],
-    "gthread 4x2 no keep-alive": [
+    "4x2 ka 0": [
         "--worker-class=gthread",
         "--workers=4",
         "--threads=2",
         "--keep-alive=0",
     ],
-    "gthread 4x2 keep-alive 2 max-requests 1000": [
+    "4x2 ka 2 max-req": [
         "--worker-class=gthread",
         "--workers=4",
         "--threads=2",
@@ -73,7 +73,7 @@ CONFIGS = {
         "--max-requests=1000",
         "--max-requests-jitter=100",
     ],
-    "gthread 2x4 reuse-port": [
+    "2x4 ka 2 reuse-port": [
         "--worker-class=gthread",
         "--workers=2",
         "--threads=4",
@@ -82,7 +82,7 @@ CONFIGS = {
     ],
     "sync 4": ["--worker-class=sync", "--workers=4"],
 }
-DEFAULT_CONFIGS = ("gunicorn.conf.py", "gthread 2x4 keep-alive 2 (before)")
+DEFAULT_CONFIGS = ("the file", "2x4 ka 2 (before)")
 MEASURES = f"""
 Server       gunicorn as production starts it (gunicorn.conf.py from the clone's root, no
              access log), on 127.0.0.1, serving the product's app plus bench/pages.py's bare
@@ -279,7 +279,9 @@ async def _drive(
         chance = random.Random(index)
         if think:  # users who think do not all click at the same instant
             await asyncio.sleep(chance.uniform(0, think))
-        while time.perf_counter() < end:
+        recorded = 0
+        # Every page at least once inside the window, however slow the machine is today.
+        while time.perf_counter() < end or recorded < len(pages):
             page = pages[number % len(pages)]
             started = time.perf_counter()
             status, worker = await user.get(_urls(tenancy, page, number))
@@ -288,6 +290,7 @@ async def _drive(
                 raise RuntimeError(f"{page} answered {status}")
             if started >= start:
                 answers.append(Answer(page, started, elapsed, worker))
+                recorded += 1
             number += 1
             if think:
                 await asyncio.sleep(chance.expovariate(1 / think))
@@ -373,8 +376,8 @@ def _measure(
 ) -> Step:
     pages = ("bare",) if kind == "bare" else PAGES
     # Thinking users need a few of their think times before they all click at their pace.
-    warmup = max(WARMUP_SECONDS, 2 * think)
-    seconds = max(STEP_SECONDS, 5 * think)
+    warmup = max(WARMUP_SECONDS, think)
+    seconds = max(STEP_SECONDS, 3 * think)
 
     def snapshot() -> tuple:
         return (
@@ -412,7 +415,8 @@ def _measure(
 def _print_step(step: Step) -> None:
     think = f" think {step.think * 1e3:.0f} ms" if step.think else ""
     print(
-        f"  {step.kind:<5}{step.users:>3} users{think:<16} {step.rate:7.1f} req/s   "
+        f"  {step.config:<20}{step.kind:<5}{step.users:>3} users{think:<16} {step.rate:7.1f} req/s"
+        "   "
         f"p50 {step.percentile(0.5) * 1e3:6.1f} ms   p95 {step.percentile(0.95) * 1e3:6.1f} ms   "
         f"gunicorn {step.server_cpu:4.0%}  postgres {step.postgres_cpu:4.0%}  "
         f"generator {step.generator_cpu:4.0%}  machine {step.machine_cpu:4.0%}  "
@@ -437,46 +441,68 @@ def _serve(environment: BenchEnvironment, arguments: list[str], port: int, log):
     return spawn(command, env, log)
 
 
-def _curve(environment, app, tenancy, config, logs) -> dict:
-    port = free_port()
-    server = _serve(environment, CONFIGS[config], port, logs / f"gunicorn-{len(config)}.log")
+@dataclass
+class Server:
+    config: str
+    port: int
+    process: object
+    master: psutil.Process | None = None
+
+
+def _curves(environment, app, tenancy, configs, logs) -> dict[str, dict]:
+    """Every serving model up at once, each step measured on each in turn: the machine's other
+    work falls on all of them alike."""
+    servers = []
     try:
-        wait_for_port(port, 60, server)
+        for number, config in enumerate(configs):
+            port = free_port()
+            log = logs / f"gunicorn-{number}.log"
+            servers.append(Server(config, port, _serve(environment, CONFIGS[config], port, log)))
+        for server in servers:
+            wait_for_port(server.port, 60, server.process)
+            server.master = psutil.Process(server.process.pid)
         postgres = _postgres(app)
-        master = psutil.Process(server.pid)
-        cookies = [_log_in(f"http://127.0.0.1:{port}", tenancy.email) for _ in range(max(USERS))]
-        print(f"\n  {config}: gunicorn {' '.join(CONFIGS[config]) or '(as the file says)'}")
-        steps: dict[tuple[str, int], Step] = {}
+        # The login session lives in the database: one log-in serves on every server.
+        base = f"http://127.0.0.1:{servers[0].port}"
+        cookies = [_log_in(base, tenancy.email) for _ in range(max(USERS))]
+        for server in servers:
+            print(f"  {server.config}: {' '.join(CONFIGS[server.config]) or '(the file as it is)'}")
+        steps: dict[tuple[str, str, int], Step] = {}
         for count in USERS:
             for kind in ("mix", "bare"):
-                users = [User(port, cookie) for cookie in cookies[:count]]
-                step = _measure(config, kind, users, tenancy, master, postgres)
-                steps[kind, count] = step
-                _print_step(step)
-        medians = _unloaded(steps["mix", 1])
-        print(
-            "        unloaded medians: "
-            + ", ".join(f"{page} {medians[page] * 1e3:.1f} ms" for page in PAGES)
-        )
-        rss = [child.memory_info().rss for child in master.children()]
-        print(f"        worker memory after the curve: {', '.join(f'{r >> 20} MiB' for r in rss)}")
-        results = {"steps": steps}
+                for server in servers:
+                    users = [User(server.port, cookie) for cookie in cookies[:count]]
+                    step = _measure(server.config, kind, users, tenancy, server.master, postgres)
+                    steps[server.config, kind, count] = step
+                    _print_step(step)
+        results = {server.config: {} for server in servers}
         for kind in ("mix", "bare"):
-            saturated = max((steps[kind, count] for count in USERS), key=lambda step: step.rate)
-            unloaded = _unloaded(steps[kind, 1])
-            half_rate = saturated.rate * HALF_LOAD
-            response = steps[kind, 1].percentile(0.5)
-            think = max(0.0, max(USERS) / half_rate - response)
-            users = [User(port, cookie) for cookie in cookies]
-            paced = _measure(config, kind, users, tenancy, master, postgres, think)
-            _print_step(paced)
-            slowdown = paced.slowdowns(unloaded)
-            p95_slowdown = statistics.quantiles(slowdown, n=20, method="inclusive")[-1]
-            print(f"        p95 slowdown at half load {p95_slowdown:.2f}x the unloaded median")
-            results[kind] = (saturated, paced, p95_slowdown)
+            for server in servers:
+                config = server.config
+                curve = [steps[config, kind, count] for count in USERS]
+                saturated = max(curve, key=lambda step: step.rate)
+                think = max(
+                    0.0, max(USERS) / (saturated.rate * HALF_LOAD) - curve[0].percentile(0.5)
+                )
+                users = [User(server.port, cookie) for cookie in cookies]
+                paced = _measure(config, kind, users, tenancy, server.master, postgres, think)
+                _print_step(paced)
+                slowdown = paced.slowdowns(_unloaded(curve[0]))
+                p95_slowdown = statistics.quantiles(slowdown, n=20, method="inclusive")[-1]
+                print(f"        p95 slowdown at half load {p95_slowdown:.2f}x the unloaded median")
+                results[config][kind] = (saturated, paced, p95_slowdown)
+        for server in servers:
+            medians = _unloaded(steps[server.config, "mix", 1])
+            rss = [child.memory_info().rss >> 20 for child in server.master.children()]
+            print(
+                f"  {server.config}: unloaded medians "
+                + ", ".join(f"{page} {medians[page] * 1e3:.1f} ms" for page in PAGES)
+                + f"; worker memory after the run {', '.join(f'{mib} MiB' for mib in rss)}"
+            )
         return results
     finally:
-        stop(server)
+        for server in servers:
+            stop(server.process)
 
 
 def _unloaded(step: Step) -> dict[str, float]:
@@ -501,32 +527,32 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         with Stopwatch() as setup:
             tenancy = _set_up_tenant(app)
         print_figure("tenant loaded", f"{setup.seconds:6.1f} s")
-        for config in configs:
-            results = _curve(environment, app, tenancy, config, logs)
-            mix, mix_paced, mix_slowdown = results["mix"]
-            bare, _, bare_slowdown = results["bare"]
-            print_figure(
-                "saturation",
-                f"mix {mix.rate:.0f} req/s ({mix.users} users), bare "
-                f"{bare.rate:.0f} req/s ({bare.users} users)",
-            )
-            verdicts += [
-                Verdict(
-                    f"load [{config}]: bare-route req/s / mix req/s at saturation "
-                    f"(mix at {mix.rate / bare.rate:.0%} of the bare route)",
-                    bare.rate,
-                    mix.rate,
-                    1 / MIX_MIN_SHARE,
-                ),
-                Verdict(
-                    f"load [{config}]: mix p95 at half load / unloaded median "
-                    f"(50 users, gunicorn {mix_paced.server_cpu:.0%} CPU, "
-                    f"per process {mix_paced.spread()})",
-                    mix_slowdown,
-                    1.0,
-                    SLOWDOWN_MAX,
-                ),
-            ]
+        results = _curves(environment, app, tenancy, configs, logs)
+    for config, result in results.items():
+        mix, mix_paced, mix_slowdown = result["mix"]
+        bare, _, _ = result["bare"]
+        print_figure(
+            f"saturation [{config}]",
+            f"mix {mix.rate:.0f} req/s ({mix.users} users), bare "
+            f"{bare.rate:.0f} req/s ({bare.users} users)",
+        )
+        verdicts += [
+            Verdict(
+                f"load [{config}]: bare-route req/s / mix req/s at saturation "
+                f"(mix at {mix.rate / bare.rate:.0%} of the bare route)",
+                bare.rate,
+                mix.rate,
+                1 / MIX_MIN_SHARE,
+            ),
+            Verdict(
+                f"load [{config}]: mix p95 at half load / unloaded median "
+                f"(50 users, gunicorn {mix_paced.server_cpu:.0%} CPU, "
+                f"per process {mix_paced.spread()})",
+                mix_slowdown,
+                1.0,
+                SLOWDOWN_MAX,
+            ),
+        ]
     for verdict in verdicts:
         print(f"  -> {verdict.line()}", flush=True)
     return verdicts
