@@ -268,6 +268,7 @@ async def _drive(
     now = time.perf_counter()
     start, end = now + window[0], now + window[1]
     snapshots = []
+    seen: set[str] = set()
 
     async def take_snapshots() -> None:
         for moment in (start, end):
@@ -279,9 +280,8 @@ async def _drive(
         chance = random.Random(index)
         if think:  # users who think do not all click at the same instant
             await asyncio.sleep(chance.uniform(0, think))
-        recorded = 0
         # Every page at least once inside the window, however slow the machine is today.
-        while time.perf_counter() < end or recorded < len(pages):
+        while time.perf_counter() < end or len(seen) < len(pages):
             page = pages[number % len(pages)]
             started = time.perf_counter()
             status, worker = await user.get(_urls(tenancy, page, number))
@@ -290,7 +290,7 @@ async def _drive(
                 raise RuntimeError(f"{page} answered {status}")
             if started >= start:
                 answers.append(Answer(page, started, elapsed, worker))
-                recorded += 1
+                seen.add(page)
             number += 1
             if think:
                 await asyncio.sleep(chance.expovariate(1 / think))
