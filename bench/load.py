@@ -33,6 +33,8 @@ INVOICES = int(os.environ.get("LOAD_INVOICES", "100000"))
 USERS = (1, 2, 5, 10, 20, 50)
 STEP_SECONDS = float(os.environ.get("LOAD_STEP_SECONDS", "6"))
 WARMUP_SECONDS = 1.0
+WARM_VISITS = 3
+WARM_SECONDS = 90.0
 MIX_MIN_SHARE = 0.30
 SLOWDOWN_MAX = 2.0
 HALF_LOAD = 0.5
@@ -467,6 +469,8 @@ def _curves(environment, app, tenancy, configs, logs) -> dict[str, dict]:
         cookies = [_log_in(base, tenancy.email) for _ in range(max(USERS))]
         for server in servers:
             print(f"  {server.config}: {' '.join(CONFIGS[server.config]) or '(the file as it is)'}")
+        for server in servers:
+            asyncio.run(_warm(server, tenancy, cookies))
         steps: dict[tuple[str, str, int], Step] = {}
         for count in USERS:
             for kind in ("mix", "bare"):
@@ -503,6 +507,31 @@ def _curves(environment, app, tenancy, configs, logs) -> dict[str, dict]:
     finally:
         for server in servers:
             stop(server.process)
+
+
+async def _warm(server: Server, tenancy: Tenancy, cookies: list[str]) -> None:
+    """Each worker process builds its statements and templates on first use: every process
+    serves every page a few times (a new connection for each request, so that the kernel deals
+    them out) before anything is measured."""
+    processes = len(server.master.children())
+    served: Counter = Counter()
+    deadline = time.perf_counter() + WARM_SECONDS
+
+    async def visit(index: int) -> None:
+        user = User(server.port, cookies[index])
+        number = index
+        while time.perf_counter() < deadline and (
+            len({worker for worker, _ in served}) < processes
+            or min(served.values()) < WARM_VISITS
+            or len(served) < processes * (len(PAGES) + 1)
+        ):
+            page = ("bare", *PAGES)[number % (len(PAGES) + 1)]
+            _, worker = await user.get(_urls(tenancy, page, number))
+            served[worker, page] += 1
+            user.close()
+            number += 1
+
+    await asyncio.gather(*(visit(index) for index in range(8)))
 
 
 def _unloaded(step: Step) -> dict[str, float]:
