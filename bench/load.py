@@ -40,7 +40,8 @@ SLOWDOWN_MAX = 2.0
 HALF_LOAD = 0.5
 # Serving models tried, as gunicorn command-line settings on top of gunicorn.conf.py (what
 # GUNICORN_CMD_ARGS does in production). By default the chosen one (the file as it is) and the
-# one `make run` used before issue 17; LOAD_CONFIGS=all tries every one.
+# one `make run` uses (2 x 4 threads, gunicorn's keep-alive of 2 s); LOAD_CONFIGS=all tries
+# every one, LOAD_CONFIGS="a,b" those named.
 CONFIGS = {
     "the file": [],
     "2x4 ka 2 (before)": [
@@ -98,6 +99,7 @@ mix          each user walks dashboard, clients list, invoices list, aging page,
              a client page, an invoice page (a different client and invoice each time), each
              user starting at another page.
 bare         GET /t/<slug>/bench/select1: tenant, membership, session bound, SELECT 1.
+Warm-up      every worker process serves every page 3 times before anything is measured.
 Curve        users {", ".join(map(str, USERS))}, mix and bare alternating, {STEP_SECONDS:g} s each
              after {WARMUP_SECONDS:g} s of warm-up: req/s, p50, p95, CPU of gunicorn (% of 2
              cores), of PostgreSQL, of the load generator (one asyncio thread, raw HTTP/1.1),
