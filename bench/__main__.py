@@ -17,6 +17,7 @@ from bench import (
     import_bomb,
     invoice_numbers,
     invoice_pdf,
+    load,
     messaging,
     messaging_drill,
     migrate,
@@ -49,6 +50,7 @@ BENCHMARKS = {
     "dashboard": dashboard.run,
     "filter_pages": filter_pages.run,
     "sweep": sweep.run,
+    "load": load.run,
 }
 
 

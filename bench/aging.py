@@ -74,13 +74,13 @@ LOAD = [
 AGING_TABLES = ("invoices", "payment_allocations", "credit_notes")
 
 
-def _load(schema: str) -> None:
+def _load(schema: str, *, clients: int = CLIENTS, invoices: int = INVOICES) -> None:
     s = quoted_schema(schema)
     connection = db.session.connection()
     for table in AGING_TABLES:
         connection.exec_driver_sql(f"ALTER TABLE {s}.{table} DISABLE TRIGGER USER")
     for statement in LOAD:
-        sql = statement.format(s=s, clients=CLIENTS, invoices=INVOICES)
+        sql = statement.format(s=s, clients=clients, invoices=invoices)
         connection.exec_driver_sql(sql.replace("%", "%%"))  # a driver-level placeholder
     for table in AGING_TABLES:
         connection.exec_driver_sql(f"ALTER TABLE {s}.{table} ENABLE TRIGGER USER")
