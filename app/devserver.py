@@ -632,10 +632,7 @@ def run() -> int:
                 "gunicorn",
                 "--bind",
                 f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
+                # Workers, threads and keep-alive come from gunicorn.conf.py, as in production.
                 "--access-logfile",
                 "-",
                 "--reload",
