@@ -469,3 +469,44 @@ def test_another_tenants_ids_are_not_found(desk, client, login, make_tenant, mak
     s = tenant_session(db_session, desk.tenant)  # the requests bound the connection to B
     assert s.get(PromiseToPay, promise.id).status == "open"
     assert holds.get_hold(s, hold.id).released_at is None
+
+
+def test_the_promises_list_pages_through_each_view_in_order(desk, client, login):
+    """The list shows a page at a time (it drew up to 500 promises on each view), each view in
+    its order: open ones soonest first, broken ones the latest date first."""
+    today = date(2027, 3, 1)
+    for number in range(promises.PAGE_SIZE + 3):
+        desk.session.add(
+            PromiseToPay(
+                client_id=desk.client.id,
+                amount=Decimal("100.00") + number,
+                currency="INR",
+                promised_on=today + timedelta(days=number),
+                status="open",
+            )
+        )
+    for days_ago in (40, 5):
+        desk.session.add(
+            PromiseToPay(
+                client_id=desk.client.id,
+                amount=Decimal("7.00") + days_ago,
+                currency="INR",
+                promised_on=today - timedelta(days=days_ago),
+                status="broken",
+            )
+        )
+    desk.session.flush()
+
+    first = promises.list_promises(desk.session, "open", today)
+    assert len(first.rows) == promises.PAGE_SIZE and first.has_next
+    assert [p.promised_on for p, _ in first.rows] == sorted(p.promised_on for p, _ in first.rows)
+    second = promises.list_promises(desk.session, "open", today, page=2)
+    assert len(second.rows) == 3 and not second.has_next
+    assert second.rows[0][0].promised_on > first.rows[-1][0].promised_on
+    broken = promises.list_promises(desk.session, "broken", today)
+    assert [p.amount for p, _ in broken.rows] == [Decimal("12.00"), Decimal("47.00")]
+
+    desk.session.commit()
+    login(client, desk.owner)
+    page = client.get(f"/t/{desk.tenant.slug}/promises/?page=2").text
+    assert "Page 2" in page and "← Previous" in page and "Next →" not in page

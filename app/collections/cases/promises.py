@@ -11,6 +11,7 @@ ladder resumes at once and the client's collector is told."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -232,15 +233,26 @@ PROMISE_VIEWS = {
 BROKEN_LATELY_DAYS = 30
 
 
+PAGE_SIZE = 50
+
+
+@dataclass
+class PromisePage:
+    rows: list[tuple[PromiseToPay, Client]]
+    page: int
+    has_next: bool
+
+
 def list_promises(
-    session: Session, view: str, today: date, limit: int = 500
-) -> list[tuple[PromiseToPay, Client]]:
-    """The promises of the list page: open (by date), due today, due soon (open, due within a
-    week), or broken (latest first)."""
+    session: Session, view: str, today: date, page: int = 1, page_size: int = PAGE_SIZE
+) -> PromisePage:
+    """One page of the promises of the list page: open (by date), due today, due soon (open,
+    due within a week), or broken (the latest promised date first). Each view walks its
+    partial index in order and stops after the page: no count, "Next" while there is more."""
     query = select(PromiseToPay, Client).join(Client, Client.id == PromiseToPay.client_id)
     if view == "broken":
         query = query.where(PromiseToPay.status == "broken").order_by(
-            PromiseToPay.resolved_at.desc(), PromiseToPay.id.desc()
+            PromiseToPay.promised_on.desc(), PromiseToPay.id.desc()
         )
     else:
         query = query.where(PromiseToPay.status == "open")
@@ -249,7 +261,12 @@ def list_promises(
         elif view == "due_soon":
             query = query.where(PromiseToPay.promised_on <= today + timedelta(DUE_SOON_DAYS))
         query = query.order_by(PromiseToPay.promised_on, PromiseToPay.id)
-    return [tuple(row) for row in session.execute(query.limit(limit))]
+    page = max(page, 1)
+    found = [
+        tuple(row)
+        for row in session.execute(query.limit(page_size + 1).offset((page - 1) * page_size))
+    ]
+    return PromisePage(found[:page_size], page, len(found) > page_size)
 
 
 def due_today_count(today):

@@ -247,11 +247,12 @@ def promise_list():
     if view not in promises.PROMISE_VIEWS:
         view = "open"
     today = _today()
-    rows = promises.list_promises(db.session, view, today)
+    page = promises.list_promises(db.session, view, today, row_id(request.args.get("page")) or 1)
     return render_page(
         "cases/promises.html",
         block="promise_results",
-        rows=rows,
+        rows=page.rows,
+        page=page,
         view=view,
         views=promises.PROMISE_VIEWS,
         today=today,
