@@ -24,6 +24,7 @@ from app.collections.models import (
 )
 from app.collections.work import services as work
 from app.core.clock import tenant_today
+from app.invoicing.balance import open_invoices, owing_per_client
 from tests.helpers import csrf_token_from, tenant_session
 
 # A site in Mumbai and points at known distances from it along its meridian: 0.001° of
@@ -559,3 +560,25 @@ def test_a_broken_promise_stays_until_someone_is_in_touch_after_it_broke(desk):
 
     assert call_at(midnight - timedelta(minutes=30)) == (1, 1)
     assert call_at(midnight + timedelta(minutes=30)) == (0, 0)
+
+
+def test_what_each_client_owes_is_the_sum_of_its_open_invoices(desk, make_payment):
+    """The queue's amounts, added up per client in one statement, are what each client's open
+    invoices say one by one (part payments taken off, paid invoices left out)."""
+    s, today = desk["session"], desk["today"]
+    first, second = desk["client"], desk["new_client"]()
+    old = desk["issued"](second, "800.00", today - timedelta(days=90))
+    desk["issued"](second, "300.00", today + timedelta(days=5))
+    paid = desk["issued"](second, "200.00", today - timedelta(days=40))
+    make_payment(s, second, "450.00", today.isoformat(), allocate_to=[paid, old])
+    s.flush()
+
+    found = {o.client_id: o for o in owing_per_client(s, [first.id, second.id], today)}
+    for client in (first, second):
+        invoices = open_invoices(s, client.id)
+        past = [i for i in invoices if i.invoice.due_date < today]
+        owing = found[client.id]
+        assert owing.owed == sum(i.outstanding for i in invoices)
+        assert owing.overdue == sum(i.outstanding for i in past)
+        assert owing.oldest_due == min(i.invoice.due_date for i in past)
+    assert found[second.id].overdue == Decimal("550.00")  # 800 less the 250 left after 200

@@ -122,6 +122,66 @@ def outstanding(session: Session, invoice: Invoice) -> Decimal:
 
 
 @dataclass(frozen=True)
+class ClientOwing:
+    """What one client's open invoices in one currency still owe: in all, past their due date
+    on `today`, and the oldest due date among those past it."""
+
+    client_id: int
+    currency: str
+    owed: Decimal
+    overdue: Decimal
+    oldest_due: date | None
+
+
+def owing_per_client(session: Session, client_ids: Iterable[int], today: date) -> list[ClientOwing]:
+    """`open_invoices`' figures for several clients in one statement, added up per client and
+    currency in the database (a collector's queue asks for dozens of clients: one statement
+    rather than three and an object per open invoice for each)."""
+    ids = sorted(set(client_ids))
+    if not ids:
+        return []
+    invoices = (
+        select(Invoice.id, Invoice.client_id, Invoice.currency, Invoice.due_date, Invoice.total)
+        .where(Invoice.client_id.in_(ids), Invoice.status.in_(PAYABLE_STATUSES))
+        .cte("payable")
+    )
+    applied = (
+        applied_per_invoice().where(_allocations.c.invoice_id.in_(select(invoices.c.id))).subquery()
+    )
+    credited = (
+        select(CreditNote.invoice_id, func.sum(CreditNote.total).label("amount"))
+        .where(CreditNote.invoice_id.in_(select(invoices.c.id)))
+        .group_by(CreditNote.invoice_id)
+        .subquery()
+    )
+    owed = (
+        invoices.c.total - func.coalesce(applied.c.amount, 0) - func.coalesce(credited.c.amount, 0)
+    )
+    per_invoice = (
+        select(invoices.c.client_id, invoices.c.currency, invoices.c.due_date, owed.label("owed"))
+        .outerjoin(applied, applied.c.invoice_id == invoices.c.id)
+        .outerjoin(credited, credited.c.invoice_id == invoices.c.id)
+        .subquery()
+    )
+    past_due = per_invoice.c.due_date < today
+    rows = session.execute(
+        select(
+            per_invoice.c.client_id,
+            per_invoice.c.currency,
+            func.sum(per_invoice.c.owed),
+            func.coalesce(func.sum(per_invoice.c.owed).filter(past_due), 0),
+            func.min(per_invoice.c.due_date).filter(past_due),
+        )
+        .where(per_invoice.c.owed > 0)
+        .group_by(per_invoice.c.client_id, per_invoice.c.currency)
+    )
+    return [
+        ClientOwing(client_id, currency, to_money(owed), to_money(overdue), oldest_due)
+        for client_id, currency, owed, overdue, oldest_due in rows
+    ]
+
+
+@dataclass(frozen=True)
 class OpenInvoice:
     invoice: Invoice
     outstanding: Decimal

@@ -44,7 +44,7 @@ from app.collections.models import (
     PromiseToPay,
 )
 from app.core.request_input import row_id
-from app.invoicing.balance import open_invoices
+from app.invoicing.balance import owing_per_client
 from app.invoicing.models import OWING_STATUSES, Invoice
 from tenants.binding import bound_tenant_id
 from tenants.models import Membership, Tenant, User
@@ -234,19 +234,16 @@ class Section:
 
 
 def _owed_by_client(session: Session, client_ids, today: date) -> dict[int, Owed]:
-    owed = {}
-    for client_id in set(client_ids):
-        entry = Owed()
-        for open_invoice in open_invoices(session, client_id):
-            invoice, amount = open_invoice.invoice, open_invoice.outstanding
-            entry.total[invoice.currency] = entry.total.get(invoice.currency, Decimal(0)) + amount
-            if invoice.due_date is not None and invoice.due_date < today:
-                entry.overdue[invoice.currency] = (
-                    entry.overdue.get(invoice.currency, Decimal(0)) + amount
-                )
-                if entry.oldest_due is None or invoice.due_date < entry.oldest_due:
-                    entry.oldest_due = invoice.due_date
-        owed[client_id] = entry
+    owed = {client_id: Owed() for client_id in set(client_ids)}
+    for owing in owing_per_client(session, owed, today):
+        entry = owed[owing.client_id]
+        entry.total[owing.currency] = owing.owed
+        if owing.overdue:
+            entry.overdue[owing.currency] = owing.overdue
+        if owing.oldest_due is not None and (
+            entry.oldest_due is None or owing.oldest_due < entry.oldest_due
+        ):
+            entry.oldest_due = owing.oldest_due
     return owed
 
 
