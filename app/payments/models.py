@@ -20,6 +20,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -80,7 +81,7 @@ class PaymentDay(TenantModel):
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
     payment_count: Mapped[int] = mapped_column(Integer)
-    unapplied: Mapped[Decimal] = mapped_column(Numeric(18, 2), server_default="0")
+    unapplied: Mapped[Decimal] = mapped_column(Numeric(18, 2), server_default=text("0"))
 
 
 class PaymentAllocation(TenantModel):
