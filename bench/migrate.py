@@ -64,19 +64,20 @@ def downgrade() -> None:
 
 def create_schemas_at_head(conn: Connection, schemas: list[str], head: str) -> None:
     """Schemas as provisioning leaves them, made with plain SQL in batches: provisioning 2,000
-    one by one through Alembic would take most of the time budget."""
+    one by one through Alembic would take most of the time budget. Each schema's statements go
+    as one batch in one round trip (one at a time, the set-up alone took ~6 minutes)."""
     for first in range(0, len(schemas), SETUP_BATCH):
-        with conn.begin():
+        with conn.begin(), conn.connection.cursor() as cursor:
             for schema in schemas[first : first + SETUP_BATCH]:
-                for statement in tenant_tables_ddl(schema):
-                    conn.exec_driver_sql(statement)
-                # The table Alembic creates for its version, stamped at head.
+                # The tables, then the one Alembic creates for its version, stamped at head.
                 version_table = qualified(schema, "alembic_version")
-                conn.exec_driver_sql(
+                statements = [
+                    *tenant_tables_ddl(schema),
                     f"CREATE TABLE {version_table} (version_num VARCHAR(32) NOT NULL,"
-                    f" CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
-                )
-                conn.exec_driver_sql(f"INSERT INTO {version_table} (version_num) VALUES ('{head}')")
+                    f" CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))",
+                    f"INSERT INTO {version_table} (version_num) VALUES ('{head}')",
+                ]
+                cursor.execute(";\n".join(statements) + ";")
 
 
 def add_column_and_index(conn: Connection, schema: str) -> None:
