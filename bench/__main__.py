@@ -16,6 +16,7 @@ from bench import (
     import_bomb,
     invoice_numbers,
     invoice_pdf,
+    invoices_list,
     messaging,
     messaging_drill,
     migrate,
@@ -44,6 +45,7 @@ BENCHMARKS = {
     "messaging_webhooks": messaging.run_webhooks,
     "collections_run": collections_run.run,
     "aging": aging.run,
+    "invoices_list": invoices_list.run,
     "dashboard": dashboard.run,
 }
 

@@ -20,6 +20,8 @@ from sqlalchemy import select
 from app.aging import services as aging
 from app.clients.models import Client
 from app.core.clock import local_date
+from app.invoicing import listing
+from app.invoicing.listing import InvoiceFilters
 from app.invoicing.models import Invoice, InvoiceLine
 from app.payments import services as payments
 from tests.helpers import tenant_session, unique
@@ -124,6 +126,11 @@ def check_summary(session, today):
         session, today, basis, bounds
     )
     assert aging.maintained_sales(session) == aging.recomputed_sales(session)
+    # The invoice list's kept totals (and the aging's outstanding it shows) equal its invoices.
+    for status in ("", "open", "draft", "paid", "void", "written_off"):
+        filters = InvoiceFilters(status=status)
+        kept, capped = listing.totals(session, filters, today)
+        assert (kept, capped) == (listing.counted_totals(session, filters, today), False)
 
 
 def test_buckets_at_their_boundaries_by_due_date(books):

@@ -59,6 +59,7 @@ from app.aging.models import (
 from app.clients.models import Client
 from app.collections.engine.services import settings_of as collection_settings
 from app.collections.models import AGING_BASES, CollectionSettings
+from app.invoicing.listing import fold_totals as fold_invoice_totals
 from app.invoicing.models import OWING_STATUSES, CreditNote, Invoice
 from app.payments.models import PaymentAllocation
 from tenants.binding import bound_schema, qualified
@@ -151,10 +152,11 @@ def current_state(session: Session) -> AgingState:
 
 def roll(session: Session, today: date) -> int:
     """Age the summary to `today` (the tenant's date): the entries whose bucket changed move
-    with their amounts; then today's snapshot (if not written yet). Returns how many entries
-    moved."""
+    with their amounts; then today's snapshot (if not written yet); the kept totals (aging's
+    and the invoice list's) folded. Returns how many entries moved."""
     moved = _call(session, "aging_roll", day=today)
     _call(session, "aging_fold_totals")
+    fold_invoice_totals(session)  # the invoice list's kept totals, on the same daily beat
     write_snapshot(session, today)
     return moved
 
