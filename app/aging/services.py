@@ -31,6 +31,8 @@ from functools import cache
 
 from sqlalchemy import (
     Date,
+    Numeric,
+    String,
     bindparam,
     case,
     exists,
@@ -70,6 +72,7 @@ MAX_BOUNDARIES = 8
 MAX_BOUNDARY_DAYS = 3650
 BASIS_LABELS = {"due_date": "Due date", "issue_date": "Invoice date"}
 TOP_CLIENTS = 10
+COUNT_CAP = 10_000  # the report's rows are counted this far, then "10,000+"
 TREND_DAYS = 30
 
 
@@ -422,10 +425,18 @@ class AgingReport:
     client_count: int
     page: int
     page_size: int
+    # More than COUNT_CAP rows: the count says "10,000+" and the pages go on while full.
+    count_is_capped: bool = False
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.client_count // self.page_size))
+
+    @property
+    def has_next(self) -> bool:
+        if self.count_is_capped:
+            return len(self.rows) == self.page_size
+        return self.page < self.pages
 
 
 def _client_rows_query(buckets: Buckets, filters: AgingFilters):
@@ -484,39 +495,185 @@ def _row(record, buckets: Buckets) -> ClientAging:
     )
 
 
+def _kept_report(filters: AgingFilters) -> bool:
+    """Whether the report's totals are the kept totals' (no filter, or a currency alone)."""
+    return (
+        not filters.q
+        and filters.min_overdue is None
+        and filters.bucket is None
+        and filters.collector_id is None
+    )
+
+
+@cache
+def _currencies():
+    """The currencies something is owed in: the kept totals' (a few rows)."""
+    kept = union(select(AgingTotal.currency), select(AgingTotalChange.currency)).subquery()
+    currency = bindparam("currency", type_=String(3))
+    return select(kept.c.currency).where((currency.is_(None)) | (kept.c.currency == currency))
+
+
+@cache
+def _overdue_threshold_query():
+    """The `rank`-th largest past-due amount of any client in any currency (or the one asked
+    for): per currency the first `rank` entries of the past-due totals' index, merged."""
+    currencies = _currencies().subquery()
+    ranked = (
+        select(AgingClientOverdue.amount)
+        .where(AgingClientOverdue.currency == currencies.c.currency)
+        .order_by(AgingClientOverdue.amount.desc())
+        .limit(bindparam("rank"))
+        .lateral()
+    )
+    return (
+        select(ranked.c.amount)
+        .select_from(currencies)
+        .join(ranked, true())
+        .order_by(ranked.c.amount.desc())
+        .offset(bindparam("rank") - 1)
+        .limit(1)
+    )
+
+
+@cache
+def _overdue_page_query(bucket_count: int):
+    """A page of the report in its default order (most overdue first) from the clients owing
+    at least `threshold` past due: found by the past-due totals' index, and only they are
+    added up from the summary (by its key). Every client outside owes less past due, so it
+    sorts after all of them: the page is the one the whole report would show."""
+    currencies = _currencies().subquery()
+    owing_most = (
+        select(AgingClientOverdue.client_id, AgingClientOverdue.currency)
+        .where(
+            AgingClientOverdue.currency == currencies.c.currency,
+            AgingClientOverdue.amount >= bindparam("threshold", type_=Numeric(18, 2)),
+        )
+        .lateral()
+    )
+    leaders = select(owing_most).select_from(currencies).join(owing_most, true()).subquery()
+    query = (
+        _client_rows_query(Buckets(tuple(range(1, bucket_count - 1))), AgingFilters())
+        .join(
+            leaders,
+            (leaders.c.client_id == AgingSummary.client_id)
+            & (leaders.c.currency == AgingSummary.currency),
+        )
+        .subquery()
+    )
+    return (
+        select(query)
+        .order_by(*_ORDERS["overdue"](query), query.c.client_id, query.c.currency)
+        .limit(bindparam("page_size"))
+        .offset(bindparam("skip"))
+    )
+
+
+@cache
+def _row_count_query():
+    """How many client rows (client and currency) there are, counting stops past COUNT_CAP:
+    a walk of the summary's key."""
+    currency = bindparam("currency", type_=String(3))
+    rows = (
+        select(AgingSummary.client_id, AgingSummary.currency)
+        .where(currency.is_(None) | (AgingSummary.currency == currency))
+        .group_by(AgingSummary.client_id, AgingSummary.currency)
+        .limit(bindparam("counted"))
+        .subquery()
+    )
+    return select(func.count()).select_from(rows)
+
+
+_ORDERS = {
+    "overdue": lambda q: (q.c.overdue.desc(), q.c.total.desc()),
+    "total": lambda q: (q.c.total.desc(),),
+    "name": lambda q: (func.lower(q.c.full_name),),
+}
+
+
+def _overdue_page(
+    session: Session, buckets: Buckets, filters: AgingFilters, page_size: int
+) -> list[ClientAging] | None:
+    """The default page by the index, or None when fewer clients owe anything past due than
+    the page reaches (the rest sort by balance: the whole report's query then)."""
+    rank = filters.page * page_size
+    currency = filters.currency or None
+    threshold = session.scalar(_overdue_threshold_query(), {"rank": rank, "currency": currency})
+    if threshold is None or threshold <= 0:
+        return None
+    values = {
+        "threshold": threshold,
+        "currency": currency,
+        "page_size": page_size,
+        "skip": rank - page_size,
+    }
+    return [_row(r, buckets) for r in session.execute(_overdue_page_query(len(buckets)), values)]
+
+
 def client_rows(
     session: Session, buckets: Buckets, filters: AgingFilters, page_size: int | None = 50
 ) -> AgingReport:
     """The AR aging report: one row per client and currency, bucket columns, sorted (most
     overdue first by default), a page of them (all with `page_size=None`), and the totals of
-    every row the filters keep."""
+    every row the filters keep.
+
+    Unfiltered (or one currency), the totals are the kept ones, the row count stops at
+    COUNT_CAP ("10,000+") and the default order's page is found by the past-due totals'
+    index: the page costs the same at 100,000 clients as at 100. Other filters and orders add
+    up the summary by client (their count capped too)."""
     query = _client_rows_query(buckets, filters).subquery()
-    order = {
-        "overdue": (query.c.overdue.desc(), query.c.total.desc()),
-        "total": (query.c.total.desc(),),
-        "name": (func.lower(query.c.full_name),),
-    }[filters.sort]
+    order = _ORDERS[filters.sort](query)
     page_query = select(query).order_by(*order, query.c.client_id, query.c.currency)
-    if page_size is not None:
+    if page_size is None:
+        rows = [_row(r, buckets) for r in session.execute(page_query)]
+        return AgingReport(rows, _summed_totals(session, query, buckets), len(rows), 1, 1)
+    rows = None
+    if filters.sort == "overdue" and _kept_report(filters):
+        rows = _overdue_page(session, buckets, filters, page_size)
+    if rows is None:
         page_query = page_query.limit(page_size).offset((filters.page - 1) * page_size)
-    rows = [_row(r, buckets) for r in session.execute(page_query)]
-    sums = session.execute(
-        select(
-            query.c.currency,
-            func.count(),
-            *[func.sum(query.c[f"b{i}"]) for i in range(len(buckets))],
+        rows = [_row(r, buckets) for r in session.execute(page_query)]
+    if _kept_report(filters):
+        totals = _kept_report_totals(session, buckets, filters.currency)
+        values = {"currency": filters.currency or None, "counted": COUNT_CAP + 1}
+        count = session.scalar(_row_count_query(), values)
+    else:
+        totals = _summed_totals(session, query, buckets)
+        count = session.scalar(
+            select(func.count()).select_from(select(query).limit(COUNT_CAP + 1).subquery())
         )
-        .group_by(query.c.currency)
-        .order_by(func.sum(query.c.total).desc())
-    ).all()
-    totals = [CurrencyAging(r[0], [to for to in r[2:]], [0] * len(buckets)) for r in sums]
     return AgingReport(
         rows=rows,
         totals=totals,
-        client_count=sum(r[1] for r in sums),
+        client_count=min(count, COUNT_CAP),
         page=filters.page,
-        page_size=page_size or max(1, len(rows)),
+        page_size=page_size,
+        count_is_capped=count > COUNT_CAP,
     )
+
+
+def _summed_totals(session: Session, query, buckets: Buckets) -> list[CurrencyAging]:
+    """The report's totals added up from its rows."""
+    sums = session.execute(
+        select(query.c.currency, *[func.sum(query.c[f"b{i}"]) for i in range(len(buckets))])
+        .group_by(query.c.currency)
+        .order_by(func.sum(query.c.total).desc(), query.c.currency)
+    )
+    return [CurrencyAging(r[0], list(r[1:]), [0] * len(buckets)) for r in sums]
+
+
+def _kept_report_totals(session: Session, buckets: Buckets, currency: str) -> list[CurrencyAging]:
+    """The report's totals of every row (of one currency) from the kept totals: the same sums
+    without adding up the summary."""
+    found: dict[str, CurrencyAging] = {}
+    for row_currency, bucket, amount, _ in session.execute(_totals_query()):
+        if currency and row_currency != currency:
+            continue
+        aging = found.setdefault(
+            row_currency,
+            CurrencyAging(row_currency, [ZERO] * len(buckets), [0] * len(buckets)),
+        )
+        aging.amounts[bucket] += amount
+    return sorted(found.values(), key=lambda a: (-a.outstanding, a.currency))
 
 
 @cache
