@@ -31,7 +31,7 @@ from functools import cache
 
 from sqlalchemy import (
     Date,
-    Numeric,
+    Integer,
     String,
     bindparam,
     case,
@@ -506,48 +506,23 @@ def _kept_report(filters: AgingFilters) -> bool:
 
 
 @cache
-def _currencies():
-    """The currencies something is owed in: the kept totals' (a few rows)."""
-    kept = union(select(AgingTotal.currency), select(AgingTotalChange.currency)).subquery()
-    currency = bindparam("currency", type_=String(3))
-    return select(kept.c.currency).where((currency.is_(None)) | (kept.c.currency == currency))
-
-
-@cache
-def _overdue_threshold_query():
-    """The `rank`-th largest past-due amount of any client in any currency (or the one asked
-    for): per currency the first `rank` entries of the past-due totals' index, merged."""
-    currencies = _currencies().subquery()
-    ranked = (
-        select(AgingClientOverdue.amount)
-        .where(AgingClientOverdue.currency == currencies.c.currency)
-        .order_by(AgingClientOverdue.amount.desc())
-        .limit(bindparam("rank"))
-        .lateral()
-    )
-    return (
-        select(ranked.c.amount)
-        .select_from(currencies)
-        .join(ranked, true())
-        .order_by(ranked.c.amount.desc())
-        .offset(bindparam("rank") - 1)
-        .limit(1)
-    )
-
-
-@cache
 def _overdue_page_query(bucket_count: int):
-    """A page of the report in its default order (most overdue first) from the clients owing
-    at least `threshold` past due: found by the past-due totals' index, and only they are
-    added up from the summary (by its key). Every client outside owes less past due, so it
-    sorts after all of them: the page is the one the whole report would show."""
-    currencies = _currencies().subquery()
+    """A page of the report in its default order (most overdue first), and how many rows it
+    was chosen from. Per currency, the first `rank` clients of the past-due totals' index (and
+    any owing as much as the last of them); only they are added up from the summary (by its
+    key). Any client left out owes less past due than `rank` clients of its currency, so it
+    sorts after the page's rows: the page is the one the whole report would show, as long as
+    there were at least `rank` rows to choose from."""
+    kept = union(select(AgingTotal.currency), select(AgingTotalChange.currency)).subquery()
+    wanted = bindparam("currency", type_=String(3))
+    currencies = (
+        select(kept.c.currency).where(wanted.is_(None) | (kept.c.currency == wanted)).subquery()
+    )
     owing_most = (
         select(AgingClientOverdue.client_id, AgingClientOverdue.currency)
-        .where(
-            AgingClientOverdue.currency == currencies.c.currency,
-            AgingClientOverdue.amount >= bindparam("threshold", type_=Numeric(18, 2)),
-        )
+        .where(AgingClientOverdue.currency == currencies.c.currency)
+        .order_by(AgingClientOverdue.amount.desc())
+        .fetch(bindparam("rank", type_=Integer), with_ties=True)
         .lateral()
     )
     leaders = select(owing_most).select_from(currencies).join(owing_most, true()).subquery()
@@ -561,10 +536,10 @@ def _overdue_page_query(bucket_count: int):
         .subquery()
     )
     return (
-        select(query)
+        select(query, func.count().over().label("ranked"))
         .order_by(*_ORDERS["overdue"](query), query.c.client_id, query.c.currency)
-        .limit(bindparam("page_size"))
-        .offset(bindparam("skip"))
+        .limit(bindparam("page_size", type_=Integer))
+        .offset(bindparam("skip", type_=Integer))
     )
 
 
@@ -577,7 +552,7 @@ def _row_count_query():
         select(AgingSummary.client_id, AgingSummary.currency)
         .where(currency.is_(None) | (AgingSummary.currency == currency))
         .group_by(AgingSummary.client_id, AgingSummary.currency)
-        .limit(bindparam("counted"))
+        .limit(bindparam("counted", type_=Integer))
         .subquery()
     )
     return select(func.count()).select_from(rows)
@@ -596,17 +571,16 @@ def _overdue_page(
     """The default page by the index, or None when fewer clients owe anything past due than
     the page reaches (the rest sort by balance: the whole report's query then)."""
     rank = filters.page * page_size
-    currency = filters.currency or None
-    threshold = session.scalar(_overdue_threshold_query(), {"rank": rank, "currency": currency})
-    if threshold is None or threshold <= 0:
-        return None
     values = {
-        "threshold": threshold,
-        "currency": currency,
+        "rank": rank,
+        "currency": filters.currency or None,
         "page_size": page_size,
         "skip": rank - page_size,
     }
-    return [_row(r, buckets) for r in session.execute(_overdue_page_query(len(buckets)), values)]
+    records = session.execute(_overdue_page_query(len(buckets)), values).all()
+    if not records or records[0].ranked < rank:
+        return None
+    return [_row(r, buckets) for r in records]
 
 
 def client_rows(
