@@ -526,15 +526,17 @@ def _overdue_page_query(bucket_count: int):
         .lateral()
     )
     leaders = select(owing_most).select_from(currencies).join(owing_most, true()).subquery()
+    # Each leader's row added up by the summary's key, as a lateral subquery: joined plainly,
+    # PostgreSQL (which cannot know how few leaders there are) merged them with every row.
     query = (
         _client_rows_query(Buckets(tuple(range(1, bucket_count - 1))), AgingFilters())
-        .join(
-            leaders,
-            (leaders.c.client_id == AgingSummary.client_id)
-            & (leaders.c.currency == AgingSummary.currency),
+        .where(
+            AgingSummary.client_id == leaders.c.client_id,
+            AgingSummary.currency == leaders.c.currency,
         )
-        .subquery()
+        .lateral()
     )
+    query = select(query).select_from(leaders).join(query, true()).subquery()
     return (
         select(query, func.count().over().label("ranked"))
         .order_by(*_ORDERS["overdue"](query), query.c.client_id, query.c.currency)
