@@ -3,6 +3,7 @@ budget (≤ 250 ms), and ≤ 10% of the full-scan aging SQL over the same tenant
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 from app.aging import services
@@ -17,12 +18,13 @@ from bench.common import (
     print_header,
     print_verdict,
 )
-from bench.pages import create_owner_and_tenant, log_in, time_get
+from bench.pages import add_bare_routes, create_owner_and_tenant, log_in, time_get
 from tenants.binding import bind_tenant, qualified, quoted_schema, schema_for_tenant_id
 from tenants.models import Tenant
 
 INVOICES = 1_000_000
-CLIENTS = 5_000
+# BENCH_AGING_CLIENTS=100000 measures the pages as the clients grow (issue 17).
+CLIENTS = int(os.environ.get("BENCH_AGING_CLIENTS", "5000"))
 FULL_SCANS = 7
 REQUESTS = 40
 PAGE_BUDGET = 0.5
@@ -30,7 +32,8 @@ MEASURES = f"""
 Load         {CLIENTS:,} clients and {INVOICES:,} invoices (due dates over 4 years; 50% paid,
              10% partly paid, 25% overdue, 10% issued, 5% void; 3% of the open ones with a
              credit note), payments and allocations, written by set-based INSERT ... SELECT
-             with the aging triggers disabled; then the summary rebuilt (aging_rebuild) and
+             with the triggers disabled (the invoice list's kept totals rebuilt after);
+             then the summary rebuilt (aging_rebuild) and
              checked equal to the full recomputation.
 full scan    the aging query over invoices + live allocations + credit notes, grouped by
              client, currency and bucket (services.full_recomputation), {FULL_SCANS} runs.
@@ -86,6 +89,7 @@ def _load(schema: str, *, clients: int = CLIENTS, invoices: int = INVOICES) -> N
         connection.exec_driver_sql(f"ALTER TABLE {s}.{table} ENABLE TRIGGER USER")
     # The allocations went in with their triggers off: the cash kept per day, again.
     connection.exec_driver_sql(f"SELECT {s}.payment_days_rebuild()")
+    connection.exec_driver_sql(f"SELECT {s}.invoice_totals_rebuild()")  # the list's totals
     db.session.commit()
     for table in ("clients", "invoices", "payments", "payment_allocations", "credit_notes"):
         db.session.connection().exec_driver_sql(f"ANALYZE {s}.{table}")
@@ -102,8 +106,12 @@ def _page_queries(today) -> None:
 
 
 def run(environment: BenchEnvironment) -> list[Verdict]:
-    print_header(f"aging: {INVOICES:,} invoices, the summary page against a full scan", MEASURES)
+    print_header(
+        f"aging: {INVOICES:,} invoices, {CLIENTS:,} clients, the summary page against a full scan",
+        MEASURES,
+    )
     with environment.app() as app:
+        add_bare_routes(app)
         email, slug, tenant_id = create_owner_and_tenant(app)
         schema = schema_for_tenant_id(tenant_id)
         with app.app_context():
@@ -140,7 +148,11 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
 
         http = app.test_client()
         log_in(http, email)
-        urls = {"page": f"/t/{slug}/aging/", "report": f"/t/{slug}/aging/report"}
+        urls = {
+            "page": f"/t/{slug}/aging/",
+            "report": f"/t/{slug}/aging/report",
+            "tenant SELECT 1": f"/t/{slug}/bench/select1",
+        }
         if "outstanding" not in http.get(urls["page"]).text:
             raise RuntimeError("the aging page does not show the aging")
         seconds = {name: [] for name in urls}
@@ -161,6 +173,10 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
     print_figure("aging page", page.describe_ms())
     print_figure("page queries alone", queries.describe_ms())
     print_figure("report page (info)", report.describe_ms())
+    bare = Samples(seconds["tenant SELECT 1"])
+    print_figure("tenant SELECT 1 (info)", bare.describe_ms())
+    ratios = f"page {page.median / bare.median:.2f}x, report {report.median / bare.median:.2f}x"
+    print_figure("ratio to tenant SELECT 1", ratios)
     verdicts = [
         Verdict(
             "aging: 1M-invoice aging page / 500 ms page budget (median)",

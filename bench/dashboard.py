@@ -119,6 +119,7 @@ def load_tenant(
         connection.exec_driver_sql(f"ALTER TABLE {s}.{table} ENABLE TRIGGER USER")
     # The allocations went in with their triggers off: the cash kept per day, again.
     connection.exec_driver_sql(f"SELECT {s}.payment_days_rebuild()")
+    connection.exec_driver_sql(f"SELECT {s}.invoice_totals_rebuild()")  # the list's totals
     connection.exec_driver_sql(
         f"UPDATE {s}.clients SET collector_user_id = {int(owner_id)} "
         f"WHERE id < (SELECT min(id) FROM {s}.clients) + {OWNER_CLIENTS}"

@@ -20,6 +20,8 @@ from sqlalchemy import select
 from app.aging import services as aging
 from app.clients.models import Client
 from app.core.clock import local_date
+from app.invoicing import listing
+from app.invoicing.listing import InvoiceFilters
 from app.invoicing.models import Invoice, InvoiceLine
 from app.payments import services as payments
 from tests.helpers import tenant_session, unique
@@ -124,6 +126,28 @@ def check_summary(session, today):
         session, today, basis, bounds
     )
     assert aging.maintained_sales(session) == aging.recomputed_sales(session)
+    check_report_pages(session, aging.Buckets(tuple(bounds)))
+    # The invoice list's kept totals (and the aging's outstanding it shows) equal its invoices.
+    for status in ("", "open", "draft", "paid", "void", "written_off"):
+        filters = InvoiceFilters(status=status)
+        kept, capped = listing.totals(session, filters, today)
+        assert (kept, capped) == (listing.counted_totals(session, filters, today), False)
+
+
+def check_report_pages(session, buckets, page_size=2):
+    """The report's pages (the default order's found by the past-due index, its totals the
+    kept ones) are the slices of the whole report added up from the summary."""
+    for currency in ("", "INR", "USD"):
+        whole = aging.client_rows(
+            session, buckets, aging.AgingFilters(currency=currency), page_size=None
+        )
+        for page in range(1, 4):
+            filters = aging.AgingFilters(currency=currency, page=page)
+            report = aging.client_rows(session, buckets, filters, page_size=page_size)
+            start = (page - 1) * page_size
+            assert report.rows == whole.rows[start : start + page_size]
+            assert report.totals == whole.totals
+            assert report.client_count == len(whole.rows)
 
 
 def test_buckets_at_their_boundaries_by_due_date(books):

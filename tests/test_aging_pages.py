@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from openpyxl import load_workbook
 
+from app.aging import services as aging
 from app.core.clock import local_date
 from tests.helpers import csrf_token_from
 from tests.test_aging import Books
@@ -177,3 +178,17 @@ def test_permissions(client, shop, make_user, add_member, login):
     client.get("/logout")
     login(client, outsider)
     assert client.get(f"{base}/").status_code == 404
+
+
+def test_report_counts_its_rows_up_to_the_cap(client, shop, monkeypatch):
+    """Past COUNT_CAP client rows the report says "N+ client rows" and pages on while a page
+    is full, filtered or not (counting every row grew with the clients)."""
+    tenant, books, acme, zen, base = shop
+    monkeypatch.setattr(aging, "COUNT_CAP", 1)
+    html = client.get(f"{base}/report").text
+    assert "1+ client rows, page 1." in html and "2 client rows" not in html
+    assert "₹1,50,000.00" in html and "$1,200.00" in html  # the totals of every row still
+    html = client.get(f"{base}/report?sort=name").text
+    assert "1+ client rows, page 1." in html
+    html = client.get(f"{base}/report?currency=USD").text
+    assert "1 client row." in html

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.audit.models import AuditEntry
 from app.clients import services
 from app.clients.models import Client, Contact
+from tenants.binding import bound_schema, qualified
 from tests.helpers import csrf_token_from, tenant_session
 
 GSTIN_MH = "27AAPFU0939F1ZV"
@@ -414,3 +415,28 @@ def test_notices_and_aging_tabs_load_their_areas_fragments(owner_client, tab, fr
     assert page.status_code == 200 and f'hx-get="{path}"' in page.text
     loaded = http.get(path, headers={"HX-Request": "true"})
     assert loaded.status_code == 200 and shows in loaded.text
+
+
+def test_search_reads_the_trigram_index_after_thousands_of_new_clients(db_session, make_tenant):
+    """After an import (or thousands of clients added between two autovacuums) the search
+    index's new entries wait in its pending list, which every search reads whole: with the
+    default 4 MB list PostgreSQL chose to compute the search text of every client instead
+    (7.7x the bare route at 10,000 clients). The list is kept short, so the plan stays the
+    index's whatever the size, and the search finds the same client either way."""
+    session = tenant_session(db_session, make_tenant())
+    schema = bound_schema(session)
+    session.execute(
+        text(
+            f"INSERT INTO {qualified(schema, 'clients')} (full_name, short_name, location, "
+            "country, currency, payment_terms, payment_days) "
+            "SELECT 'Client ' || to_char(g, 'FM000000') || ' Pune Traders Pvt Ltd', 'C' || g, "
+            "'local', 'IN', 'INR', 'net', 30 FROM generate_series(1, 4000) g"
+        )
+    )
+    session.execute(text(f"ANALYZE {qualified(schema, 'clients')}"))
+    query = services.filtered_clients(services.ClientFilters(q="003217"))
+    sql = str(query.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
+    table = qualified(schema, "clients")  # text() SQL is not schema-translated
+    plan = session.execute(text("EXPLAIN " + sql.replace("tenant.clients", table))).scalars()
+    assert "ix_clients_search" in "\n".join(plan)
+    assert [c.short_name for c in session.scalars(query)] == ["C3217"]

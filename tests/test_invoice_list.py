@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from app.clients.models import Client
-from app.invoicing import credits, services
+from app.invoicing import credits, listing, services
 from app.invoicing.listing import InvoiceFilters, list_invoices
 from app.payments import services as payments
 from app.projects.models import Milestone, Project
@@ -171,3 +171,37 @@ def test_the_list_page_the_nav_and_the_client_tab(books, client, login):
     assert f"/t/{tenant.slug}/invoices/client/{acme.id}" in detail
     tab = client.get(f"/t/{tenant.slug}/invoices/client/{acme.id}").text
     assert f"/t/{tenant.slug}/invoices/?client_id={acme.id}" in tab and issued.number in tab
+
+
+def test_a_filter_keeping_more_than_the_cap_says_so_instead_of_adding_up(
+    books, client, login, monkeypatch
+):
+    """A filtered view adds up its invoices only when there are at most COUNT_CAP of them
+    (counting stops there); past that the page says "N+ invoices match". Unfiltered, "open"
+    and a status owing nothing read the kept totals: exact whatever the size."""
+    tenant, session, make_client, invoice, owner = books
+    acme, zenith = make_client("Acme Builders"), make_client("Zenith Foods")
+    for _ in range(3):
+        invoice(acme, "100.00", date(2027, 1, 5))
+    invoice(zenith, "40.00", date(2027, 1, 5))
+    invoice(zenith, "7.00")  # a draft
+    session.commit()
+    monkeypatch.setattr(listing, "COUNT_CAP", 3)
+
+    assert list_invoices(session, InvoiceFilters(client_id=acme.id), TODAY).totals[0].count == 3
+    overdue = list_invoices(session, InvoiceFilters(status="overdue"), TODAY)
+    assert overdue.count_is_capped and overdue.totals == [] and len(overdue.rows) == 4
+    [everything] = list_invoices(session, InvoiceFilters(), TODAY).totals
+    assert (everything.count, everything.total, everything.outstanding) == (
+        5,
+        Decimal("347.00"),
+        Decimal("340.00"),
+    )
+    [drafts] = list_invoices(session, InvoiceFilters(status="draft"), TODAY).totals
+    assert (drafts.count, drafts.total, drafts.outstanding) == (1, Decimal("7.00"), Decimal("0"))
+
+    login(client, owner)
+    page = client.get(f"/t/{tenant.slug}/invoices/?from=2027-01-01").text  # 4 issued
+    assert "3+ invoices match." in page and "Narrow the filters" in page
+    assert "4 invoices" not in page
+    assert "5 invoices" in client.get(f"/t/{tenant.slug}/invoices/").text

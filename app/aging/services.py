@@ -31,6 +31,8 @@ from functools import cache
 
 from sqlalchemy import (
     Date,
+    Integer,
+    String,
     bindparam,
     case,
     exists,
@@ -59,6 +61,7 @@ from app.aging.models import (
 from app.clients.models import Client
 from app.collections.engine.services import settings_of as collection_settings
 from app.collections.models import AGING_BASES, CollectionSettings
+from app.invoicing.listing import fold_totals as fold_invoice_totals
 from app.invoicing.models import OWING_STATUSES, CreditNote, Invoice
 from app.payments.models import PaymentAllocation
 from tenants.binding import bound_schema, qualified
@@ -69,6 +72,7 @@ MAX_BOUNDARIES = 8
 MAX_BOUNDARY_DAYS = 3650
 BASIS_LABELS = {"due_date": "Due date", "issue_date": "Invoice date"}
 TOP_CLIENTS = 10
+COUNT_CAP = 10_000  # the report's rows are counted this far, then "10,000+"
 TREND_DAYS = 30
 
 
@@ -151,10 +155,11 @@ def current_state(session: Session) -> AgingState:
 
 def roll(session: Session, today: date) -> int:
     """Age the summary to `today` (the tenant's date): the entries whose bucket changed move
-    with their amounts; then today's snapshot (if not written yet). Returns how many entries
-    moved."""
+    with their amounts; then today's snapshot (if not written yet); the kept totals (aging's
+    and the invoice list's) folded. Returns how many entries moved."""
     moved = _call(session, "aging_roll", day=today)
     _call(session, "aging_fold_totals")
+    fold_invoice_totals(session)  # the invoice list's kept totals, on the same daily beat
     write_snapshot(session, today)
     return moved
 
@@ -420,10 +425,18 @@ class AgingReport:
     client_count: int
     page: int
     page_size: int
+    # More than COUNT_CAP rows: the count says "10,000+" and the pages go on while full.
+    count_is_capped: bool = False
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.client_count // self.page_size))
+
+    @property
+    def has_next(self) -> bool:
+        if self.count_is_capped:
+            return len(self.rows) == self.page_size
+        return self.page < self.pages
 
 
 def _client_rows_query(buckets: Buckets, filters: AgingFilters):
@@ -482,39 +495,161 @@ def _row(record, buckets: Buckets) -> ClientAging:
     )
 
 
+def _kept_report(filters: AgingFilters) -> bool:
+    """Whether the report's totals are the kept totals' (no filter, or a currency alone)."""
+    return (
+        not filters.q
+        and filters.min_overdue is None
+        and filters.bucket is None
+        and filters.collector_id is None
+    )
+
+
+@cache
+def _overdue_page_query(bucket_count: int):
+    """A page of the report in its default order (most overdue first), and how many rows it
+    was chosen from. Per currency, the first `rank` clients of the past-due totals' index (and
+    any owing as much as the last of them); only they are added up from the summary (by its
+    key). Any client left out owes less past due than `rank` clients of its currency, so it
+    sorts after the page's rows: the page is the one the whole report would show, as long as
+    there were at least `rank` rows to choose from."""
+    kept = union(select(AgingTotal.currency), select(AgingTotalChange.currency)).subquery()
+    wanted = bindparam("currency", type_=String(3))
+    currencies = (
+        select(kept.c.currency).where(wanted.is_(None) | (kept.c.currency == wanted)).subquery()
+    )
+    owing_most = (
+        select(AgingClientOverdue.client_id, AgingClientOverdue.currency)
+        .where(AgingClientOverdue.currency == currencies.c.currency)
+        .order_by(AgingClientOverdue.amount.desc())
+        .fetch(bindparam("rank", type_=Integer), with_ties=True)
+        .lateral()
+    )
+    leaders = select(owing_most).select_from(currencies).join(owing_most, true()).subquery()
+    # Each leader's row added up by the summary's key, as a lateral subquery: joined plainly,
+    # PostgreSQL (which cannot know how few leaders there are) merged them with every row.
+    query = (
+        _client_rows_query(Buckets(tuple(range(1, bucket_count - 1))), AgingFilters())
+        .where(
+            AgingSummary.client_id == leaders.c.client_id,
+            AgingSummary.currency == leaders.c.currency,
+        )
+        .lateral()
+    )
+    query = select(query).select_from(leaders).join(query, true()).subquery()
+    return (
+        select(query, func.count().over().label("ranked"))
+        .order_by(*_ORDERS["overdue"](query), query.c.client_id, query.c.currency)
+        .limit(bindparam("page_size", type_=Integer))
+        .offset(bindparam("skip", type_=Integer))
+    )
+
+
+@cache
+def _row_count_query():
+    """How many client rows (client and currency) there are, counting stops past COUNT_CAP:
+    a walk of the summary's key."""
+    currency = bindparam("currency", type_=String(3))
+    rows = (
+        select(AgingSummary.client_id, AgingSummary.currency)
+        .where(currency.is_(None) | (AgingSummary.currency == currency))
+        .group_by(AgingSummary.client_id, AgingSummary.currency)
+        .limit(bindparam("counted", type_=Integer))
+        .subquery()
+    )
+    return select(func.count()).select_from(rows)
+
+
+_ORDERS = {
+    "overdue": lambda q: (q.c.overdue.desc(), q.c.total.desc()),
+    "total": lambda q: (q.c.total.desc(),),
+    "name": lambda q: (func.lower(q.c.full_name),),
+}
+
+
+def _overdue_page(
+    session: Session, buckets: Buckets, filters: AgingFilters, page_size: int
+) -> list[ClientAging] | None:
+    """The default page by the index, or None when fewer clients owe anything past due than
+    the page reaches (the rest sort by balance: the whole report's query then)."""
+    rank = filters.page * page_size
+    values = {
+        "rank": rank,
+        "currency": filters.currency or None,
+        "page_size": page_size,
+        "skip": rank - page_size,
+    }
+    records = session.execute(_overdue_page_query(len(buckets)), values).all()
+    if not records or records[0].ranked < rank:
+        return None
+    return [_row(r, buckets) for r in records]
+
+
 def client_rows(
     session: Session, buckets: Buckets, filters: AgingFilters, page_size: int | None = 50
 ) -> AgingReport:
     """The AR aging report: one row per client and currency, bucket columns, sorted (most
     overdue first by default), a page of them (all with `page_size=None`), and the totals of
-    every row the filters keep."""
+    every row the filters keep.
+
+    Unfiltered (or one currency), the totals are the kept ones, the row count stops at
+    COUNT_CAP ("10,000+") and the default order's page is found by the past-due totals'
+    index: the page costs the same at 100,000 clients as at 100. Other filters and orders add
+    up the summary by client (their count capped too)."""
     query = _client_rows_query(buckets, filters).subquery()
-    order = {
-        "overdue": (query.c.overdue.desc(), query.c.total.desc()),
-        "total": (query.c.total.desc(),),
-        "name": (func.lower(query.c.full_name),),
-    }[filters.sort]
+    order = _ORDERS[filters.sort](query)
     page_query = select(query).order_by(*order, query.c.client_id, query.c.currency)
-    if page_size is not None:
+    if page_size is None:
+        rows = [_row(r, buckets) for r in session.execute(page_query)]
+        return AgingReport(rows, _summed_totals(session, query, buckets), len(rows), 1, 1)
+    rows = None
+    if filters.sort == "overdue" and _kept_report(filters):
+        rows = _overdue_page(session, buckets, filters, page_size)
+    if rows is None:
         page_query = page_query.limit(page_size).offset((filters.page - 1) * page_size)
-    rows = [_row(r, buckets) for r in session.execute(page_query)]
-    sums = session.execute(
-        select(
-            query.c.currency,
-            func.count(),
-            *[func.sum(query.c[f"b{i}"]) for i in range(len(buckets))],
+        rows = [_row(r, buckets) for r in session.execute(page_query)]
+    if _kept_report(filters):
+        totals = _kept_report_totals(session, buckets, filters.currency)
+        values = {"currency": filters.currency or None, "counted": COUNT_CAP + 1}
+        count = session.scalar(_row_count_query(), values)
+    else:
+        totals = _summed_totals(session, query, buckets)
+        count = session.scalar(
+            select(func.count()).select_from(select(query).limit(COUNT_CAP + 1).subquery())
         )
-        .group_by(query.c.currency)
-        .order_by(func.sum(query.c.total).desc())
-    ).all()
-    totals = [CurrencyAging(r[0], [to for to in r[2:]], [0] * len(buckets)) for r in sums]
     return AgingReport(
         rows=rows,
         totals=totals,
-        client_count=sum(r[1] for r in sums),
+        client_count=min(count, COUNT_CAP),
         page=filters.page,
-        page_size=page_size or max(1, len(rows)),
+        page_size=page_size,
+        count_is_capped=count > COUNT_CAP,
     )
+
+
+def _summed_totals(session: Session, query, buckets: Buckets) -> list[CurrencyAging]:
+    """The report's totals added up from its rows."""
+    sums = session.execute(
+        select(query.c.currency, *[func.sum(query.c[f"b{i}"]) for i in range(len(buckets))])
+        .group_by(query.c.currency)
+        .order_by(func.sum(query.c.total).desc(), query.c.currency)
+    )
+    return [CurrencyAging(r[0], list(r[1:]), [0] * len(buckets)) for r in sums]
+
+
+def _kept_report_totals(session: Session, buckets: Buckets, currency: str) -> list[CurrencyAging]:
+    """The report's totals of every row (of one currency) from the kept totals: the same sums
+    without adding up the summary."""
+    found: dict[str, CurrencyAging] = {}
+    for row_currency, bucket, amount, _ in session.execute(_totals_query()):
+        if currency and row_currency != currency:
+            continue
+        aging = found.setdefault(
+            row_currency,
+            CurrencyAging(row_currency, [ZERO] * len(buckets), [0] * len(buckets)),
+        )
+        aging.amounts[bucket] += amount
+    return sorted(found.values(), key=lambda a: (-a.outstanding, a.currency))
 
 
 @cache

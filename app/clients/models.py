@@ -163,9 +163,14 @@ class Client(TenantModel):
         Index("ix_clients_list_created", "created_at", "id"),
         Index("ix_clients_tags", "tags", postgresql_using="gin"),
         Index("ix_clients_engagement_manager", "engagement_manager_user_id"),
-        # Search as you type: trigrams over the names, tax ids and city.
+        # Search as you type: trigrams over the names, tax ids and city. A short pending list
+        # (migration 0023): searches read it whole, and a long one made PostgreSQL choose to
+        # compute the search text of every client instead (7.7x the bare route at 10,000).
         Index(
-            "ix_clients_search", text(f"{SEARCH_EXPRESSION} gin_trgm_ops"), postgresql_using="gin"
+            "ix_clients_search",
+            text(f"{SEARCH_EXPRESSION} gin_trgm_ops"),
+            postgresql_using="gin",
+            postgresql_with={"gin_pending_list_limit": 256},
         ),
     )
 

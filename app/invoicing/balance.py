@@ -23,6 +23,7 @@ from sqlalchemy import (
     DateTime,
     MetaData,
     Numeric,
+    ScalarSelect,
     Select,
     Table,
     func,
@@ -66,6 +67,16 @@ def applied_per_invoice() -> Select:
         )
         .where(_allocations.c.removed_at.is_(None))
         .group_by(_allocations.c.invoice_id)
+    )
+
+
+def applied_to(invoice_id) -> ScalarSelect:
+    """The cash and TDS live allocations applied to the invoice `invoice_id` (a column, for a
+    correlated subquery: one probe of the allocations' invoice index), NULL for none."""
+    return (
+        select(func.sum(_allocations.c.amount + _allocations.c.tds_amount))
+        .where(_allocations.c.invoice_id == invoice_id, _allocations.c.removed_at.is_(None))
+        .scalar_subquery()
     )
 
 

@@ -2,7 +2,8 @@
 filtered set. Stays quick at 100,000 invoices: the order is an index
 (`ix_invoices_list`: issue_date DESC NULLS FIRST, id DESC; drafts, which have no date, first),
 a page costs the same wherever it is, a page's clients, projects and amounts come in three
-queries whatever its length, and the totals are one aggregate over the filtered set.
+queries whatever its length. The totals do not read the ledger: unfiltered they are what the
+database keeps (`totals` says which filters, and what a larger filtered set shows).
 
 "overdue" as a filter is derived from the dates, not only the stored status: any invoice that
 still owes money and is past its due date in the tenant's calendar (a partly paid one too, and
@@ -16,21 +17,55 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import cache
 
-from sqlalchemy import and_, case, func, literal_column, or_, select
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from app.clients.models import SEARCH_EXPRESSION, Client
 from app.core.money import to_money
 from app.core.request_input import row_id
-from app.invoicing.balance import applied_per_invoice, applied_to_invoices, credited_to_invoices
-from app.invoicing.models import INVOICE_STATUSES, OWING_STATUSES, CreditNote, Invoice
+from app.invoicing.balance import applied_to, applied_to_invoices, credited_to_invoices
+from app.invoicing.models import (
+    INVOICE_STATUSES,
+    OWING_STATUSES,
+    CreditNote,
+    Invoice,
+    InvoiceTotal,
+    InvoiceTotalChange,
+)
 from app.projects.models import Project
+from tenants.binding import PLACEHOLDER_SCHEMA, bound_schema, qualified
 
 PAGE_SIZE = 50
+COUNT_CAP = 10_000  # a filter keeping more says "10,000+ invoices" instead of adding them up
 ZERO = Decimal("0.00")
 STATUS_FILTERS = ("open", "overdue", *INVOICE_STATUSES)
 CHASED_STATUSES = ("issued", "sent", "overdue", "partly_paid")  # owing, and not disputed
+
+# What app.aging keeps as outstanding per currency (migrations 0013 and 0022), described on a
+# metadata of their own: aging sits above invoicing, which reads these columns and no more.
+_aging_metadata = MetaData(schema=PLACEHOLDER_SCHEMA)
+_aging_totals, _aging_total_changes = (
+    Table(name, _aging_metadata, Column("currency", String(3)), Column("amount", Numeric(18, 2)))
+    for name in ("aging_totals", "aging_total_changes")
+)
 
 
 def _date(raw: str | None) -> date | None:
@@ -129,10 +164,9 @@ class InvoicePage:
     rows: list[InvoiceRow]
     next_cursor: str | None
     totals: list[Totals] = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        return sum(t.count for t in self.totals)
+    # More than COUNT_CAP invoices match the filters: no totals, "10,000+ invoices" instead.
+    count_is_capped: bool = False
+    count_cap: int = 0
 
 
 def _cursor(invoice: Invoice) -> str:
@@ -199,24 +233,91 @@ def list_invoices(
             owed = ZERO
         rows.append(InvoiceRow(invoice, client_name, project_name, owed, days))
     next_cursor = _cursor(found[-1][0]) if more and found else None
-    return InvoicePage(rows, next_cursor, totals(session, filters, today))
+    found_totals, capped = totals(session, filters, today)
+    return InvoicePage(rows, next_cursor, found_totals, capped, COUNT_CAP)
 
 
-def totals(session: Session, filters: InvoiceFilters, today: date) -> list[Totals]:
-    """Count, total and outstanding of the whole filtered set, one line per currency. Drafts and
-    void invoices count in the number and total, never in what is outstanding."""
-    paid = applied_per_invoice().subquery()
-    credited = (
+@cache
+def _kept_totals_query():
+    """Per currency and status: the kept count and invoiced total (migration 0023), and under
+    the status None what the aging summary holds as outstanding (0022's totals: every owing
+    invoice's total less its payments and credit notes). A few dozen rows, whatever the size of
+    the ledger. The aging tables belong to app.aging, above this area: read through their
+    description below, as balance.py reads payment allocations."""
+    no_money = literal(ZERO, Numeric(18, 2))
+    kept = [
         select(
-            CreditNote.invoice_id.label("invoice_id"), func.sum(CreditNote.total).label("amount")
+            table.currency.label("currency"),
+            table.status.label("status"),
+            table.invoice_count.label("invoice_count"),
+            table.amount.label("total"),
+            no_money.label("outstanding"),
         )
-        .group_by(CreditNote.invoice_id)
-        .subquery()
+        for table in (InvoiceTotal, InvoiceTotalChange)
+    ]
+    aging = [
+        select(table.c.currency, null().cast(String(16)), literal(0), no_money, table.c.amount)
+        for table in (_aging_totals, _aging_total_changes)
+    ]
+    parts = union_all(*kept, *aging).subquery()
+    return select(
+        parts.c.currency,
+        parts.c.status,
+        func.sum(parts.c.invoice_count),
+        func.sum(parts.c.total),
+        func.sum(parts.c.outstanding),
+    ).group_by(parts.c.currency, parts.c.status)
+
+
+def _kept_statuses(filters: InvoiceFilters) -> tuple[str, ...] | None:
+    """The statuses whose kept totals are the filtered set's, or None when the set is not a
+    union of whole statuses (a client, a search, dates, the derived "overdue", one owing
+    status: their outstanding is not kept apart)."""
+    if filters.client_id or filters.q or filters.issued_from or filters.issued_to:
+        return None
+    if not filters.status:
+        return INVOICE_STATUSES
+    if filters.status == "open":
+        return OWING_STATUSES
+    if filters.status in INVOICE_STATUSES and filters.status not in (*OWING_STATUSES, "overdue"):
+        return (filters.status,)  # nothing outstanding: drafts, paid, void, written off
+    return None
+
+
+def _kept_totals(session: Session, statuses: tuple[str, ...]) -> list[Totals]:
+    counted: dict[str, list] = {}
+    outstanding: dict[str, Decimal] = {}
+    for currency, status, count, total, owed in session.execute(_kept_totals_query()):
+        if status is None:
+            outstanding[currency] = to_money(owed)
+        elif status in statuses:
+            line = counted.setdefault(currency, [0, ZERO])
+            line[0] += int(count)
+            line[1] += to_money(total)
+    owing = set(OWING_STATUSES) <= set(statuses)
+    found = [
+        Totals(currency, count, total, outstanding.get(currency, ZERO) if owing else ZERO)
+        for currency, (count, total) in counted.items()
+        if count
+    ]
+    return sorted(found, key=lambda t: (-t.count, t.currency))
+
+
+def counted_totals(session: Session, filters: InvoiceFilters, today: date) -> list[Totals]:
+    """The totals of the filtered set added up from its invoices, each owing invoice's payments
+    and credit notes found through their invoice's index. What the list runs for a filtered
+    set of at most COUNT_CAP invoices; over the whole ledger, the recomputation the tests
+    compare the kept totals with."""
+    applied = applied_to(Invoice.id)
+    credited = (
+        select(func.sum(CreditNote.total))
+        .where(CreditNote.invoice_id == Invoice.id)
+        .scalar_subquery()
     )
     owed = case(
         (
             Invoice.status.in_(OWING_STATUSES),
-            Invoice.total - func.coalesce(paid.c.amount, 0) - func.coalesce(credited.c.amount, 0),
+            Invoice.total - func.coalesce(applied, 0) - func.coalesce(credited, 0),
         ),
         else_=0,
     )
@@ -227,14 +328,38 @@ def totals(session: Session, filters: InvoiceFilters, today: date) -> list[Total
             func.coalesce(func.sum(Invoice.total), 0),
             func.coalesce(func.sum(owed), 0),
         )
-        .select_from(Invoice)
-        .outerjoin(paid, paid.c.invoice_id == Invoice.id)
-        .outerjoin(credited, credited.c.invoice_id == Invoice.id)
         .group_by(Invoice.currency)
-        .order_by(func.count().desc())
+        .order_by(func.count().desc(), Invoice.currency)
     )
     query = _filtered(query, filters, today)
     return [
         Totals(currency, count, to_money(total), to_money(outstanding))
         for currency, count, total, outstanding in session.execute(query)
     ]
+
+
+def totals(session: Session, filters: InvoiceFilters, today: date) -> tuple[list[Totals], bool]:
+    """Count, total and outstanding of the whole filtered set, one line per currency, and
+    whether the set was too large to add up. Drafts and void invoices count in the number and
+    total, never in what is outstanding.
+
+    Without filters (the default view), for "open" and for a status that owes nothing, the
+    figures are the kept totals: exact, and as quick at 1,000,000 invoices as at 10. Any other
+    filter's figures are added up from its invoices, only when there are at most COUNT_CAP of
+    them (counting stops there); past that the list says "10,000+ invoices" and asks for a
+    narrower filter. A person filtering wants that filter's exact money, and a client's or a
+    month's invoices are far fewer; the total past due over the whole ledger is the aging
+    page's, which keeps it."""
+    statuses = _kept_statuses(filters)
+    if statuses is not None:
+        return _kept_totals(session, statuses), False
+    ids = _filtered(select(Invoice.id), filters, today).limit(COUNT_CAP + 1).subquery()
+    if session.scalar(select(func.count()).select_from(ids)) > COUNT_CAP:
+        return [], True
+    return counted_totals(session, filters, today), False
+
+
+def fold_totals(session: Session) -> None:
+    """Fold the kept totals' changes into them (safe beside writers; the daily roll calls it,
+    so the list reads a day's changes at most)."""
+    session.execute(text(f"SELECT {qualified(bound_schema(session), 'invoice_fold_totals')}()"))

@@ -166,6 +166,33 @@ class Invoice(TaxAmounts, TenantModel):
         return "sent" if self.sent_at is not None else "issued"
 
 
+class InvoiceTotal(TenantModel):
+    """Count and invoiced total per currency and status as last folded (migration 0023): with
+    the changes since (`InvoiceTotalChange`) they are the whole ledger's, read without reading
+    an invoice. Statement-level triggers on invoices keep them; drafts and voids included."""
+
+    __tablename__ = "invoice_totals"
+
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    invoice_count: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+
+
+class InvoiceTotalChange(TenantModel):
+    """One statement's change of count and total per currency and status, appended by the
+    triggers (never an update of a shared row: writers do not wait on each other) until a
+    fold (`invoice_fold_totals`) adds it to `InvoiceTotal`."""
+
+    __tablename__ = "invoice_total_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    invoice_count: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+
+
 class InvoiceLine(TaxAmounts, TenantModel):
     __tablename__ = "invoice_lines"
 

@@ -7,9 +7,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Protocol
 
-from sqlalchemy import BigInteger, Select, exists, func, insert, literal, select
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -539,13 +550,19 @@ class PlanSummary:
     by_status: dict[str, Decimal]
 
 
+@cache
+def _summary_query():
+    """Built once (the page asks on every view), the project bound at execution."""
+    return (
+        select(Milestone.status, func.count(), func.sum(Milestone.amount))
+        .where(Milestone.project_id == bindparam("project_id", type_=BigInteger))
+        .group_by(Milestone.status)
+    )
+
+
 def summary(session: Session, project: Project) -> PlanSummary:
     """Totals computed by the database, so a 10,000-milestone plan costs one query."""
-    rows = session.execute(
-        select(Milestone.status, func.count(), func.sum(Milestone.amount))
-        .where(Milestone.project_id == project.id)
-        .group_by(Milestone.status)
-    ).all()
+    rows = session.execute(_summary_query(), {"project_id": project.id}).all()
     by_status = {status: total for status, _, total in rows}
     return PlanSummary(
         milestones=sum(count for _, count, _ in rows),
@@ -554,18 +571,25 @@ def summary(session: Session, project: Project) -> PlanSummary:
     )
 
 
+@cache
+def _milestone_page_query():
+    return (
+        select(Milestone)
+        .where(
+            Milestone.project_id == bindparam("project_id", type_=BigInteger),
+            Milestone.position > bindparam("after_position", type_=Integer),
+        )
+        .order_by(Milestone.position)
+        .limit(bindparam("rows", type_=Integer))
+    )
+
+
 def milestone_page(
     session: Session, project: Project, after_position: int = 0, size: int = MILESTONES_PER_PAGE
 ) -> tuple[list[Milestone], int | None]:
     """One page of the plan in order; the position to continue after, or None at the end."""
-    rows = list(
-        session.scalars(
-            select(Milestone)
-            .where(Milestone.project_id == project.id, Milestone.position > after_position)
-            .order_by(Milestone.position)
-            .limit(size + 1)
-        )
-    )
+    values = {"project_id": project.id, "after_position": after_position, "rows": size + 1}
+    rows = list(session.scalars(_milestone_page_query(), values))
     more = len(rows) > size
     rows = rows[:size]
     return rows, (rows[-1].position if more else None)

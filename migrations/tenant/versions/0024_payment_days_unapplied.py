@@ -22,7 +22,7 @@ dashboard's cash sums, which read payment_days since 0022.
 from alembic import op
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
