@@ -77,13 +77,17 @@ LOAD = [
         CROSS JOIN (SELECT min(id) AS first FROM {s}.clients) c""",
 ]
 TABLES = ("payments", "payment_days", "collection_notices", "promises_to_pay", "clients")
-# What the rebuild rewrote (autovacuum would have analyzed them within the minute).
+# What the rebuilds rewrote (autovacuum would have analyzed them within the minute).
 AGING_SUMMARY_TABLES = (
     "aging_entries",
     "aging_summary",
     "aging_totals",
     "aging_total_changes",
     "aging_client_overdue",
+    "aging_sales",
+    "payment_days",
+    "invoice_totals",
+    "invoice_total_changes",
 )
 
 
