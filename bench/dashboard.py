@@ -51,13 +51,12 @@ The two alternate, request by request; {REQUESTS} each after {WARMUP_REQUESTS} w
 Then, for information, each tile's service calls alone ({PART_ROUNDS} rounds).
 """
 
-LOAD = [
-    """INSERT INTO {s}.payments (client_id, received_on, amount, currency, method)
+LOAD_PAYMENTS = """INSERT INTO {s}.payments (client_id, received_on, amount, currency, method)
        SELECT c.first + g % {clients}, CURRENT_DATE - (g * 7 % 1460)::int,
               (100 + g % 50000)::numeric(18, 2), 'INR', 'upi'
          FROM generate_series(1, {payments}) g
-        CROSS JOIN (SELECT min(id) AS first FROM {s}.clients) c""",
-    """INSERT INTO {s}.collection_notices (client_id, policy_id, level_id, level_number,
+        CROSS JOIN (SELECT min(id) AS first FROM {s}.clients) c"""
+LOAD_NOTICES = """INSERT INTO {s}.collection_notices (client_id, policy_id, level_id, level_number,
            level_name, channel, currency, status, run_date, amount_due, closed_at)
        SELECT c.first + g % {clients}, l.policy_id, l.id, l.position, l.name, 'email', 'INR',
               x.status, CURRENT_DATE - (g % 700)::int, 1000,
@@ -68,14 +67,15 @@ LOAD = [
                       JOIN {s}.collection_policies p ON p.id = l.policy_id AND p.is_default
                      ORDER BY l.position LIMIT 1) l
         CROSS JOIN LATERAL (SELECT CASE WHEN g % 50 = 0 THEN 'draft' WHEN g % 5 = 0
-                                        THEN 'sent' ELSE 'closed' END AS status) x""",
-    """INSERT INTO {s}.promises_to_pay (client_id, amount, currency, promised_on, status)
+                                        THEN 'sent' ELSE 'closed' END AS status) x"""
+LOAD_PROMISES = """INSERT INTO {s}.promises_to_pay (client_id, amount, currency, promised_on,
+           status)
        SELECT c.first + g % {clients}, 1000, 'INR', CURRENT_DATE - 365 + (g % 730)::int,
               CASE WHEN g % 730 >= 365 THEN 'open' WHEN g % 3 = 0 THEN 'broken'
                    ELSE 'kept' END
          FROM generate_series(1, {promises}) g
-        CROSS JOIN (SELECT min(id) AS first FROM {s}.clients) c""",
-]
+        CROSS JOIN (SELECT min(id) AS first FROM {s}.clients) c"""
+LOAD = [LOAD_PAYMENTS, LOAD_NOTICES, LOAD_PROMISES]
 TABLES = ("payments", "payment_days", "collection_notices", "promises_to_pay", "clients")
 # What the rebuilds rewrote (autovacuum would have analyzed them within the minute).
 AGING_SUMMARY_TABLES = (

@@ -17,6 +17,7 @@ from bench.common import (
     print_header,
     print_verdict,
 )
+from bench.dashboard import LOAD_NOTICES, LOAD_PAYMENTS
 from bench.pages import add_bare_routes, create_owner_and_tenant, log_in, time_get
 from tenants.binding import bind_tenant, quoted_schema, schema_for_tenant_id
 
@@ -46,23 +47,8 @@ Each page's count of <option> elements is printed with it.
 
 LOAD = [
     AGING_LOAD[0],  # the clients
-    """INSERT INTO {s}.payments (client_id, received_on, amount, currency, method)
-       SELECT c.first + g % {clients}, CURRENT_DATE - (g * 7 % 1460)::int,
-              (100 + g % 50000)::numeric(18, 2), 'INR', 'upi'
-         FROM generate_series(1, {payments}) g
-        CROSS JOIN (SELECT min(id) AS first FROM {s}.clients) c""",
-    """INSERT INTO {s}.collection_notices (client_id, policy_id, level_id, level_number,
-           level_name, channel, currency, status, run_date, amount_due, closed_at)
-       SELECT c.first + g % {clients}, l.policy_id, l.id, l.position, l.name, 'email', 'INR',
-              x.status, CURRENT_DATE - (g % 700)::int, 1000,
-              CASE WHEN x.status = 'closed' THEN now() END
-         FROM generate_series(1, {notices}) g
-        CROSS JOIN (SELECT min(id) AS first FROM {s}.clients) c
-        CROSS JOIN (SELECT l.* FROM {s}.collection_levels l
-                      JOIN {s}.collection_policies p ON p.id = l.policy_id AND p.is_default
-                     ORDER BY l.position LIMIT 1) l
-        CROSS JOIN LATERAL (SELECT CASE WHEN g % 50 = 0 THEN 'draft' WHEN g % 5 = 0
-                                        THEN 'sent' ELSE 'closed' END AS status) x""",
+    LOAD_PAYMENTS,  # the dashboard benchmark's, in its proportions
+    LOAD_NOTICES,
     """INSERT INTO {s}.projects (client_id, name, contract_value, currency, start_date,
            business_unit)
        SELECT c.first + g % {clients}, 'Project ' || g, 100000, 'INR',

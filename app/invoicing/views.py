@@ -159,21 +159,7 @@ def new():
         else:
             toast("Draft invoice ready. Check it, then issue it.")
             return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
-    rows = forms.line_rows(lines, errors, _default_rate())
-    if "add_line" in request.form:
-        rows.append(forms.new_row(_default_rate()))
-    return render_page(
-        "invoicing/new.html",
-        status=422 if errors else 200,
-        client=client,
-        rows=rows,
-        errors=errors,
-        reverse_charge=request.form.get("reverse_charge"),
-        picker=client_picker(
-            db.session, request.values.get(SEARCH_FIELD), client_id, every_client=False
-        ),
-        default_rate=_default_rate(),
-    )
+    return _invoice_form(None, client_id, client, lines, errors, request.form.get("reverse_charge"))
 
 
 @blueprint.route("/<int:invoice_id>/edit", methods=["GET", "POST"])
@@ -204,6 +190,12 @@ def edit(invoice_id: int):
         else:
             toast("Draft saved. Check it, then issue it.")
             return redirect(_back(invoice), 303)
+    return _invoice_form(invoice, client_id, client, lines, errors, reverse_charge)
+
+
+def _invoice_form(invoice, client_id, client, lines, errors, reverse_charge):
+    """The invoice form of a new invoice or a draft (`invoice`) as typed, with its errors;
+    "Add line" (no JavaScript) gives it back with one more row."""
     rows = forms.line_rows(lines, errors, _default_rate())
     if "add_line" in request.form:
         rows.append(forms.new_row(_default_rate()))

@@ -180,7 +180,8 @@ def _kept(filters: PaymentFilters) -> bool:
 def _totals(session: Session, filters: PaymentFilters) -> tuple[list[Totals], bool]:
     """The filtered set's totals per currency, and whether they were left out because more
     than COUNT_CAP payments match (see the module's docstring)."""
-    if _kept(filters):
+    kept = _kept(filters)
+    if kept:
         values = {"after": filters.received_from, "until": filters.received_to}
         rows = session.execute(_kept_totals_query(), values)
     else:
@@ -206,7 +207,7 @@ def _totals(session: Session, filters: PaymentFilters) -> tuple[list[Totals], bo
         Totals(currency, int(count), to_money(amount), to_money(unapplied))
         for currency, count, amount, unapplied in rows
     ]
-    if not filters.client_id and not _kept(filters) and sum(t.count for t in totals) > COUNT_CAP:
+    if not (kept or filters.client_id) and sum(t.count for t in totals) > COUNT_CAP:
         return [], True
     return totals, False
 
