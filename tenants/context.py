@@ -54,8 +54,18 @@ def _resolve_tenant_from_url(endpoint, values) -> None:
 def _fill_in_tenant_slug(endpoint, values) -> None:
     if SLUG_ARG in values or "tenant" not in g:
         return
-    if current_app.url_map.is_endpoint_expecting(endpoint, SLUG_ARG):
+    if _expects_slug(endpoint):
         values[SLUG_ARG] = g.tenant.slug
+
+
+def _expects_slug(endpoint: str) -> bool:
+    """Whether `endpoint`'s URL has the tenant slug, asked of the URL map once per endpoint:
+    a list page builds hundreds of links, and the map answers by scanning the endpoint's rules."""
+    known = current_app.extensions.setdefault("tenant_slug_endpoints", {})
+    expects = known.get(endpoint)
+    if expects is None:
+        expects = known[endpoint] = current_app.url_map.is_endpoint_expecting(endpoint, SLUG_ARG)
+    return expects
 
 
 def _usable_memberships() -> list[Membership]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 from decimal import Decimal
+from html import unescape
 
 import pytest
 from openpyxl import load_workbook
@@ -69,6 +71,24 @@ def test_report_filters_drill_down_and_page(client, shop):
     )
     full = client.get(f"{base}/clients/{acme.id}/invoices")
     assert "<html" in full.text and "₹1,50,000.00" in full.text and "₹2,500.50" in full.text
+
+
+def test_each_amount_of_the_report_opens_the_invoices_behind_it(client, shop):
+    """Every amount in a client's row links to that client's invoices of its bucket, and the
+    row's total to all of them: following the report's own links, not hand-made URLs."""
+    tenant, books, acme, zen, base = shop
+    html = client.get(f"{base}/report?currency=INR").text
+    row = html[html.index(f'id="aging-row-{acme.id}-INR"') :]
+    row = row[: row.index("</tr>")]
+    links = [unescape(link) for link in re.findall(r'href="([^"]+)"', row)[1:]]
+    assert len(links) == 4  # current, 31-60, 90+ and the total; empty buckets have none
+    current, days_31_60, over_90, total = (
+        client.get(link, headers={"HX-Request": "true"}).text for link in links
+    )
+    assert "₹2,500.50" in current and "₹1,50,000.00" not in current
+    assert "₹1,50,000.00" in days_31_60 and "₹6,000.00" not in days_31_60
+    assert "₹6,000.00" in over_90 and "₹1,50,000.00" not in over_90
+    assert all(amount in total for amount in ("₹2,500.50", "₹1,50,000.00", "₹6,000.00"))
 
 
 def test_exports(client, shop):

@@ -44,6 +44,7 @@ ZERO = Decimal("0.00")
 # Invoices that can take a payment (issued, not void, not a draft, not written off): their
 # balance decides their status.
 PAYABLE_STATUSES = ("issued", "sent", "partly_paid", "paid", "overdue", "disputed")
+OWING_STATUSES = tuple(status for status in PAYABLE_STATUSES if status != "paid")
 PAID_MILESTONE_STATUSES = ("invoiced", "partly_paid", "paid")
 
 # The columns of app.payments.models.PaymentAllocation that a balance reads, described on a
@@ -151,9 +152,11 @@ def owing_per_client(session: Session, client_ids: Iterable[int], today: date) -
     ids = sorted(set(client_ids))
     if not ids:
         return []
+    # A paid invoice owes nothing (`settle` makes an invoice paid exactly when nothing is
+    # left), and most of a long-standing client's invoices are paid: they are not read.
     invoices = (
         select(Invoice.id, Invoice.client_id, Invoice.currency, Invoice.due_date, Invoice.total)
-        .where(Invoice.client_id.in_(ids), Invoice.status.in_(PAYABLE_STATUSES))
+        .where(Invoice.client_id.in_(ids), Invoice.status.in_(OWING_STATUSES))
         .cte("payable")
     )
     applied = (
