@@ -16,16 +16,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cache
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     MetaData,
     Numeric,
     ScalarSelect,
     Select,
+    String,
     Table,
+    bindparam,
     func,
     select,
 )
@@ -44,7 +48,6 @@ ZERO = Decimal("0.00")
 # Invoices that can take a payment (issued, not void, not a draft, not written off): their
 # balance decides their status.
 PAYABLE_STATUSES = ("issued", "sent", "partly_paid", "paid", "overdue", "disputed")
-OWING_STATUSES = tuple(status for status in PAYABLE_STATUSES if status != "paid")
 PAID_MILESTONE_STATUSES = ("invoiced", "partly_paid", "paid")
 
 # The columns of app.payments.models.PaymentAllocation that a balance reads, described on a
@@ -147,52 +150,50 @@ class ClientOwing:
 
 def owing_per_client(session: Session, client_ids: Iterable[int], today: date) -> list[ClientOwing]:
     """`open_invoices`' figures for several clients in one statement, added up per client and
-    currency in the database (a collector's queue asks for dozens of clients: one statement
-    rather than three and an object per open invoice for each)."""
+    currency in the database (a collector's queue asks for dozens of clients). Read from the
+    open amount kept for each owing invoice (`_open_amounts`) rather than worked out from
+    every invoice's allocations and credit notes: 50 clients with 200 open invoices each took
+    20-30 ms that way."""
     ids = sorted(set(client_ids))
     if not ids:
         return []
-    # A paid invoice owes nothing (`settle` makes an invoice paid exactly when nothing is
-    # left), and most of a long-standing client's invoices are paid: they are not read.
-    invoices = (
-        select(Invoice.id, Invoice.client_id, Invoice.currency, Invoice.due_date, Invoice.total)
-        .where(Invoice.client_id.in_(ids), Invoice.status.in_(OWING_STATUSES))
-        .cte("payable")
-    )
-    applied = (
-        applied_per_invoice().where(_allocations.c.invoice_id.in_(select(invoices.c.id))).subquery()
-    )
-    credited = (
-        select(CreditNote.invoice_id, func.sum(CreditNote.total).label("amount"))
-        .where(CreditNote.invoice_id.in_(select(invoices.c.id)))
-        .group_by(CreditNote.invoice_id)
-        .subquery()
-    )
-    owed = (
-        invoices.c.total - func.coalesce(applied.c.amount, 0) - func.coalesce(credited.c.amount, 0)
-    )
-    per_invoice = (
-        select(invoices.c.client_id, invoices.c.currency, invoices.c.due_date, owed.label("owed"))
-        .outerjoin(applied, applied.c.invoice_id == invoices.c.id)
-        .outerjoin(credited, credited.c.invoice_id == invoices.c.id)
-        .subquery()
-    )
-    past_due = per_invoice.c.due_date < today
-    rows = session.execute(
-        select(
-            per_invoice.c.client_id,
-            per_invoice.c.currency,
-            func.sum(per_invoice.c.owed),
-            func.coalesce(func.sum(per_invoice.c.owed).filter(past_due), 0),
-            func.min(per_invoice.c.due_date).filter(past_due),
-        )
-        .where(per_invoice.c.owed > 0)
-        .group_by(per_invoice.c.client_id, per_invoice.c.currency)
-    )
+    rows = session.execute(_owing_per_client(), {"client_ids": ids, "today": today})
     return [
         ClientOwing(client_id, currency, to_money(owed), to_money(overdue), oldest_due)
         for client_id, currency, owed, overdue, oldest_due in rows
     ]
+
+
+# The open amount of each invoice that still owes money (owing status, amount > 0), kept in
+# the same transaction by triggers on invoices, allocations and credit notes (tenant migration
+# 0013; the aging area's `AgingEntry` reads the same table for its buckets). Described here on
+# a metadata of its own, as the allocations above are: the money of an invoice is invoicing's
+# to know, wherever the table that keeps it is declared.
+_open_amounts = Table(
+    "aging_entries",
+    MetaData(schema=PLACEHOLDER_SCHEMA),
+    Column("invoice_id", BigInteger),
+    Column("client_id", BigInteger),
+    Column("currency", String(3)),
+    Column("due_date", Date),
+    Column("amount", Numeric(18, 2)),
+)
+
+
+@cache
+def _owing_per_client() -> Select:
+    past_due = _open_amounts.c.due_date < bindparam("today", type_=Date)
+    return (
+        select(
+            _open_amounts.c.client_id,
+            _open_amounts.c.currency,
+            func.sum(_open_amounts.c.amount),
+            func.coalesce(func.sum(_open_amounts.c.amount).filter(past_due), 0),
+            func.min(_open_amounts.c.due_date).filter(past_due),
+        )
+        .where(_open_amounts.c.client_id.in_(bindparam("client_ids", expanding=True)))
+        .group_by(_open_amounts.c.client_id, _open_amounts.c.currency)
+    )
 
 
 @dataclass(frozen=True)
