@@ -67,12 +67,17 @@ def _choices() -> dict:
         "industries": [("", "—"), *((str(i.id), i.name) for i in services.industries(db.session))],
         "members": [
             ("", "Nobody yet"),
-            *(
-                (str(uid), name)
-                for uid, name in services.members_for_choice(db.session, g.tenant.id)
-            ),
+            *((str(uid), name) for uid, name in _members()),
         ],
     }
+
+
+def _members() -> list[tuple[int, str]]:
+    """The workspace's members, read once per request: the list's filters and its rows, the
+    client page's form and its people all name them."""
+    if "client_members" not in g:
+        g.client_members = services.members_for_choice(db.session, g.tenant.id)
+    return g.client_members
 
 
 def _notice() -> services.ManagerNotice:
@@ -83,7 +88,7 @@ def _notice() -> services.ManagerNotice:
 
 
 def _people() -> dict[int, str]:
-    return dict(services.members_for_choice(db.session, g.tenant.id))
+    return dict(_members())
 
 
 # The list -----------------------------------------------------------------------------------
