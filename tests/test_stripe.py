@@ -17,7 +17,9 @@ from decimal import Decimal
 import httpx
 import pytest
 import stripe
+from sqlalchemy import select
 
+from app.core.crypto import decrypt_secrets
 from app.integrations.connectors import DeliveryError
 from app.integrations.connectors.stripe_gateway import (
     API_VERSION,
@@ -31,7 +33,9 @@ from app.integrations.connectors.stripe_gateway import (
     verify_signature,
 )
 from app.integrations.connectors.wire import BadWebhookBody
+from app.integrations.models import ProviderAccount
 from app.sandbox.standins import StripeStandin
+from tests.test_integrations import connection_of, post_form
 from tests.test_standins import Receiver
 
 SECRET = "whsec_test_receivables"
@@ -434,5 +438,47 @@ def test_the_connect_form_checks_the_keys_and_keeps_the_webhook_url():
     connector = StripeConnector(
         settings=again, secrets={}, config={"BASE_URL": "https://a.example"}
     )
-    assert connector.webhook_url() == f"https://a.example/hooks/stripe/{token}"
+    assert connector.report_url() == f"https://a.example/hooks/stripe/{token}"
     assert connector.account_keys() == [token]
+
+
+@pytest.fixture
+def admin(client, make_user, make_tenant, login):
+    owner = make_user()
+    tenant = make_tenant(owner=owner)
+    login(client, owner)
+    return tenant
+
+
+def test_a_workspace_connects_stripe_on_the_integrations_page(
+    app, admin, client, db_session, monkeypatch, run_jobs, standin
+):
+    monkeypatch.setitem(app.config, "STRIPE_API_BASE", standin.url)
+    form = {"secret_key": standin.secret_key, "webhook_secret": ""}
+    assert post_form(client, admin, "stripe/connect", form).status_code == 303
+    run_jobs()  # the worker's check: Stripe accepts the key, the webhook URL routes here
+    connection = connection_of(db_session, admin, "stripe")
+    assert connection.verification == "verified"
+    token = connection.settings["webhook_token"]
+    assert decrypt_secrets(connection.secrets_ciphertext, keys=app.config["SECRETS_KEYS"]) == {
+        "secret_key": standin.secret_key
+    }
+    routes = db_session.scalars(
+        select(ProviderAccount).where(ProviderAccount.tenant_id == admin.id)
+    ).all()
+    assert [(r.provider, r.account_key) for r in routes] == [("stripe", token)]
+    page = client.get(f"/t/{admin.slug}/integrations/")
+    card = page.text[page.text.index('id="integration-stripe"') :].split("</article>")[0]
+    assert f"/hooks/stripe/{token}" in card
+    assert "Webhook endpoint URL (add it in Stripe" in card
+    assert standin.secret_key not in page.text
+    # The signing secret is pasted once the endpoint exists; the key is kept.
+    signing = {"secret_key": "", "webhook_secret": standin.webhook_secret}
+    assert post_form(client, admin, "stripe/connect", signing).status_code == 303
+    db_session.expire_all()
+    connection = connection_of(db_session, admin, "stripe")
+    assert decrypt_secrets(connection.secrets_ciphertext, keys=app.config["SECRETS_KEYS"]) == {
+        "secret_key": standin.secret_key,
+        "webhook_secret": standin.webhook_secret,
+    }
+    assert connection.settings["webhook_token"] == token

@@ -587,9 +587,16 @@ class StripeConnector(Connector):
     def account_key(self) -> str | None:
         return self.settings.get("webhook_token")
 
-    def webhook_url(self) -> str:
-        """The endpoint URL the tenant adds in Stripe: BASE_URL, the public address, plus this
-        connection's token."""
+    # The integrations card shows the URL below under this label.
+    report_url_label = (
+        "Webhook endpoint URL (add it in Stripe, Developers, Webhooks, with the events "
+        + ", ".join(sorted(HANDLED_EVENTS))
+        + ")"
+    )
+
+    def report_url(self) -> str:
+        """The webhook endpoint URL the tenant adds in Stripe: BASE_URL, the public address,
+        plus this connection's token."""
         base = (self.config.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
         return f"{base}{WEBHOOK_PATH}/{self.account_key()}"
 
