@@ -368,3 +368,25 @@ def test_the_standin_runs_as_a_process_and_serves_its_checkout_page():
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+def test_the_sandbox_operations_answer_over_http_for_scripts_and_benchmarks(standin, receiver):
+    session = checkout(connector_for(standin))
+    admin = f"{standin.url}/_standin"
+    paid = httpx.post(f"{admin}/checkout/{session.session_id}/pay").json()
+    assert (paid["status"], paid["payment_status"]) == ("complete", "paid")
+    charge_id = next(iter(standin.charges))
+    refunded = httpx.post(f"{admin}/charges/{charge_id}/refund", json={"amount": 100}).json()
+    assert (refunded["amount_refunded"], refunded["refunded"]) == (100, False)
+    (payout,) = httpx.post(f"{admin}/payouts").json()["payouts"]
+    assert payout["amount"] == 118000 - 3452 - 100
+    disputed = httpx.post(f"{admin}/charges/{charge_id}/dispute", json={"reason": "duplicate"})
+    assert disputed.json()["reason"] == "duplicate"
+    first = standin.events[0]["id"]
+    stale = int(time.time()) - 1000
+    assert httpx.post(f"{admin}/events/{first}/resend", json={"timestamp": stale}).json()
+    assert httpx.post(f"{admin}/checkout/cs_test_unknown/decline").status_code == 404
+    assert httpx.post(f"{admin}/events/evt_unknown/resend").status_code == 404
+    calls = receiver.wait_for(6)
+    assert calls[-1]["headers"]["Stripe-Signature"].startswith(f"t={stale},v1=")
+    assert json.loads(calls[-1]["body"])["id"] == first

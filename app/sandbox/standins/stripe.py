@@ -127,7 +127,7 @@ def stripe_error(
         error["doc_url"] = f"{DOCS}#{code.replace('_', '-')}"
     if param:
         error["param"] = param
-    return json_response(status, {"error": error}, [("Request-Id", _id("req_", 14))])
+    return json_response(status, {"error": error}, [("Request-Id", _new_id("req_", 14))])
 
 
 class _Invalid(Exception):
@@ -137,7 +137,7 @@ class _Invalid(Exception):
         self.code = code
 
 
-def _id(prefix: str, length: int = 24) -> str:
+def _new_id(prefix: str, length: int = 24) -> str:
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
     return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
 
@@ -248,9 +248,8 @@ class StripeStandin(StandinServer):
         spec = json.loads(request.body or b"{}")
         session = ADMIN_SESSION.match(request.path)
         if session:
-            done = self.pay(session.group(1)) if session.group(2) == "pay" else None
-            if session.group(2) == "decline":
-                done = self.decline(session.group(1))
+            act = self.pay if session.group(2) == "pay" else self.decline
+            done = act(session.group(1))
             return json_response(200 if done else 404, done or {"error": "no such session"})
         charge = ADMIN_CHARGE.match(request.path)
         if charge:
@@ -380,7 +379,7 @@ class StripeStandin(StandinServer):
         if reference is not None and not 1 <= len(reference) <= 200:
             raise _Invalid("client_reference_id is 1 to 200 characters.", "client_reference_id")
         now = int(self.clock())
-        session_id = _id("cs_test_", 58)
+        session_id = _new_id("cs_test_", 58)
         session = {
             "id": session_id,
             "object": "checkout.session",
@@ -455,7 +454,7 @@ class StripeStandin(StandinServer):
             now = int(self.clock())
             amount, currency = session["amount_total"], session["currency"]
             intent = self._intent_for(session)
-            charge_id, txn_id = _id("ch_"), _id("txn_")
+            charge_id, txn_id = _new_id("ch_"), _new_id("txn_")
             fee = _fee(amount)
             charge = {
                 "id": charge_id,
@@ -514,7 +513,7 @@ class StripeStandin(StandinServer):
         intent = self.intents.get(session["payment_intent"] or "")
         if intent is None:
             intent = {
-                "id": _id("pi_"),
+                "id": _new_id("pi_"),
                 "object": "payment_intent",
                 "amount": session["amount_total"],
                 "amount_received": 0,
@@ -539,11 +538,11 @@ class StripeStandin(StandinServer):
             amount = left if amount is None else min(int(amount), left)
             if amount <= 0:
                 return dict(charge)
-            refund_id = _id("re_")
+            refund_id = _new_id("re_")
             charge["amount_refunded"] += amount
             charge["refunded"] = charge["amount_refunded"] == charge["amount"]
             self._add_transaction(
-                _id("txn_"), -amount, 0, charge["currency"], "refund", "refund", refund_id
+                _new_id("txn_"), -amount, 0, charge["currency"], "refund", "refund", refund_id
             )
             self._event("charge.refunded", dict(charge))
             return dict(charge)
@@ -557,7 +556,7 @@ class StripeStandin(StandinServer):
                 return None
             now = int(self.clock())
             dispute = {
-                "id": _id("dp_"),
+                "id": _new_id("dp_"),
                 "object": "dispute",
                 "amount": charge["amount"],
                 "charge": charge_id,
@@ -577,7 +576,7 @@ class StripeStandin(StandinServer):
                 "status": "needs_response",
             }
             self._add_transaction(
-                _id("txn_"),
+                _new_id("txn_"),
                 -charge["amount"],
                 1500,
                 charge["currency"],
@@ -602,7 +601,7 @@ class StripeStandin(StandinServer):
                 if net <= 0:
                     continue
                 now = int(self.clock())
-                payout_id, txn_id = _id("po_"), _id("txn_")
+                payout_id, txn_id = _new_id("po_"), _new_id("txn_")
                 payout = {
                     "id": payout_id,
                     "object": "payout",
@@ -670,7 +669,7 @@ class StripeStandin(StandinServer):
 
     def _event(self, kind: str, obj: dict) -> dict:
         event = {
-            "id": _id("evt_"),
+            "id": _new_id("evt_"),
             "object": "event",
             "api_version": API_VERSION,
             "created": int(self.clock()),
