@@ -92,7 +92,13 @@ ENTRIES = (
     Entry("tally", "accounting", "Tally", "Vouchers exported to Tally."),
     Entry("zoho_books", "accounting", "Zoho Books", "Invoices and payments synced to Zoho Books."),
     Entry("razorpay", "payments", "Razorpay", "Payment links and UPI collections."),
-    Entry("stripe", "payments", "Stripe", "Card payments and payment links."),
+    Entry(
+        "stripe",
+        "payments",
+        "Stripe",
+        "Card payments and payment links.",
+        "app.integrations.connectors.stripe_gateway:StripeConnector",
+    ),
     Entry(
         "facebook_lead_ads",
         "leads",
