@@ -515,7 +515,32 @@ def test_the_public_pay_routes_show_nothing_to_a_forged_or_crossed_token(
     link = session_a.get(PayLink, a["pay_link_id"])
     with app.app_context():
         crossed = make_token(tenant_b.id, SimpleNamespace(id=link.id, nonce=link.nonce))
+    link_id = link.id
     session_a.close()
+    # B has a link of the same id (each schema numbers its own): only the nonce tells them apart.
+    session_b = tenant_session(db_session, tenant_b)
+    client_b = Client(
+        full_name="Client of B",
+        short_name="B-client",
+        location="local",
+        country="IN",
+        currency="INR",
+        payment_terms="net",
+        payment_days=30,
+    )
+    session_b.add(client_b)
+    session_b.flush()
+    session_b.add(
+        PayLink(
+            id=link_id,
+            kind="client",
+            client_id=client_b.id,
+            nonce="nonce-of-b",
+            expires_at=datetime.now(UTC) + timedelta(days=60),
+        )
+    )
+    session_b.commit()
+    session_b.close()
     public = [r for r in app.url_map.iter_rules() if r.rule.startswith("/pay/")]
     assert {r.endpoint for r in public} >= {"pay_page.page", "pay_page.invoice_pdf"}
     app.config["WTF_CSRF_ENABLED"] = False
@@ -531,7 +556,8 @@ def test_the_public_pay_routes_show_nothing_to_a_forged_or_crossed_token(
                     url = adapter.build(rule.endpoint, values, method=method)
                     response = client.open(url, method=method, data={"currency": "INR"})
                     assert response.status_code == 404, f"{method} {url} answered {response}"
-                    assert "Tenant A" not in response.text and "Tenant B" not in response.text
+                    for name in ("Tenant A", "Tenant B", "Client of A", "Client of B"):
+                        assert name not in response.text
     finally:
         app.config["WTF_CSRF_ENABLED"] = True
 
