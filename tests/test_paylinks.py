@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from app.message_templates import facts
 from app.message_templates.defaults import default_template
 from app.message_templates.rendering import message_context, render_for_channel
+from app.outbox.secret_links import redact_secret_paths
 from app.paylinks import checkout, services, statement
 from app.paylinks.models import PayLink
 from app.settings.services import workspace_settings
@@ -401,3 +402,12 @@ def test_settings_check_the_link_lifetime(app, client, workspace, login):
     settings = services.pay_page_settings(session)
     assert (settings.link_days, settings.allow_partial_payment) == (30, True)
     assert workspace_settings(session, tenant.id).upi_vpa == UPI
+
+
+def test_the_logs_hide_the_token_of_a_pay_link(app, workspace):
+    tenant, _, session, _, first, _ = workspace
+    path = _path(app, tenant, _invoice_link(app, session, first))
+    token = path.removeprefix("/pay/")
+    line = f'"GET {path}/invoices/{first.id}.pdf HTTP/1.1" 200 (referrer {path})'
+    hidden = redact_secret_paths(line)
+    assert token not in hidden and f"/pay/[hidden]/invoices/{first.id}.pdf" in hidden

@@ -25,7 +25,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.collections.models import CollectionNotice
+from app.collections.models import CollectionNotice, CollectionNoticeInvoice
 from app.invoicing.models import Invoice
 from app.paylinks.models import PayLink, PayPageSettings
 from tenants.binding import bind_tenant, bound_tenant_id
@@ -146,8 +146,9 @@ def _new(session: Session, kind: str, client_id: int, user_id: int | None, **tar
 
 
 def shown_links(session: Session, invoice: Invoice) -> list[PayLink]:
-    """The invoice's own links and its client's, newest first, that have not expired: what the
-    invoice page shows (with Revoke) so that a leaked link can be shut."""
+    """The links of the invoice, of the notices that name it and of its client, newest first,
+    that have not expired: what the invoice page shows (with Revoke) so that a leaked link can
+    be shut."""
     now = datetime.now(UTC)
     return list(
         session.scalars(
@@ -155,7 +156,13 @@ def shown_links(session: Session, invoice: Invoice) -> list[PayLink]:
             .where(
                 PayLink.client_id == invoice.client_id,
                 PayLink.expires_at > now,
-                (PayLink.invoice_id == invoice.id) | (PayLink.kind == "client"),
+                (PayLink.invoice_id == invoice.id)
+                | (PayLink.kind == "client")
+                | PayLink.notice_id.in_(
+                    select(CollectionNoticeInvoice.notice_id).where(
+                        CollectionNoticeInvoice.invoice_id == invoice.id
+                    )
+                ),
             )
             .order_by(PayLink.id.desc())
         )
