@@ -15,6 +15,9 @@ import pytest
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import func, select
 
+from app.collections.cases.interest_claims import interest_owed
+from app.core.clock import tenant_today
+from app.core.money import format_money
 from app.message_templates import facts
 from app.message_templates.defaults import default_template
 from app.message_templates.rendering import message_context, render_for_channel
@@ -259,7 +262,7 @@ def gateway(monkeypatch):
     started = []
 
     def options(session, *, currency):
-        return [checkout.PayOption("razorpay", "Pay online", ("INR",))]
+        return [checkout.PayOption("razorpay", "Pay online")]
 
     def start(session, **asked):
         started.append(asked)
@@ -357,6 +360,8 @@ def test_a_notice_message_carries_the_notice_s_link(app, client, workspace, make
     assert url == again
     link = session.scalars(select(PayLink).where(PayLink.kind == "notice")).one()
     assert link.notice_id == notice.id
+    # Shown (with Revoke) on the page of each invoice the notice names.
+    assert link in services.shown_links(session, second)
     page = html.unescape(client.get(url.split("localhost", 1)[-1].split("5000", 1)[-1]).text)
     assert first.number in page and second.number in page and "₹3,500.00 due" in page
 
@@ -411,3 +416,27 @@ def test_the_logs_hide_the_token_of_a_pay_link(app, workspace):
     line = f'"GET {path}/invoices/{first.id}.pdf HTTP/1.1" 200 (referrer {path})'
     hidden = redact_secret_paths(line)
     assert token not in hidden and f"/pay/[hidden]/invoices/{first.id}.pdf" in hidden
+
+
+def test_late_payment_interest_is_shown_and_asked_for_where_the_terms_charge_it(
+    app, client, workspace, make_client, make_invoice
+):
+    tenant, _, session, _, _, _ = workspace
+    with app.app_context():
+        late = make_client(session, late_interest_mode="simple", late_interest_rate=Decimal(18))
+        invoice = make_invoice(
+            session,
+            tenant,
+            late,
+            ("10000.00",),
+            issued_on=date(2026, 6, 1),
+            due_on=date(2026, 7, 1),
+        )
+    session.commit()
+    expected = interest_owed(session, [invoice], tenant_today(session))[invoice.id].amount
+    assert expected > 0
+    link = _invoice_link(app, session, invoice)
+    page = html.unescape(client.get(_path(app, tenant, link)).text)
+    interest = format_money(expected, "INR", "IN")
+    assert f"+ late-payment interest {interest}" in page
+    assert f"am={Decimal('10000.00') + expected:.2f}" in page

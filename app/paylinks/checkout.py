@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 class PayOption:
     provider: str  # the connector's key, as in /pay/<token>/checkout/<provider>
     label: str  # the button's words: "Pay by card, UPI or netbanking"
-    currencies: tuple[str, ...]  # what the connected account accepts
 
 
 class CheckoutUnavailable(Exception):
