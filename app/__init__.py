@@ -97,6 +97,8 @@ def register_blueprints(app: Flask) -> None:
     from app.messaging.whatsapp_views import blueprint as whatsapp_hooks
     from app.notifications.views import blueprint as notifications
     from app.ops.views import blueprint as ops
+    from app.paylinks.views import blueprint as paylinks
+    from app.paylinks.views import pay_page
     from app.payments.opening.views import blueprint as opening_balances
     from app.payments.views import blueprint as payments
     from app.projects.views import blueprint as projects
@@ -136,6 +138,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(campaigns)
     for blueprint in (aging, collections, notices, collection_cases, collector_work):
         app.register_blueprint(blueprint)
+    app.register_blueprint(paylinks)
+    app.register_blueprint(pay_page)
 
 
 def register_area_hooks(app: Flask) -> None:
@@ -149,6 +153,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.message_templates import hooks as message_templates_hooks
     from app.messaging import hooks as messaging_hooks
     from app.notifications import hooks as notifications_hooks
+    from app.paylinks import hooks as paylinks_hooks
     from app.payments import hooks as payments_hooks
     from app.projects import hooks as projects_hooks
 
@@ -162,6 +167,7 @@ def register_area_hooks(app: Flask) -> None:
         campaigns_hooks,
         collections_hooks,
         notifications_hooks,
+        paylinks_hooks,
     ):
         hooks.init_app(app)
 

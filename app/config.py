@@ -154,6 +154,9 @@ def from_environment() -> dict:
         "LOGIN_RATE_LIMIT": _rate_limit("LOGIN_RATE_LIMIT", "10 per minute"),
         "LOGIN_ADDRESS_RATE_LIMIT": _rate_limit("LOGIN_ADDRESS_RATE_LIMIT", "20 per 10 minutes"),
         "LOGIN_ACCOUNT_RATE_LIMIT": _rate_limit("LOGIN_ACCOUNT_RATE_LIMIT", "20 per 10 minutes"),
+        # The public pay page, per address: a payer reloads it a few times; a script walking
+        # guessed tokens (which fail their signature anyway) is slowed down.
+        "PAY_PAGE_RATE_LIMIT": _rate_limit("PAY_PAGE_RATE_LIMIT", "60 per minute"),
         # Argon2id's cost for password hashes (argon2-cffi's defaults, RFC 9106's low-memory
         # profile: 3 passes over 64 MiB in 4 lanes). A hash made at another cost is made again
         # at this one when its owner next logs in. The tests use the cheapest.

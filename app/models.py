@@ -37,6 +37,7 @@ from app.message_templates.models import MessageTemplate
 from app.messaging.models import WebhookEvent
 from app.notifications.models import Notification
 from app.outbox.models import OutboxMessage
+from app.paylinks.models import PayLink, PayPageSettings
 from app.payments.models import Payment, PaymentAllocation
 from app.payments.opening.models import OpeningBalanceImport, OpeningBalanceImportError
 from app.projects.models import Milestone, MilestoneTransition, Project
@@ -95,6 +96,8 @@ __all__ = [
     "PendingSignup",
     "OpeningBalanceImport",
     "OpeningBalanceImportError",
+    "PayLink",
+    "PayPageSettings",
     "Payment",
     "PaymentAllocation",
     "Tenant",

@@ -149,9 +149,16 @@ def test_html_part_escapes_what_names_contain_and_links_the_payment_link():
     assert rendered.text.startswith("Dear <script>x</script>,")
 
 
-def test_context_has_indian_amounts_dates_and_the_upi_link(books):
+def in_app(app, make, *args):
+    """`make(*args)` as a request or a job runs it: a message's pay link is signed with the
+    app's secret."""
+    with app.app_context():
+        return make(*args)
+
+
+def test_context_has_indian_amounts_dates_and_the_upi_link(app, books):
     tenant, _, session, client, contact, invoice = books
-    context = message_context(session, tenant, client, contact, invoice, "notice_1")
+    context = in_app(app, message_context, session, tenant, client, contact, invoice, "notice_1")
     assert context["invoice"]["number"] == invoice.number
     assert context["invoice"]["total"] == "₹2,36,000.00"  # 2,00,000 + 18% GST
     assert context["amount_due"] == "₹2,36,000.00"
@@ -160,12 +167,13 @@ def test_context_has_indian_amounts_dates_and_the_upi_link(books):
     assert context["notice"]["name"] == "first reminder"
     assert context["payment_link"].startswith("upi://pay?pa=shree@okhdfc&")
     assert "am=236000.00" in context["payment_link"]
+    assert "/pay/" in context["pay_link"]  # the client's pay page (tests/test_paylinks.py)
     assert all(not hasattr(v, "_sa_instance_state") for v in context.values())
 
 
-def test_whatsapp_parameters_and_sms_variables_are_ready_for_the_providers(books):
+def test_whatsapp_parameters_and_sms_variables_are_ready_for_the_providers(app, books):
     tenant, _, session, client, contact, invoice = books
-    context = message_context(session, tenant, client, contact, invoice)
+    context = in_app(app, message_context, session, tenant, client, contact, invoice)
     whatsapp = defaults.default_template("whatsapp", "notice_1")
     rendered = render_for_channel(whatsapp, context)
     assert rendered.payload() == {
@@ -173,7 +181,13 @@ def test_whatsapp_parameters_and_sms_variables_are_ready_for_the_providers(books
             "type": "template",
             "name": "duebook_notice_1",
             "language": "en",
-            "body_params": ["Asha", f"invoice {invoice.number}", "₹2,36,000.00", tenant.name],
+            "body_params": [
+                "Asha",
+                f"invoice {invoice.number}",
+                "₹2,36,000.00",
+                context["pay_link"],
+                tenant.name,
+            ],
         }
     }
     assert rendered.text.startswith(
@@ -193,11 +207,11 @@ def test_whatsapp_parameters_and_sms_variables_are_ready_for_the_providers(books
     assert "1 parameter line" in template_errors("whatsapp", None, mismatch)["body"]
 
 
-def test_defaults_are_created_once_and_each_renders(books):
+def test_defaults_are_created_once_and_each_renders(app, books):
     tenant, _, session, client, contact, invoice = books
     assert defaults.ensure_defaults(session) == 18
     assert defaults.ensure_defaults(session) == 0
-    context = message_context(session, tenant, client, contact, invoice, "notice_2")
+    context = in_app(app, message_context, session, tenant, client, contact, invoice, "notice_2")
     for template in services.list_templates(session):
         assert template_errors(template.channel, template.subject, template.body) == {}
         assert render_for_channel(template, context).text
@@ -308,16 +322,18 @@ def test_sync_approval_state_asks_a_worker(books, client, login, redis):
 
 
 def _notice_context(session, tenant, client, contact, invoice, numbers, total, interest):
-    context = message_context(session, tenant, client, contact, invoice, "notice_2")
+    context = message_context(session, tenant, client, contact, invoice, "notice_2", preview=True)
     context["notice"] = notice_vars(
         tenant, "notice_2", "INR", numbers, Decimal(total), Decimal(interest)
     )
     return context
 
 
-def test_notice_variables_for_one_invoice_name_it_and_its_balance(books):
+def test_notice_variables_for_one_invoice_name_it_and_its_balance(app, books):
     tenant, _, session, client, contact, invoice = books
-    notice = message_context(session, tenant, client, contact, invoice, "notice_1")["notice"]
+    notice = in_app(app, message_context, session, tenant, client, contact, invoice, "notice_1")[
+        "notice"
+    ]
     assert notice == {
         "level": "notice_1",
         "name": "first reminder",
@@ -335,7 +351,7 @@ def test_notice_variables_for_one_invoice_name_it_and_its_balance(books):
         assert "1 invoices" not in text and "invoice_count" not in text
 
 
-def test_notice_variables_for_several_invoices_name_them_all_in_the_tenants_locale(books):
+def test_notice_variables_for_several_invoices_name_them_all_in_the_tenants_locale(app, books):
     tenant, _, session, client, contact, invoice = books
     numbers = [invoice.number, "INV/26-27/00009", "INV/26-27/00012"]
     context = _notice_context(
@@ -356,7 +372,7 @@ def test_notice_variables_for_several_invoices_name_them_all_in_the_tenants_loca
     # parameters keep their number and order whatever the count.
     whatsapp = render_for_channel(defaults.default_template("whatsapp", "notice_2"), context)
     params = whatsapp.whatsapp["body_params"]
-    assert params[1:3] == ["₹3,54,123.40", listed] and len(params) == 5
+    assert params[1:3] == ["₹3,54,123.40", listed] and len(params) == 6
     assert all("\n" not in p for p in params)
     assert f"₹3,54,123.40 on {listed} has been overdue since" in whatsapp.text
 

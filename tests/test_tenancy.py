@@ -84,6 +84,7 @@ RECORD_ARGS = (
     "activity_id",
     "attachment_id",
     "bank_rate_id",
+    "pay_link_id",
 )
 
 
@@ -262,8 +263,24 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     records["tenant_template_id"], records["item_id"] = _tenant_template_of(session)
     records.update(_messaging_records_of(session, tenant, owner, client.id, contact.id))
     records.update(_collections_records_of(session, owner, client.id, records["invoice_id"]))
+    records["pay_link_id"] = _pay_link_of(session, client.id)
     session.close()
     return records
+
+
+def _pay_link_of(session, client_id) -> int:
+    """A's "everything the client owes" link."""
+    from app.paylinks.models import PayLink
+
+    link = PayLink(
+        kind="client",
+        client_id=client_id,
+        nonce="nonce-of-a",
+        expires_at=datetime.now(UTC) + timedelta(days=60),
+    )
+    session.add(link)
+    session.commit()
+    return link.id
 
 
 def _messaging_records_of(session, tenant, owner, client_id, contact_id) -> dict:
@@ -472,10 +489,77 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     assert session.get(TenantTemplateItem, a["item_id"]).name == "Item of A"
     assert session.get(TenantTemplate, a["tenant_template_id"]).deleted_at is None  # not archived
     session.close()
+    from app.paylinks.models import PayLink
+
+    assert session.get(PayLink, a["pay_link_id"]).revoked_at is None
     member = db_session.get(Membership, a["membership_id"], populate_existing=True)
     assert (member.role, member.active) == ("finance", True)
     invitation = db_session.get(Invitation, a["invitation_id"], populate_existing=True)
     assert invitation.revoked_at is None
+
+
+def test_the_public_pay_routes_show_nothing_to_a_forged_or_crossed_token(
+    app, client, db_session, tenant_a_records, make_tenant
+):
+    """The pay page's routes carry no workspace in the URL: the signed token is the key. Every
+    one of them, for a forged token and for a genuinely signed one naming another workspace
+    with A's link id and nonce, answers 404 and names neither workspace."""
+    from types import SimpleNamespace
+
+    from app.paylinks.models import PayLink
+    from app.paylinks.services import make_token
+
+    a = tenant_a_records
+    tenant_b = make_tenant(name="Tenant B")
+    session_a = tenant_session(db_session, a["tenant"])
+    link = session_a.get(PayLink, a["pay_link_id"])
+    with app.app_context():
+        crossed = make_token(tenant_b.id, SimpleNamespace(id=link.id, nonce=link.nonce))
+    link_id = link.id
+    session_a.close()
+    # B has a link of the same id (each schema numbers its own): only the nonce tells them apart.
+    session_b = tenant_session(db_session, tenant_b)
+    client_b = Client(
+        full_name="Client of B",
+        short_name="B-client",
+        location="local",
+        country="IN",
+        currency="INR",
+        payment_terms="net",
+        payment_days=30,
+    )
+    session_b.add(client_b)
+    session_b.flush()
+    session_b.add(
+        PayLink(
+            id=link_id,
+            kind="client",
+            client_id=client_b.id,
+            nonce="nonce-of-b",
+            expires_at=datetime.now(UTC) + timedelta(days=60),
+        )
+    )
+    session_b.commit()
+    session_b.close()
+    public = [r for r in app.url_map.iter_rules() if r.rule.startswith("/pay/")]
+    assert {r.endpoint for r in public} >= {"pay_page.page", "pay_page.invoice_pdf"}
+    app.config["WTF_CSRF_ENABLED"] = False
+    adapter = app.url_map.bind("localhost")
+    try:
+        for token in ("forged-token", crossed):
+            for rule in public:
+                values = {
+                    arg: token if arg == "token" else a.get(arg, NON_RECORD_ARGS.get(arg))
+                    for arg in rule.arguments
+                }
+                for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                    url = adapter.build(rule.endpoint, values, method=method)
+                    response = client.open(url, method=method, data={"currency": "INR"})
+                    assert response.status_code == 404, f"{method} {url} answered {response}"
+                    for name in ("Tenant A", "Tenant B", "Client of A", "Client of B"):
+                        assert name not in response.text
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = True
 
 
 def test_unknown_tenant_and_non_member_look_the_same(client, make_tenant, make_user, login):

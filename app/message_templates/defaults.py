@@ -6,7 +6,8 @@ with {{1}}, {{2}} ..., a `---` line, then the expression of each placeholder, on
 texts are short enough for two segments and need the tenant's DLT template id before an Indian
 gateway will deliver them. The notice texts read right for one invoice and for several: they
 speak of `notice.total` and name the invoices through `notice.invoice_count` and
-`notice.invoice_numbers`.
+`notice.invoice_numbers`. The invoice and notice texts carry `pay_link`, the client's pay page
+(one live link per invoice or notice, reused by every message about it).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ EMAIL = {
         "Dear {{ contact.first_name }},\n\n"
         "Please find our invoice {{ invoice.number }} dated {{ invoice.date }} for "
         "{{ invoice.total }}, payable by {{ invoice.due_date }}.\n\n"
+        "{% if pay_link %}See and pay it online: {{ pay_link }}\n\n{% endif %}"
         "{% if payment_link %}You can pay by UPI using this link: {{ payment_link }}\n\n{% endif %}"
         "Kindly quote the invoice number with your payment. Do write to us if anything in the "
         "invoice needs a correction.\n\nThank you for your business.\n\n" + SIGN_OFF,
@@ -64,6 +66,7 @@ EMAIL = {
         "Dear {{ contact.first_name }},\n\n"
         "This is a gentle reminder that " + WHICH_WAS_DUE + ". Our records show "
         "{{ notice.total }} as outstanding" + INCLUDING + ".\n\n"
+        "{% if pay_link %}See and pay online: {{ pay_link }}\n\n{% endif %}"
         "{% if payment_link %}You can pay by UPI using this link: {{ payment_link }}\n\n{% endif %}"
         "If you have already made the payment, please share the UTR or cheque details so that we "
         "can update our books, and kindly ignore this reminder.\n\n" + SIGN_OFF,
@@ -80,6 +83,7 @@ EMAIL = {
         + ".\n\n"
         "We request you to arrange the payment within the next 7 days. If there is any issue "
         "with the invoices, please let us know at the earliest so that we can resolve it.\n\n"
+        "{% if pay_link %}See and pay online: {{ pay_link }}\n\n{% endif %}"
         "{% if payment_link %}UPI payment link: {{ payment_link }}\n\n{% endif %}" + SIGN_OFF,
     ),
     "notice_final": (
@@ -95,6 +99,7 @@ EMAIL = {
         "This is our final notice. Please clear the outstanding amount within 7 days of this "
         "e-mail. If we do not receive the payment or hear from you by then, we will have to put "
         "further supplies on hold and take the matter forward as per our terms.\n\n"
+        "{% if pay_link %}See and pay online: {{ pay_link }}\n\n{% endif %}"
         "{% if payment_link %}UPI payment link: {{ payment_link }}\n\n{% endif %}" + SIGN_OFF,
     ),
     "notice_legal": (
@@ -110,6 +115,7 @@ EMAIL = {
         "Unless the full amount is paid within 15 days of this notice, we will initiate legal "
         "proceedings for its recovery, together with interest and costs, without any further "
         "reference to you.\n\n"
+        "{% if pay_link %}See and pay online: {{ pay_link }}\n\n{% endif %}"
         "If the payment has been made, please send us the proof of payment immediately.\n\n"
         + SIGN_OFF,
     ),
@@ -127,40 +133,42 @@ EMAIL = {
 WHATSAPP = {
     "invoice": (
         "Dear {{1}}, invoice {{2}} for {{3}} from {{4}} is payable by {{5}}. "
-        "Thank you for your business.",
+        "See and pay it here: {{6}} Thank you for your business.",
         [
             "contact.first_name",
             "invoice.number",
             "invoice.total",
             "tenant.name",
             "invoice.due_date",
+            "pay_link",
         ],
     ),
     "notice_1": (
         "Dear {{1}}, a gentle reminder that {{2}} for a total of {{3}} is past due. "
-        "If already paid, kindly share the UTR. - {{4}}",
-        ["contact.first_name", WHICH_EXPRESSION, "notice.total", "tenant.name"],
+        "Pay here: {{4}} If already paid, kindly share the UTR. - {{5}}",
+        ["contact.first_name", WHICH_EXPRESSION, "notice.total", "pay_link", "tenant.name"],
     ),
     "notice_2": (
         "Dear {{1}}, {{2}} on {{3}} has been overdue since {{4}}. "
-        "Please arrange the payment within 7 days. - {{5}}",
+        "Please arrange the payment within 7 days: {{5}} - {{6}}",
         [
             "contact.first_name",
             "notice.total",
             WHICH_EXPRESSION,
             "invoice.due_date",
+            "pay_link",
             "tenant.name",
         ],
     ),
     "notice_final": (
         "Final notice: {{1}} remains unpaid on {{2}}. Please pay within "
-        "7 days to avoid supplies being put on hold. - {{3}}",
-        ["notice.total", WHICH_EXPRESSION, "tenant.name"],
+        "7 days to avoid supplies being put on hold: {{3}} - {{4}}",
+        ["notice.total", WHICH_EXPRESSION, "pay_link", "tenant.name"],
     ),
     "notice_legal": (
         "Notice: {{1}} on {{2}} has been overdue since {{3}}. Unless paid within 15 days we will "
-        "initiate legal proceedings for recovery. - {{4}}",
-        ["notice.total", WHICH_EXPRESSION, "invoice.due_date", "tenant.name"],
+        "initiate legal proceedings for recovery. Pay here: {{4}} - {{5}}",
+        ["notice.total", WHICH_EXPRESSION, "invoice.due_date", "pay_link", "tenant.name"],
     ),
     "receipt": (
         "Dear {{1}}, thank you. We have received your payment against invoice {{2}}. - {{3}}",

@@ -1,11 +1,12 @@
 """Message templates rendered in Jinja2's sandbox, from plain dicts only.
 
-A template sees `tenant`, `client`, `contact`, `invoice`, `notice`, `payment_link`, `amount_due`
-and `due_date`: strings and small dicts built by `message_context`, never a model, so nothing
-a template writes can reach the database or Python internals (the sandbox refuses `_`
-attributes and unsafe calls; the immutable sandbox refuses changing the dicts). Undefined
-variables are errors (`StrictUndefined`), and `template_errors` finds misspelt names before a
-template is saved, naming them the way a user wrote them ("unknown variable contact.nmae").
+A template sees `tenant`, `client`, `contact`, `invoice`, `notice`, `payment_link` (the UPI
+link), `pay_link` (the client's pay page), `amount_due` and `due_date`: strings and small dicts
+built by `message_context`, never a model, so nothing a template writes can reach the database
+or Python internals (the sandbox refuses `_` attributes and unsafe calls; the immutable sandbox
+refuses changing the dicts). Undefined variables are errors (`StrictUndefined`), and
+`template_errors` finds misspelt names before a template is saved, naming them the way a user
+wrote them ("unknown variable contact.nmae").
 
 Channels:
 - e-mail: a subject and a plain-text body. The text part is the rendered body; the HTML part
@@ -41,7 +42,7 @@ from app.core.money import format_money
 from app.invoicing.balance import outstanding
 from app.invoicing.models import Invoice
 from app.invoicing.pdf import shows_upi_qr, upi_link
-from app.message_templates.facts import late_interest
+from app.message_templates.facts import late_interest, pay_link
 from app.message_templates.sandbox import (
     TOO_BIG,
     LimitedSandbox,
@@ -74,11 +75,16 @@ VARIABLES: dict[str, tuple[str, ...] | None] = {
     # sent from the invoice page) they describe that invoice.
     "notice": ("level", "name", "total", "invoice_count", "invoice_numbers", "interest"),
     "payment_link": None,
+    # The client's pay page for this invoice, or for the notice's invoices
+    # (app.paylinks, through the port facts.pay_link).
+    "pay_link": None,
     "amount_due": None,
     "due_date": None,
 }
 # Variables that only make sense with an invoice; campaigns have none.
-INVOICE_VARIABLES = ("invoice", "notice", "payment_link", "amount_due", "due_date")
+INVOICE_VARIABLES = ("invoice", "notice", "payment_link", "pay_link", "amount_due", "due_date")
+# A preview shows where the pay link goes; the link itself is made when a message is written.
+PAY_LINK_PREVIEW = "https://duebook.example/pay/(the client's own link)"
 SAMPLE_CONTEXT = {
     "tenant": {
         "name": "Sample Traders",
@@ -110,6 +116,7 @@ SAMPLE_CONTEXT = {
         "interest": "₹1,240.00",
     },
     "payment_link": "upi://pay?pa=sample@upi",
+    "pay_link": PAY_LINK_PREVIEW,
     "amount_due": "₹2,36,000.00",
     "due_date": "15 Nov 2026",
 }
@@ -469,12 +476,20 @@ def notice_vars(
 
 
 def message_context(
-    session: Session, tenant, client, contact, invoice=None, notice_level: str | None = None
+    session: Session,
+    tenant,
+    client,
+    contact,
+    invoice=None,
+    notice_level: str | None = None,
+    *,
+    preview: bool = False,
 ) -> dict:
     """The variables of a message to `contact` of `client`, about `invoice` if any: plain
     strings and dicts, money in the tenant's locale (Indian grouping for Indian tenants). The
     `notice` variables describe that one invoice; a notice of several replaces them with
-    `notice_vars` of all of its invoices."""
+    `notice_vars` of all of its invoices (and `pay_link` with the notice's). A `preview`
+    makes no pay link (it shows where one goes)."""
 
     workspace = workspace_settings(session, tenant.id)
     context = {
@@ -484,6 +499,7 @@ def message_context(
         "invoice": _empty_invoice(),
         "notice": notice_vars(tenant, notice_level, None, []),
         "payment_link": "",
+        "pay_link": "",
         "amount_due": "",
         "due_date": "",
     }
@@ -517,6 +533,10 @@ def message_context(
         )
         if shows_upi_qr(tenant, workspace, invoice, balance):
             context["payment_link"] = upi_link(tenant, workspace, invoice, balance)
+        if issued and balance > 0:  # a receipt for a settled invoice needs no link
+            context["pay_link"] = (
+                PAY_LINK_PREVIEW if preview else pay_link(session, invoice_id=invoice.id)
+            )
     return context
 
 

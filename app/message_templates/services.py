@@ -221,7 +221,13 @@ def preview(session: Session, tenant, raw: Mapping, template=None) -> Preview:
         )
         draft.body = values["body"]
         context = message_context(
-            session, tenant, client, contact, invoice, _notice_level(values["purpose"])
+            session,
+            tenant,
+            client,
+            contact,
+            invoice,
+            _notice_level(values["purpose"]),
+            preview=True,
         )
         if invoice is not None and _notice_level(values["purpose"]):
             context["notice"] = (

@@ -20,11 +20,12 @@ SECRET_LINK = "[[one-time-link]]"
 HIDDEN_LINK = "(link hidden: only the recipient can see it)"
 
 # Paths whose last part is a secret: invitation, reset and sign-up links, unsubscribe links,
-# and the secret parts of webhook addresses; also percent-encoded, as in a log-in page's
+# pay links (/pay/<token>/...: the token opens what a client owes), and the secret parts of
+# webhook addresses; also percent-encoded, as in a log-in page's
 # ?next=%2Finvitations%2F<token>.
 _SLASH = r"(?:/|%2[Ff])"
 _SECRET_PATH = re.compile(
-    rf"({_SLASH}(?:invitations|password{_SLASH}reset|signup{_SLASH}confirm|u|hooks{_SLASH}msg91"
+    rf"({_SLASH}(?:invitations|password{_SLASH}reset|signup{_SLASH}confirm|u|pay|hooks{_SLASH}msg91"
     rf"|hooks{_SLASH}email{_SLASH}bounces){_SLASH})[^/?#&%\s\"']+"
 )
 

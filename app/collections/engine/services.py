@@ -286,8 +286,15 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
     def money(amount) -> str:
         return format_money(amount, currency, tenant.country or "IN")
 
+    # A test to oneself: it shows where the client's pay link goes without making one.
     context = message_context(
-        session, tenant, client, contact, owing[0].invoice, notice_level=level.template_purpose
+        session,
+        tenant,
+        client,
+        contact,
+        owing[0].invoice,
+        notice_level=level.template_purpose,
+        preview=True,
     )
     context["notice"] = notice_vars(
         tenant,

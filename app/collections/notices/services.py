@@ -82,6 +82,7 @@ from app.core.signals import DeletionBlocker
 from app.core.storage import save_in_transaction, tenant_key
 from app.core.transaction_hooks import on_commit, on_rollback
 from app.invoicing.models import Invoice, InvoiceLine
+from app.message_templates.facts import pay_link
 from app.message_templates.rendering import (
     TemplateProblem,
     email_html,
@@ -849,6 +850,7 @@ def _compose_notice(
     workspace = workspace_settings(session, tenant.id)
     link = payment_link(tenant, workspace, notice, lines, sums["total"])
     context["payment_link"] = link or ""
+    context["pay_link"] = pay_link(session, notice_id=notice.id)
     template = template_for(session, channel, purpose, contact.preferred_language or "en")
     try:
         rendered = render_for_channel(template, context)

@@ -1,0 +1,153 @@
+"""What a pay link's page asks for, read from the books at the moment it is asked: the
+invoices the link is for, what each still owes, its late-payment interest by the client's
+terms (as the notices demand it), totals per currency, and the UPI request for a total.
+
+A payment made through the page is split over the invoices oldest due first, each taking what
+it owes with its interest before the next gets anything (`split_over_invoices`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from types import SimpleNamespace
+
+import segno
+from sqlalchemy.orm import Session
+
+from app.clients.models import Client
+from app.collections.cases.interest_claims import interest_owed
+from app.collections.models import CollectionNotice
+from app.collections.notices.statement import notice_invoices
+from app.core.money import to_money
+from app.invoicing.balance import PAYABLE_STATUSES, open_invoices, outstanding
+from app.invoicing.models import Invoice
+from app.invoicing.pdf import shows_upi_qr, upi_link
+from app.paylinks.models import PayLink
+from app.settings.models import WorkspaceSettings
+
+ZERO = Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class OwedInvoice:
+    invoice: Invoice
+    outstanding: Decimal
+    interest: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.outstanding + self.interest
+
+
+@dataclass
+class CurrencyDue:
+    """The invoices of one currency and what they ask in all (currencies are never added)."""
+
+    currency: str
+    lines: list[OwedInvoice] = field(default_factory=list)
+
+    @property
+    def outstanding(self) -> Decimal:
+        return sum((line.outstanding for line in self.lines), ZERO)
+
+    @property
+    def interest(self) -> Decimal:
+        return sum((line.interest for line in self.lines), ZERO)
+
+    @property
+    def total(self) -> Decimal:
+        return self.outstanding + self.interest
+
+
+@dataclass(frozen=True)
+class Owed:
+    client: Client
+    # Every invoice the link is for, owing or not (a paid one is listed as paid).
+    invoices: list[Invoice]
+    due: list[CurrencyDue]
+
+    @property
+    def nothing_owed(self) -> bool:
+        return not self.due
+
+    def in_currency(self, currency: str) -> CurrencyDue | None:
+        return next((group for group in self.due if group.currency == currency), None)
+
+    def owes_on(self, invoice_id: int) -> bool:
+        return any(line.invoice.id == invoice_id for group in self.due for line in group.lines)
+
+
+def link_invoices(session: Session, link: PayLink) -> list[Invoice]:
+    """The invoices a link is for: its invoice, its notice's, or the client's open ones."""
+    if link.kind == "invoice":
+        invoice = session.get(Invoice, link.invoice_id)
+        return [invoice] if invoice is not None else []
+    if link.kind == "notice":
+        notice = session.get(CollectionNotice, link.notice_id)
+        return notice_invoices(session, notice) if notice is not None else []
+    return [each.invoice for each in open_invoices(session, link.client_id)]
+
+
+def what_is_owed(session: Session, link: PayLink, as_of: date) -> Owed:
+    invoices = link_invoices(session, link)
+    payable = [i for i in invoices if i.status in PAYABLE_STATUSES]
+    owing = [(i, outstanding(session, i)) for i in payable]
+    owing = [(i, owed) for i, owed in owing if owed > 0]
+    interest = interest_owed(session, [i for i, _ in owing], as_of)
+    groups: dict[str, CurrencyDue] = {}
+    for invoice, owed in sorted(owing, key=lambda pair: (pair[0].due_date or date.max, pair[0].id)):
+        charged = to_money(interest[invoice.id].amount) if invoice.id in interest else ZERO
+        groups.setdefault(invoice.currency, CurrencyDue(invoice.currency)).lines.append(
+            OwedInvoice(invoice, owed, charged)
+        )
+    return Owed(session.get(Client, link.client_id), invoices, list(groups.values()))
+
+
+def split_over_invoices(group: CurrencyDue, amount: Decimal) -> dict[int, Decimal]:
+    """`amount` over the group's invoices, oldest due first, each up to what it asks."""
+    left = to_money(amount)
+    parts: dict[int, Decimal] = {}
+    for line in group.lines:
+        part = min(left, line.total)
+        if part > 0:
+            parts[line.invoice.id] = part
+            left -= part
+    return parts
+
+
+def upi_request(
+    tenant, workspace: WorkspaceSettings, link: PayLink, group: CurrencyDue, amount: Decimal
+) -> str | None:
+    """The UPI deep link for `amount` of this group (Indian workspaces with a UPI id, INR): for
+    one invoice its own number as the reference, for several the notice's or the client's."""
+    if not group.lines or amount <= 0:
+        return None
+    first = group.lines[0].invoice
+    if not shows_upi_qr(tenant, workspace, first, amount):
+        return None
+    if len(group.lines) == 1:
+        reference = first
+    elif link.kind == "notice":
+        reference = SimpleNamespace(number=f"NOTICE-{link.notice_id}")
+    else:
+        reference = SimpleNamespace(number=f"CLIENT-{link.client_id}")
+    return upi_link(tenant, workspace, reference, amount)
+
+
+def qr_svg(data: str) -> str:
+    """The QR code as a `data:` URL of an SVG (sharp at any size on a phone's screen)."""
+    return segno.make(data, error="m", micro=False).svg_data_uri(scale=1, border=2)
+
+
+def own_invoice(session: Session, link: PayLink, invoice_id: int) -> Invoice | None:
+    """The invoice `invoice_id` if the link is for it and it is issued (its PDF may then be
+    downloaded through the link), else None: a link opens its own invoices and nothing else."""
+    return next(
+        (
+            invoice
+            for invoice in link_invoices(session, link)
+            if invoice.id == invoice_id and invoice.status in PAYABLE_STATUSES
+        ),
+        None,
+    )
