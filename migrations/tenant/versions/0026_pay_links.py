@@ -4,7 +4,7 @@ settings (part payments allowed, how long a new link works)."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0027"
+revision = "0026"
 down_revision = "0025"
 branch_labels = None
 depends_on = None
