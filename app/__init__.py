@@ -84,6 +84,7 @@ def register_blueprints(app: Flask) -> None:
     from app.collections.notices.views import blueprint as notices
     from app.collections.work.views import blueprint as collector_work
     from app.dashboard.views import blueprint as dashboard
+    from app.gateways.views import blueprint as gateway_hooks
     from app.health.views import blueprint as health
     from app.integrations.views import blueprint as integrations
     from app.invoicing.pdf_views import blueprint as invoice_pdfs
@@ -131,6 +132,7 @@ def register_blueprints(app: Flask) -> None:
     ):
         app.register_blueprint(blueprint)
     app.register_blueprint(sms_hooks)
+    app.register_blueprint(gateway_hooks)
     app.register_blueprint(integrations)
     app.register_blueprint(email_links)
     app.register_blueprint(campaigns)

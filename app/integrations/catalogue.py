@@ -91,7 +91,13 @@ ENTRIES = (
     Entry("quickbooks", "accounting", "QuickBooks", "Invoices and payments synced to QuickBooks."),
     Entry("tally", "accounting", "Tally", "Vouchers exported to Tally."),
     Entry("zoho_books", "accounting", "Zoho Books", "Invoices and payments synced to Zoho Books."),
-    Entry("razorpay", "payments", "Razorpay", "Payment links and UPI collections."),
+    Entry(
+        "razorpay",
+        "payments",
+        "Razorpay",
+        "Payment links and UPI collections.",
+        "app.integrations.connectors.razorpay:RazorpayConnector",
+    ),
     Entry("stripe", "payments", "Stripe", "Card payments and payment links."),
     Entry(
         "facebook_lead_ads",
