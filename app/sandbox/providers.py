@@ -16,6 +16,7 @@ from app.integrations.models import IntegrationConnection, ProviderAccount
 from app.message_templates import defaults
 from app.message_templates.models import MessageTemplate
 from app.sandbox.standins.msg91 import DEFAULT_AUTHKEY
+from app.sandbox.standins.razorpay import DEFAULT_KEY_ID, DEFAULT_KEY_SECRET, DEFAULT_WEBHOOK_SECRET
 from app.sandbox.standins.whatsapp import (
     DEFAULT_DISPLAY_NUMBER,
     DEFAULT_PHONE_NUMBER_ID,
@@ -25,6 +26,8 @@ from app.sandbox.standins.whatsapp import (
 
 # The secret path of the demo workspace's MSG91 delivery-report URL.
 MSG91_REPORT_TOKEN = "sandbox-msg91-delivery-reports01"  # the shape of a generated token
+# The secret path of the demo workspace's Razorpay webhook URL.
+RAZORPAY_WEBHOOK_TOKEN = "sandbox-razorpay-webhook-token01"
 # Purposes whose WhatsApp template carries the invoice PDF as its document header.
 WITH_DOCUMENT = ("invoice", "notice_1", "notice_2", "notice_final", "notice_legal")
 _EXPRESSION = re.compile(r"{{\s*(.+?)\s*}}")
@@ -65,12 +68,17 @@ def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
         ("whatsapp", "WHATSAPP_API_BASE", whatsapp),
         ("msg91", "MSG91_API_BASE", msg91),
         ("twilio", "TWILIO_API_BASE", []),
+        (
+            "razorpay",
+            "RAZORPAY_API_BASE",
+            ["--webhook-url", f"{web_url}/hooks/razorpay/{RAZORPAY_WEBHOOK_TOKEN}"],
+        ),
     ]
 
 
 def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
-    """Connect the demo workspace to the sandbox WhatsApp number and MSG91 account, and give
-    its default SMS templates the ids the stand-in knows. Idempotent."""
+    """Connect the demo workspace to the sandbox WhatsApp number, MSG91 account and Razorpay
+    account, and give its default SMS templates the ids the stand-in knows. Idempotent."""
 
     connections = {
         "whatsapp_cloud": (
@@ -90,6 +98,11 @@ def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
             },
             {"authkey": DEFAULT_AUTHKEY},
             [MSG91_REPORT_TOKEN],
+        ),
+        "razorpay": (
+            {"key_id": DEFAULT_KEY_ID, "webhook_token": RAZORPAY_WEBHOOK_TOKEN},
+            {"key_secret": DEFAULT_KEY_SECRET, "webhook_secret": DEFAULT_WEBHOOK_SECRET},
+            [RAZORPAY_WEBHOOK_TOKEN],
         ),
     }
     for provider, (settings, secrets, account_keys) in connections.items():

@@ -1,21 +1,29 @@
-"""Local stand-ins for the messaging providers (WhatsApp Cloud API, MSG91, Twilio).
+"""Local stand-ins for the messaging providers (WhatsApp Cloud API, MSG91, Twilio) and the
+payment gateway Razorpay.
 
 They follow each provider's published contract (see each module's docstring and
 the shared reference providers.md §1 and §7), bind 127.0.0.1 only, and serve tests, the
 `make run` sandbox (recorded messages for the inbox page) and benchmarks. Run one as a process
-with `python -m app.sandbox.standins <whatsapp|msg91|twilio> --port N ...`.
+with `python -m app.sandbox.standins <whatsapp|msg91|twilio|razorpay> --port N ...`.
 """
 
 from .base import StandinServer, parse_script
 from .msg91 import Msg91Standin
+from .razorpay import RazorpayStandin
 from .twilio import TwilioStandin, twilio_signature
 from .whatsapp import WhatsAppStandin, hub_signature, verify_webhook
 
-STANDINS = {"whatsapp": WhatsAppStandin, "msg91": Msg91Standin, "twilio": TwilioStandin}
+STANDINS = {
+    "whatsapp": WhatsAppStandin,
+    "msg91": Msg91Standin,
+    "twilio": TwilioStandin,
+    "razorpay": RazorpayStandin,
+}
 
 __all__ = [
     "STANDINS",
     "Msg91Standin",
+    "RazorpayStandin",
     "StandinServer",
     "TwilioStandin",
     "WhatsAppStandin",

@@ -4,6 +4,7 @@
         --webhook-url http://127.0.0.1:5000/hooks/whatsapp --template 'invoice_due=Hello {{1}}'
     python -m app.sandbox.standins msg91 --port 9102 --template 'tpl1=Dear ##name##, pay ##amount##'
     python -m app.sandbox.standins twilio --port 9103 --rate 100 --status-script none
+    python -m app.sandbox.standins razorpay --port 9104 --webhook-url http://127.0.0.1:5000/hooks/razorpay/TOKEN
 
 The first line on stdout is the base URL (for scripts); a description goes to stderr.
 """
@@ -17,6 +18,7 @@ import threading
 
 from . import STANDINS
 from .msg91 import DEFAULT_AUTHKEY
+from .razorpay import DEFAULT_KEY_ID, DEFAULT_KEY_SECRET, DEFAULT_WEBHOOK_SECRET
 from .twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 from .whatsapp import (
     DEFAULT_APP_SECRET,
@@ -76,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     twilio.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
     twilio.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
     twilio.add_argument("--idempotency-header", help="honour this request header (test aid)")
+
+    razorpay = sub.add_parser("razorpay", parents=[common], help="Razorpay Payment Links")
+    razorpay.add_argument("--key-id", default=DEFAULT_KEY_ID)
+    razorpay.add_argument("--key-secret", default=DEFAULT_KEY_SECRET)
+    razorpay.add_argument("--webhook-secret", default=DEFAULT_WEBHOOK_SECRET)
     return parser
 
 
@@ -128,6 +135,13 @@ def build(args: argparse.Namespace):
                 {"template_id": template_id, "content": content, "sender": args.sender}
             )
         return cls(authkey=args.authkey, templates=templates, **common)
+    if args.provider == "razorpay":
+        return cls(
+            key_id=args.key_id,
+            key_secret=args.key_secret,
+            webhook_secret=args.webhook_secret,
+            **common,
+        )
     return cls(
         account_sid=args.account_sid,
         auth_token=args.auth_token,
