@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
@@ -290,6 +290,31 @@ def record_webhook(
 
 
 # Applying events -------------------------------------------------------------------------------
+
+
+def workspaces_with_gateways(session: Session) -> list[int]:
+    """The workspaces whose gateway webhooks are routed here (a shared look-up)."""
+    return list(
+        session.scalars(
+            select(ProviderAccount.tenant_id)
+            .where(ProviderAccount.provider.in_(list(CURRENCIES)))
+            .distinct()
+        )
+    )
+
+
+def events_left(session: Session, older_than: timedelta = timedelta(minutes=2)) -> list[int]:
+    """Events of the bound workspace stored but never applied (Redis was down at receipt, a
+    worker died): the sweeper applies them."""
+    cutoff = datetime.now(UTC) - older_than
+    return list(
+        session.scalars(
+            select(GatewayEvent.id)
+            .where(GatewayEvent.status == "received", GatewayEvent.received_at < cutoff)
+            .order_by(GatewayEvent.id)
+            .limit(1000)
+        )
+    )
 
 
 def apply_event(session: Session, event_id: int) -> str:
