@@ -147,6 +147,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.campaigns import hooks as campaigns_hooks
     from app.clients import hooks as clients_hooks
     from app.collections import hooks as collections_hooks
+    from app.gateways import hooks as gateways_hooks
     from app.invoicing import hooks as invoicing_hooks
     from app.message_templates import hooks as message_templates_hooks
     from app.messaging import hooks as messaging_hooks
@@ -159,6 +160,7 @@ def register_area_hooks(app: Flask) -> None:
         invoicing_hooks,
         projects_hooks,
         payments_hooks,
+        gateways_hooks,
         message_templates_hooks,
         messaging_hooks,
         campaigns_hooks,

@@ -23,7 +23,7 @@ from app.invoicing.models import Invoice
 from app.payments import services as payments
 from app.payments.models import Payment
 from app.sandbox.standins.razorpay import RazorpayStandin, webhook_signature
-from tests.helpers import tenant_session
+from tests.helpers import csrf_token_from, tenant_session
 
 HOOK = "/hooks/razorpay"
 
@@ -73,8 +73,9 @@ def connect(app, db_session, tenant, standin) -> str:
 
 
 @pytest.fixture
-def shop(app, db_session, make_tenant, make_client, make_invoice, standin):
-    tenant = make_tenant(region="27")
+def shop(app, db_session, make_tenant, make_user, make_client, make_invoice, standin):
+    owner = make_user()
+    tenant = make_tenant(owner=owner, region="27")
     token = connect(app, db_session, tenant, standin)
     session = tenant_session(db_session, tenant)
     client = make_client(session)
@@ -104,6 +105,7 @@ def shop(app, db_session, make_tenant, make_client, make_invoice, standin):
         return next(link["id"] for link in standin.links.values() if link["short_url"] == url)
 
     return SimpleNamespace(
+        owner=owner,
         tenant=tenant,
         token=token,
         session=session,
@@ -231,7 +233,7 @@ def test_a_partly_settled_invoice_takes_what_it_owes_oldest_first_and_the_rest_i
 
 
 def test_a_failed_payment_changes_no_money_is_on_the_timeline_and_a_later_capture_applies(
-    client, run_jobs, shop, standin
+    client, run_jobs, shop, standin, login
 ):
     invoice = shop.invoice("1000.00")
     link = shop.checkout(invoice)
@@ -251,6 +253,9 @@ def test_a_failed_payment_changes_no_money_is_on_the_timeline_and_a_later_captur
         )
     ).all()
     assert [entry.changes["status"][1] for entry in timeline] == ["failed"]
+    login(client, shop.owner)
+    page = client.get(f"/t/{shop.tenant.slug}/clients/{shop.client.id}?tab=timeline").text
+    assert "online payment" in page and "declined by the payer" in page
 
     # The payer tries again and pays; a failure of that payment reported after its capture
     # (Razorpay warns it happens) changes nothing.
@@ -414,3 +419,32 @@ def test_an_event_no_worker_applied_is_applied_by_the_sweeper(app, client, run_j
     run_jobs()
     assert fresh(s, Invoice, invoice.id).status == "paid"
     assert len(live_payments(s, shop.client.id)) == 1
+
+
+def test_the_integrations_page_connects_razorpay_and_its_test_binds_the_webhook_url(
+    app, client, db_session, make_user, make_tenant, login, run_jobs, standin
+):
+    owner = make_user()
+    tenant = make_tenant(owner=owner)
+    login(client, owner)
+    page = client.get(f"/t/{tenant.slug}/integrations/razorpay/connect")
+    assert page.status_code == 200 and "Webhook secret" in page.text
+    form = {
+        "key_id": standin.key_id,
+        "key_secret": standin.key_secret,
+        "webhook_secret": standin.webhook_secret,
+        "csrf_token": csrf_token_from(page.text),
+    }
+    assert (
+        client.post(f"/t/{tenant.slug}/integrations/razorpay/connect", data=form).status_code == 303
+    )
+    run_jobs()  # the connection's test: Razorpay accepts the keys, the webhook URL routes here
+    session = tenant_session(db_session, tenant)
+    connection = session.scalar(select(IntegrationConnection))
+    assert connection.verification == "verified" and connection.usable
+    assert "key_secret" not in json.dumps(connection.settings)
+    token = connection.settings["webhook_token"]
+    route = db_session.scalar(select(ProviderAccount).where(ProviderAccount.account_key == token))
+    assert route.tenant_id == tenant.id
+    assert f"/hooks/razorpay/{token}" in client.get(f"/t/{tenant.slug}/integrations/").text
+    assert [o.provider for o in gateways.checkout_options(session)] == ["razorpay"]
