@@ -327,14 +327,17 @@ def apply_event(session: Session, event_id: int) -> str:
     )
     if event is None:
         return "gone"
-    event.processed_at = datetime.now(UTC)
     try:
         data = razorpay.read_event(event.body)
-        event.status, event.reason = _apply_razorpay(session, data)
+        # Whole or not at all: a payment the books refuse leaves no gateway payment behind
+        # that would make its next report look applied.
+        with session.begin_nested():
+            status, reason = _apply_razorpay(session, data)
     except BadWebhookBody as refusal:  # checked at receipt; kept as a guard for stored rows
-        event.status, event.reason = "ignored", str(refusal)
-    except payments.PaymentError as refusal:
-        event.status, event.reason = "parked", str(refusal)
+        status, reason = "ignored", str(refusal)
+    except (payments.PaymentError, payments.PaymentInvalid) as refusal:
+        status, reason = "parked", str(refusal)
+    event.status, event.reason, event.processed_at = status, reason, datetime.now(UTC)
     if event.status == "parked":
         log.warning("razorpay event %s parked: %s", event.event_id, event.reason)
     session.flush()
