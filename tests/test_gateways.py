@@ -22,6 +22,11 @@ from app.integrations.models import IntegrationConnection, ProviderAccount
 from app.invoicing.models import Invoice
 from app.payments import services as payments
 from app.payments.models import Payment
+from app.sandbox.providers import (
+    RAZORPAY_WEBHOOK_TOKEN,
+    connect_demo_providers,
+    standin_arguments,
+)
 from app.sandbox.standins.razorpay import RazorpayStandin, webhook_signature
 from tests.helpers import csrf_token_from, tenant_session
 
@@ -448,3 +453,37 @@ def test_the_integrations_page_connects_razorpay_and_its_test_binds_the_webhook_
     assert route.tenant_id == tenant.id
     assert f"/hooks/razorpay/{token}" in client.get(f"/t/{tenant.slug}/integrations/").text
     assert [o.provider for o in gateways.checkout_options(session)] == ["razorpay"]
+
+
+def test_make_run_connects_the_demo_workspace_to_the_razorpay_standin(
+    app, client, db_session, make_tenant, make_user, make_client, make_invoice, run_jobs, standin
+):
+    owner = make_user()
+    tenant = make_tenant(owner=owner, region="27")
+    session = tenant_session(db_session, tenant)
+    with app.app_context():
+        connect_demo_providers(session, tenant, owner.id)
+    session.commit()
+    [(_, webhook_url)] = [
+        extra
+        for name, setting, extra in standin_arguments("http://127.0.0.1:5000")
+        if (name, setting) == ("razorpay", "RAZORPAY_API_BASE")
+    ]
+    assert webhook_url == f"http://127.0.0.1:5000{HOOK}/{RAZORPAY_WEBHOOK_TOKEN}"
+    # The demo's sandbox payer pays an invoice; the stand-in's signed webhooks settle it.
+    buyer = make_client(session)
+    invoice = make_invoice(session, tenant, buyer, ("250.00",))
+    with app.app_context():
+        url = gateways.start_checkout(
+            session,
+            provider="razorpay",
+            client_id=buyer.id,
+            invoice_amounts={invoice.id: Decimal("250.00")},
+            currency="INR",
+            return_url="http://127.0.0.1/paid",
+        )
+    session.commit()
+    [link] = [each["id"] for each in standin.links.values() if each["short_url"] == url]
+    standin.pay(link)
+    assert deliver(client, run_jobs, RAZORPAY_WEBHOOK_TOKEN, standin.sent) == [200, 200]
+    assert fresh(session, Invoice, invoice.id).status == "paid"

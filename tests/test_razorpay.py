@@ -276,3 +276,19 @@ def test_the_catalogue_connects_razorpay_and_the_form_keeps_its_webhook_url():
 def test_an_event_of_the_wrong_shape_is_refused(body):
     with pytest.raises(BadWebhookBody):
         read_event(body)
+
+
+def test_the_standin_runs_as_a_process_with_razorpays_defaults():
+    from app.sandbox.standins.__main__ import _parser, build
+
+    made = build(_parser().parse_args(["razorpay", "--webhook-url", "http://127.0.0.1:9/h"]))
+    try:
+        assert isinstance(made, RazorpayStandin) and made.webhook_url == "http://127.0.0.1:9/h"
+        assert (
+            RazorpayConnector.clean(
+                {"key_id": made.key_id, "key_secret": "s", "webhook_secret": "w"}
+            )[2]
+            == {}
+        )
+    finally:
+        made.stop()
