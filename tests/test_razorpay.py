@@ -292,3 +292,16 @@ def test_the_standin_runs_as_a_process_with_razorpays_defaults():
         )
     finally:
         made.stop()
+
+
+def test_the_standin_writes_nothing_into_the_sandbox_inbox(tmp_path):
+    made = RazorpayStandin(record_dir=tmp_path).start()
+    try:
+        made.pay(new_link(made))
+    finally:
+        made.stop()
+    assert list(tmp_path.iterdir()) == []
+    assert [entry.get("event") for entry in made.recorded()][-2:] == [
+        "payment.captured",
+        "payment_link.paid",
+    ]

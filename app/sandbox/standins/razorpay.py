@@ -92,6 +92,9 @@ class RazorpayStandin(StandinServer):
         webhook_secret: str = DEFAULT_WEBHOOK_SECRET,
         **common,
     ) -> None:
+        # Its recordings (links made, events sent) stay in memory: the record folder is the
+        # sandbox inbox's, which shows the messages clients received, and these are not that.
+        common.pop("record_dir", None)
         super().__init__(**common)
         self.key_id = key_id
         self.key_secret = key_secret
