@@ -5,7 +5,7 @@ Repeats, forgeries, malformed bodies, out-of-order events, failures and refunds.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from app.audit.models import AuditEntry
+from app.collections.cases import promises
 from app.core.crypto import encrypt_secrets
 from app.core.handover import Work, enqueue
 from app.gateways import services as gateways
@@ -487,3 +488,18 @@ def test_make_run_connects_the_demo_workspace_to_the_razorpay_standin(
     standin.pay(link)
     assert deliver(client, run_jobs, RAZORPAY_WEBHOOK_TOKEN, standin.sent) == [200, 200]
     assert fresh(session, Invoice, invoice.id).status == "paid"
+
+
+def test_a_promise_to_pay_is_kept_by_an_online_payment(client, run_jobs, shop, standin):
+    invoice = shop.invoice("1000.00")
+    today = date.today()
+    promise = promises.create_promise(
+        shop.session,
+        shop.client,
+        {"amount": "1000.00", "promised_on": (today + timedelta(days=7)).isoformat()},
+        today,
+    )
+    shop.session.commit()
+    standin.pay(shop.checkout(invoice))
+    deliver(client, run_jobs, shop.token, standin.sent)
+    assert fresh(shop.session, type(promise), promise.id).status == "kept"
