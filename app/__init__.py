@@ -84,6 +84,7 @@ def register_blueprints(app: Flask) -> None:
     from app.collections.notices.views import blueprint as notices
     from app.collections.work.views import blueprint as collector_work
     from app.dashboard.views import blueprint as dashboard
+    from app.gateways.views import blueprint as gateway_hooks
     from app.health.views import blueprint as health
     from app.integrations.views import blueprint as integrations
     from app.invoicing.pdf_views import blueprint as invoice_pdfs
@@ -133,6 +134,7 @@ def register_blueprints(app: Flask) -> None:
     ):
         app.register_blueprint(blueprint)
     app.register_blueprint(sms_hooks)
+    app.register_blueprint(gateway_hooks)
     app.register_blueprint(integrations)
     app.register_blueprint(email_links)
     app.register_blueprint(campaigns)
@@ -149,6 +151,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.campaigns import hooks as campaigns_hooks
     from app.clients import hooks as clients_hooks
     from app.collections import hooks as collections_hooks
+    from app.gateways import hooks as gateways_hooks
     from app.invoicing import hooks as invoicing_hooks
     from app.message_templates import hooks as message_templates_hooks
     from app.messaging import hooks as messaging_hooks
@@ -162,6 +165,7 @@ def register_area_hooks(app: Flask) -> None:
         invoicing_hooks,
         projects_hooks,
         payments_hooks,
+        gateways_hooks,
         message_templates_hooks,
         messaging_hooks,
         campaigns_hooks,

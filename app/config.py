@@ -197,6 +197,7 @@ def from_environment() -> dict:
         "MSG91_API_BASE": os.environ.get("MSG91_API_BASE", "https://control.msg91.com"),
         "TWILIO_API_BASE": os.environ.get("TWILIO_API_BASE", "https://api.twilio.com"),
         "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "https://api.stripe.com"),
+        "RAZORPAY_API_BASE": os.environ.get("RAZORPAY_API_BASE", "https://api.razorpay.com"),
         # The platform's WhatsApp app: its secret signs every webhook Meta sends us, and the
         # verify token answers Meta's subscription handshake.
         "WHATSAPP_APP_SECRET": os.environ.get("WHATSAPP_APP_SECRET") or None,

@@ -30,6 +30,14 @@ from app.collections.models import (
     PromiseToPay,
 )
 from app.core.form_once import FormSubmission
+from app.gateways.models import (
+    Checkout,
+    CheckoutInvoice,
+    GatewayEvent,
+    GatewayPayment,
+    GatewayRefund,
+    ParkedGatewayWebhook,
+)
 from app.integrations.models import IntegrationConnection, ProviderAccount
 from app.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from app.library.tenant.models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
@@ -81,6 +89,12 @@ __all__ = [
     "Site",
     "AuditEntry",
     "Campaign",
+    "Checkout",
+    "CheckoutInvoice",
+    "GatewayEvent",
+    "GatewayPayment",
+    "GatewayRefund",
+    "ParkedGatewayWebhook",
     "IntegrationConnection",
     "MessageTemplate",
     "Notification",

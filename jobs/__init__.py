@@ -5,4 +5,13 @@ an app context, binds a tenant when it has one, and calls an area's service)."""
 def load_jobs() -> None:
     """Import every job module, so that each job is registered under its name: the web
     process hands work over by name (`app.core.handover`) and never calls a job itself."""
-    from jobs import aging, campaigns, collections, integrations, notices, tasks, whatsapp  # noqa: F401
+    from jobs import (  # noqa: F401
+        aging,
+        campaigns,
+        collections,
+        gateways,
+        integrations,
+        notices,
+        tasks,
+        whatsapp,
+    )

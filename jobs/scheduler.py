@@ -11,6 +11,7 @@ from jobs import load_jobs
 from jobs.aging import roll_aging_all
 from jobs.campaigns import sweep_campaign_launches_all
 from jobs.collections import run_collections_all
+from jobs.gateways import sweep_gateway_events_all
 from jobs.notices import sweep_notices_all
 from jobs.queues import redis_connection
 from jobs.tasks import (
@@ -45,6 +46,8 @@ SCHEDULE = [
     # Hourly, at :10: each tenant's aging rolled just after its own midnight, with the day's
     # snapshot for the trend (the pages also roll when they find the summary a day behind).
     (roll_aging_all, "10 * * * *"),
+    # Gateway webhooks stored but never applied (Redis down at receipt, a worker died).
+    (sweep_gateway_events_all, 300),
 ]
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from flask import url_for
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from app.audit.models import AuditEntry
 from app.clients.models import (
@@ -560,6 +560,59 @@ def test_the_public_pay_routes_show_nothing_to_a_forged_or_crossed_token(
                         assert name not in response.text
     finally:
         app.config["WTF_CSRF_ENABLED"] = True
+
+
+def test_the_public_gateway_webhook_reaches_only_the_workspace_its_token_names(
+    app, client, db_session, make_tenant
+):
+    """/hooks/razorpay/<token> has no tenant in its URL (the walk above does not reach it):
+    the token names one workspace, whose own secret must have signed the body."""
+    from app.core.crypto import encrypt_secrets
+    from app.gateways.models import GatewayEvent
+    from app.integrations.models import IntegrationConnection, ProviderAccount
+    from app.sandbox.standins.razorpay import webhook_signature
+
+    tokens = {}
+    for name, secret in (("a", "secret of A"), ("b", "secret of B")):
+        tenant = make_tenant()
+        session = tenant_session(db_session, tenant)
+        connection = IntegrationConnection(
+            provider="razorpay",
+            settings={"key_id": "rzp_test_ABCDEF123456", "webhook_token": name * 32},
+            secrets_ciphertext=encrypt_secrets(
+                {"key_secret": "k", "webhook_secret": secret}, app.config["SECRETS_KEYS"]
+            ),
+            verification="verified",
+        )
+        session.add(connection)
+        session.flush()
+        session.add(
+            ProviderAccount(
+                provider="razorpay",
+                account_key=name * 32,
+                tenant_id=tenant.id,
+                connection_id=connection.id,
+            )
+        )
+        session.commit()
+        tokens[name] = (tenant, name * 32)
+    body = b'{"entity":"event","event":"payment.failed","payload":{}}'
+    signed_by_a = {"X-Razorpay-Signature": webhook_signature(body, "secret of A")}
+    assert (
+        client.post(f"/hooks/razorpay/{tokens['b'][1]}", data=body, headers=signed_by_a).status_code
+        == 403
+    )
+    assert (
+        client.post(f"/hooks/razorpay/{tokens['a'][1]}", data=body, headers=signed_by_a).status_code
+        == 200
+    )
+    stored = {
+        name: tenant_session(db_session, tenant).scalar(
+            select(func.count()).select_from(GatewayEvent)
+        )
+        for name, (tenant, _) in tokens.items()
+    }
+    assert stored == {"a": 1, "b": 0}
 
 
 def test_unknown_tenant_and_non_member_look_the_same(client, make_tenant, make_user, login):

@@ -91,13 +91,19 @@ ENTRIES = (
     Entry("quickbooks", "accounting", "QuickBooks", "Invoices and payments synced to QuickBooks."),
     Entry("tally", "accounting", "Tally", "Vouchers exported to Tally."),
     Entry("zoho_books", "accounting", "Zoho Books", "Invoices and payments synced to Zoho Books."),
-    Entry("razorpay", "payments", "Razorpay", "Payment links and UPI collections."),
     Entry(
         "stripe",
         "payments",
         "Stripe",
         "Card payments and payment links.",
         "app.integrations.connectors.stripe_gateway:StripeConnector",
+    ),
+    Entry(
+        "razorpay",
+        "payments",
+        "Razorpay",
+        "Payment links and UPI collections.",
+        "app.integrations.connectors.razorpay:RazorpayConnector",
     ),
     Entry(
         "facebook_lead_ads",

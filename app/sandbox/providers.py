@@ -15,8 +15,9 @@ from app.integrations.connectors.whatsapp import waba_account_key
 from app.integrations.models import IntegrationConnection, ProviderAccount
 from app.message_templates import defaults
 from app.message_templates.models import MessageTemplate
+from app.sandbox.standins import razorpay as razorpay_standin
+from app.sandbox.standins import stripe as stripe_standin
 from app.sandbox.standins.msg91 import DEFAULT_AUTHKEY
-from app.sandbox.standins.stripe import DEFAULT_SECRET_KEY, DEFAULT_WEBHOOK_SECRET
 from app.sandbox.standins.whatsapp import (
     DEFAULT_DISPLAY_NUMBER,
     DEFAULT_PHONE_NUMBER_ID,
@@ -28,6 +29,8 @@ from app.sandbox.standins.whatsapp import (
 MSG91_REPORT_TOKEN = "sandbox-msg91-delivery-reports01"  # the shape of a generated token
 # The secret path of the demo workspace's Stripe webhook URL.
 STRIPE_WEBHOOK_TOKEN = "sandbox-stripe-webhook-events001"
+# The secret path of the demo workspace's Razorpay webhook URL.
+RAZORPAY_WEBHOOK_TOKEN = "sandbox-razorpay-webhook-token01"
 # Purposes whose WhatsApp template carries the invoice PDF as its document header.
 WITH_DOCUMENT = ("invoice", "notice_1", "notice_2", "notice_final", "notice_legal")
 _EXPRESSION = re.compile(r"{{\s*(.+?)\s*}}")
@@ -73,12 +76,18 @@ def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
             "STRIPE_API_BASE",
             ["--webhook-url", f"{web_url}/hooks/stripe/{STRIPE_WEBHOOK_TOKEN}"],
         ),
+        (
+            "razorpay",
+            "RAZORPAY_API_BASE",
+            ["--webhook-url", f"{web_url}/hooks/razorpay/{RAZORPAY_WEBHOOK_TOKEN}"],
+        ),
     ]
 
 
 def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
-    """Connect the demo workspace to the sandbox WhatsApp number and the MSG91 and Stripe
-    accounts, and give its default SMS templates the ids the stand-in knows. Idempotent."""
+    """Connect the demo workspace to the sandbox WhatsApp number and the MSG91, Razorpay and
+    Stripe accounts, and give its default SMS templates the ids the stand-in knows.
+    Idempotent."""
 
     connections = {
         "whatsapp_cloud": (
@@ -101,8 +110,19 @@ def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
         ),
         "stripe": (
             {"webhook_token": STRIPE_WEBHOOK_TOKEN},
-            {"secret_key": DEFAULT_SECRET_KEY, "webhook_secret": DEFAULT_WEBHOOK_SECRET},
+            {
+                "secret_key": stripe_standin.DEFAULT_SECRET_KEY,
+                "webhook_secret": stripe_standin.DEFAULT_WEBHOOK_SECRET,
+            },
             [STRIPE_WEBHOOK_TOKEN],
+        ),
+        "razorpay": (
+            {"key_id": razorpay_standin.DEFAULT_KEY_ID, "webhook_token": RAZORPAY_WEBHOOK_TOKEN},
+            {
+                "key_secret": razorpay_standin.DEFAULT_KEY_SECRET,
+                "webhook_secret": razorpay_standin.DEFAULT_WEBHOOK_SECRET,
+            },
+            [RAZORPAY_WEBHOOK_TOKEN],
         ),
     }
     for provider, (settings, secrets, account_keys) in connections.items():

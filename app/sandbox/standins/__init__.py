@@ -1,14 +1,15 @@
 """Local stand-ins for the messaging providers (WhatsApp Cloud API, MSG91, Twilio) and the
-payment gateways (Stripe).
+payment gateways (Razorpay, Stripe).
 
 They follow each provider's published contract (see each module's docstring and
 the shared reference providers.md §1 and §7), bind 127.0.0.1 only, and serve tests, the
 `make run` sandbox (recorded messages for the inbox page) and benchmarks. Run one as a process
-with `python -m app.sandbox.standins <whatsapp|msg91|twilio|stripe> --port N ...`.
+with `python -m app.sandbox.standins <whatsapp|msg91|twilio|razorpay|stripe> --port N ...`.
 """
 
 from .base import StandinServer, parse_script
 from .msg91 import Msg91Standin
+from .razorpay import RazorpayStandin
 from .stripe import StripeStandin, stripe_signature
 from .twilio import TwilioStandin, twilio_signature
 from .whatsapp import WhatsAppStandin, hub_signature, verify_webhook
@@ -18,11 +19,13 @@ STANDINS = {
     "msg91": Msg91Standin,
     "twilio": TwilioStandin,
     "stripe": StripeStandin,
+    "razorpay": RazorpayStandin,
 }
 
 __all__ = [
     "STANDINS",
     "Msg91Standin",
+    "RazorpayStandin",
     "StandinServer",
     "StripeStandin",
     "TwilioStandin",

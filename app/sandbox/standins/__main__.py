@@ -5,6 +5,7 @@
     python -m app.sandbox.standins msg91 --port 9102 --template 'tpl1=Dear ##name##, pay ##amount##'
     python -m app.sandbox.standins twilio --port 9103 --rate 100 --status-script none
     python -m app.sandbox.standins stripe --port 9104 --webhook-url http://127.0.0.1:5000/hooks/stripe/T
+    python -m app.sandbox.standins razorpay --port 9105 --webhook-url http://127.0.0.1:5000/hooks/razorpay/TOKEN
 
 The first line on stdout is the base URL (for scripts); a description goes to stderr.
 """
@@ -17,8 +18,9 @@ import sys
 import threading
 
 from . import STANDINS
+from . import razorpay as razorpay_standin
+from . import stripe as stripe_standin
 from .msg91 import DEFAULT_AUTHKEY
-from .stripe import DEFAULT_SECRET_KEY, DEFAULT_WEBHOOK_SECRET
 from .twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 from .whatsapp import (
     DEFAULT_APP_SECRET,
@@ -80,8 +82,14 @@ def _parser() -> argparse.ArgumentParser:
     twilio.add_argument("--idempotency-header", help="honour this request header (test aid)")
 
     stripe = sub.add_parser("stripe", parents=[common], help="Stripe Checkout")
-    stripe.add_argument("--secret-key", default=DEFAULT_SECRET_KEY)
-    stripe.add_argument("--webhook-secret", default=DEFAULT_WEBHOOK_SECRET, help="signs events")
+    stripe.add_argument("--secret-key", default=stripe_standin.DEFAULT_SECRET_KEY)
+    stripe.add_argument(
+        "--webhook-secret", default=stripe_standin.DEFAULT_WEBHOOK_SECRET, help="signs events"
+    )
+    razorpay = sub.add_parser("razorpay", parents=[common], help="Razorpay Payment Links")
+    razorpay.add_argument("--key-id", default=razorpay_standin.DEFAULT_KEY_ID)
+    razorpay.add_argument("--key-secret", default=razorpay_standin.DEFAULT_KEY_SECRET)
+    razorpay.add_argument("--webhook-secret", default=razorpay_standin.DEFAULT_WEBHOOK_SECRET)
     return parser
 
 
@@ -136,6 +144,13 @@ def build(args: argparse.Namespace):
         return cls(authkey=args.authkey, templates=templates, **common)
     if args.provider == "stripe":
         return cls(secret_key=args.secret_key, webhook_secret=args.webhook_secret, **common)
+    if args.provider == "razorpay":
+        return cls(
+            key_id=args.key_id,
+            key_secret=args.key_secret,
+            webhook_secret=args.webhook_secret,
+            **common,
+        )
     return cls(
         account_sid=args.account_sid,
         auth_token=args.auth_token,

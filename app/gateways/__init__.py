@@ -1,0 +1,1 @@
+"""Online payments through gateways (Razorpay): pay requests, webhooks, payments applied once."""

@@ -1,0 +1,46 @@
+"""How online payments are said on the client's timeline (the audit log in words): "online
+payment pay_… added: status failed, amount ₹1,000.00, reason …". Connected by `create_app`."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.audit.wording import Wording, register_wording
+
+
+def init_app(app: Flask) -> None:
+    register_wording(
+        "gateway_payments",
+        Wording(
+            noun="online payment",
+            name_field="provider_payment_id",
+            labels={
+                "provider": "gateway",
+                "status": "status",
+                "failure_reason": "reason",
+                "fee": "gateway fee",
+                "fee_tax": "tax on the fee",
+                "refunded": "refunded",
+            },
+            choices={
+                "status": {
+                    "captured": "paid",
+                    "failed": "failed",
+                    "refunded": "refunded",
+                    "partly_refunded": "partly refunded",
+                }
+            },
+            money_fields=frozenset({"amount", "fee", "fee_tax", "refunded"}),
+            currency_field="currency",
+        ),
+    )
+    register_wording(
+        "gateway_checkouts",
+        Wording(
+            noun="online pay request",
+            name_field="provider_reference",
+            choices={"status": {"open": "open", "paid": "paid", "failed": "failed"}},
+            money_fields=frozenset({"amount"}),
+            currency_field="currency",
+        ),
+    )

@@ -1,0 +1,180 @@
+"""Online payments through a gateway: pay requests (checkouts), what the gateway reported
+(events), and the payments it took, each applied to Duebook's books exactly once.
+
+Exactly once is kept by the database, not by reading first: an event is stored under a unique
+(provider, event id) and a gateway payment under a unique (provider, payment id), so a
+repeated or concurrent report finds the row already there and changes nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tenants.base import SharedModel, TenantModel, sql_list, utcnow_column
+
+CHECKOUT_STATUSES = ("open", "paid", "failed")
+# received: stored, not yet applied; applied: it changed the books; ignored: nothing to do (a
+# repeat of something applied, an event we do not act on, a late failure); parked: it names
+# something unknown here (a link, a payment) and waits for a person to look at it.
+EVENT_STATUSES = ("received", "applied", "ignored", "parked")
+# captured: applied to the books; failed: the attempt failed (a later capture still applies);
+# refunded: wholly given back (the Duebook payment is void); partly_refunded: part given back.
+GATEWAY_PAYMENT_STATUSES = ("captured", "failed", "refunded", "partly_refunded")
+
+
+class Checkout(TenantModel):
+    """One pay request sent to a gateway: who pays which invoices, how much, and the
+    gateway's link or session for it."""
+
+    __tablename__ = "gateway_checkouts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    # The pay link of the pay page it started from, if any (the pay page's own record).
+    pay_link_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The gateway's id of the link or session (Razorpay plink_…) and where the payer goes.
+    provider_reference: Mapped[str | None] = mapped_column(String(64), unique=True)
+    url: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default="open", default="open")
+    created_at: Mapped[datetime] = utcnow_column()
+
+    invoices: Mapped[list[CheckoutInvoice]] = relationship(order_by="CheckoutInvoice.id")
+
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(f"status IN ({sql_list(CHECKOUT_STATUSES)})", name="status"),
+    )
+
+    def audit_subject(self) -> str:
+        return f"clients:{self.client_id}"
+
+
+class CheckoutInvoice(TenantModel):
+    """An invoice a checkout pays, and how much of it the payer chose to pay."""
+
+    __tablename__ = "gateway_checkout_invoices"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    checkout_id: Mapped[int] = mapped_column(ForeignKey("tenant.gateway_checkouts.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("tenant.invoices.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+
+    __table_args__ = (
+        UniqueConstraint("checkout_id", "invoice_id"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    def audit_subject(self) -> str:
+        return f"gateway_checkouts:{self.checkout_id}"
+
+
+class GatewayEvent(TenantModel):
+    """A webhook a gateway sent this workspace, stored once per (provider, event id) before
+    it is applied; a repeat is acknowledged and dropped."""
+
+    __tablename__ = "gateway_events"
+    __audited__ = False  # bookkeeping of the receiver; what it changes is audited
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default="received", default="received")
+    # Why it was ignored or parked, in words.
+    reason: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = utcnow_column()
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id"),
+        CheckConstraint(f"status IN ({sql_list(EVENT_STATUSES)})", name="status"),
+    )
+
+
+class GatewayPayment(TenantModel):
+    """A payment a gateway took, once per (provider, payment id): the Duebook payment it
+    became, the gateway's fee, and what was refunded. Shown on the client's timeline."""
+
+    __tablename__ = "gateway_payments"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_payment_id: Mapped[str] = mapped_column(String(64))
+    checkout_id: Mapped[int] = mapped_column(ForeignKey("tenant.gateway_checkouts.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.payments.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    method: Mapped[str | None] = mapped_column(String(32))
+    # The gateway's fee including its tax, and that tax (Razorpay: fee and tax).
+    fee: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    fee_tax: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    refunded: Mapped[Decimal] = mapped_column(Numeric(18, 2), server_default="0", default=0)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = utcnow_column()
+
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_payment_id"),
+        CheckConstraint(f"status IN ({sql_list(GATEWAY_PAYMENT_STATUSES)})", name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    def audit_subject(self) -> str:
+        return f"clients:{self.client_id}"
+
+
+class GatewayRefund(TenantModel):
+    """A refund a gateway processed, once per (provider, refund id)."""
+
+    __tablename__ = "gateway_refunds"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_refund_id: Mapped[str] = mapped_column(String(64))
+    gateway_payment_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant.gateway_payments.id"), index=True
+    )
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    created_at: Mapped[datetime] = utcnow_column()
+
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_refund_id"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    def audit_subject(self) -> str:
+        return f"gateway_payments:{self.gateway_payment_id}"
+
+
+class ParkedGatewayWebhook(SharedModel):
+    """A webhook sent to a gateway URL no workspace has (an unknown or disconnected token):
+    kept for the operators to look at, never applied (no workspace secret could verify it)."""
+
+    __tablename__ = "parked_gateway_webhooks"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    # A digest of the path token, never the token (it might be a real one mistyped).
+    token_digest: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = utcnow_column()

@@ -1,0 +1,291 @@
+"""Razorpay: Payment Links, payments and signed webhooks (providers.md §6.1, providers-2.md §2).
+
+Wire protocol only: this module knows Razorpay's JSON and nothing of invoices or payments in
+Duebook (app.gateways turns what it reads into money).
+
+- Requests: HTTP Basic auth with the key id and key secret, JSON bodies, amounts in the
+  currency's smallest unit (paise). The base URL is RAZORPAY_API_BASE from the app config,
+  never from a tenant, so tests and `make run` talk to the local stand-in.
+- A pay request is one Payment Link whose `reference_id` is the attempt's own reference (unique
+  per link, at most 40 characters: Razorpay refuses a second link with it, so a create retried
+  after a timeout can never make two live links) and whose `description` names the invoices.
+- Webhooks: `X-Razorpay-Signature` is the hex HMAC-SHA256 of the raw body with the webhook
+  secret the tenant set in Razorpay's dashboard (not the key secret). Razorpay sends no tenant
+  of ours, so each connection gets an unguessable path token (`/hooks/razorpay/<token>`, the
+  URL the tenant pastes into the dashboard): the token finds the workspace and its secret
+  before anything in the body is believed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import httpx
+
+from app.integrations.connectors import (
+    Connector,
+    DeliveryError,
+    Field,
+    Outgoing,
+    Sent,
+    pooled_client,
+)
+from app.integrations.connectors.wire import BadWebhookBody, check_shape, read_json
+
+PAYMENT_LINKS_PATH = "/v1/payment_links"
+PAYMENTS_PATH = "/v1/payments"
+WEBHOOK_PATH = "/hooks/razorpay"
+SIGNATURE_HEADER = "X-Razorpay-Signature"
+EVENT_ID_HEADER = "X-Razorpay-Event-Id"
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")  # secrets.token_urlsafe(24)
+KEY_ID_SHAPE = re.compile(r"rzp_(test|live)_[A-Za-z0-9]{6,32}")
+# Razorpay's documented limits: reference_id at most 40 characters, description 2,048.
+REFERENCE_LIMIT = 40
+DESCRIPTION_LIMIT = 2048
+# GET /v1/payments pages hold at most 100 items.
+PAGE_SIZE = 100
+TIMEOUT = httpx.Timeout(20.0, connect=5.0)
+# The events Duebook acts on; anything else is acknowledged and ignored.
+EVENTS = ("payment_link.paid", "payment.captured", "payment.failed", "refund.processed")
+
+_ID = str
+_ENTITY_PAYMENT = {
+    "id": _ID,
+    "amount": int,
+    "currency": str,
+    "status": str,
+    "method": str,
+    "order_id": str,
+    "fee": int,
+    "tax": int,
+    "created_at": int,
+    "notes": (dict, list),  # Razorpay sends [] for no notes
+    "error_description": str,
+    "acquirer_data": dict,
+}
+_EVENT = {
+    "entity": str,
+    "account_id": str,
+    "event": str,
+    "created_at": int,
+    "payload": {
+        "payment": {"entity": _ENTITY_PAYMENT},
+        "payment_link": {"entity": {"id": _ID, "reference_id": str, "status": str}},
+        "refund": {"entity": {"id": _ID, "amount": int, "payment_id": _ID, "status": str}},
+    },
+}
+
+
+@dataclass(frozen=True)
+class PaymentLink:
+    id: str
+    short_url: str
+    status: str
+
+
+class GatewayRefusal(Exception):
+    """Razorpay did not take the request; the message is Razorpay's own reason, for the page."""
+
+
+def to_minor(amount: Decimal) -> int:
+    """An amount in the smallest unit Razorpay counts (paise for INR; two decimals)."""
+    return int((amount * 100).to_integral_value())
+
+
+def from_minor(value: int) -> Decimal:
+    return (Decimal(value) / 100).quantize(Decimal("0.01"))
+
+
+def signature_of(body: bytes, secret: str) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def valid_signature(body: bytes, signature: str, secret: str) -> bool:
+    """Constant-time check of `X-Razorpay-Signature` over the exact bytes received."""
+    if not secret or not signature:
+        return False
+    return hmac.compare_digest(signature_of(body, secret), signature.strip().lower())
+
+
+def read_event(body: bytes | str) -> dict:
+    """The event of a webhook body, or BadWebhookBody: not JSON, nested too deeply, a NUL
+    character, not an event object, or a field of the wrong type."""
+    data = read_json(body)
+    check_shape(data, _EVENT)
+    if data.get("entity") != "event" or not isinstance(data.get("event"), str):
+        raise BadWebhookBody("The body is not a Razorpay event.")
+    return data
+
+
+def entity(event: dict, name: str) -> dict | None:
+    """The `payload.<name>.entity` of an event, if it carries one."""
+    holder = (event.get("payload") or {}).get(name) or {}
+    return holder.get("entity") if isinstance(holder.get("entity"), dict) else None
+
+
+class RazorpayConnector(Connector):
+    provider = "razorpay"
+    channel = "payments"
+    title = "Razorpay"
+    description = (
+        "Clients pay invoices through Razorpay Payment Links (UPI, cards, netbanking); "
+        "each payment is applied to its invoices when Razorpay reports it."
+    )
+    fields = (
+        Field(
+            "key_id",
+            "Key id",
+            placeholder="rzp_live_XXXXXXXXXXXXXX",
+            help="Razorpay dashboard, Account & Settings, API keys.",
+        ),
+        Field(
+            "key_secret",
+            "Key secret",
+            secret=True,
+            help="Shown once by Razorpay when the key is made. Kept encrypted, never shown again.",
+        ),
+        Field(
+            "webhook_secret",
+            "Webhook secret",
+            secret=True,
+            help="The secret you typed when adding the webhook URL below in Razorpay's "
+            "dashboard (events payment_link.paid, payment.captured, payment.failed, "
+            "refund.processed).",
+        ),
+    )
+
+    @classmethod
+    def clean(cls, raw):
+        settings, secrets_, errors = super().clean(raw)
+        key_id = settings.get("key_id", "")
+        if key_id and not KEY_ID_SHAPE.fullmatch(key_id):
+            errors["key_id"] = "A Razorpay key id starts rzp_live_ or rzp_test_."
+        # Reconnecting keeps the webhook URL the tenant already gave Razorpay.
+        kept = str(raw.get("webhook_token") or "")
+        settings["webhook_token"] = (
+            kept if TOKEN_SHAPE.fullmatch(kept) else secrets.token_urlsafe(24)
+        )
+        return settings, secrets_, errors
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._client: httpx.Client | None = None
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = pooled_client(
+                base_url=self.config["RAZORPAY_API_BASE"].rstrip("/"),
+                auth=(self.settings["key_id"], self.secrets["key_secret"]),
+                headers={"Accept": "application/json"},
+                timeout=TIMEOUT,
+            )
+        return self._client
+
+    def account_key(self) -> str | None:
+        return self.settings.get("webhook_token")
+
+    def report_url(self) -> str:
+        """The webhook URL the tenant gives Razorpay: BASE_URL plus this connection's token."""
+        base = (self.config.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+        return f"{base}{WEBHOOK_PATH}/{self.account_key()}"
+
+    def valid_signature(self, body: bytes, signature: str) -> bool:
+        return valid_signature(body, signature, self.secrets.get("webhook_secret", ""))
+
+    def send(self, outgoing: Outgoing) -> Sent:
+        raise DeliveryError("A payment gateway sends no messages.", permanent=True)
+
+    def test_connection(self) -> str:
+        # The cheapest read the keys allow: one payment of the account.
+        response = self._get(PAYMENTS_PATH, {"count": 1})
+        if response.status_code == 401:
+            raise DeliveryError("Razorpay refused the key id and key secret.", permanent=True)
+        if response.status_code >= 400:
+            raise DeliveryError(f"Razorpay answered {response.status_code}; try again later.")
+        return "Razorpay accepted the key id and key secret."
+
+    def create_payment_link(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        reference_id: str,
+        description: str,
+        customer: dict,
+        callback_url: str | None,
+        notes: dict,
+    ) -> PaymentLink:
+        """A Payment Link for `amount`; GatewayRefusal with Razorpay's reason when refused."""
+        body = {
+            "amount": to_minor(amount),
+            "currency": currency,
+            "accept_partial": False,
+            "reference_id": reference_id[:REFERENCE_LIMIT],
+            "description": description[:DESCRIPTION_LIMIT],
+            "customer": {key: value for key, value in customer.items() if value},
+            # The workspace sends its own messages with the link; Razorpay sends none.
+            "notify": {"sms": False, "email": False},
+            "reminder_enable": False,
+            "notes": {str(k)[:256]: str(v)[:256] for k, v in list(notes.items())[:15]},
+        }
+        if callback_url:
+            body["callback_url"] = callback_url
+            body["callback_method"] = "get"
+        try:
+            response = self.client.post(PAYMENT_LINKS_PATH, json=body)
+        except httpx.TransportError as exc:
+            raise GatewayRefusal("Razorpay could not be reached; try again shortly.") from exc
+        answer = _json(response)
+        if response.status_code >= 400:
+            raise GatewayRefusal(_error_text(answer, response.status_code))
+        if not isinstance(answer.get("id"), str) or not isinstance(answer.get("short_url"), str):
+            raise GatewayRefusal("Razorpay's answer had no payment link.")
+        return PaymentLink(answer["id"], answer["short_url"], str(answer.get("status") or ""))
+
+    def payments_between(self, start: int, end: int) -> Iterator[dict]:
+        """Every payment created from `start` to `end` (Unix seconds), page by page; for the
+        daily reconciliation. DeliveryError when Razorpay cannot answer."""
+        skip = 0
+        while True:
+            params = {"from": start, "to": end, "count": PAGE_SIZE, "skip": skip}
+            response = self._get(PAYMENTS_PATH, params)
+            if response.status_code >= 400:
+                raise DeliveryError(_error_text(_json(response), response.status_code))
+            items = _json(response).get("items")
+            if not isinstance(items, list):
+                raise DeliveryError("Razorpay's payments answer had no items.")
+            yield from (item for item in items if isinstance(item, dict))
+            if len(items) < PAGE_SIZE:
+                return
+            skip += PAGE_SIZE
+
+    def _get(self, path: str, params: dict) -> httpx.Response:
+        try:
+            return self.client.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise DeliveryError(f"Razorpay unreachable: {type(exc).__name__}: {exc}") from exc
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        answer = response.json()
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _error_text(answer: dict, status: int) -> str:
+    error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+    description = str(error.get("description") or "").strip()
+    return (
+        f"Razorpay refused the request: {description}"
+        if description
+        else (f"Razorpay answered {status}.")
+    )
