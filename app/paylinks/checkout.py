@@ -1,9 +1,5 @@
-"""The pay page's gateway section, behind two functions so that the page knows no gateway.
-
-The gateways area (`app.gateways.services`: `checkout_options(session)` and
-`start_checkout(session, *, provider, client_id, invoice_amounts, currency, return_url,
-pay_link_id)`) is wired in here, and only here, when it joins: until then the page offers no
-Pay button and shows bank details and the UPI QR only."""
+"""The pay page's gateway section, behind two functions so that the page knows no gateway:
+the one place the gateways area (`app.gateways.services`) is called from the pay page."""
 
 from __future__ import annotations
 
@@ -12,11 +8,13 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
+from app.gateways import services as gateways
+
 
 @dataclass(frozen=True)
 class PayOption:
     provider: str  # the connector's key, as in /pay/<token>/checkout/<provider>
-    label: str  # the button's words: "Pay by card, UPI or netbanking"
+    label: str  # the button's words: "Pay with UPI, card or netbanking (Razorpay)"
 
 
 class CheckoutUnavailable(Exception):
@@ -24,8 +22,12 @@ class CheckoutUnavailable(Exception):
 
 
 def pay_options(session: Session, *, currency: str) -> list[PayOption]:
-    """The connected gateways that take `currency`, one Pay button each. None yet."""
-    return []
+    """The connected gateways that take `currency`, one Pay button each."""
+    return [
+        PayOption(option.provider, option.title)
+        for option in gateways.checkout_options(session)
+        if currency in option.currencies
+    ]
 
 
 def start_gateway_checkout(
@@ -38,6 +40,17 @@ def start_gateway_checkout(
     return_url: str,
     pay_link_id: int,
 ) -> str:
-    """The gateway's checkout URL for these amounts, the payer's way back being `return_url`.
-    The one call into the gateways area (`start_checkout`), wired when it joins."""
-    raise CheckoutUnavailable(provider)
+    """The gateway's checkout URL for these amounts, the payer's way back being `return_url`;
+    CheckoutUnavailable with the gateway's reason, in words for the payer, when it refuses."""
+    try:
+        return gateways.start_checkout(
+            session,
+            provider=provider,
+            client_id=client_id,
+            invoice_amounts=invoice_amounts,
+            currency=currency,
+            return_url=return_url,
+            pay_link_id=pay_link_id,
+        )
+    except gateways.CheckoutRefused as refused:
+        raise CheckoutUnavailable(str(refused)) from refused

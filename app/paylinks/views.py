@@ -213,8 +213,8 @@ def start_checkout(token: str, provider: str):
             return_url=url_for("pay_page.done", token=token, _external=True),
             pay_link_id=opened.link.id,
         )
-    except checkout.CheckoutUnavailable:
-        message = "Online payment is not available just now. Please pay by bank transfer or UPI."
+    except checkout.CheckoutUnavailable as refused:
+        message = f"{refused} You can also pay by bank transfer or UPI."
         return _pay_page(opened, request.form, {"checkout": message}, status=503)
     return redirect(url, 303)
 
