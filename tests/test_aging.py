@@ -165,7 +165,7 @@ def test_buckets_at_their_boundaries_by_due_date(books):
         for d in days
     }
     buckets = aging.Buckets((30, 60, 90))
-    assert buckets.labels == ["Current", "1–30", "31–60", "61–90", "90+"]
+    assert buckets.labels == ("Current", "1–30", "31–60", "61–90", "90+")
     expected = {-5: 0, 0: 0, 1: 1, 30: 1, 31: 2, 60: 2, 61: 3, 90: 3, 91: 4, 400: 4}
     found = {d: aging.maintained_invoices(session)[inv.id][3] for d, inv in invoices.items()}
     assert found == expected
@@ -202,7 +202,7 @@ def test_aging_by_invoice_date_and_other_buckets(books):
     assert (entries[young.id][3], entries[old.id][3]) == (1, 3)  # 10 days: 1-15; 50: 45+
     check_summary(session, today)
     assert not aging.update_settings(session, "issue_date", (15, 45), today)  # no change
-    assert aging.Buckets((15, 45)).labels == ["Current", "1–15", "16–45", "45+"]
+    assert aging.Buckets((15, 45)).labels == ("Current", "1–15", "16–45", "45+")
 
 
 def test_bucket_boundaries_are_checked():

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cache
+from functools import cache, cached_property
 
 from sqlalchemy import (
     Date,
@@ -95,18 +95,19 @@ class Buckets:
             return 0
         return 1 + sum(1 for bound in self.bounds if bound < days)
 
-    @property
-    def labels(self) -> list[str]:
+    # Worked out once per Buckets (a report names a bucket in every cell it fills).
+    @cached_property
+    def labels(self) -> tuple[str, ...]:
         labels, low = ["Current"], 1
         for bound in self.bounds:
             labels.append(f"{low}–{bound}")
             low = bound + 1
         labels.append(f"{self.bounds[-1]}+")
-        return labels
+        return tuple(labels)
 
-    @property
-    def long_labels(self) -> list[str]:
-        return ["Current"] + [f"{label} days" for label in self.labels[1:]]
+    @cached_property
+    def long_labels(self) -> tuple[str, ...]:
+        return ("Current", *(f"{label} days" for label in self.labels[1:]))
 
 
 def parse_bounds(raw: str) -> tuple[int, ...]:
@@ -596,27 +597,43 @@ def client_rows(
     COUNT_CAP ("10,000+") and the default order's page is found by the past-due totals'
     index: the page costs the same at 100,000 clients as at 100. Other filters and orders add
     up the summary by client (their count capped too)."""
-    query = _client_rows_query(buckets, filters).subquery()
-    order = _ORDERS[filters.sort](query)
-    page_query = select(query).order_by(*order, query.c.client_id, query.c.currency)
-    if page_size is None:
-        rows = [_row(r, buckets) for r in session.execute(page_query)]
-        return AgingReport(rows, _summed_totals(session, query, buckets), len(rows), 1, 1)
-    rows = None
-    if filters.sort == "overdue" and _kept_report(filters):
-        rows = _overdue_page(session, buckets, filters, page_size)
-    if rows is None:
-        page_query = page_query.limit(page_size).offset((filters.page - 1) * page_size)
-        rows = [_row(r, buckets) for r in session.execute(page_query)]
-    if _kept_report(filters):
-        totals = _kept_report_totals(session, buckets, filters.currency)
+    if page_size is not None and _kept_report(filters):
+        # The report's own query is built only when needed: building it costs over a
+        # millisecond, and the default view (a page from the past-due index, the kept totals,
+        # the summary's key counted) never runs it.
+        rows = None
+        if filters.sort == "overdue":
+            rows = _overdue_page(session, buckets, filters, page_size)
+        if rows is None:
+            query = _client_rows_query(buckets, filters).subquery()
+            rows = _page_of(session, query, buckets, filters, page_size)
         values = {"currency": filters.currency or None, "counted": COUNT_CAP + 1}
-        count = session.scalar(_row_count_query(), values)
-    else:
-        totals = _summed_totals(session, query, buckets)
-        count = session.scalar(
-            select(func.count()).select_from(select(query).limit(COUNT_CAP + 1).subquery())
-        )
+        totals = _kept_report_totals(session, buckets, filters.currency)
+        return _report(rows, totals, session.scalar(_row_count_query(), values), filters, page_size)
+    query = _client_rows_query(buckets, filters).subquery()
+    if page_size is None:
+        rows = [_row(r, buckets) for r in session.execute(_ordered(query, filters))]
+        return AgingReport(rows, _summed_totals(session, query, buckets), len(rows), 1, 1)
+    rows = _page_of(session, query, buckets, filters, page_size)
+    count = session.scalar(
+        select(func.count()).select_from(select(query).limit(COUNT_CAP + 1).subquery())
+    )
+    return _report(rows, _summed_totals(session, query, buckets), count, filters, page_size)
+
+
+def _ordered(query, filters: AgingFilters):
+    order = _ORDERS[filters.sort](query)
+    return select(query).order_by(*order, query.c.client_id, query.c.currency)
+
+
+def _page_of(
+    session: Session, query, buckets: Buckets, filters: AgingFilters, page_size: int
+) -> list[ClientAging]:
+    page = _ordered(query, filters).limit(page_size).offset((filters.page - 1) * page_size)
+    return [_row(r, buckets) for r in session.execute(page)]
+
+
+def _report(rows, totals, count: int, filters: AgingFilters, page_size: int) -> AgingReport:
     return AgingReport(
         rows=rows,
         totals=totals,
