@@ -23,6 +23,7 @@ from bench import (
     messaging_drill,
     migrate,
     pages,
+    pay_page,
     projects,
     provision,
     sweep,
@@ -53,6 +54,7 @@ BENCHMARKS = {
     "filter_pages": filter_pages.run,
     "sweep": sweep.run,
     "load": load.run,
+    "pay_page": pay_page.run,
 }
 
 

@@ -79,8 +79,16 @@ def test_the_page_shows_what_the_invoice_owes_with_bank_details_and_a_upi_qr(
     upi = re.search(r'href="(upi://pay\?[^"]+)"', page).group(1)
     assert upi.startswith(f"upi://pay?pa={UPI}&pn=Udyam%20Works%20Pvt%20Ltd&am=1000.00&cu=INR")
     assert "&tn=Invoice%20" in upi
-    # The QR on the page encodes exactly that request.
-    assert statement.qr_svg(upi) in page
+    # The QR on the page (an image of its own) encodes exactly that request.
+    qr = re.search(r'<img class="pay-qr" src="([^"]+)"', page).group(1)
+    image = client.get(qr)
+    assert image.status_code == 200 and image.mimetype == "image/svg+xml"
+    assert image.data == statement.qr_svg(upi)
+    # The amount in the image's address never raises what the QR asks for: without part
+    # payments it is what is owed; a currency the link does not owe in has no QR.
+    more = client.get(qr.replace("amount=1000.00", "amount=5000.00"))
+    assert more.status_code == 200 and more.data == statement.qr_svg(upi)
+    assert client.get(qr.replace("currency=INR", "currency=USD")).status_code == 404
     assert response.headers["Cache-Control"] == "private, no-store"
     assert response.headers["Referrer-Policy"] == "no-referrer"
     # Nothing of the other invoice of the same client shows on this invoice's link.
@@ -254,6 +262,11 @@ def test_a_part_amount_makes_the_upi_request_for_that_amount(app, client, worksp
     _allow_partial(session)
     response = client.get(path, query_string={"amount_INR": "250"})
     assert response.status_code == 200 and "am=250.00" in response.text
+    # Its QR asks for that part; a part above what is owed gets no QR.
+    qr = html.unescape(re.search(r'<img class="pay-qr" src="([^"]+)"', response.text).group(1))
+    upi = html.unescape(re.search(r'href="(upi://pay\?[^"]+)"', response.text).group(1))
+    assert "amount=250.00" in qr and client.get(qr).data == statement.qr_svg(upi)
+    assert client.get(qr.replace("amount=250.00", "amount=1000.01")).status_code == 404
 
 
 @pytest.fixture

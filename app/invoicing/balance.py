@@ -136,6 +136,23 @@ def outstanding(session: Session, invoice: Invoice) -> Decimal:
     return statement(session, invoice).owed
 
 
+def outstanding_of(session: Session, invoices: Iterable[Invoice]) -> dict[int, Decimal]:
+    """`outstanding` of each invoice, in two statements for all of them rather than two each
+    (a client's pay page lists every invoice it owes)."""
+    invoices = list(invoices)
+    ids = [invoice.id for invoice in invoices]
+    credited, paid = credited_to_invoices(session, ids), applied_to_invoices(session, ids)
+    return {
+        invoice.id: Statement(
+            total=to_money(invoice.total),
+            credited=credited.get(invoice.id, ZERO),
+            paid=paid.get(invoice.id, ZERO),
+            written_off=to_money(invoice.written_off_amount or ZERO),
+        ).owed
+        for invoice in invoices
+    }
+
+
 @dataclass(frozen=True)
 class ClientOwing:
     """What one client's open invoices in one currency still owe: in all, past their due date

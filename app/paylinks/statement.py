@@ -7,9 +7,11 @@ it owes with its interest before the next gets anything (`split_over_invoices`).
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from types import SimpleNamespace
 
 import segno
@@ -20,7 +22,7 @@ from app.collections.cases.interest_claims import interest_owed
 from app.collections.models import CollectionNotice
 from app.collections.notices.statement import notice_invoices
 from app.core.money import to_money
-from app.invoicing.balance import PAYABLE_STATUSES, open_invoices, outstanding
+from app.invoicing.balance import PAYABLE_STATUSES, open_invoices, outstanding_of
 from app.invoicing.models import Invoice
 from app.invoicing.pdf import shows_upi_qr, upi_link
 from app.paylinks.models import PayLink
@@ -90,10 +92,17 @@ def link_invoices(session: Session, link: PayLink) -> list[Invoice]:
 
 
 def what_is_owed(session: Session, link: PayLink, as_of: date) -> Owed:
-    invoices = link_invoices(session, link)
-    payable = [i for i in invoices if i.status in PAYABLE_STATUSES]
-    owing = [(i, outstanding(session, i)) for i in payable]
-    owing = [(i, owed) for i, owed in owing if owed > 0]
+    if link.kind == "client":
+        # The client's open invoices come with what each owes: not read a second time.
+        open_now = open_invoices(session, link.client_id)
+        invoices = [each.invoice for each in open_now]
+        payable = invoices
+        owed_now = {each.invoice.id: each.outstanding for each in open_now}
+    else:
+        invoices = link_invoices(session, link)
+        payable = [i for i in invoices if i.status in PAYABLE_STATUSES]
+        owed_now = outstanding_of(session, payable)
+    owing = [(i, owed_now[i.id]) for i in payable if owed_now[i.id] > 0]
     interest = interest_owed(session, [i for i, _ in owing], as_of)
     groups: dict[str, CurrencyDue] = {}
     for invoice, owed in sorted(owing, key=lambda pair: (pair[0].due_date or date.max, pair[0].id)):
@@ -135,9 +144,13 @@ def upi_request(
     return upi_link(tenant, workspace, reference, amount)
 
 
-def qr_svg(data: str) -> str:
-    """The QR code as a `data:` URL of an SVG (sharp at any size on a phone's screen)."""
-    return segno.make(data, error="m", micro=False).svg_data_uri(scale=1, border=2)
+@lru_cache(maxsize=256)
+def qr_svg(data: str) -> bytes:
+    """The QR code as an SVG (sharp at any size on a phone's screen). Kept for the last few
+    hundred requests drawn: the same payer's page asks again for the same one."""
+    out = io.BytesIO()
+    segno.make(data, error="m", micro=False).save(out, kind="svg", scale=1, border=2)
+    return out.getvalue()
 
 
 def own_invoice(session: Session, link: PayLink, invoice_id: int) -> Invoice | None:

@@ -283,6 +283,15 @@ def _reductions(session: Session, invoice_ids: Sequence[int]) -> dict[int, list]
     return found
 
 
+def _no_interest_reason(invoice: Invoice, client: Client) -> str | None:
+    """Why the invoice carries no interest whatever the dates and rates, if it does not."""
+    if invoice.status in NO_INTEREST_STATUSES:
+        return f"A {invoice.status} invoice carries no interest."
+    if (client.late_interest_mode or "none") == "none":
+        return "No late-payment interest for this client."
+    return None
+
+
 def _compute(
     invoice: Invoice,
     client: Client,
@@ -291,11 +300,10 @@ def _compute(
     reductions: Sequence[tuple[date, Decimal]],
     as_of: date,
 ) -> Interest:
-    mode = client.late_interest_mode or "none"
-    if invoice.status in NO_INTEREST_STATUSES:
-        return no_interest(f"A {invoice.status} invoice carries no interest.")
-    if mode == "none":
-        return no_interest("No late-payment interest for this client.")
+    reason = _no_interest_reason(invoice, client)
+    if reason:
+        return no_interest(reason)
+    mode = client.late_interest_mode
     movements = list(reductions)
     if invoice.written_off_amount and invoice.written_off_at is not None:
         movements.append((invoice.written_off_at.date(), invoice.written_off_amount))
@@ -387,10 +395,22 @@ def interest_for_invoices(
         return {}
     client_ids = {i.client_id for i in invoices}
     clients = {c.id: c for c in session.scalars(select(Client).where(Client.id.in_(client_ids)))}
-    settings = _settings(session)
-    rates = bank_rates(session)
-    reductions = _reductions(session, [i.id for i in invoices])
-    return {
-        i.id: _compute(i, clients[i.client_id], settings, rates, reductions.get(i.id, []), as_of)
-        for i in invoices
-    }
+    found = {}
+    charging = []
+    for invoice in invoices:
+        reason = _no_interest_reason(invoice, clients[invoice.client_id])
+        if reason:
+            found[invoice.id] = no_interest(reason)
+        else:
+            charging.append(invoice)
+    if charging:
+        # Settings, rates and what reduced each invoice are read only when some invoice can
+        # carry interest (most clients have none: the pay page asks on every visit).
+        settings = _settings(session)
+        rates = bank_rates(session)
+        reductions = _reductions(session, [i.id for i in charging])
+        for i in charging:
+            found[i.id] = _compute(
+                i, clients[i.client_id], settings, rates, reductions.get(i.id, []), as_of
+            )
+    return {i.id: found[i.id] for i in invoices}  # in the invoices' order

@@ -97,7 +97,8 @@ def interest_owed(
     """`interest_for_invoices` less the interest already paid, waived or written off on each
     invoice: what a notice or a message demands, never asking for the same interest twice."""
     computed = interest_for_invoices(session, invoices, as_of)
-    settled = settled_interest(session, list(computed))
+    # Only interest still computed can have been settled in part (none is read otherwise).
+    settled = settled_interest(session, [i for i, detail in computed.items() if detail.amount > 0])
     return {
         invoice_id: replace(detail, amount=max(to_money(detail.amount) - settled[invoice_id], ZERO))
         if settled[invoice_id]
