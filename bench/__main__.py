@@ -27,6 +27,7 @@ from bench import (
     projects,
     provision,
     sweep,
+    webhook_storm,
     worker,
 )
 from bench.common import bench_environment
@@ -55,6 +56,7 @@ BENCHMARKS = {
     "sweep": sweep.run,
     "load": load.run,
     "pay_page": pay_page.run,
+    "webhook_storm": webhook_storm.run,
 }
 
 
