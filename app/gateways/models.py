@@ -31,8 +31,9 @@ CHECKOUT_STATUSES = ("open", "paid", "failed")
 # something unknown here (a link, a payment) and waits for a person to look at it.
 EVENT_STATUSES = ("received", "applied", "ignored", "parked")
 # captured: applied to the books; failed: the attempt failed (a later capture still applies);
-# refunded: wholly given back (the Duebook payment is void); partly_refunded: part given back.
-GATEWAY_PAYMENT_STATUSES = ("captured", "failed", "refunded", "partly_refunded")
+# refunded: wholly given back (the Duebook payment is void); partly_refunded: part given back;
+# disputed: the payer's bank took it back pending a dispute (the Duebook payment is void).
+GATEWAY_PAYMENT_STATUSES = ("captured", "failed", "refunded", "partly_refunded", "disputed")
 
 
 class Checkout(TenantModel):
@@ -142,7 +143,8 @@ class GatewayPayment(TenantModel):
 
 
 class GatewayRefund(TenantModel):
-    """A refund a gateway processed, once per (provider, refund id)."""
+    """A refund a gateway processed, once per (provider, refund id); also the money a dispute
+    took back, under the dispute's id."""
 
     __tablename__ = "gateway_refunds"
 
