@@ -73,7 +73,8 @@ def connect_stripe(app, db_session, tenant, standin) -> str:
 @pytest.fixture
 def abroad(app, db_session, make_tenant, make_user, make_client, make_invoice, stripe_standin):
     """A workspace with Stripe connected and a client in the United States billed in USD."""
-    tenant = make_tenant(owner=make_user(), region="27")
+    owner = make_user()
+    tenant = make_tenant(owner=owner, region="27")
     token = connect_stripe(app, db_session, tenant, stripe_standin)
     session = tenant_session(db_session, tenant)
     client = make_client(
@@ -101,7 +102,7 @@ def abroad(app, db_session, make_tenant, make_user, make_client, make_invoice, s
         return next(s["id"] for s in stripe_standin.sessions.values() if s["url"] == url)
 
     return SimpleNamespace(
-        tenant=tenant, token=token, session=session, client=client, invoice=invoice,
+        owner=owner, tenant=tenant, token=token, session=session, client=client, invoice=invoice,
         checkout=checkout,
     )  # fmt: skip
 

@@ -52,7 +52,7 @@ from app.gateways.models import (
     GatewayRefund,
     ParkedGatewayWebhook,
 )
-from app.integrations.connectors.gateway import GatewayRefusal, PaymentEvent
+from app.integrations.connectors.gateway import GatewayRefusal, PaymentEvent, event_to_json
 from app.integrations.connectors.razorpay import RazorpayConnector
 from app.integrations.connectors.stripe_gateway import StripeConnector
 from app.integrations.connectors.wire import BadWebhookBody
@@ -120,7 +120,13 @@ def checkout_options(session: Session) -> list[CheckoutOption]:
     ]
 
 
-def _connector(connection: IntegrationConnection):
+def usable_connections(session: Session) -> list[IntegrationConnection]:
+    """The workspace's gateway connections in use, for the daily reconciliation."""
+    return list(_usable_connections(session).values())
+
+
+def connector_for(connection: IntegrationConnection):
+    """The connection's gateway connector (SecretsUnreadable when its secrets cannot be read)."""
     return GATEWAYS[connection.provider](
         settings=connection.settings,
         secrets=decrypt_secrets(connection.secrets_ciphertext),
@@ -188,7 +194,7 @@ def start_checkout(
     session.add(checkout)
     session.flush()
     try:
-        reference, url = _connector(connection).start_checkout(
+        reference, url = connector_for(connection).start_checkout(
             checkout_id=checkout.id,
             lines=[(i.id, i.number or str(i.id), amount) for i, amount in lines],
             currency=currency,
@@ -261,7 +267,7 @@ def record_webhook(
         return Receipt(404, "unknown connection")
     provider = connection.provider
     try:
-        event = _connector(connection).read_webhook(body, headers)
+        event = connector_for(connection).read_webhook(body, headers)
     except SecretsUnreadable:
         log.error(
             "%s connection %s of tenant %s: secrets unreadable", provider, connection_id, tenant_id
@@ -273,7 +279,7 @@ def record_webhook(
     if event.kind == "other":
         log.info("%s %s for tenant %s ignored", provider, event.event_type[:64], tenant_id)
         return Receipt(200, "ignored: not an event Duebook acts on")
-    stored = _store(session, event, body.decode())
+    stored = store_event(session, event, body.decode())
     if stored is None:
         log.info("%s event %s for tenant %s was a duplicate", provider, event.event_id, tenant_id)
         return Receipt(200, "duplicate")
@@ -281,7 +287,7 @@ def record_webhook(
     return Receipt(200, "stored")
 
 
-def _store(session: Session, event: PaymentEvent, body: str) -> int | None:
+def store_event(session: Session, event: PaymentEvent, body: str) -> int | None:
     """The new event's row id; None when (provider, event id) is already stored."""
     return session.execute(
         insert(GatewayEvent)
@@ -360,6 +366,35 @@ def apply_reported(session: Session, event: PaymentEvent) -> tuple[str, str | No
             return _apply(session, event)
     except (payments.PaymentError, payments.PaymentInvalid) as refusal:
         return "parked", str(refusal)
+
+
+def apply_missed(session: Session, event: PaymentEvent) -> tuple[str, str | None] | None:
+    """What the daily reconciliation found no webhook brought: stored under the gateway's
+    event id as a webhook is (the event as facts: it was read from the gateway's API, not
+    signed) and applied at once through the same path. None when the event is already stored
+    (its webhook came, or a run did)."""
+    stored = store_event(session, event, event_to_json(event))
+    if stored is None:
+        return None
+    status, reason = apply_reported(session, event)
+    _settle(session.get(GatewayEvent, stored), status, reason)
+    session.flush()
+    return status, reason
+
+
+def apply_again(session: Session, event: PaymentEvent) -> tuple[str, str | None]:
+    """A person asks to apply a reported event that was parked (after fixing its cause); its
+    stored row follows the outcome."""
+    status, reason = apply_reported(session, event)
+    stored = session.scalar(
+        select(GatewayEvent).where(
+            GatewayEvent.provider == event.provider, GatewayEvent.event_id == event.event_id
+        )
+    )
+    if stored is not None:
+        _settle(stored, status, reason)
+    session.flush()
+    return status, reason
 
 
 def _apply(session: Session, event: PaymentEvent) -> tuple[str, str | None]:

@@ -16,7 +16,8 @@ A gateway connector:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 
@@ -82,3 +83,29 @@ def checkout_number(value) -> int | None:
     """Our checkout id as a provider's notes or metadata carry it (a string), if it is one."""
     text = str(value or "").strip()
     return int(text) if text.isdigit() and len(text) < 19 else None
+
+
+def event_to_json(event: PaymentEvent) -> str:
+    """The event as JSON (money as strings, times as ISO 8601), to keep and apply later."""
+    return json.dumps(asdict(event), default=str, sort_keys=True)
+
+
+def event_from_json(text: str) -> PaymentEvent:
+    """The event `event_to_json` wrote."""
+    data = json.loads(text)
+    money = ("amount", "fee", "fee_tax", "refund_amount", "refunded_total")
+    for name in money:
+        data[name] = Decimal(data[name]) if data.get(name) is not None else None
+    if data.get("occurred_at"):
+        data["occurred_at"] = datetime.fromisoformat(data["occurred_at"])
+    dispute = data.get("dispute")
+    if dispute:
+        due = dispute.get("evidence_due_by")
+        data["dispute"] = DisputeFacts(
+            dispute["dispute_id"],
+            Decimal(dispute["amount"]) if dispute.get("amount") is not None else None,
+            dispute["reason"],
+            datetime.fromisoformat(due) if due else None,
+        )
+    known = {field.name for field in fields(PaymentEvent)}
+    return PaymentEvent(**{key: value for key, value in data.items() if key in known})
