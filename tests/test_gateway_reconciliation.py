@@ -105,7 +105,7 @@ def test_a_dropped_razorpay_webhook_is_recovered_and_the_late_webhook_changes_no
     assert (again.checked, again.applied, again.differences) == (1, 0, 0)
 
 
-def test_an_amount_mismatch_is_listed_once_and_can_be_explained_on_the_page(
+def test_an_amount_mismatch_is_listed_once_the_fee_filled_and_explained_on_the_page(
     app,
     client,
     login,
@@ -124,6 +124,9 @@ def test_an_amount_mismatch_is_listed_once_and_can_be_explained_on_the_page(
     reconcile(app, s)
     [difference] = differences(s)
     assert (difference.kind, difference.state) == ("amount", "open")
+    # The fee the webhook lacked is read from the charge's balance transaction (2.9% + 30c).
+    row = s.scalars(select(GatewayPayment).execution_options(populate_existing=True)).one()
+    assert row.fee == Decimal("14.80")
     assert (difference.gateway_amount, difference.our_amount) == (
         Decimal("500.00"),
         Decimal("450.00"),

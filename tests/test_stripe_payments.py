@@ -291,3 +291,16 @@ def test_stripe_offers_the_foreign_clients_currencies_and_refuses_others(app, ab
             currency="XOF",
             return_url="http://127.0.0.1/paid",
         )
+
+
+def test_one_workspaces_stripe_event_posted_to_anothers_url_is_refused(
+    app, client, db_session, make_tenant, run_jobs, abroad, stripe_standin
+):
+    other = make_tenant()
+    elsewhere = StripeStandin(webhook_secret="whsec_anotherworkspace000000000")
+    other_token = connect_stripe(app, db_session, other, elsewhere)
+    invoice = abroad.invoice("100.00")
+    stripe_standin.pay(abroad.checkout(invoice))
+    assert deliver(client, run_jobs, other_token, stripe_standin.sent) == [403, 403]
+    assert event_count(tenant_session(db_session, other)) == 0
+    assert fresh(abroad.session, Invoice, invoice.id).status == "issued"

@@ -189,7 +189,8 @@ def event_from(data: dict, event_id: str) -> PaymentEvent:
         )
     payment = entity(data, "payment")
     if kind == "other" or payment is None:
-        return PaymentEvent("razorpay", event_id, event_type, "other")
+        # Stored all the same when it is an event Duebook acts on: the job says what it lacks.
+        return PaymentEvent("razorpay", event_id, event_type, kind)
     made = payment_event(payment, event_id=event_id, event_type=event_type, kind=kind)
     link = entity(data, "payment_link")
     if link is not None and link.get("id"):
