@@ -199,7 +199,6 @@ def start_checkout(
             lines=[(i.id, i.number or str(i.id), amount) for i, amount in lines],
             currency=currency,
             payer_name=client.full_name,
-            payer_email=None,
             return_url=return_url,
         )
     except (GatewayRefusal, SecretsUnreadable) as refusal:

@@ -295,7 +295,6 @@ class RazorpayConnector(Connector):
         lines: list[tuple[int, str, Decimal]],
         currency: str,
         payer_name: str,
-        payer_email: str | None,
         return_url: str,
     ) -> tuple[str, str]:
         """One Payment Link for the lines (invoice id, number, amount); (plink id, URL)."""

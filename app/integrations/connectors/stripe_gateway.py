@@ -765,7 +765,6 @@ class StripeConnector(Connector):
         lines: list[tuple[int, str, Decimal]],
         currency: str,
         payer_name: str,
-        payer_email: str | None,
         return_url: str,
     ) -> tuple[str, str]:
         """One Checkout Session for the lines (invoice id, number, amount); (cs id, URL).
@@ -780,7 +779,6 @@ class StripeConnector(Connector):
                 success_url=return_url,
                 cancel_url=return_url,
                 idempotency_key=f"duebook-checkout-{self.account_key()}-{checkout_id}",
-                customer_email=payer_email,
             )
         except StripeError as refusal:
             raise GatewayRefusal(
