@@ -84,6 +84,7 @@ def register_blueprints(app: Flask) -> None:
     from app.collections.notices.views import blueprint as notices
     from app.collections.work.views import blueprint as collector_work
     from app.dashboard.views import blueprint as dashboard
+    from app.gateways.reconciliation_views import blueprint as gateway_reconciliation
     from app.gateways.views import blueprint as gateway_hooks
     from app.health.views import blueprint as health
     from app.integrations.views import blueprint as integrations
@@ -135,6 +136,7 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     app.register_blueprint(sms_hooks)
     app.register_blueprint(gateway_hooks)
+    app.register_blueprint(gateway_reconciliation)
     app.register_blueprint(integrations)
     app.register_blueprint(email_links)
     app.register_blueprint(campaigns)

@@ -198,6 +198,9 @@ def from_environment() -> dict:
         "TWILIO_API_BASE": os.environ.get("TWILIO_API_BASE", "https://api.twilio.com"),
         "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "https://api.stripe.com"),
         "RAZORPAY_API_BASE": os.environ.get("RAZORPAY_API_BASE", "https://api.razorpay.com"),
+        # The daily gateway reconciliation reads from the start of this many days ago (1:
+        # yesterday and today so far); more catches what a longer outage lost.
+        "GATEWAY_RECONCILIATION_DAYS": int(os.environ.get("GATEWAY_RECONCILIATION_DAYS", "1")),
         # The platform's WhatsApp app: its secret signs every webhook Meta sends us, and the
         # verify token answers Meta's subscription handshake.
         "WHATSAPP_APP_SECRET": os.environ.get("WHATSAPP_APP_SECRET") or None,

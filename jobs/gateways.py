@@ -1,7 +1,9 @@
-"""Jobs of online payments: applying a gateway's webhook after the request answered it."""
+"""Jobs of online payments: applying a gateway's webhook after the request answered it, and the
+daily reconciliation with each gateway."""
 
 from __future__ import annotations
 
+from app.gateways.reconciliation import reconcile
 from app.gateways.services import apply_event, events_left, workspaces_with_gateways
 from jobs.context import job
 from jobs.queues import fan_out
@@ -31,3 +33,18 @@ def apply_gateway_events_left(session) -> int:
         apply_event(session, event_id)
         session.commit()
     return len(left)
+
+
+@job("default")
+def reconcile_gateways_all(session) -> int:
+    """The daily reconciliation, one job per workspace with a gateway connected. Returns how
+    many were queued."""
+
+    return fan_out(session, "reconcile_gateways", workspaces_with_gateways(session))
+
+
+@job("default", timeout=900)
+def reconcile_gateways(session) -> int:
+    """Reconcile each of the bound workspace's gateways. Returns the new differences."""
+
+    return sum(run.differences for run in reconcile(session))

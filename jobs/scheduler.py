@@ -11,7 +11,7 @@ from jobs import load_jobs
 from jobs.aging import roll_aging_all
 from jobs.campaigns import sweep_campaign_launches_all
 from jobs.collections import run_collections_all
-from jobs.gateways import sweep_gateway_events_all
+from jobs.gateways import reconcile_gateways_all, sweep_gateway_events_all
 from jobs.notices import sweep_notices_all
 from jobs.queues import redis_connection
 from jobs.tasks import (
@@ -48,6 +48,10 @@ SCHEDULE = [
     (roll_aging_all, "10 * * * *"),
     # Gateway webhooks stored but never applied (Redis down at receipt, a worker died).
     (sweep_gateway_events_all, 300),
+    # Daily at 01:40 (07:10 in India on a UTC server): each workspace's gateways compared with
+    # what their webhooks recorded, from the start of yesterday (GATEWAY_RECONCILIATION_DAYS);
+    # what a lost webhook missed is applied. Running again adds nothing.
+    (reconcile_gateways_all, "40 1 * * *"),
 ]
 
 

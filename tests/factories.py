@@ -93,6 +93,7 @@ def make_invoice(numbering) -> Callable[..., Invoice]:
         started_on: date = date(2027, 1, 4),
         tax_rate: str = "0",
         sac: str = "9983",
+        currency: str = "INR",
         **project_fields,
     ) -> Invoice:
         """An invoice issued on `issued_on` for a project of `client` whose milestones (one
@@ -102,7 +103,7 @@ def make_invoice(numbering) -> Callable[..., Invoice]:
             client_id=client.id,
             name=f"Project {next(numbering)}",
             contract_value=sum(Decimal(a) for a in amounts),
-            currency="INR",
+            currency=currency,
             start_date=started_on,
             **project_fields,
         )

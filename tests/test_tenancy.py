@@ -85,6 +85,7 @@ RECORD_ARGS = (
     "attachment_id",
     "bank_rate_id",
     "pay_link_id",
+    "difference_id",
 )
 
 
@@ -264,8 +265,29 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     records.update(_messaging_records_of(session, tenant, owner, client.id, contact.id))
     records.update(_collections_records_of(session, owner, client.id, records["invoice_id"]))
     records["pay_link_id"] = _pay_link_of(session, client.id)
+    records["difference_id"] = _reconciliation_difference_of(session)
     session.close()
     return records
+
+
+def _reconciliation_difference_of(session) -> int:
+    """An open difference A's gateway reconciliation found."""
+    from app.gateways.models import ReconciliationItem, ReconciliationRun
+
+    now = datetime.now(UTC)
+    run = ReconciliationRun(provider="stripe", window_start=now, window_end=now, status="done")
+    session.add(run)
+    session.flush()
+    item = ReconciliationItem(
+        run_id=run.id,
+        provider="stripe",
+        kind="not_at_gateway",
+        reference="pi_of_a",
+        detail="Difference of A",
+    )
+    session.add(item)
+    session.commit()
+    return item.id
 
 
 def _pay_link_of(session, client_id) -> int:
@@ -492,6 +514,9 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     from app.paylinks.models import PayLink
 
     assert session.get(PayLink, a["pay_link_id"]).revoked_at is None
+    from app.gateways.models import ReconciliationItem
+
+    assert session.get(ReconciliationItem, a["difference_id"]).state == "open"
     member = db_session.get(Membership, a["membership_id"], populate_existing=True)
     assert (member.role, member.active) == ("finance", True)
     invitation = db_session.get(Invitation, a["invitation_id"], populate_existing=True)

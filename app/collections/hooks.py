@@ -14,7 +14,7 @@ from flask import Flask
 
 from app.audit.wording import Wording, register_wording
 from app.clients.views import register_tab
-from app.collections.cases import interest_claims, promises
+from app.collections.cases import disputes, interest_claims, promises
 from app.collections.cases.interest_claims import interest_owed
 from app.collections.cases.views import collections_context, invoice_dispute_panel
 from app.collections.notices import services as notices
@@ -33,6 +33,7 @@ def init_app(app: Flask) -> None:
     signals.client_archived.connect(close_notices_of_archived_client)
     signals.client_deletion_asked.connect(notices_holding_client)
     signals.client_deletion_asked.connect(interest_holding_client)
+    signals.gateway_payment_disputed.connect(open_disputes_of_disputed_payment)
     register_tab("collections", collections_context)
     register_panel(invoice_dispute_panel)
     facts.register_interest(interest_owed)
@@ -72,6 +73,12 @@ def follow_notice_messages(session, *, tenant_id: int, message_ids: list[int], *
 
 def close_notices_of_archived_client(session, *, client_id: int, **facts) -> None:
     notices.close_for_archived_client(session, client_id)
+
+
+def open_disputes_of_disputed_payment(
+    session, *, invoice_ids: list[int], reason: str, **facts
+) -> None:
+    disputes.open_for_gateway_dispute(session, invoice_ids, reason)
 
 
 def notices_holding_client(session, *, client_id: int, **facts) -> list[signals.DeletionBlocker]:

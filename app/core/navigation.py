@@ -79,6 +79,12 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
             NavLink("invoicing.index", "Invoices", INVOICES, _blueprint("invoicing")),
             NavLink("payments.index", "Payments", INVOICES, _blueprint("payments")),
             NavLink(
+                "gateway_reconciliation.index",
+                "Reconciliation",
+                INVOICES,
+                _blueprint("gateway_reconciliation"),
+            ),
+            NavLink(
                 "opening_balances.index",
                 "Opening balances",
                 (*INVOICES, "invoices.edit"),

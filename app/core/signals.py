@@ -48,6 +48,11 @@ payment_recorded = events.signal("payment-recorded")
 # A payment was voided (its allocations taken back; each invoice's invoice_balance_changed
 # follows): tenant_id, payment_id, client_id, amount, currency, reason, user_id.
 payment_voided = events.signal("payment-voided")
+# A payer's bank disputed a payment taken through a gateway (a card chargeback) and the gateway
+# took the money back; the payment was taken back so its invoices owe again: tenant_id,
+# client_id, invoice_ids (the invoices it had paid), provider, dispute_id, amount, currency,
+# reason (in words). Collections opens a dispute on each invoice.
+gateway_payment_disputed = events.signal("gateway-payment-disputed")
 # A provider reported on messages of a tenant and their status moved (sent, delivered, read,
 # failed, bounced; statuses only move forward): tenant_id, message_ids, status.
 messages_reported = events.signal("messages-reported")
@@ -181,6 +186,10 @@ def announce_payment_voided(session, payment, user_id: int | None) -> None:
     payment_voided.send(
         session, **_payment_facts(session, payment, reason=payment.void_reason, user_id=user_id)
     )
+
+
+def announce_gateway_payment_disputed(session, **facts) -> None:
+    gateway_payment_disputed.send(session, tenant_id=bound_tenant_id(session), **facts)
 
 
 def announce_message_failed(

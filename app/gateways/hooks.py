@@ -28,6 +28,7 @@ def init_app(app: Flask) -> None:
                     "failed": "failed",
                     "refunded": "refunded",
                     "partly_refunded": "partly refunded",
+                    "disputed": "disputed by the payer's bank",
                 }
             },
             money_fields=frozenset({"amount", "fee", "fee_tax", "refunded"}),

@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Integer,
     Numeric,
     String,
     Text,
@@ -31,8 +32,9 @@ CHECKOUT_STATUSES = ("open", "paid", "failed")
 # something unknown here (a link, a payment) and waits for a person to look at it.
 EVENT_STATUSES = ("received", "applied", "ignored", "parked")
 # captured: applied to the books; failed: the attempt failed (a later capture still applies);
-# refunded: wholly given back (the Duebook payment is void); partly_refunded: part given back.
-GATEWAY_PAYMENT_STATUSES = ("captured", "failed", "refunded", "partly_refunded")
+# refunded: wholly given back (the Duebook payment is void); partly_refunded: part given back;
+# disputed: the payer's bank took it back pending a dispute (the Duebook payment is void).
+GATEWAY_PAYMENT_STATUSES = ("captured", "failed", "refunded", "partly_refunded", "disputed")
 
 
 class Checkout(TenantModel):
@@ -49,7 +51,8 @@ class Checkout(TenantModel):
     # The pay link of the pay page it started from, if any (the pay page's own record).
     pay_link_id: Mapped[int | None] = mapped_column(BigInteger)
     # The gateway's id of the link or session (Razorpay plink_…) and where the payer goes.
-    provider_reference: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Stripe's ids may be up to 255 characters (its session ids are 66 today).
+    provider_reference: Mapped[str | None] = mapped_column(String(255), unique=True)
     url: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), server_default="open", default="open")
     created_at: Mapped[datetime] = utcnow_column()
@@ -142,7 +145,8 @@ class GatewayPayment(TenantModel):
 
 
 class GatewayRefund(TenantModel):
-    """A refund a gateway processed, once per (provider, refund id)."""
+    """A refund a gateway processed, once per (provider, refund id); also the money a dispute
+    took back, under the dispute's id."""
 
     __tablename__ = "gateway_refunds"
 
@@ -178,3 +182,70 @@ class ParkedGatewayWebhook(SharedModel):
     reason: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = utcnow_column()
+
+
+RUN_STATUSES = ("done", "failed")
+# missed_event: the gateway reported something no webhook brought (applied by the run when it
+# could be); not_at_gateway: a payment recorded here that the gateway does not list; amount:
+# the two sides differ in amount or currency; status: they differ in what happened to it.
+DIFFERENCE_KINDS = ("missed_event", "not_at_gateway", "amount", "status")
+# open: waits for a person; applied: the money is on the books (by the run or a person's
+# click); explained: a person said why it differs and nothing is to change.
+DIFFERENCE_STATES = ("open", "applied", "explained")
+
+
+class ReconciliationRun(TenantModel):
+    """One daily comparison of what a gateway says happened in a window with what its
+    webhooks recorded here."""
+
+    __tablename__ = "gateway_reconciliation_runs"
+    __audited__ = False  # the run's bookkeeping; what it applies is audited as payments
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    checked: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    applied: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    differences: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    # Why the gateway could not be read (a failed run), in words.
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = utcnow_column()
+
+    __table_args__ = (CheckConstraint(f"status IN ({sql_list(RUN_STATUSES)})", name="status"),)
+
+
+class ReconciliationItem(TenantModel):
+    """A difference a run found, once per (provider, kind, reference): a later run finding it
+    again adds nothing, and a difference a person explained stays explained."""
+
+    __tablename__ = "gateway_reconciliation_items"
+    __audited__ = False  # who settled it, when and why are kept on the row
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant.gateway_reconciliation_runs.id"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    # The gateway's event id for a missed event, else its payment id.
+    reference: Mapped[str] = mapped_column(String(128))
+    provider_payment_id: Mapped[str | None] = mapped_column(String(64))
+    gateway_amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    our_amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    detail: Mapped[str] = mapped_column(Text)
+    # What the gateway reported (a PaymentEvent as JSON), to apply it again on a click.
+    reported: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), server_default="open", default="open")
+    note: Mapped[str | None] = mapped_column(Text)
+    settled_by: Mapped[int | None] = mapped_column(BigInteger)
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = utcnow_column()
+
+    __table_args__ = (
+        UniqueConstraint("provider", "kind", "reference"),
+        CheckConstraint(f"kind IN ({sql_list(DIFFERENCE_KINDS)})", name="kind"),
+        CheckConstraint(f"state IN ({sql_list(DIFFERENCE_STATES)})", name="state"),
+    )

@@ -1,5 +1,7 @@
 """Getting paid through a gateway: start a pay request (a checkout), take the gateway's
-webhooks, and apply each payment to the books exactly once.
+webhooks, and apply each payment to the books exactly once. Provider-neutral: each gateway's
+connector (GATEWAYS) verifies and reads its own webhooks into a `PaymentEvent` and starts its
+own checkouts (app.integrations.connectors.gateway); nothing here reads a provider's JSON.
 
 - `checkout_options` and `start_checkout` are what the pay page calls.
 - `record_webhook` runs in the webhook request: it checks the signature with the
@@ -13,7 +15,10 @@ webhooks, and apply each payment to the books exactly once.
   on the payment as the client's credit. A failed payment and a refund are recorded on the
   client's timeline (gateway payments are audited under the client); a refund takes the
   payment back as voiding does, and a partial refund books what the client kept as a new
-  payment.
+  payment. A dispute (Stripe's chargeback) takes the money back the same way and opens a
+  dispute on each invoice the payment had paid (collections hears `gateway_payment_disputed`).
+- `apply_reported` is the one exactly-once path, for webhooks and for what the daily
+  reconciliation finds a lost webhook missed.
 - An event that names a link or a payment this workspace does not know is parked with its
   reason for a person to look at, never guessed and never lost.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -33,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
+from app.core import signals
 from app.core.clock import local_date
 from app.core.crypto import SecretsUnreadable, decrypt_secrets
 from app.core.handover import hand_over
@@ -45,7 +52,9 @@ from app.gateways.models import (
     GatewayRefund,
     ParkedGatewayWebhook,
 )
-from app.integrations.connectors import razorpay
+from app.integrations.connectors.gateway import GatewayRefusal, PaymentEvent, event_to_json
+from app.integrations.connectors.razorpay import RazorpayConnector
+from app.integrations.connectors.stripe_gateway import StripeConnector
 from app.integrations.connectors.wire import BadWebhookBody
 from app.integrations.models import IntegrationConnection, ProviderAccount
 from app.invoicing.balance import PAYABLE_STATUSES, outstanding
@@ -57,12 +66,19 @@ from tenants.models import Tenant
 log = logging.getLogger(__name__)
 
 ZERO = Decimal("0.00")
-# The currencies each gateway's checkout takes here (Razorpay: Indian rupees; its other
-# currencies need international payments enabled on the merchant's account).
-CURRENCIES = {"razorpay": ("INR",)}
-TITLES = {"razorpay": "Pay with UPI, card or netbanking (Razorpay)"}
-# How Razorpay names a payment method, as Duebook's payment methods.
-RAZORPAY_METHODS = {"upi": "upi", "card": "card", "netbanking": "bank_transfer"}
+# Each gateway's connector: what the spine asks of it is app.integrations.connectors.gateway.
+GATEWAYS = {"razorpay": RazorpayConnector, "stripe": StripeConnector}
+# The currencies each gateway's checkout takes here. Razorpay: Indian rupees (its other
+# currencies need international payments enabled on the merchant's account). Stripe: the
+# currencies of clients abroad, in their own currency, and rupees.
+CURRENCIES = {
+    "razorpay": ("INR",),
+    "stripe": ("AED", "AUD", "CAD", "CHF", "EUR", "GBP", "INR", "JPY", "NZD", "SGD", "USD"),
+}
+TITLES = {
+    "razorpay": "Pay with UPI, card or netbanking (Razorpay)",
+    "stripe": "Pay by card (Stripe)",
+}
 
 
 @dataclass(frozen=True)
@@ -104,12 +120,22 @@ def checkout_options(session: Session) -> list[CheckoutOption]:
     ]
 
 
-def _connector(connection: IntegrationConnection):
-    return razorpay.RazorpayConnector(
+def usable_connections(session: Session) -> list[IntegrationConnection]:
+    """The workspace's gateway connections in use, for the daily reconciliation."""
+    return list(_usable_connections(session).values())
+
+
+def connector_for(connection: IntegrationConnection):
+    """The connection's gateway connector (SecretsUnreadable when its secrets cannot be read)."""
+    return GATEWAYS[connection.provider](
         settings=connection.settings,
         secrets=decrypt_secrets(connection.secrets_ciphertext),
         config=current_app.config,
     )
+
+
+def _name(provider: str) -> str:
+    return GATEWAYS[provider].title
 
 
 def start_checkout(
@@ -167,126 +193,112 @@ def start_checkout(
     )
     session.add(checkout)
     session.flush()
-    numbers = [invoice.number or str(invoice.id) for invoice, _ in lines]
     try:
-        link = _connector(connection).create_payment_link(
-            amount=total,
+        reference, url = connector_for(connection).start_checkout(
+            checkout_id=checkout.id,
+            lines=[(i.id, i.number or str(i.id), amount) for i, amount in lines],
             currency=currency,
-            reference_id=_reference(numbers, checkout.id),
-            description=f"Invoice {', '.join(numbers)}",
-            customer={"name": client.full_name},
-            callback_url=return_url,
-            notes={"duebook_checkout": checkout.id},
+            payer_name=client.full_name,
+            return_url=return_url,
         )
-    except (razorpay.GatewayRefusal, SecretsUnreadable) as refusal:
+    except (GatewayRefusal, SecretsUnreadable) as refusal:
         checkout.status = "failed"
         session.flush()
-        log.warning("razorpay refused checkout %s: %s", checkout.id, refusal)
+        log.warning("%s refused checkout %s: %s", provider, checkout.id, refusal)
         raise CheckoutRefused(
-            "Razorpay could not start this payment. Please try again later."
+            f"{_name(provider)} could not start this payment. Please try again later."
             if isinstance(refusal, SecretsUnreadable)
             else str(refusal)
         ) from refusal
-    checkout.provider_reference, checkout.url = link.id, link.short_url
+    checkout.provider_reference, checkout.url = reference, url
     session.flush()
-    return link.short_url
-
-
-def _reference(numbers: list[str], checkout_id: int) -> str:
-    """Razorpay's reference_id: the invoice number(s) and this attempt (a reference is
-    unique per link, so a second attempt for one invoice needs its own), at most 40
-    characters."""
-    suffix = f" #{checkout_id}"
-    joined = ",".join(numbers)
-    if len(joined) + len(suffix) > razorpay.REFERENCE_LIMIT:
-        joined = f"{len(numbers)} invoices"
-    return f"{joined}{suffix}"
+    return url
 
 
 # Receiving webhooks ----------------------------------------------------------------------------
 
 
-def account_for_token(session: Session, token: str) -> ProviderAccount | None:
-    """The workspace a webhook path token routes to (a shared look-up), if any."""
-    if not razorpay.TOKEN_SHAPE.fullmatch(token):
+def account_for_token(session: Session, provider: str, token: str) -> ProviderAccount | None:
+    """The workspace a gateway's webhook path token routes to (a shared look-up), if any."""
+    if provider not in GATEWAYS or not GATEWAYS[provider].token_shape.fullmatch(token):
         return None
     return session.scalar(
         select(ProviderAccount).where(
-            ProviderAccount.provider == "razorpay", ProviderAccount.account_key == token
+            ProviderAccount.provider == provider, ProviderAccount.account_key == token
         )
     )
 
 
-def park_unrouted(session: Session, token: str, body: bytes, event_id: str | None) -> Receipt:
+def park_unrouted(session: Session, provider: str, token: str, body: bytes, key: str) -> Receipt:
     """A webhook to a token no workspace holds: kept for the operators (unverified: nobody's
-    secret can check it), acknowledged so Razorpay does not retry it for a day. A body that
-    is not even a Razorpay event is refused and not kept."""
+    secret can check it), acknowledged so the gateway does not retry it for days. A body that
+    is not even an event of the gateway is refused and not kept."""
     try:
-        razorpay.read_event(body)
+        event = GATEWAYS[provider].event_from_stored(body, key)
     except BadWebhookBody as refusal:
-        log.warning("razorpay webhook to an unknown token refused: %s", refusal)
+        log.warning("%s webhook to an unknown token refused: %s", provider, refusal)
         return Receipt(refusal.status, str(refusal))
     session.add(
         ParkedGatewayWebhook(
-            provider="razorpay",
+            provider=provider,
             token_digest=hashlib.sha256(token.encode()).hexdigest(),
-            event_id=(event_id or "")[:128] or None,
+            event_id=(event.event_id or "")[:128] or None,
             reason="No workspace has this webhook URL.",
             body=body.decode(),
         )
     )
     session.flush()
-    log.warning("razorpay webhook to an unknown token parked for review")
+    log.warning("%s webhook to an unknown token parked for review", provider)
     return Receipt(200, "parked: unknown account")
 
 
 def record_webhook(
-    session: Session,
-    connection_id: int,
-    body: bytes,
-    signature: str,
-    event_id: str | None,
+    session: Session, connection_id: int, body: bytes, headers: Mapping[str, str]
 ) -> Receipt:
-    """In the webhook request, the session bound to the workspace the token routed to:
-    verify, store once, hand to the job. Refusals (bad signature, a body that is not an
-    event) store nothing and are logged with their reason."""
+    """In the webhook request, the session bound to the workspace the token routed to: the
+    connector verifies and reads it, the event is stored once per (provider, event id) and
+    handed to the job. Refusals (a bad or stale signature, a body that is not an event) store
+    nothing and are logged with their reason."""
     tenant_id = bound_tenant_id(session)
     connection = session.get(IntegrationConnection, connection_id)
-    if connection is None or connection.provider != "razorpay":
-        log.warning("razorpay webhook for tenant %s: its connection is gone", tenant_id)
+    if connection is None or connection.provider not in GATEWAYS:
+        log.warning("gateway webhook for tenant %s: its connection is gone", tenant_id)
         return Receipt(404, "unknown connection")
+    provider = connection.provider
     try:
-        connector = _connector(connection)
+        event = connector_for(connection).read_webhook(body, headers)
     except SecretsUnreadable:
         log.error(
-            "razorpay connection %s of tenant %s: secrets unreadable", connection_id, tenant_id
+            "%s connection %s of tenant %s: secrets unreadable", provider, connection_id, tenant_id
         )
         return Receipt(503, "secrets unreadable")
-    if not connector.valid_signature(body, signature):
-        log.warning("razorpay webhook for tenant %s refused: bad signature", tenant_id)
-        return Receipt(403, "bad signature")
-    try:
-        event = razorpay.read_event(body)
-    except BadWebhookBody as refusal:
-        log.warning("razorpay webhook for tenant %s refused: %s", tenant_id, refusal)
+    except BadWebhookBody as refusal:  # WebhookRefused (403) is one
+        log.warning("%s webhook for tenant %s refused: %s", provider, tenant_id, refusal)
         return Receipt(refusal.status, str(refusal))
-    if event["event"] not in razorpay.EVENTS:
-        log.info("razorpay %s for tenant %s ignored", event["event"][:64], tenant_id)
+    if event.kind == "other":
+        log.info("%s %s for tenant %s ignored", provider, event.event_type[:64], tenant_id)
         return Receipt(200, "ignored: not an event Duebook acts on")
-    # Razorpay names each event in a header; a body without it is keyed by its digest, so an
-    # exact repeat is still recognised.
-    key = (event_id or "").strip()[:128] or hashlib.sha256(body).hexdigest()
-    stored = session.execute(
-        insert(GatewayEvent)
-        .values(provider="razorpay", event_id=key, event_type=event["event"], body=body.decode())
-        .on_conflict_do_nothing(index_elements=["provider", "event_id"])
-        .returning(GatewayEvent.id)
-    ).scalar()
+    stored = store_event(session, event, body.decode())
     if stored is None:
-        log.info("razorpay event %s for tenant %s was a duplicate", key, tenant_id)
+        log.info("%s event %s for tenant %s was a duplicate", provider, event.event_id, tenant_id)
         return Receipt(200, "duplicate")
     hand_over(session, "apply_gateway_event", stored, tenant_id=tenant_id)
     return Receipt(200, "stored")
+
+
+def store_event(session: Session, event: PaymentEvent, body: str) -> int | None:
+    """The new event's row id; None when (provider, event id) is already stored."""
+    return session.execute(
+        insert(GatewayEvent)
+        .values(
+            provider=event.provider,
+            event_id=event.event_id[:128],
+            event_type=event.event_type[:64],
+            body=body,
+        )
+        .on_conflict_do_nothing(index_elements=["provider", "event_id"])
+        .returning(GatewayEvent.id)
+    ).scalar()
 
 
 # Applying events -------------------------------------------------------------------------------
@@ -297,7 +309,7 @@ def workspaces_with_gateways(session: Session) -> list[int]:
     return list(
         session.scalars(
             select(ProviderAccount.tenant_id)
-            .where(ProviderAccount.provider.in_(list(CURRENCIES)))
+            .where(ProviderAccount.provider.in_(list(GATEWAYS)))
             .distinct()
         )
     )
@@ -328,58 +340,97 @@ def apply_event(session: Session, event_id: int) -> str:
     if event is None:
         return "gone"
     try:
-        data = razorpay.read_event(event.body)
-        # Whole or not at all: a payment the books refuse leaves no gateway payment behind
-        # that would make its next report look applied.
-        with session.begin_nested():
-            status, reason = _apply_razorpay(session, data)
+        reported = GATEWAYS[event.provider].event_from_stored(event.body, event.event_id)
     except BadWebhookBody as refusal:  # checked at receipt; kept as a guard for stored rows
         status, reason = "ignored", str(refusal)
-    except (payments.PaymentError, payments.PaymentInvalid) as refusal:
-        status, reason = "parked", str(refusal)
-    event.status, event.reason, event.processed_at = status, reason, datetime.now(UTC)
-    if event.status == "parked":
-        log.warning("razorpay event %s parked: %s", event.event_id, event.reason)
+    else:
+        status, reason = apply_reported(session, reported)
+    _settle(event, status, reason)
     session.flush()
     return event.status
 
 
-def _apply_razorpay(session: Session, data: dict) -> tuple[str, str | None]:
-    kind = data["event"]
-    if kind == "refund.processed":
-        return _apply_refund(session, data)
-    payment = razorpay.entity(data, "payment")
-    if payment is None or not payment.get("id"):
+def _settle(event: GatewayEvent, status: str, reason: str | None) -> None:
+    event.status, event.reason, event.processed_at = status, reason, datetime.now(UTC)
+    if status == "parked":
+        log.warning("%s event %s parked: %s", event.provider, event.event_id, reason)
+
+
+def apply_reported(session: Session, event: PaymentEvent) -> tuple[str, str | None]:
+    """Apply what a gateway reported, whole or not at all: a payment the books refuse leaves
+    no gateway payment behind that would make its next report look applied. Returns the
+    event's status (applied, ignored, parked) and why, in words."""
+    try:
+        with session.begin_nested():
+            return _apply(session, event)
+    except (payments.PaymentError, payments.PaymentInvalid) as refusal:
+        return "parked", str(refusal)
+
+
+def apply_missed(session: Session, event: PaymentEvent) -> tuple[str, str | None] | None:
+    """What the daily reconciliation found no webhook brought: stored under the gateway's
+    event id as a webhook is (the event as facts: it was read from the gateway's API, not
+    signed) and applied at once through the same path. None when the event is already stored
+    (its webhook came, or a run did)."""
+    stored = store_event(session, event, event_to_json(event))
+    if stored is None:
+        return None
+    status, reason = apply_reported(session, event)
+    _settle(session.get(GatewayEvent, stored), status, reason)
+    session.flush()
+    return status, reason
+
+
+def apply_again(session: Session, event: PaymentEvent) -> tuple[str, str | None]:
+    """A person asks to apply a reported event that was parked (after fixing its cause); its
+    stored row follows the outcome."""
+    status, reason = apply_reported(session, event)
+    stored = session.scalar(
+        select(GatewayEvent).where(
+            GatewayEvent.provider == event.provider, GatewayEvent.event_id == event.event_id
+        )
+    )
+    if stored is not None:
+        _settle(stored, status, reason)
+    session.flush()
+    return status, reason
+
+
+def _apply(session: Session, event: PaymentEvent) -> tuple[str, str | None]:
+    if event.kind == "refunded":
+        return _apply_refund(session, event)
+    if event.kind == "disputed":
+        return _apply_dispute(session, event)
+    if event.kind not in ("paid", "failed") or not event.payment_id:
         return "ignored", "The event carries no payment."
-    link = razorpay.entity(data, "payment_link")
-    checkout = _checkout_for(session, payment, link)
+    checkout = _checkout_for(session, event)
     if checkout is None:
-        return "parked", f"Payment {payment['id']} is for no pay request of this workspace."
-    if kind == "payment.failed":
-        return _record_failure(session, checkout, payment)
-    return _apply_capture(session, checkout, payment)
+        return "parked", f"Payment {event.payment_id} is for no pay request of this workspace."
+    if event.kind == "failed":
+        return _record_failure(session, checkout, event)
+    return _apply_capture(session, checkout, event)
 
 
-def _checkout_for(session: Session, payment: dict, link: dict | None) -> Checkout | None:
-    """The pay request a payment is for: by the link the event names, else by the checkout
-    id the link's notes carry onto its payments."""
-    if link is not None and link.get("id"):
+def _checkout_for(session: Session, event: PaymentEvent) -> Checkout | None:
+    """The pay request a payment is for: by the gateway's id of it (a Razorpay link, a
+    Stripe session) when the event names one, else by our checkout id that the request
+    carried into the gateway's notes or metadata."""
+    if event.provider_checkout:
         return session.scalar(
             select(Checkout).where(
-                Checkout.provider == "razorpay", Checkout.provider_reference == link["id"]
+                Checkout.provider == event.provider,
+                Checkout.provider_reference == event.provider_checkout,
             )
         )
-    notes = payment.get("notes") if isinstance(payment.get("notes"), dict) else {}
-    checkout_id = str(notes.get("duebook_checkout") or "")
-    if not checkout_id.isdigit():
+    if event.checkout_id is None:
         return None
-    checkout = session.get(Checkout, int(checkout_id))
-    return checkout if checkout is not None and checkout.provider == "razorpay" else None
+    checkout = session.get(Checkout, event.checkout_id)
+    return checkout if checkout is not None and checkout.provider == event.provider else None
 
 
-def _new_gateway_payment(session: Session, row: GatewayPayment) -> bool:
-    """Insert `row` unless (provider, payment id) exists: the unique key decides, so two
-    reports of one payment applied at the same moment insert it once."""
+def _new_row(session: Session, row) -> bool:
+    """Insert `row` unless its unique key exists: the database decides, so two reports of
+    one payment (or refund) applied at the same moment insert it once."""
     try:
         with session.begin_nested():
             session.add(row)
@@ -389,11 +440,11 @@ def _new_gateway_payment(session: Session, row: GatewayPayment) -> bool:
     return True
 
 
-def _existing(session: Session, provider_payment_id: str) -> GatewayPayment:
+def _existing(session: Session, provider: str, provider_payment_id: str) -> GatewayPayment:
     return session.scalars(
         select(GatewayPayment)
         .where(
-            GatewayPayment.provider == "razorpay",
+            GatewayPayment.provider == provider,
             GatewayPayment.provider_payment_id == provider_payment_id,
         )
         .with_for_update()
@@ -401,80 +452,94 @@ def _existing(session: Session, provider_payment_id: str) -> GatewayPayment:
     ).one()
 
 
-def _record_failure(session: Session, checkout: Checkout, payment: dict) -> tuple[str, str | None]:
-    reason = str(payment.get("error_description") or "The payment failed.")[:500]
-    row = _gateway_payment(checkout, payment, status="failed")
-    row.failure_reason = reason
-    if _new_gateway_payment(session, row):
+def known_payment(session: Session, provider: str, provider_payment_id: str) -> int | None:
+    return session.scalar(
+        select(GatewayPayment.id).where(
+            GatewayPayment.provider == provider,
+            GatewayPayment.provider_payment_id == provider_payment_id,
+        )
+    )
+
+
+def _record_failure(
+    session: Session, checkout: Checkout, event: PaymentEvent
+) -> tuple[str, str | None]:
+    row = _gateway_payment(checkout, event, status="failed")
+    row.failure_reason = event.failure_reason
+    if _new_row(session, row):
         return "applied", None
-    # Razorpay may report a failure after the capture (UPI retries): the capture stands.
+    # A failure may be reported after the capture (Razorpay's UPI retries): the capture stands.
     return "ignored", "This payment is already known."
 
 
-def _gateway_payment(checkout: Checkout, payment: dict, status: str) -> GatewayPayment:
-    fee, tax = payment.get("fee"), payment.get("tax")
+def _gateway_payment(checkout: Checkout, event: PaymentEvent, status: str) -> GatewayPayment:
     return GatewayPayment(
-        provider="razorpay",
-        provider_payment_id=payment["id"][:64],
+        provider=event.provider,
+        provider_payment_id=event.payment_id,
         checkout_id=checkout.id,
         client_id=checkout.client_id,
         status=status,
-        amount=razorpay.from_minor(payment.get("amount") or 0),
-        currency=str(payment.get("currency") or checkout.currency)[:3],
-        method=str(payment.get("method") or "")[:32] or None,
-        fee=razorpay.from_minor(fee) if isinstance(fee, int) else None,
-        fee_tax=razorpay.from_minor(tax) if isinstance(tax, int) else None,
+        amount=event.amount if event.amount and event.amount > 0 else checkout.amount,
+        currency=(event.currency or checkout.currency)[:3],
+        method=event.method,
+        fee=event.fee,
+        fee_tax=event.fee_tax,
         refunded=ZERO,
     )
 
 
-def _apply_capture(session: Session, checkout: Checkout, payment: dict) -> tuple[str, str | None]:
-    amount = razorpay.from_minor(payment.get("amount") or 0)
-    currency = str(payment.get("currency") or "")
+def _apply_capture(
+    session: Session, checkout: Checkout, event: PaymentEvent
+) -> tuple[str, str | None]:
+    amount = event.amount or ZERO
+    currency = event.currency or ""
     client = session.get(Client, checkout.client_id)
     if amount <= 0:
         return "ignored", "The payment has no amount."
     if currency != checkout.currency or currency != (client.currency or "INR"):
         return "parked", (
-            f"Payment {payment['id']} is in {currency}; the pay request was in {checkout.currency}."
+            f"Payment {event.payment_id} is in {currency}; the pay request was in "
+            f"{checkout.currency}."
         )
-    row = _gateway_payment(checkout, payment, status="captured")
-    if not _new_gateway_payment(session, row):
-        row = _existing(session, row.provider_payment_id)
+    row = _gateway_payment(checkout, event, status="captured")
+    if not _new_row(session, row):
+        row = _existing(session, event.provider, event.payment_id)
         if row.status != "failed":
             return "ignored", "This payment was already applied."
-        # A failure reported first, then the capture (Razorpay warns this happens).
-        fresh = _gateway_payment(checkout, payment, status="captured")
-        row.status, row.amount, row.fee, row.fee_tax = "captured", amount, fresh.fee, fresh.fee_tax
-        row.method, row.failure_reason = fresh.method, None
+        # A failure reported first, then the capture (Razorpay warns this happens; Stripe's
+        # declined card retried on the same payment intent is the same).
+        row.status, row.amount, row.fee, row.fee_tax = "captured", amount, event.fee, event.fee_tax
+        row.method, row.failure_reason = event.method, None
         session.flush()
-    row.payment_id = _book(session, client, checkout, payment, amount).id
+    row.payment_id = _book(session, client, checkout, event, amount).id
     checkout.status = "paid"
     session.flush()
     return "applied", None
 
 
-def _received_on(session: Session, payment: dict):
+def _received_on(session: Session, event: PaymentEvent):
     tenant = session.get(Tenant, bound_tenant_id(session))
-    created = payment.get("created_at")
-    moment = datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None
     now = datetime.now(UTC)
+    moment = event.occurred_at
     # A claimed time in the future is the time we learned of it.
     return local_date(tenant.time_zone, min(moment, now) if moment else now)
 
 
-def _book(session: Session, client: Client, checkout: Checkout, payment: dict, amount: Decimal):
+def _book(
+    session: Session, client: Client, checkout: Checkout, event: PaymentEvent, amount: Decimal
+):
     """The Duebook payment of a captured gateway payment, allocated to the checkout's invoices
     oldest first, each up to what the payer chose and what it owes now; the rest is credit."""
+    name = _name(event.provider)
     paid = payments.record_payment(
         session,
         client,
         {
             "amount": amount,
-            "received_on": _received_on(session, payment),
-            "method": RAZORPAY_METHODS.get(str(payment.get("method")), "other"),
-            "reference": f"Razorpay {payment['id']}"[:120],
-            "note": "Paid online through Razorpay.",
+            "received_on": _received_on(session, event),
+            "method": event.book_method,
+            "reference": f"{name} {event.payment_id}"[:120],
+            "note": f"Paid online through {name}.",
         },
     )
     wanted = {line.invoice_id: line.amount for line in checkout.invoices}
@@ -503,63 +568,109 @@ def _book(session: Session, client: Client, checkout: Checkout, payment: dict, a
     return paid
 
 
-def _apply_refund(session: Session, data: dict) -> tuple[str, str | None]:
-    refund = razorpay.entity(data, "refund")
-    if refund is None or not refund.get("id") or not refund.get("payment_id"):
+def _apply_refund(session: Session, event: PaymentEvent) -> tuple[str, str | None]:
+    if not event.refund_id or not event.payment_id:
         return "ignored", "The event carries no refund."
-    amount = razorpay.from_minor(refund.get("amount") or 0)
-    if amount <= 0:
+    if event.refund_amount is not None and event.refund_amount <= 0:
         return "ignored", "The refund has no amount."
-    known = session.scalar(
-        select(GatewayPayment.id).where(
-            GatewayPayment.provider == "razorpay",
-            GatewayPayment.provider_payment_id == refund["payment_id"],
-        )
-    )
-    if known is None:
+    if known_payment(session, event.provider, event.payment_id) is None:
         return (
             "parked",
-            f"Refund {refund['id']} is for payment {refund['payment_id']}, unknown here.",
+            f"Refund {event.refund_id} is for payment {event.payment_id}, unknown here.",
         )
-    row = _existing(session, refund["payment_id"])
+    row = _existing(session, event.provider, event.payment_id)
     if row.status not in ("captured", "partly_refunded") or row.payment_id is None:
-        return "parked", f"Refund {refund['id']} is for a payment that was not applied."
+        return "parked", f"Refund {event.refund_id} is for a payment that was not applied."
+    if event.refund_amount is not None:
+        amount = event.refund_amount
+    elif event.refunded_total is not None:
+        # The gateway told the payment's refunded total: this refund is what is new in it.
+        amount = event.refunded_total - row.refunded
+        if amount <= 0:
+            return "ignored", "This refund was already applied."
+    else:
+        return "ignored", "The refund has no amount."
     if row.refunded + amount > row.amount:
-        return "parked", f"Refund {refund['id']} is more than what is left of the payment."
-    try:
-        with session.begin_nested():
-            session.add(
-                GatewayRefund(
-                    provider="razorpay",
-                    provider_refund_id=refund["id"][:64],
-                    gateway_payment_id=row.id,
-                    amount=amount,
-                )
-            )
-            session.flush()
-    except IntegrityError:
+        return "parked", f"Refund {event.refund_id} is more than what is left of the payment."
+    refund = GatewayRefund(
+        provider=event.provider,
+        provider_refund_id=event.refund_id[:64],
+        gateway_payment_id=row.id,
+        amount=amount,
+    )
+    if not _new_row(session, refund):
         return "ignored", "This refund was already applied."
     row.refunded += amount
     row.status = "refunded" if row.refunded == row.amount else "partly_refunded"
-    _reverse(session, row, amount, refund["id"])
+    why = f"Refunded through {_name(row.provider)} ({event.refund_id})"
+    _reverse(session, row, amount, why)
     session.flush()
     return "applied", None
 
 
-def _reverse(session: Session, row: GatewayPayment, amount: Decimal, refund_id: str) -> None:
-    """Take the refunded money back as voiding does: the payment is void (every invoice it
-    settled owes again), and what the client kept is booked again as a new payment, applied
-    to the same invoices oldest first."""
+def _apply_dispute(session: Session, event: PaymentEvent) -> tuple[str, str | None]:
+    """The payer's bank disputes the payment and the gateway takes the money back until the
+    dispute is decided: the payment is taken back as a refund is (its invoices owe again),
+    and each invoice it paid gets an open dispute in collections (through a signal: the
+    spine sits below collections)."""
+    dispute = event.dispute
+    if dispute is None or not event.payment_id:
+        return "ignored", "The event carries no dispute."
+    if known_payment(session, event.provider, event.payment_id) is None:
+        return (
+            "parked",
+            f"Dispute {dispute.dispute_id} is for payment {event.payment_id}, unknown here.",
+        )
+    row = _existing(session, event.provider, event.payment_id)
+    if row.status not in ("captured", "partly_refunded") or row.payment_id is None:
+        return "parked", f"Dispute {dispute.dispute_id} is for a payment that was not applied."
+    left = row.amount - row.refunded
+    amount = min(dispute.amount, left) if dispute.amount and dispute.amount > 0 else left
+    # The dispute's withdrawal is kept beside the refunds, under the dispute's id: once.
+    taken = GatewayRefund(
+        provider=event.provider,
+        provider_refund_id=dispute.dispute_id[:64],
+        gateway_payment_id=row.id,
+        amount=amount,
+    )
+    if not _new_row(session, taken):
+        return "ignored", "This dispute was already applied."
+    row.status = "disputed"
+    name = _name(row.provider)
+    invoice_ids = _reverse(session, row, amount, f"Disputed through {name} ({dispute.dispute_id})")
+    due = (
+        f"; evidence is due by {dispute.evidence_due_by:%d %b %Y}"
+        if dispute.evidence_due_by
+        else ""
+    )
+    signals.announce_gateway_payment_disputed(
+        session,
+        client_id=row.client_id,
+        invoice_ids=invoice_ids,
+        provider=row.provider,
+        dispute_id=dispute.dispute_id,
+        amount=amount,
+        currency=row.currency,
+        reason=(
+            f"The payer disputed {name} payment {row.provider_payment_id} "
+            f"({format_money(amount, row.currency)}, reason: {dispute.reason or 'not given'}){due}."
+        ),
+    )
+    session.flush()
+    return "applied", None
+
+
+def _reverse(session: Session, row: GatewayPayment, amount: Decimal, why: str) -> list[int]:
+    """Take the money back as voiding does: the payment is void (every invoice it settled
+    owes again), and what the client kept is booked again as a new payment, applied to the
+    same invoices oldest first. Returns the invoices the payment had paid."""
     booked = payments.get_payment(session, row.payment_id)
     kept_allocations = payments.live_allocations(session, booked)
-    payments.void_payment(
-        session,
-        booked,
-        f"Refunded through Razorpay ({refund_id}): {format_money(amount, row.currency)}",
-    )
+    payments.void_payment(session, booked, f"{why}: {format_money(amount, row.currency)}")
+    invoices = {a.invoice_id: a.amount for a in kept_allocations if a.amount > 0}
     left = booked.amount - amount
     if left <= 0:
-        return
+        return list(invoices)
     client = session.get(Client, row.client_id)
     again = payments.record_payment(
         session,
@@ -569,11 +680,10 @@ def _reverse(session: Session, row: GatewayPayment, amount: Decimal, refund_id: 
             "received_on": booked.received_on,
             "method": booked.method,
             "reference": booked.reference,
-            "note": f"What the client kept of Razorpay {row.provider_payment_id} after refund "
-            f"{refund_id}.",
+            "note": f"What the client kept of {_name(row.provider)} {row.provider_payment_id} "
+            f"after {why[0].lower()}{why[1:]}.",
         },
     )
-    invoices = {a.invoice_id: a.amount for a in kept_allocations if a.amount > 0}
     ordered = session.scalars(
         select(Invoice)
         .where(Invoice.id.in_(list(invoices)))
@@ -589,3 +699,4 @@ def _reverse(session: Session, row: GatewayPayment, amount: Decimal, refund_id: 
             [(invoice_id, part, "0", None, None) for invoice_id, part in allocations],
         )
     row.payment_id = again.id
+    return list(invoices)

@@ -6,6 +6,7 @@ invoice page's dispute actions go through here, so there is one way to dispute."
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime
 
 from sqlalchemy import select
@@ -17,6 +18,8 @@ from app.collections.cases.services import CaseError, CaseInvalid, read_text, re
 from app.collections.models import Dispute
 from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice
+
+log = logging.getLogger(__name__)
 
 ENDINGS = {"resolved": "Resolved", "rejected": "Rejected"}
 
@@ -75,6 +78,21 @@ def open_dispute(
     except IntegrityError:
         raise CaseError("This invoice already has an open dispute.") from None
     return dispute
+
+
+def open_for_gateway_dispute(session: Session, invoice_ids: list[int], reason: str) -> None:
+    """A payer's bank disputed an online payment (the gateway took the money back): each
+    invoice it paid gets an open dispute saying so, unless it already has one or can no longer
+    be disputed (voided meanwhile); that invoice is logged and skipped, the others go on."""
+    for invoice_id in sorted(invoice_ids):
+        invoice = session.get(Invoice, invoice_id)
+        if invoice is None:
+            continue
+        try:
+            with session.begin_nested():
+                open_dispute(session, invoice, {"reason": reason})
+        except (CaseError, CaseInvalid) as refused:
+            log.info("gateway dispute not opened on invoice %s: %s", invoice_id, refused)
 
 
 def end_dispute(

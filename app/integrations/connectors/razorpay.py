@@ -22,8 +22,9 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -35,6 +36,12 @@ from app.integrations.connectors import (
     Outgoing,
     Sent,
     pooled_client,
+)
+from app.integrations.connectors.gateway import (
+    GatewayRefusal,
+    PaymentEvent,
+    WebhookRefused,
+    checkout_number,
 )
 from app.integrations.connectors.wire import BadWebhookBody, check_shape, read_json
 
@@ -51,8 +58,17 @@ DESCRIPTION_LIMIT = 2048
 # GET /v1/payments pages hold at most 100 items.
 PAGE_SIZE = 100
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
-# The events Duebook acts on; anything else is acknowledged and ignored.
-EVENTS = ("payment_link.paid", "payment.captured", "payment.failed", "refund.processed")
+# The events Duebook acts on, as the spine's kinds; anything else is acknowledged and ignored.
+EVENTS = {
+    "payment_link.paid": "paid",
+    "payment.captured": "paid",
+    "payment.failed": "failed",
+    "refund.processed": "refunded",
+}
+# How Razorpay names a payment method, as Duebook's payment methods.
+BOOK_METHODS = {"upi": "upi", "card": "card", "netbanking": "bank_transfer"}
+# The key of our checkout id in a link's notes (Razorpay copies them onto its payments).
+CHECKOUT_NOTE = "duebook_checkout"
 
 _ID = str
 _ENTITY_PAYMENT = {
@@ -87,10 +103,6 @@ class PaymentLink:
     id: str
     short_url: str
     status: str
-
-
-class GatewayRefusal(Exception):
-    """Razorpay did not take the request; the message is Razorpay's own reason, for the page."""
 
 
 def to_minor(amount: Decimal) -> int:
@@ -129,9 +141,75 @@ def entity(event: dict, name: str) -> dict | None:
     return holder.get("entity") if isinstance(holder.get("entity"), dict) else None
 
 
+def _money(value) -> Decimal | None:
+    return from_minor(value) if isinstance(value, int) else None
+
+
+def payment_event(payment: dict, *, event_id: str, event_type: str, kind: str) -> PaymentEvent:
+    """A payment entity (of a webhook, or of GET /v1/payments) in the spine's shape."""
+    notes = payment.get("notes") if isinstance(payment.get("notes"), dict) else {}
+    method = str(payment.get("method") or "")[:32] or None
+    created = payment.get("created_at")
+    return PaymentEvent(
+        provider="razorpay",
+        event_id=event_id,
+        event_type=event_type,
+        kind=kind,
+        payment_id=str(payment.get("id") or "")[:64] or None,
+        checkout_id=checkout_number(notes.get(CHECKOUT_NOTE)),
+        amount=_money(payment.get("amount")),
+        currency=str(payment.get("currency") or "")[:3].upper() or None,
+        fee=_money(payment.get("fee")),
+        fee_tax=_money(payment.get("tax")),
+        method=method,
+        book_method=BOOK_METHODS.get(method or "", "other"),
+        failure_reason=(
+            str(payment.get("error_description") or "The payment failed.")[:500]
+            if kind == "failed"
+            else None
+        ),
+        occurred_at=datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None,
+    )
+
+
+def event_from(data: dict, event_id: str) -> PaymentEvent:
+    """A verified event (read by `read_event`) in the spine's shape."""
+    event_type = data["event"]
+    kind = EVENTS.get(event_type, "other")
+    if kind == "refunded":
+        refund = entity(data, "refund") or {}
+        return PaymentEvent(
+            provider="razorpay",
+            event_id=event_id,
+            event_type=event_type,
+            kind=kind,
+            payment_id=str(refund.get("payment_id") or "")[:64] or None,
+            refund_id=str(refund.get("id") or "")[:64] or None,
+            refund_amount=_money(refund.get("amount")),
+        )
+    payment = entity(data, "payment")
+    if kind == "other" or payment is None:
+        # Stored all the same when it is an event Duebook acts on: the job says what it lacks.
+        return PaymentEvent("razorpay", event_id, event_type, kind)
+    made = payment_event(payment, event_id=event_id, event_type=event_type, kind=kind)
+    link = entity(data, "payment_link")
+    if link is not None and link.get("id"):
+        # The link is the pay request itself: the notes are not asked.
+        return replace(made, provider_checkout=str(link["id"]), checkout_id=None)
+    return made
+
+
+def event_key(body: bytes, event_id: str | None) -> str:
+    """Razorpay names each event in a header; a body without it is keyed by its digest, so an
+    exact repeat is still recognised."""
+    return (event_id or "").strip()[:128] or hashlib.sha256(body).hexdigest()
+
+
 class RazorpayConnector(Connector):
     provider = "razorpay"
     channel = "payments"
+    # The shape of the webhook path token `clean` makes, checked before any look-up.
+    token_shape = TOKEN_SHAPE
     title = "Razorpay"
     description = (
         "Clients pay invoices through Razorpay Payment Links (UPI, cards, netbanking); "
@@ -198,6 +276,57 @@ class RazorpayConnector(Connector):
 
     def valid_signature(self, body: bytes, signature: str) -> bool:
         return valid_signature(body, signature, self.secrets.get("webhook_secret", ""))
+
+    # -- the payments spine's interface (app.integrations.connectors.gateway) ---------------
+
+    def read_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        if not self.valid_signature(body, headers.get(SIGNATURE_HEADER, "")):
+            raise WebhookRefused("bad signature")
+        return event_from(read_event(body), event_key(body, headers.get(EVENT_ID_HEADER)))
+
+    @staticmethod
+    def event_from_stored(body: bytes | str, event_id: str) -> PaymentEvent:
+        return event_from(read_event(body), event_id)
+
+    def start_checkout(
+        self,
+        *,
+        checkout_id: int,
+        lines: list[tuple[int, str, Decimal]],
+        currency: str,
+        payer_name: str,
+        return_url: str,
+    ) -> tuple[str, str]:
+        """One Payment Link for the lines (invoice id, number, amount); (plink id, URL)."""
+        numbers = [number for _, number, _ in lines]
+        link = self.create_payment_link(
+            amount=sum((amount for _, _, amount in lines), Decimal("0.00")),
+            currency=currency,
+            reference_id=_reference(numbers, checkout_id),
+            description=f"Invoice {', '.join(numbers)}",
+            customer={"name": payer_name},
+            callback_url=return_url,
+            notes={CHECKOUT_NOTE: checkout_id},
+        )
+        return link.id, link.short_url
+
+    def payments_on(self, start: datetime, end: datetime) -> list[PaymentEvent]:
+        """The payments made in [start, end), as the spine reads a webhook of each (captured
+        ones as paid, failed as failed; refunds are not listed by this call)."""
+        kinds = {"captured": "paid", "refunded": "paid", "failed": "failed"}
+        found = []
+        for payment in self.payments_between(int(start.timestamp()), int(end.timestamp()) - 1):
+            kind = kinds.get(str(payment.get("status")))
+            if kind and payment.get("id"):
+                found.append(
+                    payment_event(
+                        payment,
+                        event_id=f"reconciliation:{payment['id']}:{kind}",
+                        event_type=f"payment.{payment.get('status')}",
+                        kind=kind,
+                    )
+                )
+        return found
 
     def send(self, outgoing: Outgoing) -> Sent:
         raise DeliveryError("A payment gateway sends no messages.", permanent=True)
@@ -271,6 +400,16 @@ class RazorpayConnector(Connector):
             return self.client.get(path, params=params)
         except httpx.TransportError as exc:
             raise DeliveryError(f"Razorpay unreachable: {type(exc).__name__}: {exc}") from exc
+
+
+def _reference(numbers: list[str], checkout_id: int) -> str:
+    """The link's reference_id: the invoice number(s) and this attempt (a reference is unique
+    per link, so a second attempt for one invoice needs its own), at most 40 characters."""
+    suffix = f" #{checkout_id}"
+    joined = ",".join(numbers)
+    if len(joined) + len(suffix) > REFERENCE_LIMIT:
+        joined = f"{len(numbers)} invoices"
+    return f"{joined}{suffix}"
 
 
 def _json(response: httpx.Response) -> dict:

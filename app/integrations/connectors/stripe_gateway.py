@@ -46,6 +46,13 @@ from app.integrations.connectors import (
     pooled_client,
     retry_after_seconds,
 )
+from app.integrations.connectors.gateway import (
+    DisputeFacts,
+    GatewayRefusal,
+    PaymentEvent,
+    WebhookRefused,
+    checkout_number,
+)
 from app.integrations.connectors.wire import BadWebhookBody, check_shape, read_json
 
 API_VERSION = "2023-08-16"
@@ -69,15 +76,16 @@ CHECKOUT_KEY = "duebook_checkout"
 INVOICES_KEY = "duebook_invoices"
 METADATA_VALUE_LIMIT = 500
 
-HANDLED_EVENTS = frozenset(
-    {
-        "checkout.session.completed",
-        "payment_intent.succeeded",
-        "payment_intent.payment_failed",
-        "charge.refunded",
-        "charge.dispute.created",
-    }
-)
+# The events Duebook acts on, as the payments spine's kinds.
+KINDS = {
+    "checkout.session.completed": "paid",
+    "payment_intent.succeeded": "paid",
+    "payment_intent.payment_failed": "failed",
+    "charge.refunded": "refunded",
+    "charge.dispute.created": "disputed",
+}
+HANDLED_EVENTS = frozenset(KINDS)
+SIGNATURE_HEADER = "Stripe-Signature"
 
 
 # Money ------------------------------------------------------------------------------------
@@ -199,11 +207,6 @@ def _error_from(response: httpx.Response) -> StripeError:
 
 
 # Webhooks -----------------------------------------------------------------------------------
-
-
-class WebhookRefused(BadWebhookBody):
-    """A webhook whose signature does not prove it came from Stripe just now: refused with
-    400 and the reason, nothing stored."""
 
 
 def sign_webhook(body: bytes, secret: str, timestamp: int) -> str:
@@ -443,6 +446,51 @@ def event_from(data: dict) -> StripeEvent:
     )
 
 
+def payment_event(event: StripeEvent, fees: Mapping[str, Decimal] | None = None) -> PaymentEvent:
+    """A StripeEvent in the payments spine's shape. The fee is the one of the charge's balance
+    transaction: in the event when Stripe expanded it, else from `fees` (charge id -> fee)
+    when the caller read the balance transactions, else None."""
+    kind = KINDS.get(event.type, "other")
+    if kind == "paid" and event.type == "checkout.session.completed" and event.status != "paid":
+        kind = "other"  # a session completed for a payment still on its way is not money yet
+    fee = event.fee
+    if fee is None and fees and event.charge_id:
+        fee = fees.get(event.charge_id)
+    refunded_total = event.refund.refunded_total if event.refund else None
+    return PaymentEvent(
+        provider="stripe",
+        event_id=event.event_id,
+        event_type=event.type,
+        kind=kind,
+        payment_id=(event.payment_id or "")[:64] or None,
+        checkout_id=checkout_number(event.checkout_id),
+        provider_checkout=event.checkout_session_id,
+        amount=event.amount,
+        currency=event.currency,
+        fee=fee,
+        method="card",
+        book_method="card",
+        failure_reason=(event.failure_message or "The card was declined.")[:500]
+        if kind == "failed"
+        else None,
+        # `charge.refunded` tells the charge's refunded total, not the refund just made:
+        # each total is one step, so a repeat or an older report of a total is no new refund.
+        refund_id=f"{event.charge_id}:{to_minor(refunded_total, event.currency)}"
+        if kind == "refunded" and refunded_total is not None and event.currency
+        else None,
+        refunded_total=refunded_total,
+        dispute=DisputeFacts(
+            event.dispute.dispute_id,
+            event.dispute.amount,
+            event.dispute.reason,
+            event.dispute.evidence_due_by,
+        )
+        if event.dispute
+        else None,
+        occurred_at=event.created,
+    )
+
+
 # Reconciliation lists -----------------------------------------------------------------------
 
 
@@ -526,6 +574,8 @@ class CheckoutSession(NamedTuple):
 class StripeConnector(Connector):
     provider = "stripe"
     title = "Stripe"
+    # The shape of the webhook path token `clean` makes, checked before any look-up.
+    token_shape = TOKEN_SHAPE
     description = (
         "Let clients abroad pay invoices by card in their own currency through Stripe "
         "Checkout; payments, refunds and disputes come back by webhook."
@@ -698,6 +748,57 @@ class StripeConnector(Connector):
 
     def retrieve_checkout_session(self, session_id: str) -> dict:
         return self._request("GET", f"/v1/checkout/sessions/{session_id}", {})
+
+    # -- the payments spine's interface (app.integrations.connectors.gateway) ---------------
+
+    def read_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        return payment_event(self.verify_webhook(body, headers.get(SIGNATURE_HEADER)))
+
+    @staticmethod
+    def event_from_stored(body: bytes | str, event_id: str) -> PaymentEvent:
+        return payment_event(event_from(read_json(body)))
+
+    def start_checkout(
+        self,
+        *,
+        checkout_id: int,
+        lines: list[tuple[int, str, Decimal]],
+        currency: str,
+        payer_name: str,
+        return_url: str,
+    ) -> tuple[str, str]:
+        """One Checkout Session for the lines (invoice id, number, amount); (cs id, URL).
+        The Idempotency-Key is this connection's token and our checkout id: unique per
+        workspace, and a retried create gives back the first session."""
+        try:
+            made = self.create_checkout_session(
+                lines=[CheckoutLine(f"Invoice {number}", amount) for _, number, amount in lines],
+                currency=currency,
+                checkout_id=str(checkout_id),
+                invoice_ids=[invoice_id for invoice_id, _, _ in lines],
+                success_url=return_url,
+                cancel_url=return_url,
+                idempotency_key=f"duebook-checkout-{self.account_key()}-{checkout_id}",
+            )
+        except StripeError as refusal:
+            raise GatewayRefusal(
+                "Stripe could not be reached; try again shortly."
+                if refusal.status is None
+                else f"Stripe refused the payment: {refusal}"
+            ) from refusal
+        except ValueError as refusal:
+            raise GatewayRefusal(str(refusal)) from refusal
+        return made.session_id, made.url
+
+    def payments_on(self, start: datetime, end: datetime) -> list[PaymentEvent]:
+        """The window's events of payments, refunds and disputes, each with its charge's fee
+        read from the balance transactions of the same window."""
+        fees = {
+            txn.source: txn.fee
+            for txn in self.balance_transactions_between(start, end)
+            if txn.type == "charge" and txn.source
+        }
+        return [payment_event(event, fees) for event in self.events_between(start, end)]
 
     def verify_webhook(self, body: bytes, signature_header: str | None) -> StripeEvent:
         """The event in a webhook to this connection's URL: WebhookRefused (forged, stale or
