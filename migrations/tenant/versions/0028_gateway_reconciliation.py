@@ -1,6 +1,6 @@
 """Stripe disputes and the daily gateway reconciliation (issue 18)
 
-Revision ID: 0029
+Revision ID: 0028
 Revises: 0027
 Create Date: 2026-12-05 07:30:00
 
@@ -16,7 +16,7 @@ Create Date: 2026-12-05 07:30:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0029"
+revision = "0028"
 down_revision = "0027"
 branch_labels = None
 depends_on = None
