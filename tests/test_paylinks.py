@@ -453,3 +453,17 @@ def test_late_payment_interest_is_shown_and_asked_for_where_the_terms_charge_it(
     interest = format_money(expected, "INR", "IN")
     assert f"+ late-payment interest {interest}" in page
     assert f"am={Decimal('10000.00') + expected:.2f}" in page
+
+
+def test_the_pay_buttons_may_lead_to_the_gateways_checkout(app, client, workspace, monkeypatch):
+    """The page's policy lets a Pay button's form go on to the gateway: any https checkout,
+    and in the sandbox the local stand-ins' plain-http addresses (else the browser stops at
+    the redirect and the payer sees nothing happen); no other plain-http address."""
+    tenant, _, session, _, first, _ = workspace
+    monkeypatch.setitem(app.config, "RAZORPAY_API_BASE", "http://127.0.0.1:60065")
+    monkeypatch.setitem(app.config, "STRIPE_API_BASE", "https://api.stripe.com")
+    policy = client.get(_path(app, tenant, _invoice_link(app, session, first))).headers[
+        "Content-Security-Policy"
+    ]
+    form_action = next(p for p in policy.split(";") if p.strip().startswith("form-action"))
+    assert form_action.split()[1:] == ["'self'", "https:", "http://127.0.0.1:60065"]

@@ -9,6 +9,8 @@ so, with the business's contact details. Rate-limited per address (PAY_PAGE_RATE
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import (
     Blueprint,
     Response,
@@ -43,8 +45,22 @@ blueprint = Blueprint("paylinks", __name__, url_prefix="/t/<tenant_slug>/pay-lin
 # POST answered by a redirect to another origin is a form action to that origin).
 PAY_PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self' https:"
+    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action"
 )
+# Where a Pay button's form may lead: the gateways' checkouts (https), and in the sandbox the
+# local stand-ins (plain http on 127.0.0.1), which browsers would otherwise refuse to follow.
+GATEWAY_BASES = ("RAZORPAY_API_BASE", "STRIPE_API_BASE")
+
+
+def _policy() -> str:
+    local = sorted(
+        {
+            f"{parts.scheme}://{parts.netloc}"
+            for parts in (urlsplit(current_app.config.get(name) or "") for name in GATEWAY_BASES)
+            if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+        }
+    )
+    return " ".join([PAY_PAGE_POLICY, "'self'", "https:", *local])
 
 
 def _rate_limit() -> str:
@@ -65,7 +81,7 @@ def _private(response: Response) -> Response:
     # token never sent on as a referrer.
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Content-Security-Policy"] = PAY_PAGE_POLICY
+    response.headers["Content-Security-Policy"] = _policy()
     return response
 
 
