@@ -64,6 +64,7 @@ def seed_demo() -> None:
     _seed_demo_books(tenant.id, user.id)
     _seed_demo_messaging(tenant.id, user.id)
     _seed_demo_collections(tenant.id, user.id)
+    _seed_demo_foreign_client(tenant.id, user.id)
     click.echo(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
 
@@ -260,6 +261,52 @@ def _seed_demo_collections(tenant_id: int, user_id: int) -> None:
                 invoicing.issue(session, tenant, invoice, issued, user_id=user_id)
                 invoice.accepted_on = issued
         invoicing.mark_overdue(session, today)
+
+
+def _seed_demo_foreign_client(tenant_id: int, user_id: int) -> None:
+    """Once: a client abroad billed in US dollars (an export of services under the workspace's
+    LUT, zero-rated), with one invoice issued a week ago: its pay link offers Stripe's
+    checkout in dollars, where a rupee gateway cannot take the payment."""
+
+    with tenant_context(
+        TenantSession(db, bind=db.engine), tenant_id, actor_user_id=user_id
+    ) as session:
+        if session.scalar(select(Client.id).where(Client.short_name == "Harbour Lane")):
+            return
+        tenant = session.get(Tenant, tenant_id)
+        workspace_settings(session, tenant_id).lut_reference = "AD2904260012345"
+        client = Client(
+            full_name="Harbour Lane Imports LLC",
+            short_name="Harbour Lane",
+            location="foreign",
+            country="US",
+            currency="USD",
+            city="Seattle",
+            address_line1="1201 Western Avenue",
+            payment_terms="net",
+            payment_days=30,
+            collector_user_id=user_id,
+        )
+        session.add(client)
+        session.flush()
+        contact = Contact(
+            client_id=client.id,
+            full_name="Megan Ortiz",
+            roles=["billing"],
+            email="ap@harbourlane.example",
+            preferred_language="en",
+        )
+        set_consent(contact, "email", True, "signed master services agreement")
+        session.add(contact)
+        line = invoicing.ManualLine(
+            description="Export of design services: catalogue shoot, November",
+            hsn_sac=invoicing.DEFAULT_SAC,
+            unit_price="2400",
+        )
+        invoice = invoicing.draft_by_hand(session, tenant, client, [line])
+        issued = local_date(tenant.time_zone) - timedelta(days=7)
+        invoicing.issue(session, tenant, invoice, issued, user_id=user_id)
+        invoice.accepted_on = issued
 
 
 def _seed_demo_campaign_template(session) -> None:

@@ -241,3 +241,6 @@ def test_demo_seed_gives_a_working_login_and_can_run_again(app):
     overdue = client.get("/t/demo/invoices/?status=overdue").text
     for short_name in ("Sahyadri", "Godavari", "Nilgiri"):
         assert short_name in overdue
+    # A client abroad, billed in dollars under the LUT (zero-rated), for Stripe's checkout.
+    dollars = client.get("/t/demo/invoices/?q=Harbour").text
+    assert "Harbour Lane" in dollars and "$2,400.00" in dollars
