@@ -1,0 +1,174 @@
+"""Bank statement import and matching: each credit matched to open invoices by reference
+(invoice number in the narration), by amount and the payer's name, or left waiting; sure
+matches applied by themselves only when the workspace allows it, never a wrong one; an
+overlapping statement uploaded again books nothing twice; the review queue's accept, split,
+keep as credit and ignore."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from app.banking import services
+from app.banking.models import StatementLine
+from app.invoicing.balance import outstanding
+from app.payments.models import Payment
+from tests.helpers import tenant_session
+
+HEADER = "Date,Narration,Chq./Ref.No.,Value Dt,Withdrawal Amt.,Deposit Amt.,Closing Balance\n"
+
+
+def hdfc(*rows: str) -> bytes:
+    return (HEADER + "\n".join(rows) + "\n").encode()
+
+
+@pytest.fixture
+def books(db_session, make_tenant, make_client, make_invoice):
+    tenant = make_tenant(region="27")
+    session = tenant_session(db_session, tenant)
+    ravi = make_client(session, name="Ravi Kumar Traders", short_name="RAVI")
+    globex = make_client(session, name="Globex Engineering", short_name="GLOBEX")
+    first = make_invoice(session, tenant, ravi, ("118000.00",), issued_on=date(2027, 2, 1))
+    second = make_invoice(session, tenant, globex, ("50000.00",), issued_on=date(2027, 2, 1))
+    third = make_invoice(session, tenant, globex, ("7500.00",), issued_on=date(2027, 2, 1))
+    account = services.add_bank_account(session, "HDFC current", "50100012345678", "INR")
+    return session, account, (ravi, globex), (first, second, third)
+
+
+def lines_of(session, statement):
+    return session.scalars(
+        select(StatementLine)
+        .where(StatementLine.import_id == statement.id)
+        .order_by(StatementLine.source_line)
+    ).all()
+
+
+def test_reference_in_narration_is_a_sure_match_and_waits_by_default(books):
+    session, account, _, (first, second, _) = books
+    narration = f"UPI-SOMEONE-x@okhdfc-HDFC0000001-701512345678-{first.number.replace('/', '')}"
+    data = hdfc(
+        f'15/03/27,{narration},0000701512345678,15/03/27,,"1,18,000.00","2,18,000.00"',
+        f'16/03/27,NEFT CR-SBIN0000001-X-{second.number}-SBINN52027031612345678,,16/03/27,,"20,000.00",',
+    )
+    statement = services.import_statement(session, account, "jan.csv", data, "csv")
+    sure, part = lines_of(session, statement)
+    assert (sure.status, sure.invoice_id, sure.confidence) == ("suggested", first.id, 95)
+    assert first.number in sure.match_reason and "what it still owes" in sure.match_reason
+    assert (part.invoice_id, part.confidence) == (second.id, 75)
+    assert "part payment" in part.match_reason
+    # The workspace has not allowed automatic booking: nothing is paid yet.
+    assert outstanding(session, first) == Decimal("118000.00")
+    assert sure.payment_id is None
+
+
+def test_sure_matches_apply_by_themselves_when_allowed_and_nothing_else(books):
+    session, account, (ravi, _), (first, second, third) = books
+    services.banking_settings(session).apply_sure_matches = True
+    data = hdfc(
+        f'15/03/27,PAYMENT {first.number},REF1,15/03/27,,"1,18,000.00",',
+        # Amount and name only: a suggestion, never applied by itself.
+        '16/03/27,NEFT CR-GLOBEX ENGINEERING-PAYMENT,REF2,16/03/27,,"7,500.00",',
+        # The right reference but more than owed: not sure.
+        f'17/03/27,{second.number} and more,REF3,17/03/27,,"60,000.00",',
+    )
+    statement = services.import_statement(session, account, "mar.csv", data, "csv")
+    applied, by_name, too_much = lines_of(session, statement)
+    assert applied.status == "applied"
+    payment = session.get(Payment, applied.payment_id)
+    assert (payment.client_id, payment.amount) == (ravi.id, Decimal("118000.00"))
+    assert outstanding(session, first) == Decimal("0.00")
+    assert session.get(type(first), first.id).status == "paid"
+    assert (by_name.status, by_name.invoice_id, by_name.confidence) == ("suggested", third.id, 70)
+    assert "looks like Globex Engineering" in by_name.match_reason
+    assert (too_much.status, too_much.confidence) == ("suggested", 60)
+    assert outstanding(session, second) == Decimal("50000.00")
+    assert outstanding(session, third) == Decimal("7500.00")
+
+
+def test_no_match_for_an_invoice_issued_after_the_money_arrived_or_nothing_fitting(books):
+    session, account, _, (first, _, _) = books
+    data = hdfc(
+        f'15/01/27,{first.number},REF1,15/01/27,,"1,18,000.00",',  # before the invoice
+        '16/03/27,SOMETHING ELSE,REF2,16/03/27,,"123.45",',
+    )
+    early, unknown = lines_of(
+        session, services.import_statement(session, account, "a.csv", data, "csv")
+    )
+    assert (early.status, early.invoice_id) == ("unmatched", None)
+    assert (unknown.status, unknown.invoice_id) == ("unmatched", None)
+
+
+def test_a_transfer_already_recorded_by_hand_is_not_booked_again(books, make_payment):
+    session, account, (ravi, _), (first, _, _) = books
+    make_payment(session, ravi, "118000.00", allocate_to=[first], reference="701512345678")
+    data = hdfc('15/03/27,UPI/701512345678/RAVI/ravi@ok,R1,15/03/27,,"1,18,000.00",')
+    (line,) = lines_of(session, services.import_statement(session, account, "a.csv", data, "csv"))
+    assert line.status == "recorded" and line.payment_id is not None
+    assert session.scalar(select(func.count()).select_from(Payment)) == 1
+
+
+def test_an_overlapping_statement_uploaded_again_books_nothing_twice(books):
+    session, account, _, (first, second, _) = books
+    services.banking_settings(session).apply_sure_matches = True
+    january = hdfc(
+        f'15/03/27,PAYMENT {first.number},REF1,15/03/27,,"1,18,000.00","1,18,000.00"',
+        '16/03/27,BANK CHARGES,,16/03/27,"10.00",,"1,17,990.00"',
+        '16/03/27,BANK CHARGES,,16/03/27,"10.00",,"1,17,990.00"',  # the same again, the same day
+    )
+    overlapping = hdfc(
+        '16/03/27,BANK CHARGES,,16/03/27,"10.00",,"1,17,990.00"',
+        '16/03/27,BANK CHARGES,,16/03/27,"10.00",,"1,17,990.00"',
+        f'15/03/27,PAYMENT {first.number},REF1,15/03/27,,"1,18,000.00","1,18,000.00"',
+        f'17/03/27,PAYMENT {second.number},REF9,17/03/27,,"50,000.00","1,67,990.00"',
+    )
+    one = services.import_statement(session, account, "jan.csv", january, "csv")
+    two = services.import_statement(session, account, "jan-feb.csv", overlapping, "csv")
+    assert (one.lines_added, two.lines_added) == (3, 1)
+    summary = services.import_summary(session, two)
+    assert (summary.lines_read, summary.already_imported, summary.booked) == (4, 3, 1)
+    assert session.scalar(select(func.count()).select_from(Payment)) == 2
+    assert outstanding(session, first) == Decimal("0.00")
+    assert outstanding(session, second) == Decimal("0.00")
+
+
+def test_review_queue_accept_split_credit_and_ignore(books):
+    session, account, (ravi, globex), (first, second, third) = books
+    data = hdfc(
+        f'15/03/27,{first.number},R1,15/03/27,,"1,18,000.00",',
+        '16/03/27,GLOBEX ENGINEERING TWO INVOICES,R2,16/03/27,,"57,500.00",',
+        '17/03/27,RAVI ADVANCE,R3,17/03/27,,"1,000.00",',
+        '18/03/27,INTEREST,R4,18/03/27,,"3.00",',
+    )
+    statement = services.import_statement(session, account, "q.csv", data, "csv")
+    to_accept, to_split, to_credit, to_ignore = lines_of(session, statement)
+    assert {line.id for line in services.review_queue(session)} == {
+        to_accept.id,
+        to_split.id,
+        to_credit.id,
+        to_ignore.id,
+    }
+    services.accept(session, to_accept, user_id=None)
+    assert outstanding(session, first) == Decimal("0.00")
+    services.split(
+        session, to_split, [(second.id, Decimal("50000.00")), (third.id, Decimal("7500.00"))], None
+    )
+    assert outstanding(session, second) == outstanding(session, third) == Decimal("0.00")
+    services.keep_as_credit(session, to_credit, ravi.id, None)
+    credit = session.get(Payment, to_credit.payment_id)
+    assert (credit.client_id, credit.amount, credit.allocations) == (
+        ravi.id,
+        Decimal("1000.00"),
+        [],
+    )
+    services.ignore(session, to_ignore, None)
+    assert to_ignore.status == "ignored" and to_ignore.payment_id is None
+    assert services.review_queue(session) == []
+    with pytest.raises(services.BankingError, match="already dealt with"):
+        services.accept(session, to_accept, user_id=None)  # a second click books nothing
+    with pytest.raises(services.BankingError, match="one client's invoices"):
+        services.split(
+            session, to_ignore, [(first.id, Decimal("1")), (second.id, Decimal("1"))], None
+        )
