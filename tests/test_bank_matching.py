@@ -168,7 +168,3 @@ def test_review_queue_accept_split_credit_and_ignore(books):
     assert services.review_queue(session) == []
     with pytest.raises(services.BankingError, match="already dealt with"):
         services.accept(session, to_accept, user_id=None)  # a second click books nothing
-    with pytest.raises(services.BankingError, match="one client's invoices"):
-        services.split(
-            session, to_ignore, [(first.id, Decimal("1")), (second.id, Decimal("1"))], None
-        )
