@@ -51,7 +51,8 @@ def test_reference_in_narration_is_a_sure_match_and_waits_by_default(books):
     narration = f"UPI-SOMEONE-x@okhdfc-HDFC0000001-701512345678-{first.number.replace('/', '')}"
     data = hdfc(
         f'15/03/27,{narration},0000701512345678,15/03/27,,"1,18,000.00","2,18,000.00"',
-        f'16/03/27,NEFT CR-SBIN0000001-X-{second.number}-SBINN52027031612345678,,16/03/27,,"20,000.00",',
+        f"16/03/27,NEFT CR-SBIN0000001-X-{second.number}-SBINN52027031612345678,,16/03/27,,"
+        '"20,000.00",',
     )
     statement = services.import_statement(session, account, "jan.csv", data, "csv")
     sure, part = lines_of(session, statement)

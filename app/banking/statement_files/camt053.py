@@ -60,7 +60,12 @@ def _date(element: Element | None, path: str) -> date | None:
 def read(data: bytes) -> ParsedStatement:
     try:
         root = fromstring(data)
-    except (ParseError, DefusedXmlException) as error:
+    except DefusedXmlException:
+        raise StatementFileError(
+            "This CAMT.053 file declares XML entities or external references, which bank "
+            "statements never need; it was refused."
+        ) from None
+    except ParseError as error:
         raise StatementFileError(f"This CAMT.053 file is not well-formed XML ({error}).") from None
     statements = [s for s in root.iter() if _local(s.tag) == "Stmt"]
     if not statements:
