@@ -6,6 +6,7 @@ keep as credit and ignore."""
 
 from __future__ import annotations
 
+import io
 from datetime import date
 from decimal import Decimal
 
@@ -13,10 +14,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.banking import services
-from app.banking.models import StatementLine
+from app.banking.models import BankAccount, StatementLine
 from app.invoicing.balance import outstanding
 from app.payments.models import Payment
-from tests.helpers import tenant_session
+from tests.helpers import csrf_token_from, tenant_session
 
 HEADER = "Date,Narration,Chq./Ref.No.,Value Dt,Withdrawal Amt.,Deposit Amt.,Closing Balance\n"
 
@@ -169,3 +170,94 @@ def test_review_queue_accept_split_credit_and_ignore(books):
     assert services.review_queue(session) == []
     with pytest.raises(services.BankingError, match="already dealt with"):
         services.accept(session, to_accept, user_id=None)  # a second click books nothing
+
+
+# The pages ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def signed_in(
+    app, client, db_session, make_tenant, make_user, make_client, make_invoice, login, storage_root
+):
+    owner = make_user()
+    tenant = make_tenant(owner=owner, region="27")
+    session = tenant_session(db_session, tenant)
+    ravi = make_client(session, name="Ravi Kumar Traders", short_name="RAVI")
+    invoice = make_invoice(session, tenant, ravi, ("118000.00",), issued_on=date(2027, 2, 1))
+    session.commit()
+    login(client, owner)
+    return tenant, session, invoice
+
+
+def post(client, url, data, **kwargs):
+    token = csrf_token_from(client.get(url.rsplit("/", 2)[0] + "/").text)
+    return client.post(url, data={**data, "csrf_token": token}, **kwargs)
+
+
+def upload(client, base, account_id, name, data):
+    return post(
+        client,
+        f"{base}/imports",
+        {"bank_account_id": str(account_id), "file": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+    )
+
+
+def test_upload_page_imports_lists_bad_lines_and_the_queue_books_on_accept(client, signed_in):
+    tenant, session, invoice = signed_in
+    base = f"/t/{tenant.slug}/bank"
+    assert f'href="{base}/"' in client.get(f"/t/{tenant.slug}/payments/").text
+    response = post(client, f"{base}/accounts", {"name": "HDFC", "account_number": "x"})
+    assert response.status_code == 422 and "Enter the account number" in response.text
+    response = post(
+        client,
+        f"{base}/accounts",
+        {"name": "HDFC", "account_number": "50100012345678", "currency": "INR"},
+    )
+    assert response.status_code == 303
+    account_id = session.scalar(select(BankAccount.id))
+    data = hdfc(
+        f'15/03/27,PAYMENT {invoice.number},R1,15/03/27,,"1,18,000.00",',
+        '16/03/27,BROKEN,R2,16/03/27,,"abc",',
+    )
+    response = upload(client, base, account_id, "march.csv", data)
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"])
+    assert "Line 3: “abc” is not an amount." in page.text
+    review = client.get(f"{base}/review")
+    assert f"Suggested: invoice {invoice.number}" in review.text and "95% sure" in review.text
+    (line,) = services.review_queue(session)
+    assert post(client, f"{base}/lines/{line.id}/accept", {}).status_code == 303
+    session.expire_all()
+    assert outstanding(session, session.get(type(invoice), invoice.id)) == Decimal("0.00")
+    # Clicking again (a second tab) books nothing more.
+    post(client, f"{base}/lines/{line.id}/accept", {})
+    assert session.scalar(select(func.count()).select_from(Payment)) == 1
+    # The same file again: nothing new, nothing booked twice.
+    again = client.get(upload(client, base, account_id, "march.csv", data).headers["Location"])
+    assert "<dt>New</dt><dd>0</dd>" in again.text
+
+
+def test_an_unknown_csv_layout_is_mapped_once_and_remembered(client, signed_in):
+    tenant, session, invoice = signed_in
+    base = f"/t/{tenant.slug}/bank"
+    account = services.add_bank_account(session, "Other bank", "99887766", "INR")
+    session.commit()
+    data = b"When;What;In;Out\n2027-03-15;Paid " + invoice.number.encode() + b";118000.00;\n"
+    page = upload(client, base, account.id, "other.csv", data)
+    assert page.status_code == 200 and "Which column holds what?" in page.text
+    upload_name = page.text.split('name="upload" value="')[1].split('"')[0]
+    form = {"upload": upload_name, "headers": ["When", "What", "In", "Out"]}
+    refused = post(client, f"{base}/accounts/{account.id}/columns", {**form, "booked_on": "When"})
+    assert refused.status_code == 422 and "Choose the column with the narration." in refused.text
+    mapped = post(
+        client,
+        f"{base}/accounts/{account.id}/columns",
+        {**form, "booked_on": "When", "narration": "What", "credit": "In", "debit": "Out"},
+    )
+    assert mapped.status_code == 303
+    session.expire_all()
+    assert session.get(type(account), account.id).column_mapping["credit"] == "In"
+    # Next month's statement of this account is read with the saved columns at once.
+    later = b"When;What;In;Out\n2027-04-15;Advance;500.00;\n"
+    assert upload(client, base, account.id, "april.csv", later).status_code == 303
