@@ -9,6 +9,7 @@ import traceback
 
 from bench import (
     aging,
+    bank_matching,
     clients_import,
     clients_list,
     collections_run,
@@ -53,6 +54,7 @@ BENCHMARKS = {
     "filter_pages": filter_pages.run,
     "sweep": sweep.run,
     "load": load.run,
+    "bank_matching": bank_matching.run,
 }
 
 
