@@ -31,6 +31,9 @@ blueprint = Blueprint("banking", __name__, url_prefix="/t/<tenant_slug>/bank")
 VIEW = "invoices.view"
 RECORD = "payments.record"
 UPLOAD_NAME = re.compile(r"[0-9a-f]{32}\.csv")
+# A year of a busy account's statement (some 100,000 lines) is ~12 MB of CSV; more is refused
+# before it is read.
+STATEMENT_REQUEST_LIMIT = 16 * 1024 * 1024
 STATUS_LABELS = {
     "debit": "Money out",
     "unmatched": "Waiting: no match",
@@ -40,6 +43,12 @@ STATUS_LABELS = {
     "credited": "Client's credit",
     "ignored": "Ignored",
 }
+
+
+@blueprint.url_value_preprocessor
+def _limit_upload_size(endpoint, values) -> None:
+    if endpoint == "banking.upload":
+        request.max_content_length = STATEMENT_REQUEST_LIMIT
 
 
 def _accounts():

@@ -117,7 +117,20 @@ def _rows(data: bytes) -> list[list[str]]:
         dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    return list(csv.reader(io.StringIO(text), dialect))[:MAX_ROWS]
+    rows = []
+    try:
+        for row in csv.reader(io.StringIO(text), dialect):
+            rows.append(row)
+            if len(rows) > MAX_ROWS:
+                raise StatementFileError(
+                    f"This file has more than {MAX_ROWS:,} rows: "
+                    "split it by month and upload each part."
+                )
+    except csv.Error as error:
+        raise StatementFileError(
+            f"Line {len(rows) + 1} of this CSV cannot be read ({error}); nothing was imported."
+        ) from None
+    return rows
 
 
 def _roles_by_name(headers: list[str]) -> dict[str, int]:
