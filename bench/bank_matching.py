@@ -197,6 +197,7 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
                 with Stopwatch() as watch:
                     _baseline(schema, statement.id)
                 baseline_times.append(watch.seconds)
+            added = statement.lines_added
             db.session.remove()
 
     right = sum(1 for line, invoice_id in expected.items() if found.get(line) == invoice_id)
@@ -205,7 +206,7 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
     print_figure("load", f"{load.seconds:6.1f} s")
     print_figure(
         "import (parse, insert, match)",
-        f"{imported.seconds:6.2f} s ({statement.lines_added:,} lines)",
+        f"{imported.seconds:6.2f} s ({added:,} lines)",
     )
     print_figure("product: match and queue", product.describe_ms())
     print_figure("baseline: amount + reference", baseline.describe_ms())

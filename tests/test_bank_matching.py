@@ -261,3 +261,11 @@ def test_an_unknown_csv_layout_is_mapped_once_and_remembered(client, signed_in):
     # Next month's statement of this account is read with the saved columns at once.
     later = b"When;What;In;Out\n2027-04-15;Advance;500.00;\n"
     assert upload(client, base, account.id, "april.csv", later).status_code == 303
+
+
+def test_a_long_statement_is_imported_whole(books):
+    # 4,000 lines of 17 values each are more than one statement's 65,535 parameters.
+    session, account, _, _ = books
+    rows = [f'01/03/27,FEE {n},F{n},01/03/27,"1.00",,' for n in range(4000)]
+    statement = services.import_statement(session, account, "long.csv", hdfc(*rows), "csv")
+    assert (statement.lines_read, statement.lines_added) == (4000, 4000)
