@@ -185,15 +185,15 @@ def import_statement(
             }
         )
     added = 0
-    # 17 parameters a row: chunks of 1,000 stay under PostgreSQL's 65,535 per statement.
-    for start in range(0, len(rows), 1000):
-        chunk = rows[start : start + 1000]
-        added += len(
+    if rows:
+        # One statement compiled once, sent in pages of 1,000 rows (SQLAlchemy's
+        # insertmanyvalues), so 17 values a row stay under PostgreSQL's 65,535 parameters.
+        added = len(
             session.execute(
                 insert(StatementLine)
-                .values(chunk)
                 .on_conflict_do_nothing(constraint="uq_statement_lines_fingerprint")
-                .returning(StatementLine.id)
+                .returning(StatementLine.id),
+                rows,
             ).all()
         )
     statement.lines_added = added
