@@ -64,7 +64,7 @@ def _open_invoices():
             # Numbers are letters, digits, '-' and '/' (numbering formats; opening balances'
             # old numbers may carry spaces, dots or '_'): dropped by translate(), far cheaper
             # than a regular expression over every open invoice.
-            func.upper(func.translate(Invoice.number, "/-_. ", "")).label("key"),
+            func.upper(func.translate(Invoice.number, "/-_. ", "")).collate("C").label("key"),
         )
         .outerjoin(applied, applied.c.invoice_id == Invoice.id)
         .outerjoin(credited, credited.c.invoice_id == Invoice.id)
@@ -116,7 +116,9 @@ def match_lines(session: Session, import_id: int) -> None:
         )
         .select_from(waiting)
         .join(key, literal_column("true"))
-        .join(invoices, invoices.c.key == key.c.key)
+        # Byte order ("C"): the keys are letters and digits, and a join over some 12 keys a
+        # line sorts or hashes them several times faster than under a language's collation.
+        .join(invoices, invoices.c.key == key.c.key.collate("C"))
         .where(
             invoices.c.currency == waiting.c.currency,
             invoices.c.owed > 0,
