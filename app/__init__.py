@@ -75,6 +75,7 @@ def register_blueprints(app: Flask) -> None:
     from app.aging.views import blueprint as aging
     from app.audit.views import blueprint as audit
     from app.auth.views import blueprint as auth
+    from app.banking.views import blueprint as banking
     from app.campaigns.views import blueprint as campaigns
     from app.clients.document_views import blueprint as client_documents
     from app.clients.imports.views import blueprint as client_files
@@ -129,6 +130,7 @@ def register_blueprints(app: Flask) -> None:
         message_templates,
         payments,
         opening_balances,
+        banking,
         settings,
         setup,
         whatsapp_hooks,

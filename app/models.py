@@ -3,6 +3,7 @@
 from app.aging.models import AgingEntry, AgingSales, AgingSnapshot, AgingState, AgingSummary
 from app.audit.models import AuditEntry
 from app.auth.models import PendingSignup
+from app.banking.models import BankAccount, BankingSettings, StatementImport, StatementLine
 from app.campaigns.models import Campaign
 from app.clients.models import (
     Client,
@@ -57,6 +58,10 @@ shared_metadata = SharedModel.metadata
 tenant_metadata = TenantModel.metadata
 
 __all__ = [
+    "BankAccount",
+    "BankingSettings",
+    "StatementImport",
+    "StatementLine",
     "AgingEntry",
     "AgingSales",
     "AgingSnapshot",

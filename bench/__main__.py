@@ -9,6 +9,7 @@ import traceback
 
 from bench import (
     aging,
+    bank_matching,
     clients_import,
     clients_list,
     collections_run,
@@ -57,6 +58,7 @@ BENCHMARKS = {
     "load": load.run,
     "pay_page": pay_page.run,
     "webhook_storm": webhook_storm.run,
+    "bank_matching": bank_matching.run,
 }
 
 

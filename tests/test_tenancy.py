@@ -86,6 +86,9 @@ RECORD_ARGS = (
     "bank_rate_id",
     "pay_link_id",
     "difference_id",
+    "bank_account_id",
+    "statement_import_id",
+    "statement_line_id",
 )
 
 
@@ -266,6 +269,7 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     records.update(_collections_records_of(session, owner, client.id, records["invoice_id"]))
     records["pay_link_id"] = _pay_link_of(session, client.id)
     records["difference_id"] = _reconciliation_difference_of(session)
+    records.update(_banking_records_of(session))
     session.close()
     return records
 
@@ -303,6 +307,37 @@ def _pay_link_of(session, client_id) -> int:
     session.add(link)
     session.commit()
     return link.id
+
+
+def _banking_records_of(session) -> dict:
+    """A bank account of A, a statement import and a credit line waiting for review."""
+    from app.banking.models import BankAccount, StatementImport, StatementLine
+
+    account = BankAccount(name="Bank of A", account_number="A-000111", currency="INR")
+    session.add(account)
+    session.flush()
+    statement = StatementImport(bank_account_id=account.id, filename="a.csv", file_format="csv")
+    session.add(statement)
+    session.flush()
+    line = StatementLine(
+        bank_account_id=account.id,
+        import_id=statement.id,
+        source_line=2,
+        booked_on=date(2027, 2, 1),
+        amount=Decimal("10.00"),
+        direction="credit",
+        currency="INR",
+        narration="Line of A",
+        fingerprint="a" * 64,
+        status="unmatched",
+    )
+    session.add(line)
+    session.commit()
+    return {
+        "bank_account_id": account.id,
+        "statement_import_id": statement.id,
+        "statement_line_id": line.id,
+    }
 
 
 def _messaging_records_of(session, tenant, owner, client_id, contact_id) -> dict:
@@ -505,6 +540,9 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     assert session.get(Site, a["site_id"]).deleted_at is None
     assert session.get(Document, a["document_id"]).deleted_at is None
     assert session.get(Milestone, a["milestone_id"]).status == "planned"
+    from app.banking.models import StatementLine
+
+    assert session.get(StatementLine, a["statement_line_id"]).status == "unmatched"
     assert session.get(Project, a["project_id"]).deleted_at is None
     from app.library.tenant.models import TenantTemplate, TenantTemplateItem
 
