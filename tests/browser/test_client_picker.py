@@ -38,7 +38,7 @@ def test_typing_narrows_the_client_filter_and_choosing_filters_the_list(
 
     page.goto(f"/t/{DEMO_SLUG}/projects/")
     client = page.locator("select#client_id")
-    assert client.locator("option").count() == 5  # Any and the four demo clients
+    assert client.locator("option").count() == 6  # Any and the five demo clients
     page.get_by_label("Find a client").press_sequentially("kave")
     expect(client.locator("option")).to_have_count(2)
     expect(client.locator("option").nth(1)).to_have_text("Kaveri Builders Pvt Ltd (Kaveri)")
