@@ -264,6 +264,28 @@ def settle_claim(
     return settlement
 
 
+def settle_paid_online(
+    session: Session, *, invoice_id: int, payment_id: int, amount: Decimal
+) -> InterestSettlement | None:
+    """Interest paid through the pay page: `amount` of the payment's unallocated cash settles
+    the invoice's unpaid claim as a hand-recorded payment of it does (kind "paid", with its
+    allocation), up to the claim and to what the payment has left. None when no claim is
+    unpaid (another payment or a person settled it first): the money stays the client's
+    credit."""
+    invoice = session.get(Invoice, invoice_id)
+    payment = session.get(Payment, payment_id)
+    claim = interest_claims(session, invoice_ids=[invoice_id]).get(invoice_id)
+    if invoice is None or payment is None or claim is None:
+        return None
+    part = min(to_money(amount), claim.unpaid, unapplied(session, payment))
+    if part <= 0:
+        return None
+    country = session.get(Tenant, bound_tenant_id(session)).country
+    return settle_claim(
+        session, invoice, {"kind": "paid", "amount": part, "payment_id": payment.id}, country, None
+    )
+
+
 def settlements_of(session: Session, client_id: int) -> list[InterestSettlement]:
     return list(
         session.scalars(
