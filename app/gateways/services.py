@@ -10,12 +10,14 @@ own checkouts (app.integrations.connectors.gateway); nothing here reads a provid
   the request, so the gateway is answered at once.
 - `apply_event` runs in the job. A captured payment becomes a Duebook payment once per
   (provider, payment id), recorded and allocated through app.payments exactly as a hand-typed
-  one (so notices close and promises are kept as they are today), oldest invoice first and
-  never more than an invoice owes at that moment: what another payment already settled stays
-  on the payment as the client's credit. A failed payment and a refund are recorded on the
-  client's timeline (gateway payments are audited under the client); a refund takes the
-  payment back as voiding does, and a partial refund books what the client kept as a new
-  payment. A dispute (Stripe's chargeback) takes the money back the same way and opens a
+  one (so notices close and promises are kept as they are today), oldest invoice first and never
+  more than an invoice owes at that moment: what another payment already settled stays on the
+  payment as the client's credit. The late-payment interest the pay request carried for an
+  invoice is announced (`gateway_interest_paid`) for collections to settle the invoice's claim
+  from the payment; what no claim takes stays credit too. A failed payment and a refund are
+  recorded on the client's timeline (gateway payments are audited under the client); a refund
+  takes the payment back as voiding does, and a partial refund books what the client kept as a
+  new payment. A dispute (Stripe's chargeback) takes the money back the same way and opens a
   dispute on each invoice the payment had paid (collections hears `gateway_payment_disputed`).
 - `apply_reported` is the one exactly-once path, for webhooks and for what the daily
   reconciliation finds a lost webhook missed.

@@ -5,8 +5,9 @@ it demanded on each of its invoices (`CollectionNoticeInvoice.interest_amount`, 
 sent). The claim on an invoice is that of its latest such notice: each one demands all the
 interest to its day less what was settled before it. Paying the principal stops interest
 growing (`interest.py`) but does not pay what was demanded: the claim stays owed until the
-tenant records it paid (cash of a payment allocated to the interest), waives it or writes it
-off, each with a reason (`InterestSettlement`, audited like every row). A "paid" settlement
+tenant records it paid (cash of a payment allocated to the interest), the client pays it on the
+pay page (`settle_paid_online`, the same record), or it is waived or written off, each with a
+reason (`InterestSettlement`, audited like every row). A "paid" settlement
 counts only while its allocation is live, so voiding that payment makes the interest claimable
 again.
 """
