@@ -17,7 +17,7 @@ from app.collections.cases import promises
 from app.core.crypto import encrypt_secrets
 from app.core.handover import Work, enqueue
 from app.gateways import services as gateways
-from app.gateways.models import GatewayEvent, GatewayPayment, ParkedGatewayWebhook
+from app.gateways.models import Checkout, GatewayEvent, GatewayPayment, ParkedGatewayWebhook
 from app.integrations.connectors.razorpay import RazorpayConnector
 from app.integrations.models import IntegrationConnection, ProviderAccount
 from app.invoicing.models import Invoice
@@ -385,6 +385,35 @@ def test_checkout_options_and_refusals(app, shop, standin):
             currency="INR",
             return_url="http://127.0.0.1/paid",
         )
+    # The interest's part is checked apart: the rest must be what the invoice owes at most,
+    # and interest alone (nothing for the invoice) or below zero is refused.
+    for amount, interest in (("1200.00", "199.99"), ("150.00", "150.00"), ("100.00", "-1.00")):
+        with app.app_context(), pytest.raises(gateways.CheckoutRefused, match="owes"):
+            gateways.start_checkout(
+                s,
+                provider="razorpay",
+                client_id=shop.client.id,
+                invoice_amounts={invoice.id: Decimal(amount)},
+                interest_amounts={invoice.id: Decimal(interest)},
+                currency="INR",
+                return_url="http://127.0.0.1/paid",
+            )
+    with app.app_context():
+        gateways.start_checkout(
+            s,
+            provider="razorpay",
+            client_id=shop.client.id,
+            invoice_amounts={invoice.id: Decimal("1200.00")},
+            interest_amounts={invoice.id: Decimal("200.00")},
+            currency="INR",
+            return_url="http://127.0.0.1/paid",
+        )
+    (line,) = s.scalar(select(Checkout).order_by(Checkout.id.desc()).limit(1)).invoices
+    assert (line.amount, line.interest, line.principal) == (
+        Decimal("1200.00"),
+        Decimal("200.00"),
+        Decimal("1000.00"),
+    )
     standin.inject_fault(400, message="The amount must be atleast INR 1.00")
     with app.app_context(), pytest.raises(gateways.CheckoutRefused, match="atleast INR 1.00"):
         gateways.start_checkout(

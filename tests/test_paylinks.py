@@ -15,7 +15,8 @@ import pytest
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import func, select
 
-from app.collections.cases.interest_claims import interest_owed
+from app.collections.cases.interest_claims import interest_claims, interest_owed
+from app.collections.notices import services as notices
 from app.core.clock import tenant_today
 from app.core.money import format_money
 from app.message_templates import facts
@@ -26,6 +27,7 @@ from app.paylinks import checkout, services, statement
 from app.paylinks.models import PayLink
 from app.settings.services import workspace_settings
 from tests.helpers import csrf_token_from, tenant_session
+from tests.test_notices import books  # noqa: F401  (the fixture)
 
 UPI = "udyam@okhdfcbank"
 
@@ -315,6 +317,7 @@ def test_checkout_splits_what_is_owed_now_oldest_due_first(
     assert response.headers["Location"] == "https://checkout.example/session/1"
     (asked,) = gateway
     assert asked["invoice_amounts"] == {second.id: Decimal("2000.00")}
+    assert asked["interest_amounts"] == {}
     assert asked["client_id"] == customer.id and asked["currency"] == "INR"
     assert asked["pay_link_id"] == link.id
     assert asked["return_url"].endswith(f"{path}/done")
@@ -431,28 +434,55 @@ def test_the_logs_hide_the_token_of_a_pay_link(app, workspace):
     assert token not in hidden and f"/pay/[hidden]/invoices/{first.id}.pdf" in hidden
 
 
-def test_late_payment_interest_is_shown_and_asked_for_where_the_terms_charge_it(
-    app, client, workspace, make_client, make_invoice
+def test_the_interest_a_notice_claimed_is_asked_for_and_a_part_pays_the_debt_first(
+    app,
+    client,
+    books,  # noqa: F811
+    gateway,
 ):
-    tenant, _, session, _, _, _ = workspace
+    """The page asks for the interest a sent notice claimed (not interest no notice claimed
+    yet), and a part payment pays what the invoice owes before its interest."""
+    books.client.late_interest_mode, books.client.late_interest_rate = "compound", Decimal(18)
+    chased = books.invoice("100000.00")
+    unchased = books.invoice("5000.00", issued=date(2026, 7, 2))
+    notice = books.notice([chased], status="approved")
+    books.session.commit()
     with app.app_context():
-        late = make_client(session, late_interest_mode="simple", late_interest_rate=Decimal(18))
-        invoice = make_invoice(
-            session,
-            tenant,
-            late,
-            ("10000.00",),
-            issued_on=date(2026, 6, 1),
-            due_on=date(2026, 7, 1),
-        )
-    session.commit()
-    expected = interest_owed(session, [invoice], tenant_today(session))[invoice.id].amount
-    assert expected > 0
-    link = _invoice_link(app, session, invoice)
-    page = html.unescape(client.get(_path(app, tenant, link)).text)
-    interest = format_money(expected, "INR", "IN")
-    assert f"+ late-payment interest {interest}" in page
-    assert f"am={Decimal('10000.00') + expected:.2f}" in page
+        assert notices.send_notices(books.session, books.tenant, [notice.id]) == {
+            notice.id: "queued"
+        }
+        books.session.commit()
+        link = services.link_for_client(books.session, books.client.id)
+    books.session.commit()
+    claimed = interest_claims(books.session, invoice_ids=[chased.id])[chased.id].unpaid
+    # Interest runs on the other invoice too, but no notice claimed it: not asked for here.
+    today = tenant_today(books.session)
+    assert claimed > 0 and interest_owed(books.session, [unchased], today)[unchased.id].amount > 0
+    path = _path(app, books.tenant, link)
+    page = html.unescape(client.get(path).text)
+    interest = format_money(claimed, "INR", "IN")
+    assert f"Owed ₹1,00,000.00 + late-payment interest claimed in our notice {interest}." in page
+    assert "Owed ₹5,000.00." in page
+    assert f"am={Decimal('105000.00') + claimed:.2f}" in page
+
+    _allow_partial(books.session)
+    token = csrf_token_from(page)
+    paid = client.post(
+        f"{path}/checkout/razorpay",
+        data={"csrf_token": token, "currency": "INR", "amount_INR": "100000"},
+    )
+    assert paid.status_code == 303
+    assert gateway[-1]["invoice_amounts"] == {chased.id: Decimal("100000.00")}
+    assert gateway[-1]["interest_amounts"] == {}
+    client.post(
+        f"{path}/checkout/razorpay",
+        data={"csrf_token": token, "currency": "INR", "amount_INR": f"{100001 + claimed}"},
+    )
+    assert gateway[-1]["invoice_amounts"] == {
+        chased.id: Decimal("100000.00") + claimed,
+        unchased.id: Decimal("1.00"),
+    }
+    assert gateway[-1]["interest_amounts"] == {chased.id: claimed}
 
 
 def test_the_pay_buttons_may_lead_to_the_gateways_checkout(app, client, workspace, monkeypatch):

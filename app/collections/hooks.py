@@ -1,12 +1,13 @@
 """What collections does when invoices or messages change: it listens to the signals of
 invoicing and payments (`app.core.signals`) and reacts inside their transaction, so a notice never
 outlives the debt it chased and a promise is checked against the money the moment it arrives;
-to the reports on messages, so a notice follows the message that carries it; and to clients:
+to the reports on messages, so a notice follows the message that carries it; to clients:
 archiving one closes its notices, and its open notices and unpaid interest claims keep it from
-being deleted. Also fills the client page's Collections tab, tells message templates the
-late-payment interest their notices show, writes a notice's message again when it goes out
-(`app.outbox.composing`), names its records in the audit log, and adds the dispute panel to the
-invoice page. Connected by `create_app`."""
+being deleted; and to gateways, so interest paid on the pay page settles the claim it paid and
+a disputed payment opens disputes. Also fills the client page's Collections tab, tells message
+templates the late-payment interest their notices show, writes a notice's message again when
+it goes out (`app.outbox.composing`), names its records in the audit log, and adds the dispute
+panel to the invoice page. Connected by `create_app`."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def init_app(app: Flask) -> None:
     signals.client_deletion_asked.connect(notices_holding_client)
     signals.client_deletion_asked.connect(interest_holding_client)
     signals.gateway_payment_disputed.connect(open_disputes_of_disputed_payment)
+    signals.gateway_interest_paid.connect(settle_interest_paid_online)
     register_tab("collections", collections_context)
     register_panel(invoice_dispute_panel)
     facts.register_interest(interest_owed)
@@ -79,6 +81,14 @@ def open_disputes_of_disputed_payment(
     session, *, invoice_ids: list[int], reason: str, **facts
 ) -> None:
     disputes.open_for_gateway_dispute(session, invoice_ids, reason)
+
+
+def settle_interest_paid_online(
+    session, *, invoice_id: int, payment_id: int, amount, **facts
+) -> None:
+    interest_claims.settle_paid_online(
+        session, invoice_id=invoice_id, payment_id=payment_id, amount=amount
+    )
 
 
 def notices_holding_client(session, *, client_id: int, **facts) -> list[signals.DeletionBlocker]:

@@ -53,6 +53,12 @@ payment_voided = events.signal("payment-voided")
 # client_id, invoice_ids (the invoices it had paid), provider, dispute_id, amount, currency,
 # reason (in words). Collections opens a dispute on each invoice.
 gateway_payment_disputed = events.signal("gateway-payment-disputed")
+# A payment taken through a gateway carried late-payment interest for an invoice (the pay page
+# asks for the interest a notice claimed); the payment was booked and what the invoice owes
+# allocated, the interest's part left on it unallocated: tenant_id, client_id, payment_id,
+# invoice_id, amount, currency. Collections settles the invoice's unpaid claim from the payment,
+# up to the claim; what no claim takes stays the client's credit.
+gateway_interest_paid = events.signal("gateway-interest-paid")
 # A provider reported on messages of a tenant and their status moved (sent, delivered, read,
 # failed, bounced; statuses only move forward): tenant_id, message_ids, status.
 messages_reported = events.signal("messages-reported")
@@ -190,6 +196,10 @@ def announce_payment_voided(session, payment, user_id: int | None) -> None:
 
 def announce_gateway_payment_disputed(session, **facts) -> None:
     gateway_payment_disputed.send(session, tenant_id=bound_tenant_id(session), **facts)
+
+
+def announce_gateway_interest_paid(session, **facts) -> None:
+    gateway_interest_paid.send(session, tenant_id=bound_tenant_id(session), **facts)
 
 
 def announce_message_failed(

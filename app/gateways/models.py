@@ -69,7 +69,9 @@ class Checkout(TenantModel):
 
 
 class CheckoutInvoice(TenantModel):
-    """An invoice a checkout pays, and how much of it the payer chose to pay."""
+    """An invoice a checkout pays, and how much of it the payer chose to pay: `amount` in all,
+    of which `interest` pays the late-payment interest a notice claimed on it (the rest pays
+    what the invoice owes)."""
 
     __tablename__ = "gateway_checkout_invoices"
 
@@ -77,11 +79,17 @@ class CheckoutInvoice(TenantModel):
     checkout_id: Mapped[int] = mapped_column(ForeignKey("tenant.gateway_checkouts.id"), index=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("tenant.invoices.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    interest: Mapped[Decimal] = mapped_column(Numeric(18, 2), server_default="0", default=0)
 
     __table_args__ = (
         UniqueConstraint("checkout_id", "invoice_id"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("interest >= 0 AND interest <= amount", name="interest_within_amount"),
     )
+
+    @property
+    def principal(self) -> Decimal:
+        return self.amount - self.interest
 
     def audit_subject(self) -> str:
         return f"gateway_checkouts:{self.checkout_id}"

@@ -10,12 +10,14 @@ own checkouts (app.integrations.connectors.gateway); nothing here reads a provid
   the request, so the gateway is answered at once.
 - `apply_event` runs in the job. A captured payment becomes a Duebook payment once per
   (provider, payment id), recorded and allocated through app.payments exactly as a hand-typed
-  one (so notices close and promises are kept as they are today), oldest invoice first and
-  never more than an invoice owes at that moment: what another payment already settled stays
-  on the payment as the client's credit. A failed payment and a refund are recorded on the
-  client's timeline (gateway payments are audited under the client); a refund takes the
-  payment back as voiding does, and a partial refund books what the client kept as a new
-  payment. A dispute (Stripe's chargeback) takes the money back the same way and opens a
+  one (so notices close and promises are kept as they are today), oldest invoice first and never
+  more than an invoice owes at that moment: what another payment already settled stays on the
+  payment as the client's credit. The late-payment interest the pay request carried for an
+  invoice is announced (`gateway_interest_paid`) for collections to settle the invoice's claim
+  from the payment; what no claim takes stays credit too. A failed payment and a refund are
+  recorded on the client's timeline (gateway payments are audited under the client); a refund
+  takes the payment back as voiding does, and a partial refund books what the client kept as a
+  new payment. A dispute (Stripe's chargeback) takes the money back the same way and opens a
   dispute on each invoice the payment had paid (collections hears `gateway_payment_disputed`).
 - `apply_reported` is the one exactly-once path, for webhooks and for what the daily
   reconciliation finds a lost webhook missed.
@@ -147,11 +149,16 @@ def start_checkout(
     currency: str,
     return_url: str,
     pay_link_id: int | None = None,
+    interest_amounts: dict[int, Decimal] | None = None,
 ) -> str:
     """Ask the gateway for a pay request for `invoice_amounts` (invoice id -> amount the
-    payer chose, each more than zero and at most what the invoice owes now) and return the URL
-    to send the payer to. CheckoutRefused, with a sentence the page can show, when the request
-    is not possible or the gateway refuses it (the checkout is then kept as failed)."""
+    payer chose) and return the URL to send the payer to. `interest_amounts` (invoice id ->
+    the part of its amount that pays late-payment interest a notice claimed; none by default)
+    is kept on the checkout for booking; the rest of each amount must be more than zero and at
+    most what the invoice owes now. How much interest is claimed is collections' to know (the
+    pay page asks it); booking settles no more than the claim and leaves the rest as credit.
+    CheckoutRefused, with a sentence the page can show, when the request is not possible or
+    the gateway refuses it (the checkout is then kept as failed)."""
     connection = _usable_connections(session).get(provider)
     if connection is None:
         raise CheckoutRefused("Online payment through this service is not available.")
@@ -170,33 +177,38 @@ def start_checkout(
         if invoice is None or invoice.client_id != client.id:
             raise CheckoutRefused("That invoice cannot be paid here.")
         amount = to_money(raw)
+        interest = to_money((interest_amounts or {}).get(invoice_id, ZERO))
         owed = outstanding(session, invoice) if invoice.status in PAYABLE_STATUSES else ZERO
         if owed <= 0:
             raise CheckoutRefused(f"Invoice {invoice.number} is already paid.")
         if invoice.currency != currency:
             raise CheckoutRefused(f"Invoice {invoice.number} is in {invoice.currency}.")
-        if not ZERO < amount <= owed:
+        if not ZERO <= interest < amount or not amount - interest <= owed:
             raise CheckoutRefused(
-                f"Invoice {invoice.number} owes {format_money(owed, currency)}: pay more than "
-                "nothing and no more than that."
+                f"Invoice {invoice.number} owes {format_money(owed, currency)}"
+                + (f" and {format_money(interest, currency)} of interest" if interest > 0 else "")
+                + ": pay more than nothing and no more than that."
             )
-        lines.append((invoice, amount))
+        lines.append((invoice, amount, interest))
     lines.sort(key=lambda line: (line[0].issue_date, line[0].id))
-    total = sum((amount for _, amount in lines), ZERO)
+    total = sum((amount for _, amount, _ in lines), ZERO)
     checkout = Checkout(
         provider=provider,
         client_id=client.id,
         amount=total,
         currency=currency,
         pay_link_id=pay_link_id,
-        invoices=[CheckoutInvoice(invoice_id=i.id, amount=amount) for i, amount in lines],
+        invoices=[
+            CheckoutInvoice(invoice_id=i.id, amount=amount, interest=interest)
+            for i, amount, interest in lines
+        ],
     )
     session.add(checkout)
     session.flush()
     try:
         reference, url = connector_for(connection).start_checkout(
             checkout_id=checkout.id,
-            lines=[(i.id, i.number or str(i.id), amount) for i, amount in lines],
+            lines=[(i.id, i.number or str(i.id), amount) for i, amount, _ in lines],
             currency=currency,
             payer_name=client.full_name,
             return_url=return_url,
@@ -529,7 +541,10 @@ def _book(
     session: Session, client: Client, checkout: Checkout, event: PaymentEvent, amount: Decimal
 ):
     """The Duebook payment of a captured gateway payment, allocated to the checkout's invoices
-    oldest first, each up to what the payer chose and what it owes now; the rest is credit."""
+    oldest first, each up to what the payer chose for it (less its interest) and what it owes
+    now. Then each line's interest is announced, for collections to settle the invoice's
+    claim from what the payment has left (the spine sits below collections); what nobody
+    takes is the client's credit."""
     name = _name(event.provider)
     paid = payments.record_payment(
         session,
@@ -542,7 +557,7 @@ def _book(
             "note": f"Paid online through {name}.",
         },
     )
-    wanted = {line.invoice_id: line.amount for line in checkout.invoices}
+    wanted = {line.invoice_id: line.principal for line in checkout.invoices}
     # Locked before their balances are read, in id order as app.payments locks them.
     invoices = session.scalars(
         select(Invoice)
@@ -565,6 +580,16 @@ def _book(
         payments.allocate(
             session, paid, [(invoice_id, part, "0", None, None) for invoice_id, part in allocations]
         )
+    for line in checkout.invoices:
+        if line.interest > 0:
+            signals.announce_gateway_interest_paid(
+                session,
+                client_id=client.id,
+                payment_id=paid.id,
+                invoice_id=line.invoice_id,
+                amount=line.interest,
+                currency=paid.currency,
+            )
     return paid
 
 

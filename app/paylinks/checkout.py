@@ -36,11 +36,13 @@ def start_gateway_checkout(
     provider: str,
     client_id: int,
     invoice_amounts: dict[int, Decimal],
+    interest_amounts: dict[int, Decimal],
     currency: str,
     return_url: str,
     pay_link_id: int,
 ) -> str:
-    """The gateway's checkout URL for these amounts, the payer's way back being `return_url`;
+    """The gateway's checkout URL for these amounts (of each, `interest_amounts` the part
+    that pays the interest its notice claimed), the payer's way back being `return_url`;
     CheckoutUnavailable with the gateway's reason, in words for the payer, when it refuses."""
     try:
         return gateways.start_checkout(
@@ -48,6 +50,7 @@ def start_gateway_checkout(
             provider=provider,
             client_id=client_id,
             invoice_amounts=invoice_amounts,
+            interest_amounts=interest_amounts,
             currency=currency,
             return_url=return_url,
             pay_link_id=pay_link_id,

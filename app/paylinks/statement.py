@@ -1,9 +1,10 @@
 """What a pay link's page asks for, read from the books at the moment it is asked: the
-invoices the link is for, what each still owes, its late-payment interest by the client's
-terms (as the notices demand it), totals per currency, and the UPI request for a total.
+invoices the link is for, what each still owes, the late-payment interest a notice claimed on
+it and nobody has paid, waived or written off (`interest_claims`: interest not yet claimed by
+a notice is not asked for here), totals per currency, and the UPI request for a total.
 
 A payment made through the page is split over the invoices oldest due first, each taking what
-it owes with its interest before the next gets anything (`split_over_invoices`)."""
+it owes and then its claimed interest before the next gets anything (`split_over_invoices`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import segno
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
-from app.collections.cases.interest_claims import interest_owed
+from app.collections.cases.interest_claims import interest_claims
 from app.collections.models import CollectionNotice
 from app.collections.notices.statement import notice_invoices
 from app.core.money import to_money
@@ -35,6 +36,7 @@ ZERO = Decimal("0.00")
 class OwedInvoice:
     invoice: Invoice
     outstanding: Decimal
+    # The unpaid late-payment interest the invoice's latest notice claimed.
     interest: Decimal
 
     @property
@@ -91,7 +93,7 @@ def link_invoices(session: Session, link: PayLink) -> list[Invoice]:
     return [each.invoice for each in open_invoices(session, link.client_id)]
 
 
-def what_is_owed(session: Session, link: PayLink, as_of: date) -> Owed:
+def what_is_owed(session: Session, link: PayLink) -> Owed:
     if link.kind == "client":
         # The client's open invoices come with what each owes: not read a second time.
         open_now = open_invoices(session, link.client_id)
@@ -103,26 +105,41 @@ def what_is_owed(session: Session, link: PayLink, as_of: date) -> Owed:
         payable = [i for i in invoices if i.status in PAYABLE_STATUSES]
         owed_now = outstanding_of(session, payable)
     owing = [(i, owed_now[i.id]) for i in payable if owed_now[i.id] > 0]
-    interest = interest_owed(session, [i for i, _ in owing], as_of)
+    claims = interest_claims(session, invoice_ids=[i.id for i, _ in owing]) if owing else {}
     groups: dict[str, CurrencyDue] = {}
     for invoice, owed in sorted(owing, key=lambda pair: (pair[0].due_date or date.max, pair[0].id)):
-        charged = to_money(interest[invoice.id].amount) if invoice.id in interest else ZERO
+        charged = claims[invoice.id].unpaid if invoice.id in claims else ZERO
         groups.setdefault(invoice.currency, CurrencyDue(invoice.currency)).lines.append(
             OwedInvoice(invoice, owed, charged)
         )
     return Owed(session.get(Client, link.client_id), invoices, list(groups.values()))
 
 
-def split_over_invoices(group: CurrencyDue, amount: Decimal) -> dict[int, Decimal]:
-    """`amount` over the group's invoices, oldest due first, each up to what it asks."""
+@dataclass(frozen=True)
+class Split:
+    """A payment over a group's invoices: {invoice id: its part} and, of each part, what pays
+    the invoice's claimed interest (only invoices whose part reaches into their interest)."""
+
+    amounts: dict[int, Decimal]
+    interest: dict[int, Decimal]
+
+
+def split_over_invoices(group: CurrencyDue, amount: Decimal) -> Split:
+    """`amount` over the group's invoices, oldest due first: each takes what it owes, then the
+    interest its notice claimed, before the next invoice gets anything. So a part payment pays
+    debt before interest on each invoice, and the oldest invoice is cleared first."""
     left = to_money(amount)
-    parts: dict[int, Decimal] = {}
+    amounts: dict[int, Decimal] = {}
+    interest: dict[int, Decimal] = {}
     for line in group.lines:
         part = min(left, line.total)
-        if part > 0:
-            parts[line.invoice.id] = part
-            left -= part
-    return parts
+        if part <= 0:
+            break
+        amounts[line.invoice.id] = part
+        if part > line.outstanding:
+            interest[line.invoice.id] = part - line.outstanding
+        left -= part
+    return Split(amounts, interest)
 
 
 def upi_request(

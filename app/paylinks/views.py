@@ -24,7 +24,6 @@ from flask import (
 )
 from flask_login import current_user
 
-from app.core.clock import tenant_today
 from app.core.money import format_money
 from app.core.pages import render_page, toast
 from app.core.storage import get_storage
@@ -126,7 +125,7 @@ def page(token: str):
 def _pay_page(opened: services.OpenedLink, amounts, errors=None, status: int = 200):
     """The page; `amounts` the part amounts asked for, by currency (`amount_INR`)."""
     context = _page_context(opened)
-    owed = statement.what_is_owed(db.session, opened.link, tenant_today(db.session))
+    owed = statement.what_is_owed(db.session, opened.link)
     settings = services.pay_page_settings(db.session)
     errors = dict(errors or {})
     groups = []
@@ -180,7 +179,7 @@ def upi_qr(token: str):
     opened = _opened(token)
     if opened.state != "open":
         abort(404)
-    owed = statement.what_is_owed(db.session, opened.link, tenant_today(db.session))
+    owed = statement.what_is_owed(db.session, opened.link)
     group = owed.in_currency(request.args.get("currency", ""))
     if group is None:
         abort(404)
@@ -236,7 +235,7 @@ def start_checkout(token: str, provider: str):
     if opened.state != "open":
         return _closed_page(opened)
     currency = request.form.get("currency", "")
-    owed = statement.what_is_owed(db.session, opened.link, tenant_today(db.session))
+    owed = statement.what_is_owed(db.session, opened.link)
     group = owed.in_currency(currency)
     if group is None:
         # Paid meanwhile (or a currency the link does not owe in): the page says what is owed.
@@ -254,12 +253,14 @@ def start_checkout(token: str, provider: str):
     )
     if problem:
         return _pay_page(opened, request.form, {field: problem})
+    split = statement.split_over_invoices(group, amount)
     try:
         url = checkout.start_gateway_checkout(
             db.session,
             provider=provider,
             client_id=opened.link.client_id,
-            invoice_amounts=statement.split_over_invoices(group, amount),
+            invoice_amounts=split.amounts,
+            interest_amounts=split.interest,
             currency=currency,
             return_url=url_for("pay_page.done", token=token, _external=True),
             pay_link_id=opened.link.id,

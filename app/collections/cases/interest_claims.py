@@ -5,8 +5,9 @@ it demanded on each of its invoices (`CollectionNoticeInvoice.interest_amount`, 
 sent). The claim on an invoice is that of its latest such notice: each one demands all the
 interest to its day less what was settled before it. Paying the principal stops interest
 growing (`interest.py`) but does not pay what was demanded: the claim stays owed until the
-tenant records it paid (cash of a payment allocated to the interest), waives it or writes it
-off, each with a reason (`InterestSettlement`, audited like every row). A "paid" settlement
+tenant records it paid (cash of a payment allocated to the interest), the client pays it on the
+pay page (`settle_paid_online`, the same record), or it is waived or written off, each with a
+reason (`InterestSettlement`, audited like every row). A "paid" settlement
 counts only while its allocation is live, so voiding that payment makes the interest claimable
 again.
 """
@@ -262,6 +263,28 @@ def settle_claim(
     session.add(settlement)
     session.flush()
     return settlement
+
+
+def settle_paid_online(
+    session: Session, *, invoice_id: int, payment_id: int, amount: Decimal
+) -> InterestSettlement | None:
+    """Interest paid through the pay page: `amount` of the payment's unallocated cash settles
+    the invoice's unpaid claim as a hand-recorded payment of it does (kind "paid", with its
+    allocation), up to the claim and to what the payment has left. None when no claim is
+    unpaid (another payment or a person settled it first): the money stays the client's
+    credit."""
+    invoice = session.get(Invoice, invoice_id)
+    payment = session.get(Payment, payment_id)
+    claim = interest_claims(session, invoice_ids=[invoice_id]).get(invoice_id)
+    if invoice is None or payment is None or claim is None:
+        return None
+    part = min(to_money(amount), claim.unpaid, unapplied(session, payment))
+    if part <= 0:
+        return None
+    country = session.get(Tenant, bound_tenant_id(session)).country
+    return settle_claim(
+        session, invoice, {"kind": "paid", "amount": part, "payment_id": payment.id}, country, None
+    )
 
 
 def settlements_of(session: Session, client_id: int) -> list[InterestSettlement]:
