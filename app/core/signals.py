@@ -53,6 +53,10 @@ payment_voided = events.signal("payment-voided")
 # client_id, invoice_ids (the invoices it had paid), provider, dispute_id, amount, currency,
 # reason (in words). Collections opens a dispute on each invoice.
 gateway_payment_disputed = events.signal("gateway-payment-disputed")
+# A bank statement's lines were recorded, before its credits are matched to invoices:
+# tenant_id, import_id. Gateways take the credits that are their payouts (settlements) first,
+# so that they are never offered as an invoice's payment.
+statement_lines_added = events.signal("statement-lines-added")
 # A provider reported on messages of a tenant and their status moved (sent, delivered, read,
 # failed, bounced; statuses only move forward): tenant_id, message_ids, status.
 messages_reported = events.signal("messages-reported")
