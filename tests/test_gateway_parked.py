@@ -192,3 +192,29 @@ def test_the_operator_lists_and_purges_webhooks_parked_for_unknown_tokens(
     assert remaining == [new_digest]
     refused = runner.invoke(args=["gateways", "parked", "--purge-older-than", "0"])
     assert refused.exit_code != 0
+
+
+def test_a_parked_event_whose_body_cannot_be_read_is_shown_and_refused_in_words(
+    client,
+    login,
+    shop,  # noqa: F811
+):
+    unreadable = GatewayEvent(
+        provider="razorpay",
+        event_id="evt_Unreadable00001",
+        event_type="payment.captured",
+        body="{}",
+        status="parked",
+        reason="Kept before the gateway format changed.",
+    )
+    shop.session.add(unreadable)
+    shop.session.commit()
+    login(client, shop.owner)
+    url = PAGE.format(slug=shop.tenant.slug)
+    page = client.get(url)
+    assert page.status_code == 200 and "Kept before the gateway format changed." in page.text
+    client.post(
+        f"{url}events/{unreadable.id}/apply", data={"csrf_token": csrf_token_from(page.text)}
+    )
+    assert "Its stored body cannot be read" in client.get(url).text
+    assert fresh(shop.session, GatewayEvent, unreadable.id).status == "parked"

@@ -42,6 +42,7 @@ from app.gateways.models import (
 )
 from app.integrations.connectors import DeliveryError
 from app.integrations.connectors.gateway import PaymentEvent, event_from_json, event_to_json
+from app.integrations.connectors.wire import BadWebhookBody
 from app.integrations.models import IntegrationConnection
 from tenants.binding import bound_tenant_id
 from tenants.models import Tenant
@@ -308,15 +309,25 @@ def _settle(item: ReconciliationItem, state: str, note: str, user_id: int) -> No
 # Parked events -----------------------------------------------------------------------------------
 
 
-def parked_events(session: Session, limit: int = 200) -> list[tuple[GatewayEvent, PaymentEvent]]:
-    """The workspace's parked webhook events, newest first, each with what it says."""
+def parked_events(
+    session: Session, limit: int = 200
+) -> list[tuple[GatewayEvent, PaymentEvent | None]]:
+    """The workspace's parked webhook events, newest first, each with what it says (None
+    when its stored body can no longer be read: the row and its reason are still shown)."""
     rows = session.scalars(
         select(GatewayEvent)
         .where(GatewayEvent.status == "parked")
         .order_by(GatewayEvent.id.desc())
         .limit(limit)
     )
-    return [(row, read_parked(row)) for row in rows]
+    return [(row, _said(row)) for row in rows]
+
+
+def _said(row: GatewayEvent) -> PaymentEvent | None:
+    try:
+        return read_parked(row)
+    except BadWebhookBody:
+        return None
 
 
 def read_parked(row: GatewayEvent) -> PaymentEvent:
@@ -342,7 +353,11 @@ def get_parked(session: Session, event_id: int) -> GatewayEvent | None:
 def apply_parked(session: Session, row: GatewayEvent) -> str:
     """Apply a parked event again through the exactly-once path (after the pay request or
     payment it names exists). ReconciliationError, with the reason, when it still cannot."""
-    status, reason = services.apply_again(session, read_parked(row))
+    try:
+        reported = read_parked(row)
+    except BadWebhookBody as unreadable:
+        raise ReconciliationError(f"Its stored body cannot be read: {unreadable}") from None
+    status, reason = services.apply_again(session, reported)
     if status == "parked":
         raise ReconciliationError(f"It still cannot be applied: {reason}")
     return status
