@@ -60,6 +60,7 @@ def the_payout(session) -> GatewayPayout:
 def test_a_stripe_payout_is_matched_to_the_statement_credit_imported_after_it(
     app,
     client,
+    login,
     run_jobs,
     abroad,  # noqa: F811
     stripe_standin,  # noqa: F811
@@ -90,6 +91,9 @@ def test_a_stripe_payout_is_matched_to_the_statement_credit_imported_after_it(
     assert other.status == "unmatched"
     assert payment_count(s) == booked  # the payout booked nothing: its payment came by webhook
     assert fresh(s, Invoice, invoice.id).status == "paid"
+    login(client, abroad.owner)
+    page = client.get(f"/t/{abroad.tenant.slug}/bank/imports/{line.import_id}")
+    assert "A gateway&#39;s payout: nothing to book" in page.text
 
 
 def test_a_razorpay_settlement_found_later_takes_a_credit_offered_to_an_invoice(
