@@ -241,6 +241,7 @@ def register_errorhandlers(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
     from app.cli import demo_cli, users_cli
     from app.collections.engine.cli import collections_cli
+    from app.gateways.cli import gateways_cli
     from app.integrations.cli import secrets_cli
     from app.library.cli import library_cli
     from app.tenants_cli import tenants_cli
@@ -251,6 +252,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(library_cli)
     app.cli.add_command(secrets_cli)
     app.cli.add_command(collections_cli)
+    app.cli.add_command(gateways_cli)
 
 
 def register_page_helpers(app: Flask) -> None:

@@ -5,6 +5,7 @@ answers, pointed at the stand-in) and the SDK's published sample answers (tests/
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -305,3 +306,31 @@ def test_the_standin_writes_nothing_into_the_sandbox_inbox(tmp_path):
         "payment.captured",
         "payment_link.paid",
     ]
+
+
+def test_settlements_are_read_by_the_connector_and_the_sdk_in_razorpays_shape(standin, oracle):
+    """Razorpay's settlement entity (api/settlements: id setl_, entity, amount in paise,
+    status created|processed|failed, fees, tax, utr, created_at) in a collection."""
+    first = standin.pay(new_link(standin, amount="1000.00", reference="S1"))
+    standin.pay(new_link(standin, amount="500.00", reference="S2"))
+    settled = standin.settle()
+    assert standin.settle() is None  # nothing is settled twice
+    fees = sum(p["fee"] for p in standin.payments.values())
+    assert settled["amount"] == 150000 - fees and settled["fees"] == fees
+    page = oracle.settlement.all({"from": 0, "to": 4765046400, "count": 10})
+    assert page["entity"] == "collection" and page["count"] == 1
+    assert set(page["items"][0]) == {
+        "id", "entity", "amount", "status", "fees", "tax", "utr", "created_at"
+    }  # fmt: skip
+    assert page["items"][0]["id"].startswith("setl_") and first["status"] == "captured"
+
+    start = datetime.fromtimestamp(settled["created_at"] - 60, UTC)
+    [report] = connector(standin).payouts_on(start, start + timedelta(hours=1))
+    assert (report.payout_id, report.amount, report.currency) == (
+        settled["id"],
+        Decimal(settled["amount"]) / 100,
+        "INR",
+    )
+    assert (report.status, report.bank_reference) == ("processed", settled["utr"])
+    later = start + timedelta(hours=2)
+    assert connector(standin).payouts_on(later, later + timedelta(hours=1)) == []

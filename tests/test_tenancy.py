@@ -86,6 +86,7 @@ RECORD_ARGS = (
     "bank_rate_id",
     "pay_link_id",
     "difference_id",
+    "gateway_event_id",
     "bank_account_id",
     "statement_import_id",
     "statement_line_id",
@@ -269,6 +270,7 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     records.update(_collections_records_of(session, owner, client.id, records["invoice_id"]))
     records["pay_link_id"] = _pay_link_of(session, client.id)
     records["difference_id"] = _reconciliation_difference_of(session)
+    records["gateway_event_id"] = _parked_event_of(session)
     records.update(_banking_records_of(session))
     session.close()
     return records
@@ -292,6 +294,23 @@ def _reconciliation_difference_of(session) -> int:
     session.add(item)
     session.commit()
     return item.id
+
+
+def _parked_event_of(session) -> int:
+    """A gateway event of A that was parked (it named a pay request A does not know)."""
+    from app.gateways.models import GatewayEvent
+
+    event = GatewayEvent(
+        provider="razorpay",
+        event_id="evt_parked_of_a",
+        event_type="payment_link.paid",
+        body="{}",
+        status="parked",
+        reason="Parked event of A",
+    )
+    session.add(event)
+    session.commit()
+    return event.id
 
 
 def _pay_link_of(session, client_id) -> int:
@@ -555,6 +574,9 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     from app.gateways.models import ReconciliationItem
 
     assert session.get(ReconciliationItem, a["difference_id"]).state == "open"
+    from app.gateways.models import GatewayEvent
+
+    assert session.get(GatewayEvent, a["gateway_event_id"]).status == "parked"
     member = db_session.get(Membership, a["membership_id"], populate_existing=True)
     assert (member.role, member.active) == ("finance", True)
     invitation = db_session.get(Invitation, a["invitation_id"], populate_existing=True)

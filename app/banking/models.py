@@ -35,8 +35,18 @@ from tenants.base import TenantModel, sql_list, utcnow_column
 DIRECTIONS = ("credit", "debit")
 # debit: money out, not matched; unmatched / suggested: waiting in the review queue; applied:
 # booked as a payment to invoices; recorded: the payment was already recorded by hand (its
-# UTR); credited: booked as the client's credit; ignored: not a client's payment.
-LINE_STATUSES = ("debit", "unmatched", "suggested", "applied", "recorded", "credited", "ignored")
+# UTR); credited: booked as the client's credit; ignored: not a client's payment; settlement:
+# a payment gateway's payout (its payments were booked from the gateway, nothing to book).
+LINE_STATUSES = (
+    "debit",
+    "unmatched",
+    "suggested",
+    "applied",
+    "recorded",
+    "credited",
+    "ignored",
+    "settlement",
+)
 WAITING_STATUSES = ("unmatched", "suggested")
 
 

@@ -39,10 +39,11 @@ from app.banking.statement_files import read_statement
 from app.banking.statement_files.bank_csv import check_mapping
 from app.banking.statement_files.shape import StatementFileError
 from app.clients import services as clients
+from app.core import signals
 from app.invoicing.models import Invoice
 from app.payments import services as payments
 from app.payments.services import PaymentError, PaymentInvalid
-from tenants.binding import bound_schema, qualified
+from tenants.binding import bound_schema, bound_tenant_id, qualified
 
 MAX_BAD_LINES_KEPT = 1000
 ANALYZE_AFTER_LINES = 1000
@@ -209,6 +210,9 @@ def import_statement(
 
 
 def match_and_apply(session: Session, statement: StatementImport, user_id: int | None) -> None:
+    signals.statement_lines_added.send(
+        session, tenant_id=bound_tenant_id(session), import_id=statement.id
+    )
     matching.match_lines(session, statement.id)
     if not banking_settings(session).apply_sure_matches:
         return

@@ -42,6 +42,7 @@ STATUS_LABELS = {
     "recorded": "Already recorded",
     "credited": "Client's credit",
     "ignored": "Ignored",
+    "settlement": "A gateway's payout: nothing to book",
 }
 
 

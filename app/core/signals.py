@@ -59,6 +59,11 @@ gateway_payment_disputed = events.signal("gateway-payment-disputed")
 # invoice_id, amount, currency. Collections settles the invoice's unpaid claim from the payment,
 # up to the claim; what no claim takes stays the client's credit.
 gateway_interest_paid = events.signal("gateway-interest-paid")
+
+# A bank statement's lines were recorded, before its credits are matched to invoices:
+# tenant_id, import_id. Gateways take the credits that are their payouts (settlements) first,
+# so that they are never offered as an invoice's payment.
+statement_lines_added = events.signal("statement-lines-added")
 # A provider reported on messages of a tenant and their status moved (sent, delivered, read,
 # failed, bounced; statuses only move forward): tenant_id, message_ids, status.
 messages_reported = events.signal("messages-reported")

@@ -1,14 +1,19 @@
 """How online payments are said on the client's timeline (the audit log in words): "online
-payment pay_… added: status failed, amount ₹1,000.00, reason …". Connected by `create_app`."""
+payment pay_… added: status failed, amount ₹1,000.00, reason …"; and a new bank statement's
+credits that are gateway payouts taken before banking offers them as invoice payments.
+Connected by `create_app`."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from app.audit.wording import Wording, register_wording
+from app.core import signals
+from app.gateways.payouts import match_to_bank
 
 
 def init_app(app: Flask) -> None:
+    signals.statement_lines_added.connect(take_payouts_from_statement)
     register_wording(
         "gateway_payments",
         Wording(
@@ -45,3 +50,7 @@ def init_app(app: Flask) -> None:
             currency_field="currency",
         ),
     )
+
+
+def take_payouts_from_statement(session, **facts) -> None:
+    match_to_bank(session)

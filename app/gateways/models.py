@@ -7,12 +7,13 @@ repeated or concurrent report finds the row already there and changes nothing.""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -29,8 +30,9 @@ from tenants.base import SharedModel, TenantModel, sql_list, utcnow_column
 CHECKOUT_STATUSES = ("open", "paid", "failed")
 # received: stored, not yet applied; applied: it changed the books; ignored: nothing to do (a
 # repeat of something applied, an event we do not act on, a late failure); parked: it names
-# something unknown here (a link, a payment) and waits for a person to look at it.
-EVENT_STATUSES = ("received", "applied", "ignored", "parked")
+# something unknown here (a link, a payment) and waits for a person to look at it; dismissed:
+# a person looked at a parked event and said, in a note, why nothing is to be done.
+EVENT_STATUSES = ("received", "applied", "ignored", "parked", "dismissed")
 # captured: applied to the books; failed: the attempt failed (a later capture still applies);
 # refunded: wholly given back (the Duebook payment is void); partly_refunded: part given back;
 # disputed: the payer's bank took it back pending a dispute (the Duebook payment is void).
@@ -174,6 +176,53 @@ class GatewayRefund(TenantModel):
 
     def audit_subject(self) -> str:
         return f"gateway_payments:{self.gateway_payment_id}"
+
+
+class GatewayEventDismissal(TenantModel):
+    """Why a person dismissed a parked event (the event itself is not audited: this row is,
+    so who dismissed what and why stays on the audit log)."""
+
+    __tablename__ = "gateway_event_dismissals"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    gateway_event_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant.gateway_events.id"), unique=True
+    )
+    note: Mapped[str] = mapped_column(Text)
+    dismissed_by: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = utcnow_column()
+
+
+# The gateway's word for a payout (Stripe: pending, in_transit, paid, failed, canceled;
+# Razorpay's settlements: created, processed, failed), kept as said.
+class GatewayPayout(TenantModel):
+    """Money a gateway sent (or is sending) to the workspace's bank: a Stripe payout or a
+    Razorpay settlement, once per (provider, payout id). `statement_line_id` is the bank
+    statement credit it was found as ("in the bank"); the payments in it were booked from
+    the webhooks, so the line books nothing."""
+
+    __tablename__ = "gateway_payouts"
+    __audited__ = False  # copied from the gateway nightly; the line it matched says "settlement"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    payout_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    # When the gateway says the money reaches the bank (Razorpay: the day it settled).
+    arrival_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    # The bank transfer's reference when the gateway gives it (Razorpay's settlement UTR).
+    bank_reference: Mapped[str | None] = mapped_column(String(64))
+    statement_line_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenant.statement_lines.id"), unique=True
+    )
+    seen_at: Mapped[datetime] = utcnow_column()
+
+    __table_args__ = (
+        UniqueConstraint("provider", "payout_id"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
 
 
 class ParkedGatewayWebhook(SharedModel):

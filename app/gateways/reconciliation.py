@@ -12,10 +12,15 @@
   fee) is filled in from the gateway's balance transactions.
 - Each difference is kept once per (provider, kind, reference): running again adds nothing,
   and what a person explained stays explained.
+- The gateway's payouts (settlements) of the window are recorded and matched to the bank's
+  statement credits (app.gateways.payouts).
+- Events a webhook brought that named something unknown here wait on the page ("parked"):
+  a person applies them again once the cause is fixed, or dismisses them with a note.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -27,10 +32,17 @@ from sqlalchemy.orm import Session
 
 from app.core.crypto import SecretsUnreadable
 from app.core.money import format_money
-from app.gateways import services
-from app.gateways.models import GatewayPayment, ReconciliationItem, ReconciliationRun
+from app.gateways import payouts, services
+from app.gateways.models import (
+    GatewayEvent,
+    GatewayEventDismissal,
+    GatewayPayment,
+    ReconciliationItem,
+    ReconciliationRun,
+)
 from app.integrations.connectors import DeliveryError
 from app.integrations.connectors.gateway import PaymentEvent, event_from_json, event_to_json
+from app.integrations.connectors.wire import BadWebhookBody
 from app.integrations.models import IntegrationConnection
 from tenants.binding import bound_tenant_id
 from tenants.models import Tenant
@@ -76,7 +88,9 @@ def _run(
     session.add(run)
     session.flush()
     try:
-        reported = services.connector_for(connection).payments_on(start, end)
+        connector = services.connector_for(connection)
+        reported = connector.payments_on(start, end)
+        paid_out = connector.payouts_on(start, end)
     except (DeliveryError, SecretsUnreadable) as failure:
         run.status = "failed"
         run.error = (
@@ -95,6 +109,8 @@ def _run(
         run.checked += 1
         _match(session, run, event)
     _missing_at_gateway(session, run, listed)
+    payouts.record_payouts(session, connection.provider, paid_out)
+    payouts.match_to_bank(session)
     session.flush()
     return run
 
@@ -288,3 +304,80 @@ def explain_difference(session: Session, item: ReconciliationItem, note, user_id
 def _settle(item: ReconciliationItem, state: str, note: str, user_id: int) -> None:
     item.state, item.note = state, note
     item.settled_by, item.settled_at = user_id, datetime.now(UTC)
+
+
+# Parked events -----------------------------------------------------------------------------------
+
+
+def parked_events(
+    session: Session, limit: int = 200
+) -> list[tuple[GatewayEvent, PaymentEvent | None]]:
+    """The workspace's parked webhook events, newest first, each with what it says (None
+    when its stored body can no longer be read: the row and its reason are still shown)."""
+    rows = session.scalars(
+        select(GatewayEvent)
+        .where(GatewayEvent.status == "parked")
+        .order_by(GatewayEvent.id.desc())
+        .limit(limit)
+    )
+    return [(row, _said(row)) for row in rows]
+
+
+def _said(row: GatewayEvent) -> PaymentEvent | None:
+    try:
+        return read_parked(row)
+    except BadWebhookBody:
+        return None
+
+
+def read_parked(row: GatewayEvent) -> PaymentEvent:
+    """What a stored event says: a webhook's body (verified when it came) read again, or the
+    facts a run read from the gateway's API (`apply_missed` stores them as JSON)."""
+    try:
+        stored = json.loads(row.body)
+    except ValueError:
+        stored = None
+    if isinstance(stored, dict) and {"kind", "event_type", "provider"} <= stored.keys():
+        return event_from_json(row.body)
+    return services.GATEWAYS[row.provider].event_from_stored(row.body, row.event_id)
+
+
+def get_parked(session: Session, event_id: int) -> GatewayEvent | None:
+    return session.scalar(
+        select(GatewayEvent)
+        .where(GatewayEvent.id == event_id, GatewayEvent.status == "parked")
+        .with_for_update()
+    )
+
+
+def apply_parked(session: Session, row: GatewayEvent) -> str:
+    """Apply a parked event again through the exactly-once path (after the pay request or
+    payment it names exists). ReconciliationError, with the reason, when it still cannot."""
+    try:
+        reported = read_parked(row)
+    except BadWebhookBody as unreadable:
+        raise ReconciliationError(f"Its stored body cannot be read: {unreadable}") from None
+    status, reason = services.apply_again(session, reported)
+    if status == "parked":
+        raise ReconciliationError(f"It still cannot be applied: {reason}")
+    return status
+
+
+def dismiss_parked(session: Session, row: GatewayEvent, note, user_id: int) -> None:
+    """A person says why a parked event needs nothing (required); the note is kept and
+    audited, and the event leaves the list."""
+    text = str(note or "").strip()
+    if not text:
+        raise ReconciliationError("Say why this event needs nothing.")
+    if len(text) > NOTE_LIMIT:
+        raise ReconciliationError(f"Keep the note to {NOTE_LIMIT:,} characters.")
+    session.add(GatewayEventDismissal(gateway_event_id=row.id, note=text, dismissed_by=user_id))
+    row.status, row.processed_at = "dismissed", datetime.now(UTC)
+    session.flush()
+
+
+def payouts_not_in_bank(session: Session):
+    """Payouts the bank has not shown days after they were due, for the page."""
+    tenant = session.get(Tenant, bound_tenant_id(session))
+    today = datetime.now(ZoneInfo(tenant.time_zone)).date()
+    return payouts.not_in_bank(session, today)

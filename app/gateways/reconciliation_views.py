@@ -1,6 +1,7 @@
 """The reconciliation page (`/t/<slug>/payments/reconciliation`): the daily runs against each
 gateway and the differences they found, with the fixes that are safe in one click (apply a
-missed payment again, mark a difference as explained)."""
+missed payment again, mark a difference as explained); the gateways' payouts the bank has not
+shown; and the webhook events that could not be placed (apply again, dismiss with a note)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ def index():
         "gateways/reconciliation.html",
         runs=reconciliation.recent_runs(db.session),
         differences=reconciliation.differences(db.session, state),
+        parked=reconciliation.parked_events(db.session),
+        missing_payouts=reconciliation.payouts_not_in_bank(db.session),
         state=state,
         states=SHOWN_STATES,
         gateway_names={provider: connector.title for provider, connector in GATEWAYS.items()},
@@ -71,4 +74,41 @@ def explain(difference_id: int):
     else:
         db.session.commit()
         toast("Marked as explained.")
+    return redirect(url_for(".index"), 303)
+
+
+def _parked_or_404(gateway_event_id: int):
+    row = reconciliation.get_parked(db.session, gateway_event_id)
+    if row is None:
+        abort(404)
+    return row
+
+
+@blueprint.post("/events/<int:gateway_event_id>/apply")
+@require_permission("payments.record")
+def apply_event(gateway_event_id: int):
+    row = _parked_or_404(gateway_event_id)
+    try:
+        status = reconciliation.apply_parked(db.session, row)
+    except reconciliation.ReconciliationError as refused:
+        db.session.rollback()
+        toast(str(refused), "error")
+    else:
+        db.session.commit()
+        toast("The event is applied." if status == "applied" else "Nothing was left to apply.")
+    return redirect(url_for(".index"), 303)
+
+
+@blueprint.post("/events/<int:gateway_event_id>/dismiss")
+@require_permission("payments.record")
+def dismiss_event(gateway_event_id: int):
+    row = _parked_or_404(gateway_event_id)
+    try:
+        reconciliation.dismiss_parked(db.session, row, request.form.get("note"), current_user.id)
+    except reconciliation.ReconciliationError as refused:
+        db.session.rollback()
+        toast(str(refused), "error")
+    else:
+        db.session.commit()
+        toast("The event is dismissed.")
     return redirect(url_for(".index"), 303)

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -262,6 +262,42 @@ def park_unrouted(session: Session, provider: str, token: str, body: bytes, key:
     session.flush()
     log.warning("%s webhook to an unknown token parked for review", provider)
     return Receipt(200, "parked: unknown account")
+
+
+@dataclass(frozen=True)
+class ParkedGroup:
+    """Webhooks parked for one (provider, token digest): how many, first and last seen."""
+
+    provider: str
+    token_digest: str
+    count: int
+    first_received: datetime
+    last_received: datetime
+
+
+def parked_webhooks(session: Session) -> list[ParkedGroup]:
+    """The platform's parked webhooks (a shared table), grouped by gateway and token digest,
+    the most recent first: for the operators to find a misconfigured webhook URL."""
+    rows = session.execute(
+        select(
+            ParkedGatewayWebhook.provider,
+            ParkedGatewayWebhook.token_digest,
+            func.count(),
+            func.min(ParkedGatewayWebhook.received_at),
+            func.max(ParkedGatewayWebhook.received_at),
+        )
+        .group_by(ParkedGatewayWebhook.provider, ParkedGatewayWebhook.token_digest)
+        .order_by(func.max(ParkedGatewayWebhook.received_at).desc())
+    )
+    return [ParkedGroup(*row) for row in rows]
+
+
+def purge_parked_webhooks(session: Session, older_than: timedelta) -> int:
+    """Delete the parked webhooks received more than `older_than` ago; how many."""
+    cutoff = datetime.now(UTC) - older_than
+    return session.execute(
+        delete(ParkedGatewayWebhook).where(ParkedGatewayWebhook.received_at < cutoff)
+    ).rowcount
 
 
 def record_webhook(

@@ -11,14 +11,16 @@ A gateway connector:
 - `start_checkout(...) -> (reference, url)`: one pay request at the provider (GatewayRefusal
   with the provider's reason, in words for the payer);
 - `payments_on(start, end) -> list[PaymentEvent]`: what the provider says happened in the
-  window, for the daily reconciliation (DeliveryError when it cannot answer).
+  window, for the daily reconciliation (DeliveryError when it cannot answer);
+- `payouts_on(start, end) -> list[PayoutReport]`: the money it sent to the merchant's bank
+  in the window (Stripe's payouts, Razorpay's settlements), for matching to bank statements.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from app.integrations.connectors.wire import BadWebhookBody
@@ -77,6 +79,19 @@ class PaymentEvent:
     refunded_total: Decimal | None = None
     dispute: DisputeFacts | None = None
     occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PayoutReport:
+    """A transfer from the gateway to the merchant's bank, in major units of `currency`;
+    `status` is the provider's own word, `bank_reference` the transfer's UTR when given."""
+
+    payout_id: str
+    amount: Decimal
+    currency: str
+    arrival_date: date
+    status: str
+    bank_reference: str | None = None
 
 
 def checkout_number(value) -> int | None:

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -40,6 +41,7 @@ from app.integrations.connectors import (
 from app.integrations.connectors.gateway import (
     GatewayRefusal,
     PaymentEvent,
+    PayoutReport,
     WebhookRefused,
     checkout_number,
 )
@@ -47,6 +49,9 @@ from app.integrations.connectors.wire import BadWebhookBody, check_shape, read_j
 
 PAYMENT_LINKS_PATH = "/v1/payment_links"
 PAYMENTS_PATH = "/v1/payments"
+SETTLEMENTS_PATH = "/v1/settlements"
+# Razorpay settles to Indian bank accounts: a settlement's day is its day in India.
+SETTLEMENT_ZONE = ZoneInfo("Asia/Kolkata")
 WEBHOOK_PATH = "/hooks/razorpay"
 SIGNATURE_HEADER = "X-Razorpay-Signature"
 EVENT_ID_HEADER = "X-Razorpay-Event-Id"
@@ -328,6 +333,18 @@ class RazorpayConnector(Connector):
                 )
         return found
 
+    def payouts_on(self, start: datetime, end: datetime) -> list[PayoutReport]:
+        """The settlements created in [start, end) (Razorpay gives no arrival date: a
+        settlement is the transfer itself, so its day is the day it was made)."""
+        found = []
+        for item in self._collection(
+            SETTLEMENTS_PATH, int(start.timestamp()), int(end.timestamp()) - 1
+        ):
+            report = _settlement(item)
+            if report is not None:
+                found.append(report)
+        return found
+
     def send(self, outgoing: Outgoing) -> Sent:
         raise DeliveryError("A payment gateway sends no messages.", permanent=True)
 
@@ -381,15 +398,20 @@ class RazorpayConnector(Connector):
     def payments_between(self, start: int, end: int) -> Iterator[dict]:
         """Every payment created from `start` to `end` (Unix seconds), page by page; for the
         daily reconciliation. DeliveryError when Razorpay cannot answer."""
+        return self._collection(PAYMENTS_PATH, start, end)
+
+    def _collection(self, path: str, start: int, end: int) -> Iterator[dict]:
+        """Every item of a `{"entity": "collection", "items": [...]}` list created from
+        `start` to `end` (Unix seconds), page by page."""
         skip = 0
         while True:
             params = {"from": start, "to": end, "count": PAGE_SIZE, "skip": skip}
-            response = self._get(PAYMENTS_PATH, params)
+            response = self._get(path, params)
             if response.status_code >= 400:
                 raise DeliveryError(_error_text(_json(response), response.status_code))
             items = _json(response).get("items")
             if not isinstance(items, list):
-                raise DeliveryError("Razorpay's payments answer had no items.")
+                raise DeliveryError(f"Razorpay's answer to {path} had no items.")
             yield from (item for item in items if isinstance(item, dict))
             if len(items) < PAGE_SIZE:
                 return
@@ -400,6 +422,25 @@ class RazorpayConnector(Connector):
             return self.client.get(path, params=params)
         except httpx.TransportError as exc:
             raise DeliveryError(f"Razorpay unreachable: {type(exc).__name__}: {exc}") from exc
+
+
+def _settlement(item: dict) -> PayoutReport | None:
+    """A settlement entity (`setl_…`, amount in paise, status created|processed|failed, utr,
+    created_at) as a payout; None for an item without an id, amount or time."""
+    amount, created = item.get("amount"), item.get("created_at")
+    if not isinstance(item.get("id"), str) or not isinstance(amount, int) or amount <= 0:
+        return None
+    if not isinstance(created, int):
+        return None
+    utr = item.get("utr")
+    return PayoutReport(
+        payout_id=item["id"][:64],
+        amount=from_minor(amount),
+        currency="INR",
+        arrival_date=datetime.fromtimestamp(created, SETTLEMENT_ZONE).date(),
+        status=str(item.get("status") or "")[:16],
+        bank_reference=utr[:64] if isinstance(utr, str) and utr else None,
+    )
 
 
 def _reference(numbers: list[str], checkout_id: int) -> str:

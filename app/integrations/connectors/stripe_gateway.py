@@ -50,6 +50,7 @@ from app.integrations.connectors.gateway import (
     DisputeFacts,
     GatewayRefusal,
     PaymentEvent,
+    PayoutReport,
     WebhookRefused,
     checkout_number,
 )
@@ -799,6 +800,21 @@ class StripeConnector(Connector):
             if txn.type == "charge" and txn.source
         }
         return [payment_event(event, fees) for event in self.events_between(start, end)]
+
+    def payouts_on(self, start: datetime, end: datetime) -> list[PayoutReport]:
+        """The payouts created in the window, each with the day Stripe expects it in the
+        bank (a payout without one is not yet scheduled and left for a later run)."""
+        return [
+            PayoutReport(
+                payout_id=payout.payout_id[:64],
+                amount=payout.amount,
+                currency=payout.currency,
+                arrival_date=payout.arrival_date,
+                status=payout.status[:16],
+            )
+            for payout in self.payouts_between(start, end)
+            if payout.arrival_date is not None and payout.amount > 0
+        ]
 
     def verify_webhook(self, body: bytes, signature_header: str | None) -> StripeEvent:
         """The event in a webhook to this connection's URL: WebhookRefused (forged, stale or

@@ -23,11 +23,16 @@ typings and razorpay-python test fixtures kept in tests/contracts/razorpay):
 - Webhooks: POSTed to `webhook_url` as compact JSON, `X-Razorpay-Signature` = hex
   HMAC-SHA256(webhook secret, raw body), `X-Razorpay-Event-Id` unique per event. A payment
   carries the notes of its link (how a payment finds its pay request without its link event).
+- `GET /v1/settlements?from=&to=&count=&skip=` answers the settlements made in the window
+  as the payments list does; a settlement is `{"id": "setl_…", "entity": "settlement",
+  "amount" (paise), "status": "processed", "fees", "tax", "utr", "created_at"}` (Razorpay's
+  published settlement entity). `POST /_standin/settle` settles every captured payment not
+  yet settled: one settlement of what they took less their fees (and tax on them).
 - `POST /_standin/pay` {"link_id", "outcome": "captured"|"failed", "method"} and
   `POST /_standin/refund` {"payment_id", "amount"?} script what a payer or the merchant did;
   `refund` sends `refund.processed` with the refund and its payment.
 
-Not implemented: partial payments of a link, expiry, cancel, orders, settlements, the
+Not implemented: partial payments of a link, expiry, cancel, orders, settlement recon, the
 payment.authorized step (payments here are captured at once, as with auto-capture).
 """
 
@@ -106,6 +111,8 @@ class RazorpayStandin(StandinServer):
         with self._state_lock:
             self.links: dict[str, dict] = {}
             self.payments: dict[str, dict] = {}
+            self.settlements: list[dict] = []
+            self._settled: set[str] = set()
             self._codes: dict[str, str] = {}
             self._references: set[str] = set()
 
@@ -149,6 +156,33 @@ class RazorpayStandin(StandinServer):
         else:
             self.send_event("payment.failed", {"payment": {"entity": payment_now}})
         return payment_now
+
+    def settle(self) -> dict | None:
+        """Razorpay pays the merchant: one settlement of the captured payments not yet
+        settled, less their fees (tax on the fees included in them). None when nothing is
+        left to settle."""
+        with self._state_lock:
+            due = [
+                p
+                for p in self.payments.values()
+                if p["status"] == "captured" and p["id"] not in self._settled
+            ]
+            if not due:
+                return None
+            fees = sum(p["fee"] or 0 for p in due)
+            settlement = {
+                "id": razorpay_id("setl"),
+                "entity": "settlement",
+                "amount": sum(p["amount"] for p in due) - fees,
+                "status": "processed",
+                "fees": fees,
+                "tax": sum(p["tax"] or 0 for p in due),
+                "utr": "".join(secrets.choice(_ALPHABET) for _ in range(16)),
+                "created_at": int(self.clock()),
+            }
+            self._settled.update(p["id"] for p in due)
+            self.settlements.append(settlement)
+            return dict(settlement)
 
     def refund(self, payment_id: str, amount: int | None = None) -> dict:
         """The merchant refunds a captured payment (all of what is left by default); sends
@@ -223,6 +257,8 @@ class RazorpayStandin(StandinServer):
                         spec["link_id"], spec.get("outcome", "captured"), spec.get("method", "upi")
                     ),
                 )
+            if route == ("POST", "/_standin/settle"):
+                return json_response(200, {"settlement": self.settle()})
             if route == ("POST", "/_standin/refund"):
                 return json_response(200, self.refund(spec["payment_id"], spec.get("amount")))
         except (KeyError, TypeError, ValueError) as exc:
@@ -252,7 +288,9 @@ class RazorpayStandin(StandinServer):
                 json_response(200, link) if link else _error(400, "The id provided does not exist")
             )
         if route == ("GET", "/v1/payments"):
-            return self._list_payments(request)
+            return self._list(request, "payments")
+        if route == ("GET", "/v1/settlements"):
+            return self._list(request, "settlements")
         if request.method == "GET" and path.startswith("/v1/payments/"):
             with self._state_lock:
                 payment = self.payments.get(path.rsplit("/", 1)[1])
@@ -345,7 +383,7 @@ class RazorpayStandin(StandinServer):
         self.record({"link": link["id"], "reference_id": reference, "amount": amount})
         return json_response(200, link)
 
-    def _list_payments(self, request: Request) -> Response:
+    def _list(self, request: Request, kind: str) -> Response:
         try:
             start = int(request.arg("from", "0"))
             end = int(request.arg("to", "4765046400"))
@@ -356,7 +394,8 @@ class RazorpayStandin(StandinServer):
         if not 1 <= count <= MAX_COUNT or skip < 0:
             return _error(400, "The count must be between 1 and 100.", "count")
         with self._state_lock:
-            chosen = [dict(p) for p in self.payments.values() if start <= p["created_at"] <= end]
+            items = self.payments.values() if kind == "payments" else self.settlements
+            chosen = [dict(p) for p in items if start <= p["created_at"] <= end]
         chosen.sort(key=lambda p: p["created_at"], reverse=True)
         page = chosen[skip : skip + count]
         return json_response(200, {"entity": "collection", "count": len(page), "items": page})
