@@ -6,6 +6,7 @@ keep as credit and ignore."""
 
 from __future__ import annotations
 
+import html
 import io
 from datetime import date
 from decimal import Decimal
@@ -228,6 +229,10 @@ def test_upload_page_imports_lists_bad_lines_and_the_queue_books_on_accept(clien
     assert f"Suggested: invoice {invoice.number}" in review.text and "95% sure" in review.text
     (line,) = services.review_queue(session)
     assert post(client, f"{base}/lines/{line.id}/accept", {}).status_code == 303
+    # The queue says what happened to which line, not just "done".
+    assert f"of {line.booked_on:%d %b %Y}: booked as suggested." in html.unescape(
+        client.get(f"{base}/review").text
+    )
     session.expire_all()
     assert outstanding(session, session.get(type(invoice), invoice.id)) == Decimal("0.00")
     # Clicking again (a second tab) books nothing more.

@@ -19,6 +19,7 @@ from app.banking.statement_files import FORMAT_LABELS, detect_format
 from app.banking.statement_files.bank_csv import ROLE_LABELS, ColumnsUnknown
 from app.banking.statement_files.shape import StatementFileError
 from app.clients.models import Client
+from app.core.money import format_money
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
 from app.core.storage import InvalidKey, delete_after_commit, get_storage, tenant_key
@@ -245,7 +246,8 @@ def _line_or_404(statement_line_id: int) -> StatementLine:
     return line
 
 
-def _act(action):
+def _act(action, line: StatementLine, done: str):
+    """Run a review action; `done` says what happened to the line, in words."""
     try:
         # A refusal part-way (the payment recorded, its allocation refused) keeps nothing.
         with db.session.begin_nested():
@@ -253,7 +255,8 @@ def _act(action):
     except (services.BankingError, PaymentError, PaymentInvalid) as refused:
         toast(str(refused), "error")
     else:
-        toast("Done.")
+        amount = format_money(line.amount, line.currency, g.tenant.country)
+        toast(f"{amount} of {line.booked_on:%d %b %Y}: {done}")
     return redirect(url_for("banking.review"), 303)
 
 
@@ -261,14 +264,20 @@ def _act(action):
 @require_permission(RECORD)
 def accept(statement_line_id: int):
     line = _line_or_404(statement_line_id)
-    return _act(lambda: services.accept(db.session, line, current_user.id))
+    return _act(
+        lambda: services.accept(db.session, line, current_user.id), line, "booked as suggested."
+    )
 
 
 @blueprint.post("/lines/<int:statement_line_id>/ignore")
 @require_permission(RECORD)
 def ignore(statement_line_id: int):
     line = _line_or_404(statement_line_id)
-    return _act(lambda: services.ignore(db.session, line, current_user.id))
+    return _act(
+        lambda: services.ignore(db.session, line, current_user.id),
+        line,
+        "ignored (not a client's payment).",
+    )
 
 
 @blueprint.post("/lines/<int:statement_line_id>/credit")
@@ -276,7 +285,11 @@ def ignore(statement_line_id: int):
 def credit(statement_line_id: int):
     line = _line_or_404(statement_line_id)
     client_id = row_id(request.form.get("client_id")) or 0
-    return _act(lambda: services.keep_as_credit(db.session, line, client_id, current_user.id))
+    return _act(
+        lambda: services.keep_as_credit(db.session, line, client_id, current_user.id),
+        line,
+        "kept as the client's credit.",
+    )
 
 
 @blueprint.post("/lines/<int:statement_line_id>/split")
@@ -298,4 +311,8 @@ def split(statement_line_id: int):
             toast(f"“{number}” for “{amount}”: enter an invoice number and an amount.", "error")
             return redirect(url_for("banking.review"), 303)
         parts.append((invoice.id, value.quantize(Decimal("0.01"))))
-    return _act(lambda: services.split(db.session, line, parts, current_user.id))
+    return _act(
+        lambda: services.split(db.session, line, parts, current_user.id),
+        line,
+        f"split across {len(parts)} invoices.",
+    )
