@@ -204,3 +204,27 @@ def test_a_gateway_that_cannot_be_reached_fails_the_run_in_words(
     page = client.get(PAGE.format(slug=abroad.tenant.slug))
     assert "Failed" in page.text and "Stripe unreachable" in page.text
     assert run.window_end > datetime.now(UTC)
+
+
+def test_check_now_on_the_page_recovers_a_dropped_webhook_without_waiting_for_the_night(
+    app,
+    client,
+    login,
+    run_jobs,
+    shop,  # noqa: F811
+    standin,  # noqa: F811
+):
+    invoice = shop.invoice("2500.00")
+    standin.pay(shop.checkout(invoice))  # the webhooks are lost: none is posted
+    login(client, shop.owner)
+    url = PAGE.format(slug=shop.tenant.slug)
+    page = client.get(url)
+    assert "No run yet" in page.text and "Check with the gateways now" in page.text
+    answer = client.post(f"{url}run", data={"csrf_token": csrf_token_from(page.text)})
+    assert answer.status_code == 303
+    run_jobs()
+    assert fresh(shop.session, Invoice, invoice.id).status == "paid"
+    [run] = shop.session.scalars(select(ReconciliationRun)).all()
+    assert (run.provider, run.applied) == ("razorpay", 1)
+    runs = client.get(url).text.split('id="runs-title"')[1]
+    assert "No run yet" not in runs and "Razorpay" in runs

@@ -5,9 +5,10 @@ shown; and the webhook events that could not be placed (apply again, dismiss wit
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, abort, g, redirect, request, url_for
 from flask_login import current_user
 
+from app.core.handover import hand_over
 from app.core.pages import render_page, toast
 from app.extensions import db
 from app.gateways import reconciliation
@@ -43,6 +44,16 @@ def index():
         states=SHOWN_STATES,
         gateway_names={provider: connector.title for provider, connector in GATEWAYS.items()},
     )
+
+
+@blueprint.post("/run")
+@require_permission("payments.record")
+def run_now():
+    """The nightly comparison, now, for this workspace (by the worker: it asks each gateway)."""
+    hand_over(db.session, "reconcile_gateways", tenant_id=g.tenant.id)
+    db.session.commit()
+    toast("Asking each gateway now. The result shows under Runs in a moment: reload the page.")
+    return redirect(url_for(".index"), 303)
 
 
 @blueprint.post("/<int:difference_id>/apply")
