@@ -27,7 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.core.crypto import SecretsUnreadable, decrypt_secrets
 from app.extensions import csrf, db
-from app.integrations.connectors import msg91, twilio_sms
+from app.integrations.connectors import WEBHOOK_TOKEN_SHAPE, msg91, twilio_sms
 from app.integrations.connectors.wire import BadWebhookBody
 from app.integrations.models import IntegrationConnection
 from app.messaging.webhooks import record_webhook, tenant_for_account
@@ -70,7 +70,7 @@ def bad_body(refusal: BadWebhookBody):
 def msg91_report(token: str):
     account = (
         tenant_for_account(db.session, "msg91", token)
-        if msg91.TOKEN_SHAPE.fullmatch(token)
+        if WEBHOOK_TOKEN_SHAPE.fullmatch(token)
         else None
     )
     if account is None:

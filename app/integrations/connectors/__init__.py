@@ -9,6 +9,8 @@ tenant, so tests and `make run` point every connector at a local stand-in."""
 
 from __future__ import annotations
 
+import re
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +49,19 @@ def pooled_client(**options) -> httpx.Client:
         if _transport is None:
             _transport = httpx.HTTPTransport()
     return httpx.Client(transport=_transport, **options)
+
+
+# The secret path of a connection's webhook URL (`/hooks/<provider>/<token>`): what
+# secrets.token_urlsafe(24) makes.
+WEBHOOK_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
+def kept_webhook_token(raw: Mapping) -> str:
+    """The connect form's webhook token when it is one we made, else a fresh one: reconnecting
+    keeps the URL the tenant already gave the provider, and nothing typed in its place is
+    taken as a token."""
+    kept = str(raw.get("webhook_token") or "")
+    return kept if WEBHOOK_TOKEN_SHAPE.fullmatch(kept) else secrets.token_urlsafe(24)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import secrets
 from urllib.parse import parse_qs
 
 import httpx
@@ -35,6 +34,7 @@ from app.integrations.connectors import (
     Outgoing,
     Sent,
     StatusUpdate,
+    kept_webhook_token,
     pooled_client,
     retry_after_seconds,
 )
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 FLOW_PATH = "/api/v5/flow"
 REPORT_PATH = "/hooks/msg91"
-TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")  # secrets.token_urlsafe(24)
 # MSG91 publishes no send rate for the Flow API. 10 requests a second per auth key is a
 # conservative pace for one account (a bulk run of 1,000 SMS takes under two minutes); a 429
 # still puts the message back with the Retry-After MSG91 gives.
@@ -123,12 +122,7 @@ class Msg91Connector(Connector):
             errors["entity_id"] = "The DLT entity id is the number on your DLT registration."
         if settings.get("route") and not settings["route"].isdigit():
             errors["route"] = "The route is a number, such as 4 for transactional SMS."
-        # Reconnecting keeps the report URL the tenant already gave MSG91; anything that is
-        # not a token we made is replaced by a fresh one.
-        kept = str(raw.get("webhook_token") or "")
-        settings["webhook_token"] = (
-            kept if TOKEN_SHAPE.fullmatch(kept) else secrets.token_urlsafe(24)
-        )
+        settings["webhook_token"] = kept_webhook_token(raw)
         return settings, secrets_, errors
 
     def __init__(self, **kwargs):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -31,11 +30,13 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from app.integrations.connectors import (
+    WEBHOOK_TOKEN_SHAPE,
     Connector,
     DeliveryError,
     Field,
     Outgoing,
     Sent,
+    kept_webhook_token,
     pooled_client,
 )
 from app.integrations.connectors.gateway import (
@@ -55,7 +56,6 @@ SETTLEMENT_ZONE = ZoneInfo("Asia/Kolkata")
 WEBHOOK_PATH = "/hooks/razorpay"
 SIGNATURE_HEADER = "X-Razorpay-Signature"
 EVENT_ID_HEADER = "X-Razorpay-Event-Id"
-TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")  # secrets.token_urlsafe(24)
 KEY_ID_SHAPE = re.compile(r"rzp_(test|live)_[A-Za-z0-9]{6,32}")
 # Razorpay's documented limits: reference_id at most 40 characters, description 2,048.
 REFERENCE_LIMIT = 40
@@ -214,7 +214,7 @@ class RazorpayConnector(Connector):
     provider = "razorpay"
     channel = "payments"
     # The shape of the webhook path token `clean` makes, checked before any look-up.
-    token_shape = TOKEN_SHAPE
+    token_shape = WEBHOOK_TOKEN_SHAPE
     title = "Razorpay"
     description = (
         "Clients pay invoices through Razorpay Payment Links (UPI, cards, netbanking); "
@@ -249,11 +249,7 @@ class RazorpayConnector(Connector):
         key_id = settings.get("key_id", "")
         if key_id and not KEY_ID_SHAPE.fullmatch(key_id):
             errors["key_id"] = "A Razorpay key id starts rzp_live_ or rzp_test_."
-        # Reconnecting keeps the webhook URL the tenant already gave Razorpay.
-        kept = str(raw.get("webhook_token") or "")
-        settings["webhook_token"] = (
-            kept if TOKEN_SHAPE.fullmatch(kept) else secrets.token_urlsafe(24)
-        )
+        settings["webhook_token"] = kept_webhook_token(raw)
         return settings, secrets_, errors
 
     def __init__(self, **kwargs):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,11 +37,13 @@ from urllib.parse import urlencode
 import httpx
 
 from app.integrations.connectors import (
+    WEBHOOK_TOKEN_SHAPE,
     Connector,
     DeliveryError,
     Field,
     Outgoing,
     Sent,
+    kept_webhook_token,
     pooled_client,
     retry_after_seconds,
 )
@@ -61,7 +62,6 @@ WEBHOOK_PATH = "/hooks/stripe"
 WEBHOOK_TOLERANCE_SECONDS = 300
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 PAGE_SIZE = 100  # Stripe's largest page
-TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")  # secrets.token_urlsafe(24)
 SECRET_KEY_SHAPE = re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9]{10,247}")
 SIGNING_SECRET_SHAPE = re.compile(r"whsec_[A-Za-z0-9+/=]{10,250}")
 
@@ -576,7 +576,7 @@ class StripeConnector(Connector):
     provider = "stripe"
     title = "Stripe"
     # The shape of the webhook path token `clean` makes, checked before any look-up.
-    token_shape = TOKEN_SHAPE
+    token_shape = WEBHOOK_TOKEN_SHAPE
     description = (
         "Let clients abroad pay invoices by card in their own currency through Stripe "
         "Checkout; payments, refunds and disputes come back by webhook."
@@ -610,11 +610,7 @@ class StripeConnector(Connector):
         signing = secrets_.get("webhook_secret")
         if signing and not SIGNING_SECRET_SHAPE.fullmatch(signing):
             errors["webhook_secret"] = "A webhook signing secret starts with whsec_."
-        # Reconnecting keeps the webhook URL the tenant already gave Stripe.
-        kept = str(raw.get("webhook_token") or "")
-        settings["webhook_token"] = (
-            kept if TOKEN_SHAPE.fullmatch(kept) else secrets.token_urlsafe(24)
-        )
+        settings["webhook_token"] = kept_webhook_token(raw)
         return settings, secrets_, errors
 
     def __init__(self, **kwargs):
