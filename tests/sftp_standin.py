@@ -117,6 +117,10 @@ class SftpStandin:
         self.refused_changes = 0
         self.logins = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
+        # accept() wakes up now and then to see whether the stand-in was closed (closing a
+        # listening socket does not wake a thread blocked in accept on Linux).
+        self._listener.settimeout(0.1)
+        self._closed = threading.Event()
         self.port = self._listener.getsockname()[1]
         self._transports: list[paramiko.Transport] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -130,11 +134,14 @@ class SftpStandin:
         self.host_key, _ = new_ed25519_key()
 
     def _serve(self) -> None:
-        while True:
+        while not self._closed.is_set():
             try:
                 sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
-                return  # closed
+                return
+            sock.settimeout(None)
             transport = paramiko.Transport(sock)
             transport.add_server_key(self.host_key)
             transport.set_subsystem_handler(
@@ -147,7 +154,8 @@ class SftpStandin:
                 transport.close()
 
     def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=5)
         self._listener.close()
         for transport in self._transports:
             transport.close()
-        self._thread.join(timeout=5)
