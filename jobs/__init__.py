@@ -7,6 +7,7 @@ def load_jobs() -> None:
     process hands work over by name (`app.core.handover`) and never calls a job itself."""
     from jobs import (  # noqa: F401
         aging,
+        banking,
         campaigns,
         collections,
         gateways,

@@ -9,6 +9,7 @@ from app import create_app
 from app.core.handover import job_spec
 from jobs import load_jobs
 from jobs.aging import roll_aging_all
+from jobs.banking import pull_bank_statements_all
 from jobs.campaigns import sweep_campaign_launches_all
 from jobs.collections import run_collections_all
 from jobs.gateways import reconcile_gateways_all, sweep_gateway_events_all
@@ -52,6 +53,10 @@ SCHEDULE = [
     # what their webhooks recorded, from the start of yesterday (GATEWAY_RECONCILIATION_DAYS);
     # what a lost webhook missed is applied. Running again adds nothing.
     (reconcile_gateways_all, "40 1 * * *"),
+    # Every 30 minutes, at :07 and :37: bank statements from the SFTP folders workspaces set
+    # up on their bank accounts (a file already pulled is not fetched again; a failure is
+    # recorded on the account and the next run tries again).
+    (pull_bank_statements_all, "7,37 * * * *"),
 ]
 
 

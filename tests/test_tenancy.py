@@ -329,8 +329,9 @@ def _pay_link_of(session, client_id) -> int:
 
 
 def _banking_records_of(session) -> dict:
-    """A bank account of A, a statement import and a credit line waiting for review."""
-    from app.banking.models import BankAccount, StatementImport, StatementLine
+    """A bank account of A with an SFTP source whose host key waits for confirmation, a
+    statement import and a credit line waiting for review."""
+    from app.banking.models import BankAccount, SftpSource, StatementImport, StatementLine
 
     account = BankAccount(name="Bank of A", account_number="A-000111", currency="INR")
     session.add(account)
@@ -351,6 +352,17 @@ def _banking_records_of(session) -> dict:
         status="unmatched",
     )
     session.add(line)
+    session.add(
+        SftpSource(
+            bank_account_id=account.id,
+            host="h2h.bank-of-a.example",
+            username="a",
+            folder="/outbox",
+            file_pattern="*.sta",
+            presented_key_type="ssh-ed25519",
+            presented_key_fingerprint="SHA256:key-of-a",
+        )
+    )
     session.commit()
     return {
         "bank_account_id": account.id,
@@ -559,9 +571,13 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     assert session.get(Site, a["site_id"]).deleted_at is None
     assert session.get(Document, a["document_id"]).deleted_at is None
     assert session.get(Milestone, a["milestone_id"]).status == "planned"
-    from app.banking.models import StatementLine
+    from app.banking.models import SftpSource, StatementLine
 
     assert session.get(StatementLine, a["statement_line_id"]).status == "unmatched"
+    source = session.scalar(
+        select(SftpSource).where(SftpSource.bank_account_id == a["bank_account_id"])
+    )
+    assert (source.host, source.host_key_fingerprint) == ("h2h.bank-of-a.example", None)
     assert session.get(Project, a["project_id"]).deleted_at is None
     from app.library.tenant.models import TenantTemplate, TenantTemplateItem
 

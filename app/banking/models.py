@@ -48,6 +48,10 @@ LINE_STATUSES = (
     "settlement",
 )
 WAITING_STATUSES = ("unmatched", "suggested")
+RECEIVED_BY = ("upload", "sftp")
+# imported: read into the account; duplicate: the same bytes as a file pulled before (renamed
+# or touched on the server); refused: not a statement Duebook reads (the reason says why).
+PULLED_FILE_OUTCOMES = ("imported", "duplicate", "refused")
 
 
 class BankingSettings(TenantModel):
@@ -90,7 +94,13 @@ class StatementImport(TenantModel):
     # [{"line": 12, "reason": "..."}]: the lines left out, in file order.
     bad_lines: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     uploaded_by_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    # "upload" (a person's file) or "sftp" (pulled from the bank's SFTP folder).
+    received_by: Mapped[str] = mapped_column(String(8), server_default="upload")
     created_at: Mapped[datetime] = utcnow_column()
+
+    __table_args__ = (
+        CheckConstraint(f"received_by IN ({sql_list(RECEIVED_BY)})", name="received_by"),
+    )
 
 
 class StatementLine(TenantModel):
@@ -145,4 +155,63 @@ class StatementLine(TenantModel):
             unique=True,
             postgresql_where=text("payment_id IS NOT NULL"),
         ),
+    )
+
+
+class SftpSource(TenantModel):
+    """The bank's SFTP folder a bank account's statements are pulled from (one per account).
+    Secrets (password, private key and its passphrase) are encrypted like integration
+    credentials. `host_key_fingerprint` is the key the person confirmed; `presented_*` the
+    last key the server showed, waiting for confirmation when it differs."""
+
+    __tablename__ = "sftp_sources"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    bank_account_id: Mapped[int] = mapped_column(ForeignKey("tenant.bank_accounts.id"), unique=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, server_default=text("22"))
+    username: Mapped[str] = mapped_column(String(120))
+    secrets_ciphertext: Mapped[str | None] = mapped_column(Text)
+    folder: Mapped[str] = mapped_column(String(255))
+    file_pattern: Mapped[str] = mapped_column(String(120))
+    host_key_type: Mapped[str | None] = mapped_column(String(40))
+    host_key_fingerprint: Mapped[str | None] = mapped_column(String(80))
+    presented_key_type: Mapped[str | None] = mapped_column(String(40))
+    presented_key_fingerprint: Mapped[str | None] = mapped_column(String(80))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the last successful attempt did, in words ("2 statements imported ...").
+    last_result: Mapped[str | None] = mapped_column(Text)
+    # Why the last attempt failed, in words; None after a successful one.
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = utcnow_column()
+
+    __table_args__ = (CheckConstraint("port BETWEEN 1 AND 65535", name="port_range"),)
+
+
+class PulledStatementFile(TenantModel):
+    """A remote file seen once: name, size and modification time (so it is not fetched again)
+    and its sha256 (so the same bytes under another name or time are not imported again)."""
+
+    __tablename__ = "pulled_statement_files"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    bank_account_id: Mapped[int] = mapped_column(ForeignKey("tenant.bank_accounts.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime: Mapped[int] = mapped_column(BigInteger)
+    # None for a file refused unread (too large).
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(Text)
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.statement_imports.id"))
+    pulled_at: Mapped[datetime] = utcnow_column()
+
+    __table_args__ = (
+        UniqueConstraint(
+            "bank_account_id", "name", "size", "mtime", name="uq_pulled_statement_files_listing"
+        ),
+        CheckConstraint(f"outcome IN ({sql_list(PULLED_FILE_OUTCOMES)})", name="outcome"),
+        Index("ix_pulled_statement_files_sha256", "bank_account_id", "sha256"),
+        Index("ix_pulled_statement_files_pulled_at", "bank_account_id", "pulled_at"),
     )

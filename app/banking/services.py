@@ -126,9 +126,11 @@ def import_statement(
     data: bytes,
     file_format: str,
     user_id: int | None = None,
+    received_by: str = "upload",
 ) -> StatementImport:
-    """Read the file into the account and match its credits. Raises StatementFileError (the
-    file as a whole cannot be read; nothing written), ColumnsUnknown for a CSV to map first."""
+    """Read the file into the account and match its credits (`received_by`: "upload", or
+    "sftp" for a file the SFTP pull fetched). Raises StatementFileError (the file as a whole
+    cannot be read; nothing written), ColumnsUnknown for a CSV to map first."""
     parsed = read_statement(data, file_format, account.column_mapping)
     if not _same_account(parsed.account, account):
         raise StatementFileError(
@@ -154,6 +156,7 @@ def import_statement(
             for bad in sorted(parsed.bad_lines, key=lambda b: b.source_line)[:MAX_BAD_LINES_KEPT]
         ],
         uploaded_by_user_id=user_id,
+        received_by=received_by,
     )
     session.add(statement)
     session.flush()

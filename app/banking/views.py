@@ -13,7 +13,7 @@ from flask import Blueprint, abort, current_app, g, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.banking import services
+from app.banking import services, sftp
 from app.banking.models import BankAccount, StatementImport, StatementLine
 from app.banking.statement_files import FORMAT_LABELS, detect_format
 from app.banking.statement_files.bank_csv import ROLE_LABELS, ColumnsUnknown
@@ -109,6 +109,82 @@ def _account_or_404(account_id) -> BankAccount:
     if account is None:
         abort(404)
     return account
+
+
+def _account_page(account: BankAccount, status: int = 200, errors=None, values=None):
+    source = sftp.source_of(db.session, account)
+    if values is None and source is not None:
+        values = {
+            "host": source.host,
+            "port": str(source.port),
+            "username": source.username,
+            "folder": source.folder,
+            "file_pattern": source.file_pattern,
+        }
+    return render_page(
+        "banking/account.html",
+        status=status,
+        account=account,
+        source=source,
+        pulls=sftp.recent_pulls(db.session, account),
+        errors=errors or {},
+        values=values or {"port": "22", "folder": "/", "file_pattern": "*.xml"},
+    )
+
+
+@blueprint.get("/accounts/<int:bank_account_id>")
+@require_permission(VIEW)
+def account(bank_account_id: int):
+    return _account_page(_account_or_404(bank_account_id))
+
+
+@blueprint.post("/accounts/<int:bank_account_id>/sftp")
+@require_permission(RECORD)
+def save_sftp(bank_account_id: int):
+    account = _account_or_404(bank_account_id)
+    values = request.form.to_dict()
+    try:
+        source = sftp.save_source(db.session, account, values)
+    except PaymentInvalid as invalid:
+        shown = {k: v for k, v in values.items() if k not in sftp.SECRET_FIELDS}
+        return _account_page(account, 422, invalid.errors, shown)
+    sftp.request_pull(db.session, source, check_only=True)
+    toast("Saved. Checking the connection: reload this page in a moment.")
+    return redirect(url_for("banking.account", bank_account_id=account.id), 303)
+
+
+def _source_or_404(account: BankAccount):
+    source = sftp.source_of(db.session, account)
+    if source is None:
+        abort(404)
+    return source
+
+
+@blueprint.post("/accounts/<int:bank_account_id>/sftp/host-key")
+@require_permission(RECORD)
+def confirm_host_key(bank_account_id: int):
+    account = _account_or_404(bank_account_id)
+    source = _source_or_404(account)
+    try:
+        sftp.confirm_host_key(db.session, source, request.form.get("fingerprint", ""))
+    except PaymentInvalid as invalid:
+        toast(invalid.errors["fingerprint"], "error")
+    else:
+        sftp.request_pull(db.session, source, check_only=True)
+        toast("Host key confirmed. Checking the log-in: reload this page in a moment.")
+    return redirect(url_for("banking.account", bank_account_id=account.id), 303)
+
+
+@blueprint.post("/accounts/<int:bank_account_id>/sftp/pull")
+@require_permission(RECORD)
+def pull_sftp(bank_account_id: int):
+    account = _account_or_404(bank_account_id)
+    source = _source_or_404(account)
+    check_only = request.form.get("check_only") == "1"
+    sftp.request_pull(db.session, source, check_only=check_only)
+    doing = "Checking the connection" if check_only else "Pulling statements"
+    toast(f"{doing}: reload this page in a moment.")
+    return redirect(url_for("banking.account", bank_account_id=account.id), 303)
 
 
 def _import_file(account: BankAccount, filename: str, data: bytes):

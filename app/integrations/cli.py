@@ -16,45 +16,49 @@ from app.core.crypto import SecretsUnreadable, rotate_ciphertext
 from app.extensions import db
 from app.integrations import services
 from app.integrations.models import IntegrationConnection
+from tenants.base import TenantModel
 from tenants.binding import tenant_context
 from tenants.models import Tenant
+
+SECRETS_COLUMN = "secrets_ciphertext"
 
 secrets_cli = AppGroup("secrets", help="Connector credentials stored encrypted.")
 
 
+def _tables_with_secrets():
+    """Every tenant table that keeps encrypted secrets in a `secrets_ciphertext` column (the
+    integration connections, a bank account's SFTP source...), found from the models so that
+    an area above this one adds its secrets to rotation by naming its column so."""
+    return [table for table in TenantModel.metadata.sorted_tables if SECRETS_COLUMN in table.c]
+
+
 @secrets_cli.command("rotate")
 def rotate() -> None:
-    """Re-encrypt every connection of every workspace with the first key of SECRETS_KEYS."""
+    """Re-encrypt every stored secret of every workspace with the first key of SECRETS_KEYS."""
     tenants = db.session.execute(select(Tenant.id, Tenant.slug).order_by(Tenant.id)).all()
     db.session.remove()
     rotated = unreadable = 0
     for tenant_id, slug in tenants:
         # One session per tenant (a session is bound to one tenant), committed per tenant.
         with tenant_context(db.session, tenant_id) as session:
-            rows = session.execute(
-                select(
-                    IntegrationConnection.id,
-                    IntegrationConnection.provider,
-                    IntegrationConnection.secrets_ciphertext,
-                ).where(IntegrationConnection.secrets_ciphertext.is_not(None))
-            ).all()
-            for connection_id, provider, ciphertext in rows:
-                try:
-                    fresh = rotate_ciphertext(ciphertext)
-                except SecretsUnreadable:
-                    unreadable += 1
-                    click.echo(
-                        f"{slug}: the {provider} credentials open with no configured "
-                        "key; left as they are",
-                        err=True,
+            for table in _tables_with_secrets():
+                column = table.c[SECRETS_COLUMN]
+                rows = session.execute(select(table.c.id, column).where(column.is_not(None))).all()
+                for row_id, ciphertext in rows:
+                    try:
+                        fresh = rotate_ciphertext(ciphertext)
+                    except SecretsUnreadable:
+                        unreadable += 1
+                        click.echo(
+                            f"{slug}: the secrets of {table.name} {row_id} open with no "
+                            "configured key; left as they are",
+                            err=True,
+                        )
+                        continue
+                    session.execute(
+                        update(table).where(table.c.id == row_id).values({column: fresh})
                     )
-                    continue
-                session.execute(
-                    update(IntegrationConnection)
-                    .where(IntegrationConnection.id == connection_id)
-                    .values(secrets_ciphertext=fresh)
-                )
-                rotated += 1
+                    rotated += 1
     click.echo(f"Re-encrypted {rotated} credential(s) in {len(tenants)} workspace(s).")
     if unreadable:
         raise click.ClickException(
