@@ -54,3 +54,34 @@ def commit_without_hand_over(app, session) -> None:
         session.commit()
     finally:
         app.extensions["duebook.enqueue"] = real_enqueue
+
+
+def connect_gateway(app, db_session, tenant, connector, raw: dict) -> str:
+    """What the integrations page and its verification do for a gateway: the connection with
+    its secrets encrypted, verified, and its webhook token routed to the workspace. Returns
+    the token (the secret path of the gateway's webhook URL)."""
+    from app.core.crypto import encrypt_secrets
+    from app.integrations.models import IntegrationConnection, ProviderAccount
+
+    settings, secrets, errors = connector.clean(raw)
+    assert errors == {}
+    session = tenant_session(db_session, tenant)
+    connection = IntegrationConnection(
+        provider=connector.provider,
+        settings=settings,
+        secrets_ciphertext=encrypt_secrets(secrets, app.config["SECRETS_KEYS"]),
+        verification="verified",
+    )
+    session.add(connection)
+    session.flush()
+    token = settings["webhook_token"]
+    session.add(
+        ProviderAccount(
+            provider=connector.provider,
+            account_key=token,
+            tenant_id=tenant.id,
+            connection_id=connection.id,
+        )
+    )
+    session.commit()
+    return token

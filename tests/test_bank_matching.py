@@ -274,3 +274,15 @@ def test_a_long_statement_is_imported_whole(books):
     rows = [f'01/03/27,FEE {n},F{n},01/03/27,"1.00",,' for n in range(4000)]
     statement = services.import_statement(session, account, "long.csv", hdfc(*rows), "csv")
     assert (statement.lines_read, statement.lines_added) == (4000, 4000)
+
+
+def test_the_split_form_reads_invoice_numbers_and_amounts_row_by_row(books):
+    """The split form's rows as the queue's split books them: blank rows skipped, amounts
+    with Indian grouping read, and the first row that is not an invoice with an amount named."""
+    session, _, _, (first, second, _) = books
+    parts = services.split_parts(session, [first.number, "", second.number], ["1,000", "", "250.5"])
+    assert parts == [(first.id, Decimal("1000.00")), (second.id, Decimal("250.50"))]
+    with pytest.raises(services.BankingError, match="“INV-NONE” for “10”"):
+        services.split_parts(session, [first.number, "INV-NONE"], ["10", "10"])
+    with pytest.raises(services.BankingError, match="enter an invoice number and an amount"):
+        services.split_parts(session, [first.number], ["-5"])

@@ -14,7 +14,6 @@ from sqlalchemy import func, select, update
 
 from app.audit.models import AuditEntry
 from app.collections.cases import promises
-from app.core.crypto import encrypt_secrets
 from app.core.handover import Work, enqueue
 from app.gateways import services as gateways
 from app.gateways.models import Checkout, GatewayEvent, GatewayPayment, ParkedGatewayWebhook
@@ -29,7 +28,7 @@ from app.sandbox.providers import (
     standin_arguments,
 )
 from app.sandbox.standins.razorpay import RazorpayStandin, webhook_signature
-from tests.helpers import csrf_token_from, tenant_session
+from tests.helpers import connect_gateway, csrf_token_from, tenant_session
 
 HOOK = "/hooks/razorpay"
 
@@ -50,32 +49,13 @@ def standin(app, monkeypatch):
 
 
 def connect(app, db_session, tenant, standin) -> str:
-    """What the integrations page and its verification do: the connection with its secrets
-    encrypted, and the webhook token routed to the workspace. Returns the token."""
+    """Razorpay connected to the stand-in, as the integrations page leaves it; the token."""
     raw = {
         "key_id": standin.key_id,
         "key_secret": standin.key_secret,
         "webhook_secret": standin.webhook_secret,
     }
-    settings, secrets, errors = RazorpayConnector.clean(raw)
-    assert errors == {}
-    session = tenant_session(db_session, tenant)
-    connection = IntegrationConnection(
-        provider="razorpay",
-        settings=settings,
-        secrets_ciphertext=encrypt_secrets(secrets, app.config["SECRETS_KEYS"]),
-        verification="verified",
-    )
-    session.add(connection)
-    session.flush()
-    token = settings["webhook_token"]
-    session.add(
-        ProviderAccount(
-            provider="razorpay", account_key=token, tenant_id=tenant.id, connection_id=connection.id
-        )
-    )
-    session.commit()
-    return token
+    return connect_gateway(app, db_session, tenant, RazorpayConnector, raw)
 
 
 @pytest.fixture

@@ -16,15 +16,13 @@ import stripe
 from sqlalchemy import func, select
 
 from app.collections.models import Dispute
-from app.core.crypto import encrypt_secrets
 from app.gateways import services as gateways
 from app.gateways.models import GatewayEvent, GatewayPayment, ParkedGatewayWebhook
 from app.integrations.connectors.stripe_gateway import StripeConnector
-from app.integrations.models import IntegrationConnection, ProviderAccount
 from app.invoicing.models import Invoice
 from app.payments import services as payments
 from app.sandbox.standins.stripe import StripeStandin
-from tests.helpers import tenant_session
+from tests.helpers import connect_gateway, tenant_session
 from tests.test_gateways import fresh, live_payments
 
 HOOK = "/hooks/stripe"
@@ -46,28 +44,9 @@ def stripe_standin(app, monkeypatch):
 
 
 def connect_stripe(app, db_session, tenant, standin) -> str:
-    """The Stripe connection as the integrations page saves it, its token routed to the
-    workspace. Returns the token."""
+    """Stripe connected to the stand-in, as the integrations page leaves it; the token."""
     raw = {"secret_key": standin.secret_key, "webhook_secret": standin.webhook_secret}
-    settings, secrets, errors = StripeConnector.clean(raw)
-    assert errors == {}
-    session = tenant_session(db_session, tenant)
-    connection = IntegrationConnection(
-        provider="stripe",
-        settings=settings,
-        secrets_ciphertext=encrypt_secrets(secrets, app.config["SECRETS_KEYS"]),
-        verification="verified",
-    )
-    session.add(connection)
-    session.flush()
-    token = settings["webhook_token"]
-    session.add(
-        ProviderAccount(
-            provider="stripe", account_key=token, tenant_id=tenant.id, connection_id=connection.id
-        )
-    )
-    session.commit()
-    return token
+    return connect_gateway(app, db_session, tenant, StripeConnector, raw)
 
 
 @pytest.fixture

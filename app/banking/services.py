@@ -20,7 +20,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -313,6 +313,26 @@ def _resolve(line: StatementLine, status: str, user_id: int | None) -> None:
     line.status = status
     line.resolved_at = datetime.now(UTC)
     line.resolved_by_user_id = user_id
+
+
+def split_parts(
+    session: Session, numbers: list[str], amounts: list[str]
+) -> list[tuple[int, Decimal]]:
+    """(invoice id, amount) of each row of the split form, rows left blank skipped; BankingError
+    naming the first row that is not an invoice number with an amount above zero."""
+    parts = []
+    for number, amount in zip(numbers, amounts, strict=False):
+        if not number.strip() and not amount.strip():
+            continue
+        invoice_id = session.scalar(select(Invoice.id).where(Invoice.number == number.strip()))
+        try:
+            value = Decimal(amount.replace(",", "").strip())
+        except InvalidOperation:
+            value = None
+        if invoice_id is None or value is None or value <= 0:
+            raise BankingError(f"“{number}” for “{amount}”: enter an invoice number and an amount.")
+        parts.append((invoice_id, value.quantize(Decimal("0.01"))))
+    return parts
 
 
 def split(

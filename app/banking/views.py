@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import re
 import secrets
-from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, abort, current_app, g, redirect, request, url_for
 from flask_login import current_user
@@ -372,21 +371,13 @@ def credit(statement_line_id: int):
 @require_permission(RECORD)
 def split(statement_line_id: int):
     line = _line_or_404(statement_line_id)
-    parts = []
-    numbers = request.form.getlist("invoice_number")
-    amounts = request.form.getlist("amount")
-    for number, amount in zip(numbers, amounts, strict=False):
-        if not number.strip() and not amount.strip():
-            continue
-        invoice = db.session.scalar(select(Invoice).where(Invoice.number == number.strip()))
-        try:
-            value = Decimal(amount.replace(",", "").strip())
-        except InvalidOperation:
-            value = None
-        if invoice is None or value is None or value <= 0:
-            toast(f"“{number}” for “{amount}”: enter an invoice number and an amount.", "error")
-            return redirect(url_for("banking.review"), 303)
-        parts.append((invoice.id, value.quantize(Decimal("0.01"))))
+    try:
+        parts = services.split_parts(
+            db.session, request.form.getlist("invoice_number"), request.form.getlist("amount")
+        )
+    except services.BankingError as refused:
+        toast(str(refused), "error")
+        return redirect(url_for("banking.review"), 303)
     return _act(
         lambda: services.split(db.session, line, parts, current_user.id),
         line,

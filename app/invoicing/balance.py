@@ -122,23 +122,11 @@ class Statement:
 
 
 def statement(session: Session, invoice: Invoice) -> Statement:
-    return Statement(
-        total=to_money(invoice.total),
-        credited=credited_to_invoices(session, [invoice.id]).get(invoice.id, ZERO),
-        paid=applied_to_invoices(session, [invoice.id]).get(invoice.id, ZERO),
-        written_off=to_money(invoice.written_off_amount or ZERO),
-    )
+    return statements(session, [invoice])[invoice.id]
 
 
-def outstanding(session: Session, invoice: Invoice) -> Decimal:
-    """What the invoice still owes: its total less the live allocations' cash and TDS, its
-    credit notes, and what was written off."""
-    return statement(session, invoice).owed
-
-
-def outstanding_of(session: Session, invoices: Iterable[Invoice]) -> dict[int, Decimal]:
-    """`outstanding` of each invoice, in two statements for all of them rather than two each
-    (a client's pay page lists every invoice it owes)."""
+def statements(session: Session, invoices: Iterable[Invoice]) -> dict[int, Statement]:
+    """`statement` of each invoice, in two statements for all of them rather than two each."""
     invoices = list(invoices)
     ids = [invoice.id for invoice in invoices]
     credited, paid = credited_to_invoices(session, ids), applied_to_invoices(session, ids)
@@ -148,9 +136,20 @@ def outstanding_of(session: Session, invoices: Iterable[Invoice]) -> dict[int, D
             credited=credited.get(invoice.id, ZERO),
             paid=paid.get(invoice.id, ZERO),
             written_off=to_money(invoice.written_off_amount or ZERO),
-        ).owed
+        )
         for invoice in invoices
     }
+
+
+def outstanding(session: Session, invoice: Invoice) -> Decimal:
+    """What the invoice still owes: its total less the live allocations' cash and TDS, its
+    credit notes, and what was written off."""
+    return statement(session, invoice).owed
+
+
+def outstanding_of(session: Session, invoices: Iterable[Invoice]) -> dict[int, Decimal]:
+    """`outstanding` of each invoice (a client's pay page lists every invoice it owes)."""
+    return {invoice_id: found.owed for invoice_id, found in statements(session, invoices).items()}
 
 
 @dataclass(frozen=True)

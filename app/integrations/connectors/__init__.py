@@ -64,6 +64,12 @@ def kept_webhook_token(raw: Mapping) -> str:
     return kept if WEBHOOK_TOKEN_SHAPE.fullmatch(kept) else secrets.token_urlsafe(24)
 
 
+def public_url(config: Mapping, path: str) -> str:
+    """An address of ours a provider calls (a webhook or report URL): BASE_URL, the public
+    address (make run's own when unset), plus `path`."""
+    return (config.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/") + path
+
+
 @dataclass(frozen=True)
 class Field:
     """One input of the connect form. Secret fields are encrypted at rest and never shown."""

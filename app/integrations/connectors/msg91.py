@@ -36,6 +36,7 @@ from app.integrations.connectors import (
     StatusUpdate,
     kept_webhook_token,
     pooled_client,
+    public_url,
     retry_after_seconds,
 )
 from app.integrations.connectors.wire import BadWebhookBody, check_shape, read_json
@@ -145,8 +146,7 @@ class Msg91Connector(Connector):
     def report_url(self) -> str:
         """The delivery-report URL the tenant gives MSG91 (its panel's SMS webhook, v3 JSON or
         v2): BASE_URL, the public address, plus this connection's secret token."""
-        base = (self.config.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
-        return f"{base}{REPORT_PATH}/{self.account_key()}"
+        return public_url(self.config, f"{REPORT_PATH}/{self.account_key()}")
 
     def rate_limit(self) -> tuple[str, float]:
         # Keyed by a digest of the auth key: tenants sharing one MSG91 account share its pace,

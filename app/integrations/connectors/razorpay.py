@@ -38,6 +38,7 @@ from app.integrations.connectors import (
     Sent,
     kept_webhook_token,
     pooled_client,
+    public_url,
 )
 from app.integrations.connectors.gateway import (
     GatewayRefusal,
@@ -272,8 +273,7 @@ class RazorpayConnector(Connector):
 
     def report_url(self) -> str:
         """The webhook URL the tenant gives Razorpay: BASE_URL plus this connection's token."""
-        base = (self.config.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
-        return f"{base}{WEBHOOK_PATH}/{self.account_key()}"
+        return public_url(self.config, f"{WEBHOOK_PATH}/{self.account_key()}")
 
     def valid_signature(self, body: bytes, signature: str) -> bool:
         return valid_signature(body, signature, self.secrets.get("webhook_secret", ""))

@@ -45,6 +45,7 @@ from app.integrations.connectors import (
     Sent,
     kept_webhook_token,
     pooled_client,
+    public_url,
     retry_after_seconds,
 )
 from app.integrations.connectors.gateway import (
@@ -644,8 +645,7 @@ class StripeConnector(Connector):
     def report_url(self) -> str:
         """The webhook endpoint URL the tenant adds in Stripe: BASE_URL, the public address,
         plus this connection's token."""
-        base = (self.config.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
-        return f"{base}{WEBHOOK_PATH}/{self.account_key()}"
+        return public_url(self.config, f"{WEBHOOK_PATH}/{self.account_key()}")
 
     def send(self, outgoing: Outgoing) -> Sent:
         # The Connector interface is shared with the messaging connectors; a gateway has no
