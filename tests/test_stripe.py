@@ -471,6 +471,8 @@ def test_a_workspace_connects_stripe_on_the_integrations_page(
     card = page.text[page.text.index('id="integration-stripe"') :].split("</article>")[0]
     assert f"/hooks/stripe/{token}" in card
     assert "Webhook endpoint URL (add it in Stripe" in card
+    # A gateway sends no messages: its card shows no message delivery figures.
+    assert "No messages yet" not in card and "Success rate" not in card
     assert standin.secret_key not in page.text
     # The signing secret is pasted once the endpoint exists; the key is kept.
     signing = {"secret_key": "", "webhook_secret": standin.webhook_secret}
