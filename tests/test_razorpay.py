@@ -334,3 +334,42 @@ def test_settlements_are_read_by_the_connector_and_the_sdk_in_razorpays_shape(st
     assert (report.status, report.bank_reference) == ("processed", settled["utr"])
     later = start + timedelta(hours=2)
     assert connector(standin).payouts_on(later, later + timedelta(hours=1)) == []
+
+
+def _request_fields(interface: str) -> dict[str, bool]:
+    """{field: required} of a TypeScript interface of the official typings, its own level
+    only (a nested object's fields are not the interface's)."""
+    text = (CONTRACTS / "paymentLink.request.d.ts").read_text()
+    body = text[text.index(f"interface {interface} {{") :].split("{", 1)[1]
+    fields, depth = {}, 0
+    for line in body.splitlines():
+        stripped = line.strip()
+        if depth == 0 and stripped.startswith("}"):
+            break
+        if depth == 0 and ":" in stripped and not stripped.startswith(("*", "/")):
+            name = stripped.split(":", 1)[0]
+            fields[name.rstrip("?")] = not name.endswith("?")
+        depth += stripped.count("{") - stripped.count("}")
+    return fields
+
+
+def test_the_connectors_payment_link_request_follows_razorpays_typings(standin, monkeypatch):
+    """What our connector sends to create a Payment Link, against the request body Razorpay's
+    official typings declare: only declared fields, every required one, amounts in paise as
+    numbers, and a customer of name, e-mail and contact only."""
+    sent = []
+    create = standin._create_link
+
+    def keep(request):
+        sent.append(request.json())
+        return create(request)
+
+    monkeypatch.setattr(standin, "_create_link", keep)
+    new_link(standin, amount="1180.50")
+    [body] = sent
+    declared = _request_fields("RazorpayPaymentLinkBaseRequestBody")
+    assert set(body) <= set(declared), set(body) - set(declared)
+    assert {name for name, required in declared.items() if required} <= set(body)
+    assert body["amount"] == 118050 and isinstance(body["amount"], int)
+    assert set(body["customer"]) <= {"name", "email", "contact"}
+    assert all(isinstance(value, str | int) for value in body.get("notes", {}).values())
