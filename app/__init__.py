@@ -108,6 +108,9 @@ def register_blueprints(app: Flask) -> None:
     from app.sandbox.views import blueprint as sandbox
     from app.settings.views import blueprint as settings
     from app.setup.views import blueprint as setup
+    from app.sync.views import blueprint as accounting_sync
+    from app.sync.views import callbacks as sync_callbacks
+    from app.sync.views import hooks as sync_hooks
     from app.team.views import blueprint as team
 
     for blueprint in (messages, notifications, ops):
@@ -146,6 +149,8 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     app.register_blueprint(paylinks)
     app.register_blueprint(pay_page)
+    for blueprint in (accounting_sync, sync_callbacks, sync_hooks):
+        app.register_blueprint(blueprint)
 
 
 def register_area_hooks(app: Flask) -> None:
@@ -163,6 +168,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.paylinks import hooks as paylinks_hooks
     from app.payments import hooks as payments_hooks
     from app.projects import hooks as projects_hooks
+    from app.sync import hooks as sync_hooks
 
     for hooks in (
         clients_hooks,
@@ -176,6 +182,7 @@ def register_area_hooks(app: Flask) -> None:
         collections_hooks,
         notifications_hooks,
         paylinks_hooks,
+        sync_hooks,
     ):
         hooks.init_app(app)
 

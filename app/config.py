@@ -198,6 +198,22 @@ def from_environment() -> dict:
         "TWILIO_API_BASE": os.environ.get("TWILIO_API_BASE", "https://api.twilio.com"),
         "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "https://api.stripe.com"),
         "RAZORPAY_API_BASE": os.environ.get("RAZORPAY_API_BASE", "https://api.razorpay.com"),
+        # The accounting sync (app.sync). The providers' app credentials and base URLs are
+        # each connector's own settings (XERO_*, QBO_*, ZOHO_*, below them); these are the
+        # engine's: the app's webhook signing keys, the waits, and when a run counts as dead.
+        "XERO_WEBHOOK_KEY": os.environ.get("XERO_WEBHOOK_KEY") or None,
+        "QBO_WEBHOOK_VERIFIER": os.environ.get("QBO_WEBHOOK_VERIFIER") or None,
+        # A page that fails (5xx, timeout) is tried again after these many seconds, then the
+        # run fails and the next one resumes from that page.
+        "SYNC_RETRY_DELAYS": tuple(
+            float(part) for part in os.environ.get("SYNC_RETRY_DELAYS", "1,4,15").split(",") if part
+        ),
+        # A 429 asking for a longer wait than this pauses the run (the sweeper resumes it).
+        "SYNC_MAX_WAIT": float(os.environ.get("SYNC_MAX_WAIT", "65")),
+        # Pace calls under each provider's per-minute limit (off only in tests of the engine).
+        "SYNC_PACING": os.environ.get("SYNC_PACING", "1") != "0",
+        # A running run without a heartbeat for this long lost its worker: handed over again.
+        "SYNC_STALE_SECONDS": int(os.environ.get("SYNC_STALE_SECONDS", "120")),
         # The daily gateway reconciliation reads from the start of this many days ago (1:
         # yesterday and today so far); more catches what a longer outage lost.
         "GATEWAY_RECONCILIATION_DAYS": int(os.environ.get("GATEWAY_RECONCILIATION_DAYS", "1")),

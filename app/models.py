@@ -51,6 +51,15 @@ from app.payments.models import Payment, PaymentAllocation
 from app.payments.opening.models import OpeningBalanceImport, OpeningBalanceImportError
 from app.projects.models import Milestone, MilestoneTransition, Project
 from app.settings.models import WorkspaceSettings
+from app.sync.models import (
+    SyncConflict,
+    SyncLink,
+    SyncMatch,
+    SyncProblem,
+    SyncReport,
+    SyncRun,
+    SyncState,
+)
 from tenants.base import SharedModel, TenantModel
 from tenants.models import Invitation, LoginSession, Membership, Tenant, User
 
@@ -119,6 +128,13 @@ __all__ = [
     "PayPageSettings",
     "Payment",
     "PaymentAllocation",
+    "SyncConflict",
+    "SyncLink",
+    "SyncMatch",
+    "SyncProblem",
+    "SyncReport",
+    "SyncRun",
+    "SyncState",
     "Tenant",
     "TenantTemplate",
     "TenantTemplateItem",

@@ -13,6 +13,7 @@ def load_jobs() -> None:
         gateways,
         integrations,
         notices,
+        sync,
         tasks,
         whatsapp,
     )

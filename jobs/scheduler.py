@@ -15,6 +15,7 @@ from jobs.collections import run_collections_all
 from jobs.gateways import reconcile_gateways_all, sweep_gateway_events_all
 from jobs.notices import sweep_notices_all
 from jobs.queues import redis_connection
+from jobs.sync import sweep_accounting_sync_all
 from jobs.tasks import (
     announce_expiring_documents_all,
     mark_overdue_invoices_all,
@@ -57,6 +58,10 @@ SCHEDULE = [
     # up on their bank accounts (a file already pulled is not fetched again; a failure is
     # recorded on the account and the next run tries again).
     (pull_bank_statements_all, "7,37 * * * *"),
+    # Every 2 minutes: accounting sync runs paused for a rate limit resume when the provider
+    # said, runs whose worker died go on from their last page, and each connection's own
+    # interval (hourly by default) starts its scheduled run.
+    (sweep_accounting_sync_all, 120),
 ]
 
 

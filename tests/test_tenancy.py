@@ -90,6 +90,8 @@ RECORD_ARGS = (
     "bank_account_id",
     "statement_import_id",
     "statement_line_id",
+    "sync_run_id",
+    "conflict_id",
 )
 
 
@@ -404,10 +406,32 @@ def _messaging_records_of(session, tenant, owner, client_id, contact_id) -> dict
         contact_id=contact_id,
         not_before=datetime.now(UTC) + timedelta(days=30),
     )
+    # The connection the walk uses is A's accounting sync with Xero (the integrations routes
+    # take any provider's): a run and an open conflict of it.
+    from app.sync.models import SyncConflict, SyncRun
+
+    books = IntegrationConnection(
+        provider="xero",
+        settings={"book_id": "org-of-a", "book_name": "Books of A", "matched_at": "2027-01-01"},
+    )
+    session.add(books)
+    session.flush()
+    sync_run = SyncRun(connection_id=books.id, trigger="manual", status="done")
+    conflict = SyncConflict(
+        connection_id=books.id,
+        entity="contact",
+        local_id=client_id,
+        remote_id="contact-of-a",
+        label="Client of A",
+        fields={"email": {"agreed": None, "duebook": "a@a.example", "books": "b@a.example"}},
+    )
+    session.add_all([sync_run, conflict])
     session.commit()
     return {
         "message_id": message_id,
-        "connection_id": connection.id,
+        "connection_id": books.id,
+        "sync_run_id": sync_run.id,
+        "conflict_id": conflict.id,
         "message_template_id": template.id,
         "campaign_id": campaign.id,
         "notification_id": notification.id,
@@ -593,6 +617,11 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     from app.gateways.models import GatewayEvent
 
     assert session.get(GatewayEvent, a["gateway_event_id"]).status == "parked"
+    from app.integrations.models import IntegrationConnection
+    from app.sync.models import SyncConflict
+
+    assert session.get(SyncConflict, a["conflict_id"]).status == "open"
+    assert session.get(IntegrationConnection, a["connection_id"]).status == "enabled"
     member = db_session.get(Membership, a["membership_id"], populate_existing=True)
     assert (member.role, member.active) == ("finance", True)
     invitation = db_session.get(Invitation, a["invitation_id"], populate_existing=True)

@@ -17,6 +17,9 @@ class AuditEntry(TenantModel):
     occurred_at: Mapped[datetime] = utcnow_column()
     actor_user_id: Mapped[int | None] = mapped_column(BigInteger)
     actor_ip: Mapped[str | None] = mapped_column(String(64))
+    # What made the change when it was not a person at a page: "xero", "quickbooks" ... (a
+    # sync run applying what the books hold).
+    source: Mapped[str | None] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(16))
     entity: Mapped[str] = mapped_column(String(64))
     entity_id: Mapped[str] = mapped_column(String(64))

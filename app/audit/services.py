@@ -28,6 +28,9 @@ PAGE_SIZE = 50
 # transaction writes carries it, so the log shows one request's (or job's) changes as one
 # action (app.audit.wording). Forgotten when the transaction ends.
 MOMENT_KEY = "duebook.audit_moment"
+# Set on a session whose changes come from elsewhere than a person at a page (a sync run):
+# the audit entries name it as their source.
+SOURCE_KEY = "duebook.audit_source"
 
 
 def _is_audited(obj) -> bool:
@@ -125,6 +128,7 @@ def _record_flush(session: Session, flush_context) -> None:
                     "subject": subject,
                     "actor_user_id": session.info.get(ACTOR_KEY),
                     "actor_ip": session.info.get("actor_ip"),
+                    "source": session.info.get(SOURCE_KEY),
                     "action": action,
                     "entity": obj.__tablename__,
                     "entity_id": entity_id,

@@ -194,6 +194,15 @@ def plural(noun: str) -> str:
     return noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
 
 
+def _actor(entry: AuditEntry, people: Mapping[int, str]) -> str:
+    """Who made the change: a person, what else did (the source: "Xero sync"), or both when
+    a person's action applied what the source held ("Asha, through Xero sync")."""
+    person = people.get(entry.actor_user_id, "System") if entry.actor_user_id else None
+    if entry.source:
+        return f"{person}, through {entry.source}" if person else entry.source
+    return person or "System"
+
+
 def describe(
     session: Session,
     entries: list[AuditEntry],
@@ -206,13 +215,14 @@ def describe(
     zone = ZoneInfo(time_zone)
     actions: list[Action] = []
     for entry in entries:
-        actor = people.get(entry.actor_user_id, "System") if entry.actor_user_id else "System"
+        actor = _actor(entry, people)
         described = _describe_entry(entry, names, people, country, zone)
         last = actions[-1] if actions else None
         if (
             last is not None
             and last.occurred_at == entry.occurred_at
             and last.parts[0].entry.actor_user_id == entry.actor_user_id
+            and last.parts[0].entry.source == entry.source
         ):
             last.parts.append(described)
         else:

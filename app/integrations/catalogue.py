@@ -87,10 +87,28 @@ ENTRIES = (
         Entry(provider, "messaging", *_MESSAGING_NAMES.get(provider, (provider, "")), path)
         for provider, (_, path) in CHANNEL_CONNECTORS.items()
     ),
-    Entry("xero", "accounting", "Xero", "Invoices and payments synced to Xero."),
-    Entry("quickbooks", "accounting", "QuickBooks", "Invoices and payments synced to QuickBooks."),
+    Entry(
+        "xero",
+        "accounting",
+        "Xero",
+        "Customers, invoices, credit notes and payments kept in step with Xero.",
+        "app.integrations.connectors.xero:XeroConnector",
+    ),
+    Entry(
+        "quickbooks",
+        "accounting",
+        "QuickBooks Online",
+        "Customers, invoices, credit notes and payments kept in step with QuickBooks.",
+        "app.integrations.connectors.quickbooks:QuickBooksConnector",
+    ),
     Entry("tally", "accounting", "Tally", "Vouchers exported to Tally."),
-    Entry("zoho_books", "accounting", "Zoho Books", "Invoices and payments synced to Zoho Books."),
+    Entry(
+        "zoho_books",
+        "accounting",
+        "Zoho Books",
+        "Customers, invoices, credit notes and payments kept in step with Zoho Books.",
+        "app.integrations.connectors.zoho_books:ZohoBooksConnector",
+    ),
     Entry(
         "stripe",
         "payments",

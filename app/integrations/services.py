@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import secrets as token_source
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -151,6 +151,9 @@ class Card:
     # The title of the enabled connector that sends this card's channel instead of it (the
     # delivery code uses the oldest enabled connection of a channel).
     used_instead: str | None = None
+    # What an upper area tells about this connector (register_card_details): the accounting
+    # sync's figures and the address of its own page.
+    details: dict | None = None
 
     @property
     def available(self) -> bool:
@@ -166,6 +169,17 @@ class Card:
             settings=self.connection.settings, secrets={}, config=current_app.config
         )
         return connector.report_url()
+
+
+# Per category, what an upper area adds to a card (the accounting sync: its health and pages);
+# connected by that area's hooks, so this page never imports it.
+_CARD_DETAILS: dict[str, Callable[[Session, str, IntegrationConnection | None], dict | None]] = {}
+
+
+def register_card_details(
+    category: str, details: Callable[[Session, str, IntegrationConnection | None], dict | None]
+) -> None:
+    _CARD_DETAILS[category] = details
 
 
 def catalogue_cards(session: Session) -> list[tuple[Category, list[Card]]]:
@@ -186,8 +200,16 @@ def catalogue_cards(session: Session) -> list[tuple[Category, list[Card]]]:
             if user is not None and connection is not None and user.id != connection.id:
                 other = connector_for(user.provider)
                 used_instead = other.title if other else entry_for(user.provider).title
+            details = _CARD_DETAILS.get(entry.category)
             row.append(
-                Card(entry, connector, connection, connection_health(connection), used_instead)
+                Card(
+                    entry,
+                    connector,
+                    connection,
+                    connection_health(connection),
+                    used_instead,
+                    details(session, entry.provider, connection) if details else None,
+                )
             )
         cards.append((category, row))
     return cards

@@ -1,0 +1,954 @@
+"""One sync run: pull what changed in the books, push what changed in Duebook, entity by
+entity (contacts, invoices, credit notes, payments), committing after every page and every
+pushed record, so that a run killed at any moment resumes from its last committed page and
+nothing is half-written.
+
+Exactly once, both ways:
+- pulled: a record of the books is linked once (`sync_links` unique on the remote id); an
+  invoice whose number Duebook already has for the same client is linked, not created again;
+- pushed: before creating a record in the books the connector looks for it under our number
+  or reference (`find`), and every write carries an idempotency key stable across retries, so
+  a crash between the provider's write and our link is found and linked by the next run.
+
+A pulled record Duebook cannot accept is skipped with the reason in the run's problems, and
+the rest of the page goes in (each record in its own savepoint). A page that fails (5xx, a
+timeout, a malformed answer) is retried with backoff, then fails the run, whose next attempt
+starts at that page. A 429 is waited out; a long wait (or the day's quota spent) pauses the run
+until the time the provider gave (`waiting`, resumed by the sweeper). A refused token turns the
+connection into "needs reconnecting" and tells the admins, once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.audit.services import SOURCE_KEY
+from app.clients.models import Client
+from app.core.clock import local_date
+from app.core.signals import announce_integration_lost
+from app.integrations.connectors.accounting import (
+    BookContact,
+    BookCreditNote,
+    BookInvoice,
+    BookPayment,
+    ProviderUnavailable,
+    RecordRefused,
+    TokenRevoked,
+)
+from app.integrations.models import IntegrationConnection
+from app.invoicing.balance import outstanding
+from app.invoicing.credits import issue_credit_note
+from app.invoicing.models import OPENING_SERIES, CreditNote, Invoice
+from app.invoicing.services import InvoiceError
+from app.payments import services as payments
+from app.payments.models import Payment, PaymentAllocation
+from app.sync import mapping
+from app.sync.books import Books, WaitLonger
+from app.sync.mapping import NotAccepted
+from app.sync.models import (
+    ACTIVE_RUN_STATUSES,
+    SyncConflict,
+    SyncLink,
+    SyncMatch,
+    SyncProblem,
+    SyncRun,
+    SyncState,
+)
+from app.sync.ownership import contact_owners
+from app.sync.reconciliation import build_report
+from tenants.binding import bound_tenant_id
+from tenants.models import Tenant
+
+log = logging.getLogger(__name__)
+
+PULL_ORDER = ("contact", "invoice", "credit_note", "payment")
+PUSH_ORDER = ("contact", "invoice", "credit_note", "payment")
+# Invoices of these series came from elsewhere (the old books, these books): never pushed.
+NOT_PUSHED_SERIES = (OPENING_SERIES, mapping.BOOKS_SERIES)
+PUSHED_STATUSES = ("issued", "sent", "overdue", "partly_paid", "paid", "disputed")
+# A problem list longer than this per run is cut (the counts still count every record).
+PROBLEM_LIMIT = 1000
+
+
+def source_label(provider: str) -> str:
+    return {"xero": "Xero", "quickbooks": "QuickBooks", "zoho_books": "Zoho Books"}.get(
+        provider, provider
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Run:
+    def __init__(self, session: Session, run: SyncRun, connection: IntegrationConnection):
+        self.session = session
+        self.run = run
+        self.connection = connection
+        self.settings = dict(connection.settings or {})
+        self.tenant = session.get(Tenant, connection_tenant_id(session))
+        self.today = local_date(self.tenant.time_zone)
+        self.title = source_label(connection.provider)
+        self.books = Books(session, connection, on_call=self._counted)
+        self.problems = session.scalar(
+            select(func.count()).select_from(SyncProblem).where(SyncProblem.run_id == run.id)
+        )
+
+    # Bookkeeping -----------------------------------------------------------------------------
+
+    def _counted(self) -> None:
+        self.run.requests += 1
+
+    def beat(self, stage: str | None = None) -> None:
+        if stage:
+            self.run.stage = stage
+        self.run.heartbeat_at = _now()
+
+    def commit(self) -> None:
+        self.beat()
+        self.session.commit()
+
+    def problem(self, entity, direction, reason, remote_id=None, local_id=None, label=None):
+        self.run.failed += 1
+        if self.problems >= PROBLEM_LIMIT:
+            return
+        self.problems += 1
+        self.session.add(
+            SyncProblem(
+                run_id=self.run.id,
+                entity=entity,
+                direction=direction,
+                remote_id=remote_id,
+                local_id=local_id,
+                label=(label or "")[:191] or None,
+                reason=reason,
+            )
+        )
+
+    def link_of(self, entity: str, *, remote_id=None, local_id=None) -> SyncLink | None:
+        query = select(SyncLink).where(
+            SyncLink.connection_id == self.connection.id, SyncLink.entity == entity
+        )
+        if remote_id is not None:
+            query = query.where(SyncLink.remote_id == remote_id)
+        else:
+            query = query.where(SyncLink.local_id == local_id)
+        return self.session.scalar(query)
+
+    def link(self, entity, local_id, record, origin: str, agreed: dict) -> SyncLink:
+        link = SyncLink(
+            connection_id=self.connection.id,
+            entity=entity,
+            local_id=local_id,
+            remote_id=record.remote_id,
+            remote_version=record.version,
+            origin=origin,
+            agreed=agreed,
+            books=mapping.books_facts(record),
+            seen_in_run=self.run.id if self.run.full else None,
+        )
+        self.session.add(link)
+        self.session.flush()
+        return link
+
+    def key(self, entity: str, local_id: int) -> str:
+        """Our idempotency key of a write: the same for every retry of the same record."""
+        return f"duebook-{self.tenant.id}-{self.connection.id}-{entity}-{local_id}"
+
+    # The run --------------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        if not self.settings.get("matched_at"):
+            self.propose_matches()
+            return
+        for entity in PULL_ORDER:
+            self.pull(entity)
+        for entity in PUSH_ORDER:
+            self.push(entity)
+        if self.run.full:
+            build_report(self.session, self.connection, self.run)
+
+    # First connection: the review of customers -----------------------------------------------
+
+    def propose_matches(self) -> None:
+        """Every customer of the books with the client it would be linked to (same tax id, else
+        e-mail, else name) or "create"; nothing is written on either side until a person
+        confirms (services.confirm_matches)."""
+        cursor = None
+        clients = self.session.scalars(select(Client).where(Client.deleted_at.is_(None))).all()
+        by_tax, by_email, by_name = {}, {}, {}
+        for client in clients:
+            values = mapping.client_values(self.session, client)
+            if values["tax_number"]:
+                by_tax.setdefault(values["tax_number"].upper(), client)
+            if values["email"]:
+                by_email.setdefault(values["email"], client)
+            by_name.setdefault(_name_key(client.full_name), client)
+            by_name.setdefault(_name_key(client.short_name), client)
+        taken: set[int] = set()
+        while True:
+            self.beat("pull contact")
+            page = self.books.call("pull", "contact", None, cursor)
+            for record in page.records:
+                if not isinstance(record, BookContact) or record.deleted:
+                    continue
+                values = mapping.contact_values(record)
+                client, reason = None, None
+                for index, key, label in (
+                    (by_tax, (values["tax_number"] or "").upper(), "same tax number"),
+                    (by_email, values["email"] or "", "same e-mail"),
+                    (by_name, _name_key(values["name"] or ""), "same name"),
+                ):
+                    found = index.get(key) if key else None
+                    if found is not None and found.id not in taken:
+                        client, reason = found, label
+                        break
+                if client is not None:
+                    taken.add(client.id)
+                exists = self.session.scalar(
+                    select(SyncMatch).where(
+                        SyncMatch.connection_id == self.connection.id,
+                        SyncMatch.remote_id == record.remote_id,
+                    )
+                )
+                if exists is None:
+                    self.session.add(
+                        SyncMatch(
+                            connection_id=self.connection.id,
+                            remote_id=record.remote_id,
+                            remote_name=(values["name"] or "(no name)")[:191],
+                            remote_facts={k: v for k, v in values.items() if v},
+                            local_id=client.id if client else None,
+                            reason=reason,
+                            decision="link" if client else "create",
+                        )
+                    )
+                self.run.read += 1
+            self.commit()
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        self.run.status = "review"
+        self.run.stage = "waiting for the review"
+
+    # Pulling --------------------------------------------------------------------------------
+
+    def state(self, entity: str) -> SyncState:
+        state = self.session.get(SyncState, (self.connection.id, entity))
+        if state is None:
+            state = SyncState(connection_id=self.connection.id, entity=entity)
+            self.session.add(state)
+            self.session.flush()
+        return state
+
+    def pull(self, entity: str) -> None:
+        state = self.state(entity)
+        if state.pass_run_id is None:  # a new pass (else: resume the one in progress)
+            state.pass_run_id = self.run.id
+            state.cursor = None
+            state.pass_marker = None
+            state.pass_full = self.run.full or state.marker is None
+        self.commit()
+        since = None if state.pass_full else state.marker
+        while True:
+            self.beat(f"pull {entity}")
+            page = self.books.call("pull", entity, since, state.cursor)
+            for unreadable in page.unreadable:
+                self.run.read += 1
+                self.problem(entity, "pull", unreadable.reason, remote_id=unreadable.remote_id)
+            for record in page.records:
+                self.run.read += 1
+                self.take(entity, record)
+            if state.pass_full and page.records:
+                self.session.execute(
+                    update(SyncLink)
+                    .where(
+                        SyncLink.connection_id == self.connection.id,
+                        SyncLink.entity == entity,
+                        SyncLink.remote_id.in_([r.remote_id for r in page.records]),
+                    )
+                    .values(seen_in_run=state.pass_run_id)
+                )
+            if page.marker:
+                state.pass_marker = page.marker
+            state.cursor = page.next_cursor
+            if page.next_cursor is None:
+                if state.pass_full:
+                    self.deleted_in_books(entity, state.pass_run_id)
+                state.marker = state.pass_marker or state.marker
+                state.pass_run_id = None
+                state.cursor = None
+                self.commit()
+                return
+            self.commit()
+
+    def take(self, entity: str, record) -> None:
+        """Apply one record of the books in a savepoint: a refused one is listed, the rest go on."""
+        label = getattr(record, "number", None) or getattr(record, "name", None)
+        try:
+            with self.session.begin_nested():
+                outcome = getattr(self, f"take_{entity}")(record)
+        except NotAccepted as refusal:
+            self.problem(entity, "pull", str(refusal), remote_id=record.remote_id, label=label)
+            return
+        counter = {"created": "created", "updated": "updated", "conflict": "conflicts"}.get(
+            outcome, "skipped"
+        )
+        setattr(self.run, counter, getattr(self.run, counter) + 1)
+
+    def take_contact(self, record: BookContact) -> str:
+        link = self.link_of("contact", remote_id=record.remote_id)
+        remote = mapping.contact_values(record)
+        if link is None:
+            if record.deleted:
+                return "skipped"
+            skipped = self.session.scalar(
+                select(SyncMatch.id).where(
+                    SyncMatch.connection_id == self.connection.id,
+                    SyncMatch.remote_id == record.remote_id,
+                    SyncMatch.decision == "skip",
+                )
+            )
+            if skipped is not None:
+                return "skipped"
+            client = mapping.create_client_from(self.session, self.tenant, record)
+            self.link("contact", client.id, record, "books", remote)
+            return "created"
+        link.books = mapping.books_facts(record)
+        link.remote_version = record.version
+        client = self.session.get(Client, link.local_id)
+        if client is None or record.deleted:
+            return "skipped"
+        return self.merge_contact(link, client, remote)
+
+    def merge_contact(self, link: SyncLink, client: Client, remote: dict) -> str:
+        """Per field, by its owner: the books' change applied, Duebook's kept for the push, a
+        change on both sides (to different values) kept as a conflict."""
+        local = mapping.client_values(self.session, client)
+        agreed = dict(link.agreed or {})
+        owners = contact_owners(self.settings)
+        held = self.open_conflict_fields("contact", client.id)
+        apply, clash = set(), {}
+        for name, owner in owners.items():
+            if name in held or remote[name] == local[name]:
+                if remote[name] == local[name]:
+                    agreed[name] = remote[name]
+                continue
+            books_changed = remote[name] != agreed.get(name)
+            duebook_changed = local[name] != agreed.get(name)
+            if owner == "books" or (owner == "either" and books_changed and not duebook_changed):
+                apply.add(name)
+            elif owner == "either" and books_changed and duebook_changed:
+                clash[name] = {
+                    "agreed": agreed.get(name),
+                    "duebook": local[name],
+                    "books": remote[name],
+                }
+        mapping.apply_contact(self.session, self.tenant, client, remote, apply)
+        for name in apply:
+            agreed[name] = remote[name]
+        link.agreed = agreed
+        if clash:
+            self.keep_conflict(link, client.full_name, clash)
+            return "conflict"
+        return "updated" if apply else "skipped"
+
+    def open_conflict_fields(self, entity: str, local_id: int) -> set[str]:
+        conflict = self.session.scalar(
+            select(SyncConflict).where(
+                SyncConflict.connection_id == self.connection.id,
+                SyncConflict.entity == entity,
+                SyncConflict.local_id == local_id,
+                SyncConflict.status == "open",
+            )
+        )
+        return set(conflict.fields) if conflict else set()
+
+    def keep_conflict(self, link: SyncLink, label: str, fields: dict) -> None:
+        self.session.add(
+            SyncConflict(
+                connection_id=self.connection.id,
+                entity=link.entity,
+                local_id=link.local_id,
+                remote_id=link.remote_id,
+                label=label[:191],
+                fields=fields,
+            )
+        )
+        self.session.flush()
+
+    def client_for(self, contact_remote_id: str | None, what: str) -> Client:
+        link = self.link_of("contact", remote_id=contact_remote_id) if contact_remote_id else None
+        client = self.session.get(Client, link.local_id) if link else None
+        if client is None:
+            raise NotAccepted(
+                f"{what}: its customer is not in Duebook (see that customer's line, or the review)."
+            )
+        return client
+
+    def take_invoice(self, record: BookInvoice) -> str:
+        link = self.link_of("invoice", remote_id=record.remote_id)
+        if link is None:
+            if record.deleted or record.state == "draft":
+                return "skipped"  # a draft is not chased until the books approve it
+            client = self.client_for(record.contact_remote_id, f"Invoice {record.number}")
+            same = self.session.scalar(select(Invoice).where(Invoice.number == record.number))
+            if same is not None:
+                if same.client_id != client.id or self.link_of("invoice", local_id=same.id):
+                    raise NotAccepted(
+                        f"Invoice {record.number}: Duebook has another invoice with this number."
+                    )
+                self.link(
+                    "invoice", same.id, record, "duebook", mapping.book_invoice_values(record)
+                )
+                return "updated"
+            invoice = mapping.create_invoice_from(
+                self.session, self.tenant, client, record, self.today
+            )
+            self.link("invoice", invoice.id, record, "books", mapping.book_invoice_values(record))
+            return "created"
+        link.books = mapping.books_facts(record)
+        link.remote_version = record.version
+        invoice = self.session.get(Invoice, link.local_id)
+        if invoice is None:
+            return "skipped"
+        remote = mapping.book_invoice_values(record)
+        if record.deleted:
+            remote["state"] = "void"
+        agreed = dict(link.agreed or {})
+        # The books' "paid" arrives as their payments (Duebook's status follows those); the
+        # number and currency of an invoice never change.
+        changed = {
+            name
+            for name in remote
+            if remote[name] != agreed.get(name)
+            and name not in ("number", "currency")
+            and (name != "state" or remote[name] == "void")
+        }
+        if not changed:
+            return "skipped"
+        mapping.apply_invoice(self.session, self.tenant, invoice, _voided(record), changed)
+        link.agreed = {**agreed, **{name: remote[name] for name in changed}}
+        return "updated"
+
+    def take_credit_note(self, record: BookCreditNote) -> str:
+        link = self.link_of("credit_note", remote_id=record.remote_id)
+        if link is not None:
+            link.books = mapping.books_facts(record)
+            link.remote_version = record.version
+            return "skipped"
+        if record.deleted or record.state in ("draft", "void"):
+            return "skipped"
+        invoice_link = (
+            self.link_of("invoice", remote_id=record.invoice_remote_id)
+            if record.invoice_remote_id
+            else None
+        )
+        invoice = self.session.get(Invoice, invoice_link.local_id) if invoice_link else None
+        if invoice is None:
+            raise NotAccepted(
+                f"Credit note {record.number} is not allocated to an invoice Duebook has: "
+                "allocate it to one invoice in the books."
+            )
+        try:
+            note = issue_credit_note(
+                self.session,
+                self.tenant,
+                invoice,
+                str(record.total),
+                record.reason or f"Credit note {record.number} in {self.title}",
+                self.today,
+            )
+        except InvoiceError as error:
+            raise NotAccepted(f"Credit note {record.number}: {error}") from None
+        self.link("credit_note", note.id, record, "books", mapping.credit_note_values(record))
+        return "created"
+
+    def take_payment(self, record: BookPayment) -> str:
+        link = self.link_of("payment", remote_id=record.remote_id)
+        if link is not None:
+            link.books = mapping.books_facts(record)
+            allocation = self.session.get(PaymentAllocation, link.local_id)
+            payment = self.session.get(Payment, allocation.payment_id) if allocation else None
+            if link.origin != "books" or payment is None or payment.voided_at is not None:
+                return "skipped"
+            if record.deleted:
+                payments.void_payment(
+                    self.session, payment, f"Deleted in {self.title}: the books own this payment."
+                )
+                return "updated"
+            remote = mapping.book_payment_values(record)
+            if remote == (link.agreed or {}):
+                return "skipped"
+            payments.void_payment(
+                self.session, payment, f"Changed in {self.title}: recorded again as it is there."
+            )
+            self.session.delete(link)
+            self.session.flush()
+        elif record.deleted:
+            return "skipped"
+        invoice_link = self.link_of("invoice", remote_id=record.invoice_remote_id)
+        invoice = self.session.get(Invoice, invoice_link.local_id) if invoice_link else None
+        if invoice is None:
+            raise NotAccepted(
+                f"A payment of {record.amount} {record.currency} is for an invoice Duebook "
+                "does not have."
+            )
+        if record.currency.upper() != invoice.currency:
+            raise NotAccepted(
+                f"A payment in {record.currency.upper()} on invoice {invoice.number}, which is in "
+                f"{invoice.currency}."
+            )
+        values = {
+            "amount": str(record.amount),
+            "received_on": record.paid_on,
+            "method": "other",
+            "reference": record.reference or "",
+            "note": f"Recorded in {self.title}.",
+        }
+        try:
+            payment = payments.record_payment_for_invoice(self.session, invoice, values)
+        except payments.PaymentInvalid as error:
+            said = " ".join(error.errors.values()) if hasattr(error, "errors") else str(error)
+            raise NotAccepted(f"Payment on invoice {invoice.number}: {said}") from None
+        allocation = self.session.scalar(
+            select(PaymentAllocation).where(PaymentAllocation.payment_id == payment.id)
+        )
+        if allocation is None:
+            raise NotAccepted(f"Payment on invoice {invoice.number}: nothing left to apply.")
+        self.link("payment", allocation.id, record, "books", mapping.book_payment_values(record))
+        return "created"
+
+    def deleted_in_books(self, entity: str, pass_run_id: int) -> None:
+        """After a complete full pass: a linked record the books no longer list was deleted
+        there. Invoices are voided when nothing is paid on them; payments the books recorded are
+        voided; customers stay (a client is not deleted because the books archived it)."""
+        gone = self.session.scalars(
+            select(SyncLink).where(
+                SyncLink.connection_id == self.connection.id,
+                SyncLink.entity == entity,
+                (SyncLink.seen_in_run.is_(None)) | (SyncLink.seen_in_run != pass_run_id),
+            )
+        ).all()
+        for link in gone:
+            link.books = {**(link.books or {}), "deleted": True}
+            if entity == "invoice":
+                invoice = self.session.get(Invoice, link.local_id)
+                if invoice is not None and invoice.status != "void":
+                    record = BookInvoice(
+                        remote_id=link.remote_id,
+                        number=invoice.number,
+                        contact_remote_id="",
+                        issue_date=invoice.issue_date,
+                        due_date=invoice.due_date,
+                        currency=invoice.currency,
+                        state="void",
+                        lines=(),
+                        subtotal=invoice.subtotal,
+                        tax_total=Decimal(0),
+                        total=invoice.total,
+                        amount_due=Decimal(0),
+                    )
+                    try:
+                        with self.session.begin_nested():
+                            mapping.apply_invoice(
+                                self.session, self.tenant, invoice, record, {"state"}
+                            )
+                        self.run.updated += 1
+                    except NotAccepted as refusal:
+                        self.problem("invoice", "pull", str(refusal), link.remote_id, invoice.id)
+            elif entity == "payment" and link.origin == "books":
+                allocation = self.session.get(PaymentAllocation, link.local_id)
+                payment = self.session.get(Payment, allocation.payment_id) if allocation else None
+                if payment is not None and payment.voided_at is None:
+                    payments.void_payment(
+                        self.session, payment, f"No longer in {self.title}: deleted there."
+                    )
+                    self.run.updated += 1
+
+    # Pushing --------------------------------------------------------------------------------
+
+    def push(self, entity: str) -> None:
+        self.beat(f"push {entity}")
+        getattr(self, f"push_{entity}s")()
+        self.commit()
+
+    def send(self, entity: str, local_id: int, record, label: str):
+        """Find-then-write one record; the record as the books now hold it, or None (listed)."""
+        try:
+            if record.remote_id is None:
+                found = self.books.call("find", entity, _find_key(record))
+                if found is not None:
+                    return found
+            return self.books.call("push", entity, record, self.key(entity, local_id))
+        except RecordRefused as refusal:
+            self.problem(entity, "push", str(refusal), local_id=local_id, label=label)
+            self.session.commit()
+            return None
+
+    def push_contacts(self) -> None:
+        """Clients linked to the books whose Duebook-side fields changed since they agreed."""
+        owners = contact_owners(self.settings)
+        links = self.session.scalars(
+            select(SyncLink).where(
+                SyncLink.connection_id == self.connection.id, SyncLink.entity == "contact"
+            )
+        ).all()
+        for link in links:
+            client = self.session.get(Client, link.local_id)
+            if client is None or client.deleted_at is not None:
+                continue
+            local = mapping.client_values(self.session, client)
+            agreed = link.agreed or {}
+            held = self.open_conflict_fields("contact", client.id)
+            changed = {
+                name
+                for name in local
+                if name not in held and owners[name] != "books" and local[name] != agreed.get(name)
+            }
+            if not changed:
+                continue
+            record = mapping.book_contact(client, local, link.remote_id, link.remote_version)
+            written = self.send("contact", client.id, record, client.full_name)
+            if written is None:
+                continue
+            link.agreed = {**agreed, **{name: local[name] for name in changed}}
+            link.remote_version = written.version
+            link.books = mapping.books_facts(written)
+            self.run.updated += 1
+            self.commit()
+
+    def contact_id_for(self, client: Client) -> str | None:
+        """The books' id of the client, pushing it first when it is not linked yet."""
+        link = self.link_of("contact", local_id=client.id)
+        if link is not None:
+            return link.remote_id
+        values = mapping.client_values(self.session, client)
+        record = mapping.book_contact(client, values, None)
+        written = self.send("contact", client.id, record, client.full_name)
+        if written is None:
+            return None
+        self.link("contact", client.id, written, "duebook", values)
+        self.run.created += 1
+        self.commit()
+        return written.remote_id
+
+    def _push_from(self) -> datetime:
+        return datetime.fromisoformat(self.settings.get("push_from") or _now().isoformat())
+
+    def push_invoices(self) -> None:
+        """Invoices issued in Duebook since the connection, not in the books yet."""
+        linked = select(SyncLink.local_id).where(
+            SyncLink.connection_id == self.connection.id, SyncLink.entity == "invoice"
+        )
+        ids = self.session.scalars(
+            select(Invoice.id)
+            .where(
+                Invoice.status.in_(PUSHED_STATUSES),
+                Invoice.series.not_in(NOT_PUSHED_SERIES),
+                Invoice.issued_at >= self._push_from(),
+                Invoice.id.not_in(linked),
+            )
+            .order_by(Invoice.id)
+        ).all()
+        for invoice_id in ids:
+            invoice = self.session.get(Invoice, invoice_id)
+            client = self.session.get(Client, invoice.client_id)
+            contact_id = self.contact_id_for(client)
+            if contact_id is None:
+                continue
+            owed = outstanding(self.session, invoice)
+            record = mapping.book_invoice(invoice, contact_id, owed)
+            written = self.send("invoice", invoice.id, record, invoice.number)
+            if written is None:
+                continue
+            self.link(
+                "invoice", invoice.id, written, "duebook", mapping.book_invoice_values(written)
+            )
+            self.run.created += 1
+            self.commit()
+
+    def push_credit_notes(self) -> None:
+        linked = select(SyncLink.local_id).where(
+            SyncLink.connection_id == self.connection.id, SyncLink.entity == "credit_note"
+        )
+        notes = self.session.scalars(
+            select(CreditNote)
+            .where(CreditNote.created_at >= self._push_from(), CreditNote.id.not_in(linked))
+            .order_by(CreditNote.id)
+        ).all()
+        for note in notes:
+            invoice_link = self.link_of("invoice", local_id=note.invoice_id)
+            contact_link = self.link_of("contact", local_id=note.client_id)
+            if invoice_link is None or contact_link is None:
+                continue  # its invoice is not in the books: nothing to credit there
+            record = BookCreditNote(
+                remote_id=None,
+                number=note.number,
+                contact_remote_id=contact_link.remote_id,
+                issue_date=note.issue_date,
+                currency=note.currency,
+                state="open",
+                lines=tuple(
+                    mapping.BookLine(
+                        description=line.description,
+                        quantity=Decimal(1),
+                        unit_price=line.taxable_value,
+                        net_amount=line.taxable_value,
+                        tax_rate=line.tax_rate,
+                        tax_amount=line.cgst + line.sgst + line.igst + line.other_tax,
+                        hsn_sac=line.hsn_sac,
+                    )
+                    for line in note.lines
+                ),
+                subtotal=note.subtotal,
+                tax_total=note.cgst + note.sgst + note.igst + note.other_tax,
+                total=note.total,
+                invoice_remote_id=invoice_link.remote_id,
+                reason=note.reason[:255],
+            )
+            written = self.send("credit_note", note.id, record, note.number)
+            if written is None:
+                continue
+            self.link(
+                "credit_note", note.id, written, "duebook", mapping.credit_note_values(written)
+            )
+            self.run.created += 1
+            self.commit()
+
+    def push_payments(self) -> None:
+        """Money recorded in Duebook (each allocation to an invoice the books have) since the
+        connection: the books' own payments came from there and are linked already."""
+        linked = select(SyncLink.local_id).where(
+            SyncLink.connection_id == self.connection.id, SyncLink.entity == "payment"
+        )
+        invoices = select(SyncLink.local_id).where(
+            SyncLink.connection_id == self.connection.id, SyncLink.entity == "invoice"
+        )
+        rows = self.session.execute(
+            select(PaymentAllocation, Payment)
+            .join(Payment, Payment.id == PaymentAllocation.payment_id)
+            .where(
+                PaymentAllocation.removed_at.is_(None),
+                Payment.voided_at.is_(None),
+                PaymentAllocation.amount > 0,
+                PaymentAllocation.created_at >= self._push_from(),
+                PaymentAllocation.id.not_in(linked),
+                PaymentAllocation.invoice_id.in_(invoices),
+            )
+            .order_by(PaymentAllocation.id)
+        ).all()
+        for allocation, payment in rows:
+            invoice_link = self.link_of("invoice", local_id=allocation.invoice_id)
+            contact_link = self.link_of("contact", local_id=payment.client_id)
+            record = mapping.book_payment(
+                allocation,
+                payment,
+                invoice_link.remote_id,
+                contact_link.remote_id if contact_link else None,
+            )
+            record = _with_reference(record, allocation.id)
+            written = self.send("payment", allocation.id, record, f"payment {payment.id}")
+            if written is None:
+                continue
+            self.link(
+                "payment", allocation.id, written, "duebook", mapping.book_payment_values(written)
+            )
+            self.run.created += 1
+            self.commit()
+
+
+def _name_key(name: str) -> str:
+    words = "".join(ch if ch.isalnum() else " " for ch in (name or "").lower()).split()
+    return " ".join(words)
+
+
+def _find_key(record) -> str:
+    if isinstance(record, BookContact):
+        return record.name
+    if isinstance(record, BookPayment):
+        return record.reference or ""
+    return record.number
+
+
+def _with_reference(record: BookPayment, allocation_id: int) -> BookPayment:
+    """A pushed payment's reference carries our allocation id, so `find` recognises it after a
+    crash (the payer's own reference stays in front)."""
+    tag = f"DB-{allocation_id}"
+    reference = f"{record.reference} {tag}" if record.reference else tag
+    return replace(record, reference=reference[-120:])
+
+
+def _voided(record: BookInvoice) -> BookInvoice:
+    return replace(record, state="void") if record.deleted else record
+
+
+def connection_tenant_id(session: Session) -> int:
+    return bound_tenant_id(session)
+
+
+# Entry points --------------------------------------------------------------------------------
+
+
+def _take_lock(session: Session, connection_id: int) -> bool:
+    """One worker per connection: a lock held by this database session until it ends (a killed
+    worker's session ends with it, so its run can be resumed at once)."""
+    key = f"sync:{connection_tenant_id(session)}:{connection_id}"
+    return bool(session.scalar(select(func.pg_try_advisory_lock(func.hashtext(key)))))
+
+
+def _release_lock(session: Session, connection_id: int) -> None:
+    key = f"sync:{connection_tenant_id(session)}:{connection_id}"
+    session.execute(select(func.pg_advisory_unlock(func.hashtext(key))))
+
+
+def perform(session: Session, run_id: int) -> str:
+    """Carry out run `run_id` of the bound tenant (the job's body). Returns what happened."""
+    run = session.get(SyncRun, run_id)
+    if run is None or run.status not in ACTIVE_RUN_STATUSES:
+        return "skipped: not active"
+    connection_id = run.connection_id
+    session.commit()
+    if not _take_lock(session, connection_id):
+        return "skipped: another worker is running it"
+    try:
+        return _perform(session, run_id)
+    finally:
+        session.rollback()
+        _release_lock(session, connection_id)
+        session.commit()
+
+
+def _perform(session: Session, run_id: int) -> str:
+    run = session.get(SyncRun, run_id)
+    connection = session.get(IntegrationConnection, run.connection_id)
+    if run.status not in ACTIVE_RUN_STATUSES:
+        return "skipped: not active"
+    if connection is None or connection.status != "enabled":
+        return _finish(session, run, "failed", "The connection is disconnected or disabled.")
+    session.info[SOURCE_KEY] = f"{source_label(connection.provider)} sync"
+    run.status = "running"
+    run.started_at = run.started_at or _now()
+    run.resume_at = None
+    run.attempts += 1
+    run.heartbeat_at = _now()
+    session.commit()
+    try:
+        worker = Run(session, run, connection)
+        worker.execute()
+    except WaitLonger as wait:
+        session.rollback()
+        run = session.get(SyncRun, run_id)
+        run.status = "waiting"
+        run.resume_at = _now() + timedelta(seconds=max(wait.seconds, 1))
+        run.error = (
+            f"{source_label(connection.provider)}'s daily limit is used up; resuming at "
+            if wait.daily
+            else f"{source_label(connection.provider)} asked us to slow down; resuming at "
+        ) + run.resume_at.strftime("%H:%M UTC.")
+        session.commit()
+        return "waiting"
+    except TokenRevoked as revoked:
+        session.rollback()
+        return _needs_reconnecting(session, run_id, str(revoked))
+    except ProviderUnavailable as trouble:
+        session.rollback()
+        run = session.get(SyncRun, run_id)
+        return _finish(
+            session,
+            run,
+            "failed",
+            f"{source_label(connection.provider)} did not answer usefully ({trouble}). The next "
+            "run continues from the last page that went in.",
+        )
+    run = session.get(SyncRun, run_id)
+    if run.status == "review":
+        session.commit()
+        return "review"
+    return _finish(session, run, "done", None)
+
+
+def _finish(session: Session, run: SyncRun, status: str, error: str | None) -> str:
+    run.status = status
+    run.error = error
+    run.finished_at = _now()
+    run.stage = None
+    connection = session.get(IntegrationConnection, run.connection_id)
+    if connection is not None:
+        values = (
+            {"last_success_at": run.finished_at}
+            if status == "done"
+            else {"last_error_at": run.finished_at, "last_error": error}
+        )
+        session.execute(
+            update(IntegrationConnection)
+            .where(IntegrationConnection.id == connection.id)
+            .values(**values)
+        )
+    session.commit()
+    return status if error is None else f"{status}: {error}"
+
+
+def _needs_reconnecting(session: Session, run_id: int, reason: str) -> str:
+    run = session.get(SyncRun, run_id)
+    connection = session.get(IntegrationConnection, run.connection_id)
+    title = source_label(connection.provider)
+    said = (
+        f"{title} no longer accepts Duebook's access ({reason}). Reconnect {title} on the "
+        "integrations page; nothing syncs until then."
+    )
+    first = not (connection.settings or {}).get("needs_reconnect")
+    connection.settings = {**(connection.settings or {}), "needs_reconnect": True}
+    if first:
+        announce_integration_lost(
+            session,
+            tenant_id=connection_tenant_id(session),
+            connection_id=connection.id,
+            provider=connection.provider,
+            title=title,
+            reason=said,
+        )
+    return _finish(session, run, "failed", said)
+
+
+def behind(session: Session, connection: IntegrationConnection) -> int:
+    """Duebook records waiting to go to the books (invoices and payments not pushed yet)."""
+    push_from = datetime.fromisoformat(
+        (connection.settings or {}).get("push_from") or _now().isoformat()
+    )
+    linked = select(SyncLink.local_id).where(SyncLink.connection_id == connection.id)
+    invoices = session.scalar(
+        select(func.count())
+        .select_from(Invoice)
+        .where(
+            Invoice.status.in_(PUSHED_STATUSES),
+            Invoice.series.not_in(NOT_PUSHED_SERIES),
+            Invoice.issued_at >= push_from,
+            Invoice.id.not_in(linked.where(SyncLink.entity == "invoice")),
+        )
+    )
+    linked_invoices = linked.where(SyncLink.entity == "invoice")
+    allocations = session.scalar(
+        select(func.count())
+        .select_from(PaymentAllocation)
+        .join(Payment, Payment.id == PaymentAllocation.payment_id)
+        .where(
+            PaymentAllocation.removed_at.is_(None),
+            Payment.voided_at.is_(None),
+            PaymentAllocation.amount > 0,
+            PaymentAllocation.created_at >= push_from,
+            PaymentAllocation.invoice_id.in_(linked_invoices),
+            PaymentAllocation.id.not_in(linked.where(SyncLink.entity == "payment")),
+        )
+    )
+    return (invoices or 0) + (allocations or 0)
+
+
+def stale_after() -> timedelta:
+    return timedelta(seconds=current_app.config.get("SYNC_STALE_SECONDS", 120))
