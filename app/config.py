@@ -198,6 +198,13 @@ def from_environment() -> dict:
         "TWILIO_API_BASE": os.environ.get("TWILIO_API_BASE", "https://api.twilio.com"),
         "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "https://api.stripe.com"),
         "RAZORPAY_API_BASE": os.environ.get("RAZORPAY_API_BASE", "https://api.razorpay.com"),
+        # Zoho Books: the platform's OAuth app, its accounts server (the `.com` one is replaced
+        # by the connection's data centre's; any other address, the sandbox's stand-in, is used
+        # as is) and, when set, one API address for every data centre (the stand-in).
+        "ZOHO_CLIENT_ID": os.environ.get("ZOHO_CLIENT_ID", "1000.STANDINZOHOBOOKSCLIENT"),
+        "ZOHO_CLIENT_SECRET": os.environ.get("ZOHO_CLIENT_SECRET", "standin-zoho-client-secret"),
+        "ZOHO_ACCOUNTS_BASE": os.environ.get("ZOHO_ACCOUNTS_BASE", "https://accounts.zoho.com"),
+        "ZOHO_API_BASE": os.environ.get("ZOHO_API_BASE", ""),
         # The daily gateway reconciliation reads from the start of this many days ago (1:
         # yesterday and today so far); more catches what a longer outage lost.
         "GATEWAY_RECONCILIATION_DAYS": int(os.environ.get("GATEWAY_RECONCILIATION_DAYS", "1")),
