@@ -736,6 +736,7 @@ def read_credit_note(item: dict) -> BookCreditNote:
     if not number:
         raise _Unreadable("The credit note has no number.")
     total = _money(item.get("total"), "total")
+    subtotal = _money(item.get("sub_total", total), "subtotal")
     return BookCreditNote(
         remote_id=str(item["creditnote_id"]),
         number=number,
@@ -744,8 +745,9 @@ def read_credit_note(item: dict) -> BookCreditNote:
         currency=_currency(item.get("currency_code")),
         state=_state(item),
         lines=_lines(item),
-        subtotal=_money(item.get("sub_total", total), "subtotal"),
-        tax_total=_money(item.get("tax_total", 0), "tax total"),
+        subtotal=subtotal,
+        # A credit note carries no tax_total: its tax is what the total adds to the subtotal.
+        tax_total=total - subtotal,
         total=total,
         invoice_remote_id=str(item.get("invoice_id") or "") or None,
         reason=str(item.get("notes") or "") or None,

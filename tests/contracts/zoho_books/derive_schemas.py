@@ -9,9 +9,10 @@ Run once, output committed (see SOURCE.txt):
     git clone https://github.com/zoho/books-dotnet-wrappers /tmp/books-dotnet-wrappers
     python tests/contracts/zoho_books/derive_schemas.py /tmp/books-dotnet-wrappers
 
-The wrapper dates from 2014, before India's GST (2017). The few India-edition keys the
-connector uses are added from Zoho's API reference pages (`INDIA_EDITION` below, each with the
-page it is documented on) and marked `x-source` in the output, so no key is taken on faith.
+The wrapper dates from 2014, before India's GST (2017), and its payment class lacks the
+times every record carries. The few keys of that kind the connector uses are added from Zoho's
+API reference pages (`FROM_REFERENCE` below, each with the page that documents it) and marked
+`x-source` in the output, so no key is taken on faith.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ CLASS_TO_SCHEMA = {cls: name for name, cls in RECORDS.items()}
 SCALARS = {"string": "string", "bool": "boolean", "int": "integer", "double": "number"}
 PROPERTY = re.compile(r"public\s+([\w<>]+)\s+(\w+)\s*\{\s*get;\s*set;\s*\}")
 INDIA = "https://www.zoho.com/in/books/api/v3/"
-INDIA_EDITION = {
+PAYMENTS = "https://www.zoho.com/books/api/v3/customer-payments/"
+FROM_REFERENCE = {
     "contact": {
         "gst_no": ("string", INDIA + "contacts/"),
         "gst_treatment": ("string", INDIA + "contacts/"),
@@ -61,6 +63,11 @@ INDIA_EDITION = {
     "line_item": {"hsn_or_sac": ("string", INDIA + "invoices/")},
     "tax": {"tax_specific_type": ("string", INDIA + "taxes/")},
     "organization": {"address": ("address", INDIA + "organizations/")},
+    "customerpayment": {
+        "currency_code": ("string", PAYMENTS),
+        "created_time": ("string", PAYMENTS),
+        "last_modified_time": ("string", PAYMENTS),
+    },
 }
 
 
@@ -93,7 +100,7 @@ def model(repo: Path, cls: str) -> dict:
 
 def main(repo: Path) -> None:
     definitions = {name: model(repo, cls) for name, cls in RECORDS.items()}
-    for name, extra in INDIA_EDITION.items():
+    for name, extra in FROM_REFERENCE.items():
         for key, (kind, page) in extra.items():
             schema = {"$ref": f"#/$defs/{kind}"} if kind in RECORDS else {"type": kind}
             definitions[name]["properties"][key] = {**schema, "x-source": page}
