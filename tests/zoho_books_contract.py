@@ -95,15 +95,14 @@ def recording(standin) -> list[tuple]:
     return exchanges
 
 
-def check_exchanges(exchanges: list[tuple]) -> int:
-    """Every recorded request and answer against the contract; returns how many were checked."""
-    checked = 0
+def check_exchanges(exchanges: list[tuple], requests: bool = True) -> int:
+    """Every recorded answer (and, with `requests`, every request: off where a test sends bad
+    bodies on purpose) against the contract; returns how many exchanges were checked."""
     for method, path, request_body, _status, answer in exchanges:
-        if path.startswith("/books/v3/"):
+        if requests and path.startswith("/books/v3/"):
             body = json.loads(request_body, parse_float=Decimal) if request_body else None
             check_request(method, path, body)
         # The consent page is a page for a person (HTML, a redirect): no JSON to check.
         if path != "/oauth/v2/auth":
             check_answer(path, answer)
-        checked += 1
-    return checked
+    return len(exchanges)
