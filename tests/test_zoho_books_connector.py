@@ -399,6 +399,26 @@ def test_an_unreadable_record_is_listed_with_its_reason_and_the_rest_is_read(boo
     ]
 
 
+def test_a_record_deleted_between_list_and_read_is_listed_and_the_page_goes_on(books, standin, org):
+    connector, access = books
+    organisation = standin.organisations[org]
+    gone = next(iter(organisation.records["invoices"]))
+    handle = standin.handle
+
+    def delete_after_listing(request):
+        answer = handle(request)
+        if request.path == "/books/v3/invoices" and gone in organisation.records["invoices"]:
+            standin.delete(org, "invoices", gone)
+        return answer
+
+    standin.handle = delete_after_listing
+    page = connector.pull(access, org, "invoice", None, None)
+    assert [(u.remote_id, u.reason) for u in page.unreadable] == [
+        (gone, "The invoice does not exist.")
+    ]
+    assert len(page.records) == 9
+
+
 # -- push ------------------------------------------------------------------------------------
 
 

@@ -469,7 +469,11 @@ class ZohoBooksConnector(AccountingConnector):
                 unreadable.append(Unreadable(None, f"A listed {kind.one} has no id."))
                 continue
             if kind.detailed:
-                item = self._call("GET", f"/{kind.path}/{remote_id}", access, book)[kind.one]
+                try:
+                    item = self._call("GET", f"/{kind.path}/{remote_id}", access, book)[kind.one]
+                except RecordRefused as refused:  # deleted since it was listed, say
+                    unreadable.append(Unreadable(remote_id, str(refused)))
+                    continue
             modified = item.get("last_modified_time")
             if isinstance(modified, str) and (newest is None or _later(modified, newest)):
                 newest = modified
@@ -759,7 +763,7 @@ def read_credit_note(item: dict) -> BookCreditNote:
 def read_payment(item: dict, only_invoice: str | None = None) -> list[BookPayment]:
     """One BookPayment per invoice the payment pays (`only_invoice`: just that one)."""
     paid_on = _day(item.get("date"), "payment date")
-    currency = _currency(item.get("currency_code") or "INR")
+    currency = _currency(item.get("currency_code"))
     payments = []
     for applied in item.get("invoices") or []:
         if not isinstance(applied, dict) or not applied.get("invoice_id"):
