@@ -214,6 +214,13 @@ def from_environment() -> dict:
         "SYNC_PACING": os.environ.get("SYNC_PACING", "1") != "0",
         # A running run without a heartbeat for this long lost its worker: handed over again.
         "SYNC_STALE_SECONDS": int(os.environ.get("SYNC_STALE_SECONDS", "120")),
+        # Zoho Books: the platform's OAuth app, its accounts server (the `.com` one is replaced
+        # by the connection's data centre's; any other address, the sandbox's stand-in, is used
+        # as is) and, when set, one API address for every data centre (the stand-in).
+        "ZOHO_CLIENT_ID": os.environ.get("ZOHO_CLIENT_ID", "1000.STANDINZOHOBOOKSCLIENT"),
+        "ZOHO_CLIENT_SECRET": os.environ.get("ZOHO_CLIENT_SECRET", "standin-zoho-client-secret"),
+        "ZOHO_ACCOUNTS_BASE": os.environ.get("ZOHO_ACCOUNTS_BASE", "https://accounts.zoho.com"),
+        "ZOHO_API_BASE": os.environ.get("ZOHO_API_BASE", ""),
         # The daily gateway reconciliation reads from the start of this many days ago (1:
         # yesterday and today so far); more catches what a longer outage lost.
         "GATEWAY_RECONCILIATION_DAYS": int(os.environ.get("GATEWAY_RECONCILIATION_DAYS", "1")),

@@ -51,8 +51,10 @@ def _dlt_content(body: str) -> str:
     return _EXPRESSION.sub(lambda _: f"##var{next(counter)}##", body)
 
 
-def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
-    """(stand-in, config setting that points the app at it, extra arguments) for each."""
+def standin_arguments(web_url: str) -> list[tuple[str, str | tuple[str, ...], list[str]]]:
+    """(stand-in, config setting that points the app at it, extra arguments) for each; a
+    provider the app reaches at more than one address (Zoho's accounts server and its API)
+    names a tuple of settings, all pointed at the one stand-in."""
     whatsapp = [
         "--webhook-url",
         f"{web_url}/hooks/whatsapp",
@@ -81,6 +83,7 @@ def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
             "RAZORPAY_API_BASE",
             ["--webhook-url", f"{web_url}/hooks/razorpay/{RAZORPAY_WEBHOOK_TOKEN}"],
         ),
+        ("zoho_books", ("ZOHO_ACCOUNTS_BASE", "ZOHO_API_BASE"), ["--seed", "demo"]),
     ]
 
 

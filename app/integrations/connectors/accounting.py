@@ -232,6 +232,10 @@ class AccountingConnector(Connector):
     uses_pkce: ClassVar[bool] = True
     # Entities this provider's webhooks announce (Xero: contacts and invoices, no payments).
     webhook_entities: ClassVar[tuple[str, ...]] = ()
+    # The connection's current tokens, set by the engine before it calls organisations, pull,
+    # find or push: a provider whose later calls need what the consent returned reads it from
+    # their `extra` (Zoho Books: the api_domain of the account's data centre).
+    tokens: TokenSet | None = None
 
     def send(self, outgoing: Outgoing) -> Sent:
         raise DeliveryError("An accounting connection sends no messages.", permanent=True)

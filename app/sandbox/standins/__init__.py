@@ -1,10 +1,11 @@
 """Local stand-ins for the messaging providers (WhatsApp Cloud API, MSG91, Twilio) and the
-payment gateways (Razorpay, Stripe).
+payment gateways (Razorpay, Stripe) and the accounting books (Zoho Books).
 
 They follow each provider's published contract (see each module's docstring and
 the shared reference providers.md §1 and §7), bind 127.0.0.1 only, and serve tests, the
 `make run` sandbox (recorded messages for the inbox page) and benchmarks. Run one as a process
-with `python -m app.sandbox.standins <whatsapp|msg91|twilio|razorpay|stripe> --port N ...`.
+with `python -m app.sandbox.standins <whatsapp|msg91|twilio|razorpay|stripe|zoho_books>
+--port N ...`.
 """
 
 from .base import StandinServer, parse_script
@@ -13,6 +14,7 @@ from .razorpay import RazorpayStandin
 from .stripe import StripeStandin, stripe_signature
 from .twilio import TwilioStandin, twilio_signature
 from .whatsapp import WhatsAppStandin, hub_signature, verify_webhook
+from .zoho_books import ZohoBooksStandin
 
 STANDINS = {
     "whatsapp": WhatsAppStandin,
@@ -20,6 +22,7 @@ STANDINS = {
     "twilio": TwilioStandin,
     "stripe": StripeStandin,
     "razorpay": RazorpayStandin,
+    "zoho_books": ZohoBooksStandin,
 }
 
 __all__ = [
@@ -30,6 +33,7 @@ __all__ = [
     "StripeStandin",
     "TwilioStandin",
     "WhatsAppStandin",
+    "ZohoBooksStandin",
     "hub_signature",
     "parse_script",
     "stripe_signature",

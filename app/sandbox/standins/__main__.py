@@ -6,6 +6,7 @@
     python -m app.sandbox.standins twilio --port 9103 --rate 100 --status-script none
     python -m app.sandbox.standins stripe --port 9104 --webhook-url http://127.0.0.1:5000/hooks/stripe/T
     python -m app.sandbox.standins razorpay --port 9105 --webhook-url http://127.0.0.1:5000/hooks/razorpay/TOKEN
+    python -m app.sandbox.standins zoho_books --port 9106 --seed demo --per-minute 100
 
 The first line on stdout is the base URL (for scripts); a description goes to stderr.
 """
@@ -20,6 +21,7 @@ import threading
 from . import STANDINS
 from . import razorpay as razorpay_standin
 from . import stripe as stripe_standin
+from . import zoho_books as zoho_books_standin
 from .msg91 import DEFAULT_AUTHKEY
 from .twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 from .whatsapp import (
@@ -90,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
     razorpay.add_argument("--key-id", default=razorpay_standin.DEFAULT_KEY_ID)
     razorpay.add_argument("--key-secret", default=razorpay_standin.DEFAULT_KEY_SECRET)
     razorpay.add_argument("--webhook-secret", default=razorpay_standin.DEFAULT_WEBHOOK_SECRET)
+    zoho = sub.add_parser("zoho_books", parents=[common], help="Zoho Books (accounts and API)")
+    zoho.add_argument("--client-id", default=zoho_books_standin.DEFAULT_CLIENT_ID)
+    zoho.add_argument("--client-secret", default=zoho_books_standin.DEFAULT_CLIENT_SECRET)
+    zoho.add_argument("--per-minute", type=int, default=zoho_books_standin.DEFAULT_PER_MINUTE)
+    zoho.add_argument("--per-day", type=int, help="API calls a day per organisation")
+    zoho.add_argument("--location", default="in", help="the data centre the consent names")
+    zoho.add_argument("--seed", choices=["demo"], help="fill one organisation with books")
+    zoho.add_argument("--contacts", type=int, default=0, help="bulk customers to seed")
+    zoho.add_argument("--invoices", type=int, default=0, help="bulk open invoices to seed")
     return parser
 
 
@@ -149,6 +160,18 @@ def build(args: argparse.Namespace):
             key_id=args.key_id,
             key_secret=args.key_secret,
             webhook_secret=args.webhook_secret,
+            **common,
+        )
+    if args.provider == "zoho_books":
+        return cls(
+            client_id=args.client_id,
+            client_secret=args.client_secret,
+            per_minute=args.per_minute,
+            per_day=args.per_day,
+            location=args.location,
+            seed=args.seed,
+            contacts=args.contacts,
+            invoices=args.invoices,
             **common,
         )
     return cls(
