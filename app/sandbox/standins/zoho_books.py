@@ -311,7 +311,7 @@ class ZohoBooksStandin(StandinServer):
             }[path]
             record = builder(organisation, body, None)
             organisation.records[path][record[ENTITY_PATHS[path][1]]] = record
-            if path == "customerpayments":
+            if path in ("customerpayments", "creditnotes"):
                 self._apply_payments(organisation)
             return record
 
@@ -326,7 +326,7 @@ class ZohoBooksStandin(StandinServer):
             }[path]
             record = builder(organisation, {**_writable(existing), **body}, existing)
             organisation.records[path][record_id] = record
-            if path in ("customerpayments", "invoices"):
+            if path in ("customerpayments", "invoices", "creditnotes"):
                 self._apply_payments(organisation)
             return record
 
@@ -338,8 +338,7 @@ class ZohoBooksStandin(StandinServer):
                 record["balance"] = Decimal("0.00")
             elif record["status"] == "draft":
                 record["status"] = status
-                if path == "invoices":
-                    self._apply_payments(organisation)
+            self._apply_payments(organisation)
             record["last_modified_time"] = self.now()
 
     def edit(self, organization_id: str, path: str, record_id: str, changes: dict) -> dict:
@@ -555,18 +554,25 @@ class ZohoBooksStandin(StandinServer):
         }
 
     def _apply_payments(self, organisation: Organisation) -> None:
-        """Every invoice's balance and status from the payments applied to it."""
+        """Every invoice's balance and status from the payments and the open credit notes
+        applied to it."""
         paid: dict[str, Decimal] = {}
         for payment in organisation.records["customerpayments"].values():
             for entry in payment["invoices"]:
                 paid[entry["invoice_id"]] = (
                     paid.get(entry["invoice_id"], 0) + entry["amount_applied"]
                 )
+        credited: dict[str, Decimal] = {}
+        for note in organisation.records["creditnotes"].values():
+            if note.get("invoice_id") and note["status"] == "open":
+                credited[note["invoice_id"]] = credited.get(note["invoice_id"], 0) + note["total"]
         for invoice_id, invoice in organisation.records["invoices"].items():
             if invoice["status"] in ("draft", "void"):
                 continue
             received = paid.get(invoice_id, Decimal("0.00"))
-            balance = max(invoice["total"] - received, Decimal("0.00"))
+            balance = max(
+                invoice["total"] - received - credited.get(invoice_id, 0), Decimal("0.00")
+            )
             status = "paid" if balance == 0 else "partially_paid" if received else "sent"
             if status == "sent" and invoice.get("due_date", "9999") < self.now()[:10]:
                 status = "overdue"
