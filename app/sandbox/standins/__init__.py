@@ -1,5 +1,5 @@
 """Local stand-ins for the messaging providers (WhatsApp Cloud API, MSG91, Twilio) and the
-payment gateways (Razorpay, Stripe).
+payment gateways (Razorpay, Stripe) and the accounting books (QuickBooks Online).
 
 They follow each provider's published contract (see each module's docstring and
 the shared reference providers.md §1 and §7), bind 127.0.0.1 only, and serve tests, the
@@ -9,6 +9,7 @@ with `python -m app.sandbox.standins <whatsapp|msg91|twilio|razorpay|stripe> --p
 
 from .base import StandinServer, parse_script
 from .msg91 import Msg91Standin
+from .quickbooks import QuickBooksStandin
 from .razorpay import RazorpayStandin
 from .stripe import StripeStandin, stripe_signature
 from .twilio import TwilioStandin, twilio_signature
@@ -20,11 +21,13 @@ STANDINS = {
     "twilio": TwilioStandin,
     "stripe": StripeStandin,
     "razorpay": RazorpayStandin,
+    "quickbooks": QuickBooksStandin,
 }
 
 __all__ = [
     "STANDINS",
     "Msg91Standin",
+    "QuickBooksStandin",
     "RazorpayStandin",
     "StandinServer",
     "StripeStandin",
