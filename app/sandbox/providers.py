@@ -51,6 +51,13 @@ def _dlt_content(body: str) -> str:
     return _EXPRESSION.sub(lambda _: f"##var{next(counter)}##", body)
 
 
+# Settings besides its base URL that point the app at a stand-in: (setting, path on it).
+# QuickBooks' OAuth endpoints are found through a discovery document of their own.
+STANDIN_MORE_SETTINGS = {
+    "quickbooks": [("QBO_DISCOVERY_URL", "/.well-known/openid_configuration")],
+}
+
+
 def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
     """(stand-in, config setting that points the app at it, extra arguments) for each."""
     whatsapp = [
@@ -81,6 +88,7 @@ def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
             "RAZORPAY_API_BASE",
             ["--webhook-url", f"{web_url}/hooks/razorpay/{RAZORPAY_WEBHOOK_TOKEN}"],
         ),
+        ("quickbooks", "QBO_API_BASE", ["--seed", "demo"]),
     ]
 
 

@@ -6,6 +6,7 @@
     python -m app.sandbox.standins twilio --port 9103 --rate 100 --status-script none
     python -m app.sandbox.standins stripe --port 9104 --webhook-url http://127.0.0.1:5000/hooks/stripe/T
     python -m app.sandbox.standins razorpay --port 9105 --webhook-url http://127.0.0.1:5000/hooks/razorpay/TOKEN
+    python -m app.sandbox.standins quickbooks --port 9106 --seed demo --customers 100 --invoices 500
 
 The first line on stdout is the base URL (for scripts); a description goes to stderr.
 """
@@ -18,6 +19,7 @@ import sys
 import threading
 
 from . import STANDINS
+from . import quickbooks as quickbooks_standin
 from . import razorpay as razorpay_standin
 from . import stripe as stripe_standin
 from .msg91 import DEFAULT_AUTHKEY
@@ -90,6 +92,17 @@ def _parser() -> argparse.ArgumentParser:
     razorpay.add_argument("--key-id", default=razorpay_standin.DEFAULT_KEY_ID)
     razorpay.add_argument("--key-secret", default=razorpay_standin.DEFAULT_KEY_SECRET)
     razorpay.add_argument("--webhook-secret", default=razorpay_standin.DEFAULT_WEBHOOK_SECRET)
+    quickbooks = sub.add_parser("quickbooks", parents=[common], help="QuickBooks Online")
+    quickbooks.add_argument("--client-id", default=quickbooks_standin.DEFAULT_CLIENT_ID)
+    quickbooks.add_argument("--client-secret", default=quickbooks_standin.DEFAULT_CLIENT_SECRET)
+    quickbooks.add_argument(
+        "--verifier-token", default=quickbooks_standin.DEFAULT_VERIFIER_TOKEN, help="signs webhooks"
+    )
+    quickbooks.add_argument("--webhook-format", choices=("cloudevents", "legacy"))
+    quickbooks.add_argument("--per-minute", type=int, default=500, help="requests per company")
+    quickbooks.add_argument("--seed", choices=("demo",), help="fill the company with books")
+    quickbooks.add_argument("--customers", type=int, default=0, help="bulk customers to add")
+    quickbooks.add_argument("--invoices", type=int, default=0, help="bulk invoices to add")
     return parser
 
 
@@ -151,6 +164,18 @@ def build(args: argparse.Namespace):
             webhook_secret=args.webhook_secret,
             **common,
         )
+    if args.provider == "quickbooks":
+        standin = cls(
+            client_id=args.client_id,
+            client_secret=args.client_secret,
+            verifier_token=args.verifier_token,
+            webhook_format=args.webhook_format or "cloudevents",
+            per_minute=args.per_minute,
+            seed=args.seed,
+            **common,
+        )
+        standin.seed_bulk(quickbooks_standin.DEFAULT_REALM, args.customers, args.invoices)
+        return standin
     return cls(
         account_sid=args.account_sid,
         auth_token=args.auth_token,
