@@ -146,8 +146,15 @@ def _time(value: str | None) -> datetime | None:
 
 
 def _stamp(moment: datetime) -> str:
-    """QBO's datetime form, as CDC's changedSince and the query language take it."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    """QBO's datetime form, to the millisecond, as CDC's changedSince and the query language
+    take it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+00:00"
+
+
+def _answer_time(data: dict) -> str:
+    """The marker an answer gives: QuickBooks' own time of it (our clock is not Intuit's, and a
+    marker ahead of Intuit's would skip changes), ours when it gives none."""
+    return _stamp(_time(str(data.get("time") or "")) or datetime.now(UTC))
 
 
 def _quoted(value: str) -> str:
@@ -305,6 +312,9 @@ class QuickBooksConnector(AccountingConnector):
         return self._checked(self._send(method, url, params=params, headers=headers, **options))
 
     def _query(self, access: str, realm: str, statement: str) -> dict:
+        return self._query_answer(access, realm, statement)["QueryResponse"]
+
+    def _query_answer(self, access: str, realm: str, statement: str) -> dict:
         data = self._api(
             access,
             realm,
@@ -313,10 +323,9 @@ class QuickBooksConnector(AccountingConnector):
             content=statement.encode(),
             headers={"Content-Type": "application/text"},
         )
-        answer = data.get("QueryResponse")
-        if not isinstance(answer, dict):
+        if not isinstance(data.get("QueryResponse"), dict):
             raise ProviderUnavailable("QuickBooks' query answer has no QueryResponse.")
-        return answer
+        return data
 
     # -- books -----------------------------------------------------------------------------
 
@@ -379,14 +388,13 @@ class QuickBooksConnector(AccountingConnector):
             start_text, _, rest = cursor.partition("@")
             marker, _, changed_since = rest.partition("@")
             return self._query_page(access, book, entity, int(start_text), marker, changed_since)
-        now = datetime.now(UTC)
-        marker = _stamp(now)
         changed = _time(since) if since else None
-        if changed is None or now - changed >= CDC_REACH - timedelta(hours=1):
-            return self._query_page(access, book, entity, 1, marker, since or "")
+        if changed is None or datetime.now(UTC) - changed >= CDC_REACH - timedelta(hours=1):
+            return self._query_page(access, book, entity, 1, None, since or "")
         data = self._api(
             access, book, "GET", "cdc", params={"entities": name, "changedSince": since}
         )
+        marker = _answer_time(data)
         objects = []
         for response in data.get("CDCResponse") or []:
             for part in response.get("QueryResponse") or []:
@@ -398,6 +406,7 @@ class QuickBooksConnector(AccountingConnector):
         return Page(records, None, marker, unreadable)
 
     def _query_page(self, access, book, entity, start, marker, changed_since) -> Page:
+        """One page of a query pass; the first page's answer time is the pass's marker."""
         name = ENTITY_NAMES[entity]
         conditions = []
         if entity == "contact":
@@ -409,12 +418,13 @@ class QuickBooksConnector(AccountingConnector):
             f"SELECT * FROM {name}{where} ORDERBY Id "
             f"STARTPOSITION {start} MAXRESULTS {self.page_size}"
         )
-        objects = self._query(access, book, statement).get(name) or []
+        data = self._query_answer(access, book, statement)
+        marker = marker or _answer_time(data)
+        objects = data["QueryResponse"].get(name) or []
         records, unreadable = self._read_all(access, book, entity, objects)
         if len(objects) >= self.page_size:
-            return Page(
-                records, f"{start + len(objects)}@{marker}@{changed_since}", None, unreadable
-            )
+            cursor = f"{start + len(objects)}@{marker}@{changed_since}"
+            return Page(records, cursor, None, unreadable)
         return Page(records, None, marker, unreadable)
 
     def _read_all(self, access, book, entity, objects) -> tuple[list[BookRecord], list[Unreadable]]:
