@@ -43,8 +43,12 @@ from app.sandbox.standins.quickbooks import (
 from tests.quickbooks_contract import check_entity
 
 REDIRECT = "http://127.0.0.1:5000/sync/callback"
-ENTITY_PATHS = {"customer": "Customer", "invoice": "Invoice", "creditmemo": "CreditMemo",
-                "payment": "Payment"}  # fmt: skip
+ENTITY_PATHS = {
+    "customer": "Customer",
+    "invoice": "Invoice",
+    "creditmemo": "CreditMemo",
+    "payment": "Payment",
+}
 AU_REALM = "9130350000000002"
 
 
@@ -78,8 +82,12 @@ def consent(connector, standin, realm=DEFAULT_REALM, state="s-1") -> dict:
     url = connector.authorization_url(REDIRECT, state, "")
     page = httpx.get(url)
     assert page.status_code == 200 and "Allow access" in page.text
-    form = {"client_id": DEFAULT_CLIENT_ID, "redirect_uri": REDIRECT, "state": state,
-            "realm": realm}  # fmt: skip
+    form = {
+        "client_id": DEFAULT_CLIENT_ID,
+        "redirect_uri": REDIRECT,
+        "state": state,
+        "realm": realm,
+    }
     answer = httpx.post(f"{standin.url}/connect/oauth2/allow", data=form)
     assert answer.status_code == 302
     return {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["location"]).query).items()}
@@ -107,11 +115,20 @@ def invoice(number: str, contact: str, *lines: BookLine, place: str | None = "29
     subtotal = sum((item.net_amount for item in lines), Decimal("0.00"))
     tax = sum((item.tax_amount for item in lines), Decimal("0.00"))
     fields = {
-        "remote_id": None, "number": number, "contact_remote_id": contact,
-        "issue_date": date(2026, 11, 2), "due_date": date(2026, 12, 2), "currency": "INR",
-        "state": "open", "lines": lines, "subtotal": subtotal, "tax_total": tax,
-        "total": subtotal + tax, "amount_due": subtotal + tax, "place_of_supply": place,
-    }  # fmt: skip
+        "remote_id": None,
+        "number": number,
+        "contact_remote_id": contact,
+        "issue_date": date(2026, 11, 2),
+        "due_date": date(2026, 12, 2),
+        "currency": "INR",
+        "state": "open",
+        "lines": lines,
+        "subtotal": subtotal,
+        "tax_total": tax,
+        "total": subtotal + tax,
+        "amount_due": subtotal + tax,
+        "place_of_supply": place,
+    }
     return BookInvoice(**{**fields, **more})
 
 
@@ -149,8 +166,10 @@ def test_the_consented_company_is_the_one_book(connector, standin):
     assert tokens.expires_at > datetime.now(UTC) + timedelta(minutes=55)
     [book] = connector.organisations(tokens.access_token, tokens)
     assert (book.remote_id, book.name, book.country) == (
-        "9130350000000009", "Second Company Pvt Ltd", "IN",
-    )  # fmt: skip
+        "9130350000000009",
+        "Second Company Pvt Ltd",
+        "IN",
+    )
 
 
 def test_a_callback_without_a_company_is_refused(connector, standin):
@@ -227,8 +246,10 @@ def test_incremental_pull_reads_changes_and_deletions_by_cdc(connector, standin,
     standin.clock = lambda: later
     invoices = books(standin, "Invoice")
     first, second = sorted(invoices, key=int)[:2]
-    httpx.post(f"{standin.url}/_standin/books/{DEFAULT_REALM}/invoice/{first}",
-               json={"DueDate": "2027-01-31"})  # fmt: skip
+    httpx.post(
+        f"{standin.url}/_standin/books/{DEFAULT_REALM}/invoice/{first}",
+        json={"DueDate": "2027-01-31"},
+    )
     httpx.delete(f"{standin.url}/_standin/books/{DEFAULT_REALM}/invoice/{second}")
     page = connector.pull(access, DEFAULT_REALM, "invoice", since, None)
     assert any(e["path"].endswith("/cdc") for e in standin.recorded())
@@ -264,8 +285,10 @@ def test_a_marker_older_than_cdc_reaches_goes_by_query(connector, standin, token
 
 def test_an_unreadable_record_is_listed_and_the_rest_of_the_page_read(connector, standin, tokens):
     target = sorted(books(standin, "Invoice"), key=int)[0]
-    httpx.post(f"{standin.url}/_standin/books/{DEFAULT_REALM}/invoice/{target}",
-               json={"CurrencyRef": {"value": "RUPEES"}})  # fmt: skip
+    httpx.post(
+        f"{standin.url}/_standin/books/{DEFAULT_REALM}/invoice/{target}",
+        json={"CurrencyRef": {"value": "RUPEES"}},
+    )
     page = connector.pull(tokens.access_token, DEFAULT_REALM, "invoice", None, None)
     assert len(page.records) == 9
     [problem] = page.unreadable
@@ -273,24 +296,37 @@ def test_an_unreadable_record_is_listed_and_the_rest_of_the_page_read(connector,
 
 
 def test_a_payment_of_two_invoices_becomes_two_payments(connector, standin, tokens):
-    open_ones = [i for i in books(standin, "Invoice").values() if i["Balance"] and
-                 i["CustomerRef"]["value"] == customer_id(standin, "Nilgiri Logistics")]  # fmt: skip
+    open_ones = [
+        i
+        for i in books(standin, "Invoice").values()
+        if i["Balance"] and i["CustomerRef"]["value"] == customer_id(standin, "Nilgiri Logistics")
+    ]
     assert len(open_ones) == 1
     sahyadri = [i for i in books(standin, "Invoice").values() if i["DocNumber"] == "QB-1001"]
     both = [open_ones[0], sahyadri[0]]
     for item in both:  # one customer's two invoices
         item["CustomerRef"] = {"value": "1"}
-    httpx.post(f"{standin.url}/_standin/books/{DEFAULT_REALM}/invoice/{both[0]['Id']}",
-               json={"CustomerRef": {"value": "1"}})  # fmt: skip
-    answer = httpx.post(f"{standin.url}/_standin/books/{DEFAULT_REALM}/payment", json={
-        "TotalAmt": 1500.0, "CustomerRef": {"value": "1"}, "PaymentRefNum": "NEFT-77",
-        "Line": [{"Amount": 1000.0, "LinkedTxn": [{"TxnId": both[0]["Id"], "TxnType": "Invoice"}]},
-                 {"Amount": 500.0, "LinkedTxn": [{"TxnId": both[1]["Id"], "TxnType": "Invoice"}]}],
-    }).json()  # fmt: skip
+    httpx.post(
+        f"{standin.url}/_standin/books/{DEFAULT_REALM}/invoice/{both[0]['Id']}",
+        json={"CustomerRef": {"value": "1"}},
+    )
+    answer = httpx.post(
+        f"{standin.url}/_standin/books/{DEFAULT_REALM}/payment",
+        json={
+            "TotalAmt": 1500.0,
+            "CustomerRef": {"value": "1"},
+            "PaymentRefNum": "NEFT-77",
+            "Line": [
+                {"Amount": 1000.0, "LinkedTxn": [{"TxnId": both[0]["Id"], "TxnType": "Invoice"}]},
+                {"Amount": 500.0, "LinkedTxn": [{"TxnId": both[1]["Id"], "TxnType": "Invoice"}]},
+            ],
+        },
+    ).json()
     payment_id = answer["Payment"]["Id"]
     records = connector.pull(tokens.access_token, DEFAULT_REALM, "payment", None, None).records
-    mine = sorted((r for r in records if r.remote_id.startswith(f"{payment_id}:")),
-                  key=lambda r: r.amount)  # fmt: skip
+    mine = sorted(
+        (r for r in records if r.remote_id.startswith(f"{payment_id}:")), key=lambda r: r.amount
+    )
     assert [(r.remote_id, r.amount) for r in mine] == [
         (f"{payment_id}:{both[1]['Id']}", Decimal("500.00")),
         (f"{payment_id}:{both[0]['Id']}", Decimal("1000.00")),
@@ -311,7 +347,7 @@ def test_a_new_client_is_created_and_the_sdk_reads_it_back(connector, standin, t
         tax_number=gstin("29", "AAKFT1234E"),
         address=Address(
             line1="12 KIADB Road", city="Ballari", region="29", postal_code="583101", country="IN"
-        ),  # fmt: skip
+        ),
     )
     saved = connector.push(tokens.access_token, DEFAULT_REALM, "contact", contact, "c-1")
     assert saved.remote_id and saved.version == "0"
@@ -320,11 +356,19 @@ def test_a_new_client_is_created_and_the_sdk_reads_it_back(connector, standin, t
 
     fresh = connector.refresh(tokens)
     QuickBooks.api_url_v3 = f"{standin.url}/v3"
-    auth = AuthClient(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, REDIRECT,
-                      environment=config_for(standin)["QBO_DISCOVERY_URL"])  # fmt: skip
+    auth = AuthClient(
+        DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_SECRET,
+        REDIRECT,
+        environment=config_for(standin)["QBO_DISCOVERY_URL"],
+    )
     try:
-        client = QuickBooks(auth_client=auth, refresh_token=fresh.refresh_token,
-                            company_id=DEFAULT_REALM, minorversion=75)  # fmt: skip
+        client = QuickBooks(
+            auth_client=auth,
+            refresh_token=fresh.refresh_token,
+            company_id=DEFAULT_REALM,
+            minorversion=75,
+        )
         read = Customer.get(saved.remote_id, qb=client)
     finally:
         QuickBooks.api_url_v3 = "https://quickbooks.api.intuit.com/v3"
@@ -338,8 +382,10 @@ def test_an_update_sends_the_sync_token_and_a_stale_one_is_retried_once(connecto
     sahyadri = connector.find(access, DEFAULT_REALM, "contact", "Sahyadri Textiles LLP")
     assert sahyadri.version == "0"
     # The accountant changes the customer in QuickBooks meanwhile: our SyncToken goes stale.
-    httpx.post(f"{standin.url}/_standin/books/{DEFAULT_REALM}/customer/{sahyadri.remote_id}",
-               json={"Notes": "Call before delivery"})  # fmt: skip
+    httpx.post(
+        f"{standin.url}/_standin/books/{DEFAULT_REALM}/customer/{sahyadri.remote_id}",
+        json={"Notes": "Call before delivery"},
+    )
     changed = BookContact(**{**sahyadri.__dict__, "email": "ar@sahyadri.in"})
     saved = connector.push(access, DEFAULT_REALM, "contact", changed, "c-2")
     assert saved.email == "ar@sahyadri.in" and saved.version == "2"
@@ -366,9 +412,15 @@ def test_a_retried_push_with_the_same_key_creates_one_invoice(connector, standin
 def test_a_payment_is_applied_to_its_invoice(connector, standin, tokens):
     access = tokens.access_token
     target = connector.find(access, DEFAULT_REALM, "invoice", "QB-1001")
-    payment = BookPayment(remote_id=None, invoice_remote_id=target.remote_id,
-                          contact_remote_id=None, paid_on=date(2026, 12, 1),
-                          amount=Decimal("47500.00"), currency="INR", reference="UTR-1")  # fmt: skip
+    payment = BookPayment(
+        remote_id=None,
+        invoice_remote_id=target.remote_id,
+        contact_remote_id=None,
+        paid_on=date(2026, 12, 1),
+        amount=Decimal("47500.00"),
+        currency="INR",
+        reference="UTR-1",
+    )
     saved = connector.push(access, DEFAULT_REALM, "payment", payment, "pay-1")
     assert saved.remote_id.endswith(f":{target.remote_id}")
     assert saved.contact_remote_id == target.contact_remote_id
@@ -378,15 +430,17 @@ def test_a_payment_is_applied_to_its_invoice(connector, standin, tokens):
 
 def test_refusals_carry_quickbooks_words(connector, standin, tokens):
     access = tokens.access_token
-    with pytest.raises(RecordRefused, match="Invalid Reference Id.*6000|Invalid Reference Id"):
-        connector.push(access, DEFAULT_REALM, "invoice", invoice("X-1", "999", line("10", "18")),
-                       "bad-1")  # fmt: skip
+    with pytest.raises(RecordRefused, match="Invalid Reference Id"):
+        connector.push(
+            access, DEFAULT_REALM, "invoice", invoice("X-1", "999", line("10", "18")), "bad-1"
+        )
     duplicate = BookContact(remote_id=None, name="Nilgiri Logistics")
     with pytest.raises(RecordRefused, match="Duplicate Name Exists"):
         connector.push(access, DEFAULT_REALM, "contact", duplicate, "bad-2")
     with pytest.raises(RecordRefused, match="no tax code of 7.00%"):
-        connector.push(access, DEFAULT_REALM, "invoice", invoice("X-2", "1", line("10", "7")),
-                       "bad-3")  # fmt: skip
+        connector.push(
+            access, DEFAULT_REALM, "invoice", invoice("X-2", "1", line("10", "7")), "bad-3"
+        )
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -429,8 +483,9 @@ VECTOR_SIGNATURE = "j+2EYH8NmBw/rph0jGIJ+S/m1dQpsCoyWXEh1Z+bRIE="
 
 
 def test_the_reference_signature_is_accepted_and_a_flipped_byte_refused(connector):
-    [notice] = connector.read_webhook(VECTOR_BODY, {"intuit-signature": VECTOR_SIGNATURE},
-                                      "verifier")  # fmt: skip
+    [notice] = connector.read_webhook(
+        VECTOR_BODY, {"intuit-signature": VECTOR_SIGNATURE}, "verifier"
+    )
     assert (notice.book_id, notice.entity, notice.remote_id) == ("310687", "invoice", "95")
     tampered = VECTOR_BODY.replace(b'"95"', b'"96"')
     with pytest.raises(WebhookRefused):
@@ -438,8 +493,11 @@ def test_the_reference_signature_is_accepted_and_a_flipped_byte_refused(connecto
 
 
 def test_legacy_and_cloudevents_deliveries_give_the_same_notices(connector, standin):
-    changes = [(DEFAULT_REALM, "Customer", "7", "Update"), ("4620816365", "Invoice", "12", "Create"),
-               (DEFAULT_REALM, "Item", "3", "Create")]  # fmt: skip
+    changes = [
+        (DEFAULT_REALM, "Customer", "7", "Update"),
+        ("4620816365", "Invoice", "12", "Create"),
+        (DEFAULT_REALM, "Item", "3", "Create"),
+    ]
     seen = []
     for fmt in ("legacy", "cloudevents"):
         body = standin.webhook_body(changes, fmt)
@@ -458,10 +516,20 @@ def test_legacy_and_cloudevents_deliveries_give_the_same_notices(connector, stan
 def test_india_intra_state_is_cgst_and_sgst_inter_state_igst(connector, standin, tokens):
     access = tokens.access_token
     kaveri = customer_id(standin, "Kaveri Agro Foods Private Limited")
-    within = connector.push(access, DEFAULT_REALM, "invoice",
-                            invoice("DB-IN-1", kaveri, line("1000.00", "18"), place="29"), "t-1")  # fmt: skip
-    across = connector.push(access, DEFAULT_REALM, "invoice",
-                            invoice("DB-IN-2", kaveri, line("1000.00", "18"), place="27"), "t-2")  # fmt: skip
+    within = connector.push(
+        access,
+        DEFAULT_REALM,
+        "invoice",
+        invoice("DB-IN-1", kaveri, line("1000.00", "18"), place="29"),
+        "t-1",
+    )
+    across = connector.push(
+        access,
+        DEFAULT_REALM,
+        "invoice",
+        invoice("DB-IN-2", kaveri, line("1000.00", "18"), place="27"),
+        "t-2",
+    )
     stored = books(standin, "Invoice")
     codes = books(standin, "TaxCode")
     rates = books(standin, "TaxRate")
@@ -485,14 +553,19 @@ def test_india_intra_state_is_cgst_and_sgst_inter_state_igst(connector, standin,
 
 
 def test_australia_abn_and_ten_percent_gst_both_ways(standin):
-    standin.add_company(AU_REALM, "Harbour Supplies Pty Ltd", country="AU", state="NSW",
-                        city="Sydney")  # fmt: skip
+    standin.add_company(
+        AU_REALM, "Harbour Supplies Pty Ltd", country="AU", state="NSW", city="Sydney"
+    )
     connector = QuickBooksConnector(settings={}, secrets={}, config=config_for(standin))
     callback = consent(connector, standin, realm=AU_REALM)
     access = connector.exchange_code(callback["code"], REDIRECT, "", callback).access_token
-    contact = BookContact(remote_id=None, name="Bondi Cafe Co", tax_number="53004085616",
-                          currency="AUD", address=Address(city="Sydney", region="NSW",
-                                                          country="AU"))  # fmt: skip
+    contact = BookContact(
+        remote_id=None,
+        name="Bondi Cafe Co",
+        tax_number="53004085616",
+        currency="AUD",
+        address=Address(city="Sydney", region="NSW", country="AU"),
+    )
     saved = connector.push(access, AU_REALM, "contact", contact, "au-1")
     assert saved.tax_number == "53004085616"
     assert books(standin, "Customer", AU_REALM)[saved.remote_id]["BusinessNumber"] == "53004085616"

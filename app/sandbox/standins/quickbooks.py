@@ -938,7 +938,15 @@ class QuickBooksStandin(StandinServer):
     def seed_demo(self, realm: str = DEFAULT_REALM) -> None:
         """A small set of an Indian SME's books (Karnataka, state 29, INR): six customers,
         ten invoices (open, partly paid, paid, overdue, voided; intra-state CGST+SGST and
-        inter-state IGST), four payments and a credit note. QBO has no draft invoices."""
+        inter-state IGST), four payments and a credit note. QBO has no draft invoices. The
+        books' starting state: no webhooks are sent for it."""
+        hook, self.webhook_url = self.webhook_url, None
+        try:
+            self._seed_demo(realm)
+        finally:
+            self.webhook_url = hook
+
+    def _seed_demo(self, realm: str) -> None:
         customers = [
             ("Sahyadri Textiles LLP", "Pune", "27", "AAPFS4821K", "accounts@sahyadritextiles.in"),
             ("Nilgiri Logistics", "Coimbatore", "33", "AAPFN7314L", "billing@nilgirilogistics.in"),
