@@ -332,6 +332,13 @@ def test_a_payment_of_two_invoices_becomes_two_payments(connector, standin, toke
         (f"{payment_id}:{both[0]['Id']}", Decimal("1000.00")),
     ]
     assert all(r.reference == "NEFT-77" for r in mine)
+    # Duebook changes one of the two: the other invoice's line stays in the QBO payment.
+    smaller = BookPayment(**{**mine[0].__dict__, "amount": Decimal("400.00")})
+    saved = connector.push(tokens.access_token, DEFAULT_REALM, "payment", smaller, "pay-9")
+    assert saved.remote_id == mine[0].remote_id and saved.amount == Decimal("400.00")
+    stored = books(standin, "Payment")[payment_id]
+    assert stored["TotalAmt"] == 1400.0
+    assert sorted(line["Amount"] for line in stored["Line"]) == [400.0, 1000.0]
 
 
 # -- push --------------------------------------------------------------------------------------

@@ -25,7 +25,10 @@ Pull:
   the query way from the start. Deletions older than CDC's reach are found by a full refresh.
 - a Payment applied to several invoices becomes one BookPayment per invoice it pays, with
   remote_id "<PaymentId>:<InvoiceId>" (the neutral shape pays one invoice); lines applied to
-  credit memos are not payments of money and are left out.
+  credit memos are not payments of money and are left out. Updating one of them rewrites
+  only its own line of the QBO payment. A deleted payment (CDC) comes back once, as
+  remote_id "<PaymentId>" with deleted=True: QBO no longer says which invoices it paid, so
+  every "<PaymentId>:..." record is gone.
 - QBO has no draft invoices (a saved invoice is posted) and marks a voided one by zeroing it
   with the private note "Voided": that reads as state "void".
 
@@ -373,12 +376,9 @@ class QuickBooksConnector(AccountingConnector):
         matching = [code for code, (total, _) in codes.items() if total == money(rate)]
         if not matching:
             raise RecordRefused(f"The books have no tax code of {money(rate)}%.")
-        if any(igst for code in matching for igst in [codes[code][1]]):
-            # India: the same rate has an IGST code (another state) and a CGST+SGST one.
-            wanted = [code for code in matching if codes[code][1] == inter_state]
-            if wanted:
-                return wanted[0]
-        return matching[0]
+        # India: one rate has an IGST code (a sale to another state) and a CGST+SGST one.
+        wanted = [code for code in matching if codes[code][1] == inter_state]
+        return (wanted or matching)[0]
 
     # -- pull ------------------------------------------------------------------------------
 
@@ -535,11 +535,12 @@ class QuickBooksConnector(AccountingConnector):
             code = str((detail.get("TaxCodeRef") or {}).get("value") or "")
             rate = codes.get(code, (Decimal("0.00"), False))[0]
             quantity = Decimal(str(detail.get("Qty", 1)))
+            price = detail.get("UnitPrice")
             lines.append(
                 BookLine(
                     description=line.get("Description") or "",
                     quantity=quantity,
-                    unit_price=money(detail.get("UnitPrice", net / (quantity or 1))),
+                    unit_price=money(price if price is not None else net / (quantity or 1)),
                     net_amount=net,
                     tax_rate=rate,
                     tax_amount=money(net * rate / 100),
@@ -618,23 +619,21 @@ class QuickBooksConnector(AccountingConnector):
 
     def push(self, access, book, entity, record, key):
         name = ENTITY_NAMES[entity]
-        body = self._body(access, book, entity, record)
         remote_id = record.remote_id.split(":")[0] if record.remote_id else None
         params = {"requestid": key}
-        if remote_id:
-            body.update({"Id": remote_id, "SyncToken": record.version or "0", "sparse": True})
-            if getattr(record, "state", None) == "void":
-                params["operation"] = "void"
+        if remote_id and getattr(record, "state", None) == "void":
+            params["operation"] = "void"
         try:
-            data = self._api(access, book, "POST", name.lower(), params=params, json=body)
+            data = self._write(access, book, entity, record, remote_id, record.version, params)
         except _StaleSyncToken:
             if not remote_id:
                 raise
             fresh = self._api(access, book, "GET", f"{name.lower()}/{remote_id}").get(name) or {}
-            body["SyncToken"] = str(fresh.get("SyncToken", body["SyncToken"]))
+            # A new requestid: QuickBooks may keep the refusal under the first one.
             params["requestid"] = f"{key}:fresh"
+            token = str(fresh.get("SyncToken", record.version))
             try:
-                data = self._api(access, book, "POST", name.lower(), params=params, json=body)
+                data = self._write(access, book, entity, record, remote_id, token, params)
             except _StaleSyncToken as exc:
                 raise RecordRefused(f"{exc} (the record kept changing in QuickBooks)") from exc
         saved = data.get(name)
@@ -647,6 +646,13 @@ class QuickBooksConnector(AccountingConnector):
             wanted = f"{saved.get('Id')}:{record.invoice_remote_id}"
             return next((r for r in records if r.remote_id == wanted), records[0])
         return records[0]
+
+    def _write(self, access, book, entity, record, remote_id, sync_token, params) -> dict:
+        name = ENTITY_NAMES[entity]
+        body = self._body(access, book, entity, record)
+        if remote_id:
+            body.update({"Id": remote_id, "SyncToken": sync_token or "0", "sparse": True})
+        return self._api(access, book, "POST", name.lower(), params=params, json=body)
 
     def _body(self, access, book, entity, record) -> dict:
         if entity == "contact":
@@ -725,17 +731,29 @@ class QuickBooksConnector(AccountingConnector):
         if not contact:
             invoice = self._api(access, book, "GET", f"invoice/{payment.invoice_remote_id}")
             contact = ((invoice.get("Invoice") or {}).get("CustomerRef") or {}).get("value")
+        ours = {
+            "Amount": _amount(payment.amount),
+            "LinkedTxn": [{"TxnId": payment.invoice_remote_id, "TxnType": "Invoice"}],
+        }
+        lines = [ours]
+        if payment.remote_id:
+            # One QBO payment may pay several invoices (each one of our payments): an update
+            # replaces the Line list, so the lines for the other invoices are sent unchanged.
+            current = self._api(access, book, "GET", f"payment/{payment.remote_id.split(':')[0]}")
+            lines += [
+                line
+                for line in (current.get("Payment") or {}).get("Line") or []
+                if not any(
+                    str(link.get("TxnId")) == payment.invoice_remote_id
+                    for link in line.get("LinkedTxn") or []
+                )
+            ]
         body = {
-            "TotalAmt": _amount(payment.amount),
+            "TotalAmt": _amount(sum((money(line["Amount"]) for line in lines), Decimal("0"))),
             "CustomerRef": {"value": contact},
             "TxnDate": payment.paid_on.isoformat(),
             "CurrencyRef": {"value": payment.currency},
-            "Line": [
-                {
-                    "Amount": _amount(payment.amount),
-                    "LinkedTxn": [{"TxnId": payment.invoice_remote_id, "TxnType": "Invoice"}],
-                }
-            ],
+            "Line": lines,
         }
         if payment.reference:
             body["PaymentRefNum"] = payment.reference
