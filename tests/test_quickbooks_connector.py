@@ -505,6 +505,7 @@ def test_legacy_and_cloudevents_deliveries_give_the_same_notices(connector, stan
         ("4620816365", "Invoice", "12", "Create"),
         (DEFAULT_REALM, "Item", "3", "Create"),
     ]
+    standin.clock = lambda: 1_764_000_000.123  # one change, told in both formats
     seen = []
     for fmt in ("legacy", "cloudevents"):
         body = standin.webhook_body(changes, fmt)
