@@ -221,6 +221,15 @@ def from_environment() -> dict:
         "ZOHO_CLIENT_SECRET": os.environ.get("ZOHO_CLIENT_SECRET", "standin-zoho-client-secret"),
         "ZOHO_ACCOUNTS_BASE": os.environ.get("ZOHO_ACCOUNTS_BASE", "https://accounts.zoho.com"),
         "ZOHO_API_BASE": os.environ.get("ZOHO_API_BASE", ""),
+        # QuickBooks Online: the data API, the OAuth discovery document (Intuit's own lists
+        # the authorize and token endpoints) and the platform's Intuit app (the sandbox
+        # defaults are the ones the QuickBooks stand-in accepts).
+        "QBO_API_BASE": os.environ.get("QBO_API_BASE", "https://quickbooks.api.intuit.com"),
+        "QBO_DISCOVERY_URL": os.environ.get(
+            "QBO_DISCOVERY_URL", "https://developer.intuit.com/.well-known/openid_configuration/"
+        ),
+        "QBO_CLIENT_ID": os.environ.get("QBO_CLIENT_ID", "duebook-sandbox-qbo-client"),
+        "QBO_CLIENT_SECRET": os.environ.get("QBO_CLIENT_SECRET", "duebook-sandbox-qbo-secret"),
         # The daily gateway reconciliation reads from the start of this many days ago (1:
         # yesterday and today so far); more catches what a longer outage lost.
         "GATEWAY_RECONCILIATION_DAYS": int(os.environ.get("GATEWAY_RECONCILIATION_DAYS", "1")),

@@ -39,7 +39,7 @@ from pathlib import Path
 import psycopg
 from aiosmtpd.controller import Controller
 
-from app.sandbox.providers import standin_arguments
+from app.sandbox.providers import STANDIN_MORE_SETTINGS, standin_arguments
 from app.sandbox.standins.whatsapp import DEFAULT_APP_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -560,8 +560,9 @@ class SandboxProviders:
             process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
             self.processes.append(process)
             wait_for_port(port, 30, process)
-            for name in (setting,) if isinstance(setting, str) else setting:
-                self.env[name] = f"http://127.0.0.1:{port}"
+            self.env[setting] = f"http://127.0.0.1:{port}"
+            for more, path in STANDIN_MORE_SETTINGS.get(provider, ()):
+                self.env[more] = f"http://127.0.0.1:{port}{path}"
         self.env["SANDBOX_MESSAGES_DIR"] = str(self.folder)
         return self
 

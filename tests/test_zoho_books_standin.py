@@ -291,10 +291,11 @@ def test_the_contract_refuses_a_private_dialect():
 
 
 def test_make_run_points_both_zoho_addresses_at_the_standin():
-    from app.sandbox.providers import standin_arguments
+    from app.sandbox.providers import STANDIN_MORE_SETTINGS, standin_arguments
 
     (setting,) = [s for name, s, _ in standin_arguments("http://x") if name == "zoho_books"]
-    assert setting == ("ZOHO_ACCOUNTS_BASE", "ZOHO_API_BASE")
+    assert setting == "ZOHO_ACCOUNTS_BASE"
+    assert STANDIN_MORE_SETTINGS["zoho_books"] == [("ZOHO_API_BASE", "")]
 
 
 def test_the_standin_runs_as_a_process_with_the_demo_books():

@@ -51,10 +51,17 @@ def _dlt_content(body: str) -> str:
     return _EXPRESSION.sub(lambda _: f"##var{next(counter)}##", body)
 
 
-def standin_arguments(web_url: str) -> list[tuple[str, str | tuple[str, ...], list[str]]]:
-    """(stand-in, config setting that points the app at it, extra arguments) for each; a
-    provider the app reaches at more than one address (Zoho's accounts server and its API)
-    names a tuple of settings, all pointed at the one stand-in."""
+# Settings besides its base URL that point the app at a stand-in: (setting, path on it).
+# QuickBooks' OAuth endpoints are found through a discovery document of their own; Zoho's
+# API and its accounts server are one stand-in.
+STANDIN_MORE_SETTINGS = {
+    "quickbooks": [("QBO_DISCOVERY_URL", "/.well-known/openid_configuration")],
+    "zoho_books": [("ZOHO_API_BASE", "")],
+}
+
+
+def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
+    """(stand-in, config setting that points the app at it, extra arguments) for each."""
     whatsapp = [
         "--webhook-url",
         f"{web_url}/hooks/whatsapp",
@@ -83,7 +90,8 @@ def standin_arguments(web_url: str) -> list[tuple[str, str | tuple[str, ...], li
             "RAZORPAY_API_BASE",
             ["--webhook-url", f"{web_url}/hooks/razorpay/{RAZORPAY_WEBHOOK_TOKEN}"],
         ),
-        ("zoho_books", ("ZOHO_ACCOUNTS_BASE", "ZOHO_API_BASE"), ["--seed", "demo"]),
+        ("zoho_books", "ZOHO_ACCOUNTS_BASE", ["--seed", "demo"]),
+        ("quickbooks", "QBO_API_BASE", ["--seed", "demo"]),
     ]
 
 

@@ -1,15 +1,16 @@
 """Local stand-ins for the messaging providers (WhatsApp Cloud API, MSG91, Twilio) and the
-payment gateways (Razorpay, Stripe) and the accounting books (Zoho Books).
+payment gateways (Razorpay, Stripe) and the accounting books (Zoho Books, QuickBooks Online).
 
 They follow each provider's published contract (see each module's docstring and
 the shared reference providers.md §1 and §7), bind 127.0.0.1 only, and serve tests, the
 `make run` sandbox (recorded messages for the inbox page) and benchmarks. Run one as a process
-with `python -m app.sandbox.standins <whatsapp|msg91|twilio|razorpay|stripe|zoho_books>
+with `python -m app.sandbox.standins <whatsapp|msg91|twilio|razorpay|stripe|zoho_books|quickbooks>
 --port N ...`.
 """
 
 from .base import StandinServer, parse_script
 from .msg91 import Msg91Standin
+from .quickbooks import QuickBooksStandin
 from .razorpay import RazorpayStandin
 from .stripe import StripeStandin, stripe_signature
 from .twilio import TwilioStandin, twilio_signature
@@ -23,11 +24,13 @@ STANDINS = {
     "stripe": StripeStandin,
     "razorpay": RazorpayStandin,
     "zoho_books": ZohoBooksStandin,
+    "quickbooks": QuickBooksStandin,
 }
 
 __all__ = [
     "STANDINS",
     "Msg91Standin",
+    "QuickBooksStandin",
     "RazorpayStandin",
     "StandinServer",
     "StripeStandin",

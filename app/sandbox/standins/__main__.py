@@ -7,6 +7,7 @@
     python -m app.sandbox.standins stripe --port 9104 --webhook-url http://127.0.0.1:5000/hooks/stripe/T
     python -m app.sandbox.standins razorpay --port 9105 --webhook-url http://127.0.0.1:5000/hooks/razorpay/TOKEN
     python -m app.sandbox.standins zoho_books --port 9106 --seed demo --per-minute 100
+    python -m app.sandbox.standins quickbooks --port 9107 --seed demo --customers 100 --invoices 500
 
 The first line on stdout is the base URL (for scripts); a description goes to stderr.
 """
@@ -19,6 +20,7 @@ import sys
 import threading
 
 from . import STANDINS
+from . import quickbooks as quickbooks_standin
 from . import razorpay as razorpay_standin
 from . import stripe as stripe_standin
 from . import zoho_books as zoho_books_standin
@@ -101,6 +103,17 @@ def _parser() -> argparse.ArgumentParser:
     zoho.add_argument("--seed", choices=["demo"], help="fill one organisation with books")
     zoho.add_argument("--contacts", type=int, default=0, help="bulk customers to seed")
     zoho.add_argument("--invoices", type=int, default=0, help="bulk open invoices to seed")
+    quickbooks = sub.add_parser("quickbooks", parents=[common], help="QuickBooks Online")
+    quickbooks.add_argument("--client-id", default=quickbooks_standin.DEFAULT_CLIENT_ID)
+    quickbooks.add_argument("--client-secret", default=quickbooks_standin.DEFAULT_CLIENT_SECRET)
+    quickbooks.add_argument(
+        "--verifier-token", default=quickbooks_standin.DEFAULT_VERIFIER_TOKEN, help="signs webhooks"
+    )
+    quickbooks.add_argument("--webhook-format", choices=("cloudevents", "legacy"))
+    quickbooks.add_argument("--per-minute", type=int, default=500, help="requests per company")
+    quickbooks.add_argument("--seed", choices=("demo",), help="fill the company with books")
+    quickbooks.add_argument("--customers", type=int, default=0, help="bulk customers to add")
+    quickbooks.add_argument("--invoices", type=int, default=0, help="bulk invoices to add")
     return parser
 
 
@@ -174,6 +187,18 @@ def build(args: argparse.Namespace):
             invoices=args.invoices,
             **common,
         )
+    if args.provider == "quickbooks":
+        standin = cls(
+            client_id=args.client_id,
+            client_secret=args.client_secret,
+            verifier_token=args.verifier_token,
+            webhook_format=args.webhook_format or "cloudevents",
+            per_minute=args.per_minute,
+            seed=args.seed,
+            **common,
+        )
+        standin.seed_bulk(quickbooks_standin.DEFAULT_REALM, args.customers, args.invoices)
+        return standin
     return cls(
         account_sid=args.account_sid,
         auth_token=args.auth_token,
