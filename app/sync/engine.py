@@ -463,7 +463,7 @@ class Run:
                 invoice,
                 str(record.total),
                 record.reason or f"Credit note {record.number} in {self.title}",
-                self.today,
+                record.issue_date,  # the note's own date, as the books have it
             )
         except InvoiceError as error:
             raise NotAccepted(f"Credit note {record.number}: {error}") from None
@@ -472,6 +472,8 @@ class Run:
 
     def take_payment(self, record: BookPayment) -> str:
         link = self.link_of("payment", remote_id=record.remote_id)
+        if link is None and record.deleted:
+            return self.payment_deleted_whole(record)
         if link is not None:
             link.books = mapping.books_facts(record)
             allocation = self.session.get(PaymentAllocation, link.local_id)
@@ -524,6 +526,28 @@ class Run:
             raise NotAccepted(f"Payment on invoice {invoice.number}: nothing left to apply.")
         self.link("payment", allocation.id, record, "books", mapping.book_payment_values(record))
         return "created"
+
+    def payment_deleted_whole(self, record: BookPayment) -> str:
+        """A payment that paid several invoices is one record per invoice here
+        ("<payment>:<invoice>"); deleted in the books it comes back as the payment alone."""
+        parts = self.session.scalars(
+            select(SyncLink).where(
+                SyncLink.connection_id == self.connection.id,
+                SyncLink.entity == "payment",
+                SyncLink.remote_id.startswith(f"{record.remote_id}:", autoescape=True),
+            )
+        ).all()
+        voided = 0
+        for part in parts:
+            part.books = {**(part.books or {}), "deleted": True}
+            allocation = self.session.get(PaymentAllocation, part.local_id)
+            payment = self.session.get(Payment, allocation.payment_id) if allocation else None
+            if part.origin == "books" and payment is not None and payment.voided_at is None:
+                payments.void_payment(
+                    self.session, payment, f"Deleted in {self.title}: the books own this payment."
+                )
+                voided += 1
+        return "updated" if voided else "skipped"
 
     def deleted_in_books(self, entity: str, pass_run_id: int) -> None:
         """After a complete full pass: a linked record the books no longer list was deleted

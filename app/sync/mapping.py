@@ -26,6 +26,7 @@ from app.clients.services import (
 )
 from app.core.money import to_money
 from app.core.number_formats import fiscal_year_of
+from app.core.regions import GST_TO_ISO, region_code
 from app.integrations.connectors.accounting import (
     Address,
     BookContact,
@@ -190,8 +191,18 @@ def _client_raw(tenant: Tenant, record: BookContact, values: dict) -> dict:
     elif tax:
         raw["tin"] = tax
     if country == "IN" and "region" not in raw and record.address.region:
-        raw["region"] = record.address.region
+        raw["region"] = gst_state(record.address.region) or record.address.region
     return raw
+
+
+ISO_TO_GST = {iso: gst for gst, iso in GST_TO_ISO.items()}
+
+
+def gst_state(region: str) -> str | None:
+    """An Indian state as the books write it (GST code "29", name, or ISO "KA" / "IN-KA") as
+    its GST state code."""
+    text = (region or "").strip().upper().removeprefix("IN-")
+    return ISO_TO_GST.get(text) or region_code(region or "")
 
 
 def tenant_currency(tenant: Tenant) -> str:

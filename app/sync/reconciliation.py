@@ -57,7 +57,7 @@ def build_report(session: Session, connection: IntegrationConnection, run: SyncR
     for link in links:
         by_entity[link.entity][link.local_id] = link
         books = link.books or {}
-        if not books.get("deleted"):
+        if not books.get("deleted") and books.get("state") != "void":
             bucket = months[(link.entity, _month(books.get("date")))]
             bucket["books_count"] += 1
             bucket["books_total"] += _money(books.get("total"))
@@ -74,7 +74,10 @@ def build_report(session: Session, connection: IntegrationConnection, run: SyncR
             ("number", invoice.number, books.get("number")),
             ("total", str(invoice.total), books.get("total")),
             ("amount due", str(owed.get(invoice.id, Decimal(0))), books.get("amount_due")),
-            ("in the books", "yes", "no" if books.get("deleted") else "yes"),
+            # A void invoice need not be in the books any more; a live one must.
+            ("in the books", "yes", "no" if books.get("deleted") else "yes")
+            if invoice.status != "void"
+            else ("in the books", "no", "no"),
         )
         for field, ours, theirs in pairs:
             if invoice.status == "void" and field == "amount due":

@@ -427,7 +427,9 @@ def confirm_matches(
                 books={"deleted": False},
             )
         )
-    now = datetime.now(UTC)
+    # The database's clock, as the records' own times are: what is recorded after this moment
+    # goes to the books.
+    now = session.scalar(select(func.now()))
     connection.settings = {
         **connection.settings,
         "matched_at": now.isoformat(),
