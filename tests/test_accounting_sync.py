@@ -456,4 +456,3 @@ def test_a_full_refresh_finds_what_the_books_deleted_and_reconciles(
     exported = client.get(f"/t/{tenant.slug}/sync/{connection_id}/reconciliation?format=csv")
     assert exported.mimetype == "text/csv" and "Totals,Invoices" in exported.text
     assert session.scalar(select(func.count()).select_from(CreditNote)) == 1
-
