@@ -198,6 +198,19 @@ def from_environment() -> dict:
         "TWILIO_API_BASE": os.environ.get("TWILIO_API_BASE", "https://api.twilio.com"),
         "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "https://api.stripe.com"),
         "RAZORPAY_API_BASE": os.environ.get("RAZORPAY_API_BASE", "https://api.razorpay.com"),
+        # Xero: consent page, token endpoint, API (make run points all three at its stand-in).
+        "XERO_LOGIN_BASE": os.environ.get("XERO_LOGIN_BASE", "https://login.xero.com"),
+        "XERO_IDENTITY_BASE": os.environ.get("XERO_IDENTITY_BASE", "https://identity.xero.com"),
+        "XERO_API_BASE": os.environ.get("XERO_API_BASE", "https://api.xero.com"),
+        # The platform's Xero app and the key its webhooks are signed with; unset, the sandbox
+        # app's (app/sandbox/standins/xero.py accepts them; production sets its own).
+        "XERO_CLIENT_ID": os.environ.get("XERO_CLIENT_ID", "SANDBOXXEROCLIENTID0000000000000"),
+        "XERO_CLIENT_SECRET": os.environ.get(
+            "XERO_CLIENT_SECRET", "sandbox-xero-client-secret-000000000000000000"
+        ),
+        "XERO_WEBHOOK_KEY": os.environ.get("XERO_WEBHOOK_KEY", "sandbox-xero-webhook-key"),
+        # Seconds a Xero call may take before the page is left for the next run.
+        "XERO_TIMEOUT_SECONDS": float(os.environ.get("XERO_TIMEOUT_SECONDS", "30")),
         # The daily gateway reconciliation reads from the start of this many days ago (1:
         # yesterday and today so far); more catches what a longer outage lost.
         "GATEWAY_RECONCILIATION_DAYS": int(os.environ.get("GATEWAY_RECONCILIATION_DAYS", "1")),

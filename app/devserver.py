@@ -560,7 +560,8 @@ class SandboxProviders:
             process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
             self.processes.append(process)
             wait_for_port(port, 30, process)
-            self.env[setting] = f"http://127.0.0.1:{port}"
+            for name in setting.split(","):
+                self.env[name] = f"http://127.0.0.1:{port}"
         self.env["SANDBOX_MESSAGES_DIR"] = str(self.folder)
         return self
 

@@ -52,7 +52,9 @@ def _dlt_content(body: str) -> str:
 
 
 def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
-    """(stand-in, config setting that points the app at it, extra arguments) for each."""
+    """(stand-in, config setting that points the app at it, extra arguments) for each. A
+    provider with several base URLs served by one stand-in names each setting, comma-separated
+    (Xero: its consent page, token endpoint and API)."""
     whatsapp = [
         "--webhook-url",
         f"{web_url}/hooks/whatsapp",
@@ -80,6 +82,11 @@ def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
             "razorpay",
             "RAZORPAY_API_BASE",
             ["--webhook-url", f"{web_url}/hooks/razorpay/{RAZORPAY_WEBHOOK_TOKEN}"],
+        ),
+        (
+            "xero",
+            "XERO_LOGIN_BASE,XERO_IDENTITY_BASE,XERO_API_BASE",
+            ["--seed", "demo", "--webhook-url", f"{web_url}/hooks/xero"],
         ),
     ]
 

@@ -1,10 +1,10 @@
 """Local stand-ins for the messaging providers (WhatsApp Cloud API, MSG91, Twilio) and the
-payment gateways (Razorpay, Stripe).
+payment gateways (Razorpay, Stripe) and the accounting books (Xero).
 
 They follow each provider's published contract (see each module's docstring and
 the shared reference providers.md §1 and §7), bind 127.0.0.1 only, and serve tests, the
 `make run` sandbox (recorded messages for the inbox page) and benchmarks. Run one as a process
-with `python -m app.sandbox.standins <whatsapp|msg91|twilio|razorpay|stripe> --port N ...`.
+with `python -m app.sandbox.standins <whatsapp|msg91|twilio|razorpay|stripe|xero> --port N ...`.
 """
 
 from .base import StandinServer, parse_script
@@ -13,6 +13,7 @@ from .razorpay import RazorpayStandin
 from .stripe import StripeStandin, stripe_signature
 from .twilio import TwilioStandin, twilio_signature
 from .whatsapp import WhatsAppStandin, hub_signature, verify_webhook
+from .xero import XeroStandin, xero_signature
 
 STANDINS = {
     "whatsapp": WhatsAppStandin,
@@ -20,6 +21,7 @@ STANDINS = {
     "twilio": TwilioStandin,
     "stripe": StripeStandin,
     "razorpay": RazorpayStandin,
+    "xero": XeroStandin,
 }
 
 __all__ = [
@@ -30,9 +32,11 @@ __all__ = [
     "StripeStandin",
     "TwilioStandin",
     "WhatsAppStandin",
+    "XeroStandin",
     "hub_signature",
     "parse_script",
     "stripe_signature",
     "twilio_signature",
     "verify_webhook",
+    "xero_signature",
 ]
