@@ -160,21 +160,28 @@ class OpenAPIDocument:
 
 class ContractTransport(httpx.HTTPTransport):
     """Sends like the shared transport; checks every exchange whose URL starts with one of the
-    bases against that base's document, and keeps them for assertions. An exchange under no
-    base (the token endpoint's form, say) is kept but not checked here."""
+    bases (the longest that fits) against that base's document, and keeps them all for
+    assertions. `unchecked` paths (the OAuth token endpoint, described by the identity
+    document's components rather than an operation) are kept but not checked here; neither is
+    an answer that is not JSON (a body cut short is the connector's to refuse)."""
 
-    def __init__(self, documents: dict[str, OpenAPIDocument]) -> None:
+    def __init__(
+        self, documents: dict[str, OpenAPIDocument], unchecked: tuple[str, ...] = ()
+    ) -> None:
         super().__init__()
         self.documents = documents
+        self.unchecked = unchecked
         self.exchanges: list[tuple[httpx.Request, httpx.Response]] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = str(request.url).split("?")[0]
         document, path = None, ""
-        for base, candidate in self.documents.items():
+        for base in sorted(self.documents, key=len, reverse=True):
             if url.startswith(base):
-                document, path = candidate, url[len(base) :] or "/"
+                document, path = self.documents[base], url[len(base) :] or "/"
                 break
+        if path in self.unchecked:
+            document = None
         body = request.read()
         if document:
             document.check_request(
@@ -182,6 +189,11 @@ class ContractTransport(httpx.HTTPTransport):
             )
         response = super().handle_request(request)
         response.read()
+        if document and response.headers.get("content-type", "").startswith("application/json"):
+            try:
+                json.loads(response.content)
+            except ValueError:
+                document = None
         if document and response.headers.get("content-type", "").startswith("application/json"):
             document.check_response(request.method, path, response.status_code, response.content)
         self.exchanges.append((request, response))

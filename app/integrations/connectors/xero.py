@@ -610,7 +610,7 @@ class XeroConnector(AccountingConnector):
         account = self.settings.get("sales_account_code") or DEFAULT_SALES_ACCOUNT
         lines = []
         for line in record.lines:
-            rate = line.tax_rate.normalize() if line.tax_rate else Decimal("0")
+            rate = line.tax_rate or Decimal("0")
             if country == "IN":
                 tax_type = INDIA_TAX_TYPES.get((kind, rate)) or INDIA_TAX_TYPES.get(("intra", rate))
                 if rate and (kind, rate) not in INDIA_TAX_TYPES:

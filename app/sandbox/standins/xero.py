@@ -9,7 +9,8 @@ tests check every answer here against them; xero-python, Xero's SDK, reads and w
   `redirect_uri` with `code`, `state` and `scope`, "Cancel" with `error=access_denied`).
   `POST /connect/token` checks the client (HTTP Basic or form), the code's redirect_uri and
   the PKCE verifier (S256), and answers `{id_token, access_token, expires_in: 1800,
-  token_type: "Bearer", refresh_token, scope}`. Refresh tokens rotate: a used one is
+  token_type: "Bearer", refresh_token}` (the identity document's AccessToken; the granted
+  scope is the one asked for). Refresh tokens rotate: a used one is
   answered again with the same new tokens for `refresh_grace` seconds (Xero: 30 minutes, for a
   lost answer), then with 400 `invalid_grant`, as is a revoked one.
 - `GET /connections` (also `/Connections`, as the SDK spells it) lists the organisations the
@@ -341,11 +342,9 @@ class XeroStandin(StandinServer):
 
     def fault_response(self, fault: Fault) -> Response:
         if fault.status == 429:
-            return Response(
-                429,
-                b"",
-                [("X-Rate-Limit-Problem", "minute"), ("Retry-After", str(fault.retry_after or 1))],
-            )
+            # The base adds Retry-After when the fault names one.
+            wait = [] if fault.retry_after is not None else [("Retry-After", "60")]
+            return Response(429, b"", [("X-Rate-Limit-Problem", "minute"), *wait])
         return json_response(
             fault.status,
             {"Title": "An error occurred", "Detail": fault.message or "injected fault"},
@@ -472,7 +471,6 @@ class XeroStandin(StandinServer):
             "expires_in": ACCESS_SECONDS,
             "token_type": "Bearer",
             "refresh_token": refresh,
-            "scope": self.grants[grant_id]["scope"],
         }
 
     def revoke(self) -> None:
@@ -793,7 +791,9 @@ class XeroStandin(StandinServer):
                             for k, v in item.items()
                             if k in ("Name", "InvoiceNumber", "CreditNoteNumber", "Reference")
                         },
-                        "HasErrors" if collection != "Contacts" else "HasValidationErrors": True,
+                        "HasErrors"
+                        if collection in ("Invoices", "CreditNotes")
+                        else "HasValidationErrors": True,
                         "ValidationErrors": [{"Message": str(error)}],
                     }
                 )
