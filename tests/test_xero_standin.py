@@ -5,6 +5,7 @@ starts."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -312,3 +313,20 @@ def test_the_standin_runs_as_a_process_with_bulk_books():
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_make_run_gives_the_app_one_address_for_each_of_xeros_three_bases(tmp_path, monkeypatch):
+    from app import devserver
+    from app.sandbox.providers import standin_arguments
+
+    only_xero = [e for e in standin_arguments("http://127.0.0.1:5000") if e[0] == "xero"]
+    monkeypatch.setattr(devserver, "standin_arguments", lambda web: only_xero)
+    providers = devserver.SandboxProviders(tmp_path / "messages", "5000")
+    try:
+        providers.start(sys.executable, dict(os.environ))
+        bases = {providers.env[name] for name in only_xero[0][1].split(",")}
+        (base,) = bases
+        organisation = httpx.get(base + "/_standin/xero/books", timeout=10).json()
+        assert "Demo Traders Private Limited" in [o["Name"] for o in organisation.values()]
+    finally:
+        providers.stop()
