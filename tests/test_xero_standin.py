@@ -330,3 +330,22 @@ def test_make_run_gives_the_app_one_address_for_each_of_xeros_three_bases(tmp_pa
         assert "Demo Traders Private Limited" in [o["Name"] for o in organisation.values()]
     finally:
         providers.stop()
+
+
+def test_where_reads_stored_and_shown_fields(standin):
+    token = standin.grant_token()["access_token"]
+
+    def numbers(where: str) -> list[str]:
+        params = {"where": where, "order": "InvoiceNumber ASC"}
+        answer = call(standin, "GET", "/Invoices", token, standin.demo, params=params)
+        return [i["InvoiceNumber"] for i in answer.json()["Invoices"]]
+
+    assert numbers('Contact.Name=="Nilgiri Logistics"') == ["INV-0003", "INV-0010"]
+    assert numbers('Status=="VOIDED" && Type=="ACCREC"') == ["INV-0008"]
+    assert numbers('Status!="AUTHORISED" AND Status!="PAID"') == ["INV-0007", "INV-0008"]
+    customers = call(
+        standin, "GET", "/Contacts", token, standin.demo, params={"where": "IsCustomer==true"}
+    ).json()["Contacts"]
+    assert len(customers) == 6
+    bad = call(standin, "GET", "/Invoices", token, standin.demo, params={"where": "Total >> 3"})
+    assert bad.status_code == 400
