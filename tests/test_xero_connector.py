@@ -237,25 +237,38 @@ def test_tokens_revoked_mid_run(standin, connector):
 # -- pull ------------------------------------------------------------------------------------
 
 
-def test_pull_pages_in_change_order_and_asks_only_for_changes_after(
-    standin, connector, access, wire
-):
-    standin.seed_bulk(standin.demo, 230, 0)
+def read_all(connector, access, standin, entity, since=None, between_pages=None):
+    """Every page of one pass: (records, the marker to keep, the pages)."""
     pages, cursor, marker = [], None, None
     while True:
-        page = connector.pull(access, standin.demo, "contact", None, cursor)
+        page = connector.pull(access, standin.demo, entity, since, cursor)
         pages.append(page)
         marker = page.marker or marker
         cursor = page.next_cursor
         if cursor is None:
-            break
-    assert [len(p.records) for p in pages] == [100, 100, 36]
-    stamps = [r.updated_at for p in pages for r in p.records]
-    assert stamps == sorted(stamps)
+            return [r for p in pages for r in p.records], marker, pages
+        if between_pages:
+            between_pages(len(pages))
+
+
+def test_pull_pages_in_change_order_and_asks_only_for_changes_after(
+    standin, connector, access, wire
+):
+    standin.seed_bulk(standin.demo, 230, 0)
+    records, marker, pages = read_all(connector, access, standin, "contact")
+    assert {r.remote_id for r in records} == set(standin.books(standin.demo, "Contacts"))
+    assert len(pages) == 3 and len(records) <= 236 + 2 * 2  # at most two read twice a page
+    for page in pages:
+        stamps = [r.updated_at for r in page.records]
+        assert stamps == sorted(stamps)
+    stamps = [r.updated_at for r in records]
     assert marker == max(stamps).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-    sent = wire.sent("GET", "/Contacts")
-    assert [parse_qs(r.url.query.decode())["page"] for r in sent] == [["1"], ["2"], ["3"]]
-    assert all(parse_qs(r.url.query.decode())["order"] == ["UpdatedDateUTC ASC"] for r in sent)
+    asked = [r.headers.get("If-Modified-Since") for r in wire.sent("GET", "/Contacts")]
+    assert asked[0] is None and asked[1] < asked[2]
+    assert all(
+        parse_qs(r.url.query.decode())["order"] == ["UpdatedDateUTC ASC"]
+        for r in wire.sent("GET", "/Contacts")
+    )
     # The accountant renames one contact: the next pass asks with the marker and gets it.
     sahyadri = contact_named(standin, "Sahyadri Textiles LLP")
     standin.edit(standin.demo, "contact", sahyadri["ContactID"], {"Name": "Sahyadri Textiles"})
@@ -264,6 +277,35 @@ def test_pull_pages_in_change_order_and_asks_only_for_changes_after(
     assert "Sahyadri Textiles" in [r.name for r in later.records]
     assert len(later.records) <= 2  # the change, and at most the record at the marker itself
     assert later.marker > marker
+
+
+def test_a_change_during_a_pass_does_not_hide_an_unread_record(standin, connector, access):
+    standin.seed_bulk(standin.demo, 250, 0)
+    oldest = min(
+        standin.books(standin.demo, "Contacts").values(), key=lambda c: c["UpdatedDateUTC"]
+    )
+
+    def accountant_edits(pages_read):
+        if pages_read == 1:  # a record of the first page moves to the end of the order
+            standin.edit(standin.demo, "contact", oldest["ContactID"], {"Name": "Moved To The End"})
+
+    records, _, _ = read_all(connector, access, standin, "contact", between_pages=accountant_edits)
+    assert {r.remote_id for r in records} == set(standin.books(standin.demo, "Contacts"))
+    assert "Moved To The End" in [r.name for r in records]
+
+
+def test_a_page_of_records_changed_at_one_instant_is_followed_by_page_number(
+    standin, connector, access, wire
+):
+    standin.seed_bulk(standin.demo, 150, 0)
+    same = datetime(2026, 1, 1, tzinfo=UTC)
+    for contact in standin.books(standin.demo, "Contacts").values():
+        contact["UpdatedDateUTC"] = same
+    records, _, pages = read_all(
+        connector, access, standin, "contact", since="2025-12-31T00:00:00.000"
+    )
+    assert len(records) == 156 and len(pages) == 2
+    assert parse_qs(wire.sent("GET", "/Contacts")[-1].url.query.decode())["page"] == ["2"]
 
 
 def test_pull_reads_states_deletions_credit_allocations_and_payments(standin, connector, access):

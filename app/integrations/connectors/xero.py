@@ -318,37 +318,53 @@ class XeroConnector(AccountingConnector):
     # -- pull and find -----------------------------------------------------------------------
 
     def pull(self, access, book, entity, since, cursor) -> Page:
+        """One page, oldest change first. The cursor is `<If-Modified-Since>|<page>`: each next
+        page asks again from just before the newest change read (keyset paging), so a record
+        changed during the pass, which Xero moves to the end of the order, cannot shift an
+        unread record onto a page already read. Only when a whole page shares one time is
+        the next one asked by page number."""
         collection, id_field, _, sales_only = COLLECTIONS[entity]
-        page = int(cursor or 1)
+        asked_since, page = since, 1
+        if cursor:
+            asked_since, _, page_text = cursor.rpartition("|")
+            asked_since, page = asked_since or None, int(page_text)
         params = {"order": "UpdatedDateUTC ASC", "page": str(page)}
         if sales_only:
             params["where"] = sales_only
         if entity == "contact":
             params["includeArchived"] = "true"
-        headers = {"If-Modified-Since": since} if since else {}
+        headers = {"If-Modified-Since": asked_since} if asked_since else {}
         answer = self._api("GET", f"/{collection}", access, book, params=params, headers=headers)
         items = answer.get(collection)
         if not isinstance(items, list):
             raise ProviderUnavailable(f"Xero's answer held no list of {collection}.")
-        records, unreadable, newest = [], [], None
+        records, unreadable, stamps = [], [], []
         for item in items:
             if not isinstance(item, dict):
                 unreadable.append(Unreadable(None, "The record is not an object."))
                 continue
-            updated = None
             try:
                 updated = read_ms_date(item.get("UpdatedDateUTC"))
+                if updated:
+                    stamps.append(updated)
                 if entity == "contact" and item.get("IsSupplier") and not item.get("IsCustomer"):
                     continue  # a supplier only: nothing to collect from it
                 records.append(self._read(entity, item, access, book))
             except (ValueError, TypeError, KeyError) as error:
                 unreadable.append(Unreadable(item.get(id_field), str(error)))
-            if updated and (newest is None or updated > newest):
-                newest = updated
+        next_cursor = None
+        if len(items) >= self.page_size:
+            # A millisecond before the newest change: whether Xero counts the instant itself
+            # as "since" or not, nothing at that time is missed (a few are read twice).
+            restart = max(stamps) - timedelta(milliseconds=1) if stamps else None
+            if restart and min(stamps) < restart:
+                next_cursor = f"{marker_of(restart)}|1"
+            else:
+                next_cursor = f"{asked_since or ''}|{page + 1}"
         return Page(
             records=records,
-            next_cursor=str(page + 1) if len(items) >= self.page_size else None,
-            marker=marker_of(newest) if newest else None,
+            next_cursor=next_cursor,
+            marker=marker_of(max(stamps)) if stamps else None,
             unreadable=unreadable,
         )
 
