@@ -720,3 +720,21 @@ def test_the_contract_check_can_fail():
         ACCOUNTING.check_request("GET", "/Invoices", "", {}, b"")
     with pytest.raises(ContractBroken):
         ACCOUNTING.check_response("GET", "/Invoices", 200, b'{"Invoices":[{"Total":"12"}]}')
+
+
+def test_voiding_an_invoice_and_the_books_refusing_one_with_payments(standin, connector, access):
+    open_one = connector.find(access, standin.demo, "invoice", "INV-0010")
+    voided = connector.push(
+        access, standin.demo, "invoice", BookInvoice(**{**open_one.__dict__, "state": "void"}), "v1"
+    )
+    assert voided.state == "void"
+    assert standin.books(standin.demo, "Invoices")[open_one.remote_id]["Status"] == "VOIDED"
+    part_paid = connector.find(access, standin.demo, "invoice", "INV-0001")
+    with pytest.raises(RecordRefused, match="cannot be voided as it has payments"):
+        connector.push(
+            access,
+            standin.demo,
+            "invoice",
+            BookInvoice(**{**part_paid.__dict__, "state": "void"}),
+            "v2",
+        )

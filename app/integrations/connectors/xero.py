@@ -10,9 +10,10 @@ Wire protocol only: this module speaks the accounting connectors' neutral shapes
   `invalid_grant`, which is TokenRevoked. Access tokens last 30 minutes.
 - One consent can reach several organisations: `GET /connections` lists them (tenantId,
   tenantName); every accounting call names its organisation in `xero-tenant-id`.
-- Pulls ask with `If-Modified-Since: <marker>`, `order=UpdatedDateUTC ASC` and `page=N`
-  (100 records a page; the document states no maximum for pageSize, so none is asked for); the
-  marker is the newest UpdatedDateUTC read. Dates arrive in Microsoft's JSON form
+- Pulls ask with `If-Modified-Since: <marker>` and `order=UpdatedDateUTC ASC`, 100 records a
+  page (the document states no maximum for pageSize, so none is asked for); each next page
+  asks again from the newest change read (see `pull`); the marker is the newest UpdatedDateUTC
+  read. Dates arrive in Microsoft's JSON form
   `/Date(1539993600000+0000)/`; amounts are read as Decimal, never float.
 - Writes carry `Idempotency-Key` (Xero replays the first answer to a retried key) and
   `summarizeErrors=false`, so a refused record answers with its ValidationErrors, which become
@@ -654,6 +655,14 @@ class XeroConnector(AccountingConnector):
         return lines
 
     def _invoice_body(self, invoice: BookInvoice, access: str, book: str) -> dict:
+        if invoice.state == "void" or invoice.deleted:
+            if not invoice.remote_id:
+                raise RecordRefused(f"{invoice.number} is void and Xero never had it: not sent.")
+            # Xero voids an approved invoice; a draft is deleted instead.
+            return {
+                "InvoiceID": invoice.remote_id,
+                "Status": "DELETED" if invoice.state == "draft" else "VOIDED",
+            }
         body = {
             "Type": "ACCREC",
             "Contact": {"ContactID": invoice.contact_remote_id},
@@ -666,12 +675,6 @@ class XeroConnector(AccountingConnector):
         }
         if invoice.remote_id:
             body["InvoiceID"] = invoice.remote_id
-        if invoice.state == "void" or invoice.deleted:
-            # Xero voids an approved invoice; a draft is deleted instead.
-            return {
-                "InvoiceID": invoice.remote_id,
-                "Status": "VOIDED" if invoice.state != "draft" else "DELETED",
-            }
         if invoice.due_date:
             body["DueDate"] = invoice.due_date.isoformat()
         if invoice.reference:
