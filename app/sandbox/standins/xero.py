@@ -65,6 +65,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from urllib.parse import urlencode
 
+import httpx
+
 from app.core.tax_ids import gstin_check_character
 
 from .base import Fault, Request, Response, StandinServer, json_response
@@ -232,6 +234,7 @@ class XeroStandin(StandinServer):
             self.slow: tuple[float, int] = (0.0, 0)
             self.truncate = 0
             self._sequence = 0
+            self._last_stamp: datetime | None = None
             seed, contacts, invoices = self._seed
             # Seeding announces nothing: the subscriber is not listening yet.
             self._announce = False
@@ -290,7 +293,7 @@ class XeroStandin(StandinServer):
         with self._state:
             now = self.now()
             moment = now.replace(microsecond=now.microsecond // 1000 * 1000)
-            last = getattr(self, "_last_stamp", None)
+            last = self._last_stamp
             if last is not None and moment <= last:
                 moment = last + timedelta(milliseconds=1)
             self._last_stamp = moment
@@ -1237,8 +1240,6 @@ class XeroStandin(StandinServer):
     def intent_to_receive(self) -> dict:
         """Xero's handshake: deliveries with no events, one signed with the key and one not;
         a receiver passes when it answers 200 and 401."""
-        import httpx
-
         answers = {}
         for label, key in (
             ("signed", self.webhook_key),
