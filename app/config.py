@@ -201,7 +201,6 @@ def from_environment() -> dict:
         # The accounting sync (app.sync). The providers' app credentials and base URLs are
         # each connector's own settings (XERO_*, QBO_*, ZOHO_*, below them); these are the
         # engine's: the app's webhook signing keys, the waits, and when a run counts as dead.
-        "XERO_WEBHOOK_KEY": os.environ.get("XERO_WEBHOOK_KEY") or None,
         "QBO_WEBHOOK_VERIFIER": os.environ.get("QBO_WEBHOOK_VERIFIER") or None,
         # A page that fails (5xx, timeout) is tried again after these many seconds, then the
         # run fails and the next one resumes from that page.
@@ -230,6 +229,20 @@ def from_environment() -> dict:
         ),
         "QBO_CLIENT_ID": os.environ.get("QBO_CLIENT_ID", "duebook-sandbox-qbo-client"),
         "QBO_CLIENT_SECRET": os.environ.get("QBO_CLIENT_SECRET", "duebook-sandbox-qbo-secret"),
+        # Xero: consent page, token endpoint, API (make run points all three at its stand-in).
+        "XERO_LOGIN_BASE": os.environ.get("XERO_LOGIN_BASE", "https://login.xero.com"),
+        "XERO_IDENTITY_BASE": os.environ.get("XERO_IDENTITY_BASE", "https://identity.xero.com"),
+        "XERO_API_BASE": os.environ.get("XERO_API_BASE", "https://api.xero.com"),
+        # The platform's Xero app; unset, the sandbox app's (app/sandbox/standins/xero.py
+        # accepts it; production sets its own). Its webhook key has no default: unset, Xero's
+        # webhooks are refused (make run sets the stand-in's).
+        "XERO_CLIENT_ID": os.environ.get("XERO_CLIENT_ID", "SANDBOXXEROCLIENTID0000000000000"),
+        "XERO_CLIENT_SECRET": os.environ.get(
+            "XERO_CLIENT_SECRET", "sandbox-xero-client-secret-000000000000000000"
+        ),
+        "XERO_WEBHOOK_KEY": os.environ.get("XERO_WEBHOOK_KEY") or None,
+        # Seconds a Xero call may take before the page is left for the next run.
+        "XERO_TIMEOUT_SECONDS": float(os.environ.get("XERO_TIMEOUT_SECONDS", "30")),
         # The daily gateway reconciliation reads from the start of this many days ago (1:
         # yesterday and today so far); more catches what a longer outage lost.
         "GATEWAY_RECONCILIATION_DAYS": int(os.environ.get("GATEWAY_RECONCILIATION_DAYS", "1")),

@@ -40,7 +40,9 @@ import psycopg
 from aiosmtpd.controller import Controller
 
 from app.sandbox.providers import STANDIN_MORE_SETTINGS, standin_arguments
+from app.sandbox.standins.quickbooks import DEFAULT_VERIFIER_TOKEN as QBO_VERIFIER_TOKEN
 from app.sandbox.standins.whatsapp import DEFAULT_APP_SECRET
+from app.sandbox.standins.xero import DEFAULT_WEBHOOK_KEY as XERO_WEBHOOK_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -576,9 +578,15 @@ class SandboxProviders:
 
 
 def sandbox_provider_settings() -> dict[str, str]:
-    """The platform's WhatsApp app secret and verify token, as the stand-in signs with them."""
+    """The platform's keys the stand-ins sign their webhooks with: WhatsApp's app secret and
+    verify token, Xero's webhook key, QuickBooks' verifier token."""
 
-    return {"WHATSAPP_APP_SECRET": DEFAULT_APP_SECRET, "WHATSAPP_VERIFY_TOKEN": "sandbox-verify"}
+    return {
+        "WHATSAPP_APP_SECRET": DEFAULT_APP_SECRET,
+        "WHATSAPP_VERIFY_TOKEN": "sandbox-verify",
+        "XERO_WEBHOOK_KEY": XERO_WEBHOOK_KEY,
+        "QBO_WEBHOOK_VERIFIER": QBO_VERIFIER_TOKEN,
+    }
 
 
 def _dev_secret_key() -> str:

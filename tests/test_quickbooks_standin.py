@@ -375,7 +375,11 @@ def test_it_runs_as_a_process_and_in_make_run():
     finally:
         standin.stop()
     entry = next(e for e in standin_arguments("http://127.0.0.1:5000") if e[0] == "quickbooks")
-    assert entry == ("quickbooks", "QBO_API_BASE", ["--seed", "demo"])
+    assert entry == (
+        "quickbooks",
+        "QBO_API_BASE",
+        ["--seed", "demo", "--webhook-url", "http://127.0.0.1:5000/hooks/accounting/quickbooks"],
+    )
     assert STANDIN_MORE_SETTINGS["quickbooks"] == [
         ("QBO_DISCOVERY_URL", "/.well-known/openid_configuration")
     ]

@@ -57,11 +57,14 @@ def _dlt_content(body: str) -> str:
 STANDIN_MORE_SETTINGS = {
     "quickbooks": [("QBO_DISCOVERY_URL", "/.well-known/openid_configuration")],
     "zoho_books": [("ZOHO_API_BASE", "")],
+    "xero": [("XERO_LOGIN_BASE", ""), ("XERO_IDENTITY_BASE", "")],
 }
 
 
 def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
-    """(stand-in, config setting that points the app at it, extra arguments) for each."""
+    """(stand-in, config setting that points the app at it, extra arguments) for each. A
+    provider with several base URLs served by one stand-in names each setting, comma-separated
+    (Xero: its consent page, token endpoint and API)."""
     whatsapp = [
         "--webhook-url",
         f"{web_url}/hooks/whatsapp",
@@ -91,7 +94,16 @@ def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
             ["--webhook-url", f"{web_url}/hooks/razorpay/{RAZORPAY_WEBHOOK_TOKEN}"],
         ),
         ("zoho_books", "ZOHO_ACCOUNTS_BASE", ["--seed", "demo"]),
-        ("quickbooks", "QBO_API_BASE", ["--seed", "demo"]),
+        (
+            "quickbooks",
+            "QBO_API_BASE",
+            ["--seed", "demo", "--webhook-url", f"{web_url}/hooks/accounting/quickbooks"],
+        ),
+        (
+            "xero",
+            "XERO_API_BASE",
+            ["--seed", "demo", "--webhook-url", f"{web_url}/hooks/accounting/xero"],
+        ),
     ]
 
 

@@ -1,11 +1,10 @@
 """Local stand-ins for the messaging providers (WhatsApp Cloud API, MSG91, Twilio) and the
-payment gateways (Razorpay, Stripe) and the accounting books (Zoho Books, QuickBooks Online).
+payment gateways (Razorpay, Stripe) and the accounting books (Xero, QuickBooks Online, Zoho Books).
 
 They follow each provider's published contract (see each module's docstring and
 the shared reference providers.md §1 and §7), bind 127.0.0.1 only, and serve tests, the
 `make run` sandbox (recorded messages for the inbox page) and benchmarks. Run one as a process
-with `python -m app.sandbox.standins <whatsapp|msg91|twilio|razorpay|stripe|zoho_books|quickbooks>
---port N ...`.
+with `python -m app.sandbox.standins <name> --port N ...` (a name of STANDINS below).
 """
 
 from .base import StandinServer, parse_script
@@ -15,6 +14,7 @@ from .razorpay import RazorpayStandin
 from .stripe import StripeStandin, stripe_signature
 from .twilio import TwilioStandin, twilio_signature
 from .whatsapp import WhatsAppStandin, hub_signature, verify_webhook
+from .xero import XeroStandin, xero_signature
 from .zoho_books import ZohoBooksStandin
 
 STANDINS = {
@@ -25,6 +25,7 @@ STANDINS = {
     "razorpay": RazorpayStandin,
     "zoho_books": ZohoBooksStandin,
     "quickbooks": QuickBooksStandin,
+    "xero": XeroStandin,
 }
 
 __all__ = [
@@ -37,9 +38,11 @@ __all__ = [
     "TwilioStandin",
     "WhatsAppStandin",
     "ZohoBooksStandin",
+    "XeroStandin",
     "hub_signature",
     "parse_script",
     "stripe_signature",
     "twilio_signature",
     "verify_webhook",
+    "xero_signature",
 ]

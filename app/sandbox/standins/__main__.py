@@ -8,6 +8,7 @@
     python -m app.sandbox.standins razorpay --port 9105 --webhook-url http://127.0.0.1:5000/hooks/razorpay/TOKEN
     python -m app.sandbox.standins zoho_books --port 9106 --seed demo --per-minute 100
     python -m app.sandbox.standins quickbooks --port 9107 --seed demo --customers 100 --invoices 500
+    python -m app.sandbox.standins xero --port 9108 --seed demo --webhook-url http://127.0.0.1:5000/hooks/accounting/xero
 
 The first line on stdout is the base URL (for scripts); a description goes to stderr.
 """
@@ -23,6 +24,7 @@ from . import STANDINS
 from . import quickbooks as quickbooks_standin
 from . import razorpay as razorpay_standin
 from . import stripe as stripe_standin
+from . import xero as xero_standin
 from . import zoho_books as zoho_books_standin
 from .msg91 import DEFAULT_AUTHKEY
 from .twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
@@ -114,6 +116,22 @@ def _parser() -> argparse.ArgumentParser:
     quickbooks.add_argument("--seed", choices=("demo",), help="fill the company with books")
     quickbooks.add_argument("--customers", type=int, default=0, help="bulk customers to add")
     quickbooks.add_argument("--invoices", type=int, default=0, help="bulk invoices to add")
+    xero = sub.add_parser("xero", parents=[common], help="Xero identity and Accounting API")
+    xero.add_argument("--client-id", default=xero_standin.DEFAULT_CLIENT_ID)
+    xero.add_argument("--client-secret", default=xero_standin.DEFAULT_CLIENT_SECRET)
+    xero.add_argument("--webhook-key", default=xero_standin.DEFAULT_WEBHOOK_KEY)
+    xero.add_argument("--per-minute", type=int, default=60, help="calls a minute per organisation")
+    xero.add_argument("--per-day", type=int, default=5000, help="calls a day per organisation")
+    xero.add_argument("--concurrent", type=int, default=5, help="calls at once per organisation")
+    xero.add_argument(
+        "--refresh-grace",
+        type=float,
+        default=1800.0,
+        help="seconds a used refresh token still answers",
+    )
+    xero.add_argument("--seed", choices=["demo"], help="fill the books: demo = an Indian SME's")
+    xero.add_argument("--seed-contacts", type=int, default=0, help="bulk contacts (benchmarks)")
+    xero.add_argument("--seed-invoices", type=int, default=0, help="bulk invoices (benchmarks)")
     return parser
 
 
@@ -168,6 +186,20 @@ def build(args: argparse.Namespace):
         return cls(authkey=args.authkey, templates=templates, **common)
     if args.provider == "stripe":
         return cls(secret_key=args.secret_key, webhook_secret=args.webhook_secret, **common)
+    if args.provider == "xero":
+        return cls(
+            client_id=args.client_id,
+            client_secret=args.client_secret,
+            webhook_key=args.webhook_key,
+            per_minute=args.per_minute,
+            per_day=args.per_day,
+            concurrent=args.concurrent,
+            refresh_grace=args.refresh_grace,
+            seed=args.seed,
+            seed_contacts=args.seed_contacts,
+            seed_invoices=args.seed_invoices,
+            **common,
+        )
     if args.provider == "razorpay":
         return cls(
             key_id=args.key_id,
