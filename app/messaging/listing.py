@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from app.clients.models import Client
 from app.core.request_input import row_id
@@ -26,6 +26,10 @@ from tenants.models import Tenant
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
+LISTED_COLUMNS = (
+    "id", "tenant_id", "channel", "recipient", "subject", "client_id", "campaign_id", "status",
+    "created_at",
+)
 # What the page calls a status, and the stored statuses behind each: "queued" is waiting or
 # being sent, "failed" is the provider's failure and our own dead letters alike.
 STATUS_GROUPS: dict[str, tuple[str, ...]] = {
@@ -170,7 +174,11 @@ def list_messages(
     after: str | None = None,
     page_size: int = PAGE_SIZE,
 ) -> MessagePage:
-    query = _filtered(select(OutboxMessage), tenant_id, filters)
+    # The columns the list shows, not the bodies and payloads (an HTML e-mail is many kB).
+    shown = load_only(
+        *(getattr(OutboxMessage, name) for name in LISTED_COLUMNS), raiseload=True
+    )
+    query = _filtered(select(OutboxMessage).options(shown), tenant_id, filters)
     condition = _after(after)
     if condition is not None:
         query = query.where(condition)
