@@ -26,10 +26,6 @@ from tenants.models import Tenant
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
-LISTED_COLUMNS = (
-    "id", "tenant_id", "channel", "recipient", "subject", "client_id", "campaign_id", "status",
-    "created_at",
-)
 # What the page calls a status, and the stored statuses behind each: "queued" is waiting or
 # being sent, "failed" is the provider's failure and our own dead letters alike.
 STATUS_GROUPS: dict[str, tuple[str, ...]] = {
@@ -175,8 +171,18 @@ def list_messages(
     page_size: int = PAGE_SIZE,
 ) -> MessagePage:
     # The columns the list shows, not the bodies and payloads (an HTML e-mail is many kB).
+    m = OutboxMessage
     shown = load_only(
-        *(getattr(OutboxMessage, name) for name in LISTED_COLUMNS), raiseload=True
+        m.id,
+        m.tenant_id,
+        m.channel,
+        m.recipient,
+        m.subject,
+        m.client_id,
+        m.campaign_id,
+        m.status,
+        m.created_at,
+        raiseload=True,
     )
     query = _filtered(select(OutboxMessage).options(shown), tenant_id, filters)
     condition = _after(after)
