@@ -123,6 +123,18 @@ class AgingClientOverdue(TenantModel):
     )
 
 
+class AgingClientRows(TenantModel):
+    """The aging report's rows: one per client and currency with summary rows, and how many
+    (buckets) it has, kept by the summary's trigger, so the report counts its rows without
+    grouping the summary."""
+
+    __tablename__ = "aging_client_rows"
+
+    client_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    bucket_rows: Mapped[int] = mapped_column(SmallInteger)
+
+
 class AgingSales(TenantModel):
     """Credit sales per issue date and currency: totals of invoices issued that day, drafts and
     voids left out (the denominator of DSO)."""

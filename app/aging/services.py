@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 
 from app.aging.models import (
     AgingClientOverdue,
+    AgingClientRows,
     AgingEntry,
     AgingSales,
     AgingSnapshot,
@@ -549,12 +550,12 @@ def _overdue_page_query(bucket_count: int):
 @cache
 def _row_count_query():
     """How many client rows (client and currency) there are, counting stops past COUNT_CAP:
-    a walk of the summary's key."""
+    the kept rows, one per client and currency (grouping the summary's key cost ~6 ms at
+    100,000 clients)."""
     currency = bindparam("currency", type_=String(3))
     rows = (
-        select(AgingSummary.client_id, AgingSummary.currency)
-        .where(currency.is_(None) | (AgingSummary.currency == currency))
-        .group_by(AgingSummary.client_id, AgingSummary.currency)
+        select(AgingClientRows.client_id)
+        .where(currency.is_(None) | (AgingClientRows.currency == currency))
         .limit(bindparam("counted", type_=Integer))
         .subquery()
     )
@@ -936,13 +937,16 @@ def maintained_summary(session: Session) -> dict:
 
 
 def maintained_totals(session: Session) -> dict[str, tuple]:
-    """{"currency/bucket": (amount, invoice_count)} and {"overdue client/currency": ...} as
-    the dashboard reads them (the kept totals), for comparison with `totals_of`."""
+    """{"currency/bucket": (amount, invoice_count)}, {"overdue client/currency": ...} and
+    {"rows client/currency": (buckets,)} as the pages read them (the kept totals), for
+    comparison with `totals_of`."""
     found = {
         f"{c}/{b}": (amount, count) for c, b, amount, count in session.execute(_totals_query())
     }
     for row in session.scalars(select(AgingClientOverdue)):
         found[f"overdue {row.client_id}/{row.currency}"] = (row.amount, row.invoice_count)
+    for row in session.scalars(select(AgingClientRows)):
+        found[f"rows {row.client_id}/{row.currency}"] = (row.bucket_rows,)
     return found
 
 
@@ -954,6 +958,8 @@ def totals_of(summary: Mapping[tuple, tuple]) -> dict[str, tuple]:
         for key in keys:
             was_amount, was_count = found.get(key, (ZERO, 0))
             found[key] = (was_amount + amount, was_count + count)
+        rows = f"rows {client_id}/{currency}"
+        found[rows] = (found.get(rows, (0,))[0] + 1,)
     return found
 
 

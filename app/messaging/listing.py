@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from app.clients.models import Client
 from app.core.request_input import row_id
@@ -170,7 +170,21 @@ def list_messages(
     after: str | None = None,
     page_size: int = PAGE_SIZE,
 ) -> MessagePage:
-    query = _filtered(select(OutboxMessage), tenant_id, filters)
+    # The columns the list shows, not the bodies and payloads (an HTML e-mail is many kB).
+    m = OutboxMessage
+    shown = load_only(
+        m.id,
+        m.tenant_id,
+        m.channel,
+        m.recipient,
+        m.subject,
+        m.client_id,
+        m.campaign_id,
+        m.status,
+        m.created_at,
+        raiseload=True,
+    )
+    query = _filtered(select(OutboxMessage).options(shown), tenant_id, filters)
     condition = _after(after)
     if condition is not None:
         query = query.where(condition)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Integer,
+    Row,
     Select,
     String,
     and_,
@@ -29,7 +30,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Bundle, Session, aliased
 
 from app.clients.models import Client, Contact, Site
 from app.collections.models import (
@@ -211,14 +212,14 @@ class Owed:
 
 @dataclass
 class QueueItem:
-    client: Client
+    client: Row  # SHOWN_CLIENT: id and short_name
     owed: Owed
     since: date | None  # how old the item is: the task's day, the follow-up's, the dispute's
     notice: CollectionNotice | None = None
     activity: CollectionActivity | None = None
     promise: PromiseToPay | None = None
     dispute: Dispute | None = None
-    invoice: Invoice | None = None
+    invoice: Row | None = None  # SHOWN_INVOICE: id and number
     last_contact: datetime | None = None
 
 
@@ -269,10 +270,16 @@ def _section_values(session: Session, user_id: int, today: date) -> dict:
     }
 
 
+# What the queue shows of a client and of a disputed invoice: those columns, not whole rows
+# (a client has some forty columns: reading them cost the driver more than the statements).
+SHOWN_CLIENT = Bundle("client", Client.id, Client.short_name)
+SHOWN_INVOICE = Bundle("invoice", Invoice.id, Invoice.number)
+
+
 @cache
 def _open_tasks() -> Select:
     return (
-        select(CollectionNotice, Client)
+        select(CollectionNotice, SHOWN_CLIENT)
         .join(Client, Client.id == CollectionNotice.client_id)
         .where(
             CollectionNotice.channel.in_(TASK_CHANNELS),
@@ -291,7 +298,7 @@ def _open_tasks() -> Select:
 def _follow_ups() -> Select:
     later = aliased(CollectionActivity)
     return (
-        select(CollectionActivity, Client)
+        select(CollectionActivity, SHOWN_CLIENT)
         .join(Client, Client.id == CollectionActivity.client_id)
         .where(
             CollectionActivity.follow_up_on <= TODAY,
@@ -326,7 +333,7 @@ def _broken_promises() -> Select:
         PromiseToPay.resolved_at, func.timezone(ZONE, cast(PromiseToPay.promised_on, DateTime()))
     )
     return (
-        select(PromiseToPay, Client)
+        select(PromiseToPay, SHOWN_CLIENT)
         .join(Client, Client.id == PromiseToPay.client_id)
         .where(
             PromiseToPay.status == "broken",
@@ -344,7 +351,7 @@ def _broken_promises() -> Select:
 @cache
 def _disputes() -> Select:
     return (
-        select(Dispute, Client, Invoice)
+        select(Dispute, SHOWN_CLIENT, SHOWN_INVOICE)
         .join(Client, Client.id == Dispute.client_id)
         .join(Invoice, Invoice.id == Dispute.invoice_id)
         .where(Dispute.status == "open", Dispute.owner_user_id == USER)
@@ -374,7 +381,7 @@ def _without_contact() -> Select:
         CollectionHold.starts_on <= TODAY,
         or_(CollectionHold.ends_on.is_(None), CollectionHold.ends_on >= TODAY),
     )
-    return select(Client).where(
+    return select(SHOWN_CLIENT).where(
         Client.collector_user_id == USER,
         Client.deleted_at.is_(None),
         Client.status.notin_(("on_hold", "prospect")),
