@@ -1,7 +1,7 @@
 """The aging report's rows kept: one per client and currency owing anything (issue 17)
 
 Revision ID: 0034
-Revises: 0032
+Revises: 0033
 Create Date: 2026-12-05 09:00:00
 
 The report counts its rows (client and currency) up to 10,000 on every view. Counted from the
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0034"
-down_revision = "0032"
+down_revision = "0033"
 branch_labels = None
 depends_on = None
 
