@@ -10,6 +10,7 @@ provider's published contract (tests/*_contract.py)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -18,16 +19,19 @@ import pytest
 from sqlalchemy import func, select
 
 from app.clients.models import Client
+from app.integrations import connectors
 from app.integrations.models import IntegrationConnection
 from app.invoicing.models import CreditNote, Invoice
 from app.notifications.models import Notification
 from app.payments import services as payments
 from app.payments.models import Payment
 from app.sandbox.standins.quickbooks import DEFAULT_REALM, QuickBooksStandin
+from app.sandbox.standins.xero import XeroStandin, xero_signature
 from app.sandbox.standins.zoho_books import ZohoBooksStandin
 from app.sync import services
 from app.sync.models import SyncConflict, SyncLink, SyncProblem, SyncReport, SyncState
 from tests import quickbooks_contract, zoho_books_contract
+from tests.contract_openapi import ContractTransport, xero_documents
 from tests.helpers import tenant_session
 from tests.sync_helpers import connect_through_pages, runs, send
 
@@ -141,7 +145,50 @@ class QuickBooks:
         self.server.stop()
 
 
-PROVIDERS = {"zoho_books": Zoho, "quickbooks": QuickBooks}
+class Xero:
+    provider = "xero"
+
+    def __init__(self, app, monkeypatch):
+        self.server = XeroStandin(seed="demo").start()
+        for key in ("XERO_LOGIN_BASE", "XERO_IDENTITY_BASE", "XERO_API_BASE"):
+            monkeypatch.setitem(app.config, key, self.server.url)
+        documents = xero_documents()
+        # Every request the connector sends and every answer it reads, against Xero's documents.
+        self.transport = ContractTransport(
+            {
+                self.server.url + "/api.xro/2.0": documents["accounting"],
+                self.server.url: documents["identity"],
+            },
+            unchecked=("/connect/token",),
+        )
+        monkeypatch.setattr(connectors, "_transport", self.transport)
+        self.tenant = next(iter(self.server.organisations))
+
+    def check_contract(self):
+        assert self.transport.exchanges, "no exchange went through the contract check"
+
+    def invoice_numbers(self) -> set[str]:
+        return {
+            invoice["InvoiceNumber"]
+            for invoice in self.server.books(self.tenant, "Invoices").values()
+            if invoice["Type"] == "ACCREC"
+            and invoice["Status"] not in ("DRAFT", "SUBMITTED", "DELETED")
+        }
+
+    def payments_on(self, number: str) -> list[Decimal]:
+        invoices = self.server.books(self.tenant, "Invoices")
+        (invoice_id,) = [k for k, v in invoices.items() if v["InvoiceNumber"] == number]
+        return [
+            Decimal(str(payment["Amount"]))
+            for payment in self.server.books(self.tenant, "Payments").values()
+            if payment["_invoice"] == invoice_id and payment.get("Status") != "DELETED"
+        ]
+
+    def stop(self):
+        self.server.stop()
+
+
+PROVIDERS = {"xero": Xero, "zoho_books": Zoho, "quickbooks": QuickBooks}
 
 
 @pytest.fixture
@@ -456,3 +503,59 @@ def test_a_full_refresh_finds_what_the_books_deleted_and_reconciles(
     exported = client.get(f"/t/{tenant.slug}/sync/{connection_id}/reconciliation?format=csv")
     assert exported.mimetype == "text/csv" and "Totals,Invoices" in exported.text
     assert session.scalar(select(func.count()).select_from(CreditNote)) == 1
+
+
+def test_xero_webhooks_start_a_sync_of_the_one_workspace_they_name(
+    app, client, workspace, run_jobs, monkeypatch, quick_engine
+):
+    xero = Xero(app, monkeypatch)
+    try:
+        tenant, _, session = workspace
+        first_sync(client, run_jobs, tenant, "xero")
+        monkeypatch.setitem(app.config, "XERO_WEBHOOK_KEY", "the-apps-webhook-key")
+
+        def deliver(events, key="the-apps-webhook-key"):
+            body = json.dumps(
+                {
+                    "events": events,
+                    "firstEventSequence": 1,
+                    "lastEventSequence": 1,
+                    "entropy": "S0m3r4Nd0mt3xt",
+                }
+            ).encode()
+            return client.post(
+                "/hooks/accounting/xero",
+                data=body,
+                headers={
+                    "x-xero-signature": xero_signature(body, key),
+                    "Content-Type": "application/json",
+                },
+            )
+
+        # Xero's intent-to-receive: 200 with no body when signed with our key, else 401.
+        good = deliver([])
+        assert (good.status_code, good.data) == (200, b"")
+        assert deliver([], key="someone-elses-key").status_code == 401
+        before = len(runs(session))
+        event = {
+            "resourceUrl": "https://api.xero.com/api.xro/2.0/Invoices/x",
+            "resourceId": "0d3c5f2e-2b0a-4f32-8d7d-6d0a9c4c5e11",
+            "eventDateUtc": "2026-12-05T08:00:00.000",
+            "eventType": "UPDATE",
+            "eventCategory": "INVOICE",
+            "tenantId": xero.tenant,
+            "tenantType": "ORGANISATION",
+        }
+        assert deliver([event]).status_code == 200
+        latest = runs(session)[-1]
+        assert len(runs(session)) == before + 1 and latest.trigger == "webhook"
+        # An organisation no workspace syncs is acknowledged and nothing runs.
+        assert (
+            deliver([{**event, "tenantId": "00000000-0000-0000-0000-000000000000"}]).status_code
+            == 200
+        )
+        assert len(runs(session)) == before + 1
+        run_jobs()
+        assert runs(session)[-1].status == "done"
+    finally:
+        xero.stop()

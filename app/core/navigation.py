@@ -152,6 +152,7 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
                 ("integrations.manage",),
                 _blueprint("integrations"),
             ),
+            NavLink("sync.index", "Accounting sync", ("integrations.manage",), _blueprint("sync")),
             NavLink(
                 "clients.industries",
                 "Industries",

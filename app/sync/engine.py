@@ -167,6 +167,7 @@ class Run:
         if not self.settings.get("matched_at"):
             self.propose_matches()
             return
+        self.apply_matches()
         for entity in PULL_ORDER:
             self.pull(entity)
         for entity in PUSH_ORDER:
@@ -179,8 +180,14 @@ class Run:
     def propose_matches(self) -> None:
         """Every customer of the books with the client it would be linked to (same tax id, else
         e-mail, else name) or "create"; nothing is written on either side until a person
-        confirms (services.confirm_matches)."""
-        cursor = None
+        confirms (services.confirm_matches). This is the contacts' first pass (resumable like
+        any, its change marker kept): the run after the review applies the decisions from what
+        was read here and then asks only for what changed since."""
+        state = self.state("contact")
+        if state.pass_run_id is None:
+            state.pass_run_id, state.cursor, state.pass_marker = self.run.id, None, None
+            state.pass_full = True
+        self.commit()
         clients = self.session.scalars(select(Client).where(Client.deleted_at.is_(None))).all()
         by_tax, by_email, by_name = {}, {}, {}
         for client in clients:
@@ -191,12 +198,30 @@ class Run:
                 by_email.setdefault(values["email"], client)
             by_name.setdefault(_name_key(client.full_name), client)
             by_name.setdefault(_name_key(client.short_name), client)
-        taken: set[int] = set()
+        taken = set(
+            self.session.scalars(
+                select(SyncMatch.local_id).where(
+                    SyncMatch.connection_id == self.connection.id, SyncMatch.local_id.is_not(None)
+                )
+            )
+        )
         while True:
             self.beat("pull contact")
-            page = self.books.call("pull", "contact", None, cursor)
+            page = self.books.call("pull", "contact", None, state.cursor)
+            for unreadable in page.unreadable:
+                self.run.read += 1
+                self.problem("contact", "pull", unreadable.reason, remote_id=unreadable.remote_id)
+            known = set(
+                self.session.scalars(
+                    select(SyncMatch.remote_id).where(
+                        SyncMatch.connection_id == self.connection.id,
+                        SyncMatch.remote_id.in_([r.remote_id for r in page.records]),
+                    )
+                )
+            )
             for record in page.records:
-                if not isinstance(record, BookContact) or record.deleted:
+                self.run.read += 1
+                if record.deleted or record.remote_id in known:
                     continue
                 values = mapping.contact_values(record)
                 client, reason = None, None
@@ -211,31 +236,50 @@ class Run:
                         break
                 if client is not None:
                     taken.add(client.id)
-                exists = self.session.scalar(
-                    select(SyncMatch).where(
-                        SyncMatch.connection_id == self.connection.id,
-                        SyncMatch.remote_id == record.remote_id,
+                self.session.add(
+                    SyncMatch(
+                        connection_id=self.connection.id,
+                        remote_id=record.remote_id,
+                        remote_name=(values["name"] or "(no name)")[:191],
+                        remote_facts=mapping.contact_to_json(record),
+                        local_id=client.id if client else None,
+                        reason=reason,
+                        decision="link" if client else "create",
                     )
                 )
-                if exists is None:
-                    self.session.add(
-                        SyncMatch(
-                            connection_id=self.connection.id,
-                            remote_id=record.remote_id,
-                            remote_name=(values["name"] or "(no name)")[:191],
-                            remote_facts={k: v for k, v in values.items() if v},
-                            local_id=client.id if client else None,
-                            reason=reason,
-                            decision="link" if client else "create",
-                        )
-                    )
-                self.run.read += 1
-            self.commit()
-            cursor = page.next_cursor
-            if cursor is None:
+            if page.marker:
+                state.pass_marker = page.marker
+            state.cursor = page.next_cursor
+            if page.next_cursor is None:
+                state.marker = state.pass_marker or state.marker
+                state.pass_run_id = state.cursor = None
+                self.commit()
                 break
+            self.commit()
         self.run.status = "review"
         self.run.stage = "waiting for the review"
+
+    def apply_matches(self) -> None:
+        """The first run after the review: each customer read for it is linked or created as
+        the person decided (from what was read then; the contacts' pass that follows asks only
+        for changes since)."""
+        pending = self.session.scalars(
+            select(SyncMatch)
+            .where(SyncMatch.connection_id == self.connection.id, SyncMatch.applied.is_(False))
+            .order_by(SyncMatch.id)
+        ).all()
+        if not pending:
+            return
+        self.beat("apply the review")
+        for number, match in enumerate(pending, start=1):
+            record = mapping.contact_from_json(match.remote_facts)
+            if match.decision != "skip":
+                self.run.read += 1
+                self.take("contact", record)
+            match.applied = True
+            if number % 200 == 0:
+                self.commit()
+        self.commit()
 
     # Pulling --------------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ sides last agreed (`SyncLink.agreed`) and shown side by side on the conflicts pa
 from __future__ import annotations
 
 from contextlib import suppress
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import select
@@ -143,6 +143,20 @@ def contact_values(record: BookContact) -> dict:
         "city": _text(record.address.city),
         "postal_code": _text(record.address.postal_code),
     }
+
+
+def contact_to_json(record: BookContact) -> dict:
+    data = asdict(record)
+    data["updated_at"] = record.updated_at.isoformat() if record.updated_at else None
+    return data
+
+
+def contact_from_json(data: dict) -> BookContact:
+    values = dict(data)
+    values["address"] = Address(**(values.get("address") or {}))
+    if values.get("updated_at"):
+        values["updated_at"] = datetime.fromisoformat(values["updated_at"])
+    return BookContact(**values)
 
 
 def book_contact(client: Client, values: dict, remote_id: str | None, version=None):

@@ -211,10 +211,14 @@ class SyncMatch(TenantModel):
     )
     remote_id: Mapped[str] = mapped_column(String(80))
     remote_name: Mapped[str] = mapped_column(String(191))
+    # The customer as the books showed it (BookContact as JSON): what the review shows and what
+    # the run after it creates or links from.
     remote_facts: Mapped[dict] = mapped_column(JSONB, default=dict)
     local_id: Mapped[int | None] = mapped_column(BigInteger)
     reason: Mapped[str | None] = mapped_column(String(64))
     decision: Mapped[str] = mapped_column(String(8))
+    # The run after the review linked or created it.
+    applied: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), default=False)
 
     __table_args__ = (
         CheckConstraint(f"decision IN ({sql_list(MATCH_DECISIONS)})", name="decision"),

@@ -415,7 +415,7 @@ def confirm_matches(
             match.decision = "create"
             continue
         local = mapping.client_values(session, client)
-        remote = {name: match.remote_facts.get(name) for name in mapping.CONTACT_FIELDS}
+        remote = mapping.contact_values(mapping.contact_from_json(match.remote_facts))
         session.add(
             SyncLink(
                 connection_id=connection.id,

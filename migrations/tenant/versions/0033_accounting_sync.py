@@ -107,6 +107,7 @@ def upgrade() -> None:
         sa.Column("local_id", sa.BigInteger(), nullable=True),
         sa.Column("reason", sa.String(length=64), nullable=True),
         sa.Column("decision", sa.String(length=8), nullable=False),
+        sa.Column("applied", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.CheckConstraint(
             "decision IN ('link', 'create', 'skip')", name=op.f("ck_sync_matches_decision")
         ),
