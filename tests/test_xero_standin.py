@@ -356,3 +356,20 @@ def test_where_reads_stored_and_shown_fields(standin):
     assert len(customers) == 6
     bad = call(standin, "GET", "/Invoices", token, standin.demo, params={"where": "Total >> 3"})
     assert bad.status_code == 400
+
+
+def test_a_person_sees_the_books_and_changes_a_customer_as_the_accountant_would(standin):
+    page = httpx.get(standin.url + "/_standin/xero/")
+    assert page.status_code == 200 and "INV-0001" in page.text and "Save in Xero" in page.text
+    tenant = next(iter(standin.organisations))
+    contact_id, contact = next(iter(standin.books(tenant, "Contacts").items()))
+    before = contact["UpdatedDateUTC"]
+    saved = httpx.post(
+        standin.url + "/_standin/xero/contact-email",
+        data={"tenant": tenant, "id": contact_id, "email": "accounts@changed.example"},
+    )
+    assert saved.status_code == 303
+    changed = standin.books(tenant, "Contacts")[contact_id]
+    assert changed["EmailAddress"] == "accounts@changed.example"
+    assert changed["UpdatedDateUTC"] > before  # an incremental pull sees it
+    assert "accounts@changed.example" in httpx.get(standin.url + "/_standin/xero/").text

@@ -179,7 +179,16 @@ def _connection_page(connection, status: int = 200, block: str | None = None):
         problems=services.run_problems(db.session, last.id, limit=50) if last else [],
         last=last,
         report=latest_report(db.session, connection.id),
+        sandbox_books=_sandbox_books(connection.provider),
     )
+
+
+def _sandbox_books(provider: str) -> str | None:
+    """Under make run, the page of the Xero stand-in that shows the books (where a payment
+    recorded here is seen arriving)."""
+    if provider != "xero" or not current_app.config.get("SANDBOX_MESSAGES_DIR"):
+        return None
+    return current_app.config["XERO_API_BASE"].rstrip("/") + "/_standin/xero/"
 
 
 @blueprint.get("/<int:connection_id>")

@@ -1172,9 +1172,13 @@ class XeroStandin(StandinServer):
             return None
         spec = (
             json.loads(request.body or b"{}", parse_float=Decimal)
-            if request.method == "POST"
+            if request.method == "POST" and route != "contact-email"
             else {}
         )
+        if route == "" and request.method == "GET":
+            return self.books_page()
+        if route == "contact-email" and request.method == "POST":
+            return self.change_email(request.form())
         tenant = spec.get("tenant") or request.arg("tenant") or self.demo
         if route == "books" and request.method == "GET":
             return xero_response(200, self.dump())
@@ -1206,6 +1210,81 @@ class XeroStandin(StandinServer):
         if route == "intent-to-receive":
             return json_response(200, self.intent_to_receive())
         return None
+
+    def books_page(self) -> Response:
+        """The books as a person sees them in the sandbox (`/_standin/xero/`): each
+        organisation's invoices with what they still owe, its payments and its customers, and a
+        form to change a customer's e-mail as the accountant would in Xero."""
+        sections = []
+        for tenant, books in self.dump().items():
+            names = {c["ContactID"]: c["Name"] for c in books["Contacts"]}
+            numbers = {i["InvoiceID"]: i.get("InvoiceNumber") for i in books["Invoices"]}
+            rows = "".join(
+                _row(
+                    i.get("InvoiceNumber"),
+                    names.get(i["Contact"]["ContactID"]),
+                    i["Status"],
+                    i.get("Total"),
+                    i.get("AmountDue"),
+                )
+                for i in books["Invoices"]
+            )
+            paid = "".join(
+                _row(
+                    str(p.get("Date"))[:30],
+                    numbers.get(p["Invoice"]["InvoiceID"]),
+                    p.get("Amount"),
+                    p.get("Reference"),
+                    p.get("Status"),
+                )
+                for p in books["Payments"]
+            )
+            people = "".join(
+                "<tr>"
+                + _cells(c["Name"], c.get("TaxNumber"))
+                + "<td><form method=post action='/_standin/xero/contact-email'>"
+                + f"<input type=hidden name=tenant value='{html.escape(tenant)}'>"
+                + f"<input type=hidden name=id value='{html.escape(c['ContactID'])}'>"
+                + "<label>E-mail <input name=email "
+                + f"value='{html.escape(c.get('EmailAddress') or '')}'></label> "
+                + "<button>Save in Xero</button></form></td></tr>"
+                for c in books["Contacts"]
+            )
+            sections.append(
+                f"<h2>{html.escape(books['Name'])}</h2><h3>Invoices</h3><table>"
+                + _row("Number", "Customer", "Status", "Total", "Amount due", head=True)
+                + rows
+                + "</table><h3>Payments</h3><table>"
+                + _row("Date", "Invoice", "Amount", "Reference", "Status", head=True)
+                + (paid or "<tr><td colspan=5>None</td></tr>")
+                + "</table><h3>Customers</h3><table>"
+                + _row("Name", "Tax number", "E-mail", head=True)
+                + people
+                + "</table>"
+            )
+        style = (
+            "<style>body{font-family:system-ui;margin:1rem}table{border-collapse:collapse;"
+            "display:block;overflow-x:auto}td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;"
+            "text-align:left}.n{text-align:right}</style>"
+        )
+        return _page(
+            200,
+            f"{style}<h1>Xero (sandbox stand-in): your books</h1>"
+            "<p>What Xero holds. Duebook reads and writes it through the Accounting API.</p>"
+            + "".join(sections),
+        )
+
+    def change_email(self, form: dict) -> Response:
+        try:
+            self.edit(
+                form.get("tenant") or self.demo,
+                "Contacts",
+                form.get("id", ""),
+                {"EmailAddress": (form.get("email") or "").strip()},
+            )
+        except _Refused as error:
+            return _page(400, f"<p>{html.escape(str(error))}</p>")
+        return Response(303, b"", [("Location", "/_standin/xero/")])
 
     def edit(self, tenant: str, entity: str, record_id: str, changes: dict) -> dict:
         """An accountant's change in Xero: the fields given replace the record's (a status, a
@@ -1618,6 +1697,17 @@ def _unauthorized() -> Response:
         },
         [("WWW-Authenticate", 'Bearer error="invalid_token"')],
     )
+
+
+def _cells(*values, head: bool = False) -> str:
+    tag = "th" if head else "td"
+    return "".join(
+        f"<{tag}>{html.escape('' if value is None else str(value))}</{tag}>" for value in values
+    )
+
+
+def _row(*values, head: bool = False) -> str:
+    return f"<tr>{_cells(*values, head=head)}</tr>"
 
 
 def _page(status: int, body: str) -> Response:
