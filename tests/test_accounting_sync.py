@@ -276,6 +276,9 @@ def test_the_books_come_into_duebook_once_each(app, client, workspace, books, ru
     assert sorted(session.scalars(select(Invoice.number)).all()) == sorted(numbers)
     page = client.get(f"/t/{tenant.slug}/sync/{connection_id}")
     assert "Sync now" in page.text and "Last synced" in page.text
+    # The browser may follow "Connect" to the provider's consent page, and nowhere else.
+    policy = page.headers["Content-Security-Policy"]
+    assert f"form-action 'self' https: {books.server.url}" in policy
 
 
 def _open_invoice(session) -> Invoice:

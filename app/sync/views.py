@@ -7,6 +7,7 @@ arrive at `/hooks/accounting/<provider>`."""
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -43,6 +44,29 @@ MANAGE = "integrations.manage"
 CONSENT_KEY = "sync_consent"
 # Xero's and QuickBooks' notifications are a few KB.
 MAX_WEBHOOK_BYTES = 256 * 1024
+
+
+# The sync pages' own policy: as the app's, but "Connect" and "Reconnect" lead to the
+# provider's consent page (a form POST answered by a redirect to another origin is a form
+# action to that origin): its https address, and in the sandbox the stand-in on 127.0.0.1.
+SYNC_PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self' https:"
+)
+CONSENT_BASES = ("XERO_LOGIN_BASE", "QBO_DISCOVERY_URL", "ZOHO_ACCOUNTS_BASE")
+
+
+@blueprint.after_request
+def _consent_policy(response):
+    local = sorted(
+        {
+            f"{parts.scheme}://{parts.netloc}"
+            for parts in (urlsplit(current_app.config.get(name) or "") for name in CONSENT_BASES)
+            if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+        }
+    )
+    response.headers["Content-Security-Policy"] = " ".join([SYNC_PAGE_POLICY, *local])
+    return response
 
 
 def _redirect_uri(provider: str) -> str:
