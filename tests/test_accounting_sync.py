@@ -268,6 +268,13 @@ def test_the_books_come_into_duebook_once_each(app, client, workspace, books, ru
     assert session.scalar(select(func.count()).select_from(Payment)) >= 3
     assert session.scalar(select(func.count()).select_from(Invoice).where(Invoice.status == "paid"))
 
+    # An invoice from the books says where its ledger is kept.
+    from_books = session.scalar(select(Invoice.id).where(Invoice.series == "BOOKS").limit(1))
+    invoice_page = client.get(f"/t/{tenant.slug}/invoices/{from_books}")
+    assert 'data-testid="invoice-sync"' in invoice_page.text and "which keeps its ledger" in (
+        invoice_page.text
+    )
+
     # Again: nothing new is created on either side.
     send(client, tenant, f"/t/{tenant.slug}/sync/{connection_id}/sync")
     run_jobs()

@@ -39,7 +39,7 @@ def _money(value) -> Decimal:
 
 
 def build_report(session: Session, connection: IntegrationConnection, run: SyncRun) -> SyncReport:
-    months: dict[tuple[str, str], dict] = defaultdict(
+    months: dict[tuple[str, str, str], dict] = defaultdict(
         lambda: {
             "duebook_count": 0,
             "duebook_total": Decimal(0),
@@ -58,7 +58,7 @@ def build_report(session: Session, connection: IntegrationConnection, run: SyncR
         by_entity[link.entity][link.local_id] = link
         books = link.books or {}
         if not books.get("deleted") and books.get("state") != "void":
-            bucket = months[(link.entity, _month(books.get("date")))]
+            bucket = months[(link.entity, _month(books.get("date")), books.get("currency") or "")]
             bucket["books_count"] += 1
             bucket["books_total"] += _money(books.get("total"))
 
@@ -68,7 +68,14 @@ def build_report(session: Session, connection: IntegrationConnection, run: SyncR
     owed = outstanding_of(session, invoices)
     for invoice in invoices:
         link = by_entity["invoice"][invoice.id]
-        _count(months, "invoice", invoice.issue_date, invoice.total, invoice.status == "void")
+        _count(
+            months,
+            "invoice",
+            invoice.issue_date,
+            invoice.currency,
+            invoice.total,
+            invoice.status == "void",
+        )
         books = link.books or {}
         pairs = (
             ("number", invoice.number, books.get("number")),
@@ -96,7 +103,7 @@ def build_report(session: Session, connection: IntegrationConnection, run: SyncR
             )
         ).all()
         for invoice in missing:
-            _count(months, "invoice", invoice.issue_date, invoice.total, False)
+            _count(months, "invoice", invoice.issue_date, invoice.currency, invoice.total, False)
             differences.append(
                 _difference("invoice", invoice.number, "in the books", "yes", "not yet")
             )
@@ -105,7 +112,7 @@ def build_report(session: Session, connection: IntegrationConnection, run: SyncR
         select(CreditNote).where(CreditNote.id.in_(list(by_entity["credit_note"])))
     ).all()
     for note in notes:
-        _count(months, "credit_note", note.issue_date, note.total, False)
+        _count(months, "credit_note", note.issue_date, note.currency, note.total, False)
         books = by_entity["credit_note"][note.id].books or {}
         if books.get("total") is not None and _differs(str(note.total), books["total"]):
             differences.append(
@@ -119,7 +126,9 @@ def build_report(session: Session, connection: IntegrationConnection, run: SyncR
     ).all()
     for allocation, payment in rows:
         live = allocation.removed_at is None and payment.voided_at is None
-        _count(months, "payment", payment.received_on, allocation.amount, not live)
+        _count(
+            months, "payment", payment.received_on, payment.currency, allocation.amount, not live
+        )
         books = by_entity["payment"][allocation.id].books or {}
         gone = bool(books.get("deleted"))
         label = f"{payment.received_on.isoformat()} {payment.reference or ''}".strip()
@@ -156,12 +165,13 @@ def build_report(session: Session, connection: IntegrationConnection, run: SyncR
             {
                 "entity": entity,
                 "month": month,
+                "currency": currency,
                 "duebook_count": bucket["duebook_count"],
                 "duebook_total": str(bucket["duebook_total"]),
                 "books_count": bucket["books_count"],
                 "books_total": str(bucket["books_total"]),
             }
-            for (entity, month), bucket in sorted(months.items())
+            for (entity, month, currency), bucket in sorted(months.items())
         ],
         differences=differences,
         difference_count=len(differences),
@@ -171,10 +181,10 @@ def build_report(session: Session, connection: IntegrationConnection, run: SyncR
     return report
 
 
-def _count(months, entity: str, day, amount, void: bool) -> None:
+def _count(months, entity: str, day, currency: str, amount, void: bool) -> None:
     if void:
         return
-    bucket = months[(entity, _month(day.isoformat() if day else None))]
+    bucket = months[(entity, _month(day.isoformat() if day else None), currency)]
     bucket["duebook_count"] += 1
     bucket["duebook_total"] += Decimal(amount or 0)
 
@@ -208,13 +218,16 @@ def latest_report(session: Session, connection_id: int) -> SyncReport | None:
 def report_csv(report: SyncReport, books_title: str) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["Section", "Entity", "Month or record", "Field", "Duebook", books_title])
+    writer.writerow(
+        ["Section", "Entity", "Month or record", "Currency", "Field", "Duebook", books_title]
+    )
     for row in report.months:
         writer.writerow(
             [
                 "Totals",
                 ENTITY_LABELS.get(row["entity"], row["entity"]),
                 row["month"],
+                row.get("currency", ""),
                 "count",
                 row["duebook_count"],
                 row["books_count"],
@@ -225,6 +238,7 @@ def report_csv(report: SyncReport, books_title: str) -> str:
                 "Totals",
                 ENTITY_LABELS.get(row["entity"], row["entity"]),
                 row["month"],
+                row.get("currency", ""),
                 "total",
                 row["duebook_total"],
                 row["books_total"],
@@ -236,9 +250,24 @@ def report_csv(report: SyncReport, books_title: str) -> str:
                 "Difference",
                 ENTITY_LABELS.get(row["entity"], row["entity"]),
                 row["record"],
+                "",
                 row["field"],
                 row["duebook"],
                 row["books"],
             ]
         )
     return out.getvalue()
+
+
+def month_rows(report: SyncReport) -> list[dict]:
+    """The report's months with their totals as amounts (kept as text in the report)."""
+    return [
+        {
+            **row,
+            "duebook_total": Decimal(row["duebook_total"]),
+            "books_total": Decimal(row["books_total"]),
+            "agree": row["duebook_count"] == row["books_count"]
+            and Decimal(row["duebook_total"]) == Decimal(row["books_total"]),
+        }
+        for row in report.months
+    ]

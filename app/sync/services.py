@@ -166,7 +166,7 @@ def choose_book(
     connection.settings = settings
     _bind_book(session, connection, book_id)
     session.flush()
-    trigger = "manual" if settings.get("matched_at") else "connect"
+    trigger = "manual" if settings.get("matched_at") else "review"
     return start_run(session, connection, trigger, user_id)
 
 
@@ -604,3 +604,20 @@ def workspaces_syncing(session: Session) -> list[int]:
             .distinct()
         )
     )
+
+
+def invoice_link(
+    session: Session, invoice_id: int
+) -> tuple[SyncLink, IntegrationConnection] | None:
+    """The invoice's link to the books of a live connection, if it has one."""
+    row = session.execute(
+        select(SyncLink, IntegrationConnection)
+        .join(IntegrationConnection, IntegrationConnection.id == SyncLink.connection_id)
+        .where(
+            SyncLink.entity == "invoice",
+            SyncLink.local_id == invoice_id,
+            IntegrationConnection.status != "disconnected",
+        )
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row else None

@@ -31,7 +31,7 @@ from app.sync.engine import source_label
 from app.sync.mapping import CONTACT_FIELDS, CONTACT_LABELS
 from app.sync.models import SyncRun
 from app.sync.ownership import OWNER_LABELS, contact_owners
-from app.sync.reconciliation import ENTITY_LABELS, latest_report, report_csv
+from app.sync.reconciliation import ENTITY_LABELS, latest_report, month_rows, report_csv
 from tenants.context import require_permission
 
 log = logging.getLogger(__name__)
@@ -341,6 +341,7 @@ def reconciliation(connection_id):
         connection=connection,
         title=title,
         report=report,
+        months=month_rows(report) if report else [],
         entity_labels=ENTITY_LABELS,
         running=services.active_run(db.session, connection.id),
     )

@@ -181,7 +181,7 @@ def upgrade() -> None:
             name=op.f("ck_sync_runs_status"),
         ),
         sa.CheckConstraint(
-            "trigger IN ('manual', 'schedule', 'webhook', 'full', 'connect')",
+            "trigger IN ('manual', 'schedule', 'webhook', 'full', 'review', 'connect')",
             name=op.f("ck_sync_runs_trigger"),
         ),
         sa.ForeignKeyConstraint(
