@@ -575,3 +575,42 @@ def test_xero_webhooks_start_a_sync_of_the_one_workspace_they_name(
         assert sync_runs()[-1].status == "done"
     finally:
         xero.stop()
+
+
+def test_an_expiring_token_is_refreshed_and_the_new_one_stored_before_use(
+    app, client, db_session, workspace, run_jobs, monkeypatch, quick_engine
+):
+    from app.core.crypto import decrypt_secrets, encrypt_secrets
+
+    xero = Xero(app, monkeypatch)
+    try:
+        tenant, _, session = workspace
+        connection_id = first_sync(client, run_jobs, tenant, "xero")
+        connection = session.get(IntegrationConnection, connection_id)
+        keys = app.config["SECRETS_KEYS"]
+        stored = decrypt_secrets(connection.secrets_ciphertext, keys)
+        # A minute left: the next run refreshes first (Xero's tokens last 30 minutes).
+        stored["expires_at"] = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+        connection.secrets_ciphertext = encrypt_secrets(stored, keys)
+        session.commit()
+        send(client, tenant, f"/t/{tenant.slug}/sync/{connection_id}/sync")
+        run_jobs()
+        assert runs(session)[-1].status == "done"
+        session.expire_all()
+        fresh = decrypt_secrets(
+            session.get(IntegrationConnection, connection_id).secrets_ciphertext, keys
+        )
+        assert fresh["refresh_token"] != stored["refresh_token"]  # Xero rotates them
+        assert datetime.fromisoformat(fresh["expires_at"]) > datetime.now(UTC) + timedelta(
+            minutes=20
+        )
+        # The old refresh token is spent: within Xero's grace period it only answers the same
+        # new tokens again, the ones stored.
+        answer = httpx.post(
+            f"{xero.server.url}/connect/token",
+            data={"grant_type": "refresh_token", "refresh_token": stored["refresh_token"]},
+            auth=(xero.server.client_id, xero.server.client_secret),
+        )
+        assert answer.json()["refresh_token"] == fresh["refresh_token"]
+    finally:
+        xero.stop()
