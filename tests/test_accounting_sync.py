@@ -614,3 +614,29 @@ def test_an_expiring_token_is_refreshed_and_the_new_one_stored_before_use(
         assert answer.json()["refresh_token"] == fresh["refresh_token"]
     finally:
         xero.stop()
+
+
+def test_a_second_worker_leaves_a_connection_to_the_one_running_it(
+    app, client, workspace, zoho, run_jobs
+):
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    tenant, _, session = workspace
+    connection_id = first_sync(client, run_jobs, tenant, "zoho_books")
+    send(client, tenant, f"/t/{tenant.slug}/sync/{connection_id}/sync")
+    key = f"sync:{tenant.id}:{connection_id}"
+    with app.app_context():
+        engine = db.engine
+    with engine.connect() as other_worker:
+        other_worker.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), {"key": key})
+        run_jobs()
+        assert runs(session)[-1].status == "queued"  # untouched: the other worker has it
+        other_worker.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": key})
+    # That worker died without finishing: the sweeper hands the run over again.
+    with app.app_context():
+        assert services.sweep(session, datetime.now(UTC) + timedelta(minutes=5)) == 1
+        session.commit()
+    run_jobs()
+    assert runs(session)[-1].status == "done"

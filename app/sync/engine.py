@@ -20,6 +20,7 @@ connection into "needs reconnecting" and tells the admins, once."""
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -32,6 +33,7 @@ from app.audit.services import SOURCE_KEY
 from app.clients.models import Client
 from app.core.clock import local_date
 from app.core.signals import announce_integration_lost
+from app.extensions import db
 from app.integrations.connectors.accounting import (
     BookContact,
     BookCreditNote,
@@ -864,16 +866,22 @@ def connection_tenant_id(session: Session) -> int:
 # Entry points --------------------------------------------------------------------------------
 
 
-def _take_lock(session: Session, connection_id: int) -> bool:
-    """One worker per connection: a lock held by this database session until it ends (a killed
-    worker's session ends with it, so its run can be resumed at once)."""
-    key = f"sync:{connection_tenant_id(session)}:{connection_id}"
-    return bool(session.scalar(select(func.pg_try_advisory_lock(func.hashtext(key)))))
-
-
-def _release_lock(session: Session, connection_id: int) -> None:
-    key = f"sync:{connection_tenant_id(session)}:{connection_id}"
-    session.execute(select(func.pg_advisory_unlock(func.hashtext(key))))
+@contextmanager
+def _one_worker(session: Session, connection_id: int):
+    """Yields whether this worker holds the connection's run lock: a PostgreSQL advisory lock
+    held by a database connection of its own for as long as the run lasts (the run's session
+    commits often and may get another pooled connection each time). A killed worker's
+    connection closes with it, and its lock with it, so the run can be resumed at once."""
+    key = f"sync:{bound_tenant_id(session)}:{connection_id}"
+    with db.engine.connect() as holder:
+        taken = bool(holder.scalar(select(func.pg_try_advisory_lock(func.hashtext(key)))))
+        holder.commit()
+        try:
+            yield taken
+        finally:
+            if taken:
+                holder.scalar(select(func.pg_advisory_unlock(func.hashtext(key))))
+                holder.commit()
 
 
 def perform(session: Session, run_id: int) -> str:
@@ -883,14 +891,13 @@ def perform(session: Session, run_id: int) -> str:
         return "skipped: not active"
     connection_id = run.connection_id
     session.commit()
-    if not _take_lock(session, connection_id):
-        return "skipped: another worker is running it"
-    try:
-        return _perform(session, run_id)
-    finally:
-        session.rollback()
-        _release_lock(session, connection_id)
-        session.commit()
+    with _one_worker(session, connection_id) as taken:
+        if not taken:
+            return "skipped: another worker is running it"
+        try:
+            return _perform(session, run_id)
+        finally:
+            session.rollback()
 
 
 def _perform(session: Session, run_id: int) -> str:
