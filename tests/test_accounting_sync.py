@@ -384,24 +384,33 @@ def test_a_change_on_both_sides_waits_for_a_person_then_both_agree(
     assert "sync conflict" in audit.text
 
 
-def test_a_failing_page_fails_the_run_and_the_next_run_goes_on_from_it(
+def test_a_page_the_books_garble_is_left_for_the_next_run_and_the_rest_goes_on(
     app, client, workspace, zoho, run_jobs
 ):
     tenant, _, session = workspace
     connection_id = first_sync(client, run_jobs, tenant, "zoho_books")
-    state = session.get(SyncState, (connection_id, "invoice"))
+    state = session.get(SyncState, (connection_id, "contact"))
     assert state.marker  # the first pass is complete: later runs ask for changes only
     # Every attempt at the first page (the first and two retries) is cut short.
     httpx.post(f"{zoho.server.url}/_standin/garble", json={"count": 3})
     send(client, tenant, f"/t/{tenant.slug}/sync/{connection_id}/sync")
     run_jobs()
-    failed = runs(session)[-1]
-    assert failed.status == "failed" and "did not answer usefully" in failed.error
+    run = runs(session)[-1]
+    # The customers' page failed; the invoices, credit notes and payments were still synced.
+    assert run.status == "done" and "did not answer usefully" in run.error
+    (problem,) = session.scalars(select(SyncProblem).where(SyncProblem.run_id == run.id)).all()
+    assert problem.entity == "contact" and "reads them again" in problem.reason
+    assert run.read > 0
     page = client.get(f"/t/{tenant.slug}/sync/{connection_id}")
     assert "did not answer usefully" in page.text
+    session.expire_all()
+    assert session.get(SyncState, (connection_id, "contact")).pass_run_id == run.id  # kept
     send(client, tenant, f"/t/{tenant.slug}/sync/{connection_id}/sync")
     run_jobs()
-    assert runs(session)[-1].status == "done"
+    latest = runs(session)[-1]
+    assert (latest.status, latest.error) == ("done", None)
+    session.expire_all()
+    assert session.get(SyncState, (connection_id, "contact")).pass_run_id is None
     assert sorted(session.scalars(select(Invoice.number)).all()) == sorted(zoho.invoice_numbers())
 
 

@@ -76,6 +76,12 @@ NOT_PUSHED_SERIES = (OPENING_SERIES, mapping.BOOKS_SERIES)
 PUSHED_STATUSES = ("issued", "sent", "overdue", "partly_paid", "paid", "disputed")
 # A problem list longer than this per run is cut (the counts still count every record).
 PROBLEM_LIMIT = 1000
+ENTITY_WORDS = {
+    "contact": "customers",
+    "invoice": "invoices",
+    "credit_note": "credit notes",
+    "payment": "payments",
+}
 
 
 def source_label(provider: str) -> str:
@@ -101,6 +107,8 @@ class Run:
         self.problems = session.scalar(
             select(func.count()).select_from(SyncProblem).where(SyncProblem.run_id == run.id)
         )
+        # Pages the provider did not answer (left for the next run), in words.
+        self.unfinished: list[str] = []
 
     # Bookkeeping -----------------------------------------------------------------------------
 
@@ -304,7 +312,11 @@ class Run:
         since = None if state.pass_full else state.marker
         while True:
             self.beat(f"pull {entity}")
-            page = self.books.call("pull", entity, since, state.cursor)
+            try:
+                page = self.books.call("pull", entity, since, state.cursor)
+            except ProviderUnavailable as trouble:
+                self.page_failed(entity, "pull", trouble)
+                return
             for unreadable in page.unreadable:
                 self.run.read += 1
                 self.problem(entity, "pull", unreadable.reason, remote_id=unreadable.remote_id)
@@ -646,7 +658,28 @@ class Run:
 
     def push(self, entity: str) -> None:
         self.beat(f"push {entity}")
-        getattr(self, f"push_{entity}s")()
+        try:
+            getattr(self, f"push_{entity}s")()
+        except ProviderUnavailable as trouble:
+            self.page_failed(entity, "push", trouble)
+            return
+        self.commit()
+
+    def page_failed(self, entity: str, direction: str, trouble: Exception) -> None:
+        """The provider did not answer usefully even after the retries: this page (or the rest
+        of this push) is left for the next run, which starts from it; the run goes on with the
+        other entities."""
+        self.session.rollback()
+        words = ENTITY_WORDS[entity]
+        reason = (
+            f"{self.title} did not answer usefully while Duebook read its {words} ({trouble}). "
+            "The next sync reads them again from there."
+            if direction == "pull"
+            else f"{self.title} did not answer usefully while Duebook sent {words} ({trouble}). "
+            "The next sync sends the rest."
+        )
+        self.problem(entity, direction, reason)
+        self.unfinished.append(reason)
         self.commit()
 
     def send(self, entity: str, local_id: int, record, label: str):
@@ -946,7 +979,8 @@ def _perform(session: Session, run_id: int) -> str:
     if run.status == "review":
         session.commit()
         return "review"
-    return _finish(session, run, "done", None)
+    unfinished = " ".join(worker.unfinished) or None
+    return _finish(session, run, "done", unfinished)
 
 
 def _finish(session: Session, run: SyncRun, status: str, error: str | None) -> str:
