@@ -649,3 +649,74 @@ def test_a_second_worker_leaves_a_connection_to_the_one_running_it(
         session.commit()
     run_jobs()
     assert runs(session)[-1].status == "done"
+
+
+def test_quickbooks_webhooks_in_either_format_start_a_sync(
+    app, client, db_session, workspace, run_jobs, monkeypatch, quick_engine
+):
+    import base64
+    import hashlib
+    import hmac
+
+    books = QuickBooks(app, monkeypatch)
+    try:
+        tenant, _, _ = workspace
+        first_sync(client, run_jobs, tenant, "quickbooks")
+        monkeypatch.setitem(app.config, "QBO_WEBHOOK_VERIFIER", "the-apps-verifier")
+
+        def deliver(payload, key="the-apps-verifier"):
+            body = json.dumps(payload).encode()
+            signature = base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest())
+            return client.post(
+                "/hooks/accounting/quickbooks",
+                data=body,
+                headers={
+                    "intuit-signature": signature.decode(),
+                    "Content-Type": "application/json",
+                },
+            )
+
+        def sync_runs():
+            return runs(tenant_session(db_session, tenant))
+
+        cloud_event = [
+            {
+                "specversion": "1.0",
+                "id": "evt-1",
+                "source": "intuit.dsnmoch",
+                "type": "qbo.invoice.updated.v1",
+                "datacontenttype": "application/json",
+                "time": "2026-12-05T08:00:00Z",
+                "intuitentityid": "7",
+                "intuitaccountid": DEFAULT_REALM,
+                "data": {},
+            }
+        ]
+        assert deliver(cloud_event, key="someone-elses").status_code == 401
+        before = len(sync_runs())
+        assert deliver(cloud_event).status_code == 200
+        assert len(sync_runs()) == before + 1 and sync_runs()[-1].trigger == "webhook"
+        run_jobs()
+        legacy = {
+            "eventNotifications": [
+                {
+                    "realmId": DEFAULT_REALM,
+                    "dataChangeEvent": {
+                        "entities": [
+                            {
+                                "name": "Customer",
+                                "id": "1",
+                                "operation": "Update",
+                                "lastUpdated": "2026-12-05T08:01:00.000Z",
+                            }
+                        ]
+                    },
+                }
+            ]
+        }
+        assert deliver(legacy).status_code == 200
+        assert len(sync_runs()) == before + 2
+        run_jobs()
+        assert sync_runs()[-1].status == "done"
+    finally:
+        books.stop()
