@@ -7,11 +7,14 @@ CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: run test bench lint imports audit browser system-packages clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml agent/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Duebook needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools
 	$(BIN)/python -m pip install -q -e '.[dev,embedded]'
+	# The Tally connector agent, a package of its own (installed on the office computer on its
+	# own); here for its tests and for make run's agent.
+	$(BIN)/python -m pip install -q -e ./agent
 	touch $(STAMP)
 
 ## make run: PostgreSQL, Redis and a sandbox mail server (embedded unless DATABASE_URL /

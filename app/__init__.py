@@ -88,6 +88,7 @@ def register_blueprints(app: Flask) -> None:
     from app.gateways.reconciliation_views import blueprint as gateway_reconciliation
     from app.gateways.views import blueprint as gateway_hooks
     from app.health.views import blueprint as health
+    from app.integrations.agent_views import blueprint as agent_api
     from app.integrations.views import blueprint as integrations
     from app.invoicing.pdf_views import blueprint as invoice_pdfs
     from app.invoicing.views import blueprint as invoicing
@@ -143,6 +144,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(gateway_hooks)
     app.register_blueprint(gateway_reconciliation)
     app.register_blueprint(integrations)
+    app.register_blueprint(agent_api)
     app.register_blueprint(email_links)
     app.register_blueprint(campaigns)
     for blueprint in (aging, collections, notices, collection_cases, collector_work):

@@ -48,6 +48,9 @@ NON_RECORD_ARGS = {
     "template_id": 1,
     "provider": "whatsapp_cloud",
     "job_id": "forged-job",
+    # An agent's request id: the agent API takes no workspace in its address; its token names
+    # the one connection whose requests it may answer (tests/test_tally_agent.py).
+    "work_id": "forged-work",
 }
 RECORD_ARGS = (
     "tenant_slug",

@@ -1,0 +1,3 @@
+from duebook_tally_agent.cli import main
+
+raise SystemExit(main())
