@@ -71,12 +71,19 @@ def _connect_page(
     )
 
 
+def _form_connector(provider: str):
+    """The connector a form connects (credentials typed in), else 404: an accounting system is
+    connected through its own consent page (the accounting sync's), not this form."""
+    connector = services.connector_for(provider)
+    if connector is None or connector.channel == "accounting":
+        abort(404)
+    return connector
+
+
 @blueprint.get("/<provider>/connect")
 @require_permission("integrations.manage")
 def connect(provider):
-    connector = services.connector_for(provider)
-    if connector is None:
-        abort(404)
+    connector = _form_connector(provider)
     values = services.form_values(services.live_connection(db.session, provider))
     return _connect_page(provider, connector, values, {})
 
@@ -96,9 +103,7 @@ def check_domain(connection_id):
 @blueprint.post("/<provider>/connect")
 @require_permission("integrations.manage")
 def save(provider):
-    connector = services.connector_for(provider)
-    if connector is None:
-        abort(404)
+    connector = _form_connector(provider)
     connection, errors = services.save_connection(
         db.session, provider, request.form, user_id=current_user.id
     )
