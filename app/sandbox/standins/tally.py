@@ -19,7 +19,8 @@ Admin (besides the base's stats, reset and 500/429 faults):
   GET  /_standin/books?company=NAME         the ledgers and vouchers as JSON, to read back
   POST /_standin/companies {"name", "state"} add a company (loaded)
   POST /_standin/load {"names": [...]}      the loaded companies ([]: none open)
-  POST /_standin/ledgers {"company", "name", ...fields}      add or alter a ledger (accountant)
+  POST /_standin/ledgers {"company", "name", "parent", "address": [...], FIELD: value}
+                                            add or alter a ledger, as the accountant would
   POST /_standin/vouchers/alter {"company", "number", "kind", "cancel"|"narration"}
   POST /_standin/misbehave {"malformed": N, "lineerror": "words", "slow": seconds,
                            "utf16": "bom"|"plain"|null, "control_characters": bool}
@@ -220,6 +221,12 @@ class TallyStandin(StandinServer):
         except _Refused as refusal:
             text = _answer_envelope(f"<LINEERROR>{escape(str(refusal))}</LINEERROR>", status=0)
         return self._reply(text)
+
+    def fault_response(self, fault) -> Response:
+        # Tally itself never answers 5xx; an injected fault stands for whatever sits between
+        # (the agent's machine, a proxy) failing, so it carries no envelope.
+        words = fault.message or "injected fault"
+        return Response(fault.status, words.encode(), [("Content-Type", "text/plain")])
 
     def _reply(self, text: str) -> Response:
         with self._state:
@@ -480,7 +487,8 @@ class TallyStandin(StandinServer):
                 company = self.companies[spec.pop("company", DEMO_COMPANY)]
                 name = spec.pop("name")
                 address = spec.pop("address", [])
-                ledger = self._save_ledger(company, name, spec, address)
+                parent = spec.pop("parent", SUNDRY_DEBTORS)
+                ledger = self._save_ledger(company, name, spec, address, parent)
                 return json_response(200, {"guid": ledger.guid, "alter_id": ledger.alter_id})
             if route == ("POST", "/_standin/vouchers/alter"):
                 return self._alter_voucher(spec)
