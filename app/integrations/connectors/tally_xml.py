@@ -45,6 +45,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
 from typing import BinaryIO
 from xml.etree.ElementTree import ParseError
 from xml.sax.saxutils import escape, quoteattr
@@ -122,14 +123,13 @@ class LedgerNames:
         return getattr(self, head).replace("{rate}", _plain_number(rate))
 
     def tax_head(self, ledger: str) -> str | None:
-        """ "cgst", "sgst" or "igst" for a GST ledger's name, else None. Beyond the configured
-        names, a ledger named like "Output CGST 9%" (or UTGST, which stands for SGST in a union
-        territory) is recognised, as most companies name them so."""
+        """The GST head ("cgst", "sgst" or "igst") a ledger's name stands for, else None.
+        Beyond the configured names, a ledger named like "Output CGST 9%" (or UTGST, which
+        stands for SGST in a union territory) is recognised, as most companies name them so."""
         for head in ("cgst", "sgst", "igst"):
-            pattern = re.escape(getattr(self, head)).replace(re.escape("{rate}"), r"\d+(?:\.\d+)?")
-            if re.fullmatch(pattern, ledger.strip(), re.IGNORECASE):
+            if _ledger_pattern(getattr(self, head)).fullmatch(ledger.strip()):
                 return head
-        found = re.search(r"\b(CGST|SGST|UTGST|IGST)\b", ledger.upper())
+        found = _GST_WORD.search(ledger.upper())
         if found:
             return {"UTGST": "sgst"}.get(found.group(1), found.group(1).lower())
         return None
@@ -137,6 +137,16 @@ class LedgerNames:
     def is_sales(self, ledger: str) -> bool:
         lowered = ledger.strip().lower()
         return lowered == self.sales.lower() or lowered.startswith("sales")
+
+
+_GST_WORD = re.compile(r"\b(CGST|SGST|UTGST|IGST)\b")
+
+
+@cache
+def _ledger_pattern(template: str) -> re.Pattern:
+    """A ledger name template ("Output CGST @{rate}%") as a pattern matching its ledgers."""
+    rate = r"\d+(?:\.\d+)?"
+    return re.compile(re.escape(template).replace(re.escape("{rate}"), rate), re.IGNORECASE)
 
 
 @dataclass
@@ -187,7 +197,7 @@ def _amount(text: str | None) -> Decimal:
 
 
 def _leading_number(text: str | None) -> Decimal | None:
-    """ "10 Nos" -> 10; "1000.00/Nos" -> 1000.00."""
+    """The number a quantity or rate begins with: "10 Nos" -> 10, "1000.00/Nos" -> 1000.00."""
     found = re.match(r"\s*(-?\d+(?:\.\d+)?)", text or "")
     return Decimal(found.group(1)) if found else None
 
@@ -362,11 +372,9 @@ class Reading:
     def __init__(self, items: Iterator):
         self._items = items
         self.marker: str | None = None
-        self.count = 0
 
     def __iter__(self):
         for alter_id, item in self._items:
-            self.count += 1
             if alter_id is not None and (self.marker is None or alter_id > int(self.marker)):
                 self.marker = str(alter_id)
             yield item
