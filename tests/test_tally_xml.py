@@ -507,13 +507,21 @@ def test_a_cut_off_answer_is_a_clear_error_and_the_page_fails(standin):
 def test_a_closed_or_switched_company_is_refused_not_mixed(standin):
     admin(standin, "companies", {"name": "Kaveri Exports LLP", "state": "29"})
     admin(standin, "load", {"names": ["Kaveri Exports LLP"]})  # the accountant switched
-    with pytest.raises(tally_xml.TallyExportFailed) as error:
+    with pytest.raises(tally_xml.TallyRequestFailed) as error:
         list(
             tally_xml.read_vouchers(
                 ask(standin, tally_xml.vouchers_request(DEMO_COMPANY)), VoucherContext()
             )
         )
     assert error.value.company_not_open and DEMO_COMPANY in error.value.words
+    invoice = sample_invoice("DB/9", lines=(line("Retainer", "100.00", "18"),))
+    voucher = tally_xml.sales_voucher_xml(
+        invoice, party="Nilgiri Logistics", key="k9", names=NAMES, company_state="29"
+    )
+    with pytest.raises(tally_xml.TallyRequestFailed, match="Could not set 'SVCurrentCompany'"):
+        tally_xml.read_import_result(
+            ask(standin, tally_xml.import_envelope([voucher], company=DEMO_COMPANY))
+        )
     admin(standin, "load", {"names": []})
     assert tally_xml.read_companies(ask(standin, tally_xml.companies_request())) == []
 

@@ -81,8 +81,9 @@ class TallyXmlError(ProviderUnavailable):
     encoding we cannot decode. The message says where."""
 
 
-class TallyExportFailed(ProviderUnavailable):
-    """Tally answered an export with an error instead of data (STATUS 0), in its words."""
+class TallyRequestFailed(ProviderUnavailable):
+    """Tally answered with STATUS 0 instead of data or an import result: the company named is
+    not open, or a request it cannot evaluate. `words` are Tally's."""
 
     def __init__(self, words: str):
         super().__init__(f"Tally refused the request: {words}")
@@ -175,8 +176,15 @@ def tally_date(day: date) -> str:
 
 
 def _parse_date(text: str | None) -> date | None:
+    """Tally's YYYYMMDD (a voucher's DATE), or the "1-Apr-2025" a bill's due date is given as."""
     text = (text or "").strip()
-    for pattern in ("%Y%m%d", "%d-%b-%Y", "%d-%b-%y"):
+    if len(text) == 8 and text.isdigit():
+        # The common case, on every voucher: taken apart by hand, as strptime is slow.
+        try:
+            return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        except ValueError:
+            return None
+    for pattern in ("%d-%b-%Y", "%d-%b-%y"):
         try:
             return datetime.strptime(text, pattern).date()
         except ValueError:
@@ -315,28 +323,35 @@ class _BytesSource:
 
 def _elements(source: bytes | BinaryIO, tags: frozenset[str]) -> Iterator:
     """Each complete element named in `tags`, wherever it sits in the document (a collection
-    export's DATA/COLLECTION, a hand export's REQUESTDATA/TALLYMESSAGE), removed from the tree
-    once handed over so that 20,000 vouchers take the memory of one. Raises TallyXmlError for
-    malformed XML and TallyExportFailed when Tally answered with an error."""
+    export's DATA/COLLECTION, a hand export's REQUESTDATA/TALLYMESSAGE). An element is dropped
+    from the tree once handed over, and so is every other element once read outside one (the
+    TALLYMESSAGE around each voucher), so that 20,000 vouchers take the memory of one. Raises
+    TallyXmlError for malformed XML and TallyRequestFailed when Tally answered with an error."""
     stack = []
+    inside = 0  # how many elements named in `tags` are open around the current one
     status = None
     words = []
     try:
         for event, element in iterparse(_CleanStream(source), events=("start", "end")):
             if event == "start":
                 stack.append(element)
+                inside += element.tag in tags
                 continue
             stack.pop()
-            if element.tag in ("LINEERROR", "DATA") and (element.text or "").strip():
+            wanted = element.tag in tags
+            inside -= wanted
+            if not inside and element.tag in ("LINEERROR", "DATA") and (element.text or "").strip():
                 words.append(element.text.strip())
-            if element.tag == "STATUS" and stack and stack[-1].tag == "HEADER":
-                status = (element.text or "").strip()
-            elif element.tag in tags:
+            if wanted:
                 yield element
-                if stack:
-                    stack[-1].remove(element)
+            elif inside:
+                continue
+            elif element.tag == "STATUS" and stack and stack[-1].tag == "HEADER":
+                status = (element.text or "").strip()
             elif element.tag == "ENVELOPE" and status == "0":
-                raise TallyExportFailed(" ".join(words) or "no reason given")
+                raise TallyRequestFailed(" ".join(words) or "no reason given")
+            if stack and not inside:
+                stack[-1].remove(element)
     except ParseError as error:
         line, column = error.position
         raise TallyXmlError(
@@ -354,6 +369,8 @@ def read_companies(source: bytes | BinaryIO) -> list[Book]:
     books = []
     for element in _elements(source, frozenset({"COMPANY"})):
         name = _text(element, "NAME") or element.get("NAME", "").strip()
+        if not name:  # an import answer's CMPINFO counts companies in a COMPANY element
+            continue
         books.append(
             Book(
                 remote_id=_text(element, "GUID") or name,
