@@ -226,6 +226,8 @@ def test_a_hand_exported_day_book_is_read_with_its_bad_vouchers_listed():
     skipped = {item.remote_id: item.reason for item in items if isinstance(item, Unreadable)}
     assert [r.number for r in read] == ["HX/1"]
     assert read[0].contact_remote_id == "ledger-sahyadri" and read[0].place_of_supply == "27"
+    # TallyPrime lists every GST head on a line; the Integrated rate is the whole rate.
+    assert read[0].lines[0].tax_rate == Decimal("18")
     assert "neither a place of supply nor the party's GSTIN" in skipped["guid-hx-2"]
     assert "HX/2" in skipped["guid-hx-2"] and "02-Apr-2025" in skipped["guid-hx-2"]
     assert "'HX/404', which is unknown" in skipped["guid-rx-1"]

@@ -90,7 +90,7 @@ class TallyRequestFailed(ProviderUnavailable):
         self.words = words
         # TallyPrime answers only with a company loaded; asking for one that is not open (or
         # closed mid-sync, or switched to another) fails here instead of mixing two books.
-        self.company_not_open = "svcurrentcompany" in words.lower() or "company" in words.lower()
+        self.company_not_open = "company" in words.lower()
 
 
 # -- settings --------------------------------------------------------------------------------
@@ -518,20 +518,15 @@ def _entries(element, tag: str) -> list[_Entry]:
             )
             for bill in node.findall("BILLALLOCATIONS.LIST")
         ]
-        gst_rates = [
-            _leading_number(_text(detail, "GSTRATE"))
+        rates = {
+            _text(detail, "GSTRATEDUTYHEAD"): _leading_number(_text(detail, "GSTRATE"))
             for detail in node.findall("RATEDETAILS.LIST")
-            if _text(detail, "GSTRATEDUTYHEAD") in ("Integrated Tax", "Central Tax", "State Tax")
-        ]
-        heads = {_text(detail, "GSTRATEDUTYHEAD") for detail in node.findall("RATEDETAILS.LIST")}
-        gst_rate = None
-        if gst_rates and all(rate is not None for rate in gst_rates):
-            # Central + State = the GST rate; Integrated alone is the whole rate.
-            gst_rate = (
-                next(r for r in gst_rates)
-                if heads == {"Integrated Tax"}
-                else sum(gst_rates, Decimal(0))
-            )
+        }
+        # TallyPrime lists every head on every line (Integrated 18, Central 9, State 9 alike),
+        # whichever is charged: the Integrated rate is the whole GST rate, else Central + State.
+        gst_rate = rates.get("Integrated Tax")
+        if gst_rate is None and None not in (rates.get("Central Tax"), rates.get("State Tax")):
+            gst_rate = rates["Central Tax"] + rates["State Tax"]
         described = [
             (text.text or "").strip()
             for text in node.iter("BASICUSERDESCRIPTION")
