@@ -1,5 +1,6 @@
 """Local stand-ins for the messaging providers (WhatsApp Cloud API, MSG91, Twilio) and the
-payment gateways (Razorpay, Stripe) and the accounting books (Xero, QuickBooks Online, Zoho Books).
+payment gateways (Razorpay, Stripe) and the accounting books (Xero, QuickBooks Online, Zoho
+Books, TallyPrime).
 
 They follow each provider's published contract (see each module's docstring and
 the shared reference providers.md §1 and §7), bind 127.0.0.1 only, and serve tests, the
@@ -12,6 +13,7 @@ from .msg91 import Msg91Standin
 from .quickbooks import QuickBooksStandin
 from .razorpay import RazorpayStandin
 from .stripe import StripeStandin, stripe_signature
+from .tally import TallyStandin
 from .twilio import TwilioStandin, twilio_signature
 from .whatsapp import WhatsAppStandin, hub_signature, verify_webhook
 from .xero import XeroStandin, xero_signature
@@ -26,6 +28,7 @@ STANDINS = {
     "zoho_books": ZohoBooksStandin,
     "quickbooks": QuickBooksStandin,
     "xero": XeroStandin,
+    "tally": TallyStandin,
 }
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "RazorpayStandin",
     "StandinServer",
     "StripeStandin",
+    "TallyStandin",
     "TwilioStandin",
     "WhatsAppStandin",
     "ZohoBooksStandin",

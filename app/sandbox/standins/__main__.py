@@ -9,6 +9,7 @@
     python -m app.sandbox.standins zoho_books --port 9106 --seed demo --per-minute 100
     python -m app.sandbox.standins quickbooks --port 9107 --seed demo --customers 100 --invoices 500
     python -m app.sandbox.standins xero --port 9108 --seed demo --webhook-url http://127.0.0.1:5000/hooks/accounting/xero
+    python -m app.sandbox.standins tally --port 9000 --seed demo --ledgers 5000 --vouchers 20000
 
 The first line on stdout is the base URL (for scripts); a description goes to stderr.
 """
@@ -132,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
     xero.add_argument("--seed", choices=["demo"], help="fill the books: demo = an Indian SME's")
     xero.add_argument("--seed-contacts", type=int, default=0, help="bulk contacts (benchmarks)")
     xero.add_argument("--seed-invoices", type=int, default=0, help="bulk invoices (benchmarks)")
+    tally = sub.add_parser("tally", parents=[common], help="TallyPrime's XML over HTTP")
+    tally.add_argument("--seed", choices=["demo"], help="load the demo company's books")
+    tally.add_argument("--ledgers", type=int, default=0, help="bulk debtors (benchmarks)")
+    tally.add_argument("--vouchers", type=int, default=0, help="bulk sales vouchers (benchmarks)")
     return parser
 
 
@@ -200,6 +205,8 @@ def build(args: argparse.Namespace):
             seed_invoices=args.seed_invoices,
             **common,
         )
+    if args.provider == "tally":
+        return cls(seed=args.seed, seed_ledgers=args.ledgers, seed_vouchers=args.vouchers, **common)
     if args.provider == "razorpay":
         return cls(
             key_id=args.key_id,
