@@ -36,6 +36,4 @@ def test_a_row_link_is_what_url_for_builds(app, endpoint, key, values, query):
 
 def test_a_key_the_url_does_not_carry_once_is_refused(app):
     with app.test_request_context("/t/acme/"), pytest.raises(ValueError, match="once"):
-        RowLink(
-            "messages.detail", "message_id", tenant_slug="acme", after=918_273_645_546_372_819
-        )
+        RowLink("messages.detail", "message_id", tenant_slug="acme", after=918_273_645_546_372_819)
