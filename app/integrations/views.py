@@ -75,7 +75,7 @@ def _form_connector(provider: str):
     """The connector a form connects (credentials typed in), else 404: an accounting system is
     connected through its own consent page (the accounting sync's), not this form."""
     connector = services.connector_for(provider)
-    if connector is None or connector.channel == "accounting":
+    if connector is None or getattr(connector, "channel", None) == "accounting":
         abort(404)
     return connector
 
