@@ -173,6 +173,29 @@ def test_queue_holds_each_collectors_own_work(desk):
     assert _section(work.queue(s, asha, today), "follow_ups").count == 0
 
 
+def test_quiet_clients_show_their_last_call_or_visit(desk):
+    """A quiet client (overdue, nobody in touch for 14 days) shows when someone last called or
+    visited: the latest of its calls, whoever made them; never, for one nobody has called."""
+    s, client, today = desk["session"], desk["client"], desk["today"]
+    asha, ravi = desk["asha"].id, desk["ravi"].id
+    zone = ZoneInfo(desk["tenant"].time_zone)
+    never_called = desk["new_client"](collector=asha)
+    desk["issued"](never_called, "800.00", today - timedelta(days=45))
+    moments = [
+        datetime.combine(today - timedelta(days=days), datetime.min.time(), zone).replace(hour=11)
+        for days in (30, 20)
+    ]
+    for user_id, moment in ((asha, moments[1]), (ravi, moments[0])):
+        work.log_call(
+            s, desk["tenant"], user_id, client.id, outcome="no_answer", occurred_at=moment
+        )
+
+    quiet = {i.client.id: i for i in _section(work.queue(s, asha, today), "no_contact").items}
+    assert set(quiet) == {client.id, never_called.id}
+    assert quiet[client.id].last_contact == moments[1]
+    assert quiet[never_called.id].last_contact is None
+
+
 def test_a_call_completes_its_task_and_records_the_answer(desk):
     s, tenant, client, asha = desk["session"], desk["tenant"], desk["client"], desk["asha"].id
     task = _task(s, client)

@@ -169,7 +169,8 @@ def owing_per_client(session: Session, client_ids: Iterable[int], today: date) -
     currency in the database (a collector's queue asks for dozens of clients). Read from the
     open amount kept for each owing invoice (`_open_amounts`) rather than worked out from
     every invoice's allocations and credit notes: 50 clients with 200 open invoices each took
-    20-30 ms that way."""
+    20-30 ms that way. The table's index on client, currency and due date includes the
+    amount (tenant revision 0036): the sums read that index alone, never the table."""
     ids = sorted(set(client_ids))
     if not ids:
         return []

@@ -312,18 +312,6 @@ def _follow_ups() -> Select:
     )
 
 
-def _last_activity_at(session: Session, client_ids) -> dict[int, datetime]:
-    if not client_ids:
-        return {}
-    return dict(
-        session.execute(
-            select(CollectionActivity.client_id, func.max(CollectionActivity.occurred_at))
-            .where(CollectionActivity.client_id.in_(set(client_ids)))
-            .group_by(CollectionActivity.client_id)
-        ).all()
-    )
-
-
 @cache
 def _broken_promises() -> Select:
     """Promises broken in the last BROKEN_PROMISE_DAYS: each stays on the queue until the
@@ -361,7 +349,8 @@ def _disputes() -> Select:
 @cache
 def _without_contact() -> Select:
     """Overdue clients of the collector nobody has called, visited or sent a notice to in the
-    last 14 days (not on hold)."""
+    last 14 days (not on hold), each with its last call or visit (read with the clients: one
+    round trip fewer)."""
     overdue = exists().where(
         Invoice.client_id == Client.id,
         Invoice.status.in_(OWING_STATUSES),
@@ -381,7 +370,12 @@ def _without_contact() -> Select:
         CollectionHold.starts_on <= TODAY,
         or_(CollectionHold.ends_on.is_(None), CollectionHold.ends_on >= TODAY),
     )
-    return select(SHOWN_CLIENT).where(
+    last_contact = (
+        select(func.max(CollectionActivity.occurred_at))
+        .where(CollectionActivity.client_id == Client.id)
+        .scalar_subquery()
+    )
+    return select(SHOWN_CLIENT, last_contact).where(
         Client.collector_user_id == USER,
         Client.deleted_at.is_(None),
         Client.status.notin_(("on_hold", "prospect")),
@@ -440,17 +434,15 @@ def queue(session: Session, user_id: int, today: date) -> list[Section]:
     tasks, follow_ups, promises, disputes, quiet = (
         session.execute(rows(), values).all() for rows in SECTIONS.values()
     )
-    quiet = [client for (client,) in quiet]
     disputes.sort(key=lambda row: (row[0].created_at, row[0].id))
     client_ids = (
         [c.id for _, c in tasks]
         + [c.id for _, c in follow_ups]
         + [c.id for _, c in promises]
         + [c.id for _, c, _ in disputes]
-        + [c.id for c in quiet]
+        + [c.id for c, _ in quiet]
     )
     owed = _owed_by_client(session, client_ids, today)
-    last = _last_activity_at(session, [c.id for c in quiet])
 
     calls_visits = [
         QueueItem(client, owed[client.id], notice.run_date, notice=notice)
@@ -478,10 +470,8 @@ def queue(session: Session, user_id: int, today: date) -> list[Section]:
         for dispute, client, invoice in disputes
     ]
     silent = [
-        QueueItem(
-            client, owed[client.id], owed[client.id].oldest_due, last_contact=last.get(client.id)
-        )
-        for client in quiet
+        QueueItem(client, owed[client.id], owed[client.id].oldest_due, last_contact=last_contact)
+        for client, last_contact in quiet
     ]
     silent.sort(key=lambda i: (-i.owed.rank, i.since or today, i.client.id))
     items = (calls_visits, due_follow_ups, broken, chase, silent)
