@@ -720,3 +720,37 @@ def test_quickbooks_webhooks_in_either_format_start_a_sync(
         assert sync_runs()[-1].status == "done"
     finally:
         books.stop()
+
+
+def test_calls_to_one_set_of_books_are_spaced_under_its_limit_across_workers(
+    app, workspace, zoho, monkeypatch
+):
+    """Zoho allows 100 calls a minute per organisation: one every 0.6 s, the slots taken
+    atomically in Redis so that two workers (two Books here) share them. The waits are what
+    each call is told to sleep (no clock is asserted)."""
+    from app.core.crypto import encrypt_secrets
+    from app.sync import books as books_module
+
+    tenant, _, session = workspace
+    tokens = {"access_token": "a", "refresh_token": "r", "expires_at": "2999-01-01T00:00:00+00:00"}
+    connection = IntegrationConnection(
+        provider="zoho_books",
+        status="enabled",
+        verification="verified",
+        settings={"book_id": zoho.book, "data_centre": "in"},
+        secrets_ciphertext=encrypt_secrets(tokens, app.config["SECRETS_KEYS"]),
+    )
+    session.add(connection)
+    session.flush()
+    slept: list[float] = []
+    monkeypatch.setattr(books_module.time, "sleep", slept.append)
+    monkeypatch.setattr(books_module.time, "time", lambda: 1_700_000_000.0)
+    monkeypatch.setitem(app.config, "SYNC_PACING", True)
+    with app.app_context():
+        first = books_module.Books(session, connection)
+        second = books_module.Books(session, connection)
+        first._pace()  # the first call goes at once
+        second._pace()
+        first._pace()
+        second._pace()
+    assert slept == pytest.approx([0.6, 1.2, 1.8])
