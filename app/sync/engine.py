@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.services import SOURCE_KEY
 from app.clients.models import Client
+from app.clients.services import client_context
 from app.core.clock import local_date
 from app.core.signals import announce_integration_lost
 from app.integrations.connectors.accounting import (
@@ -48,6 +49,7 @@ from app.invoicing.models import OPENING_SERIES, CreditNote, Invoice
 from app.invoicing.services import InvoiceError
 from app.payments import services as payments
 from app.payments.models import Payment, PaymentAllocation
+from app.settings.models import WorkspaceSettings
 from app.sync import mapping
 from app.sync.books import Books, WaitLonger
 from app.sync.mapping import NotAccepted
@@ -99,6 +101,8 @@ class Run:
         self.problems = session.scalar(
             select(func.count()).select_from(SyncProblem).where(SyncProblem.run_id == run.id)
         )
+        self._client_context = None
+        self.forget_page()
 
     # Bookkeeping -----------------------------------------------------------------------------
 
@@ -132,6 +136,8 @@ class Run:
         )
 
     def link_of(self, entity: str, *, remote_id=None, local_id=None) -> SyncLink | None:
+        if remote_id is not None and (entity, remote_id) in (self._page_links or {}):
+            return self._page_links[(entity, remote_id)]
         query = select(SyncLink).where(
             SyncLink.connection_id == self.connection.id, SyncLink.entity == entity
         )
@@ -153,9 +159,102 @@ class Run:
             books=mapping.books_facts(record),
             seen_in_run=self.run.id if self.run.full else None,
         )
+        # Written by the next flush: the savepoint's end, or the commit.
         self.session.add(link)
-        self.session.flush()
+        if self._page_links is not None:
+            self._page_links[(entity, record.remote_id)] = link
         return link
+
+    # A page's look-ups, made at once ----------------------------------------------------------
+
+    def read_page_ahead(self, entity: str, records) -> None:
+        """What a page's records will look up, read in one query per kind instead of one or
+        more per record (a page of 100 invoices at one call a second must go in within that
+        second): their links and those of their customers and invoices, the linked clients and
+        invoices (into the session, where `session.get` finds them), the invoices already
+        numbered as theirs, and the customers left out at the review. Kept until the page is
+        committed, or until a record is refused (its savepoint undone, the rest of the page
+        asks the database again)."""
+        wanted: dict[str, set[str]] = {}
+        for record in records:
+            wanted.setdefault(entity, set()).add(record.remote_id)
+            for kind, name in (("contact", "contact_remote_id"), ("invoice", "invoice_remote_id")):
+                if getattr(record, name, None):
+                    wanted.setdefault(kind, set()).add(getattr(record, name))
+        links: dict[tuple[str, str], SyncLink | None] = {
+            (kind, remote_id): None for kind, ids in wanted.items() for remote_id in ids
+        }
+        for kind, ids in wanted.items():
+            for link in self.session.scalars(
+                select(SyncLink).where(
+                    SyncLink.connection_id == self.connection.id,
+                    SyncLink.entity == kind,
+                    SyncLink.remote_id.in_(ids),
+                )
+            ):
+                links[(kind, link.remote_id)] = link
+        linked = {
+            kind: [link.local_id for (of, _), link in links.items() if link and of == kind]
+            for kind in ("contact", "invoice")
+        }
+        # Held here: the session keeps only weak references to what it loaded. The workspace's
+        # settings are read for every new invoice's tax regime.
+        self._page_objects = [*links.values(), self.session.get(WorkspaceSettings, self.tenant.id)]
+        if linked["contact"]:
+            self._page_objects += self.session.scalars(
+                select(Client).where(Client.id.in_(linked["contact"]))
+            ).all()
+        if linked["invoice"]:
+            self._page_objects += self.session.scalars(
+                select(Invoice).where(Invoice.id.in_(linked["invoice"]))
+            ).all()
+        if entity == "invoice":
+            self._page_numbers = {}
+            numbers = {record.number for record in records if record.number}
+            for invoice in self.session.scalars(
+                select(Invoice).where(Invoice.number.in_(numbers)).order_by(Invoice.id)
+            ):
+                self._page_numbers.setdefault(invoice.number, invoice)
+        if entity == "contact":
+            self._page_skipped = set(
+                self.session.scalars(
+                    select(SyncMatch.remote_id).where(
+                        SyncMatch.connection_id == self.connection.id,
+                        SyncMatch.remote_id.in_(wanted.get("contact", ())),
+                        SyncMatch.decision == "skip",
+                    )
+                )
+            )
+        self._page_links = links
+
+    def forget_page(self) -> None:
+        self._page_links: dict[tuple[str, str], SyncLink | None] | None = None
+        self._page_numbers: dict[str, Invoice] | None = None
+        self._page_skipped: set[str] | None = None
+        self._page_objects: list = []
+
+    def invoice_numbered(self, number: str) -> Invoice | None:
+        if self._page_numbers is not None:
+            return self._page_numbers.get(number)
+        return self.session.scalar(select(Invoice).where(Invoice.number == number))
+
+    def skipped_at_review(self, remote_id: str) -> bool:
+        if self._page_skipped is not None:
+            return remote_id in self._page_skipped
+        skipped = self.session.scalar(
+            select(SyncMatch.id).where(
+                SyncMatch.connection_id == self.connection.id,
+                SyncMatch.remote_id == remote_id,
+                SyncMatch.decision == "skip",
+            )
+        )
+        return skipped is not None
+
+    def client_context(self):
+        """The workspace's context for new clients, once per run (industries and members)."""
+        if self._client_context is None:
+            self._client_context = client_context(self.session, self.tenant)
+        return self._client_context
 
     def key(self, entity: str, local_id: int) -> str:
         """Our idempotency key of a write: the same for every retry of the same record."""
@@ -271,14 +370,17 @@ class Run:
         if not pending:
             return
         self.beat("apply the review")
-        for number, match in enumerate(pending, start=1):
-            record = mapping.contact_from_json(match.remote_facts)
-            if match.decision != "skip":
-                self.run.read += 1
-                self.take("contact", record)
-            match.applied = True
-            if number % 200 == 0:
-                self.commit()
+        for start in range(0, len(pending), 200):
+            chunk = pending[start : start + 200]
+            records = [mapping.contact_from_json(match.remote_facts) for match in chunk]
+            self.read_page_ahead("contact", records)
+            for match, record in zip(chunk, records, strict=True):
+                if match.decision != "skip":
+                    self.run.read += 1
+                    self.take("contact", record)
+                match.applied = True
+            self.forget_page()
+            self.commit()
         self.commit()
 
     # Pulling --------------------------------------------------------------------------------
@@ -306,9 +408,11 @@ class Run:
             for unreadable in page.unreadable:
                 self.run.read += 1
                 self.problem(entity, "pull", unreadable.reason, remote_id=unreadable.remote_id)
+            self.read_page_ahead(entity, page.records)
             for record in page.records:
                 self.run.read += 1
                 self.take(entity, record)
+            self.forget_page()
             if state.pass_full and page.records:
                 self.session.execute(
                     update(SyncLink)
@@ -339,6 +443,7 @@ class Run:
             with self.session.begin_nested():
                 outcome = getattr(self, f"take_{entity}")(record)
         except NotAccepted as refusal:
+            self.forget_page()
             self.problem(entity, "pull", str(refusal), remote_id=record.remote_id, label=label)
             return
         counter = {"created": "created", "updated": "updated", "conflict": "conflicts"}.get(
@@ -352,16 +457,11 @@ class Run:
         if link is None:
             if record.deleted:
                 return "skipped"
-            skipped = self.session.scalar(
-                select(SyncMatch.id).where(
-                    SyncMatch.connection_id == self.connection.id,
-                    SyncMatch.remote_id == record.remote_id,
-                    SyncMatch.decision == "skip",
-                )
-            )
-            if skipped is not None:
+            if self.skipped_at_review(record.remote_id):
                 return "skipped"
-            client = mapping.create_client_from(self.session, self.tenant, record)
+            client = mapping.create_client_from(
+                self.session, self.tenant, record, self.client_context()
+            )
             self.link("contact", client.id, record, "books", remote)
             return "created"
         link.books = mapping.books_facts(record)
@@ -442,7 +542,7 @@ class Run:
             if record.deleted or record.state == "draft":
                 return "skipped"  # a draft is not chased until the books approve it
             client = self.client_for(record.contact_remote_id, f"Invoice {record.number}")
-            same = self.session.scalar(select(Invoice).where(Invoice.number == record.number))
+            same = self.invoice_numbered(record.number)
             if same is not None:
                 if same.client_id != client.id or self.link_of("invoice", local_id=same.id):
                     raise NotAccepted(
@@ -455,6 +555,8 @@ class Run:
             invoice = mapping.create_invoice_from(
                 self.session, self.tenant, client, record, self.today
             )
+            if self._page_numbers is not None:
+                self._page_numbers[record.number] = invoice
             self.link("invoice", invoice.id, record, "books", mapping.book_invoice_values(record))
             return "created"
         link.books = mapping.books_facts(record)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client, Contact
+from app.clients.rules import ClientContext
 from app.clients.services import (
     ClientError,
     client_context,
@@ -228,13 +229,16 @@ def _refused(error: ClientError) -> NotAccepted:
     return NotAccepted(f"Duebook cannot take this customer ({said})")
 
 
-def create_client_from(session: Session, tenant: Tenant, record: BookContact) -> Client:
+def create_client_from(
+    session: Session, tenant: Tenant, record: BookContact, context: ClientContext | None = None
+) -> Client:
+    """`context`: the workspace's client context when the caller keeps one for many records."""
     values = contact_values(record)
     if not values["name"]:
         raise NotAccepted("The customer has no name in the books.")
     try:
         client = create_client(
-            session, client_context(session, tenant), _client_raw(tenant, record, values)
+            session, context or client_context(session, tenant), _client_raw(tenant, record, values)
         )
     except ClientError as error:
         raise _refused(error) from None
