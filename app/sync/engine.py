@@ -74,6 +74,8 @@ PUSH_ORDER = ("contact", "invoice", "credit_note", "payment")
 # Invoices of these series came from elsewhere (the old books, these books): never pushed.
 NOT_PUSHED_SERIES = (OPENING_SERIES, mapping.BOOKS_SERIES)
 PUSHED_STATUSES = ("issued", "sent", "overdue", "partly_paid", "paid", "disputed")
+# The run's counters a page adds to (put back when a refused record makes it start again).
+PAGE_COUNTERS = ("read", "created", "updated", "conflicts", "skipped")
 # A problem list longer than this per run is cut (the counts still count every record).
 PROBLEM_LIMIT = 1000
 
@@ -372,14 +374,16 @@ class Run:
         self.beat("apply the review")
         for start in range(0, len(pending), 200):
             chunk = pending[start : start + 200]
-            records = [mapping.contact_from_json(match.remote_facts) for match in chunk]
-            self.read_page_ahead("contact", records)
-            for match, record in zip(chunk, records, strict=True):
-                if match.decision != "skip":
-                    self.run.read += 1
-                    self.take("contact", record)
+            self.take_page(
+                "contact",
+                [
+                    mapping.contact_from_json(match.remote_facts)
+                    for match in chunk
+                    if match.decision != "skip"
+                ],
+            )
+            for match in chunk:
                 match.applied = True
-            self.forget_page()
             self.commit()
         self.commit()
 
@@ -408,11 +412,7 @@ class Run:
             for unreadable in page.unreadable:
                 self.run.read += 1
                 self.problem(entity, "pull", unreadable.reason, remote_id=unreadable.remote_id)
-            self.read_page_ahead(entity, page.records)
-            for record in page.records:
-                self.run.read += 1
-                self.take(entity, record)
-            self.forget_page()
+            self.take_page(entity, page.records)
             if state.pass_full and page.records:
                 self.session.execute(
                     update(SyncLink)
@@ -436,6 +436,28 @@ class Run:
                 return
             self.commit()
 
+    def take_page(self, entity: str, records) -> None:
+        """A page of records of the books applied in one savepoint (two statements fewer per
+        record than a savepoint each). When one is refused, the page is undone and applied
+        again record by record, each in its own savepoint, so that the refused one is listed
+        and the rest go in."""
+        self.read_page_ahead(entity, records)
+        before = {name: getattr(self.run, name) for name in PAGE_COUNTERS}
+        try:
+            with self.session.begin_nested():
+                for record in records:
+                    self.run.read += 1
+                    self.count(getattr(self, f"take_{entity}")(record))
+        except NotAccepted:
+            for name, value in before.items():
+                setattr(self.run, name, value)
+            self.forget_page()
+            self.read_page_ahead(entity, records)
+            for record in records:
+                self.run.read += 1
+                self.take(entity, record)
+        self.forget_page()
+
     def take(self, entity: str, record) -> None:
         """Apply one record of the books in a savepoint: a refused one is listed, the rest go on."""
         label = getattr(record, "number", None) or getattr(record, "name", None)
@@ -446,6 +468,9 @@ class Run:
             self.forget_page()
             self.problem(entity, "pull", str(refusal), remote_id=record.remote_id, label=label)
             return
+        self.count(outcome)
+
+    def count(self, outcome: str) -> None:
         counter = {"created": "created", "updated": "updated", "conflict": "conflicts"}.get(
             outcome, "skipped"
         )
