@@ -40,6 +40,7 @@ from app.extensions import db
 from app.integrations.models import IntegrationConnection
 from app.invoicing.models import Invoice
 from app.payments import services as payments
+from app.settings.services import workspace_settings
 from app.sync import services
 from app.sync.mapping import billing_contact
 from app.sync.models import SyncLink, SyncReport, SyncRun
@@ -162,6 +163,9 @@ def new_workspace(app: Flask, name: str) -> Workspace:
             region="29",
             owner=owner,
         )
+        settings = workspace_settings(db.session, tenant.id)
+        settings.legal_name = "Demo Traders Private Limited"
+        settings.gstin = "29AAPFU0939F1ZR"
         db.session.commit()
         return Workspace(tenant.id, slug, owner.id)
 

@@ -74,7 +74,7 @@ PUSH_ORDER = ("contact", "invoice", "credit_note", "payment")
 # Invoices of these series came from elsewhere (the old books, these books): never pushed.
 NOT_PUSHED_SERIES = (OPENING_SERIES, mapping.BOOKS_SERIES)
 PUSHED_STATUSES = ("issued", "sent", "overdue", "partly_paid", "paid", "disputed")
-# The run's counters a page adds to (put back when a refused record makes it start again).
+# The run's counters a page adds to.
 PAGE_COUNTERS = ("read", "created", "updated", "conflicts", "skipped")
 # A problem list longer than this per run is cut (the counts still count every record).
 PROBLEM_LIMIT = 1000
@@ -199,9 +199,8 @@ class Run:
             kind: [link.local_id for (of, _), link in links.items() if link and of == kind]
             for kind in ("contact", "invoice")
         }
-        # Held here: the session keeps only weak references to what it loaded. The workspace's
-        # settings are read for every new invoice's tax regime.
-        self._page_objects = [*links.values(), self.session.get(WorkspaceSettings, self.tenant.id)]
+        # Held here: the session keeps only weak references to what it loaded.
+        self._page_objects = [*links.values()]
         if linked["contact"]:
             self._page_objects += self.session.scalars(
                 select(Client).where(Client.id.in_(linked["contact"]))
@@ -211,6 +210,7 @@ class Run:
                 select(Invoice).where(Invoice.id.in_(linked["invoice"]))
             ).all()
         if entity == "invoice":
+            self._page_workspace = self.session.get(WorkspaceSettings, self.tenant.id)
             self._page_numbers = {}
             numbers = {record.number for record in records if record.number}
             for invoice in self.session.scalars(
@@ -233,6 +233,7 @@ class Run:
         self._page_links: dict[tuple[str, str], SyncLink | None] | None = None
         self._page_numbers: dict[str, Invoice] | None = None
         self._page_skipped: set[str] | None = None
+        self._page_workspace: WorkspaceSettings | None = None
         self._page_objects: list = []
 
     def invoice_numbered(self, number: str) -> Invoice | None:
@@ -442,20 +443,23 @@ class Run:
         again record by record, each in its own savepoint, so that the refused one is listed
         and the rest go in."""
         self.read_page_ahead(entity, records)
-        before = {name: getattr(self.run, name) for name in PAGE_COUNTERS}
+        # Counted here and added to the run once the page is in: the run's row is not written
+        # again with every record's flush.
+        tally = dict.fromkeys(PAGE_COUNTERS, 0)
         try:
             with self.session.begin_nested():
                 for record in records:
-                    self.run.read += 1
-                    self.count(getattr(self, f"take_{entity}")(record))
+                    tally["read"] += 1
+                    tally[counter_of(getattr(self, f"take_{entity}")(record))] += 1
         except NotAccepted:
-            for name, value in before.items():
-                setattr(self.run, name, value)
             self.forget_page()
             self.read_page_ahead(entity, records)
             for record in records:
                 self.run.read += 1
                 self.take(entity, record)
+        else:
+            for name, count in tally.items():
+                setattr(self.run, name, getattr(self.run, name) + count)
         self.forget_page()
 
     def take(self, entity: str, record) -> None:
@@ -468,12 +472,7 @@ class Run:
             self.forget_page()
             self.problem(entity, "pull", str(refusal), remote_id=record.remote_id, label=label)
             return
-        self.count(outcome)
-
-    def count(self, outcome: str) -> None:
-        counter = {"created": "created", "updated": "updated", "conflict": "conflicts"}.get(
-            outcome, "skipped"
-        )
+        counter = counter_of(outcome)
         setattr(self.run, counter, getattr(self.run, counter) + 1)
 
     def take_contact(self, record: BookContact) -> str:
@@ -578,7 +577,7 @@ class Run:
                 )
                 return "updated"
             invoice = mapping.create_invoice_from(
-                self.session, self.tenant, client, record, self.today
+                self.session, self.tenant, client, record, self.today, self._page_workspace
             )
             if self._page_numbers is not None:
                 self._page_numbers[record.number] = invoice
@@ -957,6 +956,13 @@ class Run:
             )
             self.run.created += 1
             self.commit()
+
+
+def counter_of(outcome: str) -> str:
+    """The run's counter a record's outcome adds to."""
+    return {"created": "created", "updated": "updated", "conflict": "conflicts"}.get(
+        outcome, "skipped"
+    )
 
 
 def _name_key(name: str) -> str:

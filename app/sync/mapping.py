@@ -393,8 +393,14 @@ def _split(tax: Decimal, regime: str) -> _Split:
     return _Split(ZERO, ZERO, ZERO, tax)
 
 
-def _regime(session: Session, tenant: Tenant, client: Client, record: BookInvoice) -> str:
-    workspace = session.get(WorkspaceSettings, tenant.id)
+def _regime(
+    session: Session,
+    tenant: Tenant,
+    client: Client,
+    record: BookInvoice,
+    workspace: WorkspaceSettings | None = None,
+) -> str:
+    workspace = workspace or session.get(WorkspaceSettings, tenant.id)
     try:
         regime = tax_setting(tenant, workspace, client).regime
     except InvoiceError:
@@ -460,17 +466,23 @@ def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
 
 
 def create_invoice_from(
-    session: Session, tenant: Tenant, client: Client, record: BookInvoice, today: date
+    session: Session,
+    tenant: Tenant,
+    client: Client,
+    record: BookInvoice,
+    today: date,
+    workspace: WorkspaceSettings | None = None,
 ) -> Invoice:
     """An issued invoice with the books' number, lines and tax; its status follows what is paid
-    (the books' payments arrive as payments)."""
+    (the books' payments arrive as payments). `workspace`: the workspace's settings when the
+    caller holds them for many invoices."""
     check_book_invoice(record)
     if record.currency.upper() != client.currency:
         raise NotAccepted(
             f"Invoice {record.number} is in {record.currency.upper()} but its client "
             f"{client.full_name} is billed in {client.currency}."
         )
-    regime = _regime(session, tenant, client, record)
+    regime = _regime(session, tenant, client, record, workspace)
     invoice = Invoice(
         client_id=client.id,
         number=record.number,
