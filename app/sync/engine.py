@@ -794,20 +794,42 @@ class Run:
                 SyncLink.connection_id == self.connection.id, SyncLink.entity == "contact"
             )
         ).all()
+        # Every linked client is compared, so their clients, billing contacts and open
+        # conflicts are read in one query each (not three per client), before any push.
+        ids = [link.local_id for link in links]
+        clients = {
+            client.id: client
+            for client in self.session.scalars(select(Client).where(Client.id.in_(ids)))
+        }
+        contacts = mapping.billing_contacts(self.session, ids)
+        held_fields: dict[int, set[str]] = {}
+        for conflict in self.session.scalars(
+            select(SyncConflict)
+            .where(
+                SyncConflict.connection_id == self.connection.id,
+                SyncConflict.entity == "contact",
+                SyncConflict.status == "open",
+            )
+            .order_by(SyncConflict.id)
+        ):
+            held_fields.setdefault(conflict.local_id, set(conflict.fields))
+        due = []
         for link in links:
-            client = self.session.get(Client, link.local_id)
+            client = clients.get(link.local_id)
             if client is None or client.deleted_at is not None:
                 continue
-            local = mapping.client_values(self.session, client)
+            local = mapping.client_values(self.session, client, contacts.get(client.id))
             agreed = link.agreed or {}
-            held = self.open_conflict_fields("contact", client.id)
+            held = held_fields.get(client.id, set())
             changed = {
                 name
                 for name in local
                 if name not in held and owners[name] != "books" and local[name] != agreed.get(name)
             }
-            if not changed:
-                continue
+            if changed:
+                due.append((link, client, local, changed))
+        for link, client, local, changed in due:
+            agreed = link.agreed or {}
             record = mapping.book_contact(client, local, link.remote_id, link.remote_version)
             written = self.send("contact", client.id, record, client.full_name)
             if written is None:

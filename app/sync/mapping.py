@@ -119,8 +119,28 @@ def _tax_number(client: Client) -> str | None:
     return client.vat_number or client.tin
 
 
-def client_values(session: Session, client: Client) -> dict:
-    contact = billing_contact(session, client)
+def billing_contacts(session: Session, client_ids: list[int]) -> dict[int, Contact]:
+    """`billing_contact` of many clients in one query."""
+    chosen: dict[int, Contact] = {}
+    for contact in session.scalars(
+        select(Contact)
+        .where(Contact.client_id.in_(client_ids), Contact.deleted_at.is_(None))
+        .order_by(Contact.id)
+    ):
+        current = chosen.get(contact.client_id)
+        if current is None or (
+            "billing" in (contact.roles or []) and "billing" not in (current.roles or [])
+        ):
+            chosen[contact.client_id] = contact
+    return chosen
+
+
+_LOOK_UP = object()
+
+
+def client_values(session: Session, client: Client, contact=_LOOK_UP) -> dict:
+    """`contact`: the client's billing contact (or None) when the caller read it already."""
+    contact = billing_contact(session, client) if contact is _LOOK_UP else contact
     return {
         "name": _text(client.full_name),
         "email": (contact.email or "").lower() or None if contact else None,
@@ -243,7 +263,7 @@ def create_client_from(
     except ClientError as error:
         raise _refused(error) from None
     if values["email"] or values["phone"]:
-        _set_billing(session, client, values, tenant)
+        _set_billing(session, client, values, tenant, contact=None)  # a new client has none
     return client
 
 
@@ -268,8 +288,10 @@ def apply_contact(
         _set_billing(session, client, values, tenant)
 
 
-def _set_billing(session: Session, client: Client, values: dict, tenant: Tenant) -> None:
-    contact = billing_contact(session, client)
+def _set_billing(
+    session: Session, client: Client, values: dict, tenant: Tenant, contact=_LOOK_UP
+) -> None:
+    contact = billing_contact(session, client) if contact is _LOOK_UP else contact
     if not (values["email"] or values["phone"]):
         return
     raw = {
