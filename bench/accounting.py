@@ -379,7 +379,7 @@ def run_incremental(environment: BenchEnvironment) -> list:
         with app.app_context():
             db.engine.dispose()
 
-    # Contacts: the edited ones; invoices: the edited ones and those a payment moved.
+    # The edited contacts and invoices (a page each), the empty pages, a write per change.
     minimum = pages(half) + pages(half) + 1 + 1 + changes
     print_figure("remote changes", f"{half} contacts, {half} invoices edited in the books")
     print_figure("local changes", f"{half} payments, {half} client e-mails")
@@ -465,11 +465,12 @@ one line each, intra-state GST) and one "Sync now" pushes them. The stand-in ans
 of writes at random with a 429 (Retry-After 1, nothing written) or a 500 (half of those after
 the write was made: the answer is lost). Its rate limits are raised and the engine's pacing is
 off (at Xero's 60 a minute a push of {invoices:,} invoices, a look-up and a write each, would
-take ~3 hours and need two days' quota). One worker process, SIGKILLed {kills} times about
-every {interval:.0f} s and started again; SYNC_STALE_SECONDS={stale}, the sweep
-(jobs.tasks' sweep_accounting_sync) run every second from the bench hands the orphaned run
-over again. At the end: every invoice number once in the books, every invoice linked; then a
-full refresh ("Sync now" with full) and its reconciliation report: 0 differences.
+take ~3 hours and need two days' quota). One worker process, SIGKILLed {kills} times, each time
+another sixth of the invoices is linked (so every kill lands in the push), and started
+again; SYNC_STALE_SECONDS={stale}, the sweep (jobs.tasks' sweep_accounting_sync) run every
+second from the bench hands the orphaned run over again. At the end: every invoice number
+once in the books, every invoice linked; then a full refresh ("Sync now" with full) and its
+reconciliation report: 0 differences.
 """
 DRILL_KILLS = 5
 DRILL_FAULTS = 0.1
@@ -479,7 +480,6 @@ DRILL_STALE = 3
 def run_fault_drill(environment: BenchEnvironment) -> list:
     invoices = scaled(5_000)
     contacts = 50
-    interval = max(3.0, invoices * 0.04 / (DRILL_KILLS + 1))
     print_header(
         f"accounting_fault_drill: {invoices:,} invoices pushed, {DRILL_KILLS} SIGKILLs, "
         f"{DRILL_FAULTS:.0%} of writes failing",
@@ -488,7 +488,6 @@ def run_fault_drill(environment: BenchEnvironment) -> list:
             invoices=invoices,
             share=DRILL_FAULTS,
             kills=DRILL_KILLS,
-            interval=interval,
             stale=DRILL_STALE,
         ),
     )
@@ -537,17 +536,19 @@ def run_fault_drill(environment: BenchEnvironment) -> list:
             with Stopwatch() as watch:
                 sync_now(app, workspace)
                 sweeping.start()
-                next_kill = time.perf_counter() + interval
                 deadline = time.perf_counter() + 3600
                 time.sleep(0.5)
                 while True:
                     now = time.perf_counter()
-                    if kills < DRILL_KILLS and now >= next_kill:
+                    linked = linked_invoices(app, workspace)
+                    if kills < DRILL_KILLS and linked >= (kills + 1) * invoices / (DRILL_KILLS + 1):
                         worker.kill()
                         worker.start()
                         kills += 1
-                        events.append(f"{now - watch.started:6.1f}s SIGKILL, worker restarted")
-                        next_kill = now + interval
+                        events.append(
+                            f"{now - watch.started:6.1f}s SIGKILL at {linked:,} linked, "
+                            "worker restarted"
+                        )
                     elif worker.process.poll() is not None:
                         events.append(f"{now - watch.started:6.1f}s worker exited by itself")
                         worker.start()
@@ -566,15 +567,8 @@ def run_fault_drill(environment: BenchEnvironment) -> list:
             sync_now(app, workspace, full=True)
             time.sleep(0.2)
             wait_for(app, workspace, ("done",), 900, every=1)
+            linked = linked_invoices(app, workspace)
             with bound(app, workspace) as session:
-                linked = session.scalar(
-                    select(func.count())
-                    .select_from(SyncLink)
-                    .where(
-                        SyncLink.connection_id == workspace.connection_id,
-                        SyncLink.entity == "invoice",
-                    )
-                )
                 report = session.scalar(
                     select(SyncReport)
                     .where(SyncReport.connection_id == workspace.connection_id)
@@ -622,6 +616,15 @@ def run_fault_drill(environment: BenchEnvironment) -> list:
     )
     print_line(verdict)
     return [verdict]
+
+
+def linked_invoices(app: Flask, workspace: Workspace) -> int:
+    with bound(app, workspace) as session:
+        return session.scalar(
+            select(func.count())
+            .select_from(SyncLink)
+            .where(SyncLink.connection_id == workspace.connection_id, SyncLink.entity == "invoice")
+        )
 
 
 def _issue_invoices(app: Flask, workspace: Workspace, count: int) -> None:
