@@ -8,6 +8,7 @@ import time
 import traceback
 
 from bench import (
+    accounting,
     aging,
     bank_matching,
     clients_import,
@@ -59,6 +60,9 @@ BENCHMARKS = {
     "pay_page": pay_page.run,
     "webhook_storm": webhook_storm.run,
     "bank_matching": bank_matching.run,
+    "accounting_first_sync": accounting.run_first_sync,
+    "accounting_incremental": accounting.run_incremental,
+    "accounting_fault_drill": accounting.run_fault_drill,
 }
 
 

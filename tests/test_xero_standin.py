@@ -204,6 +204,39 @@ def test_a_repeated_idempotency_key_replays_and_another_body_is_refused(standin)
     assert "different request" in other.json()["Elements"][0]["ValidationErrors"][0]["Message"]
 
 
+def test_write_faults_fail_a_share_of_writes_and_a_retry_with_its_key_writes_once():
+    """The fault drill's failing writes: every write fails while the share is 1 (a 429 writes
+    nothing, a 500 may come after the write); reads never fail; once the faults stop, the same
+    request with the same key leaves each contact in the books once."""
+    with XeroStandin(seed="demo", write_faults=1.0) as server:
+        token = server.grant_token()["access_token"]
+        statuses = set()
+        for number in range(12):
+            body = {"Contacts": [{"Name": f"Faulty {number}"}]}
+            headers = {"Idempotency-Key": f"faulty-{number}"}
+            answer = call(
+                server, "PUT", "/Contacts", token, server.demo, json=body, headers=headers
+            )
+            statuses.add(answer.status_code)
+            if answer.status_code == 429:
+                assert answer.headers["Retry-After"] == "1"
+        assert statuses == {429, 500}
+        assert call(server, "GET", "/Contacts", token, server.demo).status_code == 200
+        assert server.stats(per_key=False)["write_faults"] == 12
+        server.write_faults = 0
+        for number in range(12):
+            body = {"Contacts": [{"Name": f"Faulty {number}"}]}
+            headers = {"Idempotency-Key": f"faulty-{number}"}
+            answer = call(
+                server, "PUT", "/Contacts", token, server.demo, json=body, headers=headers
+            )
+            assert answer.status_code == 200
+        names = [c["Name"] for c in server.books(server.demo, "Contacts").values()]
+        assert sorted(n for n in names if n.startswith("Faulty")) == sorted(
+            f"Faulty {number}" for number in range(12)
+        )
+
+
 def test_validation_errors_in_both_of_xeros_forms(standin):
     token = standin.grant_token()["access_token"]
     body = {

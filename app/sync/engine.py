@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.services import SOURCE_KEY
 from app.clients.models import Client
+from app.clients.services import client_context
 from app.core.clock import local_date
 from app.core.signals import announce_integration_lost
 from app.extensions import db
@@ -50,6 +51,7 @@ from app.invoicing.models import OPENING_SERIES, CreditNote, Invoice
 from app.invoicing.services import InvoiceError
 from app.payments import services as payments
 from app.payments.models import Payment, PaymentAllocation
+from app.settings.models import WorkspaceSettings
 from app.sync import mapping
 from app.sync.books import Books, WaitLonger
 from app.sync.mapping import NotAccepted
@@ -74,6 +76,8 @@ PUSH_ORDER = ("contact", "invoice", "credit_note", "payment")
 # Invoices of these series came from elsewhere (the old books, these books): never pushed.
 NOT_PUSHED_SERIES = (OPENING_SERIES, mapping.BOOKS_SERIES)
 PUSHED_STATUSES = ("issued", "sent", "overdue", "partly_paid", "paid", "disputed")
+# The run's counters a page adds to.
+PAGE_COUNTERS = ("read", "created", "updated", "conflicts", "skipped")
 # A problem list longer than this per run is cut (the counts still count every record).
 PROBLEM_LIMIT = 1000
 ENTITY_WORDS = {
@@ -109,6 +113,8 @@ class Run:
         )
         # Pages the provider did not answer (left for the next run), in words.
         self.unfinished: list[str] = []
+        self._client_context = None
+        self.forget_page()
 
     # Bookkeeping -----------------------------------------------------------------------------
 
@@ -142,6 +148,8 @@ class Run:
         )
 
     def link_of(self, entity: str, *, remote_id=None, local_id=None) -> SyncLink | None:
+        if remote_id is not None and (entity, remote_id) in (self._page_links or {}):
+            return self._page_links[(entity, remote_id)]
         query = select(SyncLink).where(
             SyncLink.connection_id == self.connection.id, SyncLink.entity == entity
         )
@@ -163,9 +171,103 @@ class Run:
             books=mapping.books_facts(record),
             seen_in_run=self.run.id if self.run.full else None,
         )
+        # Written by the next flush: the savepoint's end, or the commit.
         self.session.add(link)
-        self.session.flush()
+        if self._page_links is not None:
+            self._page_links[(entity, record.remote_id)] = link
         return link
+
+    # A page's look-ups, made at once ----------------------------------------------------------
+
+    def read_page_ahead(self, entity: str, records) -> None:
+        """What a page's records will look up, read in one query per kind instead of one or
+        more per record (a page of 100 invoices at one call a second must go in within that
+        second): their links and those of their customers and invoices, the linked clients and
+        invoices (into the session, where `session.get` finds them), the invoices already
+        numbered as theirs, and the customers left out at the review. Kept until the page is
+        committed, or until a record is refused (its savepoint undone, the rest of the page
+        asks the database again)."""
+        wanted: dict[str, set[str]] = {}
+        for record in records:
+            wanted.setdefault(entity, set()).add(record.remote_id)
+            for kind, name in (("contact", "contact_remote_id"), ("invoice", "invoice_remote_id")):
+                if getattr(record, name, None):
+                    wanted.setdefault(kind, set()).add(getattr(record, name))
+        links: dict[tuple[str, str], SyncLink | None] = {
+            (kind, remote_id): None for kind, ids in wanted.items() for remote_id in ids
+        }
+        for kind, ids in wanted.items():
+            for link in self.session.scalars(
+                select(SyncLink).where(
+                    SyncLink.connection_id == self.connection.id,
+                    SyncLink.entity == kind,
+                    SyncLink.remote_id.in_(ids),
+                )
+            ):
+                links[(kind, link.remote_id)] = link
+        linked = {
+            kind: [link.local_id for (of, _), link in links.items() if link and of == kind]
+            for kind in ("contact", "invoice")
+        }
+        # Held here: the session keeps only weak references to what it loaded.
+        self._page_objects = [*links.values()]
+        if linked["contact"]:
+            self._page_objects += self.session.scalars(
+                select(Client).where(Client.id.in_(linked["contact"]))
+            ).all()
+        if linked["invoice"]:
+            self._page_objects += self.session.scalars(
+                select(Invoice).where(Invoice.id.in_(linked["invoice"]))
+            ).all()
+        if entity == "invoice":
+            self._page_workspace = self.session.get(WorkspaceSettings, self.tenant.id)
+            self._page_numbers = {}
+            numbers = {record.number for record in records if record.number}
+            for invoice in self.session.scalars(
+                select(Invoice).where(Invoice.number.in_(numbers)).order_by(Invoice.id)
+            ):
+                self._page_numbers.setdefault(invoice.number, invoice)
+        if entity == "contact":
+            self._page_skipped = set(
+                self.session.scalars(
+                    select(SyncMatch.remote_id).where(
+                        SyncMatch.connection_id == self.connection.id,
+                        SyncMatch.remote_id.in_(wanted.get("contact", ())),
+                        SyncMatch.decision == "skip",
+                    )
+                )
+            )
+        self._page_links = links
+
+    def forget_page(self) -> None:
+        self._page_links: dict[tuple[str, str], SyncLink | None] | None = None
+        self._page_numbers: dict[str, Invoice] | None = None
+        self._page_skipped: set[str] | None = None
+        self._page_workspace: WorkspaceSettings | None = None
+        self._page_objects: list = []
+
+    def invoice_numbered(self, number: str) -> Invoice | None:
+        if self._page_numbers is not None:
+            return self._page_numbers.get(number)
+        return self.session.scalar(select(Invoice).where(Invoice.number == number))
+
+    def skipped_at_review(self, remote_id: str) -> bool:
+        if self._page_skipped is not None:
+            return remote_id in self._page_skipped
+        skipped = self.session.scalar(
+            select(SyncMatch.id).where(
+                SyncMatch.connection_id == self.connection.id,
+                SyncMatch.remote_id == remote_id,
+                SyncMatch.decision == "skip",
+            )
+        )
+        return skipped is not None
+
+    def client_context(self):
+        """The workspace's context for new clients, once per run (industries and members)."""
+        if self._client_context is None:
+            self._client_context = client_context(self.session, self.tenant)
+        return self._client_context
 
     def key(self, entity: str, local_id: int) -> str:
         """Our idempotency key of a write: the same for every retry of the same record."""
@@ -281,14 +383,19 @@ class Run:
         if not pending:
             return
         self.beat("apply the review")
-        for number, match in enumerate(pending, start=1):
-            record = mapping.contact_from_json(match.remote_facts)
-            if match.decision != "skip":
-                self.run.read += 1
-                self.take("contact", record)
-            match.applied = True
-            if number % 200 == 0:
-                self.commit()
+        for start in range(0, len(pending), 200):
+            chunk = pending[start : start + 200]
+            self.take_page(
+                "contact",
+                [
+                    mapping.contact_from_json(match.remote_facts)
+                    for match in chunk
+                    if match.decision != "skip"
+                ],
+            )
+            for match in chunk:
+                match.applied = True
+            self.commit()
         self.commit()
 
     # Pulling --------------------------------------------------------------------------------
@@ -320,9 +427,7 @@ class Run:
             for unreadable in page.unreadable:
                 self.run.read += 1
                 self.problem(entity, "pull", unreadable.reason, remote_id=unreadable.remote_id)
-            for record in page.records:
-                self.run.read += 1
-                self.take(entity, record)
+            self.take_page(entity, page.records)
             if state.pass_full and page.records:
                 self.session.execute(
                     update(SyncLink)
@@ -346,6 +451,31 @@ class Run:
                 return
             self.commit()
 
+    def take_page(self, entity: str, records) -> None:
+        """A page of records of the books applied in one savepoint (two statements fewer per
+        record than a savepoint each). When one is refused, the page is undone and applied
+        again record by record, each in its own savepoint, so that the refused one is listed
+        and the rest go in."""
+        self.read_page_ahead(entity, records)
+        # Counted here and added to the run once the page is in: the run's row is not written
+        # again with every record's flush.
+        tally = dict.fromkeys(PAGE_COUNTERS, 0)
+        try:
+            with self.session.begin_nested():
+                for record in records:
+                    tally["read"] += 1
+                    tally[counter_of(getattr(self, f"take_{entity}")(record))] += 1
+        except NotAccepted:
+            self.forget_page()
+            self.read_page_ahead(entity, records)
+            for record in records:
+                self.run.read += 1
+                self.take(entity, record)
+        else:
+            for name, count in tally.items():
+                setattr(self.run, name, getattr(self.run, name) + count)
+        self.forget_page()
+
     def take(self, entity: str, record) -> None:
         """Apply one record of the books in a savepoint: a refused one is listed, the rest go on."""
         label = getattr(record, "number", None) or getattr(record, "name", None)
@@ -353,11 +483,10 @@ class Run:
             with self.session.begin_nested():
                 outcome = getattr(self, f"take_{entity}")(record)
         except NotAccepted as refusal:
+            self.forget_page()
             self.problem(entity, "pull", str(refusal), remote_id=record.remote_id, label=label)
             return
-        counter = {"created": "created", "updated": "updated", "conflict": "conflicts"}.get(
-            outcome, "skipped"
-        )
+        counter = counter_of(outcome)
         setattr(self.run, counter, getattr(self.run, counter) + 1)
 
     def take_contact(self, record: BookContact) -> str:
@@ -366,16 +495,11 @@ class Run:
         if link is None:
             if record.deleted:
                 return "skipped"
-            skipped = self.session.scalar(
-                select(SyncMatch.id).where(
-                    SyncMatch.connection_id == self.connection.id,
-                    SyncMatch.remote_id == record.remote_id,
-                    SyncMatch.decision == "skip",
-                )
-            )
-            if skipped is not None:
+            if self.skipped_at_review(record.remote_id):
                 return "skipped"
-            client = mapping.create_client_from(self.session, self.tenant, record)
+            client = mapping.create_client_from(
+                self.session, self.tenant, record, self.client_context()
+            )
             self.link("contact", client.id, record, "books", remote)
             return "created"
         link.books = mapping.books_facts(record)
@@ -456,7 +580,7 @@ class Run:
             if record.deleted or record.state == "draft":
                 return "skipped"  # a draft is not chased until the books approve it
             client = self.client_for(record.contact_remote_id, f"Invoice {record.number}")
-            same = self.session.scalar(select(Invoice).where(Invoice.number == record.number))
+            same = self.invoice_numbered(record.number)
             if same is not None:
                 if same.client_id != client.id or self.link_of("invoice", local_id=same.id):
                     raise NotAccepted(
@@ -467,8 +591,10 @@ class Run:
                 )
                 return "updated"
             invoice = mapping.create_invoice_from(
-                self.session, self.tenant, client, record, self.today
+                self.session, self.tenant, client, record, self.today, self._page_workspace
             )
+            if self._page_numbers is not None:
+                self._page_numbers[record.number] = invoice
             self.link("invoice", invoice.id, record, "books", mapping.book_invoice_values(record))
             return "created"
         link.books = mapping.books_facts(record)
@@ -703,20 +829,42 @@ class Run:
                 SyncLink.connection_id == self.connection.id, SyncLink.entity == "contact"
             )
         ).all()
+        # Every linked client is compared, so their clients, billing contacts and open
+        # conflicts are read in one query each (not three per client), before any push.
+        ids = [link.local_id for link in links]
+        clients = {
+            client.id: client
+            for client in self.session.scalars(select(Client).where(Client.id.in_(ids)))
+        }
+        contacts = mapping.billing_contacts(self.session, ids)
+        held_fields: dict[int, set[str]] = {}
+        for conflict in self.session.scalars(
+            select(SyncConflict)
+            .where(
+                SyncConflict.connection_id == self.connection.id,
+                SyncConflict.entity == "contact",
+                SyncConflict.status == "open",
+            )
+            .order_by(SyncConflict.id)
+        ):
+            held_fields.setdefault(conflict.local_id, set(conflict.fields))
+        due = []
         for link in links:
-            client = self.session.get(Client, link.local_id)
+            client = clients.get(link.local_id)
             if client is None or client.deleted_at is not None:
                 continue
-            local = mapping.client_values(self.session, client)
+            local = mapping.client_values(self.session, client, contacts.get(client.id))
             agreed = link.agreed or {}
-            held = self.open_conflict_fields("contact", client.id)
+            held = held_fields.get(client.id, set())
             changed = {
                 name
                 for name in local
                 if name not in held and owners[name] != "books" and local[name] != agreed.get(name)
             }
-            if not changed:
-                continue
+            if changed:
+                due.append((link, client, local, changed))
+        for link, client, local, changed in due:
+            agreed = link.agreed or {}
             record = mapping.book_contact(client, local, link.remote_id, link.remote_version)
             written = self.send("contact", client.id, record, client.full_name)
             if written is None:
@@ -865,6 +1013,13 @@ class Run:
             )
             self.run.created += 1
             self.commit()
+
+
+def counter_of(outcome: str) -> str:
+    """The run's counter a record's outcome adds to."""
+    return {"created": "created", "updated": "updated", "conflict": "conflicts"}.get(
+        outcome, "skipped"
+    )
 
 
 def _name_key(name: str) -> str:

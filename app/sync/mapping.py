@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client, Contact
+from app.clients.rules import ClientContext
 from app.clients.services import (
     ClientError,
     client_context,
@@ -118,8 +119,28 @@ def _tax_number(client: Client) -> str | None:
     return client.vat_number or client.tin
 
 
-def client_values(session: Session, client: Client) -> dict:
-    contact = billing_contact(session, client)
+def billing_contacts(session: Session, client_ids: list[int]) -> dict[int, Contact]:
+    """`billing_contact` of many clients in one query."""
+    chosen: dict[int, Contact] = {}
+    for contact in session.scalars(
+        select(Contact)
+        .where(Contact.client_id.in_(client_ids), Contact.deleted_at.is_(None))
+        .order_by(Contact.id)
+    ):
+        current = chosen.get(contact.client_id)
+        if current is None or (
+            "billing" in (contact.roles or []) and "billing" not in (current.roles or [])
+        ):
+            chosen[contact.client_id] = contact
+    return chosen
+
+
+_LOOK_UP = object()
+
+
+def client_values(session: Session, client: Client, contact=_LOOK_UP) -> dict:
+    """`contact`: the client's billing contact (or None) when the caller read it already."""
+    contact = billing_contact(session, client) if contact is _LOOK_UP else contact
     return {
         "name": _text(client.full_name),
         "email": (contact.email or "").lower() or None if contact else None,
@@ -228,18 +249,21 @@ def _refused(error: ClientError) -> NotAccepted:
     return NotAccepted(f"Duebook cannot take this customer ({said})")
 
 
-def create_client_from(session: Session, tenant: Tenant, record: BookContact) -> Client:
+def create_client_from(
+    session: Session, tenant: Tenant, record: BookContact, context: ClientContext | None = None
+) -> Client:
+    """`context`: the workspace's client context when the caller keeps one for many records."""
     values = contact_values(record)
     if not values["name"]:
         raise NotAccepted("The customer has no name in the books.")
     try:
         client = create_client(
-            session, client_context(session, tenant), _client_raw(tenant, record, values)
+            session, context or client_context(session, tenant), _client_raw(tenant, record, values)
         )
     except ClientError as error:
         raise _refused(error) from None
     if values["email"] or values["phone"]:
-        _set_billing(session, client, values, tenant)
+        _set_billing(session, client, values, tenant, contact=None)  # a new client has none
     return client
 
 
@@ -264,8 +288,10 @@ def apply_contact(
         _set_billing(session, client, values, tenant)
 
 
-def _set_billing(session: Session, client: Client, values: dict, tenant: Tenant) -> None:
-    contact = billing_contact(session, client)
+def _set_billing(
+    session: Session, client: Client, values: dict, tenant: Tenant, contact=_LOOK_UP
+) -> None:
+    contact = billing_contact(session, client) if contact is _LOOK_UP else contact
     if not (values["email"] or values["phone"]):
         return
     raw = {
@@ -389,8 +415,14 @@ def _split(tax: Decimal, regime: str) -> _Split:
     return _Split(ZERO, ZERO, ZERO, tax)
 
 
-def _regime(session: Session, tenant: Tenant, client: Client, record: BookInvoice) -> str:
-    workspace = session.get(WorkspaceSettings, tenant.id)
+def _regime(
+    session: Session,
+    tenant: Tenant,
+    client: Client,
+    record: BookInvoice,
+    workspace: WorkspaceSettings | None = None,
+) -> str:
+    workspace = workspace or session.get(WorkspaceSettings, tenant.id)
     try:
         regime = tax_setting(tenant, workspace, client).regime
     except InvoiceError:
@@ -456,17 +488,23 @@ def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
 
 
 def create_invoice_from(
-    session: Session, tenant: Tenant, client: Client, record: BookInvoice, today: date
+    session: Session,
+    tenant: Tenant,
+    client: Client,
+    record: BookInvoice,
+    today: date,
+    workspace: WorkspaceSettings | None = None,
 ) -> Invoice:
     """An issued invoice with the books' number, lines and tax; its status follows what is paid
-    (the books' payments arrive as payments)."""
+    (the books' payments arrive as payments). `workspace`: the workspace's settings when the
+    caller holds them for many invoices."""
     check_book_invoice(record)
     if record.currency.upper() != client.currency:
         raise NotAccepted(
             f"Invoice {record.number} is in {record.currency.upper()} but its client "
             f"{client.full_name} is billed in {client.currency}."
         )
-    regime = _regime(session, tenant, client, record)
+    regime = _regime(session, tenant, client, record, workspace)
     invoice = Invoice(
         client_id=client.id,
         number=record.number,

@@ -133,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
     xero.add_argument("--seed", choices=["demo"], help="fill the books: demo = an Indian SME's")
     xero.add_argument("--seed-contacts", type=int, default=0, help="bulk contacts (benchmarks)")
     xero.add_argument("--seed-invoices", type=int, default=0, help="bulk invoices (benchmarks)")
+    xero.add_argument(
+        "--write-faults", type=float, default=0.0, help="share of writes answered 429/500"
+    )
     tally = sub.add_parser("tally", parents=[common], help="TallyPrime's XML over HTTP")
     tally.add_argument("--seed", choices=["demo"], help="load the demo company's books")
     tally.add_argument("--ledgers", type=int, default=0, help="bulk debtors (benchmarks)")
@@ -203,6 +206,7 @@ def build(args: argparse.Namespace):
             seed=args.seed,
             seed_contacts=args.seed_contacts,
             seed_invoices=args.seed_invoices,
+            write_faults=args.write_faults,
             **common,
         )
     if args.provider == "tally":

@@ -55,6 +55,7 @@ import hashlib
 import hmac
 import html
 import json
+import random
 import re
 import secrets
 import threading
@@ -204,9 +205,14 @@ class XeroStandin(StandinServer):
         seed: str | None = None,
         seed_contacts: int = 0,
         seed_invoices: int = 0,
+        write_faults: float = 0.0,
         **common,
     ) -> None:
         super().__init__(**common)
+        self.write_faults = write_faults
+        # Seeded: a drill that fails the same writes can be run again.
+        self._fault_dice = random.Random(19)
+        self.write_faults_answered = 0
         self.client_id = client_id
         self.client_secret = client_secret
         self.webhook_key = webhook_key
@@ -559,7 +565,7 @@ class XeroStandin(StandinServer):
         with self._state:
             self.in_flight[tenant] = self.in_flight.get(tenant, 0) + 1
         try:
-            fault = self.take_fault()
+            fault = self.take_fault() or self._write_fault(request, path, tenant)
             response = fault or self._route(request, path, tenant)
             delay = 0.0
             with self._state:
@@ -578,6 +584,25 @@ class XeroStandin(StandinServer):
                 self.in_flight[tenant] -= 1
         response.headers += self._remaining(tenant)
         return response
+
+    def _write_fault(self, request: Request, path: str, tenant: str) -> Response | None:
+        if request.method not in ("PUT", "POST") or not self.write_faults:
+            return None
+        with self._state:
+            if self._fault_dice.random() >= self.write_faults:
+                return None
+            kind = self._fault_dice.choice(("429", "500 before", "500 after"))
+            self.write_faults_answered += 1
+        self.stats_counters.add("failed")
+        if kind == "429":
+            self.stats_counters.add("throttled")
+            return Response(429, b"", [("Retry-After", "1"), ("X-Rate-Limit-Problem", "minute")])
+        if kind == "500 after":
+            self._route(request, path, tenant)  # written; the answer is lost
+        return json_response(500, {"Title": "An error occurred", "Detail": "write fault"})
+
+    def stats(self, per_key: bool = True) -> dict:
+        return {**super().stats(per_key), "write_faults": self.write_faults_answered}
 
     def _over_limit(self, tenant: str) -> Response | None:
         now = time.monotonic()
