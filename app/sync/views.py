@@ -266,7 +266,8 @@ def run(connection_id, sync_run_id):
 @require_permission(MANAGE)
 def review(connection_id):
     connection = _connection_or_404(connection_id)
-    if request.method == "POST":
+    reviewed = bool((connection.settings or {}).get("matched_at"))
+    if request.method == "POST" and not reviewed:
         decisions = {}
         for key, value in request.form.items():
             if key.startswith("decision_") and key.removeprefix("decision_").isdigit():
@@ -284,7 +285,7 @@ def review(connection_id):
         title=source_label(connection.provider),
         matches=services.matches(db.session, connection.id),
         labels=CONTACT_LABELS,
-        reviewed=bool((connection.settings or {}).get("matched_at")),
+        reviewed=reviewed,
     )
 
 
