@@ -213,6 +213,9 @@ def from_environment() -> dict:
         "SYNC_PACING": os.environ.get("SYNC_PACING", "1") != "0",
         # A running run without a heartbeat for this long lost its worker: handed over again.
         "SYNC_STALE_SECONDS": int(os.environ.get("SYNC_STALE_SECONDS", "120")),
+        # Pages of a pass fetched ahead by a thread while the run writes the ones it has (0:
+        # none; each page is held in memory until written).
+        "SYNC_FETCH_AHEAD": int(os.environ.get("SYNC_FETCH_AHEAD", "200")),
         # Zoho Books: the platform's OAuth app, its accounts server (the `.com` one is replaced
         # by the connection's data centre's; any other address, the sandbox's stand-in, is used
         # as is) and, when set, one API address for every data centre (the stand-in).

@@ -389,28 +389,28 @@ def test_a_page_the_books_garble_is_left_for_the_next_run_and_the_rest_goes_on(
 ):
     tenant, _, session = workspace
     connection_id = first_sync(client, run_jobs, tenant, "zoho_books")
-    state = session.get(SyncState, (connection_id, "contact"))
-    assert state.marker  # the first pass is complete: later runs ask for changes only
-    # Every attempt at the first page (the first and two retries) is cut short.
+    # Every attempt at the first page asked (the first and two retries) is cut short.
     httpx.post(f"{zoho.server.url}/_standin/garble", json={"count": 3})
     send(client, tenant, f"/t/{tenant.slug}/sync/{connection_id}/sync")
     run_jobs()
     run = runs(session)[-1]
-    # The customers' page failed; the invoices, credit notes and payments were still synced.
+    # That page failed, not the run: the other entities were still synced.
     assert run.status == "done" and "did not answer usefully" in run.error
     (problem,) = session.scalars(select(SyncProblem).where(SyncProblem.run_id == run.id)).all()
-    assert problem.entity == "contact" and "reads them again" in problem.reason
-    assert run.read > 0
+    assert "reads them again" in problem.reason
     page = client.get(f"/t/{tenant.slug}/sync/{connection_id}")
     assert "did not answer usefully" in page.text
     session.expire_all()
-    assert session.get(SyncState, (connection_id, "contact")).pass_run_id == run.id  # kept
+    left = session.get(SyncState, (connection_id, problem.entity))
+    assert left.pass_run_id == run.id  # its pass is kept, to go on from that page
+    others = [e for e in ("contact", "invoice", "credit_note", "payment") if e != problem.entity]
+    assert all(session.get(SyncState, (connection_id, e)).pass_run_id is None for e in others)
     send(client, tenant, f"/t/{tenant.slug}/sync/{connection_id}/sync")
     run_jobs()
     latest = runs(session)[-1]
     assert (latest.status, latest.error) == ("done", None)
     session.expire_all()
-    assert session.get(SyncState, (connection_id, "contact")).pass_run_id is None
+    assert session.get(SyncState, (connection_id, problem.entity)).pass_run_id is None
     assert sorted(session.scalars(select(Invoice.number)).all()) == sorted(zoho.invoice_numbers())
 
 
@@ -754,3 +754,21 @@ def test_calls_to_one_set_of_books_are_spaced_under_its_limit_across_workers(
         first._pace()
         second._pace()
     assert slept == pytest.approx([0.6, 1.2, 1.8])
+
+
+def test_a_first_sync_paced_by_the_providers_limit_goes_through(
+    app, client, workspace, run_jobs, monkeypatch, quick_engine
+):
+    """With pacing on, as in production: the run's thread and the page fetcher's thread take
+    their slots from the same Redis clock (QuickBooks: 500 calls a minute)."""
+    books = QuickBooks(app, monkeypatch)
+    monkeypatch.setitem(app.config, "SYNC_PACING", True)
+    try:
+        tenant, _, session = workspace
+        first_sync(client, run_jobs, tenant, "quickbooks")
+        assert [run.status for run in runs(session)] == ["done", "done"]
+        assert sorted(session.scalars(select(Invoice.number)).all()) == sorted(
+            books.invoice_numbers()
+        )
+    finally:
+        books.stop()

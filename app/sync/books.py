@@ -12,7 +12,10 @@ instead of bursting into its 429s; a 429 is obeyed all the same (Retry-After).""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -91,7 +94,7 @@ def build_connector(provider: str, settings: dict, secrets: dict) -> AccountingC
 class Books:
     """One connection's books for the length of a run (or a page's single action)."""
 
-    def __init__(self, session: Session, connection: IntegrationConnection, on_call=None):
+    def __init__(self, session: Session, connection: IntegrationConnection):
         self.session = session
         self.connection_id = connection.id
         self.provider = connection.provider
@@ -101,8 +104,12 @@ class Books:
         )
         self.tokens = tokens_of(self.connector.secrets)
         self.connector.tokens = self.tokens
-        self.on_call = on_call
+        # Calls made, by this thread and by a page fetcher's (the run adds them to its row).
+        self.calls = 0
+        self._calls_lock = threading.Lock()
         self.config = current_app.config
+        # Taken here, in the app's context: a page fetcher's thread paces its calls too.
+        self.redis = redis_connection()
 
     @staticmethod
     def _secrets(connection: IntegrationConnection) -> dict:
@@ -155,7 +162,7 @@ class Books:
         spacing_ms = int(60_000 / per_minute)
         key = f"sync:pace:{self.provider}:{self.book}"
         try:
-            wait_ms = redis_connection().eval(
+            wait_ms = self.redis.eval(
                 _SLOT_SCRIPT, 1, key, int(time.time() * 1000), spacing_ms
             )
         except RedisError:
@@ -164,24 +171,36 @@ class Books:
         if wait_ms > 0:
             time.sleep(wait_ms / 1000)
 
+    def _counted(self) -> None:
+        with self._calls_lock:
+            self.calls += 1
+
     def call(self, method: str, *args):
         """connector.<method>(access, book, *args), paced; an expired access token refreshed
         once; a 5xx or timeout retried with backoff (SYNC_RETRY_DELAYS); a 429 waited out in
         place when short (SYNC_MAX_WAIT seconds), else WaitLonger."""
+        return self._call(method, args, access=None)
+
+    def call_detached(self, method: str, args: tuple, access: str):
+        """The same from another thread, with an access token the run's thread gave it: it
+        never touches the database, so a token refused here is for the run's thread to
+        refresh (TokenRevoked is raised)."""
+        return self._call(method, args, access=access)
+
+    def _call(self, method: str, args: tuple, access: str | None):
         delays = list(self.config.get("SYNC_RETRY_DELAYS", (1, 4, 15)))
-        refreshed = False
+        refreshed = access is not None  # a detached call never refreshes
         while True:
             self._pace()
-            access = self.access()
-            if self.on_call:
-                self.on_call()
+            token = access if access is not None else self.access()
+            self._counted()
             try:
-                return getattr(self.connector, method)(access, self.book, *args)
+                return getattr(self.connector, method)(token, self.book, *args)
             except TokenRevoked:
                 if refreshed:
                     raise
                 refreshed = True
-                self.refresh(rejected=access)
+                self.refresh(rejected=token)
             except RateLimited as limit:
                 if limit.daily or limit.retry_after > self.config.get("SYNC_MAX_WAIT", 65):
                     raise WaitLonger(str(limit), limit.retry_after, limit.daily) from None
@@ -190,3 +209,62 @@ class Books:
                 if not delays:
                     raise
                 time.sleep(delays.pop(0))
+
+
+class PageFetcher:
+    """The pages of one pass fetched ahead, by a thread of their own, at the provider's pace,
+    while the run's thread writes the pages already fetched: a pass then takes the time the
+    rate limit sets, not that plus the time its pages take to go in (nor the time the review's
+    new customers take, when it is started before them). Each page names the next one's cursor,
+    so the fetcher follows them one by one; it holds at most `ahead` pages. Nothing it fetched
+    is written until the run's thread takes it: a run killed meanwhile loses only pages it would
+    fetch again."""
+
+    def __init__(self, books: Books, entity: str, since, cursor, ahead: int = 200):
+        self.books = books
+        self.entity = entity
+        self.since = since
+        self.cursor = cursor
+        self.pages: queue.Queue = queue.Queue(maxsize=ahead)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(
+            target=self._fetch, args=(books.access(),), name=f"sync-fetch-{entity}", daemon=True
+        )
+        self.thread.start()
+
+    def _fetch(self, access: str) -> None:
+        cursor = self.cursor
+        while not self.stopping.is_set():
+            try:
+                page = self.books.call_detached("pull", (self.entity, self.since, cursor), access)
+            except BaseException as error:  # handed to the run's thread, which decides
+                self._put((cursor, error))
+                return
+            if not self._put((cursor, page)) or page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def _put(self, item) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.pages.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def take(self, cursor):
+        """The page at `cursor` (raising what fetching it raised)."""
+        fetched_at, item = self.pages.get()
+        if fetched_at != cursor:  # the run went another way (a refused token refreshed)
+            raise LookupError(f"fetched {fetched_at!r}, wanted {cursor!r}")
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self.stopping.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.pages.get_nowait()
+        self.thread.join(timeout=60)

@@ -53,7 +53,7 @@ from app.payments import services as payments
 from app.payments.models import Payment, PaymentAllocation
 from app.settings.models import WorkspaceSettings
 from app.sync import mapping
-from app.sync.books import Books, WaitLonger
+from app.sync.books import Books, PageFetcher, WaitLonger
 from app.sync.mapping import NotAccepted
 from app.sync.models import (
     ACTIVE_RUN_STATUSES,
@@ -107,7 +107,8 @@ class Run:
         self.tenant = session.get(Tenant, connection_tenant_id(session))
         self.today = local_date(self.tenant.time_zone)
         self.title = source_label(connection.provider)
-        self.books = Books(session, connection, on_call=self._counted)
+        self.books = Books(session, connection)
+        self.calls_before = run.requests
         self.problems = session.scalar(
             select(func.count()).select_from(SyncProblem).where(SyncProblem.run_id == run.id)
         )
@@ -118,9 +119,6 @@ class Run:
 
     # Bookkeeping -----------------------------------------------------------------------------
 
-    def _counted(self) -> None:
-        self.run.requests += 1
-
     def beat(self, stage: str | None = None) -> None:
         if stage:
             self.run.stage = stage
@@ -128,6 +126,7 @@ class Run:
 
     def commit(self) -> None:
         self.beat()
+        self.run.requests = self.calls_before + self.books.calls
         self.session.commit()
 
     def problem(self, entity, direction, reason, remote_id=None, local_id=None, label=None):
@@ -279,8 +278,18 @@ class Run:
         if not self.settings.get("matched_at"):
             self.propose_matches()
             return
-        self.apply_matches()
-        for entity in PULL_ORDER:
+        # The invoices' pages are fetched while the review's customers go in and the customers'
+        # changes are read: the pass is then paced by the provider alone.
+        invoices = self.fetch_ahead("invoice")
+        try:
+            self.apply_matches()
+            self.pull("contact")
+        except BaseException:
+            if invoices is not None:
+                invoices.close()
+            raise
+        self.pull("invoice", invoices)
+        for entity in PULL_ORDER[2:]:
             self.pull(entity)
         for entity in PUSH_ORDER:
             self.push(entity)
@@ -408,48 +417,77 @@ class Run:
             self.session.flush()
         return state
 
-    def pull(self, entity: str) -> None:
+    def begin_pass(self, entity: str) -> SyncState:
+        """The entity's pass: a new one, or the one in progress (resumed at its page)."""
         state = self.state(entity)
-        if state.pass_run_id is None:  # a new pass (else: resume the one in progress)
+        if state.pass_run_id is None:
             state.pass_run_id = self.run.id
             state.cursor = None
             state.pass_marker = None
             state.pass_full = self.run.full or state.marker is None
         self.commit()
+        return state
+
+    def fetch_ahead(self, entity: str) -> PageFetcher | None:
+        """A fetcher of the entity's pass (SYNC_FETCH_AHEAD pages ahead; 0: none)."""
+        ahead = int(current_app.config.get("SYNC_FETCH_AHEAD", 200))
+        if ahead <= 0:
+            return None
+        state = self.begin_pass(entity)
         since = None if state.pass_full else state.marker
-        while True:
-            self.beat(f"pull {entity}")
-            try:
-                page = self.books.call("pull", entity, since, state.cursor)
-            except ProviderUnavailable as trouble:
-                self.page_failed(entity, "pull", trouble)
-                return
-            for unreadable in page.unreadable:
-                self.run.read += 1
-                self.problem(entity, "pull", unreadable.reason, remote_id=unreadable.remote_id)
-            self.take_page(entity, page.records)
-            if state.pass_full and page.records:
-                self.session.execute(
-                    update(SyncLink)
-                    .where(
-                        SyncLink.connection_id == self.connection.id,
-                        SyncLink.entity == entity,
-                        SyncLink.remote_id.in_([r.remote_id for r in page.records]),
+        return PageFetcher(self.books, entity, since, state.cursor, ahead=ahead)
+
+    def pull(self, entity: str, fetcher: PageFetcher | None = None) -> None:
+        state = self.begin_pass(entity)
+        since = None if state.pass_full else state.marker
+        fetcher = fetcher or self.fetch_ahead(entity)
+        try:
+            while True:
+                self.beat(f"pull {entity}")
+                try:
+                    page, fetcher = self.next_page(fetcher, entity, since, state.cursor)
+                except ProviderUnavailable as trouble:
+                    self.page_failed(entity, "pull", trouble)
+                    return
+                for unreadable in page.unreadable:
+                    self.run.read += 1
+                    self.problem(entity, "pull", unreadable.reason, remote_id=unreadable.remote_id)
+                self.take_page(entity, page.records)
+                if state.pass_full and page.records:
+                    self.session.execute(
+                        update(SyncLink)
+                        .where(
+                            SyncLink.connection_id == self.connection.id,
+                            SyncLink.entity == entity,
+                            SyncLink.remote_id.in_([r.remote_id for r in page.records]),
+                        )
+                        .values(seen_in_run=state.pass_run_id)
                     )
-                    .values(seen_in_run=state.pass_run_id)
-                )
-            if page.marker:
-                state.pass_marker = page.marker
-            state.cursor = page.next_cursor
-            if page.next_cursor is None:
-                if state.pass_full:
-                    self.deleted_in_books(entity, state.pass_run_id)
-                state.marker = state.pass_marker or state.marker
-                state.pass_run_id = None
-                state.cursor = None
+                if page.marker:
+                    state.pass_marker = page.marker
+                state.cursor = page.next_cursor
+                if page.next_cursor is None:
+                    if state.pass_full:
+                        self.deleted_in_books(entity, state.pass_run_id)
+                    state.marker = state.pass_marker or state.marker
+                    state.pass_run_id = None
+                    state.cursor = None
+                    self.commit()
+                    return
                 self.commit()
-                return
-            self.commit()
+        finally:
+            if fetcher is not None:
+                fetcher.close()
+
+    def next_page(self, fetcher: PageFetcher | None, entity: str, since, cursor):
+        """(The page at `cursor`, the fetcher still in use.) A fetcher whose token the provider
+        refused is dropped: this thread refreshes the token and fetches the rest itself."""
+        if fetcher is not None:
+            try:
+                return fetcher.take(cursor), fetcher
+            except (TokenRevoked, LookupError):
+                fetcher.close()
+        return self.books.call("pull", entity, since, cursor), None
 
     def take_page(self, entity: str, records) -> None:
         """A page of records of the books applied in one savepoint (two statements fewer per
