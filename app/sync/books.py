@@ -162,9 +162,7 @@ class Books:
         spacing_ms = int(60_000 / per_minute)
         key = f"sync:pace:{self.provider}:{self.book}"
         try:
-            wait_ms = self.redis.eval(
-                _SLOT_SCRIPT, 1, key, int(time.time() * 1000), spacing_ms
-            )
+            wait_ms = self.redis.eval(_SLOT_SCRIPT, 1, key, int(time.time() * 1000), spacing_ms)
         except RedisError:
             log.warning("pacing without Redis for %s: one call per %d ms here", key, spacing_ms)
             wait_ms = spacing_ms
