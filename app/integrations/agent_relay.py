@@ -1,7 +1,8 @@
 """The relay to a connector agent: a small program a workspace runs next to software Duebook
 cannot reach (TallyPrime answers only on the office desktop's localhost:9000). The agent never
 listens on a network port: it calls Duebook, asks for work, does it locally, and posts the
-answer back. A connector talks to it through `ask()`, as if it called the software itself.
+answer back. A connector posts a request (`post_work`) and waits for its answer
+(`wait_answer`), as if it called the software itself.
 
 Pairing: the workspace's page shows a one-time code (8 characters, 15 minutes, once); the agent
 sends it with `duebook-tally-agent pair`, and gets a token of its own, shown once. Codes and
@@ -250,10 +251,3 @@ def wait_answer(tenant_id: int, connection_id: int, work_id: str, timeout: float
             _, pending = _keys(tenant_id, connection_id)
             redis.srem(pending, work_id)
             return None
-
-
-def ask(tenant_id: int, connection_id: int, request: bytes, timeout: float) -> bytes | None:
-    """Send `request` to the connection's agent and wait for its answer (None: no answer)."""
-    return wait_answer(
-        tenant_id, connection_id, post_work(tenant_id, connection_id, request), timeout
-    )

@@ -47,12 +47,12 @@ from app.integrations.connectors.accounting import (
 from app.integrations.models import IntegrationConnection
 from app.invoicing.balance import outstanding
 from app.invoicing.credits import issue_credit_note
-from app.invoicing.models import OPENING_SERIES, CreditNote, Invoice
+from app.invoicing.models import Invoice
 from app.invoicing.services import InvoiceError
 from app.payments import services as payments
 from app.payments.models import Payment, PaymentAllocation
 from app.settings.models import WorkspaceSettings
-from app.sync import mapping
+from app.sync import mapping, outgoing
 from app.sync.books import Books, PageFetcher, WaitLonger
 from app.sync.mapping import NotAccepted
 from app.sync.models import (
@@ -73,9 +73,6 @@ log = logging.getLogger(__name__)
 
 PULL_ORDER = ("contact", "invoice", "credit_note", "payment")
 PUSH_ORDER = ("contact", "invoice", "credit_note", "payment")
-# Invoices of these series came from elsewhere (the old books, these books): never pushed.
-NOT_PUSHED_SERIES = (OPENING_SERIES, mapping.BOOKS_SERIES)
-PUSHED_STATUSES = ("issued", "sent", "overdue", "partly_paid", "paid", "disputed")
 # The run's counters a page adds to.
 PAGE_COUNTERS = ("read", "created", "updated", "conflicts", "skipped")
 # A problem list longer than this per run is cut (the counts still count every record).
@@ -698,9 +695,8 @@ class Run:
             return self.payment_deleted_whole(record)
         if link is not None:
             link.books = mapping.books_facts(record)
-            allocation = self.session.get(PaymentAllocation, link.local_id)
-            payment = self.session.get(Payment, allocation.payment_id) if allocation else None
-            if link.origin != "books" or payment is None or payment.voided_at is not None:
+            payment = self.books_payment(link)
+            if payment is None:
                 return "skipped"
             if record.deleted:
                 payments.void_payment(
@@ -749,6 +745,15 @@ class Run:
         self.link("payment", allocation.id, record, "books", mapping.book_payment_values(record))
         return "created"
 
+    def books_payment(self, link: SyncLink) -> Payment | None:
+        """The live payment a payment link stands for, when the books recorded it (only those
+        follow what the books do with them)."""
+        if link.origin != "books":
+            return None
+        allocation = self.session.get(PaymentAllocation, link.local_id)
+        payment = self.session.get(Payment, allocation.payment_id) if allocation else None
+        return payment if payment is not None and payment.voided_at is None else None
+
     def payment_deleted_whole(self, record: BookPayment) -> str:
         """A payment that paid several invoices is one record per invoice here
         ("<payment>:<invoice>"); deleted in the books it comes back as the payment alone."""
@@ -762,9 +767,8 @@ class Run:
         voided = 0
         for part in parts:
             part.books = {**(part.books or {}), "deleted": True}
-            allocation = self.session.get(PaymentAllocation, part.local_id)
-            payment = self.session.get(Payment, allocation.payment_id) if allocation else None
-            if part.origin == "books" and payment is not None and payment.voided_at is None:
+            payment = self.books_payment(part)
+            if payment is not None:
                 payments.void_payment(
                     self.session, payment, f"Deleted in {self.title}: the books own this payment."
                 )
@@ -809,10 +813,9 @@ class Run:
                         self.run.updated += 1
                     except NotAccepted as refusal:
                         self.problem("invoice", "pull", str(refusal), link.remote_id, invoice.id)
-            elif entity == "payment" and link.origin == "books":
-                allocation = self.session.get(PaymentAllocation, link.local_id)
-                payment = self.session.get(Payment, allocation.payment_id) if allocation else None
-                if payment is not None and payment.voided_at is None:
+            elif entity == "payment":
+                payment = self.books_payment(link)
+                if payment is not None:
                     payments.void_payment(
                         self.session, payment, f"No longer in {self.title}: deleted there."
                     )
@@ -928,24 +931,9 @@ class Run:
         self.commit()
         return written.remote_id
 
-    def _push_from(self) -> datetime:
-        return datetime.fromisoformat(self.settings.get("push_from") or _now().isoformat())
-
     def push_invoices(self) -> None:
         """Invoices issued in Duebook since the connection, not in the books yet."""
-        linked = select(SyncLink.local_id).where(
-            SyncLink.connection_id == self.connection.id, SyncLink.entity == "invoice"
-        )
-        ids = self.session.scalars(
-            select(Invoice.id)
-            .where(
-                Invoice.status.in_(PUSHED_STATUSES),
-                Invoice.series.not_in(NOT_PUSHED_SERIES),
-                Invoice.issued_at >= self._push_from(),
-                Invoice.id.not_in(linked),
-            )
-            .order_by(Invoice.id)
-        ).all()
+        ids = self.session.scalars(outgoing.invoices_to_push(self.connection)).all()
         for invoice_id in ids:
             invoice = self.session.get(Invoice, invoice_id)
             client = self.session.get(Client, invoice.client_id)
@@ -964,14 +952,7 @@ class Run:
             self.commit()
 
     def push_credit_notes(self) -> None:
-        linked = select(SyncLink.local_id).where(
-            SyncLink.connection_id == self.connection.id, SyncLink.entity == "credit_note"
-        )
-        notes = self.session.scalars(
-            select(CreditNote)
-            .where(CreditNote.created_at >= self._push_from(), CreditNote.id.not_in(linked))
-            .order_by(CreditNote.id)
-        ).all()
+        notes = self.session.scalars(outgoing.credit_notes_to_push(self.connection)).all()
         for note in notes:
             invoice_link = self.link_of("invoice", local_id=note.invoice_id)
             contact_link = self.link_of("contact", local_id=note.client_id)
@@ -1014,25 +995,7 @@ class Run:
     def push_payments(self) -> None:
         """Money recorded in Duebook (each allocation to an invoice the books have) since the
         connection: the books' own payments came from there and are linked already."""
-        linked = select(SyncLink.local_id).where(
-            SyncLink.connection_id == self.connection.id, SyncLink.entity == "payment"
-        )
-        invoices = select(SyncLink.local_id).where(
-            SyncLink.connection_id == self.connection.id, SyncLink.entity == "invoice"
-        )
-        rows = self.session.execute(
-            select(PaymentAllocation, Payment)
-            .join(Payment, Payment.id == PaymentAllocation.payment_id)
-            .where(
-                PaymentAllocation.removed_at.is_(None),
-                Payment.voided_at.is_(None),
-                PaymentAllocation.amount > 0,
-                PaymentAllocation.created_at >= self._push_from(),
-                PaymentAllocation.id.not_in(linked),
-                PaymentAllocation.invoice_id.in_(invoices),
-            )
-            .order_by(PaymentAllocation.id)
-        ).all()
+        rows = self.session.execute(outgoing.allocations_to_push(self.connection)).all()
         for allocation, payment in rows:
             invoice_link = self.link_of("invoice", local_id=allocation.invoice_id)
             contact_link = self.link_of("contact", local_id=payment.client_id)
@@ -1221,35 +1184,10 @@ def _needs_reconnecting(session: Session, run_id: int, reason: str) -> str:
 
 def behind(session: Session, connection: IntegrationConnection) -> int:
     """Duebook records waiting to go to the books (invoices and payments not pushed yet)."""
-    push_from = datetime.fromisoformat(
-        (connection.settings or {}).get("push_from") or _now().isoformat()
-    )
-    linked = select(SyncLink.local_id).where(SyncLink.connection_id == connection.id)
-    invoices = session.scalar(
-        select(func.count())
-        .select_from(Invoice)
-        .where(
-            Invoice.status.in_(PUSHED_STATUSES),
-            Invoice.series.not_in(NOT_PUSHED_SERIES),
-            Invoice.issued_at >= push_from,
-            Invoice.id.not_in(linked.where(SyncLink.entity == "invoice")),
-        )
-    )
-    linked_invoices = linked.where(SyncLink.entity == "invoice")
-    allocations = session.scalar(
-        select(func.count())
-        .select_from(PaymentAllocation)
-        .join(Payment, Payment.id == PaymentAllocation.payment_id)
-        .where(
-            PaymentAllocation.removed_at.is_(None),
-            Payment.voided_at.is_(None),
-            PaymentAllocation.amount > 0,
-            PaymentAllocation.created_at >= push_from,
-            PaymentAllocation.invoice_id.in_(linked_invoices),
-            PaymentAllocation.id.not_in(linked.where(SyncLink.entity == "payment")),
-        )
-    )
-    return (invoices or 0) + (allocations or 0)
+    waiting = 0
+    for query in (outgoing.invoices_to_push(connection), outgoing.allocations_to_push(connection)):
+        waiting += session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    return waiting
 
 
 def stale_after() -> timedelta:

@@ -71,15 +71,6 @@ CONTACT_LABELS = {
     "city": "City",
     "postal_code": "Postal code",
 }
-INVOICE_FIELDS = ("number", "issue_date", "due_date", "currency", "total", "state")
-INVOICE_LABELS = {
-    "number": "Number",
-    "issue_date": "Date",
-    "due_date": "Due date",
-    "currency": "Currency",
-    "total": "Total",
-    "state": "State",
-}
 
 
 class NotAccepted(ValueError):
@@ -591,15 +582,6 @@ def credit_note_values(record: BookCreditNote) -> dict:
 
 
 # Payments ----------------------------------------------------------------------------------------
-
-
-def allocation_values(allocation: PaymentAllocation, payment: Payment) -> dict:
-    return {
-        "paid_on": payment.received_on.isoformat(),
-        "amount": _money(allocation.amount),
-        "currency": payment.currency,
-        "reference": payment.reference,
-    }
 
 
 def book_payment_values(record: BookPayment) -> dict:

@@ -21,13 +21,12 @@ from sqlalchemy.orm import Session
 
 from app.integrations.models import IntegrationConnection
 from app.invoicing.balance import outstanding_of
-from app.invoicing.models import OPENING_SERIES, CreditNote, Invoice
+from app.invoicing.models import CreditNote, Invoice
 from app.payments.models import Payment, PaymentAllocation
-from app.sync.mapping import BOOKS_SERIES
+from app.sync import outgoing
 from app.sync.models import SyncLink, SyncProblem, SyncReport, SyncRun
 
 ENTITY_LABELS = {"invoice": "Invoices", "credit_note": "Credit notes", "payment": "Payments"}
-PUSHED_STATUSES = ("issued", "sent", "overdue", "partly_paid", "paid", "disputed")
 
 
 def _month(day: str | None) -> str:
@@ -92,21 +91,12 @@ def build_report(session: Session, connection: IntegrationConnection, run: SyncR
             if theirs is not None and _differs(ours, theirs):
                 differences.append(_difference("invoice", invoice.number, field, ours, theirs))
 
-    push_from = (connection.settings or {}).get("push_from")
-    if push_from:
-        missing = session.scalars(
-            select(Invoice).where(
-                Invoice.status.in_(PUSHED_STATUSES),
-                Invoice.series.not_in((OPENING_SERIES, BOOKS_SERIES)),
-                Invoice.issued_at >= datetime.fromisoformat(push_from),
-                Invoice.id.not_in(list(by_entity["invoice"])),
-            )
-        ).all()
-        for invoice in missing:
-            _count(months, "invoice", invoice.issue_date, invoice.currency, invoice.total, False)
-            differences.append(
-                _difference("invoice", invoice.number, "in the books", "yes", "not yet")
-            )
+    missing = session.scalars(
+        select(Invoice).where(Invoice.id.in_(outgoing.invoices_to_push(connection)))
+    ).all()
+    for invoice in missing:
+        _count(months, "invoice", invoice.issue_date, invoice.currency, invoice.total, False)
+        differences.append(_difference("invoice", invoice.number, "in the books", "yes", "not yet"))
 
     notes = session.scalars(
         select(CreditNote).where(CreditNote.id.in_(list(by_entity["credit_note"])))
