@@ -429,8 +429,20 @@ def _messaging_records_of(session, tenant, owner, client_id, contact_id) -> dict
         fields={"email": {"agreed": None, "duebook": "a@a.example", "books": "b@a.example"}},
     )
     session.add_all([sync_run, conflict])
+    # A's Tally, its agent paired: B's pairing, revoking, uploads and import file touch only B's.
+    tally = IntegrationConnection(
+        provider="tally",
+        settings={
+            "book_id": "company-of-a",
+            "book_name": "Company of A",
+            "matched_at": "2027-01-01",
+            "agent": {"machine": "office-of-a"},
+        },
+    )
+    session.add(tally)
     session.commit()
     return {
+        "tally_connection_id": tally.id,
         "message_id": message_id,
         "connection_id": books.id,
         "sync_run_id": sync_run.id,
@@ -625,6 +637,9 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
 
     assert session.get(SyncConflict, a["conflict_id"]).status == "open"
     assert session.get(IntegrationConnection, a["connection_id"]).status == "enabled"
+    tally = session.get(IntegrationConnection, a["tally_connection_id"])
+    assert tally.settings["agent"] == {"machine": "office-of-a"}
+    assert "upload" not in tally.settings and "pairing" not in tally.settings
     member = db_session.get(Membership, a["membership_id"], populate_existing=True)
     assert (member.role, member.active) == ("finance", True)
     invitation = db_session.get(Invitation, a["invitation_id"], populate_existing=True)

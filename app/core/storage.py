@@ -165,7 +165,11 @@ def _delete_files(files: list[tuple[Storage, str]]) -> None:
 def get_storage(app) -> Storage:
     """The configured backend. Reads the configuration on every call, so a test (or a
     command) that points STORAGE_ROOT elsewhere takes effect at once."""
-    config = app.config
+    return storage_for(app.config)
+
+
+def storage_for(config) -> Storage:
+    """The backend `config` names (for code handed the configuration, not the app)."""
     backend = config.get("STORAGE_BACKEND") or os.environ.get("STORAGE_BACKEND") or "local"
     if backend != "local":
         raise RuntimeError(f"unknown STORAGE_BACKEND {backend!r} (only 'local' exists so far)")

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.core.handover import redis_connection
+from app.core.transaction_hooks import on_commit
 from app.integrations.models import IntegrationConnection, ProviderAccount
 from tenants.binding import bound_tenant_id
 
@@ -41,6 +42,8 @@ CODE_LIFETIME = timedelta(minutes=15)
 TOKEN_PREFIX = "dbta_"
 # How long an answer waits in Redis for the connector that asked (then it is dropped).
 ANSWER_TTL_SECONDS = 600
+# How long Redis remembers which connection a token belongs to.
+TOKEN_MEMORY_SECONDS = 300
 
 
 class AgentRefused(Exception):
@@ -113,13 +116,7 @@ def finish_pairing(session: Session, connection_id: int, machine: str) -> str:
         )
     tenant_id = bound_tenant_id(session)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.execute(
-        delete(ProviderAccount).where(
-            ProviderAccount.provider == AGENT,
-            ProviderAccount.tenant_id == tenant_id,
-            ProviderAccount.connection_id == connection_id,
-        )
-    )
+    _forget_agents(session, tenant_id, connection_id)
     session.execute(
         insert(ProviderAccount).values(
             provider=AGENT,
@@ -138,24 +135,65 @@ def finish_pairing(session: Session, connection_id: int, machine: str) -> str:
     return token
 
 
+def _token_key(digest: str) -> str:
+    return f"agent:token:{digest}"
+
+
 def agent_of(session: Session, token: str) -> tuple[int, int] | None:
-    """(workspace, connection) whose agent holds `token`, or None."""
+    """(workspace, connection) whose agent holds `token`, or None. Remembered in Redis for a
+    few minutes, so that an agent's long polls do not each cost a database round trip;
+    revoking or replacing the agent forgets it at once."""
     if not (token or "").startswith(TOKEN_PREFIX):
         return None
+    digest = _digest(token)
+    redis = redis_connection()
+    remembered = redis.get(_token_key(digest))
+    if remembered:
+        tenant_id, _, connection_id = remembered.decode().partition(":")
+        return int(tenant_id), int(connection_id)
     row = session.execute(
         select(ProviderAccount.tenant_id, ProviderAccount.connection_id).where(
-            ProviderAccount.provider == AGENT, ProviderAccount.account_key == _digest(token)
+            ProviderAccount.provider == AGENT, ProviderAccount.account_key == digest
         )
     ).first()
-    return (row.tenant_id, row.connection_id) if row else None
+    if row is None:
+        return None
+    redis.set(_token_key(digest), f"{row.tenant_id}:{row.connection_id}", ex=TOKEN_MEMORY_SECONDS)
+    return row.tenant_id, row.connection_id
+
+
+def _forget_agents(session: Session, tenant_id: int, connection_id: int) -> None:
+    """The connection's agent tokens, deleted (and forgotten by Redis once this commits)."""
+    digests = session.scalars(
+        delete(ProviderAccount)
+        .where(
+            ProviderAccount.provider == AGENT,
+            ProviderAccount.tenant_id == tenant_id,
+            ProviderAccount.connection_id == connection_id,
+        )
+        .returning(ProviderAccount.account_key)
+    ).all()
+    if digests:
+        keys = [_token_key(digest) for digest in digests]
+        redis = redis_connection()
+        # Forgotten now and again after the commit: a call between the two finds no row.
+        redis.delete(*keys)
+        on_commit(session, _forget_tokens, (redis, keys))
+
+
+def _forget_tokens(batches: list[tuple]) -> None:
+    for redis, keys in batches:
+        redis.delete(*keys)
 
 
 def revoke(session: Session, connection: IntegrationConnection) -> None:
     """The connection's agent stops: its token and any pairing code go."""
+    tenant_id = bound_tenant_id(session)
+    _forget_agents(session, tenant_id, connection.id)
     session.execute(
         delete(ProviderAccount).where(
-            ProviderAccount.provider.in_((AGENT, PAIRING)),
-            ProviderAccount.tenant_id == bound_tenant_id(session),
+            ProviderAccount.provider == PAIRING,
+            ProviderAccount.tenant_id == tenant_id,
             ProviderAccount.connection_id == connection.id,
         )
     )
@@ -194,12 +232,16 @@ def _answer_key(tenant_id: int, connection_id: int, work_id: str) -> str:
     return f"agent:{tenant_id}:{connection_id}:answer:{work_id}"
 
 
-def post_work(tenant_id: int, connection_id: int, request: bytes, kind: str = "tally") -> str:
-    """Queue a request for the connection's agent; its id, to wait for the answer with."""
+def post_work(
+    tenant_id: int, connection_id: int, request: bytes, kind: str = "tally", redis=None
+) -> str:
+    """Queue a request for the connection's agent; its id, to wait for the answer with.
+    `redis`: a connection taken earlier, for callers outside the app's context (a sync's page
+    fetcher thread)."""
     work_id = uuid.uuid4().hex
     queue, pending = _keys(tenant_id, connection_id)
     item = json.dumps({"id": work_id, "kind": kind, "request": request.decode("utf-8")})
-    redis = redis_connection()
+    redis = redis or redis_connection()
     pipe = redis.pipeline()
     pipe.sadd(pending, work_id)
     pipe.expire(pending, ANSWER_TTL_SECONDS * 6)
@@ -236,11 +278,13 @@ def give_answer(tenant_id: int, connection_id: int, work_id: str, answer: bytes)
     return True
 
 
-def wait_answer(tenant_id: int, connection_id: int, work_id: str, timeout: float) -> bytes | None:
+def wait_answer(
+    tenant_id: int, connection_id: int, work_id: str, timeout: float, redis=None
+) -> bytes | None:
     """The agent's answer, or None when none came within `timeout` seconds (the request is
     then withdrawn: an answer arriving later is refused)."""
     key = _answer_key(tenant_id, connection_id, work_id)
-    redis = redis_connection()
+    redis = redis or redis_connection()
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()

@@ -101,7 +101,14 @@ ENTRIES = (
         "Customers, invoices, credit notes and payments kept in step with QuickBooks.",
         "app.integrations.connectors.quickbooks:QuickBooksConnector",
     ),
-    Entry("tally", "accounting", "Tally", "Vouchers exported to Tally."),
+    Entry(
+        "tally",
+        "accounting",
+        "Tally",
+        "TallyPrime's debtors, bills and receipts kept in step through an agent on the Tally "
+        "computer, or XML files exchanged by hand.",
+        "app.integrations.connectors.tally:TallyConnector",
+    ),
     Entry(
         "zoho_books",
         "accounting",

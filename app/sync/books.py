@@ -29,12 +29,14 @@ from app.core.handover import redis_connection
 from app.integrations.catalogue import entry_for
 from app.integrations.connectors.accounting import (
     AccountingConnector,
+    BooksOffline,
     ProviderUnavailable,
     RateLimited,
     TokenRevoked,
     TokenSet,
 )
 from app.integrations.models import IntegrationConnection
+from tenants.binding import bound_tenant_id
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +104,10 @@ class Books:
         self.connector = build_connector(
             connection.provider, connection.settings or {}, self._secrets(connection)
         )
-        self.tokens = tokens_of(self.connector.secrets)
+        # A connector without OAuth (Tally's agent) has no tokens; its calls get "" for one.
+        self.tokens = tokens_of(self.connector.secrets) if self.connector.uses_oauth else None
         self.connector.tokens = self.tokens
+        self.connector.relay = (bound_tenant_id(session), connection.id)
         # Calls made, by this thread and by a page fetcher's (the run adds them to its row).
         self.calls = 0
         self._calls_lock = threading.Lock()
@@ -120,6 +124,8 @@ class Books:
     # Tokens ----------------------------------------------------------------------------------
 
     def access(self) -> str:
+        if self.tokens is None:
+            return ""
         if self.tokens.expires_at - datetime.now(UTC) < REFRESH_MARGIN:
             self.refresh()
         return self.tokens.access_token
@@ -203,6 +209,8 @@ class Books:
                 if limit.daily or limit.retry_after > self.config.get("SYNC_MAX_WAIT", 65):
                     raise WaitLonger(str(limit), limit.retry_after, limit.daily) from None
                 time.sleep(max(limit.retry_after, 0))
+            except BooksOffline:
+                raise
             except ProviderUnavailable:
                 if not delays:
                     raise

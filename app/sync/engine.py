@@ -20,6 +20,7 @@ connection into "needs reconnecting" and tells the admins, once."""
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ from app.integrations.connectors.accounting import (
     BookCreditNote,
     BookInvoice,
     BookPayment,
+    BooksOffline,
     ProviderUnavailable,
     RecordRefused,
     TokenRevoked,
@@ -86,9 +88,12 @@ ENTITY_WORDS = {
 
 
 def source_label(provider: str) -> str:
-    return {"xero": "Xero", "quickbooks": "QuickBooks", "zoho_books": "Zoho Books"}.get(
-        provider, provider
-    )
+    return {
+        "xero": "Xero",
+        "quickbooks": "QuickBooks",
+        "zoho_books": "Zoho Books",
+        "tally": "Tally",
+    }.get(provider, provider)
 
 
 def _now() -> datetime:
@@ -112,6 +117,7 @@ class Run:
         # Pages the provider did not answer (left for the next run), in words.
         self.unfinished: list[str] = []
         self._client_context = None
+        self._applying_review = False
         self.forget_page()
 
     # Bookkeeping -----------------------------------------------------------------------------
@@ -266,8 +272,7 @@ class Run:
         return self._client_context
 
     def key(self, entity: str, local_id: int) -> str:
-        """Our idempotency key of a write: the same for every retry of the same record."""
-        return f"duebook-{self.tenant.id}-{self.connection.id}-{entity}-{local_id}"
+        return record_key(self.tenant.id, self.connection.id, entity, local_id)
 
     # The run --------------------------------------------------------------------------------
 
@@ -389,6 +394,7 @@ class Run:
         if not pending:
             return
         self.beat("apply the review")
+        self._applying_review = True
         for start in range(0, len(pending), 200):
             chunk = pending[start : start + 200]
             self.take_page(
@@ -402,6 +408,7 @@ class Run:
             for match in chunk:
                 match.applied = True
             self.commit()
+        self._applying_review = False
         self.commit()
 
     # Pulling --------------------------------------------------------------------------------
@@ -443,6 +450,8 @@ class Run:
                 self.beat(f"pull {entity}")
                 try:
                     page, fetcher = self.next_page(fetcher, entity, since, state.cursor)
+                except BooksOffline:
+                    raise
                 except ProviderUnavailable as trouble:
                     self.page_failed(entity, "pull", trouble)
                     return
@@ -464,7 +473,7 @@ class Run:
                     state.pass_marker = page.marker
                 state.cursor = page.next_cursor
                 if page.next_cursor is None:
-                    if state.pass_full:
+                    if state.pass_full and self.books.connector.complete:
                         self.deleted_in_books(entity, state.pass_run_id)
                     state.marker = state.pass_marker or state.marker
                     state.pass_run_id = None
@@ -532,6 +541,10 @@ class Run:
                 return "skipped"
             if self.skipped_at_review(record.remote_id):
                 return "skipped"
+            ours = self.our_client(record, remote)
+            if ours is not None:
+                self.link("contact", ours.id, record, "duebook", remote)
+                return "updated"
             client = mapping.create_client_from(
                 self.session, self.tenant, record, self.client_context()
             )
@@ -543,6 +556,29 @@ class Run:
         if client is None or record.deleted:
             return "skipped"
         return self.merge_contact(link, client, remote)
+
+    def our_client(self, record: BookContact, remote: dict) -> Client | None:
+        """The unlinked client a customer of the books is, when the connector says the books
+        may hold customers Duebook wrote without hearing back (same tax number, else name).
+        Never during the review's decisions: "create" there is the person's word."""
+        if not self.books.connector.links_by_name or self._applying_review:
+            return None
+        linked = select(SyncLink.local_id).where(
+            SyncLink.connection_id == self.connection.id, SyncLink.entity == "contact"
+        )
+        candidates = self.session.scalars(
+            select(Client).where(
+                Client.deleted_at.is_(None),
+                Client.id.not_in(linked),
+                func.lower(Client.full_name) == (record.name or "").strip().lower(),
+            )
+        ).all()
+        tax = (remote.get("tax_number") or "").upper()
+        for client in candidates:
+            theirs = (mapping.client_values(self.session, client)["tax_number"] or "").upper()
+            if not tax or not theirs or tax == theirs:
+                return client
+        return None
 
     def merge_contact(self, link: SyncLink, client: Client, remote: dict) -> str:
         """Per field, by its owner: the books' change applied, Duebook's kept for the push, a
@@ -720,6 +756,10 @@ class Run:
                 f"A payment of {record.amount} {record.currency} is for an invoice Duebook "
                 "does not have."
             )
+        ours = self.our_allocation(record, invoice)
+        if ours is not None:
+            self.link("payment", ours.id, record, "duebook", mapping.book_payment_values(record))
+            return "updated"
         if record.currency.upper() != invoice.currency:
             raise NotAccepted(
                 f"A payment in {record.currency.upper()} on invoice {invoice.number}, which is in "
@@ -744,6 +784,20 @@ class Run:
             raise NotAccepted(f"Payment on invoice {invoice.number}: nothing left to apply.")
         self.link("payment", allocation.id, record, "books", mapping.book_payment_values(record))
         return "created"
+
+    def our_allocation(self, record: BookPayment, invoice: Invoice) -> PaymentAllocation | None:
+        """Duebook's own payment on `invoice` that an unlinked payment of the books is, by the
+        "DB-<allocation>" its reference ends with (what a push writes), when the connector says
+        the books may hold payments Duebook wrote without hearing back."""
+        found = _OUR_REFERENCE.search(record.reference or "")
+        if not self.books.connector.links_by_name or found is None:
+            return None
+        allocation = self.session.get(PaymentAllocation, int(found.group(1)))
+        if allocation is None or allocation.invoice_id != invoice.id:
+            return None
+        if self.link_of("payment", local_id=allocation.id) is not None:
+            return None
+        return allocation
 
     def books_payment(self, link: SyncLink) -> Payment | None:
         """The live payment a payment link stands for, when the books recorded it (only those
@@ -824,9 +878,13 @@ class Run:
     # Pushing --------------------------------------------------------------------------------
 
     def push(self, entity: str) -> None:
+        if not self.books.connector.can_push:
+            return
         self.beat(f"push {entity}")
         try:
             getattr(self, f"push_{entity}s")()
+        except BooksOffline:
+            raise
         except ProviderUnavailable as trouble:
             self.page_failed(entity, "push", trouble)
             return
@@ -958,31 +1016,7 @@ class Run:
             contact_link = self.link_of("contact", local_id=note.client_id)
             if invoice_link is None or contact_link is None:
                 continue  # its invoice is not in the books: nothing to credit there
-            record = BookCreditNote(
-                remote_id=None,
-                number=note.number,
-                contact_remote_id=contact_link.remote_id,
-                issue_date=note.issue_date,
-                currency=note.currency,
-                state="open",
-                lines=tuple(
-                    mapping.BookLine(
-                        description=line.description,
-                        quantity=Decimal(1),
-                        unit_price=line.taxable_value,
-                        net_amount=line.taxable_value,
-                        tax_rate=line.tax_rate,
-                        tax_amount=line.cgst + line.sgst + line.igst + line.other_tax,
-                        hsn_sac=line.hsn_sac,
-                    )
-                    for line in note.lines
-                ),
-                subtotal=note.subtotal,
-                tax_total=note.cgst + note.sgst + note.igst + note.other_tax,
-                total=note.total,
-                invoice_remote_id=invoice_link.remote_id,
-                reason=note.reason[:255],
-            )
+            record = mapping.book_credit_note(note, contact_link.remote_id, invoice_link.remote_id)
             written = self.send("credit_note", note.id, record, note.number)
             if written is None:
                 continue
@@ -1005,7 +1039,7 @@ class Run:
                 invoice_link.remote_id,
                 contact_link.remote_id if contact_link else None,
             )
-            record = _with_reference(record, allocation.id)
+            record = mapping.with_our_reference(record, allocation.id)
             written = self.send("payment", allocation.id, record, f"payment {payment.id}")
             if written is None:
                 continue
@@ -1014,6 +1048,12 @@ class Run:
             )
             self.run.created += 1
             self.commit()
+
+
+def record_key(tenant_id: int, connection_id: int, entity: str, local_id: int) -> str:
+    """Our idempotency key of a write: the same for every retry of the same record (Tally's
+    vouchers take their GUID from it, in a push and in an import file alike)."""
+    return f"duebook-{tenant_id}-{connection_id}-{entity}-{local_id}"
 
 
 def counter_of(outcome: str) -> str:
@@ -1036,12 +1076,7 @@ def _find_key(record) -> str:
     return record.number
 
 
-def _with_reference(record: BookPayment, allocation_id: int) -> BookPayment:
-    """A pushed payment's reference carries our allocation id, so `find` recognises it after a
-    crash (the payer's own reference stays in front)."""
-    tag = f"DB-{allocation_id}"
-    reference = f"{record.reference} {tag}" if record.reference else tag
-    return replace(record, reference=reference[-120:])
+_OUR_REFERENCE = re.compile(r"\bDB-(\d{1,18})$")
 
 
 def _voided(record: BookInvoice) -> BookInvoice:

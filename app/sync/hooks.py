@@ -42,6 +42,14 @@ def card_details(session, provider: str, connection) -> dict | None:
     (coming later, or not installed on this server)."""
     if provider not in services.ACCOUNTING_PROVIDERS or connector_class(provider) is None:
         return None
+    if provider == "tally":
+        return {
+            "health": services.health(session, connection)
+            if connection is not None and (connection.settings or {}).get("book_id")
+            else None,
+            "url": url_for("sync.tally_page"),
+            "action": "Open Tally" if connection is not None else "Set up",
+        }
     if connection is None:
         return {"health": None, "url": url_for("sync.index"), "action": "Connect"}
     return {

@@ -9,7 +9,7 @@ sides last agreed (`SyncLink.agreed`) and shown side by side on the conflicts pa
 from __future__ import annotations
 
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -37,7 +37,7 @@ from app.integrations.connectors.accounting import (
     BookPayment,
 )
 from app.invoicing.gst import place_of_supply_from_gstin
-from app.invoicing.models import Invoice, InvoiceLine
+from app.invoicing.models import CreditNote, Invoice, InvoiceLine
 from app.invoicing.services import InvoiceError, tax_setting
 from app.invoicing.words import CURRENCIES as WORDED_CURRENCIES
 from app.invoicing.words import amount_in_words
@@ -607,4 +607,43 @@ def book_payment(
         amount=allocation.amount,
         currency=payment.currency,
         reference=(payment.reference or f"Duebook payment {payment.id}")[:120],
+    )
+
+
+def with_our_reference(record: BookPayment, allocation_id: int) -> BookPayment:
+    """A pushed payment's reference carries our allocation id, so `find` recognises it after a
+    crash, and a payment that comes back from the books unlinked (an import file) is known as
+    ours (the payer's own reference stays in front)."""
+    tag = f"DB-{allocation_id}"
+    reference = f"{record.reference} {tag}" if record.reference else tag
+    return replace(record, reference=reference[-120:])
+
+
+def book_credit_note(
+    note: CreditNote, contact_remote_id: str, invoice_remote_id: str
+) -> BookCreditNote:
+    return BookCreditNote(
+        remote_id=None,
+        number=note.number,
+        contact_remote_id=contact_remote_id,
+        issue_date=note.issue_date,
+        currency=note.currency,
+        state="open",
+        lines=tuple(
+            BookLine(
+                description=line.description,
+                quantity=Decimal(1),
+                unit_price=line.taxable_value,
+                net_amount=line.taxable_value,
+                tax_rate=line.tax_rate,
+                tax_amount=line.cgst + line.sgst + line.igst + line.other_tax,
+                hsn_sac=line.hsn_sac,
+            )
+            for line in note.lines
+        ),
+        subtotal=note.subtotal,
+        tax_total=note.cgst + note.sgst + note.igst + note.other_tax,
+        total=note.total,
+        invoice_remote_id=invoice_remote_id,
+        reason=note.reason[:255],
     )

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from flask import current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client
 from app.core.crypto import encrypt_secrets
 from app.core.handover import hand_over
+from app.core.storage import delete_after_commit, get_storage
 from app.integrations.catalogue import entry_for
 from app.integrations.connectors.accounting import AccountingError, Book
 from app.integrations.models import IntegrationConnection, ProviderAccount
@@ -46,7 +48,7 @@ from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 
-ACCOUNTING_PROVIDERS = ("xero", "quickbooks", "zoho_books")
+ACCOUNTING_PROVIDERS = ("xero", "quickbooks", "zoho_books", "tally")
 DEFAULT_INTERVAL_MINUTES = 60
 INTERVAL_CHOICES = (15, 30, 60, 180, 360, 1440)
 # How long a consent may take before its state is refused.
@@ -125,9 +127,7 @@ def finish_consent(
     )
     settings = dict(connection.settings) if connection else {}
     settings.pop("needs_reconnect", None)
-    settings["books_offered"] = [
-        {"id": book.remote_id, "name": book.name, "country": book.country} for book in books
-    ]
+    settings["books_offered"] = offered_books(books)
     if connection is None:
         connection = IntegrationConnection(
             provider=provider,
@@ -143,10 +143,29 @@ def finish_consent(
     return connection, books
 
 
+def offered_books(books: list[Book]) -> list[dict]:
+    """The books a consent (or Tally's agent) offers, as kept until the admin picks one."""
+    return [
+        {
+            "id": book.remote_id,
+            "name": book.name,
+            "country": book.country,
+            "region": book.region,
+            "books_from": book.books_from.isoformat() if book.books_from else None,
+        }
+        for book in books
+    ]
+
+
 def choose_book(
-    session: Session, connection: IntegrationConnection, book_id: str, user_id: int
+    session: Session,
+    connection: IntegrationConnection,
+    book_id: str,
+    user_id: int,
+    start: bool = True,
 ) -> SyncRun | None:
-    """Sync these books: bound to this workspace, then the first run (the review) starts.
+    """Sync these books: bound to this workspace, then the first run (the review) starts
+    (`start` False: when there is something to read; Tally's files, once uploaded).
     Reconnecting to the same books keeps every link; to other books starts afresh."""
     offered = {book["id"]: book for book in (connection.settings or {}).get("books_offered", [])}
     if book_id not in offered:
@@ -160,12 +179,16 @@ def choose_book(
         book_id=book_id,
         book_name=offered[book_id]["name"],
         book_country=offered[book_id].get("country"),
+        book_region=offered[book_id].get("region"),
+        book_from=offered[book_id].get("books_from"),
     )
     settings.pop("books_offered", None)
     settings.setdefault("interval_minutes", DEFAULT_INTERVAL_MINUTES)
     connection.settings = settings
     _bind_book(session, connection, book_id)
     session.flush()
+    if not start:
+        return None
     trigger = "manual" if settings.get("matched_at") else "review"
     return start_run(session, connection, trigger, user_id)
 
@@ -279,6 +302,9 @@ def start_run(
         )
     if not (connection.settings or {}).get("book_id"):
         raise SyncError("Choose the organisation to sync first.")
+    away = unreachable(connection)
+    if away:
+        raise SyncError(away)
     current = active_run(session, connection.id)
     if current is not None:
         return current
@@ -296,6 +322,16 @@ def start_run(
         return active_run(session, connection.id)
     hand_over_run(session, run)
     return run
+
+
+def unreachable(connection: IntegrationConnection) -> str | None:
+    """Why the connection's books cannot be read now (Tally with no agent paired and no file
+    waiting), or None."""
+    settings = connection.settings or {}
+    cls = connector_class(connection.provider)
+    if cls is None or settings.get("upload"):
+        return None
+    return cls.reachable(settings)
 
 
 def hand_over_run(session: Session, run: SyncRun) -> None:
@@ -334,7 +370,7 @@ def sweep(session: Session, now: datetime | None = None) -> int:
     for connection in accounting_connections(session):
         if connection.status != "enabled" or (connection.settings or {}).get("needs_reconnect"):
             continue
-        if not (connection.settings or {}).get("book_id"):
+        if not (connection.settings or {}).get("book_id") or unreachable(connection):
             continue
         run = active_run(session, connection.id)
         if run is not None:
@@ -581,11 +617,14 @@ def provider_title(provider: str) -> str:
 
 
 def after_run(session: Session, run_id: int) -> SyncRun | None:
-    """A webhook that arrived while the run was going starts another run once it is over."""
+    """Once a run is over: the files it read go, and a webhook that arrived while it was going
+    starts another run."""
     run = session.get(SyncRun, run_id)
     if run is None or run.active or run.status == "review":
         return None
     connection = accounting_connection(session, run.connection_id)
+    if connection is not None and (connection.settings or {}).get("upload"):
+        _drop_upload(session, connection)
     if connection is None or not (connection.settings or {}).get("rerun"):
         return None
     connection.settings = {k: v for k, v in connection.settings.items() if k != "rerun"}
@@ -593,6 +632,16 @@ def after_run(session: Session, run_id: int) -> SyncRun | None:
         return start_run(session, connection, "webhook")
     except SyncError:
         return None
+
+
+def _drop_upload(session: Session, connection: IntegrationConnection) -> None:
+    """The uploaded files a run has read (Tally's exports): deleted once this commits; the
+    next run asks the agent, or reads a new upload."""
+    storage = get_storage(current_app)
+    for key in connection.settings["upload"].get("keys", []):
+        delete_after_commit(session, storage, key)
+    connection.settings = {k: v for k, v in connection.settings.items() if k != "upload"}
+    session.flush()
 
 
 def workspaces_syncing(session: Session) -> list[int]:

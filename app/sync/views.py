@@ -25,7 +25,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.core.pages import render_page, toast
 from app.extensions import csrf, db
-from app.sync import services, webhooks
+from app.sync import services, tally, webhooks
 from app.sync.books import connector_class
 from app.sync.engine import source_label
 from app.sync.mapping import CONTACT_FIELDS, CONTACT_LABELS
@@ -54,6 +54,18 @@ SYNC_PAGE_POLICY = (
     "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self' https:"
 )
 CONSENT_BASES = ("XERO_LOGIN_BASE", "QBO_DISCOVERY_URL", "ZOHO_ACCOUNTS_BASE")
+
+
+@blueprint.url_value_preprocessor
+def _limit_upload_size(endpoint, values):
+    if endpoint == "sync.tally_upload":
+        request.max_content_length = tally.MAX_UPLOAD_BYTES * tally.MAX_FILES + 64 * 1024
+
+
+@blueprint.errorhandler(RequestEntityTooLarge)
+def upload_too_large(error):
+    toast("Those files are too large: upload at most 64 MB per file, 4 files at a time.", "error")
+    return redirect(url_for("sync.tally_page"), 303)
 
 
 @blueprint.after_request
@@ -105,6 +117,8 @@ def index():
 def connect(provider):
     if provider not in services.ACCOUNTING_PROVIDERS:
         abort(404)
+    if provider == tally.PROVIDER:  # no consent screen: the agent pairs on Tally's page
+        return redirect(url_for("sync.tally_page"), 303)
     try:
         url, pending = services.begin_consent(provider, g.tenant.slug, _redirect_uri(provider))
     except services.SyncError as error:
@@ -135,7 +149,7 @@ def callback(provider):
 @blueprint.get("/<provider>/finish")
 @require_permission(MANAGE)
 def finish(provider):
-    if provider not in services.ACCOUNTING_PROVIDERS:
+    if provider not in services.ACCOUNTING_PROVIDERS or provider == tally.PROVIDER:
         abort(404)
     pending = session.pop(CONSENT_KEY, None)
     try:
@@ -390,6 +404,129 @@ def disconnect(connection_id):
     services.disconnect(db.session, connection)
     toast(f"{title}: disconnected. Nothing syncs any more; the records stay in Duebook.")
     return redirect(url_for("sync.index"), 303)
+
+
+# Tally: the agent, the company, files ---------------------------------------------------------
+
+
+def _tally_page(status: int = 200, block: str | None = None, **extra):
+    connection = tally.tally_connection(db.session)
+    settings = (connection.settings or {}) if connection else {}
+    extra.setdefault("errors", {})
+    extra.setdefault("values", {})
+    return render_page(
+        "sync/tally.html",
+        block=block,
+        status=status,
+        connection=connection,
+        settings=settings,
+        agent=tally.agent_status(connection) if connection else None,
+        health=services.health(db.session, connection)
+        if connection and settings.get("book_id")
+        else None,
+        states=tally.state_choices(),
+        server=(current_app.config.get("BASE_URL") or request.host_url).rstrip("/"),
+        **extra,
+    )
+
+
+def _tally_or_404():
+    connection = tally.tally_connection(db.session)
+    if connection is None:
+        abort(404)
+    return connection
+
+
+@blueprint.get("/tally")
+@require_permission(MANAGE)
+def tally_page():
+    return _tally_page()
+
+
+@blueprint.get("/tally/agent")
+@require_permission(MANAGE)
+def tally_agent():
+    """The agent's part of the page, polled while the page waits for the agent to pair."""
+    return _tally_page(block="agent")
+
+
+@blueprint.post("/tally/code")
+@require_permission(MANAGE)
+def tally_code():
+    """A one-time pairing code, shown once (only its digest is kept)."""
+    connection = tally.set_up(db.session, current_user.id)
+    replace = request.form.get("replace") == "1"
+    code = tally.pairing_code(db.session, connection, replace)
+    return _tally_page(code=code)
+
+
+@blueprint.post("/tally/revoke")
+@require_permission(MANAGE)
+def tally_revoke():
+    connection = _tally_or_404()
+    tally.revoke_agent(db.session, connection)
+    toast("The agent’s access is revoked: it stops at its next call.")
+    return redirect(url_for("sync.tally_page"), 303)
+
+
+@blueprint.post("/tally/companies")
+@require_permission(MANAGE)
+def tally_companies():
+    connection = _tally_or_404()
+    try:
+        offered = tally.find_companies(db.session, connection)
+    except services.SyncError as error:
+        toast(str(error), "error")
+        return redirect(url_for("sync.tally_page"), 303)
+    if len(offered) == 1:
+        services.choose_book(db.session, connection, offered[0]["id"], current_user.id)
+        toast(f"Connected to {offered[0]['name']} in Tally. Reading its debtors…")
+        return redirect(url_for("sync.connection", connection_id=connection.id), 303)
+    return redirect(url_for("sync.organisation", connection_id=connection.id), 303)
+
+
+@blueprint.post("/tally/files-only")
+@require_permission(MANAGE)
+def tally_files_only():
+    connection = tally.set_up(db.session, current_user.id)
+    errors = tally.use_files(db.session, connection, request.form, current_user.id)
+    if errors:
+        db.session.rollback()
+        return _tally_page(status=422, errors=errors, values=request.form.to_dict())
+    toast("Saved. Upload your Tally exports to bring in its debtors and bills.")
+    return redirect(url_for("sync.tally_page"), 303)
+
+
+@blueprint.post("/tally/upload")
+@require_permission(MANAGE)
+def tally_upload():
+    connection = _tally_or_404()
+    run, errors = tally.upload(
+        db.session, connection, request.files.getlist("files"), current_user.id
+    )
+    if errors:
+        db.session.rollback()
+        return _tally_page(status=422, errors=errors)
+    toast("Uploaded. Reading the files…")
+    return redirect(url_for("sync.connection", connection_id=connection.id), 303)
+
+
+@blueprint.get("/tally/import-file")
+@require_permission(MANAGE)
+def tally_import_file():
+    connection = _tally_or_404()
+    if not (connection.settings or {}).get("matched_at"):
+        toast("Bring in Tally’s debtors first: then Duebook knows what Tally already has.", "error")
+        return redirect(url_for("sync.tally_page"), 303)
+    made = tally.import_file(db.session, connection)
+    return Response(
+        made.content,
+        mimetype="application/xml",
+        headers={
+            "Content-Disposition": f'attachment; filename="{tally.import_file_name(connection)}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 # Webhooks ------------------------------------------------------------------------------------

@@ -70,6 +70,11 @@ class ProviderUnavailable(AccountingError):
     """The provider did not answer usefully (5xx, timeout, malformed or truncated body)."""
 
 
+class BooksOffline(ProviderUnavailable):
+    """The books cannot be reached at all just now (Tally's agent is not running): retrying
+    in place cannot help, so the run stops and says so; the next run starts where it did."""
+
+
 class RecordRefused(AccountingError):
     """The books refused one record we pushed (a validation error); the others go on."""
 
@@ -93,6 +98,8 @@ class Book:
     name: str
     country: str | None = None  # ISO 3166 alpha-2
     currency: str | None = None  # the books' base currency
+    region: str | None = None  # India: the state's GST code, which decides CGST+SGST or IGST
+    books_from: date | None = None  # the first day the books hold (Tally's "books beginning")
 
 
 @dataclass(frozen=True)
@@ -230,12 +237,39 @@ class AccountingConnector(Connector):
     per_day: ClassVar[int | None] = None
     page_size: ClassVar[int] = 100
     uses_pkce: ClassVar[bool] = True
+    # False: the books are reached without OAuth tokens (Tally, through the workspace's agent).
+    uses_oauth: ClassVar[bool] = True
     # Entities this provider's webhooks announce (Xero: contacts and invoices, no payments).
     webhook_entities: ClassVar[tuple[str, ...]] = ()
     # The connection's current tokens, set by the engine before it calls organisations, pull,
     # find or push: a provider whose later calls need what the consent returned reads it from
     # their `extra` (Zoho Books: the api_domain of the account's data centre).
     tokens: TokenSet | None = None
+    # (workspace id, connection id), set by the engine for a connector that reaches the books
+    # through the workspace's agent relay.
+    relay: tuple[int, int] | None = None
+
+    # True: the books may hold customers and payments Duebook wrote without hearing back (a
+    # file a person imported into Tally): an unlinked customer is linked to the unlinked client
+    # of the same tax number or name, and a payment carrying our reference to our payment,
+    # instead of each coming back as a second one.
+    links_by_name: ClassVar[bool] = False
+
+    @classmethod
+    def reachable(cls, settings: dict) -> str | None:
+        """Why the books cannot be synced on a schedule now (no agent paired), or None."""
+        return None
+
+    @property
+    def can_push(self) -> bool:
+        """False when this connection only reads (a file a person uploaded): nothing is sent."""
+        return True
+
+    @property
+    def complete(self) -> bool:
+        """False when a pass may hold only part of the books (an uploaded file): what it does
+        not list is not taken as deleted."""
+        return True
 
     def send(self, outgoing: Outgoing) -> Sent:
         raise DeliveryError("An accounting connection sends no messages.", permanent=True)

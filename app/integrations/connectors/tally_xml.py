@@ -377,6 +377,10 @@ def read_companies(source: bytes | BinaryIO) -> list[Book]:
                 name=name,
                 country="IN" if _text(element, "COUNTRYNAME").lower() in ("", "india") else None,
                 currency=_text(element, "BASECURRENCYNAME") or "INR",
+                region=region_code(_text(element, "STATENAME"))
+                if _text(element, "STATENAME")
+                else None,
+                books_from=_parse_date(_text(element, "BOOKSFROM")),
             )
         )
     return books
@@ -802,7 +806,8 @@ def companies_request() -> bytes:
     """The companies loaded in Tally (no company named: the list is Tally-wide)."""
     return _export(
         "DuebookCompanies",
-        "<TYPE>Company</TYPE><FETCH>Name,GUID,StateName,CountryName,BaseCurrencyName</FETCH>",
+        "<TYPE>Company</TYPE>"
+        "<FETCH>Name,GUID,StateName,CountryName,BaseCurrencyName,BooksFrom</FETCH>",
         company=None,
     )
 
@@ -819,6 +824,48 @@ def debtors_request(company: str, *, after_alter_id: int | None = None) -> bytes
         company=company,
         formulae=formulae,
     )
+
+
+def ledger_request(company: str, *, guid: str | None = None, name: str | None = None) -> bytes:
+    """The one ledger with this GUID (or name), wherever it sits: a push needs a party's name
+    (vouchers name their party ledger by name) and a new ledger's GUID (Tally gives masters
+    their own)."""
+    if (guid is None) == (name is None):
+        raise ValueError("ask for a ledger by its GUID or by its name")
+    field, value = ("$Guid", guid) if guid is not None else ("$Name", name)
+    formulae = {"DuebookOneLedger": f'$$IsEqual:{field}:"{value.replace(chr(34), "")}"'}
+    return _export(
+        "DuebookLedger",
+        "<TYPE>Ledger</TYPE><FETCH>Name,GUID,AlterID,Parent,Address,LedStateName,PinCode,"
+        "CountryName,Email,LedgerMobile,LedgerPhone,PartyGSTIN</FETCH>"
+        f"<FILTER>{','.join(formulae)}</FILTER>",
+        company=company,
+        formulae=formulae,
+    )
+
+
+def bills_request(company: str, period: tuple[date, date]) -> bytes:
+    """Every sales voucher's number and GUID in `period`: the bills a receipt or credit note
+    is set against are named by number, and their invoices are known by GUID."""
+    formulae = {"DuebookVoucherKinds": f"{VOUCHER_KINDS['Sales']}:$VoucherTypeName"}
+    return _export(
+        "DuebookBills",
+        "<TYPE>Voucher</TYPE><FETCH>VoucherNumber,GUID,VoucherTypeName</FETCH>"
+        f"<FILTER>{','.join(formulae)}</FILTER>",
+        company=company,
+        period=period,
+        formulae=formulae,
+    )
+
+
+def read_bills(source: bytes | BinaryIO) -> dict[str, str]:
+    """Sales voucher number -> GUID, from the answer to `bills_request` (or any voucher list)."""
+    bills = {}
+    for element in _elements(source, frozenset({"VOUCHER"})):
+        number, guid = _text(element, "VOUCHERNUMBER"), _text(element, "GUID")
+        if number and guid and _voucher_kind(element) == "Sales":
+            bills[number] = guid
+    return bills
 
 
 def vouchers_request(
@@ -965,12 +1012,65 @@ def sales_voucher_xml(
     its credit period), one sales ledger entry per line, GST on the CGST and SGST ledgers
     when the place of supply is the company's state, else on IGST, one entry per ledger (per
     rate when the ledger names carry `{rate}`). `action` is Alter when `find` saw it in Tally."""
-    place = invoice.place_of_supply or (party_gstin[:2] if party_gstin else company_state)
+    days = (invoice.due_date - invoice.issue_date).days if invoice.due_date else None
+    reference = f"<REFERENCE>{escape(invoice.reference)}</REFERENCE>" if invoice.reference else ""
+    return _document_xml(
+        "Sales",
+        invoice,
+        party=party,
+        key=key,
+        names=names,
+        place=invoice.place_of_supply or (party_gstin[:2] if party_gstin else company_state),
+        company_state=company_state,
+        party_gstin=party_gstin,
+        action=action,
+        bill=_bill(invoice.number, "New Ref", -invoice.total, days),
+        extra=reference
+        + f"<ISOPTIONAL>{_yes_no(invoice.state == 'draft')}</ISOPTIONAL>"
+        + f"<ISCANCELLED>{_yes_no(invoice.state == 'void')}</ISCANCELLED>",
+    )
+
+
+def credit_note_voucher_xml(
+    note: BookCreditNote,
+    *,
+    party: str,
+    invoice_number: str,
+    key: str,
+    names: LedgerNames,
+    company_state: str,
+    place_of_supply: str | None = None,
+    party_gstin: str | None = None,
+    action: str = "Create",
+) -> str:
+    """A credit note set against its invoice's bill (Agst Ref), the sales and GST ledgers
+    debited as the invoice credited them, under the invoice's place of supply."""
+    narration = f"<NARRATION>{escape(note.reason)}</NARRATION>" if note.reason else ""
+    return _document_xml(
+        "Credit Note",
+        note,
+        party=party,
+        key=key,
+        names=names,
+        place=place_of_supply or (party_gstin[:2] if party_gstin else company_state),
+        company_state=company_state,
+        party_gstin=party_gstin,
+        action=action,
+        bill=_bill(invoice_number, "Agst Ref", note.total),
+        extra=narration + f"<ISCANCELLED>{_yes_no(note.state == 'void')}</ISCANCELLED>",
+    )
+
+
+def _document_xml(
+    kind, document, *, party, key, names, place, company_state, party_gstin, action, bill, extra
+) -> str:
+    """A sales voucher (party debited, sales and GST credited) or a credit note (the other
+    way round): Tally's sign is negative for a debit."""
+    sign = Decimal(1) if kind == "Sales" else Decimal(-1)
     intra = place == company_state
     entries = []
     taxes: dict[str, Decimal] = {}
-    for line in invoice.lines:
-        rate_details = _rate_details(line.tax_rate, intra)
+    for line in document.lines:
         description = (
             "<BASICUSERDESCRIPTION.LIST>"
             f"<BASICUSERDESCRIPTION>{escape(line.description)}</BASICUSERDESCRIPTION>"
@@ -978,7 +1078,10 @@ def sales_voucher_xml(
         )
         entries.append(
             _ledger_entry(
-                names.sales, line.net_amount, inner=description + rate_details, hsn=line.hsn_sac
+                names.sales,
+                sign * line.net_amount,
+                inner=description + _rate_details(line.tax_rate, intra),
+                hsn=line.hsn_sac,
             )
         )
         heads = (("cgst", 2), ("sgst", 2)) if intra else (("igst", 1),)
@@ -986,20 +1089,16 @@ def sales_voucher_xml(
         for (head, parts), share in zip(heads, shares, strict=True):
             ledger = names.tax_ledger(head, line.tax_rate / parts)
             taxes[ledger] = taxes.get(ledger, Decimal(0)) + share
-    days = (invoice.due_date - invoice.issue_date).days if invoice.due_date else None
-    party_entry = _ledger_entry(
-        party, -invoice.total, inner=_bill(invoice.number, "New Ref", -invoice.total, days)
-    )
-    tax_entries = [_ledger_entry(ledger, amount) for ledger, amount in taxes.items() if amount]
-    reference = f"<REFERENCE>{escape(invoice.reference)}</REFERENCE>" if invoice.reference else ""
+    party_entry = _ledger_entry(party, -sign * document.total, inner=bill)
+    tax_entries = [
+        _ledger_entry(ledger, sign * amount) for ledger, amount in taxes.items() if amount
+    ]
     return (
-        _voucher_open("Sales", key, action, invoice.issue_date, invoice.number)
+        _voucher_open(kind, key, action, document.issue_date, document.number)
         + f"<PARTYLEDGERNAME>{escape(party)}</PARTYLEDGERNAME>"
         + (f"<PARTYGSTIN>{escape(party_gstin)}</PARTYGSTIN>" if party_gstin else "")
         + f"<PLACEOFSUPPLY>{escape(state_name(place) or place)}</PLACEOFSUPPLY>"
-        + reference
-        + f"<ISOPTIONAL>{_yes_no(invoice.state == 'draft')}</ISOPTIONAL>"
-        + f"<ISCANCELLED>{_yes_no(invoice.state == 'void')}</ISCANCELLED>"
+        + extra
         + party_entry
         + "".join(entries)
         + "".join(tax_entries)

@@ -86,6 +86,7 @@ class Company:
     name: str
     guid: str
     state: str
+    books_from: date = date(2025, 4, 1)
     alter_id: int = 0
     ledgers: dict[str, Ledger] = field(default_factory=dict)
     vouchers: dict[str, Voucher] = field(default_factory=dict)  # by GUID
@@ -161,6 +162,10 @@ class TallyStandin(StandinServer):
     def add_company(self, name: str, state: str) -> Company:
         with self._state:
             company = Company(name, str(uuid.uuid4()), state)
+            # Books beginning with the financial year (1 April) before last: the seeds date
+            # vouchers up to a year back.
+            earliest = self.today - timedelta(days=400)
+            company.books_from = date(earliest.year - (earliest.month < 4), 4, 1)
             for ledger in STANDARD_LEDGERS:
                 parent = "Duties & Taxes" if "GST" in ledger else "Sales Accounts"
                 self._save_ledger(company, ledger, {}, [], parent)
@@ -274,14 +279,19 @@ class TallyStandin(StandinServer):
                 "<COLLECTION>" + "".join(self._company_xml(c) for c in loaded) + "</COLLECTION>"
             )
         company = self._company(envelope)
-        after, kinds, number = self._filters(filters)
+        after, kinds, equal = self._filters(filters)
+        number = equal.get("VoucherNumber")
         if kind == "Ledger":
+            one = "Guid" in equal or "Name" in equal
             with self._state:
                 ledgers = sorted(company.ledgers.values(), key=lambda ledger: ledger.alter_id)
                 chosen = [
                     self._ledger_xml(ledger)
                     for ledger in ledgers
-                    if ledger.parent == SUNDRY_DEBTORS and ledger.alter_id > after
+                    if (one or ledger.parent == SUNDRY_DEBTORS)
+                    and ledger.alter_id > after
+                    and equal.get("Guid", ledger.guid) == ledger.guid
+                    and equal.get("Name", ledger.name) == ledger.name
                 ]
             return _answer_envelope("<COLLECTION>" + "".join(chosen) + "</COLLECTION>")
         if kind == "Voucher":
@@ -308,13 +318,16 @@ class TallyStandin(StandinServer):
         raise _Refused(f"Could not find Collection type '{kind}'")
 
     @staticmethod
-    def _filters(filters: list[str]) -> tuple[int, set[str] | None, str | None]:
-        after, kinds, number = 0, None, None
+    def _filters(filters: list[str]) -> tuple[int, set[str] | None, dict[str, str]]:
+        """(AlterID above, voucher kinds or None, {"VoucherNumber"|"Guid"|"Name": value})."""
+        after, kinds, equal = 0, None, {}
         for formula in filters:
             if found := re.fullmatch(r"\$AlterID\s*>\s*(\d+)", formula):
                 after = int(found.group(1))
-            elif found := re.fullmatch(r'\$\$IsEqual:\$VoucherNumber:"([^"]*)"', formula):
-                number = found.group(1)
+            elif found := re.fullmatch(
+                r'\$\$IsEqual:\$(VoucherNumber|Guid|Name):"([^"]*)"', formula
+            ):
+                equal[found.group(1)] = found.group(2)
             elif all(
                 part.strip().removesuffix(":$VoucherTypeName") in KIND_TESTS
                 for part in formula.split(" OR ")
@@ -325,13 +338,14 @@ class TallyStandin(StandinServer):
                 }
             else:
                 raise _Refused(f"Could not evaluate the formula '{formula}'")
-        return after, kinds, number
+        return after, kinds, equal
 
     def _company_xml(self, company: Company) -> str:
         return (
             f"<COMPANY NAME={quoteattr(company.name)}><NAME>{escape(company.name)}</NAME>"
             f"<GUID>{company.guid}</GUID><STATENAME>{state_name(company.state)}</STATENAME>"
-            "<COUNTRYNAME>India</COUNTRYNAME><BASECURRENCYNAME>INR</BASECURRENCYNAME></COMPANY>"
+            "<COUNTRYNAME>India</COUNTRYNAME><BASECURRENCYNAME>INR</BASECURRENCYNAME>"
+            f"<BOOKSFROM>{company.books_from.strftime('%Y%m%d')}</BOOKSFROM></COMPANY>"
         )
 
     def _ledger_xml(self, ledger: Ledger) -> str:
