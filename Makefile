@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test bench lint imports audit browser system-packages clean
+.PHONY: run tally-agent test bench lint imports audit browser system-packages clean
 
 $(STAMP): pyproject.toml agent/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Duebook needs Python 3.11 or newer")'
@@ -21,6 +21,16 @@ $(STAMP): pyproject.toml agent/pyproject.toml
 ## REDIS_URL are set), migrations, a demo tenant, then web + worker + scheduler in one terminal.
 run: $(STAMP) system-packages
 	$(BIN)/python -m app.devserver run
+
+## make tally-agent CODE=ABCD2345: with make run going, in a second terminal: the connector agent
+## from this repository, paired with the code the Tally page shows (no CODE: paired already),
+## relaying between make run and its stand-in TallyPrime until Ctrl-C. Its token is kept under
+## var/run/tally-agent, not in your own credential store.
+tally-agent: $(STAMP)
+	@test -f var/run/tally-url -a -f var/run/web-url || { echo "Start make run first: it starts the stand-in Tally."; exit 2; }
+	@export DUEBOOK_AGENT_HOME="$$(pwd)/var/run/tally-agent" DUEBOOK_AGENT_NO_KEYRING=1; \
+	if [ -n "$(CODE)" ]; then $(BIN)/duebook-tally-agent pair --server "$$(cat var/run/web-url)" --code "$(CODE)" || exit 2; fi; \
+	exec $(BIN)/duebook-tally-agent run --tally "$$(cat var/run/tally-url)"
 
 ## make test: the import contracts (the floor plan), then the whole suite against real
 ## PostgreSQL, Redis, SMTP and chromium; pytest's last line gives the suite's time.

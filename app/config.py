@@ -244,6 +244,12 @@ def from_environment() -> dict:
             "XERO_CLIENT_SECRET", "sandbox-xero-client-secret-000000000000000000"
         ),
         "XERO_WEBHOOK_KEY": os.environ.get("XERO_WEBHOOK_KEY") or None,
+        # Tally, through the workspace's agent: how long a sync waits for one answer (a month
+        # of a busy day book), and a page (choosing the company) for the company list.
+        "TALLY_ANSWER_SECONDS": float(os.environ.get("TALLY_ANSWER_SECONDS", "120")),
+        "TALLY_PAGE_WAIT_SECONDS": float(os.environ.get("TALLY_PAGE_WAIT_SECONDS", "20")),
+        # make run's stand-in Tally, shown on the Tally page in the sandbox (the agent calls it).
+        "TALLY_STANDIN_URL": os.environ.get("TALLY_STANDIN_URL") or None,
         # Seconds a Xero call may take before the page is left for the next run.
         "XERO_TIMEOUT_SECONDS": float(os.environ.get("XERO_TIMEOUT_SECONDS", "30")),
         # The daily gateway reconciliation reads from the start of this many days ago (1:

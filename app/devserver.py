@@ -563,6 +563,8 @@ class SandboxProviders:
             self.processes.append(process)
             wait_for_port(port, 30, process)
             self.env[setting] = f"http://127.0.0.1:{port}"
+            if provider == "tally":  # for `make tally-agent`, in another terminal
+                (VAR / "run" / "tally-url").write_text(self.env[setting])
             for more, path in STANDIN_MORE_SETTINGS.get(provider, ()):
                 self.env[more] = f"http://127.0.0.1:{port}{path}"
         self.env["SANDBOX_MESSAGES_DIR"] = str(self.folder)
@@ -632,6 +634,7 @@ def run() -> int:
             env.update(providers.env)
             env.update(sandbox_provider_settings())
         env.setdefault("BASE_URL", f"http://127.0.0.1:{port}")
+        (VAR / "run" / "web-url").write_text(env["BASE_URL"])
         flask = [python, "-m", "flask", "--app", "wsgi"]
         subprocess.run([*flask, "tenants", "migrate"], env=env, check=True, cwd=ROOT)
         subprocess.run([*flask, "demo", "seed"], env=env, check=True, cwd=ROOT)

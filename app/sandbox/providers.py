@@ -104,6 +104,9 @@ def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
             "XERO_API_BASE",
             ["--seed", "demo", "--webhook-url", f"{web_url}/hooks/accounting/xero"],
         ),
+        # Duebook never calls Tally: the agent does (`make tally-agent`); the setting lets the
+        # Tally page show the way to it.
+        ("tally", "TALLY_STANDIN_URL", ["--seed", "demo"]),
     ]
 
 

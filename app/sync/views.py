@@ -426,6 +426,9 @@ def _tally_page(status: int = 200, block: str | None = None, **extra):
         else None,
         states=tally.state_choices(),
         server=(current_app.config.get("BASE_URL") or request.host_url).rstrip("/"),
+        sandbox_tally=current_app.config.get("TALLY_STANDIN_URL")
+        if current_app.config.get("SANDBOX_MESSAGES_DIR")
+        else None,
         **extra,
     )
 

@@ -479,6 +479,8 @@ class TallyStandin(StandinServer):
         route = (request.method, request.path.rstrip("/"))
         if route == ("GET", "/_standin/books"):
             return self._books(request.arg("company") or DEMO_COMPANY)
+        if route == ("GET", "/_standin/tally"):
+            return self._books_page()
         spec = request.json() if request.method == "POST" else None
         spec = spec or {}
         with self._state:
@@ -530,6 +532,52 @@ class TallyStandin(StandinServer):
             company, voucher.guid, voucher.kind, voucher.number, voucher.day, voucher.party, body
         )
         return json_response(200, {"guid": voucher.guid, "alter_id": voucher.alter_id})
+
+    def _books_page(self) -> Response:
+        """The loaded companies' debtors and vouchers as a page, newest voucher first: where a
+        person sees what Duebook wrote into "Tally"."""
+        parts = [
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            "<title>Stand-in TallyPrime</title><style>body{font-family:sans-serif;margin:1rem}"
+            "table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{border-bottom:1px "
+            "solid #ddd;padding:.3rem;text-align:left}td.num{text-align:right}"
+            ".wrap{overflow-x:auto}</style></head><body><h1>Stand-in TallyPrime</h1>"
+        ]
+        with self._state:
+            for name in self.loaded:
+                company = self.companies[name]
+                parts.append(f"<h2>{escape(name)}</h2><h3>Day book</h3><div class='wrap'><table>")
+                parts.append(
+                    "<tr><th>Date</th><th>Type</th><th>No.</th><th>Party</th>"
+                    "<th class='num'>Amount</th></tr>"
+                )
+                vouchers = sorted(
+                    company.vouchers.values(), key=lambda v: (v.day, v.alter_id), reverse=True
+                )
+                for voucher in vouchers:
+                    amount = re.search(
+                        rf"<LEDGERNAME>{re.escape(escape(voucher.party))}</LEDGERNAME>.*?"
+                        r"<AMOUNT>\s*(-?[\d.]+)</AMOUNT>",
+                        voucher.body,
+                        re.S,
+                    )
+                    parts.append(
+                        f"<tr><td>{voucher.day:%d-%b-%Y}</td><td>{escape(voucher.kind)}</td>"
+                        f"<td>{escape(voucher.number)}</td><td>{escape(voucher.party)}</td>"
+                        f"<td class='num'>{_money(abs(Decimal(amount.group(1)))) if amount else ''}"
+                        "</td></tr>"
+                    )
+                parts.append("</table></div><h3>Sundry Debtors</h3><ul>")
+                for ledger in company.ledgers.values():
+                    if ledger.parent == SUNDRY_DEBTORS:
+                        gstin = ledger.fields.get("PARTYGSTIN", "")
+                        parts.append(f"<li>{escape(ledger.name)} {escape(gstin)}</li>")
+                parts.append("</ul>")
+        parts.append("</body></html>")
+        return Response(
+            200, "".join(parts).encode(), [("Content-Type", "text/html; charset=utf-8")]
+        )
 
     def _books(self, name: str) -> Response:
         with self._state:
