@@ -113,6 +113,8 @@ def books(standin) -> dict:
 
 
 def pair_through_the_page(client, tenant, duebook) -> str:
+    integrations = client.get(f"/t/{tenant.slug}/integrations/")
+    assert f'href="/t/{tenant.slug}/sync/tally"' in integrations.text
     page = client.get(f"/t/{tenant.slug}/sync/tally")
     assert "Make a pairing code" in page.text
     shown = send(client, tenant, f"/t/{tenant.slug}/sync/tally/code")
@@ -154,6 +156,10 @@ def test_tally_books_come_in_once_and_duebook_invoices_go_out_once(
         assert sorted(session.scalars(select(Invoice.number)).all()) == sorted(sales)
         debtors = [ledger for ledger in held["ledgers"] if ledger["parent"] == "Sundry Debtors"]
         assert session.scalar(select(func.count()).select_from(Client)) == len(debtors)
+        # A new client keeps its ledger's credit period (45 days in Tally).
+        tungabhadra = session.scalar(select(Client).where(Client.full_name.like("Tungabhadra%")))
+        assert (tungabhadra.payment_terms, tungabhadra.payment_days) == ("net", 45)
+        assert tungabhadra.gstin.startswith("29") and tungabhadra.region == "29"
         assert session.scalar(select(func.count()).select_from(Payment)) >= 3
         for invoice in session.scalars(select(Invoice).where(Invoice.status != "void")):
             tax = invoice.cgst + invoice.sgst + invoice.igst
@@ -297,6 +303,21 @@ def _files_journey(client, tenant, session, run_jobs, standin):
     )
     assert runs(session)[-1].trigger == "file" and runs(session)[-1].status == "done"
 
+    # The company posts services to a sales ledger of its own name.
+    too_long = send(
+        client, tenant, f"/t/{tenant.slug}/sync/tally/ledgers", data={"sales_ledger": "S" * 121}
+    )
+    assert too_long.status_code == 422 and "120 characters" in too_long.text
+    httpx.post(
+        f"{standin.url}/_standin/ledgers",
+        json={"name": "Sales - Services", "parent": "Sales Accounts"},
+    )
+    send(
+        client,
+        tenant,
+        f"/t/{tenant.slug}/sync/tally/ledgers",
+        data={"sales_ledger": "Sales - Services"},
+    )
     # Duebook's import file: the new invoice under the GUID a push through an agent would give.
     sahyadri = session.scalar(select(Client).where(Client.full_name.like("Sahyadri%")))
     invoice = issue_invoice(session, tenant, sahyadri, amount="50000.00", day=date.today())
@@ -309,6 +330,7 @@ def _files_journey(client, tenant, session, run_jobs, standin):
     assert f"<VOUCHERNUMBER>{invoice.number}</VOUCHERNUMBER>" in made.text
     key = f"duebook-{tenant.id}-{connection.id}-invoice-{invoice.id}"
     assert f'REMOTEID="{remote_guid(key)}"' in made.text
+    assert "<LEDGERNAME>Sales - Services</LEDGERNAME>" in made.text
     for _ in range(2):  # imported twice by hand: one voucher
         imported = httpx.post(standin.url, content=made.data)
         assert b"<LINEERROR>" not in imported.content, imported.text
@@ -370,3 +392,45 @@ def test_another_workspace_reaches_only_its_own_tally(
         select(IntegrationConnection).where(IntegrationConnection.provider == "tally")
     )
     assert mine is not None and mine.id is not None and "pairing" in mine.settings
+
+
+def test_a_voucher_duebook_cannot_map_is_listed_with_tallys_ids_and_the_rest_go_in(
+    app, client, workspace, duebook, tally_books, run_jobs
+):
+    """Also: Tally answering in UTF-16 with its control-character escapes, as older releases do."""
+    tenant, _, session = workspace
+    httpx.post(
+        f"{tally_books.url}/_standin/ledgers",
+        json={"name": "Freight Charges", "parent": "Indirect Incomes"},
+    )
+    odd = (
+        "<ENVELOPE><HEADER><VERSION>1</VERSION><TALLYREQUEST>Import</TALLYREQUEST><TYPE>Data</TYPE>"
+        "<ID>Vouchers</ID></HEADER><BODY><DESC><STATICVARIABLES><SVCURRENTCOMPANY>"
+        f"{DEMO_COMPANY}</SVCURRENTCOMPANY></STATICVARIABLES></DESC><DATA><TALLYMESSAGE>"
+        '<VOUCHER VCHTYPE="Sales" ACTION="Create">'
+        f"<DATE>{date.today():%Y%m%d}</DATE><VOUCHERTYPENAME>Sales</VOUCHERTYPENAME>"
+        "<VOUCHERNUMBER>TD/FRT-1</VOUCHERNUMBER>"
+        "<PARTYLEDGERNAME>Malnad Coffee Traders</PARTYLEDGERNAME>"
+        "<ALLLEDGERENTRIES.LIST><LEDGERNAME>Malnad Coffee Traders</LEDGERNAME>"
+        "<ISDEEMEDPOSITIVE>Yes</ISDEEMEDPOSITIVE><AMOUNT>-1000.00</AMOUNT>"
+        "</ALLLEDGERENTRIES.LIST><ALLLEDGERENTRIES.LIST><LEDGERNAME>Freight Charges</LEDGERNAME>"
+        "<ISDEEMEDPOSITIVE>No</ISDEEMEDPOSITIVE><AMOUNT>1000.00</AMOUNT></ALLLEDGERENTRIES.LIST>"
+        "</VOUCHER></TALLYMESSAGE></DATA></BODY></ENVELOPE>"
+    )
+    assert b"<CREATED>1</CREATED>" in httpx.post(tally_books.url, content=odd.encode()).content
+    guid = next(v["guid"] for v in books(tally_books)["vouchers"] if v["number"] == "TD/FRT-1")
+    httpx.post(
+        f"{tally_books.url}/_standin/misbehave",
+        json={"utf16": "bom", "control_characters": True},
+    )
+    agent, _ = connect(client, tenant, duebook, tally_books, run_jobs)
+    try:
+        done = runs(session)
+        assert [run.status for run in done] == ["done", "done"], [(r.status, r.error) for r in done]
+        reasons = [p.reason for p in session.scalars(select(SyncProblem))]
+        (listed,) = [reason for reason in reasons if "TD/FRT-1" in reason]
+        assert guid in listed and "'Freight Charges' is neither the party" in listed
+        assert session.scalar(select(Invoice).where(Invoice.number == "TD/FRT-1")) is None
+        assert session.scalar(select(Invoice).where(Invoice.number == "TD/001")) is not None
+    finally:
+        agent.stop()

@@ -92,8 +92,7 @@ def test_debtors_become_contacts_with_their_gstin_state_and_contact_details(stan
     assert sahyadri.email == "accounts@sahyadri.example" and sahyadri.phone == "9845012345"
     assert sahyadri.address.line1 == "Plot 7, Industrial Area"
     assert reading.marker == str(max(int(contact.version) for contact in contacts.values()))
-    credit = tally_xml.ledger_credit_days(ask(standin, tally_xml.debtors_request(DEMO_COMPANY)))
-    assert credit["Nilgiri Logistics"] == 30
+    assert contacts["Nilgiri Logistics"].payment_days == 30
 
 
 def test_only_ledgers_changed_after_the_marker_come_back(standin):
@@ -282,10 +281,9 @@ def push_client(standin):
         email="accounts@hampi.example",
         phone="9880011223",
         tax_number=valid_gstin("29", "AAFCH1234K"),
+        payment_days=15,
     )
-    outcome = import_one(
-        standin, tally_xml.party_ledger_xml(contact, key="client-7", credit_days=15), masters=True
-    )
+    outcome = import_one(standin, tally_xml.party_ledger_xml(contact, key="client-7"), masters=True)
     assert outcome.ok and outcome.counters["CREATED"] == 1
     return contact
 

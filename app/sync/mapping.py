@@ -188,6 +188,7 @@ def book_contact(client: Client, values: dict, remote_id: str | None, version=No
             country=client.country,
         ),
         version=version,
+        payment_days=client.payment_days,
     )
 
 
@@ -202,7 +203,7 @@ def _client_raw(tenant: Tenant, record: BookContact, values: dict) -> dict:
         "country": country,
         "currency": (record.currency or "").upper() or tenant_currency(tenant),
         "payment_terms": "net",
-        "payment_days": "30",
+        "payment_days": str(record.payment_days or 30),
         "address_line1": values["address_line1"] or "",
         "address_line2": values["address_line2"] or "",
         "city": values["city"] or "",

@@ -25,8 +25,9 @@ from app.clients.models import Client
 from app.core.regions import region_code, state_name
 from app.core.storage import get_storage, save_in_transaction, tenant_key
 from app.integrations import agent_relay
+from app.integrations.connectors import Field
 from app.integrations.connectors.accounting import AccountingError
-from app.integrations.connectors.tally import AGENT_SILENT_AFTER
+from app.integrations.connectors.tally import AGENT_SILENT_AFTER, TallyConnector
 from app.integrations.connectors.tally_xml import (
     LedgerNames,
     credit_note_voucher_xml,
@@ -89,6 +90,29 @@ def pairing_code(session: Session, connection: IntegrationConnection, replace: b
 
 def revoke_agent(session: Session, connection: IntegrationConnection) -> None:
     agent_relay.revoke(session, connection)
+
+
+def ledger_fields(connection: IntegrationConnection | None) -> list[tuple[Field, str]]:
+    """The ledger names a company posts to, with the connection's current choice of each."""
+    settings = (connection.settings or {}) if connection else {}
+    return [(item, settings.get(item.name, "")) for item in TallyConnector.fields]
+
+
+def save_ledger_names(session: Session, connection: IntegrationConnection, raw) -> dict[str, str]:
+    """The ledgers this company uses (empty: the usual name). Errors by field."""
+    chosen, errors = {}, {}
+    for item in TallyConnector.fields:
+        value = " ".join(str(raw.get(item.name) or "").split())
+        if len(value) > 120:
+            errors[item.name] = f"Keep the {item.label.lower()}'s name to 120 characters."
+        chosen[item.name] = value
+    if errors:
+        return errors
+    settings = {k: v for k, v in (connection.settings or {}).items() if k not in chosen}
+    settings.update({name: value for name, value in chosen.items() if value})
+    connection.settings = settings
+    session.flush()
+    return {}
 
 
 @dataclass(frozen=True)

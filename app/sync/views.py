@@ -425,6 +425,7 @@ def _tally_page(status: int = 200, block: str | None = None, **extra):
         if connection and settings.get("book_id")
         else None,
         states=tally.state_choices(),
+        ledger_fields=tally.ledger_fields(connection),
         server=(current_app.config.get("BASE_URL") or request.host_url).rstrip("/"),
         sandbox_tally=current_app.config.get("TALLY_STANDIN_URL")
         if current_app.config.get("SANDBOX_MESSAGES_DIR")
@@ -512,6 +513,18 @@ def tally_upload():
         return _tally_page(status=422, errors=errors)
     toast("Uploaded. Reading the files…")
     return redirect(url_for("sync.connection", connection_id=connection.id), 303)
+
+
+@blueprint.post("/tally/ledgers")
+@require_permission(MANAGE)
+def tally_ledgers():
+    connection = _tally_or_404()
+    errors = tally.save_ledger_names(db.session, connection, request.form)
+    if errors:
+        db.session.rollback()
+        return _tally_page(status=422, errors=errors, values=request.form.to_dict())
+    toast("Ledger names saved: the next sync reads and writes Tally's vouchers with them.")
+    return redirect(url_for("sync.tally_page"), 303)
 
 
 @blueprint.get("/tally/import-file")

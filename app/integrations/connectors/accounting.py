@@ -126,6 +126,8 @@ class BookContact:
     version: str | None = None  # the provider's change marker of this record
     updated_at: datetime | None = None
     deleted: bool = False
+    # The credit period the books give this customer, in days (Tally's BILLCREDITPERIOD).
+    payment_days: int | None = None
 
 
 @dataclass(frozen=True)

@@ -226,10 +226,15 @@ class TallyConnector(AccountingConnector):
         )
 
     def context(self, book: str) -> VoucherContext:
+        """What a voucher reader needs, copied under the lock: a page fetcher's thread reads
+        vouchers while the run's thread reads customers."""
         company = self.company(book)
+        with self._lock:
+            ledger_guids = {ledger.name: guid for guid, ledger in self._ledgers.items()}
+            bills = dict(self._bills or {})
         return VoucherContext(
-            ledger_guids={ledger.name: guid for guid, ledger in self._ledgers.items()},
-            bill_guids=dict(self._bills or {}),
+            ledger_guids=ledger_guids,
+            bill_guids=bills,
             company_state=company.region or self.settings.get("book_region"),
             currency=company.currency or "INR",
             names=self.names,
@@ -263,8 +268,8 @@ class TallyConnector(AccountingConnector):
                 self.ask(debtors_request(company.name, after_alter_id=after)), groups=None
             )
             records, unreadable = self._split(reading)
-            for record in records:
-                self._ledgers[record.remote_id] = record
+            with self._lock:
+                self._ledgers.update((record.remote_id, record) for record in records)
             return Page(records, None, reading.marker or since, unreadable)
         start, highest = _read_cursor(cursor)
         first, last = self.books_period(book)
@@ -371,14 +376,17 @@ class TallyConnector(AccountingConnector):
         return records[0] if records else None
 
     def _ledger(self, company: Book, *, guid=None, name=None) -> BookContact | None:
-        if guid is not None and guid in self._ledgers:
-            return self._ledgers[guid]
+        with self._lock:
+            known = self._ledgers.get(guid) if guid is not None else None
+        if known is not None:
+            return known
         reading = read_ledgers(
             self.ask(ledger_request(company.name, guid=guid, name=name)), groups=None
         )
         found = next((item for item in reading if isinstance(item, BookContact)), None)
         if found is not None:
-            self._ledgers[found.remote_id] = found
+            with self._lock:
+                self._ledgers[found.remote_id] = found
         return found
 
     def _party(self, company: Book, guid: str) -> BookContact:
@@ -463,7 +471,8 @@ class TallyConnector(AccountingConnector):
             "Create" if record.remote_id is None else "Alter",
             masters=True,
         )
-        self._ledgers.pop(record.remote_id or "", None)
+        with self._lock:
+            self._ledgers.pop(record.remote_id or "", None)
         written = self._ledger(company, name=record.name)
         if written is None:
             raise RecordRefused(f"Tally took the ledger {record.name!r} but does not list it.")

@@ -453,18 +453,8 @@ def _ledger(element, alter_id: int | None, groups) -> BookContact | Unreadable:
         ),
         version=str(alter_id) if alter_id is not None else None,
         deleted=_yes(_text(element, "ISDELETED")),
+        payment_days=_days(_text(element, "BILLCREDITPERIOD")),
     )
-
-
-def ledger_credit_days(source: bytes | BinaryIO) -> dict[str, int]:
-    """Credit period in days per ledger name (BILLCREDITPERIOD of the ledger master), for the
-    client's payment terms: BookContact has no field for them."""
-    terms = {}
-    for element in _elements(source, frozenset({"LEDGER"})):
-        days = _days(_text(element, "BILLCREDITPERIOD"))
-        if days is not None:
-            terms[(element.get("NAME") or _text(element, "NAME")).strip()] = days
-    return terms
 
 
 # -- reading: vouchers -----------------------------------------------------------------------
@@ -931,9 +921,11 @@ def import_envelope(messages: list[str], *, company: str | None, masters: bool =
     ).encode(_TEXT_ENCODING)
 
 
-def party_ledger_xml(contact: BookContact, *, key: str, credit_days: int | None = None) -> str:
-    """A party ledger under Sundry Debtors for a new client (ACTION Create; Tally alters a ledger
-    of the same name instead of making a second, masters being unique by name)."""
+def party_ledger_xml(contact: BookContact, *, key: str) -> str:
+    """A party ledger under Sundry Debtors for a new client, with its credit period (ACTION
+    Create; Tally alters a ledger of the same name instead of making a second, masters being
+    unique by name)."""
+    credit_days = contact.payment_days
     address = contact.address
     lines = [part for part in (address.line1, address.line2, address.city) if part]
     state = address.region

@@ -635,6 +635,8 @@ class TallyStandin(StandinServer):
             ("Deccan Steel Fabricators", "36", "AACCD8843R", "Hyderabad", "ap@deccan.example"),
             ("Konkan Marine Exports", "30", "AAGFK1198S", "Panaji", "accounts@konkan.example"),
         ]
+        # Credit periods as the accountant set them (the rest: 30 days).
+        credit_days = {"Tungabhadra Agro Foods Pvt Ltd": 45, "Malnad Coffee Traders": 15}
         for name, state, pan, city, email in debtors:
             self._save_ledger(
                 company,
@@ -646,7 +648,7 @@ class TallyStandin(StandinServer):
                     "LEDGERMOBILE": "9845012345",
                     "GSTREGISTRATIONTYPE": "Regular",
                     "PARTYGSTIN": demo_gstin(state, pan),
-                    "BILLCREDITPERIOD": "30 Days",
+                    "BILLCREDITPERIOD": f"{credit_days.get(name, 30)} Days",
                 },
                 ["Plot 7, Industrial Area", city],
             )
