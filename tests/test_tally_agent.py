@@ -229,3 +229,40 @@ def test_the_command_keeps_the_token_only_for_the_user(
     assert cli.main(["forget"], store=store) == 0 and store.load() is None
     assert cli.main(["run"], store=store) == 2  # not paired: says so and stops
     assert "pair` first" in capsys.readouterr().err
+
+
+def test_duebook_serves_the_agent_pip_installs(client, tmp_path):
+    """The Tally page's install command: pip installs the package Duebook serves."""
+    import subprocess
+    import sys
+
+    answer = client.get("/api/agent/v1/duebook-tally-agent.zip")
+    assert answer.status_code == 200 and answer.mimetype == "application/zip"
+    archive = tmp_path / "duebook-tally-agent.zip"
+    archive.write_bytes(answer.data)
+    target = tmp_path / "installed"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(archive),
+        ],
+        check=True,
+    )
+    assert (target / "duebook_tally_agent" / "relay.py").is_file()
+    installed = subprocess.run(
+        [sys.executable, "-c", "import duebook_tally_agent as a; print(a.__version__)"],
+        env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert installed.stdout.strip() == "0.1.0"

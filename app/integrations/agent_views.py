@@ -9,9 +9,13 @@ anything an agent can send."""
 
 from __future__ import annotations
 
+import io
 import logging
+import tomllib
+import zipfile
+from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.extensions import csrf, db, limiter
@@ -50,6 +54,29 @@ def _agent() -> tuple[int, int] | None:
     found = agent_relay.agent_of(db.session, token)
     db.session.commit()
     return found
+
+
+@blueprint.get("/duebook-tally-agent.zip")
+def package():
+    """The agent's source package, for `pip install --user <this address>` on the Tally
+    computer: the agent ships with the Duebook it talks to, so the two always fit."""
+    folder = Path(current_app.root_path).parent / "agent"
+    if not (folder / "pyproject.toml").is_file():
+        return jsonify(error="The agent's package is not on this server."), 404
+    version = tomllib.loads((folder / "pyproject.toml").read_text())["project"]["version"]
+    top = f"duebook-tally-agent-{version}"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(
+            [folder / "pyproject.toml", folder / "README.md"]
+            + list((folder / "duebook_tally_agent").glob("*.py"))
+        ):
+            archive.write(path, f"{top}/{path.relative_to(folder).as_posix()}")
+    return Response(
+        buffer.getvalue(),
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{top}.zip"'},
+    )
 
 
 @blueprint.post("/pair")
