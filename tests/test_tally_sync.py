@@ -348,6 +348,7 @@ def _files_journey(client, tenant, session, run_jobs, standin):
     assert link is not None and link.remote_id == remote_guid(key)
     # Linked now: the next import file no longer carries it.
     assert invoice.number not in client.get(f"/t/{tenant.slug}/sync/tally/import-file").text
+    assert "Nothing is waiting to go to Tally" in client.get(f"/t/{tenant.slug}/sync/tally").text
 
 
 def _export(kind: str) -> bytes:
