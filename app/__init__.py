@@ -162,6 +162,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.campaigns import hooks as campaigns_hooks
     from app.clients import hooks as clients_hooks
     from app.collections import hooks as collections_hooks
+    from app.core import event_sources
     from app.gateways import hooks as gateways_hooks
     from app.invoicing import hooks as invoicing_hooks
     from app.message_templates import hooks as message_templates_hooks
@@ -173,6 +174,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.sync import hooks as sync_hooks
 
     for hooks in (
+        event_sources,
         clients_hooks,
         invoicing_hooks,
         projects_hooks,

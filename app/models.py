@@ -30,6 +30,7 @@ from app.collections.models import (
     NoticeAttachment,
     PromiseToPay,
 )
+from app.core.events import DomainEvent, EventConsumer
 from app.core.form_once import FormSubmission
 from app.gateways.models import (
     Checkout,
@@ -86,6 +87,8 @@ __all__ = [
     "CollectionRun",
     "CollectionSettings",
     "Dispute",
+    "DomainEvent",
+    "EventConsumer",
     "FormSubmission",
     "InterestSettlement",
     "NoticeAttachment",
