@@ -10,6 +10,7 @@ def load_jobs() -> None:
         banking,
         campaigns,
         collections,
+        events,
         gateways,
         integrations,
         notices,

@@ -12,6 +12,7 @@ from jobs.aging import roll_aging_all
 from jobs.banking import pull_bank_statements_all
 from jobs.campaigns import sweep_campaign_launches_all
 from jobs.collections import run_collections_all
+from jobs.events import deliver_events_all
 from jobs.gateways import reconcile_gateways_all, sweep_gateway_events_all
 from jobs.notices import sweep_notices_all
 from jobs.queues import redis_connection
@@ -62,6 +63,9 @@ SCHEDULE = [
     # said, runs whose worker died go on from their last page, and each connection's own
     # interval (hourly by default) starts its scheduled run.
     (sweep_accounting_sync_all, 120),
+    # Every 5 minutes: domain events to their consumers (webhooks, the API's feeds) in every
+    # workspace, for whatever a lost hand-over left behind; normally each commit hands over.
+    (deliver_events_all, 300),
 ]
 
 

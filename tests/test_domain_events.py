@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.core.event_types import EVENT_TYPES, check_payload
 from app.core.events import DomainEvent, consume, emit
+from app.core.handover import get_queue
 from app.extensions import db
 from tenants.binding import TenantSession, bind_tenant, schema_for_tenant_id
 from tests.conftest import _provision_pooled_schema
@@ -121,3 +122,32 @@ def test_an_event_committed_late_is_not_skipped(app):
             connection.close()
         with app.app_context(), db.engine.begin() as connection:
             connection.execute(db.text(f"DROP SCHEMA {schema_for_tenant_id(tenant_id)} CASCADE"))
+
+
+def test_a_commit_with_events_hands_their_delivery_over_once(
+    app, db_session, make_tenant, run_jobs, monkeypatch
+):
+    from app.core import events as events_module
+
+    applied = []
+    monkeypatch.setitem(
+        events_module._CONSUMERS, "probe", lambda s, batch: applied.extend(e.id for e in batch)
+    )
+    tenant = make_tenant()
+    session = tenant_session(db_session, tenant)
+    with app.app_context():
+        for client_id in (1, 2):
+            _client_created(session, client_id)
+        session.commit()  # one transaction, one delivery job
+        _client_created(session, 3)
+        session.commit()  # the first job not started yet: no second one
+        queued = [job.func_name for job in get_queue("default").jobs]
+    assert queued.count("jobs.events.deliver_events") == 1, queued
+    run_jobs()
+    assert len(applied) == 3
+    with app.app_context():
+        _client_created(session, 4)
+        session.commit()  # the job started since: this one queues the next
+        assert len(get_queue("default").jobs) == 1
+    run_jobs()
+    assert len(applied) == 4

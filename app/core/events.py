@@ -22,6 +22,7 @@ This module belongs to no business area and imports none."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -41,7 +42,9 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.event_types import check_payload, latest_version
+from app.core.handover import HAND_OVER_FAILURES, Work, hand_over_gathered, redis_connection
 from tenants.base import TenantModel, utcnow_column
+from tenants.binding import bound_tenant_id
 
 # The oldest transaction still running, as a number comparable with `domain_events.txid`.
 _VISIBLE_BELOW = text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
@@ -98,6 +101,8 @@ def emit(
     at once: its id and transaction are those of the moment of the change. Returns its id."""
     version = latest_version(type_)
     check_payload(type_, version, data)
+    if _CONSUMERS:
+        hand_over_gathered(session, bound_tenant_id(session), _delivery_jobs)
     return session.execute(
         insert(DomainEvent)
         .values(
@@ -150,3 +155,55 @@ def consume(
     position.txid, position.event_id = events[-1].txid, events[-1].id
     session.commit()
     return len(events)
+
+
+# The consumers, by name: what each does with a batch of events, in the batch's transaction.
+# Areas register theirs when the app is created (their hooks' init_app).
+_CONSUMERS: dict[str, Callable[[Session, Sequence[DomainEvent]], None]] = {}
+# Batches one job gives each consumer before it leaves the rest to the next job.
+BATCHES_PER_JOB = 20
+
+
+def register_consumer(name: str, apply: Callable[[Session, Sequence[DomainEvent]], None]) -> None:
+    _CONSUMERS[name] = apply
+
+
+def consumer_names() -> list[str]:
+    return sorted(_CONSUMERS)
+
+
+def run_consumers(session: Session) -> int:
+    """Every consumer of the bound workspace, each up to BATCHES_PER_JOB batches (the job that
+    runs this is handed over again by the next event, or by the sweeper); how many applied."""
+    applied = 0
+    for name, apply in sorted(_CONSUMERS.items()):
+        for _ in range(BATCHES_PER_JOB):
+            taken = consume(session, name, apply)
+            applied += taken
+            if not taken:
+                break
+    return applied
+
+
+def _queued_key(tenant_id: int) -> str:
+    return f"events:queued:{tenant_id}"
+
+
+def forget_queued(tenant_id: int) -> None:
+    """Said by the delivery job as it starts: an event committed from now on queues another."""
+    with contextlib.suppress(*HAND_OVER_FAILURES):  # else the key expires by itself
+        redis_connection().delete(_queued_key(tenant_id))
+
+
+def _delivery_jobs(tenant_ids: list[int]) -> list[Work]:
+    """After a commit that wrote events: one delivery job per workspace, unless one is queued
+    and not started yet (it will see these events too)."""
+    works = []
+    for tenant_id in sorted(set(tenant_ids)):
+        try:
+            fresh = redis_connection().set(_queued_key(tenant_id), 1, nx=True, ex=300)
+        except HAND_OVER_FAILURES:
+            fresh = True  # queue it anyway; the hand-over logs if Redis is gone
+        if fresh:
+            works.append(Work("deliver_events", tenant_id=tenant_id))
+    return works
