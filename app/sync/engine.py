@@ -34,6 +34,7 @@ from app.audit.services import SOURCE_KEY
 from app.clients.models import Client
 from app.clients.services import client_context
 from app.core.clock import local_date
+from app.core.events import emit
 from app.core.signals import announce_integration_lost
 from app.extensions import db
 from app.integrations.connectors.accounting import (
@@ -1181,6 +1182,22 @@ def _finish(session: Session, run: SyncRun, status: str, error: str | None) -> s
     run.stage = None
     connection = session.get(IntegrationConnection, run.connection_id)
     if connection is not None:
+        emit(
+            session,
+            "sync.finished",
+            "sync_run",
+            run.id,
+            {
+                "run_id": run.id,
+                "connection_id": connection.id,
+                "provider": connection.provider,
+                "status": status,
+                "created": run.created or 0,
+                "updated": run.updated or 0,
+                "failed": run.failed or 0,
+            },
+            run.requested_by,
+        )
         values = (
             {"last_success_at": run.finished_at}
             if status == "done"
