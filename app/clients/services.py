@@ -1,5 +1,6 @@
 """Client rules that need the database: uniqueness, saving, conversion, the list, bulk actions,
-contacts and consent, sites, and the client's timeline."""
+contacts and consent, sites, and the client's timeline. Each client added or changed, from any
+source (the form, an import, a sync, opening balances), is a domain event written here."""
 
 from __future__ import annotations
 
