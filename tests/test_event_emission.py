@@ -21,6 +21,7 @@ from app.collections.notices import services as notices
 from app.core.event_types import check_payload
 from app.core.events import DomainEvent
 from app.invoicing import services as invoicing
+from app.notifications.models import Notification
 from tests.helpers import tenant_session
 from tests.test_client_import import get_import, import_file
 
@@ -226,3 +227,24 @@ def test_a_document_about_to_expire_is_announced_once_per_expiry_date(desk, make
         (lease.id, "2027-03-20"),
         (lease.id, "2027-03-30"),
     ]
+
+
+def test_a_broken_promise_reaches_the_collector_through_the_delivery_job(
+    app, desk, make_client, make_invoice, make_user, add_member, run_jobs
+):
+    """Notifications reads promise.broken as a consumer: nothing is told in the daily run's
+    transaction; the delivery job handed over at its commit tells the collector."""
+    tenant, _, s = desk
+    collector = make_user(full_name="Collector C")
+    add_member(tenant, collector, role="collector")
+    client = make_client(s, collector_user_id=collector.id)
+    make_invoice(s, tenant, client)
+    promises.create_promise(s, client, {"amount": "250", "promised_on": "2027-03-10"}, TODAY)
+    with app.app_context():
+        promises.mark_broken(s, TODAY + timedelta(days=1))
+        assert s.scalars(select(Notification)).all() == []
+        s.commit()
+    run_jobs()
+    (told,) = s.scalars(select(Notification)).all()
+    assert (told.user_id, told.kind) == (collector.id, "broken_promise")
+    assert "INR 250.00 was promised by 10 Mar 2027" in told.body
