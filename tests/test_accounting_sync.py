@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.clients.models import Client
+from app.core.events import DomainEvent
 from app.integrations import connectors
 from app.integrations.models import IntegrationConnection
 from app.invoicing.models import CreditNote, Invoice
@@ -248,6 +249,20 @@ def test_the_books_come_into_duebook_once_each(app, client, workspace, books, ru
     connection_id = first_sync(client, run_jobs, tenant, books.provider)
     done = runs(session)
     assert [run.status for run in done] == ["done", "done"], [(r.status, r.error) for r in done]
+    # Each run ended with its sync.finished event; each client the books brought, its
+    # client.created (Sahyadri, known to both, was matched: no event).
+    finished = session.scalars(
+        select(DomainEvent).where(DomainEvent.type == "sync.finished").order_by(DomainEvent.id)
+    ).all()
+    assert [(e.subject_id, e.data["status"], e.data["created"]) for e in finished] == [
+        (run.id, "done", run.created) for run in done
+    ]
+    assert {e.data["provider"] for e in finished} == {books.provider}
+    created = session.scalars(
+        select(DomainEvent.subject_id).where(DomainEvent.type == "client.created")
+    ).all()
+    brought = session.scalars(select(Client.id).where(Client.full_name.not_like("Sahyadri%"))).all()
+    assert sorted(created) == sorted(brought) and brought
     numbers = books.invoice_numbers()
     ours = session.scalars(select(Invoice.number)).all()
     assert sorted(ours) == sorted(numbers)  # each of the books' approved invoices, once

@@ -27,6 +27,7 @@ from app.collections.models import (
     Dispute,
     PromiseToPay,
 )
+from app.core.events import DomainEvent
 from app.extensions import db
 from app.invoicing import services as invoicing
 from app.payments import services as payments
@@ -106,8 +107,20 @@ def test_first_notice_three_days_after_due_and_a_rerun_creates_nothing(ledger):
     assert notice.amount_due == Decimal("1000.00") and notice.currency == "INR"
     assert notice.contact_id is not None and "3 days after due" in notice.reason
     assert notice.items[0].days_overdue == 3
+    (created,) = session.scalars(select(DomainEvent).where(DomainEvent.type == "notice.created"))
+    assert (created.subject_id, created.data) == (
+        notice.id,
+        {
+            "notice_id": notice.id,
+            "client_id": client.id,
+            "invoice_id": bill.id,
+            "level": notice.level_name,
+        },
+    )
     again = run_on(session, DUE + timedelta(days=3))
     assert again.notices_created == 0 and notice_count(session) == 1
+    notice_events = select(DomainEvent.id).where(DomainEvent.type == "notice.created")
+    assert len(session.scalars(notice_events).all()) == 1  # none written again
     assert rungs(session, bill) == [(1, "email")]
     assert settings_of(session).last_run_on == DUE + timedelta(days=3)
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 
 from app.audit.models import AuditEntry
 from app.collections.cases import promises
+from app.core.events import DomainEvent
 from app.core.handover import Work, enqueue
 from app.gateways import services as gateways
 from app.gateways.models import Checkout, GatewayEvent, GatewayPayment, ParkedGatewayWebhook
@@ -232,6 +233,16 @@ def test_a_failed_payment_changes_no_money_is_on_the_timeline_and_a_later_captur
     assert fresh(s, Invoice, invoice.id).status == "issued"
     row = s.scalar(select(GatewayPayment))
     assert row.status == "failed" and "declined" in row.failure_reason
+    (event,) = s.scalars(select(DomainEvent).where(DomainEvent.type == "payment.failed")).all()
+    assert (event.subject_type, event.subject_id) == ("gateway_payment", row.id)
+    assert event.data == {
+        "client_id": shop.client.id,
+        "provider": "razorpay",
+        "reason": row.failure_reason,
+        "invoice_id": invoice.id,
+        "amount": "1000.00",
+        "currency": "INR",
+    }
     timeline = s.scalars(
         select(AuditEntry).where(
             AuditEntry.subject == f"clients:{shop.client.id}",
@@ -259,6 +270,8 @@ def test_a_failed_payment_changes_no_money_is_on_the_timeline_and_a_later_captur
         )
         == "captured"
     )
+    failures = select(func.count()).where(DomainEvent.type == "payment.failed")
+    assert s.scalar(failures) == 1  # the late failure was ignored: no event either
 
 
 def test_a_refund_puts_the_invoice_back_and_a_partial_refund_keeps_the_rest(

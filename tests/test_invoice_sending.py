@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from app.clients.models import Client, Contact
 from app.clients.services import set_consent
+from app.core.events import DomainEvent
 from app.core.money import format_money
 from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice
@@ -123,6 +124,15 @@ def test_the_invoice_goes_by_email_with_its_pdf(
     # The client's timeline shows the message and that it was sent.
     timeline = client.get(f"/t/{tenant.slug}/clients/{client_id}?tab=timeline")
     assert number in timeline.text and "Sent" in timeline.text
+    # Each sending is an invoice.sent event (the form clicked twice is one), a reminder none.
+    send(client, tenant, invoice_id, purpose="invoice", channel="email", contact_id=contact_id)
+    send(client, tenant, invoice_id, purpose="notice_1", channel="email", contact_id=contact_id)
+    sent = session.scalars(
+        select(DomainEvent).where(DomainEvent.type == "invoice.sent").order_by(DomainEvent.id)
+    ).all()
+    assert [(e.subject_id, e.data["channel"], e.data["number"]) for e in sent] == [
+        (invoice_id, "email", number)
+    ] * 2
 
 
 def test_a_reminder_names_what_is_overdue(

@@ -10,13 +10,15 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.collections.cases import disputes, holds, promises
 from app.collections.cases import services as cases
 from app.collections.cases.services import CaseError, CaseInvalid
 from app.collections.models import BankRate, Dispute, PromiseToPay
+from app.core.events import run_consumers
 from app.notifications.models import Notification
+from app.notifications.services import people_to_tell
 from app.payments import services as payments
 from tests.helpers import csrf_token_from, tenant_session
 
@@ -133,15 +135,19 @@ def test_the_daily_run_breaks_an_unpaid_promise_and_tells_the_collector(
     assert promises.mark_broken(s, date(2027, 3, 10)) == []  # the promised day itself is fine
     assert promises.mark_broken(s, date(2027, 3, 11)) == [broken]
     assert (broken.status, later.status) == ("broken", "open")
+    run_consumers(s)  # notifications reads the promise.broken event
     told = s.scalars(select(Notification).where(Notification.kind == "broken_promise")).all()
     assert [n.user_id for n in told] == [collector.id]
     assert client.short_name in told[0].title and "?tab=collections" in told[0].link
+    assert "INR 500.00 was promised by 10 Mar 2027; INR 400.00 did not come" in told[0].body
     assert promises.mark_broken(s, date(2027, 3, 12)) == []  # once
+    run_consumers(s)
+    assert s.scalar(select(func.count()).select_from(Notification)) == 1
     # No collector nor manager: the finance people, admins and owners hear of it.
     nobody = desk.new_client()
     desk.issued(nobody)
     promises.create_promise(s, nobody, {"amount": "5", "promised_on": "2027-03-10"}, TODAY)
-    assert promises.people_to_tell(s, nobody) == [desk.owner.id]
+    assert people_to_tell(s, nobody) == [desk.owner.id]
     assert len(promises.mark_broken(s, date(2027, 3, 11))) == 1
 
 

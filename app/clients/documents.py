@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.clients.models import Client, Document, DocumentVersion
+from app.core.events import DomainEvent, emit_many
 from app.core.storage import Storage, save_in_transaction, tenant_key
 from app.outbox.services import queue_email
 from tenants.binding import TenantNotBound, bound_tenant_id
@@ -440,6 +441,45 @@ def expiring_documents(
     return [ExpiringDocument(d, c, (d.expires_on - today).days) for d, c in rows]
 
 
+def announce_expiry_events(session: Session, today: date, until: date) -> int:
+    """A document.expiring event for each document expiring from today to `until`, once per
+    document and expiry date (a document given a new date is announced again), whether or not
+    its client has a manager to e-mail. Returns how many were written."""
+    documents = [
+        document
+        for document, _ in session.execute(
+            # A second run at the same moment waits here, then finds these events written.
+            _expiring(today, until).order_by(Document.id).with_for_update(of=Document)
+        )
+    ]
+    announced = set(
+        session.execute(
+            select(DomainEvent.subject_id, DomainEvent.data["expires_on"].astext).where(
+                DomainEvent.type == "document.expiring",
+                DomainEvent.subject_type == "document",
+                DomainEvent.subject_id.in_([document.id for document in documents]),
+            )
+        ).all()
+    )
+    return emit_many(
+        session,
+        "document.expiring",
+        "document",
+        [
+            (
+                document.id,
+                {
+                    "document_id": document.id,
+                    "client_id": document.client_id,
+                    "expires_on": document.expires_on.isoformat(),
+                },
+            )
+            for document in documents
+            if (document.id, document.expires_on.isoformat()) not in announced
+        ],
+    )
+
+
 def announce_expiring_documents(
     session: Session,
     tenant: Tenant,
@@ -451,6 +491,7 @@ def announce_expiring_documents(
     that were not yet announced for their current expiry date; returns how many e-mails were
     queued. Documents of clients without a manager (or whose manager left the workspace) are
     not announced, and are announced later if a manager is assigned in time."""
+    announce_expiry_events(session, today, today + timedelta(days=within_days))
     rows = session.execute(
         _expiring(today, today + timedelta(days=within_days))
         .where(

@@ -1,5 +1,6 @@
 """Client rules that need the database: uniqueness, saving, conversion, the list, bulk actions,
-contacts and consent, sites, and the client's timeline."""
+contacts and consent, sites, and the client's timeline. Each client added or changed, from any
+source (the form, an import, a sync, opening balances), is a domain event written here."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
+from app.audit.services import SOURCE_KEY
 from app.clients.models import (
     CONSENT_CHANNELS,
     SEARCH_EXPRESSION,
@@ -27,6 +29,7 @@ from app.clients.models import (
 )
 from app.clients.rules import ClientContext, clean_client, clean_contact, clean_site
 from app.core.clock import local_date
+from app.core.events import emit, emit_many
 from app.core.request_input import row_id
 from app.core.signals import (
     DeletionBlocker,
@@ -120,6 +123,7 @@ def create_client(
     if client.status != "prospect":
         client.converted_at = None
     _save_unique(session, client)
+    announce_client_created(session, client)
     if notice and client.engagement_manager_user_id:
         notify_engagement_manager(session, client, notice)
     return client
@@ -139,13 +143,88 @@ def update_client(
     previous_manager = client.engagement_manager_user_id
     if client.status == "prospect" and values["status"] != "prospect":
         client.converted_at = datetime.now(UTC)
-    for key, value in values.items():
-        if getattr(client, key) != value:
-            setattr(client, key, value)
+    changed = [key for key, value in values.items() if getattr(client, key) != value]
+    for key in changed:
+        setattr(client, key, values[key])
     _save_unique(session, client)
+    announce_client_updated(session, client, changed)
     if notice and client.engagement_manager_user_id not in (None, previous_manager):
         notify_engagement_manager(session, client, notice)
     return client
+
+
+def created_facts(client_id: int, short_name: str) -> dict:
+    return {"client_id": client_id, "name": short_name}
+
+
+def updated_facts(client_id: int, short_name: str, fields: list[str]) -> dict:
+    return {"client_id": client_id, "name": short_name, "fields": fields}
+
+
+def announce_client_created(session: Session, client: Client) -> None:
+    """client.created, and lead.received when it arrives as a prospect (an enquiry): from a
+    sync, its source; else a person entered it."""
+    emit(
+        session, "client.created", "client", client.id, created_facts(client.id, client.short_name)
+    )
+    if client.status == "prospect":
+        emit(
+            session,
+            "lead.received",
+            "client",
+            client.id,
+            {"client_id": client.id, "source": session.info.get(SOURCE_KEY) or "manual"},
+        )
+
+
+def announce_client_updated(session: Session, client: Client, fields: list[str]) -> None:
+    """client.updated naming the fields that changed; nothing when none did."""
+    if fields:
+        emit(
+            session,
+            "client.updated",
+            "client",
+            client.id,
+            updated_facts(client.id, client.short_name, sorted(fields)),
+        )
+
+
+def announce_clients_imported(
+    session: Session,
+    created: list[tuple[int, str, str]],
+    changed: list[tuple[int, str, list[str]]],
+    user_id: int | None,
+) -> None:
+    """The events of an import's chunk, written set-based: client.created for each client
+    added (and lead.received for each prospect), client.updated for each client changed."""
+    emit_many(
+        session,
+        "client.created",
+        "client",
+        [(client_id, created_facts(client_id, name)) for client_id, name, _ in created],
+        user_id,
+    )
+    emit_many(
+        session,
+        "lead.received",
+        "client",
+        [
+            (client_id, {"client_id": client_id, "source": "import"})
+            for client_id, _, status in created
+            if status == "prospect"
+        ],
+        user_id,
+    )
+    emit_many(
+        session,
+        "client.updated",
+        "client",
+        [
+            (client_id, updated_facts(client_id, name, sorted(fields)))
+            for client_id, name, fields in changed
+        ],
+        user_id,
+    )
 
 
 def _save_unique(session: Session, client: Client) -> None:
@@ -230,6 +309,7 @@ def convert_prospect(session: Session, client: Client) -> None:
     client.status = "active"
     client.converted_at = datetime.now(UTC)
     session.flush()
+    announce_client_updated(session, client, ["status"])
 
 
 class ClientStillHeld(ValueError):
@@ -473,9 +553,18 @@ def bulk_update(
             if client.status == "prospect" and status != "prospect":
                 client.converted_at = datetime.now(UTC)
             client.status = status
-        changed += before != (client.tags, client.engagement_manager_user_id, client.status)
+        after = (client.tags, client.engagement_manager_user_id, client.status)
+        fields = [
+            name for name, old, new in zip(BULK_FIELDS, before, after, strict=True) if old != new
+        ]
+        announce_client_updated(session, client, fields)
+        changed += bool(fields)
     session.flush()
     return changed
+
+
+# What a bulk action may change, in the order bulk_update compares them.
+BULK_FIELDS = ("tags", "engagement_manager_user_id", "status")
 
 
 # Contacts and consent -----------------------------------------------------------------------

@@ -34,7 +34,15 @@ def _payload(description: str, required: dict, optional: dict | None = None) -> 
 
 _INVOICE = {"invoice_id": _ID, "client_id": _ID, "number": _TEXT}
 _PAYMENT = {"payment_id": _ID, "client_id": _ID, "amount": _MONEY, "currency": _CURRENCY}
+# invoice_id: the invoice when the notice covers one (else null); level: the rung's name.
 _NOTICE = {"notice_id": _ID, "client_id": _ID, "invoice_id": _OPTIONAL_ID, "level": _TEXT}
+_PROMISE = {
+    "promise_id": _ID,
+    "client_id": _ID,
+    "amount": _MONEY,
+    "currency": _CURRENCY,
+    "promised_for": _DATE,
+}
 
 # (type, version) -> payload schema.
 EVENT_TYPES: dict[tuple[str, int], dict] = {
@@ -60,7 +68,8 @@ EVENT_TYPES: dict[tuple[str, int], dict] = {
         {"due_date": {"type": ["string", "null"]}},
     ),
     ("invoice.sent", 1): _payload(
-        "An invoice was sent to its client.",
+        "An invoice was sent to its client: `channel` is email, whatsapp, sms, or manual (marked "
+        "sent by a person).",
         {**_INVOICE, "channel": _TEXT},
     ),
     ("invoice.paid", 1): _payload(
@@ -88,25 +97,28 @@ EVENT_TYPES: dict[tuple[str, int], dict] = {
     ("notice.created", 1): _payload("A collection notice was drawn up.", _NOTICE),
     ("notice.sent", 1): _payload("A collection notice was sent.", {**_NOTICE, "channel": _TEXT}),
     ("notice.escalated", 1): _payload(
-        "A collection notice was followed by the next, sterner one.", _NOTICE
+        "A collection notice was escalated: the next, sterner rung follows at once.", _NOTICE
     ),
     ("notice.closed", 1): _payload(
-        "A collection notice was closed.", {**_NOTICE, "reason": _OPTIONAL_TEXT}
+        "A collection notice was closed: `reason` is paid, written_off, void, cancelled (by a "
+        "person) or client_archived.",
+        {**_NOTICE, "reason": _OPTIONAL_TEXT},
     ),
     ("promise.kept", 1): _payload(
-        "A client paid what they promised, by the day they promised.",
-        {"promise_id": _ID, "client_id": _ID, "amount": _MONEY, "promised_for": _DATE},
+        "A client paid what they promised (or every invoice it covered was settled).",
+        _PROMISE,
     ),
     ("promise.broken", 1): _payload(
-        "A promise to pay passed its day unpaid.",
-        {"promise_id": _ID, "client_id": _ID, "amount": _MONEY, "promised_for": _DATE},
+        "A promise to pay passed its day unpaid: `unpaid` of the amount did not come.",
+        {**_PROMISE, "unpaid": _MONEY},
     ),
     ("dispute.opened", 1): _payload(
         "A client disputed an invoice.",
         {"dispute_id": _ID, "invoice_id": _ID, "client_id": _ID, "reason": _OPTIONAL_TEXT},
     ),
     ("dispute.resolved", 1): _payload(
-        "A dispute was settled.",
+        "A dispute ended: `outcome` is resolved (the client was right, or it was settled) or "
+        "rejected (the invoice stands).",
         {"dispute_id": _ID, "invoice_id": _ID, "client_id": _ID, "outcome": _TEXT},
     ),
     ("document.expiring", 1): _payload(
@@ -114,7 +126,8 @@ EVENT_TYPES: dict[tuple[str, int], dict] = {
         {"document_id": _ID, "client_id": _ID, "expires_on": _DATE},
     ),
     ("lead.received", 1): _payload(
-        "An enquiry arrived as a prospect.",
+        "An enquiry arrived as a prospect: `source` is manual (entered by a person), import, or "
+        "the sync that brought it.",
         {"client_id": _ID, "source": _TEXT},
     ),
     ("sync.finished", 1): _payload(

@@ -44,6 +44,7 @@ from app.clients.models import Client
 from app.core import signals
 from app.core.clock import local_date
 from app.core.crypto import SecretsUnreadable, decrypt_secrets
+from app.core.events import emit
 from app.core.handover import hand_over
 from app.core.money import allocate_oldest_first, format_money, to_money
 from app.gateways.models import (
@@ -515,6 +516,21 @@ def _record_failure(
     row = _gateway_payment(checkout, event, status="failed")
     row.failure_reason = event.failure_reason
     if _new_row(session, row):
+        invoice_ids = [item.invoice_id for item in checkout.invoices]
+        emit(
+            session,
+            "payment.failed",
+            "gateway_payment",
+            row.id,
+            {
+                "client_id": row.client_id,
+                "provider": row.provider,
+                "reason": (row.failure_reason or None) and row.failure_reason[:500],
+                "invoice_id": invoice_ids[0] if len(invoice_ids) == 1 else None,
+                "amount": format(to_money(row.amount), "f"),
+                "currency": row.currency,
+            },
+        )
         return "applied", None
     # A failure may be reported after the capture (Razorpay's UPI retries): the capture stands.
     return "ignored", "This payment is already known."

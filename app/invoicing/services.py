@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client
 from app.clients.rules import region_code
 from app.core.clock import roll_forward, subdivision_for
+from app.core.events import emit
 from app.core.money import to_money
 from app.core.number_formats import NumberFormat, NumberFormatError, fiscal_year_of
 from app.core.signals import (
@@ -607,9 +608,10 @@ def _refuse_unless(invoice: Invoice, allowed: Sequence[str], action: str) -> Non
         raise InvoiceError(f"This invoice is {_label(invoice.status)}: it cannot be {action}.")
 
 
-def mark_sent(session: Session, invoice: Invoice) -> Invoice:
-    """Record that the invoice went to the client. Only an issued invoice changes status (an
-    overdue or partly paid one keeps its status, with the date it was sent)."""
+def mark_sent(session: Session, invoice: Invoice, channel: str = "manual") -> Invoice:
+    """Record that the invoice went to the client (by hand unless a channel is named). Only an
+    issued invoice changes status (an overdue or partly paid one keeps its status, with the
+    date it was sent)."""
     if invoice.sent_at is not None:
         raise InvoiceError("This invoice was already marked as sent.")
     _refuse_unless(invoice, ("issued", "overdue", "partly_paid", "disputed"), "marked as sent")
@@ -617,7 +619,32 @@ def mark_sent(session: Session, invoice: Invoice) -> Invoice:
     if invoice.status == "issued":
         invoice.status = "sent"
     session.flush()
+    _announce_sent(session, invoice, channel)
     return invoice
+
+
+def record_sending(session: Session, invoice: Invoice, channel: str) -> None:
+    """The invoice itself goes to the client again or for the first time (e-mail, WhatsApp,
+    SMS): the first sending marks it sent; each one is an invoice.sent event."""
+    if invoice.sent_at is None:
+        mark_sent(session, invoice, channel)
+    else:
+        _announce_sent(session, invoice, channel)
+
+
+def _announce_sent(session: Session, invoice: Invoice, channel: str) -> None:
+    emit(
+        session,
+        "invoice.sent",
+        "invoice",
+        invoice.id,
+        {
+            "invoice_id": invoice.id,
+            "client_id": invoice.client_id,
+            "number": invoice.number,
+            "channel": channel,
+        },
+    )
 
 
 def dispute(session: Session, invoice: Invoice, reason: str) -> Invoice:

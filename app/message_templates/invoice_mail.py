@@ -27,7 +27,7 @@ from app.core.storage import get_storage, save_in_transaction, tenant_key
 from app.invoicing.balance import outstanding
 from app.invoicing.models import Invoice
 from app.invoicing.pdf import current_pdf, pdf_filename
-from app.invoicing.services import mark_sent
+from app.invoicing.services import record_sending
 from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
 from app.message_templates.services import template_for
 from app.outbox.composing import Composed
@@ -129,9 +129,7 @@ def send_about_invoice(
         payload["whatsapp"] = {**rendered.whatsapp, "document": document}
     if channel == "sms":
         payload["sms"] = rendered.sms
-    if purpose == "invoice" and invoice.sent_at is None:
-        mark_sent(session, invoice)
-    return queue_message(
+    message_id = queue_message(
         session,
         channel=channel,
         tenant_id=tenant.id,
@@ -149,6 +147,9 @@ def send_about_invoice(
             contact.phone if channel in ("whatsapp", "sms") else None, client.country, tenant
         ),
     )
+    if purpose == "invoice" and message_id is not None:  # not a form sent twice
+        record_sending(session, invoice, channel)
+    return message_id
 
 
 def _render(session: Session, tenant, invoice: Invoice, client, contact, channel, purpose):

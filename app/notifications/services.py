@@ -2,27 +2,37 @@
 delivery, a broken promise, a new lead). One row per user; the same event notifies a user
 once (a dedupe key), however many times a worker or a webhook reports it.
 
+Notifications is a consumer of the domain events (app.core.events; `apply_events`, registered
+by the hooks): it reads each event at its own position, after the change committed, and the
+dedupe key makes an event read twice notify once. What no event carries yet (a failed
+delivery, a lost integration) still comes by a signal, in the sender's transaction.
+
 The session must be bound to the tenant: notifications are a tenant table, so a user sees
 only the workspace's own, and every query here also filters by the user."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.clients.models import Client
+from app.core.events import DomainEvent
 from app.messaging.listing import CHANNEL_LABELS, detail_path
 from app.notifications.models import KINDS, Notification
 from app.outbox.models import OutboxMessage
-from tenants.binding import PLACEHOLDER_SCHEMA, schema_for_tenant_id
+from tenants.binding import PLACEHOLDER_SCHEMA, bound_tenant_id, schema_for_tenant_id
 from tenants.models import Membership, Tenant
 
 RECENT = 50
 # The bell shows "99+" past this: counting further costs time and says nothing more.
 COUNT_CAP = 99
+# Who hears of a broken promise when the client has neither collector nor manager.
+FALLBACK_ROLES = ("finance", "admin", "owner")
 
 
 def notify(
@@ -197,4 +207,54 @@ def notify_integration_lost(
         link=f"/t/{slug}/integrations/",
         dedupe_key=f"integration_lost:{connection_id}",
         tenant_id=tenant_id,
+    )
+
+
+# The domain events consumer -----------------------------------------------------------------
+
+
+def apply_events(session: Session, events: Sequence[DomainEvent]) -> None:
+    """What notifications does with a batch of domain events, in the batch's transaction."""
+    for event in events:
+        if event.type == "promise.broken":
+            notify_promise_broken(session, event.subject_id, event.data)
+
+
+def people_to_tell(session: Session, client: Client) -> list[int]:
+    """The client's collector, else its engagement manager, else the workspace's finance
+    people, admins and owners — active members only."""
+    active = select(Membership.user_id).where(
+        Membership.tenant_id == bound_tenant_id(session), Membership.active.is_(True)
+    )
+    for user_id in (client.collector_user_id, client.engagement_manager_user_id):
+        if user_id is not None and session.scalar(active.where(Membership.user_id == user_id)):
+            return [user_id]
+    return list(
+        session.scalars(
+            active.where(Membership.role.in_(FALLBACK_ROLES)).order_by(Membership.user_id)
+        )
+    )
+
+
+def notify_promise_broken(session: Session, promise_id: int, facts: dict) -> int:
+    """A promise to pay passed its day unpaid (and collection resumed): tell the client's
+    collector (see people_to_tell), once per promise."""
+    client = session.get(Client, facts["client_id"])
+    if client is None:
+        return 0
+    slug = session.scalar(select(Tenant.slug).where(Tenant.id == bound_tenant_id(session)))
+    currency = facts["currency"]
+    promised_for = date.fromisoformat(facts["promised_for"])
+    return notify(
+        session,
+        people_to_tell(session, client),
+        "broken_promise",
+        title=f"{client.short_name} broke a promise to pay",
+        body=(
+            f"{currency} {Decimal(facts['amount']):,} was promised by "
+            f"{promised_for:%d %b %Y}; {currency} {Decimal(facts['unpaid']):,} did not come. "
+            "Collection has resumed."
+        ),
+        link=f"/t/{slug}/clients/{client.id}?tab=collections",
+        dedupe_key=f"broken_promise:{promise_id}",
     )

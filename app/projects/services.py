@@ -30,6 +30,7 @@ from app.clients.models import Client
 from app.core import signals
 from app.core.bulk import copy_rows
 from app.core.clock import DATE_RANGE_TEXT, LATEST_DATE, roll_forward, typed_date
+from app.core.events import emit
 from app.core.money import CURRENCIES, format_money, split_by_percentages, to_money
 from app.library.services import PlanShapeError, plan_amounts
 from app.projects.models import DUE_RULES, Milestone, MilestoneTransition, Project
@@ -497,10 +498,11 @@ def record_move(
 ) -> None:
     """Set a milestone's status and record the move (from, to, who, when). `transition`
     checks a person's move first; invoicing and payments move milestones by their own rules."""
+    previous = milestone.status
     session.add(
         MilestoneTransition(
             milestone_id=milestone.id,
-            from_status=milestone.status,
+            from_status=previous,
             to_status=to_status,
             user_id=user_id,
             note=(note or "").strip()[:255] or None,
@@ -508,6 +510,19 @@ def record_move(
     )
     milestone.status = to_status
     session.flush()
+    emit(
+        session,
+        "milestone.status_changed",
+        "milestone",
+        milestone.id,
+        {
+            "milestone_id": milestone.id,
+            "project_id": milestone.project_id,
+            "status": to_status,
+            "previous": previous,
+        },
+        user_id,
+    )
 
 
 def next_actions(milestone: Milestone, project: Project) -> list[tuple[str, str]]:

@@ -34,6 +34,7 @@ from app.audit.services import SOURCE_KEY
 from app.clients.models import Client
 from app.clients.services import client_context
 from app.core.clock import local_date
+from app.core.events import emit
 from app.core.signals import announce_integration_lost
 from app.extensions import db
 from app.integrations.connectors.accounting import (
@@ -1181,6 +1182,7 @@ def _finish(session: Session, run: SyncRun, status: str, error: str | None) -> s
     run.stage = None
     connection = session.get(IntegrationConnection, run.connection_id)
     if connection is not None:
+        announce_finished(session, run, connection)
         values = (
             {"last_success_at": run.finished_at}
             if status == "done"
@@ -1193,6 +1195,26 @@ def _finish(session: Session, run: SyncRun, status: str, error: str | None) -> s
         )
     session.commit()
     return status if error is None else f"{status}: {error}"
+
+
+def announce_finished(session: Session, run: SyncRun, connection: IntegrationConnection) -> None:
+    """The sync.finished event of a run that ended (its status set): done or failed."""
+    emit(
+        session,
+        "sync.finished",
+        "sync_run",
+        run.id,
+        {
+            "run_id": run.id,
+            "connection_id": connection.id,
+            "provider": connection.provider,
+            "status": run.status,
+            "created": run.created or 0,
+            "updated": run.updated or 0,
+            "failed": run.failed or 0,
+        },
+        run.requested_by,
+    )
 
 
 def _needs_reconnecting(session: Session, run_id: int, reason: str) -> str:

@@ -33,7 +33,7 @@ from app.integrations.connectors.accounting import AccountingError, Book
 from app.integrations.models import IntegrationConnection, ProviderAccount
 from app.sync import mapping
 from app.sync.books import build_connector, connector_class, secrets_of
-from app.sync.engine import behind, source_label, stale_after
+from app.sync.engine import announce_finished, behind, source_label, stale_after
 from app.sync.models import (
     ACTIVE_RUN_STATUSES,
     SyncConflict,
@@ -260,6 +260,7 @@ def disconnect(session: Session, connection: IntegrationConnection) -> None:
     ):
         run.status, run.finished_at = "failed", datetime.now(UTC)
         run.error = "Stopped: the connection was disconnected."
+        announce_finished(session, run, connection)
     connection.status = "disconnected"
     connection.secrets_ciphertext = None
     session.execute(
@@ -473,6 +474,7 @@ def confirm_matches(
     }
     if review is not None:
         review.status, review.finished_at, review.stage = "done", now, None
+        announce_finished(session, review, connection)
     session.flush()
     return start_run(session, connection, "connect", user_id)
 

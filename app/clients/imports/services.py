@@ -79,7 +79,7 @@ from app.clients.rules import (
     clean_client,
     clean_contact,
 )
-from app.clients.services import client_context, client_form_values
+from app.clients.services import announce_clients_imported, client_context, client_form_values
 from app.core.handover import hand_over, redis_connection
 from tenants.binding import bound_tenant_id, schema_for_tenant_id
 from tenants.models import Membership, Tenant, User
@@ -554,7 +554,11 @@ def run_import(session: Session, import_id: int, chunk_size: int | None = None) 
                 try:
                     results = checker.clean(batch, found) if batch else None
                     if writing is not None:
-                        totals.contacts += writing.finish(statements, import_id).contacts
+                        written = writing.finish(statements, import_id)
+                        totals.contacts += written.contacts
+                        announce_clients_imported(
+                            session, written.created, written.changed, user_id
+                        )
                 except BaseException:
                     if writing is not None:
                         writing.abandon()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
@@ -87,6 +87,13 @@ class ChunkStatements:
         cols = sql.SQL(", ").join(map(sql.Identifier, CLIENT_COLUMNS))
         c_cols = sql.SQL(", ").join(sql.Identifier("c", c) for c in CLIENT_COLUMNS)
         r_cols = sql.SQL(", ").join(sql.Identifier("r", c) for c in CLIENT_COLUMNS)
+        # The names of the columns a row changes, from the client as it was (o) before it.
+        changed = sql.SQL(", ").join(
+            sql.SQL("CASE WHEN {o} IS DISTINCT FROM {r} THEN {name} END").format(
+                o=sql.Identifier("o", c), r=sql.Identifier("r", c), name=sql.Literal(c)
+            )
+            for c in CLIENT_COLUMNS
+        )
         contact_cols = sql.SQL("contact_name, contact_job_title, contact_email, contact_phone")
         return cls(
             # Column types copied from the clients table, no constraints: checked already.
@@ -105,13 +112,14 @@ class ChunkStatements:
                 "UPDATE {s}.clients AS c SET ({cols}) = ROW({r_cols}), updated_at = now(), "
                 "converted_at = CASE WHEN c.status = 'prospect' AND r.status <> 'prospect' "
                 "THEN now() ELSE c.converted_at END "
-                "FROM pg_temp.client_import_rows AS r "
+                "FROM pg_temp.client_import_rows AS r JOIN {s}.clients AS o ON o.id = r.target_id "
                 "WHERE r.target_id IS NOT NULL AND c.id = r.target_id AND c.deleted_at IS NULL "
-                "AND ({c_cols}) IS DISTINCT FROM ({r_cols})"
-            ).format(s=s, cols=cols, r_cols=r_cols, c_cols=c_cols),
+                "AND ({c_cols}) IS DISTINCT FROM ({r_cols}) "
+                "RETURNING c.id, c.short_name, array_remove(ARRAY[{changed}], NULL)"
+            ).format(s=s, cols=cols, r_cols=r_cols, c_cols=c_cols, changed=changed),
             insert=sql.SQL(
                 "INSERT INTO {s}.clients ({cols}) SELECT {cols} FROM pg_temp.client_import_rows "
-                "WHERE target_id IS NULL ORDER BY line"
+                "WHERE target_id IS NULL ORDER BY line RETURNING id, short_name, status"
             ).format(s=s, cols=cols),
             # A contact is added unless the client has one with that e-mail, phone or name.
             contacts=sql.SQL(
@@ -143,6 +151,10 @@ class ChunkOutcome:
     updated: int = 0
     failed: int = 0
     contacts: int = 0
+    # What the chunk wrote, for its domain events: (id, short name, status) of each client
+    # added, (id, short name, the columns changed) of each client updated.
+    created: list[tuple[int, str, str]] = field(default_factory=list)
+    changed: list[tuple[int, str, list[str]]] = field(default_factory=list)
 
 
 class ChunkWrite:
@@ -181,6 +193,10 @@ class ChunkWrite:
         for name, cursor in self.cursors.items():
             if name != "drop":
                 setattr(outcome, name, max(cursor.rowcount, 0))
+            if name == "inserted":
+                outcome.created = cursor.fetchall()
+            elif name == "updated":
+                outcome.changed = cursor.fetchall()
             cursor.close()
         self.cursors.clear()
         with self.connection.cursor() as cursor:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client
 from app.collections.cases.services import CaseError, CaseInvalid, read_text, read_url
 from app.collections.models import Dispute
+from app.core.events import emit
 from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice
 
@@ -77,7 +78,23 @@ def open_dispute(
             session.flush()
     except IntegrityError:
         raise CaseError("This invoice already has an open dispute.") from None
+    _announce(session, dispute, "dispute.opened", reason=reason[:500])
     return dispute
+
+
+def _announce(session: Session, dispute: Dispute, type_: str, **facts) -> None:
+    emit(
+        session,
+        type_,
+        "dispute",
+        dispute.id,
+        {
+            "dispute_id": dispute.id,
+            "invoice_id": dispute.invoice_id,
+            "client_id": dispute.client_id,
+            **facts,
+        },
+    )
 
 
 def open_for_gateway_dispute(session: Session, invoice_ids: list[int], reason: str) -> None:
@@ -116,6 +133,7 @@ def end_dispute(
     if invoice.status == "disputed":
         invoicing.resolve_dispute(session, invoice, today)
     session.flush()
+    _announce(session, dispute, "dispute.resolved", outcome=outcome)
     return dispute
 
 

@@ -6,7 +6,8 @@ A promise is kept when the cash and TDS allocated to its invoices since it was m
 amount, or when all of its invoices are settled (paid, credited, written off or void) — checked
 the moment a payment is allocated (`check_after_payment`, in the payment's transaction). It is
 broken when its date has passed and it was not kept (`mark_broken`, by the daily run): the
-ladder resumes at once and the client's collector is told."""
+ladder resumes at once. Each is a domain event (promise.kept, promise.broken); notifications
+reads promise.broken and tells the client's collector."""
 
 from __future__ import annotations
 
@@ -21,19 +22,15 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client
 from app.collections.cases.services import CaseError, CaseInvalid, read_amount, read_date, read_text
 from app.collections.models import PromiseToPay
+from app.core.events import emit
 from app.core.money import to_money
 from app.invoicing.balance import open_invoices, outstanding
 from app.invoicing.models import Invoice
-from app.notifications.services import notify
 from app.payments.models import PaymentAllocation
-from tenants.binding import bound_tenant_id
-from tenants.models import Membership, Tenant
 
 ZERO = Decimal("0.00")
 DUE_SOON_DAYS = 7
 ENDED_STATUSES = ("paid", "void", "written_off")
-# Who hears of a broken promise when the client has neither collector nor manager.
-FALLBACK_ROLES = ("finance", "admin", "owner")
 
 
 def paid_on(session: Session, invoice_ids: Sequence[int]) -> Decimal:
@@ -138,13 +135,14 @@ def check_after_payment(session: Session, client_id: int, user_id: int | None) -
         if is_kept(session, promise):
             promise.status = "kept"
             promise.resolved_at = datetime.now(UTC)
+            _announce(session, promise, "promise.kept")
     session.flush()
 
 
 def mark_broken(session: Session, today: date) -> list[PromiseToPay]:
     """Open promises whose date has passed (before `today`, the tenant's date): kept ones are
-    marked kept (money may have come by a route that did not check), the rest broken, and the
-    client's collector is told. Returns the broken ones."""
+    marked kept (money may have come by a route that did not check), the rest broken (the
+    promise.broken event tells the client's collector). Returns the broken ones."""
     broken = []
     promises = session.scalars(
         select(PromiseToPay)
@@ -157,47 +155,28 @@ def mark_broken(session: Session, today: date) -> list[PromiseToPay]:
         promise.resolved_at = datetime.now(UTC)
         if promise.status == "broken":
             broken.append(promise)
+            unpaid = to_money(promise.amount) - max(paid_since(session, promise), ZERO)
+            _announce(session, promise, "promise.broken", unpaid=format(unpaid, "f"))
+        else:
+            _announce(session, promise, "promise.kept")
     session.flush()
-    for promise in broken:
-        _tell_collector(session, promise)
     return broken
 
 
-def people_to_tell(session: Session, client: Client) -> list[int]:
-    """The client's collector, else its engagement manager, else the workspace's finance
-    people, admins and owners — active members only."""
-
-    tenant_id = bound_tenant_id(session)
-    active = select(Membership.user_id).where(
-        Membership.tenant_id == tenant_id, Membership.active.is_(True)
-    )
-    for user_id in (client.collector_user_id, client.engagement_manager_user_id):
-        if user_id is not None and session.scalar(active.where(Membership.user_id == user_id)):
-            return [user_id]
-    return list(
-        session.scalars(
-            active.where(Membership.role.in_(FALLBACK_ROLES)).order_by(Membership.user_id)
-        )
-    )
-
-
-def _tell_collector(session: Session, promise: PromiseToPay) -> None:
-
-    client = session.get(Client, promise.client_id)
-    slug = session.get(Tenant, bound_tenant_id(session)).slug
-    short = to_money(promise.amount) - max(paid_since(session, promise), ZERO)
-    notify(
+def _announce(session: Session, promise: PromiseToPay, type_: str, **facts) -> None:
+    emit(
         session,
-        people_to_tell(session, client),
-        "broken_promise",
-        title=f"{client.short_name} broke a promise to pay",
-        body=(
-            f"{promise.currency} {to_money(promise.amount):,} was promised by "
-            f"{promise.promised_on:%d %b %Y}; {promise.currency} {short:,} did not come. "
-            "Collection has resumed."
-        ),
-        link=f"/t/{slug}/clients/{client.id}?tab=collections",
-        dedupe_key=f"broken_promise:{promise.id}",
+        type_,
+        "promise",
+        promise.id,
+        {
+            "promise_id": promise.id,
+            "client_id": promise.client_id,
+            "amount": format(to_money(promise.amount), "f"),
+            "currency": promise.currency,
+            "promised_for": promise.promised_on.isoformat(),
+            **facts,
+        },
     )
 
 

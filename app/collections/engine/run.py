@@ -27,7 +27,9 @@ from app.clients.services import may_contact
 from app.collections.cases import promises
 from app.collections.engine.services import default_policy, settings_of
 from app.collections.models import MESSAGE_CHANNELS, TASK_CHANNELS, CollectionRun
+from app.collections.notices.services import notice_facts
 from app.core.clock import is_business_day, local_date, subdivision_for
+from app.core.events import emit_many
 from app.core.handover import hand_over
 from tenants.binding import bound_schema, quoted_schema
 
@@ -556,6 +558,25 @@ def _write(
         for notice_id, notice in zip(ids, notices, strict=True)
         if notice_id not in dropped
     ]
+    emit_many(
+        session,
+        "notice.created",
+        "notice",
+        [
+            (
+                notice_id,
+                notice_facts(
+                    notice_id,
+                    notice.client_id,
+                    [item.invoice_id for item in notice.invoices],
+                    notice.level_name,
+                ),
+            )
+            for notice_id, notice in zip(ids, notices, strict=True)
+            if notice_id not in dropped
+        ],
+        actor,
+    )
     session.execute(
         _sql(session, AUDIT_SQL), {"actor": actor, "ids": [notice_id for notice_id, _ in kept]}
     )

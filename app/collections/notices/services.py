@@ -75,6 +75,7 @@ from app.collections.notices.statement import (
 )
 from app.core.clock import tenant_today
 from app.core.distinct_values import distinct_values
+from app.core.events import emit
 from app.core.handover import hand_over
 from app.core.money import format_money
 from app.core.request_input import row_id
@@ -359,6 +360,7 @@ def mark_sent(session: Session, notice: CollectionNotice, at: datetime | None = 
     notice.status = "sent"
     notice.sent_at = at or _now()
     session.flush()
+    announce(session, notice, "notice.sent", channel=notice.channel)
 
 
 def notice_status_for(message_status: str) -> str | None:
@@ -415,7 +417,9 @@ def follow_messages(session: Session, tenant_id: int, message_ids: Sequence[int]
         moved += 1
         if target in ("queued", "failed"):
             continue
-        notice.sent_at = notice.sent_at or message.sent_at or _now()
+        if notice.sent_at is None:
+            notice.sent_at = message.sent_at or _now()
+            announce(session, notice, "notice.sent", channel=notice.channel)
         if target in ("delivered", "read"):
             notice.delivered_at = notice.delivered_at or message.delivered_at or _now()
         if target == "read":
@@ -514,6 +518,7 @@ def escalate(session: Session, notice: CollectionNotice, today: date) -> None:
         raise NoticeError("This notice is escalated already.")
     notice.status, notice.escalated_on = "escalated", today
     session.flush()
+    announce(session, notice, "notice.escalated")
 
 
 def close(
@@ -537,7 +542,7 @@ def close(
         errors["note"] = "Keep the reason to 500 characters."
     if errors:
         raise NoticeError(errors)
-    _close(notice, reason)
+    _close(session, notice, reason)
     if note:
         line = (
             f"{CLOSE_LABELS[reason]} on {today:%d %b %Y}"
@@ -560,10 +565,34 @@ def save_notes(session: Session, notice: CollectionNotice, notes: str | None) ->
     session.flush()
 
 
-def _close(notice: CollectionNotice, reason: str) -> None:
+def _close(session: Session, notice: CollectionNotice, reason: str) -> None:
     notice.status = "cancelled" if reason == "cancelled" else "closed"
     notice.close_reason = reason
     notice.closed_at = _now()
+    announce(session, notice, "notice.closed", reason=reason)
+
+
+def notice_facts(
+    notice_id: int, client_id: int, invoice_ids: Sequence[int], level_name: str
+) -> dict:
+    """A notice's facts in its domain events: the invoice when it covers one."""
+    return {
+        "notice_id": notice_id,
+        "client_id": client_id,
+        "invoice_id": invoice_ids[0] if len(invoice_ids) == 1 else None,
+        "level": level_name,
+    }
+
+
+def announce(session: Session, notice: CollectionNotice, type_: str, **facts) -> None:
+    invoice_ids = [item.invoice_id for item in notice.items]
+    emit(
+        session,
+        type_,
+        "notice",
+        notice.id,
+        {**notice_facts(notice.id, notice.client_id, invoice_ids, notice.level_name), **facts},
+    )
 
 
 def close_for_archived_client(session: Session, client_id: int) -> None:
@@ -581,7 +610,7 @@ def close_for_archived_client(session: Session, client_id: int) -> None:
     ).all()
     today = _today(session)
     for notice in notices:
-        _close(notice, CLIENT_ARCHIVED)
+        _close(session, notice, CLIENT_ARCHIVED)
         _add_note(notice, f"Closed on {today:%d %b %Y}: client archived")
     session.flush()
 
@@ -645,7 +674,7 @@ def close_for_invoices(
     closed = []
     for notice in notices:
         if all(statuses.get(item.invoice_id) in SETTLED_INVOICE_STATUSES for item in notice.items):
-            _close(notice, reason if reason in NOTICE_CLOSE_REASONS else "paid")
+            _close(session, notice, reason if reason in NOTICE_CLOSE_REASONS else "paid")
             closed.append(notice)
     session.flush()
     if reason == "paid" and closed:
