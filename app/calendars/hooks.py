@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 
-from flask import Flask
+from flask import Flask, has_app_context
 from sqlalchemy import event, exists, select
 from sqlalchemy.orm import Session
 
@@ -70,8 +70,14 @@ def forget_queued(tenant_id: int) -> None:
 
 
 def push_jobs(tenant_ids: list[int]) -> list[Work]:
+    """One push per workspace, unless one is queued and not started yet (it will see these
+    changes too). Outside the app (a script) there is nothing to queue with: the hand-over
+    logs the work and the sweep pushes it."""
     works = []
     for tenant_id in sorted(set(tenant_ids)):
+        if not has_app_context():
+            works.append(Work("push_calendars", tenant_id=tenant_id))
+            continue
         try:
             fresh = redis_connection().set(queued_key(tenant_id), 1, nx=True, ex=QUEUED_SECONDS)
         except HAND_OVER_FAILURES:

@@ -111,7 +111,7 @@ class AuthorizationServer:
             f"<h1>Duebook wants access to {html.escape(self.account)}</h1>"
             f"<p>It asks to:</p><ul>{scopes}</ul>"
             f'<form method="post" action="{html.escape(action)}">{hidden}'
-            '<button name="decision" value="allow">Allow</button> '
+            '<button name="decision" value="allow">Allow access</button> '
             '<button name="decision" value="cancel">Cancel</button></form>',
         )
 
