@@ -1,4 +1,5 @@
-"""Pushing to connected calendars when what they show changes: a flush that writes a milestone,
+"""How members' connected calendars are said in the audit log, and pushing to them when what
+they show changes: a flush that writes a milestone,
 project, invoice, promise, collector's activity, notice or client of a workspace where a member
 has a calendar connected hands over one push job for the workspace after the commit (a rolled
 back change pushes nothing). Connected by `create_app`."""
@@ -11,6 +12,7 @@ from flask import Flask, has_app_context
 from sqlalchemy import event, exists, select
 from sqlalchemy.orm import Session
 
+from app.audit.wording import Wording, register_wording
 from app.calendars.models import CalendarConnection
 from app.clients.models import Client
 from app.collections.models import CollectionActivity, CollectionNotice, PromiseToPay
@@ -35,6 +37,28 @@ QUEUED_SECONDS = 300
 
 
 def init_app(app: Flask) -> None:
+    register_wording(
+        "calendar_connections",
+        Wording(
+            noun="connected calendar",
+            name_field="calendar_name",
+            labels={
+                "provider": "calendar service",
+                "status": "status",
+                "calendar_name": "calendar",
+                "last_error": "last error",
+            },
+            choices={
+                "provider": {"google_calendar": "Google Calendar", "outlook_calendar": "Outlook"},
+                "status": {
+                    "connected": "connected",
+                    "needs_reconnect": "needs reconnecting",
+                    "disconnected": "disconnected",
+                },
+            },
+            people_fields=frozenset({"user_id"}),
+        ),
+    )
     # Listening on the session class once, however many apps a process makes (tests).
     if not event.contains(TenantSession, "after_flush", _after_flush):
         event.listen(TenantSession, "after_flush", _after_flush)
