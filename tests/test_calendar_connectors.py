@@ -167,6 +167,8 @@ def test_a_connected_calendar_gets_each_entry_once_and_follows_its_changes(
         f"promise-{desk.promise.id}@{desk.tenant.slug}.duebook",
     }
     writes = len(standin.recorded())
+    page = client.get(f"/t/{desk.tenant.slug}/calendar").text
+    assert "Update now" in page and ("Team dates" in page or "Collections" in page)
 
     # Nothing changed: a push writes nothing.
     assert push(app, desk, connection.id).created == 0

@@ -146,6 +146,9 @@ def writable_calendars(connection: CalendarConnection) -> list[RemoteCalendar]:
     connector = connector_for(connection.provider)
     try:
         return _with_access(connection, connector, connector.calendars)
+    except ConsentRevoked as error:
+        connection.status, connection.last_error = "needs_reconnect", str(error)
+        raise CalendarRefused(str(error)) from None
     except CalendarError as error:
         raise CalendarRefused(str(error)) from None
 
