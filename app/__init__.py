@@ -76,6 +76,9 @@ def register_blueprints(app: Flask) -> None:
     from app.audit.views import blueprint as audit
     from app.auth.views import blueprint as auth
     from app.banking.views import blueprint as banking
+    from app.calendars.views import blueprint as calendars
+    from app.calendars.views import callbacks as calendar_callbacks
+    from app.calendars.views import feed_page as calendar_feed
     from app.campaigns.views import blueprint as campaigns
     from app.clients.document_views import blueprint as client_documents
     from app.clients.imports.views import blueprint as client_files
@@ -153,12 +156,15 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(pay_page)
     for blueprint in (accounting_sync, sync_callbacks, sync_hooks):
         app.register_blueprint(blueprint)
+    for blueprint in (calendars, calendar_callbacks, calendar_feed):
+        app.register_blueprint(blueprint)
 
 
 def register_area_hooks(app: Flask) -> None:
     """Areas that react to what lower areas do (`app.core.signals`), or fill the slots of lower
     areas' pages (a client page tab, an invoice page panel), connect here, so the lower areas
     never import them."""
+    from app.calendars import hooks as calendars_hooks
     from app.campaigns import hooks as campaigns_hooks
     from app.clients import hooks as clients_hooks
     from app.collections import hooks as collections_hooks
@@ -187,6 +193,7 @@ def register_area_hooks(app: Flask) -> None:
         notifications_hooks,
         paylinks_hooks,
         sync_hooks,
+        calendars_hooks,
     ):
         hooks.init_app(app)
 

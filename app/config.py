@@ -157,6 +157,9 @@ def from_environment() -> dict:
         # The public pay page, per address: a payer reloads it a few times; a script walking
         # guessed tokens (which fail their signature anyway) is slowed down.
         "PAY_PAGE_RATE_LIMIT": _rate_limit("PAY_PAGE_RATE_LIMIT", "60 per minute"),
+        # Fetches of calendar feeds (/calendar/<token>.ics) from one address: calendar apps
+        # poll every few minutes to hours, so this only stops someone guessing addresses.
+        "CALENDAR_FEED_RATE_LIMIT": _rate_limit("CALENDAR_FEED_RATE_LIMIT", "30 per minute"),
         # Argon2id's cost for password hashes (argon2-cffi's defaults, RFC 9106's low-memory
         # profile: 3 passes over 64 MiB in 4 lanes). A hash made at another cost is made again
         # at this one when its owner next logs in. The tests use the cheapest.
@@ -244,6 +247,34 @@ def from_environment() -> dict:
             "XERO_CLIENT_SECRET", "sandbox-xero-client-secret-000000000000000000"
         ),
         "XERO_WEBHOOK_KEY": os.environ.get("XERO_WEBHOOK_KEY") or None,
+        # Calendars: the platform's Google and Microsoft OAuth apps and the providers'
+        # addresses (make run and the tests point them at the stand-ins, whose sandbox apps
+        # these defaults are; production sets its own).
+        "GOOGLE_CALENDAR_CLIENT_ID": os.environ.get(
+            "GOOGLE_CALENDAR_CLIENT_ID", "sandbox-duebook.apps.googleusercontent.com"
+        ),
+        "GOOGLE_CALENDAR_CLIENT_SECRET": os.environ.get(
+            "GOOGLE_CALENDAR_CLIENT_SECRET", "sandbox-google-client-secret"
+        ),
+        "GOOGLE_ACCOUNTS_BASE": os.environ.get(
+            "GOOGLE_ACCOUNTS_BASE", "https://accounts.google.com"
+        ),
+        "GOOGLE_OAUTH_BASE": os.environ.get("GOOGLE_OAUTH_BASE", "https://oauth2.googleapis.com"),
+        "GOOGLE_CALENDAR_API_BASE": os.environ.get(
+            "GOOGLE_CALENDAR_API_BASE", "https://www.googleapis.com"
+        ),
+        "MICROSOFT_CLIENT_ID": os.environ.get(
+            "MICROSOFT_CLIENT_ID", "00000000-0000-4000-8000-00000000d0eb"
+        ),
+        "MICROSOFT_CLIENT_SECRET": os.environ.get(
+            "MICROSOFT_CLIENT_SECRET", "sandbox-microsoft-client-secret"
+        ),
+        "MICROSOFT_LOGIN_BASE": os.environ.get(
+            "MICROSOFT_LOGIN_BASE", "https://login.microsoftonline.com"
+        ),
+        "MICROSOFT_GRAPH_BASE": os.environ.get(
+            "MICROSOFT_GRAPH_BASE", "https://graph.microsoft.com"
+        ),
         # Tally, through the workspace's agent: how long a sync waits for one answer (a month
         # of a busy day book), and a page (choosing the company) for the company list.
         "TALLY_ANSWER_SECONDS": float(os.environ.get("TALLY_ANSWER_SECONDS", "120")),

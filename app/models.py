@@ -4,6 +4,12 @@ from app.aging.models import AgingEntry, AgingSales, AgingSnapshot, AgingState, 
 from app.audit.models import AuditEntry
 from app.auth.models import PendingSignup
 from app.banking.models import BankAccount, BankingSettings, StatementImport, StatementLine
+from app.calendars.models import (
+    CalendarConnection,
+    CalendarEntryVersion,
+    CalendarFeed,
+    CalendarPushedEvent,
+)
 from app.campaigns.models import Campaign
 from app.clients.models import (
     Client,
@@ -68,6 +74,10 @@ shared_metadata = SharedModel.metadata
 tenant_metadata = TenantModel.metadata
 
 __all__ = [
+    "CalendarConnection",
+    "CalendarEntryVersion",
+    "CalendarFeed",
+    "CalendarPushedEvent",
     "BankAccount",
     "BankingSettings",
     "StatementImport",

@@ -8,6 +8,7 @@ def load_jobs() -> None:
     from jobs import (  # noqa: F401
         aging,
         banking,
+        calendars,
         campaigns,
         collections,
         events,

@@ -10,6 +10,7 @@ from app.core.handover import job_spec
 from jobs import load_jobs
 from jobs.aging import roll_aging_all
 from jobs.banking import pull_bank_statements_all
+from jobs.calendars import push_calendars_all
 from jobs.campaigns import sweep_campaign_launches_all
 from jobs.collections import run_collections_all
 from jobs.events import deliver_events_all
@@ -66,6 +67,9 @@ SCHEDULE = [
     # Every 5 minutes: domain events to their consumers (webhooks, the API's feeds) in every
     # workspace, for whatever a lost hand-over left behind; normally each commit hands over.
     (deliver_events_all, 300),
+    # Every 15 minutes, at :03, :18, :33 and :48: members' connected calendars brought in step
+    # (what a lost hand-over or a provider's outage left, and the days moving on).
+    (push_calendars_all, "3,18,33,48 * * * *"),
 ]
 
 

@@ -867,3 +867,33 @@ def test_raw_sql_names_a_schema_only_when_it_is_a_plain_name():
     for name in ('tenant_7"; DROP SCHEMA public; --', "Tenant_7", "", "tenant 7"):
         with pytest.raises(ValueError, match="not a schema name"):
             quoted_schema(name)
+
+
+def test_the_public_calendar_routes_show_nothing_to_a_forged_token_or_another_member(
+    app, client, db_session, make_tenant, make_user, add_member, login
+):
+    """/calendar/<token>.ics is public (a calendar app has no log-in): only a live token of an
+    active member opens it, and it shows that member's workspace. The OAuth callback hands back
+    only to the workspace whose consent this browser started."""
+    from app.calendars import feeds
+    from tenants.models import Membership
+
+    public = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/calendar/")}
+    assert public == {"/calendar/<token>.ics", "/calendar/oauth/<provider>/callback"}
+    owner_a, owner_b = make_user(full_name="Owner A"), make_user(full_name="Owner B")
+    tenant_a = make_tenant(owner=owner_a, name="Tenant A")
+    make_tenant(owner=owner_b, name="Tenant B")
+    member = make_user(full_name="Member A")
+    add_member(tenant_a, member, role="finance")
+    with app.app_context():
+        token = feeds.new_address(db_session, tenant_a.id, member.id)
+    db_session.commit()
+    assert client.get(f"/calendar/{token}.ics").status_code == 200
+    for forged in (token[:-1], token + "x", "forged-token"):
+        assert client.get(f"/calendar/{forged}.ics").status_code == 404
+    login(client, owner_b)
+    assert client.get("/calendar/oauth/google_calendar/callback?code=x&state=y").status_code == 404
+    membership = db_session.scalar(select(Membership).where(Membership.user_id == member.id))
+    membership.active = False
+    db_session.commit()
+    assert client.get(f"/calendar/{token}.ics").status_code == 404

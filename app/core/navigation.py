@@ -58,7 +58,13 @@ def _on_campaigns(campaigns: bool) -> bool:
 INVOICES = ("invoices.view", "clients.view")
 NOTICES = ("notices.view",)
 GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
-    (None, (NavLink("dashboard.home", "Dashboard", (), _endpoint("dashboard.home")),)),
+    (
+        None,
+        (
+            NavLink("dashboard.home", "Dashboard", (), _endpoint("dashboard.home")),
+            NavLink("calendars.index", "My calendar", (), _blueprint("calendars")),
+        ),
+    ),
     (
         "Clients",
         (

@@ -56,6 +56,10 @@ def hidden(body: str | None, *, html: bool = False) -> str | None:
     return body.replace(SECRET_LINK, HIDDEN_LINK)
 
 
+# A member's calendar feed, /calendar/<token>.ics: the token opens their calendar.
+_CALENDAR_FEED = re.compile(rf"({_SLASH}calendar{_SLASH})[^/?#&%\s\"']+(?=\.ics)")
+
+
 def redact_secret_paths(text: str) -> str:
     """`text` (a request line, a URL, a referrer) with the secret part of such links hidden."""
-    return _SECRET_PATH.sub(r"\1[hidden]", text)
+    return _CALENDAR_FEED.sub(r"\1[hidden]", _SECRET_PATH.sub(r"\1[hidden]", text))

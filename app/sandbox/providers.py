@@ -58,6 +58,8 @@ STANDIN_MORE_SETTINGS = {
     "quickbooks": [("QBO_DISCOVERY_URL", "/.well-known/openid_configuration")],
     "zoho_books": [("ZOHO_API_BASE", "")],
     "xero": [("XERO_LOGIN_BASE", ""), ("XERO_IDENTITY_BASE", "")],
+    "google_calendar": [("GOOGLE_ACCOUNTS_BASE", ""), ("GOOGLE_OAUTH_BASE", "")],
+    "microsoft_graph": [("MICROSOFT_LOGIN_BASE", "")],
 }
 
 
@@ -107,6 +109,10 @@ def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
         # Duebook never calls Tally: the agent does (`make tally-agent`); the setting lets the
         # Tally page show the way to it.
         ("tally", "TALLY_STANDIN_URL", ["--seed", "demo"]),
+        # Members' calendars: each stand-in is its provider's consent page, token endpoint
+        # and API at once.
+        ("google_calendar", "GOOGLE_CALENDAR_API_BASE", []),
+        ("microsoft_graph", "MICROSOFT_GRAPH_BASE", []),
     ]
 
 

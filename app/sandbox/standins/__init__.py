@@ -1,6 +1,6 @@
 """Local stand-ins for the messaging providers (WhatsApp Cloud API, MSG91, Twilio) and the
 payment gateways (Razorpay, Stripe) and the accounting books (Xero, QuickBooks Online, Zoho
-Books, TallyPrime).
+Books, TallyPrime) and the calendars (Google Calendar, Outlook through Microsoft Graph).
 
 They follow each provider's published contract (see each module's docstring and
 the shared reference providers.md §1 and §7), bind 127.0.0.1 only, and serve tests, the
@@ -9,6 +9,8 @@ with `python -m app.sandbox.standins <name> --port N ...` (a name of STANDINS be
 """
 
 from .base import StandinServer, parse_script
+from .google_calendar import GoogleCalendarStandin
+from .microsoft_graph import MicrosoftGraphStandin
 from .msg91 import Msg91Standin
 from .quickbooks import QuickBooksStandin
 from .razorpay import RazorpayStandin
@@ -29,10 +31,14 @@ STANDINS = {
     "quickbooks": QuickBooksStandin,
     "xero": XeroStandin,
     "tally": TallyStandin,
+    "google_calendar": GoogleCalendarStandin,
+    "microsoft_graph": MicrosoftGraphStandin,
 }
 
 __all__ = [
     "STANDINS",
+    "GoogleCalendarStandin",
+    "MicrosoftGraphStandin",
     "Msg91Standin",
     "QuickBooksStandin",
     "RazorpayStandin",

@@ -10,6 +10,8 @@
     python -m app.sandbox.standins quickbooks --port 9107 --seed demo --customers 100 --invoices 500
     python -m app.sandbox.standins xero --port 9108 --seed demo --webhook-url http://127.0.0.1:5000/hooks/accounting/xero
     python -m app.sandbox.standins tally --port 9000 --seed demo --ledgers 5000 --vouchers 20000
+    python -m app.sandbox.standins google_calendar --port 9109
+    python -m app.sandbox.standins microsoft_graph --port 9110
 
 The first line on stdout is the base URL (for scripts); a description goes to stderr.
 """
@@ -22,6 +24,8 @@ import sys
 import threading
 
 from . import STANDINS
+from . import google_calendar as google_calendar_standin
+from . import microsoft_graph as microsoft_graph_standin
 from . import quickbooks as quickbooks_standin
 from . import razorpay as razorpay_standin
 from . import stripe as stripe_standin
@@ -140,6 +144,13 @@ def _parser() -> argparse.ArgumentParser:
     tally.add_argument("--seed", choices=["demo"], help="load the demo company's books")
     tally.add_argument("--ledgers", type=int, default=0, help="bulk debtors (benchmarks)")
     tally.add_argument("--vouchers", type=int, default=0, help="bulk sales vouchers (benchmarks)")
+    for name, module, title in (
+        ("google_calendar", google_calendar_standin, "Google's OAuth and Calendar API v3"),
+        ("microsoft_graph", microsoft_graph_standin, "Microsoft's identity platform and Graph"),
+    ):
+        calendar = sub.add_parser(name, parents=[common], help=title)
+        calendar.add_argument("--client-id", default=module.DEFAULT_CLIENT_ID)
+        calendar.add_argument("--client-secret", default=module.DEFAULT_CLIENT_SECRET)
     return parser
 
 
@@ -209,6 +220,8 @@ def build(args: argparse.Namespace):
             write_faults=args.write_faults,
             **common,
         )
+    if args.provider in ("google_calendar", "microsoft_graph"):
+        return cls(client_id=args.client_id, client_secret=args.client_secret, **common)
     if args.provider == "tally":
         return cls(seed=args.seed, seed_ledgers=args.ledgers, seed_vouchers=args.vouchers, **common)
     if args.provider == "razorpay":

@@ -112,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
         if response.body:
             self.wfile.write(response.body)
 
-    do_GET = do_POST = do_PUT = do_DELETE = _serve
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
 
 class _HTTPServer(ThreadingHTTPServer):
