@@ -217,7 +217,7 @@ class Recording:
         self.tally_url = tally_url
         self.answers: dict[bytes, bytes] = {}
 
-    def record(self, connector: TallyConnector, request: bytes) -> bytes:
+    def record(self, request: bytes) -> bytes:
         answer = httpx.post(
             self.tally_url,
             content=request,
@@ -228,7 +228,7 @@ class Recording:
         self.answers[request] = answer.content
         return answer.content
 
-    def replay(self, connector: TallyConnector, request: bytes) -> bytes:
+    def replay(self, request: bytes) -> bytes:
         if request not in self.answers:
             raise RuntimeError(f"the replay asked what the recording never did: {request[:300]}")
         return self.answers[request]

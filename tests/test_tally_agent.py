@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -16,6 +18,7 @@ import pytest
 from duebook_tally_agent import cli
 from duebook_tally_agent.relay import Agent, PairingRefused, Revoked, pair
 from duebook_tally_agent.store import Store
+from redis import Redis
 from sqlalchemy import select
 
 from app.integrations import agent_relay
@@ -229,3 +232,37 @@ def test_the_command_keeps_the_token_only_for_the_user(
     assert cli.main(["forget"], store=store) == 0 and store.load() is None
     assert cli.main(["run"], store=store) == 2  # not paired: says so and stops
     assert "pair` first" in capsys.readouterr().err
+
+
+def test_waits_longer_than_redis_socket_timeout_end_in_an_answer_not_an_error(
+    app, duebook, tally_connection
+):
+    """The app's Redis connections stop reading after 5 s: an agent's long poll with nothing to
+    do is a 204 (not a 500 that sends the agent into its back-off), and an answer Tally takes
+    longer than a connection's socket timeout to give still reaches the connector waiting."""
+    tenant, session, connection = tally_connection
+    token = pair(SERVER, code_for(app, session, connection), transport=duebook)
+    agent = httpx.Client(
+        base_url=SERVER, transport=duebook, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert agent.get("/api/agent/v1/work", params={"wait": 6}, timeout=30).status_code == 204
+
+    with app.app_context():
+        work_id = agent_relay.post_work(tenant.id, connection.id, b"<ENVELOPE/>")
+
+    def tally_answers_late():
+        time.sleep(4)
+        with app.app_context():
+            agent_relay.give_answer(tenant.id, connection.id, work_id, b"<late/>")
+
+    later = threading.Thread(target=tally_answers_late)
+    later.start()
+    with app.app_context():
+        impatient = Redis.from_url(app.config["REDIS_URL"], socket_timeout=2)
+        try:
+            answer = agent_relay.wait_answer(
+                tenant.id, connection.id, work_id, timeout=20, redis=impatient
+            )
+        finally:
+            later.join()
+    assert answer == b"<late/>"
