@@ -119,8 +119,8 @@ class Agent:
     """`duebook-tally-agent`, paired with a code from the Tally page, then run as a person
     runs it on the Tally computer; restartable, killable."""
 
-    def __init__(self, server: str, tally_url: str, logs: Path):
-        self.server, self.tally_url, self.logs = server, tally_url, logs
+    def __init__(self, server: str, tally_url: str, logs: Path, name: str = "agent"):
+        self.server, self.tally_url, self.logs, self.name = server, tally_url, logs, name
         self.home = Path(tempfile.mkdtemp(prefix="agent-", dir=logs))
         self.env = {
             key: value
@@ -144,7 +144,7 @@ class Agent:
         self.process = spawn(
             [AGENT, "run", "--tally", self.tally_url],
             self.env,
-            self.logs / f"agent-{self.started}.log",
+            self.logs / f"{self.name}-{self.started}.log",
         )
 
     def peak_rss_mb(self) -> float:
@@ -242,7 +242,9 @@ def run_in_process(app: Flask) -> None:
     """The sync queue's jobs, run in this process as the worker would run them."""
     with app.app_context():
         queue = get_queue("sync")
-        SimpleWorker([queue], connection=queue.connection).work(burst=True, with_scheduler=False)
+        SimpleWorker([queue], connection=queue.connection).work(
+            burst=True, with_scheduler=False, logging_level="WARNING"
+        )
 
 
 def in_process_sync(app: Flask, workspace: Workspace, ask) -> float:
@@ -263,6 +265,13 @@ def in_process_sync(app: Flask, workspace: Workspace, ask) -> float:
     if run.status != "done":
         raise RuntimeError(f"the in-process sync ended {run.status}: {run.error}")
     return watch.seconds
+
+
+def disconnect(app: Flask, workspace: Workspace) -> None:
+    """A company syncs with one workspace at a time: the next workspace may choose it."""
+    with bound(app, workspace) as session:
+        services.disconnect(session, session.get(IntegrationConnection, workspace.connection_id))
+        session.commit()
 
 
 def current_xid(app: Flask) -> int:
@@ -390,22 +399,27 @@ def run_pull(environment: BenchEnvironment) -> list:
             wall = connect(app, workspace, timeout=1200)
             pull_rss = agent.peak_rss_mb()
             agent.stop()
-            # A fresh agent (paired in the first's place) relays the whole period at once.
-            fresh = Agent(server, tally_url, logs)
-            fresh.pair(pairing_code(app, workspace, replace=True))
+            # A fresh agent, paired with a workspace of its own (the first agent's last long
+            # poll may still be waiting on the first's queue), relays the whole period at once.
+            alone = new_workspace(app, "tally-memory")
+            fresh = Agent(server, tally_url, logs, name="fresh-agent")
+            fresh.pair(pairing_code(app, alone))
             fresh.start()
-            wait_for_agent(app, workspace)
-            whole = relay_ask(app, workspace, whole_period_request(app, workspace, tally_url))
+            wait_for_agent(app, alone)
+            whole = relay_ask(app, alone, whole_period_request(app, workspace, tally_url))
             whole_rss = fresh.peak_rss_mb()
             fresh.stop()
         finally:
             agent.stop()
             worker.stop()
         through_agent = latest_run(app, workspace)
+        disconnect(app, workspace)
 
         # Duebook's side: recorded once (also the warm-up), then replayed and timed.
         recording = Recording(tally_url)
-        in_process_sync(app, new_workspace(app, "record"), recording.record)
+        recorded = new_workspace(app, "record")
+        in_process_sync(app, recorded, recording.record)
+        disconnect(app, recorded)
         replayed = new_workspace(app, "replay")
         since = current_xid(app)
         seconds = in_process_sync(app, replayed, recording.replay)
