@@ -3,8 +3,8 @@ TallyPrime in its own process, the real agent (`duebook-tally-agent run`) in its
 serving /api/agent/v1 as `make run` does, and a real RQ worker process on the `sync` queue:
 
 - tally_pull: 5,000 debtor ledgers and 20,000 sales vouchers pulled on connecting. Duebook's
-  side (parse, map, write), replayed in-process from a recording of Tally's answers, against a
-  plain COPY of the rows it wrote: >= 40% of COPY's rows/s. The agent's peak RSS after the
+  side (parse, map, write: the same connect in-process, the waits for Tally taken out)
+  against a plain COPY of the rows it wrote: >= 40% of COPY's rows/s. The agent's peak RSS after the
   pull (a month an answer) against a fresh agent relaying the whole year in one answer: flat.
 - tally_push_drill: 2,000 invoices issued in Duebook after the review pushed through the agent
   while it is SIGKILLed 3 times and started again: each invoice once in Tally, every one linked.
@@ -29,6 +29,7 @@ from flask import Flask
 from rq import SimpleWorker
 from sqlalchemy import func, select, text
 
+from app import create_app
 from app.core.handover import get_queue
 from app.devserver import free_port, wait_for_port
 from app.extensions import db
@@ -206,36 +207,32 @@ def connect(app: Flask, workspace: Workspace, timeout: float) -> float:
     return to_review.seconds + after_review.seconds
 
 
-# Duebook's side, replayed in-process -----------------------------------------------------------
+# Duebook's side, in this process -----------------------------------------------------------
 
 
-class Recording:
-    """Tally's answers by request: filled by asking the stand-in directly (the bytes the agent
-    streams through unchanged), then answering a replay from memory."""
+class DirectTally:
+    """The connector's `ask` answered by the stand-in directly (the bytes the agent streams
+    through unchanged), the time spent waiting for Tally's answers added up."""
 
     def __init__(self, tally_url: str):
         self.tally_url = tally_url
-        self.answers: dict[bytes, bytes] = {}
+        self.answers = 0
+        self.bytes = 0
+        self.waiting = 0.0
 
-    def record(self, request: bytes) -> bytes:
-        answer = httpx.post(
-            self.tally_url,
-            content=request,
-            headers={"Content-Type": "text/xml;charset=utf-8"},
-            timeout=300,
-            trust_env=False,
-        )
-        self.answers[request] = answer.content
-        return answer.content
-
-    def replay(self, request: bytes) -> bytes:
-        if request not in self.answers:
-            raise RuntimeError(f"the replay asked what the recording never did: {request[:300]}")
-        return self.answers[request]
-
-    @property
-    def megabytes(self) -> float:
-        return sum(len(answer) for answer in self.answers.values()) / 1e6
+    def ask(self, request: bytes) -> bytes:
+        with Stopwatch() as watch:
+            answer = httpx.post(
+                self.tally_url,
+                content=request,
+                headers={"Content-Type": "text/xml;charset=utf-8"},
+                timeout=300,
+                trust_env=False,
+            ).content
+        self.waiting += watch.seconds
+        self.answers += 1
+        self.bytes += len(answer)
+        return answer
 
 
 def run_in_process(app: Flask) -> None:
@@ -249,11 +246,12 @@ def run_in_process(app: Flask) -> None:
 
 def in_process_sync(app: Flask, workspace: Workspace, ask) -> float:
     """The same connect as through the agent, in a fresh workspace, with the connector's
-    `ask` answered by `ask`: seconds from choosing the company to the first sync done."""
+    `ask` answered by `ask`: seconds from choosing the company to the first sync done (the
+    app's pages are fetched in turn, SYNC_FETCH_AHEAD 0, so that the waits can be taken out)."""
     with bound(app, workspace) as session:
         connection = tally.set_up(session, workspace.user_id)
         # What a paired agent leaves in the settings (the connector asks nothing of it here).
-        connection.settings = {**(connection.settings or {}), "agent": {"machine": "replay"}}
+        connection.settings = {**(connection.settings or {}), "agent": {"machine": "in-process"}}
         session.commit()
         workspace.connection_id = connection.id
     with mock.patch.object(TallyConnector, "ask", ask), Stopwatch() as watch:
@@ -343,7 +341,7 @@ def whole_period_request(app: Flask, workspace: Workspace, tally_url: str) -> by
     with bound(app, workspace) as session:
         connection = session.get(IntegrationConnection, workspace.connection_id)
         settings = connection.settings
-    with app.app_context(), mock.patch.object(TallyConnector, "ask", Recording(tally_url).record):
+    with app.app_context(), mock.patch.object(TallyConnector, "ask", DirectTally(tally_url).ask):
         connector = build_connector("tally", settings, {})
         period = connector.books_period(settings["book_id"])
     return vouchers_request(DEMO_COMPANY, ("Sales",), period=period)
@@ -358,10 +356,11 @@ code from the Tally page) in its own process; gunicorn serving /api/agent/v1; on
 process (python -m jobs.worker sync). Connected as the Tally page does it: companies asked
 through the agent, the company chosen, the review (every debtor), confirmed at once, the first
 sync (the vouchers, a month an answer) to "done": the wall time through the agent.
-  Duebook-side  the same connect replayed in this process in a fresh workspace (same path:
-                Books -> connector -> readers -> engine -> commits) with the connector's `ask`
-                answered from a recording of Tally's answers: no waiting on agent or Tally
-  COPY          the rows that replay wrote (every table of the workspace, read back by xmin),
+  Duebook-side  the same connect in this process in a fresh workspace (same path: Books ->
+                connector -> readers -> engine -> commits), the connector's `ask` posting to the
+                stand-in directly, pages in turn (no fetching ahead): its time less the time
+                spent waiting for Tally's answers
+  COPY          the rows that run wrote (every table of the workspace, read back by xmin),
                 COPYed into TEMP tables made LIKE the real ones (indexes included), rolled
                 back; median of {rounds}
   share         Duebook-side rows/s / COPY rows/s (target >= {share:.0%})
@@ -396,7 +395,9 @@ def run_pull(environment: BenchEnvironment) -> list:
             agent.pair(pairing_code(app, workspace))
             agent.start()
             wait_for_agent(app, workspace)
+            cpu_before = worker.cpu_seconds()
             wall = connect(app, workspace, timeout=1200)
+            worker_cpu = worker.cpu_seconds() - cpu_before
             pull_rss = agent.peak_rss_mb()
             agent.stop()
             # A fresh agent, paired with a workspace of its own (the first agent's last long
@@ -415,17 +416,21 @@ def run_pull(environment: BenchEnvironment) -> list:
         through_agent = latest_run(app, workspace)
         disconnect(app, workspace)
 
-        # Duebook's side: recorded once (also the warm-up), then replayed and timed.
-        recording = Recording(tally_url)
-        recorded = new_workspace(app, "record")
-        in_process_sync(app, recorded, recording.record)
-        disconnect(app, recorded)
-        replayed = new_workspace(app, "replay")
+        # Duebook's side: the same connect in this process, Tally asked directly and the
+        # waits for its answers taken out; pages in turn (no fetching ahead in a thread).
+        in_turn = create_app({**environment.config, "SYNC_FETCH_AHEAD": 0})
+        direct = DirectTally(tally_url)
+        direct_workspace = new_workspace(app, "direct")
         since = current_xid(app)
-        seconds = in_process_sync(app, replayed, recording.replay)
-        rows = written_rows(app, replayed, since)
-        copy = copy_seconds(app, replayed, rows)
-        with bound(app, replayed) as session:
+        try:
+            wall_in_turn = in_process_sync(in_turn, direct_workspace, direct.ask)
+        finally:
+            with in_turn.app_context():
+                db.engine.dispose()
+        seconds = wall_in_turn - direct.waiting
+        rows = written_rows(app, direct_workspace, since)
+        copy = copy_seconds(app, direct_workspace, rows)
+        with bound(app, direct_workspace) as session:
             links = session.scalar(select(func.count()).select_from(SyncLink))
 
     counts = {table: data.count(b"\n") for table, data in rows.items()}
@@ -434,15 +439,17 @@ def run_pull(environment: BenchEnvironment) -> list:
         f"{table} {count:,}" for table, count in sorted(counts.items(), key=lambda i: -i[1])
     )
     print_figure("first sync through the agent", f"{wall:.1f} s (companies to done)")
-    print_figure(
-        "  of which Duebook-side",
-        f"{seconds:.1f} s; waiting on the agent and Tally {max(wall - seconds, 0):.1f} s",
-    )
     print_figure("  its run", f"{through_agent.read:,} read, {through_agent.created:,} created")
     print_figure(
-        "Tally's answers", f"{len(recording.answers)} answers, {recording.megabytes:.1f} MB"
+        "  the worker's CPU",
+        f"{worker_cpu:.1f} s; the rest waiting (on the agent and Tally, and on PostgreSQL)",
     )
-    print_figure("rows written (replay)", f"{total:,}: {shown}")
+    print_figure(
+        "in this process, in turn",
+        f"{wall_in_turn:.1f} s = {direct.waiting:.1f} s waiting for Tally's {direct.answers} "
+        f"answers ({direct.bytes / 1e6:.1f} MB) + {seconds:.1f} s Duebook-side",
+    )
+    print_figure("rows written (in-process run)", f"{total:,}: {shown}")
     print_figure("  of which links", f"{links:,}")
     print_figure("Duebook-side", f"{seconds:.2f} s, {total / seconds:,.0f} rows/s")
     print_figure("plain COPY", f"{copy:.2f} s, {total / copy:,.0f} rows/s")
