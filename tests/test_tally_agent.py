@@ -22,7 +22,10 @@ from redis import Redis
 from sqlalchemy import select
 
 from app.integrations import agent_relay
+from app.integrations.connectors.accounting import BooksOffline
+from app.integrations.connectors.tally import AGENT_SILENT_AFTER
 from app.integrations.models import IntegrationConnection, ProviderAccount
+from app.sync.books import build_connector
 from tests.helpers import tenant_session
 
 SERVER = "http://duebook.test"
@@ -266,3 +269,33 @@ def test_waits_longer_than_redis_socket_timeout_end_in_an_answer_not_an_error(
         finally:
             later.join()
     assert answer == b"<late/>"
+
+
+def test_a_run_longer_than_the_agents_silence_limit_keeps_asking_it(app, duebook, tally_connection):
+    """A run reads the agent's last report once, at its start: an agent not heard from for
+    minutes stops the run at its first request, but a run that goes on longer than that while
+    its agent answers is not taken for one whose agent stopped."""
+    tenant, session, connection = tally_connection
+    token = pair(SERVER, code_for(app, session, connection), transport=duebook)
+    agent = Agent(SERVER, token, transport=duebook, tally_transport=httpx.MockTransport(Tally()))
+    silent = (datetime.now(UTC) - AGENT_SILENT_AFTER - timedelta(minutes=1)).isoformat()
+    with app.app_context():
+        stopped = build_connector("tally", {"agent": {"seen_at": silent}}, {})
+        stopped.relay = (tenant.id, connection.id)
+        stopped.answer_timeout = 2
+        with pytest.raises(BooksOffline, match="last heard from"):
+            stopped.ask(b"<ENVELOPE/>")
+
+        recent = datetime.now(UTC).isoformat()
+        connector = build_connector("tally", {"agent": {"seen_at": recent}}, {})
+        connector.relay = (tenant.id, connection.id)
+        connector.answer_timeout = 5
+        for minutes_later in (0, 10):
+            # The run's settings age as it goes on; the agent answers all along.
+            connector.settings["agent"]["seen_at"] = (
+                datetime.now(UTC) - timedelta(minutes=minutes_later)
+            ).isoformat()
+            answering = threading.Thread(target=agent.step, kwargs={"wait": 3})
+            answering.start()
+            assert connector.ask(b"<ENVELOPE/>") == TALLY_ANSWER
+            answering.join()
