@@ -29,6 +29,7 @@ from bench import (
     projects,
     provision,
     sweep,
+    tally,
     webhook_storm,
     worker,
 )
@@ -63,6 +64,8 @@ BENCHMARKS = {
     "accounting_first_sync": accounting.run_first_sync,
     "accounting_incremental": accounting.run_incremental,
     "accounting_fault_drill": accounting.run_fault_drill,
+    "tally_pull": tally.run_pull,
+    "tally_push_drill": tally.run_push_drill,
 }
 
 

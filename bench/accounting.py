@@ -107,10 +107,11 @@ def sync_app(environment: BenchEnvironment, url: str, **settings) -> Flask:
 
 
 class Worker:
-    """`python -m jobs.worker sync`, the sync queue's worker, as a process; restartable."""
+    """`python -m jobs.worker sync`, the sync queue's worker, as a process; restartable.
+    `url`: the Xero stand-in's (None for books reached otherwise)."""
 
-    def __init__(self, environment: BenchEnvironment, url: str, logs, **env: str):
-        self.env = process_env(environment, **xero_settings(url), **env)
+    def __init__(self, environment: BenchEnvironment, url: str | None, logs, **env: str):
+        self.env = process_env(environment, **(xero_settings(url) if url else {}), **env)
         self.logs = logs
         self.started = 0
         self.process = self.start()

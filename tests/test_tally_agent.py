@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -16,10 +18,14 @@ import pytest
 from duebook_tally_agent import cli
 from duebook_tally_agent.relay import Agent, PairingRefused, Revoked, pair
 from duebook_tally_agent.store import Store
+from redis import Redis
 from sqlalchemy import select
 
 from app.integrations import agent_relay
+from app.integrations.connectors.accounting import BooksOffline
+from app.integrations.connectors.tally import AGENT_SILENT_AFTER
 from app.integrations.models import IntegrationConnection, ProviderAccount
+from app.sync.books import build_connector
 from tests.helpers import tenant_session
 
 SERVER = "http://duebook.test"
@@ -266,3 +272,67 @@ def test_duebook_serves_the_agent_pip_installs(client, tmp_path):
         check=True,
     )
     assert installed.stdout.strip() == "0.1.0"
+
+
+def test_waits_longer_than_redis_socket_timeout_end_in_an_answer_not_an_error(
+    app, duebook, tally_connection
+):
+    """The app's Redis connections stop reading after 5 s: an agent's long poll with nothing to
+    do is a 204 (not a 500 that sends the agent into its back-off), and an answer Tally takes
+    longer than a connection's socket timeout to give still reaches the connector waiting."""
+    tenant, session, connection = tally_connection
+    token = pair(SERVER, code_for(app, session, connection), transport=duebook)
+    agent = httpx.Client(
+        base_url=SERVER, transport=duebook, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert agent.get("/api/agent/v1/work", params={"wait": 6}, timeout=30).status_code == 204
+
+    with app.app_context():
+        work_id = agent_relay.post_work(tenant.id, connection.id, b"<ENVELOPE/>")
+
+    def tally_answers_late():
+        time.sleep(4)
+        with app.app_context():
+            agent_relay.give_answer(tenant.id, connection.id, work_id, b"<late/>")
+
+    later = threading.Thread(target=tally_answers_late)
+    later.start()
+    with app.app_context():
+        impatient = Redis.from_url(app.config["REDIS_URL"], socket_timeout=2)
+        try:
+            answer = agent_relay.wait_answer(
+                tenant.id, connection.id, work_id, timeout=20, redis=impatient
+            )
+        finally:
+            later.join()
+    assert answer == b"<late/>"
+
+
+def test_a_run_longer_than_the_agents_silence_limit_keeps_asking_it(app, duebook, tally_connection):
+    """A run reads the agent's last report once, at its start: an agent not heard from for
+    minutes stops the run at its first request, but a run that goes on longer than that while
+    its agent answers is not taken for one whose agent stopped."""
+    tenant, session, connection = tally_connection
+    token = pair(SERVER, code_for(app, session, connection), transport=duebook)
+    agent = Agent(SERVER, token, transport=duebook, tally_transport=httpx.MockTransport(Tally()))
+    silent = (datetime.now(UTC) - AGENT_SILENT_AFTER - timedelta(minutes=1)).isoformat()
+    with app.app_context():
+        stopped = build_connector("tally", {"agent": {"seen_at": silent}}, {})
+        stopped.relay = (tenant.id, connection.id)
+        stopped.answer_timeout = 2
+        with pytest.raises(BooksOffline, match="last heard from"):
+            stopped.ask(b"<ENVELOPE/>")
+
+        recent = datetime.now(UTC).isoformat()
+        connector = build_connector("tally", {"agent": {"seen_at": recent}}, {})
+        connector.relay = (tenant.id, connection.id)
+        connector.answer_timeout = 5
+        for minutes_later in (0, 10):
+            # The run's settings age as it goes on; the agent answers all along.
+            connector.settings["agent"]["seen_at"] = (
+                datetime.now(UTC) - timedelta(minutes=minutes_later)
+            ).isoformat()
+            answering = threading.Thread(target=agent.step, kwargs={"wait": 3})
+            answering.start()
+            assert connector.ask(b"<ENVELOPE/>") == TALLY_ANSWER
+            answering.join()

@@ -435,3 +435,64 @@ def test_a_voucher_duebook_cannot_map_is_listed_with_tallys_ids_and_the_rest_go_
         assert session.scalar(select(Invoice).where(Invoice.number == "TD/001")) is not None
     finally:
         agent.stop()
+
+
+def test_a_page_with_a_voucher_twice_and_a_number_clash_links_each_once(
+    app, client, workspace, run_jobs, storage_root, monkeypatch
+):
+    """A page's new invoices are written together: a voucher that comes twice in one page (the
+    same day book uploaded twice) is still one invoice and one link, and a second voucher under
+    an invoice number already taken in that page is listed with its GUID while the rest go in."""
+    monkeypatch.setitem(app.config, "SYNC_RETRY_DELAYS", (0, 0))
+    tenant, _, session = workspace
+    send(
+        client,
+        tenant,
+        f"/t/{tenant.slug}/sync/tally/files-only",
+        data={"company": DEMO_COMPANY, "state": "29"},
+    )
+    with TallyStandin(seed="demo") as standin:
+        ledgers = httpx.post(standin.url, content=_export("Ledger")).content
+        day_book = httpx.post(standin.url, content=_export("Voucher")).content.decode()
+        sales = {
+            v["number"]
+            for v in books(standin)["vouchers"]
+            if v["kind"] == "Sales" and "<ISOPTIONAL>Yes" not in v["xml"]
+        }
+    first = re.search(r"<VOUCHER REMOTEID=\"([^\"]+)\".*?</VOUCHER>", day_book, re.S)
+    clash_guid = "00000000-0000-4000-8000-00000000c1a5"
+    clash = first.group(0).replace(first.group(1), clash_guid)
+    with_clash = day_book.replace("</COLLECTION>", clash + "</COLLECTION>", 1)
+    uploaded = send(
+        client,
+        tenant,
+        f"/t/{tenant.slug}/sync/tally/upload",
+        data={
+            "files": [
+                (BytesIO(ledgers), "ledgers.xml"),
+                (BytesIO(with_clash.encode()), "daybook.xml"),
+                (BytesIO(day_book.encode()), "daybook-again.xml"),
+            ]
+        },
+        content_type="multipart/form-data",
+    )
+    assert uploaded.status_code == 303, uploaded.text[:400]
+    run_jobs()
+    connection = session.scalar(
+        select(IntegrationConnection).where(IntegrationConnection.provider == "tally")
+    )
+    send(client, tenant, f"/t/{tenant.slug}/sync/{connection.id}/review", data={})
+    run_jobs()
+
+    numbers = session.scalars(select(Invoice.number)).all()
+    assert sorted(numbers) == sorted(sales)
+    links = session.scalars(
+        select(SyncLink.local_id).where(
+            SyncLink.entity == "invoice", SyncLink.local_id.is_not(None)
+        )
+    ).all()
+    assert len(links) == len(set(links)) == len(sales)
+    problems = session.scalars(select(SyncProblem).where(SyncProblem.entity == "invoice")).all()
+    assert [(p.remote_id, "another invoice with this number" in p.reason) for p in problems] == [
+        (clash_guid, True)
+    ]

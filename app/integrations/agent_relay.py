@@ -251,15 +251,27 @@ def post_work(
     return work_id
 
 
+def _block(redis, key: str, seconds: float) -> bytes | None:
+    """BLPOP for up to `seconds`, in waits shorter than the connection's socket timeout (the
+    app's connections give up reading after 5 s: one long BLPOP would end in a TimeoutError
+    instead of an empty answer)."""
+    socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+    longest = max(1, int(socket_timeout) - 1) if socket_timeout else 30
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        taken = redis.blpop([key], timeout=max(1, int(min(left, longest))))
+        if taken:
+            return taken[1]
+
+
 def next_work(tenant_id: int, connection_id: int, wait_seconds: float) -> dict | None:
     """The oldest request for the agent, waiting up to `wait_seconds` for one (long poll)."""
     queue, _ = _keys(tenant_id, connection_id)
     redis = redis_connection()
-    if wait_seconds <= 0:
-        found = redis.lpop(queue)
-    else:
-        taken = redis.blpop([queue], timeout=max(1, int(wait_seconds)))
-        found = taken[1] if taken else None
+    found = redis.lpop(queue) if wait_seconds <= 0 else _block(redis, queue, wait_seconds)
     return json.loads(found) if found else None
 
 
@@ -285,13 +297,8 @@ def wait_answer(
     then withdrawn: an answer arriving later is refused)."""
     key = _answer_key(tenant_id, connection_id, work_id)
     redis = redis or redis_connection()
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        taken = redis.blpop([key], timeout=max(1, int(min(left, 30)))) if left > 0 else None
-        if taken:
-            return taken[1]
-        if time.monotonic() >= deadline:
-            _, pending = _keys(tenant_id, connection_id)
-            redis.srem(pending, work_id)
-            return None
+    answer = _block(redis, key, timeout)
+    if answer is None:
+        _, pending = _keys(tenant_id, connection_id)
+        redis.srem(pending, work_id)
+    return answer

@@ -163,6 +163,13 @@ class Run:
         return self.session.scalar(query)
 
     def link(self, entity, local_id, record, origin: str, agreed: dict) -> SyncLink:
+        link = self.new_link(entity, local_id, record, origin, agreed)
+        # Written by the next flush: the savepoint's end, or the commit.
+        self.session.add(link)
+        return link
+
+    def new_link(self, entity, local_id, record, origin: str, agreed: dict) -> SyncLink:
+        """A link, known to the page's look-ups, not yet added to the session."""
         link = SyncLink(
             connection_id=self.connection.id,
             entity=entity,
@@ -174,11 +181,26 @@ class Run:
             books=mapping.books_facts(record),
             seen_in_run=self.run.id if self.run.full else None,
         )
-        # Written by the next flush: the savepoint's end, or the commit.
-        self.session.add(link)
         if self._page_links is not None:
             self._page_links[(entity, record.remote_id)] = link
         return link
+
+    def link_new_invoice(self, invoice: Invoice, record: BookInvoice) -> None:
+        """The link of an invoice not flushed yet: added once the invoice has its id."""
+        link = self.new_link("invoice", None, record, "books", mapping.book_invoice_values(record))
+        self._unsettled.append((link, invoice))
+
+    def settle(self) -> None:
+        """The new invoices held back are written in one flush (a batched INSERT per table
+        instead of a round of statements each), then their links, with the ids they got."""
+        if not self._unsettled:
+            return
+        self.session.flush()
+        for link, invoice in self._unsettled:
+            link.local_id = invoice.id
+            self.session.add(link)
+        self._unsettled = []
+        self.session.flush()
 
     # A page's look-ups, made at once ----------------------------------------------------------
 
@@ -248,6 +270,8 @@ class Run:
         self._page_skipped: set[str] | None = None
         self._page_workspace: WorkspaceSettings | None = None
         self._page_objects: list = []
+        # New invoices of the page and their links, until `settle` writes them.
+        self._unsettled: list[tuple[SyncLink, Invoice]] = []
 
     def invoice_numbered(self, number: str) -> Invoice | None:
         if self._page_numbers is not None:
@@ -510,6 +534,7 @@ class Run:
                 for record in records:
                     tally["read"] += 1
                     tally[counter_of(getattr(self, f"take_{entity}")(record))] += 1
+                self.settle()
         except NotAccepted:
             self.forget_page()
             self.read_page_ahead(entity, records)
@@ -527,6 +552,7 @@ class Run:
         try:
             with self.session.begin_nested():
                 outcome = getattr(self, f"take_{entity}")(record)
+                self.settle()
         except NotAccepted as refusal:
             self.forget_page()
             self.problem(entity, "pull", str(refusal), remote_id=record.remote_id, label=label)
@@ -654,7 +680,12 @@ class Run:
             client = self.client_for(record.contact_remote_id, f"Invoice {record.number}")
             same = self.invoice_numbered(record.number)
             if same is not None:
-                if same.client_id != client.id or self.link_of("invoice", local_id=same.id):
+                # One of this page's new invoices is another record's of the books.
+                if (
+                    any(invoice is same for _, invoice in self._unsettled)
+                    or same.client_id != client.id
+                    or self.link_of("invoice", local_id=same.id)
+                ):
                     raise NotAccepted(
                         f"Invoice {record.number}: Duebook has another invoice with this number."
                     )
@@ -663,12 +694,20 @@ class Run:
                 )
                 return "updated"
             invoice = mapping.create_invoice_from(
-                self.session, self.tenant, client, record, self.today, self._page_workspace
+                self.session,
+                self.tenant,
+                client,
+                record,
+                self.today,
+                self._page_workspace,
+                flush=False,
             )
             if self._page_numbers is not None:
                 self._page_numbers[record.number] = invoice
-            self.link("invoice", invoice.id, record, "books", mapping.book_invoice_values(record))
+            self.link_new_invoice(invoice, record)
             return "created"
+        if link.local_id is None:
+            self.settle()  # read twice in this page: the first is written now
         link.books = mapping.books_facts(record)
         link.remote_version = record.version
         invoice = self.session.get(Invoice, link.local_id)

@@ -486,10 +486,12 @@ def create_invoice_from(
     record: BookInvoice,
     today: date,
     workspace: WorkspaceSettings | None = None,
+    flush: bool = True,
 ) -> Invoice:
     """An issued invoice with the books' number, lines and tax; its status follows what is paid
     (the books' payments arrive as payments). `workspace`: the workspace's settings when the
-    caller holds them for many invoices."""
+    caller holds them for many invoices; `flush` False: the caller writes a page of them in one
+    flush (the ORM then inserts them and their lines a batch per table)."""
     check_book_invoice(record)
     if record.currency.upper() != client.currency:
         raise NotAccepted(
@@ -522,7 +524,8 @@ def create_invoice_from(
     if invoice.status == "issued":
         invoice.status = invoice.resting_status(today)
     session.add(invoice)
-    session.flush()
+    if flush:
+        session.flush()
     return invoice
 
 

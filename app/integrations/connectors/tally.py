@@ -138,6 +138,7 @@ class TallyConnector(AccountingConnector):
         self._bills: dict[str, str] | None = None
         self._ledgers: dict[str, BookContact] = {}
         self._file: dict[str, list] | None = None
+        self._agent_answered = False
         # Taken now, in the app's context: a page fetcher's thread calls Tally too.
         self._redis = redis_connection() if self.upload is None else None
 
@@ -171,7 +172,13 @@ class TallyConnector(AccountingConnector):
         seen = agent.get("seen_at")
         if not agent:
             raise BooksOffline("no agent is paired with this workspace")
-        if seen and datetime.now(UTC) - datetime.fromisoformat(seen) > AGENT_SILENT_AFTER:
+        # Checked at the first request only: the settings are those of the run's start, and
+        # from then on each answer shows the agent running (a run may last longer than this).
+        if (
+            not self._agent_answered
+            and seen
+            and datetime.now(UTC) - datetime.fromisoformat(seen) > AGENT_SILENT_AFTER
+        ):
             raise BooksOffline(
                 f"the agent on {agent.get('machine') or 'the Tally computer'} was last heard "
                 f"from at {datetime.fromisoformat(seen):%Y-%m-%d %H:%M} UTC: is it running?"
@@ -186,6 +193,7 @@ class TallyConnector(AccountingConnector):
                 f"the agent did not answer within {self.answer_timeout:.0f} seconds: is it "
                 "running on the Tally computer?"
             )
+        self._agent_answered = True
         if answer.startswith(b"<AGENTERROR>"):
             words = answer.decode("utf-8", "replace").removeprefix("<AGENTERROR>")
             raise BooksOffline(words.removesuffix("</AGENTERROR>"))
