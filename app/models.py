@@ -1,6 +1,7 @@
 """Every model, imported once so that both metadata collections are complete."""
 
 from app.aging.models import AgingEntry, AgingSales, AgingSnapshot, AgingState, AgingSummary
+from app.api.models import ApiIdempotentRequest, ApiKey
 from app.audit.models import AuditEntry
 from app.auth.models import PendingSignup
 from app.banking.models import BankAccount, BankingSettings, StatementImport, StatementLine
@@ -68,6 +69,8 @@ shared_metadata = SharedModel.metadata
 tenant_metadata = TenantModel.metadata
 
 __all__ = [
+    "ApiIdempotentRequest",
+    "ApiKey",
     "BankAccount",
     "BankingSettings",
     "StatementImport",

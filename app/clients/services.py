@@ -27,6 +27,7 @@ from app.clients.models import (
 )
 from app.clients.rules import ClientContext, clean_client, clean_contact, clean_site
 from app.core.clock import local_date
+from app.core.events import emit
 from app.core.request_input import row_id
 from app.core.signals import (
     DeletionBlocker,
@@ -34,6 +35,7 @@ from app.core.signals import (
     ask_client_deletion_blockers,
 )
 from app.outbox.services import queue_email
+from tenants.binding import ACTOR_KEY
 from tenants.models import Membership, Tenant, User
 
 PAGE_SIZE = 25
@@ -120,6 +122,14 @@ def create_client(
     if client.status != "prospect":
         client.converted_at = None
     _save_unique(session, client)
+    emit(
+        session,
+        "client.created",
+        "client",
+        client.id,
+        {"client_id": client.id, "name": client.full_name},
+        user_id=session.info.get(ACTOR_KEY),
+    )
     if notice and client.engagement_manager_user_id:
         notify_engagement_manager(session, client, notice)
     return client
@@ -139,10 +149,19 @@ def update_client(
     previous_manager = client.engagement_manager_user_id
     if client.status == "prospect" and values["status"] != "prospect":
         client.converted_at = datetime.now(UTC)
-    for key, value in values.items():
-        if getattr(client, key) != value:
-            setattr(client, key, value)
+    changed = sorted(key for key, value in values.items() if getattr(client, key) != value)
+    for key in changed:
+        setattr(client, key, values[key])
     _save_unique(session, client)
+    if changed:
+        emit(
+            session,
+            "client.updated",
+            "client",
+            client.id,
+            {"client_id": client.id, "name": client.full_name, "fields": changed},
+            user_id=session.info.get(ACTOR_KEY),
+        )
     if notice and client.engagement_manager_user_id not in (None, previous_manager):
         notify_engagement_manager(session, client, notice)
     return client
