@@ -184,6 +184,7 @@ def _problems(op: Operation) -> dict:
         statuses.append(409)
     if op.conditional:
         statuses += [412, 428]
+    statuses += [status for status in op.refusals if status not in statuses]
     answers = {}
     for status in sorted(statuses):
         answer = {

@@ -54,6 +54,8 @@ class Operation:
     status: int = 200
     # Changes a record a client may have read: If-Match with its ETag is required.
     conditional: bool = False
+    # Refusals of this operation's own beyond the ones every operation may give (a 409).
+    refusals: tuple[int, ...] = ()
     description: str = ""
     path_args: list[str] = field(default_factory=list)
 
@@ -82,6 +84,7 @@ def operation(
     listed: bool = False,
     status: int = 200,
     conditional: bool = False,
+    refusals: tuple[int, ...] = (),
 ) -> Callable:
     """Declare an operation. The view gets the path's ids, `query` and `body` (validated
     models) and returns an Answer (or, for a file, a Response)."""
@@ -100,6 +103,7 @@ def operation(
             listed=listed,
             status=status,
             conditional=conditional,
+            refusals=refusals,
             description=(view.__doc__ or "").strip(),
             path_args=[name for _, name in _PATH_ARG.findall(rule)],
         )

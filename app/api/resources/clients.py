@@ -317,6 +317,8 @@ def update_client(client_id: int, body: ClientIn):
     summary="Delete a client",
     tag="clients",
     scope="clients:write",
+    status=204,
+    refusals=(409,),
 )
 def delete_client(client_id: int):
     """Refused (409) while money is owed or a notice is open, as on the page."""
@@ -360,6 +362,7 @@ def add_contact(client_id: int, body: ContactIn):
     summary="Remove a contact",
     tag="clients",
     scope="clients:write",
+    status=204,
 )
 def delete_contact(client_id: int, contact_id: int):
     contact = services.get_contact(db.session, _found(client_id), contact_id)
