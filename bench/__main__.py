@@ -10,6 +10,7 @@ import traceback
 from bench import (
     accounting,
     aging,
+    api,
     bank_matching,
     clients_import,
     clients_list,
@@ -63,6 +64,7 @@ BENCHMARKS = {
     "accounting_first_sync": accounting.run_first_sync,
     "accounting_incremental": accounting.run_incremental,
     "accounting_fault_drill": accounting.run_fault_drill,
+    "api_lists": api.run,
 }
 
 
