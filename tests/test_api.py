@@ -222,7 +222,7 @@ def test_a_post_with_an_idempotency_key_is_done_once(client, api_key, workspace,
     assert other.status_code == 422 and other.json["code"] == "idempotency_key_reused"
 
 
-def test_a_change_needs_the_current_etag(client, api_key):
+def test_a_change_needs_the_current_etag(client, api_key, workspace, db_session):
     secret = api_key()
     created = client.post("/api/v1/clients", json=NEW_CLIENT, headers=bearer(secret))
     url = f"/api/v1/clients/{created.json['id']}"
@@ -232,6 +232,9 @@ def test_a_change_needs_the_current_etag(client, api_key):
     assert client.patch(url, json=change, headers=bearer(secret)).status_code == 428
     done = client.patch(url, json=change, headers={**bearer(secret), "If-Match": etag})
     assert done.status_code == 200 and done.json["city"] == "Pune"
+    session = tenant_session(db_session, workspace[0])
+    updated = session.scalar(select(DomainEvent).where(DomainEvent.type == "client.updated"))
+    assert updated.data["fields"] == ["city"]
     stale = client.patch(url, json={"city": "Goa"}, headers={**bearer(secret), "If-Match": etag})
     assert stale.status_code == 412 and stale.json["code"] == "precondition_failed"
     assert client.get(url, headers=bearer(secret)).json["city"] == "Pune"

@@ -146,6 +146,7 @@ def _success(op: Operation, ref, schemas: dict) -> dict:
         item = copy.deepcopy(schemas[op.response.__name__])
         item.pop("required", None)
         name = f"{op.response.__name__}ListItem"
+        item["title"] = name
         schemas[name] = item
         return {
             "description": "A page of the list.",
