@@ -250,6 +250,51 @@ def test_a_change_needs_the_current_etag(client, api_key, workspace, db_session)
     assert client.get(url, headers=bearer(secret)).status_code == 404
 
 
+def test_contacts_are_added_changed_and_removed_by_the_pages_rules(client, api_key):
+    secret = api_key()
+    made = client.post("/api/v1/clients", json=NEW_CLIENT, headers=bearer(secret)).json
+    contacts = f"/api/v1/clients/{made['id']}/contacts"
+    refused = client.post(contacts, json={"full_name": "Ravi Kumar"}, headers=bearer(secret))
+    assert refused.status_code == 422
+    assert refused.json["errors"] == [
+        {
+            "field": "email",
+            "code": "invalid",
+            "message": "Give an e-mail address or a phone number.",
+        }
+    ]
+    added = client.post(
+        contacts,
+        json={"full_name": "Ravi Kumar", "phone": "98123 45678", "roles": ["billing"]},
+        headers=bearer(secret),
+    )
+    assert added.status_code == 201 and added.json["phone"] == "+919812345678"
+    url = f"{contacts}/{added.json['id']}"
+    changed = client.patch(
+        url,
+        json={"email": "Ravi@Kaveri.example"},
+        headers={**bearer(secret), "If-Match": added.headers["ETag"]},
+    )
+    assert changed.status_code == 200, changed.json
+    assert (changed.json["email"], changed.json["phone"], changed.json["roles"]) == (
+        "Ravi@kaveri.example",
+        "+919812345678",
+        ["billing"],
+    )
+    stale = client.patch(
+        url,
+        json={"job_title": "CFO"},
+        headers={**bearer(secret), "If-Match": added.headers["ETag"]},
+    )
+    assert stale.status_code == 412
+    listed = client.get(f"/api/v1/clients/{made['id']}", headers=bearer(secret)).json
+    assert [c["email"] for c in listed["contacts"]] == ["Ravi@kaveri.example"]
+    assert client.delete(url, headers=bearer(secret)).status_code == 204
+    assert (
+        client.get(f"/api/v1/clients/{made['id']}", headers=bearer(secret)).json["contacts"] == []
+    )
+
+
 def test_invoices_payments_and_events_read_as_money_strings(
     client, api_key, workspace, db_session, make_client, make_invoice, make_payment
 ):
@@ -280,11 +325,11 @@ def test_invoices_payments_and_events_read_as_money_strings(
 
 def test_a_key_over_its_rate_limit_is_told_when_to_come_back(app, client, api_key):
     secret = api_key()
-    app.config["API_RATE_LIMIT"] = "2 per minute"
+    usual, app.config["API_RATE_LIMIT"] = app.config["API_RATE_LIMIT"], "2 per minute"
     try:
         answers = [client.get("/api/v1/clients", headers=bearer(secret)) for _ in range(3)]
     finally:
-        app.config.pop("API_RATE_LIMIT")
+        app.config["API_RATE_LIMIT"] = usual
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert answers[2].json["code"] == "rate_limited"
     assert 1 <= int(answers[2].headers["Retry-After"]) <= 60

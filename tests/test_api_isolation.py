@@ -17,6 +17,7 @@ BODIES = {
         "email": "intruder@example.com",
     },
     ("patch", "/api/v1/clients/{client_id}"): {"city": "Elsewhere"},
+    ("patch", "/api/v1/clients/{client_id}/contacts/{contact_id}"): {"job_title": "Intruder"},
 }
 
 
@@ -93,4 +94,5 @@ def test_another_workspaces_key_reaches_nothing_by_any_id(
     assert session.get(Client, buyer.id).deleted_at is None
     assert session.get(Client, buyer.id).city is None
     assert session.get(Contact, contact.id).deleted_at is None
+    assert session.get(Contact, contact.id).job_title is None
     assert len(session.get(Client, buyer.id).contacts) == 1

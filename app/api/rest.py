@@ -134,7 +134,7 @@ def _rate_bucket() -> str:
 
 
 limiter.limit(
-    lambda: current_app.config.get("API_RATE_LIMIT", "600 per minute"),
+    lambda: current_app.config["API_RATE_LIMIT"],
     key_func=_rate_bucket,
 )(blueprint)
 

@@ -128,6 +128,13 @@ class ContactIn(BaseModel):
     preferred_language: Literal[tuple(LANGUAGES)] | None = None
 
 
+class ContactChange(ContactIn):
+    """A contact's fields as a change takes them: only what changes."""
+
+    full_name: str | None = Field(None, max_length=191)
+    roles: list[Literal[CONTACT_ROLES]] | None = Field(None, max_length=3)
+
+
 class ClientQuery(ListQuery):
     status: Literal[STATUSES] | None = None
     external_id: str | None = Field(None, max_length=64)
@@ -356,6 +363,41 @@ def add_contact(client_id: int, body: ContactIn):
     return Answer(_contact_out(contact), status=201)
 
 
+def _contact_of(client_id: int, contact_id: int) -> Contact:
+    contact = services.get_contact(db.session, _found(client_id), contact_id)
+    if contact is None:
+        raise Problem(404, "not_found", "This client has no contact with this id.")
+    return contact
+
+
+@operation(
+    "PATCH",
+    "/clients/<int:client_id>/contacts/<int:contact_id>",
+    summary="Change a contact",
+    tag="clients",
+    scope="clients:write",
+    body=ContactChange,
+    response=ContactOut,
+    conditional=True,
+)
+def update_contact(client_id: int, contact_id: int, body: ContactChange):
+    """Only the fields sent change; the contact is checked whole, as the page checks it."""
+    contact = _contact_of(client_id, contact_id)
+    current = _contact_out(contact)
+    require_match(current)
+    changes = body.model_dump(exclude_unset=True)
+    merged = {key: getattr(current, key) for key in ContactIn.model_fields if key != "roles"} | {
+        key: value for key, value in changes.items() if key != "roles"
+    }
+    raw = {key: "" if value is None else str(value) for key, value in merged.items()}
+    raw["roles"] = changes.get("roles") if changes.get("roles") is not None else current.roles
+    try:
+        services.save_contact(db.session, contact.client, raw, g.api_caller.tenant.country, contact)
+    except services.ClientError as error:
+        raise invalid(422, error.errors, _rule_code) from None
+    return Answer(_contact_out(contact))
+
+
 @operation(
     "DELETE",
     "/clients/<int:client_id>/contacts/<int:contact_id>",
@@ -365,8 +407,6 @@ def add_contact(client_id: int, body: ContactIn):
     status=204,
 )
 def delete_contact(client_id: int, contact_id: int):
-    contact = services.get_contact(db.session, _found(client_id), contact_id)
-    if contact is None:
-        raise Problem(404, "not_found", "This client has no contact with this id.")
+    contact = _contact_of(client_id, contact_id)
     services.delete_contact(db.session, contact)
     return Answer(None)
