@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.api import services as api_services
 from app.api.models import SCOPES, ApiKey
+from app.audit.models import AuditEntry
 from app.clients.models import Client
 from app.core.events import DomainEvent
 from tests.helpers import csrf_token_from, tenant_session
@@ -387,6 +388,12 @@ def test_admins_make_a_key_shown_once_and_revoke_it(client, workspace, login, db
     listing = client.get(f"/t/{tenant.slug}/settings/api-keys/")
     assert secret not in listing.text and "ERP export" in listing.text
     key = db_session.scalar(select(ApiKey).where(ApiKey.tenant_id == tenant.id))
+    made_entry = tenant_session(db_session, tenant).scalar(
+        select(AuditEntry).where(AuditEntry.entity == "api_keys", AuditEntry.action == "insert")
+    )
+    assert made_entry.actor_user_id == owner.id
+    assert made_entry.changes["name"][1] == "ERP export"
+    assert key.secret_digest not in str(made_entry.changes)
     client.post(
         f"/t/{tenant.slug}/settings/api-keys/{key.id}/revoke",
         data={"csrf_token": csrf_token_from(listing.text)},
