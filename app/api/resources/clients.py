@@ -112,6 +112,21 @@ class ClientIn(BaseModel):
 
 
 class NewClient(ClientIn):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "full_name": "Acme Industries Private Limited",
+                    "short_name": "Acme",
+                    "location": "local",
+                    "payment_terms": "net",
+                    "payment_days": 30,
+                }
+            ]
+        },
+    )
+
     full_name: str = Field(max_length=TEXT_LIMITS["full_name"])
     short_name: str = Field(max_length=TEXT_LIMITS["short_name"])
     location: Literal["local", "foreign"]
