@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run tally-agent test bench lint imports audit browser system-packages clean
+.PHONY: run tally-agent test fuzz bench lint imports audit browser system-packages clean
 
 $(STAMP): pyproject.toml agent/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Duebook needs Python 3.11 or newer")'
@@ -36,6 +36,11 @@ tally-agent: $(STAMP)
 ## PostgreSQL, Redis, SMTP and chromium; pytest's last line gives the suite's time.
 test: $(STAMP) browser system-packages imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make fuzz: the API against its OpenAPI document in full (Schemathesis, 200 examples of each
+## operation's valid and invalid input, random each run; `make test` runs a few, fixed).
+fuzz: $(STAMP) system-packages
+	API_FUZZ_EXAMPLES=$${API_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/test_api_fuzz.py -q
 
 ## make bench: the benchmarks in bench/, each printing product figure, baseline and ratio.
 bench: $(STAMP) system-packages

@@ -73,6 +73,12 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.aging.views import blueprint as aging
+    from app.api.resources import clients as api_clients  # noqa: F401  (declares its routes)
+    from app.api.resources import events as api_events  # noqa: F401
+    from app.api.resources import money as api_money  # noqa: F401
+    from app.api.rest import blueprint as api
+    from app.api.views import blueprint as api_keys
+    from app.api.views import reference as api_reference
     from app.audit.views import blueprint as audit
     from app.auth.views import blueprint as auth
     from app.banking.views import blueprint as banking
@@ -158,6 +164,8 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     for blueprint in (calendars, calendar_callbacks, calendar_feed):
         app.register_blueprint(blueprint)
+    for blueprint in (api, api_keys, api_reference):
+        app.register_blueprint(blueprint)
 
 
 def register_area_hooks(app: Flask) -> None:
@@ -217,6 +225,14 @@ def register_errorhandlers(app: Flask) -> None:
 
     def render_error(error):
         code = getattr(error, "code", 500) or 500
+        if request.path.startswith("/api/v1/"):
+            # An address under the API that no operation has (or a server error): a problem
+            # document, as the API's other answers, never an HTML page.
+            from app.api.rest import http_problem
+
+            if code == 500:
+                db.session.rollback()
+            return http_problem(error)
         title, text = messages.get(code, messages[500])
         if isinstance(error, request_input.UnsavableCharacter):
             title, text = error.title, error.text

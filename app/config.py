@@ -146,6 +146,8 @@ def from_environment() -> dict:
         "RATELIMIT_STORAGE_URI": redis_url,
         "RATELIMIT_KEY_PREFIX": "duebook-limits",
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Calls of the API per key (app.api.rest): past it, 429 with Retry-After.
+        "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "600 per minute"),
         # Log-in attempts: from one browser or address at one account (all attempts); failed
         # ones from one address at any account (spraying); failed ones at one account from
         # browsers that never logged in to it (guessing from many addresses). A browser that

@@ -1,6 +1,7 @@
 """Every model, imported once so that both metadata collections are complete."""
 
 from app.aging.models import AgingEntry, AgingSales, AgingSnapshot, AgingState, AgingSummary
+from app.api.models import ApiIdempotentRequest, ApiKey
 from app.audit.models import AuditEntry
 from app.auth.models import PendingSignup
 from app.banking.models import BankAccount, BankingSettings, StatementImport, StatementLine
@@ -78,6 +79,8 @@ __all__ = [
     "CalendarEntryVersion",
     "CalendarFeed",
     "CalendarPushedEvent",
+    "ApiIdempotentRequest",
+    "ApiKey",
     "BankAccount",
     "BankingSettings",
     "StatementImport",

@@ -10,6 +10,7 @@ import traceback
 from bench import (
     accounting,
     aging,
+    api,
     bank_matching,
     clients_import,
     clients_list,
@@ -66,6 +67,7 @@ BENCHMARKS = {
     "accounting_fault_drill": accounting.run_fault_drill,
     "tally_pull": tally.run_pull,
     "tally_push_drill": tally.run_push_drill,
+    "api_lists": api.run,
 }
 
 

@@ -95,7 +95,12 @@ RECORD_ARGS = (
     "statement_line_id",
     "sync_run_id",
     "conflict_id",
+    "api_key_id",
 )
+# The JSON API takes no workspace in its address: its key names the workspace. Its operations
+# are walked with another workspace's key by tests/test_api_isolation.py (every operation of
+# the OpenAPI document); here their arguments must still be known ones.
+KEY_ADDRESSED_PREFIX = "/api/v1/"
 
 
 def _draft_invoice_of(session, client_id):
@@ -278,6 +283,11 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     records["gateway_event_id"] = _parked_event_of(session)
     records.update(_banking_records_of(session))
     session.close()
+    from app.api import services as api_services
+
+    key, _ = api_services.create_key(db_session, tenant.id, "Key of A", ["clients:read"], owner.id)
+    db_session.commit()
+    records["api_key_id"] = key.id
     return records
 
 
@@ -552,7 +562,7 @@ def _urls_for(app, values_for) -> list[tuple[str, str, str]]:
             f"route {rule.rule} has arguments {unknown} the isolation walk does "
             f"not know: add them to RECORD_ARGS or NON_RECORD_ARGS"
         )
-        if not args & set(RECORD_ARGS):
+        if not args & set(RECORD_ARGS) or rule.rule.startswith(KEY_ADDRESSED_PREFIX):
             continue
         values = values_for(args)
         if values is None:
@@ -644,6 +654,9 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     assert (member.role, member.active) == ("finance", True)
     invitation = db_session.get(Invitation, a["invitation_id"], populate_existing=True)
     assert invitation.revoked_at is None
+    from app.api.models import ApiKey
+
+    assert db_session.get(ApiKey, a["api_key_id"], populate_existing=True).revoked_at is None
 
 
 def test_the_public_pay_routes_show_nothing_to_a_forged_or_crossed_token(

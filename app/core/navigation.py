@@ -159,6 +159,7 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
                 _blueprint("integrations"),
             ),
             NavLink("sync.index", "Accounting sync", ("integrations.manage",), _blueprint("sync")),
+            NavLink("api_keys.index", "API keys", ("settings.manage",), _blueprint("api_keys")),
             NavLink(
                 "clients.industries",
                 "Industries",

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    DateTime,
+    Identity,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tenants.base import SharedModel, utcnow_column
+
+# What a key may do, per area: reading, and (where the API changes that area) writing.
+SCOPES = {
+    "clients:read": "Read clients and their contacts",
+    "clients:write": "Create, change and delete clients and their contacts",
+    "invoices:read": "Read invoices, their lines and PDFs",
+    "payments:read": "Read payments and their allocations",
+    "events:read": "Read the workspace's events",
+}
+
+
+class ApiKey(SharedModel):
+    """A workspace's key for the API. Shared, like ProviderAccount: a request's key finds its
+    workspace before any tenant is bound. Only the key's SHA-256 digest is kept; the key is
+    shown once, when it is made."""
+
+    __tablename__ = "api_keys"
+    __audited__ = True  # made and revoked by admins: the workspace's audit log shows it
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # The key's first characters, shown in the list so a person can tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    secret_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = utcnow_column()
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def audit_subject(self) -> str:
+        return "settings:api-keys"
+
+
+class ApiIdempotentRequest(SharedModel):
+    """The first answer to a POST that carried an Idempotency-Key, written in the transaction
+    of what the POST did: the same key and body get this answer again, and the unique
+    constraint makes two racing requests with one key do the work once."""
+
+    __tablename__ = "api_idempotent_requests"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(BigInteger)
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    request_digest: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = utcnow_column()
+
+    __table_args__ = (UniqueConstraint("api_key_id", "idempotency_key"),)

@@ -1,0 +1,98 @@
+"""The API's isolation walk: every operation of the OpenAPI document, called with another
+workspace's key and this workspace's ids, finds nothing (404) and changes nothing; every list
+read with that key shows none of this workspace's records, whatever its filters name."""
+
+from __future__ import annotations
+
+import re
+
+from app.api import services as api_services
+from app.api.models import SCOPES
+from app.clients.models import Client, Contact
+from tests.helpers import tenant_session
+
+BODIES = {
+    ("post", "/api/v1/clients/{client_id}/contacts"): {
+        "full_name": "Intruder",
+        "email": "intruder@example.com",
+    },
+    ("patch", "/api/v1/clients/{client_id}"): {"city": "Elsewhere"},
+    ("patch", "/api/v1/clients/{client_id}/contacts/{contact_id}"): {"job_title": "Intruder"},
+}
+
+
+def test_another_workspaces_key_reaches_nothing_by_any_id(
+    client,
+    db_session,
+    make_tenant,
+    make_user,
+    make_client,
+    make_contact,
+    make_invoice,
+    make_payment,
+):
+    owner_a, owner_b = make_user(), make_user()
+    tenant_a = make_tenant(owner=owner_a, region="27")
+    tenant_b = make_tenant(owner=owner_b, region="27")
+    session = tenant_session(db_session, tenant_a)
+    buyer = make_client(session)
+    contact = make_contact(session, buyer)
+    invoice = make_invoice(session, tenant_a, buyer)
+    payment = make_payment(session, buyer, "100.00", allocate_to=[invoice])
+    session.commit()
+    a_ids = {
+        "client_id": buyer.id,
+        "contact_id": contact.id,
+        "invoice_id": invoice.id,
+        "payment_id": payment.id,
+    }
+    keys = {}
+    for name, tenant, owner in (("a", tenant_a, owner_a), ("b", tenant_b, owner_b)):
+        _, secret = api_services.create_key(
+            db_session, tenant.id, f"Key of {name}", sorted(SCOPES), owner.id
+        )
+        keys[name] = {"Authorization": f"Bearer {secret}", "If-Match": "*"}
+    db_session.commit()
+
+    document = client.get("/api/v1/openapi.json").json
+    walked = 0
+    for path, operations in document["paths"].items():
+        names = re.findall(r"{(\w+)}", path)
+        url = path.format(**{name: a_ids[name] for name in names})
+        for method in operations:
+            body = BODIES.get((method, path))
+            if not names:
+                continue  # the lists: below
+            # The walk can tell: A's own key reads A's records by these ids.
+            if method == "get":
+                assert client.get(url, headers=keys["a"]).status_code == 200, url
+            answer = client.open(url, method=method, json=body, headers=keys["b"])
+            assert answer.status_code == 404, f"{method.upper()} {url}: {answer.status_code}"
+            assert answer.mimetype == "application/problem+json"
+            walked += 1
+    assert walked == sum(
+        1 for path, operations in document["paths"].items() if "{" in path for _ in operations
+    )
+
+    lists = [
+        path
+        for path, operations in document["paths"].items()
+        if "get" in operations
+        and "{" not in path
+        and "next_cursor" in str(operations["get"]["responses"]["200"])
+    ]
+    assert {"/api/v1/clients", "/api/v1/invoices", "/api/v1/payments", "/api/v1/events"} <= set(
+        lists
+    )
+    for path in lists:
+        params = {"client_id": buyer.id} if path in ("/api/v1/invoices", "/api/v1/payments") else {}
+        own = client.get(path, query_string=params, headers=keys["a"]).json["data"]
+        assert own, f"{path}: A's own key lists A's records"
+        assert client.get(path, query_string=params, headers=keys["b"]).json["data"] == [], path
+
+    session = tenant_session(db_session, tenant_a)
+    assert session.get(Client, buyer.id).deleted_at is None
+    assert session.get(Client, buyer.id).city is None
+    assert session.get(Contact, contact.id).deleted_at is None
+    assert session.get(Contact, contact.id).job_title is None
+    assert len(session.get(Client, buyer.id).contacts) == 1
