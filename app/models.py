@@ -61,6 +61,7 @@ from app.sync.models import (
     SyncRun,
     SyncState,
 )
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tenants.base import SharedModel, TenantModel
 from tenants.models import Invitation, LoginSession, Membership, Tenant, User
 
@@ -143,6 +144,9 @@ __all__ = [
     "TenantTemplateItem",
     "TenantTemplateVersion",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WorkspaceSettings",
     "shared_metadata",
     "tenant_metadata",

@@ -16,5 +16,6 @@ def load_jobs() -> None:
         notices,
         sync,
         tasks,
+        webhooks,
         whatsapp,
     )

@@ -23,6 +23,7 @@ from jobs.tasks import (
     sweep_invoice_pdfs_all,
     sweep_outbox,
 )
+from jobs.webhooks import sweep_webhooks_all
 from jobs.whatsapp import sync_whatsapp_templates_all
 
 SCHEDULE = [
@@ -66,6 +67,9 @@ SCHEDULE = [
     # Every 5 minutes: domain events to their consumers (webhooks, the API's feeds) in every
     # workspace, for whatever a lost hand-over left behind; normally each commit hands over.
     (deliver_events_all, 300),
+    # Every minute: webhook deliveries whose retry fell due (the schedule starts at 5 s, so the
+    # first retries wait for this sweep), and sends a lost hand-over or a dead worker left.
+    (sweep_webhooks_all, 60),
 ]
 
 

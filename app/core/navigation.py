@@ -153,6 +153,7 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
                 _blueprint("integrations"),
             ),
             NavLink("sync.index", "Accounting sync", ("integrations.manage",), _blueprint("sync")),
+            NavLink("webhooks.index", "Webhooks", ("integrations.manage",), _blueprint("webhooks")),
             NavLink(
                 "clients.industries",
                 "Industries",

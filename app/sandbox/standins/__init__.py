@@ -1,6 +1,6 @@
 """Local stand-ins for the messaging providers (WhatsApp Cloud API, MSG91, Twilio) and the
 payment gateways (Razorpay, Stripe) and the accounting books (Xero, QuickBooks Online, Zoho
-Books, TallyPrime).
+Books, TallyPrime), and a receiver of the outbound webhooks Duebook itself sends.
 
 They follow each provider's published contract (see each module's docstring and
 the shared reference providers.md §1 and §7), bind 127.0.0.1 only, and serve tests, the
@@ -15,6 +15,7 @@ from .razorpay import RazorpayStandin
 from .stripe import StripeStandin, stripe_signature
 from .tally import TallyStandin
 from .twilio import TwilioStandin, twilio_signature
+from .webhook_receiver import WebhookReceiverStandin
 from .whatsapp import WhatsAppStandin, hub_signature, verify_webhook
 from .xero import XeroStandin, xero_signature
 from .zoho_books import ZohoBooksStandin
@@ -29,6 +30,7 @@ STANDINS = {
     "quickbooks": QuickBooksStandin,
     "xero": XeroStandin,
     "tally": TallyStandin,
+    "webhook_receiver": WebhookReceiverStandin,
 }
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "StripeStandin",
     "TallyStandin",
     "TwilioStandin",
+    "WebhookReceiverStandin",
     "WhatsAppStandin",
     "ZohoBooksStandin",
     "XeroStandin",

@@ -10,6 +10,7 @@
     python -m app.sandbox.standins quickbooks --port 9107 --seed demo --customers 100 --invoices 500
     python -m app.sandbox.standins xero --port 9108 --seed demo --webhook-url http://127.0.0.1:5000/hooks/accounting/xero
     python -m app.sandbox.standins tally --port 9000 --seed demo --ledgers 5000 --vouchers 20000
+    python -m app.sandbox.standins webhook_receiver --port 9109 --secret whsec_X --failure-ratio .5
 
 The first line on stdout is the base URL (for scripts); a description goes to stderr.
 """
@@ -140,6 +141,13 @@ def _parser() -> argparse.ArgumentParser:
     tally.add_argument("--seed", choices=["demo"], help="load the demo company's books")
     tally.add_argument("--ledgers", type=int, default=0, help="bulk debtors (benchmarks)")
     tally.add_argument("--vouchers", type=int, default=0, help="bulk sales vouchers (benchmarks)")
+    receiver = sub.add_parser(
+        "webhook_receiver", parents=[common], help="a receiver of Standard Webhooks"
+    )
+    receiver.add_argument("--secret", help="the whsec_ secret signatures are checked with")
+    receiver.add_argument(
+        "--failure-ratio", type=float, default=0.0, help="share of POSTs answered 500"
+    )
     return parser
 
 
@@ -209,6 +217,8 @@ def build(args: argparse.Namespace):
             write_faults=args.write_faults,
             **common,
         )
+    if args.provider == "webhook_receiver":
+        return cls(secret=args.secret, failure_ratio=args.failure_ratio, **common)
     if args.provider == "tally":
         return cls(seed=args.seed, seed_ledgers=args.ledgers, seed_vouchers=args.vouchers, **common)
     if args.provider == "razorpay":
