@@ -194,10 +194,17 @@ def rotate_secret(session: Session, endpoint: WebhookEndpoint) -> None:
 
 
 def enable(session: Session, endpoint: WebhookEndpoint) -> None:
-    """Deliveries waiting for it (kept while it was disabled) go out again."""
+    """Deliveries waiting for it (kept while it was disabled, or waiting for a retry) go out
+    now: the admin enabling it says the receiver is fixed."""
     endpoint.status, endpoint.disabled_reason, endpoint.disabled_at = "enabled", None, None
     endpoint.consecutive_failures, endpoint.failing_since = 0, None
     session.flush()
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint.id, WebhookDelivery.status == "pending")
+        .values(next_attempt_at=func.least(WebhookDelivery.next_attempt_at, datetime.now(UTC))),
+        execution_options={"synchronize_session": False},
+    )
     _hand_over_sending(session, endpoint.id)
 
 
