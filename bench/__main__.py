@@ -30,6 +30,7 @@ from bench import (
     provision,
     sweep,
     webhook_storm,
+    webhooks,
     worker,
 )
 from bench.common import bench_environment
@@ -59,6 +60,7 @@ BENCHMARKS = {
     "load": load.run,
     "pay_page": pay_page.run,
     "webhook_storm": webhook_storm.run,
+    "webhook_fanout": webhooks.run,
     "bank_matching": bank_matching.run,
     "accounting_first_sync": accounting.run_first_sync,
     "accounting_incremental": accounting.run_incremental,

@@ -20,9 +20,23 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    String,
+    cast,
+    column,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+    values,
+)
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from app.core import outbound
 from app.core.crypto import decrypt_secrets, encrypt_secrets
@@ -281,9 +295,9 @@ def add_deliveries(session: Session, events: Sequence[DomainEvent]) -> None:
         return
     added = session.execute(
         pg_insert(WebhookDelivery)
-        .values(rows)
         .on_conflict_do_nothing(constraint="uq_webhook_deliveries_endpoint_event")
-        .returning(WebhookDelivery.endpoint_id)
+        .returning(WebhookDelivery.endpoint_id),
+        rows,
     ).scalars()
     for endpoint_id in sorted(set(added)):
         _hand_over_sending(session, endpoint_id)
@@ -337,32 +351,35 @@ def send_due(session: Session, endpoint_id: int, budget_seconds: float = SEND_BU
 
 
 def _claim(session: Session, endpoint_id: int, limit: int) -> list[tuple[int, str, int]]:
-    """Due deliveries of the endpoint with no earlier delivery of the same subject still
-    pending (order per resource), claimed for CLAIM_LEASE and committed: (id, body, attempts)
-    in id order. Two workers never claim the same row (SKIP LOCKED and the claim's time)."""
+    """Due deliveries of the endpoint that are the earliest still pending of their subject
+    (order per resource), claimed for CLAIM_LEASE and committed: (id, body, attempts) in id
+    order. Two workers never claim the same row: the update checks the claim again on the row
+    it locked, so the second finds it taken and leaves it."""
     now = datetime.now(UTC)
-    earlier = aliased(WebhookDelivery)
+    free = or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now)
+    heads = (
+        select(WebhookDelivery.id, WebhookDelivery.next_attempt_at, WebhookDelivery.claimed_until)
+        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending")
+        .order_by(WebhookDelivery.subject, WebhookDelivery.id)
+        .ext(distinct_on(WebhookDelivery.subject))
+        .subquery()
+    )
     due = (
-        select(WebhookDelivery.id)
+        select(heads.c.id)
         .where(
-            WebhookDelivery.endpoint_id == endpoint_id,
-            WebhookDelivery.status == "pending",
-            WebhookDelivery.next_attempt_at <= now,
-            or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
-            ~exists().where(
-                earlier.endpoint_id == WebhookDelivery.endpoint_id,
-                earlier.subject == WebhookDelivery.subject,
-                earlier.status == "pending",
-                earlier.id < WebhookDelivery.id,
-            ),
+            heads.c.next_attempt_at <= now,
+            or_(heads.c.claimed_until.is_(None), heads.c.claimed_until < now),
         )
-        .order_by(WebhookDelivery.id)
+        .order_by(heads.c.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
     )
     rows = session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(due.scalar_subquery()))
+        .where(
+            WebhookDelivery.id.in_(due.scalar_subquery()),
+            WebhookDelivery.status == "pending",
+            free,
+        )
         .values(claimed_until=now + CLAIM_LEASE)
         .returning(WebhookDelivery.id, WebhookDelivery.body, WebhookDelivery.attempts),
         execution_options={"synchronize_session": False},
@@ -425,7 +442,6 @@ def _record(session: Session, endpoint_id: int, sent: list[_Sent], claimed_ids: 
         change = {
             "id": each.delivery_id,
             "attempts": each.attempt,
-            "claimed_until": None,
             "last_status": outcome.status,
             "last_error": None,
             "status": "delivered",
@@ -442,7 +458,21 @@ def _record(session: Session, endpoint_id: int, sent: list[_Sent], claimed_ids: 
                 next_attempt_at=now + timedelta(seconds=delay or 0),
             )
         changes.append(change)
-    session.execute(update(WebhookDelivery), changes)
+    changed = values(*(column(name, kind) for name, kind in _CHANGED.items()), name="changed").data(
+        [tuple(change[name] for name in _CHANGED) for change in changes]
+    )
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == changed.c.id)
+        .values(
+            claimed_until=None,
+            # A column whose first value is NULL is text to PostgreSQL unless cast.
+            **{
+                name: cast(changed.c[name], kind) for name, kind in _CHANGED.items() if name != "id"
+            },
+        ),
+        execution_options={"synchronize_session": False},
+    )
     tried = {each.delivery_id for each in sent}
     untried = [i for i in claimed_ids if i not in tried]
     if untried:
@@ -454,6 +484,18 @@ def _record(session: Session, endpoint_id: int, sent: list[_Sent], claimed_ids: 
         )
     _count_failures(session, endpoint_id, [each.outcome for each in sent], now)
     session.commit()
+
+
+# The columns of a delivery an attempt changes, in the order of the VALUES list.
+_CHANGED = {
+    "id": BigInteger(),
+    "attempts": Integer(),
+    "last_status": Integer(),
+    "last_error": String(),
+    "status": String(),
+    "delivered_at": DateTime(timezone=True),
+    "next_attempt_at": DateTime(timezone=True),
+}
 
 
 def _status_error(status: int | None) -> str:
