@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import random
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,18 +21,13 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import (
-    BigInteger,
     DateTime,
-    Integer,
-    String,
-    cast,
-    column,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -62,8 +57,11 @@ DISABLE_AFTER_FAILURES = 100
 DISABLE_AFTER_FAILING = timedelta(hours=24)
 # A rotated-out secret keeps signing this long, so receivers can switch without losing one.
 OLD_SECRET_SIGNS_FOR = timedelta(hours=24)
-CLAIM_BATCH = 100
-CLAIM_LEASE = timedelta(minutes=5)  # longer than a batch can take (100 x the timeouts)
+CLAIM_BATCH = 500
+CLAIM_LEASE = timedelta(minutes=5)
+# A batch stops being sent this long after its claim (the rest is let go for the next claim),
+# well inside the lease: a slow receiver never outlives its claim.
+BATCH_SECONDS = 60
 SEND_BUDGET_SECONDS = 60  # a job sends this long, then hands the rest to the next job
 URL_MAX_LENGTH = 2000
 DESCRIPTION_MAX_LENGTH = 255
@@ -338,10 +336,11 @@ def send_due(session: Session, endpoint_id: int, budget_seconds: float = SEND_BU
             if not claimed:
                 return made
             sent: list[_Sent] = []
+            batch_ends = time.monotonic() + BATCH_SECONDS
             for delivery_id, body, attempts in claimed:
                 sent.append(_post(client, url, signing, delivery_id, attempts + 1, body))
-                if sent[-1].outcome.status == 410:
-                    break  # the receiver is gone: the rest of the batch is not tried
+                if sent[-1].outcome.status == 410 or time.monotonic() > batch_ends:
+                    break  # the receiver is gone, or slow: the rest waits for the next claim
             _record(session, endpoint_id, sent, [row[0] for row in claimed])
             made += len(sent)
             if time.monotonic() > deadline:
@@ -404,11 +403,12 @@ def _post(client, url: str, signing: list[str], delivery_id: int, attempt: int, 
 
 
 def next_attempt_delay(attempt: int, retry_after: str | None = None) -> float | None:
-    """Seconds until the attempt after attempt number `attempt` failed; None when the schedule
-    is spent. A receiver's Retry-After (seconds) is honoured when it asks for longer."""
+    """Seconds until the attempt after attempt number `attempt` failed (before the jitter
+    `_record` adds); None when the schedule is spent. A receiver's Retry-After (seconds) is
+    honoured when it asks for longer."""
     if attempt > len(RETRY_SCHEDULE):
         return None
-    delay = RETRY_SCHEDULE[attempt - 1] * (1 + random.random() / 10)
+    delay = float(RETRY_SCHEDULE[attempt - 1])
     if retry_after and retry_after.strip().isdigit():
         delay = max(delay, min(int(retry_after.strip()), RETRY_AFTER_CAP))
     return delay
@@ -436,43 +436,39 @@ def _record(session: Session, endpoint_id: int, sent: list[_Sent], claimed_ids: 
             for each in sent
         ],
     )
-    changes = []
+    # One UPDATE per kind of outcome (usually one or two a batch): the deliveries that went,
+    # and those failing the same way at the same point of the schedule.
+    groups: dict[tuple, list[int]] = defaultdict(list)
     for each in sent:
         outcome = each.outcome
-        change = {
-            "id": each.delivery_id,
-            "attempts": each.attempt,
-            "last_status": outcome.status,
-            "last_error": None,
-            "status": "delivered",
-            "delivered_at": now,
-            "next_attempt_at": now,
-        }
-        if not outcome.delivered:
+        if outcome.delivered:
+            key = ("delivered", outcome.status, None, None)
+        else:
             retry_after = (outcome.headers or {}).get("retry-after")
             delay = next_attempt_delay(each.attempt, retry_after)
-            change.update(
-                last_error=(outcome.error or _status_error(outcome.status))[:255],
-                status="failed" if delay is None else "pending",
-                delivered_at=None,
-                next_attempt_at=now + timedelta(seconds=delay or 0),
+            error = (outcome.error or _status_error(outcome.status))[:255]
+            key = ("failed" if delay is None else "pending", outcome.status, error, delay)
+        groups[key].append(each.delivery_id)
+    for (status, last_status, last_error, delay), ids in groups.items():
+        change = {
+            "status": status,
+            "attempts": WebhookDelivery.attempts + 1,
+            "last_status": last_status,
+            "last_error": last_error,
+            "claimed_until": None,
+        }
+        if status == "delivered":
+            change["delivered_at"] = now
+        if delay is not None:
+            # Each stretched by up to 10 %, so that deliveries failing together do not all
+            # come back together.
+            change["next_attempt_at"] = literal(now, DateTime(timezone=True)) + func.make_interval(
+                0, 0, 0, 0, 0, 0, delay * (1 + func.random() / 10)
             )
-        changes.append(change)
-    changed = values(*(column(name, kind) for name, kind in _CHANGED.items()), name="changed").data(
-        [tuple(change[name] for name in _CHANGED) for change in changes]
-    )
-    session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == changed.c.id)
-        .values(
-            claimed_until=None,
-            # A column whose first value is NULL is text to PostgreSQL unless cast.
-            **{
-                name: cast(changed.c[name], kind) for name, kind in _CHANGED.items() if name != "id"
-            },
-        ),
-        execution_options={"synchronize_session": False},
-    )
+        session.execute(
+            update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(change),
+            execution_options={"synchronize_session": False},
+        )
     tried = {each.delivery_id for each in sent}
     untried = [i for i in claimed_ids if i not in tried]
     if untried:
@@ -484,18 +480,6 @@ def _record(session: Session, endpoint_id: int, sent: list[_Sent], claimed_ids: 
         )
     _count_failures(session, endpoint_id, [each.outcome for each in sent], now)
     session.commit()
-
-
-# The columns of a delivery an attempt changes, in the order of the VALUES list.
-_CHANGED = {
-    "id": BigInteger(),
-    "attempts": Integer(),
-    "last_status": Integer(),
-    "last_error": String(),
-    "status": String(),
-    "delivered_at": DateTime(timezone=True),
-    "next_attempt_at": DateTime(timezone=True),
-}
 
 
 def _status_error(status: int | None) -> str:
