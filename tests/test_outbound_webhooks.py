@@ -567,3 +567,21 @@ def test_the_sandbox_receiver_checks_signatures_and_shows_what_it_got():
             page = http.get(standin.url).text
         assert page.index("msg_2") < page.index("msg_1")  # newest first
         assert "INVALID" in page and "valid" in page and "client.created" in page
+
+
+def test_the_demo_workspace_is_connected_to_the_sandbox_receiver_wherever_it_runs(
+    app, db_session, make_tenant
+):
+    from app.sandbox.providers import connect_demo_webhook_receiver
+    from app.sandbox.standins.webhook_receiver import DEMO_SECRET
+
+    tenant = make_tenant()
+    with app.app_context():
+        session = tenant_session(db_session, tenant)
+        connect_demo_webhook_receiver(session, "http://127.0.0.1:40001/duebook", 1)
+        connect_demo_webhook_receiver(session, "http://127.0.0.1:40002/duebook", 1)  # next run
+        session.commit()
+        [endpoint] = session.scalars(select(WebhookEndpoint)).all()
+        assert endpoint.url == "http://127.0.0.1:40002/duebook"
+        assert endpoint.event_types is None and endpoint.status == "enabled"
+        assert services.current_secret(endpoint) == DEMO_SECRET
