@@ -26,6 +26,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from flask import has_app_context
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -200,6 +201,11 @@ def _delivery_jobs(tenant_ids: list[int]) -> list[Work]:
     and not started yet (it will see these events too)."""
     works = []
     for tenant_id in sorted(set(tenant_ids)):
+        if not has_app_context():
+            # A commit outside the app (a script): hand_over_now logs the job and leaves the
+            # events to the sweeper; there is no Redis to ask.
+            works.append(Work("deliver_events", tenant_id=tenant_id))
+            continue
         try:
             fresh = redis_connection().set(_queued_key(tenant_id), 1, nx=True, ex=300)
         except HAND_OVER_FAILURES:
