@@ -106,10 +106,14 @@ def _read_some(response: httpx.Response) -> bytes:
     return bytes(kept[:RESPONSE_BODY_LIMIT])
 
 
-def _connection_error(exc: Exception) -> str:
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, outbound.DestinationRefused) or "refused destination" in str(exc):
+def _connection_error(exc: BaseException) -> str:
+    causes = []
+    while exc is not None and len(causes) < 10:
+        causes.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    refusal = next((c for c in causes if isinstance(c, outbound.DestinationRefused)), None)
+    if refusal is not None:
+        if "cannot resolve" in str(refusal):
+            return "The host name does not resolve"
         return "Refused: the address is private or local"
-    if "cannot resolve" in str(exc):
-        return "The host name does not resolve"
-    return f"Could not connect: {type(exc).__name__}"
+    return f"Could not connect: {type(causes[0]).__name__}"

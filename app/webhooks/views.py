@@ -161,8 +161,12 @@ def rotate_secret(webhook_endpoint_id):
 @blueprint.post("/<int:webhook_endpoint_id>/test")
 @require_permission("integrations.manage")
 def send_test(webhook_endpoint_id):
-    services.send_test(db.session, _endpoint_or_404(webhook_endpoint_id), current_user.id)
-    toast("Test event sent. It shows in the log below once it has been delivered.")
+    endpoint = _endpoint_or_404(webhook_endpoint_id)
+    services.send_test(db.session, endpoint, current_user.id)
+    if endpoint.status == "enabled":
+        toast("Test event sent. It shows in the log below once it has been delivered.")
+    else:
+        toast("Test event made. It goes out when you enable the endpoint.", "info")
     return redirect(url_for("webhooks.show", webhook_endpoint_id=webhook_endpoint_id), 303)
 
 
