@@ -122,6 +122,7 @@ def register_blueprints(app: Flask) -> None:
     from app.sync.views import callbacks as sync_callbacks
     from app.sync.views import hooks as sync_hooks
     from app.team.views import blueprint as team
+    from app.webhooks.views import blueprint as webhooks
 
     for blueprint in (messages, notifications, ops):
         app.register_blueprint(blueprint)
@@ -166,6 +167,7 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     for blueprint in (api, api_keys, api_reference):
         app.register_blueprint(blueprint)
+    app.register_blueprint(webhooks)
 
 
 def register_area_hooks(app: Flask) -> None:
@@ -186,6 +188,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.payments import hooks as payments_hooks
     from app.projects import hooks as projects_hooks
     from app.sync import hooks as sync_hooks
+    from app.webhooks import hooks as webhooks_hooks
 
     for hooks in (
         event_sources,
@@ -202,6 +205,7 @@ def register_area_hooks(app: Flask) -> None:
         paylinks_hooks,
         sync_hooks,
         calendars_hooks,
+        webhooks_hooks,
     ):
         hooks.init_app(app)
 

@@ -283,6 +283,13 @@ def from_environment() -> dict:
         "TALLY_PAGE_WAIT_SECONDS": float(os.environ.get("TALLY_PAGE_WAIT_SECONDS", "20")),
         # make run's stand-in Tally, shown on the Tally page in the sandbox (the agent calls it).
         "TALLY_STANDIN_URL": os.environ.get("TALLY_STANDIN_URL") or None,
+        # Outbound webhooks: seconds to connect to a workspace's receiver and to wait for each
+        # read of its answer (Standard Webhooks suggests 15-30 s in all; tests shorten them).
+        "WEBHOOK_CONNECT_SECONDS": float(os.environ.get("WEBHOOK_CONNECT_SECONDS", "5")),
+        "WEBHOOK_READ_SECONDS": float(os.environ.get("WEBHOOK_READ_SECONDS", "10")),
+        # make run's sandbox webhook receiver (app/sandbox/standins/webhook_receiver.py): the
+        # demo workspace's endpoint for every event points at it.
+        "WEBHOOK_RECEIVER_URL": os.environ.get("WEBHOOK_RECEIVER_URL") or None,
         # Seconds a Xero call may take before the page is left for the next run.
         "XERO_TIMEOUT_SECONDS": float(os.environ.get("XERO_TIMEOUT_SECONDS", "30")),
         # The daily gateway reconciliation reads from the start of this many days ago (1:

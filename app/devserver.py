@@ -666,6 +666,8 @@ def run() -> int:
             f"http://127.0.0.1:{port}/sandbox/inbox)   Ctrl-C stops everything.\n",
             flush=True,
         )
+        if env.get("WEBHOOK_RECEIVER_URL"):
+            print(f"  Webhooks received: {env['WEBHOOK_RECEIVER_URL']}\n", flush=True)
         while all(child.poll() is None for _, child in children):
             time.sleep(0.5)
         stopped = [name for name, child in children if child.poll() is not None]

@@ -68,6 +68,7 @@ from app.sync.models import (
     SyncRun,
     SyncState,
 )
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tenants.base import SharedModel, TenantModel
 from tenants.models import Invitation, LoginSession, Membership, Tenant, User
 
@@ -156,6 +157,9 @@ __all__ = [
     "TenantTemplateItem",
     "TenantTemplateVersion",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WorkspaceSettings",
     "shared_metadata",
     "tenant_metadata",

@@ -32,6 +32,7 @@ from bench import (
     sweep,
     tally,
     webhook_storm,
+    webhooks,
     worker,
 )
 from bench.common import bench_environment
@@ -61,6 +62,7 @@ BENCHMARKS = {
     "load": load.run,
     "pay_page": pay_page.run,
     "webhook_storm": webhook_storm.run,
+    "webhook_fanout": webhooks.run,
     "bank_matching": bank_matching.run,
     "accounting_first_sync": accounting.run_first_sync,
     "accounting_incremental": accounting.run_incremental,

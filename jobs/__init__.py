@@ -17,5 +17,6 @@ def load_jobs() -> None:
         notices,
         sync,
         tasks,
+        webhooks,
         whatsapp,
     )

@@ -24,6 +24,7 @@ from jobs.tasks import (
     sweep_invoice_pdfs_all,
     sweep_outbox,
 )
+from jobs.webhooks import sweep_webhooks_all
 from jobs.whatsapp import sync_whatsapp_templates_all
 
 SCHEDULE = [
@@ -70,6 +71,9 @@ SCHEDULE = [
     # Every 15 minutes, at :03, :18, :33 and :48: members' connected calendars brought in step
     # (what a lost hand-over or a provider's outage left, and the days moving on).
     (push_calendars_all, "3,18,33,48 * * * *"),
+    # Every minute: webhook deliveries whose retry fell due (the schedule starts at 5 s, so the
+    # first retries wait for this sweep), and sends a lost hand-over or a dead worker left.
+    (sweep_webhooks_all, 60),
 ]
 
 

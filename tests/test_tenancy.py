@@ -96,6 +96,8 @@ RECORD_ARGS = (
     "sync_run_id",
     "conflict_id",
     "api_key_id",
+    "webhook_endpoint_id",
+    "webhook_delivery_id",
 )
 # The JSON API takes no workspace in its address: its key names the workspace. Its operations
 # are walked with another workspace's key by tests/test_api_isolation.py (every operation of
@@ -189,7 +191,7 @@ def _payment_of(session, client_id):
 
 
 @pytest.fixture
-def tenant_a_records(db_session, make_tenant, make_user, add_member):
+def tenant_a_records(app, db_session, make_tenant, make_user, add_member):
     owner = make_user(full_name="Owner A")
     tenant = make_tenant(owner=owner, name="Tenant A")
     member = add_member(tenant, make_user(full_name="Member A"), role="finance")
@@ -282,6 +284,7 @@ def tenant_a_records(db_session, make_tenant, make_user, add_member):
     records["difference_id"] = _reconciliation_difference_of(session)
     records["gateway_event_id"] = _parked_event_of(session)
     records.update(_banking_records_of(session))
+    records.update(_webhook_records_of(session, app.config["SECRETS_KEYS"]))
     session.close()
     from app.api import services as api_services
 
@@ -341,6 +344,33 @@ def _pay_link_of(session, client_id) -> int:
     session.add(link)
     session.commit()
     return link.id
+
+
+def _webhook_records_of(session, secrets_keys) -> dict:
+    """A webhook endpoint of A (its secret, its URL) and a delivery that failed for good."""
+    from app.core.crypto import encrypt_secrets
+    from app.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+    endpoint = WebhookEndpoint(
+        url="https://hooks.a.example/duebook",
+        secrets_ciphertext=encrypt_secrets(
+            {"current": "whsec_c2VjcmV0LW9mLWEtc2VjcmV0LW9mLWE="}, secrets_keys
+        ),
+    )
+    session.add(endpoint)
+    session.flush()
+    delivery = WebhookDelivery(
+        endpoint_id=endpoint.id,
+        event_id=1,
+        event_type="client.created",
+        subject="client:1",
+        body="{}",
+        status="failed",
+        attempts=8,
+    )
+    session.add(delivery)
+    session.commit()
+    return {"webhook_endpoint_id": endpoint.id, "webhook_delivery_id": delivery.id}
 
 
 def _banking_records_of(session) -> dict:
@@ -639,6 +669,15 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     from app.gateways.models import ReconciliationItem
 
     assert session.get(ReconciliationItem, a["difference_id"]).state == "open"
+    from app.core.crypto import decrypt_secrets
+    from app.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+    endpoint = session.get(WebhookEndpoint, a["webhook_endpoint_id"])
+    assert (endpoint.status, endpoint.url) == ("enabled", "https://hooks.a.example/duebook")
+    assert decrypt_secrets(endpoint.secrets_ciphertext, app.config["SECRETS_KEYS"]) == {
+        "current": "whsec_c2VjcmV0LW9mLWEtc2VjcmV0LW9mLWE="
+    }
+    assert session.get(WebhookDelivery, a["webhook_delivery_id"]).status == "failed"
     from app.gateways.models import GatewayEvent
 
     assert session.get(GatewayEvent, a["gateway_event_id"]).status == "parked"

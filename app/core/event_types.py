@@ -142,6 +142,10 @@ EVENT_TYPES: dict[tuple[str, int], dict] = {
             "failed": {"type": "integer", "minimum": 0},
         },
     ),
+    ("webhook.test", 1): _payload(
+        "A test an admin sent to one webhook endpoint (only that endpoint receives it).",
+        {"endpoint_id": _ID, "message": _TEXT},
+    ),
 }
 
 

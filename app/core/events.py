@@ -244,7 +244,9 @@ def _delivery_jobs(tenant_ids: list[int]) -> list[Work]:
     and not started yet (it will see these events too)."""
     works = []
     for tenant_id in sorted(set(tenant_ids)):
-        if not has_app_context():  # a script or test outside the app: the hand-over logs it
+        if not has_app_context():
+            # A commit outside the app (a script): hand_over_now logs the job and leaves the
+            # events to the sweeper; there is no Redis to ask.
             works.append(Work("deliver_events", tenant_id=tenant_id))
             continue
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from app.message_templates import defaults
 from app.message_templates.models import MessageTemplate
 from app.sandbox.standins import razorpay as razorpay_standin
 from app.sandbox.standins import stripe as stripe_standin
+from app.sandbox.standins import webhook_receiver
 from app.sandbox.standins.msg91 import DEFAULT_AUTHKEY
 from app.sandbox.standins.whatsapp import (
     DEFAULT_DISPLAY_NUMBER,
@@ -24,6 +26,7 @@ from app.sandbox.standins.whatsapp import (
     DEFAULT_TOKEN,
     DEFAULT_WABA_ID,
 )
+from app.webhooks.models import WebhookEndpoint
 
 # The secret path of the demo workspace's MSG91 delivery-report URL.
 MSG91_REPORT_TOKEN = "sandbox-msg91-delivery-reports01"  # the shape of a generated token
@@ -113,6 +116,8 @@ def standin_arguments(web_url: str) -> list[tuple[str, str, list[str]]]:
         # and API at once.
         ("google_calendar", "GOOGLE_CALENDAR_API_BASE", []),
         ("microsoft_graph", "MICROSOFT_GRAPH_BASE", []),
+        # The demo workspace's webhook endpoint (every event) posts here; its page shows them.
+        ("webhook_receiver", "WEBHOOK_RECEIVER_URL", ["--secret", webhook_receiver.DEMO_SECRET]),
     ]
 
 
@@ -202,4 +207,27 @@ def connect_demo_providers(session: Session, tenant, user_id: int) -> None:
     )
     for template in session.scalars(whatsapp_unsynced):
         template.provider_status = "approved"
+    receiver_url = current_app.config.get("WEBHOOK_RECEIVER_URL")
+    if receiver_url:
+        connect_demo_webhook_receiver(session, f"{receiver_url}/duebook", user_id)
     session.flush()
+
+
+DEMO_ENDPOINT_DESCRIPTION = "The sandbox's webhook receiver (make run)"
+
+
+def connect_demo_webhook_receiver(session: Session, url: str, user_id: int) -> None:
+    """An endpoint for every event at the sandbox receiver, signed with the secret the receiver
+    checks. `make run` starts the receiver on a new port each time: the endpoint follows it."""
+    endpoint = session.scalar(
+        select(WebhookEndpoint).where(WebhookEndpoint.description == DEMO_ENDPOINT_DESCRIPTION)
+    )
+    if endpoint is None:
+        endpoint = WebhookEndpoint(
+            description=DEMO_ENDPOINT_DESCRIPTION,
+            event_types=None,
+            created_by=user_id,
+            secrets_ciphertext=encrypt_secrets({"current": webhook_receiver.DEMO_SECRET}),
+        )
+        session.add(endpoint)
+    endpoint.url = url

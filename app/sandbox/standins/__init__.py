@@ -1,6 +1,7 @@
 """Local stand-ins for the messaging providers (WhatsApp Cloud API, MSG91, Twilio) and the
 payment gateways (Razorpay, Stripe) and the accounting books (Xero, QuickBooks Online, Zoho
-Books, TallyPrime) and the calendars (Google Calendar, Outlook through Microsoft Graph).
+Books, TallyPrime), the calendars (Google Calendar, Outlook through Microsoft Graph), and a
+receiver of the outbound webhooks Duebook itself sends.
 
 They follow each provider's published contract (see each module's docstring and
 the shared reference providers.md §1 and §7), bind 127.0.0.1 only, and serve tests, the
@@ -17,6 +18,7 @@ from .razorpay import RazorpayStandin
 from .stripe import StripeStandin, stripe_signature
 from .tally import TallyStandin
 from .twilio import TwilioStandin, twilio_signature
+from .webhook_receiver import WebhookReceiverStandin
 from .whatsapp import WhatsAppStandin, hub_signature, verify_webhook
 from .xero import XeroStandin, xero_signature
 from .zoho_books import ZohoBooksStandin
@@ -33,6 +35,7 @@ STANDINS = {
     "tally": TallyStandin,
     "google_calendar": GoogleCalendarStandin,
     "microsoft_graph": MicrosoftGraphStandin,
+    "webhook_receiver": WebhookReceiverStandin,
 }
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "StripeStandin",
     "TallyStandin",
     "TwilioStandin",
+    "WebhookReceiverStandin",
     "WhatsAppStandin",
     "ZohoBooksStandin",
     "XeroStandin",

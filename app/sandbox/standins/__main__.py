@@ -12,6 +12,7 @@
     python -m app.sandbox.standins tally --port 9000 --seed demo --ledgers 5000 --vouchers 20000
     python -m app.sandbox.standins google_calendar --port 9109
     python -m app.sandbox.standins microsoft_graph --port 9110
+    python -m app.sandbox.standins webhook_receiver --port 9111 --secret whsec_X --failure-ratio .5
 
 The first line on stdout is the base URL (for scripts); a description goes to stderr.
 """
@@ -151,6 +152,13 @@ def _parser() -> argparse.ArgumentParser:
         calendar = sub.add_parser(name, parents=[common], help=title)
         calendar.add_argument("--client-id", default=module.DEFAULT_CLIENT_ID)
         calendar.add_argument("--client-secret", default=module.DEFAULT_CLIENT_SECRET)
+    receiver = sub.add_parser(
+        "webhook_receiver", parents=[common], help="a receiver of Standard Webhooks"
+    )
+    receiver.add_argument("--secret", help="the whsec_ secret signatures are checked with")
+    receiver.add_argument(
+        "--failure-ratio", type=float, default=0.0, help="share of POSTs answered 500"
+    )
     return parser
 
 
@@ -222,6 +230,8 @@ def build(args: argparse.Namespace):
         )
     if args.provider in ("google_calendar", "microsoft_graph"):
         return cls(client_id=args.client_id, client_secret=args.client_secret, **common)
+    if args.provider == "webhook_receiver":
+        return cls(secret=args.secret, failure_ratio=args.failure_ratio, **common)
     if args.provider == "tally":
         return cls(seed=args.seed, seed_ledgers=args.ledgers, seed_vouchers=args.vouchers, **common)
     if args.provider == "razorpay":

@@ -1,15 +1,15 @@
 """calendars: each entry's version, members' connected calendars and what was written there
 
-Revision ID: 0041
-Revises: 0038
+Revision ID: 0040
+Revises: 0039
 Create Date: 2026-12-05 12:10:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0041"
-down_revision = "0038"
+revision = "0040"
+down_revision = "0039"
 branch_labels = None
 depends_on = None
 
