@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -211,8 +211,9 @@ def last_runs(session: Session, schedule_ids: list[int], per_schedule: int = 5):
 
 
 def sweep(session: Session, tenant: Tenant, now: datetime) -> int:
-    """Start a run for each schedule whose latest occurrence has no run yet, and hand over
-    again the runs a worker never finished. Returns how many runs were started."""
+    """Start a run for each schedule whose latest occurrence at `now` has no run yet, and
+    hand over again the runs a worker never finished (by the database's clock). Returns how
+    many runs were started."""
     started = 0
     active = session.scalars(select(ReportSchedule).where(ReportSchedule.paused.is_(False)))
     for schedule in active:
@@ -237,7 +238,7 @@ def sweep(session: Session, tenant: Tenant, now: datetime) -> int:
             started += 1
     stale = session.scalars(
         select(ReportRun.id).where(
-            ReportRun.status == "queued", ReportRun.created_at < now - STALE_RUN
+            ReportRun.status == "queued", ReportRun.created_at < func.now() - STALE_RUN
         )
     )
     for run_id in stale:
