@@ -115,6 +115,7 @@ def register_blueprints(app: Flask) -> None:
     from app.payments.opening.views import blueprint as opening_balances
     from app.payments.views import blueprint as payments
     from app.projects.views import blueprint as projects
+    from app.reports.views import blueprint as reports
     from app.sandbox.views import blueprint as sandbox
     from app.settings.views import blueprint as settings
     from app.setup.views import blueprint as setup
@@ -168,6 +169,7 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in (api, api_keys, api_reference):
         app.register_blueprint(blueprint)
     app.register_blueprint(webhooks)
+    app.register_blueprint(reports)
 
 
 def register_area_hooks(app: Flask) -> None:
@@ -187,6 +189,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.paylinks import hooks as paylinks_hooks
     from app.payments import hooks as payments_hooks
     from app.projects import hooks as projects_hooks
+    from app.reports import hooks as reports_hooks
     from app.sync import hooks as sync_hooks
     from app.webhooks import hooks as webhooks_hooks
 
@@ -206,6 +209,7 @@ def register_area_hooks(app: Flask) -> None:
         sync_hooks,
         calendars_hooks,
         webhooks_hooks,
+        reports_hooks,
     ):
         hooks.init_app(app)
 

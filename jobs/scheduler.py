@@ -17,6 +17,7 @@ from jobs.events import deliver_events_all
 from jobs.gateways import reconcile_gateways_all, sweep_gateway_events_all
 from jobs.notices import sweep_notices_all
 from jobs.queues import redis_connection
+from jobs.reports import sweep_report_schedules_all
 from jobs.sync import sweep_accounting_sync_all
 from jobs.tasks import (
     announce_expiring_documents_all,
@@ -74,6 +75,10 @@ SCHEDULE = [
     # Every minute: webhook deliveries whose retry fell due (the schedule starts at 5 s, so the
     # first retries wait for this sweep), and sends a lost hand-over or a dead worker left.
     (sweep_webhooks_all, 60),
+    # Every 5 minutes: scheduled reports whose time came in each workspace's own clock (a
+    # schedule's period is sent once however many sweeps see it due; a late sweep sends only
+    # the latest period, never a burst of missed ones).
+    (sweep_report_schedules_all, 300),
 ]
 
 

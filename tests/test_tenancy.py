@@ -98,6 +98,7 @@ RECORD_ARGS = (
     "api_key_id",
     "webhook_endpoint_id",
     "webhook_delivery_id",
+    "report_schedule_id",
 )
 # The JSON API takes no workspace in its address: its key names the workspace. Its operations
 # are walked with another workspace's key by tests/test_api_isolation.py (every operation of
@@ -285,6 +286,7 @@ def tenant_a_records(app, db_session, make_tenant, make_user, add_member):
     records["gateway_event_id"] = _parked_event_of(session)
     records.update(_banking_records_of(session))
     records.update(_webhook_records_of(session, app.config["SECRETS_KEYS"]))
+    records["report_schedule_id"] = _report_schedule_of(session, owner)
     session.close()
     from app.api import services as api_services
 
@@ -371,6 +373,24 @@ def _webhook_records_of(session, secrets_keys) -> dict:
     session.add(delivery)
     session.commit()
     return {"webhook_endpoint_id": endpoint.id, "webhook_delivery_id": delivery.id}
+
+
+def _report_schedule_of(session, owner) -> int:
+    from datetime import time
+
+    from app.reports.models import ReportSchedule
+
+    schedule = ReportSchedule(
+        report="aging",
+        format="xlsx",
+        frequency="daily",
+        send_at=time(8),
+        member_ids=[owner.id],
+        created_by=owner.id,
+    )
+    session.add(schedule)
+    session.commit()
+    return schedule.id
 
 
 def _banking_records_of(session) -> dict:
@@ -696,6 +716,11 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     from app.api.models import ApiKey
 
     assert db_session.get(ApiKey, a["api_key_id"], populate_existing=True).revoked_at is None
+    from app.reports.models import ReportRun, ReportSchedule
+
+    schedule = session.get(ReportSchedule, a["report_schedule_id"])
+    assert schedule is not None and schedule.paused is False  # neither deleted nor paused
+    assert session.scalars(select(ReportRun)).all() == []  # nobody pressed Send now
 
 
 def test_the_public_pay_routes_show_nothing_to_a_forged_or_crossed_token(

@@ -97,6 +97,9 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
                 _blueprint("opening_balances"),
             ),
             NavLink("aging.index", "Aging", ("invoices.view", *NOTICES), _blueprint("aging")),
+            NavLink(
+                "reports.index", "Scheduled reports", ("invoices.view",), _blueprint("reports")
+            ),
         ),
     ),
     (
