@@ -1,6 +1,6 @@
 """report schedules and their runs (one per schedule and period)
 
-Revision ID: 0043
+Revision ID: 0041
 Revises: 0040
 Create Date: 2026-12-05 13:00:00
 """
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0043"
+revision = "0041"
 down_revision = "0040"
 branch_labels = None
 depends_on = None
