@@ -115,7 +115,7 @@ def test_creating_a_client_uses_the_pages_rules_and_emits_its_event(
     assert created.headers["Location"].endswith(f"/api/v1/clients/{body['id']}")
     session = tenant_session(db_session, tenant)
     event = session.scalar(select(DomainEvent).where(DomainEvent.type == "client.created"))
-    assert event.data == {"client_id": body["id"], "name": NEW_CLIENT["full_name"]}
+    assert event.data == {"client_id": body["id"], "name": NEW_CLIENT["short_name"]}
 
     # The same name again: the page's own message, by field, with a code.
     again = client.post("/api/v1/clients", json=NEW_CLIENT, headers=bearer(secret))

@@ -203,6 +203,7 @@ def test_work_committed_outside_the_app_is_logged_and_left_to_the_sweepers(
     with caplog.at_level(logging.INFO, logger="app.core.handover"):
         invoice_id = make_invoice(session, tenant, make_client(session)).id
         session.commit()
-    assert "no app context to queue 1 job(s) (render_invoice_pdf)" in caplog.text
+    # The invoice's PDF, and the delivery of its domain events, both left to their sweepers.
+    assert "no app context to queue 2 job(s) (deliver_events, render_invoice_pdf)" in caplog.text
     check = tenant_session(db_session, tenant)
     assert check.get(Invoice, invoice_id).pdf_key is None

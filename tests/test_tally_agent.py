@@ -298,7 +298,7 @@ def test_waits_longer_than_redis_socket_timeout_end_in_an_answer_not_an_error(
     later = threading.Thread(target=tally_answers_late)
     later.start()
     with app.app_context():
-        impatient = Redis.from_url(app.config["REDIS_URL"], socket_timeout=2)
+        impatient = Redis.from_url(app.config["REDIS_URL"], socket_timeout=3)
         try:
             answer = agent_relay.wait_answer(
                 tenant.id, connection.id, work_id, timeout=20, redis=impatient

@@ -256,13 +256,14 @@ def _block(redis, key: str, seconds: float) -> bytes | None:
     app's connections give up reading after 5 s: one long BLPOP would end in a TimeoutError
     instead of an empty answer)."""
     socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
-    longest = max(1, int(socket_timeout) - 1) if socket_timeout else 30
+    # Half the socket timeout: the other half is the margin for a busy server's answer.
+    longest = max(0.5, socket_timeout / 2) if socket_timeout else 30
     deadline = time.monotonic() + seconds
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             return None
-        taken = redis.blpop([key], timeout=max(1, int(min(left, longest))))
+        taken = redis.blpop([key], timeout=max(0.1, min(left, longest)))
         if taken:
             return taken[1]
 
