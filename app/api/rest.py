@@ -401,3 +401,16 @@ def decode_cursor(cursor: str, length: int) -> list:
             lambda *_: "invalid_cursor",
         )
     return values
+
+
+def page_by_id(statement, model, query: ListQuery):
+    """Newest first, by id: a page after the cursor's id, and the cursor of the next one."""
+    last_id = None
+    if query.cursor is not None:
+        (last_id,) = decode_cursor(query.cursor, 1)
+        if not isinstance(last_id, int):
+            raise invalid(400, {"cursor": "Use the next_cursor of a previous page, unchanged."})
+        statement = statement.where(model.id < last_id)
+    rows = db.session.scalars(statement.order_by(model.id.desc()).limit(query.limit + 1)).all()
+    page = rows[: query.limit]
+    return page, encode_cursor([page[-1].id]) if len(rows) > query.limit else None
