@@ -74,6 +74,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from app.aging.views import blueprint as aging
     from app.api.resources import cases as api_cases  # noqa: F401  (declares its routes)
+    from app.api.resources import client_records as api_client_records  # noqa: F401
     from app.api.resources import clients as api_clients  # noqa: F401
     from app.api.resources import credit_notes as api_credit_notes  # noqa: F401
     from app.api.resources import events as api_events  # noqa: F401

@@ -7,6 +7,7 @@ tests.helpers.tenant_session), so one test can fill several tenants."""
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
@@ -15,6 +16,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from app.clients import documents
+from app.clients import services as clients
 from app.clients.models import Client, Contact
 from app.collections.cases import disputes, promises
 from app.collections.models import (
@@ -23,6 +26,7 @@ from app.collections.models import (
     CollectionNoticeInvoice,
     CollectionPolicy,
 )
+from app.core.storage import get_storage
 from app.invoicing import credits
 from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice
@@ -233,7 +237,9 @@ def make_notice() -> Callable[..., CollectionNotice]:
 
 
 @pytest.fixture
-def make_api_records(db_session, make_client, make_contact, make_invoice, make_payment):
+def make_api_records(
+    app, db_session, storage_root, make_client, make_contact, make_invoice, make_payment
+):
     """One of every record the JSON API reaches by id, in `tenant`: the ids by the name of the
     path parameter that takes them (what the API's fuzz and isolation walk call with)."""
 
@@ -250,6 +256,15 @@ def make_api_records(db_session, make_client, make_contact, make_invoice, make_p
         )
         dispute = disputes.open_dispute(session, disputed, {"reason": "Not delivered"}, owner.id)
         own = my_templates.start_blank(session, {"name": "Our standard plan"}, owner.id)
+        site = clients.save_site(session, buyer, {"name": "Head office"})
+        document = documents.upload_document(
+            session,
+            get_storage(app),
+            buyer,
+            title="Master agreement",
+            upload=documents.UploadedFile("agreement.txt", io.BytesIO(b"Signed.\n")),
+            today=today,
+        )
         session.commit()
         if db_session.scalar(select(LibraryTemplate.id).limit(1)) is None:
             library.load_library(db_session, library.read_library()[:1])
@@ -265,6 +280,8 @@ def make_api_records(db_session, make_client, make_contact, make_invoice, make_p
             "promise_id": promise.id,
             "dispute_id": dispute.id,
             "template_id": own.id,
+            "site_id": site.id,
+            "document_id": document.id,
             "library_template_id": db_session.scalar(select(LibraryTemplate.id).limit(1)),
         }
 

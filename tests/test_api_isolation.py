@@ -4,11 +4,12 @@ read with that key shows none of this workspace's records, whatever its filters 
 
 from __future__ import annotations
 
+import io
 import re
 
 from app.api import services as api_services
 from app.api.models import SCOPES
-from app.clients.models import Client, Contact
+from app.clients.models import Client, Contact, Document, Site
 from app.collections.models import Dispute, PromiseToPay
 from app.invoicing.models import CreditNote
 from app.projects.models import Milestone
@@ -27,6 +28,9 @@ BODIES = {
     },
     ("patch", "/api/v1/projects/{project_id}/milestones/{milestone_id}"): {"status": "cancelled"},
     ("patch", "/api/v1/promises/{promise_id}"): {"status": "cancelled"},
+    ("patch", "/api/v1/clients/{client_id}/invoice-settings"): {"payment_days": 99},
+    ("post", "/api/v1/clients/{client_id}/sites"): {"name": "Intruder"},
+    ("put", "/api/v1/clients/{client_id}/sites/{site_id}"): {"name": "Intruder"},
     ("patch", "/api/v1/disputes/{dispute_id}"): {
         "status": "resolved",
         "resolution_note": "Intruder",
@@ -81,7 +85,11 @@ def test_another_workspaces_key_reaches_nothing_by_any_id(
                 assert client.get(url, headers=keys["b"]).status_code == 200, url
                 walked += 1
                 continue
-            answer = client.open(url, method=method, json=body, headers=keys["b"])
+            if path.endswith("/documents") and method == "post":
+                upload = {"title": "Intruder", "file": (io.BytesIO(b"Hello\n"), "x.txt")}
+                answer = client.post(url, data=upload, headers=keys["b"])
+            else:
+                answer = client.open(url, method=method, json=body, headers=keys["b"])
             assert answer.status_code == 404, f"{method.upper()} {url}: {answer.status_code}"
             assert answer.mimetype == "application/problem+json"
             walked += 1
@@ -113,3 +121,6 @@ def test_another_workspaces_key_reaches_nothing_by_any_id(
     assert session.get(Dispute, a_ids["dispute_id"]).status == "open"
     assert session.get(Milestone, a_ids["milestone_id"]).status == milestone_status
     assert session.query(CreditNote).count() == 1
+    assert session.get(Site, a_ids["site_id"]).deleted_at is None
+    assert session.get(Document, a_ids["document_id"]).deleted_at is None
+    assert session.query(Document).count() == 1

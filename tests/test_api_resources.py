@@ -3,6 +3,7 @@ each through its area's own rules and messages, refusals as problems, one happy 
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
 import pytest
@@ -269,3 +270,115 @@ def test_templates_read_the_library_and_the_workspaces_own(client, auth, db_sess
     wrong = client.get("/api/v1/templates/library", query_string={"size": "huge"}, headers=auth)
     assert wrong.status_code == 400
     assert "size" in fields_of(wrong)
+
+
+def test_a_clients_invoice_settings_change_by_the_pages_rules(
+    client, auth, workspace, db_session, make_client
+):
+    tenant, _ = workspace
+    session = tenant_session(db_session, tenant)
+    buyer = make_client(session)
+    session.commit()
+    url = f"/api/v1/clients/{buyer.id}/invoice-settings"
+    read = client.get(url, headers=auth)
+    tag = {**auth, "If-Match": read.headers["ETag"]}
+    custom = client.patch(url, json={"payment_terms": "custom", "payment_days": None}, headers=tag)
+    assert custom.status_code == 422
+    assert fields_of(custom) == {"payment_terms_note": "Describe the custom terms."}
+    changed = client.patch(
+        url,
+        json={"payment_terms": "net", "payment_days": 45, "credit_limit": "75000"},
+        headers=tag,
+    )
+    assert changed.status_code == 200, changed.json
+    assert (changed.json["payment_days"], changed.json["credit_limit"]) == (45, "75000.00")
+    assert client.patch(url, json={"payment_days": 60}, headers=tag).status_code == 412
+
+
+def test_sites_are_added_changed_and_removed(client, auth, workspace, db_session, make_client):
+    tenant, _ = workspace
+    session = tenant_session(db_session, tenant)
+    buyer = make_client(session)
+    session.commit()
+    url = f"/api/v1/clients/{buyer.id}/sites"
+    half = client.post(url, json={"name": "Pune plant", "latitude": "18.52"}, headers=auth)
+    assert fields_of(half) == {"longitude": "Give both latitude and longitude, or neither."}
+    added = client.post(
+        url, json={"name": "Pune plant", "latitude": "18.52", "longitude": "73.85"}, headers=auth
+    )
+    assert added.status_code == 201, added.json
+    site_url = f"{url}/{added.json['id']}"
+    renamed = client.put(
+        site_url,
+        json={"name": "Pune works", "site_contact_id": 999999},
+        headers={**auth, "If-Match": added.headers["ETag"]},
+    )
+    assert fields_of(renamed) == {"site_contact_id": "Choose one of this client's contacts."}
+    renamed = client.put(
+        site_url, json={"name": "Pune works"}, headers={**auth, "If-Match": added.headers["ETag"]}
+    )
+    assert (renamed.json["name"], renamed.json["latitude"]) == ("Pune works", None)
+    assert [s["name"] for s in client.get(url, headers=auth).json["data"]] == ["Pune works"]
+    assert client.delete(site_url, headers=auth).status_code == 204
+    assert client.get(url, headers=auth).json["data"] == []
+
+
+PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+
+
+def test_a_document_is_uploaded_with_the_pages_checks(
+    client, auth, workspace, db_session, make_client, storage_root
+):
+    tenant, _ = workspace
+    session = tenant_session(db_session, tenant)
+    buyer = make_client(session)
+    session.commit()
+    url = f"/api/v1/clients/{buyer.id}/documents"
+
+    as_json = client.post(url, json={"title": "Contract"}, headers=auth)
+    assert as_json.status_code == 415
+    disguised = client.post(
+        url,
+        data={
+            "title": "Contract",
+            "expires_on": "2000-01-01",
+            "file": (io.BytesIO(b"MZ\x90"), "c.pdf"),
+        },
+        headers=auth,
+    )
+    assert disguised.status_code == 422
+    assert fields_of(disguised) == {
+        "expires_on": "The expiry date cannot be in the past.",
+        "file": "This file's content is not a valid .pdf file.",
+    }
+    exe = client.post(url, data={"title": "Tool", "file": (io.BytesIO(PDF), "t.exe")}, headers=auth)
+    assert fields_of(exe) == {"file": "Upload a PDF, PNG, JPG, DOCX, XLSX, CSV or TXT file."}
+    missing = client.post(
+        url, data={"title": "Contract"}, content_type="multipart/form-data", headers=auth
+    )
+    assert fields_of(missing) == {"file": "Choose a file to upload."}
+    stray = client.post(
+        url,
+        data={"title": "Contract", "colour": "red", "file": (io.BytesIO(PDF), "c.pdf")},
+        headers=auth,
+    )
+    assert fields_of(stray) == {"colour": "This field is not known here."}
+
+    uploaded = client.post(
+        url,
+        data={"title": "Master agreement", "file": (io.BytesIO(PDF), "agreement.pdf")},
+        headers={**auth, "Idempotency-Key": "upload-1"},
+    )
+    assert uploaded.status_code == 201, uploaded.json
+    version = uploaded.json["versions"][0]
+    assert (version["filename"], version["size_bytes"]) == ("agreement.pdf", len(PDF))
+    again = client.post(
+        url,
+        data={"title": "Master agreement", "file": (io.BytesIO(PDF), "agreement.pdf")},
+        headers={**auth, "Idempotency-Key": "upload-1"},
+    )
+    assert again.headers["Idempotent-Replayed"] == "true"
+    listed = client.get(url, headers=auth).json["data"]
+    assert [d["title"] for d in listed] == ["Master agreement"]
+    assert client.delete(f"{url}/{listed[0]['id']}", headers=auth).status_code == 204
+    assert client.get(url, headers=auth).json["data"] == []

@@ -20,6 +20,7 @@ from tenants.base import SharedModel, utcnow_column
 SCOPES = {
     "clients:read": "Read clients and their contacts",
     "clients:write": "Create, change and delete clients and their contacts",
+    "documents:write": "Upload and delete clients' documents",
     "invoices:read": "Read invoices, their lines and PDFs, and credit notes",
     "invoices:write": "Issue credit notes against invoices",
     "projects:read": "Read projects and their milestones",
