@@ -79,6 +79,7 @@ def register_blueprints(app: Flask) -> None:
     from app.api.resources import credit_notes as api_credit_notes  # noqa: F401
     from app.api.resources import events as api_events  # noqa: F401
     from app.api.resources import money as api_money  # noqa: F401
+    from app.api.resources import notices as api_notices  # noqa: F401
     from app.api.resources import projects as api_projects  # noqa: F401
     from app.api.resources import templates as api_templates  # noqa: F401
     from app.api.rest import blueprint as api

@@ -26,6 +26,7 @@ from app.collections.models import (
     CollectionNoticeInvoice,
     CollectionPolicy,
 )
+from app.collections.notices import services as notices
 from app.core.storage import get_storage
 from app.invoicing import credits
 from app.invoicing import services as invoicing
@@ -238,7 +239,14 @@ def make_notice() -> Callable[..., CollectionNotice]:
 
 @pytest.fixture
 def make_api_records(
-    app, db_session, storage_root, make_client, make_contact, make_invoice, make_payment
+    app,
+    db_session,
+    storage_root,
+    make_client,
+    make_contact,
+    make_invoice,
+    make_payment,
+    make_notice,
 ):
     """One of every record the JSON API reaches by id, in `tenant`: the ids by the name of the
     path parameter that takes them (what the API's fuzz and isolation walk call with)."""
@@ -265,6 +273,10 @@ def make_api_records(
             upload=documents.UploadedFile("agreement.txt", io.BytesIO(b"Signed.\n")),
             today=today,
         )
+        notice = make_notice(session, buyer, [invoice], contact=contact)
+        link = notices.add_link(
+            session, notice, title="Delivery note", url="https://example.com/dn", user_id=None
+        )
         session.commit()
         if db_session.scalar(select(LibraryTemplate.id).limit(1)) is None:
             library.load_library(db_session, library.read_library()[:1])
@@ -282,6 +294,8 @@ def make_api_records(
             "template_id": own.id,
             "site_id": site.id,
             "document_id": document.id,
+            "notice_id": notice.id,
+            "attachment_id": link.id,
             "library_template_id": db_session.scalar(select(LibraryTemplate.id).limit(1)),
         }
 

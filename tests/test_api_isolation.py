@@ -10,7 +10,7 @@ import re
 from app.api import services as api_services
 from app.api.models import SCOPES
 from app.clients.models import Client, Contact, Document, Site
-from app.collections.models import Dispute, PromiseToPay
+from app.collections.models import CollectionNotice, Dispute, PromiseToPay
 from app.invoicing.models import CreditNote
 from app.projects.models import Milestone
 from tests.helpers import tenant_session
@@ -30,6 +30,11 @@ BODIES = {
     ("patch", "/api/v1/promises/{promise_id}"): {"status": "cancelled"},
     ("patch", "/api/v1/clients/{client_id}/invoice-settings"): {"payment_days": 99},
     ("post", "/api/v1/clients/{client_id}/sites"): {"name": "Intruder"},
+    ("patch", "/api/v1/notices/{notice_id}"): {"close_reason": "cancelled", "note": "Intruder"},
+    ("post", "/api/v1/notices/{notice_id}/links"): {
+        "title": "Intruder",
+        "url": "https://example.com/x",
+    },
     ("put", "/api/v1/clients/{client_id}/sites/{site_id}"): {"name": "Intruder"},
     ("patch", "/api/v1/disputes/{dispute_id}"): {
         "status": "resolved",
@@ -46,6 +51,7 @@ BY_CLIENT = {
     "/api/v1/credit-notes",
     "/api/v1/promises",
     "/api/v1/disputes",
+    "/api/v1/notices",
 }
 
 
@@ -85,7 +91,7 @@ def test_another_workspaces_key_reaches_nothing_by_any_id(
                 assert client.get(url, headers=keys["b"]).status_code == 200, url
                 walked += 1
                 continue
-            if path.endswith("/documents") and method == "post":
+            if path.endswith(("/documents", "/attachments")) and method == "post":
                 upload = {"title": "Intruder", "file": (io.BytesIO(b"Hello\n"), "x.txt")}
                 answer = client.post(url, data=upload, headers=keys["b"])
             else:
@@ -124,3 +130,6 @@ def test_another_workspaces_key_reaches_nothing_by_any_id(
     assert session.get(Site, a_ids["site_id"]).deleted_at is None
     assert session.get(Document, a_ids["document_id"]).deleted_at is None
     assert session.query(Document).count() == 1
+    notice = session.get(CollectionNotice, a_ids["notice_id"])
+    assert (notice.status, len(notice.attachments)) == ("draft", 1)
+    assert notice.attachments[0].removed_at is None

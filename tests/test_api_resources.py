@@ -382,3 +382,74 @@ def test_a_document_is_uploaded_with_the_pages_checks(
     assert [d["title"] for d in listed] == ["Master agreement"]
     assert client.delete(f"{url}/{listed[0]['id']}", headers=auth).status_code == 204
     assert client.get(url, headers=auth).json["data"] == []
+
+
+def test_a_notice_is_read_given_files_and_links_and_closed(
+    client,
+    auth,
+    workspace,
+    db_session,
+    make_client,
+    make_contact,
+    make_invoice,
+    make_notice,
+    storage_root,
+):
+    tenant, _ = workspace
+    session = tenant_session(db_session, tenant)
+    buyer = make_client(session)
+    invoice = make_invoice(session, tenant, buyer, ("1000.00",))
+    notice = make_notice(session, buyer, [invoice], contact=make_contact(session, buyer))
+    session.commit()
+    url = f"/api/v1/notices/{notice.id}"
+
+    listed = client.get("/api/v1/notices", query_string={"status": "draft"}, headers=auth).json
+    assert [(n["id"], n["amount_due"]) for n in listed["data"]] == [(notice.id, "1000.00")]
+
+    bad_link = client.post(
+        f"{url}/links", json={"title": " ", "url": "javascript:alert(1)"}, headers=auth
+    )
+    assert fields_of(bad_link) == {
+        "url": "Enter a web address starting with https:// (at most 2,048 characters).",
+        "title": "Give the link a title.",
+    }
+    link = client.post(
+        f"{url}/links",
+        json={"title": "Delivery note", "url": "https://drive.example.com/dn"},
+        headers=auth,
+    )
+    assert link.status_code == 201, link.json
+    empty = client.post(
+        f"{url}/attachments", data={"file": (io.BytesIO(b""), "a.txt")}, headers=auth
+    )
+    assert fields_of(empty) == {"file": "The file is empty."}
+    attached = client.post(
+        f"{url}/attachments", data={"file": (io.BytesIO(PDF), "statement.pdf")}, headers=auth
+    )
+    assert attached.status_code == 201, attached.json
+    assert (attached.json["kind"], attached.json["title"]) == ("file", "statement.pdf")
+
+    read = client.get(url, headers=auth)
+    assert [a["kind"] for a in read.json["attachments"]] == ["link", "file"]
+    assert read.json["invoices"] == [
+        {"invoice_id": invoice.id, "amount_due": "1000.00", "days_overdue": 30}
+    ]
+    assert client.delete(f"{url}/attachments/{link.json['id']}", headers=auth).status_code == 204
+    read = client.get(url, headers=auth)
+    assert [a["kind"] for a in read.json["attachments"]] == ["file"]
+
+    tag = {**auth, "If-Match": read.headers["ETag"]}
+    no_note = client.patch(url, json={"close_reason": "cancelled"}, headers=tag)
+    assert fields_of(no_note) == {"note": "Say why the notice is cancelled."}
+    closed = client.patch(
+        url, json={"close_reason": "cancelled", "note": "Paid in cash"}, headers=tag
+    )
+    assert closed.status_code == 200, closed.json
+    assert closed.json["status"] == "cancelled"
+    again = client.patch(
+        url,
+        json={"close_reason": "paid"},
+        headers={**auth, "If-Match": closed.headers["ETag"]},
+    )
+    assert again.status_code == 409
+    assert again.json["detail"] == "This notice is cancelled; it cannot be closed."

@@ -25,8 +25,9 @@ SCOPES = {
     "invoices:write": "Issue credit notes against invoices",
     "projects:read": "Read projects and their milestones",
     "projects:write": "Create projects, set their plans and move milestones on",
-    "collections:read": "Read promises to pay and disputes",
-    "collections:write": "Record and cancel promises to pay, open and end disputes",
+    "collections:read": "Read notices, promises to pay and disputes",
+    "collections:write": "Close notices and attach files and links to them; record and "
+    "cancel promises to pay; open and end disputes",
     "payments:read": "Read payments and their allocations",
     "events:read": "Read the workspace's events",
 }
