@@ -291,12 +291,12 @@ def make_api_records(
             "credit_note_id": note.id,
             "promise_id": promise.id,
             "dispute_id": dispute.id,
-            "template_id": own.id,
+            "tenant_template_id": own.id,
             "site_id": site.id,
             "document_id": document.id,
             "notice_id": notice.id,
             "attachment_id": link.id,
-            "library_template_id": db_session.scalar(select(LibraryTemplate.id).limit(1)),
+            "template_id": db_session.scalar(select(LibraryTemplate.id).limit(1)),
         }
 
     return make

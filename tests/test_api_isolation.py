@@ -42,7 +42,7 @@ BODIES = {
     },
 }
 # The product's template library is the same for every workspace: read, not isolated.
-SHARED = {"/api/v1/templates/library", "/api/v1/templates/library/{library_template_id}"}
+SHARED = {"/api/v1/templates/library", "/api/v1/templates/library/{template_id}"}
 # Lists that take a client filter are read with A's client's id too: B must still see nothing.
 BY_CLIENT = {
     "/api/v1/invoices",

@@ -131,14 +131,14 @@ def list_library_templates(query: LibraryQuery):
 
 @operation(
     "GET",
-    "/templates/library/<int:library_template_id>",
+    "/templates/library/<int:template_id>",
     summary="Get a library template with its milestones",
     tag="templates",
     scope="projects:read",
     response=LibraryTemplateWithItems,
 )
-def get_library_template(library_template_id: int):
-    template = library.get_template(db.session, library_template_id)
+def get_library_template(template_id: int):
+    template = library.get_template(db.session, template_id)
     if template is None:
         raise Problem(404, "not_found", "There is no template in the library with this id.")
     return Answer(_library_out(template, with_items=True))
@@ -166,15 +166,15 @@ def list_own_templates(query: ListQuery):
 
 @operation(
     "GET",
-    "/templates/own/<int:template_id>",
+    "/templates/own/<int:tenant_template_id>",
     summary="Get one of the workspace's templates with its published milestones",
     tag="templates",
     scope="projects:read",
     response=OwnTemplateWithItems,
 )
-def get_own_template(template_id: int):
+def get_own_template(tenant_template_id: int):
     """With its newest published version's items (none while only a draft exists)."""
-    template = own.get_template(db.session, template_id)
+    template = own.get_template(db.session, tenant_template_id)
     if template is None:
         raise Problem(404, "not_found", "The workspace has no template with this id.")
     version = db.session.scalar(
