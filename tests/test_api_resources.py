@@ -11,6 +11,7 @@ import pytest
 from app.api import services as api_services
 from app.api.models import SCOPES
 from app.collections.models import Dispute, PromiseToPay
+from app.core.clock import DATE_RANGE_TEXT
 from app.invoicing.models import CreditNote, Invoice
 from app.library import services as library
 from app.projects.models import Milestone
@@ -453,3 +454,29 @@ def test_a_notice_is_read_given_files_and_links_and_closed(
     )
     assert again.status_code == 409
     assert again.json["detail"] == "This notice is cancelled; it cannot be closed."
+
+
+def test_a_plan_row_falling_due_on_a_date_needs_the_date(
+    client, auth, workspace, db_session, make_client
+):
+    tenant, _ = workspace
+    session = tenant_session(db_session, tenant)
+    buyer = make_client(session)
+    session.commit()
+    created = client.post(
+        "/api/v1/projects",
+        json={"client_id": buyer.id, "name": "Audit", "contract_value": "5000"},
+        headers=auth,
+    )
+    plan = {
+        "mode": "amount",
+        "milestones": [{"name": "Report", "share": "5000", "due_rule": "date"}],
+    }
+    refused = client.put(
+        f"/api/v1/projects/{created.json['id']}/plan",
+        json=plan,
+        headers={**auth, "If-Match": created.headers["ETag"]},
+    )
+    assert fields_of(refused) == {
+        "milestones.0.due_date": f"Give a date {DATE_RANGE_TEXT}, as YYYY-MM-DD."
+    }

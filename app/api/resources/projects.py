@@ -127,10 +127,6 @@ class MilestoneMove(BaseModel):
     note: str | None = Field(None, max_length=255)
 
 
-class MilestoneQuery(ListQuery):
-    pass
-
-
 def project_out(project: Project) -> ProjectOut:
     plan = services.summary(db.session, project)
     return ProjectOut(
@@ -212,8 +208,9 @@ def create_project(body: NewProject):
     if client is None:
         raise invalid(422, {"client_id": "There is no client with this id."})
     workspace = workspace_settings(db.session, g.api_caller.tenant.id)
-    sent = body.model_dump(exclude_unset=True)
-    approval = sent.get("requires_approval", workspace.approval_required)
+    approval = (
+        workspace.approval_required if body.requires_approval is None else body.requires_approval
+    )
     raw = {
         "name": body.name,
         "contract_value": body.contract_value,
@@ -286,25 +283,29 @@ def replace_plan(project_id: int, body: PlanIn):
         }
     plan, errors = services.read_plan(form)
     if errors:
-        raise invalid(422, {_plan_field(key): message for key, message in errors.items()})
+        raise invalid(422, {_plan_field(key, body): message for key, message in errors.items()})
     try:
         services.replace_plan(
             db.session, project, plan, _calendar(), actor_user_id=g.api_caller.acting_user_id
         )
     except services.PlanError as error:
-        raise invalid(422, {_plan_field(k): v for k, v in error.errors.items()}) from None
+        raise invalid(422, {_plan_field(k, body): v for k, v in error.errors.items()}) from None
     return Answer(project_out(project))
 
 
-_PLAN_FIELDS = {"name": "name", "share": "share", "rule": "due_rule", "days": "due_days"}
+_PLAN_FIELDS = {"name": "name", "share": "share", "rule": "due_rule"}
 
 
-def _plan_field(key: str) -> str:
-    """The plan form's field (`share_2`) as the body's (`milestones.2.share`)."""
+def _plan_field(key: str, body: PlanIn) -> str:
+    """The plan form's field (`share_2`) as the body's (`milestones.2.share`); the form's one
+    day field is the body's due_date or due_days, by the row's rule."""
     name, _, row = key.rpartition("_")
-    if row.isdigit() and name in _PLAN_FIELDS:
-        return f"milestones.{row}.{_PLAN_FIELDS[name]}"
-    return "milestones" if key == "plan" else key
+    if not row.isdigit():
+        return "milestones" if key == "plan" else key
+    if name == "days":
+        rule = body.milestones[int(row)].due_rule
+        return f"milestones.{row}.{'due_date' if rule == 'date' else 'due_days'}"
+    return f"milestones.{row}.{_PLAN_FIELDS.get(name, name)}"
 
 
 @operation(
@@ -313,11 +314,11 @@ def _plan_field(key: str) -> str:
     summary="List a project's milestones",
     tag="projects",
     scope="projects:read",
-    query=MilestoneQuery,
+    query=ListQuery,
     response=MilestoneOut,
     listed=True,
 )
-def list_milestones(project_id: int, query: MilestoneQuery):
+def list_milestones(project_id: int, query: ListQuery):
     """In the plan's order."""
     project = _project(project_id)
     after = 0
