@@ -73,9 +73,15 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.aging.views import blueprint as aging
-    from app.api.resources import clients as api_clients  # noqa: F401  (declares its routes)
+    from app.api.resources import cases as api_cases  # noqa: F401  (declares its routes)
+    from app.api.resources import client_records as api_client_records  # noqa: F401
+    from app.api.resources import clients as api_clients  # noqa: F401
+    from app.api.resources import credit_notes as api_credit_notes  # noqa: F401
     from app.api.resources import events as api_events  # noqa: F401
     from app.api.resources import money as api_money  # noqa: F401
+    from app.api.resources import notices as api_notices  # noqa: F401
+    from app.api.resources import projects as api_projects  # noqa: F401
+    from app.api.resources import templates as api_templates  # noqa: F401
     from app.api.rest import blueprint as api
     from app.api.views import blueprint as api_keys
     from app.api.views import reference as api_reference

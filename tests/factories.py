@@ -7,6 +7,7 @@ tests.helpers.tenant_session), so one test can fill several tenants."""
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
@@ -15,15 +16,24 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from app.clients import documents
+from app.clients import services as clients
 from app.clients.models import Client, Contact
+from app.collections.cases import disputes, promises
 from app.collections.models import (
     CollectionLevel,
     CollectionNotice,
     CollectionNoticeInvoice,
     CollectionPolicy,
 )
+from app.collections.notices import services as notices
+from app.core.storage import get_storage
+from app.invoicing import credits
 from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice
+from app.library import services as library
+from app.library.models import LibraryTemplate
+from app.library.tenant import services as my_templates
 from app.payments import services as payments
 from app.payments.models import Payment
 from app.projects.models import Milestone, Project
@@ -223,5 +233,70 @@ def make_notice() -> Callable[..., CollectionNotice]:
         session.flush()
         session.expire(notice, ["items"])
         return notice
+
+    return make
+
+
+@pytest.fixture
+def make_api_records(
+    app,
+    db_session,
+    storage_root,
+    make_client,
+    make_contact,
+    make_invoice,
+    make_payment,
+    make_notice,
+):
+    """One of every record the JSON API reaches by id, in `tenant`: the ids by the name of the
+    path parameter that takes them (what the API's fuzz and isolation walk call with)."""
+
+    def make(session, tenant, owner) -> dict[str, int]:
+        buyer = make_client(session)
+        contact = make_contact(session, buyer)
+        invoice = make_invoice(session, tenant, buyer, ("1000.00",))
+        disputed = make_invoice(session, tenant, buyer, ("500.00",))
+        payment = make_payment(session, buyer, "100.00", allocate_to=[invoice])
+        today = date(2027, 2, 1)
+        note = credits.issue_credit_note(session, tenant, invoice, "100.00", "Discount", today)
+        promise = promises.create_promise(
+            session, buyer, {"amount": "200.00", "promised_on": "2099-01-31"}, today
+        )
+        dispute = disputes.open_dispute(session, disputed, {"reason": "Not delivered"}, owner.id)
+        own = my_templates.start_blank(session, {"name": "Our standard plan"}, owner.id)
+        site = clients.save_site(session, buyer, {"name": "Head office"})
+        document = documents.upload_document(
+            session,
+            get_storage(app),
+            buyer,
+            title="Master agreement",
+            upload=documents.UploadedFile("agreement.txt", io.BytesIO(b"Signed.\n")),
+            today=today,
+        )
+        notice = make_notice(session, buyer, [invoice], contact=contact)
+        link = notices.add_link(
+            session, notice, title="Delivery note", url="https://example.com/dn", user_id=None
+        )
+        session.commit()
+        if db_session.scalar(select(LibraryTemplate.id).limit(1)) is None:
+            library.load_library(db_session, library.read_library()[:1])
+            db_session.commit()
+        return {
+            "client_id": buyer.id,
+            "contact_id": contact.id,
+            "invoice_id": invoice.id,
+            "payment_id": payment.id,
+            "project_id": invoice.project_id,
+            "milestone_id": invoice_milestones(session, invoice)[0].id,
+            "credit_note_id": note.id,
+            "promise_id": promise.id,
+            "dispute_id": dispute.id,
+            "tenant_template_id": own.id,
+            "site_id": site.id,
+            "document_id": document.id,
+            "notice_id": notice.id,
+            "attachment_id": link.id,
+            "template_id": db_session.scalar(select(LibraryTemplate.id).limit(1)),
+        }
 
     return make

@@ -34,32 +34,13 @@ CHECKS = [
 
 
 def test_every_operation_answers_as_its_document_says(
-    app,
-    client,
-    db_session,
-    make_tenant,
-    make_user,
-    make_client,
-    make_contact,
-    make_invoice,
-    make_payment,
+    app, client, db_session, make_tenant, make_user, make_api_records
 ):
     owner = make_user()
     tenant = make_tenant(owner=owner, region="27")
-    session = tenant_session(db_session, tenant)
-    buyer = make_client(session)
-    contact = make_contact(session, buyer)
-    invoice = make_invoice(session, tenant, buyer)
-    payment = make_payment(session, buyer, "100.00", allocate_to=[invoice])
-    session.commit()
+    existing = make_api_records(tenant_session(db_session, tenant), tenant, owner)
     _, secret = api_services.create_key(db_session, tenant.id, "Fuzz", sorted(SCOPES), owner.id)
     db_session.commit()
-    existing = {
-        "client_id": buyer.id,
-        "contact_id": contact.id,
-        "invoice_id": invoice.id,
-        "payment_id": payment.id,
-    }
     auth = {"Authorization": f"Bearer {secret}"}
     usual, app.config["API_RATE_LIMIT"] = app.config["API_RATE_LIMIT"], "1000000 per minute"
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)

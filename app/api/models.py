@@ -20,7 +20,14 @@ from tenants.base import SharedModel, utcnow_column
 SCOPES = {
     "clients:read": "Read clients and their contacts",
     "clients:write": "Create, change and delete clients and their contacts",
-    "invoices:read": "Read invoices, their lines and PDFs",
+    "documents:write": "Upload and delete clients' documents",
+    "invoices:read": "Read invoices, their lines and PDFs, and credit notes",
+    "invoices:write": "Issue credit notes against invoices",
+    "projects:read": "Read projects and their milestones",
+    "projects:write": "Create projects, set their plans and move milestones on",
+    "collections:read": "Read notices, promises to pay and disputes",
+    "collections:write": "Close notices and attach files and links to them; record and "
+    "cancel promises to pay; open and end disputes",
     "payments:read": "Read payments and their allocations",
     "events:read": "Read the workspace's events",
 }

@@ -129,6 +129,19 @@ def _operation(op: Operation, ref, schemas: dict) -> dict:
             "required": True,
             "content": {"application/json": {"schema": ref(op.body, "validation")}},
         }
+    if op.upload:
+        fields = op.upload.model_json_schema(ref_template=_REF, mode="validation")
+        schemas.update(fields.pop("$defs", {}))
+        fields["properties"]["file"] = {
+            "type": "string",
+            "format": "binary",
+            "description": f"The file, at most {op.upload_bytes // (1024 * 1024)} MB.",
+        }
+        fields["required"] = [*fields.get("required", []), "file"]
+        described["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": fields}},
+        }
     return described
 
 

@@ -48,6 +48,10 @@ class Operation:
     scope: str
     query: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
+    # A multipart/form-data body instead: these fields and one file part, `file`, of at most
+    # `upload_bytes` (the area's own limit).
+    upload: type[BaseModel] | None = None
+    upload_bytes: int = 0
     # The answer: a model, a list of a model (a page), None (204), or "pdf".
     response: type[BaseModel] | str | None = None
     listed: bool = False
@@ -80,6 +84,8 @@ def operation(
     scope: str,
     query: type[BaseModel] | None = None,
     body: type[BaseModel] | None = None,
+    upload: type[BaseModel] | None = None,
+    upload_bytes: int = 0,
     response: type[BaseModel] | str | None = None,
     listed: bool = False,
     status: int = 200,
@@ -87,7 +93,8 @@ def operation(
     refusals: tuple[int, ...] = (),
 ) -> Callable:
     """Declare an operation. The view gets the path's ids, `query` and `body` (validated
-    models) and returns an Answer (or, for a file, a Response)."""
+    models; for an `upload`, its form fields, the file being `request.files["file"]`) and
+    returns an Answer (or, for a file, a Response)."""
 
     def declare(view: Callable) -> Callable:
         op = Operation(
@@ -99,6 +106,8 @@ def operation(
             scope=scope,
             query=query,
             body=body,
+            upload=upload,
+            upload_bytes=upload_bytes,
             response=response,
             listed=listed,
             status=status,
@@ -191,12 +200,15 @@ def _run(op: Operation, view: Callable, path_values: dict) -> Response:
         if not 1 <= path_values[name] <= MAX_ID:
             raise standard(404)
     query = _validated_query(op.query)
-    body = _validated_body(op.body) if op.body else None
+    if op.upload:
+        body = _validated_upload(op.upload, op.upload_bytes)
+    else:
+        body = _validated_body(op.body) if op.body else None
     idempotency = _idempotency(op) if op.method == "POST" else None
     if idempotency and (replay := _earlier_answer(caller.key_id, *idempotency)):
         return replay
     given = {"query": query} if op.query else {}
-    given |= {"body": body} if op.body else {}
+    given |= {"body": body} if op.body or op.upload else {}
     answer = view(**path_values, **given)
     if isinstance(answer, Response):
         return answer
@@ -236,6 +248,24 @@ def _validated_body(model: type[BaseModel]) -> BaseModel:
         raise standard(400, "The body must be a JSON object.")
     try:
         return model.model_validate(data)
+    except ValidationError as error:
+        raise _from_validation(error, 422) from None
+
+
+def _validated_upload(model: type[BaseModel], limit: int) -> BaseModel:
+    if request.mimetype != "multipart/form-data":
+        raise standard(415, "Send the file and its fields as multipart/form-data.")
+    # Room for the fields and the part headers besides the file itself.
+    request.max_content_length = limit + 64 * 1024
+    # Read whole first: the Idempotency-Key's digest covers the file too, and the form is then
+    # parsed from these bytes.
+    request.get_data(cache=True, parse_form_data=False)
+    form = request.form
+    repeated = [name for name in form if len(form.getlist(name)) > 1]
+    if repeated:
+        raise invalid(422, {name: "Give this field once." for name in repeated})
+    try:
+        return model.model_validate(form.to_dict())
     except ValidationError as error:
         raise _from_validation(error, 422) from None
 
@@ -401,3 +431,16 @@ def decode_cursor(cursor: str, length: int) -> list:
             lambda *_: "invalid_cursor",
         )
     return values
+
+
+def page_by_id(statement, model, query: ListQuery):
+    """Newest first, by id: a page after the cursor's id, and the cursor of the next one."""
+    last_id = None
+    if query.cursor is not None:
+        (last_id,) = decode_cursor(query.cursor, 1)
+        if not isinstance(last_id, int):
+            raise invalid(400, {"cursor": "Use the next_cursor of a previous page, unchanged."})
+        statement = statement.where(model.id < last_id)
+    rows = db.session.scalars(statement.order_by(model.id.desc()).limit(query.limit + 1)).all()
+    page = rows[: query.limit]
+    return page, encode_cursor([page[-1].id]) if len(rows) > query.limit else None

@@ -177,7 +177,7 @@ def client_out(client: Client) -> ClientOut:
     )
 
 
-def _raw(body: BaseModel) -> dict[str, str]:
+def raw_fields(body: BaseModel) -> dict[str, str]:
     """The fields sent, as the strings the clients' rules read (a form's values)."""
     raw = {}
     for key, value in body.model_dump(exclude_unset=True).items():
@@ -188,7 +188,7 @@ def _raw(body: BaseModel) -> dict[str, str]:
     return raw
 
 
-def _rule_code(field: str, message: str) -> str:
+def rule_code(field: str, message: str) -> str:
     if message in services.TAKEN.values():
         return "taken"
     if "required" in message:
@@ -196,14 +196,14 @@ def _rule_code(field: str, message: str) -> str:
     return "invalid"
 
 
-def _found(client_id: int) -> Client:
+def found_client(client_id: int) -> Client:
     client = services.get_client(db.session, client_id)
     if client is None:
         raise Problem(404, "not_found", "There is no client with this id.")
     return client
 
 
-def _notice() -> services.ManagerNotice:
+def manager_notice() -> services.ManagerNotice:
     tenant = g.api_caller.tenant
     return services.ManagerNotice(
         tenant=tenant,
@@ -288,9 +288,9 @@ def create_client(body: NewClient):
     """Checked by the same rules as the new-client page; each refused field in `errors`."""
     context = services.client_context(db.session, g.api_caller.tenant)
     try:
-        client = services.create_client(db.session, context, _raw(body), _notice())
+        client = services.create_client(db.session, context, raw_fields(body), manager_notice())
     except services.ClientError as error:
-        raise invalid(422, error.errors, _rule_code) from None
+        raise invalid(422, error.errors, rule_code) from None
     return Answer(
         client_out(client),
         status=201,
@@ -307,7 +307,7 @@ def create_client(body: NewClient):
     response=ClientOut,
 )
 def get_client(client_id: int):
-    return Answer(client_out(_found(client_id)))
+    return Answer(client_out(found_client(client_id)))
 
 
 @operation(
@@ -322,13 +322,13 @@ def get_client(client_id: int):
 )
 def update_client(client_id: int, body: ClientIn):
     """Only the fields sent change; the record is checked whole, as the page checks it."""
-    client = _found(client_id)
+    client = found_client(client_id)
     require_match(client_out(client))
     context = services.client_context(db.session, g.api_caller.tenant)
     try:
-        services.update_client(db.session, context, client, _raw(body), _notice())
+        services.update_client(db.session, context, client, raw_fields(body), manager_notice())
     except services.ClientError as error:
-        raise invalid(422, error.errors, _rule_code) from None
+        raise invalid(422, error.errors, rule_code) from None
     db.session.refresh(client)
     return Answer(client_out(client))
 
@@ -344,7 +344,7 @@ def update_client(client_id: int, body: ClientIn):
 )
 def delete_client(client_id: int):
     """Refused (409) while money is owed or a notice is open, as on the page."""
-    client = _found(client_id)
+    client = found_client(client_id)
     try:
         services.delete_client(db.session, client)
     except services.ClientStillHeld as held:
@@ -365,21 +365,21 @@ def delete_client(client_id: int):
     status=201,
 )
 def add_contact(client_id: int, body: ContactIn):
-    client = _found(client_id)
+    client = found_client(client_id)
     try:
         contact = services.save_contact(
             db.session,
             client,
-            _raw(body) | {"roles": body.roles},
+            raw_fields(body) | {"roles": body.roles},
             g.api_caller.tenant.country,
         )
     except services.ClientError as error:
-        raise invalid(422, error.errors, _rule_code) from None
+        raise invalid(422, error.errors, rule_code) from None
     return Answer(_contact_out(contact), status=201)
 
 
 def _contact_of(client_id: int, contact_id: int) -> Contact:
-    contact = services.get_contact(db.session, _found(client_id), contact_id)
+    contact = services.get_contact(db.session, found_client(client_id), contact_id)
     if contact is None:
         raise Problem(404, "not_found", "This client has no contact with this id.")
     return contact
@@ -409,7 +409,7 @@ def update_contact(client_id: int, contact_id: int, body: ContactChange):
     try:
         services.save_contact(db.session, contact.client, raw, g.api_caller.tenant.country, contact)
     except services.ClientError as error:
-        raise invalid(422, error.errors, _rule_code) from None
+        raise invalid(422, error.errors, rule_code) from None
     return Answer(_contact_out(contact))
 
 

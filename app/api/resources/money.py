@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from app.api.problems import Problem, invalid
-from app.api.rest import Answer, ListQuery, decode_cursor, encode_cursor, operation
+from app.api.problems import Problem
+from app.api.rest import Answer, ListQuery, operation, page_by_id
 from app.extensions import db
 from app.invoicing import pdf
 from app.invoicing.balance import outstanding_of
@@ -26,7 +26,7 @@ def money(amount: Decimal | None) -> Money | None:
     return None if amount is None else f"{amount:.2f}"
 
 
-_MONEY = {"pattern": r"^-?\d+\.\d{2}$", "description": "A decimal amount with 2 places."}
+MONEY_SCHEMA = {"pattern": r"^-?\d+\.\d{2}$", "description": "A decimal amount with 2 places."}
 
 
 class InvoiceLineOut(BaseModel):
@@ -34,10 +34,10 @@ class InvoiceLineOut(BaseModel):
     description: str
     hsn_sac: str | None
     quantity: str = Field(description="A decimal quantity.")
-    unit_price: Money = Field(json_schema_extra=_MONEY)
-    taxable_value: Money = Field(json_schema_extra=_MONEY)
+    unit_price: Money = Field(json_schema_extra=MONEY_SCHEMA)
+    taxable_value: Money = Field(json_schema_extra=MONEY_SCHEMA)
     tax_rate: str = Field(description="Percent, e.g. 18.00.")
-    total: Money = Field(json_schema_extra=_MONEY)
+    total: Money = Field(json_schema_extra=MONEY_SCHEMA)
     milestone_id: int | None
 
 
@@ -50,10 +50,10 @@ class InvoiceOut(BaseModel):
     issue_date: date | None
     due_date: date | None
     currency: str
-    subtotal: Money = Field(json_schema_extra=_MONEY)
-    tax: Money = Field(json_schema_extra=_MONEY)
-    total: Money = Field(json_schema_extra=_MONEY)
-    amount_due: Money = Field(json_schema_extra=_MONEY)
+    subtotal: Money = Field(json_schema_extra=MONEY_SCHEMA)
+    tax: Money = Field(json_schema_extra=MONEY_SCHEMA)
+    total: Money = Field(json_schema_extra=MONEY_SCHEMA)
+    amount_due: Money = Field(json_schema_extra=MONEY_SCHEMA)
     created_at: datetime
 
 
@@ -105,25 +105,6 @@ def _invoices_out(invoices: list[Invoice], with_lines: bool) -> list[InvoiceOut]
     return out
 
 
-def _id_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    (last_id,) = decode_cursor(cursor, 1)
-    if not isinstance(last_id, int):
-        raise invalid(400, {"cursor": "Use the next_cursor of a previous page, unchanged."})
-    return last_id
-
-
-def _page(statement, model, query: ListQuery):
-    """Newest first, by id: a page after the cursor's id, and the cursor of the next one."""
-    last_id = _id_cursor(query.cursor)
-    if last_id is not None:
-        statement = statement.where(model.id < last_id)
-    rows = db.session.scalars(statement.order_by(model.id.desc()).limit(query.limit + 1)).all()
-    page = rows[: query.limit]
-    return page, encode_cursor([page[-1].id]) if len(rows) > query.limit else None
-
-
 @operation(
     "GET",
     "/invoices",
@@ -141,7 +122,7 @@ def list_invoices(query: InvoiceQuery):
         statement = statement.where(Invoice.status == query.status)
     if query.client_id:
         statement = statement.where(Invoice.client_id == query.client_id)
-    page, next_cursor = _page(statement, Invoice, query)
+    page, next_cursor = page_by_id(statement, Invoice, query)
     return Answer(_invoices_out(page, with_lines=False), next_cursor=next_cursor)
 
 
@@ -187,16 +168,16 @@ def invoice_pdf(invoice_id: int):
 
 class AllocationOut(BaseModel):
     invoice_id: int
-    amount: Money = Field(json_schema_extra=_MONEY)
-    tds_amount: Money = Field(json_schema_extra=_MONEY)
-    interest_amount: Money = Field(json_schema_extra=_MONEY)
+    amount: Money = Field(json_schema_extra=MONEY_SCHEMA)
+    tds_amount: Money = Field(json_schema_extra=MONEY_SCHEMA)
+    interest_amount: Money = Field(json_schema_extra=MONEY_SCHEMA)
 
 
 class PaymentOut(BaseModel):
     id: int
     client_id: int
     received_on: date
-    amount: Money = Field(json_schema_extra=_MONEY)
+    amount: Money = Field(json_schema_extra=MONEY_SCHEMA)
     currency: str
     method: Literal[PAYMENT_METHODS]
     reference: str | None
@@ -256,7 +237,7 @@ def list_payments(query: PaymentQuery):
         statement = statement.where(Payment.received_on >= query.received_from)
     if query.received_to:
         statement = statement.where(Payment.received_on <= query.received_to)
-    page, next_cursor = _page(statement, Payment, query)
+    page, next_cursor = page_by_id(statement, Payment, query)
     return Answer([payment_out(p) for p in page], next_cursor=next_cursor)
 
 
