@@ -34,6 +34,14 @@ def made_on_the_page(client, login, tenant, owner, scopes) -> tuple[str, str, st
     """An OAuth client made by the admin on the API keys page: its id, secret and the page."""
     login(client, owner)
     page = client.get(f"/t/{tenant.slug}/settings/api-keys/")
+    refused = client.post(
+        f"/t/{tenant.slug}/settings/api-keys/oauth-clients",
+        data={"name": "E", "csrf_token": csrf_token_from(page.text)},
+    )
+    assert refused.status_code == 422
+    # The errors sit in the OAuth client's form, not the key's.
+    assert 'id="client-name-error"' in refused.text and 'id="name-error"' not in refused.text
+    assert "Choose at least one" in refused.text
     made = client.post(
         f"/t/{tenant.slug}/settings/api-keys/oauth-clients",
         data={"name": "Warehouse ERP", "scopes": scopes, "csrf_token": csrf_token_from(page.text)},

@@ -276,6 +276,14 @@ def test_a_bad_query_gets_an_odata_error_naming_what_is_wrong(
     assert words in error["message"]
 
 
+def test_a_nul_character_in_a_filter_is_refused_in_odatas_words(client, books):
+    answer = client.get(
+        ROOT + "Clients?$filter=FullName eq 'a%00b'", headers=basic(books["secret"])
+    )
+    assert answer.status_code == 400
+    assert answer.json["error"]["code"] == "bad_request"
+
+
 def test_amount_due_is_worked_out_and_cannot_be_filtered_or_sorted(client, books):
     for query in ("$filter=AmountDue gt 0", "$orderby=AmountDue"):
         answer = client.get(ROOT + "Invoices?" + query, headers=basic(books["secret"]))
