@@ -330,3 +330,15 @@ def test_another_workspaces_key_sees_nothing_of_this_one(
         assert ids(client, f"$filter=Id ge 1 or Id eq {mine}", theirs, entity_set) == []
         counted = client.get(ROOT + entity_set + "/$count", headers=basic(theirs))
         assert counted.text == "0", entity_set
+
+
+def test_a_javascript_client_asking_for_ieee754_compatibility_gets_exact_strings(client, books):
+    headers = {
+        **basic(books["secret"]),
+        "Accept": "application/json;odata.metadata=minimal;IEEE754Compatible=true",
+    }
+    answer = client.get(ROOT + "Invoices?$select=Id,Total,Currency&$top=1", headers=headers)
+    assert "IEEE754Compatible=true" in answer.headers["Content-Type"]
+    assert answer.json["value"] == [
+        {"Id": str(books["invoices"][0].id), "Total": "1000.00", "Currency": "INR"}
+    ]

@@ -47,8 +47,16 @@ MAX_PAGE_SIZE = 5000
 # $top and $skip beyond this name no page the feed could have.
 MAX_COUNT = 2**31 - 1
 JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true"
-SUPPORTED_OPTIONS = {"$filter", "$select", "$orderby", "$top", "$skip", "$count", "$skiptoken"}
-SUPPORTED_OPTIONS |= {"$format"}
+SUPPORTED_OPTIONS = {
+    "$filter",
+    "$select",
+    "$orderby",
+    "$top",
+    "$skip",
+    "$count",
+    "$skiptoken",
+    "$format",
+}
 # Known to OData but not offered here: a request naming one is refused (501) rather than
 # answered as if it had been applied.
 UNSUPPORTED_OPTIONS = {"$expand", "$search", "$apply", "$compute", "$levels", "$index"}
