@@ -17,6 +17,8 @@ from xml.etree import ElementTree
 
 import pytest
 import xmlschema
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.api import odata
 from app.api import services as api_services
@@ -194,6 +196,7 @@ def test_filter_select_orderby_top_skip_and_count(client, books):
     assert ids(client, "$filter=FullName eq 'x'' or 1 eq 1 or ''a'' eq ''a'", secret) == []
     assert ids(client, "$filter=City eq 'Pune' or Archived eq true", secret) == [c[2].id, c[3].id]
     assert ids(client, "$filter=City ne null and not (Archived eq true)", secret) == [c[2].id]
+    assert ids(client, "$filter=Archived gt false", secret) == [c[3].id]
     assert ids(client, "$filter=CreditLimit gt 250000.49", secret) == [c[4].id]
     assert ids(client, "$filter=250000.50 le CreditLimit", secret) == [c[4].id]
     assert ids(client, f"$filter=Id ge {c[3].id} and Id lt {c[4].id}", secret) == [c[3].id]
@@ -227,17 +230,47 @@ def test_filter_select_orderby_top_skip_and_count(client, books):
     assert plain.status_code == 200 and plain.text == "1"
 
 
-def test_pages_in_a_chosen_order_and_within_top_follow_next_links(client, books):
-    headers = {**basic(books["secret"]), "Prefer": "odata.maxpagesize=2"}
-    url, seen = ROOT + "Clients?$orderby=FullName desc&$top=3&$skip=1", []
+def walk(client, url: str, secret: str, page_size: int, between_pages=None) -> list[int]:
+    """Every row of `url`, a page at a time, following @odata.nextLink."""
+    headers = {**basic(secret), "Prefer": f"odata.maxpagesize={page_size}"}
+    seen = []
     while url:
         page = client.get(url, headers=headers)
-        assert page.headers["Preference-Applied"] == "odata.maxpagesize=2"
+        assert page.status_code == 200, page.text
+        assert page.headers["Preference-Applied"] == f"odata.maxpagesize={page_size}"
         body = read(page)
         seen += [row["Id"] for row in body["value"]]
         url = local(body["@odata.nextLink"]) if "@odata.nextLink" in body else None
-    in_order = [x.id for x in sorted(books["clients"], key=lambda x: x.full_name, reverse=True)]
-    assert seen == in_order[1:4]
+        if between_pages:
+            between_pages()
+    return seen
+
+
+def test_pages_in_a_chosen_order_and_within_top_follow_next_links(
+    client, books, db_session, make_client
+):
+    secret, c = books["secret"], books["clients"]
+    in_order = [x.id for x in sorted(c, key=lambda x: x.full_name, reverse=True)]
+    url = ROOT + "Clients?$orderby=FullName desc&$top=3&$skip=1"
+    assert walk(client, url, secret, 2) == in_order[1:4]
+    # OData sorts null below any value: first going up, last going down.
+    assert ids(client, "$orderby=City", secret) == [c[0].id, c[1].id, c[3].id, c[4].id, c[2].id]
+    for orderby in ("City,FullName desc", "City desc,Id desc", "CreditLimit desc,Archived"):
+        whole = ids(client, f"$orderby={orderby}", secret)
+        assert walk(client, ROOT + f"Clients?$orderby={orderby}", secret, 1) == whole, orderby
+
+    # A client added between two pages, sorting before where the walk is, neither repeats a
+    # row nor hides one: each page starts after the last row sent.
+    session = tenant_session(db_session, books["tenant"])
+    added = []
+
+    def add_a_client():
+        if not added:
+            added.append(make_client(session, name="Aardvark").id)
+            session.commit()
+
+    walked = walk(client, ROOT + "Clients?$orderby=FullName", secret, 2, add_a_client)
+    assert walked == [x.id for x in sorted(c, key=lambda x: x.full_name)]
 
 
 @pytest.mark.parametrize(
@@ -342,3 +375,31 @@ def test_a_javascript_client_asking_for_ieee754_compatibility_gets_exact_strings
     assert answer.json["value"] == [
         {"Id": str(books["invoices"][0].id), "Total": "1000.00", "Currency": "INR"}
     ]
+
+
+PIECES = [
+    *("Id", "FullName", "City", "CreditLimit", "Archived", "CreatedAt", "PaymentDays", "Nope"),
+    *("eq", "ne", "gt", "ge", "lt", "le", "and", "or", "not", "(", ")", ","),
+    *("contains(", "startswith(", "endswith(", "length(", "true", "false", "null"),
+    *("'Acme'", "'it''s'", "'", "1", "-5", "250000.50", "2027-02-01", "2027-02-01T00:00:00Z"),
+    *("99999999999999999999", "2027-13-45", "%", "$", ";", "--", "\\", "é"),
+]
+
+
+@given(
+    pieces=st.lists(st.sampled_from(PIECES), max_size=12),
+    orderby=st.sampled_from(["", "City", "FullName desc,Id", "Nope", "Archived desc"]),
+)
+@settings(
+    max_examples=80,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+def test_no_filter_is_a_server_error(client, books, pieces, orderby):
+    query = {"$filter": " ".join(pieces)} | ({"$orderby": orderby} if orderby else {})
+    answer = client.get(ROOT + "Clients", query_string=query, headers=basic(books["secret"]))
+    assert answer.status_code in (200, 400), answer.text
+    if answer.status_code == 400:
+        assert answer.json["error"]["target"] in ("$filter", "$orderby")

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from xml.etree import ElementTree
 
 from flask import Blueprint, Response, current_app, g, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import and_, false, func, literal, or_, select
 from werkzeug.exceptions import HTTPException
 
 from app.api import services
@@ -352,8 +352,10 @@ class _Options:
     top: int | None
     skip: int
     count: bool
+    # Where the page before ended: rows sent so far, and the last row's id and sort values.
     sent: int
     last_id: int | None
+    last_values: tuple
 
 
 def _entity_set(name: str) -> EntitySet:
@@ -399,17 +401,19 @@ def _options(entity_set: EntitySet) -> _Options:
         selected = tuple(p for p in entity_set.properties if p.name in names)
         select_given = True
     condition = parse_filter(args["$filter"], by_name) if args.get("$filter") else None
-    sent, last_id = _skiptoken(args.get("$skiptoken"))
+    order = _order(args.get("$orderby", ""), by_name)
+    sent, last_id, last_values = _skiptoken(args.get("$skiptoken"), order)
     return _Options(
         selected=selected,
         select_given=select_given,
         condition=condition,
-        order=_order(args.get("$orderby", ""), by_name),
+        order=order,
         top=_count_option("$top"),
         skip=_count_option("$skip") or 0,
         count=_boolean_option("$count"),
         sent=sent,
         last_id=last_id,
+        last_values=last_values,
     )
 
 
@@ -448,25 +452,86 @@ def _boolean_option(name: str) -> bool:
     return text == "true"
 
 
-def _skiptoken(token: str | None) -> tuple[int, int | None]:
-    """How many rows earlier pages sent, and (for pages in id order) the last id sent."""
+def _skiptoken(token: str | None, order) -> tuple[int, int | None, tuple]:
+    """Where the page before ended: how many rows were sent, the last one's id and its values
+    of the $orderby properties (read back in their types)."""
     if token is None:
-        return 0, None
+        return 0, None, ()
+    refused = ODataError(
+        400, "invalid_skiptoken", "Follow @odata.nextLink as it is given.", "$skiptoken"
+    )
     try:
-        values = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        values = None
-    if (
-        not isinstance(values, list)
-        or len(values) != 2
-        or not isinstance(values[0], int)
-        or not 0 <= values[0] <= MAX_COUNT
-        or not (values[1] is None or isinstance(values[1], int) and 0 <= values[1] < 2**63)
-    ):
-        raise ODataError(
-            400, "invalid_skiptoken", "Follow @odata.nextLink as it is given.", "$skiptoken"
+        sent, last_id, values = json.loads(
+            base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         )
-    return values[0], values[1]
+        if not (
+            isinstance(sent, int)
+            and 0 <= sent <= MAX_COUNT
+            and isinstance(last_id, int)
+            and 0 < last_id < 2**63
+            and isinstance(values, list)
+            and len(values) == len(order)
+        ):
+            raise refused
+        return (
+            sent,
+            last_id,
+            tuple(_sort_value(p, v) for (p, _), v in zip(order, values, strict=True)),
+        )
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise refused from None
+
+
+def _sort_value(prop: Property, value):
+    """A sort value as the skiptoken carries it, back in the property's type."""
+    if value is None:
+        return None
+    wanted = {
+        "Edm.String": str,
+        "Edm.Boolean": bool,
+        "Edm.Decimal": str,
+        "Edm.Date": str,
+        "Edm.DateTimeOffset": str,
+    }.get(prop.edm_type, int)
+    if type(value) is not wanted:
+        raise ValueError(value)
+    if prop.edm_type == "Edm.Decimal":
+        return Decimal(value)
+    if prop.edm_type == "Edm.Date":
+        return date.fromisoformat(value)
+    if prop.edm_type == "Edm.DateTimeOffset":
+        return datetime.fromisoformat(value)
+    return value
+
+
+def _token_value(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):  # a datetime too
+        return value.isoformat()
+    return value
+
+
+def _after(options: _Options, id_column):
+    """The rows after the last one sent, in the order asked and then by id: each page starts
+    where the one before ended (a row added meanwhile neither repeats nor hides a row, and a
+    page deep into a million invoices costs what the first does). OData sorts null below any
+    value: first going up, last going down."""
+    clauses, same_so_far = [], []
+    for (prop, descending), value in zip(options.order, options.last_values, strict=True):
+        column = prop.column
+        if isinstance(value, bool):
+            value = literal(value)  # a bound value: a bare Python bool compares by IS only
+        if value is None:
+            beyond = false() if descending else column.is_not(None)
+            same = column.is_(None)
+        else:
+            beyond = or_(column < value, column.is_(None)) if descending else column > value
+            same = column == value
+        clauses.append(and_(*same_so_far, beyond))
+        same_so_far.append(same)
+    clauses.append(and_(*same_so_far, id_column > options.last_id))
+    return or_(*clauses)
 
 
 def _page_size() -> int:
@@ -498,19 +563,18 @@ def entity_set_page(entity_set_name: str):
     size = _page_size()
     remaining = None if options.top is None else max(options.top - options.sent, 0)
     wanted = size if remaining is None else min(size, remaining)
-    if options.order:
-        # Sorted as asked: later pages by offset. OData sorts null before any value.
-        order = [
+    sort_columns = [prop.column.label(f"_sort_{i}") for i, (prop, _) in enumerate(options.order)]
+    statement = statement.add_columns(*sort_columns).order_by(
+        *(
             prop.column.desc().nulls_last() if descending else prop.column.asc().nulls_first()
             for prop, descending in options.order
-        ]
-        statement = statement.order_by(*order, id_column).offset(options.skip + options.sent)
-    elif options.last_id is not None:
-        # In id order (the default): later pages start after the last id sent, so a page
-        # deep into a million invoices costs what the first does.
-        statement = statement.order_by(id_column).where(id_column > options.last_id)
+        ),
+        id_column,
+    )
+    if options.last_id is None:
+        statement = statement.offset(options.skip)
     else:
-        statement = statement.order_by(id_column).offset(options.skip)
+        statement = statement.where(_after(options, id_column))
     more_possible = remaining is None or remaining > wanted
     rows = db.session.execute(statement.limit(wanted + (1 if more_possible else 0))).all()
     page, more = rows[:wanted], len(rows) > wanted
@@ -544,9 +608,13 @@ def entity_set_page(entity_set_name: str):
         head["@odata.count"] = count
     body = json.dumps(head)[:-1] + ',"value":[' + ",".join(items) + "]"
     if more:
-        sent = options.sent + len(page)
-        last_id = page[-1]._id if not options.order else None
-        token = base64.urlsafe_b64encode(json.dumps([sent, last_id]).encode()).decode()
+        last = page[-1]._mapping
+        position = [
+            options.sent + len(page),
+            last["_id"],
+            [_token_value(last[f"_sort_{i}"]) for i in range(len(options.order))],
+        ]
+        token = base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
         query = {k: v for k, v in request.args.items() if k != "$skiptoken"}
         query["$skiptoken"] = token.rstrip("=")
         body += ',"@odata.nextLink":' + json.dumps(request.base_url + "?" + urlencode(query))

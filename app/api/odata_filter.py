@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import and_, false, not_, or_, true
+from sqlalchemy import and_, literal, not_, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 
@@ -252,7 +252,8 @@ def _literal(prop: Property, token: _Token):
     if prop.edm_type == "Edm.Boolean":
         if text not in ("true", "false"):
             raise wrong
-        return true() if text == "true" else false()
+        # A bound value: a bare Python bool (or SQL's TRUE) compares by IS only, not gt or lt.
+        return literal(text == "true")
     if prop.edm_type in _NUMERIC:
         if kind != "number":
             raise wrong
