@@ -73,6 +73,8 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.aging.views import blueprint as aging
+    from app.api.oauth import blueprint as api_oauth
+    from app.api.odata import blueprint as odata
     from app.api.resources import cases as api_cases  # noqa: F401  (declares its routes)
     from app.api.resources import client_records as api_client_records  # noqa: F401
     from app.api.resources import clients as api_clients  # noqa: F401
@@ -172,7 +174,7 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     for blueprint in (calendars, calendar_callbacks, calendar_feed):
         app.register_blueprint(blueprint)
-    for blueprint in (api, api_keys, api_reference):
+    for blueprint in (api, api_oauth, odata, api_keys, api_reference):
         app.register_blueprint(blueprint)
     app.register_blueprint(webhooks)
     app.register_blueprint(reports)
@@ -247,6 +249,13 @@ def register_errorhandlers(app: Flask) -> None:
             if code == 500:
                 db.session.rollback()
             return http_problem(error)
+        if request.path.startswith("/api/odata/") or request.path == "/api/odata":
+            # The OData feed's clients read OData's error body.
+            from app.api.odata import http_error
+
+            if code == 500:
+                db.session.rollback()
+            return http_error(error)
         title, text = messages.get(code, messages[500])
         if isinstance(error, request_input.UnsavableCharacter):
             title, text = error.title, error.text

@@ -51,6 +51,9 @@ NON_RECORD_ARGS = {
     # An agent's request id: the agent API takes no workspace in its address; its token names
     # the one connection whose requests it may answer (tests/test_tally_agent.py).
     "work_id": "forged-work",
+    # The OData feed's entity set: its key names the workspace, as /api/v1's does; another
+    # workspace's key reading every set is tests/test_api_odata.py's.
+    "entity_set_name": "Clients",
 }
 RECORD_ARGS = (
     "tenant_slug",

@@ -6,6 +6,7 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     DateTime,
+    ForeignKey,
     Identity,
     Integer,
     String,
@@ -33,10 +34,16 @@ SCOPES = {
 }
 
 
+# An API key is sent as it is; an OAuth client (RFC 6749 client credentials) sends its id and
+# secret to /api/v1/oauth/token for short-lived access tokens. Both are rows of `api_keys`, so
+# everything keyed by the caller (idempotent answers, the rate limit) treats them alike.
+KEY_KINDS = ("key", "oauth_client")
+
+
 class ApiKey(SharedModel):
-    """A workspace's key for the API. Shared, like ProviderAccount: a request's key finds its
-    workspace before any tenant is bound. Only the key's SHA-256 digest is kept; the key is
-    shown once, when it is made."""
+    """A workspace's key for the API, or an OAuth client (`kind`). Shared, like
+    ProviderAccount: a request's key finds its workspace before any tenant is bound. Only the
+    secret's SHA-256 digest is kept; the secret is shown once, when it is made."""
 
     __tablename__ = "api_keys"
     __audited__ = True  # made and revoked by admins: the workspace's audit log shows it
@@ -52,6 +59,9 @@ class ApiKey(SharedModel):
     created_at: Mapped[datetime] = utcnow_column()
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(16), server_default="key")
+    # An OAuth client's public id (its user name, in HTTP Basic); None for a key.
+    client_id: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     def audit_subject(self) -> str:
         return "settings:api-keys"
@@ -74,3 +84,20 @@ class ApiIdempotentRequest(SharedModel):
     created_at: Mapped[datetime] = utcnow_column()
 
     __table_args__ = (UniqueConstraint("api_key_id", "idempotency_key"),)
+
+
+class ApiAccessToken(SharedModel):
+    """An access token issued to an OAuth client: its digest, the scopes granted and when it
+    stops working. Revoking the client stops its tokens at once (a token is honoured only
+    while its client is live)."""
+
+    __tablename__ = "api_access_tokens"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), index=True
+    )
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = utcnow_column()

@@ -11,6 +11,8 @@ from functools import cache
 from pydantic import BaseModel
 
 from app.api.models import SCOPES
+from app.api.oauth import OAuthError, TokenAnswer, TokenRequest
+from app.api.oauth import blueprint as oauth_blueprint
 from app.api.problems import PROBLEM_TYPE, STANDARD, ProblemDetails
 from app.api.rest import MAX_ID, OPERATIONS, Operation, blueprint
 
@@ -32,6 +34,7 @@ def document() -> dict:
     for op in OPERATIONS:
         path = _openapi_path(blueprint.url_prefix + op.rule)
         paths.setdefault(path, {})[op.method.lower()] = _operation(op, ref, schemas)
+    paths[oauth_blueprint.url_prefix + "/token"] = {"post": _token_operation(ref)}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -41,11 +44,13 @@ def document() -> dict:
                 "A workspace's clients, invoices, payments and events. Authenticate with "
                 "`Authorization: Bearer <key>` (a key made by an admin under Settings → API "
                 "keys). Errors are RFC 9457 problem details. Lists page with an opaque "
-                "`cursor`. POSTs take an `Idempotency-Key`; changes need `If-Match`."
+                "`cursor`. POSTs take an `Idempotency-Key`; changes need `If-Match`. Server-"
+                "to-server integrations may instead use an OAuth client (client credentials): "
+                "its access tokens from `/api/v1/oauth/token` are sent as a key is."
             ),
         },
         "servers": [{"url": "/"}],
-        "security": [{"apiKey": []}],
+        "security": [{"apiKey": []}, {"oauth2": []}],
         "tags": [{"name": tag} for tag in sorted({op.tag for op in OPERATIONS})],
         "paths": paths,
         "components": {
@@ -56,7 +61,18 @@ def document() -> dict:
                     "scheme": "bearer",
                     "description": "Permissions: "
                     + "; ".join(f"`{name}` {text.lower()}" for name, text in SCOPES.items()),
-                }
+                },
+                "oauth2": {
+                    "type": "oauth2",
+                    "description": "An OAuth client's access token, sent as `Authorization: "
+                    "Bearer <token>`.",
+                    "flows": {
+                        "clientCredentials": {
+                            "tokenUrl": oauth_blueprint.url_prefix + "/token",
+                            "scopes": SCOPES,
+                        }
+                    },
+                },
             },
         },
     }
@@ -122,6 +138,7 @@ def _operation(op: Operation, ref, schemas: dict) -> dict:
         "description": (op.description + f"\n\nNeeds the `{op.scope}` permission.").strip(),
         "parameters": parameters,
         "responses": {str(op.status): _success(op, ref, schemas), **_problems(op)},
+        "security": [{"apiKey": []}, {"oauth2": [op.scope]}],
         "x-scope": op.scope,
     }
     if op.body:
@@ -209,3 +226,47 @@ def _problems(op: Operation) -> dict:
             answer["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
         answers[str(status)] = answer
     return answers
+
+
+def _token_operation(ref) -> dict:
+    refusal = {"application/json": {"schema": ref(OAuthError, "serialization")}}
+    return {
+        "operationId": "oauth_token",
+        "summary": "Get an access token (OAuth 2 client credentials)",
+        "tags": ["oauth"],
+        "description": (
+            "An OAuth client (made by an admin under Settings → API keys) sends its id and "
+            "secret by HTTP Basic (or as `client_id` and `client_secret` in the form) and gets "
+            "a bearer token with its permissions, good for an hour. Refusals follow RFC 6749 "
+            "§5.2."
+        ),
+        "security": [],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": ref(TokenRequest, "validation")}
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The token.",
+                "headers": {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}},
+                "content": {"application/json": {"schema": ref(TokenAnswer, "serialization")}},
+            },
+            "400": {"description": "A bad request, grant type or scope.", "content": refusal},
+            "401": {
+                "description": "Unknown client, wrong secret or revoked client.",
+                "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+                "content": refusal,
+            },
+            **{
+                str(status): {
+                    "description": STANDARD[status][1],
+                    "content": {
+                        PROBLEM_TYPE: {"schema": {"$ref": _REF.format(model="ProblemDetails")}}
+                    },
+                }
+                for status in (413, 429)
+            },
+        },
+    }

@@ -137,9 +137,9 @@ def _bearer() -> str:
 
 
 def _rate_bucket() -> str:
-    # Keyed by the key itself (its digest), not the address: many integrations share a
-    # proxy's address, and one key's burst must not slow another's.
-    return "api:" + services.secret_digest(_bearer())[:32]
+    # Keyed by the key (or the OAuth client) itself, not the address: many integrations share
+    # a proxy's address, and one key's burst must not slow another's.
+    return "api:" + services.rate_subject(db.session, _bearer())
 
 
 limiter.limit(
@@ -156,7 +156,7 @@ def _authenticate():
         raise standard(
             401,
             "Send `Authorization: Bearer <key>` with a live key made under the workspace's "
-            "Settings → API keys.",
+            "Settings → API keys, or an access token from /api/v1/oauth/token.",
             headers={"WWW-Authenticate": 'Bearer realm="duebook"'},
         )
     g.api_caller = caller

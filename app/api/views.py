@@ -1,5 +1,5 @@
-"""The pages of the API: admins' API keys (Settings → API keys), the OpenAPI document and its
-rendered reference."""
+"""The pages of the API: admins' API keys and OAuth clients (Settings → API keys), the OpenAPI
+document and its rendered reference."""
 
 from __future__ import annotations
 
@@ -16,12 +16,15 @@ blueprint = Blueprint("api_keys", __name__, url_prefix="/t/<tenant_slug>/setting
 reference = Blueprint("api_reference", __name__)
 
 
-def _page(values=None, errors=None, new_secret=None, status=200):
+def _page(values=None, errors=None, new_secret=None, status=200, kind="key"):
     return render_page(
         "api/keys.html",
         status=status,
         keys=services.workspace_keys(db.session, g.tenant.id),
+        oauth_clients=services.workspace_keys(db.session, g.tenant.id, kind="oauth_client"),
         scopes=SCOPES,
+        # The form the values and errors belong to: a key's or an OAuth client's.
+        form_kind=kind,
         values=values or {},
         errors=errors or {},
         new_secret=new_secret,
@@ -46,6 +49,22 @@ def create():
         return _page({"name": name, "scopes": scopes}, refused.errors, status=422)
     # Shown on this answer only (never redirected to, never stored): reloading loses it.
     return _page(new_secret=(key, secret), status=201)
+
+
+@blueprint.post("/oauth-clients")
+@require_permission("settings.manage")
+def create_oauth_client():
+    name, scopes = request.form.get("name", ""), request.form.getlist("scopes")
+    try:
+        client, secret = services.create_key(
+            db.session, g.tenant.id, name, scopes, g.membership.user_id, kind="oauth_client"
+        )
+    except services.KeyRefused as refused:
+        return _page(
+            {"name": name, "scopes": scopes}, refused.errors, status=422, kind="oauth_client"
+        )
+    # As a key's: the secret is on this answer only.
+    return _page(new_secret=(client, secret), status=201, kind="oauth_client")
 
 
 @blueprint.post("/<int:api_key_id>/revoke")
