@@ -399,3 +399,29 @@ def test_admins_make_a_key_shown_once_and_revoke_it(client, workspace, login, db
         data={"csrf_token": csrf_token_from(listing.text)},
     )
     assert client.get("/api/v1/clients", headers=bearer(secret)).status_code == 401
+
+
+def test_a_new_client_takes_the_pages_defaults_for_what_is_left_out(client, api_key):
+    """The README's curl: a name and a location make a client, on the terms the new-client page
+    starts from (Net 30, the workspace's currency)."""
+    secret = api_key()
+    made = client.post(
+        "/api/v1/clients",
+        json={"full_name": "Bare Minimum Traders", "short_name": "Bare", "location": "local"},
+        headers=bearer(secret),
+    )
+    assert made.status_code == 201, made.json
+    body = made.json
+    assert (body["payment_terms"], body["payment_days"], body["currency"]) == ("net", 30, "INR")
+    cash = client.post(
+        "/api/v1/clients",
+        json={
+            "full_name": "Cash Only Traders",
+            "short_name": "Cash",
+            "location": "local",
+            "payment_terms": "immediate",
+        },
+        headers=bearer(secret),
+    )
+    assert cash.status_code == 201, cash.json
+    assert cash.json["payment_days"] is None

@@ -153,6 +153,21 @@ def update_client(
     return client
 
 
+def new_client_defaults(tenant) -> dict[str, str]:
+    """What a new client is unless said otherwise: the new-client page starts from these, and
+    the API fills in what a caller leaves out with them."""
+    return {
+        "location": "local",
+        "country": tenant.country,
+        "currency": tenant.currency,
+        "payment_terms": "net",
+        "payment_days": "30",
+        "status": "active",
+        "preferred_language": "en",
+        "preferred_channel": "email",
+    }
+
+
 def created_facts(client_id: int, short_name: str) -> dict:
     return {"client_id": client_id, "name": short_name}
 

@@ -169,16 +169,7 @@ def bulk():
 @require_permission("clients.edit")
 @once_per_form_key
 def new():
-    values = {
-        "location": "local",
-        "country": g.tenant.country,
-        "currency": g.tenant.currency,
-        "payment_terms": "net",
-        "payment_days": "30",
-        "status": "active",
-        "preferred_language": "en",
-        "preferred_channel": "email",
-    }
+    values = services.new_client_defaults(g.tenant)
     if request.args.get("prospect") == "1":
         values["status"] = "prospect"
     errors = {}

@@ -287,8 +287,12 @@ def _cursor_time(value) -> datetime | None:
 def create_client(body: NewClient):
     """Checked by the same rules as the new-client page; each refused field in `errors`."""
     context = services.client_context(db.session, g.api_caller.tenant)
+    sent = raw_fields(body)
+    defaults = services.new_client_defaults(g.api_caller.tenant)
+    if sent.get("payment_terms", "net") not in ("net", "mfi"):
+        defaults.pop("payment_days")  # days go with Net and MFI terms only
     try:
-        client = services.create_client(db.session, context, raw_fields(body), manager_notice())
+        client = services.create_client(db.session, context, defaults | sent, manager_notice())
     except services.ClientError as error:
         raise invalid(422, error.errors, rule_code) from None
     return Answer(
