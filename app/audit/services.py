@@ -34,10 +34,12 @@ SOURCE_KEY = "duebook.audit_source"
 
 
 def _is_audited(obj) -> bool:
-    explicit = getattr(type(obj), "__audited__", None)
-    if explicit is not None:
-        return explicit
-    return isinstance(obj, TenantModel)
+    return _is_audited_model(type(obj))
+
+
+def _is_audited_model(model) -> bool:
+    explicit = getattr(model, "__audited__", None)
+    return explicit if explicit is not None else issubclass(model, TenantModel)
 
 
 def _belongs_to(obj, tenant_id: int) -> bool:
@@ -140,6 +142,46 @@ def _record_flush(session: Session, flush_context) -> None:
         for row in rows:
             row["occurred_at"] = moment
         session.execute(insert(AuditEntry), rows)
+
+
+def record_inserts(session: Session, model: type[TenantModel], rows) -> None:
+    """The audit entries of rows a set-based INSERT ... RETURNING wrote (every column of each,
+    as `rows`), the same as the flush listener would have written for them one by one: a
+    multi-row INSERT passes the listener by, and its records must still be in the log."""
+    if not rows or not _is_audited_model(model):
+        return
+    moment = session.info.setdefault(MOMENT_KEY, datetime.now(UTC))
+    table = model.__tablename__
+    keys = [column.key for column in model.__table__.c if column.key not in IMPLIED_FIELDS]
+    # audit_subject reads only column attributes, which a returned row has too.
+    subject_of = getattr(model, "audit_subject", None)
+    facts = {
+        "actor_user_id": session.info.get(ACTOR_KEY),
+        "actor_ip": session.info.get("actor_ip"),
+        "source": session.info.get(SOURCE_KEY),
+        "action": "insert",
+        "entity": table,
+        "occurred_at": moment,
+    }
+    entries = []
+    for row in rows:
+        values = row._mapping
+        entries.append(
+            {
+                **facts,
+                "subject": subject_of(row) if subject_of else f"{table}:{row.id}",
+                "entity_id": str(row.id),
+                "changes": {
+                    key: [None, _shown(key, values[key])] for key in keys if values[key] is not None
+                },
+            }
+        )
+    for start in range(0, len(entries), _ENTRIES_PER_INSERT):
+        session.execute(insert(AuditEntry), entries[start : start + _ENTRIES_PER_INSERT])
+
+
+# An INSERT of many entries in one statement, below PostgreSQL's 65,535 parameters (nine each).
+_ENTRIES_PER_INSERT = 5_000
 
 
 def _forget_moment(session: Session, transaction) -> None:

@@ -49,6 +49,7 @@ from app.integrations.connectors.accounting import (
 )
 from app.integrations.models import IntegrationConnection
 from app.invoicing.balance import outstanding
+from app.invoicing.bulk import insert_invoices
 from app.invoicing.credits import issue_credit_note
 from app.invoicing.models import Invoice
 from app.invoicing.services import InvoiceError
@@ -191,11 +192,12 @@ class Run:
         self._unsettled.append((link, invoice))
 
     def settle(self) -> None:
-        """The new invoices held back are written in one flush (a batched INSERT per table
-        instead of a round of statements each), then their links, with the ids they got."""
+        """The new invoices held back are written set-based (a multi-row INSERT per table,
+        their audit entries in bulk: app.invoicing.bulk), then their links, with the ids they
+        got."""
         if not self._unsettled:
             return
-        self.session.flush()
+        insert_invoices(self.session, [invoice for _, invoice in self._unsettled])
         for link, invoice in self._unsettled:
             link.local_id = invoice.id
             self.session.add(link)
@@ -693,14 +695,8 @@ class Run:
                     "invoice", same.id, record, "duebook", mapping.book_invoice_values(record)
                 )
                 return "updated"
-            invoice = mapping.create_invoice_from(
-                self.session,
-                self.tenant,
-                client,
-                record,
-                self.today,
-                self._page_workspace,
-                flush=False,
+            invoice = mapping.invoice_from(
+                self.session, self.tenant, client, record, self.today, self._page_workspace
             )
             if self._page_numbers is not None:
                 self._page_numbers[record.number] = invoice

@@ -479,19 +479,18 @@ def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
     )
 
 
-def create_invoice_from(
+def invoice_from(
     session: Session,
     tenant: Tenant,
     client: Client,
     record: BookInvoice,
     today: date,
     workspace: WorkspaceSettings | None = None,
-    flush: bool = True,
 ) -> Invoice:
-    """An issued invoice with the books' number, lines and tax; its status follows what is paid
+    """An issued invoice with the books' number, lines and tax, not added to the session (the
+    caller writes a page of them at once: app.invoicing.bulk); its status follows what is paid
     (the books' payments arrive as payments). `workspace`: the workspace's settings when the
-    caller holds them for many invoices; `flush` False: the caller writes a page of them in one
-    flush (the ORM then inserts them and their lines a batch per table)."""
+    caller holds them for many invoices."""
     check_book_invoice(record)
     if record.currency.upper() != client.currency:
         raise NotAccepted(
@@ -523,9 +522,6 @@ def create_invoice_from(
         )
     if invoice.status == "issued":
         invoice.status = invoice.resting_status(today)
-    session.add(invoice)
-    if flush:
-        session.flush()
     return invoice
 
 
