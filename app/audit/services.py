@@ -144,6 +144,33 @@ def _record_flush(session: Session, flush_context) -> None:
         session.execute(insert(AuditEntry), rows)
 
 
+def insert_audited(session: Session, model: type[TenantModel], objects, **derived) -> list:
+    """Write `objects` (transient, of `model`) by multi-row INSERT ... RETURNING, in the
+    session's transaction, with their audit entries (`record_inserts`): the rows written, in
+    the objects' order. Each row has the columns its object was given (one left out gets its
+    default) and the `derived` ones (column: how to compute it from the object)."""
+    table = model.__table__
+    columns = {column.key for column in table.c}
+    # A multi-row INSERT names the same columns in every row: one statement per set of given
+    # columns (objects built alike, as a page's are, make one).
+    batches: dict[tuple[str, ...], list[tuple[int, dict]]] = {}
+    for position, obj in enumerate(objects):
+        given = inspect(obj).dict
+        values = {key: given[key] for key in columns & given.keys()}
+        values.update((key, compute(obj)) for key, compute in derived.items())
+        batches.setdefault(tuple(sorted(values)), []).append((position, values))
+    written: list = [None] * len(objects)
+    for batch in batches.values():
+        rows = session.execute(
+            insert(table).returning(*table.c, sort_by_parameter_order=True),
+            [values for _, values in batch],
+        ).all()
+        for (position, _), row in zip(batch, rows, strict=True):
+            written[position] = row
+    record_inserts(session, model, written)
+    return written
+
+
 def record_inserts(session: Session, model: type[TenantModel], rows) -> None:
     """The audit entries of rows a set-based INSERT ... RETURNING wrote (every column of each,
     as `rows`), the same as the flush listener would have written for them one by one: a
@@ -177,7 +204,7 @@ def record_inserts(session: Session, model: type[TenantModel], rows) -> None:
             }
         )
     for start in range(0, len(entries), _ENTRIES_PER_INSERT):
-        session.execute(insert(AuditEntry), entries[start : start + _ENTRIES_PER_INSERT])
+        session.execute(insert(AuditEntry.__table__), entries[start : start + _ENTRIES_PER_INSERT])
 
 
 # An INSERT of many entries in one statement, below PostgreSQL's 65,535 parameters (nine each).

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -528,6 +529,8 @@ class Run:
         again record by record, each in its own savepoint, so that the refused one is listed
         and the rest go in."""
         self.read_page_ahead(entity, records)
+        if entity == "contact":
+            records = self.create_new_customers(records)
         # Counted here and added to the run once the page is in: the run's row is not written
         # again with every record's flush.
         tally = dict.fromkeys(PAGE_COUNTERS, 0)
@@ -547,6 +550,35 @@ class Run:
             for name, count in tally.items():
                 setattr(self.run, name, getattr(self.run, name) + count)
         self.forget_page()
+
+    def create_new_customers(self, records: list[BookContact]) -> list[BookContact]:
+        """The page's customers Duebook does not have yet (no link, not one of ours, not left
+        out at the review, read once in the page) created set-based, each refused one listed
+        with its reason; the records left for `take_contact` (links, deletions, the rest)."""
+        times_read = Counter(record.remote_id for record in records)
+        new, rest = [], []
+        for record in records:
+            is_new = (
+                times_read[record.remote_id] == 1
+                and not record.deleted
+                and self.link_of("contact", remote_id=record.remote_id) is None
+                and not self.skipped_at_review(record.remote_id)
+                and self.our_client(record, mapping.contact_values(record)) is None
+            )
+            (new if is_new else rest).append(record)
+        outcomes = mapping.create_clients_from(
+            self.session, self.tenant, new, self.client_context()
+        )
+        for record, outcome in zip(new, outcomes, strict=True):
+            self.run.read += 1
+            if isinstance(outcome, NotAccepted):
+                self.problem(
+                    "contact", "pull", str(outcome), remote_id=record.remote_id, label=record.name
+                )
+                continue
+            self.link("contact", outcome, record, "books", mapping.contact_values(record))
+            self.run.created += 1
+        return rest
 
     def take(self, entity: str, record) -> None:
         """Apply one record of the books in a savepoint: a refused one is listed, the rest go on."""
