@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import cache
+from types import SimpleNamespace
 
 from sqlalchemy import event, insert, inspect, select
 from sqlalchemy.orm import Session
@@ -146,9 +147,10 @@ def _record_flush(session: Session, flush_context) -> None:
 
 def insert_audited(session: Session, model: type[TenantModel], objects, **derived) -> list:
     """Write `objects` (transient, of `model`) by multi-row INSERT ... RETURNING, in the
-    session's transaction, with their audit entries (`record_inserts`): the rows written, in
-    the objects' order. Each row has the columns its object was given (one left out gets its
-    default) and the `derived` ones (column: how to compute it from the object)."""
+    session's transaction, with the audit entries the flush listener would have written for
+    them one by one (a multi-row INSERT passes it by): the rows written, in the objects'
+    order. Each row has the columns its object was given (one left out gets its default) and
+    the `derived` ones (column: how to compute it from the object)."""
     table = model.__table__
     columns = {column.key for column in table.c}
     # A multi-row INSERT names the same columns in every row: one statement per set of given
@@ -160,27 +162,30 @@ def insert_audited(session: Session, model: type[TenantModel], objects, **derive
         values.update((key, compute(obj)) for key, compute in derived.items())
         batches.setdefault(tuple(sorted(values)), []).append((position, values))
     written: list = [None] * len(objects)
+    audited: list = [None] * len(objects)
     for batch in batches.values():
         rows = session.execute(
             insert(table).returning(*table.c, sort_by_parameter_order=True),
             [values for _, values in batch],
         ).all()
-        for (position, _), row in zip(batch, rows, strict=True):
+        for (position, values), row in zip(batch, rows, strict=True):
             written[position] = row
-    record_inserts(session, model, written)
+            # As the listener sees an object after its flush: the values it was given, as
+            # given (10, not the column's 10.000), and the database's for the rest.
+            audited[position] = {**row._mapping, **values}
+    if _is_audited_model(model):
+        _record_inserts(session, model, audited)
     return written
 
 
-def record_inserts(session: Session, model: type[TenantModel], rows) -> None:
-    """The audit entries of rows a set-based INSERT ... RETURNING wrote (every column of each,
-    as `rows`), the same as the flush listener would have written for them one by one: a
-    multi-row INSERT passes the listener by, and its records must still be in the log."""
-    if not rows or not _is_audited_model(model):
+def _record_inserts(session: Session, model: type[TenantModel], records: list[dict]) -> None:
+    """The audit entries of new records (each as its columns' values)."""
+    if not records:
         return
     moment = session.info.setdefault(MOMENT_KEY, datetime.now(UTC))
     table = model.__tablename__
     keys = [column.key for column in model.__table__.c if column.key not in IMPLIED_FIELDS]
-    # audit_subject reads only column attributes, which a returned row has too.
+    # audit_subject reads only column attributes.
     subject_of = getattr(model, "audit_subject", None)
     facts = {
         "actor_user_id": session.info.get(ACTOR_KEY),
@@ -190,19 +195,19 @@ def record_inserts(session: Session, model: type[TenantModel], rows) -> None:
         "entity": table,
         "occurred_at": moment,
     }
-    entries = []
-    for row in rows:
-        values = row._mapping
-        entries.append(
-            {
-                **facts,
-                "subject": subject_of(row) if subject_of else f"{table}:{row.id}",
-                "entity_id": str(row.id),
-                "changes": {
-                    key: [None, _shown(key, values[key])] for key in keys if values[key] is not None
-                },
-            }
-        )
+    entries = [
+        {
+            **facts,
+            "subject": subject_of(SimpleNamespace(**values))
+            if subject_of
+            else f"{table}:{values['id']}",
+            "entity_id": str(values["id"]),
+            "changes": {
+                key: [None, _shown(key, values[key])] for key in keys if values[key] is not None
+            },
+        }
+        for values in records
+    ]
     for start in range(0, len(entries), _ENTRIES_PER_INSERT):
         session.execute(insert(AuditEntry.__table__), entries[start : start + _ENTRIES_PER_INSERT])
 

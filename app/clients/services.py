@@ -152,12 +152,14 @@ def create_clients(
     RETURNING, their contacts by another, their events and audit entries in bulk. Per entry,
     the new client's id or the ClientError that refused it: the rest go in."""
     checked = [_checked_new_client(context, entry) for entry in new]
-    taken = _names_taken(session, [values for values, _, errors in checked if not errors])
+    taken = _names_taken(session, [values for values, _, _ in checked])
     for values, contact, errors in checked:
-        if errors:
-            continue
         unique = {key: _unique_key(key, values[key]) for key in TAKEN if values.get(key)}
-        errors.update((key, TAKEN[key]) for key, value in unique.items() if (key, value) in taken)
+        errors.update(
+            (key, TAKEN[key])
+            for key, value in unique.items()
+            if key not in errors and (key, value) in taken
+        )
         if not errors and contact is not None:
             errors.update(contact[1])
         if not errors:
