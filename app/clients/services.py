@@ -151,6 +151,8 @@ def create_clients(
     and the earlier ones of `new`; the accepted ones written by one multi-row INSERT ...
     RETURNING, their contacts by another, their events and audit entries in bulk. Per entry,
     the new client's id or the ClientError that refused it: the rest go in."""
+    if not new:
+        return []
     checked = [_checked_new_client(context, entry) for entry in new]
     taken = _names_taken(session, [values for values, _, _ in checked])
     for values, contact, errors in checked:

@@ -15,11 +15,13 @@ the rest of the page goes in (each record in its own savepoint). A page's new re
 yet: the first sync, a file) go in set-based: its new customers through the clients' own
 `create_clients`, its new invoices with their lines by multi-row INSERTs (app.invoicing.bulk),
 their audit entries and events in bulk; records already linked go one by one (their updates
-and conflicts). A page that fails (5xx, a
-timeout, a malformed answer) is retried with backoff, then fails the run, whose next attempt
-starts at that page. A 429 is waited out; a long wait (or the day's quota spent) pauses the run
-until the time the provider gave (`waiting`, resumed by the sweeper). A refused token turns the
-connection into "needs reconnecting" and tells the admins, once."""
+and conflicts).
+
+A page that fails (5xx, a timeout, a malformed answer) is retried with backoff, then fails the
+run, whose next attempt starts at that page. A 429 is waited out; a long wait (or the day's
+quota spent) pauses the run until the time the provider gave (`waiting`, resumed by the
+sweeper). A refused token turns the connection into "needs reconnecting" and tells the admins,
+once."""
 
 from __future__ import annotations
 

@@ -265,8 +265,8 @@ def create_client_from(
 def create_clients_from(
     session: Session, tenant: Tenant, records: list[BookContact], context: ClientContext
 ) -> list[int | NotAccepted]:
-    """`create_client_from` for a page of new customers at once (app.clients.services.
-    create_clients: set-based, the same rules): per record, its new client's id or why it was
+    """`create_client_from` for a page of new customers at once (set-based, by the same rules:
+    app.clients.services.create_clients): per record, its new client's id or why it was
     refused."""
     entries: list[NewClient] = []
     refusals: list[NotAccepted | None] = []
