@@ -2,7 +2,9 @@
 
 Every flush of a tenant-bound session writes one audit row per inserted, updated or deleted
 record: the tenant's own tables, and the shared records that belong to the bound tenant
-(memberships, invitations). Nobody has to remember to call anything.
+(memberships, invitations). Nobody has to remember to call anything, except a set-based write
+of new records, which passes the flush by: it goes through `insert_audited`, which writes the
+records and the same entries the flush would have written for them.
 """
 
 from __future__ import annotations
