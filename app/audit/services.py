@@ -2,7 +2,9 @@
 
 Every flush of a tenant-bound session writes one audit row per inserted, updated or deleted
 record: the tenant's own tables, and the shared records that belong to the bound tenant
-(memberships, invitations). Nobody has to remember to call anything.
+(memberships, invitations). Nobody has to remember to call anything, except a set-based write
+of new records, which passes the flush by: it goes through `insert_audited`, which writes the
+records and the same entries the flush would have written for them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import cache
+from types import SimpleNamespace
 
+from psycopg.types.json import Jsonb
 from sqlalchemy import event, insert, inspect, select
 from sqlalchemy.orm import Session
 
@@ -18,7 +22,13 @@ from app.audit.models import AuditEntry
 from app.audit.wording import fields_kept_together
 from app.core.distinct_values import distinct_values
 from tenants.base import TenantModel
-from tenants.binding import ACTOR_KEY, TenantSession, bound_tenant_id
+from tenants.binding import (
+    ACTOR_KEY,
+    TenantSession,
+    bound_tenant_id,
+    quoted_schema,
+    schema_for_tenant_id,
+)
 
 HIDDEN_FIELD_MARKERS = ("password", "token", "secret")
 # Shown by the entry itself (its record id, its tenant): not repeated among the fields.
@@ -34,10 +44,12 @@ SOURCE_KEY = "duebook.audit_source"
 
 
 def _is_audited(obj) -> bool:
-    explicit = getattr(type(obj), "__audited__", None)
-    if explicit is not None:
-        return explicit
-    return isinstance(obj, TenantModel)
+    return _is_audited_model(type(obj))
+
+
+def _is_audited_model(model) -> bool:
+    explicit = getattr(model, "__audited__", None)
+    return explicit if explicit is not None else issubclass(model, TenantModel)
 
 
 def _belongs_to(obj, tenant_id: int) -> bool:
@@ -140,6 +152,110 @@ def _record_flush(session: Session, flush_context) -> None:
         for row in rows:
             row["occurred_at"] = moment
         session.execute(insert(AuditEntry), rows)
+
+
+def insert_audited(session: Session, model: type[TenantModel], objects, **derived) -> list:
+    """Write `objects` (transient, of `model`) by multi-row INSERT ... RETURNING, in the
+    session's transaction, with the audit entries the flush listener would have written for
+    them one by one (a multi-row INSERT passes it by): the rows written, in the objects'
+    order. Each row has the columns its object was given (one left out gets its default) and
+    the `derived` ones (column: how to compute it from the object)."""
+    table = model.__table__
+    columns = {column.key for column in table.c}
+    # A multi-row INSERT names the same columns in every row: one statement per set of given
+    # columns (objects built alike, as a page's are, make one).
+    batches: dict[tuple[str, ...], list[tuple[int, dict]]] = {}
+    for position, obj in enumerate(objects):
+        given = inspect(obj).dict
+        values = {key: given[key] for key in columns & given.keys()}
+        values.update((key, compute(obj)) for key, compute in derived.items())
+        batches.setdefault(tuple(sorted(values)), []).append((position, values))
+    written: list = [None] * len(objects)
+    audited: list = [None] * len(objects)
+    for batch in batches.values():
+        rows = _copy_and_insert(session, table, [values for _, values in batch])
+        for (position, values), row in zip(batch, rows, strict=True):
+            written[position] = row
+            # As the listener sees an object after its flush: the values it was given, as
+            # given (10, not the column's 10.000), and the database's for the rest.
+            audited[position] = {**row._mapping, **values}
+    if _is_audited_model(model):
+        _record_inserts(session, model, audited)
+    return written
+
+
+def _copy_and_insert(session: Session, table, rows: list[dict]) -> list:
+    """Rows alike (the same columns) written as the clients import writes a chunk: COPYed into
+    a temporary table (no SQL text to build and parse per value), then one INSERT ... SELECT
+    ... RETURNING. The rows written, in `rows`' order: the SELECT hands them over in that
+    order and the identity numbers them as they come (what SQLAlchemy's own ordered multi-row
+    INSERT relies on), so sorted by id they are in that order."""
+    names = list(rows[0])
+    target = f"{quoted_schema(schema_for_tenant_id(bound_tenant_id(session)))}.{table.name}"
+    columns = ", ".join(f'"{name}"' for name in names)
+    staging = f"pg_temp.bulk_{table.name}"
+    connection = session.connection()
+    connection.exec_driver_sql(
+        f"CREATE TEMP TABLE {staging} ON COMMIT DROP AS "
+        f"SELECT 0::integer AS bulk_order, {columns} FROM {target} WITH NO DATA"
+    )
+    driver = connection.connection.driver_connection
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {staging} (bulk_order, {columns}) FROM STDIN") as copy,
+    ):
+        for position, values in enumerate(rows):
+            copy.write_row((position, *(_copyable(values[name]) for name in names)))
+    written = connection.exec_driver_sql(
+        f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging} ORDER BY bulk_order "
+        "RETURNING *"
+    ).all()
+    connection.exec_driver_sql(f"DROP TABLE {staging}")
+    return sorted(written, key=lambda row: row.id)
+
+
+def _copyable(value):
+    return Jsonb(value) if isinstance(value, dict) else value
+
+
+def _record_inserts(session: Session, model: type[TenantModel], records: list[dict]) -> None:
+    """The audit entries of new records (each as its columns' values)."""
+    if not records:
+        return
+    moment = session.info.setdefault(MOMENT_KEY, datetime.now(UTC))
+    table = model.__tablename__
+    keys = [column.key for column in model.__table__.c if column.key not in IMPLIED_FIELDS]
+    # audit_subject reads only column attributes.
+    subject_of = getattr(model, "audit_subject", None)
+    facts = {
+        "actor_user_id": session.info.get(ACTOR_KEY),
+        "actor_ip": session.info.get("actor_ip"),
+        "source": session.info.get(SOURCE_KEY),
+        "action": "insert",
+        "entity": table,
+        "occurred_at": moment,
+    }
+    names = [*facts, "subject", "entity_id", "changes"]
+    target = f"{quoted_schema(schema_for_tenant_id(bound_tenant_id(session)))}.audit_log"
+    driver = session.connection().connection.driver_connection
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {target} ({', '.join(names)}) FROM STDIN") as copy,
+    ):
+        for values in records:
+            changes = {
+                key: [None, _shown(key, values[key])] for key in keys if values[key] is not None
+            }
+            copy.write_row(
+                (
+                    *facts.values(),
+                    subject_of(SimpleNamespace(**values))
+                    if subject_of
+                    else f"{table}:{values['id']}",
+                    str(values["id"]),
+                    Jsonb(changes),
+                )
+            )
 
 
 def _forget_moment(session: Session, transaction) -> None:

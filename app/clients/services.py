@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
-from app.audit.services import SOURCE_KEY
+from app.audit.services import SOURCE_KEY, insert_audited
 from app.clients.models import (
     CONSENT_CHANNELS,
     SEARCH_EXPRESSION,
@@ -127,6 +127,156 @@ def create_client(
     if notice and client.engagement_manager_user_id:
         notify_engagement_manager(session, client, notice)
     return client
+
+
+@dataclass
+class NewClient:
+    """A client for `create_clients`: the form's raw fields, and its billing contact's (e-mail,
+    phone), if any; a billing contact without a name is the client's accounts
+    (`accounts_contact_name`)."""
+
+    raw: Mapping
+    billing: Mapping | None = None
+
+
+def accounts_contact_name(short_name: str) -> str:
+    return f"Accounts, {short_name}"
+
+
+def create_clients(
+    session: Session, context: ClientContext, new: Sequence[NewClient]
+) -> list[int | ClientError]:
+    """`create_client` (and `save_contact` of each billing contact) for many clients at once,
+    set-based: each checked by the same rules, unique against the clients there (one query)
+    and the earlier ones of `new`; the accepted ones written by one multi-row INSERT ...
+    RETURNING, their contacts by another, their events and audit entries in bulk. Per entry,
+    the new client's id or the ClientError that refused it: the rest go in."""
+    if not new:
+        return []
+    checked = [_checked_new_client(context, entry) for entry in new]
+    taken = _names_taken(session, [values for values, _, _ in checked])
+    for values, contact, errors in checked:
+        unique = {key: _unique_key(key, values[key]) for key in TAKEN if values.get(key)}
+        errors.update(
+            (key, TAKEN[key])
+            for key, value in unique.items()
+            if key not in errors and (key, value) in taken
+        )
+        if not errors and contact is not None:
+            errors.update(contact[1])
+        if not errors:
+            taken.update(unique.items())
+    accepted = [(values, contact) for values, contact, errors in checked if not errors]
+    try:
+        with session.begin_nested():
+            ids = _insert_new_clients(session, accepted)
+    except IntegrityError as error:
+        if not _name_clash(error):
+            raise
+        # Another request saved one of these names since the check: each on its own, as
+        # create_client does, so that only that one is refused.
+        return [_create_one(session, context, entry) for entry in new]
+    made = iter(ids)
+    return [ClientError(errors) if errors else next(made) for _, _, errors in checked]
+
+
+def _checked_new_client(context: ClientContext, entry: NewClient) -> tuple:
+    """(values, (contact values, contact errors) or None, errors): the client checked as
+    create_client checks it, its billing contact as save_contact does."""
+    values, errors = clean_client(entry.raw, context)
+    contact = None
+    if entry.billing is not None and not errors:
+        raw = _billing_raw(entry.billing, values["short_name"])
+        contact = clean_contact(raw, context.tenant_country)
+    return values, contact, errors
+
+
+def _billing_raw(billing: Mapping, short_name: str) -> dict:
+    return {
+        "full_name": billing.get("full_name") or accounts_contact_name(short_name),
+        "roles": ["billing"],
+        "email": billing.get("email") or "",
+        "phone": billing.get("phone") or "",
+    }
+
+
+def _unique_key(key: str, value: str) -> str:
+    return value if key == "external_id" else value.lower()
+
+
+def _names_taken(session: Session, candidates: list[dict]) -> set[tuple[str, str]]:
+    """(field, value) pairs of the unique fields among clients not deleted that `candidates`
+    would repeat (names compared without case), in one query."""
+    wanted = {
+        key: sorted({_unique_key(key, values[key]) for values in candidates if values.get(key)})
+        for key in TAKEN
+    }
+    if not any(wanted.values()):
+        return set()
+    rows = session.execute(
+        select(func.lower(Client.full_name), func.lower(Client.short_name), Client.external_id)
+        .where(Client.deleted_at.is_(None))
+        .where(
+            func.lower(Client.full_name).in_(wanted["full_name"])
+            | func.lower(Client.short_name).in_(wanted["short_name"])
+            | Client.external_id.in_(wanted["external_id"])
+        )
+    ).all()
+    taken = set()
+    for row in rows:
+        taken.update((key, value) for key, value in zip(TAKEN, row, strict=True) if value)
+    return taken
+
+
+def _insert_new_clients(session: Session, accepted: list[tuple[dict, tuple | None]]) -> list[int]:
+    if not accepted:
+        return []
+    clients = [Client(**values) for values, _ in accepted]
+    for client in clients:
+        if client.status != "prospect":
+            client.converted_at = None
+    written = insert_audited(session, Client, clients)
+    contacts = [
+        Contact(client_id=row.id, **contact[0])
+        for row, (_, contact) in zip(written, accepted, strict=True)
+        if contact is not None
+    ]
+    insert_audited(session, Contact, contacts)
+    emit_many(
+        session,
+        "client.created",
+        "client",
+        [(row.id, created_facts(row.id, row.short_name)) for row in written],
+    )
+    source = session.info.get(SOURCE_KEY) or "manual"
+    emit_many(
+        session,
+        "lead.received",
+        "client",
+        [
+            (row.id, {"client_id": row.id, "source": source})
+            for row in written
+            if row.status == "prospect"
+        ],
+    )
+    return [row.id for row in written]
+
+
+def _create_one(session: Session, context: ClientContext, entry: NewClient) -> int | ClientError:
+    try:
+        with session.begin_nested():
+            client = create_client(session, context, entry.raw)
+            if entry.billing is not None:
+                raw = _billing_raw(entry.billing, client.short_name)
+                save_contact(session, client, raw, context.tenant_country)
+    except ClientError as error:
+        return error
+    return client.id
+
+
+def _name_clash(error: IntegrityError) -> bool:
+    index = getattr(getattr(error.orig, "diag", None), "constraint_name", None) or ""
+    return index.startswith("uq_clients_") and index.removeprefix("uq_clients_") in TAKEN
 
 
 def update_client(

@@ -11,16 +11,23 @@ Exactly once, both ways:
   a crash between the provider's write and our link is found and linked by the next run.
 
 A pulled record Duebook cannot accept is skipped with the reason in the run's problems, and
-the rest of the page goes in (each record in its own savepoint). A page that fails (5xx, a
-timeout, a malformed answer) is retried with backoff, then fails the run, whose next attempt
-starts at that page. A 429 is waited out; a long wait (or the day's quota spent) pauses the run
-until the time the provider gave (`waiting`, resumed by the sweeper). A refused token turns the
-connection into "needs reconnecting" and tells the admins, once."""
+the rest of the page goes in (each record in its own savepoint). A page's new records (no link
+yet: the first sync, a file) go in set-based: its new customers through the clients' own
+`create_clients`, its new invoices with their lines by multi-row INSERTs (app.invoicing.bulk),
+their audit entries and events in bulk; records already linked go one by one (their updates
+and conflicts).
+
+A page that fails (5xx, a timeout, a malformed answer) is retried with backoff, then fails the
+run, whose next attempt starts at that page. A 429 is waited out; a long wait (or the day's
+quota spent) pauses the run until the time the provider gave (`waiting`, resumed by the
+sweeper). A refused token turns the connection into "needs reconnecting" and tells the admins,
+once."""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -49,6 +56,7 @@ from app.integrations.connectors.accounting import (
 )
 from app.integrations.models import IntegrationConnection
 from app.invoicing.balance import outstanding
+from app.invoicing.bulk import insert_invoices
 from app.invoicing.credits import issue_credit_note
 from app.invoicing.models import Invoice
 from app.invoicing.services import InvoiceError
@@ -191,11 +199,12 @@ class Run:
         self._unsettled.append((link, invoice))
 
     def settle(self) -> None:
-        """The new invoices held back are written in one flush (a batched INSERT per table
-        instead of a round of statements each), then their links, with the ids they got."""
+        """The new invoices held back are written set-based (a multi-row INSERT per table,
+        their audit entries in bulk: app.invoicing.bulk), then their links, with the ids they
+        got."""
         if not self._unsettled:
             return
-        self.session.flush()
+        insert_invoices(self.session, [invoice for _, invoice in self._unsettled])
         for link, invoice in self._unsettled:
             link.local_id = invoice.id
             self.session.add(link)
@@ -526,6 +535,8 @@ class Run:
         again record by record, each in its own savepoint, so that the refused one is listed
         and the rest go in."""
         self.read_page_ahead(entity, records)
+        if entity == "contact":
+            records = self.create_new_customers(records)
         # Counted here and added to the run once the page is in: the run's row is not written
         # again with every record's flush.
         tally = dict.fromkeys(PAGE_COUNTERS, 0)
@@ -545,6 +556,35 @@ class Run:
             for name, count in tally.items():
                 setattr(self.run, name, getattr(self.run, name) + count)
         self.forget_page()
+
+    def create_new_customers(self, records: list[BookContact]) -> list[BookContact]:
+        """The page's customers Duebook does not have yet (no link, not one of ours, not left
+        out at the review, read once in the page) created set-based, each refused one listed
+        with its reason; the records left for `take_contact` (links, deletions, the rest)."""
+        times_read = Counter(record.remote_id for record in records)
+        new, rest = [], []
+        for record in records:
+            is_new = (
+                times_read[record.remote_id] == 1
+                and not record.deleted
+                and self.link_of("contact", remote_id=record.remote_id) is None
+                and not self.skipped_at_review(record.remote_id)
+                and self.our_client(record, mapping.contact_values(record)) is None
+            )
+            (new if is_new else rest).append(record)
+        outcomes = mapping.create_clients_from(
+            self.session, self.tenant, new, self.client_context()
+        )
+        for record, outcome in zip(new, outcomes, strict=True):
+            self.run.read += 1
+            if isinstance(outcome, NotAccepted):
+                self.problem(
+                    "contact", "pull", str(outcome), remote_id=record.remote_id, label=record.name
+                )
+                continue
+            self.link("contact", outcome, record, "books", mapping.contact_values(record))
+            self.run.created += 1
+        return rest
 
     def take(self, entity: str, record) -> None:
         """Apply one record of the books in a savepoint: a refused one is listed, the rest go on."""
@@ -693,14 +733,8 @@ class Run:
                     "invoice", same.id, record, "duebook", mapping.book_invoice_values(record)
                 )
                 return "updated"
-            invoice = mapping.create_invoice_from(
-                self.session,
-                self.tenant,
-                client,
-                record,
-                self.today,
-                self._page_workspace,
-                flush=False,
+            invoice = mapping.invoice_from(
+                self.session, self.tenant, client, record, self.today, self._page_workspace
             )
             if self._page_numbers is not None:
                 self._page_numbers[record.number] = invoice

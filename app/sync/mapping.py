@@ -20,8 +20,11 @@ from app.clients.models import Client, Contact
 from app.clients.rules import ClientContext
 from app.clients.services import (
     ClientError,
+    NewClient,
+    accounts_contact_name,
     client_context,
     create_client,
+    create_clients,
     save_contact,
     update_client,
 )
@@ -259,6 +262,34 @@ def create_client_from(
     return client
 
 
+def create_clients_from(
+    session: Session, tenant: Tenant, records: list[BookContact], context: ClientContext
+) -> list[int | NotAccepted]:
+    """`create_client_from` for a page of new customers at once (set-based, by the same rules:
+    app.clients.services.create_clients): per record, its new client's id or why it was
+    refused."""
+    entries: list[NewClient] = []
+    refusals: list[NotAccepted | None] = []
+    for record in records:
+        values = contact_values(record)
+        if not values["name"]:
+            refusals.append(NotAccepted("The customer has no name in the books."))
+            continue
+        billing = (
+            {"email": values["email"], "phone": values["phone"]}
+            if values["email"] or values["phone"]
+            else None
+        )
+        entries.append(NewClient(_client_raw(tenant, record, values), billing))
+        refusals.append(None)
+    made = iter(create_clients(session, context, entries))
+    outcomes: list[int | NotAccepted] = []
+    for refusal in refusals:
+        outcome = refusal or next(made)
+        outcomes.append(_refused(outcome) if isinstance(outcome, ClientError) else outcome)
+    return outcomes
+
+
 def apply_contact(
     session: Session, tenant: Tenant, client: Client, values: dict, fields: set[str]
 ) -> None:
@@ -287,7 +318,7 @@ def _set_billing(
     if not (values["email"] or values["phone"]):
         return
     raw = {
-        "full_name": contact.full_name if contact else f"Accounts, {client.short_name}",
+        "full_name": contact.full_name if contact else accounts_contact_name(client.short_name),
         "roles": contact.roles if contact else ["billing"],
         "email": values["email"] or "",
         "phone": values["phone"] or "",
@@ -479,19 +510,18 @@ def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
     )
 
 
-def create_invoice_from(
+def invoice_from(
     session: Session,
     tenant: Tenant,
     client: Client,
     record: BookInvoice,
     today: date,
     workspace: WorkspaceSettings | None = None,
-    flush: bool = True,
 ) -> Invoice:
-    """An issued invoice with the books' number, lines and tax; its status follows what is paid
+    """An issued invoice with the books' number, lines and tax, not added to the session (the
+    caller writes a page of them at once: app.invoicing.bulk); its status follows what is paid
     (the books' payments arrive as payments). `workspace`: the workspace's settings when the
-    caller holds them for many invoices; `flush` False: the caller writes a page of them in one
-    flush (the ORM then inserts them and their lines a batch per table)."""
+    caller holds them for many invoices."""
     check_book_invoice(record)
     if record.currency.upper() != client.currency:
         raise NotAccepted(
@@ -523,9 +553,6 @@ def create_invoice_from(
         )
     if invoice.status == "issued":
         invoice.status = invoice.resting_status(today)
-    session.add(invoice)
-    if flush:
-        session.flush()
     return invoice
 
 
