@@ -25,6 +25,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -263,7 +264,13 @@ def _block(redis, key: str, seconds: float) -> bytes | None:
         left = deadline - time.monotonic()
         if left <= 0:
             return None
-        taken = redis.blpop([key], timeout=max(0.1, min(left, longest)))
+        try:
+            taken = redis.blpop([key], timeout=max(0.1, min(left, longest)))
+        except RedisTimeoutError:
+            # A starved server answered after the socket gave up. What it popped then is lost
+            # with the connection: a request the next run asks again, or an answer the
+            # connector stops waiting for; both are safe (GUID keys), and neither is a 500.
+            continue
         if taken:
             return taken[1]
 

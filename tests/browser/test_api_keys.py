@@ -32,9 +32,11 @@ def test_admin_makes_a_key_reads_the_reference_and_revokes_the_key(
         email=f"{slug}@example.com",
     )
     page.get_by_role("link", name="API keys").click()
-    page.get_by_label("Name").fill("ERP export")
-    page.get_by_label("Read clients and their contacts").check()
-    page.get_by_role("button", name="Create key").click()
+    # The new key's form (the OAuth client's form below has the same fields).
+    new_key = page.locator("form").filter(has=page.get_by_role("button", name="Create key"))
+    new_key.get_by_label("Name").fill("ERP export")
+    new_key.get_by_label("Read clients and their contacts").check()
+    new_key.get_by_role("button", name="Create key").click()
     secret = page.locator("#new-key").inner_text()
     assert secret.startswith("dbk_live_")
     page.screenshot(path=str(screenshots_dir / "api-keys.png"), full_page=True)
