@@ -12,13 +12,10 @@ workspace (dates that move by themselves, such as the window of days shown)."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import current_app
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
@@ -26,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.calendars import entries as calendar_entries
 from app.calendars.models import CalendarConnection, CalendarPushedEvent
+from app.core import consent
 from app.core.crypto import decrypt_secrets, encrypt_secrets
 from app.integrations.connectors.calendar import (
     AccessExpired,
@@ -47,7 +45,6 @@ CONNECTORS: dict[str, type[CalendarConnector]] = {
     GoogleCalendarConnector.provider: GoogleCalendarConnector,
     OutlookCalendarConnector.provider: OutlookCalendarConnector,
 }
-CONSENT_LIFETIME = timedelta(minutes=15)
 
 
 class CalendarRefused(ValueError):
@@ -67,18 +64,8 @@ def provider_title(provider: str) -> str:
 
 def begin_consent(provider: str, tenant_slug: str, redirect_uri: str) -> tuple[str, dict]:
     """(the provider's consent URL, what to keep in the member's session until it returns)."""
-    verifier, state = generate_token(64), generate_token(32)
-    url = connector_for(provider).authorization_url(
-        redirect_uri, state, create_s256_code_challenge(verifier)
-    )
-    pending = {
-        "provider": provider,
-        "tenant_slug": tenant_slug,
-        "state": state,
-        "verifier": verifier,
-        "started": datetime.now(UTC).isoformat(),
-    }
-    return url, pending
+    state, challenge, pending = consent.begin(provider, tenant_slug)
+    return connector_for(provider).authorization_url(redirect_uri, state, challenge), pending
 
 
 def finish_consent(
@@ -93,12 +80,10 @@ def finish_consent(
     tokens encrypted on the member's connection (new, or the one that needed reconnecting), and
     return the calendars it may write (the member chooses one)."""
     title = provider_title(provider)
-    if not pending or pending.get("provider") != provider:
-        raise CalendarRefused(f"This sign-in to {title} was not started here. Start again.")
-    if not hmac.compare_digest(str(pending.get("state", "")), str(callback.get("state") or "")):
-        raise CalendarRefused(f"The answer from {title} does not match. Start again.")
-    if datetime.now(UTC) - datetime.fromisoformat(pending["started"]) > CONSENT_LIFETIME:
-        raise CalendarRefused("That sign-in took too long. Start again.")
+    try:
+        consent.check_return(pending, provider, callback.get("state") or "", title)
+    except consent.ConsentRefused as refusal:
+        raise CalendarRefused(str(refusal)) from None
     if callback.get("error"):
         raise CalendarRefused(
             f"{title} did not give access: "

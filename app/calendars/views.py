@@ -20,6 +20,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from app.calendars import feeds, services
+from app.core import consent
 from app.core.handover import hand_over
 from app.core.pages import render_page, toast
 from app.extensions import db, limiter
@@ -134,18 +135,7 @@ def connect(provider):
 @login_required
 def callback(provider):
     """The provider sends the member back here; their own workspace page finishes it."""
-    pending = session.get(CONSENT_KEY) or {}
-    if pending.get("provider") != provider or not pending.get("tenant_slug"):
-        abort(404)
-    return redirect(
-        url_for(
-            "calendars.finish",
-            tenant_slug=pending["tenant_slug"],
-            provider=provider,
-            **request.args.to_dict(),
-        ),
-        303,
-    )
+    return consent.hand_back(CONSENT_KEY, provider, "calendars.finish")
 
 
 @blueprint.get("/<provider>/finish")

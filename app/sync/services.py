@@ -11,13 +11,10 @@ only (its id routes the provider's webhooks, like every provider account)."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -25,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
+from app.core import consent
 from app.core.crypto import encrypt_secrets
 from app.core.handover import hand_over
 from app.core.storage import delete_after_commit, get_storage
@@ -51,8 +49,6 @@ log = logging.getLogger(__name__)
 ACCOUNTING_PROVIDERS = ("xero", "quickbooks", "zoho_books", "tally")
 DEFAULT_INTERVAL_MINUTES = 60
 INTERVAL_CHOICES = (15, 30, 60, 180, 360, 1440)
-# How long a consent may take before its state is refused.
-CONSENT_LIFETIME = timedelta(minutes=15)
 
 
 class SyncError(ValueError):
@@ -66,30 +62,17 @@ def begin_consent(provider: str, tenant_slug: str, redirect_uri: str) -> tuple[s
     """(the provider's consent URL, what to keep in the person's session until it returns)."""
     if connector_class(provider) is None:
         raise SyncError("This accounting system cannot be connected on this server.")
-    verifier = generate_token(64)
-    state = generate_token(32)
+    state, challenge, pending = consent.begin(provider, tenant_slug)
     connector = build_connector(provider, {}, {})
-    url = connector.authorization_url(redirect_uri, state, create_s256_code_challenge(verifier))
-    pending = {
-        "provider": provider,
-        "tenant_slug": tenant_slug,
-        "state": state,
-        "verifier": verifier,
-        "started": datetime.now(UTC).isoformat(),
-    }
-    return url, pending
+    return connector.authorization_url(redirect_uri, state, challenge), pending
 
 
 def check_consent_return(pending: dict | None, provider: str, state: str) -> dict:
     """The kept consent when the provider's callback belongs to it, else SyncError."""
-    if not pending or pending.get("provider") != provider:
-        raise SyncError("This sign-in to the accounting system was not started here. Start again.")
-    if not hmac.compare_digest(str(pending.get("state", "")), str(state or "")):
-        raise SyncError("The answer from the accounting system does not match. Start again.")
-    started = datetime.fromisoformat(pending["started"])
-    if datetime.now(UTC) - started > CONSENT_LIFETIME:
-        raise SyncError("That sign-in took too long. Start again.")
-    return pending
+    try:
+        return consent.check_return(pending, provider, state, source_label(provider))
+    except consent.ConsentRefused as refusal:
+        raise SyncError(str(refusal)) from None
 
 
 def finish_consent(

@@ -23,6 +23,7 @@ from flask import (
 from flask_login import current_user, login_required
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.core import consent
 from app.core.pages import render_page, toast
 from app.extensions import csrf, db
 from app.sync import services, tally, webhooks
@@ -132,18 +133,7 @@ def connect(provider):
 @login_required
 def callback(provider):
     """The provider sends the person back here; their own workspace page finishes it."""
-    pending = session.get(CONSENT_KEY) or {}
-    if pending.get("provider") != provider or not pending.get("tenant_slug"):
-        abort(404)
-    return redirect(
-        url_for(
-            "sync.finish",
-            tenant_slug=pending["tenant_slug"],
-            provider=provider,
-            **request.args.to_dict(),
-        ),
-        303,
-    )
+    return consent.hand_back(CONSENT_KEY, provider, "sync.finish")
 
 
 @blueprint.get("/<provider>/finish")
