@@ -11,7 +11,11 @@ from flask import current_app, g, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.problems import Problem, invalid
-from app.api.resources.clients import found_client, manager_notice, raw_fields, rule_code
+from app.api.resources.clients import (
+    change_client,
+    found_client,
+    rule_code,
+)
 from app.api.resources.money import MONEY_SCHEMA, Money, money
 from app.api.rest import Answer, ListQuery, decode_cursor, encode_cursor, operation, require_match
 from app.clients import documents, services
@@ -91,13 +95,7 @@ def update_invoice_settings(client_id: int, body: InvoiceSettingsIn):
     """Net and MFI terms need payment days; Custom terms need the note: the page's rules."""
     client = found_client(client_id)
     require_match(invoice_settings_out(client))
-    context = services.client_context(db.session, g.api_caller.tenant)
-    try:
-        services.update_client(db.session, context, client, raw_fields(body), manager_notice())
-    except services.ClientError as error:
-        raise invalid(422, error.errors, rule_code) from None
-    db.session.refresh(client)
-    return Answer(invoice_settings_out(client))
+    return Answer(invoice_settings_out(change_client(client, body)))
 
 
 # Sites ----------------------------------------------------------------------------------------

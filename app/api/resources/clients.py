@@ -196,6 +196,17 @@ def rule_code(field: str, message: str) -> str:
     return "invalid"
 
 
+def change_client(client: Client, body: BaseModel) -> Client:
+    """The fields sent, through the clients' own update and its rules (422 per field)."""
+    context = services.client_context(db.session, g.api_caller.tenant)
+    try:
+        services.update_client(db.session, context, client, raw_fields(body), manager_notice())
+    except services.ClientError as error:
+        raise invalid(422, error.errors, rule_code) from None
+    db.session.refresh(client)
+    return client
+
+
 def found_client(client_id: int) -> Client:
     client = services.get_client(db.session, client_id)
     if client is None:
@@ -328,13 +339,7 @@ def update_client(client_id: int, body: ClientIn):
     """Only the fields sent change; the record is checked whole, as the page checks it."""
     client = found_client(client_id)
     require_match(client_out(client))
-    context = services.client_context(db.session, g.api_caller.tenant)
-    try:
-        services.update_client(db.session, context, client, raw_fields(body), manager_notice())
-    except services.ClientError as error:
-        raise invalid(422, error.errors, rule_code) from None
-    db.session.refresh(client)
-    return Answer(client_out(client))
+    return Answer(client_out(change_client(client, body)))
 
 
 @operation(
