@@ -22,6 +22,7 @@ from app.clients.models import (
     Industry,
     Site,
 )
+from app.clients.timeline import ClientTimelineEntry
 from app.collections.models import (
     BankRate,
     CollectionActivity,
@@ -92,6 +93,7 @@ __all__ = [
     "AgingState",
     "AgingSummary",
     "BankRate",
+    "ClientTimelineEntry",
     "CollectionActivity",
     "CollectionHold",
     "CollectionLevel",

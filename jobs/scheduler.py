@@ -25,7 +25,7 @@ from jobs.tasks import (
     sweep_invoice_pdfs_all,
     sweep_outbox,
 )
-from jobs.webhooks import sweep_webhooks_all
+from jobs.webhooks import prune_webhook_logs_all, sweep_webhooks_all
 from jobs.whatsapp import sync_whatsapp_templates_all
 
 SCHEDULE = [
@@ -75,6 +75,8 @@ SCHEDULE = [
     # Every minute: webhook deliveries whose retry fell due (the schedule starts at 5 s, so the
     # first retries wait for this sweep), and sends a lost hand-over or a dead worker left.
     (sweep_webhooks_all, 60),
+    # Daily at 02:50: webhook delivery logs past their 30 days (app.webhooks.services.LOG_KEPT_FOR).
+    (prune_webhook_logs_all, "50 2 * * *"),
     # Every 5 minutes: scheduled reports whose time came in each workspace's own clock (a
     # schedule's period is sent once however many sweeps see it due; a late sweep sends only
     # the latest period, never a burst of missed ones).

@@ -1,10 +1,12 @@
 """Outbound webhooks' sends: after the consumer wrote deliveries (or an admin replayed some),
-and every minute for the retries that fell due."""
+and every minute for the retries that fell due; and the delivery log's daily prune."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from app.core.handover import Work, enqueue
-from app.webhooks.services import endpoints_with_due_deliveries, send_due
+from app.webhooks.services import endpoints_with_due_deliveries, prune_log, send_due
 from jobs.context import job
 from jobs.queues import fan_out
 from tenants.binding import bound_tenant_id
@@ -31,3 +33,14 @@ def sweep_webhooks(session) -> int:
 def sweep_webhooks_all(session) -> int:
     """The sweeper: one sweep per active workspace."""
     return fan_out(session, "sweep_webhooks")
+
+
+@job("bulk", timeout=1800)
+def prune_webhook_log(session) -> int:
+    """The bound workspace's delivery log past its keeping time."""
+    return prune_log(session, datetime.now(UTC))
+
+
+@job("bulk")
+def prune_webhook_logs_all(session) -> int:
+    return fan_out(session, "prune_webhook_log")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from sqlalchemy import event
@@ -24,6 +25,14 @@ PLACEHOLDER_SCHEMA = "tenant"
 SCHEMA_KEY = "tenant_schema"
 TENANT_ID_KEY = "tenant_id"
 ACTOR_KEY = "actor_user_id"
+# The moment of a session's transaction as the product records it: set the first time something
+# in the transaction asks (an audited flush, a domain event written), forgotten when it ends.
+# Every audit entry and event of one transaction carries it, so the audit log shows a request's
+# changes as one action and the client timeline puts a happening and its changes together.
+MOMENT_KEY = "duebook.moment"
+# Set on a session whose changes come from elsewhere than a person at a page (an API key, a
+# sync run): its audit entries and domain events name it as their source.
+SOURCE_KEY = "duebook.source"
 _TOUCHED_SCHEMAS = "duebook_tenant_schemas"
 _PLACEHOLDER_IN_SQL = re.compile(r'(?<![\w"])"?tenant"?\.')
 # The schema names raw SQL may carry: plain lowercase identifiers, as tenant schemas are
@@ -41,6 +50,16 @@ class TenantSession(FlaskSQLAlchemySession):
         if bind is None and self.bind is not None:
             return self.bind
         return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+
+
+def transaction_moment(session) -> datetime:
+    return session.info.setdefault(MOMENT_KEY, datetime.now(UTC))
+
+
+@event.listens_for(TenantSession, "after_transaction_end")
+def _forget_moment(session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(MOMENT_KEY, None)
 
 
 def schema_for_tenant_id(tenant_id: int) -> str:

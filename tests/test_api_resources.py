@@ -87,6 +87,7 @@ def test_a_project_is_created_planned_and_its_milestones_moved_on(
     planned = client.put(plan_url, json=plan, headers={**auth, "If-Match": etag})
     assert planned.status_code == 200, planned.json
     assert (planned.json["milestones"], planned.json["planned_total"]) == (2, "100000.00")
+    assert planned.json["status"] == "planned"
 
     listed = client.get(
         f"/api/v1/projects/{project['id']}/milestones", query_string={"limit": 1}, headers=auth
@@ -118,6 +119,9 @@ def test_a_project_is_created_planned_and_its_milestones_moved_on(
     assert again.json["code"] == "plan_started"
     session = tenant_session(db_session, tenant)
     assert session.get(Milestone, first["id"]).status == "in_progress"
+    # The list gives each project's status as its milestones say, the same as one project.
+    (row,) = client.get("/api/v1/projects", headers=auth).json["data"]
+    assert (row["id"], row["status"], row["milestones"]) == (project["id"], "in_progress", 2)
 
 
 def test_a_credit_note_is_issued_at_most_for_what_is_owed(

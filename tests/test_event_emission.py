@@ -97,6 +97,7 @@ def test_a_client_from_creation_to_payment_writes_each_event_once_in_order(
         ("dispute.resolved", "dispute", dispute.id),
         ("payment.received", "payment", payment.id),
         ("milestone.status_changed", "milestone", milestone_id),
+        ("project.status_changed", "project", invoice.project_id),
         ("invoice.paid", "invoice", invoice.id),
         ("notice.closed", "notice", notice.id),
         ("promise.kept", "promise", kept.id),
@@ -112,6 +113,14 @@ def test_a_client_from_creation_to_payment_writes_each_event_once_in_order(
     }
     assert facts[("milestone.status_changed", "invoiced")]["previous"] == "completed"
     assert facts[("milestone.status_changed", "paid")]["previous"] == "invoiced"
+    # Its one milestone paid, the project is paid (its work was delivered before).
+    assert facts[("project.status_changed", "paid")] == {
+        "project_id": invoice.project_id,
+        "client_id": client.id,
+        "status": "paid",
+        "previous": "delivered",
+        "name": facts[("project.status_changed", "paid")]["name"],
+    }
     assert facts[("invoice.sent", None)]["channel"] == "manual"
     assert facts[("promise.broken", None)] == {
         "promise_id": broken.id,

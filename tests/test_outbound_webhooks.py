@@ -20,7 +20,7 @@ import pytest
 import standardwebhooks
 from sqlalchemy import select, update
 
-from app.core.events import EventConsumer, emit
+from app.core.events import DomainEvent, EventConsumer, emit
 from app.core.handover import Work, enqueue
 from app.notifications.models import Notification
 from app.sandbox.standins.webhook_receiver import WebhookReceiverStandin
@@ -587,3 +587,33 @@ def test_the_demo_workspace_is_connected_to_the_sandbox_receiver_wherever_it_run
         assert endpoint.url == "http://127.0.0.1:40002/duebook"
         assert endpoint.event_types is None and endpoint.status == "enabled"
         assert services.current_secret(endpoint) == DEMO_SECRET
+
+
+def test_the_delivery_log_forgets_what_is_done_after_30_days_and_keeps_what_waits(
+    app, db_session, make_tenant, receiver, run_jobs
+):
+    tenant = make_tenant()
+    endpoint = _endpoint(app, db_session, tenant, f"{receiver.url}/all")
+    for client_id in (1, 2, 3):
+        _client_event(app, db_session, tenant, client_id)
+    run_jobs()
+    old, waiting, recent = _deliveries(db_session, tenant, endpoint.id)
+    assert {d.status for d in (old, waiting, recent)} == {"delivered"}
+    session = tenant_session(db_session, tenant)
+    long_ago = datetime.now(UTC) - services.LOG_KEPT_FOR - timedelta(hours=1)
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_([old.id, waiting.id]))
+        .values(created_at=long_ago)
+    )
+    session.execute(
+        update(WebhookDelivery).where(WebhookDelivery.id == waiting.id).values(status="pending")
+    )
+    session.commit()
+    assert services.attempts_of(session, old.id)
+    with app.app_context():
+        assert services.prune_log(session, datetime.now(UTC), batch=1) == 1
+    assert [d.id for d in _deliveries(db_session, tenant, endpoint.id)] == [waiting.id, recent.id]
+    assert services.attempts_of(session, old.id) == []
+    # The event itself stays: the API's event list and a new endpoint's history still have it.
+    assert session.get(DomainEvent, old.event_id) is not None

@@ -455,6 +455,15 @@ def test_a_10000_milestone_plan_is_served_in_pages(owner_with_client, db_session
     table = page[page.index("<h2>Milestones</h2>") :].split("</section>")[0]
     assert table.count("<tr>") == services.MILESTONES_PER_PAGE + 1
     assert "10,000 milestones" in page and "₹10,000.00" in page
+    assert '<span class="badge badge--project-planned" data-testid="project-status">Planned' in page
+    session.execute(
+        Milestone.__table__.update()
+        .where(Milestone.project_id == project.id, Milestone.position <= 9_999)
+        .values(status="paid")
+    )
+    session.commit()
+    page = http.get(f"/t/{tenant.slug}/projects/{project.id}").text
+    assert 'data-testid="project-status">In progress' in page  # one milestone still planned
     nxt = re.search(r'href="([^"]*after=\d+)"', page).group(1)
     assert f"M{services.MILESTONES_PER_PAGE + 1}<" in http.get(nxt).text
 

@@ -391,3 +391,57 @@ def test_a_member_sees_and_manages_only_their_own_schedules(
     )
     assert response.status_code == 404
     assert session.get(ReportSchedule, owners.id, populate_existing=True) is not None
+
+
+def test_the_invoices_list_as_filtered_is_scheduled_and_its_file_holds_those_invoices(
+    app,
+    client,
+    db_session,
+    make_tenant,
+    make_user,
+    login,
+    make_client,
+    make_invoice,
+    storage_root,
+    handed,
+):
+    owner = make_user()
+    tenant = make_tenant(owner=owner, region="27")
+    login(client, owner)
+    session = tenant_session(db_session, tenant)
+    kaveri = make_client(session, short_name="KAVERI")
+    tunga = make_client(session, short_name="TUNGA")
+    wanted = make_invoice(session, tenant, kaveri, ("1000.00",))
+    make_invoice(session, tenant, tunga, ("2500.00",))
+    session.commit()
+    listing = client.get(f"/t/{tenant.slug}/invoices/?client_id={kaveri.id}&q=INV").text
+    assert (
+        f"/t/{tenant.slug}/reports/?report=invoices&amp;client_id={kaveri.id}&amp;q=INV" in listing
+    )
+    page = client.get(f"/t/{tenant.slug}/reports/?report=invoices&client_id={kaveri.id}&q=INV")
+    form = {
+        **_values(report="invoices", format="csv"),
+        "member_ids": [str(owner.id)],
+        "filter.client_id": str(kaveri.id),
+        "filter.q": "INV",
+        "filter.sort": "dropped: not a filter of the list",
+        "csrf_token": csrf_token_from(page.text),
+    }
+    assert client.post(f"/t/{tenant.slug}/reports/", data=form).status_code == 302
+    schedule = session.scalar(select(ReportSchedule))
+    assert schedule.filters == {"client_id": str(kaveri.id), "q": "INV"}
+    assert (
+        f"client {kaveri.short_name}, matching “INV”"
+        in client.get(f"/t/{tenant.slug}/reports/").text
+    )
+    run_id = _report_run(session, schedule, datetime(2027, 3, 10, 2, 30, tzinfo=UTC))
+    with app.app_context():
+        assert services.run_report(session, tenant, run_id).status == "sent"
+    rows = list(csv.reader(io.StringIO(_file(app, session, run_id).decode("utf-8-sig"))))
+    header = rows.index(
+        ["Number", "Client", "Project", "Issued", "Due", "Status", "Currency", "Total", "Owing"]
+    )
+    body = rows[header + 1 :]
+    assert [row[0] for row in body[:-1]] == [wanted.number]  # Tunga's invoice is not in it
+    assert body[0][1] == kaveri.full_name and body[0][7:] == ["1000.00", "1000.00"]
+    assert body[-1][0] == "1 invoice" and body[-1][6:] == ["INR", "1000.00", "1000.00"]

@@ -9,7 +9,7 @@ records and the same entries the flush would have written for them.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from functools import cache
 from types import SimpleNamespace
@@ -24,23 +24,18 @@ from app.core.distinct_values import distinct_values
 from tenants.base import TenantModel
 from tenants.binding import (
     ACTOR_KEY,
+    SOURCE_KEY,
     TenantSession,
     bound_tenant_id,
     quoted_schema,
     schema_for_tenant_id,
+    transaction_moment,
 )
 
 HIDDEN_FIELD_MARKERS = ("password", "token", "secret")
 # Shown by the entry itself (its record id, its tenant): not repeated among the fields.
 IMPLIED_FIELDS = frozenset({"id", "tenant_id"})
 PAGE_SIZE = 50
-# The moment of the first audited flush of a session's transaction: every row that
-# transaction writes carries it, so the log shows one request's (or job's) changes as one
-# action (app.audit.wording). Forgotten when the transaction ends.
-MOMENT_KEY = "duebook.audit_moment"
-# Set on a session whose changes come from elsewhere than a person at a page (a sync run):
-# the audit entries name it as their source.
-SOURCE_KEY = "duebook.audit_source"
 
 
 def _is_audited(obj) -> bool:
@@ -148,7 +143,7 @@ def _record_flush(session: Session, flush_context) -> None:
                 }
             )
     if rows:
-        moment = session.info.setdefault(MOMENT_KEY, datetime.now(UTC))
+        moment = transaction_moment(session)
         for row in rows:
             row["occurred_at"] = moment
         session.execute(insert(AuditEntry), rows)
@@ -222,7 +217,7 @@ def _record_inserts(session: Session, model: type[TenantModel], records: list[di
     """The audit entries of new records (each as its columns' values)."""
     if not records:
         return
-    moment = session.info.setdefault(MOMENT_KEY, datetime.now(UTC))
+    moment = transaction_moment(session)
     table = model.__tablename__
     keys = [column.key for column in model.__table__.c if column.key not in IMPLIED_FIELDS]
     # audit_subject reads only column attributes.
@@ -258,14 +253,8 @@ def _record_inserts(session: Session, model: type[TenantModel], records: list[di
             )
 
 
-def _forget_moment(session: Session, transaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(MOMENT_KEY, None)
-
-
 # after_flush still sees the pre-flush history, and the new rows already have their keys.
 event.listen(TenantSession, "after_flush", _record_flush)
-event.listen(TenantSession, "after_transaction_end", _forget_moment)
 
 
 def search_entries(

@@ -1,5 +1,6 @@
 """What the clients area tells the areas below it: how the audit log words its records (the
-labels and choices of the client form, app.audit.wording). Connected by `create_app`."""
+labels and choices of the client form, app.audit.wording); and what it reads from the domain
+events (the client timeline's consumer). Connected by `create_app`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Mapping
 from flask import Flask
 
 from app.audit.wording import Together, Wording, register_wording
+from app.clients import timeline
 from app.clients.forms import ALL_FIELDS, CONTACT_FIELDS, SITE_FIELDS, TERMS_CHOICES
+from app.core.events import register_consumer
 
 # "Net 30", "MFI 45": the terms as people say them, the days after the kind.
 TERMS_SAID = {"net": "Net", "mfi": "MFI", **dict(TERMS_CHOICES)}
@@ -32,6 +35,7 @@ def _choices(specs) -> dict[str, dict[str, str]]:
 
 
 def init_app(app: Flask) -> None:
+    register_consumer(timeline.CONSUMER, timeline.file_events)
     register_wording(
         "clients",
         Wording(

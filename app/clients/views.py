@@ -7,7 +7,8 @@ from flask import Blueprint, abort, g, redirect, render_template, request, url_f
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
-from app.clients import services
+from app.audit.views import changes_in_words
+from app.clients import services, timeline
 from app.clients.forms import CONTACT_FIELDS, SECTIONS, SITE_FIELDS
 from app.clients.models import CONSENT_CHANNELS, CONTACT_ROLES, Client
 from app.clients.picker import SEARCH_FIELD, client_picker
@@ -228,11 +229,14 @@ def _detail_context(client: Client, tab: str) -> dict:
             site_errors={},
         )
     elif tab == "timeline":
-        # Changes and what the other areas add (messages) in one story, newest first.
+        # Changes, happenings (the domain events filed under the client) and what the other
+        # areas add (messages) in one story, newest first.
         entries = [("change", e.occurred_at, e) for e in services.timeline(db.session, client)]
+        entries += [("event", e.occurred_at, e) for e in timeline.events_of(db.session, client.id)]
         for source in _TIMELINE_SOURCES:
             entries.extend(source(client))
-        context["entries"] = sorted(entries, key=lambda e: e[1], reverse=True)
+        story = changes_in_words(sorted(entries, key=lambda e: e[1], reverse=True))
+        context["entries"] = timeline.told(db.session, story, g.tenant.country)
     elif tab in _TAB_CONTEXTS:
         context.update(_TAB_CONTEXTS[tab](client))
     return context

@@ -55,12 +55,16 @@ EVENT_TYPES: dict[tuple[str, int], dict] = {
         {"client_id": _ID, "name": _TEXT, "fields": {"type": "array", "items": _TEXT}},
     ),
     ("project.status_changed", 1): _payload(
-        "A project moved to another status.",
+        "A project moved to another status, as its milestones say: planned (none started), "
+        "in_progress, delivered (every milestone done, not all paid), paid; a project of only "
+        "cancelled milestones is cancelled.",
         {"project_id": _ID, "client_id": _ID, "status": _TEXT, "previous": _OPTIONAL_TEXT},
+        {"name": _TEXT},
     ),
     ("milestone.status_changed", 1): _payload(
         "A milestone moved to another status.",
         {"milestone_id": _ID, "project_id": _ID, "status": _TEXT, "previous": _OPTIONAL_TEXT},
+        {"client_id": _ID, "name": _TEXT},
     ),
     ("invoice.issued", 1): _payload(
         "An invoice was issued: it is owed from now on.",

@@ -7,7 +7,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from tenants.base import TenantModel, utcnow_column
 
-KINDS = ("delivery_failed", "broken_promise", "new_lead", "info")
+KINDS = (
+    "delivery_failed",
+    "broken_promise",
+    "new_lead",
+    "payment_received",
+    "dispute_opened",
+    "sync_failed",
+    "info",
+)
 
 
 class Notification(TenantModel):

@@ -22,6 +22,9 @@ from sqlalchemy.orm import Session
 
 from app.clients.models import Client
 from app.core.events import DomainEvent
+from app.core.money import format_money
+from app.integrations.catalogue import entry_for
+from app.integrations.models import IntegrationConnection
 from app.messaging.listing import CHANNEL_LABELS, detail_path
 from app.notifications.models import KINDS, Notification
 from app.outbox.models import OutboxMessage
@@ -213,11 +216,116 @@ def notify_integration_lost(
 # The domain events consumer -----------------------------------------------------------------
 
 
+# Past this many payments for one person in one batch of events (a bank statement matched, a
+# sync's first read of the books), one notification counts them instead of one each.
+PAYMENTS_SPELLED_OUT = 3
+
+
 def apply_events(session: Session, events: Sequence[DomainEvent]) -> None:
-    """What notifications does with a batch of domain events, in the batch's transaction."""
+    """What notifications does with a batch of domain events, in the batch's transaction: a
+    broken promise, a dispute and a new lead told to the client's people; money that came in
+    without anyone recording it (a gateway's webhook, a bank match: not the books, where a
+    person recorded it, nor an API call); a failed sync told to the admins. Who caused an event
+    is never told of it."""
+    slug = session.scalar(select(Tenant.slug).where(Tenant.id == bound_tenant_id(session)))
+    payments: dict[int, list[DomainEvent]] = {}
     for event in events:
         if event.type == "promise.broken":
             notify_promise_broken(session, event.subject_id, event.data)
+        elif event.type == "dispute.opened":
+            _tell_client_people(
+                session,
+                event,
+                "dispute_opened",
+                "disputed an invoice",
+                event.data.get("reason"),
+                f"/t/{slug}/invoices/{event.data['invoice_id']}",
+            )
+        elif event.type == "lead.received" and event.data["source"] != "import":
+            _tell_client_people(
+                session,
+                event,
+                "new_lead",
+                "came in as a lead",
+                f"From {event.data['source']}.",
+                f"/t/{slug}/clients/{event.data['client_id']}",
+            )
+        elif event.type == "payment.received" and event.user_id is None and not event.source:
+            client = session.get(Client, event.data["client_id"])
+            if client is not None:
+                for user_id in people_to_tell(session, client):
+                    payments.setdefault(user_id, []).append(event)
+        elif event.type == "sync.finished" and event.data["status"] == "failed":
+            connection = session.get(IntegrationConnection, event.data["connection_id"])
+            if connection is not None and (connection.settings or {}).get("needs_reconnect"):
+                continue  # the lost access is told once, by its own notification
+            entry = entry_for(event.data["provider"])
+            notify(
+                session,
+                [u for u in _admins(session, bound_tenant_id(session)) if u != event.user_id],
+                "sync_failed",
+                title=f"A sync with {entry.title if entry else event.data['provider']} failed",
+                body="Open the sync page to see why and to try again.",
+                link=f"/t/{slug}/sync/",
+                dedupe_key=f"sync_failed:{event.data['run_id']}",
+            )
+    for user_id, received in payments.items():
+        _tell_payments(session, user_id, received, slug)
+
+
+def _tell_client_people(
+    session: Session,
+    event: DomainEvent,
+    kind: str,
+    happened: str,
+    body: str | None,
+    link: str,
+) -> None:
+    client = session.get(Client, event.data["client_id"])
+    if client is None:
+        return
+    notify(
+        session,
+        [u for u in people_to_tell(session, client) if u != event.user_id],
+        kind,
+        title=f"{client.short_name} {happened}",
+        body=body,
+        link=link,
+        dedupe_key=f"{kind}:{event.id}",
+    )
+
+
+def _tell_payments(session: Session, user_id: int, received: list[DomainEvent], slug) -> None:
+    country = session.scalar(select(Tenant.country).where(Tenant.id == bound_tenant_id(session)))
+    if len(received) > PAYMENTS_SPELLED_OUT:
+        notify(
+            session,
+            [user_id],
+            "payment_received",
+            title=f"{len(received)} payments came in",
+            body="Recorded from the gateway, the books or the bank.",
+            link=f"/t/{slug}/payments/",
+            dedupe_key=f"payments_received:{received[0].id}-{received[-1].id}",
+        )
+        return
+    names = dict(
+        session.execute(
+            select(Client.id, Client.short_name).where(
+                Client.id.in_({event.data["client_id"] for event in received})
+            )
+        ).all()
+    )
+    for event in received:
+        amount = format_money(event.data["amount"], event.data["currency"], country)
+        notify(
+            session,
+            [user_id],
+            "payment_received",
+            title=f"{names.get(event.data['client_id'], 'A client')} paid {amount}",
+            body=f"Received on {date.fromisoformat(event.data['received_on']):%d %b %Y}.",
+            link=f"/t/{slug}/payments/{event.data['payment_id']}",
+            dedupe_key=f"payment_received:{event.data['payment_id']}",
+        )
 
 
 def people_to_tell(session: Session, client: Client) -> list[int]:

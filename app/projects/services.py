@@ -3,8 +3,9 @@ fall on business days of the tenant's calendar, and every status change is recor
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -510,6 +511,7 @@ def record_move(
     )
     milestone.status = to_status
     session.flush()
+    project = session.get(Project, milestone.project_id)
     emit(
         session,
         "milestone.status_changed",
@@ -520,9 +522,59 @@ def record_move(
             "project_id": milestone.project_id,
             "status": to_status,
             "previous": previous,
+            "client_id": project.client_id,
+            "name": milestone.name,
         },
         user_id,
     )
+    counts = Counter(
+        dict(
+            session.execute(
+                select(Milestone.status, func.count())
+                .where(Milestone.project_id == project.id)
+                .group_by(Milestone.status)
+            ).all()
+        )
+    )
+    before = counts.copy()
+    before[to_status] -= 1
+    before[previous] += 1
+    was, now = project_status(before), project_status(counts)
+    if was != now:
+        emit(
+            session,
+            "project.status_changed",
+            "project",
+            project.id,
+            {
+                "project_id": project.id,
+                "client_id": project.client_id,
+                "status": now,
+                "previous": was,
+                "name": project.name,
+            },
+            user_id,
+        )
+
+
+# Milestones whose work is done, whether or not it is invoiced or paid yet.
+WORK_DONE = frozenset({"completed", "approved", "invoiced", "partly_paid", "paid"})
+
+
+def project_status(counts: Mapping[str, int]) -> str:
+    """What a project's milestones (how many in each status) say about it: a project keeps no
+    status of its own, so this is the one its events and pages use. Cancelled milestones do
+    not count, unless there is nothing else."""
+    live = {status for status, count in counts.items() if count > 0 and status != "cancelled"}
+    if not live:
+        return "cancelled" if counts.get("cancelled", 0) > 0 else "planned"
+    if live == {"planned"}:
+        return "planned"
+    if live == {"paid"}:
+        return "paid"
+    if live <= WORK_DONE:
+        return "delivered"
+    return "in_progress"
 
 
 def next_actions(milestone: Milestone, project: Project) -> list[tuple[str, str]]:
@@ -563,6 +615,12 @@ class PlanSummary:
     milestones: int
     planned_total: Decimal
     by_status: dict[str, Decimal]
+    # How many milestones in each status, and what they say of the project (project_status).
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return project_status(self.counts)
 
 
 @cache
@@ -578,11 +636,29 @@ def _summary_query():
 def summary(session: Session, project: Project) -> PlanSummary:
     """Totals computed by the database, so a 10,000-milestone plan costs one query."""
     rows = session.execute(_summary_query(), {"project_id": project.id}).all()
+    return _summary_of(rows)
+
+
+def summaries(session: Session, project_ids: Sequence[int]) -> dict[int, PlanSummary]:
+    """`summary` of many projects in one query (a list of projects)."""
+    rows = session.execute(
+        select(Milestone.project_id, Milestone.status, func.count(), func.sum(Milestone.amount))
+        .where(Milestone.project_id.in_(project_ids))
+        .group_by(Milestone.project_id, Milestone.status)
+    ).all()
+    per_project: dict[int, list] = {project_id: [] for project_id in project_ids}
+    for project_id, *row in rows:
+        per_project[project_id].append(row)
+    return {project_id: _summary_of(found) for project_id, found in per_project.items()}
+
+
+def _summary_of(rows) -> PlanSummary:
     by_status = {status: total for status, _, total in rows}
     return PlanSummary(
         milestones=sum(count for _, count, _ in rows),
         planned_total=sum(by_status.values(), Decimal("0.00")),
         by_status=by_status,
+        counts={status: count for status, count, _ in rows},
     )
 
 

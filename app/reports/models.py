@@ -31,6 +31,8 @@ REPORTS = {
     "collections_performance": "Collections performance",
     "promises": "Promises to pay",
     "cash_received": "Cash received",
+    # The invoices list as a person filtered it (its status, client, search, dates).
+    "invoices": "Invoices list",
 }
 FORMATS = {"xlsx": "Excel (XLSX)", "csv": "CSV", "pdf": "PDF"}
 FREQUENCIES = {"daily": "Daily", "weekly": "Weekly", "monthly": "Monthly"}

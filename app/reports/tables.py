@@ -17,6 +17,7 @@ from app.aging import services as aging
 from app.clients.models import Client
 from app.collections.cases.promises import PROMISE_VIEWS, list_promises
 from app.collections.models import CollectionNotice
+from app.invoicing.listing import InvoiceFilters, list_invoices
 from app.payments.listing import PaymentFilters
 from app.payments.models import Payment
 from app.payments.services import METHOD_LABELS
@@ -30,9 +31,13 @@ PERMISSIONS = {
     "cash_received": "invoices.view",
     "promises": "notices.view",
     "collections_performance": "notices.view",
+    "invoices": "invoices.view",
 }
 # Every promise of a view goes in the file: the list page's pages are 50 rows, a file has one.
 PROMISES_IN_A_FILE = 100_000
+# The newest invoices of a filtered list that go in a file; past this the file says so and
+# asks for a narrower filter, as the list page does for its totals.
+INVOICES_IN_A_FILE = 10_000
 
 
 @dataclass
@@ -59,6 +64,8 @@ def saved_filters(session: Session, report: str, args, today: date) -> dict[str,
         values = PaymentFilters.from_args(args).as_args()
         # The period is the schedule's (the days before each sending), never a saved one.
         return {k: v for k, v in values.items() if k in ("client_id", "method", "status")}
+    if report == "invoices":
+        return InvoiceFilters.from_args(args).as_args()
     if report == "promises":
         view = args.get("view", "open")
         return {"view": view if view in PROMISE_VIEWS else "open"}
@@ -82,6 +89,10 @@ def describe_filters(report: str, filters: dict[str, str], session: Session) -> 
             parts.append(f"bucket {int(value) + 1}")
         elif key == "min_overdue":
             parts.append(f"overdue at least {value}")
+        elif key == "q":
+            parts.append(f"matching “{value}”")
+        elif key in ("from", "to"):
+            parts.append(f"issued {key} {date.fromisoformat(value):%d %b %Y}")
         else:
             parts.append(f"{key.replace('_', ' ')} {value}")
     return ", ".join(parts)
@@ -96,6 +107,7 @@ def build(
         "aging": _aging,
         "dso": _dso,
         "promises": _promises,
+        "invoices": _invoices,
     }
     if report in builders:
         return builders[report](session, filters, today)
@@ -121,6 +133,54 @@ def _aging(session: Session, filters: dict, today: date) -> ReportTable:
         table.totals.append(
             ["Total", total.currency, *total.amounts, total.outstanding, total.overdue]
         )
+    return table
+
+
+def _invoices(session: Session, filters: dict, today: date) -> ReportTable:
+    chosen = InvoiceFilters.from_args(filters)
+    page = list_invoices(session, chosen, today, page_size=INVOICES_IN_A_FILE)
+    covers = f"On {today:%d %b %Y}"
+    if page.next_cursor:
+        covers += (
+            f": the newest {INVOICES_IN_A_FILE:,} invoices of more; narrow the list's filter "
+            "to have them all"
+        )
+    table = ReportTable(
+        REPORTS["invoices"],
+        covers,
+        ["Number", "Client", "Project", "Issued", "Due", "Status", "Currency", "Total", "Owing"],
+        currency_column=6,
+    )
+    for row in page.rows:
+        invoice = row.invoice
+        table.rows.append(
+            [
+                invoice.number or "Draft",
+                row.client_name,
+                row.project_name or "",
+                invoice.issue_date or "",
+                invoice.due_date or "",
+                invoice.status.replace("_", " "),
+                invoice.currency,
+                invoice.total,
+                row.outstanding if row.outstanding is not None else "",
+            ]
+        )
+    if not page.count_is_capped:
+        for total in page.totals:
+            table.totals.append(
+                [
+                    f"{total.count:,} invoice{'' if total.count == 1 else 's'}",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    total.currency,
+                    total.total,
+                    total.outstanding,
+                ]
+            )
     return table
 
 

@@ -1,11 +1,13 @@
 """The accounting sync on lower areas' pages: its figures and links on the integrations page's
-accounting cards, and how its records are said in the audit log. Connected by `create_app`."""
+accounting cards, and how its records are said in the audit log; and its trigger on the domain
+events (a push once Duebook records what the books lack). Connected by `create_app`."""
 
 from __future__ import annotations
 
 from flask import Flask, url_for
 
 from app.audit.wording import Wording, register_wording
+from app.core.events import register_consumer
 from app.extensions import db
 from app.integrations.services import register_card_details
 from app.invoicing.views import register_panel
@@ -15,6 +17,7 @@ from app.sync.engine import source_label
 
 
 def init_app(app: Flask) -> None:
+    register_consumer("sync", services.push_after_events)
     register_card_details("accounting", card_details)
     register_panel(invoice_sync_panel)
     register_wording(

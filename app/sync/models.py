@@ -42,7 +42,7 @@ ENTITY_NAMES = ("contact", "invoice", "credit_note", "payment")
 # manual: "Sync now"; schedule: the hourly run; webhook: the books told of a change; full: a
 # full refresh (finds deletions, then the reconciliation report); review: the first run, which
 # reads the customers for the review; connect: the run after the review.
-RUN_TRIGGERS = ("manual", "schedule", "webhook", "full", "review", "connect", "file")
+RUN_TRIGGERS = ("manual", "schedule", "webhook", "full", "review", "connect", "file", "event")
 # queued: handed to a worker; running; waiting: paused for the provider's rate limit until
 # resume_at; review: the first connection's matches wait for a person; done; failed (the
 # error says why; the next run resumes from the last committed page).

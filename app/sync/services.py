@@ -602,8 +602,8 @@ def provider_title(provider: str) -> str:
 
 
 def after_run(session: Session, run_id: int) -> SyncRun | None:
-    """Once a run is over: the files it read go, and a webhook that arrived while it was going
-    starts another run."""
+    """Once a run is over: the files it read go, and a webhook or an event that arrived while
+    it was going starts another run."""
     run = session.get(SyncRun, run_id)
     if run is None or run.active or run.status == "review":
         return None
@@ -612,11 +612,46 @@ def after_run(session: Session, run_id: int) -> SyncRun | None:
         _drop_upload(session, connection)
     if connection is None or not (connection.settings or {}).get("rerun"):
         return None
+    # "rerun" names what asked for it (a webhook from the books, an event here).
+    trigger = "event" if connection.settings["rerun"] == "event" else "webhook"
     connection.settings = {k: v for k, v in connection.settings.items() if k != "rerun"}
     try:
-        return start_run(session, connection, "webhook")
+        return start_run(session, connection, trigger)
     except SyncError:
         return None
+
+
+# The domain events after which Duebook holds something the books lack (an invoice issued
+# here, money recorded against an invoice the books have): the push starts then, not at the
+# next scheduled run.
+PUSH_EVENTS = frozenset({"invoice.issued", "payment.received"})
+
+
+def push_after_events(session: Session, events) -> None:
+    """The "sync" consumer of the domain events: for each set of books synced live (not Tally
+    by files), a run when the events left something to push, or one more after the run going
+    now. A sync's own pull writes events too (invoices read from the books), but what it wrote
+    is linked to the books already, so nothing is owed and no run starts: no loop."""
+    if not any(event.type in PUSH_EVENTS for event in events):
+        return
+    for connection in accounting_connections(session):
+        settings = connection.settings or {}
+        if (
+            connection.status != "enabled"
+            or settings.get("needs_reconnect")
+            or not settings.get("matched_at")
+            or settings.get("upload")
+            or unreachable(connection)
+            or not behind(session, connection)
+        ):
+            continue
+        if active_run(session, connection.id) is not None:
+            connection.settings = {**settings, "rerun": "event"}
+            continue
+        try:
+            start_run(session, connection, "event")
+        except SyncError as refusal:  # the next scheduled run tries again; the events are done
+            log.info("sync after events, connection %s: %s", connection.id, refusal)
 
 
 def _drop_upload(session: Session, connection: IntegrationConnection) -> None:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import (
     DateTime,
+    delete,
     func,
     insert,
     literal,
@@ -63,6 +64,10 @@ CLAIM_LEASE = timedelta(minutes=5)
 # well inside the lease: a slow receiver never outlives its claim.
 BATCH_SECONDS = 60
 SEND_BUDGET_SECONDS = 60  # a job sends this long, then hands the rest to the next job
+# The delivery log keeps what was sent (and what came back) this long; older deliveries that are
+# done with (delivered, or failed for good) are deleted by the daily prune. Their events stay,
+# so the API's event list still has them.
+LOG_KEPT_FOR = timedelta(days=30)
 URL_MAX_LENGTH = 2000
 DESCRIPTION_MAX_LENGTH = 255
 
@@ -614,6 +619,30 @@ def replay(session: Session, endpoint: WebhookEndpoint, delivery_ids: list[int])
     if replayed and endpoint.status == "enabled":
         _hand_over_sending(session, endpoint.id)
     return len(replayed)
+
+
+def prune_log(session: Session, now: datetime, batch: int = 5_000) -> int:
+    """Delete the log's deliveries older than LOG_KEPT_FOR that are not waiting to be sent,
+    with their attempts, a batch per transaction (the log of a busy endpoint can be millions
+    of rows); how many deliveries went."""
+    pruned = 0
+    while True:
+        ids = list(
+            session.scalars(
+                select(WebhookDelivery.id)
+                .where(
+                    WebhookDelivery.created_at < now - LOG_KEPT_FOR,
+                    WebhookDelivery.status != "pending",
+                )
+                .limit(batch)
+            )
+        )
+        if not ids:
+            return pruned
+        session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+        session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+        session.commit()
+        pruned += len(ids)
 
 
 def deliveries_between(

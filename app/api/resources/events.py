@@ -29,6 +29,10 @@ class EventOut(BaseModel):
     subject_type: str
     subject_id: int
     occurred_at: datetime
+    source: str | None = Field(
+        description="What made the change when it was not a person at a page (e.g. "
+        '"Xero sync", an API key by its name); null for a person.'
+    )
     data: dict
 
 

@@ -45,6 +45,11 @@ class ProjectOut(BaseModel):
     auto_invoice: Literal[AUTO_INVOICE]
     milestones: int = Field(description="How many milestones the plan has.")
     planned_total: Money = Field(json_schema_extra=MONEY_SCHEMA)
+    status: Literal["planned", "in_progress", "delivered", "paid", "cancelled"] = Field(
+        description="What its milestones say: planned (none started), in_progress, delivered "
+        "(every milestone's work done), paid, or cancelled (every milestone cancelled). The "
+        "project.status_changed event tells when it moves."
+    )
     created_at: datetime
 
 
@@ -127,17 +132,18 @@ class MilestoneMove(BaseModel):
     note: str | None = Field(None, max_length=255)
 
 
-def project_out(project: Project) -> ProjectOut:
-    plan = services.summary(db.session, project)
+def project_out(project: Project, plan: services.PlanSummary | None = None) -> ProjectOut:
+    plan = plan or services.summary(db.session, project)
     return ProjectOut(
         **{
             name: getattr(project, name)
             for name in ProjectOut.model_fields
-            if name not in ("contract_value", "milestones", "planned_total")
+            if name not in ("contract_value", "milestones", "planned_total", "status")
         },
         contract_value=money(project.contract_value),
         milestones=plan.milestones,
         planned_total=money(plan.planned_total),
+        status=plan.status,
     )
 
 
@@ -189,7 +195,8 @@ def list_projects(query: ProjectQuery):
     if query.client_id:
         statement = statement.where(Project.client_id == query.client_id)
     page, next_cursor = page_by_id(statement, Project, query)
-    return Answer([project_out(p) for p in page], next_cursor=next_cursor)
+    plans = services.summaries(db.session, [p.id for p in page])
+    return Answer([project_out(p, plans[p.id]) for p in page], next_cursor=next_cursor)
 
 
 @operation(
