@@ -53,7 +53,7 @@ from app.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from app.library.tenant.models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
 from app.message_templates.models import MessageTemplate
 from app.messaging.models import WebhookEvent
-from app.notifications.models import Notification
+from app.notifications.models import Notification, NotificationPreference
 from app.outbox.models import OutboxMessage
 from app.paylinks.models import PayLink, PayPageSettings
 from app.payments.models import Payment, PaymentAllocation
@@ -131,6 +131,7 @@ __all__ = [
     "IntegrationConnection",
     "MessageTemplate",
     "Notification",
+    "NotificationPreference",
     "ProviderAccount",
     "WebhookEvent",
     "Invoice",

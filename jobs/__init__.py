@@ -15,6 +15,7 @@ def load_jobs() -> None:
         gateways,
         integrations,
         notices,
+        notifications,
         reports,
         sync,
         tasks,

@@ -27,11 +27,17 @@ def tenants_past_midnight(session, every_tenant: bool = False) -> list[int]:
     """Ids of the active tenants whose local time is now between 00:00 and 00:59: an hourly
     job gives each of them its daily work on the tenant's own new day (`every_tenant`: all of
     them, e.g. after the scheduler was down)."""
+    return tenants_at_hour(session, 0, every_tenant)
+
+
+def tenants_at_hour(session, hour: int, every_tenant: bool = False) -> list[int]:
+    """Ids of the active tenants whose local time is now within `hour` (an hourly job's
+    once-a-day work at a set time of the tenant's own day)."""
     now = datetime.now(UTC)
     return [
         tenant_id
         for tenant_id, zone in active_tenants(session)
-        if every_tenant or now.astimezone(ZoneInfo(zone)).hour == 0
+        if every_tenant or now.astimezone(ZoneInfo(zone)).hour == hour
     ]
 
 

@@ -16,6 +16,7 @@ from jobs.collections import run_collections_all
 from jobs.events import deliver_events_all
 from jobs.gateways import reconcile_gateways_all, sweep_gateway_events_all
 from jobs.notices import sweep_notices_all
+from jobs.notifications import send_notification_digests_all
 from jobs.queues import redis_connection
 from jobs.reports import sweep_report_schedules_all
 from jobs.sync import sweep_accounting_sync_all
@@ -77,6 +78,9 @@ SCHEDULE = [
     (sweep_webhooks_all, 60),
     # Daily at 02:50: webhook delivery logs past their 30 days (app.webhooks.services.LOG_KEPT_FOR).
     (prune_webhook_logs_all, "50 2 * * *"),
+    # Every hour at :05: the daily notification e-mails of the workspaces whose clock reads
+    # 08:xx (DIGEST_HOUR), for the people who chose them.
+    (send_notification_digests_all, "5 * * * *"),
     # Every 5 minutes: scheduled reports whose time came in each workspace's own clock (a
     # schedule's period is sent once however many sweeps see it due; a late sweep sends only
     # the latest period, never a burst of missed ones).

@@ -26,6 +26,7 @@ from app.core.money import format_money
 from app.integrations.catalogue import entry_for
 from app.integrations.models import IntegrationConnection
 from app.messaging.listing import CHANNEL_LABELS, detail_path
+from app.notifications import preferences
 from app.notifications.models import KINDS, Notification
 from app.outbox.models import OutboxMessage
 from tenants.binding import PLACEHOLDER_SCHEMA, bound_tenant_id, schema_for_tenant_id
@@ -49,10 +50,16 @@ def notify(
     tenant_id: int | None = None,
 ) -> int:
     """Tell these users of the bound tenant (or, given `tenant_id`, of that workspace: a change
-    that concerns two workspaces is made in a session bound to one). Returns how many new
-    notifications were written (a user already told about `dedupe_key` is not told again)."""
+    that concerns two workspaces is made in a session bound to one), each as their preferences
+    say (app.notifications.preferences: the bell, an e-mail at once or daily, or nothing).
+    Returns how many new notifications were written (a user already told about `dedupe_key`
+    is not told again)."""
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
+    translate = _in_schema_of(tenant_id) if tenant_id is not None else {}
+    tenant_id = tenant_id if tenant_id is not None else bound_tenant_id(session)
+    # How each wants to hear of it (their choice, their role's, or the bell alone).
+    deliveries = preferences.deliveries_for(session, tenant_id, user_ids, kind, translate)
     rows = [
         {
             "user_id": user_id,
@@ -61,8 +68,10 @@ def notify(
             "body": body,
             "link": link[:500] if link else None,
             "dedupe_key": dedupe_key,
+            "digest_due": delivery == "digest",
         }
-        for user_id in dict.fromkeys(user_ids)
+        for user_id, delivery in deliveries.items()
+        if delivery != "off"
     ]
     if not rows:
         return 0
@@ -72,9 +81,12 @@ def notify(
         .on_conflict_do_nothing(
             index_elements=["user_id", "dedupe_key"], index_where=text("dedupe_key IS NOT NULL")
         )
-        .returning(Notification.id),
-        execution_options=_in_schema_of(tenant_id) if tenant_id is not None else {},
+        .returning(Notification.id, Notification.user_id),
+        execution_options=translate,
     ).all()
+    at_once = [(row_id, user_id) for row_id, user_id in written if deliveries[user_id] == "email"]
+    if at_once:
+        preferences.send_at_once(session, tenant_id, at_once, title[:255], body, link)
     return len(written)
 
 

@@ -1,14 +1,17 @@
-"""The bell: a user's own notifications in this workspace, a live unread count, mark read."""
+"""The bell: a user's own notifications in this workspace, a live unread count, mark read; and
+how each person (and, set by admins, each role) hears of each kind."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.core.pages import render_page, toast
 from app.extensions import db
-from app.notifications import services
-from tenants.context import require_permission
+from app.notifications import preferences, services
+from app.notifications.models import DEFAULT_DELIVERY, DELIVERIES, DIGEST_HOUR, KIND_LABELS
+from tenants.context import can, require_permission
+from tenants.roles import ROLE_LABELS
 
 blueprint = Blueprint("notifications", __name__, url_prefix="/t/<tenant_slug>/notifications")
 
@@ -62,3 +65,37 @@ def read_all():
         else "Nothing unread."
     )
     return redirect(url_for("notifications.index"), 303)
+
+
+@blueprint.route("/settings", methods=["GET", "POST"])
+@require_permission(MEMBER)
+def settings():
+    """How the signed-in person hears of each kind; for admins, each role's default too."""
+    error = None
+    if request.method == "POST":
+        try:
+            if request.form.get("scope") == "roles":
+                if not can("settings.manage"):
+                    abort(403)
+                preferences.save_role_defaults(db.session, request.form)
+                toast("Each role's notifications saved.")
+            else:
+                preferences.save_own(db.session, current_user.id, request.form)
+                toast("Your notifications saved.")
+        except ValueError as refusal:
+            error = str(refusal)
+        else:
+            return redirect(url_for("notifications.settings"), 303)
+    return render_page(
+        "notifications/settings.html",
+        status=422 if error else 200,
+        error=error,
+        kinds=KIND_LABELS,
+        deliveries=DELIVERIES,
+        default_delivery=DEFAULT_DELIVERY,
+        digest_hour=DIGEST_HOUR,
+        own=preferences.own_choices(db.session, current_user.id),
+        by_role=preferences.role_choices(db.session),
+        roles=ROLE_LABELS,
+        my_role=g.membership.role,
+    )
