@@ -84,6 +84,19 @@ CONFIGS = {
         "--reuse-port",
     ],
     "sync 4": ["--worker-class=sync", "--workers=4"],
+    "2x2 ka 0": [
+        "--worker-class=gthread",
+        "--workers=2",
+        "--threads=2",
+        "--keep-alive=0",
+    ],
+    "2x1 ka 0": [
+        "--worker-class=gthread",
+        "--workers=2",
+        "--threads=1",
+        "--keep-alive=0",
+    ],
+    "sync 2": ["--worker-class=sync", "--workers=2"],
 }
 DEFAULT_CONFIGS = ("the file", "2x4 ka 2 (before)")
 MEASURES = f"""

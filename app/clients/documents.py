@@ -29,9 +29,9 @@ from functools import cache
 from typing import BinaryIO
 
 from flask import render_template
-from sqlalchemy import Date, bindparam, func, select
+from sqlalchemy import Date, Row, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Bundle, Session, selectinload
 
 from app.clients.models import Client, Document, DocumentVersion
 from app.core.events import DomainEvent, emit_many
@@ -97,8 +97,8 @@ class CheckedFile:
 
 @dataclass
 class ExpiringDocument:
-    document: Document
-    client: Client
+    document: Row  # id, title, expires_on (SHOWN_DOCUMENT)
+    client: Row  # id, short_name (SHOWN_CLIENT)
     days_left: int
 
 
@@ -424,10 +424,19 @@ def _expiring(first_day, last_day):
     )
 
 
+# What the dashboard's list shows of a document and its client: those columns, not whole rows
+# (the two have some sixty columns, whose descriptions the driver read on every view, with or
+# without a document to show).
+SHOWN_DOCUMENT = Bundle("document", Document.id, Document.title, Document.expires_on)
+SHOWN_CLIENT = Bundle("client", Client.id, Client.short_name)
+
+
 @cache
 def _expiring_soonest_first():
-    return _expiring(bindparam("today", type_=Date), bindparam("until", type_=Date)).order_by(
-        Document.expires_on, func.lower(Client.short_name), Document.id
+    return (
+        _expiring(bindparam("today", type_=Date), bindparam("until", type_=Date))
+        .with_only_columns(SHOWN_DOCUMENT, SHOWN_CLIENT)
+        .order_by(Document.expires_on, func.lower(Client.short_name), Document.id)
     )
 
 

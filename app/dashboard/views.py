@@ -23,7 +23,9 @@ EXPIRING_SHOWN = 10
 @blueprint.get("/")
 @require_permission("dashboard.view")
 def home():
-    session["last_tenant"] = g.tenant.slug
+    # Written only when it changes: a write re-signs and re-sends the session cookie.
+    if session.get("last_tenant") != g.tenant.slug:
+        session["last_tenant"] = g.tenant.slug
     today = tenant_today(db.session)
     counts = services.counts(db.session, today)
     context = {"today": today, "started": counts}

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import BinaryIO
 
-from sqlalchemy import exists, select
+from sqlalchemy import BigInteger, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
 from app.core.storage import Storage
 from app.settings import services as settings
+from app.settings.models import WorkspaceSettings
 from tenants.models import Tenant
 
 DONE, SKIPPED = "done", "skipped"
@@ -74,14 +76,24 @@ GIVEN = {
 }
 
 
+@cache
+def _progress_query():
+    """The recorded steps and the settings that show a step given: those columns, not the
+    settings row (the dashboard asks on every view by an admin). Built once."""
+    given = dict.fromkeys(field for fields in GIVEN.values() for field in fields)
+    return select(
+        WorkspaceSettings.setup_progress, *(getattr(WorkspaceSettings, field) for field in given)
+    ).where(WorkspaceSettings.tenant_id == bindparam("tenant_id", type_=BigInteger))
+
+
 def progress(session: Session, tenant_id: int, has_clients: bool | None = None) -> Progress:
     """Each step's state; `has_clients` when the caller knows already (the dashboard counts
-    them anyway)."""
-    workspace = settings.workspace_settings(session, tenant_id)
-    recorded = workspace.setup_progress
+    them anyway). A workspace without its settings row yet has recorded and given nothing."""
+    workspace = session.execute(_progress_query(), {"tenant_id": tenant_id}).one_or_none()
+    recorded = workspace.setup_progress if workspace else {}
     states = {step.name: recorded.get(step.name) for step in STEPS}
     for name, fields in GIVEN.items():
-        if any(getattr(workspace, field) for field in fields):
+        if workspace and any(getattr(workspace, field) for field in fields):
             states[name] = DONE
     if states["clients"] != DONE:
         if has_clients is None:
