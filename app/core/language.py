@@ -22,6 +22,17 @@ INDIAN_LANGUAGE_LOCALES = {
     "gu": "gu_IN",
     "ml": "ml_IN",
 }
+# Each language's name in English and in its own script.
+LANGUAGE_NAMES = {
+    "hi": ("Hindi", "हिन्दी"),
+    "mr": ("Marathi", "मराठी"),
+    "ta": ("Tamil", "தமிழ்"),
+    "te": ("Telugu", "తెలుగు"),
+    "kn": ("Kannada", "ಕನ್ನಡ"),
+    "bn": ("Bengali", "বাংলা"),
+    "gu": ("Gujarati", "ગુજરાતી"),
+    "ml": ("Malayalam", "മലയാളം"),
+}
 ENGLISH_DAY = "%d %b %Y"  # 15 Nov 2026: how English messages and PDFs have always written a day
 
 
@@ -51,3 +62,9 @@ def money_country(language: str | None, country: str | None) -> str:
     if (language or "en") in INDIAN_LANGUAGE_LOCALES:
         return "IN"
     return (country or "IN").upper()
+
+
+def language_label(language: str) -> str:
+    """A language as pages offer it: "Tamil (தமிழ்)" (the code itself when unknown)."""
+    english, native = LANGUAGE_NAMES.get(language, (language, ""))
+    return f"{english} ({native})" if native else english

@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from app.core.language import LANGUAGE_NAMES, language_label
 from app.core.regions import state_languages
 from app.message_templates.defaults import NAMES, PURPOSES
 from app.message_templates.models import MessageTemplate
@@ -38,11 +39,7 @@ def _data(language: str) -> dict:
 def available_languages() -> dict[str, str]:
     """Language code -> its name in English and in its own script ("Tamil (தமிழ்)"), for
     every language with a data file, ordered by code."""
-    names = {}
-    for path in sorted(TRANSLATIONS.glob("*.json")):
-        data = _data(path.stem)
-        names[path.stem] = f"{data['name']} ({data['native_name']})"
-    return names
+    return {path.stem: language_label(path.stem) for path in sorted(TRANSLATIONS.glob("*.json"))}
 
 
 def offered_languages(country: str, region: str | None) -> list[str]:
@@ -55,7 +52,7 @@ def translated_template(language: str, channel: str, purpose: str) -> MessageTem
     """A new (unsaved) template of this channel and purpose in `language`."""
     data = _data(language)
     template = MessageTemplate(
-        name=f"{NAMES[purpose]} ({data['name']})",
+        name=f"{NAMES[purpose]} ({LANGUAGE_NAMES[language][0]})",
         channel=channel,
         purpose=purpose,
         language=language,
