@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from datetime import date, time
 from decimal import Decimal
+from string import Formatter
 
 import pytest
 from babel.dates import format_date
@@ -15,6 +16,7 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from app.collections.notices import services as notices
+from app.collections.notices.statement import STATEMENT_WORDS
 from app.core.language import day_in, money_country
 from app.core.money import format_money
 from app.invoicing.pdf import html_to_pdf
@@ -94,6 +96,16 @@ def test_every_english_default_has_a_translation_with_the_same_variables(languag
                 assert len(whatsapp_parts(translated.body)[1]) == len(
                     whatsapp_parts(english.body)[1]
                 )
+
+
+@pytest.mark.parametrize("language", ["hi", "mr", "ta", "te", "kn", "bn", "gu"])
+def test_the_statement_under_a_notice_has_the_same_fields_in_every_language(language):
+    words = translations.statement_words(language)
+    assert words.keys() == STATEMENT_WORDS.keys()
+    for key, english in STATEMENT_WORDS.items():
+        fields = {name for _, name, _, _ in Formatter().parse(english) if name}
+        assert {name for _, name, _, _ in Formatter().parse(words[key]) if name} == fields, key
+    assert translations.statement_words("xx") is None
 
 
 def test_templates_are_added_per_language_and_once(app, db_session, make_tenant):
@@ -211,6 +223,10 @@ def test_a_tamil_preferring_contact_gets_the_notice_in_tamil_with_indian_groupin
     assert f"{invoice.due_date:%b}" not in due  # the month in Tamil
     assert due in body
     assert "நினைவூட்டல்" in str(mail["Subject"])
+    # The statement under it is in Tamil too.
+    assert "இந்த அறிவிப்பில் உள்ள விலைப்பட்டியல்களின் விவரம்:" in body
+    assert "இப்போது செலுத்த வேண்டிய மொத்தம்: ₹12,34,567.00" in body
+    assert "Total now due" not in body and "Dear" not in body
     # The statement of account goes with it, and prints the client's name.
     (attachment,) = list(mail.iter_attachments())
     assert "12,34,567.00" in pdf_text(attachment.get_content())

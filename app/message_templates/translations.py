@@ -42,6 +42,13 @@ def available_languages() -> dict[str, str]:
     return {path.stem: language_label(path.stem) for path in sorted(TRANSLATIONS.glob("*.json"))}
 
 
+def statement_words(language: str) -> dict[str, str] | None:
+    """The words of a notice's statement of account in `language` (None: no data file)."""
+    if language not in available_languages():
+        return None
+    return _data(language)["statement"]
+
+
 def offered_languages(country: str, region: str | None) -> list[str]:
     """The languages a workspace is offered, its state's first, then Hindi, then the rest."""
     first = [code for code in (*state_languages(country, region), *NATIONAL)]

@@ -317,7 +317,7 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
     except TemplateProblem as problem:
         message = f"The {template.name} template cannot be used: {problem}"
         raise CollectionsInvalid({"level_id": message}) from problem
-    body = rendered.text + "\n\n" + statement_text(lines, sums, money, None)
+    body = rendered.text + "\n\n" + statement_text(lines, sums, money, None, language)
     return queue_message(
         session,
         channel="email",

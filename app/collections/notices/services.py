@@ -901,7 +901,7 @@ def _compose_notice(
         return "the WhatsApp template has no approved template name"
     text, html = rendered.text, rendered.html
     if channel == "email":
-        text = text + "\n\n" + statement_text(lines, sums, money, link)
+        text = text + "\n\n" + statement_text(lines, sums, money, link, language)
         html = email_html(text)
     return NoticeText(
         rendered.subject or f"{notice.level_name}: {client.full_name}",
