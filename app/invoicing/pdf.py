@@ -25,6 +25,7 @@ Australia), rendered on demand.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import io
 import logging
@@ -464,6 +465,10 @@ def _font_config():
         config = FontConfiguration()
         CSS(string=_fonts_css(), font_config=config, url_fetcher=_fetcher_for(None))
         _per_thread.font_config = config
+        if threading.current_thread() is threading.main_thread():
+            # Its fonts sit in a temporary folder it removes when it is dropped: dropped here,
+            # before the interpreter tears down the modules that removal needs.
+            atexit.register(_per_thread.__dict__.pop, "font_config", None)
     return config
 
 
