@@ -326,7 +326,8 @@ def write_messages(session: Session, tenant, campaign_id: int, now: datetime | N
         )
         try:
             rendered = render_for_channel(
-                template, message_context(session, tenant, client, contact)
+                template,
+                message_context(session, tenant, client, contact, language=template.language),
             )
         except TemplateProblem as problem:
             # This contact's message is not sent (too long or too slow with their details):

@@ -10,8 +10,10 @@ from app.campaigns import forms, services
 from app.core.form_once import once_per_form_key
 from app.core.handover import hand_over
 from app.core.pages import render_page, toast
+from app.core.regions import state_languages
 from app.extensions import db
 from app.message_templates import services as message_templates
+from app.message_templates import translations
 from app.message_templates.models import TEMPLATE_CHANNELS, TEMPLATE_PURPOSES
 from tenants.context import require_permission
 
@@ -24,12 +26,36 @@ blueprint = Blueprint("campaigns", __name__, url_prefix="/t/<tenant_slug>")
 @blueprint.get("/message-templates/")
 @require_permission("templates.manage")
 def templates():
+    installed = translations.installed_languages(db.session)
+    offered = translations.offered_languages(g.tenant.country, g.tenant.region)
     return render_page(
         "campaigns/templates.html",
         templates=message_templates.list_templates(db.session),
         channels=message_templates.CHANNEL_LABELS,
         purposes=message_templates.PURPOSE_LABELS,
+        languages=translations.available_languages(),
+        # The workspace's state's languages first; those it has already are not offered again.
+        addable_languages=[code for code in offered if code not in installed],
+        state_languages=state_languages(g.tenant.country, g.tenant.region),
     )
+
+
+@blueprint.post("/message-templates/languages")
+@require_permission("templates.manage")
+def add_language():
+    """Add the default templates in one of India's languages (every channel and purpose)."""
+    language = request.form.get("language", "")
+    languages = translations.available_languages()
+    if language not in languages:
+        toast("Choose one of the languages offered.", "error")
+        return redirect(url_for("campaigns.templates"), 303)
+    added = translations.install_language(db.session, language)
+    name = languages[language]
+    if added:
+        toast(f"Added {added} templates in {name}. Contacts who prefer it now get them.")
+    else:
+        toast(f"You have every template in {name} already.", "info")
+    return redirect(url_for("campaigns.templates"), 303)
 
 
 def _template_page(template, values, errors=None, status=200):

@@ -69,10 +69,13 @@ def subdivision_for(country: str, region: str | None) -> str | None:
     if country == "IN":
         code = GST_TO_ISO.get(region_code(region) or "", "")
     try:
-        known = holidays.country_holidays(country).subdivisions
+        calendar = holidays.country_holidays(country)
     except NotImplementedError:
         return None
-    return code if code in known else None
+    # A region may be written by its name ("New South Wales") as well as its code ("NSW").
+    names = {name.upper(): sub for name, sub in calendar.subdivisions_aliases.items()}
+    code = names.get(code, code)
+    return code if code in calendar.subdivisions else None
 
 
 def is_business_day(day: date, country: str, subdivision: str | None = None) -> bool:

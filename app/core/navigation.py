@@ -33,8 +33,12 @@ def _blueprint(*names: str) -> Callable[[], bool]:
     return lambda: request.blueprint in names
 
 
-def _endpoint(name: str) -> Callable[[], bool]:
-    return lambda: request.endpoint == name
+def _endpoint(*names: str) -> Callable[[], bool]:
+    return lambda: request.endpoint in names
+
+
+def _on_settings() -> bool:
+    return request.blueprint == "settings" and not request.endpoint.endswith("regional_settings")
 
 
 def _on_client_list(prospects: bool) -> bool:
@@ -153,7 +157,13 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
     (
         "Settings & team",
         (
-            NavLink("settings.index", "Settings", ("settings.manage",), _blueprint("settings")),
+            NavLink("settings.index", "Settings", ("settings.manage",), _on_settings),
+            NavLink(
+                "settings.regional_settings",
+                "Regional settings",
+                ("settings.manage",),
+                _endpoint("settings.regional_settings", "settings.save_regional_settings"),
+            ),
             NavLink("team.index", "Team", ("users.manage",), _blueprint("team")),
             NavLink(
                 "integrations.index",

@@ -100,3 +100,94 @@ def region_code(text: str) -> str | None:
 def state_name(code: str | None) -> str:
     """An Indian state's name by its GST state code ("" when unknown)."""
     return GST_STATES.get(code or "", "")
+
+
+# Australia's states and territories, by the codes python-holidays and addresses use.
+AU_STATES = {
+    "ACT": "Australian Capital Territory",
+    "NSW": "New South Wales",
+    "NT": "Northern Territory",
+    "QLD": "Queensland",
+    "SA": "South Australia",
+    "TAS": "Tasmania",
+    "VIC": "Victoria",
+    "WA": "Western Australia",
+}
+# The Philippines' administrative regions (PSGC). python-holidays keeps one national calendar
+# for the Philippines, so a region decides wording and nothing of the holidays.
+PH_REGIONS = {
+    "NCR": "National Capital Region",
+    "CAR": "Cordillera Administrative Region",
+    "01": "Ilocos Region (Region I)",
+    "02": "Cagayan Valley (Region II)",
+    "03": "Central Luzon (Region III)",
+    "4A": "Calabarzon (Region IV-A)",
+    "MIMAROPA": "Mimaropa Region",
+    "05": "Bicol Region (Region V)",
+    "06": "Western Visayas (Region VI)",
+    "NIR": "Negros Island Region",
+    "07": "Central Visayas (Region VII)",
+    "08": "Eastern Visayas (Region VIII)",
+    "09": "Zamboanga Peninsula (Region IX)",
+    "10": "Northern Mindanao (Region X)",
+    "11": "Davao Region (Region XI)",
+    "12": "Soccsksargen (Region XII)",
+    "13": "Caraga (Region XIII)",
+    "BARMM": "Bangsamoro (BARMM)",
+}
+# The languages a business in an Indian state most often writes to its clients in, besides
+# English and Hindi (offered first when it adds templates in other languages).
+STATE_LANGUAGES = {
+    "07": ("hi",),
+    "06": ("hi",),
+    "08": ("hi",),
+    "09": ("hi",),
+    "10": ("hi",),
+    "20": ("hi",),
+    "22": ("hi",),
+    "23": ("hi",),
+    "05": ("hi",),
+    "02": ("hi",),
+    "04": ("hi",),
+    "19": ("bn",),
+    "16": ("bn",),
+    "24": ("gu", "hi"),
+    "26": ("gu", "hi"),
+    "27": ("mr", "hi"),
+    "30": ("mr",),
+    "29": ("kn",),
+    "33": ("ta",),
+    "34": ("ta",),
+    "36": ("te",),
+    "37": ("te",),
+}
+
+
+def regions_of(country: str) -> dict[str, str]:
+    """The regions a workspace of `country` chooses from, code -> name (empty: none known)."""
+    return {"IN": GST_STATES, "AU": AU_STATES, "PH": PH_REGIONS}.get(country.upper(), {})
+
+
+def region_for(country: str, text: str | None) -> str | None:
+    """The code of the region `text` names (a code or a name, any case) in `country`; None
+    when it names none. India keeps its GST state codes (region_code)."""
+    if not text or not text.strip():
+        return None
+    if country.upper() == "IN":
+        return region_code(text)
+    wanted = text.strip().casefold()
+    return next(
+        (
+            code
+            for code, name in regions_of(country).items()
+            if wanted in (code.casefold(), name.casefold())
+        ),
+        None,
+    )
+
+
+def state_languages(country: str, region: str | None) -> tuple[str, ...]:
+    """The languages of an Indian workspace's state (empty elsewhere)."""
+    if country.upper() != "IN" or not region:
+        return ()
+    return STATE_LANGUAGES.get(region_code(region) or "", ())

@@ -8,7 +8,8 @@ Australia), rendered on demand.
   (`templates/pdf/tax_document.css`) is parsed once per brand colour, and WeasyPrint's font
   configuration is kept per thread: both were remade for every PDF (bench/README.md).
 - WeasyPrint fetches nothing on its own: `_fetcher` serves the tenant's logo from the tenant's
-  storage and `data:` URLs, and refuses `file:`, `http(s):` and everything else.
+  storage, the vendored Noto fonts of India's scripts (`templates/pdf/fonts.css`, added to
+  every PDF) and `data:` URLs, and refuses `file:`, `http(s):` and everything else.
 - Indian tenants with a UPI VPA get a UPI QR code on INR invoices (the NPCI deep link, with
   the amount still owed and the invoice number prefilled), drawn from a PNG of one pixel per
   module without interpolation: as sharp as an SVG and much cheaper to render.
@@ -24,6 +25,7 @@ Australia), rendered on demand.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import io
 import logging
@@ -32,6 +34,7 @@ import secrets
 import threading
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import quote
 
 import segno
@@ -59,6 +62,19 @@ STYLESHEET = "pdf/tax_document.css"  # of both, parsed once per brand colour
 TAX_INVOICE_COUNTRIES = ("IN", "AU")
 LOGO_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif"}
 LOGO_URL = "tenant-asset:logo"
+FONTS_STYLESHEET = "pdf/fonts.css"
+FONT_URL = "vendored-font:"
+# India's scripts, each in its Noto Sans face (static/vendor/fonts): family -> file stem.
+SCRIPT_FONTS = {
+    f"Noto Sans {script}": f"NotoSans{script}"
+    for script in ("Devanagari", "Bengali", "Gujarati", "Tamil", "Telugu", "Kannada")
+}
+FONT_FILES = frozenset(
+    f"{stem}-{weight}.ttf" for stem in SCRIPT_FONTS.values() for weight in ("Regular", "Bold")
+)
+# DejaVu Sans first: it has Latin and the rupee sign; a glyph it lacks comes from the
+# script's own face.
+FONT_STACK = ", ".join(f'"{family}"' for family in ("DejaVu Sans", *SCRIPT_FONTS))
 MAX_LOGO_BYTES = 2 * 1024 * 1024
 QR_MASK = 4  # any of 0-7 is valid: see upi_qr_image
 UPI_NOTE_LENGTH = 50  # apps show at most about this much of `tn`
@@ -398,9 +414,10 @@ def _logo_bytes(workspace: WorkspaceSettings) -> tuple[bytes, str] | None:
     return data, mime
 
 
-def _fetcher_for(workspace: WorkspaceSettings):
-    """WeasyPrint's only way out: the tenant's logo and inline `data:` URLs, nothing else
-    (`file:`, `http(s):` and the rest are refused before any handler sees them)."""
+def _fetcher_for(workspace: WorkspaceSettings | None):
+    """WeasyPrint's only way out: the tenant's logo (none without a workspace), the vendored
+    fonts and inline `data:` URLs, nothing else (`file:`, `http(s):` and the rest are refused
+    before any handler sees them)."""
     # WeasyPrint takes ~0.65 s to import: only a process that renders a PDF pays it.
     from weasyprint.urls import (
         URLFetcher,
@@ -410,13 +427,24 @@ def _fetcher_for(workspace: WorkspaceSettings):
     class TenantAssetFetcher(URLFetcher):
         def fetch(self, url, headers=None):
             if url == LOGO_URL:
-                logo = _logo_bytes(workspace)
+                logo = _logo_bytes(workspace) if workspace is not None else None
                 if logo is None:
                     raise ValueError("no logo")
                 return URLFetcherResponse(url, logo[0], {"Content-Type": logo[1]})
+            if url.startswith(FONT_URL):
+                return URLFetcherResponse(url, _vendored_font(url.removeprefix(FONT_URL)))
             return super().fetch(url, headers)
 
     return TenantAssetFetcher(allowed_protocols={"data"}, allow_redirects=False)
+
+
+@functools.cache
+def _vendored_font(name: str) -> bytes:
+    """A font file of static/vendor/fonts, by its name from FONT_FILES only (nothing else of
+    the disk is reachable this way); read once per process."""
+    if name not in FONT_FILES:
+        raise ValueError(f"no vendored font {name!r}")
+    return (Path(current_app.static_folder) / "vendor" / "fonts" / name).read_bytes()
 
 
 def _font_config():
@@ -424,15 +452,23 @@ def _font_config():
     makes one for every PDF: fontconfig's configuration and font list loaded again and a new
     Pango font map whose font and shaping caches start cold, ~10 ms of each invoice (a tenth of
     it: bench/README.md, invoice_pdf). One per thread because Pango objects are not
-    thread-safe; it does not grow, as no template declares a web font (`@font-face`)."""
+    thread-safe. The fonts of India's scripts (`fonts.css`'s `@font-face` rules) are added to
+    it once, when it is made; no page declares a web font of its own, so it does not grow."""
     config = getattr(_per_thread, "font_config", None)
     if config is None:
         # WeasyPrint takes ~0.65 s to import: only a process that renders a PDF pays it.
+        from weasyprint import CSS
         from weasyprint.text.fonts import (
             FontConfiguration,
         )
 
-        config = _per_thread.font_config = FontConfiguration()
+        config = FontConfiguration()
+        CSS(string=_fonts_css(), font_config=config, url_fetcher=_fetcher_for(None))
+        _per_thread.font_config = config
+        if threading.current_thread() is threading.main_thread():
+            # Its fonts sit in a temporary folder it removes when it is dropped: dropped here,
+            # before the interpreter tears down the modules that removal needs.
+            atexit.register(_per_thread.__dict__.pop, "font_config", None)
     return config
 
 
@@ -452,14 +488,29 @@ def tax_document_stylesheet(colour: str):
     return _parsed_stylesheet(css)
 
 
+def _fonts_css() -> str:
+    return current_app.jinja_env.get_template(FONTS_STYLESHEET).render(
+        faces=SCRIPT_FONTS.items(), font_url=FONT_URL, stack=FONT_STACK
+    )
+
+
+def fonts_stylesheet():
+    """The font family of every PDF (`templates/pdf/fonts.css`), parsed once (its faces are
+    in the thread's font configuration, `_font_config`)."""
+    return _parsed_stylesheet(_fonts_css())
+
+
 def html_to_pdf(html: str, workspace: WorkspaceSettings, stylesheet=None) -> bytes:
-    """The page as PDF; it may show the workspace's logo and nothing else from outside."""
+    """The page as PDF; it may show the workspace's logo and nothing else from outside, in
+    fonts that write India's scripts as well as Latin."""
     # WeasyPrint takes ~0.65 s to import: only a process that renders a PDF pays it.
     from weasyprint import HTML
 
+    stylesheets = [fonts_stylesheet()]
+    if stylesheet is not None:
+        stylesheets.append(stylesheet)
     return HTML(string=html, url_fetcher=_fetcher_for(workspace)).write_pdf(
-        stylesheets=[stylesheet] if stylesheet is not None else None,
-        font_config=_font_config(),
+        stylesheets=stylesheets, font_config=_font_config()
     )
 
 

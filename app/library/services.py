@@ -406,9 +406,12 @@ def search(
     q: str = "",
     page: int = 1,
     per_page: int = PER_PAGE,
+    home_region: str = "",
 ) -> LibraryPage:
     """Templates in use (not retired), filtered; the most specific region first within each
-    industry, level and size. Offset pages: the library holds hundreds of rows, not millions."""
+    industry, level and size, and the workspace's own state (`home_region`, a GST state code)
+    before every other state's variants. Offset pages: the library holds hundreds of rows,
+    not millions."""
     query = select(LibraryTemplate).where(LibraryTemplate.retired.is_(False))
     if industry:
         query = query.where(LibraryTemplate.industry == industry)
@@ -444,10 +447,14 @@ def search(
     size_order = case(
         {s: n for n, s in enumerate(PROJECT_SIZES)}, value=LibraryTemplate.project_size
     )
+    # A state's own variants, then its country's, then the global ones; with a home state,
+    # the other states' variants after all of them.
+    ranks = [(LibraryTemplate.region == home_region, 0)] if home_region else []
     specific = case(
+        *ranks,
         (LibraryTemplate.region.is_(None), 2),
         (LibraryTemplate.region.in_(list(COUNTRIES)), 1),
-        else_=0,
+        else_=3 if home_region else 0,
     )
     query = query.order_by(
         LibraryTemplate.industry,

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, g, request
 
 from app.core.money import format_money
 from app.core.pages import render_page
-from app.core.regions import GST_STATES
+from app.core.regions import GST_STATES, region_code
 from app.extensions import db
 from app.library import services
 from app.library.models import COMPLEXITIES, PROJECT_SIZES
@@ -29,6 +29,14 @@ def region_label(region: str | None) -> str:
     if region is None:
         return "Anywhere"
     return services.COUNTRIES.get(region) or GST_STATES.get(region, region)
+
+
+def home_region(tenant) -> str:
+    """The workspace's Indian state as the library names regions (a GST state code), so that
+    its state's variants come first; "" elsewhere."""
+    if tenant.country != "IN" or not tenant.region:
+        return ""
+    return region_code(tenant.region) or ""
 
 
 def money(amount: Decimal) -> str:
@@ -67,6 +75,7 @@ def index():
         complexity=filters.complexity,
         q=filters.q,
         page=filters.page,
+        home_region=home_region(g.tenant),
     )
     return render_page(
         "library/index.html",

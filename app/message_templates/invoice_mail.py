@@ -29,7 +29,7 @@ from app.invoicing.models import Invoice
 from app.invoicing.pdf import current_pdf, pdf_filename
 from app.invoicing.services import record_sending
 from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
-from app.message_templates.services import template_for
+from app.message_templates.services import language_of, template_for
 from app.outbox.composing import Composed
 from app.outbox.services import queue_message, recipient_time_zone
 
@@ -156,7 +156,7 @@ def _render(session: Session, tenant, invoice: Invoice, client, contact, channel
     """The message from the tenant's template and the invoice's figures as they are now (what
     it still owes, its due date, its interest to today). Raises TemplateProblem naming the
     template."""
-    template = template_for(session, channel, purpose, contact.preferred_language or "en")
+    template = template_for(session, channel, purpose, language_of(contact, client))
     context = message_context(
         session,
         tenant,
@@ -164,6 +164,7 @@ def _render(session: Session, tenant, invoice: Invoice, client, contact, channel
         contact,
         invoice,
         notice_level=None if purpose == "invoice" else purpose,
+        language=template.language,
     )
     try:
         return render_for_channel(template, context)

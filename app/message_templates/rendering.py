@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from app.clients.models import Client, Contact
 from app.core.clock import tenant_today
+from app.core.language import day_in, money_country
 from app.core.money import format_money
 from app.invoicing.balance import outstanding
 from app.invoicing.models import Invoice
@@ -416,10 +417,6 @@ def render_for_channel(template, context: dict) -> Rendered:
 # The variables -----------------------------------------------------------------------------
 
 
-def _day(value: date | None) -> str:
-    return value.strftime("%d %b %Y") if value else ""
-
-
 def tenant_vars(tenant, workspace: WorkspaceSettings) -> dict:
     return {
         "name": tenant.name,
@@ -456,13 +453,15 @@ def notice_vars(
     invoice_numbers: Sequence[str],
     total=None,
     interest=None,
+    language: str | None = None,
 ) -> dict:
-    """The `notice` variables: its level, the invoices it names and what it asks in all."""
+    """The `notice` variables: its level, the invoices it names and what it asks in all
+    (amounts as `language` writes them)."""
 
     def money(amount) -> str:
         if amount is None or currency is None:
             return ""
-        return format_money(amount, currency, tenant.country or "IN")
+        return format_money(amount, currency, money_country(language, tenant.country))
 
     return {
         "level": notice_level or "",
@@ -484,9 +483,12 @@ def message_context(
     notice_level: str | None = None,
     *,
     preview: bool = False,
+    language: str | None = None,
 ) -> dict:
     """The variables of a message to `contact` of `client`, about `invoice` if any: plain
-    strings and dicts, money in the tenant's locale (Indian grouping for Indian tenants). The
+    strings and dicts, money in the tenant's locale (Indian grouping for Indian tenants and
+    for every message in an Indian language), dates as `language` (the template's) writes
+    them. The
     `notice` variables describe that one invoice; a notice of several replaces them with
     `notice_vars` of all of its invoices (and `pay_link` with the notice's). A `preview`
     makes no pay link (it shows where one goes)."""
@@ -497,7 +499,7 @@ def message_context(
         "client": client_vars(client),
         "contact": contact_vars(contact),
         "invoice": _empty_invoice(),
-        "notice": notice_vars(tenant, notice_level, None, []),
+        "notice": notice_vars(tenant, notice_level, None, [], language=language),
         "payment_link": "",
         "pay_link": "",
         "amount_due": "",
@@ -510,18 +512,18 @@ def message_context(
         overdue = (today - invoice.due_date).days if invoice.due_date else 0
 
         def money(amount) -> str:
-            return format_money(amount, invoice.currency, tenant.country or "IN")
+            return format_money(amount, invoice.currency, money_country(language, tenant.country))
 
         context["invoice"] = {
             "number": invoice.number or "(draft)",
-            "date": _day(invoice.issue_date),
-            "due_date": _day(invoice.due_date),
+            "date": day_in(invoice.issue_date, language),
+            "due_date": day_in(invoice.due_date, language),
             "total": money(invoice.total),
             "balance": money(balance),
             "days_overdue": max(overdue, 0),
         }
         context["amount_due"] = money(balance)
-        context["due_date"] = _day(invoice.due_date)
+        context["due_date"] = day_in(invoice.due_date, language)
         interest = _late_interest(session, invoice, today) if issued else Decimal("0.00")
         context["notice"] = notice_vars(
             tenant,
@@ -530,6 +532,7 @@ def message_context(
             [context["invoice"]["number"]],
             balance + interest,
             interest,
+            language,
         )
         if shows_upi_qr(tenant, workspace, invoice, balance):
             context["payment_link"] = upi_link(tenant, workspace, invoice, balance)

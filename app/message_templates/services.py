@@ -58,6 +58,13 @@ def get_template(session: Session, template_id: int) -> MessageTemplate | None:
     return template if template is not None and template.deleted_at is None else None
 
 
+def language_of(contact: Contact | None, client: Client | None = None) -> str:
+    """The language messages to `contact` are written in: theirs, else their client's, else
+    English."""
+    chosen = contact.preferred_language if contact is not None else None
+    return chosen or (client.preferred_language if client is not None else None) or "en"
+
+
 def template_for(session: Session, channel: str, purpose: str, language: str = "en"):
     """The workspace's template for this channel and purpose in `language`, else in English
     (the defaults are created the first time; a deleted English one is made again, since a
@@ -228,10 +235,12 @@ def preview(session: Session, tenant, raw: Mapping, template=None) -> Preview:
             invoice,
             _notice_level(values["purpose"]),
             preview=True,
+            language=values["language"],
         )
         if invoice is not None and _notice_level(values["purpose"]):
             context["notice"] = (
-                _notice_preview(session, tenant, invoice, values["purpose"]) or context["notice"]
+                _notice_preview(session, tenant, invoice, values["purpose"], values["language"])
+                or context["notice"]
             )
         try:
             rendered = render_for_channel(draft, context)
@@ -244,7 +253,7 @@ def _notice_level(purpose: str) -> str | None:
     return purpose if purpose.startswith("notice_") else None
 
 
-def _notice_preview(session: Session, tenant, invoice, purpose: str) -> dict | None:
+def _notice_preview(session: Session, tenant, invoice, purpose: str, language: str) -> dict | None:
     """The `notice` variables as a notice to the invoice's client would have them: its open
     invoices in the invoice's currency, oldest due first, with their late-payment interest.
     None when the chosen invoice owes nothing (the variables of that invoice alone then)."""
@@ -267,6 +276,7 @@ def _notice_preview(session: Session, tenant, invoice, purpose: str) -> dict | N
         [o.invoice.number for o in owing],
         outstanding + charged,
         charged,
+        language,
     )
 
 

@@ -7,10 +7,13 @@ from email.utils import parseaddr
 
 from flask import Blueprint, abort, current_app, g, redirect, request, send_file, url_for
 
+from app.core.clock import tenant_today
+from app.core.language import language_label
 from app.core.pages import render_page, toast
+from app.core.regions import regions_of
 from app.core.storage import get_storage
 from app.extensions import db
-from app.settings import services
+from app.settings import regional, services
 from tenants.context import require_permission
 
 blueprint = Blueprint("settings", __name__, url_prefix="/t/<tenant_slug>/settings")
@@ -83,3 +86,37 @@ def logo():
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-cache"
     return response
+
+
+def _regional_page(values=None, errors=None, status=200):
+    tenant = g.tenant
+    year = regional.page_year(request.args.get("year"), tenant_today(db.session))
+    return render_page(
+        "settings/regional.html",
+        status=status,
+        tenant=tenant,
+        values=values or {"region": regional.region_choice(tenant)},
+        errors=errors or {},
+        regions=regions_of(tenant.country),
+        region_word=regional.region_word(tenant.country),
+        year=year,
+        holidays=regional.holidays_of(tenant.country, tenant.region, year),
+        state_calendar=regional.knows_state_calendar(tenant.country, tenant.region),
+        languages=[(code, language_label(code)) for code in regional.languages_of(tenant)],
+    )
+
+
+@blueprint.get("/regional")
+@require_permission("settings.manage")
+def regional_settings():
+    return _regional_page()
+
+
+@blueprint.post("/regional")
+@require_permission("settings.manage")
+def save_regional_settings():
+    errors = regional.save_region(db.session, g.tenant, request.form)
+    if errors:
+        return _regional_page(values=request.form.to_dict(), errors=errors, status=422)
+    toast("Region saved. Due dates and reminders follow its holidays from now on.")
+    return redirect(url_for("settings.regional_settings"), 303)

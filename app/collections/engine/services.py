@@ -16,6 +16,7 @@ from app.collections.engine import forms
 from app.collections.models import CollectionLevel, CollectionPolicy, CollectionSettings
 from app.collections.notices.statement import Line, statement_text, totals
 from app.core.clock import tenant_today
+from app.core.language import money_country
 from app.core.money import format_money
 from app.invoicing.balance import open_invoices
 from app.invoicing.models import Invoice
@@ -26,7 +27,7 @@ from app.message_templates.rendering import (
     notice_vars,
     render_for_channel,
 )
-from app.message_templates.services import template_for
+from app.message_templates.services import language_of, template_for
 from app.outbox.services import queue_message
 
 # A rung number no real ladder reaches: a level parks there while two levels swap places
@@ -283,8 +284,11 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
     currency = owing[0].invoice.currency
     sums = totals([line for line in lines if line.invoice.currency == currency], level.fee_amount)
 
+    template = template_for(session, "email", level.template_purpose, language_of(contact, client))
+    language = template.language
+
     def money(amount) -> str:
-        return format_money(amount, currency, tenant.country or "IN")
+        return format_money(amount, currency, money_country(language, tenant.country))
 
     # A test to oneself: it shows where the client's pay link goes without making one.
     context = message_context(
@@ -295,6 +299,7 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
         owing[0].invoice,
         notice_level=level.template_purpose,
         preview=True,
+        language=language,
     )
     context["notice"] = notice_vars(
         tenant,
@@ -303,17 +308,16 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
         [line.invoice.number for line in lines if line.invoice.currency == currency],
         sums["total"],
         sums["interest"],
+        language,
     )
     context["amount_due"] = money(sums["total"])
     context["payment_link"] = ""
-    language = (contact.preferred_language if contact else None) or client.preferred_language
-    template = template_for(session, "email", level.template_purpose, language or "en")
     try:
         rendered = render_for_channel(template, context)
     except TemplateProblem as problem:
         message = f"The {template.name} template cannot be used: {problem}"
         raise CollectionsInvalid({"level_id": message}) from problem
-    body = rendered.text + "\n\n" + statement_text(lines, sums, money, None)
+    body = rendered.text + "\n\n" + statement_text(lines, sums, money, None, language)
     return queue_message(
         session,
         channel="email",

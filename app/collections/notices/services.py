@@ -77,6 +77,7 @@ from app.core.clock import tenant_today
 from app.core.distinct_values import distinct_values
 from app.core.events import emit
 from app.core.handover import hand_over
+from app.core.language import money_country
 from app.core.money import format_money
 from app.core.request_input import row_id
 from app.core.signals import DeletionBlocker
@@ -91,7 +92,7 @@ from app.message_templates.rendering import (
     notice_vars,
     render_for_channel,
 )
-from app.message_templates.services import template_for
+from app.message_templates.services import language_of, template_for
 from app.outbox.composing import Composed
 from app.outbox.models import OutboxMessage
 from app.outbox.services import queue_message, recipient_time_zone
@@ -718,8 +719,8 @@ def _queue_thank_you(
     if contact is None:
         return
     invoice = session.get(Invoice, invoice_ids[0])
-    context = message_context(session, tenant, client, contact, invoice)
-    template = template_for(session, "email", "receipt", contact.preferred_language or "en")
+    template = template_for(session, "email", "receipt", language_of(contact, client))
+    context = message_context(session, tenant, client, contact, invoice, language=template.language)
     try:
         rendered = render_for_channel(template, context)
         subject, text, html = rendered.subject, rendered.text, rendered.html
@@ -861,11 +862,22 @@ def _compose_notice(
     purpose = level.template_purpose if level is not None else "notice_1"
     sums = totals(lines, notice.fee_amount)
 
+    # The template in the contact's language (else English) decides how dates and amounts
+    # read: an Indian language writes them its own way, with Indian grouping.
+    template = template_for(session, channel, purpose, language_of(contact, client))
+    language = template.language
+
     def money(amount) -> str:
-        return format_money(amount, notice.currency, tenant.country or "IN")
+        return format_money(amount, notice.currency, money_country(language, tenant.country))
 
     context = message_context(
-        session, tenant, client, contact, lines[0].invoice, notice_level=purpose
+        session,
+        tenant,
+        client,
+        contact,
+        lines[0].invoice,
+        notice_level=purpose,
+        language=language,
     )
     context["notice"] = notice_vars(
         tenant,
@@ -874,13 +886,13 @@ def _compose_notice(
         [line.invoice.number for line in lines],
         sums["total"],
         sums["interest"],
+        language,
     )
     context["amount_due"] = money(sums["total"])
     workspace = workspace_settings(session, tenant.id)
     link = payment_link(tenant, workspace, notice, lines, sums["total"])
     context["payment_link"] = link or ""
     context["pay_link"] = pay_link(session, notice_id=notice.id)
-    template = template_for(session, channel, purpose, contact.preferred_language or "en")
     try:
         rendered = render_for_channel(template, context)
     except TemplateProblem as problem:
@@ -889,7 +901,7 @@ def _compose_notice(
         return "the WhatsApp template has no approved template name"
     text, html = rendered.text, rendered.html
     if channel == "email":
-        text = text + "\n\n" + statement_text(lines, sums, money, link)
+        text = text + "\n\n" + statement_text(lines, sums, money, link, language)
         html = email_html(text)
     return NoticeText(
         rendered.subject or f"{notice.level_name}: {client.full_name}",

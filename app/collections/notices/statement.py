@@ -18,10 +18,12 @@ from app.collections.cases.interest_claims import interest_owed
 from app.collections.models import (
     CollectionNotice,
 )
+from app.core.language import day_in
 from app.core.money import to_money
 from app.invoicing.balance import outstanding
 from app.invoicing.models import Invoice
 from app.invoicing.pdf import shows_upi_qr, upi_link
+from app.message_templates.translations import statement_words
 from app.settings.models import WorkspaceSettings
 
 ZERO = Decimal("0.00")
@@ -91,34 +93,57 @@ def interest_methods(lines: Sequence[Line]) -> list[str]:
     )
 
 
-def statement_text(lines: Sequence[Line], sums: dict, money, link: str | None) -> str:
-    """The invoices of the notice as plain text under the e-mail's own words."""
-    rows = ["Statement of the invoices on this notice:"]
+# The statement's words in English; a message in another language takes that language's
+# (`translations.statement_words`), with the same {fields}.
+STATEMENT_WORDS = {
+    "heading": "Statement of the invoices on this notice:",
+    "line": "- {number}, dated {issued}, due {due}: outstanding {outstanding}",
+    "line_interest": ", interest {interest}",
+    "line_overdue": " ({days} days overdue)",
+    "interest": "Interest: {amount}",
+    "fee": "Fee: {amount}",
+    "total": "Total now due: {amount}",
+    "upi": "Pay by UPI: {link}",
+    "attached": "The attached statement lists the same.",
+}
+
+
+def statement_text(
+    lines: Sequence[Line], sums: dict, money, link: str | None, language: str = "en"
+) -> str:
+    """The invoices of the notice as plain text under the e-mail's own words, in `language`
+    when there are words for it (dates as it writes them), else in English. How interest
+    was worked out stays in English (the letter attached explains it in full)."""
+    words = statement_words(language) or STATEMENT_WORDS
+    written_in = language if words is not STATEMENT_WORDS else "en"
+
+    def day(value: date | None) -> str:
+        return day_in(value, written_in) or "—"
+
+    rows = [words["heading"]]
     for line in lines:
         invoice = line.invoice
-        row = (
-            f"- {invoice.number}, dated {_day(invoice.issue_date)}, due {_day(invoice.due_date)}"
-            f": outstanding {money(line.outstanding)}"
+        row = words["line"].format(
+            number=invoice.number,
+            issued=day(invoice.issue_date),
+            due=day(invoice.due_date),
+            outstanding=money(line.outstanding),
         )
         if line.interest:
-            row += f", interest {money(line.interest)}"
+            row += words["line_interest"].format(interest=money(line.interest))
         if line.days_overdue:
-            row += f" ({line.days_overdue} days overdue)"
+            row += words["line_overdue"].format(days=line.days_overdue)
         rows.append(row)
     if sums["interest"]:
-        rows.append(f"Interest: {money(sums['interest'])}")
+        rows.append(words["interest"].format(amount=money(sums["interest"])))
         rows.extend(interest_methods(lines))
     if sums["fee"]:
-        rows.append(f"Fee: {money(sums['fee'])}")
-    rows.append(f"Total now due: {money(sums['total'])}")
+        rows.append(words["fee"].format(amount=money(sums["fee"])))
+    rows.append(words["total"].format(amount=money(sums["total"])))
     if link:
-        rows.append(f"Pay by UPI: {link}")
-    rows.append("The attached statement lists the same.")
+        rows.append(words["upi"].format(link=link))
+    rows.append(words["attached"])
     return "\n".join(rows)
-
-
-def _day(value: date | None) -> str:
-    return value.strftime("%d %b %Y") if value else "—"
 
 
 def payment_link(
