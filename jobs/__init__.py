@@ -16,6 +16,7 @@ def load_jobs() -> None:
         integrations,
         notices,
         reports,
+        rules,
         sync,
         tasks,
         webhooks,
