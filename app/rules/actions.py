@@ -278,7 +278,7 @@ def _changes(model, action: dict) -> dict[str, Any]:
 def _differs(model, action: dict):
     """Only rows the action would change are updated (an unchanged row is no change)."""
     if action["type"] == "add_tag":
-        return ~Client.tags.contains([action["tag"]])
+        return ~model.tags.contains([action["tag"]])
     conditions = [
         getattr(model, column).is_distinct_from(value)
         for column, value in _changes(model, action).items()
@@ -320,6 +320,7 @@ def apply_plain(session: Session, entity: str, action: dict, ids: Select) -> int
     ).all()
     if not rows:
         return 0
+    _forget_loaded(session, model, {row[0] for row in rows})
     columns = list(values)
     width = len(columns)
     entries = []
@@ -351,6 +352,14 @@ def apply_plain(session: Session, entity: str, action: dict, ids: Select) -> int
             [(row[0], updated_facts(row[0], row[1 + 2 * width], sorted(columns))) for row in rows],
         )
     return len(rows)
+
+
+def _forget_loaded(session: Session, model, changed_ids: set[int]) -> None:
+    """Records of the session loaded before the UPDATE are read again when next used (the
+    UPDATE went past them)."""
+    for loaded in list(session.identity_map.values()):
+        if isinstance(loaded, model) and loaded.id in changed_ids:
+            session.expire(loaded)
 
 
 def _plain(value):

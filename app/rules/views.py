@@ -59,6 +59,7 @@ def _form_page(values: dict, rule=None, errors=None, status: int = 200, block=No
         block=block,
         status=status,
         rule=rule,
+        action_url=url_for("rules.update", rule_id=rule.id) if rule else url_for("rules.create"),
         values=values,
         errors=errors.get("fields", {}),
         condition_problems=errors.get("conditions", []),
