@@ -421,7 +421,7 @@ def _typed(type_: str, value: Any) -> Any:
         return Decimal(value)
     if type_ == "date":
         return date.fromisoformat(value)
-    if type_ in ("text", "choice"):
+    if type_ == "text":
         return value.lower()
     return value
 
@@ -480,8 +480,9 @@ class FieldGone(LookupError):
 
 def _compile_leaf(found: Field, op: str, value: Any, expr: ColumnElement) -> ColumnElement:
     type_ = found.type
-    lowered = type_ in ("text", "choice")
-    subject = func.lower(expr) if lowered else expr
+    # Text compares regardless of case; a choice is a code checked against its list when the
+    # rule was saved, compared as it is (so an index on it can serve).
+    subject = func.lower(expr) if type_ == "text" else expr
     if op == "equals":
         return subject == _typed(type_, value)
     if op == "not_equals":
