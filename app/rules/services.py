@@ -615,9 +615,8 @@ def _labels(session: Session, entity: str, ids: list[int]) -> tuple[dict, dict]:
     )
 
 
-def describe_value(value: Any) -> str:
+def describe_value(op: str, value: Any) -> str:
+    """A condition's value in words: "10 and 20" for between, "MH, KA" for one of."""
     if isinstance(value, list):
-        return (
-            " and ".join(str(v) for v in value) if len(value) == 2 else ", ".join(map(str, value))
-        )
+        return (" and " if op == "between" else ", ").join(map(str, value))
     return "" if value is None else str(value)

@@ -155,7 +155,7 @@ def _in_words(entity: str, tree: dict, names: dict) -> str:
     value = tree.get("value")
     if found is not None and found.type == "user" and value is not None:
         value = names["members"].get(value, "a member who left")
-    said = services.describe_value(value)
+    said = services.describe_value(tree["op"], value)
     return f"{label} {conditions.OPERATOR_LABELS.get(tree['op'], tree['op'])} {said}".strip()
 
 
