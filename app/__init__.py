@@ -124,6 +124,7 @@ def register_blueprints(app: Flask) -> None:
     from app.payments.views import blueprint as payments
     from app.projects.views import blueprint as projects
     from app.reports.views import blueprint as reports
+    from app.rules.views import blueprint as rules
     from app.sandbox.views import blueprint as sandbox
     from app.settings.views import blueprint as settings
     from app.setup.views import blueprint as setup
@@ -178,6 +179,7 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     app.register_blueprint(webhooks)
     app.register_blueprint(reports)
+    app.register_blueprint(rules)
 
 
 def register_area_hooks(app: Flask) -> None:
@@ -198,6 +200,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.payments import hooks as payments_hooks
     from app.projects import hooks as projects_hooks
     from app.reports import hooks as reports_hooks
+    from app.rules import hooks as rules_hooks
     from app.sync import hooks as sync_hooks
     from app.webhooks import hooks as webhooks_hooks
 
@@ -218,6 +221,7 @@ def register_area_hooks(app: Flask) -> None:
         calendars_hooks,
         webhooks_hooks,
         reports_hooks,
+        rules_hooks,
     ):
         hooks.init_app(app)
 

@@ -59,6 +59,7 @@ from app.paylinks.models import PayLink, PayPageSettings
 from app.payments.models import Payment, PaymentAllocation
 from app.payments.opening.models import OpeningBalanceImport, OpeningBalanceImportError
 from app.projects.models import Milestone, MilestoneTransition, Project
+from app.rules.models import Rule, RuleCausedEvent, RuleRun, RuleVersion
 from app.settings.models import WorkspaceSettings
 from app.sync.models import (
     SyncConflict,
@@ -77,6 +78,10 @@ shared_metadata = SharedModel.metadata
 tenant_metadata = TenantModel.metadata
 
 __all__ = [
+    "Rule",
+    "RuleCausedEvent",
+    "RuleRun",
+    "RuleVersion",
     "CalendarConnection",
     "CalendarEntryVersion",
     "CalendarFeed",

@@ -29,6 +29,7 @@ from bench import (
     pay_page,
     projects,
     provision,
+    rules,
     sweep,
     tally,
     webhook_storm,
@@ -70,6 +71,7 @@ BENCHMARKS = {
     "tally_pull": tally.run_pull,
     "tally_push_drill": tally.run_push_drill,
     "api_lists": api.run,
+    "rules": rules.run,
 }
 
 

@@ -17,6 +17,7 @@ def load_jobs() -> None:
         notices,
         notifications,
         reports,
+        rules,
         sync,
         tasks,
         webhooks,

@@ -19,6 +19,7 @@ from jobs.notices import sweep_notices_all
 from jobs.notifications import send_notification_digests_all
 from jobs.queues import redis_connection
 from jobs.reports import sweep_report_schedules_all
+from jobs.rules import run_rules_all
 from jobs.sync import sweep_accounting_sync_all
 from jobs.tasks import (
     announce_expiring_documents_all,
@@ -53,6 +54,9 @@ SCHEDULE = [
     # Hourly, at :10: each tenant's aging rolled just after its own midnight, with the day's
     # snapshot for the trend (the pages also roll when they find the summary a day behind).
     (roll_aging_all, "10 * * * *"),
+    # Hourly, at :15: each tenant's scheduled rules, once for its own new day (after the
+    # overdue marking at :05, so "days overdue" conditions see today's statuses).
+    (run_rules_all, "15 * * * *"),
     # Gateway webhooks stored but never applied (Redis down at receipt, a worker died).
     (sweep_gateway_events_all, 300),
     # Daily at 01:40 (07:10 in India on a UTC server): each workspace's gateways compared with

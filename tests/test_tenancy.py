@@ -102,6 +102,7 @@ RECORD_ARGS = (
     "webhook_endpoint_id",
     "webhook_delivery_id",
     "report_schedule_id",
+    "rule_id",
 )
 # The JSON API takes no workspace in its address: its key names the workspace. Its operations
 # are walked with another workspace's key by tests/test_api_isolation.py (every operation of
@@ -290,6 +291,7 @@ def tenant_a_records(app, db_session, make_tenant, make_user, add_member):
     records.update(_banking_records_of(session))
     records.update(_webhook_records_of(session, app.config["SECRETS_KEYS"]))
     records["report_schedule_id"] = _report_schedule_of(session, owner)
+    records["rule_id"] = _rule_of(session, owner)
     session.close()
     from app.api import services as api_services
 
@@ -394,6 +396,25 @@ def _report_schedule_of(session, owner) -> int:
     session.add(schedule)
     session.commit()
     return schedule.id
+
+
+def _rule_of(session, owner) -> int:
+    """A rule of A: tag its VIP clients every day."""
+    from app.rules import services as rules_services
+
+    rule = rules_services.create_rule(
+        session,
+        {
+            "name": "Rule of A",
+            "entity": "clients",
+            "trigger": "schedule",
+            "conditions": {"field": "tags", "op": "has_tag", "value": "vip"},
+            "actions": [{"type": "add_tag", "tag": "seen-by-a"}],
+        },
+        owner.id,
+    )
+    session.commit()
+    return rule.id
 
 
 def _banking_records_of(session) -> dict:
@@ -724,6 +745,11 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     schedule = session.get(ReportSchedule, a["report_schedule_id"])
     assert schedule is not None and schedule.paused is False  # neither deleted nor paused
     assert session.scalars(select(ReportRun)).all() == []  # nobody pressed Send now
+    from app.rules.models import Rule, RuleRun
+
+    rule = session.get(Rule, a["rule_id"])
+    assert (rule.enabled, rule.priority, rule.version, rule.name) == (True, 100, 1, "Rule of A")
+    assert session.scalars(select(RuleRun)).all() == []
 
 
 def test_the_public_pay_routes_show_nothing_to_a_forged_or_crossed_token(

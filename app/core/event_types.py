@@ -146,6 +146,17 @@ EVENT_TYPES: dict[tuple[str, int], dict] = {
             "failed": {"type": "integer", "minimum": 0},
         },
     ),
+    ("rule.matched", 1): _payload(
+        "A business rule whose action calls this endpoint matched a record (`entity` is "
+        "clients or invoices); only the endpoint it names receives it.",
+        {
+            "endpoint_id": _ID,
+            "rule_id": _ID,
+            "rule": _TEXT,
+            "entity": _TEXT,
+            "record_id": _ID,
+        },
+    ),
     ("webhook.test", 1): _payload(
         "A test an admin sent to one webhook endpoint (only that endpoint receives it).",
         {"endpoint_id": _ID, "message": _TEXT},

@@ -174,6 +174,7 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
             NavLink("sync.index", "Accounting sync", ("integrations.manage",), _blueprint("sync")),
             NavLink("api_keys.index", "API keys", ("settings.manage",), _blueprint("api_keys")),
             NavLink("webhooks.index", "Webhooks", ("integrations.manage",), _blueprint("webhooks")),
+            NavLink("rules.index", "Rules", ("settings.manage",), _blueprint("rules")),
             NavLink(
                 "clients.industries",
                 "Industries",

@@ -48,6 +48,8 @@ from tenants.models import Membership, Tenant
 
 CONSUMER = "webhooks"
 TEST_EVENT = "webhook.test"
+# A business rule's "call a webhook" action: an event addressed to the one endpoint it names.
+RULE_EVENT = "rule.matched"
 # Seconds after a failed attempt before the next one: about a day in all (Standard Webhooks'
 # example schedule is of this shape), each stretched by up to 10 % so that many deliveries
 # failing together do not come back together. The attempt after the last one is not made.
@@ -264,7 +266,7 @@ def message_body(event: DomainEvent) -> str:
 
 
 def _wants(endpoint: WebhookEndpoint, event: DomainEvent) -> bool:
-    if event.type == TEST_EVENT:
+    if event.type in (TEST_EVENT, RULE_EVENT):
         return event.data.get("endpoint_id") == endpoint.id
     return endpoint.event_types is None or event.type in endpoint.event_types
 

@@ -28,7 +28,11 @@ def _endpoint_or_404(endpoint_id: int):
 def _event_choices() -> list[tuple[str, str]]:
     """(type, what it means) of every type an endpoint may choose (not the test event)."""
     described = {name: schema["description"] for (name, _), schema in EVENT_TYPES.items()}
-    return [(name, described[name]) for name in event_type_names() if name != services.TEST_EVENT]
+    return [
+        (name, described[name])
+        for name in event_type_names()
+        if name not in (services.TEST_EVENT, services.RULE_EVENT)
+    ]
 
 
 def _form_values(endpoint=None) -> dict:
