@@ -101,6 +101,7 @@ def register_blueprints(app: Flask) -> None:
     from app.collections.engine.views import blueprint as collections
     from app.collections.notices.views import blueprint as notices
     from app.collections.work.views import blueprint as collector_work
+    from app.custom_fields.views import blueprint as custom_fields
     from app.dashboard.views import blueprint as dashboard
     from app.gateways.reconciliation_views import blueprint as gateway_reconciliation
     from app.gateways.views import blueprint as gateway_hooks
@@ -155,6 +156,7 @@ def register_blueprints(app: Flask) -> None:
         opening_balances,
         banking,
         settings,
+        custom_fields,
         setup,
         whatsapp_hooks,
     ):

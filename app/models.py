@@ -38,6 +38,7 @@ from app.collections.models import (
     PromiseToPay,
 )
 from app.core.events import DomainEvent, EventConsumer
+from app.custom_fields.models import CustomField
 from app.core.form_once import FormSubmission
 from app.gateways.models import (
     Checkout,
@@ -100,6 +101,7 @@ __all__ = [
     "CollectionPolicy",
     "CollectionRun",
     "CollectionSettings",
+    "CustomField",
     "Dispute",
     "DomainEvent",
     "EventConsumer",

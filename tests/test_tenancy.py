@@ -102,6 +102,7 @@ RECORD_ARGS = (
     "webhook_endpoint_id",
     "webhook_delivery_id",
     "report_schedule_id",
+    "custom_field_id",
 )
 # The JSON API takes no workspace in its address: its key names the workspace. Its operations
 # are walked with another workspace's key by tests/test_api_isolation.py (every operation of
@@ -290,6 +291,7 @@ def tenant_a_records(app, db_session, make_tenant, make_user, add_member):
     records.update(_banking_records_of(session))
     records.update(_webhook_records_of(session, app.config["SECRETS_KEYS"]))
     records["report_schedule_id"] = _report_schedule_of(session, owner)
+    records["custom_field_id"] = _custom_field_of(session)
     session.close()
     from app.api import services as api_services
 
@@ -394,6 +396,15 @@ def _report_schedule_of(session, owner) -> int:
     session.add(schedule)
     session.commit()
     return schedule.id
+
+
+def _custom_field_of(session) -> int:
+    from app.custom_fields.models import CustomField
+
+    field = CustomField(entity="clients", key="po_of_a", label="PO of A", field_type="text")
+    session.add(field)
+    session.commit()
+    return field.id
 
 
 def _banking_records_of(session) -> dict:
@@ -724,6 +735,10 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     schedule = session.get(ReportSchedule, a["report_schedule_id"])
     assert schedule is not None and schedule.paused is False  # neither deleted nor paused
     assert session.scalars(select(ReportRun)).all() == []  # nobody pressed Send now
+    from app.custom_fields.models import CustomField
+
+    field = session.get(CustomField, a["custom_field_id"])
+    assert (field.label, field.archived_at, field.position) == ("PO of A", None, 0)
 
 
 def test_the_public_pay_routes_show_nothing_to_a_forged_or_crossed_token(

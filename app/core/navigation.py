@@ -154,6 +154,12 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
         "Settings & team",
         (
             NavLink("settings.index", "Settings", ("settings.manage",), _blueprint("settings")),
+            NavLink(
+                "custom_fields.index",
+                "Custom fields",
+                ("settings.manage",),
+                _blueprint("custom_fields"),
+            ),
             NavLink("team.index", "Team", ("users.manage",), _blueprint("team")),
             NavLink(
                 "integrations.index",

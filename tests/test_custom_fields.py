@@ -1,0 +1,275 @@
+"""Custom fields: every kind of value checked the same way wherever it comes from (form, import,
+API), errors by field in plain words; archiving a field or a choice keeps what records hold;
+lists filter and sort by a field; the admin page is for admins."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+
+from app.custom_fields import services
+from app.custom_fields.models import CustomField
+from tenants.binding import schema_for_tenant_id
+from tests.helpers import csrf_token_from, tenant_session
+
+
+@pytest.fixture
+def workspace(db_session, make_tenant, make_user):
+    owner = make_user(full_name="Owner Asha")
+    tenant = make_tenant(owner=owner)
+    session = tenant_session(db_session, tenant, owner.id)
+    return tenant, owner, session
+
+
+def add_field(session, entity="clients", **raw) -> CustomField:
+    return services.save_field(session, entity, {"field_type": "text", **raw})
+
+
+# Definitions --------------------------------------------------------------------------------
+
+
+def test_a_field_gets_a_key_from_its_name_unique_per_kind_of_record(workspace):
+    _, _, session = workspace
+    field = add_field(session, label="PO number")
+    assert (field.key, field.position) == ("po_number", 1)
+    with pytest.raises(services.FieldError) as refused:
+        add_field(session, label="P.O. number", key="po_number")
+    assert "key" in refused.value.errors
+    # The same key on another kind of record is another field.
+    assert add_field(session, "invoices", label="PO number").key == "po_number"
+
+
+@pytest.mark.parametrize(
+    ("raw", "where", "words"),
+    [
+        ({"label": ""}, "label", "name"),
+        ({"label": "X", "field_type": "colour"}, "field_type", "kind"),
+        ({"label": "X", "key": "9lives"}, "key", "starting with a letter"),
+        ({"label": "X", "pattern": "(a)\\1"}, "pattern", "back-references"),
+        ({"label": "X", "pattern": "(?=a)b"}, "pattern", "look-arounds"),
+        ({"label": "X", "pattern": "[unclosed"}, "pattern", "brackets"),
+        ({"label": "X", "pattern": "a" * 201}, "pattern", "200 characters"),
+        ({"label": "X", "field_type": "number", "min": "10", "max": "5"}, "max", "below"),
+        ({"label": "X", "field_type": "date", "min": "2027-02-31"}, "min", "date"),
+        ({"label": "X", "field_type": "choice", "choices": ""}, "choices", "at least one"),
+        ({"label": "X", "field_type": "choice", "choices": "Gold\ngold"}, "choices", "twice"),
+        (
+            {"label": "X", "field_type": "number", "default_value": "many"},
+            "default_value",
+            "number",
+        ),
+    ],
+)
+def test_a_field_that_cannot_work_is_refused_with_the_reason_by_its_input(
+    workspace, raw, where, words
+):
+    _, _, session = workspace
+    with pytest.raises(services.FieldError) as refused:
+        add_field(session, **raw)
+    assert words in refused.value.errors[where]
+    assert session.scalars(select(CustomField)).all() == []
+
+
+# Values ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "typed", "stored"),
+    [
+        ({"field_type": "text"}, "  PO-1 ", "PO-1"),
+        ({"field_type": "long_text"}, "line 1\r\nline 2", "line 1\nline 2"),
+        ({"field_type": "number"}, "1,500.5", "1500.5"),
+        ({"field_type": "money"}, "1500.005", "1500.01"),
+        ({"field_type": "date"}, "2027-03-31", "2027-03-31"),
+        ({"field_type": "yes_no"}, "yes", True),
+        ({"field_type": "yes_no"}, "no", False),
+        ({"field_type": "choice", "choices": "Gold\nSilver"}, "Silver", "silver"),
+        (
+            {"field_type": "choices", "choices": "North\nSouth"},
+            ["north", "South"],
+            ["north", "south"],
+        ),
+        ({"field_type": "url"}, "https://example.com/po", "https://example.com/po"),
+        ({"field_type": "email"}, "Accounts@Example.COM", "Accounts@example.com"),
+        ({"field_type": "phone"}, "098450 12345", "+919845012345"),
+        ({"field_type": "text", "pattern": "PO-[0-9]{3}"}, "PO-123", "PO-123"),
+    ],
+)
+def test_each_kind_stores_its_value_in_one_form(workspace, field, typed, stored):
+    _, _, session = workspace
+    add_field(session, label="Extra", **field)
+    values, errors = services.clean_values(session, "clients", {"extra": typed})
+    assert errors == {}
+    assert values == {"extra": stored}
+
+
+@pytest.mark.parametrize(
+    ("field", "typed", "words"),
+    [
+        ({"field_type": "number", "min": "1", "max": "10"}, "11", "10 or less"),
+        ({"field_type": "number"}, "NaN", "number"),
+        ({"field_type": "money", "min": "0"}, "-1", "0 or more"),
+        ({"field_type": "date", "max": "2027-12-31"}, "2028-01-01", "on or before"),
+        ({"field_type": "date"}, "31/03/2027", "date"),
+        ({"field_type": "yes_no"}, "maybe", "yes or no"),
+        ({"field_type": "choice", "choices": "Gold\nSilver"}, "Bronze", "Gold, Silver"),
+        ({"field_type": "url"}, "javascript:alert(1)", "https://"),
+        ({"field_type": "email"}, "not-an-address", "e-mail"),
+        ({"field_type": "phone"}, "12", "phone"),
+        ({"field_type": "text", "max_length": "5"}, "toolong", "5 characters"),
+        ({"field_type": "text", "min_length": "3"}, "ab", "at least 3"),
+        ({"field_type": "text", "pattern": "PO-[0-9]{3}"}, "PO-12x", "expected form"),
+        ({"field_type": "user"}, "999999", "member"),
+    ],
+)
+def test_a_bad_value_gets_a_plain_error_under_its_field(workspace, field, typed, words):
+    _, _, session = workspace
+    add_field(session, label="Extra", **field)
+    values, errors = services.clean_values(session, "clients", {"extra": typed})
+    assert words in errors["extra"]
+    assert "extra" not in values
+
+
+def test_a_pattern_cannot_hang_on_a_long_value(workspace):
+    """(a+)+b backtracks exponentially on "aaa…!" in Python's re; RE2 answers at once, and
+    the value is cut at the field's length before any pattern sees it."""
+    _, _, session = workspace
+    add_field(session, label="Code", pattern="(a+)+b")
+    _, errors = services.clean_values(session, "clients", {"code": "a" * 250 + "!"})
+    assert errors["code"] == "This is not in the expected form."
+    _, errors = services.clean_values(session, "clients", {"code": "a" * 100_000})
+    assert "255 characters" in errors["code"]
+
+
+def test_required_fields_defaults_and_unknown_keys(workspace):
+    _, owner, session = workspace
+    add_field(session, label="PO number", required="1")
+    add_field(
+        session, label="Region", field_type="choice", choices="North\nSouth", default_value="South"
+    )
+    add_field(session, label="Manager", field_type="user")
+    values, errors = services.clean_values(session, "clients", {})
+    assert errors == {"po_number": "PO number is required."}
+    assert values == {"region": "south"}
+    values, errors = services.clean_values(
+        session, "clients", {"po_number": "PO-1", "manager": str(owner.id), "colour": "red"}
+    )
+    assert errors == {"colour": "There is no such field."}
+    assert values == {"po_number": "PO-1", "region": "south", "manager": owner.id}
+    # An edit that leaves a field out keeps its value; emptying an optional one clears it.
+    current = {"po_number": "PO-1", "region": "north"}
+    values, errors = services.clean_values(session, "clients", {"region": ""}, current=current)
+    assert (values, errors) == ({"po_number": "PO-1"}, {})
+
+
+def test_archiving_a_field_keeps_the_values_records_hold(workspace):
+    _, _, session = workspace
+    field = add_field(session, label="PO number")
+    current = {"po_number": "PO-1"}
+    services.archive_field(field)
+    values, errors = services.clean_values(session, "clients", {}, current=current)
+    assert (values, errors) == ({"po_number": "PO-1"}, {})
+    _, errors = services.clean_values(session, "clients", {"po_number": "PO-2"}, current=current)
+    assert "archived" in errors["po_number"]
+    assert services.definitions(session, "clients") == []
+    services.restore_field(field)
+    assert services.definitions(session, "clients") == [field]
+
+
+def test_a_removed_choice_stays_on_the_records_that_hold_it_shown_archived(workspace):
+    _, _, session = workspace
+    field = add_field(session, label="Tier", field_type="choice", choices="Gold\nSilver")
+    services.save_field(session, "clients", {"label": "Tier", "choices": "Gold"}, field)
+    assert {c["value"]: c["archived"] for c in field.choices} == {"gold": False, "silver": True}
+    held = {"tier": "silver"}
+    # A record holding it may keep it; nobody may choose it anew.
+    assert services.clean_values(session, "clients", {"tier": "silver"}, current=held) == (
+        held,
+        {},
+    )
+    _, errors = services.clean_values(session, "clients", {"tier": "silver"}, current={})
+    assert errors["tier"] == "“Silver” is no longer offered."
+    assert services.display_value(field, "silver") == "Silver (archived)"
+    # Offered again, it comes back as a live choice.
+    services.save_field(session, "clients", {"label": "Tier", "choices": "Gold\nSilver"}, field)
+    assert not any(c["archived"] for c in field.choices)
+
+
+def test_fields_keep_their_order_and_move_up_and_down(workspace):
+    _, _, session = workspace
+    first, second, third = (add_field(session, label=name) for name in ("A", "B", "C"))
+    services.move_field(session, third, -1)
+    assert [f.key for f in services.definitions(session, "clients")] == ["a", "c", "b"]
+    services.move_field(session, first, -1)  # already first: nothing moves
+    assert [f.key for f in services.definitions(session, "clients")] == ["a", "c", "b"]
+    assert second.position == 3
+
+
+# The admin page -------------------------------------------------------------------------------
+
+
+def test_admins_add_edit_archive_and_reorder_fields_on_the_settings_page(
+    client, workspace, login, add_member, make_user
+):
+    tenant, owner, session = workspace
+    login(client, owner)
+    url = f"/t/{tenant.slug}/settings/custom-fields/"
+    page = client.get(url + "?entity=invoices")
+    assert page.status_code == 200 and "Add a field to invoices" in page.text
+    token = csrf_token_from(page.text)
+    refused = client.post(
+        url,
+        data={
+            "csrf_token": token,
+            "entity": "invoices",
+            "label": "PO",
+            "field_type": "text",
+            "pattern": "(?=x)",
+        },
+        headers={"HX-Request": "true"},
+    )
+    assert refused.status_code == 422
+    assert "look-arounds" in refused.text and 'id="field-list"' in refused.text
+    added = client.post(
+        url,
+        data={
+            "csrf_token": token,
+            "entity": "invoices",
+            "label": "PO number",
+            "field_type": "text",
+            "required": "1",
+            "print_on_invoice": "1",
+        },
+        headers={"HX-Request": "true"},
+    )
+    assert added.status_code == 200 and "po_number" in added.text
+    field = session.scalar(select(CustomField).where(CustomField.key == "po_number"))
+    assert (field.entity, field.required, field.print_on_invoice) == ("invoices", True, True)
+    edit_url = f"/t/{tenant.slug}/settings/custom-fields/{field.id}"
+    assert "Save field" in client.get(edit_url, headers={"HX-Request": "true"}).text
+    saved = client.post(
+        edit_url, data={"csrf_token": token, "label": "Purchase order"}, follow_redirects=True
+    )
+    assert saved.status_code == 200
+    session.refresh(field)
+    assert (field.label, field.required) == ("Purchase order", False)
+    client.post(edit_url + "/archive", data={"csrf_token": token})
+    session.refresh(field)
+    assert field.archived_at is not None
+    # Viewers and collectors do not reach it.
+    viewer = make_user()
+    add_member(tenant, viewer, role="finance")
+    client.get("/logout")
+    login(client, viewer)
+    assert client.get(url).status_code == 403
+
+
+def test_a_field_in_lists_gets_an_index_on_its_sort_expression(workspace):
+    tenant, _, session = workspace
+    field = add_field(session, label="Credit score", field_type="number", in_lists="1")
+    definition = session.scalar(
+        text(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = :schema AND indexname = :name"
+        ).bindparams(schema=schema_for_tenant_id(tenant.id), name=services.list_index_name(field))
+    )
+    assert "clients" in definition and "credit_score" in definition
