@@ -38,8 +38,8 @@ from app.collections.models import (
     PromiseToPay,
 )
 from app.core.events import DomainEvent, EventConsumer
-from app.custom_fields.models import CustomField
 from app.core.form_once import FormSubmission
+from app.custom_fields.models import CustomField
 from app.gateways.models import (
     Checkout,
     CheckoutInvoice,
