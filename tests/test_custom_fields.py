@@ -4,11 +4,15 @@ lists filter and sort by a field; the admin page is for admins."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select, text
 
+from app.clients.models import Client
 from app.custom_fields import services
 from app.custom_fields.models import CustomField
+from app.invoicing.models import Invoice
 from tenants.binding import schema_for_tenant_id
 from tests.helpers import csrf_token_from, tenant_session
 
@@ -273,3 +277,123 @@ def test_a_field_in_lists_gets_an_index_on_its_sort_expression(workspace):
         ).bindparams(schema=schema_for_tenant_id(tenant.id), name=services.list_index_name(field))
     )
     assert "clients" in definition and "credit_score" in definition
+
+
+# Forms ----------------------------------------------------------------------------------------
+
+MH_GSTIN = "27AAPFU0939F1ZV"
+
+
+def form_key(page: str) -> str:
+    found = re.search(r'name="form_key" value="([^"]+)"', page)
+    return found.group(1) if found else ""
+
+
+def test_the_client_form_shows_the_fields_and_their_errors_beside_them(client, workspace, login):
+    tenant, owner, session = workspace
+    add_field(session, label="PO number", required="1", pattern="PO-[0-9]{3}", section="Buying")
+    add_field(session, label="Tier", field_type="choice", choices="Gold\nSilver")
+    add_field(session, label="Since", field_type="date")
+    session.commit()
+    login(client, owner)
+    page = client.get(f"/t/{tenant.slug}/clients/new").text
+    assert "Buying" in page and 'name="cf.po_number"' in page and "More details" in page
+    data = {
+        "csrf_token": csrf_token_from(page),
+        "form_key": form_key(page),
+        "full_name": "Kaveri Builders Pvt Ltd",
+        "short_name": "Kaveri",
+        "status": "active",
+        "location": "local",
+        "country": "IN",
+        "region": "27",
+        "payment_terms": "net",
+        "payment_days": "30",
+        "currency": "INR",
+        "preferred_language": "en",
+        "preferred_channel": "email",
+        "cf.po_number": "PO-12",
+        "cf.tier": "gold",
+        "cf.since": "2027-02-30",
+    }
+    refused = client.post(f"/t/{tenant.slug}/clients/new", data=data)
+    assert refused.status_code == 422
+    assert 'id="cf-po_number-error"' in refused.text and "expected form" in refused.text
+    assert 'id="cf-since-error"' in refused.text
+    assert 'value="PO-12"' in refused.text  # what was typed comes back
+    assert session.scalars(select(Client)).all() == []
+    page = refused.text
+    data.update({"cf.po_number": "PO-123", "cf.since": "2027-02-28", "form_key": form_key(page)})
+    saved = client.post(f"/t/{tenant.slug}/clients/new", data=data)
+    assert saved.status_code == 303, saved.text
+    kaveri = session.scalar(select(Client).where(Client.short_name == "Kaveri"))
+    assert kaveri.custom_fields == {"po_number": "PO-123", "tier": "gold", "since": "2027-02-28"}
+    profile = client.get(saved.headers["Location"]).text
+    assert "PO-123" in profile and "Gold" in profile
+    # Edited in place on the profile: an emptied required field is refused, beside it.
+    url = f"/t/{tenant.slug}/clients/{kaveri.id}/custom-fields"
+    token = csrf_token_from(profile)
+    refused = client.post(url, data={"csrf_token": token, "cf.po_number": ""})
+    assert refused.status_code == 422 and "PO number is required." in refused.text
+    changed = client.post(
+        url, data={"csrf_token": token, "cf.po_number": "PO-777", "cf.tier": "silver"}
+    )
+    assert changed.status_code == 200 and "PO-777" in changed.text
+    session.refresh(kaveri)
+    assert kaveri.custom_fields == {"po_number": "PO-777", "tier": "silver"}
+
+
+@pytest.fixture
+def books(db_session, make_tenant, make_user):
+    owner = make_user(full_name="Owner Asha")
+    tenant = make_tenant(owner=owner, region="27")
+    session = tenant_session(db_session, tenant, owner.id)
+    customer = Client(
+        full_name="Kaveri Builders",
+        short_name="Kaveri",
+        location="local",
+        country="IN",
+        region="27",
+        currency="INR",
+        gstin=MH_GSTIN,
+        payment_terms="net",
+        payment_days=30,
+    )
+    session.add(customer)
+    session.commit()
+    return tenant, owner, session, customer
+
+
+def test_the_invoice_form_takes_the_invoice_fields_and_the_page_shows_them(client, books, login):
+    tenant, owner, session, customer = books
+    add_field(session, "invoices", label="PO number", required="1")
+    add_field(session, "invoices", label="Approved", field_type="yes_no")
+    session.commit()
+    login(client, owner)
+    url = f"/t/{tenant.slug}/invoices/new"
+    page = client.get(f"{url}?client_id={customer.id}").text
+    assert 'name="cf.po_number"' in page
+    data = {
+        "csrf_token": csrf_token_from(page),
+        "form_key": form_key(page),
+        "client_id": customer.id,
+        "description": "Survey",
+        "hsn_sac": "998311",
+        "quantity": "1",
+        "unit_price": "100",
+        "tax_rate": "18",
+        "cf.approved": "maybe",
+    }
+    refused = client.post(url, data=data)
+    assert refused.status_code == 422
+    assert "PO number is required." in refused.text and "Answer yes or no." in refused.text
+    assert session.scalars(select(Invoice)).all() == []
+    data.update(
+        {"cf.po_number": "4500012345", "cf.approved": "yes", "form_key": form_key(refused.text)}
+    )
+    saved = client.post(url, data=data)
+    assert saved.status_code == 303, saved.text
+    invoice = session.scalar(select(Invoice))
+    assert invoice.custom_fields == {"po_number": "4500012345", "approved": True}
+    shown = client.get(saved.headers["Location"]).text
+    assert "4500012345" in shown and "Approved" in shown

@@ -36,6 +36,7 @@ from app.core.signals import (
     announce_client_archived,
     ask_client_deletion_blockers,
 )
+from app.custom_fields.services import clean_values, custom_error_name
 from app.outbox.services import queue_email
 from tenants.models import Membership, Tenant, User
 
@@ -96,15 +97,41 @@ def uniqueness_errors(session: Session, values: Mapping, exclude_id: int | None 
 
 
 def check_client(
-    session: Session, context: ClientContext, raw: Mapping, exclude_id: int | None = None
+    session: Session,
+    context: ClientContext,
+    raw: Mapping,
+    exclude_id: int | None = None,
+    current_custom: Mapping | None = None,
 ) -> dict:
     values, errors = clean_client(raw, context)
     errors.update(
         {k: v for k, v in uniqueness_errors(session, values, exclude_id).items() if k not in errors}
     )
+    errors.update(_check_custom(session, raw, values, exclude_id is None, current_custom))
     if errors:
         raise ClientError(errors)
     return values
+
+
+# The workspace's own fields come in raw["custom_fields"] ({key: value}) from every source: the
+# form (read by custom_fields.submitted_from_form), an import row, the API. Their errors are
+# keyed "cf.<key>", the name of the field's input on the form.
+CUSTOM = "custom_fields"
+
+
+def _check_custom(
+    session: Session, raw: Mapping, values: dict, new: bool, current: Mapping | None
+) -> dict[str, str]:
+    """Custom values of a new client (defaults and required fields apply even when none were
+    sent), or of an edit that sent some (the others keep theirs) into values[CUSTOM]."""
+    submitted = raw.get(CUSTOM)
+    if not new and not isinstance(submitted, Mapping):
+        return {}
+    if not isinstance(submitted, Mapping):
+        submitted = {}
+    custom, errors = clean_values(session, "clients", submitted, current=None if new else current)
+    values[CUSTOM] = custom
+    return {custom_error_name(key): problem for key, problem in errors.items()}
 
 
 @dataclass
@@ -153,7 +180,7 @@ def create_clients(
     the new client's id or the ClientError that refused it: the rest go in."""
     if not new:
         return []
-    checked = [_checked_new_client(context, entry) for entry in new]
+    checked = [_checked_new_client(session, context, entry) for entry in new]
     taken = _names_taken(session, [values for values, _, _ in checked])
     for values, contact, errors in checked:
         unique = {key: _unique_key(key, values[key]) for key in TAKEN if values.get(key)}
@@ -180,10 +207,11 @@ def create_clients(
     return [ClientError(errors) if errors else next(made) for _, _, errors in checked]
 
 
-def _checked_new_client(context: ClientContext, entry: NewClient) -> tuple:
+def _checked_new_client(session: Session, context: ClientContext, entry: NewClient) -> tuple:
     """(values, (contact values, contact errors) or None, errors): the client checked as
     create_client checks it, its billing contact as save_contact does."""
     values, errors = clean_client(entry.raw, context)
+    errors.update(_check_custom(session, entry.raw, values, True, None))
     contact = None
     if entry.billing is not None and not errors:
         raw = _billing_raw(entry.billing, values["short_name"])
@@ -289,7 +317,11 @@ def update_client(
     """Apply a full or partial edit: fields not in `raw` keep their current values."""
     current = client_form_values(client)
     merged = {**current, **{k: v for k, v in raw.items() if k in current}}
-    values = check_client(session, context, merged, exclude_id=client.id)
+    if CUSTOM in raw:
+        merged[CUSTOM] = raw[CUSTOM]
+    values = check_client(
+        session, context, merged, exclude_id=client.id, current_custom=client.custom_fields
+    )
     previous_manager = client.engagement_manager_user_id
     if client.status == "prospect" and values["status"] != "prospect":
         client.converted_at = datetime.now(UTC)

@@ -15,6 +15,7 @@ from app.clients.rules import GST_STATES, clean_tags
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
+from app.custom_fields import services as custom_fields
 from app.extensions import db
 from tenants.context import can, require_permission
 
@@ -169,15 +170,21 @@ def bulk():
 @require_permission("clients.edit")
 @once_per_form_key
 def new():
-    values = services.new_client_defaults(g.tenant)
+    fields = custom_fields.definitions(db.session, "clients")
+    values = {
+        **services.new_client_defaults(g.tenant),
+        **custom_fields.form_values(fields, {f.key: f.default_value for f in fields}),
+    }
     if request.args.get("prospect") == "1":
         values["status"] = "prospect"
     errors = {}
     if request.method == "POST":
-        values = request.form.to_dict()
+        submitted = custom_fields.submitted_from_form(fields, request.form)
+        values = {**request.form.to_dict(), **custom_fields.form_values(fields, submitted)}
         context = services.client_context(db.session, g.tenant)
+        raw = {**request.form.to_dict(), services.CUSTOM: submitted}
         try:
-            client = services.create_client(db.session, context, request.form, _notice())
+            client = services.create_client(db.session, context, raw, _notice())
         except services.ClientError as error:
             errors = error.errors
         else:
@@ -190,6 +197,8 @@ def new():
         errors=errors,
         sections=SECTIONS,
         choices=_choices(),
+        custom_fields=fields,
+        people=_members(),
     )
 
 
@@ -212,6 +221,8 @@ def _detail_context(client: Client, tab: str) -> dict:
         "people": _people(),
         "values": services.client_form_values(client),
     }
+    if tab == "profile":
+        context.update(_custom_section_context(client, editing=False))
     if tab == "contacts":
         context.update(
             contact_fields=CONTACT_FIELDS,
@@ -270,6 +281,47 @@ def section(client_id: int, section: str):
         sections=SECTIONS,
         choices=_choices(),
         people=_people(),
+    )
+
+
+def _custom_section_context(client: Client, editing: bool, submitted=None, errors=None) -> dict:
+    fields = custom_fields.definitions(db.session, "clients")
+    stored = client.custom_fields or {}
+    return {
+        "custom_fields": fields,
+        "custom_rows": custom_fields.labelled_values(db.session, "clients", stored),
+        "custom_form_values": custom_fields.form_values(fields, submitted or stored),
+        "custom_errors": errors or {},
+        "custom_editing": editing,
+        "members": _members(),
+    }
+
+
+@blueprint.route("/<int:client_id>/custom-fields", methods=["GET", "POST"])
+@require_permission("clients.view")
+def custom_section(client_id: int):
+    """The client's own fields (Settings → Custom fields): shown, or edited in place."""
+    client = _client_or_404(client_id)
+    editing = request.method == "POST" or request.args.get("edit") == "1"
+    if editing and not can("clients.edit"):
+        abort(403)
+    submitted, errors = None, {}
+    if request.method == "POST":
+        fields = custom_fields.definitions(db.session, "clients")
+        submitted = custom_fields.submitted_from_form(fields, request.form)
+        context = services.client_context(db.session, g.tenant)
+        try:
+            services.update_client(db.session, context, client, {services.CUSTOM: submitted})
+        except services.ClientError as error:
+            errors = error.errors
+        else:
+            toast("Details saved.")
+            submitted, editing = None, False
+    return render_page(
+        "clients/_custom_section.html",
+        status=422 if errors else 200,
+        client=client,
+        **_custom_section_context(client, editing, submitted, errors),
     )
 
 

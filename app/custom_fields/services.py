@@ -548,11 +548,17 @@ def form_value(field: CustomField, value) -> str | list:
     return str(value)
 
 
-def form_values(fields: list[CustomField], stored: Mapping) -> dict:
-    return {field.key: form_value(field, stored.get(field.key)) for field in fields}
-
-
 FORM_PREFIX = "cf."
+
+
+def custom_error_name(key: str) -> str:
+    """A field's error and value on a record's form are keyed by its input's name."""
+    return FORM_PREFIX + key
+
+
+def form_values(fields: list[CustomField], stored: Mapping) -> dict:
+    """The record's values as its form shows them, by input name (cf.<key>)."""
+    return {custom_error_name(f.key): form_value(f, stored.get(f.key)) for f in fields}
 
 
 def submitted_from_form(fields: list[CustomField], form) -> dict:
@@ -569,19 +575,18 @@ def submitted_from_form(fields: list[CustomField], form) -> dict:
 
 
 def labelled_values(
-    session: Session,
-    entity: str,
-    stored: Mapping,
-    *,
-    only_printed: bool = False,
-    people: Mapping[int, str] | None = None,
+    session: Session, entity: str, stored: Mapping, *, only_printed: bool = False
 ) -> list[tuple[str, str]]:
-    """(label, shown value) of the record's filled-in live fields, in their order: for the
-    invoice PDF (the fields marked to print) and pages."""
+    """(label, shown value) of the record's filled-in live fields, in their order: for its
+    page and, with only_printed, the invoice PDF (the fields marked to print)."""
+    fields = [
+        field
+        for field in definitions(session, entity)
+        if field.key in stored and (field.print_on_invoice or not only_printed)
+    ]
+    people = dict(member_choices(session)) if any(f.field_type == "user" for f in fields) else {}
     rows = []
-    for field in definitions(session, entity):
-        if only_printed and not field.print_on_invoice:
-            continue
+    for field in fields:
         shown = display_value(field, stored.get(field.key), people)
         if shown:
             rows.append((field.label, shown))
