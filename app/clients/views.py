@@ -98,7 +98,9 @@ def _people() -> dict[int, str]:
 @blueprint.get("/")
 @require_permission("clients.view")
 def index():
-    filters = services.ClientFilters.from_args(request.args)
+    filters = services.ClientFilters.from_args(
+        request.args, custom_fields.list_fields(db.session, "clients")
+    )
     page = services.list_clients(
         db.session, filters, after=request.args.get("after"), before=request.args.get("before")
     )

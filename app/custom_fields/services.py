@@ -537,6 +537,20 @@ def display_value(field: CustomField, value, people: Mapping[int, str] | None = 
     return str(value)
 
 
+def export_value(field: CustomField, value):
+    """A stored value as an export writes it: what the import reads back to the same value
+    (a choice by its label, yes/no as Yes/No, a member by id, numbers as their text)."""
+    if value is None or value == []:
+        return None
+    if field.field_type == "yes_no":
+        return "Yes" if value else "No"
+    if field.field_type in ("choice", "choices"):
+        labels = {c["value"]: c["label"] for c in field.choices}
+        items = value if isinstance(value, list) else [value]
+        return ", ".join(labels.get(item, str(item)) for item in items)
+    return str(value)
+
+
 def form_value(field: CustomField, value) -> str | list:
     """A stored value as the form shows it."""
     if value is None:

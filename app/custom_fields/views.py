@@ -3,7 +3,7 @@ archived, restored and reordered in place with htmx."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, abort, g, redirect, request, url_for
 
 from app.core.pages import render_page, toast
 from app.custom_fields import services
@@ -15,6 +15,17 @@ from tenants.context import require_permission
 blueprint = Blueprint(
     "custom_fields", __name__, url_prefix="/t/<tenant_slug>/settings/custom-fields"
 )
+
+
+@blueprint.app_template_global("custom_shown")
+def custom_shown(field, value) -> str:
+    """A stored value as a list cell shows it (a member by name, read once per request)."""
+    people = {}
+    if field.field_type == "user":
+        if "custom_field_people" not in g:
+            g.custom_field_people = dict(services.member_choices(db.session))
+        people = g.custom_field_people
+    return services.display_value(field, value, people)
 
 
 def _entity(value: str | None) -> str:

@@ -31,6 +31,7 @@ from app.clients.imports import mapping as import_mapping
 from app.clients.imports import services as imports
 from app.clients.services import ClientFilters
 from app.core.pages import render_page, toast, wants_fragment
+from app.custom_fields.services import list_fields
 from app.extensions import db
 from app.form_choices import as_choices
 from tenants.binding import tenant_context
@@ -274,7 +275,8 @@ def ascii_stem(text: str) -> str:
 @blueprint.get("/export.<any(csv, xlsx):fmt>")
 @require_permission("clients.view")
 def export(fmt: str):
-    filters = ClientFilters.from_args(request.args)
+    args = request.args.to_dict()
+    filters = ClientFilters.from_args(args, list_fields(db.session, "clients"))
     names = exports.ExportNames.load(db.session, g.tenant.id)
     filename = exports.export_filename(g.tenant, fmt)
     if fmt == "xlsx":
@@ -295,7 +297,9 @@ def export(fmt: str):
         # fresh app context (so a fresh session): bound again, it reads with a server-side
         # cursor in a transaction of its own, which ends with the stream.
         with tenant_context(db.session, tenant_id) as session:
-            yield from exports.export_csv(session, filters, names)
+            # The fields again, read by this session (the request's are gone with it).
+            fresh = ClientFilters.from_args(args, list_fields(session, "clients"))
+            yield from exports.export_csv(session, fresh, names)
 
     return Response(
         stream_with_context(rows()),
