@@ -15,6 +15,7 @@ from bench import (
     clients_import,
     clients_list,
     collections_run,
+    custom_fields,
     dashboard,
     filter_pages,
     import_bomb,
@@ -70,6 +71,7 @@ BENCHMARKS = {
     "tally_pull": tally.run_pull,
     "tally_push_drill": tally.run_push_drill,
     "api_lists": api.run,
+    "custom_fields": custom_fields.run,
 }
 
 

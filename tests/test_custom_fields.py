@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import date
 
 import pytest
 from sqlalchemy import select, text
@@ -470,3 +471,51 @@ def test_the_export_has_the_custom_fields_in_the_form_the_import_reads(client, w
     rows = list(csv.reader(io.StringIO(exported.text.lstrip("\ufeff"))))
     assert rows[0][-3:] == ["PO number", "Tier", "Key account"]
     assert [row[-3:] for row in rows[1:]] == [["'=HYPERLINK(1)", "Gold", "Yes"]]
+
+
+def test_the_invoice_list_filters_sorts_and_shows_columns_of_custom_fields(
+    client, books, login, make_invoice
+):
+    tenant, owner, session, customer = books
+    add_field(session, "invoices", label="PO number", in_lists="1")
+    add_field(
+        session,
+        "invoices",
+        label="Cost centre",
+        field_type="choice",
+        choices="North\nSouth",
+        in_lists="1",
+    )
+    made = {}
+    for po, centre in (("PO-2", "north"), ("PO-10", "north"), ("PO-3", "south")):
+        invoice = make_invoice(session, tenant, customer)
+        invoice.custom_fields = {"po_number": po, "cost_centre": centre}
+        made[po] = invoice
+    session.commit()
+    login(client, owner)
+    url = f"/t/{tenant.slug}/invoices/"
+    page = client.get(
+        url,
+        query_string={
+            "cf.cost_centre": "north",
+            "sort": "-cf.po_number",
+            "columns": "po_number,cost_centre",
+        },
+    ).text
+    # Text sorts as text: PO-2 after PO-10, highest first; the south invoice is filtered out.
+    assert page.index(">PO-2<") < page.index(">PO-10<")
+    assert ">PO-3<" not in page and 'data-label="Cost centre">North<' in page
+    assert "2 invoices" in page  # the totals are the filtered set's
+    from app.invoicing import listing
+
+    filters = listing.InvoiceFilters.from_args(
+        {"sort": "cf.po_number"}, services.list_fields(session, "invoices")
+    )
+    today = date(2027, 3, 1)
+    first = listing.list_invoices(session, filters, today, page_size=2)
+    rest = listing.list_invoices(session, filters, today, after=first.next_cursor, page_size=2)
+    assert [r.invoice.custom_fields["po_number"] for r in first.rows + rest.rows] == [
+        "PO-10",
+        "PO-2",
+        "PO-3",
+    ]

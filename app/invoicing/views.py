@@ -71,7 +71,9 @@ def _back(invoice) -> str:
 @blueprint.get("/")
 @require_permission("invoices.view")
 def index():
-    filters = listing.InvoiceFilters.from_args(request.args)
+    filters = listing.InvoiceFilters.from_args(
+        request.args, custom_fields.list_fields(db.session, "invoices")
+    )
     today = tenant_today(db.session)
     page = listing.list_invoices(db.session, filters, today, after=request.args.get("after"))
     client = clients.get_client(db.session, filters.client_id) if filters.client_id else None
