@@ -519,3 +519,44 @@ def test_the_invoice_list_filters_sorts_and_shows_columns_of_custom_fields(
         "PO-2",
         "PO-3",
     ]
+
+
+# Import ---------------------------------------------------------------------------------------
+
+
+def test_the_client_import_maps_columns_to_custom_fields_reporting_bad_rows_by_line(
+    client, workspace, login, run_jobs, storage_root
+):
+    from tests.test_client_import import errors_of, import_id_of, save_mapping, start, upload
+
+    tenant, owner, session = workspace
+    add_field(session, label="PO number", pattern="PO-[0-9]+")
+    add_field(session, label="Tier", field_type="choice", choices="Gold\nSilver")
+    _client(session, "Kaveri", po_number="PO-1", tier="silver")
+    session.commit()
+    login(client, owner)
+    content = (
+        b"Full name,Short name,PO number,Tier\n"
+        b"Alpha Traders,Alpha,PO-7,Gold\n"  # line 2: in
+        b"Bravo Traders,Bravo,PX-7,Gold\n"  # line 3: the pattern refuses it
+        b"Charlie Traders,Charlie,PO-9,Bronze\n"  # line 4: no such choice
+        b"Kaveri Traders,Kaveri,,Gold\n"  # line 5: updates Kaveri; the empty cell keeps PO-1
+    )
+    import_id = import_id_of(upload(client, tenant, "clients.csv", content))
+    page = client.get(f"/t/{tenant.slug}/clients/imports/{import_id}").text
+    assert "Your fields" in page and 'name="map_cf_po_number"' in page
+    assert "expected form" in page  # the preview already says why line 3 will not go in
+    assert save_mapping(client, tenant, import_id).status_code == 303
+    assert start(client, tenant, import_id).status_code == 303
+    run_jobs()
+    assert errors_of(session, import_id) == {(3, "cf.po_number"), (4, "cf.tier")}
+    imported = {
+        c.short_name: c.custom_fields
+        for c in session.scalars(select(Client).execution_options(populate_existing=True))
+    }
+    assert imported == {
+        "Alpha": {"po_number": "PO-7", "tier": "gold"},
+        "Kaveri": {"po_number": "PO-1", "tier": "gold"},
+    }
+    report = client.get(f"/t/{tenant.slug}/clients/imports/{import_id}/errors.csv").text
+    assert "PO number" in report and "Choose from the list (Gold, Silver)." in report

@@ -332,16 +332,21 @@ def clean_values(
     submitted: Mapping,
     *,
     current: Mapping | None = None,
+    fields: list[CustomField] | None = None,
 ) -> tuple[dict, dict[str, str]]:
     """Check what was `submitted` ({field key: value as typed, or as JSON gives it}) for the
     entity's live fields. Returns the values to store and errors by field key (plain words).
 
     `current` is what the record holds now (None for a new record): fields left out of
     `submitted` keep their value, or start at their default on a new record. Values of
-    archived fields and archived choices are kept as they were, never dropped."""
+    archived fields and archived choices are kept as they were, never dropped. `fields`: the
+    entity's definitions (archived ones too) when the caller read them once for many records
+    (an import)."""
     values = dict(current or {})
     errors: dict[str, str] = {}
-    fields = {field.key: field for field in definitions(session, entity, archived=True)}
+    if fields is None:
+        fields = definitions(session, entity, archived=True)
+    fields = {field.key: field for field in fields}
     for key in submitted:
         field = fields.get(key)
         if field is None:
