@@ -191,6 +191,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.clients import hooks as clients_hooks
     from app.collections import hooks as collections_hooks
     from app.core import event_sources
+    from app.custom_fields import hooks as custom_fields_hooks
     from app.gateways import hooks as gateways_hooks
     from app.invoicing import hooks as invoicing_hooks
     from app.message_templates import hooks as message_templates_hooks
@@ -205,6 +206,7 @@ def register_area_hooks(app: Flask) -> None:
 
     for hooks in (
         event_sources,
+        custom_fields_hooks,
         clients_hooks,
         invoicing_hooks,
         projects_hooks,

@@ -560,3 +560,26 @@ def test_the_client_import_maps_columns_to_custom_fields_reporting_bad_rows_by_l
     }
     report = client.get(f"/t/{tenant.slug}/clients/imports/{import_id}/errors.csv").text
     assert "PO number" in report and "Choose from the list (Gold, Silver)." in report
+
+
+# Audit ----------------------------------------------------------------------------------------
+
+
+def test_the_audit_log_says_a_custom_value_change_with_the_fields_name(client, workspace, login):
+    tenant, owner, session = workspace
+    add_field(session, label="PO number")
+    tier = add_field(session, label="Tier", field_type="choice", choices="Gold\nSilver")
+    kaveri = _client(session, "Kaveri", po_number="PO-1", tier="silver")
+    session.commit()
+    # Silver is taken off the list afterwards: the log still names it, marked archived.
+    services.save_field(session, "clients", {"label": "Tier", "choices": "Gold"}, tier)
+    session.commit()
+    login(client, owner)
+    url = f"/t/{tenant.slug}/clients/{kaveri.id}/custom-fields"
+    token = csrf_token_from(client.get(url + "?edit=1").text)
+    saved = client.post(url, data={"csrf_token": token, "cf.po_number": "PO-2", "cf.tier": "gold"})
+    assert saved.status_code == 200
+    page = client.get(f"/t/{tenant.slug}/audit/?action=update").text
+    said = page.split("Owner Asha updated client Kaveri: ", 1)[1].split("<", 1)[0]
+    assert "po number PO-1 → PO-2" in said
+    assert "tier Silver (archived) → Gold" in said
