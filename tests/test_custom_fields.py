@@ -583,3 +583,101 @@ def test_the_audit_log_says_a_custom_value_change_with_the_fields_name(client, w
     said = page.split("Owner Asha updated client Kaveri: ", 1)[1].split("<", 1)[0]
     assert "po number PO-1 → PO-2" in said
     assert "tier Silver (archived) → Gold" in said
+
+
+# JSON API -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api_auth(db_session, workspace):
+    from app.api import services as api_services
+    from app.api.models import SCOPES
+
+    tenant, owner, _ = workspace
+    _, secret = api_services.create_key(db_session, tenant.id, "Test", sorted(SCOPES), owner.id)
+    db_session.commit()
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def problem_fields(response) -> dict[str, str]:
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    return {e["field"]: e["message"] for e in response.json["errors"]}
+
+
+def test_the_api_reads_and_writes_client_custom_fields_refusing_bad_ones_per_field(
+    client, workspace, api_auth
+):
+    _, _, session = workspace
+    add_field(session, label="PO number", required="1")
+    add_field(session, label="Score", field_type="number", max="100")
+    add_field(session, label="Tier", field_type="choice", choices="Gold\nSilver")
+    session.commit()
+    new = {"full_name": "Acme Industries Pvt Ltd", "short_name": "Acme", "location": "local"}
+    refused = client.post(
+        "/api/v1/clients",
+        json={**new, "custom_fields": {"score": 101, "tier": "Bronze", "colour": "red"}},
+        headers=api_auth,
+    )
+    assert problem_fields(refused) == {
+        "custom_fields.po_number": "PO number is required.",
+        "custom_fields.score": "Give 100 or less.",
+        "custom_fields.tier": "Choose from the list (Gold, Silver).",
+        "custom_fields.colour": "There is no such field.",
+    }
+    assert session.scalars(select(Client)).all() == []
+    created = client.post(
+        "/api/v1/clients",
+        json={**new, "custom_fields": {"po_number": "PO-1", "score": 99.5, "tier": "Gold"}},
+        headers=api_auth,
+    )
+    assert created.status_code == 201, created.json
+    assert created.json["custom_fields"] == {"po_number": "PO-1", "score": "99.5", "tier": "gold"}
+    url = created.headers["Location"]
+    changed = client.patch(
+        url,
+        json={"custom_fields": {"tier": None}},
+        headers={**api_auth, "If-Match": client.get(url, headers=api_auth).headers["ETag"]},
+    )
+    assert changed.status_code == 200
+    assert changed.json["custom_fields"] == {"po_number": "PO-1", "score": "99.5"}
+    refused = client.patch(
+        url,
+        json={"custom_fields": {"po_number": None}},
+        headers={**api_auth, "If-Match": changed.headers["ETag"]},
+    )
+    assert problem_fields(refused) == {"custom_fields.po_number": "PO number is required."}
+
+
+def test_the_api_changes_an_invoices_custom_fields_and_nothing_else(
+    client, books, make_invoice, db_session
+):
+    from app.api import services as api_services
+    from app.api.models import SCOPES
+
+    tenant, owner, session, customer = books
+    add_field(session, "invoices", label="PO number")
+    add_field(session, "invoices", label="Received", field_type="date")
+    invoice = make_invoice(session, tenant, customer)
+    session.commit()
+    _, secret = api_services.create_key(db_session, tenant.id, "Test", sorted(SCOPES), owner.id)
+    db_session.commit()
+    auth = {"Authorization": f"Bearer {secret}"}
+    url = f"/api/v1/invoices/{invoice.id}"
+    read = client.get(url, headers=auth)
+    assert read.json["custom_fields"] == {}
+    refused = client.patch(
+        url,
+        json={"custom_fields": {"received": "2027-02-30"}},
+        headers={**auth, "If-Match": read.headers["ETag"]},
+    )
+    assert "custom_fields.received" in problem_fields(refused)
+    total = client.patch(url, json={"total": "1.00"}, headers={**auth, "If-Match": "*"})
+    assert total.status_code == 422  # only custom fields may change
+    changed = client.patch(
+        url,
+        json={"custom_fields": {"po_number": "4500012345", "received": "2027-02-03"}},
+        headers={**auth, "If-Match": read.headers["ETag"]},
+    )
+    assert changed.status_code == 200
+    assert changed.json["custom_fields"] == {"po_number": "4500012345", "received": "2027-02-03"}
+    assert changed.json["total"] == read.json["total"]

@@ -425,6 +425,18 @@ def update_draft(
     return _finish_draft(session, invoice, built, taxes)
 
 
+def change_custom_values(session: Session, invoice: Invoice, submitted: Mapping) -> Invoice:
+    """Change the invoice's custom field values (any status: they are the workspace's own
+    notes, not the tax invoice's content); the fields not in `submitted` keep theirs. Raises
+    InvoiceInvalid with an error per field ("cf.<key>")."""
+    values, errors = clean_values(session, "invoices", submitted, current=invoice.custom_fields)
+    if errors:
+        raise InvoiceInvalid({custom_error_name(key): problem for key, problem in errors.items()})
+    invoice.custom_fields = values
+    session.flush()
+    return invoice
+
+
 def _set_totals(invoice: Invoice, lines: Sequence[InvoiceLine], tax: gst.LineTax) -> None:
     """Totals are the sums of the rounded lines, so the invoice adds up to its lines exactly."""
     invoice.subtotal = sum((line.taxable_value for line in lines), ZERO)
