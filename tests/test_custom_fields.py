@@ -681,3 +681,60 @@ def test_the_api_changes_an_invoices_custom_fields_and_nothing_else(
     assert changed.status_code == 200
     assert changed.json["custom_fields"] == {"po_number": "4500012345", "received": "2027-02-03"}
     assert changed.json["total"] == read.json["total"]
+
+
+# The invoice PDF and messages ------------------------------------------------------------------
+
+
+def test_the_invoice_pdf_prints_the_fields_marked_to_print(app, books, make_invoice, storage_root):
+    from pypdf import PdfReader
+
+    from app.invoicing import pdf
+    from app.invoicing import services as invoicing
+
+    tenant, _, session, customer = books
+    add_field(session, "invoices", label="PO number", print_on_invoice="1")
+    add_field(session, "invoices", label="Internal note")  # not printed
+    invoice = make_invoice(session, tenant, customer)
+    invoice.pdf_key = "tenant_x/invoices/1/stored.pdf"
+    invoicing.change_custom_values(
+        session, invoice, {"po_number": "4500012345", "internal_note": "slow payer"}
+    )
+    assert invoice.pdf_key is None  # the stored PDF no longer shows what is printed
+    with app.app_context():
+        data = pdf.render_pdf(session, tenant, invoice)
+    text_ = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(data)).pages).split())
+    assert "PO number: 4500012345" in text_
+    assert "slow payer" not in text_
+
+
+def test_message_templates_read_custom_fields_as_variables(app, books, make_invoice):
+    from app.message_templates.models import MessageTemplate
+    from app.message_templates.rendering import (
+        message_context,
+        render_for_channel,
+        template_errors,
+    )
+
+    tenant, _, session, customer = books
+    add_field(session, "invoices", label="PO number")
+    add_field(session, label="Tier", field_type="choice", choices="Gold\nSilver")
+    customer.custom_fields = {"tier": "gold"}
+    invoice = make_invoice(session, tenant, customer)
+    invoice.custom_fields = {"po_number": "4500012345"}
+    session.flush()
+    body = (
+        "Your PO {{ invoice.custom.po_number }} ({{ client.custom.tier }})"
+        "{{ invoice.custom.gone }}."
+    )
+    assert template_errors("email", "PO {{ invoice.custom.po_number }}", body) == {}
+    with app.app_context():
+        context = message_context(session, tenant, customer, None, invoice)
+    rendered = render_for_channel(
+        MessageTemplate(channel="email", subject="PO", body=body), context
+    )
+    # A field that is not there (archived since, never filled) reads as empty.
+    assert rendered.text == "Your PO 4500012345 (Gold)."
+    with pytest.raises(services.FieldError) as refused:
+        add_field(session, "invoices", label="Items")  # {{ invoice.custom.items }} is a dict's
+    assert "reserved" in refused.value.errors["key"]

@@ -119,6 +119,9 @@ def save_field(
             errors["key"] = (
                 "Use 1-40 lower-case letters, digits and _, starting with a letter, e.g. po_number."
             )
+        elif hasattr(dict, key):
+            # Templates read {{ invoice.custom.<key> }}: a dict's own name would win there.
+            errors["key"] = f"“{key}” is a reserved word; choose another key."
         elif session.scalar(
             select(CustomField.id).where(CustomField.entity == entity, CustomField.key == key)
         ):

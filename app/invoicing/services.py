@@ -432,7 +432,11 @@ def change_custom_values(session: Session, invoice: Invoice, submitted: Mapping)
     values, errors = clean_values(session, "invoices", submitted, current=invoice.custom_fields)
     if errors:
         raise InvoiceInvalid({custom_error_name(key): problem for key, problem in errors.items()})
-    invoice.custom_fields = values
+    if values != invoice.custom_fields:
+        invoice.custom_fields = values
+        # The stored PDF may print these fields: the next download or the sweep renders it
+        # again (as when none was stored).
+        invoice.pdf_key = None
     session.flush()
     return invoice
 
