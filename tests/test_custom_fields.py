@@ -738,3 +738,31 @@ def test_message_templates_read_custom_fields_as_variables(app, books, make_invo
     with pytest.raises(services.FieldError) as refused:
         add_field(session, "invoices", label="Items")  # {{ invoice.custom.items }} is a dict's
     assert "reserved" in refused.value.errors["key"]
+
+
+def test_the_contact_forms_take_contact_fields(client, workspace, login):
+    from app.clients.models import Contact
+
+    tenant, owner, session = workspace
+    add_field(session, "contacts", label="Birthday", field_type="date", required="1")
+    kaveri = _client(session, "Kaveri")
+    session.commit()
+    login(client, owner)
+    tab = client.get(f"/t/{tenant.slug}/clients/{kaveri.id}?tab=contacts").text
+    assert 'name="cf.birthday"' in tab
+    data = {
+        "csrf_token": csrf_token_from(tab),
+        "form_key": form_key(tab),
+        "full_name": "Ravi Kumar",
+        "email": "ravi@example.com",
+        "roles": "billing",
+    }
+    refused = client.post(f"/t/{tenant.slug}/clients/{kaveri.id}/contacts", data=data)
+    assert refused.status_code == 422 and "Birthday is required." in refused.text
+    data.update({"cf.birthday": "2004-02-29", "form_key": form_key(refused.text)})
+    added = client.post(f"/t/{tenant.slug}/clients/{kaveri.id}/contacts", data=data)
+    assert added.status_code == 303, added.text
+    ravi = session.scalar(select(Contact).where(Contact.full_name == "Ravi Kumar"))
+    assert ravi.custom_fields == {"birthday": "2004-02-29"}
+    page = client.get(f"/t/{tenant.slug}/clients/{kaveri.id}/contacts/{ravi.id}").text
+    assert 'value="2004-02-29"' in page

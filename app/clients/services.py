@@ -833,8 +833,15 @@ def save_contact(
     raw: Mapping,
     default_region: str,
     contact: Contact | None = None,
+    custom: Mapping | None = None,
 ) -> Contact:
+    """A new contact, or a change of `contact`; `custom`: its custom field values sent ({key:
+    value}; a new contact gets its fields' defaults and must have the required ones)."""
     values, errors = clean_contact(raw, default_region)
+    if custom is not None or contact is None:
+        current = contact.custom_fields if contact is not None else None
+        values[CUSTOM], problems = clean_values(session, "contacts", custom or {}, current=current)
+        errors.update((custom_error_name(key), problem) for key, problem in problems.items())
     if errors:
         raise ClientError(errors)
     if contact is not None and (values.get("email") or "").lower() != (contact.email or "").lower():

@@ -226,12 +226,15 @@ def _detail_context(client: Client, tab: str) -> dict:
     if tab == "profile":
         context.update(_custom_section_context(client, editing=False))
     if tab == "contacts":
+        fields = custom_fields.definitions(db.session, "contacts")
         context.update(
             contact_fields=CONTACT_FIELDS,
             roles=CONTACT_ROLES,
             channels=CONSENT_CHANNELS,
-            new_contact={},
+            new_contact=custom_fields.form_values(fields, {f.key: f.default_value for f in fields}),
             contact_errors={},
+            contact_custom_fields=fields,
+            members=_members(),
         )
     elif tab == "sites":
         context.update(
@@ -388,6 +391,9 @@ def restore(client_id: int):
 
 
 def _contacts_tab(client, status=200, new_contact=None, contact_errors=None):
+    fields = custom_fields.definitions(db.session, "contacts")
+    if new_contact is None:
+        new_contact = custom_fields.form_values(fields, {f.key: f.default_value for f in fields})
     return render_page(
         "clients/detail.html",
         block="tab_body",
@@ -397,9 +403,11 @@ def _contacts_tab(client, status=200, new_contact=None, contact_errors=None):
         contact_fields=CONTACT_FIELDS,
         roles=CONTACT_ROLES,
         channels=CONSENT_CHANNELS,
-        new_contact=new_contact or {},
+        new_contact=new_contact,
         contact_errors=contact_errors or {},
         people=_people(),
+        contact_custom_fields=fields,
+        members=_members(),
     )
 
 
@@ -408,10 +416,12 @@ def _contacts_tab(client, status=200, new_contact=None, contact_errors=None):
 @once_per_form_key
 def add_contact(client_id: int):
     client = _client_or_404(client_id)
+    fields = custom_fields.definitions(db.session, "contacts")
+    custom = custom_fields.submitted_from_form(fields, request.form)
     try:
-        services.save_contact(db.session, client, request.form, g.tenant.country)
+        services.save_contact(db.session, client, request.form, g.tenant.country, custom=custom)
     except services.ClientError as error:
-        submitted = request.form.to_dict()
+        submitted = request.form.to_dict() | custom_fields.form_values(fields, custom)
         submitted["roles"] = request.form.getlist("roles")
         return _contacts_tab(client, 422, submitted, error.errors)
     toast("Contact added.")
@@ -427,14 +437,20 @@ def edit_contact(client_id: int, contact_id: int):
         abort(404)
     if request.method == "POST" and not can("clients.edit"):
         abort(403)
+    fields = custom_fields.definitions(db.session, "contacts")
     values = {spec.name: getattr(contact, spec.name) or "" for spec in CONTACT_FIELDS}
+    values |= custom_fields.form_values(fields, contact.custom_fields or {})
     values["roles"] = contact.roles
     errors = {}
     if request.method == "POST":
+        custom = custom_fields.submitted_from_form(fields, request.form)
         try:
-            services.save_contact(db.session, client, request.form, g.tenant.country, contact)
+            services.save_contact(
+                db.session, client, request.form, g.tenant.country, contact, custom=custom
+            )
         except services.ClientError as error:
             values = {**request.form.to_dict(), "roles": request.form.getlist("roles")}
+            values |= custom_fields.form_values(fields, custom)
             errors = error.errors
         else:
             toast("Contact saved.")
@@ -449,6 +465,8 @@ def edit_contact(client_id: int, contact_id: int):
         fields=CONTACT_FIELDS,
         roles=CONTACT_ROLES,
         channels=CONSENT_CHANNELS,
+        contact_custom_fields=fields,
+        members=_members(),
     )
 
 
