@@ -766,3 +766,34 @@ def test_the_contact_forms_take_contact_fields(client, workspace, login):
     assert ravi.custom_fields == {"birthday": "2004-02-29"}
     page = client.get(f"/t/{tenant.slug}/clients/{kaveri.id}/contacts/{ravi.id}").text
     assert 'value="2004-02-29"' in page
+
+
+@pytest.mark.parametrize("typed", ["1e309", "1e30", "NaN", "Infinity", "lots", "1" * 400])
+def test_the_admin_and_record_forms_answer_bad_numbers_beside_the_field(
+    client, workspace, login, typed
+):
+    tenant, owner, session = workspace
+    login(client, owner)
+    url = f"/t/{tenant.slug}/settings/custom-fields/"
+    token = csrf_token_from(client.get(url).text)
+    form = {"csrf_token": token, "entity": "clients", "label": "Limit", "field_type": "money"}
+    refused = client.post(url, data={**form, "max": typed})
+    assert refused.status_code == 422 and 'id="max-error"' in refused.text
+    assert session.scalars(select(CustomField)).all() == []
+    assert client.post(url, data=form).status_code == 303
+    page = client.get(f"/t/{tenant.slug}/clients/new").text
+    data = {
+        "csrf_token": csrf_token_from(page),
+        "form_key": form_key(page),
+        "full_name": "Kaveri Builders Pvt Ltd",
+        "short_name": "Kaveri",
+        "location": "local",
+        "country": "IN",
+        "currency": "INR",
+        "payment_terms": "net",
+        "payment_days": "30",
+        "cf.limit": typed,
+    }
+    refused = client.post(f"/t/{tenant.slug}/clients/new", data=data)
+    assert refused.status_code == 422 and 'id="cf-limit-error"' in refused.text
+    assert session.scalars(select(Client)).all() == []
