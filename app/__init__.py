@@ -101,6 +101,7 @@ def register_blueprints(app: Flask) -> None:
     from app.collections.engine.views import blueprint as collections
     from app.collections.notices.views import blueprint as notices
     from app.collections.work.views import blueprint as collector_work
+    from app.custom_fields.views import blueprint as custom_fields
     from app.dashboard.views import blueprint as dashboard
     from app.gateways.reconciliation_views import blueprint as gateway_reconciliation
     from app.gateways.views import blueprint as gateway_hooks
@@ -156,6 +157,7 @@ def register_blueprints(app: Flask) -> None:
         opening_balances,
         banking,
         settings,
+        custom_fields,
         setup,
         whatsapp_hooks,
     ):
@@ -191,6 +193,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.clients import hooks as clients_hooks
     from app.collections import hooks as collections_hooks
     from app.core import event_sources
+    from app.custom_fields import hooks as custom_fields_hooks
     from app.gateways import hooks as gateways_hooks
     from app.invoicing import hooks as invoicing_hooks
     from app.message_templates import hooks as message_templates_hooks
@@ -206,6 +209,7 @@ def register_area_hooks(app: Flask) -> None:
 
     for hooks in (
         event_sources,
+        custom_fields_hooks,
         clients_hooks,
         invoicing_hooks,
         projects_hooks,

@@ -40,6 +40,7 @@ from app.collections.models import (
 )
 from app.core.events import DomainEvent, EventConsumer
 from app.core.form_once import FormSubmission
+from app.custom_fields.models import CustomField
 from app.gateways.models import (
     Checkout,
     CheckoutInvoice,
@@ -107,6 +108,7 @@ __all__ = [
     "CollectionPolicy",
     "CollectionRun",
     "CollectionSettings",
+    "CustomField",
     "Dispute",
     "DomainEvent",
     "EventConsumer",

@@ -15,6 +15,7 @@ from bench import (
     clients_import,
     clients_list,
     collections_run,
+    custom_fields,
     dashboard,
     filter_pages,
     import_bomb,
@@ -72,6 +73,7 @@ BENCHMARKS = {
     "tally_push_drill": tally.run_push_drill,
     "api_lists": api.run,
     "rules": rules.run,
+    "custom_fields": custom_fields.run,
 }
 
 

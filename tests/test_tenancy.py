@@ -103,6 +103,7 @@ RECORD_ARGS = (
     "webhook_delivery_id",
     "report_schedule_id",
     "rule_id",
+    "custom_field_id",
 )
 # The JSON API takes no workspace in its address: its key names the workspace. Its operations
 # are walked with another workspace's key by tests/test_api_isolation.py (every operation of
@@ -292,6 +293,7 @@ def tenant_a_records(app, db_session, make_tenant, make_user, add_member):
     records.update(_webhook_records_of(session, app.config["SECRETS_KEYS"]))
     records["report_schedule_id"] = _report_schedule_of(session, owner)
     records["rule_id"] = _rule_of(session, owner)
+    records["custom_field_id"] = _custom_field_of(session)
     session.close()
     from app.api import services as api_services
 
@@ -415,6 +417,15 @@ def _rule_of(session, owner) -> int:
     )
     session.commit()
     return rule.id
+
+
+def _custom_field_of(session) -> int:
+    from app.custom_fields.models import CustomField
+
+    field = CustomField(entity="clients", key="po_of_a", label="PO of A", field_type="text")
+    session.add(field)
+    session.commit()
+    return field.id
 
 
 def _banking_records_of(session) -> dict:
@@ -750,6 +761,10 @@ def test_member_of_b_gets_nothing_of_a_by_any_route(
     rule = session.get(Rule, a["rule_id"])
     assert (rule.enabled, rule.priority, rule.version, rule.name) == (True, 100, 1, "Rule of A")
     assert session.scalars(select(RuleRun)).all() == []
+    from app.custom_fields.models import CustomField
+
+    field = session.get(CustomField, a["custom_field_id"])
+    assert (field.label, field.archived_at, field.position) == ("PO of A", None, 0)
 
 
 def test_the_public_pay_routes_show_nothing_to_a_forged_or_crossed_token(

@@ -23,7 +23,7 @@ SCOPES = {
     "clients:write": "Create, change and delete clients and their contacts",
     "documents:write": "Upload and delete clients' documents",
     "invoices:read": "Read invoices, their lines and PDFs, and credit notes",
-    "invoices:write": "Issue credit notes against invoices",
+    "invoices:write": "Issue credit notes against invoices and change their custom fields",
     "projects:read": "Read projects and their milestones",
     "projects:write": "Create projects, set their plans and move milestones on",
     "collections:read": "Read notices, promises to pay and disputes",

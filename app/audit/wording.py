@@ -60,8 +60,17 @@ class Wording:
 
 
 _wordings: dict[str, Wording] = {}
+# Columns holding several fields in one JSON object (a record's custom fields): the area that
+# owns their definitions says each changed field as a change of its own, (label, old, new) in
+# words, from the session, the table and the object before and after.
+SubFieldSayer = Callable[[Session, str, Mapping, Mapping], list[tuple[str, str, str]]]
+_sub_field_sayers: dict[str, SubFieldSayer] = {}
 # Columns that name a record, in order of preference, for tables nobody registered.
 NAMING_COLUMNS = ("short_name", "name", "full_name", "number", "title", "reference")
+
+
+def register_sub_fields(column: str, sayer: SubFieldSayer) -> None:
+    _sub_field_sayers[column] = sayer
 
 
 def register_wording(table: str, wording: Wording) -> None:
@@ -216,7 +225,7 @@ def describe(
     actions: list[Action] = []
     for entry in entries:
         actor = _actor(entry, people)
-        described = _describe_entry(entry, names, people, country, zone)
+        described = _describe_entry(session, entry, names, people, country, zone)
         last = actions[-1] if actions else None
         if (
             last is not None
@@ -232,7 +241,7 @@ def describe(
     return actions
 
 
-def _describe_entry(entry, names, people, country, zone) -> Described:
+def _describe_entry(session, entry, names, people, country, zone) -> Described:
     wording = wording_of(entry.entity)
     changes = entry.changes or {}
 
@@ -270,6 +279,11 @@ def _describe_entry(entry, names, people, country, zone) -> Described:
             if key in grouped or key in UNSAID_FIELDS or not isinstance(pair, list):
                 continue
             if pair[0] == pair[1] != HIDDEN:  # kept beside a changed field for the sentence
+                continue
+            if key in _sub_field_sayers:
+                old, new = (side if isinstance(side, dict) else {} for side in pair)
+                for label, before, after in _sub_field_sayers[key](session, entry.entity, old, new):
+                    said.append(Change(label.lower(), _cut(before), _cut(after)))
                 continue
             label = wording.labels.get(key) or _readable(key.removesuffix(FILE_KEY_SUFFIX))
             said.append(Change(label.lower(), say(key, pair[0]), say(key, pair[1])))

@@ -18,8 +18,9 @@ from app.clients.imports.files import FORMULA_START
 from app.clients.imports.mapping import FIELD_LABELS
 from app.clients.imports.writer import CLIENT_COLUMNS
 from app.clients.models import Client, Industry
-from app.clients.services import SORTS, ClientFilters, filtered_clients
+from app.clients.services import ClientFilters, filtered_clients, sort_of
 from app.core.clock import local_date
+from app.custom_fields.services import definitions, export_value
 from tenants.models import Membership, Tenant, User
 
 
@@ -42,16 +43,16 @@ EXPORT_COLUMNS = CLIENT_COLUMNS
 EXPORT_HEADERS = [FIELD_LABELS[key] for key in EXPORT_COLUMNS]
 
 
-def export_query(filters: ClientFilters):
-    sort_key, direction = SORTS[filters.sort]
+def export_query(filters: ClientFilters, session: Session | None = None):
+    sort_key, direction, _ = sort_of(filters)
     order = (
         (sort_key.asc(), Client.id.asc())
         if direction == "asc"
         else (sort_key.desc(), Client.id.desc())
     )
     return (
-        filtered_clients(filters)
-        .with_only_columns(*(getattr(Client, key) for key in EXPORT_COLUMNS))
+        filtered_clients(filters, session)
+        .with_only_columns(*(getattr(Client, key) for key in EXPORT_COLUMNS), Client.custom_fields)
         .order_by(*order)
         .execution_options(yield_per=2000)  # a server-side cursor, 2,000 rows at a time
     )
@@ -78,13 +79,16 @@ class ExportNames:
 
 
 def export_rows(session: Session, filters: ClientFilters, names: ExportNames) -> Iterator[list]:
-    """The filtered clients as plain values (the header row first)."""
-    yield list(EXPORT_HEADERS)
+    """The filtered clients as plain values (the header row first), the workspace's own
+    fields last, headed by their names, in the form the import reads back."""
+    fields = definitions(session, "clients")
+    yield [*EXPORT_HEADERS, *(field.label for field in fields)]
     manager_at = EXPORT_COLUMNS.index("engagement_manager_user_id")
     industry_at = EXPORT_COLUMNS.index("industry_id")
     tags_at = EXPORT_COLUMNS.index("tags")
-    for row in session.execute(export_query(filters)):
-        values = list(row)
+    for row in session.execute(export_query(filters, session)):
+        *values, custom = row
+        values.extend(export_value(field, custom.get(field.key)) for field in fields)
         if values[manager_at] is not None:
             values[manager_at] = names.managers.get(values[manager_at], "")
         if values[industry_at] is not None:

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
+from app.custom_fields.models import custom_values_column, index_custom_values
 from tenants.base import TenantModel, sql_list, utcnow_column
 
 LOCATIONS = ("local", "foreign")
@@ -59,6 +60,8 @@ class Client(TenantModel):
     __tablename__ = "clients"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # Values of the workspace's own fields (app.custom_fields), by field key.
+    custom_fields: Mapped[dict] = custom_values_column()
     external_id: Mapped[str | None] = mapped_column(String(64))
     full_name: Mapped[str] = mapped_column(String(191))
     short_name: Mapped[str] = mapped_column(String(191))
@@ -190,6 +193,8 @@ class Contact(TenantModel):
     __tablename__ = "client_contacts"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # Values of the workspace's own fields (app.custom_fields), by field key.
+    custom_fields: Mapped[dict] = custom_values_column()
     client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
     full_name: Mapped[str] = mapped_column(String(191))
     job_title: Mapped[str | None] = mapped_column(String(100))
@@ -358,3 +363,7 @@ class ClientImportError(TenantModel):
     line: Mapped[int] = mapped_column(Integer)
     field: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
+
+
+index_custom_values(Client)
+index_custom_values(Contact)

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 
 from flask import render_template
 from sqlalchemy import Select, func, literal_column, select, tuple_, update
@@ -35,6 +36,15 @@ from app.core.signals import (
     DeletionBlocker,
     announce_client_archived,
     ask_client_deletion_blockers,
+)
+from app.custom_fields.models import CustomField
+from app.custom_fields.services import (
+    FORM_PREFIX,
+    clean_values,
+    custom_error_name,
+    filter_clause,
+    sort_is_numeric,
+    sort_sql,
 )
 from app.outbox.services import queue_email
 from tenants.models import Membership, Tenant, User
@@ -96,15 +106,41 @@ def uniqueness_errors(session: Session, values: Mapping, exclude_id: int | None 
 
 
 def check_client(
-    session: Session, context: ClientContext, raw: Mapping, exclude_id: int | None = None
+    session: Session,
+    context: ClientContext,
+    raw: Mapping,
+    exclude_id: int | None = None,
+    current_custom: Mapping | None = None,
 ) -> dict:
     values, errors = clean_client(raw, context)
     errors.update(
         {k: v for k, v in uniqueness_errors(session, values, exclude_id).items() if k not in errors}
     )
+    errors.update(_check_custom(session, raw, values, exclude_id is None, current_custom))
     if errors:
         raise ClientError(errors)
     return values
+
+
+# The workspace's own fields come in raw["custom_fields"] ({key: value}) from every source: the
+# form (read by custom_fields.submitted_from_form), an import row, the API. Their errors are
+# keyed "cf.<key>", the name of the field's input on the form.
+CUSTOM = "custom_fields"
+
+
+def _check_custom(
+    session: Session, raw: Mapping, values: dict, new: bool, current: Mapping | None
+) -> dict[str, str]:
+    """Custom values of a new client (defaults and required fields apply even when none were
+    sent), or of an edit that sent some (the others keep theirs) into values[CUSTOM]."""
+    submitted = raw.get(CUSTOM)
+    if not new and not isinstance(submitted, Mapping):
+        return {}
+    if not isinstance(submitted, Mapping):
+        submitted = {}
+    custom, errors = clean_values(session, "clients", submitted, current=None if new else current)
+    values[CUSTOM] = custom
+    return {custom_error_name(key): problem for key, problem in errors.items()}
 
 
 @dataclass
@@ -153,7 +189,7 @@ def create_clients(
     the new client's id or the ClientError that refused it: the rest go in."""
     if not new:
         return []
-    checked = [_checked_new_client(context, entry) for entry in new]
+    checked = [_checked_new_client(session, context, entry) for entry in new]
     taken = _names_taken(session, [values for values, _, _ in checked])
     for values, contact, errors in checked:
         unique = {key: _unique_key(key, values[key]) for key in TAKEN if values.get(key)}
@@ -180,10 +216,11 @@ def create_clients(
     return [ClientError(errors) if errors else next(made) for _, _, errors in checked]
 
 
-def _checked_new_client(context: ClientContext, entry: NewClient) -> tuple:
+def _checked_new_client(session: Session, context: ClientContext, entry: NewClient) -> tuple:
     """(values, (contact values, contact errors) or None, errors): the client checked as
     create_client checks it, its billing contact as save_contact does."""
     values, errors = clean_client(entry.raw, context)
+    errors.update(_check_custom(session, entry.raw, values, True, None))
     contact = None
     if entry.billing is not None and not errors:
         raw = _billing_raw(entry.billing, values["short_name"])
@@ -289,7 +326,11 @@ def update_client(
     """Apply a full or partial edit: fields not in `raw` keep their current values."""
     current = client_form_values(client)
     merged = {**current, **{k: v for k, v in raw.items() if k in current}}
-    values = check_client(session, context, merged, exclude_id=client.id)
+    if CUSTOM in raw:
+        merged[CUSTOM] = raw[CUSTOM]
+    values = check_client(
+        session, context, merged, exclude_id=client.id, current_custom=client.custom_fields
+    )
     previous_manager = client.engagement_manager_user_id
     if client.status == "prospect" and values["status"] != "prospect":
         client.converted_at = datetime.now(UTC)
@@ -536,7 +577,9 @@ DEFAULT_SORT = "name"
 
 @dataclass
 class ClientFilters:
-    """What the list shows, all of it carried in the URL so a view can be bookmarked."""
+    """What the list shows, all of it carried in the URL so a view can be bookmarked. The
+    workspace's own fields offered in lists (`fields`) add filters (cf.<key>=value), sorting
+    (sort=cf.<key>) and columns (columns=key,key)."""
 
     q: str = ""
     prospects: bool = False
@@ -547,13 +590,27 @@ class ClientFilters:
     manager_id: int | None = None
     tag: str = ""
     sort: str = DEFAULT_SORT
+    custom: dict[str, str] = field(default_factory=dict)
+    columns: tuple[str, ...] = ()
+    fields: dict[str, CustomField] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_args(cls, args: Mapping) -> ClientFilters:
+    def from_args(cls, args: Mapping, fields: Sequence[CustomField] = ()) -> ClientFilters:
         def number(key):
             return row_id(args.get(key))
 
+        by_key = {f.key: f for f in fields}
         sort = args.get("sort") or DEFAULT_SORT
+        custom_sort = sort.lstrip("-").startswith(FORM_PREFIX)
+        if custom_sort and sort.lstrip("-").removeprefix(FORM_PREFIX) not in by_key:
+            sort = DEFAULT_SORT
+        custom = {
+            key: value
+            for key in by_key
+            if (value := (args.get(FORM_PREFIX + key) or "").strip()[:255])
+        }
+        given = args.getlist("columns") if hasattr(args, "getlist") else [args.get("columns")]
+        wanted = [key for value in given for key in (value or "").split(",")]
         return cls(
             q=(args.get("q") or "").strip()[:100],
             prospects=args.get("prospects") == "1",
@@ -563,7 +620,10 @@ class ClientFilters:
             industry_id=number("industry"),
             manager_id=number("manager"),
             tag=(args.get("tag") or "").strip().lower()[:40],
-            sort=sort if sort in SORTS else DEFAULT_SORT,
+            sort=sort if sort in SORTS or custom_sort else DEFAULT_SORT,
+            custom=custom,
+            columns=tuple(key for key in by_key if key in wanted),
+            fields=by_key,
         )
 
     def as_args(self) -> dict[str, str]:
@@ -577,11 +637,27 @@ class ClientFilters:
             "sort": "" if self.sort == DEFAULT_SORT else self.sort,
             "prospects": "1" if self.prospects else "",
             "archived": "1" if self.archived else "",
+            "columns": ",".join(self.columns),
+            **{FORM_PREFIX + key: value for key, value in self.custom.items()},
         }
         return {k: str(v) for k, v in args.items() if v}
 
+    @property
+    def shown_fields(self) -> list[CustomField]:
+        return [self.fields[key] for key in self.columns]
 
-def filtered_clients(filters: ClientFilters) -> Select:
+
+def sort_of(filters: ClientFilters):
+    """(SQL to sort by, "asc"/"desc", whether its values are numbers) of the list's order."""
+    if filters.sort in SORTS:
+        return (*SORTS[filters.sort], False)
+    custom = filters.fields[filters.sort.lstrip("-").removeprefix(FORM_PREFIX)]
+    # The same SQL text as the field's list index (custom_fields.ensure_list_index).
+    expression = literal_column(sort_sql(custom, "clients"))
+    return expression, "desc" if filters.sort.startswith("-") else "asc", sort_is_numeric(custom)
+
+
+def filtered_clients(filters: ClientFilters, session: Session | None = None) -> Select:
     query = select(Client).where(Client.deleted_at.is_(None))
     # Archived clients have a list of their own; every other list leaves them out.
     query = query.where(
@@ -603,6 +679,9 @@ def filtered_clients(filters: ClientFilters) -> Select:
         query = query.where(Client.tags.contains([filters.tag]))
     if filters.q:
         query = query.where(SEARCH_HAYSTACK.like(search_pattern(filters.q)))
+    for key, value in filters.custom.items():
+        custom = filters.fields[key]
+        query = query.where(filter_clause(session, Client.custom_fields, custom, value))
     return query
 
 
@@ -627,17 +706,20 @@ class ClientPage:
 
 def _encode_cursor(key, client_id: int) -> str:
     key = key.isoformat() if isinstance(key, datetime) else key
+    key = str(key) if isinstance(key, Decimal) else key
     return base64.urlsafe_b64encode(json.dumps([key, client_id]).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, sort: str):
+def _decode_cursor(cursor: str, sort: str, numeric: bool = False):
     try:
         key, client_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if sort.lstrip("-") == "created":
             key = datetime.fromisoformat(key)
+        elif numeric:
+            key = Decimal(key)
         client_id = row_id(client_id)
         return (key, client_id) if client_id else None
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, InvalidOperation):
         return None
 
 
@@ -649,10 +731,12 @@ def list_clients(
     page_size: int = PAGE_SIZE,
 ) -> ClientPage:
     """One page, keyset-paginated on (sort key, id): as fast on page 4,000 as on page 1."""
-    sort_key, direction = SORTS[filters.sort]
-    base = filtered_clients(filters)
+    sort_key, direction, numeric = sort_of(filters)
+    base = filtered_clients(filters, session)
     query = base.add_columns(sort_key.label("sort_key"))
-    cursor = _decode_cursor(before or after or "", filters.sort) if (before or after) else None
+    cursor = (
+        _decode_cursor(before or after or "", filters.sort, numeric) if (before or after) else None
+    )
     backwards = bool(before) and cursor is not None
     ascending = (direction == "asc") != backwards
     if cursor is not None:
@@ -749,8 +833,15 @@ def save_contact(
     raw: Mapping,
     default_region: str,
     contact: Contact | None = None,
+    custom: Mapping | None = None,
 ) -> Contact:
+    """A new contact, or a change of `contact`; `custom`: its custom field values sent ({key:
+    value}; a new contact gets its fields' defaults and must have the required ones)."""
     values, errors = clean_contact(raw, default_region)
+    if custom is not None or contact is None:
+        current = contact.custom_fields if contact is not None else None
+        values[CUSTOM], problems = clean_values(session, "contacts", custom or {}, current=current)
+        errors.update((custom_error_name(key), problem) for key, problem in problems.items())
     if errors:
         raise ClientError(errors)
     if contact is not None and (values.get("email") or "").lower() != (contact.email or "").lower():

@@ -16,6 +16,7 @@ from app.clients.rules import GST_STATES, clean_tags
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
+from app.custom_fields import services as custom_fields
 from app.extensions import db
 from tenants.context import can, require_permission
 
@@ -98,7 +99,9 @@ def _people() -> dict[int, str]:
 @blueprint.get("/")
 @require_permission("clients.view")
 def index():
-    filters = services.ClientFilters.from_args(request.args)
+    filters = services.ClientFilters.from_args(
+        request.args, custom_fields.list_fields(db.session, "clients")
+    )
     page = services.list_clients(
         db.session, filters, after=request.args.get("after"), before=request.args.get("before")
     )
@@ -170,15 +173,21 @@ def bulk():
 @require_permission("clients.edit")
 @once_per_form_key
 def new():
-    values = services.new_client_defaults(g.tenant)
+    fields = custom_fields.definitions(db.session, "clients")
+    values = {
+        **services.new_client_defaults(g.tenant),
+        **custom_fields.form_values(fields, {f.key: f.default_value for f in fields}),
+    }
     if request.args.get("prospect") == "1":
         values["status"] = "prospect"
     errors = {}
     if request.method == "POST":
-        values = request.form.to_dict()
+        submitted = custom_fields.submitted_from_form(fields, request.form)
+        values = {**request.form.to_dict(), **custom_fields.form_values(fields, submitted)}
         context = services.client_context(db.session, g.tenant)
+        raw = {**request.form.to_dict(), services.CUSTOM: submitted}
         try:
-            client = services.create_client(db.session, context, request.form, _notice())
+            client = services.create_client(db.session, context, raw, _notice())
         except services.ClientError as error:
             errors = error.errors
         else:
@@ -191,6 +200,8 @@ def new():
         errors=errors,
         sections=SECTIONS,
         choices=_choices(),
+        custom_fields=fields,
+        people=_members(),
     )
 
 
@@ -213,13 +224,18 @@ def _detail_context(client: Client, tab: str) -> dict:
         "people": _people(),
         "values": services.client_form_values(client),
     }
+    if tab == "profile":
+        context.update(_custom_section_context(client, editing=False))
     if tab == "contacts":
+        fields = custom_fields.definitions(db.session, "contacts")
         context.update(
             contact_fields=CONTACT_FIELDS,
             roles=CONTACT_ROLES,
             channels=CONSENT_CHANNELS,
-            new_contact={},
+            new_contact=custom_fields.form_values(fields, {f.key: f.default_value for f in fields}),
             contact_errors={},
+            contact_custom_fields=fields,
+            members=_members(),
         )
     elif tab == "sites":
         context.update(
@@ -274,6 +290,47 @@ def section(client_id: int, section: str):
         sections=SECTIONS,
         choices=_choices(),
         people=_people(),
+    )
+
+
+def _custom_section_context(client: Client, editing: bool, submitted=None, errors=None) -> dict:
+    fields = custom_fields.definitions(db.session, "clients")
+    stored = client.custom_fields or {}
+    return {
+        "custom_fields": fields,
+        "custom_rows": custom_fields.labelled_values(db.session, "clients", stored),
+        "custom_form_values": custom_fields.form_values(fields, submitted or stored),
+        "custom_errors": errors or {},
+        "custom_editing": editing,
+        "members": _members(),
+    }
+
+
+@blueprint.route("/<int:client_id>/custom-fields", methods=["GET", "POST"])
+@require_permission("clients.view")
+def custom_section(client_id: int):
+    """The client's own fields (Settings → Custom fields): shown, or edited in place."""
+    client = _client_or_404(client_id)
+    editing = request.method == "POST" or request.args.get("edit") == "1"
+    if editing and not can("clients.edit"):
+        abort(403)
+    submitted, errors = None, {}
+    if request.method == "POST":
+        fields = custom_fields.definitions(db.session, "clients")
+        submitted = custom_fields.submitted_from_form(fields, request.form)
+        context = services.client_context(db.session, g.tenant)
+        try:
+            services.update_client(db.session, context, client, {services.CUSTOM: submitted})
+        except services.ClientError as error:
+            errors = error.errors
+        else:
+            toast("Details saved.")
+            submitted, editing = None, False
+    return render_page(
+        "clients/_custom_section.html",
+        status=422 if errors else 200,
+        client=client,
+        **_custom_section_context(client, editing, submitted, errors),
     )
 
 
@@ -338,6 +395,9 @@ def restore(client_id: int):
 
 
 def _contacts_tab(client, status=200, new_contact=None, contact_errors=None):
+    fields = custom_fields.definitions(db.session, "contacts")
+    if new_contact is None:
+        new_contact = custom_fields.form_values(fields, {f.key: f.default_value for f in fields})
     return render_page(
         "clients/detail.html",
         block="tab_body",
@@ -347,9 +407,11 @@ def _contacts_tab(client, status=200, new_contact=None, contact_errors=None):
         contact_fields=CONTACT_FIELDS,
         roles=CONTACT_ROLES,
         channels=CONSENT_CHANNELS,
-        new_contact=new_contact or {},
+        new_contact=new_contact,
         contact_errors=contact_errors or {},
         people=_people(),
+        contact_custom_fields=fields,
+        members=_members(),
     )
 
 
@@ -358,10 +420,12 @@ def _contacts_tab(client, status=200, new_contact=None, contact_errors=None):
 @once_per_form_key
 def add_contact(client_id: int):
     client = _client_or_404(client_id)
+    fields = custom_fields.definitions(db.session, "contacts")
+    custom = custom_fields.submitted_from_form(fields, request.form)
     try:
-        services.save_contact(db.session, client, request.form, g.tenant.country)
+        services.save_contact(db.session, client, request.form, g.tenant.country, custom=custom)
     except services.ClientError as error:
-        submitted = request.form.to_dict()
+        submitted = request.form.to_dict() | custom_fields.form_values(fields, custom)
         submitted["roles"] = request.form.getlist("roles")
         return _contacts_tab(client, 422, submitted, error.errors)
     toast("Contact added.")
@@ -377,14 +441,20 @@ def edit_contact(client_id: int, contact_id: int):
         abort(404)
     if request.method == "POST" and not can("clients.edit"):
         abort(403)
+    fields = custom_fields.definitions(db.session, "contacts")
     values = {spec.name: getattr(contact, spec.name) or "" for spec in CONTACT_FIELDS}
+    values |= custom_fields.form_values(fields, contact.custom_fields or {})
     values["roles"] = contact.roles
     errors = {}
     if request.method == "POST":
+        custom = custom_fields.submitted_from_form(fields, request.form)
         try:
-            services.save_contact(db.session, client, request.form, g.tenant.country, contact)
+            services.save_contact(
+                db.session, client, request.form, g.tenant.country, contact, custom=custom
+            )
         except services.ClientError as error:
             values = {**request.form.to_dict(), "roles": request.form.getlist("roles")}
+            values |= custom_fields.form_values(fields, custom)
             errors = error.errors
         else:
             toast("Contact saved.")
@@ -399,6 +469,8 @@ def edit_contact(client_id: int, contact_id: int):
         fields=CONTACT_FIELDS,
         roles=CONTACT_ROLES,
         channels=CONSENT_CHANNELS,
+        contact_custom_fields=fields,
+        members=_members(),
     )
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.custom_fields.models import custom_values_column, index_custom_values
 from tenants.base import TenantModel, sql_list, utcnow_column
 
 # How a level reaches the client: a message, a printed letter, or a task for a collector.
@@ -260,6 +261,8 @@ class CollectionNotice(TenantModel):
     __tablename__ = "collection_notices"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # Values of the workspace's own fields (app.custom_fields), by field key.
+    custom_fields: Mapped[dict] = custom_values_column()
     client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
     policy_id: Mapped[int] = mapped_column(ForeignKey("tenant.collection_policies.id"))
     level_id: Mapped[int] = mapped_column(ForeignKey("tenant.collection_levels.id"))
@@ -568,3 +571,6 @@ class InterestSettlement(TenantModel):
 
     def audit_subject(self) -> str:
         return f"clients:{self.client_id}"
+
+
+index_custom_values(CollectionNotice)

@@ -164,6 +164,12 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
                 ("settings.manage",),
                 _endpoint("settings.regional_settings", "settings.save_regional_settings"),
             ),
+            NavLink(
+                "custom_fields.index",
+                "Custom fields",
+                ("settings.manage",),
+                _blueprint("custom_fields"),
+            ),
             NavLink("team.index", "Team", ("users.manage",), _blueprint("team")),
             NavLink(
                 "integrations.index",

@@ -13,10 +13,12 @@ dispute). "open" is every invoice that still owes money.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import cache
 
 from sqlalchemy import (
@@ -34,6 +36,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     union_all,
 )
 from sqlalchemy.orm import Session
@@ -41,6 +44,8 @@ from sqlalchemy.orm import Session
 from app.clients.models import SEARCH_EXPRESSION, Client
 from app.core.money import to_money
 from app.core.request_input import row_id
+from app.custom_fields.models import CustomField
+from app.custom_fields.services import FORM_PREFIX, filter_clause, sort_is_numeric, sort_sql
 from app.invoicing.balance import applied_to, applied_to_invoices, credited_to_invoices
 from app.invoicing.models import (
     INVOICE_STATUSES,
@@ -77,24 +82,42 @@ def _date(raw: str | None) -> date | None:
 
 @dataclass(frozen=True)
 class InvoiceFilters:
-    """What the list shows, all of it in the URL so a view can be bookmarked."""
+    """What the list shows, all of it in the URL so a view can be bookmarked. The invoices'
+    own fields offered in lists (`fields`) add filters (cf.<key>=value), sorting
+    (sort=cf.<key> or -cf.<key>; newest first otherwise) and columns (columns=key,key)."""
 
     status: str = ""
     client_id: int | None = None
     q: str = ""
     issued_from: date | None = None
     issued_to: date | None = None
+    custom: tuple[tuple[str, str], ...] = ()
+    sort: str = ""
+    columns: tuple[str, ...] = ()
+    fields: dict[str, CustomField] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
-    def from_args(cls, args: Mapping) -> InvoiceFilters:
+    def from_args(cls, args: Mapping, fields: Sequence[CustomField] = ()) -> InvoiceFilters:
         status = (args.get("status") or "").strip()
         client = (args.get("client_id") or "").strip()
+        by_key = {f.key: f for f in fields}
+        sort = (args.get("sort") or "").strip()
+        given = args.getlist("columns") if hasattr(args, "getlist") else [args.get("columns")]
+        wanted = [key for value in given for key in (value or "").split(",")]
         return cls(
             status=status if status in STATUS_FILTERS else "",
             client_id=row_id(client),
             q=(args.get("q") or "").strip()[:100],
             issued_from=_date(args.get("from")),
             issued_to=_date(args.get("to")),
+            custom=tuple(
+                (key, value)
+                for key in by_key
+                if (value := (args.get(FORM_PREFIX + key) or "").strip()[:255])
+            ),
+            sort=sort if sort.lstrip("-").removeprefix(FORM_PREFIX) in by_key else "",
+            columns=tuple(key for key in by_key if key in wanted),
+            fields=by_key,
         )
 
     def as_args(self) -> dict[str, str]:
@@ -104,8 +127,19 @@ class InvoiceFilters:
             "q": self.q,
             "from": self.issued_from.isoformat() if self.issued_from else "",
             "to": self.issued_to.isoformat() if self.issued_to else "",
+            "sort": self.sort,
+            "columns": ",".join(self.columns),
+            **{FORM_PREFIX + key: value for key, value in self.custom},
         }
         return {key: value for key, value in values.items() if value}
+
+    @property
+    def shown_fields(self) -> list[CustomField]:
+        return [self.fields[key] for key in self.columns]
+
+    @property
+    def custom_filter(self) -> dict[str, str]:
+        return dict(self.custom)
 
 
 def _overdue(today: date):
@@ -115,7 +149,11 @@ def _overdue(today: date):
     )
 
 
-def _filtered(query, filters: InvoiceFilters, today: date):
+def _filtered(query, filters: InvoiceFilters, today: date, session: Session | None = None):
+    for key, value in filters.custom:
+        query = query.where(
+            filter_clause(session, Invoice.custom_fields, filters.fields[key], value)
+        )
     if filters.status == "open":
         query = query.where(Invoice.status.in_(OWING_STATUSES))
     elif filters.status == "overdue":
@@ -206,14 +244,18 @@ def list_invoices(
         .join(Client, Client.id == Invoice.client_id)
         .outerjoin(Project, Project.id == Invoice.project_id)
     )
-    query = _filtered(query, filters, today)
-    condition = _after(after)
-    if condition is not None:
-        query = query.where(condition)
-    query = query.order_by(Invoice.issue_date.desc().nulls_first(), Invoice.id.desc())
-    found = session.execute(query.limit(page_size + 1)).all()
-    more = len(found) > page_size
-    found = found[:page_size]
+    query = _filtered(query, filters, today, session)
+    if filters.sort:
+        found, more, next_cursor = _custom_sorted(session, query, filters, after, page_size)
+    else:
+        condition = _after(after)
+        if condition is not None:
+            query = query.where(condition)
+        query = query.order_by(Invoice.issue_date.desc().nulls_first(), Invoice.id.desc())
+        found = session.execute(query.limit(page_size + 1)).all()
+        more = len(found) > page_size
+        found = found[:page_size]
+        next_cursor = _cursor(found[-1][0]) if more and found else None
     ids = [invoice.id for invoice, _, _ in found]
     paid = applied_to_invoices(session, ids)
     credited = credited_to_invoices(session, ids)
@@ -232,9 +274,42 @@ def list_invoices(
         elif invoice.status == "paid":
             owed = ZERO
         rows.append(InvoiceRow(invoice, client_name, project_name, owed, days))
-    next_cursor = _cursor(found[-1][0]) if more and found else None
     found_totals, capped = totals(session, filters, today)
     return InvoicePage(rows, next_cursor, found_totals, capped, COUNT_CAP)
+
+
+def _custom_sorted(session: Session, query, filters: InvoiceFilters, after, page_size: int):
+    """A page in the order of a custom field (its indexed sort expression), then id; the
+    cursor carries the last row's (value, id)."""
+    custom = filters.fields[filters.sort.lstrip("-").removeprefix(FORM_PREFIX)]
+    key = literal_column(sort_sql(custom, "invoices"))
+    descending = filters.sort.startswith("-")
+    last = _decode_custom_cursor(after, sort_is_numeric(custom))
+    if last is not None:
+        row = tuple_(key, Invoice.id)
+        query = query.where(row < tuple_(*last) if descending else row > tuple_(*last))
+    order = (key.desc(), Invoice.id.desc()) if descending else (key.asc(), Invoice.id.asc())
+    found = session.execute(query.add_columns(key).order_by(*order).limit(page_size + 1)).all()
+    more = len(found) > page_size
+    found = found[:page_size]
+    next_cursor = None
+    if more and found:
+        value = found[-1][3]
+        raw = json.dumps([str(value) if isinstance(value, Decimal) else value, found[-1][0].id])
+        next_cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return [row[:3] for row in found], more, next_cursor
+
+
+def _decode_custom_cursor(cursor: str | None, numeric: bool):
+    if not cursor:
+        return None
+    try:
+        value, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        last_id = row_id(last_id)
+        value = Decimal(value) if numeric else str(value)
+    except (ValueError, TypeError, InvalidOperation):
+        return None
+    return (value, last_id) if last_id else None
 
 
 @cache
@@ -273,7 +348,7 @@ def _kept_statuses(filters: InvoiceFilters) -> tuple[str, ...] | None:
     """The statuses whose kept totals are the filtered set's, or None when the set is not a
     union of whole statuses (a client, a search, dates, the derived "overdue", one owing
     status: their outstanding is not kept apart)."""
-    if filters.client_id or filters.q or filters.issued_from or filters.issued_to:
+    if filters.client_id or filters.q or filters.issued_from or filters.issued_to or filters.custom:
         return None
     if not filters.status:
         return INVOICE_STATUSES
@@ -331,7 +406,7 @@ def counted_totals(session: Session, filters: InvoiceFilters, today: date) -> li
         .group_by(Invoice.currency)
         .order_by(func.count().desc(), Invoice.currency)
     )
-    query = _filtered(query, filters, today)
+    query = _filtered(query, filters, today, session)
     return [
         Totals(currency, count, to_money(total), to_money(outstanding))
         for currency, count, total, outstanding in session.execute(query)
@@ -353,7 +428,7 @@ def totals(session: Session, filters: InvoiceFilters, today: date) -> tuple[list
     statuses = _kept_statuses(filters)
     if statuses is not None:
         return _kept_totals(session, statuses), False
-    ids = _filtered(select(Invoice.id), filters, today).limit(COUNT_CAP + 1).subquery()
+    ids = _filtered(select(Invoice.id), filters, today, session).limit(COUNT_CAP + 1).subquery()
     if session.scalar(select(func.count()).select_from(ids)) > COUNT_CAP:
         return [], True
     return counted_totals(session, filters, today), False

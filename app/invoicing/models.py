@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.custom_fields.models import custom_values_column, index_custom_values
 from tenants.base import TenantModel, sql_list, utcnow_column
 
 
@@ -78,6 +79,8 @@ class Invoice(TaxAmounts, TenantModel):
     __tablename__ = "invoices"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # Values of the workspace's own fields (app.custom_fields), by field key.
+    custom_fields: Mapped[dict] = custom_values_column()
     client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
     project_id: Mapped[int | None] = mapped_column(ForeignKey("tenant.projects.id"), index=True)
     number: Mapped[str | None] = mapped_column(String(16))
@@ -257,3 +260,6 @@ class CreditNoteLine(TaxAmounts, TenantModel):
     taxable_value: Mapped[Decimal] = mapped_column(Numeric(18, 2))
 
     credit_note: Mapped[CreditNote] = relationship(back_populates="lines")
+
+
+index_custom_values(Invoice)

@@ -46,6 +46,7 @@ from app.clients.models import Client
 from app.core.money import format_money, to_money
 from app.core.regions import state_name
 from app.core.storage import delete_after_commit, get_storage, save_in_transaction, tenant_key
+from app.custom_fields.services import labelled_values
 from app.invoicing.balance import outstanding
 from app.invoicing.credits import credit_notes_of_invoice
 from app.invoicing.models import CreditNote, Invoice
@@ -341,6 +342,10 @@ def invoice_document(session: Session, tenant, invoice: Invoice) -> dict:
         "amount_due_value": amount_due,
         "payment_instructions": workspace.payment_instructions or "",
         "upi": upi,
+        # The workspace's own invoice fields marked "print on the invoice", filled in.
+        "custom_rows": labelled_values(
+            session, "invoices", invoice.custom_fields or {}, only_printed=True
+        ),
     }
 
 

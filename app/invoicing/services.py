@@ -17,7 +17,7 @@ so these moves go through `app.projects.services.record_move`, which records the
 from __future__ import annotations
 
 import calendar as month_calendar
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -36,6 +36,7 @@ from app.core.signals import (
     announce_invoice_voided,
     announce_invoice_written_off,
 )
+from app.custom_fields.services import clean_values, custom_error_name
 from app.invoicing import gst
 from app.invoicing.balance import credited_to_invoices, outstanding, status_after_settling
 from app.invoicing.models import Invoice, InvoiceLine
@@ -356,16 +357,21 @@ def draft_by_hand(
     client: Client | None,
     lines: Sequence[ManualLine],
     reverse_charge: bool = False,
+    custom: Mapping | None = None,
 ) -> Invoice:
     """A draft invoice typed by hand: a client and lines (description, HSN/SAC, quantity, unit
-    price, tax rate), taxed by the same rules as a draft from milestones. Blank rows are
-    skipped. Raises InvoiceInvalid with every error."""
+    price, tax rate), taxed by the same rules as a draft from milestones, and the workspace's
+    own fields (`custom`, {key: value}; errors as "cf.<key>"). Blank rows are skipped. Raises
+    InvoiceInvalid with every error."""
     lines = [replace(line, milestone_id="") for line in lines]  # by hand: no milestone
     workspace, setting, built, taxes, errors = _checked_lines(session, tenant, client, lines)
+    custom_values, custom_errors = clean_values(session, "invoices", custom or {})
+    errors.update((custom_error_name(key), problem) for key, problem in custom_errors.items())
     if errors:
         raise InvoiceInvalid(errors)
     currency = client.currency or tenant.currency
     invoice = _new_draft(workspace, client, setting, currency, None, reverse_charge)
+    invoice.custom_fields = custom_values
     return _finish_draft(session, invoice, built, taxes)
 
 
@@ -376,8 +382,10 @@ def update_draft(
     client: Client | None,
     lines: Sequence[ManualLine],
     reverse_charge: bool = False,
+    custom: Mapping | None = None,
 ) -> Invoice:
-    """Change a draft: its client, lines and reverse charge, checked and taxed as a new draft
+    """Change a draft: its client, lines and reverse charge (and the custom fields in `custom`,
+    the others keeping their values), checked and taxed as a new draft
     is. An issued invoice never changes (GST: a credit note corrects it). A draft from a
     project's milestones stays with the project's client, and its lines may keep or drop its
     milestones but not take others (a dropped one can be invoiced again). Raises InvoiceError
@@ -393,8 +401,13 @@ def update_draft(
         )
     if any(line.milestone_id not in own_milestones for line in built if line.milestone_id):
         errors["lines"] = "A line can keep only a milestone this draft already bills."
+    custom_values, custom_errors = clean_values(
+        session, "invoices", custom or {}, current=invoice.custom_fields
+    )
+    errors.update((custom_error_name(key), problem) for key, problem in custom_errors.items())
     if errors:
         raise InvoiceInvalid(errors)
+    invoice.custom_fields = custom_values
     for line in list(invoice.lines):
         session.delete(line)
     session.flush()
@@ -410,6 +423,22 @@ def update_draft(
     invoice.reverse_charge = reverse_charge
     invoice.lut_reference = setting.lut_reference
     return _finish_draft(session, invoice, built, taxes)
+
+
+def change_custom_values(session: Session, invoice: Invoice, submitted: Mapping) -> Invoice:
+    """Change the invoice's custom field values (any status: they are the workspace's own
+    notes, not the tax invoice's content); the fields not in `submitted` keep theirs. Raises
+    InvoiceInvalid with an error per field ("cf.<key>")."""
+    values, errors = clean_values(session, "invoices", submitted, current=invoice.custom_fields)
+    if errors:
+        raise InvoiceInvalid({custom_error_name(key): problem for key, problem in errors.items()})
+    if values != invoice.custom_fields:
+        invoice.custom_fields = values
+        # The stored PDF may print these fields: the next download or the sweep renders it
+        # again (as when none was stored).
+        invoice.pdf_key = None
+    session.flush()
+    return invoice
 
 
 def _set_totals(invoice: Invoice, lines: Sequence[InvoiceLine], tax: gst.LineTax) -> None:

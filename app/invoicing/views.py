@@ -20,6 +20,7 @@ from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.regions import state_name
 from app.core.request_input import row_id
+from app.custom_fields import services as custom_fields
 from app.extensions import db
 from app.invoicing import credits, forms, listing, services
 from app.invoicing.balance import statement
@@ -70,7 +71,9 @@ def _back(invoice) -> str:
 @blueprint.get("/")
 @require_permission("invoices.view")
 def index():
-    filters = listing.InvoiceFilters.from_args(request.args)
+    filters = listing.InvoiceFilters.from_args(
+        request.args, custom_fields.list_fields(db.session, "invoices")
+    )
     today = tenant_today(db.session)
     page = listing.list_invoices(db.session, filters, today, after=request.args.get("after"))
     client = clients.get_client(db.session, filters.client_id) if filters.client_id else None
@@ -151,7 +154,9 @@ def new():
     if request.method == "POST" and "add_line" not in request.form:
         try:
             reverse_charge = request.form.get("reverse_charge") == "1"
-            invoice = services.draft_by_hand(db.session, g.tenant, client, lines, reverse_charge)
+            invoice = services.draft_by_hand(
+                db.session, g.tenant, client, lines, reverse_charge, _custom_submitted()
+            )
         except services.InvoiceInvalid as invalid:
             errors = invalid.errors
         except services.InvoiceError as error:
@@ -182,7 +187,9 @@ def edit(invoice_id: int):
     errors: dict[str, str] = {}
     if request.method == "POST" and "add_line" not in request.form:
         try:
-            services.update_draft(db.session, g.tenant, invoice, client, lines, reverse_charge)
+            services.update_draft(
+                db.session, g.tenant, invoice, client, lines, reverse_charge, _custom_submitted()
+            )
         except services.InvoiceInvalid as invalid:
             errors = invalid.errors
         except services.InvoiceError as error:
@@ -193,10 +200,23 @@ def edit(invoice_id: int):
     return _invoice_form(invoice, client_id, client, lines, errors, reverse_charge)
 
 
+def _custom_submitted() -> dict:
+    return custom_fields.submitted_from_form(
+        custom_fields.definitions(db.session, "invoices"), request.form
+    )
+
+
 def _invoice_form(invoice, client_id, client, lines, errors, reverse_charge):
     """The invoice form of a new invoice or a draft (`invoice`) as typed, with its errors;
     "Add line" (no JavaScript) gives it back with one more row."""
     rows = forms.line_rows(lines, errors, _default_rate())
+    fields = custom_fields.definitions(db.session, "invoices")
+    if request.method == "POST":
+        stored = custom_fields.submitted_from_form(fields, request.form)
+    elif invoice is not None:
+        stored = invoice.custom_fields
+    else:
+        stored = {f.key: f.default_value for f in fields}
     if "add_line" in request.form:
         rows.append(forms.new_row(_default_rate()))
     return render_page(
@@ -211,6 +231,9 @@ def _invoice_form(invoice, client_id, client, lines, errors, reverse_charge):
             db.session, request.values.get(SEARCH_FIELD), client_id, every_client=False
         ),
         default_rate=_default_rate(),
+        custom_fields=fields,
+        custom_values=custom_fields.form_values(fields, stored),
+        members=custom_fields.member_choices(db.session),
     )
 
 
@@ -250,6 +273,9 @@ def invoice_page(
         errors=errors or {},
         values=values or {},
         today=tenant_today(db.session),
+        custom_rows=custom_fields.labelled_values(
+            db.session, "invoices", invoice.custom_fields or {}
+        ),
         **panels,
     )
 

@@ -40,6 +40,7 @@ from app.clients.models import Client, Contact
 from app.core.clock import tenant_today
 from app.core.language import day_in, money_country
 from app.core.money import format_money
+from app.custom_fields.services import template_variables
 from app.invoicing.balance import outstanding
 from app.invoicing.models import Invoice
 from app.invoicing.pdf import shows_upi_qr, upi_link
@@ -66,9 +67,11 @@ WHATSAPP_SEPARATOR = "---"
 # Every variable a template may use, with the keys of the dict ones.
 VARIABLES: dict[str, tuple[str, ...] | None] = {
     "tenant": ("name", "legal_name", "gstin", "upi_vpa"),
-    "client": ("name", "short_name"),
+    # `custom`: the record's own fields by key (Settings → Custom fields), e.g.
+    # {{ invoice.custom.po_number }}, as the pages show them (see CustomValues).
+    "client": ("name", "short_name", "custom"),
     "contact": ("name", "first_name", "email", "phone"),
-    "invoice": ("number", "date", "due_date", "total", "balance", "days_overdue"),
+    "invoice": ("number", "date", "due_date", "total", "balance", "days_overdue", "custom"),
     # A collection notice: `level` its template purpose (notice_1 ... notice_legal), `name` that
     # in words, `total` what it asks (outstanding + interest + fee, in the tenant's locale),
     # `invoice_count`, `invoice_numbers` (comma-separated, oldest due first), `interest` (the
@@ -82,6 +85,17 @@ VARIABLES: dict[str, tuple[str, ...] | None] = {
     "amount_due": None,
     "due_date": None,
 }
+
+
+class CustomValues(dict):
+    """A record's custom field values for templates, {key: value as shown}. A key that is not
+    there (a field archived since the template was written, or never filled in) reads as
+    empty rather than failing the message at send time."""
+
+    def __missing__(self, key):
+        return ""
+
+
 # Variables that only make sense with an invoice; campaigns have none.
 INVOICE_VARIABLES = ("invoice", "notice", "payment_link", "pay_link", "amount_due", "due_date")
 # A preview shows where the pay link goes; the link itself is made when a message is written.
@@ -93,7 +107,7 @@ SAMPLE_CONTEXT = {
         "gstin": "27AAPFU0939F1ZV",
         "upi_vpa": "sample@upi",
     },
-    "client": {"name": "Sample Client Pvt Ltd", "short_name": "Sample"},
+    "client": {"name": "Sample Client Pvt Ltd", "short_name": "Sample", "custom": CustomValues()},
     "contact": {
         "name": "Asha Rao",
         "first_name": "Asha",
@@ -107,6 +121,7 @@ SAMPLE_CONTEXT = {
         "total": "₹2,36,000.00",
         "balance": "₹2,36,000.00",
         "days_overdue": 12,
+        "custom": CustomValues(),
     },
     "notice": {
         "level": "notice_1",
@@ -426,8 +441,11 @@ def tenant_vars(tenant, workspace: WorkspaceSettings) -> dict:
     }
 
 
-def client_vars(client) -> dict:
-    return {"name": client.full_name, "short_name": client.short_name}
+def client_vars(client, session: Session | None = None) -> dict:
+    custom = CustomValues()
+    if session is not None:
+        custom.update(template_variables(session, "clients", client.custom_fields or {}))
+    return {"name": client.full_name, "short_name": client.short_name, "custom": custom}
 
 
 def contact_vars(contact) -> dict:
@@ -443,7 +461,7 @@ def contact_vars(contact) -> dict:
 
 
 def _empty_invoice() -> dict:
-    return dict.fromkeys(VARIABLES["invoice"], "")
+    return dict.fromkeys(VARIABLES["invoice"], "") | {"custom": CustomValues()}
 
 
 def notice_vars(
@@ -496,7 +514,7 @@ def message_context(
     workspace = workspace_settings(session, tenant.id)
     context = {
         "tenant": tenant_vars(tenant, workspace),
-        "client": client_vars(client),
+        "client": client_vars(client, session),
         "contact": contact_vars(contact),
         "invoice": _empty_invoice(),
         "notice": notice_vars(tenant, notice_level, None, [], language=language),
@@ -521,6 +539,9 @@ def message_context(
             "total": money(invoice.total),
             "balance": money(balance),
             "days_overdue": max(overdue, 0),
+            "custom": CustomValues(
+                template_variables(session, "invoices", invoice.custom_fields or {})
+            ),
         }
         context["amount_due"] = money(balance)
         context["due_date"] = day_in(invoice.due_date, language)

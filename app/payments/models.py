@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.custom_fields.models import custom_values_column, index_custom_values
 from tenants.base import TenantModel, sql_list, utcnow_column
 
 PAYMENT_METHODS = ("bank_transfer", "upi", "cheque", "cash", "card", "other")
@@ -36,6 +37,8 @@ class Payment(TenantModel):
     __tablename__ = "payments"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # Values of the workspace's own fields (app.custom_fields), by field key.
+    custom_fields: Mapped[dict] = custom_values_column()
     client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
     received_on: Mapped[date] = mapped_column(Date)
     amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
@@ -119,3 +122,6 @@ class PaymentAllocation(TenantModel):
 
     def audit_subject(self) -> str:
         return f"payments:{self.payment_id}"
+
+
+index_custom_values(Payment)

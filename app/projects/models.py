@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clients.models import Client
+from app.custom_fields.models import custom_values_column, index_custom_values
 from tenants.base import TenantModel, sql_list, utcnow_column
 
 DUE_RULES = ("date", "days_after_start", "days_after_previous")
@@ -46,6 +47,8 @@ class Project(TenantModel):
     __tablename__ = "projects"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # Values of the workspace's own fields (app.custom_fields), by field key.
+    custom_fields: Mapped[dict] = custom_values_column()
     client_id: Mapped[int] = mapped_column(ForeignKey("tenant.clients.id"), index=True)
     name: Mapped[str] = mapped_column(String(191))
     contract_value: Mapped[Decimal] = mapped_column(Numeric(18, 2))
@@ -96,6 +99,8 @@ class Milestone(TenantModel):
     __tablename__ = "milestones"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # Values of the workspace's own fields (app.custom_fields), by field key.
+    custom_fields: Mapped[dict] = custom_values_column()
     project_id: Mapped[int] = mapped_column(ForeignKey("tenant.projects.id"))
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(191))
@@ -137,3 +142,7 @@ class MilestoneTransition(TenantModel):
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     note: Mapped[str | None] = mapped_column(String(255))
     at: Mapped[datetime] = utcnow_column()
+
+
+index_custom_values(Project)
+index_custom_values(Milestone)

@@ -4,7 +4,7 @@ rules and messages as the pages."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from flask import g, url_for
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,9 +16,23 @@ from app.api.rest import Answer, ListQuery, decode_cursor, encode_cursor, operat
 from app.clients import services
 from app.clients.models import CHANNELS, CONTACT_ROLES, PAYMENT_TERMS, STATUSES, Client, Contact
 from app.clients.rules import LANGUAGES, TEXT_LIMITS
+from app.custom_fields.services import FORM_PREFIX
 from app.extensions import db
 
 _MONEY_PATTERN = r"^\d{1,16}(\.\d{1,2})?$"
+CUSTOM_OUT = (
+    "The workspace's own fields (Settings → Custom fields) by key: text, URLs, e-mails and "
+    "phones (E.164) as strings, numbers and amounts as decimal strings, dates as YYYY-MM-DD, "
+    "yes/no as booleans, a choice as its value, a multiple choice as a list of values, a team "
+    "member as a user id. Values of archived fields and choices are kept."
+)
+CUSTOM_IN = (
+    "Custom field values by key, checked by each field's rules as the pages check them (an "
+    "error per field as custom_fields.<key>); a field left out keeps its value, null empties "
+    "it. Numbers and amounts as strings or JSON numbers; a choice by its value or label."
+)
+# One custom value as the API takes it (see CUSTOM_IN).
+CustomValue = str | bool | int | float | list[str] | None
 
 
 def _text(key: str, description: str = ""):
@@ -71,6 +85,7 @@ class ClientOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     contacts: list[ContactOut]
+    custom_fields: dict[str, Any] = Field(description=CUSTOM_OUT)
 
 
 class ClientIn(BaseModel):
@@ -109,6 +124,9 @@ class ClientIn(BaseModel):
     engagement_manager_user_id: int | None = Field(None, ge=1, le=2**63 - 1)
     industry_id: int | None = Field(None, ge=1, le=2**31 - 1)
     new_business_year: int | None = Field(None, ge=1900, le=9999)
+    custom_fields: dict[str, CustomValue] | None = Field(
+        None, max_length=100, description=CUSTOM_IN
+    )
 
 
 class NewClient(ClientIn):
@@ -168,8 +186,9 @@ def client_out(client: Client) -> ClientOut:
             name: getattr(client, name)
             for name in ClientOut.model_fields
             if hasattr(client, name)
-            and name not in ("credit_limit", "contacts", "archived", "tags")
+            and name not in ("credit_limit", "contacts", "archived", "tags", "custom_fields")
         },
+        custom_fields=dict(client.custom_fields or {}),
         credit_limit=None if client.credit_limit is None else f"{client.credit_limit:.2f}",
         archived=client.archived_at is not None,
         tags=list(client.tags or []),
@@ -177,15 +196,29 @@ def client_out(client: Client) -> ClientOut:
     )
 
 
-def raw_fields(body: BaseModel) -> dict[str, str]:
-    """The fields sent, as the strings the clients' rules read (a form's values)."""
+def raw_fields(body: BaseModel) -> dict:
+    """The fields sent, as the strings the clients' rules read (a form's values); custom
+    values as they came, for custom_fields' rules."""
     raw = {}
     for key, value in body.model_dump(exclude_unset=True).items():
-        if isinstance(value, list):
+        if key == services.CUSTOM:
+            raw[key] = value or {}
+        elif isinstance(value, list):
             raw[key] = ", ".join(value)
         else:
             raw[key] = "" if value is None else str(value)
     return raw
+
+
+def api_errors(errors: dict[str, str]) -> dict[str, str]:
+    """The rules' errors by the API's field names: a custom field's (cf.<key> on the pages)
+    as custom_fields.<key>."""
+    return {
+        f"{services.CUSTOM}.{key.removeprefix(FORM_PREFIX)}"
+        if key.startswith(FORM_PREFIX)
+        else key: (message)
+        for key, message in errors.items()
+    }
 
 
 def rule_code(field: str, message: str) -> str:
@@ -202,7 +235,7 @@ def change_client(client: Client, body: BaseModel) -> Client:
     try:
         services.update_client(db.session, context, client, raw_fields(body), manager_notice())
     except services.ClientError as error:
-        raise invalid(422, error.errors, rule_code) from None
+        raise invalid(422, api_errors(error.errors), rule_code) from None
     db.session.refresh(client)
     return client
 
@@ -305,7 +338,7 @@ def create_client(body: NewClient):
     try:
         client = services.create_client(db.session, context, defaults | sent, manager_notice())
     except services.ClientError as error:
-        raise invalid(422, error.errors, rule_code) from None
+        raise invalid(422, api_errors(error.errors), rule_code) from None
     return Answer(
         client_out(client),
         status=201,

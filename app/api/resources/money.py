@@ -1,20 +1,23 @@
-"""/invoices (with lines and the PDF) and /payments (with allocations): read only for now."""
+"""/invoices (with lines and the PDF; their custom fields may be changed) and /payments (with
+allocations)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from flask import Response, g
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from app.api.problems import Problem
-from app.api.rest import Answer, ListQuery, operation, page_by_id
+from app.api.problems import Problem, invalid
+from app.api.resources.clients import CUSTOM_IN, CUSTOM_OUT, CustomValue, api_errors, rule_code
+from app.api.rest import Answer, ListQuery, operation, page_by_id, require_match
 from app.extensions import db
 from app.invoicing import pdf
+from app.invoicing import services as invoicing
 from app.invoicing.balance import outstanding_of
 from app.invoicing.models import INVOICE_STATUSES, Invoice
 from app.payments.models import PAYMENT_METHODS, Payment
@@ -55,10 +58,20 @@ class InvoiceOut(BaseModel):
     total: Money = Field(json_schema_extra=MONEY_SCHEMA)
     amount_due: Money = Field(json_schema_extra=MONEY_SCHEMA)
     created_at: datetime
+    custom_fields: dict[str, Any] = Field(description=CUSTOM_OUT)
 
 
 class InvoiceWithLines(InvoiceOut):
     lines: list[InvoiceLineOut]
+
+
+class InvoiceChange(BaseModel):
+    """What a change of an invoice takes: its custom field values (its amounts and taxes are
+    changed by a credit note)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    custom_fields: dict[str, CustomValue] = Field(max_length=100, description=CUSTOM_IN)
 
 
 class InvoiceQuery(ListQuery):
@@ -85,6 +98,7 @@ def _invoices_out(invoices: list[Invoice], with_lines: bool) -> list[InvoiceOut]
             total=money(invoice.total),
             amount_due=money(owed.get(invoice.id, invoice.total)),
             created_at=invoice.created_at,
+            custom_fields=dict(invoice.custom_fields or {}),
         )
         if with_lines:
             facts["lines"] = [
@@ -145,6 +159,27 @@ def _invoice(invoice_id: int) -> Invoice:
 )
 def get_invoice(invoice_id: int):
     return Answer(_invoices_out([_invoice(invoice_id)], with_lines=True)[0])
+
+
+@operation(
+    "PATCH",
+    "/invoices/<int:invoice_id>",
+    summary="Change an invoice's custom fields",
+    tag="invoices",
+    scope="invoices:write",
+    body=InvoiceChange,
+    response=InvoiceWithLines,
+    conditional=True,
+)
+def update_invoice(invoice_id: int, body: InvoiceChange):
+    """Only the custom fields sent change, each checked by its rules (422 per field)."""
+    invoice = _invoice(invoice_id)
+    require_match(_invoices_out([invoice], with_lines=True)[0])
+    try:
+        invoicing.change_custom_values(db.session, invoice, body.custom_fields)
+    except invoicing.InvoiceInvalid as error:
+        raise invalid(422, api_errors(error.errors), rule_code) from None
+    return Answer(_invoices_out([invoice], with_lines=True)[0])
 
 
 @operation(

@@ -7,8 +7,11 @@ beats another field's synonym), cleaned of unknown fields and columns, and check
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+from app.custom_fields.models import CustomField
+from app.custom_fields.services import FORM_PREFIX
 
 
 @dataclass(frozen=True)
@@ -265,12 +268,23 @@ def clean_columns(raw: Mapping, known: Mapping, column_count: int) -> dict[str, 
 _HEADER_FIELDS = header_names(FIELDS)
 
 
-def suggest_mapping(headers: list[str]) -> dict[str, int]:
-    return suggest_columns(_HEADER_FIELDS, headers)
+def custom_import_fields(fields: Sequence[CustomField]) -> tuple[ImportField, ...]:
+    """The workspace's live client fields as import fields, keyed cf.<key>: a column headed by
+    a field's name or key is suggested for it (an export's columns are headed by the names)."""
+    return tuple(
+        ImportField(FORM_PREFIX + f.key, f.label, (f.key,)) for f in fields if not f.is_archived
+    )
 
 
-def clean_mapping(raw: Mapping, column_count: int) -> dict[str, int]:
-    return clean_columns(raw, FIELD_LABELS, column_count)
+def suggest_mapping(headers: list[str], custom: Sequence[ImportField] = ()) -> dict[str, int]:
+    names = header_names((*FIELDS, *custom)) if custom else _HEADER_FIELDS
+    return suggest_columns(names, headers)
+
+
+def clean_mapping(
+    raw: Mapping, column_count: int, custom: Sequence[ImportField] = ()
+) -> dict[str, int]:
+    return clean_columns(raw, {**FIELD_LABELS, **{f.key: f.label for f in custom}}, column_count)
 
 
 def mapping_problem(mapping: Mapping) -> str | None:

@@ -67,6 +67,7 @@ from app.clients.imports.files import (
 from app.clients.imports.mapping import (
     CONTACT_FIELDS,
     FIELD_LABELS,
+    custom_import_fields,
     mapping_problem,
     suggest_mapping,
 )
@@ -81,6 +82,12 @@ from app.clients.rules import (
 )
 from app.clients.services import announce_clients_imported, client_context, client_form_values
 from app.core.handover import hand_over, redis_connection
+from app.custom_fields.services import (
+    FORM_PREFIX,
+    clean_values,
+    custom_error_name,
+    definitions,
+)
 from tenants.binding import bound_tenant_id, schema_for_tenant_id
 from tenants.models import Membership, Tenant, User
 
@@ -171,11 +178,12 @@ def read_import_file(session: Session, import_id: int) -> str | None:
     jobs in its own process, so an RLIMIT_AS would cap that whole process (its other jobs, its
     connection pool) and stay lowered after this job. Time is bounded by READ_JOB_TIMEOUT."""
 
+    custom = custom_import_fields(definitions(session, "clients"))
     return read_stored_upload(
         session,
         ClientImport,
         import_id,
-        suggest_mapping,
+        lambda headers: suggest_mapping(headers, custom),
         "Reading this file took too long. Split it into smaller files, or save it as CSV, and "
         "upload again.",
     )
@@ -252,6 +260,7 @@ class _Lookup:
     by_short: dict[str, int] = field(default_factory=dict)  # lower(short name) -> id
     by_full: dict[str, int] = field(default_factory=dict)
     clients: dict[int, tuple] = field(default_factory=dict)  # id -> (short, external, form)
+    custom: dict[int, dict] = field(default_factory=dict)  # id -> its custom field values
 
 
 def _name_key(text: str) -> str:
@@ -282,6 +291,14 @@ class RowChecker:
         ]
         self.contact_columns = [
             (key, int(index)) for key, index in self.mapping.items() if key in CONTACT_FIELDS
+        ]
+        # The workspace's own fields: read once, every row checked by custom_fields' rules.
+        self.custom_fields = definitions(self.session, "clients", archived=True)
+        live = {f.key for f in self.custom_fields if not f.is_archived}
+        self.custom_columns = [
+            (key.removeprefix(FORM_PREFIX), int(index))
+            for key, index in self.mapping.items()
+            if key.startswith(FORM_PREFIX) and key.removeprefix(FORM_PREFIX) in live
         ]
         self.has_contacts = "contact_name" in self.mapping or any(
             key in self.mapping for key in ("contact_email", "contact_phone")
@@ -360,6 +377,7 @@ class RowChecker:
                 client.external_id,
                 client_form_values(client),
             )
+            found.custom[client.id] = client.custom_fields
         return found
 
     def check(self, rows: list[tuple[int, list[str]]]) -> list[RowResult]:
@@ -429,6 +447,7 @@ class RowChecker:
                     f"Line {self.seen_target[target_id]} already updates this client."
                 )
 
+            self._custom(cells, values, errors, found.custom.get(target_id))
             contact = None
             if self.contact_columns:
                 contact = self._contact(cells, values, errors)
@@ -440,6 +459,24 @@ class RowChecker:
                 if target_id is not None:
                     self.seen_target[target_id] = line
         return results
+
+    def _custom(self, cells: list[str], values: dict, errors: dict, current: dict | None) -> None:
+        """The row's custom values into values["custom_fields"] (a matched client's others
+        kept; an empty cell keeps the current value), their errors as "cf.<key>"."""
+        width = len(cells)
+        given = {}
+        for key, i in self.custom_columns:
+            cell = cells[i].strip() if i < width else ""
+            if cell[:1] == "'" and cell[1:2] in FORMULA_START:
+                cell = cell[1:]
+            if cell:
+                given[key] = cell
+        custom, problems = clean_values(
+            self.session, "clients", given, current=current, fields=self.custom_fields
+        )
+        values["custom_fields"] = custom
+        for key, problem in problems.items():
+            errors.setdefault(custom_error_name(key), problem)
 
     def _contact(self, cells: list[str], values: dict, errors: dict) -> tuple | None:
         width = len(cells)
@@ -731,4 +768,4 @@ def error_label(record: ClientImport, key: str | None) -> str:
     headers = record.headers or []
     if index is not None and 0 <= int(index) < len(headers) and headers[int(index)]:
         return headers[int(index)]
-    return FIELD_LABELS.get(key, key)
+    return FIELD_LABELS.get(key, key.removeprefix(FORM_PREFIX))

@@ -31,6 +31,7 @@ from app.clients.imports import mapping as import_mapping
 from app.clients.imports import services as imports
 from app.clients.services import ClientFilters
 from app.core.pages import render_page, toast, wants_fragment
+from app.custom_fields.services import definitions, list_fields
 from app.extensions import db
 from app.form_choices import as_choices
 from tenants.binding import tenant_context
@@ -79,28 +80,38 @@ class UploadForm(FlaskForm):
     upload_key = HiddenField(default=new_form_key)
 
 
+def _custom_import_fields():
+    return import_mapping.custom_import_fields(definitions(db.session, "clients"))
+
+
+def _input_name(key: str) -> str:
+    return "map_" + key.replace(".", "_")
+
+
 def mapping_form(record, data=None) -> FlaskForm:
-    """One select per field, each offering the file's columns."""
+    """One select per field (the workspace's own client fields too), each offering the file's
+    columns."""
     choices = as_choices(
         [(NOT_IN_FILE, "— not in the file —")]
         + [(str(i), header or f"Column {i + 1}") for i, header in enumerate(record.headers)]
     )
     attributes = {
-        f"map_{f.key}": SelectField(
+        _input_name(f.key): SelectField(
             f.label,
             choices=choices,
             default=str(record.mapping[f.key]) if f.key in (record.mapping or {}) else "",
         )
-        for f in import_mapping.FIELDS
+        for f in (*import_mapping.FIELDS, *_custom_import_fields())
     }
     form_class = type("MappingForm", (FlaskForm,), attributes)
     return form_class(formdata=data)
 
 
 def _submitted_mapping(form, record) -> dict[str, int]:
-    raw = {f.key: form[f"map_{f.key}"].data for f in import_mapping.FIELDS}
+    custom = _custom_import_fields()
+    raw = {f.key: form[_input_name(f.key)].data for f in (*import_mapping.FIELDS, *custom)}
     return import_mapping.clean_mapping(
-        {k: v for k, v in raw.items() if v != NOT_IN_FILE}, len(record.headers)
+        {k: v for k, v in raw.items() if v != NOT_IN_FILE}, len(record.headers), custom
     )
 
 
@@ -169,6 +180,7 @@ def _detail(record, form=None, status=200):
         form=form,
         client_fields=[f for f in import_mapping.FIELDS if not f.contact],
         contact_fields=[f for f in import_mapping.FIELDS if f.contact],
+        custom_fields=[(_input_name(f.key), f) for f in _custom_import_fields()],
         rows=rows,
         problem=problem,
         file_error=file_error,
@@ -274,7 +286,8 @@ def ascii_stem(text: str) -> str:
 @blueprint.get("/export.<any(csv, xlsx):fmt>")
 @require_permission("clients.view")
 def export(fmt: str):
-    filters = ClientFilters.from_args(request.args)
+    args = request.args.to_dict()
+    filters = ClientFilters.from_args(args, list_fields(db.session, "clients"))
     names = exports.ExportNames.load(db.session, g.tenant.id)
     filename = exports.export_filename(g.tenant, fmt)
     if fmt == "xlsx":
@@ -295,7 +308,9 @@ def export(fmt: str):
         # fresh app context (so a fresh session): bound again, it reads with a server-side
         # cursor in a transaction of its own, which ends with the stream.
         with tenant_context(db.session, tenant_id) as session:
-            yield from exports.export_csv(session, filters, names)
+            # The fields again, read by this session (the request's are gone with it).
+            fresh = ClientFilters.from_args(args, list_fields(session, "clients"))
+            yield from exports.export_csv(session, fresh, names)
 
     return Response(
         stream_with_context(rows()),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 from sqlalchemy.orm import Session
 
 from tenants.binding import quoted_schema
@@ -67,6 +68,8 @@ CLIENT_COLUMNS = (
     "preferred_channel",
     "tags",
 )
+# What an import writes: those, and the custom field values (app.custom_fields).
+WRITTEN_COLUMNS = (*CLIENT_COLUMNS, "custom_fields")
 _client_values = operator.itemgetter(*CLIENT_COLUMNS)
 
 
@@ -84,15 +87,15 @@ class ChunkStatements:
     @classmethod
     def for_schema(cls, schema: str) -> ChunkStatements:
         s = sql.SQL(quoted_schema(schema))
-        cols = sql.SQL(", ").join(map(sql.Identifier, CLIENT_COLUMNS))
-        c_cols = sql.SQL(", ").join(sql.Identifier("c", c) for c in CLIENT_COLUMNS)
-        r_cols = sql.SQL(", ").join(sql.Identifier("r", c) for c in CLIENT_COLUMNS)
+        cols = sql.SQL(", ").join(map(sql.Identifier, WRITTEN_COLUMNS))
+        c_cols = sql.SQL(", ").join(sql.Identifier("c", c) for c in WRITTEN_COLUMNS)
+        r_cols = sql.SQL(", ").join(sql.Identifier("r", c) for c in WRITTEN_COLUMNS)
         # The names of the columns a row changes, from the client as it was (o) before it.
         changed = sql.SQL(", ").join(
             sql.SQL("CASE WHEN {o} IS DISTINCT FROM {r} THEN {name} END").format(
                 o=sql.Identifier("o", c), r=sql.Identifier("r", c), name=sql.Literal(c)
             )
-            for c in CLIENT_COLUMNS
+            for c in WRITTEN_COLUMNS
         )
         contact_cols = sql.SQL("contact_name, contact_job_title, contact_email, contact_phone")
         return cls(
@@ -237,6 +240,7 @@ def write_chunk(
                     result.line,
                     result.target_id,
                     *_client_values(result.values),
+                    Jsonb(result.values.get("custom_fields") or {}),
                     *(result.contact or (None, None, None, None)),
                 )
             )

@@ -1,7 +1,7 @@
 """business rules: rules, their versions, their runs and the events their runs caused
 
-Revision ID: 0047
-Revises: 0041
+Revision ID: 0044
+Revises: 0043
 Create Date: 2026-12-05 14:00:00
 """
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0047"
-down_revision = "0041"
+revision = "0044"
+down_revision = "0043"
 branch_labels = None
 depends_on = None
 

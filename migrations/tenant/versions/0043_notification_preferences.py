@@ -1,7 +1,7 @@
 """How each person, or each role by default, hears of each kind of notification (issue 22's
 notification preferences): the bell only, an e-mail at once, a daily e-mail, or not at all
 
-Revision ID: 0048
+Revision ID: 0043
 Revises: 0042
 Create Date: 2026-12-05 15:00:00
 """
@@ -9,7 +9,7 @@ Create Date: 2026-12-05 15:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0048"
+revision = "0043"
 down_revision = "0042"
 branch_labels = None
 depends_on = None
