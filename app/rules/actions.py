@@ -19,14 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.audit.models import AuditEntry
-from app.audit.services import MOMENT_KEY
 from app.clients.models import CHANNELS, PAYMENT_TERMS, STATUSES, Client, Contact
 from app.clients.services import updated_facts
 from app.collections.cases.holds import active_holds, place_hold
@@ -39,7 +38,7 @@ from app.notifications.services import notify
 from app.outbox.services import queue_message
 from app.webhooks.models import WebhookEndpoint
 from app.webhooks.services import RULE_EVENT
-from tenants.binding import ACTOR_KEY, bound_tenant_id
+from tenants.binding import ACTOR_KEY, bound_tenant_id, transaction_moment
 from tenants.models import Membership, Tenant
 from tenants.roles import ROLES
 
@@ -332,7 +331,7 @@ def apply_plain(session: Session, entity: str, action: dict, ids: Select) -> int
         subject_client = row[0] if model is Client else row[1 + 2 * width]
         entries.append(
             {
-                "occurred_at": session.info.setdefault(MOMENT_KEY, datetime.now(UTC)),
+                "occurred_at": transaction_moment(session),
                 "actor_user_id": session.info.get(ACTOR_KEY),
                 "source": AUDIT_SOURCE,
                 "action": "update",
