@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app.audit.services import SOURCE_KEY, insert_audited
@@ -162,7 +162,10 @@ class Run:
 
     def link_of(self, entity: str, *, remote_id=None, local_id=None) -> SyncLink | None:
         if remote_id is not None and (entity, remote_id) in (self._page_links or {}):
-            return self._page_links[(entity, remote_id)]
+            link = self._page_links[(entity, remote_id)]
+            if link is not None and inspect(link).detached:
+                self.session.add(link)  # written by `write_links` in this page
+            return link
         query = select(SyncLink).where(
             SyncLink.connection_id == self.connection.id, SyncLink.entity == entity
         )
@@ -214,13 +217,12 @@ class Run:
 
     def write_links(self, links: list[SyncLink]) -> None:
         """New links written set-based (COPY and one INSERT, as the invoices are: the ORM's
-        multi-row INSERT of a page's links cost more than the invoices themselves), then put
-        in the session as loaded, so that a later change to one (a record read twice in a
-        page) is an UPDATE."""
+        multi-row INSERT of a page's links cost more than the invoices themselves). Each is
+        left as a detached row with its id; `link_of` puts one back in the session when the
+        page reads its record again (a change to it is then an UPDATE)."""
         for link, row in zip(links, insert_audited(self.session, SyncLink, links), strict=True):
             link.id = row.id
             make_transient_to_detached(link)
-            self.session.add(link)
 
     # A page's look-ups, made at once ----------------------------------------------------------
 
