@@ -1,7 +1,8 @@
 """Aging: buckets at their boundaries in the tenant's time zone, by due date or invoice date,
 configurable buckets, DSO, and the maintained summary equal to a full recomputation after every
-one of a few hundred random payments, un-allocations, voids, credit notes, write-offs,
-disputes, settings changes and day rolls.
+one of a few hundred random invoices (alone, or several in one statement as a sync writes
+them), payments, un-allocations, voids, credit notes, write-offs, disputes, settings changes
+and day rolls.
 
 `Books` (imported by the other aging tests) makes issued invoices directly with one line each,
 so that a test can put an invoice exactly on a boundary."""
@@ -21,6 +22,7 @@ from app.aging import services as aging
 from app.clients.models import Client
 from app.core.clock import local_date
 from app.invoicing import listing
+from app.invoicing.bulk import insert_invoices
 from app.invoicing.listing import InvoiceFilters
 from app.invoicing.models import Invoice, InvoiceLine
 from app.payments import services as payments
@@ -53,6 +55,26 @@ class Books:
         return client
 
     def invoice(
+        self,
+        client: Client,
+        amount: str = "1000.00",
+        due: date | None = None,
+        issued: date | None = None,
+        status: str = "issued",
+    ) -> Invoice:
+        invoice = self.unwritten_invoice(client, amount, due, issued, status)
+        self.session.add(invoice)
+        self.session.flush()
+        return invoice
+
+    def invoices_at_once(self, specs: list[tuple]) -> list[Invoice]:
+        """Invoices (each `unwritten_invoice`'s arguments) in one INSERT per table, as a sync
+        writes a page of them (app.invoicing.bulk)."""
+        invoices = [self.unwritten_invoice(*spec) for spec in specs]
+        insert_invoices(self.session, invoices)
+        return [self.session.get(Invoice, invoice.id) for invoice in invoices]
+
+    def unwritten_invoice(
         self,
         client: Client,
         amount: str = "1000.00",
@@ -94,8 +116,6 @@ class Books:
                 total=total,
             )
         ]
-        self.session.add(invoice)
-        self.session.flush()
         return invoice
 
     def pay(self, client: Client, invoice: Invoice, amount: str, tds: str = "0"):
@@ -279,6 +299,7 @@ def test_summary_equals_the_full_recomputation_through_random_changes(books):
             [
                 "invoice",
                 "invoice",
+                "several_invoices",
                 "pay",
                 "pay",
                 "unallocate",
@@ -303,6 +324,18 @@ def test_summary_equals_the_full_recomputation_through_random_changes(books):
             amount = f"{rng.randint(1, 90000)}.{rng.randint(0, 99):02d}"
             issued = due - timedelta(days=30)
             invoices.append(books.invoice(client, amount, due=due, issued=issued, status=status))
+        elif choice == "several_invoices":
+            # One statement: some of the same client, day and bucket, some drafts and voids.
+            specs = []
+            for _ in range(rng.randint(2, 6)):
+                client = rng.choice(clients[:2] if rng.random() < 0.5 else clients)
+                due = today + timedelta(
+                    days=rng.choice([-100, -100, -10, 5, rng.randint(-150, 40)])
+                )
+                status = rng.choice(["issued", "issued", "issued", "draft", "void"])
+                amount = f"{rng.randint(1, 90000)}.{rng.randint(0, 99):02d}"
+                specs.append((client, amount, due, due - timedelta(days=30), status))
+            invoices.extend(books.invoices_at_once(specs))
         elif choice == "pay" and candidates:
             invoice = rng.choice(candidates)
             client = session.get(Client, invoice.client_id)
@@ -369,6 +402,7 @@ def test_summary_equals_the_full_recomputation_through_random_changes(books):
         operations[choice] += 1
         check_summary(session, today)
     assert operations["pay"] > 20 and operations["roll"] > 20 and operations["credit"] > 5
+    assert operations["several_invoices"] > 5
     assert aging.maintained_summary(session)  # something is still owed at the end
 
 

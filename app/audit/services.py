@@ -63,8 +63,12 @@ def _plain(value):
     return str(value)
 
 
+def _hidden(key: str) -> bool:
+    return any(marker in key for marker in HIDDEN_FIELD_MARKERS)
+
+
 def _shown(key: str, value):
-    return "(hidden)" if any(m in key for m in HIDDEN_FIELD_MARKERS) else _plain(value)
+    return "(hidden)" if _hidden(key) else _plain(value)
 
 
 def _changes(obj, action: str) -> dict:
@@ -220,6 +224,8 @@ def _record_inserts(session: Session, model: type[TenantModel], records: list[di
     moment = transaction_moment(session)
     table = model.__tablename__
     keys = [column.key for column in model.__table__.c if column.key not in IMPLIED_FIELDS]
+    # `_shown` per key, decided once for the model rather than once per record and column.
+    hidden = {key for key in keys if _hidden(key)}
     # audit_subject reads only column attributes.
     subject_of = getattr(model, "audit_subject", None)
     facts = {
@@ -239,7 +245,9 @@ def _record_inserts(session: Session, model: type[TenantModel], records: list[di
     ):
         for values in records:
             changes = {
-                key: [None, _shown(key, values[key])] for key in keys if values[key] is not None
+                key: [None, "(hidden)" if key in hidden else _plain(values[key])]
+                for key in keys
+                if values[key] is not None
             }
             copy.write_row(
                 (

@@ -56,7 +56,8 @@ from app.settings.models import WorkspaceSettings
 from app.settings.services import workspace_settings
 
 MAX_BODY = 10_000
-MAX_SUBJECT = 255  # of the subject as written (its column holds 255); rendered, cut to one line (998)
+# Of the subject as written (its column holds 255); rendered, it is cut to one line (998).
+MAX_SUBJECT = 255
 # The most a rendered message may hold, by channel: WhatsApp's template body takes 1,024
 # characters, Twilio's SMS Body 1,600 (ten segments); an e-mail is generous but bounded.
 MAX_RENDERED = {"email": 100_000, "whatsapp": 1_024, "sms": 1_600}

@@ -34,10 +34,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, inspect, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
-from app.audit.services import SOURCE_KEY
+from app.audit.services import SOURCE_KEY, insert_audited
 from app.clients.models import Client
 from app.clients.services import client_context
 from app.core.clock import local_date
@@ -127,6 +127,8 @@ class Run:
         self.unfinished: list[str] = []
         self._client_context = None
         self._applying_review = False
+        # The full pass being read: its new links are marked seen by it as they are written.
+        self._seen_in_pass: int | None = None
         self.forget_page()
 
     # Bookkeeping -----------------------------------------------------------------------------
@@ -160,7 +162,10 @@ class Run:
 
     def link_of(self, entity: str, *, remote_id=None, local_id=None) -> SyncLink | None:
         if remote_id is not None and (entity, remote_id) in (self._page_links or {}):
-            return self._page_links[(entity, remote_id)]
+            link = self._page_links[(entity, remote_id)]
+            if link is not None and inspect(link).detached:
+                self.session.add(link)  # written by `write_links` in this page
+            return link
         query = select(SyncLink).where(
             SyncLink.connection_id == self.connection.id, SyncLink.entity == entity
         )
@@ -187,7 +192,7 @@ class Run:
             origin=origin,
             agreed=agreed,
             books=mapping.books_facts(record),
-            seen_in_run=self.run.id if self.run.full else None,
+            seen_in_run=self._seen_in_pass or (self.run.id if self.run.full else None),
         )
         if self._page_links is not None:
             self._page_links[(entity, record.remote_id)] = link
@@ -207,9 +212,17 @@ class Run:
         insert_invoices(self.session, [invoice for _, invoice in self._unsettled])
         for link, invoice in self._unsettled:
             link.local_id = invoice.id
-            self.session.add(link)
+        self.write_links([link for link, _ in self._unsettled])
         self._unsettled = []
-        self.session.flush()
+
+    def write_links(self, links: list[SyncLink]) -> None:
+        """New links written set-based (COPY and one INSERT, as the invoices are: the ORM's
+        multi-row INSERT of a page's links cost more than the invoices themselves). Each is
+        left as a detached row with its id; `link_of` puts one back in the session when the
+        page reads its record again (a change to it is then an UPDATE)."""
+        for link, row in zip(links, insert_audited(self.session, SyncLink, links), strict=True):
+            link.id = row.id
+            make_transient_to_detached(link)
 
     # A page's look-ups, made at once ----------------------------------------------------------
 
@@ -420,8 +433,10 @@ class Run:
         """The first run after the review: each customer read for it is linked or created as
         the person decided (from what was read then; the contacts' pass that follows asks only
         for changes since)."""
-        pending = self.session.scalars(
-            select(SyncMatch)
+        # Read as plain rows: matches loaded as objects would be expired by each chunk's
+        # commit and read back one by one.
+        pending = self.session.execute(
+            select(SyncMatch.id, SyncMatch.decision, SyncMatch.remote_facts)
             .where(SyncMatch.connection_id == self.connection.id, SyncMatch.applied.is_(False))
             .order_by(SyncMatch.id)
         ).all()
@@ -439,8 +454,12 @@ class Run:
                     if match.decision != "skip"
                 ],
             )
-            for match in chunk:
-                match.applied = True
+            self.session.execute(
+                update(SyncMatch)
+                .where(SyncMatch.id.in_([match.id for match in chunk]))
+                .values(applied=True)
+                .execution_options(synchronize_session=False)
+            )
             self.commit()
         self._applying_review = False
         self.commit()
@@ -479,6 +498,7 @@ class Run:
         state = self.begin_pass(entity)
         since = None if state.pass_full else state.marker
         fetcher = fetcher or self.fetch_ahead(entity)
+        self._seen_in_pass = state.pass_run_id if state.pass_full else None
         try:
             while True:
                 self.beat(f"pull {entity}")
@@ -500,6 +520,7 @@ class Run:
                             SyncLink.connection_id == self.connection.id,
                             SyncLink.entity == entity,
                             SyncLink.remote_id.in_([r.remote_id for r in page.records]),
+                            SyncLink.seen_in_run.is_distinct_from(state.pass_run_id),
                         )
                         .values(seen_in_run=state.pass_run_id)
                     )
@@ -516,6 +537,7 @@ class Run:
                     return
                 self.commit()
         finally:
+            self._seen_in_pass = None
             if fetcher is not None:
                 fetcher.close()
 
@@ -575,6 +597,7 @@ class Run:
         outcomes = mapping.create_clients_from(
             self.session, self.tenant, new, self.client_context()
         )
+        links = []
         for record, outcome in zip(new, outcomes, strict=True):
             self.run.read += 1
             if isinstance(outcome, NotAccepted):
@@ -582,8 +605,11 @@ class Run:
                     "contact", "pull", str(outcome), remote_id=record.remote_id, label=record.name
                 )
                 continue
-            self.link("contact", outcome, record, "books", mapping.contact_values(record))
+            links.append(
+                self.new_link("contact", outcome, record, "books", mapping.contact_values(record))
+            )
             self.run.created += 1
+        self.write_links(links)
         return rest
 
     def take(self, entity: str, record) -> None:
