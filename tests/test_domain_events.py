@@ -9,8 +9,9 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
+from app.core import events as events_module
 from app.core.event_types import EVENT_TYPES, check_payload
-from app.core.events import DomainEvent, consume, emit
+from app.core.events import DomainEvent, EventConsumer, consume, emit, run_consumers
 from app.core.handover import get_queue
 from app.extensions import db
 from tenants.binding import TenantSession, bind_tenant, schema_for_tenant_id
@@ -70,6 +71,31 @@ def test_consumers_keep_their_own_position_and_apply_each_event_once(app, db_ses
     # Another consumer starts from the beginning, whatever the first has read.
     assert consume(session, "timeline", recorder("timeline")) == 3
     assert seen == {"webhooks": [1, 2, 3], "timeline": [1, 2, 3]}
+
+
+def test_a_failing_consumer_keeps_its_place_and_holds_no_other_back(
+    app, db_session, make_tenant, monkeypatch
+):
+    tenant = make_tenant()
+    session = tenant_session(db_session, tenant)
+    for client_id in (1, 2):
+        _client_created(session, client_id)
+    session.commit()
+    seen = []
+
+    def broken(s, events):
+        raise RuntimeError("a bug in one consumer")
+
+    monkeypatch.setattr(
+        events_module,
+        "_CONSUMERS",
+        {"a_broken": broken, "b_fine": lambda s, found: seen.extend(e.id for e in found)},
+    )
+    assert run_consumers(session) == 2  # the fine one applied both, after the broken one
+    assert len(seen) == 2
+    positions = dict(session.execute(select(EventConsumer.name, EventConsumer.event_id)).all())
+    assert positions["a_broken"] == 0  # still before the first event: it retries them all
+    assert positions["b_fine"] == max(seen)
 
 
 def test_an_event_committed_late_is_not_skipped(app):

@@ -23,6 +23,7 @@ This module belongs to no business area and imports none."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -52,6 +53,8 @@ _VISIBLE_BELOW = text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 # The reading transaction's own id, if it has one: its own events are visible to it (a test's
 # single outer transaction; in production a consumer has written none before it reads).
 _OWN_TRANSACTION = text("pg_current_xact_id_if_assigned()::text::bigint")
+
+log = logging.getLogger(__name__)
 
 
 class DomainEvent(TenantModel):
@@ -179,6 +182,7 @@ def consume(
     """Give `apply` the consumer's next events (up to `limit`), in order, and move the
     consumer's position past them in the same transaction, then commit. One worker at a time
     per consumer (the position's row is locked; a second worker finds it locked and returns 0).
+    When `apply` raises, what it did is undone, the position stays, and the error goes on.
     Returns how many events were applied."""
     session.execute(
         insert(EventConsumer).values(name=consumer).on_conflict_do_nothing(index_elements=["name"])
@@ -204,7 +208,12 @@ def consume(
     if not events:
         session.commit()
         return 0
-    apply(session, events)
+    try:
+        with session.begin_nested():
+            apply(session, events)
+    except Exception:
+        session.commit()  # nothing of the batch is kept, the position stays, its lock goes
+        raise
     position.txid, position.event_id = events[-1].txid, events[-1].id
     session.commit()
     return len(events)
@@ -226,15 +235,26 @@ def consumer_names() -> list[str]:
 
 
 def run_consumers(session: Session) -> int:
-    """Every consumer of the bound workspace, each up to BATCHES_PER_JOB batches (the job that
-    runs this is handed over again by the next event, or by the sweeper); how many applied."""
+    """Every consumer of the bound workspace, a batch each in turn, up to BATCHES_PER_JOB
+    batches each (the job that runs this is handed over again by the next event, or by the
+    sweeper); how many applied. A consumer that fails is logged and left at its position for
+    the next delivery, and the others go on: one broken consumer never holds another back."""
     applied = 0
-    for name, apply in sorted(_CONSUMERS.items()):
-        for _ in range(BATCHES_PER_JOB):
-            taken = consume(session, name, apply)
+    waiting = dict(sorted(_CONSUMERS.items()))
+    for _ in range(BATCHES_PER_JOB):
+        for name, apply in list(waiting.items()):
+            try:
+                taken = consume(session, name, apply)
+            except Exception:
+                log.exception(
+                    "events consumer %r failed; it tries again at the next delivery", name
+                )
+                taken = 0
             applied += taken
             if not taken:
-                break
+                del waiting[name]
+        if not waiting:
+            break
     return applied
 
 
