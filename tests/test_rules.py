@@ -18,14 +18,17 @@ from app.clients.models import Client
 from app.collections.models import CollectionHold, CollectionPolicy
 from app.core.crypto import encrypt_secrets
 from app.core.events import DomainEvent, consume, emit
+from app.extensions import db
 from app.invoicing.models import Invoice
 from app.message_templates.models import MessageTemplate
 from app.notifications.models import Notification
 from app.outbox.models import OutboxMessage
 from app.rules import conditions, services
 from app.rules.conditions import Field
+from app.rules.custom import WorkspaceCustomFields
 from app.rules.models import Rule, RuleCausedEvent, RuleRun
 from app.webhooks.models import WebhookEndpoint
+from tenants.binding import tenant_context
 from tenants.models import Membership
 from tests.helpers import csrf_token_from, tenant_session
 
@@ -297,6 +300,83 @@ class _FakeCustomFields:
         return Field("custom.po_number", "PO number", "text", lambda today: Client.short_name)
 
 
+def test_the_workspaces_own_fields_are_conditions_read_alike_by_select_and_evaluator(
+    app, db_session, workspace
+):
+    """The app's resolver over real custom fields: a choice, a number, a multiple choice and
+    yes/no on clients, read from their JSONB the same way by both readings; an archived field
+    is no condition any more."""
+    from app.custom_fields import services as custom_fields
+
+    session = workspace["session"]
+    with app.app_context(), tenant_context(db.session, workspace["tenant"].id):
+        tier = custom_fields.save_field(
+            session, "clients", {"label": "Tier", "field_type": "choice", "choices": "Gold\nSilver"}
+        )
+        seats = custom_fields.save_field(
+            session, "clients", {"label": "Seats", "field_type": "number"}
+        )
+        regions = custom_fields.save_field(
+            session,
+            "clients",
+            {"label": "Regions", "field_type": "choices", "choices": "North\nSouth"},
+        )
+        custom_fields.save_field(
+            session, "clients", {"label": "Key account", "field_type": "yes_no"}
+        )
+        session.commit()
+        kaveri, ganga = (
+            session.scalar(select(Client).where(Client.full_name.like(f"{name}%")))
+            for name in ("Kaveri", "Ganga")
+        )
+        kaveri.custom_fields = {
+            "tier": "gold",
+            "seats": "12",
+            "regions": ["north", "south"],
+            "key_account": True,
+        }
+        ganga.custom_fields = {"tier": "silver", "seats": "3", "regions": ["south"]}
+        session.commit()
+        assert {f.path for f in conditions.fields_of("clients")} >= {
+            "custom.tier",
+            "custom.seats",
+            "custom.regions",
+            "custom.key_account",
+        }
+        assert _names(
+            session,
+            _both_ways(
+                session, "clients", {"field": "custom.tier", "op": "equals", "value": "gold"}
+            ),
+        ) == {"Kaveri"}
+        assert _names(
+            session,
+            _both_ways(session, "clients", {"field": "custom.seats", "op": "gte", "value": "3"}),
+        ) == {"Kaveri", "Ganga"}
+        assert _names(
+            session,
+            _both_ways(
+                session, "clients", {"field": "custom.regions", "op": "has_tag", "value": "north"}
+            ),
+        ) == {"Kaveri"}
+        assert _names(
+            session,
+            _both_ways(session, "clients", {"field": "custom.key_account", "op": "is_true"}),
+        ) == {"Kaveri"}
+        on_invoices = _both_ways(
+            session, "invoices", {"field": "client.custom.tier", "op": "equals", "value": "silver"}
+        )
+        assert on_invoices and all(
+            session.get(Invoice, i).client_id == ganga.id for i in on_invoices
+        )
+        with pytest.raises(conditions.ConditionError):  # not one of its choices
+            conditions.check("clients", {"field": "custom.tier", "op": "equals", "value": "bronze"})
+        custom_fields.archive_field(tier)
+        session.commit()
+        assert conditions.resolve("clients", "custom.tier") is None
+        assert seats.key == "seats" and regions.key == "regions"
+
+
 def test_a_custom_field_is_answered_by_the_resolver_in_both_readings(app, workspace):
     session = workspace["session"]
     conditions.set_custom_field_resolver(_FakeCustomFields())
@@ -313,7 +393,7 @@ def test_a_custom_field_is_answered_by_the_resolver_in_both_readings(app, worksp
             )
             assert len(on_invoices) == 3
     finally:
-        conditions.set_custom_field_resolver(None)
+        conditions.set_custom_field_resolver(WorkspaceCustomFields())  # the app's own
     with app.app_context(), pytest.raises(conditions.ConditionError):
         conditions.check("clients", {"field": "custom.po_number", "op": "equals", "value": "x"})
 
@@ -581,7 +661,8 @@ def test_a_rule_whose_member_template_or_field_is_gone_is_turned_off_and_the_run
                 actions=[{"type": "add_tag", "tag": "po"}],
             )
         finally:
-            conditions.set_custom_field_resolver(None)  # the field was archived since
+            # The field was archived since: the workspace's own fields have no po_number.
+            conditions.set_custom_field_resolver(WorkspaceCustomFields())
         by_member = _rule(
             session,
             owner.id,
