@@ -122,7 +122,7 @@ def test_a_member_sets_theirs_and_only_admins_set_the_roles(client, team, login)
     login(client, collector)
     page = client.get(url)
     assert page.status_code == 200
-    assert "As your role gets it (In Duebook only)" in page.text
+    assert "As your role: In Duebook only" in page.text
     assert 'data-testid="role-settings"' not in page.text
     token = csrf_token_from(page.text)
     saved = client.post(url, data={"csrf_token": token, "kind.new_lead": "off"})
@@ -156,4 +156,4 @@ def test_a_member_sets_theirs_and_only_admins_set_the_roles(client, team, login)
         ("finance", "sync_failed"): "digest",
     }
     login(client, collector)
-    assert "As your role gets it (In Duebook and by e-mail at once)" in client.get(url).text
+    assert "As your role: In Duebook and by e-mail at once" in client.get(url).text
