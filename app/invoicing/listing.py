@@ -232,6 +232,23 @@ def _after(cursor: str | None):
     )
 
 
+def still_owed(
+    status: str, total: Decimal, paid: Decimal | None, credited: Decimal | None
+) -> Decimal | None:
+    """What the list shows as outstanding: None for drafts, void and written-off invoices
+    (nothing is owed), zero for paid ones."""
+    if status in OWING_STATUSES:
+        return to_money(total) - to_money(paid or 0) - to_money(credited or 0)
+    return ZERO if status == "paid" else None
+
+
+def days_overdue(status: str, due_date: date | None, today: date) -> int:
+    """Days past the due date of an owing invoice; a disputed one waits for its dispute."""
+    if status in OWING_STATUSES and status != "disputed" and due_date and due_date < today:
+        return (today - due_date).days
+    return 0
+
+
 def list_invoices(
     session: Session,
     filters: InvoiceFilters,
@@ -259,23 +276,51 @@ def list_invoices(
     ids = [invoice.id for invoice, _, _ in found]
     paid = applied_to_invoices(session, ids)
     credited = credited_to_invoices(session, ids)
-    rows = []
-    for invoice, client_name, project_name in found:
-        owed = None
-        days = 0
-        if invoice.status in OWING_STATUSES:
-            owed = (
-                to_money(invoice.total)
-                - to_money(paid.get(invoice.id) or 0)
-                - to_money(credited.get(invoice.id) or 0)
-            )
-            if invoice.due_date and invoice.due_date < today and invoice.status != "disputed":
-                days = (today - invoice.due_date).days
-        elif invoice.status == "paid":
-            owed = ZERO
-        rows.append(InvoiceRow(invoice, client_name, project_name, owed, days))
+    rows = [
+        InvoiceRow(
+            invoice,
+            client_name,
+            project_name,
+            still_owed(
+                invoice.status, invoice.total, paid.get(invoice.id), credited.get(invoice.id)
+            ),
+            days_overdue(invoice.status, invoice.due_date, today),
+        )
+        for invoice, client_name, project_name in found
+    ]
     found_totals, capped = totals(session, filters, today)
     return InvoicePage(rows, next_cursor, found_totals, capped, COUNT_CAP)
+
+
+def ordered_rows(session: Session, filters: InvoiceFilters, today: date):
+    """Every invoice the filters keep, in the list's order, as plain columns (no pages): what
+    an export reads with a server-side cursor."""
+    query = (
+        select(
+            Invoice.id,
+            Invoice.number,
+            Client.full_name,
+            Project.name,
+            Invoice.issue_date,
+            Invoice.due_date,
+            Invoice.status,
+            Invoice.currency,
+            Invoice.total,
+            Invoice.custom_fields,
+        )
+        .select_from(Invoice)
+        .join(Client, Client.id == Invoice.client_id)
+    )
+    query = _filtered(
+        query.outerjoin(Project, Project.id == Invoice.project_id), filters, today, session
+    )
+    if filters.sort:
+        custom = filters.fields[filters.sort.lstrip("-").removeprefix(FORM_PREFIX)]
+        key = literal_column(sort_sql(custom, "invoices"))
+        if filters.sort.startswith("-"):
+            return query.order_by(key.desc(), Invoice.id.desc())
+        return query.order_by(key.asc(), Invoice.id.asc())
+    return query.order_by(Invoice.issue_date.desc().nulls_first(), Invoice.id.desc())
 
 
 def _custom_sorted(session: Session, query, filters: InvoiceFilters, after, page_size: int):

@@ -5,10 +5,22 @@ the routes those panels post to."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from datetime import date
 
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -22,11 +34,12 @@ from app.core.regions import state_name
 from app.core.request_input import row_id
 from app.custom_fields import services as custom_fields
 from app.extensions import db
-from app.invoicing import credits, forms, listing, services
+from app.invoicing import credits, exports, forms, listing, services
 from app.invoicing.balance import statement
 from app.invoicing.models import Invoice
 from app.projects import services as projects
 from app.projects.models import Milestone, Project
+from tenants.binding import tenant_context
 from tenants.context import require_permission
 
 blueprint = Blueprint("invoicing", __name__, url_prefix="/t/<tenant_slug>/invoices")
@@ -84,6 +97,46 @@ def index():
         filters=filters,
         client=client,
         status_labels=STATUS_LABELS,
+    )
+
+
+@blueprint.get("/export.<any(csv, xlsx):fmt>")
+@require_permission("invoices.view")
+def export(fmt: str):
+    """The list as filtered, every page of it. CSV streams (any size); XLSX is built in a
+    spooled file first, a write-only workbook holding no more than a row in memory."""
+    args = request.args.to_dict()
+    filename = exports.export_filename(g.tenant, fmt)
+    if fmt == "xlsx":
+        filters = listing.InvoiceFilters.from_args(
+            args, custom_fields.list_fields(db.session, "invoices")
+        )
+        # send_file closes it once the response is sent.
+        out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+        exports.export_xlsx(db.session, filters, tenant_today(db.session), STATUS_LABELS, out)
+        out.seek(0)
+        return send_file(
+            out,
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            as_attachment=True,
+            download_name=filename,
+        )
+    tenant_id = g.tenant.id
+
+    def rows():
+        # Runs while the response is sent, after the request's transaction has ended, in a
+        # fresh app context (so a fresh session): bound again, it reads with a server-side
+        # cursor in a transaction of its own, which ends with the stream.
+        with tenant_context(db.session, tenant_id) as session:
+            filters = listing.InvoiceFilters.from_args(
+                args, custom_fields.list_fields(session, "invoices")
+            )
+            yield from exports.export_csv(session, filters, tenant_today(session), STATUS_LABELS)
+
+    return Response(
+        stream_with_context(rows()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
