@@ -367,3 +367,22 @@ class ClientImportError(TenantModel):
 
 index_custom_values(Client)
 index_custom_values(Contact)
+
+
+class ClientRequiredField(TenantModel):
+    """A custom field of invoices that this client's invoices must have filled in, set by a
+    rule's "require an invoice field" action. The invoice form and the API refuse the client's
+    invoice without it; invoices the accounting sync brings from the books are taken as they
+    are (the books are the record of what was issued). Kept when the rule that set it is
+    turned off or changed: only a "stop requiring" action or a person removes it."""
+
+    __tablename__ = "client_required_fields"
+
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant.clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    field_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime] = utcnow_column()
+
+    def audit_subject(self) -> str:
+        return f"clients:{self.client_id}"

@@ -24,6 +24,7 @@ from app.clients.models import (
     SEARCH_EXPRESSION,
     STATUSES,
     Client,
+    ClientRequiredField,
     Contact,
     Industry,
     Site,
@@ -970,5 +971,17 @@ def members_for_choice(session: Session, tenant_id: int) -> list[tuple[int, str]
             .join(Membership, Membership.user_id == User.id)
             .where(Membership.tenant_id == tenant_id, Membership.active.is_(True))
             .order_by(User.full_name)
+        )
+    )
+
+
+def invoice_fields_required(session: Session, client_id: int | None) -> set[str]:
+    """Keys of the custom fields of invoices this client's invoices must fill in (set by
+    rules), besides those every invoice must."""
+    if client_id is None:
+        return set()
+    return set(
+        session.scalars(
+            select(ClientRequiredField.field_key).where(ClientRequiredField.client_id == client_id)
         )
     )

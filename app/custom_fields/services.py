@@ -5,7 +5,7 @@ records by them at list speed."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -336,6 +336,7 @@ def clean_values(
     *,
     current: Mapping | None = None,
     fields: list[CustomField] | None = None,
+    required_for_client: Collection[str] = (),
 ) -> tuple[dict, dict[str, str]]:
     """Check what was `submitted` ({field key: value as typed, or as JSON gives it}) for the
     entity's live fields. Returns the values to store and errors by field key (plain words).
@@ -344,7 +345,9 @@ def clean_values(
     `submitted` keep their value, or start at their default on a new record. Values of
     archived fields and archived choices are kept as they were, never dropped. `fields`: the
     entity's definitions (archived ones too) when the caller read them once for many records
-    (an import)."""
+    (an import). `required_for_client`: keys of fields the record's client requires on top of
+    the fields required everywhere (app.clients.models.ClientRequiredField); only forms and
+    the API pass them, so what an import or the accounting sync brings is not refused."""
     values = dict(current or {})
     errors: dict[str, str] = {}
     if fields is None:
@@ -362,19 +365,31 @@ def clean_values(
         if key not in submitted:
             if current is None and field.default_value is not None:
                 values[key] = field.default_value
-            if field.required and values.get(key) in (None, "", []):
-                errors[key] = f"{field.label} is required."
+            if values.get(key) in (None, "", []):
+                missing = _missing(field, required_for_client)
+                if missing:
+                    errors[key] = missing
             continue
         value, problem = parse_value(session, field, submitted[key], held=values.get(key))
         if problem:
             errors[key] = problem
         elif value is None:
-            if field.required:
-                errors[key] = f"{field.label} is required."
+            missing = _missing(field, required_for_client)
+            if missing:
+                errors[key] = missing
             values.pop(key, None)
         else:
             values[key] = value
     return values, errors
+
+
+def _missing(field: CustomField, required_for_client: Collection[str]) -> str | None:
+    """The error of an empty field that must be filled in, or None."""
+    if field.required:
+        return f"{field.label} is required."
+    if field.key in required_for_client:
+        return f"{field.label} is required for this client."
+    return None
 
 
 def parse_value(session: Session, field: CustomField, raw, *, held) -> tuple[object, str | None]:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from app.clients.models import Client
 from app.clients.rules import region_code
+from app.clients.services import invoice_fields_required
 from app.core.clock import roll_forward, subdivision_for
 from app.core.events import emit
 from app.core.money import to_money
@@ -365,7 +366,12 @@ def draft_by_hand(
     InvoiceInvalid with every error."""
     lines = [replace(line, milestone_id="") for line in lines]  # by hand: no milestone
     workspace, setting, built, taxes, errors = _checked_lines(session, tenant, client, lines)
-    custom_values, custom_errors = clean_values(session, "invoices", custom or {})
+    custom_values, custom_errors = clean_values(
+        session,
+        "invoices",
+        custom or {},
+        required_for_client=invoice_fields_required(session, client.id if client else None),
+    )
     errors.update((custom_error_name(key), problem) for key, problem in custom_errors.items())
     if errors:
         raise InvoiceInvalid(errors)
@@ -402,7 +408,11 @@ def update_draft(
     if any(line.milestone_id not in own_milestones for line in built if line.milestone_id):
         errors["lines"] = "A line can keep only a milestone this draft already bills."
     custom_values, custom_errors = clean_values(
-        session, "invoices", custom or {}, current=invoice.custom_fields
+        session,
+        "invoices",
+        custom or {},
+        current=invoice.custom_fields,
+        required_for_client=invoice_fields_required(session, client.id if client else None),
     )
     errors.update((custom_error_name(key), problem) for key, problem in custom_errors.items())
     if errors:
@@ -429,7 +439,13 @@ def change_custom_values(session: Session, invoice: Invoice, submitted: Mapping)
     """Change the invoice's custom field values (any status: they are the workspace's own
     notes, not the tax invoice's content); the fields not in `submitted` keep theirs. Raises
     InvoiceInvalid with an error per field ("cf.<key>")."""
-    values, errors = clean_values(session, "invoices", submitted, current=invoice.custom_fields)
+    values, errors = clean_values(
+        session,
+        "invoices",
+        submitted,
+        current=invoice.custom_fields,
+        required_for_client=invoice_fields_required(session, invoice.client_id),
+    )
     if errors:
         raise InvoiceInvalid({custom_error_name(key): problem for key, problem in errors.items()})
     if values != invoice.custom_fields:

@@ -286,6 +286,9 @@ def _invoice_form(invoice, client_id, client, lines, errors, reverse_charge):
         default_rate=_default_rate(),
         custom_fields=fields,
         custom_values=custom_fields.form_values(fields, stored),
+        required_for_client=clients.invoice_fields_required(
+            db.session, client.id if client else None
+        ),
         members=custom_fields.member_choices(db.session),
     )
 

@@ -7,6 +7,9 @@ change the terms) are ONE UPDATE each, whatever the number of records (one for a
 record, 100,000 for a scheduled rule), changing only the rows whose value differs; the UPDATE
 returns the old values, from which the audit entries and the `client.updated` events are
 written as the clients' services would (a set-based write passes the audit flush by). The
+"Require an invoice field" and "stop requiring" one are ONE INSERT ... SELECT (ON CONFLICT DO
+NOTHING) or ONE DELETE each into the clients' `client_required_fields`, for the matched clients
+(or the clients of the matched invoices), with an audit entry per client changed. The
 other actions go through their areas' services record by record: holds
 (app.collections.cases.holds), notifications, messages from a template (the sandboxed renderer
 and the outbox), outbound webhooks (an event addressed to one endpoint).
@@ -22,15 +25,24 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, delete, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, aliased
 
 from app.audit.models import AuditEntry
-from app.clients.models import CHANNELS, PAYMENT_TERMS, STATUSES, Client, Contact
+from app.clients.models import (
+    CHANNELS,
+    PAYMENT_TERMS,
+    STATUSES,
+    Client,
+    ClientRequiredField,
+    Contact,
+)
 from app.clients.services import updated_facts
 from app.collections.cases.holds import active_holds, place_hold
 from app.collections.models import CollectionPolicy
 from app.core.events import emit, emit_many
+from app.custom_fields import services as custom_fields
 from app.invoicing.models import Invoice
 from app.message_templates.models import MessageTemplate
 from app.message_templates.rendering import TemplateProblem, message_context, render_for_channel
@@ -53,7 +65,11 @@ ACTION_LABELS = {
     "notify": "Notify a member or a role",
     "send_message": "Send a message from a template",
     "call_webhook": "Call an outbound webhook",
+    "require_invoice_field": "Require an invoice field for the client",
+    "stop_requiring_invoice_field": "Stop requiring an invoice field for the client",
 }
+# Record on the client that its invoices need a custom field of invoices (or no longer do).
+REQUIREMENT_ACTIONS = frozenset({"require_invoice_field", "stop_requiring_invoice_field"})
 # Fields "set a field" may change (on the client, also for a rule on invoices), with their
 # choices.
 SETTABLE_FIELDS = {
@@ -69,6 +85,7 @@ PLAIN_ACTIONS = frozenset(
         "assign_collector",
         "switch_policy",
         "change_payment_terms",
+        *REQUIREMENT_ACTIONS,
     }
 )
 MAX_ACTIONS = 20
@@ -167,6 +184,11 @@ def _check_one(action: Any) -> dict:
         return {"type": kind, "user_id": _id(action, "user_id", "a member or a role")}
     if kind == "send_message":
         return {"type": kind, "template_id": _id(action, "template_id", "a message template")}
+    if kind in REQUIREMENT_ACTIONS:
+        key = str(action.get("field_key") or "").strip()
+        if not key:
+            raise ValueError("choose a field of invoices.")
+        return {"type": kind, "field_key": key[:40]}
     return {"type": kind, "endpoint_id": _id(action, "endpoint_id", "a webhook endpoint")}
 
 
@@ -189,7 +211,14 @@ def missing_reference(session: Session, action: dict) -> str | None:
         and session.get(WebhookEndpoint, action["endpoint_id"]) is None
     ):
         return "The webhook endpoint it calls was deleted."
+    if action["type"] in REQUIREMENT_ACTIONS and action["field_key"] not in invoice_fields(session):
+        return "The invoice field it names is archived or does not exist."
     return None
+
+
+def invoice_fields(session: Session) -> dict[str, str]:
+    """The live custom fields of invoices: {key: label}."""
+    return {field.key: field.label for field in custom_fields.definitions(session, "invoices")}
 
 
 def _is_member(session: Session, user_id: int) -> bool:
@@ -228,6 +257,11 @@ def describe(action: dict, names: dict[str, dict]) -> str:
         if action.get("role"):
             return f"Notify every {action['role']}"
         return f"Notify {names['members'].get(action['user_id'], 'a member who left')}"
+    if kind in REQUIREMENT_ACTIONS:
+        label = names["invoice_fields"].get(action["field_key"], action["field_key"])
+        if kind == "require_invoice_field":
+            return f"Require “{label}” on the client's invoices"
+        return f"Stop requiring “{label}” on the client's invoices"
     if kind == "send_message":
         return f"Send the message {names['templates'].get(action['template_id'], '(deleted)')}"
     return f"Call the webhook {names['endpoints'].get(action['endpoint_id'], '(deleted)')}"
@@ -288,6 +322,8 @@ def _differs(model, action: dict):
 def would_change(session: Session, entity: str, action: dict, ids: Select) -> set[int]:
     """The ids of the target rows a plain action would change (the dry run)."""
     model, target_ids = _target(entity, action, ids)
+    if action["type"] in REQUIREMENT_ACTIONS:
+        return set(session.scalars(_requirement_changes(action, target_ids)))
     return set(
         session.scalars(select(model.id).where(model.id.in_(target_ids), _differs(model, action)))
     )
@@ -297,6 +333,8 @@ def apply_plain(session: Session, entity: str, action: dict, ids: Select) -> int
     """One UPDATE for every matched record, returning the old values for the audit entries
     and the clients' `client.updated` events. Returns how many rows changed."""
     model, target_ids = _target(entity, action, ids)
+    if action["type"] in REQUIREMENT_ACTIONS:
+        return _apply_requirement(session, action, target_ids)
     values = _changes(model, action)
     before = aliased(model)
     old_columns = [getattr(before, column).label(f"old_{column}") for column in values]
@@ -351,6 +389,60 @@ def apply_plain(session: Session, entity: str, action: dict, ids: Select) -> int
             [(row[0], updated_facts(row[0], row[1 + 2 * width], sorted(columns))) for row in rows],
         )
     return len(rows)
+
+
+def _requirement_changes(action: dict, client_ids: Select) -> Select:
+    """The ids of the clients a requirement action would change: those without the
+    requirement (require) or with it (stop requiring)."""
+    held = select(ClientRequiredField.client_id).where(
+        ClientRequiredField.field_key == action["field_key"]
+    )
+    holds = Client.id.in_(held)
+    wanted = ~holds if action["type"] == "require_invoice_field" else holds
+    return select(Client.id).where(Client.id.in_(client_ids), wanted)
+
+
+def _apply_requirement(session: Session, action: dict, client_ids: Select) -> int:
+    """One INSERT ... SELECT (a client holding the requirement already is left alone by the
+    primary key) or one DELETE for every matched client, then one audit entry per client
+    changed. Returns how many clients changed."""
+    table = ClientRequiredField.__table__
+    key = action["field_key"]
+    if action["type"] == "require_invoice_field":
+        statement = (
+            pg_insert(table)
+            .from_select(
+                ["client_id", "field_key"],
+                select(Client.id, literal(key)).where(Client.id.in_(client_ids)),
+            )
+            .on_conflict_do_nothing()
+            .returning(table.c.client_id)
+        )
+        change = [None, key]
+    else:
+        statement = (
+            delete(table)
+            .where(table.c.field_key == key, table.c.client_id.in_(client_ids))
+            .returning(table.c.client_id)
+        )
+        change = [key, None]
+    changed = list(session.scalars(statement))
+    entries = [
+        {
+            "occurred_at": transaction_moment(session),
+            "actor_user_id": session.info.get(ACTOR_KEY),
+            "source": AUDIT_SOURCE,
+            "action": "update",
+            "entity": "clients",
+            "entity_id": str(client_id),
+            "subject": f"clients:{client_id}",
+            "changes": {"invoice_field_required": change},
+        }
+        for client_id in changed
+    ]
+    for start in range(0, len(entries), 5_000):
+        session.execute(AuditEntry.__table__.insert(), entries[start : start + 5_000])
+    return len(changed)
 
 
 def _forget_loaded(session: Session, model, changed_ids: set[int]) -> None:

@@ -29,6 +29,7 @@ ACTION_PARAMS = (
     "role",
     "template_id",
     "endpoint_id",
+    "field_key",
 )
 MAX_NODES = 200
 

@@ -332,6 +332,7 @@ def names(session: Session) -> dict[str, dict]:
         "templates": dict(session.execute(select(MessageTemplate.id, MessageTemplate.name)).all()),
         "policies": dict(session.execute(select(CollectionPolicy.id, CollectionPolicy.name)).all()),
         "endpoints": dict(session.execute(select(WebhookEndpoint.id, WebhookEndpoint.url)).all()),
+        "invoice_fields": rule_actions.invoice_fields(session),
     }
 
 

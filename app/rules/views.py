@@ -13,7 +13,7 @@ from app.core.pages import render_page, toast
 from app.extensions import db
 from app.message_templates.services import list_templates
 from app.rules import conditions, forms, services
-from app.rules.actions import SETTABLE_FIELDS, describe
+from app.rules.actions import SETTABLE_FIELDS, describe, invoice_fields
 from app.rules.models import ENTITIES
 from app.webhooks.services import list_endpoints
 from tenants.context import require_permission
@@ -48,6 +48,7 @@ def _choices(entity: str) -> dict:
         "policies": policy_choices(db.session),
         "templates": [(t.id, t.name) for t in list_templates(db.session)],
         "endpoints": [(e.id, e.url) for e in list_endpoints(db.session)],
+        "invoice_fields": list(invoice_fields(db.session).items()),
         "payment_terms": PAYMENT_TERMS,
     }
 
