@@ -5,20 +5,16 @@ the routes those panels post to."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from datetime import date
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     g,
     redirect,
     render_template,
     request,
-    send_file,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user
@@ -28,6 +24,7 @@ from app.clients import services as clients
 from app.clients.models import Client
 from app.clients.picker import SEARCH_FIELD, client_picker
 from app.core.clock import tenant_today
+from app.core.downloads import csv_download, xlsx_download
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.regions import state_name
@@ -39,7 +36,6 @@ from app.invoicing.balance import statement
 from app.invoicing.models import Invoice
 from app.projects import services as projects
 from app.projects.models import Milestone, Project
-from tenants.binding import tenant_context
 from tenants.context import require_permission
 
 blueprint = Blueprint("invoicing", __name__, url_prefix="/t/<tenant_slug>/invoices")
@@ -107,36 +103,29 @@ def export(fmt: str):
     spooled file first, a write-only workbook holding no more than a row in memory."""
     args = request.args.to_dict()
     filename = exports.export_filename(g.tenant, fmt)
+
+    def filters_read_by(session):
+        return listing.InvoiceFilters.from_args(
+            args, custom_fields.list_fields(session, "invoices")
+        )
+
     if fmt == "xlsx":
-        filters = listing.InvoiceFilters.from_args(
-            args, custom_fields.list_fields(db.session, "invoices")
+        return xlsx_download(
+            lambda out: exports.export_xlsx(
+                db.session,
+                filters_read_by(db.session),
+                tenant_today(db.session),
+                STATUS_LABELS,
+                out,
+            ),
+            filename,
         )
-        # send_file closes it once the response is sent.
-        out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
-        exports.export_xlsx(db.session, filters, tenant_today(db.session), STATUS_LABELS, out)
-        out.seek(0)
-        return send_file(
-            out,
-            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            as_attachment=True,
-            download_name=filename,
-        )
-    tenant_id = g.tenant.id
-
-    def rows():
-        # Runs while the response is sent, after the request's transaction has ended, in a
-        # fresh app context (so a fresh session): bound again, it reads with a server-side
-        # cursor in a transaction of its own, which ends with the stream.
-        with tenant_context(db.session, tenant_id) as session:
-            filters = listing.InvoiceFilters.from_args(
-                args, custom_fields.list_fields(session, "invoices")
-            )
-            yield from exports.export_csv(session, filters, tenant_today(session), STATUS_LABELS)
-
-    return Response(
-        stream_with_context(rows()),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    return csv_download(
+        g.tenant.id,
+        lambda session: exports.export_csv(
+            session, filters_read_by(session), tenant_today(session), STATUS_LABELS
+        ),
+        filename,
     )
 
 

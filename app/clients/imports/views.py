@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import tempfile
 
 from flask import (
     Blueprint,
@@ -15,8 +14,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user
@@ -30,11 +27,11 @@ from app.clients.imports import files as import_files
 from app.clients.imports import mapping as import_mapping
 from app.clients.imports import services as imports
 from app.clients.services import ClientFilters
+from app.core.downloads import csv_download, xlsx_download
 from app.core.pages import render_page, toast, wants_fragment
 from app.custom_fields.services import definitions, list_fields
 from app.extensions import db
 from app.form_choices import as_choices
-from tenants.binding import tenant_context
 from tenants.context import require_permission
 
 blueprint = Blueprint("client_files", __name__, url_prefix="/t/<tenant_slug>/clients")
@@ -291,29 +288,14 @@ def export(fmt: str):
     names = exports.ExportNames.load(db.session, g.tenant.id)
     filename = exports.export_filename(g.tenant, fmt)
     if fmt == "xlsx":
-        # send_file closes it once the response is sent.
-        out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
-        exports.export_xlsx(db.session, filters, names, out)
-        out.seek(0)
-        return send_file(
-            out,
-            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            as_attachment=True,
-            download_name=filename,
+        return xlsx_download(
+            lambda out: exports.export_xlsx(db.session, filters, names, out), filename
         )
-    tenant_id = g.tenant.id
-
-    def rows():
-        # Runs while the response is sent, after the request's transaction has ended, in a
-        # fresh app context (so a fresh session): bound again, it reads with a server-side
-        # cursor in a transaction of its own, which ends with the stream.
-        with tenant_context(db.session, tenant_id) as session:
-            # The fields again, read by this session (the request's are gone with it).
-            fresh = ClientFilters.from_args(args, list_fields(session, "clients"))
-            yield from exports.export_csv(session, fresh, names)
-
-    return Response(
-        stream_with_context(rows()),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    return csv_download(
+        g.tenant.id,
+        # The fields again, read by the stream's own session (the request's are gone with it).
+        lambda session: exports.export_csv(
+            session, ClientFilters.from_args(args, list_fields(session, "clients")), names
+        ),
+        filename,
     )
