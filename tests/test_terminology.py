@@ -10,7 +10,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from app.core.terminology import TermChoice
+from app.core.terminology import TermChoice, Vocabulary
 from tests.helpers import csrf_token_from, tenant_session
 
 NAV = re.compile(r'<nav class="sidenav".*?</nav>', re.S)
@@ -112,3 +112,36 @@ def test_only_admins_change_the_words(client, make_user, add_member, login, work
     client.post("/logout")
     login(client, viewer)
     assert client.get(f"/t/{customers.slug}/settings/terminology").status_code == 403
+
+
+def test_words_read_in_lower_case_mid_sentence_except_acronyms():
+    words = Vocabulary(
+        (
+            ("client", "Customer", "Customers"),
+            ("project", "GST Job", "GST Jobs"),
+            ("milestone", "milestone", "milestones"),
+            ("notice", "Reminder", "Reminders"),
+        )
+    )
+    assert (words.word("client"), words.title("clients")) == ("customer", "Customers")
+    assert (words.word("projects"), words.title("project")) == ("GST Jobs", "GST Job")
+    assert words.forms()["Clients"] == "Customers" and words.forms()["client"] == "customer"
+
+
+def test_stage_reminder_and_job_head_their_pages(client, workspaces):
+    _, customers, _ = workspaces
+    _save(
+        client,
+        customers,
+        project_singular="Job",
+        project_plural="Jobs",
+        milestone_singular="Stage",
+        milestone_plural="Stages",
+        notice_singular="Reminder",
+        notice_plural="Reminders",
+    )
+    base = f"/t/{customers.slug}"
+    assert H1.search(client.get(f"{base}/projects/").text).group(1) == "Jobs"
+    assert H1.search(client.get(f"{base}/notices/").text).group(1) == "Reminders"
+    labels = _nav_labels(client.get(f"{base}/").text)
+    assert {"Jobs", "Reminders"} <= set(labels) and not {"Projects", "Notices"} & set(labels)
