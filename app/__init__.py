@@ -321,11 +321,12 @@ def register_commands(app: Flask) -> None:
 
 
 def register_page_helpers(app: Flask) -> None:
-    from app.core import form_once, links, navigation, pages
+    from app.core import form_once, links, navigation, pages, terminology
 
     pages.init_app(app)
     form_once.init_app(app)
     navigation.init_app(app)
+    terminology.init_app(app)
     links.init_app(app)
 
     @app.after_request

@@ -14,13 +14,14 @@ from functools import lru_cache
 from flask import Flask, g, render_template, request, url_for
 from markupsafe import Markup
 
+from app.core.terminology import Vocabulary, vocabulary
 from tenants.roles import role_grants
 
 
 @dataclass(frozen=True)
 class NavLink:
     endpoint: str
-    label: str
+    label: str  # "{Clients}": the workspace's word for it (app.core.terminology)
     needs: tuple[str, ...]  # every one of these permissions
     current: Callable[[], bool]  # is the request on this link's page?
     params: tuple[tuple[str, object], ...] = ()
@@ -38,7 +39,10 @@ def _endpoint(*names: str) -> Callable[[], bool]:
 
 
 def _on_settings() -> bool:
-    return request.blueprint == "settings" and not request.endpoint.endswith("regional_settings")
+    """The settings page itself: its regional and terminology pages have links of their own."""
+    return request.blueprint == "settings" and not request.endpoint.endswith(
+        ("regional_settings", "terminology_settings", "save_terminology")
+    )
 
 
 def _on_client_list(prospects: bool) -> bool:
@@ -70,9 +74,11 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
         ),
     ),
     (
-        "Clients",
+        "{Clients}",
         (
-            NavLink("clients.index", "Clients", ("clients.view",), lambda: _on_client_list(False)),
+            NavLink(
+                "clients.index", "{Clients}", ("clients.view",), lambda: _on_client_list(False)
+            ),
             NavLink(
                 "clients.index",
                 "Prospects",
@@ -80,7 +86,7 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
                 lambda: _on_client_list(True),
                 (("prospects", 1),),
             ),
-            NavLink("projects.index", "Projects", ("clients.view",), _blueprint("projects")),
+            NavLink("projects.index", "{Projects}", ("clients.view",), _blueprint("projects")),
         ),
     ),
     (
@@ -110,7 +116,7 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
         "Collections",
         (
             NavLink("collections.index", "Collections", NOTICES, _blueprint("collections")),
-            NavLink("notices.index", "Notices", NOTICES, _blueprint("notices")),
+            NavLink("notices.index", "{Notices}", NOTICES, _blueprint("notices")),
             NavLink("cases.promise_list", "Promises", NOTICES, _endpoint("cases.promise_list")),
             NavLink("cases.dispute_list", "Disputes", NOTICES, _endpoint("cases.dispute_list")),
             NavLink(
@@ -165,6 +171,12 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
                 _endpoint("settings.regional_settings", "settings.save_regional_settings"),
             ),
             NavLink(
+                "settings.terminology_settings",
+                "Terminology",
+                ("settings.manage",),
+                _endpoint("settings.terminology_settings", "settings.save_terminology"),
+            ),
+            NavLink(
                 "custom_fields.index",
                 "Custom fields",
                 ("settings.manage",),
@@ -201,19 +213,26 @@ PERMISSIONS = frozenset(permission for link in LINKS for permission in link.need
 
 @lru_cache(maxsize=4096)
 def _rendered(
-    granted: frozenset[str], current: int | None, tenant_slug: str, script_root: str
+    granted: frozenset[str],
+    current: int | None,
+    tenant_slug: str,
+    script_root: str,
+    words: Vocabulary,
 ) -> Markup:
     """The navigation for a person `granted` these permissions, link number `current` marked.
     Keyed by the permissions rather than the role's name, so that a role whose grants change
     gets its new navigation; the workspace and the app's mount point are in the key because
-    the links' addresses carry them."""
+    the links' addresses carry them, and its words because the labels do."""
+    forms = words.forms()
     groups = []
     for heading, links in GROUPS:
         shown = [
-            (link, LINKS.index(link) == current) for link in links if granted.issuperset(link.needs)
+            (link, link.label.format_map(forms), LINKS.index(link) == current)
+            for link in links
+            if granted.issuperset(link.needs)
         ]
         if shown:
-            groups.append((heading, shown))
+            groups.append((heading and heading.format_map(forms), shown))
     return Markup(render_template("_navigation.html", groups=groups))
 
 
@@ -230,7 +249,7 @@ def workspace_navigation() -> Markup:
         if membership is not None and role_grants(membership.role, permission)
     )
     current = next((number for number, link in enumerate(LINKS) if link.current()), None)
-    return _rendered(granted, current, tenant.slug, request.script_root)
+    return _rendered(granted, current, tenant.slug, request.script_root, vocabulary())
 
 
 def init_app(app: Flask) -> None:

@@ -1,5 +1,5 @@
 """The workspace settings page (admins): identity and tax ids, payment details, branding,
-billing defaults; the logo upload."""
+billing defaults; the logo upload; the regional and terminology pages."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from app.core.language import language_label
 from app.core.pages import render_page, toast
 from app.core.regions import regions_of
 from app.core.storage import get_storage
+from app.core.terminology import NOUNS, vocabulary
 from app.extensions import db
-from app.settings import regional, services
+from app.settings import regional, services, terminology
 from tenants.context import require_permission
 
 blueprint = Blueprint("settings", __name__, url_prefix="/t/<tenant_slug>/settings")
@@ -120,3 +121,29 @@ def save_regional_settings():
         return _regional_page(values=request.form.to_dict(), errors=errors, status=422)
     toast("Region saved. Due dates and reminders follow its holidays from now on.")
     return redirect(url_for("settings.regional_settings"), 303)
+
+
+def _terminology_page(values=None, errors=None, status=200):
+    return render_page(
+        "settings/terminology.html",
+        status=status,
+        nouns=NOUNS,
+        values=values or terminology.form_values(vocabulary()),
+        errors=errors or {},
+    )
+
+
+@blueprint.get("/terminology")
+@require_permission("settings.manage")
+def terminology_settings():
+    return _terminology_page()
+
+
+@blueprint.post("/terminology")
+@require_permission("settings.manage")
+def save_terminology():
+    errors = terminology.save_terminology(db.session, request.form)
+    if errors:
+        return _terminology_page(values=request.form.to_dict(), errors=errors, status=422)
+    toast("Terminology saved. The pages use your words from now on.")
+    return redirect(url_for("settings.terminology_settings"), 303)

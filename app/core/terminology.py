@@ -1,0 +1,129 @@
+"""The workspace's own words for the product's main nouns (issue 22's terminology): a firm
+that calls its clients "customers" and its milestones "stages" sees those words in the pages'
+titles, headings, buttons and navigation, and on its PDFs.
+
+Templates ask `term('client')` or `term('clients')` for a word as it reads mid-sentence and
+`Term('client')` at the start of a heading or label. The words come from the workspace the
+database session is bound to (a request's, or a job's), read once per request or job and kept
+on `g`; outside a workspace, and for nouns a workspace never changed, the defaults. Only the
+product's own wording uses them: what users typed (a client named "Client 1") is never touched.
+
+The choices live in the tenant's `terminology` table, one row per changed noun; the settings
+area edits them (app/settings/terminology.py). This module belongs to no business area."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Flask, g
+from sqlalchemy import CheckConstraint, String, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from tenants.base import TenantModel, sql_list, utcnow_column
+from tenants.binding import bound_tenant_id
+
+# noun -> its default singular and plural, as they read mid-sentence.
+NOUNS: dict[str, tuple[str, str]] = {
+    "client": ("client", "clients"),
+    "project": ("project", "projects"),
+    "milestone": ("milestone", "milestones"),
+    "notice": ("notice", "notices"),
+}
+PLURALS = {plural: noun for noun, (_, plural) in NOUNS.items()}
+
+
+class TermChoice(TenantModel):
+    """The workspace's word for one noun, singular and plural, as the admin wrote it."""
+
+    __tablename__ = "terminology"
+
+    noun: Mapped[str] = mapped_column(String(16), primary_key=True)
+    singular: Mapped[str] = mapped_column(String(30))
+    plural: Mapped[str] = mapped_column(String(30))
+    updated_at: Mapped[datetime] = utcnow_column(onupdate=db.func.now())
+
+    __table_args__ = (CheckConstraint(f"noun IN ({sql_list(NOUNS)})", name="noun"),)
+
+
+def _mid_sentence(word: str) -> str:
+    """ "Customer" reads "customer" inside a sentence; an acronym ("GST Client") stays."""
+    if len(word) > 1 and word[:2].isupper():
+        return word
+    return word[:1].lower() + word[1:]
+
+
+def _at_start(word: str) -> str:
+    return word[:1].upper() + word[1:]
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """One workspace's words (hashable: the navigation's cache is keyed by it)."""
+
+    # (noun, singular, plural) for every noun, in NOUNS' order.
+    words: tuple[tuple[str, str, str], ...]
+
+    def word(self, name: str) -> str:
+        """`name` is a noun or its plural ('client', 'clients'); unknown names raise."""
+        plural = name in PLURALS
+        noun = PLURALS.get(name, name)
+        for known, singular, plural_word in self.words:
+            if known == noun:
+                return _mid_sentence(plural_word if plural else singular)
+        raise KeyError(f"no such noun in the terminology: {name!r}")
+
+    def title(self, name: str) -> str:
+        return _at_start(self.word(name))
+
+    def forms(self) -> dict[str, str]:
+        """Every form by its placeholder: 'client' -> 'customer', 'Clients' -> 'Customers'."""
+        forms = {}
+        for noun, (_, plural) in NOUNS.items():
+            for name in (noun, plural):
+                forms[name] = self.word(name)
+                forms[_at_start(name)] = self.title(name)
+        return forms
+
+
+DEFAULT = Vocabulary(tuple((noun, *words) for noun, words in NOUNS.items()))
+
+
+def vocabulary_of(session) -> Vocabulary:
+    """The words of the workspace `session` is bound to (the defaults outside a workspace)."""
+    if bound_tenant_id(session) is None:
+        return DEFAULT
+    chosen = {row.noun: (row.singular, row.plural) for row in session.scalars(select(TermChoice))}
+    return Vocabulary(
+        tuple((noun, *chosen.get(noun, defaults)) for noun, defaults in NOUNS.items())
+    )
+
+
+def vocabulary() -> Vocabulary:
+    """The bound workspace's words, read once per request (or job) and kept on `g`; keyed by
+    the workspace, so a job that renders for several workspaces never mixes their words."""
+    tenant_id = bound_tenant_id(db.session())
+    cached = g.get("_vocabulary")
+    if cached is None or cached[0] != tenant_id:
+        cached = (tenant_id, vocabulary_of(db.session()))
+        g._vocabulary = cached
+    return cached[1]
+
+
+def forget_vocabulary() -> None:
+    """After the words were changed, so that the rest of the request shows the new ones."""
+    g.pop("_vocabulary", None)
+
+
+def term(name: str) -> str:
+    return vocabulary().word(name)
+
+
+def title_term(name: str) -> str:
+    return vocabulary().title(name)
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals["term"] = term
+    app.jinja_env.globals["Term"] = title_term
