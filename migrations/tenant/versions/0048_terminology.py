@@ -2,7 +2,7 @@
 customization profile), one row per noun it changed
 
 Revision ID: 0048
-Revises: 0046
+Revises: 0047
 Create Date: 2026-12-05 15:00:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0048"
-down_revision = "0046"
+down_revision = "0047"
 branch_labels = None
 depends_on = None
 
