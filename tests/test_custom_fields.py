@@ -458,6 +458,26 @@ def test_the_client_list_filters_sorts_and_shows_columns_of_custom_fields(client
     assert (filters.sort, filters.custom) == ("name", {})
 
 
+def test_a_count_over_a_custom_filter_stops_sooner_and_says_so(
+    client, workspace, login, monkeypatch
+):
+    """Counting a custom filter reads each record's JSON, so it stops at a lower cap ("2+"
+    here, 1,000 in the product); the plain list keeps its own cap."""
+    from app.clients import services as clients
+
+    tenant, owner, session = workspace
+    add_field(session, label="Tier", field_type="choice", choices="Gold\nSilver", in_lists="1")
+    for name in ("Alpha", "Bravo", "Delta"):
+        _client(session, name, tier="gold")
+    session.commit()
+    monkeypatch.setattr(clients, "CUSTOM_FILTER_COUNT_CAP", 2)
+    login(client, owner)
+    page = client.get(f"/t/{tenant.slug}/clients/", query_string={"cf.tier": "gold"}).text
+    assert "2+ clients" in page and "Delta Traders" in page
+    every = client.get(f"/t/{tenant.slug}/clients/").text
+    assert "3 clients" in every
+
+
 def test_the_export_has_the_custom_fields_in_the_form_the_import_reads(client, workspace, login):
     tenant, owner, session = workspace
     add_field(session, label="PO number")

@@ -52,6 +52,9 @@ from tenants.models import Membership, Tenant, User
 
 PAGE_SIZE = 25
 COUNT_CAP = 10_000  # beyond this the list says "10,000+" instead of counting every row
+# A filter on a custom field is answered by reading each record's JSON until the count is
+# reached (the GIN index finds the rows, not their number): counting stops sooner.
+CUSTOM_FILTER_COUNT_CAP = 1_000
 # What a person is told when a unique field is already another client's.
 TAKEN = {
     "full_name": "Another client has this full name.",
@@ -756,15 +759,16 @@ def list_clients(
     keys = [(row[1], row[0].id) for row in rows]
     has_next = more if not backwards else True
     has_previous = (cursor is not None) if not backwards else more
+    cap = CUSTOM_FILTER_COUNT_CAP if filters.custom else COUNT_CAP
     capped = session.scalar(
         select(func.count()).select_from(
-            base.with_only_columns(Client.id).limit(COUNT_CAP + 1).subquery()
+            base.with_only_columns(Client.id).limit(cap + 1).subquery()
         )
     )
     return ClientPage(
         clients=clients,
-        total=min(capped, COUNT_CAP),
-        total_is_capped=capped > COUNT_CAP,
+        total=min(capped, cap),
+        total_is_capped=capped > cap,
         next_cursor=_encode_cursor(*keys[-1]) if keys and has_next else None,
         previous_cursor=_encode_cursor(*keys[0]) if keys and has_previous else None,
         filters=filters,
