@@ -39,7 +39,7 @@ def test_template_to_invoice_to_part_payment_with_tds(
         region="Maharashtra",
     )
 
-    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name="Settings", exact=True).click()
     page.get_by_label("GSTIN", exact=True).fill(SUPPLIER_GSTIN)
     page.get_by_label("UPI ID").fill("deccan@okhdfcbank")
     page.get_by_role("button", name="Save settings").click()
