@@ -40,7 +40,6 @@ from app.collections.models import (
 )
 from app.core.events import DomainEvent, EventConsumer
 from app.core.form_once import FormSubmission
-from app.core.terminology import TermChoice
 from app.custom_fields.models import CustomField
 from app.gateways.models import (
     Checkout,
@@ -114,7 +113,6 @@ __all__ = [
     "DomainEvent",
     "EventConsumer",
     "FormSubmission",
-    "TermChoice",
     "InterestSettlement",
     "NoticeAttachment",
     "PromiseToPay",

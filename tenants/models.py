@@ -18,6 +18,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tenants.base import SharedModel, sql_list, utcnow_column
@@ -40,6 +41,11 @@ class Tenant(SharedModel):
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(16), server_default="active")
     created_at: Mapped[datetime] = utcnow_column()
+    # The workspace's own words for the product's nouns (app.core.terminology): noun ->
+    # [singular, plural], only those it changed. On this row because every request loads it.
+    terminology: Mapped[dict] = mapped_column(
+        JSONB, server_default=text("'{}'::jsonb"), default=dict
+    )
 
     __table_args__ = (
         CheckConstraint("status IN ('active', 'suspended')", name="status"),

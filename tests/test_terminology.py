@@ -10,7 +10,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from app.core.terminology import TermChoice, Vocabulary
+from app.core.terminology import Vocabulary
+from tenants.models import Tenant
 from tests.helpers import csrf_token_from, tenant_session
 
 NAV = re.compile(r'<nav class="sidenav".*?</nav>', re.S)
@@ -77,9 +78,10 @@ def test_the_page_shows_the_words_in_use_and_blank_means_ours(client, db_session
     page = client.get(f"/t/{customers.slug}/settings/terminology").text
     assert 'value="Stage"' in page and 'value="Client"' in page
 
+    saved = db_session.scalar(select(Tenant.terminology).where(Tenant.id == customers.id))
+    assert saved == {"milestone": ["Stage", "Stages"]}
     _save(client, customers, milestone_singular="", milestone_plural="")
-    session = tenant_session(db_session, customers, owner.id)
-    assert session.scalars(select(TermChoice)).all() == []
+    assert db_session.scalar(select(Tenant.terminology).where(Tenant.id == customers.id)) == {}
 
 
 @pytest.mark.parametrize(
@@ -100,8 +102,7 @@ def test_a_bad_word_is_refused_beside_its_field_and_nothing_is_saved(
     assert answer.status_code == 422
     assert f'<p class="error" id="{field}-error">{error}</p>' in answer.text
     assert answer.text.count('class="error"') == 1
-    session = tenant_session(db_session, customers, owner.id)
-    assert session.scalars(select(TermChoice)).all() == []
+    assert db_session.scalar(select(Tenant.terminology).where(Tenant.id == customers.id)) == {}
     assert H1.search(client.get(f"/t/{customers.slug}/clients/").text).group(1) == "Clients"
 
 

@@ -3,26 +3,25 @@ that calls its clients "customers" and its milestones "stages" sees those words 
 titles, headings, buttons and navigation, and on its PDFs.
 
 Templates ask `term('client')` or `term('clients')` for a word as it reads mid-sentence and
-`Term('client')` at the start of a heading or label. The words come from the workspace the
-database session is bound to (a request's, or a job's), read once per request or job and kept
-on `g`; outside a workspace, and for nouns a workspace never changed, the defaults. Only the
-product's own wording uses them: what users typed (a client named "Client 1") is never touched.
+`Term('client')` at the start of a heading or label. The words are the request's workspace's
+(or, in a job, those of the workspace the session is bound to), kept on `g`; outside a
+workspace, and for nouns a workspace never changed, the defaults. Only the product's own
+wording uses them: what users typed (a client named "Client 1") is never touched.
 
-The choices live in the tenant's `terminology` table, one row per changed noun; the settings
-area edits them (app/settings/terminology.py). This module belongs to no business area."""
+The choices live on the workspace's tenant row (`tenants.terminology`: noun -> [singular,
+plural], only the nouns it changed), which every request loads with the signed-in user, so a
+page pays no query for them; the settings area edits them (app/settings/terminology.py). This
+module belongs to no business area."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from flask import Flask, g
-from sqlalchemy import CheckConstraint, String, select
-from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from tenants.base import TenantModel, sql_list, utcnow_column
 from tenants.binding import bound_tenant_id
+from tenants.models import Tenant
 
 # noun -> its default singular and plural, as they read mid-sentence.
 NOUNS: dict[str, tuple[str, str]] = {
@@ -32,19 +31,6 @@ NOUNS: dict[str, tuple[str, str]] = {
     "notice": ("notice", "notices"),
 }
 PLURALS = {plural: noun for noun, (_, plural) in NOUNS.items()}
-
-
-class TermChoice(TenantModel):
-    """The workspace's word for one noun, singular and plural, as the admin wrote it."""
-
-    __tablename__ = "terminology"
-
-    noun: Mapped[str] = mapped_column(String(16), primary_key=True)
-    singular: Mapped[str] = mapped_column(String(30))
-    plural: Mapped[str] = mapped_column(String(30))
-    updated_at: Mapped[datetime] = utcnow_column(onupdate=db.func.now())
-
-    __table_args__ = (CheckConstraint(f"noun IN ({sql_list(NOUNS)})", name="noun"),)
 
 
 def _mid_sentence(word: str) -> str:
@@ -90,23 +76,25 @@ class Vocabulary:
 DEFAULT = Vocabulary(tuple((noun, *words) for noun, words in NOUNS.items()))
 
 
-def vocabulary_of(session) -> Vocabulary:
-    """The words of the workspace `session` is bound to (the defaults outside a workspace)."""
-    if bound_tenant_id(session) is None:
-        return DEFAULT
-    chosen = {row.noun: (row.singular, row.plural) for row in session.scalars(select(TermChoice))}
+def vocabulary_of(tenant: Tenant | None) -> Vocabulary:
+    """A workspace's words (the defaults outside a workspace)."""
+    chosen = (tenant.terminology or {}) if tenant is not None else {}
     return Vocabulary(
         tuple((noun, *chosen.get(noun, defaults)) for noun, defaults in NOUNS.items())
     )
 
 
 def vocabulary() -> Vocabulary:
-    """The bound workspace's words, read once per request (or job) and kept on `g`; keyed by
-    the workspace, so a job that renders for several workspaces never mixes their words."""
-    tenant_id = bound_tenant_id(db.session())
+    """The words of the request's workspace (its tenant row, loaded with the user: no query),
+    or in a job of the workspace the session is bound to; kept on `g`, keyed by the workspace,
+    so a job that renders for several workspaces never mixes their words."""
+    tenant = g.get("tenant")
+    tenant_id = tenant.id if tenant is not None else bound_tenant_id(db.session())
     cached = g.get("_vocabulary")
     if cached is None or cached[0] != tenant_id:
-        cached = (tenant_id, vocabulary_of(db.session()))
+        if tenant is None and tenant_id is not None:
+            tenant = db.session().get(Tenant, tenant_id)
+        cached = (tenant_id, vocabulary_of(tenant))
         g._vocabulary = cached
     return cached[1]
 

@@ -1,6 +1,7 @@
 """The terminology page's rules: the workspace's word for each noun, singular and plural, as
 letters and spaces (2 to 30 of them). A blank field means the product's own word; a noun set
-back to both of its defaults keeps no row. The words are read by app.core.terminology."""
+back to both of its defaults is not kept. The words live on the tenant row and are read by
+app.core.terminology."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Mapping
 
 from sqlalchemy.orm import Session
 
-from app.core.terminology import NOUNS, TermChoice, Vocabulary, forget_vocabulary
+from app.core.terminology import NOUNS, Vocabulary, forget_vocabulary
+from tenants.binding import bound_tenant_id
+from tenants.models import Tenant
 
 WORD = re.compile(r"^[^\W\d_]+(?: [^\W\d_]+)*$")  # letters, single spaces between words
 FIELDS = tuple(f"{noun}_{number}" for noun in NOUNS for number in ("singular", "plural"))
@@ -49,15 +52,12 @@ def save_terminology(session: Session, form: Mapping[str, str]) -> dict[str, str
     chosen, errors = clean_terminology(form)
     if errors:
         return errors
-    for noun, (singular, plural) in chosen.items():
-        row = session.get(TermChoice, noun)
-        if (singular.lower(), plural.lower()) == NOUNS[noun]:
-            if row is not None:
-                session.delete(row)
-        elif row is None:
-            session.add(TermChoice(noun=noun, singular=singular, plural=plural))
-        else:
-            row.singular, row.plural = singular, plural
+    tenant = session.get(Tenant, bound_tenant_id(session))
+    tenant.terminology = {
+        noun: [singular, plural]
+        for noun, (singular, plural) in chosen.items()
+        if (singular.lower(), plural.lower()) != NOUNS[noun]
+    }
     session.flush()
     forget_vocabulary()
     return {}
