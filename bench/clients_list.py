@@ -17,7 +17,7 @@ from bench.common import (
     print_header,
     print_verdict,
 )
-from bench.pages import create_owner_and_tenant, log_in, select_one, time_get
+from bench.pages import create_owner_and_tenant, log_in, select_one, timed_in_turn
 from tenants.binding import qualified, schema_for_tenant_id
 
 # BENCH_CLIENTS=10000 measures another size (the search's plan changed with it: issue 17).
@@ -115,12 +115,7 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         page = client.get(urls["search"]).text
         if "Client 004217" not in page:
             raise RuntimeError("the search did not find the client it looks for")
-        seconds = {name: [] for name in urls}
-        for number in range(WARMUP_REQUESTS + REQUESTS):
-            for name, url in urls.items():
-                elapsed = time_get(client, url)
-                if number >= WARMUP_REQUESTS:
-                    seconds[name].append(elapsed)
+        seconds = timed_in_turn(client, urls, WARMUP_REQUESTS, REQUESTS)
 
     samples = {name: Samples(values) for name, values in seconds.items()}
     for name, figures in samples.items():

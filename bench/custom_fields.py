@@ -18,7 +18,7 @@ from bench.common import (
     print_header,
     print_verdict,
 )
-from bench.pages import create_owner_and_tenant, log_in, select_one, time_get
+from bench.pages import create_owner_and_tenant, log_in, select_one, timed_in_turn
 from tenants.binding import bind_tenant, qualified, schema_for_tenant_id
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "100000"))
@@ -122,12 +122,7 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         page = client.get(urls["filter + sort"]).text
         if "1,000+ clients" not in page or 'data-label="Tier">Silver<' not in page:
             raise RuntimeError("the filtered list did not show the clients it looks for")
-        seconds = {name: [] for name in urls}
-        for number in range(WARMUP_REQUESTS + REQUESTS):
-            for name, url in urls.items():
-                elapsed = time_get(client, url)
-                if number >= WARMUP_REQUESTS:
-                    seconds[name].append(elapsed)
+        seconds = timed_in_turn(client, urls, WARMUP_REQUESTS, REQUESTS)
 
     samples = {name: Samples(values) for name, values in seconds.items()}
     for name, figures in samples.items():

@@ -25,7 +25,7 @@ from bench.common import (
     print_header,
     print_verdict,
 )
-from bench.pages import add_bare_routes, create_owner_and_tenant, log_in, time_get
+from bench.pages import add_bare_routes, create_owner_and_tenant, log_in, timed_in_turn
 from tenants.binding import bind_tenant, quoted_schema, schema_for_tenant_id
 from tenants.models import Tenant, User
 
@@ -193,12 +193,7 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         page = http.get(urls["dashboard"]).text
         if 'id="receivables"' not in page or 'id="my-work"' not in page:
             raise RuntimeError("the dashboard does not show the receivables and the owner's work")
-        seconds = {name: [] for name in urls}
-        for number in range(WARMUP_REQUESTS + REQUESTS):
-            for name, url in urls.items():
-                elapsed = time_get(http, url)
-                if number >= WARMUP_REQUESTS:
-                    seconds[name].append(elapsed)
+        seconds = timed_in_turn(http, urls, WARMUP_REQUESTS, REQUESTS)
 
     print_figure("load (triggers off)", f"{load.seconds:6.1f} s")
     print_figure("rebuild of the aging summary", f"{rebuild.seconds:6.1f} s")

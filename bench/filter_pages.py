@@ -18,7 +18,7 @@ from bench.common import (
     print_verdict,
 )
 from bench.dashboard import LOAD_NOTICES, LOAD_PAYMENTS
-from bench.pages import add_bare_routes, create_owner_and_tenant, log_in, time_get
+from bench.pages import add_bare_routes, create_owner_and_tenant, log_in, timed_in_turn
 from tenants.binding import bind_tenant, quoted_schema, schema_for_tenant_id
 
 PAYMENTS = 20_000
@@ -104,12 +104,7 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
             name: len(OPTION.findall(http.get(url).text))
             for name, url in {**pages, **searches}.items()
         }
-        seconds = {name: [] for name in urls}
-        for number in range(WARMUP_REQUESTS + REQUESTS):
-            for name, url in urls.items():
-                elapsed = time_get(http, url)
-                if number >= WARMUP_REQUESTS:
-                    seconds[name].append(elapsed)
+        seconds = timed_in_turn(http, urls, WARMUP_REQUESTS, REQUESTS)
 
     samples = {name: Samples(values) for name, values in seconds.items()}
     for name, figures in samples.items():

@@ -19,7 +19,7 @@ from bench.common import (
     print_header,
     print_verdict,
 )
-from bench.pages import add_bare_routes, create_owner_and_tenant, log_in, time_get
+from bench.pages import add_bare_routes, create_owner_and_tenant, log_in, timed_in_turn
 from tenants.binding import bind_tenant, qualified, schema_for_tenant_id
 from tenants.models import Tenant
 
@@ -64,12 +64,7 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         }
         if "outstanding" not in http.get(urls["first page"]).text:
             raise RuntimeError("the invoice list does not show its totals")
-        seconds = {name: [] for name in urls}
-        for number in range(WARMUP_REQUESTS + REQUESTS):
-            for name, url in urls.items():
-                elapsed = time_get(http, url)
-                if number >= WARMUP_REQUESTS:
-                    seconds[name].append(elapsed)
+        seconds = timed_in_turn(http, urls, WARMUP_REQUESTS, REQUESTS)
 
     print_figure("load and rebuild", f"{load.seconds:6.1f} s")
     samples = {name: Samples(values) for name, values in seconds.items()}

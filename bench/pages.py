@@ -102,6 +102,20 @@ def time_get(client: FlaskClient, url: str) -> float:
     return watch.seconds
 
 
+def timed_in_turn(
+    client: FlaskClient, urls: dict[str, str], warmups: int, requests: int
+) -> dict[str, list[float]]:
+    """Each URL once in turn, `warmups + requests` rounds, so that whatever else the machine
+    does falls on every page alike; the seconds of each after the warm-up rounds, by name."""
+    seconds: dict[str, list[float]] = {name: [] for name in urls}
+    for number in range(warmups + requests):
+        for name, url in urls.items():
+            elapsed = time_get(client, url)
+            if number >= warmups:
+                seconds[name].append(elapsed)
+    return seconds
+
+
 def run(environment: BenchEnvironment) -> list[Verdict]:
     print_header(f"pages: service time, {REQUESTS} requests each", MEASURES)
     with environment.app() as app:
@@ -115,12 +129,7 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
             "signed-in SELECT 1": "/bench/signed-in/select1",
             "plain SELECT 1": "/bench/select1",
         }
-        seconds = {name: [] for name in urls}
-        for number in range(WARMUP_REQUESTS + REQUESTS):
-            for name, url in urls.items():
-                elapsed = time_get(client, url)
-                if number >= WARMUP_REQUESTS:
-                    seconds[name].append(elapsed)
+        seconds = timed_in_turn(client, urls, WARMUP_REQUESTS, REQUESTS)
 
     samples = {name: Samples(values) for name, values in seconds.items()}
     for name, figures in samples.items():
