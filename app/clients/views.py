@@ -298,7 +298,7 @@ def _custom_section_context(client: Client, editing: bool, submitted=None, error
     stored = client.custom_fields or {}
     return {
         "custom_fields": fields,
-        "custom_rows": custom_fields.labelled_values(db.session, "clients", stored),
+        "custom_rows": custom_fields.labelled_values(db.session, "clients", stored, live=fields),
         "custom_form_values": custom_fields.form_values(fields, submitted or stored),
         "custom_errors": errors or {},
         "custom_editing": editing,

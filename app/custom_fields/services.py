@@ -5,7 +5,7 @@ records by them at list speed."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -612,13 +612,19 @@ def submitted_from_form(fields: list[CustomField], form) -> dict:
 
 
 def labelled_values(
-    session: Session, entity: str, stored: Mapping, *, only_printed: bool = False
+    session: Session,
+    entity: str,
+    stored: Mapping,
+    *,
+    only_printed: bool = False,
+    live: Sequence[CustomField] | None = None,
 ) -> list[tuple[str, str]]:
     """(label, shown value) of the record's filled-in live fields, in their order: for its
-    page and, with only_printed, the invoice PDF (the fields marked to print)."""
+    page and, with only_printed, the invoice PDF (the fields marked to print). `live`: the
+    entity's definitions when the caller read them already (a page showing the form too)."""
     fields = [
         field
-        for field in definitions(session, entity)
+        for field in (live if live is not None else definitions(session, entity))
         if field.key in stored and (field.print_on_invoice or not only_printed)
     ]
     people = dict(member_choices(session)) if any(f.field_type == "user" for f in fields) else {}
