@@ -11,13 +11,16 @@ from sqlalchemy import text
 from app.extensions import db
 from bench.common import (
     BenchEnvironment,
-    Samples,
     Verdict,
-    print_figure,
     print_header,
-    print_verdict,
 )
-from bench.pages import create_owner_and_tenant, log_in, select_one, timed_in_turn
+from bench.pages import (
+    create_owner_and_tenant,
+    log_in,
+    select_one,
+    timed_in_turn,
+    verdicts_against_bare,
+)
 from tenants.binding import qualified, schema_for_tenant_id
 
 # BENCH_CLIENTS=10000 measures another size (the search's plan changed with it: issue 17).
@@ -117,18 +120,6 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
             raise RuntimeError("the search did not find the client it looks for")
         seconds = timed_in_turn(client, urls, WARMUP_REQUESTS, REQUESTS)
 
-    samples = {name: Samples(values) for name, values in seconds.items()}
-    for name, figures in samples.items():
-        print_figure(name, figures.describe_ms())
-    verdicts = [
-        Verdict(
-            f"clients_list: {name} / tenant SELECT 1 (medians)",
-            samples[name].median,
-            samples["tenant SELECT 1"].median,
-            MAX_RATIO,
-        )
-        for name in ("first page", "search", "deep page")
-    ]
-    for verdict in verdicts:
-        print_verdict(verdict)
-    return verdicts
+    return verdicts_against_bare(
+        "clients_list", seconds, ("first page", "search", "deep page"), MAX_RATIO
+    )

@@ -12,13 +12,16 @@ from app.custom_fields import services
 from app.extensions import db
 from bench.common import (
     BenchEnvironment,
-    Samples,
     Verdict,
-    print_figure,
     print_header,
-    print_verdict,
 )
-from bench.pages import create_owner_and_tenant, log_in, select_one, timed_in_turn
+from bench.pages import (
+    create_owner_and_tenant,
+    log_in,
+    select_one,
+    timed_in_turn,
+    verdicts_against_bare,
+)
 from tenants.binding import bind_tenant, qualified, schema_for_tenant_id
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "100000"))
@@ -124,18 +127,6 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
             raise RuntimeError("the filtered list did not show the clients it looks for")
         seconds = timed_in_turn(client, urls, WARMUP_REQUESTS, REQUESTS)
 
-    samples = {name: Samples(values) for name, values in seconds.items()}
-    for name, figures in samples.items():
-        print_figure(name, figures.describe_ms())
-    verdicts = [
-        Verdict(
-            f"custom_fields: {name} / tenant SELECT 1 (medians)",
-            samples[name].median,
-            samples["tenant SELECT 1"].median,
-            MAX_RATIO,
-        )
-        for name in ("filter + sort", "filter + sort 2", "sort only")
-    ]
-    for verdict in verdicts:
-        print_verdict(verdict)
-    return verdicts
+    return verdicts_against_bare(
+        "custom_fields", seconds, ("filter + sort", "filter + sort 2", "sort only"), MAX_RATIO
+    )

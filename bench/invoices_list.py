@@ -12,14 +12,18 @@ from app.extensions import db
 from bench import aging as aging_bench
 from bench.common import (
     BenchEnvironment,
-    Samples,
     Stopwatch,
     Verdict,
     print_figure,
     print_header,
-    print_verdict,
 )
-from bench.pages import add_bare_routes, create_owner_and_tenant, log_in, timed_in_turn
+from bench.pages import (
+    add_bare_routes,
+    create_owner_and_tenant,
+    log_in,
+    timed_in_turn,
+    verdicts_against_bare,
+)
 from tenants.binding import bind_tenant, qualified, schema_for_tenant_id
 from tenants.models import Tenant
 
@@ -67,18 +71,6 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
         seconds = timed_in_turn(http, urls, WARMUP_REQUESTS, REQUESTS)
 
     print_figure("load and rebuild", f"{load.seconds:6.1f} s")
-    samples = {name: Samples(values) for name, values in seconds.items()}
-    for name, figures in samples.items():
-        print_figure(name, figures.describe_ms())
-    verdicts = [
-        Verdict(
-            f"invoices_list: {name} / tenant SELECT 1 (medians)",
-            samples[name].median,
-            samples["tenant SELECT 1"].median,
-            MAX_RATIO,
-        )
-        for name in ("first page", "overdue", "client")
-    ]
-    for verdict in verdicts:
-        print_verdict(verdict)
-    return verdicts
+    return verdicts_against_bare(
+        "invoices_list", seconds, ("first page", "overdue", "client"), MAX_RATIO
+    )

@@ -116,6 +116,28 @@ def timed_in_turn(
     return seconds
 
 
+def verdicts_against_bare(
+    benchmark: str, seconds: dict[str, list[float]], names, max_ratio: float
+) -> list[Verdict]:
+    """Every page's figures printed, then each named page's median over the bare tenant
+    route's ("tenant SELECT 1") as a verdict, printed and returned."""
+    samples = {name: Samples(values) for name, values in seconds.items()}
+    for name, figures in samples.items():
+        print_figure(name, figures.describe_ms())
+    verdicts = [
+        Verdict(
+            f"{benchmark}: {name} / tenant SELECT 1 (medians)",
+            samples[name].median,
+            samples["tenant SELECT 1"].median,
+            max_ratio,
+        )
+        for name in names
+    ]
+    for verdict in verdicts:
+        print_verdict(verdict)
+    return verdicts
+
+
 def run(environment: BenchEnvironment) -> list[Verdict]:
     print_header(f"pages: service time, {REQUESTS} requests each", MEASURES)
     with environment.app() as app:
