@@ -115,6 +115,7 @@ def demo_pages(page: Page) -> dict[str, str]:
         "library": f"{t}/library/",
         "my-templates": f"{t}/library/mine/",
         "settings": f"{t}/settings/",
+        "workflow": f"{t}/settings/workflow",
         "setup": f"{t}/setup/",
         "team": f"{t}/team/",
         "audit": f"{t}/audit/",
