@@ -18,6 +18,7 @@ from app.collections.notices import services as notices
 from app.settings import workflow
 from app.settings.services import workspace_settings
 from tenants.binding import bound_tenant_id
+from tenants.models import Membership, Tenant, User
 from tests.helpers import csrf_token_from, tenant_session
 from tests.test_collections_run import DUE, ledger, run_on  # noqa: F401  (fixture)
 from tests.test_notices import make_books
@@ -165,7 +166,11 @@ def test_the_moved_billing_defaults_still_reach_new_projects(
     assert 'name="auto_invoice"' not in client.get(f"/t/{tenant.slug}/settings/").text
 
 
-def test_under_the_workspace_approval_every_notice_of_the_run_waits(ledger):  # noqa: F811
+def test_under_the_workspace_approval_every_notice_of_the_run_waits(
+    ledger,  # noqa: F811
+    app,
+    login,
+):
     session, client, invoice, _ = ledger
     invoice()
     engine.settings_of(session).auto_send = True  # the level itself needs no approval
@@ -175,6 +180,13 @@ def test_under_the_workspace_approval_every_notice_of_the_run_waits(ledger):  # 
     run_on(session, DUE + timedelta(days=3))
     notice = session.scalars(select(CollectionNotice)).one()
     assert (notice.status, notice.approved_at) == ("draft", None)
+    session.commit()
+    owner = session.scalar(select(Membership.user_id).where(Membership.role == "owner"))
+    slug = session.get(Tenant, bound_tenant_id(session)).slug
+    with app.test_client() as browser:  # the Collections page says why nothing goes out
+        login(browser, session.get(User, owner))
+        page = browser.get(f"/t/{slug}/collections/")
+    assert "but every notice waits for a person's approval" in page.text
 
 
 @pytest.fixture
