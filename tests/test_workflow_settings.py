@@ -94,6 +94,8 @@ def test_the_page_saves_each_setting_and_the_audit_log_names_the_changes(
         if e.entity == "collection_policies" and "is_default" in e.changes
     }
     assert defaults == {standard_id: [True, False], gentle.id: [False, True]}
+    audit_log = client.get(f"/t/{tenant.slug}/audit/")
+    assert audit_log.status_code == 200 and "workspace setting" in audit_log.text
     shown = client.get(url).text  # the page shows what is stored
     assert 'name="notices_need_approval" value="1" checked' in shown
     assert f'<option value="{gentle.id}" selected>Gentle (default)</option>' in shown
