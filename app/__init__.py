@@ -194,6 +194,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.collections import hooks as collections_hooks
     from app.core import event_sources
     from app.custom_fields import hooks as custom_fields_hooks
+    from app.dashboard import hooks as dashboard_hooks
     from app.gateways import hooks as gateways_hooks
     from app.invoicing import hooks as invoicing_hooks
     from app.message_templates import hooks as message_templates_hooks
@@ -226,6 +227,7 @@ def register_area_hooks(app: Flask) -> None:
         webhooks_hooks,
         reports_hooks,
         rules_hooks,
+        dashboard_hooks,
     ):
         hooks.init_app(app)
 

@@ -32,7 +32,6 @@ def _own_storage(storage_root):
 def valid(**changes) -> dict:
     return {
         "brand_colour": "#1f5f8b",
-        "auto_invoice": "off",
         "send_window_start": "09:00",
         "send_window_end": "19:00",
         **changes,
@@ -58,7 +57,6 @@ def test_gstin_gives_state_and_pan(make_tenant):
         ({"brand_colour": "blue"}, "brand_colour", "#rrggbb"),
         ({"invoice_number_format": "{series}/{fy}/{seq:09d}"}, "invoice_number_format", "16"),
         ({"invoice_number_format": "INV {seq}"}, "invoice_number_format", "letters, digits"),
-        ({"auto_invoice": "always"}, "auto_invoice", "Choose"),
         ({"send_window_start": "9am"}, "send_window_start", "HH:MM"),
         ({"send_window_start": "20:00"}, "send_window_end", "end after it starts"),
         ({"reply_to": "accounts at kaveri"}, "reply_to", "not valid"),
@@ -87,6 +85,10 @@ def test_page_saves_all_or_nothing_and_shows_errors_by_field(
     tenant = make_tenant(owner=owner)
     login(client, owner)
     url = f"/t/{tenant.slug}/settings/"
+    # The billing defaults moved to the workflow page: saving this one leaves them alone.
+    workspace = services.workspace_settings(db_session, tenant.id)
+    workspace.auto_invoice, workspace.approval_required = "draft", True
+    db_session.commit()
     page = client.get(url)
     assert page.status_code == 200
     form = {
@@ -95,8 +97,6 @@ def test_page_saves_all_or_nothing_and_shows_errors_by_field(
         "gstin": KA_GSTIN,
         "upi_vpa": "acme@okhdfcbank",
         "brand_colour": "#AA3300",
-        "auto_invoice": "draft",
-        "approval_required": "1",
         "send_window_start": "08:30",
         "send_window_end": "20:00",
     }

@@ -57,6 +57,11 @@ class WorkspaceSettings(SharedModel):
     setup_progress: Mapped[dict[str, str]] = mapped_column(
         JSONB, server_default=text("'{}'::jsonb")
     )
+    # Workflow defaults and the dashboard (app.settings.workflow): every collection notice
+    # waits for a person's approval when set; the dashboard's widgets as
+    # [{"widget": name, "shown": bool}, ...] in the workspace's order (NULL: all, ours).
+    notices_need_approval: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    dashboard_widgets: Mapped[list[dict] | None] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = utcnow_column(onupdate=func.now())
 
     __table_args__ = (
@@ -64,3 +69,5 @@ class WorkspaceSettings(SharedModel):
         CheckConstraint("brand_colour ~ '^#[0-9a-f]{6}$'", name="brand_colour"),
         CheckConstraint("send_window_start < send_window_end", name="send_window"),
     )
+    # A shared record of one tenant: its admins see who changed which setting in its audit log.
+    __audited__ = True

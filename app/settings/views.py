@@ -1,5 +1,5 @@
-"""The workspace settings page (admins): identity and tax ids, payment details, branding,
-billing defaults; the logo upload; the regional and terminology pages."""
+"""The workspace settings page (admins): identity and tax ids, payment details, branding;
+the logo upload; the regional, terminology and workflow pages."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from app.core.regions import regions_of
 from app.core.storage import get_storage
 from app.core.terminology import NOUNS, vocabulary
 from app.extensions import db
-from app.settings import regional, services, terminology
+from app.settings import regional, services, terminology, workflow
 from tenants.context import require_permission
 
 blueprint = Blueprint("settings", __name__, url_prefix="/t/<tenant_slug>/settings")
@@ -30,7 +30,6 @@ def _page(values=None, errors=None, logo_error=None, status=200):
         values=values or services.form_values(g.tenant, workspace),
         errors=errors or {},
         logo_error=logo_error,
-        auto_invoice_choices=services.AUTO_INVOICE_CHOICES,
         mail_address=parseaddr(current_app.config["MAIL_FROM"])[1],
     )
 
@@ -147,3 +146,45 @@ def save_terminology():
         return _terminology_page(values=request.form.to_dict(), errors=errors, status=422)
     toast("Terminology saved. The pages use your words from now on.")
     return redirect(url_for("settings.terminology_settings"), 303)
+
+
+def _workflow_page(values=None, errors=None, dashboard_values=None, dashboard_errors=None):
+    workspace = services.workspace_settings(db.session, g.tenant.id)
+    ladders = workflow.notice_ladders()
+    return render_page(
+        "settings/workflow.html",
+        status=422 if errors or dashboard_errors else 200,
+        values=values or workflow.form_values(db.session, workspace),
+        errors=errors or {},
+        auto_invoice_choices=services.AUTO_INVOICE_CHOICES,
+        policies=ladders.choices(db.session) if ladders else None,
+        widgets=workflow.widget_choices(),
+        dashboard_values=dashboard_values or workflow.dashboard_form_values(workspace),
+        dashboard_errors=dashboard_errors or {},
+    )
+
+
+@blueprint.get("/workflow")
+@require_permission("settings.manage")
+def workflow_settings():
+    return _workflow_page()
+
+
+@blueprint.post("/workflow")
+@require_permission("settings.manage")
+def save_workflow():
+    errors = workflow.save_workflow(db.session, g.tenant.id, request.form)
+    if errors:
+        return _workflow_page(values=request.form.to_dict(), errors=errors)
+    toast("Workflow settings saved.")
+    return redirect(url_for("settings.workflow_settings"), 303)
+
+
+@blueprint.post("/workflow/dashboard")
+@require_permission("settings.manage")
+def save_dashboard_widgets():
+    errors = workflow.save_dashboard(db.session, g.tenant.id, request.form)
+    if errors:
+        return _workflow_page(dashboard_values=request.form.to_dict(), dashboard_errors=errors)
+    toast("Dashboard saved. Everyone in the workspace sees these widgets in this order.")
+    return redirect(url_for("settings.workflow_settings") + "#dashboard", 303)

@@ -124,6 +124,7 @@ def demo_pages(page: Page) -> dict[str, str]:
         "webhooks": f"{t}/webhooks/",
         "webhook-new": f"{t}/webhooks/new",
         "notification-settings": f"{t}/notifications/settings",
+        "workflow": f"{t}/settings/workflow",
         "setup": f"{t}/setup/",
         "team": f"{t}/team/",
         "audit": f"{t}/audit/",

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client, Contact
 from app.clients.services import may_contact
 from app.collections.cases import promises
-from app.collections.engine.services import default_policy, settings_of
+from app.collections.engine.services import default_policy, every_notice_waits, settings_of
 from app.collections.models import MESSAGE_CHANNELS, TASK_CHANNELS, CollectionRun
 from app.collections.notices.services import notice_facts
 from app.core.clock import is_business_day, local_date, subdivision_for
@@ -368,6 +368,7 @@ def plan(session: Session, tenant, today: date, any_day: bool = False) -> Plan:
     weekend or holiday."""
     settings = settings_of(session)
     default = default_policy(session)
+    all_wait = every_notice_waits(session, tenant.id)
     rows = session.execute(
         _sql(session, CANDIDATES_SQL),
         {"today": today, "default_policy_id": default.id if default else None},
@@ -389,7 +390,7 @@ def plan(session: Session, tenant, today: date, any_day: bool = False) -> Plan:
     for row in due:
         client = reach[row.client_id]
         item = PlannedInvoice(row.id, row.number, row.owing, (today - row.due_date).days, _why(row))
-        status = "draft" if row.requires_approval or not settings.auto_send else "approved"
+        status = "draft" if row.requires_approval or all_wait else "approved"
         for channel in row.channels:
             contact = None
             if channel in MESSAGE_CHANNELS:

@@ -787,9 +787,16 @@ def send_notices(session: Session, tenant, notice_ids: Sequence[int]) -> dict[in
         .with_for_update(of=CollectionNotice)
     ).all()
     today = _today(session)
+    every_notice_approved = workspace_settings(session, tenant.id).notices_need_approval
     for notice in notices:
         if notice.status != "approved":
             outcome[notice.id] = f"skipped ({notice.status})"
+            continue
+        if every_notice_approved and notice.approved_by is None:
+            # Approved by the run before the workspace asked a person's approval of every
+            # notice, and not sent yet: it waits for that approval now.
+            notice.status, notice.approved_at = "draft", None
+            outcome[notice.id] = "waits for approval"
             continue
         gone = client_gone(session, notice)
         if gone:
