@@ -38,6 +38,8 @@ def home():
     for widget in chosen:
         context.update(widget.read(reading))
     if can("settings.manage"):
-        context["setup_left"] = setup.progress(db.session, g.tenant.id, counts.has_clients).left
+        context["setup_left"] = setup.progress(
+            db.session, g.tenant.id, counts.has_clients, workspace
+        ).left
         context["setup_steps"] = len(setup.STEPS)
     return render_page("dashboard/home.html", **context)
