@@ -51,9 +51,7 @@ def test_the_preview_follows_typing_and_save_keeps_the_choices(
     colour = page.get_by_label("Brand colour")
     colour.fill("")
     colour.press_sequentially("#aa3300")
-    expect(page.frame_locator(".preview-frame--invoice").locator("h1")).to_have_css(
-        "color", RUST
-    )
+    expect(page.frame_locator(".preview-frame--invoice").locator("h1")).to_have_css("color", RUST)
     # The preview sits beside the form at desktop width.
     form_box = page.locator("#branding-form").bounding_box()
     preview_box = page.locator("#branding-preview").bounding_box()
