@@ -52,7 +52,9 @@ def _page(values=None, errors=None, logo_error=None, status=200):
         logo_error=logo_error,
         paper_sizes=branding.PAPER_SIZES,
         logo_positions=branding.LOGO_POSITIONS,
-        limits=branding,
+        footer_max_chars=branding.EMAIL_FOOTER_MAX_CHARS,
+        footer_max_lines=branding.EMAIL_FOOTER_MAX_LINES,
+        note_max_chars=branding.PDF_FOOTER_NOTE_MAX_CHARS,
         preview_args=_preview_args(shown or branding.branding_of(workspace)),
     )
 
