@@ -127,6 +127,7 @@ def register_blueprints(app: Flask) -> None:
     from app.reports.views import blueprint as reports
     from app.rules.views import blueprint as rules
     from app.sandbox.views import blueprint as sandbox
+    from app.settings.branding_views import blueprint as branding
     from app.settings.views import blueprint as settings
     from app.setup.views import blueprint as setup
     from app.sync.views import blueprint as accounting_sync
@@ -157,6 +158,7 @@ def register_blueprints(app: Flask) -> None:
         opening_balances,
         banking,
         settings,
+        branding,
         custom_fields,
         setup,
         whatsapp_hooks,

@@ -145,8 +145,9 @@ def test_logo_upload_replace_and_refusals(
     owner = make_user()
     tenant = make_tenant(owner=owner)
     login(client, owner)
-    token = csrf_token_from(client.get(f"/t/{tenant.slug}/settings/").text)
-    upload = f"/t/{tenant.slug}/settings/logo"
+    token = csrf_token_from(client.get(f"/t/{tenant.slug}/settings/branding/").text)
+    upload = f"/t/{tenant.slug}/settings/branding/logo"  # on Settings → Branding
+    shown_at = f"/t/{tenant.slug}/settings/logo"
 
     def send(data: bytes, name: str):
         return client.post(
@@ -160,7 +161,7 @@ def test_logo_upload_replace_and_refusals(
     assert send(PNG, "logo.png").status_code == 303
     db_session.expire_all()
     first = services.workspace_settings(db_session, tenant.id).logo_key
-    shown = client.get(upload)
+    shown = client.get(shown_at)
     assert (shown.status_code, shown.mimetype, shown.data) == (200, "image/png", PNG)
 
     assert send(JPEG, "logo.jpg").status_code == 303
@@ -168,7 +169,7 @@ def test_logo_upload_replace_and_refusals(
     second = services.workspace_settings(db_session, tenant.id).logo_key
     assert second != first and second.endswith(".jpg")
     assert not (storage_root / first).exists()  # the old file went with the commit
-    assert client.get(upload).data == JPEG
+    assert client.get(shown_at).data == JPEG
 
 
 def test_a_logo_written_in_a_rolled_back_transaction_is_removed(

@@ -172,6 +172,7 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
         "Settings & team",
         (
             NavLink("settings.index", "Settings", ("settings.manage",), _on_settings),
+            NavLink("branding.index", "Branding", ("settings.manage",), _blueprint("branding")),
             NavLink(
                 "settings.regional_settings",
                 "Regional settings",

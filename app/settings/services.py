@@ -153,10 +153,12 @@ def clean_settings(values: Mapping, tenant: Tenant) -> tuple[dict, dict[str, str
         errors["abn"] = problem
     out["abn"] = abn or None
 
-    colour = (values.get("brand_colour") or "").strip().lower()
-    if not BRAND_COLOUR.match(colour):
-        errors["brand_colour"] = "A colour as #rrggbb, e.g. #1f5f8b."
-    out["brand_colour"] = colour
+    # The colour comes with the setup's brand step; Settings → Branding saves its own form.
+    if "brand_colour" in values:
+        colour = (values.get("brand_colour") or "").strip().lower()
+        if not BRAND_COLOUR.match(colour):
+            errors["brand_colour"] = "A colour as #rrggbb, e.g. #1f5f8b."
+        out["brand_colour"] = colour
 
     number_format = (values.get("invoice_number_format") or "").strip()
     if number_format:

@@ -1,5 +1,6 @@
-"""The workspace settings page (admins): identity and tax ids, payment details, branding;
-the logo upload; the regional, terminology and workflow pages."""
+"""The workspace settings page (admins): identity and tax ids, payment details; the logo
+itself (its upload is on Settings → Branding, `branding_views`); the regional, terminology
+and workflow pages."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tenants.context import require_permission
 blueprint = Blueprint("settings", __name__, url_prefix="/t/<tenant_slug>/settings")
 
 
-def _page(values=None, errors=None, logo_error=None, status=200):
+def _page(values=None, errors=None, status=200):
     workspace = services.workspace_settings(db.session, g.tenant.id)
     return render_page(
         "settings/index.html",
@@ -29,7 +30,6 @@ def _page(values=None, errors=None, logo_error=None, status=200):
         workspace=workspace,
         values=values or services.form_values(g.tenant, workspace),
         errors=errors or {},
-        logo_error=logo_error,
         mail_address=parseaddr(current_app.config["MAIL_FROM"])[1],
     )
 
@@ -47,28 +47,6 @@ def save():
     if errors:
         return _page(values=request.form.to_dict(), errors=errors, status=422)
     toast("Settings saved. New invoices use them from now on.")
-    return redirect(url_for("settings.index"), 303)
-
-
-@blueprint.post("/logo")
-@require_permission("settings.manage")
-def upload_logo():
-    upload = request.files.get("logo")
-    try:
-        if upload is None:
-            raise services.SettingsError("Choose an image file for the logo.")
-        services.save_logo(db.session, get_storage(current_app), g.tenant, upload.stream)
-    except services.SettingsError as error:
-        return _page(logo_error=str(error), status=422)
-    toast("Logo saved.")
-    return redirect(url_for("settings.index"), 303)
-
-
-@blueprint.post("/logo/remove")
-@require_permission("settings.manage")
-def remove_logo():
-    services.remove_logo(db.session, get_storage(current_app), g.tenant)
-    toast("Logo removed.")
     return redirect(url_for("settings.index"), 303)
 
 
