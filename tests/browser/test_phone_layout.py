@@ -125,6 +125,7 @@ def demo_pages(page: Page) -> dict[str, str]:
         "webhook-new": f"{t}/webhooks/new",
         "notification-settings": f"{t}/notifications/settings",
         "workflow": f"{t}/settings/workflow",
+        "branding": f"{t}/settings/branding/",
         "setup": f"{t}/setup/",
         "team": f"{t}/team/",
         "audit": f"{t}/audit/",
