@@ -186,6 +186,13 @@ def test_the_projects_list_filters_sorts_and_shows_a_project_field(client, books
     ]
     nothing = client.get(url, query_string={"cf.region": "west"}).text
     assert "No projects match these filters." in nothing
+    # The filter form asks htmx for the results alone: the same rows and columns.
+    fragment = client.get(
+        url,
+        query_string={"cf.region": "south", "columns": "region"},
+        headers={"HX-Request": "true"},
+    ).text
+    assert "<html" not in fragment and ">Bravo</a>" in fragment and ">South</td>" in fragment
 
 
 def test_the_api_reads_and_writes_project_and_milestone_fields_422_per_field(
@@ -366,6 +373,10 @@ def test_the_payments_list_filters_sorts_shows_and_exports_a_payment_field(
     page = client.get(url, query_string={"cf.bank": "Canara", "columns": "bank"}).text
     assert re.findall(r"<td>(UTR\d+)</td>", page) == ["UTR300", "UTR100"]
     assert '<th scope="col">Bank</th>' in page and ">Canara</td>" in page
+    fragment = client.get(
+        url, query_string={"cf.bank": "axis", "columns": "bank"}, headers={"HX-Request": "true"}
+    ).text
+    assert "<html" not in fragment and ">axis</td>" in fragment and "UTR200" in fragment
     by_bank = client.get(url, query_string={"sort": "cf.bank"}).text
     assert re.findall(r"<td>(UTR\d+)</td>", by_bank) == ["UTR400", "UTR200", "UTR100", "UTR300"]
     exported = client.get(f"/t/{tenant.slug}/payments/export.csv", query_string={"cf.bank": "axis"})
