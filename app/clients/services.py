@@ -663,6 +663,11 @@ class ClientFilters:
     def shown_fields(self) -> list[CustomField]:
         return [self.fields[key] for key in self.columns]
 
+    @property
+    def custom_filter(self) -> dict[str, str]:
+        """The filters on custom fields, as templates/custom_fields/_list.html reads them."""
+        return self.custom
+
 
 def sort_of(filters: ClientFilters):
     """(SQL to sort by, "asc"/"desc", whether its values are numbers) of the list's order."""

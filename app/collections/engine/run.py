@@ -14,6 +14,7 @@ catches up without a burst of stale levels."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +32,7 @@ from app.collections.notices.services import notice_facts
 from app.core.clock import is_business_day, local_date, subdivision_for
 from app.core.events import emit_many
 from app.core.handover import hand_over
+from app.custom_fields.services import values_for_new_record
 from tenants.binding import bound_schema, quoted_schema
 
 # pg_advisory_xact_lock(RUN_LOCK_CLASS, tenant id): one daily run of a tenant at a time.
@@ -124,10 +126,11 @@ ORDER BY rung.client_id, rung.due_date, rung.id
 INSERT_NOTICES_SQL = """
 INSERT INTO {s}.collection_notices (client_id, policy_id, level_id, level_number, level_name,
   channel, currency, grouping, status, run_id, run_date, reason, amount_due, fee_amount,
-  contact_id, assigned_user_id, approved_at)
+  contact_id, assigned_user_id, approved_at, custom_fields)
 SELECT g.client_id, g.policy_id, g.level_id, g.level_number, g.level_name, g.channel,
   g.currency, :grouping, g.status, :run_id, :today, g.reason, g.amount_due, g.fee_amount,
-  g.contact_id, g.assigned_user_id, CASE WHEN g.status = 'approved' THEN now() END
+  g.contact_id, g.assigned_user_id, CASE WHEN g.status = 'approved' THEN now() END,
+  CAST(:custom_fields AS jsonb)
 FROM unnest(CAST(:client_id AS bigint[]), CAST(:policy_id AS bigint[]),
   CAST(:level_id AS bigint[]), CAST(:level_number AS smallint[]),
   CAST(:level_name AS varchar[]), CAST(:channel AS varchar[]), CAST(:currency AS varchar[]),
@@ -516,6 +519,8 @@ def _write(
                 "grouping": grouping,
                 "run_id": run_id,
                 "today": result.today,
+                # The notices' own fields start at their defaults (Settings → Custom fields).
+                "custom_fields": json.dumps(values_for_new_record(session, "notices", None)),
                 **{
                     name: column(name)
                     for name in (
