@@ -519,6 +519,18 @@ def search(
     return LibraryPage(templates=list(rows), total=total, page=page, pages=pages)
 
 
+def state_rules(session: Session, region: str) -> tuple[int, list[str]]:
+    """How many templates the library has for this state (a `library_region`), and the first
+    note of each, once: the rule that is the state's own (its security of payment Act, its
+    welfare board)."""
+    notes = session.scalars(
+        select(LibraryTemplate.notes)
+        .where(LibraryTemplate.region == region, LibraryTemplate.retired.is_(False))
+        .order_by(LibraryTemplate.key)
+    ).all()
+    return len(notes), list(dict.fromkeys(note.split("\n", 1)[0] for note in notes))
+
+
 def industries(session: Session) -> list[str]:
     return list(
         session.scalars(

@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.message_templates.models import MessageTemplate
+from app.settings.regional import RegionalEffect
 from tenants.binding import bound_tenant_id
 from tenants.models import Tenant
 
@@ -60,6 +61,11 @@ class CountryWords:
     Australian GST-registered business sends a "tax invoice" (as its PDF is titled), and a
     Philippine client that withheld tax is asked for the BIR Form 2307 it owes the supplier."""
 
+    # What the regional settings page says of them.
+    summary: str = (
+        "The default texts offer no UPI link and ask a client who has paid for the payment "
+        "reference."
+    )
     invoice: str = "invoice"
     upi_line: str = ""
     upi_short_line: str = ""
@@ -70,16 +76,27 @@ class CountryWords:
 
 COUNTRY_WORDS = {
     "IN": CountryWords(
+        summary="The default invoice, notice and receipt texts offer a UPI link and ask a "
+        "client who has paid for the UTR or cheque details.",
         upi_line="{% if payment_link %}You can pay by UPI using this link: {{ payment_link }}"
         "\n\n{% endif %}",
         upi_short_line="{% if payment_link %}UPI payment link: {{ payment_link }}\n\n{% endif %}",
         proof="the UTR or cheque details",
         proof_short="the UTR",
     ),
-    "AU": CountryWords(invoice="tax invoice", proof="the payment reference or remittance advice"),
+    "AU": CountryWords(
+        summary='The default texts call the invoice a "tax invoice", as its PDF is titled, '
+        "offer no UPI link, and ask a client who has paid for the payment reference or "
+        "remittance advice.",
+        invoice="tax invoice",
+        proof="the payment reference or remittance advice",
+    ),
     # Since the Ease of Paying Taxes Act the invoice is the document of a sale in the
     # Philippines; a client that withholds creditable tax gives the supplier BIR Form 2307.
     "PH": CountryWords(
+        summary="The default texts offer no UPI link, ask a client who has paid for the bank "
+        "transfer reference or deposit slip, and a receipt asks a client that withheld tax "
+        "for BIR Form 2307.",
         proof="the bank transfer reference or deposit slip",
         receipt_note="If you withheld tax from this payment, kindly send us BIR Form 2307 "
         "for it.\n\n",
@@ -260,6 +277,19 @@ NAMES = {
     "receipt": "Receipt",
 }
 PURPOSES = tuple(NAMES)
+
+
+def regional_effect(session: Session, tenant: Tenant) -> RegionalEffect:
+    """What the workspace's country decides in its default messages, for the regional page."""
+    return RegionalEffect(
+        title="Messages",
+        lines=(
+            country_words(tenant.country).summary,
+            "Templates the workspace already has keep their words: edit them there.",
+        ),
+        endpoint="campaigns.templates",
+        link_label="Message templates",
+    )
 
 
 def default_template(channel: str, purpose: str, country: str | None = "IN") -> MessageTemplate:
