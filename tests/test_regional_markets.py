@@ -149,6 +149,15 @@ def test_an_australian_workspace_sees_its_states_plans_first_on_the_library_page
     assert text.index("— New South Wales") < text.index("— Victoria") < text.index("Karnataka")
     key = "construction-au/standard/medium/au-nsw"
     variant = loaded.scalar(select(LibraryTemplate).where(LibraryTemplate.key == key))
+    # The region filter names a state as the library does, and keeps its country's plans.
+    only_nsw = client.get(
+        f"/t/{tenant.slug}/library/",
+        query_string={"industry": "construction", "region": "AU-NSW", "size": "large"},
+    )
+    results = only_nsw.text.split('id="library-results"')[1]
+    assert '<option value="AU-NSW" selected>New South Wales</option>' in only_nsw.text
+    assert "— New South Wales" in results and "Australia" in results
+    assert "Victoria" not in results and "Karnataka" not in results
     detail = client.get(f"/t/{tenant.slug}/library/{variant.id}")
     assert "Progress claim 1 of 6" in detail.text and "20 business days" in detail.text
 
