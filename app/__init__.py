@@ -199,6 +199,7 @@ def register_area_hooks(app: Flask) -> None:
     from app.dashboard import hooks as dashboard_hooks
     from app.gateways import hooks as gateways_hooks
     from app.invoicing import hooks as invoicing_hooks
+    from app.library import hooks as library_hooks
     from app.message_templates import hooks as message_templates_hooks
     from app.messaging import hooks as messaging_hooks
     from app.notifications import hooks as notifications_hooks
@@ -215,6 +216,7 @@ def register_area_hooks(app: Flask) -> None:
         custom_fields_hooks,
         clients_hooks,
         invoicing_hooks,
+        library_hooks,
         projects_hooks,
         payments_hooks,
         gateways_hooks,

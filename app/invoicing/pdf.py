@@ -198,7 +198,7 @@ def _supplier(tenant, workspace: WorkspaceSettings, invoice: Invoice) -> dict:
     elif country == "AU" and workspace.abn:
         ids.append(("ABN", _tax_id("AU", workspace.abn)))
     if workspace.tax_number and not ids:
-        ids.append(("Tax number", workspace.tax_number))
+        ids.append((TAX_NUMBER_NAMES.get(country, "Tax number"), workspace.tax_number))
     return {
         "name": workspace.legal_name or tenant.name,
         "trading_name": tenant.name
@@ -237,6 +237,10 @@ TAX_COLUMNS = {
     "au_gst": [("GST", "other_tax")],
     "other": [("Tax", "other_tax")],
 }
+# What a country calls its one plain tax and a supplier's tax id where the invoice has no
+# columns or ids of its own for them (the Philippines: VAT, and the BIR's TIN).
+OTHER_TAX_NAMES = {"PH": "VAT"}
+TAX_NUMBER_NAMES = {"PH": "TIN"}
 
 
 def _tax_document(session: Session, tenant, invoice: Invoice, lines, totals) -> dict:
@@ -252,6 +256,8 @@ def _tax_document(session: Session, tenant, invoice: Invoice, lines, totals) -> 
         return format_money(amount, currency, country)
 
     columns = TAX_COLUMNS[invoice.tax_regime]
+    if invoice.tax_regime == "other" and country in OTHER_TAX_NAMES:
+        columns = [(OTHER_TAX_NAMES[country], "other_tax")]
     # A quantity column only when some line has a quantity other than one: milestone lines are
     # one of each, and credit note lines have none (they credit an amount).
     quantities = [getattr(line, "quantity", None) for line in lines]

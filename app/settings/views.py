@@ -81,6 +81,7 @@ def _regional_page(values=None, errors=None, status=200):
         holidays=regional.holidays_of(tenant.country, tenant.region, year),
         state_calendar=regional.knows_state_calendar(tenant.country, tenant.region),
         languages=[(code, language_label(code)) for code in regional.languages_of(tenant)],
+        effects=regional.effects_of(db.session, tenant),
     )
 
 
