@@ -3,8 +3,11 @@ that calls its clients "customers" and its milestones "stages" sees those words 
 titles, headings, buttons and navigation, and on its PDFs.
 
 Templates ask `term('client')` or `term('clients')` for a word as it reads mid-sentence and
-`Term('client')` at the start of a heading or label. The words are the request's workspace's
-(or, in a job, those of the workspace the session is bound to), kept on `g`; outside a
+`Term('client')` at the start of a heading or label; `term('a client')` gives the word with the
+article it needs ("a customer", "an engagement"). Text inside a template's own expressions, and
+Python text shown to users (flashes, errors, choices, e-mails), writes the nouns as placeholders:
+`'The whole {client}'|worded`, `worded("No {clients} match.")`. The words are the request's
+workspace's (or, in a job, those of the workspace the session is bound to), kept on `g`; outside a
 workspace, and for nouns a workspace never changed, the defaults. Only the product's own
 wording uses them: what users typed (a client named "Client 1") is never touched.
 
@@ -15,6 +18,7 @@ module belongs to no business area."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from flask import Flask, g
@@ -44,6 +48,24 @@ def _at_start(word: str) -> str:
     return word[:1].upper() + word[1:]
 
 
+# Words whose first letter misleads: "a user", "a one-off", but "an hour", "an MSME".
+_A_DESPITE_VOWEL = ("uni", "use", "usu", "uti", "eu", "one", "once")
+_AN_DESPITE_CONSONANT = ("hour", "honest", "honou", "heir")
+
+
+def _with_article(word: str) -> str:
+    """'a' or 'an' by how the word sounds: its first letter, a few common exceptions, and an
+    acronym by its first letter's name ("an MSME", "a GST job")."""
+    lower = word.lower()
+    if word[:2].isupper():
+        vowel_sound = word[0] in "AEFHILMNORSX"
+    elif lower.startswith(_A_DESPITE_VOWEL):
+        vowel_sound = False
+    else:
+        vowel_sound = lower.startswith(_AN_DESPITE_CONSONANT) or lower[:1] in "aeiou"
+    return f"{'an' if vowel_sound else 'a'} {word}"
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """One workspace's words (hashable: the navigation's cache is keyed by it)."""
@@ -52,7 +74,11 @@ class Vocabulary:
     words: tuple[tuple[str, str, str], ...]
 
     def word(self, name: str) -> str:
-        """`name` is a noun or its plural ('client', 'clients'); unknown names raise."""
+        """`name` is a noun or its plural ('client', 'clients'), or a noun with an article
+        ('a client': "a customer", "an engagement"); unknown names raise."""
+        article, _, noun = name.partition(" ")
+        if noun and article in ("a", "an"):
+            return _with_article(self.word(noun))
         plural = name in PLURALS
         noun = PLURALS.get(name, name)
         for known, singular, plural_word in self.words:
@@ -64,14 +90,23 @@ class Vocabulary:
         return _at_start(self.word(name))
 
     def forms(self) -> dict[str, str]:
-        """Every form by its placeholder: 'client' -> 'customer', 'Clients' -> 'Customers'."""
+        """Every form by its placeholder: 'client' -> 'customer', 'Clients' -> 'Customers',
+        'a client' -> 'a customer', 'A project' -> 'An engagement'."""
         forms = {}
         for noun, (_, plural) in NOUNS.items():
-            for name in (noun, plural):
+            for name in (noun, plural, f"a {noun}"):
                 forms[name] = self.word(name)
                 forms[_at_start(name)] = self.title(name)
         return forms
 
+    def worded(self, text: str) -> str:
+        """`text` with its placeholders ("{Clients}", "{a client}") in these words; other
+        braces are left as they are."""
+        forms = self.forms()
+        return _PLACEHOLDER.sub(lambda found: forms.get(found[1], found[0]), text)
+
+
+_PLACEHOLDER = re.compile(r"\{((?:[aA] )?[A-Za-z]+)\}")
 
 DEFAULT = Vocabulary(tuple((noun, *words) for noun, words in NOUNS.items()))
 
@@ -112,6 +147,13 @@ def title_term(name: str) -> str:
     return vocabulary().title(name)
 
 
+def worded(text: str) -> str:
+    """Text for a user, its placeholders ("{a client}", "{Notices}") in the workspace's words."""
+    return vocabulary().worded(text)
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["term"] = term
     app.jinja_env.globals["Term"] = title_term
+    # "The whole {client}"|worded: for text inside a template's own expressions.
+    app.jinja_env.filters["worded"] = worded
