@@ -13,13 +13,22 @@ import re
 from datetime import date
 from html.parser import HTMLParser
 
-from sqlalchemy import update
+from sqlalchemy import String, cast, update
 
 from app.clients.models import Client, Contact
+from app.clients.views import TABS as CLIENT_TABS
+from app.collections.models import CollectionLevel, CollectionNotice
 from app.invoicing.models import Invoice
+from app.message_templates.models import MessageTemplate
 from app.projects.models import Milestone, Project
+from app.sync.models import SyncConflict
 from tests.helpers import tenant_session
-from tests.test_tenancy import NON_RECORD_ARGS, _urls_for, tenant_a_records  # noqa: F401
+from tests.test_tenancy import (  # noqa: F401 (tenant_a_records: a fixture)
+    NON_RECORD_ARGS,
+    _draft_invoice_of,
+    _urls_for,
+    tenant_a_records,
+)
 
 WORDS = {
     "client": ("Customer", "Customers"),
@@ -30,7 +39,7 @@ WORDS = {
 # A default word as a whole word; "client.created" (an event's name, for integrators) and
 # "client_id" (a column's) are identifiers, not wording.
 DEFAULT_WORD = re.compile(
-    r"(?<![\w.])(clients?|projects?|milestones?|notices?)(?![\w-]|\.\w)", re.IGNORECASE
+    r"(?<![\w.])(clients?|projects?|milestones?|notices?)(?![\w-]|[.:]\w)", re.IGNORECASE
 )
 WRONG_ARTICLE = re.compile(r"\ba (engagement|engagements)\b", re.IGNORECASE)
 
@@ -41,29 +50,52 @@ ALLOWED_PAGES = {
     # The terminology page names Duebook's own words beside the workspace's, as its labels.
     "/t/<tenant_slug>/settings/terminology",
 }
+# Words that are another thing's name on one page, not the workspace's clients.
+ALLOWED_PHRASES = {
+    # OAuth 2's own terms for an API credential and its grant.
+    "/t/<tenant_slug>/settings/api-keys/": re.compile(r"OAuth clients?('s)?|client credentials"),
+}
 SHOWN_ATTRIBUTES = ("title", "placeholder", "aria-label", "alt", "hx-confirm", "data-confirm")
+
+
+# Not read: scripts, and <code>: names as programs read them (an API scope `clients:read`, an
+# event `client.created`, a template variable `client.name`).
+HIDDEN = {"script", "style", "template", "code"}
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 
 
 class _VisibleText(HTMLParser):
     """The text a user reads: text outside <script> and <style>, plus the attributes a
-    browser shows (tooltips, placeholders, confirmation questions, button values)."""
+    browser shows (tooltips, placeholders, confirmation questions, button values). Content
+    marked translate="no" is data shown as stored (the audit log's recorded values), which no
+    wording rewrites, and is left out."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._hidden = 0
+        self._open: list[tuple[str, bool]] = []  # open elements: (tag, hides its content)
 
     def handle_starttag(self, tag, attrs):
-        if tag in ("script", "style", "template"):
-            self._hidden += 1
         shown = dict(attrs)
+        if tag not in VOID:
+            hides = tag in HIDDEN or shown.get("translate") == "no"
+            self._open.append((tag, hides))
+            self._hidden += hides
+        if self._hidden:
+            return
         self.parts += [shown[name] or "" for name in SHOWN_ATTRIBUTES if name in shown]
         if tag == "input" and shown.get("type") in ("submit", "button"):
             self.parts.append(shown.get("value") or "")
 
     def handle_endtag(self, tag):
-        if tag in ("script", "style", "template") and self._hidden:
-            self._hidden -= 1
+        # Up to the element this tag closes: elements left open inside it (<li>, <p>) end too.
+        if any(open_tag == tag for open_tag, _ in self._open):
+            while True:
+                open_tag, hides = self._open.pop()
+                self._hidden -= hides
+                if open_tag == tag:
+                    break
 
     def handle_data(self, data):
         if not self._hidden:
@@ -76,9 +108,11 @@ def visible_text(page: str) -> str:
     return " ".join(" ".join(parser.parts).split())
 
 
-def default_words_in(page: str) -> list[str]:
+def default_words_in(page: str, allowed: re.Pattern | None = None) -> list[str]:
     """Each default word (or wrong article) with the words around it, to find it in the page."""
     text = visible_text(page)
+    if allowed is not None:
+        text = allowed.sub("…", text)
     found = [m for pattern in (DEFAULT_WORD, WRONG_ARTICLE) for m in pattern.finditer(text)]
     return [text[max(m.start() - 40, 0) : m.end() + 40] for m in found]
 
@@ -95,6 +129,20 @@ def _rename_records_of(db_session, records):
     session.execute(update(Contact).values(full_name="Asha of A"))
     session.execute(update(Project).values(name="Build of A"))
     session.execute(update(Milestone).values(name="Step of A"))
+    session.execute(update(SyncConflict).values(label="Acme of A"))
+    # What a workspace is seeded with is its own to rename: the collection levels ("1st
+    # notice") and the message templates' names and texts (which clients read).
+    session.execute(
+        update(CollectionLevel).values(name="Level " + cast(CollectionLevel.position, String))
+    )
+    session.execute(update(CollectionNotice).values(level_name="Level 1"))
+    session.execute(
+        update(MessageTemplate).values(
+            name="Text " + cast(MessageTemplate.id, String),
+            subject="Hello",
+            body="Hello {{ contact.name }}",
+        )
+    )
     # The credit note's invoice was issued (a credit note's page shows the invoice's date).
     session.execute(
         update(Invoice)
@@ -124,27 +172,58 @@ def test_no_page_says_the_default_words_once_a_workspace_chose_its_own(
             return None
         return {arg: records.get(arg, NON_RECORD_ARGS.get(arg)) for arg in args}
 
+    pages = [
+        (url, rule)
+        for method, url, rule in _urls_for(app, own_records)
+        if method == "GET" and not FILE.search(rule)
+    ]
+    pages += _pages_behind_arguments(db_session, records)
     read, offending = set(), {}
-    for method, url, rule in _urls_for(app, own_records):
-        if method != "GET" or FILE.search(rule):
-            continue
+    for url, rule in pages:
         response = client.get(url)
         if response.status_code != 200 or response.mimetype != "text/html":
             continue
         read.add(rule)
         if rule in ALLOWED_PAGES:
             continue
-        if found := default_words_in(response.text):
+        if found := default_words_in(response.text, ALLOWED_PHRASES.get(rule)):
             offending[f"{rule} ({url})"] = found
     assert not offending, "\n".join(f"{page}: {found}" for page, found in offending.items())
     # The walk reached the pages that matter (a broken record would make them 404 unread).
     for page in (
         "/t/<tenant_slug>/clients/<int:client_id>",
+        "/t/<tenant_slug>/projects/new?client_id",
+        "/t/<tenant_slug>/invoices/<draft invoice>/edit",
+        "/t/<tenant_slug>/clients/<id>?tab=projects",
         "/t/<tenant_slug>/projects/<int:project_id>",
         "/t/<tenant_slug>/notices/<int:notice_id>",
         "/t/<tenant_slug>/",
     ):
         assert page in read, f"{page} was not read"
+
+
+def _pages_behind_arguments(db_session, records) -> list[tuple[str, str]]:
+    """Pages the route walk reaches only with a query argument or another record: each tab of
+    the client page, the new project and payment forms, and a draft invoice's edit form (the
+    walk's invoice is issued)."""
+    base = f"/t/{records['tenant'].slug}"
+    client_id = records["client_id"]
+    session = tenant_session(db_session, records["tenant"])
+    draft = _draft_invoice_of(session, client_id).id
+    session.close()
+    pages = [
+        (f"{base}/clients/{client_id}?tab={tab}", f"/t/<tenant_slug>/clients/<id>?tab={tab}")
+        for tab in CLIENT_TABS
+    ]
+    return pages + [
+        (f"{base}/projects/new?client_id={client_id}", "/t/<tenant_slug>/projects/new?client_id"),
+        (f"{base}/payments/new?client_id={client_id}", "/t/<tenant_slug>/payments/new?client_id"),
+        (
+            f"{base}/payments/new?invoice_id={records['invoice_id']}",
+            "/t/<tenant_slug>/payments/new?invoice_id",
+        ),
+        (f"{base}/invoices/{draft}/edit", "/t/<tenant_slug>/invoices/<draft invoice>/edit"),
+    ]
 
 
 def _owner_of(db_session, tenant):

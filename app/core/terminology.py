@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from flask import Flask, g
+from flask import Flask, g, has_app_context
 
 from app.extensions import db
 from tenants.binding import bound_tenant_id
@@ -99,6 +99,22 @@ class Vocabulary:
                 forms[_at_start(name)] = self.title(name)
         return forms
 
+    def reworded(self, text: str) -> str:
+        """Duebook's own text written without placeholders (a table's name, "client contacts";
+        an event's description, "A client was added") in these words: each noun as a whole
+        word, its article with it ("A project" -> "An engagement"), names such as
+        `client.created` or client_id left alone. Never for text users typed."""
+
+        def say(found: re.Match) -> str:
+            article, noun = found["article"], found["noun"]
+            if article:
+                said = self.word(f"a {noun.lower()}")
+                return _at_start(said) if article[0].isupper() else said
+            said = self.word(noun.lower())
+            return _at_start(said) if noun[0].isupper() else said
+
+        return _NOUN_IN_TEXT.sub(say, text)
+
     def worded(self, text: str) -> str:
         """`text` with its placeholders ("{Clients}", "{a client}") in these words; other
         braces are left as they are."""
@@ -106,6 +122,10 @@ class Vocabulary:
         return _PLACEHOLDER.sub(lambda found: forms.get(found[1], found[0]), text)
 
 
+_NOUN_IN_TEXT = re.compile(
+    r"(?<![\w.`/-])(?:(?P<article>[aA]n?) (?=(?:client|project|milestone|notice)\b))?"
+    r"(?P<noun>(?i:clients?|projects?|milestones?|notices?))(?![\w`-]|[.:]\w)"
+)
 _PLACEHOLDER = re.compile(r"\{((?:[aA] )?[A-Za-z]+)\}")
 
 DEFAULT = Vocabulary(tuple((noun, *words) for noun, words in NOUNS.items()))
@@ -122,7 +142,10 @@ def vocabulary_of(tenant: Tenant | None) -> Vocabulary:
 def vocabulary() -> Vocabulary:
     """The words of the request's workspace (its tenant row, loaded with the user: no query),
     or in a job of the workspace the session is bound to; kept on `g`, keyed by the workspace,
-    so a job that renders for several workspaces never mixes their words."""
+    so a job that renders for several workspaces never mixes their words. Outside an app
+    context (a rule checked on its own) the defaults."""
+    if not has_app_context():
+        return DEFAULT
     tenant = g.get("tenant")
     tenant_id = tenant.id if tenant is not None else bound_tenant_id(db.session())
     cached = g.get("_vocabulary")
@@ -152,8 +175,14 @@ def worded(text: str) -> str:
     return vocabulary().worded(text)
 
 
+def reworded(phrase: str) -> str:
+    """A phrase made from Duebook's own names ("client contacts") in the workspace's words."""
+    return vocabulary().reworded(phrase)
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["term"] = term
     app.jinja_env.globals["Term"] = title_term
     # "The whole {client}"|worded: for text inside a template's own expressions.
     app.jinja_env.filters["worded"] = worded
+    app.jinja_env.filters["reworded"] = reworded

@@ -39,13 +39,14 @@ TYPE_LABELS = {
     "email": "E-mail",
     "phone": "Phone",
 }
+# "{Clients}": the workspace's word, filled where it is shown (app.core.terminology).
 ENTITY_LABELS = {
-    "clients": "Clients",
+    "clients": "{Clients}",
     "contacts": "Contacts",
-    "projects": "Projects",
-    "milestones": "Milestones",
+    "projects": "{Projects}",
+    "milestones": "{Milestones}",
     "invoices": "Invoices",
-    "notices": "Notices",
+    "notices": "{Notices}",
     "payments": "Payments",
 }
 TEXT_KINDS = ("text", "long_text", "url", "email", "phone")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from app.core.terminology import reworded
 from app.message_templates.models import MessageTemplate
 from tenants.binding import bound_tenant_id
 
@@ -204,7 +205,11 @@ PURPOSES = tuple(NAMES)
 
 def default_template(channel: str, purpose: str) -> MessageTemplate:
     """A new (unsaved) default template of this channel and purpose, in English."""
-    template = MessageTemplate(name=NAMES[purpose], channel=channel, purpose=purpose, language="en")
+    # Named in the workspace's words ("1st reminder"); the texts a client reads stay as written
+    # here until the workspace edits them (they are its own from then on).
+    template = MessageTemplate(
+        name=reworded(NAMES[purpose]), channel=channel, purpose=purpose, language="en"
+    )
     if channel == "email":
         template.subject, template.body = EMAIL[purpose]
     elif channel == "whatsapp":

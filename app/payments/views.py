@@ -14,6 +14,7 @@ from app.core.clock import tenant_today
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
+from app.core.terminology import worded
 from app.extensions import db
 from app.invoicing.balance import PAYABLE_STATUSES, outstanding
 from app.invoicing.models import Invoice
@@ -142,7 +143,7 @@ def new():
             if invoice is not None:
                 toast(f"Payment recorded against invoice {invoice.number}.")
                 return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
-            toast("Payment recorded. Allocate it to the client's invoices.")
+            toast(worded("Payment recorded. Allocate it to the {client}'s invoices."))
             return redirect(url_for("payments.detail", payment_id=payment.id), 303)
     return render_page(
         "payments/new.html",
