@@ -31,7 +31,7 @@ from app.collections.models import CollectionPolicy
 from app.core.clock import tenant_today
 from app.core.event_types import EVENT_TYPES, event_type_names
 from app.core.events import DomainEvent
-from app.core.terminology import reworded
+from app.core.terminology import reworded, worded
 from app.invoicing.models import Invoice
 from app.message_templates.models import MessageTemplate
 from app.rules import actions as rule_actions
@@ -120,7 +120,7 @@ def check_rule(session: Session, raw: dict) -> dict:
         errors["name"] = f"At most {MAX_NAME} characters."
     entity = raw.get("entity")
     if entity not in ENTITIES:
-        errors["entity"] = "Choose clients or invoices."
+        errors["entity"] = worded("Choose {clients} or invoices.")
         entity = "clients"
     trigger = raw.get("trigger")
     overdue_days = None
