@@ -55,7 +55,15 @@ ALLOWED_PHRASES = {
     # OAuth 2's own terms for an API credential and its grant.
     "/t/<tenant_slug>/settings/api-keys/": re.compile(r"OAuth clients?('s)?|client credentials"),
 }
-SHOWN_ATTRIBUTES = ("title", "placeholder", "aria-label", "alt", "hx-confirm", "data-confirm")
+SHOWN_ATTRIBUTES = (
+    "title",
+    "placeholder",
+    "aria-label",
+    "alt",
+    "hx-confirm",
+    "data-confirm",
+    "data-label",  # a table cell's heading on a phone (CSS shows it)
+)
 
 
 # Not read: scripts, and <code>: names as programs read them (an API scope `clients:read`, an

@@ -106,7 +106,8 @@ def approve_selected():
             f"{len(approved)} {term('notice' if len(approved) == 1 else 'notices')} approved "
             "and sent."
         )
-    legal = sum(1 for why in refused.values() if why == notices.LEGAL_APPROVAL_REFUSAL)
+    refusal = worded(notices.LEGAL_APPROVAL_REFUSAL)
+    legal = sum(1 for why in refused.values() if why == refusal)
     if len(refused) > legal:
         toast(f"{len(refused) - legal} not approved: only drafts can be approved.", "error")
     if legal:
