@@ -91,7 +91,7 @@ def _filters_text(filters: services.AgingFilters, buckets: services.Buckets) -> 
     if filters.currency:
         parts.append(f"currency {filters.currency}")
     if filters.q:
-        parts.append(f"client “{filters.q}”")
+        parts.append(f"{term('client')} “{filters.q}”")
     if filters.min_overdue is not None:
         parts.append(f"overdue at least {filters.min_overdue}")
     if filters.bucket is not None:

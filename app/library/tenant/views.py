@@ -177,8 +177,9 @@ def archive(tenant_template_id: int):
     template = _template_or_404(tenant_template_id)
     services.archive(db.session, template)
     toast(
-        f"{template.name} is archived: it is no longer offered for new projects. Projects made "
-        "from it keep their plan. Restore it from the archived templates."
+        f"{template.name} is archived: it is no longer offered for new {term('projects')}. "
+        f"{title_term('projects')} made from it keep their plan. Restore it from the archived "
+        "templates."
     )
     return redirect(url_for("my_templates.index"), 303)
 
