@@ -208,3 +208,15 @@ def test_a_refused_form_and_a_toast_say_the_workspaces_words(
         f"{base}/clients/{customer.id}/archive", data={"csrf_token": token}, follow_redirects=True
     )
     assert f"{customer.short_name} is archived; its open reminders are closed." in archived.text
+
+
+def test_each_workspace_gets_its_words_from_the_same_compiled_template(
+    client, db_session, workspaces
+):
+    """A template's `'Choose {a client}…'|worded` is filled per request, never once for all
+    (Jinja would fold a plain filter of a literal when it compiles the template)."""
+    _, customers, clients = workspaces
+    _save(client, customers, client_singular="Customer", client_plural="Customers")
+    for tenant, said in ((clients, "Choose a client…"), (customers, "Choose a customer…")):
+        assert said in client.get(f"/t/{tenant.slug}/clients/pick").text
+    assert "Choose a client…" in client.get(f"/t/{clients.slug}/clients/pick").text

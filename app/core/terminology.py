@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from flask import Flask, g, has_app_context
+from jinja2 import pass_context
 
 from app.extensions import db
 from tenants.binding import bound_tenant_id
@@ -118,8 +120,16 @@ class Vocabulary:
     def worded(self, text: str) -> str:
         """`text` with its placeholders ("{Clients}", "{a client}") in these words; other
         braces are left as they are."""
-        forms = self.forms()
+        if "{" not in text:
+            return text
+        forms = _forms_of(self)
         return _PLACEHOLDER.sub(lambda found: forms.get(found[1], found[0]), text)
+
+
+@lru_cache(maxsize=256)
+def _forms_of(words: Vocabulary) -> dict[str, str]:
+    """A page fills many placeholders (a select's options): its workspace's forms once."""
+    return words.forms()
 
 
 _NOUN_IN_TEXT = re.compile(
@@ -180,9 +190,21 @@ def reworded(phrase: str) -> str:
     return vocabulary().reworded(phrase)
 
 
+@pass_context
+def _worded_filter(_context, text: str) -> str:
+    return worded(text)
+
+
+@pass_context
+def _reworded_filter(_context, text: str) -> str:
+    return reworded(text)
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["term"] = term
     app.jinja_env.globals["Term"] = title_term
-    # "The whole {client}"|worded: for text inside a template's own expressions.
-    app.jinja_env.filters["worded"] = worded
-    app.jinja_env.filters["reworded"] = reworded
+    # "The whole {client}"|worded: for text inside a template's own expressions. The filters
+    # take the context only so that Jinja does not run them once, when it compiles a template
+    # (it folds a plain filter of a literal into a constant: the first workspace's words).
+    app.jinja_env.filters["worded"] = _worded_filter
+    app.jinja_env.filters["reworded"] = _reworded_filter
