@@ -149,6 +149,14 @@ def default_words_in(page: str, allowed: re.Pattern | None = None) -> list[str]:
     return [text[max(m.start() - 40, 0) : m.end() + 40] for m in found]
 
 
+def _rename_seeded_levels(session):
+    """What a workspace is seeded with is its own to rename, as its records are: the default
+    policy's levels ("1st notice") and, below, the message templates' names and texts."""
+    session.execute(
+        update(CollectionLevel).values(name="Level " + cast(CollectionLevel.position, String))
+    )
+
+
 def _rename_records_of(db_session, records):
     """The walk's records are named "Client of A" and the like: names users give, which the
     words never rewrite; renamed here so that the page's own wording is all that is read."""
@@ -162,11 +170,7 @@ def _rename_records_of(db_session, records):
     session.execute(update(Project).values(name="Build of A"))
     session.execute(update(Milestone).values(name="Step of A"))
     session.execute(update(SyncConflict).values(label="Acme of A"))
-    # What a workspace is seeded with is its own to rename: the collection levels ("1st
-    # notice") and the message templates' names and texts (which clients read).
-    session.execute(
-        update(CollectionLevel).values(name="Level " + cast(CollectionLevel.position, String))
-    )
+    _rename_seeded_levels(session)
     session.execute(update(CollectionNotice).values(level_name="Level 1"))
     session.execute(
         update(MessageTemplate).values(
@@ -268,3 +272,35 @@ def _owner_of(db_session, tenant):
     return db_session.scalar(
         select(Membership).where(Membership.tenant_id == tenant.id, Membership.role == "owner")
     ).user
+
+
+def test_an_empty_workspace_says_its_own_words_in_every_empty_state(
+    app, client, db_session, make_tenant, make_user, login
+):
+    """The lists before anything is in them ("No engagements yet…"), the first-day dashboard
+    and the setup steps: every page that needs no record, in a new workspace."""
+    owner = make_user()
+    tenant = make_tenant(owner=owner)
+    tenant.terminology = {noun: list(words) for noun, words in WORDS.items()}
+    db_session.commit()
+    session = tenant_session(db_session, tenant)
+    _rename_seeded_levels(session)
+    session.commit()
+    session.close()
+    login(client, owner)
+
+    def workspace_only(args):
+        return {"tenant_slug": tenant.slug} if args == {"tenant_slug"} else None
+
+    offending, read = {}, set()
+    for method, url, rule in _urls_for(app, workspace_only):
+        if method != "GET" or FILE.search(rule) or rule in ALLOWED_PAGES:
+            continue
+        response = client.get(url)
+        if response.status_code != 200 or response.mimetype != "text/html":
+            continue
+        read.add(rule)
+        if found := default_words_in(response.text, ALLOWED_PHRASES.get(rule)):
+            offending[rule] = found
+    assert not offending, "\n".join(f"{page}: {found}" for page, found in offending.items())
+    assert {"/t/<tenant_slug>/projects/", "/t/<tenant_slug>/notices/"} <= read
