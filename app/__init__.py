@@ -127,6 +127,7 @@ def register_blueprints(app: Flask) -> None:
     from app.reports.views import blueprint as reports
     from app.rules.views import blueprint as rules
     from app.sandbox.views import blueprint as sandbox
+    from app.settings.branding_views import blueprint as branding
     from app.settings.views import blueprint as settings
     from app.setup.views import blueprint as setup
     from app.sync.views import blueprint as accounting_sync
@@ -157,6 +158,7 @@ def register_blueprints(app: Flask) -> None:
         opening_balances,
         banking,
         settings,
+        branding,
         custom_fields,
         setup,
         whatsapp_hooks,
@@ -194,8 +196,10 @@ def register_area_hooks(app: Flask) -> None:
     from app.collections import hooks as collections_hooks
     from app.core import event_sources
     from app.custom_fields import hooks as custom_fields_hooks
+    from app.dashboard import hooks as dashboard_hooks
     from app.gateways import hooks as gateways_hooks
     from app.invoicing import hooks as invoicing_hooks
+    from app.library import hooks as library_hooks
     from app.message_templates import hooks as message_templates_hooks
     from app.messaging import hooks as messaging_hooks
     from app.notifications import hooks as notifications_hooks
@@ -212,6 +216,7 @@ def register_area_hooks(app: Flask) -> None:
         custom_fields_hooks,
         clients_hooks,
         invoicing_hooks,
+        library_hooks,
         projects_hooks,
         payments_hooks,
         gateways_hooks,
@@ -226,6 +231,7 @@ def register_area_hooks(app: Flask) -> None:
         webhooks_hooks,
         reports_hooks,
         rules_hooks,
+        dashboard_hooks,
     ):
         hooks.init_app(app)
 

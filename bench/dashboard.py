@@ -153,8 +153,13 @@ def rebuild_aging(schema: str, today) -> Stopwatch:
 def _time_parts(owner_id: int, today) -> dict[str, Samples]:
     """Each tile's service calls alone, for information: where the page's time goes."""
     parts = {
-        "counts (one query)": lambda: services.counts(db.session, today),
-        "receivables": lambda: services.receivables(db.session, today),
+        "counts (one query)": lambda: services.counts(db.session, today, with_collections=True),
+        "receivables": lambda: services.receivables(
+            db.session, aging.ensure_current(db.session, today), today
+        ),
+        "top overdue": lambda: services.top_overdue(
+            db.session, aging.ensure_current(db.session, today)
+        ),
         "cash by month": lambda: payments.cash_by_month(db.session, today),
         "owner's queue counts": lambda: work.queue_counts(db.session, owner_id, today),
         "expiring documents": lambda: documents.expiring_documents(db.session, today),

@@ -1,7 +1,7 @@
-"""Targets (issue 22): a scheduled rule with 10 conditions over 100,000 invoices selects its
-records in at most 2x the time of a hand-written SQL query selecting the same rows, and its
-actions are applied in bulk; with 20 enabled event-triggered rules, the request that causes the
-event takes at most 10% longer than with none."""
+"""Targets (issue 22): a scheduled rule with 10 conditions (two on custom fields) over
+100,000 invoices selects its records in at most 2x the time of a hand-written SQL query
+selecting the same rows, and its actions are applied in bulk; with 20 enabled event-triggered
+rules, the request that causes the event takes at most 10% longer than with none."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from app.clients.services import announce_client_updated
 from app.collections.models import CollectionPolicy
 from app.core.clock import local_date
 from app.core.events import DomainEvent, consume
+from app.custom_fields import services as custom_fields
 from app.extensions import db
 from app.rules import conditions, services
 from app.rules.models import Rule
@@ -44,9 +45,10 @@ MEASURES = f"""
 Load         {CLIENTS:,} clients and {INVOICES:,} invoices (bench/aging.py's loader); the
              clients given tags, states, credit limits and collectors by their id.
 select       the rule's ONE compiled select (10 conditions over the invoice and its client:
-             status, days overdue, total range, currency, due date, the client's tag, state,
-             credit limit, status, and an any-of group) against a hand-written SQL query of
-             the same rows, alternating, {SELECT_RUNS} runs each (same ids checked).
+             status, days overdue, total range, the invoice's custom field "PO number" not
+             empty, the client's custom choice "Segment", tag, state, credit limit, status,
+             and an any-of group) against a hand-written SQL query of the same rows,
+             alternating, {SELECT_RUNS} runs each (same ids checked).
 actions      the daily run of that rule: add a tag to the matched invoices' clients and
              switch the invoices' policy, one UPDATE each (rolled back after).
 event        POST-free request GET /t/<slug>/bench/rules-touch: a client's city changed and
@@ -61,8 +63,8 @@ TREE = {
         {"field": "status", "op": "in", "value": ["overdue", "issued", "partly_paid"]},
         {"field": "days_overdue", "op": "gte", "value": "30"},
         {"field": "total", "op": "between", "value": ["500", "90000"]},
-        {"field": "currency", "op": "equals", "value": "INR"},
-        {"field": "due_date", "op": "after", "value": "2000-01-01"},
+        {"field": "custom.po_number", "op": "is_not_empty"},
+        {"field": "client.custom.segment", "op": "in", "value": ["retail", "export"]},
         {"field": "client.tags", "op": "has_tag", "value": "key"},
         {"field": "client.region", "op": "in", "value": ["27", "29", "33"]},
         {"field": "client.credit_limit", "op": "gte", "value": "10000"},
@@ -78,7 +80,8 @@ TREE = {
 HAND_WRITTEN = """
 SELECT i.id FROM {s}.invoices i JOIN {s}.clients c ON c.id = i.client_id
  WHERE i.status IN ('overdue', 'issued', 'partly_paid') AND i.due_date <= :late
-   AND i.total BETWEEN 500 AND 90000 AND i.currency = 'INR' AND i.due_date > '2000-01-01'
+   AND i.total BETWEEN 500 AND 90000 AND coalesce(i.custom_fields ->> 'po_number', '') <> ''
+   AND c.custom_fields ->> 'segment' IN ('retail', 'export')
    AND c.tags @> ARRAY['key']::varchar[] AND c.region IN ('27', '29', '33')
    AND c.credit_limit >= 10000 AND c.status <> 'on_hold'
    AND (c.collector_user_id IS NULL OR c.payment_terms = 'immediate')
@@ -90,8 +93,26 @@ UPDATE {s}.clients SET
               ELSE '{{}}' END::varchar[],
   region = (ARRAY['27', '29', '33', '07', '09'])[1 + id % 5],
   credit_limit = CASE WHEN id % 7 = 0 THEN NULL ELSE (id % 50) * 1000 END,
-  status = CASE WHEN id % 11 = 0 THEN 'on_hold' ELSE 'active' END
+  status = CASE WHEN id % 11 = 0 THEN 'on_hold' ELSE 'active' END,
+  custom_fields = jsonb_build_object('segment', (ARRAY['retail', 'export', 'services'])[1 + id % 3])
 """
+# Three invoices in four carry a purchase order number.
+SHAPE_INVOICES = """
+UPDATE {s}.invoices SET custom_fields = jsonb_build_object('po_number', 'PO-' || id)
+ WHERE id % 4 <> 0
+"""
+CUSTOM_FIELDS = (
+    ("invoices", {"label": "PO number", "key": "po_number", "field_type": "text"}),
+    (
+        "clients",
+        {
+            "label": "Segment",
+            "key": "segment",
+            "field_type": "choice",
+            "choices": "Retail\nExport\nServices",
+        },
+    ),
+)
 
 
 def _touch():
@@ -117,8 +138,12 @@ def run(environment: BenchEnvironment) -> list[Verdict]:
             with Stopwatch() as load:
                 aging_bench._load(schema, clients=CLIENTS, invoices=INVOICES)
                 db.session.execute(text(SHAPE_CLIENTS.format(s=quoted_schema(schema))))
+                db.session.execute(text(SHAPE_INVOICES.format(s=quoted_schema(schema))))
+                for entity, definition in CUSTOM_FIELDS:
+                    custom_fields.save_field(db.session, entity, definition)
                 db.session.commit()
-                db.session.connection().exec_driver_sql(f"ANALYZE {qualified(schema, 'clients')}")
+                for table in ("clients", "invoices"):
+                    db.session.connection().exec_driver_sql(f"ANALYZE {qualified(schema, table)}")
                 db.session.commit()
             checked = conditions.check("invoices", TREE)
             compiled = conditions.matching_ids("invoices", checked, today)

@@ -24,6 +24,8 @@ BODIES = {
     ("patch", "/api/v1/clients/{client_id}/contacts/{contact_id}"): {"job_title": "Intruder"},
     ("post", "/api/v1/invoices/{invoice_id}/credit-notes"): {"reason": "Intruder"},
     ("patch", "/api/v1/invoices/{invoice_id}"): {"custom_fields": {}},
+    ("patch", "/api/v1/projects/{project_id}"): {"custom_fields": {}},
+    ("patch", "/api/v1/payments/{payment_id}"): {"custom_fields": {}},
     ("put", "/api/v1/projects/{project_id}/plan"): {
         "milestones": [{"name": "Intruder", "share": "100"}]
     },

@@ -7,10 +7,11 @@ compares what each left."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.aging.models import AgingEntry
 from app.audit.models import AuditEntry
@@ -26,6 +27,7 @@ from app.clients.services import (
     save_contact,
 )
 from app.core.events import DomainEvent
+from app.custom_fields import services as custom_fields
 from app.integrations.connectors.accounting import BookInvoice, BookLine
 from app.invoicing.bulk import insert_invoices
 from app.invoicing.models import Invoice, InvoiceLine
@@ -279,3 +281,44 @@ def test_new_invoices_written_together_end_as_written_one_at_a_time(
     # Each of the two has the audit entries (its own, its lines') the flush wrote for the one
     # written alone.
     assert left_written["audit"] == sorted(left_flushed["audit"] * 2)
+
+
+def test_new_customers_written_together_take_custom_defaults_reading_definitions_once(
+    db_session, make_tenant, make_user
+):
+    """A first sync brings thousands of customers: each gets the workspace's custom-field
+    defaults, and the definitions are read once for the page, not once a customer."""
+    owner = make_user()
+    tenant = make_tenant(owner=owner)
+    session = tenant_session(db_session, tenant, actor_id=owner.id)
+    custom_fields.save_field(
+        session,
+        "clients",
+        {
+            "label": "Segment",
+            "field_type": "choice",
+            "choices": "Retail\nExport",
+            "default_value": "retail",
+        },
+    )
+    context = client_context(session, tenant)
+    entries = [
+        NewClient({"full_name": f"Trader {n}", "short_name": f"T{n}", **TERMS}) for n in range(12)
+    ]
+    definitions_read = []
+
+    def seen(_conn, _cursor, statement, *_):
+        if re.search(r"FROM\s+\S*custom_fields\b", statement):
+            definitions_read.append(statement)
+
+    event.listen(session.get_bind(), "before_cursor_execute", seen)
+    try:
+        made = create_clients(session, context, entries)
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", seen)
+
+    assert len(definitions_read) == 1
+    assert all(not isinstance(outcome, ClientError) for outcome in made)
+    assert {session.get(Client, client_id).custom_fields["segment"] for client_id in made} == {
+        "retail"
+    }

@@ -242,6 +242,9 @@ def test_other_countries_get_a_plain_invoice(db_session, make_tenant, storage_ro
     text = pdf_text(pdf.render_pdf(session, tenant, draft))
     assert "Tax invoice" not in text and "Invoice" in text
     assert "123-456-789-000" in text and "DRAFT" in text
+    # The Philippines' own names: the BIR's TIN and VAT, not India's GSTIN or GST.
+    assert "TIN: 123-456-789-000" in text and "VAT" in text
+    assert "GST" not in text and "Tax number" not in text
 
 
 def test_upi_link_prefills_payee_amount_still_owed_and_number(books, handed_over):

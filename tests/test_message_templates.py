@@ -341,6 +341,7 @@ def test_notice_variables_for_one_invoice_name_it_and_its_balance(app, books):
         "invoice_count": 1,
         "invoice_numbers": invoice.number,
         "interest": "",
+        "custom": {},  # a notice's own fields: none without a notice
     }
     for channel in ("email", "whatsapp", "sms"):
         context = _notice_context(

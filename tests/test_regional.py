@@ -77,11 +77,17 @@ def _variables(source: str) -> set[str]:
     return found | {name for name in names if name not in {n.split(".")[0] for n in found}}
 
 
-@pytest.mark.parametrize("language", ["hi", "mr", "ta", "te", "kn", "bn", "gu"])
+TRANSLATED = ["hi", "mr", "ta", "te", "kn", "bn", "gu", "fil"]
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
 def test_every_english_default_has_a_translation_with_the_same_variables(language):
+    # Each follows the English of its country: Filipino the Philippine texts (no UPI link).
+    country = translations.english_country(language)
+    assert country == ("PH" if language == "fil" else "IN")
     for channel in ("email", "whatsapp", "sms"):
         for purpose in PURPOSES:
-            english = defaults.default_template(channel, purpose)
+            english = defaults.default_template(channel, purpose, country)
             translated = translations.translated_template(language, channel, purpose)
             assert translated.language == language
             assert _variables(translated.body) == _variables(english.body), (channel, purpose)
@@ -98,7 +104,7 @@ def test_every_english_default_has_a_translation_with_the_same_variables(languag
                 )
 
 
-@pytest.mark.parametrize("language", ["hi", "mr", "ta", "te", "kn", "bn", "gu"])
+@pytest.mark.parametrize("language", TRANSLATED)
 def test_the_statement_under_a_notice_has_the_same_fields_in_every_language(language):
     words = translations.statement_words(language)
     assert words.keys() == STATEMENT_WORDS.keys()
@@ -127,15 +133,7 @@ def test_templates_are_added_per_language_and_once(app, db_session, make_tenant)
             translations.install_language(session, "xx")
     # A Tamil Nadu workspace is offered Tamil first, then Hindi.
     offered = translations.offered_languages("IN", "Tamil Nadu")
-    assert offered[:2] == ["ta", "hi"] and set(offered) == {
-        "hi",
-        "mr",
-        "ta",
-        "te",
-        "kn",
-        "bn",
-        "gu",
-    }
+    assert offered[:2] == ["ta", "hi"] and set(offered) == set(TRANSLATED)
     assert translations.offered_languages("IN", "27")[:2] == ["mr", "hi"]
 
 

@@ -32,7 +32,6 @@ def _own_storage(storage_root):
 def valid(**changes) -> dict:
     return {
         "brand_colour": "#1f5f8b",
-        "auto_invoice": "off",
         "send_window_start": "09:00",
         "send_window_end": "19:00",
         **changes,
@@ -58,7 +57,6 @@ def test_gstin_gives_state_and_pan(make_tenant):
         ({"brand_colour": "blue"}, "brand_colour", "#rrggbb"),
         ({"invoice_number_format": "{series}/{fy}/{seq:09d}"}, "invoice_number_format", "16"),
         ({"invoice_number_format": "INV {seq}"}, "invoice_number_format", "letters, digits"),
-        ({"auto_invoice": "always"}, "auto_invoice", "Choose"),
         ({"send_window_start": "9am"}, "send_window_start", "HH:MM"),
         ({"send_window_start": "20:00"}, "send_window_end", "end after it starts"),
         ({"reply_to": "accounts at kaveri"}, "reply_to", "not valid"),
@@ -87,6 +85,10 @@ def test_page_saves_all_or_nothing_and_shows_errors_by_field(
     tenant = make_tenant(owner=owner)
     login(client, owner)
     url = f"/t/{tenant.slug}/settings/"
+    # The billing defaults moved to the workflow page: saving this one leaves them alone.
+    workspace = services.workspace_settings(db_session, tenant.id)
+    workspace.auto_invoice, workspace.approval_required = "draft", True
+    db_session.commit()
     page = client.get(url)
     assert page.status_code == 200
     form = {
@@ -95,8 +97,6 @@ def test_page_saves_all_or_nothing_and_shows_errors_by_field(
         "gstin": KA_GSTIN,
         "upi_vpa": "acme@okhdfcbank",
         "brand_colour": "#AA3300",
-        "auto_invoice": "draft",
-        "approval_required": "1",
         "send_window_start": "08:30",
         "send_window_end": "20:00",
     }
@@ -145,8 +145,9 @@ def test_logo_upload_replace_and_refusals(
     owner = make_user()
     tenant = make_tenant(owner=owner)
     login(client, owner)
-    token = csrf_token_from(client.get(f"/t/{tenant.slug}/settings/").text)
-    upload = f"/t/{tenant.slug}/settings/logo"
+    token = csrf_token_from(client.get(f"/t/{tenant.slug}/settings/branding/").text)
+    upload = f"/t/{tenant.slug}/settings/branding/logo"  # on Settings → Branding
+    shown_at = f"/t/{tenant.slug}/settings/logo"
 
     def send(data: bytes, name: str):
         return client.post(
@@ -160,7 +161,7 @@ def test_logo_upload_replace_and_refusals(
     assert send(PNG, "logo.png").status_code == 303
     db_session.expire_all()
     first = services.workspace_settings(db_session, tenant.id).logo_key
-    shown = client.get(upload)
+    shown = client.get(shown_at)
     assert (shown.status_code, shown.mimetype, shown.data) == (200, "image/png", PNG)
 
     assert send(JPEG, "logo.jpg").status_code == 303
@@ -168,7 +169,7 @@ def test_logo_upload_replace_and_refusals(
     second = services.workspace_settings(db_session, tenant.id).logo_key
     assert second != first and second.endswith(".jpg")
     assert not (storage_root / first).exists()  # the old file went with the commit
-    assert client.get(upload).data == JPEG
+    assert client.get(shown_at).data == JPEG
 
 
 def test_a_logo_written_in_a_rolled_back_transaction_is_removed(

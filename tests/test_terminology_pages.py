@@ -18,6 +18,8 @@ from sqlalchemy import String, cast, update
 from app.clients.models import Client, Contact
 from app.clients.views import TABS as CLIENT_TABS
 from app.collections.models import CollectionLevel, CollectionNotice
+from app.custom_fields.models import CustomField
+from app.custom_fields.services import ENTITY_LABELS
 from app.invoicing.models import Invoice
 from app.message_templates.models import MessageTemplate
 from app.projects.models import Milestone, Project
@@ -172,6 +174,13 @@ def _rename_records_of(db_session, records):
     session.execute(update(SyncConflict).values(label="Acme of A"))
     _rename_seeded_levels(session)
     session.execute(update(CollectionNotice).values(level_name="Level 1"))
+    # A field of every kind of record, offered in lists: each record page's own-fields section
+    # and each list's filter, order and column controls are read with something in them.
+    session.add_all(
+        CustomField(entity=entity, key="ref_no", label="Ref no", field_type="text", in_lists=True)
+        for entity in ENTITY_LABELS
+        if entity != "clients"  # the isolation walk's records have one already
+    )
     session.execute(
         update(MessageTemplate).values(
             name="Text " + cast(MessageTemplate.id, String),

@@ -25,11 +25,13 @@ SCOPES = {
     "invoices:read": "Read invoices, their lines and PDFs, and credit notes",
     "invoices:write": "Issue credit notes against invoices and change their custom fields",
     "projects:read": "Read projects and their milestones",
-    "projects:write": "Create projects, set their plans and move milestones on",
+    "projects:write": "Create projects, set their plans, move milestones on and change "
+    "their custom fields",
     "collections:read": "Read notices, promises to pay and disputes",
     "collections:write": "Close notices and attach files and links to them; record and "
     "cancel promises to pay; open and end disputes",
     "payments:read": "Read payments and their allocations",
+    "payments:write": "Change payments' custom fields",
     "events:read": "Read the workspace's events",
 }
 

@@ -6,7 +6,11 @@ or as the password of HTTP Basic (what those connectors send; the user name is n
 feed offers the service document, `$metadata` (CSDL XML) and each entity set with `$filter`
 (app.api.odata_filter), `$select`, `$orderby`, `$top`, `$skip`, `$count` and server-driven
 paging (`@odata.nextLink` carrying a `$skiptoken`), answered in OData's JSON format with minimal
-metadata. Each entity set needs its area's read permission."""
+metadata. Each entity set needs its area's read permission.
+
+The workspace's live custom fields of clients, invoices and payments are properties of those
+entity types too (app.api.odata_custom: names, types, values), so `$metadata` is the caller's
+workspace's; a workspace without custom fields gets the feed's own properties only."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from urllib.parse import urlencode
@@ -27,6 +31,7 @@ from sqlalchemy import and_, false, func, literal, or_, select
 from werkzeug.exceptions import HTTPException
 
 from app.api import services
+from app.api.odata_custom import custom_properties
 from app.api.odata_filter import ODataError, Property, parse_filter
 from app.audit.services import SOURCE_KEY
 from app.clients.models import Client
@@ -73,6 +78,8 @@ class EntitySet:
     where: tuple = ()
     # The values of the properties without a column, worked out for a page's ids.
     worked_out: Callable[[list[int]], dict[int, dict]] | None = None
+    # The records' kind among app.custom_fields' entities, when they carry custom fields.
+    custom_entity: str | None = None
 
     @property
     def by_name(self) -> dict[str, Property]:
@@ -136,6 +143,7 @@ ENTITY_SETS = (
             _moment("UpdatedAt", Client.updated_at, nullable=False),
         ),
         where=(Client.deleted_at.is_(None),),
+        custom_entity="clients",
     ),
     EntitySet(
         "Invoices",
@@ -163,6 +171,7 @@ ENTITY_SETS = (
             _moment("SentAt", Invoice.sent_at),
         ),
         worked_out=_amounts_due,
+        custom_entity="invoices",
     ),
     EntitySet(
         "InvoiceLines",
@@ -200,9 +209,19 @@ ENTITY_SETS = (
             _string("VoidReason", Payment.void_reason, 255),
             _moment("CreatedAt", Payment.created_at, nullable=False),
         ),
+        custom_entity="payments",
     ),
 )
 _BY_NAME = {entity_set.name: entity_set for entity_set in ENTITY_SETS}
+
+
+def _with_custom_fields(entity_set: EntitySet) -> EntitySet:
+    """The entity set as the caller's workspace has it: its own properties, then the
+    workspace's live custom fields of its records."""
+    if entity_set.custom_entity is None:
+        return entity_set
+    custom = custom_properties(db.session, entity_set.custom_entity, entity_set.model)
+    return replace(entity_set, properties=entity_set.properties + custom) if custom else entity_set
 
 
 # Authentication and errors ----------------------------------------------------------------------
@@ -301,12 +320,13 @@ def service():
 
 @blueprint.get("/$metadata")
 def metadata():
-    response = Response(metadata_document(), content_type="application/xml")
+    entity_sets = tuple(_with_custom_fields(entity_set) for entity_set in ENTITY_SETS)
+    response = Response(metadata_document(entity_sets), content_type="application/xml")
     response.headers["OData-Version"] = "4.0"
     return response
 
 
-def metadata_document() -> bytes:
+def metadata_document(entity_sets: tuple[EntitySet, ...]) -> bytes:
     edmx = "http://docs.oasis-open.org/odata/ns/edmx"
     edm = "http://docs.oasis-open.org/odata/ns/edm"
     ElementTree.register_namespace("edmx", edmx)
@@ -314,7 +334,7 @@ def metadata_document() -> bytes:
     root = ElementTree.Element(f"{{{edmx}}}Edmx", Version="4.0")
     services_ = ElementTree.SubElement(root, f"{{{edmx}}}DataServices")
     schema = ElementTree.SubElement(services_, f"{{{edm}}}Schema", Namespace=NAMESPACE)
-    for entity_set in ENTITY_SETS:
+    for entity_set in entity_sets:
         entity_type = ElementTree.SubElement(
             schema, f"{{{edm}}}EntityType", Name=entity_set.type_name
         )
@@ -327,10 +347,12 @@ def metadata_document() -> bytes:
             if prop.max_length:
                 facets["MaxLength"] = str(prop.max_length)
             if prop.precision:
-                facets["Precision"], facets["Scale"] = str(prop.precision), str(prop.scale)
+                facets["Precision"] = str(prop.precision)
+            if prop.scale is not None:
+                facets["Scale"] = str(prop.scale)
             ElementTree.SubElement(entity_type, f"{{{edm}}}Property", facets)
     container = ElementTree.SubElement(schema, f"{{{edm}}}EntityContainer", Name="Container")
-    for entity_set in ENTITY_SETS:
+    for entity_set in entity_sets:
         ElementTree.SubElement(
             container,
             f"{{{edm}}}EntitySet",
@@ -370,7 +392,7 @@ def _entity_set(name: str) -> EntitySet:
         raise ODataError(
             403, "insufficient_scope", f"This key needs the `{entity_set.scope}` permission."
         )
-    return entity_set
+    return _with_custom_fields(entity_set)
 
 
 def _options(entity_set: EntitySet) -> _Options:
@@ -654,7 +676,7 @@ def _json_value(value, prop: Property, ieee754: bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
-        text = f"{value:.{prop.scale}f}" if prop.scale is not None else format(value, "f")
+        text = f"{value:.{prop.scale}f}" if isinstance(prop.scale, int) else format(value, "f")
         return json.dumps(text) if ieee754 else text
     if isinstance(value, int):
         return json.dumps(str(value)) if ieee754 and prop.edm_type == "Edm.Int64" else str(value)

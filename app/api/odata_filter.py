@@ -28,7 +28,8 @@ class ODataError(Exception):
 @dataclass(frozen=True)
 class Property:
     """One property of an entity type: its OData name and type, and the SQL expression it
-    reads (None for one worked out per page, which cannot be filtered or sorted on)."""
+    reads (None for one worked out per page, which cannot be filtered or sorted on). `scale`
+    is a number of places, or "variable" for decimals that keep the places they were given."""
 
     name: str
     edm_type: str
@@ -36,7 +37,7 @@ class Property:
     nullable: bool = True
     max_length: int | None = None
     precision: int | None = None
-    scale: int | None = None
+    scale: int | str | None = None
 
 
 # A $filter longer than this, or nested deeper, is refused rather than parsed.

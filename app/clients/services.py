@@ -48,6 +48,7 @@ from app.custom_fields.services import (
     sort_is_numeric,
     sort_sql,
 )
+from app.custom_fields.services import definitions as custom_field_definitions
 from app.outbox.services import queue_email
 from tenants.models import Membership, Tenant, User
 
@@ -139,16 +140,24 @@ CUSTOM = "custom_fields"
 
 
 def _check_custom(
-    session: Session, raw: Mapping, values: dict, new: bool, current: Mapping | None
+    session: Session,
+    raw: Mapping,
+    values: dict,
+    new: bool,
+    current: Mapping | None,
+    fields: list[CustomField] | None = None,
 ) -> dict[str, str]:
     """Custom values of a new client (defaults and required fields apply even when none were
-    sent), or of an edit that sent some (the others keep theirs) into values[CUSTOM]."""
+    sent), or of an edit that sent some (the others keep theirs) into values[CUSTOM].
+    `fields`: the clients' definitions, when a batch read them once."""
     submitted = raw.get(CUSTOM)
     if not new and not isinstance(submitted, Mapping):
         return {}
     if not isinstance(submitted, Mapping):
         submitted = {}
-    custom, errors = clean_values(session, "clients", submitted, current=None if new else current)
+    custom, errors = clean_values(
+        session, "clients", submitted, current=None if new else current, fields=fields
+    )
     values[CUSTOM] = custom
     return {custom_error_name(key): problem for key, problem in errors.items()}
 
@@ -199,7 +208,9 @@ def create_clients(
     the new client's id or the ClientError that refused it: the rest go in."""
     if not new:
         return []
-    checked = [_checked_new_client(session, context, entry) for entry in new]
+    # The definitions read once for the batch, not once a client (a first sync brings 5,000).
+    fields = custom_field_definitions(session, "clients", archived=True)
+    checked = [_checked_new_client(session, context, entry, fields) for entry in new]
     taken = _names_taken(session, [values for values, _, _ in checked])
     for values, contact, errors in checked:
         unique = {key: _unique_key(key, values[key]) for key in TAKEN if values.get(key)}
@@ -226,11 +237,13 @@ def create_clients(
     return [ClientError(errors) if errors else next(made) for _, _, errors in checked]
 
 
-def _checked_new_client(session: Session, context: ClientContext, entry: NewClient) -> tuple:
+def _checked_new_client(
+    session: Session, context: ClientContext, entry: NewClient, fields: list[CustomField]
+) -> tuple:
     """(values, (contact values, contact errors) or None, errors): the client checked as
     create_client checks it, its billing contact as save_contact does."""
     values, errors = clean_client(entry.raw, context)
-    errors.update(_check_custom(session, entry.raw, values, True, None))
+    errors.update(_check_custom(session, entry.raw, values, True, None, fields))
     contact = None
     if entry.billing is not None and not errors:
         raw = _billing_raw(entry.billing, values["short_name"])
@@ -655,6 +668,11 @@ class ClientFilters:
     @property
     def shown_fields(self) -> list[CustomField]:
         return [self.fields[key] for key in self.columns]
+
+    @property
+    def custom_filter(self) -> dict[str, str]:
+        """The filters on custom fields, as templates/custom_fields/_list.html reads them."""
+        return self.custom
 
 
 def sort_of(filters: ClientFilters):

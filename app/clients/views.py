@@ -18,6 +18,7 @@ from app.core.pages import render_page, toast
 from app.core.request_input import row_id
 from app.core.terminology import term, worded
 from app.custom_fields import services as custom_fields
+from app.custom_fields.views import section_context
 from app.extensions import db
 from tenants.context import can, require_permission
 
@@ -295,15 +296,16 @@ def section(client_id: int, section: str):
 
 
 def _custom_section_context(client: Client, editing: bool, submitted=None, errors=None) -> dict:
-    fields = custom_fields.definitions(db.session, "clients")
-    stored = client.custom_fields or {}
     return {
-        "custom_fields": fields,
-        "custom_rows": custom_fields.labelled_values(db.session, "clients", stored, live=fields),
-        "custom_form_values": custom_fields.form_values(fields, submitted or stored),
-        "custom_errors": errors or {},
-        "custom_editing": editing,
-        "members": _members(),
+        "custom_section": section_context(
+            "clients",
+            client,
+            url=url_for("clients.custom_section", client_id=client.id),
+            may_edit=can("clients.edit"),
+            editing=editing,
+            submitted=submitted,
+            errors=errors,
+        )
     }
 
 

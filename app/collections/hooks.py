@@ -7,7 +7,8 @@ being deleted; and to gateways, so interest paid on the pay page settles the cla
 a disputed payment opens disputes. Also fills the client page's Collections tab, tells message
 templates the late-payment interest their notices show, writes a notice's message again when
 it goes out (`app.outbox.composing`), names its records in the audit log, and adds the dispute
-panel to the invoice page. Connected by `create_app`."""
+panel to the invoice page, and lets the workflow settings page choose the default policy.
+Connected by `create_app`."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from app.clients.views import register_tab
 from app.collections.cases import disputes, interest_claims, promises
 from app.collections.cases.interest_claims import interest_owed
 from app.collections.cases.views import collections_context, invoice_dispute_panel
+from app.collections.engine import services as engine
 from app.collections.notices import services as notices
 from app.core import signals
 from app.invoicing.views import register_panel
 from app.message_templates import facts
 from app.outbox.composing import register_composer
+from app.settings.workflow import NoticeLadders, register_notice_ladders
 
 
 def init_app(app: Flask) -> None:
@@ -40,11 +43,29 @@ def init_app(app: Flask) -> None:
     register_panel(invoice_dispute_panel)
     facts.register_interest(interest_owed)
     register_composer(notices.NOTICE_COMPOSER, notices.compose_notice_message)
+    register_notice_ladders(
+        NoticeLadders(
+            choices=engine.policy_choices,
+            default_id=default_policy_id,
+            make_default=make_policy_default,
+        )
+    )
     # The audit log's words where the table's name does not say it (app.audit.wording).
     register_wording("promises_to_pay", Wording(noun="promise to pay"))
     register_wording(
         "collection_activities", Wording(noun="collection activity", name_field="kind")
     )
+
+
+def default_policy_id(session) -> int | None:
+    policy = engine.default_policy(session)
+    return None if policy is None else policy.id
+
+
+def make_policy_default(session, policy_id: int) -> None:
+    policy = engine.get_policy(session, policy_id)
+    if policy is not None:  # the workflow page offered only live policies
+        engine.make_default(session, policy)
 
 
 def close_notices_of_paid_invoice(

@@ -1,6 +1,7 @@
 """How a message in a language writes dates and money: each Indian language reads dates in its
 own words (Babel's CLDR data, e.g. "15 நவ., 2026" in Tamil) and amounts in Indian grouping
-(₹1,23,45,678.00), whatever the workspace's country."""
+(₹1,23,45,678.00), whatever the workspace's country; Filipino writes dates its own way
+("Nob 15, 2026") and amounts as the workspace's country does."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ INDIAN_LANGUAGE_LOCALES = {
     "gu": "gu_IN",
     "ml": "ml_IN",
 }
+# Every language a message writes dates in besides English: India's, and Filipino (CLDR's "fil";
+# Babel reads "tl" as the same locale).
+DATE_LOCALES = {**INDIAN_LANGUAGE_LOCALES, "fil": "fil_PH"}
 # Each language's name in English and in its own script.
 LANGUAGE_NAMES = {
     "hi": ("Hindi", "हिन्दी"),
@@ -32,13 +36,14 @@ LANGUAGE_NAMES = {
     "bn": ("Bengali", "বাংলা"),
     "gu": ("Gujarati", "ગુજરાતી"),
     "ml": ("Malayalam", "മലയാളം"),
+    "fil": ("Filipino", "Filipino"),
 }
 ENGLISH_DAY = "%d %b %Y"  # 15 Nov 2026: how English messages and PDFs have always written a day
 
 
 @cache
 def _locale(language: str) -> Locale | None:
-    name = INDIAN_LANGUAGE_LOCALES.get(language)
+    name = DATE_LOCALES.get(language)
     try:
         return Locale.parse(name) if name else None
     except (ValueError, UnknownLocaleError):
@@ -67,4 +72,4 @@ def money_country(language: str | None, country: str | None) -> str:
 def language_label(language: str) -> str:
     """A language as pages offer it: "Tamil (தமிழ்)" (the code itself when unknown)."""
     english, native = LANGUAGE_NAMES.get(language, (language, ""))
-    return f"{english} ({native})" if native else english
+    return f"{english} ({native})" if native and native != english else english

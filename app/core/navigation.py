@@ -39,9 +39,17 @@ def _endpoint(*names: str) -> Callable[[], bool]:
 
 
 def _on_settings() -> bool:
-    """The settings page itself: its regional and terminology pages have links of their own."""
+    """The settings page itself: its regional, terminology and workflow pages have links of
+    their own."""
     return request.blueprint == "settings" and not request.endpoint.endswith(
-        ("regional_settings", "terminology_settings", "save_terminology")
+        (
+            "regional_settings",
+            "terminology_settings",
+            "save_terminology",
+            "workflow_settings",
+            "save_workflow",
+            "save_dashboard_widgets",
+        )
     )
 
 
@@ -164,6 +172,7 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
         "Settings & team",
         (
             NavLink("settings.index", "Settings", ("settings.manage",), _on_settings),
+            NavLink("branding.index", "Branding", ("settings.manage",), _blueprint("branding")),
             NavLink(
                 "settings.regional_settings",
                 "Regional settings",
@@ -175,6 +184,16 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
                 "Terminology",
                 ("settings.manage",),
                 _endpoint("settings.terminology_settings", "settings.save_terminology"),
+            ),
+            NavLink(
+                "settings.workflow_settings",
+                "Workflow",
+                ("settings.manage",),
+                _endpoint(
+                    "settings.workflow_settings",
+                    "settings.save_workflow",
+                    "settings.save_dashboard_widgets",
+                ),
             ),
             NavLink(
                 "custom_fields.index",

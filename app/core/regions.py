@@ -186,8 +186,17 @@ def region_for(country: str, text: str | None) -> str | None:
     )
 
 
+# Countries whose clients often read one language besides English wherever they are: the
+# Philippines writes Filipino in every region.
+COUNTRY_LANGUAGES = {"PH": ("fil",)}
+
+
 def state_languages(country: str, region: str | None) -> tuple[str, ...]:
-    """The languages of an Indian workspace's state (empty elsewhere)."""
-    if country.upper() != "IN" or not region:
+    """The languages a workspace's clients often read besides English: its Indian state's, or
+    its country's (Filipino in the Philippines); empty elsewhere."""
+    country = country.upper()
+    if country in COUNTRY_LANGUAGES:
+        return COUNTRY_LANGUAGES[country]
+    if country != "IN" or not region:
         return ()
     return STATE_LANGUAGES.get(region_code(region) or "", ())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 import re2
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select, text
+from sqlalchemy import func, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from app.core.clock import DATE_RANGE_TEXT, typed_date
@@ -385,6 +386,45 @@ def clean_values(
     return values, errors
 
 
+class ValuesInvalid(ValueError):
+    """Custom values that cannot be stored: messages by input name (cf.<key>)."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def values_for_new_record(session: Session, entity: str, submitted: Mapping | None) -> dict:
+    """The custom values a new record starts with. `submitted` (a form's or the API's) is
+    checked like any change (ValuesInvalid by input name); None, for a record a machine makes
+    (a gateway's payment, the daily run's notice, a plan's milestones), gives the fields'
+    defaults only: a required field must not stop money or notices that arrive on their own."""
+    if submitted is None:
+        return {
+            field.key: field.default_value
+            for field in definitions(session, entity)
+            if field.default_value is not None
+        }
+    values, errors = clean_values(session, entity, submitted, current=None)
+    if errors:
+        raise ValuesInvalid({custom_error_name(key): problem for key, problem in errors.items()})
+    return values
+
+
+def change_record_values(session: Session, entity: str, record, submitted: Mapping) -> bool:
+    """Change `record`'s custom values (its `custom_fields`) to what was `submitted`, the fields
+    left out keeping theirs. Raises ValuesInvalid (nothing changed); says whether anything
+    changed (the audit log records the change field by field)."""
+    values, errors = clean_values(session, entity, submitted, current=record.custom_fields or {})
+    if errors:
+        raise ValuesInvalid({custom_error_name(key): problem for key, problem in errors.items()})
+    if values == (record.custom_fields or {}):
+        return False
+    record.custom_fields = values
+    session.flush()
+    return True
+
+
 def _missing(field: CustomField, required_for_client: Collection[str]) -> str | None:
     """The error of an empty field that must be filled in, or None."""
     if field.required:
@@ -710,3 +750,65 @@ def filter_clause(session: Session, column, field: CustomField, raw: str):
     if value is None:
         return text("false")
     return column.contains({field.key: value})
+
+
+@dataclass(frozen=True)
+class ListChoice:
+    """The custom-field part of a list's address, for the lists that have nothing of their own
+    to add to it (projects, payments): filters (cf.<key>=value), the order (sort=cf.<key>,
+    or -cf.<key> for highest first) and the columns shown (columns=key,key), over the fields
+    offered in lists. templates/custom_fields/_list.html draws its controls and cells."""
+
+    custom: tuple[tuple[str, str], ...] = ()
+    sort: str = ""
+    columns: tuple[str, ...] = ()
+    fields: dict[str, CustomField] = dataclass_field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_args(cls, args: Mapping, fields: Sequence[CustomField]) -> ListChoice:
+        by_key = {f.key: f for f in fields}
+        sort = (args.get("sort") or "").strip()
+        given = args.getlist("columns") if hasattr(args, "getlist") else [args.get("columns")]
+        wanted = [key for value in given for key in (value or "").split(",")]
+        return cls(
+            custom=tuple(
+                (key, value)
+                for key in by_key
+                if (value := (args.get(FORM_PREFIX + key) or "").strip()[:255])
+            ),
+            sort=sort if sort.lstrip("-").removeprefix(FORM_PREFIX) in by_key else "",
+            columns=tuple(key for key in by_key if key in wanted),
+            fields=by_key,
+        )
+
+    def as_args(self) -> dict[str, str]:
+        values = {
+            "sort": self.sort,
+            "columns": ",".join(self.columns),
+            **{FORM_PREFIX + key: value for key, value in self.custom},
+        }
+        return {key: value for key, value in values.items() if value}
+
+    @property
+    def shown_fields(self) -> list[CustomField]:
+        return [self.fields[key] for key in self.columns]
+
+    @property
+    def custom_filter(self) -> dict[str, str]:
+        return dict(self.custom)
+
+    def clauses(self, session: Session, column) -> list:
+        """The filters as conditions on `column` (the listed table's custom_fields)."""
+        return [
+            filter_clause(session, column, self.fields[key], value) for key, value in self.custom
+        ]
+
+    def order(self, table: str):
+        """The chosen field's sort expression (the one its list index is on), ascending or
+        descending, or None when the list keeps its own order."""
+        if not self.sort:
+            return None
+        expression = literal_column(
+            sort_sql(self.fields[self.sort.lstrip("-").removeprefix(FORM_PREFIX)], table)
+        )
+        return expression.desc() if self.sort.startswith("-") else expression.asc()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, g, redirect, request, url_for
 
-from app.core.pages import render_page, toast
+from app.core.pages import render_page, toast, wants_fragment
 from app.core.terminology import worded
 from app.custom_fields import services
 from app.custom_fields.forms import VALIDATION_INPUTS, field_form_values
@@ -27,6 +27,76 @@ def custom_shown(field, value) -> str:
             g.custom_field_people = dict(services.member_choices(db.session))
         people = g.custom_field_people
     return services.display_value(field, value, people)
+
+
+def section_context(
+    entity: str,
+    record,
+    *,
+    url: str,
+    may_edit: bool,
+    editing: bool = False,
+    submitted=None,
+    errors=None,
+) -> dict:
+    """What templates/custom_fields/_section.html shows of `record`'s own fields: its values,
+    or (editing) its form with the errors beside the fields. `url`: the record's
+    custom-fields address (`record_section` answers it)."""
+    fields = services.definitions(db.session, entity)
+    stored = record.custom_fields or {}
+    rows = services.labelled_values(db.session, entity, stored, live=fields)
+    return {
+        "id": f"custom-{entity}-{record.id}",
+        "url": url,
+        "may_edit": may_edit and bool(fields),
+        "editing": editing,
+        "fields": fields,
+        "rows": rows,
+        "form_values": services.form_values(fields, submitted or stored),
+        "errors": errors or {},
+        "members": services.member_choices(db.session)
+        if editing and any(f.field_type == "user" for f in fields)
+        else [],
+    }
+
+
+def record_section(entity: str, record, *, url: str, page_url: str, title: str, may_edit: bool):
+    """A record's own fields, shown (GET) or edited in place (GET ?edit=1, POST): the answer of
+    each area's …/custom-fields route. htmx swaps the section; without it the section comes
+    on a page of its own, and a saved form goes back to the record's page (`page_url`)."""
+    editing = request.method == "POST" or request.args.get("edit") == "1"
+    if editing and not may_edit:
+        abort(403)
+    submitted, errors = None, {}
+    if request.method == "POST":
+        submitted = services.submitted_from_form(
+            services.definitions(db.session, entity), request.form
+        )
+        try:
+            services.change_record_values(db.session, entity, record, submitted)
+        except services.ValuesInvalid as invalid:
+            errors = invalid.errors
+        else:
+            toast("Details saved.")
+            if not wants_fragment():
+                return redirect(page_url, 303)
+            submitted, editing = None, False
+    return render_page(
+        "custom_fields/section_page.html",
+        block="section",
+        status=422 if errors else 200,
+        title=title,
+        page_url=page_url,
+        custom_section=section_context(
+            entity,
+            record,
+            url=url,
+            may_edit=may_edit,
+            editing=editing,
+            submitted=submitted,
+            errors=errors,
+        ),
+    )
 
 
 def _entity(value: str | None) -> str:

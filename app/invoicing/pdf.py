@@ -32,9 +32,11 @@ import logging
 import re
 import secrets
 import threading
+from base64 import b64encode
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import quote
 
 import segno
@@ -46,11 +48,13 @@ from app.clients.models import Client
 from app.core.money import format_money, to_money
 from app.core.regions import state_name
 from app.core.storage import delete_after_commit, get_storage, save_in_transaction, tenant_key
+from app.core.terminology import worded
 from app.custom_fields.services import labelled_values
 from app.invoicing.balance import outstanding
 from app.invoicing.credits import credit_notes_of_invoice
 from app.invoicing.models import CreditNote, Invoice
 from app.invoicing.pdf_requests import UNSTORED_STATUSES, is_storable
+from app.settings.branding import Branding, branding_of
 from app.settings.models import WorkspaceSettings
 from app.settings.services import workspace_settings
 from tenants.binding import bound_tenant_id, schema_for_tenant_id
@@ -195,7 +199,7 @@ def _supplier(tenant, workspace: WorkspaceSettings, invoice: Invoice) -> dict:
     elif country == "AU" and workspace.abn:
         ids.append(("ABN", _tax_id("AU", workspace.abn)))
     if workspace.tax_number and not ids:
-        ids.append(("Tax number", workspace.tax_number))
+        ids.append((TAX_NUMBER_NAMES.get(country, "Tax number"), workspace.tax_number))
     return {
         "name": workspace.legal_name or tenant.name,
         "trading_name": tenant.name
@@ -234,6 +238,10 @@ TAX_COLUMNS = {
     "au_gst": [("GST", "other_tax")],
     "other": [("Tax", "other_tax")],
 }
+# What a country calls its one plain tax and a supplier's tax id where the invoice has no
+# columns or ids of its own for them (the Philippines: VAT, and the BIR's TIN).
+OTHER_TAX_NAMES = {"PH": "VAT"}
+TAX_NUMBER_NAMES = {"PH": "TIN"}
 
 
 def _tax_document(session: Session, tenant, invoice: Invoice, lines, totals) -> dict:
@@ -249,6 +257,8 @@ def _tax_document(session: Session, tenant, invoice: Invoice, lines, totals) -> 
         return format_money(amount, currency, country)
 
     columns = TAX_COLUMNS[invoice.tax_regime]
+    if invoice.tax_regime == "other" and country in OTHER_TAX_NAMES:
+        columns = [(OTHER_TAX_NAMES[country], "other_tax")]
     # A quantity column only when some line has a quantity other than one: milestone lines are
     # one of each, and credit note lines have none (they credit an amount).
     quantities = [getattr(line, "quantity", None) for line in lines]
@@ -267,9 +277,9 @@ def _tax_document(session: Session, tenant, invoice: Invoice, lines, totals) -> 
     ]
     return {
         "country": country,
-        "brand_colour": brand_colour(workspace.brand_colour),
         "has_logo": bool(logo_key(workspace)),
         "logo_url": LOGO_URL,
+        **_layout(branding_of(workspace)),
         "supplier": _supplier(tenant, workspace, invoice),
         "recipient": _recipient(session.get(Client, invoice.client_id), invoice, country),
         "place_of_supply": (
@@ -286,6 +296,17 @@ def _tax_document(session: Session, tenant, invoice: Invoice, lines, totals) -> 
         + [(label, money(getattr(totals, field))) for label, field in columns],
         "total": money(totals.total),
         "amount_in_words": totals.amount_in_words,
+    }
+
+
+def _layout(branding: Branding) -> dict:
+    """The workspace's layout choices that every tax document honours (the payment details'
+    choice is the invoice's alone: a credit note has nothing to pay)."""
+    return {
+        "brand_colour": brand_colour(branding.brand_colour),
+        "paper_size": branding.pdf_paper_size,
+        "logo_position": branding.pdf_logo_position,
+        "footer_note": branding.pdf_footer_note,
     }
 
 
@@ -306,8 +327,9 @@ def invoice_document(session: Session, tenant, invoice: Invoice) -> dict:
     # What the amount due is short of the total by, less credit notes and write-off: cash + TDS.
     paid = to_money(invoice.total) - amount_due - credited - written_off
     workspace = workspace_settings(session, tenant.id)
+    prints_payment_details = workspace.pdf_payment_details
     upi = None
-    if shows_upi_qr(tenant, workspace, invoice, amount_due):
+    if prints_payment_details and shows_upi_qr(tenant, workspace, invoice, amount_due):
         link = upi_link(tenant, workspace, invoice, amount_due)
         upi = {
             "link": link,
@@ -340,7 +362,9 @@ def invoice_document(session: Session, tenant, invoice: Invoice) -> dict:
         "shows_balance": paid > 0 or bool(notes) or written_off > 0,
         "amount_due": money(amount_due),
         "amount_due_value": amount_due,
-        "payment_instructions": workspace.payment_instructions or "",
+        "payment_instructions": (
+            (workspace.payment_instructions or "") if prints_payment_details else ""
+        ),
         "upi": upi,
         # The workspace's own invoice fields marked "print on the invoice", filled in.
         "custom_rows": labelled_values(
@@ -486,11 +510,16 @@ def _parsed_stylesheet(css: str):
     return CSS(string=css)
 
 
-def tax_document_stylesheet(colour: str):
-    """The invoice's and credit note's style in the brand colour, parsed once per colour
-    rather than with every PDF (keyed by its text, so an edited file is parsed anew)."""
-    css = current_app.jinja_env.get_template(STYLESHEET).render(brand=colour)
-    return _parsed_stylesheet(css)
+def tax_document_css(colour: str, paper_size: str = "A4") -> str:
+    # Both values are the workspace's checked choices: a #rrggbb colour, "A4" or "letter".
+    return current_app.jinja_env.get_template(STYLESHEET).render(brand=colour, paper=paper_size)
+
+
+def tax_document_stylesheet(colour: str, paper_size: str = "A4"):
+    """The invoice's and credit note's style in the brand colour on the chosen paper, parsed
+    once per colour and size rather than with every PDF (keyed by its text, so an edited file
+    is parsed anew)."""
+    return _parsed_stylesheet(tax_document_css(colour, paper_size))
 
 
 def _fonts_css() -> str:
@@ -522,11 +551,13 @@ def html_to_pdf(html: str, workspace: WorkspaceSettings, stylesheet=None) -> byt
 def tax_document_pdf(template: str, document: dict, workspace: WorkspaceSettings) -> bytes:
     """An invoice or credit note document (`invoice_document`, `credit_note_document`) as PDF."""
     html = render_template(template, doc=document)
-    return html_to_pdf(html, workspace, tax_document_stylesheet(document["brand_colour"]))
+    stylesheet = tax_document_stylesheet(document["brand_colour"], document["paper_size"])
+    return html_to_pdf(html, workspace, stylesheet)
 
 
 def render_pdf(session: Session, tenant, invoice: Invoice) -> bytes:
-    """The invoice as PDF bytes (A4). Needs an app context (templates, storage)."""
+    """The invoice as PDF bytes (A4 or US Letter, as the workspace chose). Needs an app
+    context (templates, storage)."""
     document = invoice_document(session, tenant, invoice)
     return tax_document_pdf(TEMPLATE, document, workspace_settings(session, tenant.id))
 
@@ -536,6 +567,112 @@ def render_credit_note_pdf(session: Session, tenant, note: CreditNote) -> bytes:
     note never changes once issued, and it is rendered only when someone asks for it."""
     document = credit_note_document(session, tenant, note)
     return tax_document_pdf(CREDIT_NOTE_TEMPLATE, document, workspace_settings(session, tenant.id))
+
+
+# The branding page's preview ---------------------------------------------------------------
+
+PREVIEW_STYLESHEET = "pdf/page_preview.css"
+# A page's size in the browser's preview, as @page sets it for WeasyPrint.
+PAPER_DIMENSIONS = {"A4": ("210mm", "297mm"), "letter": ("215.9mm", "279.4mm")}
+SAMPLE_LINES = (
+    ("Design phase: drawings and approvals", Decimal("40000.00")),
+    ("Build phase: first {milestone}", Decimal("25000.00")),
+)
+SAMPLE_RATES = {"IN": Decimal("18"), "AU": Decimal("10")}
+SAMPLE_REGIMES = {"IN": "intra", "AU": "au_gst"}
+
+
+def _sample_document(tenant, workspace: WorkspaceSettings, branding: Branding) -> dict:
+    """A made-up invoice from this workspace to a sample client, as plain values in the shape
+    `invoice_document` gives the template: what the preview shows, nothing read from records."""
+    country = (tenant.country or "").upper()
+    currency = tenant.currency or "INR"
+    regime = SAMPLE_REGIMES.get(country, "other")
+    rate = SAMPLE_RATES.get(country, Decimal("0"))
+    columns = TAX_COLUMNS[regime]
+
+    def money(amount) -> str:
+        return format_money(amount, currency, country)
+
+    def taxes_of(amount: Decimal) -> list[Decimal]:
+        tax = to_money(amount * rate / 100)
+        halves = to_money(tax / 2)
+        return [halves, tax - halves] if len(columns) == 2 else [tax]
+
+    lines, subtotal, tax_totals = [], Decimal("0.00"), [Decimal("0.00")] * len(columns)
+    for position, (description, amount) in enumerate(SAMPLE_LINES, start=1):
+        taxes = taxes_of(amount)
+        subtotal += amount
+        tax_totals = [total + tax for total, tax in zip(tax_totals, taxes, strict=True)]
+        lines.append(
+            {
+                "position": position,
+                "description": worded(description),
+                "hsn_sac": "998311",
+                "quantity": "",
+                "taxable_value": money(amount),
+                "rate": f"{rate:.2f}%",
+                "taxes": [money(tax) for tax in taxes],
+                "total": money(amount + sum(taxes)),
+            }
+        )
+    total = subtotal + sum(tax_totals)
+    logo = _logo_bytes(workspace)
+    upi = None
+    if branding.pdf_payment_details and country == "IN" and workspace.upi_vpa:
+        link = f"upi://pay?pa={quote(workspace.upi_vpa, safe='@')}&am={total:.2f}&cu=INR"
+        upi = {"link": link, "qr": upi_qr_image(link), "vpa": workspace.upi_vpa}
+        upi["amount"] = money(total)
+    instructions = workspace.payment_instructions or "Your payment instructions print here."
+    return {
+        "country": country,
+        **_layout(branding),
+        "has_logo": logo is not None,
+        "logo_url": f"data:{logo[1]};base64,{b64encode(logo[0]).decode()}" if logo else None,
+        "supplier": _supplier(tenant, workspace, SimpleNamespace(supplier_gstin=None)),
+        "recipient": {
+            "name": worded("Sample {Client} Pvt Ltd"),
+            "address": ["1 Sample Road"],
+            "ids": [],
+        },
+        "place_of_supply": None,
+        "reverse_charge": "No",
+        "regime": regime,
+        "tax_labels": [label for label, _ in columns],
+        "lines": lines,
+        "show_quantity": False,
+        "totals": [("Taxable value", money(subtotal))]
+        + [(label, money(tax)) for (label, _), tax in zip(columns, tax_totals, strict=True)],
+        "total": money(total),
+        "amount_in_words": None,
+        "title": "Tax invoice" if country in TAX_INVOICE_COUNTRIES else "Invoice",
+        "mark": None,
+        "number": "SAMPLE-0001",
+        "issue_date": _day(date.today()),
+        "due_date": _day(date.today()),
+        "export_note": None,
+        "total_label": "Total",
+        "shows_balance": False,
+        "credit_notes": [],
+        "custom_rows": [],
+        "payment_instructions": instructions if branding.pdf_payment_details else "",
+        "upi": upi,
+    }
+
+
+def invoice_preview_html(tenant, workspace: WorkspaceSettings, branding: Branding) -> str:
+    """The first page of a sample invoice in `branding` (saved or not) as one HTML document:
+    the invoice's own template and style, plus a screen style that draws the page at its paper
+    size with the footer note at its foot. HTML rather than a PNG from WeasyPrint: it takes a
+    few milliseconds where a WeasyPrint render takes a tenth of a second or more (and
+    WeasyPrint writes no PNG since version 53), so the preview keeps up with typing."""
+    document = _sample_document(tenant, workspace, branding)
+    width, height = PAPER_DIMENSIONS[document["paper_size"]]
+    css = tax_document_css(document["brand_colour"], document["paper_size"])
+    page_css = current_app.jinja_env.get_template(PREVIEW_STYLESHEET).render(
+        width=width, height=height
+    )
+    return render_template(TEMPLATE, doc=document, preview_css=css + page_css)
 
 
 # Storing -----------------------------------------------------------------------------------

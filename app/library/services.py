@@ -1,10 +1,12 @@
 """The template library: loading the shipped data files, browsing, and previewing a plan.
 
-Data files (`data/<industry>.json`) are compact: phase sets per complexity level, project sizes
-that scale durations and repeat running bills, and regional variants that change a few numbers
-and add notes. `expand_file` turns one file into full template definitions; `load_library`
-upserts them by key (idempotent: the version goes up only when the content changed, and a
-template no longer shipped is retired, never deleted, as a tenant may have cloned it).
+Data files (`data/<industry>.json`, `data/<industry>_<country>.json`) are compact: phase sets
+per complexity level, project sizes that scale durations and repeat running bills, and regional
+variants that change a few numbers and add notes. A note is text, or {"text", "source"} when it
+states a legal fact: the source it was checked against is printed with it. `expand_file` turns
+one file into full template definitions; `load_library` upserts them by key (idempotent: the
+version goes up only when the content changed, and a template no longer shipped is retired,
+never deleted, as a tenant may have cloned it).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.core.money import format_money, split_by_percentages
+from app.core.regions import region_for
 from app.library.models import (
     COMPLEXITIES,
     DUE_RULES,
@@ -34,7 +37,7 @@ DATA_DIR = Path(__file__).parent / "data"
 HUNDRED = Decimal(100)
 PCT_UNIT = Decimal("0.0001")  # NUMERIC(7,4)
 PER_PAGE = 20
-COUNTRIES = {"IN": "India", "AU": "Australia"}
+COUNTRIES = {"IN": "India", "AU": "Australia", "PH": "Philippines"}
 GUIDANCE = (
     "Guidance only, not legal or tax advice: rates, thresholds and practice change and differ "
     "by contract; check the current rules and your contract with your adviser."
@@ -173,15 +176,23 @@ def _items(phases: list[dict], size: dict) -> list[ItemDef]:
     return items
 
 
-def _notes(*groups: list[str]) -> str:
-    lines = [line for group in groups for line in group]
+def _note_text(note: str | dict) -> str:
+    if isinstance(note, str):
+        return note
+    return f"{note['text']} (Source: {note['source']})"
+
+
+def _notes(*groups: list) -> str:
+    lines = [_note_text(note) for group in groups for note in group]
     return "\n".join([*lines, GUIDANCE])
 
 
 def expand_file(data: dict) -> list[TemplateDef]:
     """Every template one industry file describes: each level × each size, then the regional
-    variants (for the levels and sizes they name)."""
+    variants (for the levels and sizes they name). Keys start with the file's `key` (a
+    country's file of an industry: "construction-au"), else the industry."""
     industry, label = data["industry"], data["name"]
+    prefix = data.get("key", industry)
     templates: list[TemplateDef] = []
     for level_name, level in data["levels"].items():
         for size_name, size in data["sizes"].items():
@@ -190,7 +201,7 @@ def expand_file(data: dict) -> list[TemplateDef]:
                 continue
             templates.append(
                 TemplateDef(
-                    key=f"{industry}/{level_name}/{size_name}",
+                    key=f"{prefix}/{level_name}/{size_name}",
                     name=f"{label}: {level.get('title', level_name.capitalize())}, "
                     f"{size['label'].lower()} project",
                     industry=industry,
@@ -214,7 +225,7 @@ def expand_file(data: dict) -> list[TemplateDef]:
                 size = data["sizes"][size_name]
                 templates.append(
                     TemplateDef(
-                        key=f"{industry}/{level_name}/{size_name}/{variant['slug']}",
+                        key=f"{prefix}/{level_name}/{size_name}/{variant['slug']}",
                         name=f"{label}: {level.get('title', level_name.capitalize())}, "
                         f"{size['label'].lower()} project — {variant['state']}",
                         industry=industry,
@@ -353,7 +364,7 @@ class LibraryFilters:
         region = (args.get("region") or "").strip().upper()
         return cls(
             industry=(args.get("industry") or "").strip().lower()[:40],
-            region=region if region.isalnum() and len(region) <= 8 else "",
+            region=region if region.replace("-", "").isalnum() and len(region) <= 8 else "",
             size=pick("size", PROJECT_SIZES),
             complexity=pick("complexity", COMPLEXITIES),
             q=(args.get("q") or "").strip()[:100],
@@ -385,12 +396,41 @@ class LibraryPage:
     pages: int
 
 
+def region_country(region: str | None) -> str | None:
+    """The country of a template region: an Indian state's GST code ("29") is India's, a state
+    or region elsewhere is named with its country ("AU-NSW", "PH-NCR")."""
+    if not region:
+        return None
+    if region.isdigit():
+        return "IN"
+    return region.split("-", 1)[0] if "-" in region else region
+
+
+def library_region(country: str, region: str | None) -> str:
+    """A workspace's state or region as the library names template regions ("" when none):
+    an Indian state by its GST code, elsewhere the country and the state's code ("AU-NSW")."""
+    code = region_for(country, region)
+    if not code:
+        return ""
+    country = country.upper()
+    return code if country == "IN" else f"{country}-{code}"
+
+
 def region_matches(region: str) -> list[str | None]:
     """The template regions that apply in `region`: a state's own templates, its country's
     and the global ones; a country's own and the global ones."""
-    if region.isdigit():
-        return [region, "IN", None]
+    country = region_country(region)
+    if country != region:
+        return [region, country, None]
     return [region, None]
+
+
+def _of_country(country: str):
+    """SQL: the template is the country's own or one of its states' (India's by GST code)."""
+    column = LibraryTemplate.region
+    if country == "IN":
+        return or_(column == "IN", column.regexp_match("^[0-9]+$"))
+    return or_(column == country, column.like(f"{country}-%"))
 
 
 def _escape_like(text: str) -> str:
@@ -407,11 +447,14 @@ def search(
     page: int = 1,
     per_page: int = PER_PAGE,
     home_region: str = "",
+    home_country: str = "",
 ) -> LibraryPage:
     """Templates in use (not retired), filtered; the most specific region first within each
-    industry, level and size, and the workspace's own state (`home_region`, a GST state code)
-    before every other state's variants. Offset pages: the library holds hundreds of rows,
-    not millions."""
+    industry, level and size. With the workspace's own state (`home_region`, as
+    `library_region` names it) that state's variants come first and the other states' after
+    its country's and the global templates; with its country (`home_country`, else the home
+    state's) other countries' templates come after all of these. Offset pages: the library
+    holds hundreds of rows, not millions."""
     query = select(LibraryTemplate).where(LibraryTemplate.retired.is_(False))
     if industry:
         query = query.where(LibraryTemplate.industry == industry)
@@ -447,8 +490,15 @@ def search(
     size_order = case(
         {s: n for n, s in enumerate(PROJECT_SIZES)}, value=LibraryTemplate.project_size
     )
-    # A state's own variants, then its country's, then the global ones; with a home state,
-    # the other states' variants after all of them.
+    # Another country's templates after all of the workspace's country's and the global ones;
+    # within each industry, level and size a state's own variants, then its country's, then
+    # the global ones, and with a home state the other states' variants after all of them.
+    home_country = home_country.upper() or (region_country(home_region) or "")
+    foreign = (
+        [case((LibraryTemplate.region.is_(None), 0), (_of_country(home_country), 0), else_=1)]
+        if home_country
+        else []
+    )
     ranks = [(LibraryTemplate.region == home_region, 0)] if home_region else []
     specific = case(
         *ranks,
@@ -457,6 +507,7 @@ def search(
         else_=3 if home_region else 0,
     )
     query = query.order_by(
+        *foreign,
         LibraryTemplate.industry,
         level,
         size_order,
@@ -466,6 +517,18 @@ def search(
     )
     rows = session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
     return LibraryPage(templates=list(rows), total=total, page=page, pages=pages)
+
+
+def state_rules(session: Session, region: str) -> tuple[int, list[str]]:
+    """How many templates the library has for this state (a `library_region`), and the first
+    note of each, once: the rule that is the state's own (its security of payment Act, its
+    welfare board)."""
+    notes = session.scalars(
+        select(LibraryTemplate.notes)
+        .where(LibraryTemplate.region == region, LibraryTemplate.retired.is_(False))
+        .order_by(LibraryTemplate.key)
+    ).all()
+    return len(notes), list(dict.fromkeys(note.split("\n", 1)[0] for note in notes))
 
 
 def industries(session: Session) -> list[str]:

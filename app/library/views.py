@@ -8,7 +8,7 @@ from flask import Blueprint, abort, g, request
 
 from app.core.money import format_money
 from app.core.pages import render_page
-from app.core.regions import GST_STATES, region_code
+from app.core.regions import GST_STATES, regions_of
 from app.extensions import db
 from app.library import services
 from app.library.models import COMPLEXITIES, PROJECT_SIZES
@@ -28,15 +28,12 @@ DUE_RULE_LABELS = {
 def region_label(region: str | None) -> str:
     if region is None:
         return "Anywhere"
-    return services.COUNTRIES.get(region) or GST_STATES.get(region, region)
-
-
-def home_region(tenant) -> str:
-    """The workspace's Indian state as the library names regions (a GST state code), so that
-    its state's variants come first; "" elsewhere."""
-    if tenant.country != "IN" or not tenant.region:
-        return ""
-    return region_code(tenant.region) or ""
+    if region in services.COUNTRIES:
+        return services.COUNTRIES[region]
+    if region.isdigit():
+        return GST_STATES.get(region, region)
+    country, _, code = region.partition("-")
+    return regions_of(country).get(code, region)
 
 
 def money(amount: Decimal) -> str:
@@ -75,7 +72,9 @@ def index():
         complexity=filters.complexity,
         q=filters.q,
         page=filters.page,
-        home_region=home_region(g.tenant),
+        # The workspace's own state's (or region's) variants first, then its country's.
+        home_region=services.library_region(g.tenant.country, g.tenant.region),
+        home_country=g.tenant.country,
     )
     return render_page(
         "library/index.html",

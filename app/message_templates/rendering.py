@@ -24,7 +24,7 @@ Channels:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
@@ -77,8 +77,12 @@ VARIABLES: dict[str, tuple[str, ...] | None] = {
     # in words, `total` what it asks (outstanding + interest + fee, in the tenant's locale),
     # `invoice_count`, `invoice_numbers` (comma-separated, oldest due first), `interest` (the
     # late-payment interest in the total; empty when none). About a single invoice (a reminder
-    # sent from the invoice page) they describe that invoice.
-    "notice": ("level", "name", "total", "invoice_count", "invoice_numbers", "interest"),
+    # sent from the invoice page) they describe that invoice. `custom`: the notice's own fields
+    # (filled in on its page before it goes out).
+    "notice": ("level", "name", "total", "invoice_count", "invoice_numbers", "interest", "custom"),
+    # The payment a receipt thanks for (empty elsewhere): its amount, day, reference and own
+    # fields, e.g. {{ payment.custom.cheque_bank }}.
+    "payment": ("amount", "received_on", "reference", "custom"),
     "payment_link": None,
     # The client's pay page for this invoice, or for the notice's invoices
     # (app.paylinks, through the port facts.pay_link).
@@ -98,7 +102,15 @@ class CustomValues(dict):
 
 
 # Variables that only make sense with an invoice; campaigns have none.
-INVOICE_VARIABLES = ("invoice", "notice", "payment_link", "pay_link", "amount_due", "due_date")
+INVOICE_VARIABLES = (
+    "invoice",
+    "notice",
+    "payment",
+    "payment_link",
+    "pay_link",
+    "amount_due",
+    "due_date",
+)
 # A preview shows where the pay link goes; the link itself is made when a message is written.
 PAY_LINK_PREVIEW = "https://duebook.example/pay/(the client's own link)"
 SAMPLE_CONTEXT = {
@@ -131,6 +143,13 @@ SAMPLE_CONTEXT = {
         "invoice_count": 2,
         "invoice_numbers": "INV/26-27/00007, INV/26-27/00011",
         "interest": "₹1,240.00",
+        "custom": CustomValues(),
+    },
+    "payment": {
+        "amount": "₹2,36,000.00",
+        "received_on": "20 Nov 2026",
+        "reference": "UTR 412345678901",
+        "custom": CustomValues(),
     },
     "payment_link": "upi://pay?pa=sample@upi",
     "pay_link": PAY_LINK_PREVIEW,
@@ -473,9 +492,11 @@ def notice_vars(
     total=None,
     interest=None,
     language: str | None = None,
+    custom: Mapping[str, str] | None = None,
 ) -> dict:
     """The `notice` variables: its level, the invoices it names and what it asks in all
-    (amounts as `language` writes them)."""
+    (amounts as `language` writes them), and the notice's own fields (`custom`, from
+    custom_fields.template_variables) when there is a notice."""
 
     def money(amount) -> str:
         if amount is None or currency is None:
@@ -490,6 +511,23 @@ def notice_vars(
         # Empty without interest, so that `{% if notice.interest %}` reads naturally.
         "invoice_numbers": ", ".join(invoice_numbers),
         "interest": money(interest) if interest else "",
+        "custom": CustomValues(custom or {}),
+    }
+
+
+def payment_vars(session: Session, tenant, payment, language: str | None = None) -> dict:
+    """The `payment` variables of a receipt: the payment's amount and day as `language`
+    writes them, its reference and its own fields; all empty without a payment."""
+    if payment is None:
+        return dict.fromkeys(VARIABLES["payment"], "") | {"custom": CustomValues()}
+    country = money_country(language, tenant.country)
+    return {
+        "amount": format_money(payment.amount, payment.currency, country),
+        "received_on": day_in(payment.received_on, language),
+        "reference": payment.reference or "",
+        "custom": CustomValues(
+            template_variables(session, "payments", payment.custom_fields or {})
+        ),
     }
 
 
@@ -503,6 +541,7 @@ def message_context(
     *,
     preview: bool = False,
     language: str | None = None,
+    payment=None,
 ) -> dict:
     """The variables of a message to `contact` of `client`, about `invoice` if any: plain
     strings and dicts, money in the tenant's locale (Indian grouping for Indian tenants and
@@ -510,7 +549,8 @@ def message_context(
     them. The
     `notice` variables describe that one invoice; a notice of several replaces them with
     `notice_vars` of all of its invoices (and `pay_link` with the notice's). A `preview`
-    makes no pay link (it shows where one goes)."""
+    makes no pay link (it shows where one goes). `payment`: the payment a receipt thanks
+    for."""
 
     workspace = workspace_settings(session, tenant.id)
     context = {
@@ -519,6 +559,7 @@ def message_context(
         "contact": contact_vars(contact),
         "invoice": _empty_invoice(),
         "notice": notice_vars(tenant, notice_level, None, [], language=language),
+        "payment": payment_vars(session, tenant, payment, language),
         "payment_link": "",
         "pay_link": "",
         "amount_due": "",

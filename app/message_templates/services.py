@@ -83,7 +83,7 @@ def template_for(session: Session, channel: str, purpose: str, language: str = "
         )
         if template is not None:
             return template
-    template = defaults.default_template(channel, purpose)
+    template = defaults.default_template(channel, purpose, defaults.workspace_country(session))
     session.add(template)
     session.flush()
     return template

@@ -1,9 +1,10 @@
-"""The default templates in India's languages, beside the English ones of `defaults.py`: one
-data file per language in `translations/` (e-mail subject and body, the WhatsApp text with its
-parameters, the SMS text, for every purpose the English defaults cover), using the same
-variables as the English ones. A workspace adds a language's set when it asks for it
-(*Message templates* → *Add the templates in Tamil*); a send then picks the template in the
-contact's language (`services.template_for`).
+"""The default templates in India's languages and in Filipino, beside the English ones of
+`defaults.py`: one data file per language in `translations/` (e-mail subject and body, the
+WhatsApp text with its parameters, the SMS text, for every purpose the English defaults cover),
+using the same variables as the English ones of the country the file names (Filipino follows
+the Philippine English texts, which carry no UPI link). A workspace adds a language's set when
+it asks for it (*Message templates* → *Add the templates in Tamil*); a send then picks the
+template in the contact's language (`services.template_for`).
 
 WhatsApp templates carry the same name at Meta as the English ones (`duebook_notice_1`...):
 Meta keeps one template name with a text per language. SMS texts in these scripts go out as
@@ -26,8 +27,8 @@ from tenants.binding import bound_tenant_id
 
 TRANSLATIONS = Path(__file__).with_name("translations")
 CHANNELS = ("email", "whatsapp", "sms")
-# Every workspace writes Hindi besides its state's languages, so it follows them in the list.
-NATIONAL = ("hi",)
+# Every Indian workspace writes Hindi besides its state's languages, so it follows them.
+NATIONAL = {"IN": ("hi",)}
 
 
 @cache
@@ -50,9 +51,16 @@ def statement_words(language: str) -> dict[str, str] | None:
 
 
 def offered_languages(country: str, region: str | None) -> list[str]:
-    """The languages a workspace is offered, its state's first, then Hindi, then the rest."""
-    first = [code for code in (*state_languages(country, region), *NATIONAL)]
+    """The languages a workspace is offered: its state's (or country's) first, then Hindi in
+    India, then the rest."""
+    first = [*state_languages(country, region), *NATIONAL.get(country.upper(), ())]
     return list(dict.fromkeys([*first, *available_languages()]))
+
+
+def english_country(language: str) -> str:
+    """The country whose English defaults a language's texts follow (India's unless the file
+    names another)."""
+    return _data(language).get("country", "IN")
 
 
 def translated_template(language: str, channel: str, purpose: str) -> MessageTemplate:

@@ -39,6 +39,7 @@ from app.integrations.connectors.registry import connector_class, providers_for
 from app.integrations.connectors.smtp import SmtpConnector
 from app.integrations.models import IntegrationConnection
 from app.messaging.bounces import mark_bounced
+from app.messaging.email_branding import ClientEmailDress
 from app.messaging.ratelimit import RateLimiter, next_utc_midnight
 from app.messaging.unsubscribe import headers_for
 from app.outbox.composing import compose_now
@@ -274,6 +275,7 @@ def deliver_batch(session: Session, message_ids: list[int], redis) -> Counter:
     tenant_id = bound_tenant_id(session)
     tenant = _tenant(session, tenant_id)
     workspace = workspace_settings(session, tenant_id) if tenant is not None else None
+    dress = ClientEmailDress(tenant, workspace) if tenant is not None else None
     lease = timedelta(seconds=config["MESSAGE_LEASE_SECONDS"])
     claimed = claim_batch(session, message_ids, tenant_id, lease)
     session.commit()
@@ -305,7 +307,7 @@ def deliver_batch(session: Session, message_ids: list[int], redis) -> Counter:
                 else:
                     message, outcome = _composed_now(writer, message, tenant)
                     if message is not None:
-                        outcome = _send_one(writer, message, tenant, workspace, route, slots)
+                        outcome = _send_one(writer, message, tenant, workspace, dress, route, slots)
                 outcomes[outcome] += 1
     finally:
         writer.close()
@@ -430,7 +432,13 @@ def _route_name(message) -> str:
 
 
 def _send_one(
-    writer: OutcomeWriter, message, tenant, workspace, route: ChannelRoute, slots: SendSlots
+    writer: OutcomeWriter,
+    message,
+    tenant,
+    workspace,
+    dress: ClientEmailDress | None,
+    route: ChannelRoute,
+    slots: SendSlots,
 ) -> str:
     wait = slots.take()
     if isinstance(wait, tuple):
@@ -438,7 +446,7 @@ def _send_one(
     if wait > 0:
         clock.sleep(wait)
     try:
-        sent = route.connector.send(_outgoing(message, tenant, workspace))
+        sent = route.connector.send(_outgoing(message, tenant, workspace, dress))
     except DeliveryError as exc:
         route.failures += 1
         route.last_error = str(exc)[:2000]
@@ -650,12 +658,20 @@ def _tenant(session: Session, tenant_id: int | None):
     return session.get(Tenant, tenant_id)
 
 
-def _outgoing(message: OutboxMessage, tenant, workspace: WorkspaceSettings | None) -> Outgoing:
+def _outgoing(
+    message: OutboxMessage,
+    tenant,
+    workspace: WorkspaceSettings | None,
+    dress: ClientEmailDress | None = None,
+) -> Outgoing:
     payload = message.payload or {}
     text, html = message.body_text, message.body_html
     if message.carries_secret:
         link = _one_time_link(message)
         text, html = fill_in(text, link), fill_in(html, link, html=True)
+    inline_images = []
+    if message.channel == "email" and message.client_id is not None and dress is not None:
+        text, html, inline_images = dress.dress(text, html)  # to a client: in its branding
     headers = dict(payload.get("headers") or {})
     if message.channel == "email" and message.contact_id is not None and tenant is not None:
         headers.update(headers_for(tenant.id, message.contact_id))  # RFC 8058 one-click
@@ -678,6 +694,7 @@ def _outgoing(message: OutboxMessage, tenant, workspace: WorkspaceSettings | Non
         html=html,
         payload=payload,
         attachments=_attachments(message.tenant_id, payload),
+        inline_images=inline_images,
         headers=headers,
         sender_name=chosen_name,
         workspace_name=workspace_name,

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import cache
@@ -30,6 +30,8 @@ from app.clients.exports import safe_cell
 from app.clients.models import Client
 from app.core.money import to_money
 from app.core.request_input import row_id
+from app.custom_fields.models import CustomField
+from app.custom_fields.services import ListChoice, definitions, export_value
 from app.payments.models import PAYMENT_METHODS, Payment, PaymentAllocation, PaymentDay
 
 PAGE_SIZE = 50
@@ -47,7 +49,8 @@ def _date(raw: str | None) -> date | None:
 @dataclass(frozen=True)
 class PaymentFilters:
     """What the list shows, all of it in the URL so a view can be bookmarked and exported.
-    By default void payments are left out (they did not happen)."""
+    By default void payments are left out (they did not happen). The payments' own fields
+    offered in lists add filters, the order and columns (`listed`)."""
 
     client_id: int | None = None
     received_from: date | None = None
@@ -55,9 +58,10 @@ class PaymentFilters:
     method: str = ""
     status: str = "live"
     unallocated: bool = False
+    listed: ListChoice = field(default_factory=ListChoice)
 
     @classmethod
-    def from_args(cls, args: Mapping) -> PaymentFilters:
+    def from_args(cls, args: Mapping, fields: Sequence[CustomField] = ()) -> PaymentFilters:
         method = (args.get("method") or "").strip()
         status = (args.get("status") or "").strip()
         return cls(
@@ -67,6 +71,7 @@ class PaymentFilters:
             method=method if method in PAYMENT_METHODS else "",
             status=status if status in STATUSES else "live",
             unallocated=args.get("unallocated") == "1",
+            listed=ListChoice.from_args(args, fields),
         )
 
     def as_args(self) -> dict[str, str]:
@@ -78,7 +83,7 @@ class PaymentFilters:
             "status": "" if self.status == "live" else self.status,
             "unallocated": "1" if self.unallocated else "",
         }
-        return {key: value for key, value in values.items() if value}
+        return {key: value for key, value in values.items() if value} | self.listed.as_args()
 
 
 def _applied():
@@ -94,7 +99,7 @@ def _applied():
     )
 
 
-def _filtered(filters: PaymentFilters):
+def _filtered(filters: PaymentFilters, session: Session):
     unapplied = Payment.amount - _applied()
     query = select(Payment, Client.short_name, unapplied.label("unapplied")).join(
         Client, Client.id == Payment.client_id
@@ -113,7 +118,15 @@ def _filtered(filters: PaymentFilters):
         query = query.where(Payment.method == filters.method)
     if filters.unallocated:
         query = query.where(Payment.voided_at.is_(None), unapplied > 0)
-    return query
+    return query.where(*filters.listed.clauses(session, Payment.custom_fields))
+
+
+def _order(filters: PaymentFilters) -> tuple:
+    """Newest first, or by the chosen field (its indexed sort expression), then id."""
+    custom = filters.listed.order("payments")
+    if custom is None:
+        return Payment.received_on.desc(), Payment.id.desc()
+    return custom, Payment.id.desc() if filters.listed.sort.startswith("-") else Payment.id.asc()
 
 
 @dataclass(frozen=True)
@@ -173,7 +186,7 @@ def _kept(filters: PaymentFilters) -> bool:
     """Whether the filtered set's totals are kept by the database: received payments, at most
     bounded by dates."""
     return filters.status == "live" and not (
-        filters.client_id or filters.method or filters.unallocated
+        filters.client_id or filters.method or filters.unallocated or filters.listed.custom
     )
 
 
@@ -185,7 +198,7 @@ def _totals(session: Session, filters: PaymentFilters) -> tuple[list[Totals], bo
         values = {"after": filters.received_from, "until": filters.received_to}
         rows = session.execute(_kept_totals_query(), values)
     else:
-        filtered = _filtered(filters)
+        filtered = _filtered(filters, session)
         if not filters.client_id:
             filtered = filtered.order_by(Payment.received_on.desc(), Payment.id.desc()).limit(
                 COUNT_CAP + 1
@@ -221,8 +234,8 @@ def list_payments(
     pages = max(1, -(-count // page_size))
     page = min(max(page, 1), pages)
     query = (
-        _filtered(filters)
-        .order_by(Payment.received_on.desc(), Payment.id.desc())
+        _filtered(filters, session)
+        .order_by(*_order(filters))
         .limit(page_size)
         .offset((page - 1) * page_size)
     )
@@ -285,12 +298,14 @@ EXPORT_HEADER = (
 
 
 def export_csv(session: Session, filters: PaymentFilters, method_labels: Mapping) -> bytes:
-    """The filtered payments (every page), newest first, as CSV for a spreadsheet."""
+    """The filtered payments (every page), in the list's order, as CSV for a spreadsheet, with
+    a column for each of the payments' own fields (values as an import would read them)."""
+    fields = definitions(session, "payments")
     out = io.StringIO()
     out.write("\ufeff")  # a byte-order mark, so that Excel reads the file as UTF-8
     writer = csv.writer(out)
-    writer.writerow(EXPORT_HEADER)
-    query = _filtered(filters).order_by(Payment.received_on.desc(), Payment.id.desc())
+    writer.writerow((*EXPORT_HEADER, *(f.label for f in fields)))
+    query = _filtered(filters, session).order_by(*_order(filters))
     for row in _rows(session, query):
         payment = row.payment
         values = (
@@ -304,6 +319,7 @@ def export_csv(session: Session, filters: PaymentFilters, method_labels: Mapping
             payment.voided_at.date().isoformat() if payment.voided_at else "",
             payment.void_reason or "",
             payment.note or "",
+            *(export_value(f, (payment.custom_fields or {}).get(f.key)) for f in fields),
         )
         writer.writerow([safe_cell(value) for value in values])
     return out.getvalue().encode("utf-8")

@@ -14,7 +14,7 @@ paid -> paid, and back) and its milestones (invoiced -> partly_paid -> paid, and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -30,6 +30,7 @@ from app.core.signals import (
     announce_payment_voided,
 )
 from app.core.terminology import term, worded
+from app.custom_fields.services import ValuesInvalid, values_for_new_record
 from app.invoicing.balance import PAYABLE_STATUSES, OpenInvoice, open_invoices, outstanding, settle
 from app.invoicing.models import Invoice
 from app.payments.models import PAYMENT_METHODS, Payment, PaymentAllocation
@@ -203,10 +204,19 @@ def _amount(raw, label: str, allow_zero: bool = True) -> Decimal:
     return value
 
 
-def record_payment(session: Session, client: Client, values: dict) -> Payment:
+def record_payment(
+    session: Session, client: Client, values: dict, custom: Mapping | None = None
+) -> Payment:
     """A payment of `client`: amount (> 0, the cash received), received_on (a date, not in the
-    future is not enforced here), method, reference, note. Raises PaymentInvalid."""
+    future is not enforced here), method, reference, note; its own fields' values in `custom`
+    ({key: value}, from a person's form: checked, errors as "cf.<key>"). None (a gateway's,
+    the bank's or the sync's payment) starts them at their defaults: a required field must
+    not stop cash that arrives on its own. Raises PaymentInvalid."""
     errors: dict[str, str] = {}
+    try:
+        custom_values = values_for_new_record(session, "payments", custom)
+    except ValuesInvalid as invalid:
+        errors.update(invalid.errors)
     amount = None
     raw_amount = values.get("amount")
     if raw_amount in (None, ""):
@@ -248,6 +258,7 @@ def record_payment(session: Session, client: Client, values: dict) -> Payment:
         method=method,
         reference=reference or None,
         note=note or None,
+        custom_fields=custom_values,
     )
     session.add(payment)
     session.flush()
@@ -256,7 +267,11 @@ def record_payment(session: Session, client: Client, values: dict) -> Payment:
 
 
 def record_payment_for_invoice(
-    session: Session, invoice: Invoice, values: dict, user_id: int | None = None
+    session: Session,
+    invoice: Invoice,
+    values: dict,
+    user_id: int | None = None,
+    custom: Mapping | None = None,
 ) -> Payment:
     """A payment of the invoice's client, applied to that invoice: its cash up to what the
     invoice still owes, with the TDS the client deducted (tds_amount, tds_section, tds_rate)
@@ -270,7 +285,7 @@ def record_payment_for_invoice(
             }
         )
     client = session.get(Client, invoice.client_id)
-    payment = record_payment(session, client, values)
+    payment = record_payment(session, client, values, custom)
     tds = values.get("tds_amount") or ""
     try:
         owed = outstanding(session, invoice)

@@ -15,12 +15,14 @@ from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
 from app.core.terminology import worded
+from app.custom_fields import services as custom_fields
+from app.custom_fields.views import record_section, section_context
 from app.extensions import db
 from app.invoicing.balance import PAYABLE_STATUSES, outstanding
 from app.invoicing.models import Invoice
 from app.payments import listing, services
 from app.payments.models import PAYMENT_METHODS, PaymentAllocation
-from tenants.context import require_permission
+from tenants.context import can, require_permission
 
 blueprint = Blueprint("payments", __name__, url_prefix="/t/<tenant_slug>/payments")
 
@@ -72,10 +74,16 @@ def _methods() -> list[tuple[str, str]]:
     return [(m, services.METHOD_LABELS[m]) for m in PAYMENT_METHODS]
 
 
+def _filters() -> listing.PaymentFilters:
+    return listing.PaymentFilters.from_args(
+        request.args, custom_fields.list_fields(db.session, "payments")
+    )
+
+
 @blueprint.get("/")
 @require_permission("invoices.view")
 def index():
-    filters = listing.PaymentFilters.from_args(request.args)
+    filters = _filters()
     page_number = row_id(request.args.get("page")) or 1
     return render_page(
         "payments/index.html",
@@ -95,7 +103,7 @@ def index():
 @blueprint.get("/export.csv")
 @require_permission("invoices.view")
 def export():
-    filters = listing.PaymentFilters.from_args(request.args)
+    filters = _filters()
     today = tenant_today(db.session)
     return Response(
         listing.export_csv(db.session, filters, services.METHOD_LABELS),
@@ -124,19 +132,26 @@ def new():
     invoice = _payable_invoice_or_404(row_id(request.values.get("invoice_id")))
     client_id = invoice.client_id if invoice else row_id(request.values.get("client_id"))
     client = _client_or_404(client_id)
-    values = {"received_on": tenant_today(db.session).isoformat(), "method": "bank_transfer"}
+    fields = custom_fields.definitions(db.session, "payments")
+    values = {
+        "received_on": tenant_today(db.session).isoformat(),
+        "method": "bank_transfer",
+        **custom_fields.form_values(fields, {f.key: f.default_value for f in fields}),
+    }
     if invoice is not None:
         values["amount"] = str(outstanding(db.session, invoice))
     errors: dict[str, str] = {}
     if request.method == "POST":
-        values = request.form.to_dict()
+        submitted = custom_fields.submitted_from_form(fields, request.form)
+        posted = request.form.to_dict()
+        values = {**posted, **custom_fields.form_values(fields, submitted)}
         try:
             if invoice is not None:
                 payment = services.record_payment_for_invoice(
-                    db.session, invoice, values, user_id=current_user.id
+                    db.session, invoice, posted, user_id=current_user.id, custom=submitted
                 )
             else:
-                payment = services.record_payment(db.session, client, values)
+                payment = services.record_payment(db.session, client, posted, submitted)
         except services.PaymentInvalid as invalid:
             errors = invalid.errors
         else:
@@ -153,6 +168,8 @@ def new():
         values=values,
         errors=errors,
         methods=_methods(),
+        custom_fields=fields,
+        members=custom_fields.member_choices(db.session),
     )
 
 
@@ -203,6 +220,29 @@ def _detail(
         void_error=void_error,
         unapplied=services.unapplied(db.session, payment),
         method_label=services.METHOD_LABELS.get(payment.method, payment.method),
+        custom_section=section_context(
+            "payments", payment, url=_custom_url(payment), may_edit=can("payments.record")
+        ),
+    )
+
+
+def _custom_url(payment) -> str:
+    return url_for("payments.custom_section", payment_id=payment.id)
+
+
+@blueprint.route("/<int:payment_id>/custom-fields", methods=["GET", "POST"])
+@require_permission("invoices.view")
+def custom_section(payment_id: int):
+    """The payment's own fields (Settings → Custom fields): shown, or edited in place (a void
+    payment's too: they are the workspace's notes, not the money)."""
+    payment = _payment_or_404(payment_id)
+    return record_section(
+        "payments",
+        payment,
+        url=_custom_url(payment),
+        page_url=url_for("payments.detail", payment_id=payment.id),
+        title=f"Payment of {payment.received_on:%d %b %Y}",
+        may_edit=can("payments.record"),
     )
 
 

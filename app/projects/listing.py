@@ -7,8 +7,8 @@ A project has no stored status: it is read from its milestones, in one aggregate
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import case, func, select, true
@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client
 from app.core.money import to_money
 from app.core.request_input import row_id
+from app.custom_fields.models import CustomField
+from app.custom_fields.services import ListChoice
 from app.projects.models import Milestone, Project
 
 PAGE_SIZE = 50
@@ -34,20 +36,25 @@ SETTLED = ("paid", "cancelled")
 
 @dataclass(frozen=True)
 class ProjectFilters:
+    """What the list shows, in the URL: a client, a status, and the projects' own fields
+    offered in lists (filters, the order, columns: `listed`)."""
+
     client_id: int | None = None
     status: str = ""
+    listed: ListChoice = field(default_factory=ListChoice)
 
     @classmethod
-    def from_args(cls, args: Mapping) -> ProjectFilters:
+    def from_args(cls, args: Mapping, fields: Sequence[CustomField] = ()) -> ProjectFilters:
         status = (args.get("status") or "").strip()
         return cls(
             client_id=row_id(args.get("client_id")),
             status=status if status in STATUSES else "",
+            listed=ListChoice.from_args(args, fields),
         )
 
     def as_args(self) -> dict[str, str]:
         values = {"client_id": str(self.client_id) if self.client_id else "", "status": self.status}
-        return {key: value for key, value in values.items() if value}
+        return {key: value for key, value in values.items() if value} | self.listed.as_args()
 
 
 def _progress():
@@ -95,6 +102,14 @@ class ProjectPage:
     count_is_capped: bool = False
 
 
+def _order(filters: ProjectFilters) -> tuple:
+    """Newest start first, or by the chosen field (its indexed sort expression), then id."""
+    custom = filters.listed.order("projects")
+    if custom is None:
+        return Project.start_date.desc(), Project.id.desc()
+    return custom, Project.id.desc() if filters.listed.sort.startswith("-") else Project.id.asc()
+
+
 def list_projects(
     session: Session, filters: ProjectFilters, page: int = 1, page_size: int = PAGE_SIZE
 ) -> ProjectPage:
@@ -104,6 +119,7 @@ def list_projects(
     conditions = [Project.deleted_at.is_(None), Client.deleted_at.is_(None)]
     if filters.client_id:
         conditions.append(Project.client_id == filters.client_id)
+    conditions.extend(filters.listed.clauses(session, Project.custom_fields))
     matching = select(Project.id).join(Client, Client.id == Project.client_id)
     if filters.status:
         # Only a status filter needs each project's milestones to count it.
@@ -123,7 +139,7 @@ def list_projects(
         .join(Client, Client.id == Project.client_id)
         .join(progress, true())
         .where(*conditions)
-        .order_by(Project.start_date.desc(), Project.id.desc())
+        .order_by(*_order(filters))
         .limit(page_size)
         .offset((page - 1) * page_size)
     )

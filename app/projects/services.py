@@ -21,6 +21,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +35,7 @@ from app.core.clock import DATE_RANGE_TEXT, LATEST_DATE, roll_forward, typed_dat
 from app.core.events import emit
 from app.core.money import CURRENCIES, format_money, split_by_percentages, to_money
 from app.core.terminology import term, worded
+from app.custom_fields.services import ValuesInvalid, values_for_new_record
 from app.library.services import PlanShapeError, plan_amounts
 from app.projects.models import DUE_RULES, Milestone, MilestoneTransition, Project
 
@@ -139,9 +141,20 @@ def effective_terms(project: Project) -> tuple[str, int | None]:
 
 
 def create_project(
-    session: Session, client: Client, raw: Mapping, owner_user_id: int | None, tenant_currency: str
+    session: Session,
+    client: Client,
+    raw: Mapping,
+    owner_user_id: int | None,
+    tenant_currency: str,
+    custom: Mapping | None = None,
 ) -> Project:
+    """A project of `client` from the form's (or the API's) values, with its own fields'
+    values in `custom` ({key: value}; errors as "cf.<key>", all of them with the others')."""
     values, errors = clean_project(raw, tenant_currency)
+    try:
+        values["custom_fields"] = values_for_new_record(session, "projects", custom or {})
+    except ValuesInvalid as invalid:
+        errors.update(invalid.errors)
     if errors:
         raise PlanError(errors)
     project = Project(client_id=client.id, owner_user_id=owner_user_id, **values)
@@ -379,6 +392,10 @@ def replace_plan(
         )
         _replace_old_plan(session, mine, select(*entry, changes.op("||")(old_size)))
     copy_rows(session, Milestone.__table__, PLAN_COLUMNS, rows)
+    # The milestones' own fields start at their defaults (one statement for the whole plan).
+    defaults = values_for_new_record(session, "milestones", None)
+    if defaults:
+        session.execute(update(Milestone).where(mine).values(custom_fields=defaults))
     return len(rows)
 
 

@@ -11,6 +11,8 @@ from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
 from app.core.terminology import term
+from app.custom_fields import services as custom_fields
+from app.custom_fields.views import record_section, section_context
 from app.extensions import db
 from app.library import services as library
 from app.library.tenant import services as my_templates
@@ -43,14 +45,29 @@ def _project_or_404(project_id: int):
     return project
 
 
+def _custom_url(project) -> str:
+    return url_for("projects.custom_section", project_id=project.id)
+
+
 def _page(project):
     milestones, next_after = services.milestone_page(
         db.session, project, row_id(request.args.get("after")) or 0
     )
+    milestone_fields = custom_fields.definitions(db.session, "milestones")
     return render_page(
         "projects/detail.html",
         block="milestones",
         project=project,
+        custom_section=section_context(
+            "projects", project, url=_custom_url(project), may_edit=can("invoices.edit")
+        ),
+        milestone_fields=milestone_fields,
+        milestone_values={
+            m.id: custom_fields.labelled_values(
+                db.session, "milestones", m.custom_fields or {}, live=milestone_fields
+            )
+            for m in milestones
+        },
         summary=services.summary(db.session, project),
         milestones=milestones,
         next_after=next_after,
@@ -81,7 +98,9 @@ def _plan_page(project, status=200, plan_errors=None, plan_values=None):
 @blueprint.get("/")
 @require_permission("clients.view")
 def index():
-    filters = listing.ProjectFilters.from_args(request.args)
+    filters = listing.ProjectFilters.from_args(
+        request.args, custom_fields.list_fields(db.session, "projects")
+    )
     return render_page(
         "projects/index.html",
         block="project_results",
@@ -103,18 +122,21 @@ def new():
     if client is None:
         abort(404)
     workspace = workspace_settings(db.session, g.tenant.id)
+    fields = custom_fields.definitions(db.session, "projects")
     values = {
         "currency": client.currency,
         "start_date": tenant_today(db.session).isoformat(),
         "requires_approval": "1" if workspace.approval_required else "",
         "auto_invoice": workspace.auto_invoice,
+        **custom_fields.form_values(fields, {f.key: f.default_value for f in fields}),
     }
     errors = {}
     if request.method == "POST":
-        values = request.form.to_dict()
+        submitted = custom_fields.submitted_from_form(fields, request.form)
+        values = {**request.form.to_dict(), **custom_fields.form_values(fields, submitted)}
         try:
             project = services.create_project(
-                db.session, client, request.form, current_user.id, g.tenant.currency
+                db.session, client, request.form, current_user.id, g.tenant.currency, submitted
             )
         except services.PlanError as error:
             errors = error.errors
@@ -128,6 +150,8 @@ def new():
         values=values,
         errors=errors,
         auto_invoice_choices=AUTO_INVOICE_CHOICES,
+        custom_fields=fields,
+        members=custom_fields.member_choices(db.session),
     )
 
 
@@ -135,6 +159,43 @@ def new():
 @require_permission("clients.view")
 def detail(project_id: int):
     return _page(_project_or_404(project_id))
+
+
+@blueprint.route("/<int:project_id>/custom-fields", methods=["GET", "POST"])
+@require_permission("clients.view")
+def custom_section(project_id: int):
+    """The project's own fields (Settings → Custom fields): shown, or edited in place."""
+    project = _project_or_404(project_id)
+    return record_section(
+        "projects",
+        project,
+        url=_custom_url(project),
+        page_url=url_for("projects.detail", project_id=project.id),
+        title=project.name,
+        may_edit=can("invoices.edit"),
+    )
+
+
+@blueprint.route(
+    "/<int:project_id>/milestones/<int:milestone_id>/custom-fields", methods=["GET", "POST"]
+)
+@require_permission("clients.view")
+def milestone_custom_section(project_id: int, milestone_id: int):
+    """A milestone's own fields: shown, or edited in place (from the project page's row)."""
+    project = _project_or_404(project_id)
+    milestone = services.get_milestone(db.session, project, milestone_id)
+    if milestone is None:
+        abort(404)
+    return record_section(
+        "milestones",
+        milestone,
+        url=url_for(
+            "projects.milestone_custom_section", project_id=project.id, milestone_id=milestone.id
+        ),
+        page_url=url_for("projects.detail", project_id=project.id),
+        title=f"{project.name}: {milestone.name}",
+        may_edit=can("invoices.edit"),
+    )
 
 
 @blueprint.route("/<int:project_id>/plan", methods=["GET", "POST"])

@@ -57,10 +57,26 @@ class WorkspaceSettings(SharedModel):
     setup_progress: Mapped[dict[str, str]] = mapped_column(
         JSONB, server_default=text("'{}'::jsonb")
     )
+    # Workflow defaults and the dashboard (app.settings.workflow): every collection notice
+    # waits for a person's approval when set; the dashboard's widgets as
+    # [{"widget": name, "shown": bool}, ...] in the workspace's order (NULL: all, ours).
+    notices_need_approval: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    dashboard_widgets: Mapped[list[dict] | None] = mapped_column(JSONB)
+    # Branding (app.settings.branding): the footer of every e-mail to the workspace's clients
+    # and the invoice PDF's layout; the defaults print the PDF as it was before they existed.
+    email_footer: Mapped[str | None] = mapped_column(Text)
+    pdf_paper_size: Mapped[str] = mapped_column(String(6), server_default="A4")
+    pdf_logo_position: Mapped[str] = mapped_column(String(5), server_default="left")
+    pdf_payment_details: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    pdf_footer_note: Mapped[str | None] = mapped_column(String(120))
     updated_at: Mapped[datetime] = utcnow_column(onupdate=func.now())
 
     __table_args__ = (
         CheckConstraint("auto_invoice IN ('off', 'draft', 'issue')", name="auto_invoice"),
         CheckConstraint("brand_colour ~ '^#[0-9a-f]{6}$'", name="brand_colour"),
         CheckConstraint("send_window_start < send_window_end", name="send_window"),
+        CheckConstraint("pdf_paper_size IN ('A4', 'letter')", name="pdf_paper_size"),
+        CheckConstraint("pdf_logo_position IN ('left', 'right')", name="pdf_logo_position"),
     )
+    # Changed by admins on the settings pages: the workspace's audit log shows who changed what.
+    __audited__ = True

@@ -1,11 +1,14 @@
 """Regional settings: where the workspace is (its country, and its state, territory or region
 in India, Australia and the Philippines) and what follows from it: the public holidays that
 move due dates and keep reminders from going out (python-holidays, by state where it knows
-the state's calendar), and the languages of an Indian state, offered first for messages."""
+the state's calendar), and the languages of an Indian state (or Filipino in the Philippines),
+offered first for messages. What else follows from the region is worked out by higher areas
+(the template library's state variants, the messages' wording) through `register_effect`, so
+the page can show it without this area importing them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -94,3 +97,31 @@ def save_region(session: Session, tenant: Tenant, values: Mapping) -> dict[str, 
 
 def languages_of(tenant: Tenant) -> tuple[str, ...]:
     return state_languages(tenant.country, tenant.region)
+
+
+@dataclass(frozen=True)
+class RegionalEffect:
+    """One thing that follows from the workspace's country and region, as the page shows it:
+    a heading, plain sentences, and where to see it (an endpoint of the workspace)."""
+
+    title: str
+    lines: tuple[str, ...]
+    endpoint: str = ""
+    link_label: str = ""
+
+
+# (session, tenant) -> what follows from its country and region in one area (None: nothing).
+EffectProvider = Callable[[Session, Tenant], RegionalEffect | None]
+
+_effect_providers: dict[str, EffectProvider] = {}
+
+
+def register_effect(name: str, provider: EffectProvider) -> None:
+    """Called by a higher area when the app is made (by name: making the app twice registers
+    once)."""
+    _effect_providers[name] = provider
+
+
+def effects_of(session: Session, tenant: Tenant) -> list[RegionalEffect]:
+    found = (provider(session, tenant) for _, provider in sorted(_effect_providers.items()))
+    return [effect for effect in found if effect is not None]

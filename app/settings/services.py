@@ -1,5 +1,6 @@
 """Workspace settings: who the tenant is on its invoices (legal name, address, tax ids), how
-it is paid (UPI, bank instructions), its brand (logo, colour) and its billing defaults.
+it is paid (UPI, bank instructions), its brand (logo, colour). The billing defaults for new
+projects are on the workflow page (app.settings.workflow).
 
 `clean_settings` is the one place the rules live; the page shows its errors next to the
 fields. The logo is kept in the tenant's storage; only PNG and JPEG are taken (an SVG can
@@ -49,8 +50,6 @@ FIELDS = (
     "payment_instructions",
     "brand_colour",
     "invoice_number_format",
-    "approval_required",
-    "auto_invoice",
     "send_window_start",
     "send_window_end",
     "send_on_business_days_only",
@@ -83,7 +82,6 @@ def workspace_settings(session: Session, tenant_id: int) -> WorkspaceSettings:
 def form_values(tenant: Tenant, workspace: WorkspaceSettings) -> dict[str, str]:
     values = {name: getattr(workspace, name) for name in FIELDS if name != "region"}
     values["region"] = tenant.region
-    values["approval_required"] = "1" if workspace.approval_required else ""
     values["send_on_business_days_only"] = "1" if workspace.send_on_business_days_only else ""
     for name in ("send_window_start", "send_window_end"):
         values[name] = getattr(workspace, name).strftime("%H:%M")
@@ -155,10 +153,12 @@ def clean_settings(values: Mapping, tenant: Tenant) -> tuple[dict, dict[str, str
         errors["abn"] = problem
     out["abn"] = abn or None
 
-    colour = (values.get("brand_colour") or "").strip().lower()
-    if not BRAND_COLOUR.match(colour):
-        errors["brand_colour"] = "A colour as #rrggbb, e.g. #1f5f8b."
-    out["brand_colour"] = colour
+    # The colour comes with the setup's brand step; Settings → Branding saves its own form.
+    if "brand_colour" in values:
+        colour = (values.get("brand_colour") or "").strip().lower()
+        if not BRAND_COLOUR.match(colour):
+            errors["brand_colour"] = "A colour as #rrggbb, e.g. #1f5f8b."
+        out["brand_colour"] = colour
 
     number_format = (values.get("invoice_number_format") or "").strip()
     if number_format:
@@ -168,11 +168,6 @@ def clean_settings(values: Mapping, tenant: Tenant) -> tuple[dict, dict[str, str
             errors["invoice_number_format"] = str(error)
     out["invoice_number_format"] = number_format or None
 
-    auto_invoice = values.get("auto_invoice") or "off"
-    if auto_invoice not in dict(AUTO_INVOICE_CHOICES):
-        errors["auto_invoice"] = "Choose one of the options."
-    out["auto_invoice"] = auto_invoice
-    out["approval_required"] = bool(values.get("approval_required"))
     _clean_send_window(values, out, errors)
     _clean_sender(values, out, errors)
     return out, errors

@@ -1,5 +1,6 @@
-"""The workspace settings page (admins): identity and tax ids, payment details, branding,
-billing defaults; the logo upload; the regional and terminology pages."""
+"""The workspace settings page (admins): identity and tax ids, payment details; the logo
+itself (its upload is on Settings → Branding, `branding_views`); the regional, terminology
+and workflow pages."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from app.core.regions import regions_of
 from app.core.storage import get_storage
 from app.core.terminology import NOUNS, vocabulary
 from app.extensions import db
-from app.settings import regional, services, terminology
+from app.settings import regional, services, terminology, workflow
 from tenants.context import require_permission
 
 blueprint = Blueprint("settings", __name__, url_prefix="/t/<tenant_slug>/settings")
 
 
-def _page(values=None, errors=None, logo_error=None, status=200):
+def _page(values=None, errors=None, status=200):
     workspace = services.workspace_settings(db.session, g.tenant.id)
     return render_page(
         "settings/index.html",
@@ -29,8 +30,6 @@ def _page(values=None, errors=None, logo_error=None, status=200):
         workspace=workspace,
         values=values or services.form_values(g.tenant, workspace),
         errors=errors or {},
-        logo_error=logo_error,
-        auto_invoice_choices=services.AUTO_INVOICE_CHOICES,
         mail_address=parseaddr(current_app.config["MAIL_FROM"])[1],
     )
 
@@ -48,28 +47,6 @@ def save():
     if errors:
         return _page(values=request.form.to_dict(), errors=errors, status=422)
     toast("Settings saved. New invoices use them from now on.")
-    return redirect(url_for("settings.index"), 303)
-
-
-@blueprint.post("/logo")
-@require_permission("settings.manage")
-def upload_logo():
-    upload = request.files.get("logo")
-    try:
-        if upload is None:
-            raise services.SettingsError("Choose an image file for the logo.")
-        services.save_logo(db.session, get_storage(current_app), g.tenant, upload.stream)
-    except services.SettingsError as error:
-        return _page(logo_error=str(error), status=422)
-    toast("Logo saved.")
-    return redirect(url_for("settings.index"), 303)
-
-
-@blueprint.post("/logo/remove")
-@require_permission("settings.manage")
-def remove_logo():
-    services.remove_logo(db.session, get_storage(current_app), g.tenant)
-    toast("Logo removed.")
     return redirect(url_for("settings.index"), 303)
 
 
@@ -104,6 +81,7 @@ def _regional_page(values=None, errors=None, status=200):
         holidays=regional.holidays_of(tenant.country, tenant.region, year),
         state_calendar=regional.knows_state_calendar(tenant.country, tenant.region),
         languages=[(code, language_label(code)) for code in regional.languages_of(tenant)],
+        effects=regional.effects_of(db.session, tenant),
     )
 
 
@@ -147,3 +125,45 @@ def save_terminology():
         return _terminology_page(values=request.form.to_dict(), errors=errors, status=422)
     toast("Terminology saved. The pages use your words from now on.")
     return redirect(url_for("settings.terminology_settings"), 303)
+
+
+def _workflow_page(values=None, errors=None, dashboard_values=None, dashboard_errors=None):
+    workspace = services.workspace_settings(db.session, g.tenant.id)
+    ladders = workflow.notice_ladders()
+    return render_page(
+        "settings/workflow.html",
+        status=422 if errors or dashboard_errors else 200,
+        values=values or workflow.form_values(db.session, workspace),
+        errors=errors or {},
+        auto_invoice_choices=services.AUTO_INVOICE_CHOICES,
+        policies=ladders.choices(db.session) if ladders else None,
+        widgets=workflow.widget_choices(),
+        dashboard_values=dashboard_values or workflow.dashboard_form_values(workspace),
+        dashboard_errors=dashboard_errors or {},
+    )
+
+
+@blueprint.get("/workflow")
+@require_permission("settings.manage")
+def workflow_settings():
+    return _workflow_page()
+
+
+@blueprint.post("/workflow")
+@require_permission("settings.manage")
+def save_workflow():
+    errors = workflow.save_workflow(db.session, g.tenant.id, request.form)
+    if errors:
+        return _workflow_page(values=request.form.to_dict(), errors=errors)
+    toast("Workflow settings saved.")
+    return redirect(url_for("settings.workflow_settings"), 303)
+
+
+@blueprint.post("/workflow/dashboard")
+@require_permission("settings.manage")
+def save_dashboard_widgets():
+    errors = workflow.save_dashboard(db.session, g.tenant.id, request.form)
+    if errors:
+        return _workflow_page(dashboard_values=request.form.to_dict(), dashboard_errors=errors)
+    toast("Dashboard saved. Everyone in the workspace sees these widgets in this order.")
+    return redirect(url_for("settings.workflow_settings") + "#dashboard", 303)

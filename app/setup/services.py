@@ -86,10 +86,17 @@ def _progress_query():
     ).where(WorkspaceSettings.tenant_id == bindparam("tenant_id", type_=BigInteger))
 
 
-def progress(session: Session, tenant_id: int, has_clients: bool | None = None) -> Progress:
-    """Each step's state; `has_clients` when the caller knows already (the dashboard counts
-    them anyway). A workspace without its settings row yet has recorded and given nothing."""
-    workspace = session.execute(_progress_query(), {"tenant_id": tenant_id}).one_or_none()
+def progress(
+    session: Session,
+    tenant_id: int,
+    has_clients: bool | None = None,
+    workspace: WorkspaceSettings | None = None,
+) -> Progress:
+    """Each step's state; `has_clients` and the settings row `workspace` when the caller has
+    them already (the dashboard counts clients and reads the row for its widgets anyway). A
+    workspace without its settings row yet has recorded and given nothing."""
+    if workspace is None:
+        workspace = session.execute(_progress_query(), {"tenant_id": tenant_id}).one_or_none()
     recorded = workspace.setup_progress if workspace else {}
     states = {step.name: recorded.get(step.name) for step in STEPS}
     for name, fields in GIVEN.items():

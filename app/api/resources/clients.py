@@ -35,6 +35,15 @@ CUSTOM_IN = (
 CustomValue = str | bool | int | float | list[str] | None
 
 
+class CustomChange(BaseModel):
+    """What a change of a record whose other fields have operations of their own (a project,
+    a payment) takes: its custom field values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    custom_fields: dict[str, CustomValue] = Field(max_length=100, description=CUSTOM_IN)
+
+
 def _text(key: str, description: str = ""):
     return Field(None, max_length=TEXT_LIMITS[key], description=description)
 

@@ -13,8 +13,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.api.problems import Problem, invalid
-from app.api.resources.clients import CUSTOM_IN, CUSTOM_OUT, CustomValue, api_errors, rule_code
+from app.api.resources.clients import (
+    CUSTOM_IN,
+    CUSTOM_OUT,
+    CustomChange,
+    CustomValue,
+    api_errors,
+    rule_code,
+)
 from app.api.rest import Answer, ListQuery, operation, page_by_id, require_match
+from app.custom_fields.services import ValuesInvalid, change_record_values
 from app.extensions import db
 from app.invoicing import pdf
 from app.invoicing import services as invoicing
@@ -220,6 +228,7 @@ class PaymentOut(BaseModel):
     void_reason: str | None
     created_at: datetime
     allocations: list[AllocationOut]
+    custom_fields: dict[str, Any] = Field(description=CUSTOM_OUT)
 
 
 class PaymentQuery(ListQuery):
@@ -250,6 +259,7 @@ def payment_out(payment: Payment) -> PaymentOut:
             for a in payment.allocations
             if a.removed_at is None
         ],
+        custom_fields=dict(payment.custom_fields or {}),
     )
 
 
@@ -285,7 +295,33 @@ def list_payments(query: PaymentQuery):
     response=PaymentOut,
 )
 def get_payment(payment_id: int):
+    return Answer(payment_out(_payment(payment_id)))
+
+
+def _payment(payment_id: int) -> Payment:
     payment = db.session.get(Payment, payment_id)
     if payment is None:
         raise Problem(404, "not_found", "There is no payment with this id.")
+    return payment
+
+
+@operation(
+    "PATCH",
+    "/payments/<int:payment_id>",
+    summary="Change a payment's custom fields",
+    tag="payments",
+    scope="payments:write",
+    body=CustomChange,
+    response=PaymentOut,
+    conditional=True,
+)
+def update_payment(payment_id: int, body: CustomChange):
+    """Only the custom fields sent change, each checked by its rules (422 per field); its
+    amount and allocations are the pages' to change."""
+    payment = _payment(payment_id)
+    require_match(payment_out(payment))
+    try:
+        change_record_values(db.session, "payments", payment, body.custom_fields)
+    except ValuesInvalid as error:
+        raise invalid(422, api_errors(error.errors), rule_code) from None
     return Answer(payment_out(payment))

@@ -4,13 +4,21 @@ with the same rules and messages as the project pages."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from flask import g, url_for
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from app.api.problems import Problem, invalid
+from app.api.resources.clients import (
+    CUSTOM_IN,
+    CUSTOM_OUT,
+    CustomChange,
+    CustomValue,
+    api_errors,
+    rule_code,
+)
 from app.api.resources.money import MONEY_SCHEMA, Money, money
 from app.api.rest import (
     Answer,
@@ -23,6 +31,7 @@ from app.api.rest import (
 )
 from app.clients import services as clients
 from app.core.clock import subdivision_for, tenant_today
+from app.custom_fields.services import ValuesInvalid, change_record_values
 from app.extensions import db
 from app.projects import services
 from app.projects.models import AUTO_INVOICE, DUE_RULES, MILESTONE_STATUSES, Milestone, Project
@@ -51,6 +60,7 @@ class ProjectOut(BaseModel):
         "project.status_changed event tells when it moves."
     )
     created_at: datetime
+    custom_fields: dict[str, Any] = Field(description=CUSTOM_OUT)
 
 
 class NewProject(BaseModel):
@@ -79,6 +89,9 @@ class NewProject(BaseModel):
     auto_invoice: Literal[AUTO_INVOICE] | None = Field(
         None, description="The workspace's setting when not given."
     )
+    custom_fields: dict[str, CustomValue] | None = Field(
+        None, max_length=100, description=CUSTOM_IN
+    )
 
 
 class ProjectQuery(ListQuery):
@@ -101,6 +114,7 @@ class MilestoneOut(BaseModel):
     next_statuses: list[Literal[MILESTONE_STATUSES]] = Field(
         description="The statuses a person may move it to now."
     )
+    custom_fields: dict[str, Any] = Field(description=CUSTOM_OUT)
 
 
 class PlannedMilestoneIn(BaseModel):
@@ -126,10 +140,16 @@ class PlanIn(BaseModel):
 
 
 class MilestoneMove(BaseModel):
+    """A move to another status, a change of the milestone's custom fields, or both (the
+    custom fields first: a refused value moves nothing)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal[tuple(services.ACTION_LABELS)]
+    status: Literal[tuple(services.ACTION_LABELS)] | None = None
     note: str | None = Field(None, max_length=255)
+    custom_fields: dict[str, CustomValue] | None = Field(
+        None, max_length=100, description=CUSTOM_IN
+    )
 
 
 def project_out(project: Project, plan: services.PlanSummary | None = None) -> ProjectOut:
@@ -230,10 +250,15 @@ def create_project(body: NewProject):
     }
     try:
         project = services.create_project(
-            db.session, client, raw, g.api_caller.acting_user_id, g.api_caller.tenant.currency
+            db.session,
+            client,
+            raw,
+            g.api_caller.acting_user_id,
+            g.api_caller.tenant.currency,
+            body.custom_fields,
         )
     except services.PlanError as error:
-        raise invalid(422, error.errors) from None
+        raise invalid(422, api_errors(error.errors), rule_code) from None
     return Answer(
         project_out(project),
         status=201,
@@ -251,6 +276,27 @@ def create_project(body: NewProject):
 )
 def get_project(project_id: int):
     return Answer(project_out(_project(project_id)))
+
+
+@operation(
+    "PATCH",
+    "/projects/<int:project_id>",
+    summary="Change a project's custom fields",
+    tag="projects",
+    scope="projects:write",
+    body=CustomChange,
+    response=ProjectOut,
+    conditional=True,
+)
+def update_project(project_id: int, body: CustomChange):
+    """Only the custom fields sent change, each checked by its rules (422 per field)."""
+    project = _project(project_id)
+    require_match(project_out(project))
+    try:
+        change_record_values(db.session, "projects", project, body.custom_fields)
+    except ValuesInvalid as error:
+        raise invalid(422, api_errors(error.errors), rule_code) from None
+    return Answer(project_out(project))
 
 
 @operation(
@@ -356,7 +402,7 @@ def get_milestone(project_id: int, milestone_id: int):
 @operation(
     "PATCH",
     "/projects/<int:project_id>/milestones/<int:milestone_id>",
-    summary="Move a milestone on",
+    summary="Move a milestone on, or change its custom fields",
     tag="projects",
     scope="projects:write",
     body=MilestoneMove,
@@ -369,6 +415,15 @@ def move_milestone(project_id: int, milestone_id: int, body: MilestoneMove):
     project = _project(project_id)
     milestone = _milestone(project, milestone_id)
     require_match(milestone_out(milestone, project))
+    if body.status is None and body.custom_fields is None:
+        raise invalid(422, {"status": "Send a status to move to, custom_fields, or both."})
+    if body.custom_fields is not None:
+        try:
+            change_record_values(db.session, "milestones", milestone, body.custom_fields)
+        except ValuesInvalid as error:
+            raise invalid(422, api_errors(error.errors), rule_code) from None
+    if body.status is None:
+        return Answer(milestone_out(milestone, project))
     try:
         services.transition(
             db.session,

@@ -14,6 +14,7 @@ catches up without a burst of stale levels."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -25,12 +26,13 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client, Contact
 from app.clients.services import may_contact
 from app.collections.cases import promises
-from app.collections.engine.services import default_policy, settings_of
+from app.collections.engine.services import default_policy, every_notice_waits, settings_of
 from app.collections.models import MESSAGE_CHANNELS, TASK_CHANNELS, CollectionRun
 from app.collections.notices.services import notice_facts
 from app.core.clock import is_business_day, local_date, subdivision_for
 from app.core.events import emit_many
 from app.core.handover import hand_over
+from app.custom_fields.services import values_for_new_record
 from tenants.binding import bound_schema, quoted_schema
 
 # pg_advisory_xact_lock(RUN_LOCK_CLASS, tenant id): one daily run of a tenant at a time.
@@ -124,10 +126,11 @@ ORDER BY rung.client_id, rung.due_date, rung.id
 INSERT_NOTICES_SQL = """
 INSERT INTO {s}.collection_notices (client_id, policy_id, level_id, level_number, level_name,
   channel, currency, grouping, status, run_id, run_date, reason, amount_due, fee_amount,
-  contact_id, assigned_user_id, approved_at)
+  contact_id, assigned_user_id, approved_at, custom_fields)
 SELECT g.client_id, g.policy_id, g.level_id, g.level_number, g.level_name, g.channel,
   g.currency, :grouping, g.status, :run_id, :today, g.reason, g.amount_due, g.fee_amount,
-  g.contact_id, g.assigned_user_id, CASE WHEN g.status = 'approved' THEN now() END
+  g.contact_id, g.assigned_user_id, CASE WHEN g.status = 'approved' THEN now() END,
+  CAST(:custom_fields AS jsonb)
 FROM unnest(CAST(:client_id AS bigint[]), CAST(:policy_id AS bigint[]),
   CAST(:level_id AS bigint[]), CAST(:level_number AS smallint[]),
   CAST(:level_name AS varchar[]), CAST(:channel AS varchar[]), CAST(:currency AS varchar[]),
@@ -368,6 +371,7 @@ def plan(session: Session, tenant, today: date, any_day: bool = False) -> Plan:
     weekend or holiday."""
     settings = settings_of(session)
     default = default_policy(session)
+    all_wait = every_notice_waits(session, tenant.id)
     rows = session.execute(
         _sql(session, CANDIDATES_SQL),
         {"today": today, "default_policy_id": default.id if default else None},
@@ -389,7 +393,7 @@ def plan(session: Session, tenant, today: date, any_day: bool = False) -> Plan:
     for row in due:
         client = reach[row.client_id]
         item = PlannedInvoice(row.id, row.number, row.owing, (today - row.due_date).days, _why(row))
-        status = "draft" if row.requires_approval or not settings.auto_send else "approved"
+        status = "draft" if row.requires_approval or all_wait else "approved"
         for channel in row.channels:
             contact = None
             if channel in MESSAGE_CHANNELS:
@@ -515,6 +519,8 @@ def _write(
                 "grouping": grouping,
                 "run_id": run_id,
                 "today": result.today,
+                # The notices' own fields start at their defaults (Settings → Custom fields).
+                "custom_fields": json.dumps(values_for_new_record(session, "notices", None)),
                 **{
                     name: column(name)
                     for name in (

@@ -30,6 +30,7 @@ from app.message_templates.rendering import (
 )
 from app.message_templates.services import language_of, template_for
 from app.outbox.services import queue_message
+from app.settings.services import workspace_settings
 
 # A rung number no real ladder reaches: a level parks there while two levels swap places
 # (the (policy, position) unique constraint is checked row by row).
@@ -56,6 +57,16 @@ def settings_of(session: Session) -> CollectionSettings:
         session.flush()
         session.refresh(settings)
     return settings
+
+
+def every_notice_waits(session: Session, tenant_id: int) -> bool:
+    """Whether every notice the run makes waits as a draft for a person's approval: automatic
+    sending is off, or the workspace asks approval of every notice (Settings → Workflow). When
+    neither, only the notices of levels that need approval wait."""
+    return (
+        not settings_of(session).auto_send
+        or workspace_settings(session, tenant_id).notices_need_approval
+    )
 
 
 def save_settings(session: Session, values: Mapping, user_id: int | None) -> CollectionSettings:

@@ -72,6 +72,7 @@ def _index(test_values=None, test_errors=None, status=200):
         today=today,
         runs=list(runs),
         settings=services.settings_of(db.session),
+        every_notice_waits=services.every_notice_waits(db.session, g.tenant.id),
         levels=levels,
         picker=client_picker(
             db.session,

@@ -84,6 +84,7 @@ from app.core.signals import DeletionBlocker
 from app.core.storage import save_in_transaction, tenant_key
 from app.core.terminology import term, worded
 from app.core.transaction_hooks import on_commit, on_rollback
+from app.custom_fields.services import template_variables
 from app.invoicing.models import Invoice, InvoiceLine
 from app.message_templates.facts import pay_link
 from app.message_templates.rendering import (
@@ -97,6 +98,7 @@ from app.message_templates.services import language_of, template_for
 from app.outbox.composing import Composed
 from app.outbox.models import OutboxMessage
 from app.outbox.services import queue_message, recipient_time_zone
+from app.payments.models import Payment, PaymentAllocation
 from app.projects.models import MILESTONE_STATUSES, Milestone, Project
 from app.settings.services import workspace_settings
 from tenants.binding import bound_tenant_id
@@ -711,6 +713,18 @@ def _thank(
         _queue_thank_you(session, notice, invoice_ids, user_id)
 
 
+def _settling_payment(session: Session, invoice_id: int) -> Payment | None:
+    """The payment whose allocation settled the invoice (in this transaction): its latest live
+    allocation's, for the receipt's `payment` variables."""
+    return session.scalar(
+        select(Payment)
+        .join(PaymentAllocation, PaymentAllocation.payment_id == Payment.id)
+        .where(PaymentAllocation.invoice_id == invoice_id, PaymentAllocation.removed_at.is_(None))
+        .order_by(PaymentAllocation.id.desc())
+        .limit(1)
+    )
+
+
 def _forget_thanked(sets: list[set]) -> None:
     for thanked in sets:
         thanked.clear()
@@ -727,7 +741,15 @@ def _queue_thank_you(
         return
     invoice = session.get(Invoice, invoice_ids[0])
     template = template_for(session, "email", "receipt", language_of(contact, client))
-    context = message_context(session, tenant, client, contact, invoice, language=template.language)
+    context = message_context(
+        session,
+        tenant,
+        client,
+        contact,
+        invoice,
+        language=template.language,
+        payment=_settling_payment(session, invoice.id),
+    )
     try:
         rendered = render_for_channel(template, context)
         subject, text, html = rendered.subject, rendered.text, rendered.html
@@ -794,9 +816,16 @@ def send_notices(session: Session, tenant, notice_ids: Sequence[int]) -> dict[in
         .with_for_update(of=CollectionNotice)
     ).all()
     today = _today(session)
+    every_notice_approved = workspace_settings(session, tenant.id).notices_need_approval
     for notice in notices:
         if notice.status != "approved":
             outcome[notice.id] = f"skipped ({notice.status})"
+            continue
+        if every_notice_approved and notice.approved_by is None:
+            # Approved by the run before the workspace asked a person's approval of every
+            # notice, and not sent yet: it waits for that approval now.
+            notice.status, notice.approved_at = "draft", None
+            outcome[notice.id] = "waits for approval"
             continue
         gone = client_gone(session, notice)
         if gone:
@@ -894,6 +923,7 @@ def _compose_notice(
         sums["total"],
         sums["interest"],
         language,
+        custom=template_variables(session, "notices", notice.custom_fields or {}),
     )
     context["amount_due"] = money(sums["total"])
     workspace = workspace_settings(session, tenant.id)

@@ -31,7 +31,8 @@ from app.collections.notices.forms import (
 from app.core.clock import tenant_today
 from app.core.pages import render_page, toast
 from app.core.storage import get_storage
-from app.core.terminology import term, worded
+from app.core.terminology import term, title_term, worded
+from app.custom_fields.views import record_section, section_context
 from app.extensions import db
 from app.invoicing.models import Invoice
 from tenants.context import can, require_permission
@@ -166,7 +167,30 @@ def _page(notice, status: int = 200, **forms):
         msefc=letters.msefc_applies(session, g.tenant, notice),
         may_send=_may_approve_legal() or not notices.is_legal_stage(session, notice),
         failed=message is not None and message.status in notices.FAILED_MESSAGE_STATUSES,
+        custom_section=section_context(
+            "notices", notice, url=_custom_url(notice.id), may_edit=can("notices.manage")
+        ),
         **forms,
+    )
+
+
+def _custom_url(notice_id: int) -> str:
+    return url_for("notices.custom_section", notice_id=notice_id)
+
+
+@blueprint.route("/<int:notice_id>/custom-fields", methods=["GET", "POST"])
+@require_permission("notices.view")
+def custom_section(notice_id: int):
+    """The notice's own fields (Settings → Custom fields): shown, or edited in place. Filled
+    in before the notice goes out, its message can say them ({{ notice.custom.<key> }})."""
+    notice = _notice_or_404(notice_id)
+    return record_section(
+        "notices",
+        notice,
+        url=_custom_url(notice.id),
+        page_url=url_for("notices.detail", notice_id=notice.id),
+        title=f"{title_term('notice')}: {notice.level_name}",
+        may_edit=can("notices.manage"),
     )
 
 

@@ -89,6 +89,15 @@ class Attachment:
     data: bytes
 
 
+@dataclass(frozen=True)
+class InlineImage:
+    """An image the HTML part shows as cid:<content_id> (RFC 2392), e.g. the sender's logo."""
+
+    content_id: str
+    content_type: str
+    data: bytes
+
+
 @dataclass
 class Outgoing:
     """What a connector needs to send one outbox message."""
@@ -103,6 +112,7 @@ class Outgoing:
     html: str | None = None
     payload: dict = field(default_factory=dict)
     attachments: list[Attachment] = field(default_factory=list)
+    inline_images: list[InlineImage] = field(default_factory=list)
     # Where the provider should report this message's status, for providers that take it per
     # message (Twilio's StatusCallback); None when the provider is configured once.
     status_callback_url: str | None = None

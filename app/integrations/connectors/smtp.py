@@ -60,6 +60,13 @@ def build_email(outgoing: Outgoing, sender: str, platform: bool = False) -> Emai
     email.set_content(outgoing.text)
     if outgoing.html:
         email.add_alternative(outgoing.html, subtype="html")
+        html_part = email.get_payload()[-1]
+        for image in outgoing.inline_images:
+            # multipart/related around the HTML part: the image belongs to it, not to the text.
+            maintype, _, subtype = image.content_type.partition("/")
+            html_part.add_related(
+                image.data, maintype=maintype, subtype=subtype, cid=f"<{image.content_id}>"
+            )
     for attachment in outgoing.attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
         email.add_attachment(
