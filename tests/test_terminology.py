@@ -146,3 +146,77 @@ def test_stage_reminder_and_job_head_their_pages(client, workspaces):
     assert H1.search(client.get(f"{base}/notices/").text).group(1) == "Reminders"
     labels = _nav_labels(client.get(f"{base}/").text)
     assert {"Jobs", "Reminders"} <= set(labels) and not {"Projects", "Notices"} & set(labels)
+
+
+ENGAGEMENTS = Vocabulary(
+    (
+        ("client", "Customer", "Customers"),
+        ("project", "Engagement", "Engagements"),
+        ("milestone", "Stage", "Stages"),
+        ("notice", "MSME Reminder", "MSME Reminders"),
+    )
+)
+
+
+def test_the_article_follows_the_workspaces_word():
+    assert ENGAGEMENTS.word("a client") == "a customer"
+    assert ENGAGEMENTS.word("a project") == "an engagement"
+    assert ENGAGEMENTS.title("a project") == "An engagement"
+    assert ENGAGEMENTS.word("a notice") == "an MSME Reminder"  # said "em-es-em-ee"
+    assert Vocabulary((("client", "Unit", "Units"),)).word("a client") == "a unit"
+    assert Vocabulary((("client", "Hour", "Hours"),)).word("a client") == "an hour"
+
+
+def test_placeholders_and_duebooks_own_phrases_in_the_workspaces_words():
+    said = ENGAGEMENTS.worded("No {clients} for {a project}; {A milestone} is {x} {}.")
+    assert said == "No customers for an engagement; A stage is {x} {}."
+    # Duebook's own phrases: nouns as whole words with their article; names stay as they are.
+    assert ENGAGEMENTS.reworded("A project moved; see client.created and client_id.") == (
+        "An engagement moved; see client.created and client_id."
+    )
+    assert ENGAGEMENTS.reworded("collection notice invoices") == (
+        "collection MSME Reminder invoices"
+    )
+
+
+def test_a_refused_form_and_a_toast_say_the_workspaces_words(
+    client, db_session, make_client, workspaces
+):
+    owner, customers, _ = workspaces
+    _save(
+        client,
+        customers,
+        client_singular="Customer",
+        client_plural="Customers",
+        project_singular="Engagement",
+        project_plural="Engagements",
+        notice_singular="Reminder",
+        notice_plural="Reminders",
+    )
+    session = tenant_session(db_session, customers, owner.id)
+    customer = make_client(session, name="Tapti Pvt Ltd", short_name="Tapti")
+    session.commit()
+    base = f"/t/{customers.slug}"
+    token = csrf_token_from(client.get(f"{base}/projects/new?client_id={customer.id}").text)
+    refused = client.post(
+        f"{base}/projects/new",
+        data={"csrf_token": token, "client_id": customer.id, "name": "T"},
+    )
+    assert refused.status_code == 422
+    assert "Name the engagement (2 to 191 characters)." in refused.text
+    archived = client.post(
+        f"{base}/clients/{customer.id}/archive", data={"csrf_token": token}, follow_redirects=True
+    )
+    assert f"{customer.short_name} is archived; its open reminders are closed." in archived.text
+
+
+def test_each_workspace_gets_its_words_from_the_same_compiled_template(
+    client, db_session, workspaces
+):
+    """A template's `'Choose {a client}…'|worded` is filled per request, never once for all
+    (Jinja would fold a plain filter of a literal when it compiles the template)."""
+    _, customers, clients = workspaces
+    _save(client, customers, client_singular="Customer", client_plural="Customers")
+    for tenant, said in ((clients, "Choose a client…"), (customers, "Choose a customer…")):
+        assert said in client.get(f"/t/{tenant.slug}/clients/pick").text
+    assert "Choose a client…" in client.get(f"/t/{clients.slug}/clients/pick").text

@@ -368,7 +368,7 @@ class AgingFilters:
     page: int = 1
     problems: dict[str, str] = field(default_factory=dict)
 
-    SORTS = {"overdue": "Most overdue", "total": "Largest balance", "name": "Client name"}
+    SORTS = {"overdue": "Most overdue", "total": "Largest balance", "name": "{Client} name"}
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], buckets: Buckets) -> AgingFilters:

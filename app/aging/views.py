@@ -13,6 +13,7 @@ from app.aging.forms import AgingSettingsForm
 from app.clients.models import Client
 from app.core.clock import tenant_today
 from app.core.pages import render_page, toast
+from app.core.terminology import term
 from app.extensions import db
 from app.settings.services import workspace_settings
 from tenants.context import require_permission
@@ -90,14 +91,14 @@ def _filters_text(filters: services.AgingFilters, buckets: services.Buckets) -> 
     if filters.currency:
         parts.append(f"currency {filters.currency}")
     if filters.q:
-        parts.append(f"client “{filters.q}”")
+        parts.append(f"{term('client')} “{filters.q}”")
     if filters.min_overdue is not None:
         parts.append(f"overdue at least {filters.min_overdue}")
     if filters.bucket is not None:
         parts.append(f"owing in {buckets.long_labels[filters.bucket]}")
     if filters.collector_id is not None:
         parts.append(f"collector {_collectors().get(filters.collector_id, '?')}")
-    return ", ".join(parts) or "all clients"
+    return ", ".join(parts) or f"all {term('clients')}"
 
 
 @blueprint.get("/report.<kind>")

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from app.audit import services, wording
 from app.audit.forms import AuditFilterForm
 from app.core.pages import render_page
+from app.core.terminology import reworded
 from app.extensions import db
 from app.form_choices import as_choices
 from tenants.context import require_permission
@@ -21,7 +22,7 @@ def index():
     form = AuditFilterForm(request.args)
     people = {m.user_id: m.user.full_name for m in members(db.session, g.tenant.id)}
     form.entity.choices += as_choices(
-        (e, e.replace("_", " ")) for e in services.audited_entities(db.session)
+        (e, reworded(e.replace("_", " "))) for e in services.audited_entities(db.session)
     )
     form.actor.choices += as_choices((str(uid), name) for uid, name in people.items())
     entries = []

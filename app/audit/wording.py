@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
 from app.core.money import format_money
+from app.core.terminology import reworded
 from tenants.base import TenantModel
 
 HIDDEN = "(hidden)"
@@ -148,8 +149,8 @@ class Described:
     """One audit row in words: the sentence about its record and the raw entry it came from."""
 
     entry: AuditEntry
-    noun: str  # "client"
-    record: str  # "client Kaveri"
+    noun: str  # "client", Duebook's word (said in the workspace's when shown)
+    record: str  # "customer Kaveri": in the workspace's words
     changes: list[Change]
 
     @property
@@ -193,7 +194,7 @@ class Action:
             key = (part.verb, part.noun)
             counts[key] = counts.get(key, 0) + 1
         said = ", ".join(
-            f"{verb} {count} {noun if count == 1 else plural(noun)}"
+            f"{verb} {count} {reworded(noun if count == 1 else plural(noun))}"
             for (verb, noun), count in counts.items()
         )
         return f"made {len(self.parts):,} changes: {said}"
@@ -254,7 +255,8 @@ def _describe_entry(session, entry, names, people, country, zone) -> Described:
     if wording.name_field:
         name = value_of(wording.name_field, side) or value_of(wording.name_field, 0)
     name = name or names.get((entry.entity, entry.entity_id))
-    record = f"{wording.noun} {_cut(str(name))}" if name else f"{wording.noun} #{entry.entity_id}"
+    noun = reworded(wording.noun)
+    record = f"{noun} {_cut(str(name))}" if name else f"{noun} #{entry.entity_id}"
     currency = None
     if wording.currency_field:
         currency = value_of(wording.currency_field, 1) or names.get(
@@ -274,7 +276,7 @@ def _describe_entry(session, entry, names, people, country, zone) -> Described:
             old = _cut(group.say({k: value_of(k, 0) for k in group.fields}))
             new = _cut(group.say({k: value_of(k, 1) for k in group.fields}))
             if old != new:
-                said.append(Change(group.label, old, new))
+                said.append(Change(reworded(group.label), old, new))
         for key, pair in changes.items():
             if key in grouped or key in UNSAID_FIELDS or not isinstance(pair, list):
                 continue
@@ -286,7 +288,7 @@ def _describe_entry(session, entry, names, people, country, zone) -> Described:
                     said.append(Change(label.lower(), _cut(before), _cut(after)))
                 continue
             label = wording.labels.get(key) or _readable(key.removesuffix(FILE_KEY_SUFFIX))
-            said.append(Change(label.lower(), say(key, pair[0]), say(key, pair[1])))
+            said.append(Change(reworded(label.lower()), say(key, pair[0]), say(key, pair[1])))
     return Described(entry, wording.noun, record, said)
 
 

@@ -40,6 +40,7 @@ from app.banking.statement_files.bank_csv import check_mapping
 from app.banking.statement_files.shape import StatementFileError
 from app.clients import services as clients
 from app.core import signals
+from app.core.terminology import worded
 from app.invoicing.models import Invoice
 from app.payments import services as payments
 from app.payments.services import PaymentError, PaymentInvalid
@@ -348,13 +349,13 @@ def split(
     client_ids = {invoice.client_id for invoice in invoices}
     if len(client_ids) != 1:
         raise BankingError(
-            "One bank credit pays one client's invoices: choose invoices of one client."
+            worded("One bank credit pays one {client}'s invoices: choose invoices of one {client}.")
         )
     if sum(amount for _, amount in parts) > line.amount:
         raise BankingError("The parts add up to more than the amount received.")
     client = clients.get_client(session, client_ids.pop())
     if client is None:
-        raise BankingError("That client no longer exists.")
+        raise BankingError(worded("That {client} no longer exists."))
     payment = payments.record_payment(session, client, _payment_values(line))
     payments.allocate(
         session,
@@ -386,7 +387,7 @@ def keep_as_credit(
     line = _lock_waiting(session, line)
     client = clients.get_client(session, client_id)
     if client is None:
-        raise BankingError("Choose the client who sent this money.")
+        raise BankingError(worded("Choose the {client} who sent this money."))
     payment = payments.record_payment(session, client, _payment_values(line))
     line.payment_id, line.client_id, line.invoice_id = payment.id, client.id, None
     _resolve(line, "credited", user_id)

@@ -22,6 +22,7 @@ from app.core.money import format_money
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
 from app.core.storage import InvalidKey, delete_after_commit, get_storage, tenant_key
+from app.core.terminology import worded
 from app.extensions import db
 from app.invoicing.models import Invoice
 from app.payments.services import PaymentError, PaymentInvalid
@@ -40,7 +41,7 @@ STATUS_LABELS = {
     "suggested": "Waiting: suggested",
     "applied": "Booked to invoices",
     "recorded": "Already recorded",
-    "credited": "Client's credit",
+    "credited": "{Client}'s credit",  # the workspace's word, filled where it is shown
     "ignored": "Ignored",
     "settlement": "A gateway's payout: nothing to book",
 }
@@ -351,7 +352,7 @@ def ignore(statement_line_id: int):
     return _act(
         lambda: services.ignore(db.session, line, current_user.id),
         line,
-        "ignored (not a client's payment).",
+        worded("ignored (not {a client}'s payment)."),
     )
 
 
@@ -363,7 +364,7 @@ def credit(statement_line_id: int):
     return _act(
         lambda: services.keep_as_credit(db.session, line, client_id, current_user.id),
         line,
-        "kept as the client's credit.",
+        worded("kept as the {client}'s credit."),
     )
 
 

@@ -29,6 +29,7 @@ from app.collections.models import CollectionActivity, CollectionNotice, Promise
 from app.collections.work.services import OPEN_TASK_STATUSES
 from app.core.clock import tenant_today
 from app.core.money import format_money
+from app.core.terminology import term, title_term
 from app.invoicing.models import OWING_STATUSES, Invoice
 from app.projects.models import Milestone, Project
 from tenants.roles import role_grants
@@ -143,9 +144,10 @@ def _milestones(session, slug, country, user_id, own, first, last) -> list[Entry
             uid=_uid("milestone", milestone.id, slug),
             kind="milestone",
             day=milestone.due_date,
-            summary=f"Milestone due: {milestone.name} ({client_name})",
+            summary=f"{title_term('milestone')} due: {milestone.name} ({client_name})",
             description=(
-                f"Project {project_name}, milestone {milestone.position}: {milestone.name}, "
+                f"{title_term('project')} {project_name}, {term('milestone')} "
+                f"{milestone.position}: {milestone.name}, "
                 f"{format_money(milestone.amount, currency, country)}. "
                 f"Status: {milestone.status.replace('_', ' ')}."
             ),

@@ -11,6 +11,7 @@ from app.campaigns import services
 from app.clients.models import CONTACT_ROLES, STATUSES
 from app.clients.services import industries, members_for_choice
 from app.core.regions import state_name
+from app.core.terminology import term
 from app.message_templates import services as message_templates
 
 RESULT_LABELS = {
@@ -65,4 +66,4 @@ def describe_filters(session: Session, tenant, filters: Mapping) -> list[str]:
         words.append("with overdue invoices")
     if filters.get("role"):
         words.append(f"{filters['role']} contacts only")
-    return words or ["every client (prospects excepted)"]
+    return words or [f"every {term('client')} (prospects excepted)"]

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Bundle, Session, selectinload
 from app.clients.models import Client, Document, DocumentVersion
 from app.core.events import DomainEvent, emit_many
 from app.core.storage import Storage, save_in_transaction, tenant_key
+from app.core.terminology import term
 from app.outbox.services import queue_email
 from tenants.binding import TenantNotBound, bound_tenant_id
 from tenants.models import Membership, Tenant, User
@@ -549,7 +550,8 @@ def announce_expiring_documents(
         }
         count = len(items)
         subject = (
-            f"{count} client document{'s' if count != 1 else ''} about to expire · {tenant.name}"
+            f"{count} {term('client')} document{'s' if count != 1 else ''} about to expire · "
+            f"{tenant.name}"
         )
         queue_email(
             session,

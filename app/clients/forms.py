@@ -51,9 +51,11 @@ COUNTRY_CHOICES = tuple(
     )
 )
 
+# Titles, labels, hints and choices write the nouns as "{client}": the workspace's word, filled
+# where they are shown (app.core.terminology).
 SECTIONS: dict[str, tuple[str, tuple[FieldSpec, ...]]] = {
     "identity": (
-        "Client",
+        "{Client}",
         (
             FieldSpec("full_name", "Full name", hint="The legal name, as on invoices."),
             FieldSpec("short_name", "Short name", hint="What your team calls them; unique."),
@@ -86,7 +88,7 @@ SECTIONS: dict[str, tuple[str, tuple[FieldSpec, ...]]] = {
         (
             FieldSpec("gstin", "GSTIN", hint="15 characters; its state must match the address."),
             FieldSpec("pan", "PAN", hint="Taken from the GSTIN when left empty."),
-            FieldSpec("abn", "ABN", hint="Australian clients."),
+            FieldSpec("abn", "ABN", hint="Australian {clients}."),
             FieldSpec(
                 "vat_number", "VAT number", hint="With the country prefix, e.g. DE123456789."
             ),
@@ -96,7 +98,7 @@ SECTIONS: dict[str, tuple[str, tuple[FieldSpec, ...]]] = {
                 "remittance_details",
                 "Remittance details",
                 "textarea",
-                hint="Where and how this client pays you.",
+                hint="Where and how this {client} pays you.",
             ),
         ),
     ),
@@ -116,7 +118,7 @@ SECTIONS: dict[str, tuple[str, tuple[FieldSpec, ...]]] = {
                 "Engagement manager",
                 "select",
                 dynamic_choices="members",
-                hint="Gets this client's reports and notices; told by e-mail.",
+                hint="Gets this {client}'s reports and {notices}; told by e-mail.",
             ),
             FieldSpec("industry_id", "Industry", "select", dynamic_choices="industries"),
             FieldSpec("new_business_year", "New-business year", "number"),
@@ -144,7 +146,7 @@ CONTACT_FIELDS = (
         "preferred_language",
         "Language",
         "select",
-        choices=(("", "Same as the client"), *LANGUAGES.items()),
+        choices=(("", "Same as the {client}"), *LANGUAGES.items()),
     ),
 )
 SITE_FIELDS = (

@@ -25,6 +25,7 @@ from app.clients.models import CHANNELS, CONTACT_ROLES, LOCATIONS, PAYMENT_TERMS
 from app.core.money import CURRENCIES
 from app.core.regions import GST_STATES, region_code
 from app.core.tax_ids import check_abn, check_gstin_and_pan, stdnum_message
+from app.core.terminology import term, title_term, worded
 
 LANGUAGES = {
     "en": "English",
@@ -126,16 +127,18 @@ def clean_client(values: Mapping, context: ClientContext) -> tuple[dict, dict[st
         context.tenant_country if location == "local" else ""
     )
     if not country:
-        errors["country"] = "Country is required for a foreign client."
+        errors["country"] = worded("Country is required for a foreign {client}.")
     elif country not in COUNTRY_NAMES or not country.isalpha() or len(country) != 2:
         errors["country"] = "Use a two-letter country code, e.g. IN, AU, GB."
     elif location == "local" and country != context.tenant_country:
         errors["country"] = (
-            f"A local client is in {COUNTRY_NAMES[context.tenant_country]}; "
+            f"A local {term('client')} is in {COUNTRY_NAMES[context.tenant_country]}; "
             "choose Foreign for another country."
         )
     elif location == "foreign" and country == context.tenant_country:
-        errors["country"] = f"A client in {COUNTRY_NAMES[country]} is Local, not Foreign."
+        errors["country"] = (
+            f"{title_term('a client')} in {COUNTRY_NAMES[country]} is Local, not Foreign."
+        )
     out["country"] = country
 
     for key in ("address_line1", "address_line2", "city", "postal_code", "external_id"):
@@ -184,14 +187,14 @@ def _clean_tax_ids(values: Mapping, out: dict, errors: dict) -> None:
         gstin = in_gstin.compact(gstin_text) if gstin_text else ""
         pan = in_pan.compact(pan_text) if pan_text else ""
         if gstin:
-            errors["gstin"] = "A GSTIN belongs to a client in India."
+            errors["gstin"] = worded("A GSTIN belongs to {a client} in India.")
         if pan:
-            errors["pan"] = "A PAN belongs to a client in India."
+            errors["pan"] = worded("A PAN belongs to {a client} in India.")
     out["gstin"], out["pan"] = gstin or None, pan or None
 
     abn, problem = check_abn(_text(values, "abn"))
     if abn and country != "AU":
-        errors["abn"] = "An ABN belongs to a client in Australia."
+        errors["abn"] = worded("An ABN belongs to {a client} in Australia.")
     elif problem:
         errors["abn"] = problem
     out["abn"] = abn or None
@@ -228,7 +231,7 @@ def _clean_payment_terms(values: Mapping, out: dict, errors: dict) -> None:
     days = None
     if terms in ("net", "mfi"):
         if not days_text:
-            errors["payment_days"] = "Say how many days the client has to pay."
+            errors["payment_days"] = worded("Say how many days the {client} has to pay.")
         elif not days_text.isdigit() or not 1 <= int(days_text) <= 365:
             errors["payment_days"] = "Use a whole number of days from 1 to 365."
         else:

@@ -38,6 +38,7 @@ from app.core.signals import (
     announce_client_archived,
     ask_client_deletion_blockers,
 )
+from app.core.terminology import worded
 from app.custom_fields.models import CustomField
 from app.custom_fields.services import (
     FORM_PREFIX,
@@ -56,12 +57,17 @@ COUNT_CAP = 10_000  # beyond this the list says "10,000+" instead of counting ev
 # A filter on a custom field is answered by reading each record's JSON until the count is
 # reached (the GIN index finds the rows, not their number): counting stops sooner.
 CUSTOM_FILTER_COUNT_CAP = 1_000
-# What a person is told when a unique field is already another client's.
+# What a person is told when a unique field is already another client's ("{client}": the
+# workspace's word, filled by `taken`).
 TAKEN = {
-    "full_name": "Another client has this full name.",
-    "short_name": "Another client has this short name.",
-    "external_id": "Another client has this external id.",
+    "full_name": "Another {client} has this full name.",
+    "short_name": "Another {client} has this short name.",
+    "external_id": "Another {client} has this external id.",
 }
+
+
+def taken(key: str) -> str:
+    return worded(TAKEN[key])
 
 
 class ClientError(ValueError):
@@ -98,7 +104,7 @@ def uniqueness_errors(session: Session, values: Mapping, exclude_id: int | None 
         if exclude_id:
             query = query.where(Client.id != exclude_id)
         if values.get(key) and session.scalar(query.limit(1)) is not None:
-            errors[key] = TAKEN[key]
+            errors[key] = taken(key)
     if values.get("external_id"):
         query = select(Client.id).where(
             Client.external_id == values["external_id"], Client.deleted_at.is_(None)
@@ -106,7 +112,7 @@ def uniqueness_errors(session: Session, values: Mapping, exclude_id: int | None 
         if exclude_id:
             query = query.where(Client.id != exclude_id)
         if session.scalar(query.limit(1)) is not None:
-            errors["external_id"] = TAKEN["external_id"]
+            errors["external_id"] = taken("external_id")
     return errors
 
 
@@ -209,7 +215,7 @@ def create_clients(
     for values, contact, errors in checked:
         unique = {key: _unique_key(key, values[key]) for key in TAKEN if values.get(key)}
         errors.update(
-            (key, TAKEN[key])
+            (key, taken(key))
             for key, value in unique.items()
             if key not in errors and (key, value) in taken
         )
@@ -463,7 +469,7 @@ def _save_unique(session: Session, client: Client) -> None:
         field = index.removeprefix("uq_clients_")
         if not index.startswith("uq_clients_") or field not in TAKEN:
             raise
-        raise ClientError({field: TAKEN[field]}) from error
+        raise ClientError({field: taken(field)}) from error
 
 
 def client_form_values(client: Client) -> dict[str, str]:
@@ -942,7 +948,7 @@ def save_site(session: Session, client: Client, raw: Mapping, site: Site | None 
         values.get("site_contact_id")
         and get_contact(session, client, values["site_contact_id"]) is None
     ):
-        errors["site_contact_id"] = "Choose one of this client's contacts."
+        errors["site_contact_id"] = worded("Choose one of this {client}'s contacts.")
     if errors:
         raise ClientError(errors)
     return _save_child(session, Site, client, values, site)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from app.clients.models import Client
 from app.core.events import DomainEvent
 from app.core.money import format_money
+from app.core.terminology import title_term, worded
 from tenants.base import TenantModel
 from tenants.models import User
 
@@ -122,7 +123,7 @@ class Happening:
 _STATUS_WORDS = {
     "planned": "planned",
     "in_progress": "in progress",
-    "delivered": "delivered (every milestone done)",
+    "delivered": "delivered (every {milestone} done)",
     "completed": "completed",
     "approved": "approved",
     "invoiced": "invoiced",
@@ -160,15 +161,15 @@ def describe(event: DomainEvent, country: str | None) -> tuple[str, str | None, 
         else None
     )
     if kind == "project.status_changed":
-        status = _STATUS_WORDS.get(data["status"], data["status"])
+        status = worded(_STATUS_WORDS.get(data["status"], data["status"]))
         return (
-            f"Project {data.get('name') or ''} is {status}",
+            f"{title_term('project')} {data.get('name') or ''} is {status}",
             url_for("projects.detail", project_id=data["project_id"]),
             "good" if data["status"] == "paid" else "neutral",
         )
     if kind == "milestone.status_changed":
         return (
-            f"Milestone {data.get('name') or ''}: "
+            f"{title_term('milestone')} {data.get('name') or ''}: "
             f"{_STATUS_WORDS.get(data.get('previous') or '', data.get('previous') or 'new')} → "
             f"{_STATUS_WORDS.get(data['status'], data['status'])}",
             url_for("projects.detail", project_id=data["project_id"]),
@@ -210,13 +211,13 @@ def describe(event: DomainEvent, country: str | None) -> tuple[str, str | None, 
         link = url_for("notices.detail", notice_id=data["notice_id"])
         level = data["level"]
         if kind == "notice.created":
-            return f"Notice drawn up: {level}", link, "neutral"
+            return f"{title_term('notice')} drawn up: {level}", link, "neutral"
         if kind == "notice.sent":
-            return f"Notice sent by {data['channel']}: {level}", link, "neutral"
+            return f"{title_term('notice')} sent by {data['channel']}: {level}", link, "neutral"
         if kind == "notice.escalated":
-            return f"Notice escalated: {level}", link, "bad"
+            return f"{title_term('notice')} escalated: {level}", link, "bad"
         reason = _CLOSED_WORDS.get(data.get("reason") or "", data.get("reason") or "closed")
-        return f"Notice closed ({reason}): {level}", link, "neutral"
+        return f"{title_term('notice')} closed ({reason}): {level}", link, "neutral"
     if kind in ("promise.kept", "promise.broken"):
         promised = (
             f"promise to pay {_money(data, 'amount', country)} by {_date(data['promised_for'])}"

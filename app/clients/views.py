@@ -16,6 +16,7 @@ from app.clients.rules import GST_STATES, clean_tags
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
+from app.core.terminology import term, worded
 from app.custom_fields import services as custom_fields
 from app.custom_fields.views import section_context
 from app.extensions import db
@@ -140,7 +141,7 @@ def bulk():
     action = request.form.get("action", "")
     back = url_for("clients.index", **services.ClientFilters.from_args(request.form).as_args())
     if not ids:
-        toast("Select at least one client first.", "error")
+        toast(worded("Select at least one {client} first."), "error")
         return redirect(back, 303)
     options = {}
     if action == "tag":
@@ -154,7 +155,7 @@ def bulk():
     elif action == "status":
         options["status"] = request.form.get("status", "")
     else:
-        toast("Choose what to do with the selected clients.", "error")
+        toast(worded("Choose what to do with the selected {clients}."), "error")
         return redirect(back, 303)
     try:
         changed = services.bulk_update(
@@ -163,7 +164,7 @@ def bulk():
     except services.ClientError as error:
         toast(" ".join(error.errors.values()), "error")
         return redirect(back, 303)
-    toast(f"{changed} client{'s' if changed != 1 else ''} updated.")
+    toast(f"{changed} {term('client' if changed == 1 else 'clients')} updated.")
     return redirect(back, 303)
 
 
@@ -278,7 +279,7 @@ def section(client_id: int, section: str):
         except services.ClientError as error:
             values, errors = {**values, **submitted}, error.errors
         else:
-            toast(f"{SECTIONS[section][0]} saved.")
+            toast(f"{worded(SECTIONS[section][0])} saved.")
             values, editing = services.client_form_values(client), False
     return render_page(
         "clients/_section.html",
@@ -345,7 +346,7 @@ def convert(client_id: int):
     except services.ClientError as error:
         toast(" ".join(error.errors.values()), "error")
     else:
-        toast(f"{client.short_name} is now a client.")
+        toast(f"{client.short_name} is now {term('a client')}.")
     return redirect(url_for("clients.detail", client_id=client.id), 303)
 
 
@@ -376,7 +377,7 @@ def archive(client_id: int):
     except services.ClientError as error:
         toast(" ".join(error.errors.values()), "error")
     else:
-        toast(f"{client.short_name} is archived; its open notices are closed.")
+        toast(f"{client.short_name} is archived; its open {term('notices')} are closed.")
     return redirect(url_for("clients.detail", client_id=client.id), 303)
 
 

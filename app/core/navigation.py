@@ -160,7 +160,7 @@ GROUPS: tuple[tuple[str | None, tuple[NavLink, ...]], ...] = (
         ),
     ),
     (
-        "Project templates",
+        "{Project} templates",
         (
             NavLink("library.index", "Template library", ("clients.view",), _blueprint("library")),
             NavLink(

@@ -3,8 +3,11 @@ that calls its clients "customers" and its milestones "stages" sees those words 
 titles, headings, buttons and navigation, and on its PDFs.
 
 Templates ask `term('client')` or `term('clients')` for a word as it reads mid-sentence and
-`Term('client')` at the start of a heading or label. The words are the request's workspace's
-(or, in a job, those of the workspace the session is bound to), kept on `g`; outside a
+`Term('client')` at the start of a heading or label; `term('a client')` gives the word with the
+article it needs ("a customer", "an engagement"). Text inside a template's own expressions, and
+Python text shown to users (flashes, errors, choices, e-mails), writes the nouns as placeholders:
+`'The whole {client}'|worded`, `worded("No {clients} match.")`. The words are the request's
+workspace's (or, in a job, those of the workspace the session is bound to), kept on `g`; outside a
 workspace, and for nouns a workspace never changed, the defaults. Only the product's own
 wording uses them: what users typed (a client named "Client 1") is never touched.
 
@@ -15,9 +18,12 @@ module belongs to no business area."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 
-from flask import Flask, g
+from flask import Flask, g, has_app_context
+from jinja2 import pass_context
 
 from app.extensions import db
 from tenants.binding import bound_tenant_id
@@ -44,6 +50,24 @@ def _at_start(word: str) -> str:
     return word[:1].upper() + word[1:]
 
 
+# Words whose first letter misleads: "a user", "a one-off", but "an hour", "an MSME".
+_A_DESPITE_VOWEL = ("uni", "use", "usu", "uti", "eu", "one", "once")
+_AN_DESPITE_CONSONANT = ("hour", "honest", "honou", "heir")
+
+
+def _with_article(word: str) -> str:
+    """'a' or 'an' by how the word sounds: its first letter, a few common exceptions, and an
+    acronym by its first letter's name ("an MSME", "a GST job")."""
+    lower = word.lower()
+    if word[:2].isupper():
+        vowel_sound = word[0] in "AEFHILMNORSX"
+    elif lower.startswith(_A_DESPITE_VOWEL):
+        vowel_sound = False
+    else:
+        vowel_sound = lower.startswith(_AN_DESPITE_CONSONANT) or lower[:1] in "aeiou"
+    return f"{'an' if vowel_sound else 'a'} {word}"
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """One workspace's words (hashable: the navigation's cache is keyed by it)."""
@@ -52,7 +76,11 @@ class Vocabulary:
     words: tuple[tuple[str, str, str], ...]
 
     def word(self, name: str) -> str:
-        """`name` is a noun or its plural ('client', 'clients'); unknown names raise."""
+        """`name` is a noun or its plural ('client', 'clients'), or a noun with an article
+        ('a client': "a customer", "an engagement"); unknown names raise."""
+        article, _, noun = name.partition(" ")
+        if noun and article in ("a", "an"):
+            return _with_article(self.word(noun))
         plural = name in PLURALS
         noun = PLURALS.get(name, name)
         for known, singular, plural_word in self.words:
@@ -64,14 +92,51 @@ class Vocabulary:
         return _at_start(self.word(name))
 
     def forms(self) -> dict[str, str]:
-        """Every form by its placeholder: 'client' -> 'customer', 'Clients' -> 'Customers'."""
+        """Every form by its placeholder: 'client' -> 'customer', 'Clients' -> 'Customers',
+        'a client' -> 'a customer', 'A project' -> 'An engagement'."""
         forms = {}
         for noun, (_, plural) in NOUNS.items():
-            for name in (noun, plural):
+            for name in (noun, plural, f"a {noun}"):
                 forms[name] = self.word(name)
                 forms[_at_start(name)] = self.title(name)
         return forms
 
+    def reworded(self, text: str) -> str:
+        """Duebook's own text written without placeholders (a table's name, "client contacts";
+        an event's description, "A client was added") in these words: each noun as a whole
+        word, its article with it ("A project" -> "An engagement"), names such as
+        `client.created` or client_id left alone. Never for text users typed."""
+
+        def say(found: re.Match) -> str:
+            article, noun = found["article"], found["noun"]
+            if article:
+                said = self.word(f"a {noun.lower()}")
+                return _at_start(said) if article[0].isupper() else said
+            said = self.word(noun.lower())
+            return _at_start(said) if noun[0].isupper() else said
+
+        return _NOUN_IN_TEXT.sub(say, text)
+
+    def worded(self, text: str) -> str:
+        """`text` with its placeholders ("{Clients}", "{a client}") in these words; other
+        braces are left as they are."""
+        if "{" not in text:
+            return text
+        forms = _forms_of(self)
+        return _PLACEHOLDER.sub(lambda found: forms.get(found[1], found[0]), text)
+
+
+@lru_cache(maxsize=256)
+def _forms_of(words: Vocabulary) -> dict[str, str]:
+    """A page fills many placeholders (a select's options): its workspace's forms once."""
+    return words.forms()
+
+
+_NOUN_IN_TEXT = re.compile(
+    r"(?<![\w.`/-])(?:(?P<article>[aA]n?) (?=(?:client|project|milestone|notice)\b))?"
+    r"(?P<noun>(?i:clients?|projects?|milestones?|notices?))(?![\w`-]|[.:]\w)"
+)
+_PLACEHOLDER = re.compile(r"\{((?:[aA] )?[A-Za-z]+)\}")
 
 DEFAULT = Vocabulary(tuple((noun, *words) for noun, words in NOUNS.items()))
 
@@ -87,7 +152,10 @@ def vocabulary_of(tenant: Tenant | None) -> Vocabulary:
 def vocabulary() -> Vocabulary:
     """The words of the request's workspace (its tenant row, loaded with the user: no query),
     or in a job of the workspace the session is bound to; kept on `g`, keyed by the workspace,
-    so a job that renders for several workspaces never mixes their words."""
+    so a job that renders for several workspaces never mixes their words. Outside an app
+    context (a rule checked on its own) the defaults."""
+    if not has_app_context():
+        return DEFAULT
     tenant = g.get("tenant")
     tenant_id = tenant.id if tenant is not None else bound_tenant_id(db.session())
     cached = g.get("_vocabulary")
@@ -112,6 +180,31 @@ def title_term(name: str) -> str:
     return vocabulary().title(name)
 
 
+def worded(text: str) -> str:
+    """Text for a user, its placeholders ("{a client}", "{Notices}") in the workspace's words."""
+    return vocabulary().worded(text)
+
+
+def reworded(phrase: str) -> str:
+    """A phrase made from Duebook's own names ("client contacts") in the workspace's words."""
+    return vocabulary().reworded(phrase)
+
+
+@pass_context
+def _worded_filter(_context, text: str) -> str:
+    return worded(text)
+
+
+@pass_context
+def _reworded_filter(_context, text: str) -> str:
+    return reworded(text)
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["term"] = term
     app.jinja_env.globals["Term"] = title_term
+    # "The whole {client}"|worded: for text inside a template's own expressions. The filters
+    # take the context only so that Jinja does not run them once, when it compiles a template
+    # (it folds a plain filter of a literal into a constant: the first workspace's words).
+    app.jinja_env.filters["worded"] = _worded_filter
+    app.jinja_env.filters["reworded"] = _reworded_filter

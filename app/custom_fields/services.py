@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import DATE_RANGE_TEXT, typed_date
 from app.core.money import to_money
+from app.core.terminology import term
 from app.custom_fields.models import ENTITY_TABLES, FIELD_TYPES, CustomField
 from tenants.binding import bound_schema, bound_tenant_id, qualified
 from tenants.models import Tenant
@@ -40,13 +41,14 @@ TYPE_LABELS = {
     "email": "E-mail",
     "phone": "Phone",
 }
+# "{Clients}": the workspace's word, filled where it is shown (app.core.terminology).
 ENTITY_LABELS = {
-    "clients": "Clients",
+    "clients": "{Clients}",
     "contacts": "Contacts",
-    "projects": "Projects",
-    "milestones": "Milestones",
+    "projects": "{Projects}",
+    "milestones": "{Milestones}",
     "invoices": "Invoices",
-    "notices": "Notices",
+    "notices": "{Notices}",
     "payments": "Payments",
 }
 TEXT_KINDS = ("text", "long_text", "url", "email", "phone")
@@ -428,7 +430,7 @@ def _missing(field: CustomField, required_for_client: Collection[str]) -> str | 
     if field.required:
         return f"{field.label} is required."
     if field.key in required_for_client:
-        return f"{field.label} is required for this client."
+        return f"{field.label} is required for this {term('client')}."
     return None
 
 

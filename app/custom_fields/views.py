@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, g, redirect, request, url_for
 
 from app.core.pages import render_page, toast, wants_fragment
+from app.core.terminology import worded
 from app.custom_fields import services
 from app.custom_fields.forms import VALIDATION_INPUTS, field_form_values
 from app.custom_fields.models import ENTITY_TABLES
@@ -140,7 +141,7 @@ def create():
         field = services.save_field(db.session, entity, request.form)
     except services.FieldError as error:
         return _page(entity, new_values=request.form.to_dict(), new_errors=error.errors, status=422)
-    toast(f"“{field.label}” added to {services.ENTITY_LABELS[entity].lower()}.")
+    toast(f"“{field.label}” added to {worded(services.ENTITY_LABELS[entity].lower())}.")
     return _after_change(entity)
 
 

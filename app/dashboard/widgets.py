@@ -114,7 +114,7 @@ WIDGETS = (
     ),
     Widget(
         WidgetChoice(
-            "top_overdue", "Top overdue clients", "The five clients owing the most past due."
+            "top_overdue", "Top overdue {clients}", "The five {clients} owing the most past due."
         ),
         ("invoices.view",),
         True,
@@ -130,7 +130,7 @@ WIDGETS = (
         WidgetChoice(
             "collections",
             "Collections",
-            "Notices waiting for approval, promises to pay due today and broken lately.",
+            "{Notices} waiting for approval, promises to pay due today and broken lately.",
         ),
         ("notices.view",),
         True,
@@ -145,7 +145,7 @@ WIDGETS = (
         _my_work,
     ),
     Widget(
-        WidgetChoice("documents", "Documents", "Client documents expiring in the next days."),
+        WidgetChoice("documents", "Documents", "{Client} documents expiring in the next days."),
         (),
         False,
         _documents,

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class Category:
     key: str
     title: str
-    description: str
+    description: str  # "{clients}": the workspace's word, filled where it is shown
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Entry:
     provider: str
     category: str
     title: str
-    description: str
+    description: str  # "{clients}": the workspace's word, filled where it is shown
     connector: str | None = None  # "module:Class"; None: coming later
 
     @property
@@ -62,11 +62,13 @@ class Entry:
 
 
 CATEGORIES = (
-    Category("messaging", "Messaging", "How your invoices, reminders and campaigns reach clients."),
+    Category(
+        "messaging", "Messaging", "How your invoices, reminders and campaigns reach {clients}."
+    ),
     Category("accounting", "Accounting", "Keep your books in step with Duebook."),
-    Category("payments", "Payments", "Let clients pay online and match what they pay."),
+    Category("payments", "Payments", "Let {clients} pay online and match what they pay."),
     Category("leads", "Leads", "New enquiries arrive as prospects."),
-    Category("calendars", "Calendars", "Milestones and follow-ups in your calendar."),
+    Category("calendars", "Calendars", "{Milestones} and follow-ups in your calendar."),
     Category("storage", "Storage", "Documents kept in your own cloud storage."),
 )
 

@@ -48,6 +48,7 @@ from app.clients.models import Client
 from app.core.money import format_money, to_money
 from app.core.regions import state_name
 from app.core.storage import delete_after_commit, get_storage, save_in_transaction, tenant_key
+from app.core.terminology import worded
 from app.custom_fields.services import labelled_values
 from app.invoicing.balance import outstanding
 from app.invoicing.credits import credit_notes_of_invoice
@@ -575,7 +576,7 @@ PREVIEW_STYLESHEET = "pdf/page_preview.css"
 PAPER_DIMENSIONS = {"A4": ("210mm", "297mm"), "letter": ("215.9mm", "279.4mm")}
 SAMPLE_LINES = (
     ("Design phase: drawings and approvals", Decimal("40000.00")),
-    ("Build phase: first milestone", Decimal("25000.00")),
+    ("Build phase: first {milestone}", Decimal("25000.00")),
 )
 SAMPLE_RATES = {"IN": Decimal("18"), "AU": Decimal("10")}
 SAMPLE_REGIMES = {"IN": "intra", "AU": "au_gst"}
@@ -606,7 +607,7 @@ def _sample_document(tenant, workspace: WorkspaceSettings, branding: Branding) -
         lines.append(
             {
                 "position": position,
-                "description": description,
+                "description": worded(description),
                 "hsn_sac": "998311",
                 "quantity": "",
                 "taxable_value": money(amount),
@@ -629,7 +630,11 @@ def _sample_document(tenant, workspace: WorkspaceSettings, branding: Branding) -
         "has_logo": logo is not None,
         "logo_url": f"data:{logo[1]};base64,{b64encode(logo[0]).decode()}" if logo else None,
         "supplier": _supplier(tenant, workspace, SimpleNamespace(supplier_gstin=None)),
-        "recipient": {"name": "Sample Client Pvt Ltd", "address": ["1 Sample Road"], "ids": []},
+        "recipient": {
+            "name": worded("Sample {Client} Pvt Ltd"),
+            "address": ["1 Sample Road"],
+            "ids": [],
+        },
         "place_of_supply": None,
         "reverse_charge": "No",
         "regime": regime,

@@ -37,6 +37,7 @@ from app.core.signals import (
     announce_invoice_voided,
     announce_invoice_written_off,
 )
+from app.core.terminology import term, worded
 from app.custom_fields.services import clean_values, custom_error_name
 from app.invoicing import gst
 from app.invoicing.balance import credited_to_invoices, outstanding, status_after_settling
@@ -153,7 +154,8 @@ def tax_setting(
         )
     except ValueError as error:
         raise InvoiceError(
-            f"Cannot work out the tax: {error}. Give the workspace's state and the client's "
+            f"Cannot work out the tax: {error}. Give the workspace's state and the "
+            f"{term('client')}'s "
             "GSTIN or state."
         ) from None
     lut = None
@@ -210,7 +212,7 @@ def draft_from_milestones(
     Only milestones that are done can be invoiced: "completed", or "approved" on a project that
     requires approval. The tax follows `tax_setting` (the same rules as a draft by hand)."""
     if not milestones:
-        raise InvoiceError("Choose at least one milestone to invoice.")
+        raise InvoiceError(worded("Choose at least one {milestone} to invoice."))
     ids = sorted({m.id for m in milestones})
     locked = list(
         session.scalars(
@@ -223,12 +225,16 @@ def draft_from_milestones(
     wanted = done_status(project)
     for milestone in locked:
         if milestone.project_id != project.id:
-            raise InvoiceError(f"{milestone.name} is not a milestone of {project.name}.")
+            raise InvoiceError(f"{milestone.name} is not {term('a milestone')} of {project.name}.")
         if milestone.status != wanted:
             raise InvoiceError(
                 f"{milestone.name} is {milestone.status.replace('_', ' ')}: only {wanted} "
-                f"milestones can be invoiced"
-                + (" (this project needs approval first)." if project.requires_approval else ".")
+                f"{term('milestones')} can be invoiced"
+                + (
+                    f" (this {term('project')} needs approval first)."
+                    if project.requires_approval
+                    else "."
+                )
             )
     taken = on_live_invoice(session, ids)
     if taken:
@@ -298,7 +304,7 @@ def _checked_lines(
     `TaxSetting.line`), blank rows skipped: (workspace, setting, lines, taxes, errors)."""
     errors: dict[str, str] = {}
     if client is None:
-        errors["client_id"] = "Choose the client to invoice."
+        errors["client_id"] = worded("Choose the {client} to invoice.")
     setting = None
     workspace = workspace_settings(session, tenant.id)
     if client is not None:
@@ -402,11 +408,11 @@ def update_draft(
     own_milestones = {line.milestone_id for line in invoice.lines if line.milestone_id}
     workspace, setting, built, taxes, errors = _checked_lines(session, tenant, client, lines)
     if invoice.project_id is not None and client is not None and client.id != invoice.client_id:
-        errors["client_id"] = (
-            "This draft bills a project's milestones: it stays with the project's client."
+        errors["client_id"] = worded(
+            "This draft bills {a project}'s {milestones}: it stays with the {project}'s {client}."
         )
     if any(line.milestone_id not in own_milestones for line in built if line.milestone_id):
-        errors["lines"] = "A line can keep only a milestone this draft already bills."
+        errors["lines"] = worded("A line can keep only {a milestone} this draft already bills.")
     custom_values, custom_errors = clean_values(
         session,
         "invoices",
@@ -697,7 +703,7 @@ def dispute(session: Session, invoice: Invoice, reason: str) -> Invoice:
     _refuse_unless(invoice, ("issued", "sent", "overdue", "partly_paid"), "disputed")
     reason = (reason or "").strip()
     if not reason:
-        raise InvoiceInvalid({"dispute_reason": "Say what the client disputes."})
+        raise InvoiceInvalid({"dispute_reason": worded("Say what the {client} disputes.")})
     if len(reason) > 2000:
         raise InvoiceInvalid({"dispute_reason": "Keep the reason to 2,000 characters."})
     invoice.status = "disputed"

@@ -29,6 +29,7 @@ from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.regions import state_name
 from app.core.request_input import row_id
+from app.core.terminology import term
 from app.custom_fields import services as custom_fields
 from app.extensions import db
 from app.invoicing import credits, exports, forms, listing, services
@@ -173,7 +174,7 @@ def draft(project_id: int):
         return redirect(url_for("projects.detail", project_id=project.id), 303)
     count = len(invoice.lines)
     toast(
-        f"Draft invoice ready{f' with {count} milestones' if count > 1 else ''}. "
+        f"Draft invoice ready{f' with {count} ' + term('milestones') if count > 1 else ''}. "
         "Check it, then issue it."
     )
     return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)

@@ -21,7 +21,7 @@ MAX_VALUE = Decimal("1000000000000")  # ₹1 lakh crore: past this a typo is lik
 DUE_RULE_LABELS = {
     "on_start": "At the start",
     "days_after_start": "{days} days after the start",
-    "days_after_previous": "{days} days after the previous milestone",
+    "days_after_previous": "{days} days after the previous {milestone}",
 }
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from app.core.terminology import reworded
 from app.message_templates.models import MessageTemplate
 from app.settings.regional import RegionalEffect
 from tenants.binding import bound_tenant_id
@@ -284,7 +285,7 @@ def regional_effect(session: Session, tenant: Tenant) -> RegionalEffect:
     return RegionalEffect(
         title="Messages",
         lines=(
-            country_words(tenant.country).summary,
+            reworded(country_words(tenant.country).summary),
             "Templates the workspace already has keep their words: edit them there.",
         ),
         endpoint="campaigns.templates",
@@ -296,7 +297,11 @@ def default_template(channel: str, purpose: str, country: str | None = "IN") -> 
     """A new (unsaved) default template of this channel and purpose, in English as a workspace
     in `country` writes it."""
     words = country_words(country)
-    template = MessageTemplate(name=NAMES[purpose], channel=channel, purpose=purpose, language="en")
+    # Named in the workspace's words ("1st reminder"); the texts a client reads stay as written
+    # here until the workspace edits them (they are its own from then on).
+    template = MessageTemplate(
+        name=reworded(NAMES[purpose]), channel=channel, purpose=purpose, language="en"
+    )
     if channel == "email":
         template.subject, template.body = _email(words)[purpose]
     elif channel == "whatsapp":

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client, Contact
 from app.clients.services import may_contact
 from app.core.storage import get_storage, save_in_transaction, tenant_key
+from app.core.terminology import worded
 from app.invoicing.balance import outstanding
 from app.invoicing.models import Invoice
 from app.invoicing.pdf import current_pdf, pdf_filename
@@ -103,7 +104,7 @@ def send_about_invoice(
         errors["channel"] = "Choose e-mail, WhatsApp or SMS."
     contact = session.get(Contact, contact_id) if contact_id else None
     if contact is None or contact.client_id != invoice.client_id or contact.deleted_at:
-        errors["contact_id"] = "Choose one of the client's contacts."
+        errors["contact_id"] = worded("Choose one of the {client}'s contacts.")
     elif channel in CHANNEL_NAMES and not _reachable(contact, channel):
         errors["channel"] = _unreachable_reason(contact, channel)
     if not FORM_KEY.match(form_key or ""):

@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from app.core.pages import toast
 from app.core.request_input import row_id
+from app.core.terminology import reworded
 from app.extensions import db
 from app.invoicing.models import Invoice
 from app.invoicing.views import invoice_or_404, invoice_page
@@ -56,7 +57,7 @@ def send_invoice(invoice_id: int):
     if message_id is None:
         toast("That was sent already.", "info")
     else:
-        what = invoice_mail.PURPOSES[form["purpose"]].split(" (")[0]
+        what = reworded(invoice_mail.PURPOSES[form["purpose"]].split(" (")[0])
         toast(
             f"{what} queued for {invoice_mail.CHANNEL_NAMES[form['channel']]}: "
             "see its progress under Messages."

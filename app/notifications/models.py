@@ -26,10 +26,11 @@ KINDS = (
     "sync_failed",
     "info",
 )
-# What each kind is about, as the preferences page asks it.
+# What each kind is about, as the preferences page asks it ("{A client}": the workspace's word,
+# app.core.terminology).
 KIND_LABELS = {
-    "broken_promise": "A client breaks a promise to pay",
-    "dispute_opened": "A client disputes an invoice",
+    "broken_promise": "{A client} breaks a promise to pay",
+    "dispute_opened": "{A client} disputes an invoice",
     "new_lead": "A new lead comes in",
     "payment_received": "Money comes in by itself (an online payment, a bank match)",
     "delivery_failed": "A message you sent could not be delivered",

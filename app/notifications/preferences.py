@@ -18,6 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.core.terminology import worded
 from app.notifications.models import (
     DEFAULT_DELIVERY,
     DELIVERIES,
@@ -194,7 +195,7 @@ def _checked(form: Mapping[str, str], prefix: str, allow_role_default: bool) -> 
     for kind in KIND_LABELS:
         value = (form.get(prefix + kind) or "").strip()
         if value and value not in DELIVERIES:
-            raise ValueError(f"Choose one of the options for “{KIND_LABELS[kind]}”.")
+            raise ValueError(f"Choose one of the options for “{worded(KIND_LABELS[kind])}”.")
         if value or allow_role_default:
             choices[kind] = value
     return choices

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client
 from app.core.events import DomainEvent
 from app.core.money import format_money
+from app.core.terminology import title_term
 from app.integrations.catalogue import entry_for
 from app.integrations.models import IntegrationConnection
 from app.messaging.listing import CHANNEL_LABELS, detail_path
@@ -333,7 +334,7 @@ def _tell_payments(session: Session, user_id: int, received: list[DomainEvent], 
             session,
             [user_id],
             "payment_received",
-            title=f"{names.get(event.data['client_id'], 'A client')} paid {amount}",
+            title=f"{names.get(event.data['client_id'], title_term('a client'))} paid {amount}",
             body=f"Received on {date.fromisoformat(event.data['received_on']):%d %b %Y}.",
             link=f"/t/{slug}/payments/{event.data['payment_id']}",
             dedupe_key=f"payment_received:{event.data['payment_id']}",

@@ -29,6 +29,7 @@ from app.core.signals import (
     announce_payment_recorded,
     announce_payment_voided,
 )
+from app.core.terminology import term, worded
 from app.custom_fields.services import ValuesInvalid, values_for_new_record
 from app.invoicing.balance import PAYABLE_STATUSES, OpenInvoice, open_invoices, outstanding, settle
 from app.invoicing.models import Invoice
@@ -292,7 +293,7 @@ def record_payment_for_invoice(
         if owed <= 0:
             raise PaymentError(
                 f"Invoice {_label(invoice)} owes nothing now: record the payment from the "
-                "client's Payments tab to keep it as the client's credit."
+                f"{term('client')}'s Payments tab to keep it as the {term('client')}'s credit."
             )
         row = (invoice.id, cash, tds, values.get("tds_section"), values.get("tds_rate"))
         allocate(session, payment, [row], user_id=user_id)
@@ -384,7 +385,7 @@ def allocate(
     for row in parsed:
         invoice = invoices.get(row.invoice_id)
         if invoice is None or invoice.client_id != payment.client_id:
-            raise PaymentError("That invoice is not one of this client's invoices.")
+            raise PaymentError(worded("That invoice is not one of this {client}'s invoices."))
         if invoice.status == "draft":
             raise PaymentError(
                 f"Invoice {_label(invoice)} is a draft: issue it before allocating a payment to it."
@@ -444,7 +445,7 @@ def allocate_to_interest(
         raise PaymentError("This payment is void; it cannot be allocated.")
     invoice = session.get(Invoice, invoice_id)
     if invoice is None or invoice.client_id != payment.client_id:
-        raise PaymentError("That invoice is not one of this client's invoices.")
+        raise PaymentError(worded("That invoice is not one of this {client}'s invoices."))
     if invoice.currency != payment.currency:
         raise PaymentError(
             f"Invoice {_label(invoice)} is in {invoice.currency}, "

@@ -14,6 +14,7 @@ from app.core.clock import tenant_today
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
+from app.core.terminology import worded
 from app.custom_fields import services as custom_fields
 from app.custom_fields.views import record_section, section_context
 from app.extensions import db
@@ -157,7 +158,7 @@ def new():
             if invoice is not None:
                 toast(f"Payment recorded against invoice {invoice.number}.")
                 return redirect(url_for("invoicing.detail", invoice_id=invoice.id), 303)
-            toast("Payment recorded. Allocate it to the client's invoices.")
+            toast(worded("Payment recorded. Allocate it to the {client}'s invoices."))
             return redirect(url_for("payments.detail", payment_id=payment.id), 303)
     return render_page(
         "payments/new.html",

@@ -34,6 +34,7 @@ from app.core.bulk import copy_rows
 from app.core.clock import DATE_RANGE_TEXT, LATEST_DATE, roll_forward, typed_date
 from app.core.events import emit
 from app.core.money import CURRENCIES, format_money, split_by_percentages, to_money
+from app.core.terminology import term, worded
 from app.custom_fields.services import ValuesInvalid, values_for_new_record
 from app.library.services import PlanShapeError, plan_amounts
 from app.projects.models import DUE_RULES, Milestone, MilestoneTransition, Project
@@ -95,7 +96,7 @@ def clean_project(raw: Mapping, tenant_currency: str) -> tuple[dict, dict[str, s
     errors: dict[str, str] = {}
     name = " ".join(str(raw.get("name") or "").split())
     if not 2 <= len(name) <= 191:
-        errors["name"] = "Name the project (2 to 191 characters)."
+        errors["name"] = worded("Name the {project} (2 to 191 characters).")
     value = _money(raw.get("contract_value") or "", "contract_value", errors)
     currency = str(raw.get("currency") or tenant_currency).upper().strip()
     if currency not in CURRENCIES:
@@ -107,7 +108,9 @@ def clean_project(raw: Mapping, tenant_currency: str) -> tuple[dict, dict[str, s
     days_text = str(raw.get("payment_days") or "").strip()
     days = None
     if terms and terms not in ("net", "mfi", "custom", "immediate"):
-        errors["payment_terms"] = "Choose Net, MFI, Custom or Immediate, or leave it to the client."
+        errors["payment_terms"] = worded(
+            "Choose Net, MFI, Custom or Immediate, or leave it to the {client}."
+        )
     elif terms in ("net", "mfi"):
         if not days_text.isdigit() or not 1 <= int(days_text) <= 365:
             errors["payment_days"] = "Use a whole number of days from 1 to 365."
@@ -287,14 +290,16 @@ def _plan_values(
     """`plan_rows` as tuples in PLAN_COLUMNS order, as COPY takes them, and their total: one
     tuple per milestone and nothing else (a plan may have thousands)."""
     if not plan:
-        raise PlanError({"plan": "A plan needs at least one milestone."})
+        raise PlanError({"plan": worded("A plan needs at least one {milestone}.")})
     percentages = [m.percentage for m in plan]
     by_percentage = [p is not None for p in percentages]
     if any(by_percentage) and not all(by_percentage):
-        raise PlanError({"plan": "Give every milestone a percentage, or every one an amount."})
+        raise PlanError(
+            {"plan": worded("Give every {milestone} a percentage, or every one an amount.")}
+        )
     if all(by_percentage):
         if any(p <= 0 for p in percentages):
-            raise PlanError({"plan": "Give every milestone a percentage above 0."})
+            raise PlanError({"plan": worded("Give every {milestone} a percentage above 0.")})
         if sum(percentages) != 100:
             raise PlanError({"plan": "The percentages must add up to 100."})
         amounts = split_by_percentages(project.contract_value, percentages)
@@ -302,7 +307,7 @@ def _plan_values(
     else:
         amounts = [to_money(m.amount) for m in plan]
         if any(amount <= 0 for amount in amounts):
-            raise PlanError({"plan": "Give every milestone an amount above zero."})
+            raise PlanError({"plan": worded("Give every {milestone} an amount above zero.")})
         total = sum(amounts)
         if total != project.contract_value:
             currency = project.currency
@@ -335,8 +340,9 @@ def _plan_values(
                 {"plan": f"{milestone.name}: falls due after {LATEST_DATE:%d %b %Y}; plan less."}
             )
         if len(milestone.name) > MILESTONE_NAME_LIMIT:
+            limit = MILESTONE_NAME_LIMIT
             raise PlanError(
-                {"plan": f"Name each milestone in at most {MILESTONE_NAME_LIMIT} characters."}
+                {"plan": f"Name each {term('milestone')} in at most {limit} characters."}
             )
         rows.append(
             (
@@ -405,7 +411,9 @@ def _replace_old_plan(session: Session, mine, entry: Select) -> None:
     the foreign key protects; either way the savepoint puts the old plan back."""
     old = Milestone.__table__.delete().where(mine).returning(Milestone.status).cte("old")
     not_started = func.count().filter(old.c.status != "planned") == 0
-    started = PlanError({"plan": "Work has started on this plan; change milestones one by one."})
+    started = PlanError(
+        {"plan": worded("Work has started on this plan; change {milestones} one by one.")}
+    )
     try:
         with session.begin_nested():
             if session.execute(_audit(entry.select_from(old).having(not_started))).first() is None:
@@ -486,12 +494,12 @@ def transition(
     if to_status not in allowed:
         raise PlanError(
             {
-                "status": f"A {milestone.status.replace('_', ' ')} milestone cannot "
+                "status": f"A {milestone.status.replace('_', ' ')} {term('milestone')} cannot "
                 f"become {to_status.replace('_', ' ')}."
             }
         )
     if to_status == "approved" and not project.requires_approval:
-        raise PlanError({"status": "This project does not need approvals."})
+        raise PlanError({"status": worded("This {project} does not need approvals.")})
     if to_status == "completed" and milestone.acceptance_date is None:
         milestone.acceptance_date = today
     record_move(session, milestone, to_status, user_id, note)

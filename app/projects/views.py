@@ -10,6 +10,7 @@ from app.core.clock import subdivision_for, tenant_today
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
+from app.core.terminology import term
 from app.custom_fields import services as custom_fields
 from app.custom_fields.views import record_section, section_context
 from app.extensions import db
@@ -140,7 +141,7 @@ def new():
         except services.PlanError as error:
             errors = error.errors
         else:
-            toast(f"{project.name} is saved. Now plan its milestones.")
+            toast(f"{project.name} is saved. Now plan its {term('milestones')}.")
             return redirect(url_for("projects.detail", project_id=project.id), 303)
     return render_page(
         "projects/new.html",
@@ -213,7 +214,7 @@ def plan(project_id: int):
         except services.PlanError as error:
             errors = error.errors
         else:
-            toast(f"The plan has {count} milestones adding up to the contract value.")
+            toast(f"The plan has {count} {term('milestones')} adding up to the contract value.")
             return redirect(url_for("projects.detail", project_id=project.id), 303)
     return _plan_page(project, status=422, plan_errors=errors, plan_values=request.form.to_dict())
 
@@ -241,7 +242,7 @@ def apply_template(project_id: int):
     except services.PlanError as error:
         toast(" ".join(error.errors.values()), "error")
     else:
-        toast(f"{template.name}: {count} milestones on this contract value.")
+        toast(f"{template.name}: {count} {term('milestones')} on this contract value.")
     return redirect(url_for("projects.detail", project_id=project.id), 303)
 
 

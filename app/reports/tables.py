@@ -17,6 +17,7 @@ from app.aging import services as aging
 from app.clients.models import Client
 from app.collections.cases.promises import PROMISE_VIEWS, list_promises
 from app.collections.models import CollectionNotice
+from app.core.terminology import term, title_term
 from app.invoicing.listing import InvoiceFilters, list_invoices
 from app.payments.listing import PaymentFilters
 from app.payments.models import Payment
@@ -80,7 +81,7 @@ def describe_filters(report: str, filters: dict[str, str], session: Session) -> 
     for key, value in sorted(filters.items()):
         if key in ("client_id",):
             client = session.get(Client, int(value))
-            parts.append(f"client {client.short_name if client else '(deleted)'}")
+            parts.append(f"{term('client')} {client.short_name if client else '(deleted)'}")
         elif key == "view":
             parts.append(PROMISE_VIEWS[value].lower())
         elif key == "method":
@@ -124,7 +125,7 @@ def _aging(session: Session, filters: dict, today: date) -> ReportTable:
     table = ReportTable(
         REPORTS["aging"],
         f"On {today:%d %b %Y}",
-        ["Client", "Currency", *buckets.long_labels, "Total", "Overdue"],
+        [title_term("client"), "Currency", *buckets.long_labels, "Total", "Overdue"],
         currency_column=1,
     )
     for row in report.rows:
@@ -148,7 +149,17 @@ def _invoices(session: Session, filters: dict, today: date) -> ReportTable:
     table = ReportTable(
         REPORTS["invoices"],
         covers,
-        ["Number", "Client", "Project", "Issued", "Due", "Status", "Currency", "Total", "Owing"],
+        [
+            "Number",
+            title_term("client"),
+            title_term("project"),
+            "Issued",
+            "Due",
+            "Status",
+            "Currency",
+            "Total",
+            "Owing",
+        ],
         currency_column=6,
     )
     for row in page.rows:
@@ -219,7 +230,7 @@ def _promises(session: Session, filters: dict, today: date) -> ReportTable:
     table = ReportTable(
         REPORTS["promises"],
         f"{PROMISE_VIEWS[view]} on {today:%d %b %Y}",
-        ["Client", "Promised on", "Currency", "Amount", "Status", "Note"],
+        [title_term("client"), "Promised on", "Currency", "Amount", "Status", "Note"],
         currency_column=2,
     )
     sums: dict[str, Decimal] = defaultdict(Decimal)
@@ -261,7 +272,7 @@ def _cash_received(session: Session, filters: dict, first: date, last: date) -> 
     table = ReportTable(
         REPORTS["cash_received"],
         _days_text(first, last),
-        ["Received on", "Client", "Currency", "Amount", "Method", "Reference"],
+        ["Received on", title_term("client"), "Currency", "Amount", "Method", "Reference"],
         currency_column=2,
     )
     sums: dict[str, Decimal] = defaultdict(Decimal)
@@ -312,8 +323,17 @@ def _collections_performance(
     )
     table = ReportTable(
         REPORTS["collections_performance"],
-        f"Notices sent {_days_text(first, last)[0].lower()}{_days_text(first, last)[1:]}",
-        ["Level", "Channel", "Currency", "Notices sent", "Amount asked", "Since paid", "Paid %"],
+        f"{title_term('notices')} sent {_days_text(first, last)[0].lower()}"
+        f"{_days_text(first, last)[1:]}",
+        [
+            "Level",
+            "Channel",
+            "Currency",
+            f"{title_term('notices')} sent",
+            "Amount asked",
+            "Since paid",
+            "Paid %",
+        ],
         currency_column=2,
     )
     for _, level_name, channel, currency, sent, asked, paid_count in session.execute(query):

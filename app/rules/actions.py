@@ -42,6 +42,7 @@ from app.clients.services import updated_facts
 from app.collections.cases.holds import active_holds, place_hold
 from app.collections.models import CollectionPolicy
 from app.core.events import emit, emit_many
+from app.core.terminology import term
 from app.custom_fields import services as custom_fields
 from app.invoicing.models import Invoice
 from app.message_templates.models import MessageTemplate
@@ -260,8 +261,8 @@ def describe(action: dict, names: dict[str, dict]) -> str:
     if kind in REQUIREMENT_ACTIONS:
         label = names["invoice_fields"].get(action["field_key"], action["field_key"])
         if kind == "require_invoice_field":
-            return f"Require “{label}” on the client's invoices"
-        return f"Stop requiring “{label}” on the client's invoices"
+            return f"Require “{label}” on the {term('client')}'s invoices"
+        return f"Stop requiring “{label}” on the {term('client')}'s invoices"
     if kind == "send_message":
         return f"Send the message {names['templates'].get(action['template_id'], '(deleted)')}"
     return f"Call the webhook {names['endpoints'].get(action['endpoint_id'], '(deleted)')}"

@@ -24,7 +24,7 @@ resolver set with `set_custom_field_resolver` (the custom fields area's), which 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.clients.models import PAYMENT_TERMS, STATUSES, Client
+from app.core.terminology import reworded, title_term
 from app.invoicing.models import INVOICE_STATUSES, OWING_STATUSES, Invoice
 
 TYPES = ("text", "choice", "number", "money", "date", "tags", "user", "bool")
@@ -256,13 +257,20 @@ _BUILT_IN: dict[str, dict[str, Field]] = {
 }
 
 
+def _in_workspace_words(built_in: Field) -> Field:
+    """A built-in field's label ("Client's status", "Sent to the client") in the workspace's
+    words; the labels of custom fields are the workspace's own and stay as written."""
+    return replace(built_in, label=reworded(built_in.label))
+
+
 def fields_of(entity: str) -> list[Field]:
     """Every field a condition on `entity` may name, the built-in ones first."""
-    fields = list(_BUILT_IN[entity].values())
+    fields = [_in_workspace_words(f) for f in _BUILT_IN[entity].values()]
     fields += list(_custom_fields.fields(entity))
     if entity == "invoices":
+        owner = title_term("client")
         fields += [
-            Field(f"client.{f.path}", f"Client's {f.label}", f.type, f.expression, f.choices)
+            Field(f"client.{f.path}", f"{owner}'s {f.label}", f.type, f.expression, f.choices)
             for f in _custom_fields.fields("clients")
         ]
     return fields
@@ -280,7 +288,8 @@ def resolve(entity: str, path: str) -> Field | None:
             if found
             else None
         )
-    return _BUILT_IN[entity].get(path)
+    found = _BUILT_IN[entity].get(path)
+    return _in_workspace_words(found) if found else None
 
 
 # -- checking a tree when it is saved ---------------------------------------------------------

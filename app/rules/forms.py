@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.core.terminology import reworded
 from app.rules import conditions
 from app.rules.actions import ACTION_LABELS
 
@@ -262,7 +263,7 @@ def _fit_to_entity(group: dict, entity: str) -> None:
 
 
 def action_choices() -> list[tuple[str, str]]:
-    return list(ACTION_LABELS.items())
+    return [(action, reworded(label)) for action, label in ACTION_LABELS.items()]
 
 
 def field_for(entity: str, path: str) -> Any:

@@ -31,6 +31,7 @@ from app.collections.models import CollectionPolicy
 from app.core.clock import tenant_today
 from app.core.event_types import EVENT_TYPES, event_type_names
 from app.core.events import DomainEvent
+from app.core.terminology import reworded, worded
 from app.invoicing.models import Invoice
 from app.message_templates.models import MessageTemplate
 from app.rules import actions as rule_actions
@@ -53,7 +54,7 @@ from tenants.models import Membership, User
 log = logging.getLogger(__name__)
 
 CONSUMER = "rules"
-ENTITY_LABELS = {"clients": "Clients", "invoices": "Invoices"}
+ENTITY_LABELS = {"clients": "{Clients}", "invoices": "Invoices"}  # "{Clients}": see worded()
 DRY_RUN_SHOWN = 50
 MAX_NAME = 120
 # Events no rule reacts to: a rule's own webhook call and an admin's webhook test.
@@ -91,9 +92,11 @@ def trigger_choices(entity: str) -> list[tuple[str, str]]:
             continue
         if entity == "invoices" and key not in schema["required"]:
             continue
-        choices.append(
-            (name, f"When {schema['description'][0].lower()}{schema['description'][1:]}")
-        )
+        # The event's description in the workspace's words ("When a customer was added").
+        described = reworded(schema["description"])
+        if not described[1:2].isupper():  # "GST Job ..." keeps its capitals
+            described = described[0].lower() + described[1:]
+        choices.append((name, f"When {described}"))
     return choices
 
 
@@ -117,7 +120,7 @@ def check_rule(session: Session, raw: dict) -> dict:
         errors["name"] = f"At most {MAX_NAME} characters."
     entity = raw.get("entity")
     if entity not in ENTITIES:
-        errors["entity"] = "Choose clients or invoices."
+        errors["entity"] = worded("Choose {clients} or invoices.")
         entity = "clients"
     trigger = raw.get("trigger")
     overdue_days = None

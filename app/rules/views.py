@@ -10,6 +10,7 @@ from app.clients.models import PAYMENT_TERMS
 from app.clients.services import members_for_choice
 from app.collections.engine.services import policy_choices
 from app.core.pages import render_page, toast
+from app.core.terminology import worded
 from app.extensions import db
 from app.message_templates.services import list_templates
 from app.rules import conditions, forms, services
@@ -34,7 +35,7 @@ def _choices(entity: str) -> dict:
     actions may name."""
     entity = entity if entity in ENTITIES else "clients"
     return {
-        "entities": [(e, services.ENTITY_LABELS[e]) for e in ENTITIES],
+        "entities": [(e, worded(services.ENTITY_LABELS[e])) for e in ENTITIES],
         "triggers": services.trigger_choices(entity),
         "fields": conditions.fields_of(entity),
         "operators": conditions.OPERATORS,
@@ -132,7 +133,7 @@ def show(rule_id: int):
         "rules/show.html",
         rule=rule,
         trigger_label=services.trigger_label(rule),
-        entity_label=services.ENTITY_LABELS[rule.entity],
+        entity_label=worded(services.ENTITY_LABELS[rule.entity]),
         conditions_in_words=_in_words(rule.entity, rule.conditions, names),
         actions_in_words=[describe(action, names) for action in rule.actions],
         versions=services.versions_of(db.session, rule),

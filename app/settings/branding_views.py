@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, g, redirect, request, url_for
 
 from app.core.pages import render_page, toast
 from app.core.storage import get_storage
+from app.core.terminology import worded
 from app.extensions import db
 from app.settings import branding, services
 from tenants.context import require_permission
@@ -22,7 +23,7 @@ from tenants.context import require_permission
 blueprint = Blueprint("branding", __name__, url_prefix="/t/<tenant_slug>/settings/branding")
 
 SAMPLE_EMAIL = (
-    "Dear Sample Client,\n\n"
+    "Dear Sample {Client},\n\n"
     "Please find attached invoice SAMPLE-0001 for the design phase.\n\n"
     "Thank you for your business."
 )
@@ -109,9 +110,10 @@ def email_preview():
     the saved ones), exactly as delivery dresses one."""
     workspace = services.workspace_settings(db.session, g.tenant.id)
     shown, _ = branding.preview_branding(workspace, request.args)
+    sample_email = worded(SAMPLE_EMAIL)
     text, html = branding.dress_email(
-        SAMPLE_EMAIL,
-        "".join(f"<p>{paragraph}</p>" for paragraph in SAMPLE_EMAIL.split("\n\n")),
+        sample_email,
+        "".join(f"<p>{paragraph}</p>" for paragraph in sample_email.split("\n\n")),
         shown,
         services.sender_name(g.tenant, workspace),
         _logo_data_url(workspace),

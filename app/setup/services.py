@@ -26,7 +26,7 @@ DONE, SKIPPED = "done", "skipped"
 @dataclass(frozen=True)
 class Step:
     name: str
-    title: str
+    title: str  # "{clients}": the workspace's word (app.core.terminology)
     fields: tuple[str, ...]  # the settings this step fills
 
 
@@ -38,9 +38,9 @@ STEPS = (
     ),
     Step("brand", "Logo and colour", ("brand_colour",)),
     Step("payment", "Getting paid", ("upi_vpa", "payment_instructions")),
-    Step("email", "E-mail to your clients", ("sender_name", "reply_to")),
+    Step("email", "E-mail to your {clients}", ("sender_name", "reply_to")),
     # Clients are added on the clients pages; the step is done once there is one.
-    Step("clients", "Your first clients", ()),
+    Step("clients", "Your first {clients}", ()),
 )
 BY_NAME = {step.name: step for step in STEPS}
 

@@ -9,6 +9,7 @@ from flask import Blueprint, abort, current_app, g, redirect, request, url_for
 
 from app.core.pages import render_page, toast
 from app.core.storage import get_storage
+from app.core.terminology import worded
 from app.extensions import db
 from app.integrations import services as integrations
 from app.settings import services as settings
@@ -93,7 +94,7 @@ def save(step_name: str):
     )
     if errors:
         return _page(step, values=request.form.to_dict(), errors=errors, status=422)
-    toast(f"{step.title}: saved.")
+    toast(f"{worded(step.title)}: saved.")
     return _onwards()
 
 

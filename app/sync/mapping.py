@@ -31,6 +31,7 @@ from app.clients.services import (
 from app.core.money import to_money
 from app.core.number_formats import fiscal_year_of
 from app.core.regions import GST_TO_ISO, region_code
+from app.core.terminology import term
 from app.integrations.connectors.accounting import (
     Address,
     BookContact,
@@ -525,7 +526,7 @@ def invoice_from(
     check_book_invoice(record)
     if record.currency.upper() != client.currency:
         raise NotAccepted(
-            f"Invoice {record.number} is in {record.currency.upper()} but its client "
+            f"Invoice {record.number} is in {record.currency.upper()} but its {term('client')} "
             f"{client.full_name} is billed in {client.currency}."
         )
     regime = _regime(session, tenant, client, record, workspace)

@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from app.core.event_types import EVENT_TYPES, event_type_names
 from app.core.pages import render_page, toast
+from app.core.terminology import reworded
 from app.extensions import db
 from app.webhooks import services
 from tenants.context import require_permission
@@ -26,8 +27,9 @@ def _endpoint_or_404(endpoint_id: int):
 
 
 def _event_choices() -> list[tuple[str, str]]:
-    """(type, what it means) of every type an endpoint may choose (not the test event)."""
-    described = {name: schema["description"] for (name, _), schema in EVENT_TYPES.items()}
+    """(type, what it means) of every type an endpoint may choose (not the test event); the
+    meaning in the workspace's words, the type as integrators receive it."""
+    described = {name: reworded(schema["description"]) for (name, _), schema in EVENT_TYPES.items()}
     return [
         (name, described[name])
         for name in event_type_names()

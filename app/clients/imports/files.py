@@ -30,6 +30,7 @@ from app.clients.imports.limits import ImportFileError, ImportLimits
 from app.clients.imports.mapping import suggest_mapping
 from app.clients.imports.xlsx import NotAWorkbook, check_workbook_directory, first_sheet_rows
 from app.core import storage
+from app.core.terminology import term
 from tenants.binding import schema_for_tenant_id
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -120,8 +121,8 @@ def _cell_too_long(limits: ImportLimits):
     def error(line: int, column: int) -> ImportFileError:
         return ImportFileError(
             f"Line {line}, column {get_column_letter(column + 1)}: a cell holds more than "
-            f"{limits.max_cell_chars:,} characters, longer than any client field. Shorten it "
-            "and upload again."
+            f"{limits.max_cell_chars:,} characters, longer than any {term('client')} field. "
+            "Shorten it and upload again."
         )
 
     return error
@@ -143,8 +144,9 @@ class _RecordBudget:
         self.used += len(line)
         if self.used > self.limit:
             raise ImportFileError(
-                f"Line {self.record} is longer than a client file's row can be (more than "
-                f"{self.limit:,} characters). Check that it is a CSV file of clients."
+                f"Line {self.record} is longer than {term('a client')} file's row can be (more "
+                f"than {self.limit:,} characters). Check that it is a CSV file of "
+                f"{term('clients')}."
             )
         return line
 
@@ -176,8 +178,8 @@ def _csv_rows(handle: IO[str], limits: ImportLimits) -> Iterator[tuple[int, list
                 cells.pop()
             if len(cells) > limits.max_columns:
                 raise ImportFileError(
-                    f"Line {line} has more than {limits.max_columns:,} columns; a client file "
-                    f"may have at most {limits.max_columns:,}."
+                    f"Line {line} has more than {limits.max_columns:,} columns; "
+                    f"{term('a client')} file may have at most {limits.max_columns:,}."
                 )
             for column, cell in enumerate(cells):
                 if len(cell) > limits.max_cell_chars:
@@ -221,7 +223,7 @@ def _header(cells: list[str]) -> list[str]:
         )
     if not suggest_mapping(headers) and any(_looks_like_data(h) for h in headers):
         raise ImportFileError(
-            "The first row looks like a client, not column names. Add a header row "
+            f"The first row looks like {term('a client')}, not column names. Add a header row "
             "(e.g. Name, Short name, GSTIN) and upload again."
         )
     return headers
@@ -240,7 +242,7 @@ def inspect_file(
     with open_table(stream, file_format, limits) as table:
         first_rows = list(itertools.islice(table.rows, keep_rows))
         if not first_rows:
-            raise ImportFileError("The file has a header row but no clients below it.")
+            raise ImportFileError(f"The file has a header row but no {term('clients')} below it.")
         total = len(first_rows) + sum(1 for _ in table.rows)
     return FileSummary(table.headers, total, first_rows)
 

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from app.core.terminology import worded
 from app.custom_fields.models import CustomField
 from app.custom_fields.services import FORM_PREFIX
 
@@ -290,7 +291,7 @@ def clean_mapping(
 def mapping_problem(mapping: Mapping) -> str | None:
     if {"full_name", "short_name"} <= mapping.keys() or "external_id" in mapping:
         return None
-    return (
+    return worded(
         "Choose the columns with the full name and the short name (or map External ID "
-        "to update existing clients only)."
+        "to update existing {clients} only)."
     )

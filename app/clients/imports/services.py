@@ -82,6 +82,7 @@ from app.clients.rules import (
 )
 from app.clients.services import announce_clients_imported, client_context, client_form_values
 from app.core.handover import hand_over, redis_connection
+from app.core.terminology import term
 from app.custom_fields.services import (
     FORM_PREFIX,
     clean_values,
@@ -408,8 +409,8 @@ class RowChecker:
                                 {},
                                 {
                                     "external_id": (
-                                        f"The client with this short name has external id "
-                                        f"{current_external}."
+                                        f"The {term('client')} with this short name has "
+                                        f"external id {current_external}."
                                     )
                                 },
                             )
@@ -439,12 +440,12 @@ class RowChecker:
                     continue
                 owner = existing.get(value)
                 if owner is not None and owner != target_id:
-                    errors[key] = f"Another client has this {what}."
+                    errors[key] = f"Another {term('client')} has this {what}."
                 elif value in seen:
                     errors[key] = f"Line {seen[value]} has the same {what}."
             if target_id is not None and target_id in self.seen_target and not errors:
                 errors["short_name"] = (
-                    f"Line {self.seen_target[target_id]} already updates this client."
+                    f"Line {self.seen_target[target_id]} already updates this {term('client')}."
                 )
 
             self._custom(cells, values, errors, found.custom.get(target_id))

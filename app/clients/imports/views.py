@@ -63,7 +63,7 @@ def form_key_or_none(value: str | None) -> str | None:
 
 class UploadForm(FlaskForm):
     file = FileField(
-        "Client file",
+        "{Client} file",  # the workspace's word, filled where it is shown
         validators=[FileRequired("Choose a .csv or .xlsx file.")],
         description=(
             "A .csv (UTF-8; comma, semicolon or tab separated) or .xlsx file of up to 20 MB. "

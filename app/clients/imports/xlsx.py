@@ -31,6 +31,7 @@ from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
 from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
 
 from app.clients.imports.limits import ImportFileError, ImportLimits
+from app.core.terminology import term
 
 READ_BLOCK = 64 * 1024
 # The shared string table is the one part held whole (cells refer to it by position): about
@@ -381,7 +382,7 @@ class _SheetReader:
                 if self.cell.column >= self.limits.max_columns:
                     raise ImportFileError(
                         f"Line {self.line} has more than {self.limits.max_columns:,} columns; "
-                        f"a client file may have at most {self.limits.max_columns:,}."
+                        f"{term('a client')} file may have at most {self.limits.max_columns:,}."
                     )
                 self.row[self.cell.column] = value
         elif name == "row":

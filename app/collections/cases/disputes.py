@@ -17,6 +17,7 @@ from app.clients.models import Client
 from app.collections.cases.services import CaseError, CaseInvalid, read_text, read_url
 from app.collections.models import Dispute
 from app.core.events import emit
+from app.core.terminology import worded
 from app.invoicing import services as invoicing
 from app.invoicing.models import Invoice
 
@@ -42,7 +43,7 @@ def open_dispute(
     owner_user_id (a member of `member_ids` when given; the person disputing by default)."""
     errors: dict[str, str] = {}
     reason = read_text(
-        values.get("reason"), "reason", errors, required="Say what the client disputes."
+        values.get("reason"), "reason", errors, required=worded("Say what the {client} disputes.")
     )
     evidence = read_text(values.get("evidence"), "evidence", errors)
     evidence_url = read_url(values.get("evidence_url"), "evidence_url", errors)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client
 from app.collections.cases.services import CaseError, CaseInvalid, read_date, read_text
 from app.collections.models import CollectionHold
+from app.core.terminology import worded
 from app.invoicing.models import Invoice
 
 
@@ -54,7 +55,9 @@ def place_hold(
     if raw:
         invoice = session.get(Invoice, int(raw)) if raw.isdigit() else None
         if invoice is None or invoice.client_id != client.id or invoice.status == "draft":
-            errors["invoice_id"] = "Choose one of this client's invoices, or none for all."
+            errors["invoice_id"] = worded(
+                "Choose one of this {client}'s invoices, or none for all."
+            )
         else:
             invoice_id = invoice.id
     if errors:

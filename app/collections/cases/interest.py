@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 from app.clients.models import Client
 from app.collections.models import BankRate, CollectionSettings
 from app.core.money import CENT, to_money
+from app.core.terminology import worded
 from app.invoicing.models import CreditNote, Invoice
 from app.payments.models import Payment, PaymentAllocation
 
@@ -288,7 +289,7 @@ def _no_interest_reason(invoice: Invoice, client: Client) -> str | None:
     if invoice.status in NO_INTEREST_STATUSES:
         return f"A {invoice.status} invoice carries no interest."
     if (client.late_interest_mode or "none") == "none":
-        return "No late-payment interest for this client."
+        return worded("No late-payment interest for this {client}.")
     return None
 
 
@@ -339,7 +340,7 @@ def _compute(
         if start_from is None:
             return no_interest("The invoice has no due date.")
         if not rate:
-            return no_interest("No late-payment interest rate is set for this client.")
+            return no_interest(worded("No late-payment interest rate is set for this {client}."))
         starts_on = start_from + timedelta(days=1)
         compound = mode == "compound"
         description = (

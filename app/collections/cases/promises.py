@@ -24,6 +24,7 @@ from app.collections.cases.services import CaseError, CaseInvalid, read_amount, 
 from app.collections.models import PromiseToPay
 from app.core.events import emit
 from app.core.money import to_money
+from app.core.terminology import worded
 from app.invoicing.balance import open_invoices, outstanding
 from app.invoicing.models import Invoice
 from app.payments.models import PaymentAllocation
@@ -82,16 +83,16 @@ def create_promise(
     amount = read_amount(values.get("amount"), "amount", errors)
     promised_on = read_date(values.get("promised_on"), "promised_on", errors, "date")
     if promised_on is None and "promised_on" not in errors:
-        errors["promised_on"] = "Enter the date the client promised to pay by."
+        errors["promised_on"] = worded("Enter the date the {client} promised to pay by.")
     elif promised_on is not None and promised_on < today:
         errors["promised_on"] = "The date promised cannot be in the past."
     note = read_text(values.get("note"), "note", errors)
     open_ = {o.invoice.id: o for o in open_invoices(session, client.id)}
     chosen = [int(i) for i in (values.get("invoice_ids") or []) if str(i).strip().isdigit()]
     if not open_:
-        errors["invoice_ids"] = "This client owes nothing: there is nothing to promise."
+        errors["invoice_ids"] = worded("This {client} owes nothing: there is nothing to promise.")
     elif any(i not in open_ for i in chosen):
-        errors["invoice_ids"] = "Choose among the client's open invoices."
+        errors["invoice_ids"] = worded("Choose among the {client}'s open invoices.")
     covered = [open_[i] for i in (chosen or open_)] if "invoice_ids" not in errors else []
     currencies = {o.invoice.currency for o in covered}
     if len(currencies) > 1:

@@ -16,6 +16,7 @@ from app.collections.models import (
     MSME_RATE_BASES,
     NOTICE_PURPOSES,
 )
+from app.core.terminology import worded
 
 UDYAM_NUMBER = re.compile(r"^UDYAM-[A-Z]{2}-\d{2}-\d{7}$")
 CHANNEL_LABELS = {
@@ -103,7 +104,7 @@ def clean_settings(values: Mapping) -> tuple[dict, dict[str, str]]:
     out["tolerance_amount"] = _amount(values, "tolerance_amount", errors, required=True)
     grouping = _text(values, "grouping")
     if grouping not in GROUPINGS:
-        errors["grouping"] = "Choose how notices are grouped."
+        errors["grouping"] = worded("Choose how {notices} are grouped.")
     out["grouping"] = grouping
     out["visit_radius_m"] = _whole(values, "visit_radius_m", 1, 100_000, errors, "the radius")
     udyam = _text(values, "udyam_number").upper()

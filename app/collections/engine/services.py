@@ -18,6 +18,7 @@ from app.collections.notices.statement import Line, statement_text, totals
 from app.core.clock import tenant_today
 from app.core.language import money_country
 from app.core.money import format_money
+from app.core.terminology import worded
 from app.invoicing.balance import open_invoices
 from app.invoicing.models import Invoice
 from app.message_templates.rendering import (
@@ -273,12 +274,14 @@ def send_test(session: Session, tenant, user, level_id, client_id) -> int | None
         errors["level_id"] = "Choose a level."
     client = _by_id(session, Client, client_id)
     if client is None or client.deleted_at is not None:
-        errors["client_id"] = "Choose a client."
+        errors["client_id"] = worded("Choose {a client}.")
     if errors:
         raise CollectionsInvalid(errors)
     owing = [each for each in open_invoices(session, client.id) if each.outstanding > 0]
     if not owing:
-        raise CollectionsInvalid({"client_id": "This client owes nothing: nothing to show."})
+        raise CollectionsInvalid(
+            {"client_id": worded("This {client} owes nothing: nothing to show.")}
+        )
     today = tenant_today(session)
     lines = [
         Line(

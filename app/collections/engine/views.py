@@ -15,6 +15,7 @@ from app.collections.models import CollectionLevel, CollectionNotice, Collection
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
+from app.core.terminology import term
 from app.extensions import db
 from tenants.context import require_permission
 
@@ -98,7 +99,9 @@ def run_now():
     record = engine.run(
         db.session, g.tenant, trigger="manual", user_id=current_user.id, any_day=True
     )
-    toast(f"Run for {record.run_date:%d %b %Y}: {record.notices_created} notice(s) created.")
+    toast(
+        f"Run for {record.run_date:%d %b %Y}: {record.notices_created} {term('notice')}(s) created."
+    )
     return redirect(url_for("collections.run_detail", run_id=record.id), 303)
 
 
@@ -230,7 +233,9 @@ def delete_policy(policy_id: int):
     except services.CollectionsInvalid as error:
         toast(error.errors["policy"], "error")
         return redirect(url_for("collections.policy", policy_id=policy.id), 303)
-    toast(f"Policy {policy.name} deleted; its clients and invoices follow the default now.")
+    toast(
+        f"Policy {policy.name} deleted; its {term('clients')} and invoices follow the default now."
+    )
     return redirect(url_for("collections.policies"), 303)
 
 

@@ -22,7 +22,7 @@ class _Form(FlaskForm):
 class ResponseForm(_Form):
     response_date = DateField("Response date", validators=[Optional()])
     response_note = TextAreaField(
-        "What the client said", render_kw={"maxlength": NOTE_LENGTH, "rows": 3}
+        "What the {client} said", render_kw={"maxlength": NOTE_LENGTH, "rows": 3}
     )
 
 

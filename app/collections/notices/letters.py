@@ -38,6 +38,7 @@ from app.core.clock import tenant_today
 from app.core.money import format_money
 from app.core.regions import state_name
 from app.core.storage import get_storage, save_in_transaction, tenant_key
+from app.core.terminology import title_term
 from app.invoicing.pdf import (
     LOGO_URL,
     brand_colour,
@@ -161,7 +162,7 @@ def letter_document(
         "logo_url": LOGO_URL,
         "supplier": _supplier(tenant, workspace),
         "recipient": _recipient(client),
-        "reference": f"Notice {notice.id} · {notice.level_name}",
+        "reference": f"{title_term('notice')} {notice.id} · {notice.level_name}",
         "date": _day(as_of),
         "deadline": _day(as_of + timedelta(days=DEMAND_DAYS)),
         "demand_days": DEMAND_DAYS,

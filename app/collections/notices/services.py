@@ -82,6 +82,7 @@ from app.core.money import format_money
 from app.core.request_input import row_id
 from app.core.signals import DeletionBlocker
 from app.core.storage import save_in_transaction, tenant_key
+from app.core.terminology import term, worded
 from app.core.transaction_hooks import on_commit, on_rollback
 from app.custom_fields.services import template_variables
 from app.invoicing.models import Invoice, InvoiceLine
@@ -156,7 +157,7 @@ NOTE_LENGTH = 4000
 # The permission (tenants/roles.py) that lets a legal-stage notice go out: approving it,
 # sending it now, resending it. Earlier stages need only notices.manage.
 LEGAL_APPROVAL = "notices.approve_legal"
-LEGAL_APPROVAL_REFUSAL = "Only owners, admins and finance can approve or send a legal notice."
+LEGAL_APPROVAL_REFUSAL = "Only owners, admins and finance can approve or send a legal {notice}."
 
 
 class NoticeError(ValueError):
@@ -172,7 +173,7 @@ class LegalApprovalRequired(NoticeError):
     """The notice is at the legal stage and the person lacks LEGAL_APPROVAL."""
 
     def __init__(self) -> None:
-        super().__init__(LEGAL_APPROVAL_REFUSAL)
+        super().__init__(worded(LEGAL_APPROVAL_REFUSAL))
 
 
 # Reading ------------------------------------------------------------------------------------
@@ -259,7 +260,7 @@ def _today(session: Session) -> date:
 
 def _refuse_closed(notice: CollectionNotice, action: str) -> None:
     if notice.status in ("closed", "cancelled"):
-        raise NoticeError(f"This notice is {notice.status}; it cannot be {action}.")
+        raise NoticeError(f"This {term('notice')} is {notice.status}; it cannot be {action}.")
 
 
 def is_legal_stage(session: Session, notice: CollectionNotice) -> bool:
@@ -286,9 +287,13 @@ def check_may_send(session: Session, notice: CollectionNotice, may_approve_legal
     someone without LEGAL_APPROVAL (`may_approve_legal`: the caller's check of it)."""
     gone = client_gone(session, notice)
     if gone == "client archived":
-        raise NoticeError("The client is archived, so this notice can no longer go out.")
+        raise NoticeError(
+            worded("The {client} is archived, so this {notice} can no longer go out.")
+        )
     if gone == "client deleted":
-        raise NoticeError("The client was deleted, so this notice can no longer go out.")
+        raise NoticeError(
+            worded("The {client} was deleted, so this {notice} can no longer go out.")
+        )
     if not may_approve_legal and is_legal_stage(session, notice):
         raise LegalApprovalRequired()
 
@@ -304,7 +309,9 @@ def approve(
     needs someone with LEGAL_APPROVAL (`may_approve_legal`)."""
     _refuse_closed(notice, "approved")
     if notice.status != "draft":
-        raise NoticeError(f"Only a draft can be approved; this notice is {notice.status}.")
+        raise NoticeError(
+            f"Only a draft can be approved; this {term('notice')} is {notice.status}."
+        )
     check_may_send(session, notice, may_approve_legal)
     notice.status = "approved"
     notice.approved_by, notice.approved_at = user_id, _now()
@@ -496,7 +503,7 @@ def record_response(
     _refuse_closed(notice, "answered")
     errors = {}
     if notice.status in ("draft", "approved") and notice.channel not in TASK_CHANNELS:
-        errors[""] = "The notice has not gone out yet."
+        errors[""] = worded("The {notice} has not gone out yet.")
     if responded_on is None:
         errors["response_date"] = "Enter the date of the response."
     elif responded_on > today:
@@ -516,9 +523,9 @@ def escalate(session: Session, notice: CollectionNotice, today: date) -> None:
     """Take the next rung now: the daily run moves the notice's invoices up at once."""
     _refuse_closed(notice, "escalated")
     if notice.status in ("draft", "approved"):
-        raise NoticeError("Send the notice before escalating it.")
+        raise NoticeError(worded("Send the {notice} before escalating it."))
     if notice.status == "escalated":
-        raise NoticeError("This notice is escalated already.")
+        raise NoticeError(worded("This {notice} is escalated already."))
     notice.status, notice.escalated_on = "escalated", today
     session.flush()
     announce(session, notice, "notice.escalated")
@@ -537,10 +544,10 @@ def close(
     _refuse_closed(notice, "closed")
     errors = {}
     if reason not in NOTICE_CLOSE_REASONS:
-        errors["reason"] = "Choose why the notice ends."
+        errors["reason"] = worded("Choose why the {notice} ends.")
     note = " ".join((note or "").split())
     if reason == "cancelled" and not note:
-        errors["note"] = "Say why the notice is cancelled."
+        errors["note"] = worded("Say why the {notice} is cancelled.")
     elif len(note) > 500:
         errors["note"] = "Keep the reason to 500 characters."
     if errors:
@@ -633,7 +640,7 @@ def deletion_blockers(session: Session, client_id: int) -> list[DeletionBlocker]
         return []
     return [
         DeletionBlocker(
-            holds=f"{count} open notice{'' if count == 1 else 's'}",
+            holds=f"{count} open {term('notice' if count == 1 else 'notices')}",
             remedy=f"Close {'it' if count == 1 else 'them'} (with the reason)",
             tab="notices",
         )
@@ -1075,7 +1082,7 @@ def resend(
     session.refresh(notice, with_for_update=True)
     _refuse_closed(notice, "resent")
     if notice.status != "failed" or notice.channel not in MESSAGE_CHANNELS:
-        raise NoticeError("Only a notice whose message failed can be resent.")
+        raise NoticeError(worded("Only {a notice} whose message failed can be resent."))
     check_may_send(session, notice, may_approve_legal)
     if contact_id is not None:
         contact = session.get(Contact, contact_id)
@@ -1084,7 +1091,7 @@ def resend(
             or contact.client_id != notice.client_id
             or contact.deleted_at is not None
         ):
-            raise NoticeError({"contact_id": "Choose one of the client's contacts."})
+            raise NoticeError({"contact_id": worded("Choose one of the {client}'s contacts.")})
         if not _address(contact, notice.channel):
             kind = "an e-mail address" if notice.channel == "email" else "a phone number"
             raise NoticeError({"contact_id": f"{contact.full_name} has no {kind}."})

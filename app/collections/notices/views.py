@@ -31,6 +31,7 @@ from app.collections.notices.forms import (
 from app.core.clock import tenant_today
 from app.core.pages import render_page, toast
 from app.core.storage import get_storage
+from app.core.terminology import term, title_term, worded
 from app.custom_fields.views import record_section, section_context
 from app.extensions import db
 from app.invoicing.models import Invoice
@@ -102,14 +103,18 @@ def approve_selected():
         db.session, g.tenant.id, ids, current_user.id, may_approve_legal=_may_approve_legal()
     )
     if approved:
-        toast(f"{len(approved)} notice{'' if len(approved) == 1 else 's'} approved and sent.")
-    legal = sum(1 for why in refused.values() if why == notices.LEGAL_APPROVAL_REFUSAL)
+        toast(
+            f"{len(approved)} {term('notice' if len(approved) == 1 else 'notices')} approved "
+            "and sent."
+        )
+    refusal = worded(notices.LEGAL_APPROVAL_REFUSAL)
+    legal = sum(1 for why in refused.values() if why == refusal)
     if len(refused) > legal:
         toast(f"{len(refused) - legal} not approved: only drafts can be approved.", "error")
     if legal:
         toast(
-            f"{legal} legal notice{'' if legal == 1 else 's'} not approved: only owners, "
-            "admins and finance can approve them.",
+            f"{legal} legal {term('notice' if legal == 1 else 'notices')} not approved: only "
+            "owners, admins and finance can approve them.",
             "error",
         )
     return redirect(url_for("notices.index", **request.args), 303)
@@ -184,7 +189,7 @@ def custom_section(notice_id: int):
         notice,
         url=_custom_url(notice.id),
         page_url=url_for("notices.detail", notice_id=notice.id),
-        title=f"Notice: {notice.level_name}",
+        title=f"{title_term('notice')}: {notice.level_name}",
         may_edit=can("notices.manage"),
     )
 
@@ -482,7 +487,7 @@ def client_notices(client_id: int):
     if client is None or client.deleted_at is not None:
         abort(404)
     rows = notices.notices_of(db.session, client_id=client.id)
-    return _fragment(rows, "No notices for this client yet.", client=client)
+    return _fragment(rows, worded("No {notices} for this {client} yet."), client=client)
 
 
 @blueprint.get("/invoice/<int:invoice_id>")
@@ -492,4 +497,4 @@ def invoice_notices(invoice_id: int):
     if invoice is None:
         abort(404)
     rows = notices.notices_of(db.session, invoice_id=invoice.id)
-    return _fragment(rows, "No notices for this invoice yet.", invoice=invoice)
+    return _fragment(rows, worded("No {notices} for this invoice yet."), invoice=invoice)

@@ -45,6 +45,7 @@ from app.collections.models import (
     PromiseToPay,
 )
 from app.core.request_input import row_id
+from app.core.terminology import term, worded
 from app.invoicing.balance import owing_per_client
 from app.invoicing.models import OWING_STATUSES, Invoice
 from tenants.binding import bound_tenant_id
@@ -185,7 +186,7 @@ def flag_reason(activity: CollectionActivity, radius_m: int) -> str:
     if activity.accuracy_m is None:
         return "The position was typed in, not taken from the device."
     if activity.distance_m is None:
-        return "The client has no site with coordinates."
+        return worded("The {client} has no site with coordinates.")
     if activity.accuracy_m > radius_m:
         return f"The device's position was only accurate to {activity.accuracy_m} m."
     if activity.distance_m > radius_m:
@@ -581,7 +582,7 @@ def _clean_common(
     if not _blank(raw_contact):
         contact = session.get(Contact, int(raw_contact)) if str(raw_contact).isdigit() else None
         if contact is None or contact.client_id != client.id or contact.deleted_at is not None:
-            errors["contact_id"] = "Choose one of this client's contacts."
+            errors["contact_id"] = worded("Choose one of this {client}'s contacts.")
         else:
             contact_id = contact.id
     notice = None
@@ -591,7 +592,7 @@ def _clean_common(
         if row_id(raw_notice):
             notice = session.get(CollectionNotice, row_id(raw_notice))
         if notice is None or notice.client_id != client.id or notice.channel != kind:
-            errors["notice_id"] = f"Choose one of this client's {kind} tasks."
+            errors["notice_id"] = f"Choose one of this {term('client')}'s {kind} tasks."
             notice = None
         elif notice.status in ("draft", "closed", "cancelled"):
             errors["notice_id"] = f"This task is {notice.status}: log the {kind} without it."

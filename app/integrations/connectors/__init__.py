@@ -160,7 +160,7 @@ class Connector(ABC):
     provider: ClassVar[str]  # "smtp", "whatsapp_cloud", "msg91", "twilio"
     channel: ClassVar[str]  # "email", "whatsapp", "sms"
     title: ClassVar[str]
-    description: ClassVar[str]
+    description: ClassVar[str]  # "{clients}": the workspace's word, filled where it is shown
     fields: ClassVar[tuple[Field, ...]] = ()
 
     def __init__(self, *, settings: Mapping, secrets: Mapping, config: Mapping):

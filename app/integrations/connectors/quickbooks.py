@@ -174,7 +174,7 @@ def signature(body: bytes, verifier_token: str) -> str:
 class QuickBooksConnector(AccountingConnector):
     provider = "quickbooks"
     title = "QuickBooks Online"
-    description = "Keeps clients, invoices, credit notes and payments in step with QuickBooks."
+    description = "Keeps {clients}, invoices, credit notes and payments in step with QuickBooks."
     per_minute = 500
     page_size = 1000
     uses_pkce = False

@@ -218,7 +218,7 @@ class RazorpayConnector(Connector):
     token_shape = WEBHOOK_TOKEN_SHAPE
     title = "Razorpay"
     description = (
-        "Clients pay invoices through Razorpay Payment Links (UPI, cards, netbanking); "
+        "{Clients} pay invoices through Razorpay Payment Links (UPI, cards, netbanking); "
         "each payment is applied to its invoices when Razorpay reports it."
     )
     fields = (

@@ -579,7 +579,7 @@ class StripeConnector(Connector):
     # The shape of the webhook path token `clean` makes, checked before any look-up.
     token_shape = WEBHOOK_TOKEN_SHAPE
     description = (
-        "Let clients abroad pay invoices by card in their own currency through Stripe "
+        "Let {clients} abroad pay invoices by card in their own currency through Stripe "
         "Checkout; payments, refunds and disputes come back by webhook."
     )
     fields = (

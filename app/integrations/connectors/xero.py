@@ -190,7 +190,7 @@ class XeroConnector(AccountingConnector):
     provider = "xero"
     title = "Xero"
     description = (
-        "Keeps clients, invoices, credit notes and payments in step with your Xero "
+        "Keeps {clients}, invoices, credit notes and payments in step with your Xero "
         "organisation, both ways."
     )
     per_minute = 60

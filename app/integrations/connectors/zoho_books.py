@@ -210,7 +210,7 @@ def zoho_state(gst_code: str | None) -> str | None:
 class ZohoBooksConnector(AccountingConnector):
     provider = "zoho_books"
     title = "Zoho Books"
-    description = "Keep clients, invoices, credit notes and payments in step with Zoho Books."
+    description = "Keep {clients}, invoices, credit notes and payments in step with Zoho Books."
     per_minute = 100
     per_day = 1000
     page_size = 200

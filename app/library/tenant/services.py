@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.types import BigInteger, Integer
 
 from app.audit.models import AuditEntry
+from app.core.terminology import term, worded
 from app.library import services as library
 from app.library.models import DUE_RULES, LibraryTemplate
 from app.library.tenant.models import TenantTemplate, TenantTemplateItem, TenantTemplateVersion
@@ -305,7 +306,7 @@ def clean_item(raw: Mapping) -> tuple[dict, dict[str, str]]:
     errors: dict[str, str] = {}
     name = " ".join(str(raw.get("name") or "").split())
     if not 1 <= len(name) <= 191:
-        errors["name"] = "Name the milestone (up to 191 characters)."
+        errors["name"] = worded("Name the {milestone} (up to 191 characters).")
     kind = str(raw.get("share_kind") or "percentage")
     share = _decimal(str(raw.get("share") or ""))
     percentage = fixed = None
@@ -355,7 +356,7 @@ def clean_item(raw: Mapping) -> tuple[dict, dict[str, str]]:
 def add_item(session: Session, draft: TenantTemplateVersion, raw: Mapping) -> TenantTemplateItem:
     values, errors = clean_item(raw)
     if len(draft.items) >= MAX_ITEMS:
-        errors["name"] = f"A template holds at most {MAX_ITEMS:,} milestones."
+        errors["name"] = f"A template holds at most {MAX_ITEMS:,} {term('milestones')}."
     if errors:
         raise TemplateError(errors)
     item = TenantTemplateItem(position=len(draft.items) + 1, **values)
@@ -455,7 +456,7 @@ def check_plan(items: Sequence) -> PlanCheck:
     pct_total = sum(percentages, Decimal(0))
     problem = None
     if not items:
-        problem = "Add at least one milestone."
+        problem = worded("Add at least one {milestone}.")
     elif percentages and pct_total != HUNDRED:
         whole = "of what the fixed amounts leave " if fixed else ""
         problem = (

@@ -15,6 +15,7 @@ from flask_login import current_user
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
 from app.core.request_input import row_id
+from app.core.terminology import term, title_term
 from app.extensions import db
 from app.library import services as library
 from app.library.tenant import services
@@ -25,7 +26,7 @@ blueprint = Blueprint("my_templates", __name__, url_prefix="/t/<tenant_slug>/lib
 DUE_RULE_CHOICES = {
     "on_start": "At the start",
     "days_after_start": "Days after the start",
-    "days_after_previous": "Days after the previous milestone",
+    "days_after_previous": "Days after the previous {milestone}",
 }
 
 
@@ -92,7 +93,9 @@ def new():
         except services.TemplateError as error:
             values, errors, status = request.form.to_dict(), error.errors, 422
         else:
-            toast(f"{template.name} is started: add its milestones, then publish version 1.")
+            toast(
+                f"{template.name} is started: add its {term('milestones')}, then publish version 1."
+            )
             return redirect(url_for("my_templates.editor", tenant_template_id=template.id), 303)
     return render_page(
         "library/new_template.html",
@@ -174,8 +177,9 @@ def archive(tenant_template_id: int):
     template = _template_or_404(tenant_template_id)
     services.archive(db.session, template)
     toast(
-        f"{template.name} is archived: it is no longer offered for new projects. Projects made "
-        "from it keep their plan. Restore it from the archived templates."
+        f"{template.name} is archived: it is no longer offered for new {term('projects')}. "
+        f"{title_term('projects')} made from it keep their plan. Restore it from the archived "
+        "templates."
     )
     return redirect(url_for("my_templates.index"), 303)
 
@@ -390,7 +394,10 @@ def publish(tenant_template_id: int):
             publish_errors=error.errors,
             publish_note=request.form.get("note", ""),
         )
-    toast(f"Version {draft.number} is published. Projects made from earlier versions keep theirs.")
+    toast(
+        f"Version {draft.number} is published. {title_term('projects')} made from earlier "
+        "versions keep theirs."
+    )
     return redirect(url_for("my_templates.detail", tenant_template_id=template.id), 303)
 
 

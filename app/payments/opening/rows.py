@@ -22,6 +22,7 @@ from app.clients.imports.files import FORMULA_START
 from app.clients.models import Client
 from app.core.clock import tenant_today
 from app.core.money import CURRENCIES, to_money
+from app.core.terminology import worded
 from app.invoicing.models import OPENING_SERIES, Invoice
 from tenants.models import Tenant
 
@@ -236,7 +237,7 @@ class RowChecker:
         name = " ".join(raw.get("client", "").split())
         gstin = raw.get("client_gstin", "").upper()
         if not name:
-            row.errors["client"] = "The client is required."
+            row.errors["client"] = worded("The {client} is required.")
             return
         key = name.lower()
         for candidate in (

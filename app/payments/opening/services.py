@@ -55,6 +55,7 @@ from app.clients.models import Client
 from app.clients.services import ClientError, client_context, create_client
 from app.core.handover import hand_over, redis_connection
 from app.core.number_formats import fiscal_year_of
+from app.core.terminology import worded
 from app.invoicing.balance import settle
 from app.invoicing.models import OPENING_SERIES, Invoice, InvoiceLine
 from app.invoicing.words import CURRENCIES as WORDED_CURRENCIES
@@ -353,7 +354,7 @@ class _Writer:
 
 
 def _client_problem(errors: dict[str, str]) -> str:
-    return "The client cannot be created: " + " ".join(
+    return worded("The {client} cannot be created: ") + " ".join(
         f"{key.replace('_', ' ')}: {reason}" for key, reason in errors.items()
     )
 
