@@ -183,8 +183,14 @@ def test_under_the_workspace_approval_every_notice_of_the_run_waits(
     notice = session.scalars(select(CollectionNotice)).one()
     assert (notice.status, notice.approved_at) == ("draft", None)
     session.commit()
-    owner = session.scalar(select(Membership.user_id).where(Membership.role == "owner"))
-    slug = session.get(Tenant, bound_tenant_id(session)).slug
+    tenant_id = bound_tenant_id(session)
+    # Memberships are shared by every workspace: this one's owner, not the first found.
+    owner = session.scalar(
+        select(Membership.user_id).where(
+            Membership.tenant_id == tenant_id, Membership.role == "owner"
+        )
+    )
+    slug = session.get(Tenant, tenant_id).slug
     with app.test_client() as browser:  # the Collections page says why nothing goes out
         login(browser, session.get(User, owner))
         page = browser.get(f"/t/{slug}/collections/")
