@@ -16,7 +16,7 @@ from app.clients.models import Client
 from app.custom_fields import services
 from app.custom_fields.models import CustomField
 from app.invoicing.models import Invoice
-from tenants.binding import schema_for_tenant_id
+from tenants.binding import bound_tenant_id, schema_for_tenant_id
 from tests.helpers import csrf_token_from, tenant_session
 
 
@@ -539,6 +539,51 @@ def test_the_invoice_list_filters_sorts_and_shows_columns_of_custom_fields(
         "PO-2",
         "PO-3",
     ]
+
+
+def _plan(session, query) -> str:
+    """EXPLAIN of a list's query as the page runs it (text() SQL is not schema-translated)."""
+    schema = schema_for_tenant_id(bound_tenant_id(session))
+    sql = str(query.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
+    sql = sql.replace("tenant.", f"{schema}.")
+    # A handful of rows would be read whole anyway: the index must be there to be chosen.
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    return "\n".join(session.execute(text("EXPLAIN " + sql)).scalars())
+
+
+def test_search_finds_clients_and_invoices_by_their_custom_values_through_an_index(
+    client, books, login, make_invoice
+):
+    """A PO number or a site code typed in the search box finds its record, as a name does; a
+    field's key ("po") finds nothing by itself."""
+    tenant, owner, session, customer = books
+    add_field(session, "invoices", label="PO number")
+    add_field(session, label="Site code")
+    customer.custom_fields = {"site_code": "BLR-WHITEFIELD-7"}
+    wanted = make_invoice(session, tenant, customer)
+    wanted.custom_fields = {"po_number": "PO-88431"}
+    other = make_invoice(session, tenant, customer)
+    other.custom_fields = {"po_number": "PO-12000"}
+    session.commit()
+    login(client, owner)
+
+    invoices = client.get(f"/t/{tenant.slug}/invoices/", query_string={"q": "88431"}).text
+    assert wanted.number in invoices and other.number not in invoices
+    clients = client.get(f"/t/{tenant.slug}/clients/", query_string={"q": "whitefield-7"}).text
+    assert "Kaveri Builders" in clients
+    assert (
+        "Kaveri Builders"
+        not in client.get(f"/t/{tenant.slug}/clients/", query_string={"q": "site_code"}).text
+    )
+
+    # The clients' side is test_clients' search test (their search text now holds the values).
+    from app.invoicing import listing
+
+    searched = listing._filtered(
+        select(Invoice.id), listing.InvoiceFilters(q="88431"), date(2027, 3, 1), session
+    )
+    invoice_plan = _plan(session, searched)
+    assert "ix_invoices_custom_search" in invoice_plan
 
 
 # Import ---------------------------------------------------------------------------------------

@@ -18,11 +18,16 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
+    cast,
+    func,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from tenants.base import TenantModel, sql_list, utcnow_column
 
@@ -93,6 +98,19 @@ class CustomField(TenantModel):
     @property
     def is_archived(self) -> bool:
         return self.archived_at is not None
+
+
+# A record's custom values as one text for search as you type (every value, not the keys: a
+# search for "po" should not find every record that has a "po_number"); immutable, so a
+# trigram index can hold it. Choices read as their codes, which are their labels in lower case.
+CUSTOM_VALUES_TEXT = "coalesce(jsonb_path_query_array(custom_fields, '$.*')::text, '')"
+
+
+def searchable_custom_values(column) -> ColumnElement:
+    """lower(CUSTOM_VALUES_TEXT) over `column`, written so that it is the expression a trigram
+    index on it holds (the path inline, not a bound parameter)."""
+    values = func.jsonb_path_query_array(column, literal_column("'$.*'"))
+    return func.lower(func.coalesce(cast(values, Text), ""))
 
 
 def custom_values_column() -> Mapped[dict]:

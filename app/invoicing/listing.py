@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 from app.clients.models import SEARCH_EXPRESSION, Client
 from app.core.money import to_money
 from app.core.request_input import row_id
-from app.custom_fields.models import CustomField
+from app.custom_fields.models import CustomField, searchable_custom_values
 from app.custom_fields.services import FORM_PREFIX, filter_clause, sort_is_numeric, sort_sql
 from app.invoicing.balance import applied_to, applied_to_invoices, credited_to_invoices
 from app.invoicing.models import (
@@ -172,10 +172,18 @@ def _filtered(query, filters: InvoiceFilters, today: date, session: Session | No
             + filters.q.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
             + "%"
         )
-        # Both sides use a trigram index: the invoice number's, and the clients' search text.
+        # Every arm can be answered by an index: the invoice number's trigrams, the invoice's
+        # custom values' (a PO number), and the clients found by their search text as an array
+        # (`= ANY(ARRAY(...))`, where `IN (subquery)` could only be checked row by row). So the
+        # planner may OR three bitmaps for a rare term, or walk the list in order for a common
+        # one, as it judges.
         clients = select(Client.id).where(literal_column(SEARCH_EXPRESSION).like(pattern))
         query = query.where(
-            or_(func.lower(Invoice.number).like(pattern), Invoice.client_id.in_(clients))
+            or_(
+                func.lower(Invoice.number).like(pattern),
+                searchable_custom_values(Invoice.custom_fields).like(pattern),
+                Invoice.client_id == func.any(func.array(clients.scalar_subquery())),
+            )
         )
     return query
 

@@ -23,7 +23,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.custom_fields.models import custom_values_column, index_custom_values
+from app.custom_fields.models import (
+    CUSTOM_VALUES_TEXT,
+    custom_values_column,
+    index_custom_values,
+)
 from tenants.base import TenantModel, sql_list, utcnow_column
 
 
@@ -155,6 +159,13 @@ class Invoice(TaxAmounts, TenantModel):
         ),
         Index(
             "ix_invoices_number_search", text("lower(number) gin_trgm_ops"), postgresql_using="gin"
+        ),
+        # Search finds an invoice by its custom values too (a PO number).
+        Index(
+            "ix_invoices_custom_search",
+            text(f"lower({CUSTOM_VALUES_TEXT}) gin_trgm_ops"),
+            postgresql_using="gin",
+            postgresql_with={"gin_pending_list_limit": 256},
         ),
     )
 
