@@ -13,6 +13,7 @@ import re
 from datetime import date
 from html.parser import HTMLParser
 
+import pytest
 from sqlalchemy import String, cast, update
 
 from app.clients.models import Client, Contact
@@ -21,6 +22,7 @@ from app.collections.models import CollectionLevel, CollectionNotice
 from app.custom_fields.models import CustomField
 from app.custom_fields.services import ENTITY_LABELS
 from app.invoicing.models import Invoice
+from app.library.services import load_library
 from app.message_templates.models import MessageTemplate
 from app.projects.models import Milestone, Project
 from app.sync.models import SyncConflict
@@ -70,7 +72,6 @@ NOT_PAGES = {
     # OAuth providers' return addresses, and Tally's import file (XML).
     "/t/<tenant_slug>/messages/<int:message_id>/html": "the message's body, as sent",
     "/t/<tenant_slug>/settings/logo": "an image",
-    "/t/<tenant_slug>/library/<int:template_id>": "no shared library template in tests",
     "/t/<tenant_slug>/integrations/<int:connection_id>/tests/<job_id>": "a job's progress",
     "/t/<tenant_slug>/sync/<provider>/finish": "an OAuth return address",
     "/t/<tenant_slug>/calendar/<provider>/finish": "an OAuth return address",
@@ -198,10 +199,19 @@ def _rename_records_of(db_session, records):
     session.close()
 
 
+@pytest.fixture
+def library(db_session):
+    """The shipped template library, whatever earlier tests left: its names ("Standard, medium
+    project") are Duebook's words and must read in the workspace's."""
+    load_library(db_session)
+    db_session.commit()
+
+
 def test_no_page_says_the_default_words_once_a_workspace_chose_its_own(
     app,
     client,
     db_session,
+    library,
     tenant_a_records,  # noqa: F811 (the isolation walk's fixture, imported above)
     login,
 ):
@@ -284,7 +294,7 @@ def _owner_of(db_session, tenant):
 
 
 def test_an_empty_workspace_says_its_own_words_in_every_empty_state(
-    app, client, db_session, make_tenant, make_user, login
+    app, client, db_session, library, make_tenant, make_user, login
 ):
     """The lists before anything is in them ("No engagements yet…"), the first-day dashboard
     and the setup steps: every page that needs no record, in a new workspace."""

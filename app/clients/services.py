@@ -58,7 +58,7 @@ COUNT_CAP = 10_000  # beyond this the list says "10,000+" instead of counting ev
 # reached (the GIN index finds the rows, not their number): counting stops sooner.
 CUSTOM_FILTER_COUNT_CAP = 1_000
 # What a person is told when a unique field is already another client's ("{client}": the
-# workspace's word, filled by `taken`).
+# workspace's word, filled by `taken_message`).
 TAKEN = {
     "full_name": "Another {client} has this full name.",
     "short_name": "Another {client} has this short name.",
@@ -66,7 +66,7 @@ TAKEN = {
 }
 
 
-def taken(key: str) -> str:
+def taken_message(key: str) -> str:
     return worded(TAKEN[key])
 
 
@@ -104,7 +104,7 @@ def uniqueness_errors(session: Session, values: Mapping, exclude_id: int | None 
         if exclude_id:
             query = query.where(Client.id != exclude_id)
         if values.get(key) and session.scalar(query.limit(1)) is not None:
-            errors[key] = taken(key)
+            errors[key] = taken_message(key)
     if values.get("external_id"):
         query = select(Client.id).where(
             Client.external_id == values["external_id"], Client.deleted_at.is_(None)
@@ -112,7 +112,7 @@ def uniqueness_errors(session: Session, values: Mapping, exclude_id: int | None 
         if exclude_id:
             query = query.where(Client.id != exclude_id)
         if session.scalar(query.limit(1)) is not None:
-            errors["external_id"] = taken("external_id")
+            errors["external_id"] = taken_message("external_id")
     return errors
 
 
@@ -215,7 +215,7 @@ def create_clients(
     for values, contact, errors in checked:
         unique = {key: _unique_key(key, values[key]) for key in TAKEN if values.get(key)}
         errors.update(
-            (key, taken(key))
+            (key, taken_message(key))
             for key, value in unique.items()
             if key not in errors and (key, value) in taken
         )
@@ -469,7 +469,7 @@ def _save_unique(session: Session, client: Client) -> None:
         field = index.removeprefix("uq_clients_")
         if not index.startswith("uq_clients_") or field not in TAKEN:
             raise
-        raise ClientError({field: taken(field)}) from error
+        raise ClientError({field: taken_message(field)}) from error
 
 
 def client_form_values(client: Client) -> dict[str, str]:

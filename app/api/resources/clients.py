@@ -231,7 +231,7 @@ def api_errors(errors: dict[str, str]) -> dict[str, str]:
 
 
 def rule_code(field: str, message: str) -> str:
-    if message in {services.taken(key) for key in services.TAKEN}:
+    if message in {services.taken_message(key) for key in services.TAKEN}:
         return "taken"
     if "required" in message:
         return "required"
