@@ -205,3 +205,28 @@ def test_a_filter_keeping_more_than_the_cap_says_so_instead_of_adding_up(
     assert "3+ invoices match." in page and "Narrow the filters" in page
     assert "4 invoices" not in page
     assert "5 invoices" in client.get(f"/t/{tenant.slug}/invoices/").text
+
+
+def test_a_search_read_by_its_matches_pages_as_the_ordered_walk_does(books, monkeypatch):
+    """A rare term's page is read from its matches' ids; a common one walks the list. Either
+    way the same invoices, in the same order, page after page."""
+    tenant, session, client, invoice, _ = books
+    acme, zenith = client("Acme Builders"), client("Zenith Traders")
+    for day in range(1, 8):
+        invoice(acme, "10.00", date(2027, 1, day))
+        invoice(zenith, "10.00", date(2027, 1, day))
+
+    def pages():
+        seen, after = [], None
+        while True:
+            page = list_invoices(session, InvoiceFilters(q="acme"), TODAY, after, page_size=3)
+            seen.append([row.invoice.id for row in page.rows])
+            if page.next_cursor is None:
+                return seen
+            after = page.next_cursor
+
+    read_by_matches = pages()
+    monkeypatch.setattr(listing, "SEARCH_NARROWS", 0)  # every search walks the list now
+    walked = pages()
+    assert read_by_matches == walked
+    assert sum(len(page) for page in walked) == 7

@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     MetaData,
     Numeric,
@@ -39,6 +40,7 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.clients.models import SEARCH_EXPRESSION, Client
@@ -60,6 +62,9 @@ from tenants.binding import PLACEHOLDER_SCHEMA, bound_schema, qualified
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000  # a filter keeping more says "10,000+ invoices" instead of adding them up
+# A search matching at most this many invoices reads them by id (`_narrowed_to_matches`): more
+# ids cost more to fetch than the ordered walk takes to meet 51 of them.
+SEARCH_NARROWS = 2_000
 ZERO = Decimal("0.00")
 STATUS_FILTERS = ("open", "overdue", *INVOICE_STATUSES)
 CHASED_STATUSES = ("issued", "sent", "overdue", "partly_paid")  # owing, and not disputed
@@ -270,6 +275,8 @@ def list_invoices(
         .outerjoin(Project, Project.id == Invoice.project_id)
     )
     query = _filtered(query, filters, today, session)
+    if filters.q:
+        query = _narrowed_to_matches(session, query, filters, today)
     if filters.sort:
         found, more, next_cursor = _custom_sorted(session, query, filters, after, page_size)
     else:
@@ -298,6 +305,20 @@ def list_invoices(
     ]
     found_totals, capped = totals(session, filters, today)
     return InvoicePage(rows, next_cursor, found_totals, capped, COUNT_CAP)
+
+
+def _narrowed_to_matches(session: Session, query, filters: InvoiceFilters, today: date):
+    """A search's page read from its matches. Found first by their indexes (at most
+    SEARCH_NARROWS ids), the page is those invoices sorted: a rare term (an invoice number, a
+    PO number) costs a few milliseconds, where walking the list in order until 51 matched read
+    all 1,000,000 invoices (1.8 s). A term more invoices share is left to the walk, which meets
+    its matches early (one in every 20,000 rows or closer at 1,000,000 invoices)."""
+    matching = session.scalars(
+        _filtered(select(Invoice.id), filters, today, session).limit(SEARCH_NARROWS + 1)
+    ).all()
+    if len(matching) > SEARCH_NARROWS:
+        return query
+    return query.where(Invoice.id == func.any(literal(list(matching), ARRAY(BigInteger))))
 
 
 def ordered_rows(session: Session, filters: InvoiceFilters, today: date):
