@@ -47,7 +47,13 @@ from app.clients.models import SEARCH_EXPRESSION, Client
 from app.core.money import to_money
 from app.core.request_input import row_id
 from app.custom_fields.models import CustomField, searchable_custom_values
-from app.custom_fields.services import FORM_PREFIX, filter_clause, sort_is_numeric, sort_sql
+from app.custom_fields.services import (
+    FORM_PREFIX,
+    ListChoice,
+    filter_clause,
+    sort_is_numeric,
+    sort_sql,
+)
 from app.invoicing.balance import applied_to, applied_to_invoices, credited_to_invoices
 from app.invoicing.models import (
     INVOICE_STATUSES,
@@ -105,24 +111,18 @@ class InvoiceFilters:
     def from_args(cls, args: Mapping, fields: Sequence[CustomField] = ()) -> InvoiceFilters:
         status = (args.get("status") or "").strip()
         client = (args.get("client_id") or "").strip()
-        by_key = {f.key: f for f in fields}
-        sort = (args.get("sort") or "").strip()
-        given = args.getlist("columns") if hasattr(args, "getlist") else [args.get("columns")]
-        wanted = [key for value in given for key in (value or "").split(",")]
+        # The custom-field part read as every list reads it.
+        listed = ListChoice.from_args(args, fields)
         return cls(
             status=status if status in STATUS_FILTERS else "",
             client_id=row_id(client),
             q=(args.get("q") or "").strip()[:100],
             issued_from=_date(args.get("from")),
             issued_to=_date(args.get("to")),
-            custom=tuple(
-                (key, value)
-                for key in by_key
-                if (value := (args.get(FORM_PREFIX + key) or "").strip()[:255])
-            ),
-            sort=sort if sort.lstrip("-").removeprefix(FORM_PREFIX) in by_key else "",
-            columns=tuple(key for key in by_key if key in wanted),
-            fields=by_key,
+            custom=listed.custom,
+            sort=listed.sort,
+            columns=listed.columns,
+            fields=listed.fields,
         )
 
     def as_args(self) -> dict[str, str]:
@@ -132,9 +132,7 @@ class InvoiceFilters:
             "q": self.q,
             "from": self.issued_from.isoformat() if self.issued_from else "",
             "to": self.issued_to.isoformat() if self.issued_to else "",
-            "sort": self.sort,
-            "columns": ",".join(self.columns),
-            **{FORM_PREFIX + key: value for key, value in self.custom},
+            **ListChoice(self.custom, self.sort, self.columns).as_args(),
         }
         return {key: value for key, value in values.items() if value}
 
