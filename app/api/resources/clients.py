@@ -16,7 +16,7 @@ from app.api.rest import Answer, ListQuery, decode_cursor, encode_cursor, operat
 from app.clients import services
 from app.clients.models import CHANNELS, CONTACT_ROLES, PAYMENT_TERMS, STATUSES, Client, Contact
 from app.clients.rules import LANGUAGES, TEXT_LIMITS
-from app.custom_fields.services import FORM_PREFIX
+from app.custom_fields.services import FORM_PREFIX, ValuesInvalid, change_record_values
 from app.extensions import db
 
 _MONEY_PATTERN = r"^\d{1,16}(\.\d{1,2})?$"
@@ -236,6 +236,15 @@ def rule_code(field: str, message: str) -> str:
     if "required" in message:
         return "required"
     return "invalid"
+
+
+def change_custom_values(entity: str, record, values: dict) -> None:
+    """A record's custom fields changed as its page changes them (only those sent, each by its
+    rules); a refusal is the API's 422, one error per field."""
+    try:
+        change_record_values(db.session, entity, record, values)
+    except ValuesInvalid as error:
+        raise invalid(422, api_errors(error.errors), rule_code) from None
 
 
 def change_client(client: Client, body: BaseModel) -> Client:

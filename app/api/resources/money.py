@@ -19,10 +19,10 @@ from app.api.resources.clients import (
     CustomChange,
     CustomValue,
     api_errors,
+    change_custom_values,
     rule_code,
 )
 from app.api.rest import Answer, ListQuery, operation, page_by_id, require_match
-from app.custom_fields.services import ValuesInvalid, change_record_values
 from app.extensions import db
 from app.invoicing import pdf
 from app.invoicing import services as invoicing
@@ -320,8 +320,5 @@ def update_payment(payment_id: int, body: CustomChange):
     amount and allocations are the pages' to change."""
     payment = _payment(payment_id)
     require_match(payment_out(payment))
-    try:
-        change_record_values(db.session, "payments", payment, body.custom_fields)
-    except ValuesInvalid as error:
-        raise invalid(422, api_errors(error.errors), rule_code) from None
+    change_custom_values("payments", payment, body.custom_fields)
     return Answer(payment_out(payment))

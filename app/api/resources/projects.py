@@ -17,6 +17,7 @@ from app.api.resources.clients import (
     CustomChange,
     CustomValue,
     api_errors,
+    change_custom_values,
     rule_code,
 )
 from app.api.resources.money import MONEY_SCHEMA, Money, money
@@ -31,7 +32,6 @@ from app.api.rest import (
 )
 from app.clients import services as clients
 from app.core.clock import subdivision_for, tenant_today
-from app.custom_fields.services import ValuesInvalid, change_record_values
 from app.extensions import db
 from app.projects import services
 from app.projects.models import AUTO_INVOICE, DUE_RULES, MILESTONE_STATUSES, Milestone, Project
@@ -292,10 +292,7 @@ def update_project(project_id: int, body: CustomChange):
     """Only the custom fields sent change, each checked by its rules (422 per field)."""
     project = _project(project_id)
     require_match(project_out(project))
-    try:
-        change_record_values(db.session, "projects", project, body.custom_fields)
-    except ValuesInvalid as error:
-        raise invalid(422, api_errors(error.errors), rule_code) from None
+    change_custom_values("projects", project, body.custom_fields)
     return Answer(project_out(project))
 
 
@@ -418,10 +415,7 @@ def move_milestone(project_id: int, milestone_id: int, body: MilestoneMove):
     if body.status is None and body.custom_fields is None:
         raise invalid(422, {"status": "Send a status to move to, custom_fields, or both."})
     if body.custom_fields is not None:
-        try:
-            change_record_values(db.session, "milestones", milestone, body.custom_fields)
-        except ValuesInvalid as error:
-            raise invalid(422, api_errors(error.errors), rule_code) from None
+        change_custom_values("milestones", milestone, body.custom_fields)
     if body.status is None:
         return Answer(milestone_out(milestone, project))
     try:
