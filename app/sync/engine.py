@@ -114,6 +114,9 @@ class Run:
         self.session = session
         self.run = run
         self.connection = connection
+        # Kept as a plain number: the connection's row is expired by every page's commit, and
+        # reading its id would load it again.
+        self.connection_id = connection.id
         self.settings = dict(connection.settings or {})
         self.tenant = session.get(Tenant, connection_tenant_id(session))
         self.today = local_date(self.tenant.time_zone)
@@ -167,7 +170,7 @@ class Run:
                 self.session.add(link)  # written by `write_links` in this page
             return link
         query = select(SyncLink).where(
-            SyncLink.connection_id == self.connection.id, SyncLink.entity == entity
+            SyncLink.connection_id == self.connection_id, SyncLink.entity == entity
         )
         if remote_id is not None:
             query = query.where(SyncLink.remote_id == remote_id)
@@ -184,7 +187,7 @@ class Run:
     def new_link(self, entity, local_id, record, origin: str, agreed: dict) -> SyncLink:
         """A link, known to the page's look-ups, not yet added to the session."""
         link = SyncLink(
-            connection_id=self.connection.id,
+            connection_id=self.connection_id,
             entity=entity,
             local_id=local_id,
             remote_id=record.remote_id,
@@ -246,7 +249,7 @@ class Run:
         for kind, ids in wanted.items():
             for link in self.session.scalars(
                 select(SyncLink).where(
-                    SyncLink.connection_id == self.connection.id,
+                    SyncLink.connection_id == self.connection_id,
                     SyncLink.entity == kind,
                     SyncLink.remote_id.in_(ids),
                 )
@@ -278,7 +281,7 @@ class Run:
             self._page_skipped = set(
                 self.session.scalars(
                     select(SyncMatch.remote_id).where(
-                        SyncMatch.connection_id == self.connection.id,
+                        SyncMatch.connection_id == self.connection_id,
                         SyncMatch.remote_id.in_(wanted.get("contact", ())),
                         SyncMatch.decision == "skip",
                     )
@@ -305,7 +308,7 @@ class Run:
             return remote_id in self._page_skipped
         skipped = self.session.scalar(
             select(SyncMatch.id).where(
-                SyncMatch.connection_id == self.connection.id,
+                SyncMatch.connection_id == self.connection_id,
                 SyncMatch.remote_id == remote_id,
                 SyncMatch.decision == "skip",
             )
@@ -319,7 +322,7 @@ class Run:
         return self._client_context
 
     def key(self, entity: str, local_id: int) -> str:
-        return record_key(self.tenant.id, self.connection.id, entity, local_id)
+        return record_key(self.tenant.id, self.connection_id, entity, local_id)
 
     # The run --------------------------------------------------------------------------------
 
@@ -371,7 +374,7 @@ class Run:
         taken = set(
             self.session.scalars(
                 select(SyncMatch.local_id).where(
-                    SyncMatch.connection_id == self.connection.id, SyncMatch.local_id.is_not(None)
+                    SyncMatch.connection_id == self.connection_id, SyncMatch.local_id.is_not(None)
                 )
             )
         )
@@ -384,7 +387,7 @@ class Run:
             known = set(
                 self.session.scalars(
                     select(SyncMatch.remote_id).where(
-                        SyncMatch.connection_id == self.connection.id,
+                        SyncMatch.connection_id == self.connection_id,
                         SyncMatch.remote_id.in_([r.remote_id for r in page.records]),
                     )
                 )
@@ -408,7 +411,7 @@ class Run:
                     taken.add(client.id)
                 self.session.add(
                     SyncMatch(
-                        connection_id=self.connection.id,
+                        connection_id=self.connection_id,
                         remote_id=record.remote_id,
                         remote_name=(values["name"] or "(no name)")[:191],
                         remote_facts=mapping.contact_to_json(record),
@@ -437,7 +440,7 @@ class Run:
         # commit and read back one by one.
         pending = self.session.execute(
             select(SyncMatch.id, SyncMatch.decision, SyncMatch.remote_facts)
-            .where(SyncMatch.connection_id == self.connection.id, SyncMatch.applied.is_(False))
+            .where(SyncMatch.connection_id == self.connection_id, SyncMatch.applied.is_(False))
             .order_by(SyncMatch.id)
         ).all()
         if not pending:
@@ -467,9 +470,9 @@ class Run:
     # Pulling --------------------------------------------------------------------------------
 
     def state(self, entity: str) -> SyncState:
-        state = self.session.get(SyncState, (self.connection.id, entity))
+        state = self.session.get(SyncState, (self.connection_id, entity))
         if state is None:
-            state = SyncState(connection_id=self.connection.id, entity=entity)
+            state = SyncState(connection_id=self.connection_id, entity=entity)
             self.session.add(state)
             self.session.flush()
         return state
@@ -496,14 +499,17 @@ class Run:
 
     def pull(self, entity: str, fetcher: PageFetcher | None = None) -> None:
         state = self.begin_pass(entity)
-        since = None if state.pass_full else state.marker
+        # The pass's state as plain values: each page's commit expires the row, and reading it
+        # back would cost a query a page.
+        full, pass_run_id, cursor = state.pass_full, state.pass_run_id, state.cursor
+        since = None if full else state.marker
         fetcher = fetcher or self.fetch_ahead(entity)
-        self._seen_in_pass = state.pass_run_id if state.pass_full else None
+        self._seen_in_pass = pass_run_id if full else None
         try:
             while True:
                 self.beat(f"pull {entity}")
                 try:
-                    page, fetcher = self.next_page(fetcher, entity, since, state.cursor)
+                    page, fetcher = self.next_page(fetcher, entity, since, cursor)
                 except BooksOffline:
                     raise
                 except ProviderUnavailable as trouble:
@@ -513,23 +519,23 @@ class Run:
                     self.run.read += 1
                     self.problem(entity, "pull", unreadable.reason, remote_id=unreadable.remote_id)
                 self.take_page(entity, page.records)
-                if state.pass_full and page.records:
+                if full and page.records:
                     self.session.execute(
                         update(SyncLink)
                         .where(
-                            SyncLink.connection_id == self.connection.id,
+                            SyncLink.connection_id == self.connection_id,
                             SyncLink.entity == entity,
                             SyncLink.remote_id.in_([r.remote_id for r in page.records]),
-                            SyncLink.seen_in_run.is_distinct_from(state.pass_run_id),
+                            SyncLink.seen_in_run.is_distinct_from(pass_run_id),
                         )
-                        .values(seen_in_run=state.pass_run_id)
+                        .values(seen_in_run=pass_run_id)
                     )
                 if page.marker:
                     state.pass_marker = page.marker
-                state.cursor = page.next_cursor
-                if page.next_cursor is None:
-                    if state.pass_full and self.books.connector.complete:
-                        self.deleted_in_books(entity, state.pass_run_id)
+                state.cursor = cursor = page.next_cursor
+                if cursor is None:
+                    if full and self.books.connector.complete:
+                        self.deleted_in_books(entity, pass_run_id)
                     state.marker = state.pass_marker or state.marker
                     state.pass_run_id = None
                     state.cursor = None
@@ -657,7 +663,7 @@ class Run:
         if not self.books.connector.links_by_name or self._applying_review:
             return None
         linked = select(SyncLink.local_id).where(
-            SyncLink.connection_id == self.connection.id, SyncLink.entity == "contact"
+            SyncLink.connection_id == self.connection_id, SyncLink.entity == "contact"
         )
         candidates = self.session.scalars(
             select(Client).where(
@@ -708,7 +714,7 @@ class Run:
     def open_conflict_fields(self, entity: str, local_id: int) -> set[str]:
         conflict = self.session.scalar(
             select(SyncConflict).where(
-                SyncConflict.connection_id == self.connection.id,
+                SyncConflict.connection_id == self.connection_id,
                 SyncConflict.entity == entity,
                 SyncConflict.local_id == local_id,
                 SyncConflict.status == "open",
@@ -719,7 +725,7 @@ class Run:
     def keep_conflict(self, link: SyncLink, label: str, fields: dict) -> None:
         self.session.add(
             SyncConflict(
-                connection_id=self.connection.id,
+                connection_id=self.connection_id,
                 entity=link.entity,
                 local_id=link.local_id,
                 remote_id=link.remote_id,
@@ -913,7 +919,7 @@ class Run:
         ("<payment>:<invoice>"); deleted in the books it comes back as the payment alone."""
         parts = self.session.scalars(
             select(SyncLink).where(
-                SyncLink.connection_id == self.connection.id,
+                SyncLink.connection_id == self.connection_id,
                 SyncLink.entity == "payment",
                 SyncLink.remote_id.startswith(f"{record.remote_id}:", autoescape=True),
             )
@@ -935,7 +941,7 @@ class Run:
         voided; customers stay (a client is not deleted because the books archived it)."""
         gone = self.session.scalars(
             select(SyncLink).where(
-                SyncLink.connection_id == self.connection.id,
+                SyncLink.connection_id == self.connection_id,
                 SyncLink.entity == entity,
                 (SyncLink.seen_in_run.is_(None)) | (SyncLink.seen_in_run != pass_run_id),
             )
@@ -1025,7 +1031,7 @@ class Run:
         owners = contact_owners(self.settings)
         links = self.session.scalars(
             select(SyncLink).where(
-                SyncLink.connection_id == self.connection.id, SyncLink.entity == "contact"
+                SyncLink.connection_id == self.connection_id, SyncLink.entity == "contact"
             )
         ).all()
         # Every linked client is compared, so their clients, billing contacts and open
@@ -1040,7 +1046,7 @@ class Run:
         for conflict in self.session.scalars(
             select(SyncConflict)
             .where(
-                SyncConflict.connection_id == self.connection.id,
+                SyncConflict.connection_id == self.connection_id,
                 SyncConflict.entity == "contact",
                 SyncConflict.status == "open",
             )
