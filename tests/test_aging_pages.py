@@ -212,3 +212,16 @@ def test_report_counts_its_rows_up_to_the_cap(client, shop, monkeypatch):
     assert "1+ client rows, page 1." in html
     html = client.get(f"{base}/report?currency=USD").text
     assert "1 client row." in html
+
+
+def test_the_collector_filter_offers_the_collectors_named_on_clients(client, shop, make_user):
+    tenant, books, acme, zen, base = shop
+    asha = make_user(full_name="Asha Rao")
+    make_user(full_name="Ravi Iyer")
+    acme.collector_user_id = asha.id
+    books.session.commit()
+    html = client.get(f"{base}/report").text
+    assert f'<option value="{asha.id}">Asha Rao</option>' in html
+    assert "Ravi Iyer" not in html  # a user, but nobody's collector
+    html = client.get(f"{base}/report?collector={asha.id}").text
+    assert "Acme Builders" in html and "Zenith Exports" not in html

@@ -6,11 +6,13 @@ nothing is saved."""
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
+from flask import g
 from sqlalchemy import select
 
-from app.core.terminology import Vocabulary
+from app.core.terminology import Vocabulary, forget_vocabulary, term, worded
 from tenants.models import Tenant
 from tests.helpers import csrf_token_from, tenant_session
 
@@ -220,3 +222,20 @@ def test_each_workspace_gets_its_words_from_the_same_compiled_template(
     for tenant, said in ((clients, "Choose a client…"), (customers, "Choose a customer…")):
         assert said in client.get(f"/t/{tenant.slug}/clients/pick").text
     assert "Choose a client…" in client.get(f"/t/{clients.slug}/clients/pick").text
+
+
+def test_words_changed_during_a_request_show_after_forget_and_each_workspace_keeps_its_own(app):
+    """Each vocabulary remembers the words it worked out (a page asks ~150 times): the words
+    saved in a request show once it forgets them, and another workspace's never leak in."""
+    with app.test_request_context():
+        g.tenant = SimpleNamespace(id=1, terminology={"client": ["Customer", "Customers"]})
+        assert (term("a client"), worded("All {Clients}")) == ("a customer", "All Customers")
+        g.tenant.terminology = {"client": ["Patron", "Patrons"]}
+        assert term("client") == "customer"  # kept for the request...
+        forget_vocabulary()
+        assert (term("a client"), worded("All {Clients}")) == ("a patron", "All Patrons")
+        g.tenant = SimpleNamespace(id=2, terminology={})
+        assert (term("a client"), worded("All {Clients}")) == ("a client", "All Clients")
+    with app.test_request_context():
+        g.tenant = SimpleNamespace(id=1, terminology={"client": ["Customer", "Customers"]})
+        assert worded("All {Clients}") == "All Customers"

@@ -11,7 +11,7 @@ from app.extensions import db
 from app.form_choices import as_choices
 from tenants.context import require_permission
 from tenants.models import User
-from tenants.services import members
+from tenants.services import member_names
 
 blueprint = Blueprint("audit", __name__, url_prefix="/t/<tenant_slug>/audit")
 
@@ -20,7 +20,7 @@ blueprint = Blueprint("audit", __name__, url_prefix="/t/<tenant_slug>/audit")
 @require_permission("audit.view")
 def index():
     form = AuditFilterForm(request.args)
-    people = {m.user_id: m.user.full_name for m in members(db.session, g.tenant.id)}
+    people = member_names(db.session, g.tenant.id)
     form.entity.choices += as_choices(
         (e, reworded(e.replace("_", " "))) for e in services.audited_entities(db.session)
     )

@@ -13,10 +13,22 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Numeric, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Numeric,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
@@ -77,6 +89,7 @@ def register_sub_fields(column: str, sayer: SubFieldSayer) -> None:
 def register_wording(table: str, wording: Wording) -> None:
     _wordings[table] = wording
     wording_of.cache_clear()
+    _names_query.cache_clear()
 
 
 @cache
@@ -360,7 +373,8 @@ def _as_int(value) -> int | None:
 
 def _record_names(session: Session, entries: list[AuditEntry]) -> dict:
     """{(table, id): name} of the records the entries are about or name by id (a contact's
-    client), and {("currency", table, id): currency} for their money: one query per table."""
+    client), and {("currency", table, id): currency} for their money: one statement, a
+    branch per table (a page of the log names records of five tables or so)."""
     wanted: dict[str, set[str]] = {}
     for entry in entries:
         wording = wording_of(entry.entity)
@@ -370,23 +384,42 @@ def _record_names(session: Session, entries: list[AuditEntry]) -> dict:
             for value in entry.changes.get(key) or []:
                 if value is not None:
                     wanted.setdefault(table, set()).add(str(value))
-    found: dict = {}
-    for table_name, ids in wanted.items():
-        wording = wording_of(table_name)
+    ids = {}
+    for table_name, wanted_ids in sorted(wanted.items()):
         table = TenantModel.metadata.tables.get(f"tenant.{table_name}")
-        if table is None or "id" not in table.c:
-            continue
-        columns = [table.c.id]
-        for name in (wording.name_field, wording.currency_field):
-            columns.append(table.c[name] if name and name in table.c else None)
-        numeric = [int(i) for i in ids if i.isdigit()]
-        if not numeric:
-            continue
-        query = select(*[c for c in columns if c is not None]).where(table.c.id.in_(numeric))
-        for row in session.execute(query).mappings():
-            key = str(row["id"])
-            if wording.name_field and wording.name_field in row:
-                found[(table_name, key)] = row[wording.name_field]
-            if wording.currency_field and wording.currency_field in row:
-                found[("currency", table_name, key)] = row[wording.currency_field]
+        numeric = [int(i) for i in wanted_ids if i.isdigit()]
+        if table is not None and "id" in table.c and numeric:
+            ids[table_name] = numeric
+    found: dict = {}
+    if not ids:
+        return found
+    values = {f"ids_{position}": numeric for position, numeric in enumerate(ids.values())}
+    for table_name, record_id, name, currency in session.execute(_names_query(tuple(ids)), values):
+        key = str(record_id)
+        if name is not None:
+            found[(table_name, key)] = name
+        if currency is not None:
+            found[("currency", table_name, key)] = currency
     return found
+
+
+@lru_cache(maxsize=256)
+def _names_query(tables: tuple[str, ...]):
+    """The names and currencies of some records of each of `tables` (their ids in parameters
+    ids_0, ids_1, ...): built once per set of tables, as its SQL and cache key cost more than
+    the database takes to answer."""
+    branches = []
+    for position, table_name in enumerate(tables):
+        wording = wording_of(table_name)
+        table = TenantModel.metadata.tables[f"tenant.{table_name}"]
+        name, currency = (
+            cast(table.c[column] if column and column in table.c else null(), Text)
+            for column in (wording.name_field, wording.currency_field)
+        )
+        wanted = bindparam(f"ids_{position}", type_=ARRAY(BigInteger))
+        branches.append(
+            select(literal(table_name, Text), table.c.id, name, currency).where(
+                table.c.id == any_(wanted)
+            )
+        )
+    return union_all(*branches)

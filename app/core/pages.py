@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, flash, g, render_template, request, session
 from jinja2_fragments.flask import render_block
 
+from app.core.current import current_tenant
 from app.core.money import format_money
 from app.extensions import db
 
@@ -42,7 +43,7 @@ def local_datetime(value: datetime | None) -> str:
     """A moment shown in the tenant's time zone (UTC outside a tenant)."""
     if value is None:
         return ""
-    tenant = g.get("tenant")
+    tenant = current_tenant()
     zone = ZoneInfo(tenant.time_zone) if tenant is not None else UTC
     return value.astimezone(zone).strftime("%d %b %Y, %H:%M")
 
@@ -51,7 +52,7 @@ def money(amount, currency: str) -> str:
     """The template filter: an amount as the tenant's country writes it (`format_money`)."""
     if amount is None:
         return ""
-    tenant = g.get("tenant")
+    tenant = current_tenant()
     return format_money(amount, currency, tenant.country if tenant is not None else None)
 
 

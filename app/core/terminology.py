@@ -19,12 +19,13 @@ module belongs to no business area."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-from flask import Flask, g, has_app_context
+from flask import Flask, g
 from jinja2 import pass_context
 
+from app.core.current import current_g
 from app.extensions import db
 from tenants.binding import bound_tenant_id
 from tenants.models import Tenant
@@ -37,6 +38,9 @@ NOUNS: dict[str, tuple[str, str]] = {
     "notice": ("notice", "notices"),
 }
 PLURALS = {plural: noun for noun, (_, plural) in NOUNS.items()}
+# How many texts a vocabulary remembers in its words (see Vocabulary.reworded): more than
+# Duebook has of its own, few enough that texts with users' words in them cannot fill memory.
+REMEMBERED_TEXTS = 2048
 
 
 def _mid_sentence(word: str) -> str:
@@ -74,10 +78,23 @@ class Vocabulary:
 
     # (noun, singular, plural) for every noun, in NOUNS' order.
     words: tuple[tuple[str, str, str], ...]
+    # Each name's word and title, worked out once: a page asks for the same few ~150 times.
+    _said: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _titled: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # Phrases reworded and texts worded: Duebook's own few hundred (an audit page rewords a
+    # table's name and field labels per row), remembered up to REMEMBERED_TEXTS each.
+    _rephrased: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _filled: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def word(self, name: str) -> str:
         """`name` is a noun or its plural ('client', 'clients'), or a noun with an article
         ('a client': "a customer", "an engagement"); unknown names raise."""
+        said = self._said.get(name)
+        if said is None:
+            said = self._said[name] = self._word(name)
+        return said
+
+    def _word(self, name: str) -> str:
         article, _, noun = name.partition(" ")
         if noun and article in ("a", "an"):
             return _with_article(self.word(noun))
@@ -89,7 +106,10 @@ class Vocabulary:
         raise KeyError(f"no such noun in the terminology: {name!r}")
 
     def title(self, name: str) -> str:
-        return _at_start(self.word(name))
+        titled = self._titled.get(name)
+        if titled is None:
+            titled = self._titled[name] = _at_start(self.word(name))
+        return titled
 
     def forms(self) -> dict[str, str]:
         """Every form by its placeholder: 'client' -> 'customer', 'Clients' -> 'Customers',
@@ -106,7 +126,14 @@ class Vocabulary:
         an event's description, "A client was added") in these words: each noun as a whole
         word, its article with it ("A project" -> "An engagement"), names such as
         `client.created` or client_id left alone. Never for text users typed."""
+        said = self._rephrased.get(text)
+        if said is None:
+            said = self._reword(text)
+            if len(self._rephrased) < REMEMBERED_TEXTS:
+                self._rephrased[text] = said
+        return said
 
+    def _reword(self, text: str) -> str:
         def say(found: re.Match) -> str:
             article, noun = found["article"], found["noun"]
             if article:
@@ -122,8 +149,13 @@ class Vocabulary:
         braces are left as they are."""
         if "{" not in text:
             return text
-        forms = _forms_of(self)
-        return _PLACEHOLDER.sub(lambda found: forms.get(found[1], found[0]), text)
+        filled = self._filled.get(text)
+        if filled is None:
+            forms = _forms_of(self)
+            filled = _PLACEHOLDER.sub(lambda found: forms.get(found[1], found[0]), text)
+            if len(self._filled) < REMEMBERED_TEXTS:
+                self._filled[text] = filled
+        return filled
 
 
 @lru_cache(maxsize=256)
@@ -144,26 +176,33 @@ DEFAULT = Vocabulary(tuple((noun, *words) for noun, words in NOUNS.items()))
 def vocabulary_of(tenant: Tenant | None) -> Vocabulary:
     """A workspace's words (the defaults outside a workspace)."""
     chosen = (tenant.terminology or {}) if tenant is not None else {}
-    return Vocabulary(
-        tuple((noun, *chosen.get(noun, defaults)) for noun, defaults in NOUNS.items())
-    )
+    return _shared(tuple((noun, *chosen.get(noun, defaults)) for noun, defaults in NOUNS.items()))
+
+
+@lru_cache(maxsize=1024)
+def _shared(words: tuple[tuple[str, str, str], ...]) -> Vocabulary:
+    """One Vocabulary for the same words, so that what it worked out serves every request."""
+    return Vocabulary(words)
 
 
 def vocabulary() -> Vocabulary:
     """The words of the request's workspace (its tenant row, loaded with the user: no query),
     or in a job of the workspace the session is bound to; kept on `g`, keyed by the workspace,
     so a job that renders for several workspaces never mixes their words. Outside an app
-    context (a rule checked on its own) the defaults."""
-    if not has_app_context():
+    context (a rule checked on its own) the defaults.
+
+    A page asks ~150 times: `g` is read without its proxy (app.core.current)."""
+    context_g = current_g()
+    if context_g is None:
         return DEFAULT
-    tenant = g.get("tenant")
+    tenant = getattr(context_g, "tenant", None)
     tenant_id = tenant.id if tenant is not None else bound_tenant_id(db.session())
-    cached = g.get("_vocabulary")
+    cached = getattr(context_g, "_vocabulary", None)
     if cached is None or cached[0] != tenant_id:
         if tenant is None and tenant_id is not None:
             tenant = db.session().get(Tenant, tenant_id)
         cached = (tenant_id, vocabulary_of(tenant))
-        g._vocabulary = cached
+        context_g._vocabulary = cached
     return cached[1]
 
 
