@@ -329,7 +329,8 @@ def _clean_chunks(source: bytes | BinaryIO) -> Iterator[bytes]:
         if b"&#" in chunk:
             chunk = _BAD_REFERENCE.sub(b"", chunk)
         chunk = chunk.translate(None, _BAD_CHARACTERS)
-        if _DOCUMENT_TYPE.search(before + chunk):
+        window = before + chunk
+        if b"<!" in window and _DOCUMENT_TYPE.search(window):
             raise TallyXmlError(
                 "Tally's XML holds a document type declaration (<!DOCTYPE or <!ENTITY), refused "
                 "for safety: Tally writes none, and entities are not expanded."
@@ -403,7 +404,7 @@ def _elements(source: bytes | BinaryIO, tags: frozenset[str]) -> Iterator:
                     words.append(text.strip())
                 if tag in tags:
                     yield element
-                elif tag == "STATUS" and element.getparent().tag == "HEADER":
+                elif tag == "STATUS" and _parent_tag(element) == "HEADER":
                     status = (text or "").strip()
                 elif tag == "ENVELOPE" and status == "0":
                     raise TallyRequestFailed(" ".join(words) or "no reason given")
@@ -417,6 +418,11 @@ def _elements(source: bytes | BinaryIO, tags: frozenset[str]) -> Iterator:
             f"Tally's XML is malformed or cut short at line {max(line, 1)}, column {column}: "
             f"{_POSITION_SUFFIX.sub('', error.msg or str(error))}"
         ) from None
+
+
+def _parent_tag(element) -> str | None:
+    parent = element.getparent()
+    return None if parent is None else parent.tag
 
 
 def _drop_read(root, tags: frozenset[str]) -> None:
@@ -609,19 +615,18 @@ _KIND_PREFIXES = tuple((kind, kind.lower()) for kind in VOUCHER_KINDS)
 
 @dataclass(slots=True)
 class _Entry:
+    """A ledger or inventory entry: what every entry is read for (the party's, a tax's or a
+    line's). What only a line needs is read from `node` and `texts` when it becomes one
+    (`_gst_rate`, `_line`)."""
+
     ledger: str
     amount: Decimal  # Tally's sign: a debit is negative
-    hsn: str | None
-    description: str | None
-    quantity: Decimal | None
-    rate: Decimal | None
-    gst_rate: Decimal | None
     bills: list[tuple[str, str, Decimal, str | None]]  # (name, type, amount, credit period)
+    node: etree._Element
+    texts: dict[str, str | None]
 
 
 def _entry(node) -> _Entry:
-    """A ledger or inventory entry; its bills, GST rates and description are read only when it
-    has them (most entries have none)."""
     texts = _texts(node)
     bills = []
     if "BILLALLOCATIONS.LIST" in texts:
@@ -638,18 +643,18 @@ def _entry(node) -> _Entry:
     return _Entry(
         ledger=_text(texts, "LEDGERNAME") or _text(texts, "STOCKITEMNAME"),
         amount=_amount(texts.get("AMOUNT")),
-        hsn=_text(texts, "GSTHSNNAME") or None,
-        description=_description(node) if "BASICUSERDESCRIPTION.LIST" in texts else None,
-        quantity=_leading_number(texts.get("BILLEDQTY") or texts.get("ACTUALQTY")),
-        rate=_leading_number(texts.get("RATE")),
-        gst_rate=_gst_rate(node) if "RATEDETAILS.LIST" in texts else None,
         bills=bills,
+        node=node,
+        texts=texts,
     )
 
 
-def _gst_rate(node) -> Decimal | None:
+def _gst_rate(entry: _Entry) -> Decimal | None:
+    """The line's own GST rate (RATEDETAILS), if Tally gives one."""
+    if "RATEDETAILS.LIST" not in entry.texts:
+        return None
     rates = {}
-    for detail in node.iterchildren("RATEDETAILS.LIST"):
+    for detail in entry.node.iterchildren("RATEDETAILS.LIST"):
         texts = _texts(detail)
         rates[_text(texts, "GSTRATEDUTYHEAD")] = _leading_number(texts.get("GSTRATE"))
     # TallyPrime lists every head on every line (Integrated 18, Central 9, State 9 alike),
@@ -660,13 +665,27 @@ def _gst_rate(node) -> Decimal | None:
     return gst_rate
 
 
-def _description(node) -> str | None:
-    described = [
-        (text.text or "").strip()
-        for text in node.iter("BASICUSERDESCRIPTION")
-        if (text.text or "").strip()
-    ]
-    return " ".join(described) or None
+def _line(entry: _Entry, net: Decimal, rate: Decimal, tax: Decimal) -> BookLine:
+    texts = entry.texts
+    described = (
+        [
+            (text.text or "").strip()
+            for text in entry.node.iter("BASICUSERDESCRIPTION")
+            if (text.text or "").strip()
+        ]
+        if "BASICUSERDESCRIPTION.LIST" in texts
+        else ()
+    )
+    price = _leading_number(texts.get("RATE"))
+    return BookLine(
+        description=" ".join(described) or entry.ledger,
+        quantity=_leading_number(texts.get("BILLEDQTY") or texts.get("ACTUALQTY")) or ONE,
+        unit_price=price if price is not None else net,
+        net_amount=net,
+        tax_rate=rate,
+        tax_amount=tax,
+        hsn_sac=_text(texts, "GSTHSNNAME") or None,
+    )
 
 
 def _voucher(voucher: _Voucher, context: VoucherContext, alter_id: int | None):
@@ -824,7 +843,7 @@ def _lines(entries: list[_Entry], tax_total: Decimal) -> list[BookLine]:
     voucher_rate = None  # worked out only for a line without a rate of its own
     rates, taxes = [], []
     for entry, net in zip(entries, nets, strict=True):
-        rate = entry.gst_rate
+        rate = _gst_rate(entry)
         if rate is None:
             if voucher_rate is None:
                 voucher_rate = (tax_total * 100 / subtotal).quantize(CENT) if subtotal else ZERO
@@ -834,15 +853,7 @@ def _lines(entries: list[_Entry], tax_total: Decimal) -> list[BookLine]:
     if taxes:
         taxes[-1] += tax_total - sum(taxes, ZERO)
     return [
-        BookLine(
-            description=entry.description or entry.ledger,
-            quantity=entry.quantity or ONE,
-            unit_price=entry.rate if entry.rate is not None else net,
-            net_amount=net,
-            tax_rate=rate,
-            tax_amount=tax,
-            hsn_sac=entry.hsn,
-        )
+        _line(entry, net, rate, tax)
         for entry, net, rate, tax in zip(entries, nets, rates, taxes, strict=True)
     ]
 
