@@ -4,7 +4,10 @@ against the project's Tally schema (tests/contracts/tally/envelopes.xsd)."""
 
 from __future__ import annotations
 
+import codecs
 import io
+import subprocess
+import sys
 import tracemalloc
 from dataclasses import replace
 from datetime import date, timedelta
@@ -496,6 +499,61 @@ def test_a_reference_split_across_chunks_is_still_dropped():
     assert [c.name for c in tally_xml.read_ledgers(body.encode())] == ["L"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("mark", [True, False])
+def test_utf16_either_way_round_with_or_without_a_mark_is_read(encoding, mark):
+    body = "<ENVELOPE><LEDGER NAME='Kāveri Traders'><PARENT>Sundry Debtors</PARENT>"
+    body += "<GUID>g</GUID><ADDRESS.LIST><ADDRESS>Gāndhi Road</ADDRESS></ADDRESS.LIST></LEDGER>"
+    body = '<?xml version="1.0" encoding="UTF-16"?>' + body + "</ENVELOPE>"
+    bom = codecs.BOM_UTF16_LE if encoding.endswith("le") else codecs.BOM_UTF16_BE
+    data = (bom if mark else b"") + body.encode(encoding)
+    [contact] = tally_xml.read_ledgers(data)
+    assert (contact.name, contact.address.line1) == ("Kāveri Traders", "Gāndhi Road")
+
+
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        # the billion laughs: entities expanding to entities
+        '<!DOCTYPE ENVELOPE [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>',
+        # an external entity: a file of the server's
+        '<!DOCTYPE ENVELOPE [<!ENTITY a SYSTEM "file:///etc/passwd">]>',
+        # an external DTD
+        '<!DOCTYPE ENVELOPE SYSTEM "http://127.0.0.1:9/tally.dtd">',
+    ],
+)
+def test_a_document_type_declaration_is_refused_before_anything_is_read(prolog):
+    """Tally writes no DOCTYPE; one in an answer or an uploaded file could expand entities or
+    reach files and addresses, so the reader refuses it whole, whatever it declares."""
+    body = f'<?xml version="1.0"?>{prolog}<ENVELOPE><LEDGER NAME="L"><PARENT>Sundry Debtors'
+    body += "</PARENT><GUID>&a;</GUID></LEDGER></ENVELOPE>"
+    with pytest.raises(tally_xml.TallyXmlError, match="document type declaration"):
+        list(tally_xml.read_ledgers(body.encode()))
+
+
+def test_a_document_type_declaration_split_across_chunks_is_refused():
+    padding = " " * (64 * 1024 - len("<!DOC"))
+    body = padding + '<!DOCTYPE ENVELOPE [<!ENTITY a "x">]><ENVELOPE><LEDGER NAME="L">'
+    body += "<PARENT>Sundry Debtors</PARENT></LEDGER></ENVELOPE>"
+    with pytest.raises(tally_xml.TallyXmlError, match="document type declaration"):
+        list(tally_xml.read_ledgers(io.BytesIO(body.encode())))
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b"<ENVELOPE>\n<LEDGER NAME='L'>\n<PARENT>M&S</PARENT></LEDGER></ENVELOPE>", "line 3"),
+        (b"<ENVELOPE>\n<LEDGER NAME='L'><PARENT>&x;</PARENT></LEDGER></ENVELOPE>", "line 2"),
+        (b"<ENVELOPE>\n\n<LEDGER NAME='L\xff'></LEDGER></ENVELOPE>", "line 3"),
+    ],
+)
+def test_malformed_xml_and_bad_utf8_are_errors_saying_where(body, where):
+    with pytest.raises(
+        tally_xml.TallyXmlError, match=rf"malformed or cut short at {where}, column"
+    ):
+        list(tally_xml.read_ledgers(body))
+
+
 def test_a_cut_off_answer_is_a_clear_error_and_the_page_fails(standin):
     admin(standin, "misbehave", {"malformed": 1})
     body = httpx.post(standin.url, content=tally_xml.vouchers_request(DEMO_COMPANY)).content
@@ -545,3 +603,35 @@ def test_reading_twenty_thousand_vouchers_keeps_memory_flat():
     # reader held on the way is one voucher's tree and a chunk of text, far below the document
     # (a whole tree would be several times its size).
     assert peak - kept < len(answer) / 2, (peak, kept, len(answer))
+
+
+def test_the_parsers_own_memory_stays_flat_while_reading_a_file(tmp_path):
+    """libxml2 builds the tree outside Python's allocator (tracemalloc does not see it): the
+    peak resident memory of a fresh process reading the day book from disk is the measure
+    (Linux's VmHWM). A tree kept whole would take several times the file's size."""
+    with TallyStandin(seed_ledgers=50, seed_vouchers=3000, today=TODAY) as server:
+        answer = httpx.post(server.url, content=tally_xml.vouchers_request(DEMO_COMPANY)).content
+    day_book = tmp_path / "daybook.xml"
+    day_book.write_bytes(answer)
+    reader = (
+        "import sys\n"
+        "from app.integrations.connectors import tally_xml\n"
+        "def peak():\n"  # this process's own high-water mark (ru_maxrss carries the parent's)
+        "    status = open('/proc/self/status').read()\n"
+        "    return int(status.split('VmHWM:')[1].split()[0]) * 1024\n"
+        "context = tally_xml.VoucherContext(company_state='29')\n"
+        "before = peak()\n"
+        "with open(sys.argv[1], 'rb') as source:\n"
+        "    count = sum(1 for _ in tally_xml.read_vouchers(source, context))\n"
+        "print(count, peak() - before)\n"
+    )
+    printed = subprocess.run(
+        [sys.executable, "-c", reader, str(day_book)],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    count, grown = int(printed[0]), int(printed[1])
+    assert count == 3000
+    assert grown < len(answer), (grown, len(answer))

@@ -13,11 +13,14 @@ Requests: `companies_request`, `debtors_request`, `vouchers_request` (a date ran
 AlterID above a marker, so a large day book is asked for a period at a time), `voucher_request`
 (one voucher by number, for find-before-push), `import_envelope` (masters or vouchers).
 
-Readers stream (defusedxml-safe iterparse, UTF-8 or UTF-16 with or without a byte-order mark;
-the control-character references such as `&#4;` that real Tally writes are dropped before the
-parser sees them) and yield the neutral records of accounting.py, or `Unreadable` with the
-reason and Tally's own identifiers. A `Reading` is iterated once; afterwards its `marker` is the
-highest ALTERID seen (the change marker to ask with next time).
+Readers stream: the bytes are cleaned a chunk at a time (UTF-8 or UTF-16 with or without a
+byte-order mark; the control-character references such as `&#4;` that real Tally writes are
+dropped; a DOCTYPE is refused, so no entity is expanded and nothing outside the answer is
+fetched) and fed to libxml2's push parser (lxml), which builds the elements in C and hands
+Python only the records asked for, each dropped from the tree once read. They yield the neutral
+records of accounting.py, or `Unreadable` with the reason and Tally's own identifiers. A
+`Reading` is iterated once; afterwards its `marker` is the highest ALTERID seen (the change
+marker to ask with next time).
 
 How a voucher is tied to its records:
 - a contact's remote id is its ledger's GUID; a voucher names its party ledger by name only,
@@ -39,19 +42,18 @@ one record per envelope; a file for hand import may hold many).
 from __future__ import annotations
 
 import codecs
+import io
 import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 from typing import BinaryIO
-from xml.etree.ElementTree import ParseError
 from xml.sax.saxutils import escape, quoteattr
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
+from lxml import etree
 
 from app.core.regions import region_code, state_name
 from app.integrations.connectors.accounting import (
@@ -67,6 +69,8 @@ from app.integrations.connectors.accounting import (
 )
 
 CENT = Decimal("0.01")
+ZERO = Decimal(0)
+ONE = Decimal(1)
 SUNDRY_DEBTORS = "Sundry Debtors"
 # Voucher types by their TDL test: a company's own types ("Sales - Export") count as their base.
 VOUCHER_KINDS = {"Sales": "$$IsSales", "Receipt": "$$IsReceipt", "Credit Note": "$$IsCreditNote"}
@@ -109,6 +113,11 @@ class LedgerNames:
     sgst: str = "SGST"
     igst: str = "IGST"
     bank: str = "Cash"
+    # What each ledger name stands for on a voucher (`role`), kept: every entry asks, and a
+    # company posts to a handful of ledgers.
+    _roles: dict[str, str | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_settings(cls, settings: Mapping | None) -> LedgerNames:
@@ -138,6 +147,20 @@ class LedgerNames:
     def is_sales(self, ledger: str) -> bool:
         lowered = ledger.strip().lower()
         return lowered == self.sales.lower() or lowered.startswith("sales")
+
+    def role(self, ledger: str) -> str | None:
+        """What a ledger other than the party's is on a sales voucher or credit note: a GST
+        head ("cgst", "sgst" or "igst"), "sales", "rounding", or None (one Duebook cannot map)."""
+        if ledger not in self._roles:
+            if head := self.tax_head(ledger):
+                self._roles[ledger] = head
+            elif self.is_sales(ledger):
+                self._roles[ledger] = "sales"
+            elif "round" in ledger.lower():
+                self._roles[ledger] = "rounding"
+            else:
+                self._roles[ledger] = None
+        return self._roles[ledger]
 
 
 _GST_WORD = re.compile(r"\b(CGST|SGST|UTGST|IGST)\b")
@@ -204,9 +227,12 @@ def _amount(text: str | None) -> Decimal:
         ) from None
 
 
+_LEADING_NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)")
+
+
 def _leading_number(text: str | None) -> Decimal | None:
     """The number a quantity or rate begins with: "10 Nos" -> 10, "1000.00/Nos" -> 1000.00."""
-    found = re.match(r"\s*(-?\d+(?:\.\d+)?)", text or "")
+    found = _LEADING_NUMBER.match(text) if text else None
     return Decimal(found.group(1)) if found else None
 
 
@@ -226,26 +252,29 @@ def _yes_no(flag: bool) -> str:
     return "Yes" if flag else "No"
 
 
-def _text(element, tag: str) -> str:
-    child = element.find(tag)
-    return (child.text or "").strip() if child is not None and child.text else ""
+_DAYS = re.compile(r"\s*(\d+)\s*(?:days?)?\s*", re.IGNORECASE)
 
 
+@lru_cache(maxsize=256)  # every bill of a company says "30 Days" or one of a few others
 def _days(period: str | None) -> int | None:
-    found = re.fullmatch(r"\s*(\d+)\s*(?:days?)?\s*", period or "", re.IGNORECASE)
+    found = _DAYS.fullmatch(period) if period else None
     return int(found.group(1)) if found else None
 
 
-# -- reading: bytes to a clean stream --------------------------------------------------------
+# -- reading: bytes to clean chunks ----------------------------------------------------------
 
 # Character references XML 1.0 forbids (every control character but tab, newline and return):
 # Tally writes `&#4;` before reserved names, and a raw control character can slip in from a
 # narration typed in Tally. Either stops an XML parser dead, so they go before it sees them.
 _BAD_REFERENCE = re.compile(
-    r"&#(?:0*(?:[0-8]|1[124-9]|2\d|3[01])|x0*(?:[0-8]|[bBcCeEfF]|1[0-9a-fA-F]));"
+    rb"&#(?:0*(?:[0-8]|1[124-9]|2\d|3[01])|x0*(?:[0-8]|[bBcCeEfF]|1[0-9a-fA-F]));"
 )
-_BAD_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_BAD_CHARACTERS = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*\?>")
+# Entities are declared in a document type declaration, and only there: refusing it refuses
+# entity expansion and external references (DTDs, entities) before the parser sees any.
+_DOCUMENT_TYPE = re.compile(rb"<!(?:DOCTYPE|ENTITY)")
+_DOCUMENT_TYPE_SPAN = len(b"<!DOCTYPE") - 1
 
 
 def _encoding(head: bytes) -> tuple[str, int]:
@@ -264,101 +293,160 @@ def _encoding(head: bytes) -> tuple[str, int]:
     return "utf-8", 0
 
 
-class _CleanStream:
-    """A file-like view of Tally's bytes as clean UTF-8: decoded incrementally (UTF-8 or
-    UTF-16), forbidden control characters and their references dropped, the XML declaration
-    removed (its encoding no longer holds). Reads a chunk at a time, so memory stays flat."""
-
-    def __init__(self, source: bytes | BinaryIO):
-        self._source = source if hasattr(source, "read") else _BytesSource(source)
-        head = self._source.read(_CHUNK)
-        encoding, skip = _encoding(head)
-        self._decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-        self._encoding = encoding
-        self._pending = head[skip:]
-        self._carry = ""
-        self._first = True
-        self._done = False
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._done:
-            raw = self._pending if self._pending else self._source.read(_CHUNK)
-            self._pending = b""
-            final = not raw
+def _clean_chunks(source: bytes | BinaryIO) -> Iterator[bytes]:
+    """Tally's bytes as clean UTF-8, a chunk at a time so that memory stays flat: UTF-16
+    transcoded, the XML declaration removed (its encoding no longer holds), forbidden control
+    characters and their references dropped. UTF-8 stays bytes (the parser checks it is valid
+    UTF-8, saying where it is not). A document type declaration is refused."""
+    source = source if hasattr(source, "read") else io.BytesIO(source)
+    head = source.read(_CHUNK)
+    encoding, skip = _encoding(head)
+    decoder = None if encoding == "utf-8" else codecs.getincrementaldecoder(encoding)()
+    pending, carry, before = head[skip:], b"", b""
+    declaration = True
+    while True:
+        raw = pending or source.read(_CHUNK)
+        pending = b""
+        final = not raw
+        if decoder is not None:
             try:
-                text = self._carry + self._decoder.decode(raw, final=final)
+                raw = decoder.decode(raw, final=final).encode(_TEXT_ENCODING)
             except UnicodeDecodeError as error:
                 raise TallyXmlError(
-                    f"Tally's XML is not valid {self._encoding.upper()} text "
+                    f"Tally's XML is not valid {encoding.upper()} text "
                     f"(byte {error.start} of a chunk): {error.reason}"
                 ) from None
-            # A reference cut at the chunk's end waits for the rest of it.
-            cut = text.rfind("&")
-            if not final and cut != -1 and ";" not in text[cut:]:
-                text, self._carry = text[:cut], text[cut:]
-            else:
-                self._carry = ""
-            if self._first and text.strip():
-                text = _DECLARATION.sub("", text, count=1)
-                self._first = False
-            text = _BAD_CHARACTER.sub("", _BAD_REFERENCE.sub("", text))
-            if final:
-                self._done = True
-            if text:
-                return text.encode(_TEXT_ENCODING)
-        return b""
+        chunk = carry + raw
+        # A reference cut at the chunk's end waits for the rest of it.
+        cut = chunk.rfind(b"&")
+        if not final and cut != -1 and b";" not in chunk[cut:]:
+            chunk, carry = chunk[:cut], chunk[cut:]
+        else:
+            carry = b""
+        if declaration and chunk.strip():
+            chunk = _DECLARATION.sub(b"", chunk, count=1)
+            declaration = False
+        if b"&#" in chunk:
+            chunk = _BAD_REFERENCE.sub(b"", chunk)
+        chunk = chunk.translate(None, _BAD_CHARACTERS)
+        window = before + chunk
+        if b"<!" in window and _DOCUMENT_TYPE.search(window):
+            raise TallyXmlError(
+                "Tally's XML holds a document type declaration (<!DOCTYPE or <!ENTITY), refused "
+                "for safety: Tally writes none, and entities are not expanded."
+            )
+        before = chunk[-_DOCUMENT_TYPE_SPAN:]
+        if chunk:
+            yield chunk
+        if final:
+            return
 
 
-class _BytesSource:
-    def __init__(self, data: bytes):
-        self._data = memoryview(data)
-        self._at = 0
+# -- reading: clean chunks to elements -------------------------------------------------------
 
-    def read(self, size: int = -1) -> bytes:
-        size = len(self._data) if size is None or size < 0 else size
-        chunk = self._data[self._at : self._at + size].tobytes()
-        self._at += len(chunk)
-        return chunk
+# Besides the records asked for, what the reader watches for: Tally's STATUS (0: the request
+# failed) in the HEADER, the words it gives then (LINEERROR, or a DATA holding only text), and
+# the ENVELOPE's end; the HEADER and a hand export's TALLYMESSAGE wrappers end early and often,
+# so what has been read is dropped from the tree as it goes.
+_ANSWER_TAGS = ("ENVELOPE", "HEADER", "STATUS", "DATA", "LINEERROR", "TALLYMESSAGE")
+_POSITION_SUFFIX = re.compile(r",? line \d+, column \d+$")
+
+
+def _parser(tags: frozenset[str]) -> etree.XMLPullParser:
+    """libxml2's push parser (lxml), handing Python only the ends of elements named in `tags`
+    or watched for; a chunk's elements are built in C, without a Python call per element."""
+    return etree.XMLPullParser(
+        events=("end",),
+        tag=(*tags, *_ANSWER_TAGS),
+        # The chunks are UTF-8 whatever the document declared (its declaration is gone).
+        encoding=_TEXT_ENCODING,
+        # No DTD reaches the parser (_clean_chunks refuses one), so no entity is declared;
+        # should one be, only an internal one could be expanded, within libxml2's limits, and
+        # nothing is loaded, from disk or network. An undeclared entity is an error with its
+        # line and column (with resolve_entities=False libxml2 reports it at line 0).
+        resolve_entities="internal",
+        load_dtd=False,
+        no_network=True,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
 
 
 def _elements(source: bytes | BinaryIO, tags: frozenset[str]) -> Iterator:
     """Each complete element named in `tags`, wherever it sits in the document (a collection
-    export's DATA/COLLECTION, a hand export's REQUESTDATA/TALLYMESSAGE). An element is dropped
-    from the tree once handed over, and so is every other element once read outside one (the
-    TALLYMESSAGE around each voucher), so that 20,000 vouchers take the memory of one. Raises
+    export's DATA/COLLECTION, a hand export's REQUESTDATA/TALLYMESSAGE), handed over before
+    the next chunk is read. After each chunk every element already read is dropped from the
+    tree (`_drop_read`), so that 20,000 vouchers take the memory of a chunk's worth. Raises
     TallyXmlError for malformed XML and TallyRequestFailed when Tally answered with an error."""
-    stack = []
-    inside = 0  # how many elements named in `tags` are open around the current one
+    parser = _parser(tags)
+    root = None
     status = None
     words = []
+    chunks = _clean_chunks(source)
     try:
-        for event, element in iterparse(_CleanStream(source), events=("start", "end")):
-            if event == "start":
-                stack.append(element)
-                inside += element.tag in tags
-                continue
-            stack.pop()
-            wanted = element.tag in tags
-            inside -= wanted
-            if not inside and element.tag in ("LINEERROR", "DATA") and (element.text or "").strip():
-                words.append(element.text.strip())
-            if wanted:
-                yield element
-            elif inside:
-                continue
-            elif element.tag == "STATUS" and stack and stack[-1].tag == "HEADER":
-                status = (element.text or "").strip()
-            elif element.tag == "ENVELOPE" and status == "0":
-                raise TallyRequestFailed(" ".join(words) or "no reason given")
-            if stack and not inside:
-                stack[-1].remove(element)
-    except ParseError as error:
+        while True:
+            chunk = next(chunks, None)
+            if chunk is None:
+                parser.close()
+            else:
+                parser.feed(chunk)
+            for _, element in parser.read_events():
+                tag = element.tag
+                if root is None:
+                    root = element.getroottree().getroot()
+                if next(element.iterancestors(*tags), None) is not None:
+                    if tag in tags:  # a record inside a record: both are handed over
+                        yield element
+                    continue
+                text = element.text
+                if tag in ("LINEERROR", "DATA") and text and text.strip():
+                    words.append(text.strip())
+                if tag in tags:
+                    yield element
+                elif tag == "STATUS" and _parent_tag(element) == "HEADER":
+                    status = (text or "").strip()
+                elif tag == "ENVELOPE" and status == "0":
+                    raise TallyRequestFailed(" ".join(words) or "no reason given")
+            if chunk is None:
+                return
+            if root is not None:
+                _drop_read(root, tags)
+    except etree.XMLSyntaxError as error:
         line, column = error.position
         raise TallyXmlError(
-            f"Tally's XML is malformed or cut short at line {line}, column {column}: {error}"
+            f"Tally's XML is malformed or cut short at line {max(line, 1)}, column {column}: "
+            f"{_POSITION_SUFFIX.sub('', error.msg or str(error))}"
         ) from None
-    except DefusedXmlException as error:
-        raise TallyXmlError(f"Tally's XML holds a construct refused for safety: {error}") from None
+
+
+def _parent_tag(element) -> str | None:
+    parent = element.getparent()
+    return None if parent is None else parent.tag
+
+
+def _drop_read(root, tags: frozenset[str]) -> None:
+    """Removes what has been read: the elements still open are the chain of last children from
+    the root, so every child before the last is complete (and was handed over, or was not
+    asked for). A record still open (named in `tags`) is left whole."""
+    node = root
+    while node.tag not in tags and len(node):
+        if len(node) > 1:
+            del node[:-1]
+        node = node[-1]
+
+
+def _texts(element) -> dict[str, str | None]:
+    """An element's children by name in one pass (lxml makes a Python object per child it
+    hands out, so each is touched once), each one's text as written: the first child of a name
+    wins, as `find` would give it. A repeated part (TAG.LIST) is there by name too, so that
+    asking whether a record has one costs nothing."""
+    return {child.tag: child.text for child in reversed(element)}
+
+
+def _text(texts: dict[str, str | None], tag: str) -> str:
+    text = texts.get(tag)
+    return text.strip() if text else ""
 
 
 # -- reading: companies and ledgers ----------------------------------------------------------
@@ -368,19 +456,19 @@ def read_companies(source: bytes | BinaryIO) -> list[Book]:
     """The companies Tally has loaded (a company must be loaded for Tally to answer at all)."""
     books = []
     for element in _elements(source, frozenset({"COMPANY"})):
-        name = _text(element, "NAME") or element.get("NAME", "").strip()
+        texts = _texts(element)
+        name = _text(texts, "NAME") or element.get("NAME", "").strip()
         if not name:  # an import answer's CMPINFO counts companies in a COMPANY element
             continue
+        state = _text(texts, "STATENAME")
         books.append(
             Book(
-                remote_id=_text(element, "GUID") or name,
+                remote_id=_text(texts, "GUID") or name,
                 name=name,
-                country="IN" if _text(element, "COUNTRYNAME").lower() in ("", "india") else None,
-                currency=_text(element, "BASECURRENCYNAME") or "INR",
-                region=region_code(_text(element, "STATENAME"))
-                if _text(element, "STATENAME")
-                else None,
-                books_from=_parse_date(_text(element, "BOOKSFROM")),
+                country="IN" if _text(texts, "COUNTRYNAME").lower() in ("", "india") else None,
+                currency=_text(texts, "BASECURRENCYNAME") or "INR",
+                region=region_code(state) if state else None,
+                books_from=_parse_date(texts.get("BOOKSFROM")),
             )
         )
     return books
@@ -392,17 +480,21 @@ class Reading:
 
     def __init__(self, items: Iterator):
         self._items = items
-        self.marker: str | None = None
+        self._highest: int | None = None
+
+    @property
+    def marker(self) -> str | None:
+        return None if self._highest is None else str(self._highest)
 
     def __iter__(self):
         for alter_id, item in self._items:
-            if alter_id is not None and (self.marker is None or alter_id > int(self.marker)):
-                self.marker = str(alter_id)
+            if alter_id is not None and (self._highest is None or alter_id > self._highest):
+                self._highest = alter_id
             yield item
 
 
-def _alter_id(element) -> int | None:
-    text = _text(element, "ALTERID")
+def _alter_id(texts: dict[str, str | None]) -> int | None:
+    text = _text(texts, "ALTERID")
     return int(text) if text.isdigit() else None
 
 
@@ -417,43 +509,44 @@ def read_ledgers(
 
 
 def _ledgers(source, groups):
+    lowered = None if groups is None else {group.lower() for group in groups}
     for element in _elements(source, frozenset({"LEDGER"})):
-        alter_id = _alter_id(element)
-        yield alter_id, _ledger(element, alter_id, groups)
+        texts = _texts(element)
+        alter_id = _alter_id(texts)
+        yield alter_id, _ledger(element, texts, alter_id, lowered)
 
 
-def _ledger(element, alter_id: int | None, groups) -> BookContact | Unreadable:
-    name = (element.get("NAME") or _text(element, "NAME")).strip()
-    guid = _text(element, "GUID") or None
-    parent = _text(element, "PARENT")
+def _ledger(element, texts, alter_id: int | None, groups) -> BookContact | Unreadable:
+    name = (element.get("NAME") or _text(texts, "NAME")).strip()
+    guid = _text(texts, "GUID") or None
+    parent = _text(texts, "PARENT")
     label = f"Ledger {name!r} (GUID {guid or 'none'})"
     if not name:
         return Unreadable(guid, f"{label}: it has no name.")
-    if groups is not None and parent.lower() not in {group.lower() for group in groups}:
+    if groups is not None and parent.lower() not in groups:
         return Unreadable(guid, f"{label}: it is under {parent or 'no group'!r}, not a debtor.")
     lines = [
         (node.text or "").strip() for node in element.iter("ADDRESS") if (node.text or "").strip()
     ]
-    region = _text(element, "LEDSTATENAME") or _text(element, "STATENAME") or None
-    country = _text(element, "COUNTRYNAME")
-    tax_number = (_text(element, "PARTYGSTIN") or "").replace(" ", "").upper() or None
+    country = _text(texts, "COUNTRYNAME")
+    tax_number = _text(texts, "PARTYGSTIN").replace(" ", "").upper() or None
     return BookContact(
         remote_id=guid,
         name=name,
-        email=_text(element, "EMAIL") or None,
-        phone=_text(element, "LEDGERMOBILE") or _text(element, "LEDGERPHONE") or None,
+        email=_text(texts, "EMAIL") or None,
+        phone=_text(texts, "LEDGERMOBILE") or _text(texts, "LEDGERPHONE") or None,
         tax_number=tax_number,
         currency="INR",
         address=Address(
             line1=lines[0] if lines else None,
             line2=", ".join(lines[1:]) or None,
-            region=region,
-            postal_code=_text(element, "PINCODE") or None,
+            region=_text(texts, "LEDSTATENAME") or _text(texts, "STATENAME") or None,
+            postal_code=_text(texts, "PINCODE") or None,
             country="IN" if country.lower() in ("", "india") else None,
         ),
         version=str(alter_id) if alter_id is not None else None,
-        deleted=_yes(_text(element, "ISDELETED")),
-        payment_days=_days(_text(element, "BILLCREDITPERIOD")),
+        deleted=_yes(texts.get("ISDELETED")),
+        payment_days=_days(texts.get("BILLCREDITPERIOD")),
     )
 
 
@@ -469,141 +562,192 @@ def read_vouchers(source: bytes | BinaryIO, context: VoucherContext) -> Reading:
 
 def _vouchers(source, context: VoucherContext):
     for element in _elements(source, frozenset({"VOUCHER"})):
-        alter_id = _alter_id(element)
-        for item in _voucher(element, context, alter_id):
+        voucher = _Voucher(element)
+        alter_id = _alter_id(voucher.texts)
+        for item in _voucher(voucher, context, alter_id):
             yield alter_id, item
 
 
-def _voucher_kind(element) -> str | None:
+class _Voucher:
+    """A voucher's children read once (`_texts`), what names it, and its entries."""
+
+    __slots__ = ("element", "texts", "number", "guid", "day")
+
+    def __init__(self, element):
+        self.element = element
+        self.texts = _texts(element)
+        self.number = _text(self.texts, "VOUCHERNUMBER")
+        self.guid = _text(self.texts, "GUID") or element.get("REMOTEID") or None
+        self.day = _parse_date(self.texts.get("DATE"))
+
+    def text(self, tag: str) -> str:
+        return _text(self.texts, tag)
+
+    def entries(self, *tags: str) -> list[_Entry]:
+        return [
+            _entry(node)
+            for tag in tags
+            if tag in self.texts
+            for node in self.element.iterchildren(tag)
+        ]
+
+    @property
+    def label(self) -> str:
+        """How an Unreadable names the voucher: by number, date and GUID."""
+        day = self.day.strftime("%d-%b-%Y") if self.day else "no date"
+        return f"Voucher {self.number or '(no number)'} of {day} (GUID {self.guid or 'none'})"
+
+
+def _voucher_kind(texts: dict[str, str | None], voucher_type: str) -> str | None:
     """Sales, Receipt or Credit Note; a company's own type ("Sales - Export") is told by the
-    base type Tally exports with it, else by its name."""
-    for name in (
-        _text(element, "VOUCHERTYPEORIGNAME"),
-        _text(element, "VOUCHERTYPENAME"),
-        element.get("VCHTYPE", ""),
-    ):
-        for kind in VOUCHER_KINDS:
-            if name.strip().lower().startswith(kind.lower()):
-                return kind
+    base type Tally exports with it, else by its name (`voucher_type`: VCHTYPE)."""
+    for name in (texts.get("VOUCHERTYPEORIGNAME"), texts.get("VOUCHERTYPENAME"), voucher_type):
+        if name:
+            lowered = name.strip().lower()
+            for kind, prefix in _KIND_PREFIXES:
+                if lowered.startswith(prefix):
+                    return kind
     return None
 
 
-@dataclass
+_KIND_PREFIXES = tuple((kind, kind.lower()) for kind in VOUCHER_KINDS)
+
+
+@dataclass(slots=True)
 class _Entry:
+    """A ledger or inventory entry: what every entry is read for (the party's, a tax's or a
+    line's). What only a line needs is read from `node` and `texts` when it becomes one
+    (`_gst_rate`, `_line`)."""
+
     ledger: str
     amount: Decimal  # Tally's sign: a debit is negative
-    hsn: str | None
-    description: str | None
-    quantity: Decimal | None
-    rate: Decimal | None
-    gst_rate: Decimal | None
     bills: list[tuple[str, str, Decimal, str | None]]  # (name, type, amount, credit period)
+    node: etree._Element
+    texts: dict[str, str | None]
 
 
-def _entries(element, tag: str) -> list[_Entry]:
-    entries = []
-    for node in element.findall(tag):
-        bills = [
-            (
-                _text(bill, "NAME"),
-                _text(bill, "BILLTYPE"),
-                _amount(_text(bill, "AMOUNT")),
-                _text(bill, "BILLCREDITPERIOD") or None,
+def _entry(node) -> _Entry:
+    texts = _texts(node)
+    bills = []
+    if "BILLALLOCATIONS.LIST" in texts:
+        for bill in node.iterchildren("BILLALLOCATIONS.LIST"):
+            bill_texts = _texts(bill)
+            bills.append(
+                (
+                    _text(bill_texts, "NAME"),
+                    _text(bill_texts, "BILLTYPE"),
+                    _amount(bill_texts.get("AMOUNT")),
+                    _text(bill_texts, "BILLCREDITPERIOD") or None,
+                )
             )
-            for bill in node.findall("BILLALLOCATIONS.LIST")
-        ]
-        rates = {
-            _text(detail, "GSTRATEDUTYHEAD"): _leading_number(_text(detail, "GSTRATE"))
-            for detail in node.findall("RATEDETAILS.LIST")
-        }
-        # TallyPrime lists every head on every line (Integrated 18, Central 9, State 9 alike),
-        # whichever is charged: the Integrated rate is the whole GST rate, else Central + State.
-        gst_rate = rates.get("Integrated Tax")
-        if gst_rate is None and None not in (rates.get("Central Tax"), rates.get("State Tax")):
-            gst_rate = rates["Central Tax"] + rates["State Tax"]
-        described = [
+    return _Entry(
+        ledger=_text(texts, "LEDGERNAME") or _text(texts, "STOCKITEMNAME"),
+        amount=_amount(texts.get("AMOUNT")),
+        bills=bills,
+        node=node,
+        texts=texts,
+    )
+
+
+def _gst_rate(entry: _Entry) -> Decimal | None:
+    """The line's own GST rate (RATEDETAILS), if Tally gives one."""
+    if "RATEDETAILS.LIST" not in entry.texts:
+        return None
+    rates = {}
+    for detail in entry.node.iterchildren("RATEDETAILS.LIST"):
+        texts = _texts(detail)
+        rates[_text(texts, "GSTRATEDUTYHEAD")] = _leading_number(texts.get("GSTRATE"))
+    # TallyPrime lists every head on every line (Integrated 18, Central 9, State 9 alike),
+    # whichever is charged: the Integrated rate is the whole GST rate, else Central + State.
+    gst_rate = rates.get("Integrated Tax")
+    if gst_rate is None and None not in (rates.get("Central Tax"), rates.get("State Tax")):
+        gst_rate = rates["Central Tax"] + rates["State Tax"]
+    return gst_rate
+
+
+def _line(entry: _Entry, net: Decimal, rate: Decimal, tax: Decimal) -> BookLine:
+    texts = entry.texts
+    described = (
+        [
             (text.text or "").strip()
-            for text in node.iter("BASICUSERDESCRIPTION")
+            for text in entry.node.iter("BASICUSERDESCRIPTION")
             if (text.text or "").strip()
         ]
-        entries.append(
-            _Entry(
-                ledger=_text(node, "LEDGERNAME") or _text(node, "STOCKITEMNAME"),
-                amount=_amount(_text(node, "AMOUNT")),
-                hsn=_text(node, "GSTHSNNAME") or None,
-                description=" ".join(described) or None,
-                quantity=_leading_number(_text(node, "BILLEDQTY") or _text(node, "ACTUALQTY")),
-                rate=_leading_number(_text(node, "RATE")),
-                gst_rate=gst_rate,
-                bills=bills,
-            )
-        )
-    return entries
-
-
-def _voucher(element, context: VoucherContext, alter_id: int | None):
-    number = _text(element, "VOUCHERNUMBER")
-    guid = _text(element, "GUID") or element.get("REMOTEID") or None
-    day = _parse_date(_text(element, "DATE"))
-    label = (
-        f"Voucher {number or '(no number)'} of "
-        f"{day.strftime('%d-%b-%Y') if day else 'no date'} (GUID {guid or 'none'})"
+        if "BASICUSERDESCRIPTION.LIST" in texts
+        else ()
     )
-    kind = _voucher_kind(element)
+    price = _leading_number(texts.get("RATE"))
+    return BookLine(
+        description=" ".join(described) or entry.ledger,
+        quantity=_leading_number(texts.get("BILLEDQTY") or texts.get("ACTUALQTY")) or ONE,
+        unit_price=price if price is not None else net,
+        net_amount=net,
+        tax_rate=rate,
+        tax_amount=tax,
+        hsn_sac=_text(texts, "GSTHSNNAME") or None,
+    )
+
+
+def _voucher(voucher: _Voucher, context: VoucherContext, alter_id: int | None):
+    kind = _voucher_kind(voucher.texts, voucher.element.get("VCHTYPE", ""))
+    guid = voucher.guid
     if kind is None:
-        type_name = _text(element, "VOUCHERTYPENAME") or element.get("VCHTYPE", "")
-        yield Unreadable(guid, f"{label}: a {type_name or 'untyped'} voucher is not synced.")
+        type_name = voucher.text("VOUCHERTYPENAME") or voucher.element.get("VCHTYPE", "")
+        yield Unreadable(
+            guid, f"{voucher.label}: a {type_name or 'untyped'} voucher is not synced."
+        )
         return
-    if not guid or not number or day is None:
-        yield Unreadable(guid, f"{label}: it has no GUID, number or date.")
+    if not guid or not voucher.number or voucher.day is None:
+        yield Unreadable(guid, f"{voucher.label}: it has no GUID, number or date.")
         return
     try:
         if kind == "Receipt":
-            yield from _receipt(element, context, guid, number, day, label, alter_id)
+            yield from _receipt(voucher, context, alter_id)
         else:
-            yield _document(element, context, kind, guid, number, day, label, alter_id)
+            yield _document(voucher, context, kind, alter_id)
     except _Unmappable as reason:
-        yield Unreadable(guid, f"{label}: {reason}")
+        yield Unreadable(guid, f"{voucher.label}: {reason}")
     except ValueError as error:
-        yield Unreadable(guid, f"{label}: {error}")
+        yield Unreadable(guid, f"{voucher.label}: {error}")
 
 
 class _Unmappable(Exception):
     pass
 
 
-def _party(element, context: VoucherContext) -> tuple[str, str]:
-    party = _text(element, "PARTYLEDGERNAME")
+def _party(voucher: _Voucher, context: VoucherContext) -> tuple[str, str]:
+    party = voucher.text("PARTYLEDGERNAME")
     if not party:
         raise _Unmappable("it names no party ledger.")
-    remote = _text(element, "PARTYLEDGERGUID") or context.ledger_guids.get(party)
+    remote = voucher.text("PARTYLEDGERGUID") or context.ledger_guids.get(party)
     if not remote:
         raise _Unmappable(f"its party ledger {party!r} is not among the Sundry Debtors read.")
     return party, remote
 
 
-def _document(element, context, kind, guid, number, day, label, alter_id):
-    party, contact = _party(element, context)
+_LEDGER_ENTRIES = ("ALLLEDGERENTRIES.LIST", "LEDGERENTRIES.LIST")
+_INVENTORY_ENTRIES = ("ALLINVENTORYENTRIES.LIST", "INVENTORYENTRIES.LIST")
+
+
+def _document(voucher: _Voucher, context: VoucherContext, kind: str, alter_id: int | None):
+    party, contact = _party(voucher, context)
     names = context.names
-    ledger_entries = _entries(element, "ALLLEDGERENTRIES.LIST") + _entries(
-        element, "LEDGERENTRIES.LIST"
-    )
-    inventory = _entries(element, "ALLINVENTORYENTRIES.LIST") + _entries(
-        element, "INVENTORYENTRIES.LIST"
-    )
+    ledger_entries = voucher.entries(*_LEDGER_ENTRIES)
+    inventory = voucher.entries(*_INVENTORY_ENTRIES)
     taxes = {"cgst": Decimal(0), "sgst": Decimal(0), "igst": Decimal(0)}
     sales, party_entries, rounding = [], [], Decimal(0)
     for entry in ledger_entries:
-        head = names.tax_head(entry.ledger)
         if entry.ledger == party:
             party_entries.append(entry)
-        elif head:
-            taxes[head] += abs(entry.amount)
-        elif names.is_sales(entry.ledger):
+            continue
+        role = names.role(entry.ledger)
+        if role == "sales":
             sales.append(entry)
-        elif "round" in entry.ledger.lower():
+        elif role == "rounding":
             # Sales credit the round-off, credit notes debit it; either way it adds to the total.
             rounding += entry.amount if kind == "Sales" else -entry.amount
+        elif role:
+            taxes[role] += abs(entry.amount)
         else:
             raise _Unmappable(
                 f"the ledger {entry.ledger!r} is neither the party, a sales ledger nor a GST "
@@ -614,10 +758,10 @@ def _document(element, context, kind, guid, number, day, label, alter_id):
     line_entries = inventory or sales
     if not line_entries:
         raise _Unmappable("it has no sales ledger or stock item lines.")
-    tax_total = sum(taxes.values(), Decimal(0))
+    tax_total = taxes["cgst"] + taxes["sgst"] + taxes["igst"]
     if taxes["igst"] and (taxes["cgst"] or taxes["sgst"]):
         raise _Unmappable("it charges both IGST and CGST/SGST.")
-    place = _place_of_supply(element, context, tax_total, taxes["igst"] > 0)
+    place = _place_of_supply(voucher, context, tax_total, taxes["igst"] > 0)
     lines = _lines(line_entries, tax_total)
     subtotal = sum((line.net_amount for line in lines), Decimal(0))
     total = abs(sum((entry.amount for entry in party_entries), Decimal(0)))
@@ -627,11 +771,12 @@ def _document(element, context, kind, guid, number, day, label, alter_id):
             f"the party's amount ({_money(total)})."
         )
     state = "open"
-    if _yes(_text(element, "ISCANCELLED")):
+    if _yes(voucher.text("ISCANCELLED")):
         state = "void"
-    elif _yes(_text(element, "ISOPTIONAL")):
+    elif _yes(voucher.text("ISOPTIONAL")):
         state = "draft"
     bills = [bill for entry in party_entries for bill in entry.bills]
+    guid, number, day = voucher.guid, voucher.number, voucher.day
     common = {
         "remote_id": guid,
         "number": number,
@@ -644,7 +789,7 @@ def _document(element, context, kind, guid, number, day, label, alter_id):
         "tax_total": tax_total,
         "total": total,
         "version": str(alter_id) if alter_id is not None else None,
-        "deleted": _yes(_text(element, "ISDELETED")),
+        "deleted": _yes(voucher.text("ISDELETED")),
     }
     if kind == "Credit Note":
         against = [name for name, bill_type, _, _ in bills if bill_type.lower() == "agst ref"]
@@ -652,7 +797,7 @@ def _document(element, context, kind, guid, number, day, label, alter_id):
         if len(against) == 1 and invoice is None:
             raise _Unmappable(f"it is set against the bill {against[0]!r}, which is unknown.")
         return BookCreditNote(
-            **common, invoice_remote_id=invoice, reason=_text(element, "NARRATION") or None
+            **common, invoice_remote_id=invoice, reason=voucher.text("NARRATION") or None
         )
     context.bill_guids[number] = guid
     return BookInvoice(
@@ -661,16 +806,20 @@ def _document(element, context, kind, guid, number, day, label, alter_id):
         # Payments come as receipts; what is still owed is the engine's sum, not Tally's.
         amount_due=Decimal(0) if state == "void" else total,
         place_of_supply=place,
-        reference=_text(element, "REFERENCE") or None,
+        reference=voucher.text("REFERENCE") or None,
     )
 
 
-def _place_of_supply(element, context, tax_total: Decimal, inter_state: bool) -> str | None:
-    named = _text(element, "PLACEOFSUPPLY")
-    place = region_code(named) if named else None
-    gstin = _text(element, "PARTYGSTIN").upper()
+# A voucher's place of supply is a state's name; a company's vouchers name a few states.
+_region = lru_cache(maxsize=256)(region_code)
+
+
+def _place_of_supply(voucher, context, tax_total: Decimal, inter_state: bool) -> str | None:
+    named = voucher.text("PLACEOFSUPPLY")
+    place = _region(named) if named else None
+    gstin = voucher.text("PARTYGSTIN").upper()
     if place is None and len(gstin) >= 2:
-        place = region_code(gstin[:2])
+        place = _region(gstin[:2])
     if tax_total and place is None:
         raise _Unmappable(
             "it charges GST but gives neither a place of supply nor the party's GSTIN."
@@ -691,27 +840,22 @@ def _lines(entries: list[_Entry], tax_total: Decimal) -> list[BookLine]:
     rounding so the lines add up to what the GST ledgers hold."""
     nets = [abs(entry.amount) for entry in entries]
     subtotal = sum(nets, Decimal(0))
-    voucher_rate = (tax_total * 100 / subtotal).quantize(CENT) if subtotal else Decimal(0)
-    lines = []
+    voucher_rate = None  # worked out only for a line without a rate of its own
+    rates, taxes = [], []
     for entry, net in zip(entries, nets, strict=True):
-        rate = entry.gst_rate if entry.gst_rate is not None else voucher_rate
-        quantity = entry.quantity if entry.quantity else Decimal(1)
-        lines.append(
-            BookLine(
-                description=entry.description or entry.ledger,
-                quantity=quantity,
-                unit_price=entry.rate if entry.rate is not None else net,
-                net_amount=net,
-                tax_rate=rate.normalize() if rate == rate.to_integral() else rate,
-                tax_amount=(net * rate / 100).quantize(CENT, ROUND_HALF_UP),
-                hsn_sac=entry.hsn,
-            )
-        )
-    if lines:
-        difference = tax_total - sum((line.tax_amount for line in lines), Decimal(0))
-        last = lines[-1]
-        lines[-1] = BookLine(**{**last.__dict__, "tax_amount": last.tax_amount + difference})
-    return lines
+        rate = _gst_rate(entry)
+        if rate is None:
+            if voucher_rate is None:
+                voucher_rate = (tax_total * 100 / subtotal).quantize(CENT) if subtotal else ZERO
+            rate = voucher_rate
+        rates.append(rate.normalize() if rate == rate.to_integral() else rate)
+        taxes.append((net * rate / 100).quantize(CENT, ROUND_HALF_UP))
+    if taxes:
+        taxes[-1] += tax_total - sum(taxes, ZERO)
+    return [
+        _line(entry, net, rate, tax)
+        for entry, net, rate, tax in zip(entries, nets, rates, taxes, strict=True)
+    ]
 
 
 def _due_date(day: date, bills) -> date | None:
@@ -725,40 +869,38 @@ def _due_date(day: date, bills) -> date | None:
     return None
 
 
-def _receipt(element, context, guid, number, day, label, alter_id):
-    party, contact = _party(element, context)
-    party_entries = [
-        entry
-        for entry in _entries(element, "ALLLEDGERENTRIES.LIST")
-        + _entries(element, "LEDGERENTRIES.LIST")
-        if entry.ledger == party
-    ]
+def _receipt(voucher: _Voucher, context: VoucherContext, alter_id: int | None):
+    party, contact = _party(voucher, context)
+    party_entries = [entry for entry in voucher.entries(*_LEDGER_ENTRIES) if entry.ledger == party]
     bills = [bill for entry in party_entries for bill in entry.bills]
     if not bills:
         raise _Unmappable("it is not allocated bill-wise to any invoice.")
-    cancelled = _yes(_text(element, "ISCANCELLED"))
+    guid, number = voucher.guid, voucher.number
+    deleted = _yes(voucher.text("ISCANCELLED")) or _yes(voucher.text("ISDELETED"))
     for name, bill_type, amount, _ in bills:
         if bill_type.lower() != "agst ref":
             yield Unreadable(
                 guid,
-                f"{label}: {_money(abs(amount))} is a {bill_type or 'bill'} ({name!r}), not set "
-                "against an invoice.",
+                f"{voucher.label}: {_money(abs(amount))} is a {bill_type or 'bill'} ({name!r}), "
+                "not set against an invoice.",
             )
             continue
         invoice = context.bill_guids.get(name)
         if invoice is None:
-            yield Unreadable(guid, f"{label}: it settles the bill {name!r}, which is unknown.")
+            yield Unreadable(
+                guid, f"{voucher.label}: it settles the bill {name!r}, which is unknown."
+            )
             continue
         yield BookPayment(
             remote_id=f"{guid}/{name}",
             invoice_remote_id=invoice,
             contact_remote_id=contact,
-            paid_on=day,
+            paid_on=voucher.day,
             amount=abs(amount),
             currency=context.currency,
             reference=number,
             version=str(alter_id) if alter_id is not None else None,
-            deleted=cancelled or _yes(_text(element, "ISDELETED")),
+            deleted=deleted,
         )
 
 
@@ -852,8 +994,9 @@ def read_bills(source: bytes | BinaryIO) -> dict[str, str]:
     """Sales voucher number -> GUID, from the answer to `bills_request` (or any voucher list)."""
     bills = {}
     for element in _elements(source, frozenset({"VOUCHER"})):
-        number, guid = _text(element, "VOUCHERNUMBER"), _text(element, "GUID")
-        if number and guid and _voucher_kind(element) == "Sales":
+        texts = _texts(element)
+        number, guid = _text(texts, "VOUCHERNUMBER"), _text(texts, "GUID")
+        if number and guid and _voucher_kind(texts, element.get("VCHTYPE", "")) == "Sales":
             bills[number] = guid
     return bills
 
