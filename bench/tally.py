@@ -235,11 +235,24 @@ class DirectTally:
         return answer
 
 
+class BurstWorker(SimpleWorker):
+    """A worker that runs the queue's jobs in this process and takes no commands: RQ's worker
+    listens for them on a thread that its teardown then waits a whole second for (join with a
+    one-second timeout on a thread that sleeps for a minute), and that second, twice a connect,
+    is not Duebook's processing."""
+
+    def subscribe(self) -> None:
+        pass
+
+    def unsubscribe(self) -> None:
+        pass
+
+
 def run_in_process(app: Flask) -> None:
     """The sync queue's jobs, run in this process as the worker would run them."""
     with app.app_context():
         queue = get_queue("sync")
-        SimpleWorker([queue], connection=queue.connection).work(
+        BurstWorker([queue], connection=queue.connection).work(
             burst=True, with_scheduler=False, logging_level="WARNING"
         )
 
