@@ -295,6 +295,8 @@ def test_the_plans_totals_follow_every_change_of_its_milestones(tower):
             "planned": (1, Decimal("400.00")),
         }
     )
+    # The page lists the statuses in the workflow's order.
+    assert list(services.summary(session, project).by_status) == ["planned", "in_progress"]
     session.execute(
         update(Milestone).where(Milestone.project_id == project.id).values(status="paid")
     )

@@ -37,7 +37,14 @@ from app.core.money import CURRENCIES, format_money, split_by_percentages, to_mo
 from app.core.terminology import term, worded
 from app.custom_fields.services import ValuesInvalid, values_for_new_record
 from app.library.services import PlanShapeError, plan_amounts
-from app.projects.models import DUE_RULES, Milestone, MilestoneTotal, MilestoneTransition, Project
+from app.projects.models import (
+    DUE_RULES,
+    MILESTONE_STATUSES,
+    Milestone,
+    MilestoneTotal,
+    MilestoneTransition,
+    Project,
+)
 
 MAX_VALUE = Decimal("9999999999999999.99")
 MILESTONES_PER_PAGE = 50
@@ -683,6 +690,8 @@ def summaries(session: Session, project_ids: Sequence[int]) -> dict[int, PlanSum
 
 
 def _summary_of(rows) -> PlanSummary:
+    # In the workflow's order (planned first, paid last), whatever order the rows came in.
+    rows = sorted(rows, key=lambda row: MILESTONE_STATUSES.index(row[0]))
     by_status = {status: total for status, _, total in rows}
     return PlanSummary(
         milestones=sum(count for _, count, _ in rows),
