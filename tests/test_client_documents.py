@@ -401,7 +401,7 @@ def test_dashboard_lists_documents_expiring_within_30_days(owner, db_session):
     tile = page.split('id="expiring-documents"', 1)[1].split("</article>", 1)[0]
     assert "Godavari" in tile and "Insurance soon" in tile and "expires in 10 days" in tile
     assert "Licence later" not in tile
-    assert f"/clients/{client_id}" in tile
+    assert f'/clients/{client_id}?tab=documents"' in tile  # opens the client's documents
 
 
 def test_a_duplicate_version_number_takes_the_next_one(app, db_session, make_tenant):

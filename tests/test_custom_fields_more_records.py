@@ -299,6 +299,29 @@ def test_milestone_fields_start_at_their_default_show_on_the_project_page_and_ar
     assert "Stage gate: G2 · Hours: 12" in client.get(saved.headers["Location"]).text
 
 
+def test_the_project_page_shows_its_own_fields_and_each_milestones_member_by_name(
+    client, books, login
+):
+    tenant, owner, session, customer = books
+    add_field(session, "projects", label="PO number")
+    add_field(session, "milestones", label="Site lead", field_type="user")
+    project = _project(session, customer, po_number="PO-7")
+    plan = [
+        projects.PlannedMilestone(
+            name=name, due_rule="days_after_start", due_days=10, percentage=Decimal("50")
+        )
+        for name in ("Design", "Build")
+    ]
+    projects.replace_plan(session, project, plan, projects.Calendar("IN", "MH"))
+    for milestone in session.scalars(select(Milestone)):
+        milestone.custom_fields = {"site_lead": owner.id}
+    session.commit()
+    login(client, owner)
+    page = client.get(f"/t/{tenant.slug}/projects/{project.id}").text
+    assert "PO number" in page and "PO-7" in page
+    assert page.count(f"Site lead: {owner.full_name}") == 2  # every row, by name
+
+
 # Payments -------------------------------------------------------------------------------------
 
 

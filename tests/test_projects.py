@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app.audit.models import AuditEntry
 from app.clients.models import Client
@@ -255,6 +255,57 @@ def test_a_plan_moved_back_to_planned_is_kept_for_its_recorded_moves(tower):
     # The savepoint kept the transaction usable, and the plan as it was.
     assert milestones_of(session, project) == before
     assert len(plan_entries(session, project)) == 1
+
+
+def test_the_plans_totals_follow_every_change_of_its_milestones(tower):
+    """The page's counts and amounts per status come from totals the database keeps as the
+    milestones change: they must equal the milestones added up, after each kind of change."""
+    session, project, owner = tower
+
+    def added_up():
+        return {
+            status: (count, total)
+            for status, count, total in session.execute(
+                select(Milestone.status, func.count(), func.sum(Milestone.amount))
+                .where(Milestone.project_id == project.id)
+                .group_by(Milestone.status)
+            )
+        }
+
+    def kept():
+        plan = services.summary(session, project)
+        return {status: (plan.counts[status], plan.by_status[status]) for status in plan.counts}
+
+    services.replace_plan(session, project, by_percent("50", "30", "20"), INDIA)
+    assert kept() == added_up() == {"planned": (3, Decimal("1000.00"))}
+    services.replace_plan(session, project, by_percent("60", "40"), INDIA)  # delete, insert
+    assert kept() == added_up() == {"planned": (2, Decimal("1000.00"))}
+    first = session.scalars(
+        select(Milestone).where(Milestone.project_id == project.id).order_by(Milestone.position)
+    ).first()
+    services.transition(
+        session, first, "in_progress", user_id=owner.id, project=project, today=date(2027, 1, 5)
+    )
+    session.flush()
+    assert (
+        kept()
+        == added_up()
+        == {
+            "in_progress": (1, Decimal("600.00")),
+            "planned": (1, Decimal("400.00")),
+        }
+    )
+    # The page lists the statuses in the workflow's order.
+    assert list(services.summary(session, project).by_status) == ["planned", "in_progress"]
+    session.execute(
+        update(Milestone).where(Milestone.project_id == project.id).values(status="paid")
+    )
+    assert kept() == added_up() == {"paid": (2, Decimal("1000.00"))}  # no empty status left
+    session.execute(update(Milestone).where(Milestone.id == first.id).values(name="Renamed"))
+    assert kept() == added_up()
+    assert services.summaries(session, [project.id])[project.id] == services.summary(
+        session, project
+    )
 
 
 def test_approval_only_where_the_project_asks_for_it():

@@ -83,6 +83,20 @@ def definitions(session: Session, entity: str, *, archived: bool = False) -> lis
     return list(session.scalars(query.order_by(CustomField.position, CustomField.id)))
 
 
+def definitions_of(session: Session, entities: Sequence[str]) -> dict[str, list[CustomField]]:
+    """`definitions` (the live ones) of several entities in one statement, by entity: a page
+    showing a record and its rows (a project and its milestones)."""
+    found: dict[str, list[CustomField]] = {entity: [] for entity in entities}
+    query = (
+        select(CustomField)
+        .where(CustomField.entity.in_(entities), CustomField.archived_at.is_(None))
+        .order_by(CustomField.position, CustomField.id)
+    )
+    for field in session.scalars(query):
+        found[field.entity].append(field)
+    return found
+
+
 def list_fields(session: Session, entity: str) -> list[CustomField]:
     """The live fields offered in lists (column, filter, sort)."""
     return [field for field in definitions(session, entity) if field.in_lists]
@@ -660,16 +674,22 @@ def labelled_values(
     *,
     only_printed: bool = False,
     live: Sequence[CustomField] | None = None,
+    people: Mapping[int, str] | None = None,
 ) -> list[tuple[str, str]]:
     """(label, shown value) of the record's filled-in live fields, in their order: for its
     page and, with only_printed, the invoice PDF (the fields marked to print). `live`: the
-    entity's definitions when the caller read them already (a page showing the form too)."""
+    entity's definitions when the caller read them already (a page showing the form too);
+    `people`: the members' names by id (`member_choices`), when the caller shows many
+    records."""
     fields = [
         field
         for field in (live if live is not None else definitions(session, entity))
         if field.key in stored and (field.print_on_invoice or not only_printed)
     ]
-    people = dict(member_choices(session)) if any(f.field_type == "user" for f in fields) else {}
+    if people is None:
+        people = (
+            dict(member_choices(session)) if any(f.field_type == "user" for f in fields) else {}
+        )
     rows = []
     for field in fields:
         shown = display_value(field, stored.get(field.key), people)

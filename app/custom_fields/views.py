@@ -38,11 +38,14 @@ def section_context(
     editing: bool = False,
     submitted=None,
     errors=None,
+    fields=None,
 ) -> dict:
     """What templates/custom_fields/_section.html shows of `record`'s own fields: its values,
     or (editing) its form with the errors beside the fields. `url`: the record's
-    custom-fields address (`record_section` answers it)."""
-    fields = services.definitions(db.session, entity)
+    custom-fields address (`record_section` answers it); `fields`: the entity's live
+    definitions when the caller read them already."""
+    if fields is None:
+        fields = services.definitions(db.session, entity)
     stored = record.custom_fields or {}
     rows = services.labelled_values(db.session, entity, stored, live=fields)
     return {

@@ -129,6 +129,20 @@ class Milestone(TenantModel):
         return f"projects:{self.project_id}"
 
 
+class MilestoneTotal(TenantModel):
+    """A project's milestones in one status: how many and their amount, kept by
+    statement-level triggers on milestones (migration 0049), so the project page reads a few
+    rows instead of grouping a whole plan (10,000 milestones) on every view. A status no
+    milestone of the project is in has no row."""
+
+    __tablename__ = "milestone_totals"
+
+    project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    milestone_count: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+
+
 class MilestoneTransition(TenantModel):
     """Every change of a milestone's status: from, to, who, when."""
 

@@ -53,18 +53,33 @@ def _page(project):
     milestones, next_after = services.milestone_page(
         db.session, project, row_id(request.args.get("after")) or 0
     )
-    milestone_fields = custom_fields.definitions(db.session, "milestones")
+    fields = custom_fields.definitions_of(db.session, ("projects", "milestones"))
+    milestone_fields = fields["milestones"]
+    # Read once for the page's rows, not once per milestone.
+    people = (
+        dict(custom_fields.member_choices(db.session))
+        if any(f.field_type == "user" for f in milestone_fields)
+        else {}
+    )
     return render_page(
         "projects/detail.html",
         block="milestones",
         project=project,
         custom_section=section_context(
-            "projects", project, url=_custom_url(project), may_edit=can("invoices.edit")
+            "projects",
+            project,
+            url=_custom_url(project),
+            may_edit=can("invoices.edit"),
+            fields=fields["projects"],
         ),
         milestone_fields=milestone_fields,
         milestone_values={
             m.id: custom_fields.labelled_values(
-                db.session, "milestones", m.custom_fields or {}, live=milestone_fields
+                db.session,
+                "milestones",
+                m.custom_fields or {},
+                live=milestone_fields,
+                people=people,
             )
             for m in milestones
         },
