@@ -11,12 +11,28 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import func, insert, select, true
 
 from app.aging.models import AgingSnapshot
-from app.collections.models import PromiseToPay
+from app.collections.models import CollectionNotice, PromiseToPay
 from app.core.clock import local_date
 from tenants import roles
+from tests.helpers import tenant_session
 from tests.test_aging import Books
+
+# The columns a draft is copied by (its id and times are the table's own).
+NOTICE_COPIED = (
+    "client_id",
+    "policy_id",
+    "level_id",
+    "level_number",
+    "level_name",
+    "channel",
+    "currency",
+    "status",
+    "run_date",
+    "amount_due",
+)
 
 
 def month_starts(today):
@@ -139,6 +155,32 @@ def test_the_lists_behind_the_figures_apply_the_filter(client, login, books_open
     due_today = client.get(f"/t/{tenant.slug}/promises/?view=due_today")
     assert due_today.status_code == 200 and "Due today" in due_today.text
     assert due_today.text.count("₹1,000.00") == 1  # the one due in 3 days is not listed
+
+
+def test_past_a_hundred_drafts_the_dashboard_says_100_plus(client, login, db_session, books_open):
+    """A daily run that drafted hundreds of notices is not counted row by row on every visit:
+    the figure stops at 100+ (the list behind it counts them all)."""
+    tenant, owner, *_ = books_open
+    session = tenant_session(db_session, tenant)
+
+    def copy_a_draft(times: int) -> None:
+        columns = [CollectionNotice.__table__.c[name] for name in NOTICE_COPIED]
+        draft = select(*columns).where(CollectionNotice.status == "draft").limit(1).subquery()
+        copies = (
+            select(*draft.c)
+            .select_from(draft)
+            .join(func.generate_series(1, times).table_valued("n"), true())
+        )
+        session.execute(insert(CollectionNotice).from_select(list(NOTICE_COPIED), copies))
+        session.commit()
+
+    login(client, owner)
+    copy_a_draft(98)
+    collections = _tile(client.get(f"/t/{tenant.slug}/").text, "collections")
+    assert _count(collections, f"/t/{tenant.slug}/notices/?status=draft") == 100  # 2 + 98
+    copy_a_draft(1)
+    collections = _tile(client.get(f"/t/{tenant.slug}/").text, "collections")
+    assert re.search(r'status=draft">[^<]*</a><strong>100\+</strong>', collections)
 
 
 def test_a_collector_sees_their_work(client, login, books_open):

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.aging import services as aging
 from app.clients import documents
 from app.collections.cases import promises
+from app.collections.notices.services import AWAITING_APPROVAL_SHOWN
 from app.collections.work import services as work
 from app.dashboard import services
 from app.payments import listing as payments
@@ -76,7 +77,11 @@ def _cash(reading: Reading) -> dict:
 
 def _collections(reading: Reading) -> dict:
     # Its counts came with the first query of the visit (services.counts).
-    return {"collections": reading.counts, "broken_lately_days": promises.BROKEN_LATELY_DAYS}
+    return {
+        "collections": reading.counts,
+        "broken_lately_days": promises.BROKEN_LATELY_DAYS,
+        "awaiting_approval_shown": AWAITING_APPROVAL_SHOWN,
+    }
 
 
 def _my_work(reading: Reading) -> dict:

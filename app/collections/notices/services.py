@@ -1263,16 +1263,23 @@ def list_notices(
     return NoticePage(rows, rows[-1].notice.id if more and rows else None)
 
 
+# The dashboard counts drafts waiting for approval up to this many, then says "100+": a daily
+# run that drafted a thousand was counted from a thousand table rows on every visit (2 ms at
+# 1M invoices), and past a hundred the number no longer changes what a person does next.
+AWAITING_APPROVAL_SHOWN = 100
+
+
 def awaiting_approval_count():
     """How many notices wait for someone to approve them (drafts: what the list filtered by
-    status=draft shows), as a scalar subquery counted on the status index, so that a page can
-    ask it along with other counts in one round trip."""
-    return (
-        select(func.count())
-        .select_from(CollectionNotice)
+    status=draft shows), counted up to AWAITING_APPROVAL_SHOWN + 1, as a scalar subquery on the
+    status index, so that a page can ask it along with other counts in one round trip."""
+    drafts = (
+        select(CollectionNotice.id)
         .where(CollectionNotice.status == "draft")
-        .scalar_subquery()
+        .limit(AWAITING_APPROVAL_SHOWN + 1)
+        .subquery()
     )
+    return select(func.count()).select_from(drafts).scalar_subquery()
 
 
 def notices_of(
