@@ -11,7 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, insert, select, true
+from sqlalchemy import func, insert, select, text, true
 
 from app.aging.models import AgingSnapshot
 from app.collections.models import CollectionNotice, PromiseToPay
@@ -244,3 +244,25 @@ def test_top_overdue_clients_are_the_five_owing_most_past_due(
         "Client 6",
         "Client 0",
     ]
+
+
+def test_the_dashboards_statements_are_planned_once_per_connection(
+    client, login, db_session, books_open
+):
+    """The dashboard's fixed statements are prepared on the server (the work queue's counts
+    cost more to plan than to run); other pages' statements, searches among them, are not."""
+
+    def prepared() -> set[str]:
+        found = db_session.execute(text("SELECT statement FROM pg_prepared_statements"))
+        return {statement for (statement,) in found}
+
+    tenant, owner, *_ = books_open
+    login(client, owner)
+    before = prepared()
+    client.get(f"/t/{tenant.slug}/")
+    after_dashboard = prepared()
+    assert any("aging_sales" in statement for statement in after_dashboard - before)
+    client.get(f"/t/{tenant.slug}/clients/?q=Acme")
+    assert prepared() == after_dashboard
+    client.get(f"/t/{tenant.slug}/")  # the second visit runs what it prepared
+    assert prepared() == after_dashboard

@@ -5,6 +5,7 @@ from flask_login import current_user
 
 from app.core.clock import tenant_today
 from app.core.pages import render_page
+from app.core.prepared import prepared_statements
 from app.dashboard import services, widgets
 from app.extensions import db
 from app.settings.services import workspace_settings
@@ -28,15 +29,18 @@ def home():
         for name in shown_widgets(workspace, widgets.NAMES)
         if widgets.BY_NAME[name].allowed()
     ]
-    counts = services.counts(
-        db.session, today, with_collections=any(w.name == "collections" for w in chosen)
-    )
-    if not counts.has_invoices:
-        chosen = [widget for widget in chosen if not widget.needs_invoices]
-    reading = widgets.Reading(db.session, today, counts, current_user.id)
-    context = {"today": today, "started": counts, "widgets": [w.name for w in chosen]}
-    for widget in chosen:
-        context.update(widget.read(reading))
+    # The widgets' statements are of a fixed shape and none is a search: planned once per
+    # connection (2.5 ms of the visit at 1M invoices, the work queue's counts most of it).
+    with prepared_statements(db.session):
+        counts = services.counts(
+            db.session, today, with_collections=any(w.name == "collections" for w in chosen)
+        )
+        if not counts.has_invoices:
+            chosen = [widget for widget in chosen if not widget.needs_invoices]
+        reading = widgets.Reading(db.session, today, counts, current_user.id)
+        context = {"today": today, "started": counts, "widgets": [w.name for w in chosen]}
+        for widget in chosen:
+            context.update(widget.read(reading))
     if can("settings.manage"):
         context["setup_left"] = setup.progress(
             db.session, g.tenant.id, counts.has_clients, workspace
