@@ -221,6 +221,37 @@ def test_search_filters_and_sort_are_in_the_url(many_clients):
     assert "<html" not in fragment.text and names_on(fragment.text) == ["Client 005"]
 
 
+def test_a_search_reads_the_same_pages_whether_its_matches_are_few_or_many(
+    many_clients, monkeypatch
+):
+    """A search with few matches is read from its matches, one with many by walking the list
+    in order (services.SEARCH_NARROWS): the pages, their order, the paging links and the count
+    are the same either way."""
+    http, tenant, _, _ = many_clients
+    base = f"/t/{tenant.slug}/clients/"
+
+    def walk(url: str) -> tuple[list[list[str]], list[str]]:
+        pages, counts = [], []
+        while url:
+            html = http.get(url).text
+            pages.append(names_on(html))
+            counts += re.findall(r"([\d,]+\+?) clients?\b", html)[:1]
+            found = re.search(r'href="([^"]*after=[^"]+)"', html)
+            url = found.group(1).replace("&amp;", "&") if found else None
+        return pages, counts
+
+    # "client 0" matches every client but the prospects (every tenth): 54, three pages.
+    query = base + "?q=client 0&sort=-name"
+    narrowed = walk(query)
+    monkeypatch.setattr(services, "SEARCH_NARROWS", 10)
+    walked = walk(query)
+    assert narrowed == walked
+    pages, counts = narrowed
+    names = [name for page in pages for name in page]
+    assert [len(page) for page in pages] == [25, 25, 4] and names == sorted(names, reverse=True)
+    assert len(names) == len(set(names)) == 54 and counts[0] == "54"
+
+
 def test_bulk_actions_tag_assign_and_set_status(many_clients, db_session, make_user, add_member):
     http, tenant, _, token = many_clients
     manager = make_user()
