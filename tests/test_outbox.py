@@ -138,6 +138,45 @@ def test_an_outcome_the_database_refuses_stops_the_batch(app):
                 cleanup.commit()
 
 
+def test_outcomes_are_recorded_after_the_connections_statements_were_deallocated(app):
+    """A pooled connection that also served a page with prepared statements loses every
+    prepared statement when psycopg clears them (DEALLOCATE ALL after a rollback): the next
+    batch on it prepares its outcome statement again instead of failing on a missing one."""
+    with app.app_context():
+        engine = db.engine
+        ids = []
+        with TenantSession(db, bind=engine) as setup:
+            for number in range(2):
+                ids.append(
+                    outbox.queue_email(
+                        setup,
+                        to="d@example.com",
+                        subject="Outcome",
+                        text_body="Body",
+                        idempotency_key=unique(f"dealloc{number}:"),
+                    )
+                )
+            setup.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(status="sending")
+            )
+            commit_without_hand_over(app, setup)
+        try:
+            writer = OutcomeWriter(TenantSession(db, bind=engine))
+            writer.write(ids[0], {"status": "sent", "locked_until": None})
+            writer.wait_for_answer()
+            writer.connection.exec_driver_sql("DEALLOCATE ALL")  # as psycopg's clearing does
+            writer.close()
+            writer = OutcomeWriter(TenantSession(db, bind=engine))  # the same pooled connection
+            writer.write(ids[1], {"status": "sent", "locked_until": None})
+            writer.close()
+            with TenantSession(db, bind=engine) as check:
+                assert {check.get(OutboxMessage, i).status for i in ids} == {"sent"}
+        finally:
+            with TenantSession(db, bind=engine) as cleanup:
+                cleanup.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))
+                cleanup.commit()
+
+
 def test_the_same_intent_twice_is_one_message(app, db_session):
     key = unique("same:")
     first = queue_test_email(db_session, app, key)

@@ -215,10 +215,18 @@ class OutcomeWriter:
         self.waiting = False
         if isinstance(bind, Engine):
             self.connection = bind.connect().execution_options(isolation_level="AUTOCOMMIT")
-            pooled = self.connection.connection
-            self.pgconn = pooled.driver_connection.pgconn
-            # The statements this connection has prepared live as long as the connection.
-            self.prepared: set[bytes] = pooled.info.setdefault("duebook.prepared_outcomes", set())
+            self.pgconn = self.connection.connection.driver_connection.pgconn
+            # The outcome statements this connection has prepared, as the server knows them (a
+            # query a batch): psycopg deallocates all of a connection's statements after a
+            # rollback or DDL once it prepared any of its own (a page's, app.core.prepared),
+            # so what an earlier batch prepared may be gone.
+            self.prepared: set[bytes] = {
+                name.encode()
+                for (name,) in self.connection.exec_driver_sql(
+                    "SELECT name FROM pg_prepared_statements"
+                    " WHERE starts_with(name, 'duebook_outcome_')"
+                )
+            }
 
     def write(self, message_id: int, values: dict) -> None:
         if self.pgconn is None:
