@@ -70,7 +70,9 @@ def test_the_preview_follows_typing_and_save_keeps_the_choices(
     expect(email_footer).to_be_visible()
     page.screenshot(path=str(screenshots_dir / "branding-desktop.png"), full_page=True)
     page.get_by_role("button", name="Save branding").click()
-    expect(page.get_by_text("Branding saved")).to_be_visible()
+    # The save waits behind the preview its click set off (leaving the footer is a change):
+    # an invoice page drawn by WeasyPrint, which takes seconds on a busy machine.
+    expect(page.get_by_text("Branding saved")).to_be_visible(timeout=20_000)
     page.reload()
     expect(page.get_by_label("Brand colour")).to_have_value("#aa3300")
     expect(page.get_by_label("Paper size")).to_have_value("letter")
