@@ -70,7 +70,7 @@ def test_the_preview_follows_typing_and_save_keeps_the_choices(
     expect(email_footer).to_be_visible()
     page.screenshot(path=str(screenshots_dir / "branding-desktop.png"), full_page=True)
     page.get_by_role("button", name="Save branding").click()
-    # The save waits behind the preview its click set off (leaving the footer is a change):
+    # The save waits behind the preview the last change set off (the paper size chosen):
     # an invoice page drawn by WeasyPrint, which takes seconds on a busy machine.
     expect(page.get_by_text("Branding saved")).to_be_visible(timeout=20_000)
     page.reload()
