@@ -138,17 +138,18 @@ def members(session: Session, tenant_id: int) -> list[Membership]:
     )
 
 
-def member_names(session: Session, tenant_id: int) -> dict[int, str]:
+def member_names(session: Session, tenant_id: int, *, active_only: bool = False) -> dict[int, str]:
     """Each member's name by user id, in `members`' order (current members first, by name),
-    without loading their records."""
-    return dict(
-        session.execute(
-            select(User.id, User.full_name)
-            .join(Membership, Membership.user_id == User.id)
-            .where(Membership.tenant_id == tenant_id)
-            .order_by(Membership.active.desc(), User.full_name)
-        ).all()
+    without loading their records; `active_only`: the current members alone."""
+    query = (
+        select(User.id, User.full_name)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.tenant_id == tenant_id)
+        .order_by(Membership.active.desc(), User.full_name)
     )
+    if active_only:
+        query = query.where(Membership.active)
+    return dict(session.execute(query).all())
 
 
 def memberships_of(session: Session, user: User) -> list[Membership]:

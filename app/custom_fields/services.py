@@ -25,7 +25,7 @@ from app.core.terminology import term
 from app.custom_fields.models import ENTITY_TABLES, FIELD_TYPES, CustomField
 from tenants.binding import bound_schema, bound_tenant_id, qualified
 from tenants.models import Tenant
-from tenants.services import members
+from tenants.services import member_names
 
 TYPE_LABELS = {
     "text": "Text",
@@ -336,14 +336,14 @@ def _workspace(session: Session) -> _Workspace:
         tenant = session.get(Tenant, key[1])
         session.info[key] = _Workspace(
             country=tenant.country,
-            member_ids=frozenset(m.user_id for m in members(session, tenant.id) if m.active),
+            member_ids=frozenset(member_names(session, tenant.id, active_only=True)),
         )
     return session.info[key]
 
 
 def member_choices(session: Session) -> list[tuple[int, str]]:
-    tenant_id = bound_tenant_id(session)
-    return [(m.user_id, m.user.full_name) for m in members(session, tenant_id) if m.active]
+    """The current members (user id, name), by name: a team-member field's choices."""
+    return list(member_names(session, bound_tenant_id(session), active_only=True).items())
 
 
 def clean_values(
