@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.clients.models import Client
 from app.invoicing import services
@@ -565,3 +565,26 @@ def test_lifecycle_pages_refuse_with_a_message(books, client, login, make_user, 
         follow_redirects=True,
     ).text
     assert "written off" in done and "Bad debt" in done
+
+
+def test_the_invoice_page_reads_its_invoice_lines_client_and_project_at_once(books):
+    tenant, session, project = books
+    proj, milestones = project(("100.00", "250.00"))
+    invoice = services.draft_from_milestones(session, tenant, proj, milestones, "18", "998311")
+    expected = (session.get(Client, proj.client_id).full_name, proj.name)
+    invoice_id = invoice.id
+    session.commit()
+    session.expunge_all()
+    statements = []
+    listener = lambda *a: statements.append(1)  # noqa: E731
+    event.listen(session.get_bind(), "before_cursor_execute", listener)
+    try:
+        found, client, project = services.invoice_for_page(session, invoice_id)
+        shown = (client.full_name, project.name)
+        lines = [(line.position, line.taxable_value) for line in found.lines]
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", listener)
+    assert shown == expected
+    assert lines == [(1, Decimal("100.00")), (2, Decimal("250.00"))]
+    assert len(statements) == 1
+    assert services.invoice_for_page(session, invoice_id + 1000) is None

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from app.collections.models import CollectionNotice, NoticeAttachment
 from app.collections.notices import services as notices
 from app.outbox.models import OutboxMessage
+from app.projects.models import Project
 from tests.helpers import csrf_token_from, tenant_session
 from tests.test_notices import make_books, pdf_text
 
@@ -56,6 +57,22 @@ def test_the_business_unit_filter_offers_each_unit_in_use_once_in_order(books, c
     page = client.get(f"/t/{books.tenant.slug}/notices/").text
     offered = page[page.index('id="f-business_unit"') :].split("</select>")[0]
     assert offered.count(">North<") == 1 and offered.index(">East<") < offered.index(">South<")
+
+
+def test_the_project_filter_offers_the_projects_with_notices_in_name_order(books):
+    zeta, alpha, beta = (books.invoice(business_unit="North") for _ in range(3))
+    for invoice, name in ((zeta, "Zeta tower"), (alpha, "Alpha villas"), (beta, "Beta mall")):
+        books.session.get(Project, invoice.project_id).name = name
+    books.notice([zeta])
+    books.notice([alpha], position=2)
+    books.session.commit()
+    choices = notices.filter_choices(books.session)
+    # Beta's invoice has no notice: nothing to filter for.
+    assert choices["projects"] == [
+        (alpha.project_id, "Alpha villas"),
+        (zeta.project_id, "Zeta tower"),
+    ]
+    assert choices["business_units"] == ["North"]
 
 
 def test_bulk_approve_sends_the_drafts(app, books, client, login, db_session, run_jobs):

@@ -194,6 +194,12 @@ def _state_and_settings():
 def ensure_current(session: Session, today: date) -> Buckets:
     """What a page calls first: rebuild when the settings changed underneath, roll when the
     tenant's day moved on, write today's snapshot when missing. Returns the buckets."""
+    return ensure_current_with_basis(session, today)[0]
+
+
+def ensure_current_with_basis(session: Session, today: date) -> tuple[Buckets, str]:
+    """`ensure_current`, and the basis the summary ages by (read by the same statement, for the
+    page that names it)."""
     row = session.execute(_state_and_settings(), {"today": today}).one()
     as_of, basis, bounds, has_snapshot, wanted_basis, wanted_bounds = row
     if wanted_basis is None:
@@ -206,7 +212,7 @@ def ensure_current(session: Session, today: date) -> Buckets:
         roll(session, today)
     elif not has_snapshot:
         write_snapshot(session, today)
-    return Buckets(tuple(bounds))
+    return Buckets(tuple(bounds)), wanted_basis
 
 
 def update_settings(session: Session, basis: str, bounds: Sequence[int], today: date) -> bool:

@@ -48,7 +48,7 @@ def _collectors() -> dict[int, str]:
 @require_permission("invoices.view")
 def index():
     today = tenant_today(db.session)
-    buckets = services.ensure_current(db.session, today)
+    buckets, basis = services.ensure_current_with_basis(db.session, today)
     return render_page(
         "aging/index.html",
         today=today,
@@ -56,7 +56,7 @@ def index():
         totals=services.bucket_totals(db.session, buckets, today),
         top=services.top_overdue_clients(db.session, buckets),
         trend=services.trend(db.session, today),
-        basis=services.BASIS_LABELS[services.settings_of(db.session).aging_basis],
+        basis=services.BASIS_LABELS[basis],
     )
 
 

@@ -8,7 +8,7 @@ import base64
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -34,6 +34,7 @@ from app.clients.models import (
     SEARCH_EXPRESSION,
     STATUSES,
     Client,
+    ClientCount,
     ClientRequiredField,
     Contact,
     Industry,
@@ -707,12 +708,7 @@ def filtered_clients(filters: ClientFilters, session: Session | None = None) -> 
     query = query.where(
         Client.archived_at.is_not(None) if filters.archived else Client.archived_at.is_(None)
     )
-    if filters.prospects:
-        query = query.where(Client.status == "prospect")
-    elif filters.status:
-        query = query.where(Client.status == filters.status)
-    else:
-        query = query.where(Client.status != "prospect")
+    query = query.where(_status_clause(Client.status, filters))
     if filters.location:
         query = query.where(Client.location == filters.location)
     if filters.industry_id:
@@ -727,6 +723,26 @@ def filtered_clients(filters: ClientFilters, session: Session | None = None) -> 
         custom = filters.fields[key]
         query = query.where(filter_clause(session, Client.custom_fields, custom, value))
     return query
+
+
+def _status_clause(status, filters: ClientFilters):
+    """Which statuses the list shows, of clients (Client.status) or of their kept counts
+    (ClientCount.status)."""
+    if filters.prospects:
+        return status == "prospect"
+    if filters.status:
+        return status == filters.status
+    return status != "prospect"
+
+
+def kept_count_answers(filters: ClientFilters) -> bool:
+    """Whether client_counts holds the list's size: its filters are no more than which
+    statuses and whether archived (the order and the columns shown change no count). Any
+    other filter, and any added later, is counted from the clients."""
+    built_in_taken_away = replace(
+        filters, prospects=False, archived=False, status="", sort=DEFAULT_SORT, columns=()
+    )
+    return built_in_taken_away == ClientFilters()
 
 
 # Names, short names, tax ids, external ids and cities; trigram-indexed (ix_clients_search).
@@ -808,23 +824,40 @@ def list_clients(
     keys = [(row[1], row[0].id) for row in rows]
     has_next = more if not backwards else True
     has_previous = (cursor is not None) if not backwards else more
-    cap = CUSTOM_FILTER_COUNT_CAP if filters.custom else COUNT_CAP
-    if matching is not None:  # a search's matches, all of them read already
-        capped = len(matching)
-    else:
-        capped = session.scalar(
-            select(func.count()).select_from(
-                base.with_only_columns(Client.id).limit(cap + 1).subquery()
-            )
-        )
+    total, total_is_capped = _count(session, filters, base, matching)
     return ClientPage(
         clients=clients,
-        total=min(capped, cap),
-        total_is_capped=capped > cap,
+        total=total,
+        total_is_capped=total_is_capped,
         next_cursor=_encode_cursor(*keys[-1]) if keys and has_next else None,
         previous_cursor=_encode_cursor(*keys[0]) if keys and has_previous else None,
         filters=filters,
     )
+
+
+def _count(
+    session: Session, filters: ClientFilters, base: Select, matching: list[int] | None
+) -> tuple[int, bool]:
+    """(How many clients the list holds, whether that number is only "at least"): exact from
+    the kept counts where they answer, else counted from the clients up to a cap."""
+    if kept_count_answers(filters):
+        kept = session.scalar(
+            select(func.coalesce(func.sum(ClientCount.client_count), 0)).where(
+                ClientCount.archived == filters.archived,
+                _status_clause(ClientCount.status, filters),
+            )
+        )
+        return kept, False
+    cap = CUSTOM_FILTER_COUNT_CAP if filters.custom else COUNT_CAP
+    if matching is not None:  # a search's matches, all of them read already
+        counted = len(matching)
+    else:
+        counted = session.scalar(
+            select(func.count()).select_from(
+                base.with_only_columns(Client.id).limit(cap + 1).subquery()
+            )
+        )
+    return min(counted, cap), counted > cap
 
 
 # Bulk actions -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from decimal import Decimal
 from functools import cache
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     Date,
@@ -31,7 +32,9 @@ from sqlalchemy import (
     Table,
     bindparam,
     func,
+    literal_column,
     select,
+    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -106,6 +109,42 @@ def credited_to_invoices(session: Session, invoice_ids: Iterable[int]) -> dict[i
     return {invoice_id: to_money(total) for invoice_id, total in rows}
 
 
+@cache
+def _settled_statement():
+    """`settled_against_invoices`' statement, built once: ("credited" | "paid", invoice id,
+    amount) for the invoices in :ids (one array, so its text is the same for every page)."""
+    wanted = func.any(bindparam("ids", type_=ARRAY(BigInteger)))
+    credits = (
+        select(literal_column("'credited'"), CreditNote.invoice_id, func.sum(CreditNote.total))
+        .where(CreditNote.invoice_id == wanted)
+        .group_by(CreditNote.invoice_id)
+    )
+    payments = (
+        select(
+            literal_column("'paid'"),
+            _allocations.c.invoice_id,
+            func.sum(_allocations.c.amount + _allocations.c.tds_amount),
+        )
+        .where(_allocations.c.invoice_id == wanted, _allocations.c.removed_at.is_(None))
+        .group_by(_allocations.c.invoice_id)
+    )
+    return union_all(credits, payments)
+
+
+def settled_against_invoices(
+    session: Session, invoice_ids: Iterable[int]
+) -> tuple[dict[int, Decimal], dict[int, Decimal]]:
+    """`credited_to_invoices` and `applied_to_invoices` of the same invoices in one statement
+    (a page of invoices shows both: one round trip and one plan instead of two)."""
+    ids = list(invoice_ids)
+    if not ids:
+        return {}, {}
+    found: dict[str, dict[int, Decimal]] = {"credited": {}, "paid": {}}
+    for kind, invoice_id, total in session.execute(_settled_statement(), {"ids": ids}):
+        found[kind][invoice_id] = to_money(total)
+    return found["credited"], found["paid"]
+
+
 @dataclass(frozen=True)
 class Statement:
     """An invoice's money as the invoice page states it, each part shown so that they add up:
@@ -129,7 +168,7 @@ def statements(session: Session, invoices: Iterable[Invoice]) -> dict[int, State
     """`statement` of each invoice, in two statements for all of them rather than two each."""
     invoices = list(invoices)
     ids = [invoice.id for invoice in invoices]
-    credited, paid = credited_to_invoices(session, ids), applied_to_invoices(session, ids)
+    credited, paid = settled_against_invoices(session, ids)
     return {
         invoice.id: Statement(
             total=to_money(invoice.total),
@@ -229,8 +268,7 @@ def open_invoices(session: Session, client_id: int) -> list[OpenInvoice]:
             .order_by(Invoice.issue_date, Invoice.id)
         )
     )
-    applied = applied_to_invoices(session, [i.id for i in invoices])
-    credited = credited_to_invoices(session, [i.id for i in invoices])
+    credited, applied = settled_against_invoices(session, [i.id for i in invoices])
     result = []
     for invoice in invoices:
         owed = to_money(invoice.total) - applied.get(invoice.id, ZERO)

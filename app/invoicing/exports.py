@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.clients.exports import csv_lines, safe_cell
 from app.core.clock import local_date
 from app.custom_fields.services import definitions, export_value
-from app.invoicing.balance import applied_to_invoices, credited_to_invoices
+from app.invoicing.balance import settled_against_invoices
 from app.invoicing.listing import InvoiceFilters, days_overdue, ordered_rows, still_owed
 from tenants.models import Tenant
 
@@ -48,8 +48,7 @@ def export_rows(
     query = ordered_rows(session, filters, today).execution_options(yield_per=BATCH)
     for batch in session.execute(query).partitions():
         ids = [row.id for row in batch]
-        paid = applied_to_invoices(session, ids)
-        credited = credited_to_invoices(session, ids)
+        credited, paid = settled_against_invoices(session, ids)
         for row in batch:
             yield [
                 row.number,

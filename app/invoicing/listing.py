@@ -41,7 +41,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from app.clients.models import SEARCH_EXPRESSION, Client
 from app.core.money import to_money
@@ -54,7 +54,7 @@ from app.custom_fields.services import (
     sort_is_numeric,
     sort_sql,
 )
-from app.invoicing.balance import applied_to, applied_to_invoices, credited_to_invoices
+from app.invoicing.balance import applied_to, settled_against_invoices
 from app.invoicing.models import (
     INVOICE_STATUSES,
     OWING_STATUSES,
@@ -260,6 +260,23 @@ def days_overdue(status: str, due_date: date | None, today: date) -> int:
     return 0
 
 
+# What a list row shows and works out (its balance, days overdue, the cursor): read alone, not
+# the invoice's other 25 columns (addresses, taxes, e-invoice fields), which 50 rows a page
+# would carry from the server and load into each invoice for nothing.
+LISTED_COLUMNS = (
+    Invoice.id,
+    Invoice.number,
+    Invoice.client_id,
+    Invoice.project_id,
+    Invoice.status,
+    Invoice.issue_date,
+    Invoice.due_date,
+    Invoice.currency,
+    Invoice.total,
+    Invoice.custom_fields,
+)
+
+
 def list_invoices(
     session: Session,
     filters: InvoiceFilters,
@@ -271,6 +288,7 @@ def list_invoices(
         select(Invoice, Client.full_name, Project.name)
         .join(Client, Client.id == Invoice.client_id)
         .outerjoin(Project, Project.id == Invoice.project_id)
+        .options(load_only(*LISTED_COLUMNS))
     )
     query = _filtered(query, filters, today, session)
     if filters.q:
@@ -287,8 +305,7 @@ def list_invoices(
         found = found[:page_size]
         next_cursor = _cursor(found[-1][0]) if more and found else None
     ids = [invoice.id for invoice, _, _ in found]
-    paid = applied_to_invoices(session, ids)
-    credited = credited_to_invoices(session, ids)
+    credited, paid = settled_against_invoices(session, ids)
     rows = [
         InvoiceRow(
             invoice,

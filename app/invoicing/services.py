@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.clients.models import Client
 from app.clients.rules import region_code
@@ -781,3 +781,22 @@ def mark_overdue(session: Session, today: date) -> int:
 
 def get_invoice(session: Session, invoice_id: int) -> Invoice | None:
     return session.get(Invoice, invoice_id)
+
+
+def invoice_for_page(
+    session: Session, invoice_id: int
+) -> tuple[Invoice, Client, Project | None] | None:
+    """The invoice with its lines, its client and its project (its page shows all four), in one
+    statement."""
+    found = (
+        session.execute(
+            select(Invoice, Client, Project)
+            .join(Client, Client.id == Invoice.client_id)
+            .outerjoin(Project, Project.id == Invoice.project_id)
+            .options(joinedload(Invoice.lines))
+            .where(Invoice.id == invoice_id)
+        )
+        .unique()
+        .first()
+    )
+    return tuple(found) if found else None

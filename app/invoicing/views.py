@@ -297,9 +297,16 @@ def new_line():
 
 
 def invoice_page(
-    invoice: Invoice, status: int = 200, errors: dict | None = None, values: dict | None = None
+    invoice: Invoice,
+    status: int = 200,
+    errors: dict | None = None,
+    values: dict | None = None,
+    *,
+    client: Client | None = None,
+    project: Project | None = None,
 ):
-    """The invoice page; the routes of its panels render it again with their form's errors."""
+    """The invoice page; the routes of its panels render it again with their form's errors.
+    `client` and `project`: the invoice's, when the caller has read them already."""
     owing = invoice.status not in ("draft", "void")
     figures = statement(db.session, invoice) if owing else None
     panels = {}
@@ -309,8 +316,9 @@ def invoice_page(
         "invoicing/detail.html",
         status=status,
         invoice=invoice,
-        client=db.session.get(Client, invoice.client_id),
-        project=db.session.get(Project, invoice.project_id) if invoice.project_id else None,
+        client=client or db.session.get(Client, invoice.client_id),
+        project=project
+        or (db.session.get(Project, invoice.project_id) if invoice.project_id else None),
         tax_invoice=g.tenant.country.upper() in TAX_INVOICE_COUNTRIES,
         place_name=state_name(invoice.place_of_supply),
         statement=figures,
@@ -329,7 +337,11 @@ def invoice_page(
 @blueprint.get("/<int:invoice_id>")
 @require_permission("invoices.view")
 def detail(invoice_id: int):
-    return invoice_page(invoice_or_404(invoice_id))
+    found = services.invoice_for_page(db.session, invoice_id)
+    if found is None:
+        abort(404)
+    invoice, client, project = found
+    return invoice_page(invoice, client=client, project=project)
 
 
 @blueprint.post("/<int:invoice_id>/issue")

@@ -48,7 +48,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import and_, case, func, literal, literal_column, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from app.clients.documents import check_file
@@ -1313,23 +1313,26 @@ def _business_units_query():
 
 def filter_choices(session: Session) -> dict:
     """What the list's filters offer: business units and projects with notices (the client
-    filter is the client picker, app/clients/picker.py)."""
-
-    units = session.scalars(_business_units_query()).all()
-    projects = session.execute(
-        select(Project.id, Project.name)
-        .where(
-            Project.id.in_(
-                select(Invoice.project_id).join(
-                    CollectionNoticeInvoice, CollectionNoticeInvoice.invoice_id == Invoice.id
-                )
+    filter is the client picker, app/clients/picker.py), read in one statement."""
+    units = _business_units_query().subquery()
+    unit_rows = select(
+        literal_column("0").label("kind"),
+        literal_column("NULL::bigint").label("id"),
+        units.c.value.label("name"),
+    )
+    project_rows = select(literal_column("1"), Project.id, Project.name).where(
+        Project.id.in_(
+            select(Invoice.project_id).join(
+                CollectionNoticeInvoice, CollectionNoticeInvoice.invoice_id == Invoice.id
             )
         )
-        .order_by(Project.name)
+    )
+    rows = session.execute(
+        union_all(unit_rows, project_rows).order_by(literal_column("kind"), literal_column("name"))
     ).all()
     return {
-        "business_units": list(units),
-        "projects": projects,
+        "business_units": [name for kind, _, name in rows if kind == 0],
+        "projects": [(project_id, name) for kind, project_id, name in rows if kind == 1],
         "milestone_statuses": MILESTONE_STATUSES,
     }
 
