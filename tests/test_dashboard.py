@@ -17,6 +17,7 @@ from app.aging.models import AgingSnapshot
 from app.collections.models import CollectionNotice, PromiseToPay
 from app.core.clock import local_date
 from tenants import roles
+from tenants.binding import quoted_schema
 from tests.helpers import tenant_session
 from tests.test_aging import Books
 
@@ -250,19 +251,31 @@ def test_the_dashboards_statements_are_planned_once_per_connection(
     client, login, db_session, books_open
 ):
     """The dashboard's fixed statements are prepared on the server (the work queue's counts
-    cost more to plan than to run); other pages' statements, searches among them, are not."""
+    cost more to plan than to run), and so are the aging page's, an invoice's and a client's
+    page's, and the lists' while they are not searching; a search's statements are not (a
+    generic plan cannot use the trigram index)."""
 
     def prepared() -> set[str]:
         found = db_session.execute(text("SELECT statement FROM pg_prepared_statements"))
         return {statement for (statement,) in found}
 
-    tenant, owner, *_ = books_open
+    def new_on(url: str) -> set[str]:
+        before = prepared()
+        assert client.get(f"/t/{tenant.slug}/{url}").status_code == 200
+        return prepared() - before
+
+    tenant, owner, _, acme_id, _ = books_open
     login(client, owner)
-    before = prepared()
-    client.get(f"/t/{tenant.slug}/")
-    after_dashboard = prepared()
-    assert any("aging_sales" in statement for statement in after_dashboard - before)
-    client.get(f"/t/{tenant.slug}/clients/?q=Acme")
-    assert prepared() == after_dashboard
-    client.get(f"/t/{tenant.slug}/")  # the second visit runs what it prepared
-    assert prepared() == after_dashboard
+    assert any("aging_sales" in statement for statement in new_on(""))
+    assert new_on("clients/?q=Acme") == set()
+    assert new_on("invoices/?q=Acme") == set()
+    assert new_on("") == set()  # the second visit runs what it prepared
+    # The aging page shares the dashboard's statements; its trend's is its own.
+    assert any("aging_snapshots.buckets" in statement for statement in new_on("aging/"))
+    invoice_id = db_session.execute(
+        text(f"SELECT min(id) FROM {quoted_schema(tenant.schema)}.invoices")
+    ).scalar()
+    assert any("invoice_lines" in statement for statement in new_on(f"invoices/{invoice_id}"))
+    assert any("industries" in statement for statement in new_on(f"clients/{acme_id}"))
+    assert any("client_counts" in statement for statement in new_on("clients/"))
+    assert any("invoice_totals" in statement for statement in new_on("invoices/"))

@@ -15,6 +15,7 @@ from app.clients.picker import SEARCH_FIELD, client_picker
 from app.clients.rules import GST_STATES, clean_tags
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
+from app.core.prepared import prepared_statements
 from app.core.request_input import row_id
 from app.core.terminology import term, worded
 from app.custom_fields import services as custom_fields
@@ -104,17 +105,18 @@ def index():
     filters = services.ClientFilters.from_args(
         request.args, custom_fields.list_fields(db.session, "clients")
     )
-    page = services.list_clients(
-        db.session, filters, after=request.args.get("after"), before=request.args.get("before")
-    )
-    return render_page(
-        "clients/index.html",
-        block="client_results",
-        page=page,
-        filters=filters,
-        choices=_choices(),
-        people=_people(),
-    )
+    with prepared_statements(db.session, enabled=not (filters.q or filters.custom)):
+        page = services.list_clients(
+            db.session, filters, after=request.args.get("after"), before=request.args.get("before")
+        )
+        return render_page(
+            "clients/index.html",
+            block="client_results",
+            page=page,
+            filters=filters,
+            choices=_choices(),
+            people=_people(),
+        )
 
 
 @blueprint.get("/pick")
@@ -210,11 +212,14 @@ def new():
 @blueprint.get("/<int:client_id>")
 @require_permission("clients.view")
 def detail(client_id: int):
-    client = _client_or_404(client_id)
     tab = request.args.get("tab", "profile")
     if tab not in TABS:
         abort(404)
-    return render_page("clients/detail.html", block="tab_body", **_detail_context(client, tab))
+    # Each tab reads by the client's id (and the workspace's lists of choices): statements of
+    # a fixed shape, none a search, so planned once per connection.
+    with prepared_statements(db.session):
+        client = _client_or_404(client_id)
+        return render_page("clients/detail.html", block="tab_body", **_detail_context(client, tab))
 
 
 def _detail_context(client: Client, tab: str) -> dict:

@@ -27,6 +27,7 @@ from app.core.clock import tenant_today
 from app.core.downloads import csv_download, xlsx_download
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
+from app.core.prepared import prepared_statements
 from app.core.regions import state_name
 from app.core.request_input import row_id
 from app.core.terminology import term
@@ -85,16 +86,17 @@ def index():
         request.args, custom_fields.list_fields(db.session, "invoices")
     )
     today = tenant_today(db.session)
-    page = listing.list_invoices(db.session, filters, today, after=request.args.get("after"))
-    client = clients.get_client(db.session, filters.client_id) if filters.client_id else None
-    return render_page(
-        "invoicing/index.html",
-        block="invoice_results",
-        page=page,
-        filters=filters,
-        client=client,
-        status_labels=STATUS_LABELS,
-    )
+    with prepared_statements(db.session, enabled=not (filters.q or filters.custom)):
+        page = listing.list_invoices(db.session, filters, today, after=request.args.get("after"))
+        client = clients.get_client(db.session, filters.client_id) if filters.client_id else None
+        return render_page(
+            "invoicing/index.html",
+            block="invoice_results",
+            page=page,
+            filters=filters,
+            client=client,
+            status_labels=STATUS_LABELS,
+        )
 
 
 @blueprint.get("/export.<any(csv, xlsx):fmt>")
@@ -337,11 +339,14 @@ def invoice_page(
 @blueprint.get("/<int:invoice_id>")
 @require_permission("invoices.view")
 def detail(invoice_id: int):
-    found = services.invoice_for_page(db.session, invoice_id)
-    if found is None:
-        abort(404)
-    invoice, client, project = found
-    return invoice_page(invoice, client=client, project=project)
+    # Every statement of the page reads by the invoice's id (its lines, balance, payments, pay
+    # links, sync links): of a fixed shape, none a search, so planned once per connection.
+    with prepared_statements(db.session):
+        found = services.invoice_for_page(db.session, invoice_id)
+        if found is None:
+            abort(404)
+        invoice, client, project = found
+        return invoice_page(invoice, client=client, project=project)
 
 
 @blueprint.post("/<int:invoice_id>/issue")
