@@ -78,16 +78,20 @@ def _report(page_size: int | None = 50):
 @blueprint.get("/report")
 @require_permission("invoices.view")
 def report():
-    today, buckets, filters, report = _report()
-    return render_page(
-        "aging/report.html",
-        block="aging_results",
-        today=today,
-        buckets=buckets,
-        filters=filters,
-        report=report,
-        collectors=_collectors(),
-    )
+    # Prepared like the aging page's unless it searches for a client by name (the search's
+    # trigram index needs the pattern at planning). The filters are read first: a search is
+    # known from the URL alone.
+    with prepared_statements(db.session, enabled=not (request.args.get("q") or "").strip()):
+        today, buckets, filters, report = _report()
+        return render_page(
+            "aging/report.html",
+            block="aging_results",
+            today=today,
+            buckets=buckets,
+            filters=filters,
+            report=report,
+            collectors=_collectors(),
+        )
 
 
 def _filters_text(filters: services.AgingFilters, buckets: services.Buckets) -> str:

@@ -106,7 +106,14 @@ class OutboxMessage(SharedModel):
             unique=True,
             postgresql_where=text("provider_message_id IS NOT NULL"),
         ),
-        Index("ix_outbox_messages_tenant_created", "tenant_id", "created_at"),
+        # The status rides along so that the Messages page counts by status from the index
+        # alone (shared revision 0017).
+        Index(
+            "ix_outbox_messages_tenant_created",
+            "tenant_id",
+            "created_at",
+            postgresql_include=["status"],
+        ),
         Index(
             "ix_outbox_messages_tenant_client",
             "tenant_id",
