@@ -30,6 +30,7 @@ from app.collections.notices.forms import (
 )
 from app.core.clock import tenant_today
 from app.core.pages import render_page, toast
+from app.core.prepared import prepared_statements
 from app.core.storage import get_storage
 from app.core.terminology import term, title_term, worded
 from app.custom_fields.views import record_section, section_context
@@ -73,23 +74,26 @@ def _back(notice_id: int):
 @require_permission("notices.view")
 def index():
     filters = notices.clean_filters(request.args)
-    page = notices.list_notices(db.session, filters, tenant_today(db.session))
-    notices.follow_notices(db.session, g.tenant.id, [row.notice for row in page.rows])
-    return render_page(
-        "notices/index.html",
-        block="notice_results",
-        filters=filters,
-        page=page,
-        choices=notices.filter_choices(db.session),
-        picker=client_picker(
-            db.session, request.args.get(SEARCH_FIELD), filters.client_id, every_client=True
-        ),
-        statuses=notices.STATUS_LABELS,
-        next_steps=notices.NEXT_STEPS,
-        channels=notices.CHANNEL_LABELS,
-        overdue_ranges=notices.OVERDUE_RANGES,
-        may_approve_legal=_may_approve_legal(),
-    )
+    searching = bool((request.args.get(SEARCH_FIELD) or "").strip())
+    # The list's filters are choices (no text to search); only the client picker searches.
+    with prepared_statements(db.session, enabled=not searching):
+        page = notices.list_notices(db.session, filters, tenant_today(db.session))
+        notices.follow_notices(db.session, g.tenant.id, [row.notice for row in page.rows])
+        return render_page(
+            "notices/index.html",
+            block="notice_results",
+            filters=filters,
+            page=page,
+            choices=notices.filter_choices(db.session),
+            picker=client_picker(
+                db.session, request.args.get(SEARCH_FIELD), filters.client_id, every_client=True
+            ),
+            statuses=notices.STATUS_LABELS,
+            next_steps=notices.NEXT_STEPS,
+            channels=notices.CHANNEL_LABELS,
+            overdue_ranges=notices.OVERDUE_RANGES,
+            may_approve_legal=_may_approve_legal(),
+        )
 
 
 @blueprint.post("/approve")
