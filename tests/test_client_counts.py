@@ -1,17 +1,21 @@
-"""The clients list's size as the database keeps it (client_counts, tenant migration 0050): the
-same as counting the clients after every kind of change, exact past the cap, and still counted
-(and capped) under the filters it does not answer."""
+"""The clients list's size as the database keeps it (client_counts and client_count_changes,
+tenant migration 0050): the same as counting the clients after every kind of change and after a
+fold, exact past the cap, and still counted (and capped) under the filters it does not answer;
+writers of clients of the same status do not wait on each other."""
 
 from __future__ import annotations
 
 import random
 import re
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, text, union_all, update
 
+from app.aging import services as aging
 from app.clients import services
-from app.clients.models import STATUSES, Client, ClientCount
-from tenants.binding import bound_schema, qualified
+from app.clients.models import STATUSES, Client, ClientCount, ClientCountChange
+from app.core.clock import local_date
+from app.extensions import db
+from tenants.binding import TenantSession, bind_tenant, bound_schema, qualified
 from tests.helpers import tenant_session
 from tests.test_client_import import MIXED_CSV, import_file
 from tests.test_clients import new_client, owner_client  # noqa: F401
@@ -29,16 +33,30 @@ def counted(session) -> dict[tuple[str, bool], int]:
 
 
 def kept(session) -> dict[tuple[str, bool], int]:
+    """The folded counts plus the changes since, per status and archived or not (none at 0)."""
+    both = union_all(
+        *(
+            select(table.status, table.archived, table.client_count)
+            for table in (ClientCount, ClientCountChange)
+        )
+    ).subquery()
+    rows = session.execute(
+        select(both.c.status, both.c.archived, func.sum(both.c.client_count)).group_by(
+            both.c.status, both.c.archived
+        )
+    )
+    return {(status, archived): n for status, archived, n in rows if n}
+
+
+def folded(session) -> dict[tuple[str, bool], int]:
     rows = session.execute(
         select(ClientCount.status, ClientCount.archived, ClientCount.client_count)
     )
     return {(status, archived): n for status, archived, n in rows}
 
 
-def kept_row_versions(session) -> set:
-    """client_counts' rows with their physical place: any write of a row gives it a new one."""
-    table = qualified(bound_schema(session), "client_counts")
-    return set(session.execute(text(f"SELECT ctid, * FROM {table}")).all())
+def change_rows(session) -> int:
+    return session.scalar(select(func.count()).select_from(ClientCountChange))
 
 
 def rebuild(session) -> None:
@@ -49,6 +67,9 @@ def shown_count(http, tenant, query: str = "") -> str:
     """What the list page says of its size ("3", "10,000+")."""
     page = http.get(f"/t/{tenant.slug}/clients/{query}").text
     return re.search(r'aria-live="polite">([\d,]+\+?) (?:clients?|prospects?)\b', page).group(1)
+
+
+LIST_QUERIES = ("", "?prospects=1", "?archived=1", *(f"?status={s}" for s in STATUSES))
 
 
 def every_built_in_list() -> list[services.ClientFilters]:
@@ -117,11 +138,11 @@ def test_the_lists_size_follows_every_change_of_the_clients(owner_client, db_ses
     assert shown_count(http, tenant, "?status=on_hold") == "1"
     assert_kept_counts_true(session)
 
-    before = kept_row_versions(session)
+    before = change_rows(session)
     renamed = session.get(Client, ids[1])
     renamed.full_name = "Renamed Traders Ltd"
     session.flush()
-    assert kept_row_versions(session) == before  # an edit of no counted column writes nothing
+    assert change_rows(session) == before  # an edit that moves no client appends no change
 
     rebuild(session)
     assert kept(session) == counted(session) == {("active", False): 2, ("on_hold", False): 1}
@@ -212,11 +233,89 @@ def test_kept_counts_equal_a_fresh_count_after_a_mix_of_set_based_changes(db_ses
     for change in changes:
         session.execute(change)
         assert_kept_counts_true(session)
-    assert all(n > 0 for n in kept(session).values())  # no row left at zero
+    services.fold_counts(session)
+    assert change_rows(session) == 0
+    assert_kept_counts_true(session)
+    assert all(n > 0 for n in folded(session).values())  # no row left at zero
     rebuilt_from = kept(session)
     rebuild(session)
     assert kept(session) == rebuilt_from
     session.close()
+
+
+def test_a_fold_moves_the_changes_into_the_counts_and_the_lists_say_the_same(
+    owner_client,  # noqa: F811
+    db_session,
+):
+    http, tenant, _, _ = owner_client
+    session = tenant_session(db_session, tenant)
+    clients = [client_named(f"Fold {n}", status=STATUSES[n % len(STATUSES)]) for n in range(9)]
+    session.add_all(clients)
+    session.flush()
+    services.bulk_update(session, [c.id for c in clients[:3]], status="on_hold")
+    clients[4].archived_at = func.now()
+    session.delete(clients[5])
+    session.commit()
+    assert change_rows(session) > 0
+    shown = {query: shown_count(http, tenant, query) for query in LIST_QUERIES}
+    before = kept(session)
+
+    services.fold_counts(session)
+    assert change_rows(session) == 0
+    assert folded(session) == before == counted(session)
+    assert {query: shown_count(http, tenant, query) for query in LIST_QUERIES} == shown
+    assert_kept_counts_true(session)
+
+    session.delete(clients[6])
+    session.commit()
+    aging.roll(session, local_date(tenant.time_zone))  # the daily beat folds them too
+    assert change_rows(session) == 0
+    assert folded(session) == counted(session)
+    session.close()
+
+
+def test_an_edit_that_moves_no_client_appends_no_change(db_session, make_tenant):
+    session = tenant_session(db_session, make_tenant())
+    client = client_named("Still")
+    session.add(client)
+    session.flush()
+    before = change_rows(session)
+    client.full_name = "Still Renamed Pvt Ltd"
+    session.flush()
+    session.execute(update(Client).values(status=Client.status, archived_at=Client.archived_at))
+    assert change_rows(session) == before
+    client.status = "on_hold"
+    session.flush()
+    assert change_rows(session) == before + 2  # -1 active, +1 on hold
+    session.close()
+
+
+def test_two_transactions_adding_clients_of_the_same_status_do_not_wait_on_each_other(
+    app, db_session, make_tenant
+):
+    """The first transaction stays open (the test's own, never committed) while a second, on a
+    connection of its own, adds a client of the same status: it must not wait for the first
+    (a shared counted row would hold it until the first commits; lock_timeout turns that wait
+    into an error instead of a hang)."""
+    tenant = make_tenant()
+    first = tenant_session(db_session, tenant)
+    first.add(client_named("First", status="active"))
+    first.flush()
+    with app.app_context():
+        second_connection = db.engine.connect()
+    second = TenantSession(db, bind=second_connection)
+    bind_tenant(second, tenant.id)
+    try:
+        second.execute(text("SET LOCAL lock_timeout = '2s'"))
+        before = kept(second)
+        second.add(client_named("Second", status="active"))
+        second.flush()
+        assert kept(second)[("active", False)] == before.get(("active", False), 0) + 1
+    finally:
+        second.rollback()
+        second.close()
+        second_connection.close()
+    first.close()
 
 
 def client_named(name: str, **fields) -> Client:

@@ -60,6 +60,7 @@ from app.aging.models import (
     AgingTotalChange,
 )
 from app.clients.models import Client
+from app.clients.services import fold_counts as fold_client_counts
 from app.collections.engine.services import settings_of as collection_settings
 from app.collections.models import AGING_BASES, CollectionSettings
 from app.invoicing.listing import fold_totals as fold_invoice_totals
@@ -158,10 +159,12 @@ def current_state(session: Session) -> AgingState:
 def roll(session: Session, today: date) -> int:
     """Age the summary to `today` (the tenant's date): the entries whose bucket changed move
     with their amounts; then today's snapshot (if not written yet); the kept totals (aging's
-    and the invoice list's) folded. Returns how many entries moved."""
+    and the invoice list's) and the clients list's kept counts folded. Returns how many entries
+    moved."""
     moved = _call(session, "aging_roll", day=today)
     _call(session, "aging_fold_totals")
     fold_invoice_totals(session)  # the invoice list's kept totals, on the same daily beat
+    fold_client_counts(session)
     write_snapshot(session, today)
     return moved
 

@@ -195,15 +195,28 @@ class Client(TenantModel):
 
 
 class ClientCount(TenantModel):
-    """How many clients not deleted are in one status, archived or not, kept by
-    statement-level triggers on clients (migration 0050), so the list says its exact size by
-    adding up a few rows instead of counting the clients on every view. A status and archiving
-    no client is in has no row."""
+    """How many clients not deleted are in one status, archived or not, as last folded
+    (migration 0050): with the changes since (`ClientCountChange`) they are the list's exact
+    size, read by adding up a few rows instead of counting the clients on every view. A status
+    and archiving no client is in has no row once folded."""
 
     __tablename__ = "client_counts"
 
     status: Mapped[str] = mapped_column(String(16), primary_key=True)
     archived: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    client_count: Mapped[int] = mapped_column(Integer)
+
+
+class ClientCountChange(TenantModel):
+    """One statement's change of count per status and archived-or-not, appended by the
+    triggers on clients (never an update of a shared row: writers do not wait on each other)
+    until a fold (`client_counts_fold`) adds it to `ClientCount`."""
+
+    __tablename__ = "client_count_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    archived: Mapped[bool] = mapped_column(Boolean)
     client_count: Mapped[int] = mapped_column(Integer)
 
 

@@ -21,7 +21,9 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    text,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +37,7 @@ from app.clients.models import (
     STATUSES,
     Client,
     ClientCount,
+    ClientCountChange,
     ClientRequiredField,
     Contact,
     Industry,
@@ -61,6 +64,7 @@ from app.custom_fields.services import (
 )
 from app.custom_fields.services import definitions as custom_field_definitions
 from app.outbox.services import queue_email
+from tenants.binding import bound_schema, qualified
 from tenants.models import Membership, Tenant, User
 
 PAGE_SIZE = 25
@@ -492,7 +496,7 @@ def _save_unique(session: Session, client: Client) -> None:
 def client_form_values(client: Client) -> dict[str, str]:
     """The client as the raw strings a form would send back unchanged."""
 
-    def text(value) -> str:
+    def as_sent(value) -> str:
         return "" if value is None else str(value)
 
     return {
@@ -501,27 +505,27 @@ def client_form_values(client: Client) -> dict[str, str]:
         "status": client.status,
         "location": client.location,
         "country": client.country,
-        "address_line1": text(client.address_line1),
-        "address_line2": text(client.address_line2),
-        "city": text(client.city),
-        "region": text(client.region),
-        "postal_code": text(client.postal_code),
-        "external_id": text(client.external_id),
-        "gstin": text(client.gstin),
-        "pan": text(client.pan),
-        "abn": text(client.abn),
-        "vat_number": text(client.vat_number),
-        "tin": text(client.tin),
-        "tax_registration": text(client.tax_registration),
-        "remittance_details": text(client.remittance_details),
+        "address_line1": as_sent(client.address_line1),
+        "address_line2": as_sent(client.address_line2),
+        "city": as_sent(client.city),
+        "region": as_sent(client.region),
+        "postal_code": as_sent(client.postal_code),
+        "external_id": as_sent(client.external_id),
+        "gstin": as_sent(client.gstin),
+        "pan": as_sent(client.pan),
+        "abn": as_sent(client.abn),
+        "vat_number": as_sent(client.vat_number),
+        "tin": as_sent(client.tin),
+        "tax_registration": as_sent(client.tax_registration),
+        "remittance_details": as_sent(client.remittance_details),
         "payment_terms": client.payment_terms,
-        "payment_days": text(client.payment_days),
-        "payment_terms_note": text(client.payment_terms_note),
-        "engagement_manager_user_id": text(client.engagement_manager_user_id),
-        "new_business_year": text(client.new_business_year),
-        "industry_id": text(client.industry_id),
+        "payment_days": as_sent(client.payment_days),
+        "payment_terms_note": as_sent(client.payment_terms_note),
+        "engagement_manager_user_id": as_sent(client.engagement_manager_user_id),
+        "new_business_year": as_sent(client.new_business_year),
+        "industry_id": as_sent(client.industry_id),
         "currency": client.currency,
-        "credit_limit": text(client.credit_limit),
+        "credit_limit": as_sent(client.credit_limit),
         "preferred_language": client.preferred_language,
         "preferred_channel": client.preferred_channel,
         "tags": ", ".join(client.tags or []),
@@ -727,7 +731,7 @@ def filtered_clients(filters: ClientFilters, session: Session | None = None) -> 
 
 def _status_clause(status, filters: ClientFilters):
     """Which statuses the list shows, of clients (Client.status) or of their kept counts
-    (ClientCount.status)."""
+    (ClientCount.status, ClientCountChange.status)."""
     if filters.prospects:
         return status == "prospect"
     if filters.status:
@@ -841,13 +845,7 @@ def _count(
     """(How many clients the list holds, whether that number is only "at least"): exact from
     the kept counts where they answer, else counted from the clients up to a cap."""
     if kept_count_answers(filters):
-        kept = session.scalar(
-            select(func.coalesce(func.sum(ClientCount.client_count), 0)).where(
-                ClientCount.archived == filters.archived,
-                _status_clause(ClientCount.status, filters),
-            )
-        )
-        return kept, False
+        return _kept_count(session, filters), False
     cap = CUSTOM_FILTER_COUNT_CAP if filters.custom else COUNT_CAP
     if matching is not None:  # a search's matches, all of them read already
         counted = len(matching)
@@ -858,6 +856,26 @@ def _count(
             )
         )
     return min(counted, cap), counted > cap
+
+
+def _kept_count(session: Session, filters: ClientFilters) -> int:
+    """The folded counts plus the changes since, of the statuses and archiving the list shows,
+    in one statement (so a fold between two reads cannot count a change twice or not at all)."""
+    kept = union_all(
+        *(
+            select(table.client_count).where(
+                table.archived == filters.archived, _status_clause(table.status, filters)
+            )
+            for table in (ClientCount, ClientCountChange)
+        )
+    ).subquery()
+    return session.scalar(select(func.coalesce(func.sum(kept.c.client_count), 0)))
+
+
+def fold_counts(session: Session) -> None:
+    """Fold the kept counts' changes into them (safe beside writers; the daily aging roll
+    calls it, so the list reads a day's changes at most)."""
+    session.execute(text(f"SELECT {qualified(bound_schema(session), 'client_counts_fold')}()"))
 
 
 # Bulk actions -------------------------------------------------------------------------------

@@ -2,17 +2,25 @@
 
 Revision ID: 0050
 Revises: 0049
-Create Date: 2026-12-06 10:00:00
+Create Date: 2026-12-05 22:20:00
 
 The clients list says how many clients it holds. Counted on every view (capped at 10,001 rows),
-that cost 2.4 ms at 5,000 clients and read 10,001 rows at 100,000, to say "10,000+".
-Statement-level triggers on clients now keep a row per status and archived-or-not of the
-clients not deleted (one grouped upsert per statement, in key order; rows whose count falls to
-zero are removed; an edit that moves no client between rows writes nothing), and a list
-filtered by those alone adds up a few rows. `client_counts_rebuild()` writes the table again
-from the clients.
+that cost 2.4 ms at 5,000 clients and read 10,001 rows at 100,000, to say "10,000+". Its size,
+when filtered by status and archived alone, now comes from what a trigger keeps, in the design
+of 0023's invoice totals:
+- client_count_changes: each statement's change of count per status and archived-or-not of the
+  clients not deleted, appended by statement-level triggers on clients (writers never wait on a
+  shared row, nor on each other: upserting a few shared rows made every client writer of a
+  tenant take turns until commit, and two transactions moving clients between two statuses in
+  opposite orders deadlock; a bulk change appends a row per status, not per client; an edit
+  that moves no client appends nothing);
+- client_counts: the changes folded in by `client_counts_fold`. The fold takes only the changes
+  it can see (committed ones) and deletes exactly those, so it is safe beside writers and any
+  time; the daily aging roll calls it. The count is client_counts plus the changes since, read
+  in one statement. `client_counts_rebuild()` writes both again from the clients.
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0050"
@@ -20,66 +28,66 @@ down_revision = "0049"
 branch_labels = None
 depends_on = None
 
-TABLE = """
-CREATE TABLE client_counts (
-    status varchar(16) NOT NULL,
-    archived boolean NOT NULL,
-    client_count integer NOT NULL,
-    CONSTRAINT pk_client_counts PRIMARY KEY (status, archived)
-)
-"""
-
 FUNCTIONS = [
+    # A deleted client (deleted_at set) is counted nowhere: deleting is an update. -1 for each
+    # old row and +1 for each new one: a client whose status, archiving and deletion stayed
+    # nets to nothing.
     """
-CREATE FUNCTION client_counts_add(p_statuses varchar[], p_archived boolean[],
-                                  p_counts integer[]) RETURNS void
+CREATE FUNCTION clients_counts_changed() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 BEGIN
-    INSERT INTO client_counts AS t (status, archived, client_count)
-    SELECT c.status, c.archived, sum(c.n)
-      FROM unnest(p_statuses, p_archived, p_counts) AS c(status, archived, n)
-     GROUP BY c.status, c.archived
-    HAVING sum(c.n) <> 0
-     ORDER BY c.status, c.archived
-    ON CONFLICT (status, archived) DO UPDATE
-        SET client_count = t.client_count + EXCLUDED.client_count;
-    DELETE FROM client_counts t
-     USING unnest(p_statuses, p_archived) AS c(status, archived)
-     WHERE t.status = c.status AND t.archived = c.archived AND t.client_count = 0;
-END
-$fn$
-""",
-    """
-CREATE FUNCTION clients_changed() RETURNS trigger
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
-BEGIN
-    -- A deleted client (deleted_at set) is counted nowhere: deleting is an update.
     IF TG_OP = 'INSERT' THEN
-        PERFORM client_counts_add(array_agg(status), array_agg(archived_at IS NOT NULL),
-                                  array_agg(1))
-           FROM new_rows WHERE deleted_at IS NULL;
+        INSERT INTO client_count_changes (status, archived, client_count)
+        SELECT status, archived_at IS NOT NULL, count(*) FROM new_rows
+         WHERE deleted_at IS NULL
+         GROUP BY status, archived_at IS NOT NULL;
     ELSIF TG_OP = 'DELETE' THEN
-        PERFORM client_counts_add(array_agg(status), array_agg(archived_at IS NOT NULL),
-                                  array_agg(-1))
-           FROM old_rows WHERE deleted_at IS NULL;
+        INSERT INTO client_count_changes (status, archived, client_count)
+        SELECT status, archived_at IS NOT NULL, -count(*) FROM old_rows
+         WHERE deleted_at IS NULL
+         GROUP BY status, archived_at IS NOT NULL;
     ELSE
-        -- A client whose status, archiving and deletion stayed adds nothing (its -1 and +1
-        -- cancel).
-        PERFORM client_counts_add(array_agg(c.status), array_agg(c.archived), array_agg(c.n))
-           FROM (SELECT status, archived_at IS NOT NULL AS archived, -1 AS n FROM old_rows
-                  WHERE deleted_at IS NULL
-                 UNION ALL
-                 SELECT status, archived_at IS NOT NULL, 1 FROM new_rows
-                  WHERE deleted_at IS NULL) AS c;
+        INSERT INTO client_count_changes (status, archived, client_count)
+        SELECT status, archived, sum(n)
+          FROM (SELECT status, archived_at IS NOT NULL AS archived, -1 AS n FROM old_rows
+                 WHERE deleted_at IS NULL
+                UNION ALL
+                SELECT status, archived_at IS NOT NULL, 1 FROM new_rows
+                 WHERE deleted_at IS NULL) AS c
+         GROUP BY status, archived
+        HAVING sum(n) <> 0;
     END IF;
     RETURN NULL;
 END
 $fn$
 """,
+    # Only the changes this statement sees (committed) are deleted and added: a writer's
+    # uncommitted change stays for the next fold; two folds at once take each change once
+    # (the second waits on the first's deleted rows, then skips them).
+    """
+CREATE FUNCTION client_counts_fold() RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+    WITH moved AS (
+        DELETE FROM client_count_changes RETURNING status, archived, client_count
+    )
+    INSERT INTO client_counts AS t (status, archived, client_count)
+    SELECT status, archived, sum(client_count) FROM moved
+     GROUP BY status, archived ORDER BY status, archived
+    ON CONFLICT (status, archived) DO UPDATE
+        SET client_count = t.client_count + EXCLUDED.client_count;
+    DELETE FROM client_counts WHERE client_count = 0;
+END
+$fn$
+""",
+    # From the clients alone (after a load with the triggers off); writers wait meanwhile, so
+    # no change is both left in client_count_changes and counted from its client.
     """
 CREATE FUNCTION client_counts_rebuild() RETURNS void
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 BEGIN
+    LOCK TABLE clients IN SHARE MODE;
+    DELETE FROM client_count_changes;
     DELETE FROM client_counts;
     INSERT INTO client_counts (status, archived, client_count)
     SELECT status, archived_at IS NOT NULL, count(*) FROM clients
@@ -93,24 +101,37 @@ $fn$
 TRIGGERS = [
     """
 CREATE TRIGGER client_counts_inserted AFTER INSERT ON clients
-REFERENCING NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION clients_changed()
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION clients_counts_changed()
 """,
     """
 CREATE TRIGGER client_counts_deleted AFTER DELETE ON clients
-REFERENCING OLD TABLE AS old_rows
-FOR EACH STATEMENT EXECUTE FUNCTION clients_changed()
+REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION clients_counts_changed()
 """,
     """
 CREATE TRIGGER client_counts_updated AFTER UPDATE ON clients
 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION clients_changed()
+FOR EACH STATEMENT EXECUTE FUNCTION clients_counts_changed()
 """,
 ]
 
 
 def upgrade() -> None:
-    for statement in (TABLE, *FUNCTIONS, *TRIGGERS):
+    op.create_table(
+        "client_counts",
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("archived", sa.Boolean(), nullable=False),
+        sa.Column("client_count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("status", "archived", name=op.f("pk_client_counts")),
+    )
+    op.create_table(
+        "client_count_changes",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("archived", sa.Boolean(), nullable=False),
+        sa.Column("client_count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_client_count_changes")),
+    )
+    for statement in FUNCTIONS + TRIGGERS:
         op.execute(statement)
     op.execute("SELECT client_counts_rebuild()")
 
@@ -120,6 +141,7 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER client_counts_deleted ON clients")
     op.execute("DROP TRIGGER client_counts_inserted ON clients")
     op.execute("DROP FUNCTION client_counts_rebuild()")
-    op.execute("DROP FUNCTION clients_changed()")
-    op.execute("DROP FUNCTION client_counts_add(varchar[], boolean[], integer[])")
-    op.execute("DROP TABLE client_counts")
+    op.execute("DROP FUNCTION client_counts_fold()")
+    op.execute("DROP FUNCTION clients_counts_changed()")
+    op.drop_table("client_count_changes")
+    op.drop_table("client_counts")
