@@ -251,10 +251,9 @@ def test_the_dashboards_statements_are_planned_once_per_connection(
     client, login, db_session, books_open
 ):
     """The dashboard's fixed statements are prepared on the server (the work queue's counts
-    cost more to plan than to run), and so are the aging page's and report's, the work
-    queue's, an invoice's and a client's page's, and the lists' (clients, invoices, notices)
-    while they are not searching; a search's statements are not (a generic plan cannot use the
-    trigram index)."""
+    cost more to plan than to run), and so are the aging page's and report's, an invoice's and
+    a client's page's, and the lists' (clients, invoices, notices) while they are not
+    searching; a search's statements are not (a generic plan cannot use the trigram index)."""
 
     def prepared() -> set[str]:
         found = db_session.execute(text("SELECT statement FROM pg_prepared_statements"))
@@ -282,6 +281,5 @@ def test_the_dashboards_statements_are_planned_once_per_connection(
     assert any("invoice_totals" in statement for statement in new_on("invoices/"))
     assert new_on("aging/report?q=Acme") == set()
     assert new_on("aging/report?sort=name") != set()  # a sort the pages before had not run
-    assert new_on("work/") != set()
     assert new_on("notices/?client_q=Acme") == set()
     assert new_on("notices/") != set()

@@ -18,7 +18,6 @@ from app.collections.work import services as work
 from app.core.clock import tenant_today
 from app.core.form_once import once_per_form_key
 from app.core.pages import render_page, toast
-from app.core.prepared import prepared_statements
 from app.extensions import db
 from tenants.context import can, require_permission
 
@@ -73,18 +72,15 @@ def index():
         if collector_id is None and ids:  # a manager who collects too sees their own first
             collector_id = current_user.id if current_user.id in ids else ids[0]
     today = tenant_today(db.session)
-    # The queue's statements read by the collector and the day, of a fixed shape and none a
-    # search: planned once per connection where PostgreSQL finds a generic plan as good.
-    with prepared_statements(db.session):
-        sections = work.queue(db.session, collector_id, today) if collector_id else []
-        return render_page(
-            "work/index.html",
-            sections=sections,
-            today=today,
-            collectors=collectors,
-            collector_id=collector_id,
-            own=collector_id == current_user.id,
-        )
+    sections = work.queue(db.session, collector_id, today) if collector_id else []
+    return render_page(
+        "work/index.html",
+        sections=sections,
+        today=today,
+        collectors=collectors,
+        collector_id=collector_id,
+        own=collector_id == current_user.id,
+    )
 
 
 # Calls and visits ---------------------------------------------------------------------------
