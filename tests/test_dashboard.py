@@ -252,7 +252,7 @@ def test_the_dashboards_statements_are_planned_once_per_connection(
 ):
     """The dashboard's fixed statements are prepared on the server (the work queue's counts
     cost more to plan than to run), and so are the aging page's and report's, an invoice's and
-    a client's page's, and the lists' (clients, invoices, notices) while they are not
+    a client's page's, and the lists' (clients, invoices, notices, messages) while they are not
     searching; a search's statements are not (a generic plan cannot use the trigram index)."""
 
     def prepared() -> set[str]:
@@ -283,3 +283,5 @@ def test_the_dashboards_statements_are_planned_once_per_connection(
     assert new_on("aging/report?sort=name") != set()  # a sort the pages before had not run
     assert new_on("notices/?client_q=Acme") == set()
     assert new_on("notices/") != set()
+    assert new_on("messages/?q=acme") == set()
+    assert new_on("messages/") != set()
