@@ -69,9 +69,12 @@ def test_the_preview_follows_typing_and_save_keeps_the_choices(
     email_footer = page.frame_locator(".preview-frame--email").get_by_text("Indiranagar")
     expect(email_footer).to_be_visible()
     page.screenshot(path=str(screenshots_dir / "branding-desktop.png"), full_page=True)
+    # The previews the last changes set off answered first: each is an invoice page drawn by
+    # WeasyPrint, seconds apiece on a busy machine, and the test server is one process whose
+    # threads share its interpreter; a save sharing it with several outlasted the wait below
+    # under the whole suite.
+    page.wait_for_function("!document.querySelector('.htmx-request')", timeout=60_000)
     page.get_by_role("button", name="Save branding").click()
-    # The save waits behind the preview the last change set off (the paper size chosen):
-    # an invoice page drawn by WeasyPrint, which takes seconds on a busy machine.
     expect(page.get_by_text("Branding saved")).to_be_visible(timeout=20_000)
     page.reload()
     expect(page.get_by_label("Brand colour")).to_have_value("#aa3300")
