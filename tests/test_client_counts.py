@@ -319,6 +319,8 @@ def test_two_transactions_adding_clients_of_the_same_status_do_not_wait_on_each_
 
 
 def client_named(name: str, **fields) -> Client:
+    """A client not yet added (the `make_client` factory flushes each one on its own): several
+    added together go in one INSERT, which is what the triggers group by status."""
     return Client(
         full_name=f"{name} Pvt Ltd",
         short_name=name,
